@@ -1,0 +1,181 @@
+/*
+ * A vfio-user client: connect to a device socket, negotiate, inspect and
+ * drive the device. Tools, tests, benchmarks and host applications use it.
+ * One thread per client handle. While a request waits for its reply the
+ * client services the server's DMA_READ/DMA_WRITE from the memory the
+ * caller registered with umdev_client_dma_map().
+ */
+#ifndef UMDEV_CLIENT_H
+#define UMDEV_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "umdev/umdev.h"
+#include "umdev/wire.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#pragma GCC visibility push(default)
+
+struct umdev_client;
+
+struct umdev_client_opts {
+    const struct umdev_logger *log; /* borrowed; NULL: stderr */
+    int timeout_ms;                 /* per request; 0: 5000 */
+    /* What we advertise; 0 takes the defaults (16 fds, 1 MiB). */
+    uint32_t max_msg_fds;
+    uint32_t max_data_xfer_size;
+    /* Raw JSON to send instead of ours (tests of negotiation). */
+    const char *version_json;
+};
+
+/* What the server said in VERSION. */
+struct umdev_client_caps {
+    uint16_t major, minor;
+    uint32_t max_msg_fds;
+    uint32_t max_data_xfer_size;
+    uint64_t pgsizes;
+    uint32_t max_dma_maps;
+    bool write_multiple;
+    bool migration;
+    char json[UMDEV_WIRE_MAX_VERSION_JSON];
+};
+
+/**
+ * umdev_client_connect() - connect to @path and negotiate the version.
+ * Return: 0; -ENOENT/-ECONNREFUSED from connect; -EPROTO on a reply that
+ * breaks the spec (major not 0, minor above ours, JSON not terminated).
+ */
+int umdev_client_connect(const char *path,
+                         const struct umdev_client_opts *opts,
+                         struct umdev_client **out);
+/** Like connect but over an already connected socket (taken). */
+int umdev_client_attach_fd(int fd, const struct umdev_client_opts *opts,
+                           struct umdev_client **out);
+/** Unmaps mmapped areas and DMA memory records, closes the socket. */
+void umdev_client_destroy(struct umdev_client *c);
+
+const struct umdev_client_caps *umdev_client_caps(
+    const struct umdev_client *c);
+int umdev_client_fd(const struct umdev_client *c);
+
+struct umdev_client_device_info {
+    uint32_t flags;
+    uint32_t num_regions;
+    uint32_t num_irqs;
+};
+int umdev_client_device_info(struct umdev_client *c,
+                             struct umdev_client_device_info *out);
+
+struct umdev_client_region {
+    uint32_t index;
+    uint32_t flags; /* VFIO_REGION_INFO_FLAG_* */
+    uint64_t size;
+    uint64_t offset; /* mmap offset base */
+    int fd;          /* owned by the client handle; -1 if none */
+    size_t nr_areas; /* sparse areas; one area = whole region when no cap */
+    struct vfio_user_sparse_area areas[UMDEV_WIRE_MAX_SPARSE_AREAS];
+    bool has_type;
+    uint32_t type, subtype;
+};
+/** Query region @index (the result is cached; the fd stays owned by @c). */
+int umdev_client_region_info(struct umdev_client *c, uint32_t index,
+                             struct umdev_client_region *out);
+
+int umdev_client_region_read(struct umdev_client *c, uint32_t index,
+                             uint64_t offset, void *buf, size_t len);
+int umdev_client_region_write(struct umdev_client *c, uint32_t index,
+                              uint64_t offset, const void *buf, size_t len);
+/** A posted write (No_reply flag): returns once sent. */
+int umdev_client_region_write_posted(struct umdev_client *c, uint32_t index,
+                                     uint64_t offset, const void *buf,
+                                     size_t len);
+
+/**
+ * umdev_client_region_mmap() - map sparse area @area of region @index.
+ * Return: 0 with *@ptr set (unmapped by destroy); -ENODEV not mmappable.
+ */
+int umdev_client_region_mmap(struct umdev_client *c, uint32_t index,
+                             size_t area, void **ptr, size_t *len);
+
+struct umdev_client_irq_info {
+    uint32_t flags; /* VFIO_IRQ_INFO_* */
+    uint32_t count;
+};
+int umdev_client_irq_info(struct umdev_client *c, uint32_t index,
+                          struct umdev_client_irq_info *out);
+
+/**
+ * umdev_client_set_irqs() - VFIO_USER_DEVICE_SET_IRQS.
+ * @flags: VFIO_IRQ_SET_DATA_* | VFIO_IRQ_SET_ACTION_*.
+ * @fds: with DATA_EVENTFD, @count eventfds (-1 entries are not allowed by
+ *   the wire format: pass @fds NULL to de-assign); not taken.
+ * @bools: with DATA_BOOL, @count bytes.
+ */
+int umdev_client_set_irqs(struct umdev_client *c, uint32_t index,
+                          uint32_t flags, uint32_t start, uint32_t count,
+                          const int *fds, const uint8_t *bools);
+
+/**
+ * umdev_client_dma_map() - tell the server about guest memory.
+ * @host: our own view of the memory (used to service DMA_READ/WRITE);
+ *   borrowed, must stay valid until unmapped.
+ * @fd: sent to the server so it can mmap it, or -1 to force the message
+ *   fallback. Not taken.
+ * @fd_offset: offset of @iova inside @fd.
+ * @prot: VFIO_USER_DMA_MAP_FLAG_READ | _WRITE.
+ */
+int umdev_client_dma_map(struct umdev_client *c, uint64_t iova,
+                         uint64_t size, void *host, int fd,
+                         uint64_t fd_offset, uint32_t prot);
+int umdev_client_dma_unmap(struct umdev_client *c, uint64_t iova,
+                           uint64_t size);
+int umdev_client_dma_unmap_all(struct umdev_client *c);
+
+int umdev_client_reset(struct umdev_client *c);
+
+/**
+ * umdev_client_poll() - service server requests (DMA_READ/WRITE) that
+ * arrive while no request of ours is pending, for up to @timeout_ms.
+ * Return: number serviced, or -errno (-ECONNRESET when the server left).
+ */
+int umdev_client_poll(struct umdev_client *c, int timeout_ms);
+
+/**
+ * umdev_client_raw() - send any message and wait for its reply (tests).
+ * @cmd/@flags/@payload/@len: the message; a fresh msg_id is used.
+ * @fds/@nfds: sent with it.
+ * @reply/@reply_cap: receives the reply payload; *@reply_len its length.
+ * @reply_hdr: if not NULL, the reply header.
+ * With VFIO_USER_F_NO_REPLY in @flags, returns once sent.
+ * Return: 0, the peer's -errno, or a transport error.
+ */
+int umdev_client_raw(struct umdev_client *c, uint16_t cmd, uint32_t flags,
+                     const void *payload, size_t len, const int *fds,
+                     size_t nfds, void *reply, size_t reply_cap,
+                     size_t *reply_len, struct vfio_user_header *reply_hdr);
+
+/** Send raw bytes on the socket as they are (stream-level tests). */
+int umdev_client_send_bytes(struct umdev_client *c, const void *buf,
+                            size_t len);
+
+/* Counters. */
+struct umdev_client_stats {
+    uint64_t requests;
+    uint64_t dma_reads, dma_writes; /* server requests serviced */
+};
+void umdev_client_get_stats(const struct umdev_client *c,
+                            struct umdev_client_stats *out);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UMDEV_CLIENT_H */

@@ -1,0 +1,54 @@
+/*
+ * Common definitions for every umdev module: logging sink, version, and the
+ * conventions (0 or -errno) shared by the public API.
+ */
+#ifndef UMDEV_UMDEV_H
+#define UMDEV_UMDEV_H
+
+#include <stdarg.h>
+#include <syslog.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#pragma GCC visibility push(default)
+
+#define UMDEV_VERSION_STRING "0.1.0"
+
+/*
+ * A log sink supplied by the embedder. @fn receives one line without a
+ * trailing newline; @level is a syslog level (LOG_ERR ... LOG_DEBUG).
+ * Messages above @max_level are dropped before formatting. The library
+ * never keeps global log state: every object that logs is given a sink.
+ */
+struct umdev_logger {
+    void (*fn)(void *opaque, int level, const char *line);
+    void *opaque;
+    int max_level;
+    /* Prefix added to each line (for example an instance UUID); may be
+     * NULL. Borrowed: it must outlive the objects that log through it. */
+    const char *prefix;
+};
+
+/**
+ * umdev_log() - format and emit one log line through @log.
+ * @log: the sink; NULL writes LOG_WARNING and worse to stderr.
+ *
+ * Preserves errno. Thread-safe if the sink's @fn is.
+ */
+void umdev_log(const struct umdev_logger *log, int level, const char *fmt,
+               ...) __attribute__((format(printf, 3, 4)));
+void umdev_vlog(const struct umdev_logger *log, int level, const char *fmt,
+                va_list ap) __attribute__((format(printf, 3, 0)));
+
+/** A ready-made sink writing "umdev: LEVEL: line" to stderr. */
+void umdev_log_stderr(void *opaque, int level, const char *line);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UMDEV_UMDEV_H */

@@ -1,0 +1,146 @@
+/*
+ * One vfio-user connection (private to the library): framing over a UNIX
+ * stream socket, SCM_RIGHTS descriptors, negotiated limits, and
+ * request/reply matching. Both the server (lib/dev) and the client
+ * (lib/client) use it. Not thread-safe: one thread owns a connection.
+ */
+#ifndef UMDEV_CONN_H
+#define UMDEV_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "umdev/umdev.h"
+#include "umdev/wire.h"
+
+/* How long a blocking send or a wait for a reply may take (QEMU waits 5 s
+ * for a reply; a peer that stops reading is cut off after this). */
+#define CONN_DEFAULT_TIMEOUT_MS 5000
+
+/*
+ * Capabilities exchanged in VERSION (spec "Version"). Each side states what
+ * *it* can receive; the effective limits of a connection are derived from
+ * both (conn_caps_merge()).
+ */
+struct conn_caps {
+    uint32_t max_msg_fds;
+    uint32_t max_data_xfer_size;
+    uint64_t pgsizes;
+    uint32_t max_dma_maps;
+    bool write_multiple;
+    bool migration;
+    uint64_t mig_pgsize;
+    uint64_t mig_max_bitmap_size;
+};
+
+/* One received message. The connection hands it over; conn_msg_free()
+ * closes every fd still in @fds (a consumer takes an fd by setting its slot
+ * to -1). */
+struct conn_msg {
+    struct vfio_user_header hdr;
+    uint8_t *buf; /* whole message, header included; NULL if discarded */
+    size_t len;
+    size_t nfds;
+    int fds[UMDEV_WIRE_MAX_MSG_FDS];
+    /* Non-zero when the message was received but must be refused:
+     * -E2BIG oversized (its body was discarded), -EBADF too many fds. */
+    int rx_error;
+    struct conn_msg *next; /* queue link, owned by the connection */
+};
+
+struct conn;
+
+/* Called for a command that arrives while conn_request() waits for a
+ * reply. Return 0 if handled (msg is then freed by the connection), 1 to
+ * queue it for conn_read(), or a negative errno to abort the wait. */
+typedef int conn_request_fn(struct conn *conn, struct conn_msg *msg,
+                            void *opaque);
+
+/**
+ * conn_create() - wrap a connected UNIX stream socket.
+ * @fd: taken over (closed by conn_destroy()); set non-blocking here.
+ * @log: borrowed sink.
+ */
+int conn_create(int fd, const struct umdev_logger *log, struct conn **out);
+void conn_destroy(struct conn *conn);
+int conn_fd(const struct conn *conn);
+
+/* Our own receive limits (what we advertise); defaults from wire.h. */
+void conn_set_local_caps(struct conn *conn, const struct conn_caps *caps);
+const struct conn_caps *conn_local_caps(const struct conn *conn);
+/* The peer's advertised receive limits after negotiation. */
+void conn_set_peer_caps(struct conn *conn, const struct conn_caps *caps);
+const struct conn_caps *conn_peer_caps(const struct conn *conn);
+/* Limits to validate incoming messages with. */
+const struct umdev_wire_limits *conn_rx_limits(const struct conn *conn);
+
+/**
+ * conn_read() - take the next complete message, without blocking.
+ *
+ * Survives partial reads: bytes and fds received so far are kept until the
+ * message completes. Queued messages (see conn_request()) come first.
+ *
+ * Return: 0 with *@out set; -EAGAIN when no whole message is available;
+ * -ECONNRESET when the peer closed; -EPROTO on an impossible header (bad
+ * stream: the caller must close the connection); other -errno from recvmsg.
+ */
+int conn_read(struct conn *conn, struct conn_msg **out);
+
+/** conn_read() but wait up to @timeout_ms (-1: forever). -ETIMEDOUT. */
+int conn_read_wait(struct conn *conn, int timeout_ms, struct conn_msg **out);
+
+/** True if conn_read() would return a queued message without I/O. */
+bool conn_has_queued(const struct conn *conn);
+
+void conn_msg_free(struct conn_msg *msg);
+
+/**
+ * conn_send() - send one whole message and, with it, @nfds descriptors.
+ * Blocks (bounded by the connection timeout) if the socket is full.
+ * The descriptors are not closed. Return: 0 or -errno.
+ */
+int conn_send(struct conn *conn, const void *buf, size_t len, const int *fds,
+              size_t nfds);
+
+/* Send header + fixed part + data without building one buffer first. */
+int conn_sendv(struct conn *conn, const struct vfio_user_header *hdr,
+               const void *fixed, size_t fixed_len, const void *data,
+               size_t data_len, const int *fds, size_t nfds);
+
+/** conn_send_error() - an error reply to @req carrying @err (errno). */
+int conn_send_error(struct conn *conn, const struct vfio_user_header *req,
+                    int err);
+
+/** Next message id for a request this side originates. */
+uint16_t conn_next_id(struct conn *conn);
+
+/**
+ * conn_request() - send a command and wait for its reply.
+ * @buf/@len/@fds/@nfds: the encoded command (its msg_id is used to match).
+ * @on_command: called for commands from the peer meanwhile (may be NULL:
+ *   they are queued for conn_read()).
+ * @reply: receives the matching reply; an error reply is returned as
+ *   -hdr.error (or -EIO) with *@reply NULL.
+ *
+ * Replies whose id matches nothing are logged and dropped.
+ * Return: 0, -ETIMEDOUT, -ECONNRESET, -EPROTO or the peer's -errno.
+ */
+int conn_request(struct conn *conn, const void *buf, size_t len,
+                 const int *fds, size_t nfds, int timeout_ms,
+                 conn_request_fn *on_command, void *opaque,
+                 struct conn_msg **reply);
+
+/* VERSION JSON (lib/conn/version.c). */
+
+/** Parse a capabilities object; absent fields take the spec defaults.
+ *  Return: 0, or -EINVAL naming nothing more: the JSON is malformed or a
+ *  field has the wrong type or range. */
+int conn_caps_parse(const char *json, struct conn_caps *out);
+/** Spec defaults for a peer that sent no JSON. */
+void conn_caps_defaults(struct conn_caps *out);
+/** Write the JSON for @caps into @buf (NUL included). Return: length with
+ *  the NUL, or -E2BIG. */
+ssize_t conn_caps_format(const struct conn_caps *caps, char *buf, size_t cap);
+
+#endif /* UMDEV_CONN_H */

@@ -1,0 +1,279 @@
+/*
+ * The device object: construction, regions, attaching a client and pumping
+ * its messages into the dispatcher.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "dev_priv.h"
+
+int
+umdev_dev_create(const struct umdev_dev_info *info, struct umdev_dev **out)
+{
+    struct umdev_dev *dev;
+    uint32_t i;
+    int rc;
+
+    *out = NULL;
+    if (info == NULL)
+        return -EINVAL;
+    dev = calloc(1, sizeof(*dev));
+    if (dev == NULL)
+        return -ENOMEM;
+    for (i = 0; i < UMDEV_MAX_REGIONS; i++)
+        dev->regions[i].shm_fd = -1;
+    for (i = 0; i < DEV_MAX_IRQ_INDEX; i++)
+        dev->irqs[i].unmask_efd = -1;
+    dev->name = strdup(info->name != NULL ? info->name : "umdev");
+    if (dev->name == NULL) {
+        free(dev);
+        return -ENOMEM;
+    }
+    if (pthread_mutex_init(&dev->irq_lock, NULL) != 0) {
+        free(dev->name);
+        free(dev);
+        return -ENOMEM;
+    }
+    rc = dev_dma_init(&dev->dma, info->max_dma_maps
+                                     ? info->max_dma_maps
+                                     : UMDEV_DEFAULT_MAX_DMA_MAPS);
+    if (rc < 0) {
+        pthread_mutex_destroy(&dev->irq_lock);
+        free(dev->name);
+        free(dev);
+        return rc;
+    }
+    dev->pci = info->pci;
+    dev->ops = info->ops;
+    dev->opaque = info->opaque;
+    dev->log = info->log;
+    dev->max_data_xfer_size = info->max_data_xfer_size
+                                  ? info->max_data_xfer_size
+                                  : UMDEV_WIRE_DEFAULT_MAX_DATA_XFER;
+    /* A PCI device always reports the standard indices (QEMU asks for each
+     * of them, VGA included, and expects an empty answer for absent ones). */
+    if (dev->pci) {
+        dev->num_regions = UMDEV_PCI_NUM_REGIONS;
+        dev->num_irqs = UMDEV_PCI_NUM_IRQS;
+    }
+    *out = dev;
+    return 0;
+}
+
+static void
+region_fini(struct dev_region *r)
+{
+    if (r->shm != NULL)
+        munmap(r->shm, r->size);
+    if (r->shm_fd >= 0)
+        close(r->shm_fd);
+    free(r->areas);
+    memset(r, 0, sizeof(*r));
+    r->shm_fd = -1;
+}
+
+void
+umdev_dev_destroy(struct umdev_dev *dev)
+{
+    uint32_t i;
+
+    if (dev == NULL)
+        return;
+    umdev_dev_detach(dev);
+    dev_dma_fini(dev);
+    dev_irq_fini(dev);
+    for (i = 0; i < UMDEV_MAX_REGIONS; i++)
+        region_fini(&dev->regions[i]);
+    pthread_mutex_destroy(&dev->irq_lock);
+    free(dev->name);
+    free(dev);
+}
+
+static int
+check_areas(const struct umdev_region_desc *d)
+{
+    size_t i;
+
+    if (d->nr_areas > UMDEV_WIRE_MAX_SPARSE_AREAS)
+        return -EINVAL;
+    if (d->nr_areas > 0 && d->areas == NULL)
+        return -EINVAL;
+    for (i = 0; i < d->nr_areas; i++) {
+        const struct umdev_mmap_area *a = &d->areas[i];
+
+        if (a->size == 0 || (a->offset | a->size) % DEV_PAGE_SIZE != 0 ||
+            a->offset + a->size < a->offset || a->offset + a->size > d->size)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+int
+umdev_dev_region_add(struct umdev_dev *dev, uint32_t index,
+                     const struct umdev_region_desc *desc)
+{
+    struct dev_region *r;
+    int rc;
+
+    if (index >= UMDEV_MAX_REGIONS || desc == NULL || desc->size == 0)
+        return -EINVAL;
+    if (desc->access == NULL && !desc->shm)
+        return -EINVAL;
+    if (desc->flags & ~(UMDEV_REGION_F_READ | UMDEV_REGION_F_WRITE))
+        return -EINVAL;
+    if (desc->shm && desc->size % DEV_PAGE_SIZE != 0)
+        return -EINVAL;
+    if (!desc->shm && desc->nr_areas > 0)
+        return -EINVAL;
+    rc = check_areas(desc);
+    if (rc < 0)
+        return rc;
+    r = &dev->regions[index];
+    if (r->present)
+        return -EEXIST;
+    r->size = desc->size;
+    r->flags = desc->flags;
+    r->access = desc->access;
+    r->opaque = desc->opaque;
+    if (desc->shm) {
+        size_t n = desc->nr_areas ? desc->nr_areas : 1;
+
+        r->areas = calloc(n, sizeof(*r->areas));
+        if (r->areas == NULL) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        if (desc->nr_areas)
+            memcpy(r->areas, desc->areas, n * sizeof(*r->areas));
+        else
+            r->areas[0] = (struct umdev_mmap_area){ 0, desc->size };
+        r->nr_areas = n;
+        r->shm_fd = memfd_create(dev->name, MFD_CLOEXEC);
+        if (r->shm_fd < 0 || ftruncate(r->shm_fd, (off_t)desc->size) < 0) {
+            rc = -errno;
+            goto fail;
+        }
+        r->shm = mmap(NULL, desc->size, PROT_READ | PROT_WRITE, MAP_SHARED,
+                      r->shm_fd, 0);
+        if (r->shm == MAP_FAILED) {
+            r->shm = NULL;
+            rc = -errno;
+            goto fail;
+        }
+    }
+    r->present = true;
+    if (index + 1 > dev->num_regions)
+        dev->num_regions = index + 1;
+    return 0;
+fail:
+    region_fini(r);
+    return rc;
+}
+
+void *
+umdev_dev_region_mem(struct umdev_dev *dev, uint32_t index)
+{
+    if (index >= UMDEV_MAX_REGIONS)
+        return NULL;
+    return dev->regions[index].shm;
+}
+
+int
+umdev_dev_attach(struct umdev_dev *dev, int fd)
+{
+    struct conn_caps caps;
+    int rc;
+
+    if (dev->conn != NULL) {
+        close(fd);
+        return -EBUSY;
+    }
+    rc = conn_create(fd, dev->log, &dev->conn);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    caps = *conn_local_caps(dev->conn);
+    caps.max_data_xfer_size = dev->max_data_xfer_size;
+    caps.max_dma_maps = dev->dma.max;
+    conn_set_local_caps(dev->conn, &caps);
+    dev->negotiated = false;
+    dev->stats.attaches++;
+    umdev_log(dev->log, LOG_INFO, "%s: client attached", dev->name);
+    if (dev->ops != NULL && dev->ops->attach != NULL)
+        dev->ops->attach(dev->opaque);
+    return 0;
+}
+
+bool
+umdev_dev_attached(const struct umdev_dev *dev)
+{
+    return dev->conn != NULL;
+}
+
+int
+umdev_dev_client_fd(const struct umdev_dev *dev)
+{
+    return dev->conn != NULL ? conn_fd(dev->conn) : -1;
+}
+
+void
+umdev_dev_detach(struct umdev_dev *dev)
+{
+    if (dev->conn == NULL)
+        return;
+    /* Spec "Client Disconnection": unmap all client memory, close every
+     * IRQ fd from the client, keep the device state. */
+    dev_dma_unmap_all(dev);
+    dev_irq_release_all(dev);
+    conn_destroy(dev->conn);
+    dev->conn = NULL;
+    dev->negotiated = false;
+    umdev_log(dev->log, LOG_INFO, "%s: client detached", dev->name);
+    if (dev->ops != NULL && dev->ops->detach != NULL)
+        dev->ops->detach(dev->opaque);
+}
+
+int
+umdev_dev_process(struct umdev_dev *dev)
+{
+    struct conn_msg *m;
+    int rc;
+
+    while (dev->conn != NULL) {
+        rc = conn_read(dev->conn, &m);
+        if (rc == -EAGAIN)
+            return 0;
+        if (rc < 0) {
+            if (rc != -ECONNRESET)
+                umdev_log(dev->log, LOG_WARNING,
+                          "%s: closing connection: %s", dev->name,
+                          strerror(-rc));
+            umdev_dev_detach(dev);
+            break;
+        }
+        dev_handle_msg(dev, m);
+        conn_msg_free(m);
+    }
+    return -ECONNRESET;
+}
+
+int
+umdev_dev_request_release(struct umdev_dev *dev)
+{
+    if (dev->num_irqs <= UMDEV_PCI_REQ_IRQ || !dev->pci)
+        return -ENOTSUP;
+    return umdev_dev_irq_trigger(dev, UMDEV_PCI_REQ_IRQ, 0);
+}
+
+void
+umdev_dev_get_stats(struct umdev_dev *dev, struct umdev_dev_stats *out)
+{
+    *out = dev->stats;
+    out->irqs = atomic_load(&dev->irqs_raised);
+    out->irqs_dropped = atomic_load(&dev->irqs_dropped);
+    out->dma_bytes = atomic_load(&dev->dma_bytes);
+}

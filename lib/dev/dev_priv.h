@@ -1,0 +1,105 @@
+/*
+ * Private layout of struct umdev_dev and the helpers its files share.
+ */
+#ifndef UMDEV_DEV_PRIV_H
+#define UMDEV_DEV_PRIV_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "conn.h"
+#include "umdev/dev.h"
+
+#define DEV_MAX_IRQ_INDEX 8u
+#define DEV_PAGE_SIZE 4096u
+
+struct dev_region {
+    bool present;
+    uint64_t size;
+    uint32_t flags; /* UMDEV_REGION_F_* */
+    umdev_region_access_fn *access;
+    void *opaque;
+    int shm_fd; /* -1 if none */
+    void *shm;
+    struct umdev_mmap_area *areas; /* mmappable parts; NULL if none */
+    size_t nr_areas;
+};
+
+struct dev_irq_vec {
+    int efd;      /* trigger eventfd from the client, -1 if none */
+    bool masked;
+    bool pending; /* triggered while masked */
+};
+
+struct dev_irq {
+    uint32_t count;
+    uint32_t flags; /* VFIO_IRQ_INFO_* */
+    struct dev_irq_vec *vec;
+    int unmask_efd; /* INTx: the client's resample eventfd, -1 if none */
+};
+
+/* One DMA mapping from the client. Immutable after insertion except
+ * holds/dying, so translation needs only the table's read lock. */
+struct dma_map {
+    uint64_t iova;
+    uint64_t size;
+    uint32_t prot;   /* VFIO_USER_DMA_MAP_FLAG_* */
+    uint8_t *base;   /* host address of iova, NULL: no fd (messages) */
+    void *mmap_addr; /* what to munmap */
+    size_t mmap_len;
+    atomic_uint holds;
+};
+
+struct dma_table {
+    pthread_rwlock_t lock;
+    pthread_mutex_t wait_lock;
+    pthread_cond_t released;
+    struct dma_map **maps; /* sorted by iova, non-overlapping */
+    size_t n, cap;
+    uint32_t max;
+};
+
+struct umdev_dev {
+    char *name;
+    bool pci;
+    const struct umdev_dev_ops *ops;
+    void *opaque;
+    const struct umdev_logger *log;
+    uint32_t max_data_xfer_size;
+
+    struct dev_region regions[UMDEV_MAX_REGIONS];
+    uint32_t num_regions;
+
+    pthread_mutex_t irq_lock; /* triggers may come from device threads */
+    struct dev_irq irqs[DEV_MAX_IRQ_INDEX];
+    uint32_t num_irqs;
+    bool intx_level;
+
+    struct dma_table dma;
+
+    struct conn *conn; /* the attached client, or NULL */
+    bool negotiated;
+    struct umdev_loop *loop; /* set by the server; for resample fds */
+
+    struct umdev_dev_stats stats;
+    _Atomic uint64_t irqs_raised, irqs_dropped, dma_bytes;
+};
+
+/* dma.c */
+int dev_dma_init(struct dma_table *t, uint32_t max);
+void dev_dma_fini(struct umdev_dev *dev);
+int dev_dma_map(struct umdev_dev *dev, const struct vfio_user_dma_map *m,
+                int fd);
+int dev_dma_unmap(struct umdev_dev *dev, uint64_t iova, uint64_t size);
+void dev_dma_unmap_all(struct umdev_dev *dev);
+
+/* irq.c */
+int dev_irq_set(struct umdev_dev *dev, const struct vfio_user_irq_set *s,
+                const uint8_t *bools, int *fds, size_t nfds);
+void dev_irq_release_all(struct umdev_dev *dev);
+void dev_irq_fini(struct umdev_dev *dev);
+
+/* dispatch.c */
+void dev_handle_msg(struct umdev_dev *dev, struct conn_msg *m);
+
+#endif /* UMDEV_DEV_PRIV_H */

@@ -1,0 +1,398 @@
+/*
+ * The DMA map table: client mappings kept sorted by IOVA for O(log n)
+ * translation, holds that make DMA_UNMAP wait for in-flight device access,
+ * and the DMA_READ/DMA_WRITE message fallback for mappings without an fd.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "dev_priv.h"
+
+int
+dev_dma_init(struct dma_table *t, uint32_t max)
+{
+    memset(t, 0, sizeof(*t));
+    t->max = max;
+    if (pthread_rwlock_init(&t->lock, NULL) != 0)
+        return -ENOMEM;
+    if (pthread_mutex_init(&t->wait_lock, NULL) != 0) {
+        pthread_rwlock_destroy(&t->lock);
+        return -ENOMEM;
+    }
+    if (pthread_cond_init(&t->released, NULL) != 0) {
+        pthread_mutex_destroy(&t->wait_lock);
+        pthread_rwlock_destroy(&t->lock);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Index of the first mapping whose end lies above @iova. */
+static size_t
+lower_bound(const struct dma_table *t, uint64_t iova)
+{
+    size_t lo = 0, hi = t->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct dma_map *m = t->maps[mid];
+
+        if (m->iova + m->size <= iova)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The mapping containing @iova, under the read lock, or NULL. */
+static struct dma_map *
+find(const struct dma_table *t, uint64_t iova)
+{
+    size_t i = lower_bound(t, iova);
+
+    if (i < t->n && t->maps[i]->iova <= iova)
+        return t->maps[i];
+    return NULL;
+}
+
+static void
+map_free(struct dma_map *m)
+{
+    if (m->mmap_addr != NULL)
+        munmap(m->mmap_addr, m->mmap_len);
+    free(m);
+}
+
+int
+dev_dma_map(struct umdev_dev *dev, const struct vfio_user_dma_map *req,
+            int fd)
+{
+    struct dma_table *t = &dev->dma;
+    struct dma_map *m;
+    size_t pos;
+    int rc = 0;
+
+    if ((req->addr | req->size) % DEV_PAGE_SIZE != 0)
+        return -EINVAL;
+    m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return -ENOMEM;
+    m->iova = req->addr;
+    m->size = req->size;
+    m->prot = req->flags;
+    if (fd >= 0) {
+        uint64_t pg_off = req->offset % DEV_PAGE_SIZE;
+        int prot = 0;
+        void *p;
+
+        if (req->flags & VFIO_USER_DMA_MAP_FLAG_READ)
+            prot |= PROT_READ;
+        if (req->flags & VFIO_USER_DMA_MAP_FLAG_WRITE)
+            prot |= PROT_WRITE;
+        if (req->size > SIZE_MAX - pg_off) {
+            free(m);
+            return -EINVAL;
+        }
+        m->mmap_len = req->size + pg_off;
+        p = mmap(NULL, m->mmap_len, prot ? prot : PROT_READ, MAP_SHARED, fd,
+                 (off_t)(req->offset - pg_off));
+        if (p == MAP_FAILED) {
+            rc = -errno;
+            free(m);
+            return rc;
+        }
+        m->mmap_addr = p;
+        m->base = (uint8_t *)p + pg_off;
+    }
+
+    pthread_rwlock_wrlock(&t->lock);
+    if (t->n >= t->max) {
+        rc = -ENOSPC;
+        goto out;
+    }
+    pos = lower_bound(t, m->iova);
+    /* Spec "VFIO_USER_DMA_MAP": mapping over an existing region is EEXIST. */
+    if (pos < t->n && t->maps[pos]->iova < m->iova + m->size) {
+        rc = -EEXIST;
+        goto out;
+    }
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        struct dma_map **v = realloc(t->maps, cap * sizeof(*v));
+
+        if (v == NULL) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        t->maps = v;
+        t->cap = cap;
+    }
+    memmove(&t->maps[pos + 1], &t->maps[pos],
+            (t->n - pos) * sizeof(*t->maps));
+    t->maps[pos] = m;
+    t->n++;
+out:
+    pthread_rwlock_unlock(&t->lock);
+    if (rc < 0)
+        map_free(m);
+    return rc;
+}
+
+/* Wait until no device thread holds @m, then free it. */
+static void
+retire(struct umdev_dev *dev, struct dma_map *m)
+{
+    struct dma_table *t = &dev->dma;
+
+    if (dev->ops != NULL && dev->ops->dma_unmap != NULL)
+        dev->ops->dma_unmap(dev->opaque, m->iova, m->size);
+    pthread_mutex_lock(&t->wait_lock);
+    while (atomic_load(&m->holds) != 0)
+        pthread_cond_wait(&t->released, &t->wait_lock);
+    pthread_mutex_unlock(&t->wait_lock);
+    map_free(m);
+}
+
+int
+dev_dma_unmap(struct umdev_dev *dev, uint64_t iova, uint64_t size)
+{
+    struct dma_table *t = &dev->dma;
+    struct dma_map *m = NULL;
+    size_t pos;
+
+    pthread_rwlock_wrlock(&t->lock);
+    pos = lower_bound(t, iova);
+    /* Spec "VFIO_USER_DMA_UNMAP": address and size match a mapping. */
+    if (pos < t->n && t->maps[pos]->iova == iova &&
+        t->maps[pos]->size == size) {
+        m = t->maps[pos];
+        memmove(&t->maps[pos], &t->maps[pos + 1],
+                (t->n - pos - 1) * sizeof(*t->maps));
+        t->n--;
+    }
+    pthread_rwlock_unlock(&t->lock);
+    if (m == NULL)
+        return -ENOENT;
+    /* Unpublished: new translations fail; now drain the old ones. */
+    retire(dev, m);
+    return 0;
+}
+
+void
+dev_dma_unmap_all(struct umdev_dev *dev)
+{
+    struct dma_table *t = &dev->dma;
+    struct dma_map **maps;
+    size_t n, i;
+
+    pthread_rwlock_wrlock(&t->lock);
+    maps = t->maps;
+    n = t->n;
+    t->maps = NULL;
+    t->n = t->cap = 0;
+    pthread_rwlock_unlock(&t->lock);
+    for (i = 0; i < n; i++)
+        retire(dev, maps[i]);
+    free(maps);
+}
+
+void
+dev_dma_fini(struct umdev_dev *dev)
+{
+    dev_dma_unmap_all(dev);
+    pthread_cond_destroy(&dev->dma.released);
+    pthread_mutex_destroy(&dev->dma.wait_lock);
+    pthread_rwlock_destroy(&dev->dma.lock);
+}
+
+size_t
+umdev_dma_count(struct umdev_dev *dev)
+{
+    size_t n;
+
+    pthread_rwlock_rdlock(&dev->dma.lock);
+    n = dev->dma.n;
+    pthread_rwlock_unlock(&dev->dma.lock);
+    return n;
+}
+
+static int
+check_prot(const struct dma_map *m, int prot)
+{
+    if ((prot & UMDEV_DMA_READ) && !(m->prot & VFIO_USER_DMA_MAP_FLAG_READ))
+        return -EACCES;
+    if ((prot & UMDEV_DMA_WRITE) &&
+        !(m->prot & VFIO_USER_DMA_MAP_FLAG_WRITE))
+        return -EACCES;
+    return 0;
+}
+
+int
+umdev_dma_get(struct umdev_dev *dev, uint64_t iova, uint64_t len, int prot,
+              struct umdev_dma_hold *hold)
+{
+    struct dma_table *t = &dev->dma;
+    struct dma_map *m;
+    int rc = 0;
+
+    hold->ptr = NULL;
+    hold->map_ = NULL;
+    if (len == 0 || iova + len < iova)
+        return -EFAULT;
+    pthread_rwlock_rdlock(&t->lock);
+    m = find(t, iova);
+    if (m == NULL || iova + len > m->iova + m->size)
+        rc = -EFAULT;
+    else if ((rc = check_prot(m, prot)) == 0 && m->base == NULL)
+        rc = -ENOTSUP;
+    if (rc == 0) {
+        atomic_fetch_add(&m->holds, 1);
+        hold->ptr = m->base + (iova - m->iova);
+        hold->map_ = m;
+    }
+    pthread_rwlock_unlock(&t->lock);
+    return rc;
+}
+
+void
+umdev_dma_put(struct umdev_dev *dev, struct umdev_dma_hold *hold)
+{
+    struct dma_map *m = hold->map_;
+
+    if (m == NULL)
+        return;
+    hold->map_ = NULL;
+    hold->ptr = NULL;
+    if (atomic_fetch_sub(&m->holds, 1) == 1) {
+        pthread_mutex_lock(&dev->dma.wait_lock);
+        pthread_cond_broadcast(&dev->dma.released);
+        pthread_mutex_unlock(&dev->dma.wait_lock);
+    }
+}
+
+/* Client commands that arrive while we wait for a DMA reply are kept for
+ * the dispatcher, in order. */
+static int
+queue_commands(struct conn *conn, struct conn_msg *msg, void *opaque)
+{
+    (void)conn;
+    (void)msg;
+    (void)opaque;
+    return 1;
+}
+
+/* One DMA_READ/DMA_WRITE exchange of at most max_data_xfer_size bytes. */
+static int
+dma_message(struct umdev_dev *dev, uint64_t iova, void *buf, size_t len,
+            bool write)
+{
+    struct vfio_user_dma_access a = { .addr = iova, .count = len };
+    struct vfio_user_header hdr = { 0 };
+    struct umdev_wire_msg w;
+    struct conn_msg *reply;
+    uint8_t *msg;
+    size_t size;
+    int rc;
+
+    if (dev->conn == NULL || !dev->negotiated)
+        return -ENOTCONN;
+    size = umdev_wire_size(sizeof(a), write ? len : 0);
+    msg = malloc(size);
+    if (msg == NULL)
+        return -ENOMEM;
+    hdr.msg_id = conn_next_id(dev->conn);
+    umdev_wire_encode(msg, size, hdr.msg_id,
+                      write ? VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ, 0,
+                      &a, sizeof(a), write ? buf : NULL, write ? len : 0);
+    rc = conn_request(dev->conn, msg, size, NULL, 0, CONN_DEFAULT_TIMEOUT_MS,
+                      queue_commands, NULL, &reply);
+    free(msg);
+    if (rc < 0)
+        return rc;
+    rc = umdev_wire_decode(reply->buf, reply->len, reply->nfds,
+                           conn_rx_limits(dev->conn), &w);
+    if (rc == 0 && !write &&
+        (w.u.dma_access.addr != iova || w.data_len != len))
+        rc = -EIO;
+    if (rc == 0 && !write)
+        memcpy(buf, w.data, len);
+    conn_msg_free(reply);
+    return rc;
+}
+
+static int
+dma_copy(struct umdev_dev *dev, uint64_t iova, void *buf, size_t len,
+         bool write)
+{
+    int prot = write ? UMDEV_DMA_WRITE : UMDEV_DMA_READ;
+    uint8_t *p = buf;
+
+    if (len == 0)
+        return 0;
+    if (iova + len < iova)
+        return -EFAULT;
+    while (len > 0) {
+        struct dma_table *t = &dev->dma;
+        struct dma_map *m;
+        size_t chunk;
+        uint8_t *host = NULL;
+        int rc;
+
+        pthread_rwlock_rdlock(&t->lock);
+        m = find(t, iova);
+        rc = m == NULL ? -EFAULT : check_prot(m, prot);
+        if (rc == 0) {
+            uint64_t left = m->iova + m->size - iova;
+
+            chunk = left < len ? (size_t)left : len;
+            if (m->base != NULL) {
+                host = m->base + (iova - m->iova);
+                atomic_fetch_add(&m->holds, 1);
+            }
+        }
+        pthread_rwlock_unlock(&t->lock);
+        if (rc < 0)
+            return rc;
+        if (host != NULL) {
+            struct umdev_dma_hold h = { .ptr = host, .map_ = m };
+
+            if (write)
+                memcpy(host, p, chunk);
+            else
+                memcpy(p, host, chunk);
+            umdev_dma_put(dev, &h);
+        } else {
+            uint32_t max = conn_peer_caps(dev->conn)->max_data_xfer_size;
+
+            if (max == 0)
+                return -EIO;
+            if (chunk > max)
+                chunk = max;
+            rc = dma_message(dev, iova, p, chunk, write);
+            if (rc < 0)
+                return rc;
+        }
+        atomic_fetch_add(&dev->dma_bytes, chunk);
+        iova += chunk;
+        p += chunk;
+        len -= chunk;
+    }
+    return 0;
+}
+
+int
+umdev_dma_read(struct umdev_dev *dev, uint64_t iova, void *buf, size_t len)
+{
+    return dma_copy(dev, iova, buf, len, false);
+}
+
+int
+umdev_dma_write(struct umdev_dev *dev, uint64_t iova, const void *buf,
+                size_t len)
+{
+    return dma_copy(dev, iova, (void *)buf, len, true);
+}

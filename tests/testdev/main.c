@@ -1,0 +1,97 @@
+/*
+ * umdev-testdev: serve the test device on a UNIX socket until SIGTERM or
+ * SIGINT. Follows the vfio-user backend conventions (--socket-path or
+ * --fd; no daemonizing).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "testdev.h"
+
+static void
+on_signal(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
+{
+    struct signalfd_siginfo si;
+
+    (void)events;
+    (void)opaque;
+    if (read(fd, &si, sizeof(si)) == sizeof(si))
+        umdev_loop_stop(loop);
+}
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: umdev-testdev (--socket PATH | --fd N) [--verbose]\n");
+}
+
+int
+main(int argc, char **argv)
+{
+    struct umdev_logger log = { .fn = umdev_log_stderr, .max_level = LOG_NOTICE };
+    const char *path = NULL;
+    int listen_fd = -1;
+    struct umdev_server *srv = NULL;
+    struct umdev_loop *loop = NULL;
+    struct testdev *td = NULL;
+    sigset_t mask;
+    int sfd, rc, i;
+
+    for (i = 1; i < argc; i++) {
+        if ((!strcmp(argv[i], "--socket") ||
+             !strcmp(argv[i], "--socket-path")) && i + 1 < argc)
+            path = argv[++i];
+        else if (!strncmp(argv[i], "--socket-path=", 14))
+            path = argv[i] + 14;
+        else if (!strcmp(argv[i], "--fd") && i + 1 < argc)
+            listen_fd = atoi(argv[++i]);
+        else if (!strncmp(argv[i], "--fd=", 5))
+            listen_fd = atoi(argv[i] + 5);
+        else if (!strcmp(argv[i], "--verbose"))
+            log.max_level = LOG_DEBUG;
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if ((path == NULL) == (listen_fd < 0)) {
+        usage(stderr);
+        return 2;
+    }
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+    rc = umdev_loop_create(&loop);
+    if (rc == 0)
+        rc = testdev_create(&log, &td);
+    if (rc == 0)
+        rc = path ? umdev_server_create(testdev_dev(td), loop, path, &srv)
+                  : umdev_server_create_fd(testdev_dev(td), loop, listen_fd,
+                                           &srv);
+    if (rc == 0 && sfd >= 0)
+        rc = umdev_loop_add(loop, sfd, UMDEV_LOOP_IN, on_signal, NULL);
+    if (rc < 0) {
+        fprintf(stderr, "umdev-testdev: cannot serve %s: %s\n",
+                path ? path : "fd", strerror(-rc));
+        goto out;
+    }
+    rc = umdev_loop_run(loop);
+out:
+    umdev_server_destroy(srv);
+    testdev_destroy(td);
+    umdev_loop_destroy(loop);
+    if (sfd >= 0)
+        close(sfd);
+    return rc < 0 ? 1 : 0;
+}

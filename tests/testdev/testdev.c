@@ -1,0 +1,310 @@
+/*
+ * The test device's behaviour: register dispatch for BAR0, a hand-built
+ * config space (lib/pci replaces this once it exists), DMA commands.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testdev.h"
+
+#define CONFIG_SIZE 256
+
+struct testdev {
+    struct umdev_dev *dev;
+    uint8_t config[CONFIG_SIZE];
+    uint32_t scratch;
+    uint64_t scratch64;
+    uint64_t dma_addr;
+    uint32_t dma_len;
+    uint32_t dma_status;
+    uint32_t irq_level;
+    uint32_t irq_raised;
+    uint32_t resets;
+    uint8_t array[TESTDEV_SCRATCH_ARRAY_SIZE];
+};
+
+static void
+put16(uint8_t *p, uint16_t v)
+{
+    memcpy(p, &v, sizeof(v));
+}
+
+static void
+config_init(struct testdev *td)
+{
+    memset(td->config, 0, sizeof(td->config));
+    put16(td->config + 0x00, TESTDEV_VENDOR_ID);
+    put16(td->config + 0x02, TESTDEV_DEVICE_ID);
+    td->config[0x08] = 0x01; /* revision */
+    td->config[0x0b] = 0x00; /* class: unclassified */
+    put16(td->config + 0x2c, TESTDEV_VENDOR_ID);
+    put16(td->config + 0x2e, TESTDEV_DEVICE_ID);
+    td->config[0x3d] = 0x01; /* INTA# */
+}
+
+static ssize_t
+config_access(void *opaque, uint64_t off, void *buf, size_t count,
+              bool is_write)
+{
+    struct testdev *td = opaque;
+
+    if (!is_write) {
+        memcpy(buf, td->config + off, count);
+        return (ssize_t)count;
+    }
+    /* Only the command register and interrupt line are writable here. */
+    for (size_t i = 0; i < count; i++) {
+        uint64_t o = off + i;
+
+        if (o == 0x04 || o == 0x05 || o == 0x3c)
+            td->config[o] = ((const uint8_t *)buf)[i];
+    }
+    return (ssize_t)count;
+}
+
+static void
+run_dma(struct testdev *td, uint32_t cmd)
+{
+    uint8_t *bar2 = umdev_dev_region_mem(td->dev, UMDEV_PCI_BAR2_REGION);
+    uint8_t *tmp = NULL;
+    int rc;
+
+    if (td->dma_len > TESTDEV_BAR2_SIZE) {
+        td->dma_status = EINVAL;
+        return;
+    }
+    switch (cmd) {
+    case TESTDEV_DMA_TO_DEVICE:
+        rc = umdev_dma_read(td->dev, td->dma_addr, bar2, td->dma_len);
+        break;
+    case TESTDEV_DMA_FROM_DEVICE:
+        rc = umdev_dma_write(td->dev, td->dma_addr, bar2, td->dma_len);
+        break;
+    case TESTDEV_DMA_INVERT:
+        tmp = malloc(td->dma_len ? td->dma_len : 1);
+        if (tmp == NULL) {
+            rc = -ENOMEM;
+            break;
+        }
+        rc = umdev_dma_read(td->dev, td->dma_addr, tmp, td->dma_len);
+        for (uint32_t i = 0; rc == 0 && i < td->dma_len; i++)
+            tmp[i] = (uint8_t)~tmp[i];
+        if (rc == 0)
+            rc = umdev_dma_write(td->dev, td->dma_addr, tmp, td->dma_len);
+        free(tmp);
+        break;
+    default:
+        rc = -EINVAL;
+        break;
+    }
+    td->dma_status = (uint32_t)-rc;
+}
+
+static int
+reg_write(struct testdev *td, uint64_t off, uint64_t v, size_t count)
+{
+    switch (off) {
+    case TESTDEV_REG_SCRATCH:
+        td->scratch = (uint32_t)v;
+        return 0;
+    case TESTDEV_REG_SCRATCH64:
+        if (count != 8)
+            return -EINVAL;
+        td->scratch64 = v;
+        return 0;
+    case TESTDEV_REG_DMA_ADDR:
+        if (count != 8)
+            return -EINVAL;
+        td->dma_addr = v;
+        return 0;
+    case TESTDEV_REG_DMA_LEN:
+        td->dma_len = (uint32_t)v;
+        return 0;
+    case TESTDEV_REG_DMA_CMD:
+        run_dma(td, (uint32_t)v);
+        return 0;
+    case TESTDEV_REG_IRQ_LEVEL:
+        if (v && !td->irq_level)
+            td->irq_raised++;
+        td->irq_level = v ? 1 : 0;
+        umdev_dev_intx_set_level(td->dev, td->irq_level != 0);
+        return 0;
+    case TESTDEV_REG_ERR_TRIGGER:
+        umdev_dev_irq_trigger(td->dev, UMDEV_PCI_ERR_IRQ, 0);
+        return 0;
+    case TESTDEV_REG_ID:
+    case TESTDEV_REG_DMA_STATUS:
+    case TESTDEV_REG_IRQ_RAISED:
+    case TESTDEV_REG_RESETS:
+        return 0; /* read-only: writes ignored */
+    default:
+        return -EINVAL;
+    }
+}
+
+static int
+reg_read(struct testdev *td, uint64_t off, uint64_t *v, size_t count)
+{
+    switch (off) {
+    case TESTDEV_REG_ID:
+        *v = TESTDEV_ID_VALUE;
+        return 0;
+    case TESTDEV_REG_SCRATCH:
+        *v = td->scratch;
+        return 0;
+    case TESTDEV_REG_SCRATCH64:
+        *v = count == 8 ? td->scratch64 : (uint32_t)td->scratch64;
+        return 0;
+    case TESTDEV_REG_DMA_ADDR:
+        *v = td->dma_addr;
+        return 0;
+    case TESTDEV_REG_DMA_LEN:
+        *v = td->dma_len;
+        return 0;
+    case TESTDEV_REG_DMA_STATUS:
+        *v = td->dma_status;
+        return 0;
+    case TESTDEV_REG_IRQ_LEVEL:
+        *v = td->irq_level;
+        return 0;
+    case TESTDEV_REG_IRQ_RAISED:
+        *v = td->irq_raised;
+        return 0;
+    case TESTDEV_REG_RESETS:
+        *v = td->resets;
+        return 0;
+    default:
+        return -EINVAL;
+    }
+}
+
+static ssize_t
+bar0_access(void *opaque, uint64_t off, void *buf, size_t count,
+            bool is_write)
+{
+    struct testdev *td = opaque;
+    uint64_t v = 0;
+    int rc;
+
+    if (off >= TESTDEV_SCRATCH_ARRAY &&
+        off + count <= TESTDEV_SCRATCH_ARRAY + TESTDEV_SCRATCH_ARRAY_SIZE) {
+        uint8_t *p = td->array + (off - TESTDEV_SCRATCH_ARRAY);
+
+        if (is_write)
+            memcpy(p, buf, count);
+        else
+            memcpy(buf, p, count);
+        return (ssize_t)count;
+    }
+    /* Registers take aligned 4- or 8-byte accesses only. */
+    if ((count != 4 && count != 8) || off % count != 0)
+        return -EINVAL;
+    if (is_write) {
+        memcpy(&v, buf, count);
+        rc = reg_write(td, off, v, count);
+    } else {
+        rc = reg_read(td, off, &v, count);
+        memcpy(buf, &v, count);
+    }
+    return rc < 0 ? rc : (ssize_t)count;
+}
+
+static int
+testdev_reset(void *opaque)
+{
+    struct testdev *td = opaque;
+    uint32_t resets = td->resets + 1;
+    struct umdev_dev *dev = td->dev;
+
+    memset(umdev_dev_region_mem(dev, UMDEV_PCI_BAR2_REGION), 0,
+           TESTDEV_BAR2_SIZE);
+    umdev_dev_intx_set_level(dev, false);
+    memset(td, 0, sizeof(*td));
+    td->dev = dev;
+    td->resets = resets;
+    config_init(td);
+    return 0;
+}
+
+static const struct umdev_dev_ops testdev_ops = {
+    .reset = testdev_reset,
+};
+
+int
+testdev_create(const struct umdev_logger *log, struct testdev **out)
+{
+    static const struct umdev_mmap_area bar2_areas[] = {
+        { .offset = 0x1000, .size = TESTDEV_BAR2_SIZE - 0x1000 },
+    };
+    struct umdev_dev_info info = {
+        .name = "testdev",
+        .pci = true,
+        .ops = &testdev_ops,
+        .log = log,
+    };
+    struct umdev_region_desc config = {
+        .size = CONFIG_SIZE,
+        .flags = UMDEV_REGION_F_READ | UMDEV_REGION_F_WRITE,
+        .access = config_access,
+    };
+    struct umdev_region_desc bar0 = {
+        .size = TESTDEV_BAR0_SIZE,
+        .flags = UMDEV_REGION_F_READ | UMDEV_REGION_F_WRITE,
+        .access = bar0_access,
+    };
+    struct umdev_region_desc bar2 = {
+        .size = TESTDEV_BAR2_SIZE,
+        .flags = UMDEV_REGION_F_READ | UMDEV_REGION_F_WRITE,
+        .shm = true,
+        .areas = bar2_areas,
+        .nr_areas = 1,
+    };
+    struct testdev *td;
+    int rc;
+
+    *out = NULL;
+    td = calloc(1, sizeof(*td));
+    if (td == NULL)
+        return -ENOMEM;
+    config_init(td);
+    info.opaque = td;
+    config.opaque = td;
+    bar0.opaque = td;
+    rc = umdev_dev_create(&info, &td->dev);
+    if (rc < 0)
+        goto fail;
+    rc = umdev_dev_region_add(td->dev, UMDEV_PCI_CONFIG_REGION, &config);
+    if (rc == 0)
+        rc = umdev_dev_region_add(td->dev, UMDEV_PCI_BAR0_REGION, &bar0);
+    if (rc == 0)
+        rc = umdev_dev_region_add(td->dev, UMDEV_PCI_BAR2_REGION, &bar2);
+    if (rc == 0)
+        rc = umdev_dev_irq_add(td->dev, UMDEV_PCI_INTX_IRQ, 1, 0);
+    if (rc == 0)
+        rc = umdev_dev_irq_add(td->dev, UMDEV_PCI_ERR_IRQ, 1, 0);
+    if (rc == 0)
+        rc = umdev_dev_irq_add(td->dev, UMDEV_PCI_REQ_IRQ, 1, 0);
+    if (rc < 0)
+        goto fail;
+    *out = td;
+    return 0;
+fail:
+    testdev_destroy(td);
+    return rc;
+}
+
+void
+testdev_destroy(struct testdev *td)
+{
+    if (td == NULL)
+        return;
+    umdev_dev_destroy(td->dev);
+    free(td);
+}
+
+struct umdev_dev *
+testdev_dev(struct testdev *td)
+{
+    return td->dev;
+}
