@@ -1,0 +1,836 @@
+/*
+ * PCI config space emulation. Every config byte has a write mask and a
+ * write-1-to-clear mask; a guest write changes only what they allow
+ * (PCI Local Bus 3.0 §6.1: writes to read-only bits are ignored). BAR size
+ * probing falls out of the masks: writing all ones reads back the size
+ * mask with the type bits. Interrupt routing lives here too because it
+ * depends on config state (Command.InterruptDisable, MSI/MSI-X enables and
+ * masks).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "umdev/pci.h"
+
+/* Header offsets and bits (PCI Local Bus 3.0 §6.2, datasheet names as in
+ * Linux's pci_regs.h). */
+#define PCI_VENDOR_ID 0x00
+#define PCI_DEVICE_ID 0x02
+#define PCI_COMMAND 0x04
+#define PCI_COMMAND_IO 0x0001
+#define PCI_COMMAND_MEMORY 0x0002
+#define PCI_COMMAND_MASTER 0x0004
+#define PCI_COMMAND_PARITY 0x0040
+#define PCI_COMMAND_SERR 0x0100
+#define PCI_COMMAND_INTX_DISABLE 0x0400
+#define PCI_STATUS 0x06
+#define PCI_STATUS_INTERRUPT 0x0008
+#define PCI_STATUS_CAP_LIST 0x0010
+#define PCI_STATUS_ERR_BITS 0xf900 /* parity, aborts, SERR: RW1C */
+#define PCI_REVISION_ID 0x08
+#define PCI_CLASS_PROG 0x09
+#define PCI_CACHE_LINE_SIZE 0x0c
+#define PCI_LATENCY_TIMER 0x0d
+#define PCI_HEADER_TYPE 0x0e
+#define PCI_BASE_ADDRESS_0 0x10
+#define PCI_BASE_ADDRESS_SPACE_IO 0x01
+#define PCI_BASE_ADDRESS_MEM_TYPE_64 0x04
+#define PCI_BASE_ADDRESS_MEM_PREFETCH 0x08
+#define PCI_SUBSYSTEM_VENDOR_ID 0x2c
+#define PCI_SUBSYSTEM_ID 0x2e
+#define PCI_ROM_ADDRESS 0x30
+#define PCI_CAPABILITY_LIST 0x34
+#define PCI_INTERRUPT_LINE 0x3c
+#define PCI_INTERRUPT_PIN 0x3d
+#define PCI_CAP_START 0x40
+
+#define PCI_CAP_ID_PM 0x01
+#define PCI_CAP_ID_MSI 0x05
+#define PCI_CAP_ID_VNDR 0x09
+#define PCI_CAP_ID_EXP 0x10
+#define PCI_CAP_ID_MSIX 0x11
+
+#define PCI_PM_PMC 2
+#define PCI_PM_CTRL 4
+#define PCI_PM_CTRL_STATE_MASK 0x0003
+#define PCI_PM_CTRL_NO_SOFT_RESET 0x0008
+#define PCI_PM_SIZEOF 8
+
+#define PCI_MSI_FLAGS 2
+#define PCI_MSI_FLAGS_ENABLE 0x0001
+#define PCI_MSI_FLAGS_QMASK 0x000e
+#define PCI_MSI_FLAGS_QSIZE 0x0070
+#define PCI_MSI_FLAGS_64BIT 0x0080
+#define PCI_MSI_FLAGS_MASKBIT 0x0100
+#define PCI_MSI_ADDRESS_LO 4
+
+#define PCI_MSIX_FLAGS 2
+#define PCI_MSIX_FLAGS_QSIZE 0x07ff
+#define PCI_MSIX_FLAGS_MASKALL 0x4000
+#define PCI_MSIX_FLAGS_ENABLE 0x8000
+#define PCI_MSIX_TABLE 4
+#define PCI_MSIX_PBA 8
+#define PCI_MSIX_SIZEOF 12
+#define PCI_MSIX_ENTRY_SIZE 16
+#define PCI_MSIX_ENTRY_VECTOR_CTRL 12
+#define PCI_MSIX_ENTRY_CTRL_MASKBIT 0x1
+
+#define PCI_EXP_FLAGS 2
+#define PCI_EXP_DEVCAP 4
+#define PCI_EXP_DEVCTL 8
+#define PCI_EXP_DEVSTA 10
+#define PCI_EXP_LNKCAP 12
+#define PCI_EXP_LNKCTL 16
+#define PCI_EXP_LNKSTA 18
+#define PCI_EXP_DEVCAP2 36
+#define PCI_EXP_DEVCTL2 40
+#define PCI_EXP_SIZEOF 60
+
+#define NUM_BARS 6
+
+struct pci_bar {
+    bool present;
+    bool upper; /* high half of the 64-bit BAR below */
+    enum umdev_pci_bar_type type;
+    uint64_t size;
+    umdev_region_access_fn *access; /* the device's; NULL: shared memory */
+    void *opaque;
+    struct umdev_pci *pci;
+    unsigned int index;
+};
+
+struct umdev_pci {
+    struct umdev_dev *dev;
+    pthread_mutex_t lock;
+    uint32_t cfg_size;
+    uint8_t cfg[UMDEV_PCI_CONFIG_SIZE_EXP];
+    uint8_t wmask[UMDEV_PCI_CONFIG_SIZE_EXP];
+    uint8_t w1cmask[UMDEV_PCI_CONFIG_SIZE_EXP];
+    uint8_t power_on[UMDEV_PCI_CONFIG_SIZE_EXP];
+    struct pci_bar bars[NUM_BARS];
+    uint8_t cap_free; /* next free capability offset */
+    uint8_t cap_last; /* offset of the last capability, 0: none */
+    bool intx_level;
+
+    uint8_t msi_off;
+    unsigned int msi_vectors;
+    bool msi_64, msi_maskable;
+    uint32_t msi_pending;
+
+    uint8_t msix_off;
+    unsigned int msix_vectors;
+    unsigned int msix_table_bar, msix_pba_bar;
+    uint32_t msix_table_off, msix_pba_off;
+    uint8_t *msix_table;
+    uint64_t *msix_pba;
+    /* A VMM that emulates the MSI-X table itself (QEMU's vfio-pci) never
+     * writes it through; until a table write arrives after reset, vector
+     * masking is the VMM's business, as for a physical device behind
+     * VFIO. */
+    bool msix_table_used;
+};
+
+static uint16_t
+rd16(const uint8_t *p)
+{
+    uint16_t v;
+
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static uint32_t
+rd32(const uint8_t *p)
+{
+    uint32_t v;
+
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static void
+wr16(uint8_t *p, uint16_t v)
+{
+    memcpy(p, &v, sizeof(v));
+}
+
+static void
+wr32(uint8_t *p, uint32_t v)
+{
+    memcpy(p, &v, sizeof(v));
+}
+
+/* Set a field's value and its masks in one place. */
+static void
+field(struct umdev_pci *pci, uint32_t off, unsigned int len, uint32_t value,
+      uint32_t wmask, uint32_t w1c)
+{
+    unsigned int i;
+
+    for (i = 0; i < len; i++) {
+        pci->cfg[off + i] = (uint8_t)(value >> (8 * i));
+        pci->wmask[off + i] = (uint8_t)(wmask >> (8 * i));
+        pci->w1cmask[off + i] = (uint8_t)(w1c >> (8 * i));
+    }
+}
+
+static bool
+is_pow2(uint64_t v)
+{
+    return v != 0 && (v & (v - 1)) == 0;
+}
+
+/* Recompute INTx delivery and the status bit; lock held. */
+static void
+update_intx(struct umdev_pci *pci)
+{
+    uint16_t cmd = rd16(pci->cfg + PCI_COMMAND);
+    uint16_t sta = rd16(pci->cfg + PCI_STATUS);
+    bool deliver;
+
+    if (pci->intx_level)
+        sta |= PCI_STATUS_INTERRUPT;
+    else
+        sta &= (uint16_t)~PCI_STATUS_INTERRUPT;
+    wr16(pci->cfg + PCI_STATUS, sta);
+    deliver = pci->intx_level && !(cmd & PCI_COMMAND_INTX_DISABLE) &&
+              pci->cfg[PCI_INTERRUPT_PIN] != 0;
+    umdev_dev_intx_set_level(pci->dev, deliver);
+}
+
+static bool
+msix_enabled(const struct umdev_pci *pci)
+{
+    return pci->msix_off &&
+           (rd16(pci->cfg + pci->msix_off + PCI_MSIX_FLAGS) &
+            PCI_MSIX_FLAGS_ENABLE);
+}
+
+static bool
+msix_vector_masked(const struct umdev_pci *pci, unsigned int v)
+{
+    uint16_t flags = rd16(pci->cfg + pci->msix_off + PCI_MSIX_FLAGS);
+
+    if (flags & PCI_MSIX_FLAGS_MASKALL)
+        return true;
+    if (!pci->msix_table_used)
+        return false;
+    return rd32(pci->msix_table + v * PCI_MSIX_ENTRY_SIZE +
+                PCI_MSIX_ENTRY_VECTOR_CTRL) &
+           PCI_MSIX_ENTRY_CTRL_MASKBIT;
+}
+
+static bool
+msi_enabled(const struct umdev_pci *pci)
+{
+    return pci->msi_off &&
+           (rd16(pci->cfg + pci->msi_off + PCI_MSI_FLAGS) &
+            PCI_MSI_FLAGS_ENABLE);
+}
+
+static uint32_t
+msi_mask_off(const struct umdev_pci *pci)
+{
+    return pci->msi_off + (pci->msi_64 ? 16 : 12);
+}
+
+/* Deliver pending MSI-X / MSI vectors that became unmasked; lock held. */
+static void
+deliver_pending(struct umdev_pci *pci)
+{
+    unsigned int v;
+
+    if (msix_enabled(pci)) {
+        for (v = 0; v < pci->msix_vectors; v++) {
+            uint64_t bit = 1ull << (v % 64);
+
+            if ((pci->msix_pba[v / 64] & bit) &&
+                !msix_vector_masked(pci, v)) {
+                pci->msix_pba[v / 64] &= ~bit;
+                umdev_dev_irq_trigger(pci->dev, UMDEV_PCI_MSIX_IRQ, v);
+            }
+        }
+    }
+    if (msi_enabled(pci) && pci->msi_maskable && pci->msi_pending) {
+        uint32_t mask = rd32(pci->cfg + msi_mask_off(pci));
+
+        for (v = 0; v < pci->msi_vectors; v++) {
+            if ((pci->msi_pending & (1u << v)) && !(mask & (1u << v))) {
+                pci->msi_pending &= ~(1u << v);
+                umdev_dev_irq_trigger(pci->dev, UMDEV_PCI_MSI_IRQ, v);
+            }
+        }
+        wr32(pci->cfg + msi_mask_off(pci) + 4, pci->msi_pending);
+    }
+}
+
+static void
+config_write_locked(struct umdev_pci *pci, uint32_t off, const uint8_t *buf,
+                    size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        uint32_t o = off + (uint32_t)i;
+        uint8_t old = pci->cfg[o];
+        uint8_t w = pci->wmask[o], c = pci->w1cmask[o];
+        uint8_t v = (uint8_t)((old & ~w) | (buf[i] & w));
+
+        v &= (uint8_t)~(buf[i] & c);
+        pci->cfg[o] = v;
+    }
+    /* Side effects of the registers touched. */
+    if (off < PCI_COMMAND + 2 && off + len > PCI_COMMAND)
+        update_intx(pci);
+    if (pci->msix_off && off < pci->msix_off + (uint32_t)PCI_MSIX_SIZEOF &&
+        off + len > pci->msix_off)
+        deliver_pending(pci);
+    if (pci->msi_off && off + len > pci->msi_off &&
+        off < pci->msi_off + 24u)
+        deliver_pending(pci);
+}
+
+static ssize_t
+config_access(void *opaque, uint64_t off, void *buf, size_t count,
+              bool is_write)
+{
+    struct umdev_pci *pci = opaque;
+
+    /* lib/dev checked off + count against the region size. */
+    pthread_mutex_lock(&pci->lock);
+    if (is_write)
+        config_write_locked(pci, (uint32_t)off, buf, count);
+    else
+        memcpy(buf, pci->cfg + off, count);
+    pthread_mutex_unlock(&pci->lock);
+    return (ssize_t)count;
+}
+
+int
+umdev_pci_create(struct umdev_dev *dev, const struct umdev_pci_id *id,
+                 struct umdev_pci **out)
+{
+    struct umdev_region_desc cfg = {
+        .size = UMDEV_PCI_CONFIG_SIZE,
+        .flags = UMDEV_REGION_F_READ | UMDEV_REGION_F_WRITE,
+        .access = config_access,
+    };
+    struct umdev_pci *pci;
+    int rc;
+
+    *out = NULL;
+    if (dev == NULL || id == NULL || id->interrupt_pin > 4 ||
+        id->class_code > 0xffffff || id->vendor_id == 0xffff ||
+        id->vendor_id == 0)
+        return -EINVAL;
+    pci = calloc(1, sizeof(*pci));
+    if (pci == NULL)
+        return -ENOMEM;
+    if (pthread_mutex_init(&pci->lock, NULL) != 0) {
+        free(pci);
+        return -ENOMEM;
+    }
+    pci->dev = dev;
+    pci->cfg_size = UMDEV_PCI_CONFIG_SIZE;
+    pci->cap_free = PCI_CAP_START;
+    field(pci, PCI_VENDOR_ID, 2, id->vendor_id, 0, 0);
+    field(pci, PCI_DEVICE_ID, 2, id->device_id, 0, 0);
+    field(pci, PCI_COMMAND, 2, 0,
+          PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER |
+              PCI_COMMAND_PARITY | PCI_COMMAND_SERR |
+              PCI_COMMAND_INTX_DISABLE,
+          0);
+    field(pci, PCI_STATUS, 2, 0, 0, PCI_STATUS_ERR_BITS);
+    field(pci, PCI_REVISION_ID, 1, id->revision, 0, 0);
+    field(pci, PCI_CLASS_PROG, 3, id->class_code, 0, 0);
+    field(pci, PCI_CACHE_LINE_SIZE, 1, 0, 0xff, 0);
+    field(pci, PCI_LATENCY_TIMER, 1, 0, 0, 0);
+    field(pci, PCI_HEADER_TYPE, 1, 0, 0, 0);
+    field(pci, PCI_SUBSYSTEM_VENDOR_ID, 2, id->subsystem_vendor_id, 0, 0);
+    field(pci, PCI_SUBSYSTEM_ID, 2, id->subsystem_id, 0, 0);
+    field(pci, PCI_ROM_ADDRESS, 4, 0, 0, 0); /* no expansion ROM */
+    field(pci, PCI_INTERRUPT_LINE, 1, 0, 0xff, 0);
+    field(pci, PCI_INTERRUPT_PIN, 1, id->interrupt_pin, 0, 0);
+    cfg.opaque = pci;
+    rc = umdev_dev_region_add(dev, UMDEV_PCI_CONFIG_REGION, &cfg);
+    if (rc == 0 && id->interrupt_pin != 0)
+        rc = umdev_dev_irq_add(dev, UMDEV_PCI_INTX_IRQ, 1, 0);
+    if (rc == 0)
+        rc = umdev_dev_irq_add(dev, UMDEV_PCI_ERR_IRQ, 1, 0);
+    if (rc == 0)
+        rc = umdev_dev_irq_add(dev, UMDEV_PCI_REQ_IRQ, 1, 0);
+    if (rc < 0) {
+        umdev_pci_destroy(pci);
+        return rc;
+    }
+    memcpy(pci->power_on, pci->cfg, sizeof(pci->cfg));
+    *out = pci;
+    return 0;
+}
+
+void
+umdev_pci_destroy(struct umdev_pci *pci)
+{
+    if (pci == NULL)
+        return;
+    pthread_mutex_destroy(&pci->lock);
+    free(pci->msix_table);
+    free(pci->msix_pba);
+    free(pci);
+}
+
+static bool
+in_range(uint64_t off, size_t count, uint32_t start, uint64_t len)
+{
+    return off >= start && off - start < len && count <= len - (off - start);
+}
+
+static ssize_t
+msix_table_access(struct umdev_pci *pci, uint64_t rel, void *buf,
+                  size_t count, bool is_write)
+{
+    if ((count != 4 && count != 8) || rel % count != 0)
+        return -EINVAL;
+    pthread_mutex_lock(&pci->lock);
+    if (is_write) {
+        memcpy(pci->msix_table + rel, buf, count);
+        pci->msix_table_used = true;
+        deliver_pending(pci);
+    } else {
+        memcpy(buf, pci->msix_table + rel, count);
+    }
+    pthread_mutex_unlock(&pci->lock);
+    return (ssize_t)count;
+}
+
+static ssize_t
+msix_pba_access(struct umdev_pci *pci, uint64_t rel, void *buf, size_t count,
+                bool is_write)
+{
+    if ((count != 4 && count != 8) || rel % count != 0)
+        return -EINVAL;
+    if (is_write)
+        return (ssize_t)count; /* PBA is read-only */
+    pthread_mutex_lock(&pci->lock);
+    memcpy(buf, (uint8_t *)pci->msix_pba + rel, count);
+    pthread_mutex_unlock(&pci->lock);
+    return (ssize_t)count;
+}
+
+/* BAR accesses pass through here so the MSI-X table and PBA are served
+ * by lib/pci wherever the device placed them. */
+static ssize_t
+bar_access(void *opaque, uint64_t off, void *buf, size_t count,
+           bool is_write)
+{
+    struct pci_bar *bar = opaque;
+    struct umdev_pci *pci = bar->pci;
+
+    if (pci->msix_off) {
+        uint64_t tsize = (uint64_t)pci->msix_vectors * PCI_MSIX_ENTRY_SIZE;
+        uint64_t psize = ((pci->msix_vectors + 63) / 64) * 8;
+
+        if (bar->index == pci->msix_table_bar &&
+            in_range(off, count, pci->msix_table_off, tsize))
+            return msix_table_access(pci, off - pci->msix_table_off, buf,
+                                     count, is_write);
+        if (bar->index == pci->msix_pba_bar &&
+            in_range(off, count, pci->msix_pba_off, psize))
+            return msix_pba_access(pci, off - pci->msix_pba_off, buf, count,
+                                   is_write);
+    }
+    return bar->access(bar->opaque, off, buf, count, is_write);
+}
+
+int
+umdev_pci_bar_add(struct umdev_pci *pci, unsigned int index,
+                  enum umdev_pci_bar_type type, bool prefetchable,
+                  uint64_t size, const struct umdev_region_desc *region)
+{
+    struct umdev_region_desc desc;
+    struct pci_bar *bar;
+    uint32_t off = PCI_BASE_ADDRESS_0 + 4 * index;
+    uint64_t mask;
+    int rc;
+
+    if (index >= NUM_BARS || region == NULL || region->size != size ||
+        !is_pow2(size))
+        return -EINVAL;
+    if (type == UMDEV_PCI_BAR_IO && (size < 4 || size > 256 || prefetchable))
+        return -EINVAL;
+    if (type != UMDEV_PCI_BAR_IO && size < 16)
+        return -EINVAL;
+    if (type == UMDEV_PCI_BAR_MEM32 && size > 0x80000000ull)
+        return -EINVAL;
+    if (type == UMDEV_PCI_BAR_MEM64 && index == NUM_BARS - 1)
+        return -EINVAL;
+    bar = &pci->bars[index];
+    if (bar->present || bar->upper ||
+        (type == UMDEV_PCI_BAR_MEM64 && pci->bars[index + 1].present))
+        return -EEXIST;
+
+    desc = *region;
+    bar->access = region->access;
+    bar->opaque = region->opaque;
+    bar->pci = pci;
+    bar->index = index;
+    if (region->access != NULL) {
+        desc.access = bar_access;
+        desc.opaque = bar;
+    }
+    rc = umdev_dev_region_add(pci->dev, index, &desc);
+    if (rc < 0) {
+        memset(bar, 0, sizeof(*bar));
+        return rc;
+    }
+    bar->present = true;
+    bar->type = type;
+    bar->size = size;
+    mask = ~(size - 1);
+    switch (type) {
+    case UMDEV_PCI_BAR_IO:
+        field(pci, off, 4, PCI_BASE_ADDRESS_SPACE_IO,
+              (uint32_t)mask & ~3u, 0);
+        break;
+    case UMDEV_PCI_BAR_MEM32:
+        field(pci, off, 4,
+              prefetchable ? PCI_BASE_ADDRESS_MEM_PREFETCH : 0,
+              (uint32_t)mask & ~0xfu, 0);
+        break;
+    case UMDEV_PCI_BAR_MEM64:
+        field(pci, off, 4,
+              PCI_BASE_ADDRESS_MEM_TYPE_64 |
+                  (prefetchable ? PCI_BASE_ADDRESS_MEM_PREFETCH : 0),
+              (uint32_t)mask & ~0xfu, 0);
+        field(pci, off + 4, 4, 0, (uint32_t)(mask >> 32), 0);
+        pci->bars[index + 1].upper = true;
+        break;
+    }
+    memcpy(pci->power_on, pci->cfg, sizeof(pci->cfg));
+    return 0;
+}
+
+/* Reserve @len bytes of capability space and link a capability. */
+static int
+cap_alloc(struct umdev_pci *pci, uint8_t id, unsigned int len)
+{
+    unsigned int off = pci->cap_free;
+
+    if (off + len > UMDEV_PCI_CONFIG_SIZE)
+        return -ENOSPC;
+    field(pci, off, 1, id, 0, 0);
+    field(pci, off + 1, 1, 0, 0, 0);
+    if (pci->cap_last)
+        pci->cfg[pci->cap_last + 1] = (uint8_t)off;
+    else
+        pci->cfg[PCI_CAPABILITY_LIST] = (uint8_t)off;
+    pci->cap_last = (uint8_t)off;
+    pci->cap_free = (uint8_t)((off + len + 3) & ~3u);
+    wr16(pci->cfg + PCI_STATUS,
+         rd16(pci->cfg + PCI_STATUS) | PCI_STATUS_CAP_LIST);
+    return (int)off;
+}
+
+static int
+cap_done(struct umdev_pci *pci, int off)
+{
+    if (off > 0)
+        memcpy(pci->power_on, pci->cfg, sizeof(pci->cfg));
+    return off;
+}
+
+static bool
+has_cap(const struct umdev_pci *pci, uint8_t id)
+{
+    unsigned int off = pci->cfg[PCI_CAPABILITY_LIST];
+    unsigned int n = 0;
+
+    while (off != 0 && n++ < 48) {
+        if (pci->cfg[off] == id)
+            return true;
+        off = pci->cfg[off + 1];
+    }
+    return false;
+}
+
+int
+umdev_pci_cap_add_pm(struct umdev_pci *pci)
+{
+    int off;
+
+    if (has_cap(pci, PCI_CAP_ID_PM))
+        return -EEXIST;
+    off = cap_alloc(pci, PCI_CAP_ID_PM, PCI_PM_SIZEOF);
+    if (off < 0)
+        return off;
+    field(pci, off + PCI_PM_PMC, 2, 0x0003, 0, 0); /* PM spec 1.2 */
+    field(pci, off + PCI_PM_CTRL, 2, PCI_PM_CTRL_NO_SOFT_RESET,
+          PCI_PM_CTRL_STATE_MASK, 0);
+    return cap_done(pci, off);
+}
+
+int
+umdev_pci_cap_add_msi(struct umdev_pci *pci, unsigned int vectors,
+                      bool addr64, bool maskable)
+{
+    unsigned int log2 = 0, len;
+    uint16_t flags;
+    int off, rc;
+
+    if (!is_pow2(vectors) || vectors > 32)
+        return -EINVAL;
+    if (has_cap(pci, PCI_CAP_ID_MSI))
+        return -EEXIST;
+    while ((1u << log2) < vectors)
+        log2++;
+    len = 10 + (addr64 ? 4 : 0) + (maskable ? 10 : 0);
+    off = cap_alloc(pci, PCI_CAP_ID_MSI, len);
+    if (off < 0)
+        return off;
+    rc = umdev_dev_irq_add(pci->dev, UMDEV_PCI_MSI_IRQ, vectors, 0);
+    if (rc < 0)
+        return rc;
+    flags = (uint16_t)(log2 << 1) | (addr64 ? PCI_MSI_FLAGS_64BIT : 0) |
+            (maskable ? PCI_MSI_FLAGS_MASKBIT : 0);
+    field(pci, off + PCI_MSI_FLAGS, 2, flags,
+          PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE, 0);
+    field(pci, off + PCI_MSI_ADDRESS_LO, 4, 0, 0xfffffffc, 0);
+    if (addr64)
+        field(pci, off + 8, 4, 0, 0xffffffff, 0);
+    field(pci, off + (addr64 ? 12 : 8), 2, 0, 0xffff, 0);
+    pci->msi_off = (uint8_t)off;
+    pci->msi_vectors = vectors;
+    pci->msi_64 = addr64;
+    pci->msi_maskable = maskable;
+    if (maskable) {
+        uint32_t bits = vectors == 32 ? 0xffffffffu : (1u << vectors) - 1;
+
+        field(pci, msi_mask_off(pci), 4, 0, bits, 0);
+        field(pci, msi_mask_off(pci) + 4, 4, 0, 0, 0);
+    }
+    return cap_done(pci, off);
+}
+
+int
+umdev_pci_cap_add_msix(struct umdev_pci *pci, unsigned int vectors,
+                       unsigned int table_bar, uint32_t table_offset,
+                       unsigned int pba_bar, uint32_t pba_offset)
+{
+    uint64_t tsize = (uint64_t)vectors * PCI_MSIX_ENTRY_SIZE;
+    uint64_t psize = ((vectors + 63) / 64) * 8;
+    unsigned int v;
+    int off, rc;
+
+    if (vectors == 0 || vectors > 2048 || table_bar >= NUM_BARS ||
+        pba_bar >= NUM_BARS || (table_offset | pba_offset) % 8 != 0)
+        return -EINVAL;
+    if (!pci->bars[table_bar].present || !pci->bars[pba_bar].present ||
+        pci->bars[table_bar].access == NULL ||
+        pci->bars[pba_bar].access == NULL)
+        return -EINVAL; /* the table must sit in a trapped BAR */
+    if (table_offset + tsize > pci->bars[table_bar].size ||
+        pba_offset + psize > pci->bars[pba_bar].size)
+        return -EINVAL;
+    if (table_bar == pba_bar && table_offset < pba_offset + psize &&
+        pba_offset < table_offset + tsize)
+        return -EINVAL;
+    if (has_cap(pci, PCI_CAP_ID_MSIX))
+        return -EEXIST;
+    pci->msix_table = calloc(1, tsize);
+    pci->msix_pba = calloc(1, psize);
+    if (pci->msix_table == NULL || pci->msix_pba == NULL) {
+        free(pci->msix_table);
+        free(pci->msix_pba);
+        pci->msix_table = NULL;
+        pci->msix_pba = NULL;
+        return -ENOMEM;
+    }
+    off = cap_alloc(pci, PCI_CAP_ID_MSIX, PCI_MSIX_SIZEOF);
+    if (off < 0)
+        return off;
+    rc = umdev_dev_irq_add(pci->dev, UMDEV_PCI_MSIX_IRQ, vectors, 0);
+    if (rc < 0)
+        return rc;
+    field(pci, off + PCI_MSIX_FLAGS, 2, (vectors - 1) & PCI_MSIX_FLAGS_QSIZE,
+          PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL, 0);
+    field(pci, off + PCI_MSIX_TABLE, 4, table_offset | table_bar, 0, 0);
+    field(pci, off + PCI_MSIX_PBA, 4, pba_offset | pba_bar, 0, 0);
+    pci->msix_off = (uint8_t)off;
+    pci->msix_vectors = vectors;
+    pci->msix_table_bar = table_bar;
+    pci->msix_table_off = table_offset;
+    pci->msix_pba_bar = pba_bar;
+    pci->msix_pba_off = pba_offset;
+    for (v = 0; v < vectors; v++)
+        wr32(pci->msix_table + v * PCI_MSIX_ENTRY_SIZE +
+                 PCI_MSIX_ENTRY_VECTOR_CTRL,
+             PCI_MSIX_ENTRY_CTRL_MASKBIT);
+    return cap_done(pci, off);
+}
+
+int
+umdev_pci_cap_add_pcie(struct umdev_pci *pci)
+{
+    int off;
+
+    if (has_cap(pci, PCI_CAP_ID_EXP))
+        return -EEXIST;
+    off = cap_alloc(pci, PCI_CAP_ID_EXP, PCI_EXP_SIZEOF);
+    if (off < 0)
+        return off;
+    /* Version 2, PCI Express endpoint (type 0). */
+    field(pci, off + PCI_EXP_FLAGS, 2, 0x0002, 0, 0);
+    /* DevCap: 128-byte max payload, role-based error reporting. */
+    field(pci, off + PCI_EXP_DEVCAP, 4, 1u << 15, 0, 0);
+    /* DevCtl: error reporting enables, relaxed ordering, payload and read
+     * request sizes, no-snoop: writable as on real endpoints. */
+    field(pci, off + PCI_EXP_DEVCTL, 2, 0x2810, 0x7cff, 0);
+    field(pci, off + PCI_EXP_DEVSTA, 2, 0, 0, 0x000f);
+    /* Link: 2.5 GT/s, x1. */
+    field(pci, off + PCI_EXP_LNKCAP, 4, 0x00000011, 0, 0);
+    field(pci, off + PCI_EXP_LNKCTL, 2, 0, 0x01c3, 0);
+    field(pci, off + PCI_EXP_LNKSTA, 2, 0x0011, 0, 0);
+    field(pci, off + PCI_EXP_DEVCAP2, 4, 0, 0, 0);
+    field(pci, off + PCI_EXP_DEVCTL2, 2, 0, 0x001f, 0);
+    return cap_done(pci, off);
+}
+
+int
+umdev_pci_cap_add_vendor(struct umdev_pci *pci, const void *data,
+                         size_t len)
+{
+    int off;
+
+    if (len > 61 || (len > 0 && data == NULL))
+        return -EINVAL;
+    off = cap_alloc(pci, PCI_CAP_ID_VNDR, 3 + (unsigned int)len);
+    if (off < 0)
+        return off;
+    field(pci, off + 2, 1, 3 + (uint32_t)len, 0, 0);
+    if (len)
+        memcpy(pci->cfg + off + 3, data, len);
+    return cap_done(pci, off);
+}
+
+int
+umdev_pci_irq_raise(struct umdev_pci *pci, unsigned int vector)
+{
+    int rc = -ENODEV;
+
+    pthread_mutex_lock(&pci->lock);
+    if (msix_enabled(pci)) {
+        if (vector >= pci->msix_vectors) {
+            rc = -EINVAL;
+        } else if (msix_vector_masked(pci, vector)) {
+            pci->msix_pba[vector / 64] |= 1ull << (vector % 64);
+            rc = -EAGAIN;
+        } else {
+            rc = umdev_dev_irq_trigger(pci->dev, UMDEV_PCI_MSIX_IRQ, vector);
+        }
+    } else if (msi_enabled(pci)) {
+        uint16_t flags = rd16(pci->cfg + pci->msi_off + PCI_MSI_FLAGS);
+        unsigned int enabled = 1u << ((flags & PCI_MSI_FLAGS_QSIZE) >> 4);
+
+        if (vector >= enabled || vector >= pci->msi_vectors) {
+            rc = -EINVAL;
+        } else if (pci->msi_maskable &&
+                   (rd32(pci->cfg + msi_mask_off(pci)) & (1u << vector))) {
+            pci->msi_pending |= 1u << vector;
+            wr32(pci->cfg + msi_mask_off(pci) + 4, pci->msi_pending);
+            rc = -EAGAIN;
+        } else {
+            rc = umdev_dev_irq_trigger(pci->dev, UMDEV_PCI_MSI_IRQ, vector);
+        }
+    }
+    pthread_mutex_unlock(&pci->lock);
+    return rc;
+}
+
+void
+umdev_pci_intx_set(struct umdev_pci *pci, bool level)
+{
+    pthread_mutex_lock(&pci->lock);
+    pci->intx_level = level;
+    update_intx(pci);
+    pthread_mutex_unlock(&pci->lock);
+}
+
+enum umdev_pci_irq_mode
+umdev_pci_irq_mode(struct umdev_pci *pci)
+{
+    enum umdev_pci_irq_mode m = UMDEV_PCI_IRQ_INTX;
+
+    pthread_mutex_lock(&pci->lock);
+    if (msix_enabled(pci))
+        m = UMDEV_PCI_IRQ_MSIX;
+    else if (msi_enabled(pci))
+        m = UMDEV_PCI_IRQ_MSI;
+    pthread_mutex_unlock(&pci->lock);
+    return m;
+}
+
+int
+umdev_pci_config_read(struct umdev_pci *pci, uint32_t offset, void *buf,
+                      size_t len)
+{
+    if (offset > pci->cfg_size || len > pci->cfg_size - offset)
+        return -EINVAL;
+    pthread_mutex_lock(&pci->lock);
+    memcpy(buf, pci->cfg + offset, len);
+    pthread_mutex_unlock(&pci->lock);
+    return 0;
+}
+
+void
+umdev_pci_reset(struct umdev_pci *pci)
+{
+    unsigned int v;
+
+    pthread_mutex_lock(&pci->lock);
+    memcpy(pci->cfg, pci->power_on, sizeof(pci->cfg));
+    pci->intx_level = false;
+    pci->msi_pending = 0;
+    pci->msix_table_used = false;
+    if (pci->msix_off) {
+        memset(pci->msix_table, 0,
+               (size_t)pci->msix_vectors * PCI_MSIX_ENTRY_SIZE);
+        memset(pci->msix_pba, 0, ((pci->msix_vectors + 63) / 64) * 8);
+        for (v = 0; v < pci->msix_vectors; v++)
+            wr32(pci->msix_table + v * PCI_MSIX_ENTRY_SIZE +
+                     PCI_MSIX_ENTRY_VECTOR_CTRL,
+                 PCI_MSIX_ENTRY_CTRL_MASKBIT);
+    }
+    update_intx(pci);
+    pthread_mutex_unlock(&pci->lock);
+}
+
+static bool
+command_bit(struct umdev_pci *pci, uint16_t bit)
+{
+    bool set;
+
+    pthread_mutex_lock(&pci->lock);
+    set = (rd16(pci->cfg + PCI_COMMAND) & bit) != 0;
+    pthread_mutex_unlock(&pci->lock);
+    return set;
+}
+
+bool
+umdev_pci_io_enabled(struct umdev_pci *pci)
+{
+    return command_bit(pci, PCI_COMMAND_IO);
+}
+
+bool
+umdev_pci_mem_enabled(struct umdev_pci *pci)
+{
+    return command_bit(pci, PCI_COMMAND_MEMORY);
+}
+
+bool
+umdev_pci_bus_master(struct umdev_pci *pci)
+{
+    return command_bit(pci, PCI_COMMAND_MASTER);
+}
