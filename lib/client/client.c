@@ -243,6 +243,11 @@ umdev_client_attach_fd(int fd, const struct umdev_client_opts *opts,
         free(c);
         return rc;
     }
+    rc = conn_set_blocking(c->conn, c->timeout_ms);
+    if (rc < 0) {
+        umdev_client_destroy(c);
+        return rc;
+    }
     rc = negotiate(c, opts);
     if (rc < 0) {
         umdev_client_destroy(c);

@@ -1,8 +1,12 @@
 /*
- * Connection framing. A message is read in two steps, header then body,
- * each possibly spread over many recvmsg() calls; descriptors arrive with
- * the first byte of the sendmsg() that carried them, so they are gathered
- * into the message being assembled whenever they show up.
+ * Connection framing. Bytes are read into a buffer as they come, so one
+ * recvmsg() usually brings a whole message (or several) and the common
+ * request costs one read, not two. Descriptors are the subtle part: the
+ * kernel hands over the fds of at most one sendmsg() per recvmsg(), and
+ * stops right after that sendmsg's data, so the fds belong to the last
+ * message that *starts* inside the bytes just read (or, if none starts
+ * there, to the one those bytes continue). Each batch of fds is tagged with
+ * its owner's buffer offset and handed to that message when it is parsed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,10 +20,17 @@
 
 #include "conn.h"
 
-enum rx_state {
-    RX_HEADER,  /* filling hdr_bytes */
-    RX_BODY,    /* filling cur->buf */
-    RX_DISCARD, /* oversized: skipping body bytes */
+#define RX_INITIAL_SIZE 16384
+/* At most one fd-carrying sendmsg() arrives per recvmsg(), and we read
+ * only when no complete message is buffered, so two tags can be pending:
+ * the incomplete message's and the new one's. */
+#define RX_MAX_TAGS 4
+
+struct fd_tag {
+    size_t owner; /* buffer offset of the owning message */
+    size_t nfds;
+    bool overflow; /* more fds than one message may carry */
+    int fds[UMDEV_WIRE_MAX_MSG_FDS];
 };
 
 struct conn {
@@ -29,12 +40,20 @@ struct conn {
     struct conn_caps peer;
     struct umdev_wire_limits rx_lim;
     uint16_t next_id;
+    bool blocking; /* socket in blocking mode: waits block in recvmsg */
 
-    enum rx_state state;
-    uint8_t hdr_bytes[UMDEV_WIRE_HDR_SIZE];
-    size_t have;       /* bytes of the current message received */
-    uint64_t discard;  /* body bytes still to skip in RX_DISCARD */
-    struct conn_msg *cur;
+    uint8_t *rx;
+    size_t rx_cap, rx_off, rx_len;
+    /* The last recvmsg() returned less than asked: the socket was empty
+     * then, so reading again before it polls readable would only cost an
+     * EAGAIN. Cleared by conn_rx_ready(). */
+    bool rx_drained;
+    struct fd_tag tags[RX_MAX_TAGS];
+    size_t ntags;
+
+    /* An oversized message whose body is being skipped. */
+    struct conn_msg *discard_msg;
+    uint64_t discard;
 
     struct conn_msg *queue_head, *queue_tail;
 };
@@ -85,16 +104,39 @@ conn_create(int fd, const struct umdev_logger *log, struct conn **out)
     return 0;
 }
 
-void
-conn_msg_free(struct conn_msg *msg)
+int
+conn_set_blocking(struct conn *conn, int timeout_ms)
+{
+    struct timeval tv = {
+        .tv_sec = timeout_ms / 1000,
+        .tv_usec = (timeout_ms % 1000) * 1000,
+    };
+    int fl = fcntl(conn->fd, F_GETFL);
+
+    if (fl < 0 || fcntl(conn->fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+        return -errno;
+    if (setsockopt(conn->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+        return -errno;
+    conn->blocking = true;
+    return 0;
+}
+
+static void
+close_fds(int *fds, size_t n)
 {
     size_t i;
 
+    for (i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
+void
+conn_msg_free(struct conn_msg *msg)
+{
     if (msg == NULL)
         return;
-    for (i = 0; i < msg->nfds; i++)
-        if (msg->fds[i] >= 0)
-            close(msg->fds[i]);
+    close_fds(msg->fds, msg->nfds);
     free(msg->buf);
     free(msg);
 }
@@ -103,6 +145,7 @@ void
 conn_destroy(struct conn *conn)
 {
     struct conn_msg *m, *next;
+    size_t i;
 
     if (conn == NULL)
         return;
@@ -110,7 +153,10 @@ conn_destroy(struct conn *conn)
         next = m->next;
         conn_msg_free(m);
     }
-    conn_msg_free(conn->cur);
+    conn_msg_free(conn->discard_msg);
+    for (i = 0; i < conn->ntags; i++)
+        close_fds(conn->tags[i].fds, conn->tags[i].nfds);
+    free(conn->rx);
     if (conn->fd >= 0)
         close(conn->fd);
     free(conn);
@@ -167,6 +213,12 @@ conn_has_queued(const struct conn *conn)
     return conn->queue_head != NULL;
 }
 
+void
+conn_rx_ready(struct conn *conn)
+{
+    conn->rx_drained = false;
+}
+
 /* Largest message we accept whole: the biggest data transfer plus its
  * fixed part, or the control bound, whichever is larger. */
 static size_t
@@ -180,104 +232,265 @@ max_rx_size(const struct conn *conn)
                 : UMDEV_WIRE_MAX_CONTROL_PAYLOAD);
 }
 
-/* Take descriptors from control messages into the current message; any
- * past what one message may carry are closed and the message refused. */
-static void
-collect_fds(struct conn *conn, struct msghdr *mh)
+static uint32_t
+size_at(const struct conn *conn, size_t off)
 {
-    struct conn_msg *m = conn->cur;
-    struct cmsghdr *c;
+    uint32_t size;
 
+    memcpy(&size, conn->rx + off + 4, sizeof(size));
+    return size;
+}
+
+/* Which buffered message owns fds that came with bytes [from, to)? */
+static size_t
+fd_owner(const struct conn *conn, size_t from, size_t to)
+{
+    size_t b = conn->rx_off, owner = conn->rx_off;
+
+    (void)from;
+
+    for (;;) {
+        uint32_t size;
+
+        /* The last message starting before the new bytes end: one that
+         * starts among them, else the one they continue. */
+        if (b < to)
+            owner = b;
+        if (b >= to || b + UMDEV_WIRE_HDR_SIZE > to)
+            break;
+        size = size_at(conn, b);
+        /* An impossible size is reported when parsed; stop here. */
+        if (size < UMDEV_WIRE_HDR_SIZE)
+            break;
+        b += size;
+    }
+    return owner;
+}
+
+static struct fd_tag *
+tag_for(struct conn *conn, size_t owner)
+{
+    size_t i;
+
+    for (i = 0; i < conn->ntags; i++)
+        if (conn->tags[i].owner == owner)
+            return &conn->tags[i];
+    if (conn->ntags == RX_MAX_TAGS)
+        return NULL;
+    conn->tags[conn->ntags] = (struct fd_tag){ .owner = owner };
+    return &conn->tags[conn->ntags++];
+}
+
+/* File the descriptors of one recvmsg(); @discarding: they belong to the
+ * oversized message being skipped. */
+static void
+collect_fds(struct conn *conn, struct msghdr *mh, size_t from, size_t to,
+            bool discarding)
+{
+    struct fd_tag *tag = NULL;
+    struct cmsghdr *c;
+    bool bad = (mh->msg_flags & MSG_CTRUNC) != 0;
+
+    if (!discarding)
+        tag = tag_for(conn, fd_owner(conn, from, to));
     for (c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR(mh, c)) {
         size_t n, i;
-        int *fds;
 
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
             continue;
         n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        fds = (int *)CMSG_DATA(c);
         for (i = 0; i < n; i++) {
             int fd;
 
-            memcpy(&fd, &fds[i], sizeof(fd));
-            if (m != NULL && m->nfds < UMDEV_WIRE_MAX_MSG_FDS &&
-                m->nfds < conn->rx_lim.max_msg_fds) {
-                m->fds[m->nfds++] = fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+            if (tag != NULL && tag->nfds < UMDEV_WIRE_MAX_MSG_FDS &&
+                tag->nfds < conn->rx_lim.max_msg_fds) {
+                tag->fds[tag->nfds++] = fd;
             } else {
                 close(fd);
-                if (m != NULL)
-                    m->rx_error = -EBADF;
+                bad = true;
             }
         }
     }
-    if ((mh->msg_flags & MSG_CTRUNC) && m != NULL)
-        m->rx_error = -EBADF;
+    if (bad && tag != NULL)
+        tag->overflow = true;
+    if (bad && discarding && conn->discard_msg != NULL)
+        conn->discard_msg->rx_error = -E2BIG;
 }
 
-/* One recvmsg() into [dst, dst+len); dst NULL discards. */
+/* Move the unparsed bytes to the front and make room for @need bytes from
+ * rx_off. */
+static int
+make_room(struct conn *conn, size_t need)
+{
+    size_t i;
+
+    if (conn->rx_off > 0) {
+        memmove(conn->rx, conn->rx + conn->rx_off,
+                conn->rx_len - conn->rx_off);
+        for (i = 0; i < conn->ntags; i++)
+            conn->tags[i].owner -= conn->rx_off;
+        conn->rx_len -= conn->rx_off;
+        conn->rx_off = 0;
+    }
+    if (need < RX_INITIAL_SIZE)
+        need = RX_INITIAL_SIZE;
+    if (conn->rx_cap < need) {
+        uint8_t *p = realloc(conn->rx, need);
+
+        if (p == NULL)
+            return -ENOMEM;
+        conn->rx = p;
+        conn->rx_cap = need;
+    }
+    return 0;
+}
+
 static ssize_t
-rx_some(struct conn *conn, void *dst, size_t len)
+do_recvmsg(struct conn *conn, void *dst, size_t len, bool wait,
+           struct msghdr *mh, struct iovec *iov)
+{
+    ssize_t n;
+
+    iov->iov_base = dst;
+    iov->iov_len = len;
+    mh->msg_iov = iov;
+    mh->msg_iovlen = 1;
+    do {
+        n = recvmsg(conn->fd, mh,
+                    MSG_CMSG_CLOEXEC | (wait && conn->blocking ? 0
+                                                               : MSG_DONTWAIT));
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return n;
+}
+
+/* One recvmsg() into the buffer (or, while skipping an oversized message,
+ * into a scratch area never past that message's end). */
+static int
+rx_fill(struct conn *conn, size_t need, bool wait)
 {
     union {
         char buf[CMSG_SPACE(sizeof(int) * UMDEV_WIRE_MAX_MSG_FDS)];
         struct cmsghdr align;
     } ctl;
+    struct msghdr mh = { 0 };
+    struct iovec iov;
     char sink[4096];
-    struct iovec iov = {
-        .iov_base = dst != NULL ? dst : sink,
-        .iov_len = dst != NULL ? len : (len < sizeof(sink) ? len : sizeof(sink)),
-    };
-    struct msghdr mh = {
-        .msg_iov = &iov,
-        .msg_iovlen = 1,
-        .msg_control = ctl.buf,
-        .msg_controllen = sizeof(ctl.buf),
-    };
+    bool discarding = conn->discard_msg != NULL;
+    size_t ask, from = conn->rx_len;
     ssize_t n;
-
-    do {
-        n = recvmsg(conn->fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return -errno;
-    if (mh.msg_controllen > 0 || (mh.msg_flags & MSG_CTRUNC))
-        collect_fds(conn, &mh);
-    if (n == 0)
-        return -ECONNRESET;
-    return n;
-}
-
-static int
-start_body(struct conn *conn)
-{
-    struct conn_msg *m = conn->cur;
     int rc;
 
-    rc = umdev_wire_decode_header(conn->hdr_bytes, &m->hdr);
-    if (rc < 0) {
+    mh.msg_control = ctl.buf;
+    mh.msg_controllen = sizeof(ctl.buf);
+    if (discarding) {
+        ask = conn->discard < sizeof(sink) ? (size_t)conn->discard
+                                           : sizeof(sink);
+        n = do_recvmsg(conn, sink, ask, wait, &mh, &iov);
+    } else {
+        if (conn->rx_cap - conn->rx_off < need ||
+            conn->rx_cap == conn->rx_len) {
+            rc = make_room(conn, need);
+            if (rc < 0)
+                return rc;
+            from = conn->rx_len;
+        }
+        ask = conn->rx_cap - conn->rx_len;
+        n = do_recvmsg(conn, conn->rx + conn->rx_len, ask, wait, &mh, &iov);
+    }
+    if (n < 0) {
+        if (n == -EAGAIN)
+            conn->rx_drained = true;
+        return (int)n;
+    }
+    if (!discarding)
+        conn->rx_len += (size_t)n;
+    if (mh.msg_controllen > 0 || (mh.msg_flags & MSG_CTRUNC))
+        collect_fds(conn, &mh, from, conn->rx_len, discarding);
+    if (n == 0)
+        return -ECONNRESET;
+    if (discarding)
+        conn->discard -= (uint64_t)n;
+    conn->rx_drained = (size_t)n < ask;
+    return 0;
+}
+
+/* Hand the fds tagged for the message at @owner to @m. */
+static void
+claim_fds(struct conn *conn, size_t owner, struct conn_msg *m)
+{
+    size_t i;
+
+    for (i = 0; i < conn->ntags; i++) {
+        struct fd_tag *t = &conn->tags[i];
+
+        if (t->owner != owner)
+            continue;
+        memcpy(m->fds, t->fds, t->nfds * sizeof(int));
+        m->nfds = t->nfds;
+        if (t->overflow && m->rx_error == 0)
+            m->rx_error = -EBADF;
+        conn->tags[i] = conn->tags[--conn->ntags];
+        return;
+    }
+}
+
+/*
+ * Take one complete message from the buffer. Return 0 with *out, -EAGAIN
+ * with *need set when more bytes are needed, -EPROTO on a bad header.
+ */
+static int
+rx_parse(struct conn *conn, size_t *need, struct conn_msg **out)
+{
+    size_t avail = conn->rx_len - conn->rx_off;
+    struct vfio_user_header hdr;
+    struct conn_msg *m;
+
+    *need = UMDEV_WIRE_HDR_SIZE;
+    if (avail < UMDEV_WIRE_HDR_SIZE)
+        return -EAGAIN;
+    if (umdev_wire_decode_header(conn->rx + conn->rx_off, &hdr) < 0) {
         umdev_log(conn->log, LOG_ERR,
                   "bad stream: impossible header (size %u, flags 0x%x)",
-                  m->hdr.msg_size, m->hdr.flags);
+                  hdr.msg_size, hdr.flags);
         return -EPROTO;
     }
-    m->len = m->hdr.msg_size;
-    if (m->len > max_rx_size(conn)) {
+    if (hdr.msg_size <= max_rx_size(conn) && avail < hdr.msg_size) {
+        *need = hdr.msg_size;
+        return -EAGAIN;
+    }
+    m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return -ENOMEM;
+    m->hdr = hdr;
+    m->len = hdr.msg_size;
+    if (hdr.msg_size > max_rx_size(conn)) {
         /* Keep the stream in step by skipping the body, then refuse the
          * message: a bad message, not a bad stream. */
         m->rx_error = -E2BIG;
-        conn->discard = m->len - UMDEV_WIRE_HDR_SIZE;
-        conn->state = RX_DISCARD;
-        return 0;
+        claim_fds(conn, conn->rx_off, m);
+        conn->discard = hdr.msg_size - avail;
+        conn->rx_off = conn->rx_len;
+    } else {
+        m->buf = malloc(hdr.msg_size);
+        if (m->buf == NULL) {
+            m->rx_error = -ENOMEM;
+        } else {
+            memcpy(m->buf, conn->rx + conn->rx_off, hdr.msg_size);
+        }
+        claim_fds(conn, conn->rx_off, m);
+        conn->rx_off += hdr.msg_size;
     }
-    m->buf = malloc(m->len);
-    if (m->buf == NULL) {
-        m->rx_error = -ENOMEM;
-        conn->discard = m->len - UMDEV_WIRE_HDR_SIZE;
-        conn->state = RX_DISCARD;
-        return 0;
+    if (conn->rx_off == conn->rx_len)
+        conn->rx_off = conn->rx_len = 0;
+    if (conn->discard > 0) {
+        conn->discard_msg = m;
+        *need = 0;
+        return -EAGAIN;
     }
-    memcpy(m->buf, conn->hdr_bytes, UMDEV_WIRE_HDR_SIZE);
-    conn->state = RX_BODY;
+    *out = m;
     return 0;
 }
 
@@ -306,58 +519,34 @@ dequeue(struct conn *conn)
     return m;
 }
 
-/* Read from the socket until one message completes or it would block. */
+/* Next message from the socket (not the queue). @wait lets a blocking
+ * connection sleep in recvmsg(). */
 static int
-rx_message(struct conn *conn, struct conn_msg **out)
+rx_message(struct conn *conn, bool wait, struct conn_msg **out)
 {
-    ssize_t n;
+    size_t need;
     int rc;
 
     for (;;) {
-        if (conn->cur == NULL) {
-            conn->cur = calloc(1, sizeof(*conn->cur));
-            if (conn->cur == NULL)
-                return -ENOMEM;
-            conn->have = 0;
-            conn->state = RX_HEADER;
-        }
-        switch (conn->state) {
-        case RX_HEADER:
-            n = rx_some(conn, conn->hdr_bytes + conn->have,
-                        UMDEV_WIRE_HDR_SIZE - conn->have);
-            if (n < 0)
-                return (int)n;
-            conn->have += (size_t)n;
-            if (conn->have < UMDEV_WIRE_HDR_SIZE)
-                continue;
-            rc = start_body(conn);
-            if (rc < 0)
+        if (conn->discard_msg != NULL) {
+            if (conn->discard == 0) {
+                *out = conn->discard_msg;
+                conn->discard_msg = NULL;
+                return 0;
+            }
+            need = 0;
+        } else {
+            rc = rx_parse(conn, &need, out);
+            if (rc != -EAGAIN)
                 return rc;
-            break;
-        case RX_BODY:
-            if (conn->have < conn->cur->len) {
-                n = rx_some(conn, conn->cur->buf + conn->have,
-                            conn->cur->len - conn->have);
-                if (n < 0)
-                    return (int)n;
-                conn->have += (size_t)n;
-            }
-            break;
-        case RX_DISCARD:
-            if (conn->discard > 0) {
-                n = rx_some(conn, NULL, conn->discard);
-                if (n < 0)
-                    return (int)n;
-                conn->discard -= (uint64_t)n;
-            }
-            break;
+            if (conn->discard_msg != NULL)
+                continue;
         }
-        if ((conn->state == RX_BODY && conn->have == conn->cur->len) ||
-            (conn->state == RX_DISCARD && conn->discard == 0)) {
-            *out = conn->cur;
-            conn->cur = NULL;
-            return 0;
-        }
+        if (conn->rx_drained && !wait)
+            return -EAGAIN;
+        rc = rx_fill(conn, need, wait);
+        if (rc < 0)
+            return rc;
     }
 }
 
@@ -367,7 +556,7 @@ conn_read(struct conn *conn, struct conn_msg **out)
     *out = dequeue(conn);
     if (*out != NULL)
         return 0;
-    return rx_message(conn, out);
+    return rx_message(conn, false, out);
 }
 
 static int64_t
@@ -414,6 +603,7 @@ conn_read_wait(struct conn *conn, int timeout_ms, struct conn_msg **out)
         rc = wait_fd(conn->fd, POLLIN, deadline);
         if (rc < 0)
             return rc;
+        conn_rx_ready(conn);
     }
 }
 
@@ -534,8 +724,16 @@ conn_request(struct conn *conn, const void *buf, size_t len, const int *fds,
         struct conn_msg *m;
         bool is_reply;
 
-        /* Only the socket: queued messages are commands kept for later. */
-        rc = rx_message(conn, &m);
+        /* Only the socket: queued messages are commands kept for later.
+         * A blocking connection sleeps in recvmsg() (one syscall per
+         * reply); otherwise poll, then read. */
+        conn_rx_ready(conn);
+        rc = rx_message(conn, conn->blocking, &m);
+        if (rc == -EAGAIN && conn->blocking) {
+            if (deadline >= 0 && now_ms() >= deadline)
+                return -ETIMEDOUT;
+            continue;
+        }
         if (rc == -EAGAIN) {
             rc = wait_fd(conn->fd, POLLIN, deadline);
             if (rc < 0)

@@ -87,6 +87,20 @@ const struct umdev_wire_limits *conn_rx_limits(const struct conn *conn);
  */
 int conn_read(struct conn *conn, struct conn_msg **out);
 
+/**
+ * conn_rx_ready() - the socket polled readable. conn_read() skips the
+ * recvmsg() that would only return EAGAIN after a short read; call this
+ * when the fd is reported readable (umdev_dev_process() does).
+ */
+void conn_rx_ready(struct conn *conn);
+
+/**
+ * conn_set_blocking() - let waits for a reply sleep in recvmsg() instead
+ * of poll() + recvmsg() (clients). Reads that must not block still use
+ * MSG_DONTWAIT. @timeout_ms bounds each blocking read.
+ */
+int conn_set_blocking(struct conn *conn, int timeout_ms);
+
 /** conn_read() but wait up to @timeout_ms (-1: forever). -ETIMEDOUT. */
 int conn_read_wait(struct conn *conn, int timeout_ms, struct conn_msg **out);
 

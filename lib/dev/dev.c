@@ -243,6 +243,8 @@ umdev_dev_process(struct umdev_dev *dev)
     struct conn_msg *m;
     int rc;
 
+    if (dev->conn != NULL)
+        conn_rx_ready(dev->conn);
     while (dev->conn != NULL) {
         rc = conn_read(dev->conn, &m);
         if (rc == -EAGAIN)
