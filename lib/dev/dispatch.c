@@ -281,6 +281,21 @@ region_io(struct dev_region *reg, uint64_t offset, void *buf, size_t count,
     return 0;
 }
 
+int
+umdev_dev_region_rw(struct umdev_dev *dev, uint32_t index, uint64_t offset,
+                    void *buf, size_t count, bool is_write)
+{
+    struct dev_region *reg;
+    int rc;
+
+    if (count == 0)
+        return -EINVAL;
+    rc = region_check(dev, index, offset, count, is_write, &reg);
+    if (rc < 0)
+        return rc;
+    return region_io(reg, offset, buf, count, is_write);
+}
+
 static int
 handle_region_read(struct umdev_dev *dev, struct req *r)
 {

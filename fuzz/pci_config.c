@@ -1,0 +1,179 @@
+/*
+ * libFuzzer target: a stream of config-space reads and writes (and INTx,
+ * interrupt raises, resets) against a lib/pci device with every kind of
+ * BAR and capability. After each operation the invariants a guest relies
+ * on must hold: identity and other read-only fields never change, BAR
+ * type bits and size masks hold, the capability chain stays intact.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "umdev/pci.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(c)                                                             \
+    do {                                                                     \
+        if (!(c))                                                            \
+            abort();                                                         \
+    } while (0)
+
+static ssize_t
+sink_access(void *opaque, uint64_t off, void *buf, size_t count,
+            bool is_write)
+{
+    (void)opaque;
+    (void)off;
+    if (!is_write)
+        memset(buf, 0, count);
+    return (ssize_t)count;
+}
+
+struct bar_spec {
+    unsigned int index;
+    enum umdev_pci_bar_type type;
+    bool prefetch;
+    uint64_t size;
+};
+
+static const struct bar_spec bars[] = {
+    { 0, UMDEV_PCI_BAR_IO, false, 8 },
+    { 1, UMDEV_PCI_BAR_MEM32, false, 4096 },
+    { 2, UMDEV_PCI_BAR_MEM64, true, 1 << 20 },
+    { 4, UMDEV_PCI_BAR_MEM32, true, 65536 },
+};
+
+static uint32_t
+cfg32(struct umdev_pci *pci, uint32_t off)
+{
+    uint32_t v;
+
+    CHECK(umdev_pci_config_read(pci, off, &v, 4) == 0);
+    return v;
+}
+
+static void
+check_invariants(struct umdev_pci *pci, const uint8_t *power_on)
+{
+    static const uint8_t ro_bytes[] = { 0x00, 0x01, 0x02, 0x03, 0x08, 0x09,
+                                        0x0a, 0x0b, 0x0e, 0x2c, 0x2d, 0x2e,
+                                        0x2f, 0x34, 0x3d };
+    uint8_t cfg[256];
+    uint32_t off;
+    size_t i;
+    int n = 0;
+
+    CHECK(umdev_pci_config_read(pci, 0, cfg, sizeof(cfg)) == 0);
+    for (i = 0; i < sizeof(ro_bytes); i++)
+        CHECK(cfg[ro_bytes[i]] == power_on[ro_bytes[i]]);
+    for (i = 0; i < sizeof(bars) / sizeof(bars[0]); i++) {
+        const struct bar_spec *b = &bars[i];
+        uint32_t lo = cfg32(pci, 0x10 + 4 * b->index);
+        uint32_t type = b->type == UMDEV_PCI_BAR_IO ? 0x1
+                        : (b->type == UMDEV_PCI_BAR_MEM64 ? 0x4 : 0x0) |
+                              (b->prefetch ? 0x8 : 0x0);
+        uint32_t low_mask = b->type == UMDEV_PCI_BAR_IO ? 0x3 : 0xf;
+
+        CHECK((lo & low_mask) == type);
+        CHECK((lo & ~low_mask & (uint32_t)(b->size - 1)) == 0);
+    }
+    CHECK(cfg32(pci, 0x30) == 0);       /* no ROM */
+    CHECK((cfg[0x06] & 0x10) != 0);     /* capability list */
+    /* The chain: same IDs, same links, terminates. */
+    off = cfg[0x34];
+    while (off != 0) {
+        CHECK(off >= 0x40 && off < 256 && n < 8);
+        CHECK(cfg[off] == power_on[off]);
+        CHECK(cfg[off + 1] == power_on[off + 1]);
+        off = cfg[off + 1];
+        n++;
+    }
+    CHECK(n == 5);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct umdev_dev_info info = { .name = "fuzz-pci", .pci = true };
+    struct umdev_pci_id id = {
+        .vendor_id = 0x1234,
+        .device_id = 0xabcd,
+        .subsystem_vendor_id = 0x1234,
+        .subsystem_id = 0x0001,
+        .revision = 7,
+        .class_code = 0x088000,
+        .interrupt_pin = 1,
+    };
+    struct umdev_dev *dev = NULL;
+    struct umdev_pci *pci = NULL;
+    uint8_t power_on[256];
+    size_t i;
+
+    if (umdev_dev_create(&info, &dev) < 0)
+        return 0;
+    if (umdev_pci_create(dev, &id, &pci) < 0)
+        goto out;
+    for (i = 0; i < sizeof(bars) / sizeof(bars[0]); i++) {
+        struct umdev_region_desc r = {
+            .size = bars[i].size,
+            .flags = UMDEV_REGION_F_READ | UMDEV_REGION_F_WRITE,
+            .access = sink_access,
+        };
+
+        CHECK(umdev_pci_bar_add(pci, bars[i].index, bars[i].type,
+                                bars[i].prefetch, bars[i].size, &r) == 0);
+    }
+    CHECK(umdev_pci_cap_add_pm(pci) > 0);
+    CHECK(umdev_pci_cap_add_msi(pci, 8, true, true) > 0);
+    CHECK(umdev_pci_cap_add_msix(pci, 16, 1, 0x800, 1, 0xc00) > 0);
+    CHECK(umdev_pci_cap_add_pcie(pci) > 0);
+    CHECK(umdev_pci_cap_add_vendor(pci, "umdev", 5) > 0);
+    CHECK(umdev_pci_config_read(pci, 0, power_on, sizeof(power_on)) == 0);
+
+    /* Each operation: kind, offset (2), width selector, value (4). */
+    while (size >= 8) {
+        uint8_t kind = data[0] % 8;
+        uint32_t off = (uint32_t)(data[1] | (data[2] << 8));
+        size_t len = (size_t)1 << (data[3] % 3);
+        uint32_t val;
+        uint8_t buf[4];
+
+        memcpy(&val, data + 4, 4);
+        switch (kind) {
+        case 0: /* config write */
+        case 1:
+        case 2:
+            memcpy(buf, &val, sizeof(buf));
+            umdev_dev_region_rw(dev, UMDEV_PCI_CONFIG_REGION, off % 260, buf,
+                                len, true);
+            break;
+        case 3: /* config read, in or out of range */
+            umdev_dev_region_rw(dev, UMDEV_PCI_CONFIG_REGION, off % 260, buf,
+                                len, false);
+            break;
+        case 4: /* MSI-X table / PBA in BAR1 */
+            memcpy(buf, &val, sizeof(buf));
+            umdev_dev_region_rw(dev, 1, 0x800 + off % 0x500, buf, len,
+                                (data[3] & 0x80) != 0);
+            break;
+        case 5:
+            umdev_pci_irq_raise(pci, val % 40);
+            break;
+        case 6:
+            umdev_pci_intx_set(pci, val & 1);
+            break;
+        case 7:
+            if ((val & 0xff) == 0)
+                umdev_pci_reset(pci);
+            break;
+        }
+        check_invariants(pci, power_on);
+        data += 8;
+        size -= 8;
+    }
+out:
+    umdev_pci_destroy(pci);
+    umdev_dev_destroy(dev);
+    return 0;
+}
