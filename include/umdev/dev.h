@@ -249,6 +249,23 @@ void umdev_dev_detach(struct umdev_dev *dev);
 /** Send the REQ IRQ to the client (device removal request). */
 int umdev_dev_request_release(struct umdev_dev *dev);
 
+/* Introspection for tools (umdevctl info, audits). */
+struct umdev_dev_region_info {
+    bool present;
+    uint64_t size;
+    uint32_t flags;   /* UMDEV_REGION_F_* */
+    bool shm;         /* shared-memory backed (client may mmap) */
+    size_t nr_areas;  /* mmappable areas */
+    bool trapped;     /* has an access callback */
+};
+/** Return: 0, or -EINVAL for an index >= UMDEV_MAX_REGIONS. */
+int umdev_dev_region_info(struct umdev_dev *dev, uint32_t index,
+                          struct umdev_dev_region_info *out);
+uint32_t umdev_dev_num_regions(const struct umdev_dev *dev);
+uint32_t umdev_dev_num_irqs(const struct umdev_dev *dev);
+/** Vectors declared for IRQ @index (0 if none). */
+uint32_t umdev_dev_irq_count(struct umdev_dev *dev, uint32_t index);
+
 /* Counters for tools and tests. */
 struct umdev_dev_stats {
     uint64_t msgs;          /* commands handled */

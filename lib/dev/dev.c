@@ -279,3 +279,40 @@ umdev_dev_get_stats(struct umdev_dev *dev, struct umdev_dev_stats *out)
     out->irqs_dropped = atomic_load(&dev->irqs_dropped);
     out->dma_bytes = atomic_load(&dev->dma_bytes);
 }
+
+int
+umdev_dev_region_info(struct umdev_dev *dev, uint32_t index,
+                      struct umdev_dev_region_info *out)
+{
+    const struct dev_region *r;
+
+    memset(out, 0, sizeof(*out));
+    if (index >= UMDEV_MAX_REGIONS)
+        return -EINVAL;
+    r = &dev->regions[index];
+    out->present = r->present;
+    out->size = r->size;
+    out->flags = r->flags;
+    out->shm = r->shm != NULL;
+    out->nr_areas = r->nr_areas;
+    out->trapped = r->access != NULL;
+    return 0;
+}
+
+uint32_t
+umdev_dev_num_regions(const struct umdev_dev *dev)
+{
+    return dev->num_regions;
+}
+
+uint32_t
+umdev_dev_num_irqs(const struct umdev_dev *dev)
+{
+    return dev->num_irqs;
+}
+
+uint32_t
+umdev_dev_irq_count(struct umdev_dev *dev, uint32_t index)
+{
+    return index < DEV_MAX_IRQ_INDEX ? dev->irqs[index].count : 0;
+}

@@ -1,0 +1,479 @@
+/*
+ * Persistent definitions: STATEDIR/<parent>/<uuid>, one JSON object each,
+ * laid out like mdevctl's. Writes are atomic (temporary file, fsync,
+ * rename, fsync of the directory) so a daemon killed at any moment leaves
+ * either the old or the new file, never half of one. Loading reports every
+ * bad file with its path and reason and skips it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "umdevd.h"
+
+#define DEF_MAX_SIZE (64 * 1024)
+
+int
+mkdir_p(const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+    char *p;
+
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+        return -ENAMETOOLONG;
+    for (p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, mode) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static int
+fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = 0;
+
+    if (fd < 0)
+        return -errno;
+    if (fsync(fd) < 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+static struct json_object *
+def_json(const struct instance *inst)
+{
+    struct json_object *o = json_object_new_object();
+    struct json_object *owner = json_object_new_object();
+    char mode[8];
+
+    json_object_object_add(o, "uuid", json_object_new_string(inst->uuid));
+    json_object_object_add(o, "parent", json_object_new_string(inst->parent));
+    json_object_object_add(o, "type", json_object_new_string(inst->type));
+    json_object_object_add(
+        o, "start", json_object_new_string(inst->auto_start ? "auto"
+                                                            : "manual"));
+    json_object_object_add(owner, "uid", json_object_new_int64(inst->uid));
+    json_object_object_add(owner, "gid", json_object_new_int64(inst->gid));
+    json_object_object_add(o, "owner", owner);
+    snprintf(mode, sizeof(mode), "%04o", (unsigned int)inst->mode);
+    json_object_object_add(o, "mode", json_object_new_string(mode));
+    json_object_object_add(o, "attrs", json_object_get(inst->attrs));
+    return o;
+}
+
+int
+defs_save(struct daemon *d, const struct instance *inst, char *err,
+          size_t errlen)
+{
+    char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX];
+    struct json_object *o;
+    const char *text;
+    size_t len, off = 0;
+    int fd, rc;
+
+    if (snprintf(dir, sizeof(dir), "%s/%s", d->opts.statedir,
+                 inst->parent) >= (int)sizeof(dir) ||
+        snprintf(path, sizeof(path), "%s/%s", dir, inst->uuid) >=
+            (int)sizeof(path) ||
+        snprintf(tmp, sizeof(tmp), "%s/.%s.tmpXXXXXX", dir, inst->uuid) >=
+            (int)sizeof(tmp))
+        return -ENAMETOOLONG;
+    rc = mkdir_p(dir, 0755);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(-rc));
+        return rc;
+    }
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot write in %s: %s", dir, strerror(-rc));
+        return rc;
+    }
+    o = def_json(inst);
+    text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                                 JSON_C_TO_STRING_NOSLASHESCAPE);
+    len = strlen(text);
+    while (off < len) {
+        ssize_t n = write(fd, text + off, len - off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;
+        off += (size_t)n;
+    }
+    rc = off == len && write(fd, "\n", 1) == 1 && fchmod(fd, 0644) == 0 &&
+                 fsync(fd) == 0
+             ? 0
+             : -errno;
+    json_object_put(o);
+    close(fd);
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = fsync_dir(dir);
+    if (rc < 0) {
+        unlink(tmp);
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
+    }
+    return rc;
+}
+
+int
+defs_remove(struct daemon *d, const struct instance *inst)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+
+    if (snprintf(dir, sizeof(dir), "%s/%s", d->opts.statedir,
+                 inst->parent) >= (int)sizeof(dir) ||
+        snprintf(path, sizeof(path), "%s/%s", dir, inst->uuid) >=
+            (int)sizeof(path))
+        return -ENAMETOOLONG;
+    if (unlink(path) < 0 && errno != ENOENT)
+        return -errno;
+    return fsync_dir(dir);
+}
+
+static int
+parse_owner(struct json_object *o, uid_t *uid, gid_t *gid, char *err,
+            size_t errlen)
+{
+    struct json_object *v;
+
+    if (!json_object_is_type(o, json_type_object)) {
+        snprintf(err, errlen, "owner must be an object like "
+                              "{\"user\": \"qemu\"} or {\"uid\": 107}");
+        return -EINVAL;
+    }
+    if (json_object_object_get_ex(o, "uid", &v)) {
+        if (!json_object_is_type(v, json_type_int) ||
+            json_object_get_int64(v) < 0 ||
+            json_object_get_int64(v) > 0x7fffffff) {
+            snprintf(err, errlen, "owner.uid must be a non-negative integer");
+            return -EINVAL;
+        }
+        *uid = (uid_t)json_object_get_int64(v);
+    }
+    if (json_object_object_get_ex(o, "gid", &v)) {
+        if (!json_object_is_type(v, json_type_int) ||
+            json_object_get_int64(v) < 0 ||
+            json_object_get_int64(v) > 0x7fffffff) {
+            snprintf(err, errlen, "owner.gid must be a non-negative integer");
+            return -EINVAL;
+        }
+        *gid = (gid_t)json_object_get_int64(v);
+    }
+    if (json_object_object_get_ex(o, "user", &v)) {
+        struct passwd *pw = json_object_is_type(v, json_type_string)
+                                ? getpwnam(json_object_get_string(v))
+                                : NULL;
+
+        if (pw == NULL) {
+            snprintf(err, errlen, "owner.user '%s' does not exist",
+                     json_object_get_string(v));
+            return -EINVAL;
+        }
+        *uid = pw->pw_uid;
+        if (!json_object_object_get_ex(o, "group", NULL) &&
+            !json_object_object_get_ex(o, "gid", NULL))
+            *gid = pw->pw_gid;
+    }
+    if (json_object_object_get_ex(o, "group", &v)) {
+        struct group *gr = json_object_is_type(v, json_type_string)
+                               ? getgrnam(json_object_get_string(v))
+                               : NULL;
+
+        if (gr == NULL) {
+            snprintf(err, errlen, "owner.group '%s' does not exist",
+                     json_object_get_string(v));
+            return -EINVAL;
+        }
+        *gid = gr->gr_gid;
+    }
+    return 0;
+}
+
+/* Merge attrs: a null value deletes the key. */
+static void
+merge_attrs(struct json_object *dst, struct json_object *src)
+{
+    json_object_object_foreach(src, key, val)
+    {
+        if (val == NULL)
+            json_object_object_del(dst, key);
+        else
+            json_object_object_add(dst, key, json_object_get(val));
+    }
+}
+
+int
+defs_apply_json(struct daemon *d, struct instance *inst,
+                struct json_object *obj, bool creating, char *err,
+                size_t errlen)
+{
+    static const char *const known[] = { "uuid",  "parent", "type",
+                                         "start", "owner",  "mode",
+                                         "attrs", NULL };
+    const struct parent_driver *drv = parents_find(inst->parent);
+    struct umdev_mdev_type_info ti;
+    struct json_object *v, *attrs;
+    char type[sizeof(inst->type)];
+    bool auto_start = inst->auto_start;
+    uid_t uid = inst->uid;
+    gid_t gid = inst->gid;
+    mode_t mode = inst->mode;
+    int rc;
+
+    json_object_object_foreach(obj, key, val)
+    {
+        size_t i;
+
+        (void)val;
+        for (i = 0; known[i] != NULL; i++)
+            if (strcmp(known[i], key) == 0)
+                break;
+        if (known[i] == NULL) {
+            snprintf(err, errlen, "unknown key '%s' (allowed: uuid, parent, "
+                                  "type, start, owner, mode, attrs)",
+                     key);
+            return -EINVAL;
+        }
+    }
+    snprintf(type, sizeof(type), "%s", inst->type);
+    if (json_object_object_get_ex(obj, "type", &v)) {
+        if (!json_object_is_type(v, json_type_string) ||
+            umdev_mdev_type_find(d->mdev, json_object_get_string(v), &ti) <
+                0 ||
+            strcmp(ti.parent, inst->parent) != 0) {
+            snprintf(err, errlen,
+                     "type '%s' is not a type of parent '%s' (umdevctl "
+                     "types -p %s lists them)",
+                     json_object_get_string(v), inst->parent, inst->parent);
+            return -EINVAL;
+        }
+        snprintf(type, sizeof(type), "%s", ti.name);
+    }
+    if (json_object_object_get_ex(obj, "start", &v)) {
+        const char *s = json_object_get_string(v);
+
+        if (!json_object_is_type(v, json_type_string) ||
+            (strcmp(s, "auto") != 0 && strcmp(s, "manual") != 0)) {
+            snprintf(err, errlen, "start must be \"auto\" or \"manual\"");
+            return -EINVAL;
+        }
+        auto_start = strcmp(s, "auto") == 0;
+    }
+    if (json_object_object_get_ex(obj, "owner", &v)) {
+        rc = parse_owner(v, &uid, &gid, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    if (json_object_object_get_ex(obj, "mode", &v)) {
+        const char *s = json_object_get_string(v);
+        char *end;
+        long m;
+
+        m = json_object_is_type(v, json_type_string) ? strtol(s, &end, 8)
+                                                      : -1;
+        if (m < 0 || m > 0777 || *end != '\0' || (m & 0600) != 0600) {
+            snprintf(err, errlen, "mode must be an octal string such as "
+                                  "\"0600\" or \"0660\" (owner rw required)");
+            return -EINVAL;
+        }
+        mode = (mode_t)m;
+    }
+    attrs = json_object_get(inst->attrs);
+    if (json_object_object_get_ex(obj, "attrs", &v)) {
+        if (!json_object_is_type(v, json_type_object)) {
+            json_object_put(attrs);
+            snprintf(err, errlen, "attrs must be an object");
+            return -EINVAL;
+        }
+        json_object_put(attrs);
+        attrs = json_object_new_object();
+        if (!creating)
+            merge_attrs(attrs, inst->attrs);
+        merge_attrs(attrs, v);
+    }
+    if (drv != NULL && drv->check_attrs != NULL) {
+        rc = drv->check_attrs(type, attrs, err, errlen);
+        if (rc < 0) {
+            json_object_put(attrs);
+            return rc;
+        }
+    }
+    /* Everything checked: apply. */
+    snprintf(inst->type, sizeof(inst->type), "%s", type);
+    inst->auto_start = auto_start;
+    inst->uid = uid;
+    inst->gid = gid;
+    inst->mode = mode;
+    json_object_put(inst->attrs);
+    inst->attrs = attrs;
+    return 0;
+}
+
+static char *
+read_small_file(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    char *buf;
+    ssize_t n;
+    int fd;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+        st.st_size > DEF_MAX_SIZE) {
+        snprintf(err, errlen, "not a regular file of at most %d bytes",
+                 DEF_MAX_SIZE);
+        close(fd);
+        return NULL;
+    }
+    buf = malloc((size_t)st.st_size + 1);
+    if (buf == NULL) {
+        close(fd);
+        return NULL;
+    }
+    n = read(fd, buf, (size_t)st.st_size);
+    close(fd);
+    if (n != st.st_size) {
+        snprintf(err, errlen, "short read");
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static void
+load_one(struct daemon *d, const char *parent, const char *dir,
+         const char *name)
+{
+    char path[PATH_MAX], err[256] = "";
+    struct json_object *obj = NULL, *v;
+    struct instance *inst = NULL;
+    char *text;
+    int rc;
+
+    if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+        (int)sizeof(path)) {
+        umdev_log(&d->log, LOG_ERR, "skipping %s/%s: path too long", dir,
+                  name);
+        return;
+    }
+    if (name[0] == '.') {
+        /* A temporary file from an interrupted write: the rename never
+         * happened, so the definition it was meant to replace stands. */
+        if (strstr(name, ".tmp") != NULL && unlink(path) == 0)
+            umdev_log(&d->log, LOG_NOTICE,
+                      "removed %s left by an interrupted write", path);
+        return;
+    }
+    text = read_small_file(path, err, sizeof(err));
+    if (text == NULL)
+        goto bad;
+    obj = json_tokener_parse(text);
+    free(text);
+    if (obj == NULL || !json_object_is_type(obj, json_type_object)) {
+        snprintf(err, sizeof(err), "not a JSON object");
+        goto bad;
+    }
+    if (!json_object_object_get_ex(obj, "uuid", &v) ||
+        strcmp(json_object_get_string(v), name) != 0) {
+        snprintf(err, sizeof(err), "its uuid does not match the file name");
+        goto bad;
+    }
+    if (!json_object_object_get_ex(obj, "parent", &v) ||
+        strcmp(json_object_get_string(v), parent) != 0) {
+        snprintf(err, sizeof(err), "its parent does not match the directory");
+        goto bad;
+    }
+    if (!json_object_object_get_ex(obj, "type", &v) ||
+        !json_object_is_type(v, json_type_string)) {
+        snprintf(err, sizeof(err), "no type");
+        goto bad;
+    }
+    rc = inst_new(d, name, json_object_get_string(v), &inst, err,
+                  sizeof(err));
+    if (rc < 0)
+        goto bad;
+    if (strcmp(inst->parent, parent) != 0) {
+        snprintf(err, sizeof(err), "type %s is not of parent %s",
+                 inst->type, parent);
+        goto bad;
+    }
+    rc = defs_apply_json(d, inst, obj, true, err, sizeof(err));
+    if (rc < 0)
+        goto bad;
+    inst->defined = true;
+    json_object_put(obj);
+    return;
+bad:
+    umdev_log(&d->log, LOG_ERR, "skipping definition %s: %s", path,
+              err[0] ? err : "invalid");
+    if (inst != NULL)
+        inst_free(d, inst);
+    json_object_put(obj);
+}
+
+void
+defs_load_all(struct daemon *d)
+{
+    DIR *top = opendir(d->opts.statedir);
+    struct dirent *pe;
+
+    if (top == NULL) {
+        if (errno != ENOENT)
+            umdev_log(&d->log, LOG_ERR, "cannot read %s: %s",
+                      d->opts.statedir, strerror(errno));
+        return;
+    }
+    while ((pe = readdir(top)) != NULL) {
+        char dir[PATH_MAX];
+        struct dirent *fe;
+        DIR *sub;
+
+        if (pe->d_name[0] == '.')
+            continue;
+        if (snprintf(dir, sizeof(dir), "%s/%s", d->opts.statedir,
+                     pe->d_name) >= (int)sizeof(dir))
+            continue;
+        if (parents_find(pe->d_name) == NULL) {
+            umdev_log(&d->log, LOG_ERR,
+                      "skipping %s: no parent named '%s' in this daemon",
+                      dir, pe->d_name);
+            continue;
+        }
+        sub = opendir(dir);
+        if (sub == NULL) {
+            umdev_log(&d->log, LOG_ERR, "cannot read %s: %s", dir,
+                      strerror(errno));
+            continue;
+        }
+        while ((fe = readdir(sub)) != NULL)
+            if (strcmp(fe->d_name, ".") != 0 && strcmp(fe->d_name, "..") != 0)
+                load_one(d, pe->d_name, dir, fe->d_name);
+        closedir(sub);
+    }
+    closedir(top);
+}

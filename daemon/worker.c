@@ -1,0 +1,339 @@
+/*
+ * An instance worker: a forked child that keeps only its listening socket
+ * and its channel to the supervisor, drops to the instance owner, builds
+ * the device through its parent driver and serves it. A stop request (or
+ * SIGTERM, or losing the supervisor) raises the device request IRQ when a
+ * VMM is attached, waits a bounded grace period for it to let go, then
+ * exits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "umdevd.h"
+
+#define WORKER_LISTEN_FD 3
+#define WORKER_CHANNEL_FD 4
+
+struct worker {
+    struct daemon *d;
+    struct instance *inst;
+    const struct parent_driver *drv;
+    struct parent_instance *pi;
+    struct umdev_loop *loop;
+    struct umdev_server *srv;
+    struct umdev_logger log;
+    int grace_ms;
+    bool stopping;
+    bool exit_now;
+    int grace_timer;
+};
+
+static void
+send_json(struct json_object *o)
+{
+    const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+
+    if (send(WORKER_CHANNEL_FD, s, strlen(s), MSG_NOSIGNAL) < 0) {
+        /* The supervisor is gone; the loop notices the hangup. */
+    }
+}
+
+static void
+send_event(const char *event, const char *message)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "event", json_object_new_string(event));
+    if (message != NULL)
+        json_object_object_add(o, "message", json_object_new_string(message));
+    send_json(o);
+    json_object_put(o);
+}
+
+static __attribute__((noreturn)) void
+fail(const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    send_event("error", msg);
+    _exit(1);
+}
+
+/* Keep exactly the descriptors a worker needs. */
+static void
+isolate_fds(int listen_fd, int channel_fd)
+{
+    int l = fcntl(listen_fd, F_DUPFD_CLOEXEC, 16);
+    int c = fcntl(channel_fd, F_DUPFD_CLOEXEC, 16);
+
+    if (l < 0 || c < 0 || dup2(l, WORKER_LISTEN_FD) < 0 ||
+        dup2(c, WORKER_CHANNEL_FD) < 0)
+        _exit(1);
+    /* stdin is not ours to read; 1 and 2 stay for logs. */
+    if (close_range(WORKER_CHANNEL_FD + 1, ~0u, 0) < 0)
+        _exit(1);
+}
+
+static void
+drop_privileges(const struct instance *inst)
+{
+    if (geteuid() != 0)
+        return;
+    if (inst->uid == 0 && inst->gid == 0)
+        return;
+    if (setgroups(0, NULL) < 0 || setgid(inst->gid) < 0 ||
+        setuid(inst->uid) < 0)
+        fail("cannot drop privileges to %u:%u: %s", (unsigned)inst->uid,
+             (unsigned)inst->gid, strerror(errno));
+    if (setuid(0) == 0)
+        fail("privileges were not dropped");
+}
+
+static const char *const region_names[] = {
+    "BAR0", "BAR1", "BAR2", "BAR3", "BAR4", "BAR5", "ROM", "CONFIG", "VGA",
+};
+static const char *const irq_names[] = { "INTX", "MSI", "MSIX", "ERR",
+                                         "REQ" };
+
+static struct json_object *
+device_json(struct worker *w)
+{
+    struct umdev_dev *dev = w->pi->dev;
+    struct json_object *o = json_object_new_object();
+    struct json_object *regions = json_object_new_array();
+    struct json_object *irqs = json_object_new_array();
+    struct json_object *ctr = json_object_new_object();
+    struct umdev_dev_stats st;
+    uint32_t i;
+
+    if (umdev_dev_attached(dev)) {
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+
+        if (getsockopt(umdev_dev_client_fd(dev), SOL_SOCKET, SO_PEERCRED,
+                       &cred, &len) == 0)
+            json_object_object_add(o, "client_pid",
+                                   json_object_new_int64(cred.pid));
+    }
+    for (i = 0; i < umdev_dev_num_regions(dev); i++) {
+        struct umdev_dev_region_info ri;
+        struct json_object *r;
+
+        if (umdev_dev_region_info(dev, i, &ri) < 0 || !ri.present)
+            continue;
+        r = json_object_new_object();
+        json_object_object_add(r, "index", json_object_new_int(i));
+        json_object_object_add(r, "name", json_object_new_string(
+                                              i < 9 ? region_names[i] : "?"));
+        json_object_object_add(r, "size", json_object_new_int64(ri.size));
+        json_object_object_add(r, "mmap", json_object_new_boolean(ri.shm));
+        json_object_object_add(r, "trapped",
+                               json_object_new_boolean(ri.trapped));
+        json_object_array_add(regions, r);
+    }
+    for (i = 0; i < umdev_dev_num_irqs(dev); i++) {
+        struct json_object *q;
+
+        if (umdev_dev_irq_count(dev, i) == 0)
+            continue;
+        q = json_object_new_object();
+        json_object_object_add(q, "index", json_object_new_int(i));
+        json_object_object_add(q, "name", json_object_new_string(
+                                              i < 5 ? irq_names[i] : "?"));
+        json_object_object_add(q, "count",
+                               json_object_new_int(umdev_dev_irq_count(dev,
+                                                                       i)));
+        json_object_array_add(irqs, q);
+    }
+    umdev_dev_get_stats(dev, &st);
+#define CTR(name) json_object_object_add(ctr, #name, json_object_new_int64((int64_t)st.name))
+    CTR(msgs);
+    CTR(errors);
+    CTR(region_reads);
+    CTR(region_writes);
+    CTR(dma_bytes);
+    CTR(irqs);
+    CTR(irqs_dropped);
+    CTR(attaches);
+#undef CTR
+    json_object_object_add(o, "regions", regions);
+    json_object_object_add(o, "irqs", irqs);
+    json_object_object_add(o, "counters", ctr);
+    if (w->pi->describe != NULL)
+        json_object_object_add(o, "endpoints", w->pi->describe(w->pi));
+    return o;
+}
+
+static void
+begin_stop(struct worker *w, int grace_ms)
+{
+    struct itimerspec its = { 0 };
+
+    if (w->stopping)
+        return;
+    w->stopping = true;
+    if (!umdev_dev_attached(w->pi->dev)) {
+        w->exit_now = true;
+        return;
+    }
+    /* Ask the VMM to let go (VFIO device request), then give it time. */
+    umdev_dev_request_release(w->pi->dev);
+    umdev_log(&w->log, LOG_INFO,
+              "stop requested with a client attached; waiting up to %d ms",
+              grace_ms);
+    its.it_value.tv_sec = grace_ms / 1000;
+    its.it_value.tv_nsec = (grace_ms % 1000) * 1000000L;
+    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+        its.it_value.tv_nsec = 1;
+    timerfd_settime(w->grace_timer, 0, &its, NULL);
+}
+
+static void
+on_grace(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
+{
+    struct worker *w = opaque;
+    uint64_t n;
+
+    (void)loop;
+    (void)events;
+    if (read(fd, &n, sizeof(n)) == sizeof(n)) {
+        umdev_log(&w->log, LOG_WARNING,
+                  "client still attached after the grace period; leaving");
+        w->exit_now = true;
+    }
+}
+
+static void
+on_channel(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
+{
+    struct worker *w = opaque;
+    struct json_object *req, *v;
+    char buf[4096];
+    ssize_t n;
+
+    (void)loop;
+    (void)events;
+    n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        /* The supervisor is gone: nobody will manage us; stop. */
+        umdev_loop_del(loop, fd);
+        begin_stop(w, w->grace_ms);
+        return;
+    }
+    if (n < 0)
+        return;
+    buf[n] = '\0';
+    req = json_tokener_parse(buf);
+    if (req == NULL || !json_object_object_get_ex(req, "req", &v)) {
+        json_object_put(req);
+        return;
+    }
+    if (strcmp(json_object_get_string(v), "info") == 0) {
+        struct json_object *r = json_object_new_object();
+
+        json_object_object_add(r, "reply", json_object_new_string("info"));
+        json_object_object_add(r, "device", device_json(w));
+        send_json(r);
+        json_object_put(r);
+    } else if (strcmp(json_object_get_string(v), "stop") == 0) {
+        int grace = w->grace_ms;
+
+        if (json_object_object_get_ex(req, "grace_ms", &v))
+            grace = json_object_get_int(v);
+        begin_stop(w, grace < 0 ? 0 : grace);
+    }
+    json_object_put(req);
+}
+
+static void
+on_signal(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
+{
+    struct worker *w = opaque;
+    struct signalfd_siginfo si;
+
+    (void)loop;
+    (void)events;
+    if (read(fd, &si, sizeof(si)) == sizeof(si))
+        begin_stop(w, w->grace_ms);
+}
+
+static void
+log_line(void *opaque, int level, const char *line)
+{
+    (void)opaque;
+    umdev_log_stderr(NULL, level, line);
+}
+
+void
+worker_run(struct daemon *d, struct instance *inst, int listen_fd,
+           int status_fd, int grace_ms)
+{
+    struct worker w = {
+        .d = d,
+        .inst = inst,
+        .grace_ms = grace_ms,
+    };
+    sigset_t mask;
+    int sfd, rc;
+
+    isolate_fds(listen_fd, status_fd);
+    prctl(PR_SET_NAME, "umdev-worker");
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    w.log = d->log;
+    w.log.fn = d->opts.syslog ? d->log.fn : log_line;
+    w.log.prefix = inst->uuid;
+    w.drv = parents_find(inst->parent);
+    if (w.drv == NULL)
+        fail("no driver for parent '%s'", inst->parent);
+    if (umdev_loop_create(&w.loop) < 0)
+        fail("cannot create an event loop");
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    w.grace_timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+    if (sfd < 0 || w.grace_timer < 0)
+        fail("cannot create signal/timer fds: %s", strerror(errno));
+    /* Host endpoints are created (and handed to the owner) before the
+     * worker gives up root, since RUNDIR belongs to the supervisor. */
+    rc = w.drv->create(inst->type, inst->uuid, d->opts.rundir, inst->uid,
+                       inst->gid, inst->attrs, w.loop, &w.log, &w.pi);
+    if (rc < 0)
+        fail("cannot create the device: %s", strerror(-rc));
+    drop_privileges(inst);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        fail("cannot set no_new_privs: %s", strerror(errno));
+    rc = umdev_server_create_fd(w.pi->dev, w.loop, WORKER_LISTEN_FD, &w.srv);
+    if (rc < 0)
+        fail("cannot serve: %s", strerror(-rc));
+    umdev_loop_add(w.loop, WORKER_CHANNEL_FD, UMDEV_LOOP_IN, on_channel, &w);
+    umdev_loop_add(w.loop, sfd, UMDEV_LOOP_IN, on_signal, &w);
+    umdev_loop_add(w.loop, w.grace_timer, UMDEV_LOOP_IN, on_grace, &w);
+    send_event("ready", NULL);
+    while (!w.exit_now) {
+        if (umdev_loop_run_once(w.loop, -1) < 0)
+            break;
+        if (w.stopping && !umdev_dev_attached(w.pi->dev))
+            w.exit_now = true;
+    }
+    umdev_server_destroy(w.srv);
+    w.pi->destroy(w.pi);
+    umdev_loop_destroy(w.loop);
+    _exit(0);
+}
