@@ -1,0 +1,878 @@
+/*
+ * umdevctl: the command line for umdevd, with mdevctl's verbs. It speaks
+ * the control protocol (docs/CONTROL.md) and nothing else.
+ *
+ * Exit codes: 0 success; 1 the daemon refused the request; 2 usage error;
+ * 3 the daemon cannot be reached.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#define EXIT_REFUSED 1
+#define EXIT_USAGE 2
+#define EXIT_NODAEMON 3
+
+struct ctx {
+    const char *control;
+    bool json;
+    FILE *sock;
+    int id;
+};
+
+struct verb {
+    const char *name;
+    const char *args;
+    const char *help;
+    int (*run)(struct ctx *c, int argc, char **argv);
+};
+
+static const struct verb *find_verb(const char *name);
+
+static int
+connect_daemon(struct ctx *c)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd;
+
+    if (strlen(c->control) >= sizeof(sa.sun_path)) {
+        fprintf(stderr, "umdevctl: control path too long: %s\n", c->control);
+        return EXIT_USAGE;
+    }
+    strcpy(sa.sun_path, c->control);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        fprintf(stderr,
+                "umdevctl: cannot reach umdevd at %s: %s\n"
+                "  (is umdevd running? use --control PATH or UMDEV_CONTROL "
+                "for a private daemon)\n",
+                c->control, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return EXIT_NODAEMON;
+    }
+    c->sock = fdopen(fd, "r+");
+    return c->sock != NULL ? 0 : EXIT_NODAEMON;
+}
+
+/*
+ * Send one request; on success *result is the result object (caller puts
+ * it). On a refusal, print the daemon's message and return EXIT_REFUSED.
+ */
+static int
+call(struct ctx *c, const char *cmd, struct json_object *args,
+     struct json_object **result)
+{
+    struct json_object *req = json_object_new_object();
+    struct json_object *resp, *v, *e;
+    char *line = NULL;
+    size_t cap = 0;
+    int rc;
+
+    *result = NULL;
+    if (c->sock == NULL && (rc = connect_daemon(c)) != 0) {
+        json_object_put(args);
+        json_object_put(req);
+        return rc;
+    }
+    json_object_object_add(req, "version", json_object_new_int(1));
+    json_object_object_add(req, "id", json_object_new_int(++c->id));
+    json_object_object_add(req, "cmd", json_object_new_string(cmd));
+    json_object_object_add(req, "args", args);
+    fprintf(c->sock, "%s\n",
+            json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
+    json_object_put(req);
+    fflush(c->sock);
+    if (getline(&line, &cap, c->sock) < 0) {
+        fprintf(stderr, "umdevctl: umdevd closed the connection\n");
+        free(line);
+        return EXIT_NODAEMON;
+    }
+    resp = json_tokener_parse(line);
+    free(line);
+    if (resp == NULL || !json_object_object_get_ex(resp, "ok", &v)) {
+        fprintf(stderr, "umdevctl: malformed response from umdevd\n");
+        json_object_put(resp);
+        return EXIT_NODAEMON;
+    }
+    if (!json_object_get_boolean(v)) {
+        const char *msg = "request refused";
+
+        if (json_object_object_get_ex(resp, "error", &e) &&
+            json_object_object_get_ex(e, "message", &v))
+            msg = json_object_get_string(v);
+        if (c->json) {
+            printf("%s\n", json_object_to_json_string_ext(
+                               e, JSON_C_TO_STRING_PRETTY));
+        }
+        fprintf(stderr, "umdevctl %s: %s\n", cmd, msg);
+        json_object_put(resp);
+        return EXIT_REFUSED;
+    }
+    if (json_object_object_get_ex(resp, "result", &v))
+        *result = json_object_get(v);
+    json_object_put(resp);
+    return 0;
+}
+
+static void
+print_json(struct json_object *o)
+{
+    printf("%s\n",
+           json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+static const char *
+str(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+
+    if (!json_object_object_get_ex(o, key, &v))
+        return "";
+    return json_object_get_string(v);
+}
+
+/* Parse "key=value" into attrs; values "true"/"false"/numbers become JSON
+ * types, the rest strings. */
+static int
+add_attr(struct json_object *attrs, const char *kv)
+{
+    const char *eq = strchr(kv, '=');
+    char key[128];
+    char *end;
+    long long n;
+
+    if (eq == NULL || eq == kv || (size_t)(eq - kv) >= sizeof(key)) {
+        fprintf(stderr, "umdevctl: attribute must be KEY=VALUE, got '%s'\n",
+                kv);
+        return -1;
+    }
+    memcpy(key, kv, (size_t)(eq - kv));
+    key[eq - kv] = '\0';
+    eq++;
+    if (strcmp(eq, "true") == 0 || strcmp(eq, "false") == 0) {
+        json_object_object_add(attrs, key,
+                               json_object_new_boolean(eq[0] == 't'));
+        return 0;
+    }
+    n = strtoll(eq, &end, 10);
+    if (*eq != '\0' && *end == '\0')
+        json_object_object_add(attrs, key, json_object_new_int64(n));
+    else
+        json_object_object_add(attrs, key, json_object_new_string(eq));
+    return 0;
+}
+
+static struct json_object *
+read_json_file(const char *path)
+{
+    struct json_object *o = json_object_from_file(path);
+
+    if (o == NULL || !json_object_is_type(o, json_type_object)) {
+        fprintf(stderr, "umdevctl: %s is not a JSON object: %s\n", path,
+                json_util_get_last_err() ? json_util_get_last_err() : "");
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
+}
+
+static int usage_error(const char *verb, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+usage_error(const char *verb, const char *fmt, ...)
+{
+    const struct verb *v = find_verb(verb);
+    va_list ap;
+
+    fprintf(stderr, "umdevctl %s: ", verb);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nusage: umdevctl %s %s\n", verb, v ? v->args : "");
+    return EXIT_USAGE;
+}
+
+/* Options shared by define/start/modify. */
+struct def_opts {
+    const char *uuid, *parent, *type, *jsonfile, *mode, *user, *group;
+    int start; /* -1 unset, 0 manual, 1 auto */
+    struct json_object *attrs;
+    int grace_ms;
+    bool defined;
+};
+
+static int
+parse_def_opts(const char *verb, int argc, char **argv, struct def_opts *o)
+{
+    static const struct option opts[] = {
+        { "uuid", required_argument, NULL, 'u' },
+        { "parent", required_argument, NULL, 'p' },
+        { "type", required_argument, NULL, 't' },
+        { "auto", no_argument, NULL, 'a' },
+        { "manual", no_argument, NULL, 'm' },
+        { "jsonfile", required_argument, NULL, 'j' },
+        { "attr", required_argument, NULL, 'A' },
+        { "owner", required_argument, NULL, 'o' },
+        { "group", required_argument, NULL, 'g' },
+        { "mode", required_argument, NULL, 'M' },
+        { "grace", required_argument, NULL, 'G' },
+        { "defined", no_argument, NULL, 'd' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+
+    memset(o, 0, sizeof(*o));
+    o->start = -1;
+    o->grace_ms = -1;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "u:p:t:adh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'u':
+            o->uuid = optarg;
+            break;
+        case 'p':
+            o->parent = optarg;
+            break;
+        case 't':
+            o->type = optarg;
+            break;
+        case 'a':
+            o->start = 1;
+            break;
+        case 'm':
+            o->start = 0;
+            break;
+        case 'j':
+            o->jsonfile = optarg;
+            break;
+        case 'A':
+            if (o->attrs == NULL)
+                o->attrs = json_object_new_object();
+            if (add_attr(o->attrs, optarg) < 0)
+                return EXIT_USAGE;
+            break;
+        case 'o':
+            o->user = optarg;
+            break;
+        case 'g':
+            o->group = optarg;
+            break;
+        case 'M':
+            o->mode = optarg;
+            break;
+        case 'G':
+            o->grace_ms = atoi(optarg);
+            break;
+        case 'd':
+            o->defined = true;
+            break;
+        case 'h':
+            printf("usage: umdevctl %s %s\n", verb, find_verb(verb)->args);
+            return -1;
+        default:
+            return usage_error(verb, "bad option");
+        }
+    }
+    if (optind != argc)
+        return usage_error(verb, "unexpected argument '%s'", argv[optind]);
+    return 0;
+}
+
+/* Build define/modify/start args from options (and --jsonfile). */
+static struct json_object *
+def_args(struct def_opts *o, bool with_parent)
+{
+    struct json_object *a = NULL;
+
+    if (o->jsonfile != NULL) {
+        a = read_json_file(o->jsonfile);
+        if (a == NULL)
+            return NULL;
+    } else {
+        a = json_object_new_object();
+    }
+    if (o->uuid != NULL)
+        json_object_object_add(a, "uuid", json_object_new_string(o->uuid));
+    if (with_parent && o->parent != NULL)
+        json_object_object_add(a, "parent", json_object_new_string(o->parent));
+    if (o->type != NULL)
+        json_object_object_add(a, "type", json_object_new_string(o->type));
+    if (o->start >= 0)
+        json_object_object_add(
+            a, "start", json_object_new_string(o->start ? "auto" : "manual"));
+    if (o->mode != NULL)
+        json_object_object_add(a, "mode", json_object_new_string(o->mode));
+    if (o->user != NULL || o->group != NULL) {
+        struct json_object *own = json_object_new_object();
+
+        if (o->user != NULL)
+            json_object_object_add(own, "user",
+                                   json_object_new_string(o->user));
+        if (o->group != NULL)
+            json_object_object_add(own, "group",
+                                   json_object_new_string(o->group));
+        json_object_object_add(a, "owner", own);
+    }
+    if (o->attrs != NULL) {
+        json_object_object_add(a, "attrs", o->attrs);
+        o->attrs = NULL;
+    }
+    return a;
+}
+
+static void
+print_instance_line(struct json_object *inst)
+{
+    /* mdevctl's shape: uuid parent type start [state]. */
+    printf("%s %s %s %s %s", str(inst, "uuid"), str(inst, "parent"),
+           str(inst, "type"), str(inst, "start"), str(inst, "state"));
+    if (strcmp(str(inst, "state"), "failed") == 0) {
+        struct json_object *e;
+
+        if (json_object_object_get_ex(inst, "exit", &e))
+            printf(" (%s)", str(e, "reason"));
+    }
+    if (json_object_get_boolean(json_object_object_get(inst, "defined")))
+        printf(" (defined)");
+    printf("\n");
+}
+
+static int
+verb_types(struct ctx *c, int argc, char **argv)
+{
+    struct def_opts o;
+    struct json_object *args = json_object_new_object(), *r, *types;
+    size_t i;
+    int rc = parse_def_opts("types", argc, argv, &o);
+
+    if (rc != 0) {
+        json_object_put(args);
+        return rc < 0 ? 0 : rc;
+    }
+    if (o.parent != NULL)
+        json_object_object_add(args, "parent",
+                               json_object_new_string(o.parent));
+    rc = call(c, "types", args, &r);
+    if (rc != 0)
+        return rc;
+    if (c->json) {
+        print_json(r);
+    } else {
+        const char *last = "";
+
+        types = json_object_object_get(r, "types");
+        for (i = 0; i < json_object_array_length(types); i++) {
+            struct json_object *t = json_object_array_get_idx(types, i);
+
+            if (strcmp(last, str(t, "parent")) != 0) {
+                last = str(t, "parent");
+                printf("%s\n", last);
+            }
+            printf("  %s\n    Available instances: %s\n"
+                   "    Device API: %s\n    Description: %s\n",
+                   str(t, "name"), str(t, "available_instances"),
+                   str(t, "device_api"), str(t, "description"));
+        }
+    }
+    json_object_put(r);
+    return 0;
+}
+
+static int
+verb_list(struct ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "defined", no_argument, NULL, 'd' },
+        { "dumpjson", no_argument, NULL, 'D' },
+        { "uuid", required_argument, NULL, 'u' },
+        { "parent", required_argument, NULL, 'p' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct json_object *args = json_object_new_object(), *r, *arr;
+    bool dump = false;
+    size_t i;
+    int ch, rc;
+
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "du:p:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'd':
+            json_object_object_add(args, "defined",
+                                   json_object_new_boolean(true));
+            break;
+        case 'D':
+            dump = true;
+            break;
+        case 'u':
+            json_object_object_add(args, "uuid",
+                                   json_object_new_string(optarg));
+            break;
+        case 'p':
+            json_object_object_add(args, "parent",
+                                   json_object_new_string(optarg));
+            break;
+        case 'h':
+            printf("usage: umdevctl list %s\n", find_verb("list")->args);
+            json_object_put(args);
+            return 0;
+        default:
+            json_object_put(args);
+            return usage_error("list", "bad option");
+        }
+    }
+    if (optind != argc) {
+        json_object_put(args);
+        return usage_error("list", "unexpected argument '%s'", argv[optind]);
+    }
+    rc = call(c, "list", args, &r);
+    if (rc != 0)
+        return rc;
+    arr = json_object_object_get(r, "instances");
+    if (dump) {
+        /* Definitions in the on-disk shape, for --jsonfile round trips. */
+        struct json_object *out = json_object_new_array();
+
+        for (i = 0; i < json_object_array_length(arr); i++) {
+            struct json_object *in = json_object_array_get_idx(arr, i);
+            struct json_object *d = json_object_new_object();
+            static const char *const keep[] = { "uuid", "parent", "type",
+                                                "start", "owner", "mode",
+                                                "attrs", NULL };
+            size_t k;
+
+            for (k = 0; keep[k] != NULL; k++) {
+                struct json_object *v;
+
+                if (json_object_object_get_ex(in, keep[k], &v))
+                    json_object_object_add(d, keep[k], json_object_get(v));
+            }
+            json_object_array_add(out, d);
+        }
+        print_json(out);
+        json_object_put(out);
+    } else if (c->json) {
+        print_json(r);
+    } else {
+        for (i = 0; i < json_object_array_length(arr); i++)
+            print_instance_line(json_object_array_get_idx(arr, i));
+    }
+    json_object_put(r);
+    return 0;
+}
+
+static int
+print_instance_result(struct ctx *c, struct json_object *r, const char *what)
+{
+    struct json_object *inst = json_object_object_get(r, "instance");
+
+    if (c->json)
+        print_json(r);
+    else if (inst != NULL)
+        printf("%s %s\n", str(inst, "uuid"), what);
+    json_object_put(r);
+    return 0;
+}
+
+static int
+verb_define(struct ctx *c, int argc, char **argv)
+{
+    struct def_opts o;
+    struct json_object *args, *r;
+    int rc = parse_def_opts("define", argc, argv, &o);
+
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    args = def_args(&o, true);
+    if (args == NULL)
+        return EXIT_USAGE;
+    if (!json_object_object_get_ex(args, "parent", NULL) ||
+        !json_object_object_get_ex(args, "type", NULL)) {
+        json_object_put(args);
+        return usage_error("define", "-p PARENT and -t TYPE are required");
+    }
+    rc = call(c, "define", args, &r);
+    if (rc != 0)
+        return rc;
+    return print_instance_result(c, r, "defined");
+}
+
+static int
+uuid_verb(struct ctx *c, const char *verb, const char *cmd, int argc,
+          char **argv)
+{
+    struct def_opts o;
+    struct json_object *args, *r;
+    int rc = parse_def_opts(verb, argc, argv, &o);
+
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if (o.uuid == NULL)
+        return usage_error(verb, "-u UUID is required");
+    args = json_object_new_object();
+    json_object_object_add(args, "uuid", json_object_new_string(o.uuid));
+    if (o.grace_ms >= 0)
+        json_object_object_add(args, "grace_ms",
+                               json_object_new_int(o.grace_ms));
+    rc = call(c, cmd, args, &r);
+    if (rc != 0)
+        return rc;
+    if (c->json)
+        print_json(r);
+    json_object_put(r);
+    return 0;
+}
+
+static int
+verb_undefine(struct ctx *c, int argc, char **argv)
+{
+    return uuid_verb(c, "undefine", "undefine", argc, argv);
+}
+
+static int
+verb_stop(struct ctx *c, int argc, char **argv)
+{
+    return uuid_verb(c, "stop", "stop", argc, argv);
+}
+
+static int
+verb_start(struct ctx *c, int argc, char **argv)
+{
+    struct def_opts o;
+    struct json_object *args, *r;
+    int rc = parse_def_opts("start", argc, argv, &o);
+
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if (o.parent == NULL && o.uuid == NULL)
+        return usage_error("start",
+                           "give -u UUID (a definition) or -p PARENT -t "
+                           "TYPE (transient)");
+    if (o.parent != NULL && o.type == NULL)
+        return usage_error("start", "-t TYPE is required with -p");
+    if (o.parent == NULL) {
+        args = json_object_new_object();
+        json_object_object_add(args, "uuid", json_object_new_string(o.uuid));
+    } else {
+        args = def_args(&o, true);
+        if (args == NULL)
+            return EXIT_USAGE;
+        json_object_object_del(args, "start");
+    }
+    rc = call(c, "start", args, &r);
+    if (rc != 0)
+        return rc;
+    if (c->json) {
+        print_json(r);
+    } else {
+        struct json_object *inst = json_object_object_get(r, "instance");
+
+        printf("%s started: %s\n", str(inst, "uuid"), str(inst, "socket"));
+    }
+    json_object_put(r);
+    return 0;
+}
+
+static int
+verb_modify(struct ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "uuid", required_argument, NULL, 'u' },
+        { "type", required_argument, NULL, 't' },
+        { "auto", no_argument, NULL, 'a' },
+        { "manual", no_argument, NULL, 'm' },
+        { "attr", required_argument, NULL, 'A' },
+        { "delattr", required_argument, NULL, 'D' },
+        { "owner", required_argument, NULL, 'o' },
+        { "group", required_argument, NULL, 'g' },
+        { "mode", required_argument, NULL, 'M' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct def_opts o = { .start = -1 };
+    struct json_object *args, *r, *dels = json_object_new_object();
+    int ch, rc;
+
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "u:t:amh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'u':
+            o.uuid = optarg;
+            break;
+        case 't':
+            o.type = optarg;
+            break;
+        case 'a':
+            o.start = 1;
+            break;
+        case 'm':
+            o.start = 0;
+            break;
+        case 'A':
+            if (o.attrs == NULL)
+                o.attrs = json_object_new_object();
+            if (add_attr(o.attrs, optarg) < 0)
+                return EXIT_USAGE;
+            break;
+        case 'D':
+            json_object_object_add(dels, optarg, NULL);
+            break;
+        case 'o':
+            o.user = optarg;
+            break;
+        case 'g':
+            o.group = optarg;
+            break;
+        case 'M':
+            o.mode = optarg;
+            break;
+        case 'h':
+            printf("usage: umdevctl modify %s\n", find_verb("modify")->args);
+            json_object_put(dels);
+            return 0;
+        default:
+            json_object_put(dels);
+            return usage_error("modify", "bad option");
+        }
+    }
+    if (o.uuid == NULL || optind != argc) {
+        json_object_put(dels);
+        return usage_error("modify", "-u UUID is required");
+    }
+    if (json_object_object_length(dels) > 0) {
+        if (o.attrs == NULL)
+            o.attrs = json_object_new_object();
+        json_object_object_foreach(dels, k, v)
+        {
+            (void)v;
+            json_object_object_add(o.attrs, k, NULL);
+        }
+    }
+    json_object_put(dels);
+    args = def_args(&o, false);
+    rc = call(c, "modify", args, &r);
+    if (rc != 0)
+        return rc;
+    return print_instance_result(c, r,
+                                 "modified (takes effect at next start)");
+}
+
+static void
+print_info(struct json_object *r)
+{
+    struct json_object *inst = json_object_object_get(r, "instance");
+    struct json_object *dev = json_object_object_get(r, "device");
+    struct json_object *a, *v;
+    size_t i;
+
+    printf("%s\n  parent: %s\n  type: %s\n  state: %s\n  socket: %s\n",
+           str(inst, "uuid"), str(inst, "parent"), str(inst, "type"),
+           str(inst, "state"), str(inst, "socket"));
+    if (json_object_object_get_ex(inst, "pid", &v))
+        printf("  worker pid: %s\n", json_object_get_string(v));
+    if (dev == NULL)
+        return;
+    printf("  client pid: %s\n",
+           json_object_object_get_ex(dev, "client_pid", &v)
+               ? json_object_get_string(v)
+               : "(no client attached)");
+    a = json_object_object_get(dev, "regions");
+    printf("  regions:\n");
+    for (i = 0; i < json_object_array_length(a); i++) {
+        struct json_object *reg = json_object_array_get_idx(a, i);
+
+        printf("    %-6s size %-8s %s%s\n", str(reg, "name"),
+               str(reg, "size"),
+               json_object_get_boolean(json_object_object_get(reg, "mmap"))
+                   ? "mmap "
+                   : "",
+               json_object_get_boolean(
+                   json_object_object_get(reg, "trapped"))
+                   ? "trapped"
+                   : "");
+    }
+    a = json_object_object_get(dev, "irqs");
+    printf("  irqs:\n");
+    for (i = 0; i < json_object_array_length(a); i++) {
+        struct json_object *q = json_object_array_get_idx(a, i);
+
+        printf("    %-5s count %s\n", str(q, "name"), str(q, "count"));
+    }
+    printf("  counters:\n");
+    json_object_object_foreach(json_object_object_get(dev, "counters"), k, cv)
+        printf("    %-14s %s\n", k, json_object_get_string(cv));
+    if (json_object_object_get_ex(dev, "endpoints", &a)) {
+        printf("  endpoints:\n");
+        json_object_object_foreach(a, ek, ev)
+            printf("    %-8s %s\n", ek, json_object_get_string(ev));
+    }
+}
+
+static int
+verb_info(struct ctx *c, int argc, char **argv)
+{
+    struct def_opts o;
+    struct json_object *args, *r;
+    int rc = parse_def_opts("info", argc, argv, &o);
+
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if (o.uuid == NULL)
+        return usage_error("info", "-u UUID is required");
+    args = json_object_new_object();
+    json_object_object_add(args, "uuid", json_object_new_string(o.uuid));
+    rc = call(c, "info", args, &r);
+    if (rc != 0)
+        return rc;
+    if (c->json)
+        print_json(r);
+    else
+        print_info(r);
+    json_object_put(r);
+    return 0;
+}
+
+static int
+verb_version(struct ctx *c, int argc, char **argv)
+{
+    struct json_object *r;
+    int rc;
+
+    (void)argc;
+    (void)argv;
+    rc = call(c, "version", json_object_new_object(), &r);
+    if (rc != 0)
+        return rc;
+    if (c->json)
+        print_json(r);
+    else
+        printf("umdevd %s, protocol %s\n", str(r, "daemon"),
+               str(r, "protocol"));
+    json_object_put(r);
+    return 0;
+}
+
+static const struct verb verbs[] = {
+    { "types", "[-p PARENT] [--json]", "list parents and their types",
+      verb_types },
+    { "list", "[--defined] [--dumpjson] [-u UUID] [-p PARENT] [--json]",
+      "list running (or defined) instances", verb_list },
+    { "define",
+      "[-u UUID] -p PARENT -t TYPE [--auto|--manual] [--jsonfile FILE] "
+      "[--owner USER] [--group GROUP] [--mode OCTAL] [--attr KEY=VALUE]...",
+      "write a persistent definition", verb_define },
+    { "undefine", "-u UUID", "remove a definition", verb_undefine },
+    { "start",
+      "-u UUID | -p PARENT -t TYPE [-u UUID] [--owner USER] [--mode OCTAL] "
+      "[--attr KEY=VALUE]...",
+      "start a definition, or a transient instance", verb_start },
+    { "stop", "-u UUID [--grace MS]", "stop an instance", verb_stop },
+    { "modify",
+      "-u UUID [-t TYPE] [--auto|--manual] [--attr KEY=VALUE]... "
+      "[--delattr KEY]... [--owner USER] [--group GROUP] [--mode OCTAL]",
+      "change a definition (applies at next start)", verb_modify },
+    { "info", "-u UUID [--json]",
+      "socket, state, client, regions, IRQs and counters", verb_info },
+    { "version", "", "daemon and protocol version", verb_version },
+};
+
+static const struct verb *
+find_verb(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+        if (strcmp(verbs[i].name, name) == 0)
+            return &verbs[i];
+    return NULL;
+}
+
+static void
+usage(FILE *f)
+{
+    size_t i;
+
+    fprintf(f, "usage: umdevctl [--control PATH] [--json] VERB [ARGS]\n\n");
+    for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+        fprintf(f, "  %-9s %s\n", verbs[i].name, verbs[i].help);
+    fprintf(f, "\n'umdevctl VERB --help' shows a verb's arguments.\n"
+               "Exit status: 0 ok, 1 refused by umdevd, 2 usage, 3 umdevd "
+               "unreachable.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+    struct ctx c = { 0 };
+    const struct verb *v;
+    const char *env = getenv("UMDEV_CONTROL");
+    const char *rundir = getenv("UMDEV_RUNDIR");
+    char def[4096];
+    int i = 1, rc;
+
+    if (env != NULL) {
+        c.control = env;
+    } else {
+        snprintf(def, sizeof(def), "%s/control",
+                 rundir ? rundir : "/run/umdev");
+        c.control = def;
+    }
+    /* Global options come before the verb; --json may also follow it. */
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--control") == 0 && i + 1 < argc) {
+            c.control = argv[++i];
+        } else if (strcmp(argv[i], "--json") == 0) {
+            c.json = true;
+        } else if (strcmp(argv[i], "--help") == 0 ||
+                   strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "umdevctl: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    v = find_verb(argv[i]);
+    if (v == NULL) {
+        fprintf(stderr, "umdevctl: unknown verb '%s'\n", argv[i]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    /* Strip a trailing/embedded --json so verbs need not know it. */
+    {
+        int j, k = 0;
+        char **vargv = calloc((size_t)(argc - i + 1), sizeof(char *));
+
+        if (vargv == NULL)
+            return EXIT_USAGE;
+        for (j = i; j < argc; j++) {
+            if (strcmp(argv[j], "--json") == 0)
+                c.json = true;
+            else
+                vargv[k++] = argv[j];
+        }
+        rc = v->run(&c, k, vargv);
+        free(vargv);
+    }
+    if (c.sock != NULL)
+        fclose(c.sock);
+    return rc;
+}
