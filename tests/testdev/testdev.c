@@ -7,12 +7,11 @@
 #include <string.h>
 
 #include "testdev.h"
-
-#define CONFIG_SIZE 256
+#include "umdev/pci.h"
 
 struct testdev {
     struct umdev_dev *dev;
-    uint8_t config[CONFIG_SIZE];
+    struct umdev_pci *pci;
     uint32_t scratch;
     uint64_t scratch64;
     uint64_t dma_addr;
@@ -23,45 +22,6 @@ struct testdev {
     uint32_t resets;
     uint8_t array[TESTDEV_SCRATCH_ARRAY_SIZE];
 };
-
-static void
-put16(uint8_t *p, uint16_t v)
-{
-    memcpy(p, &v, sizeof(v));
-}
-
-static void
-config_init(struct testdev *td)
-{
-    memset(td->config, 0, sizeof(td->config));
-    put16(td->config + 0x00, TESTDEV_VENDOR_ID);
-    put16(td->config + 0x02, TESTDEV_DEVICE_ID);
-    td->config[0x08] = 0x01; /* revision */
-    td->config[0x0b] = 0x00; /* class: unclassified */
-    put16(td->config + 0x2c, TESTDEV_VENDOR_ID);
-    put16(td->config + 0x2e, TESTDEV_DEVICE_ID);
-    td->config[0x3d] = 0x01; /* INTA# */
-}
-
-static ssize_t
-config_access(void *opaque, uint64_t off, void *buf, size_t count,
-              bool is_write)
-{
-    struct testdev *td = opaque;
-
-    if (!is_write) {
-        memcpy(buf, td->config + off, count);
-        return (ssize_t)count;
-    }
-    /* Only the command register and interrupt line are writable here. */
-    for (size_t i = 0; i < count; i++) {
-        uint64_t o = off + i;
-
-        if (o == 0x04 || o == 0x05 || o == 0x3c)
-            td->config[o] = ((const uint8_t *)buf)[i];
-    }
-    return (ssize_t)count;
-}
 
 static void
 run_dma(struct testdev *td, uint32_t cmd)
@@ -128,10 +88,13 @@ reg_write(struct testdev *td, uint64_t off, uint64_t v, size_t count)
         if (v && !td->irq_level)
             td->irq_raised++;
         td->irq_level = v ? 1 : 0;
-        umdev_dev_intx_set_level(td->dev, td->irq_level != 0);
+        umdev_pci_intx_set(td->pci, td->irq_level != 0);
         return 0;
     case TESTDEV_REG_ERR_TRIGGER:
         umdev_dev_irq_trigger(td->dev, UMDEV_PCI_ERR_IRQ, 0);
+        return 0;
+    case TESTDEV_REG_MSIX_TRIGGER:
+        umdev_pci_irq_raise(td->pci, (unsigned int)v);
         return 0;
     case TESTDEV_REG_ID:
     case TESTDEV_REG_DMA_STATUS:
@@ -216,14 +179,15 @@ testdev_reset(void *opaque)
     struct testdev *td = opaque;
     uint32_t resets = td->resets + 1;
     struct umdev_dev *dev = td->dev;
+    struct umdev_pci *pci = td->pci;
 
     memset(umdev_dev_region_mem(dev, UMDEV_PCI_BAR2_REGION), 0,
            TESTDEV_BAR2_SIZE);
-    umdev_dev_intx_set_level(dev, false);
+    umdev_pci_reset(pci);
     memset(td, 0, sizeof(*td));
     td->dev = dev;
+    td->pci = pci;
     td->resets = resets;
-    config_init(td);
     return 0;
 }
 
@@ -237,16 +201,20 @@ testdev_create(const struct umdev_logger *log, struct testdev **out)
     static const struct umdev_mmap_area bar2_areas[] = {
         { .offset = 0x1000, .size = TESTDEV_BAR2_SIZE - 0x1000 },
     };
+    static const struct umdev_pci_id id = {
+        .vendor_id = TESTDEV_VENDOR_ID,
+        .device_id = TESTDEV_DEVICE_ID,
+        .subsystem_vendor_id = TESTDEV_VENDOR_ID,
+        .subsystem_id = TESTDEV_DEVICE_ID,
+        .revision = 1,
+        .class_code = 0x00ff00, /* unclassified: no guest driver binds */
+        .interrupt_pin = 1,
+    };
     struct umdev_dev_info info = {
         .name = "testdev",
         .pci = true,
         .ops = &testdev_ops,
         .log = log,
-    };
-    struct umdev_region_desc config = {
-        .size = CONFIG_SIZE,
-        .flags = UMDEV_REGION_F_READ | UMDEV_REGION_F_WRITE,
-        .access = config_access,
     };
     struct umdev_region_desc bar0 = {
         .size = TESTDEV_BAR0_SIZE,
@@ -267,24 +235,22 @@ testdev_create(const struct umdev_logger *log, struct testdev **out)
     td = calloc(1, sizeof(*td));
     if (td == NULL)
         return -ENOMEM;
-    config_init(td);
     info.opaque = td;
-    config.opaque = td;
     bar0.opaque = td;
     rc = umdev_dev_create(&info, &td->dev);
-    if (rc < 0)
-        goto fail;
-    rc = umdev_dev_region_add(td->dev, UMDEV_PCI_CONFIG_REGION, &config);
     if (rc == 0)
-        rc = umdev_dev_region_add(td->dev, UMDEV_PCI_BAR0_REGION, &bar0);
+        rc = umdev_pci_create(td->dev, &id, &td->pci);
     if (rc == 0)
-        rc = umdev_dev_region_add(td->dev, UMDEV_PCI_BAR2_REGION, &bar2);
+        rc = umdev_pci_bar_add(td->pci, 0, UMDEV_PCI_BAR_MEM32, false,
+                               TESTDEV_BAR0_SIZE, &bar0);
     if (rc == 0)
-        rc = umdev_dev_irq_add(td->dev, UMDEV_PCI_INTX_IRQ, 1, 0);
+        rc = umdev_pci_bar_add(td->pci, 2, UMDEV_PCI_BAR_MEM64, true,
+                               TESTDEV_BAR2_SIZE, &bar2);
     if (rc == 0)
-        rc = umdev_dev_irq_add(td->dev, UMDEV_PCI_ERR_IRQ, 1, 0);
-    if (rc == 0)
-        rc = umdev_dev_irq_add(td->dev, UMDEV_PCI_REQ_IRQ, 1, 0);
+        rc = umdev_pci_cap_add_pm(td->pci);
+    if (rc > 0)
+        rc = umdev_pci_cap_add_msix(td->pci, TESTDEV_MSIX_VECTORS, 0,
+                                    TESTDEV_MSIX_TABLE, 0, TESTDEV_MSIX_PBA);
     if (rc < 0)
         goto fail;
     *out = td;
@@ -299,7 +265,9 @@ testdev_destroy(struct testdev *td)
 {
     if (td == NULL)
         return;
+    /* The device first: its detach may still reach the PCI state. */
     umdev_dev_destroy(td->dev);
+    umdev_pci_destroy(td->pci);
     free(td);
 }
 

@@ -1,7 +1,8 @@
 /*
  * A test device (not shipped) that exercises every lib/dev path: a trapped
- * register BAR, a RAM-backed BAR with sparse mmap, INTx, ERR/REQ IRQs and
- * DMA (mapped or through messages). Its register map is below; tests and
+ * register BAR (with the MSI-X table), a RAM-backed 64-bit BAR with sparse
+ * mmap, INTx, MSI-X, ERR/REQ IRQs and DMA (mapped or through messages).
+ * Its config space is built by lib/pci. Its register map is below; tests and
  * the demo drive it through the vfio-user client.
  */
 #ifndef UMDEV_TESTDEV_H
@@ -27,6 +28,7 @@
 #define TESTDEV_REG_IRQ_RAISED 0x28 /* RO: times the line was raised */
 #define TESTDEV_REG_ERR_TRIGGER 0x2c /* WO: any value signals the ERR IRQ */
 #define TESTDEV_REG_RESETS 0x30    /* RO: device resets since creation */
+#define TESTDEV_REG_MSIX_TRIGGER 0x34 /* WO: raise MSI-X (or MSI) vector N */
 #define TESTDEV_SCRATCH_ARRAY 0x100 /* 256 bytes, any width/alignment */
 #define TESTDEV_SCRATCH_ARRAY_SIZE 0x100
 
@@ -36,6 +38,11 @@
 #define TESTDEV_DMA_TO_DEVICE 1   /* guest[ADDR..+LEN) -> BAR2[0..LEN) */
 #define TESTDEV_DMA_FROM_DEVICE 2 /* BAR2[0..LEN) -> guest[ADDR..+LEN) */
 #define TESTDEV_DMA_INVERT 3      /* guest bytes inverted in place */
+
+/* MSI-X: table and PBA in BAR0, served by lib/pci. */
+#define TESTDEV_MSIX_VECTORS 4
+#define TESTDEV_MSIX_TABLE 0x800
+#define TESTDEV_MSIX_PBA 0xc00
 
 /* BAR2: 64 KiB of shared memory; page 0 trapped, the rest mmappable. */
 #define TESTDEV_BAR2_SIZE 0x10000
