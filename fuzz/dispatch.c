@@ -1,17 +1,49 @@
 /*
- * libFuzzer target: arbitrary bytes from a "client" into a live server
- * (the test device) over a socketpair: framing, decode and dispatch, with
- * the device's DMA-by-message path included. The server runs on its own
- * thread as in a worker; the fuzzer thread writes the input, half-closes,
- * and reads until the server hangs up. The first input byte selects
- * whether a valid VERSION exchange comes first (most inputs want it so
- * they reach the commands behind negotiation).
+ * libFuzzer target: framing, decode and dispatch of a live server (the test
+ * device) fed by a "client" over a socketpair, descriptors included.
+ *
+ * The device runs on the fuzzer's thread: each message of the input is
+ * written to the client end, then umdev_dev_process() handles it, so what
+ * the device reads is fixed by the input alone. A peer thread reads the
+ * client end: it checks that everything the device sends decodes (an
+ * oracle for the encoder), discards replies, and answers the device's own
+ * DMA_READ/DMA_WRITE requests (mappings made without an fd) as the input's
+ * first byte says, so a device waiting for guest memory never stalls.
+ * After each input the device is destroyed and nothing may be left: LSan
+ * checks the heap, the harness counts /proc/self/fd.
+ *
+ * Input:
+ *   byte 0    flags: bit 0 skips the harness's VERSION exchange (most
+ *             inputs want it, to reach the commands behind negotiation);
+ *             bits 1-2 choose the answer to the device's DMA requests:
+ *             0 an error reply, 1 a correct reply, 2 a reply of the wrong
+ *             length, 3 a reply with an id nobody asked for, then an error.
+ *   records   until the input ends, each
+ *     ctl     bits 0-1: descriptors sent with the record: 0, 1, 2 or 17
+ *                       (more than a message may carry);
+ *             bit 2:    the first descriptor is an eventfd, not the memfd
+ *                       that backs guest memory (the others are eventfds);
+ *             bits 3-5: k != 0: send the record in two writes, the first
+ *                       of k/8 of it, with the device run in between;
+ *             bit 6:    do not run the device before the next record (so
+ *                       several messages, and their fds, arrive together).
+ *     message the next 16 bytes are a header; its msg_size (at least 16)
+ *             says how many bytes, header included, the record takes, or
+ *             all that is left if fewer remain.
+ * fuzz/corpus/dispatch/ holds valid and near-valid sequences of every
+ * command in this format.
  */
+#include <dirent.h>
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,101 +52,424 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void *
-serve(void *arg)
+/* The memfd behind guest memory. UMDEV_FUZZ_BIG_GUEST=1 makes it as large
+ * as a file can be, so that no DMA_MAP offset lies past its end: that lets
+ * fuzzing go on past the SIGBUS a mapping beyond the end of the fd causes
+ * while lib/dev/dma.c does not check the fd's size. */
+#define GUEST_SIZE (1u << 20)
+#define BIG_GUEST_SIZE 0x7ffffffffffff000ll
+/* Largest message the device may send: a 1 MiB data transfer and its
+ * fixed part (what our VERSION allows), with room to spare. */
+#define PEER_BUF (UMDEV_WIRE_DEFAULT_MAX_DATA_XFER + 4096)
+#define MAX_SEND_FDS 17
+
+enum dma_answer { DMA_ERROR, DMA_CORRECT, DMA_WRONG_LEN, DMA_STRAY_ID };
+
+struct peer {
+    int fd; /* the client end; the fuzzer thread writes it too, but never
+             * while the device waits for a DMA answer */
+    enum dma_answer answer;
+    uint8_t *buf;
+    size_t have;
+};
+
+/* UMDEV_FUZZ_VERBOSE=1: print the device's log and what it sends, to see
+ * what an input does. */
+static int verbose = -1;
+static bool big_guest;
+
+static void
+log_line(void *opaque, int level, const char *line)
 {
-    struct umdev_dev *dev = arg;
+    (void)opaque;
+    if (verbose)
+        fprintf(stderr, "device: %d: %s\n", level, line);
+}
 
-    while (umdev_dev_attached(dev)) {
-        struct pollfd p = { .fd = umdev_dev_client_fd(dev),
-                            .events = POLLIN };
+/* Format everything (format bugs show under the sanitizers). */
+static const struct umdev_logger fuzz_log = {
+    .fn = log_line,
+    .max_level = LOG_DEBUG,
+};
 
-        if (poll(&p, 1, 10000) <= 0)
-            break;
-        umdev_dev_process(dev);
+static void
+die(const char *what, const uint8_t *msg, size_t len)
+{
+    size_t i;
+
+    fprintf(stderr, "fuzz_dispatch: %s; message (%zu bytes):", what, len);
+    for (i = 0; i < len && i < 64; i++)
+        fprintf(stderr, " %02x", msg[i]);
+    fprintf(stderr, "\n");
+    abort();
+}
+
+static void
+send_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return; /* the device has gone; it notices on its side */
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* The device asked for guest memory through a mapping without an fd. */
+static void
+answer_dma(struct peer *p, const struct umdev_wire_msg *w)
+{
+    static uint8_t out[PEER_BUF];
+    struct vfio_user_dma_access a = w->u.dma_access;
+    struct vfio_user_header err;
+    size_t data_len = 0;
+    ssize_t n;
+
+    switch (p->answer) {
+    case DMA_STRAY_ID: {
+        struct vfio_user_header req = w->hdr, stray;
+
+        req.msg_id = (uint16_t)(req.msg_id + 0x8000);
+        umdev_wire_encode_error(&stray, &req, EFAULT);
+        send_all(p->fd, &stray, sizeof(stray));
+    }
+        /* fall through */
+    case DMA_ERROR:
+        umdev_wire_encode_error(&err, &w->hdr, EFAULT);
+        send_all(p->fd, &err, sizeof(err));
+        return;
+    case DMA_CORRECT:
+    case DMA_WRONG_LEN:
+        if (w->hdr.cmd == VFIO_USER_DMA_READ)
+            data_len = (size_t)a.count;
+        if (p->answer == DMA_WRONG_LEN)
+            data_len = data_len ? data_len - 1 : 1;
+        if (data_len > sizeof(out) - 64)
+            data_len = sizeof(out) - 64;
+        memset(out + 32, 0x5a, data_len);
+        n = umdev_wire_encode(out, sizeof(out), w->hdr.msg_id, w->hdr.cmd,
+                              VFIO_USER_F_TYPE_REPLY, &a, sizeof(a),
+                              out + 32, data_len);
+        if (n > 0)
+            send_all(p->fd, out, (size_t)n);
+        return;
+    }
+}
+
+/* One whole message from the device: it must decode; DMA requests are
+ * answered, replies dropped. */
+static void
+peer_message(struct peer *p, const uint8_t *msg, size_t len)
+{
+    struct umdev_wire_msg w;
+    struct vfio_user_header h;
+
+    memcpy(&h, msg, sizeof(h));
+    if (verbose)
+        fprintf(stderr, "peer: %s %s id %u size %u%s error %u\n",
+                (h.flags & VFIO_USER_F_TYPE_MASK) ? "reply" : "command",
+                umdev_wire_cmd_name(h.cmd), h.msg_id, h.msg_size,
+                (h.flags & VFIO_USER_F_ERROR) ? " ERROR" : "", h.error);
+    if (h.flags & VFIO_USER_F_ERROR) {
+        /* Error replies may echo a command we do not know (a stray). */
+        if ((h.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_REPLY ||
+            len != UMDEV_WIRE_HDR_SIZE || h.error == 0)
+            die("malformed error reply from the device", msg, len);
+        return;
+    }
+    if (umdev_wire_decode(msg, len, 0, NULL, &w) != 0)
+        die("the device sent a message that does not decode", msg, len);
+    if (!w.is_reply) {
+        if (w.hdr.cmd != VFIO_USER_DMA_READ &&
+            w.hdr.cmd != VFIO_USER_DMA_WRITE)
+            die("the device sent a command other than DMA_READ/WRITE", msg,
+                len);
+        answer_dma(p, &w);
+    }
+}
+
+static void *
+peer_thread(void *arg)
+{
+    struct peer *p = arg;
+
+    for (;;) {
+        union {
+            char b[CMSG_SPACE(sizeof(int) * 16)];
+            struct cmsghdr align;
+        } ctl;
+        struct iovec iov = { p->buf + p->have, PEER_BUF - p->have };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+                             .msg_control = ctl.b,
+                             .msg_controllen = sizeof(ctl.b) };
+        struct cmsghdr *c;
+        size_t off = 0;
+        ssize_t n;
+
+        n = recvmsg(p->fd, &mh, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break; /* the device closed its end */
+        for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+            size_t k, nf = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+            for (k = 0; k < nf; k++) {
+                int fd;
+
+                memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof(fd));
+                close(fd);
+            }
+        }
+        p->have += (size_t)n;
+        while (p->have - off >= UMDEV_WIRE_HDR_SIZE) {
+            struct vfio_user_header h;
+
+            memcpy(&h, p->buf + off, sizeof(h));
+            if (h.msg_size < UMDEV_WIRE_HDR_SIZE || h.msg_size > PEER_BUF)
+                die("impossible message size from the device", p->buf + off,
+                    UMDEV_WIRE_HDR_SIZE);
+            if (p->have - off < h.msg_size)
+                break;
+            peer_message(p, p->buf + off, h.msg_size);
+            off += h.msg_size;
+        }
+        memmove(p->buf, p->buf + off, p->have - off);
+        p->have -= off;
     }
     return NULL;
 }
 
-static size_t
-version_message(uint8_t *buf, size_t cap)
+struct harness {
+    struct umdev_dev *dev;
+    int fd;    /* client end */
+    int memfd; /* guest memory */
+    int efd;
+    bool gone; /* the device hung up: stop writing */
+};
+
+/* Write @len bytes (with @nfds descriptors on the first write); when the
+ * socket is full, let the device read. */
+static void
+feed(struct harness *h, const uint8_t *buf, size_t len, const int *fds,
+     size_t nfds)
+{
+    union {
+        char b[CMSG_SPACE(sizeof(int) * MAX_SEND_FDS)];
+        struct cmsghdr align;
+    } ctl;
+
+    while (len > 0 && !h->gone) {
+        struct iovec iov = { (void *)buf, len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        ssize_t n;
+
+        if (nfds > 0) {
+            struct cmsghdr *c;
+
+            memset(&ctl, 0, sizeof(ctl));
+            mh.msg_control = ctl.b;
+            mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+            c = CMSG_FIRSTHDR(&mh);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+            memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+        }
+        n = sendmsg(h->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            if (umdev_dev_process(h->dev) < 0)
+                h->gone = true;
+            continue;
+        }
+        if (n <= 0) {
+            h->gone = true;
+            return;
+        }
+        nfds = 0; /* they went with the first byte */
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+static void
+run_device(struct harness *h)
+{
+    if (!h->gone && umdev_dev_process(h->dev) < 0)
+        h->gone = true;
+}
+
+static void
+send_version(struct harness *h)
 {
     static const char json[] =
         "{\"capabilities\":{\"max_msg_fds\":16,\"max_data_xfer_size\":"
         "1048576,\"pgsizes\":4096,\"max_dma_maps\":65535,"
         "\"write_multiple\":true}}";
     struct vfio_user_version v = { 0, 0 };
-    ssize_t n = umdev_wire_encode(buf, cap, 0, VFIO_USER_VERSION, 0, &v,
-                                  sizeof(v), json, sizeof(json));
+    uint8_t buf[256];
+    ssize_t n = umdev_wire_encode(buf, sizeof(buf), 0, VFIO_USER_VERSION, 0,
+                                  &v, sizeof(v), json, sizeof(json));
 
-    return n > 0 ? (size_t)n : 0;
+    if (n > 0)
+        feed(h, buf, (size_t)n, NULL, 0);
+    run_device(h);
 }
 
+/*
+ * Split the input into records and feed them; see the file comment.
+ *
+ * The device must never wait for a DMA answer behind bytes of a message
+ * that will not complete (it would take the answer for that message's
+ * body and give up only after its 5 s timeout): so before a record is
+ * split, what was coalesced before it is handled first, and a last record
+ * cut short by the end of the input is left for the caller, which hangs
+ * up before running the device again.
+ */
 static void
-pump(int fd, const uint8_t *data, size_t size)
+play(struct harness *h, const uint8_t *data, size_t size)
 {
-    char sink[65536];
-    size_t off = 0;
+    static const size_t nfds_code[4] = { 0, 1, 2, MAX_SEND_FDS };
+    int fds[MAX_SEND_FDS];
+    bool pending = false; /* fed, not yet handled */
 
-    while (off < size) {
-        struct pollfd p = { .fd = fd, .events = POLLIN | POLLOUT };
+    while (size > 1 && !h->gone) {
+        uint8_t ctl = data[0];
+        size_t nfds = nfds_code[ctl & 3], len, first, i;
+        unsigned int k = (ctl >> 3) & 7;
+        bool cut = true; /* the input ends inside this message */
+        uint32_t msg_size;
 
-        if (poll(&p, 1, 10000) <= 0)
-            abort(); /* the server stopped reading: a hang */
-        if (p.revents & POLLIN) {
-            if (read(fd, sink, sizeof(sink)) == 0)
-                return; /* server hung up (bad stream) */
+        data++;
+        size--;
+        len = size;
+        if (size >= UMDEV_WIRE_HDR_SIZE) {
+            memcpy(&msg_size, data + 4, sizeof(msg_size));
+            if (msg_size < UMDEV_WIRE_HDR_SIZE)
+                msg_size = UMDEV_WIRE_HDR_SIZE;
+            if (msg_size <= size) {
+                len = msg_size;
+                cut = false;
+            }
         }
-        if (p.revents & POLLOUT) {
-            ssize_t n = send(fd, data + off, size - off,
-                             MSG_DONTWAIT | MSG_NOSIGNAL);
-
-            if (n < 0)
-                return;
-            off += (size_t)n;
+        for (i = 0; i < nfds; i++)
+            fds[i] = h->efd;
+        if (nfds > 0 && !(ctl & 4))
+            fds[0] = h->memfd;
+        first = len;
+        if (k != 0 && len > 1 && !cut) {
+            first = len * k / 8;
+            if (first == 0)
+                first = 1;
+            if (pending)
+                run_device(h);
         }
+        feed(h, data, first, fds, nfds);
+        if (first < len) {
+            run_device(h);
+            feed(h, data + first, len - first, NULL, 0);
+        }
+        pending = true;
+        if (!(ctl & 0x40) && !cut) {
+            run_device(h);
+            pending = false;
+        }
+        data += len;
+        size -= len;
     }
+}
+
+static int
+count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        n++;
+    closedir(d);
+    return n;
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct testdev *td;
-    uint8_t hello[512];
-    char sink[65536];
+    static uint8_t *peer_buf;
+    struct harness h = { .memfd = -1, .efd = -1 };
+    struct peer p = { 0 };
+    struct testdev *td = NULL;
     pthread_t thread;
-    int sv[2];
+    int sv[2], fds_before, i;
 
     if (size < 1)
         return 0;
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-        return 0;
-    if (testdev_create(NULL, &td) < 0) {
-        close(sv[0]);
-        close(sv[1]);
-        return 0;
+    if (verbose < 0) {
+        verbose = getenv("UMDEV_FUZZ_VERBOSE") != NULL;
+        big_guest = getenv("UMDEV_FUZZ_BIG_GUEST") != NULL;
     }
-    if (umdev_dev_attach(testdev_dev(td), sv[0]) < 0) {
-        close(sv[1]);
-        testdev_destroy(td);
-        return 0;
-    }
-    pthread_create(&thread, NULL, serve, testdev_dev(td));
-    if (!(data[0] & 1))
-        pump(sv[1], hello, version_message(hello, sizeof(hello)));
-    pump(sv[1], data + 1, size - 1);
-    shutdown(sv[1], SHUT_WR);
-    /* Read until the server, having seen EOF, closes its end. */
-    for (;;) {
-        struct pollfd p = { .fd = sv[1], .events = POLLIN };
-
-        if (poll(&p, 1, 10000) <= 0)
+    if (peer_buf == NULL) {
+        peer_buf = malloc(PEER_BUF);
+        if (peer_buf == NULL)
             abort();
-        if (read(sv[1], sink, sizeof(sink)) <= 0)
-            break;
+    }
+    fds_before = count_fds();
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        abort();
+    h.fd = sv[1];
+    h.memfd = memfd_create("fuzz-guest", MFD_CLOEXEC);
+    h.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (h.memfd < 0 || h.efd < 0 ||
+        ftruncate(h.memfd, big_guest ? BIG_GUEST_SIZE : GUEST_SIZE) < 0)
+        abort();
+    if (testdev_create(&fuzz_log, &td) < 0)
+        abort();
+    h.dev = testdev_dev(td);
+    if (umdev_dev_attach(h.dev, sv[0]) < 0)
+        abort();
+    p.fd = sv[1];
+    p.answer = (enum dma_answer)((data[0] >> 1) & 3);
+    p.buf = peer_buf;
+    if (pthread_create(&thread, NULL, peer_thread, &p) != 0)
+        abort();
+
+    if (!(data[0] & 1))
+        send_version(&h);
+    play(&h, data + 1, size - 1);
+
+    /* End of input: the device sees EOF, handles what it still holds and
+     * hangs up; then the peer sees EOF. */
+    shutdown(sv[1], SHUT_WR);
+    for (i = 0; umdev_dev_attached(h.dev); i++) {
+        struct pollfd pf = { .fd = umdev_dev_client_fd(h.dev),
+                             .events = POLLIN };
+
+        if (i == 100 || poll(&pf, 1, 10000) <= 0) {
+            fprintf(stderr, "fuzz_dispatch: the device never noticed the "
+                            "client hanging up\n");
+            abort();
+        }
+        umdev_dev_process(h.dev);
     }
     pthread_join(thread, NULL);
     close(sv[1]);
     testdev_destroy(td);
+    close(h.memfd);
+    close(h.efd);
+    if (count_fds() != fds_before) {
+        fprintf(stderr, "fuzz_dispatch: %d descriptors leaked\n",
+                count_fds() - fds_before);
+        abort();
+    }
     return 0;
 }

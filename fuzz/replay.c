@@ -1,7 +1,10 @@
 /*
  * Replays a fuzz target's corpus without libFuzzer, so each corpus runs
- * under ctest (and under the asan preset). Arguments: files or
- * directories; every regular file is one input.
+ * under ctest (and under the asan preset): a main() that calls
+ * LLVMFuzzerTestOneInput() once per input. Arguments: files or
+ * directories; every regular file below a directory is one input, taken
+ * in name order. Each input's path goes to stderr before it runs, so a
+ * crash names its input.
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -26,7 +29,8 @@ run_file(const char *path)
         return -1;
     }
     rewind(f);
-    buf = malloc((size_t)n + 1);
+    /* Exactly the input's size, so ASan sees reads past its end. */
+    buf = malloc(n > 0 ? (size_t)n : 1);
     if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n) {
         fprintf(stderr, "replay: cannot read %s\n", path);
         free(buf);
@@ -34,18 +38,24 @@ run_file(const char *path)
         return -1;
     }
     fclose(f);
+    fprintf(stderr, "replay: %s (%ld bytes)\n", path, n);
     LLVMFuzzerTestOneInput(buf, (size_t)n);
     free(buf);
     return 0;
 }
 
 static int
+skip_dot(const struct dirent *e)
+{
+    return e->d_name[0] != '.';
+}
+
+static int
 run_path(const char *path, int *count)
 {
+    struct dirent **names;
     struct stat st;
-    struct dirent *e;
-    DIR *d;
-    int rc = 0;
+    int i, n, rc = 0;
 
     if (stat(path, &st) < 0) {
         fprintf(stderr, "replay: %s: no such file\n", path);
@@ -55,19 +65,20 @@ run_path(const char *path, int *count)
         (*count)++;
         return run_file(path);
     }
-    d = opendir(path);
-    if (d == NULL)
+    n = scandir(path, &names, skip_dot, alphasort);
+    if (n < 0) {
+        fprintf(stderr, "replay: cannot list %s\n", path);
         return -1;
-    while ((e = readdir(d)) != NULL) {
+    }
+    for (i = 0; i < n; i++) {
         char sub[4096];
 
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+        snprintf(sub, sizeof(sub), "%s/%s", path, names[i]->d_name);
         if (run_path(sub, count) < 0)
             rc = -1;
+        free(names[i]);
     }
-    closedir(d);
+    free(names);
     return rc;
 }
 

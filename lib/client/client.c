@@ -440,11 +440,18 @@ static int
 region_access(struct umdev_client *c, uint16_t cmd, uint32_t flags,
               uint32_t index, uint64_t offset, void *buf, size_t len)
 {
+    /*
+     * Both ends bound a transfer: the server's limit for the data we send,
+     * ours for the data it returns. Split by the smaller one.
+     */
     uint32_t max = c->caps.max_data_xfer_size;
+    uint32_t ours = conn_local_caps(c->conn)->max_data_xfer_size;
     uint8_t *p = buf;
 
     if (max == 0)
         max = UMDEV_WIRE_DEFAULT_MAX_DATA_XFER;
+    if (ours != 0 && ours < max)
+        max = ours;
     while (len > 0) {
         size_t n = len < max ? len : max;
         struct vfio_user_region_access a = {
@@ -463,7 +470,9 @@ region_access(struct umdev_client *c, uint16_t cmd, uint32_t flags,
             return rc;
         if (reply != NULL) {
             if (!is_write) {
-                if (w.u.region_access.count != n || w.data_len != n) {
+                if (w.u.region_access.count != n || w.data_len != n ||
+                    w.u.region_access.offset != offset ||
+                    w.u.region_access.region != index) {
                     conn_msg_free(reply);
                     return -EPROTO;
                 }

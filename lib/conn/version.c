@@ -16,25 +16,33 @@ get_uint(struct json_object *obj, const char *key, uint64_t max,
          uint64_t *out)
 {
     struct json_object *v;
-    int64_t n;
+    uint64_t n;
 
     if (!json_object_object_get_ex(obj, key, &v))
         return 0;
     if (!json_object_is_type(v, json_type_int))
         return -EINVAL;
-    n = json_object_get_int64(v);
-    /* json-c saturates out-of-range numbers; both ends are refused. */
-    if (n < 0 || (uint64_t)n > max || n == INT64_MAX)
+    /*
+     * pgsizes is a bitmap, so values above INT64_MAX are legitimate
+     * (0xfffffffffffff000 means "every page size from 4 KiB"). json-c
+     * saturates out-of-range numbers at either end; both ends are refused.
+     */
+    if (json_object_get_int64(v) < 0)
         return -EINVAL;
-    *out = (uint64_t)n;
+    n = json_object_get_uint64(v);
+    if (n > max || n == UINT64_MAX)
+        return -EINVAL;
+    *out = n;
     return 0;
 }
 
 int
 conn_caps_parse(const char *json, struct conn_caps *out)
 {
-    struct json_object *root, *caps, *v;
+    struct json_object *caps, *v;
+    struct json_object *root = NULL;
     struct json_tokener *tok;
+    size_t len;
     uint64_t n;
     int rc = -EINVAL;
 
@@ -44,8 +52,14 @@ conn_caps_parse(const char *json, struct conn_caps *out)
     tok = json_tokener_new_ex(16);
     if (tok == NULL)
         return -ENOMEM;
-    root = json_tokener_parse_ex(tok, json, (int)strlen(json));
-    if (root == NULL || json_tokener_get_error(tok) != json_tokener_success)
+    /* Strict: no trailing commas, comments or bytes after the object. */
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    len = strlen(json);
+    if (len > INT32_MAX)
+        goto out;
+    root = json_tokener_parse_ex(tok, json, (int)len);
+    if (root == NULL || json_tokener_get_error(tok) != json_tokener_success ||
+        json_tokener_get_parse_end(tok) != len)
         goto out;
     if (!json_object_is_type(root, json_type_object))
         goto out;

@@ -193,9 +193,14 @@ handle_region_info(struct umdev_dev *dev, struct req *r)
             info.argsz += (uint32_t)caps_len;
         }
     }
-    /* Too small a buffer: report the size needed and no capabilities (the
-     * VFIO convention); the client asks again. */
+    /*
+     * Too small a buffer: report the size needed and no capabilities; the
+     * client asks again. Unlike the kernel, the CAPS flag is cleared too:
+     * QEMU's vfio-user client rejects CAPS with a cap_offset outside the
+     * reply, and there is no chain in this reply.
+     */
     if (r->w.u.region_info.argsz < info.argsz) {
+        info.flags &= ~(uint32_t)VFIO_REGION_INFO_FLAG_CAPS;
         info.cap_offset = 0;
         return reply(dev, r, &info, sizeof(info), NULL, 0, NULL, 0);
     }
@@ -364,8 +369,9 @@ handle_write_multi(struct umdev_dev *dev, struct req *r)
         struct dev_region *reg;
 
         umdev_wire_write_multi_entry(&r->w, i, &e);
-        region_check(dev, e.region, e.offset, e.count, true, &reg);
-        rc = region_io(reg, e.offset, e.data, e.count, true);
+        rc = region_check(dev, e.region, e.offset, e.count, true, &reg);
+        if (rc == 0)
+            rc = region_io(reg, e.offset, e.data, e.count, true);
         if (rc < 0)
             return rc;
         dev->stats.region_writes++;

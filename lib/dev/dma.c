@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dev_priv.h"
@@ -76,8 +77,27 @@ dev_dma_map(struct umdev_dev *dev, const struct vfio_user_dma_map *req,
     size_t pos;
     int rc = 0;
 
-    if ((req->addr | req->size) % DEV_PAGE_SIZE != 0)
+    if ((req->addr | req->size) % DEV_PAGE_SIZE != 0 || req->size == 0 ||
+        req->addr + req->size < req->addr)
         return -EINVAL;
+    /*
+     * Touching a mapping beyond the end of its file raises SIGBUS in this
+     * process, so a client's fd must be a regular file (memfd, tmpfs,
+     * hugetlbfs) that covers the whole range now. A client that shrinks
+     * the file afterwards can still do it; the guest-RAM files QEMU passes
+     * never shrink.
+     */
+    if (fd >= 0) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+            return -errno;
+        if (!S_ISREG(st.st_mode))
+            return -EBADF;
+        if (req->offset > (uint64_t)st.st_size ||
+            req->size > (uint64_t)st.st_size - req->offset)
+            return -EINVAL;
+    }
     m = calloc(1, sizeof(*m));
     if (m == NULL)
         return -ENOMEM;

@@ -62,19 +62,25 @@ fire(struct umdev_dev *dev, struct dev_irq_vec *v)
     return 0;
 }
 
-/* Deliver or keep pending; INTx masks itself when delivered. irq_lock
- * held. */
+/*
+ * Deliver or keep pending; INTx masks itself only when actually delivered,
+ * so a line asserted before the client installs its eventfd is not left
+ * masked with nobody to unmask it. irq_lock held.
+ */
 static int
 trigger_locked(struct umdev_dev *dev, uint32_t index, struct dev_irq_vec *v)
 {
+    int rc;
+
     if (v->masked) {
         v->pending = true;
         return 0;
     }
     v->pending = false;
-    if (is_intx(dev, index))
+    rc = fire(dev, v);
+    if (rc == 0 && is_intx(dev, index))
         v->masked = true;
-    return fire(dev, v);
+    return rc;
 }
 
 int
@@ -163,17 +169,30 @@ resample_ready(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
     pthread_mutex_unlock(&dev->irq_lock);
 }
 
-static void
+/*
+ * Install (fd >= 0) or remove (fd < 0) the INTx resample eventfd. On
+ * failure nothing changes and the caller keeps fd. A device without a loop
+ * cannot watch an eventfd, so it cannot take one.
+ */
+static int
 set_unmask_fd(struct umdev_dev *dev, struct dev_irq *irq, int fd)
 {
+    int rc;
+
+    if (fd >= 0) {
+        if (dev->loop == NULL)
+            return -ENOTSUP;
+        rc = umdev_loop_add(dev->loop, fd, UMDEV_LOOP_IN, resample_ready, dev);
+        if (rc < 0)
+            return rc;
+    }
     if (irq->unmask_efd >= 0) {
         if (dev->loop != NULL)
             umdev_loop_del(dev->loop, irq->unmask_efd);
         close(irq->unmask_efd);
     }
     irq->unmask_efd = fd;
-    if (fd >= 0 && dev->loop != NULL)
-        umdev_loop_add(dev->loop, fd, UMDEV_LOOP_IN, resample_ready, dev);
+    return 0;
 }
 
 /* Spec "VFIO_USER_DEVICE_SET_IRQS". Takes the fds it keeps (slots set to
@@ -186,6 +205,7 @@ dev_irq_set(struct umdev_dev *dev, const struct vfio_user_irq_set *s,
     uint32_t action = s->flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
     struct dev_irq *irq;
     uint32_t i;
+    int rc;
 
     if (s->index >= dev->num_irqs || s->index >= DEV_MAX_IRQ_INDEX)
         return -EINVAL;
@@ -219,7 +239,9 @@ dev_irq_set(struct umdev_dev *dev, const struct vfio_user_irq_set *s,
             /* A resample eventfd: the client signals it on guest EOI. */
             if (!is_intx(dev, s->index) || s->count != 1)
                 return -EINVAL;
-            set_unmask_fd(dev, irq, nfds ? fds[0] : -1);
+            rc = set_unmask_fd(dev, irq, nfds ? fds[0] : -1);
+            if (rc < 0)
+                return rc;
             if (nfds)
                 fds[0] = -1;
             goto changed;
@@ -234,6 +256,9 @@ dev_irq_set(struct umdev_dev *dev, const struct vfio_user_irq_set *s,
             if (nfds)
                 fds[i] = -1;
         }
+        /* A line already high is delivered to the new eventfd. */
+        if (is_intx(dev, s->index) && dev->intx_level && irq->vec[0].efd >= 0)
+            trigger_locked(dev, s->index, &irq->vec[0]);
         pthread_mutex_unlock(&dev->irq_lock);
         goto changed;
     }
@@ -272,10 +297,11 @@ dev_irq_release_all(struct umdev_dev *dev)
         struct dev_irq *irq = &dev->irqs[i];
 
         pthread_mutex_lock(&dev->irq_lock);
+        /* The next client starts from power-on state: unmasked, idle. */
         for (j = 0; j < irq->count; j++) {
             if (irq->vec[j].efd >= 0)
                 close(irq->vec[j].efd);
-            irq->vec[j].efd = -1;
+            irq->vec[j] = (struct dev_irq_vec){ .efd = -1 };
         }
         pthread_mutex_unlock(&dev->irq_lock);
         set_unmask_fd(dev, irq, -1);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "umdev/loop.h"
@@ -29,7 +30,21 @@ struct umdev_loop {
     size_t nentries;
     uint32_t next_gen;
     atomic_bool stop;
+    int wake_fd; /* written by umdev_loop_stop so run() sleeps unbounded */
 };
+
+static void
+on_wake(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
+{
+    uint64_t n;
+
+    (void)loop;
+    (void)events;
+    (void)opaque;
+    if (read(fd, &n, sizeof(n)) < 0) {
+        /* Nothing pending (EAGAIN): the stop flag is what matters. */
+    }
+}
 
 int
 umdev_loop_create(struct umdev_loop **out)
@@ -48,6 +63,18 @@ umdev_loop_create(struct umdev_loop **out)
         return err;
     }
     loop->next_gen = 1;
+    loop->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (loop->wake_fd < 0 ||
+        umdev_loop_add(loop, loop->wake_fd, UMDEV_LOOP_IN, on_wake, NULL) < 0) {
+        int err = loop->wake_fd < 0 ? -errno : -ENOMEM;
+
+        if (loop->wake_fd >= 0)
+            close(loop->wake_fd);
+        close(loop->epfd);
+        free(loop->entries);
+        free(loop);
+        return err;
+    }
     *out = loop;
     return 0;
 }
@@ -57,6 +84,7 @@ umdev_loop_destroy(struct umdev_loop *loop)
 {
     if (loop == NULL)
         return;
+    close(loop->wake_fd);
     close(loop->epfd);
     free(loop->entries);
     free(loop);
@@ -182,7 +210,7 @@ umdev_loop_run(struct umdev_loop *loop)
     int rc;
 
     while (!atomic_load(&loop->stop)) {
-        rc = umdev_loop_run_once(loop, 1000);
+        rc = umdev_loop_run_once(loop, -1);
         if (rc < 0)
             return rc;
     }
@@ -190,8 +218,14 @@ umdev_loop_run(struct umdev_loop *loop)
     return 0;
 }
 
+/* Async-signal-safe: a store and a write(2). */
 void
 umdev_loop_stop(struct umdev_loop *loop)
 {
+    uint64_t one = 1;
+
     atomic_store(&loop->stop, true);
+    if (write(loop->wake_fd, &one, sizeof(one)) < 0) {
+        /* Counter saturated: a wake-up is pending anyway. */
+    }
 }

@@ -90,6 +90,35 @@ umdev_server_create_fd(struct umdev_dev *dev, struct umdev_loop *loop,
     return 0;
 }
 
+/*
+ * Make room for a socket at path: a socket file nobody listens on (left
+ * by a dead server) is removed; a live server's socket or any other kind
+ * of file is never touched.
+ */
+static int
+clear_stale_socket(const struct sockaddr_un *sa)
+{
+    struct stat st;
+    int fd, rc;
+
+    if (lstat(sa->sun_path, &st) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (!S_ISSOCK(st.st_mode))
+        return -EEXIST;
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    rc = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+    close(fd);
+    if (rc == 0)
+        return -EADDRINUSE;
+    if (errno != ECONNREFUSED)
+        return -errno;
+    if (unlink(sa->sun_path) < 0 && errno != ENOENT)
+        return -errno;
+    return 0;
+}
+
 int
 umdev_server_create(struct umdev_dev *dev, struct umdev_loop *loop,
                     const char *path, struct umdev_server **out)
@@ -97,13 +126,15 @@ umdev_server_create(struct umdev_dev *dev, struct umdev_loop *loop,
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     struct umdev_server *srv;
     char *copy;
-    mode_t old;
     int fd, rc;
 
     *out = NULL;
     if (strlen(path) >= sizeof(sa.sun_path))
         return -ENAMETOOLONG;
     strcpy(sa.sun_path, path);
+    rc = clear_stale_socket(&sa);
+    if (rc < 0)
+        return rc;
     copy = strdup(path);
     if (copy == NULL)
         return -ENOMEM;
@@ -113,14 +144,22 @@ umdev_server_create(struct umdev_dev *dev, struct umdev_loop *loop,
         free(copy);
         return rc;
     }
-    /* A socket file left by a dead server would make bind fail. */
-    unlink(path);
-    old = umask(077);
-    rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-    umask(old);
-    if (rc < 0 || listen(fd, 16) < 0) {
+    /*
+     * The socket file gets the socket inode's mode (less the umask) at
+     * bind, so 0600 from the start without touching the process umask,
+     * which other threads share. Owners wanting more chmod afterwards.
+     */
+    if (fchmod(fd, 0600) < 0 ||
+        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         rc = -errno;
         close(fd);
+        free(copy);
+        return rc;
+    }
+    if (listen(fd, 16) < 0) {
+        rc = -errno;
+        close(fd);
+        unlink(path);
         free(copy);
         return rc;
     }

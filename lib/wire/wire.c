@@ -118,10 +118,10 @@ decode_version(struct umdev_wire_msg *msg)
         return 0;
     if (msg->data_len > UMDEV_WIRE_MAX_VERSION_JSON)
         return -E2BIG;
-    /* The JSON must end with its NUL inside the message. */
+    /* The JSON is the rest of the message, its NUL the last byte. */
     json = (const char *)msg->data;
     json_max = msg->data_len;
-    if (memchr(json, '\0', json_max) == NULL)
+    if (json[json_max - 1] != '\0' || strlen(json) != json_max - 1)
         return -EINVAL;
     msg->u.version.json = json;
     return 0;
@@ -185,8 +185,13 @@ decode_dma_unmap(struct umdev_wire_msg *msg, bool reply)
         return -EINVAL;
     if (b->size > UINT32_MAX || u->argsz < sizeof(*u) + sizeof(*b))
         return -EINVAL;
+    /* Whole pages, and a bitmap of exactly the size the range needs. */
+    if (u->size % b->pgsize != 0 || u->addr % b->pgsize != 0)
+        return -EINVAL;
     if (((u->size / b->pgsize) + 7) / 8 > b->size)
         return -EINVAL;
+    if (((u->size / b->pgsize) + 7) / 8 < b->size)
+        return -E2BIG;
     set_tail(msg, sizeof(*u) + sizeof(*b));
     if (reply && msg->data_len != b->size)
         return -EINVAL;

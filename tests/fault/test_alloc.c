@@ -1,10 +1,30 @@
 /*
  * Fault injection: fail the Nth allocation, for every N, on the paths that
- * build a device and that handle messages. Linked with --wrap for the
- * allocator, so every allocation made by library code on the armed thread
- * is counted and the chosen one fails. Each run must end without a crash,
- * with every request answered (normally or with an error reply) or the
- * connection closed, and with no allocation or descriptor left behind.
+ * build a device and that handle messages (STYLE.md "Tests").
+ *
+ * The program is linked with --wrap for the allocator (malloc, calloc,
+ * realloc, strdup, free), for the one json-c allocation the library makes
+ * itself (json_tokener_new_ex) and for the kernel resources it allocates
+ * (memfd_create, mmap, socket, epoll_create1, accept4). Every such call
+ * made on the *armed* thread is counted; the Nth one fails (NULL / -1 with
+ * ENOMEM or EMFILE). Each scenario runs for N = 1, 2, ... until a run
+ * completes without reaching N, and every run must end
+ *   - without a crash or a hang,
+ *   - with every request answered, normally or by an error reply, or with
+ *     the connection closed (allocation failures on the stream path),
+ *   - with no error reply before the failure was injected, and with data
+ *     that reads back consistently whenever both halves succeeded,
+ *   - with no allocation outstanding (counted here, and by LSan in the
+ *     asan preset) and no descriptor left open (/proc/self/fd).
+ *
+ * Scenarios: (a) building the test device; (b) a scripted client on a
+ * socketpair against a server thread calling umdev_dev_process(); (c) the
+ * same device served by umdev_server on a umdev_loop, with INTx and its
+ * resample eventfd (watched through the loop).
+ *
+ * Allocations inside shared libraries (json-c's own, libc's) are not
+ * reached by --wrap and are not failed. UMDEV_FAULT_TRACE=1 in the
+ * environment prints a backtrace at each injected failure.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,61 +34,119 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <execinfo.h>
+#include <fcntl.h>
+#include <json-c/json.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "testdev.h"
 #include "umdev/wire.h"
+
+/* <linux/vfio.h> values the script uses. */
+#define IRQ_SET_DATA_NONE (1u << 0)
+#define IRQ_SET_DATA_EVENTFD (1u << 2)
+#define IRQ_SET_ACTION_UNMASK (1u << 4)
+#define IRQ_SET_ACTION_TRIGGER (1u << 5)
+
+/* QEMU 11.1.3's VERSION capabilities, byte for byte. */
+#define QEMU_JSON                                                            \
+    "{\"capabilities\":{\"max_msg_fds\":16,\"max_data_xfer_size\":1048576," \
+    "\"pgsizes\":4096,\"max_dma_maps\":65535,\"migration\":{\"pgsize\":"     \
+    "4096,\"max_bitmap_size\":268435456},\"write_multiple\":true}}"
+
+/* Guest memory the script serves: one page mapped through a memfd, one
+ * page mapped without an fd (the device reaches it with DMA_READ/WRITE). */
+#define IOVA_FD 0x100000u
+#define IOVA_MSG 0x200000u
+#define DMA_LEN 256u
+
+/* ---- allocation and resource wrappers ---------------------------------- */
 
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t m);
 void *__real_realloc(void *p, size_t n);
 char *__real_strdup(const char *s);
 void __real_free(void *p);
+struct json_tokener *__real_json_tokener_new_ex(int depth);
+int __real_memfd_create(const char *name, unsigned int flags);
+void *__real_mmap(void *addr, size_t len, int prot, int flags, int fd,
+                  off_t off);
+int __real_socket(int domain, int type, int proto);
+int __real_epoll_create1(int flags);
+int __real_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags);
+
 void *__wrap_malloc(size_t n);
 void *__wrap_calloc(size_t n, size_t m);
 void *__wrap_realloc(void *p, size_t n);
 char *__wrap_strdup(const char *s);
 void __wrap_free(void *p);
+struct json_tokener *__wrap_json_tokener_new_ex(int depth);
+int __wrap_memfd_create(const char *name, unsigned int flags);
+void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd,
+                  off_t off);
+int __wrap_socket(int domain, int type, int proto);
+int __wrap_epoll_create1(int flags);
+int __wrap_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags);
 
-/* Allocation accounting for the armed thread only, so the count is
- * deterministic whatever the other thread does. */
+/* Only the armed thread counts, so N means the same call in every run
+ * whatever the script thread does meanwhile. */
 static _Thread_local bool armed;
-static atomic_long alloc_count;
-static long fail_at;
-static atomic_bool failed;
+static atomic_long calls;
+static atomic_long fail_at;
+static atomic_int injected; /* errno of the injected failure, 0: none */
 
+static bool
+inject(int err)
+{
+    if (!armed)
+        return false;
+    if (atomic_fetch_add(&calls, 1) + 1 != atomic_load(&fail_at))
+        return false;
+    atomic_store(&injected, err);
+    if (getenv("UMDEV_FAULT_TRACE") != NULL) {
+        void *frames[16];
+        int n = backtrace(frames, 16);
+
+        fprintf(stderr, "fault: failing call %ld with errno %d:\n",
+                atomic_load(&fail_at), err);
+        backtrace_symbols_fd(frames, n, 2);
+    }
+    errno = err;
+    return true;
+}
+
+static void
+arm(long n)
+{
+    atomic_store(&calls, 0);
+    atomic_store(&injected, 0);
+    atomic_store(&fail_at, n);
+}
+
+/* Live heap blocks allocated through the wrappers (any thread): an open
+ * addressing set of pointers. */
 #define LIVE_SLOTS 65536
 static void *_Atomic live[LIVE_SLOTS];
 static atomic_long live_count;
 
-static bool
-should_fail(void)
-{
-    if (!armed)
-        return false;
-    if (atomic_fetch_add(&alloc_count, 1) + 1 == fail_at) {
-        atomic_store(&failed, true);
-        return true;
-    }
-    return false;
-}
-
 static void
 track(void *p)
 {
-    size_t h;
+    size_t h = ((uintptr_t)p >> 4) % LIVE_SLOTS;
 
     if (p == NULL)
         return;
-    h = ((uintptr_t)p >> 4) % LIVE_SLOTS;
     for (size_t i = 0; i < LIVE_SLOTS; i++) {
         void *expected = NULL;
 
@@ -84,11 +162,10 @@ track(void *p)
 static void
 untrack(void *p)
 {
-    size_t h;
+    size_t h = ((uintptr_t)p >> 4) % LIVE_SLOTS;
 
     if (p == NULL)
         return;
-    h = ((uintptr_t)p >> 4) % LIVE_SLOTS;
     for (size_t i = 0; i < LIVE_SLOTS; i++) {
         void *expected = p;
 
@@ -98,7 +175,7 @@ untrack(void *p)
             return;
         }
     }
-    /* Not ours (allocated by a shared library): nothing to account. */
+    /* Not from a wrapper (a shared library's block): nothing to count. */
 }
 
 void *
@@ -106,7 +183,7 @@ __wrap_malloc(size_t n)
 {
     void *p;
 
-    if (should_fail())
+    if (inject(ENOMEM))
         return NULL;
     p = __real_malloc(n);
     track(p);
@@ -118,7 +195,7 @@ __wrap_calloc(size_t n, size_t m)
 {
     void *p;
 
-    if (should_fail())
+    if (inject(ENOMEM))
         return NULL;
     p = __real_calloc(n, m);
     track(p);
@@ -130,7 +207,7 @@ __wrap_realloc(void *old, size_t n)
 {
     void *p;
 
-    if (should_fail())
+    if (inject(ENOMEM))
         return NULL;
     p = __real_realloc(old, n);
     if (p != NULL) {
@@ -145,7 +222,7 @@ __wrap_strdup(const char *s)
 {
     char *p;
 
-    if (should_fail())
+    if (inject(ENOMEM))
         return NULL;
     p = __real_strdup(s);
     track(p);
@@ -159,6 +236,56 @@ __wrap_free(void *p)
     __real_free(p);
 }
 
+struct json_tokener *
+__wrap_json_tokener_new_ex(int depth)
+{
+    if (inject(ENOMEM))
+        return NULL;
+    return __real_json_tokener_new_ex(depth);
+}
+
+int
+__wrap_memfd_create(const char *name, unsigned int flags)
+{
+    if (inject(EMFILE))
+        return -1;
+    return __real_memfd_create(name, flags);
+}
+
+void *
+__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    if (inject(ENOMEM))
+        return MAP_FAILED;
+    return __real_mmap(addr, len, prot, flags, fd, off);
+}
+
+int
+__wrap_socket(int domain, int type, int proto)
+{
+    if (inject(EMFILE))
+        return -1;
+    return __real_socket(domain, type, proto);
+}
+
+int
+__wrap_epoll_create1(int flags)
+{
+    if (inject(EMFILE))
+        return -1;
+    return __real_epoll_create1(flags);
+}
+
+int
+__wrap_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
+{
+    if (inject(EMFILE))
+        return -1;
+    return __real_accept4(fd, sa, len, flags);
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
 static int
 count_fds(void)
 {
@@ -166,121 +293,108 @@ count_fds(void)
     struct dirent *e;
     int n = 0;
 
+    assert_non_null(d);
     while ((e = readdir(d)) != NULL)
         if (e->d_name[0] != '.')
             n++;
     closedir(d);
-    return n;
+    return n - 1; /* the directory's own descriptor */
 }
 
+/* Everything is formatted (so format bugs show), nothing is printed. */
 static void
-arm(long n)
+quiet(void *opaque, int level, const char *line)
 {
-    atomic_store(&alloc_count, 0);
-    atomic_store(&failed, false);
-    fail_at = n;
+    (void)opaque;
+    (void)level;
+    (void)line;
 }
 
-/* (a) Building the device fails cleanly at every allocation. */
-static void
-test_build_device(void **state)
-{
-    long n;
-    int fds = count_fds();
-
-    (void)state;
-    for (n = 1;; n++) {
-        struct testdev *td = NULL;
-        int rc;
-
-        arm(n);
-        armed = true;
-        rc = testdev_create(NULL, &td);
-        armed = false;
-        if (!atomic_load(&failed)) {
-            assert_int_equal(rc, 0);
-            testdev_destroy(td);
-            break;
-        }
-        assert_int_equal(rc, -ENOMEM);
-        assert_null(td);
-        assert_int_equal(atomic_load(&live_count), 0);
-        assert_int_equal(count_fds(), fds);
-    }
-    assert_int_equal(atomic_load(&live_count), 0);
-    print_message("device build: %ld allocation points, each failed once\n",
-                  n - 1);
-}
-
-/* (b) Message handling. The server thread is armed; the script thread
- * plays the client, answering the device's DMA_READ requests. */
-struct script_ctx {
-    struct testdev *td;
-    int sv[2];
+static const struct umdev_logger quiet_log = {
+    .fn = quiet,
+    .max_level = LOG_DEBUG,
 };
 
-static void *
-server(void *arg)
+/* Teardown must leave nothing: the counters of the whole run. */
+static void
+check_clean(int fds_before, long n)
 {
-    struct umdev_dev *dev = arg;
+    long live_now = atomic_load(&live_count);
+    int fds_now = count_fds();
 
-    armed = true;
-    while (umdev_dev_attached(dev)) {
-        struct pollfd p = { .fd = umdev_dev_client_fd(dev),
-                            .events = POLLIN };
-
-        if (poll(&p, 1, 5000) <= 0)
-            break;
-        umdev_dev_process(dev);
-    }
-    armed = false;
-    return NULL;
+    if (live_now != 0 || fds_now != fds_before)
+        fail_msg("N=%ld (injected errno %d): %ld allocations and %d "
+                 "descriptors outstanding",
+                 n, atomic_load(&injected), live_now, fds_now - fds_before);
 }
 
+/* ---- the client side of the protocol ------------------------------------ */
+
+enum outcome { REPLY_CLOSED, REPLY_OK, REPLY_ERR };
+
+struct client {
+    int fd;
+    uint16_t next_id;
+    bool dead;
+    uint8_t guest_in[4096];  /* what DMA_READ of IOVA_MSG returns */
+    uint8_t guest_out[4096]; /* what DMA_WRITE to IOVA_MSG stored */
+    unsigned int dma_reads, dma_writes;
+    uint32_t last_err; /* of the last REPLY_ERR */
+    uint8_t reply[128 * 1024];
+    size_t reply_len;
+};
+
 static int
-send_msg(int fd, uint16_t id, uint16_t cmd, uint32_t flags, const void *p,
-         size_t len, int pass_fd)
+send_all(int fd, const void *buf, size_t len, const int *fds, size_t nfds)
 {
-    uint8_t buf[256];
     union {
-        char b[CMSG_SPACE(sizeof(int))];
+        char b[CMSG_SPACE(sizeof(int) * 2)];
         struct cmsghdr align;
     } ctl;
-    struct iovec iov;
+    struct iovec iov = { (void *)buf, len };
     struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-    ssize_t n = umdev_wire_encode(buf, sizeof(buf), id, cmd, flags, p, len,
-                                  NULL, 0);
 
-    iov.iov_base = buf;
-    iov.iov_len = (size_t)n;
-    if (pass_fd >= 0) {
+    assert_true(nfds <= 2);
+    if (nfds > 0) {
         struct cmsghdr *c;
 
         memset(&ctl, 0, sizeof(ctl));
         mh.msg_control = ctl.b;
-        mh.msg_controllen = sizeof(ctl.b);
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
         c = CMSG_FIRSTHDR(&mh);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
     }
-    return sendmsg(fd, &mh, MSG_NOSIGNAL) == n ? 0 : -1;
+    while (iov.iov_len > 0) {
+        ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        mh.msg_control = NULL;
+        mh.msg_controllen = 0;
+        iov.iov_base = (char *)iov.iov_base + n;
+        iov.iov_len -= (size_t)n;
+    }
+    return 0;
 }
 
-/* Read one message (fds closed); 0 EOF, -1 timeout, else its size. */
-static long
-recv_msg(int fd, uint8_t *buf, size_t cap)
+/* Read exactly @len bytes, closing any descriptors. 0 EOF, -1 timeout. */
+static int
+recv_exact(int fd, uint8_t *buf, size_t len)
 {
-    size_t have = 0, want = 16;
+    size_t have = 0;
 
-    while (have < want) {
+    while (have < len) {
         struct pollfd p = { .fd = fd, .events = POLLIN };
         union {
             char b[CMSG_SPACE(sizeof(int) * 16)];
             struct cmsghdr align;
         } ctl;
-        struct iovec iov = { buf + have, want - have };
+        struct iovec iov = { buf + have, len - have };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
                              .msg_control = ctl.b,
                              .msg_controllen = sizeof(ctl.b) };
@@ -293,184 +407,775 @@ recv_msg(int fd, uint8_t *buf, size_t cap)
         if (n <= 0)
             return 0;
         for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
-            int *f = (int *)CMSG_DATA(c);
             size_t k, nf = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 
-            for (k = 0; k < nf; k++)
-                close(f[k]);
+            for (k = 0; k < nf; k++) {
+                int f;
+
+                memcpy(&f, CMSG_DATA(c) + k * sizeof(int), sizeof(f));
+                close(f);
+            }
         }
         have += (size_t)n;
-        if (have == 16) {
-            uint32_t size;
-
-            memcpy(&size, buf + 4, 4);
-            assert_true(size >= 16 && size <= cap);
-            want = size;
-        }
     }
-    return (long)have;
+    return 1;
 }
 
-/* Send one request and wait for its reply, serving DMA requests meanwhile.
- * Return 1 answered, 0 connection closed. */
+/* The device asked for guest memory: serve it from guest_in/guest_out. */
 static int
-request(int fd, uint16_t id, uint16_t cmd, uint32_t flags, const void *p,
-        size_t len, int pass_fd, const uint8_t *guest)
+serve_dma(struct client *c, const struct vfio_user_header *h)
 {
-    static uint8_t buf[128 * 1024];
+    struct vfio_user_dma_access a;
+    uint8_t out[16 + 16 + 4096];
+    ssize_t m;
 
-    if (send_msg(fd, id, cmd, flags, p, len, pass_fd) < 0)
-        return 0;
+    assert_true(h->msg_size >= 32);
+    memcpy(&a, c->reply + 16, sizeof(a));
+    if (a.addr < IOVA_MSG || a.count > 4096 ||
+        a.addr - IOVA_MSG > 4096 - a.count)
+        fail_msg("device DMA outside the message mapping: 0x%llx+%llu",
+                 (unsigned long long)a.addr, (unsigned long long)a.count);
+    if (h->cmd == VFIO_USER_DMA_READ) {
+        c->dma_reads++;
+        m = umdev_wire_encode(out, sizeof(out), h->msg_id, h->cmd,
+                              VFIO_USER_F_TYPE_REPLY, &a, sizeof(a),
+                              c->guest_in + (a.addr - IOVA_MSG), a.count);
+    } else {
+        assert_int_equal(h->cmd, VFIO_USER_DMA_WRITE);
+        assert_int_equal(h->msg_size, 32 + a.count);
+        c->dma_writes++;
+        memcpy(c->guest_out + (a.addr - IOVA_MSG), c->reply + 32, a.count);
+        m = umdev_wire_encode(out, sizeof(out), h->msg_id, h->cmd,
+                              VFIO_USER_F_TYPE_REPLY, &a, sizeof(a), NULL,
+                              0);
+    }
+    assert_true(m > 0);
+    return send_all(c->fd, out, (size_t)m, NULL, 0);
+}
+
+/*
+ * Send one command (with up to two fds) and wait for its reply, serving
+ * the device's DMA requests meanwhile. A lost reply (8 s without one) fails
+ * the test. The reply is left in c->reply.
+ */
+static enum outcome
+request_fds(struct client *c, uint16_t cmd, uint32_t flags, const void *fixed,
+            size_t fixed_len, const void *data, size_t data_len,
+            const int *fds, size_t nfds)
+{
+    static uint8_t buf[64 * 1024];
+    uint16_t id = c->next_id++;
+    ssize_t n;
+
+    if (c->dead)
+        return REPLY_CLOSED;
+    n = umdev_wire_encode(buf, sizeof(buf), id, cmd, flags, fixed, fixed_len,
+                          data, data_len);
+    assert_true(n > 0);
+    if (send_all(c->fd, buf, (size_t)n, fds, nfds) < 0)
+        goto closed;
     if (flags & VFIO_USER_F_NO_REPLY)
-        return 1;
+        return REPLY_OK;
     for (;;) {
         struct vfio_user_header h;
-        long n = recv_msg(fd, buf, sizeof(buf));
+        int rc = recv_exact(c->fd, c->reply, 16);
 
-        if (n == 0)
-            return 0;
-        assert_true(n > 0); /* a timeout would mean a lost reply */
-        memcpy(&h, buf, sizeof(h));
+        if (rc < 0)
+            fail_msg("no reply to %s id %u within 8 s (N=%ld, injected %d)",
+                     umdev_wire_cmd_name(cmd), id, atomic_load(&fail_at),
+                     atomic_load(&injected));
+        if (rc == 0)
+            goto closed;
+        memcpy(&h, c->reply, sizeof(h));
+        if (h.msg_size < 16 || h.msg_size > sizeof(c->reply))
+            fail_msg("impossible message size %u from the server",
+                     h.msg_size);
+        rc = recv_exact(c->fd, c->reply + 16, h.msg_size - 16);
+        if (rc < 0)
+            fail_msg("truncated message from the server");
+        if (rc == 0)
+            goto closed;
         if ((h.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_COMMAND) {
-            struct vfio_user_dma_access a;
-            uint8_t out[16 + 16 + 4096];
-            ssize_t m;
-
-            memcpy(&a, buf + 16, sizeof(a));
-            assert_int_equal(h.cmd, VFIO_USER_DMA_READ);
-            assert_true(a.addr >= 0x200000 && a.count <= 4096);
-            m = umdev_wire_encode(out, sizeof(out), h.msg_id, h.cmd,
-                                  VFIO_USER_F_TYPE_REPLY, &a, sizeof(a),
-                                  guest + (a.addr - 0x200000), a.count);
-            if (send(fd, out, (size_t)m, MSG_NOSIGNAL) != m)
-                return 0;
+            if (serve_dma(c, &h) < 0)
+                goto closed;
             continue;
         }
         assert_int_equal(h.msg_id, id);
         assert_int_equal(h.cmd, cmd);
-        return 1;
+        c->reply_len = h.msg_size;
+        if (h.flags & VFIO_USER_F_ERROR) {
+            assert_int_equal(h.msg_size, 16);
+            assert_int_not_equal(h.error, 0);
+            c->last_err = h.error;
+            return REPLY_ERR;
+        }
+        return REPLY_OK;
     }
+closed:
+    c->dead = true;
+    return REPLY_CLOSED;
 }
 
-static int
-run_script(int fd, int memfd, const uint8_t *guest)
+static enum outcome
+request(struct client *c, uint16_t cmd, const void *fixed, size_t fixed_len,
+        const void *data, size_t data_len)
 {
-    static const char json[] = "{\"capabilities\":{\"max_msg_fds\":16}}";
-    uint8_t p[128] = { 0 };
-    struct vfio_user_dma_map mp = { 32, 3, 0, 0x100000, 0x2000 };
-    struct vfio_user_dma_map mp_nofd = { 32, 3, 0, 0x200000, 0x1000 };
-    struct vfio_user_dma_unmap um = { 24, 0, 0x100000, 0x2000 };
-    struct vfio_user_device_info di = { 16, 0, 0, 0 };
-    struct vfio_user_irq_set is = { 20, (1u << 2) | (1u << 5), 3, 0, 1 };
-    int efd = eventfd(0, EFD_CLOEXEC);
-    uint16_t id = 1;
-    uint32_t i;
-    int ok = 1;
+    return request_fds(c, cmd, 0, fixed, fixed_len, data, data_len, NULL, 0);
+}
 
-#define REQ(cmd, flags, payload, len, pfd)                                   \
-    do {                                                                     \
-        if (ok)                                                              \
-            ok = request(fd, id++, cmd, flags, payload, len, pfd, guest);    \
-    } while (0)
-    memcpy(p + 4, json, sizeof(json));
-    REQ(VFIO_USER_VERSION, 0, p, 4 + sizeof(json), -1);
-    REQ(VFIO_USER_DEVICE_GET_INFO, 0, &di, sizeof(di), -1);
-    for (i = 0; i < 9; i++) {
-        struct vfio_user_region_info ri = { 1024, 0, i, 0, 0, 0 };
+/* Any error reply before the failure was injected is a bug. */
+static void
+expect_ok_or_injected(const struct client *c, enum outcome o,
+                      const char *what)
+{
+    if (o == REPLY_ERR && atomic_load(&injected) == 0)
+        fail_msg("%s: error %u with no failure injected (N=%ld)", what,
+                 c->last_err, atomic_load(&fail_at));
+    if (o == REPLY_CLOSED && atomic_load(&injected) == 0)
+        fail_msg("%s: connection closed with no failure injected (N=%ld)",
+                 what, atomic_load(&fail_at));
+}
 
-        REQ(VFIO_USER_DEVICE_GET_REGION_INFO, 0, &ri, sizeof(ri), -1);
+static enum outcome
+reg_write(struct client *c, uint32_t region, uint64_t off, const void *val,
+          uint32_t count, const char *what)
+{
+    struct vfio_user_region_access a = { off, region, count };
+    enum outcome o = request(c, VFIO_USER_REGION_WRITE, &a, sizeof(a), val,
+                             count);
+
+    expect_ok_or_injected(c, o, what);
+    return o;
+}
+
+/* Read @count bytes; on REPLY_OK they are at c->reply + 32. */
+static enum outcome
+reg_read(struct client *c, uint32_t region, uint64_t off, uint32_t count,
+         const char *what)
+{
+    struct vfio_user_region_access a = { off, region, count };
+    enum outcome o = request(c, VFIO_USER_REGION_READ, &a, sizeof(a), NULL,
+                             0);
+
+    expect_ok_or_injected(c, o, what);
+    if (o == REPLY_OK)
+        assert_int_equal(c->reply_len, 32 + count);
+    return o;
+}
+
+static enum outcome
+write32(struct client *c, uint64_t off, uint32_t v, const char *what)
+{
+    return reg_write(c, UMDEV_PCI_BAR0_REGION, off, &v, 4, what);
+}
+
+static enum outcome
+read32(struct client *c, uint64_t off, uint32_t *v, const char *what)
+{
+    enum outcome o = reg_read(c, UMDEV_PCI_BAR0_REGION, off, 4, what);
+
+    if (o == REPLY_OK)
+        memcpy(v, c->reply + 32, 4);
+    return o;
+}
+
+static enum outcome
+negotiate(struct client *c)
+{
+    static const char json[] = QEMU_JSON;
+    struct vfio_user_version v = { 0, 0 };
+    enum outcome o = request(c, VFIO_USER_VERSION, &v, sizeof(v), json,
+                             sizeof(json));
+
+    expect_ok_or_injected(c, o, "VERSION");
+    return o;
+}
+
+static void
+drain_eventfd(int efd)
+{
+    uint64_t v;
+
+    while (read(efd, &v, sizeof(v)) == sizeof(v))
+        ;
+}
+
+static bool
+eventfd_fired(int efd, int timeout_ms)
+{
+    struct pollfd p = { .fd = efd, .events = POLLIN };
+    uint64_t v;
+
+    if (poll(&p, 1, timeout_ms) <= 0)
+        return false;
+    return read(efd, &v, sizeof(v)) == sizeof(v) && v > 0;
+}
+
+/* ---- (a) building the device -------------------------------------------- */
+
+static void
+test_build_device(void **state)
+{
+    int fds = count_fds();
+    long n;
+
+    (void)state;
+    for (n = 1;; n++) {
+        struct testdev *td = NULL;
+        int rc;
+
+        arm(n);
+        armed = true;
+        rc = testdev_create(&quiet_log, &td);
+        armed = false;
+        if (atomic_load(&injected) == 0) {
+            assert_int_equal(rc, 0);
+            assert_non_null(td);
+            testdev_destroy(td);
+            check_clean(fds, n);
+            break;
+        }
+        /* The failure comes back as it happened, and nothing is built. */
+        assert_int_equal(rc, -atomic_load(&injected));
+        assert_null(td);
+        check_clean(fds, n);
     }
-    REQ(VFIO_USER_DEVICE_SET_IRQS, 0, &is, sizeof(is), efd);
-    REQ(VFIO_USER_DMA_MAP, 0, &mp, sizeof(mp), memfd);
-    REQ(VFIO_USER_DMA_MAP, 0, &mp_nofd, sizeof(mp_nofd), -1);
+    print_message("device build: %ld failure points\n", n - 1);
+}
+
+/* ---- (b) message handling over a socketpair ----------------------------- */
+
+struct pump {
+    struct umdev_dev *dev;
+    atomic_bool hung;
+};
+
+static void *
+pump_thread(void *arg)
+{
+    struct pump *p = arg;
+
+    armed = true;
+    while (umdev_dev_attached(p->dev)) {
+        struct pollfd pf = { .fd = umdev_dev_client_fd(p->dev),
+                             .events = POLLIN };
+
+        if (poll(&pf, 1, 10000) <= 0) {
+            atomic_store(&p->hung, true);
+            break;
+        }
+        umdev_dev_process(p->dev);
+    }
+    armed = false;
+    return NULL;
+}
+
+struct script_fds {
+    int memfd;      /* guest page behind IOVA_FD */
+    uint8_t *guest; /* our view of it */
+    int efd_msix, efd_err;
+};
+
+static void
+script_messages(struct client *c, const struct script_fds *f, bool complete)
+{
+    struct vfio_user_device_info di = { sizeof(di), 0, 0, 0 };
+    struct vfio_user_dma_map map_fd = { sizeof(map_fd), 3, 0, IOVA_FD,
+                                        4096 };
+    struct vfio_user_dma_map map_msg = { sizeof(map_msg), 3, 0, IOVA_MSG,
+                                         4096 };
+    struct vfio_user_dma_unmap um = { sizeof(um), 0, IOVA_FD, 4096 };
+    struct vfio_user_dma_unmap um_all = { sizeof(um_all), 2, 0, 0 };
+    struct vfio_user_region_io_fds_request iofds = { sizeof(iofds), 0, 0,
+                                                     0 };
+    struct vfio_user_irq_set is = { sizeof(is),
+                                    IRQ_SET_DATA_EVENTFD |
+                                        IRQ_SET_ACTION_TRIGGER,
+                                    UMDEV_PCI_MSIX_IRQ, 0, 1 };
+    struct vfio_user_irq_set is_off = { sizeof(is_off),
+                                        IRQ_SET_DATA_NONE |
+                                            IRQ_SET_ACTION_TRIGGER,
+                                        UMDEV_PCI_MSIX_IRQ, 0, 0 };
+    enum outcome o, ow, or;
+    uint32_t i, v = 0, status = 0;
+    bool set; /* DMA_ADDR and DMA_LEN hold what the script wrote */
+    uint64_t addr;
+
+    if (negotiate(c) != REPLY_OK)
+        return;
+    o = request(c, VFIO_USER_DEVICE_GET_INFO, &di, sizeof(di), NULL, 0);
+    expect_ok_or_injected(c, o, "GET_INFO");
+    /* Every region, with a too-small argsz and then a large one. */
+    for (i = 0; i < UMDEV_PCI_NUM_REGIONS; i++) {
+        struct vfio_user_region_info ri = { 32, 0, i, 0, 0, 0 };
+
+        o = request(c, VFIO_USER_DEVICE_GET_REGION_INFO, &ri, sizeof(ri),
+                    NULL, 0);
+        expect_ok_or_injected(c, o, "GET_REGION_INFO");
+        ri.argsz = 1024;
+        o = request(c, VFIO_USER_DEVICE_GET_REGION_INFO, &ri, sizeof(ri),
+                    NULL, 0);
+        expect_ok_or_injected(c, o, "GET_REGION_INFO");
+    }
+    for (i = 0; i < UMDEV_PCI_NUM_IRQS; i++) {
+        struct vfio_user_irq_info ii = { sizeof(ii), 0, i, 0 };
+
+        o = request(c, VFIO_USER_DEVICE_GET_IRQ_INFO, &ii, sizeof(ii), NULL,
+                    0);
+        expect_ok_or_injected(c, o, "GET_IRQ_INFO");
+    }
+    o = request(c, VFIO_USER_DEVICE_GET_REGION_IO_FDS, &iofds, sizeof(iofds),
+                NULL, 0);
+    expect_ok_or_injected(c, o, "GET_REGION_IO_FDS");
+    o = request_fds(c, VFIO_USER_DEVICE_SET_IRQS, 0, &is, sizeof(is), NULL,
+                    0, &f->efd_msix, 1);
+    expect_ok_or_injected(c, o, "SET_IRQS MSI-X");
+    is.index = UMDEV_PCI_ERR_IRQ;
+    o = request_fds(c, VFIO_USER_DEVICE_SET_IRQS, 0, &is, sizeof(is), NULL,
+                    0, &f->efd_err, 1);
+    expect_ok_or_injected(c, o, "SET_IRQS ERR");
+    if (o == REPLY_OK) {
+        o = write32(c, TESTDEV_REG_ERR_TRIGGER, 1, "ERR trigger");
+        if (o == REPLY_OK && !eventfd_fired(f->efd_err, 2000))
+            fail_msg("ERR eventfd set and triggered but never signalled");
+    }
+
+    /* Registers, one at a time and through WRITE_MULTI. */
+    ow = write32(c, TESTDEV_REG_SCRATCH, 0x1234, "scratch write");
+    or = read32(c, TESTDEV_REG_SCRATCH, &v, "scratch read");
+    if (ow == REPLY_OK && or == REPLY_OK)
+        assert_int_equal(v, 0x1234);
     {
-        struct vfio_user_region_access a = { TESTDEV_REG_SCRATCH, 0, 4 };
-        uint8_t w[24];
-        uint64_t addr = 0x200000;
-        uint32_t v;
+        uint8_t multi[8 + 2 * sizeof(struct vfio_user_write_multi_entry)];
+        struct vfio_user_write_multi_entry e[2] = {
+            { TESTDEV_REG_SCRATCH, UMDEV_PCI_BAR0_REGION, 4, { 0 } },
+            { TESTDEV_SCRATCH_ARRAY + 3, UMDEV_PCI_BAR0_REGION, 1, { 0 } },
+        };
+        uint64_t count = 2;
+        uint32_t x = 0x5678;
 
-        memcpy(w, &a, 16);
-        v = 0x1234;
-        memcpy(w + 16, &v, 4);
-        REQ(VFIO_USER_REGION_WRITE, 0, w, 20, -1);
-        REQ(VFIO_USER_REGION_READ, 0, &a, 16, -1);
-        /* DMA through the message fallback: the device sends DMA_READ. */
-        a.offset = TESTDEV_REG_DMA_ADDR;
-        a.count = 8;
-        memcpy(w, &a, 16);
-        memcpy(w + 16, &addr, 8);
-        REQ(VFIO_USER_REGION_WRITE, 0, w, 24, -1);
-        a.offset = TESTDEV_REG_DMA_LEN;
-        a.count = 4;
-        v = 256;
-        memcpy(w, &a, 16);
-        memcpy(w + 16, &v, 4);
-        REQ(VFIO_USER_REGION_WRITE, 0, w, 20, -1);
-        a.offset = TESTDEV_REG_DMA_CMD;
-        v = TESTDEV_DMA_TO_DEVICE;
-        memcpy(w, &a, 16);
-        memcpy(w + 16, &v, 4);
-        REQ(VFIO_USER_REGION_WRITE, 0, w, 20, -1);
-        /* A 4 KiB read (allocates its reply buffer). */
-        a = (struct vfio_user_region_access){ 0, 2, 4096 };
-        REQ(VFIO_USER_REGION_READ, 0, &a, 16, -1);
-        /* A posted write. */
-        a = (struct vfio_user_region_access){ TESTDEV_REG_SCRATCH, 0, 4 };
-        memcpy(w, &a, 16);
-        REQ(VFIO_USER_REGION_WRITE, VFIO_USER_F_NO_REPLY, w, 20, -1);
+        memcpy(e[0].data, &x, 4);
+        e[1].data[0] = 0xa5;
+        memcpy(multi, &count, 8);
+        memcpy(multi + 8, e, sizeof(e));
+        ow = request(c, VFIO_USER_REGION_WRITE_MULTI, multi, sizeof(multi),
+                     NULL, 0);
+        expect_ok_or_injected(c, ow, "WRITE_MULTI");
+        or = read32(c, TESTDEV_REG_SCRATCH, &v, "scratch read");
+        if (ow == REPLY_OK && or == REPLY_OK)
+            assert_int_equal(v, 0x5678);
     }
-    REQ(VFIO_USER_DMA_UNMAP, 0, &um, sizeof(um), -1);
-    REQ(VFIO_USER_DEVICE_RESET, 0, NULL, 0, -1);
-    REQ(VFIO_USER_DEVICE_GET_INFO, 0, &di, sizeof(di), -1);
-#undef REQ
-    close(efd);
-    return ok;
+
+    /* DMA: one page through an fd, one through messages. */
+    o = request_fds(c, VFIO_USER_DMA_MAP, 0, &map_fd, sizeof(map_fd), NULL,
+                    0, &f->memfd, 1);
+    expect_ok_or_injected(c, o, "DMA_MAP fd");
+    o = request(c, VFIO_USER_DMA_MAP, &map_msg, sizeof(map_msg), NULL, 0);
+    expect_ok_or_injected(c, o, "DMA_MAP no fd");
+    /* guest -> BAR2 through DMA_READ messages the script answers. */
+    addr = IOVA_MSG;
+    set = reg_write(c, UMDEV_PCI_BAR0_REGION, TESTDEV_REG_DMA_ADDR, &addr, 8,
+                    "DMA_ADDR") == REPLY_OK;
+    set = write32(c, TESTDEV_REG_DMA_LEN, DMA_LEN, "DMA_LEN") == REPLY_OK &&
+          set;
+    o = write32(c, TESTDEV_REG_DMA_CMD, TESTDEV_DMA_TO_DEVICE, "DMA to dev");
+    if (o == REPLY_OK && set &&
+        read32(c, TESTDEV_REG_DMA_STATUS, &status, "DMA_STATUS") == REPLY_OK) {
+        if (status != 0 && atomic_load(&injected) == 0)
+            fail_msg("DMA to device failed (%u) with no failure injected",
+                     status);
+        if (status == 0 &&
+            reg_read(c, UMDEV_PCI_BAR2_REGION, 0, DMA_LEN, "BAR2") == REPLY_OK)
+            assert_memory_equal(c->reply + 32, c->guest_in, DMA_LEN);
+    }
+    /* BAR2 -> guest through DMA_WRITE messages. */
+    memset(c->guest_out, 0, sizeof(c->guest_out));
+    o = write32(c, TESTDEV_REG_DMA_CMD, TESTDEV_DMA_FROM_DEVICE,
+                "DMA from dev");
+    if (o == REPLY_OK && set &&
+        read32(c, TESTDEV_REG_DMA_STATUS, &status, "DMA_STATUS") == REPLY_OK) {
+        if (status != 0 && atomic_load(&injected) == 0)
+            fail_msg("DMA from device failed (%u) with no failure injected",
+                     status);
+        if (status == 0 &&
+            reg_read(c, UMDEV_PCI_BAR2_REGION, 0, DMA_LEN, "BAR2") == REPLY_OK)
+            assert_memory_equal(c->reply + 32, c->guest_out, DMA_LEN);
+    }
+    /* In place through the fd mapping (the device allocates a buffer). */
+    memset(f->guest, 0x0f, DMA_LEN);
+    addr = IOVA_FD;
+    set = reg_write(c, UMDEV_PCI_BAR0_REGION, TESTDEV_REG_DMA_ADDR, &addr, 8,
+                    "DMA_ADDR") == REPLY_OK &&
+          set;
+    o = write32(c, TESTDEV_REG_DMA_CMD, TESTDEV_DMA_INVERT, "DMA invert");
+    if (o == REPLY_OK && set &&
+        read32(c, TESTDEV_REG_DMA_STATUS, &status, "DMA_STATUS") == REPLY_OK) {
+        if (status != 0 && atomic_load(&injected) == 0)
+            fail_msg("DMA invert failed (%u) with no failure injected",
+                     status);
+        for (i = 0; status == 0 && i < DMA_LEN; i++)
+            assert_int_equal(f->guest[i], 0xf0);
+    }
+
+    /* A read big enough to need a heap buffer, and a posted write. */
+    reg_read(c, UMDEV_PCI_BAR2_REGION, 0, 4096, "BAR2 4 KiB");
+    {
+        struct vfio_user_region_access a = { TESTDEV_REG_SCRATCH,
+                                             UMDEV_PCI_BAR0_REGION, 4 };
+        uint32_t x = 0x9abc;
+
+        request_fds(c, VFIO_USER_REGION_WRITE, VFIO_USER_F_NO_REPLY, &a,
+                    sizeof(a), &x, 4, NULL, 0);
+        o = read32(c, TESTDEV_REG_SCRATCH, &v, "posted read back");
+        if (o == REPLY_OK && complete)
+            assert_int_equal(v, 0x9abc);
+    }
+
+    /* Refused messages: unknown command, oversized (body skipped). */
+    o = request(c, 99, NULL, 0, NULL, 0);
+    if (o == REPLY_ERR && c->last_err != ENOSYS)
+        assert_int_equal(c->last_err, atomic_load(&injected));
+    if (complete)
+        assert_int_equal(o, REPLY_ERR);
+    {
+        static uint8_t big[2 * 1024 * 1024 + 16];
+        struct vfio_user_header h = { c->next_id++, VFIO_USER_REGION_WRITE,
+                                      sizeof(big), 0, 0 };
+
+        memcpy(big, &h, sizeof(h));
+        if (!c->dead && send_all(c->fd, big, sizeof(big), NULL, 0) == 0) {
+            int rc = recv_exact(c->fd, c->reply, 16);
+
+            assert_int_not_equal(rc, -1);
+            if (rc == 0) {
+                c->dead = true;
+            } else {
+                memcpy(&h, c->reply, sizeof(h));
+                assert_int_equal(h.msg_size, 16);
+                assert_true(h.flags & VFIO_USER_F_ERROR);
+                if (h.error != E2BIG)
+                    assert_int_equal(h.error, atomic_load(&injected));
+            }
+        } else {
+            c->dead = true;
+        }
+    }
+
+    o = request(c, VFIO_USER_DMA_UNMAP, &um, sizeof(um), NULL, 0);
+    expect_ok_or_injected(c, o, "DMA_UNMAP");
+    o = request(c, VFIO_USER_DMA_UNMAP, &um_all, sizeof(um_all), NULL, 0);
+    expect_ok_or_injected(c, o, "DMA_UNMAP_ALL");
+    o = request(c, VFIO_USER_DEVICE_SET_IRQS, &is_off, sizeof(is_off), NULL,
+                0);
+    expect_ok_or_injected(c, o, "SET_IRQS off");
+    o = request(c, VFIO_USER_DEVICE_RESET, NULL, 0, NULL, 0);
+    expect_ok_or_injected(c, o, "RESET");
+    o = read32(c, TESTDEV_REG_RESETS, &v, "RESETS");
+    if (complete)
+        assert_int_equal(v, 1);
+    o = request(c, VFIO_USER_DEVICE_GET_INFO, &di, sizeof(di), NULL, 0);
+    expect_ok_or_injected(c, o, "GET_INFO");
+    if (complete) {
+        assert_int_equal(o, REPLY_OK);
+        assert_true(c->dma_reads > 0 && c->dma_writes > 0);
+    }
 }
 
 static void
 test_message_handling(void **state)
 {
-    uint8_t *guest;
+    static struct client c;
+    struct script_fds f;
+    int fds;
     long n;
-    int memfd, fds, full = 0;
 
     (void)state;
-    memfd = memfd_create("guest", MFD_CLOEXEC);
-    assert_int_equal(ftruncate(memfd, 0x2000), 0);
-    guest = __real_malloc(4096);
-    memset(guest, 0x3c, 4096);
+    f.memfd = memfd_create("guest", MFD_CLOEXEC);
+    assert_true(f.memfd >= 0);
+    assert_int_equal(ftruncate(f.memfd, 4096), 0);
+    f.guest = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, f.memfd,
+                   0);
+    assert_true(f.guest != MAP_FAILED);
+    f.efd_msix = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    f.efd_err = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    assert_true(f.efd_msix >= 0 && f.efd_err >= 0);
     fds = count_fds();
     for (n = 1;; n++) {
+        /* Static: a failed assertion leaves the thread running. */
+        static struct pump p;
         struct testdev *td = NULL;
         pthread_t thread;
-        int sv[2], ok;
+        int sv[2];
+        bool complete;
 
-        assert_int_equal(testdev_create(NULL, &td), 0);
-        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
-                                    sv),
-                         0);
+        assert_int_equal(testdev_create(&quiet_log, &td), 0);
+        assert_int_equal(
+            socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
         assert_int_equal(umdev_dev_attach(testdev_dev(td), sv[0]), 0);
+        memset(&c, 0, sizeof(c));
+        c.fd = sv[1];
+        c.next_id = 1;
+        for (size_t i = 0; i < sizeof(c.guest_in); i++)
+            c.guest_in[i] = (uint8_t)(i * 7 + 3);
+        drain_eventfd(f.efd_msix);
+        drain_eventfd(f.efd_err);
+        memset(&p, 0, sizeof(p));
+        p.dev = testdev_dev(td);
         arm(n);
-        assert_int_equal(pthread_create(&thread, NULL, server,
-                                        testdev_dev(td)),
-                         0);
-        ok = run_script(sv[1], memfd, guest);
+        assert_int_equal(pthread_create(&thread, NULL, pump_thread, &p), 0);
+        /* Whether this run will complete is known only at its end; the
+         * strict checks run once more on the last, untouched run. */
+        script_messages(&c, &f, false);
+        close(sv[1]);
+        pthread_join(thread, NULL);
+        assert_false(atomic_load(&p.hung));
+        complete = atomic_load(&injected) == 0;
+        testdev_destroy(td);
+        check_clean(fds, n);
+        if (complete)
+            break;
+    }
+    print_message("message handling: %ld failure points\n", n - 1);
+
+    /* The untouched run once more, with every strict check. */
+    {
+        static struct pump p;
+        struct testdev *td = NULL;
+        pthread_t thread;
+        int sv[2];
+
+        assert_int_equal(testdev_create(&quiet_log, &td), 0);
+        assert_int_equal(
+            socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(umdev_dev_attach(testdev_dev(td), sv[0]), 0);
+        memset(&c, 0, sizeof(c));
+        c.fd = sv[1];
+        c.next_id = 1;
+        for (size_t i = 0; i < sizeof(c.guest_in); i++)
+            c.guest_in[i] = (uint8_t)(i * 7 + 3);
+        memset(&p, 0, sizeof(p));
+        p.dev = testdev_dev(td);
+        arm(0);
+        assert_int_equal(pthread_create(&thread, NULL, pump_thread, &p), 0);
+        script_messages(&c, &f, true);
         close(sv[1]);
         pthread_join(thread, NULL);
         testdev_destroy(td);
-        assert_int_equal(atomic_load(&live_count), 0);
-        assert_int_equal(count_fds(), fds);
-        if (!atomic_load(&failed)) {
-            assert_true(ok);
-            full++;
-            break;
+        check_clean(fds, 0);
+    }
+    munmap(f.guest, 4096);
+    close(f.memfd);
+    close(f.efd_msix);
+    close(f.efd_err);
+}
+
+/* ---- (c) a server on an event loop -------------------------------------- */
+
+struct served {
+    const char *path;
+    struct umdev_dev *dev;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool ready;
+    int create_rc;
+    atomic_bool stop;
+    atomic_bool hung;
+};
+
+static void *
+loop_thread(void *arg)
+{
+    struct served *s = arg;
+    struct umdev_loop *loop = NULL;
+    struct umdev_server *srv = NULL;
+    int rc, spins = 0;
+
+    armed = true;
+    rc = umdev_loop_create(&loop);
+    if (rc == 0)
+        rc = umdev_server_create(s->dev, loop, s->path, &srv);
+    pthread_mutex_lock(&s->lock);
+    s->create_rc = rc;
+    s->ready = true;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    if (rc == 0) {
+        /* Serve until the script is done and the client has gone. */
+        while (!atomic_load(&s->stop) || umdev_dev_attached(s->dev)) {
+            if (atomic_load(&s->stop) && ++spins > 400) {
+                atomic_store(&s->hung, true);
+                break;
+            }
+            umdev_loop_run_once(loop, 20);
         }
     }
-    print_message("message handling: %ld allocation points, each failed "
-                  "once\n",
-                  n - 1);
-    __real_free(guest);
-    close(memfd);
+    umdev_server_destroy(srv);
+    umdev_loop_destroy(loop);
+    armed = false;
+    return NULL;
+}
+
+static int
+connect_to(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd = __real_socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* INTx with a resample eventfd: level up fires and masks; the client's
+ * EOI (a write to the resample fd, seen through the loop) unmasks, and
+ * the line still being high fires again. */
+static void
+script_intx(struct client *c, int efd_trigger, int efd_resample)
+{
+    struct vfio_user_irq_set trig = { sizeof(trig),
+                                      IRQ_SET_DATA_EVENTFD |
+                                          IRQ_SET_ACTION_TRIGGER,
+                                      UMDEV_PCI_INTX_IRQ, 0, 1 };
+    struct vfio_user_irq_set unmask = { sizeof(unmask),
+                                        IRQ_SET_DATA_EVENTFD |
+                                            IRQ_SET_ACTION_UNMASK,
+                                        UMDEV_PCI_INTX_IRQ, 0, 1 };
+    struct vfio_user_device_info di = { sizeof(di), 0, 0, 0 };
+    enum outcome ot, ou, ol;
+    uint64_t one = 1;
+
+    if (negotiate(c) != REPLY_OK)
+        return;
+    ot = request_fds(c, VFIO_USER_DEVICE_SET_IRQS, 0, &trig, sizeof(trig),
+                     NULL, 0, &efd_trigger, 1);
+    expect_ok_or_injected(c, ot, "SET_IRQS INTx trigger");
+    ou = request_fds(c, VFIO_USER_DEVICE_SET_IRQS, 0, &unmask,
+                     sizeof(unmask), NULL, 0, &efd_resample, 1);
+    expect_ok_or_injected(c, ou, "SET_IRQS INTx resample");
+    ol = write32(c, TESTDEV_REG_IRQ_LEVEL, 1, "IRQ_LEVEL");
+    if (ot == REPLY_OK && ol == REPLY_OK) {
+        if (!eventfd_fired(efd_trigger, 2000))
+            fail_msg("INTx raised but its eventfd never fired (N=%ld)",
+                     atomic_load(&fail_at));
+        if (ou == REPLY_OK) {
+            /* SET_IRQS accepted the resample fd: EOI must re-fire. */
+            assert_int_equal(write(efd_resample, &one, sizeof(one)),
+                             sizeof(one));
+            if (!eventfd_fired(efd_trigger, 2000))
+                fail_msg("resample eventfd accepted (SET_IRQS succeeded) "
+                         "but the EOI never re-fired INTx (N=%ld, "
+                         "injected errno %d)",
+                         atomic_load(&fail_at), atomic_load(&injected));
+        }
+    }
+    expect_ok_or_injected(
+        c, request(c, VFIO_USER_DEVICE_GET_INFO, &di, sizeof(di), NULL, 0),
+        "GET_INFO");
+}
+
+/* Descriptors below this are taken before each run, so that the loop's fd
+ * table (16, 32, 64... entries) has to grow exactly when the resample fd
+ * is added: BAR2 memfd 27, epoll 28, listener 29 (table 32), client 30,
+ * accepted 31, INTx eventfd 32, resample eventfd 33. */
+#define FIRST_FREE_FD 27
+
+/* The socket's directory, made by the setup and removed by the teardown
+ * (which cmocka runs also when the test fails). */
+static char sock_dir[] = "/tmp/umdev-fault-XXXXXX";
+static char sock_path[sizeof(sock_dir) + 16];
+
+static int
+make_sock_dir(void **state)
+{
+    (void)state;
+    memcpy(sock_dir + sizeof(sock_dir) - 7, "XXXXXX", 6);
+    if (mkdtemp(sock_dir) == NULL)
+        return -1;
+    snprintf(sock_path, sizeof(sock_path), "%s/dev.sock", sock_dir);
+    return 0;
+}
+
+static int
+remove_sock_dir(void **state)
+{
+    (void)state;
+    unlink(sock_path);
+    rmdir(sock_dir);
+    return 0;
+}
+
+static void
+test_server_loop(void **state)
+{
+    static struct client c;
+    const char *path = sock_path;
+    int pad[FIRST_FREE_FD], npad = 0, fds, efd_trigger, efd_resample;
+    long n;
+
+    (void)state;
+    efd_trigger = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    efd_resample = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    assert_true(efd_trigger >= 0 && efd_resample >= 0);
+    for (;;) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+        assert_true(fd >= 0);
+        if (fd >= FIRST_FREE_FD || npad == FIRST_FREE_FD) {
+            close(fd);
+            break;
+        }
+        pad[npad++] = fd;
+    }
+    fds = count_fds();
+    for (n = 1;; n++) {
+        /* Static: a failed assertion leaves the thread running. */
+        static struct served s;
+        struct testdev *td = NULL;
+        pthread_t thread;
+        bool complete;
+
+        assert_int_equal(testdev_create(&quiet_log, &td), 0);
+        memset(&s, 0, sizeof(s));
+        s.path = path;
+        s.dev = testdev_dev(td);
+        pthread_mutex_init(&s.lock, NULL);
+        pthread_cond_init(&s.cond, NULL);
+        drain_eventfd(efd_trigger);
+        drain_eventfd(efd_resample);
+        arm(n);
+        assert_int_equal(pthread_create(&thread, NULL, loop_thread, &s), 0);
+        pthread_mutex_lock(&s.lock);
+        while (!s.ready)
+            pthread_cond_wait(&s.cond, &s.lock);
+        pthread_mutex_unlock(&s.lock);
+        if (s.create_rc == 0) {
+            memset(&c, 0, sizeof(c));
+            c.fd = connect_to(path);
+            c.next_id = 1;
+            script_intx(&c, efd_trigger, efd_resample);
+            close(c.fd);
+        } else {
+            assert_int_equal(s.create_rc, -atomic_load(&injected));
+        }
+        atomic_store(&s.stop, true);
+        pthread_join(thread, NULL);
+        assert_false(atomic_load(&s.hung));
+        complete = atomic_load(&injected) == 0;
+        testdev_destroy(td);
+        pthread_cond_destroy(&s.cond);
+        pthread_mutex_destroy(&s.lock);
+        /* The server removes its socket file, also on failure. */
+        assert_int_equal(access(path, F_OK), -1);
+        check_clean(fds, n);
+        if (complete)
+            break;
+    }
+    print_message("server on a loop: %ld failure points\n", n - 1);
+    while (npad > 0)
+        close(pad[--npad]);
+    close(efd_trigger);
+    close(efd_resample);
 }
 
 int
@@ -479,6 +1184,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_build_device),
         cmocka_unit_test(test_message_handling),
+        cmocka_unit_test_setup_teardown(test_server_loop, make_sock_dir,
+                                        remove_sock_dir),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,4 @@
-/* Functional tests, client <-> server over a real socket: region I/O of
- * every width, sparse mmap, IRQ delivery, DMA mapped and by message,
- * 1000 DMA regions, reset. */
+/* Functional tests of region I/O over a real socket: widths, errors, mmap. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -9,13 +7,14 @@
 
 #include <errno.h>
 #include <linux/vfio.h>
-#include <poll.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "harness.h"
+
+#define BAR0 UMDEV_PCI_BAR0_REGION
+#define BAR2 UMDEV_PCI_BAR2_REGION
+#define BAR2_TRAPPED 0x1000u /* page 0 of BAR2 is not mappable */
 
 static struct harness H;
 
@@ -35,446 +34,456 @@ teardown(void **state)
     return 0;
 }
 
-static uint32_t
-rd32(struct umdev_client *c, uint64_t off)
-{
-    uint32_t v = 0;
-
-    assert_int_equal(umdev_client_region_read(c, 0, off, &v, 4), 0);
-    return v;
-}
-
+/* Bytes that differ with @seed and position, never all equal. */
 static void
-wr(struct umdev_client *c, uint64_t off, uint64_t v, size_t n)
+fill(uint8_t *p, size_t n, uint32_t seed)
 {
-    assert_int_equal(umdev_client_region_write(c, 0, off, &v, n), 0);
-}
+    size_t i;
 
-static void
-test_every_width_and_alignment(void **state)
-{
-    struct umdev_client *c = harness_connect(&H);
-    uint8_t ref[TESTDEV_SCRATCH_ARRAY_SIZE] = { 0 }, got[256];
-    size_t widths[] = { 1, 2, 4, 8 };
-    uint64_t v64 = 0;
-    size_t w, off;
-
-    (void)state;
-    for (w = 0; w < 4; w++) {
-        for (off = 0; off < 8; off++) {
-            uint8_t val[8];
-            size_t i;
-
-            for (i = 0; i < widths[w]; i++)
-                val[i] = (uint8_t)(w * 16 + off * 3 + i + 1);
-            assert_int_equal(umdev_client_region_write(
-                                 c, 0, TESTDEV_SCRATCH_ARRAY + 32 * w + off,
-                                 val, widths[w]),
-                             0);
-            memcpy(ref + 32 * w + off, val, widths[w]);
-            memset(got, 0, sizeof(got));
-            assert_int_equal(umdev_client_region_read(
-                                 c, 0, TESTDEV_SCRATCH_ARRAY + 32 * w + off,
-                                 got, widths[w]),
-                             0);
-            assert_memory_equal(got, val, widths[w]);
-        }
+    for (i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        p[i] = (uint8_t)(seed >> 16);
     }
-    assert_int_equal(umdev_client_region_read(c, 0, TESTDEV_SCRATCH_ARRAY,
+}
+
+static void
+expect_array(struct umdev_client *c, const uint8_t *ref)
+{
+    uint8_t got[TESTDEV_SCRATCH_ARRAY_SIZE];
+
+    memset(got, 0xee, sizeof(got));
+    assert_int_equal(umdev_client_region_read(c, BAR0, TESTDEV_SCRATCH_ARRAY,
                                               got, sizeof(got)),
                      0);
-    assert_memory_equal(got, ref, sizeof(ref));
-    /* Registers: 4 and 8 bytes; other widths refused, then still fine. */
-    wr(c, TESTDEV_REG_SCRATCH64, 0x1122334455667788ull, 8);
-    assert_int_equal(umdev_client_region_read(c, 0, TESTDEV_REG_SCRATCH64,
-                                              &v64, 8),
-                     0);
-    assert_int_equal(v64, 0x1122334455667788ull);
-    assert_int_equal(umdev_client_region_read(c, 0, TESTDEV_REG_SCRATCH,
-                                              got, 2),
-                     -EINVAL);
-    assert_int_equal(rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
-    /* Past the end, absent region, index beyond the device. */
-    assert_int_equal(umdev_client_region_read(c, 0, TESTDEV_BAR0_SIZE - 2,
-                                              got, 4),
-                     -EINVAL);
-    assert_int_equal(umdev_client_region_read(c, 1, 0, got, 4), -EINVAL);
-    assert_int_equal(umdev_client_region_read(c, 40, 0, got, 4), -EINVAL);
-    assert_int_equal(rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
-    umdev_client_destroy(c);
+    assert_memory_equal(got, ref, sizeof(got));
 }
 
+/* 1, 2, 4 and 8 bytes at every alignment 0..7 in the scratch array: each
+ * write lands exactly where it should and nowhere else. */
 static void
-test_large_transfers_and_sparse_mmap(void **state)
+test_scratch_every_width_and_alignment(void **state)
 {
-    static uint8_t big[60 * 1024], back[60 * 1024];
-    struct umdev_client *c = harness_connect(&H);
-    struct umdev_client_region r;
-    uint8_t *map;
-    size_t len, i;
+    static const size_t widths[] = { 1, 2, 4, 8 };
+    struct umdev_client *c = harness_connect(&H, NULL);
+    uint8_t ref[TESTDEV_SCRATCH_ARRAY_SIZE];
+    size_t w, a;
 
     (void)state;
-    assert_int_equal(umdev_client_region_info(c, 2, &r), 0);
-    assert_int_equal(r.flags & (VFIO_REGION_INFO_FLAG_MMAP |
-                                VFIO_REGION_INFO_FLAG_CAPS),
-                     VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS);
-    assert_int_equal(r.nr_areas, 1);
-    assert_int_equal(r.areas[0].offset, 0x1000);
-    assert_int_equal(r.areas[0].size, 0xf000);
-    for (i = 0; i < sizeof(big); i++)
-        big[i] = (uint8_t)(i * 7 + 3);
-    /* Trapped page and mappable part through messages, 60 KiB at once. */
-    assert_int_equal(umdev_client_region_write(c, 2, 0x100, big, sizeof(big)),
+    fill(ref, sizeof(ref), 1);
+    assert_int_equal(umdev_client_region_write(c, BAR0,
+                                               TESTDEV_SCRATCH_ARRAY, ref,
+                                               sizeof(ref)),
                      0);
-    assert_int_equal(umdev_client_region_read(c, 2, 0x100, back,
-                                              sizeof(back)),
+    expect_array(c, ref);
+    for (w = 0; w < 4; w++) {
+        for (a = 0; a < 8; a++) {
+            /* A different 8-byte block for every case. */
+            uint64_t off = 8 * ((w * 8 + a) % 31) + a;
+            uint8_t val[8], got[8];
+
+            assert_true(off + widths[w] <= TESTDEV_SCRATCH_ARRAY_SIZE);
+            /* Reads first: the bytes the pattern put there. */
+            memset(got, 0xee, sizeof(got));
+            assert_int_equal(umdev_client_region_read(
+                                 c, BAR0, TESTDEV_SCRATCH_ARRAY + off, got,
+                                 widths[w]),
+                             0);
+            assert_memory_equal(got, ref + off, widths[w]);
+            /* Then a write of new bytes, checked against the whole array
+             * so a write that spills over its neighbours fails. */
+            fill(val, widths[w], (uint32_t)(100 + w * 8 + a));
+            assert_int_equal(umdev_client_region_write(
+                                 c, BAR0, TESTDEV_SCRATCH_ARRAY + off, val,
+                                 widths[w]),
+                             0);
+            memcpy(ref + off, val, widths[w]);
+            memset(got, 0xee, sizeof(got));
+            assert_int_equal(umdev_client_region_read(
+                                 c, BAR0, TESTDEV_SCRATCH_ARRAY + off, got,
+                                 widths[w]),
+                             0);
+            assert_memory_equal(got, val, widths[w]);
+            expect_array(c, ref);
+        }
+    }
+    /* The last 8 bytes of the array are still "any width". */
+    assert_int_equal(umdev_client_region_write(
+                         c, BAR0,
+                         TESTDEV_SCRATCH_ARRAY + TESTDEV_SCRATCH_ARRAY_SIZE -
+                             8,
+                         "ABCDEFGH", 8),
                      0);
-    assert_memory_equal(big, back, sizeof(big));
-    /* The mapping sees what messages wrote, and the other way round. */
-    assert_int_equal(umdev_client_region_mmap(c, 2, 0, (void **)&map, &len),
-                     0);
-    assert_int_equal(len, 0xf000);
-    assert_memory_equal(map, big + 0x1000 - 0x100, 0x1000);
-    memset(map + 0x2000, 0x5a, 64);
-    assert_int_equal(umdev_client_region_read(c, 2, 0x3000, back, 64), 0);
-    for (i = 0; i < 64; i++)
-        assert_int_equal(back[i], 0x5a);
-    /* BAR0 is not mappable at all. */
-    assert_int_equal(umdev_client_region_mmap(c, 0, 0, (void **)&map, &len),
-                     -ENODEV);
+    memcpy(ref + TESTDEV_SCRATCH_ARRAY_SIZE - 8, "ABCDEFGH", 8);
+    expect_array(c, ref);
     umdev_client_destroy(c);
 }
 
-static bool
-fired(int efd, int timeout_ms)
-{
-    struct pollfd p = { .fd = efd, .events = POLLIN };
-    uint64_t n;
-
-    if (poll(&p, 1, timeout_ms) != 1)
-        return false;
-    return read(efd, &n, sizeof(n)) == sizeof(n);
-}
-
 static void
-request_release(void *arg)
+test_register_widths(void **state)
 {
-    assert_int_equal(umdev_dev_request_release(arg), 0);
+    struct umdev_client *c = harness_connect(&H, NULL);
+
+    (void)state;
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    /* 4-byte register. */
+    reg_wr(c, TESTDEV_REG_SCRATCH, 0xa5a55a5a, 4);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_SCRATCH), 0xa5a55a5a);
+    reg_wr(c, TESTDEV_REG_SCRATCH, 0x01234567, 4);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_SCRATCH), 0x01234567);
+    /* 8-byte registers, both halves significant. */
+    reg_wr(c, TESTDEV_REG_SCRATCH64, 0x1122334455667788ull, 8);
+    assert_int_equal(reg_rd64(c, TESTDEV_REG_SCRATCH64),
+                     0x1122334455667788ull);
+    /* A 4-byte read of a 64-bit register gives its low half. */
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_SCRATCH64), 0x55667788);
+    reg_wr(c, TESTDEV_REG_DMA_ADDR, 0xfedcba9876543210ull, 8);
+    assert_int_equal(reg_rd64(c, TESTDEV_REG_DMA_ADDR),
+                     0xfedcba9876543210ull);
+    /* Read-only: the write is accepted and ignored. */
+    reg_wr(c, TESTDEV_REG_ID, 0, 4);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    /* Unchanged by the others. */
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_SCRATCH), 0x01234567);
+    umdev_client_destroy(c);
 }
 
-struct stats_arg {
-    struct umdev_dev *dev;
-    struct umdev_dev_stats st;
-    size_t dma_count;
+struct bad_access {
+    uint32_t region;
+    uint64_t offset;
+    size_t count;
+};
+
+/*
+ * Every bad access gets -EINVAL, read or write, is counted as exactly one
+ * error reply, changes nothing, and the connection goes on.
+ */
+static void
+test_bad_accesses(void **state)
+{
+    static const struct bad_access cases[] = {
+        /* Past the region end, and starting at it. */
+        { BAR0, TESTDEV_BAR0_SIZE - 2, 4 },
+        { BAR0, TESTDEV_BAR0_SIZE, 4 },
+        { BAR0, TESTDEV_BAR0_SIZE - 1, 2 },
+        { BAR2, TESTDEV_BAR2_SIZE - 16, 32 },
+        { BAR2, TESTDEV_BAR2_SIZE, 1 },
+        /* Absent regions: index 1, and the upper half of 64-bit BAR2. */
+        { UMDEV_PCI_BAR1_REGION, 0, 4 },
+        { UMDEV_PCI_BAR3_REGION, 0, 4 },
+        { UMDEV_PCI_ROM_REGION, 0, 4 },
+        /* Indices at and beyond num_regions. */
+        { UMDEV_PCI_NUM_REGIONS, 0, 4 },
+        { UMDEV_MAX_REGIONS, 0, 4 },
+        { 0xffffffffu, 0, 4 },
+        /* Register widths the device does not take. */
+        { BAR0, TESTDEV_REG_SCRATCH, 1 },
+        { BAR0, TESTDEV_REG_SCRATCH, 2 },
+        { BAR0, TESTDEV_REG_SCRATCH, 3 },
+        { BAR0, TESTDEV_REG_SCRATCH + 1, 4 },
+        { BAR0, TESTDEV_REG_SCRATCH, 8 }, /* 8 bytes, 4-aligned */
+        { BAR0, TESTDEV_REG_SCRATCH64 + 2, 8 },
+        /* Straddling the scratch array's end: a register access. */
+        { BAR0, TESTDEV_SCRATCH_ARRAY + TESTDEV_SCRATCH_ARRAY_SIZE - 4, 8 },
+        /* No register there. */
+        { BAR0, 0x40, 4 },
+    };
+    struct umdev_client *c = harness_connect(&H, NULL);
+    struct harness_state before, after;
+    uint8_t buf[64];
+    size_t i;
+    int dir;
+
+    (void)state;
+    reg_wr(c, TESTDEV_REG_SCRATCH, 0x600df00d, 4);
+    reg_wr(c, TESTDEV_REG_SCRATCH64, 0x0123456789abcdefull, 8);
+    harness_get_state(&H, &before);
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (dir = 0; dir < 2; dir++) {
+            int rc;
+
+            memset(buf, 0xff, sizeof(buf));
+            if (dir == 0)
+                rc = umdev_client_region_read(c, cases[i].region,
+                                              cases[i].offset, buf,
+                                              cases[i].count);
+            else
+                rc = umdev_client_region_write(c, cases[i].region,
+                                               cases[i].offset, buf,
+                                               cases[i].count);
+            if (rc != -EINVAL)
+                print_error("case %zu (%s region %u offset 0x%llx count "
+                            "%zu): %d\n",
+                            i, dir ? "write" : "read", cases[i].region,
+                            (unsigned long long)cases[i].offset,
+                            cases[i].count, rc);
+            assert_int_equal(rc, -EINVAL);
+            /* A good read right after. */
+            assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+        }
+    }
+    harness_get_state(&H, &after);
+    assert_int_equal(after.stats.errors - before.stats.errors,
+                     2 * sizeof(cases) / sizeof(cases[0]));
+    assert_true(after.attached);
+    /* The refused writes of 0xff bytes changed nothing. */
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_SCRATCH), 0x600df00d);
+    assert_int_equal(reg_rd64(c, TESTDEV_REG_SCRATCH64),
+                     0x0123456789abcdefull);
+    umdev_client_destroy(c);
+}
+
+struct bar2_copy {
+    uint8_t data[TESTDEV_BAR2_SIZE];
 };
 
 static void
-read_stats(void *arg)
+copy_bar2(struct umdev_dev *dev, void *arg)
 {
-    struct stats_arg *s = arg;
+    struct bar2_copy *b = arg;
+    const void *mem = umdev_dev_region_mem(dev, BAR2);
 
-    umdev_dev_get_stats(s->dev, &s->st);
-    s->dma_count = umdev_dma_count(s->dev);
+    if (mem != NULL)
+        memcpy(b->data, mem, sizeof(b->data));
+    else
+        memset(b->data, 0xee, sizeof(b->data));
+}
+
+/* Write @len bytes at @off through REGION_WRITE, read them back through
+ * REGION_READ, and check the server's own view of BAR2 too. */
+static void
+bar2_roundtrip(struct umdev_client *c, uint64_t off, size_t len,
+               uint32_t seed)
+{
+    static uint8_t out[TESTDEV_BAR2_SIZE], back[TESTDEV_BAR2_SIZE];
+    static struct bar2_copy server;
+
+    fill(out, len, seed);
+    memset(back, 0, len);
+    assert_int_equal(umdev_client_region_write(c, BAR2, off, out, len), 0);
+    assert_int_equal(umdev_client_region_read(c, BAR2, off, back, len), 0);
+    assert_memory_equal(back, out, len);
+    harness_call(&H, copy_bar2, &server);
+    assert_memory_equal(server.data + off, out, len);
 }
 
 static void
-set_trigger(struct umdev_client *c, uint32_t index, int efd)
+test_bar2_large_transfers(void **state)
 {
-    assert_int_equal(umdev_client_set_irqs(c, index,
-                                           VFIO_IRQ_SET_DATA_EVENTFD |
-                                               VFIO_IRQ_SET_ACTION_TRIGGER,
-                                           0, 1, efd >= 0 ? &efd : NULL,
-                                           NULL),
-                     0);
-}
-
-static void
-test_irqs(void **state)
-{
-    struct umdev_client *c = harness_connect(&H);
-    struct umdev_client_irq_info qi;
-    struct stats_arg s = { .dev = H.dev };
-    int intx = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    int err = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    int req = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    int msix = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    uint64_t dropped;
+    struct umdev_client *c = harness_connect(&H, NULL);
+    struct umdev_dev_stats s0;
+    struct harness_state st;
 
     (void)state;
-    assert_int_equal(umdev_client_irq_info(c, VFIO_PCI_INTX_IRQ_INDEX, &qi),
-                     0);
-    assert_int_equal(qi.count, 1);
-    assert_int_equal(qi.flags, VFIO_IRQ_INFO_EVENTFD |
-                                   VFIO_IRQ_INFO_MASKABLE |
-                                   VFIO_IRQ_INFO_AUTOMASKED);
-    assert_int_equal(umdev_client_irq_info(c, VFIO_PCI_MSI_IRQ_INDEX, &qi),
-                     0);
-    assert_int_equal(qi.count, 0);
-    assert_int_equal(umdev_client_irq_info(c, VFIO_PCI_MSIX_IRQ_INDEX, &qi),
-                     0);
-    assert_int_equal(qi.count, TESTDEV_MSIX_VECTORS);
-    assert_int_equal(umdev_client_irq_info(c, 9, &qi), -EINVAL);
-
-    set_trigger(c, VFIO_PCI_INTX_IRQ_INDEX, intx);
-    set_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, err);
-    set_trigger(c, VFIO_PCI_REQ_IRQ_INDEX, req);
-    /* INTx: level raised -> one signal, automasked; lowering and raising
-     * while masked does not signal again; EOI (unmask) with the line high
-     * re-fires. */
-    wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
-    assert_true(fired(intx, 2000));
-    wr(c, TESTDEV_REG_IRQ_LEVEL, 0, 4);
-    wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
-    assert_false(fired(intx, 50));
-    assert_int_equal(umdev_client_set_irqs(c, VFIO_PCI_INTX_IRQ_INDEX,
-                                           VFIO_IRQ_SET_DATA_NONE |
-                                               VFIO_IRQ_SET_ACTION_UNMASK,
-                                           0, 1, NULL, NULL),
-                     0);
-    assert_true(fired(intx, 2000));
-    wr(c, TESTDEV_REG_IRQ_LEVEL, 0, 4);
-    assert_int_equal(umdev_client_set_irqs(c, VFIO_PCI_INTX_IRQ_INDEX,
-                                           VFIO_IRQ_SET_DATA_NONE |
-                                               VFIO_IRQ_SET_ACTION_UNMASK,
-                                           0, 1, NULL, NULL),
-                     0);
-    assert_false(fired(intx, 50));
-    /* ERR from the device, REQ from the server side. */
-    wr(c, TESTDEV_REG_ERR_TRIGGER, 1, 4);
-    assert_true(fired(err, 2000));
-    harness_call(&H, request_release, H.dev);
-    assert_true(fired(req, 2000));
-    /* MSI-X: enable in config (as a VMM does), vector 2 fires. */
-    assert_int_equal(umdev_client_set_irqs(c, VFIO_PCI_MSIX_IRQ_INDEX,
-                                           VFIO_IRQ_SET_DATA_EVENTFD |
-                                               VFIO_IRQ_SET_ACTION_TRIGGER,
-                                           2, 1, &msix, NULL),
-                     0);
-    {
-        uint16_t ctl = 0x8000;
-
-        assert_int_equal(umdev_client_region_write(c, 7, 0x48 + 2, &ctl, 2),
-                         0);
-    }
-    wr(c, TESTDEV_REG_MSIX_TRIGGER, 2, 4);
-    assert_true(fired(msix, 2000));
-    /* De-assign ERR, trigger: counted as dropped, nothing signalled. */
-    harness_call(&H, read_stats, &s);
-    dropped = s.st.irqs_dropped;
-    set_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, -1);
-    wr(c, TESTDEV_REG_ERR_TRIGGER, 1, 4);
-    assert_false(fired(err, 50));
-    harness_call(&H, read_stats, &s);
-    assert_int_equal(s.st.irqs_dropped, dropped + 1);
-    /* Software trigger through SET_IRQS (DATA_NONE + TRIGGER). */
-    assert_int_equal(umdev_client_set_irqs(c, VFIO_PCI_REQ_IRQ_INDEX,
-                                           VFIO_IRQ_SET_DATA_NONE |
-                                               VFIO_IRQ_SET_ACTION_TRIGGER,
-                                           0, 1, NULL, NULL),
-                     0);
-    assert_true(fired(req, 2000));
-    /* Out of range sub-index. */
-    assert_int_equal(umdev_client_set_irqs(c, VFIO_PCI_ERR_IRQ_INDEX,
-                                           VFIO_IRQ_SET_DATA_NONE |
-                                               VFIO_IRQ_SET_ACTION_TRIGGER,
-                                           1, 1, NULL, NULL),
-                     -EINVAL);
+    harness_get_state(&H, &st);
+    s0 = st.stats;
+    /* 4 KiB: the trapped page, then a page of the mappable part. */
+    bar2_roundtrip(c, 0, 4096, 11);
+    bar2_roundtrip(c, BAR2_TRAPPED + 0x3000, 4096, 12);
+    /* 60 KiB: all of the mappable part; then across the boundary. */
+    bar2_roundtrip(c, BAR2_TRAPPED, TESTDEV_BAR2_SIZE - BAR2_TRAPPED, 13);
+    bar2_roundtrip(c, 0x800, 60 * 1024, 14);
+    /* The whole BAR in one message, and odd sizes and offsets. */
+    bar2_roundtrip(c, 0, TESTDEV_BAR2_SIZE, 15);
+    bar2_roundtrip(c, 0xffd, 7, 16);
+    bar2_roundtrip(c, TESTDEV_BAR2_SIZE - 1, 1, 17);
+    /* One message each way per transfer (all within max_data_xfer_size). */
+    harness_get_state(&H, &st);
+    assert_int_equal(st.stats.region_writes - s0.region_writes, 7);
+    assert_int_equal(st.stats.region_reads - s0.region_reads, 7);
+    assert_int_equal(st.stats.errors, s0.errors);
     umdev_client_destroy(c);
-    close(intx);
-    close(err);
-    close(req);
-    close(msix);
 }
 
-static void *
-guest_memory(size_t size, int *fd)
-{
-    void *p;
-
-    *fd = memfd_create("guest", MFD_CLOEXEC);
-    assert_true(*fd >= 0);
-    assert_int_equal(ftruncate(*fd, (off_t)size), 0);
-    p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
-    assert_true(p != MAP_FAILED);
-    return p;
-}
-
+/*
+ * KNOWN BUG (lib/client/client.c region_access()): a client that
+ * advertises a small max_data_xfer_size splits requests by the server's
+ * limit only, so a 60 KiB read comes back in one reply its own receive
+ * limit refuses (-EPROTO). The reply to a read carries the data it asked
+ * for: the client must split reads by its own limit too.
+ */
 static void
-dma_cmd(struct umdev_client *c, uint64_t addr, uint32_t len, uint32_t cmd)
+test_small_client_transfer_limit(void **state)
 {
-    wr(c, TESTDEV_REG_DMA_ADDR, addr, 8);
-    wr(c, TESTDEV_REG_DMA_LEN, len, 4);
-    wr(c, TESTDEV_REG_DMA_CMD, cmd, 4);
-}
-
-static void
-test_dma_1000_regions(void **state)
-{
-    const size_t n = 1000, pg = 4096;
-    struct umdev_client *c = harness_connect(&H);
-    struct stats_arg s = { .dev = H.dev };
-    uint32_t rw = VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE;
-    uint8_t *mem, back[64];
-    size_t i;
-    int fd;
+    struct umdev_client_opts o = { .max_data_xfer_size = 4096 };
+    static uint8_t out[60 * 1024], back[60 * 1024];
+    struct umdev_client *c = harness_connect(&H, &o);
 
     (void)state;
-    mem = guest_memory(n * pg, &fd);
-    for (i = 0; i < n; i++)
-        assert_int_equal(umdev_client_dma_map(c, 0x10000000 + i * 2 * pg, pg,
-                                              mem + i * pg, fd, i * pg, rw),
-                         0);
-    harness_call(&H, read_stats, &s);
-    assert_int_equal(s.dma_count, n);
-    /* DMA through a few of them. */
-    for (i = 0; i < n; i += 333) {
-        memset(mem + i * pg, (int)(i & 0xff) + 1, 64);
-        dma_cmd(c, 0x10000000 + i * 2 * pg, 64, TESTDEV_DMA_TO_DEVICE);
-        assert_int_equal(rd32(c, TESTDEV_REG_DMA_STATUS), 0);
-        assert_int_equal(umdev_client_region_read(c, 2, 0, back, 64), 0);
-        assert_memory_equal(back, mem + i * pg, 64);
-    }
-    /* A transfer into the hole between two mappings faults. */
-    dma_cmd(c, 0x10000000 + pg, 64, TESTDEV_DMA_TO_DEVICE);
-    assert_int_equal(rd32(c, TESTDEV_REG_DMA_STATUS), EFAULT);
-    /* Overlap, unknown range, unaligned. */
-    assert_int_equal(umdev_client_dma_map(c, 0x10000000, 2 * pg, mem, fd, 0,
-                                          rw),
-                     -EEXIST);
-    assert_int_equal(umdev_client_dma_unmap(c, 0x90000000, pg), -ENOENT);
-    assert_int_equal(umdev_client_dma_unmap(c, 0x10000000, 2 * pg), -ENOENT);
-    assert_int_equal(umdev_client_dma_map(c, 0x90000100, pg, mem, fd, 0, rw),
-                     -EINVAL);
-    for (i = 0; i < n; i++)
-        assert_int_equal(umdev_client_dma_unmap(c, 0x10000000 + i * 2 * pg,
-                                                pg),
-                         0);
-    harness_call(&H, read_stats, &s);
-    assert_int_equal(s.dma_count, 0);
-    /* UNMAP_ALL. */
-    assert_int_equal(umdev_client_dma_map(c, 0x20000000, pg, mem, fd, 0, rw),
+    fill(out, sizeof(out), 21);
+    assert_int_equal(umdev_client_region_write(c, BAR2, BAR2_TRAPPED, out,
+                                               sizeof(out)),
                      0);
-    assert_int_equal(umdev_client_dma_unmap_all(c), 0);
-    harness_call(&H, read_stats, &s);
-    assert_int_equal(s.dma_count, 0);
-    munmap(mem, n * pg);
-    close(fd);
+    assert_int_equal(umdev_client_region_read(c, BAR2, BAR2_TRAPPED, back,
+                                              sizeof(back)),
+                     0);
+    assert_memory_equal(back, out, sizeof(out));
+    umdev_client_destroy(c);
+}
+
+/* GET_REGION_INFO of BAR2 on the wire: a too-small argsz gets the size
+ * needed and no capability; a large one gets the sparse-mmap capability
+ * and the region's fd. */
+static void
+test_bar2_region_info_wire(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    struct vfio_user_region_info ri = { .argsz = sizeof(ri), .index = BAR2 };
+    struct vfio_user_cap_sparse_mmap sp;
+    struct vfio_user_sparse_area area;
+    struct vfio_user_header rh;
+    uint8_t reply[256];
+    size_t len;
+
+    (void)state;
+    assert_int_equal(umdev_client_raw(c, VFIO_USER_DEVICE_GET_REGION_INFO, 0,
+                                      &ri, sizeof(ri), NULL, 0, reply,
+                                      sizeof(reply), &len, &rh),
+                     0);
+    assert_int_equal(len, sizeof(ri));
+    memcpy(&ri, reply, sizeof(ri));
+    assert_int_equal(ri.argsz, sizeof(ri) + sizeof(sp) + sizeof(area));
+    assert_int_equal(ri.cap_offset, 0);
+    assert_int_equal(ri.size, TESTDEV_BAR2_SIZE);
+    /* No chain in a short reply, so no CAPS flag (QEMU checks it). */
+    assert_int_equal(ri.flags, VFIO_REGION_INFO_FLAG_READ |
+                                   VFIO_REGION_INFO_FLAG_WRITE |
+                                   VFIO_REGION_INFO_FLAG_MMAP);
+
+    ri = (struct vfio_user_region_info){ .argsz = 512, .index = BAR2 };
+    assert_int_equal(umdev_client_raw(c, VFIO_USER_DEVICE_GET_REGION_INFO, 0,
+                                      &ri, sizeof(ri), NULL, 0, reply,
+                                      sizeof(reply), &len, &rh),
+                     0);
+    assert_int_equal(len, sizeof(ri) + sizeof(sp) + sizeof(area));
+    memcpy(&ri, reply, sizeof(ri));
+    assert_int_equal(ri.argsz, len);
+    assert_int_equal(ri.index, BAR2);
+    assert_int_equal(ri.cap_offset, sizeof(ri));
+    memcpy(&sp, reply + ri.cap_offset, sizeof(sp));
+    assert_int_equal(sp.header.id, VFIO_USER_REGION_CAP_SPARSE_MMAP);
+    assert_int_equal(sp.header.version, 1);
+    assert_int_equal(sp.header.next, 0);
+    assert_int_equal(sp.nr_areas, 1);
+    memcpy(&area, reply + ri.cap_offset + sizeof(sp), sizeof(area));
+    assert_int_equal(area.offset, BAR2_TRAPPED);
+    assert_int_equal(area.size, TESTDEV_BAR2_SIZE - BAR2_TRAPPED);
+    assert_int_equal(rh.msg_size, sizeof(rh) + len);
+
+    /* An absent region: present in the list, empty. */
+    ri = (struct vfio_user_region_info){ .argsz = 512,
+                                         .index = UMDEV_PCI_BAR1_REGION };
+    assert_int_equal(umdev_client_raw(c, VFIO_USER_DEVICE_GET_REGION_INFO, 0,
+                                      &ri, sizeof(ri), NULL, 0, reply,
+                                      sizeof(reply), &len, &rh),
+                     0);
+    assert_int_equal(len, sizeof(ri));
+    memcpy(&ri, reply, sizeof(ri));
+    assert_int_equal(ri.size, 0);
+    assert_int_equal(ri.flags, 0);
+    /* Beyond num_regions: refused, and the connection goes on. */
+    ri = (struct vfio_user_region_info){ .argsz = 512,
+                                         .index = UMDEV_PCI_NUM_REGIONS };
+    assert_int_equal(umdev_client_raw(c, VFIO_USER_DEVICE_GET_REGION_INFO, 0,
+                                      &ri, sizeof(ri), NULL, 0, reply,
+                                      sizeof(reply), &len, &rh),
+                     -EINVAL);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
     umdev_client_destroy(c);
 }
 
 static void
-test_dma_message_fallback(void **state)
+test_sparse_mmap(void **state)
 {
-    const size_t size = TESTDEV_BAR2_SIZE;
-    struct umdev_client *c = harness_connect(&H);
-    uint32_t rw = VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE;
-    struct umdev_client_stats cs;
+    static uint8_t page0[BAR2_TRAPPED], rest[TESTDEV_BAR2_SIZE -
+                                             BAR2_TRAPPED];
     static uint8_t back[TESTDEV_BAR2_SIZE];
-    uint8_t *mem;
-    size_t i;
-    int fd;
+    struct umdev_client *c = harness_connect(&H, NULL);
+    struct umdev_client_region r;
+    uint8_t *map;
+    void *p;
+    size_t len, i;
 
     (void)state;
-    mem = guest_memory(2 * size, &fd);
-    for (i = 0; i < 2 * size; i++)
-        mem[i] = (uint8_t)(i * 13 + 1);
-    /* First half mapped without fd (messages), second half with. */
-    assert_int_equal(umdev_client_dma_map(c, 0x40000000, size, mem, -1, 0,
-                                          rw),
-                     0);
-    assert_int_equal(umdev_client_dma_map(c, 0x40000000 + size, size,
-                                          mem + size, fd, size, rw),
-                     0);
-    dma_cmd(c, 0x40000000, (uint32_t)size, TESTDEV_DMA_TO_DEVICE);
-    assert_int_equal(rd32(c, TESTDEV_REG_DMA_STATUS), 0);
-    assert_int_equal(umdev_client_region_read(c, 2, 0, back, size), 0);
-    assert_memory_equal(back, mem, size);
-    umdev_client_get_stats(c, &cs);
-    assert_true(cs.dma_reads >= 1);
-    /* Invert in place: read and write by message. */
-    dma_cmd(c, 0x40000000, (uint32_t)size, TESTDEV_DMA_INVERT);
-    assert_int_equal(rd32(c, TESTDEV_REG_DMA_STATUS), 0);
-    for (i = 0; i < size; i++)
-        assert_int_equal(mem[i], (uint8_t)~(uint8_t)(i * 13 + 1));
-    umdev_client_get_stats(c, &cs);
-    assert_true(cs.dma_writes >= 1);
-    /* A transfer spanning the message-mapped and fd-mapped halves. */
-    dma_cmd(c, 0x40000000 + size - 2048, 4096, TESTDEV_DMA_TO_DEVICE);
-    assert_int_equal(rd32(c, TESTDEV_REG_DMA_STATUS), 0);
-    assert_int_equal(umdev_client_region_read(c, 2, 0, back, 4096), 0);
-    assert_memory_equal(back, mem + size - 2048, 4096);
-    /* FROM_DEVICE into the fd half. */
-    dma_cmd(c, 0x40000000 + size, 4096, TESTDEV_DMA_FROM_DEVICE);
-    assert_int_equal(rd32(c, TESTDEV_REG_DMA_STATUS), 0);
-    assert_memory_equal(mem + size, back, 4096);
-    munmap(mem, 2 * size);
-    close(fd);
-    umdev_client_destroy(c);
-}
+    assert_int_equal(umdev_client_region_info(c, BAR2, &r), 0);
+    assert_int_equal(r.flags, VFIO_REGION_INFO_FLAG_READ |
+                                  VFIO_REGION_INFO_FLAG_WRITE |
+                                  VFIO_REGION_INFO_FLAG_MMAP |
+                                  VFIO_REGION_INFO_FLAG_CAPS);
+    assert_int_equal(r.size, TESTDEV_BAR2_SIZE);
+    assert_int_equal(r.nr_areas, 1);
+    assert_int_equal(r.areas[0].offset, BAR2_TRAPPED);
+    assert_int_equal(r.areas[0].size, TESTDEV_BAR2_SIZE - BAR2_TRAPPED);
+    assert_true(r.fd >= 0);
+    /* BAR0 is trapped only. */
+    assert_int_equal(umdev_client_region_info(c, BAR0, &r), 0);
+    assert_int_equal(r.flags, VFIO_REGION_INFO_FLAG_READ |
+                                  VFIO_REGION_INFO_FLAG_WRITE);
+    assert_int_equal(r.size, TESTDEV_BAR0_SIZE);
+    assert_int_equal(umdev_client_region_mmap(c, BAR0, 0, &p, &len),
+                     -ENODEV);
 
-static void
-test_reset_keeps_mappings_and_irqs(void **state)
-{
-    struct umdev_client *c = harness_connect(&H);
-    struct stats_arg s = { .dev = H.dev };
-    uint8_t back[16];
-    uint32_t resets;
-    uint8_t *mem;
-    int fd, efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-
-    (void)state;
-    mem = guest_memory(4096, &fd);
-    assert_int_equal(umdev_client_dma_map(c, 0x1000, 4096, mem, fd, 0,
-                                          VFIO_USER_DMA_MAP_FLAG_READ),
+    /* Distinct contents for the trapped page and the rest. */
+    fill(page0, sizeof(page0), 31);
+    fill(rest, sizeof(rest), 32);
+    assert_int_equal(umdev_client_region_write(c, BAR2, 0, page0,
+                                               sizeof(page0)),
                      0);
-    set_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, efd);
-    wr(c, TESTDEV_REG_SCRATCH, 0xabcd, 4);
-    assert_int_equal(umdev_client_region_write(c, 2, 0, "0123456789abcdef",
-                                               16),
+    assert_int_equal(umdev_client_region_write(c, BAR2, BAR2_TRAPPED, rest,
+                                               sizeof(rest)),
                      0);
-    resets = rd32(c, TESTDEV_REG_RESETS);
-    assert_int_equal(umdev_client_reset(c), 0);
-    assert_int_equal(rd32(c, TESTDEV_REG_RESETS), resets + 1);
-    assert_int_equal(rd32(c, TESTDEV_REG_SCRATCH), 0);
-    assert_int_equal(umdev_client_region_read(c, 2, 0, back, 16), 0);
-    assert_memory_equal(back, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16);
-    /* VFIO reset keeps DMA mappings and IRQ eventfds. */
-    harness_call(&H, read_stats, &s);
-    assert_int_equal(s.dma_count, 1);
-    wr(c, TESTDEV_REG_ERR_TRIGGER, 1, 4);
-    assert_true(fired(efd, 2000));
-    /* Config space is back to power-on too. */
-    {
-        uint16_t cmd = 0x0006;
+    assert_int_equal(umdev_client_region_mmap(c, BAR2, 0, &p, &len), 0);
+    map = p;
+    assert_int_equal(len, TESTDEV_BAR2_SIZE - BAR2_TRAPPED);
+    /* The mapping starts at region offset 0x1000: page 0 is not in it. */
+    assert_memory_equal(map, rest, len);
+    assert_int_equal(umdev_client_region_mmap(c, BAR2, 1, &p, &len),
+                     -ENODEV);
 
-        assert_int_equal(umdev_client_region_write(c, 7, 4, &cmd, 2), 0);
-        assert_int_equal(umdev_client_reset(c), 0);
-        cmd = 0xffff;
-        assert_int_equal(umdev_client_region_read(c, 7, 4, &cmd, 2), 0);
-        assert_int_equal(cmd, 0);
-    }
-    munmap(mem, 4096);
-    close(fd);
-    close(efd);
+    /* Through the mapping, then REGION_READ sees it. */
+    for (i = 0; i < 64; i++)
+        map[0x2000 + i] = (uint8_t)(0xc0 + i);
+    map[len - 1] = 0x5a;
+    memset(back, 0, sizeof(back));
+    assert_int_equal(umdev_client_region_read(c, BAR2, 0, back,
+                                              sizeof(back)),
+                     0);
+    for (i = 0; i < 64; i++)
+        assert_int_equal(back[BAR2_TRAPPED + 0x2000 + i], 0xc0 + i);
+    assert_int_equal(back[TESTDEV_BAR2_SIZE - 1], 0x5a);
+    /* ...and the trapped page is untouched by writes to the mapping. */
+    assert_memory_equal(back, page0, sizeof(page0));
+
+    /* Through REGION_WRITE, then the mapping sees it. */
+    assert_int_equal(umdev_client_region_write(c, BAR2, BAR2_TRAPPED + 8,
+                                               "mmap-coherent", 13),
+                     0);
+    assert_memory_equal(map + 8, "mmap-coherent", 13);
+    /* A write to page 0 does not show up anywhere in the mapping. */
+    assert_int_equal(umdev_client_region_write(c, BAR2, 0x10, "page0", 5),
+                     0);
+    assert_memory_equal(map + 8, "mmap-coherent", 13);
+    assert_memory_not_equal(map + 0x10, "page0", 5);
     umdev_client_destroy(c);
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_every_width_and_alignment,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_large_transfers_and_sparse_mmap,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_irqs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dma_1000_regions, setup,
+        cmocka_unit_test_setup_teardown(
+            test_scratch_every_width_and_alignment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_register_widths, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_dma_message_fallback, setup,
+        cmocka_unit_test_setup_teardown(test_bad_accesses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bar2_large_transfers, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_reset_keeps_mappings_and_irqs,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bar2_region_info_wire, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sparse_mmap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_small_client_transfer_limit, setup,
+                                        teardown),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return harness_main(argc, argv, "func.io", tests,
+                        sizeof(tests) / sizeof(tests[0]));
 }

@@ -1,6 +1,4 @@
-/* Functional tests of the protocol edges against the real server: QEMU's
- * VERSION, bad messages of every command, fds where none belong, posted
- * errors, bad streams, mid-message disconnects, a second client, leaks. */
+/* Functional tests of the wire protocol's edges against the real server. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -8,25 +6,26 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <poll.h>
+#include <linux/vfio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "harness.h"
 
+/* QEMU 11.1.3's VERSION capabilities, byte for byte. */
 #define QEMU_JSON                                                            \
     "{\"capabilities\":{\"max_msg_fds\":16,\"max_data_xfer_size\":1048576," \
     "\"pgsizes\":4096,\"max_dma_maps\":65535,\"migration\":{\"pgsize\":"     \
     "4096,\"max_bitmap_size\":268435456},\"write_multiple\":true}}"
 
+/* A msg_size over 1 MiB + 64 KiB: more than the server takes whole (1 MiB
+ * of data plus a fixed part), so it must skip the body and refuse it. */
+#define OVERSIZED_PAYLOAD (1024u * 1024u + 64u * 1024u + 1u)
+
 static struct harness H;
-static uint8_t reply[2 * 1024 * 1024];
 
 static int
 setup(void **state)
@@ -44,442 +43,870 @@ teardown(void **state)
     return 0;
 }
 
-static struct vfio_user_header
-recv_hdr(int fd)
+/* A VERSION payload: major, minor, then @json with its NUL (if any). */
+static size_t
+version_payload(uint8_t *p, size_t cap, uint16_t major, uint16_t minor,
+                const char *json, size_t json_len)
 {
-    struct vfio_user_header h;
-    long n = raw_recv(fd, reply, sizeof(reply), 5000);
-
-    assert_true(n >= 16);
-    memcpy(&h, reply, sizeof(h));
-    return h;
+    assert_true(cap >= sizeof(struct vfio_user_version) + json_len);
+    memcpy(p, &major, 2);
+    memcpy(p + 2, &minor, 2);
+    if (json_len > 0)
+        memcpy(p + 4, json, json_len);
+    return sizeof(struct vfio_user_version) + json_len;
 }
 
-static void
-expect_error(int fd, uint16_t id, int err)
+static bool
+proposed_by_qemu(const char *key)
 {
-    struct vfio_user_header h = recv_hdr(fd);
+    static const char *const keys[] = {
+        "max_msg_fds", "max_data_xfer_size", "pgsizes",
+        "max_dma_maps", "migration", "write_multiple",
+    };
+    size_t i;
 
-    assert_int_equal(h.msg_id, id);
-    assert_int_equal(h.flags, VFIO_USER_F_TYPE_REPLY | VFIO_USER_F_ERROR);
-    assert_int_equal(h.error, err);
-    assert_int_equal(h.msg_size, 16);
+    for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (strcmp(key, keys[i]) == 0)
+            return true;
+    return false;
 }
 
-/* A good request after a bad one proves the connection still works. */
-static void
-expect_alive(int fd, uint16_t id)
+static int64_t
+cap_int(struct json_object *caps, const char *key)
 {
-    struct vfio_user_device_info di = { 16, 0, 0, 0 };
-    struct vfio_user_header h;
+    struct json_object *v;
 
-    raw_send(fd, id, VFIO_USER_DEVICE_GET_INFO, 0, &di, sizeof(di), NULL, 0);
-    h = recv_hdr(fd);
-    assert_int_equal(h.msg_id, id);
-    assert_int_equal(h.flags, VFIO_USER_F_TYPE_REPLY);
-    assert_int_equal(h.msg_size, 32);
+    if (!json_object_object_get_ex(caps, key, &v))
+        fail_msg("reply lacks \"%s\"", key);
+    assert_true(json_object_is_type(v, json_type_int));
+    return json_object_get_int64(v);
 }
 
+/* Check the JSON of a VERSION reply against what QEMU proposed. */
 static void
-test_qemu_version_exchange(void **state)
+check_version_json(const char *json)
 {
-    struct vfio_user_header h;
     struct json_object *root, *caps, *v;
-    uint8_t p[4 + sizeof(QEMU_JSON)] = { 0 };
-    const char *json;
+
+    root = json_tokener_parse(json);
+    assert_non_null(root);
+    assert_true(json_object_is_type(root, json_type_object));
+    assert_true(json_object_object_get_ex(root, "capabilities", &caps));
+    assert_true(json_object_is_type(caps, json_type_object));
+    /* Spec "Version": the reply's capabilities are a subset of those
+     * proposed, none above the proposed value. */
+    json_object_object_foreach(caps, key, val)
+    {
+        (void)val;
+        if (!proposed_by_qemu(key))
+            fail_msg("reply names \"%s\", which QEMU did not propose", key);
+    }
+    assert_int_equal(cap_int(caps, "max_msg_fds"), UMDEV_WIRE_MAX_MSG_FDS);
+    assert_int_equal(cap_int(caps, "max_data_xfer_size"), 1048576);
+    assert_int_equal(cap_int(caps, "pgsizes"), 4096);
+    assert_true(cap_int(caps, "max_dma_maps") > 0);
+    assert_true(cap_int(caps, "max_dma_maps") <= 65535);
+    assert_true(json_object_object_get_ex(caps, "write_multiple", &v));
+    assert_true(json_object_is_type(v, json_type_boolean));
+    assert_true(json_object_get_boolean(v));
+    /* No migration support, so no migration capability. */
+    assert_false(json_object_object_get_ex(caps, "migration", &v));
+    json_object_put(root);
+}
+
+static void
+test_version_qemu_replay(void **state)
+{
+    static const char json[] = QEMU_JSON;
+    uint8_t p[sizeof(struct vfio_user_version) + sizeof(json)];
+    uint8_t msg[16 + sizeof(p)], reply[4096];
+    struct vfio_user_header h = {
+        .msg_id = 0, /* QEMU's first message */
+        .cmd = VFIO_USER_VERSION,
+        .msg_size = sizeof(msg),
+    };
     uint16_t major, minor;
+    const char *rjson;
+    size_t plen;
+    long n;
     int fd = harness_raw_socket(&H);
 
     (void)state;
-    memcpy(p + 4, QEMU_JSON, sizeof(QEMU_JSON));
-    raw_send(fd, 0x2a, VFIO_USER_VERSION, 0, p, sizeof(p), NULL, 0);
-    h = recv_hdr(fd);
-    assert_int_equal(h.msg_id, 0x2a);
-    assert_int_equal(h.cmd, VFIO_USER_VERSION);
-    assert_int_equal(h.flags, VFIO_USER_F_TYPE_REPLY);
+    plen = version_payload(p, sizeof(p), 0, 0, json, sizeof(json));
+    /* The bytes QEMU puts on the wire, built by hand... */
+    memcpy(msg, &h, sizeof(h));
+    memcpy(msg + sizeof(h), p, plen);
+    assert_int_equal(sizeof(msg), 16 + 4 + strlen(QEMU_JSON) + 1);
+    /* ...are what umdev_wire_encode() lays out. */
+    {
+        uint8_t enc[sizeof(msg)];
+
+        assert_int_equal(umdev_wire_encode(enc, sizeof(enc), 0,
+                                           VFIO_USER_VERSION, 0, p, plen,
+                                           NULL, 0),
+                         sizeof(msg));
+        assert_memory_equal(enc, msg, sizeof(msg));
+    }
+    raw_send_all(fd, msg, sizeof(msg));
+    n = raw_expect_reply(fd, 0, VFIO_USER_VERSION, reply, sizeof(reply));
+    assert_true(n > 16 + 4 + 1);
     memcpy(&major, reply + 16, 2);
     memcpy(&minor, reply + 18, 2);
     assert_int_equal(major, 0);
     assert_int_equal(minor, 0);
-    /* NUL-terminated inside the message. */
-    assert_int_equal(reply[h.msg_size - 1], '\0');
-    json = (const char *)reply + 20;
-    assert_int_equal(strlen(json) + 1, h.msg_size - 20);
-    root = json_tokener_parse(json);
-    assert_non_null(root);
-    assert_true(json_object_object_get_ex(root, "capabilities", &caps));
-    assert_true(json_object_object_get_ex(caps, "max_msg_fds", &v));
-    assert_int_equal(json_object_get_int(v), UMDEV_WIRE_MAX_MSG_FDS);
-    assert_true(json_object_object_get_ex(caps, "max_data_xfer_size", &v));
-    assert_int_equal(json_object_get_int(v), 1048576);
-    assert_true(json_object_object_get_ex(caps, "pgsizes", &v));
-    assert_int_equal(json_object_get_int(v), 4096);
-    assert_true(json_object_object_get_ex(caps, "max_dma_maps", &v));
-    assert_true(json_object_object_get_ex(caps, "write_multiple", &v));
-    assert_true(json_object_get_boolean(v));
-    /* We do not migrate yet, so we must not claim it. */
-    assert_false(json_object_object_get_ex(caps, "migration", &v));
-    json_object_put(root);
+    /* The JSON ends with its NUL exactly at the end of the message. */
+    rjson = (const char *)reply + 20;
+    assert_int_equal(reply[n - 1], '\0');
+    assert_int_equal(strlen(rjson) + 1, (size_t)n - 20);
+    check_version_json(rjson);
+    raw_expect_alive(fd, 1);
+
     /* A second VERSION is refused; the connection goes on. */
-    raw_send(fd, 3, VFIO_USER_VERSION, 0, p, sizeof(p), NULL, 0);
-    expect_error(fd, 3, EINVAL);
-    expect_alive(fd, 4);
+    raw_send(fd, 2, VFIO_USER_VERSION, 0, p, plen, NULL, 0);
+    raw_expect_error(fd, 2, VFIO_USER_VERSION, EINVAL);
+    raw_expect_alive(fd, 3);
+    raw_expect_quiet(fd);
     close(fd);
 }
 
 static void
-test_before_version_and_bad_versions(void **state)
+test_version_must_come_first(void **state)
 {
-    static const char bad_json[] = "{\"capabilities\":{\"max_msg_fds\":\"x\"}}";
-    struct vfio_user_device_info di = { 16, 0, 0, 0 };
-    uint8_t p[4 + 64] = { 0 };
+    struct vfio_user_device_info di = { .argsz = sizeof(di) };
+    struct vfio_user_region_access ra = { TESTDEV_REG_ID, 0, 4 };
     int fd = harness_raw_socket(&H);
-    uint16_t major = 1;
 
     (void)state;
     raw_send(fd, 1, VFIO_USER_DEVICE_GET_INFO, 0, &di, sizeof(di), NULL, 0);
-    expect_error(fd, 1, EINVAL);
-    memcpy(p + 4, bad_json, sizeof(bad_json));
-    raw_send(fd, 2, VFIO_USER_VERSION, 0, p, 4 + sizeof(bad_json), NULL, 0);
-    expect_error(fd, 2, EINVAL);
-    memcpy(p, &major, 2);
-    raw_send(fd, 3, VFIO_USER_VERSION, 0, p, 4, NULL, 0);
-    expect_error(fd, 3, ENOTSUP);
-    /* And a correct VERSION still succeeds afterwards. */
-    raw_negotiate(fd);
-    expect_alive(fd, 5);
+    raw_expect_error(fd, 1, VFIO_USER_DEVICE_GET_INFO, EINVAL);
+    raw_send(fd, 2, VFIO_USER_REGION_READ, 0, &ra, sizeof(ra), NULL, 0);
+    raw_expect_error(fd, 2, VFIO_USER_REGION_READ, EINVAL);
+    raw_send(fd, 3, VFIO_USER_DEVICE_RESET, 0, NULL, 0, NULL, 0);
+    raw_expect_error(fd, 3, VFIO_USER_DEVICE_RESET, EINVAL);
+    raw_negotiate(fd, 4);
+    raw_expect_alive(fd, 5);
     close(fd);
 }
 
-/* Payload sizes that are one byte short of each command's fixed part,
- * and the argsz below the fixed part (where there is one). */
-static const struct {
-    uint16_t cmd;
-    size_t fixed;
-    bool argsz;
-} cmds[] = {
-    { VFIO_USER_DMA_MAP, 32, true },
-    { VFIO_USER_DMA_UNMAP, 24, true },
-    { VFIO_USER_DEVICE_GET_INFO, 16, true },
-    { VFIO_USER_DEVICE_GET_REGION_INFO, 32, true },
-    { VFIO_USER_DEVICE_GET_REGION_IO_FDS, 16, true },
-    { VFIO_USER_DEVICE_GET_IRQ_INFO, 16, true },
-    { VFIO_USER_DEVICE_SET_IRQS, 20, true },
-    { VFIO_USER_REGION_READ, 16, false },
-    { VFIO_USER_REGION_WRITE, 16, false },
-    { VFIO_USER_DMA_READ, 16, false },
-    { VFIO_USER_DMA_WRITE, 16, false },
-    { VFIO_USER_REGION_WRITE_MULTI, 8, false },
-    { VFIO_USER_DEVICE_FEATURE, 8, true },
-    { VFIO_USER_MIG_DATA_READ, 8, true },
-    { VFIO_USER_MIG_DATA_WRITE, 8, true },
+struct bad_version {
+    uint16_t major, minor;
+    const char *json; /* sent with its NUL unless @no_nul */
+    bool no_nul;
+    int err;
 };
 
+/* Each VERSION in @cases is refused with its errno and leaves the
+ * connection up and still not negotiated; then QEMU's VERSION, proposing
+ * minor 7, succeeds with a minor at most 7. */
+static void
+expect_versions_refused(const struct bad_version *cases, size_t n)
+{
+    uint8_t p[512], reply[1024];
+    uint16_t id = 1, minor;
+    size_t i, plen;
+    long len;
+    int fd = harness_raw_socket(&H);
+
+    for (i = 0; i < n; i++) {
+        const struct bad_version *b = &cases[i];
+        size_t jl = b->json == NULL ? 0 : strlen(b->json) + !b->no_nul;
+
+        print_message("VERSION %u.%u %s%s\n", b->major, b->minor,
+                      b->json != NULL ? b->json : "(no JSON)",
+                      b->no_nul ? " (no NUL)" : "");
+        plen = version_payload(p, sizeof(p), b->major, b->minor, b->json,
+                               jl);
+        raw_send(fd, id, VFIO_USER_VERSION, 0, p, plen, NULL, 0);
+        raw_expect_error(fd, id, VFIO_USER_VERSION, b->err);
+        id++;
+        /* Still not negotiated: other commands are refused. */
+        raw_send(fd, id, VFIO_USER_DEVICE_RESET, 0, NULL, 0, NULL, 0);
+        raw_expect_error(fd, id, VFIO_USER_DEVICE_RESET, EINVAL);
+        id++;
+    }
+    plen = version_payload(p, sizeof(p), 0, 7, QEMU_JSON,
+                           sizeof(QEMU_JSON));
+    raw_send(fd, 0x1234, VFIO_USER_VERSION, 0, p, plen, NULL, 0);
+    len = raw_expect_reply(fd, 0x1234, VFIO_USER_VERSION, reply,
+                           sizeof(reply));
+    assert_true(len > 20);
+    memcpy(&minor, reply + 18, 2);
+    assert_true(minor <= 7);
+    check_version_json((const char *)reply + 20);
+    raw_expect_alive(fd, 0x1235);
+    raw_expect_quiet(fd);
+    close(fd);
+}
+
+static void
+test_version_refusals(void **state)
+{
+    static const struct bad_version cases[] = {
+        /* Malformed JSON. */
+        { 0, 0, "{\"capabilities\":", false, EINVAL },
+        { 0, 0, "{\"capabilities\":{,}}", false, EINVAL },
+        { 0, 0, "{capabilities:{}}", false, EINVAL },
+        { 0, 0, "not json", false, EINVAL },
+        { 0, 0, "[1,2]", false, EINVAL },
+        /* Well-formed, wrong types or ranges. */
+        { 0, 0, "{\"capabilities\":{\"max_msg_fds\":\"16\"}}", false,
+          EINVAL },
+        { 0, 0, "{\"capabilities\":{\"max_data_xfer_size\":-1}}", false,
+          EINVAL },
+        { 0, 0, "{\"capabilities\":{\"write_multiple\":1}}", false, EINVAL },
+        { 0, 0, "{\"capabilities\":[]}", false, EINVAL },
+        /* The JSON must end with a NUL inside the message. */
+        { 0, 0, "{\"capabilities\":{}}", true, EINVAL },
+        /* A major version we do not speak. */
+        { 1, 0, "{\"capabilities\":{}}", false, ENOTSUP },
+        { 0xffff, 0, NULL, false, ENOTSUP },
+        /* No page size we support. */
+        { 0, 0, "{\"capabilities\":{\"pgsizes\":8192}}", false, ENOTSUP },
+    };
+
+    (void)state;
+    expect_versions_refused(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/*
+ * KNOWN BUG (lib/conn/version.c conn_caps_parse()): json-c's tokener runs
+ * in its lenient mode and nothing checks that it consumed the whole string,
+ * so malformed JSON (a trailing comma, junk or a second object after the
+ * first) is accepted as capabilities.
+ */
+static void
+test_version_json_strict(void **state)
+{
+    static const struct bad_version cases[] = {
+        { 0, 0, "{\"capabilities\":{\"max_msg_fds\":16,}}", false, EINVAL },
+        { 0, 0, "{\"capabilities\":{}}xyz", false, EINVAL },
+        { 0, 0, "{\"capabilities\":{}} {\"capabilities\":{}}", false,
+          EINVAL },
+    };
+
+    (void)state;
+    expect_versions_refused(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* VERSION without JSON: the spec defaults apply. */
+static void
+test_version_without_json(void **state)
+{
+    uint8_t p[4] = { 0 }, reply[1024];
+    int fd = harness_raw_socket(&H);
+
+    (void)state;
+    raw_send(fd, 9, VFIO_USER_VERSION, 0, p, sizeof(p), NULL, 0);
+    assert_true(raw_expect_reply(fd, 9, VFIO_USER_VERSION, reply,
+                                 sizeof(reply)) > 20);
+    raw_expect_alive(fd, 10);
+    close(fd);
+}
+
+/* pgsizes is a bitmap: values above INT64_MAX ("every size from 4 KiB
+ * up") are valid and accepted. */
+static void
+test_version_pgsizes_bitmap(void **state)
+{
+    static const char json[] =
+        "{\"capabilities\":{\"pgsizes\":18446744073709547520}}";
+    uint8_t p[sizeof(struct vfio_user_version) + sizeof(json)];
+    uint8_t reply[1024];
+    size_t plen;
+    int fd = harness_raw_socket(&H);
+
+    (void)state;
+    plen = version_payload(p, sizeof(p), 0, 0, json, sizeof(json));
+    raw_send(fd, 3, VFIO_USER_VERSION, 0, p, plen, NULL, 0);
+    assert_true(raw_expect_reply(fd, 3, VFIO_USER_VERSION, reply,
+                                 sizeof(reply)) > 20);
+    raw_expect_alive(fd, 4);
+    close(fd);
+}
+
+/* Per command 1..18: its fixed size, whether argsz is its first word, and
+ * how the server answers the well-formed payload good_payload() builds
+ * (0: success). */
+struct cmd_case {
+    uint16_t cmd;
+    size_t fixed;
+    bool has_argsz;
+    int good_err;
+};
+
+static const struct cmd_case cmd_cases[] = {
+    { VFIO_USER_VERSION, 4, false, EINVAL }, /* a second VERSION */
+    { VFIO_USER_DMA_MAP, 32, true, 0 },
+    { VFIO_USER_DMA_UNMAP, 24, true, 0 },
+    { VFIO_USER_DEVICE_GET_INFO, 16, true, 0 },
+    { VFIO_USER_DEVICE_GET_REGION_INFO, 32, true, 0 },
+    { VFIO_USER_DEVICE_GET_REGION_IO_FDS, 16, true, 0 },
+    { VFIO_USER_DEVICE_GET_IRQ_INFO, 16, true, 0 },
+    { VFIO_USER_DEVICE_SET_IRQS, 20, true, 0 },
+    { VFIO_USER_REGION_READ, 16, false, 0 },
+    { VFIO_USER_REGION_WRITE, 16, false, 0 },
+    { VFIO_USER_DMA_READ, 16, false, EINVAL },  /* server to client only */
+    { VFIO_USER_DMA_WRITE, 16, false, EINVAL }, /* server to client only */
+    { VFIO_USER_DEVICE_RESET, 0, false, 0 },
+    { 14, 0, false, ENOSYS }, /* retired DIRTY_PAGES */
+    { VFIO_USER_REGION_WRITE_MULTI, 8, false, 0 },
+    { VFIO_USER_DEVICE_FEATURE, 8, true, ENOTSUP },
+    { VFIO_USER_MIG_DATA_READ, 8, true, EINVAL },
+    { VFIO_USER_MIG_DATA_WRITE, 8, true, EINVAL },
+};
+
+/* A well-formed payload for @cmd in @p (64 bytes); returns its length. */
+static size_t
+good_payload(uint16_t cmd, uint8_t *p)
+{
+    struct vfio_user_region_access ra = { TESTDEV_REG_SCRATCH,
+                                          UMDEV_PCI_BAR0_REGION, 4 };
+    struct vfio_user_dma_access da = { 0x1000, 4 };
+    uint32_t argsz_flags[2];
+    uint64_t n = 1;
+
+    memset(p, 0, 64);
+    switch (cmd) {
+    case VFIO_USER_VERSION:
+        return 4;
+    case VFIO_USER_DMA_MAP: {
+        struct vfio_user_dma_map m = { 32, 3, 0, 0x100000, 0x1000 };
+
+        memcpy(p, &m, sizeof(m));
+        return sizeof(m);
+    }
+    case VFIO_USER_DMA_UNMAP: {
+        struct vfio_user_dma_unmap u = { 24,
+                                         VFIO_USER_DMA_UNMAP_FLAG_ALL, 0,
+                                         0 };
+
+        memcpy(p, &u, sizeof(u));
+        return sizeof(u);
+    }
+    case VFIO_USER_DEVICE_GET_INFO:
+    case VFIO_USER_DEVICE_GET_REGION_IO_FDS:
+    case VFIO_USER_DEVICE_GET_IRQ_INFO:
+        argsz_flags[0] = 16;
+        memcpy(p, argsz_flags, 4);
+        return 16;
+    case VFIO_USER_DEVICE_GET_REGION_INFO:
+        argsz_flags[0] = 32;
+        memcpy(p, argsz_flags, 4);
+        return 32;
+    case VFIO_USER_DEVICE_SET_IRQS: {
+        /* A software trigger of ERR, which has no eventfd. */
+        struct vfio_user_irq_set s = {
+            .argsz = 20,
+            .flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
+            .index = VFIO_PCI_ERR_IRQ_INDEX,
+            .count = 1,
+        };
+
+        memcpy(p, &s, sizeof(s));
+        return sizeof(s);
+    }
+    case VFIO_USER_REGION_READ:
+        memcpy(p, &ra, sizeof(ra));
+        return sizeof(ra);
+    case VFIO_USER_REGION_WRITE:
+        memcpy(p, &ra, sizeof(ra));
+        return sizeof(ra) + 4;
+    case VFIO_USER_DMA_READ:
+        memcpy(p, &da, sizeof(da));
+        return sizeof(da);
+    case VFIO_USER_DMA_WRITE:
+        memcpy(p, &da, sizeof(da));
+        return sizeof(da) + 4;
+    case VFIO_USER_DEVICE_RESET:
+        return 0;
+    case VFIO_USER_REGION_WRITE_MULTI: {
+        struct vfio_user_write_multi_entry e = {
+            .offset = TESTDEV_REG_SCRATCH,
+            .region = UMDEV_PCI_BAR0_REGION,
+            .count = 4,
+        };
+
+        memcpy(p, &n, sizeof(n));
+        memcpy(p + sizeof(n), &e, sizeof(e));
+        return sizeof(n) + sizeof(e);
+    }
+    case VFIO_USER_DEVICE_FEATURE:
+    case VFIO_USER_MIG_DATA_READ:
+    case VFIO_USER_MIG_DATA_WRITE:
+        argsz_flags[0] = 8;
+        argsz_flags[1] = 0;
+        memcpy(p, argsz_flags, 8);
+        return 8;
+    default:
+        return 16;
+    }
+}
+
+/* Error replies send_expect() asked for. */
+static uint64_t expected_errors;
+
+/* Send, then expect the success reply (@err 0) or the error @err, then a
+ * good request on the same connection. */
+static void
+send_expect(int fd, uint16_t *id, uint16_t cmd, const void *p, size_t len,
+            const int *fds, size_t nfds, int err)
+{
+    static uint8_t reply[64 * 1024];
+
+    raw_send(fd, *id, cmd, 0, p, len, fds, nfds);
+    if (err == 0) {
+        raw_expect_reply(fd, *id, cmd, reply, sizeof(reply));
+    } else {
+        raw_expect_error(fd, *id, cmd, err);
+        expected_errors++;
+    }
+    raw_expect_alive(fd, (uint16_t)(*id + 1));
+    *id = (uint16_t)(*id + 2);
+}
+
+/*
+ * For every command 1..18: the well-formed payload gets its answer, a
+ * short payload and a bad argsz get EINVAL (ENOSYS for the unknown 14), an
+ * fd where none belongs (or two on DMA_MAP) gets EBADF, an oversized
+ * message gets E2BIG; and after each one a good request is answered.
+ */
 static void
 test_bad_messages_every_command(void **state)
 {
-    uint8_t p[64] = { 0 };
-    int fd = harness_raw_socket(&H);
-    uint16_t id = 10;
+    uint8_t *big = calloc(1, OVERSIZED_PAYLOAD);
+    struct harness_state s0, s1;
+    uint16_t id = 100;
     size_t i;
+    int fd = harness_raw_socket(&H);
+    int efds[2] = { efd_new(), efd_new() };
+    int fds0;
 
     (void)state;
-    raw_negotiate(fd);
-    for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-        memset(p, 0, sizeof(p));
-        raw_send(fd, id, cmds[i].cmd, 0, p, cmds[i].fixed - 1, NULL, 0);
-        expect_error(fd, id, EINVAL);
-        expect_alive(fd, id + 1);
-        id += 2;
-        if (cmds[i].argsz) {
-            uint32_t argsz = (uint32_t)cmds[i].fixed - 1;
+    assert_non_null(big);
+    raw_negotiate(fd, 1);
+    fds0 = count_fds();
+    harness_get_state(&H, &s0);
+    expected_errors = 0;
+    assert_int_equal(sizeof(cmd_cases) / sizeof(cmd_cases[0]), 18);
+    for (i = 0; i < sizeof(cmd_cases) / sizeof(cmd_cases[0]); i++) {
+        const struct cmd_case *k = &cmd_cases[i];
+        int bad_err = k->cmd == 14 ? ENOSYS : EINVAL;
+        uint8_t good[64], p[64];
+        size_t len = good_payload(k->cmd, good);
 
-            memcpy(p, &argsz, 4);
-            raw_send(fd, id, cmds[i].cmd, 0, p, cmds[i].fixed, NULL, 0);
-            expect_error(fd, id, EINVAL);
-            expect_alive(fd, id + 1);
-            id += 2;
+        assert_int_equal(k->cmd, i + 1);
+        send_expect(fd, &id, k->cmd, good, len, NULL, 0, k->good_err);
+        /* Short: one byte short of the fixed part, and empty. */
+        if (k->fixed > 0) {
+            send_expect(fd, &id, k->cmd, good, k->fixed - 1, NULL, 0,
+                        bad_err);
+            send_expect(fd, &id, k->cmd, NULL, 0, NULL, 0, bad_err);
         }
+        /* argsz below the fixed part, and zero. */
+        if (k->has_argsz) {
+            uint32_t bad[] = { (uint32_t)k->fixed - 1, 0 };
+            size_t j;
+
+            for (j = 0; j < 2; j++) {
+                memcpy(p, good, len);
+                memcpy(p, &bad[j], 4);
+                send_expect(fd, &id, k->cmd, p, len, NULL, 0, EINVAL);
+            }
+        }
+        /* Descriptors where the message takes none: DMA_MAP takes one,
+         * so it gets two; SET_IRQS takes them only with DATA_EVENTFD. */
+        send_expect(fd, &id, k->cmd, good, len, efds,
+                    k->cmd == VFIO_USER_DMA_MAP ? 2 : 1,
+                    k->cmd == 14 ? ENOSYS : EBADF);
+        /* Oversized, body sent in full. */
+        send_expect(fd, &id, k->cmd, big, OVERSIZED_PAYLOAD, NULL, 0, E2BIG);
     }
-    /* VERSION (a second one) and RESET with junk: RESET takes any
-     * payload, VERSION is refused. */
-    raw_send(fd, id, VFIO_USER_VERSION, 0, p, 2, NULL, 0);
-    expect_error(fd, id, EINVAL);
-    expect_alive(fd, id + 1);
+    raw_expect_quiet(fd);
+    harness_get_state(&H, &s1);
+    assert_true(s1.attached);
+    /* One error reply per refused request, no more. */
+    assert_int_equal(s1.stats.errors - s0.stats.errors, expected_errors);
+    /* Every descriptor we sent was closed by the server. */
+    assert_int_equal(count_fds(), fds0);
+    close(efds[0]);
+    close(efds[1]);
+    free(big);
+    close(fd);
+}
+
+/* Data counts over max_data_xfer_size in messages the server could still
+ * buffer whole: refused by the decoder with E2BIG. */
+static void
+test_data_over_limit(void **state)
+{
+    const uint32_t over = 1024 * 1024 + 1;
+    struct vfio_user_region_access ra = { 0, UMDEV_PCI_BAR2_REGION, over };
+    uint8_t *p = calloc(1, sizeof(ra) + over);
+    uint16_t id = 10;
+    int fd = harness_raw_socket(&H);
+
+    (void)state;
+    assert_non_null(p);
+    raw_negotiate(fd, 1);
+    send_expect(fd, &id, VFIO_USER_REGION_READ, &ra, sizeof(ra), NULL, 0,
+                E2BIG);
+    /* Exactly the limit is fine for the decoder; BAR2 is smaller. */
+    ra.count = 1024 * 1024;
+    send_expect(fd, &id, VFIO_USER_REGION_READ, &ra, sizeof(ra), NULL, 0,
+                EINVAL);
+    memcpy(p, &ra, sizeof(ra));
+    send_expect(fd, &id, VFIO_USER_REGION_WRITE, p, sizeof(ra) + ra.count,
+                NULL, 0, EINVAL);
+    free(p);
     close(fd);
 }
 
 static void
 test_unknown_commands(void **state)
 {
-    static const uint16_t unknown[] = { 0, 14, 19, 0xffff };
-    int fd = harness_raw_socket(&H);
+    static const uint16_t unknown[] = { 0, 14, 19, 20, 0x7fff, 0xffff };
+    uint8_t p[32] = { 0 };
+    uint16_t id = 10;
     size_t i;
+    int fd = harness_raw_socket(&H);
 
     (void)state;
-    raw_negotiate(fd);
-    for (i = 0; i < 4; i++) {
-        raw_send(fd, (uint16_t)(100 + i), unknown[i], 0, NULL, 0, NULL, 0);
-        expect_error(fd, (uint16_t)(100 + i), ENOSYS);
+    raw_negotiate(fd, 1);
+    for (i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+        send_expect(fd, &id, unknown[i], NULL, 0, NULL, 0, ENOSYS);
+        send_expect(fd, &id, unknown[i], p, sizeof(p), NULL, 0, ENOSYS);
+        /* Posted: no reply at all. */
+        raw_send(fd, id, unknown[i], VFIO_USER_F_NO_REPLY, p, sizeof(p),
+                 NULL, 0);
+        raw_expect_alive(fd, (uint16_t)(id + 1));
+        id = (uint16_t)(id + 2);
     }
-    expect_alive(fd, 200);
+    raw_expect_quiet(fd);
     close(fd);
 }
 
+/* Through the client API: an eventfd on DEVICE_GET_INFO gets EBADF and
+ * the server closes its copy. */
 static void
-test_oversized_message(void **state)
+test_fd_where_none_belongs(void **state)
 {
-    struct vfio_user_region_access a = { 0, 2, 0 };
-    size_t body = 1024 * 1024 + 128 * 1024;
-    static uint8_t big[1024 * 1024 + 128 * 1024 + 16];
-    struct vfio_user_header h = {
-        .msg_id = 77,
-        .cmd = VFIO_USER_REGION_WRITE,
-        .msg_size = (uint32_t)(16 + body),
-    };
-    int fd = harness_raw_socket(&H);
-    size_t off = 0;
+    struct umdev_client *c = harness_connect(&H, NULL);
+    struct vfio_user_device_info di = { .argsz = sizeof(di) };
+    struct umdev_client_device_info info;
+    struct vfio_user_header rh;
+    uint8_t reply[64];
+    int efd = efd_new();
+    size_t len;
+    int fds0;
 
     (void)state;
-    raw_negotiate(fd);
-    a.count = (uint32_t)(body - sizeof(a));
-    memcpy(big, &h, sizeof(h));
-    memcpy(big + 16, &a, sizeof(a));
-    while (off < sizeof(big)) {
-        ssize_t n = send(fd, big + off, sizeof(big) - off, MSG_NOSIGNAL);
-
-        assert_true(n > 0);
-        off += (size_t)n;
-    }
-    expect_error(fd, 77, E2BIG);
-    expect_alive(fd, 78);
-    close(fd);
-}
-
-static void
-test_fds_where_none_belong(void **state)
-{
-    struct vfio_user_device_info di = { 16, 0, 0, 0 };
-    struct vfio_user_irq_set s = { 20, (1u << 2) | (1u << 5), 3, 0, 1 };
-    int fd = harness_raw_socket(&H);
-    int efds[17], before, i;
-    struct stat st;
-
-    (void)state;
-    raw_negotiate(fd);
-    for (i = 0; i < 17; i++)
-        efds[i] = eventfd(0, EFD_CLOEXEC);
-    before = count_fds();
-    raw_send(fd, 20, VFIO_USER_DEVICE_GET_INFO, 0, &di, sizeof(di), efds, 1);
-    expect_error(fd, 20, EBADF);
-    expect_alive(fd, 21);
-    /* 17 fds: one more than any message may carry. */
-    s.count = 17;
-    raw_send(fd, 22, VFIO_USER_DEVICE_SET_IRQS, 0, &s, sizeof(s), efds, 17);
-    expect_error(fd, 22, EBADF);
-    expect_alive(fd, 23);
-    /* The server closed its copies: the count is back where it was
-     * (server and client share this process). */
-    assert_int_equal(count_fds(), before);
-    for (i = 0; i < 17; i++) {
-        assert_int_equal(fstat(efds[i], &st), 0);
-        close(efds[i]);
-    }
-    close(fd);
-}
-
-static void
-test_posted_error_gets_no_reply(void **state)
-{
-    uint8_t p[16 + 4];
-    struct vfio_user_region_access a = { 0x7fff0, 0, 4 };
-    struct vfio_user_region_access r = { TESTDEV_REG_ID, 0, 4 };
-    struct vfio_user_header h;
-    uint32_t v;
-    int fd = harness_raw_socket(&H);
-
-    (void)state;
-    raw_negotiate(fd);
-    memcpy(p, &a, sizeof(a));
-    memset(p + 16, 0, 4);
-    raw_send(fd, 30, VFIO_USER_REGION_WRITE, VFIO_USER_F_NO_REPLY, p,
-             sizeof(p), NULL, 0);
-    /* A bad posted message (short payload) is silent too. */
-    raw_send(fd, 31, VFIO_USER_REGION_WRITE, VFIO_USER_F_NO_REPLY, p, 3,
-             NULL, 0);
-    raw_send(fd, 32, VFIO_USER_REGION_READ, 0, &r, sizeof(r), NULL, 0);
-    h = recv_hdr(fd);
-    assert_int_equal(h.msg_id, 32);
-    assert_int_equal(h.flags, VFIO_USER_F_TYPE_REPLY);
-    memcpy(&v, reply + 32, 4);
-    assert_int_equal(v, TESTDEV_ID_VALUE);
-    close(fd);
-}
-
-static void
-wait_detached(struct harness *h)
-{
-    int i;
-
-    for (i = 0; i < 500 && umdev_dev_attached(h->dev); i++)
-        usleep(2000);
-    assert_false(umdev_dev_attached(h->dev));
-}
-
-static void
-test_bad_stream_closes_only_that_connection(void **state)
-{
-    struct vfio_user_header h = { 5, VFIO_USER_DEVICE_GET_INFO, 8, 0, 0 };
-    int fd = harness_raw_socket(&H);
-    char c;
-
-    (void)state;
-    raw_negotiate(fd);
-    assert_int_equal(send(fd, &h, sizeof(h), MSG_NOSIGNAL), sizeof(h));
-    /* The server hangs up. */
+    fds0 = count_fds();
+    assert_int_equal(umdev_client_raw(c, VFIO_USER_DEVICE_GET_INFO, 0, &di,
+                                      sizeof(di), &efd, 1, reply,
+                                      sizeof(reply), &len, &rh),
+                     -EBADF);
+    assert_int_equal(umdev_client_device_info(c, &info), 0);
+    assert_int_equal(info.num_regions, UMDEV_PCI_NUM_REGIONS);
+    /* The server's copy is gone (closed after its reply, so before the
+     * next one); ours is intact. */
+    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(efd_wait(efd, 0), 0);
+    /* A large message carrying one: the fd arrives with its first part. */
     {
-        struct pollfd p = { .fd = fd, .events = POLLIN };
+        size_t n = sizeof(struct vfio_user_region_access) + 60 * 1024;
+        struct vfio_user_region_access a = { 0x1000, UMDEV_PCI_BAR2_REGION,
+                                             60 * 1024 };
+        uint8_t *big = calloc(1, n);
 
-        assert_int_equal(poll(&p, 1, 5000), 1);
-        assert_true(recv(fd, &c, 1, 0) <= 0);
+        assert_non_null(big);
+        memcpy(big, &a, sizeof(a));
+        assert_int_equal(umdev_client_raw(c, VFIO_USER_REGION_WRITE, 0, big,
+                                          n, &efd, 1, NULL, 0, NULL, NULL),
+                         -EBADF);
+        free(big);
+        /* The server closes after replying: count after a round trip. */
+        assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+        assert_int_equal(count_fds(), fds0);
     }
-    close(fd);
-    wait_detached(&H);
-    fd = harness_raw_socket(&H);
-    raw_negotiate(fd);
-    expect_alive(fd, 6);
+    /* And the same request without the fd is fine. */
+    assert_int_equal(umdev_client_raw(c, VFIO_USER_DEVICE_GET_INFO, 0, &di,
+                                      sizeof(di), NULL, 0, reply,
+                                      sizeof(reply), &len, &rh),
+                     0);
+    assert_int_equal(len, sizeof(di));
+    assert_int_equal(atomic_load(&H.client_log.warnings), 0);
+    close(efd);
+    umdev_client_destroy(c);
+}
+
+/* 17 descriptors: one more than any message may carry. */
+static void
+test_too_many_fds(void **state)
+{
+    struct vfio_user_irq_set s = {
+        .argsz = sizeof(s),
+        .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+        .index = VFIO_PCI_MSIX_IRQ_INDEX,
+        .start = 0,
+        .count = UMDEV_WIRE_MAX_MSG_FDS + 1,
+    };
+    int efds[UMDEV_WIRE_MAX_MSG_FDS + 1];
+    struct harness_state st;
+    uint16_t id = 10;
+    size_t i;
+    int fd = harness_raw_socket(&H);
+    int fds0;
+
+    (void)state;
+    raw_negotiate(fd, 1);
+    for (i = 0; i < UMDEV_WIRE_MAX_MSG_FDS + 1; i++)
+        efds[i] = efd_new();
+    fds0 = count_fds();
+    send_expect(fd, &id, VFIO_USER_DEVICE_SET_IRQS, &s, sizeof(s), efds,
+                UMDEV_WIRE_MAX_MSG_FDS + 1, EBADF);
+    /* Also when the count matches the 16 that fit, or is smaller. */
+    s.count = UMDEV_WIRE_MAX_MSG_FDS;
+    send_expect(fd, &id, VFIO_USER_DEVICE_SET_IRQS, &s, sizeof(s), efds,
+                UMDEV_WIRE_MAX_MSG_FDS + 1, EBADF);
+    s.count = 2;
+    send_expect(fd, &id, VFIO_USER_DEVICE_SET_IRQS, &s, sizeof(s), efds,
+                UMDEV_WIRE_MAX_MSG_FDS + 1, EBADF);
+    assert_int_equal(count_fds(), fds0);
+    harness_get_state(&H, &st);
+    assert_false(st.irq_enabled[UMDEV_PCI_MSIX_IRQ]);
+    /* Exactly as many as allowed is fine when the count matches. */
+    s.index = VFIO_PCI_ERR_IRQ_INDEX;
+    s.count = 1;
+    send_expect(fd, &id, VFIO_USER_DEVICE_SET_IRQS, &s, sizeof(s), efds, 1,
+                0);
+    harness_get_state(&H, &st);
+    assert_true(st.irq_enabled[UMDEV_PCI_ERR_IRQ]);
+    for (i = 0; i < UMDEV_WIRE_MAX_MSG_FDS + 1; i++)
+        close(efds[i]);
     close(fd);
 }
 
-struct dma_count {
-    struct umdev_dev *dev;
-    size_t n;
+struct dma_peek {
+    uint64_t iova;
+    uint8_t data[64];
+    int rc;
 };
 
 static void
-get_dma_count(void *arg)
+dma_peek(struct umdev_dev *dev, void *arg)
 {
-    struct dma_count *d = arg;
+    struct dma_peek *d = arg;
 
-    d->n = umdev_dma_count(d->dev);
+    d->rc = umdev_dma_read(dev, d->iova, d->data, sizeof(d->data));
 }
 
+/*
+ * Commands sent back to back without waiting, some with descriptors: every
+ * reply comes in order, and each descriptor lands with its own message
+ * (the ERR eventfd fires for ERR, the REQ one for REQ, the memfd backs the
+ * DMA mapping).
+ */
 static void
-test_disconnect_mid_message(void **state)
+test_pipelined_commands_with_fds(void **state)
 {
-    struct vfio_user_dma_map m = { 32, 3, 0, 0x100000, 0x1000 };
-    struct vfio_user_region_access a = { 0, 2, 64 };
-    struct vfio_user_header h = { 9, VFIO_USER_REGION_WRITE, 16 + 16 + 64, 0,
-                                  0 };
-    struct dma_count dc = { .dev = H.dev };
-    uint8_t partial[16 + 16 + 10];
-    int fd, i;
+    struct vfio_user_irq_set set = {
+        .argsz = sizeof(set),
+        .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+        .index = VFIO_PCI_ERR_IRQ_INDEX,
+        .count = 1,
+    };
+    struct vfio_user_dma_map map = { sizeof(map), 3, 0, 0x100000, 4096 };
+    struct vfio_user_device_info di = { .argsz = sizeof(di) };
+    struct vfio_user_region_access ra = { TESTDEV_REG_ID,
+                                          UMDEV_PCI_BAR0_REGION, 4 };
+    struct dma_peek peek = { .iova = 0x100000 + 128 };
+    struct harness_state st;
+    uint8_t reply[256], *mem, wr[20];
+    uint32_t one = 1;
+    int err = efd_new(), req = efd_new(), mfd, fd, base, fds0;
+    uint16_t id;
 
     (void)state;
-    for (i = 0; i < 2; i++) {
-        fd = harness_raw_socket(&H);
-        raw_negotiate(fd);
-        raw_send(fd, 8, VFIO_USER_DMA_MAP, 0, &m, sizeof(m), NULL, 0);
-        recv_hdr(fd);
-        if (i == 0) {
-            /* Half a header. */
-            assert_int_equal(send(fd, &h, 7, MSG_NOSIGNAL), 7);
-        } else {
-            /* A header and part of the body. */
-            memcpy(partial, &h, 16);
-            memcpy(partial + 16, &a, 16);
-            assert_int_equal(send(fd, partial, sizeof(partial),
-                                  MSG_NOSIGNAL),
-                             sizeof(partial));
-        }
-        close(fd);
-        wait_detached(&H);
-        harness_call(&H, get_dma_count, &dc);
-        assert_int_equal(dc.n, 0);
-    }
+    mem = guest_mem(4096, &mfd);
+    memset(mem + 128, 0x3c, 64);
+    base = count_fds();
     fd = harness_raw_socket(&H);
-    raw_negotiate(fd);
-    expect_alive(fd, 10);
+    raw_negotiate(fd, 1);
+    fds0 = count_fds();
+    raw_send(fd, 10, VFIO_USER_DEVICE_SET_IRQS, 0, &set, sizeof(set), &err,
+             1);
+    raw_send(fd, 11, VFIO_USER_DEVICE_GET_INFO, 0, &di, sizeof(di), NULL, 0);
+    raw_send(fd, 12, VFIO_USER_DMA_MAP, 0, &map, sizeof(map), &mfd, 1);
+    set.index = VFIO_PCI_REQ_IRQ_INDEX;
+    raw_send(fd, 13, VFIO_USER_DEVICE_SET_IRQS, 0, &set, sizeof(set), &req,
+             1);
+    raw_send(fd, 14, VFIO_USER_REGION_READ, 0, &ra, sizeof(ra), NULL, 0);
+    map.addr = 0x200000;
+    raw_send(fd, 15, VFIO_USER_DMA_MAP, 0, &map, sizeof(map), NULL, 0);
+    /* ERR, by a posted register write. */
+    ra.offset = TESTDEV_REG_ERR_TRIGGER;
+    memcpy(wr, &ra, sizeof(ra));
+    memcpy(wr + sizeof(ra), &one, 4);
+    raw_send(fd, 16, VFIO_USER_REGION_WRITE, VFIO_USER_F_NO_REPLY, wr,
+             sizeof(wr), NULL, 0);
+    for (id = 10; id <= 15; id++) {
+        static const uint16_t cmds[] = {
+            VFIO_USER_DEVICE_SET_IRQS, VFIO_USER_DEVICE_GET_INFO,
+            VFIO_USER_DMA_MAP,         VFIO_USER_DEVICE_SET_IRQS,
+            VFIO_USER_REGION_READ,     VFIO_USER_DMA_MAP,
+        };
+
+        raw_expect_reply(fd, id, cmds[id - 10], reply, sizeof(reply));
+    }
+    raw_expect_quiet(fd);
+    harness_get_state(&H, &st);
+    assert_int_equal(st.dma_count, 2);
+    assert_true(st.irq_enabled[UMDEV_PCI_ERR_IRQ]);
+    assert_true(st.irq_enabled[UMDEV_PCI_REQ_IRQ]);
+    /* The server keeps the two eventfds, not the memfd (it mapped it). */
+    assert_int_equal(count_fds(), fds0 + 2);
+    assert_int_equal(efd_wait(err, HARNESS_TIMEOUT_MS), 1);
+    assert_int_equal(efd_wait(req, 0), 0);
+    harness_call(&H, dma_peek, &peek);
+    assert_int_equal(peek.rc, 0);
+    assert_memory_equal(peek.data, mem + 128, sizeof(peek.data));
+    close(fd);
+    harness_wait_detached(&H);
+    assert_int_equal(count_fds(), base);
+    guest_mem_free(mem, 4096, mfd);
+    close(err);
+    close(req);
+}
+
+/* A posted (No_reply) command gets no reply, not even an error: the first
+ * reply to arrive must be the next request's. */
+static void
+test_posted_errors_are_silent(void **state)
+{
+    struct vfio_user_region_access bad = { 0x7fff0, UMDEV_PCI_BAR0_REGION,
+                                           4 };
+    struct vfio_user_region_access good = { TESTDEV_REG_SCRATCH,
+                                            UMDEV_PCI_BAR0_REGION, 4 };
+    struct vfio_user_region_access rd = { TESTDEV_REG_SCRATCH,
+                                          UMDEV_PCI_BAR0_REGION, 4 };
+    uint8_t *big = calloc(1, OVERSIZED_PAYLOAD);
+    struct harness_state s0, s1;
+    uint8_t p[32], reply[64];
+    uint32_t v = 0x5ca1ab1e;
+    int fd = harness_raw_socket(&H);
+
+    (void)state;
+    assert_non_null(big);
+    raw_negotiate(fd, 1);
+    harness_get_state(&H, &s0);
+    /* A write to an invalid offset. */
+    memcpy(p, &bad, sizeof(bad));
+    memset(p + 16, 0xff, 4);
+    raw_send(fd, 10, VFIO_USER_REGION_WRITE, VFIO_USER_F_NO_REPLY, p, 20,
+             NULL, 0);
+    /* A malformed one (short payload). */
+    raw_send(fd, 11, VFIO_USER_REGION_WRITE, VFIO_USER_F_NO_REPLY, p, 3,
+             NULL, 0);
+    /* An oversized one. */
+    raw_send(fd, 12, VFIO_USER_REGION_WRITE, VFIO_USER_F_NO_REPLY, big,
+             OVERSIZED_PAYLOAD, NULL, 0);
+    /* A reply nobody asked for. */
+    raw_send(fd, 13, VFIO_USER_REGION_READ, VFIO_USER_F_TYPE_REPLY, p, 16,
+             NULL, 0);
+    /* A good posted write, applied before the next request. */
+    memcpy(p, &good, sizeof(good));
+    memcpy(p + 16, &v, 4);
+    raw_send(fd, 14, VFIO_USER_REGION_WRITE, VFIO_USER_F_NO_REPLY, p, 20,
+             NULL, 0);
+    raw_send(fd, 15, VFIO_USER_REGION_READ, 0, &rd, sizeof(rd), NULL, 0);
+    assert_int_equal(raw_expect_reply(fd, 15, VFIO_USER_REGION_READ, reply,
+                                      sizeof(reply)),
+                     16 + 16 + 4);
+    memcpy(&v, reply + 32, 4);
+    assert_int_equal(v, 0x5ca1ab1e);
+    raw_expect_quiet(fd);
+    /* The three bad commands and the stray reply were counted. */
+    harness_get_state(&H, &s1);
+    assert_int_equal(s1.stats.errors - s0.stats.errors, 4);
+    free(big);
     close(fd);
 }
 
+/* An impossible header is a bad stream: that connection is closed, the
+ * server serves the next one. */
 static void
-test_second_client_waits(void **state)
+test_impossible_header_closes_connection(void **state)
 {
-    struct umdev_client *first = harness_connect(&H);
-    uint8_t p[4] = { 0 };
-    int second = harness_raw_socket(&H);
+    static const struct vfio_user_header bad[] = {
+        { 5, VFIO_USER_DEVICE_GET_INFO, 0, 0, 0 },
+        { 5, VFIO_USER_DEVICE_GET_INFO, 8, 0, 0 },
+        { 5, VFIO_USER_DEVICE_GET_INFO, 15, 0, 0 },
+    };
+    struct umdev_client *c;
+    uint8_t buf[64];
+    size_t i;
 
     (void)state;
-    raw_send(second, 1, VFIO_USER_VERSION, 0, p, sizeof(p), NULL, 0);
-    /* Served only once the first client leaves. */
-    assert_int_equal(raw_recv(second, reply, sizeof(reply), 200), -1);
-    umdev_client_destroy(first);
-    assert_true(raw_recv(second, reply, sizeof(reply), 2000) > 16);
-    expect_alive(second, 2);
-    close(second);
-}
+    /* Through the client API. */
+    c = harness_connect(&H, NULL);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    assert_int_equal(umdev_client_send_bytes(c, &bad[1], sizeof(bad[1])), 0);
+    assert_int_equal(umdev_client_region_read(c, UMDEV_PCI_BAR0_REGION,
+                                              TESTDEV_REG_ID, buf, 4),
+                     -ECONNRESET);
+    umdev_client_destroy(c);
+    harness_wait_detached(&H);
+    /* On raw sockets, before and after negotiation. */
+    for (i = 0; i < 2 * sizeof(bad) / sizeof(bad[0]); i++) {
+        int fd = harness_raw_socket(&H);
 
-static void
-test_no_fd_leaks(void **state)
-{
-    struct harness h2;
-    int before, i;
-
-    (void)state;
-    harness_stop(&H);
-    before = count_fds();
-    harness_start(&h2);
-    for (i = 0; i < 50; i++) {
-        struct umdev_client *c = harness_connect(&h2);
-        int efd = eventfd(0, EFD_CLOEXEC);
-        int mfd = memfd_create("g", MFD_CLOEXEC);
-        void *map;
-        size_t len;
-
-        assert_int_equal(ftruncate(mfd, 8192), 0);
-        assert_int_equal(umdev_client_dma_map(c, 0x1000, 8192, NULL, mfd, 0,
-                                              3),
+        if (i % 2)
+            raw_negotiate(fd, 1);
+        raw_send_all(fd, &bad[i / 2], sizeof(bad[i / 2]));
+        assert_int_equal(raw_recv(fd, buf, sizeof(buf), HARNESS_TIMEOUT_MS,
+                                  NULL, NULL),
                          0);
-        assert_int_equal(umdev_client_set_irqs(c, 3, (1u << 2) | (1u << 5),
-                                               0, 1, &efd, NULL),
-                         0);
-        assert_int_equal(umdev_client_region_mmap(c, 2, 0, &map, &len), 0);
-        close(efd);
-        close(mfd);
-        umdev_client_destroy(c);
+        close(fd);
+        harness_wait_detached(&H);
     }
-    harness_stop(&h2);
-    assert_int_equal(count_fds(), before);
-    harness_start(&H);
+    c = harness_connect(&H, NULL);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    umdev_client_destroy(c);
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_qemu_version_exchange, setup,
+        cmocka_unit_test_setup_teardown(test_version_qemu_replay, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_before_version_and_bad_versions,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_must_come_first, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_version_refusals, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_version_without_json, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_version_pgsizes_bitmap, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_bad_messages_every_command,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_over_limit, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_unknown_commands, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_oversized_message, setup,
+        cmocka_unit_test_setup_teardown(test_fd_where_none_belongs, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_fds_where_none_belong, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_posted_error_gets_no_reply,
+        cmocka_unit_test_setup_teardown(test_too_many_fds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined_commands_with_fds,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_posted_errors_are_silent, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
-            test_bad_stream_closes_only_that_connection, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_disconnect_mid_message, setup,
+            test_impossible_header_closes_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_json_strict, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_second_client_waits, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_no_fd_leaks, setup, teardown),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return harness_main(argc, argv, "func.protocol", tests,
+                        sizeof(tests) / sizeof(tests[0]));
 }

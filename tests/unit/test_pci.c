@@ -7,7 +7,10 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <linux/vfio.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "umdev/client.h"
 #include "umdev/pci.h"
@@ -475,10 +478,24 @@ test_intx_status_and_disable(void **state)
 {
     struct fixture *f = *state;
     struct wire_pair p;
+    uint64_t n;
+    int efd;
 
     pair_open(f, &p);
+    /* Asserted before the client listens: held, not masked, not lost. */
     umdev_pci_intx_set(f->pci, true);
     assert_int_equal(cfg_read_wire(&p, 0x06, 2) & 0x8, 0x8);
+    assert_false(umdev_dev_irq_masked(f->dev, UMDEV_PCI_INTX_IRQ, 0));
+    efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    assert_true(efd >= 0);
+    /* Installing the eventfd delivers the high line, which automasks. */
+    assert_int_equal(umdev_client_set_irqs(p.c, UMDEV_PCI_INTX_IRQ,
+                                           VFIO_IRQ_SET_DATA_EVENTFD |
+                                               VFIO_IRQ_SET_ACTION_TRIGGER,
+                                           0, 1, &efd, NULL),
+                     0);
+    assert_int_equal(read(efd, &n, sizeof(n)), sizeof(n));
+    assert_int_equal(n, 1);
     assert_true(umdev_dev_irq_masked(f->dev, UMDEV_PCI_INTX_IRQ, 0));
     umdev_pci_intx_set(f->pci, false);
     assert_int_equal(cfg_read_wire(&p, 0x06, 2) & 0x8, 0);
@@ -495,7 +512,10 @@ test_intx_status_and_disable(void **state)
     /* Re-enabling delivers the held interrupt. */
     cfg_write(&p, 0x04, 0x0000, 2);
     assert_true(umdev_dev_irq_masked(f->dev, UMDEV_PCI_INTX_IRQ, 0));
+    assert_int_equal(read(efd, &n, sizeof(n)), sizeof(n));
+    assert_int_equal(n, 1);
     pair_close(&p);
+    close(efd);
 }
 
 static void

@@ -1,0 +1,814 @@
+/* Functional tests of IRQ eventfds, DMA (mapped and by message) and reset. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/vfio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define BAR0 UMDEV_PCI_BAR0_REGION
+#define BAR2 UMDEV_PCI_BAR2_REGION
+#define CONFIG UMDEV_PCI_CONFIG_REGION
+#define PG 4096u
+#define RW (VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE)
+#define PCI_CAP_ID_MSIX 0x11
+
+static struct harness H;
+
+static int
+setup(void **state)
+{
+    (void)state;
+    harness_start(&H);
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    harness_stop(&H);
+    return 0;
+}
+
+static void
+fill(uint8_t *p, size_t n, uint32_t seed)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        p[i] = (uint8_t)(seed >> 16);
+    }
+}
+
+/* Assign (@efd >= 0) or de-assign (@efd < 0: DATA_EVENTFD, no fds) the
+ * trigger eventfd of vector @sub. */
+static void
+set_trigger(struct umdev_client *c, uint32_t index, uint32_t sub, int efd)
+{
+    assert_int_equal(umdev_client_set_irqs(c, index,
+                                           VFIO_IRQ_SET_DATA_EVENTFD |
+                                               VFIO_IRQ_SET_ACTION_TRIGGER,
+                                           sub, 1, efd >= 0 ? &efd : NULL,
+                                           NULL),
+                     0);
+}
+
+/* DATA_NONE with @action (MASK, UNMASK or TRIGGER) on vector 0. */
+static void
+irq_action(struct umdev_client *c, uint32_t index, uint32_t action)
+{
+    assert_int_equal(umdev_client_set_irqs(c, index,
+                                           VFIO_IRQ_SET_DATA_NONE | action, 0,
+                                           1, NULL, NULL),
+                     0);
+}
+
+/* Start a DMA command; return DMA_STATUS (0 or an errno). */
+static uint32_t
+dma_cmd(struct umdev_client *c, uint64_t addr, uint32_t len, uint32_t cmd)
+{
+    reg_wr(c, TESTDEV_REG_DMA_ADDR, addr, 8);
+    reg_wr(c, TESTDEV_REG_DMA_LEN, len, 4);
+    reg_wr(c, TESTDEV_REG_DMA_CMD, cmd, 4);
+    return reg_rd32(c, TESTDEV_REG_DMA_STATUS);
+}
+
+/* BAR2 through REGION_READ in 4 KiB steps (any client limit). */
+static void
+bar2_read(struct umdev_client *c, uint64_t off, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+
+    while (len > 0) {
+        size_t n = len < PG ? len : PG;
+
+        assert_int_equal(umdev_client_region_read(c, BAR2, off, p, n), 0);
+        off += n;
+        p += n;
+        len -= n;
+    }
+}
+
+static void
+bar2_write(struct umdev_client *c, uint64_t off, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+
+    while (len > 0) {
+        size_t n = len < PG ? len : PG;
+
+        assert_int_equal(umdev_client_region_write(c, BAR2, off, p, n), 0);
+        off += n;
+        p += n;
+        len -= n;
+    }
+}
+
+static void
+test_irq_info(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    struct umdev_client_irq_info qi;
+    const uint32_t intx_flags = VFIO_IRQ_INFO_EVENTFD |
+                                VFIO_IRQ_INFO_MASKABLE |
+                                VFIO_IRQ_INFO_AUTOMASKED;
+
+    (void)state;
+    assert_int_equal(umdev_client_irq_info(c, VFIO_PCI_INTX_IRQ_INDEX, &qi),
+                     0);
+    assert_int_equal(qi.flags & intx_flags, intx_flags);
+    assert_int_equal(qi.count, 1);
+    /* No MSI capability: no vectors. */
+    assert_int_equal(umdev_client_irq_info(c, VFIO_PCI_MSI_IRQ_INDEX, &qi),
+                     0);
+    assert_int_equal(qi.count, 0);
+    /* MSI-X: the test device's register map declares 4 vectors. */
+    assert_int_equal(umdev_client_irq_info(c, VFIO_PCI_MSIX_IRQ_INDEX, &qi),
+                     0);
+    assert_int_equal(qi.count, TESTDEV_MSIX_VECTORS);
+    assert_true(qi.flags & VFIO_IRQ_INFO_EVENTFD);
+    assert_int_equal(umdev_client_irq_info(c, VFIO_PCI_ERR_IRQ_INDEX, &qi),
+                     0);
+    assert_int_equal(qi.count, 1);
+    assert_true(qi.flags & VFIO_IRQ_INFO_EVENTFD);
+    assert_int_equal(umdev_client_irq_info(c, VFIO_PCI_REQ_IRQ_INDEX, &qi),
+                     0);
+    assert_int_equal(qi.count, 1);
+    assert_int_equal(umdev_client_irq_info(c, UMDEV_PCI_NUM_IRQS, &qi),
+                     -EINVAL);
+    assert_int_equal(umdev_client_irq_info(c, 0xffffffffu, &qi), -EINVAL);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    umdev_client_destroy(c);
+}
+
+static bool
+intx_masked(void)
+{
+    struct harness_state s;
+
+    harness_get_state(&H, &s);
+    return s.intx_masked;
+}
+
+/*
+ * Level-triggered INTx with VFIO's automask: one signal per assertion,
+ * nothing while masked, a re-fire on unmask while the line is still high
+ * (through SET_IRQS UNMASK or the resample eventfd), silence once lowered.
+ */
+static void
+test_intx(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    struct harness_state s0, s1;
+    int efd = efd_new(), resample = efd_new();
+    uint64_t one = 1;
+
+    (void)state;
+    harness_get_state(&H, &s0);
+    set_trigger(c, VFIO_PCI_INTX_IRQ_INDEX, 0, efd);
+    assert_false(intx_masked());
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+    assert_true(intx_masked());
+    /* Still high, or lowered and raised again, while masked: silence. */
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 0, 4);
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_IRQ_RAISED), 2);
+    /* EOI with the line high: exactly one more signal, masked again. */
+    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+    assert_true(intx_masked());
+    /* Lowered, then EOI: quiet and unmasked. */
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 0, 4);
+    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    assert_false(intx_masked());
+
+    /* Explicit MASK holds a new assertion until UNMASK. */
+    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_MASK);
+    assert_true(intx_masked());
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+
+    /* The resample eventfd unmasks as SET_IRQS UNMASK does. */
+    assert_int_equal(umdev_client_set_irqs(c, VFIO_PCI_INTX_IRQ_INDEX,
+                                           VFIO_IRQ_SET_DATA_EVENTFD |
+                                               VFIO_IRQ_SET_ACTION_UNMASK,
+                                           0, 1, &resample, NULL),
+                     0);
+    assert_int_equal(write(resample, &one, sizeof(one)), sizeof(one));
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 0, 4);
+    assert_int_equal(write(resample, &one, sizeof(one)), sizeof(one));
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    assert_false(intx_masked());
+
+    /* Four signals in all, none dropped. */
+    harness_get_state(&H, &s1);
+    assert_int_equal(s1.stats.irqs - s0.stats.irqs, 4);
+    assert_int_equal(s1.stats.irqs_dropped, s0.stats.irqs_dropped);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    umdev_client_destroy(c);
+    close(efd);
+    close(resample);
+}
+
+struct release_arg {
+    int rc;
+};
+
+static void
+request_release(struct umdev_dev *dev, void *arg)
+{
+    struct release_arg *r = arg;
+
+    r->rc = umdev_dev_request_release(dev);
+}
+
+static void
+test_err_and_req(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    struct release_arg rel = { -1 };
+    int err = efd_new(), req = efd_new();
+    struct harness_state s;
+
+    (void)state;
+    set_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, err);
+    set_trigger(c, VFIO_PCI_REQ_IRQ_INDEX, 0, req);
+    harness_get_state(&H, &s);
+    assert_true(s.irq_enabled[UMDEV_PCI_ERR_IRQ]);
+    assert_true(s.irq_enabled[UMDEV_PCI_REQ_IRQ]);
+    /* ERR from the device's register. */
+    reg_wr(c, TESTDEV_REG_ERR_TRIGGER, 1, 4);
+    assert_int_equal(efd_wait(err, HARNESS_TIMEOUT_MS), 1);
+    assert_int_equal(efd_wait(req, HARNESS_QUIET_MS), 0);
+    /* REQ from the server side (device removal request). */
+    harness_call(&H, request_release, &rel);
+    assert_int_equal(rel.rc, 0);
+    assert_int_equal(efd_wait(req, HARNESS_TIMEOUT_MS), 1);
+    assert_int_equal(efd_wait(err, HARNESS_QUIET_MS), 0);
+    /* ERR and REQ are not maskable. */
+    assert_int_equal(umdev_client_set_irqs(c, VFIO_PCI_ERR_IRQ_INDEX,
+                                           VFIO_IRQ_SET_DATA_NONE |
+                                               VFIO_IRQ_SET_ACTION_MASK,
+                                           0, 1, NULL, NULL),
+                     -EINVAL);
+    /* A sub-index beyond the vector count. */
+    assert_int_equal(umdev_client_set_irqs(c, VFIO_PCI_ERR_IRQ_INDEX,
+                                           VFIO_IRQ_SET_DATA_NONE |
+                                               VFIO_IRQ_SET_ACTION_TRIGGER,
+                                           1, 1, NULL, NULL),
+                     -EINVAL);
+    /* A software trigger (DATA_NONE + TRIGGER) fires it too. */
+    irq_action(c, VFIO_PCI_REQ_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER);
+    assert_int_equal(efd_wait(req, HARNESS_TIMEOUT_MS), 1);
+    umdev_client_destroy(c);
+    close(err);
+    close(req);
+}
+
+/* De-assigning an eventfd closes the server's copy; a trigger with no
+ * eventfd is counted as dropped and signals nothing. */
+static void
+test_deassign_counts_dropped(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    struct release_arg rel = { 0 };
+    struct harness_state s0, s1;
+    int err = efd_new(), req = efd_new();
+    int fds0;
+
+    (void)state;
+    fds0 = count_fds();
+    set_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, err);
+    set_trigger(c, VFIO_PCI_REQ_IRQ_INDEX, 0, req);
+    /* The server holds its own copies. */
+    assert_int_equal(count_fds(), fds0 + 2);
+    set_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, -1);
+    set_trigger(c, VFIO_PCI_REQ_IRQ_INDEX, 0, -1);
+    assert_int_equal(count_fds(), fds0);
+    harness_get_state(&H, &s0);
+    assert_false(s0.irq_enabled[UMDEV_PCI_ERR_IRQ]);
+    assert_false(s0.irq_enabled[UMDEV_PCI_REQ_IRQ]);
+
+    reg_wr(c, TESTDEV_REG_ERR_TRIGGER, 1, 4);
+    harness_call(&H, request_release, &rel);
+    assert_int_equal(rel.rc, -ENOENT);
+    assert_int_equal(efd_wait(err, HARNESS_QUIET_MS), 0);
+    assert_int_equal(efd_wait(req, 0), 0);
+    harness_get_state(&H, &s1);
+    assert_int_equal(s1.stats.irqs_dropped - s0.stats.irqs_dropped, 2);
+    assert_int_equal(s1.stats.irqs, s0.stats.irqs);
+    /* Assign again: delivered again. */
+    set_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, err);
+    reg_wr(c, TESTDEV_REG_ERR_TRIGGER, 1, 4);
+    assert_int_equal(efd_wait(err, HARNESS_TIMEOUT_MS), 1);
+    umdev_client_destroy(c);
+    close(err);
+    close(req);
+}
+
+/* Find a capability in config space by walking the list. */
+static uint8_t
+find_cap(struct umdev_client *c, uint8_t id)
+{
+    uint8_t pos = 0, hdr[2];
+    int n;
+
+    assert_int_equal(umdev_client_region_read(c, CONFIG, 0x34, &pos, 1), 0);
+    for (n = 0; n < 48 && pos != 0; n++) {
+        assert_int_equal(umdev_client_region_read(c, CONFIG, pos, hdr, 2),
+                         0);
+        if (hdr[0] == id)
+            return pos;
+        pos = hdr[1];
+    }
+    fail_msg("capability 0x%x not found", id);
+    return 0;
+}
+
+static void
+test_msix(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    uint16_t ctl = 0x8000; /* PCI_MSIX_FLAGS_ENABLE */
+    int efd = efd_new();
+    uint8_t cap;
+
+    (void)state;
+    set_trigger(c, VFIO_PCI_MSIX_IRQ_INDEX, 2, efd);
+    cap = find_cap(c, PCI_CAP_ID_MSIX);
+    assert_int_equal(umdev_client_region_write(c, CONFIG, cap + 2u, &ctl, 2),
+                     0);
+    reg_wr(c, TESTDEV_REG_MSIX_TRIGGER, 2, 4);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+    /* Another vector: nothing on vector 2's eventfd. */
+    reg_wr(c, TESTDEV_REG_MSIX_TRIGGER, 1, 4);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    umdev_client_destroy(c);
+    close(efd);
+}
+
+#define NMAPS 1000u
+#define MAP_BASE 0x10000000ull
+
+/* Mapping i covers [iova(i), iova(i) + PG); a one-page hole follows. */
+static uint64_t
+iova(size_t i)
+{
+    return MAP_BASE + (uint64_t)i * 2 * PG;
+}
+
+static size_t
+dma_count(void)
+{
+    struct harness_state s;
+
+    harness_get_state(&H, &s);
+    return s.dma_count;
+}
+
+/*
+ * A mapping the fd cannot back (past the end of the file, or not a regular
+ * file) is refused up front: touching it later would raise SIGBUS in the
+ * server. The connection stays usable.
+ */
+static void
+test_dma_map_beyond_file(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    uint8_t *mem;
+    int fd, pipefd[2];
+
+    (void)state;
+    mem = guest_mem(4 * PG, &fd);
+    assert_int_equal(umdev_client_dma_map(c, iova(0), 8 * PG, mem, fd, 0, RW),
+                     -EINVAL);
+    assert_int_equal(umdev_client_dma_map(c, iova(0), PG, mem, fd, 4 * PG,
+                                          RW),
+                     -EINVAL);
+    assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
+    assert_int_equal(umdev_client_dma_map(c, iova(0), PG, mem, pipefd[0], 0,
+                                          RW),
+                     -EBADF);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    assert_int_equal(dma_count(), 0);
+    assert_int_equal(umdev_client_dma_map(c, iova(0), 4 * PG, mem, fd, 0, RW),
+                     0);
+    assert_int_equal(dma_count(), 1);
+    assert_int_equal(umdev_client_dma_unmap(c, iova(0), 4 * PG), 0);
+    umdev_client_destroy(c);
+    guest_mem_free(mem, 4 * PG, fd);
+}
+
+static void
+test_dma_1000_regions(void **state)
+{
+    static const size_t used[] = { 0, 1, 499, 998, 999 };
+    struct umdev_client *c = harness_connect(&H, NULL);
+    uint8_t page[PG], back[PG];
+    uint8_t *mem;
+    size_t i, k;
+    int fd, fds0, maps0;
+
+    (void)state;
+    mem = guest_mem(NMAPS * PG, &fd);
+    fds0 = count_fds();
+    maps0 = count_guest_maps();
+    for (i = 0; i < NMAPS; i++)
+        assert_int_equal(umdev_client_dma_map(c, iova(i), PG, mem + i * PG,
+                                              fd, i * PG, RW),
+                         0);
+    assert_int_equal(dma_count(), NMAPS);
+    /* The server mapped the pages and kept no descriptor. */
+    assert_int_equal(count_fds(), fds0);
+    assert_true(count_guest_maps() > maps0);
+
+    for (k = 0; k < sizeof(used) / sizeof(used[0]); k++) {
+        i = used[k];
+        /* Guest -> device. */
+        fill(mem + i * PG, PG, (uint32_t)(1000 + i));
+        assert_int_equal(dma_cmd(c, iova(i), PG, TESTDEV_DMA_TO_DEVICE), 0);
+        assert_int_equal(umdev_client_region_read(c, BAR2, 0, back, PG), 0);
+        assert_memory_equal(back, mem + i * PG, PG);
+        /* Device -> guest, at an offset inside the page. */
+        fill(page, 256, (uint32_t)(2000 + i));
+        assert_int_equal(umdev_client_region_write(c, BAR2, 0, page, 256),
+                         0);
+        assert_int_equal(dma_cmd(c, iova(i) + 512, 256,
+                                 TESTDEV_DMA_FROM_DEVICE),
+                         0);
+        assert_memory_equal(mem + i * PG + 512, page, 256);
+    }
+    /* The holes between mappings fault, also when a transfer would run
+     * from a mapping into one. */
+    assert_int_equal(dma_cmd(c, iova(0) + PG, 64, TESTDEV_DMA_TO_DEVICE),
+                     EFAULT);
+    assert_int_equal(dma_cmd(c, iova(0) + PG - 64, 128,
+                             TESTDEV_DMA_TO_DEVICE),
+                     EFAULT);
+
+    /* Refused maps and unmaps change nothing. */
+    assert_int_equal(umdev_client_dma_map(c, iova(5), PG, mem, fd, 0, RW),
+                     -EEXIST);
+    assert_int_equal(umdev_client_dma_map(c, iova(5) - PG, 2 * PG, mem, fd,
+                                          0, RW),
+                     -EEXIST);
+    assert_int_equal(umdev_client_dma_map(c, iova(5) - PG, 3 * PG, mem, fd,
+                                          0, RW),
+                     -EEXIST);
+    assert_int_equal(umdev_client_dma_map(c, iova(5), PG, mem, -1, 0, RW),
+                     -EEXIST);
+    assert_int_equal(umdev_client_dma_map(c, iova(NMAPS) + 0x100, PG, mem,
+                                          fd, 0, RW),
+                     -EINVAL);
+    assert_int_equal(umdev_client_dma_map(c, iova(NMAPS), PG + 1, mem, fd,
+                                          0, RW),
+                     -EINVAL);
+    assert_int_equal(umdev_client_dma_unmap(c, iova(0) + PG, PG), -ENOENT);
+    assert_int_equal(umdev_client_dma_unmap(c, iova(0), 2 * PG), -ENOENT);
+    assert_int_equal(umdev_client_dma_unmap(c, 0x7000000000ull, PG),
+                     -ENOENT);
+    assert_int_equal(dma_count(), NMAPS);
+
+    /* Unmap every one individually, odd ones first. */
+    for (k = 0; k < 2; k++)
+        for (i = k == 0 ? 1 : 0; i < NMAPS; i += 2)
+            assert_int_equal(umdev_client_dma_unmap(c, iova(i), PG), 0);
+    assert_int_equal(dma_count(), 0);
+    /* ...and unmapped every page again. */
+    assert_int_equal(count_guest_maps(), maps0);
+    assert_int_equal(umdev_client_dma_unmap(c, iova(0), PG), -ENOENT);
+    assert_int_equal(dma_cmd(c, iova(0), 64, TESTDEV_DMA_TO_DEVICE), EFAULT);
+
+    /* UNMAP_ALL, with and without fds. */
+    for (i = 0; i < 10; i++)
+        assert_int_equal(umdev_client_dma_map(c, iova(i), PG, mem + i * PG,
+                                              i % 2 ? fd : -1, i * PG, RW),
+                         0);
+    assert_int_equal(dma_count(), 10);
+    assert_int_equal(umdev_client_dma_unmap_all(c), 0);
+    assert_int_equal(dma_count(), 0);
+    assert_int_equal(dma_cmd(c, iova(1), 64, TESTDEV_DMA_TO_DEVICE), EFAULT);
+    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(count_guest_maps(), maps0);
+    guest_mem_free(mem, NMAPS * PG, fd);
+    umdev_client_destroy(c);
+}
+
+static uint64_t
+server_dma_bytes(void)
+{
+    struct harness_state s;
+
+    harness_get_state(&H, &s);
+    return s.stats.dma_bytes;
+}
+
+/* DMA to memory mapped without an fd goes over the socket. */
+static void
+test_dma_message_fallback(void **state)
+{
+    const size_t size = TESTDEV_BAR2_SIZE;
+    static uint8_t pat[TESTDEV_BAR2_SIZE], back[TESTDEV_BAR2_SIZE];
+    struct umdev_client *c = harness_connect(&H, NULL);
+    struct umdev_client_stats cs0, cs1;
+    const uint64_t base = 0x40000000;
+    uint64_t bytes0;
+    uint8_t *mem;
+    size_t i;
+    int fd;
+
+    (void)state;
+    mem = guest_mem(size, &fd);
+    assert_int_equal(umdev_client_dma_map(c, base, size, mem, -1, 0, RW), 0);
+    bytes0 = server_dma_bytes();
+
+    /* TO_DEVICE: guest -> BAR2, one DMA_READ message. */
+    fill(mem, size, 41);
+    umdev_client_get_stats(c, &cs0);
+    assert_int_equal(dma_cmd(c, base, (uint32_t)size, TESTDEV_DMA_TO_DEVICE),
+                     0);
+    umdev_client_get_stats(c, &cs1);
+    assert_int_equal(cs1.dma_reads - cs0.dma_reads, 1);
+    assert_int_equal(cs1.dma_writes, cs0.dma_writes);
+    bar2_read(c, 0, back, size);
+    assert_memory_equal(back, mem, size);
+
+    /* FROM_DEVICE: BAR2 -> guest, one DMA_WRITE message. */
+    fill(pat, size, 42);
+    bar2_write(c, 0, pat, size);
+    memset(mem, 0, size);
+    umdev_client_get_stats(c, &cs0);
+    assert_int_equal(dma_cmd(c, base, (uint32_t)size,
+                             TESTDEV_DMA_FROM_DEVICE),
+                     0);
+    umdev_client_get_stats(c, &cs1);
+    assert_int_equal(cs1.dma_writes - cs0.dma_writes, 1);
+    assert_int_equal(cs1.dma_reads, cs0.dma_reads);
+    assert_memory_equal(mem, pat, size);
+
+    /* INVERT: read and write back by message. */
+    umdev_client_get_stats(c, &cs0);
+    assert_int_equal(dma_cmd(c, base, (uint32_t)size, TESTDEV_DMA_INVERT),
+                     0);
+    umdev_client_get_stats(c, &cs1);
+    assert_int_equal(cs1.dma_reads - cs0.dma_reads, 1);
+    assert_int_equal(cs1.dma_writes - cs0.dma_writes, 1);
+    for (i = 0; i < size; i++)
+        if ((uint8_t)(mem[i] ^ pat[i]) != 0xff)
+            fail_msg("byte %zu: 0x%02x is not ~0x%02x", i, mem[i], pat[i]);
+    assert_int_equal(server_dma_bytes() - bytes0, 4 * size);
+
+    /* Outside the mapping: a fault and no message; running off its end:
+     * a fault. */
+    umdev_client_get_stats(c, &cs0);
+    assert_int_equal(dma_cmd(c, base + size, 32, TESTDEV_DMA_TO_DEVICE),
+                     EFAULT);
+    umdev_client_get_stats(c, &cs1);
+    assert_int_equal(cs1.dma_reads, cs0.dma_reads);
+    assert_int_equal(dma_cmd(c, base + size - 16, 32, TESTDEV_DMA_TO_DEVICE),
+                     EFAULT);
+    assert_int_equal(umdev_client_dma_unmap(c, base, size), 0);
+    guest_mem_free(mem, size, fd);
+    umdev_client_destroy(c);
+}
+
+/* One transfer across two adjacent mappings, one with an fd and one
+ * without, in both orders and both directions. */
+static void
+span(struct umdev_client *c, uint64_t base, bool fd_first)
+{
+    const size_t size = 16 * PG, half = 2048;
+    struct umdev_client_stats cs0, cs1;
+    uint8_t *lo, *hi, pat[PG], back[PG];
+    int lo_fd, hi_fd;
+
+    lo = guest_mem(size, &lo_fd);
+    hi = guest_mem(size, &hi_fd);
+    assert_int_equal(umdev_client_dma_map(c, base, size, lo,
+                                          fd_first ? lo_fd : -1, 0, RW),
+                     0);
+    assert_int_equal(umdev_client_dma_map(c, base + size, size, hi,
+                                          fd_first ? -1 : hi_fd, 0, RW),
+                     0);
+    fill(lo + size - half, half, 51);
+    fill(hi, half, 52);
+    umdev_client_get_stats(c, &cs0);
+    assert_int_equal(dma_cmd(c, base + size - half, 2 * half,
+                             TESTDEV_DMA_TO_DEVICE),
+                     0);
+    umdev_client_get_stats(c, &cs1);
+    assert_int_equal(cs1.dma_reads - cs0.dma_reads, 1);
+    assert_int_equal(umdev_client_region_read(c, BAR2, 0, back, 2 * half),
+                     0);
+    assert_memory_equal(back, lo + size - half, half);
+    assert_memory_equal(back + half, hi, half);
+
+    fill(pat, 2 * half, 53);
+    assert_int_equal(umdev_client_region_write(c, BAR2, 0, pat, 2 * half),
+                     0);
+    memset(lo + size - half, 0, half);
+    memset(hi, 0, half);
+    umdev_client_get_stats(c, &cs0);
+    assert_int_equal(dma_cmd(c, base + size - half, 2 * half,
+                             TESTDEV_DMA_FROM_DEVICE),
+                     0);
+    umdev_client_get_stats(c, &cs1);
+    assert_int_equal(cs1.dma_writes - cs0.dma_writes, 1);
+    assert_memory_equal(lo + size - half, pat, half);
+    assert_memory_equal(hi, pat + half, half);
+
+    assert_int_equal(umdev_client_dma_unmap(c, base, size), 0);
+    assert_int_equal(umdev_client_dma_unmap(c, base + size, size), 0);
+    guest_mem_free(lo, size, lo_fd);
+    guest_mem_free(hi, size, hi_fd);
+}
+
+static void
+test_dma_spanning_mappings(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+
+    (void)state;
+    span(c, 0x50000000, true);
+    span(c, 0x60000000, false);
+    assert_int_equal(dma_count(), 0);
+    umdev_client_destroy(c);
+}
+
+/* The server splits message DMA by the client's max_data_xfer_size. */
+static void
+test_dma_split_by_client_limit(void **state)
+{
+    const size_t size = TESTDEV_BAR2_SIZE;
+    struct umdev_client_opts o = { .max_data_xfer_size = PG };
+    static uint8_t back[TESTDEV_BAR2_SIZE];
+    struct umdev_client *c = harness_connect(&H, &o);
+    struct umdev_client_stats cs0, cs1;
+    uint8_t *mem;
+    int fd;
+
+    (void)state;
+    mem = guest_mem(size, &fd);
+    assert_int_equal(umdev_client_dma_map(c, 0x1000000, size, mem, -1, 0,
+                                          RW),
+                     0);
+    fill(mem, size, 61);
+    umdev_client_get_stats(c, &cs0);
+    assert_int_equal(dma_cmd(c, 0x1000000, (uint32_t)size,
+                             TESTDEV_DMA_INVERT),
+                     0);
+    umdev_client_get_stats(c, &cs1);
+    assert_int_equal(cs1.dma_reads - cs0.dma_reads, size / PG);
+    assert_int_equal(cs1.dma_writes - cs0.dma_writes, size / PG);
+    assert_int_equal(dma_cmd(c, 0x1000000, (uint32_t)size,
+                             TESTDEV_DMA_TO_DEVICE),
+                     0);
+    bar2_read(c, 0, back, size);
+    assert_memory_equal(back, mem, size);
+    guest_mem_free(mem, size, fd);
+    umdev_client_destroy(c);
+}
+
+/*
+ * DEVICE_RESET: registers, the scratch array, BAR2 and config space back
+ * to power-on, the reset counter up by one; DMA mappings and IRQ eventfds
+ * stay (VFIO semantics: a reset is not a disconnect).
+ */
+static void
+test_reset(void **state)
+{
+    static uint8_t zero[TESTDEV_BAR2_SIZE], back[TESTDEV_BAR2_SIZE];
+    struct umdev_client *c = harness_connect(&H, NULL);
+    const uint64_t base = 0x80000000;
+    int efd = efd_new(), intx = efd_new(), fd, fds0;
+    uint8_t arr[TESTDEV_SCRATCH_ARRAY_SIZE];
+    struct harness_state s;
+    uint16_t cmd = 0x0006;
+    uint32_t resets;
+    uint8_t *mem, *map;
+    void *p;
+    size_t len;
+
+    (void)state;
+    mem = guest_mem(PG, &fd);
+    assert_int_equal(umdev_client_dma_map(c, base, PG, mem, fd, 0, RW), 0);
+    set_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, efd);
+    set_trigger(c, VFIO_PCI_INTX_IRQ_INDEX, 0, intx);
+    assert_int_equal(umdev_client_region_mmap(c, BAR2, 0, &p, &len), 0);
+    map = p;
+    /* Dirty everything. */
+    reg_wr(c, TESTDEV_REG_SCRATCH, 0xabcd, 4);
+    reg_wr(c, TESTDEV_REG_SCRATCH64, 0x1234567890ull, 8);
+    fill(arr, sizeof(arr), 71);
+    assert_int_equal(umdev_client_region_write(c, BAR0,
+                                               TESTDEV_SCRATCH_ARRAY, arr,
+                                               sizeof(arr)),
+                     0);
+    fill(back, sizeof(back), 72);
+    assert_int_equal(umdev_client_region_write(c, BAR2, 0, back,
+                                               sizeof(back)),
+                     0);
+    assert_int_equal(dma_cmd(c, 0x10, 64, TESTDEV_DMA_TO_DEVICE), EFAULT);
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
+    assert_int_equal(efd_wait(intx, HARNESS_TIMEOUT_MS), 1);
+    assert_int_equal(umdev_client_region_write(c, CONFIG, 4, &cmd, 2), 0);
+    resets = reg_rd32(c, TESTDEV_REG_RESETS);
+    fds0 = count_fds();
+
+    assert_int_equal(umdev_client_reset(c), 0);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_RESETS), resets + 1);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_SCRATCH), 0);
+    assert_int_equal(reg_rd64(c, TESTDEV_REG_SCRATCH64), 0);
+    assert_int_equal(reg_rd64(c, TESTDEV_REG_DMA_ADDR), 0);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_DMA_LEN), 0);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_DMA_STATUS), 0);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_IRQ_LEVEL), 0);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_IRQ_RAISED), 0);
+    assert_int_equal(umdev_client_region_read(c, BAR0,
+                                              TESTDEV_SCRATCH_ARRAY, arr,
+                                              sizeof(arr)),
+                     0);
+    assert_memory_equal(arr, zero, sizeof(arr));
+    assert_int_equal(umdev_client_region_read(c, BAR2, 0, back,
+                                              sizeof(back)),
+                     0);
+    assert_memory_equal(back, zero, sizeof(back));
+    assert_memory_equal(map, zero, len);
+    cmd = 0xffff;
+    assert_int_equal(umdev_client_region_read(c, CONFIG, 4, &cmd, 2), 0);
+    assert_int_equal(cmd, 0);
+
+    /* Mappings and eventfds kept: no descriptor closed, DMA and IRQs
+     * work without setting anything up again. */
+    assert_int_equal(count_fds(), fds0);
+    harness_get_state(&H, &s);
+    assert_true(s.attached);
+    assert_int_equal(s.dma_count, 1);
+    assert_true(s.irq_enabled[UMDEV_PCI_ERR_IRQ]);
+    assert_true(s.irq_enabled[UMDEV_PCI_INTX_IRQ]);
+    fill(mem, PG, 73);
+    assert_int_equal(dma_cmd(c, base, PG, TESTDEV_DMA_TO_DEVICE), 0);
+    assert_int_equal(umdev_client_region_read(c, BAR2, 0, back, PG), 0);
+    assert_memory_equal(back, mem, PG);
+    reg_wr(c, TESTDEV_REG_ERR_TRIGGER, 1, 4);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+    /* INTx: the VMM's EOI after reset, then a new assertion. */
+    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK);
+    assert_int_equal(efd_wait(intx, HARNESS_QUIET_MS), 0);
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
+    assert_int_equal(efd_wait(intx, HARNESS_TIMEOUT_MS), 1);
+    /* Each reset counts once. */
+    assert_int_equal(umdev_client_reset(c), 0);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_RESETS), resets + 2);
+
+    guest_mem_free(mem, PG, fd);
+    umdev_client_destroy(c);
+    close(efd);
+    close(intx);
+}
+
+int
+main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_irq_info, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_intx, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_err_and_req, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deassign_counts_dropped, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_msix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dma_map_beyond_file, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_dma_1000_regions, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_dma_message_fallback, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_dma_spanning_mappings, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_dma_split_by_client_limit,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
+    };
+
+    return harness_main(argc, argv, "func.dma_irq", tests,
+                        sizeof(tests) / sizeof(tests[0]));
+}

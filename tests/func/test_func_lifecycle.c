@@ -1,0 +1,340 @@
+/* Functional tests of connection lifecycles: disconnects, queueing, leaks. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <linux/vfio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define PG 4096u
+#define RW (VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE)
+
+static struct harness H;
+
+static int
+setup(void **state)
+{
+    (void)state;
+    harness_start(&H);
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    harness_stop(&H);
+    return 0;
+}
+
+/* Client-owned resources a session hands to the server. */
+struct session {
+    struct umdev_client *c;
+    uint8_t *mem;
+    int mem_fd;
+    int intx, resample, err;
+};
+
+static void
+set_efd(struct umdev_client *c, uint32_t index, uint32_t action, int efd)
+{
+    assert_int_equal(umdev_client_set_irqs(c, index,
+                                           VFIO_IRQ_SET_DATA_EVENTFD | action,
+                                           0, 1, &efd, NULL),
+                     0);
+}
+
+/* Connect and give the server everything it keeps per client: DMA
+ * mappings with and without fd, trigger and resample eventfds, an mmap. */
+static void
+session_open(struct session *s)
+{
+    struct harness_state st;
+    void *p;
+    size_t len;
+
+    s->c = harness_connect(&H, NULL);
+    s->mem = guest_mem(2 * PG, &s->mem_fd);
+    s->intx = efd_new();
+    s->resample = efd_new();
+    s->err = efd_new();
+    assert_int_equal(umdev_client_dma_map(s->c, 0x100000, PG, s->mem,
+                                          s->mem_fd, 0, RW),
+                     0);
+    assert_int_equal(umdev_client_dma_map(s->c, 0x200000, PG, s->mem + PG,
+                                          -1, 0, RW),
+                     0);
+    set_efd(s->c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER,
+            s->intx);
+    set_efd(s->c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK,
+            s->resample);
+    set_efd(s->c, VFIO_PCI_ERR_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER,
+            s->err);
+    assert_int_equal(umdev_client_region_mmap(s->c, UMDEV_PCI_BAR2_REGION,
+                                              0, &p, &len),
+                     0);
+    harness_get_state(&H, &st);
+    assert_true(st.attached);
+    assert_int_equal(st.dma_count, 2);
+    assert_true(st.irq_enabled[UMDEV_PCI_INTX_IRQ]);
+    assert_true(st.irq_enabled[UMDEV_PCI_ERR_IRQ]);
+}
+
+/* Use what was set up: an interrupt and DMA both ways. */
+static void
+session_use(struct session *s)
+{
+    uint64_t one = 1;
+
+    reg_wr(s->c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
+    assert_int_equal(efd_wait(s->intx, HARNESS_TIMEOUT_MS), 1);
+    reg_wr(s->c, TESTDEV_REG_IRQ_LEVEL, 0, 4);
+    assert_int_equal(write(s->resample, &one, sizeof(one)), sizeof(one));
+    reg_wr(s->c, TESTDEV_REG_ERR_TRIGGER, 1, 4);
+    assert_int_equal(efd_wait(s->err, HARNESS_TIMEOUT_MS), 1);
+    reg_wr(s->c, TESTDEV_REG_DMA_ADDR, 0x100000 + PG - 32, 8);
+    reg_wr(s->c, TESTDEV_REG_DMA_LEN, 64, 4);
+    reg_wr(s->c, TESTDEV_REG_DMA_CMD, TESTDEV_DMA_INVERT, 4);
+    assert_int_equal(reg_rd32(s->c, TESTDEV_REG_DMA_STATUS), EFAULT);
+    reg_wr(s->c, TESTDEV_REG_DMA_ADDR, 0x200000, 8);
+    reg_wr(s->c, TESTDEV_REG_DMA_CMD, TESTDEV_DMA_INVERT, 4);
+    assert_int_equal(reg_rd32(s->c, TESTDEV_REG_DMA_STATUS), 0);
+    assert_int_equal(s->mem[PG], 0xff);
+}
+
+/* Close the client and everything we handed out. */
+static void
+session_close(struct session *s)
+{
+    umdev_client_destroy(s->c);
+    s->c = NULL;
+    guest_mem_free(s->mem, 2 * PG, s->mem_fd);
+    close(s->intx);
+    close(s->resample);
+    close(s->err);
+}
+
+/* After a client left: nothing of it is left on the server. */
+static void
+expect_clean(void)
+{
+    struct harness_state st;
+    size_t i;
+
+    harness_wait_detached(&H);
+    harness_get_state(&H, &st);
+    assert_false(st.attached);
+    assert_int_equal(st.dma_count, 0);
+    for (i = 0; i < UMDEV_PCI_NUM_IRQS; i++)
+        assert_false(st.irq_enabled[i]);
+}
+
+/* The next client is served and finds the device state kept. */
+static void
+expect_next_client_works(uint32_t scratch)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_SCRATCH), scratch);
+    umdev_client_destroy(c);
+    harness_wait_detached(&H);
+}
+
+enum cut {
+    CUT_HALF_HEADER,
+    CUT_HALF_BODY,
+    CUT_HEADER_ONLY,
+    CUT_MAX,
+};
+
+/*
+ * A client that disconnects in the middle of a message (half a header; a
+ * whole header and half the body of a REGION_WRITE; a header alone) while
+ * it has DMA mapped and eventfds set: the server drops everything of it,
+ * closes every descriptor it took, keeps the device state, and serves the
+ * next client.
+ */
+static void
+test_disconnect_mid_message(void **state)
+{
+    static uint8_t msg[16 + 16 + PG];
+    struct vfio_user_region_access a = { 0, UMDEV_PCI_BAR2_REGION, PG };
+    int cut, fds0, maps0;
+
+    (void)state;
+    fds0 = count_fds();
+    maps0 = count_guest_maps();
+    for (cut = 0; cut < CUT_MAX; cut++) {
+        struct session s;
+        size_t len;
+
+        session_open(&s);
+        session_use(&s);
+        reg_wr(s.c, TESTDEV_REG_SCRATCH, 0x1000u + (uint32_t)cut, 4);
+        assert_int_equal(umdev_wire_encode(msg, sizeof(msg), 77,
+                                           VFIO_USER_REGION_WRITE, 0, &a,
+                                           sizeof(a), NULL, 0),
+                         32);
+        /* The header says 16 + 16 + 4096; we send less. */
+        {
+            uint32_t size = sizeof(msg);
+
+            memcpy(msg + 4, &size, sizeof(size));
+        }
+        len = cut == CUT_HALF_HEADER ? 8
+              : cut == CUT_HALF_BODY ? 16 + 16 + PG / 2
+                                     : 16;
+        assert_int_equal(umdev_client_send_bytes(s.c, msg, len), 0);
+        session_close(&s);
+        expect_clean();
+        assert_int_equal(count_fds(), fds0);
+        assert_int_equal(count_guest_maps(), maps0);
+        expect_next_client_works(0x1000u + (uint32_t)cut);
+    }
+}
+
+/* Cut inside a message that carries a descriptor, and inside an oversized
+ * message being skipped: nothing leaks either way. */
+static void
+test_disconnect_mid_message_raw(void **state)
+{
+    struct vfio_user_irq_set s = {
+        .argsz = sizeof(s),
+        .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+        .index = VFIO_PCI_ERR_IRQ_INDEX,
+        .count = 1,
+    };
+    struct vfio_user_header big = {
+        .msg_id = 3,
+        .cmd = VFIO_USER_REGION_WRITE,
+        .msg_size = 4u * 1024 * 1024,
+    };
+    static uint8_t body[256 * 1024];
+    uint8_t msg[64];
+    int fd, efd = efd_new(), fds0;
+
+    (void)state;
+    fds0 = count_fds();
+    /* The eventfd travels with the first 20 bytes of a SET_IRQS. */
+    fd = harness_raw_socket(&H);
+    raw_negotiate(fd, 1);
+    assert_int_equal(umdev_wire_encode(msg, sizeof(msg), 2,
+                                       VFIO_USER_DEVICE_SET_IRQS, 0, &s,
+                                       sizeof(s), NULL, 0),
+                     36);
+    raw_send_fds(fd, msg, 20, &efd, 1);
+    /* Let the server read the part (and the fd) before we leave. */
+    raw_expect_quiet(fd);
+    close(fd);
+    expect_clean();
+    assert_int_equal(count_fds(), fds0);
+
+    /* 4 MiB announced, 256 KiB sent: cut while being skipped. */
+    fd = harness_raw_socket(&H);
+    raw_negotiate(fd, 1);
+    raw_send_all(fd, &big, sizeof(big));
+    raw_send_all(fd, body, sizeof(body));
+    raw_expect_quiet(fd);
+    close(fd);
+    expect_clean();
+    assert_int_equal(count_fds(), fds0);
+    expect_next_client_works(0);
+    close(efd);
+}
+
+/*
+ * One client at a time: a second connection is accepted into the backlog
+ * but its VERSION is not answered while the first is attached; once the
+ * first leaves it is served.
+ */
+static void
+test_second_client_waits(void **state)
+{
+    struct umdev_client *first = harness_connect(&H, NULL);
+    struct vfio_user_header h;
+    struct harness_state st;
+    uint8_t p[4] = { 0 }, reply[1024];
+    int second = harness_raw_socket(&H);
+    long n;
+
+    (void)state;
+    raw_send(second, 0x77, VFIO_USER_VERSION, 0, p, sizeof(p), NULL, 0);
+    assert_int_equal(raw_recv(second, reply, sizeof(reply), 200, NULL,
+                              NULL),
+                     -1);
+    /* The first is still served meanwhile. */
+    assert_int_equal(reg_rd32(first, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    harness_get_state(&H, &st);
+    assert_int_equal(st.stats.attaches, 1);
+    umdev_client_destroy(first);
+    n = raw_recv(second, reply, sizeof(reply), 2000, NULL, NULL);
+    assert_true(n > 20);
+    memcpy(&h, reply, sizeof(h));
+    assert_int_equal(h.msg_id, 0x77);
+    assert_int_equal(h.cmd, VFIO_USER_VERSION);
+    assert_int_equal(h.flags, VFIO_USER_F_TYPE_REPLY);
+    raw_expect_alive(second, 0x78);
+    harness_get_state(&H, &st);
+    assert_int_equal(st.stats.attaches, 2);
+    close(second);
+    harness_wait_detached(&H);
+}
+
+/*
+ * Descriptors: counted before the server starts and after 50 full
+ * connect/map/irq/mmap/disconnect cycles plus server shutdown (with one
+ * client still attached and one waiting): equal.
+ */
+static void
+test_no_fd_leaks(void **state)
+{
+    struct session s;
+    int fds0, maps0, i, waiting;
+    uint8_t buf[4];
+
+    (void)state;
+    fds0 = count_fds();
+    maps0 = count_guest_maps();
+    harness_start(&H);
+    for (i = 0; i < 50; i++) {
+        session_open(&s);
+        session_use(&s);
+        session_close(&s);
+        expect_clean();
+    }
+    /* Shut down under a client and a queued connection. */
+    session_open(&s);
+    waiting = harness_raw_socket(&H);
+    harness_stop(&H);
+    assert_int_equal(umdev_client_region_read(s.c, UMDEV_PCI_BAR0_REGION,
+                                              TESTDEV_REG_ID, buf, 4),
+                     -ECONNRESET);
+    session_close(&s);
+    close(waiting);
+    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(count_guest_maps(), maps0);
+}
+
+int
+main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_disconnect_mid_message, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_disconnect_mid_message_raw,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_client_waits, setup,
+                                        teardown),
+        cmocka_unit_test(test_no_fd_leaks),
+    };
+
+    return harness_main(argc, argv, "func.lifecycle", tests,
+                        sizeof(tests) / sizeof(tests[0]));
+}
