@@ -1,0 +1,620 @@
+/*
+ * The serial device glue: two 16550A models (uart.c) behind two 8-byte I/O
+ * BARs of a lib/pci personality, their shared INTA line, one RX-timeout
+ * timerfd per port, and each port's host end (a listening UNIX socket
+ * serving one client at a time, or a pty) on the embedder's loop.
+ *
+ * Flow control, both directions, loses no byte:
+ *  - host -> guest: the host fd is read only while the RX FIFO has room,
+ *    and never more than that room; the rest waits in the kernel's socket
+ *    or pty buffer.
+ *  - guest -> host: bytes go to the model's bounded host-end buffer and
+ *    are written out non-blockingly; while it is full the TX FIFO stays
+ *    full and THRE clear, so the guest driver waits. Without a client the
+ *    bytes are held for the next one.
+ * After every guest access, host event and timer expiry, port_sync()
+ * flushes, re-derives the fd interest and the timer from the model, and
+ * recomputes the interrupt line.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "serial.h"
+#include "uart.h"
+#include "umdev/pci.h"
+
+/* Modem inputs while a host end is present: a null-modem peer that keeps
+ * its DTR and RTS up (our DSR, DCD and CTS). */
+#define HOST_PRESENT_LINES (UART_MSR_CTS | UART_MSR_DSR | UART_MSR_DCD)
+
+struct serial_port {
+    struct serial *s;
+    unsigned int index;
+    struct uart uart;
+    bool is_pty;
+    char *path;     /* socket or symlink we created; unlinked at the end */
+    char *pty_name; /* slave device name */
+    int listen_fd;  /* -1 if none */
+    bool listening; /* listen_fd is on the loop */
+    int host_fd;    /* the connected client or the pty master; -1 */
+    bool host_watched;
+    uint32_t host_events;
+    bool rx_eof;     /* the peer sends no more */
+    bool out_closed; /* the peer reads no more */
+    int pty_slave_fd; /* held open so the master never hangs up */
+    int timer_fd;
+};
+
+struct serial {
+    char *name;
+    struct umdev_loop *loop;
+    const struct umdev_logger *log;
+    struct umdev_dev *dev;
+    struct umdev_pci *pci;
+    bool irq_level;
+    struct serial_port port[SERIAL_NR_PORTS];
+};
+
+static void on_listen(struct umdev_loop *loop, int fd, uint32_t events,
+                      void *opaque);
+
+/* The INTA line: either UART's (OUT2-gated) interrupt output. */
+static void
+serial_update_irq(struct serial *s)
+{
+    bool level = false;
+    unsigned int i;
+
+    for (i = 0; i < SERIAL_NR_PORTS; i++)
+        level = level || uart_irq_level(&s->port[i].uart);
+    if (level == s->irq_level)
+        return;
+    s->irq_level = level;
+    umdev_pci_intx_set(s->pci, level);
+}
+
+/* Write what the host end takes now, without blocking. */
+static void
+host_flush(struct serial_port *p)
+{
+    const uint8_t *buf;
+    size_t len;
+    ssize_t n;
+
+    while (p->host_fd >= 0 && !p->out_closed &&
+           (len = uart_tx_peek(&p->uart, &buf)) > 0) {
+        if (p->is_pty)
+            n = write(p->host_fd, buf, len);
+        else
+            n = send(p->host_fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            uart_tx_consume(&p->uart, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        /* EPIPE, ECONNRESET, ...: the peer reads no more. The bytes
+         * stay for the next client. */
+        p->out_closed = true;
+    }
+}
+
+/* Read at most what the RX FIFO takes; the rest stays in the kernel. */
+static void
+host_read(struct serial_port *p)
+{
+    uint8_t buf[UART_FIFO_SIZE];
+    size_t room = uart_rx_room(&p->uart);
+    ssize_t n, i;
+
+    if (p->host_fd < 0 || p->rx_eof || room == 0)
+        return;
+    if (room > sizeof(buf))
+        room = sizeof(buf);
+    n = read(p->host_fd, buf, room);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        if (n < 0 && !p->is_pty)
+            p->out_closed = true; /* a socket error ends both ways */
+        p->rx_eof = true;
+        return;
+    }
+    for (i = 0; i < n; i++)
+        uart_rx_push(&p->uart, buf[i]); /* cannot fail: n <= room */
+}
+
+static void
+host_unwatch(struct serial_port *p)
+{
+    if (p->host_watched)
+        umdev_loop_del(p->s->loop, p->host_fd);
+    p->host_watched = false;
+}
+
+static void on_host(struct umdev_loop *loop, int fd, uint32_t events,
+                    void *opaque);
+
+/* Watch the host fd for what the model can use now. With nothing to
+ * wait for it stays watched with no events so a hang-up is still seen,
+ * unless the peer is known gone. */
+static void
+host_watch(struct serial_port *p)
+{
+    uint32_t ev = 0;
+    int rc;
+
+    if (p->host_fd < 0)
+        return;
+    if (!p->rx_eof && uart_rx_room(&p->uart) > 0)
+        ev |= UMDEV_LOOP_IN;
+    if (!p->out_closed && uart_tx_pending(&p->uart) > 0)
+        ev |= UMDEV_LOOP_OUT;
+    if (ev == 0 && p->out_closed) {
+        host_unwatch(p);
+        return;
+    }
+    if (p->host_watched && ev == p->host_events)
+        return;
+    if (p->host_watched)
+        rc = umdev_loop_mod(p->s->loop, p->host_fd, ev);
+    else
+        rc = umdev_loop_add(p->s->loop, p->host_fd, ev, on_host, p);
+    if (rc < 0) {
+        umdev_log(p->s->log, LOG_ERR, "%s: port%u: cannot watch host end: %s",
+                  p->s->name, p->index, strerror(-rc));
+        return;
+    }
+    p->host_watched = true;
+    p->host_events = ev;
+}
+
+static void
+host_attach(struct serial_port *p, int fd)
+{
+    p->host_fd = fd;
+    p->rx_eof = false;
+    p->out_closed = false;
+    p->host_watched = false;
+    uart_set_modem_inputs(&p->uart, HOST_PRESENT_LINES);
+}
+
+/* The client left: close it, drop the modem lines, listen again. */
+static void
+host_detach(struct serial_port *p)
+{
+    int rc;
+
+    host_unwatch(p);
+    close(p->host_fd);
+    p->host_fd = -1;
+    uart_set_modem_inputs(&p->uart, 0);
+    umdev_log(p->s->log, LOG_INFO,
+              "%s: port%u: host client left (%zu bytes held for the next)",
+              p->s->name, p->index, uart_tx_pending(&p->uart));
+    if (p->listen_fd >= 0 && !p->listening) {
+        rc = umdev_loop_add(p->s->loop, p->listen_fd, UMDEV_LOOP_IN,
+                            on_listen, p);
+        if (rc < 0)
+            umdev_log(p->s->log, LOG_ERR, "%s: port%u: cannot listen again: %s",
+                      p->s->name, p->index, strerror(-rc));
+        else
+            p->listening = true;
+    }
+}
+
+static void
+timer_sync(struct serial_port *p)
+{
+    struct itimerspec its;
+    uint64_t ns = 0;
+
+    memset(&its, 0, sizeof(its));
+    switch (uart_rx_timer(&p->uart, &ns)) {
+    case UART_TIMER_KEEP:
+        return;
+    case UART_TIMER_START:
+        if (ns == 0)
+            ns = 1;
+        its.it_value.tv_sec = (time_t)(ns / 1000000000u);
+        its.it_value.tv_nsec = (long)(ns % 1000000000u);
+        break;
+    case UART_TIMER_STOP:
+        break;
+    }
+    /* Re-arming also resets the expiry count, so a stale expiry reads
+     * as EAGAIN in on_timer(). */
+    if (timerfd_settime(p->timer_fd, 0, &its, NULL) < 0)
+        umdev_log(p->s->log, LOG_ERR, "%s: port%u: timerfd_settime: %s",
+                  p->s->name, p->index, strerror(errno));
+}
+
+/* After any change: move bytes, re-derive fd interest, timer and IRQ. */
+static void
+port_sync(struct serial_port *p)
+{
+    host_flush(p);
+    if (p->host_fd >= 0 && p->rx_eof && p->out_closed)
+        host_detach(p);
+    host_watch(p);
+    timer_sync(p);
+    serial_update_irq(p->s);
+}
+
+static void
+on_host(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
+{
+    struct serial_port *p = opaque;
+
+    (void)loop;
+    (void)fd;
+    if (events & (UMDEV_LOOP_HUP | UMDEV_LOOP_ERR))
+        p->out_closed = true; /* unread input is still read below/later */
+    if (events & (UMDEV_LOOP_IN | UMDEV_LOOP_HUP | UMDEV_LOOP_ERR))
+        host_read(p);
+    port_sync(p);
+}
+
+static void
+on_listen(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
+{
+    struct serial_port *p = opaque;
+    int cfd;
+
+    (void)events;
+    if (p->host_fd >= 0)
+        return;
+    cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (cfd < 0)
+        return;
+    /* One client at a time: others wait in the backlog. */
+    umdev_loop_del(loop, fd);
+    p->listening = false;
+    host_attach(p, cfd);
+    umdev_log(p->s->log, LOG_INFO, "%s: port%u: host client connected",
+              p->s->name, p->index);
+    port_sync(p);
+}
+
+static void
+on_timer(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
+{
+    struct serial_port *p = opaque;
+    uint64_t n;
+
+    (void)loop;
+    (void)events;
+    if (read(fd, &n, sizeof(n)) != sizeof(n))
+        return; /* re-armed since it fired */
+    uart_timer_expired(&p->uart);
+    port_sync(p);
+}
+
+static ssize_t
+bar_access(void *opaque, uint64_t offset, void *buf, size_t count,
+           bool is_write)
+{
+    struct serial_port *p = opaque;
+    int rc;
+
+    rc = uart_access(&p->uart, offset, buf, count, is_write);
+    if (rc < 0) {
+        umdev_log(p->s->log, LOG_DEBUG,
+                  "%s: port%u: %zu-byte %s at %#llx refused", p->s->name,
+                  p->index, count, is_write ? "write" : "read",
+                  (unsigned long long)offset);
+        return rc;
+    }
+    port_sync(p);
+    return (ssize_t)count;
+}
+
+static int
+serial_reset(void *opaque)
+{
+    struct serial *s = opaque;
+    unsigned int i;
+
+    for (i = 0; i < SERIAL_NR_PORTS; i++)
+        uart_reset(&s->port[i].uart);
+    umdev_pci_reset(s->pci); /* drops INTx too */
+    s->irq_level = false;
+    for (i = 0; i < SERIAL_NR_PORTS; i++)
+        port_sync(&s->port[i]);
+    return 0;
+}
+
+static const struct umdev_dev_ops serial_ops = {
+    .reset = serial_reset,
+};
+
+/* Make room for a socket at @path: remove a dead one, refuse anything
+ * else (another file, or a socket someone still listens on). */
+static int
+clear_socket_path(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct stat st;
+    int fd, rc;
+
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (!S_ISSOCK(st.st_mode))
+        return -EEXIST;
+    strcpy(sa.sun_path, path); /* length checked by the caller */
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    if (rc == 0 || errno == EAGAIN) {
+        close(fd);
+        return -EADDRINUSE; /* somebody serves it */
+    }
+    close(fd);
+    if (unlink(path) < 0 && errno != ENOENT)
+        return -errno;
+    return 0;
+}
+
+static int
+port_open_socket(struct serial_port *p, const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd, rc;
+
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(sa.sun_path, path);
+    rc = clear_socket_path(path);
+    if (rc < 0)
+        return rc;
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    /* Linux creates the socket file with the socket inode's mode (less
+     * the umask): 0600 without touching the process-wide umask. */
+    if (fchmod(fd, 0600) < 0 ||
+        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    p->path = strdup(path);
+    if (p->path == NULL || listen(fd, 4) < 0) {
+        rc = p->path == NULL ? -ENOMEM : -errno;
+        unlink(path);
+        close(fd);
+        return rc;
+    }
+    p->listen_fd = fd;
+    rc = umdev_loop_add(p->s->loop, fd, UMDEV_LOOP_IN, on_listen, p);
+    if (rc < 0)
+        return rc;
+    p->listening = true;
+    return 0;
+}
+
+static int
+port_open_pty(struct serial_port *p, const char *link)
+{
+    char name[128];
+    struct termios tio;
+    struct stat st;
+    int fd, rc;
+
+    fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    p->host_fd = fd; /* closed by port_fini() from here on */
+    if (grantpt(fd) < 0 || unlockpt(fd) < 0 ||
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+        return -errno;
+    rc = ptsname_r(fd, name, sizeof(name));
+    if (rc != 0)
+        return -rc;
+    p->is_pty = true;
+    p->pty_name = strdup(name);
+    if (p->pty_name == NULL)
+        return -ENOMEM;
+    /* Hold the slave open: the master then never reads EOF/EIO, and the
+     * slave's raw mode keeps the line discipline from echoing guest
+     * output back as input. */
+    p->pty_slave_fd = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (p->pty_slave_fd < 0)
+        return -errno;
+    if (tcgetattr(p->pty_slave_fd, &tio) == 0) {
+        cfmakeraw(&tio);
+        tcsetattr(p->pty_slave_fd, TCSANOW, &tio);
+    }
+    if (link != NULL) {
+        /* Replace only a stale link to a pty, never anything else. */
+        if (lstat(link, &st) == 0) {
+            char old[128];
+            ssize_t n = -1;
+
+            if (S_ISLNK(st.st_mode))
+                n = readlink(link, old, sizeof(old) - 1);
+            if (n < 0)
+                return -EEXIST;
+            old[n] = '\0';
+            if (strncmp(old, "/dev/pts/", 9) != 0)
+                return -EEXIST;
+            unlink(link);
+        }
+        if (symlink(name, link) < 0)
+            return -errno;
+        p->path = strdup(link);
+        if (p->path == NULL) {
+            unlink(link);
+            return -ENOMEM;
+        }
+    }
+    host_attach(p, fd);
+    port_sync(p);
+    return 0;
+}
+
+static void
+port_fini(struct serial_port *p)
+{
+    if (p->s == NULL)
+        return;
+    host_unwatch(p);
+    if (p->listening)
+        umdev_loop_del(p->s->loop, p->listen_fd);
+    if (p->timer_fd >= 0) {
+        umdev_loop_del(p->s->loop, p->timer_fd);
+        close(p->timer_fd);
+    }
+    if (p->host_fd >= 0)
+        close(p->host_fd);
+    if (p->listen_fd >= 0)
+        close(p->listen_fd);
+    if (p->pty_slave_fd >= 0)
+        close(p->pty_slave_fd);
+    if (p->path != NULL)
+        unlink(p->path);
+    free(p->path);
+    free(p->pty_name);
+}
+
+static int
+port_init(struct serial *s, unsigned int i,
+          const struct serial_port_config *cfg)
+{
+    struct serial_port *p = &s->port[i];
+    struct umdev_region_desc bar = {
+        .size = SERIAL_BAR_SIZE,
+        .flags = UMDEV_REGION_F_READ | UMDEV_REGION_F_WRITE,
+        .access = bar_access,
+        .opaque = p,
+    };
+    int rc;
+
+    p->s = s;
+    p->index = i;
+    p->listen_fd = p->host_fd = p->pty_slave_fd = p->timer_fd = -1;
+    uart_init(&p->uart, 0);
+    rc = umdev_pci_bar_add(s->pci, i, UMDEV_PCI_BAR_IO, false,
+                           SERIAL_BAR_SIZE, &bar);
+    if (rc < 0)
+        return rc;
+    p->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (p->timer_fd < 0)
+        return -errno;
+    rc = umdev_loop_add(s->loop, p->timer_fd, UMDEV_LOOP_IN, on_timer, p);
+    if (rc < 0) {
+        close(p->timer_fd);
+        p->timer_fd = -1;
+        return rc;
+    }
+    if (cfg->pty)
+        rc = port_open_pty(p, cfg->path);
+    else if (cfg->path != NULL)
+        rc = port_open_socket(p, cfg->path);
+    if (rc < 0)
+        umdev_log(s->log, LOG_ERR,
+                  "%s: port%u: cannot open the host end%s%s: %s", s->name,
+                  i, cfg->path ? " at " : "", cfg->path ? cfg->path : "",
+                  strerror(-rc));
+    return rc;
+}
+
+int
+serial_create(struct umdev_loop *loop, const struct serial_config *cfg,
+              const struct umdev_logger *log, struct serial **out)
+{
+    static const struct umdev_pci_id id = {
+        .vendor_id = SERIAL_VENDOR_ID,
+        .device_id = SERIAL_DEVICE_ID,
+        .subsystem_vendor_id = SERIAL_SUBSYS_VENDOR_ID,
+        .subsystem_id = SERIAL_SUBSYS_ID,
+        .revision = SERIAL_REVISION,
+        .class_code = SERIAL_CLASS,
+        .interrupt_pin = 1, /* INTA# */
+    };
+    struct umdev_dev_info info = {
+        .pci = true,
+        .ops = &serial_ops,
+        .log = log,
+    };
+    struct serial *s;
+    unsigned int i;
+    int rc;
+
+    *out = NULL;
+    if (loop == NULL || cfg == NULL)
+        return -EINVAL;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return -ENOMEM;
+    s->loop = loop;
+    s->log = log;
+    s->name = strdup(cfg->name ? cfg->name : "serial");
+    if (s->name == NULL) {
+        free(s);
+        return -ENOMEM;
+    }
+    info.name = s->name;
+    info.opaque = s;
+    rc = umdev_dev_create(&info, &s->dev);
+    if (rc == 0)
+        rc = umdev_pci_create(s->dev, &id, &s->pci);
+    for (i = 0; rc == 0 && i < SERIAL_NR_PORTS; i++)
+        rc = port_init(s, i, &cfg->port[i]);
+    if (rc < 0) {
+        serial_destroy(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void
+serial_destroy(struct serial *s)
+{
+    unsigned int i;
+
+    if (s == NULL)
+        return;
+    /* The device first: a client's detach may still reach the PCI
+     * state; then the host ends. */
+    umdev_dev_destroy(s->dev);
+    umdev_pci_destroy(s->pci);
+    for (i = 0; i < SERIAL_NR_PORTS; i++)
+        port_fini(&s->port[i]);
+    free(s->name);
+    free(s);
+}
+
+struct umdev_dev *
+serial_dev(struct serial *s)
+{
+    return s->dev;
+}
+
+const char *
+serial_port_host_end(struct serial *s, unsigned int port)
+{
+    if (port >= SERIAL_NR_PORTS)
+        return NULL;
+    if (s->port[port].is_pty)
+        return s->port[port].pty_name;
+    return s->port[port].listen_fd >= 0 ? s->port[port].path : NULL;
+}
+
+bool
+serial_port_is_pty(struct serial *s, unsigned int port)
+{
+    return port < SERIAL_NR_PORTS && s->port[port].is_pty;
+}

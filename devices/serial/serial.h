@@ -1,0 +1,73 @@
+/*
+ * The serial parent device: a two-port 16550A PCI card (WCH CH352 2S
+ * identity, which Linux's 8250_pci binds without guest changes) served
+ * over vfio-user, each port's host end a UNIX socket or a pty on the
+ * embedder's event loop. Guest-visible interface: devices/serial/README.md.
+ *
+ * Threading: everything runs on the thread that runs @loop.
+ */
+#ifndef UMDEV_SERIAL_SERIAL_H
+#define UMDEV_SERIAL_SERIAL_H
+
+#include <stdbool.h>
+
+#include "umdev/dev.h"
+#include "umdev/loop.h"
+
+#define SERIAL_NR_PORTS 2
+
+/* PCI identity (8250_pci: pbn_b0_bt_2_115200, one UART per I/O BAR). */
+#define SERIAL_VENDOR_ID 0x4348 /* WCH (Nanjing Qinheng) */
+#define SERIAL_DEVICE_ID 0x3253 /* CH352 2S */
+#define SERIAL_SUBSYS_VENDOR_ID SERIAL_VENDOR_ID
+#define SERIAL_SUBSYS_ID SERIAL_DEVICE_ID
+#define SERIAL_REVISION 0x10
+#define SERIAL_CLASS 0x070002 /* serial controller, 16550-compatible */
+#define SERIAL_BAR_SIZE 8     /* per port: an 8-byte I/O BAR */
+
+struct serial_port_config {
+    /* The UNIX socket (listening, one client at a time) a user connects
+     * to with socat or screen; NULL: none. Borrowed during
+     * serial_create(). With @pty, a symbolic link to the pty's slave is
+     * made at @path instead. */
+    const char *path;
+    /* Use a pseudo-terminal as the host end instead of a socket. */
+    bool pty;
+};
+
+struct serial_config {
+    const char *name; /* for logs; NULL: "serial" */
+    struct serial_port_config port[SERIAL_NR_PORTS];
+};
+
+struct serial;
+
+/**
+ * serial_create() - build the device: PCI personality, the two I/O BARs,
+ * INTx, the host ends (listening on @loop right away) and the RX timeout
+ * timers.
+ * @loop: borrowed; must outlive the device.
+ * @log: borrowed; may be NULL.
+ * Return: 0; -ENOMEM; -EEXIST (a host-end path exists and is not a
+ * socket or our symlink); -ENAMETOOLONG; or the socket/pty/timerfd error.
+ */
+int serial_create(struct umdev_loop *loop, const struct serial_config *cfg,
+                  const struct umdev_logger *log, struct serial **out);
+
+/** Stop serving the host ends, remove their paths, free. NULL is ok. */
+void serial_destroy(struct serial *s);
+
+/** The device to serve (umdev_server_create()); owned by @s. */
+struct umdev_dev *serial_dev(struct serial *s);
+
+/**
+ * serial_port_host_end() - where port @port's host end is: the socket
+ * path, or the pty slave's name (for example /dev/pts/3); NULL if the
+ * port has none. Owned by @s.
+ */
+const char *serial_port_host_end(struct serial *s, unsigned int port);
+
+/** True if port @port's host end is a pty. */
+bool serial_port_is_pty(struct serial *s, unsigned int port);
+
+#endif /* UMDEV_SERIAL_SERIAL_H */

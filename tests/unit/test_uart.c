@@ -1,0 +1,1145 @@
+/*
+ * Unit tests of the 16550A register model (devices/serial/uart.c), then of
+ * the serial device glue in-process: config space, the I/O BARs, INTx
+ * status, and bytes crossing the host-end UNIX socket with flow control.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "serial.h"
+#include "uart.h"
+#include "umdev/pci.h"
+
+/* 8N1 at 115200 baud: 4 characters of 10 bits. */
+#define TIMEOUT_115200_NS (4ull * 10 * 1000000000ull / 115200)
+
+/* A UART after power-on, programmed for 8-bit words (LCR resets to 5
+ * data bits, and the model masks data to the word length). */
+static struct uart *
+new_uart(size_t out_limit)
+{
+    struct uart *u = malloc(sizeof(*u));
+
+    assert_non_null(u);
+    uart_init(u, out_limit);
+    uart_write(u, UART_LCR, 0x03);
+    return u;
+}
+
+/* ---------------------------------------------------------------- */
+/* Register model                                                    */
+
+static void
+test_reset_values(void **state)
+{
+    struct uart *u = new_uart(0);
+
+    (void)state;
+    uart_init(u, 0);
+    assert_int_equal(uart_read(u, UART_IER), 0x00);
+    assert_int_equal(uart_read(u, UART_IIR), 0x01);
+    assert_int_equal(uart_read(u, UART_LCR), 0x00);
+    assert_int_equal(uart_read(u, UART_MCR), 0x00);
+    assert_int_equal(uart_read(u, UART_LSR), 0x60);
+    assert_int_equal(uart_read(u, UART_MSR), 0x00);
+    assert_int_equal(uart_read(u, UART_SCR), 0x00);
+    assert_false(uart_irq_level(u));
+    /* Divisor after reset: 12 (9600 baud). */
+    uart_write(u, UART_LCR, UART_LCR_DLAB);
+    assert_int_equal(uart_read(u, UART_DLL), UART_RESET_DIVISOR);
+    assert_int_equal(uart_read(u, UART_DLM), 0);
+
+    /* MSR follows the inputs, with no deltas after a reset. */
+    uart_set_modem_inputs(u, UART_MSR_CTS | UART_MSR_DCD);
+    uart_write(u, UART_SCR, 0x5a);
+    uart_reset(u);
+    assert_int_equal(uart_read(u, UART_MSR), UART_MSR_CTS | UART_MSR_DCD);
+    assert_int_equal(uart_read(u, UART_SCR), 0x00);
+    assert_int_equal(uart_read(u, UART_LCR), 0x00);
+    assert_int_equal(uart_read(u, UART_IIR), 0x01);
+    free(u);
+}
+
+static void
+test_divisor_latch(void **state)
+{
+    struct uart *u = new_uart(0);
+
+    (void)state;
+    uart_write(u, UART_IER, UART_IER_MSI);
+    uart_write(u, UART_LCR, UART_LCR_DLAB | 0x03);
+    uart_write(u, UART_DLL, 0x01);
+    uart_write(u, UART_DLM, 0x02);
+    assert_int_equal(uart_read(u, UART_DLL), 0x01);
+    assert_int_equal(uart_read(u, UART_DLM), 0x02);
+    assert_int_equal(uart_read(u, UART_LCR), UART_LCR_DLAB | 0x03);
+    /* DLAB off: offsets 0 and 1 are RBR/THR and IER again. */
+    uart_write(u, UART_LCR, 0x03);
+    assert_int_equal(uart_read(u, UART_IER), UART_IER_MSI);
+    assert_int_equal(uart_read(u, UART_LSR), 0x60); /* no byte read/sent */
+    assert_int_equal(uart_tx_pending(u), 0);
+    uart_write(u, UART_IER, 0x05);
+    uart_write(u, UART_LCR, UART_LCR_DLAB | 0x03);
+    assert_int_equal(uart_read(u, UART_DLL), 0x01);
+    assert_int_equal(uart_read(u, UART_DLM), 0x02);
+    /* 115200 baud (divisor 1), 8N1: 4 characters ~347 us. */
+    uart_write(u, UART_DLL, 1);
+    uart_write(u, UART_DLM, 0);
+    assert_int_equal(uart_char_timeout_ns(u), TIMEOUT_115200_NS);
+    /* 7E2 adds parity and a stop bit: 11 bits. */
+    uart_write(u, UART_LCR, 0x02 | UART_LCR_PARITY | UART_LCR_STOP);
+    assert_int_equal(uart_char_timeout_ns(u),
+                     4ull * 11 * 1000000000ull / 115200);
+    free(u);
+}
+
+static void
+test_ier_scr_readonly(void **state)
+{
+    struct uart *u = new_uart(0);
+
+    (void)state;
+    uart_write(u, UART_IER, 0xff);
+    assert_int_equal(uart_read(u, UART_IER), 0x0f); /* upper nibble 0 */
+    uart_write(u, UART_IER, 0);
+    uart_write(u, UART_SCR, 0xa5);
+    assert_int_equal(uart_read(u, UART_SCR), 0xa5);
+    /* LSR and MSR ignore writes. */
+    uart_write(u, UART_LSR, 0x1f);
+    uart_write(u, UART_MSR, 0xff);
+    assert_int_equal(uart_read(u, UART_LSR), 0x60);
+    assert_int_equal(uart_read(u, UART_MSR), 0x00);
+    /* MCR bits 5-7 read as 0 on a 16550A. */
+    uart_write(u, UART_MCR, 0xff);
+    assert_int_equal(uart_read(u, UART_MCR), 0x1f);
+    free(u);
+}
+
+static void
+test_access_widths(void **state)
+{
+    struct uart *u = new_uart(0);
+    uint32_t v = 0;
+    uint8_t b = 0x42;
+
+    (void)state;
+    assert_int_equal(uart_access(u, UART_SCR, &v, 2, false), -EINVAL);
+    assert_int_equal(uart_access(u, 0, &v, 4, true), -EINVAL);
+    assert_int_equal(uart_access(u, 0, &v, 0, false), -EINVAL);
+    assert_int_equal(uart_access(u, 8, &b, 1, false), -EINVAL);
+    assert_int_equal(uart_access(u, UART_SCR, &b, 1, true), 0);
+    b = 0;
+    assert_int_equal(uart_access(u, UART_SCR, &b, 1, false), 0);
+    assert_int_equal(b, 0x42);
+    free(u);
+}
+
+static void
+test_fifo_enable_and_trigger(void **state)
+{
+    static const struct {
+        uint8_t fcr;
+        unsigned int level;
+    } t[] = {
+        { UART_FCR_ENABLE_FIFO | UART_FCR_TRIGGER_1, 1 },
+        { UART_FCR_ENABLE_FIFO | UART_FCR_TRIGGER_4, 4 },
+        { UART_FCR_ENABLE_FIFO | UART_FCR_TRIGGER_8, 8 },
+        { UART_FCR_ENABLE_FIFO | UART_FCR_TRIGGER_14, 14 },
+    };
+    struct uart *u = new_uart(0);
+    size_t i;
+
+    (void)state;
+    uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO);
+    assert_int_equal(uart_read(u, UART_IIR), 0xc1);
+    assert_int_equal(uart_rx_room(u), 16);
+    uart_write(u, UART_FCR, 0);
+    assert_int_equal(uart_read(u, UART_IIR), 0x01);
+    assert_int_equal(uart_rx_room(u), 1); /* one holding register */
+    /* Trigger bits without FCR0 are not written. */
+    uart_write(u, UART_FCR, UART_FCR_TRIGGER_14);
+    assert_int_equal(uart_rx_trigger(u), 1);
+    assert_int_equal(uart_read(u, UART_IIR), 0x01);
+    for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        uart_write(u, UART_FCR, t[i].fcr);
+        assert_int_equal(uart_rx_trigger(u), t[i].level);
+        assert_int_equal(uart_read(u, UART_IIR), 0xc1);
+    }
+    free(u);
+}
+
+static void
+test_rx_data_available_each_level(void **state)
+{
+    static const uint8_t trig[] = { UART_FCR_TRIGGER_1, UART_FCR_TRIGGER_4,
+                                    UART_FCR_TRIGGER_8,
+                                    UART_FCR_TRIGGER_14 };
+    static const unsigned int level[] = { 1, 4, 8, 14 };
+    size_t i;
+    unsigned int n;
+
+    (void)state;
+    for (i = 0; i < 4; i++) {
+        struct uart *u = new_uart(0);
+
+        uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO | trig[i]);
+        uart_write(u, UART_IER, UART_IER_RDI);
+        uart_write(u, UART_MCR, UART_MCR_OUT2);
+        for (n = 0; n + 1 < level[i]; n++) {
+            assert_int_equal(uart_rx_push(u, (uint8_t)('a' + n)), 0);
+            assert_int_equal(uart_read(u, UART_IIR), 0xc1);
+            assert_false(uart_irq_level(u));
+        }
+        assert_int_equal(uart_rx_push(u, (uint8_t)('a' + n)), 0);
+        assert_int_equal(uart_read(u, UART_IIR), 0xc4);
+        assert_true(uart_irq_level(u));
+        /* Reading one byte drops the count below the trigger level. */
+        assert_int_equal(uart_read(u, UART_RX), 'a');
+        assert_int_equal(uart_read(u, UART_IIR), 0xc1);
+        assert_false(uart_irq_level(u));
+        if (level[i] > 1)
+            assert_int_equal(uart_read(u, UART_LSR) & UART_LSR_DR,
+                             UART_LSR_DR);
+        free(u);
+    }
+}
+
+static void
+test_rx_non_fifo(void **state)
+{
+    struct uart *u = new_uart(0);
+
+    (void)state;
+    uart_write(u, UART_IER, UART_IER_RDI);
+    uart_write(u, UART_MCR, UART_MCR_OUT2);
+    assert_int_equal(uart_rx_room(u), 1);
+    assert_int_equal(uart_rx_push(u, 'x'), 0);
+    assert_int_equal(uart_read(u, UART_LSR), 0x61);
+    assert_int_equal(uart_read(u, UART_IIR), 0x04);
+    assert_true(uart_irq_level(u));
+    /* The holding register is full: the host byte is refused, not lost. */
+    assert_int_equal(uart_rx_room(u), 0);
+    assert_int_equal(uart_rx_push(u, 'y'), -ENOSPC);
+    assert_int_equal(uart_read(u, UART_RX), 'x');
+    assert_int_equal(uart_read(u, UART_LSR), 0x60);
+    assert_int_equal(uart_read(u, UART_IIR), 0x01);
+    assert_false(uart_irq_level(u));
+    /* An empty RBR reads its last value. */
+    assert_int_equal(uart_read(u, UART_RX), 'x');
+    /* No timeout machinery without FIFOs. */
+    uint64_t ns;
+    assert_int_equal(uart_rx_push(u, 'y'), 0);
+    assert_int_equal(uart_rx_timer(u, &ns), UART_TIMER_KEEP);
+    free(u);
+}
+
+static void
+test_char_timeout(void **state)
+{
+    struct uart *u = new_uart(0);
+    uint64_t ns = 0;
+
+    (void)state;
+    uart_write(u, UART_LCR, UART_LCR_DLAB);
+    uart_write(u, UART_DLL, 1); /* 115200 */
+    uart_write(u, UART_LCR, 0x03);
+    uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO | UART_FCR_TRIGGER_8);
+    uart_write(u, UART_IER, UART_IER_RDI);
+    uart_write(u, UART_MCR, UART_MCR_OUT2);
+    assert_int_equal(uart_rx_timer(u, &ns), UART_TIMER_KEEP);
+
+    assert_int_equal(uart_rx_push(u, '1'), 0);
+    assert_int_equal(uart_rx_timer(u, &ns), UART_TIMER_START);
+    assert_int_equal(ns, TIMEOUT_115200_NS);
+    assert_int_equal(uart_rx_timer(u, &ns), UART_TIMER_KEEP);
+    /* Each byte received restarts the window. */
+    assert_int_equal(uart_rx_push(u, '2'), 0);
+    assert_int_equal(uart_rx_push(u, '3'), 0);
+    assert_int_equal(uart_rx_timer(u, &ns), UART_TIMER_START);
+    assert_int_equal(uart_read(u, UART_IIR), 0xc1); /* 3 < 8: quiet */
+    uart_timer_expired(u);
+    assert_int_equal(uart_read(u, UART_IIR), 0xcc);
+    assert_true(uart_irq_level(u));
+    /* Indicated: the expired timer stays idle until the next read. */
+    assert_int_equal(uart_rx_timer(u, &ns), UART_TIMER_KEEP);
+    /* Reading a byte clears the indication and restarts the window. */
+    assert_int_equal(uart_read(u, UART_RX), '1');
+    assert_int_equal(uart_read(u, UART_IIR), 0xc1);
+    assert_false(uart_irq_level(u));
+    assert_int_equal(uart_rx_timer(u, &ns), UART_TIMER_START);
+    uart_timer_expired(u);
+    assert_int_equal(uart_read(u, UART_IIR), 0xcc);
+    assert_int_equal(uart_read(u, UART_RX), '2');
+    assert_int_equal(uart_rx_timer(u, &ns), UART_TIMER_START);
+    assert_int_equal(uart_read(u, UART_RX), '3');
+    assert_int_equal(uart_read(u, UART_IIR), 0xc1);
+    /* Empty FIFO: a running timer is stopped, once. */
+    assert_int_equal(uart_rx_timer(u, &ns), UART_TIMER_STOP);
+    assert_int_equal(uart_rx_timer(u, &ns), UART_TIMER_KEEP);
+    uart_timer_expired(u); /* a late expiry of a stopped timer */
+    assert_int_equal(uart_read(u, UART_IIR), 0xc1);
+
+    /* A byte that arrives before the embedder re-armed makes a pending
+     * expiry stale. */
+    assert_int_equal(uart_rx_push(u, '4'), 0);
+    assert_int_equal(uart_rx_timer(u, &ns), UART_TIMER_START);
+    assert_int_equal(uart_rx_push(u, '5'), 0);
+    uart_timer_expired(u);
+    assert_int_equal(uart_read(u, UART_IIR), 0xc1);
+    assert_int_equal(uart_rx_timer(u, &ns), UART_TIMER_START);
+    uart_timer_expired(u);
+    assert_int_equal(uart_read(u, UART_IIR), 0xcc);
+
+    /* At or above the trigger level it is RDI, with no timer. */
+    uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO | UART_FCR_TRIGGER_1);
+    assert_int_equal(uart_read(u, UART_IIR), 0xcc); /* still indicated */
+    assert_int_equal(uart_read(u, UART_RX), '4');
+    assert_int_equal(uart_read(u, UART_IIR), 0xc4);
+    assert_int_equal(uart_rx_timer(u, &ns), UART_TIMER_KEEP);
+    /* An RX FIFO reset cancels everything. */
+    uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO | UART_FCR_TRIGGER_8);
+    assert_int_equal(uart_rx_timer(u, &ns), UART_TIMER_START);
+    uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO | UART_FCR_CLEAR_RCVR);
+    assert_int_equal(uart_rx_timer(u, &ns), UART_TIMER_STOP);
+    assert_int_equal(uart_read(u, UART_LSR), 0x60);
+    assert_int_equal(uart_read(u, UART_IIR), 0xc1);
+    free(u);
+}
+
+static void
+test_thre_interrupt(void **state)
+{
+    struct uart *u = new_uart(0);
+
+    (void)state;
+    uart_write(u, UART_MCR, UART_MCR_OUT2);
+    /* Enabling ETBEI with THR empty raises the THRE interrupt. */
+    uart_write(u, UART_IER, UART_IER_THRI);
+    assert_true(uart_irq_level(u));
+    /* Reading IIR while THRE is the source clears it. */
+    assert_int_equal(uart_read(u, UART_IIR), 0x02);
+    assert_int_equal(uart_read(u, UART_IIR), 0x01);
+    assert_false(uart_irq_level(u));
+    /* Re-enabling raises it again (Linux's UART_BUG_THRE probe). */
+    uart_write(u, UART_IER, 0);
+    assert_int_equal(uart_read(u, UART_IIR), 0x01);
+    uart_write(u, UART_IER, UART_IER_THRI);
+    assert_int_equal(uart_read(u, UART_IIR), 0x02);
+    /* A THR write clears it; the byte leaves at once (host end has room)
+     * and the emptied THR raises it again. */
+    uart_write(u, UART_TX, 'A');
+    assert_int_equal(uart_tx_pending(u), 1);
+    assert_int_equal(uart_read(u, UART_LSR), 0x60);
+    assert_int_equal(uart_read(u, UART_IIR), 0x02);
+    /* Disabled: no interrupt, and IIR reads never clear a masked one. */
+    uart_write(u, UART_IER, 0);
+    assert_false(uart_irq_level(u));
+    free(u);
+}
+
+static void
+test_thre_cleared_by_thr_write(void **state)
+{
+    struct uart *u = new_uart(2);
+    const uint8_t *p;
+
+    (void)state;
+    uart_write(u, UART_MCR, UART_MCR_OUT2);
+    uart_write(u, UART_TX, 'a');
+    uart_write(u, UART_TX, 'b'); /* host-end buffer now full */
+    assert_int_equal(uart_tx_pending(u), 2);
+    assert_int_equal(uart_read(u, UART_LSR), 0x60); /* FIFO still empty */
+    uart_write(u, UART_IER, UART_IER_THRI);
+    assert_int_equal(uart_read(u, UART_IIR) & 0x0f, 0x02);
+    /* Pending again (re-enabled); the THR write clears it and, with the
+     * transmitter stalled, it stays clear. */
+    uart_write(u, UART_IER, 0);
+    uart_write(u, UART_IER, UART_IER_THRI);
+    assert_true(uart_irq_level(u));
+    uart_write(u, UART_TX, 'c');
+    assert_false(uart_irq_level(u));
+    assert_int_equal(uart_read(u, UART_IIR), 0x01);
+    assert_int_equal(uart_read(u, UART_LSR), 0x00); /* THRE, TEMT clear */
+    /* The host takes one byte: 'c' moves on, THRE and its IRQ return. */
+    assert_int_equal(uart_tx_peek(u, &p), 2);
+    assert_memory_equal(p, "ab", 2);
+    uart_tx_consume(u, 1);
+    assert_int_equal(uart_read(u, UART_LSR), 0x60);
+    assert_true(uart_irq_level(u));
+    assert_int_equal(uart_read(u, UART_IIR), 0x02);
+    assert_int_equal(uart_tx_peek(u, &p), 2);
+    assert_memory_equal(p, "bc", 2);
+    free(u);
+}
+
+static void
+test_tx_back_pressure(void **state)
+{
+    struct uart *u = new_uart(0);
+    struct uart_stats st;
+    const uint8_t *p;
+    size_t i, n, total = 0;
+
+    (void)state;
+    uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO);
+    uart_write(u, UART_MCR, UART_MCR_OUT2);
+    uart_write(u, UART_IER, UART_IER_THRI);
+    /* No host end draining: 4 KiB go to the host-end buffer, then the 16
+     * byte FIFO fills and THRE/TEMT stay clear. */
+    for (i = 0; i < UART_OUT_SIZE; i++)
+        uart_write(u, UART_TX, (uint8_t)i);
+    assert_int_equal(uart_tx_pending(u), UART_OUT_SIZE);
+    assert_int_equal(uart_read(u, UART_LSR) & 0x60, 0x60);
+    for (i = 0; i < UART_FIFO_SIZE; i++) {
+        uart_write(u, UART_TX, (uint8_t)(UART_OUT_SIZE + i));
+        assert_int_equal(uart_read(u, UART_LSR) & 0x60, 0x00);
+    }
+    assert_int_equal(uart_read(u, UART_IIR), 0xc1);
+    assert_false(uart_irq_level(u));
+    /* A guest ignoring THRE loses that byte, as on hardware. */
+    uart_write(u, UART_TX, 0xee);
+    uart_get_stats(u, &st);
+    assert_int_equal(st.tx_dropped, 1);
+    /* Draining part of the buffer is not enough while bytes still wait
+     * in the FIFO ... */
+    uart_tx_consume(u, 8);
+    assert_int_equal(uart_read(u, UART_LSR) & 0x60, 0x00);
+    assert_false(uart_irq_level(u));
+    /* ... the FIFO empties once 16 bytes have room: THRE re-asserts. */
+    uart_tx_consume(u, 8);
+    assert_int_equal(uart_read(u, UART_LSR) & 0x60, 0x60);
+    assert_true(uart_irq_level(u));
+    assert_int_equal(uart_read(u, UART_IIR), 0xc2);
+    /* Everything arrives in order across the ring's wrap. */
+    for (i = 16; uart_tx_pending(u) > 0; i += n) {
+        n = uart_tx_peek(u, &p);
+        for (size_t k = 0; k < n; k++)
+            assert_int_equal(p[k], (uint8_t)(i + k));
+        uart_tx_consume(u, n);
+        total += n;
+    }
+    assert_int_equal(total, UART_OUT_SIZE);
+    uart_get_stats(u, &st);
+    assert_int_equal(st.tx_bytes, UART_OUT_SIZE + 16);
+    free(u);
+}
+
+static void
+test_lsr_bits(void **state)
+{
+    struct uart *u = new_uart(1);
+
+    (void)state;
+    assert_int_equal(uart_read(u, UART_LSR), UART_LSR_THRE | UART_LSR_TEMT);
+    assert_int_equal(uart_rx_push(u, 'q'), 0);
+    assert_int_equal(uart_read(u, UART_LSR),
+                     UART_LSR_DR | UART_LSR_THRE | UART_LSR_TEMT);
+    assert_int_equal(uart_read(u, UART_RX), 'q');
+    assert_int_equal(uart_read(u, UART_LSR), UART_LSR_THRE | UART_LSR_TEMT);
+    uart_write(u, UART_TX, '1'); /* fills the 1-byte host buffer */
+    uart_write(u, UART_TX, '2'); /* waits in THR */
+    assert_int_equal(uart_read(u, UART_LSR), 0x00);
+    uart_tx_consume(u, 1);
+    assert_int_equal(uart_read(u, UART_LSR), UART_LSR_THRE | UART_LSR_TEMT);
+    free(u);
+}
+
+static void
+test_overrun_non_fifo(void **state)
+{
+    struct uart *u = new_uart(0);
+    struct uart_stats st;
+
+    (void)state;
+    uart_write(u, UART_IER, UART_IER_RLSI | UART_IER_RDI);
+    uart_write(u, UART_MCR, UART_MCR_LOOP | UART_MCR_OUT2);
+    uart_write(u, UART_TX, 'a');
+    assert_int_equal(uart_read(u, UART_IIR), 0x04);
+    uart_write(u, UART_TX, 'b'); /* RBR still full: overrun */
+    assert_int_equal(uart_read(u, UART_IIR), 0x06);
+    assert_int_equal(uart_read(u, UART_LSR),
+                     UART_LSR_DR | UART_LSR_OE | UART_LSR_THRE |
+                         UART_LSR_TEMT);
+    /* Reading LSR clears OE and the line status interrupt. */
+    assert_int_equal(uart_read(u, UART_LSR) & UART_LSR_OE, 0);
+    assert_int_equal(uart_read(u, UART_IIR), 0x04);
+    /* 16450 mode: the new character overwrote RBR. */
+    assert_int_equal(uart_read(u, UART_RX), 'b');
+    assert_int_equal(uart_read(u, UART_IIR), 0x01);
+    uart_get_stats(u, &st);
+    assert_int_equal(st.overruns, 1);
+    free(u);
+}
+
+static void
+test_overrun_fifo(void **state)
+{
+    struct uart *u = new_uart(0);
+    unsigned int i;
+
+    (void)state;
+    uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO);
+    uart_write(u, UART_MCR, UART_MCR_LOOP);
+    for (i = 0; i < UART_FIFO_SIZE + 1; i++)
+        uart_write(u, UART_TX, (uint8_t)('A' + i));
+    assert_int_equal(uart_read(u, UART_LSR) & (UART_LSR_OE | UART_LSR_DR),
+                     UART_LSR_OE | UART_LSR_DR);
+    /* FIFO mode: the FIFO keeps its 16, the 17th is lost. */
+    for (i = 0; i < UART_FIFO_SIZE; i++)
+        assert_int_equal(uart_read(u, UART_RX), 'A' + i);
+    assert_int_equal(uart_read(u, UART_LSR), 0x60);
+    free(u);
+}
+
+static void
+test_fifo_limits(void **state)
+{
+    struct uart *u = new_uart(0);
+    struct uart_stats st;
+    unsigned int i;
+
+    (void)state;
+    uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO);
+    for (i = 0; i < UART_FIFO_SIZE; i++) {
+        assert_int_equal(uart_rx_room(u), UART_FIFO_SIZE - i);
+        assert_int_equal(uart_rx_push(u, (uint8_t)i), 0);
+    }
+    assert_int_equal(uart_rx_room(u), 0);
+    assert_int_equal(uart_rx_push(u, 0xff), -ENOSPC);
+    uart_get_stats(u, &st);
+    assert_int_equal(st.overruns, 0); /* refused, not overrun */
+    assert_int_equal(st.rx_bytes, UART_FIFO_SIZE);
+    assert_int_equal(uart_read(u, UART_LSR) & UART_LSR_OE, 0);
+    assert_int_equal(uart_read(u, UART_RX), 0);
+    assert_int_equal(uart_rx_room(u), 1);
+    assert_int_equal(uart_rx_push(u, 0xff), 0);
+    for (i = 1; i < UART_FIFO_SIZE; i++)
+        assert_int_equal(uart_read(u, UART_RX), i);
+    assert_int_equal(uart_read(u, UART_RX), 0xff);
+    assert_int_equal(uart_read(u, UART_LSR), 0x60);
+    free(u);
+}
+
+static void
+test_fifo_reset_bits(void **state)
+{
+    struct uart *u = new_uart(1);
+    struct uart_stats st;
+
+    (void)state;
+    uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO);
+    uart_write(u, UART_MCR, UART_MCR_OUT2);
+    assert_int_equal(uart_rx_push(u, 'r'), 0);
+    assert_int_equal(uart_rx_push(u, 's'), 0);
+    uart_write(u, UART_TX, 't'); /* to the host buffer */
+    uart_write(u, UART_TX, 'u'); /* stays in the TX FIFO */
+    uart_write(u, UART_TX, 'v');
+    uart_write(u, UART_IER, UART_IER_THRI);
+    assert_int_equal(uart_read(u, UART_LSR), UART_LSR_DR);
+    assert_int_equal(uart_read(u, UART_IIR), 0xc1);
+    /* RX FIFO reset: DR drops, room returns. */
+    uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO | UART_FCR_CLEAR_RCVR);
+    assert_int_equal(uart_read(u, UART_LSR), 0x00);
+    assert_int_equal(uart_rx_room(u), 16);
+    /* TX FIFO reset: THRE and its interrupt come back; bytes already in
+     * the host buffer stay. */
+    uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO | UART_FCR_CLEAR_XMIT);
+    assert_int_equal(uart_read(u, UART_LSR), 0x60);
+    assert_int_equal(uart_read(u, UART_IIR), 0xc2);
+    assert_int_equal(uart_tx_pending(u), 1);
+    uart_get_stats(u, &st);
+    assert_int_equal(st.fifo_cleared, 4);
+    /* The reset bits self-clear; turning FIFOs off clears them too. */
+    assert_int_equal(uart_rx_push(u, 'w'), 0);
+    uart_write(u, UART_FCR, 0);
+    assert_int_equal(uart_read(u, UART_LSR) & UART_LSR_DR, 0);
+    assert_int_equal(uart_read(u, UART_IIR), 0x01);
+    free(u);
+}
+
+static void
+test_loopback_echo(void **state)
+{
+    struct uart *u = new_uart(0);
+    const char *msg = "hello";
+    size_t i;
+
+    (void)state;
+    uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO | UART_FCR_TRIGGER_4);
+    uart_write(u, UART_IER, UART_IER_RDI);
+    uart_write(u, UART_MCR, UART_MCR_LOOP | UART_MCR_OUT2);
+    /* The serial input is disconnected in loopback. */
+    assert_int_equal(uart_rx_room(u), 0);
+    assert_int_equal(uart_rx_push(u, 'x'), -ENOSPC);
+    for (i = 0; i < strlen(msg); i++)
+        uart_write(u, UART_TX, (uint8_t)msg[i]);
+    assert_int_equal(uart_tx_pending(u), 0); /* nothing to the host */
+    assert_int_equal(uart_read(u, UART_IIR), 0xc4);
+    assert_true(uart_irq_level(u));
+    for (i = 0; i < strlen(msg); i++)
+        assert_int_equal(uart_read(u, UART_RX), msg[i]);
+    assert_int_equal(uart_read(u, UART_LSR), 0x60);
+    /* Loopback off: the host input is back, output goes to the host. */
+    uart_write(u, UART_MCR, UART_MCR_OUT2);
+    assert_int_equal(uart_rx_room(u), 16);
+    uart_write(u, UART_TX, '!');
+    assert_int_equal(uart_tx_pending(u), 1);
+    assert_int_equal(uart_read(u, UART_LSR) & UART_LSR_DR, 0);
+    free(u);
+}
+
+static void
+test_loopback_modem_lines(void **state)
+{
+    struct uart *u = new_uart(0);
+
+    (void)state;
+    uart_set_modem_inputs(u, UART_MSR_CTS | UART_MSR_DSR | UART_MSR_DCD);
+    (void)uart_read(u, UART_MSR);
+    uart_write(u, UART_IER, UART_IER_MSI);
+    /* Loopback: the inputs follow the outputs, ignoring the host. */
+    uart_write(u, UART_MCR, UART_MCR_LOOP | UART_MCR_RTS | UART_MCR_OUT2);
+    assert_int_equal(uart_read(u, UART_IIR), 0x00);
+    assert_true(uart_irq_level(u));
+    assert_int_equal(uart_read(u, UART_MSR),
+                     UART_MSR_CTS | UART_MSR_DCD | UART_MSR_DDSR);
+    /* Delta bits cleared by the read. */
+    assert_int_equal(uart_read(u, UART_MSR), UART_MSR_CTS | UART_MSR_DCD);
+    assert_int_equal(uart_read(u, UART_IIR), 0x01);
+    uart_write(u, UART_MCR, UART_MCR_LOOP | UART_MCR_DTR | UART_MCR_OUT1 |
+                                UART_MCR_OUT2);
+    assert_int_equal(uart_read(u, UART_MSR),
+                     UART_MSR_DSR | UART_MSR_RI | UART_MSR_DCD |
+                         UART_MSR_DCTS | UART_MSR_DDSR);
+    /* RI: only the trailing edge sets TERI. */
+    uart_write(u, UART_MCR, UART_MCR_LOOP | UART_MCR_DTR | UART_MCR_OUT2);
+    assert_int_equal(uart_read(u, UART_MSR),
+                     UART_MSR_DSR | UART_MSR_DCD | UART_MSR_TERI);
+    /* OUT2 low: DCD drops, and the interrupt output is gated off. */
+    uart_write(u, UART_MCR, UART_MCR_LOOP | UART_MCR_DTR);
+    assert_int_equal(uart_read(u, UART_IIR), 0x00);
+    assert_false(uart_irq_level(u));
+    assert_int_equal(uart_read(u, UART_MSR), UART_MSR_DSR | UART_MSR_DDCD);
+    /* Leaving loopback: back to the host's lines. */
+    uart_write(u, UART_MCR, UART_MCR_OUT2);
+    assert_int_equal(uart_read(u, UART_MSR),
+                     UART_MSR_CTS | UART_MSR_DSR | UART_MSR_DCD |
+                         UART_MSR_DCTS | UART_MSR_DDCD);
+    free(u);
+}
+
+static void
+test_modem_inputs(void **state)
+{
+    struct uart *u = new_uart(0);
+
+    (void)state;
+    uart_write(u, UART_IER, UART_IER_MSI);
+    uart_write(u, UART_MCR, UART_MCR_OUT2);
+    assert_false(uart_irq_level(u));
+    uart_set_modem_inputs(u, UART_MSR_CTS | UART_MSR_DSR | UART_MSR_DCD);
+    assert_true(uart_irq_level(u));
+    assert_int_equal(uart_read(u, UART_MSR),
+                     UART_MSR_CTS | UART_MSR_DSR | UART_MSR_DCD |
+                         UART_MSR_DCTS | UART_MSR_DDSR | UART_MSR_DDCD);
+    assert_false(uart_irq_level(u));
+    uart_set_modem_inputs(u, UART_MSR_CTS | UART_MSR_DSR | UART_MSR_DCD |
+                                 UART_MSR_RI);
+    assert_int_equal(uart_read(u, UART_MSR), 0xf0); /* leading edge: no TERI */
+    uart_set_modem_inputs(u, 0);
+    assert_int_equal(uart_read(u, UART_MSR),
+                     UART_MSR_DCTS | UART_MSR_DDSR | UART_MSR_DDCD |
+                         UART_MSR_TERI);
+    free(u);
+}
+
+static void
+test_out2_gate(void **state)
+{
+    struct uart *u = new_uart(0);
+
+    (void)state;
+    uart_write(u, UART_IER, UART_IER_RDI);
+    assert_int_equal(uart_rx_push(u, 'z'), 0);
+    /* Pending in IIR, but OUT2 low keeps the line quiet. */
+    assert_false(uart_irq_level(u));
+    uart_write(u, UART_MCR, UART_MCR_OUT2);
+    assert_true(uart_irq_level(u));
+    assert_int_equal(uart_read(u, UART_IIR), 0x04);
+    uart_write(u, UART_MCR, UART_MCR_DTR | UART_MCR_RTS);
+    assert_false(uart_irq_level(u));
+    assert_int_equal(uart_read(u, UART_IIR), 0x04);
+    free(u);
+}
+
+static void
+test_iir_priorities(void **state)
+{
+    struct uart *u = new_uart(0);
+
+    (void)state;
+    uart_write(u, UART_MCR, UART_MCR_LOOP | UART_MCR_OUT2); /* DCD delta */
+    assert_int_equal(uart_read(u, UART_IIR), 0x01); /* nothing enabled */
+    uart_write(u, UART_IER, 0x0f);
+    /* THRE (3) outranks modem status (4). */
+    assert_int_equal(uart_read(u, UART_IIR) & 0x0f, 0x02);
+    uart_write(u, UART_IER, 0x0d); /* the IIR read cleared THRE anyway */
+    assert_int_equal(uart_read(u, UART_IIR), 0x00);
+    uart_write(u, UART_IER, 0x0f);
+    uart_write(u, UART_TX, 'a'); /* looped back: RX data (2) */
+    assert_int_equal(uart_read(u, UART_IIR), 0x04);
+    uart_write(u, UART_TX, 'b'); /* overrun: line status (1) */
+    assert_int_equal(uart_read(u, UART_IIR), 0x06);
+    (void)uart_read(u, UART_LSR);
+    assert_int_equal(uart_read(u, UART_IIR), 0x04);
+    (void)uart_read(u, UART_RX);
+    /* The transmitter emptied after 'b': THRE, then modem status. */
+    assert_int_equal(uart_read(u, UART_IIR), 0x02);
+    assert_int_equal(uart_read(u, UART_IIR), 0x00);
+    (void)uart_read(u, UART_MSR);
+    assert_int_equal(uart_read(u, UART_IIR), 0x01);
+    assert_false(uart_irq_level(u));
+    free(u);
+}
+
+static void
+test_break_and_fifo_error(void **state)
+{
+    struct uart *u = new_uart(0);
+
+    (void)state;
+    uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO);
+    uart_write(u, UART_IER, UART_IER_RLSI);
+    uart_write(u, UART_MCR, UART_MCR_LOOP | UART_MCR_OUT2);
+    uart_write(u, UART_TX, 'k');
+    uart_write(u, UART_LCR, UART_LCR_SBC | 0x03); /* break: NUL + BI */
+    uart_write(u, UART_LCR, 0x03);
+    /* 'k' is on top: no error reported yet, but one waits in the FIFO. */
+    assert_int_equal(uart_read(u, UART_IIR), 0xc1);
+    assert_int_equal(uart_read(u, UART_LSR),
+                     UART_LSR_FIFOE | UART_LSR_THRE | UART_LSR_TEMT |
+                         UART_LSR_DR);
+    assert_int_equal(uart_read(u, UART_RX), 'k');
+    /* The break character reaches the top: BI and its interrupt. */
+    assert_int_equal(uart_read(u, UART_IIR), 0xc6);
+    assert_int_equal(uart_read(u, UART_LSR),
+                     UART_LSR_FIFOE | UART_LSR_BI | UART_LSR_THRE |
+                         UART_LSR_TEMT | UART_LSR_DR);
+    assert_int_equal(uart_read(u, UART_LSR),
+                     UART_LSR_THRE | UART_LSR_TEMT | UART_LSR_DR);
+    assert_int_equal(uart_read(u, UART_IIR), 0xc1);
+    assert_int_equal(uart_read(u, UART_RX), 0);
+    free(u);
+}
+
+static void
+test_word_length(void **state)
+{
+    struct uart *u = new_uart(0);
+    const uint8_t *p;
+
+    (void)state;
+    uart_write(u, UART_LCR, 0x02); /* 7 data bits */
+    assert_int_equal(uart_rx_push(u, 0xff), 0);
+    assert_int_equal(uart_read(u, UART_RX), 0x7f);
+    uart_write(u, UART_TX, 0xc1);
+    assert_int_equal(uart_tx_peek(u, &p), 1);
+    assert_int_equal(p[0], 0x41);
+    free(u);
+}
+
+static void
+test_reset_keeps_host_bytes(void **state)
+{
+    struct uart *u = new_uart(1);
+    const uint8_t *p;
+    uint64_t ns;
+
+    (void)state;
+    uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO | UART_FCR_TRIGGER_4);
+    uart_write(u, UART_TX, 'o'); /* in the host buffer */
+    uart_write(u, UART_TX, 'p'); /* in the FIFO */
+    assert_int_equal(uart_rx_push(u, 'i'), 0);
+    assert_int_equal(uart_rx_timer(u, &ns), UART_TIMER_START);
+    uart_write(u, UART_IER, 0x0f);
+    uart_reset(u);
+    assert_int_equal(uart_rx_timer(u, &ns), UART_TIMER_STOP);
+    assert_int_equal(uart_read(u, UART_IER), 0);
+    assert_int_equal(uart_read(u, UART_IIR), 0x01);
+    assert_int_equal(uart_read(u, UART_LSR), 0x60);
+    assert_int_equal(uart_tx_peek(u, &p), 1);
+    assert_int_equal(p[0], 'o');
+    free(u);
+}
+
+/* ---------------------------------------------------------------- */
+/* Device glue, in-process                                           */
+
+struct glue {
+    char dir[64];
+    char path0[96];
+    struct umdev_loop *loop;
+    struct serial *s;
+    struct umdev_dev *dev;
+};
+
+static int
+glue_setup(void **state)
+{
+    struct serial_config cfg = { .name = "test-serial" };
+    struct glue *g = calloc(1, sizeof(*g));
+
+    assert_non_null(g);
+    snprintf(g->dir, sizeof(g->dir), "/tmp/test_uart.XXXXXX");
+    assert_non_null(mkdtemp(g->dir));
+    snprintf(g->path0, sizeof(g->path0), "%s/port0", g->dir);
+    cfg.port[0].path = g->path0;
+    assert_int_equal(umdev_loop_create(&g->loop), 0);
+    assert_int_equal(serial_create(g->loop, &cfg, NULL, &g->s), 0);
+    g->dev = serial_dev(g->s);
+    for (unsigned int i = 0; i < SERIAL_NR_PORTS; i++) {
+        uint8_t lcr = 0x03; /* 8N1 */
+
+        assert_int_equal(umdev_dev_region_rw(g->dev, i, UART_LCR, &lcr, 1,
+                                             true),
+                         0);
+    }
+    *state = g;
+    return 0;
+}
+
+static int
+glue_teardown(void **state)
+{
+    struct glue *g = *state;
+
+    serial_destroy(g->s);
+    umdev_loop_destroy(g->loop);
+    assert_int_equal(access(g->path0, F_OK), -1); /* socket removed */
+    rmdir(g->dir);
+    free(g);
+    return 0;
+}
+
+static void
+bar_write(struct glue *g, unsigned int bar, unsigned int reg, uint8_t v)
+{
+    assert_int_equal(umdev_dev_region_rw(g->dev, bar, reg, &v, 1, true), 0);
+}
+
+static uint8_t
+bar_read(struct glue *g, unsigned int bar, unsigned int reg)
+{
+    uint8_t v = 0;
+
+    assert_int_equal(umdev_dev_region_rw(g->dev, bar, reg, &v, 1, false),
+                     0);
+    return v;
+}
+
+static uint32_t
+cfg_read(struct glue *g, unsigned int off, size_t len)
+{
+    uint32_t v = 0;
+
+    assert_int_equal(umdev_dev_region_rw(g->dev, UMDEV_PCI_CONFIG_REGION,
+                                         off, &v, len, false),
+                     0);
+    return v;
+}
+
+static int
+connect_port(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    strcpy(sa.sun_path, path);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* Run the loop until it has nothing to do for @ms milliseconds. */
+static void
+pump(struct glue *g, int ms)
+{
+    while (umdev_loop_run_once(g->loop, ms) > 0)
+        ;
+}
+
+static size_t
+read_avail(int fd, uint8_t *buf, size_t len, int ms)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    size_t got = 0;
+    ssize_t n;
+
+    while (got < len && poll(&pfd, 1, ms) == 1) {
+        n = read(fd, buf + got, len - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    return got;
+}
+
+static void
+test_glue_config_space(void **state)
+{
+    struct glue *g = *state;
+    struct umdev_dev_region_info ri;
+    uint32_t v;
+
+    assert_int_equal(cfg_read(g, 0x00, 2), SERIAL_VENDOR_ID);
+    assert_int_equal(cfg_read(g, 0x02, 2), SERIAL_DEVICE_ID);
+    assert_int_equal(cfg_read(g, 0x08, 4) >> 8, SERIAL_CLASS);
+    assert_int_equal(cfg_read(g, 0x2c, 2), SERIAL_SUBSYS_VENDOR_ID);
+    assert_int_equal(cfg_read(g, 0x2e, 2), SERIAL_SUBSYS_ID);
+    assert_int_equal(cfg_read(g, 0x3d, 1), 1); /* INTA# */
+    /* Two 8-byte I/O BARs, nothing else. */
+    assert_int_equal(cfg_read(g, 0x10, 4), 0x1);
+    assert_int_equal(cfg_read(g, 0x14, 4), 0x1);
+    assert_int_equal(cfg_read(g, 0x18, 4), 0x0);
+    v = 0xffffffff;
+    assert_int_equal(umdev_dev_region_rw(g->dev, UMDEV_PCI_CONFIG_REGION,
+                                         0x10, &v, 4, true),
+                     0);
+    assert_int_equal(cfg_read(g, 0x10, 4), 0xfffffff9);
+    assert_int_equal(umdev_dev_region_info(g->dev, UMDEV_PCI_BAR0_REGION,
+                                           &ri),
+                     0);
+    assert_true(ri.present && ri.trapped && !ri.shm);
+    assert_int_equal(ri.size, SERIAL_BAR_SIZE);
+    assert_int_equal(umdev_dev_region_info(g->dev, UMDEV_PCI_BAR1_REGION,
+                                           &ri),
+                     0);
+    assert_true(ri.present);
+    assert_int_equal(umdev_dev_region_info(g->dev, UMDEV_PCI_BAR2_REGION,
+                                           &ri),
+                     0);
+    assert_false(ri.present);
+    assert_int_equal(umdev_dev_irq_count(g->dev, UMDEV_PCI_INTX_IRQ), 1);
+    /* Register widths other than 1 byte are refused. */
+    v = 0;
+    assert_int_equal(umdev_dev_region_rw(g->dev, UMDEV_PCI_BAR0_REGION, 0,
+                                         &v, 2, false),
+                     -EINVAL);
+    /* Each BAR is its own UART. */
+    bar_write(g, 0, UART_SCR, 0x11);
+    bar_write(g, 1, UART_SCR, 0x22);
+    assert_int_equal(bar_read(g, 0, UART_SCR), 0x11);
+    assert_int_equal(bar_read(g, 1, UART_SCR), 0x22);
+    assert_int_equal(bar_read(g, 1, UART_LSR), 0x60);
+}
+
+static void
+test_glue_intx_status(void **state)
+{
+    struct glue *g = *state;
+
+    /* PCI Status.Interrupt follows the OUT2-gated UART outputs. */
+    bar_write(g, 1, UART_IER, UART_IER_THRI);
+    assert_int_equal(cfg_read(g, 0x06, 2) & 0x08, 0);
+    bar_write(g, 1, UART_MCR, UART_MCR_OUT2);
+    assert_int_equal(cfg_read(g, 0x06, 2) & 0x08, 0x08);
+    assert_int_equal(bar_read(g, 1, UART_IIR), 0x02);
+    assert_int_equal(cfg_read(g, 0x06, 2) & 0x08, 0);
+}
+
+static void
+test_glue_socket_tx_rx(void **state)
+{
+    struct glue *g = *state;
+    const char *msg = "hello, host";
+    uint8_t buf[256];
+    size_t i;
+    int fd;
+
+    /* Bytes written before a client connects are held for it. */
+    bar_write(g, 0, UART_TX, '>');
+    fd = connect_port(g->path0);
+    pump(g, 10);
+    for (i = 0; i < strlen(msg); i++)
+        bar_write(g, 0, UART_TX, (uint8_t)msg[i]);
+    assert_int_equal(read_avail(fd, buf, 1 + strlen(msg), 1000),
+                     1 + strlen(msg));
+    assert_int_equal(buf[0], '>');
+    assert_memory_equal(buf + 1, msg, strlen(msg));
+    /* A client means carrier: DCD/DSR/CTS up with deltas. */
+    assert_int_equal(bar_read(g, 0, UART_MSR), 0xbb);
+
+    /* Host -> guest, with FIFOs and a trigger level of 8. */
+    bar_write(g, 0, UART_FCR, UART_FCR_ENABLE_FIFO | UART_FCR_TRIGGER_8);
+    assert_int_equal(write(fd, "xyz", 3), 3);
+    pump(g, 10);
+    assert_int_equal(bar_read(g, 0, UART_LSR) & UART_LSR_DR, UART_LSR_DR);
+    assert_int_equal(bar_read(g, 0, UART_RX), 'x');
+    assert_int_equal(bar_read(g, 0, UART_RX), 'y');
+    assert_int_equal(bar_read(g, 0, UART_RX), 'z');
+    assert_int_equal(bar_read(g, 0, UART_LSR) & UART_LSR_DR, 0);
+    close(fd);
+    pump(g, 10);
+    /* The client left: carrier drops. */
+    assert_int_equal(bar_read(g, 0, UART_MSR), 0x0b);
+}
+
+static void
+test_glue_rx_flow_control(void **state)
+{
+    struct glue *g = *state;
+    uint8_t data[100], got[100];
+    size_t n = 0;
+    int fd, rounds = 0;
+
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 7 + 1);
+    bar_write(g, 0, UART_FCR, UART_FCR_ENABLE_FIFO);
+    fd = connect_port(g->path0);
+    pump(g, 10);
+    assert_int_equal(write(fd, data, sizeof(data)), (ssize_t)sizeof(data));
+    /* The FIFO takes 16 at a time; the rest waits in the socket. */
+    while (n < sizeof(data) && rounds++ < 100) {
+        size_t batch = 0;
+
+        pump(g, 10);
+        while (bar_read(g, 0, UART_LSR) & UART_LSR_DR) {
+            got[n++] = bar_read(g, 0, UART_RX);
+            batch++;
+        }
+        assert_true(batch <= UART_FIFO_SIZE);
+        assert_int_equal(bar_read(g, 0, UART_LSR) & UART_LSR_OE, 0);
+    }
+    assert_int_equal(n, sizeof(data));
+    assert_memory_equal(got, data, sizeof(data));
+    close(fd);
+    pump(g, 10);
+}
+
+static void
+test_glue_rx_timeout_timer(void **state)
+{
+    struct glue *g = *state;
+    int fd;
+
+    bar_write(g, 0, UART_LCR, UART_LCR_DLAB);
+    bar_write(g, 0, UART_DLL, 1);
+    bar_write(g, 0, UART_LCR, 0x03);
+    bar_write(g, 0, UART_FCR, UART_FCR_ENABLE_FIFO | UART_FCR_TRIGGER_14);
+    bar_write(g, 0, UART_IER, UART_IER_RDI);
+    bar_write(g, 0, UART_MCR, UART_MCR_OUT2);
+    fd = connect_port(g->path0);
+    pump(g, 10);
+    (void)bar_read(g, 0, UART_MSR);
+    assert_int_equal(write(fd, "ab", 2), 2);
+    /* The timerfd fires ~350 us after the last byte: the loop delivers
+     * the character timeout. */
+    pump(g, 20);
+    assert_int_equal(bar_read(g, 0, UART_IIR), 0xcc);
+    assert_int_equal(cfg_read(g, 0x06, 2) & 0x08, 0x08);
+    assert_int_equal(bar_read(g, 0, UART_RX), 'a');
+    assert_int_equal(bar_read(g, 0, UART_IIR), 0xc1);
+    pump(g, 20);
+    assert_int_equal(bar_read(g, 0, UART_IIR), 0xcc);
+    assert_int_equal(bar_read(g, 0, UART_RX), 'b');
+    assert_int_equal(bar_read(g, 0, UART_IIR), 0xc1);
+    close(fd);
+    pump(g, 10);
+}
+
+static void
+test_glue_tx_back_pressure(void **state)
+{
+    struct glue *g = *state;
+    size_t written = 0, got = 0, i;
+    uint8_t *buf = malloc(1 << 20);
+    int fd;
+
+    assert_non_null(buf);
+    fd = connect_port(g->path0);
+    pump(g, 10);
+    bar_write(g, 0, UART_FCR, UART_FCR_ENABLE_FIFO);
+    /* The client does not read: the guest writes 16 bytes per THRE,
+     * like Linux, until THRE stays clear. */
+    for (;;) {
+        if (!(bar_read(g, 0, UART_LSR) & UART_LSR_THRE))
+            break;
+        for (i = 0; i < UART_FIFO_SIZE; i++)
+            bar_write(g, 0, UART_TX, (uint8_t)(written + i));
+        written += UART_FIFO_SIZE;
+        assert_true(written < (1u << 20));
+    }
+    /* Now the client reads: every byte arrives, in order, and THRE
+     * comes back. */
+    while (got < written) {
+        size_t n = read_avail(fd, buf + got, written - got, 200);
+
+        assert_true(n > 0);
+        got += n;
+        pump(g, 1);
+    }
+    for (i = 0; i < written; i++)
+        assert_int_equal(buf[i], (uint8_t)i);
+    pump(g, 10);
+    assert_int_equal(bar_read(g, 0, UART_LSR) & 0x60, 0x60);
+    close(fd);
+    pump(g, 10);
+    free(buf);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reset_values),
+        cmocka_unit_test(test_divisor_latch),
+        cmocka_unit_test(test_ier_scr_readonly),
+        cmocka_unit_test(test_access_widths),
+        cmocka_unit_test(test_fifo_enable_and_trigger),
+        cmocka_unit_test(test_rx_data_available_each_level),
+        cmocka_unit_test(test_rx_non_fifo),
+        cmocka_unit_test(test_char_timeout),
+        cmocka_unit_test(test_thre_interrupt),
+        cmocka_unit_test(test_thre_cleared_by_thr_write),
+        cmocka_unit_test(test_tx_back_pressure),
+        cmocka_unit_test(test_lsr_bits),
+        cmocka_unit_test(test_overrun_non_fifo),
+        cmocka_unit_test(test_overrun_fifo),
+        cmocka_unit_test(test_fifo_limits),
+        cmocka_unit_test(test_fifo_reset_bits),
+        cmocka_unit_test(test_loopback_echo),
+        cmocka_unit_test(test_loopback_modem_lines),
+        cmocka_unit_test(test_modem_inputs),
+        cmocka_unit_test(test_out2_gate),
+        cmocka_unit_test(test_iir_priorities),
+        cmocka_unit_test(test_break_and_fifo_error),
+        cmocka_unit_test(test_word_length),
+        cmocka_unit_test(test_reset_keeps_host_bytes),
+        cmocka_unit_test_setup_teardown(test_glue_config_space, glue_setup,
+                                        glue_teardown),
+        cmocka_unit_test_setup_teardown(test_glue_intx_status, glue_setup,
+                                        glue_teardown),
+        cmocka_unit_test_setup_teardown(test_glue_socket_tx_rx, glue_setup,
+                                        glue_teardown),
+        cmocka_unit_test_setup_teardown(test_glue_rx_flow_control,
+                                        glue_setup, glue_teardown),
+        cmocka_unit_test_setup_teardown(test_glue_rx_timeout_timer,
+                                        glue_setup, glue_teardown),
+        cmocka_unit_test_setup_teardown(test_glue_tx_back_pressure,
+                                        glue_setup, glue_teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
