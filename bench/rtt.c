@@ -1,0 +1,1146 @@
+/*
+ * bench/rtt: what a trapped register access through umdev costs on top of
+ * the bare transport, and how fast the DMA map table fills and translates.
+ *
+ *  1. A 4-byte REGION_READ of the test device's SCRATCH register in BAR0
+ *     (umdev_client_region_read() against the real server path: an epoll
+ *     loop in another process calling umdev_dev_process()) versus a raw
+ *     UNIX-socket ping-pong between two processes with the same message
+ *     sizes (a 32-byte request, a 36-byte reply; the echo side does a
+ *     blocking read and a write, the client a write and a read). Batches
+ *     of the two kinds alternate so machine noise hits both. Run for two
+ *     placements: everything on one CPU, and client and servers on
+ *     different CPUs.
+ *  2. DMA_MAP of 10,000 distinct 4 KiB pages of one memfd (the fd passed
+ *     with each message) from a client to a device served by a thread of
+ *     this process, then umdev_dma_get()/umdev_dma_put() at random
+ *     addresses across those mappings on the device pointer.
+ *
+ * Every read and translation is verified; any failure makes the exit
+ * status non-zero. With no arguments it takes about ten seconds.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testdev.h"
+#include "umdev/client.h"
+#include "umdev/dev.h"
+#include "umdev/loop.h"
+#include "umdev/wire.h"
+
+/* The raw ping-pong moves exactly what a 4-byte REGION_READ moves. */
+#define RAW_REQ_SIZE                                                           \
+    (UMDEV_WIRE_HDR_SIZE + sizeof(struct vfio_user_region_access))
+#define RAW_REPLY_SIZE (RAW_REQ_SIZE + sizeof(uint32_t))
+_Static_assert(RAW_REQ_SIZE == 32, "request is 16 + 16 bytes");
+_Static_assert(RAW_REPLY_SIZE == 36, "reply is 16 + 16 + 4 bytes");
+
+#define WARMUP_ROUNDS 1000
+#define DMA_MAPS 10000
+#define DMA_LOOKUPS 1000000L
+#define DMA_PAGE 4096u
+#define DMA_IOVA_BASE 0x100000000ull
+#define DMA_LOOKUP_LEN 64u
+
+struct opts {
+    long iters;
+    long batches;
+    bool same, split;
+    bool dma;
+    bool breakdown;
+};
+
+struct placement {
+    const char *name;
+    int client_cpu, server_cpu;
+};
+
+static int64_t
+now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int
+pin_cpu(int cpu)
+{
+    cpu_set_t set;
+
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof(set), &set) < 0) {
+        fprintf(stderr, "rtt: cannot pin to CPU %d: %s\n", cpu,
+                strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* Median of @n values; sorts @v. */
+static double
+median_i64(int64_t *v, size_t n)
+{
+    qsort(v, n, sizeof(*v), cmp_i64);
+    return n % 2 ? (double)v[n / 2]
+                 : ((double)v[n / 2 - 1] + (double)v[n / 2]) / 2;
+}
+
+static int
+read_full(int fd, void *buf, size_t len)
+{
+    size_t have = 0;
+
+    while (have < len) {
+        ssize_t n = read(fd, (char *)buf + have, len - have);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n == 0 && have == 0 ? 0 : -1;
+        have += (size_t)n;
+    }
+    return 1;
+}
+
+static int
+write_full(int fd, const void *buf, size_t len)
+{
+    size_t done = 0;
+
+    while (done < len) {
+        ssize_t n = write(fd, (const char *)buf + done, len - done);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/* Servers. Each runs in a child process until its peer hangs up. */
+
+static void
+on_client(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
+{
+    struct umdev_dev *dev = opaque;
+
+    (void)events;
+    if (umdev_dev_process(dev) == 0)
+        return;
+    /* Detached: the connection closed the fd already. */
+    umdev_loop_del(loop, fd);
+    umdev_loop_stop(loop);
+}
+
+/* The test device on @fd, served like umdev_server does: an epoll loop
+ * that calls umdev_dev_process() when the socket is readable. */
+static int
+serve_vfio_user(int fd)
+{
+    struct umdev_loop *loop = NULL;
+    struct testdev *td = NULL;
+    struct umdev_dev *dev;
+    int rc;
+
+    rc = umdev_loop_create(&loop);
+    if (rc == 0)
+        rc = testdev_create(NULL, &td);
+    if (rc < 0) {
+        close(fd);
+        goto out;
+    }
+    dev = testdev_dev(td);
+    rc = umdev_dev_attach(dev, fd);
+    if (rc == 0)
+        rc = umdev_loop_add(loop, umdev_dev_client_fd(dev), UMDEV_LOOP_IN,
+                            on_client, dev);
+    if (rc == 0)
+        rc = umdev_loop_run(loop);
+out:
+    if (rc < 0)
+        fprintf(stderr, "rtt: vfio-user server: %s\n", strerror(-rc));
+    testdev_destroy(td);
+    umdev_loop_destroy(loop);
+    return rc < 0 ? 1 : 0;
+}
+
+/* The baseline: a blocking read of the request, a write of the reply
+ * (which echoes the request's first word so the client can check it). */
+static int
+serve_raw(int fd)
+{
+    uint8_t req[RAW_REQ_SIZE], reply[RAW_REPLY_SIZE] = { 0 };
+    int rc;
+
+    for (;;) {
+        rc = read_full(fd, req, sizeof(req));
+        if (rc <= 0)
+            break;
+        memcpy(reply, req, sizeof(uint32_t));
+        if (write_full(fd, reply, sizeof(reply)) < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    close(fd);
+    if (rc < 0)
+        fprintf(stderr, "rtt: raw server: short read or write\n");
+    return rc < 0 ? 1 : 0;
+}
+
+/*
+ * --breakdown servers: the baseline with one piece of the umdev server's
+ * syscall pattern added at a time, so the gap can be attributed.
+ */
+
+/* raw_epoll: epoll_wait() before each blocking read. */
+static int
+serve_raw_epoll(int fd)
+{
+    uint8_t req[RAW_REQ_SIZE], reply[RAW_REPLY_SIZE] = { 0 };
+    struct epoll_event ev = { .events = EPOLLIN };
+    int ep = epoll_create1(EPOLL_CLOEXEC), rc = -1;
+
+    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+        goto out;
+    for (;;) {
+        if (epoll_wait(ep, &ev, 1, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -1;
+            break;
+        }
+        rc = read_full(fd, req, sizeof(req));
+        if (rc <= 0)
+            break;
+        memcpy(reply, req, sizeof(uint32_t));
+        if (write_full(fd, reply, sizeof(reply)) < 0) {
+            rc = -1;
+            break;
+        }
+    }
+out:
+    if (ep >= 0)
+        close(ep);
+    close(fd);
+    if (rc < 0)
+        fprintf(stderr, "rtt: raw_epoll server failed\n");
+    return rc < 0 ? 1 : 0;
+}
+
+/* The receive side of lib/conn: one recvmsg() of up to 16 KiB with room
+ * for 16 descriptors, as rx_fill() issues it. Return: bytes, 0 at EOF,
+ * or -1. */
+static ssize_t
+conn_like_recv(int fd, void *buf, size_t cap, int flags)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * UMDEV_WIRE_MAX_MSG_FDS)];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = { .iov_base = buf, .iov_len = cap };
+    struct msghdr mh = {
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = ctl.buf,
+        .msg_controllen = sizeof(ctl.buf),
+    };
+    ssize_t n;
+
+    do {
+        n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | flags);
+    } while (n < 0 && errno == EINTR);
+    return n;
+}
+
+/* Read exactly @len bytes with conn_like_recv() into a 16 KiB buffer.
+ * Return: 1; 0 at EOF; -EAGAIN if nothing was there (non-blocking); -1. */
+static int
+conn_like_read(int fd, uint8_t *rx, size_t len, int flags)
+{
+    size_t have = 0;
+
+    while (have < len) {
+        ssize_t n = conn_like_recv(fd, rx + have, 16384 - have, flags);
+
+        if (n < 0 && errno == EAGAIN) {
+            struct pollfd p = { .fd = fd, .events = POLLIN };
+
+            if (have == 0)
+                return -EAGAIN;
+            /* Half a message: the rest is on its way. */
+            if (poll(&p, 1, 5000) <= 0)
+                return -1;
+            continue;
+        }
+        if (n <= 0)
+            return n == 0 && have == 0 ? 0 : -1;
+        have += (size_t)n;
+    }
+    return have == len ? 1 : -1;
+}
+
+/* raw_msg: exactly the server's syscalls without the library: a
+ * non-blocking socket, epoll_wait(), recvmsg() with a control buffer,
+ * sendmsg() of three iovecs (header, fixed part, data). */
+static int
+serve_raw_msg(int fd)
+{
+    static uint8_t rx[16384];
+    uint8_t reply[RAW_REPLY_SIZE] = { 0 };
+    struct epoll_event ev = { .events = EPOLLIN };
+    int ep = epoll_create1(EPOLL_CLOEXEC), rc = -1;
+
+    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 ||
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+        goto out;
+    for (;;) {
+        struct iovec iov[3] = {
+            { reply, UMDEV_WIRE_HDR_SIZE },
+            { reply + UMDEV_WIRE_HDR_SIZE,
+              sizeof(struct vfio_user_region_access) },
+            { reply + RAW_REQ_SIZE, sizeof(uint32_t) },
+        };
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 3 };
+
+        if (epoll_wait(ep, &ev, 1, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -1;
+            break;
+        }
+        rc = conn_like_read(fd, rx, RAW_REQ_SIZE, MSG_DONTWAIT);
+        if (rc == -EAGAIN)
+            continue;
+        if (rc <= 0)
+            break;
+        memcpy(reply, rx, sizeof(uint32_t));
+        if (sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) != RAW_REPLY_SIZE) {
+            rc = -1;
+            break;
+        }
+    }
+out:
+    if (ep >= 0)
+        close(ep);
+    close(fd);
+    if (rc < 0)
+        fprintf(stderr, "rtt: raw_msg server failed\n");
+    return rc < 0 ? 1 : 0;
+}
+
+/* Fork a server on @fd pinned to @cpu. The child closes every other
+ * socket end in @all (a copy left open there would keep a peer from ever
+ * seeing end-of-file). Return: its pid, or -1. */
+static pid_t
+spawn(int (*serve)(int), int fd, const int *all, size_t nall, int cpu)
+{
+    pid_t pid;
+    size_t i;
+
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "rtt: fork: %s\n", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        /* Never outlive the benchmark, whatever happens to it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        for (i = 0; i < nall; i++)
+            if (all[i] >= 0 && all[i] != fd)
+                close(all[i]);
+        if (pin_cpu(cpu) < 0)
+            _exit(1);
+        _exit(serve(fd));
+    }
+    return pid;
+}
+
+/* Wait for a server; @ru (may be NULL) gets the CPU time it used. */
+static int
+reap(pid_t pid, const char *what, struct rusage *ru)
+{
+    int status;
+
+    if (pid <= 0)
+        return 0;
+    while (wait4(pid, &status, 0, ru) < 0) {
+        if (errno != EINTR) {
+            fprintf(stderr, "rtt: waitpid %s: %s\n", what, strerror(errno));
+            return -1;
+        }
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    fprintf(stderr, "rtt: %s server failed (status 0x%x)\n", what, status);
+    return -1;
+}
+
+/* The kinds of round trip, each against its own server process. */
+
+enum kind_id { K_RAW, K_VFIO_USER, K_RAW_EPOLL, K_RAW_MSG, K_MAX };
+
+struct kind {
+    const char *name;
+    int (*serve)(int fd);
+};
+
+static const struct kind kinds[K_MAX] = {
+    [K_RAW] = { "raw", serve_raw },
+    [K_VFIO_USER] = { "vfio_user", serve_vfio_user },
+    [K_RAW_EPOLL] = { "raw_epoll", serve_raw_epoll },
+    [K_RAW_MSG] = { "raw_msg", serve_raw_msg },
+};
+
+struct rtt_ctx {
+    struct umdev_client *c;
+    int fd[K_MAX];    /* client ends of the raw kinds */
+    uint32_t scratch; /* what SCRATCH holds */
+    uint32_t seq;     /* raw request counter */
+};
+
+/* @t gets n + 1 timestamps: round trip i took t[i+1] - t[i]. */
+static int
+batch_vfio_user(struct rtt_ctx *x, long n, int64_t *t)
+{
+    long i;
+    int rc;
+
+    t[0] = now_ns();
+    for (i = 0; i < n; i++) {
+        uint32_t v = 0;
+
+        rc = umdev_client_region_read(x->c, UMDEV_PCI_BAR0_REGION,
+                                      TESTDEV_REG_SCRATCH, &v, sizeof(v));
+        if (rc < 0) {
+            fprintf(stderr, "rtt: REGION_READ failed: %s\n", strerror(-rc));
+            return -1;
+        }
+        if (v != x->scratch) {
+            fprintf(stderr,
+                    "rtt: REGION_READ returned 0x%08x, expected 0x%08x\n", v,
+                    x->scratch);
+            return -1;
+        }
+        t[i + 1] = now_ns();
+    }
+    return 0;
+}
+
+/* The raw client: write the request, read the reply. With @msg, the
+ * client's syscalls of lib/conn instead: sendmsg(MSG_DONTWAIT) and a
+ * blocking recvmsg() with a control buffer. */
+static int
+batch_raw(struct rtt_ctx *x, int fd, bool msg, long n, int64_t *t)
+{
+    static uint8_t rx[16384];
+    uint8_t req[RAW_REQ_SIZE] = { 0 }, reply[RAW_REPLY_SIZE];
+    long i;
+
+    t[0] = now_ns();
+    for (i = 0; i < n; i++) {
+        uint32_t seq = ++x->seq, got;
+        int rc;
+
+        memcpy(req, &seq, sizeof(seq));
+        if (msg) {
+            struct iovec iov = { req, sizeof(req) };
+            struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+            rc = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) ==
+                         (ssize_t)sizeof(req)
+                     ? conn_like_read(fd, rx, sizeof(reply), 0)
+                     : -1;
+            memcpy(reply, rx, sizeof(reply));
+        } else {
+            rc = write_full(fd, req, sizeof(req)) < 0
+                     ? -1
+                     : read_full(fd, reply, sizeof(reply));
+        }
+        if (rc <= 0) {
+            fprintf(stderr, "rtt: %s ping-pong failed: %s\n",
+                    msg ? "raw_msg" : "raw",
+                    rc == 0 ? "server hung up" : strerror(errno));
+            return -1;
+        }
+        memcpy(&got, reply, sizeof(got));
+        if (got != seq) {
+            fprintf(stderr, "rtt: raw reply %u, expected %u\n", got, seq);
+            return -1;
+        }
+        t[i + 1] = now_ns();
+    }
+    return 0;
+}
+
+static int
+run_batch(struct rtt_ctx *x, enum kind_id k, long n, int64_t *t)
+{
+    switch (k) {
+    case K_VFIO_USER:
+        return batch_vfio_user(x, n, t);
+    case K_RAW_MSG:
+        return batch_raw(x, x->fd[k], true, n, t);
+    default:
+        return batch_raw(x, x->fd[k], false, n, t);
+    }
+}
+
+static int64_t
+thread_cpu_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static double
+tv_us(const struct timeval *tv)
+{
+    return (double)tv->tv_sec * 1e6 + (double)tv->tv_usec;
+}
+
+/* Give SCRATCH a new value (untimed) so every batch checks fresh data. */
+static int
+set_scratch(struct rtt_ctx *x, uint32_t v)
+{
+    int rc = umdev_client_region_write(x->c, UMDEV_PCI_BAR0_REGION,
+                                       TESTDEV_REG_SCRATCH, &v, sizeof(v));
+
+    if (rc < 0) {
+        fprintf(stderr, "rtt: REGION_WRITE failed: %s\n", strerror(-rc));
+        return -1;
+    }
+    x->scratch = v;
+    return 0;
+}
+
+struct series {
+    int64_t *samples; /* every round trip, ns */
+    int64_t *batch;   /* per batch: total ns (mean = total / iters) */
+    /* CPU time the client thread spent in this kind's batches. */
+    int64_t cpu_ns;
+    struct rusage server;       /* the server process's, at its exit */
+    double batch_us, sample_us; /* medians */
+    double min_us, max_us;      /* of the batch means */
+};
+
+/* A batch of kind @k, timed and with the client's CPU accounted. */
+static int
+timed_batch(struct rtt_ctx *x, enum kind_id k, long n, int64_t *t,
+            struct series *s)
+{
+    int64_t c0 = thread_cpu_ns();
+    int rc = run_batch(x, k, n, t);
+
+    s->cpu_ns += thread_cpu_ns() - c0;
+    return rc;
+}
+
+static void
+record(struct series *s, long b, long iters, const int64_t *t)
+{
+    long i;
+
+    for (i = 0; i < iters; i++)
+        s->samples[b * iters + i] = t[i + 1] - t[i];
+    s->batch[b] = t[iters] - t[0];
+}
+
+static void
+summarize(struct series *s, long batches, long iters)
+{
+    long b;
+
+    s->min_us = 1e18;
+    s->max_us = 0;
+    for (b = 0; b < batches; b++) {
+        double v = (double)s->batch[b] / (double)iters / 1e3;
+
+        s->min_us = v < s->min_us ? v : s->min_us;
+        s->max_us = v > s->max_us ? v : s->max_us;
+    }
+    s->batch_us = median_i64(s->batch, (size_t)batches) / (double)iters / 1e3;
+    s->sample_us =
+        median_i64(s->samples, (size_t)batches * (size_t)iters) / 1e3;
+}
+
+/* Per kind: wall time per round trip (median of batch means), the
+ * client thread's CPU per round trip, the server's CPU per round trip
+ * (over its whole life, warm-up included: @served round trips). */
+static void
+print_breakdown(const struct series *ser, const struct opts *o, size_t served)
+{
+    static const char *const what[K_MAX] = {
+        [K_RAW] = "read/write echo",
+        [K_RAW_EPOLL] = "+ epoll_wait in the server",
+        [K_RAW_MSG] = "+ lib/conn's sendmsg/recvmsg calls, both sides",
+        [K_VFIO_USER] = "+ the library: the real REGION_READ",
+    };
+    static const enum kind_id order[] = { K_RAW, K_RAW_EPOLL, K_RAW_MSG,
+                                          K_VFIO_USER };
+    size_t n = (size_t)o->batches * (size_t)o->iters, i;
+
+    for (i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        const struct series *s = &ser[order[i]];
+        /* utime + stime is the exact runtime; only the split between
+         * the two is sampled, so print the sum. */
+        double server_us =
+            (tv_us(&s->server.ru_utime) + tv_us(&s->server.ru_stime)) /
+            (double)served;
+
+        printf("    breakdown %-9s wall_us=%.2f client_cpu_us=%.2f "
+               "server_cpu_us=%.2f  %s\n",
+               kinds[order[i]].name, s->batch_us,
+               (double)s->cpu_ns / (double)n / 1e3, server_us, what[order[i]]);
+    }
+    fflush(stdout);
+}
+
+static int
+run_rtt(const struct placement *pl, const struct opts *o)
+{
+    const int nk = o->breakdown ? K_MAX : K_VFIO_USER + 1;
+    size_t n = (size_t)o->batches * (size_t)o->iters;
+    struct series ser[K_MAX] = { 0 };
+    struct rtt_ctx x = { 0 };
+    pid_t pid[K_MAX];
+    int sv[K_MAX][2];
+    int64_t *t = NULL;
+    int rc = -1, r, k;
+    long b;
+
+    for (k = 0; k < K_MAX; k++) {
+        pid[k] = -1;
+        sv[k][0] = sv[k][1] = x.fd[k] = -1;
+    }
+    for (k = 0; k < nk; k++) {
+        ser[k].samples = calloc(n, sizeof(int64_t));
+        ser[k].batch = calloc((size_t)o->batches, sizeof(int64_t));
+        if (!ser[k].samples || !ser[k].batch)
+            break;
+    }
+    /* Timestamps for one batch or the warm-up, whichever is longer. */
+    t = calloc((size_t)(o->iters > WARMUP_ROUNDS ? o->iters : WARMUP_ROUNDS) +
+                   1,
+               sizeof(int64_t));
+    if (k < nk || t == NULL) {
+        fprintf(stderr, "rtt: out of memory for %zu samples\n", n);
+        goto out;
+    }
+    for (k = 0; k < nk; k++) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[k]) < 0) {
+            fprintf(stderr, "rtt: socketpair: %s\n", strerror(errno));
+            goto out;
+        }
+    }
+    for (k = 0; k < nk; k++) {
+        pid[k] = spawn(kinds[k].serve, sv[k][0], &sv[0][0], 2 * K_MAX,
+                       pl->server_cpu);
+        if (pid[k] < 0)
+            goto out;
+    }
+    for (k = 0; k < nk; k++) {
+        close(sv[k][0]);
+        sv[k][0] = -1;
+    }
+    if (pin_cpu(pl->client_cpu) < 0)
+        goto out;
+    r = umdev_client_attach_fd(sv[K_VFIO_USER][1], NULL, &x.c);
+    sv[K_VFIO_USER][1] = -1;
+    if (r < 0) {
+        fprintf(stderr, "rtt: client attach: %s\n", strerror(-r));
+        goto out;
+    }
+    for (k = 0; k < nk; k++) {
+        x.fd[k] = sv[k][1];
+        sv[k][1] = -1;
+    }
+    if (o->breakdown) {
+        /* The client conn's blocking reads carry a timeout; so do ours. */
+        struct timeval tv = { .tv_sec = 5 };
+
+        if (setsockopt(x.fd[K_RAW_MSG], SOL_SOCKET, SO_RCVTIMEO, &tv,
+                       sizeof(tv)) < 0) {
+            fprintf(stderr, "rtt: SO_RCVTIMEO: %s\n", strerror(errno));
+            goto out;
+        }
+    }
+
+    if (set_scratch(&x, 0x5ca1ab1e) < 0)
+        goto out;
+    for (k = 0; k < nk; k++)
+        if (run_batch(&x, k, WARMUP_ROUNDS, t) < 0)
+            goto out;
+    for (b = 0; b < o->batches; b++) {
+        if (set_scratch(&x, 0x5ca1ab1eu ^ (uint32_t)(b * 0x9e3779b9u)) < 0)
+            goto out;
+        /* Rotate which kind goes first, so none always follows the same
+         * other kind's cache and scheduler state. */
+        for (r = 0; r < nk; r++) {
+            k = (int)((b + r) % nk);
+            if (timed_batch(&x, k, o->iters, t, &ser[k]) < 0)
+                goto out;
+            record(&ser[k], b, o->iters, t);
+        }
+    }
+    for (k = 0; k < nk; k++)
+        summarize(&ser[k], o->batches, o->iters);
+    printf("rtt placement=%s client_cpu=%d server_cpu=%d raw_us=%.2f "
+           "vfio_user_us=%.2f ratio=%.3f samples=%zu\n",
+           pl->name, pl->client_cpu, pl->server_cpu, ser[K_RAW].batch_us,
+           ser[K_VFIO_USER].batch_us,
+           ser[K_VFIO_USER].batch_us / ser[K_RAW].batch_us, n);
+    printf("    median of %ld batch means of %ld round trips; batch means "
+           "raw %.2f..%.2f us, vfio_user %.2f..%.2f us\n",
+           o->batches, o->iters, ser[K_RAW].min_us, ser[K_RAW].max_us,
+           ser[K_VFIO_USER].min_us, ser[K_VFIO_USER].max_us);
+    printf("    median single round trip: raw_us=%.2f vfio_user_us=%.2f "
+           "ratio=%.3f\n",
+           ser[K_RAW].sample_us, ser[K_VFIO_USER].sample_us,
+           ser[K_VFIO_USER].sample_us / ser[K_RAW].sample_us);
+    fflush(stdout);
+    rc = 0;
+out:
+    /* Hanging up ends every server; then their exit status counts. */
+    umdev_client_destroy(x.c);
+    for (k = 0; k < K_MAX; k++) {
+        if (x.fd[k] >= 0)
+            close(x.fd[k]);
+        if (sv[k][0] >= 0)
+            close(sv[k][0]);
+        if (sv[k][1] >= 0)
+            close(sv[k][1]);
+    }
+    for (k = 0; k < K_MAX; k++)
+        if (reap(pid[k], kinds[k].name, &ser[k].server) < 0)
+            rc = -1;
+    if (rc == 0 && o->breakdown)
+        print_breakdown(ser, o, (size_t)WARMUP_ROUNDS + n);
+    for (k = 0; k < K_MAX; k++) {
+        free(ser[k].samples);
+        free(ser[k].batch);
+    }
+    free(t);
+    return rc;
+}
+
+/* DMA: a device served by a thread of this process. */
+
+struct dma_server {
+    struct umdev_dev *dev;
+    int cpu;
+    int rc;
+};
+
+static void *
+dma_serve(void *arg)
+{
+    struct dma_server *s = arg;
+    struct umdev_loop *loop;
+
+    /* sched_setaffinity(0) pins the calling thread only. */
+    s->rc = pin_cpu(s->cpu) < 0 ? -EINVAL : umdev_loop_create(&loop);
+    if (s->rc < 0) {
+        umdev_dev_detach(s->dev);
+        return NULL;
+    }
+    s->rc = umdev_loop_add(loop, umdev_dev_client_fd(s->dev), UMDEV_LOOP_IN,
+                           on_client, s->dev);
+    if (s->rc == 0)
+        s->rc = umdev_loop_run(loop);
+    /* On error the client sees the hang-up and fails too. */
+    umdev_dev_detach(s->dev);
+    umdev_loop_destroy(loop);
+    return NULL;
+}
+
+static uint64_t
+xorshift64(uint64_t *s)
+{
+    uint64_t x = *s;
+
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+static int
+run_dma(const struct placement *pl)
+{
+    const uint32_t prot =
+        VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE;
+    const size_t guest_len = (size_t)DMA_MAPS * DMA_PAGE;
+    struct dma_server srv = { 0 };
+    struct umdev_client *c = NULL;
+    struct testdev *td = NULL;
+    struct umdev_dev *dev = NULL;
+    uint8_t *guest = MAP_FAILED;
+    uint64_t *addrs = NULL, seed = 0x2545f4914f6cdd1dull;
+    bool thread = false;
+    int sv[2] = { -1, -1 }, memfd = -1, rc = -1, r;
+    pthread_t tid;
+    int64_t t0, t1, t2, t3;
+    long i;
+
+    addrs = malloc(DMA_LOOKUPS * sizeof(*addrs));
+    if (addrs == NULL) {
+        fprintf(stderr, "rtt: out of memory\n");
+        goto out;
+    }
+    memfd = memfd_create("rtt-guest", MFD_CLOEXEC);
+    if (memfd < 0 || ftruncate(memfd, (off_t)guest_len) < 0) {
+        fprintf(stderr, "rtt: memfd: %s\n", strerror(errno));
+        goto out;
+    }
+    guest = mmap(NULL, guest_len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    if (guest == MAP_FAILED) {
+        fprintf(stderr, "rtt: mmap guest memory: %s\n", strerror(errno));
+        goto out;
+    }
+    /* A tag per page, checked through the server's mappings below. */
+    for (i = 0; i < DMA_MAPS; i++) {
+        uint64_t tag = 0xd3a0000000000000ull | (uint64_t)i;
+
+        memcpy(guest + (size_t)i * DMA_PAGE, &tag, sizeof(tag));
+    }
+    r = testdev_create(NULL, &td);
+    if (r < 0) {
+        fprintf(stderr, "rtt: testdev_create: %s\n", strerror(-r));
+        goto out;
+    }
+    dev = testdev_dev(td);
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        fprintf(stderr, "rtt: socketpair: %s\n", strerror(errno));
+        goto out;
+    }
+    r = umdev_dev_attach(dev, sv[0]);
+    sv[0] = -1;
+    if (r < 0) {
+        fprintf(stderr, "rtt: umdev_dev_attach: %s\n", strerror(-r));
+        goto out;
+    }
+    srv.dev = dev;
+    srv.cpu = pl->server_cpu;
+    if (pin_cpu(pl->client_cpu) < 0)
+        goto out;
+    r = pthread_create(&tid, NULL, dma_serve, &srv);
+    if (r != 0) {
+        fprintf(stderr, "rtt: pthread_create: %s\n", strerror(r));
+        umdev_dev_detach(dev);
+        goto out;
+    }
+    thread = true;
+    r = umdev_client_attach_fd(sv[1], NULL, &c);
+    sv[1] = -1;
+    if (r < 0) {
+        fprintf(stderr, "rtt: client attach: %s\n", strerror(-r));
+        goto out;
+    }
+
+    /* Ascending IOVAs, adjacent pages: each DMA_MAP lands at the end of
+     * the sorted table, as a guest's RAM does when it is mapped in order. */
+    t0 = now_ns();
+    for (i = 0; i < DMA_MAPS; i++) {
+        r = umdev_client_dma_map(c, DMA_IOVA_BASE + (uint64_t)i * DMA_PAGE,
+                                 DMA_PAGE, guest + (size_t)i * DMA_PAGE, memfd,
+                                 (uint64_t)i * DMA_PAGE, prot);
+        if (r < 0) {
+            fprintf(stderr, "rtt: DMA_MAP %ld: %s\n", i, strerror(-r));
+            goto out;
+        }
+    }
+    t1 = now_ns();
+    if (umdev_dma_count(dev) != DMA_MAPS) {
+        fprintf(stderr, "rtt: %zu DMA mappings live, expected %d\n",
+                umdev_dma_count(dev), DMA_MAPS);
+        goto out;
+    }
+    /* Untimed: every mapping translates to its own page (this also
+     * faults the server's mappings in before the timed lookups). */
+    for (i = 0; i < DMA_MAPS; i++) {
+        uint64_t want = 0xd3a0000000000000ull | (uint64_t)i, got;
+        struct umdev_dma_hold h;
+
+        r = umdev_dma_get(dev, DMA_IOVA_BASE + (uint64_t)i * DMA_PAGE,
+                          sizeof(got), UMDEV_DMA_READ, &h);
+        if (r < 0) {
+            fprintf(stderr, "rtt: umdev_dma_get page %ld: %s\n", i,
+                    strerror(-r));
+            goto out;
+        }
+        memcpy(&got, h.ptr, sizeof(got));
+        umdev_dma_put(dev, &h);
+        if (got != want) {
+            fprintf(stderr,
+                    "rtt: page %ld reads 0x%016llx through DMA, "
+                    "expected 0x%016llx\n",
+                    i, (unsigned long long)got, (unsigned long long)want);
+            goto out;
+        }
+    }
+    /* Random addresses, drawn before the clock starts. */
+    for (i = 0; i < DMA_LOOKUPS; i++) {
+        uint64_t page = xorshift64(&seed) % DMA_MAPS;
+        uint64_t off = xorshift64(&seed) % (DMA_PAGE - DMA_LOOKUP_LEN + 1);
+
+        addrs[i] = DMA_IOVA_BASE + page * DMA_PAGE + off;
+    }
+    t2 = now_ns();
+    for (i = 0; i < DMA_LOOKUPS; i++) {
+        struct umdev_dma_hold h;
+
+        r = umdev_dma_get(dev, addrs[i], DMA_LOOKUP_LEN, UMDEV_DMA_READ, &h);
+        if (r < 0 || h.ptr == NULL) {
+            fprintf(stderr, "rtt: umdev_dma_get 0x%llx: %s\n",
+                    (unsigned long long)addrs[i], strerror(-r));
+            goto out;
+        }
+        umdev_dma_put(dev, &h);
+    }
+    t3 = now_ns();
+    printf("dma placement=%s client_cpu=%d server_cpu=%d maps=%d "
+           "maps_per_s=%.0f us_per_map=%.2f\n",
+           pl->name, pl->client_cpu, pl->server_cpu, DMA_MAPS,
+           DMA_MAPS / ((double)(t1 - t0) / 1e9),
+           (double)(t1 - t0) / DMA_MAPS / 1e3);
+    printf("dma placement=%s lookups=%ld lookups_per_s=%.0f "
+           "ns_per_lookup=%.1f\n",
+           pl->name, DMA_LOOKUPS, DMA_LOOKUPS / ((double)(t3 - t2) / 1e9),
+           (double)(t3 - t2) / DMA_LOOKUPS);
+    fflush(stdout);
+    rc = 0;
+out:
+    umdev_client_destroy(c);
+    if (thread) {
+        pthread_join(tid, NULL);
+        if (srv.rc < 0) {
+            fprintf(stderr, "rtt: DMA server thread: %s\n", strerror(-srv.rc));
+            rc = -1;
+        }
+    }
+    testdev_destroy(td);
+    for (r = 0; r < 2; r++)
+        if (sv[r] >= 0)
+            close(sv[r]);
+    if (guest != MAP_FAILED)
+        munmap(guest, guest_len);
+    if (memfd >= 0)
+        close(memfd);
+    free(addrs);
+    return rc;
+}
+
+static void
+on_alarm(int sig)
+{
+    static const char msg[] = "rtt: timed out: a peer stopped answering\n";
+
+    (void)sig;
+    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+        /* Nothing more to do: we exit either way. */
+    }
+    _exit(1);
+}
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+            "usage: rtt [--iters N] [--batches N] "
+            "[--placement same|split|both] [--no-dma] [--breakdown]\n"
+            "\n"
+            "  --iters N      round trips per batch and kind (default 2000)\n"
+            "  --batches N    batches per kind, alternating (default 20)\n"
+            "  --placement P  same: client and servers on one CPU; split:\n"
+            "                 client on one CPU, servers on another;\n"
+            "                 both (default)\n"
+            "  --no-dma       skip the DMA map/lookup benchmark\n"
+            "  --breakdown    also time the raw ping-pong with the server's\n"
+            "                 epoll_wait, then with lib/conn's exact\n"
+            "                 sendmsg/recvmsg calls, to attribute the gap\n");
+}
+
+static bool
+parse_count(const char *s, long max, long *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v <= 0 || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* The first two CPUs this process may run on (-1 when there is none). */
+static void
+pick_cpus(const cpu_set_t *allowed, int *a, int *b)
+{
+    int cpu;
+
+    *a = *b = -1;
+    for (cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, allowed))
+            continue;
+        if (*a < 0) {
+            *a = cpu;
+        } else {
+            *b = cpu;
+            return;
+        }
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "iters", required_argument, NULL, 'i' },
+        { "batches", required_argument, NULL, 'b' },
+        { "placement", required_argument, NULL, 'p' },
+        { "no-dma", no_argument, NULL, 'n' },
+        { "breakdown", no_argument, NULL, 'B' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct opts o = {
+        .iters = 2000,
+        .batches = 20,
+        .same = true,
+        .split = true,
+        .dma = true,
+    };
+    struct placement same, split;
+    cpu_set_t allowed;
+    int ch, cpu_a, cpu_b;
+    bool failed;
+
+    while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'i':
+            if (!parse_count(optarg, 10000000, &o.iters)) {
+                fprintf(stderr, "rtt: bad --iters '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'b':
+            if (!parse_count(optarg, 100000, &o.batches)) {
+                fprintf(stderr, "rtt: bad --batches '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'p':
+            o.same = !strcmp(optarg, "same") || !strcmp(optarg, "both");
+            o.split = !strcmp(optarg, "split") || !strcmp(optarg, "both");
+            if (!o.same && !o.split) {
+                fprintf(stderr, "rtt: bad --placement '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'n':
+            o.dma = false;
+            break;
+        case 'B':
+            o.breakdown = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if ((size_t)o.iters * (size_t)o.batches > 100000000u) {
+        fprintf(stderr, "rtt: --iters x --batches is over 1e8 samples\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0) {
+        fprintf(stderr, "rtt: sched_getaffinity: %s\n", strerror(errno));
+        return 1;
+    }
+    pick_cpus(&allowed, &cpu_a, &cpu_b);
+    printf("rtt: %d CPU(s) online, %d usable here; 4-byte REGION_READ of "
+           "BAR0 SCRATCH vs raw %zu/%zu-byte UNIX-socket ping-pong, "
+           "%ld batches x %ld round trips per kind\n",
+           (int)sysconf(_SC_NPROCESSORS_ONLN), CPU_COUNT(&allowed),
+           RAW_REQ_SIZE, RAW_REPLY_SIZE, o.batches, o.iters);
+    fflush(stdout);
+    same = (struct placement){ "same-cpu", cpu_a, cpu_a };
+    split = (struct placement){ "split-cpu", cpu_a, cpu_b };
+    if (o.split && cpu_b < 0) {
+        printf("rtt placement=split-cpu skipped: only one CPU (%d) is "
+               "available\n",
+               cpu_a);
+        o.split = false;
+    }
+    /* A hung peer must not hang the benchmark: allow 1 ms per round trip
+     * (about 100 times the usual) plus a minute for the rest. */
+    signal(SIGALRM, on_alarm);
+    alarm((unsigned int)(60 + (size_t)o.iters * (size_t)o.batches *
+                                  (o.breakdown ? K_MAX : 2) * 2 / 1000));
+    /* Stop at the first failure: its message is the last one printed. */
+    failed = (o.same && run_rtt(&same, &o) < 0) ||
+             (o.split && run_rtt(&split, &o) < 0);
+    if (!failed && o.dma) {
+        printf("dma: %d DMA_MAPs of one 4 KiB page each (memfd passed "
+               "every time, mmap in the server thread), then %ld "
+               "umdev_dma_get+put of %u bytes at random addresses\n",
+               DMA_MAPS, DMA_LOOKUPS, DMA_LOOKUP_LEN);
+        fflush(stdout);
+        failed =
+            (o.same && run_dma(&same) < 0) || (o.split && run_dma(&split) < 0);
+    }
+    alarm(0);
+    if (sched_setaffinity(0, sizeof(allowed), &allowed) < 0) {
+        fprintf(stderr, "rtt: restoring affinity: %s\n", strerror(errno));
+        failed = true;
+    }
+    if (failed)
+        fprintf(stderr, "rtt: FAILED\n");
+    return failed ? 1 : 0;
+}
