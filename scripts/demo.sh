@@ -1,37 +1,94 @@
 #!/usr/bin/env bash
-# The main job: build, serve the test device, inspect it with umdev-probe,
-# and drive it with real traffic (registers, mmapped BAR, DMA through a
-# mapped fd and through messages, INTx with EOI, reset).
+# The main job: install missing Debian packages, build the debug preset,
+# serve the test device on a private socket, show what umdev-probe sees
+# (text, then JSON), and drive the device with real traffic (region I/O,
+# DMA, IRQs) through umdev-testdev-drive. Exits non-zero if any step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/deps.sh
 . scripts/deps.sh
-umdev_install_deps
+
+BUILD=build/debug
+# Every client step is bounded; a hang is a failure, not a stuck demo.
+STEP_TIMEOUT=120
 
 step() { printf '\n== %s\n' "$*"; }
+die() {
+    echo "demo FAILED: $*" >&2
+    exit 1
+}
 
-step "build (debug preset)"
-cmake --preset debug >/dev/null
-cmake --build --preset debug -j "$(nproc)" >/dev/null
+step "dependencies (scripts/deps.sh)"
+umdev_install_deps || die "missing Debian packages (see above)"
+echo "all required Debian packages are installed"
 
-dir=$(mktemp -d)
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/umdev-demo.XXXXXX")
+SOCK="$DIR/testdev.sock"
 server_pid=
 cleanup() {
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-    rm -rf "$dir"
+    if [ -n "$server_pid" ]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$DIR"
 }
 trap cleanup EXIT
 
-step "serve the test device on $dir/testdev.sock"
-build/debug/tests/umdev-testdev --socket "$dir/testdev.sock" &
+step "build (cmake --preset debug && cmake --build --preset debug)"
+if ! { cmake --preset debug && cmake --build --preset debug; } \
+    >"$DIR/build.log" 2>&1; then
+    cat "$DIR/build.log"
+    die "build of the debug preset"
+fi
+echo "built $BUILD"
+
+# run DESCRIPTION COMMAND...: one bounded step; on failure show the
+# server's log too.
+run() {
+    local what=$1 rc=0
+
+    shift
+    step "$what"
+    echo "\$ $*"
+    timeout -k 5 "$STEP_TIMEOUT" "$@" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        if [ -s "$DIR/testdev.log" ]; then
+            echo "-- umdev-testdev log:" >&2
+            cat "$DIR/testdev.log" >&2
+        fi
+        die "$what (exit $rc)"
+    fi
+}
+
+step "serve the test device: $BUILD/tests/umdev-testdev --socket $SOCK"
+"$BUILD/tests/umdev-testdev" --socket "$SOCK" >"$DIR/testdev.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 50); do [ -S "$dir/testdev.sock" ] && break; sleep 0.1; done
-[ -S "$dir/testdev.sock" ] || { echo "server did not start"; exit 1; }
+for _ in $(seq 50); do
+    [ -S "$SOCK" ] && break
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+done
+if [ ! -S "$SOCK" ]; then
+    cat "$DIR/testdev.log" >&2
+    die "umdev-testdev did not create $SOCK within 5 s"
+fi
+echo "listening (pid $server_pid)"
 
-step "umdev-probe $dir/testdev.sock"
-build/debug/umdev-probe "$dir/testdev.sock"
+run "probe the device (umdev-probe)" "$BUILD/umdev-probe" "$SOCK"
+run "probe the device as JSON (umdev-probe --json)" \
+    "$BUILD/umdev-probe" --json "$SOCK"
+run "drive the device with real traffic (umdev-testdev-drive)" \
+    "$BUILD/tests/umdev-testdev-drive" "$SOCK"
 
-step "umdev-probe --json"
-build/debug/umdev-probe --json "$dir/testdev.sock"
+step "stop the server"
+kill -TERM "$server_pid"
+rc=0
+wait "$server_pid" || rc=$?
+server_pid=
+if [ "$rc" -ne 0 ]; then
+    cat "$DIR/testdev.log" >&2
+    die "umdev-testdev exited with status $rc"
+fi
+echo "umdev-testdev exited cleanly"
 
-step "drive the device with real traffic"
-build/debug/tests/umdev-testdev-drive "$dir/testdev.sock"
+step "demo passed"
