@@ -286,6 +286,9 @@ parse_def_opts(const char *verb, int argc, char **argv, struct def_opts *o)
             return usage_error(verb, "bad option");
         }
     }
+    /* The UUID may also come bare, as in `umdevctl info UUID`. */
+    if (o->uuid == NULL && optind + 1 == argc)
+        o->uuid = argv[optind++];
     if (optind != argc)
         return usage_error(verb, "unexpected argument '%s'", argv[optind]);
     return 0;
@@ -481,6 +484,8 @@ print_instance_result(struct ctx *c, struct json_object *r, const char *what)
 
     if (c->json)
         print_json(r);
+    else if (inst != NULL && what == NULL)
+        printf("%s\n", str(inst, "uuid"));
     else if (inst != NULL)
         printf("%s %s\n", str(inst, "uuid"), what);
     json_object_put(r);
@@ -507,7 +512,8 @@ verb_define(struct ctx *c, int argc, char **argv)
     rc = call(c, "define", args, &r);
     if (rc != 0)
         return rc;
-    return print_instance_result(c, r, "defined");
+    /* The bare UUID, so scripts can take it: U=$(umdevctl define ...). */
+    return print_instance_result(c, r, NULL);
 }
 
 static int
@@ -648,6 +654,8 @@ verb_modify(struct ctx *c, int argc, char **argv)
             return usage_error("modify", "bad option");
         }
     }
+    if (o.uuid == NULL && optind + 1 == argc)
+        o.uuid = argv[optind++];
     if (o.uuid == NULL || optind != argc) {
         json_object_put(dels);
         return usage_error("modify", "-u UUID is required");
@@ -716,8 +724,15 @@ print_info(struct json_object *r)
         printf("    %-14s %s\n", k, json_object_get_string(cv));
     if (json_object_object_get_ex(dev, "endpoints", &a)) {
         printf("  endpoints:\n");
+        /* A parent describes each endpoint as {kind, host_end[, path]}. */
         json_object_object_foreach(a, ek, ev)
-            printf("    %-8s %s\n", ek, json_object_get_string(ev));
+        {
+            if (json_object_is_type(ev, json_type_object))
+                printf("    %-8s %-6s %s\n", ek, str(ev, "kind"),
+                       str(ev, "host_end"));
+            else
+                printf("    %-8s %s\n", ek, json_object_get_string(ev));
+        }
     }
 }
 
@@ -774,17 +789,17 @@ static const struct verb verbs[] = {
       "[-u UUID] -p PARENT -t TYPE [--auto|--manual] [--jsonfile FILE] "
       "[--owner USER] [--group GROUP] [--mode OCTAL] [--attr KEY=VALUE]...",
       "write a persistent definition", verb_define },
-    { "undefine", "-u UUID", "remove a definition", verb_undefine },
+    { "undefine", "-u UUID | UUID", "remove a definition", verb_undefine },
     { "start",
-      "-u UUID | -p PARENT -t TYPE [-u UUID] [--owner USER] [--mode OCTAL] "
+      "-u UUID | UUID | -p PARENT -t TYPE [-u UUID] [--owner USER] [--mode OCTAL] "
       "[--attr KEY=VALUE]...",
       "start a definition, or a transient instance", verb_start },
-    { "stop", "-u UUID [--grace MS]", "stop an instance", verb_stop },
+    { "stop", "-u UUID | UUID [--grace MS]", "stop an instance", verb_stop },
     { "modify",
-      "-u UUID [-t TYPE] [--auto|--manual] [--attr KEY=VALUE]... "
+      "-u UUID | UUID [-t TYPE] [--auto|--manual] [--attr KEY=VALUE]... "
       "[--delattr KEY]... [--owner USER] [--group GROUP] [--mode OCTAL]",
       "change a definition (applies at next start)", verb_modify },
-    { "info", "-u UUID [--json]",
+    { "info", "-u UUID | UUID [--json]",
       "socket, state, client, regions, IRQs and counters", verb_info },
     { "version", "", "daemon and protocol version", verb_version },
 };
