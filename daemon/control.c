@@ -24,8 +24,15 @@ struct ctl_conn {
     bool parked; /* a request waits for a worker */
     char *buf;
     size_t len, cap;
+    /* Responses not yet taken by the peer: a `list` of a thousand
+     * instances is larger than a socket buffer. */
+    char *out;
+    size_t out_off, out_len, out_cap;
     struct ctl_conn *next;
 };
+
+/* A peer that lets this much output pile up is cut off. */
+#define CTL_MAX_OUT (64u << 20)
 
 static const struct {
     int err;
@@ -55,19 +62,61 @@ errno_name(int err)
 
 static void conn_close(struct ctl_conn *c);
 
-static int
-write_all(int fd, const char *s, size_t len)
+/* Watch for requests unless parked, and for room while output waits. */
+static void
+update_events(struct ctl_conn *c)
 {
-    while (len > 0) {
-        ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
+    uint32_t ev = c->parked ? 0 : UMDEV_LOOP_IN;
+
+    if (c->out_off < c->out_len)
+        ev |= UMDEV_LOOP_OUT;
+    umdev_loop_mod(c->d->loop, c->fd, ev);
+}
+
+/* Send what the socket takes now. Return: 0, or -errno (peer gone). */
+static int
+flush_out(struct ctl_conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
 
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && errno == EAGAIN)
+            return 0;
         if (n < 0)
             return -errno;
-        s += n;
-        len -= (size_t)n;
+        c->out_off += (size_t)n;
     }
+    c->out_off = c->out_len = 0;
+    return 0;
+}
+
+static int
+queue_out(struct ctl_conn *c, const char *s, size_t len)
+{
+    if (c->out_len - c->out_off + len > CTL_MAX_OUT)
+        return -ENOBUFS;
+    if (c->out_off > 0 && c->out_len + len > c->out_cap) {
+        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+        c->out_len -= c->out_off;
+        c->out_off = 0;
+    }
+    if (c->out_len + len > c->out_cap) {
+        size_t cap = c->out_cap ? c->out_cap : 4096;
+        char *b;
+
+        while (cap < c->out_len + len)
+            cap *= 2;
+        b = realloc(c->out, cap);
+        if (b == NULL)
+            return -ENOMEM;
+        c->out = b;
+        c->out_cap = cap;
+    }
+    memcpy(c->out + c->out_len, s, len);
+    c->out_len += len;
     return 0;
 }
 
@@ -100,11 +149,13 @@ control_send_response(struct ctl_conn *c, struct json_object *id, int err,
     }
     text = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN |
                                                  JSON_C_TO_STRING_NOSLASHESCAPE);
-    /* A client that stopped reading loses its connection, nobody else
-     * waits for it (responses are small; the socket buffer holds them). */
-    if (write_all(c->fd, text, strlen(text)) < 0 ||
-        write_all(c->fd, "\n", 1) < 0)
+    /* Never block the daemon on one client: queue what the socket does
+     * not take now; a client that stops reading for good is cut off. */
+    if (queue_out(c, text, strlen(text)) < 0 || queue_out(c, "\n", 1) < 0 ||
+        flush_out(c) < 0)
         shutdown(c->fd, SHUT_RDWR);
+    else
+        update_events(c);
     json_object_put(r);
 }
 
@@ -116,7 +167,7 @@ park(struct ctl_conn *c, struct instance *inst, struct json_object *id,
     inst->pending.id = json_object_get(id);
     inst->pending.kind = kind;
     c->parked = true;
-    umdev_loop_mod(c->d->loop, c->fd, 0);
+    update_events(c);
 }
 
 void
@@ -650,7 +701,15 @@ on_conn(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
 
     (void)loop;
     (void)fd;
-    (void)events;
+    if (events & UMDEV_LOOP_OUT) {
+        if (flush_out(c) < 0) {
+            conn_close(c);
+            return;
+        }
+        update_events(c);
+    }
+    if (!(events & (UMDEV_LOOP_IN | UMDEV_LOOP_HUP | UMDEV_LOOP_ERR)))
+        return;
     if (c->cap - c->len < 4096) {
         size_t cap = c->cap ? c->cap * 2 : 8192;
         char *b;
@@ -683,8 +742,9 @@ on_conn(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
 void
 control_conn_resume(struct daemon *d, struct ctl_conn *c)
 {
+    (void)d;
     c->parked = false;
-    umdev_loop_mod(d->loop, c->fd, UMDEV_LOOP_IN);
+    update_events(c);
     drain_lines(c);
 }
 
@@ -707,6 +767,7 @@ conn_close(struct ctl_conn *c)
     umdev_loop_del(c->d->loop, c->fd);
     close(c->fd);
     free(c->buf);
+    free(c->out);
     free(c);
 }
 
