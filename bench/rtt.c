@@ -315,7 +315,8 @@ conn_like_read(int fd, uint8_t *rx, size_t len, int flags)
 
 /* raw_msg: exactly the server's syscalls without the library: a
  * non-blocking socket, epoll_wait(), recvmsg() with a control buffer,
- * sendmsg() of three iovecs (header, fixed part, data). */
+ * and one send(2) of the reply (lib/conn gathers a small reply without
+ * fds into one buffer and sends that). */
 static int
 serve_raw_msg(int fd)
 {
@@ -328,14 +329,6 @@ serve_raw_msg(int fd)
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
         goto out;
     for (;;) {
-        struct iovec iov[3] = {
-            { reply, UMDEV_WIRE_HDR_SIZE },
-            { reply + UMDEV_WIRE_HDR_SIZE,
-              sizeof(struct vfio_user_region_access) },
-            { reply + RAW_REQ_SIZE, sizeof(uint32_t) },
-        };
-        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 3 };
-
         if (epoll_wait(ep, &ev, 1, -1) < 0) {
             if (errno == EINTR)
                 continue;
@@ -348,7 +341,8 @@ serve_raw_msg(int fd)
         if (rc <= 0)
             break;
         memcpy(reply, rx, sizeof(uint32_t));
-        if (sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) != RAW_REPLY_SIZE) {
+        if (send(fd, reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT) !=
+            RAW_REPLY_SIZE) {
             rc = -1;
             break;
         }
@@ -462,7 +456,7 @@ batch_vfio_user(struct rtt_ctx *x, long n, int64_t *t)
 }
 
 /* The raw client: write the request, read the reply. With @msg, the
- * client's syscalls of lib/conn instead: sendmsg(MSG_DONTWAIT) and a
+ * client's syscalls of lib/conn instead: send(MSG_DONTWAIT) and a
  * blocking recvmsg() with a control buffer. */
 static int
 batch_raw(struct rtt_ctx *x, int fd, bool msg, long n, int64_t *t)
@@ -478,10 +472,7 @@ batch_raw(struct rtt_ctx *x, int fd, bool msg, long n, int64_t *t)
 
         memcpy(req, &seq, sizeof(seq));
         if (msg) {
-            struct iovec iov = { req, sizeof(req) };
-            struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-            rc = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) ==
+            rc = send(fd, req, sizeof(req), MSG_NOSIGNAL | MSG_DONTWAIT) ==
                          (ssize_t)sizeof(req)
                      ? conn_like_read(fd, rx, sizeof(reply), 0)
                      : -1;
@@ -609,7 +600,7 @@ print_breakdown(const struct series *ser, const struct opts *o, size_t served)
     static const char *const what[K_MAX] = {
         [K_RAW] = "read/write echo",
         [K_RAW_EPOLL] = "+ epoll_wait in the server",
-        [K_RAW_MSG] = "+ lib/conn's sendmsg/recvmsg calls, both sides",
+        [K_RAW_MSG] = "+ lib/conn's send/recvmsg calls, both sides",
         [K_VFIO_USER] = "+ the library: the real REGION_READ",
     };
     static const enum kind_id order[] = { K_RAW, K_RAW_EPOLL, K_RAW_MSG,
@@ -994,7 +985,7 @@ usage(FILE *f)
             "  --no-dma       skip the DMA map/lookup benchmark\n"
             "  --breakdown    also time the raw ping-pong with the server's\n"
             "                 epoll_wait, then with lib/conn's exact\n"
-            "                 sendmsg/recvmsg calls, to attribute the gap\n");
+            "                 send/recvmsg calls, to attribute the gap\n");
 }
 
 static bool

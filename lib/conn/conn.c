@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -56,6 +57,10 @@ struct conn {
     uint64_t discard;
 
     struct conn_msg *queue_head, *queue_tail;
+
+    /* One message block recycled between messages of up to
+     * MSG_SPARE_SIZE bytes (msg_alloc()), and the message using it now. */
+    struct conn_msg *spare, *lent;
 };
 
 void
@@ -131,13 +136,61 @@ close_fds(int *fds, size_t n)
             close(fds[i]);
 }
 
+/* Where msg_alloc() puts a message's bytes: right after the struct, as
+ * aligned as malloc() would have aligned a buffer of their own. */
+#define MSG_INLINE_OFF                                                         \
+    ((sizeof(struct conn_msg) + _Alignof(max_align_t) - 1) &                   \
+     ~(_Alignof(max_align_t) - 1))
+
+/* Every register access and most control messages fit. */
+#define MSG_SPARE_SIZE 256
+
+/*
+ * A message with room for @size bytes of it, in one allocation. A small
+ * one reuses the connection's spare block when no other message has it,
+ * so the usual request/reply traffic (one message in hand at a time)
+ * allocates nothing. If allocating fails, an empty message with rx_error
+ * -ENOMEM (refused with an error reply); NULL only if even that fails.
+ */
+static struct conn_msg *
+msg_alloc(struct conn *conn, size_t size)
+{
+    bool spare = size <= MSG_SPARE_SIZE && conn->lent == NULL;
+    struct conn_msg *m;
+
+    if (spare && conn->spare != NULL)
+        m = conn->spare;
+    else
+        m = malloc(MSG_INLINE_OFF + (spare ? MSG_SPARE_SIZE : size));
+    if (m == NULL) {
+        m = calloc(1, sizeof(*m));
+        if (m != NULL)
+            m->rx_error = -ENOMEM;
+        return m;
+    }
+    memset(m, 0, sizeof(*m));
+    m->buf = (uint8_t *)m + MSG_INLINE_OFF;
+    if (spare) {
+        conn->spare = NULL;
+        conn->lent = m;
+        m->home = conn;
+    }
+    return m;
+}
+
 void
 conn_msg_free(struct conn_msg *msg)
 {
     if (msg == NULL)
         return;
     close_fds(msg->fds, msg->nfds);
-    free(msg->buf);
+    if (msg->home != NULL) {
+        /* The spare block comes home; only one is ever lent. */
+        msg->home->lent = NULL;
+        msg->home->spare = msg;
+        return;
+    }
+    /* Messages are made only in rx_parse(): bytes inline, or none. */
     free(msg);
 }
 
@@ -156,6 +209,11 @@ conn_destroy(struct conn *conn)
     conn_msg_free(conn->discard_msg);
     for (i = 0; i < conn->ntags; i++)
         close_fds(conn->tags[i].fds, conn->tags[i].nfds);
+    /* A message still out (the caller frees it after us) becomes an
+     * ordinary allocation. */
+    if (conn->lent != NULL)
+        conn->lent->home = NULL;
+    free(conn->spare);
     free(conn->rx);
     if (conn->fd >= 0)
         close(conn->fd);
@@ -447,6 +505,7 @@ rx_parse(struct conn *conn, size_t *need, struct conn_msg **out)
     size_t avail = conn->rx_len - conn->rx_off;
     struct vfio_user_header hdr;
     struct conn_msg *m;
+    bool oversized;
 
     *need = UMDEV_WIRE_HDR_SIZE;
     if (avail < UMDEV_WIRE_HDR_SIZE)
@@ -461,12 +520,13 @@ rx_parse(struct conn *conn, size_t *need, struct conn_msg **out)
         *need = hdr.msg_size;
         return -EAGAIN;
     }
-    m = calloc(1, sizeof(*m));
+    oversized = hdr.msg_size > max_rx_size(conn);
+    m = oversized ? calloc(1, sizeof(*m)) : msg_alloc(conn, hdr.msg_size);
     if (m == NULL)
         return -ENOMEM;
     m->hdr = hdr;
     m->len = hdr.msg_size;
-    if (hdr.msg_size > max_rx_size(conn)) {
+    if (oversized) {
         /* Keep the stream in step by skipping the body, then refuse the
          * message: a bad message, not a bad stream. */
         m->rx_error = -E2BIG;
@@ -474,12 +534,8 @@ rx_parse(struct conn *conn, size_t *need, struct conn_msg **out)
         conn->discard = hdr.msg_size - avail;
         conn->rx_off = conn->rx_len;
     } else {
-        m->buf = malloc(hdr.msg_size);
-        if (m->buf == NULL) {
-            m->rx_error = -ENOMEM;
-        } else {
+        if (m->buf != NULL)
             memcpy(m->buf, conn->rx + conn->rx_off, hdr.msg_size);
-        }
         claim_fds(conn, conn->rx_off, m);
         conn->rx_off += hdr.msg_size;
     }
@@ -634,25 +690,35 @@ send_iov(struct conn *conn, struct iovec *iov, int iovcnt, const int *fds,
      * (bench/rtt).
      */
     if (nfds == 0) {
+        const char *flat = NULL;
         size_t total = 0;
         int i;
 
-        for (i = 0; i < iovcnt && total <= sizeof(small); i++)
-            total += iov[i].iov_len;
-        if (total <= sizeof(small)) {
-            total = 0;
-            for (i = 0; i < iovcnt; i++) {
-                memcpy(small + total, iov[i].iov_base, iov[i].iov_len);
+        if (iovcnt == 1) {
+            /* Already one buffer (conn_send): no copy needed. */
+            flat = iov[0].iov_base;
+            total = iov[0].iov_len;
+        } else {
+            for (i = 0; i < iovcnt && total <= sizeof(small); i++)
                 total += iov[i].iov_len;
+            if (total <= sizeof(small)) {
+                total = 0;
+                for (i = 0; i < iovcnt; i++) {
+                    memcpy(small + total, iov[i].iov_base, iov[i].iov_len);
+                    total += iov[i].iov_len;
+                }
+                flat = small;
             }
-            n = send(conn->fd, small, total, MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
+        if (flat != NULL) {
+            n = send(conn->fd, flat, total, MSG_NOSIGNAL | MSG_DONTWAIT);
             if (n == (ssize_t)total)
                 return 0;
             if (n < 0 && errno != EAGAIN && errno != EINTR)
                 return errno == EPIPE ? -ECONNRESET : -errno;
             if (n < 0)
                 n = 0;
-            small_iov.iov_base = small + n;
+            small_iov.iov_base = (char *)flat + n;
             small_iov.iov_len = total - (size_t)n;
             mh.msg_iov = &small_iov;
             mh.msg_iovlen = 1;
@@ -718,6 +784,26 @@ conn_sendv(struct conn *conn, const struct vfio_user_header *hdr,
     struct iovec iov[3];
     int n = 0;
 
+    /* A small message without fds (a register read's reply): lay it out
+     * here once rather than build iovecs for send_iov() to gather. */
+    if (nfds == 0 && fixed_len <= SEND_GATHER_MAX - sizeof(*hdr) &&
+        data_len <= SEND_GATHER_MAX - sizeof(*hdr) - fixed_len) {
+        char flat[SEND_GATHER_MAX];
+        size_t len = sizeof(*hdr);
+
+        memcpy(flat, hdr, sizeof(*hdr));
+        if (fixed_len) {
+            memcpy(flat + len, fixed, fixed_len);
+            len += fixed_len;
+        }
+        if (data_len) {
+            memcpy(flat + len, data, data_len);
+            len += data_len;
+        }
+        iov[0].iov_base = flat;
+        iov[0].iov_len = len;
+        return send_iov(conn, iov, 1, NULL, 0);
+    }
     iov[n].iov_base = (void *)hdr;
     iov[n++].iov_len = sizeof(*hdr);
     if (fixed_len) {

@@ -47,6 +47,9 @@ struct conn_msg {
      * -E2BIG oversized (its body was discarded), -EBADF too many fds. */
     int rx_error;
     struct conn_msg *next; /* queue link, owned by the connection */
+    /* The connection whose spare block this is (conn_msg_free() returns
+     * it there), or NULL. Private to conn.c. */
+    struct conn *home;
 };
 
 struct conn;
@@ -107,6 +110,7 @@ int conn_read_wait(struct conn *conn, int timeout_ms, struct conn_msg **out);
 /** True if conn_read() would return a queued message without I/O. */
 bool conn_has_queued(const struct conn *conn);
 
+/* On the connection's thread, like every other call here. */
 void conn_msg_free(struct conn_msg *msg);
 
 /**

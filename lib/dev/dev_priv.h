@@ -47,14 +47,27 @@ struct dma_map {
     uint8_t *base;   /* host address of iova, NULL: no fd (messages) */
     void *mmap_addr; /* what to munmap */
     size_t mmap_len;
+    /* Holds taken, plus DMA_MAP_DYING once unpublished and being
+     * retired: then the put that drops the last hold wakes the retirer.
+     * One word, so that put touches the map only in that one RMW. */
     atomic_uint holds;
+};
+
+#define DMA_MAP_DYING (1u << 31)
+
+/* A table slot: the keys the binary search compares are kept inline, so a
+ * lookup walks one array instead of loading a dma_map per step. */
+struct dma_slot {
+    uint64_t iova;
+    uint64_t end; /* iova + size; never wraps (dev_dma_map checks) */
+    struct dma_map *map;
 };
 
 struct dma_table {
     pthread_rwlock_t lock;
     pthread_mutex_t wait_lock;
     pthread_cond_t released;
-    struct dma_map **maps; /* sorted by iova, non-overlapping */
+    struct dma_slot *slots; /* sorted by iova, non-overlapping */
     size_t n, cap;
     uint32_t max;
 };
@@ -83,7 +96,16 @@ struct umdev_dev {
 
     struct umdev_dev_stats stats;
     _Atomic uint64_t irqs_raised, irqs_dropped, dma_bytes;
+
+    struct dev_profile *profile; /* mediation profile, NULL if none */
 };
+
+/* profile.c */
+struct dev_profile;
+void dev_profile_free(struct dev_profile *p);
+/* 0 if the profile allows the access (counted), else -EACCES (counted). */
+int dev_profile_check(struct umdev_dev *dev, uint32_t index, uint64_t offset,
+                      uint64_t count, bool is_write);
 
 /* dma.c */
 int dev_dma_init(struct dma_table *t, uint32_t max);

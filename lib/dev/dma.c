@@ -31,32 +31,40 @@ dev_dma_init(struct dma_table *t, uint32_t max)
     return 0;
 }
 
-/* Index of the first mapping whose end lies above @iova. */
+/*
+ * Index of the first mapping whose end lies above @iova (t->n if none).
+ * O(log n) over the inline keys. Written without a data-dependent branch
+ * (the compiler emits a conditional move): random lookups would
+ * mispredict about every other step.
+ */
 static size_t
 lower_bound(const struct dma_table *t, uint64_t iova)
 {
-    size_t lo = 0, hi = t->n;
+    const struct dma_slot *s = t->slots;
+    size_t base = 0, size = t->n;
 
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const struct dma_map *m = t->maps[mid];
+    if (size == 0)
+        return 0;
+    /* Every slot below base ends at or below @iova; the first one that
+     * does not lies in [base, base + size]. */
+    while (size > 1) {
+        size_t half = size / 2;
 
-        if (m->iova + m->size <= iova)
-            lo = mid + 1;
-        else
-            hi = mid;
+        base = s[base + half].end <= iova ? base + half : base;
+        size -= half;
     }
-    return lo;
+    return base + (s[base].end <= iova);
 }
 
-/* The mapping containing @iova, under the read lock, or NULL. */
-static struct dma_map *
+/* The slot of the mapping containing @iova, under the read lock, or
+ * NULL. */
+static const struct dma_slot *
 find(const struct dma_table *t, uint64_t iova)
 {
     size_t i = lower_bound(t, iova);
 
-    if (i < t->n && t->maps[i]->iova <= iova)
-        return t->maps[i];
+    if (i < t->n && t->slots[i].iova <= iova)
+        return &t->slots[i];
     return NULL;
 }
 
@@ -136,24 +144,28 @@ dev_dma_map(struct umdev_dev *dev, const struct vfio_user_dma_map *req,
     }
     pos = lower_bound(t, m->iova);
     /* Spec "VFIO_USER_DMA_MAP": mapping over an existing region is EEXIST. */
-    if (pos < t->n && t->maps[pos]->iova < m->iova + m->size) {
+    if (pos < t->n && t->slots[pos].iova < m->iova + m->size) {
         rc = -EEXIST;
         goto out;
     }
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 16;
-        struct dma_map **v = realloc(t->maps, cap * sizeof(*v));
+        struct dma_slot *v = realloc(t->slots, cap * sizeof(*v));
 
         if (v == NULL) {
             rc = -ENOMEM;
             goto out;
         }
-        t->maps = v;
+        t->slots = v;
         t->cap = cap;
     }
-    memmove(&t->maps[pos + 1], &t->maps[pos],
-            (t->n - pos) * sizeof(*t->maps));
-    t->maps[pos] = m;
+    memmove(&t->slots[pos + 1], &t->slots[pos],
+            (t->n - pos) * sizeof(*t->slots));
+    t->slots[pos] = (struct dma_slot){
+        .iova = m->iova,
+        .end = m->iova + m->size,
+        .map = m,
+    };
     t->n++;
 out:
     pthread_rwlock_unlock(&t->lock);
@@ -162,7 +174,8 @@ out:
     return rc;
 }
 
-/* Wait until no device thread holds @m, then free it. */
+/* Wait until no device thread holds @m (already unpublished: no new
+ * hold can be taken), then free it. */
 static void
 retire(struct umdev_dev *dev, struct dma_map *m)
 {
@@ -170,10 +183,19 @@ retire(struct umdev_dev *dev, struct dma_map *m)
 
     if (dev->ops != NULL && dev->ops->dma_unmap != NULL)
         dev->ops->dma_unmap(dev->opaque, m->iova, m->size);
-    pthread_mutex_lock(&t->wait_lock);
-    while (atomic_load(&m->holds) != 0)
-        pthread_cond_wait(&t->released, &t->wait_lock);
-    pthread_mutex_unlock(&t->wait_lock);
+    /*
+     * From here on the put that drops the last hold broadcasts (see
+     * umdev_dma_put()). It takes wait_lock to do so, and we check under
+     * wait_lock before each wait, so the wake-up cannot fall between the
+     * check and the wait. A put that saw no DYING bit decremented before
+     * our fetch_or and touches @m no more.
+     */
+    if ((atomic_fetch_or(&m->holds, DMA_MAP_DYING) & ~DMA_MAP_DYING) != 0) {
+        pthread_mutex_lock(&t->wait_lock);
+        while ((atomic_load(&m->holds) & ~DMA_MAP_DYING) != 0)
+            pthread_cond_wait(&t->released, &t->wait_lock);
+        pthread_mutex_unlock(&t->wait_lock);
+    }
     map_free(m);
 }
 
@@ -187,11 +209,11 @@ dev_dma_unmap(struct umdev_dev *dev, uint64_t iova, uint64_t size)
     pthread_rwlock_wrlock(&t->lock);
     pos = lower_bound(t, iova);
     /* Spec "VFIO_USER_DMA_UNMAP": address and size match a mapping. */
-    if (pos < t->n && t->maps[pos]->iova == iova &&
-        t->maps[pos]->size == size) {
-        m = t->maps[pos];
-        memmove(&t->maps[pos], &t->maps[pos + 1],
-                (t->n - pos - 1) * sizeof(*t->maps));
+    if (pos < t->n && t->slots[pos].iova == iova &&
+        t->slots[pos].end - iova == size) {
+        m = t->slots[pos].map;
+        memmove(&t->slots[pos], &t->slots[pos + 1],
+                (t->n - pos - 1) * sizeof(*t->slots));
         t->n--;
     }
     pthread_rwlock_unlock(&t->lock);
@@ -206,18 +228,18 @@ void
 dev_dma_unmap_all(struct umdev_dev *dev)
 {
     struct dma_table *t = &dev->dma;
-    struct dma_map **maps;
+    struct dma_slot *slots;
     size_t n, i;
 
     pthread_rwlock_wrlock(&t->lock);
-    maps = t->maps;
+    slots = t->slots;
     n = t->n;
-    t->maps = NULL;
+    t->slots = NULL;
     t->n = t->cap = 0;
     pthread_rwlock_unlock(&t->lock);
     for (i = 0; i < n; i++)
-        retire(dev, maps[i]);
-    free(maps);
+        retire(dev, slots[i].map);
+    free(slots);
 }
 
 void
@@ -256,7 +278,8 @@ umdev_dma_get(struct umdev_dev *dev, uint64_t iova, uint64_t len, int prot,
               struct umdev_dma_hold *hold)
 {
     struct dma_table *t = &dev->dma;
-    struct dma_map *m;
+    const struct dma_slot *s;
+    struct dma_map *m = NULL;
     int rc = 0;
 
     hold->ptr = NULL;
@@ -264,11 +287,15 @@ umdev_dma_get(struct umdev_dev *dev, uint64_t iova, uint64_t len, int prot,
     if (len == 0 || iova + len < iova)
         return -EFAULT;
     pthread_rwlock_rdlock(&t->lock);
-    m = find(t, iova);
-    if (m == NULL || iova + len > m->iova + m->size)
+    s = find(t, iova);
+    if (s == NULL || iova + len > s->end) {
         rc = -EFAULT;
-    else if ((rc = check_prot(m, prot)) == 0 && m->base == NULL)
-        rc = -ENOTSUP;
+    } else {
+        m = s->map;
+        rc = check_prot(m, prot);
+        if (rc == 0 && m->base == NULL)
+            rc = -ENOTSUP;
+    }
     if (rc == 0) {
         atomic_fetch_add(&m->holds, 1);
         hold->ptr = m->base + (iova - m->iova);
@@ -287,7 +314,9 @@ umdev_dma_put(struct umdev_dev *dev, struct umdev_dma_hold *hold)
         return;
     hold->map_ = NULL;
     hold->ptr = NULL;
-    if (atomic_fetch_sub(&m->holds, 1) == 1) {
+    /* Only the last hold on a map being retired wakes anyone (retire());
+     * after this RMW @m may be freed, so it is not touched again. */
+    if (atomic_fetch_sub(&m->holds, 1) == (DMA_MAP_DYING | 1)) {
         pthread_mutex_lock(&dev->dma.wait_lock);
         pthread_cond_broadcast(&dev->dma.released);
         pthread_mutex_unlock(&dev->dma.wait_lock);
@@ -357,16 +386,19 @@ dma_copy(struct umdev_dev *dev, uint64_t iova, void *buf, size_t len,
         return -EFAULT;
     while (len > 0) {
         struct dma_table *t = &dev->dma;
-        struct dma_map *m;
+        const struct dma_slot *s;
+        struct dma_map *m = NULL;
         size_t chunk;
         uint8_t *host = NULL;
         int rc;
 
         pthread_rwlock_rdlock(&t->lock);
-        m = find(t, iova);
+        s = find(t, iova);
+        if (s != NULL)
+            m = s->map;
         rc = m == NULL ? -EFAULT : check_prot(m, prot);
         if (rc == 0) {
-            uint64_t left = m->iova + m->size - iova;
+            uint64_t left = s->end - iova;
 
             chunk = left < len ? (size_t)left : len;
             if (m->base != NULL) {
