@@ -133,6 +133,18 @@ enum umdev_pci_irq_mode umdev_pci_irq_mode(struct umdev_pci *pci);
 int umdev_pci_config_read(struct umdev_pci *pci, uint32_t offset, void *buf,
                           size_t len);
 
+/**
+ * umdev_pci_config_masks() - which config bits the guest may change:
+ * @wmask read-write bits, @w1c write-1-to-clear bits (either may be NULL),
+ * @len bytes from @offset. For profiles and audits.
+ * Return: 0 or -EINVAL (outside config space).
+ */
+int umdev_pci_config_masks(struct umdev_pci *pci, uint32_t offset,
+                           uint8_t *wmask, uint8_t *w1c, size_t len);
+
+/** Size of config space: 256, or 4096 with a PCI Express capability. */
+uint32_t umdev_pci_config_size(const struct umdev_pci *pci);
+
 /** Return config space and MSI-X state to power-on (device reset). */
 void umdev_pci_reset(struct umdev_pci *pci);
 

@@ -87,6 +87,7 @@ umdev_dev_destroy(struct umdev_dev *dev)
     dev_irq_fini(dev);
     for (i = 0; i < UMDEV_MAX_REGIONS; i++)
         region_fini(&dev->regions[i]);
+    dev_profile_free(dev->profile);
     pthread_mutex_destroy(&dev->irq_lock);
     free(dev->name);
     free(dev);

@@ -263,6 +263,12 @@ region_check(struct umdev_dev *dev, uint32_t index, uint64_t offset,
         return -EPERM;
     if (offset >= reg->size || count > reg->size - offset)
         return -EINVAL;
+    if (dev->profile != NULL) {
+        int rc = dev_profile_check(dev, index, offset, count, is_write);
+
+        if (rc < 0)
+            return rc;
+    }
     *out = reg;
     return 0;
 }

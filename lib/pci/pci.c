@@ -783,6 +783,26 @@ umdev_pci_config_read(struct umdev_pci *pci, uint32_t offset, void *buf,
     return 0;
 }
 
+int
+umdev_pci_config_masks(struct umdev_pci *pci, uint32_t offset,
+                       uint8_t *wmask, uint8_t *w1c, size_t len)
+{
+    if (offset > pci->cfg_size || len > pci->cfg_size - offset)
+        return -EINVAL;
+    /* Masks are fixed once the device is built: no lock needed. */
+    if (wmask != NULL)
+        memcpy(wmask, pci->wmask + offset, len);
+    if (w1c != NULL)
+        memcpy(w1c, pci->w1cmask + offset, len);
+    return 0;
+}
+
+uint32_t
+umdev_pci_config_size(const struct umdev_pci *pci)
+{
+    return pci->cfg_size;
+}
+
 void
 umdev_pci_reset(struct umdev_pci *pci)
 {

@@ -1,0 +1,492 @@
+/*
+ * Mediation profiles (include/umdev/profile.h): a copy of what the device
+ * declared, the run-time check every socket region access passes through,
+ * per-register counters, and the JSON form audits print.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "dev_priv.h"
+#include "umdev/profile.h"
+
+struct dev_profile {
+    struct umdev_profile pub; /* points into the copies below */
+    struct umdev_profile_region regions[UMDEV_PROFILE_MAX_REGIONS];
+    struct umdev_profile_reg *regs[UMDEV_PROFILE_MAX_REGIONS];
+    _Atomic uint64_t *reads[UMDEV_PROFILE_MAX_REGIONS];
+    _Atomic uint64_t *writes[UMDEV_PROFILE_MAX_REGIONS];
+    int slot[UMDEV_MAX_REGIONS]; /* region index -> entry, -1: undeclared */
+    _Atomic uint64_t refused;
+    char **strings; /* every copied string, freed with the profile */
+    size_t nstrings;
+};
+
+void
+dev_profile_free(struct dev_profile *p)
+{
+    size_t i;
+
+    if (p == NULL)
+        return;
+    for (i = 0; i < UMDEV_PROFILE_MAX_REGIONS; i++) {
+        free(p->regs[i]);
+        free((void *)p->reads[i]);
+        free((void *)p->writes[i]);
+    }
+    for (i = 0; i < p->nstrings; i++)
+        free(p->strings[i]);
+    free(p->strings);
+    free(p);
+}
+
+/* Copy @s into the profile (NULL stays NULL). Return: 0 or -ENOMEM. */
+static int
+keep_string(struct dev_profile *p, const char *s, const char **out)
+{
+    char **v;
+    char *copy;
+
+    *out = NULL;
+    if (s == NULL)
+        return 0;
+    copy = strdup(s);
+    if (copy == NULL)
+        return -ENOMEM;
+    v = realloc(p->strings, (p->nstrings + 1) * sizeof(*v));
+    if (v == NULL) {
+        free(copy);
+        return -ENOMEM;
+    }
+    p->strings = v;
+    p->strings[p->nstrings++] = copy;
+    *out = copy;
+    return 0;
+}
+
+static bool
+valid_reg(const struct umdev_profile_reg *r, uint64_t region_size)
+{
+    if (r->name == NULL || r->name[0] == '\0' || r->purpose == NULL ||
+        r->purpose[0] == '\0')
+        return false;
+    if (r->size == 0 || r->offset >= region_size ||
+        r->size > region_size - r->offset)
+        return false;
+    if ((r->widths & UMDEV_W_ANY) == 0 || (r->widths & ~UMDEV_W_ANY) != 0)
+        return false;
+    return (r->access & UMDEV_PROFILE_RW) != 0 &&
+           (r->access & ~UMDEV_PROFILE_RW) == 0;
+}
+
+static int
+check_region(const struct umdev_dev *dev, const struct umdev_profile_region *pr)
+{
+    const struct dev_region *reg;
+    size_t i;
+
+    if (pr->index >= UMDEV_MAX_REGIONS || !dev->regions[pr->index].present)
+        return -EINVAL;
+    /* Config space is lib/pci's: its write masks are the profile there. */
+    if (dev->pci && pr->index == UMDEV_PCI_CONFIG_REGION)
+        return -EINVAL;
+    if (pr->nregs > UMDEV_PROFILE_MAX_REGS || (pr->nregs > 0 && !pr->regs))
+        return -EINVAL;
+    reg = &dev->regions[pr->index];
+    for (i = 0; i < pr->nregs; i++) {
+        if (!valid_reg(&pr->regs[i], reg->size))
+            return -EINVAL;
+        if (i > 0 && pr->regs[i].offset <
+                         pr->regs[i - 1].offset + pr->regs[i - 1].size)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+int
+umdev_dev_set_profile(struct umdev_dev *dev, const struct umdev_profile *p)
+{
+    struct dev_profile *dp;
+    size_t i, j;
+    int rc;
+
+    if (dev->profile != NULL)
+        return -EEXIST;
+    if (p == NULL || p->nregions > UMDEV_PROFILE_MAX_REGIONS ||
+        (p->nregions > 0 && p->regions == NULL) ||
+        (p->data_path != UMDEV_PROFILE_DP_RING &&
+         p->data_path != UMDEV_PROFILE_DP_PIO) ||
+        (p->data_path == UMDEV_PROFILE_DP_RING && p->max_msgs_per_io != 0))
+        return -EINVAL;
+    for (i = 0; i < p->nregions; i++) {
+        rc = check_region(dev, &p->regions[i]);
+        if (rc < 0)
+            return rc;
+        for (j = 0; j < i; j++)
+            if (p->regions[j].index == p->regions[i].index)
+                return -EINVAL;
+    }
+    dp = calloc(1, sizeof(*dp));
+    if (dp == NULL)
+        return -ENOMEM;
+    for (i = 0; i < UMDEV_MAX_REGIONS; i++)
+        dp->slot[i] = -1;
+    dp->pub = *p;
+    dp->pub.regions = dp->regions;
+    if (keep_string(dp, p->type, &dp->pub.type) < 0 ||
+        keep_string(dp, p->data_path_unit, &dp->pub.data_path_unit) < 0 ||
+        keep_string(dp, p->data_path_note, &dp->pub.data_path_note) < 0)
+        goto nomem;
+    for (i = 0; i < p->nregions; i++) {
+        const struct umdev_profile_region *src = &p->regions[i];
+        size_t n = src->nregs ? src->nregs : 1;
+
+        dp->regs[i] = calloc(n, sizeof(*dp->regs[i]));
+        dp->reads[i] = calloc(n, sizeof(*dp->reads[i]));
+        dp->writes[i] = calloc(n, sizeof(*dp->writes[i]));
+        if (!dp->regs[i] || !dp->reads[i] || !dp->writes[i])
+            goto nomem;
+        for (j = 0; j < src->nregs; j++) {
+            dp->regs[i][j] = src->regs[j];
+            if (keep_string(dp, src->regs[j].name, &dp->regs[i][j].name) <
+                    0 ||
+                keep_string(dp, src->regs[j].purpose,
+                            &dp->regs[i][j].purpose) < 0)
+                goto nomem;
+        }
+        dp->regions[i] = *src;
+        dp->regions[i].regs = dp->regs[i];
+        dp->slot[src->index] = (int)i;
+    }
+    dev->profile = dp;
+    return 0;
+nomem:
+    dev_profile_free(dp);
+    return -ENOMEM;
+}
+
+const struct umdev_profile *
+umdev_dev_profile(const struct umdev_dev *dev)
+{
+    return dev->profile != NULL ? &dev->profile->pub : NULL;
+}
+
+static bool
+inside_mmap_area(const struct dev_region *reg, uint64_t offset, uint64_t count)
+{
+    size_t i;
+
+    if (reg->shm == NULL)
+        return false;
+    for (i = 0; i < reg->nr_areas; i++) {
+        const struct umdev_mmap_area *a = &reg->areas[i];
+
+        if (offset >= a->offset && count <= a->size &&
+            offset - a->offset <= a->size - count)
+            return true;
+    }
+    return false;
+}
+
+/* The declared register containing @offset, or NULL (binary search). */
+static const struct umdev_profile_reg *
+find_reg(const struct umdev_profile_region *pr, uint64_t offset, size_t *pos)
+{
+    size_t lo = 0, hi = pr->nregs;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct umdev_profile_reg *r = &pr->regs[mid];
+
+        if (offset < r->offset)
+            hi = mid;
+        else if (offset - r->offset >= r->size)
+            lo = mid + 1;
+        else {
+            *pos = mid;
+            return r;
+        }
+    }
+    return NULL;
+}
+
+int
+dev_profile_check(struct umdev_dev *dev, uint32_t index, uint64_t offset,
+                  uint64_t count, bool is_write)
+{
+    struct dev_profile *p = dev->profile;
+    const struct umdev_profile_region *pr;
+    const struct umdev_profile_reg *r;
+    size_t pos;
+    int slot;
+
+    if (p == NULL || (dev->pci && index == UMDEV_PCI_CONFIG_REGION))
+        return 0;
+    /* Memory the guest may map anyway: no register semantics to guard. */
+    if (inside_mmap_area(&dev->regions[index], offset, count))
+        return 0;
+    slot = p->slot[index];
+    if (slot < 0)
+        goto refuse;
+    pr = &p->regions[slot];
+    r = find_reg(pr, offset, &pos);
+    if (r == NULL || count > 8 || (count & (count - 1)) != 0 ||
+        !(r->widths & UMDEV_W(count)) || offset % count != 0 ||
+        count > r->size - (offset - r->offset) ||
+        !(r->access & (is_write ? UMDEV_PROFILE_W : UMDEV_PROFILE_R)))
+        goto refuse;
+    atomic_fetch_add_explicit(is_write ? &p->writes[slot][pos]
+                                       : &p->reads[slot][pos],
+                              1, memory_order_relaxed);
+    return 0;
+refuse:
+    atomic_fetch_add_explicit(&p->refused, 1, memory_order_relaxed);
+    if (dev->log != NULL)
+        umdev_log(dev->log, LOG_DEBUG,
+                  "%s: refused %s of %" PRIu64 " bytes at region %u offset "
+                  "0x%" PRIx64 " (not in the mediation profile)",
+                  dev->name, is_write ? "write" : "read", count, index,
+                  offset);
+    return -EACCES;
+}
+
+int
+umdev_dev_profile_counters(struct umdev_dev *dev, size_t region, size_t reg,
+                           struct umdev_profile_counters *out)
+{
+    struct dev_profile *p = dev->profile;
+
+    if (p == NULL || region >= p->pub.nregions ||
+        reg >= p->regions[region].nregs)
+        return -EINVAL;
+    out->reads = atomic_load_explicit(&p->reads[region][reg],
+                                      memory_order_relaxed);
+    out->writes = atomic_load_explicit(&p->writes[region][reg],
+                                       memory_order_relaxed);
+    return 0;
+}
+
+uint64_t
+umdev_dev_profile_refused(struct umdev_dev *dev)
+{
+    if (dev->profile == NULL)
+        return 0;
+    return atomic_load_explicit(&dev->profile->refused, memory_order_relaxed);
+}
+
+/* ---- JSON -------------------------------------------------------------- */
+
+static const char *const region_names[] = { "BAR0", "BAR1", "BAR2",
+                                             "BAR3", "BAR4", "BAR5",
+                                             "ROM",  "CONFIG", "VGA" };
+static const char *const irq_names[] = { "INTX", "MSI", "MSIX", "ERR",
+                                         "REQ" };
+
+static struct json_object *
+hex(uint64_t v)
+{
+    char b[24];
+
+    snprintf(b, sizeof(b), "0x%" PRIx64, v);
+    return json_object_new_string(b);
+}
+
+static struct json_object *
+widths_json(uint32_t widths)
+{
+    struct json_object *a = json_object_new_array();
+    unsigned int w;
+
+    for (w = 1; w <= 8; w *= 2)
+        if (widths & UMDEV_W(w))
+            json_object_array_add(a, json_object_new_int((int)w));
+    return a;
+}
+
+static struct json_object *
+regs_json(struct umdev_dev *dev, size_t slot)
+{
+    const struct umdev_profile_region *pr = &dev->profile->regions[slot];
+    struct json_object *a = json_object_new_array();
+    size_t i;
+
+    for (i = 0; i < pr->nregs; i++) {
+        const struct umdev_profile_reg *r = &pr->regs[i];
+        struct umdev_profile_counters c;
+        struct json_object *o = json_object_new_object();
+
+        umdev_dev_profile_counters(dev, slot, i, &c);
+        json_object_object_add(o, "name", json_object_new_string(r->name));
+        json_object_object_add(o, "offset", json_object_new_int64(
+                                                (int64_t)r->offset));
+        json_object_object_add(o, "size", json_object_new_int64(r->size));
+        json_object_object_add(o, "widths", widths_json(r->widths));
+        json_object_object_add(
+            o, "access",
+            json_object_new_string(r->access == UMDEV_PROFILE_RW ? "rw"
+                                   : r->access == UMDEV_PROFILE_R ? "r"
+                                                                   : "w"));
+        json_object_object_add(o, "data_path",
+                               json_object_new_boolean(r->data_path));
+        json_object_object_add(o, "volatile",
+                               json_object_new_boolean(r->is_volatile));
+        json_object_object_add(o, "purpose",
+                               json_object_new_string(r->purpose));
+        json_object_object_add(o, "reads",
+                               json_object_new_int64((int64_t)c.reads));
+        json_object_object_add(o, "writes",
+                               json_object_new_int64((int64_t)c.writes));
+        json_object_array_add(a, o);
+    }
+    return a;
+}
+
+static struct json_object *
+regions_json(struct umdev_dev *dev)
+{
+    struct json_object *a = json_object_new_array();
+    uint32_t i;
+
+    for (i = 0; i < dev->num_regions && i < UMDEV_MAX_REGIONS; i++) {
+        const struct dev_region *reg = &dev->regions[i];
+        struct json_object *o, *mm;
+        size_t k;
+
+        if (!reg->present || (dev->pci && i == UMDEV_PCI_CONFIG_REGION))
+            continue;
+        o = json_object_new_object();
+        mm = json_object_new_array();
+        json_object_object_add(o, "index", json_object_new_int((int)i));
+        json_object_object_add(o, "name", json_object_new_string(
+                                              i < 9 ? region_names[i] : "?"));
+        json_object_object_add(o, "size",
+                               json_object_new_int64((int64_t)reg->size));
+        for (k = 0; reg->shm != NULL && k < reg->nr_areas; k++) {
+            struct json_object *m = json_object_new_object();
+
+            json_object_object_add(m, "offset", json_object_new_int64(
+                                                    (int64_t)reg->areas[k].offset));
+            json_object_object_add(m, "size", json_object_new_int64(
+                                                  (int64_t)reg->areas[k].size));
+            json_object_array_add(mm, m);
+        }
+        json_object_object_add(o, "mmap", mm);
+        if (dev->profile->slot[i] >= 0)
+            json_object_object_add(o, "trapped",
+                                   regs_json(dev, (size_t)dev->profile->slot[i]));
+        else
+            json_object_object_add(o, "trapped", json_object_new_array());
+        json_object_array_add(a, o);
+    }
+    return a;
+}
+
+/* Writable bits as {offset, wmask, w1c} runs of dwords with any set. */
+static struct json_object *
+config_json(struct umdev_pci *pci)
+{
+    struct json_object *o = json_object_new_object();
+    struct json_object *bits = json_object_new_array();
+    struct json_object *caps = json_object_new_array();
+    uint32_t size = umdev_pci_config_size(pci), off;
+    uint8_t ptr = 0, guard = 0;
+
+    for (off = 0; off < size; off += 4) {
+        uint8_t w[4], c[4];
+        uint32_t wm, cm;
+
+        umdev_pci_config_masks(pci, off, w, c, 4);
+        wm = (uint32_t)w[0] | (uint32_t)w[1] << 8 | (uint32_t)w[2] << 16 |
+             (uint32_t)w[3] << 24;
+        cm = (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 |
+             (uint32_t)c[3] << 24;
+        if (wm == 0 && cm == 0)
+            continue;
+        {
+            struct json_object *e = json_object_new_object();
+
+            json_object_object_add(e, "offset", hex(off));
+            json_object_object_add(e, "rw", hex(wm));
+            json_object_object_add(e, "w1c", hex(cm));
+            json_object_array_add(bits, e);
+        }
+    }
+    /* The capability chain, bounded against loops. */
+    umdev_pci_config_read(pci, 0x34, &ptr, 1);
+    while (ptr >= 0x40 && guard++ < 48) {
+        uint8_t hdr[2];
+        struct json_object *e = json_object_new_object();
+
+        umdev_pci_config_read(pci, ptr, hdr, 2);
+        json_object_object_add(e, "offset", hex(ptr));
+        json_object_object_add(e, "id", hex(hdr[0]));
+        json_object_array_add(caps, e);
+        ptr = hdr[1] & 0xfc;
+    }
+    json_object_object_add(o, "size", json_object_new_int64(size));
+    json_object_object_add(o, "writable", bits);
+    json_object_object_add(o, "capabilities", caps);
+    return o;
+}
+
+char *
+umdev_profile_json(struct umdev_dev *dev, struct umdev_pci *pci)
+{
+    struct dev_profile *p = dev->profile;
+    struct json_object *o, *irqs;
+    uint32_t i;
+    char *out;
+
+    if (p == NULL)
+        return NULL;
+    o = json_object_new_object();
+    json_object_object_add(o, "type", json_object_new_string(
+                                          p->pub.type ? p->pub.type : ""));
+    {
+        struct json_object *dp = json_object_new_object();
+
+        json_object_object_add(
+            dp, "kind",
+            json_object_new_string(p->pub.data_path == UMDEV_PROFILE_DP_RING
+                                       ? "ring"
+                                       : "pio"));
+        json_object_object_add(dp, "max_msgs_per_io",
+                               json_object_new_int64(p->pub.max_msgs_per_io));
+        if (p->pub.data_path_unit != NULL)
+            json_object_object_add(
+                dp, "unit", json_object_new_string(p->pub.data_path_unit));
+        if (p->pub.data_path_note != NULL)
+            json_object_object_add(
+                dp, "note", json_object_new_string(p->pub.data_path_note));
+        json_object_object_add(o, "data_path", dp);
+    }
+    json_object_object_add(o, "regions", regions_json(dev));
+    irqs = json_object_new_array();
+    for (i = 0; i < dev->num_irqs && i < DEV_MAX_IRQ_INDEX; i++) {
+        struct json_object *q;
+
+        if (dev->irqs[i].count == 0)
+            continue;
+        q = json_object_new_object();
+        json_object_object_add(q, "index", json_object_new_int((int)i));
+        json_object_object_add(q, "name", json_object_new_string(
+                                              i < 5 ? irq_names[i] : "?"));
+        json_object_object_add(q, "count",
+                               json_object_new_int((int)dev->irqs[i].count));
+        json_object_array_add(irqs, q);
+    }
+    json_object_object_add(o, "irqs", irqs);
+    if (pci != NULL)
+        json_object_object_add(o, "config", config_json(pci));
+    json_object_object_add(o, "refused", json_object_new_int64((int64_t)
+                                             umdev_dev_profile_refused(dev)));
+    out = strdup(json_object_to_json_string_ext(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+    return out;
+}
