@@ -22,6 +22,9 @@
 #define EXIT_USAGE 2
 #define EXIT_NODAEMON 3
 
+/* The daemon's bound on a stop's grace period (docs/CONTROL.md). */
+#define UMDEVCTL_MAX_GRACE_MS 600000
+
 struct ctx {
     const char *control;
     bool json;
@@ -33,10 +36,12 @@ struct verb {
     const char *name;
     const char *args;
     const char *help;
+    const char *details; /* what each option does, for VERB --help */
     int (*run)(struct ctx *c, int argc, char **argv);
 };
 
 static const struct verb *find_verb(const char *name);
+static void print_verb_help(const char *name);
 
 static int
 connect_daemon(struct ctx *c)
@@ -210,11 +215,17 @@ struct def_opts {
     int start; /* -1 unset, 0 manual, 1 auto */
     struct json_object *attrs;
     int grace_ms;
-    bool defined;
 };
 
+/*
+ * Parse a verb's options. @allowed lists the short codes (the `val`s
+ * below) the verb takes; any other option is a usage error rather than
+ * silently ignored. @bare_uuid: a lone positional argument is the UUID.
+ * Return: 0; -1 after --help (exit 0); EXIT_USAGE after a message.
+ */
 static int
-parse_def_opts(const char *verb, int argc, char **argv, struct def_opts *o)
+parse_def_opts_once(const char *verb, const char *allowed, bool bare_uuid,
+                    int argc, char **argv, struct def_opts *o)
 {
     static const struct option opts[] = {
         { "uuid", required_argument, NULL, 'u' },
@@ -228,7 +239,6 @@ parse_def_opts(const char *verb, int argc, char **argv, struct def_opts *o)
         { "group", required_argument, NULL, 'g' },
         { "mode", required_argument, NULL, 'M' },
         { "grace", required_argument, NULL, 'G' },
-        { "defined", no_argument, NULL, 'd' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -238,7 +248,15 @@ parse_def_opts(const char *verb, int argc, char **argv, struct def_opts *o)
     o->start = -1;
     o->grace_ms = -1;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "u:p:t:adh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "u:p:t:ah", opts, NULL)) != -1) {
+        if (c != '?' && c != 'h' && strchr(allowed, c) == NULL) {
+            const struct option *op = opts;
+
+            while (op->name != NULL && op->val != c)
+                op++;
+            return usage_error(verb, "option --%s does not apply here",
+                               op->name);
+        }
         switch (c) {
         case 'u':
             o->uuid = optarg;
@@ -273,28 +291,52 @@ parse_def_opts(const char *verb, int argc, char **argv, struct def_opts *o)
         case 'M':
             o->mode = optarg;
             break;
-        case 'G':
-            o->grace_ms = atoi(optarg);
+        case 'G': {
+            char *end;
+            long ms;
+
+            errno = 0;
+            ms = strtol(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' || ms < 0 ||
+                ms > UMDEVCTL_MAX_GRACE_MS)
+                return usage_error(verb,
+                                   "--grace takes milliseconds, 0 to %d; "
+                                   "got '%s'",
+                                   UMDEVCTL_MAX_GRACE_MS, optarg);
+            o->grace_ms = (int)ms;
             break;
-        case 'd':
-            o->defined = true;
-            break;
+        }
         case 'h':
-            printf("usage: umdevctl %s %s\n", verb, find_verb(verb)->args);
+            print_verb_help(verb);
             return -1;
         default:
             return usage_error(verb, "bad option");
         }
     }
     /* The UUID may also come bare, as in `umdevctl info UUID`. */
-    if (o->uuid == NULL && optind + 1 == argc)
+    if (bare_uuid && o->uuid == NULL && optind + 1 == argc)
         o->uuid = argv[optind++];
     if (optind != argc)
         return usage_error(verb, "unexpected argument '%s'", argv[optind]);
     return 0;
 }
 
-/* Build define/modify/start args from options (and --jsonfile). */
+/* parse_def_opts_once() that owns nothing when it fails. */
+static int
+parse_def_opts(const char *verb, const char *allowed, bool bare_uuid,
+               int argc, char **argv, struct def_opts *o)
+{
+    int rc = parse_def_opts_once(verb, allowed, bare_uuid, argc, argv, o);
+
+    if (rc != 0) {
+        json_object_put(o->attrs);
+        o->attrs = NULL;
+    }
+    return rc;
+}
+
+/* Build define/modify/start args from options (and --jsonfile); takes
+ * o->attrs either way. */
 static struct json_object *
 def_args(struct def_opts *o, bool with_parent)
 {
@@ -302,8 +344,11 @@ def_args(struct def_opts *o, bool with_parent)
 
     if (o->jsonfile != NULL) {
         a = read_json_file(o->jsonfile);
-        if (a == NULL)
+        if (a == NULL) {
+            json_object_put(o->attrs);
+            o->attrs = NULL;
             return NULL;
+        }
     } else {
         a = json_object_new_object();
     }
@@ -359,7 +404,7 @@ verb_types(struct ctx *c, int argc, char **argv)
     struct def_opts o;
     struct json_object *args = json_object_new_object(), *r, *types;
     size_t i;
-    int rc = parse_def_opts("types", argc, argv, &o);
+    int rc = parse_def_opts("types", "p", false, argc, argv, &o);
 
     if (rc != 0) {
         json_object_put(args);
@@ -429,7 +474,7 @@ verb_list(struct ctx *c, int argc, char **argv)
                                    json_object_new_string(optarg));
             break;
         case 'h':
-            printf("usage: umdevctl list %s\n", find_verb("list")->args);
+            print_verb_help("list");
             json_object_put(args);
             return 0;
         default:
@@ -497,7 +542,7 @@ verb_define(struct ctx *c, int argc, char **argv)
 {
     struct def_opts o;
     struct json_object *args, *r;
-    int rc = parse_def_opts("define", argc, argv, &o);
+    int rc = parse_def_opts("define", "uptamjAogM", true, argc, argv, &o);
 
     if (rc != 0)
         return rc < 0 ? 0 : rc;
@@ -522,7 +567,8 @@ uuid_verb(struct ctx *c, const char *verb, const char *cmd, int argc,
 {
     struct def_opts o;
     struct json_object *args, *r;
-    int rc = parse_def_opts(verb, argc, argv, &o);
+    int rc = parse_def_opts(verb, strcmp(verb, "stop") == 0 ? "uG" : "u",
+                            true, argc, argv, &o);
 
     if (rc != 0)
         return rc < 0 ? 0 : rc;
@@ -559,7 +605,7 @@ verb_start(struct ctx *c, int argc, char **argv)
 {
     struct def_opts o;
     struct json_object *args, *r;
-    int rc = parse_def_opts("start", argc, argv, &o);
+    int rc = parse_def_opts("start", "uptjAogM", true, argc, argv, &o);
 
     if (rc != 0)
         return rc < 0 ? 0 : rc;
@@ -567,8 +613,20 @@ verb_start(struct ctx *c, int argc, char **argv)
         return usage_error("start",
                            "give -u UUID (a definition) or -p PARENT -t "
                            "TYPE (transient)");
-    if (o.parent != NULL && o.type == NULL)
+    if (o.parent != NULL && o.type == NULL) {
+        json_object_put(o.attrs);
         return usage_error("start", "-t TYPE is required with -p");
+    }
+    if (o.parent == NULL &&
+        (o.type != NULL || o.jsonfile != NULL || o.attrs != NULL ||
+         o.user != NULL || o.group != NULL || o.mode != NULL)) {
+        json_object_put(o.attrs);
+        return usage_error("start",
+                           "-t, --jsonfile, --attr, --owner, --group and "
+                           "--mode describe a transient instance and need "
+                           "-p PARENT; to change a definition use "
+                           "'umdevctl modify'");
+    }
     if (o.parent == NULL) {
         args = json_object_new_object();
         json_object_object_add(args, "uuid", json_object_new_string(o.uuid));
@@ -630,8 +688,11 @@ verb_modify(struct ctx *c, int argc, char **argv)
         case 'A':
             if (o.attrs == NULL)
                 o.attrs = json_object_new_object();
-            if (add_attr(o.attrs, optarg) < 0)
+            if (add_attr(o.attrs, optarg) < 0) {
+                json_object_put(dels);
+                json_object_put(o.attrs);
                 return EXIT_USAGE;
+            }
             break;
         case 'D':
             json_object_object_add(dels, optarg, NULL);
@@ -646,11 +707,13 @@ verb_modify(struct ctx *c, int argc, char **argv)
             o.mode = optarg;
             break;
         case 'h':
-            printf("usage: umdevctl modify %s\n", find_verb("modify")->args);
+            print_verb_help("modify");
             json_object_put(dels);
+            json_object_put(o.attrs);
             return 0;
         default:
             json_object_put(dels);
+            json_object_put(o.attrs);
             return usage_error("modify", "bad option");
         }
     }
@@ -658,6 +721,10 @@ verb_modify(struct ctx *c, int argc, char **argv)
         o.uuid = argv[optind++];
     if (o.uuid == NULL || optind != argc) {
         json_object_put(dels);
+        json_object_put(o.attrs);
+        if (optind != argc)
+            return usage_error("modify", "unexpected argument '%s'",
+                               argv[optind]);
         return usage_error("modify", "-u UUID is required");
     }
     if (json_object_object_length(dels) > 0) {
@@ -689,8 +756,25 @@ print_info(struct json_object *r)
     printf("%s\n  parent: %s\n  type: %s\n  state: %s\n  socket: %s\n",
            str(inst, "uuid"), str(inst, "parent"), str(inst, "type"),
            str(inst, "state"), str(inst, "socket"));
+    printf("  defined: %s\n  start: %s\n  owner: %s:%s\n  mode: %s\n",
+           json_object_get_boolean(json_object_object_get(inst, "defined"))
+               ? "yes"
+               : "no (transient)",
+           str(inst, "start"),
+           str(json_object_object_get(inst, "owner"), "uid"),
+           str(json_object_object_get(inst, "owner"), "gid"),
+           str(inst, "mode"));
     if (json_object_object_get_ex(inst, "pid", &v))
         printf("  worker pid: %s\n", json_object_get_string(v));
+    if (json_object_object_get_ex(inst, "exit", &v))
+        printf("  exit: %s (status %s, signal %s)\n", str(v, "reason"),
+               str(v, "status"), str(v, "signal"));
+    if (json_object_object_get_ex(inst, "attrs", &a) &&
+        json_object_object_length(a) > 0) {
+        printf("  attrs:\n");
+        json_object_object_foreach(a, ak, av)
+            printf("    %s=%s\n", ak, json_object_get_string(av));
+    }
     if (dev == NULL)
         return;
     printf("  client pid: %s\n",
@@ -741,7 +825,7 @@ verb_info(struct ctx *c, int argc, char **argv)
 {
     struct def_opts o;
     struct json_object *args, *r;
-    int rc = parse_def_opts("info", argc, argv, &o);
+    int rc = parse_def_opts("info", "u", true, argc, argv, &o);
 
     if (rc != 0)
         return rc < 0 ? 0 : rc;
@@ -763,11 +847,12 @@ verb_info(struct ctx *c, int argc, char **argv)
 static int
 verb_version(struct ctx *c, int argc, char **argv)
 {
+    struct def_opts o;
     struct json_object *r;
-    int rc;
+    int rc = parse_def_opts("version", "", false, argc, argv, &o);
 
-    (void)argc;
-    (void)argv;
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
     rc = call(c, "version", json_object_new_object(), &r);
     if (rc != 0)
         return rc;
@@ -780,28 +865,92 @@ verb_version(struct ctx *c, int argc, char **argv)
     return 0;
 }
 
+/* The instance options define, start and modify share. */
+#define OPT_DEF                                                            \
+    "  --owner USER       the socket's owner (default: the daemon's user);" \
+    "\n                     the worker runs as this user\n"                \
+    "  --group GROUP      the socket's group (default: USER's group)\n"     \
+    "  --mode OCTAL       the socket's mode, owner rw required (default"    \
+    " 0600)\n"                                                             \
+    "  --attr KEY=VALUE   a device attribute (repeatable); serial: port0,"  \
+    " port1 =\n                     socket | pty | none | /abs/socket/path\n"
+
 static const struct verb verbs[] = {
     { "types", "[-p PARENT] [--json]", "list parents and their types",
+      "  -p, --parent P     only the types of parent P\n",
       verb_types },
     { "list", "[--defined] [--dumpjson] [-u UUID] [-p PARENT] [--json]",
-      "list running (or defined) instances", verb_list },
+      "list running (or defined) instances",
+      "  -d, --defined      definitions (in any state) instead of the "
+      "instances\n"
+      "                     that are not stopped\n"
+      "  --dumpjson         print definitions as a JSON array in the on-disk "
+      "shape\n"
+      "  -u, --uuid U       only instance U\n"
+      "  -p, --parent P     only instances of parent P\n",
+      verb_list },
     { "define",
       "[-u UUID] -p PARENT -t TYPE [--auto|--manual] [--jsonfile FILE] "
       "[--owner USER] [--group GROUP] [--mode OCTAL] [--attr KEY=VALUE]...",
-      "write a persistent definition", verb_define },
-    { "undefine", "-u UUID | UUID", "remove a definition", verb_undefine },
+      "write a persistent definition",
+      "  -u, --uuid U       the instance's UUID (default: a new random one); "
+      "the\n"
+      "                     UUID is printed on success\n"
+      "  -p, --parent P     the parent device\n"
+      "  -t, --type T       the type, with or without the 'PARENT-' prefix\n"
+      "  -a, --auto         start it whenever umdevd starts\n"
+      "  --manual           start it only on request (default)\n"
+      "  --jsonfile FILE    take the fields from a JSON object (one element "
+      "of\n"
+      "                     'list --dumpjson'); options override it\n"
+      OPT_DEF,
+      verb_define },
+    { "undefine", "-u UUID | UUID", "remove a definition",
+      "  -u, --uuid U       the definition to remove (it must not be "
+      "running)\n",
+      verb_undefine },
     { "start",
-      "-u UUID | UUID | -p PARENT -t TYPE [-u UUID] [--owner USER] [--mode OCTAL] "
-      "[--attr KEY=VALUE]...",
-      "start a definition, or a transient instance", verb_start },
-    { "stop", "-u UUID | UUID [--grace MS]", "stop an instance", verb_stop },
+      "-u UUID | UUID | -p PARENT -t TYPE [-u UUID] [--jsonfile FILE] "
+      "[--owner USER] [--group GROUP] [--mode OCTAL] [--attr KEY=VALUE]...",
+      "start a definition, or a transient instance",
+      "  -u, --uuid U       the definition to start; with -p, the transient\n"
+      "                     instance's UUID (default: a new random one)\n"
+      "  -p, --parent P     start a transient instance of parent P (gone "
+      "when\n"
+      "                     stopped)\n"
+      "  -t, --type T       its type\n"
+      "  --jsonfile FILE    take its fields from a JSON object\n"
+      OPT_DEF
+      "Returns once the instance's socket is listening and prints its "
+      "path.\n",
+      verb_start },
+    { "stop", "-u UUID | UUID [--grace MS]", "stop an instance",
+      "  -u, --uuid U       the instance to stop\n"
+      "  --grace MS         how long an attached VMM has to let go after "
+      "the\n"
+      "                     device request (REQ) IRQ (default 5000, at most "
+      "600000)\n"
+      "Stopping a failed instance acknowledges the failure.\n",
+      verb_stop },
     { "modify",
       "-u UUID | UUID [-t TYPE] [--auto|--manual] [--attr KEY=VALUE]... "
       "[--delattr KEY]... [--owner USER] [--group GROUP] [--mode OCTAL]",
-      "change a definition (applies at next start)", verb_modify },
+      "change a definition (applies at next start)",
+      "  -u, --uuid U       the definition to change\n"
+      "  -t, --type T       another type of the same parent\n"
+      "  -a, --auto, -m, --manual\n"
+      "                     the start policy\n"
+      "  --delattr KEY      remove an attribute (repeatable)\n"
+      OPT_DEF
+      "A running instance keeps what it started with until it is started "
+      "again.\n",
+      verb_modify },
     { "info", "-u UUID | UUID [--json]",
-      "socket, state, client, regions, IRQs and counters", verb_info },
-    { "version", "", "daemon and protocol version", verb_version },
+      "socket, state, client, regions, IRQs and counters",
+      "  -u, --uuid U       the instance; a running one also reports its "
+      "device\n",
+      verb_info },
+    { "version", "[--json]", "daemon and protocol version", "", verb_version },
 };
 
 static const struct verb *
@@ -813,6 +962,18 @@ find_verb(const char *name)
         if (strcmp(verbs[i].name, name) == 0)
             return &verbs[i];
     return NULL;
+}
+
+static void
+print_verb_help(const char *name)
+{
+    const struct verb *v = find_verb(name);
+
+    printf("usage: umdevctl %s %s\n%s.\n%s", v->name, v->args, v->help,
+           v->details);
+    printf("Global options (before the verb): --control PATH, --json.\n"
+           "Exit status: 0 ok, 1 refused by umdevd, 2 usage, 3 umdevd "
+           "unreachable.\n");
 }
 
 static void
@@ -847,7 +1008,11 @@ main(int argc, char **argv)
     }
     /* Global options come before the verb; --json may also follow it. */
     for (; i < argc && argv[i][0] == '-'; i++) {
-        if (strcmp(argv[i], "--control") == 0 && i + 1 < argc) {
+        if (strcmp(argv[i], "--control") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "umdevctl: --control needs a PATH\n");
+                return EXIT_USAGE;
+            }
             c.control = argv[++i];
         } else if (strcmp(argv[i], "--json") == 0) {
             c.json = true;

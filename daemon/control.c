@@ -21,7 +21,8 @@ struct ctl_conn {
     struct daemon *d;
     int fd;
     bool may_manage;
-    bool parked; /* a request waits for a worker */
+    bool parked;  /* a request waits for a worker */
+    bool resumed; /* unparked with requests buffered: drain from the loop */
     char *buf;
     size_t len, cap;
     /* Responses not yet taken by the peer: a `list` of a thousand
@@ -68,7 +69,9 @@ update_events(struct ctl_conn *c)
 {
     uint32_t ev = c->parked ? 0 : UMDEV_LOOP_IN;
 
-    if (c->out_off < c->out_len)
+    /* A resumed connection waits for "writable" only to be called back
+     * from the loop (control_conn_resume). */
+    if (c->out_off < c->out_len || (c->resumed && !c->parked))
         ev |= UMDEV_LOOP_OUT;
     umdev_loop_mod(c->d->loop, c->fd, ev);
 }
@@ -176,29 +179,37 @@ pending_complete(struct daemon *d, struct instance *inst, int err,
 {
     struct ctl_conn *c = inst->pending.conn;
     struct json_object *result = NULL;
+    struct json_object *id = inst->pending.id; /* our reference */
     int kind = inst->pending.kind;
 
     inst->pending.conn = NULL;
     inst->pending.kind = 0;
+    inst->pending.id = NULL;
     if (c != NULL) {
         if (err == 0 && kind == PENDING_START) {
             result = json_object_new_object();
             json_object_object_add(result, "instance", inst_to_json(inst));
         } else if (err == 0 && kind == PENDING_INFO) {
-            struct json_object *dev = NULL;
+            struct json_object *ij = inst_to_json(inst);
+            struct json_object *dev = NULL, *pid;
 
             result = json_object_new_object();
-            json_object_object_add(result, "instance", inst_to_json(inst));
+            json_object_object_add(result, "instance", ij);
             if (extra != NULL && json_object_object_get_ex(extra, "device",
-                                                           &dev))
+                                                           &dev)) {
                 json_object_object_add(result, "device",
                                        json_object_get(dev));
+                /* Only the worker knows its client; the instance object
+                 * carries it too (docs/CONTROL.md). */
+                if (json_object_object_get_ex(dev, "client_pid", &pid))
+                    json_object_object_add(ij, "client_pid",
+                                           json_object_get(pid));
+            }
         }
-        control_send_response(c, inst->pending.id, err, msg, result);
+        control_send_response(c, id, err, msg, result);
         control_conn_resume(d, c);
     }
-    json_object_put(inst->pending.id);
-    inst->pending.id = NULL;
+    json_object_put(id);
 }
 
 /* Argument helpers: unknown keys are errors (docs/CONTROL.md). */
@@ -233,22 +244,34 @@ arg_str(struct json_object *args, const char *key)
     return json_object_get_string(v);
 }
 
-static struct instance *
-need_instance(struct daemon *d, struct json_object *args, char *err,
-              size_t errlen)
+/* The instance args.uuid names. Return: 0; -EINVAL no uuid or not a
+ * UUID; -ENOENT no such instance. */
+static int
+need_instance(struct daemon *d, struct json_object *args,
+              struct instance **out, char *err, size_t errlen)
 {
     const char *uuid = arg_str(args, "uuid");
-    struct instance *inst;
+    char norm[UMDEV_UUID_STR_LEN + 1];
 
+    *out = NULL;
     if (uuid == NULL) {
-        snprintf(err, errlen, "a uuid is required");
-        return NULL;
+        snprintf(err, errlen, "a uuid (string) is required");
+        return -EINVAL;
     }
-    inst = inst_find(d, uuid);
-    if (inst == NULL)
+    if (umdev_uuid_parse(uuid, norm) < 0) {
         snprintf(err, errlen,
-                 "no instance %s (umdevctl list --defined shows them)", uuid);
-    return inst;
+                 "'%s' is not a UUID (expected the form "
+                 "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
+                 uuid);
+        return -EINVAL;
+    }
+    *out = inst_find(d, norm);
+    if (*out == NULL) {
+        snprintf(err, errlen,
+                 "no instance %s (umdevctl list --defined shows them)", norm);
+        return -ENOENT;
+    }
+    return 0;
 }
 
 static int
@@ -406,12 +429,13 @@ cmd_undefine(struct daemon *d, struct json_object *args, char *err,
     rc = check_keys(args, keys, err, errlen);
     if (rc < 0)
         return rc;
-    inst = need_instance(d, args, err, errlen);
-    if (inst == NULL || !inst->defined) {
-        if (inst != NULL)
-            snprintf(err, errlen, "instance %s is not defined (it is a "
-                                  "transient instance: stop it instead)",
-                     inst->uuid);
+    rc = need_instance(d, args, &inst, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (!inst->defined) {
+        snprintf(err, errlen, "instance %s is not defined (it is a "
+                              "transient instance: stop it instead)",
+                 inst->uuid);
         return -ENOENT;
     }
     if (inst->state != ST_STOPPED && inst->state != ST_FAILED) {
@@ -433,15 +457,17 @@ static int
 cmd_modify(struct daemon *d, struct json_object *args,
            struct json_object **result, char *err, size_t errlen)
 {
-    struct instance *inst = need_instance(d, args, err, errlen);
     struct json_object *fields, *saved;
+    struct instance *inst;
     int rc;
 
-    if (inst == NULL || !inst->defined) {
-        if (inst != NULL)
-            snprintf(err, errlen, "instance %s is transient; only "
-                                  "definitions can be modified",
-                     inst->uuid);
+    rc = need_instance(d, args, &inst, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (!inst->defined) {
+        snprintf(err, errlen, "instance %s is transient; only "
+                              "definitions can be modified",
+                 inst->uuid);
         return -ENOENT;
     }
     fields = json_object_new_object();
@@ -496,9 +522,9 @@ cmd_start(struct daemon *d, struct ctl_conn *c, struct json_object *id,
         rc = check_keys(args, keys, err, errlen);
         if (rc < 0)
             return rc;
-        inst = need_instance(d, args, err, errlen);
-        if (inst == NULL)
-            return -ENOENT;
+        rc = need_instance(d, args, &inst, err, errlen);
+        if (rc < 0)
+            return rc;
     }
     if (inst->pending.kind != 0) {
         snprintf(err, errlen, "instance %s is busy with another request",
@@ -528,17 +554,18 @@ cmd_stop(struct daemon *d, struct ctl_conn *c, struct json_object *id,
     rc = check_keys(args, keys, err, errlen);
     if (rc < 0)
         return rc;
-    inst = need_instance(d, args, err, errlen);
-    if (inst == NULL)
-        return -ENOENT;
     if (json_object_object_get_ex(args, "grace_ms", &v)) {
         if (!json_object_is_type(v, json_type_int) ||
-            json_object_get_int(v) < 0 || json_object_get_int(v) > 600000) {
+            json_object_get_int64(v) < 0 ||
+            json_object_get_int64(v) > 600000) {
             snprintf(err, errlen, "grace_ms must be 0..600000");
             return -EINVAL;
         }
         grace = json_object_get_int(v);
     }
+    rc = need_instance(d, args, &inst, err, errlen);
+    if (rc < 0)
+        return rc;
     if (inst->state == ST_FAILED) {
         /* Acknowledge the failure: back to stopped (or gone). */
         inst->state = ST_STOPPED;
@@ -572,9 +599,9 @@ cmd_info(struct daemon *d, struct ctl_conn *c, struct json_object *id,
     rc = check_keys(args, keys, err, errlen);
     if (rc < 0)
         return rc;
-    inst = need_instance(d, args, err, errlen);
-    if (inst == NULL)
-        return -ENOENT;
+    rc = need_instance(d, args, &inst, err, errlen);
+    if (rc < 0)
+        return rc;
     if (inst->state != ST_RUNNING || inst->pending.kind != 0) {
         *result = json_object_new_object();
         json_object_object_add(*result, "instance", inst_to_json(inst));
@@ -706,6 +733,14 @@ on_conn(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
             conn_close(c);
             return;
         }
+        if (c->resumed) {
+            /* Requests that arrived while parked; new input (IN is
+             * level-triggered) waits for the next turn. */
+            c->resumed = false;
+            update_events(c);
+            drain_lines(c);
+            return;
+        }
         update_events(c);
     }
     if (!(events & (UMDEV_LOOP_IN | UMDEV_LOOP_HUP | UMDEV_LOOP_ERR)))
@@ -744,8 +779,14 @@ control_conn_resume(struct daemon *d, struct ctl_conn *c)
 {
     (void)d;
     c->parked = false;
+    /*
+     * Requests already buffered are handled from the loop, never from
+     * here: the caller is the supervisor in the middle of an instance
+     * event, and a pipelined request (undefine, start, stop) must not
+     * change or free that instance under it.
+     */
+    c->resumed = c->len > 0;
     update_events(c);
-    drain_lines(c);
 }
 
 static void

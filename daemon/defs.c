@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -150,6 +151,13 @@ defs_remove(struct daemon *d, const struct instance *inst)
     return fsync_dir(dir);
 }
 
+/* A JSON value as text for a message; never NULL (null prints "null"). */
+static const char *
+json_text(struct json_object *v)
+{
+    return v != NULL ? json_object_get_string(v) : "null";
+}
+
 static int
 parse_owner(struct json_object *o, uid_t *uid, gid_t *gid, char *err,
             size_t errlen)
@@ -186,7 +194,7 @@ parse_owner(struct json_object *o, uid_t *uid, gid_t *gid, char *err,
 
         if (pw == NULL) {
             snprintf(err, errlen, "owner.user '%s' does not exist",
-                     json_object_get_string(v));
+                     json_text(v));
             return -EINVAL;
         }
         *uid = pw->pw_uid;
@@ -201,7 +209,7 @@ parse_owner(struct json_object *o, uid_t *uid, gid_t *gid, char *err,
 
         if (gr == NULL) {
             snprintf(err, errlen, "owner.group '%s' does not exist",
-                     json_object_get_string(v));
+                     json_text(v));
             return -EINVAL;
         }
         *gid = gr->gr_gid;
@@ -255,16 +263,43 @@ defs_apply_json(struct daemon *d, struct instance *inst,
             return -EINVAL;
         }
     }
+    /* Who an instance is and where it lives never change; a definition
+     * file or a request saying otherwise is refused, not ignored. */
+    if (json_object_object_get_ex(obj, "uuid", &v) &&
+        (!json_object_is_type(v, json_type_string) ||
+         strcasecmp(json_object_get_string(v), inst->uuid) != 0)) {
+        snprintf(err, errlen, "uuid '%s' does not match instance %s",
+                 json_text(v), inst->uuid);
+        return -EINVAL;
+    }
+    if (json_object_object_get_ex(obj, "parent", &v) &&
+        (!json_object_is_type(v, json_type_string) ||
+         strcmp(json_object_get_string(v), inst->parent) != 0)) {
+        snprintf(err, errlen,
+                 "parent '%s' does not match instance %s of parent '%s' (a "
+                 "definition cannot move: undefine it and define it anew)",
+                 json_text(v), inst->uuid, inst->parent);
+        return -EINVAL;
+    }
     snprintf(type, sizeof(type), "%s", inst->type);
     if (json_object_object_get_ex(obj, "type", &v)) {
-        if (!json_object_is_type(v, json_type_string) ||
-            umdev_mdev_type_find(d->mdev, json_object_get_string(v), &ti) <
-                0 ||
-            strcmp(ti.parent, inst->parent) != 0) {
+        char full[sizeof(type)];
+        int found = -ENOENT;
+
+        /* "2port" names the same type as "serial-2port". */
+        if (json_object_is_type(v, json_type_string)) {
+            found = umdev_mdev_type_find(d->mdev, json_object_get_string(v),
+                                         &ti);
+            if (found < 0 &&
+                snprintf(full, sizeof(full), "%s-%s", inst->parent,
+                         json_object_get_string(v)) < (int)sizeof(full))
+                found = umdev_mdev_type_find(d->mdev, full, &ti);
+        }
+        if (found < 0 || strcmp(ti.parent, inst->parent) != 0) {
             snprintf(err, errlen,
                      "type '%s' is not a type of parent '%s' (umdevctl "
                      "types -p %s lists them)",
-                     json_object_get_string(v), inst->parent, inst->parent);
+                     json_text(v), inst->parent, inst->parent);
             return -EINVAL;
         }
         snprintf(type, sizeof(type), "%s", ti.name);
@@ -306,6 +341,20 @@ defs_apply_json(struct daemon *d, struct instance *inst,
             return -EINVAL;
         }
         json_object_put(attrs);
+        if (creating) {
+            /* null deletes an attribute in a modify; in a definition it
+             * is a value of the wrong type. */
+            json_object_object_foreach(v, akey, aval)
+            {
+                if (aval == NULL) {
+                    snprintf(err, errlen,
+                             "attribute %s is null (null removes an "
+                             "attribute only in modify)",
+                             akey);
+                    return -EINVAL;
+                }
+            }
+        }
         attrs = json_object_new_object();
         if (!creating)
             merge_attrs(attrs, inst->attrs);
@@ -337,7 +386,9 @@ read_small_file(const char *path, char *err, size_t errlen)
     ssize_t n;
     int fd;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a FIFO planted here must not hang the daemon's start
+     * (it is refused below as not a regular file). */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) {
         snprintf(err, errlen, "cannot open: %s", strerror(errno));
         return NULL;
@@ -351,6 +402,7 @@ read_small_file(const char *path, char *err, size_t errlen)
     }
     buf = malloc((size_t)st.st_size + 1);
     if (buf == NULL) {
+        snprintf(err, errlen, "out of memory");
         close(fd);
         return NULL;
     }
@@ -370,6 +422,7 @@ load_one(struct daemon *d, const char *parent, const char *dir,
          const char *name)
 {
     char path[PATH_MAX], err[256] = "";
+    char norm[UMDEV_UUID_STR_LEN + 1];
     struct json_object *obj = NULL, *v;
     struct instance *inst = NULL;
     char *text;
@@ -389,6 +442,14 @@ load_one(struct daemon *d, const char *parent, const char *dir,
                       "removed %s left by an interrupted write", path);
         return;
     }
+    /* The daemon writes lower-case UUIDs; any other name would be
+     * written back under a second name by the next modify. */
+    if (umdev_uuid_parse(name, norm) < 0 || strcmp(norm, name) != 0) {
+        snprintf(err, sizeof(err),
+                 "the file name is not a lower-case UUID (definitions are "
+                 "named STATEDIR/PARENT/UUID)");
+        goto bad;
+    }
     text = read_small_file(path, err, sizeof(err));
     if (text == NULL)
         goto bad;
@@ -399,11 +460,13 @@ load_one(struct daemon *d, const char *parent, const char *dir,
         goto bad;
     }
     if (!json_object_object_get_ex(obj, "uuid", &v) ||
-        strcmp(json_object_get_string(v), name) != 0) {
+        !json_object_is_type(v, json_type_string) ||
+        strcasecmp(json_object_get_string(v), name) != 0) {
         snprintf(err, sizeof(err), "its uuid does not match the file name");
         goto bad;
     }
     if (!json_object_object_get_ex(obj, "parent", &v) ||
+        !json_object_is_type(v, json_type_string) ||
         strcmp(json_object_get_string(v), parent) != 0) {
         snprintf(err, sizeof(err), "its parent does not match the directory");
         goto bad;

@@ -7,7 +7,10 @@
  *   stopped/failed --start--> starting --ready--> running
  *   starting/running --stop--> stopping --exit--> stopped (removed if
  *                                                  transient)
- *   starting/running --worker dies--> failed
+ *   starting --worker dies--> failed (removed if transient: the start
+ *                                     request carries the reason)
+ *   running --worker dies--> failed (`stop` acknowledges: stopped, or
+ *                                    removed if transient)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -458,6 +461,34 @@ describe_exit(struct instance *inst, int status)
     }
 }
 
+/*
+ * The worker has exited; its last words may still sit in the channel
+ * (SIGCHLD can be read before them). Keep the reason a failing worker
+ * gave, the rest no longer matters.
+ */
+static void
+channel_last_words(struct instance *inst)
+{
+    char buf[4096];
+    ssize_t n;
+
+    while ((n = recv(inst->status_fd, buf, sizeof(buf) - 1,
+                     MSG_DONTWAIT)) > 0) {
+        struct json_object *ev, *v;
+
+        buf[n] = '\0';
+        ev = json_tokener_parse(buf);
+        if (ev != NULL && json_object_is_type(ev, json_type_object) &&
+            json_object_object_get_ex(ev, "event", &v) &&
+            json_object_is_type(v, json_type_string) &&
+            strcmp(json_object_get_string(v), "error") == 0 &&
+            json_object_object_get_ex(ev, "message", &v))
+            snprintf(inst->exit_reason, sizeof(inst->exit_reason), "%s",
+                     json_object_get_string(v));
+        json_object_put(ev);
+    }
+}
+
 static void
 worker_gone(struct daemon *d, struct instance *inst, int status)
 {
@@ -467,6 +498,7 @@ worker_gone(struct daemon *d, struct instance *inst, int status)
 
     timer_clear(d, inst);
     if (inst->status_fd >= 0) {
+        channel_last_words(inst);
         umdev_loop_del(d->loop, inst->status_fd);
         close(inst->status_fd);
         inst->status_fd = -1;
@@ -497,8 +529,10 @@ worker_gone(struct daemon *d, struct instance *inst, int status)
         else
             pending_complete(d, inst, 0, NULL, NULL);
     }
-    /* A transient instance that stopped cleanly leaves no trace. */
-    if (!inst->defined && inst->state == ST_STOPPED)
+    /* A transient instance leaves no trace once it stopped cleanly, nor
+     * when it never came up: its start request got the reason, and a
+     * failed leftover would only hold its UUID. */
+    if (!inst->defined && (inst->state == ST_STOPPED || was == ST_STARTING))
         inst_free(d, inst);
 }
 

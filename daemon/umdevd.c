@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -19,6 +21,9 @@
 static void
 usage(FILE *f)
 {
+    const struct parent_driver *const *p;
+    size_t i;
+
     fprintf(f,
             "usage: umdevd [options]\n"
             "  --rundir DIR     instance sockets (env UMDEV_RUNDIR, default "
@@ -27,10 +32,93 @@ usage(FILE *f)
             "  --control PATH   control socket (env UMDEV_CONTROL, default "
             "RUNDIR/control)\n"
             "  --group NAME     group allowed to manage instances\n"
+            "  --pool PARENT.POOL=N\n"
+            "                   hand out at most N units of a parent's pool\n"
+            "                   (repeatable; N may not exceed the capacity)\n"
             "  --syslog         log to syslog/journald instead of stderr\n"
             "  --verbose        log debug messages\n"
-            "  --help\n",
+            "  --help\n"
+            "built-in pools (PARENT.POOL capacity):\n",
             UMDEVD_DEFAULT_RUNDIR, UMDEVD_DEFAULT_STATEDIR);
+    for (p = parents_builtin(); *p != NULL; p++)
+        for (i = 0; i < (*p)->desc.npools; i++)
+            fprintf(f, "  %s.%s %u\n", (*p)->desc.name,
+                    (*p)->desc.pools[i].name,
+                    (unsigned int)(*p)->desc.pools[i].capacity);
+}
+
+/* Parse "PARENT.POOL=N" into @o's overrides; N within the built-in
+ * capacity (a pool may be lowered, never raised past what the parent
+ * has). Return: 0, or -1 after saying what is wrong. */
+static int
+parse_pool(struct daemon_opts *o, const char *arg)
+{
+    const struct parent_driver *drv;
+    const char *dot = strchr(arg, '.');
+    const char *eq = strchr(arg, '=');
+    char parent[UMDEV_MDEV_NAME_MAX + 1], pool[UMDEV_MDEV_NAME_MAX + 1];
+    struct pool_override *po;
+    unsigned long long n;
+    char *end;
+    size_t i;
+
+    if (dot == NULL || eq == NULL || dot > eq || dot == arg ||
+        eq == dot + 1 || eq[1] == '\0') {
+        fprintf(stderr, "umdevd: --pool %s: expected PARENT.POOL=N, e.g. "
+                        "serial.ports=8\n",
+                arg);
+        return -1;
+    }
+    if ((size_t)(dot - arg) >= sizeof(parent) ||
+        (size_t)(eq - dot - 1) >= sizeof(pool)) {
+        fprintf(stderr, "umdevd: --pool %s: name too long\n", arg);
+        return -1;
+    }
+    snprintf(parent, sizeof(parent), "%.*s", (int)(dot - arg), arg);
+    snprintf(pool, sizeof(pool), "%.*s", (int)(eq - dot - 1), dot + 1);
+    drv = parents_find(parent);
+    if (drv == NULL) {
+        fprintf(stderr, "umdevd: --pool %s: no parent named '%s' (umdevd "
+                        "--help lists the pools)\n",
+                arg, parent);
+        return -1;
+    }
+    for (i = 0; i < drv->desc.npools; i++)
+        if (strcmp(drv->desc.pools[i].name, pool) == 0)
+            break;
+    if (i == drv->desc.npools) {
+        fprintf(stderr, "umdevd: --pool %s: parent '%s' has no pool '%s' "
+                        "(umdevd --help lists the pools)\n",
+                arg, parent, pool);
+        return -1;
+    }
+    errno = 0;
+    n = strtoull(eq + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || eq[1] == '-' ||
+        n > drv->desc.pools[i].capacity) {
+        fprintf(stderr, "umdevd: --pool %s: N must be a number from 0 to "
+                        "%u, the capacity of %s.%s\n",
+                arg, (unsigned int)drv->desc.pools[i].capacity, parent,
+                pool);
+        return -1;
+    }
+    /* A later --pool for the same pool replaces an earlier one. */
+    for (i = 0; i < o->npools; i++)
+        if (strcmp(o->pools[i].parent, parent) == 0 &&
+            strcmp(o->pools[i].pool, pool) == 0)
+            break;
+    if (i == UMDEVD_MAX_POOL_OVERRIDES) {
+        fprintf(stderr, "umdevd: at most %d --pool options\n",
+                UMDEVD_MAX_POOL_OVERRIDES);
+        return -1;
+    }
+    po = &o->pools[i];
+    snprintf(po->parent, sizeof(po->parent), "%s", parent);
+    snprintf(po->pool, sizeof(po->pool), "%s", pool);
+    po->capacity = (uint32_t)n;
+    if (i == o->npools)
+        o->npools++;
+    return 0;
 }
 
 static void
@@ -58,6 +146,7 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
         { "statedir", required_argument, NULL, 's' },
         { "control", required_argument, NULL, 'c' },
         { "group", required_argument, NULL, 'g' },
+        { "pool", required_argument, NULL, 'P' },
         { "syslog", no_argument, NULL, 'S' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
@@ -102,6 +191,10 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
             o->manage_gid = g->gr_gid;
             break;
         }
+        case 'P':
+            if (parse_pool(o, optarg) < 0)
+                return 2;
+            break;
         case 'S':
             o->syslog = true;
             break;
@@ -177,7 +270,31 @@ register_parents(struct daemon *d)
     int rc;
 
     for (p = parents_builtin(); *p != NULL; p++) {
-        rc = umdev_mdev_parent_add(d->mdev, &(*p)->desc);
+        struct umdev_mdev_pool_desc pools[UMDEV_MDEV_MAX_POOLS];
+        struct umdev_mdev_parent_desc desc = (*p)->desc;
+        size_t i, j;
+
+        /* lib/mdev copies the description: override on a local copy. */
+        if (desc.npools > UMDEV_MDEV_MAX_POOLS)
+            return -EINVAL;
+        for (i = 0; i < desc.npools; i++) {
+            pools[i] = desc.pools[i];
+            for (j = 0; j < d->opts.npools; j++) {
+                const struct pool_override *po = &d->opts.pools[j];
+
+                if (strcmp(po->parent, desc.name) == 0 &&
+                    strcmp(po->pool, pools[i].name) == 0) {
+                    pools[i].capacity = po->capacity;
+                    umdev_log(&d->log, LOG_NOTICE,
+                              "pool %s.%s limited to %u of %u units",
+                              desc.name, pools[i].name,
+                              (unsigned int)po->capacity,
+                              (unsigned int)desc.pools[i].capacity);
+                }
+            }
+        }
+        desc.pools = pools;
+        rc = umdev_mdev_parent_add(d->mdev, &desc);
         if (rc < 0) {
             umdev_log(&d->log, LOG_ERR, "cannot register parent %s: %s",
                       (*p)->desc.name, strerror(-rc));
@@ -202,6 +319,28 @@ start_auto(struct daemon *d)
     }
 }
 
+/*
+ * Is another daemon serving @path? Binding would unlink its socket and
+ * leave it running unreachable, with its workers and resources.
+ */
+static bool
+control_in_use(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    bool used;
+    int fd;
+
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return false;
+    strcpy(sa.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    used = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return used;
+}
+
 /* Many instances means many sockets and channels: lift the soft limit. */
 static void
 raise_nofile(void)
@@ -218,6 +357,7 @@ int
 main(int argc, char **argv)
 {
     struct daemon d = { .control_fd = -1, .signal_fd = -1 };
+    int status = 1; /* until the loop ran */
     sigset_t mask;
     int rc;
 
@@ -239,22 +379,38 @@ main(int argc, char **argv)
     sigaddset(&mask, SIGCHLD);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     d.signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (d.signal_fd < 0 || umdev_loop_create(&d.loop) < 0 ||
-        umdev_mdev_create(&d.mdev) < 0 || register_parents(&d) < 0) {
-        fprintf(stderr, "umdevd: cannot initialise: %s\n", strerror(errno));
-        return 1;
+    if (d.signal_fd < 0) {
+        fprintf(stderr, "umdevd: cannot initialise: signalfd: %s\n",
+                strerror(errno));
+        goto out;
+    }
+    rc = umdev_loop_create(&d.loop);
+    if (rc == 0)
+        rc = umdev_mdev_create(&d.mdev);
+    if (rc == 0)
+        rc = register_parents(&d);
+    if (rc < 0) {
+        fprintf(stderr, "umdevd: cannot initialise: %s\n", strerror(-rc));
+        goto out;
     }
     rc = mkdir_p(d.opts.rundir, 0755);
     if (rc < 0) {
         fprintf(stderr, "umdevd: cannot create %s: %s\n", d.opts.rundir,
                 strerror(-rc));
-        return 1;
+        goto out;
+    }
+    if (control_in_use(d.opts.control)) {
+        fprintf(stderr,
+                "umdevd: another umdevd is serving %s (stop it, or give this "
+                "one its own --control and --rundir)\n",
+                d.opts.control);
+        goto out;
     }
     rc = control_listen(&d);
     if (rc < 0) {
         fprintf(stderr, "umdevd: cannot listen on %s: %s\n", d.opts.control,
                 strerror(-rc));
-        return 1;
+        goto out;
     }
     umdev_loop_add(d.loop, d.signal_fd, UMDEV_LOOP_IN, on_signal, &d);
     defs_load_all(&d);
@@ -262,12 +418,14 @@ main(int argc, char **argv)
     umdev_log(&d.log, LOG_NOTICE,
               "ready: control %s, rundir %s, statedir %s (%zu definitions)",
               d.opts.control, d.opts.rundir, d.opts.statedir, d.ninstances);
-    rc = umdev_loop_run(d.loop);
+    status = umdev_loop_run(d.loop) < 0 ? 1 : 0;
+out:
     control_close_all(&d);
     while (d.instances != NULL)
         inst_free(&d, d.instances);
     umdev_mdev_destroy(d.mdev);
     umdev_loop_destroy(d.loop);
-    close(d.signal_fd);
-    return rc < 0 ? 1 : 0;
+    if (d.signal_fd >= 0)
+        close(d.signal_fd);
+    return status;
 }

@@ -7,6 +7,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <json-c/json.h>
@@ -23,6 +24,15 @@
 /* A worker must report ready within this time or the start fails. */
 #define UMDEVD_START_TIMEOUT_MS 10000
 
+/* Overrides of built-in pool capacities (`--pool PARENT.POOL=N`). */
+#define UMDEVD_MAX_POOL_OVERRIDES 16
+
+struct pool_override {
+    char parent[UMDEV_MDEV_NAME_MAX + 1];
+    char pool[UMDEV_MDEV_NAME_MAX + 1];
+    uint32_t capacity;
+};
+
 struct daemon_opts {
     char rundir[PATH_MAX];
     char statedir[PATH_MAX];
@@ -30,6 +40,8 @@ struct daemon_opts {
     gid_t manage_gid; /* (gid_t)-1: root only */
     bool syslog;
     int log_level;
+    struct pool_override pools[UMDEVD_MAX_POOL_OVERRIDES];
+    size_t npools;
 };
 
 enum inst_state {

@@ -62,7 +62,10 @@ send_event(const char *event, const char *message)
     json_object_put(o);
 }
 
-static __attribute__((noreturn)) void
+static void fail(const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 1, 2)));
+
+static void
 fail(const char *fmt, ...)
 {
     char msg[256];
@@ -101,7 +104,9 @@ drop_privileges(const struct instance *inst)
         setuid(inst->uid) < 0)
         fail("cannot drop privileges to %u:%u: %s", (unsigned)inst->uid,
              (unsigned)inst->gid, strerror(errno));
-    if (setuid(0) == 0)
+    /* A root owner with another group keeps uid 0 by request; anyone
+     * else must not be able to get it back. */
+    if (inst->uid != 0 && setuid(0) == 0)
         fail("privileges were not dropped");
 }
 
