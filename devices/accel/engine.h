@@ -1,0 +1,347 @@
+/*
+ * The accel work-queue engine: a software data-movement accelerator with N
+ * work queues served by M engine threads. One engine serves one parent;
+ * its embedders (PCI subdevices, later the host access path) claim queues
+ * on it and supply, per queue, the only way the engine may reach memory: a
+ * translation callback that validates and holds every address it returns.
+ *
+ * The memory layouts below (ring, descriptor, completion record) are what a
+ * driver sees; devices/accel/README.md documents them for guest authors.
+ * All fields are little-endian.
+ *
+ * Threading: accel_engine_create/destroy and accel_queue_claim/release on
+ * one thread at a time; accel_queue_enable/disable/doorbell/status from
+ * any thread (one control thread per queue); the queue callbacks run on
+ * engine threads (and on the thread calling accel_queue_enable/disable or
+ * accel_engine_poll).
+ */
+#ifndef UMDEV_ACCEL_ENGINE_H
+#define UMDEV_ACCEL_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "umdev/umdev.h"
+
+/* ---- Limits and defaults ---- */
+
+#define ACCEL_DEFAULT_QUEUES 16u
+#define ACCEL_MAX_QUEUES 256u
+#define ACCEL_DEFAULT_THREADS 1u
+#define ACCEL_MAX_THREADS 64u
+#define ACCEL_DEFAULT_MAX_TRANSFER (2u << 20) /* bytes per descriptor */
+#define ACCEL_MIN_MAX_TRANSFER 4096u
+#define ACCEL_MAX_MAX_TRANSFER (1u << 30)
+#define ACCEL_DEFAULT_POLL_US 200u /* poll an empty queue before sleeping */
+#define ACCEL_RING_MAX 32768u      /* descriptors per ring */
+#define ACCEL_BATCH_MAX 1024u      /* descriptors per BATCH */
+#define ACCEL_PRIO_MIN 1u
+#define ACCEL_PRIO_MAX 15u
+#define ACCEL_COAL_COUNT_MAX 65535u
+#define ACCEL_COAL_USEC_MAX 1000000u
+/* Scheduling: a queue of priority p may spend p * ACCEL_QUANTUM cost
+ * units per round; a descriptor costs its bytes plus ACCEL_DESC_COST. */
+#define ACCEL_QUANTUM 16384u
+#define ACCEL_DESC_COST 256u
+/* A translation callback must return at least the rest of the 4 KiB page
+ * holding the address (mappings are page-granular); the engine sizes its
+ * segment lists by it. */
+#define ACCEL_MAP_GRANULE 4096u
+
+/* ---- Ring layout (at the queue's ring base, ACCEL_RING_ALIGN aligned) */
+
+#define ACCEL_RING_ALIGN 64u
+#define ACCEL_RING_TAIL 0x00u /* u32, driver: producer index (free-running) */
+#define ACCEL_RING_HEAD 0x40u /* u32, engine: consumer index (free-running) */
+/* u32, engine: 1 = the engine sleeps; 0 = it polls TAIL. */
+#define ACCEL_RING_DOORBELL_NEEDED 0x44u
+/* u32, engine: the HEAD at which it went to sleep. A driver that moves
+ * TAIL from old to new rings the doorbell only if DOORBELL_NEEDED is 1
+ * and the move crosses WAKE_INDEX (accel_ring_need_doorbell()), so a
+ * sleeping engine gets one doorbell, not one per descriptor posted
+ * before it is awake. */
+#define ACCEL_RING_WAKE_INDEX 0x48u
+#define ACCEL_RING_DESCS 0x80u /* descriptor i at DESCS + (i % size) * 64 */
+
+/** Bytes a ring of @size descriptors occupies. */
+static inline uint64_t
+accel_ring_bytes(uint32_t size)
+{
+    return ACCEL_RING_DESCS + (uint64_t)size * 64u;
+}
+
+/**
+ * accel_ring_need_doorbell() - the driver's rule, after it stored TAIL =
+ * @new_tail (was @old_tail) and then issued a full fence before reading
+ * @doorbell_needed and @wake_index from the ring.
+ */
+static inline int
+accel_ring_need_doorbell(uint32_t doorbell_needed, uint32_t wake_index,
+                         uint32_t old_tail, uint32_t new_tail)
+{
+    return doorbell_needed != 0 && (uint32_t)(new_tail - wake_index - 1) <
+                                       (uint32_t)(new_tail - old_tail);
+}
+
+/* ---- Descriptor (64 bytes) */
+
+enum accel_opcode {
+    ACCEL_OP_NOP = 0x00,
+    ACCEL_OP_BATCH = 0x01,
+    ACCEL_OP_DRAIN = 0x02,
+    ACCEL_OP_MEMMOVE = 0x03,
+    ACCEL_OP_FILL = 0x04,
+    ACCEL_OP_COMPARE = 0x05,
+    ACCEL_OP_COMPARE_PATTERN = 0x06,
+    ACCEL_OP_CRC32C = 0x07,
+    ACCEL_OP_DUALCAST = 0x08,
+    ACCEL_OP_COPY_CRC = 0x09,
+    ACCEL_OP_COUNT,
+};
+#define ACCEL_OPCAP_MASK ((1ull << ACCEL_OP_COUNT) - 1)
+
+#define ACCEL_DF_COMP 0x01u /* write a completion record at .comp */
+#define ACCEL_DF_INTR 0x02u /* signal the queue's interrupt when done */
+#define ACCEL_DF_MASK 0x03u
+
+#define ACCEL_DESC_SIZE 64u
+#define ACCEL_COMP_SIZE 32u
+#define ACCEL_COMP_ALIGN 32u
+#define ACCEL_BATCH_ALIGN 64u
+
+struct accel_desc {
+    uint8_t opcode;    /* 0x00 */
+    uint8_t flags;     /* 0x01 ACCEL_DF_* */
+    uint16_t rsvd0;    /* 0x02 must be 0 */
+    uint32_t size;     /* 0x04 bytes; BATCH: descriptor count */
+    uint64_t src;      /* 0x08 source; COMPARE: first; BATCH: the list */
+    uint64_t dst;      /* 0x10 destination; COMPARE: second source */
+    uint64_t dst2;     /* 0x18 DUALCAST: second destination */
+    uint64_t comp;     /* 0x20 completion record (ACCEL_COMP_ALIGN) */
+    uint64_t pattern;  /* 0x28 FILL, COMPARE_PATTERN: byte i is
+                        * (pattern >> 8 * (i % 8)) & 0xff */
+    uint32_t crc_seed; /* 0x30 CRC32C, COPY_CRC */
+    uint32_t rsvd1;    /* 0x34 must be 0 */
+    uint64_t tag;      /* 0x38 echoed in the completion record */
+};
+_Static_assert(sizeof(struct accel_desc) == ACCEL_DESC_SIZE, "descriptor");
+
+/* ---- Completion record (32 bytes) */
+
+enum accel_status {
+    ACCEL_ST_NONE = 0x00, /* not written yet (drivers zero it) */
+    ACCEL_ST_SUCCESS = 0x01,
+    ACCEL_ST_MISMATCH = 0x02,       /* COMPARE*: info = first differing
+                                     * byte offset, bytes = info */
+    ACCEL_ST_ADDR_FAULT = 0x03,     /* info = faulting address */
+    ACCEL_ST_INVALID_OPCODE = 0x04, /* info = 0 */
+    ACCEL_ST_INVALID_FIELD = 0x05,  /* info = descriptor byte offset */
+    ACCEL_ST_BATCH_PARTIAL = 0x06,  /* some element did not succeed */
+    ACCEL_ST_ABORTED = 0x07,        /* queue disabled before it ran */
+};
+
+struct accel_comp {
+    uint8_t status; /* 0x00 written last: ACCEL_ST_* */
+    uint8_t result; /* 0x01 COMPARE*: 0 equal, 1 different */
+    uint8_t opcode; /* 0x02 the descriptor's opcode */
+    uint8_t rsvd;   /* 0x03 */
+    uint32_t bytes; /* 0x04 bytes done; BATCH: elements that succeeded */
+    uint64_t info;  /* 0x08 see enum accel_status */
+    uint64_t value; /* 0x10 CRC32C, COPY_CRC: the CRC (low 32 bits) */
+    uint64_t tag;   /* 0x18 the descriptor's tag */
+};
+_Static_assert(sizeof(struct accel_comp) == ACCEL_COMP_SIZE, "completion");
+
+/* ---- Errors that have no completion record to go to (the error
+ * callback): a descriptor without ACCEL_DF_COMP that failed, a record the
+ * engine could not write, a queue fault. */
+
+enum accel_err {
+    /* 0x01..0x07: a descriptor status (enum accel_status) */
+    ACCEL_ERR_COMP_FAULT = 0x10, /* addr: the completion address */
+    ACCEL_ERR_RING_FAULT = 0x11, /* queue halted; addr: ring address */
+    ACCEL_ERR_BAD_INDEX = 0x12,  /* queue halted; addr: the TAIL value */
+};
+
+struct accel_error {
+    uint8_t code;   /* enum accel_status or enum accel_err */
+    uint8_t opcode; /* of the descriptor, if any */
+    uint32_t index; /* ring index of the descriptor (or HEAD) */
+    uint64_t addr;  /* faulting address, field offset or index */
+};
+
+/* ---- Queue configuration and state */
+
+/* Why a queue could not be enabled or stopped (status error codes). */
+enum accel_qerr {
+    ACCEL_QERR_NONE = 0x00,
+    ACCEL_QERR_RING_ALIGN = 0x01, /* ring base not ACCEL_RING_ALIGN aligned */
+    ACCEL_QERR_RING_SIZE = 0x02,  /* not a power of two in 1..RING_MAX */
+    ACCEL_QERR_PRIORITY = 0x03,   /* not in PRIO_MIN..PRIO_MAX */
+    ACCEL_QERR_COALESCE = 0x04,   /* coalescing values out of range */
+    ACCEL_QERR_RING_FAULT = 0x05, /* ring memory not readable/writable */
+    ACCEL_QERR_BAD_INDEX = 0x06,  /* TAIL - HEAD > size */
+};
+
+struct accel_queue_config {
+    uint64_t ring;     /* guest address of the ring */
+    uint32_t size;     /* descriptors */
+    uint32_t priority; /* ACCEL_PRIO_MIN..ACCEL_PRIO_MAX */
+    /* Interrupt coalescing: signal after this many ACCEL_DF_INTR
+     * completions (0 or 1: each), or once the oldest unsignalled one is
+     * this old (0: no time limit). Whatever is pending is signalled as
+     * soon as the queue runs empty, so nothing waits for a count. */
+    uint32_t coal_count;
+    uint32_t coal_usec;
+};
+
+enum accel_queue_state {
+    ACCEL_QS_DISABLED = 0,
+    ACCEL_QS_ENABLED = 1,
+    ACCEL_QS_ERROR = 2, /* halted by a ring fault; disable to recover */
+};
+
+struct accel_queue_status {
+    enum accel_queue_state state;
+    uint8_t error; /* enum accel_qerr: why enable failed / halted */
+    uint64_t error_addr;
+    uint32_t head;      /* engine's consumer index */
+    bool sleeping;      /* DOORBELL_NEEDED is published */
+    uint64_t completed; /* descriptors completed (batch elements too) */
+    uint64_t bytes;     /* bytes processed */
+    uint64_t failed;    /* completions with a status other than SUCCESS */
+    uint64_t notifies;  /* interrupts signalled */
+    uint64_t doorbells; /* accel_queue_doorbell() calls */
+};
+
+/* ---- Memory access, supplied per queue by the embedder */
+
+#define ACCEL_MAP_READ 1  /* the engine reads the memory */
+#define ACCEL_MAP_WRITE 2 /* the engine writes the memory */
+
+struct accel_map {
+    void *ptr;    /* host address of the first byte */
+    uint64_t len; /* contiguous bytes at ptr */
+    /* The embedder's hold, returned to unmap. */
+    _Alignas(8) unsigned char priv[32];
+};
+
+struct accel_queue_ops {
+    /*
+     * Translate [addr, addr + len) and hold it until unmap. On success
+     * m->len is in 1..len: a shorter prefix means the rest lies in another
+     * mapping (the engine calls again for it), and is at least the rest of
+     * the ACCEL_MAP_GRANULE page of @addr. Any error is an address fault at
+     * @addr. @prot is ACCEL_MAP_READ and/or _WRITE. Must not block for
+     * long; called without engine locks.
+     */
+    int (*map)(void *opaque, uint64_t addr, uint64_t len, int prot,
+               struct accel_map *m);
+    void (*unmap)(void *opaque, struct accel_map *m);
+    /* Completions to signal (already coalesced). May be NULL. */
+    void (*notify)(void *opaque);
+    /* An error with no completion record to carry it. May be NULL. */
+    void (*error)(void *opaque, const struct accel_error *err);
+};
+
+/* ---- The engine */
+
+struct accel_engine_config {
+    unsigned int nr_queues;  /* 0: ACCEL_DEFAULT_QUEUES */
+    unsigned int nr_threads; /* 0: ACCEL_DEFAULT_THREADS */
+    /* No engine threads: work runs only in accel_engine_poll() (tests,
+     * and embedders that bring their own threads). */
+    bool manual;
+    uint32_t max_transfer; /* 0: ACCEL_DEFAULT_MAX_TRANSFER */
+    unsigned int poll_us;  /* 0: ACCEL_DEFAULT_POLL_US */
+    bool no_poll;          /* ask for a doorbell as soon as a queue empties */
+    bool crc_soft;         /* never use the CPU's CRC32 instruction */
+    const struct umdev_logger *log; /* borrowed; may be NULL */
+};
+
+struct accel_engine;
+struct accel_queue;
+
+/**
+ * accel_engine_create() - an engine with its queues (all free) and, unless
+ * @cfg->manual, its threads started (idle: they sleep until a doorbell).
+ * Return: 0; -EINVAL (a value out of range); -ENOMEM; a pthread error.
+ */
+int accel_engine_create(const struct accel_engine_config *cfg,
+                        struct accel_engine **out);
+
+/** Stop the threads and free. Claimed queues are released (discarding
+ * their work). NULL is ok. */
+void accel_engine_destroy(struct accel_engine *e);
+
+/** Queues not claimed. */
+unsigned int accel_engine_free_queues(struct accel_engine *e);
+unsigned int accel_engine_nr_queues(const struct accel_engine *e);
+uint32_t accel_engine_max_transfer(const struct accel_engine *e);
+/** True if CRC32C runs on the CPU's instruction. */
+bool accel_engine_crc_hw(const struct accel_engine *e);
+
+/**
+ * accel_engine_poll() - run up to @visits queue visits on the calling
+ * thread (a visit serves one queue for one scheduling quantum). One
+ * caller at a time. Return: descriptors completed (0: nothing to do).
+ */
+unsigned int accel_engine_poll(struct accel_engine *e, unsigned int visits);
+
+/**
+ * accel_queue_claim() - take queue @index (or any free one if @index < 0)
+ * for an embedder. @ops and @opaque are borrowed until release.
+ * Return: 0; -EBUSY taken; -ENOSPC none free; -EINVAL bad index or ops.
+ */
+int accel_queue_claim(struct accel_engine *e, int index,
+                      const struct accel_queue_ops *ops, void *opaque,
+                      struct accel_queue **out);
+
+/** Disable (discarding pending work) and return the queue. NULL is ok. */
+void accel_queue_release(struct accel_queue *q);
+
+unsigned int accel_queue_index(const struct accel_queue *q);
+
+/**
+ * accel_queue_enable() - validate @cfg and start the queue: the engine
+ * writes HEAD = 0 and DOORBELL_NEEDED = 1 into the ring and waits for a
+ * doorbell (TAIL must be 0 or name descriptors to run after it).
+ * Return: 0; -EBUSY not disabled; -EINVAL or -EFAULT with the reason in
+ * the status (ACCEL_QERR_*), the queue staying disabled.
+ */
+int accel_queue_enable(struct accel_queue *q,
+                       const struct accel_queue_config *cfg);
+
+/**
+ * accel_queue_disable() - stop the queue. The descriptor being processed
+ * finishes (a BATCH stops between elements, the rest ABORTED); then with
+ * @abort_pending the descriptors between HEAD and TAIL get ABORTED
+ * completion records and HEAD = TAIL (queue disable), without it nothing
+ * more is written to memory (device reset). Blocks until no engine thread
+ * touches the queue's memory. A halted (ERROR) queue is only reset.
+ */
+void accel_queue_disable(struct accel_queue *q, bool abort_pending);
+
+/** The driver moved TAIL while DOORBELL_NEEDED was 1 (or at any time):
+ * look at the ring again. Cheap; never blocks for long. */
+void accel_queue_doorbell(struct accel_queue *q);
+
+void accel_queue_status(struct accel_queue *q, struct accel_queue_status *out);
+
+/* ---- CRC32C (Castagnoli, reflected 0x82F63B78), also for tests */
+
+/**
+ * accel_crc32c() - CRC32C of @buf continuing from @crc (0 to start; the
+ * CRC of A then passed as @crc over B gives the CRC of A||B). Uses the
+ * engine's implementation choice.
+ */
+uint32_t accel_crc32c(const struct accel_engine *e, uint32_t crc,
+                      const void *buf, size_t len);
+/** The table implementation, always available. */
+uint32_t accel_crc32c_soft(const struct accel_engine *e, uint32_t crc,
+                           const void *buf, size_t len);
+/** The SSE4.2 implementation. Return: false if the CPU has none. */
+bool accel_crc32c_hw(uint32_t crc, const void *buf, size_t len, uint32_t *out);
+
+#endif /* UMDEV_ACCEL_ENGINE_H */

@@ -1,0 +1,213 @@
+/*
+ * Fault injection for the accel parent's construction paths (STYLE.md
+ * "Tests"): fail the Nth allocation (or thread creation), for every N,
+ * while building an engine with threads, and while building subdevices
+ * on an engine. Each run must fail cleanly (an error, nothing half-built
+ * left behind, no allocation outstanding) or succeed and then work.
+ *
+ * Linked with --wrap for malloc, calloc, realloc, strdup, free and
+ * pthread_create (tests/unit/CMakeLists_accel.cmake); only calls on the
+ * armed thread are counted, so engine threads are unaffected.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "accel.h"
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__real_realloc(void *p, size_t n);
+char *__real_strdup(const char *s);
+void __real_free(void *p);
+int __real_pthread_create(pthread_t *t, const pthread_attr_t *a,
+                          void *(*fn)(void *), void *arg);
+
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t m);
+void *__wrap_realloc(void *p, size_t n);
+char *__wrap_strdup(const char *s);
+void __wrap_free(void *p);
+int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a,
+                          void *(*fn)(void *), void *arg);
+
+static _Thread_local bool armed;
+static _Thread_local unsigned long calls, fail_at;
+static atomic_long live; /* allocations not yet freed, every thread */
+
+/* Whether this call (on the armed thread) is the one to fail. */
+static bool
+inject(void)
+{
+    return armed && ++calls == fail_at;
+}
+
+void *
+__wrap_malloc(size_t n)
+{
+    void *p = inject() ? NULL : __real_malloc(n);
+
+    if (p != NULL)
+        atomic_fetch_add(&live, 1);
+    return p;
+}
+
+void *
+__wrap_calloc(size_t n, size_t m)
+{
+    void *p = inject() ? NULL : __real_calloc(n, m);
+
+    if (p != NULL)
+        atomic_fetch_add(&live, 1);
+    return p;
+}
+
+void *
+__wrap_realloc(void *old, size_t n)
+{
+    void *p = inject() ? NULL : __real_realloc(old, n);
+
+    if (p != NULL && old == NULL)
+        atomic_fetch_add(&live, 1);
+    return p;
+}
+
+char *
+__wrap_strdup(const char *s)
+{
+    char *p = inject() ? NULL : __real_strdup(s);
+
+    if (p != NULL)
+        atomic_fetch_add(&live, 1);
+    return p;
+}
+
+void
+__wrap_free(void *p)
+{
+    if (p != NULL)
+        atomic_fetch_sub(&live, 1);
+    __real_free(p);
+}
+
+int
+__wrap_pthread_create(pthread_t *t, const pthread_attr_t *a,
+                      void *(*fn)(void *), void *arg)
+{
+    if (inject())
+        return EAGAIN;
+    return __real_pthread_create(t, a, fn, arg);
+}
+
+static void
+arm(unsigned long n)
+{
+    calls = 0;
+    fail_at = n;
+    armed = true;
+}
+
+/* Return: true if the Nth call was reached (so a larger N may fail
+ * something else). */
+static bool
+disarm(void)
+{
+    armed = false;
+    return calls >= fail_at;
+}
+
+static void
+test_engine_create(void **state)
+{
+    struct accel_engine_config cfg = { .nr_queues = 4, .nr_threads = 3 };
+    unsigned long n;
+
+    (void)state;
+    for (n = 1;; n++) {
+        long before = atomic_load(&live);
+        struct accel_engine *e = NULL;
+        bool reached;
+        int rc;
+
+        arm(n);
+        rc = accel_engine_create(&cfg, &e);
+        reached = disarm();
+        if (rc < 0) {
+            assert_true(reached);
+            assert_true(rc == -ENOMEM || rc == -EAGAIN);
+            assert_null(e);
+        } else {
+            assert_non_null(e);
+            assert_int_equal(accel_engine_free_queues(e), 4);
+            accel_engine_destroy(e);
+        }
+        assert_int_equal(atomic_load(&live), before);
+        if (!reached)
+            break;
+    }
+    print_message("engine: %lu injection points\n", n - 1);
+}
+
+static void
+test_dev_create(void **state)
+{
+    struct accel_engine_config cfg = { .nr_queues = 8, .manual = true };
+    struct accel_dev_config dc = { .name = "a", .nr_queues = 4 };
+    struct accel_engine *e = NULL;
+    unsigned long n;
+
+    (void)state;
+    assert_int_equal(accel_engine_create(&cfg, &e), 0);
+    for (n = 1;; n++) {
+        long before = atomic_load(&live);
+        struct accel_dev *d = NULL;
+        bool reached;
+        int rc;
+
+        arm(n);
+        rc = accel_dev_create(e, &dc, &d);
+        reached = disarm();
+        if (rc < 0) {
+            assert_true(reached);
+            assert_null(d);
+            /* Nothing kept: every queue is back. */
+            assert_int_equal(accel_engine_free_queues(e), 8);
+        } else {
+            uint32_t v = 0;
+
+            assert_int_equal(accel_engine_free_queues(e), 4);
+            /* It works: its registers answer. */
+            assert_int_equal(umdev_dev_region_rw(accel_dev_dev(d), 0,
+                                                 ACCEL_REG_NUM_QUEUES, &v, 4,
+                                                 false),
+                             0);
+            assert_int_equal(v, 4);
+            accel_dev_destroy(d);
+            assert_int_equal(accel_engine_free_queues(e), 8);
+        }
+        assert_int_equal(atomic_load(&live), before);
+        if (!reached)
+            break;
+    }
+    print_message("subdevice: %lu injection points\n", n - 1);
+    accel_engine_destroy(e);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_engine_create),
+        cmocka_unit_test(test_dev_create),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
