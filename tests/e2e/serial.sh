@@ -1,0 +1,336 @@
+#!/bin/bash
+# tests/e2e/serial.sh [BUILD_DIR]
+#
+# End-to-end test of the serial card (devices/serial, PCI 4348:3253): serve
+# it with `umdev-serve serial`, its two host ends UNIX sockets driven by
+# serial-host.py, and boot a TCG guest (see smoke.sh) with it attached. The
+# guest half (serial-guest.sh, with the static helper serial-tool) checks:
+#   1. the device at its BDF with IDs 4348:3253, bound to 8250_pci
+#      ("serial"), with two 16550A ttyS ports on BAR0/BAR1 and its INTx;
+#   2. per port, LEN bytes (default 64 KiB) of a seeded pseudo-random
+#      pattern guest -> host and another host -> guest, raw mode, each
+#      direction taking interrupts; the host compares what arrived with cmp
+#      and the guest's sha256 of what it received with its own;
+#   3. per port, MCR loopback (TIOCM_LOOP): the modem inputs follow MCR,
+#      LOOP_LEN bytes come back unchanged, none reach the host end.
+# Both sides compute the patterns (serial-tool in C, serial-host.py in
+# Python, from one definition) from a seed this script picks at random and
+# prints; the byte counters of the guest's driver must match exactly.
+# Throughput of (2) in both directions (guest- and host-measured) and the
+# wall time are printed.
+#
+# Environment:
+#   UMDEV_E2E_SERIAL_SEED      base seed (default: random; printed)
+#   UMDEV_E2E_SERIAL_LEN       bytes per direction and port (default 65536)
+#   UMDEV_E2E_SERIAL_LOOP_LEN  loopback bytes per port (default 4096)
+#   UMDEV_E2E_TIMEOUT          bound of the QEMU run in seconds (default 300;
+#                              a pass takes about 40 s on an idle 2-CPU host)
+#   UMDEV_E2E_TRACE=1          record QEMU's vfio_user_* trace events (large:
+#                              several messages per byte; slows the run)
+#   UMDEV_E2E_ARTIFACTS, UMDEV_E2E_CACHE, CI: as for smoke.sh
+#
+# Exit 0: pass; 1: fail; 77: skipped (the guest environment cannot be
+# prepared or python3 is missing) - never with CI=true.
+# Artifacts in ${UMDEV_E2E_ARTIFACTS:-BUILD_DIR/e2e/serial}: console.log,
+# server.log (umdev-serve --verbose), host/ (serial-host.py's files and
+# results), qemu-trace.log (with UMDEV_E2E_TRACE=1), result.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/../.." && pwd)
+BUILD_DIR=${1:-$SRC/build/debug}
+CACHE_DIR=${UMDEV_E2E_CACHE:-$HOME/.cache/umdev-e2e}
+export UMDEV_E2E_CACHE=$CACHE_DIR
+CI=${CI:-false}
+LEN=${UMDEV_E2E_SERIAL_LEN:-65536}
+LOOP_LEN=${UMDEV_E2E_SERIAL_LOOP_LEN:-4096}
+SEED=${UMDEV_E2E_SERIAL_SEED:-$(((RANDOM << 17 ^ RANDOM << 2 ^ RANDOM) & 0xffffffff))}
+QEMU_TIMEOUT=${UMDEV_E2E_TIMEOUT:-300}
+
+say() { printf 'e2e.serial: %s\n' "$*"; }
+skip_or_fail() {
+    if [ "$CI" = true ]; then
+        say "FAIL: $* (CI=true: nothing is skipped)"
+        exit 1
+    fi
+    say "SKIP: $*"
+    exit 77
+}
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+# "key=value ..." line -> value of key $2
+field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+# bytes/s -> "N.NN MB/s (N B/s)"
+rate() {
+    awk -v r="$1" 'BEGIN { if (r == "") print "n/a";
+        else printf "%.1f KiB/s (%d B/s)", r / 1024, r }'
+}
+T_START=$(now)
+
+case $LEN$LOOP_LEN in
+*[!0-9]*) say "FAIL: UMDEV_E2E_SERIAL_LEN/LOOP_LEN must be numbers"; exit 1 ;;
+esac
+if [ "$LEN" -le 0 ] || [ "$LOOP_LEN" -le 0 ]; then
+    say "FAIL: UMDEV_E2E_SERIAL_LEN/LOOP_LEN must be positive"
+    exit 1
+fi
+
+# ---- programs ---------------------------------------------------------------
+SERVE=$BUILD_DIR/devices/umdev-serve
+TOOL=$BUILD_DIR/tests/e2e/serial-tool
+if [ ! -x "$SERVE" ] || [ ! -x "$TOOL" ]; then
+    if [ "$BUILD_DIR" = "$SRC/build/debug" ]; then
+        say "building the debug preset (umdev-serve or serial-tool missing)"
+        (cd "$SRC" && cmake --preset debug >/dev/null &&
+            cmake --build --preset debug --target umdev-serve serial-tool) ||
+            { say "FAIL: cannot build umdev-serve and serial-tool"; exit 1; }
+    fi
+    for f in "$SERVE" "$TOOL"; do
+        [ -x "$f" ] || { say "FAIL: $f not found"; exit 1; }
+    done
+fi
+# The helper runs in the guest: it must not need the host's libraries.
+if readelf -l "$TOOL" | grep -q 'program interpreter'; then
+    say "FAIL: $TOOL is dynamically linked; the guest has no libc"
+    exit 1
+fi
+command -v python3 >/dev/null ||
+    skip_or_fail "python3 not found (scripts/deps.sh installs it)"
+
+# ---- the guest environment ----------------------------------------------------
+t=$(now)
+if ! "$HERE/setup.sh" "$CACHE_DIR"; then
+    skip_or_fail "tests/e2e/setup.sh could not prepare $CACHE_DIR"
+fi
+T_SETUP=$(elapsed "$t" "$(now)")
+
+ART=${UMDEV_E2E_ARTIFACTS:-$BUILD_DIR/e2e/serial}
+mkdir -p "$ART" || { say "FAIL: cannot create $ART"; exit 1; }
+rm -rf "$ART"/console.log "$ART"/server.log "$ART"/server.out \
+    "$ART"/qemu-trace.log "$ART"/result "$ART"/host
+mkdir -p "$ART/host"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/umdev-serial.XXXXXX")
+SOCK=$TMP/serial.sock
+PORT0=$TMP/port0.sock
+PORT1=$TMP/port1.sock
+CTL=$TMP/ctl.sock
+SRV_PID='' HOST_PID=''
+stop() {   # stop PID [SIGNAL]: end a child we started, reap it
+    if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
+        kill "-${2:-TERM}" "$1" 2>/dev/null
+        wait "$1" 2>/dev/null
+    fi
+}
+# shellcheck disable=SC2317  # run by the EXIT trap
+cleanup() {
+    stop "$HOST_PID" KILL
+    stop "$SRV_PID"
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+"$SERVE" serial --socket "$SOCK" --port0 "$PORT0" --port1 "$PORT1" \
+    --verbose >"$ART/server.out" 2>"$ART/server.log" &
+SRV_PID=$!
+for _ in $(seq 100); do
+    [ -S "$SOCK" ] && [ -S "$PORT0" ] && [ -S "$PORT1" ] && break
+    kill -0 "$SRV_PID" 2>/dev/null || break
+    sleep 0.05
+done
+if ! [ -S "$SOCK" ] || ! [ -S "$PORT0" ] || ! [ -S "$PORT1" ]; then
+    say "FAIL: umdev-serve did not create $SOCK and its port sockets"
+    cat "$ART/server.out" "$ART/server.log"
+    exit 1
+fi
+
+# The host ends connect before the guest boots: the ports then see DCD,
+# and nothing the guest sends has to wait for a client.
+python3 "$HERE/serial-host.py" --seed "$SEED" --len "$LEN" --ctl "$CTL" \
+    --out "$ART/host" --timeout "$((QEMU_TIMEOUT + 30))" "$PORT0" "$PORT1" \
+    2>"$ART/host/stderr" &
+HOST_PID=$!
+for _ in $(seq 100); do
+    [ -e "$ART/host/connected" ] && break
+    kill -0 "$HOST_PID" 2>/dev/null || break
+    sleep 0.05
+done
+if [ ! -e "$ART/host/connected" ]; then
+    say "FAIL: serial-host.py did not connect to the port sockets"
+    cat "$ART/host/stderr" "$ART/host/"*.host 2>/dev/null
+    exit 1
+fi
+
+# ---- boot -----------------------------------------------------------------------
+# The card goes to a slot of our choosing, so the guest can check that it
+# enumerates exactly there (run-guest.sh --socket would take the first free
+# slot).
+SLOT=5
+BDF_WANT=$(printf '0000:00:%02x.0' "$SLOT")
+printf 'BDF=%s\nSEED=%s\nLEN=%s\nLOOP_LEN=%s\n' "$BDF_WANT" "$SEED" "$LEN" \
+    "$LOOP_LEN" >"$TMP/serial.conf"
+# The control channel: a second ISA UART (the guest's ttyS1, irq 3) on
+# serial-host.py's socket. Any -serial replaces -nographic's default
+# console, so the console is given again, without a monitor.
+# (QEMU option values double their commas; JSON escapes \ and ".)
+SOCK_JSON=$(printf '%s' "$SOCK" | sed 's/\\/\\\\/g; s/"/\\"/g')
+QARGS=(-- -monitor none -serial mon:stdio
+    -chardev "socket,id=ctl,path=${CTL//,/,,}" -serial chardev:ctl
+    -device "{\"driver\":\"vfio-user-pci\",\"addr\":\"$SLOT.0\",\"socket\":{\"path\":\"$SOCK_JSON\",\"type\":\"unix\"}}")
+[ "${UMDEV_E2E_TRACE:-0}" = 1 ] &&
+    QARGS+=(-trace 'vfio_user_*' -D "$ART/qemu-trace.log")
+say "seed $SEED, $LEN bytes per direction and port, $LOOP_LEN looped"
+say "booting the guest (TCG) with vfio-user-pci on $SOCK"
+t=$(now)
+"$HERE/run-guest.sh" --timeout "$QEMU_TIMEOUT" \
+    --log "$ART/console.log" "$HERE/serial-guest.sh" "$TOOL" \
+    "$TMP/serial.conf:/e2e/serial.conf" "${QARGS[@]}" >/dev/null
+GUEST_RC=$?
+T_BOOT=$(elapsed "$t" "$(now)")
+
+# The guest drained its last bytes before powering off; give the host side
+# a moment to read them, then stop it.
+for _ in $(seq 50); do
+    kill -0 "$HOST_PID" 2>/dev/null || break
+    sleep 0.1
+done
+if kill -0 "$HOST_PID" 2>/dev/null; then
+    stop "$HOST_PID" KILL
+    HOST_RC=124
+else
+    wait "$HOST_PID"
+    HOST_RC=$?
+fi
+HOST_PID=
+sleep 0.2    # let the server log the detach
+kill "$SRV_PID" 2>/dev/null
+for _ in $(seq 100); do
+    kill -0 "$SRV_PID" 2>/dev/null || break
+    sleep 0.1
+done
+if kill -0 "$SRV_PID" 2>/dev/null; then
+    say "umdev-serve did not exit within 10 s of SIGTERM"
+    stop "$SRV_PID" KILL
+    SRV_RC=124
+else
+    wait "$SRV_PID"
+    SRV_RC=$?
+fi
+SRV_PID=
+
+# ---- verdict ----------------------------------------------------------------------
+fail=0
+C=$ART/console.log
+H=$ART/host
+BDF=$(sed -n 's/^E2E-SERIAL-BDF=//p' "$C" | head -n 1)
+[ -n "$BDF" ] || { say "no E2E-SERIAL-BDF line: the device did not enumerate"; fail=1; }
+[ -z "$BDF" ] || [ "$BDF" = "$BDF_WANT" ] ||
+    { say "the card enumerated at $BDF, QEMU was told $BDF_WANT"; fail=1; }
+grep -q '^E2E-SERIAL-PASS$' "$C" || { say "the guest checks did not all pass"; fail=1; }
+grep '^E2E-SERIAL-FAIL' "$C" | sed 's/^/  guest: /'
+grep '^serial-tool: ' "$C" | sed 's/^/  guest: /'
+[ "$GUEST_RC" -eq 0 ] || { say "run-guest.sh exited $GUEST_RC$([ "$GUEST_RC" -eq 124 ] && echo " (timed out)")"; fail=1; }
+if [ "$HOST_RC" -ne 0 ]; then
+    say "serial-host.py $([ "$HOST_RC" -eq 124 ] && echo "did not finish" || echo "exited $HOST_RC"):"
+    sed 's/^/  host: /' "$H/stderr"
+    fail=1
+fi
+
+declare -A RES=()
+for i in 0 1; do
+    p=PORT$i
+    hres=$({ tr '\n' ' ' <"$H/port$i.host"; } 2>/dev/null)
+    [ "$(field "$hres" status)" = pass ] ||
+        { say "port$i: host side: ${hres:-no result}"; fail=1; }
+    # guest -> host: byte-exact against the host's own computation.
+    if [ -f "$H/port$i.g2h.bin" ] && cmp "$H/port$i.g2h.bin" "$H/port$i.g2h.expect"; then
+        RES[g2h$i]=match
+    else
+        say "port$i: guest -> host bytes differ from the pattern (or none arrived)"
+        RES[g2h$i]=differ
+        fail=1
+    fi
+    # host -> guest: the guest compared with its own computation (cmp);
+    # check its digest of what it received against what was sent, too.
+    want=$(sha256sum <"$H/port$i.h2g.bin" 2>/dev/null | cut -d" " -f1)
+    got=$(sed -n "s/^E2E-SERIAL-$p-H2G-SHA256=//p" "$C" | head -n 1)
+    if [ -n "$got" ] && [ "$got" = "$want" ]; then
+        RES[h2g$i]=match
+    else
+        say "port$i: the guest's sha256 of host -> guest bytes is '${got:-none}', sent $want"
+        RES[h2g$i]=differ
+        fail=1
+    fi
+    RES[send$i]=$(sed -n "s/^E2E-SERIAL-$p-SEND //p" "$C" | head -n 1)
+    RES[recv$i]=$(sed -n "s/^E2E-SERIAL-$p-RECV //p" "$C" | head -n 1)
+    RES[loop$i]=$(sed -n "s/^E2E-SERIAL-$p-LOOP //p" "$C" | head -n 1)
+    RES[host$i]=$hres
+done
+
+QEMU_MSGS=$(grep -i 'qemu-system\|vfio' "$C" | grep -v '^E2E-' || true)
+SRV_ERRS=$(grep -E ' failed: |warning|error|unexpected|refusing|malformed|refused' \
+    "$ART/server.log" || true)
+TRACE_ERRS=$(grep 'vfio_user_recv_hdr' "$ART/qemu-trace.log" 2>/dev/null |
+    while read -r line; do
+        [[ $line =~ \ flags\ (0x[0-9a-fA-F]+) ]] &&
+            (( BASH_REMATCH[1] & 0x20 )) && printf '%s\n' "$line"
+    done)
+
+RTT=$(sed -n 's/^E2E-SERIAL-RTT //p' "$C" | head -n 1)
+T_WALL=$(elapsed "$T_START" "$(now)")
+say "QEMU: $(sed -n 's/^qemu=//p' "$CACHE_DIR/stamp"); kernel $(cat "$CACHE_DIR/kver")"
+say "device: ${BDF:-<not found>}  $(sed -n 's/^E2E-SERIAL-PORTS //p' "$C" | head -n 1)" \
+    "irq $(sed -n 's/^E2E-SERIAL-IRQ=//p' "$C" | head -n 1)"
+say "seed $SEED; $LEN bytes each way per port, $LOOP_LEN looped"
+for i in 0 1; do
+    say "port$i: guest->host $(rate "$(field "${RES[send$i]}" bytes_per_s)") guest-measured," \
+        "$(rate "$(field "${RES[host$i]}" g2h_bytes_per_s)") host-measured," \
+        "$(field "${RES[send$i]}" irqs) irqs, ${RES[g2h$i]}"
+    say "port$i: host->guest $(rate "$(field "${RES[recv$i]}" bytes_per_s)") guest-measured," \
+        "$(field "${RES[recv$i]}" irqs) irqs, ${RES[h2g$i]}"
+    say "port$i: loopback    $(rate "$(field "${RES[loop$i]}" bytes_per_s)")," \
+        "$(field "${RES[loop$i]}" irqs) irqs"
+done
+say "one trapped register access: $(field "$RTT" read_ns) ns read," \
+    "$(field "$RTT" write_ns) ns write (guest-measured, SCR of port0)"
+say "timings: setup ${T_SETUP}s, boot+test ${T_BOOT}s (TCG), wall ${T_WALL}s"
+if [ -n "$QEMU_MSGS" ]; then
+    say "QEMU console messages about vfio:"
+    printf '%s\n' "$QEMU_MSGS" | sed 's/^/  /'
+fi
+if [ -n "$TRACE_ERRS" ]; then
+    say "QEMU trace: $(printf '%s\n' "$TRACE_ERRS" | wc -l) error repl(ies) (full trace: $ART/qemu-trace.log):"
+    printf '%s\n' "$TRACE_ERRS" | head -n 20 | sed 's/^/  /'
+    fail=1
+fi
+if [ -n "$SRV_ERRS" ]; then
+    say "server: $(printf '%s\n' "$SRV_ERRS" | wc -l) error/warning line(s) (full log: $ART/server.log):"
+    printf '%s\n' "$SRV_ERRS" | head -n 20 | sed 's/^/  /'
+    fail=1
+fi
+[ "$SRV_RC" -eq 0 ] || { say "umdev-serve exited $SRV_RC (expected 0 after SIGTERM)"; fail=1; }
+
+{
+    echo "result=$([ $fail -eq 0 ] && echo pass || echo fail)"
+    echo "bdf=$BDF"
+    echo "seed=$SEED"
+    echo "len=$LEN"
+    echo "loop_len=$LOOP_LEN"
+    for i in 0 1; do
+        echo "port${i}_send=${RES[send$i]}"
+        echo "port${i}_recv=${RES[recv$i]}"
+        echo "port${i}_loop=${RES[loop$i]}"
+        echo "port${i}_host=${RES[host$i]}"
+    done
+    echo "rtt=$RTT"
+    echo "setup_seconds=$T_SETUP"
+    echo "boot_seconds=$T_BOOT"
+    echo "wall_seconds=$T_WALL"
+} >"$ART/result"
+
+if [ "$fail" -ne 0 ]; then
+    say "FAIL (seed $SEED: UMDEV_E2E_SERIAL_SEED=$SEED reproduces it); last 50 lines of the console ($C):"
+    tail -n 50 "$C"
+    exit 1
+fi
+say "PASS"
+exit 0
