@@ -30,6 +30,53 @@
 #include "serial.h"
 #include "uart.h"
 #include "umdev/pci.h"
+#include "umdev/profile.h"
+
+/*
+ * The mediation profile (docs/CRITERIA.md): each port's eight 1-byte
+ * registers, nothing else. A 16550 moves data through its FIFO port, so
+ * the data path is trapped by definition: a byte sent costs a THR write
+ * and, per FIFO load, an LSR poll; a byte received an RBR read and an LSR
+ * read. tests/conformance/profiles/serial-2port.json is the same contract
+ * as the conformance kit reads it.
+ */
+#define B1 UMDEV_W(1)
+#define RW UMDEV_PROFILE_RW
+
+static const struct umdev_profile_reg serial_port_regs[] = {
+    { "RBR_THR_DLL", UART_RX, 1, B1, RW, true, true,
+      "receive/transmit FIFO port (divisor latch low with DLAB)" },
+    { "IER_DLM", UART_IER, 1, B1, RW, false, false,
+      "interrupt enables (divisor latch high with DLAB)" },
+    { "IIR_FCR", UART_IIR, 1, B1, RW, false, true,
+      "interrupt identification / FIFO control" },
+    { "LCR", UART_LCR, 1, B1, RW, false, false, "line control" },
+    { "MCR", UART_MCR, 1, B1, RW, false, false, "modem control" },
+    { "LSR", UART_LSR, 1, B1, RW, true, true,
+      "line status, polled per byte (writes ignored)" },
+    { "MSR", UART_MSR, 1, B1, RW, false, true,
+      "modem status, follows the host end (writes ignored)" },
+    { "SCR", UART_SCR, 1, B1, RW, false, false, "scratch" },
+};
+
+#define NREGS (sizeof(serial_port_regs) / sizeof(serial_port_regs[0]))
+
+static const struct umdev_profile_region serial_profile_regions[] = {
+    { UMDEV_PCI_BAR0_REGION, serial_port_regs, NREGS },
+    { UMDEV_PCI_BAR1_REGION, serial_port_regs, NREGS },
+};
+
+static const struct umdev_profile serial_profile = {
+    .type = "serial-2port",
+    .regions = serial_profile_regions,
+    .nregions = SERIAL_NR_PORTS,
+    .data_path = UMDEV_PROFILE_DP_PIO,
+    .max_msgs_per_io = 2,
+    .data_path_unit = "byte",
+    .data_path_note = "a 16550 moves every byte through its FIFO port "
+                      "register, as the guest's unmodified 8250 driver "
+                      "expects",
+};
 
 /* Modem inputs while a host end is present: a null-modem peer that keeps
  * its DTR and RTS up (our DSR, DCD and CTS). */
@@ -572,6 +619,8 @@ serial_create(struct umdev_loop *loop, const struct serial_config *cfg,
         rc = umdev_pci_create(s->dev, &id, &s->pci);
     for (i = 0; rc == 0 && i < SERIAL_NR_PORTS; i++)
         rc = port_init(s, i, &cfg->port[i]);
+    if (rc == 0)
+        rc = umdev_dev_set_profile(s->dev, &serial_profile);
     if (rc < 0) {
         serial_destroy(s);
         return rc;

@@ -31,6 +31,10 @@ extern "C" {
 /* Allowed access widths, as a mask: UMDEV_W(4) allows 4-byte accesses. */
 #define UMDEV_W(bytes) (1u << (bytes))
 #define UMDEV_W_ANY (UMDEV_W(1) | UMDEV_W(2) | UMDEV_W(4) | UMDEV_W(8))
+/* A memory-like block (a scratch array, a trapped page of shared memory):
+ * any length at any alignment, as long as the access stays inside it.
+ * Bit 0 is free because no access is 0 bytes wide. */
+#define UMDEV_W_BULK (1u << 0)
 
 #define UMDEV_PROFILE_R (1u << 0)
 #define UMDEV_PROFILE_W (1u << 1)
@@ -41,7 +45,7 @@ struct umdev_profile_reg {
     const char *name;    /* datasheet name */
     uint64_t offset;     /* within the region */
     uint32_t size;       /* bytes it covers; an access stays inside */
-    uint32_t widths;     /* UMDEV_W(n) mask; accesses naturally aligned */
+    uint32_t widths;     /* UMDEV_W(n) mask, naturally aligned; or BULK */
     uint32_t access;     /* UMDEV_PROFILE_R / _W */
     bool data_path;      /* moved per I/O (doorbell, FIFO) vs control */
     bool is_volatile;    /* reads change by themselves (status, FIFO) */

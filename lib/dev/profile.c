@@ -78,7 +78,8 @@ valid_reg(const struct umdev_profile_reg *r, uint64_t region_size)
     if (r->size == 0 || r->offset >= region_size ||
         r->size > region_size - r->offset)
         return false;
-    if ((r->widths & UMDEV_W_ANY) == 0 || (r->widths & ~UMDEV_W_ANY) != 0)
+    if ((r->widths & (UMDEV_W_ANY | UMDEV_W_BULK)) == 0 ||
+        (r->widths & ~(UMDEV_W_ANY | UMDEV_W_BULK)) != 0)
         return false;
     return (r->access & UMDEV_PROFILE_RW) != 0 &&
            (r->access & ~UMDEV_PROFILE_RW) == 0;
@@ -215,6 +216,58 @@ find_reg(const struct umdev_profile_region *pr, uint64_t offset, size_t *pos)
     return NULL;
 }
 
+/* The mmappable area of @reg containing @offset, or NULL. */
+static const struct umdev_mmap_area *
+find_area(const struct dev_region *reg, uint64_t offset)
+{
+    size_t i;
+
+    for (i = 0; reg->shm != NULL && i < reg->nr_areas; i++)
+        if (offset >= reg->areas[i].offset &&
+            offset - reg->areas[i].offset < reg->areas[i].size)
+            return &reg->areas[i];
+    return NULL;
+}
+
+/*
+ * Memory-like accesses: every byte of [offset, offset + count) lies in an
+ * mmappable area or in a BULK register allowing @dir, so a bulk copy may
+ * run across a trapped page of shared memory and the mapped rest, as it
+ * would over plain memory. Each BULK register touched counts the access.
+ */
+static bool
+memory_run(struct dev_profile *p, int slot, const struct dev_region *reg,
+           uint64_t offset, uint64_t count, uint32_t dir)
+{
+    const struct umdev_profile_region *pr = &p->regions[slot];
+    uint64_t pos = offset, end = offset + count;
+    size_t touched[UMDEV_PROFILE_MAX_REGS], ntouched = 0, i, at;
+
+    if (count == 0 || end < offset)
+        return false;
+    while (pos < end) {
+        const struct umdev_mmap_area *a = find_area(reg, pos);
+        const struct umdev_profile_reg *r;
+
+        if (a != NULL) {
+            pos = a->offset + a->size;
+            continue;
+        }
+        r = find_reg(pr, pos, &at);
+        if (r == NULL || !(r->widths & UMDEV_W_BULK) || !(r->access & dir) ||
+            ntouched == UMDEV_PROFILE_MAX_REGS)
+            return false;
+        touched[ntouched++] = at;
+        pos = r->offset + r->size;
+    }
+    for (i = 0; i < ntouched; i++)
+        atomic_fetch_add_explicit(dir == UMDEV_PROFILE_W
+                                      ? &p->writes[slot][touched[i]]
+                                      : &p->reads[slot][touched[i]],
+                                  1, memory_order_relaxed);
+    return true;
+}
+
 int
 dev_profile_check(struct umdev_dev *dev, uint32_t index, uint64_t offset,
                   uint64_t count, bool is_write)
@@ -235,6 +288,9 @@ dev_profile_check(struct umdev_dev *dev, uint32_t index, uint64_t offset,
         goto refuse;
     pr = &p->regions[slot];
     r = find_reg(pr, offset, &pos);
+    if (memory_run(p, slot, &dev->regions[index], offset, count,
+                   is_write ? UMDEV_PROFILE_W : UMDEV_PROFILE_R))
+        return 0;
     if (r == NULL || count > 8 || (count & (count - 1)) != 0 ||
         !(r->widths & UMDEV_W(count)) || offset % count != 0 ||
         count > r->size - (offset - r->offset) ||
@@ -326,6 +382,8 @@ regs_json(struct umdev_dev *dev, size_t slot)
                                                 (int64_t)r->offset));
         json_object_object_add(o, "size", json_object_new_int64(r->size));
         json_object_object_add(o, "widths", widths_json(r->widths));
+        if (r->widths & UMDEV_W_BULK)
+            json_object_object_add(o, "bulk", json_object_new_boolean(true));
         json_object_object_add(
             o, "access",
             json_object_new_string(r->access == UMDEV_PROFILE_RW ? "rw"

@@ -8,6 +8,7 @@
 
 #include "testdev.h"
 #include "umdev/pci.h"
+#include "umdev/profile.h"
 
 struct testdev {
     struct umdev_dev *dev;
@@ -21,6 +22,72 @@ struct testdev {
     uint32_t irq_raised;
     uint32_t resets;
     uint8_t array[TESTDEV_SCRATCH_ARRAY_SIZE];
+};
+
+/*
+ * The mediation profile: every register a client may touch through the
+ * socket. lib/dev refuses the rest (misaligned, wrong width, straddling
+ * two registers or a register and the mmappable part of BAR2) before
+ * bar0_access() sees it. tests/conformance/profiles/testdev.json is the
+ * same contract as the conformance kit reads it.
+ */
+#define W4 UMDEV_W(4)
+#define W48 (UMDEV_W(4) | UMDEV_W(8))
+#define RW UMDEV_PROFILE_RW
+#define WO UMDEV_PROFILE_W
+
+static const struct umdev_profile_reg testdev_bar0_regs[] = {
+    { "ID", TESTDEV_REG_ID, 4, W4, RW, false, false,
+      "identification (writes ignored)" },
+    { "SCRATCH", TESTDEV_REG_SCRATCH, 4, W4, RW, false, false, "scratch" },
+    { "SCRATCH64", TESTDEV_REG_SCRATCH64, 8, W48, RW, false, false,
+      "64-bit scratch" },
+    { "DMA_ADDR", TESTDEV_REG_DMA_ADDR, 8, W48, RW, true, false,
+      "DMA guest address" },
+    { "DMA_LEN", TESTDEV_REG_DMA_LEN, 4, W4, RW, false, false, "DMA length" },
+    { "DMA_CMD", TESTDEV_REG_DMA_CMD, 4, W4, WO, true, false,
+      "starts a DMA transfer" },
+    { "DMA_STATUS", TESTDEV_REG_DMA_STATUS, 4, W4, RW, true, false,
+      "result of the last DMA (writes ignored)" },
+    { "IRQ_LEVEL", TESTDEV_REG_IRQ_LEVEL, 4, W4, RW, false, false,
+      "INTx line level" },
+    { "IRQ_RAISED", TESTDEV_REG_IRQ_RAISED, 4, W4, RW, false, false,
+      "times the line was raised (writes ignored)" },
+    { "ERR_TRIGGER", TESTDEV_REG_ERR_TRIGGER, 4, W4, WO, false, false,
+      "signals the ERR IRQ" },
+    { "RESETS", TESTDEV_REG_RESETS, 4, W4, RW, false, true,
+      "device resets since creation (writes ignored)" },
+    { "MSIX_TRIGGER", TESTDEV_REG_MSIX_TRIGGER, 4, W4, WO, false, false,
+      "raises an MSI-X vector" },
+    { "SCRATCH_ARRAY", TESTDEV_SCRATCH_ARRAY, TESTDEV_SCRATCH_ARRAY_SIZE,
+      UMDEV_W_ANY | UMDEV_W_BULK, RW, false, false, "byte-addressable scratch" },
+    { "MSIX_TABLE", TESTDEV_MSIX_TABLE, TESTDEV_MSIX_VECTORS * 16, W48, RW,
+      false, false, "MSI-X table (lib/pci)" },
+    { "MSIX_PBA", TESTDEV_MSIX_PBA, 8, W48, RW, false, false,
+      "MSI-X pending bits (lib/pci; writes ignored)" },
+};
+
+static const struct umdev_profile_reg testdev_bar2_regs[] = {
+    { "DMA_BUF", 0, 0x1000, UMDEV_W_ANY | UMDEV_W_BULK, RW, true, false,
+      "DMA target page, trapped to shared memory" },
+};
+
+static const struct umdev_profile_region testdev_profile_regions[] = {
+    { UMDEV_PCI_BAR0_REGION, testdev_bar0_regs,
+      sizeof(testdev_bar0_regs) / sizeof(testdev_bar0_regs[0]) },
+    { UMDEV_PCI_BAR2_REGION, testdev_bar2_regs,
+      sizeof(testdev_bar2_regs) / sizeof(testdev_bar2_regs[0]) },
+};
+
+static const struct umdev_profile testdev_profile = {
+    .type = "testdev",
+    .regions = testdev_profile_regions,
+    .nregions = 2,
+    .data_path = UMDEV_PROFILE_DP_PIO,
+    /* A DMA command is its address, its length and its start. */
+    .max_msgs_per_io = 3,
+    .data_path_unit = "DMA command",
+    .data_path_note = "a test device: one register write starts each DMA",
 };
 
 static void
@@ -251,6 +318,8 @@ testdev_create(const struct umdev_logger *log, struct testdev **out)
     if (rc > 0)
         rc = umdev_pci_cap_add_msix(td->pci, TESTDEV_MSIX_VECTORS, 0,
                                     TESTDEV_MSIX_TABLE, 0, TESTDEV_MSIX_PBA);
+    if (rc > 0)
+        rc = umdev_dev_set_profile(td->dev, &testdev_profile);
     if (rc < 0)
         goto fail;
     *out = td;

@@ -210,6 +210,54 @@ test_enforcement(void **state)
     assert_int_equal(umdev_dev_profile_counters(f->dev, 2, 0, &c), -EINVAL);
 }
 
+/* BULK registers: any length and alignment inside; a copy may run on into
+ * the mmappable part, never into a register that is not memory-like. */
+static void
+test_bulk_memory_runs(void **state)
+{
+    static const struct umdev_profile_reg bulk_regs[] = {
+        { .name = "PAGE0", .offset = 0, .size = 4096,
+          .widths = UMDEV_W_ANY | UMDEV_W_BULK, .access = UMDEV_PROFILE_RW,
+          .purpose = "memory-like trapped page" },
+    };
+    static const struct umdev_profile_reg ro_bulk[] = {
+        { .name = "ROM", .offset = 0x20, .size = 16,
+          .widths = UMDEV_W_BULK, .access = UMDEV_PROFILE_R,
+          .purpose = "read-only memory-like block" },
+    };
+    static const struct umdev_profile_region bulk_regions[] = {
+        { .index = 0, .regs = ro_bulk, .nregs = 1 },
+        { .index = 2, .regs = bulk_regs, .nregs = 1 },
+    };
+    static const struct umdev_profile bulk = {
+        .type = "bulk-test",
+        .regions = bulk_regions,
+        .nregions = 2,
+        .data_path = UMDEV_PROFILE_DP_RING,
+    };
+    struct fixture *f = *state;
+    struct umdev_profile_counters c;
+    static uint8_t big[8192];
+
+    assert_int_equal(umdev_dev_set_profile(f->dev, &bulk), 0);
+    assert_int_equal(rw(f, 2, 1, 3, true), 0);    /* odd, unaligned */
+    assert_int_equal(umdev_dev_region_rw(f->dev, 2, 0, big, 4096, false), 0);
+    /* Across the trapped page into the mapped one, and all of BAR2. */
+    assert_int_equal(umdev_dev_region_rw(f->dev, 2, 4000, big, 200, true),
+                     0);
+    assert_int_equal(umdev_dev_region_rw(f->dev, 2, 0, big, 8192, false), 0);
+    assert_int_equal(umdev_dev_profile_refused(f->dev), 0);
+    assert_int_equal(umdev_dev_profile_counters(f->dev, 1, 0, &c), 0);
+    assert_int_equal(c.reads, 2);
+    assert_int_equal(c.writes, 2);
+    /* BAR0: inside ROM reads only, and not one byte past it. */
+    assert_int_equal(rw(f, 0, 0x21, 5, false), 0);
+    assert_int_equal(rw(f, 0, 0x21, 5, true), -EACCES);
+    assert_int_equal(rw(f, 0, 0x2c, 8, false), -EACCES);
+    assert_int_equal(rw(f, 0, 0x1f, 2, false), -EACCES);
+    assert_int_equal(umdev_dev_profile_refused(f->dev), 3);
+}
+
 static void
 test_json(void **state)
 {
@@ -263,6 +311,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_invalid_profiles_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_enforcement, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bulk_memory_runs, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_json, setup, teardown),
     };
 

@@ -21,6 +21,7 @@
 #include "serial.h"
 #include "uart.h"
 #include "umdev/pci.h"
+#include "umdev/profile.h"
 
 /* 8N1 at 115200 baud: 4 characters of 10 bits. */
 #define TIMEOUT_115200_NS (4ull * 10 * 1000000000ull / 115200)
@@ -932,11 +933,14 @@ test_glue_config_space(void **state)
                      0);
     assert_false(ri.present);
     assert_int_equal(umdev_dev_irq_count(g->dev, UMDEV_PCI_INTX_IRQ), 1);
-    /* Register widths other than 1 byte are refused. */
+    /* Register widths other than 1 byte are refused by the mediation
+     * profile, and counted, before the model sees them. */
     v = 0;
     assert_int_equal(umdev_dev_region_rw(g->dev, UMDEV_PCI_BAR0_REGION, 0,
                                          &v, 2, false),
-                     -EINVAL);
+                     -EACCES);
+    assert_int_equal(umdev_dev_profile_refused(g->dev), 1);
+    assert_non_null(umdev_dev_profile(g->dev));
     /* Each BAR is its own UART. */
     bar_write(g, 0, UART_SCR, 0x11);
     bar_write(g, 1, UART_SCR, 0x22);

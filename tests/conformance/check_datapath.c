@@ -1,0 +1,568 @@
+/*
+ * datapath: socket messages per unit of I/O under load, with a load
+ * generator per device type keyed by the PCI vendor:device read from
+ * config space:
+ *
+ *  - serial (4348:3253): a polled 16550 driver on port 0 (BAR0) moving a
+ *    pattern through THR to the host end and from the host end through
+ *    RBR, 8N1 with FIFOs on, LSR polled as Linux's 8250 driver does. Unit:
+ *    one byte, each direction measured on its own.
+ *  - testdev (1234:11ef): DMA commands on guest memory mapped with its fd
+ *    (DMA_ADDR, DMA_CMD=INVERT, DMA_STATUS per command). Unit: one DMA
+ *    command. The message-based DMA fallback is measured too and reported.
+ *
+ * Messages are counted on the client: the commands it sends plus the
+ * server's DMA_READ/DMA_WRITE it serves. Polls that find the device not
+ * ready (LSR without THRE or DR) are waiting, not I/O: they are reported
+ * and left out of the per-unit figure, which is therefore the steady-load
+ * cost (a polled 16550 byte costs THR + 1/16 LSR out, LSR + RBR in). With
+ * --daemon-uuid the server's own command counter (umdevctl info) must
+ * agree exactly with the client's count.
+ * Pass: the data arrived intact, and with a profile the worst direction's
+ * messages per unit is at most data_path.max_msgs_per_io.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/vfio.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "conform.h"
+
+/* Bytes moved each way by the serial generator. */
+#define SERIAL_BYTES 4096u
+#define SERIAL_FIFO 16u
+/* DMA commands issued by the testdev generator (and via messages). */
+#define TESTDEV_IOS 2000u
+#define TESTDEV_MSG_IOS 200u
+#define TESTDEV_GUEST_SIZE (1u << 20)
+#define TESTDEV_BUF 4096u
+
+/* 16550 registers and bits (PC16550D datasheet names). */
+#define UART_RX 0
+#define UART_TX 0
+#define UART_DLL 0
+#define UART_DLM 1
+#define UART_IER 1
+#define UART_FCR 2
+#define UART_LCR 3
+#define UART_MCR 4
+#define UART_LSR 5
+#define UART_LCR_DLAB 0x80
+#define UART_LCR_WLEN8 0x03
+#define UART_FCR_SETUP 0xc7 /* enable, clear both, trigger 14 */
+#define UART_MCR_SETUP 0x0b /* DTR, RTS, OUT2 */
+#define UART_LSR_DR 0x01
+#define UART_LSR_OE 0x02
+#define UART_LSR_THRE 0x20
+
+/* The test device's registers (tests/testdev/testdev.h). */
+#define TD_REG_DMA_ADDR 0x10
+#define TD_REG_DMA_LEN 0x18
+#define TD_REG_DMA_CMD 0x1c
+#define TD_REG_DMA_STATUS 0x20
+#define TD_DMA_INVERT 3
+
+/* One measured phase. */
+struct phase {
+    const char *what;
+    const char *unit;
+    uint64_t ios;
+    uint64_t msgs;
+    uint64_t idle; /* polls that found the device not ready: waiting */
+};
+
+struct gen_ctx {
+    struct conform *cf;
+    struct cf_result *r;
+    struct umdev_client *c;
+    struct phase ph[2];
+    size_t nph;
+    bool moved; /* all data verified */
+    char where[160];
+};
+
+static uint64_t
+msgs_now(struct umdev_client *c, uint64_t *cmds)
+{
+    struct umdev_client_stats s;
+
+    umdev_client_get_stats(c, &s);
+    if (cmds != NULL)
+        *cmds = s.requests;
+    return s.requests + s.dma_reads + s.dma_writes;
+}
+
+static void
+fill(uint8_t *p, size_t n, uint32_t seed)
+{
+    uint32_t x = seed | 1;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        p[i] = (uint8_t)x;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* serial                                                             */
+
+static int
+uart_rd(struct umdev_client *c, uint64_t reg, uint8_t *v)
+{
+    return umdev_client_region_read(c, 0, reg, v, 1);
+}
+
+static int
+uart_wr(struct umdev_client *c, uint64_t reg, uint8_t v)
+{
+    return umdev_client_region_write(c, 0, reg, &v, 1);
+}
+
+static const char *
+host_end_path(const struct conform *cf, char *buf, size_t len)
+{
+    size_t n = strlen(cf->socket);
+    struct stat st;
+
+    if (cf->host_end != NULL)
+        return cf->host_end;
+    snprintf(buf, len, "%s.port0", cf->socket);
+    if (stat(buf, &st) == 0 || n < 5 ||
+        strcmp(cf->socket + n - 5, ".sock") != 0)
+        return buf;
+    /* umdevd names them RUNDIR/UUID.sock and RUNDIR/UUID.port0. */
+    snprintf(buf, len, "%.*s.port0", (int)(n - 5), cf->socket);
+    return buf;
+}
+
+static int
+host_connect(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd;
+
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(sa.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int rc = -errno;
+
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+/* Whatever the host end has, without waiting. Return: bytes or -errno. */
+static ssize_t
+host_take(int fd, uint8_t *buf, size_t cap)
+{
+    ssize_t n = read(fd, buf, cap);
+
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+    if (n == 0)
+        return -ECONNRESET;
+    return n < 0 ? -errno : n;
+}
+
+/* Bytes left from earlier checks (THR writes with nobody connected). */
+static int
+host_drain_stale(int fd, int timeout_ms)
+{
+    double end = cf_now() + timeout_ms / 1000.0;
+    uint8_t junk[4096];
+
+    while (cf_now() < end) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        ssize_t n;
+
+        if (poll(&p, 1, 100) == 0)
+            return 0; /* quiet for 100 ms */
+        n = host_take(fd, junk, sizeof(junk));
+        if (n < 0)
+            return (int)n;
+    }
+    return -ETIMEDOUT;
+}
+
+static int
+gen_serial(struct gen_ctx *g)
+{
+    struct umdev_client *c = g->c;
+    double deadline;
+    char pbuf[256];
+    const char *path = host_end_path(g->cf, pbuf, sizeof(pbuf));
+    uint8_t *tx = malloc(SERIAL_BYTES), *rx = malloc(SERIAL_BYTES);
+    uint8_t *got_host = malloc(SERIAL_BYTES), *got_guest = malloc(SERIAL_BYTES);
+    size_t tx_done = 0, host_got = 0, host_sent = 0, rx_done = 0, k;
+    uint64_t m0, m1, idle = 0;
+    uint8_t lsr = 0, v;
+    int hfd = -1, rc = 0, i;
+
+    snprintf(g->where, sizeof(g->where), "port0 host end %s", path);
+    if (!tx || !rx || !got_host || !got_guest) {
+        cf_fail(g->r, "out of memory");
+        goto out;
+    }
+    fill(tx, SERIAL_BYTES, 0xc0f0u);
+    fill(rx, SERIAL_BYTES, 0xc0f1u);
+    hfd = host_connect(path);
+    if (hfd < 0) {
+        cf_fail(g->r,
+                "cannot connect to the host end %s: %s (give "
+                "--host-end)",
+                path, cf_errname(-hfd));
+        goto out;
+    }
+    /* 8N1 at the fastest divisor, FIFOs on and cleared, polled. */
+    if ((rc = uart_wr(c, UART_IER, 0)) < 0 ||
+        (rc = uart_wr(c, UART_LCR, UART_LCR_DLAB)) < 0 ||
+        (rc = uart_wr(c, UART_DLL, 1)) < 0 ||
+        (rc = uart_wr(c, UART_DLM, 0)) < 0 ||
+        (rc = uart_wr(c, UART_LCR, UART_LCR_WLEN8)) < 0 ||
+        (rc = uart_wr(c, UART_FCR, UART_FCR_SETUP)) < 0 ||
+        (rc = uart_wr(c, UART_MCR, UART_MCR_SETUP)) < 0) {
+        cf_fail(g->r, "programming the UART: %s", cf_errname(-rc));
+        goto out;
+    }
+    for (i = 0; i < 64; i++) {
+        if ((rc = uart_rd(c, UART_LSR, &lsr)) < 0)
+            break;
+        if (!(lsr & UART_LSR_DR))
+            break;
+        rc = uart_rd(c, UART_RX, &v);
+    }
+    if (rc == 0)
+        rc = host_drain_stale(hfd, g->cf->timeout_ms);
+    if (rc < 0) {
+        cf_fail(g->r, "draining old bytes: %s", cf_errname(-rc));
+        goto out;
+    }
+
+    /* Guest -> host: THR while THRE (the whole FIFO is then free). A
+     * phase fails when no byte arrives for the kit's timeout. */
+    deadline = cf_now() + g->cf->timeout_ms / 1000.0;
+    m0 = msgs_now(c, NULL);
+    while (host_got < SERIAL_BYTES && rc == 0) {
+        ssize_t n;
+
+        if (cf_now() > deadline) {
+            cf_fail(g->r,
+                    "guest->host stalled at %zu of %u bytes (%zu "
+                    "written to THR)",
+                    host_got, SERIAL_BYTES, tx_done);
+            goto out;
+        }
+        if (tx_done < SERIAL_BYTES) {
+            rc = uart_rd(c, UART_LSR, &lsr);
+            idle += rc == 0 && !(lsr & UART_LSR_THRE);
+            if (rc == 0 && (lsr & UART_LSR_THRE))
+                for (k = 0;
+                     k < SERIAL_FIFO && tx_done < SERIAL_BYTES && rc == 0; k++)
+                    rc = uart_wr(c, UART_TX, tx[tx_done++]);
+        } else {
+            struct pollfd p = { .fd = hfd, .events = POLLIN };
+
+            poll(&p, 1, 100);
+        }
+        n = host_take(hfd, got_host + host_got, SERIAL_BYTES - host_got);
+        if (n < 0)
+            rc = (int)n;
+        else
+            host_got += (size_t)n;
+        if (n > 0)
+            deadline = cf_now() + g->cf->timeout_ms / 1000.0;
+    }
+    m1 = msgs_now(c, NULL);
+    g->ph[g->nph++] =
+        (struct phase){ "guest->host", "B", SERIAL_BYTES, m1 - m0, idle };
+    idle = 0;
+    if (rc < 0) {
+        cf_fail(g->r, "guest->host: %s", cf_errname(-rc));
+        goto out;
+    }
+
+    /* Host -> guest: LSR.DR then RBR, LSR after every byte. */
+    deadline = cf_now() + g->cf->timeout_ms / 1000.0;
+    m0 = msgs_now(c, NULL);
+    while (rx_done < SERIAL_BYTES && rc == 0) {
+        if (cf_now() > deadline) {
+            cf_fail(g->r, "host->guest stalled at %zu of %u bytes", rx_done,
+                    SERIAL_BYTES);
+            goto out;
+        }
+        if (host_sent < SERIAL_BYTES) {
+            ssize_t n = write(hfd, rx + host_sent, SERIAL_BYTES - host_sent);
+
+            if (n > 0)
+                host_sent += (size_t)n;
+            else if (n < 0 && errno != EAGAIN && errno != EINTR)
+                rc = -errno;
+        }
+        if (rc == 0)
+            rc = uart_rd(c, UART_LSR, &lsr);
+        idle += rc == 0 && !(lsr & UART_LSR_DR);
+        if (rc == 0 && (lsr & UART_LSR_OE)) {
+            cf_fail(g->r, "receiver overrun after %zu bytes", rx_done);
+            goto out;
+        }
+        while (rc == 0 && (lsr & UART_LSR_DR) && rx_done < SERIAL_BYTES) {
+            deadline = cf_now() + g->cf->timeout_ms / 1000.0;
+            rc = uart_rd(c, UART_RX, &got_guest[rx_done++]);
+            if (rc == 0)
+                rc = uart_rd(c, UART_LSR, &lsr);
+            idle += rc == 0 && !(lsr & UART_LSR_DR);
+        }
+    }
+    m1 = msgs_now(c, NULL);
+    g->ph[g->nph++] =
+        (struct phase){ "host->guest", "B", SERIAL_BYTES, m1 - m0, idle };
+    if (rc < 0) {
+        cf_fail(g->r, "host->guest: %s", cf_errname(-rc));
+        goto out;
+    }
+    if (memcmp(got_host, tx, SERIAL_BYTES) != 0)
+        cf_fail(g->r, "guest->host data differs");
+    else if (memcmp(got_guest, rx, SERIAL_BYTES) != 0)
+        cf_fail(g->r, "host->guest data differs");
+    else
+        g->moved = true;
+out:
+    if (hfd >= 0)
+        close(hfd);
+    free(tx);
+    free(rx);
+    free(got_host);
+    free(got_guest);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* testdev                                                            */
+
+static int
+td_wr(struct umdev_client *c, uint64_t off, uint64_t v, size_t n)
+{
+    return umdev_client_region_write(c, 0, off, &v, n);
+}
+
+/* @n INVERT commands over the 4 KiB buffers of @guest at @iova; checks
+ * every status and, at the end, every byte. */
+static int
+td_run(struct gen_ctx *g, uint64_t iova, uint8_t *guest, unsigned int n,
+       const char *what)
+{
+    const unsigned int nbuf = TESTDEV_GUEST_SIZE / TESTDEV_BUF;
+    uint8_t *expect = malloc(TESTDEV_GUEST_SIZE);
+    uint64_t m0, m1;
+    uint32_t status = 0;
+    unsigned int i;
+    size_t k;
+    int rc;
+
+    if (expect == NULL)
+        return -ENOMEM;
+    fill(guest, TESTDEV_GUEST_SIZE, 0x7e57u + n);
+    memcpy(expect, guest, TESTDEV_GUEST_SIZE);
+    rc = td_wr(g->c, TD_REG_DMA_LEN, TESTDEV_BUF, 4);
+    m0 = msgs_now(g->c, NULL);
+    for (i = 0; i < n && rc == 0; i++) {
+        unsigned int b = (i * 37u) % nbuf;
+
+        rc = td_wr(g->c, TD_REG_DMA_ADDR, iova + (uint64_t)b * TESTDEV_BUF, 8);
+        if (rc == 0)
+            rc = td_wr(g->c, TD_REG_DMA_CMD, TD_DMA_INVERT, 4);
+        if (rc == 0)
+            rc = umdev_client_region_read(g->c, 0, TD_REG_DMA_STATUS, &status,
+                                          4);
+        if (rc == 0 && status != 0) {
+            cf_fail(g->r, "%s: DMA %u reports status %s", what, i,
+                    cf_errname((int)status));
+            rc = -EIO;
+        }
+        for (k = 0; rc == 0 && k < TESTDEV_BUF; k++)
+            expect[(size_t)b * TESTDEV_BUF + k] ^= 0xff;
+    }
+    m1 = msgs_now(g->c, NULL);
+    g->ph[g->nph++] = (struct phase){ what, "DMA", i, m1 - m0, 0 };
+    if (rc == 0 && memcmp(expect, guest, TESTDEV_GUEST_SIZE) != 0) {
+        cf_fail(g->r, "%s: guest memory does not hold the inverted data", what);
+        rc = -EIO;
+    }
+    free(expect);
+    return rc;
+}
+
+static int
+gen_testdev(struct gen_ctx *g)
+{
+    const uint32_t rw =
+        VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE;
+    const uint64_t iova = 1ull << 32, iova_msg = 2ull << 32;
+    uint8_t *guest = MAP_FAILED;
+    int fd, rc;
+
+    snprintf(g->where, sizeof(g->where), "INVERT of 4 KiB buffers");
+    fd = memfd_create("umdev-conform-guest", MFD_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, TESTDEV_GUEST_SIZE) < 0) {
+        cf_fail(g->r, "memfd: %s", strerror(errno));
+        goto out;
+    }
+    guest = mmap(NULL, TESTDEV_GUEST_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+                 fd, 0);
+    if (guest == MAP_FAILED) {
+        cf_fail(g->r, "mmap: %s", strerror(errno));
+        goto out;
+    }
+    /* Guest RAM as a VMM hands it over: with its fd. */
+    rc = umdev_client_dma_map(g->c, iova, TESTDEV_GUEST_SIZE, guest, fd, 0, rw);
+    if (rc == 0)
+        rc = td_run(g, iova, guest, TESTDEV_IOS, "mapped DMA");
+    if (rc == 0)
+        rc = umdev_client_dma_unmap(g->c, iova, TESTDEV_GUEST_SIZE);
+    if (rc < 0) {
+        if (g->r->pass)
+            cf_fail(g->r, "mapped DMA: %s", cf_errname(-rc));
+        goto out;
+    }
+    /* The fallback without an fd: every DMA is a message. */
+    rc = umdev_client_dma_map(g->c, iova_msg, TESTDEV_GUEST_SIZE, guest, -1, 0,
+                              rw);
+    if (rc == 0)
+        rc = td_run(g, iova_msg, guest, TESTDEV_MSG_IOS, "message DMA");
+    if (rc == 0)
+        rc = umdev_client_dma_unmap(g->c, iova_msg, TESTDEV_GUEST_SIZE);
+    if (rc < 0) {
+        if (g->r->pass)
+            cf_fail(g->r, "message DMA: %s", cf_errname(-rc));
+        goto out;
+    }
+    g->moved = true;
+out:
+    if (guest != MAP_FAILED)
+        munmap(guest, TESTDEV_GUEST_SIZE);
+    if (fd >= 0)
+        close(fd);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+
+struct generator {
+    uint16_t vendor, device;
+    const char *name;
+    int (*run)(struct gen_ctx *g);
+    size_t nrule; /* phases the pass rule covers (the rest: reported) */
+};
+
+static const struct generator generators[] = {
+    { 0x4348, 0x3253, "serial (polled 16550 on port 0)", gen_serial, 2 },
+    { 0x1234, 0x11ef, "testdev (DMA commands)", gen_testdev, 1 },
+};
+
+void
+check_datapath(struct conform *cf, struct cf_result *r)
+{
+    const struct generator *gen = NULL;
+    struct gen_ctx g = { .cf = cf, .r = r };
+    struct cf_daemon_info d0, d1;
+    bool have_daemon = false;
+    double worst = 0;
+    uint64_t req0, req1;
+    char err[256];
+    size_t i;
+    int rc;
+
+    for (i = 0; i < CF_ARRAY_SIZE(generators); i++)
+        if (generators[i].vendor == cf->dev.vendor &&
+            generators[i].device == cf->dev.device)
+            gen = &generators[i];
+    if (gen == NULL) {
+        cf_fail(r, "no load generator for %04x:%04x", cf->dev.vendor,
+                cf->dev.device);
+        return;
+    }
+    rc = cf_client_connect(cf, &g.c);
+    if (rc < 0) {
+        cf_fail(r, "cannot attach: %s", strerror(-rc));
+        return;
+    }
+    if (cf->daemon_uuid != NULL) {
+        if (cf_daemon_info(cf, &d0, err, sizeof(err)) < 0)
+            cf_fail(r, "%s", err);
+        else
+            have_daemon = true;
+    }
+    msgs_now(g.c, &req0);
+    gen->run(&g);
+    msgs_now(g.c, &req1);
+    cf_note(r, "%04x:%04x %s, %s", cf->dev.vendor, cf->dev.device, gen->name,
+            g.where);
+    for (i = 0; i < g.nph; i++) {
+        const struct phase *ph = &g.ph[i];
+        double per =
+            ph->ios ? (double)(ph->msgs - ph->idle) / (double)ph->ios : 0;
+
+        cf_note(r,
+                "%s: %" PRIu64 " %s in %" PRIu64 " messages, %" PRIu64
+                " of them idle polls = %.3f msgs/%s%s",
+                ph->what, ph->ios, ph->unit, ph->msgs, ph->idle, per, ph->unit,
+                i < gen->nrule ? "" : " (reported only)");
+        if (i < gen->nrule && per > worst)
+            worst = per;
+    }
+    if (have_daemon) {
+        /* Asked while still attached: every command the client sent
+         * since the first sample must have been counted, no more. */
+        if (cf_daemon_info(cf, &d1, err, sizeof(err)) < 0) {
+            cf_fail(r, "%s", err);
+        } else {
+            uint64_t server = d1.msgs - d0.msgs;
+
+            cf_note(r,
+                    "server counted %" PRIu64 " commands (umdevctl "
+                    "info), the client sent %" PRIu64,
+                    server, req1 - req0);
+            if (server != req1 - req0)
+                cf_fail(r,
+                        "the server's counter says %" PRIu64 " commands, "
+                        "the client sent %" PRIu64,
+                        server, req1 - req0);
+        }
+    }
+    umdev_client_destroy(g.c);
+    if (!g.moved) {
+        if (r->pass)
+            cf_fail(r, "the load did not complete");
+        return;
+    }
+    if (cf->profile != NULL && cf->profile->has_max_msgs) {
+        if (worst > cf->profile->max_msgs_per_io)
+            cf_fail(r,
+                    "%.3f messages per I/O exceeds the profile's bound "
+                    "of %g",
+                    worst, cf->profile->max_msgs_per_io);
+        else
+            cf_note(r, "worst %.3f <= profile bound %g", worst,
+                    cf->profile->max_msgs_per_io);
+    } else {
+        cf_note(r, "no profile bound: data verified, %.3f msgs/I/O reported",
+                worst);
+    }
+}

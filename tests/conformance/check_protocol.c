@@ -1,0 +1,916 @@
+/*
+ * protocol: vfio-user conformance on raw connections, every message type
+ * good and bad. Expected errnos are the ones docs/PROTOCOL.md documents
+ * for umdev servers (the spec leaves most of them open).
+ *
+ *  - VERSION exactly as QEMU 11.1.3 sends it: reply 0.0, JSON ending with
+ *    its NUL at the end of the message, capabilities a subset of those
+ *    proposed; a second VERSION, commands before VERSION, and malformed
+ *    VERSIONs are refused and the connection stays usable.
+ *  - For each command 1..18: the well-formed message; a short payload;
+ *    a bad argsz; an oversized message; descriptors on a message that
+ *    takes none; more descriptors than the server's max_msg_fds. Each bad
+ *    one gets an error reply (header only, the right errno) and the
+ *    connection still answers DEVICE_GET_INFO after it. Unknown commands
+ *    get ENOSYS.
+ *  - Posted (No_reply) commands never get a reply, even bad ones, and a
+ *    posted write is applied before the next reply.
+ *  - Region reads and writes outside a region, on absent regions and on
+ *    indices past the last are refused; a count over max_data_xfer_size
+ *    gets E2BIG.
+ *  - An impossible header closes that connection only.
+ *  - Refused descriptors are closed by the server (its fd count, when its
+ *    /proc entry is readable).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <linux/vfio.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "conform.h"
+
+#define CFG VFIO_PCI_CONFIG_REGION_INDEX
+/* How long a posted command's absence of reply is watched. */
+#define QUIET_MS 100
+/* The most descriptors we send at once (server max + 1 must fit). */
+#define MAX_SEND_FDS 64
+
+struct proto {
+    struct conform *cf;
+    struct cf_result *r;
+    struct rawc c;
+    bool up;
+    unsigned int cases, reconnects;
+    uint32_t rd_region; /* a readable region for good accesses */
+    uint32_t irq_index; /* an IRQ index with a vector */
+    int efds[MAX_SEND_FDS];
+};
+
+static int
+reconnect(struct proto *p)
+{
+    int rc;
+
+    rawc_close(&p->c);
+    p->up = false;
+    rc = rawc_connect(&p->c, p->cf->socket, p->cf->timeout_ms);
+    if (rc == 0)
+        rc = rawc_negotiate(&p->c, NULL);
+    if (rc < 0) {
+        cf_fail(p->r, "cannot attach again: %s", cf_errname(-rc));
+        return rc;
+    }
+    p->up = true;
+    return 0;
+}
+
+/* The connection answers DEVICE_GET_INFO; if not, say so and start over. */
+static void
+alive(struct proto *p, const char *after)
+{
+    struct vfio_user_device_info di = { .argsz = sizeof(di) };
+    struct rawc_msg m;
+    char o[96];
+    int rc;
+
+    if (!p->up)
+        return;
+    rc = rawc_call(&p->c, VFIO_USER_DEVICE_GET_INFO, 0, &di, sizeof(di), NULL,
+                   0, &m);
+    if (rc == 0 && !(m.hdr.flags & VFIO_USER_F_ERROR) && m.len >= sizeof(di)) {
+        memcpy(&di, m.payload, sizeof(di));
+        if (di.num_regions != p->cf->dev.num_regions)
+            cf_fail(p->r,
+                    "after %s, DEVICE_GET_INFO reports %u regions, "
+                    "not %u",
+                    after, di.num_regions, p->cf->dev.num_regions);
+        rawc_msg_free(&m);
+        return;
+    }
+    cf_fail(p->r, "connection unusable after %s: DEVICE_GET_INFO got %s", after,
+            rawc_outcome(rc, &m, o, sizeof(o)));
+    rawc_msg_free(&m);
+    p->reconnects++;
+    reconnect(p);
+}
+
+/*
+ * Send one command and check its reply: success when @want is 0, else an
+ * error reply carrying @want. Then the connection must still work.
+ */
+static void
+expect(struct proto *p, const char *what, uint16_t cmd, const void *payload,
+       size_t len, const int *fds, size_t nfds, int want)
+{
+    struct rawc_msg m;
+    char o[96];
+    int rc;
+
+    if (!p->up)
+        return;
+    p->cases++;
+    rc = rawc_call(&p->c, cmd, 0, payload, len, fds, nfds, &m);
+    if (rc < 0) {
+        cf_fail(p->r, "%s: %s, want %s", what,
+                rawc_outcome(rc, &m, o, sizeof(o)),
+                want ? cf_errname(want) : "success");
+    } else if (m.hdr.flags !=
+               (VFIO_USER_F_TYPE_REPLY | (want ? VFIO_USER_F_ERROR : 0))) {
+        cf_fail(p->r, "%s: reply flags 0x%x (%s), want %s", what, m.hdr.flags,
+                rawc_outcome(rc, &m, o, sizeof(o)),
+                want ? cf_errname(want) : "success");
+    } else if (want && (int)m.hdr.error != want) {
+        cf_fail(p->r, "%s: error %s, want %s", what,
+                cf_errname((int)m.hdr.error), cf_errname(want));
+    } else if (want && m.len != 0) {
+        /* Spec "Header": an error reply carries only the header. */
+        cf_fail(p->r, "%s: error reply carries %zu payload bytes", what, m.len);
+    }
+    if (m.nfds > 0 && want)
+        cf_fail(p->r, "%s: error reply carries %zu descriptors", what, m.nfds);
+    rawc_msg_free(&m);
+    if (rc == -ECONNRESET || rc == -ETIMEDOUT || rc == -EPROTO) {
+        p->reconnects++;
+        reconnect(p);
+        return;
+    }
+    alive(p, what);
+}
+
+/* ------------------------------------------------------------------ */
+/* VERSION                                                            */
+
+static bool
+proposed_by_qemu(const char *key)
+{
+    static const char *const keys[] = {
+        "max_msg_fds",  "max_data_xfer_size", "pgsizes",
+        "max_dma_maps", "migration",          "write_multiple",
+    };
+    size_t i;
+
+    for (i = 0; i < CF_ARRAY_SIZE(keys); i++)
+        if (strcmp(key, keys[i]) == 0)
+            return true;
+    return false;
+}
+
+/* A VERSION reply's payload against what QEMU proposed. */
+static void
+check_version_reply(struct proto *p, const struct rawc_msg *m, char *ev,
+                    size_t evlen)
+{
+    struct json_object *root, *caps;
+    uint16_t major, minor;
+    const char *json;
+
+    if (m->len < 4) {
+        cf_fail(p->r, "VERSION reply has %zu payload bytes", m->len);
+        return;
+    }
+    memcpy(&major, m->payload, 2);
+    memcpy(&minor, m->payload + 2, 2);
+    if (major != 0 || minor > 0)
+        cf_fail(p->r, "VERSION reply is %u.%u; QEMU proposed 0.0", major,
+                minor);
+    if (m->len == 4) {
+        snprintf(ev, evlen, "VERSION 0.0 without capabilities");
+        return;
+    }
+    json = (const char *)m->payload + 4;
+    if (m->payload[m->len - 1] != '\0' || strlen(json) != m->len - 5) {
+        cf_fail(p->r, "VERSION reply JSON does not end with its NUL at the "
+                      "end of the message");
+        return;
+    }
+    root = json_tokener_parse(json);
+    if (root == NULL || !json_object_is_type(root, json_type_object) ||
+        !json_object_object_get_ex(root, "capabilities", &caps) ||
+        !json_object_is_type(caps, json_type_object)) {
+        cf_fail(p->r, "VERSION reply JSON has no capabilities object: %.80s",
+                json);
+        json_object_put(root);
+        return;
+    }
+    /* Spec "Version": a subset of the capabilities proposed. */
+    json_object_object_foreach(caps, key, val)
+    {
+        if (!proposed_by_qemu(key))
+            cf_fail(p->r,
+                    "VERSION reply names \"%s\", which QEMU did not "
+                    "propose",
+                    key);
+        else if (strcmp(key, "write_multiple") == 0
+                     ? !json_object_is_type(val, json_type_boolean)
+                 : strcmp(key, "migration") == 0
+                     ? !json_object_is_type(val, json_type_object)
+                     : !json_object_is_type(val, json_type_int) ||
+                           json_object_get_int64(val) <= 0)
+            cf_fail(p->r, "VERSION reply \"%s\" has a bad value", key);
+        else if (strcmp(key, "pgsizes") == 0 &&
+                 !(json_object_get_uint64(val) & 4096))
+            cf_fail(p->r, "VERSION reply pgsizes lacks 4096");
+    }
+    snprintf(ev, evlen, "VERSION as QEMU 11.1.3 -> %u.%u %s", major, minor,
+             json);
+    json_object_put(root);
+}
+
+static size_t
+version_payload(uint8_t *buf, size_t cap, uint16_t major, uint16_t minor,
+                const char *json, bool nul)
+{
+    size_t jl = json != NULL ? strlen(json) + (nul ? 1 : 0) : 0;
+
+    if (4 + jl > cap)
+        return 0;
+    memcpy(buf, &major, 2);
+    memcpy(buf + 2, &minor, 2);
+    if (jl)
+        memcpy(buf + 4, json, jl);
+    return 4 + jl;
+}
+
+static void
+version_tests(struct proto *p, char *ev, size_t evlen)
+{
+    static const struct {
+        uint16_t major;
+        const char *json;
+        bool nul;
+        int err;
+    } bad[] = {
+        { 1, "{\"capabilities\":{}}", true, ENOTSUP },
+        { 0, "{\"capabilities\":{}}", false, EINVAL },
+        { 0, "{\"capabilities\":", true, EINVAL },
+        { 0, "[1,2]", true, EINVAL },
+        { 0, "{\"capabilities\":{\"max_msg_fds\":\"16\"}}", true, EINVAL },
+        { 0, "{\"capabilities\":{\"pgsizes\":8192}}", true, ENOTSUP },
+    };
+    struct vfio_user_device_info di = { .argsz = sizeof(di) };
+    uint8_t buf[8192];
+    struct rawc_msg m = { .nfds = 0 };
+    char what[96], o[96];
+    size_t i, len;
+    uint16_t minor;
+    int rc;
+
+    /* QEMU's first message, byte for byte: id 0, its JSON. */
+    rawc_close(&p->c);
+    p->up = false;
+    rc = rawc_connect(&p->c, p->cf->socket, p->cf->timeout_ms);
+    if (rc < 0) {
+        cf_fail(p->r, "cannot connect: %s", cf_errname(-rc));
+        return;
+    }
+    len = version_payload(buf, sizeof(buf), 0, 0, CF_QEMU_VERSION_JSON, true);
+    rc = rawc_send(&p->c, 0, VFIO_USER_VERSION, 0, buf, len, NULL, 0);
+    if (rc == 0)
+        rc = rawc_recv_reply(&p->c, p->cf->timeout_ms, &m);
+    p->cases++;
+    if (rc < 0 || m.hdr.msg_id != 0 || m.hdr.cmd != VFIO_USER_VERSION ||
+        m.hdr.flags != VFIO_USER_F_TYPE_REPLY) {
+        cf_fail(p->r, "QEMU's VERSION: %s (id %u, flags 0x%x)",
+                rawc_outcome(rc, &m, o, sizeof(o)), rc ? 0 : m.hdr.msg_id,
+                rc ? 0 : m.hdr.flags);
+        if (rc == 0)
+            rawc_msg_free(&m);
+        reconnect(p);
+        return;
+    }
+    check_version_reply(p, &m, ev, evlen);
+    rawc_msg_free(&m);
+    p->up = true;
+    alive(p, "VERSION");
+    /* A second VERSION. */
+    len = version_payload(buf, sizeof(buf), 0, 0, CF_QEMU_VERSION_JSON, true);
+    expect(p, "second VERSION", VFIO_USER_VERSION, buf, len, NULL, 0, EINVAL);
+
+    /* Before VERSION: refused; then each bad VERSION refused and the
+     * connection still not negotiated; then a good one (minor 7). */
+    rawc_close(&p->c);
+    p->up = false;
+    rc = rawc_connect(&p->c, p->cf->socket, p->cf->timeout_ms);
+    if (rc < 0) {
+        cf_fail(p->r, "cannot connect: %s", cf_errname(-rc));
+        return;
+    }
+    p->up = true;
+    p->cases++;
+    rc = rawc_call(&p->c, VFIO_USER_DEVICE_GET_INFO, 0, &di, sizeof(di), NULL,
+                   0, &m);
+    if (rc < 0 || !(m.hdr.flags & VFIO_USER_F_ERROR) || m.hdr.error != EINVAL)
+        cf_fail(p->r, "DEVICE_GET_INFO before VERSION: %s, want EINVAL",
+                rawc_outcome(rc, &m, o, sizeof(o)));
+    rawc_msg_free(&m);
+    for (i = 0; i < CF_ARRAY_SIZE(bad) && p->up; i++) {
+        len = version_payload(buf, sizeof(buf), bad[i].major, 0, bad[i].json,
+                              bad[i].nul);
+        snprintf(what, sizeof(what), "VERSION %u.0 %.40s%s", bad[i].major,
+                 bad[i].json, bad[i].nul ? "" : " (no NUL)");
+        p->cases++;
+        rc = rawc_call(&p->c, VFIO_USER_VERSION, 0, buf, len, NULL, 0, &m);
+        if (rc < 0 || !(m.hdr.flags & VFIO_USER_F_ERROR) ||
+            (int)m.hdr.error != bad[i].err)
+            cf_fail(p->r, "%s: %s, want %s", what,
+                    rawc_outcome(rc, &m, o, sizeof(o)), cf_errname(bad[i].err));
+        rawc_msg_free(&m);
+        if (rc == -ECONNRESET || rc == -ETIMEDOUT) {
+            reconnect(p);
+            return;
+        }
+    }
+    /* JSON over the 4096-byte limit. */
+    memset(buf, ' ', sizeof(buf));
+    memset(buf, 0, 4);
+    memcpy(buf + 4, "{\"capabilities\":{}", 18);
+    buf[5000] = '}';
+    buf[5001] = '\0';
+    p->cases++;
+    rc = rawc_call(&p->c, VFIO_USER_VERSION, 0, buf, 5002, NULL, 0, &m);
+    if (rc < 0 || !(m.hdr.flags & VFIO_USER_F_ERROR) || m.hdr.error != E2BIG)
+        cf_fail(p->r, "VERSION with 4998 bytes of JSON: %s, want E2BIG",
+                rawc_outcome(rc, &m, o, sizeof(o)));
+    rawc_msg_free(&m);
+    len = version_payload(buf, sizeof(buf), 0, 7, CF_QEMU_VERSION_JSON, true);
+    p->cases++;
+    rc = rawc_call(&p->c, VFIO_USER_VERSION, 0, buf, len, NULL, 0, &m);
+    if (rc < 0 || m.hdr.flags != VFIO_USER_F_TYPE_REPLY || m.len < 4) {
+        cf_fail(p->r, "VERSION 0.7 after refusals: %s",
+                rawc_outcome(rc, &m, o, sizeof(o)));
+        rawc_msg_free(&m);
+        reconnect(p);
+        return;
+    }
+    memcpy(&minor, m.payload + 2, 2);
+    if (minor > 7)
+        cf_fail(p->r, "VERSION 0.7 answered with minor %u", minor);
+    rawc_msg_free(&m);
+    alive(p, "VERSION 0.7");
+}
+
+/* ------------------------------------------------------------------ */
+/* Every command                                                      */
+
+struct cmd_case {
+    uint16_t cmd;
+    size_t fixed;   /* the fixed part's size */
+    bool has_argsz; /* argsz is its first word */
+    int good_err;   /* the well-formed message's answer (0: success) */
+};
+
+static const struct cmd_case cmd_cases[] = {
+    { VFIO_USER_VERSION, 4, false, EINVAL }, /* a second VERSION */
+    { VFIO_USER_DMA_MAP, 32, true, 0 },
+    { VFIO_USER_DMA_UNMAP, 24, true, 0 },
+    { VFIO_USER_DEVICE_GET_INFO, 16, true, 0 },
+    { VFIO_USER_DEVICE_GET_REGION_INFO, 32, true, 0 },
+    { VFIO_USER_DEVICE_GET_REGION_IO_FDS, 16, true, 0 },
+    { VFIO_USER_DEVICE_GET_IRQ_INFO, 16, true, 0 },
+    { VFIO_USER_DEVICE_SET_IRQS, 20, true, 0 },
+    { VFIO_USER_REGION_READ, 16, false, 0 },
+    { VFIO_USER_REGION_WRITE, 16, false, 0 },
+    { VFIO_USER_DMA_READ, 16, false, EINVAL },  /* server to client only */
+    { VFIO_USER_DMA_WRITE, 16, false, EINVAL }, /* server to client only */
+    { VFIO_USER_DEVICE_RESET, 0, false, 0 },
+    { 14, 0, false, ENOSYS }, /* retired DIRTY_PAGES */
+    { VFIO_USER_REGION_WRITE_MULTI, 8, false, 0 },
+    { VFIO_USER_DEVICE_FEATURE, 8, true, ENOTSUP },
+    { VFIO_USER_MIG_DATA_READ, 8, true, EINVAL },
+    { VFIO_USER_MIG_DATA_WRITE, 8, true, EINVAL },
+};
+
+/* A well-formed payload for @cmd (at most 64 bytes) with no lasting
+ * effect: reads, a write of a read-only value back, map then unmap. */
+static size_t
+good_payload(const struct proto *p, uint16_t cmd, uint8_t *buf)
+{
+    uint32_t w[2] = { 0, 0 };
+
+    memset(buf, 0, 64);
+    switch (cmd) {
+    case VFIO_USER_VERSION:
+        return 4;
+    case VFIO_USER_DMA_MAP: {
+        struct vfio_user_dma_map m = {
+            .argsz = sizeof(m),
+            .flags = VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE,
+            .addr = 0x7f000000ull,
+            .size = 0x1000,
+        };
+
+        memcpy(buf, &m, sizeof(m));
+        return sizeof(m);
+    }
+    case VFIO_USER_DMA_UNMAP: {
+        struct vfio_user_dma_unmap u = {
+            .argsz = sizeof(u),
+            .flags = VFIO_USER_DMA_UNMAP_FLAG_ALL,
+        };
+
+        memcpy(buf, &u, sizeof(u));
+        return sizeof(u);
+    }
+    case VFIO_USER_DEVICE_GET_INFO:
+    case VFIO_USER_DEVICE_GET_REGION_IO_FDS:
+    case VFIO_USER_DEVICE_GET_IRQ_INFO:
+        w[0] = 16;
+        memcpy(buf, w, 4);
+        return 16;
+    case VFIO_USER_DEVICE_GET_REGION_INFO:
+        w[0] = 32;
+        memcpy(buf, w, 4);
+        return 32;
+    case VFIO_USER_DEVICE_SET_IRQS: {
+        /* A software trigger: no descriptor, no lasting state. */
+        struct vfio_user_irq_set s = {
+            .argsz = sizeof(s),
+            .flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
+            .index = p->irq_index,
+            .count = 1,
+        };
+
+        memcpy(buf, &s, sizeof(s));
+        return sizeof(s);
+    }
+    case VFIO_USER_REGION_READ: {
+        struct vfio_user_region_access a = { 0, p->rd_region, 2 };
+
+        memcpy(buf, &a, sizeof(a));
+        return sizeof(a);
+    }
+    case VFIO_USER_REGION_WRITE: {
+        /* The Vendor ID, read-only, written with its own value. */
+        struct vfio_user_region_access a = { 0, CFG, 2 };
+
+        memcpy(buf, &a, sizeof(a));
+        cf_put_le(buf + sizeof(a), 2, p->cf->dev.vendor);
+        return sizeof(a) + 2;
+    }
+    case VFIO_USER_DMA_READ:
+    case VFIO_USER_DMA_WRITE: {
+        struct vfio_user_dma_access a = { 0x7f000000ull, 4 };
+
+        memcpy(buf, &a, sizeof(a));
+        return sizeof(a) + (cmd == VFIO_USER_DMA_WRITE ? 4 : 0);
+    }
+    case VFIO_USER_REGION_WRITE_MULTI: {
+        struct vfio_user_write_multi_entry e = {
+            .offset = 0,
+            .region = CFG,
+            .count = 2,
+        };
+        uint64_t n = 1;
+
+        cf_put_le(e.data, 2, p->cf->dev.vendor);
+        memcpy(buf, &n, sizeof(n));
+        memcpy(buf + sizeof(n), &e, sizeof(e));
+        return sizeof(n) + sizeof(e);
+    }
+    case VFIO_USER_DEVICE_FEATURE:
+    case VFIO_USER_MIG_DATA_READ:
+    case VFIO_USER_MIG_DATA_WRITE:
+        w[0] = 8;
+        memcpy(buf, w, 8);
+        return 8;
+    default:
+        return 0;
+    }
+}
+
+static void
+per_command(struct proto *p, uint32_t oversize)
+{
+    uint32_t nmax = p->cf->dev.server_max_fds + 1;
+    uint8_t buf[64], *big;
+    char what[96];
+    size_t i, len;
+    int two[2];
+
+    if (nmax > MAX_SEND_FDS) {
+        cf_fail(p->r, "server max_msg_fds %u: the kit sends at most %d",
+                nmax - 1, MAX_SEND_FDS - 1);
+        return;
+    }
+    big = calloc(1, oversize);
+    if (big == NULL) {
+        cf_fail(p->r, "out of memory for the oversized message");
+        return;
+    }
+    two[0] = p->efds[0];
+    two[1] = p->efds[1];
+    for (i = 0; i < CF_ARRAY_SIZE(cmd_cases) && p->up; i++) {
+        const struct cmd_case *k = &cmd_cases[i];
+        const char *name = umdev_wire_cmd_name(k->cmd);
+        bool known = k->cmd != 14;
+
+        len = good_payload(p, k->cmd, buf);
+        snprintf(what, sizeof(what), "well-formed %s", name);
+        expect(p, what, k->cmd, buf, len, NULL, 0, k->good_err);
+        if (k->cmd == VFIO_USER_DMA_MAP) {
+            /* Undo at once: later cases map the same range. */
+            uint8_t u[64];
+            size_t ul = good_payload(p, VFIO_USER_DMA_UNMAP, u);
+
+            expect(p, "DMA_UNMAP ALL", VFIO_USER_DMA_UNMAP, u, ul, NULL, 0, 0);
+        }
+        /* Short. */
+        if (k->fixed > 0) {
+            snprintf(what, sizeof(what), "%s with %zu payload bytes", name,
+                     k->fixed - 1);
+            expect(p, what, k->cmd, buf, k->fixed - 1, NULL, 0, EINVAL);
+            snprintf(what, sizeof(what), "%s with no payload", name);
+            expect(p, what, k->cmd, NULL, 0, NULL, 0, EINVAL);
+        }
+        /* argsz below the fixed part, and (where the request's argsz
+         * covers the payload) beyond it. */
+        if (k->has_argsz) {
+            uint32_t argsz = (uint32_t)k->fixed - 1;
+
+            memcpy(buf, &argsz, 4);
+            snprintf(what, sizeof(what), "%s with argsz %u", name, argsz);
+            expect(p, what, k->cmd, buf, len, NULL, 0, EINVAL);
+            argsz = 0;
+            memcpy(buf, &argsz, 4);
+            snprintf(what, sizeof(what), "%s with argsz 0", name);
+            expect(p, what, k->cmd, buf, len, NULL, 0, EINVAL);
+            if (k->cmd == VFIO_USER_DMA_MAP ||
+                k->cmd == VFIO_USER_DEVICE_SET_IRQS) {
+                argsz = (uint32_t)len + 1;
+                memcpy(buf, &argsz, 4);
+                snprintf(what, sizeof(what),
+                         "%s with argsz past the "
+                         "payload",
+                         name);
+                expect(p, what, k->cmd, buf, len, NULL, 0, EINVAL);
+            }
+            len = good_payload(p, k->cmd, buf);
+        }
+        /* Oversized: more than the server takes whole. */
+        memcpy(big, buf, len);
+        snprintf(what, sizeof(what), "%s of %u bytes", name,
+                 oversize + UMDEV_WIRE_HDR_SIZE);
+        expect(p, what, k->cmd, big, oversize, NULL, 0, E2BIG);
+        /* A descriptor where none belongs (DMA_MAP takes one: two). */
+        snprintf(what, sizeof(what), "%s with %s", name,
+                 k->cmd == VFIO_USER_DMA_MAP ? "2 descriptors"
+                                             : "a descriptor");
+        expect(p, what, k->cmd, buf, len, two,
+               k->cmd == VFIO_USER_DMA_MAP ? 2 : 1, known ? EBADF : ENOSYS);
+        /* More descriptors than the server takes: refused on arrival,
+         * whatever the command. */
+        snprintf(what, sizeof(what), "%s with %u descriptors", name, nmax);
+        expect(p, what, k->cmd, buf, len, p->efds, nmax, EBADF);
+    }
+    free(big);
+}
+
+static void
+fd_tests(struct proto *p)
+{
+    uint32_t n = p->cf->dev.server_max_fds + 1;
+    struct vfio_user_irq_set s = {
+        .argsz = sizeof(s),
+        .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+        .index = p->irq_index,
+        .count = 1,
+    };
+    struct vfio_user_device_info di = { .argsz = sizeof(di) };
+    char what[96];
+
+    if (n > MAX_SEND_FDS) {
+        cf_fail(p->r, "server max_msg_fds %u: the kit sends at most %d", n - 1,
+                MAX_SEND_FDS - 1);
+        return;
+    }
+    snprintf(what, sizeof(what), "DEVICE_GET_INFO with %u descriptors", n);
+    expect(p, what, VFIO_USER_DEVICE_GET_INFO, &di, sizeof(di), p->efds, n,
+           EBADF);
+    snprintf(what, sizeof(what),
+             "SET_IRQS eventfd count 1 with %u "
+             "descriptors",
+             n);
+    expect(p, what, VFIO_USER_DEVICE_SET_IRQS, &s, sizeof(s), p->efds, n,
+           EBADF);
+    expect(p, "SET_IRQS eventfd count 1 with 2 descriptors",
+           VFIO_USER_DEVICE_SET_IRQS, &s, sizeof(s), p->efds, 2, EBADF);
+    s.flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER;
+    expect(p, "SET_IRQS DATA_NONE with a descriptor", VFIO_USER_DEVICE_SET_IRQS,
+           &s, sizeof(s), p->efds, 1, EBADF);
+}
+
+static void
+unknown_commands(struct proto *p)
+{
+    static const uint16_t cmds[] = { 0, 14, 19, 100, 0xffff };
+    char what[64];
+    size_t i;
+
+    for (i = 0; i < CF_ARRAY_SIZE(cmds); i++) {
+        snprintf(what, sizeof(what), "unknown command %u", cmds[i]);
+        expect(p, what, cmds[i], NULL, 0, NULL, 0, ENOSYS);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Posted commands                                                    */
+
+static void
+posted(struct proto *p, uint32_t oversize, char *ev, size_t evlen)
+{
+    struct vfio_user_device_info di = { .argsz = sizeof(di) };
+    struct vfio_user_region_access a = { 0, p->rd_region, 1 };
+    uint8_t buf[64], *big = calloc(1, oversize);
+    unsigned int nposted = 0;
+    struct rawc_msg m = { .nfds = 0 };
+    uint16_t id;
+    char o[96];
+    int rc;
+
+    if (big == NULL || !p->up) {
+        free(big);
+        return;
+    }
+#define POST(cmd, pl, n, fds, nfds)                                            \
+    do {                                                                       \
+        nposted++;                                                             \
+        rawc_send(&p->c, rawc_id(&p->c), (cmd), VFIO_USER_F_NO_REPLY, (pl),    \
+                  (n), (fds), (nfds));                                         \
+    } while (0)
+    /* Out of the region. */
+    a.offset = p->cf->dev.regions[p->rd_region].size;
+    memcpy(buf, &a, sizeof(a));
+    buf[sizeof(a)] = 0xff;
+    POST(VFIO_USER_REGION_WRITE, buf, sizeof(a) + 1, NULL, 0);
+    /* An absent region index. */
+    a.offset = 0;
+    a.region = p->cf->dev.num_regions;
+    memcpy(buf, &a, sizeof(a));
+    POST(VFIO_USER_REGION_WRITE, buf, sizeof(a) + 1, NULL, 0);
+    /* Short, count/data mismatch, oversized, descriptors. */
+    POST(VFIO_USER_REGION_WRITE, buf, 3, NULL, 0);
+    a.region = p->rd_region;
+    a.count = 4;
+    memcpy(buf, &a, sizeof(a));
+    POST(VFIO_USER_REGION_WRITE, buf, sizeof(a) + 2, NULL, 0);
+    memcpy(big, buf, sizeof(a));
+    POST(VFIO_USER_REGION_WRITE, big, oversize, NULL, 0);
+    a.count = 1;
+    memcpy(buf, &a, sizeof(a));
+    POST(VFIO_USER_REGION_WRITE, buf, sizeof(a) + 1, p->efds, 1);
+    /* Other commands posted bad, and a posted unknown one. */
+    POST(VFIO_USER_DEVICE_GET_INFO, &di, 3, NULL, 0);
+    POST(19, NULL, 0, NULL, 0);
+    POST(VFIO_USER_DMA_READ, buf, 16, NULL, 0);
+    /* A posted good read: a reply would be wrong too. */
+    a.offset = 0;
+    memcpy(buf, &a, sizeof(a));
+    POST(VFIO_USER_REGION_READ, buf, sizeof(a), NULL, 0);
+#undef POST
+    free(big);
+    /* The first reply to arrive must be this request's. */
+    id = rawc_id(&p->c);
+    rc = rawc_send(&p->c, id, VFIO_USER_DEVICE_GET_INFO, 0, &di, sizeof(di),
+                   NULL, 0);
+    if (rc == 0)
+        rc = rawc_recv_reply(&p->c, p->cf->timeout_ms, &m);
+    p->cases += nposted + 1;
+    if (rc < 0) {
+        cf_fail(p->r, "after %u bad posted commands: %s", nposted,
+                rawc_outcome(rc, &m, o, sizeof(o)));
+        reconnect(p);
+        return;
+    }
+    if (m.hdr.msg_id != id || m.hdr.cmd != VFIO_USER_DEVICE_GET_INFO) {
+        cf_fail(p->r, "a posted command got a reply (%s id %u, %s)",
+                umdev_wire_cmd_name(m.hdr.cmd), m.hdr.msg_id,
+                rawc_outcome(0, &m, o, sizeof(o)));
+        rawc_msg_free(&m);
+        reconnect(p); /* the stream is out of step */
+        return;
+    }
+    rawc_msg_free(&m);
+    if (!rawc_quiet(&p->c, QUIET_MS)) {
+        cf_fail(p->r, "stray message after the posted commands");
+        reconnect(p);
+        return;
+    }
+    snprintf(ev, evlen, "%u bad or posted-only commands got no reply", nposted);
+}
+
+/* A posted write is applied before the next reply (spec "Command
+ * Concurrency"): Interrupt Line (or Cache Line Size) as the witness. */
+static void
+posted_ordering(struct proto *p)
+{
+    unsigned int off = p->cf->dev.cfg[0x3d] ? 0x3c : 0x0c;
+    struct vfio_user_region_access a = { off, CFG, 1 };
+    uint8_t buf[32], orig, inv, v;
+    struct rawc_msg m;
+    int rc;
+
+    if (!p->up || !p->cf->dev.pci)
+        return;
+    memcpy(buf, &a, sizeof(a));
+    rc =
+        rawc_call(&p->c, VFIO_USER_REGION_READ, 0, buf, sizeof(a), NULL, 0, &m);
+    if (rc < 0 || m.len != sizeof(a) + 1) {
+        rawc_msg_free(&m);
+        return;
+    }
+    orig = m.payload[sizeof(a)];
+    inv = (uint8_t)~orig;
+    rawc_msg_free(&m);
+    buf[sizeof(a)] = inv;
+    rawc_send(&p->c, rawc_id(&p->c), VFIO_USER_REGION_WRITE,
+              VFIO_USER_F_NO_REPLY, buf, sizeof(a) + 1, NULL, 0);
+    rc =
+        rawc_call(&p->c, VFIO_USER_REGION_READ, 0, buf, sizeof(a), NULL, 0, &m);
+    p->cases++;
+    if (rc < 0 || m.len != sizeof(a) + 1) {
+        cf_fail(p->r, "read after a posted write: bad reply");
+    } else {
+        v = m.payload[sizeof(a)];
+        if (v != inv)
+            cf_fail(p->r,
+                    "a posted write to config 0x%02x (0x%02x) was not "
+                    "applied before the next reply (read 0x%02x)",
+                    off, inv, v);
+    }
+    rawc_msg_free(&m);
+    buf[sizeof(a)] = orig;
+    rawc_call(&p->c, VFIO_USER_REGION_WRITE, 0, buf, sizeof(a) + 1, NULL, 0,
+              &m);
+    rawc_msg_free(&m);
+}
+
+/* ------------------------------------------------------------------ */
+/* Region ranges                                                      */
+
+static void
+range_one(struct proto *p, uint32_t region, uint64_t off, uint32_t count,
+          bool write, int want, const char *why)
+{
+    struct vfio_user_region_access a = { off, region, count };
+    uint8_t buf[sizeof(a) + 8] = { 0 };
+    char what[128];
+
+    memcpy(buf, &a, sizeof(a));
+    snprintf(what, sizeof(what), "%s of %u at region %u+0x%" PRIx64 " (%s)",
+             write ? "write" : "read", count, region, off, why);
+    expect(p, what, write ? VFIO_USER_REGION_WRITE : VFIO_USER_REGION_READ, buf,
+           sizeof(a) + (write ? (count <= 8 ? count : 0) : 0), NULL, 0, want);
+}
+
+static unsigned int
+ranges(struct proto *p)
+{
+    const struct cf_device *d = &p->cf->dev;
+    unsigned int before = p->cases;
+    uint32_t i;
+
+    for (i = 0; i < d->num_regions && i < CF_MAX_REGIONS && p->up; i++) {
+        uint64_t size = d->regions[i].size;
+        int w;
+
+        if (size == 0) {
+            range_one(p, i, 0, 1, false, EINVAL, "absent region");
+            range_one(p, i, 0, 1, true, EINVAL, "absent region");
+            continue;
+        }
+        for (w = 0; w < 2; w++) {
+            int perm = (d->regions[i].flags & (w ? VFIO_REGION_INFO_FLAG_WRITE
+                                                 : VFIO_REGION_INFO_FLAG_READ))
+                           ? 0
+                           : EPERM;
+
+            range_one(p, i, size, 1, w, perm ? perm : EINVAL, "at the end");
+            range_one(p, i, size - 1, 2, w, perm ? perm : EINVAL,
+                      "across the end");
+            range_one(p, i, size + 0x100000000ull, 1, w, perm ? perm : EINVAL,
+                      "far past the end");
+            range_one(p, i, UINT64_MAX - 3, 8, w, EINVAL, "wrapping");
+            range_one(p, i, 0, 0, w, EINVAL, "count 0");
+        }
+    }
+    range_one(p, d->num_regions, 0, 1, false, EINVAL, "index past the last");
+    range_one(p, 16, 0, 1, false, EINVAL, "index 16");
+    range_one(p, 0xffffffffu, 0, 1, true, EINVAL, "index 0xffffffff");
+    range_one(p, p->rd_region, 0, d->server_max_xfer + 1, false, E2BIG,
+              "over max_data_xfer_size");
+    return p->cases - before;
+}
+
+/* An impossible header (msg_size below 16) ends that connection only. */
+static void
+bad_stream(struct proto *p)
+{
+    struct vfio_user_header h = { 5, VFIO_USER_DEVICE_GET_INFO, 8, 0, 0 };
+    struct rawc s;
+    struct rawc_msg m;
+    int rc;
+
+    p->cases++;
+    rc = rawc_connect(&s, p->cf->socket, p->cf->timeout_ms);
+    if (rc == 0)
+        rc = rawc_negotiate(&s, NULL);
+    if (rc == 0)
+        rc = rawc_send_bytes(&s, &h, sizeof(h), NULL, 0);
+    if (rc < 0) {
+        cf_fail(p->r, "bad-stream connection: %s", cf_errname(-rc));
+    } else {
+        rc = rawc_recv_reply(&s, p->cf->timeout_ms, &m);
+        if (rc != -ECONNRESET)
+            cf_fail(p->r,
+                    "a header with msg_size 8 did not close the "
+                    "connection (%s)",
+                    rc == 0 ? "a reply came" : cf_errname(-rc));
+        if (rc == 0)
+            rawc_msg_free(&m);
+    }
+    rawc_close(&s);
+}
+
+void
+check_protocol(struct conform *cf, struct cf_result *r)
+{
+    struct proto p = { .cf = cf, .r = r };
+    char ev_version[512] = "", ev_posted[128] = "", err[128];
+    uint32_t oversize;
+    int fds_before = -1, fds_after = -1;
+    unsigned int nranges = 0;
+    size_t i;
+
+    memset(p.efds, -1, sizeof(p.efds));
+    p.c.fd = -1;
+    for (i = 0; i < MAX_SEND_FDS; i++) {
+        p.efds[i] = eventfd(0, EFD_CLOEXEC);
+        if (p.efds[i] < 0) {
+            cf_fail(r, "eventfd: %s", strerror(errno));
+            goto out;
+        }
+    }
+    p.rd_region = cf->dev.pci ? CFG : 0;
+    if (!cf_region_present(cf, p.rd_region)) {
+        cf_fail(r, "no config region to address well-formed accesses to");
+        goto out;
+    }
+    p.irq_index = VFIO_PCI_ERR_IRQ_INDEX;
+    if (p.irq_index >= cf->dev.num_irqs || cf->dev.irqs[p.irq_index].count == 0)
+        for (p.irq_index = 0;
+             p.irq_index < cf->dev.num_irqs && p.irq_index < CF_MAX_IRQS &&
+             cf->dev.irqs[p.irq_index].count == 0;
+             p.irq_index++)
+            ;
+    /* Largest message received whole (docs/PROTOCOL.md), plus one. */
+    oversize =
+        (cf->dev.server_max_xfer + 64 > 65536 ? cf->dev.server_max_xfer + 64
+                                              : 65536) +
+        1;
+    version_tests(&p, ev_version, sizeof(ev_version));
+    if (!p.up && reconnect(&p) < 0)
+        goto out;
+    if (cf->server_pid > 0 || cf_find_server_pid(cf, err, sizeof(err)) == 0)
+        fds_before = cf_proc_fd_count(cf->server_pid);
+    per_command(&p, oversize);
+    fd_tests(&p);
+    unknown_commands(&p);
+    posted(&p, oversize, ev_posted, sizeof(ev_posted));
+    posted_ordering(&p);
+    nranges = ranges(&p);
+    if (fds_before >= 0 && p.reconnects == 0)
+        fds_after = cf_proc_fd_count(cf->server_pid);
+    rawc_close(&p.c);
+    bad_stream(&p);
+    if (reconnect(&p) == 0)
+        alive(&p, "a bad stream on another connection");
+    if (fds_before >= 0 && fds_after >= 0 && fds_after != fds_before)
+        cf_fail(r,
+                "server pid %d holds %d descriptors after the refused "
+                "ones, %d before",
+                (int)cf->server_pid, fds_after, fds_before);
+    cf_note(r, "%s", ev_version);
+    cf_note(r,
+            "%u cases over %zu commands: good, short, bad argsz, "
+            "oversized (%u B), stray and too many (%u) descriptors, "
+            "unknown",
+            p.cases, CF_ARRAY_SIZE(cmd_cases), oversize + UMDEV_WIRE_HDR_SIZE,
+            cf->dev.server_max_fds + 1);
+    if (ev_posted[0])
+        cf_note(r, "%s", ev_posted);
+    cf_note(r, "%u out-of-range region accesses checked", nranges);
+    if (fds_before >= 0 && fds_after >= 0)
+        cf_note(r, "server fds %d -> %d", fds_before, fds_after);
+    else
+        cf_note(r, "server fds not checked");
+out:
+    rawc_close(&p.c);
+    for (i = 0; i < MAX_SEND_FDS; i++)
+        if (p.efds[i] >= 0)
+            close(p.efds[i]);
+}

@@ -1,0 +1,590 @@
+/*
+ * umdev-conform: the conformance kit, runnable against any device type's
+ * vfio-user socket.
+ *
+ *   umdev-conform SOCKET [--profile FILE] [--fuzz-seconds N] [--seed N]
+ *                 [--json] [--only CHECK,...] [--host-end PATH]
+ *                 [--daemon-uuid UUID] [--umdevctl PATH] [--server-pid PID]
+ *                 [--timeout MS] [--leak-cycles N] [--verbose]
+ *
+ * It attaches once to learn the device (regions, IRQs, config space and
+ * the registers the reset check compares), then runs the checks in a
+ * fixed order, each on connections of its own: protocol, config, reset,
+ * datapath, fuzz, leaks. Output: one "PASS|FAIL name: evidence" line per
+ * check and a summary, or with --json an array of {name, pass, evidence}.
+ * Exit status: 0 every check passed, 1 some failed, 2 usage error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/vfio.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "conform.h"
+
+#define PROG "umdev-conform"
+/* Failures quoted word for word per check; the rest are counted. */
+#define MAX_QUOTED_FAILS 6
+
+struct check {
+    const char *name;
+    void (*run)(struct conform *cf, struct cf_result *r);
+};
+
+static const struct check checks[] = {
+    { "protocol", check_protocol }, { "config", check_config },
+    { "reset", check_reset },       { "datapath", check_datapath },
+    { "fuzz", check_fuzz },         { "leaks", check_leaks },
+};
+
+static const char usage_text[] =
+    "usage: " PROG " SOCKET [--profile FILE] [--fuzz-seconds N] [--seed N]\n"
+    "                     [--json] [--only CHECK,...] [--host-end PATH]\n"
+    "                     [--daemon-uuid UUID] [--umdevctl PATH]\n"
+    "                     [--server-pid PID] [--timeout MS]\n"
+    "                     [--leak-cycles N] [--verbose]\n";
+
+static const char help_text[] =
+    "\n"
+    "Run the umdev conformance checks against the vfio-user device served\n"
+    "on SOCKET (start the server fresh: the reset check compares with the\n"
+    "state read at the first attach).\n"
+    "\n"
+    "checks: protocol config reset datapath fuzz leaks\n"
+    "  --profile FILE      the type's mediation profile (JSON): trapped\n"
+    "                      registers, volatile ones, data-path bound\n"
+    "  --fuzz-seconds N    length of the fuzz run (default 10)\n"
+    "  --seed N            fuzz PRNG seed, to replay a run\n"
+    "  --json              print [{name, pass, evidence}, ...] only\n"
+    "  --only LIST         run only these checks (comma-separated)\n"
+    "  --host-end PATH     serial load generator: port 0's host end\n"
+    "                      (default SOCKET.port0, or STEM.port0 for\n"
+    "                      STEM.sock)\n"
+    "  --daemon-uuid UUID  the instance under umdevd: its worker pid and\n"
+    "                      counters come from `umdevctl --json info UUID`\n"
+    "  --umdevctl PATH     the umdevctl to run (default: from PATH)\n"
+    "  --server-pid PID    the serving process (default: SO_PEERCRED)\n"
+    "  --timeout MS        bound on every wait for the server (default "
+    "5000)\n"
+    "  --leak-cycles N     attach/detach cycles of the leaks check "
+    "(default 200)\n"
+    "  --verbose           progress on stderr\n"
+    "Exit status: 0 all passed, 1 a check failed, 2 usage.\n";
+
+static bool verbose_log;
+
+double
+cf_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+const char *
+cf_errname(int err)
+{
+    static char buf[16];
+    const char *n = err > 0 ? strerrorname_np(err) : NULL;
+
+    if (n != NULL)
+        return n;
+    snprintf(buf, sizeof(buf), "E#%d", err);
+    return buf;
+}
+
+static void __attribute__((format(printf, 3, 0)))
+append(char *buf, size_t cap, const char *fmt, va_list ap)
+{
+    size_t len = strlen(buf);
+
+    if (len + 3 >= cap)
+        return;
+    if (len > 0) {
+        strcpy(buf + len, "; ");
+        len += 2;
+    }
+    vsnprintf(buf + len, cap - len, fmt, ap);
+}
+
+void
+cf_fail(struct cf_result *r, const char *fmt, ...)
+{
+    va_list ap;
+
+    r->pass = false;
+    if (++r->nfail > MAX_QUOTED_FAILS)
+        return;
+    va_start(ap, fmt);
+    append(r->fails, sizeof(r->fails), fmt, ap);
+    va_end(ap);
+}
+
+void
+cf_note(struct cf_result *r, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    append(r->notes, sizeof(r->notes), fmt, ap);
+    va_end(ap);
+}
+
+void
+cf_log(const struct conform *cf, const char *fmt, ...)
+{
+    va_list ap;
+
+    (void)cf;
+    if (!verbose_log)
+        return;
+    va_start(ap, fmt);
+    fprintf(stderr, PROG ": ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+uint32_t
+cf_le(const uint8_t *p, unsigned int len)
+{
+    uint32_t v = 0;
+
+    while (len-- > 0)
+        v = v << 8 | p[len];
+    return v;
+}
+
+void
+cf_put_le(uint8_t *p, unsigned int len, uint64_t v)
+{
+    unsigned int i;
+
+    for (i = 0; i < len; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Library log lines: only errors, prefixed, on stderr. */
+static void
+client_log(void *opaque, int level, const char *line)
+{
+    (void)opaque;
+    (void)level;
+    if (verbose_log)
+        fprintf(stderr, PROG ": client: %s\n", line);
+}
+
+static const struct umdev_logger quiet_logger = {
+    .fn = client_log,
+    .max_level = LOG_ERR,
+};
+
+int
+cf_client_connect(const struct conform *cf, struct umdev_client **out)
+{
+    struct umdev_client_opts o = {
+        .log = &quiet_logger,
+        .timeout_ms = cf->timeout_ms,
+    };
+
+    return umdev_client_connect(cf->socket, &o, out);
+}
+
+bool
+cf_region_present(const struct conform *cf, uint32_t index)
+{
+    return index < cf->dev.num_regions && index < CF_MAX_REGIONS &&
+           cf->dev.regions[index].size > 0;
+}
+
+bool
+cf_in_mmap_area(const struct conform *cf, uint32_t index, uint64_t off,
+                uint64_t len)
+{
+    const struct cf_region *r;
+    size_t i;
+
+    if (!cf_region_present(cf, index))
+        return false;
+    r = &cf->dev.regions[index];
+    for (i = 0; i < r->nr_areas; i++) {
+        const struct vfio_user_sparse_area *a = &r->areas[i];
+
+        if (off >= a->offset && off - a->offset < a->size &&
+            len <= a->size - (off - a->offset))
+            return true;
+    }
+    return false;
+}
+
+/* First attach: what the device is, and the state the reset check
+ * compares with. */
+static int
+discover(struct conform *cf, bool want_baseline, char *err, size_t errlen)
+{
+    struct cf_device *d = &cf->dev;
+    struct umdev_client_device_info di;
+    const struct umdev_client_caps *caps;
+    struct umdev_client *c = NULL;
+    double deadline = cf_now() + cf->timeout_ms / 1000.0;
+    struct ucred cred;
+    socklen_t clen = sizeof(cred);
+    uint32_t i;
+    int rc;
+
+    /* A server just started may have bound its socket and not listen
+     * yet: wait for it, within the timeout. */
+    for (;;) {
+        rc = cf_client_connect(cf, &c);
+        if ((rc != -ECONNREFUSED && rc != -ENOENT) || cf_now() > deadline)
+            break;
+        usleep(20000);
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot attach to %s: %s", cf->socket,
+                 strerror(-rc));
+        return rc;
+    }
+    if (getsockopt(umdev_client_fd(c), SOL_SOCKET, SO_PEERCRED, &cred, &clen) ==
+        0)
+        cf->peercred_pid = cred.pid;
+    caps = umdev_client_caps(c);
+    d->server_max_fds = caps->max_msg_fds;
+    d->server_max_xfer = caps->max_data_xfer_size;
+    rc = umdev_client_device_info(c, &di);
+    if (rc < 0) {
+        snprintf(err, errlen, "DEVICE_GET_INFO: %s", strerror(-rc));
+        goto out;
+    }
+    d->flags = di.flags;
+    d->num_regions = di.num_regions;
+    d->num_irqs = di.num_irqs;
+    d->pci = (di.flags & VFIO_DEVICE_FLAGS_PCI) != 0;
+    for (i = 0; i < d->num_regions && i < CF_MAX_REGIONS; i++) {
+        struct umdev_client_region r;
+
+        rc = umdev_client_region_info(c, i, &r);
+        if (rc < 0) {
+            snprintf(err, errlen, "GET_REGION_INFO %u: %s", i, strerror(-rc));
+            goto out;
+        }
+        d->regions[i].flags = r.flags;
+        d->regions[i].size = r.size;
+        if (r.flags & VFIO_REGION_INFO_FLAG_MMAP) {
+            d->regions[i].nr_areas = r.nr_areas;
+            memcpy(d->regions[i].areas, r.areas,
+                   r.nr_areas * sizeof(r.areas[0]));
+        }
+    }
+    for (i = 0; i < d->num_irqs && i < CF_MAX_IRQS; i++) {
+        rc = umdev_client_irq_info(c, i, &d->irqs[i]);
+        if (rc < 0) {
+            snprintf(err, errlen, "GET_IRQ_INFO %u: %s", i, strerror(-rc));
+            goto out;
+        }
+    }
+    if (d->pci && cf_region_present(cf, VFIO_PCI_CONFIG_REGION_INDEX)) {
+        uint64_t size = d->regions[VFIO_PCI_CONFIG_REGION_INDEX].size;
+
+        d->cfg_len = size < CF_CFG_MAX ? (size_t)size : CF_CFG_MAX;
+        rc = umdev_client_region_read(c, VFIO_PCI_CONFIG_REGION_INDEX, 0,
+                                      d->cfg, d->cfg_len);
+        if (rc < 0) {
+            snprintf(err, errlen, "reading config space: %s", strerror(-rc));
+            goto out;
+        }
+        d->vendor = (uint16_t)cf_le(d->cfg, 2);
+        d->device = (uint16_t)cf_le(d->cfg + 2, 2);
+    }
+    if (want_baseline) {
+        rc = cf_baseline_collect(cf, c, err, errlen);
+        if (rc < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    umdev_client_destroy(c);
+    return rc;
+}
+
+/* Evidence as one line: failures first, then the rest. */
+static void
+evidence(const struct cf_result *r, char *buf, size_t len)
+{
+    char *p;
+
+    snprintf(buf, len, "%s%s%s", r->fails,
+             r->fails[0] && r->notes[0] ? "; " : "", r->notes);
+    if (r->nfail > MAX_QUOTED_FAILS) {
+        size_t n = strlen(buf);
+
+        snprintf(buf + n, len - n, " (+%u more failures)",
+                 r->nfail - MAX_QUOTED_FAILS);
+    }
+    for (p = buf; *p != '\0'; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+}
+
+static int
+parse_uint(const char *s, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+
+    errno = 0;
+    *out = strtoull(s, &end, 0);
+    return errno == 0 && end != s && *end == '\0' && s[0] != '-' && *out <= max
+               ? 0
+               : -1;
+}
+
+static int __attribute__((format(printf, 1, 2)))
+usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    fprintf(stderr, PROG ": ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n%s", usage_text);
+    va_end(ap);
+    return 2;
+}
+
+/* Return: -1 to go on, else the exit status. */
+static int
+parse_args(int argc, char **argv, struct conform *cf, bool *json,
+           bool selected[])
+{
+    enum {
+        OPT_PROFILE = 1,
+        OPT_FUZZ,
+        OPT_SEED,
+        OPT_JSON,
+        OPT_ONLY,
+        OPT_HOST_END,
+        OPT_UUID,
+        OPT_UMDEVCTL,
+        OPT_PID,
+        OPT_TIMEOUT,
+        OPT_CYCLES,
+        OPT_VERBOSE,
+    };
+    static const struct option opts[] = {
+        { "profile", required_argument, NULL, OPT_PROFILE },
+        { "fuzz-seconds", required_argument, NULL, OPT_FUZZ },
+        { "seed", required_argument, NULL, OPT_SEED },
+        { "json", no_argument, NULL, OPT_JSON },
+        { "only", required_argument, NULL, OPT_ONLY },
+        { "host-end", required_argument, NULL, OPT_HOST_END },
+        { "daemon-uuid", required_argument, NULL, OPT_UUID },
+        { "umdevctl", required_argument, NULL, OPT_UMDEVCTL },
+        { "server-pid", required_argument, NULL, OPT_PID },
+        { "timeout", required_argument, NULL, OPT_TIMEOUT },
+        { "leak-cycles", required_argument, NULL, OPT_CYCLES },
+        { "verbose", no_argument, NULL, OPT_VERBOSE },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    unsigned long long v;
+    bool only = false;
+    size_t i;
+    int ch;
+
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (ch) {
+        case OPT_PROFILE:
+            cf->profile_path = optarg;
+            break;
+        case OPT_FUZZ:
+            if (parse_uint(optarg, 3600, &v) < 0)
+                return usage_error("--fuzz-seconds: 0..3600, not '%s'", optarg);
+            cf->fuzz_seconds = (int)v;
+            break;
+        case OPT_SEED:
+            if (parse_uint(optarg, UINT64_MAX, &v) < 0)
+                return usage_error("--seed: a number, not '%s'", optarg);
+            cf->seed = v;
+            cf->seed_given = true;
+            break;
+        case OPT_JSON:
+            *json = true;
+            break;
+        case OPT_ONLY: {
+            char *list = strdup(optarg), *save = NULL, *tok;
+
+            if (list == NULL)
+                return usage_error("%s", "out of memory");
+            only = true;
+            for (tok = strtok_r(list, ",", &save); tok != NULL;
+                 tok = strtok_r(NULL, ",", &save)) {
+                for (i = 0; i < CF_ARRAY_SIZE(checks); i++)
+                    if (strcmp(tok, checks[i].name) == 0)
+                        break;
+                if (i == CF_ARRAY_SIZE(checks)) {
+                    int rc = usage_error(
+                        "--only: no check named '%s' (checks: protocol "
+                        "config reset datapath fuzz leaks)",
+                        tok);
+
+                    free(list);
+                    return rc;
+                }
+                selected[i] = true;
+            }
+            free(list);
+            break;
+        }
+        case OPT_HOST_END:
+            cf->host_end = optarg;
+            break;
+        case OPT_UUID:
+            cf->daemon_uuid = optarg;
+            break;
+        case OPT_UMDEVCTL:
+            cf->umdevctl = optarg;
+            break;
+        case OPT_PID:
+            if (parse_uint(optarg, INT_MAX, &v) < 0 || v == 0)
+                return usage_error("--server-pid: a pid, not '%s'", optarg);
+            cf->server_pid = (pid_t)v;
+            break;
+        case OPT_TIMEOUT:
+            if (parse_uint(optarg, 600000, &v) < 0 || v < 100)
+                return usage_error("--timeout: 100..600000 ms, not '%s'",
+                                   optarg);
+            cf->timeout_ms = (int)v;
+            break;
+        case OPT_CYCLES:
+            if (parse_uint(optarg, 100000, &v) < 0 || v < 20)
+                return usage_error("--leak-cycles: 20..100000, not '%s'",
+                                   optarg);
+            cf->leak_cycles = (unsigned int)v;
+            break;
+        case OPT_VERBOSE:
+            cf->verbose = true;
+            break;
+        case 'h':
+            printf("%s%s", usage_text, help_text);
+            return 0;
+        case ':':
+            return usage_error("option '%s' needs an argument",
+                               argv[optind - 1]);
+        default:
+            return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind + 1 != argc)
+        return usage_error("%s", "expected one SOCKET argument");
+    cf->socket = argv[optind];
+    if (!only)
+        for (i = 0; i < CF_ARRAY_SIZE(checks); i++)
+            selected[i] = true;
+    return -1;
+}
+
+static void
+print_results(const struct cf_result *res, const bool selected[], bool json,
+              double total)
+{
+    char ev[2 * CF_EVIDENCE_MAX + 64];
+    unsigned int n = 0, passed = 0;
+    struct json_object *arr = json ? json_object_new_array() : NULL;
+    size_t i;
+
+    for (i = 0; i < CF_ARRAY_SIZE(checks); i++) {
+        if (!selected[i])
+            continue;
+        evidence(&res[i], ev, sizeof(ev));
+        n++;
+        passed += res[i].pass;
+        if (arr != NULL) {
+            struct json_object *o = json_object_new_object();
+
+            json_object_object_add(o, "name",
+                                   json_object_new_string(res[i].name));
+            json_object_object_add(o, "pass",
+                                   json_object_new_boolean(res[i].pass));
+            json_object_object_add(o, "evidence", json_object_new_string(ev));
+            json_object_array_add(arr, o);
+        } else {
+            printf("%s %s: %s (%.1f s)\n", res[i].pass ? "PASS" : "FAIL",
+                   res[i].name, ev, res[i].seconds);
+        }
+    }
+    if (arr != NULL) {
+        printf("%s\n", json_object_to_json_string_ext(
+                           arr, JSON_C_TO_STRING_PRETTY |
+                                    JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(arr);
+    } else {
+        printf("conformance: %u checks, %u passed, %u failed (%.1f s)\n", n,
+               passed, n - passed, total);
+    }
+    fflush(stdout);
+}
+
+int
+main(int argc, char **argv)
+{
+    struct conform cf = {
+        .timeout_ms = CF_DEFAULT_TIMEOUT_MS,
+        .fuzz_seconds = CF_DEFAULT_FUZZ_SECONDS,
+        .leak_cycles = CF_DEFAULT_LEAK_CYCLES,
+    };
+    struct cf_result res[CF_ARRAY_SIZE(checks)];
+    bool selected[CF_ARRAY_SIZE(checks)] = { false };
+    char err[512] = "";
+    bool json = false, all_pass = true;
+    double t0 = cf_now();
+    size_t i;
+    int rc;
+
+    rc = parse_args(argc, argv, &cf, &json, selected);
+    if (rc >= 0)
+        return rc;
+    verbose_log = cf.verbose;
+    signal(SIGPIPE, SIG_IGN);
+    if (cf.profile_path != NULL &&
+        cf_profile_load(cf.profile_path, &cf.profile, err, sizeof(err)) < 0) {
+        fprintf(stderr, PROG ": profile %s: %s\n", cf.profile_path, err);
+        return 2;
+    }
+    memset(res, 0, sizeof(res));
+    for (i = 0; i < CF_ARRAY_SIZE(checks); i++) {
+        res[i].name = checks[i].name;
+        res[i].pass = true;
+    }
+    cf_log(&cf, "attaching to %s", cf.socket);
+    rc = discover(&cf, selected[2], err, sizeof(err));
+    for (i = 0; i < CF_ARRAY_SIZE(checks); i++) {
+        double t = cf_now();
+
+        if (!selected[i])
+            continue;
+        if (rc < 0) {
+            cf_fail(&res[i], "%s", err);
+        } else {
+            cf_log(&cf, "running %s", checks[i].name);
+            checks[i].run(&cf, &res[i]);
+        }
+        res[i].seconds = cf_now() - t;
+        all_pass = all_pass && res[i].pass;
+    }
+    print_results(res, selected, json, cf_now() - t0);
+    free(cf.base.regs);
+    cf_profile_free(cf.profile);
+    return all_pass ? 0 : 1;
+}
