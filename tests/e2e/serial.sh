@@ -1,9 +1,13 @@
 #!/bin/bash
 # tests/e2e/serial.sh [BUILD_DIR]
 #
-# End-to-end test of the serial card (devices/serial, PCI 4348:3253): serve
-# it with `umdev-serve serial`, its two host ends UNIX sockets driven by
-# serial-host.py, and boot a TCG guest (see smoke.sh) with it attached. The
+# End-to-end test of the serial card (devices/serial, PCI 4348:3253): a
+# private umdevd serves it (`umdevctl define -p serial -t serial-2port`,
+# `umdevctl start UUID`; the VMM attaches to RUNDIR/UUID.sock), its two host
+# ends (RUNDIR/UUID.port0, .port1) UNIX sockets driven by serial-host.py,
+# and a TCG guest (see smoke.sh) boots with it attached. With
+# UMDEV_E2E_SERIAL_SERVER=serve the standalone `umdev-serve serial` serves
+# it instead. The
 # guest half (serial-guest.sh, with the static helper serial-tool) checks:
 #   1. the device at its BDF with IDs 4348:3253, bound to 8250_pci
 #      ("serial"), with two 16550A ttyS ports on BAR0/BAR1 and its INTx;
@@ -25,6 +29,7 @@
 #   UMDEV_E2E_SERIAL_LOOP_LEN  loopback bytes per port (default 4096)
 #   UMDEV_E2E_TIMEOUT          bound of the QEMU run in seconds (default 300;
 #                              a pass takes about 40 s on an idle 2-CPU host)
+#   UMDEV_E2E_SERIAL_SERVER    daemon (default) or serve
 #   UMDEV_E2E_TRACE=1          record QEMU's vfio_user_* trace events (large:
 #                              several messages per byte; slows the run)
 #   UMDEV_E2E_ARTIFACTS, UMDEV_E2E_CACHE, CI: as for smoke.sh
@@ -32,7 +37,7 @@
 # Exit 0: pass; 1: fail; 77: skipped (the guest environment cannot be
 # prepared or python3 is missing) - never with CI=true.
 # Artifacts in ${UMDEV_E2E_ARTIFACTS:-BUILD_DIR/e2e/serial}: console.log,
-# server.log (umdev-serve --verbose), host/ (serial-host.py's files and
+# server.log (umdevd or umdev-serve, --verbose), host/ (serial-host.py's files and
 # results), qemu-trace.log (with UMDEV_E2E_TRACE=1), result.
 set -uo pipefail
 
@@ -46,6 +51,7 @@ LEN=${UMDEV_E2E_SERIAL_LEN:-65536}
 LOOP_LEN=${UMDEV_E2E_SERIAL_LOOP_LEN:-4096}
 SEED=${UMDEV_E2E_SERIAL_SEED:-$(((RANDOM << 17 ^ RANDOM << 2 ^ RANDOM) & 0xffffffff))}
 QEMU_TIMEOUT=${UMDEV_E2E_TIMEOUT:-300}
+SERVER=${UMDEV_E2E_SERIAL_SERVER:-daemon}
 
 say() { printf 'e2e.serial: %s\n' "$*"; }
 skip_or_fail() {
@@ -67,6 +73,10 @@ rate() {
 }
 T_START=$(now)
 
+case $SERVER in
+daemon | serve) ;;
+*) say "FAIL: UMDEV_E2E_SERIAL_SERVER must be daemon or serve, not '$SERVER'"; exit 1 ;;
+esac
 case $LEN$LOOP_LEN in
 *[!0-9]*) say "FAIL: UMDEV_E2E_SERIAL_LEN/LOOP_LEN must be numbers"; exit 1 ;;
 esac
@@ -77,15 +87,19 @@ fi
 
 # ---- programs ---------------------------------------------------------------
 SERVE=$BUILD_DIR/devices/umdev-serve
+UMDEVD=$BUILD_DIR/daemon/umdevd
+UMDEVCTL=$BUILD_DIR/cli/umdevctl
 TOOL=$BUILD_DIR/tests/e2e/serial-tool
-if [ ! -x "$SERVE" ] || [ ! -x "$TOOL" ]; then
+if [ ! -x "$SERVE" ] || [ ! -x "$UMDEVD" ] || [ ! -x "$UMDEVCTL" ] ||
+    [ ! -x "$TOOL" ]; then
     if [ "$BUILD_DIR" = "$SRC/build/debug" ]; then
-        say "building the debug preset (umdev-serve or serial-tool missing)"
+        say "building the debug preset (a program is missing)"
         (cd "$SRC" && cmake --preset debug >/dev/null &&
-            cmake --build --preset debug --target umdev-serve serial-tool) ||
-            { say "FAIL: cannot build umdev-serve and serial-tool"; exit 1; }
+            cmake --build --preset debug --target umdev-serve umdevd \
+                umdevctl serial-tool) ||
+            { say "FAIL: cannot build the programs"; exit 1; }
     fi
-    for f in "$SERVE" "$TOOL"; do
+    for f in "$SERVE" "$UMDEVD" "$UMDEVCTL" "$TOOL"; do
         [ -x "$f" ] || { say "FAIL: $f not found"; exit 1; }
     done
 fi
@@ -106,15 +120,16 @@ T_SETUP=$(elapsed "$t" "$(now)")
 
 ART=${UMDEV_E2E_ARTIFACTS:-$BUILD_DIR/e2e/serial}
 mkdir -p "$ART" || { say "FAIL: cannot create $ART"; exit 1; }
-rm -rf "$ART"/console.log "$ART"/server.log "$ART"/server.out \
+rm -rf "$ART"/console.log "$ART"/server.log "$ART"/server.out "$ART"/info.txt \
+    "$ART"/umdevctl.out "$ART"/umdevctl.err \
     "$ART"/qemu-trace.log "$ART"/result "$ART"/host
 mkdir -p "$ART/host"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/umdev-serial.XXXXXX")
-SOCK=$TMP/serial.sock
-PORT0=$TMP/port0.sock
-PORT1=$TMP/port1.sock
 CTL=$TMP/ctl.sock
-SRV_PID='' HOST_PID=''
+SRV_PID='' HOST_PID='' UUID=''
+# The private daemon's directories (umdevctl finds it through these).
+export UMDEV_RUNDIR=$TMP/run UMDEV_STATEDIR=$TMP/state \
+    UMDEV_CONTROL=$TMP/run/control
 stop() {   # stop PID [SIGNAL]: end a child we started, reap it
     if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
         kill "-${2:-TERM}" "$1" 2>/dev/null
@@ -124,21 +139,52 @@ stop() {   # stop PID [SIGNAL]: end a child we started, reap it
 # shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
     stop "$HOST_PID" KILL
+    [ -n "$UUID" ] && timeout 10 "$UMDEVCTL" stop "$UUID" >/dev/null 2>&1
     stop "$SRV_PID"
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 
-"$SERVE" serial --socket "$SOCK" --port0 "$PORT0" --port1 "$PORT1" \
-    --verbose >"$ART/server.out" 2>"$ART/server.log" &
-SRV_PID=$!
+if [ "$SERVER" = serve ]; then
+    SERVER_NAME=umdev-serve
+    SOCK=$TMP/serial.sock
+    PORT0=$TMP/port0.sock
+    PORT1=$TMP/port1.sock
+    "$SERVE" serial --socket "$SOCK" --port0 "$PORT0" --port1 "$PORT1" \
+        --verbose >"$ART/server.out" 2>"$ART/server.log" &
+    SRV_PID=$!
+else
+    # The operator's way: a daemon, a persistent definition, a start.
+    SERVER_NAME=umdevd
+    mkdir -p "$UMDEV_RUNDIR" "$UMDEV_STATEDIR"
+    "$UMDEVD" --verbose >"$ART/server.out" 2>"$ART/server.log" &
+    SRV_PID=$!
+    for _ in $(seq 100); do
+        [ -S "$UMDEV_CONTROL" ] && break
+        kill -0 "$SRV_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    if ! UUID=$(timeout 10 "$UMDEVCTL" define -p serial -t serial-2port \
+        2>"$ART/umdevctl.err") ||
+        ! timeout 20 "$UMDEVCTL" start "$UUID" >"$ART/umdevctl.out" \
+            2>>"$ART/umdevctl.err"; then
+        say "FAIL: umdevctl define/start of a serial-2port instance failed"
+        cat "$ART/umdevctl.err" "$ART/server.log"
+        UUID=
+        exit 1
+    fi
+    say "umdevd instance $UUID: $(cat "$ART/umdevctl.out")"
+    SOCK=$UMDEV_RUNDIR/$UUID.sock
+    PORT0=$UMDEV_RUNDIR/$UUID.port0
+    PORT1=$UMDEV_RUNDIR/$UUID.port1
+fi
 for _ in $(seq 100); do
     [ -S "$SOCK" ] && [ -S "$PORT0" ] && [ -S "$PORT1" ] && break
     kill -0 "$SRV_PID" 2>/dev/null || break
     sleep 0.05
 done
 if ! [ -S "$SOCK" ] || ! [ -S "$PORT0" ] || ! [ -S "$PORT1" ]; then
-    say "FAIL: umdev-serve did not create $SOCK and its port sockets"
+    say "FAIL: $SERVER_NAME did not create $SOCK and its port sockets"
     cat "$ART/server.out" "$ART/server.log"
     exit 1
 fi
@@ -202,13 +248,26 @@ else
 fi
 HOST_PID=
 sleep 0.2    # let the server log the detach
+if [ -n "$UUID" ]; then
+    # Counters of the session, then the operator's stop.
+    timeout 10 "$UMDEVCTL" info "$UUID" >"$ART/info.txt" 2>&1 ||
+        say "umdevctl info $UUID failed: $(cat "$ART/info.txt")"
+    if ! timeout 20 "$UMDEVCTL" stop "$UUID" >>"$ART/umdevctl.out" \
+        2>>"$ART/umdevctl.err"; then
+        say "umdevctl stop $UUID failed: $(cat "$ART/umdevctl.err")"
+        STOP_FAILED=1
+    fi
+    UUID=
+    say "umdevctl info counters: $(sed -n 's/^ *\(msgs\|errors\|region_reads\|region_writes\|irqs\) *\([0-9][0-9]*\)$/\1=\2/p' \
+        "$ART/info.txt" | tr '\n' ' ')"
+fi
 kill "$SRV_PID" 2>/dev/null
 for _ in $(seq 100); do
     kill -0 "$SRV_PID" 2>/dev/null || break
     sleep 0.1
 done
 if kill -0 "$SRV_PID" 2>/dev/null; then
-    say "umdev-serve did not exit within 10 s of SIGTERM"
+    say "$SERVER_NAME did not exit within 10 s of SIGTERM"
     stop "$SRV_PID" KILL
     SRV_RC=124
 else
@@ -307,7 +366,8 @@ if [ -n "$SRV_ERRS" ]; then
     printf '%s\n' "$SRV_ERRS" | head -n 20 | sed 's/^/  /'
     fail=1
 fi
-[ "$SRV_RC" -eq 0 ] || { say "umdev-serve exited $SRV_RC (expected 0 after SIGTERM)"; fail=1; }
+[ "$SRV_RC" -eq 0 ] || { say "$SERVER_NAME exited $SRV_RC (expected 0 after SIGTERM)"; fail=1; }
+[ "${STOP_FAILED:-0}" = 0 ] || fail=1
 
 {
     echo "result=$([ $fail -eq 0 ] && echo pass || echo fail)"

@@ -302,11 +302,11 @@ test_bar2_large_transfers(void **state)
 }
 
 /*
- * KNOWN BUG (lib/client/client.c region_access()): a client that
- * advertises a small max_data_xfer_size splits requests by the server's
- * limit only, so a 60 KiB read comes back in one reply its own receive
- * limit refuses (-EPROTO). The reply to a read carries the data it asked
- * for: the client must split reads by its own limit too.
+ * A client that advertises a small max_data_xfer_size must split reads by
+ * its own limit too, not only by the server's: the reply to a read carries
+ * the data it asked for, and a 60 KiB reply would exceed what the client
+ * said it accepts (lib/client/client.c region_access() once returned
+ * -EPROTO here).
  */
 static void
 test_small_client_transfer_limit(void **state)

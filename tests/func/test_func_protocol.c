@@ -269,10 +269,10 @@ test_version_refusals(void **state)
 }
 
 /*
- * KNOWN BUG (lib/conn/version.c conn_caps_parse()): json-c's tokener runs
- * in its lenient mode and nothing checks that it consumed the whole string,
- * so malformed JSON (a trailing comma, junk or a second object after the
- * first) is accepted as capabilities.
+ * Capabilities are strict JSON: a trailing comma, junk or a second object
+ * after the first is refused (lib/conn/version.c conn_caps_parse() runs
+ * json-c's tokener in strict mode and checks it consumed the whole
+ * string; it once accepted all three).
  */
 static void
 test_version_json_strict(void **state)
