@@ -1,0 +1,399 @@
+/*
+ * libFuzzer target: a stream of BAR accesses, config writes, DMA mappings,
+ * guest-memory contents and resets against an accel subdevice
+ * (devices/accel) on an engine with no threads of its own, so every
+ * descriptor runs on the fuzzer's thread when the input says (op POLL)
+ * and what happens is fixed by the input alone.
+ *
+ * Guest memory is a memfd of GUEST_PAGES pages, DMA-mapped by the input
+ * (op MAP) at GUEST_IOVA in one of a few layouts, with canary pages at
+ * both ends of the file and guard pages around the device's mapping of it:
+ * a device access outside what the client mapped faults (ASan reports the
+ * SEGV) or changes a canary. After every operation:
+ *   - config space: identity, BAR type bits, the capability chain hold;
+ *   - BAR0's read-only identity registers read their power-on values and
+ *     DEVCTL.RESET reads 0; every queue's state is a defined one;
+ *   - the canaries are intact.
+ * At the end the device must still answer a REGION_READ over the socket,
+ * and after it is destroyed no descriptor is left open.
+ *
+ * Input:
+ *   byte 0  bits 0-1: queues (1, 2, 4, 4); bit 2: software CRC32C
+ *   ops     until the input ends, each an opcode byte (mod OP_COUNT) and
+ *           its operands (missing operand bytes read as 0):
+ *   BAR0_WR  u16 offset (mod BAR0 size), u8 width code, that many bytes
+ *   BAR0_RD  u16 offset, u8 width code
+ *   BAR2_WR / BAR2_RD  likewise in BAR2
+ *   CFG_WR / CFG_RD    likewise in config space (256 bytes)
+ *   MAP      u8 layout (see map_layout())
+ *   UNMAP    u8 which range
+ *   MEM      u16 guest offset, u8 length, that many bytes into guest memory
+ *   PTR      u16 guest offset (8-aligned), u16 k: the u64 GUEST_IOVA + k
+ *            there (guest pointers are hard to guess byte by byte)
+ *   RESET    VFIO_USER_DEVICE_RESET over the socket
+ *   POLL     u8 n: up to n % 32 + 1 engine queue visits
+ *   IRQS     u8: bit 0 MSI-X (else INTx), bit 1 tear down, bits 2-3 start
+ *   SOCK_RD  a REGION_READ of VERSION over the socket
+ * Width code w: bit 7 set: (w & 15) + 1 bytes (any width); else
+ * 1, 2, 4 or 8 bytes by w & 3.
+ * fuzz/corpus/accel_bar/ holds hand-made inputs that enable the device and
+ * a queue, post descriptors and ring the doorbell.
+ */
+#include <dirent.h>
+#include <linux/vfio.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "accel.h"
+#include "bar_harness.h"
+#include "umdev/wire.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define GUEST_PAGES 16u
+#define GUEST_SIZE (GUEST_PAGES * FUZZ_PAGE)
+#define GUEST_IOVA 0x100000ull
+#define HALF (GUEST_SIZE / 2)
+/* Layout 3 maps the second half here, leaving a one-page hole. */
+#define GAP_IOVA (GUEST_IOVA + HALF + FUZZ_PAGE)
+
+enum op {
+    OP_BAR0_WR,
+    OP_BAR0_RD,
+    OP_BAR2_WR,
+    OP_BAR2_RD,
+    OP_CFG_WR,
+    OP_CFG_RD,
+    OP_MAP,
+    OP_UNMAP,
+    OP_MEM,
+    OP_PTR,
+    OP_RESET,
+    OP_POLL,
+    OP_IRQS,
+    OP_SOCK_RD,
+    OP_COUNT,
+};
+
+static bool verbose;
+
+static void
+log_line(void *opaque, int level, const char *line)
+{
+    (void)opaque;
+    if (verbose)
+        fprintf(stderr, "device: %d: %s\n", level, line);
+}
+
+/* Every line is formatted (format bugs show under the sanitizers);
+ * UMDEV_FUZZ_VERBOSE=1 prints them. */
+static const struct umdev_logger fuzz_log = {
+    .fn = log_line,
+    .max_level = LOG_DEBUG,
+};
+
+struct harness {
+    struct accel_engine *e;
+    struct accel_dev *ad;
+    struct umdev_dev *dev;
+    struct fuzz_client c;
+    struct fuzz_guest g;
+    struct fuzz_pci_ro ro;
+    uint8_t bar0_ro[0x20]; /* VERSION .. FEATURES at power-on */
+    uint64_t bar2_size;
+    unsigned int nq;
+    int efd;
+    int unguarded; /* sides of device mappings without a guard page */
+};
+
+static size_t
+width(uint8_t w)
+{
+    static const size_t w4[4] = { 1, 2, 4, 8 };
+
+    return (w & 0x80) ? (size_t)(w & 15) + 1 : w4[w & 3];
+}
+
+/* One DMA_MAP with guard pages around the device's mapping. */
+static void
+map_one(struct harness *h, uint64_t file_off, uint64_t iova, uint64_t len,
+        uint32_t flags)
+{
+    struct umdev_dma_hold hold;
+
+    fuzz_guard_prepare(len);
+    /* Errors (EEXIST over an existing mapping) are valid answers. */
+    if (fuzz_dma_map(&h->c, h->g.fd, FUZZ_PAGE + file_off, iova, len, flags) ==
+            0 &&
+        umdev_dma_get(h->dev, iova, len, UMDEV_DMA_READ, &hold) == 0) {
+        h->unguarded += fuzz_guard_settle(hold.ptr, len);
+        umdev_dma_put(h->dev, &hold);
+    } else {
+        fuzz_guard_settle(NULL, len);
+    }
+}
+
+/* Layouts: 0 all read-write; 1 two adjacent halves, the second read-only
+ * (ranges crossing mappings, writes refused); 2 all read-only; 3 two
+ * read-write halves with an unmapped page between them. */
+static void
+map_layout(struct harness *h, uint8_t v)
+{
+    const uint32_t rw =
+        VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE;
+
+    switch (v % 4) {
+    case 0:
+        map_one(h, 0, GUEST_IOVA, GUEST_SIZE, rw);
+        break;
+    case 1:
+        map_one(h, 0, GUEST_IOVA, HALF, rw);
+        map_one(h, HALF, GUEST_IOVA + HALF, HALF, VFIO_USER_DMA_MAP_FLAG_READ);
+        break;
+    case 2:
+        map_one(h, 0, GUEST_IOVA, GUEST_SIZE, VFIO_USER_DMA_MAP_FLAG_READ);
+        break;
+    default:
+        map_one(h, 0, GUEST_IOVA, HALF, rw);
+        map_one(h, HALF, GAP_IOVA, HALF, rw);
+        break;
+    }
+}
+
+static void
+unmap_some(struct harness *h, uint8_t v)
+{
+    static const uint64_t r[4][2] = {
+        { GUEST_IOVA, GUEST_SIZE },
+        { GUEST_IOVA, HALF },
+        { GUEST_IOVA + HALF, HALF },
+        { GAP_IOVA, HALF },
+    };
+
+    fuzz_dma_unmap(&h->c, r[v % 4][0], r[v % 4][1]);
+}
+
+static void
+bar_access(struct harness *h, struct fuzz_in *in, uint32_t region,
+           uint64_t size, bool is_write)
+{
+    uint8_t buf[16];
+    uint64_t off = fuzz_u16(in) % size;
+    size_t n = width(fuzz_u8(in)), i;
+
+    if (is_write)
+        for (i = 0; i < n; i++)
+            buf[i] = fuzz_u8(in);
+    if (off + n > size)
+        n = (size_t)(size - off);
+    /* Refusals (the profile's EACCES, bounds) are valid answers. */
+    umdev_dev_region_rw(h->dev, region, off, buf, n, is_write);
+}
+
+static uint32_t
+bar0_rd32(struct harness *h, uint32_t off)
+{
+    uint32_t v = 0;
+
+    FUZZ_CHECK_EQ(
+        umdev_dev_region_rw(h->dev, UMDEV_PCI_BAR0_REGION, off, &v, 4, false),
+        0);
+    return v;
+}
+
+static void
+check(struct harness *h)
+{
+    uint8_t now[sizeof(h->bar0_ro)];
+    unsigned int q, st;
+
+    fuzz_pci_ro_check(h->dev, &h->ro);
+    fuzz_guest_check_canaries(&h->g);
+    for (q = 0; q < sizeof(now); q += 4) {
+        uint32_t v = bar0_rd32(h, q);
+
+        memcpy(now + q, &v, 4);
+    }
+    FUZZ_CHECK_EQ(memcmp(now, h->bar0_ro, sizeof(now)), 0);
+    FUZZ_CHECK_EQ(bar0_rd32(h, ACCEL_REG_DEVCTL) & ACCEL_DEVCTL_RESET, 0);
+    for (q = 0; q < h->nq; q++) {
+        st = bar0_rd32(h, ACCEL_REG_QUEUE(q) + ACCEL_Q_STATUS);
+        FUZZ_CHECK(ACCEL_Q_STATUS_STATE(st) <= ACCEL_QS_ERROR);
+    }
+}
+
+static void
+mem_write(struct harness *h, struct fuzz_in *in)
+{
+    uint8_t *m = fuzz_guest_mem(&h->g);
+    size_t off = fuzz_u16(in) % GUEST_SIZE, n = fuzz_u8(in), i;
+
+    for (i = 0; i < n; i++)
+        m[(off + i) % GUEST_SIZE] = fuzz_u8(in);
+}
+
+static void
+ptr_write(struct harness *h, struct fuzz_in *in)
+{
+    uint8_t *m = fuzz_guest_mem(&h->g);
+    size_t off = (fuzz_u16(in) % GUEST_SIZE) & ~(size_t)7;
+    uint64_t v = GUEST_IOVA + fuzz_u16(in);
+
+    memcpy(m + off, &v, 8);
+}
+
+static void
+irqs(struct harness *h, uint8_t v)
+{
+    uint32_t index =
+        (v & 1) ? VFIO_PCI_MSIX_IRQ_INDEX : VFIO_PCI_INTX_IRQ_INDEX;
+    uint32_t start = (v & 1) ? (v >> 2) & 3 : 0;
+    uint32_t count = (v & 1) ? h->nq + 1 - (start < h->nq ? start : h->nq) : 1;
+
+    fuzz_set_irqs(&h->c, index, start, count, (v & 2) ? -1 : h->efd);
+}
+
+static void
+sock_read_version(struct harness *h)
+{
+    uint32_t v = 0;
+
+    FUZZ_CHECK_EQ(fuzz_region_read(&h->c, UMDEV_PCI_BAR0_REGION,
+                                   ACCEL_REG_VERSION, &v, 4),
+                  0);
+    FUZZ_CHECK_EQ(v, ACCEL_VERSION);
+}
+
+static void
+play(struct harness *h, struct fuzz_in *in)
+{
+    while (in->n > 0) {
+        switch (fuzz_u8(in) % OP_COUNT) {
+        case OP_BAR0_WR:
+            bar_access(h, in, UMDEV_PCI_BAR0_REGION, ACCEL_BAR0_SIZE, true);
+            break;
+        case OP_BAR0_RD:
+            bar_access(h, in, UMDEV_PCI_BAR0_REGION, ACCEL_BAR0_SIZE, false);
+            break;
+        case OP_BAR2_WR:
+            bar_access(h, in, UMDEV_PCI_BAR2_REGION, h->bar2_size, true);
+            break;
+        case OP_BAR2_RD:
+            bar_access(h, in, UMDEV_PCI_BAR2_REGION, h->bar2_size, false);
+            break;
+        case OP_CFG_WR:
+            bar_access(h, in, UMDEV_PCI_CONFIG_REGION, 256, true);
+            break;
+        case OP_CFG_RD:
+            bar_access(h, in, UMDEV_PCI_CONFIG_REGION, 256, false);
+            break;
+        case OP_MAP:
+            map_layout(h, fuzz_u8(in));
+            break;
+        case OP_UNMAP:
+            unmap_some(h, fuzz_u8(in));
+            break;
+        case OP_MEM:
+            mem_write(h, in);
+            break;
+        case OP_PTR:
+            ptr_write(h, in);
+            break;
+        case OP_RESET:
+            FUZZ_CHECK_EQ(fuzz_reset(&h->c), 0);
+            break;
+        case OP_POLL:
+            accel_engine_poll(h->e, fuzz_u8(in) % 32 + 1);
+            break;
+        case OP_IRQS:
+            irqs(h, fuzz_u8(in));
+            break;
+        case OP_SOCK_RD:
+            sock_read_version(h);
+            break;
+        }
+        check(h);
+    }
+}
+
+static int
+count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while (readdir(d) != NULL)
+        n++;
+    closedir(d);
+    return n;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const unsigned int nq_code[4] = { 1, 2, 4, 4 };
+    struct fuzz_in in = { data, size };
+    struct accel_engine_config ec = { 0 };
+    struct accel_dev_config dc = { .name = "fuzz" };
+    struct harness h = { .efd = -1 };
+    struct umdev_dev_region_info ri;
+    uint8_t flags;
+    int fds_before = count_fds(), i;
+
+    if (size < 1)
+        return 0;
+    flags = fuzz_u8(&in);
+    h.nq = nq_code[flags & 3];
+    ec.nr_queues = 4;
+    ec.manual = true;
+    ec.crc_soft = (flags & 4) != 0;
+    verbose = getenv("UMDEV_FUZZ_VERBOSE") != NULL;
+    ec.log = &fuzz_log;
+    dc.nr_queues = h.nq;
+    dc.log = ec.log;
+    FUZZ_CHECK_EQ(accel_engine_create(&ec, &h.e), 0);
+    FUZZ_CHECK_EQ(accel_dev_create(h.e, &dc, &h.ad), 0);
+    h.dev = accel_dev_dev(h.ad);
+    FUZZ_CHECK_EQ(umdev_dev_region_info(h.dev, UMDEV_PCI_BAR2_REGION, &ri), 0);
+    FUZZ_CHECK(ri.present && ri.size >= h.nq * ACCEL_DOORBELL_STRIDE);
+    h.bar2_size = ri.size;
+    h.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    FUZZ_CHECK(h.efd >= 0);
+    fuzz_guest_create(&h.g, GUEST_PAGES);
+    fuzz_client_attach(&h.c, h.dev);
+    fuzz_pci_ro_snapshot(h.dev, &h.ro);
+    for (i = 0; i < (int)sizeof(h.bar0_ro); i += 4) {
+        uint32_t v = bar0_rd32(&h, (uint32_t)i);
+
+        memcpy(h.bar0_ro + i, &v, 4);
+    }
+    FUZZ_CHECK_EQ(bar0_rd32(&h, ACCEL_REG_VERSION), ACCEL_VERSION);
+    FUZZ_CHECK_EQ(bar0_rd32(&h, ACCEL_REG_NUM_QUEUES), h.nq);
+
+    play(&h, &in);
+
+    /* Let whatever was posted run out, then the device must answer. */
+    for (i = 0; i < 64 && accel_engine_poll(h.e, 32) > 0; i++)
+        check(&h);
+    sock_read_version(&h);
+    if (verbose && h.unguarded > 0)
+        fprintf(stderr,
+                "accel_bar: %d side(s) of device mappings without "
+                "a guard page\n",
+                h.unguarded);
+
+    fuzz_client_detach(&h.c);
+    accel_dev_destroy(h.ad);
+    accel_engine_destroy(h.e);
+    fuzz_guest_check_canaries(&h.g);
+    fuzz_guest_destroy(&h.g);
+    fuzz_guard_release();
+    close(h.efd);
+    FUZZ_CHECK_EQ(count_fds(), fds_before);
+    return 0;
+}

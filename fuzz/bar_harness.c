@@ -1,0 +1,452 @@
+/*
+ * Shared parts of the BAR-stream fuzz targets: see bar_harness.h.
+ */
+#include <errno.h>
+#include <linux/vfio.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bar_harness.h"
+#include "umdev/wire.h"
+
+#define CANARY 0xcc
+/* Largest reply we read: a region read of one page and its header. */
+#define REPLY_MAX (2 * FUZZ_PAGE)
+#define MAX_GUARDS 64
+
+void
+fuzz_check_eq(uint64_t a, uint64_t b, const char *sa, const char *sb,
+              const char *file, int line)
+{
+    if (a == b)
+        return;
+    fprintf(stderr, "%s:%d: check failed: %s == %s (0x%llx != 0x%llx)\n", file,
+            line, sa, sb, (unsigned long long)a, (unsigned long long)b);
+    abort();
+}
+
+uint8_t
+fuzz_u8(struct fuzz_in *in)
+{
+    uint8_t v = 0;
+
+    if (in->n > 0) {
+        v = in->p[0];
+        in->p++;
+        in->n--;
+    }
+    return v;
+}
+
+uint16_t
+fuzz_u16(struct fuzz_in *in)
+{
+    return (uint16_t)fuzz_bytes(in, 2);
+}
+
+uint64_t
+fuzz_bytes(struct fuzz_in *in, size_t len)
+{
+    uint64_t v = 0;
+    size_t i;
+
+    for (i = 0; i < len && i < 8; i++)
+        v |= (uint64_t)fuzz_u8(in) << (8 * i);
+    return v;
+}
+
+/* ---- the client ---- */
+
+static void
+send_msg(struct fuzz_client *c, const void *buf, size_t len, const int *fds,
+         size_t nfds)
+{
+    union {
+        char b[CMSG_SPACE(sizeof(int) * 4)];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = { (void *)buf, len };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+    ssize_t n;
+
+    FUZZ_CHECK(nfds <= 4);
+    if (nfds > 0) {
+        struct cmsghdr *cm;
+
+        memset(&ctl, 0, sizeof(ctl));
+        mh.msg_control = ctl.b;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+    }
+    do
+        n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    /* Our messages are small: the socket buffer always takes them. */
+    FUZZ_CHECK_EQ(n, len);
+}
+
+/* One whole message from the device into @buf; its size. */
+static size_t
+recv_msg(struct fuzz_client *c, uint8_t *buf, size_t cap)
+{
+    struct vfio_user_header h;
+    size_t have = 0, want = UMDEV_WIRE_HDR_SIZE;
+
+    while (have < want) {
+        struct pollfd pf = { .fd = c->fd, .events = POLLIN };
+        ssize_t n;
+
+        /* The device answers before umdev_dev_process() returns. */
+        FUZZ_CHECK_EQ(poll(&pf, 1, 0), 1);
+        n = recv(c->fd, buf + have, want - have, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        FUZZ_CHECK(n > 0);
+        have += (size_t)n;
+        if (have == UMDEV_WIRE_HDR_SIZE) {
+            memcpy(&h, buf, sizeof(h));
+            FUZZ_CHECK(h.msg_size >= UMDEV_WIRE_HDR_SIZE);
+            FUZZ_CHECK(h.msg_size <= cap);
+            want = h.msg_size;
+        }
+    }
+    return have;
+}
+
+int
+fuzz_client_call(struct fuzz_client *c, uint16_t cmd, const void *fixed,
+                 size_t fixed_len, const void *data, size_t data_len,
+                 const int *fds, size_t nfds, void *reply, size_t cap)
+{
+    static uint8_t out[REPLY_MAX], in[REPLY_MAX];
+    struct vfio_user_header h;
+    uint16_t id = c->next_id++;
+    ssize_t n;
+    size_t len;
+
+    FUZZ_CHECK(c->fd >= 0);
+    n = umdev_wire_encode(out, sizeof(out), id, cmd, 0, fixed, fixed_len, data,
+                          data_len);
+    FUZZ_CHECK(n > 0);
+    send_msg(c, out, (size_t)n, fds, nfds);
+    FUZZ_CHECK_EQ(umdev_dev_process(c->dev), 0);
+    len = recv_msg(c, in, sizeof(in));
+    memcpy(&h, in, sizeof(h));
+    /* Only replies: the devices fuzzed here never send DMA_READ/WRITE
+     * (their guest memory always comes with an fd). */
+    FUZZ_CHECK_EQ(h.flags & VFIO_USER_F_TYPE_MASK, VFIO_USER_F_TYPE_REPLY);
+    FUZZ_CHECK_EQ(h.msg_id, id);
+    FUZZ_CHECK_EQ(h.cmd, cmd);
+    if (h.flags & VFIO_USER_F_ERROR) {
+        FUZZ_CHECK_EQ(len, UMDEV_WIRE_HDR_SIZE);
+        FUZZ_CHECK(h.error != 0);
+        return (int)h.error;
+    }
+    if (reply != NULL) {
+        FUZZ_CHECK(len <= cap);
+        memcpy(reply, in, len);
+    }
+    return 0;
+}
+
+void
+fuzz_client_attach(struct fuzz_client *c, struct umdev_dev *dev)
+{
+    static const char json[] =
+        "{\"capabilities\":{\"max_msg_fds\":8,\"max_data_xfer_size\":"
+        "1048576,\"pgsizes\":4096,\"max_dma_maps\":64}}";
+    struct vfio_user_version v = { 0, 0 };
+    int sv[2];
+
+    FUZZ_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    c->dev = dev;
+    c->fd = sv[1];
+    c->next_id = 1;
+    FUZZ_CHECK_EQ(umdev_dev_attach(dev, sv[0]), 0);
+    FUZZ_CHECK_EQ(fuzz_client_call(c, VFIO_USER_VERSION, &v, sizeof(v), json,
+                                   sizeof(json), NULL, 0, NULL, 0),
+                  0);
+}
+
+void
+fuzz_client_detach(struct fuzz_client *c)
+{
+    int i;
+
+    if (c->fd < 0)
+        return;
+    shutdown(c->fd, SHUT_WR);
+    for (i = 0; umdev_dev_attached(c->dev); i++) {
+        FUZZ_CHECK(i < 100);
+        umdev_dev_process(c->dev);
+    }
+    close(c->fd);
+    c->fd = -1;
+}
+
+int
+fuzz_dma_map(struct fuzz_client *c, int fd, uint64_t off, uint64_t iova,
+             uint64_t size, uint32_t flags)
+{
+    struct vfio_user_dma_map m = { sizeof(m), flags, off, iova, size };
+
+    return fuzz_client_call(c, VFIO_USER_DMA_MAP, &m, sizeof(m), NULL, 0, &fd,
+                            1, NULL, 0);
+}
+
+int
+fuzz_dma_unmap(struct fuzz_client *c, uint64_t iova, uint64_t size)
+{
+    struct vfio_user_dma_unmap u = { sizeof(u), 0, iova, size };
+
+    return fuzz_client_call(c, VFIO_USER_DMA_UNMAP, &u, sizeof(u), NULL, 0,
+                            NULL, 0, NULL, 0);
+}
+
+int
+fuzz_set_irqs(struct fuzz_client *c, uint32_t index, uint32_t start,
+              uint32_t count, int efd)
+{
+    struct vfio_user_irq_set s = {
+        sizeof(s),
+        VFIO_IRQ_SET_ACTION_TRIGGER |
+            (efd >= 0 ? VFIO_IRQ_SET_DATA_EVENTFD : VFIO_IRQ_SET_DATA_NONE),
+        index,
+        start,
+        efd >= 0 ? count : 0,
+    };
+    int fds[4] = { efd, efd, efd, efd };
+
+    if (efd >= 0 && count > 4)
+        count = s.count = 4;
+    return fuzz_client_call(c, VFIO_USER_DEVICE_SET_IRQS, &s, sizeof(s), NULL,
+                            0, fds, efd >= 0 ? count : 0, NULL, 0);
+}
+
+int
+fuzz_reset(struct fuzz_client *c)
+{
+    return fuzz_client_call(c, VFIO_USER_DEVICE_RESET, NULL, 0, NULL, 0, NULL,
+                            0, NULL, 0);
+}
+
+int
+fuzz_region_read(struct fuzz_client *c, uint32_t region, uint64_t off,
+                 void *buf, uint32_t count)
+{
+    static uint8_t reply[REPLY_MAX];
+    struct vfio_user_region_access a = { off, region, count };
+    size_t at = UMDEV_WIRE_HDR_SIZE + sizeof(a);
+    int rc;
+
+    FUZZ_CHECK(count <= FUZZ_PAGE);
+    rc = fuzz_client_call(c, VFIO_USER_REGION_READ, &a, sizeof(a), NULL, 0,
+                          NULL, 0, reply, sizeof(reply));
+    if (rc == 0)
+        memcpy(buf, reply + at, count);
+    return rc;
+}
+
+/* ---- guest memory ---- */
+
+void
+fuzz_guest_create(struct fuzz_guest *g, size_t pages)
+{
+    size_t len = (pages + 2) * FUZZ_PAGE;
+
+    g->pages = pages;
+    g->fd = memfd_create("fuzz-guest", MFD_CLOEXEC);
+    FUZZ_CHECK(g->fd >= 0);
+    FUZZ_CHECK_EQ(ftruncate(g->fd, (off_t)len), 0);
+    g->map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, g->fd, 0);
+    FUZZ_CHECK(g->map != MAP_FAILED);
+    memset(g->map, CANARY, FUZZ_PAGE);
+    memset(g->map + len - FUZZ_PAGE, CANARY, FUZZ_PAGE);
+}
+
+void
+fuzz_guest_destroy(struct fuzz_guest *g)
+{
+    munmap(g->map, (g->pages + 2) * FUZZ_PAGE);
+    close(g->fd);
+    g->fd = -1;
+}
+
+uint8_t *
+fuzz_guest_mem(struct fuzz_guest *g)
+{
+    return g->map + FUZZ_PAGE;
+}
+
+void
+fuzz_guest_check_canaries(const struct fuzz_guest *g)
+{
+    static uint8_t want[FUZZ_PAGE];
+    const uint8_t *hi = g->map + (g->pages + 1) * FUZZ_PAGE;
+
+    /* memcmp, not a loop of checks: this runs after every operation,
+     * and a loop would be most of the fuzzer's time under coverage. */
+    if (want[0] != CANARY)
+        memset(want, CANARY, sizeof(want));
+    FUZZ_CHECK_EQ(memcmp(g->map, want, FUZZ_PAGE), 0);
+    FUZZ_CHECK_EQ(memcmp(hi, want, FUZZ_PAGE), 0);
+}
+
+/* ---- guard pages ---- */
+
+static void *guards[MAX_GUARDS];
+static int nguards;
+static void *reserve;
+static size_t reserve_len;
+
+static void
+guard_add(void *at)
+{
+    if (nguards < MAX_GUARDS)
+        guards[nguards++] = at;
+    else
+        munmap(at, FUZZ_PAGE);
+}
+
+void
+fuzz_guard_prepare(size_t len)
+{
+    uint8_t *p;
+
+    FUZZ_CHECK(reserve == NULL);
+    reserve_len = len + 2 * FUZZ_PAGE;
+    p = mmap(NULL, reserve_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    FUZZ_CHECK(p != MAP_FAILED);
+    /* Keep the two ends, free the middle for the device's mmap. */
+    FUZZ_CHECK_EQ(munmap(p + FUZZ_PAGE, len), 0);
+    reserve = p;
+}
+
+/* A PROT_NONE page at @at unless something is mapped there. */
+static bool
+guard_at(uint8_t *at)
+{
+    void *p = mmap(at, FUZZ_PAGE, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+
+    if (p == MAP_FAILED)
+        return false;
+    if (p != at) { /* kernels before 4.17 take the hint loosely */
+        munmap(p, FUZZ_PAGE);
+        return false;
+    }
+    guard_add(p);
+    return true;
+}
+
+int
+fuzz_guard_settle(void *host, size_t len)
+{
+    uint8_t *r = reserve, *h = host;
+    int unguarded = 0;
+
+    FUZZ_CHECK(r != NULL);
+    reserve = NULL;
+    if (h == NULL) { /* nothing was mapped */
+        munmap(r, FUZZ_PAGE);
+        munmap(r + FUZZ_PAGE + len, FUZZ_PAGE);
+        return 0;
+    }
+    if (h == r + FUZZ_PAGE) {
+        /* It landed in the hole: both guards are ours already. */
+        guard_add(r);
+        guard_add(r + FUZZ_PAGE + len);
+        return 0;
+    }
+    munmap(r, FUZZ_PAGE);
+    munmap(r + FUZZ_PAGE + len, FUZZ_PAGE);
+    unguarded += !guard_at(h - FUZZ_PAGE);
+    unguarded += !guard_at(h + len);
+    return unguarded;
+}
+
+void
+fuzz_guard_release(void)
+{
+    int i;
+
+    for (i = 0; i < nguards; i++)
+        munmap(guards[i], FUZZ_PAGE);
+    nguards = 0;
+    if (reserve != NULL) {
+        munmap(reserve, FUZZ_PAGE);
+        munmap((uint8_t *)reserve + reserve_len - FUZZ_PAGE, FUZZ_PAGE);
+        reserve = NULL;
+    }
+}
+
+/* ---- PCI config invariants ---- */
+
+static void
+cfg_read(struct umdev_dev *dev, uint32_t off, void *buf, size_t len)
+{
+    FUZZ_CHECK_EQ(
+        umdev_dev_region_rw(dev, UMDEV_PCI_CONFIG_REGION, off, buf, len, false),
+        0);
+}
+
+void
+fuzz_pci_ro_snapshot(struct umdev_dev *dev, struct fuzz_pci_ro *ro)
+{
+    uint8_t cfg[256];
+    uint8_t at;
+
+    cfg_read(dev, 0, cfg, sizeof(cfg));
+    memcpy(ro->hdr, cfg, sizeof(ro->hdr));
+    ro->ncaps = 0;
+    if (!(cfg[0x06] & 0x10)) /* Status.CapList */
+        return;
+    for (at = cfg[0x34] & 0xfc; at != 0 && ro->ncaps < 48;
+         at = cfg[at + 1] & 0xfc) {
+        ro->cap_at[ro->ncaps] = at;
+        ro->cap_id[ro->ncaps] = cfg[at];
+        ro->cap_next[ro->ncaps] = cfg[at + 1];
+        ro->ncaps++;
+    }
+}
+
+void
+fuzz_pci_ro_check(struct umdev_dev *dev, const struct fuzz_pci_ro *ro)
+{
+    /* vendor, device, revision, class, header type, BIST is not ours,
+     * subsystem, capability pointer, interrupt pin */
+    static const uint8_t ro_bytes[] = { 0x00, 0x01, 0x02, 0x03, 0x08,
+                                        0x09, 0x0a, 0x0b, 0x0e, 0x2c,
+                                        0x2d, 0x2e, 0x2f, 0x34, 0x3d };
+    uint8_t cfg[256];
+    size_t i;
+    int k;
+
+    cfg_read(dev, 0, cfg, sizeof(cfg));
+    for (i = 0; i < sizeof(ro_bytes); i++)
+        FUZZ_CHECK_EQ(cfg[ro_bytes[i]], ro->hdr[ro_bytes[i]]);
+    FUZZ_CHECK_EQ(cfg[0x06] & 0x10, ro->hdr[0x06] & 0x10);
+    /* BAR type bits (memory: 3:0, I/O: 1:0); the upper half of a 64-bit
+     * BAR is all address bits */
+    for (i = 0; i < 6; i++) {
+        uint8_t was = ro->hdr[0x10 + 4 * i];
+        uint8_t mask = (was & 1) ? 0x3 : 0xf;
+
+        FUZZ_CHECK_EQ(cfg[0x10 + 4 * i] & mask, was & mask);
+        if ((was & 0x7) == 0x4)
+            i++;
+    }
+    for (k = 0; k < ro->ncaps; k++) {
+        FUZZ_CHECK_EQ(cfg[ro->cap_at[k]], ro->cap_id[k]);
+        FUZZ_CHECK_EQ(cfg[ro->cap_at[k] + 1], ro->cap_next[k]);
+    }
+}

@@ -1,0 +1,120 @@
+/*
+ * Shared parts of the BAR-stream fuzz targets (accel_bar, serial_bar): a
+ * vfio-user client on a socketpair that the target's device serves on the
+ * fuzzer's thread, the input reader, guest memory with guard pages and
+ * canaries, and the config-space invariants every PCI device must keep.
+ *
+ * Everything aborts on a broken invariant or on a harness failure (so
+ * libFuzzer reports it); nothing here is meant for anything but fuzzing.
+ */
+#ifndef UMDEV_FUZZ_BAR_HARNESS_H
+#define UMDEV_FUZZ_BAR_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "umdev/dev.h"
+
+#define FUZZ_PAGE 4096u
+
+/* Abort with file:line and both operands (STYLE.md "Tests"). */
+#define FUZZ_CHECK_EQ(a, b)                                                    \
+    fuzz_check_eq((uint64_t)(a), (uint64_t)(b), #a, #b, __FILE__, __LINE__)
+#define FUZZ_CHECK(c) fuzz_check_eq(!!(c), 1, #c, "true", __FILE__, __LINE__)
+void fuzz_check_eq(uint64_t a, uint64_t b, const char *sa, const char *sb,
+                   const char *file, int line);
+
+/* ---- the input, consumed front to back; past its end every read is 0 */
+
+struct fuzz_in {
+    const uint8_t *p;
+    size_t n;
+};
+
+uint8_t fuzz_u8(struct fuzz_in *in);
+uint16_t fuzz_u16(struct fuzz_in *in);
+/** @len (<= 8) bytes, little-endian. */
+uint64_t fuzz_bytes(struct fuzz_in *in, size_t len);
+
+/* ---- the client */
+
+struct fuzz_client {
+    struct umdev_dev *dev; /* borrowed */
+    int fd;                /* our end; -1 when detached */
+    uint16_t next_id;
+};
+
+/** Attach @dev to a socketpair and negotiate VERSION. */
+void fuzz_client_attach(struct fuzz_client *c, struct umdev_dev *dev);
+/** Hang up, let the device notice and detach. */
+void fuzz_client_detach(struct fuzz_client *c);
+
+/**
+ * fuzz_client_call() - send one command (with @nfds descriptors), run the
+ * device, read its reply into @reply (@cap bytes; may be NULL). The reply
+ * must be a well-formed reply to this command.
+ * Return: 0, or the errno the device replied with.
+ */
+int fuzz_client_call(struct fuzz_client *c, uint16_t cmd, const void *fixed,
+                     size_t fixed_len, const void *data, size_t data_len,
+                     const int *fds, size_t nfds, void *reply, size_t cap);
+
+/** DMA_MAP [@off, @off+@size) of @fd at @iova. Return: as call. */
+int fuzz_dma_map(struct fuzz_client *c, int fd, uint64_t off, uint64_t iova,
+                 uint64_t size, uint32_t flags);
+int fuzz_dma_unmap(struct fuzz_client *c, uint64_t iova, uint64_t size);
+/** SET_IRQS: eventfd @efd on vectors [@start, @start+@count) of @index
+ * (or, with @efd -1, tear them down). */
+int fuzz_set_irqs(struct fuzz_client *c, uint32_t index, uint32_t start,
+                  uint32_t count, int efd);
+int fuzz_reset(struct fuzz_client *c);
+/** REGION_READ over the socket. Return: as call. */
+int fuzz_region_read(struct fuzz_client *c, uint32_t region, uint64_t off,
+                     void *buf, uint32_t count);
+
+/* ---- guest memory: a memfd of @pages pages with one canary page at
+ * each end of the file (never DMA-mapped; they must never change) */
+
+struct fuzz_guest {
+    int fd;
+    uint8_t *map; /* the harness's view of the whole file */
+    size_t pages; /* between the canaries */
+};
+
+void fuzz_guest_create(struct fuzz_guest *g, size_t pages);
+void fuzz_guest_destroy(struct fuzz_guest *g);
+/** The first byte the device may see (file offset FUZZ_PAGE). */
+uint8_t *fuzz_guest_mem(struct fuzz_guest *g);
+void fuzz_guest_check_canaries(const struct fuzz_guest *g);
+
+/**
+ * fuzz_guard_prepare() - before a DMA_MAP of @len bytes: leave a hole of
+ * @len bytes between two inaccessible pages, where the device's mmap is
+ * likely to land. fuzz_guard_settle() then checks where it landed (the
+ * device's host address of the mapping's first byte is @host): guard
+ * pages are put on both sides of it unless something is there already.
+ * @host NULL: the map failed; the hole is given back.
+ * Return (settle): the sides left unguarded (0..2).
+ */
+void fuzz_guard_prepare(size_t len);
+int fuzz_guard_settle(void *host, size_t len);
+/** Drop every guard (end of an input). */
+void fuzz_guard_release(void);
+
+/* ---- PCI config invariants */
+
+struct fuzz_pci_ro {
+    uint8_t hdr[64];    /* power-on header */
+    uint8_t cap_at[48]; /* capability offsets */
+    uint8_t cap_id[48];
+    uint8_t cap_next[48];
+    int ncaps;
+};
+
+/** Snapshot what must never change (call at power-on). */
+void fuzz_pci_ro_snapshot(struct umdev_dev *dev, struct fuzz_pci_ro *ro);
+/** Identity bytes, BAR type bits and the capability chain are intact. */
+void fuzz_pci_ro_check(struct umdev_dev *dev, const struct fuzz_pci_ro *ro);
+
+#endif /* UMDEV_FUZZ_BAR_HARNESS_H */

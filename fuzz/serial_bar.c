@@ -1,0 +1,346 @@
+/*
+ * libFuzzer target: a stream of BAR (I/O port) accesses, config writes,
+ * host-end traffic, timer runs, DMA mappings and resets against the
+ * serial card (devices/serial: two 16550A ports). Port 0's host end is a
+ * UNIX socket the harness connects to, so received bytes, FIFO overruns,
+ * the RX timeout and the modem lines a connection drives are in reach;
+ * port 1 has none. The device and its event loop run on the fuzzer's
+ * thread, the loop only when the input says (op LOOP, HOST_TX).
+ *
+ * After every operation: config space keeps its identity, BAR type bits
+ * and capability chain; both ports still answer a side-effect-free
+ * register read (SCR); the canaries around guest memory are intact (the
+ * card does no DMA: a mapping must simply change nothing). At the end the
+ * device answers a REGION_READ over the socket, and after it is destroyed
+ * no descriptor is left open.
+ *
+ * Input: ops until it ends, each an opcode byte (mod OP_COUNT) and its
+ * operands (missing operand bytes read as 0):
+ *   BAR0_WR / BAR0_RD / BAR1_WR / BAR1_RD / CFG_WR / CFG_RD
+ *            u16 offset (mod the region's size), u8 width code (as in
+ *            accel_bar.c), the bytes of a write
+ *   HOST_TX  u8 n, n bytes the host end sends; then one loop run
+ *   HOST_RX  read what the device sent to the host end
+ *   HOST_CYCLE  hang up the host end, or connect it again
+ *   LOOP     u8: one loop run waiting (u8 % 3) ms (timers)
+ *   RESET    VFIO_USER_DEVICE_RESET over the socket
+ *   IRQS     u8: bit 0 tear INTx down, else an eventfd on it
+ *   MAP      u8: DMA_MAP of guest memory read-write (bit 0: read-only)
+ *   SOCK_RD  a REGION_READ of port 0's SCR over the socket
+ * fuzz/corpus/serial_bar/ holds hand-made inputs: set the line up,
+ * enable interrupts and FIFOs, send and receive, loopback, overrun.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <linux/vfio.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "bar_harness.h"
+#include "serial.h"
+#include "umdev/loop.h"
+#include "umdev/wire.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define GUEST_PAGES 4u
+#define GUEST_IOVA 0x100000ull
+#define UART_SCR 7
+
+enum op {
+    OP_BAR0_WR,
+    OP_BAR0_RD,
+    OP_BAR1_WR,
+    OP_BAR1_RD,
+    OP_CFG_WR,
+    OP_CFG_RD,
+    OP_HOST_TX,
+    OP_HOST_RX,
+    OP_HOST_CYCLE,
+    OP_LOOP,
+    OP_RESET,
+    OP_IRQS,
+    OP_MAP,
+    OP_SOCK_RD,
+    OP_COUNT,
+};
+
+static bool verbose;
+
+static void
+log_line(void *opaque, int level, const char *line)
+{
+    (void)opaque;
+    if (verbose)
+        fprintf(stderr, "device: %d: %s\n", level, line);
+}
+
+/* Every line is formatted (format bugs show under the sanitizers);
+ * UMDEV_FUZZ_VERBOSE=1 prints them. */
+static const struct umdev_logger fuzz_log = {
+    .fn = log_line,
+    .max_level = LOG_DEBUG,
+};
+
+struct harness {
+    struct umdev_loop *loop;
+    struct serial *s;
+    struct umdev_dev *dev;
+    struct fuzz_client c;
+    struct fuzz_guest g;
+    struct fuzz_pci_ro ro;
+    char path[108]; /* port 0's host end */
+    int host;       /* our connection to it, or -1 */
+    int efd;
+};
+
+static size_t
+width(uint8_t w)
+{
+    static const size_t w4[4] = { 1, 2, 4, 8 };
+
+    return (w & 0x80) ? (size_t)(w & 15) + 1 : w4[w & 3];
+}
+
+static void
+region_access(struct harness *h, struct fuzz_in *in, uint32_t region,
+              uint64_t size, bool is_write)
+{
+    uint8_t buf[16];
+    uint64_t off = fuzz_u16(in) % size;
+    size_t n = width(fuzz_u8(in)), i;
+
+    if (is_write)
+        for (i = 0; i < n; i++)
+            buf[i] = fuzz_u8(in);
+    if (off + n > size)
+        n = (size_t)(size - off);
+    /* Refusals (bounds, the profile) are valid answers. */
+    umdev_dev_region_rw(h->dev, region, off, buf, n, is_write);
+}
+
+static void
+host_connect(struct harness *h)
+{
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+
+    memcpy(a.sun_path, h->path, sizeof(h->path));
+    h->host = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    FUZZ_CHECK(h->host >= 0);
+    if (connect(h->host, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        /* The backlog is full of peers the device has not accepted yet
+         * (it takes one host client at a time): a valid state. */
+        FUZZ_CHECK_EQ(errno, EAGAIN);
+        close(h->host);
+        h->host = -1;
+        return;
+    }
+    /* the device accepts on its loop */
+    umdev_loop_run_once(h->loop, 0);
+}
+
+static void
+host_tx(struct harness *h, struct fuzz_in *in)
+{
+    uint8_t buf[256];
+    size_t n = fuzz_u8(in), i;
+
+    for (i = 0; i < n; i++)
+        buf[i] = fuzz_u8(in);
+    if (h->host >= 0 && n > 0)
+        /* a full socket drops the rest, as a real peer would wait */
+        (void)!send(h->host, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    umdev_loop_run_once(h->loop, 0);
+}
+
+static void
+host_rx(struct harness *h)
+{
+    uint8_t buf[4096];
+
+    if (h->host < 0)
+        return;
+    umdev_loop_run_once(h->loop, 0);
+    while (recv(h->host, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+        ;
+}
+
+static void
+host_cycle(struct harness *h)
+{
+    if (h->host >= 0) {
+        close(h->host);
+        h->host = -1;
+        umdev_loop_run_once(h->loop, 0);
+    } else {
+        host_connect(h);
+    }
+}
+
+static void
+sock_read_scr(struct harness *h)
+{
+    uint8_t v;
+
+    FUZZ_CHECK_EQ(
+        fuzz_region_read(&h->c, UMDEV_PCI_BAR0_REGION, UART_SCR, &v, 1), 0);
+}
+
+static void
+check(struct harness *h)
+{
+    uint8_t v;
+
+    fuzz_pci_ro_check(h->dev, &h->ro);
+    fuzz_guest_check_canaries(&h->g);
+    FUZZ_CHECK_EQ(umdev_dev_region_rw(h->dev, UMDEV_PCI_BAR0_REGION, UART_SCR,
+                                      &v, 1, false),
+                  0);
+    FUZZ_CHECK_EQ(umdev_dev_region_rw(h->dev, UMDEV_PCI_BAR1_REGION, UART_SCR,
+                                      &v, 1, false),
+                  0);
+}
+
+static void
+dma_map(struct harness *h, uint8_t v)
+{
+    uint32_t flags = VFIO_USER_DMA_MAP_FLAG_READ |
+                     ((v & 1) ? 0 : VFIO_USER_DMA_MAP_FLAG_WRITE);
+    size_t len = GUEST_PAGES * FUZZ_PAGE;
+    struct umdev_dma_hold hold;
+
+    fuzz_guard_prepare(len);
+    if (fuzz_dma_map(&h->c, h->g.fd, FUZZ_PAGE, GUEST_IOVA, len, flags) == 0 &&
+        umdev_dma_get(h->dev, GUEST_IOVA, len, UMDEV_DMA_READ, &hold) == 0) {
+        fuzz_guard_settle(hold.ptr, len);
+        umdev_dma_put(h->dev, &hold);
+    } else {
+        fuzz_guard_settle(NULL, len);
+    }
+}
+
+static void
+play(struct harness *h, struct fuzz_in *in)
+{
+    uint8_t v;
+
+    while (in->n > 0) {
+        switch (fuzz_u8(in) % OP_COUNT) {
+        case OP_BAR0_WR:
+            region_access(h, in, UMDEV_PCI_BAR0_REGION, SERIAL_BAR_SIZE, true);
+            break;
+        case OP_BAR0_RD:
+            region_access(h, in, UMDEV_PCI_BAR0_REGION, SERIAL_BAR_SIZE, false);
+            break;
+        case OP_BAR1_WR:
+            region_access(h, in, UMDEV_PCI_BAR1_REGION, SERIAL_BAR_SIZE, true);
+            break;
+        case OP_BAR1_RD:
+            region_access(h, in, UMDEV_PCI_BAR1_REGION, SERIAL_BAR_SIZE, false);
+            break;
+        case OP_CFG_WR:
+            region_access(h, in, UMDEV_PCI_CONFIG_REGION, 256, true);
+            break;
+        case OP_CFG_RD:
+            region_access(h, in, UMDEV_PCI_CONFIG_REGION, 256, false);
+            break;
+        case OP_HOST_TX:
+            host_tx(h, in);
+            break;
+        case OP_HOST_RX:
+            host_rx(h);
+            break;
+        case OP_HOST_CYCLE:
+            host_cycle(h);
+            break;
+        case OP_LOOP:
+            umdev_loop_run_once(h->loop, fuzz_u8(in) % 3);
+            break;
+        case OP_RESET:
+            FUZZ_CHECK_EQ(fuzz_reset(&h->c), 0);
+            break;
+        case OP_IRQS:
+            v = fuzz_u8(in);
+            fuzz_set_irqs(&h->c, VFIO_PCI_INTX_IRQ_INDEX, 0, 1,
+                          (v & 1) ? -1 : h->efd);
+            break;
+        case OP_MAP:
+            dma_map(h, fuzz_u8(in));
+            break;
+        case OP_SOCK_RD:
+            sock_read_scr(h);
+            break;
+        }
+        check(h);
+    }
+}
+
+static int
+count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while (readdir(d) != NULL)
+        n++;
+    closedir(d);
+    return n;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static char dir[64];
+    struct fuzz_in in = { data, size };
+    struct serial_config cfg = { .name = "fuzz" };
+    struct harness h = { .host = -1, .efd = -1 };
+    int fds_before;
+
+    if (size < 1)
+        return 0;
+    verbose = getenv("UMDEV_FUZZ_VERBOSE") != NULL;
+    if (dir[0] == '\0') {
+        /* One directory for the whole run; its socket is made and
+         * removed by each input's device. */
+        snprintf(dir, sizeof(dir), "%s/umdev-fuzz-serial.XXXXXX",
+                 getenv("TMPDIR") != NULL && strlen(getenv("TMPDIR")) < 30
+                     ? getenv("TMPDIR")
+                     : "/tmp");
+        FUZZ_CHECK(mkdtemp(dir) != NULL);
+    }
+    fds_before = count_fds();
+    snprintf(h.path, sizeof(h.path), "%s/port0.sock", dir);
+    cfg.port[0].path = h.path;
+    FUZZ_CHECK_EQ(umdev_loop_create(&h.loop), 0);
+    FUZZ_CHECK_EQ(serial_create(h.loop, &cfg, &fuzz_log, &h.s), 0);
+    h.dev = serial_dev(h.s);
+    h.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    FUZZ_CHECK(h.efd >= 0);
+    fuzz_guest_create(&h.g, GUEST_PAGES);
+    fuzz_client_attach(&h.c, h.dev);
+    fuzz_pci_ro_snapshot(h.dev, &h.ro);
+    host_connect(&h);
+
+    play(&h, &in);
+
+    umdev_loop_run_once(h.loop, 0);
+    sock_read_scr(&h);
+    fuzz_client_detach(&h.c);
+    if (h.host >= 0)
+        close(h.host);
+    serial_destroy(h.s);
+    umdev_loop_destroy(h.loop);
+    fuzz_guest_check_canaries(&h.g);
+    fuzz_guest_destroy(&h.g);
+    fuzz_guard_release();
+    close(h.efd);
+    FUZZ_CHECK_EQ(count_fds(), fds_before);
+    return 0;
+}
