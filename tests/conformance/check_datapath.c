@@ -10,6 +10,13 @@
  *  - testdev (1234:11ef): DMA commands on guest memory mapped with its fd
  *    (DMA_ADDR, DMA_CMD=INVERT, DMA_STATUS per command). Unit: one DMA
  *    command. The message-based DMA fallback is measured too and reported.
+ *  - accel (1234:11ec): queue 0 with its ring and completion records in
+ *    guest memory mapped with its fd, MEMMOVE descriptors kept 32 deep, TAIL
+ *    published in memory, the doorbell rung only when the ring says the
+ *    engine sleeps (event suppression, devices/accel/README.md). Unit: one
+ *    descriptor. Doorbells that wake a sleeping engine are waiting, not
+ *    I/O, like idle polls; there may be at most one per
+ *    ACCEL_WAKE_RATIO_MAX descriptors, and every other message counts.
  *
  * Messages are counted on the client: the commands it sends plus the
  * server's DMA_READ/DMA_WRITE it serves. Polls that find the device not
@@ -35,6 +42,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "accel.h"
 #include "conform.h"
 
 /* Bytes moved each way by the serial generator. */
@@ -45,6 +53,19 @@
 #define TESTDEV_MSG_IOS 200u
 #define TESTDEV_GUEST_SIZE (1u << 20)
 #define TESTDEV_BUF 4096u
+
+/* The accel generator: descriptors, their size, queue depth, ring. */
+#define ACCEL_IOS 20000u
+#define ACCEL_WARMUP 500u
+#define ACCEL_XFER 1024u
+#define ACCEL_DEPTH 32u
+#define ACCEL_RING 64u
+#define ACCEL_GUEST_SIZE (1u << 20)
+#define ACCEL_COMPS_OFF 0x2000u
+#define ACCEL_BUFS_OFF 0x10000u
+/* A driver that keeps the ring fed wakes the engine rarely; one doorbell
+ * per descriptor means event suppression does not work. */
+#define ACCEL_WAKE_RATIO_MAX 20u
 
 /* 16550 registers and bits (PC16550D datasheet names). */
 #define UART_RX 0
@@ -463,6 +484,227 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
+/* accel                                                              */
+
+struct accel_load {
+    struct gen_ctx *g;
+    uint8_t *mem;  /* guest memory, at iova */
+    uint64_t iova;
+    uint32_t tail, published;
+    uint64_t wakeups;
+};
+
+static uint32_t
+ring_word(struct accel_load *a, uint32_t off)
+{
+    return __atomic_load_n((uint32_t *)(a->mem + off), __ATOMIC_ACQUIRE);
+}
+
+/* Publish TAIL; ring the doorbell only when the engine asks for it. */
+static int
+accel_publish(struct accel_load *a)
+{
+    uint32_t old = a->published, one = 1;
+
+    __atomic_store_n((uint32_t *)(a->mem + ACCEL_RING_TAIL), a->tail,
+                     __ATOMIC_RELEASE);
+    a->published = a->tail;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (!accel_ring_need_doorbell(ring_word(a, ACCEL_RING_DOORBELL_NEEDED),
+                                  ring_word(a, ACCEL_RING_WAKE_INDEX), old,
+                                  a->tail))
+        return 0;
+    a->wakeups++;
+    return umdev_client_region_write_posted(a->g->c, 2, 0, &one, 4);
+}
+
+static struct accel_comp *
+accel_comp_of(struct accel_load *a, uint32_t idx)
+{
+    return (struct accel_comp *)(a->mem + ACCEL_COMPS_OFF +
+                                 (idx % ACCEL_RING) * ACCEL_COMP_SIZE);
+}
+
+/* Buffer pair of ring slot @idx: source at 2k, destination at 2k + 1. */
+static uint64_t
+accel_buf(uint32_t idx, unsigned int which)
+{
+    return ACCEL_BUFS_OFF + ((idx % ACCEL_RING) * 2u + which) * ACCEL_XFER;
+}
+
+/* Post descriptor @idx: a MEMMOVE of its slot's source to destination. */
+static void
+accel_post(struct accel_load *a, uint32_t idx)
+{
+    struct accel_desc d = {
+        .opcode = ACCEL_OP_MEMMOVE,
+        .flags = ACCEL_DF_COMP,
+        .size = ACCEL_XFER,
+        .src = a->iova + accel_buf(idx, 0),
+        .dst = a->iova + accel_buf(idx, 1),
+        .comp = a->iova + ACCEL_COMPS_OFF +
+                (uint64_t)(idx % ACCEL_RING) * ACCEL_COMP_SIZE,
+        .tag = idx,
+    };
+
+    fill(a->mem + accel_buf(idx, 0), ACCEL_XFER, idx * 2654435761u + 1);
+    memset(a->mem + accel_buf(idx, 1), 0, ACCEL_XFER);
+    memset(accel_comp_of(a, idx), 0, ACCEL_COMP_SIZE);
+    memcpy(a->mem + ACCEL_RING_DESCS + (idx % ACCEL_RING) * ACCEL_DESC_SIZE, &d,
+           sizeof(d));
+    a->tail = idx + 1;
+}
+
+/*
+ * Run descriptors [first, last) keeping ACCEL_DEPTH in flight; check each
+ * completion and destination. Reaping only polls memory, as a driver
+ * under load does. Return: 0 or -errno after failing @a->g->r.
+ */
+static int
+accel_run(struct accel_load *a, uint32_t first, uint32_t last)
+{
+    uint32_t reaped = first, next = first;
+    double deadline = cf_now() + a->g->cf->timeout_ms / 1000.0;
+    int rc = 0;
+
+    while (reaped < last) {
+        struct accel_comp *cr;
+        uint8_t st;
+
+        if (next < last && next - reaped < ACCEL_DEPTH) {
+            while (next < last && next - reaped < ACCEL_DEPTH)
+                accel_post(a, next++);
+            rc = accel_publish(a);
+            if (rc < 0) {
+                cf_fail(a->g->r, "doorbell: %s", cf_errname(-rc));
+                return rc;
+            }
+        }
+        cr = accel_comp_of(a, reaped);
+        st = __atomic_load_n(&cr->status, __ATOMIC_ACQUIRE);
+        if (st == ACCEL_ST_NONE) {
+            if (cf_now() > deadline) {
+                cf_fail(a->g->r,
+                        "descriptor %u did not complete (HEAD %u, TAIL %u)",
+                        reaped, ring_word(a, ACCEL_RING_HEAD), a->tail);
+                return -ETIMEDOUT;
+            }
+            continue;
+        }
+        if (st != ACCEL_ST_SUCCESS || cr->tag != reaped ||
+            cr->bytes != ACCEL_XFER ||
+            memcmp(a->mem + accel_buf(reaped, 0),
+                   a->mem + accel_buf(reaped, 1), ACCEL_XFER) != 0) {
+            cf_fail(a->g->r,
+                    "descriptor %u: status 0x%02x, tag %" PRIu64 ", %u bytes%s",
+                    reaped, st, cr->tag, cr->bytes,
+                    st == ACCEL_ST_SUCCESS ? ", destination differs" : "");
+            return -EIO;
+        }
+        reaped++;
+        deadline = cf_now() + a->g->cf->timeout_ms / 1000.0;
+    }
+    return 0;
+}
+
+static int
+accel_reg_wr(struct umdev_client *c, uint64_t off, uint64_t v, size_t n)
+{
+    return umdev_client_region_write(c, 0, off, &v, n);
+}
+
+static int
+gen_accel(struct gen_ctx *g)
+{
+    const uint32_t rw =
+        VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE;
+    struct accel_load a = { .g = g, .iova = 1ull << 32 };
+    uint16_t cmd = 0x0006; /* Command: memory space, bus master */
+    uint64_t m0, m1, w0;
+    uint32_t status = 0;
+    void *mem = MAP_FAILED;
+    int fd, rc;
+
+    snprintf(g->where, sizeof(g->where),
+             "queue 0, MEMMOVE of %u B, %u in flight, event suppression",
+             ACCEL_XFER, ACCEL_DEPTH);
+    fd = memfd_create("umdev-conform-guest", MFD_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, ACCEL_GUEST_SIZE) < 0) {
+        cf_fail(g->r, "memfd: %s", strerror(errno));
+        goto out;
+    }
+    mem = mmap(NULL, ACCEL_GUEST_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+               0);
+    if (mem == MAP_FAILED) {
+        cf_fail(g->r, "mmap: %s", strerror(errno));
+        goto out;
+    }
+    a.mem = mem;
+    rc = umdev_client_dma_map(g->c, a.iova, ACCEL_GUEST_SIZE, mem, fd, 0, rw);
+    if (rc == 0)
+        rc = umdev_client_region_write(g->c, VFIO_PCI_CONFIG_REGION_INDEX,
+                                       0x04, &cmd, 2);
+    if (rc == 0)
+        rc = accel_reg_wr(g->c, ACCEL_REG_DEVCTL, ACCEL_DEVCTL_ENABLE, 4);
+    if (rc == 0)
+        rc = accel_reg_wr(g->c, ACCEL_REG_QUEUE(0) + ACCEL_Q_RING_BASE, a.iova,
+                          8);
+    if (rc == 0)
+        rc = accel_reg_wr(g->c, ACCEL_REG_QUEUE(0) + ACCEL_Q_RING_SIZE,
+                          ACCEL_RING, 4);
+    if (rc == 0)
+        rc = accel_reg_wr(g->c, ACCEL_REG_QUEUE(0) + ACCEL_Q_PRIORITY, 1, 4);
+    if (rc == 0)
+        rc = accel_reg_wr(g->c, ACCEL_REG_QUEUE(0) + ACCEL_Q_CTRL,
+                          ACCEL_Q_CTRL_ENABLE, 4);
+    if (rc == 0)
+        rc = umdev_client_region_read(g->c, 0,
+                                      ACCEL_REG_QUEUE(0) + ACCEL_Q_STATUS,
+                                      &status, 4);
+    if (rc < 0) {
+        cf_fail(g->r, "programming queue 0: %s", cf_errname(-rc));
+        goto out;
+    }
+    if (ACCEL_Q_STATUS_STATE(status) != ACCEL_QS_ENABLED) {
+        cf_fail(g->r, "queue 0 did not enable: STATUS 0x%08x", status);
+        goto out;
+    }
+    /* The engine starts asleep: the first doorbell is its wake-up, not
+     * steady load. */
+    if (accel_run(&a, 0, ACCEL_WARMUP) < 0)
+        goto out;
+    m0 = msgs_now(g->c, NULL);
+    w0 = a.wakeups;
+    rc = accel_run(&a, ACCEL_WARMUP, ACCEL_WARMUP + ACCEL_IOS);
+    m1 = msgs_now(g->c, NULL);
+    g->ph[g->nph++] = (struct phase){ "ring", "desc", ACCEL_IOS, m1 - m0,
+                                      a.wakeups - w0 };
+    if (rc < 0)
+        goto out;
+    if ((a.wakeups - w0) * ACCEL_WAKE_RATIO_MAX > ACCEL_IOS) {
+        cf_fail(g->r,
+                "%" PRIu64 " doorbells for %u descriptors kept %u deep: "
+                "more than one per %u, event suppression does not hold",
+                a.wakeups - w0, ACCEL_IOS, ACCEL_DEPTH, ACCEL_WAKE_RATIO_MAX);
+        goto out;
+    }
+    rc = accel_reg_wr(g->c, ACCEL_REG_QUEUE(0) + ACCEL_Q_CTRL, 0, 4);
+    if (rc == 0)
+        rc = umdev_client_dma_unmap(g->c, a.iova, ACCEL_GUEST_SIZE);
+    if (rc < 0) {
+        cf_fail(g->r, "disabling queue 0: %s", cf_errname(-rc));
+        goto out;
+    }
+    g->moved = true;
+out:
+    if (mem != MAP_FAILED)
+        munmap(mem, ACCEL_GUEST_SIZE);
+    if (fd >= 0)
+        close(fd);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 
 struct generator {
     uint16_t vendor, device;
@@ -474,6 +716,8 @@ struct generator {
 static const struct generator generators[] = {
     { 0x4348, 0x3253, "serial (polled 16550 on port 0)", gen_serial, 2 },
     { 0x1234, 0x11ef, "testdev (DMA commands)", gen_testdev, 1 },
+    { ACCEL_VENDOR_ID, ACCEL_DEVICE_ID, "accel (descriptor ring)", gen_accel,
+      1 },
 };
 
 void
@@ -521,7 +765,7 @@ check_datapath(struct conform *cf, struct cf_result *r)
 
         cf_note(r,
                 "%s: %" PRIu64 " %s in %" PRIu64 " messages, %" PRIu64
-                " of them idle polls = %.3f msgs/%s%s",
+                " of them waiting (idle polls, wake-ups) = %.3f msgs/%s%s",
                 ph->what, ph->ios, ph->unit, ph->msgs, ph->idle, per, ph->unit,
                 i < gen->nrule ? "" : " (reported only)");
         if (i < gen->nrule && per > worst)

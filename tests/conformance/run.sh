@@ -5,6 +5,7 @@
 #
 #   run.sh serial        CONFORM UMDEV_SERVE   [KIT OPTIONS...]
 #   run.sh testdev       CONFORM UMDEV_TESTDEV [KIT OPTIONS...]
+#   run.sh accel-K       CONFORM UMDEV_ACCEL_SERVE [KIT OPTIONS...]
 #   run.sh serial_daemon CONFORM UMDEVD UMDEVCTL [KIT OPTIONS...]
 #
 # Environment: CONFORM_FUZZ_SECONDS (default 5), CONFORM_KEEP=1 keeps the
@@ -12,7 +13,7 @@
 set -eu
 
 usage() {
-    echo "usage: run.sh serial|testdev CONFORM SERVER [OPTS...]" >&2
+    echo "usage: run.sh serial|testdev|accel-K CONFORM SERVER [OPTS...]" >&2
     echo "       run.sh serial_daemon CONFORM UMDEVD UMDEVCTL [OPTS...]" >&2
     exit 2
 }
@@ -98,6 +99,19 @@ serial | testdev)
     server_pid=$!
     wait_for_socket "$sock" "$server_pid"
     timeout -k 5 60 "$conform" "$sock" --fuzz-seconds "$fuzz" "$@"
+    ;;
+accel-1 | accel-2 | accel-4)
+    # The profile comes from the server itself: the kit then checks that
+    # the framework enforces exactly what the device declares.
+    server=$1
+    shift
+    sock=$dir/dev.sock
+    "$server" --socket "$sock" --queues "${mode#accel-}" --threads 2 \
+        --profile-json "$dir/profile.json" >"$dir/server.log" 2>&1 &
+    server_pid=$!
+    wait_for_socket "$sock" "$server_pid"
+    timeout -k 5 60 "$conform" "$sock" --fuzz-seconds "$fuzz" \
+        --profile "$dir/profile.json" "$@"
     ;;
 serial_daemon)
     [ $# -ge 2 ] || usage
