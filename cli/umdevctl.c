@@ -6,7 +6,11 @@
  * 3 the daemon cannot be reached.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,6 +18,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -41,6 +47,9 @@ struct verb {
 };
 
 static const struct verb *find_verb(const char *name);
+static size_t alen(struct json_object *a);
+static const char *jstr(struct json_object *o, const char *key,
+                        const char *dflt);
 static void print_verb_help(const char *name);
 
 static int
@@ -806,6 +815,29 @@ print_info(struct json_object *r)
     printf("  counters:\n");
     json_object_object_foreach(json_object_object_get(dev, "counters"), k, cv)
         printf("    %-14s %s\n", k, json_object_get_string(cv));
+    if (json_object_object_get_ex(dev, "profile", &v)) {
+        struct json_object *regs = json_object_object_get(v, "regions");
+        int64_t rd = 0, wr = 0;
+        size_t nregs = 0, ri;
+
+        for (i = 0; i < alen(regs); i++) {
+            struct json_object *tr = json_object_object_get(
+                json_object_array_get_idx(regs, i), "trapped");
+
+            for (ri = 0; ri < alen(tr); ri++) {
+                struct json_object *t = json_object_array_get_idx(tr, ri);
+
+                rd += json_object_get_int64(json_object_object_get(t,
+                                                                   "reads"));
+                wr += json_object_get_int64(
+                    json_object_object_get(t, "writes"));
+                nregs++;
+            }
+        }
+        printf("  traps: %lld reads, %lld writes on %zu declared registers; "
+               "%s refused (umdevctl stats has the detail)\n",
+               (long long)rd, (long long)wr, nregs, str(v, "refused"));
+    }
     if (json_object_object_get_ex(dev, "endpoints", &a)) {
         printf("  endpoints:\n");
         /* A parent describes each endpoint as {kind, host_end[, path]}. */
@@ -863,6 +895,666 @@ verb_version(struct ctx *c, int argc, char **argv)
                str(r, "protocol"));
     json_object_put(r);
     return 0;
+}
+
+/* ---- audit ------------------------------------------------------------- */
+
+/* The length of @a, 0 when it is not an array (a field a reply lacks). */
+static size_t
+alen(struct json_object *a)
+{
+    return json_object_is_type(a, json_type_array)
+               ? json_object_array_length(a)
+               : 0;
+}
+
+/* Bound on one conformance run beyond its fuzz time (seconds). */
+#define AUDIT_KIT_MARGIN_S 180
+
+static volatile sig_atomic_t interrupted;
+
+static void
+on_interrupt(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Where umdev-conform is: next to this umdevctl (where `cmake --install`
+ * puts both), else $UMDEV_CONFORM. Return: 0 with @out filled, or -1.
+ */
+static int
+find_conform(char *out, size_t len, char *self, size_t selflen)
+{
+    const char *env = getenv("UMDEV_CONFORM");
+    ssize_t n = readlink("/proc/self/exe", self, selflen - 1);
+    char *slash;
+
+    if (n > 0) {
+        self[n] = '\0';
+        slash = strrchr(self, '/');
+        if (slash != NULL &&
+            snprintf(out, len, "%.*s/umdev-conform", (int)(slash - self),
+                     self) < (int)len &&
+            access(out, X_OK) == 0)
+            return 0;
+    } else {
+        /* The kit then finds umdevctl on PATH. */
+        snprintf(self, selflen, "umdevctl");
+    }
+    if (env != NULL && env[0] != '\0' && access(env, X_OK) == 0) {
+        snprintf(out, len, "%s", env);
+        return 0;
+    }
+    fprintf(stderr,
+            "umdevctl audit: umdev-conform is neither next to umdevctl (%s) "
+            "nor named by UMDEV_CONFORM%s%s\n",
+            self, env ? ": not executable: " : "",
+            env ? env : "");
+    return -1;
+}
+
+/*
+ * Run the kit against @sock with its arguments, collecting its JSON on
+ * stdout. Return: the parsed array (caller puts it), or NULL after a
+ * message.
+ */
+static struct json_object *
+run_kit(struct ctx *c, const char *conform, const char *self,
+        const char *sock, const char *uuid, const char *profile,
+        const char *fuzz)
+{
+    int64_t deadline = mono_ms() + (AUDIT_KIT_MARGIN_S + atoi(fuzz)) * 1000;
+    struct json_object *kit = NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int p[2], status = 0;
+    bool killed = false;
+    pid_t pid;
+
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        perror("umdevctl audit: pipe");
+        return NULL;
+    }
+    pid = fork();
+    if (pid < 0) {
+        perror("umdevctl audit: fork");
+        close(p[0]);
+        close(p[1]);
+        return NULL;
+    }
+    if (pid == 0) {
+        /* The kit reads counters with `umdevctl info` of this daemon. */
+        setenv("UMDEV_CONTROL", c->control, 1);
+        dup2(p[1], STDOUT_FILENO);
+        execl(conform, conform, sock, "--json", "--profile", profile,
+              "--daemon-uuid", uuid, "--umdevctl", self, "--fuzz-seconds",
+              fuzz, (char *)NULL);
+        fprintf(stderr, "umdevctl audit: cannot run %s: %s\n", conform,
+                strerror(errno));
+        _exit(127);
+    }
+    close(p[1]);
+    for (;;) {
+        struct pollfd pfd = { .fd = p[0], .events = POLLIN };
+        int64_t left = deadline - mono_ms();
+        ssize_t n;
+
+        if (interrupted || left <= 0) {
+            fprintf(stderr, "umdevctl audit: %s; stopping the kit\n",
+                    interrupted ? "interrupted" : "the kit ran too long");
+            kill(pid, SIGKILL);
+            killed = true;
+            break;
+        }
+        if (poll(&pfd, 1, left > 1000 ? 1000 : (int)left) <= 0)
+            continue;
+        if (len + 4096 > cap) {
+            char *b = realloc(buf, cap ? cap * 2 : 65536);
+
+            if (b == NULL)
+                break;
+            buf = b;
+            cap = cap ? cap * 2 : 65536;
+        }
+        n = read(p[0], buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(p[0]);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!killed && buf != NULL) {
+        buf[len] = '\0';
+        kit = json_tokener_parse(buf);
+    }
+    free(buf);
+    if (killed)
+        ;
+    else if (!WIFEXITED(status) || WEXITSTATUS(status) > 1)
+        fprintf(stderr, "umdevctl audit: umdev-conform failed (%s %d); see "
+                        "its messages above\n",
+                WIFEXITED(status) ? "exit status" : "signal",
+                WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    else if (kit == NULL || !json_object_is_type(kit, json_type_array))
+        fprintf(stderr, "umdevctl audit: umdev-conform printed no JSON "
+                        "array\n");
+    else
+        return kit;
+    json_object_put(kit);
+    return NULL;
+}
+
+/*
+ * --conformance: a private transient instance of the type owned by the
+ * caller, the kit against it with the type's own profile, then stopped
+ * whatever happened. Return: the kit's array, or NULL after a message.
+ */
+static struct json_object *
+conformance_run(struct ctx *c, struct json_object *first, const char *fuzz)
+{
+    char conform[PATH_MAX], self[PATH_MAX], profile[] =
+        "/tmp/umdevctl-profile-XXXXXX";
+    struct json_object *doc = json_object_object_get(first, "audit");
+    struct json_object *prof = json_object_object_get(doc, "profile");
+    struct json_object *args, *r = NULL, *inst, *kit = NULL;
+    struct sigaction sa = { .sa_handler = on_interrupt }, oi, ot;
+    char uuid[64], sock[PATH_MAX];
+    int fd;
+
+    if (find_conform(conform, sizeof(conform), self, sizeof(self)) < 0)
+        return NULL;
+    if (prof == NULL) {
+        fprintf(stderr, "umdevctl audit: the type declares no profile; the "
+                        "kit has nothing to check it against\n");
+        return NULL;
+    }
+    fd = mkstemp(profile);
+    if (fd < 0 || json_object_to_fd(fd, prof, JSON_C_TO_STRING_PLAIN) < 0) {
+        perror("umdevctl audit: profile file");
+        if (fd >= 0) {
+            close(fd);
+            unlink(profile);
+        }
+        return NULL;
+    }
+    close(fd);
+    args = json_object_new_object();
+    json_object_object_add(args, "parent",
+                           json_object_new_string(jstr(first, "parent", "")));
+    json_object_object_add(args, "type",
+                           json_object_new_string(jstr(first, "type", "")));
+    if (getuid() != 0) {
+        /* The kit connects as us: the socket and host ends must be ours. */
+        struct json_object *own = json_object_new_object();
+
+        json_object_object_add(own, "uid", json_object_new_int64(getuid()));
+        json_object_object_add(own, "gid", json_object_new_int64(getgid()));
+        json_object_object_add(args, "owner", own);
+    }
+    if (call(c, "start", args, &r) != 0) {
+        unlink(profile);
+        return NULL;
+    }
+    inst = json_object_object_get(r, "instance");
+    snprintf(uuid, sizeof(uuid), "%s", str(inst, "uuid"));
+    snprintf(sock, sizeof(sock), "%s", str(inst, "socket"));
+    json_object_put(r);
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &oi);
+    sigaction(SIGTERM, &sa, &ot);
+    kit = run_kit(c, conform, self, sock, uuid, profile, fuzz);
+    sigaction(SIGINT, &oi, NULL);
+    sigaction(SIGTERM, &ot, NULL);
+    unlink(profile);
+    args = json_object_new_object();
+    json_object_object_add(args, "uuid", json_object_new_string(uuid));
+    json_object_object_add(args, "grace_ms", json_object_new_int(0));
+    if (call(c, "stop", args, &r) == 0)
+        json_object_put(r);
+    else
+        fprintf(stderr, "umdevctl audit: could not stop instance %s\n", uuid);
+    if (interrupted) {
+        json_object_put(kit);
+        return NULL;
+    }
+    return kit;
+}
+
+static const char *
+jstr(struct json_object *o, const char *key, const char *dflt)
+{
+    struct json_object *v;
+
+    if (o == NULL || !json_object_object_get_ex(o, key, &v) || v == NULL)
+        return dflt;
+    return json_object_get_string(v);
+}
+
+static void
+print_widths(struct json_object *t)
+{
+    struct json_object *w = json_object_object_get(t, "widths");
+    size_t i;
+
+    for (i = 0; i < alen(w); i++)
+        printf("%s%s", i ? "/" : "",
+               json_object_get_string(json_object_array_get_idx(w, i)));
+    if (json_object_get_boolean(json_object_object_get(t, "bulk")))
+        printf("%sbulk", i ? "/" : "");
+}
+
+static void
+print_profile(struct json_object *p)
+{
+    struct json_object *dp = json_object_object_get(p, "data_path");
+    struct json_object *regs = json_object_object_get(p, "regions");
+    struct json_object *cfg = json_object_object_get(p, "config");
+    struct json_object *a;
+    size_t i, j;
+
+    printf("profile:\n  data path: %s, at most %s socket messages per %s",
+           jstr(dp, "kind", "?"), jstr(dp, "max_msgs_per_io", "?"),
+           jstr(dp, "unit", "I/O"));
+    if (json_object_object_get_ex(dp, "note", &a))
+        printf(" (%s)", json_object_get_string(a));
+    printf("\n");
+    for (i = 0; i < alen(regs); i++) {
+        struct json_object *r = json_object_array_get_idx(regs, i);
+        struct json_object *mm = json_object_object_get(r, "mmap");
+        struct json_object *tr = json_object_object_get(r, "trapped");
+
+        printf("  %s (region %s, %s bytes): %zu trapped registers, ",
+               jstr(r, "name", "?"), jstr(r, "index", "?"),
+               jstr(r, "size", "?"), alen(tr));
+        if (alen(mm) == 0)
+            printf("nothing direct\n");
+        for (j = 0; j < alen(mm); j++) {
+            struct json_object *m = json_object_array_get_idx(mm, j);
+
+            printf("%sdirect (mmappable) 0x%llx+0x%llx", j ? ", " : "",
+                   (unsigned long long)json_object_get_int64(
+                       json_object_object_get(m, "offset")),
+                   (unsigned long long)json_object_get_int64(
+                       json_object_object_get(m, "size")));
+        }
+        if (j > 0)
+            printf("\n");
+        for (j = 0; j < alen(tr); j++) {
+            struct json_object *t = json_object_array_get_idx(tr, j);
+
+            printf("    0x%04llx %-14s %4s bytes, widths ",
+                   (unsigned long long)json_object_get_int64(
+                       json_object_object_get(t, "offset")),
+                   jstr(t, "name", "?"), jstr(t, "size", "?"));
+            print_widths(t);
+            printf(", %s%s%s: %s\n", jstr(t, "access", "?"),
+                   json_object_get_boolean(
+                       json_object_object_get(t, "data_path"))
+                       ? ", data path"
+                       : ", control",
+                   json_object_get_boolean(
+                       json_object_object_get(t, "volatile"))
+                       ? ", volatile"
+                       : "",
+                   jstr(t, "purpose", ""));
+        }
+    }
+    if (cfg != NULL) {
+        printf("  config space: %s bytes; writable bits:\n",
+               jstr(cfg, "size", "?"));
+        a = json_object_object_get(cfg, "writable");
+        for (i = 0; i < alen(a); i++) {
+            struct json_object *w = json_object_array_get_idx(a, i);
+
+            printf("    %-6s rw %-10s w1c %s\n", jstr(w, "offset", "?"),
+                   jstr(w, "rw", "?"), jstr(w, "w1c", "?"));
+        }
+        a = json_object_object_get(cfg, "capabilities");
+        printf("  capabilities:%s", alen(a) ? "" :
+                                                                   " none");
+        for (i = 0; i < alen(a); i++) {
+            struct json_object *cp = json_object_array_get_idx(a, i);
+
+            printf(" id %s at %s%s", jstr(cp, "id", "?"),
+                   jstr(cp, "offset", "?"),
+                   i + 1 < alen(a) ? "," : "");
+        }
+        printf("\n");
+    }
+    a = json_object_object_get(p, "irqs");
+    printf("  irqs:");
+    for (i = 0; i < alen(a); i++) {
+        struct json_object *q = json_object_array_get_idx(a, i);
+
+        printf(" %s (%s)", jstr(q, "name", "?"), jstr(q, "count", "?"));
+    }
+    printf("\n");
+}
+
+static void
+print_audit(struct json_object *r)
+{
+    struct json_object *doc = json_object_object_get(r, "audit");
+    struct json_object *crit = json_object_object_get(doc, "criteria");
+    struct json_object *p = json_object_object_get(doc, "profile");
+    size_t i;
+
+    printf("audit of %s (parent %s)\n", jstr(r, "type", "?"),
+           jstr(r, "parent", "?"));
+    if (p != NULL)
+        print_profile(p);
+    else
+        printf("profile: none declared\n");
+    printf("criteria:\n");
+    for (i = 0; i < alen(crit); i++) {
+        struct json_object *k = json_object_array_get_idx(crit, i);
+
+        printf("  %s. %-8s %s\n       %s\n", jstr(k, "id", "?"),
+               jstr(k, "verdict", "?"), jstr(k, "name", ""),
+               jstr(k, "evidence", ""));
+    }
+    printf("verdict: %s%s\n", jstr(doc, "verdict", "?"),
+           strcmp(jstr(doc, "verdict", ""), "incomplete") == 0
+               ? " (criteria marked 'not run' need --conformance)"
+               : "");
+}
+
+static int
+verb_audit(struct ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "type", required_argument, NULL, 't' },
+        { "conformance", no_argument, NULL, 'C' },
+        { "fuzz-seconds", required_argument, NULL, 'F' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *type = NULL, *fuzz = "10";
+    struct json_object *args, *r, *kit;
+    bool conformance = false, fuzz_set = false;
+    int ch, rc;
+
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 't':
+            type = optarg;
+            break;
+        case 'C':
+            conformance = true;
+            break;
+        case 'F': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+
+            if (end == optarg || *end != '\0' || n < 1 || n > 3600)
+                return usage_error("audit", "--fuzz-seconds takes 1 to "
+                                            "3600; got '%s'",
+                                   optarg);
+            fuzz = optarg;
+            fuzz_set = true;
+            break;
+        }
+        case 'h':
+            print_verb_help("audit");
+            return 0;
+        default:
+            return usage_error("audit", "bad option");
+        }
+    }
+    if (type == NULL && optind + 1 == argc)
+        type = argv[optind++];
+    if (optind != argc)
+        return usage_error("audit", "unexpected argument '%s'",
+                           argv[optind]);
+    if (type == NULL)
+        return usage_error("audit", "TYPE is required");
+    if (fuzz_set && !conformance)
+        return usage_error("audit", "--fuzz-seconds needs --conformance");
+    args = json_object_new_object();
+    json_object_object_add(args, "type", json_object_new_string(type));
+    rc = call(c, "audit", args, &r);
+    if (rc != 0)
+        return rc;
+    if (conformance) {
+        kit = conformance_run(c, r, fuzz);
+        if (kit == NULL) {
+            json_object_put(r);
+            return EXIT_REFUSED;
+        }
+        json_object_put(r);
+        args = json_object_new_object();
+        json_object_object_add(args, "type", json_object_new_string(type));
+        json_object_object_add(args, "conformance", kit);
+        rc = call(c, "audit", args, &r);
+        if (rc != 0)
+            return rc;
+    }
+    if (c->json)
+        print_json(json_object_object_get(r, "audit"));
+    else
+        print_audit(r);
+    rc = json_object_get_boolean(json_object_object_get(r, "all_pass"))
+             ? 0
+             : EXIT_REFUSED;
+    json_object_put(r);
+    return rc;
+}
+
+/* ---- stats ------------------------------------------------------------- */
+
+/* "N" or, with a previous sample, "N (+D)". */
+static void
+num(const char *label, int64_t v, struct json_object *prev_obj,
+    const char *key, bool have_prev)
+{
+    struct json_object *pv;
+    int64_t d = 0;
+
+    if (have_prev && prev_obj != NULL &&
+        json_object_object_get_ex(prev_obj, key, &pv))
+        d = v - json_object_get_int64(pv);
+    printf("%s %lld", label, (long long)v);
+    if (d != 0)
+        printf(" (%+lld)", (long long)d);
+}
+
+static struct json_object *
+find_named(struct json_object *arr, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < alen(arr); i++) {
+        struct json_object *o = json_object_array_get_idx(arr, i);
+
+        if (strcmp(jstr(o, "name", ""), name) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+static void
+print_stats(struct json_object *s, struct json_object *prev)
+{
+    struct json_object *ctr = json_object_object_get(s, "counters");
+    struct json_object *pctr = prev ? json_object_object_get(prev, "counters")
+                                    : NULL;
+    struct json_object *regs = json_object_object_get(s, "regions");
+    struct json_object *pregs = prev ? json_object_object_get(prev, "regions")
+                                     : NULL;
+    size_t i, j, n = 0;
+
+    printf("%s (%s, %s)\n ", jstr(s, "uuid", "?"), jstr(s, "type", "?"),
+           jstr(s, "state", "?"));
+    json_object_object_foreach(ctr, k, v)
+    {
+        printf("%s", n++ % 4 == 0 && n > 1 ? "\n " : "");
+        num(" ", json_object_get_int64(v), pctr, k, prev != NULL);
+        printf(" %s", k);
+    }
+    printf("\n ");
+    num(" refused", json_object_get_int64(json_object_object_get(s,
+                                                                 "refused")),
+        prev, "refused", prev != NULL);
+    printf(" (accesses outside the mediation profile)\n");
+    for (i = 0; i < alen(regs); i++) {
+        struct json_object *r = json_object_array_get_idx(regs, i);
+        struct json_object *pr = find_named(pregs, jstr(r, "name", ""));
+        struct json_object *tr = json_object_object_get(r, "registers");
+        size_t quiet = 0;
+
+        printf("  %s trapped:", jstr(r, "name", "?"));
+        num(" reads", json_object_get_int64(json_object_object_get(r, "reads")),
+            pr, "reads", prev != NULL);
+        num(", writes",
+            json_object_get_int64(json_object_object_get(r, "writes")), pr,
+            "writes", prev != NULL);
+        printf("\n");
+        for (j = 0; j < alen(tr); j++) {
+            struct json_object *t = json_object_array_get_idx(tr, j);
+            struct json_object *pt =
+                pr ? find_named(json_object_object_get(pr, "registers"),
+                                jstr(t, "name", ""))
+                   : NULL;
+            int64_t rd = json_object_get_int64(json_object_object_get(t,
+                                                                      "reads"));
+            int64_t wr = json_object_get_int64(
+                json_object_object_get(t, "writes"));
+
+            if (rd == 0 && wr == 0) {
+                quiet++;
+                continue;
+            }
+            printf("    %-16s", jstr(t, "name", "?"));
+            num(" reads", rd, pt, "reads", prev != NULL);
+            num(", writes", wr, pt, "writes", prev != NULL);
+            printf("\n");
+        }
+        if (quiet > 0)
+            printf("    (%zu registers not accessed)\n", quiet);
+    }
+    fflush(stdout);
+}
+
+static int
+verb_stats(struct ctx *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "uuid", required_argument, NULL, 'u' },
+        { "watch", optional_argument, NULL, 'w' },
+        { "count", required_argument, NULL, 'n' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct sigaction sa = { .sa_handler = on_interrupt };
+    const char *uuid = NULL;
+    struct json_object *prev = NULL, *r;
+    double interval = 0;
+    long count = 1, i;
+    bool watch = false, count_set = false;
+    int ch, rc = 0;
+
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "u:w::n:h", opts, NULL)) != -1) {
+        char *end;
+
+        switch (ch) {
+        case 'u':
+            uuid = optarg;
+            break;
+        case 'w':
+            watch = true;
+            interval = 1;
+            /* --watch SECONDS as well as --watch=SECONDS. */
+            if (optarg == NULL && optind < argc &&
+                strspn(argv[optind], "0123456789.") == strlen(argv[optind]) &&
+                argv[optind][0] != '\0')
+                optarg = argv[optind++];
+            if (optarg != NULL) {
+                interval = strtod(optarg, &end);
+                if (end == optarg || *end != '\0' || interval < 0.1 ||
+                    interval > 3600)
+                    return usage_error("stats", "--watch takes 0.1 to 3600 "
+                                                "seconds; got '%s'",
+                                       optarg);
+            }
+            break;
+        case 'n':
+            count = strtol(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || count < 1 ||
+                count > 1000000)
+                return usage_error("stats", "--count takes 1 to 1000000; "
+                                            "got '%s'",
+                                   optarg);
+            count_set = true;
+            break;
+        case 'h':
+            print_verb_help("stats");
+            return 0;
+        default:
+            return usage_error("stats", "bad option");
+        }
+    }
+    if (uuid == NULL && optind + 1 == argc)
+        uuid = argv[optind++];
+    if (optind != argc)
+        return usage_error("stats", "unexpected argument '%s'",
+                           argv[optind]);
+    if (uuid == NULL)
+        return usage_error("stats", "UUID is required");
+    if (count_set && !watch)
+        return usage_error("stats", "--count needs --watch");
+    sigemptyset(&sa.sa_mask);
+    if (watch)
+        sigaction(SIGINT, &sa, NULL);
+    for (i = 0; !interrupted; i++) {
+        struct json_object *args = json_object_new_object();
+
+        json_object_object_add(args, "uuid", json_object_new_string(uuid));
+        rc = call(c, "stats", args, &r);
+        if (rc != 0)
+            break;
+        if (c->json) {
+            printf("%s\n", json_object_to_json_string_ext(
+                               r, watch ? JSON_C_TO_STRING_PLAIN
+                                        : JSON_C_TO_STRING_PRETTY));
+            fflush(stdout);
+        } else {
+            if (watch)
+                printf("%s--- sample %ld\n", i ? "\n" : "", i + 1);
+            print_stats(r, prev);
+        }
+        json_object_put(prev);
+        prev = r;
+        if (!watch || (count_set && i + 1 >= count))
+            break;
+        {
+            double whole = (double)(time_t)interval;
+            struct timespec ts = {
+                .tv_sec = (time_t)whole,
+                .tv_nsec = (long)((interval - whole) * 1e9),
+            };
+
+            while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !interrupted)
+                ;
+        }
+    }
+    json_object_put(prev);
+    return rc;
 }
 
 /* The instance options define, start and modify share. */
@@ -950,6 +1642,31 @@ static const struct verb verbs[] = {
       "  -u, --uuid U       the instance; a running one also reports its "
       "device\n",
       verb_info },
+    { "stats", "-u UUID | UUID [--watch [SECONDS]] [--count N] [--json]",
+      "trap, refusal, DMA, IRQ and error counters of a running instance",
+      "  -u, --uuid U       the instance (it must be running)\n"
+      "  --watch [SECONDS]  print again every SECONDS (default 1, 0.1 to "
+      "3600)\n"
+      "                     with the change since the last sample, until "
+      "SIGINT\n"
+      "  --count N          with --watch: stop after N samples\n"
+      "With --json, one result object (one line each with --watch).\n",
+      verb_stats },
+    { "audit", "TYPE [--conformance [--fuzz-seconds N]] [--json]",
+      "check a type against docs/CRITERIA.md",
+      "  -t, --type T       the type (e.g. serial-2port)\n"
+      "  --conformance      also run umdev-conform against a private "
+      "transient\n"
+      "                     instance of T (found next to umdevctl, else "
+      "at\n"
+      "                     $UMDEV_CONFORM), so criteria 2, 4, 5, 6 get "
+      "verdicts\n"
+      "  --fuzz-seconds N   length of the kit's fuzz run (default 10)\n"
+      "Prints the mediation profile and a verdict per criterion with its\n"
+      "evidence; --json prints the audit document. Exit status: 0 every\n"
+      "criterion passed, 1 one failed or did not run (or refused), 2 "
+      "usage.\n",
+      verb_audit },
     { "version", "[--json]", "daemon and protocol version", "", verb_version },
 };
 

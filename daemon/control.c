@@ -1,8 +1,8 @@
 /*
  * The control socket (docs/CONTROL.md): newline-delimited JSON requests,
  * answered in order. A request that must wait for a worker (start, stop,
- * info) parks its connection until the supervisor completes it, so
- * responses never overtake each other.
+ * info, stats) or for an audit process parks its connection until it is
+ * completed, so responses never overtake each other.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "umdevd.h"
 
 #define CTL_MAX_LINE (1024 * 1024)
@@ -29,6 +30,11 @@ struct ctl_conn {
      * instances is larger than a socket buffer. */
     char *out;
     size_t out_off, out_len, out_cap;
+    /* The audit this connection waits for, or NULL. */
+    struct audit_job *audit;
+    struct json_object *audit_id;
+    /* The parked info request is a `stats` one: shape its answer so. */
+    bool want_stats;
     struct ctl_conn *next;
 };
 
@@ -173,6 +179,88 @@ park(struct ctl_conn *c, struct instance *inst, struct json_object *id,
     update_events(c);
 }
 
+static struct json_object *
+take(struct json_object *from, const char *key)
+{
+    struct json_object *v = NULL;
+
+    if (from != NULL && json_object_object_get_ex(from, key, &v))
+        return json_object_get(v);
+    return NULL;
+}
+
+/*
+ * A `stats` answer from the worker's info reply: the traffic counters,
+ * the refusals, and per region the trapped registers' reads and writes
+ * (summed per region too), without the profile's descriptions.
+ */
+static struct json_object *
+stats_result(const struct instance *inst, struct json_object *extra)
+{
+    struct json_object *r = json_object_new_object();
+    struct json_object *dev = NULL, *prof = NULL, *regs, *out;
+    struct json_object *ctr;
+    size_t i, j;
+
+    if (extra != NULL)
+        json_object_object_get_ex(extra, "device", &dev);
+    if (dev != NULL)
+        json_object_object_get_ex(dev, "profile", &prof);
+    json_object_object_add(r, "uuid", json_object_new_string(inst->uuid));
+    json_object_object_add(r, "type", json_object_new_string(inst->type));
+    json_object_object_add(r, "state", json_object_new_string(
+                                           inst_state_name(inst->state)));
+    ctr = take(dev, "counters");
+    json_object_object_add(r, "counters",
+                           ctr != NULL ? ctr : json_object_new_object());
+    json_object_object_add(r, "irqs", take(dev, "irqs"));
+    json_object_object_add(r, "refused",
+                           prof != NULL ? take(prof, "refused")
+                                        : json_object_new_int(0));
+    out = json_object_new_array();
+    if (prof != NULL && json_object_object_get_ex(prof, "regions", &regs) &&
+        json_object_is_type(regs, json_type_array)) {
+        for (i = 0; i < json_object_array_length(regs); i++) {
+            struct json_object *reg = json_object_array_get_idx(regs, i);
+            struct json_object *o = json_object_new_object();
+            struct json_object *list = json_object_new_array();
+            struct json_object *trapped = NULL;
+            int64_t reads = 0, writes = 0;
+
+            json_object_object_add(o, "index", take(reg, "index"));
+            json_object_object_add(o, "name", take(reg, "name"));
+            json_object_object_get_ex(reg, "trapped", &trapped);
+            for (j = 0; trapped != NULL &&
+                        j < json_object_array_length(trapped);
+                 j++) {
+                struct json_object *t = json_object_array_get_idx(trapped, j);
+                struct json_object *e = json_object_new_object(), *v;
+                int64_t rd = 0, wr = 0;
+
+                if (json_object_object_get_ex(t, "reads", &v))
+                    rd = json_object_get_int64(v);
+                if (json_object_object_get_ex(t, "writes", &v))
+                    wr = json_object_get_int64(v);
+                reads += rd;
+                writes += wr;
+                json_object_object_add(e, "name", take(t, "name"));
+                json_object_object_add(e, "offset", take(t, "offset"));
+                json_object_object_add(e, "reads", json_object_new_int64(rd));
+                json_object_object_add(e, "writes",
+                                       json_object_new_int64(wr));
+                json_object_array_add(list, e);
+            }
+            json_object_object_add(o, "reads", json_object_new_int64(reads));
+            json_object_object_add(o, "writes",
+                                   json_object_new_int64(writes));
+            json_object_object_add(o, "registers", list);
+            json_object_array_add(out, o);
+        }
+    }
+    json_object_object_add(r, "regions", out);
+    return r;
+}
+
 void
 pending_complete(struct daemon *d, struct instance *inst, int err,
                  const char *msg, struct json_object *extra)
@@ -189,6 +277,8 @@ pending_complete(struct daemon *d, struct instance *inst, int err,
         if (err == 0 && kind == PENDING_START) {
             result = json_object_new_object();
             json_object_object_add(result, "instance", inst_to_json(inst));
+        } else if (err == 0 && kind == PENDING_INFO && c->want_stats) {
+            result = stats_result(inst, extra);
         } else if (err == 0 && kind == PENDING_INFO) {
             struct json_object *ij = inst_to_json(inst);
             struct json_object *dev = NULL, *pid;
@@ -206,6 +296,7 @@ pending_complete(struct daemon *d, struct instance *inst, int err,
                                            json_object_get(pid));
             }
         }
+        c->want_stats = false;
         control_send_response(c, id, err, msg, result);
         control_conn_resume(d, c);
     }
@@ -615,11 +706,133 @@ cmd_info(struct daemon *d, struct ctl_conn *c, struct json_object *id,
     return 1;
 }
 
+static int
+cmd_stats(struct daemon *d, struct ctl_conn *c, struct json_object *id,
+          struct json_object *args, char *err, size_t errlen)
+{
+    static const char *const keys[] = { "uuid", NULL };
+    struct instance *inst;
+    int rc;
+
+    rc = check_keys(args, keys, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = need_instance(d, args, &inst, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (inst->state != ST_RUNNING) {
+        snprintf(err, errlen,
+                 "instance %s is %s: only a running instance has counters",
+                 inst->uuid, inst_state_name(inst->state));
+        return -ENOENT;
+    }
+    if (inst->pending.kind != 0) {
+        snprintf(err, errlen, "instance %s is busy with another request",
+                 inst->uuid);
+        return -EBUSY;
+    }
+    if (inst_request_info(d, inst) < 0) {
+        snprintf(err, errlen, "cannot reach the worker of %s", inst->uuid);
+        return -EIO;
+    }
+    c->want_stats = true;
+    park(c, inst, id, PENDING_INFO);
+    return 1;
+}
+
+/* The kit's `--json` result: [{name, pass, evidence?}...], bounded. */
+static int
+check_kit(struct json_object *kit, char *err, size_t errlen)
+{
+    size_t i, n;
+
+    if (!json_object_is_type(kit, json_type_array)) {
+        snprintf(err, errlen, "conformance must be the array umdev-conform "
+                              "--json prints");
+        return -EINVAL;
+    }
+    n = json_object_array_length(kit);
+    if (n == 0 || n > 64) {
+        snprintf(err, errlen, "conformance must hold 1 to 64 checks, not "
+                              "%zu",
+                 n);
+        return -EINVAL;
+    }
+    for (i = 0; i < n; i++) {
+        struct json_object *e = json_object_array_get_idx(kit, i), *v;
+
+        if (!json_object_is_type(e, json_type_object) ||
+            !json_object_object_get_ex(e, "name", &v) ||
+            !json_object_is_type(v, json_type_string) ||
+            !json_object_object_get_ex(e, "pass", &v) ||
+            !json_object_is_type(v, json_type_boolean) ||
+            (json_object_object_get_ex(e, "evidence", &v) &&
+             !json_object_is_type(v, json_type_string))) {
+            snprintf(err, errlen,
+                     "conformance[%zu] must be {\"name\": string, "
+                     "\"pass\": bool, \"evidence\": string}",
+                     i);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static void
+audit_done(void *opaque, int err, const char *msg, struct json_object *result)
+{
+    struct ctl_conn *c = opaque;
+    struct json_object *id = c->audit_id;
+
+    c->audit = NULL;
+    c->audit_id = NULL;
+    control_send_response(c, id, err, msg, result);
+    json_object_put(id);
+    control_conn_resume(c->d, c);
+}
+
+static int
+cmd_audit(struct daemon *d, struct ctl_conn *c, struct json_object *id,
+          struct json_object *args, char *err, size_t errlen)
+{
+    static const char *const keys[] = { "type", "conformance", NULL };
+    const char *type = arg_str(args, "type");
+    struct json_object *kit = NULL;
+    const char *kit_json = NULL;
+    int rc;
+
+    rc = check_keys(args, keys, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (type == NULL || type[0] == '\0' ||
+        strlen(type) > 2 * UMDEV_MDEV_NAME_MAX + 1) {
+        snprintf(err, errlen, "a type (string, e.g. \"serial-2port\") is "
+                              "required");
+        return -EINVAL;
+    }
+    if (json_object_object_get_ex(args, "conformance", &kit)) {
+        rc = check_kit(kit, err, errlen);
+        if (rc < 0)
+            return rc;
+        kit_json = json_object_to_json_string_ext(kit,
+                                                  JSON_C_TO_STRING_PLAIN);
+    }
+    rc = audit_start(d, type, kit_json, audit_done, c, &c->audit, err,
+                     errlen);
+    if (rc < 0)
+        return rc;
+    c->audit_id = json_object_get(id);
+    c->parked = true;
+    update_events(c);
+    return 1;
+}
+
 static bool
 needs_manage(const char *cmd)
 {
     return strcmp(cmd, "types") != 0 && strcmp(cmd, "list") != 0 &&
-           strcmp(cmd, "info") != 0 && strcmp(cmd, "version") != 0;
+           strcmp(cmd, "info") != 0 && strcmp(cmd, "stats") != 0 &&
+           strcmp(cmd, "version") != 0;
 }
 
 static void
@@ -680,6 +893,10 @@ handle_request(struct ctl_conn *c, struct json_object *req)
         rc = cmd_stop(d, c, id, args, err, sizeof(err));
     } else if (strcmp(cmd, "info") == 0) {
         rc = cmd_info(d, c, id, args, &result, err, sizeof(err));
+    } else if (strcmp(cmd, "stats") == 0) {
+        rc = cmd_stats(d, c, id, args, err, sizeof(err));
+    } else if (strcmp(cmd, "audit") == 0) {
+        rc = cmd_audit(d, c, id, args, err, sizeof(err));
     } else {
         rc = -EINVAL;
         snprintf(err, sizeof(err),
@@ -796,6 +1013,8 @@ conn_close(struct ctl_conn *c)
     struct instance *inst;
 
     /* A parked request's answer has nowhere to go now. */
+    audit_cancel(c->audit);
+    json_object_put(c->audit_id);
     for (inst = c->d->instances; inst != NULL; inst = inst->next)
         if (inst->pending.conn == c)
             inst->pending.conn = NULL;

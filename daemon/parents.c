@@ -5,6 +5,9 @@
  *
  * serial: a pool of UART ports; each instance is a two-port 16550A card
  * (devices/serial/README.md) whose host ends are UNIX sockets or ptys.
+ *
+ * accel: a pool of work queues; each instance is an accel PCI subdevice
+ * of 1, 2 or 4 queues (devices/accel/README.md) on an engine of its own.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "accel.h"
 #include "parents.h"
 #include "serial.h"
 
@@ -221,6 +225,7 @@ serial_create_instance(const char *type, const char *uuid,
     if (rc < 0)
         goto fail;
     si->pi.dev = serial_dev(si->serial);
+    si->pi.pci = serial_pci(si->serial);
     si->pi.priv = si;
     si->pi.destroy = serial_instance_destroy;
     si->pi.describe = serial_instance_describe;
@@ -258,10 +263,324 @@ static const struct parent_driver serial_parent = {
     .create = serial_create_instance,
 };
 
+/* ---- accel ------------------------------------------------------------- */
+
+/*
+ * Process model: the daemon's pool `queues` is bookkeeping only. Each
+ * instance's worker builds an accel engine of exactly the instance's
+ * queue count (its own engine threads included) and the PCI subdevice
+ * over it; ->destroy tears both down. This is deliberate:
+ *  - isolation: a worker that crashes (or is killed, or is compromised by
+ *    a hostile guest) ends that one instance; no engine state, thread or
+ *    guest mapping is shared with another instance's process, and each
+ *    worker holds only its own guest's memory;
+ *  - the engine's priority fairness (README "Scheduling") applies among
+ *    the queues of one instance; between instances the host scheduler
+ *    shares the CPUs, as it does between any two processes;
+ *  - available_instances is lib/mdev's accounting of the pool, so it
+ *    follows free queues across the three types without asking workers.
+ * The cost is one set of engine threads per instance instead of one per
+ * parent, which is why engine_threads defaults to 1.
+ *
+ * attrs: { "engine_threads": 1..ACCEL_INST_MAX_THREADS (default 1),
+ *          "max_transfer": ACCEL_MIN_MAX_TRANSFER..ACCEL_MAX_MAX_TRANSFER
+ *                          bytes per descriptor (default
+ *                          ACCEL_DEFAULT_MAX_TRANSFER) }, both optional
+ * integers. They are the instance's engine settings; the guest sees
+ * max_transfer in BAR0 MAX_XFER.
+ */
+#define ACCEL_POOL_QUEUES ACCEL_DEFAULT_QUEUES
+/* Threads one instance may run: more than the largest type's queues buys
+ * nothing, since one thread serves one queue at a time. */
+#define ACCEL_INST_MAX_THREADS 4u
+
+static const struct umdev_mdev_pool_desc accel_pools[] = {
+    { .name = "queues", .capacity = ACCEL_POOL_QUEUES },
+};
+
+static const struct umdev_mdev_type_desc accel_types[] = {
+    {
+        .name = "1wq",
+        .description = "work-queue accelerator with 1 queue (PCI 1234:11ec, "
+                       "class 0880): memmove, fill, compare, CRC32C, "
+                       "dualcast, batch; MSI-X",
+        .device_api = "vfio-pci",
+        .costs = { { .pool = "queues", .amount = 1 } },
+        .ncosts = 1,
+    },
+    {
+        .name = "2wq",
+        .description = "work-queue accelerator with 2 queues (PCI "
+                       "1234:11ec, class 0880): memmove, fill, compare, "
+                       "CRC32C, dualcast, batch; MSI-X",
+        .device_api = "vfio-pci",
+        .costs = { { .pool = "queues", .amount = 2 } },
+        .ncosts = 1,
+    },
+    {
+        .name = "4wq",
+        .description = "work-queue accelerator with 4 queues (PCI "
+                       "1234:11ec, class 0880): memmove, fill, compare, "
+                       "CRC32C, dualcast, batch; MSI-X",
+        .device_api = "vfio-pci",
+        .costs = { { .pool = "queues", .amount = 4 } },
+        .ncosts = 1,
+    },
+};
+#define ACCEL_NTYPES (sizeof(accel_types) / sizeof(accel_types[0]))
+
+/* Queues of type @type ("accel-1wq" or its short name "1wq"): what the
+ * type costs in the pool, so the two can never disagree. 0: no such type. */
+static unsigned int
+accel_type_queues(const char *type)
+{
+    static const char prefix[] = "accel-";
+    unsigned int i;
+
+    if (type == NULL)
+        return 0;
+    if (strncmp(type, prefix, sizeof(prefix) - 1) == 0)
+        type += sizeof(prefix) - 1;
+    for (i = 0; i < ACCEL_NTYPES; i++)
+        if (strcmp(type, accel_types[i].name) == 0)
+            return accel_types[i].costs[0].amount;
+    return 0;
+}
+
+/* The integer attribute @v in [lo, hi] into *out, or an error naming it. */
+static int
+accel_attr_uint(const char *key, struct json_object *v, uint64_t lo,
+                uint64_t hi, const char *unit, uint64_t *out, char *err,
+                size_t errlen)
+{
+    int64_t n;
+
+    if (!json_object_is_type(v, json_type_int)) {
+        snprintf(err, errlen,
+                 "attribute %s must be an integer from %llu to %llu%s "
+                 "(got %s)",
+                 key, (unsigned long long)lo, (unsigned long long)hi, unit,
+                 json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+        return -EINVAL;
+    }
+    n = json_object_get_int64(v);
+    if (n < 0 || (uint64_t)n < lo || (uint64_t)n > hi) {
+        snprintf(err, errlen,
+                 "attribute %s=%lld is out of range: %llu to %llu%s", key,
+                 (long long)n, (unsigned long long)lo, (unsigned long long)hi,
+                 unit);
+        return -EINVAL;
+    }
+    *out = (uint64_t)n;
+    return 0;
+}
+
+struct accel_settings {
+    unsigned int threads;
+    uint32_t max_transfer;
+};
+
+/* Validate @attrs and, when @out is not NULL, return the settings. */
+static int
+accel_parse_attrs(struct json_object *attrs, struct accel_settings *out,
+                  char *err, size_t errlen)
+{
+    struct accel_settings s = {
+        .threads = ACCEL_DEFAULT_THREADS,
+        .max_transfer = ACCEL_DEFAULT_MAX_TRANSFER,
+    };
+
+    if (attrs != NULL && !json_object_is_type(attrs, json_type_object)) {
+        snprintf(err, errlen, "attrs must be a JSON object");
+        return -EINVAL;
+    }
+    if (attrs != NULL) {
+        json_object_object_foreach(attrs, key, v)
+        {
+            uint64_t n;
+            int rc;
+
+            if (strcmp(key, "engine_threads") == 0) {
+                rc = accel_attr_uint(key, v, 1, ACCEL_INST_MAX_THREADS, "", &n,
+                                     err, errlen);
+                if (rc < 0)
+                    return rc;
+                s.threads = (unsigned int)n;
+            } else if (strcmp(key, "max_transfer") == 0) {
+                rc = accel_attr_uint(key, v, ACCEL_MIN_MAX_TRANSFER,
+                                     ACCEL_MAX_MAX_TRANSFER, " bytes", &n, err,
+                                     errlen);
+                if (rc < 0)
+                    return rc;
+                s.max_transfer = (uint32_t)n;
+            } else {
+                snprintf(err, errlen,
+                         "unknown attribute '%s' for an accel instance "
+                         "(allowed: engine_threads, max_transfer)",
+                         key);
+                return -EINVAL;
+            }
+        }
+    }
+    if (out != NULL)
+        *out = s;
+    return 0;
+}
+
+static int
+accel_check_attrs(const char *type, struct json_object *attrs, char *err,
+                  size_t errlen)
+{
+    (void)type;
+    return accel_parse_attrs(attrs, NULL, err, errlen);
+}
+
+struct accel_instance {
+    struct parent_instance pi;
+    struct accel_engine *engine;
+    struct accel_dev *dev;
+    unsigned int nr_queues;
+    unsigned int nr_threads;
+};
+
+static void
+accel_instance_destroy(struct parent_instance *pi)
+{
+    struct accel_instance *ai = (struct accel_instance *)pi;
+
+    if (ai == NULL)
+        return;
+    /* The device first: it returns its queues to the engine, which must
+     * still be there (accel_dev_create's contract). */
+    accel_dev_destroy(ai->dev);
+    accel_engine_destroy(ai->engine);
+    free(ai);
+}
+
+static struct json_object *
+accel_instance_describe(struct parent_instance *pi)
+{
+    struct accel_instance *ai = (struct accel_instance *)pi;
+    struct json_object *o = json_object_new_object();
+    uint64_t completed = 0, bytes = 0, failed = 0, doorbells = 0;
+    unsigned int i;
+
+    for (i = 0; i < ai->nr_queues; i++) {
+        struct accel_queue *q = accel_dev_queue(ai->dev, i);
+        struct accel_queue_status st;
+
+        if (q == NULL)
+            continue;
+        accel_queue_status(q, &st);
+        completed += st.completed;
+        bytes += st.bytes;
+        failed += st.failed;
+        doorbells += st.doorbells;
+    }
+    json_object_object_add(o, "queues", json_object_new_int(ai->nr_queues));
+    json_object_object_add(o, "engine_threads",
+                           json_object_new_int(ai->nr_threads));
+    json_object_object_add(
+        o, "crc32c",
+        json_object_new_string(accel_engine_crc_hw(ai->engine) ? "hardware"
+                                                               : "software"));
+    json_object_object_add(
+        o, "max_transfer",
+        json_object_new_int64(accel_engine_max_transfer(ai->engine)));
+    json_object_object_add(o, "completed",
+                           json_object_new_int64((int64_t)completed));
+    json_object_object_add(o, "bytes", json_object_new_int64((int64_t)bytes));
+    json_object_object_add(o, "failed", json_object_new_int64((int64_t)failed));
+    json_object_object_add(o, "doorbells",
+                           json_object_new_int64((int64_t)doorbells));
+    return o;
+}
+
+static int
+accel_create_instance(const char *type, const char *uuid, const char *rundir,
+                      uid_t uid, gid_t gid, struct json_object *attrs,
+                      struct umdev_loop *loop, const struct umdev_logger *log,
+                      struct parent_instance **out)
+{
+    struct accel_engine_config ec = { .log = log };
+    struct accel_dev_config dc = { .name = "accel", .log = log };
+    struct accel_settings s;
+    struct accel_instance *ai;
+    unsigned int nq;
+    char err[160];
+    int rc;
+
+    /* No host endpoints: the vfio-user socket is the whole interface, and
+     * the worker serves it on its own loop. */
+    (void)uuid;
+    (void)rundir;
+    (void)uid;
+    (void)gid;
+    (void)loop;
+    *out = NULL;
+    nq = accel_type_queues(type);
+    if (nq == 0) {
+        umdev_log(log, LOG_ERR, "no accel type '%s'", type);
+        return -EINVAL;
+    }
+    rc = accel_parse_attrs(attrs, &s, err, sizeof(err));
+    if (rc < 0) {
+        umdev_log(log, LOG_ERR, "%s", err);
+        return rc;
+    }
+    ai = calloc(1, sizeof(*ai));
+    if (ai == NULL)
+        return -ENOMEM;
+    ai->nr_queues = nq;
+    ai->nr_threads = s.threads;
+    ec.nr_queues = nq;
+    ec.nr_threads = s.threads;
+    ec.max_transfer = s.max_transfer;
+    rc = accel_engine_create(&ec, &ai->engine);
+    if (rc < 0) {
+        umdev_log(log, LOG_ERR, "cannot create an engine of %u queues: %s", nq,
+                  strerror(-rc));
+        goto fail;
+    }
+    dc.nr_queues = nq;
+    rc = accel_dev_create(ai->engine, &dc, &ai->dev);
+    if (rc < 0) {
+        umdev_log(log, LOG_ERR, "cannot create the accel device: %s",
+                  strerror(-rc));
+        goto fail;
+    }
+    ai->pi.dev = accel_dev_dev(ai->dev);
+    ai->pi.pci = accel_dev_pci(ai->dev);
+    ai->pi.priv = ai;
+    ai->pi.destroy = accel_instance_destroy;
+    ai->pi.describe = accel_instance_describe;
+    umdev_log(log, LOG_INFO, "accel: %u queue%s, %u engine thread%s, CRC32C %s",
+              nq, nq == 1 ? "" : "s", s.threads, s.threads == 1 ? "" : "s",
+              accel_engine_crc_hw(ai->engine) ? "hardware" : "software");
+    *out = &ai->pi;
+    return 0;
+fail:
+    accel_instance_destroy(&ai->pi);
+    return rc;
+}
+
+static const struct parent_driver accel_parent = {
+    .desc = {
+        .name = "accel",
+        .pools = accel_pools,
+        .npools = sizeof(accel_pools) / sizeof(accel_pools[0]),
+        .types = accel_types,
+        .ntypes = ACCEL_NTYPES,
+    },
+    .check_attrs = accel_check_attrs,
+    .create = accel_create_instance,
+};
+
 /* ---- registry ---------------------------------------------------------- */
 
 static const struct parent_driver *const builtin[] = {
     &serial_parent,
+    &accel_parent,
     NULL,
 };
 

@@ -12,10 +12,14 @@
 
 #include "umdev/dev.h"
 #include "umdev/mdev.h"
+#include "umdev/pci.h"
 
 /* A device instance built inside a worker. */
 struct parent_instance {
     struct umdev_dev *dev;
+    /* Its lib/pci config space (audits read it), owned by the parent;
+     * NULL if it has none. */
+    struct umdev_pci *pci;
     void *priv;
     void (*destroy)(struct parent_instance *pi);
     /* Extra facts for `umdevctl info` (host endpoints, ...); may be NULL.

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "umdev/profile.h"
 #include "umdevd.h"
 
 #define WORKER_LISTEN_FD 3
@@ -180,6 +181,15 @@ device_json(struct worker *w)
     json_object_object_add(o, "regions", regions);
     json_object_object_add(o, "irqs", irqs);
     json_object_object_add(o, "counters", ctr);
+    /* Per-register trap counts and refusals (`umdevctl stats`). */
+    {
+        char *pj = umdev_profile_json(dev, w->pi->pci);
+        struct json_object *prof = pj ? json_tokener_parse(pj) : NULL;
+
+        free(pj);
+        if (prof != NULL)
+            json_object_object_add(o, "profile", prof);
+    }
     if (w->pi->describe != NULL)
         json_object_object_add(o, "endpoints", w->pi->describe(w->pi));
     return o;

@@ -862,6 +862,12 @@ accel_dev_dev(struct accel_dev *d)
     return d->dev;
 }
 
+struct umdev_pci *
+accel_dev_pci(struct accel_dev *d)
+{
+    return d->pci;
+}
+
 struct accel_queue *
 accel_dev_queue(struct accel_dev *d, unsigned int i)
 {

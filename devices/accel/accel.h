@@ -19,6 +19,7 @@
 
 #include "engine.h"
 #include "umdev/dev.h"
+#include "umdev/pci.h"
 
 /* PCI identity (README "PCI identity" says why). */
 #define ACCEL_VENDOR_ID 0x1234
@@ -115,6 +116,9 @@ void accel_dev_destroy(struct accel_dev *d);
 
 /** The device to serve; owned by @d. */
 struct umdev_dev *accel_dev_dev(struct accel_dev *d);
+
+/** Its lib/pci config space (audits read it); owned by @d. */
+struct umdev_pci *accel_dev_pci(struct accel_dev *d);
 
 /** The engine queue behind device queue @i (tests, tools); NULL if none. */
 struct accel_queue *accel_dev_queue(struct accel_dev *d, unsigned int i);

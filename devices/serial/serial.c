@@ -652,6 +652,12 @@ serial_dev(struct serial *s)
     return s->dev;
 }
 
+struct umdev_pci *
+serial_pci(struct serial *s)
+{
+    return s->pci;
+}
+
 const char *
 serial_port_host_end(struct serial *s, unsigned int port)
 {

@@ -13,6 +13,7 @@
 
 #include "umdev/dev.h"
 #include "umdev/loop.h"
+#include "umdev/pci.h"
 
 #define SERIAL_NR_PORTS 2
 
@@ -59,6 +60,9 @@ void serial_destroy(struct serial *s);
 
 /** The device to serve (umdev_server_create()); owned by @s. */
 struct umdev_dev *serial_dev(struct serial *s);
+
+/** Its lib/pci config space (for audits); owned by @s. */
+struct umdev_pci *serial_pci(struct serial *s);
 
 /**
  * serial_port_host_end() - where port @port's host end is: the socket
