@@ -404,6 +404,8 @@ print_instance_line(struct json_object *inst)
     }
     if (json_object_get_boolean(json_object_object_get(inst, "defined")))
         printf(" (defined)");
+    if (json_object_object_get(inst, "lease_pid") != NULL)
+        printf(" (access queue, lease pid %s)", str(inst, "lease_pid"));
     printf("\n");
 }
 
@@ -775,6 +777,9 @@ print_info(struct json_object *r)
            str(inst, "mode"));
     if (json_object_object_get_ex(inst, "pid", &v))
         printf("  worker pid: %s\n", json_object_get_string(v));
+    if (json_object_object_get_ex(inst, "lease_pid", &v))
+        printf("  leased to pid: %s (an access-path queue)\n",
+               json_object_get_string(v));
     if (json_object_object_get_ex(inst, "exit", &v))
         printf("  exit: %s (status %s, signal %s)\n", str(v, "reason"),
                str(v, "status"), str(v, "signal"));

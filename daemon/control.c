@@ -273,6 +273,11 @@ pending_complete(struct daemon *d, struct instance *inst, int err,
     inst->pending.conn = NULL;
     inst->pending.kind = 0;
     inst->pending.id = NULL;
+    /* A lessee that left while this request was pending: the instance
+     * could not be stopped then; it is now. */
+    if (inst->lease && inst->lease_conn == NULL &&
+        inst->state == ST_RUNNING)
+        inst_stop(d, inst, 0);
     if (c != NULL) {
         if (err == 0 && kind == PENDING_START) {
             result = json_object_new_object();
@@ -601,12 +606,41 @@ cmd_start(struct daemon *d, struct ctl_conn *c, struct json_object *id,
 {
     struct instance *inst;
     bool transient = arg_str(args, "parent") != NULL;
+    bool lease = false;
+    struct json_object *v;
     int rc;
 
+    if (json_object_object_get_ex(args, "lease", &v)) {
+        if (!transient || !json_object_is_type(v, json_type_boolean)) {
+            snprintf(err, errlen, "lease must be true or false, and only a "
+                                  "transient instance (parent + type) can "
+                                  "be leased");
+            return -EINVAL;
+        }
+        lease = json_object_get_boolean(v);
+    }
     if (transient) {
-        rc = cmd_define(d, args, NULL, err, errlen, true, &inst);
+        struct json_object *def = json_object_new_object();
+
+        /* "lease" is a property of this start, not of the definition. */
+        json_object_object_foreach(args, key, val)
+        {
+            if (strcmp(key, "lease") != 0)
+                json_object_object_add(def, key, json_object_get(val));
+        }
+        rc = cmd_define(d, def, NULL, err, errlen, true, &inst);
+        json_object_put(def);
         if (rc < 0)
             return rc;
+        if (lease) {
+            struct ucred cred;
+            socklen_t len = sizeof(cred);
+
+            inst->lease = true;
+            inst->lease_conn = c;
+            inst->lease_pid = getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED,
+                                         &cred, &len) == 0 ? cred.pid : -1;
+        }
     } else {
         static const char *const keys[] = { "uuid", NULL };
 
@@ -1006,6 +1040,22 @@ control_conn_resume(struct daemon *d, struct ctl_conn *c)
     update_events(c);
 }
 
+void
+control_lease_end(struct daemon *d, struct instance *inst)
+{
+    umdev_log(&d->log, LOG_INFO, "%s: lessee (pid %d) is gone", inst->uuid,
+              (int)inst->lease_pid);
+    if (inst->pending.kind != 0)
+        return; /* pending_complete() stops it */
+    if (inst->state == ST_RUNNING) {
+        /* Its client was the lessee too, or will get the REQ IRQ: no
+         * grace, the queue belongs to nobody now. */
+        inst_stop(d, inst, 0);
+    } else if (inst->state == ST_FAILED || inst->state == ST_STOPPED) {
+        inst_free(d, inst);
+    }
+}
+
 static void
 conn_close(struct ctl_conn *c)
 {
@@ -1018,6 +1068,17 @@ conn_close(struct ctl_conn *c)
     for (inst = c->d->instances; inst != NULL; inst = inst->next)
         if (inst->pending.conn == c)
             inst->pending.conn = NULL;
+    /* Leases end with their connection; control_lease_end may free the
+     * instance, so find the next one first. */
+    for (inst = c->d->instances; inst != NULL;) {
+        struct instance *next = inst->next;
+
+        if (inst->lease && inst->lease_conn == c) {
+            inst->lease_conn = NULL;
+            control_lease_end(c->d, inst);
+        }
+        inst = next;
+    }
     for (pp = &c->d->conns; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == c) {
             *pp = c->next;

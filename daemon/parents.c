@@ -463,6 +463,7 @@ accel_instance_describe(struct parent_instance *pi)
     struct accel_instance *ai = (struct accel_instance *)pi;
     struct json_object *o = json_object_new_object();
     uint64_t completed = 0, bytes = 0, failed = 0, doorbells = 0;
+    uint64_t notifies = 0;
     unsigned int i;
 
     for (i = 0; i < ai->nr_queues; i++) {
@@ -476,6 +477,7 @@ accel_instance_describe(struct parent_instance *pi)
         bytes += st.bytes;
         failed += st.failed;
         doorbells += st.doorbells;
+        notifies += st.notifies;
     }
     json_object_object_add(o, "queues", json_object_new_int(ai->nr_queues));
     json_object_object_add(o, "engine_threads",
@@ -493,6 +495,8 @@ accel_instance_describe(struct parent_instance *pi)
     json_object_object_add(o, "failed", json_object_new_int64((int64_t)failed));
     json_object_object_add(o, "doorbells",
                            json_object_new_int64((int64_t)doorbells));
+    json_object_object_add(o, "notifies",
+                           json_object_new_int64((int64_t)notifies));
     return o;
 }
 

@@ -163,6 +163,9 @@ inst_to_json(const struct instance *inst)
     json_object_object_add(o, "mode", json_object_new_string(mode));
     if (inst->pid > 0)
         json_object_object_add(o, "pid", json_object_new_int64(inst->pid));
+    if (inst->lease)
+        json_object_object_add(o, "lease_pid",
+                               json_object_new_int64(inst->lease_pid));
     if (inst->state == ST_FAILED) {
         struct json_object *e = json_object_new_object();
 

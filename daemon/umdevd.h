@@ -85,6 +85,12 @@ struct instance {
     int exit_status, exit_signal; /* of the last worker, -1 if none */
     char exit_reason[160];
     struct pending pending;
+    /* A leased transient instance lives as long as the control connection
+     * that started it (the access path's queues): lease_conn is that
+     * connection, NULL once it closed; lease_pid its peer. */
+    bool lease;
+    struct ctl_conn *lease_conn;
+    pid_t lease_pid;
     struct instance *next;
 };
 
@@ -137,6 +143,8 @@ void control_send_response(struct ctl_conn *c, struct json_object *id,
                            int err, const char *msg,
                            struct json_object *result);
 void control_conn_resume(struct daemon *d, struct ctl_conn *c);
+/* The lessee of @inst went away: stop it, or forget it if it is down. */
+void control_lease_end(struct daemon *d, struct instance *inst);
 
 /* Helpers. */
 int mkdir_p(const char *path, mode_t mode);
