@@ -68,6 +68,9 @@ struct drive {
     bool failed;
 };
 
+static void fail(struct drive *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static void
 fail(struct drive *d, const char *fmt, ...)
 {
@@ -417,7 +420,9 @@ log_line(void *opaque, int level, const char *line)
     fprintf(stderr, PROG ": %s\n", line);
 }
 
-static int __attribute__((format(printf, 1, 2)))
+static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
 usage(const char *fmt, ...)
 {
     va_list ap;
