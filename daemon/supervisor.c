@@ -459,8 +459,12 @@ describe_exit(struct instance *inst, int status)
         inst->exit_signal = WTERMSIG(status);
         if (inst->exit_reason[0] == '\0')
             snprintf(inst->exit_reason, sizeof(inst->exit_reason),
-                     "worker killed by signal %d (%s)", inst->exit_signal,
-                     strsignal(inst->exit_signal));
+                     "worker killed by signal %d (%s)%s", inst->exit_signal,
+                     strsignal(inst->exit_signal),
+                     inst->exit_signal == SIGSYS
+                         ? ": a system call outside the sandbox "
+                           "(docs/SANDBOX.md)"
+                         : "");
     }
 }
 

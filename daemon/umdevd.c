@@ -16,6 +16,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "sandbox.h"
 #include "umdevd.h"
 
 static void
@@ -36,6 +37,11 @@ usage(FILE *f)
             "                   hand out at most N units of a parent's pool\n"
             "                   (repeatable; N may not exceed the capacity)\n"
             "  --syslog         log to syslog/journald instead of stderr\n"
+            "  --sandbox MODE   kill (default): a worker's system call outside\n"
+            "                   its seccomp allow-list kills it; log: the\n"
+            "                   kernel logs it and lets it run (debugging;\n"
+            "                   env UMDEV_SANDBOX)\n"
+            "  --print-sandbox  print the workers' allow-list and exit\n"
             "  --verbose        log debug messages\n"
             "  --help\n"
             "built-in pools (PARENT.POOL capacity):\n",
@@ -139,6 +145,22 @@ set_path(char *dst, const char *src, const char *what)
 }
 
 static int
+parse_sandbox(struct daemon_opts *o, const char *mode)
+{
+    if (strcmp(mode, "kill") == 0) {
+        o->sandbox_log = false;
+    } else if (strcmp(mode, "log") == 0) {
+        o->sandbox_log = true;
+    } else {
+        fprintf(stderr, "umdevd: sandbox mode must be 'kill' or 'log', not "
+                        "'%s'\n",
+                mode);
+        return -1;
+    }
+    return 0;
+}
+
+static int
 parse_args(int argc, char **argv, struct daemon_opts *o)
 {
     static const struct option opts[] = {
@@ -148,6 +170,8 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
         { "group", required_argument, NULL, 'g' },
         { "pool", required_argument, NULL, 'P' },
         { "syslog", no_argument, NULL, 'S' },
+        { "sandbox", required_argument, NULL, 'X' },
+        { "print-sandbox", no_argument, NULL, 'p' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -167,6 +191,8 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
              "statedir");
     if ((env = getenv("UMDEV_CONTROL")) != NULL)
         set_path(o->control, env, "control");
+    if ((env = getenv("UMDEV_SANDBOX")) != NULL && parse_sandbox(o, env) < 0)
+        return 2;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'r':
@@ -198,6 +224,16 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
         case 'S':
             o->syslog = true;
             break;
+        case 'X':
+            if (parse_sandbox(o, optarg) < 0)
+                return 2;
+            break;
+        case 'p':
+            printf("# %u system calls; anything else kills the worker "
+                   "(SIGSYS)\n",
+                   sandbox_count());
+            sandbox_print(stdout);
+            return 1;
         case 'v':
             o->log_level = LOG_DEBUG;
             break;

@@ -39,6 +39,7 @@ struct daemon_opts {
     char control[PATH_MAX];
     gid_t manage_gid; /* (gid_t)-1: root only */
     bool syslog;
+    bool sandbox_log; /* workers' seccomp violations logged, not fatal */
     int log_level;
     struct pool_override pools[UMDEVD_MAX_POOL_OVERRIDES];
     size_t npools;

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sandbox.h"
 #include "umdev/profile.h"
 #include "umdevd.h"
 
@@ -288,6 +289,34 @@ on_signal(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
         begin_stop(w, w->grace_ms);
 }
 
+#ifdef UMDEV_TEST_HOOKS
+/*
+ * Test-only (tests/daemon/test_sandbox.py): the worker of the instance
+ * named by UMDEV_TEST_FORBIDDEN_SYSCALL behaves like a compromised device
+ * once a VMM is attached: it tries to open a host file. The sandbox must
+ * kill it there. Never built into release binaries.
+ */
+static bool
+test_hook_armed(const struct instance *inst)
+{
+    const char *uuid = getenv("UMDEV_TEST_FORBIDDEN_SYSCALL");
+
+    return uuid != NULL && strcmp(uuid, inst->uuid) == 0;
+}
+
+static void
+test_hook_fire(struct worker *w)
+{
+    int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+
+    /* Reached only when the filter let it through (--sandbox log). */
+    umdev_log(&w->log, LOG_ERR, "test hook: open(/etc/passwd) returned %d",
+              fd);
+    if (fd >= 0)
+        close(fd);
+}
+#endif
+
 static void
 log_line(void *opaque, int level, const char *line)
 {
@@ -306,6 +335,9 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
     };
     sigset_t mask;
     int sfd, rc;
+#ifdef UMDEV_TEST_HOOKS
+    bool hook = test_hook_armed(inst);
+#endif
 
     isolate_fds(listen_fd, status_fd);
     prctl(PR_SET_NAME, "umdev-worker");
@@ -340,10 +372,20 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
     umdev_loop_add(w.loop, WORKER_CHANNEL_FD, UMDEV_LOOP_IN, on_channel, &w);
     umdev_loop_add(w.loop, sfd, UMDEV_LOOP_IN, on_signal, &w);
     umdev_loop_add(w.loop, w.grace_timer, UMDEV_LOOP_IN, on_grace, &w);
+    /* Last: from here on the worker only serves (daemon/sandbox.c). */
+    rc = sandbox_apply(d->opts.sandbox_log);
+    if (rc < 0)
+        fail("cannot install the seccomp filter: %s", strerror(-rc));
     send_event("ready", NULL);
     while (!w.exit_now) {
         if (umdev_loop_run_once(w.loop, -1) < 0)
             break;
+#ifdef UMDEV_TEST_HOOKS
+        if (hook && umdev_dev_attached(w.pi->dev)) {
+            hook = false;
+            test_hook_fire(&w);
+        }
+#endif
         if (w.stopping && !umdev_dev_attached(w.pi->dev))
             w.exit_now = true;
     }

@@ -1,0 +1,170 @@
+/*
+ * The instance worker's seccomp filter (libseccomp). A worker has built its
+ * device, dropped to the instance owner and set no_new_privs before this
+ * runs; from then on it only serves: socket I/O on fds it already holds,
+ * epoll, timers, memory management for its own heap and for the guest
+ * memory the VMM maps in (DMA_MAP: never executable), and exiting. Anything
+ * else kills it with SIGSYS; the supervisor marks the instance failed.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <seccomp.h>
+
+#include "sandbox.h"
+
+enum restriction {
+    R_NONE,
+    R_NO_EXEC,      /* mmap/mprotect: PROT_EXEC refused */
+    R_UNIX_ONLY,    /* socket: AF_UNIX only (syslog's /dev/log) */
+    R_THREADS_ONLY, /* clone: CLONE_THREAD set (threads, not processes) */
+    R_SELF_ONLY,    /* tgkill: this process only (abort) */
+    R_ENOSYS,       /* clone3: fails with ENOSYS so glibc uses clone */
+};
+
+static const struct {
+    const char *name;
+    enum restriction r;
+    const char *why;
+} allowed[] = {
+    { "read", R_NONE, "eventfds, timerfds, signalfd, host ends" },
+    { "write", R_NONE, "eventfds (IRQs), host ends, logs" },
+    { "readv", R_NONE, "stdio" },
+    { "writev", R_NONE, "stdio, logs" },
+    { "recvfrom", R_NONE, "host-end sockets" },
+    { "recvmsg", R_NONE, "vfio-user messages with fds" },
+    { "sendto", R_NONE, "vfio-user replies, supervisor channel" },
+    { "sendmsg", R_NONE, "vfio-user messages with fds (region info)" },
+    { "accept4", R_NONE, "the next VMM, host-end clients" },
+    { "shutdown", R_NONE, "dropping a client" },
+    { "getsockopt", R_NONE, "SO_PEERCRED of the VMM (umdevctl info)" },
+    { "socket", R_UNIX_ONLY, "syslog's /dev/log (--syslog)" },
+    { "connect", R_NONE, "syslog's /dev/log (--syslog)" },
+    { "close", R_NONE, "" },
+    { "fcntl", R_NONE, "" },
+    { "newfstatat", R_NONE, "DMA_MAP: the fd covers the mapping" },
+    { "fstat", R_NONE, "DMA_MAP: the fd covers the mapping" },
+    { "epoll_wait", R_NONE, "the event loop" },
+    { "epoll_pwait", R_NONE, "the event loop" },
+    { "epoll_ctl", R_NONE, "the event loop" },
+    { "poll", R_NONE, "bounded socket waits" },
+    { "ppoll", R_NONE, "bounded socket waits" },
+    { "timerfd_settime", R_NONE, "UART timeouts, stop grace period" },
+    { "timerfd_gettime", R_NONE, "" },
+    { "clock_gettime", R_NONE, "vDSO fallback" },
+    { "clock_nanosleep", R_NONE, "" },
+    { "nanosleep", R_NONE, "" },
+    { "mmap", R_NO_EXEC, "DMA_MAP of guest memory, heap" },
+    { "munmap", R_NONE, "DMA_UNMAP, heap" },
+    { "mremap", R_NONE, "heap" },
+    { "mprotect", R_NO_EXEC, "heap, thread stacks" },
+    { "madvise", R_NONE, "heap" },
+    { "brk", R_NONE, "heap" },
+    { "futex", R_NONE, "locks" },
+    { "set_robust_list", R_NONE, "threads" },
+    { "rseq", R_NONE, "threads" },
+    { "clone", R_THREADS_ONLY, "device engine threads" },
+    { "clone3", R_ENOSYS, "refused softly: glibc falls back to clone" },
+    { "sched_yield", R_NONE, "" },
+    { "sched_getaffinity", R_NONE, "" },
+    { "getpid", R_NONE, "" },
+    { "gettid", R_NONE, "" },
+    { "getrandom", R_NONE, "" },
+    { "sigaltstack", R_NONE, "sanitizer builds" },
+    { "rt_sigprocmask", R_NONE, "" },
+    { "rt_sigreturn", R_NONE, "" },
+    { "tgkill", R_SELF_ONLY, "abort()" },
+    { "unlink", R_NONE, "removing host-end sockets at exit" },
+    { "unlinkat", R_NONE, "removing host-end sockets at exit" },
+    { "exit", R_NONE, "" },
+    { "exit_group", R_NONE, "" },
+};
+
+#define N_ALLOWED (sizeof(allowed) / sizeof(allowed[0]))
+
+static const char *const restriction_text[] = {
+    [R_NONE] = "",
+    [R_NO_EXEC] = "without PROT_EXEC",
+    [R_UNIX_ONLY] = "AF_UNIX only",
+    [R_THREADS_ONLY] = "CLONE_THREAD only",
+    [R_SELF_ONLY] = "own process only",
+    [R_ENOSYS] = "fails with ENOSYS",
+};
+
+unsigned int
+sandbox_count(void)
+{
+    return N_ALLOWED;
+}
+
+void
+sandbox_print(FILE *f)
+{
+    size_t i;
+
+    for (i = 0; i < N_ALLOWED; i++)
+        fprintf(f, "%-18s %-18s %s\n", allowed[i].name,
+                allowed[i].r == R_NONE ? "-" : restriction_text[allowed[i].r],
+                allowed[i].why);
+}
+
+static int
+add_rule(scmp_filter_ctx ctx, int nr, enum restriction r)
+{
+    switch (r) {
+    case R_NONE:
+        return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+    case R_NO_EXEC:
+        return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+                                SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    case R_UNIX_ONLY:
+        return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+                                SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0));
+    case R_THREADS_ONLY:
+        return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+                                SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD,
+                                        CLONE_THREAD));
+    case R_SELF_ONLY:
+        return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+                                SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
+    case R_ENOSYS:
+        return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0);
+    }
+    return -EINVAL;
+}
+
+int
+sandbox_apply(bool log_only)
+{
+    scmp_filter_ctx ctx;
+    size_t i;
+    int rc;
+
+    ctx = seccomp_init(log_only ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
+    if (ctx == NULL)
+        return -ENOMEM;
+    /* The device's threads (accel engine threads) exist already: the
+     * filter must cover every thread, not only the caller. */
+    rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+    if (rc < 0)
+        goto out;
+    for (i = 0; i < N_ALLOWED; i++) {
+        int nr = seccomp_syscall_resolve_name(allowed[i].name);
+
+        /* A call this architecture does not have needs no rule. */
+        if (nr == __NR_SCMP_ERROR)
+            continue;
+        rc = add_rule(ctx, nr, allowed[i].r);
+        if (rc < 0)
+            goto out;
+    }
+    rc = seccomp_load(ctx);
+out:
+    seccomp_release(ctx);
+    return rc;
+}

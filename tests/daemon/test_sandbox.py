@@ -1,0 +1,154 @@
+"""The instance workers' sandbox (docs/SANDBOX.md, daemon/sandbox.c).
+
+  * every thread of a serving worker has no_new_privs and the seccomp
+    filter (Seccomp: 2 in /proc), and the worker holds only the fds it
+    needs;
+  * `umdevd --print-sandbox` is what docs/SANDBOX.md lists;
+  * with the test hook (UMDEV_TEST_HOOKS builds), a worker that tries a
+    forbidden system call once a VMM attaches is killed by SIGSYS, its
+    instance goes to `failed` naming the sandbox, its resources return,
+    and the other instances keep serving; with `--sandbox log` the same
+    call is let through, so it is the filter that killed it.
+
+    python3 test_sandbox.py --umdevd P --umdevctl P --probe P \
+        --req-client P --accel-client P [--test-hooks] [unittest args]
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+
+import harness
+from harness import DaemonTestCase, new_uuid
+
+ACCEL_CLIENT = None
+TEST_HOOKS = False
+DOC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                   "docs", "SANDBOX.md")
+
+
+def status_fields(path):
+    out = {}
+    with open(path) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+class Sandbox(DaemonTestCase):
+
+    def test_workers_confined(self):
+        self.daemon()
+        a = self.start_instance("-p", "accel", "-t", "accel-4wq", "--attr",
+                                "engine_threads=3")
+        s = self.start_instance("-p", "serial", "-t", "serial-2port")
+        for i in (a, s):
+            tasks = os.listdir("/proc/%d/task" % i["pid"])
+            if i is a:
+                self.assertGreaterEqual(len(tasks), 4, tasks)
+            for t in tasks:
+                st = status_fields("/proc/%d/task/%s/status" % (i["pid"], t))
+                self.assertEqual((st["NoNewPrivs"], st["Seccomp"]),
+                                 ("1", "2"), (i["type"], t, st))
+            fds = {int(n): os.readlink("/proc/%d/fd/%s" % (i["pid"], n))
+                   for n in os.listdir("/proc/%d/fd" % i["pid"])}
+            # stdio (stdin /dev/null, logs), then sockets and anonymous
+            # inodes only: no file, no directory, nothing inherited.
+            self.assertEqual(fds[0], "/dev/null", fds)
+            for n, target in fds.items():
+                if n > 2:
+                    self.assertRegex(target, r"^(socket|anon_inode|/dev/pts)",
+                                     fds)
+        # Confined workers still do their work.
+        p = subprocess.run([ACCEL_CLIENT, a["socket"], "4", "30000"],
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("PCI", str(self.probe(s["socket"])))
+
+    def test_print_matches_docs(self):
+        p = subprocess.run([harness.BIN["umdevd"], "--print-sandbox"],
+                           capture_output=True, timeout=harness.T_CMD)
+        self.assertEqual(p.returncode, 0, p)
+        printed = p.stdout.decode()
+        with open(DOC) as f:
+            doc = f.read()
+        m = re.search(r"```\n(# \d+ system calls.*?)```", doc, re.S)
+        self.assertIsNotNone(m, "docs/SANDBOX.md has no allow-list block")
+        self.assertEqual(m.group(1), printed,
+                         "docs/SANDBOX.md is out of date: paste "
+                         "`umdevd --print-sandbox` into it")
+        n = int(printed.split()[1])
+        self.assertEqual(n, len(printed.splitlines()) - 1)
+        p = subprocess.run([harness.BIN["umdevd"], "--sandbox", "off"],
+                           capture_output=True, timeout=harness.T_CMD)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("sandbox mode must be 'kill' or 'log', not 'off'",
+                      p.stderr.decode())
+
+    def forbidden(self, args):
+        """A serial instance armed with the test hook, and an accel
+        instance beside it; a VMM attaches to the armed one."""
+        if not TEST_HOOKS:
+            self.fail("umdevd was built without UMDEV_TEST_HOOKS")
+        bad = new_uuid()
+        os.environ["UMDEV_TEST_FORBIDDEN_SYSCALL"] = bad
+        try:
+            self.daemon(args)
+        finally:
+            del os.environ["UMDEV_TEST_FORBIDDEN_SYSCALL"]
+        other = self.start_instance("-p", "accel", "-t", "accel-2wq")
+        i = self.start_instance("-p", "serial", "-t", "serial-2port", "-u",
+                                bad)
+        self.assertEqual(self.types()["serial-2port"], 1023)
+        subprocess.run([harness.BIN["probe"], "--timeout", "3000",
+                        i["socket"]], capture_output=True,
+                       timeout=harness.T_CMD)
+        return i, other
+
+    def test_forbidden_syscall_kills(self):
+        i, other = self.forbidden([])
+        f = self.wait_state(i["uuid"], "failed")
+        self.assertEqual(f["exit"]["signal"], 31, f)
+        self.assertIn("killed by signal 31", f["exit"]["reason"])
+        self.assertIn("outside the sandbox (docs/SANDBOX.md)",
+                      f["exit"]["reason"])
+        self.assertNotIn("test hook: open", self.d.log())
+        # Its resources are back; the other instance serves on.
+        self.assertEqual(self.types()["serial-2port"], 1024)
+        now = self.instance(other["uuid"])
+        self.assertEqual((now["state"], now["pid"]),
+                         ("running", other["pid"]))
+        p = subprocess.run([ACCEL_CLIENT, other["socket"], "2", "30000"],
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.ok("stop", i["uuid"])
+        self.ok("stop", other["uuid"])
+
+    def test_log_mode_lets_it_run(self):
+        i, other = self.forbidden(["--sandbox", "log"])
+        self.wait_for("the hook's log line",
+                      lambda: "test hook: open(/etc/passwd) returned" in
+                      self.d.log())
+        self.assertEqual(self.instance(i["uuid"])["state"], "running")
+        self.assertIn("PCI", str(self.probe(i["socket"])))
+        self.ok("stop", i["uuid"])
+        self.ok("stop", other["uuid"])
+
+
+def main():
+    global ACCEL_CLIENT, TEST_HOOKS
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--accel-client", required=True)
+    ap.add_argument("--test-hooks", action="store_true")
+    args, rest = ap.parse_known_args()
+    ACCEL_CLIENT = os.path.abspath(args.accel_client)
+    TEST_HOOKS = args.test_hooks
+    sys.argv = [sys.argv[0]] + rest
+    harness.main()
+
+
+if __name__ == "__main__":
+    main()
