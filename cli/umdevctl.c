@@ -105,8 +105,9 @@ call(struct ctx *c, const char *cmd, struct json_object *args,
     fprintf(c->sock, "%s\n",
             json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
     json_object_put(req);
-    fflush(c->sock);
-    if (getline(&line, &cap, c->sock) < 0) {
+    /* A daemon that died under us is EPIPE here (SIGPIPE is ignored),
+     * or EOF below: either way it is "unreachable", not a crash. */
+    if (fflush(c->sock) != 0 || getline(&line, &cap, c->sock) < 0) {
         fprintf(stderr, "umdevctl: umdevd closed the connection\n");
         free(line);
         return EXIT_NODAEMON;
@@ -1720,6 +1721,8 @@ main(int argc, char **argv)
     const char *rundir = getenv("UMDEV_RUNDIR");
     char def[4096];
     int i = 1, rc;
+
+    signal(SIGPIPE, SIG_IGN);
 
     if (env != NULL) {
         c.control = env;

@@ -91,20 +91,97 @@ run "instances (umdevctl list) and availability" "$CTL" list
 
 run "inspect $A over vfio-user (umdev-probe)" "$BUILD/umdev-probe" \
     "$UMDEV_RUNDIR/$A.sock"
-run "drive $A: $BYTES bytes each way through both ports" \
-    "$BUILD/umdev-serial-drive" --bytes "$BYTES" "$UMDEV_RUNDIR/$A.sock" \
-    "$UMDEV_RUNDIR/$A.port0" "$UMDEV_RUNDIR/$A.port1"
-run "drive $B: $BYTES bytes each way through port 0" \
-    "$BUILD/umdev-serial-drive" --bytes "$BYTES" "$UMDEV_RUNDIR/$B.sock" \
-    "$UMDEV_RUNDIR/$B.port0"
+
+# json_get KEY...: a field of the JSON object on stdin.
+json_get() {
+    python3 -c 'import json, sys
+v = json.load(sys.stdin)
+for k in sys.argv[1:]:
+    v = v[k]
+print(v)' "$@"
+}
+now() { date +%s.%N; }
+# row NAME OPS BYTES T0 T1 ERRORS: one line of the final table.
+ROWS=$DIR/table.tsv
+row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$ROWS"; }
+
+# Serial: every port of A, port 0 of B, BYTES each way.
+for u in "$A" "$B"; do
+    ports=("$UMDEV_RUNDIR/$u.port0")
+    [ "$u" = "$A" ] && ports+=("$UMDEV_RUNDIR/$u.port1")
+    t0=$(now)
+    run "drive $u: $BYTES bytes each way through ${#ports[@]} port(s)" \
+        "$BUILD/umdev-serial-drive" --bytes "$BYTES" \
+        "$UMDEV_RUNDIR/$u.sock" "${ports[@]}"
+    n=$((${#ports[@]} * 2 * BYTES))
+    row "serial ${u:0:8}" "$n" "$n" "$t0" "$(now)" \
+        "$("$CTL" --json info "$u" | json_get device counters errors)"
+done
 run "traffic counters of $A (umdevctl info)" "$CTL" info "$A"
 
+step "two accelerator subdevices and an access-path queue on parent accel"
+X=$("$CTL" --json start -p accel -t accel-2wq | json_get instance uuid) ||
+    die "start accel-2wq"
+Y=$("$CTL" --json start -p accel -t accel-1wq | json_get instance uuid) ||
+    die "start accel-1wq"
+echo "started $X (accel-2wq) and $Y (accel-1wq)"
+step "drive them at once: each subdevice as a VMM (20000 verified 1 KiB" \
+    "MEMMOVEs, umdev-conform's ring load), the access queue from a host" \
+    "process (umdev-access-drive: every op checked, then 3 s of load)"
+t0=$(now)
+timeout -k 5 "$STEP_TIMEOUT" "$BUILD/devices/umdev-access-drive" \
+    --seconds 3 >"$DIR/access.out" 2>&1 &
+access_pid=$!
+sleep 0.5 # the queue is leased before the list below
+"$CTL" list
+pids=()
+for u in "$X" "$Y"; do
+    timeout -k 5 "$STEP_TIMEOUT" "$BUILD/tests/conformance/umdev-conform" \
+        "$UMDEV_RUNDIR/$u.sock" --only datapath --daemon-uuid "$u" \
+        --umdevctl "$CTL" >"$DIR/$u.out" 2>&1 &
+    pids+=($!)
+done
+for i in 0 1; do
+    u=$([ "$i" = 0 ] && echo "$X" || echo "$Y")
+    wait "${pids[$i]}" || { cat "$DIR/$u.out"; die "driving $u"; }
+    t1=$(now)
+    grep '^PASS datapath' "$DIR/$u.out"
+    "$CTL" --json info "$u" >"$DIR/$u.json"
+    ep() { json_get device endpoints "$1" <"$DIR/$u.json"; }
+    row "accel ${u:0:8}" "$(ep completed)" "$(ep bytes)" "$t0" "$t1" \
+        "$(($(ep failed) + $(json_get device counters errors <"$DIR/$u.json")))"
+done
+wait "$access_pid" || { cat "$DIR/access.out"; die "the access queue"; }
+cat "$DIR/access.out"
+load=$(grep '^load ' "$DIR/access.out")
+field() { tr ' ' '\n' <<<"$load" | sed -n "s/^$1=//p"; }
+row "access queue" "$(field ops)" "$(field bytes)" 0 "$(field seconds)" \
+    "$(field errors)"
+
+step "per device (errors must be 0)"
+python3 - "$ROWS" <<'PY' || die "a device reported errors"
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+print("%-16s %10s %12s %8s %10s %6s" % ("device", "ops", "bytes", "seconds",
+                                        "MB/s", "errors"))
+bad = 0
+for name, ops, nbytes, t0, t1, err in rows:
+    s = float(t1) - float(t0)
+    print("%-16s %10d %12d %8.2f %10.2f %6d" % (name, int(ops), int(nbytes),
+                                                s, int(nbytes) / s / 1e6,
+                                                int(err)))
+    bad += int(err) != 0 or int(ops) == 0
+sys.exit(1 if bad else 0)
+PY
+echo "(serial ops are bytes; accel ops are descriptors)"
+
 step "stop and undefine"
+"$CTL" stop "$X" && "$CTL" stop "$Y" || die "stop accel"
 "$CTL" stop "$A" && "$CTL" stop "$B" || die "stop"
 "$CTL" undefine "$A" && "$CTL" undefine "$B" || die "undefine"
 "$CTL" list --defined
 [ -z "$("$CTL" list --defined)" ] || die "definitions left behind"
-
+[ -z "$("$CTL" list)" ] || die "instances left running"
 step "stop umdevd (SIGTERM)"
 kill -TERM "$daemon_pid"
 rc=0
