@@ -15,8 +15,13 @@
  *    published in memory, the doorbell rung only when the ring says the
  *    engine sleeps (event suppression, devices/accel/README.md). Unit: one
  *    descriptor. Doorbells that wake a sleeping engine are waiting, not
- *    I/O, like idle polls; there may be at most one per
- *    ACCEL_WAKE_RATIO_MAX descriptors, and every other message counts.
+ *    I/O, like idle polls, and every other message counts. The engine may
+ *    only sleep after the ring stayed empty for its poll window, so a
+ *    doorbell asked for within that window of the previous TAIL store
+ *    means suppression failed; there may be at most one such per
+ *    ACCEL_WAKE_RATIO_MAX descriptors. Doorbells after the driver itself
+ *    stalled longer than the window (descheduled on a busy machine) are
+ *    the engine's rightful sleep: reported, not held against it.
  *
  * Messages are counted on the client: the commands it sends plus the
  * server's DMA_READ/DMA_WRITE it serves. Polls that find the device not
@@ -44,6 +49,7 @@
 
 #include "accel.h"
 #include "conform.h"
+#include "engine.h"
 
 /* Bytes moved each way by the serial generator. */
 #define SERIAL_BYTES 4096u
@@ -66,6 +72,9 @@
 /* A driver that keeps the ring fed wakes the engine rarely; one doorbell
  * per descriptor means event suppression does not work. */
 #define ACCEL_WAKE_RATIO_MAX 20u
+/* The engine's documented poll window (umdevd and umdev-accel-serve use
+ * the default), less a margin for the two clock reads around it. */
+#define ACCEL_POLL_WINDOW_S (ACCEL_DEFAULT_POLL_US * 0.9e-6)
 
 /* 16550 registers and bits (PC16550D datasheet names). */
 #define UART_RX 0
@@ -109,6 +118,7 @@ struct gen_ctx {
     size_t nph;
     bool moved; /* all data verified */
     char where[160];
+    char note[160]; /* generator-specific evidence, if any */
 };
 
 static uint64_t
@@ -491,7 +501,10 @@ struct accel_load {
     uint8_t *mem;  /* guest memory, at iova */
     uint64_t iova;
     uint32_t tail, published;
+    double published_at; /* cf_now() right after the last TAIL store */
     uint64_t wakeups;
+    uint64_t stalled_wakeups; /* of those: the driver was away longer than
+                               * the engine's poll window */
 };
 
 static uint32_t
@@ -506,15 +519,24 @@ accel_publish(struct accel_load *a)
 {
     uint32_t old = a->published, one = 1;
 
+    double before = a->published_at;
+    bool ring;
+
     __atomic_store_n((uint32_t *)(a->mem + ACCEL_RING_TAIL), a->tail,
                      __ATOMIC_RELEASE);
+    a->published_at = cf_now();
     a->published = a->tail;
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (!accel_ring_need_doorbell(ring_word(a, ACCEL_RING_DOORBELL_NEEDED),
-                                  ring_word(a, ACCEL_RING_WAKE_INDEX), old,
-                                  a->tail))
+    ring = accel_ring_need_doorbell(ring_word(a, ACCEL_RING_DOORBELL_NEEDED),
+                                    ring_word(a, ACCEL_RING_WAKE_INDEX), old,
+                                    a->tail);
+    if (!ring)
         return 0;
     a->wakeups++;
+    /* The flag was read after this store; the engine found the ring empty
+     * no earlier than the previous one. */
+    if (cf_now() - before >= ACCEL_POLL_WINDOW_S)
+        a->stalled_wakeups++;
     return umdev_client_region_write_posted(a->g->c, 2, 0, &one, 4);
 }
 
@@ -620,7 +642,7 @@ gen_accel(struct gen_ctx *g)
         VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE;
     struct accel_load a = { .g = g, .iova = 1ull << 32 };
     uint16_t cmd = 0x0006; /* Command: memory space, bus master */
-    uint64_t m0, m1, w0;
+    uint64_t m0, m1, w0, s0, stalled, loaded;
     uint32_t status = 0;
     void *mem = MAP_FAILED;
     int fd, rc;
@@ -675,17 +697,26 @@ gen_accel(struct gen_ctx *g)
         goto out;
     m0 = msgs_now(g->c, NULL);
     w0 = a.wakeups;
+    s0 = a.stalled_wakeups;
     rc = accel_run(&a, ACCEL_WARMUP, ACCEL_WARMUP + ACCEL_IOS);
     m1 = msgs_now(g->c, NULL);
     g->ph[g->nph++] = (struct phase){ "ring", "desc", ACCEL_IOS, m1 - m0,
                                       a.wakeups - w0 };
     if (rc < 0)
         goto out;
-    if ((a.wakeups - w0) * ACCEL_WAKE_RATIO_MAX > ACCEL_IOS) {
+    stalled = a.stalled_wakeups - s0;
+    loaded = a.wakeups - w0 - stalled;
+    snprintf(g->note, sizeof(g->note),
+             "doorbells: %" PRIu64 " under load, %" PRIu64
+             " after the driver stalled >= %u us",
+             loaded, stalled, ACCEL_DEFAULT_POLL_US);
+    if (loaded * ACCEL_WAKE_RATIO_MAX > ACCEL_IOS) {
         cf_fail(g->r,
-                "%" PRIu64 " doorbells for %u descriptors kept %u deep: "
-                "more than one per %u, event suppression does not hold",
-                a.wakeups - w0, ACCEL_IOS, ACCEL_DEPTH, ACCEL_WAKE_RATIO_MAX);
+                "%" PRIu64 " doorbells for %u descriptors kept %u deep, each "
+                "within %u us of the previous TAIL store: more than one per "
+                "%u, event suppression does not hold",
+                loaded, ACCEL_IOS, ACCEL_DEPTH, ACCEL_DEFAULT_POLL_US,
+                ACCEL_WAKE_RATIO_MAX);
         goto out;
     }
     rc = accel_reg_wr(g->c, ACCEL_REG_QUEUE(0) + ACCEL_Q_CTRL, 0, 4);
@@ -771,6 +802,8 @@ check_datapath(struct conform *cf, struct cf_result *r)
         if (i < gen->nrule && per > worst)
             worst = per;
     }
+    if (g.note[0] != '\0')
+        cf_note(r, "%s", g.note);
     if (have_daemon) {
         /* Asked while still attached: every command the client sent
          * since the first sample must have been counted, no more. */
