@@ -360,13 +360,15 @@ unsigned int
 umdev_access_space(const struct umdev_access *a)
 {
     uint32_t head = ring_load(a, UMDEV_ACCESS_RING_HEAD);
-    uint32_t by_reap = a->depth - (a->tail - a->reaped);
-    uint32_t in_ring = a->tail - head;
 
     /* A HEAD the engine should never write (beyond TAIL) gives no room. */
-    if (in_ring > a->depth)
+    if (a->tail - head > a->depth)
         return 0;
-    return by_reap < a->depth - in_ring ? by_reap : a->depth - in_ring;
+    /* Every descriptor asks for a completion record, and the engine has
+     * copied a descriptor out of its slot before it writes the record
+     * (status last, release): a reaped slot is free even if HEAD, stored
+     * just after the record, still lags behind. */
+    return a->depth - (a->tail - a->reaped);
 }
 
 /* The rule of devices/accel/engine.h accel_ring_need_doorbell(). */
