@@ -421,7 +421,7 @@ static void
 load_one(struct daemon *d, const char *parent, const char *dir,
          const char *name)
 {
-    char path[PATH_MAX], err[256] = "";
+    char path[PATH_MAX], err[512] = "";
     char norm[UMDEV_UUID_STR_LEN + 1];
     struct json_object *obj = NULL, *v;
     struct instance *inst = NULL;

@@ -117,7 +117,7 @@ struct gen_ctx {
     struct phase ph[2];
     size_t nph;
     bool moved; /* all data verified */
-    char where[160];
+    char where[320];
     char note[160]; /* generator-specific evidence, if any */
 };
 
