@@ -303,6 +303,8 @@ direct_map(void *opaque, uint64_t addr, uint64_t len, int prot,
         return -EFAULT;
     m->ptr = (void *)(uintptr_t)addr;
     m->len = len < d->len - (addr - base) ? len : d->len - (addr - base);
+    m->span = base; /* as a DMA mapping would */
+    m->span_len = d->len;
     return 0;
 }
 
@@ -741,7 +743,7 @@ host_close(struct host *h)
     close(h->fd);
 }
 
-#define ROUNDS 3
+#define ROUNDS 5
 
 /* Median of ROUNDS values (sorts them). */
 static double

@@ -181,6 +181,8 @@ q_map(void *opaque, uint64_t addr, uint64_t len, int prot, struct accel_map *m)
         return rc;
     m->ptr = h.ptr;
     m->len = len;
+    m->span = h.span_iova;
+    m->span_len = h.span_len;
     memcpy(m->priv, &h, sizeof(h));
     return 0;
 }

@@ -112,6 +112,8 @@ aq_map(void *opaque, uint64_t addr, uint64_t len, int prot,
         /* Ranges are page-granular, so the rest of the range is at
          * least the rest of the page (ACCEL_MAP_GRANULE). */
         m->len = len < r->len - (addr - r->va) ? len : r->len - (addr - r->va);
+        m->span = r->va; /* the hold is on the whole range */
+        m->span_len = r->len;
         memcpy(m->priv, &i, sizeof(i));
         rc = 0;
         break;

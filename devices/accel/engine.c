@@ -60,6 +60,22 @@ struct worker {
     struct accel_map *scratch; /* MAX_OPERANDS * e->seg_cap */
 };
 
+/*
+ * A span an embedder's hold keeps translated, kept for the rest of one
+ * visit: the descriptors of a visit mostly touch one or two guest
+ * mappings, and a map/unmap pair per operand costs a few locked
+ * instructions each, which stall on the stores to lines the driver's CPU
+ * owns. Few entries: a ring, its records and the data buffers.
+ */
+#define VISIT_MAPS 4
+
+struct visit_map {
+    uint64_t lo, hi; /* [lo, hi) */
+    uint8_t *base;   /* host address of lo */
+    int prot;        /* what the hold was granted for */
+    struct accel_map hold;
+};
+
 struct accel_queue {
     struct accel_engine *e;
     unsigned int index;
@@ -80,6 +96,9 @@ struct accel_queue {
     _Atomic int state; /* enum accel_queue_state */
 
     /* The serving thread's (busy holder's), handed over by the lock. */
+    struct visit_map vmap[VISIT_MAPS]; /* spans held for this visit */
+    unsigned int nvmap;
+    bool visiting; /* serve() runs: map may keep spans */
     _Atomic uint32_t head;
     int64_t deficit;
     bool published; /* DOORBELL_NEEDED = 1 is in the ring */
@@ -283,7 +302,67 @@ accel_crc32c(const struct accel_engine *e, uint32_t crc, const void *buf,
 static void
 seg_put(struct accel_queue *q, struct accel_map *m)
 {
-    q->ops->unmap(q->opaque, m);
+    if (!m->borrowed)
+        q->ops->unmap(q->opaque, m);
+    m->borrowed = false;
+}
+
+/* The embedder's map, or a span held earlier in this visit. */
+static int
+seg_get(struct accel_queue *q, uint64_t addr, uint64_t len, int prot,
+        struct accel_map *m)
+{
+    struct visit_map *v;
+    unsigned int i;
+    uint64_t off;
+    int rc;
+
+    if (q->visiting) {
+        for (i = 0; i < q->nvmap; i++) {
+            v = &q->vmap[i];
+            if ((prot & ~v->prot) != 0 || addr < v->lo || addr >= v->hi)
+                continue;
+            m->ptr = v->base + (addr - v->lo);
+            m->len = len < v->hi - addr ? len : v->hi - addr;
+            m->borrowed = true;
+            return 0;
+        }
+    }
+    m->span = m->span_len = 0;
+    m->borrowed = false;
+    rc = q->ops->map(q->opaque, addr, len, prot, m);
+    if (rc < 0 || !q->visiting || q->nvmap == VISIT_MAPS || m->span_len == 0)
+        return rc;
+    off = addr - m->span;
+    /* Only a span that plainly contains what map returned is kept. */
+    if (addr < m->span || off >= m->span_len || m->len == 0 ||
+        m->len > m->span_len - off || m->span_len % ACCEL_MAP_GRANULE != 0 ||
+        m->span % ACCEL_MAP_GRANULE != 0 || m->span + m->span_len < m->span)
+        return rc;
+    v = &q->vmap[q->nvmap++];
+    v->lo = m->span;
+    v->hi = m->span + m->span_len;
+    v->base = (uint8_t *)m->ptr - off;
+    v->prot = prot;
+    v->hold = *m;
+    m->borrowed = true; /* the visit owns the hold now */
+    return rc;
+}
+
+static void
+visit_begin(struct accel_queue *q)
+{
+    q->nvmap = 0;
+    q->visiting = true;
+}
+
+/* Return the spans the visit held: a DMA unmap may be waiting for them. */
+static void
+visit_end(struct accel_queue *q)
+{
+    while (q->nvmap > 0)
+        q->ops->unmap(q->opaque, &q->vmap[--q->nvmap].hold);
+    q->visiting = false;
 }
 
 /* Map exactly @len bytes at @addr as one piece (ring lines, descriptors
@@ -294,7 +373,7 @@ map_small(struct accel_queue *q, uint64_t addr, uint64_t len, int prot,
 {
     if (addr + len < addr)
         return NULL;
-    if (q->ops->map(q->opaque, addr, len, prot, m) < 0)
+    if (seg_get(q, addr, len, prot, m) < 0)
         return NULL;
     if (m->len != len) {
         seg_put(q, m);
@@ -326,7 +405,7 @@ operand_get(struct accel_queue *q, struct operand *o, uint64_t addr,
     while (len > 0) {
         struct accel_map *m = &o->s[o->n];
 
-        if (o->n == cap || q->ops->map(q->opaque, addr, len, prot, m) < 0)
+        if (o->n == cap || seg_get(q, addr, len, prot, m) < 0)
             goto fault;
         if (m->len == 0 || m->len > len) {
             seg_put(q, m); /* the embedder broke its contract */
@@ -995,6 +1074,7 @@ serve(struct worker *w, struct accel_queue *q, bool *empty)
     int rc;
 
     *empty = false;
+    visit_begin(q);
     ring_open(q, &r);
     if (q->published) {
         /* Awake again: tell the driver to stop ringing. */
@@ -1054,6 +1134,7 @@ serve(struct worker *w, struct accel_queue *q, bool *empty)
         intr_flush(q);
 out:
     ring_close(&r);
+    visit_end(q);
     return done;
 }
 
@@ -1324,8 +1405,8 @@ ring_mapped(struct accel_queue *q, uint64_t *bad)
     while (len > 0) {
         struct accel_map m;
 
-        if (q->ops->map(q->opaque, addr, len, ACCEL_MAP_READ | ACCEL_MAP_WRITE,
-                        &m) < 0) {
+        if (seg_get(q, addr, len, ACCEL_MAP_READ | ACCEL_MAP_WRITE, &m) <
+            0) {
             *bad = addr;
             return false;
         }

@@ -223,6 +223,17 @@ struct accel_queue_status {
 struct accel_map {
     void *ptr;    /* host address of the first byte */
     uint64_t len; /* contiguous bytes at ptr */
+    /*
+     * Optional (the engine zeroes them before map): the hold keeps all of
+     * [span, span + span_len) translated, contiguously around ptr and with
+     * the protection asked for, as a hold on a whole DMA mapping does.
+     * ACCEL_MAP_GRANULE-aligned. The engine then keeps the hold for the
+     * rest of a queue visit and serves the visit's later accesses inside
+     * the span without calling map again: a mapping's teardown (which
+     * waits for its holds) waits for at most that visit.
+     */
+    uint64_t span, span_len;
+    bool borrowed; /* the engine's: served from a visit's held span */
     /* The embedder's hold, returned to unmap. */
     _Alignas(8) unsigned char priv[32];
 };

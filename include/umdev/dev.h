@@ -176,9 +176,16 @@ bool umdev_dev_irq_enabled(struct umdev_dev *dev, uint32_t index,
 #define UMDEV_DMA_READ 1  /* the device reads guest memory */
 #define UMDEV_DMA_WRITE 2 /* the device writes guest memory */
 
-/* A hold on mapped guest memory; keep it as short as the access. */
+/*
+ * A hold on mapped guest memory: it pins the whole mapping, which
+ * DMA_UNMAP of it waits for, so keep it no longer than a bounded piece of
+ * work.
+ */
 struct umdev_dma_hold {
     void *ptr;
+    /* The mapping held: [span_iova, span_iova + span_len), contiguous in
+     * the host around ptr, with the protection checked for the get. */
+    uint64_t span_iova, span_len;
     void *map_; /* private */
 };
 

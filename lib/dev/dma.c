@@ -283,6 +283,7 @@ umdev_dma_get(struct umdev_dev *dev, uint64_t iova, uint64_t len, int prot,
     int rc = 0;
 
     hold->ptr = NULL;
+    hold->span_iova = hold->span_len = 0;
     hold->map_ = NULL;
     if (len == 0 || iova + len < iova)
         return -EFAULT;
@@ -299,6 +300,8 @@ umdev_dma_get(struct umdev_dev *dev, uint64_t iova, uint64_t len, int prot,
     if (rc == 0) {
         atomic_fetch_add(&m->holds, 1);
         hold->ptr = m->base + (iova - m->iova);
+        hold->span_iova = m->iova;
+        hold->span_len = m->size;
         hold->map_ = m;
     }
     pthread_rwlock_unlock(&t->lock);
