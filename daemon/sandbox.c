@@ -18,6 +18,17 @@
 
 #include "sandbox.h"
 
+/*
+ * Sanitizer builds (the asan preset): the runtime's report path makes
+ * system calls a served worker never does. Without the extra rules a
+ * memory error in a worker would show up as a SIGSYS with its report cut
+ * short (docs/SANDBOX.md, "Sanitizer builds").
+ */
+#ifdef UMDEV_SANITIZER
+#include <sanitizer/common_interface_defs.h>
+#include <sys/ioctl.h>
+#endif
+
 enum restriction {
     R_NONE,
     R_NO_EXEC,      /* mmap/mprotect: PROT_EXEC refused */
@@ -25,6 +36,8 @@ enum restriction {
     R_THREADS_ONLY, /* clone: CLONE_THREAD set (threads, not processes) */
     R_SELF_ONLY,    /* tgkill: this process only (abort) */
     R_ENOSYS,       /* clone3: fails with ENOSYS so glibc uses clone */
+    R_EACCES,       /* sanitizer builds: fails with EACCES */
+    R_TCGETS_ONLY,  /* sanitizer builds: ioctl(fd, TCGETS) (isatty) */
 };
 
 static const struct {
@@ -87,6 +100,22 @@ static const struct {
 
 #define N_ALLOWED (sizeof(allowed) / sizeof(allowed[0]))
 
+#ifdef UMDEV_SANITIZER
+static const struct {
+    const char *name;
+    enum restriction r;
+    const char *why;
+} sanitizer_extra[] = {
+    { "open", R_EACCES, "report: /proc/self/maps (cached before the filter)" },
+    { "openat", R_EACCES, "the same, for runtimes that use openat" },
+    { "stat", R_EACCES, "report: no llvm-symbolizer (addresses stay raw)" },
+    { "ioctl", R_TCGETS_ONLY, "report: isatty() for colour" },
+};
+#define N_SANITIZER (sizeof(sanitizer_extra) / sizeof(sanitizer_extra[0]))
+#else
+#define N_SANITIZER 0u
+#endif
+
 static const char *const restriction_text[] = {
     [R_NONE] = "",
     [R_NO_EXEC] = "without PROT_EXEC",
@@ -94,6 +123,8 @@ static const char *const restriction_text[] = {
     [R_THREADS_ONLY] = "CLONE_THREAD only",
     [R_SELF_ONLY] = "own process only",
     [R_ENOSYS] = "fails with ENOSYS",
+    [R_EACCES] = "fails with EACCES",
+    [R_TCGETS_ONLY] = "TCGETS only",
 };
 
 unsigned int
@@ -111,6 +142,16 @@ sandbox_print(FILE *f)
         fprintf(f, "%-18s %-18s %s\n", allowed[i].name,
                 allowed[i].r == R_NONE ? "-" : restriction_text[allowed[i].r],
                 allowed[i].why);
+#ifdef UMDEV_SANITIZER
+    fprintf(f, "# sanitizer build: %u more for the runtime's reports\n",
+            (unsigned int)N_SANITIZER);
+    for (i = 0; i < N_SANITIZER; i++)
+        fprintf(f, "%-18s %-18s %s\n", sanitizer_extra[i].name,
+                sanitizer_extra[i].r == R_NONE
+                    ? "-"
+                    : restriction_text[sanitizer_extra[i].r],
+                sanitizer_extra[i].why);
+#endif
 }
 
 static int
@@ -134,6 +175,15 @@ add_rule(scmp_filter_ctx ctx, int nr, enum restriction r)
                                 SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
     case R_ENOSYS:
         return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0);
+    case R_EACCES:
+        return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), nr, 0);
+    case R_TCGETS_ONLY:
+#ifdef UMDEV_SANITIZER
+        return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+                                SCMP_A1(SCMP_CMP_EQ, TCGETS, 0));
+#else
+        break;
+#endif
     }
     return -EINVAL;
 }
@@ -163,6 +213,23 @@ sandbox_apply(bool log_only)
         if (rc < 0)
             goto out;
     }
+#ifdef UMDEV_SANITIZER
+    for (i = 0; i < N_SANITIZER; i++) {
+        int nr = seccomp_syscall_resolve_name(sanitizer_extra[i].name);
+
+        if (nr == __NR_SCMP_ERROR)
+            continue;
+        rc = add_rule(ctx, nr, sanitizer_extra[i].r);
+        if (rc < 0)
+            goto out;
+    }
+    {
+        /* Caches /proc/self/maps for the reports' module list. */
+        __sanitizer_sandbox_arguments args = { .coverage_fd = -1 };
+
+        __sanitizer_sandbox_on_notify(&args);
+    }
+#endif
     rc = seccomp_load(ctx);
 out:
     seccomp_release(ctx);

@@ -10,6 +10,16 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+/* Built with AddressSanitizer or UndefinedBehaviorSanitizer. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UMDEV_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || \
+    __has_feature(undefined_behavior_sanitizer)
+#define UMDEV_SANITIZER 1
+#endif
+#endif
+
 /**
  * sandbox_apply() - install the worker filter: every system call not on
  * the allow-list kills the process (SIGSYS). With @log_only, violations

@@ -291,29 +291,71 @@ on_signal(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
 
 #ifdef UMDEV_TEST_HOOKS
 /*
- * Test-only (tests/daemon/test_sandbox.py): the worker of the instance
- * named by UMDEV_TEST_FORBIDDEN_SYSCALL behaves like a compromised device
- * once a VMM is attached: it tries to open a host file. The sandbox must
- * kill it there. Never built into release binaries.
+ * Test-only (tests/daemon/test_sandbox.py), never built into release
+ * binaries. Once a VMM is attached, the worker of the instance named by
+ * UMDEV_TEST_FORBIDDEN_SYSCALL behaves like a compromised device: it
+ * tries a network connection, and the sandbox must kill it there. In a
+ * sanitizer build the one named by UMDEV_TEST_MEMORY_ERROR overflows a
+ * heap buffer: the sanitizer's report must arrive whole through the
+ * filter.
  */
+enum test_hook { HOOK_NONE, HOOK_SYSCALL, HOOK_MEMORY };
+
 static bool
-test_hook_armed(const struct instance *inst)
+names(const char *env, const struct instance *inst)
 {
-    const char *uuid = getenv("UMDEV_TEST_FORBIDDEN_SYSCALL");
+    const char *uuid = getenv(env);
 
     return uuid != NULL && strcmp(uuid, inst->uuid) == 0;
 }
 
-static void
-test_hook_fire(struct worker *w)
+static enum test_hook
+test_hook_armed(const struct instance *inst)
 {
-    int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+    if (names("UMDEV_TEST_FORBIDDEN_SYSCALL", inst))
+        return HOOK_SYSCALL;
+#ifdef UMDEV_SANITIZER
+    if (names("UMDEV_TEST_MEMORY_ERROR", inst))
+        return HOOK_MEMORY;
+#endif
+    return HOOK_NONE;
+}
 
-    /* Reached only when the filter let it through (--sandbox log). */
-    umdev_log(&w->log, LOG_ERR, "test hook: open(/etc/passwd) returned %d",
-              fd);
-    if (fd >= 0)
-        close(fd);
+#ifdef UMDEV_SANITIZER
+static void
+test_hook_memory_error(struct worker *w)
+{
+    volatile char *p = malloc(8);
+
+    umdev_log(&w->log, LOG_ERR, "test hook: writing past a heap buffer");
+    if (p != NULL)
+        p[8] = 1; /* the sanitizer stops the worker here */
+    free((void *)p);
+}
+#endif
+
+static void
+test_hook_fire(struct worker *w, enum test_hook hook)
+{
+#ifdef UMDEV_SANITIZER
+    if (hook == HOOK_MEMORY) {
+        test_hook_memory_error(w);
+        return;
+    }
+#endif
+    (void)hook;
+
+    /* A device that phones home. (Not open(): sanitizer builds let it
+     * fail softly, docs/SANDBOX.md.) */
+    {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        /* Reached only when the filter let it through (--sandbox log). */
+        umdev_log(&w->log, LOG_ERR,
+                  "test hook: socket(AF_INET) returned %d", fd);
+        if (fd >= 0)
+            close(fd);
+    }
 }
 #endif
 
@@ -336,7 +378,7 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
     sigset_t mask;
     int sfd, rc;
 #ifdef UMDEV_TEST_HOOKS
-    bool hook = test_hook_armed(inst);
+    enum test_hook hook = test_hook_armed(inst);
 #endif
 
     isolate_fds(listen_fd, status_fd);
@@ -381,9 +423,9 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
         if (umdev_loop_run_once(w.loop, -1) < 0)
             break;
 #ifdef UMDEV_TEST_HOOKS
-        if (hook && umdev_dev_attached(w.pi->dev)) {
-            hook = false;
-            test_hook_fire(&w);
+        if (hook != HOOK_NONE && umdev_dev_attached(w.pi->dev)) {
+            test_hook_fire(&w, hook);
+            hook = HOOK_NONE;
         }
 #endif
         if (w.stopping && !umdev_dev_attached(w.pi->dev))
