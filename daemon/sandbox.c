@@ -40,11 +40,13 @@ enum restriction {
     R_TCGETS_ONLY,  /* sanitizer builds: ioctl(fd, TCGETS) (isatty) */
 };
 
-static const struct {
+struct rule {
     const char *name;
     enum restriction r;
     const char *why;
-} allowed[] = {
+};
+
+static const struct rule allowed[] = {
     { "read", R_NONE, "eventfds, timerfds, signalfd, host ends" },
     { "write", R_NONE, "eventfds (IRQs), host ends, logs" },
     { "readv", R_NONE, "stdio" },
@@ -101,11 +103,7 @@ static const struct {
 #define N_ALLOWED (sizeof(allowed) / sizeof(allowed[0]))
 
 #ifdef UMDEV_SANITIZER
-static const struct {
-    const char *name;
-    enum restriction r;
-    const char *why;
-} sanitizer_extra[] = {
+static const struct rule sanitizer_extra[] = {
     { "open", R_EACCES, "report: /proc/self/maps (cached before the filter)" },
     { "openat", R_EACCES, "the same, for runtimes that use openat" },
     { "stat", R_EACCES, "report: no llvm-symbolizer (addresses stay raw)" },
@@ -133,24 +131,25 @@ sandbox_count(void)
     return N_ALLOWED;
 }
 
-void
-sandbox_print(FILE *f)
+static void
+print_rules(FILE *f, const struct rule *rules, size_t n)
 {
     size_t i;
 
-    for (i = 0; i < N_ALLOWED; i++)
-        fprintf(f, "%-18s %-18s %s\n", allowed[i].name,
-                allowed[i].r == R_NONE ? "-" : restriction_text[allowed[i].r],
-                allowed[i].why);
+    for (i = 0; i < n; i++)
+        fprintf(f, "%-18s %-18s %s\n", rules[i].name,
+                rules[i].r == R_NONE ? "-" : restriction_text[rules[i].r],
+                rules[i].why);
+}
+
+void
+sandbox_print(FILE *f)
+{
+    print_rules(f, allowed, N_ALLOWED);
 #ifdef UMDEV_SANITIZER
     fprintf(f, "# sanitizer build: %u more for the runtime's reports\n",
             (unsigned int)N_SANITIZER);
-    for (i = 0; i < N_SANITIZER; i++)
-        fprintf(f, "%-18s %-18s %s\n", sanitizer_extra[i].name,
-                sanitizer_extra[i].r == R_NONE
-                    ? "-"
-                    : restriction_text[sanitizer_extra[i].r],
-                sanitizer_extra[i].why);
+    print_rules(f, sanitizer_extra, N_SANITIZER);
 #endif
 }
 
@@ -188,11 +187,29 @@ add_rule(scmp_filter_ctx ctx, int nr, enum restriction r)
     return -EINVAL;
 }
 
+static int
+add_rules(scmp_filter_ctx ctx, const struct rule *rules, size_t n)
+{
+    size_t i;
+    int rc;
+
+    for (i = 0; i < n; i++) {
+        int nr = seccomp_syscall_resolve_name(rules[i].name);
+
+        /* A call this architecture does not have needs no rule. */
+        if (nr == __NR_SCMP_ERROR)
+            continue;
+        rc = add_rule(ctx, nr, rules[i].r);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 int
 sandbox_apply(bool log_only)
 {
     scmp_filter_ctx ctx;
-    size_t i;
     int rc;
 
     ctx = seccomp_init(log_only ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
@@ -203,26 +220,13 @@ sandbox_apply(bool log_only)
     rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
     if (rc < 0)
         goto out;
-    for (i = 0; i < N_ALLOWED; i++) {
-        int nr = seccomp_syscall_resolve_name(allowed[i].name);
-
-        /* A call this architecture does not have needs no rule. */
-        if (nr == __NR_SCMP_ERROR)
-            continue;
-        rc = add_rule(ctx, nr, allowed[i].r);
-        if (rc < 0)
-            goto out;
-    }
+    rc = add_rules(ctx, allowed, N_ALLOWED);
+    if (rc < 0)
+        goto out;
 #ifdef UMDEV_SANITIZER
-    for (i = 0; i < N_SANITIZER; i++) {
-        int nr = seccomp_syscall_resolve_name(sanitizer_extra[i].name);
-
-        if (nr == __NR_SCMP_ERROR)
-            continue;
-        rc = add_rule(ctx, nr, sanitizer_extra[i].r);
-        if (rc < 0)
-            goto out;
-    }
+    rc = add_rules(ctx, sanitizer_extra, N_SANITIZER);
+    if (rc < 0)
+        goto out;
     {
         /* Caches /proc/self/maps for the reports' module list. */
         __sanitizer_sandbox_arguments args = { .coverage_fd = -1 };
