@@ -1,8 +1,9 @@
 /*
- * A small epoll event loop (fd readiness and one-shot timers) that servers,
- * devices and the daemon share. Caller-owned handle; not thread-safe except
- * umdev_loop_stop(), which may be called from a signal handler or another
- * thread.
+ * A small epoll event loop that servers, devices and the daemon share:
+ * fd readiness, one-shot timers, and calls posted from other threads.
+ * Caller-owned handle, run by one thread. Thread-safe: umdev_loop_post()
+ * and umdev_loop_stop() (the latter also from a signal handler); every
+ * other call belongs to the loop's thread.
  */
 #ifndef UMDEV_LOOP_H
 #define UMDEV_LOOP_H
@@ -23,11 +24,15 @@ struct umdev_loop;
 #define UMDEV_LOOP_HUP 0x10u
 
 /* Called with the events that fired. May add or remove any fd, itself
- * included. */
+ * included, and add or cancel timers. */
 typedef void umdev_loop_fn(struct umdev_loop *loop, int fd, uint32_t events,
                            void *opaque);
+/* A timer that expired or a posted call, run on the loop's thread. */
+typedef void umdev_loop_call_fn(struct umdev_loop *loop, void *opaque);
 
+/** Return: 0, -ENOMEM, or the epoll/eventfd error. */
 int umdev_loop_create(struct umdev_loop **out);
+/** Timers and posted calls still pending are dropped, not run. NULL ok. */
 void umdev_loop_destroy(struct umdev_loop *loop);
 
 /** Watch @fd (not taken) for @events. Return: 0, -EEXIST, -errno. */
@@ -38,7 +43,25 @@ int umdev_loop_mod(struct umdev_loop *loop, int fd, uint32_t events);
 void umdev_loop_del(struct umdev_loop *loop, int fd);
 
 /**
- * umdev_loop_run_once() - wait up to @timeout_ms (-1 forever) and dispatch.
+ * umdev_loop_timer_add() - call @fn once, from the loop, @ms milliseconds
+ * from now (CLOCK_MONOTONIC). Timers due together run in the order added.
+ * Return: the timer's id (> 0), or -ENOMEM.
+ */
+int64_t umdev_loop_timer_add(struct umdev_loop *loop, uint64_t ms,
+                             umdev_loop_call_fn *fn, void *opaque);
+/** Cancel a timer that has not run; ids <= 0 and spent ids are ignored. */
+void umdev_loop_timer_cancel(struct umdev_loop *loop, int64_t id);
+
+/**
+ * umdev_loop_post() - have the loop's thread call @fn soon, from any
+ * thread; calls run in the order posted. Return: 0 or -ENOMEM.
+ */
+int umdev_loop_post(struct umdev_loop *loop, umdev_loop_call_fn *fn,
+                    void *opaque);
+
+/**
+ * umdev_loop_run_once() - wait up to @timeout_ms (-1: until something
+ * happens) and run what is ready: fd callbacks, posted calls, due timers.
  * Return: number of callbacks run, or -errno.
  */
 int umdev_loop_run_once(struct umdev_loop *loop, int timeout_ms);
