@@ -13,7 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "audit.h"
+#include "audit_job.h"
 #include "umdevd.h"
 
 #define CTL_MAX_LINE (1024 * 1024)
@@ -347,14 +347,14 @@ need_instance(struct daemon *d, struct json_object *args,
               struct instance **out, char *err, size_t errlen)
 {
     const char *uuid = arg_str(args, "uuid");
-    char norm[UMDEV_UUID_STR_LEN + 1];
+    char norm[MDEV_UUID_STR_LEN + 1];
 
     *out = NULL;
     if (uuid == NULL) {
         snprintf(err, errlen, "a uuid (string) is required");
         return -EINVAL;
     }
-    if (umdev_uuid_parse(uuid, norm) < 0) {
+    if (mdev_uuid_parse(uuid, norm) < 0) {
         snprintf(err, errlen,
                  "'%s' is not a UUID (expected the form "
                  "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
@@ -388,12 +388,12 @@ cmd_types(struct daemon *d, struct json_object *args,
         return -ENOENT;
     }
     arr = json_object_new_array();
-    n = umdev_mdev_type_count(d->mdev);
+    n = mdev_type_count(d->mdev);
     for (i = 0; i < n; i++) {
-        struct umdev_mdev_type_info t;
+        struct mdev_type_info t;
         struct json_object *o;
 
-        umdev_mdev_type_get(d->mdev, i, &t);
+        mdev_type_get(d->mdev, i, &t);
         if (parent != NULL && strcmp(parent, t.parent) != 0)
             continue;
         o = json_object_new_object();
@@ -422,7 +422,7 @@ cmd_list(struct daemon *d, struct json_object *args,
     const char *parent = arg_str(args, "parent");
     bool defined = false;
     struct instance *inst;
-    char norm[UMDEV_UUID_STR_LEN + 1];
+    char norm[MDEV_UUID_STR_LEN + 1];
     int rc;
 
     rc = check_keys(args, keys, err, errlen);
@@ -430,7 +430,7 @@ cmd_list(struct daemon *d, struct json_object *args,
         return rc;
     if (json_object_object_get_ex(args, "defined", &v))
         defined = json_object_get_boolean(v);
-    if (uuid != NULL && umdev_uuid_parse(uuid, norm) < 0) {
+    if (uuid != NULL && mdev_uuid_parse(uuid, norm) < 0) {
         snprintf(err, errlen, "'%s' is not a UUID", uuid);
         return -EINVAL;
     }
@@ -456,7 +456,7 @@ cmd_define(struct daemon *d, struct json_object *args,
 {
     const char *type = arg_str(args, "type");
     const char *parent = arg_str(args, "parent");
-    char full[2 * UMDEV_MDEV_NAME_MAX + 2];
+    char full[2 * MDEV_NAME_MAX + 2];
     struct json_object *fields, *v;
     struct instance *inst;
     int rc;
@@ -839,7 +839,7 @@ cmd_audit(struct daemon *d, struct ctl_conn *c, struct json_object *id,
     if (rc < 0)
         return rc;
     if (type == NULL || type[0] == '\0' ||
-        strlen(type) > 2 * UMDEV_MDEV_NAME_MAX + 1) {
+        strlen(type) > 2 * MDEV_NAME_MAX + 1) {
         snprintf(err, errlen, "a type (string, e.g. \"serial-2port\") is "
                               "required");
         return -EINVAL;
@@ -851,7 +851,7 @@ cmd_audit(struct daemon *d, struct ctl_conn *c, struct json_object *id,
         kit_json = json_object_to_json_string_ext(kit,
                                                   JSON_C_TO_STRING_PLAIN);
     }
-    rc = audit_start(d, type, kit_json, audit_done, c, &c->audit, err,
+    rc = audit_job_start(d, type, kit_json, audit_done, c, &c->audit, err,
                      errlen);
     if (rc < 0)
         return rc;
@@ -1063,7 +1063,7 @@ conn_close(struct ctl_conn *c)
     struct instance *inst;
 
     /* A parked request's answer has nowhere to go now. */
-    audit_cancel(c->audit);
+    audit_job_cancel(c->audit);
     json_object_put(c->audit_id);
     for (inst = c->d->instances; inst != NULL; inst = inst->next)
         if (inst->pending.conn == c)

@@ -239,7 +239,7 @@ defs_apply_json(struct daemon *d, struct instance *inst,
                                          "start", "owner",  "mode",
                                          "attrs", NULL };
     const struct parent_driver *drv = parents_find(inst->parent);
-    struct umdev_mdev_type_info ti;
+    struct mdev_type_info ti;
     struct json_object *v, *attrs;
     char type[sizeof(inst->type)];
     bool auto_start = inst->auto_start;
@@ -288,12 +288,12 @@ defs_apply_json(struct daemon *d, struct instance *inst,
 
         /* "2port" names the same type as "serial-2port". */
         if (json_object_is_type(v, json_type_string)) {
-            found = umdev_mdev_type_find(d->mdev, json_object_get_string(v),
+            found = mdev_type_find(d->mdev, json_object_get_string(v),
                                          &ti);
             if (found < 0 &&
                 snprintf(full, sizeof(full), "%s-%s", inst->parent,
                          json_object_get_string(v)) < (int)sizeof(full))
-                found = umdev_mdev_type_find(d->mdev, full, &ti);
+                found = mdev_type_find(d->mdev, full, &ti);
         }
         if (found < 0 || strcmp(ti.parent, inst->parent) != 0) {
             snprintf(err, errlen,
@@ -422,7 +422,7 @@ load_one(struct daemon *d, const char *parent, const char *dir,
          const char *name)
 {
     char path[PATH_MAX], err[512] = "";
-    char norm[UMDEV_UUID_STR_LEN + 1];
+    char norm[MDEV_UUID_STR_LEN + 1];
     struct json_object *obj = NULL, *v;
     struct instance *inst = NULL;
     char *text;
@@ -444,7 +444,7 @@ load_one(struct daemon *d, const char *parent, const char *dir,
     }
     /* The daemon writes lower-case UUIDs; any other name would be
      * written back under a second name by the next modify. */
-    if (umdev_uuid_parse(name, norm) < 0 || strcmp(norm, name) != 0) {
+    if (mdev_uuid_parse(name, norm) < 0 || strcmp(norm, name) != 0) {
         snprintf(err, sizeof(err),
                  "the file name is not a lower-case UUID (definitions are "
                  "named STATEDIR/PARENT/UUID)");

@@ -236,11 +236,11 @@ fail:
     return rc;
 }
 
-static const struct umdev_mdev_pool_desc serial_pools[] = {
+static const struct mdev_pool_desc serial_pools[] = {
     { .name = "ports", .capacity = SERIAL_POOL_PORTS },
 };
 
-static const struct umdev_mdev_type_desc serial_types[] = {
+static const struct mdev_type_desc serial_types[] = {
     {
         .name = "2port",
         .description = "16550A two-port PCI serial card (4348:3253, "
@@ -294,11 +294,11 @@ static const struct parent_driver serial_parent = {
  * nothing, since one thread serves one queue at a time. */
 #define ACCEL_INST_MAX_THREADS 4u
 
-static const struct umdev_mdev_pool_desc accel_pools[] = {
+static const struct mdev_pool_desc accel_pools[] = {
     { .name = "queues", .capacity = ACCEL_POOL_QUEUES },
 };
 
-static const struct umdev_mdev_type_desc accel_types[] = {
+static const struct mdev_type_desc accel_types[] = {
     {
         .name = "1wq",
         .description = "work-queue accelerator with 1 queue (PCI 1234:11ec, "

@@ -11,7 +11,7 @@
 #include <json-c/json.h>
 
 #include "umdev/dev.h"
-#include "umdev/mdev.h"
+#include "mdev.h"
 #include "umdev/pci.h"
 
 /* A device instance built inside a worker. */
@@ -28,7 +28,7 @@ struct parent_instance {
 };
 
 struct parent_driver {
-    struct umdev_mdev_parent_desc desc;
+    struct mdev_parent_desc desc;
     /* Check a definition's attrs for @type; fill @err (size @errlen) with
      * what is wrong and how to fix it. NULL attrs means none. */
     int (*check_attrs)(const char *type, struct json_object *attrs,

@@ -42,10 +42,10 @@ inst_state_name(enum inst_state s)
 struct instance *
 inst_find(struct daemon *d, const char *uuid)
 {
-    char norm[UMDEV_UUID_STR_LEN + 1];
+    char norm[MDEV_UUID_STR_LEN + 1];
     struct instance *i;
 
-    if (umdev_uuid_parse(uuid, norm) < 0)
+    if (mdev_uuid_parse(uuid, norm) < 0)
         return NULL;
     for (i = d->instances; i != NULL; i = i->next)
         if (strcmp(i->uuid, norm) == 0)
@@ -57,11 +57,11 @@ int
 inst_new(struct daemon *d, const char *uuid, const char *type,
          struct instance **out, char *err, size_t errlen)
 {
-    struct umdev_mdev_type_info info;
+    struct mdev_type_info info;
     struct instance *inst;
 
     *out = NULL;
-    if (umdev_mdev_type_find(d->mdev, type, &info) < 0) {
+    if (mdev_type_find(d->mdev, type, &info) < 0) {
         snprintf(err, errlen,
                  "unknown type '%s' (umdevctl types lists them)", type);
         return -ENOENT;
@@ -70,7 +70,7 @@ inst_new(struct daemon *d, const char *uuid, const char *type,
     if (inst == NULL)
         return -ENOMEM;
     if (uuid != NULL) {
-        if (umdev_uuid_parse(uuid, inst->uuid) < 0) {
+        if (mdev_uuid_parse(uuid, inst->uuid) < 0) {
             free(inst);
             snprintf(err, errlen,
                      "'%s' is not a UUID (expected the form "
@@ -79,7 +79,7 @@ inst_new(struct daemon *d, const char *uuid, const char *type,
             return -EINVAL;
         }
     } else {
-        umdev_uuid_generate(inst->uuid);
+        mdev_uuid_generate(inst->uuid);
     }
     if (inst_find(d, inst->uuid) != NULL) {
         snprintf(err, errlen,
@@ -357,7 +357,7 @@ inst_start(struct daemon *d, struct instance *inst, char *err, size_t errlen)
                  inst_state_name(inst->state));
         return -EALREADY;
     }
-    rc = umdev_mdev_instance_add(d->mdev, inst->uuid, inst->type);
+    rc = mdev_instance_add(d->mdev, inst->uuid, inst->type);
     if (rc == -ENOSPC) {
         snprintf(err, errlen,
                  "parent '%s' has no free resources for %s (stop another "
@@ -405,7 +405,7 @@ inst_start(struct daemon *d, struct instance *inst, char *err, size_t errlen)
     timer_arm(d, inst, UMDEVD_START_TIMEOUT_MS);
     return 0;
 fail:
-    umdev_mdev_instance_remove(d->mdev, inst->uuid);
+    mdev_instance_remove(d->mdev, inst->uuid);
     inst->claimed = false;
     unlink(inst->sock_path);
     return rc;
@@ -512,7 +512,7 @@ worker_gone(struct daemon *d, struct instance *inst, int status)
     }
     unlink(inst->sock_path);
     if (inst->claimed) {
-        umdev_mdev_instance_remove(d->mdev, inst->uuid);
+        mdev_instance_remove(d->mdev, inst->uuid);
         inst->claimed = false;
     }
     inst->pid = -1;

@@ -62,7 +62,7 @@ parse_pool(struct daemon_opts *o, const char *arg)
     const struct parent_driver *drv;
     const char *dot = strchr(arg, '.');
     const char *eq = strchr(arg, '=');
-    char parent[UMDEV_MDEV_NAME_MAX + 1], pool[UMDEV_MDEV_NAME_MAX + 1];
+    char parent[MDEV_NAME_MAX + 1], pool[MDEV_NAME_MAX + 1];
     struct pool_override *po;
     unsigned long long n;
     char *end;
@@ -306,12 +306,12 @@ register_parents(struct daemon *d)
     int rc;
 
     for (p = parents_builtin(); *p != NULL; p++) {
-        struct umdev_mdev_pool_desc pools[UMDEV_MDEV_MAX_POOLS];
-        struct umdev_mdev_parent_desc desc = (*p)->desc;
+        struct mdev_pool_desc pools[MDEV_MAX_POOLS];
+        struct mdev_parent_desc desc = (*p)->desc;
         size_t i, j;
 
         /* lib/mdev copies the description: override on a local copy. */
-        if (desc.npools > UMDEV_MDEV_MAX_POOLS)
+        if (desc.npools > MDEV_MAX_POOLS)
             return -EINVAL;
         for (i = 0; i < desc.npools; i++) {
             pools[i] = desc.pools[i];
@@ -330,7 +330,7 @@ register_parents(struct daemon *d)
             }
         }
         desc.pools = pools;
-        rc = umdev_mdev_parent_add(d->mdev, &desc);
+        rc = mdev_parent_add(d->mdev, &desc);
         if (rc < 0) {
             umdev_log(&d->log, LOG_ERR, "cannot register parent %s: %s",
                       (*p)->desc.name, strerror(-rc));
@@ -422,7 +422,7 @@ main(int argc, char **argv)
     }
     rc = umdev_loop_create(&d.loop);
     if (rc == 0)
-        rc = umdev_mdev_create(&d.mdev);
+        rc = mdev_create(&d.mdev);
     if (rc == 0)
         rc = register_parents(&d);
     if (rc < 0) {
@@ -459,7 +459,7 @@ out:
     control_close_all(&d);
     while (d.instances != NULL)
         inst_free(&d, d.instances);
-    umdev_mdev_destroy(d.mdev);
+    mdev_destroy(d.mdev);
     umdev_loop_destroy(d.loop);
     if (d.signal_fd >= 0)
         close(d.signal_fd);

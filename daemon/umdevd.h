@@ -14,7 +14,7 @@
 
 #include "parents.h"
 #include "umdev/loop.h"
-#include "umdev/mdev.h"
+#include "mdev.h"
 #include "umdev/umdev.h"
 
 #define UMDEVD_PROTOCOL 1
@@ -28,8 +28,8 @@
 #define UMDEVD_MAX_POOL_OVERRIDES 16
 
 struct pool_override {
-    char parent[UMDEV_MDEV_NAME_MAX + 1];
-    char pool[UMDEV_MDEV_NAME_MAX + 1];
+    char parent[MDEV_NAME_MAX + 1];
+    char pool[MDEV_NAME_MAX + 1];
     uint32_t capacity;
 };
 
@@ -67,9 +67,9 @@ struct daemon;
 
 struct instance {
     struct daemon *daemon; /* back-pointer for loop callbacks */
-    char uuid[UMDEV_UUID_STR_LEN + 1];
-    char parent[UMDEV_MDEV_NAME_MAX + 1];
-    char type[2 * UMDEV_MDEV_NAME_MAX + 2];
+    char uuid[MDEV_UUID_STR_LEN + 1];
+    char parent[MDEV_NAME_MAX + 1];
+    char type[2 * MDEV_NAME_MAX + 2];
     bool defined;    /* has a definition file */
     bool auto_start;
     uid_t uid;
@@ -99,7 +99,7 @@ struct daemon {
     struct daemon_opts opts;
     struct umdev_logger log;
     struct umdev_loop *loop;
-    struct umdev_mdev *mdev;
+    struct mdev *mdev;
     struct instance *instances;
     size_t ninstances;
     int control_fd;

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "sandbox.h"
-#include "umdev/profile.h"
+#include "audit.h"
 #include "umdevd.h"
 
 #define WORKER_LISTEN_FD 3
@@ -112,85 +112,13 @@ drop_privileges(const struct instance *inst)
         fail("privileges were not dropped");
 }
 
-static const char *const region_names[] = {
-    "BAR0", "BAR1", "BAR2", "BAR3", "BAR4", "BAR5", "ROM", "CONFIG", "VGA",
-};
-static const char *const irq_names[] = { "INTX", "MSI", "MSIX", "ERR",
-                                         "REQ" };
-
+/* The device as `umdevctl info` shows it, with the parent's own facts
+ * (host ends, engine settings) under "endpoints". */
 static struct json_object *
 device_json(struct worker *w)
 {
-    struct umdev_dev *dev = w->pi->dev;
-    struct json_object *o = json_object_new_object();
-    struct json_object *regions = json_object_new_array();
-    struct json_object *irqs = json_object_new_array();
-    struct json_object *ctr = json_object_new_object();
-    struct umdev_dev_stats st;
-    uint32_t i;
+    struct json_object *o = audit_device_object(w->pi->dev, w->pi->pci);
 
-    if (umdev_dev_attached(dev)) {
-        struct ucred cred;
-        socklen_t len = sizeof(cred);
-
-        if (getsockopt(umdev_dev_client_fd(dev), SOL_SOCKET, SO_PEERCRED,
-                       &cred, &len) == 0)
-            json_object_object_add(o, "client_pid",
-                                   json_object_new_int64(cred.pid));
-    }
-    for (i = 0; i < umdev_dev_num_regions(dev); i++) {
-        struct umdev_dev_region_info ri;
-        struct json_object *r;
-
-        if (umdev_dev_region_info(dev, i, &ri) < 0 || !ri.present)
-            continue;
-        r = json_object_new_object();
-        json_object_object_add(r, "index", json_object_new_int(i));
-        json_object_object_add(r, "name", json_object_new_string(
-                                              i < 9 ? region_names[i] : "?"));
-        json_object_object_add(r, "size", json_object_new_int64(ri.size));
-        json_object_object_add(r, "mmap", json_object_new_boolean(ri.shm));
-        json_object_object_add(r, "trapped",
-                               json_object_new_boolean(ri.trapped));
-        json_object_array_add(regions, r);
-    }
-    for (i = 0; i < umdev_dev_num_irqs(dev); i++) {
-        struct json_object *q;
-
-        if (umdev_dev_irq_count(dev, i) == 0)
-            continue;
-        q = json_object_new_object();
-        json_object_object_add(q, "index", json_object_new_int(i));
-        json_object_object_add(q, "name", json_object_new_string(
-                                              i < 5 ? irq_names[i] : "?"));
-        json_object_object_add(q, "count",
-                               json_object_new_int(umdev_dev_irq_count(dev,
-                                                                       i)));
-        json_object_array_add(irqs, q);
-    }
-    umdev_dev_get_stats(dev, &st);
-#define CTR(name) json_object_object_add(ctr, #name, json_object_new_int64((int64_t)st.name))
-    CTR(msgs);
-    CTR(errors);
-    CTR(region_reads);
-    CTR(region_writes);
-    CTR(dma_bytes);
-    CTR(irqs);
-    CTR(irqs_dropped);
-    CTR(attaches);
-#undef CTR
-    json_object_object_add(o, "regions", regions);
-    json_object_object_add(o, "irqs", irqs);
-    json_object_object_add(o, "counters", ctr);
-    /* Per-register trap counts and refusals (`umdevctl stats`). */
-    {
-        char *pj = umdev_profile_json(dev, w->pi->pci);
-        struct json_object *prof = pj ? json_tokener_parse(pj) : NULL;
-
-        free(pj);
-        if (prof != NULL)
-            json_object_object_add(o, "profile", prof);
-    }
     if (w->pi->describe != NULL)
         json_object_object_add(o, "endpoints", w->pi->describe(w->pi));
     return o;

@@ -13,6 +13,7 @@
 
 #include "bar_harness.h"
 #include "umdev/wire.h"
+#include "umdev/testing.h"
 
 #define CANARY 0xcc
 /* Largest reply we read: a region read of one page and its header. */

@@ -21,7 +21,7 @@
 #include "accel.h"
 #include "umdev/dev.h"
 #include "umdev/loop.h"
-#include "umdev/profile.h"
+#include "audit.h"
 
 #define PROG "umdev-accel-serve"
 #define MAX_INSTANCES 16
@@ -204,7 +204,8 @@ main(int argc, char **argv)
                queues == 1 ? "" : "s");
     }
     if (profile_path != NULL) {
-        char *json = umdev_profile_json(accel_dev_dev(dev[0]), NULL);
+        char *json = audit_profile_json(accel_dev_dev(dev[0]),
+                                        accel_dev_pci(dev[0]));
         FILE *f = json != NULL ? fopen(profile_path, "we") : NULL;
 
         if (f == NULL || fputs(json, f) < 0 || fclose(f) != 0) {

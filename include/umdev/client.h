@@ -97,6 +97,16 @@ int umdev_client_region_write_posted(struct umdev_client *c, uint32_t index,
                                      size_t len);
 
 /**
+ * umdev_client_pci_cap_find() - walk the device's PCI capability chain
+ * over config-space reads: the capability with ID @id (PCI_CAP_ID_*; 0:
+ * any) after the one at @after (0: from the start).
+ * Return: its config offset; 0 none; -ELOOP a broken chain (a pointer
+ * below 0x40, or a loop); a transport or server error.
+ */
+int umdev_client_pci_cap_find(struct umdev_client *c, uint8_t id,
+                              unsigned int after);
+
+/**
  * umdev_client_region_mmap() - map sparse area @area of region @index.
  * Return: 0 with *@ptr set (unmapped by destroy); -ENODEV not mmappable.
  */
@@ -145,24 +155,6 @@ int umdev_client_reset(struct umdev_client *c);
  * Return: number serviced, or -errno (-ECONNRESET when the server left).
  */
 int umdev_client_poll(struct umdev_client *c, int timeout_ms);
-
-/**
- * umdev_client_raw() - send any message and wait for its reply (tests).
- * @cmd/@flags/@payload/@len: the message; a fresh msg_id is used.
- * @fds/@nfds: sent with it.
- * @reply/@reply_cap: receives the reply payload; *@reply_len its length.
- * @reply_hdr: if not NULL, the reply header.
- * With VFIO_USER_F_NO_REPLY in @flags, returns once sent.
- * Return: 0, the peer's -errno, or a transport error.
- */
-int umdev_client_raw(struct umdev_client *c, uint16_t cmd, uint32_t flags,
-                     const void *payload, size_t len, const int *fds,
-                     size_t nfds, void *reply, size_t reply_cap,
-                     size_t *reply_len, struct vfio_user_header *reply_hdr);
-
-/** Send raw bytes on the socket as they are (stream-level tests). */
-int umdev_client_send_bytes(struct umdev_client *c, const void *buf,
-                            size_t len);
 
 /* Counters. */
 struct umdev_client_stats {

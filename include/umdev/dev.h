@@ -239,17 +239,6 @@ int umdev_dev_client_fd(const struct umdev_dev *dev);
  */
 int umdev_dev_process(struct umdev_dev *dev);
 
-/**
- * umdev_dev_region_rw() - perform a region access exactly as a client's
- * REGION_READ/REGION_WRITE would (same bounds and permission checks, same
- * callbacks), without a connection. For embedders, fuzzers and tests.
- * Return: 0; -EINVAL bad index/range; -EPERM not readable/writable; or
- * the device callback's error.
- */
-int umdev_dev_region_rw(struct umdev_dev *dev, uint32_t index,
-                        uint64_t offset, void *buf, size_t count,
-                        bool is_write);
-
 /** Detach the client: DMA unmapped, IRQ eventfds closed, state kept. */
 void umdev_dev_detach(struct umdev_dev *dev);
 
@@ -263,6 +252,8 @@ struct umdev_dev_region_info {
     uint32_t flags;   /* UMDEV_REGION_F_* */
     bool shm;         /* shared-memory backed (client may mmap) */
     size_t nr_areas;  /* mmappable areas */
+    /* Those areas; borrowed from @dev, valid while the region exists. */
+    const struct umdev_mmap_area *areas;
     bool trapped;     /* has an access callback */
 };
 /** Return: 0, or -EINVAL for an index >= UMDEV_MAX_REGIONS. */

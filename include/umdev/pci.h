@@ -105,6 +105,16 @@ int umdev_pci_cap_add_vendor(struct umdev_pci *pci, const void *data,
                              size_t len);
 
 /**
+ * umdev_pci_cap_find() - the capability with ID @id (PCI_CAP_ID_* of
+ * <linux/pci_regs.h>; 0: any) after the one at @after (0: from the
+ * start of the chain). Walk them all with
+ * `for (at = find(pci, 0, 0); at > 0; at = find(pci, 0, at))`.
+ * Return: its config offset; 0 if there is none; -ELOOP if the chain is
+ * broken (lib/pci never builds one that is).
+ */
+int umdev_pci_cap_find(struct umdev_pci *pci, uint8_t id, unsigned int after);
+
+/**
  * umdev_pci_irq_raise() - signal interrupt @vector through whatever the
  * guest enabled: MSI-X (honouring function and vector masks, setting the
  * pending bit when masked), else MSI (vector < enabled count, honouring

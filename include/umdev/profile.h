@@ -6,7 +6,8 @@
  * purpose; an access the profile does not allow is refused with an error
  * reply and counted, whatever the device code would have done. Each
  * declared register counts its reads and writes. docs/CRITERIA.md says
- * what a profile must satisfy; `umdevctl audit` checks it.
+ * what a profile must satisfy; `umdevctl audit` checks it (lib/audit,
+ * which also gives the profile its JSON form).
  */
 #ifndef UMDEV_PROFILE_H
 #define UMDEV_PROFILE_H
@@ -16,7 +17,6 @@
 #include <stdint.h>
 
 #include "umdev/dev.h"
-#include "umdev/pci.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -112,16 +112,6 @@ int umdev_dev_profile_counters(struct umdev_dev *dev, size_t region,
 
 /** Accesses refused by the profile so far. Thread-safe. */
 uint64_t umdev_dev_profile_refused(struct umdev_dev *dev);
-
-/**
- * umdev_profile_json() - the profile of @dev as a JSON document: type,
- * data path, each region (size, mmappable areas, trapped registers with
- * their counters), the IRQ indices, and with @pci the config space's
- * writable and write-1-to-clear bits and capability list. The format is
- * documented in docs/CRITERIA.md.
- * Return: a malloc'd NUL-terminated string (free() it), or NULL.
- */
-char *umdev_profile_json(struct umdev_dev *dev, struct umdev_pci *pci);
 
 #pragma GCC visibility pop
 

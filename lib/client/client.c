@@ -15,6 +15,8 @@
 
 #include "conn.h"
 #include "umdev/client.h"
+#include "umdev/testing.h"
+#include "util.h"
 
 #define MAX_CACHED_REGIONS 16
 
@@ -493,6 +495,25 @@ umdev_client_region_read(struct umdev_client *c, uint32_t index,
 {
     return region_access(c, VFIO_USER_REGION_READ, 0, index, offset, buf,
                          len);
+}
+
+static int
+config_read(void *ctx, unsigned int off, unsigned int len, uint16_t *val)
+{
+    uint8_t b[2] = { 0, 0 };
+    int rc;
+
+    rc = umdev_client_region_read(ctx, VFIO_PCI_CONFIG_REGION_INDEX, off, b,
+                                  len);
+    *val = (uint16_t)(b[0] | b[1] << 8);
+    return rc;
+}
+
+int
+umdev_client_pci_cap_find(struct umdev_client *c, uint8_t id,
+                          unsigned int after)
+{
+    return util_pci_cap_find(config_read, c, id, after);
 }
 
 int

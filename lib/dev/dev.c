@@ -296,6 +296,7 @@ umdev_dev_region_info(struct umdev_dev *dev, uint32_t index,
     out->flags = r->flags;
     out->shm = r->shm != NULL;
     out->nr_areas = r->nr_areas;
+    out->areas = r->areas;
     out->trapped = r->access != NULL;
     return 0;
 }

@@ -9,10 +9,10 @@
 
 #include <uuid/uuid.h>
 
-#include "umdev/mdev.h"
+#include "mdev.h"
 
 struct pool {
-    char name[UMDEV_MDEV_NAME_MAX + 1];
+    char name[MDEV_NAME_MAX + 1];
     uint32_t capacity;
     uint32_t used;
 };
@@ -23,28 +23,28 @@ struct cost {
 };
 
 struct type {
-    char name[2 * UMDEV_MDEV_NAME_MAX + 2]; /* full name */
+    char name[2 * MDEV_NAME_MAX + 2]; /* full name */
     char *description;
     char *device_api;
-    struct cost costs[UMDEV_MDEV_MAX_COSTS];
+    struct cost costs[MDEV_MAX_COSTS];
     size_t ncosts;
 };
 
 struct parent {
-    char name[UMDEV_MDEV_NAME_MAX + 1];
-    struct pool pools[UMDEV_MDEV_MAX_POOLS];
+    char name[MDEV_NAME_MAX + 1];
+    struct pool pools[MDEV_MAX_POOLS];
     size_t npools;
-    struct type types[UMDEV_MDEV_MAX_TYPES];
+    struct type types[MDEV_MAX_TYPES];
     size_t ntypes;
 };
 
 struct instance {
-    char uuid[UMDEV_UUID_STR_LEN + 1];
+    char uuid[MDEV_UUID_STR_LEN + 1];
     struct parent *parent;
     struct type *type;
 };
 
-struct umdev_mdev {
+struct mdev {
     struct parent **parents;
     size_t nparents;
     struct instance *instances; /* unsorted; counts stay in the thousands */
@@ -52,7 +52,7 @@ struct umdev_mdev {
 };
 
 int
-umdev_mdev_create(struct umdev_mdev **out)
+mdev_create(struct mdev **out)
 {
     *out = calloc(1, sizeof(**out));
     return *out != NULL ? 0 : -ENOMEM;
@@ -73,7 +73,7 @@ parent_free(struct parent *p)
 }
 
 void
-umdev_mdev_destroy(struct umdev_mdev *m)
+mdev_destroy(struct mdev *m)
 {
     size_t i;
 
@@ -95,7 +95,7 @@ valid_name(const char *s)
     if (s == NULL)
         return false;
     n = strlen(s);
-    if (n == 0 || n > UMDEV_MDEV_NAME_MAX)
+    if (n == 0 || n > MDEV_NAME_MAX)
         return false;
     for (; *s; s++)
         if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) ||
@@ -105,7 +105,7 @@ valid_name(const char *s)
 }
 
 static struct parent *
-find_parent(const struct umdev_mdev *m, const char *name)
+find_parent(const struct mdev *m, const char *name)
 {
     size_t i;
 
@@ -127,12 +127,12 @@ find_pool(const struct parent *p, const char *name)
 }
 
 static int
-add_type(struct parent *p, const struct umdev_mdev_type_desc *d)
+add_type(struct parent *p, const struct mdev_type_desc *d)
 {
     struct type *t = &p->types[p->ntypes];
     size_t i;
 
-    if (!valid_name(d->name) || d->ncosts > UMDEV_MDEV_MAX_COSTS)
+    if (!valid_name(d->name) || d->ncosts > MDEV_MAX_COSTS)
         return -EINVAL;
     for (i = 0; i < d->ncosts; i++) {
         int pool = d->costs[i].pool ? find_pool(p, d->costs[i].pool) : -1;
@@ -160,16 +160,16 @@ add_type(struct parent *p, const struct umdev_mdev_type_desc *d)
 }
 
 int
-umdev_mdev_parent_add(struct umdev_mdev *m,
-                      const struct umdev_mdev_parent_desc *desc)
+mdev_parent_add(struct mdev *m,
+                      const struct mdev_parent_desc *desc)
 {
     struct parent *p, **v;
     size_t i;
     int rc;
 
     if (desc == NULL || !valid_name(desc->name) ||
-        desc->npools > UMDEV_MDEV_MAX_POOLS ||
-        desc->ntypes > UMDEV_MDEV_MAX_TYPES || desc->ntypes == 0)
+        desc->npools > MDEV_MAX_POOLS ||
+        desc->ntypes > MDEV_MAX_TYPES || desc->ntypes == 0)
         return -EINVAL;
     if (find_parent(m, desc->name) != NULL)
         return -EEXIST;
@@ -224,7 +224,7 @@ available(const struct parent *p, const struct type *t)
 
 static void
 fill_info(const struct parent *p, const struct type *t,
-          struct umdev_mdev_type_info *out)
+          struct mdev_type_info *out)
 {
     memset(out, 0, sizeof(*out));
     strcpy(out->name, t->name);
@@ -235,7 +235,7 @@ fill_info(const struct parent *p, const struct type *t,
 }
 
 size_t
-umdev_mdev_type_count(const struct umdev_mdev *m)
+mdev_type_count(const struct mdev *m)
 {
     size_t i, n = 0;
 
@@ -245,8 +245,8 @@ umdev_mdev_type_count(const struct umdev_mdev *m)
 }
 
 int
-umdev_mdev_type_get(const struct umdev_mdev *m, size_t idx,
-                    struct umdev_mdev_type_info *out)
+mdev_type_get(const struct mdev *m, size_t idx,
+                    struct mdev_type_info *out)
 {
     size_t i;
 
@@ -263,7 +263,7 @@ umdev_mdev_type_get(const struct umdev_mdev *m, size_t idx,
 }
 
 static int
-lookup_type(const struct umdev_mdev *m, const char *name, struct parent **pp,
+lookup_type(const struct mdev *m, const char *name, struct parent **pp,
             struct type **tp)
 {
     size_t i, j;
@@ -285,8 +285,8 @@ lookup_type(const struct umdev_mdev *m, const char *name, struct parent **pp,
 }
 
 int
-umdev_mdev_type_find(const struct umdev_mdev *m, const char *name,
-                     struct umdev_mdev_type_info *out)
+mdev_type_find(const struct mdev *m, const char *name,
+                     struct mdev_type_info *out)
 {
     struct parent *p;
     struct type *t;
@@ -298,7 +298,7 @@ umdev_mdev_type_find(const struct umdev_mdev *m, const char *name,
 }
 
 int
-umdev_mdev_pool_get(const struct umdev_mdev *m, const char *parent,
+mdev_pool_get(const struct mdev *m, const char *parent,
                     const char *pool, uint32_t *free_units,
                     uint32_t *capacity)
 {
@@ -315,7 +315,7 @@ umdev_mdev_pool_get(const struct umdev_mdev *m, const char *parent,
 }
 
 static struct instance *
-find_instance(const struct umdev_mdev *m, const char *uuid)
+find_instance(const struct mdev *m, const char *uuid)
 {
     size_t i;
 
@@ -326,11 +326,11 @@ find_instance(const struct umdev_mdev *m, const char *uuid)
 }
 
 int
-umdev_uuid_parse(const char *text, char out[UMDEV_UUID_STR_LEN + 1])
+mdev_uuid_parse(const char *text, char out[MDEV_UUID_STR_LEN + 1])
 {
     uuid_t u;
 
-    if (text == NULL || strlen(text) != UMDEV_UUID_STR_LEN ||
+    if (text == NULL || strlen(text) != MDEV_UUID_STR_LEN ||
         uuid_parse(text, u) != 0)
         return -EINVAL;
     uuid_unparse_lower(u, out);
@@ -338,7 +338,7 @@ umdev_uuid_parse(const char *text, char out[UMDEV_UUID_STR_LEN + 1])
 }
 
 void
-umdev_uuid_generate(char out[UMDEV_UUID_STR_LEN + 1])
+mdev_uuid_generate(char out[MDEV_UUID_STR_LEN + 1])
 {
     uuid_t u;
 
@@ -347,17 +347,17 @@ umdev_uuid_generate(char out[UMDEV_UUID_STR_LEN + 1])
 }
 
 int
-umdev_mdev_instance_add(struct umdev_mdev *m, const char *uuid,
+mdev_instance_add(struct mdev *m, const char *uuid,
                         const char *type)
 {
-    char norm[UMDEV_UUID_STR_LEN + 1];
+    char norm[MDEV_UUID_STR_LEN + 1];
     struct instance *inst;
     struct parent *p;
     struct type *t;
     size_t i;
     int rc;
 
-    rc = umdev_uuid_parse(uuid, norm);
+    rc = mdev_uuid_parse(uuid, norm);
     if (rc < 0)
         return rc;
     if (find_instance(m, norm) != NULL)
@@ -387,13 +387,13 @@ umdev_mdev_instance_add(struct umdev_mdev *m, const char *uuid,
 }
 
 int
-umdev_mdev_instance_remove(struct umdev_mdev *m, const char *uuid)
+mdev_instance_remove(struct mdev *m, const char *uuid)
 {
-    char norm[UMDEV_UUID_STR_LEN + 1];
+    char norm[MDEV_UUID_STR_LEN + 1];
     struct instance *inst;
     size_t i;
 
-    if (umdev_uuid_parse(uuid, norm) < 0)
+    if (mdev_uuid_parse(uuid, norm) < 0)
         return -ENOENT;
     inst = find_instance(m, norm);
     if (inst == NULL)
@@ -406,25 +406,25 @@ umdev_mdev_instance_remove(struct umdev_mdev *m, const char *uuid)
 }
 
 const char *
-umdev_mdev_instance_type(const struct umdev_mdev *m, const char *uuid)
+mdev_instance_type(const struct mdev *m, const char *uuid)
 {
-    char norm[UMDEV_UUID_STR_LEN + 1];
+    char norm[MDEV_UUID_STR_LEN + 1];
     const struct instance *inst;
 
-    if (umdev_uuid_parse(uuid, norm) < 0)
+    if (mdev_uuid_parse(uuid, norm) < 0)
         return NULL;
     inst = find_instance(m, norm);
     return inst != NULL ? inst->type->name : NULL;
 }
 
 size_t
-umdev_mdev_instance_count(const struct umdev_mdev *m)
+mdev_instance_count(const struct mdev *m)
 {
     return m->ninstances;
 }
 
 static struct pool *
-pool_of(struct umdev_mdev *m, const char *parent, const char *pool)
+pool_of(struct mdev *m, const char *parent, const char *pool)
 {
     struct parent *p = find_parent(m, parent);
     int i = p != NULL ? find_pool(p, pool) : -1;
@@ -433,7 +433,7 @@ pool_of(struct umdev_mdev *m, const char *parent, const char *pool)
 }
 
 int
-umdev_mdev_pool_claim(struct umdev_mdev *m, const char *parent,
+mdev_pool_claim(struct mdev *m, const char *parent,
                       const char *pool, uint32_t units)
 {
     struct pool *p = pool_of(m, parent, pool);
@@ -449,7 +449,7 @@ umdev_mdev_pool_claim(struct umdev_mdev *m, const char *parent,
 }
 
 int
-umdev_mdev_pool_release(struct umdev_mdev *m, const char *parent,
+mdev_pool_release(struct mdev *m, const char *parent,
                         const char *pool, uint32_t units)
 {
     struct pool *p = pool_of(m, parent, pool);

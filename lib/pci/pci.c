@@ -12,83 +12,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <linux/pci_regs.h>
+
 #include "umdev/pci.h"
+#include "util.h"
 
-/* Header offsets and bits (PCI Local Bus 3.0 §6.2, datasheet names as in
- * Linux's pci_regs.h). */
-#define PCI_VENDOR_ID 0x00
-#define PCI_DEVICE_ID 0x02
-#define PCI_COMMAND 0x04
-#define PCI_COMMAND_IO 0x0001
-#define PCI_COMMAND_MEMORY 0x0002
-#define PCI_COMMAND_MASTER 0x0004
-#define PCI_COMMAND_PARITY 0x0040
-#define PCI_COMMAND_SERR 0x0100
-#define PCI_COMMAND_INTX_DISABLE 0x0400
-#define PCI_STATUS 0x06
-#define PCI_STATUS_INTERRUPT 0x0008
-#define PCI_STATUS_CAP_LIST 0x0010
-#define PCI_STATUS_ERR_BITS 0xf900 /* parity, aborts, SERR: RW1C */
-#define PCI_REVISION_ID 0x08
-#define PCI_CLASS_PROG 0x09
-#define PCI_CACHE_LINE_SIZE 0x0c
-#define PCI_LATENCY_TIMER 0x0d
-#define PCI_HEADER_TYPE 0x0e
-#define PCI_BASE_ADDRESS_0 0x10
-#define PCI_BASE_ADDRESS_SPACE_IO 0x01
-#define PCI_BASE_ADDRESS_MEM_TYPE_64 0x04
-#define PCI_BASE_ADDRESS_MEM_PREFETCH 0x08
-#define PCI_SUBSYSTEM_VENDOR_ID 0x2c
-#define PCI_SUBSYSTEM_ID 0x2e
-#define PCI_ROM_ADDRESS 0x30
-#define PCI_CAPABILITY_LIST 0x34
-#define PCI_INTERRUPT_LINE 0x3c
-#define PCI_INTERRUPT_PIN 0x3d
-#define PCI_CAP_START 0x40
-
-#define PCI_CAP_ID_PM 0x01
-#define PCI_CAP_ID_MSI 0x05
-#define PCI_CAP_ID_VNDR 0x09
-#define PCI_CAP_ID_EXP 0x10
-#define PCI_CAP_ID_MSIX 0x11
-
-#define PCI_PM_PMC 2
-#define PCI_PM_CTRL 4
-#define PCI_PM_CTRL_STATE_MASK 0x0003
-#define PCI_PM_CTRL_NO_SOFT_RESET 0x0008
-#define PCI_PM_SIZEOF 8
-
-#define PCI_MSI_FLAGS 2
-#define PCI_MSI_FLAGS_ENABLE 0x0001
-#define PCI_MSI_FLAGS_QMASK 0x000e
-#define PCI_MSI_FLAGS_QSIZE 0x0070
-#define PCI_MSI_FLAGS_64BIT 0x0080
-#define PCI_MSI_FLAGS_MASKBIT 0x0100
-#define PCI_MSI_ADDRESS_LO 4
-
-#define PCI_MSIX_FLAGS 2
-#define PCI_MSIX_FLAGS_QSIZE 0x07ff
-#define PCI_MSIX_FLAGS_MASKALL 0x4000
-#define PCI_MSIX_FLAGS_ENABLE 0x8000
-#define PCI_MSIX_TABLE 4
-#define PCI_MSIX_PBA 8
-#define PCI_MSIX_SIZEOF 12
-#define PCI_MSIX_ENTRY_SIZE 16
-#define PCI_MSIX_ENTRY_VECTOR_CTRL 12
-#define PCI_MSIX_ENTRY_CTRL_MASKBIT 0x1
-
-#define PCI_EXP_FLAGS 2
-#define PCI_EXP_DEVCAP 4
-#define PCI_EXP_DEVCTL 8
-#define PCI_EXP_DEVSTA 10
-#define PCI_EXP_LNKCAP 12
-#define PCI_EXP_LNKCTL 16
-#define PCI_EXP_LNKSTA 18
-#define PCI_EXP_DEVCAP2 36
-#define PCI_EXP_DEVCTL2 40
-#define PCI_EXP_SIZEOF 60
-
-#define NUM_BARS 6
+/*
+ * Register names are Linux's <linux/pci_regs.h> (the datasheet names).
+ * What it lacks is defined here with a reason.
+ */
+/* Status bits the device reports as errors, all write-1-to-clear (PCI
+ * Local Bus 3.0 §6.2.3). */
+#define PCI_STATUS_ERR_BITS                                                   \
+    (PCI_STATUS_PARITY | PCI_STATUS_SIG_TARGET_ABORT |                        \
+     PCI_STATUS_REC_TARGET_ABORT | PCI_STATUS_REC_MASTER_ABORT |              \
+     PCI_STATUS_SIG_SYSTEM_ERROR | PCI_STATUS_DETECTED_PARITY)
+/* The PCI Express capability of a v2 endpoint through Slot Status 2:
+ * pci_regs.h's PCI_CAP_EXP_ENDPOINT_SIZEOF_V2 stops at Link Status 2, but
+ * drivers read the slot registers too and must find them zero. */
+#define PCIE_CAP_SIZEOF 60
 
 struct pci_bar {
     bool present;
@@ -109,7 +51,7 @@ struct umdev_pci {
     uint8_t wmask[UMDEV_PCI_CONFIG_SIZE_EXP];
     uint8_t w1cmask[UMDEV_PCI_CONFIG_SIZE_EXP];
     uint8_t power_on[UMDEV_PCI_CONFIG_SIZE_EXP];
-    struct pci_bar bars[NUM_BARS];
+    struct pci_bar bars[PCI_STD_NUM_BARS];
     uint8_t cap_free; /* next free capability offset */
     uint8_t cap_last; /* offset of the last capability, 0: none */
     bool intx_level;
@@ -233,7 +175,7 @@ msi_enabled(const struct umdev_pci *pci)
 static uint32_t
 msi_mask_off(const struct umdev_pci *pci)
 {
-    return pci->msi_off + (pci->msi_64 ? 16 : 12);
+    return pci->msi_off + (pci->msi_64 ? PCI_MSI_MASK_64 : PCI_MSI_MASK_32);
 }
 
 /* Deliver pending MSI-X / MSI vectors that became unmasked; lock held. */
@@ -284,7 +226,7 @@ config_write_locked(struct umdev_pci *pci, uint32_t off, const uint8_t *buf,
     /* Side effects of the registers touched. */
     if (off < PCI_COMMAND + 2 && off + len > PCI_COMMAND)
         update_intx(pci);
-    if (pci->msix_off && off < pci->msix_off + (uint32_t)PCI_MSIX_SIZEOF &&
+    if (pci->msix_off && off < pci->msix_off + (uint32_t)PCI_CAP_MSIX_SIZEOF &&
         off + len > pci->msix_off)
         deliver_pending(pci);
     if (pci->msi_off && off + len > pci->msi_off &&
@@ -334,7 +276,7 @@ umdev_pci_create(struct umdev_dev *dev, const struct umdev_pci_id *id,
     }
     pci->dev = dev;
     pci->cfg_size = UMDEV_PCI_CONFIG_SIZE;
-    pci->cap_free = PCI_CAP_START;
+    pci->cap_free = PCI_STD_HEADER_SIZEOF;
     field(pci, PCI_VENDOR_ID, 2, id->vendor_id, 0, 0);
     field(pci, PCI_DEVICE_ID, 2, id->device_id, 0, 0);
     field(pci, PCI_COMMAND, 2, 0,
@@ -455,7 +397,7 @@ umdev_pci_bar_add(struct umdev_pci *pci, unsigned int index,
     uint64_t mask;
     int rc;
 
-    if (index >= NUM_BARS || region == NULL || region->size != size ||
+    if (index >= PCI_STD_NUM_BARS || region == NULL || region->size != size ||
         !is_pow2(size))
         return -EINVAL;
     if (type == UMDEV_PCI_BAR_IO && (size < 4 || size > 256 || prefetchable))
@@ -464,7 +406,7 @@ umdev_pci_bar_add(struct umdev_pci *pci, unsigned int index,
         return -EINVAL;
     if (type == UMDEV_PCI_BAR_MEM32 && size > 0x80000000ull)
         return -EINVAL;
-    if (type == UMDEV_PCI_BAR_MEM64 && index == NUM_BARS - 1)
+    if (type == UMDEV_PCI_BAR_MEM64 && index == PCI_STD_NUM_BARS - 1)
         return -EINVAL;
     bar = &pci->bars[index];
     if (bar->present || bar->upper ||
@@ -541,18 +483,28 @@ cap_done(struct umdev_pci *pci, int off)
     return off;
 }
 
-static bool
-has_cap(const struct umdev_pci *pci, uint8_t id)
+/* Capability pointers and IDs are read-only to the guest, so the chain is
+ * what cap_alloc() built; read it without the lock. */
+static int
+cfg_read_unlocked(void *ctx, unsigned int off, unsigned int len,
+                  uint16_t *val)
 {
-    unsigned int off = pci->cfg[PCI_CAPABILITY_LIST];
-    unsigned int n = 0;
+    const struct umdev_pci *pci = ctx;
 
-    while (off != 0 && n++ < 48) {
-        if (pci->cfg[off] == id)
-            return true;
-        off = pci->cfg[off + 1];
-    }
-    return false;
+    *val = len == 2 ? rd16(pci->cfg + off) : pci->cfg[off];
+    return 0;
+}
+
+int
+umdev_pci_cap_find(struct umdev_pci *pci, uint8_t id, unsigned int after)
+{
+    return util_pci_cap_find(cfg_read_unlocked, pci, id, after);
+}
+
+static bool
+has_cap(struct umdev_pci *pci, uint8_t id)
+{
+    return umdev_pci_cap_find(pci, id, 0) > 0;
 }
 
 int
@@ -598,8 +550,9 @@ umdev_pci_cap_add_msi(struct umdev_pci *pci, unsigned int vectors,
           PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE, 0);
     field(pci, off + PCI_MSI_ADDRESS_LO, 4, 0, 0xfffffffc, 0);
     if (addr64)
-        field(pci, off + 8, 4, 0, 0xffffffff, 0);
-    field(pci, off + (addr64 ? 12 : 8), 2, 0, 0xffff, 0);
+        field(pci, off + PCI_MSI_ADDRESS_HI, 4, 0, 0xffffffff, 0);
+    field(pci, off + (addr64 ? PCI_MSI_DATA_64 : PCI_MSI_DATA_32), 2, 0,
+          0xffff, 0);
     pci->msi_off = (uint8_t)off;
     pci->msi_vectors = vectors;
     pci->msi_64 = addr64;
@@ -623,8 +576,8 @@ umdev_pci_cap_add_msix(struct umdev_pci *pci, unsigned int vectors,
     unsigned int v;
     int off, rc;
 
-    if (vectors == 0 || vectors > 2048 || table_bar >= NUM_BARS ||
-        pba_bar >= NUM_BARS || (table_offset | pba_offset) % 8 != 0)
+    if (vectors == 0 || vectors > 2048 || table_bar >= PCI_STD_NUM_BARS ||
+        pba_bar >= PCI_STD_NUM_BARS || (table_offset | pba_offset) % 8 != 0)
         return -EINVAL;
     if (!pci->bars[table_bar].present || !pci->bars[pba_bar].present ||
         pci->bars[table_bar].access == NULL ||
@@ -647,7 +600,7 @@ umdev_pci_cap_add_msix(struct umdev_pci *pci, unsigned int vectors,
         pci->msix_pba = NULL;
         return -ENOMEM;
     }
-    off = cap_alloc(pci, PCI_CAP_ID_MSIX, PCI_MSIX_SIZEOF);
+    off = cap_alloc(pci, PCI_CAP_ID_MSIX, PCI_CAP_MSIX_SIZEOF);
     if (off < 0)
         return off;
     rc = umdev_dev_irq_add(pci->dev, UMDEV_PCI_MSIX_IRQ, vectors, 0);
@@ -677,7 +630,7 @@ umdev_pci_cap_add_pcie(struct umdev_pci *pci)
 
     if (has_cap(pci, PCI_CAP_ID_EXP))
         return -EEXIST;
-    off = cap_alloc(pci, PCI_CAP_ID_EXP, PCI_EXP_SIZEOF);
+    off = cap_alloc(pci, PCI_CAP_ID_EXP, PCIE_CAP_SIZEOF);
     if (off < 0)
         return off;
     /* Version 2, PCI Express endpoint (type 0). */

@@ -1,4 +1,4 @@
-/* Unit tests of umdev_audit(): a well-built device passes what can be
+/* Unit tests of audit_run(): a well-built device passes what can be
  * checked in place, and a deliberately bad one fails each criterion it
  * breaks with a reason that names the defect. */
 #include <stdarg.h>
@@ -14,7 +14,7 @@
 
 #include <json-c/json.h>
 
-#include "umdev/audit.h"
+#include "audit.h"
 #include "umdev/pci.h"
 #include "umdev/profile.h"
 
@@ -94,7 +94,7 @@ audit(struct umdev_dev *dev, struct umdev_pci *pci, const char *kit,
     struct json_object *doc;
     char *text;
 
-    assert_int_equal(umdev_audit(dev, pci, kit, &text, all), 0);
+    assert_int_equal(audit_run(dev, pci, kit, &text, all), 0);
     doc = json_tokener_parse(text);
     assert_non_null(doc);
     free(text);
@@ -152,7 +152,7 @@ test_good_device(void **state)
         json_object_get_string(json_object_object_get(doc, "verdict")),
         "pass");
     json_object_put(doc);
-    assert_int_equal(umdev_audit(dev, pci, "{not json", &(char *){ NULL },
+    assert_int_equal(audit_run(dev, pci, "{not json", &(char *){ NULL },
                                  &all),
                      -EINVAL);
     umdev_pci_destroy(pci);
@@ -225,9 +225,9 @@ test_too_many_registers(void **state)
     struct umdev_dev_info info = { .name = "big", .pci = true };
     struct umdev_pci_id id = { .vendor_id = 0x1234, .device_id = 3,
                                .class_code = 0x088000 };
-    static struct umdev_profile_reg many[UMDEV_AUDIT_MAX_TRAPPED_REGS + 1];
+    static struct umdev_profile_reg many[AUDIT_MAX_TRAPPED_REGS + 1];
     struct umdev_profile_region r = {
-        .index = 0, .regs = many, .nregs = UMDEV_AUDIT_MAX_TRAPPED_REGS + 1,
+        .index = 0, .regs = many, .nregs = AUDIT_MAX_TRAPPED_REGS + 1,
     };
     struct umdev_profile p = { .type = "big", .regions = &r, .nregions = 1,
                                .data_path = UMDEV_PROFILE_DP_RING };
@@ -250,7 +250,7 @@ test_too_many_registers(void **state)
     assert_int_equal(umdev_dev_set_profile(dev, &p), 0);
     doc = audit(dev, pci, NULL, &all);
     snprintf(want, sizeof(want), "%d trapped registers",
-             UMDEV_AUDIT_MAX_TRAPPED_REGS + 1);
+             AUDIT_MAX_TRAPPED_REGS + 1);
     expect(doc, 3, "fail", want);
     expect(doc, 1, "pass", "capabilities: none");
     json_object_put(doc);

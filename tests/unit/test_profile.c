@@ -14,6 +14,8 @@
 
 #include "umdev/pci.h"
 #include "umdev/profile.h"
+#include "audit.h"
+#include "umdev/testing.h"
 
 struct fixture {
     struct umdev_dev *dev;
@@ -265,11 +267,11 @@ test_json(void **state)
     struct json_object *o, *regs_json, *r0, *trapped, *reg, *v, *cfg;
     char *text;
 
-    assert_null(umdev_profile_json(f->dev, f->pci));
+    assert_null(audit_profile_json(f->dev, f->pci));
     assert_int_equal(umdev_dev_set_profile(f->dev, &profile), 0);
     assert_int_equal(rw(f, 0, 0x10, 4, true), 0);
     assert_int_equal(rw(f, 0, 0x10, 4, false), -EACCES);
-    text = umdev_profile_json(f->dev, f->pci);
+    text = audit_profile_json(f->dev, f->pci);
     assert_non_null(text);
     o = json_tokener_parse(text);
     assert_non_null(o);

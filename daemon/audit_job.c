@@ -2,7 +2,7 @@
  * `audit` requests (docs/CONTROL.md): each runs in a forked child that
  * builds a throw-away device of the type through its parent driver, with
  * host endpoints in a private directory under RUNDIR, serves nothing,
- * runs umdev_audit() and writes the document to a pipe. The supervisor
+ * runs audit_run() and writes the document to a pipe. The supervisor
  * reads the pipe from its loop, bounded in size and time, so a slow or
  * crashing device build never blocks it; SIGCHLD reaping (waitpid(-1) in
  * supervisor_reap) collects the child.
@@ -19,8 +19,8 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "audit_job.h"
 #include "audit.h"
-#include "umdev/audit.h"
 
 struct audit_job {
     struct daemon *d;
@@ -53,7 +53,7 @@ job_free(struct audit_job *job)
 }
 
 void
-audit_cancel(struct audit_job *job)
+audit_job_cancel(struct audit_job *job)
 {
     if (job == NULL)
         return;
@@ -210,7 +210,7 @@ child_run(struct daemon *d, const struct parent_driver *drv, const char *type,
     struct parent_instance *pi = NULL;
     struct umdev_loop *loop = NULL;
     struct json_object *o, *doc;
-    char dir[PATH_MAX], uuid[UMDEV_UUID_STR_LEN + 1], msg[256];
+    char dir[PATH_MAX], uuid[MDEV_UUID_STR_LEN + 1], msg[256];
     char *text = NULL;
     bool all_pass = false;
     int rc;
@@ -226,13 +226,13 @@ child_run(struct daemon *d, const struct parent_driver *drv, const char *type,
         mkdtemp(dir) == NULL)
         child_fail(fd, errno ? errno : ENAMETOOLONG,
                    "cannot make a private directory under RUNDIR");
-    umdev_uuid_generate(uuid);
+    mdev_uuid_generate(uuid);
     rc = umdev_loop_create(&loop);
     if (rc == 0)
         rc = drv->create(type, uuid, dir, geteuid(), getegid(), NULL, loop,
                          &d->log, &pi);
     if (rc == 0)
-        rc = umdev_audit(pi->dev, pi->pci, kit, &text, &all_pass);
+        rc = audit_run(pi->dev, pi->pci, kit, &text, &all_pass);
     if (rc < 0) {
         snprintf(msg, sizeof(msg), "cannot %s a %s device: %s",
                  pi == NULL ? "build" : "audit", type, strerror(-rc));
@@ -248,7 +248,7 @@ child_run(struct daemon *d, const struct parent_driver *drv, const char *type,
     doc = json_tokener_parse(text);
     free(text);
     if (doc == NULL)
-        child_fail(fd, EIO, "umdev_audit() produced invalid JSON");
+        child_fail(fd, EIO, "audit_run() produced invalid JSON");
     o = json_object_new_object();
     {
         struct json_object *r = json_object_new_object();
@@ -267,20 +267,20 @@ child_run(struct daemon *d, const struct parent_driver *drv, const char *type,
 /* ---- the supervisor's side --------------------------------------------- */
 
 int
-audit_start(struct daemon *d, const char *type, const char *kit_json,
+audit_job_start(struct daemon *d, const char *type, const char *kit_json,
             audit_done_fn *done, void *opaque, struct audit_job **out,
             char *err, size_t errlen)
 {
     struct itimerspec its = { .it_value = { .tv_sec =
                                                 AUDIT_TIMEOUT_MS / 1000 } };
-    struct umdev_mdev_type_info info;
+    struct mdev_type_info info;
     const struct parent_driver *drv;
     struct audit_job *job;
     int p[2];
     pid_t pid;
 
     *out = NULL;
-    if (umdev_mdev_type_find(d->mdev, type, &info) < 0 ||
+    if (mdev_type_find(d->mdev, type, &info) < 0 ||
         (drv = parents_find(info.parent)) == NULL) {
         snprintf(err, errlen, "unknown type '%s' (umdevctl types lists them)",
                  type);

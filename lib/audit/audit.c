@@ -11,8 +11,7 @@
 
 #include <json-c/json.h>
 
-#include "dev_priv.h"
-#include "umdev/audit.h"
+#include "audit.h"
 #include "umdev/profile.h"
 
 enum verdict { V_PASS, V_FAIL, V_NOT_RUN };
@@ -71,20 +70,20 @@ static void
 criterion_config(struct audit *a, struct umdev_dev *dev, struct umdev_pci *pci)
 {
     static const char name[] = "config space and capabilities through lib/pci";
+    struct umdev_dev_region_info ri;
     char caps[256] = "";
     size_t used = 0;
-    unsigned int writable = 0, steps = 0;
+    unsigned int writable = 0;
     uint32_t size, off;
-    uint8_t ptr = 0, seen[256] = { 0 };
+    int at;
 
-    if (!dev->pci) {
-        report(a, 1, name, V_FAIL, "the device is not a PCI device");
-        return;
-    }
     if (pci == NULL) {
+        umdev_dev_region_info(dev, UMDEV_PCI_CONFIG_REGION, &ri);
         report(a, 1, name, V_FAIL,
-               "no lib/pci config space: region %u is served by device code "
-               "with no write masks the framework can enforce",
+               ri.present ? "no lib/pci config space: region %u is served by "
+                            "device code with no write masks the framework "
+                            "can enforce"
+                          : "the device has no PCI config space (region %u)",
                (unsigned)UMDEV_PCI_CONFIG_REGION);
         return;
     }
@@ -95,33 +94,30 @@ criterion_config(struct audit *a, struct umdev_dev *dev, struct umdev_pci *pci)
         umdev_pci_config_masks(pci, off, &w, &c, 1);
         writable += (unsigned)__builtin_popcount(w | c);
     }
-    umdev_pci_config_read(pci, 0x34, &ptr, 1);
-    while (ptr != 0) {
-        uint8_t hdr[2];
+    for (at = umdev_pci_cap_find(pci, 0, 0); at > 0;
+         at = umdev_pci_cap_find(pci, 0, (unsigned int)at)) {
         const char *cap;
+        uint8_t id = 0;
         int n;
 
-        if (ptr < 0x40 || (ptr & 3) != 0 || seen[ptr] || ++steps > 48) {
-            report(a, 1, name, V_FAIL,
-                   "capability chain broken at 0x%02x (below 0x40, "
-                   "unaligned or a loop)",
-                   ptr);
-            return;
-        }
-        seen[ptr] = 1;
-        umdev_pci_config_read(pci, ptr, hdr, 2);
-        cap = libpci_cap_name(hdr[0]);
+        umdev_pci_config_read(pci, (uint32_t)at, &id, 1);
+        cap = libpci_cap_name(id);
         if (cap == NULL) {
             report(a, 1, name, V_FAIL,
                    "capability 0x%02x at 0x%02x is not one lib/pci builds",
-                   hdr[0], ptr);
+                   id, at);
             return;
         }
         n = snprintf(caps + used, sizeof(caps) - used, "%s%s@0x%02x",
-                     used ? ", " : "", cap, ptr);
+                     used ? ", " : "", cap, at);
         if (n > 0 && (size_t)n < sizeof(caps) - used)
             used += (size_t)n;
-        ptr = hdr[1] & 0xfc;
+    }
+    if (at < 0) {
+        report(a, 1, name, V_FAIL,
+               "capability chain broken (a pointer below 0x40, unaligned, "
+               "out of config space or in a loop)");
+        return;
     }
     report(a, 1, name, V_PASS,
            "lib/pci config space of %u bytes, %u guest-writable bits (masks "
@@ -130,14 +126,14 @@ criterion_config(struct audit *a, struct umdev_dev *dev, struct umdev_pci *pci)
 }
 
 static bool
-region_fully_mappable(const struct dev_region *reg)
+region_fully_mappable(const struct umdev_dev_region_info *ri)
 {
-    return reg->shm != NULL && reg->access == NULL && reg->nr_areas == 1 &&
-           reg->areas[0].offset == 0 && reg->areas[0].size == reg->size;
+    return ri->shm && !ri->trapped && ri->nr_areas == 1 &&
+           ri->areas[0].offset == 0 && ri->areas[0].size == ri->size;
 }
 
 static void
-criterion_surface(struct audit *a, struct umdev_dev *dev)
+criterion_surface(struct audit *a, struct umdev_dev *dev, bool has_config)
 {
     static const char name[] = "trapped surface bounded and documented";
     const struct umdev_profile *p = umdev_dev_profile(dev);
@@ -150,12 +146,13 @@ criterion_surface(struct audit *a, struct umdev_dev *dev)
                "no mediation profile: nothing says what is trapped");
         return;
     }
-    for (idx = 0; idx < dev->num_regions && idx < UMDEV_MAX_REGIONS; idx++) {
-        const struct dev_region *reg = &dev->regions[idx];
+    for (idx = 0; idx < umdev_dev_num_regions(dev); idx++) {
+        struct umdev_dev_region_info ri;
         bool declared = false;
 
-        if (!reg->present || (dev->pci && idx == UMDEV_PCI_CONFIG_REGION) ||
-            region_fully_mappable(reg))
+        if (umdev_dev_region_info(dev, idx, &ri) < 0 || !ri.present ||
+            (has_config && idx == UMDEV_PCI_CONFIG_REGION) ||
+            region_fully_mappable(&ri))
             continue;
         for (i = 0; i < p->nregions; i++)
             if (p->regions[i].index == idx && p->regions[i].nregs > 0)
@@ -176,16 +173,16 @@ criterion_surface(struct audit *a, struct umdev_dev *dev)
             used += (size_t)n;
         total += p->regions[i].nregs;
     }
-    if (total > UMDEV_AUDIT_MAX_TRAPPED_REGS) {
+    if (total > AUDIT_MAX_TRAPPED_REGS) {
         report(a, 3, name, V_FAIL,
                "%zu trapped registers (%s): more than the bound of %u", total,
-               where, UMDEV_AUDIT_MAX_TRAPPED_REGS);
+               where, AUDIT_MAX_TRAPPED_REGS);
         return;
     }
     report(a, 3, name, V_PASS,
            "%zu trapped registers (%s), bound %u, each named with a purpose; "
            "every trapped region declared",
-           total, where, UMDEV_AUDIT_MAX_TRAPPED_REGS);
+           total, where, AUDIT_MAX_TRAPPED_REGS);
 }
 
 /* The kit's result: a check by name, or NULL. */
@@ -337,11 +334,11 @@ criterion_kit(struct audit *a, struct json_object *kit)
 }
 
 int
-umdev_audit(struct umdev_dev *dev, struct umdev_pci *pci,
-            const char *conformance_json, char **json_out, bool *all_pass)
+audit_run(struct umdev_dev *dev, struct umdev_pci *pci,
+          const char *conformance_json, char **json_out, bool *all_pass)
 {
     struct audit a = { .criteria = json_object_new_array() };
-    struct json_object *kit = NULL, *out, *prof = NULL;
+    struct json_object *kit = NULL, *out, *prof;
     const struct umdev_profile *p = umdev_dev_profile(dev);
     char *text;
 
@@ -356,7 +353,7 @@ umdev_audit(struct umdev_dev *dev, struct umdev_pci *pci,
     }
     criterion_config(&a, dev, pci);
     criterion_data_path(&a, dev, kit);
-    criterion_surface(&a, dev);
+    criterion_surface(&a, dev, pci != NULL);
     criterion_from_kit(&a, kit, 4,
                        "guest addresses reach memory only through the DMA "
                        "API",
@@ -376,14 +373,7 @@ umdev_audit(struct umdev_dev *dev, struct umdev_pci *pci,
                                : a.any_not_run ? "incomplete"
                                                : "pass"));
     json_object_object_add(out, "criteria", a.criteria);
-    if (p != NULL) {
-        char *pj = umdev_profile_json(dev, pci);
-
-        if (pj != NULL) {
-            prof = json_tokener_parse(pj);
-            free(pj);
-        }
-    }
+    prof = audit_profile_object(dev, pci);
     if (prof != NULL)
         json_object_object_add(out, "profile", prof);
     text = strdup(json_object_to_json_string_ext(

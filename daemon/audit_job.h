@@ -1,11 +1,11 @@
 /*
  * `audit` requests: build a throw-away device of a type in a forked child
  * (host endpoints in a private temporary directory, nothing served), run
- * umdev_audit() on it and hand the document back, without ever blocking
+ * audit_run() on it and hand the document back, without ever blocking
  * the daemon's loop on the child.
  */
-#ifndef UMDEVD_AUDIT_H
-#define UMDEVD_AUDIT_H
+#ifndef UMDEVD_AUDIT_JOB_H
+#define UMDEVD_AUDIT_JOB_H
 
 #include <stddef.h>
 
@@ -29,16 +29,16 @@ typedef void audit_done_fn(void *opaque, int err, const char *msg,
                            struct json_object *result);
 
 /**
- * audit_start() - fork the child auditing @type (a full type name the
+ * audit_job_start() - fork the child auditing @type (a full type name the
  * registry knows) with the kit's result @kit_json (NULL: none). Borrowed
  * strings are copied before the fork.
  * Return: 0 with *@out set; -errno with @err filled.
  */
-int audit_start(struct daemon *d, const char *type, const char *kit_json,
+int audit_job_start(struct daemon *d, const char *type, const char *kit_json,
                 audit_done_fn *done, void *opaque, struct audit_job **out,
                 char *err, size_t errlen);
 
-/** audit_cancel() - kill the child, free the job; @done is not called. */
-void audit_cancel(struct audit_job *job);
+/** audit_job_cancel() - kill the child, free the job; @done is not called. */
+void audit_job_cancel(struct audit_job *job);
 
-#endif /* UMDEVD_AUDIT_H */
+#endif /* UMDEVD_AUDIT_JOB_H */
