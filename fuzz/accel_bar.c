@@ -50,7 +50,7 @@
 #include "accel.h"
 #include "bar_harness.h"
 #include "umdev/wire.h"
-#include "umdev/testing.h"
+#include "umdev/dev_testing.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -13,7 +13,7 @@
 
 #include "bar_harness.h"
 #include "umdev/wire.h"
-#include "umdev/testing.h"
+#include "umdev/dev_testing.h"
 
 #define CANARY 0xcc
 /* Largest reply we read: a region read of one page and its header. */

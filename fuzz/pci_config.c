@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "umdev/pci.h"
-#include "umdev/testing.h"
+#include "umdev/dev_testing.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -45,7 +45,7 @@
 #include "serial.h"
 #include "umdev/loop.h"
 #include "umdev/wire.h"
-#include "umdev/testing.h"
+#include "umdev/dev_testing.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -15,7 +15,7 @@
 
 #include "conn.h"
 #include "umdev/client.h"
-#include "umdev/testing.h"
+#include "umdev/client_testing.h"
 #include "util.h"
 
 #define MAX_CACHED_REGIONS 16

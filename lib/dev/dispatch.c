@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "dev_priv.h"
-#include "umdev/testing.h"
+#include "umdev/dev_testing.h"
 
 /* Reads up to this size are served from the stack: the trapped 1-8 byte
  * register read is the hot path and must not allocate. */

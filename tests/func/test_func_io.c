@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "umdev/testing.h"
+#include "umdev/client_testing.h"
 
 #define BAR0 UMDEV_PCI_BAR0_REGION
 #define BAR2 UMDEV_PCI_BAR2_REGION

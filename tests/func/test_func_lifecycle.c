@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "umdev/testing.h"
+#include "umdev/client_testing.h"
 
 #define PG 4096u
 #define RW (VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE)

@@ -14,7 +14,7 @@
 #include <json-c/json.h>
 
 #include "harness.h"
-#include "umdev/testing.h"
+#include "umdev/client_testing.h"
 
 /* QEMU 11.1.3's VERSION capabilities, byte for byte. */
 #define QEMU_JSON                                                            \

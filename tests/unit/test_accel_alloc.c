@@ -22,7 +22,7 @@
 #include <cmocka.h>
 
 #include "accel.h"
-#include "umdev/testing.h"
+#include "umdev/dev_testing.h"
 
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t m);

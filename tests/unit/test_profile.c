@@ -15,7 +15,7 @@
 #include "umdev/pci.h"
 #include "umdev/profile.h"
 #include "audit.h"
-#include "umdev/testing.h"
+#include "umdev/dev_testing.h"
 
 struct fixture {
     struct umdev_dev *dev;

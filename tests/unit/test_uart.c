@@ -22,7 +22,7 @@
 #include "uart.h"
 #include "umdev/pci.h"
 #include "umdev/profile.h"
-#include "umdev/testing.h"
+#include "umdev/dev_testing.h"
 
 /* 8N1 at 115200 baud: 4 characters of 10 bits. */
 #define TIMEOUT_115200_NS (4ull * 10 * 1000000000ull / 115200)

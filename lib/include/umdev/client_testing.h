@@ -1,31 +1,19 @@
 /*
- * Hooks for tests, fuzzers and the conformance tools: ways in that skip
- * the protocol's normal shape (a region access without a connection, any
- * message or raw bytes on a client's socket). Not installed and not
- * exported from libumdev.so: programs that use them link the static
- * library (umdev_static), which puts lib/include on their include path.
+ * Hooks for tests, fuzzers and the conformance tools: any message, or raw
+ * bytes, on a client's socket, bypassing the client's own checks. Not
+ * installed and not exported from libumdev.so: programs that use them
+ * link the static library (umdev_static), which puts lib/include on their
+ * include path.
  */
-#ifndef UMDEV_TESTING_H
-#define UMDEV_TESTING_H
+#ifndef UMDEV_CLIENT_TESTING_H
+#define UMDEV_CLIENT_TESTING_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "umdev/client.h"
-#include "umdev/dev.h"
 #include "umdev/wire.h"
-
-/**
- * umdev_dev_region_rw() - perform a region access exactly as a client's
- * REGION_READ/REGION_WRITE would (same bounds and permission checks, same
- * callbacks), without a connection.
- * Return: 0; -EINVAL bad index/range; -EPERM not readable/writable; or
- * the device callback's error.
- */
-int umdev_dev_region_rw(struct umdev_dev *dev, uint32_t index,
-                        uint64_t offset, void *buf, size_t count,
-                        bool is_write);
 
 /**
  * umdev_client_raw() - send any message and wait for its reply (tests).
@@ -45,4 +33,4 @@ int umdev_client_raw(struct umdev_client *c, uint16_t cmd, uint32_t flags,
 int umdev_client_send_bytes(struct umdev_client *c, const void *buf,
                             size_t len);
 
-#endif /* UMDEV_TESTING_H */
+#endif /* UMDEV_CLIENT_TESTING_H */
