@@ -16,19 +16,19 @@
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "audit_job.h"
 #include "audit.h"
+#include "audit_job.h"
+#include "parents.h"
 
 struct audit_job {
     struct daemon *d;
     audit_done_fn *done;
     void *opaque;
-    int pipe_fd;  /* read end, -1 once closed */
-    int pidfd;    /* the child, for a kill that cannot hit a reused pid */
-    int timer_fd; /* bounds the child's run */
+    int pipe_fd;   /* read end, -1 once closed */
+    int pidfd;     /* the child, for a kill that cannot hit a reused pid */
+    int64_t timer; /* bounds the child's run */
     char *buf;
     size_t len, cap;
 };
@@ -42,10 +42,7 @@ job_free(struct audit_job *job)
         umdev_loop_del(d->loop, job->pipe_fd);
         close(job->pipe_fd);
     }
-    if (job->timer_fd >= 0) {
-        umdev_loop_del(d->loop, job->timer_fd);
-        close(job->timer_fd);
-    }
+    umdev_loop_timer_cancel(d->loop, job->timer);
     if (job->pidfd >= 0)
         close(job->pidfd);
     free(job->buf);
@@ -143,15 +140,12 @@ on_pipe(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
 }
 
 static void
-on_timeout(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
+on_timeout(struct umdev_loop *loop, void *opaque)
 {
     struct audit_job *job = opaque;
-    uint64_t n;
 
     (void)loop;
-    (void)events;
-    if (read(fd, &n, sizeof(n)) != sizeof(n))
-        return;
+    job->timer = 0;
     finish(job, -ETIMEDOUT, "the audit process did not answer within 30 s",
            NULL);
 }
@@ -204,10 +198,11 @@ remove_dir(const char *dir)
 }
 
 static void __attribute__((noreturn))
-child_run(struct daemon *d, const struct parent_driver *drv, const char *type,
+child_run(struct daemon *d, const struct umdev_parent *drv, const char *type,
           const char *parent, const char *kit, int fd)
 {
-    struct parent_instance *pi = NULL;
+    struct umdev_instance inst = { .dev = NULL };
+    struct umdev_instance_args args = { .type = type, .log = &d->log };
     struct umdev_loop *loop = NULL;
     struct json_object *o, *doc;
     char dir[PATH_MAX], uuid[MDEV_UUID_STR_LEN + 1], msg[256];
@@ -228,21 +223,25 @@ child_run(struct daemon *d, const struct parent_driver *drv, const char *type,
                    "cannot make a private directory under RUNDIR");
     mdev_uuid_generate(uuid);
     rc = umdev_loop_create(&loop);
+    args.uuid = uuid;
+    args.rundir = dir;
+    args.uid = geteuid();
+    args.gid = getegid();
+    args.loop = loop;
     if (rc == 0)
-        rc = drv->create(type, uuid, dir, geteuid(), getegid(), NULL, loop,
-                         &d->log, &pi);
+        rc = drv->ops->create(&args, &inst);
     if (rc == 0)
-        rc = audit_run(pi->dev, pi->pci, kit, &text, &all_pass);
+        rc = audit_run(inst.dev, inst.pci, kit, &text, &all_pass);
     if (rc < 0) {
         snprintf(msg, sizeof(msg), "cannot %s a %s device: %s",
-                 pi == NULL ? "build" : "audit", type, strerror(-rc));
-        if (pi != NULL)
-            pi->destroy(pi);
+                 inst.dev == NULL ? "build" : "audit", type, strerror(-rc));
+        if (inst.dev != NULL)
+            drv->ops->destroy(&inst);
         umdev_loop_destroy(loop);
         remove_dir(dir);
         child_fail(fd, -rc, msg);
     }
-    pi->destroy(pi);
+    drv->ops->destroy(&inst);
     umdev_loop_destroy(loop);
     remove_dir(dir);
     doc = json_tokener_parse(text);
@@ -271,17 +270,15 @@ audit_job_start(struct daemon *d, const char *type, const char *kit_json,
             audit_done_fn *done, void *opaque, struct audit_job **out,
             char *err, size_t errlen)
 {
-    struct itimerspec its = { .it_value = { .tv_sec =
-                                                AUDIT_TIMEOUT_MS / 1000 } };
+    const struct parent_entry *pe;
     struct mdev_type_info info;
-    const struct parent_driver *drv;
     struct audit_job *job;
     int p[2];
     pid_t pid;
 
     *out = NULL;
     if (mdev_type_find(d->mdev, type, &info) < 0 ||
-        (drv = parents_find(info.parent)) == NULL) {
+        (pe = parents_find(d->parents, info.parent)) == NULL) {
         snprintf(err, errlen, "unknown type '%s' (umdevctl types lists them)",
                  type);
         return -ENOENT;
@@ -292,7 +289,7 @@ audit_job_start(struct daemon *d, const char *type, const char *kit_json,
     job->d = d;
     job->done = done;
     job->opaque = opaque;
-    job->pidfd = job->timer_fd = -1;
+    job->pidfd = -1;
     if (pipe2(p, O_CLOEXEC) < 0) {
         snprintf(err, errlen, "pipe: %s", strerror(errno));
         free(job);
@@ -308,21 +305,15 @@ audit_job_start(struct daemon *d, const char *type, const char *kit_json,
         return -EIO;
     }
     if (pid == 0)
-        child_run(d, drv, info.name, info.parent, kit_json, p[1]);
+        child_run(d, pe->drv, info.name, info.parent, kit_json, p[1]);
     close(p[1]);
     /* Reaping happens only from the loop, so the pid is still ours. */
     job->pidfd = pidfd_open(pid, 0);
-    job->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-    if (job->pidfd < 0 || job->timer_fd < 0 ||
-        fcntl(job->pipe_fd, F_SETFL, O_NONBLOCK) < 0 ||
-        timerfd_settime(job->timer_fd, 0, &its, NULL) < 0 ||
-        umdev_loop_add(d->loop, job->timer_fd, UMDEV_LOOP_IN, on_timeout, job) <
-            0) {
+    job->timer = umdev_loop_timer_add(d->loop, AUDIT_TIMEOUT_MS, on_timeout,
+                                      job);
+    if (job->pidfd < 0 || job->timer < 0 ||
+        fcntl(job->pipe_fd, F_SETFL, O_NONBLOCK) < 0) {
         kill(pid, SIGKILL);
-        if (job->timer_fd >= 0) {
-            close(job->timer_fd);
-            job->timer_fd = -1;
-        }
         job_free(job);
         snprintf(err, errlen, "cannot watch the audit process");
         return -EIO;

@@ -1,9 +1,9 @@
 /*
- * Persistent definitions: STATEDIR/<parent>/<uuid>, one JSON object each,
- * laid out like mdevctl's. Writes are atomic (temporary file, fsync,
- * rename, fsync of the directory) so a daemon killed at any moment leaves
- * either the old or the new file, never half of one. Loading reports every
- * bad file with its path and reason and skips it.
+ * Persistent definitions (defs.h): STATEDIR/<parent>/<uuid>, one JSON
+ * object each, laid out like mdevctl's. Writes are atomic (temporary file,
+ * fsync, rename, fsync of the directory) so a daemon killed at any moment
+ * leaves either the old or the new file, never half of one. Loading
+ * reports every bad file with its path and reason and skips it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -17,30 +17,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "umdevd.h"
+#include "defs.h"
+#include "parents.h"
 
 #define DEF_MAX_SIZE (64 * 1024)
-
-int
-mkdir_p(const char *path, mode_t mode)
-{
-    char buf[PATH_MAX];
-    char *p;
-
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-        return -ENAMETOOLONG;
-    for (p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(buf, mode) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
 
 static int
 fsync_dir(const char *dir)
@@ -56,30 +36,65 @@ fsync_dir(const char *dir)
     return rc;
 }
 
-static struct json_object *
-def_json(const struct instance *inst)
+int
+defs_init(struct daemon *d, struct inst_config *cfg, const char *uuid,
+          const char *type, char *err, size_t errlen)
+{
+    struct mdev_type_info info;
+
+    memset(cfg, 0, sizeof(*cfg));
+    if (mdev_type_find(d->mdev, type, &info) < 0) {
+        snprintf(err, errlen, "unknown type '%s' (umdevctl types lists them)",
+                 type);
+        return -ENOENT;
+    }
+    if (uuid == NULL) {
+        mdev_uuid_generate(cfg->uuid);
+    } else if (mdev_uuid_parse(uuid, cfg->uuid) < 0) {
+        snprintf(err, errlen,
+                 "'%s' is not a UUID (expected the form "
+                 "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
+                 uuid);
+        return -EINVAL;
+    }
+    snprintf(cfg->parent, sizeof(cfg->parent), "%s", info.parent);
+    snprintf(cfg->type, sizeof(cfg->type), "%s", info.name);
+    /* Owner defaults to whoever runs the daemon (root in production). */
+    cfg->uid = geteuid();
+    cfg->gid = getegid();
+    cfg->mode = 0600;
+    cfg->attrs = json_object_new_object();
+    if (cfg->attrs == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+struct json_object *
+defs_to_json(const struct inst_config *cfg)
 {
     struct json_object *o = json_object_new_object();
     struct json_object *owner = json_object_new_object();
     char mode[8];
 
-    json_object_object_add(o, "uuid", json_object_new_string(inst->uuid));
-    json_object_object_add(o, "parent", json_object_new_string(inst->parent));
-    json_object_object_add(o, "type", json_object_new_string(inst->type));
+    json_object_object_add(o, "uuid", json_object_new_string(cfg->uuid));
+    json_object_object_add(o, "parent", json_object_new_string(cfg->parent));
+    json_object_object_add(o, "type", json_object_new_string(cfg->type));
     json_object_object_add(
-        o, "start", json_object_new_string(inst->auto_start ? "auto"
+        o, "start", json_object_new_string(cfg->auto_start ? "auto"
                                                             : "manual"));
-    json_object_object_add(owner, "uid", json_object_new_int64(inst->uid));
-    json_object_object_add(owner, "gid", json_object_new_int64(inst->gid));
+    json_object_object_add(owner, "uid", json_object_new_int64(cfg->uid));
+    json_object_object_add(owner, "gid", json_object_new_int64(cfg->gid));
     json_object_object_add(o, "owner", owner);
-    snprintf(mode, sizeof(mode), "%04o", (unsigned int)inst->mode);
+    snprintf(mode, sizeof(mode), "%04o", (unsigned int)cfg->mode);
     json_object_object_add(o, "mode", json_object_new_string(mode));
-    json_object_object_add(o, "attrs", json_object_get(inst->attrs));
+    json_object_object_add(o, "attrs", json_object_get(cfg->attrs));
     return o;
 }
 
 int
-defs_save(struct daemon *d, const struct instance *inst, char *err,
+defs_save(const char *statedir, const struct inst_config *cfg, char *err,
           size_t errlen)
 {
     char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX];
@@ -88,11 +103,11 @@ defs_save(struct daemon *d, const struct instance *inst, char *err,
     size_t len, off = 0;
     int fd, rc;
 
-    if (snprintf(dir, sizeof(dir), "%s/%s", d->opts.statedir,
-                 inst->parent) >= (int)sizeof(dir) ||
-        snprintf(path, sizeof(path), "%s/%s", dir, inst->uuid) >=
+    if (snprintf(dir, sizeof(dir), "%s/%s", statedir, cfg->parent) >=
+            (int)sizeof(dir) ||
+        snprintf(path, sizeof(path), "%s/%s", dir, cfg->uuid) >=
             (int)sizeof(path) ||
-        snprintf(tmp, sizeof(tmp), "%s/.%s.tmpXXXXXX", dir, inst->uuid) >=
+        snprintf(tmp, sizeof(tmp), "%s/.%s.tmpXXXXXX", dir, cfg->uuid) >=
             (int)sizeof(tmp))
         return -ENAMETOOLONG;
     rc = mkdir_p(dir, 0755);
@@ -106,7 +121,7 @@ defs_save(struct daemon *d, const struct instance *inst, char *err,
         snprintf(err, errlen, "cannot write in %s: %s", dir, strerror(-rc));
         return rc;
     }
-    o = def_json(inst);
+    o = defs_to_json(cfg);
     text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
                                                  JSON_C_TO_STRING_NOSLASHESCAPE);
     len = strlen(text);
@@ -137,13 +152,13 @@ defs_save(struct daemon *d, const struct instance *inst, char *err,
 }
 
 int
-defs_remove(struct daemon *d, const struct instance *inst)
+defs_remove(const char *statedir, const struct inst_config *cfg)
 {
     char dir[PATH_MAX], path[PATH_MAX];
 
-    if (snprintf(dir, sizeof(dir), "%s/%s", d->opts.statedir,
-                 inst->parent) >= (int)sizeof(dir) ||
-        snprintf(path, sizeof(path), "%s/%s", dir, inst->uuid) >=
+    if (snprintf(dir, sizeof(dir), "%s/%s", statedir, cfg->parent) >=
+            (int)sizeof(dir) ||
+        snprintf(path, sizeof(path), "%s/%s", dir, cfg->uuid) >=
             (int)sizeof(path))
         return -ENAMETOOLONG;
     if (unlink(path) < 0 && errno != ENOENT)
@@ -231,21 +246,20 @@ merge_attrs(struct json_object *dst, struct json_object *src)
 }
 
 int
-defs_apply_json(struct daemon *d, struct instance *inst,
-                struct json_object *obj, bool creating, char *err,
-                size_t errlen)
+defs_apply(struct daemon *d, struct inst_config *cfg,
+           struct json_object *obj, bool creating, char *err, size_t errlen)
 {
     static const char *const known[] = { "uuid",  "parent", "type",
                                          "start", "owner",  "mode",
                                          "attrs", NULL };
-    const struct parent_driver *drv = parents_find(inst->parent);
+    const struct parent_entry *pe = parents_find(d->parents, cfg->parent);
     struct mdev_type_info ti;
     struct json_object *v, *attrs;
-    char type[sizeof(inst->type)];
-    bool auto_start = inst->auto_start;
-    uid_t uid = inst->uid;
-    gid_t gid = inst->gid;
-    mode_t mode = inst->mode;
+    char type[sizeof(cfg->type)];
+    bool auto_start = cfg->auto_start;
+    uid_t uid = cfg->uid;
+    gid_t gid = cfg->gid;
+    mode_t mode = cfg->mode;
     int rc;
 
     json_object_object_foreach(obj, key, val)
@@ -267,39 +281,35 @@ defs_apply_json(struct daemon *d, struct instance *inst,
      * file or a request saying otherwise is refused, not ignored. */
     if (json_object_object_get_ex(obj, "uuid", &v) &&
         (!json_object_is_type(v, json_type_string) ||
-         strcasecmp(json_object_get_string(v), inst->uuid) != 0)) {
+         strcasecmp(json_object_get_string(v), cfg->uuid) != 0)) {
         snprintf(err, errlen, "uuid '%s' does not match instance %s",
-                 json_text(v), inst->uuid);
+                 json_text(v), cfg->uuid);
         return -EINVAL;
     }
     if (json_object_object_get_ex(obj, "parent", &v) &&
         (!json_object_is_type(v, json_type_string) ||
-         strcmp(json_object_get_string(v), inst->parent) != 0)) {
+         strcmp(json_object_get_string(v), cfg->parent) != 0)) {
         snprintf(err, errlen,
                  "parent '%s' does not match instance %s of parent '%s' (a "
                  "definition cannot move: undefine it and define it anew)",
-                 json_text(v), inst->uuid, inst->parent);
+                 json_text(v), cfg->uuid, cfg->parent);
         return -EINVAL;
     }
-    snprintf(type, sizeof(type), "%s", inst->type);
+    snprintf(type, sizeof(type), "%s", cfg->type);
     if (json_object_object_get_ex(obj, "type", &v)) {
         char full[sizeof(type)];
         int found = -ENOENT;
 
         /* "2port" names the same type as "serial-2port". */
-        if (json_object_is_type(v, json_type_string)) {
-            found = mdev_type_find(d->mdev, json_object_get_string(v),
-                                         &ti);
-            if (found < 0 &&
-                snprintf(full, sizeof(full), "%s-%s", inst->parent,
-                         json_object_get_string(v)) < (int)sizeof(full))
-                found = mdev_type_find(d->mdev, full, &ti);
-        }
-        if (found < 0 || strcmp(ti.parent, inst->parent) != 0) {
+        if (json_object_is_type(v, json_type_string) &&
+            full_type_name(cfg->parent, json_object_get_string(v), full,
+                           sizeof(full)) == 0)
+            found = mdev_type_find(d->mdev, full, &ti);
+        if (found < 0 || strcmp(ti.parent, cfg->parent) != 0) {
             snprintf(err, errlen,
                      "type '%s' is not a type of parent '%s' (umdevctl "
                      "types -p %s lists them)",
-                     json_text(v), inst->parent, inst->parent);
+                     json_text(v), cfg->parent, cfg->parent);
             return -EINVAL;
         }
         snprintf(type, sizeof(type), "%s", ti.name);
@@ -333,7 +343,7 @@ defs_apply_json(struct daemon *d, struct instance *inst,
         }
         mode = (mode_t)m;
     }
-    attrs = json_object_get(inst->attrs);
+    attrs = json_object_get(cfg->attrs);
     if (json_object_object_get_ex(obj, "attrs", &v)) {
         if (!json_object_is_type(v, json_type_object)) {
             json_object_put(attrs);
@@ -357,24 +367,24 @@ defs_apply_json(struct daemon *d, struct instance *inst,
         }
         attrs = json_object_new_object();
         if (!creating)
-            merge_attrs(attrs, inst->attrs);
+            merge_attrs(attrs, cfg->attrs);
         merge_attrs(attrs, v);
     }
-    if (drv != NULL && drv->check_attrs != NULL) {
-        rc = drv->check_attrs(type, attrs, err, errlen);
+    if (pe != NULL && pe->drv->ops->check_attrs != NULL) {
+        rc = pe->drv->ops->check_attrs(type, attrs, err, errlen);
         if (rc < 0) {
             json_object_put(attrs);
             return rc;
         }
     }
     /* Everything checked: apply. */
-    snprintf(inst->type, sizeof(inst->type), "%s", type);
-    inst->auto_start = auto_start;
-    inst->uid = uid;
-    inst->gid = gid;
-    inst->mode = mode;
-    json_object_put(inst->attrs);
-    inst->attrs = attrs;
+    snprintf(cfg->type, sizeof(cfg->type), "%s", type);
+    cfg->auto_start = auto_start;
+    cfg->uid = uid;
+    cfg->gid = gid;
+    cfg->mode = mode;
+    json_object_put(cfg->attrs);
+    cfg->attrs = attrs;
     return 0;
 }
 
@@ -419,14 +429,12 @@ read_small_file(const char *path, char *err, size_t errlen)
 
 static void
 load_one(struct daemon *d, const char *parent, const char *dir,
-         const char *name)
+         const char *name, defs_found_fn *found)
 {
     char path[PATH_MAX], err[512] = "";
     char norm[MDEV_UUID_STR_LEN + 1];
     struct json_object *obj = NULL, *v;
-    struct instance *inst = NULL;
     char *text;
-    int rc;
 
     if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
         (int)sizeof(path)) {
@@ -476,31 +484,18 @@ load_one(struct daemon *d, const char *parent, const char *dir,
         snprintf(err, sizeof(err), "no type");
         goto bad;
     }
-    rc = inst_new(d, name, json_object_get_string(v), &inst, err,
-                  sizeof(err));
-    if (rc < 0)
+    if (found(d, parent, name, obj, err, sizeof(err)) < 0)
         goto bad;
-    if (strcmp(inst->parent, parent) != 0) {
-        snprintf(err, sizeof(err), "type %s is not of parent %s",
-                 inst->type, parent);
-        goto bad;
-    }
-    rc = defs_apply_json(d, inst, obj, true, err, sizeof(err));
-    if (rc < 0)
-        goto bad;
-    inst->defined = true;
     json_object_put(obj);
     return;
 bad:
     umdev_log(&d->log, LOG_ERR, "skipping definition %s: %s", path,
               err[0] ? err : "invalid");
-    if (inst != NULL)
-        inst_free(d, inst);
     json_object_put(obj);
 }
 
 void
-defs_load_all(struct daemon *d)
+defs_load_all(struct daemon *d, defs_found_fn *found)
 {
     DIR *top = opendir(d->opts.statedir);
     struct dirent *pe;
@@ -521,7 +516,7 @@ defs_load_all(struct daemon *d)
         if (snprintf(dir, sizeof(dir), "%s/%s", d->opts.statedir,
                      pe->d_name) >= (int)sizeof(dir))
             continue;
-        if (parents_find(pe->d_name) == NULL) {
+        if (parents_find(d->parents, pe->d_name) == NULL) {
             umdev_log(&d->log, LOG_ERR,
                       "skipping %s: no parent named '%s' in this daemon",
                       dir, pe->d_name);
@@ -535,7 +530,7 @@ defs_load_all(struct daemon *d)
         }
         while ((fe = readdir(sub)) != NULL)
             if (strcmp(fe->d_name, ".") != 0 && strcmp(fe->d_name, "..") != 0)
-                load_one(d, pe->d_name, dir, fe->d_name);
+                load_one(d, pe->d_name, dir, fe->d_name, found);
         closedir(sub);
     }
     closedir(top);

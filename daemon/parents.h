@@ -1,50 +1,97 @@
 /*
- * Built-in parent drivers as the daemon sees them: resource pools and
- * types for lib/mdev, attribute validation for definitions, and the
- * factory a worker calls to build the device it serves.
+ * The parent drivers umdevd serves: the built-in ones and the plug-ins it
+ * loaded (plugins.c), all behind include/umdev/parent.h, registered with
+ * lib/mdev (pools and types, with --pool overrides), and each type's
+ * admission verdict (admission.c decides it; this file keeps it).
  */
 #ifndef UMDEVD_PARENTS_H
 #define UMDEVD_PARENTS_H
 
-#include <sys/types.h>
+#include <stdbool.h>
 
-#include <json-c/json.h>
+#include "umdev/parent.h"
+#include "umdevd.h"
 
-#include "umdev/dev.h"
-#include "mdev.h"
-#include "umdev/pci.h"
-
-/* A device instance built inside a worker. */
-struct parent_instance {
-    struct umdev_dev *dev;
-    /* Its lib/pci config space (audits read it), owned by the parent;
-     * NULL if it has none. */
-    struct umdev_pci *pci;
-    void *priv;
-    void (*destroy)(struct parent_instance *pi);
-    /* Extra facts for `umdevctl info` (host endpoints, ...); may be NULL.
-     * Returns a new JSON object. */
-    struct json_object *(*describe)(struct parent_instance *pi);
+enum admission_state {
+    ADMIT_BUILTIN, /* shipped with umdevd: offered without a gate */
+    ADMIT_WAIVED,  /* a plug-in under --admit any: offered unchecked */
+    ADMIT_PENDING, /* a plug-in's type waiting for (or in) its audit */
+    ADMIT_PASSED,  /* passed `umdevctl audit --conformance`: offered */
+    ADMIT_REFUSED, /* failed it: never offered */
 };
 
-struct parent_driver {
-    struct mdev_parent_desc desc;
-    /* Check a definition's attrs for @type; fill @err (size @errlen) with
-     * what is wrong and how to fix it. NULL attrs means none. */
-    int (*check_attrs)(const char *type, struct json_object *attrs,
-                       char *err, size_t errlen);
-    /* Build the device for instance @uuid inside its worker (still
-     * privileged). @rundir is where host endpoints go by default; they
-     * must be handed to @uid/@gid, the instance owner. */
-    int (*create)(const char *type, const char *uuid, const char *rundir,
-                  uid_t uid, gid_t gid, struct json_object *attrs,
-                  struct umdev_loop *loop,
-                  const struct umdev_logger *log,
-                  struct parent_instance **out);
+struct parent_type {
+    char name[2 * MDEV_NAME_MAX + 2]; /* full: "<parent>-<type>" */
+    enum admission_state admission;
+    /* Why it was refused (the failed criteria and their evidence), or
+     * what the audit found when it passed. */
+    char verdict[1024];
 };
 
-/** The built-in parents, NULL-terminated. */
-const struct parent_driver *const *parents_builtin(void);
-const struct parent_driver *parents_find(const char *name);
+struct parent_entry {
+    const struct umdev_parent *drv;
+    char plugin[PATH_MAX]; /* the shared object; "" for a built-in */
+    void *dl;              /* its dlopen() handle */
+    struct parent_type types[UMDEV_PARENT_MAX_TYPES];
+    struct parent_entry *next;
+};
+
+/* A plug-in refused before any of its types could be known. */
+struct refused_plugin {
+    char path[PATH_MAX];
+    char reason[512];
+    struct refused_plugin *next;
+};
+
+struct parents {
+    struct parent_entry *list; /* in registration order */
+    struct refused_plugin *refused;
+};
+
+/** Register the built-in parents. Return: 0 or -errno (logged). */
+int parents_create(struct daemon *d, struct parents **out);
+void parents_destroy(struct parents *p);
+
+/**
+ * parents_add() - check @drv (ABI version, names, ops) and register it
+ * with lib/mdev, applying the --pool overrides. @plugin: its path, or
+ * NULL for a built-in; @dl: the handle to close with it (taken).
+ * Return: 0; -EINVAL with @err filled; -EEXIST (a parent of that name).
+ */
+int parents_add(struct daemon *d, const struct umdev_parent *drv,
+                const char *plugin, void *dl, char *err, size_t errlen);
+
+/** Check every --pool override names a registered pool within its
+ * capacity. Return: 0, or -EINVAL with @err filled. */
+int parents_check_overrides(struct daemon *d, char *err, size_t errlen);
+
+const struct parent_entry *parents_find(const struct parents *p,
+                                        const char *name);
+/** The parent entry and type record of full type name @type, or NULL. */
+struct parent_type *parents_type(struct parents *p, const char *type,
+                                 const struct parent_entry **entry);
+
+/**
+ * parents_type_offered() - may @type be defined and started? Built-in,
+ * admitted and waived types are; pending and refused ones are not (@err
+ * says why: the verdict, or that the audit is still running).
+ * Return: 0, -ENOENT unknown type, -EACCES not admitted.
+ */
+int parents_type_offered(struct parents *p, const char *type, char *err,
+                         size_t errlen);
+
+/** Name of an admission state for `umdevctl types`. */
+const char *admission_state_name(enum admission_state s);
+
+/* plugins.c */
+
+/**
+ * plugins_load() - load every "*.so" in @dir (sorted by name) after
+ * probing it in a child process, so a plug-in that crashes or hangs while
+ * loading is refused without harming the daemon. Refusals are logged and
+ * kept (struct refused_plugin). Return: number loaded, or -errno when
+ * @dir cannot be read.
+ */
+int plugins_load(struct daemon *d, const char *dir);
 
 #endif /* UMDEVD_PARENTS_H */

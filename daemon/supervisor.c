@@ -1,16 +1,10 @@
 /*
- * The instance table and worker supervision. Each running instance is one
- * forked worker; the supervisor owns its listening socket's path, its
- * resources in the mdev registry, and a SOCK_SEQPACKET channel carrying
- * JSON events and requests. State arcs:
- *
- *   stopped/failed --start--> starting --ready--> running
- *   starting/running --stop--> stopping --exit--> stopped (removed if
- *                                                  transient)
- *   starting --worker dies--> failed (removed if transient: the start
- *                                     request carries the reason)
- *   running --worker dies--> failed (`stop` acknowledges: stopped, or
- *                                    removed if transient)
+ * The instance table and worker supervision (supervisor.h, where the state
+ * arcs are listed). Each running instance is one forked worker; the
+ * supervisor owns its listening socket's path, its resources in the mdev
+ * registry, and a SOCK_SEQPACKET channel carrying JSON events and
+ * requests. Results of requests travel up through
+ * daemon_hooks.request_done, never by calling the control layer.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,12 +14,18 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "umdevd.h"
+#include "defs.h"
+#include "supervisor.h"
+#include "worker.h"
+
+/* How long a worker may take to answer an info request. */
+#define INFO_TIMEOUT_MS 2000
+/* Past a stop's grace period, how long before the worker is killed. */
+#define STOP_MARGIN_MS 2000
 
 static const char *const state_names[] = {
     [ST_STOPPED] = "stopped",   [ST_STARTING] = "starting",
@@ -48,71 +48,44 @@ inst_find(struct daemon *d, const char *uuid)
     if (mdev_uuid_parse(uuid, norm) < 0)
         return NULL;
     for (i = d->instances; i != NULL; i = i->next)
-        if (strcmp(i->uuid, norm) == 0)
+        if (strcmp(i->cfg.uuid, norm) == 0)
             return i;
     return NULL;
 }
 
 int
-inst_new(struct daemon *d, const char *uuid, const char *type,
+inst_add(struct daemon *d, struct inst_config *cfg, bool defined,
          struct instance **out, char *err, size_t errlen)
 {
-    struct mdev_type_info info;
     struct instance *inst;
 
     *out = NULL;
-    if (mdev_type_find(d->mdev, type, &info) < 0) {
-        snprintf(err, errlen,
-                 "unknown type '%s' (umdevctl types lists them)", type);
-        return -ENOENT;
-    }
-    inst = calloc(1, sizeof(*inst));
-    if (inst == NULL)
-        return -ENOMEM;
-    if (uuid != NULL) {
-        if (mdev_uuid_parse(uuid, inst->uuid) < 0) {
-            free(inst);
-            snprintf(err, errlen,
-                     "'%s' is not a UUID (expected the form "
-                     "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
-                     uuid);
-            return -EINVAL;
-        }
-    } else {
-        mdev_uuid_generate(inst->uuid);
-    }
-    if (inst_find(d, inst->uuid) != NULL) {
+    if (inst_find(d, cfg->uuid) != NULL) {
         snprintf(err, errlen,
                  "instance %s exists already (undefine or stop it, or pick "
                  "another UUID)",
-                 inst->uuid);
-        free(inst);
+                 cfg->uuid);
         return -EEXIST;
     }
-    snprintf(inst->parent, sizeof(inst->parent), "%s", info.parent);
-    snprintf(inst->type, sizeof(inst->type), "%s", info.name);
-    inst->attrs = json_object_new_object();
-    if (inst->attrs == NULL) {
-        free(inst);
+    inst = calloc(1, sizeof(*inst));
+    if (inst == NULL) {
+        snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    /* Owner defaults to whoever runs the daemon (root in production). */
-    inst->uid = geteuid();
-    inst->gid = getegid();
-    inst->mode = 0600;
-    inst->daemon = d;
-    inst->pid = -1;
-    inst->status_fd = -1;
-    inst->start_timer = -1;
-    inst->exit_status = -1;
-    inst->exit_signal = -1;
     if (snprintf(inst->sock_path, sizeof(inst->sock_path), "%s/%s.sock",
-                 d->opts.rundir, inst->uuid) >= (int)sizeof(inst->sock_path)) {
-        json_object_put(inst->attrs);
+                 d->opts.rundir, cfg->uuid) >= (int)sizeof(inst->sock_path)) {
         free(inst);
         snprintf(err, errlen, "socket path too long (use a shorter --rundir)");
         return -ENAMETOOLONG;
     }
+    inst->cfg = *cfg;
+    cfg->attrs = NULL;
+    inst->defined = defined;
+    inst->daemon = d;
+    inst->pid = -1;
+    inst->status_fd = -1;
+    inst->exit_status = -1;
+    inst->exit_signal = -1;
     inst->next = d->instances;
     d->instances = inst;
     d->ninstances++;
@@ -121,7 +94,7 @@ inst_new(struct daemon *d, const char *uuid, const char *type,
 }
 
 void
-inst_free(struct daemon *d, struct instance *inst)
+inst_remove(struct daemon *d, struct instance *inst)
 {
     struct instance **pp;
 
@@ -132,35 +105,30 @@ inst_free(struct daemon *d, struct instance *inst)
             break;
         }
     }
-    json_object_put(inst->attrs);
-    json_object_put(inst->pending.id);
+    umdev_loop_timer_cancel(d->loop, inst->deadline);
+    json_object_put(inst->cfg.attrs);
     free(inst);
+}
+
+void
+inst_reconfigure(struct instance *inst, struct inst_config *cfg)
+{
+    json_object_put(inst->cfg.attrs);
+    inst->cfg = *cfg;
+    cfg->attrs = NULL;
 }
 
 struct json_object *
 inst_to_json(const struct instance *inst)
 {
-    struct json_object *o = json_object_new_object();
-    struct json_object *owner = json_object_new_object();
-    char mode[8];
+    struct json_object *o = defs_to_json(&inst->cfg);
 
-    json_object_object_add(o, "uuid", json_object_new_string(inst->uuid));
-    json_object_object_add(o, "parent", json_object_new_string(inst->parent));
-    json_object_object_add(o, "type", json_object_new_string(inst->type));
     json_object_object_add(o, "defined",
                            json_object_new_boolean(inst->defined));
-    json_object_object_add(
-        o, "start", json_object_new_string(inst->auto_start ? "auto"
-                                                            : "manual"));
     json_object_object_add(o, "state", json_object_new_string(
                                            inst_state_name(inst->state)));
     json_object_object_add(o, "socket",
                            json_object_new_string(inst->sock_path));
-    json_object_object_add(owner, "uid", json_object_new_int64(inst->uid));
-    json_object_object_add(owner, "gid", json_object_new_int64(inst->gid));
-    json_object_object_add(o, "owner", owner);
-    snprintf(mode, sizeof(mode), "%04o", (unsigned int)inst->mode);
-    json_object_object_add(o, "mode", json_object_new_string(mode));
     if (inst->pid > 0)
         json_object_object_add(o, "pid", json_object_new_int64(inst->pid));
     if (inst->lease)
@@ -177,65 +145,17 @@ inst_to_json(const struct instance *inst)
                                json_object_new_string(inst->exit_reason));
         json_object_object_add(o, "exit", e);
     }
-    json_object_object_add(o, "attrs", json_object_get(inst->attrs));
     return o;
-}
-
-/* Send one JSON message on the worker channel. */
-static int
-channel_send(int fd, struct json_object *msg)
-{
-    const char *s = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
-    ssize_t n = send(fd, s, strlen(s), MSG_NOSIGNAL | MSG_DONTWAIT);
-
-    return n < 0 ? -errno : 0;
-}
-
-static void
-timer_clear(struct daemon *d, struct instance *inst)
-{
-    if (inst->start_timer >= 0) {
-        umdev_loop_del(d->loop, inst->start_timer);
-        close(inst->start_timer);
-        inst->start_timer = -1;
-    }
-}
-
-static void on_timer(struct umdev_loop *loop, int fd, uint32_t events,
-                     void *opaque);
-
-static int
-timer_arm(struct daemon *d, struct instance *inst, int ms)
-{
-    struct itimerspec its = {
-        .it_value = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L },
-    };
-
-    timer_clear(d, inst);
-    inst->start_timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-    if (inst->start_timer < 0)
-        return -errno;
-    if (timerfd_settime(inst->start_timer, 0, &its, NULL) < 0 ||
-        umdev_loop_add(d->loop, inst->start_timer, UMDEV_LOOP_IN, on_timer,
-                       inst) < 0) {
-        close(inst->start_timer);
-        inst->start_timer = -1;
-        return -EIO;
-    }
-    return 0;
 }
 
 /* A worker missed its deadline (start, stop grace, info): end it. */
 static void
-on_timer(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
+on_deadline(struct umdev_loop *loop, void *opaque)
 {
     struct instance *inst = opaque;
-    uint64_t n;
 
     (void)loop;
-    (void)events;
-    if (read(fd, &n, sizeof(n)) < 0)
-        return;
+    inst->deadline = 0;
     if (inst->pid > 0) {
         snprintf(inst->exit_reason, sizeof(inst->exit_reason),
                  "worker did not respond in time; killed");
@@ -244,20 +164,62 @@ on_timer(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
 }
 
 static void
+deadline_set(struct daemon *d, struct instance *inst, int ms)
+{
+    umdev_loop_timer_cancel(d->loop, inst->deadline);
+    inst->deadline = umdev_loop_timer_add(d->loop, (uint64_t)ms, on_deadline,
+                                          inst);
+    if (inst->deadline < 0)
+        inst->deadline = 0; /* out of memory: the worker is not bounded */
+}
+
+static void
+deadline_clear(struct daemon *d, struct instance *inst)
+{
+    umdev_loop_timer_cancel(d->loop, inst->deadline);
+    inst->deadline = 0;
+}
+
+/*
+ * The request in progress is done: tell its waiter, then do what had to
+ * wait for it (a lessee that left meanwhile could not have its instance
+ * stopped then; it is now).
+ */
+static void
+request_done(struct daemon *d, struct instance *inst, int err,
+             const char *msg, struct json_object *extra)
+{
+    enum inst_request req = inst->request;
+    void *waiter = inst->waiter;
+
+    inst->waiter = NULL;
+    inst->request = REQ_NONE;
+    if (inst->lease && inst->lessee == NULL && inst->state == ST_RUNNING)
+        inst_stop(d, inst, 0, NULL);
+    if (waiter != NULL)
+        d->hooks.request_done(d, inst, waiter, req, err, msg, extra);
+}
+
+static void
+wait_for(struct instance *inst, enum inst_request req, void *waiter)
+{
+    inst->request = req;
+    inst->waiter = waiter;
+}
+
+static void
 handle_event(struct daemon *d, struct instance *inst, struct json_object *ev)
 {
     struct json_object *v;
-    const char *kind = NULL;
+    const char *kind = json_str(ev, "event");
 
-    if (json_object_object_get_ex(ev, "event", &v))
-        kind = json_object_get_string(v);
     if (kind != NULL && strcmp(kind, "ready") == 0 &&
         inst->state == ST_STARTING) {
         inst->state = ST_RUNNING;
-        timer_clear(d, inst);
+        deadline_clear(d, inst);
         umdev_log(&d->log, LOG_INFO, "%s: running (pid %d, socket %s)",
-                  inst->uuid, (int)inst->pid, inst->sock_path);
-        pending_complete(d, inst, 0, NULL, NULL);
+                  inst->cfg.uuid, (int)inst->pid, inst->sock_path);
+        request_done(d, inst, 0, NULL, NULL);
         return;
     }
     if (kind != NULL && strcmp(kind, "error") == 0) {
@@ -267,10 +229,10 @@ handle_event(struct daemon *d, struct instance *inst, struct json_object *ev)
         return;
     }
     if (json_object_object_get_ex(ev, "reply", &v) &&
-        inst->pending.kind == PENDING_INFO) {
-        timer_clear(d, inst);
+        inst->request == REQ_INFO) {
+        deadline_clear(d, inst);
         json_object_object_del(ev, "reply");
-        pending_complete(d, inst, 0, NULL, ev);
+        request_done(d, inst, 0, NULL, ev);
     }
 }
 
@@ -279,6 +241,7 @@ on_channel(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
 {
     struct instance *inst = opaque;
     struct daemon *d = inst->daemon;
+    struct json_object *ev;
     char buf[65536];
     ssize_t n;
 
@@ -292,29 +255,27 @@ on_channel(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
         return;
     }
     buf[n] = '\0';
-    {
-        struct json_object *ev = json_tokener_parse(buf);
-
-        if (ev == NULL || !json_object_is_type(ev, json_type_object)) {
-            umdev_log(&d->log, LOG_WARNING,
-                      "%s: malformed message from worker", inst->uuid);
-        } else {
-            handle_event(d, inst, ev);
-        }
-        json_object_put(ev);
-    }
+    ev = json_tokener_parse(buf);
+    if (ev == NULL || !json_object_is_type(ev, json_type_object))
+        umdev_log(&d->log, LOG_WARNING, "%s: malformed message from worker",
+                  inst->cfg.uuid);
+    else
+        handle_event(d, inst, ev);
+    json_object_put(ev);
 }
 
 static int
 listen_socket(const struct instance *inst, char *err, size_t errlen)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    const struct inst_config *cfg = &inst->cfg;
     int fd, rc;
     mode_t old;
 
     if (strlen(inst->sock_path) >= sizeof(sa.sun_path)) {
-        snprintf(err, errlen, "socket path %s is too long (use a shorter "
-                              "--rundir)", inst->sock_path);
+        snprintf(err, errlen,
+                 "socket path %s is too long (use a shorter --rundir)",
+                 inst->sock_path);
         return -ENAMETOOLONG;
     }
     strcpy(sa.sun_path, inst->sock_path);
@@ -329,10 +290,10 @@ listen_socket(const struct instance *inst, char *err, size_t errlen)
         goto fail;
     /* The owner and mode come from the definition; the VMM connects as
      * that user. */
-    if (chmod(inst->sock_path, inst->mode) < 0)
+    if (chmod(inst->sock_path, cfg->mode) < 0)
         goto fail;
-    if ((inst->uid != geteuid() || inst->gid != getegid()) &&
-        chown(inst->sock_path, inst->uid, inst->gid) < 0)
+    if ((cfg->uid != geteuid() || cfg->gid != getegid()) &&
+        chown(inst->sock_path, cfg->uid, cfg->gid) < 0)
         goto fail;
     return fd;
 fail:
@@ -345,7 +306,8 @@ fail:
 }
 
 int
-inst_start(struct daemon *d, struct instance *inst, char *err, size_t errlen)
+inst_start(struct daemon *d, struct instance *inst, void *waiter, char *err,
+           size_t errlen)
 {
     int sp[2] = { -1, -1 };
     int listen_fd, rc;
@@ -353,16 +315,16 @@ inst_start(struct daemon *d, struct instance *inst, char *err, size_t errlen)
 
     if (inst->state == ST_STARTING || inst->state == ST_RUNNING ||
         inst->state == ST_STOPPING) {
-        snprintf(err, errlen, "instance %s is %s already", inst->uuid,
+        snprintf(err, errlen, "instance %s is %s already", inst->cfg.uuid,
                  inst_state_name(inst->state));
         return -EALREADY;
     }
-    rc = mdev_instance_add(d->mdev, inst->uuid, inst->type);
+    rc = mdev_instance_add(d->mdev, inst->cfg.uuid, inst->cfg.type);
     if (rc == -ENOSPC) {
         snprintf(err, errlen,
                  "parent '%s' has no free resources for %s (stop another "
                  "instance, or pick a smaller type)",
-                 inst->parent, inst->type);
+                 inst->cfg.parent, inst->cfg.type);
         return rc;
     }
     if (rc < 0) {
@@ -401,18 +363,19 @@ inst_start(struct daemon *d, struct instance *inst, char *err, size_t errlen)
     inst->state = ST_STARTING;
     inst->exit_reason[0] = '\0';
     inst->exit_status = inst->exit_signal = -1;
+    wait_for(inst, REQ_START, waiter);
     umdev_loop_add(d->loop, inst->status_fd, UMDEV_LOOP_IN, on_channel, inst);
-    timer_arm(d, inst, UMDEVD_START_TIMEOUT_MS);
+    deadline_set(d, inst, UMDEVD_START_TIMEOUT_MS);
     return 0;
 fail:
-    mdev_instance_remove(d->mdev, inst->uuid);
+    mdev_instance_remove(d->mdev, inst->cfg.uuid);
     inst->claimed = false;
     unlink(inst->sock_path);
     return rc;
 }
 
 int
-inst_stop(struct daemon *d, struct instance *inst, int grace_ms)
+inst_stop(struct daemon *d, struct instance *inst, int grace_ms, void *waiter)
 {
     struct json_object *req;
 
@@ -425,14 +388,16 @@ inst_stop(struct daemon *d, struct instance *inst, int grace_ms)
         kill(inst->pid, SIGTERM);
     json_object_put(req);
     inst->state = ST_STOPPING;
+    if (waiter != NULL)
+        wait_for(inst, REQ_STOP, waiter);
     /* The worker ends itself within the grace period; past it plus a
      * margin, it is killed. */
-    timer_arm(d, inst, grace_ms + 2000);
+    deadline_set(d, inst, grace_ms + STOP_MARGIN_MS);
     return 0;
 }
 
 int
-inst_request_info(struct daemon *d, struct instance *inst)
+inst_request_info(struct daemon *d, struct instance *inst, void *waiter)
 {
     struct json_object *req = json_object_new_object();
     int rc;
@@ -440,9 +405,54 @@ inst_request_info(struct daemon *d, struct instance *inst)
     json_object_object_add(req, "req", json_object_new_string("info"));
     rc = channel_send(inst->status_fd, req);
     json_object_put(req);
-    if (rc == 0)
-        timer_arm(d, inst, 2000);
-    return rc;
+    if (rc < 0)
+        return -EIO;
+    wait_for(inst, REQ_INFO, waiter);
+    deadline_set(d, inst, INFO_TIMEOUT_MS);
+    return 0;
+}
+
+int
+inst_acknowledge(struct daemon *d, struct instance *inst)
+{
+    if (inst->state != ST_FAILED)
+        return -EINVAL;
+    inst->state = ST_STOPPED;
+    if (!inst->defined)
+        inst_remove(d, inst);
+    return 0;
+}
+
+void
+inst_lease(struct instance *inst, void *lessee, pid_t pid)
+{
+    inst->lease = true;
+    inst->lessee = lessee;
+    inst->lease_pid = pid;
+}
+
+void
+supervisor_lessee_gone(struct daemon *d, void *lessee)
+{
+    struct instance *inst, *next;
+
+    /* Removing an instance unlinks it: find the next one first. */
+    for (inst = d->instances; inst != NULL; inst = next) {
+        next = inst->next;
+        if (!inst->lease || inst->lessee != lessee)
+            continue;
+        inst->lessee = NULL;
+        umdev_log(&d->log, LOG_INFO, "%s: lessee (pid %d) is gone",
+                  inst->cfg.uuid, (int)inst->lease_pid);
+        if (inst->request != REQ_NONE)
+            continue; /* request_done() stops it */
+        if (inst->state == ST_RUNNING)
+            /* Its client was the lessee too, or will get the REQ IRQ: no
+             * grace, the queue belongs to nobody now. */
+            inst_stop(d, inst, 0, NULL);
+        else if (inst->state == ST_FAILED || inst->state == ST_STOPPED)
+            inst_remove(d, inst);
+    }
 }
 
 static void
@@ -482,13 +492,14 @@ channel_last_words(struct instance *inst)
     while ((n = recv(inst->status_fd, buf, sizeof(buf) - 1,
                      MSG_DONTWAIT)) > 0) {
         struct json_object *ev, *v;
+        const char *kind;
 
         buf[n] = '\0';
         ev = json_tokener_parse(buf);
-        if (ev != NULL && json_object_is_type(ev, json_type_object) &&
-            json_object_object_get_ex(ev, "event", &v) &&
-            json_object_is_type(v, json_type_string) &&
-            strcmp(json_object_get_string(v), "error") == 0 &&
+        kind = ev != NULL && json_object_is_type(ev, json_type_object)
+                   ? json_str(ev, "event")
+                   : NULL;
+        if (kind != NULL && strcmp(kind, "error") == 0 &&
             json_object_object_get_ex(ev, "message", &v))
             snprintf(inst->exit_reason, sizeof(inst->exit_reason), "%s",
                      json_object_get_string(v));
@@ -502,8 +513,9 @@ worker_gone(struct daemon *d, struct instance *inst, int status)
     bool expected = inst->state == ST_STOPPING;
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     enum inst_state was = inst->state;
+    enum inst_request req = inst->request;
 
-    timer_clear(d, inst);
+    deadline_clear(d, inst);
     if (inst->status_fd >= 0) {
         channel_last_words(inst);
         umdev_loop_del(d->loop, inst->status_fd);
@@ -512,35 +524,33 @@ worker_gone(struct daemon *d, struct instance *inst, int status)
     }
     unlink(inst->sock_path);
     if (inst->claimed) {
-        mdev_instance_remove(d->mdev, inst->uuid);
+        mdev_instance_remove(d->mdev, inst->cfg.uuid);
         inst->claimed = false;
     }
     inst->pid = -1;
     if (expected && clean) {
         inst->state = ST_STOPPED;
-        umdev_log(&d->log, LOG_INFO, "%s: stopped", inst->uuid);
+        umdev_log(&d->log, LOG_INFO, "%s: stopped", inst->cfg.uuid);
     } else {
         describe_exit(inst, status);
         inst->state = ST_FAILED;
         umdev_log(&d->log, expected ? LOG_WARNING : LOG_ERR, "%s: %s",
-                  inst->uuid, inst->exit_reason);
+                  inst->cfg.uuid, inst->exit_reason);
     }
-    if (inst->pending.kind != 0) {
-        if (was == ST_STARTING)
-            pending_complete(d, inst, -EIO,
-                             inst->exit_reason[0] ? inst->exit_reason
-                                                  : "worker failed to start",
-                             NULL);
-        else if (inst->pending.kind == PENDING_INFO)
-            pending_complete(d, inst, -EIO, inst->exit_reason, NULL);
-        else
-            pending_complete(d, inst, 0, NULL, NULL);
-    }
+    if (was == ST_STARTING)
+        request_done(d, inst, -EIO,
+                     inst->exit_reason[0] ? inst->exit_reason
+                                          : "worker failed to start",
+                     NULL);
+    else if (req == REQ_INFO)
+        request_done(d, inst, -EIO, inst->exit_reason, NULL);
+    else if (req != REQ_NONE)
+        request_done(d, inst, 0, NULL, NULL);
     /* A transient instance leaves no trace once it stopped cleanly, nor
      * when it never came up: its start request got the reason, and a
      * failed leftover would only hold its UUID. */
     if (!inst->defined && (inst->state == ST_STOPPED || was == ST_STARTING))
-        inst_free(d, inst);
+        inst_remove(d, inst);
 }
 
 void
@@ -558,4 +568,32 @@ supervisor_reap(struct daemon *d)
         if (inst != NULL)
             worker_gone(d, inst, status);
     }
+}
+
+void
+supervisor_stop_all(struct daemon *d)
+{
+    struct instance *i;
+
+    for (i = d->instances; i != NULL; i = i->next)
+        if (i->state == ST_RUNNING || i->state == ST_STARTING)
+            inst_stop(d, i, UMDEVD_DEFAULT_GRACE_MS, NULL);
+}
+
+bool
+supervisor_all_stopped(const struct daemon *d)
+{
+    const struct instance *i;
+
+    for (i = d->instances; i != NULL; i = i->next)
+        if (i->pid > 0)
+            return false;
+    return true;
+}
+
+void
+supervisor_free_all(struct daemon *d)
+{
+    while (d->instances != NULL)
+        inst_remove(d, d->instances);
 }

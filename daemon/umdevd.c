@@ -1,6 +1,8 @@
 /*
  * umdevd: the umdev supervisor. Owns the control socket, the definitions
- * and the parents' resources; runs one worker process per instance.
+ * and the parents' resources; runs one worker process per instance. This
+ * file parses options, wires the parts together (umdevd.h lists them) and
+ * handles signals.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,13 +18,19 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "admission.h"
+#include "control.h"
+#include "defs.h"
+#include "handlers.h"
+#include "parents.h"
 #include "sandbox.h"
-#include "umdevd.h"
+#include "supervisor.h"
 
 static void
 usage(FILE *f)
 {
-    const struct parent_driver *const *p;
+    const struct parent_entry *e;
+    struct daemon d = { .opts.admit_any = true };
     size_t i;
 
     fprintf(f,
@@ -42,27 +50,42 @@ usage(FILE *f)
             "                   kernel logs it and lets it run (debugging;\n"
             "                   env UMDEV_SANDBOX)\n"
             "  --print-sandbox  print the workers' allow-list and exit\n"
+            "  --plugin-dir DIR load parent plug-ins from DIR (env\n"
+            "                   UMDEV_PLUGIN_DIR, default %s)\n"
+            "  --admit MODE     audit (default): offer a plug-in's types only\n"
+            "                   after `umdevctl audit TYPE --conformance`\n"
+            "                   passes; any: offer them unchecked\n"
+            "  --admit-fuzz-seconds N\n"
+            "                   fuzz time of each admission audit (default "
+            "%u)\n"
+            "  --umdevctl PATH  the umdevctl admission audits run (default "
+            "%s)\n"
             "  --verbose        log debug messages\n"
             "  --help\n"
             "built-in pools (PARENT.POOL capacity):\n",
-            UMDEVD_DEFAULT_RUNDIR, UMDEVD_DEFAULT_STATEDIR);
-    for (p = parents_builtin(); *p != NULL; p++)
-        for (i = 0; i < (*p)->desc.npools; i++)
-            fprintf(f, "  %s.%s %u\n", (*p)->desc.name,
-                    (*p)->desc.pools[i].name,
-                    (unsigned int)(*p)->desc.pools[i].capacity);
+            UMDEVD_DEFAULT_RUNDIR, UMDEVD_DEFAULT_STATEDIR,
+            UMDEVD_DEFAULT_PLUGIN_DIR, UMDEVD_DEFAULT_ADMIT_FUZZ,
+            UMDEVD_DEFAULT_UMDEVCTL);
+    /* A registry of the built-in parents alone, to list their pools. */
+    if (mdev_create(&d.mdev) == 0 && parents_create(&d, &d.parents) == 0)
+        for (e = d.parents->list; e != NULL; e = e->next)
+            for (i = 0; i < e->drv->npools; i++)
+                fprintf(f, "  %s.%s %u\n", e->drv->name,
+                        e->drv->pools[i].name,
+                        (unsigned int)e->drv->pools[i].capacity);
+    parents_destroy(d.parents);
+    mdev_destroy(d.mdev);
 }
 
-/* Parse "PARENT.POOL=N" into @o's overrides; N within the built-in
- * capacity (a pool may be lowered, never raised past what the parent
- * has). Return: 0, or -1 after saying what is wrong. */
+/* Parse "PARENT.POOL=N" into @o's overrides. Whether the pool exists and
+ * N fits its capacity is known once the parents are loaded
+ * (parents_check_overrides()). Return: 0, or -1 after saying what is
+ * wrong. */
 static int
 parse_pool(struct daemon_opts *o, const char *arg)
 {
-    const struct parent_driver *drv;
     const char *dot = strchr(arg, '.');
     const char *eq = strchr(arg, '=');
-    char parent[MDEV_NAME_MAX + 1], pool[MDEV_NAME_MAX + 1];
     struct pool_override *po;
     unsigned long long n;
     char *end;
@@ -75,43 +98,25 @@ parse_pool(struct daemon_opts *o, const char *arg)
                 arg);
         return -1;
     }
-    if ((size_t)(dot - arg) >= sizeof(parent) ||
-        (size_t)(eq - dot - 1) >= sizeof(pool)) {
+    if ((size_t)(dot - arg) > MDEV_NAME_MAX ||
+        (size_t)(eq - dot - 1) > MDEV_NAME_MAX) {
         fprintf(stderr, "umdevd: --pool %s: name too long\n", arg);
-        return -1;
-    }
-    snprintf(parent, sizeof(parent), "%.*s", (int)(dot - arg), arg);
-    snprintf(pool, sizeof(pool), "%.*s", (int)(eq - dot - 1), dot + 1);
-    drv = parents_find(parent);
-    if (drv == NULL) {
-        fprintf(stderr, "umdevd: --pool %s: no parent named '%s' (umdevd "
-                        "--help lists the pools)\n",
-                arg, parent);
-        return -1;
-    }
-    for (i = 0; i < drv->desc.npools; i++)
-        if (strcmp(drv->desc.pools[i].name, pool) == 0)
-            break;
-    if (i == drv->desc.npools) {
-        fprintf(stderr, "umdevd: --pool %s: parent '%s' has no pool '%s' "
-                        "(umdevd --help lists the pools)\n",
-                arg, parent, pool);
         return -1;
     }
     errno = 0;
     n = strtoull(eq + 1, &end, 10);
-    if (errno != 0 || *end != '\0' || eq[1] == '-' ||
-        n > drv->desc.pools[i].capacity) {
-        fprintf(stderr, "umdevd: --pool %s: N must be a number from 0 to "
-                        "%u, the capacity of %s.%s\n",
-                arg, (unsigned int)drv->desc.pools[i].capacity, parent,
-                pool);
+    if (errno != 0 || *end != '\0' || eq[1] == '-' || n > UINT32_MAX) {
+        fprintf(stderr, "umdevd: --pool %s: N must be a number from 0 to the "
+                        "pool's capacity (umdevd --help lists them)\n",
+                arg);
         return -1;
     }
     /* A later --pool for the same pool replaces an earlier one. */
     for (i = 0; i < o->npools; i++)
-        if (strcmp(o->pools[i].parent, parent) == 0 &&
-            strcmp(o->pools[i].pool, pool) == 0)
+        if (strncmp(o->pools[i].parent, arg, (size_t)(dot - arg)) == 0 &&
+            o->pools[i].parent[dot - arg] == '\0' &&
+            strncmp(o->pools[i].pool, dot + 1, (size_t)(eq - dot - 1)) == 0 &&
+            o->pools[i].pool[eq - dot - 1] == '\0')
             break;
     if (i == UMDEVD_MAX_POOL_OVERRIDES) {
         fprintf(stderr, "umdevd: at most %d --pool options\n",
@@ -119,8 +124,9 @@ parse_pool(struct daemon_opts *o, const char *arg)
         return -1;
     }
     po = &o->pools[i];
-    snprintf(po->parent, sizeof(po->parent), "%s", parent);
-    snprintf(po->pool, sizeof(po->pool), "%s", pool);
+    snprintf(po->parent, sizeof(po->parent), "%.*s", (int)(dot - arg), arg);
+    snprintf(po->pool, sizeof(po->pool), "%.*s", (int)(eq - dot - 1),
+             dot + 1);
     po->capacity = (uint32_t)n;
     if (i == o->npools)
         o->npools++;
@@ -172,6 +178,10 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
         { "syslog", no_argument, NULL, 'S' },
         { "sandbox", required_argument, NULL, 'X' },
         { "print-sandbox", no_argument, NULL, 'p' },
+        { "plugin-dir", required_argument, NULL, 'D' },
+        { "admit", required_argument, NULL, 'A' },
+        { "admit-fuzz-seconds", required_argument, NULL, 'F' },
+        { "umdevctl", required_argument, NULL, 'U' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -191,6 +201,12 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
              "statedir");
     if ((env = getenv("UMDEV_CONTROL")) != NULL)
         set_path(o->control, env, "control");
+    set_path(o->plugin_dir, (env = getenv("UMDEV_PLUGIN_DIR"))
+                                ? env
+                                : UMDEVD_DEFAULT_PLUGIN_DIR,
+             "plugin dir");
+    set_path(o->umdevctl, UMDEVD_DEFAULT_UMDEVCTL, "umdevctl");
+    o->admit_fuzz_seconds = UMDEVD_DEFAULT_ADMIT_FUZZ;
     if ((env = getenv("UMDEV_SANDBOX")) != NULL && parse_sandbox(o, env) < 0)
         return 2;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -234,6 +250,38 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
                    sandbox_count());
             sandbox_print(stdout);
             return 1;
+        case 'D':
+            if (set_path(o->plugin_dir, optarg, "plugin dir") < 0)
+                return 2;
+            break;
+        case 'A':
+            if (strcmp(optarg, "any") != 0 && strcmp(optarg, "audit") != 0) {
+                fprintf(stderr, "umdevd: --admit takes 'audit' or 'any', not "
+                                "'%s'\n",
+                        optarg);
+                return 2;
+            }
+            o->admit_any = strcmp(optarg, "any") == 0;
+            break;
+        case 'F': {
+            char *end;
+            unsigned long n;
+
+            errno = 0;
+            n = strtoul(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || optarg[0] == '-' || n > 3600) {
+                fprintf(stderr, "umdevd: --admit-fuzz-seconds takes 0 to "
+                                "3600, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            o->admit_fuzz_seconds = (unsigned int)n;
+            break;
+        }
+        case 'U':
+            if (set_path(o->umdevctl, optarg, "umdevctl") < 0)
+                return 2;
+            break;
         case 'v':
             o->log_level = LOG_DEBUG;
             break;
@@ -256,27 +304,6 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
     return 0;
 }
 
-static bool
-all_stopped(struct daemon *d)
-{
-    struct instance *i;
-
-    for (i = d->instances; i != NULL; i = i->next)
-        if (i->pid > 0)
-            return false;
-    return true;
-}
-
-static void
-stop_everything(struct daemon *d)
-{
-    struct instance *i;
-
-    for (i = d->instances; i != NULL; i = i->next)
-        if (i->state == ST_RUNNING || i->state == ST_STARTING)
-            inst_stop(d, i, UMDEVD_DEFAULT_GRACE_MS);
-}
-
 static void
 on_signal(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
 {
@@ -292,67 +319,63 @@ on_signal(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
                       "signal %u: stopping every instance", si.ssi_signo);
             d->stopping = true;
             control_close_all(d);
-            stop_everything(d);
+            admission_destroy(d);
+            supervisor_stop_all(d);
         }
     }
-    if (d->stopping && all_stopped(d))
+    if (d->stopping && supervisor_all_stopped(d))
         umdev_loop_stop(loop);
 }
 
-static int
-register_parents(struct daemon *d)
-{
-    const struct parent_driver *const *p;
-    int rc;
-
-    for (p = parents_builtin(); *p != NULL; p++) {
-        struct mdev_pool_desc pools[MDEV_MAX_POOLS];
-        struct mdev_parent_desc desc = (*p)->desc;
-        size_t i, j;
-
-        /* lib/mdev copies the description: override on a local copy. */
-        if (desc.npools > MDEV_MAX_POOLS)
-            return -EINVAL;
-        for (i = 0; i < desc.npools; i++) {
-            pools[i] = desc.pools[i];
-            for (j = 0; j < d->opts.npools; j++) {
-                const struct pool_override *po = &d->opts.pools[j];
-
-                if (strcmp(po->parent, desc.name) == 0 &&
-                    strcmp(po->pool, pools[i].name) == 0) {
-                    pools[i].capacity = po->capacity;
-                    umdev_log(&d->log, LOG_NOTICE,
-                              "pool %s.%s limited to %u of %u units",
-                              desc.name, pools[i].name,
-                              (unsigned int)po->capacity,
-                              (unsigned int)desc.pools[i].capacity);
-                }
-            }
-        }
-        desc.pools = pools;
-        rc = mdev_parent_add(d->mdev, &desc);
-        if (rc < 0) {
-            umdev_log(&d->log, LOG_ERR, "cannot register parent %s: %s",
-                      (*p)->desc.name, strerror(-rc));
-            return rc;
-        }
-    }
-    return 0;
-}
-
+/* Start the definitions marked auto of @type (NULL: of every type on
+ * offer); a plug-in's wait for its admission. */
 static void
-start_auto(struct daemon *d)
+start_auto(struct daemon *d, const char *type)
 {
     struct instance *i;
 
     for (i = d->instances; i != NULL; i = i->next) {
         char err[256] = "";
 
-        if (!i->defined || !i->auto_start)
+        if (!i->defined || !i->cfg.auto_start ||
+            (type != NULL && strcmp(i->cfg.type, type) != 0) ||
+            parents_type_offered(d->parents, i->cfg.type, NULL, 0) < 0)
             continue;
-        if (inst_start(d, i, err, sizeof(err)) < 0)
-            umdev_log(&d->log, LOG_ERR, "%s: cannot start: %s", i->uuid, err);
+        if (inst_start(d, i, NULL, err, sizeof(err)) < 0)
+            umdev_log(&d->log, LOG_ERR, "%s: cannot start: %s", i->cfg.uuid,
+                      err);
     }
+}
+
+static void
+on_admitted(struct daemon *d, const char *type)
+{
+    start_auto(d, type);
+}
+
+/* defs_load_all()'s callback: a definition read at start. */
+static int
+definition_found(struct daemon *d, const char *parent, const char *uuid,
+                 struct json_object *obj, char *err, size_t errlen)
+{
+    struct inst_config cfg;
+    struct instance *inst;
+    int rc;
+
+    rc = defs_init(d, &cfg, uuid, json_str(obj, "type"), err, errlen);
+    if (rc < 0)
+        return rc;
+    if (strcmp(cfg.parent, parent) != 0) {
+        snprintf(err, errlen, "type %s is not of parent %s", cfg.type,
+                 parent);
+        rc = -EINVAL;
+    }
+    if (rc == 0)
+        rc = defs_apply(d, &cfg, obj, true, err, errlen);
+    if (rc == 0)
+        rc = inst_add(d, &cfg, true, &inst, err, errlen);
+    json_object_put(cfg.attrs);
+    return rc;
 }
 
 /*
@@ -389,10 +412,38 @@ raise_nofile(void)
     }
 }
 
+/* The registry: built-in parents, then the plug-ins. Return: 0, or the
+ * exit status. */
+static int
+load_parents(struct daemon *d)
+{
+    char err[512];
+    int rc;
+
+    rc = mdev_create(&d->mdev);
+    if (rc == 0)
+        rc = parents_create(d, &d->parents);
+    if (rc < 0) {
+        fprintf(stderr, "umdevd: cannot initialise: %s\n", strerror(-rc));
+        return 1;
+    }
+    if (d->opts.plugin_dir[0] != '\0') {
+        rc = plugins_load(d, d->opts.plugin_dir);
+        if (rc < 0 && rc != -ENOENT)
+            umdev_log(&d->log, LOG_ERR, "cannot read plug-in directory %s: %s",
+                      d->opts.plugin_dir, strerror(-rc));
+    }
+    if (parents_check_overrides(d, err, sizeof(err)) < 0) {
+        fprintf(stderr, "umdevd: %s\n", err);
+        return 2;
+    }
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
-    struct daemon d = { .control_fd = -1, .signal_fd = -1 };
+    struct daemon d = { .signal_fd = -1 };
     int status = 1; /* until the loop ran */
     sigset_t mask;
     int rc;
@@ -414,6 +465,10 @@ main(int argc, char **argv)
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGCHLD);
     sigprocmask(SIG_BLOCK, &mask, NULL);
+    status = load_parents(&d);
+    if (status != 0)
+        goto out;
+    status = 1;
     d.signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     if (d.signal_fd < 0) {
         fprintf(stderr, "umdevd: cannot initialise: signalfd: %s\n",
@@ -422,13 +477,13 @@ main(int argc, char **argv)
     }
     rc = umdev_loop_create(&d.loop);
     if (rc == 0)
-        rc = mdev_create(&d.mdev);
-    if (rc == 0)
-        rc = register_parents(&d);
+        rc = admission_create(&d);
     if (rc < 0) {
         fprintf(stderr, "umdevd: cannot initialise: %s\n", strerror(-rc));
         goto out;
     }
+    handlers_init(&d);
+    d.hooks.admitted = on_admitted;
     rc = mkdir_p(d.opts.rundir, 0755);
     if (rc < 0) {
         fprintf(stderr, "umdevd: cannot create %s: %s\n", d.opts.rundir,
@@ -449,16 +504,18 @@ main(int argc, char **argv)
         goto out;
     }
     umdev_loop_add(d.loop, d.signal_fd, UMDEV_LOOP_IN, on_signal, &d);
-    defs_load_all(&d);
-    start_auto(&d);
+    defs_load_all(&d, definition_found);
+    start_auto(&d, NULL);
+    admission_start(&d);
     umdev_log(&d.log, LOG_NOTICE,
               "ready: control %s, rundir %s, statedir %s (%zu definitions)",
               d.opts.control, d.opts.rundir, d.opts.statedir, d.ninstances);
     status = umdev_loop_run(d.loop) < 0 ? 1 : 0;
 out:
     control_close_all(&d);
-    while (d.instances != NULL)
-        inst_free(&d, d.instances);
+    admission_destroy(&d);
+    supervisor_free_all(&d);
+    parents_destroy(d.parents);
     mdev_destroy(d.mdev);
     umdev_loop_destroy(d.loop);
     if (d.signal_fd >= 0)

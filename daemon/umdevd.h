@@ -1,6 +1,24 @@
 /*
- * umdevd internals shared by its files: options, the instance table, and
- * the functions each part offers the others.
+ * umdevd's shared vocabulary: options, the daemon object, the instance
+ * record and its states, and small helpers (util.c). Each concern has its
+ * own file and header above this one; tests/layers/check_layers.py holds
+ * them to this order, lowest first:
+ *
+ *   umdevd.h/util.c   this vocabulary
+ *   parents.c         the parent drivers (built in and plug-ins) and their
+ *   plugins.c         pools, types and admission verdicts
+ *   sandbox.c         the workers' seccomp filter
+ *   defs.c            persistent definitions: files in, files out
+ *   worker.c          the forked process serving one instance
+ *   supervisor.c      instance states, workers, leases (alone changes them)
+ *   audit_job.c       `audit` requests in child processes
+ *   admission.c       the plug-in admission gate
+ *   handlers.c        the control commands
+ *   control.c         the control socket: connections, framing, parking
+ *   umdevd.c          options, start-up, signals
+ *
+ * A lower file never calls a higher one; results travel up through the
+ * callbacks in struct daemon_hooks, which the higher files install.
  */
 #ifndef UMDEVD_H
 #define UMDEVD_H
@@ -12,9 +30,8 @@
 
 #include <json-c/json.h>
 
-#include "parents.h"
-#include "umdev/loop.h"
 #include "mdev.h"
+#include "umdev/loop.h"
 #include "umdev/umdev.h"
 
 #define UMDEVD_PROTOCOL 1
@@ -24,7 +41,7 @@
 /* A worker must report ready within this time or the start fails. */
 #define UMDEVD_START_TIMEOUT_MS 10000
 
-/* Overrides of built-in pool capacities (`--pool PARENT.POOL=N`). */
+/* Overrides of pool capacities (`--pool PARENT.POOL=N`). */
 #define UMDEVD_MAX_POOL_OVERRIDES 16
 
 struct pool_override {
@@ -43,6 +60,12 @@ struct daemon_opts {
     int log_level;
     struct pool_override pools[UMDEVD_MAX_POOL_OVERRIDES];
     size_t npools;
+    /* Parent plug-ins (docs/PLUGINS.md): the directory they are loaded
+     * from ("" for none), whether they need admission, and what runs it. */
+    char plugin_dir[PATH_MAX];
+    bool admit_any;
+    char umdevctl[PATH_MAX];
+    unsigned int admit_fuzz_seconds;
 };
 
 enum inst_state {
@@ -53,102 +76,101 @@ enum inst_state {
     ST_FAILED,
 };
 
-struct ctl_conn;
-
-/* A control request waiting for a worker event (ready, exit, info). */
-struct pending {
-    struct ctl_conn *conn; /* NULL once the client went away */
-    struct json_object *id;
-    int kind; /* PENDING_* */
-};
-enum { PENDING_START = 1, PENDING_STOP, PENDING_INFO };
-
-struct daemon;
-
-struct instance {
-    struct daemon *daemon; /* back-pointer for loop callbacks */
+/* What an instance is, as its definition (or a transient start) says. */
+struct inst_config {
     char uuid[MDEV_UUID_STR_LEN + 1];
     char parent[MDEV_NAME_MAX + 1];
     char type[2 * MDEV_NAME_MAX + 2];
-    bool defined;    /* has a definition file */
     bool auto_start;
     uid_t uid;
     gid_t gid;
     mode_t mode;
     struct json_object *attrs; /* owned; never NULL */
+};
+
+/* A request waiting for a worker event (ready, exit, info reply). */
+enum inst_request { REQ_NONE, REQ_START, REQ_STOP, REQ_INFO };
+
+struct daemon;
+
+struct instance {
+    struct daemon *daemon; /* back-pointer for loop callbacks */
+    struct inst_config cfg;
+    bool defined; /* has a definition file */
 
     enum inst_state state;
     bool claimed; /* holds resources in the mdev registry */
     pid_t pid;
-    int status_fd; /* supervisor end of the worker channel, -1 if none */
-    int start_timer; /* timerfd bounding ST_STARTING, -1 if none */
+    int status_fd;     /* supervisor end of the worker channel, -1 if none */
+    int64_t deadline;  /* loop timer bounding a worker reply, 0 if none */
     char sock_path[PATH_MAX];
     int exit_status, exit_signal; /* of the last worker, -1 if none */
     char exit_reason[160];
-    struct pending pending;
-    /* A leased transient instance lives as long as the control connection
-     * that started it (the access path's queues): lease_conn is that
-     * connection, NULL once it closed; lease_pid its peer. */
+    /* Who waits for the request in progress (opaque to the supervisor:
+     * the handlers' record), and which request it is. */
+    void *waiter;
+    enum inst_request request;
+    /* A leased transient instance lives as long as its lessee (the
+     * control connection that started it: the access path's queues);
+     * lessee is NULL once that connection closed. */
     bool lease;
-    struct ctl_conn *lease_conn;
+    void *lessee;
     pid_t lease_pid;
     struct instance *next;
 };
+
+/*
+ * How results travel up: the supervisor and the audit jobs report to the
+ * handlers, the handlers answer through the control socket. Each hook is
+ * installed by the layer that implements it.
+ */
+struct daemon_hooks {
+    /* supervisor -> handlers: request @req, which @waiter waited for, is
+     * done (@extra: the worker's reply, for info). */
+    void (*request_done)(struct daemon *d, struct instance *inst,
+                         void *waiter, enum inst_request req, int err,
+                         const char *msg, struct json_object *extra);
+    /* handlers -> control: answer request @id parked on connection @conn
+     * and resume reading it. Takes @result. */
+    void (*respond)(struct daemon *d, void *conn, struct json_object *id,
+                    int err, const char *msg, struct json_object *result);
+    /* admission -> start-up: plug-in type @type passed its audit, so its
+     * definitions marked auto may start now. */
+    void (*admitted)(struct daemon *d, const char *type);
+};
+
+struct parents;
+struct admission;
+struct control;
+struct waiter;
 
 struct daemon {
     struct daemon_opts opts;
     struct umdev_logger log;
     struct umdev_loop *loop;
     struct mdev *mdev;
+    struct parents *parents;
+    struct admission *admission;
     struct instance *instances;
     size_t ninstances;
-    int control_fd;
-    struct ctl_conn *conns;
+    struct daemon_hooks hooks;
+    struct control *control;
+    struct waiter *waiters; /* parked requests (handlers.c) */
     int signal_fd;
     bool stopping; /* SIGTERM received: stop everything, then exit */
 };
 
-/* supervisor.c */
-struct instance *inst_find(struct daemon *d, const char *uuid);
-int inst_new(struct daemon *d, const char *uuid, const char *type,
-             struct instance **out, char *err, size_t errlen);
-void inst_free(struct daemon *d, struct instance *inst);
-int inst_start(struct daemon *d, struct instance *inst, char *err,
-               size_t errlen);
-int inst_stop(struct daemon *d, struct instance *inst, int grace_ms);
-int inst_request_info(struct daemon *d, struct instance *inst);
-const char *inst_state_name(enum inst_state s);
-struct json_object *inst_to_json(const struct instance *inst);
-void supervisor_reap(struct daemon *d);
-/* Called by the supervisor when a pending request can be answered. */
-void pending_complete(struct daemon *d, struct instance *inst, int err,
-                      const char *msg, struct json_object *extra);
-
-/* worker.c */
-void worker_run(struct daemon *d, struct instance *inst, int listen_fd,
-                int status_fd, int grace_ms) __attribute__((noreturn));
-
-/* defs.c */
-int defs_save(struct daemon *d, const struct instance *inst, char *err,
-              size_t errlen);
-int defs_remove(struct daemon *d, const struct instance *inst);
-void defs_load_all(struct daemon *d);
-int defs_apply_json(struct daemon *d, struct instance *inst,
-                    struct json_object *obj, bool creating, char *err,
-                    size_t errlen);
-
-/* control.c */
-int control_listen(struct daemon *d);
-void control_close_all(struct daemon *d);
-void control_send_response(struct ctl_conn *c, struct json_object *id,
-                           int err, const char *msg,
-                           struct json_object *result);
-void control_conn_resume(struct daemon *d, struct ctl_conn *c);
-/* The lessee of @inst went away: stop it, or forget it if it is down. */
-void control_lease_end(struct daemon *d, struct instance *inst);
-
-/* Helpers. */
+/* util.c */
 int mkdir_p(const char *path, mode_t mode);
 const char *errno_name(int err);
+/* The argument @key of @args if it is a string, else NULL. */
+const char *json_str(struct json_object *args, const char *key);
+/* Send one JSON message on a SOCK_SEQPACKET channel, without blocking.
+ * Return: 0 or -errno. */
+int channel_send(int fd, struct json_object *msg);
+/* Normalise the type @type names for @parent: "2port" and
+ * "serial-2port" both give "serial-2port". Return: 0 or -ENAMETOOLONG. */
+int full_type_name(const char *parent, const char *type, char *out,
+                   size_t len);
 
 #endif /* UMDEVD_H */

@@ -17,13 +17,13 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "sandbox.h"
 #include "audit.h"
-#include "umdevd.h"
+#include "parents.h"
+#include "worker.h"
 
 #define WORKER_LISTEN_FD 3
 #define WORKER_CHANNEL_FD 4
@@ -31,15 +31,14 @@
 struct worker {
     struct daemon *d;
     struct instance *inst;
-    const struct parent_driver *drv;
-    struct parent_instance *pi;
+    const struct umdev_parent *drv;
+    struct umdev_instance dev; /* what the parent built */
     struct umdev_loop *loop;
     struct umdev_server *srv;
     struct umdev_logger log;
     int grace_ms;
     bool stopping;
     bool exit_now;
-    int grace_timer;
 };
 
 static void
@@ -96,7 +95,7 @@ isolate_fds(int listen_fd, int channel_fd)
 }
 
 static void
-drop_privileges(const struct instance *inst)
+drop_privileges(const struct inst_config *inst)
 {
     if (geteuid() != 0)
         return;
@@ -117,50 +116,42 @@ drop_privileges(const struct instance *inst)
 static struct json_object *
 device_json(struct worker *w)
 {
-    struct json_object *o = audit_device_object(w->pi->dev, w->pi->pci);
+    struct json_object *o = audit_device_object(w->dev.dev, w->dev.pci);
 
-    if (w->pi->describe != NULL)
-        json_object_object_add(o, "endpoints", w->pi->describe(w->pi));
+    if (w->drv->ops->describe != NULL)
+        json_object_object_add(o, "endpoints",
+                               w->drv->ops->describe(&w->dev));
     return o;
+}
+
+static void
+on_grace(struct umdev_loop *loop, void *opaque)
+{
+    struct worker *w = opaque;
+
+    (void)loop;
+    umdev_log(&w->log, LOG_WARNING,
+              "client still attached after the grace period; leaving");
+    w->exit_now = true;
 }
 
 static void
 begin_stop(struct worker *w, int grace_ms)
 {
-    struct itimerspec its = { 0 };
-
     if (w->stopping)
         return;
     w->stopping = true;
-    if (!umdev_dev_attached(w->pi->dev)) {
+    if (!umdev_dev_attached(w->dev.dev)) {
         w->exit_now = true;
         return;
     }
     /* Ask the VMM to let go (VFIO device request), then give it time. */
-    umdev_dev_request_release(w->pi->dev);
+    umdev_dev_request_release(w->dev.dev);
     umdev_log(&w->log, LOG_INFO,
               "stop requested with a client attached; waiting up to %d ms",
               grace_ms);
-    its.it_value.tv_sec = grace_ms / 1000;
-    its.it_value.tv_nsec = (grace_ms % 1000) * 1000000L;
-    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
-        its.it_value.tv_nsec = 1;
-    timerfd_settime(w->grace_timer, 0, &its, NULL);
-}
-
-static void
-on_grace(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
-{
-    struct worker *w = opaque;
-    uint64_t n;
-
-    (void)loop;
-    (void)events;
-    if (read(fd, &n, sizeof(n)) == sizeof(n)) {
-        umdev_log(&w->log, LOG_WARNING,
-                  "client still attached after the grace period; leaving");
-        w->exit_now = true;
-    }
+    if (umdev_loop_timer_add(w->loop, (uint64_t)grace_ms, on_grace, w) < 0)
+        w->exit_now = true; /* cannot wait: leave now */
 }
 
 static void
@@ -234,7 +225,7 @@ names(const char *env, const struct instance *inst)
 {
     const char *uuid = getenv(env);
 
-    return uuid != NULL && strcmp(uuid, inst->uuid) == 0;
+    return uuid != NULL && strcmp(uuid, inst->cfg.uuid) == 0;
 }
 
 static enum test_hook
@@ -305,6 +296,8 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
         .inst = inst,
         .grace_ms = grace_ms,
     };
+    struct umdev_instance_args args;
+    const struct parent_entry *pe;
     sigset_t mask;
     int sfd, rc;
 #ifdef UMDEV_TEST_HOOKS
@@ -316,34 +309,40 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     w.log = d->log;
     w.log.fn = d->opts.syslog ? d->log.fn : log_line;
-    w.log.prefix = inst->uuid;
-    w.drv = parents_find(inst->parent);
-    if (w.drv == NULL)
-        fail("no driver for parent '%s'", inst->parent);
+    w.log.prefix = inst->cfg.uuid;
+    pe = parents_find(d->parents, inst->cfg.parent);
+    if (pe == NULL)
+        fail("no driver for parent '%s'", inst->cfg.parent);
+    w.drv = pe->drv;
     if (umdev_loop_create(&w.loop) < 0)
         fail("cannot create an event loop");
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    w.grace_timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-    if (sfd < 0 || w.grace_timer < 0)
-        fail("cannot create signal/timer fds: %s", strerror(errno));
+    if (sfd < 0)
+        fail("cannot create a signalfd: %s", strerror(errno));
     /* Host endpoints are created (and handed to the owner) before the
      * worker gives up root, since RUNDIR belongs to the supervisor. */
-    rc = w.drv->create(inst->type, inst->uuid, d->opts.rundir, inst->uid,
-                       inst->gid, inst->attrs, w.loop, &w.log, &w.pi);
+    args.type = inst->cfg.type;
+    args.uuid = inst->cfg.uuid;
+    args.rundir = d->opts.rundir;
+    args.uid = inst->cfg.uid;
+    args.gid = inst->cfg.gid;
+    args.attrs = inst->cfg.attrs;
+    args.loop = w.loop;
+    args.log = &w.log;
+    rc = w.drv->ops->create(&args, &w.dev);
     if (rc < 0)
         fail("cannot create the device: %s", strerror(-rc));
-    drop_privileges(inst);
+    drop_privileges(&inst->cfg);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         fail("cannot set no_new_privs: %s", strerror(errno));
-    rc = umdev_server_create_fd(w.pi->dev, w.loop, WORKER_LISTEN_FD, &w.srv);
+    rc = umdev_server_create_fd(w.dev.dev, w.loop, WORKER_LISTEN_FD, &w.srv);
     if (rc < 0)
         fail("cannot serve: %s", strerror(-rc));
     umdev_loop_add(w.loop, WORKER_CHANNEL_FD, UMDEV_LOOP_IN, on_channel, &w);
     umdev_loop_add(w.loop, sfd, UMDEV_LOOP_IN, on_signal, &w);
-    umdev_loop_add(w.loop, w.grace_timer, UMDEV_LOOP_IN, on_grace, &w);
     /* Last: from here on the worker only serves (daemon/sandbox.c). */
     rc = sandbox_apply(d->opts.sandbox_log);
     if (rc < 0)
@@ -353,16 +352,16 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
         if (umdev_loop_run_once(w.loop, -1) < 0)
             break;
 #ifdef UMDEV_TEST_HOOKS
-        if (hook != HOOK_NONE && umdev_dev_attached(w.pi->dev)) {
+        if (hook != HOOK_NONE && umdev_dev_attached(w.dev.dev)) {
             test_hook_fire(&w, hook);
             hook = HOOK_NONE;
         }
 #endif
-        if (w.stopping && !umdev_dev_attached(w.pi->dev))
+        if (w.stopping && !umdev_dev_attached(w.dev.dev))
             w.exit_now = true;
     }
     umdev_server_destroy(w.srv);
-    w.pi->destroy(w.pi);
+    w.drv->ops->destroy(&w.dev);
     umdev_loop_destroy(w.loop);
     _exit(0);
 }

@@ -123,4 +123,8 @@ struct umdev_pci *accel_dev_pci(struct accel_dev *d);
 /** The engine queue behind device queue @i (tests, tools); NULL if none. */
 struct accel_queue *accel_dev_queue(struct accel_dev *d, unsigned int i);
 
+/* The accel parent (parent.c): pool "queues", types accel-1wq/2wq/4wq. */
+struct umdev_parent;
+extern const struct umdev_parent accel_parent;
+
 #endif /* UMDEV_ACCEL_ACCEL_H */

@@ -74,4 +74,8 @@ const char *serial_port_host_end(struct serial *s, unsigned int port);
 /** True if port @port's host end is a pty. */
 bool serial_port_is_pty(struct serial *s, unsigned int port);
 
+/* The serial parent (parent.c): pool "ports", type "serial-2port". */
+struct umdev_parent;
+extern const struct umdev_parent serial_parent;
+
 #endif /* UMDEV_SERIAL_SERIAL_H */

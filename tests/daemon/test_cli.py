@@ -21,7 +21,7 @@ UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
 INSTANCE_KEYS = {"uuid", "parent", "type", "defined", "start", "state",
                  "socket", "owner", "mode", "attrs"}
 TYPE_KEYS = {"name", "parent", "description", "device_api",
-             "available_instances"}
+             "available_instances", "admission"}
 DEF_KEYS = ["attrs", "mode", "owner", "parent", "start", "type", "uuid"]
 T = "serial-2port"
 
@@ -190,6 +190,8 @@ class Verbs(DaemonTestCase):
         names = set()
         for t in types:
             self.assertEqual(set(t), TYPE_KEYS, t)
+            # Built-in types need no admission (docs/PLUGINS.md).
+            self.assertEqual(t["admission"], {"state": "built-in"}, t)
             self.assertTrue(t["name"].startswith(t["parent"] + "-"), t)
             self.assertEqual(t["device_api"], "vfio-pci")
             self.assertIsInstance(t["available_instances"], int)

@@ -1,0 +1,906 @@
+/*
+ * The control commands (handlers.h, docs/CONTROL.md). A command that must
+ * wait for a worker or an audit process leaves a waiter: the supervisor
+ * (or the audit job) hands it back when the result is in, and the answer
+ * goes out through daemon_hooks.respond.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admission.h"
+#include "audit_job.h"
+#include "defs.h"
+#include "handlers.h"
+#include "parents.h"
+#include "supervisor.h"
+
+/* A parked request. */
+struct waiter {
+    struct daemon *d;
+    void *conn; /* NULL once the connection closed */
+    struct json_object *id;
+    bool want_stats;        /* an info request shaped as `stats` */
+    struct audit_job *audit; /* the audit it waits for, or NULL */
+    struct waiter *next;
+};
+
+static struct waiter *
+waiter_new(struct daemon *d, const struct ctl_request *rq)
+{
+    struct waiter *w = calloc(1, sizeof(*w));
+
+    if (w == NULL)
+        return NULL;
+    w->d = d;
+    w->conn = rq->conn;
+    w->id = json_object_get(rq->id);
+    w->next = d->waiters;
+    d->waiters = w;
+    return w;
+}
+
+static void
+waiter_free(struct daemon *d, struct waiter *w)
+{
+    struct waiter **pp;
+
+    for (pp = &d->waiters; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    }
+    json_object_put(w->id);
+    free(w);
+}
+
+/* Answer @w's request (taking @result) and forget it. */
+static void
+waiter_answer(struct daemon *d, struct waiter *w, int err, const char *msg,
+              struct json_object *result)
+{
+    if (w->conn != NULL)
+        d->hooks.respond(d, w->conn, w->id, err, msg, result);
+    else
+        json_object_put(result);
+    waiter_free(d, w);
+}
+
+void
+handlers_conn_closed(struct daemon *d, void *conn)
+{
+    struct waiter *w, *next;
+
+    for (w = d->waiters; w != NULL; w = next) {
+        next = w->next;
+        if (w->conn != conn)
+            continue;
+        if (w->audit != NULL) {
+            audit_job_cancel(w->audit);
+            waiter_free(d, w);
+        } else {
+            /* The supervisor still holds it; its answer goes nowhere. */
+            w->conn = NULL;
+        }
+    }
+    supervisor_lessee_gone(d, conn);
+}
+
+static struct json_object *
+instance_result(const struct instance *inst)
+{
+    struct json_object *r = json_object_new_object();
+
+    json_object_object_add(r, "instance", inst_to_json(inst));
+    return r;
+}
+
+static struct json_object *
+take(struct json_object *from, const char *key)
+{
+    struct json_object *v = NULL;
+
+    if (from != NULL && json_object_object_get_ex(from, key, &v))
+        return json_object_get(v);
+    return NULL;
+}
+
+/* One region of a `stats` answer: its registers' counts, and their sums. */
+static struct json_object *
+stats_region(struct json_object *reg)
+{
+    struct json_object *o = json_object_new_object();
+    struct json_object *list = json_object_new_array();
+    struct json_object *trapped = NULL;
+    int64_t reads = 0, writes = 0;
+    size_t j;
+
+    json_object_object_add(o, "index", take(reg, "index"));
+    json_object_object_add(o, "name", take(reg, "name"));
+    json_object_object_get_ex(reg, "trapped", &trapped);
+    for (j = 0; trapped != NULL && j < json_object_array_length(trapped);
+         j++) {
+        struct json_object *t = json_object_array_get_idx(trapped, j);
+        struct json_object *e = json_object_new_object(), *v;
+        int64_t rd = 0, wr = 0;
+
+        if (json_object_object_get_ex(t, "reads", &v))
+            rd = json_object_get_int64(v);
+        if (json_object_object_get_ex(t, "writes", &v))
+            wr = json_object_get_int64(v);
+        reads += rd;
+        writes += wr;
+        json_object_object_add(e, "name", take(t, "name"));
+        json_object_object_add(e, "offset", take(t, "offset"));
+        json_object_object_add(e, "reads", json_object_new_int64(rd));
+        json_object_object_add(e, "writes", json_object_new_int64(wr));
+        json_object_array_add(list, e);
+    }
+    json_object_object_add(o, "reads", json_object_new_int64(reads));
+    json_object_object_add(o, "writes", json_object_new_int64(writes));
+    json_object_object_add(o, "registers", list);
+    return o;
+}
+
+/*
+ * A `stats` answer from the worker's info reply: the traffic counters,
+ * the refusals, and per region the trapped registers' reads and writes
+ * (summed per region too), without the profile's descriptions.
+ */
+static struct json_object *
+stats_result(const struct instance *inst, struct json_object *extra)
+{
+    struct json_object *r = json_object_new_object();
+    struct json_object *dev = NULL, *prof = NULL, *regs, *out, *ctr;
+    size_t i;
+
+    if (extra != NULL)
+        json_object_object_get_ex(extra, "device", &dev);
+    if (dev != NULL)
+        json_object_object_get_ex(dev, "profile", &prof);
+    json_object_object_add(r, "uuid", json_object_new_string(inst->cfg.uuid));
+    json_object_object_add(r, "type", json_object_new_string(inst->cfg.type));
+    json_object_object_add(r, "state", json_object_new_string(
+                                           inst_state_name(inst->state)));
+    ctr = take(dev, "counters");
+    json_object_object_add(r, "counters",
+                           ctr != NULL ? ctr : json_object_new_object());
+    json_object_object_add(r, "irqs", take(dev, "irqs"));
+    json_object_object_add(r, "refused",
+                           prof != NULL ? take(prof, "refused")
+                                        : json_object_new_int(0));
+    out = json_object_new_array();
+    if (prof != NULL && json_object_object_get_ex(prof, "regions", &regs) &&
+        json_object_is_type(regs, json_type_array))
+        for (i = 0; i < json_object_array_length(regs); i++)
+            json_object_array_add(
+                out, stats_region(json_object_array_get_idx(regs, i)));
+    json_object_object_add(r, "regions", out);
+    return r;
+}
+
+/* An info answer: the instance, and what its worker said of the device. */
+static struct json_object *
+info_result(const struct instance *inst, struct json_object *extra)
+{
+    struct json_object *result = instance_result(inst);
+    struct json_object *ij = NULL, *dev = NULL, *pid;
+
+    json_object_object_get_ex(result, "instance", &ij);
+    if (extra != NULL && json_object_object_get_ex(extra, "device", &dev)) {
+        json_object_object_add(result, "device", json_object_get(dev));
+        /* Only the worker knows its client; the instance object carries
+         * it too (docs/CONTROL.md). */
+        if (json_object_object_get_ex(dev, "client_pid", &pid))
+            json_object_object_add(ij, "client_pid", json_object_get(pid));
+    }
+    return result;
+}
+
+/* The supervisor's daemon_hooks.request_done. */
+static void
+instance_request_done(struct daemon *d, struct instance *inst, void *opaque,
+                      enum inst_request req, int err, const char *msg,
+                      struct json_object *extra)
+{
+    struct waiter *w = opaque;
+    struct json_object *result = NULL;
+
+    if (err == 0 && req == REQ_START)
+        result = instance_result(inst);
+    else if (err == 0 && req == REQ_INFO)
+        result = w->want_stats ? stats_result(inst, extra)
+                               : info_result(inst, extra);
+    waiter_answer(d, w, err, msg, result);
+}
+
+void
+handlers_init(struct daemon *d)
+{
+    d->hooks.request_done = instance_request_done;
+}
+
+/* Argument helpers: unknown keys are errors (docs/CONTROL.md). */
+static int
+check_keys(struct json_object *args, const char *const *allowed, char *err,
+           size_t errlen)
+{
+    json_object_object_foreach(args, key, val)
+    {
+        size_t i;
+
+        (void)val;
+        for (i = 0; allowed[i] != NULL; i++)
+            if (strcmp(allowed[i], key) == 0)
+                break;
+        if (allowed[i] == NULL) {
+            snprintf(err, errlen, "unknown argument '%s'", key);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* The instance args.uuid names. Return: 0; -EINVAL no uuid or not a
+ * UUID; -ENOENT no such instance. */
+static int
+need_instance(struct daemon *d, struct json_object *args,
+              struct instance **out, char *err, size_t errlen)
+{
+    const char *uuid = json_str(args, "uuid");
+    char norm[MDEV_UUID_STR_LEN + 1];
+
+    *out = NULL;
+    if (uuid == NULL) {
+        snprintf(err, errlen, "a uuid (string) is required");
+        return -EINVAL;
+    }
+    if (mdev_uuid_parse(uuid, norm) < 0) {
+        snprintf(err, errlen,
+                 "'%s' is not a UUID (expected the form "
+                 "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
+                 uuid);
+        return -EINVAL;
+    }
+    *out = inst_find(d, norm);
+    if (*out == NULL) {
+        snprintf(err, errlen,
+                 "no instance %s (umdevctl list --defined shows them)", norm);
+        return -ENOENT;
+    }
+    return 0;
+}
+
+/* check_keys() and need_instance() for the commands that take a uuid
+ * only. */
+static int
+uuid_only(struct daemon *d, struct json_object *args, struct instance **out,
+          char *err, size_t errlen)
+{
+    static const char *const keys[] = { "uuid", NULL };
+    int rc = check_keys(args, keys, err, errlen);
+
+    return rc < 0 ? rc : need_instance(d, args, out, err, errlen);
+}
+
+static int
+busy(const struct instance *inst, char *err, size_t errlen)
+{
+    if (inst->request == REQ_NONE)
+        return 0;
+    snprintf(err, errlen, "instance %s is busy with another request",
+             inst->cfg.uuid);
+    return -EBUSY;
+}
+
+static struct json_object *
+type_json(struct daemon *d, const struct mdev_type_info *t)
+{
+    const struct parent_entry *pe;
+    struct parent_type *pt = parents_type(d->parents, t->name, &pe);
+    struct json_object *o = json_object_new_object();
+    struct json_object *adm = json_object_new_object();
+    bool offered = pt != NULL && parents_type_offered(d->parents, t->name,
+                                                      NULL, 0) == 0;
+
+    json_object_object_add(o, "name", json_object_new_string(t->name));
+    json_object_object_add(o, "parent", json_object_new_string(t->parent));
+    json_object_object_add(o, "description",
+                           json_object_new_string(t->description));
+    json_object_object_add(o, "device_api",
+                           json_object_new_string(t->device_api));
+    /* A type that is not offered has no instances to give. */
+    json_object_object_add(o, "available_instances",
+                           json_object_new_int64(offered ? t->available_instances
+                                                         : 0));
+    if (pt != NULL) {
+        json_object_object_add(adm, "state",
+                               json_object_new_string(
+                                   admission_state_name(pt->admission)));
+        if (pt->verdict[0] != '\0')
+            json_object_object_add(adm, "verdict",
+                                   json_object_new_string(pt->verdict));
+        if (pe->plugin[0] != '\0')
+            json_object_object_add(o, "plugin",
+                                   json_object_new_string(pe->plugin));
+    }
+    json_object_object_add(o, "admission", adm);
+    return o;
+}
+
+static int
+cmd_types(struct daemon *d, const struct ctl_request *rq,
+          struct json_object *args, struct json_object **result, char *err,
+          size_t errlen)
+{
+    static const char *const keys[] = { "parent", NULL };
+    const char *parent = json_str(args, "parent");
+    const struct refused_plugin *r;
+    struct json_object *arr, *bad;
+    size_t i, n;
+    int rc;
+
+    (void)rq;
+    rc = check_keys(args, keys, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (parent != NULL && parents_find(d->parents, parent) == NULL) {
+        snprintf(err, errlen, "no parent named '%s'", parent);
+        return -ENOENT;
+    }
+    arr = json_object_new_array();
+    n = mdev_type_count(d->mdev);
+    for (i = 0; i < n; i++) {
+        struct mdev_type_info t;
+
+        mdev_type_get(d->mdev, i, &t);
+        if (parent == NULL || strcmp(parent, t.parent) == 0)
+            json_object_array_add(arr, type_json(d, &t));
+    }
+    *result = json_object_new_object();
+    json_object_object_add(*result, "types", arr);
+    if (parent == NULL && d->parents->refused != NULL) {
+        bad = json_object_new_array();
+        for (r = d->parents->refused; r != NULL; r = r->next) {
+            struct json_object *o = json_object_new_object();
+
+            json_object_object_add(o, "path", json_object_new_string(r->path));
+            json_object_object_add(o, "reason",
+                                   json_object_new_string(r->reason));
+            json_object_array_add(bad, o);
+        }
+        json_object_object_add(*result, "refused_plugins", bad);
+    }
+    return 0;
+}
+
+static int
+cmd_list(struct daemon *d, const struct ctl_request *rq,
+         struct json_object *args, struct json_object **result, char *err,
+         size_t errlen)
+{
+    static const char *const keys[] = { "defined", "uuid", "parent", NULL };
+    const char *uuid = json_str(args, "uuid");
+    const char *parent = json_str(args, "parent");
+    char norm[MDEV_UUID_STR_LEN + 1];
+    struct json_object *v, *arr;
+    struct instance *inst;
+    bool defined = false;
+    int rc;
+
+    (void)rq;
+    rc = check_keys(args, keys, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (json_object_object_get_ex(args, "defined", &v))
+        defined = json_object_get_boolean(v);
+    if (uuid != NULL && mdev_uuid_parse(uuid, norm) < 0) {
+        snprintf(err, errlen, "'%s' is not a UUID", uuid);
+        return -EINVAL;
+    }
+    arr = json_object_new_array();
+    for (inst = d->instances; inst != NULL; inst = inst->next) {
+        if (defined ? !inst->defined : inst->state == ST_STOPPED)
+            continue;
+        if (uuid != NULL && strcmp(norm, inst->cfg.uuid) != 0)
+            continue;
+        if (parent != NULL && strcmp(parent, inst->cfg.parent) != 0)
+            continue;
+        json_object_array_add(arr, inst_to_json(inst));
+    }
+    *result = json_object_new_object();
+    json_object_object_add(*result, "instances", arr);
+    return 0;
+}
+
+/*
+ * A new instance from the definition fields in @args (parent, type, uuid
+ * and the rest): checked, saved unless @transient, added. Only types on
+ * offer may be instantiated, and pending plug-in types by their own
+ * admission run.
+ */
+static int
+new_instance(struct daemon *d, const struct ctl_request *rq,
+             struct json_object *args, bool transient, struct instance **out,
+             char *err, size_t errlen)
+{
+    const char *type = json_str(args, "type");
+    const char *parent = json_str(args, "parent");
+    struct inst_config cfg = { .attrs = NULL };
+    struct json_object *fields, *v;
+    char full[sizeof(cfg.type)];
+    int rc;
+
+    *out = NULL;
+    if (parent == NULL || type == NULL) {
+        snprintf(err, errlen, "parent and type are required");
+        return -EINVAL;
+    }
+    if (parents_find(d->parents, parent) == NULL) {
+        snprintf(err, errlen,
+                 "no parent named '%s' (umdevctl types lists parents and "
+                 "types)",
+                 parent);
+        return -ENOENT;
+    }
+    if (json_object_object_get_ex(args, "uuid", &v) &&
+        !json_object_is_type(v, json_type_string)) {
+        snprintf(err, errlen, "uuid must be a string");
+        return -EINVAL;
+    }
+    /* Accept "2port" as well as "serial-2port". */
+    if (full_type_name(parent, type, full, sizeof(full)) < 0) {
+        snprintf(err, errlen, "type name '%s' is too long", type);
+        return -EINVAL;
+    }
+    rc = defs_init(d, &cfg, json_str(args, "uuid"), full, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (inst_find(d, cfg.uuid) != NULL) {
+        snprintf(err, errlen,
+                 "instance %s exists already (undefine or stop it, or pick "
+                 "another UUID)",
+                 cfg.uuid);
+        rc = -EEXIST;
+        goto out;
+    }
+    if (!admission_peer_may_use(d, cfg.type, rq->peer_pid)) {
+        rc = parents_type_offered(d->parents, cfg.type, err, errlen);
+        if (rc < 0)
+            goto out;
+    }
+    /* The definition fields minus what defs_init() took. */
+    fields = json_object_new_object();
+    json_object_object_foreach(args, key, val)
+    {
+        if (strcmp(key, "parent") != 0 && strcmp(key, "uuid") != 0 &&
+            strcmp(key, "type") != 0)
+            json_object_object_add(fields, key, json_object_get(val));
+    }
+    rc = defs_apply(d, &cfg, fields, true, err, errlen);
+    json_object_put(fields);
+    if (rc == 0 && !transient)
+        rc = defs_save(d->opts.statedir, &cfg, err, errlen);
+    if (rc == 0)
+        rc = inst_add(d, &cfg, !transient, out, err, errlen);
+out:
+    json_object_put(cfg.attrs);
+    return rc;
+}
+
+static int
+cmd_define(struct daemon *d, const struct ctl_request *rq,
+           struct json_object *args, struct json_object **result, char *err,
+           size_t errlen)
+{
+    struct instance *inst;
+    int rc;
+
+    rc = new_instance(d, rq, args, false, &inst, err, errlen);
+    if (rc < 0)
+        return rc;
+    *result = instance_result(inst);
+    return 0;
+}
+
+static int
+cmd_undefine(struct daemon *d, const struct ctl_request *rq,
+             struct json_object *args, struct json_object **result, char *err,
+             size_t errlen)
+{
+    struct instance *inst;
+    int rc;
+
+    (void)rq;
+    (void)result;
+    rc = uuid_only(d, args, &inst, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (!inst->defined) {
+        snprintf(err, errlen,
+                 "instance %s is not defined (it is a transient instance: "
+                 "stop it instead)",
+                 inst->cfg.uuid);
+        return -ENOENT;
+    }
+    if (inst->state != ST_STOPPED && inst->state != ST_FAILED) {
+        snprintf(err, errlen, "instance %s is %s; stop it first",
+                 inst->cfg.uuid, inst_state_name(inst->state));
+        return -EBUSY;
+    }
+    rc = defs_remove(d->opts.statedir, &inst->cfg);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot remove its definition: %s",
+                 strerror(-rc));
+        return rc;
+    }
+    inst_remove(d, inst);
+    return 0;
+}
+
+static int
+cmd_modify(struct daemon *d, const struct ctl_request *rq,
+           struct json_object *args, struct json_object **result, char *err,
+           size_t errlen)
+{
+    struct inst_config cfg;
+    struct json_object *fields;
+    struct instance *inst;
+    int rc;
+
+    (void)rq;
+    rc = need_instance(d, args, &inst, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (!inst->defined) {
+        snprintf(err, errlen,
+                 "instance %s is transient; only definitions can be "
+                 "modified",
+                 inst->cfg.uuid);
+        return -ENOENT;
+    }
+    fields = json_object_new_object();
+    json_object_object_foreach(args, key, val)
+    {
+        if (strcmp(key, "uuid") != 0)
+            json_object_object_add(fields, key, json_object_get(val));
+    }
+    /* Work on a copy: a refused or unsaved modify changes nothing. */
+    cfg = inst->cfg;
+    json_object_get(cfg.attrs);
+    rc = defs_apply(d, &cfg, fields, false, err, errlen);
+    json_object_put(fields);
+    if (rc == 0)
+        rc = defs_save(d->opts.statedir, &cfg, err, errlen);
+    if (rc < 0) {
+        json_object_put(cfg.attrs);
+        return rc;
+    }
+    inst_reconfigure(inst, &cfg);
+    *result = instance_result(inst);
+    return 0;
+}
+
+/* Park @rq until the supervisor answers through instance_request_done. */
+static struct waiter *
+park(struct daemon *d, const struct ctl_request *rq, char *err,
+     size_t errlen)
+{
+    struct waiter *w = waiter_new(d, rq);
+
+    if (w == NULL)
+        snprintf(err, errlen, "out of memory");
+    return w;
+}
+
+static int
+cmd_start(struct daemon *d, const struct ctl_request *rq,
+          struct json_object *args, struct json_object **result, char *err,
+          size_t errlen)
+{
+    bool transient = json_str(args, "parent") != NULL;
+    struct instance *inst;
+    struct waiter *w;
+    bool lease = false;
+    struct json_object *v;
+    int rc;
+
+    (void)result;
+    if (json_object_object_get_ex(args, "lease", &v)) {
+        if (!transient || !json_object_is_type(v, json_type_boolean)) {
+            snprintf(err, errlen,
+                     "lease must be true or false, and only a transient "
+                     "instance (parent + type) can be leased");
+            return -EINVAL;
+        }
+        lease = json_object_get_boolean(v);
+    }
+    if (transient) {
+        struct json_object *def = json_object_new_object();
+
+        /* "lease" is a property of this start, not of the definition. */
+        json_object_object_foreach(args, key, val)
+        {
+            if (strcmp(key, "lease") != 0)
+                json_object_object_add(def, key, json_object_get(val));
+        }
+        rc = new_instance(d, rq, def, true, &inst, err, errlen);
+        json_object_put(def);
+        if (rc < 0)
+            return rc;
+        if (lease)
+            inst_lease(inst, rq->conn, rq->peer_pid);
+    } else {
+        rc = uuid_only(d, args, &inst, err, errlen);
+        if (rc == 0)
+            rc = busy(inst, err, errlen);
+        if (rc == 0 && !admission_peer_may_use(d, inst->cfg.type,
+                                               rq->peer_pid))
+            rc = parents_type_offered(d->parents, inst->cfg.type, err,
+                                      errlen);
+        if (rc < 0)
+            return rc;
+    }
+    w = park(d, rq, err, errlen);
+    rc = w == NULL ? -ENOMEM : inst_start(d, inst, w, err, errlen);
+    if (rc < 0) {
+        if (w != NULL)
+            waiter_free(d, w);
+        if (transient)
+            inst_remove(d, inst);
+        return rc;
+    }
+    return 1;
+}
+
+static int
+cmd_stop(struct daemon *d, const struct ctl_request *rq,
+         struct json_object *args, struct json_object **result, char *err,
+         size_t errlen)
+{
+    static const char *const keys[] = { "uuid", "grace_ms", NULL };
+    int grace = UMDEVD_DEFAULT_GRACE_MS;
+    struct instance *inst;
+    struct json_object *v;
+    struct waiter *w;
+    int rc;
+
+    (void)result;
+    rc = check_keys(args, keys, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (json_object_object_get_ex(args, "grace_ms", &v)) {
+        if (!json_object_is_type(v, json_type_int) ||
+            json_object_get_int64(v) < 0 ||
+            json_object_get_int64(v) > 600000) {
+            snprintf(err, errlen, "grace_ms must be 0..600000");
+            return -EINVAL;
+        }
+        grace = json_object_get_int(v);
+    }
+    rc = need_instance(d, args, &inst, err, errlen);
+    if (rc < 0)
+        return rc;
+    /* Acknowledge a failure: back to stopped (or gone). */
+    if (inst_acknowledge(d, inst) == 0)
+        return 0;
+    rc = busy(inst, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (inst->state != ST_RUNNING && inst->state != ST_STARTING) {
+        snprintf(err, errlen, "instance %s is not running", inst->cfg.uuid);
+        return -ENOENT;
+    }
+    w = park(d, rq, err, errlen);
+    if (w == NULL)
+        return -ENOMEM;
+    inst_stop(d, inst, grace, w);
+    return 1;
+}
+
+/* Ask the worker of running @inst for its device document for @rq. */
+static int
+ask_worker(struct daemon *d, const struct ctl_request *rq,
+           struct instance *inst, bool want_stats, char *err, size_t errlen)
+{
+    struct waiter *w = park(d, rq, err, errlen);
+
+    if (w == NULL)
+        return -ENOMEM;
+    w->want_stats = want_stats;
+    if (inst_request_info(d, inst, w) < 0) {
+        waiter_free(d, w);
+        snprintf(err, errlen, "cannot reach the worker of %s",
+                 inst->cfg.uuid);
+        return -EIO;
+    }
+    return 1;
+}
+
+static int
+cmd_info(struct daemon *d, const struct ctl_request *rq,
+         struct json_object *args, struct json_object **result, char *err,
+         size_t errlen)
+{
+    struct instance *inst;
+    int rc;
+
+    rc = uuid_only(d, args, &inst, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (inst->state != ST_RUNNING || inst->request != REQ_NONE) {
+        *result = instance_result(inst);
+        return 0;
+    }
+    return ask_worker(d, rq, inst, false, err, errlen);
+}
+
+static int
+cmd_stats(struct daemon *d, const struct ctl_request *rq,
+          struct json_object *args, struct json_object **result, char *err,
+          size_t errlen)
+{
+    struct instance *inst;
+    int rc;
+
+    (void)result;
+    rc = uuid_only(d, args, &inst, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (inst->state != ST_RUNNING) {
+        snprintf(err, errlen,
+                 "instance %s is %s: only a running instance has counters",
+                 inst->cfg.uuid, inst_state_name(inst->state));
+        return -ENOENT;
+    }
+    rc = busy(inst, err, errlen);
+    if (rc < 0)
+        return rc;
+    return ask_worker(d, rq, inst, true, err, errlen);
+}
+
+/* The kit's `--json` result: [{name, pass, evidence?}...], bounded. */
+static int
+check_kit(struct json_object *kit, char *err, size_t errlen)
+{
+    size_t i, n;
+
+    if (!json_object_is_type(kit, json_type_array)) {
+        snprintf(err, errlen, "conformance must be the array umdev-conform "
+                              "--json prints");
+        return -EINVAL;
+    }
+    n = json_object_array_length(kit);
+    if (n == 0 || n > 64) {
+        snprintf(err, errlen,
+                 "conformance must hold 1 to 64 checks, not %zu", n);
+        return -EINVAL;
+    }
+    for (i = 0; i < n; i++) {
+        struct json_object *e = json_object_array_get_idx(kit, i), *v;
+
+        if (!json_object_is_type(e, json_type_object) ||
+            !json_object_object_get_ex(e, "name", &v) ||
+            !json_object_is_type(v, json_type_string) ||
+            !json_object_object_get_ex(e, "pass", &v) ||
+            !json_object_is_type(v, json_type_boolean) ||
+            (json_object_object_get_ex(e, "evidence", &v) &&
+             !json_object_is_type(v, json_type_string))) {
+            snprintf(err, errlen,
+                     "conformance[%zu] must be {\"name\": string, "
+                     "\"pass\": bool, \"evidence\": string}",
+                     i);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static void
+audit_done(void *opaque, int err, const char *msg, struct json_object *result)
+{
+    struct waiter *w = opaque;
+
+    w->audit = NULL;
+    waiter_answer(w->d, w, err, msg, result);
+}
+
+static int
+cmd_audit(struct daemon *d, const struct ctl_request *rq,
+          struct json_object *args, struct json_object **result, char *err,
+          size_t errlen)
+{
+    static const char *const keys[] = { "type", "conformance", NULL };
+    const char *type = json_str(args, "type");
+    struct json_object *kit = NULL;
+    const char *kit_json = NULL;
+    struct waiter *w;
+    int rc;
+
+    (void)result;
+    rc = check_keys(args, keys, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (type == NULL || type[0] == '\0' ||
+        strlen(type) > 2 * MDEV_NAME_MAX + 1) {
+        snprintf(err, errlen,
+                 "a type (string, e.g. \"serial-2port\") is required");
+        return -EINVAL;
+    }
+    if (json_object_object_get_ex(args, "conformance", &kit)) {
+        rc = check_kit(kit, err, errlen);
+        if (rc < 0)
+            return rc;
+        kit_json = json_object_to_json_string_ext(kit,
+                                                  JSON_C_TO_STRING_PLAIN);
+    }
+    w = park(d, rq, err, errlen);
+    if (w == NULL)
+        return -ENOMEM;
+    rc = audit_job_start(d, type, kit_json, audit_done, w, &w->audit, err,
+                         errlen);
+    if (rc < 0) {
+        waiter_free(d, w);
+        return rc;
+    }
+    return 1;
+}
+
+static int
+cmd_version(struct daemon *d, const struct ctl_request *rq,
+            struct json_object *args, struct json_object **result, char *err,
+            size_t errlen)
+{
+    (void)d;
+    (void)rq;
+    (void)args;
+    (void)err;
+    (void)errlen;
+    *result = json_object_new_object();
+    json_object_object_add(*result, "daemon",
+                           json_object_new_string(UMDEV_VERSION_STRING));
+    json_object_object_add(*result, "protocol",
+                           json_object_new_int(UMDEVD_PROTOCOL));
+    return 0;
+}
+
+typedef int handler_fn(struct daemon *d, const struct ctl_request *rq,
+                       struct json_object *args, struct json_object **result,
+                       char *err, size_t errlen);
+
+static const struct {
+    const char *name;
+    handler_fn *fn;
+    bool manage; /* needs root, the daemon's user or its group */
+} commands[] = {
+    { "version", cmd_version, false }, { "types", cmd_types, false },
+    { "list", cmd_list, false },       { "info", cmd_info, false },
+    { "stats", cmd_stats, false },     { "define", cmd_define, true },
+    { "undefine", cmd_undefine, true }, { "modify", cmd_modify, true },
+    { "start", cmd_start, true },      { "stop", cmd_stop, true },
+    { "audit", cmd_audit, true },
+};
+
+int
+handlers_dispatch(struct daemon *d, const struct ctl_request *rq,
+                  const char *cmd, struct json_object *args,
+                  struct json_object **result, char *err, size_t errlen)
+{
+    size_t i;
+
+    *result = NULL;
+    for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(commands[i].name, cmd) != 0)
+            continue;
+        if (commands[i].manage && !rq->may_manage) {
+            snprintf(err, errlen,
+                     "'%s' needs root or the daemon's management group", cmd);
+            return -EPERM;
+        }
+        return commands[i].fn(d, rq, args, result, err, errlen);
+    }
+    snprintf(err, errlen, "unknown command '%s' (see docs/CONTROL.md)", cmd);
+    return -EINVAL;
+}

@@ -1,0 +1,42 @@
+/*
+ * The control commands of docs/CONTROL.md (types, list, define, undefine,
+ * modify, start, stop, info, stats, audit, version): argument checks,
+ * the calls into the supervisor, definitions and audit jobs, and the
+ * shape of each answer. The transport (control.c) hands requests in and
+ * sends what comes back.
+ */
+#ifndef UMDEVD_HANDLERS_H
+#define UMDEVD_HANDLERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "umdevd.h"
+
+/* One request as the transport saw it. */
+struct ctl_request {
+    void *conn;             /* its connection: opaque, for parking, leases */
+    struct json_object *id; /* borrowed */
+    pid_t peer_pid;
+    bool may_manage; /* root, the daemon's user, or the management group */
+};
+
+/** Install the supervisor's result hook. */
+void handlers_init(struct daemon *d);
+
+/**
+ * handlers_dispatch() - run command @cmd with @args (an object).
+ * Return: 0 answered now with *@result (a new object, or NULL for {});
+ * 1 parked: the answer comes later through daemon_hooks.respond on
+ * @rq->conn; -errno refused, with @err filled.
+ */
+int handlers_dispatch(struct daemon *d, const struct ctl_request *rq,
+                      const char *cmd, struct json_object *args,
+                      struct json_object **result, char *err, size_t errlen);
+
+/** Connection @conn closed: the answer it waits for goes nowhere, an
+ * audit it waits for is killed, and its leases end. */
+void handlers_conn_closed(struct daemon *d, void *conn);
+
+#endif /* UMDEVD_HANDLERS_H */

@@ -1,0 +1,90 @@
+/*
+ * The instance table and worker supervision: the only code that changes
+ * an instance's state. Requests that wait for a worker (start, stop,
+ * info) carry an opaque waiter, handed back through
+ * daemon_hooks.request_done when the worker answers or dies.
+ *
+ * State arcs:
+ *
+ *   stopped/failed --start--> starting --ready--> running
+ *   starting/running --stop--> stopping --exit--> stopped (removed if
+ *                                                  transient)
+ *   starting --worker dies--> failed (removed if transient: the start
+ *                                     request carries the reason)
+ *   running --worker dies--> failed
+ *   failed --acknowledge--> stopped (removed if transient)
+ */
+#ifndef UMDEVD_SUPERVISOR_H
+#define UMDEVD_SUPERVISOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "umdevd.h"
+
+const char *inst_state_name(enum inst_state s);
+
+/** The instance with @uuid (any case), or NULL. */
+struct instance *inst_find(struct daemon *d, const char *uuid);
+
+/**
+ * inst_add() - a new stopped instance configured by @cfg, whose attrs
+ * reference it takes (cfg->attrs is NULL after). @defined: it has a
+ * definition file. Return: 0; -EEXIST its UUID is taken; -ENAMETOOLONG
+ * its socket path would be; -ENOMEM. @err filled on error.
+ */
+int inst_add(struct daemon *d, struct inst_config *cfg, bool defined,
+             struct instance **out, char *err, size_t errlen);
+
+/** Forget a stopped or failed instance (undefine, or a transient one that
+ * never came up). */
+void inst_remove(struct daemon *d, struct instance *inst);
+
+/** Replace a defined instance's configuration (modify); @cfg's attrs
+ * reference moves. Takes effect at the next start. */
+void inst_reconfigure(struct instance *inst, struct inst_config *cfg);
+
+/**
+ * inst_start() - claim the type's resources, create the socket and fork
+ * the worker. @waiter learns the outcome through request_done.
+ * Return: 0; -EALREADY; -ENOSPC no free resources; other -errno; @err
+ * filled on error (and nothing changed).
+ */
+int inst_start(struct daemon *d, struct instance *inst, void *waiter,
+               char *err, size_t errlen);
+
+/** Ask a starting or running worker to stop within @grace_ms (a VMM gets
+ * the device request IRQ); @waiter (may be NULL) hears when it exited.
+ * Return: 0 or -ENOENT (not running). */
+int inst_stop(struct daemon *d, struct instance *inst, int grace_ms,
+              void *waiter);
+
+/** Ask the worker for its device document; @waiter gets it as @extra.
+ * Return: 0 or -EIO (the worker cannot be reached). */
+int inst_request_info(struct daemon *d, struct instance *inst, void *waiter);
+
+/** A failed instance goes back to stopped, or away if transient.
+ * Return: 0, or -EINVAL if it has not failed. */
+int inst_acknowledge(struct daemon *d, struct instance *inst);
+
+/** Tie a transient instance to @lessee (a control connection, opaque
+ * here), whose peer is @pid: it ends when supervisor_lessee_gone(). */
+void inst_lease(struct instance *inst, void *lessee, pid_t pid);
+
+/** @lessee went away: stop what it held (no grace: its user is gone), or
+ * forget it if it is down. */
+void supervisor_lessee_gone(struct daemon *d, void *lessee);
+
+/** Collect exited workers (SIGCHLD). */
+void supervisor_reap(struct daemon *d);
+
+/** Ask every running worker to stop (shutdown); true once none runs. */
+void supervisor_stop_all(struct daemon *d);
+bool supervisor_all_stopped(const struct daemon *d);
+/** Free every instance record (exit). */
+void supervisor_free_all(struct daemon *d);
+
+/** The instance object of docs/CONTROL.md: a new JSON object. */
+struct json_object *inst_to_json(const struct instance *inst);
+
+#endif /* UMDEVD_SUPERVISOR_H */

@@ -1,0 +1,92 @@
+/*
+ * Small helpers every part of umdevd uses (umdevd.h "util.c").
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "umdevd.h"
+
+int
+mkdir_p(const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+    char *p;
+
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+        return -ENAMETOOLONG;
+    for (p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, mode) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static const struct {
+    int err;
+    const char *name;
+} errno_names[] = {
+    { EPERM, "EPERM" },         { ENOENT, "ENOENT" },
+    { EIO, "EIO" },             { E2BIG, "E2BIG" },
+    { ENOMEM, "ENOMEM" },       { EACCES, "EACCES" },
+    { EBUSY, "EBUSY" },         { EEXIST, "EEXIST" },
+    { EINVAL, "EINVAL" },       { ENOSPC, "ENOSPC" },
+    { ENAMETOOLONG, "ENAMETOOLONG" },
+    { EALREADY, "EALREADY" },   { EPROTONOSUPPORT, "EPROTONOSUPPORT" },
+    { ETIMEDOUT, "ETIMEDOUT" }, { ENOTSUP, "ENOTSUP" },
+    { EAGAIN, "EAGAIN" },
+};
+
+const char *
+errno_name(int err)
+{
+    size_t i;
+
+    if (err < 0)
+        err = -err;
+    for (i = 0; i < sizeof(errno_names) / sizeof(errno_names[0]); i++)
+        if (errno_names[i].err == err)
+            return errno_names[i].name;
+    return "EUNKNOWN";
+}
+
+const char *
+json_str(struct json_object *args, const char *key)
+{
+    struct json_object *v;
+
+    if (args == NULL || !json_object_object_get_ex(args, key, &v) ||
+        !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+int
+channel_send(int fd, struct json_object *msg)
+{
+    const char *s = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
+    ssize_t n = send(fd, s, strlen(s), MSG_NOSIGNAL | MSG_DONTWAIT);
+
+    return n < 0 ? -errno : 0;
+}
+
+int
+full_type_name(const char *parent, const char *type, char *out, size_t len)
+{
+    size_t plen = strlen(parent);
+    int n;
+
+    if (strncmp(type, parent, plen) == 0 && type[plen] == '-')
+        n = snprintf(out, len, "%s", type);
+    else
+        n = snprintf(out, len, "%s-%s", parent, type);
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}

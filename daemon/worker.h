@@ -1,0 +1,19 @@
+/*
+ * An instance worker: the forked child that builds one instance's device
+ * through its parent driver and serves it (worker.c).
+ */
+#ifndef UMDEVD_WORKER_H
+#define UMDEVD_WORKER_H
+
+#include "umdevd.h"
+
+/**
+ * worker_run() - become @inst's worker: keep only @listen_fd (the
+ * instance socket) and @status_fd (the channel to the supervisor), build
+ * the device, drop to the instance owner, install the sandbox and serve
+ * until told to stop. Never returns.
+ */
+void worker_run(struct daemon *d, struct instance *inst, int listen_fd,
+                int status_fd, int grace_ms) __attribute__((noreturn));
+
+#endif /* UMDEVD_WORKER_H */

@@ -1,0 +1,183 @@
+/*
+ * The parent-driver interface: what a parent device tells umdevd about
+ * itself (its resource pools, the types it offers and what each costs),
+ * how it checks an instance's attributes, and how it builds and tears
+ * down the device an instance's worker serves. The built-in parents
+ * (devices/serial, devices/accel) implement exactly this; so does a
+ * plug-in, a shared object umdevd loads from its plug-in directory
+ * (docs/PLUGINS.md), which exports one function:
+ *
+ *     UMDEV_PARENT_PLUGIN(&my_parent);
+ *
+ * A plug-in's types are offered only after they pass the admission gate
+ * (`umdevctl audit TYPE --conformance`, docs/CRITERIA.md), which drives
+ * each type's data path through the parent's exercise hook.
+ *
+ * Threading and processes: umdevd reads the description and calls
+ * check_attrs() in the supervisor; create(), destroy() and describe() run
+ * in the instance's worker process on its serving thread (create() while
+ * still privileged, before the worker drops to the instance owner);
+ * exercise() runs in the conformance kit. No call may keep global state
+ * that another instance would see.
+ */
+#ifndef UMDEV_PARENT_H
+#define UMDEV_PARENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "umdev/dev.h"
+#include "umdev/loop.h"
+#include "umdev/pci.h"
+#include "umdev/umdev.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#pragma GCC visibility push(default)
+
+struct json_object; /* json-c */
+struct umdev_client;
+
+/* Bumped whenever a structure below changes shape; umdevd refuses a
+ * plug-in built against another version. */
+#define UMDEV_PARENT_ABI_VERSION 1u
+
+/* Limits (docs/PLUGINS.md). Names are [a-z0-9_], 1..NAME_MAX bytes. */
+#define UMDEV_PARENT_NAME_MAX 64
+#define UMDEV_PARENT_MAX_POOLS 8
+#define UMDEV_PARENT_MAX_TYPES 16
+#define UMDEV_PARENT_MAX_COSTS 4
+
+/* A resource pool: "queues", "ports", "bytes" of video memory. */
+struct umdev_parent_pool {
+    const char *name;
+    uint32_t capacity;
+};
+
+/* @amount units of pool @pool, claimed while an instance runs. */
+struct umdev_parent_cost {
+    const char *pool;
+    uint32_t amount; /* > 0 */
+};
+
+struct umdev_parent_type {
+    const char *name;        /* short; the full type is "<parent>-<name>" */
+    const char *description; /* for people: what the guest sees */
+    struct umdev_parent_cost costs[UMDEV_PARENT_MAX_COSTS];
+    size_t ncosts;
+};
+
+/* What umdevd hands create() for one instance. Everything is borrowed
+ * for the duration of the call, except @loop and @log, which outlive the
+ * instance. */
+struct umdev_instance_args {
+    const char *type; /* the full type name, e.g. "serial-2port" */
+    const char *uuid; /* the instance's UUID, lower case */
+    /* Where host endpoints go unless the attributes say otherwise; hand
+     * what you create there to @uid/@gid, the instance owner. */
+    const char *rundir;
+    uid_t uid;
+    gid_t gid;
+    struct json_object *attrs; /* checked by check_attrs(); may be NULL */
+    struct umdev_loop *loop;   /* the worker's loop: host endpoints go here */
+    const struct umdev_logger *log; /* prefixes lines with the UUID */
+};
+
+/* A device a parent built: what the worker serves and audits read. */
+struct umdev_instance {
+    struct umdev_dev *dev;
+    struct umdev_pci *pci; /* its lib/pci config space; NULL if none */
+    void *priv;            /* the parent's */
+};
+
+/* What the conformance kit hands exercise(): a client attached to a fresh
+ * instance of @type, and guest memory it has mapped for DMA. Every
+ * message the hook causes on @client is counted against the type's
+ * declared data path. */
+struct umdev_exercise_args {
+    struct umdev_client *client;
+    const char *type;
+    void *guest;         /* the kit's view of the guest memory */
+    uint64_t guest_iova; /* where the device sees it */
+    uint64_t guest_size;
+    uint64_t units; /* I/O to move, in the profile's data_path_unit */
+    const struct umdev_logger *log;
+};
+
+struct umdev_exercise_result {
+    uint64_t units; /* moved and verified */
+    /* Messages spent waiting (polls that found the device not ready),
+     * not moving data: reported, and not counted against the bound. */
+    uint64_t waiting_msgs;
+    char note[160]; /* what was driven, for the evidence */
+};
+
+struct umdev_parent_ops {
+    /*
+     * Check @attrs for an instance of @type (full name). NULL @attrs
+     * means none. On error fill @err (@errlen bytes) with what is wrong
+     * and how to fix it. Return: 0 or -EINVAL. Must not block.
+     */
+    int (*check_attrs)(const char *type, struct json_object *attrs,
+                       char *err, size_t errlen);
+    /* Build the device for @args->type into @out. Return: 0 or -errno
+     * (say why through @args->log). */
+    int (*create)(const struct umdev_instance_args *args,
+                  struct umdev_instance *out);
+    /* Tear down what create() built; @inst's fields as create() set them.
+     * After it returns nothing touches guest memory or the loop. */
+    void (*destroy)(struct umdev_instance *inst);
+    /* Facts for `umdevctl info` under "endpoints" (host ends, engine
+     * settings): a new JSON object. May be NULL. */
+    struct json_object *(*describe)(struct umdev_instance *inst);
+    /*
+     * The conformance kit's load generator for this parent's types: move
+     * @args->units units of I/O through the device the way its guest
+     * driver would, verify them, and report in @out. Required for a
+     * plug-in to pass admission (criterion 2 measures it). Return: 0 or
+     * -errno (with @out->note saying what failed).
+     */
+    int (*exercise)(const struct umdev_exercise_args *args,
+                    struct umdev_exercise_result *out);
+};
+
+struct umdev_parent {
+    uint32_t abi_version; /* UMDEV_PARENT_ABI_VERSION */
+    const char *name;
+    const struct umdev_parent_pool *pools;
+    size_t npools;
+    const struct umdev_parent_type *types;
+    size_t ntypes;
+    const struct umdev_parent_ops *ops;
+};
+
+/* The symbol umdevd looks up in a plug-in, and its type. */
+#define UMDEV_PARENT_PLUGIN_SYMBOL "umdev_parent_plugin"
+typedef const struct umdev_parent *umdev_parent_plugin_fn(void);
+
+#ifdef __cplusplus
+#define UMDEV_PARENT_LINKAGE_ extern "C"
+#else
+#define UMDEV_PARENT_LINKAGE_
+#endif
+
+/* In a plug-in's source, once, at file scope: export @parent (a const
+ * struct umdev_parent *) under the symbol umdevd looks for. */
+#define UMDEV_PARENT_PLUGIN(parent)                                            \
+    UMDEV_PARENT_LINKAGE_ __attribute__((visibility("default")))              \
+    const struct umdev_parent *umdev_parent_plugin(void);                      \
+    UMDEV_PARENT_LINKAGE_ const struct umdev_parent *umdev_parent_plugin(void) \
+    {                                                                          \
+        return (parent);                                                       \
+    }
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UMDEV_PARENT_H */
