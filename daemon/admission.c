@@ -173,10 +173,15 @@ conclude(struct daemon *d, const char *failure)
     if (failure != NULL) {
         snprintf(t->verdict, sizeof(t->verdict), "the admission audit %s",
                  failure);
-    } else if (doc == NULL || !json_object_is_type(doc, json_type_object)) {
+    } else if (doc == NULL || !json_object_is_type(doc, json_type_object) ||
+               !json_object_object_get_ex(doc, "criteria", NULL)) {
+        /* umdevctl --json prints the daemon's error object when the
+         * audit was refused (the device could not even be built). */
         snprintf(t->verdict, sizeof(t->verdict),
                  "the admission audit could not run: %s",
-                 a->err_len > 0 ? last_line(a) : "it printed no audit");
+                 json_str(doc, "message") != NULL ? json_str(doc, "message")
+                 : a->err_len > 0                 ? last_line(a)
+                                                  : "it printed no audit");
     } else {
         pass = judge(t, doc);
     }

@@ -736,6 +736,87 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
+/* A parent plug-in's own load generator (--plugin, plugin.c)          */
+
+#define PLUGIN_IOS 2000u
+#define PLUGIN_GUEST_IOVA 0x100000000ull
+#define PLUGIN_GUEST_SIZE (1u << 20)
+
+static int
+gen_plugin(struct gen_ctx *g)
+{
+    const struct umdev_parent *p = g->cf->plugin;
+    struct umdev_exercise_result res;
+    struct umdev_exercise_args a = {
+        .client = g->c,
+        .type = g->cf->type,
+        .guest_iova = PLUGIN_GUEST_IOVA,
+        .guest_size = PLUGIN_GUEST_SIZE,
+        .units = PLUGIN_IOS,
+    };
+    uint64_t m0, m1;
+    void *mem = MAP_FAILED;
+    int fd, rc;
+
+    memset(&res, 0, sizeof(res));
+    snprintf(g->where, sizeof(g->where), "the plug-in's exercise() for %s",
+             g->cf->type);
+    if (p->ops->exercise == NULL) {
+        cf_fail(g->r, "plug-in parent '%s' offers no exercise() load "
+                      "generator: its data path cannot be measured",
+                p->name);
+        return 0;
+    }
+    /* Guest memory, mapped with its fd, for a ring the hook may drive. */
+    fd = memfd_create("umdev-conform-guest", MFD_CLOEXEC);
+    if (fd >= 0 && ftruncate(fd, PLUGIN_GUEST_SIZE) == 0)
+        mem = mmap(NULL, PLUGIN_GUEST_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_SHARED, fd, 0);
+    rc = mem == MAP_FAILED ? -ENOMEM
+                           : umdev_client_dma_map(g->c, PLUGIN_GUEST_IOVA,
+                                                  PLUGIN_GUEST_SIZE, mem, fd,
+                                                  0,
+                                                  VFIO_USER_DMA_MAP_FLAG_READ |
+                                                      VFIO_USER_DMA_MAP_FLAG_WRITE);
+    if (rc < 0) {
+        cf_fail(g->r, "guest memory for the plug-in: %s", cf_errname(-rc));
+        goto out;
+    }
+    a.guest = mem;
+    m0 = msgs_now(g->c, NULL);
+    rc = p->ops->exercise(&a, &res);
+    m1 = msgs_now(g->c, NULL);
+    g->ph[g->nph++] = (struct phase){ "plug-in", "units", res.units, m1 - m0,
+                                      res.waiting_msgs };
+    snprintf(g->note, sizeof(g->note), "%s", res.note);
+    if (rc < 0 || res.units != PLUGIN_IOS) {
+        cf_fail(g->r, "exercise() moved %llu of %u units: %s",
+                (unsigned long long)res.units, PLUGIN_IOS,
+                rc < 0 ? cf_errname(-rc) : "stopped short");
+        goto out;
+    }
+    if (res.waiting_msgs > m1 - m0) {
+        cf_fail(g->r, "exercise() says %llu messages were waiting, but "
+                      "only %llu were sent",
+                (unsigned long long)res.waiting_msgs,
+                (unsigned long long)(m1 - m0));
+        goto out;
+    }
+    rc = umdev_client_dma_unmap(g->c, PLUGIN_GUEST_IOVA, PLUGIN_GUEST_SIZE);
+    if (rc < 0) {
+        cf_fail(g->r, "unmapping guest memory: %s", cf_errname(-rc));
+        goto out;
+    }
+    g->moved = true;
+out:
+    if (mem != MAP_FAILED)
+        munmap(mem, PLUGIN_GUEST_SIZE);
+    if (fd >= 0)
+        close(fd);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 
 struct generator {
     uint16_t vendor, device;
@@ -754,6 +835,8 @@ static const struct generator generators[] = {
 void
 check_datapath(struct conform *cf, struct cf_result *r)
 {
+    static const struct generator plugin = { 0, 0, "plug-in", gen_plugin,
+                                             1 };
     const struct generator *gen = NULL;
     struct gen_ctx g = { .cf = cf, .r = r };
     struct cf_daemon_info d0, d1;
@@ -768,6 +851,9 @@ check_datapath(struct conform *cf, struct cf_result *r)
         if (generators[i].vendor == cf->dev.vendor &&
             generators[i].device == cf->dev.device)
             gen = &generators[i];
+    /* A plug-in's type is driven by the plug-in, whatever its IDs. */
+    if (cf->plugin != NULL)
+        gen = &plugin;
     if (gen == NULL) {
         cf_fail(r, "no load generator for %04x:%04x", cf->dev.vendor,
                 cf->dev.device);

@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include "umdev/client.h"
+#include "umdev/parent.h"
 #include "umdev/wire.h"
 
 /* Regions and IRQ indices the kit keeps track of (PCI has 9 and 5). */
@@ -112,6 +113,10 @@ struct conform {
     bool seed_given;
     unsigned int leak_cycles;
     bool verbose;
+    /* A parent plug-in whose exercise() drives the datapath check
+     * (instead of a built-in generator), and the type under test. */
+    const char *plugin_path;
+    const char *type;
 
     /* State. */
     struct cf_profile *profile;
@@ -119,7 +124,18 @@ struct conform {
     struct cf_baseline base;
     pid_t peercred_pid;     /* SO_PEERCRED of the first connection */
     const char *pid_source; /* how server_pid was found */
+    /* The plug-in's parent, once loaded (plugin.c); NULL if none. */
+    const struct umdev_parent *plugin;
+    void *plugin_dl;
 };
+
+/* ------------------------------------------------------------------ */
+/* A parent plug-in's load generator (plugin.c)                       */
+
+/* Load cf->plugin_path and check it offers cf->type. Return: 0, or
+ * -errno with @err saying why. */
+int cf_plugin_load(struct conform *cf, char *err, size_t errlen);
+void cf_plugin_unload(struct conform *cf);
 
 /* ------------------------------------------------------------------ */
 /* Results (main.c)                                                   */

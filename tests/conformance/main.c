@@ -52,7 +52,8 @@ static const char usage_text[] =
     "                     [--json] [--only CHECK,...] [--host-end PATH]\n"
     "                     [--daemon-uuid UUID] [--umdevctl PATH]\n"
     "                     [--server-pid PID] [--timeout MS]\n"
-    "                     [--leak-cycles N] [--verbose]\n";
+    "                     [--leak-cycles N] [--plugin SO --type TYPE]\n"
+    "                     [--verbose]\n";
 
 static const char help_text[] =
     "\n"
@@ -78,6 +79,9 @@ static const char help_text[] =
     "5000)\n"
     "  --leak-cycles N     attach/detach cycles of the leaks check "
     "(default 200)\n"
+    "  --plugin SO --type TYPE\n"
+    "                      TYPE comes from the parent plug-in SO: its\n"
+    "                      exercise() drives the datapath check\n"
     "  --verbose           progress on stderr\n"
     "Exit status: 0 all passed, 1 a check failed, 2 usage.\n";
 
@@ -380,6 +384,8 @@ parse_args(int argc, char **argv, struct conform *cf, bool *json,
         OPT_TIMEOUT,
         OPT_CYCLES,
         OPT_VERBOSE,
+        OPT_PLUGIN,
+        OPT_TYPE,
     };
     static const struct option opts[] = {
         { "profile", required_argument, NULL, OPT_PROFILE },
@@ -394,6 +400,8 @@ parse_args(int argc, char **argv, struct conform *cf, bool *json,
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { "leak-cycles", required_argument, NULL, OPT_CYCLES },
         { "verbose", no_argument, NULL, OPT_VERBOSE },
+        { "plugin", required_argument, NULL, OPT_PLUGIN },
+        { "type", required_argument, NULL, OPT_TYPE },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -476,6 +484,12 @@ parse_args(int argc, char **argv, struct conform *cf, bool *json,
         case OPT_VERBOSE:
             cf->verbose = true;
             break;
+        case OPT_PLUGIN:
+            cf->plugin_path = optarg;
+            break;
+        case OPT_TYPE:
+            cf->type = optarg;
+            break;
         case 'h':
             printf("%s%s", usage_text, help_text);
             return 0;
@@ -488,6 +502,8 @@ parse_args(int argc, char **argv, struct conform *cf, bool *json,
     }
     if (optind + 1 != argc)
         return usage_error("%s", "expected one SOCKET argument");
+    if ((cf->plugin_path == NULL) != (cf->type == NULL))
+        return usage_error("%s", "--plugin and --type go together");
     cf->socket = argv[optind];
     if (!only)
         for (i = 0; i < CF_ARRAY_SIZE(checks); i++)
@@ -562,6 +578,12 @@ main(int argc, char **argv)
         fprintf(stderr, PROG ": profile %s: %s\n", cf.profile_path, err);
         return 2;
     }
+    if (cf.plugin_path != NULL &&
+        cf_plugin_load(&cf, err, sizeof(err)) < 0) {
+        fprintf(stderr, PROG ": plug-in %s: %s\n", cf.plugin_path, err);
+        cf_profile_free(cf.profile);
+        return 2;
+    }
     memset(res, 0, sizeof(res));
     for (i = 0; i < CF_ARRAY_SIZE(checks); i++) {
         res[i].name = checks[i].name;
@@ -586,5 +608,6 @@ main(int argc, char **argv)
     print_results(res, selected, json, cf_now() - t0);
     free(cf.base.regs);
     cf_profile_free(cf.profile);
+    cf_plugin_unload(&cf);
     return all_pass ? 0 : 1;
 }
