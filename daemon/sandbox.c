@@ -47,7 +47,7 @@ struct rule {
 };
 
 static const struct rule allowed[] = {
-    { "read", R_NONE, "eventfds, timerfds, signalfd, host ends" },
+    { "read", R_NONE, "eventfds, signalfd, host ends" },
     { "write", R_NONE, "eventfds (IRQs), host ends, logs" },
     { "readv", R_NONE, "stdio" },
     { "writev", R_NONE, "stdio, logs" },
@@ -69,9 +69,7 @@ static const struct rule allowed[] = {
     { "epoll_ctl", R_NONE, "the event loop" },
     { "poll", R_NONE, "bounded socket waits" },
     { "ppoll", R_NONE, "bounded socket waits" },
-    { "timerfd_settime", R_NONE, "UART timeouts, stop grace period" },
-    { "timerfd_gettime", R_NONE, "" },
-    { "clock_gettime", R_NONE, "vDSO fallback" },
+    { "clock_gettime", R_NONE, "loop timers (vDSO fallback)" },
     { "clock_nanosleep", R_NONE, "" },
     { "nanosleep", R_NONE, "" },
     { "mmap", R_NO_EXEC, "DMA_MAP of guest memory, heap" },

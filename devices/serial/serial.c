@@ -1,7 +1,7 @@
 /*
  * The serial device glue: two 16550A models (uart.c) behind two 8-byte I/O
  * BARs of a lib/pci personality, their shared INTA line, one RX-timeout
- * timerfd per port, and each port's host end (a listening UNIX socket
+ * loop timer per port, and each port's host end (a listening UNIX socket
  * serving one client at a time, or a pty) on the embedder's loop.
  *
  * Flow control, both directions, loses no byte:
@@ -22,7 +22,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
@@ -97,7 +96,7 @@ struct serial_port {
     bool rx_eof;     /* the peer sends no more */
     bool out_closed; /* the peer reads no more */
     int pty_slave_fd; /* held open so the master never hangs up */
-    int timer_fd;
+    int64_t timer;    /* the RX timeout's loop timer, 0 if none */
 };
 
 struct serial {
@@ -260,30 +259,35 @@ host_detach(struct serial_port *p)
     }
 }
 
+static void on_timer(struct umdev_loop *loop, void *opaque);
+
 static void
 timer_sync(struct serial_port *p)
 {
-    struct itimerspec its;
     uint64_t ns = 0;
 
-    memset(&its, 0, sizeof(its));
     switch (uart_rx_timer(&p->uart, &ns)) {
     case UART_TIMER_KEEP:
         return;
     case UART_TIMER_START:
-        if (ns == 0)
-            ns = 1;
-        its.it_value.tv_sec = (time_t)(ns / 1000000000u);
-        its.it_value.tv_nsec = (long)(ns % 1000000000u);
-        break;
+        /* Re-arming drops the old timer, so a stale expiry never runs;
+         * the loop counts in milliseconds, and a character timeout may
+         * end later than the line rate says, never earlier. */
+        umdev_loop_timer_cancel(p->s->loop, p->timer);
+        p->timer = umdev_loop_timer_add(p->s->loop, (ns + 999999u) / 1000000u,
+                                        on_timer, p);
+        if (p->timer < 0) {
+            umdev_log(p->s->log, LOG_ERR,
+                      "%s: port%u: cannot arm the RX timeout: %s",
+                      p->s->name, p->index, strerror((int)-p->timer));
+            p->timer = 0;
+        }
+        return;
     case UART_TIMER_STOP:
-        break;
+        umdev_loop_timer_cancel(p->s->loop, p->timer);
+        p->timer = 0;
+        return;
     }
-    /* Re-arming also resets the expiry count, so a stale expiry reads
-     * as EAGAIN in on_timer(). */
-    if (timerfd_settime(p->timer_fd, 0, &its, NULL) < 0)
-        umdev_log(p->s->log, LOG_ERR, "%s: port%u: timerfd_settime: %s",
-                  p->s->name, p->index, strerror(errno));
 }
 
 /* After any change: move bytes, re-derive fd interest, timer and IRQ. */
@@ -334,15 +338,12 @@ on_listen(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
 }
 
 static void
-on_timer(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
+on_timer(struct umdev_loop *loop, void *opaque)
 {
     struct serial_port *p = opaque;
-    uint64_t n;
 
     (void)loop;
-    (void)events;
-    if (read(fd, &n, sizeof(n)) != sizeof(n))
-        return; /* re-armed since it fired */
+    p->timer = 0;
     uart_timer_expired(&p->uart);
     port_sync(p);
 }
@@ -519,10 +520,7 @@ port_fini(struct serial_port *p)
     host_unwatch(p);
     if (p->listening)
         umdev_loop_del(p->s->loop, p->listen_fd);
-    if (p->timer_fd >= 0) {
-        umdev_loop_del(p->s->loop, p->timer_fd);
-        close(p->timer_fd);
-    }
+    umdev_loop_timer_cancel(p->s->loop, p->timer);
     if (p->host_fd >= 0)
         close(p->host_fd);
     if (p->listen_fd >= 0)
@@ -550,21 +548,12 @@ port_init(struct serial *s, unsigned int i,
 
     p->s = s;
     p->index = i;
-    p->listen_fd = p->host_fd = p->pty_slave_fd = p->timer_fd = -1;
+    p->listen_fd = p->host_fd = p->pty_slave_fd = -1;
     uart_init(&p->uart, 0);
     rc = umdev_pci_bar_add(s->pci, i, UMDEV_PCI_BAR_IO, false,
                            SERIAL_BAR_SIZE, &bar);
     if (rc < 0)
         return rc;
-    p->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (p->timer_fd < 0)
-        return -errno;
-    rc = umdev_loop_add(s->loop, p->timer_fd, UMDEV_LOOP_IN, on_timer, p);
-    if (rc < 0) {
-        close(p->timer_fd);
-        p->timer_fd = -1;
-        return rc;
-    }
     if (cfg->pty)
         rc = port_open_pty(p, cfg->path);
     else if (cfg->path != NULL)
