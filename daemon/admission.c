@@ -138,8 +138,8 @@ judge(struct parent_type *t, struct json_object *doc)
     }
     if (pass)
         snprintf(t->verdict, sizeof(t->verdict),
-                 "all %zu criteria passed (umdevctl audit %s --conformance)",
-                 n, t->name);
+                 "all %zu criteria passed (umdevctl audit %s --conformance)", n,
+                 t->name);
     return pass && n > 0;
 }
 
@@ -294,15 +294,14 @@ exec_audit(struct daemon *d, const char *type, int out, int err)
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 ||
-        dup2(err, 2) < 0 || close_range(3, ~0u, 0) < 0)
+    if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 ||
+        close_range(3, ~0u, 0) < 0)
         _exit(127);
     snprintf(fuzz, sizeof(fuzz), "%u", d->opts.admit_fuzz_seconds);
     execl(d->opts.umdevctl, d->opts.umdevctl, "--control", d->opts.control,
           "--json", "audit", type, "--conformance", "--fuzz-seconds", fuzz,
           (char *)NULL);
-    fprintf(stderr, "cannot run %s: %s\n", d->opts.umdevctl,
-            strerror(errno));
+    fprintf(stderr, "cannot run %s: %s\n", d->opts.umdevctl, strerror(errno));
     _exit(127);
 }
 

@@ -267,8 +267,8 @@ child_run(struct daemon *d, const struct umdev_parent *drv, const char *type,
 
 int
 audit_job_start(struct daemon *d, const char *type, const char *kit_json,
-            audit_done_fn *done, void *opaque, struct audit_job **out,
-            char *err, size_t errlen)
+                audit_done_fn *done, void *opaque, struct audit_job **out,
+                char *err, size_t errlen)
 {
     const struct parent_entry *pe;
     struct mdev_type_info info;
@@ -309,8 +309,8 @@ audit_job_start(struct daemon *d, const char *type, const char *kit_json,
     close(p[1]);
     /* Reaping happens only from the loop, so the pid is still ours. */
     job->pidfd = pidfd_open(pid, 0);
-    job->timer = umdev_loop_timer_add(d->loop, AUDIT_TIMEOUT_MS, on_timeout,
-                                      job);
+    job->timer =
+        umdev_loop_timer_add(d->loop, AUDIT_TIMEOUT_MS, on_timeout, job);
     if (job->pidfd < 0 || job->timer < 0 ||
         fcntl(job->pipe_fd, F_SETFL, O_NONBLOCK) < 0) {
         kill(pid, SIGKILL);

@@ -35,8 +35,8 @@ typedef void audit_done_fn(void *opaque, int err, const char *msg,
  * Return: 0 with *@out set; -errno with @err filled.
  */
 int audit_job_start(struct daemon *d, const char *type, const char *kit_json,
-                audit_done_fn *done, void *opaque, struct audit_job **out,
-                char *err, size_t errlen);
+                    audit_done_fn *done, void *opaque, struct audit_job **out,
+                    char *err, size_t errlen);
 
 /** audit_job_cancel() - kill the child, free the job; @done is not called. */
 void audit_job_cancel(struct audit_job *job);

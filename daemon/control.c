@@ -108,7 +108,7 @@ queue_out(struct ctl_conn *c, const char *s, size_t len)
 
 static void
 send_response(struct ctl_conn *c, struct json_object *id, int err,
-                      const char *msg, struct json_object *result)
+              const char *msg, struct json_object *result)
 {
     struct json_object *r = json_object_new_object();
     const char *text;
@@ -117,24 +117,23 @@ send_response(struct ctl_conn *c, struct json_object *id, int err,
     json_object_object_add(r, "id", json_object_get(id));
     json_object_object_add(r, "ok", json_object_new_boolean(err == 0));
     if (err == 0) {
-        json_object_object_add(r, "result", result != NULL
-                                                ? result
-                                                : json_object_new_object());
+        json_object_object_add(
+            r, "result", result != NULL ? result : json_object_new_object());
     } else {
         struct json_object *e = json_object_new_object();
 
         json_object_object_add(e, "errno", json_object_new_int(-err));
         json_object_object_add(e, "code",
                                json_object_new_string(errno_name(err)));
-        json_object_object_add(
-            e, "message",
-            json_object_new_string(msg != NULL && msg[0] ? msg
-                                                         : strerror(-err)));
+        json_object_object_add(e, "message",
+                               json_object_new_string(msg != NULL && msg[0]
+                                                          ? msg
+                                                          : strerror(-err)));
         json_object_object_add(r, "error", e);
         json_object_put(result);
     }
-    text = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN |
-                                                 JSON_C_TO_STRING_NOSLASHESCAPE);
+    text = json_object_to_json_string_ext(
+        r, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     /* Never block the daemon on one client: queue what the socket does
      * not take now; a client that stops reading for good is cut off. */
     if (queue_out(c, text, strlen(text)) < 0 || queue_out(c, "\n", 1) < 0 ||
@@ -163,9 +162,8 @@ peer_pid(int fd)
     struct ucred cred;
     socklen_t len = sizeof(cred);
 
-    return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0
-               ? cred.pid
-               : -1;
+    return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? cred.pid
+                                                                     : -1;
 }
 
 static void
@@ -181,8 +179,8 @@ handle_request(struct ctl_conn *c, struct json_object *req)
     json_object_object_get_ex(req, "id", &id);
     if (!json_object_object_get_ex(req, "version", &v) ||
         json_object_get_int(v) != UMDEVD_PROTOCOL) {
-        send_response(c, id, -EPROTONOSUPPORT,
-                              "protocol version 1 is required", NULL);
+        send_response(c, id, -EPROTONOSUPPORT, "protocol version 1 is required",
+                      NULL);
         return;
     }
     cmd = json_str(req, "cmd");
@@ -192,8 +190,7 @@ handle_request(struct ctl_conn *c, struct json_object *req)
     }
     if (json_object_object_get_ex(req, "args", &args) &&
         !json_object_is_type(args, json_type_object)) {
-        send_response(c, id, -EINVAL, "args must be an object",
-                              NULL);
+        send_response(c, id, -EINVAL, "args must be an object", NULL);
         return;
     }
     if (args == NULL)
@@ -234,8 +231,8 @@ drain_lines(struct ctl_conn *c)
         c->len -= line;
         if (req == NULL || !json_object_is_type(req, json_type_object)) {
             /* Not JSON: the stream cannot be trusted any more. */
-            send_response(c, NULL, -EINVAL,
-                                  "request is not a JSON object", NULL);
+            send_response(c, NULL, -EINVAL, "request is not a JSON object",
+                          NULL);
             json_object_put(req);
             conn_close(c);
             return;
@@ -275,8 +272,8 @@ on_conn(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
         char *b;
 
         if (cap > CTL_MAX_LINE + 4096) {
-            send_response(c, NULL, -E2BIG,
-                                  "request line longer than 1 MiB", NULL);
+            send_response(c, NULL, -E2BIG, "request line longer than 1 MiB",
+                          NULL);
             conn_close(c);
             return;
         }

@@ -82,8 +82,8 @@ defs_to_json(const struct inst_config *cfg)
     json_object_object_add(o, "parent", json_object_new_string(cfg->parent));
     json_object_object_add(o, "type", json_object_new_string(cfg->type));
     json_object_object_add(
-        o, "start", json_object_new_string(cfg->auto_start ? "auto"
-                                                            : "manual"));
+        o, "start",
+        json_object_new_string(cfg->auto_start ? "auto" : "manual"));
     json_object_object_add(owner, "uid", json_object_new_int64(cfg->uid));
     json_object_object_add(owner, "gid", json_object_new_int64(cfg->gid));
     json_object_object_add(o, "owner", owner);
@@ -122,8 +122,8 @@ defs_save(const char *statedir, const struct inst_config *cfg, char *err,
         return rc;
     }
     o = defs_to_json(cfg);
-    text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-                                                 JSON_C_TO_STRING_NOSLASHESCAPE);
+    text = json_object_to_json_string_ext(
+        o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
     len = strlen(text);
     while (off < len) {
         ssize_t n = write(fd, text + off, len - off);
@@ -180,8 +180,9 @@ parse_owner(struct json_object *o, uid_t *uid, gid_t *gid, char *err,
     struct json_object *v;
 
     if (!json_object_is_type(o, json_type_object)) {
-        snprintf(err, errlen, "owner must be an object like "
-                              "{\"user\": \"qemu\"} or {\"uid\": 107}");
+        snprintf(err, errlen,
+                 "owner must be an object like "
+                 "{\"user\": \"qemu\"} or {\"uid\": 107}");
         return -EINVAL;
     }
     if (json_object_object_get_ex(o, "uid", &v)) {
@@ -246,12 +247,11 @@ merge_attrs(struct json_object *dst, struct json_object *src)
 }
 
 int
-defs_apply(struct daemon *d, struct inst_config *cfg,
-           struct json_object *obj, bool creating, char *err, size_t errlen)
+defs_apply(struct daemon *d, struct inst_config *cfg, struct json_object *obj,
+           bool creating, char *err, size_t errlen)
 {
-    static const char *const known[] = { "uuid",  "parent", "type",
-                                         "start", "owner",  "mode",
-                                         "attrs", NULL };
+    static const char *const known[] = { "uuid",  "parent", "type",  "start",
+                                         "owner", "mode",   "attrs", NULL };
     const struct parent_entry *pe = parents_find(d->parents, cfg->parent);
     struct mdev_type_info ti;
     struct json_object *v, *attrs;
@@ -271,8 +271,9 @@ defs_apply(struct daemon *d, struct inst_config *cfg,
             if (strcmp(known[i], key) == 0)
                 break;
         if (known[i] == NULL) {
-            snprintf(err, errlen, "unknown key '%s' (allowed: uuid, parent, "
-                                  "type, start, owner, mode, attrs)",
+            snprintf(err, errlen,
+                     "unknown key '%s' (allowed: uuid, parent, "
+                     "type, start, owner, mode, attrs)",
                      key);
             return -EINVAL;
         }
@@ -334,11 +335,11 @@ defs_apply(struct daemon *d, struct inst_config *cfg,
         char *end;
         long m;
 
-        m = json_object_is_type(v, json_type_string) ? strtol(s, &end, 8)
-                                                      : -1;
+        m = json_object_is_type(v, json_type_string) ? strtol(s, &end, 8) : -1;
         if (m < 0 || m > 0777 || *end != '\0' || (m & 0600) != 0600) {
-            snprintf(err, errlen, "mode must be an octal string such as "
-                                  "\"0600\" or \"0660\" (owner rw required)");
+            snprintf(err, errlen,
+                     "mode must be an octal string such as "
+                     "\"0600\" or \"0660\" (owner rw required)");
             return -EINVAL;
         }
         mode = (mode_t)m;
@@ -436,10 +437,8 @@ load_one(struct daemon *d, const char *parent, const char *dir,
     struct json_object *obj = NULL, *v;
     char *text;
 
-    if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
-        (int)sizeof(path)) {
-        umdev_log(&d->log, LOG_ERR, "skipping %s/%s: path too long", dir,
-                  name);
+    if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path)) {
+        umdev_log(&d->log, LOG_ERR, "skipping %s/%s: path too long", dir, name);
         return;
     }
     if (name[0] == '.') {
@@ -502,8 +501,8 @@ defs_load_all(struct daemon *d, defs_found_fn *found)
 
     if (top == NULL) {
         if (errno != ENOENT)
-            umdev_log(&d->log, LOG_ERR, "cannot read %s: %s",
-                      d->opts.statedir, strerror(errno));
+            umdev_log(&d->log, LOG_ERR, "cannot read %s: %s", d->opts.statedir,
+                      strerror(errno));
         return;
     }
     while ((pe = readdir(top)) != NULL) {
@@ -513,13 +512,13 @@ defs_load_all(struct daemon *d, defs_found_fn *found)
 
         if (pe->d_name[0] == '.')
             continue;
-        if (snprintf(dir, sizeof(dir), "%s/%s", d->opts.statedir,
-                     pe->d_name) >= (int)sizeof(dir))
+        if (snprintf(dir, sizeof(dir), "%s/%s", d->opts.statedir, pe->d_name) >=
+            (int)sizeof(dir))
             continue;
         if (parents_find(d->parents, pe->d_name) == NULL) {
             umdev_log(&d->log, LOG_ERR,
-                      "skipping %s: no parent named '%s' in this daemon",
-                      dir, pe->d_name);
+                      "skipping %s: no parent named '%s' in this daemon", dir,
+                      pe->d_name);
             continue;
         }
         sub = opendir(dir);

@@ -52,8 +52,8 @@ int defs_remove(const char *statedir, const struct inst_config *cfg);
  * skipped.
  */
 typedef int defs_found_fn(struct daemon *d, const char *parent,
-                          const char *uuid, struct json_object *obj,
-                          char *err, size_t errlen);
+                          const char *uuid, struct json_object *obj, char *err,
+                          size_t errlen);
 
 /** Read every definition under STATEDIR, reporting each bad one with its
  * path and reason; remove temporary files of interrupted writes. */

@@ -21,9 +21,19 @@ struct waiter {
     struct daemon *d;
     void *conn; /* NULL once the connection closed */
     struct json_object *id;
-    bool want_stats;        /* an info request shaped as `stats` */
+    bool want_stats;         /* an info request shaped as `stats` */
     struct audit_job *audit; /* the audit it waits for, or NULL */
     struct waiter *next;
+};
+
+/* One command being handled. */
+struct cmd {
+    struct daemon *d;
+    const struct ctl_request *rq;
+    struct json_object *args;   /* an object */
+    struct json_object *result; /* the answer when it is given at once */
+    char *err;                  /* why it was refused */
+    size_t errlen;
 };
 
 static struct waiter *
@@ -120,8 +130,7 @@ stats_region(struct json_object *reg)
     json_object_object_add(o, "index", take(reg, "index"));
     json_object_object_add(o, "name", take(reg, "name"));
     json_object_object_get_ex(reg, "trapped", &trapped);
-    for (j = 0; trapped != NULL && j < json_object_array_length(trapped);
-         j++) {
+    for (j = 0; trapped != NULL && j < json_object_array_length(trapped); j++) {
         struct json_object *t = json_object_array_get_idx(trapped, j);
         struct json_object *e = json_object_new_object(), *v;
         int64_t rd = 0, wr = 0;
@@ -162,8 +171,8 @@ stats_result(const struct instance *inst, struct json_object *extra)
         json_object_object_get_ex(dev, "profile", &prof);
     json_object_object_add(r, "uuid", json_object_new_string(inst->cfg.uuid));
     json_object_object_add(r, "type", json_object_new_string(inst->cfg.type));
-    json_object_object_add(r, "state", json_object_new_string(
-                                           inst_state_name(inst->state)));
+    json_object_object_add(
+        r, "state", json_object_new_string(inst_state_name(inst->state)));
     ctr = take(dev, "counters");
     json_object_object_add(r, "counters",
                            ctr != NULL ? ctr : json_object_new_object());
@@ -246,10 +255,11 @@ check_keys(struct json_object *args, const char *const *allowed, char *err,
 /* The instance args.uuid names. Return: 0; -EINVAL no uuid or not a
  * UUID; -ENOENT no such instance. */
 static int
-need_instance(struct daemon *d, struct json_object *args,
-              struct instance **out, char *err, size_t errlen)
+need_instance(struct cmd *c, struct instance **out)
 {
-    const char *uuid = json_str(args, "uuid");
+    const char *uuid = json_str(c->args, "uuid");
+    char *err = c->err;
+    size_t errlen = c->errlen;
     char norm[MDEV_UUID_STR_LEN + 1];
 
     *out = NULL;
@@ -264,7 +274,7 @@ need_instance(struct daemon *d, struct json_object *args,
                  uuid);
         return -EINVAL;
     }
-    *out = inst_find(d, norm);
+    *out = inst_find(c->d, norm);
     if (*out == NULL) {
         snprintf(err, errlen,
                  "no instance %s (umdevctl list --defined shows them)", norm);
@@ -276,21 +286,20 @@ need_instance(struct daemon *d, struct json_object *args,
 /* check_keys() and need_instance() for the commands that take a uuid
  * only. */
 static int
-uuid_only(struct daemon *d, struct json_object *args, struct instance **out,
-          char *err, size_t errlen)
+uuid_only(struct cmd *c, struct instance **out)
 {
     static const char *const keys[] = { "uuid", NULL };
-    int rc = check_keys(args, keys, err, errlen);
+    int rc = check_keys(c->args, keys, c->err, c->errlen);
 
-    return rc < 0 ? rc : need_instance(d, args, out, err, errlen);
+    return rc < 0 ? rc : need_instance(c, out);
 }
 
 static int
-busy(const struct instance *inst, char *err, size_t errlen)
+busy(struct cmd *c, const struct instance *inst)
 {
     if (inst->request == REQ_NONE)
         return 0;
-    snprintf(err, errlen, "instance %s is busy with another request",
+    snprintf(c->err, c->errlen, "instance %s is busy with another request",
              inst->cfg.uuid);
     return -EBUSY;
 }
@@ -302,8 +311,8 @@ type_json(struct daemon *d, const struct mdev_type_info *t)
     struct parent_type *pt = parents_type(d->parents, t->name, &pe);
     struct json_object *o = json_object_new_object();
     struct json_object *adm = json_object_new_object();
-    bool offered = pt != NULL && parents_type_offered(d->parents, t->name,
-                                                      NULL, 0) == 0;
+    bool offered =
+        pt != NULL && parents_type_offered(d->parents, t->name, NULL, 0) == 0;
 
     json_object_object_add(o, "name", json_object_new_string(t->name));
     json_object_object_add(o, "parent", json_object_new_string(t->parent));
@@ -312,13 +321,13 @@ type_json(struct daemon *d, const struct mdev_type_info *t)
     json_object_object_add(o, "device_api",
                            json_object_new_string(t->device_api));
     /* A type that is not offered has no instances to give. */
-    json_object_object_add(o, "available_instances",
-                           json_object_new_int64(offered ? t->available_instances
-                                                         : 0));
+    json_object_object_add(
+        o, "available_instances",
+        json_object_new_int64(offered ? t->available_instances : 0));
     if (pt != NULL) {
-        json_object_object_add(adm, "state",
-                               json_object_new_string(
-                                   admission_state_name(pt->admission)));
+        json_object_object_add(
+            adm, "state",
+            json_object_new_string(admission_state_name(pt->admission)));
         if (pt->verdict[0] != '\0')
             json_object_object_add(adm, "verdict",
                                    json_object_new_string(pt->verdict));
@@ -331,39 +340,36 @@ type_json(struct daemon *d, const struct mdev_type_info *t)
 }
 
 static int
-cmd_types(struct daemon *d, const struct ctl_request *rq,
-          struct json_object *args, struct json_object **result, char *err,
-          size_t errlen)
+cmd_types(struct cmd *c)
 {
     static const char *const keys[] = { "parent", NULL };
-    const char *parent = json_str(args, "parent");
+    const char *parent = json_str(c->args, "parent");
     const struct refused_plugin *r;
     struct json_object *arr, *bad;
     size_t i, n;
     int rc;
 
-    (void)rq;
-    rc = check_keys(args, keys, err, errlen);
+    rc = check_keys(c->args, keys, c->err, c->errlen);
     if (rc < 0)
         return rc;
-    if (parent != NULL && parents_find(d->parents, parent) == NULL) {
-        snprintf(err, errlen, "no parent named '%s'", parent);
+    if (parent != NULL && parents_find(c->d->parents, parent) == NULL) {
+        snprintf(c->err, c->errlen, "no parent named '%s'", parent);
         return -ENOENT;
     }
     arr = json_object_new_array();
-    n = mdev_type_count(d->mdev);
+    n = mdev_type_count(c->d->mdev);
     for (i = 0; i < n; i++) {
         struct mdev_type_info t;
 
-        mdev_type_get(d->mdev, i, &t);
+        mdev_type_get(c->d->mdev, i, &t);
         if (parent == NULL || strcmp(parent, t.parent) == 0)
-            json_object_array_add(arr, type_json(d, &t));
+            json_object_array_add(arr, type_json(c->d, &t));
     }
-    *result = json_object_new_object();
-    json_object_object_add(*result, "types", arr);
-    if (parent == NULL && d->parents->refused != NULL) {
+    c->result = json_object_new_object();
+    json_object_object_add(c->result, "types", arr);
+    if (parent == NULL && c->d->parents->refused != NULL) {
         bad = json_object_new_array();
-        for (r = d->parents->refused; r != NULL; r = r->next) {
+        for (r = c->d->parents->refused; r != NULL; r = r->next) {
             struct json_object *o = json_object_new_object();
 
             json_object_object_add(o, "path", json_object_new_string(r->path));
@@ -371,37 +377,34 @@ cmd_types(struct daemon *d, const struct ctl_request *rq,
                                    json_object_new_string(r->reason));
             json_object_array_add(bad, o);
         }
-        json_object_object_add(*result, "refused_plugins", bad);
+        json_object_object_add(c->result, "refused_plugins", bad);
     }
     return 0;
 }
 
 static int
-cmd_list(struct daemon *d, const struct ctl_request *rq,
-         struct json_object *args, struct json_object **result, char *err,
-         size_t errlen)
+cmd_list(struct cmd *c)
 {
     static const char *const keys[] = { "defined", "uuid", "parent", NULL };
-    const char *uuid = json_str(args, "uuid");
-    const char *parent = json_str(args, "parent");
+    const char *uuid = json_str(c->args, "uuid");
+    const char *parent = json_str(c->args, "parent");
     char norm[MDEV_UUID_STR_LEN + 1];
     struct json_object *v, *arr;
     struct instance *inst;
     bool defined = false;
     int rc;
 
-    (void)rq;
-    rc = check_keys(args, keys, err, errlen);
+    rc = check_keys(c->args, keys, c->err, c->errlen);
     if (rc < 0)
         return rc;
-    if (json_object_object_get_ex(args, "defined", &v))
+    if (json_object_object_get_ex(c->args, "defined", &v))
         defined = json_object_get_boolean(v);
     if (uuid != NULL && mdev_uuid_parse(uuid, norm) < 0) {
-        snprintf(err, errlen, "'%s' is not a UUID", uuid);
+        snprintf(c->err, c->errlen, "'%s' is not a UUID", uuid);
         return -EINVAL;
     }
     arr = json_object_new_array();
-    for (inst = d->instances; inst != NULL; inst = inst->next) {
+    for (inst = c->d->instances; inst != NULL; inst = inst->next) {
         if (defined ? !inst->defined : inst->state == ST_STOPPED)
             continue;
         if (uuid != NULL && strcmp(norm, inst->cfg.uuid) != 0)
@@ -410,8 +413,8 @@ cmd_list(struct daemon *d, const struct ctl_request *rq,
             continue;
         json_object_array_add(arr, inst_to_json(inst));
     }
-    *result = json_object_new_object();
-    json_object_object_add(*result, "instances", arr);
+    c->result = json_object_new_object();
+    json_object_object_add(c->result, "instances", arr);
     return 0;
 }
 
@@ -422,10 +425,12 @@ cmd_list(struct daemon *d, const struct ctl_request *rq,
  * admission run.
  */
 static int
-new_instance(struct daemon *d, const struct ctl_request *rq,
-             struct json_object *args, bool transient, struct instance **out,
-             char *err, size_t errlen)
+new_instance(struct cmd *c, struct json_object *args, bool transient,
+             struct instance **out)
 {
+    struct daemon *d = c->d;
+    char *err = c->err;
+    size_t errlen = c->errlen;
     const char *type = json_str(args, "type");
     const char *parent = json_str(args, "parent");
     struct inst_config cfg = { .attrs = NULL };
@@ -466,7 +471,7 @@ new_instance(struct daemon *d, const struct ctl_request *rq,
         rc = -EEXIST;
         goto out;
     }
-    if (!admission_peer_may_use(d, cfg.type, rq->peer_pid)) {
+    if (!admission_peer_may_use(d, cfg.type, c->rq->peer_pid)) {
         rc = parents_type_offered(d->parents, cfg.type, err, errlen);
         if (rc < 0)
             goto out;
@@ -491,78 +496,69 @@ out:
 }
 
 static int
-cmd_define(struct daemon *d, const struct ctl_request *rq,
-           struct json_object *args, struct json_object **result, char *err,
-           size_t errlen)
+cmd_define(struct cmd *c)
 {
     struct instance *inst;
     int rc;
 
-    rc = new_instance(d, rq, args, false, &inst, err, errlen);
+    rc = new_instance(c, c->args, false, &inst);
     if (rc < 0)
         return rc;
-    *result = instance_result(inst);
+    c->result = instance_result(inst);
     return 0;
 }
 
 static int
-cmd_undefine(struct daemon *d, const struct ctl_request *rq,
-             struct json_object *args, struct json_object **result, char *err,
-             size_t errlen)
+cmd_undefine(struct cmd *c)
 {
     struct instance *inst;
     int rc;
 
-    (void)rq;
-    (void)result;
-    rc = uuid_only(d, args, &inst, err, errlen);
+    rc = uuid_only(c, &inst);
     if (rc < 0)
         return rc;
     if (!inst->defined) {
-        snprintf(err, errlen,
+        snprintf(c->err, c->errlen,
                  "instance %s is not defined (it is a transient instance: "
                  "stop it instead)",
                  inst->cfg.uuid);
         return -ENOENT;
     }
     if (inst->state != ST_STOPPED && inst->state != ST_FAILED) {
-        snprintf(err, errlen, "instance %s is %s; stop it first",
+        snprintf(c->err, c->errlen, "instance %s is %s; stop it first",
                  inst->cfg.uuid, inst_state_name(inst->state));
         return -EBUSY;
     }
-    rc = defs_remove(d->opts.statedir, &inst->cfg);
+    rc = defs_remove(c->d->opts.statedir, &inst->cfg);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot remove its definition: %s",
+        snprintf(c->err, c->errlen, "cannot remove its definition: %s",
                  strerror(-rc));
         return rc;
     }
-    inst_remove(d, inst);
+    inst_remove(c->d, inst);
     return 0;
 }
 
 static int
-cmd_modify(struct daemon *d, const struct ctl_request *rq,
-           struct json_object *args, struct json_object **result, char *err,
-           size_t errlen)
+cmd_modify(struct cmd *c)
 {
     struct inst_config cfg;
     struct json_object *fields;
     struct instance *inst;
     int rc;
 
-    (void)rq;
-    rc = need_instance(d, args, &inst, err, errlen);
+    rc = need_instance(c, &inst);
     if (rc < 0)
         return rc;
     if (!inst->defined) {
-        snprintf(err, errlen,
+        snprintf(c->err, c->errlen,
                  "instance %s is transient; only definitions can be "
                  "modified",
                  inst->cfg.uuid);
         return -ENOENT;
     }
     fields = json_object_new_object();
-    json_object_object_foreach(args, key, val)
+    json_object_object_foreach(c->args, key, val)
     {
         if (strcmp(key, "uuid") != 0)
             json_object_object_add(fields, key, json_object_get(val));
@@ -570,47 +566,43 @@ cmd_modify(struct daemon *d, const struct ctl_request *rq,
     /* Work on a copy: a refused or unsaved modify changes nothing. */
     cfg = inst->cfg;
     json_object_get(cfg.attrs);
-    rc = defs_apply(d, &cfg, fields, false, err, errlen);
+    rc = defs_apply(c->d, &cfg, fields, false, c->err, c->errlen);
     json_object_put(fields);
     if (rc == 0)
-        rc = defs_save(d->opts.statedir, &cfg, err, errlen);
+        rc = defs_save(c->d->opts.statedir, &cfg, c->err, c->errlen);
     if (rc < 0) {
         json_object_put(cfg.attrs);
         return rc;
     }
     inst_reconfigure(inst, &cfg);
-    *result = instance_result(inst);
+    c->result = instance_result(inst);
     return 0;
 }
 
 /* Park @rq until the supervisor answers through instance_request_done. */
 static struct waiter *
-park(struct daemon *d, const struct ctl_request *rq, char *err,
-     size_t errlen)
+park(struct cmd *c)
 {
-    struct waiter *w = waiter_new(d, rq);
+    struct waiter *w = waiter_new(c->d, c->rq);
 
     if (w == NULL)
-        snprintf(err, errlen, "out of memory");
+        snprintf(c->err, c->errlen, "out of memory");
     return w;
 }
 
 static int
-cmd_start(struct daemon *d, const struct ctl_request *rq,
-          struct json_object *args, struct json_object **result, char *err,
-          size_t errlen)
+cmd_start(struct cmd *c)
 {
-    bool transient = json_str(args, "parent") != NULL;
+    bool transient = json_str(c->args, "parent") != NULL;
     struct instance *inst;
     struct waiter *w;
     bool lease = false;
     struct json_object *v;
     int rc;
 
-    (void)result;
-    if (json_object_object_get_ex(args, "lease", &v)) {
+    if (json_object_object_get_ex(c->args, "lease", &v)) {
         if (!transient || !json_object_is_type(v, json_type_boolean)) {
-            snprintf(err, errlen,
+            snprintf(c->err, c->errlen,
                      "lease must be true or false, and only a transient "
                      "instance (parent + type) can be leased");
             return -EINVAL;
@@ -621,44 +613,42 @@ cmd_start(struct daemon *d, const struct ctl_request *rq,
         struct json_object *def = json_object_new_object();
 
         /* "lease" is a property of this start, not of the definition. */
-        json_object_object_foreach(args, key, val)
+        json_object_object_foreach(c->args, key, val)
         {
             if (strcmp(key, "lease") != 0)
                 json_object_object_add(def, key, json_object_get(val));
         }
-        rc = new_instance(d, rq, def, true, &inst, err, errlen);
+        rc = new_instance(c, def, true, &inst);
         json_object_put(def);
         if (rc < 0)
             return rc;
         if (lease)
-            inst_lease(inst, rq->conn, rq->peer_pid);
+            inst_lease(inst, c->rq->conn, c->rq->peer_pid);
     } else {
-        rc = uuid_only(d, args, &inst, err, errlen);
+        rc = uuid_only(c, &inst);
         if (rc == 0)
-            rc = busy(inst, err, errlen);
-        if (rc == 0 && !admission_peer_may_use(d, inst->cfg.type,
-                                               rq->peer_pid))
-            rc = parents_type_offered(d->parents, inst->cfg.type, err,
-                                      errlen);
+            rc = busy(c, inst);
+        if (rc == 0 &&
+            !admission_peer_may_use(c->d, inst->cfg.type, c->rq->peer_pid))
+            rc = parents_type_offered(c->d->parents, inst->cfg.type, c->err,
+                                      c->errlen);
         if (rc < 0)
             return rc;
     }
-    w = park(d, rq, err, errlen);
-    rc = w == NULL ? -ENOMEM : inst_start(d, inst, w, err, errlen);
+    w = park(c);
+    rc = w == NULL ? -ENOMEM : inst_start(c->d, inst, w, c->err, c->errlen);
     if (rc < 0) {
         if (w != NULL)
-            waiter_free(d, w);
+            waiter_free(c->d, w);
         if (transient)
-            inst_remove(d, inst);
+            inst_remove(c->d, inst);
         return rc;
     }
     return 1;
 }
 
 static int
-cmd_stop(struct daemon *d, const struct ctl_request *rq,
-         struct json_object *args, struct json_object **result, char *err,
-         size_t errlen)
+cmd_stop(struct cmd *c)
 {
     static const char *const keys[] = { "uuid", "grace_ms", NULL };
     int grace = UMDEVD_DEFAULT_GRACE_MS;
@@ -667,52 +657,50 @@ cmd_stop(struct daemon *d, const struct ctl_request *rq,
     struct waiter *w;
     int rc;
 
-    (void)result;
-    rc = check_keys(args, keys, err, errlen);
+    rc = check_keys(c->args, keys, c->err, c->errlen);
     if (rc < 0)
         return rc;
-    if (json_object_object_get_ex(args, "grace_ms", &v)) {
+    if (json_object_object_get_ex(c->args, "grace_ms", &v)) {
         if (!json_object_is_type(v, json_type_int) ||
-            json_object_get_int64(v) < 0 ||
-            json_object_get_int64(v) > 600000) {
-            snprintf(err, errlen, "grace_ms must be 0..600000");
+            json_object_get_int64(v) < 0 || json_object_get_int64(v) > 600000) {
+            snprintf(c->err, c->errlen, "grace_ms must be 0..600000");
             return -EINVAL;
         }
         grace = json_object_get_int(v);
     }
-    rc = need_instance(d, args, &inst, err, errlen);
+    rc = need_instance(c, &inst);
     if (rc < 0)
         return rc;
     /* Acknowledge a failure: back to stopped (or gone). */
-    if (inst_acknowledge(d, inst) == 0)
+    if (inst_acknowledge(c->d, inst) == 0)
         return 0;
-    rc = busy(inst, err, errlen);
+    rc = busy(c, inst);
     if (rc < 0)
         return rc;
     if (inst->state != ST_RUNNING && inst->state != ST_STARTING) {
-        snprintf(err, errlen, "instance %s is not running", inst->cfg.uuid);
+        snprintf(c->err, c->errlen, "instance %s is not running",
+                 inst->cfg.uuid);
         return -ENOENT;
     }
-    w = park(d, rq, err, errlen);
+    w = park(c);
     if (w == NULL)
         return -ENOMEM;
-    inst_stop(d, inst, grace, w);
+    inst_stop(c->d, inst, grace, w);
     return 1;
 }
 
 /* Ask the worker of running @inst for its device document for @rq. */
 static int
-ask_worker(struct daemon *d, const struct ctl_request *rq,
-           struct instance *inst, bool want_stats, char *err, size_t errlen)
+ask_worker(struct cmd *c, struct instance *inst, bool want_stats)
 {
-    struct waiter *w = park(d, rq, err, errlen);
+    struct waiter *w = park(c);
 
     if (w == NULL)
         return -ENOMEM;
     w->want_stats = want_stats;
-    if (inst_request_info(d, inst, w) < 0) {
-        waiter_free(d, w);
-        snprintf(err, errlen, "cannot reach the worker of %s",
+    if (inst_request_info(c->d, inst, w) < 0) {
+        waiter_free(c->d, w);
+        snprintf(c->err, c->errlen, "cannot reach the worker of %s",
                  inst->cfg.uuid);
         return -EIO;
     }
@@ -720,45 +708,40 @@ ask_worker(struct daemon *d, const struct ctl_request *rq,
 }
 
 static int
-cmd_info(struct daemon *d, const struct ctl_request *rq,
-         struct json_object *args, struct json_object **result, char *err,
-         size_t errlen)
+cmd_info(struct cmd *c)
 {
     struct instance *inst;
     int rc;
 
-    rc = uuid_only(d, args, &inst, err, errlen);
+    rc = uuid_only(c, &inst);
     if (rc < 0)
         return rc;
     if (inst->state != ST_RUNNING || inst->request != REQ_NONE) {
-        *result = instance_result(inst);
+        c->result = instance_result(inst);
         return 0;
     }
-    return ask_worker(d, rq, inst, false, err, errlen);
+    return ask_worker(c, inst, false);
 }
 
 static int
-cmd_stats(struct daemon *d, const struct ctl_request *rq,
-          struct json_object *args, struct json_object **result, char *err,
-          size_t errlen)
+cmd_stats(struct cmd *c)
 {
     struct instance *inst;
     int rc;
 
-    (void)result;
-    rc = uuid_only(d, args, &inst, err, errlen);
+    rc = uuid_only(c, &inst);
     if (rc < 0)
         return rc;
     if (inst->state != ST_RUNNING) {
-        snprintf(err, errlen,
+        snprintf(c->err, c->errlen,
                  "instance %s is %s: only a running instance has counters",
                  inst->cfg.uuid, inst_state_name(inst->state));
         return -ENOENT;
     }
-    rc = busy(inst, err, errlen);
+    rc = busy(c, inst);
     if (rc < 0)
         return rc;
-    return ask_worker(d, rq, inst, true, err, errlen);
+    return ask_worker(c, inst, true);
 }
 
 /* The kit's `--json` result: [{name, pass, evidence?}...], bounded. */
@@ -768,14 +751,15 @@ check_kit(struct json_object *kit, char *err, size_t errlen)
     size_t i, n;
 
     if (!json_object_is_type(kit, json_type_array)) {
-        snprintf(err, errlen, "conformance must be the array umdev-conform "
-                              "--json prints");
+        snprintf(err, errlen,
+                 "conformance must be the array umdev-conform "
+                 "--json prints");
         return -EINVAL;
     }
     n = json_object_array_length(kit);
     if (n == 0 || n > 64) {
-        snprintf(err, errlen,
-                 "conformance must hold 1 to 64 checks, not %zu", n);
+        snprintf(err, errlen, "conformance must hold 1 to 64 checks, not %zu",
+                 n);
         return -EINVAL;
     }
     for (i = 0; i < n; i++) {
@@ -808,78 +792,65 @@ audit_done(void *opaque, int err, const char *msg, struct json_object *result)
 }
 
 static int
-cmd_audit(struct daemon *d, const struct ctl_request *rq,
-          struct json_object *args, struct json_object **result, char *err,
-          size_t errlen)
+cmd_audit(struct cmd *c)
 {
     static const char *const keys[] = { "type", "conformance", NULL };
-    const char *type = json_str(args, "type");
+    const char *type = json_str(c->args, "type");
     struct json_object *kit = NULL;
     const char *kit_json = NULL;
     struct waiter *w;
     int rc;
 
-    (void)result;
-    rc = check_keys(args, keys, err, errlen);
+    rc = check_keys(c->args, keys, c->err, c->errlen);
     if (rc < 0)
         return rc;
     if (type == NULL || type[0] == '\0' ||
         strlen(type) > 2 * MDEV_NAME_MAX + 1) {
-        snprintf(err, errlen,
+        snprintf(c->err, c->errlen,
                  "a type (string, e.g. \"serial-2port\") is required");
         return -EINVAL;
     }
-    if (json_object_object_get_ex(args, "conformance", &kit)) {
-        rc = check_kit(kit, err, errlen);
+    if (json_object_object_get_ex(c->args, "conformance", &kit)) {
+        rc = check_kit(kit, c->err, c->errlen);
         if (rc < 0)
             return rc;
-        kit_json = json_object_to_json_string_ext(kit,
-                                                  JSON_C_TO_STRING_PLAIN);
+        kit_json = json_object_to_json_string_ext(kit, JSON_C_TO_STRING_PLAIN);
     }
-    w = park(d, rq, err, errlen);
+    w = park(c);
     if (w == NULL)
         return -ENOMEM;
-    rc = audit_job_start(d, type, kit_json, audit_done, w, &w->audit, err,
-                         errlen);
+    rc = audit_job_start(c->d, type, kit_json, audit_done, w, &w->audit, c->err,
+                         c->errlen);
     if (rc < 0) {
-        waiter_free(d, w);
+        waiter_free(c->d, w);
         return rc;
     }
     return 1;
 }
 
 static int
-cmd_version(struct daemon *d, const struct ctl_request *rq,
-            struct json_object *args, struct json_object **result, char *err,
-            size_t errlen)
+cmd_version(struct cmd *c)
 {
-    (void)d;
-    (void)rq;
-    (void)args;
-    (void)err;
-    (void)errlen;
-    *result = json_object_new_object();
-    json_object_object_add(*result, "daemon",
+    c->result = json_object_new_object();
+    json_object_object_add(c->result, "daemon",
                            json_object_new_string(UMDEV_VERSION_STRING));
-    json_object_object_add(*result, "protocol",
+    json_object_object_add(c->result, "protocol",
                            json_object_new_int(UMDEVD_PROTOCOL));
     return 0;
 }
 
-typedef int handler_fn(struct daemon *d, const struct ctl_request *rq,
-                       struct json_object *args, struct json_object **result,
-                       char *err, size_t errlen);
+typedef int handler_fn(struct cmd *c);
 
 static const struct {
     const char *name;
     handler_fn *fn;
     bool manage; /* needs root, the daemon's user or its group */
 } commands[] = {
-    { "version", cmd_version, false }, { "types", cmd_types, false },
-    { "list", cmd_list, false },       { "info", cmd_info, false },
-    { "stats", cmd_stats, false },     { "define", cmd_define, true },
+    { "version", cmd_version, false },  { "types", cmd_types, false },
+    { "list", cmd_list, false },        { "info", cmd_info, false },
+    { "stats", cmd_stats, false },      { "define", cmd_define, true },
     { "undefine", cmd_undefine, true }, { "modify", cmd_modify, true },
-    { "start", cmd_start, true },      { "stop", cmd_stop, true },
+    { "start", cmd_start, true },       { "stop", cmd_stop, true },
     { "audit", cmd_audit, true },
 };
 
@@ -888,7 +859,9 @@ handlers_dispatch(struct daemon *d, const struct ctl_request *rq,
                   const char *cmd, struct json_object *args,
                   struct json_object **result, char *err, size_t errlen)
 {
+    struct cmd c = { d, rq, args, NULL, err, errlen };
     size_t i;
+    int rc;
 
     *result = NULL;
     for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
@@ -899,7 +872,9 @@ handlers_dispatch(struct daemon *d, const struct ctl_request *rq,
                      "'%s' needs root or the daemon's management group", cmd);
             return -EPERM;
         }
-        return commands[i].fn(d, rq, args, result, err, errlen);
+        rc = commands[i].fn(&c);
+        *result = c.result;
+        return rc;
     }
     snprintf(err, errlen, "unknown command '%s' (see docs/CONTROL.md)", cmd);
     return -EINVAL;

@@ -46,8 +46,9 @@ check_driver(const struct umdev_parent *drv, char *err, size_t errlen)
     }
     if (drv->name == NULL || drv->ops == NULL || drv->ops->create == NULL ||
         drv->ops->destroy == NULL) {
-        snprintf(err, errlen, "a parent needs a name and the create and "
-                              "destroy operations");
+        snprintf(err, errlen,
+                 "a parent needs a name and the create and "
+                 "destroy operations");
         return -EINVAL;
     }
     if (drv->npools > UMDEV_PARENT_MAX_POOLS ||
@@ -86,8 +87,7 @@ register_mdev(struct daemon *d, const struct umdev_parent *drv, char *err,
         for (j = 0; j < d->opts.npools; j++) {
             const struct pool_override *po = &d->opts.pools[j];
 
-            if (strcmp(po->parent, drv->name) != 0 ||
-                pools[i].name == NULL ||
+            if (strcmp(po->parent, drv->name) != 0 || pools[i].name == NULL ||
                 strcmp(po->pool, pools[i].name) != 0 ||
                 po->capacity > pools[i].capacity)
                 continue;
@@ -106,8 +106,9 @@ register_mdev(struct daemon *d, const struct umdev_parent *drv, char *err,
         types[i].description = t->description ? t->description : "";
         types[i].device_api = "vfio-pci";
         if (t->ncosts > MDEV_MAX_COSTS) {
-            snprintf(err, errlen, "type '%s' draws from %zu pools (at most "
-                                  "%d)",
+            snprintf(err, errlen,
+                     "type '%s' draws from %zu pools (at most "
+                     "%d)",
                      t->name ? t->name : "?", t->ncosts, MDEV_MAX_COSTS);
             return -EINVAL;
         }
@@ -155,9 +156,8 @@ parents_add(struct daemon *d, const struct umdev_parent *drv,
     for (i = 0; i < drv->ntypes; i++) {
         struct parent_type *t = &e->types[i];
 
-        full_type_name(drv->name, drv->types[i].name, t->name,
-                       sizeof(t->name));
-        t->admission = plugin == NULL    ? ADMIT_BUILTIN
+        full_type_name(drv->name, drv->types[i].name, t->name, sizeof(t->name));
+        t->admission = plugin == NULL      ? ADMIT_BUILTIN
                        : d->opts.admit_any ? ADMIT_WAIVED
                                            : ADMIT_PENDING;
     }

@@ -62,8 +62,7 @@ open_plugin(const char *path, void **dl, const struct umdev_parent **drv,
 }
 
 /* In the child: load @path and write "" (fine) or the reason to @fd. */
-static void __attribute__((noreturn))
-probe_child(const char *path, int fd)
+static void __attribute__((noreturn)) probe_child(const char *path, int fd)
 {
     const struct umdev_parent *drv;
     char err[512] = "";

@@ -164,12 +164,13 @@ add_rule(scmp_filter_ctx ctx, int nr, enum restriction r)
         return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
                                 SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0));
     case R_THREADS_ONLY:
-        return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
-                                SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD,
-                                        CLONE_THREAD));
+        return seccomp_rule_add(
+            ctx, SCMP_ACT_ALLOW, nr, 1,
+            SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
     case R_SELF_ONLY:
-        return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
-                                SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
+        return seccomp_rule_add(
+            ctx, SCMP_ACT_ALLOW, nr, 1,
+            SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
     case R_ENOSYS:
         return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0);
     case R_EACCES:

@@ -14,7 +14,7 @@
 #if defined(__SANITIZE_ADDRESS__)
 #define UMDEV_SANITIZER 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || \
+#if __has_feature(address_sanitizer) ||                                        \
     __has_feature(undefined_behavior_sanitizer)
 #define UMDEV_SANITIZER 1
 #endif

@@ -28,8 +28,8 @@
 #define STOP_MARGIN_MS 2000
 
 static const char *const state_names[] = {
-    [ST_STOPPED] = "stopped",   [ST_STARTING] = "starting",
-    [ST_RUNNING] = "running",   [ST_STOPPING] = "stopping",
+    [ST_STOPPED] = "stopped", [ST_STARTING] = "starting",
+    [ST_RUNNING] = "running", [ST_STOPPING] = "stopping",
     [ST_FAILED] = "failed",
 };
 
@@ -125,8 +125,8 @@ inst_to_json(const struct instance *inst)
 
     json_object_object_add(o, "defined",
                            json_object_new_boolean(inst->defined));
-    json_object_object_add(o, "state", json_object_new_string(
-                                           inst_state_name(inst->state)));
+    json_object_object_add(
+        o, "state", json_object_new_string(inst_state_name(inst->state)));
     json_object_object_add(o, "socket",
                            json_object_new_string(inst->sock_path));
     if (inst->pid > 0)
@@ -167,8 +167,8 @@ static void
 deadline_set(struct daemon *d, struct instance *inst, int ms)
 {
     umdev_loop_timer_cancel(d->loop, inst->deadline);
-    inst->deadline = umdev_loop_timer_add(d->loop, (uint64_t)ms, on_deadline,
-                                          inst);
+    inst->deadline =
+        umdev_loop_timer_add(d->loop, (uint64_t)ms, on_deadline, inst);
     if (inst->deadline < 0)
         inst->deadline = 0; /* out of memory: the worker is not bounded */
 }
@@ -186,8 +186,8 @@ deadline_clear(struct daemon *d, struct instance *inst)
  * stopped then; it is now).
  */
 static void
-request_done(struct daemon *d, struct instance *inst, int err,
-             const char *msg, struct json_object *extra)
+request_done(struct daemon *d, struct instance *inst, int err, const char *msg,
+             struct json_object *extra)
 {
     enum inst_request req = inst->request;
     void *waiter = inst->waiter;
@@ -489,8 +489,8 @@ channel_last_words(struct instance *inst)
     char buf[4096];
     ssize_t n;
 
-    while ((n = recv(inst->status_fd, buf, sizeof(buf) - 1,
-                     MSG_DONTWAIT)) > 0) {
+    while ((n = recv(inst->status_fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) >
+           0) {
         struct json_object *ev, *v;
         const char *kind;
 

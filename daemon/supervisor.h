@@ -50,8 +50,8 @@ void inst_reconfigure(struct instance *inst, struct inst_config *cfg);
  * Return: 0; -EALREADY; -ENOSPC no free resources; other -errno; @err
  * filled on error (and nothing changed).
  */
-int inst_start(struct daemon *d, struct instance *inst, void *waiter,
-               char *err, size_t errlen);
+int inst_start(struct daemon *d, struct instance *inst, void *waiter, char *err,
+               size_t errlen);
 
 /** Ask a starting or running worker to stop within @grace_ms (a VMM gets
  * the device request IRQ); @waiter (may be NULL) hears when it exited.

@@ -33,45 +33,45 @@ usage(FILE *f)
     struct daemon d = { .opts.admit_any = true };
     size_t i;
 
-    fprintf(f,
-            "usage: umdevd [options]\n"
-            "  --rundir DIR     instance sockets (env UMDEV_RUNDIR, default "
-            "%s)\n"
-            "  --statedir DIR   definitions (env UMDEV_STATEDIR, default %s)\n"
-            "  --control PATH   control socket (env UMDEV_CONTROL, default "
-            "RUNDIR/control)\n"
-            "  --group NAME     group allowed to manage instances\n"
-            "  --pool PARENT.POOL=N\n"
-            "                   hand out at most N units of a parent's pool\n"
-            "                   (repeatable; N may not exceed the capacity)\n"
-            "  --syslog         log to syslog/journald instead of stderr\n"
-            "  --sandbox MODE   kill (default): a worker's system call outside\n"
-            "                   its seccomp allow-list kills it; log: the\n"
-            "                   kernel logs it and lets it run (debugging;\n"
-            "                   env UMDEV_SANDBOX)\n"
-            "  --print-sandbox  print the workers' allow-list and exit\n"
-            "  --plugin-dir DIR load parent plug-ins from DIR (env\n"
-            "                   UMDEV_PLUGIN_DIR, default %s)\n"
-            "  --admit MODE     audit (default): offer a plug-in's types only\n"
-            "                   after `umdevctl audit TYPE --conformance`\n"
-            "                   passes; any: offer them unchecked\n"
-            "  --admit-fuzz-seconds N\n"
-            "                   fuzz time of each admission audit (default "
-            "%u)\n"
-            "  --umdevctl PATH  the umdevctl admission audits run (default "
-            "%s)\n"
-            "  --verbose        log debug messages\n"
-            "  --help\n"
-            "built-in pools (PARENT.POOL capacity):\n",
-            UMDEVD_DEFAULT_RUNDIR, UMDEVD_DEFAULT_STATEDIR,
-            UMDEVD_DEFAULT_PLUGIN_DIR, UMDEVD_DEFAULT_ADMIT_FUZZ,
-            UMDEVD_DEFAULT_UMDEVCTL);
+    fprintf(
+        f,
+        "usage: umdevd [options]\n"
+        "  --rundir DIR     instance sockets (env UMDEV_RUNDIR, default "
+        "%s)\n"
+        "  --statedir DIR   definitions (env UMDEV_STATEDIR, default %s)\n"
+        "  --control PATH   control socket (env UMDEV_CONTROL, default "
+        "RUNDIR/control)\n"
+        "  --group NAME     group allowed to manage instances\n"
+        "  --pool PARENT.POOL=N\n"
+        "                   hand out at most N units of a parent's pool\n"
+        "                   (repeatable; N may not exceed the capacity)\n"
+        "  --syslog         log to syslog/journald instead of stderr\n"
+        "  --sandbox MODE   kill (default): a worker's system call outside\n"
+        "                   its seccomp allow-list kills it; log: the\n"
+        "                   kernel logs it and lets it run (debugging;\n"
+        "                   env UMDEV_SANDBOX)\n"
+        "  --print-sandbox  print the workers' allow-list and exit\n"
+        "  --plugin-dir DIR load parent plug-ins from DIR (env\n"
+        "                   UMDEV_PLUGIN_DIR, default %s)\n"
+        "  --admit MODE     audit (default): offer a plug-in's types only\n"
+        "                   after `umdevctl audit TYPE --conformance`\n"
+        "                   passes; any: offer them unchecked\n"
+        "  --admit-fuzz-seconds N\n"
+        "                   fuzz time of each admission audit (default "
+        "%u)\n"
+        "  --umdevctl PATH  the umdevctl admission audits run (default "
+        "%s)\n"
+        "  --verbose        log debug messages\n"
+        "  --help\n"
+        "built-in pools (PARENT.POOL capacity):\n",
+        UMDEVD_DEFAULT_RUNDIR, UMDEVD_DEFAULT_STATEDIR,
+        UMDEVD_DEFAULT_PLUGIN_DIR, UMDEVD_DEFAULT_ADMIT_FUZZ,
+        UMDEVD_DEFAULT_UMDEVCTL);
     /* A registry of the built-in parents alone, to list their pools. */
     if (mdev_create(&d.mdev) == 0 && parents_create(&d, &d.parents) == 0)
         for (e = d.parents->list; e != NULL; e = e->next)
             for (i = 0; i < e->drv->npools; i++)
-                fprintf(f, "  %s.%s %u\n", e->drv->name,
-                        e->drv->pools[i].name,
+                fprintf(f, "  %s.%s %u\n", e->drv->name, e->drv->pools[i].name,
                         (unsigned int)e->drv->pools[i].capacity);
     parents_destroy(d.parents);
     mdev_destroy(d.mdev);
@@ -91,10 +91,11 @@ parse_pool(struct daemon_opts *o, const char *arg)
     char *end;
     size_t i;
 
-    if (dot == NULL || eq == NULL || dot > eq || dot == arg ||
-        eq == dot + 1 || eq[1] == '\0') {
-        fprintf(stderr, "umdevd: --pool %s: expected PARENT.POOL=N, e.g. "
-                        "serial.ports=8\n",
+    if (dot == NULL || eq == NULL || dot > eq || dot == arg || eq == dot + 1 ||
+        eq[1] == '\0') {
+        fprintf(stderr,
+                "umdevd: --pool %s: expected PARENT.POOL=N, e.g. "
+                "serial.ports=8\n",
                 arg);
         return -1;
     }
@@ -106,8 +107,9 @@ parse_pool(struct daemon_opts *o, const char *arg)
     errno = 0;
     n = strtoull(eq + 1, &end, 10);
     if (errno != 0 || *end != '\0' || eq[1] == '-' || n > UINT32_MAX) {
-        fprintf(stderr, "umdevd: --pool %s: N must be a number from 0 to the "
-                        "pool's capacity (umdevd --help lists them)\n",
+        fprintf(stderr,
+                "umdevd: --pool %s: N must be a number from 0 to the "
+                "pool's capacity (umdevd --help lists them)\n",
                 arg);
         return -1;
     }
@@ -125,8 +127,7 @@ parse_pool(struct daemon_opts *o, const char *arg)
     }
     po = &o->pools[i];
     snprintf(po->parent, sizeof(po->parent), "%.*s", (int)(dot - arg), arg);
-    snprintf(po->pool, sizeof(po->pool), "%.*s", (int)(eq - dot - 1),
-             dot + 1);
+    snprintf(po->pool, sizeof(po->pool), "%.*s", (int)(eq - dot - 1), dot + 1);
     po->capacity = (uint32_t)n;
     if (i == o->npools)
         o->npools++;
@@ -158,8 +159,9 @@ parse_sandbox(struct daemon_opts *o, const char *mode)
     } else if (strcmp(mode, "log") == 0) {
         o->sandbox_log = true;
     } else {
-        fprintf(stderr, "umdevd: sandbox mode must be 'kill' or 'log', not "
-                        "'%s'\n",
+        fprintf(stderr,
+                "umdevd: sandbox mode must be 'kill' or 'log', not "
+                "'%s'\n",
                 mode);
         return -1;
     }
@@ -192,18 +194,17 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
     memset(o, 0, sizeof(*o));
     o->manage_gid = (gid_t)-1;
     o->log_level = LOG_INFO;
-    set_path(o->rundir, (env = getenv("UMDEV_RUNDIR")) ? env
-                                                       : UMDEVD_DEFAULT_RUNDIR,
+    set_path(o->rundir,
+             (env = getenv("UMDEV_RUNDIR")) ? env : UMDEVD_DEFAULT_RUNDIR,
              "rundir");
-    set_path(o->statedir, (env = getenv("UMDEV_STATEDIR"))
-                              ? env
-                              : UMDEVD_DEFAULT_STATEDIR,
+    set_path(o->statedir,
+             (env = getenv("UMDEV_STATEDIR")) ? env : UMDEVD_DEFAULT_STATEDIR,
              "statedir");
     if ((env = getenv("UMDEV_CONTROL")) != NULL)
         set_path(o->control, env, "control");
-    set_path(o->plugin_dir, (env = getenv("UMDEV_PLUGIN_DIR"))
-                                ? env
-                                : UMDEVD_DEFAULT_PLUGIN_DIR,
+    set_path(o->plugin_dir,
+             (env = getenv("UMDEV_PLUGIN_DIR")) ? env
+                                                : UMDEVD_DEFAULT_PLUGIN_DIR,
              "plugin dir");
     set_path(o->umdevctl, UMDEVD_DEFAULT_UMDEVCTL, "umdevctl");
     o->admit_fuzz_seconds = UMDEVD_DEFAULT_ADMIT_FUZZ;
@@ -256,8 +257,9 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
             break;
         case 'A':
             if (strcmp(optarg, "any") != 0 && strcmp(optarg, "audit") != 0) {
-                fprintf(stderr, "umdevd: --admit takes 'audit' or 'any', not "
-                                "'%s'\n",
+                fprintf(stderr,
+                        "umdevd: --admit takes 'audit' or 'any', not "
+                        "'%s'\n",
                         optarg);
                 return 2;
             }
@@ -270,8 +272,9 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
             errno = 0;
             n = strtoul(optarg, &end, 10);
             if (errno != 0 || *end != '\0' || optarg[0] == '-' || n > 3600) {
-                fprintf(stderr, "umdevd: --admit-fuzz-seconds takes 0 to "
-                                "3600, not '%s'\n",
+                fprintf(stderr,
+                        "umdevd: --admit-fuzz-seconds takes 0 to "
+                        "3600, not '%s'\n",
                         optarg);
                 return 2;
             }
@@ -315,8 +318,8 @@ on_signal(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
         if (si.ssi_signo == SIGCHLD) {
             supervisor_reap(d);
         } else if (!d->stopping) {
-            umdev_log(&d->log, LOG_NOTICE,
-                      "signal %u: stopping every instance", si.ssi_signo);
+            umdev_log(&d->log, LOG_NOTICE, "signal %u: stopping every instance",
+                      si.ssi_signo);
             d->stopping = true;
             control_close_all(d);
             admission_destroy(d);
@@ -366,8 +369,7 @@ definition_found(struct daemon *d, const char *parent, const char *uuid,
     if (rc < 0)
         return rc;
     if (strcmp(cfg.parent, parent) != 0) {
-        snprintf(err, errlen, "type %s is not of parent %s", cfg.type,
-                 parent);
+        snprintf(err, errlen, "type %s is not of parent %s", cfg.type, parent);
         rc = -EINVAL;
     }
     if (rc == 0)

@@ -101,8 +101,8 @@ struct instance {
     enum inst_state state;
     bool claimed; /* holds resources in the mdev registry */
     pid_t pid;
-    int status_fd;     /* supervisor end of the worker channel, -1 if none */
-    int64_t deadline;  /* loop timer bounding a worker reply, 0 if none */
+    int status_fd;    /* supervisor end of the worker channel, -1 if none */
+    int64_t deadline; /* loop timer bounding a worker reply, 0 if none */
     char sock_path[PATH_MAX];
     int exit_status, exit_signal; /* of the last worker, -1 if none */
     char exit_reason[160];
@@ -127,9 +127,9 @@ struct instance {
 struct daemon_hooks {
     /* supervisor -> handlers: request @req, which @waiter waited for, is
      * done (@extra: the worker's reply, for info). */
-    void (*request_done)(struct daemon *d, struct instance *inst,
-                         void *waiter, enum inst_request req, int err,
-                         const char *msg, struct json_object *extra);
+    void (*request_done)(struct daemon *d, struct instance *inst, void *waiter,
+                         enum inst_request req, int err, const char *msg,
+                         struct json_object *extra);
     /* handlers -> control: answer request @id parked on connection @conn
      * and resume reading it. Takes @result. */
     void (*respond)(struct daemon *d, void *conn, struct json_object *id,
@@ -170,7 +170,6 @@ const char *json_str(struct json_object *args, const char *key);
 int channel_send(int fd, struct json_object *msg);
 /* Normalise the type @type names for @parent: "2port" and
  * "serial-2port" both give "serial-2port". Return: 0 or -ENAMETOOLONG. */
-int full_type_name(const char *parent, const char *type, char *out,
-                   size_t len);
+int full_type_name(const char *parent, const char *type, char *out, size_t len);
 
 #endif /* UMDEVD_H */

@@ -34,14 +34,21 @@ static const struct {
     int err;
     const char *name;
 } errno_names[] = {
-    { EPERM, "EPERM" },         { ENOENT, "ENOENT" },
-    { EIO, "EIO" },             { E2BIG, "E2BIG" },
-    { ENOMEM, "ENOMEM" },       { EACCES, "EACCES" },
-    { EBUSY, "EBUSY" },         { EEXIST, "EEXIST" },
-    { EINVAL, "EINVAL" },       { ENOSPC, "ENOSPC" },
+    { EPERM, "EPERM" },
+    { ENOENT, "ENOENT" },
+    { EIO, "EIO" },
+    { E2BIG, "E2BIG" },
+    { ENOMEM, "ENOMEM" },
+    { EACCES, "EACCES" },
+    { EBUSY, "EBUSY" },
+    { EEXIST, "EEXIST" },
+    { EINVAL, "EINVAL" },
+    { ENOSPC, "ENOSPC" },
     { ENAMETOOLONG, "ENAMETOOLONG" },
-    { EALREADY, "EALREADY" },   { EPROTONOSUPPORT, "EPROTONOSUPPORT" },
-    { ETIMEDOUT, "ETIMEDOUT" }, { ENOTSUP, "ENOTSUP" },
+    { EALREADY, "EALREADY" },
+    { EPROTONOSUPPORT, "EPROTONOSUPPORT" },
+    { ETIMEDOUT, "ETIMEDOUT" },
+    { ENOTSUP, "ENOTSUP" },
     { EAGAIN, "EAGAIN" },
 };
 

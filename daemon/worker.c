@@ -119,8 +119,7 @@ device_json(struct worker *w)
     struct json_object *o = audit_device_object(w->dev.dev, w->dev.pci);
 
     if (w->drv->ops->describe != NULL)
-        json_object_object_add(o, "endpoints",
-                               w->drv->ops->describe(&w->dev));
+        json_object_object_add(o, "endpoints", w->drv->ops->describe(&w->dev));
     return o;
 }
 

@@ -131,9 +131,8 @@ serial_parent_describe(struct umdev_instance *inst)
         p = json_object_new_object();
         json_object_object_add(
             p, "kind",
-            json_object_new_string(serial_port_is_pty(si->serial, i)
-                                       ? "pty"
-                                       : "socket"));
+            json_object_new_string(
+                serial_port_is_pty(si->serial, i) ? "pty" : "socket"));
         json_object_object_add(p, "host_end", json_object_new_string(end));
         if (si->paths[i][0] != '\0')
             json_object_object_add(p, "path",

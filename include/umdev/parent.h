@@ -121,8 +121,8 @@ struct umdev_parent_ops {
      * means none. On error fill @err (@errlen bytes) with what is wrong
      * and how to fix it. Return: 0 or -EINVAL. Must not block.
      */
-    int (*check_attrs)(const char *type, struct json_object *attrs,
-                       char *err, size_t errlen);
+    int (*check_attrs)(const char *type, struct json_object *attrs, char *err,
+                       size_t errlen);
     /* Build the device for @args->type into @out. Return: 0 or -errno
      * (say why through @args->log). */
     int (*create)(const struct umdev_instance_args *args,
@@ -167,8 +167,9 @@ typedef const struct umdev_parent *umdev_parent_plugin_fn(void);
 /* In a plug-in's source, once, at file scope: export @parent (a const
  * struct umdev_parent *) under the symbol umdevd looks for. */
 #define UMDEV_PARENT_PLUGIN(parent)                                            \
-    UMDEV_PARENT_LINKAGE_ __attribute__((visibility("default")))              \
-    const struct umdev_parent *umdev_parent_plugin(void);                      \
+    UMDEV_PARENT_LINKAGE_ __attribute__((visibility("default")))               \
+    const struct umdev_parent *                                                \
+    umdev_parent_plugin(void);                                                 \
     UMDEV_PARENT_LINKAGE_ const struct umdev_parent *umdev_parent_plugin(void) \
     {                                                                          \
         return (parent);                                                       \

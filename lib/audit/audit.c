@@ -104,8 +104,8 @@ criterion_config(struct audit *a, struct umdev_dev *dev, struct umdev_pci *pci)
         cap = libpci_cap_name(id);
         if (cap == NULL) {
             report(a, 1, name, V_FAIL,
-                   "capability 0x%02x at 0x%02x is not one lib/pci builds",
-                   id, at);
+                   "capability 0x%02x at 0x%02x is not one lib/pci builds", id,
+                   at);
             return;
         }
         n = snprintf(caps + used, sizeof(caps) - used, "%s%s@0x%02x",
@@ -238,8 +238,9 @@ criterion_data_path(struct audit *a, struct umdev_dev *dev,
     char declared[512];
 
     if (p == NULL) {
-        report(a, 2, name, V_FAIL, "no mediation profile declares the data "
-                                   "path");
+        report(a, 2, name, V_FAIL,
+               "no mediation profile declares the data "
+               "path");
         return;
     }
     if (p->data_path == UMDEV_PROFILE_DP_RING) {
@@ -267,8 +268,10 @@ criterion_data_path(struct audit *a, struct umdev_dev *dev,
         return;
     }
     if (c == NULL) {
-        report(a, 2, name, V_FAIL, "%s; the conformance run has no "
-                                   "datapath check", declared);
+        report(a, 2, name, V_FAIL,
+               "%s; the conformance run has no "
+               "datapath check",
+               declared);
         return;
     }
     report(a, 2, name, kit_passed(c) ? V_PASS : V_FAIL, "%s; measured: %s",
@@ -361,17 +364,15 @@ audit_run(struct umdev_dev *dev, struct umdev_pci *pci,
                        "random registers, DMA maps and unmaps against the "
                        "server");
     criterion_kit(&a, kit);
-    criterion_from_kit(&a, kit, 6, "reset returns the power-on state",
-                       "reset", "config space and registers after reset");
+    criterion_from_kit(&a, kit, 6, "reset returns the power-on state", "reset",
+                       "config space and registers after reset");
     out = json_object_new_object();
     json_object_object_add(out, "type",
-                           json_object_new_string(p && p->type ? p->type
-                                                               : ""));
+                           json_object_new_string(p && p->type ? p->type : ""));
     json_object_object_add(out, "verdict",
-                           json_object_new_string(
-                               a.any_fail       ? "fail"
-                               : a.any_not_run ? "incomplete"
-                                               : "pass"));
+                           json_object_new_string(a.any_fail      ? "fail"
+                                                  : a.any_not_run ? "incomplete"
+                                                                  : "pass"));
     json_object_object_add(out, "criteria", a.criteria);
     prof = audit_profile_object(dev, pci);
     if (prof != NULL)

@@ -16,11 +16,10 @@
 #include "audit.h"
 #include "umdev/profile.h"
 
-static const char *const region_names[] = { "BAR0", "BAR1", "BAR2",
-                                             "BAR3", "BAR4", "BAR5",
-                                             "ROM",  "CONFIG", "VGA" };
-static const char *const irq_names[] = { "INTX", "MSI", "MSIX", "ERR",
-                                         "REQ" };
+static const char *const region_names[] = { "BAR0", "BAR1",   "BAR2",
+                                            "BAR3", "BAR4",   "BAR5",
+                                            "ROM",  "CONFIG", "VGA" };
+static const char *const irq_names[] = { "INTX", "MSI", "MSIX", "ERR", "REQ" };
 
 const char *
 audit_region_name(uint32_t index)
@@ -72,17 +71,17 @@ regs_json(struct umdev_dev *dev, const struct umdev_profile *p, size_t slot)
 
         umdev_dev_profile_counters(dev, slot, i, &c);
         json_object_object_add(o, "name", json_object_new_string(r->name));
-        json_object_object_add(o, "offset", json_object_new_int64(
-                                                (int64_t)r->offset));
+        json_object_object_add(o, "offset",
+                               json_object_new_int64((int64_t)r->offset));
         json_object_object_add(o, "size", json_object_new_int64(r->size));
         json_object_object_add(o, "widths", widths_json(r->widths));
         if (r->widths & UMDEV_W_BULK)
             json_object_object_add(o, "bulk", json_object_new_boolean(true));
         json_object_object_add(
             o, "access",
-            json_object_new_string(r->access == UMDEV_PROFILE_RW ? "rw"
+            json_object_new_string(r->access == UMDEV_PROFILE_RW  ? "rw"
                                    : r->access == UMDEV_PROFILE_R ? "r"
-                                                                   : "w"));
+                                                                  : "w"));
         json_object_object_add(o, "data_path",
                                json_object_new_boolean(r->data_path));
         json_object_object_add(o, "volatile",
@@ -137,10 +136,11 @@ regions_json(struct umdev_dev *dev, const struct umdev_profile *p,
         for (k = 0; ri.shm && k < ri.nr_areas; k++) {
             struct json_object *m = json_object_new_object();
 
-            json_object_object_add(m, "offset", json_object_new_int64(
-                                                    (int64_t)ri.areas[k].offset));
-            json_object_object_add(m, "size", json_object_new_int64(
-                                                  (int64_t)ri.areas[k].size));
+            json_object_object_add(
+                m, "offset",
+                json_object_new_int64((int64_t)ri.areas[k].offset));
+            json_object_object_add(
+                m, "size", json_object_new_int64((int64_t)ri.areas[k].size));
             json_object_array_add(mm, m);
         }
         json_object_object_add(o, "mmap", mm);
@@ -250,9 +250,9 @@ audit_profile_object(struct umdev_dev *dev, struct umdev_pci *pci)
     json_object_object_add(o, "irqs", irqs_json(dev));
     if (pci != NULL)
         json_object_object_add(o, "config", config_json(pci));
-    json_object_object_add(o, "refused",
-                           json_object_new_int64(
-                               (int64_t)umdev_dev_profile_refused(dev)));
+    json_object_object_add(
+        o, "refused",
+        json_object_new_int64((int64_t)umdev_dev_profile_refused(dev)));
     return o;
 }
 
@@ -277,7 +277,7 @@ counters_json(struct umdev_dev *dev)
     struct umdev_dev_stats st;
 
     umdev_dev_get_stats(dev, &st);
-#define COUNTER(name)                                                         \
+#define COUNTER(name)                                                          \
     json_object_object_add(o, #name, json_object_new_int64((int64_t)st.name))
     COUNTER(msgs);
     COUNTER(errors);
@@ -303,8 +303,8 @@ audit_device_object(struct umdev_dev *dev, struct umdev_pci *pci)
         struct ucred cred;
         socklen_t len = sizeof(cred);
 
-        if (getsockopt(umdev_dev_client_fd(dev), SOL_SOCKET, SO_PEERCRED,
-                       &cred, &len) == 0)
+        if (getsockopt(umdev_dev_client_fd(dev), SOL_SOCKET, SO_PEERCRED, &cred,
+                       &len) == 0)
             json_object_object_add(o, "client_pid",
                                    json_object_new_int64(cred.pid));
     }

@@ -218,8 +218,8 @@ umdev_loop_mod(struct umdev_loop *loop, int fd, uint32_t events)
         return -ENOENT;
     memset(&ev, 0, sizeof(ev));
     ev.events = to_epoll(events);
-    ev.data.u64 = (uint64_t)(uint32_t)fd |
-                  ((uint64_t)loop->entries[fd].gen << 32);
+    ev.data.u64 =
+        (uint64_t)(uint32_t)fd | ((uint64_t)loop->entries[fd].gen << 32);
     if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
         return -errno;
     return 0;
@@ -299,8 +299,7 @@ wake(struct umdev_loop *loop)
 }
 
 int
-umdev_loop_post(struct umdev_loop *loop, umdev_loop_call_fn *fn,
-                void *opaque)
+umdev_loop_post(struct umdev_loop *loop, umdev_loop_call_fn *fn, void *opaque)
 {
     struct loop_post *p;
 

@@ -44,15 +44,14 @@ update_irq(struct gpio *g)
 }
 
 static ssize_t
-bar0_access(void *opaque, uint64_t off, void *buf, size_t count,
-            bool is_write)
+bar0_access(void *opaque, uint64_t off, void *buf, size_t count, bool is_write)
 {
     struct gpio *g = opaque;
     uint8_t *v = buf;
 
     /* The profile admits only single-byte accesses inside BAR0. */
     if (!is_write) {
-        *v = off == DATA_OUT ? g->out
+        *v = off == DATA_OUT  ? g->out
              : off == DATA_IN ? reverse(g->out)
              : off == IRQ_EN  ? g->irq_en
                               : g->irq_stat;
@@ -64,7 +63,7 @@ bar0_access(void *opaque, uint64_t off, void *buf, size_t count,
     } else if (off == IRQ_EN) {
         g->irq_en = *v;
     } else if (off == IRQ_STAT) {
-        g->irq_stat &= (uint8_t)~*v;
+        g->irq_stat &= (uint8_t) ~*v;
     }
     update_irq(g);
     return (ssize_t)count;
@@ -109,16 +108,25 @@ gpio_build(struct gpio *g, const struct umdev_logger *log)
 {
     static const struct umdev_dev_ops ops = { .reset = gpio_reset };
     const struct umdev_dev_info info = {
-        .name = "gpio", .pci = true, .ops = &ops, .opaque = g, .log = log,
+        .name = "gpio",
+        .pci = true,
+        .ops = &ops,
+        .opaque = g,
+        .log = log,
     };
     const struct umdev_pci_id id = {
-        .vendor_id = 0x1234, .device_id = 0x11f1, /* samples/README.md */
-        .subsystem_vendor_id = 0x1234, .subsystem_id = 0x0001,
-        .class_code = 0x088000, .interrupt_pin = 1,
+        .vendor_id = 0x1234,
+        .device_id = 0x11f1, /* samples/README.md */
+        .subsystem_vendor_id = 0x1234,
+        .subsystem_id = 0x0001,
+        .class_code = 0x088000,
+        .interrupt_pin = 1,
     };
     const struct umdev_region_desc bar = {
-        .size = 16, .flags = UMDEV_REGION_F_READ | UMDEV_REGION_F_WRITE,
-        .access = bar0_access, .opaque = g,
+        .size = 16,
+        .flags = UMDEV_REGION_F_READ | UMDEV_REGION_F_WRITE,
+        .access = bar0_access,
+        .opaque = g,
     };
     int rc;
 
@@ -126,8 +134,7 @@ gpio_build(struct gpio *g, const struct umdev_logger *log)
     if (rc == 0)
         rc = umdev_pci_create(g->dev, &id, &g->pci);
     if (rc == 0)
-        rc = umdev_pci_bar_add(g->pci, 0, UMDEV_PCI_BAR_MEM32, false, 16,
-                               &bar);
+        rc = umdev_pci_bar_add(g->pci, 0, UMDEV_PCI_BAR_MEM32, false, 16, &bar);
     if (rc == 0)
         rc = umdev_dev_set_profile(g->dev, &profile);
     return rc;

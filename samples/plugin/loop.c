@@ -59,8 +59,7 @@ status(const struct loop *l)
 }
 
 static ssize_t
-bar0_access(void *opaque, uint64_t off, void *buf, size_t count,
-            bool is_write)
+bar0_access(void *opaque, uint64_t off, void *buf, size_t count, bool is_write)
 {
     struct loop *l = opaque;
     uint32_t v = 0;
@@ -148,19 +147,23 @@ loop_destroy(struct umdev_instance *inst)
 }
 
 static int
-loop_create(const struct umdev_instance_args *args,
-            struct umdev_instance *out)
+loop_create(const struct umdev_instance_args *args, struct umdev_instance *out)
 {
     static const struct umdev_dev_ops ops = { .reset = loop_reset };
-    struct umdev_dev_info info = { .name = "loop", .pci = true, .ops = &ops,
-                                   .log = args->log };
+    struct umdev_dev_info info = {
+        .name = "loop", .pci = true, .ops = &ops, .log = args->log
+    };
     const struct umdev_pci_id id = {
-        .vendor_id = 0x1234, .device_id = 0x11f2,
-        .subsystem_vendor_id = 0x1234, .subsystem_id = 0x0001,
-        .class_code = 0x078000, .interrupt_pin = 1,
+        .vendor_id = 0x1234,
+        .device_id = 0x11f2,
+        .subsystem_vendor_id = 0x1234,
+        .subsystem_id = 0x0001,
+        .class_code = 0x078000,
+        .interrupt_pin = 1,
     };
     struct umdev_region_desc bar = {
-        .size = 16, .flags = UMDEV_REGION_F_READ | UMDEV_REGION_F_WRITE,
+        .size = 16,
+        .flags = UMDEV_REGION_F_READ | UMDEV_REGION_F_WRITE,
         .access = bar0_access,
     };
     struct loop *l = calloc(1, sizeof(*l));
@@ -173,8 +176,7 @@ loop_create(const struct umdev_instance_args *args,
     if (rc == 0)
         rc = umdev_pci_create(l->dev, &id, &l->pci);
     if (rc == 0)
-        rc = umdev_pci_bar_add(l->pci, 0, UMDEV_PCI_BAR_MEM32, false, 16,
-                               &bar);
+        rc = umdev_pci_bar_add(l->pci, 0, UMDEV_PCI_BAR_MEM32, false, 16, &bar);
     if (rc == 0)
         rc = umdev_dev_set_profile(l->dev, &profile);
     if (rc < 0) {

@@ -42,8 +42,8 @@ main(int argc, char **argv)
         if (rc == 0)
             rc = umdev_client_region_read(c, 0, 0x4, &status, 4);
         if (rc == 0 && (status >> 8 & 0xff) != n) {
-            fprintf(stderr, "fill level %u, expected %u\n",
-                    status >> 8 & 0xff, n);
+            fprintf(stderr, "fill level %u, expected %u\n", status >> 8 & 0xff,
+                    n);
             rc = -1;
         }
         for (i = 0; i < n && rc == 0; i++) {
