@@ -24,6 +24,8 @@
 
 #include <json-c/json.h>
 
+#include "umdev/ctl.h"
+
 #define EXIT_REFUSED 1
 #define EXIT_USAGE 2
 #define EXIT_NODAEMON 3
@@ -34,8 +36,7 @@
 struct ctx {
     const char *control;
     bool json;
-    FILE *sock;
-    int id;
+    struct umdev_ctl *ctl; /* connected at the first request */
 };
 
 struct verb {
@@ -55,88 +56,68 @@ static void print_verb_help(const char *name);
 static int
 connect_daemon(struct ctx *c)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    int fd;
+    int rc = umdev_ctl_connect(c->control, -1, &c->ctl);
 
-    if (strlen(c->control) >= sizeof(sa.sun_path)) {
+    if (rc == -ENAMETOOLONG) {
         fprintf(stderr, "umdevctl: control path too long: %s\n", c->control);
         return EXIT_USAGE;
     }
-    strcpy(sa.sun_path, c->control);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    if (rc < 0) {
         fprintf(stderr,
                 "umdevctl: cannot reach umdevd at %s: %s\n"
                 "  (is umdevd running? use --control PATH or UMDEV_CONTROL "
                 "for a private daemon)\n",
-                c->control, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+                c->control, strerror(-rc));
         return EXIT_NODAEMON;
     }
-    c->sock = fdopen(fd, "r+");
-    return c->sock != NULL ? 0 : EXIT_NODAEMON;
+    return 0;
+}
+
+/* The daemon's error object as it sent it, for --json. */
+static void
+print_error_json(const struct umdev_ctl_error *e)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "errno", json_object_new_int(e->err));
+    json_object_object_add(o, "code", json_object_new_string(e->code));
+    json_object_object_add(o, "message", json_object_new_string(e->message));
+    printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+    json_object_put(o);
 }
 
 /*
- * Send one request; on success *result is the result object (caller puts
- * it). On a refusal, print the daemon's message and return EXIT_REFUSED.
+ * Send one request (taking @args); on success *result is the result
+ * object (caller puts it). On a refusal, print the daemon's message and
+ * return EXIT_REFUSED; a daemon that cannot be reached, died or answered
+ * nonsense is EXIT_NODAEMON.
  */
 static int
 call(struct ctx *c, const char *cmd, struct json_object *args,
      struct json_object **result)
 {
-    struct json_object *req = json_object_new_object();
-    struct json_object *resp, *v, *e;
-    char *line = NULL;
-    size_t cap = 0;
+    struct umdev_ctl_error e;
     int rc;
 
     *result = NULL;
-    if (c->sock == NULL && (rc = connect_daemon(c)) != 0) {
+    if (c->ctl == NULL && (rc = connect_daemon(c)) != 0) {
         json_object_put(args);
-        json_object_put(req);
         return rc;
     }
-    json_object_object_add(req, "version", json_object_new_int(1));
-    json_object_object_add(req, "id", json_object_new_int(++c->id));
-    json_object_object_add(req, "cmd", json_object_new_string(cmd));
-    json_object_object_add(req, "args", args);
-    fprintf(c->sock, "%s\n",
-            json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
-    json_object_put(req);
-    /* A daemon that died under us is EPIPE here (SIGPIPE is ignored),
-     * or EOF below: either way it is "unreachable", not a crash. */
-    if (fflush(c->sock) != 0 || getline(&line, &cap, c->sock) < 0) {
-        fprintf(stderr, "umdevctl: umdevd closed the connection\n");
-        free(line);
+    /* No time limit: the daemon bounds what it waits for itself (a stop
+     * waits for the grace period the caller chose). */
+    rc = umdev_ctl_call(c->ctl, cmd, args, -1, result, &e);
+    json_object_put(args);
+    if (rc == 0)
+        return 0;
+    if (rc != -EREMOTEIO) {
+        fprintf(stderr, "umdevctl: %s\n", e.message);
         return EXIT_NODAEMON;
     }
-    resp = json_tokener_parse(line);
-    free(line);
-    if (resp == NULL || !json_object_object_get_ex(resp, "ok", &v)) {
-        fprintf(stderr, "umdevctl: malformed response from umdevd\n");
-        json_object_put(resp);
-        return EXIT_NODAEMON;
-    }
-    if (!json_object_get_boolean(v)) {
-        const char *msg = "request refused";
-
-        if (json_object_object_get_ex(resp, "error", &e) &&
-            json_object_object_get_ex(e, "message", &v))
-            msg = json_object_get_string(v);
-        if (c->json) {
-            printf("%s\n", json_object_to_json_string_ext(
-                               e, JSON_C_TO_STRING_PRETTY));
-        }
-        fprintf(stderr, "umdevctl %s: %s\n", cmd, msg);
-        json_object_put(resp);
-        return EXIT_REFUSED;
-    }
-    if (json_object_object_get_ex(resp, "result", &v))
-        *result = json_object_get(v);
-    json_object_put(resp);
-    return 0;
+    if (c->json)
+        print_error_json(&e);
+    fprintf(stderr, "umdevctl %s: %s\n", cmd, e.message);
+    return EXIT_REFUSED;
 }
 
 static void
@@ -1717,20 +1698,13 @@ main(int argc, char **argv)
 {
     struct ctx c = { 0 };
     const struct verb *v;
-    const char *env = getenv("UMDEV_CONTROL");
-    const char *rundir = getenv("UMDEV_RUNDIR");
-    char def[4096];
+    char def[PATH_MAX];
     int i = 1, rc;
 
     signal(SIGPIPE, SIG_IGN);
-
-    if (env != NULL) {
-        c.control = env;
-    } else {
-        snprintf(def, sizeof(def), "%s/control",
-                 rundir ? rundir : "/run/umdev");
-        c.control = def;
-    }
+    /* A default that does not fit is reported when it is used. */
+    umdev_ctl_default_path(def, sizeof(def));
+    c.control = def;
     /* Global options come before the verb; --json may also follow it. */
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--control") == 0) {
@@ -1777,7 +1751,6 @@ main(int argc, char **argv)
         rc = v->run(&c, k, vargv);
         free(vargv);
     }
-    if (c.sock != NULL)
-        fclose(c.sock);
+    umdev_ctl_close(c.ctl);
     return rc;
 }
