@@ -1,6 +1,6 @@
 /*
  * The control-protocol client (include/umdev/ctl.h, docs/CONTROL.md): a
- * non-blocking UNIX stream socket, every wait a poll() against one
+ * non-blocking UNIX stream socket, every wait a ppoll() against one
  * deadline, responses read into a growing buffer until their newline and
  * checked field by field before anything of them reaches the caller.
  */
@@ -78,44 +78,55 @@ fail_broken(struct umdev_ctl *c, struct umdev_ctl_error *err)
                 c->why);
 }
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
+#define NS_PER_S 1000000000L
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A timeout as an absolute time; -1 is none. */
-static int64_t
-deadline_of(int timeout_ms)
+/* @timeout_ms from now on CLOCK_MONOTONIC, in @d; NULL (no deadline) for
+ * a timeout < 0. */
+static const struct timespec *
+deadline_of(int timeout_ms, struct timespec *d)
 {
-    return timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    if (timeout_ms < 0)
+        return NULL;
+    clock_gettime(CLOCK_MONOTONIC, d);
+    d->tv_sec += timeout_ms / 1000;
+    d->tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (d->tv_nsec >= NS_PER_S) {
+        d->tv_sec++;
+        d->tv_nsec -= NS_PER_S;
+    }
+    return d;
 }
 
 /*
- * Wait until @fd has @events or the deadline passes. Return: 0 (ready,
- * or an error or hang-up the next send/recv will report); -ETIMEDOUT;
- * the poll() error.
+ * Wait until @fd has @events or @deadline (NULL: none) passes. Return: 0
+ * (ready, or an error or hang-up the next send/recv will report);
+ * -ETIMEDOUT; the ppoll() error.
  */
 static int
-wait_fd(int fd, short events, int64_t deadline)
+wait_fd(int fd, short events, const struct timespec *deadline)
 {
     struct pollfd p = { .fd = fd, .events = events };
-    int64_t left;
+    struct timespec now, left;
     int n;
 
     for (;;) {
-        left = deadline < 0 ? -1 : deadline - now_ms();
-        if (deadline >= 0 && left <= 0)
-            return -ETIMEDOUT;
-        n = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+        if (deadline != NULL) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            left.tv_sec = deadline->tv_sec - now.tv_sec;
+            left.tv_nsec = deadline->tv_nsec - now.tv_nsec;
+            if (left.tv_nsec < 0) {
+                left.tv_sec--;
+                left.tv_nsec += NS_PER_S;
+            }
+            if (left.tv_sec < 0)
+                return -ETIMEDOUT;
+        }
+        n = ppoll(&p, 1, deadline != NULL ? &left : NULL, NULL);
         if (n > 0)
             return 0;
         if (n < 0 && errno != EINTR)
             return -errno;
-        /* n == 0: poll's own rounding; the deadline check decides. */
+        /* A signal, or the time is up: the check above decides. */
     }
 }
 
@@ -239,8 +250,8 @@ build_request(int64_t id, const char *cmd, struct json_object *args)
 /* Write all of @p before @deadline. A line cut short breaks the stream;
  * one not started does not. */
 static int
-write_all(struct umdev_ctl *c, const char *p, size_t len, int64_t deadline,
-          struct umdev_ctl_error *err)
+write_all(struct umdev_ctl *c, const char *p, size_t len,
+          const struct timespec *deadline, struct umdev_ctl_error *err)
 {
     char what[160];
     size_t done = 0;
@@ -274,7 +285,8 @@ write_all(struct umdev_ctl *c, const char *p, size_t len, int64_t deadline,
 
 static int
 send_until(struct umdev_ctl *c, const char *cmd, struct json_object *args,
-           int64_t deadline, int64_t *id, struct umdev_ctl_error *err)
+           const struct timespec *deadline, int64_t *id,
+           struct umdev_ctl_error *err)
 {
     struct json_object *req;
     const char *text;
@@ -316,7 +328,9 @@ int
 umdev_ctl_send(struct umdev_ctl *c, const char *cmd, struct json_object *args,
                int timeout_ms, int64_t *id, struct umdev_ctl_error *err)
 {
-    return send_until(c, cmd, args, deadline_of(timeout_ms), id, err);
+    struct timespec d;
+
+    return send_until(c, cmd, args, deadline_of(timeout_ms, &d), id, err);
 }
 
 /*
@@ -326,8 +340,8 @@ umdev_ctl_send(struct umdev_ctl *c, const char *cmd, struct json_object *args,
  * stream.
  */
 static int
-read_line(struct umdev_ctl *c, int64_t deadline, size_t *line_len,
-          struct umdev_ctl_error *err)
+read_line(struct umdev_ctl *c, const struct timespec *deadline,
+          size_t *line_len, struct umdev_ctl_error *err)
 {
     char what[160];
     ssize_t n;
@@ -498,7 +512,7 @@ take_outcome(struct json_object *resp, struct json_object **result,
 }
 
 static int
-recv_until(struct umdev_ctl *c, int64_t id, int64_t deadline,
+recv_until(struct umdev_ctl *c, int64_t id, const struct timespec *deadline,
            struct json_object **result, struct umdev_ctl_error *err)
 {
     struct json_object *resp;
@@ -550,9 +564,11 @@ int
 umdev_ctl_recv(struct umdev_ctl *c, int64_t id, int timeout_ms,
                struct json_object **result, struct umdev_ctl_error *err)
 {
+    struct timespec d;
+
     if (result != NULL)
         *result = NULL;
-    return recv_until(c, id, deadline_of(timeout_ms), result, err);
+    return recv_until(c, id, deadline_of(timeout_ms, &d), result, err);
 }
 
 int
@@ -560,7 +576,9 @@ umdev_ctl_call(struct umdev_ctl *c, const char *cmd, struct json_object *args,
                int timeout_ms, struct json_object **result,
                struct umdev_ctl_error *err)
 {
-    int64_t deadline = deadline_of(timeout_ms), id;
+    struct timespec d;
+    const struct timespec *deadline = deadline_of(timeout_ms, &d);
+    int64_t id;
     int rc;
 
     if (result != NULL)
