@@ -234,14 +234,60 @@ fake_stop(struct fake *f)
     rmdir(f->dir);
 }
 
-static struct umdev_ctl *
-connect_to(struct fake *f)
-{
-    struct umdev_ctl *c = NULL;
+/* A fake daemon serving a script, a handle connected to it, the last
+ * call's result (ours to put) and error. */
+struct session {
+    struct fake f;
+    struct umdev_ctl *c;
+    struct json_object *r;
+    struct umdev_ctl_error e;
+};
 
-    assert_int_equal(umdev_ctl_connect(f->path, 1000, &c), 0);
-    assert_non_null(c);
-    return c;
+#define OPEN(s, steps)                                                         \
+    open_session((s), (steps), (int)(sizeof(steps) / sizeof((steps)[0])))
+
+static void
+open_session(struct session *s, const struct step *steps, int n)
+{
+    fake_start(&s->f, steps, n);
+    s->r = NULL;
+    assert_int_equal(umdev_ctl_connect(s->f.path, 1000, &s->c), 0);
+    assert_non_null(s->c);
+}
+
+/* Call @cmd with @args (borrowed, may be NULL); the result in s->r. */
+static int
+call_args(struct session *s, const char *cmd, struct json_object *args,
+          int timeout_ms)
+{
+    json_object_put(s->r);
+    s->r = NULL;
+    return umdev_ctl_call(s->c, cmd, args, timeout_ms, &s->r, &s->e);
+}
+
+static int
+call(struct session *s, const char *cmd)
+{
+    return call_args(s, cmd, NULL, 1000);
+}
+
+/* The string @key of the last result. */
+static const char *
+result_str(struct session *s, const char *key)
+{
+    struct json_object *v;
+
+    assert_non_null(s->r);
+    assert_true(json_object_object_get_ex(s->r, key, &v));
+    return json_object_get_string(v);
+}
+
+static void
+close_session(struct session *s)
+{
+    json_object_put(s->r);
+    umdev_ctl_close(s->c);
+    fake_stop(&s->f);
 }
 
 static int64_t
@@ -335,30 +381,24 @@ test_call_result(void **state)
                    "\"result\":{\"daemon\":\"0.1.0\",\"protocol\":1}}\n" },
         { .reply = OK_EMPTY },
     };
-    struct json_object *args = json_object_new_object(), *r = NULL, *v;
-    struct umdev_ctl_error e;
-    struct umdev_ctl *c;
-    struct fake f;
+    struct json_object *args = json_object_new_object();
+    struct session s;
 
     (void)state;
-    fake_start(&f, steps, 2);
-    c = connect_to(&f);
-    assert_int_equal(umdev_ctl_call(c, "version", NULL, 1000, &r, &e), 0);
-    assert_non_null(r);
-    assert_true(json_object_object_get_ex(r, "daemon", &v));
-    assert_string_equal(json_object_get_string(v), "0.1.0");
-    json_object_put(r);
-    assert_string_equal(f.last_cmd, "version");
-    assert_string_equal(f.last_args, "{}");
+    OPEN(&s, steps);
+    assert_int_equal(call(&s, "version"), 0);
+    assert_string_equal(result_str(&s, "daemon"), "0.1.0");
+    assert_string_equal(s.f.last_cmd, "version");
+    assert_string_equal(s.f.last_args, "{}");
     /* @args is borrowed: still ours afterwards. */
     json_object_object_add(args, "uuid", json_object_new_string("a/b"));
-    assert_int_equal(umdev_ctl_call(c, "info", args, 1000, NULL, NULL), 0);
+    assert_int_equal(call_args(&s, "info", args, 1000), 0);
     assert_int_equal(json_object_put(args), 1);
-    umdev_ctl_close(c);
-    fake_stop(&f);
-    assert_int_equal(f.requests, 2);
-    assert_int_equal(f.bad_requests, 0);
-    assert_string_equal(f.last_cmd, "info");
+    close_session(&s);
+    assert_int_equal(s.f.requests, 2);
+    assert_int_equal(s.f.bad_requests, 0);
+    assert_string_equal(s.f.last_cmd, "info");
+    assert_string_equal(s.f.last_args, "{\"uuid\":\"a\\/b\"}");
 }
 
 static void
@@ -366,22 +406,18 @@ test_call_bad_args(void **state)
 {
     static const struct step steps[] = { { .reply = OK_EMPTY } };
     struct json_object *arr = json_object_new_array();
-    struct umdev_ctl_error e;
-    struct umdev_ctl *c;
-    struct fake f;
+    struct session s;
 
     (void)state;
-    fake_start(&f, steps, 1);
-    c = connect_to(&f);
-    assert_int_equal(umdev_ctl_call(c, NULL, NULL, 1000, NULL, &e), -EINVAL);
-    assert_int_equal(e.err, EINVAL);
-    assert_int_equal(umdev_ctl_call(c, "list", arr, 1000, NULL, &e), -EINVAL);
+    OPEN(&s, steps);
+    assert_int_equal(call(&s, NULL), -EINVAL);
+    assert_int_equal(s.e.err, EINVAL);
+    assert_int_equal(call_args(&s, "list", arr, 1000), -EINVAL);
     /* Nothing was sent: the connection still works. */
-    assert_int_equal(umdev_ctl_call(c, "list", NULL, 1000, NULL, &e), 0);
+    assert_int_equal(call(&s, "list"), 0);
     json_object_put(arr);
-    umdev_ctl_close(c);
-    fake_stop(&f);
-    assert_int_equal(f.requests, 1);
+    close_session(&s);
+    assert_int_equal(s.f.requests, 1);
 }
 
 /* A refusal is the daemon's error object, not a failure of ours, and
@@ -395,24 +431,17 @@ test_refused(void **state)
                    "\"instance x is already defined\"}}\n" },
         { .reply = OK_EMPTY },
     };
-    struct json_object *r = (struct json_object *)1;
-    struct umdev_ctl_error e;
-    struct umdev_ctl *c;
-    struct fake f;
+    struct session s;
 
     (void)state;
-    fake_start(&f, steps, 2);
-    c = connect_to(&f);
-    assert_int_equal(umdev_ctl_call(c, "define", NULL, 1000, &r, &e),
-                     -EREMOTEIO);
-    assert_null(r);
-    assert_int_equal(e.err, EEXIST);
-    assert_string_equal(e.code, "EEXIST");
-    assert_string_equal(e.message, "instance x is already defined");
-    assert_int_equal(umdev_ctl_call(c, "list", NULL, 1000, &r, NULL), 0);
-    json_object_put(r);
-    umdev_ctl_close(c);
-    fake_stop(&f);
+    OPEN(&s, steps);
+    assert_int_equal(call(&s, "define"), -EREMOTEIO);
+    assert_null(s.r);
+    assert_int_equal(s.e.err, EEXIST);
+    assert_string_equal(s.e.code, "EEXIST");
+    assert_string_equal(s.e.message, "instance x is already defined");
+    assert_int_equal(call(&s, "list"), 0);
+    close_session(&s);
 }
 
 /* Each of these breaks the protocol: -EPROTO with a reason, and the
@@ -440,31 +469,25 @@ test_malformed(void **state)
         "{\"version\":1,\"id\":@ID,\"ok\":true,\"result\":{\"a\":\n",
     };
     size_t i;
+    int rc;
 
     (void)state;
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct step steps[] = { { .reply = bad[i] } };
-        struct json_object *r = NULL;
-        struct umdev_ctl_error e;
-        struct umdev_ctl *c;
-        struct fake f;
-        int rc;
+        struct session s;
 
-        fake_start(&f, steps, 1);
-        c = connect_to(&f);
-        rc = umdev_ctl_call(c, "list", NULL, 1000, &r, &e);
+        OPEN(&s, steps);
+        rc = call(&s, "list");
         if (rc != -EPROTO)
             fail_msg("reply %zu '%s': %d, expected -EPROTO", i, bad[i], rc);
-        assert_null(r);
-        assert_int_equal(e.err, EPROTO);
-        assert_string_equal(e.code, "");
-        assert_non_null(strstr(e.message, "malformed response from umdevd"));
-        assert_int_equal(umdev_ctl_call(c, "list", NULL, 1000, &r, &e),
-                         -ENOTCONN);
-        assert_non_null(strstr(e.message, "malformed"));
-        umdev_ctl_close(c);
-        fake_stop(&f);
-        assert_int_equal(f.requests, 1);
+        assert_null(s.r);
+        assert_int_equal(s.e.err, EPROTO);
+        assert_string_equal(s.e.code, "");
+        assert_non_null(strstr(s.e.message, "malformed response from umdevd"));
+        assert_int_equal(call(&s, "list"), -ENOTCONN);
+        assert_non_null(strstr(s.e.message, "malformed"));
+        close_session(&s);
+        assert_int_equal(s.f.requests, 1);
     }
 }
 
@@ -477,57 +500,43 @@ test_nul_in_line(void **state)
     const struct step steps[] = {
         { .reply = line, .reply_len = sizeof(line) - 1 },
     };
-    struct umdev_ctl_error e;
-    struct umdev_ctl *c;
-    struct fake f;
+    struct session s;
 
     (void)state;
-    fake_start(&f, steps, 1);
-    c = connect_to(&f);
-    assert_int_equal(umdev_ctl_call(c, "list", NULL, 1000, NULL, &e), -EPROTO);
-    assert_non_null(strstr(e.message, "not one JSON value"));
-    umdev_ctl_close(c);
-    fake_stop(&f);
+    OPEN(&s, steps);
+    assert_int_equal(call(&s, "list"), -EPROTO);
+    assert_non_null(strstr(s.e.message, "not one JSON value"));
+    close_session(&s);
 }
 
+/* Far more than a socket buffer holds arrives in many reads. */
 static void
 test_large_result(void **state)
 {
     static const struct step steps[] = { { .big = true },
                                          { .reply = OK_EMPTY } };
-    struct json_object *r = NULL, *s;
-    struct umdev_ctl *c;
-    struct fake f;
+    struct session s;
 
     (void)state;
-    fake_start(&f, steps, 2);
-    c = connect_to(&f);
-    assert_int_equal(umdev_ctl_call(c, "list", NULL, 5000, &r, NULL), 0);
-    assert_true(json_object_object_get_ex(r, "s", &s));
-    assert_true(json_object_get_string_len(s) > (int)BIG_RESULT - 100);
-    json_object_put(r);
-    assert_int_equal(umdev_ctl_call(c, "list", NULL, 1000, NULL, NULL), 0);
-    umdev_ctl_close(c);
-    fake_stop(&f);
+    OPEN(&s, steps);
+    assert_int_equal(call_args(&s, "list", NULL, 5000), 0);
+    assert_true(strlen(result_str(&s, "s")) > BIG_RESULT - 100);
+    assert_int_equal(call(&s, "list"), 0);
+    close_session(&s);
 }
 
 static void
 test_oversized(void **state)
 {
     static const struct step steps[] = { { .endless = true } };
-    struct umdev_ctl_error e;
-    struct umdev_ctl *c;
-    struct fake f;
+    struct session s;
 
     (void)state;
-    fake_start(&f, steps, 1);
-    c = connect_to(&f);
-    assert_int_equal(umdev_ctl_call(c, "list", NULL, 10000, NULL, &e),
-                     -EMSGSIZE);
-    assert_int_equal(e.err, EMSGSIZE);
-    assert_non_null(strstr(e.message, "longer than"));
-    umdev_ctl_close(c);
-    fake_stop(&f);
+    OPEN(&s, steps);
+    assert_int_equal(call_args(&s, "list", NULL, 10000), -EMSGSIZE);
+    assert_int_equal(s.e.err, EMSGSIZE);
+    assert_non_null(strstr(s.e.message, "longer than"));
+    close_session(&s);
 }
 
 /* The daemon dies half-way through its answer, or before it. */
@@ -543,19 +552,13 @@ test_dies_mid_request(void **state)
 
     (void)state;
     for (i = 0; i < 2; i++) {
-        struct umdev_ctl_error e;
-        struct umdev_ctl *c;
-        struct fake f;
+        struct session s;
 
-        fake_start(&f, scripts[i], 1);
-        c = connect_to(&f);
-        assert_int_equal(umdev_ctl_call(c, "stop", NULL, 1000, NULL, &e),
-                         -ECONNRESET);
-        assert_string_equal(e.message, "umdevd closed the connection");
-        assert_int_equal(umdev_ctl_call(c, "stop", NULL, 1000, NULL, &e),
-                         -ENOTCONN);
-        umdev_ctl_close(c);
-        fake_stop(&f);
+        open_session(&s, scripts[i], 1);
+        assert_int_equal(call(&s, "stop"), -ECONNRESET);
+        assert_string_equal(s.e.message, "umdevd closed the connection");
+        assert_int_equal(call(&s, "stop"), -ENOTCONN);
+        close_session(&s);
     }
 }
 
@@ -564,20 +567,16 @@ static void
 test_send_to_dead_peer(void **state)
 {
     static const struct step steps[] = { { .no_read = true, .hang_up = true } };
-    struct umdev_ctl_error e;
-    struct umdev_ctl *c;
-    struct fake f;
+    struct session s;
     int rc;
 
     (void)state;
-    fake_start(&f, steps, 1);
-    c = connect_to(&f);
-    pthread_join(f.thread, NULL);
-    f.thread = 0;
-    rc = umdev_ctl_call(c, "list", NULL, 1000, NULL, &e);
+    OPEN(&s, steps);
+    pthread_join(s.f.thread, NULL);
+    s.f.thread = 0;
+    rc = call(&s, "list");
     assert_true(rc == -EPIPE || rc == -ECONNRESET);
-    umdev_ctl_close(c);
-    fake_stop(&f);
+    close_session(&s);
 }
 
 /* A call that times out leaves its request outstanding; the next call
@@ -592,26 +591,19 @@ test_timeout_then_late_answer(void **state)
         { .reply = "{\"version\":1,\"id\":@ID,\"ok\":true,"
                    "\"result\":{\"n\":\"mine\"}}\n" },
     };
-    struct json_object *r = NULL, *n;
-    struct umdev_ctl_error e;
     struct timespec t0;
-    struct umdev_ctl *c;
-    struct fake f;
+    struct session s;
 
     (void)state;
-    fake_start(&f, steps, 2);
-    c = connect_to(&f);
+    OPEN(&s, steps);
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    assert_int_equal(umdev_ctl_call(c, "stats", NULL, 100, &r, &e), -ETIMEDOUT);
+    assert_int_equal(call_args(&s, "stats", NULL, 100), -ETIMEDOUT);
     assert_true(elapsed_ms(&t0) >= 90);
     assert_true(elapsed_ms(&t0) < 290);
-    assert_null(r);
-    assert_int_equal(umdev_ctl_call(c, "stats", NULL, 2000, &r, &e), 0);
-    assert_true(json_object_object_get_ex(r, "n", &n));
-    assert_string_equal(json_object_get_string(n), "mine");
-    json_object_put(r);
-    umdev_ctl_close(c);
-    fake_stop(&f);
+    assert_null(s.r);
+    assert_int_equal(call_args(&s, "stats", NULL, 2000), 0);
+    assert_string_equal(result_str(&s, "n"), "mine");
+    close_session(&s);
 }
 
 /* Several requests in flight on one connection, answered in order. */
@@ -621,41 +613,35 @@ test_pipelined(void **state)
     static const struct step steps[] = {
         { .reply = OK_EMPTY },
         { .reply = "{\"version\":1,\"id\":@ID,\"ok\":true,"
-                   "\"result\":{\"n\":2}}\n" },
+                   "\"result\":{\"n\":\"2\"}}\n" },
         { .reply = "{\"version\":1,\"id\":@ID,\"ok\":false,\"error\":"
                    "{\"errno\":2,\"code\":\"ENOENT\",\"message\":\"no\"}}\n" },
         { .reply = OK_EMPTY },
     };
-    struct json_object *r = NULL, *n;
     struct pollfd p = { .events = POLLIN };
-    struct umdev_ctl_error e;
-    int64_t id[4];
-    struct umdev_ctl *c;
-    struct fake f;
+    struct session s;
+    int64_t id[3];
     int i;
 
     (void)state;
-    fake_start(&f, steps, 4);
-    c = connect_to(&f);
+    OPEN(&s, steps);
     for (i = 0; i < 3; i++)
-        assert_int_equal(umdev_ctl_send(c, "list", NULL, 1000, &id[i], &e), 0);
+        assert_int_equal(umdev_ctl_send(s.c, "list", NULL, 1000, &id[i], &s.e),
+                         0);
     assert_true(id[0] < id[1] && id[1] < id[2]);
-    p.fd = umdev_ctl_fd(c);
+    p.fd = umdev_ctl_fd(s.c);
     assert_int_equal(poll(&p, 1, 1000), 1);
-    assert_int_equal(umdev_ctl_recv(c, id[1], 1000, &r, &e), 0);
-    assert_true(json_object_object_get_ex(r, "n", &n));
-    assert_int_equal(json_object_get_int(n), 2);
-    json_object_put(r);
+    assert_int_equal(umdev_ctl_recv(s.c, id[1], 1000, &s.r, &s.e), 0);
+    assert_string_equal(result_str(&s, "n"), "2");
     /* id[0]'s answer was dropped on the way to id[1]'s. */
-    assert_int_equal(umdev_ctl_recv(c, id[0], 1000, &r, &e), -EINVAL);
-    assert_int_equal(umdev_ctl_recv(c, id[2], 1000, &r, &e), -EREMOTEIO);
-    assert_string_equal(e.code, "ENOENT");
-    assert_int_equal(umdev_ctl_recv(c, id[2], 1000, &r, &e), -EINVAL);
-    assert_int_equal(umdev_ctl_recv(c, id[2] + 1, 1000, &r, &e), -EINVAL);
-    assert_int_equal(umdev_ctl_call(c, "list", NULL, 1000, NULL, &e), 0);
-    umdev_ctl_close(c);
-    fake_stop(&f);
-    assert_int_equal(f.bad_requests, 0);
+    assert_int_equal(umdev_ctl_recv(s.c, id[0], 1000, NULL, &s.e), -EINVAL);
+    assert_int_equal(umdev_ctl_recv(s.c, id[2], 1000, NULL, &s.e), -EREMOTEIO);
+    assert_string_equal(s.e.code, "ENOENT");
+    assert_int_equal(umdev_ctl_recv(s.c, id[2], 1000, NULL, &s.e), -EINVAL);
+    assert_int_equal(umdev_ctl_recv(s.c, id[2] + 1, 1000, NULL, &s.e), -EINVAL);
+    assert_int_equal(call(&s, "list"), 0);
+    close_session(&s);
+    assert_int_equal(s.f.bad_requests, 0);
 }
 
 int
