@@ -518,8 +518,8 @@ recv_until(struct umdev_ctl *c, int64_t id, const struct timespec *deadline,
     struct json_object *resp;
     char ids[96], msg[256];
     const char *what;
-    size_t len;
-    int64_t got;
+    size_t len = 0; /* gcc -O2 cannot see read_line() sets it */
+    int64_t got = 0;
     int rc;
 
     if (c->broken)
