@@ -3,6 +3,7 @@
  * watchdog, options, the device's event-loop callback.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,16 +88,17 @@ bench_cpus_init(struct bench_cpus *c)
     return 0;
 }
 
-bool
-bench_parse_placement(struct bench_cpus *c, const char *arg)
+/* --placement same|split|both. Return: false for anything else. */
+static bool
+parse_placement(struct bench_cpus *c, const char *arg)
 {
     c->same_on = !strcmp(arg, "same") || !strcmp(arg, "both");
     c->split_on = !strcmp(arg, "split") || !strcmp(arg, "both");
     return c->same_on || c->split_on;
 }
 
-void
-bench_cpus_check_split(struct bench_cpus *c)
+static void
+check_split(struct bench_cpus *c)
 {
     if (!c->split_on || c->split.server_cpu >= 0)
         return;
@@ -104,16 +106,6 @@ bench_cpus_check_split(struct bench_cpus *c)
            "available\n",
            bench_prog, c->split.client_cpu);
     c->split_on = false;
-}
-
-int
-bench_cpus_restore(const struct bench_cpus *c)
-{
-    if (sched_setaffinity(0, sizeof(c->allowed), &c->allowed) == 0)
-        return 0;
-    fprintf(stderr, "%s: restoring affinity: %s\n", bench_prog,
-            strerror(errno));
-    return -1;
 }
 
 static void
@@ -126,8 +118,9 @@ on_alarm(int sig)
     _exit(1);
 }
 
-void
-bench_watchdog(unsigned int seconds)
+/* Exit 1 with a message after @seconds; 0 disarms. */
+static void
+watchdog(unsigned int seconds)
 {
     int n = snprintf(timeout_msg, sizeof(timeout_msg),
                      "%s: timed out: a peer stopped answering\n", bench_prog);
@@ -137,6 +130,58 @@ bench_watchdog(unsigned int seconds)
                       : strlen(timeout_msg);
     signal(SIGALRM, on_alarm);
     alarm(seconds);
+}
+
+int
+bench_parse_args(int argc, char **argv, const struct option *longopts,
+                 void (*usage)(FILE *f), bench_opt_fn *own, void *opaque,
+                 struct bench_cpus *c)
+{
+    int ch, rc;
+
+    while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (ch == 'p' && !parse_placement(c, optarg)) {
+            fprintf(stderr, "%s: bad --placement '%s'\n", bench_prog, optarg);
+            return 2;
+        }
+        if (ch == 'h') {
+            usage(stdout);
+            return 0;
+        }
+        if (ch == '?' || (ch != 'p' && own == NULL)) {
+            usage(stderr);
+            return 2;
+        }
+        if (ch != 'p' && (rc = own(ch, optarg, opaque)) != 0)
+            return rc;
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+int
+bench_run(struct bench_cpus *c, unsigned int seconds,
+          int (*run)(const struct bench_placement *pl, void *opaque),
+          void *opaque)
+{
+    bool failed;
+
+    check_split(c);
+    watchdog(seconds);
+    failed = (c->same_on && run(&c->same, opaque) < 0) ||
+             (c->split_on && run(&c->split, opaque) < 0);
+    watchdog(0);
+    if (sched_setaffinity(0, sizeof(c->allowed), &c->allowed) < 0) {
+        fprintf(stderr, "%s: restoring affinity: %s\n", bench_prog,
+                strerror(errno));
+        failed = true;
+    }
+    if (failed)
+        fprintf(stderr, "%s: FAILED\n", bench_prog);
+    return failed ? 1 : 0;
 }
 
 void

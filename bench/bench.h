@@ -10,7 +10,9 @@
 #include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
+struct option;
 struct umdev_loop;
 
 /* Where the client (the benchmark's thread) and the servers run. */
@@ -44,20 +46,30 @@ bool bench_parse_count(const char *s, long max, long *out);
  */
 int bench_cpus_init(struct bench_cpus *c);
 
-/* --placement same|split|both. Return: false for anything else. */
-bool bench_parse_placement(struct bench_cpus *c, const char *arg);
+/* A program's own option @ch with its argument @arg. Return: 0, or 2
+ * after a message. */
+typedef int bench_opt_fn(int ch, const char *arg, void *opaque);
 
-/* With one usable CPU, print "PROG placement=split-cpu skipped: ..." and
- * deselect split-cpu. */
-void bench_cpus_check_split(struct bench_cpus *c);
+/*
+ * Parse the command line: --placement and --help here, the program's
+ * other @longopts with @own (NULL: none), no operands. @usage prints the
+ * program's usage. Return: -1 to go on; else the exit status (0 after
+ * --help, 2 after a message).
+ */
+int bench_parse_args(int argc, char **argv, const struct option *longopts,
+                     void (*usage)(FILE *f), bench_opt_fn *own, void *opaque,
+                     struct bench_cpus *c);
 
-/* Give the process its starting affinity back. Return: 0, or -1 after a
- * message. */
-int bench_cpus_restore(const struct bench_cpus *c);
-
-/* A hung peer must not hang the benchmark: exit 1 with a message after
- * @seconds. */
-void bench_watchdog(unsigned int seconds);
+/*
+ * Run @run for each selected placement, stopping at the first failure
+ * (its message is the last printed), with a watchdog of @seconds (a hung
+ * peer must not hang the benchmark), then restore the affinity. With one
+ * usable CPU, split-cpu is skipped with a line saying so. Return: the
+ * exit status, 0 or 1 (after "PROG: FAILED").
+ */
+int bench_run(struct bench_cpus *c, unsigned int seconds,
+              int (*run)(const struct bench_placement *pl, void *opaque),
+              void *opaque);
 
 /* umdev_loop callback for a device's client fd: umdev_dev_process() when
  * it is readable (@opaque is the struct umdev_dev); once the client is

@@ -247,6 +247,13 @@ usage(FILE *f)
                "                 split: on two CPUs; both (default)\n");
 }
 
+static int
+run_placement(const struct bench_placement *pl, void *opaque)
+{
+    (void)opaque;
+    return run_dma(pl);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -256,47 +263,19 @@ main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     struct bench_cpus cpus;
-    bool failed;
-    int ch;
+    int rc;
 
     bench_prog = "dma";
     if (bench_cpus_init(&cpus) < 0)
         return 1;
-    while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'p':
-            if (!bench_parse_placement(&cpus, optarg)) {
-                fprintf(stderr, "dma: bad --placement '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc) {
-        usage(stderr);
-        return 2;
-    }
+    rc = bench_parse_args(argc, argv, longopts, usage, NULL, NULL, &cpus);
+    if (rc >= 0)
+        return rc;
     printf("dma: %d DMA_MAPs of one 4 KiB page each (memfd passed "
            "every time, mmap in the server thread), then %ld "
            "umdev_dma_get+put of %u bytes at random addresses\n",
            DMA_MAPS, DMA_LOOKUPS, DMA_LOOKUP_LEN);
     fflush(stdout);
-    bench_cpus_check_split(&cpus);
     /* About a second per placement; a minute means a hung peer. */
-    bench_watchdog(60);
-    /* Stop at the first failure: its message is the last one printed. */
-    failed = (cpus.same_on && run_dma(&cpus.same) < 0) ||
-             (cpus.split_on && run_dma(&cpus.split) < 0);
-    bench_watchdog(0);
-    if (bench_cpus_restore(&cpus) < 0)
-        failed = true;
-    if (failed)
-        fprintf(stderr, "dma: FAILED\n");
-    return failed ? 1 : 0;
+    return bench_run(&cpus, 60, run_placement, NULL);
 }

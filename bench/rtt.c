@@ -165,46 +165,6 @@ serve_raw(int fd)
     return rc < 0 ? 1 : 0;
 }
 
-/*
- * --breakdown servers: the baseline with one piece of the umdev server's
- * syscall pattern added at a time, so the gap can be attributed.
- */
-
-/* raw_epoll: epoll_wait() before each blocking read. */
-static int
-serve_raw_epoll(int fd)
-{
-    uint8_t req[RAW_REQ_SIZE], reply[RAW_REPLY_SIZE] = { 0 };
-    struct epoll_event ev = { .events = EPOLLIN };
-    int ep = epoll_create1(EPOLL_CLOEXEC), rc = -1;
-
-    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
-        goto out;
-    for (;;) {
-        if (epoll_wait(ep, &ev, 1, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = -1;
-            break;
-        }
-        rc = read_full(fd, req, sizeof(req));
-        if (rc <= 0)
-            break;
-        memcpy(reply, req, sizeof(uint32_t));
-        if (write_full(fd, reply, sizeof(reply)) < 0) {
-            rc = -1;
-            break;
-        }
-    }
-out:
-    if (ep >= 0)
-        close(ep);
-    close(fd);
-    if (rc < 0)
-        fprintf(stderr, "rtt: raw_epoll server failed\n");
-    return rc < 0 ? 1 : 0;
-}
-
 /* The receive side of lib/conn: one recvmsg() of up to 16 KiB with room
  * for 16 descriptors, as rx_fill() issues it. Return: bytes, 0 at EOF,
  * or -1. */
@@ -257,12 +217,17 @@ conn_like_read(int fd, uint8_t *rx, size_t len, int flags)
     return have == len ? 1 : -1;
 }
 
-/* raw_msg: exactly the server's syscalls without the library: a
+/*
+ * The two --breakdown servers, each the baseline with one piece of the
+ * umdev server's syscall pattern added, so the gap can be attributed:
+ * raw_epoll (!@msg): epoll_wait() before each blocking read;
+ * raw_msg (@msg): exactly the server's syscalls without the library: a
  * non-blocking socket, epoll_wait(), recvmsg() with a control buffer,
  * and one send(2) of the reply (lib/conn gathers a small reply without
- * fds into one buffer and sends that). */
+ * fds into one buffer and sends that).
+ */
 static int
-serve_raw_msg(int fd)
+serve_epoll(int fd, bool msg)
 {
     static uint8_t rx[16384];
     uint8_t reply[RAW_REPLY_SIZE] = { 0 };
@@ -270,7 +235,7 @@ serve_raw_msg(int fd)
     int ep = epoll_create1(EPOLL_CLOEXEC), rc = -1;
 
     if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 ||
-        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+        (msg && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0))
         goto out;
     for (;;) {
         if (epoll_wait(ep, &ev, 1, -1) < 0) {
@@ -279,14 +244,16 @@ serve_raw_msg(int fd)
             rc = -1;
             break;
         }
-        rc = conn_like_read(fd, rx, RAW_REQ_SIZE, MSG_DONTWAIT);
+        rc = msg ? conn_like_read(fd, rx, RAW_REQ_SIZE, MSG_DONTWAIT)
+                 : read_full(fd, rx, RAW_REQ_SIZE);
         if (rc == -EAGAIN)
             continue;
         if (rc <= 0)
             break;
         memcpy(reply, rx, sizeof(uint32_t));
-        if (send(fd, reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT) !=
-            RAW_REPLY_SIZE) {
+        if (msg ? send(fd, reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT) !=
+                      RAW_REPLY_SIZE
+                : write_full(fd, reply, sizeof(reply)) < 0) {
             rc = -1;
             break;
         }
@@ -296,8 +263,21 @@ out:
         close(ep);
     close(fd);
     if (rc < 0)
-        fprintf(stderr, "rtt: raw_msg server failed\n");
+        fprintf(stderr, "rtt: %s server failed\n",
+                msg ? "raw_msg" : "raw_epoll");
     return rc < 0 ? 1 : 0;
+}
+
+static int
+serve_raw_epoll(int fd)
+{
+    return serve_epoll(fd, false);
+}
+
+static int
+serve_raw_msg(int fd)
+{
+    return serve_epoll(fd, true);
 }
 
 /* Fork a server on @fd pinned to @cpu. The child closes every other
@@ -713,6 +693,35 @@ usage(FILE *f)
             "(The DMA map/lookup benchmark is bench/dma.)\n");
 }
 
+/* rtt's own options (bench_opt_fn). */
+static int
+take_opt(int ch, const char *arg, void *opaque)
+{
+    struct opts *o = opaque;
+
+    switch (ch) {
+    case 'i':
+        if (bench_parse_count(arg, 10000000, &o->iters))
+            return 0;
+        fprintf(stderr, "rtt: bad --iters '%s'\n", arg);
+        return 2;
+    case 'b':
+        if (bench_parse_count(arg, 100000, &o->batches))
+            return 0;
+        fprintf(stderr, "rtt: bad --batches '%s'\n", arg);
+        return 2;
+    default: /* 'B' */
+        o->breakdown = true;
+        return 0;
+    }
+}
+
+static int
+run_placement(const struct bench_placement *pl, void *opaque)
+{
+    return run_rtt(pl, opaque);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -726,47 +735,14 @@ main(int argc, char **argv)
     };
     struct opts o = { .iters = 2000, .batches = 20 };
     struct bench_cpus cpus;
-    bool failed;
-    int ch;
+    int rc;
 
     bench_prog = "rtt";
     if (bench_cpus_init(&cpus) < 0)
         return 1;
-    while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'i':
-            if (!bench_parse_count(optarg, 10000000, &o.iters)) {
-                fprintf(stderr, "rtt: bad --iters '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        case 'b':
-            if (!bench_parse_count(optarg, 100000, &o.batches)) {
-                fprintf(stderr, "rtt: bad --batches '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        case 'p':
-            if (!bench_parse_placement(&cpus, optarg)) {
-                fprintf(stderr, "rtt: bad --placement '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        case 'B':
-            o.breakdown = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc) {
-        usage(stderr);
-        return 2;
-    }
+    rc = bench_parse_args(argc, argv, longopts, usage, take_opt, &o, &cpus);
+    if (rc >= 0)
+        return rc;
     if ((size_t)o.iters * (size_t)o.batches > 100000000u) {
         fprintf(stderr, "rtt: --iters x --batches is over 1e8 samples\n");
         return 2;
@@ -778,19 +754,11 @@ main(int argc, char **argv)
            cpus.online, cpus.usable, RAW_REQ_SIZE, RAW_REPLY_SIZE, o.batches,
            o.iters);
     fflush(stdout);
-    bench_cpus_check_split(&cpus);
     /* Allow 1 ms per round trip (about 100 times the usual) plus a
      * minute for the rest. */
-    bench_watchdog((unsigned int)(60 + (size_t)o.iters * (size_t)o.batches *
-                                           (o.breakdown ? K_MAX : 2) * 2 /
-                                           1000));
-    /* Stop at the first failure: its message is the last one printed. */
-    failed = (cpus.same_on && run_rtt(&cpus.same, &o) < 0) ||
-             (cpus.split_on && run_rtt(&cpus.split, &o) < 0);
-    bench_watchdog(0);
-    if (bench_cpus_restore(&cpus) < 0)
-        failed = true;
-    if (failed)
-        fprintf(stderr, "rtt: FAILED\n");
-    return failed ? 1 : 0;
+    return bench_run(&cpus,
+                     (unsigned int)(60 + (size_t)o.iters * (size_t)o.batches *
+                                             (o.breakdown ? K_MAX : 2) * 2 /
+                                             1000),
+                     run_placement, &o);
 }
