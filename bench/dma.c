@@ -61,17 +61,6 @@ dma_serve(void *arg)
     return NULL;
 }
 
-static uint64_t
-xorshift64(uint64_t *s)
-{
-    uint64_t x = *s;
-
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
 static int
 run_dma(const struct bench_placement *pl)
 {
@@ -83,7 +72,9 @@ run_dma(const struct bench_placement *pl)
     struct testdev *td = NULL;
     struct umdev_dev *dev = NULL;
     uint8_t *guest = MAP_FAILED;
-    uint64_t *addrs = NULL, seed = 0x2545f4914f6cdd1dull;
+    uint64_t *addrs = NULL;
+    /* A fixed seed: every run looks up the same addresses. */
+    unsigned short seed[3] = { 0x330e, 0xd1d, 0x2545 };
     bool thread = false;
     int sv[2] = { -1, -1 }, memfd = -1, rc = -1, r;
     pthread_t tid;
@@ -188,8 +179,9 @@ run_dma(const struct bench_placement *pl)
     }
     /* Random addresses, drawn before the clock starts. */
     for (i = 0; i < DMA_LOOKUPS; i++) {
-        uint64_t page = xorshift64(&seed) % DMA_MAPS;
-        uint64_t off = xorshift64(&seed) % (DMA_PAGE - DMA_LOOKUP_LEN + 1);
+        uint64_t page = (uint64_t)nrand48(seed) % DMA_MAPS;
+        uint64_t off =
+            (uint64_t)nrand48(seed) % (DMA_PAGE - DMA_LOOKUP_LEN + 1);
 
         addrs[i] = DMA_IOVA_BASE + page * DMA_PAGE + off;
     }
