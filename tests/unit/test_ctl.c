@@ -585,7 +585,7 @@ static void
 test_timeout_then_late_answer(void **state)
 {
     static const struct step steps[] = {
-        { .delay_ms = 300,
+        { .delay_ms = 1000,
           .reply = "{\"version\":1,\"id\":@ID,\"ok\":true,"
                    "\"result\":{\"n\":\"late\"}}\n" },
         { .reply = "{\"version\":1,\"id\":@ID,\"ok\":true,"
@@ -599,9 +599,10 @@ test_timeout_then_late_answer(void **state)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_int_equal(call_args(&s, "stats", NULL, 100), -ETIMEDOUT);
     assert_true(elapsed_ms(&t0) >= 90);
-    assert_true(elapsed_ms(&t0) < 290);
+    /* Well before the answer (a loaded machine may be slow). */
+    assert_true(elapsed_ms(&t0) < 900);
     assert_null(s.r);
-    assert_int_equal(call_args(&s, "stats", NULL, 2000), 0);
+    assert_int_equal(call_args(&s, "stats", NULL, 5000), 0);
     assert_string_equal(result_str(&s, "n"), "mine");
     close_session(&s);
 }
