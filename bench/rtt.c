@@ -1,29 +1,22 @@
 /*
  * bench/rtt: what a trapped register access through umdev costs on top of
- * the bare transport, and how fast the DMA map table fills and translates.
+ * the bare transport. A 4-byte REGION_READ of the test device's SCRATCH
+ * register in BAR0 (umdev_client_region_read() against the real server
+ * path: an epoll loop in another process calling umdev_dev_process())
+ * versus a raw UNIX-socket ping-pong between two processes with the same
+ * message sizes (a 32-byte request, a 36-byte reply; the echo side does a
+ * blocking read and a write, the client a write and a read). Batches of
+ * the two kinds alternate so machine noise hits both. Run for two
+ * placements (bench.h): everything on one CPU, and client and servers on
+ * different CPUs. bench/dma measures the DMA map table.
  *
- *  1. A 4-byte REGION_READ of the test device's SCRATCH register in BAR0
- *     (umdev_client_region_read() against the real server path: an epoll
- *     loop in another process calling umdev_dev_process()) versus a raw
- *     UNIX-socket ping-pong between two processes with the same message
- *     sizes (a 32-byte request, a 36-byte reply; the echo side does a
- *     blocking read and a write, the client a write and a read). Batches
- *     of the two kinds alternate so machine noise hits both. Run for two
- *     placements: everything on one CPU, and client and servers on
- *     different CPUs.
- *  2. DMA_MAP of 10,000 distinct 4 KiB pages of one memfd (the fd passed
- *     with each message) from a client to a device served by a thread of
- *     this process, then umdev_dma_get()/umdev_dma_put() at random
- *     addresses across those mappings on the device pointer.
- *
- * Every read and translation is verified; any failure makes the exit
- * status non-zero. With no arguments it takes about ten seconds.
+ * Every read is verified; any failure makes the exit status non-zero.
+ * With no arguments it takes about ten seconds.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -32,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -42,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "testdev.h"
 #include "umdev/client.h"
 #include "umdev/dev.h"
@@ -56,48 +49,12 @@ _Static_assert(RAW_REQ_SIZE == 32, "request is 16 + 16 bytes");
 _Static_assert(RAW_REPLY_SIZE == 36, "reply is 16 + 16 + 4 bytes");
 
 #define WARMUP_ROUNDS 1000
-#define DMA_MAPS 10000
-#define DMA_LOOKUPS 1000000L
-#define DMA_PAGE 4096u
-#define DMA_IOVA_BASE 0x100000000ull
-#define DMA_LOOKUP_LEN 64u
 
 struct opts {
     long iters;
     long batches;
-    bool same, split;
-    bool dma;
     bool breakdown;
 };
-
-struct placement {
-    const char *name;
-    int client_cpu, server_cpu;
-};
-
-static int64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int
-pin_cpu(int cpu)
-{
-    cpu_set_t set;
-
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (sched_setaffinity(0, sizeof(set), &set) < 0) {
-        fprintf(stderr, "rtt: cannot pin to CPU %d: %s\n", cpu,
-                strerror(errno));
-        return -1;
-    }
-    return 0;
-}
 
 static int
 cmp_i64(const void *a, const void *b)
@@ -152,19 +109,6 @@ write_full(int fd, const void *buf, size_t len)
 
 /* Servers. Each runs in a child process until its peer hangs up. */
 
-static void
-on_client(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
-{
-    struct umdev_dev *dev = opaque;
-
-    (void)events;
-    if (umdev_dev_process(dev) == 0)
-        return;
-    /* Detached: the connection closed the fd already. */
-    umdev_loop_del(loop, fd);
-    umdev_loop_stop(loop);
-}
-
 /* The test device on @fd, served like umdev_server does: an epoll loop
  * that calls umdev_dev_process() when the socket is readable. */
 static int
@@ -186,7 +130,7 @@ serve_vfio_user(int fd)
     rc = umdev_dev_attach(dev, fd);
     if (rc == 0)
         rc = umdev_loop_add(loop, umdev_dev_client_fd(dev), UMDEV_LOOP_IN,
-                            on_client, dev);
+                            bench_serve_client, dev);
     if (rc == 0)
         rc = umdev_loop_run(loop);
 out:
@@ -218,46 +162,6 @@ serve_raw(int fd)
     close(fd);
     if (rc < 0)
         fprintf(stderr, "rtt: raw server: short read or write\n");
-    return rc < 0 ? 1 : 0;
-}
-
-/*
- * --breakdown servers: the baseline with one piece of the umdev server's
- * syscall pattern added at a time, so the gap can be attributed.
- */
-
-/* raw_epoll: epoll_wait() before each blocking read. */
-static int
-serve_raw_epoll(int fd)
-{
-    uint8_t req[RAW_REQ_SIZE], reply[RAW_REPLY_SIZE] = { 0 };
-    struct epoll_event ev = { .events = EPOLLIN };
-    int ep = epoll_create1(EPOLL_CLOEXEC), rc = -1;
-
-    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
-        goto out;
-    for (;;) {
-        if (epoll_wait(ep, &ev, 1, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = -1;
-            break;
-        }
-        rc = read_full(fd, req, sizeof(req));
-        if (rc <= 0)
-            break;
-        memcpy(reply, req, sizeof(uint32_t));
-        if (write_full(fd, reply, sizeof(reply)) < 0) {
-            rc = -1;
-            break;
-        }
-    }
-out:
-    if (ep >= 0)
-        close(ep);
-    close(fd);
-    if (rc < 0)
-        fprintf(stderr, "rtt: raw_epoll server failed\n");
     return rc < 0 ? 1 : 0;
 }
 
@@ -313,12 +217,17 @@ conn_like_read(int fd, uint8_t *rx, size_t len, int flags)
     return have == len ? 1 : -1;
 }
 
-/* raw_msg: exactly the server's syscalls without the library: a
+/*
+ * The two --breakdown servers, each the baseline with one piece of the
+ * umdev server's syscall pattern added, so the gap can be attributed:
+ * raw_epoll (!@msg): epoll_wait() before each blocking read;
+ * raw_msg (@msg): exactly the server's syscalls without the library: a
  * non-blocking socket, epoll_wait(), recvmsg() with a control buffer,
  * and one send(2) of the reply (lib/conn gathers a small reply without
- * fds into one buffer and sends that). */
+ * fds into one buffer and sends that).
+ */
 static int
-serve_raw_msg(int fd)
+serve_epoll(int fd, bool msg)
 {
     static uint8_t rx[16384];
     uint8_t reply[RAW_REPLY_SIZE] = { 0 };
@@ -326,7 +235,7 @@ serve_raw_msg(int fd)
     int ep = epoll_create1(EPOLL_CLOEXEC), rc = -1;
 
     if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 ||
-        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+        (msg && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0))
         goto out;
     for (;;) {
         if (epoll_wait(ep, &ev, 1, -1) < 0) {
@@ -335,14 +244,16 @@ serve_raw_msg(int fd)
             rc = -1;
             break;
         }
-        rc = conn_like_read(fd, rx, RAW_REQ_SIZE, MSG_DONTWAIT);
+        rc = msg ? conn_like_read(fd, rx, RAW_REQ_SIZE, MSG_DONTWAIT)
+                 : read_full(fd, rx, RAW_REQ_SIZE);
         if (rc == -EAGAIN)
             continue;
         if (rc <= 0)
             break;
         memcpy(reply, rx, sizeof(uint32_t));
-        if (send(fd, reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT) !=
-            RAW_REPLY_SIZE) {
+        if (msg ? send(fd, reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT) !=
+                      RAW_REPLY_SIZE
+                : write_full(fd, reply, sizeof(reply)) < 0) {
             rc = -1;
             break;
         }
@@ -352,8 +263,21 @@ out:
         close(ep);
     close(fd);
     if (rc < 0)
-        fprintf(stderr, "rtt: raw_msg server failed\n");
+        fprintf(stderr, "rtt: %s server failed\n",
+                msg ? "raw_msg" : "raw_epoll");
     return rc < 0 ? 1 : 0;
+}
+
+static int
+serve_raw_epoll(int fd)
+{
+    return serve_epoll(fd, false);
+}
+
+static int
+serve_raw_msg(int fd)
+{
+    return serve_epoll(fd, true);
 }
 
 /* Fork a server on @fd pinned to @cpu. The child closes every other
@@ -377,7 +301,7 @@ spawn(int (*serve)(int), int fd, const int *all, size_t nall, int cpu)
         for (i = 0; i < nall; i++)
             if (all[i] >= 0 && all[i] != fd)
                 close(all[i]);
-        if (pin_cpu(cpu) < 0)
+        if (bench_pin_cpu(cpu) < 0)
             _exit(1);
         _exit(serve(fd));
     }
@@ -434,7 +358,7 @@ batch_vfio_user(struct rtt_ctx *x, long n, int64_t *t)
     long i;
     int rc;
 
-    t[0] = now_ns();
+    t[0] = bench_now_ns();
     for (i = 0; i < n; i++) {
         uint32_t v = 0;
 
@@ -450,7 +374,7 @@ batch_vfio_user(struct rtt_ctx *x, long n, int64_t *t)
                     x->scratch);
             return -1;
         }
-        t[i + 1] = now_ns();
+        t[i + 1] = bench_now_ns();
     }
     return 0;
 }
@@ -465,7 +389,7 @@ batch_raw(struct rtt_ctx *x, int fd, bool msg, long n, int64_t *t)
     uint8_t req[RAW_REQ_SIZE] = { 0 }, reply[RAW_REPLY_SIZE];
     long i;
 
-    t[0] = now_ns();
+    t[0] = bench_now_ns();
     for (i = 0; i < n; i++) {
         uint32_t seq = ++x->seq, got;
         int rc;
@@ -493,7 +417,7 @@ batch_raw(struct rtt_ctx *x, int fd, bool msg, long n, int64_t *t)
             fprintf(stderr, "rtt: raw reply %u, expected %u\n", got, seq);
             return -1;
         }
-        t[i + 1] = now_ns();
+        t[i + 1] = bench_now_ns();
     }
     return 0;
 }
@@ -624,7 +548,7 @@ print_breakdown(const struct series *ser, const struct opts *o, size_t served)
 }
 
 static int
-run_rtt(const struct placement *pl, const struct opts *o)
+run_rtt(const struct bench_placement *pl, const struct opts *o)
 {
     const int nk = o->breakdown ? K_MAX : K_VFIO_USER + 1;
     size_t n = (size_t)o->batches * (size_t)o->iters;
@@ -670,7 +594,7 @@ run_rtt(const struct placement *pl, const struct opts *o)
         close(sv[k][0]);
         sv[k][0] = -1;
     }
-    if (pin_cpu(pl->client_cpu) < 0)
+    if (bench_pin_cpu(pl->client_cpu) < 0)
         goto out;
     r = umdev_client_attach_fd(sv[K_VFIO_USER][1], NULL, &x.c);
     sv[K_VFIO_USER][1] = -1;
@@ -751,274 +675,51 @@ out:
     return rc;
 }
 
-/* DMA: a device served by a thread of this process. */
-
-struct dma_server {
-    struct umdev_dev *dev;
-    int cpu;
-    int rc;
-};
-
-static void *
-dma_serve(void *arg)
-{
-    struct dma_server *s = arg;
-    struct umdev_loop *loop;
-
-    /* sched_setaffinity(0) pins the calling thread only. */
-    s->rc = pin_cpu(s->cpu) < 0 ? -EINVAL : umdev_loop_create(&loop);
-    if (s->rc < 0) {
-        umdev_dev_detach(s->dev);
-        return NULL;
-    }
-    s->rc = umdev_loop_add(loop, umdev_dev_client_fd(s->dev), UMDEV_LOOP_IN,
-                           on_client, s->dev);
-    if (s->rc == 0)
-        s->rc = umdev_loop_run(loop);
-    /* On error the client sees the hang-up and fails too. */
-    umdev_dev_detach(s->dev);
-    umdev_loop_destroy(loop);
-    return NULL;
-}
-
-static uint64_t
-xorshift64(uint64_t *s)
-{
-    uint64_t x = *s;
-
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
-static int
-run_dma(const struct placement *pl)
-{
-    const uint32_t prot =
-        VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE;
-    const size_t guest_len = (size_t)DMA_MAPS * DMA_PAGE;
-    struct dma_server srv = { 0 };
-    struct umdev_client *c = NULL;
-    struct testdev *td = NULL;
-    struct umdev_dev *dev = NULL;
-    uint8_t *guest = MAP_FAILED;
-    uint64_t *addrs = NULL, seed = 0x2545f4914f6cdd1dull;
-    bool thread = false;
-    int sv[2] = { -1, -1 }, memfd = -1, rc = -1, r;
-    pthread_t tid;
-    int64_t t0, t1, t2, t3;
-    long i;
-
-    addrs = malloc(DMA_LOOKUPS * sizeof(*addrs));
-    if (addrs == NULL) {
-        fprintf(stderr, "rtt: out of memory\n");
-        goto out;
-    }
-    memfd = memfd_create("rtt-guest", MFD_CLOEXEC);
-    if (memfd < 0 || ftruncate(memfd, (off_t)guest_len) < 0) {
-        fprintf(stderr, "rtt: memfd: %s\n", strerror(errno));
-        goto out;
-    }
-    guest = mmap(NULL, guest_len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-    if (guest == MAP_FAILED) {
-        fprintf(stderr, "rtt: mmap guest memory: %s\n", strerror(errno));
-        goto out;
-    }
-    /* A tag per page, checked through the server's mappings below. */
-    for (i = 0; i < DMA_MAPS; i++) {
-        uint64_t tag = 0xd3a0000000000000ull | (uint64_t)i;
-
-        memcpy(guest + (size_t)i * DMA_PAGE, &tag, sizeof(tag));
-    }
-    r = testdev_create(NULL, &td);
-    if (r < 0) {
-        fprintf(stderr, "rtt: testdev_create: %s\n", strerror(-r));
-        goto out;
-    }
-    dev = testdev_dev(td);
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-        fprintf(stderr, "rtt: socketpair: %s\n", strerror(errno));
-        goto out;
-    }
-    r = umdev_dev_attach(dev, sv[0]);
-    sv[0] = -1;
-    if (r < 0) {
-        fprintf(stderr, "rtt: umdev_dev_attach: %s\n", strerror(-r));
-        goto out;
-    }
-    srv.dev = dev;
-    srv.cpu = pl->server_cpu;
-    if (pin_cpu(pl->client_cpu) < 0)
-        goto out;
-    r = pthread_create(&tid, NULL, dma_serve, &srv);
-    if (r != 0) {
-        fprintf(stderr, "rtt: pthread_create: %s\n", strerror(r));
-        umdev_dev_detach(dev);
-        goto out;
-    }
-    thread = true;
-    r = umdev_client_attach_fd(sv[1], NULL, &c);
-    sv[1] = -1;
-    if (r < 0) {
-        fprintf(stderr, "rtt: client attach: %s\n", strerror(-r));
-        goto out;
-    }
-
-    /* Ascending IOVAs, adjacent pages: each DMA_MAP lands at the end of
-     * the sorted table, as a guest's RAM does when it is mapped in order. */
-    t0 = now_ns();
-    for (i = 0; i < DMA_MAPS; i++) {
-        r = umdev_client_dma_map(c, DMA_IOVA_BASE + (uint64_t)i * DMA_PAGE,
-                                 DMA_PAGE, guest + (size_t)i * DMA_PAGE, memfd,
-                                 (uint64_t)i * DMA_PAGE, prot);
-        if (r < 0) {
-            fprintf(stderr, "rtt: DMA_MAP %ld: %s\n", i, strerror(-r));
-            goto out;
-        }
-    }
-    t1 = now_ns();
-    if (umdev_dma_count(dev) != DMA_MAPS) {
-        fprintf(stderr, "rtt: %zu DMA mappings live, expected %d\n",
-                umdev_dma_count(dev), DMA_MAPS);
-        goto out;
-    }
-    /* Untimed: every mapping translates to its own page (this also
-     * faults the server's mappings in before the timed lookups). */
-    for (i = 0; i < DMA_MAPS; i++) {
-        uint64_t want = 0xd3a0000000000000ull | (uint64_t)i, got;
-        struct umdev_dma_hold h;
-
-        r = umdev_dma_get(dev, DMA_IOVA_BASE + (uint64_t)i * DMA_PAGE,
-                          sizeof(got), UMDEV_DMA_READ, &h);
-        if (r < 0) {
-            fprintf(stderr, "rtt: umdev_dma_get page %ld: %s\n", i,
-                    strerror(-r));
-            goto out;
-        }
-        memcpy(&got, h.ptr, sizeof(got));
-        umdev_dma_put(dev, &h);
-        if (got != want) {
-            fprintf(stderr,
-                    "rtt: page %ld reads 0x%016llx through DMA, "
-                    "expected 0x%016llx\n",
-                    i, (unsigned long long)got, (unsigned long long)want);
-            goto out;
-        }
-    }
-    /* Random addresses, drawn before the clock starts. */
-    for (i = 0; i < DMA_LOOKUPS; i++) {
-        uint64_t page = xorshift64(&seed) % DMA_MAPS;
-        uint64_t off = xorshift64(&seed) % (DMA_PAGE - DMA_LOOKUP_LEN + 1);
-
-        addrs[i] = DMA_IOVA_BASE + page * DMA_PAGE + off;
-    }
-    t2 = now_ns();
-    for (i = 0; i < DMA_LOOKUPS; i++) {
-        struct umdev_dma_hold h;
-
-        r = umdev_dma_get(dev, addrs[i], DMA_LOOKUP_LEN, UMDEV_DMA_READ, &h);
-        if (r < 0 || h.ptr == NULL) {
-            fprintf(stderr, "rtt: umdev_dma_get 0x%llx: %s\n",
-                    (unsigned long long)addrs[i], strerror(-r));
-            goto out;
-        }
-        umdev_dma_put(dev, &h);
-    }
-    t3 = now_ns();
-    printf("dma placement=%s client_cpu=%d server_cpu=%d maps=%d "
-           "maps_per_s=%.0f us_per_map=%.2f\n",
-           pl->name, pl->client_cpu, pl->server_cpu, DMA_MAPS,
-           DMA_MAPS / ((double)(t1 - t0) / 1e9),
-           (double)(t1 - t0) / DMA_MAPS / 1e3);
-    printf("dma placement=%s lookups=%ld lookups_per_s=%.0f "
-           "ns_per_lookup=%.1f\n",
-           pl->name, DMA_LOOKUPS, DMA_LOOKUPS / ((double)(t3 - t2) / 1e9),
-           (double)(t3 - t2) / DMA_LOOKUPS);
-    fflush(stdout);
-    rc = 0;
-out:
-    umdev_client_destroy(c);
-    if (thread) {
-        pthread_join(tid, NULL);
-        if (srv.rc < 0) {
-            fprintf(stderr, "rtt: DMA server thread: %s\n", strerror(-srv.rc));
-            rc = -1;
-        }
-    }
-    testdev_destroy(td);
-    for (r = 0; r < 2; r++)
-        if (sv[r] >= 0)
-            close(sv[r]);
-    if (guest != MAP_FAILED)
-        munmap(guest, guest_len);
-    if (memfd >= 0)
-        close(memfd);
-    free(addrs);
-    return rc;
-}
-
-static void
-on_alarm(int sig)
-{
-    static const char msg[] = "rtt: timed out: a peer stopped answering\n";
-
-    (void)sig;
-    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
-        /* Nothing more to do: we exit either way. */
-    }
-    _exit(1);
-}
-
 static void
 usage(FILE *f)
 {
     fprintf(f,
             "usage: rtt [--iters N] [--batches N] "
-            "[--placement same|split|both] [--no-dma] [--breakdown]\n"
+            "[--placement same|split|both] [--breakdown]\n"
             "\n"
             "  --iters N      round trips per batch and kind (default 2000)\n"
             "  --batches N    batches per kind, alternating (default 20)\n"
             "  --placement P  same: client and servers on one CPU; split:\n"
             "                 client on one CPU, servers on another;\n"
             "                 both (default)\n"
-            "  --no-dma       skip the DMA map/lookup benchmark\n"
             "  --breakdown    also time the raw ping-pong with the server's\n"
             "                 epoll_wait, then with lib/conn's exact\n"
-            "                 send/recvmsg calls, to attribute the gap\n");
+            "                 send/recvmsg calls, to attribute the gap\n"
+            "(The DMA map/lookup benchmark is bench/dma.)\n");
 }
 
-static bool
-parse_count(const char *s, long max, long *out)
+/* rtt's own options (bench_opt_fn). */
+static int
+take_opt(int ch, const char *arg, void *opaque)
 {
-    char *end;
-    long v;
+    struct opts *o = opaque;
 
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v <= 0 || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
-/* The first two CPUs this process may run on (-1 when there is none). */
-static void
-pick_cpus(const cpu_set_t *allowed, int *a, int *b)
-{
-    int cpu;
-
-    *a = *b = -1;
-    for (cpu = 0; cpu < CPU_SETSIZE; cpu++) {
-        if (!CPU_ISSET(cpu, allowed))
-            continue;
-        if (*a < 0) {
-            *a = cpu;
-        } else {
-            *b = cpu;
-            return;
-        }
+    switch (ch) {
+    case 'i':
+        if (bench_parse_count(arg, 10000000, &o->iters))
+            return 0;
+        fprintf(stderr, "rtt: bad --iters '%s'\n", arg);
+        return 2;
+    case 'b':
+        if (bench_parse_count(arg, 100000, &o->batches))
+            return 0;
+        fprintf(stderr, "rtt: bad --batches '%s'\n", arg);
+        return 2;
+    default: /* 'B' */
+        o->breakdown = true;
+        return 0;
     }
+}
+
+static int
+run_placement(const struct bench_placement *pl, void *opaque)
+{
+    return run_rtt(pl, opaque);
 }
 
 int
@@ -1028,110 +729,36 @@ main(int argc, char **argv)
         { "iters", required_argument, NULL, 'i' },
         { "batches", required_argument, NULL, 'b' },
         { "placement", required_argument, NULL, 'p' },
-        { "no-dma", no_argument, NULL, 'n' },
         { "breakdown", no_argument, NULL, 'B' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    struct opts o = {
-        .iters = 2000,
-        .batches = 20,
-        .same = true,
-        .split = true,
-        .dma = true,
-    };
-    struct placement same, split;
-    cpu_set_t allowed;
-    int ch, cpu_a, cpu_b;
-    bool failed;
+    struct opts o = { .iters = 2000, .batches = 20 };
+    struct bench_cpus cpus;
+    int rc;
 
-    while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'i':
-            if (!parse_count(optarg, 10000000, &o.iters)) {
-                fprintf(stderr, "rtt: bad --iters '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        case 'b':
-            if (!parse_count(optarg, 100000, &o.batches)) {
-                fprintf(stderr, "rtt: bad --batches '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        case 'p':
-            o.same = !strcmp(optarg, "same") || !strcmp(optarg, "both");
-            o.split = !strcmp(optarg, "split") || !strcmp(optarg, "both");
-            if (!o.same && !o.split) {
-                fprintf(stderr, "rtt: bad --placement '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        case 'n':
-            o.dma = false;
-            break;
-        case 'B':
-            o.breakdown = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc) {
-        usage(stderr);
-        return 2;
-    }
+    bench_prog = "rtt";
+    if (bench_cpus_init(&cpus) < 0)
+        return 1;
+    rc = bench_parse_args(argc, argv, longopts, usage, take_opt, &o, &cpus);
+    if (rc >= 0)
+        return rc;
     if ((size_t)o.iters * (size_t)o.batches > 100000000u) {
         fprintf(stderr, "rtt: --iters x --batches is over 1e8 samples\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
-    if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0) {
-        fprintf(stderr, "rtt: sched_getaffinity: %s\n", strerror(errno));
-        return 1;
-    }
-    pick_cpus(&allowed, &cpu_a, &cpu_b);
     printf("rtt: %d CPU(s) online, %d usable here; 4-byte REGION_READ of "
            "BAR0 SCRATCH vs raw %zu/%zu-byte UNIX-socket ping-pong, "
            "%ld batches x %ld round trips per kind\n",
-           (int)sysconf(_SC_NPROCESSORS_ONLN), CPU_COUNT(&allowed),
-           RAW_REQ_SIZE, RAW_REPLY_SIZE, o.batches, o.iters);
+           cpus.online, cpus.usable, RAW_REQ_SIZE, RAW_REPLY_SIZE, o.batches,
+           o.iters);
     fflush(stdout);
-    same = (struct placement){ "same-cpu", cpu_a, cpu_a };
-    split = (struct placement){ "split-cpu", cpu_a, cpu_b };
-    if (o.split && cpu_b < 0) {
-        printf("rtt placement=split-cpu skipped: only one CPU (%d) is "
-               "available\n",
-               cpu_a);
-        o.split = false;
-    }
-    /* A hung peer must not hang the benchmark: allow 1 ms per round trip
-     * (about 100 times the usual) plus a minute for the rest. */
-    signal(SIGALRM, on_alarm);
-    alarm((unsigned int)(60 + (size_t)o.iters * (size_t)o.batches *
-                                  (o.breakdown ? K_MAX : 2) * 2 / 1000));
-    /* Stop at the first failure: its message is the last one printed. */
-    failed = (o.same && run_rtt(&same, &o) < 0) ||
-             (o.split && run_rtt(&split, &o) < 0);
-    if (!failed && o.dma) {
-        printf("dma: %d DMA_MAPs of one 4 KiB page each (memfd passed "
-               "every time, mmap in the server thread), then %ld "
-               "umdev_dma_get+put of %u bytes at random addresses\n",
-               DMA_MAPS, DMA_LOOKUPS, DMA_LOOKUP_LEN);
-        fflush(stdout);
-        failed =
-            (o.same && run_dma(&same) < 0) || (o.split && run_dma(&split) < 0);
-    }
-    alarm(0);
-    if (sched_setaffinity(0, sizeof(allowed), &allowed) < 0) {
-        fprintf(stderr, "rtt: restoring affinity: %s\n", strerror(errno));
-        failed = true;
-    }
-    if (failed)
-        fprintf(stderr, "rtt: FAILED\n");
-    return failed ? 1 : 0;
+    /* Allow 1 ms per round trip (about 100 times the usual) plus a
+     * minute for the rest. */
+    return bench_run(&cpus,
+                     (unsigned int)(60 + (size_t)o.iters * (size_t)o.batches *
+                                             (o.breakdown ? K_MAX : 2) * 2 /
+                                             1000),
+                     run_placement, &o);
 }

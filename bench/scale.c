@@ -25,14 +25,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
+
+#include "umdev/ctl.h"
 
 #ifndef UMDEVD_PATH
 #error "UMDEVD_PATH must name the umdevd binary"
@@ -44,11 +44,18 @@
 #define MAX_CONNS 64
 #define REQ_TIMEOUT_MS 30000
 
-struct ctl {
-    int fd;
-    char buf[4 << 20]; /* a list of 1000 instances is ~0.5 MiB */
-    size_t len;
-    int outstanding; /* requests sent, responses not yet read */
+/* One control connection with at most one request in flight. */
+struct conn {
+    struct umdev_ctl *ctl;
+    int64_t pending; /* the request in flight; 0: none */
+    int index;       /* which of a wave's requests it is */
+};
+
+/* What the waves of requests fill in and read. */
+struct fleet {
+    int n;
+    char (*uuids)[40];
+    pid_t *pids;
 };
 
 static char dir[] = "/tmp/umdev-scale.XXXXXX";
@@ -95,65 +102,44 @@ median(double *v, size_t n)
 }
 
 static void
-ctl_connect(struct ctl *c)
+conn_open(struct conn *c)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int rc = umdev_ctl_connect(control_path, REQ_TIMEOUT_MS, &c->ctl);
 
-    memset(c, 0, sizeof(*c));
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", control_path);
-    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-        die("connect %s: %s", control_path, strerror(errno));
+    if (rc < 0)
+        die("connect %s: %s", control_path, strerror(-rc));
+    c->pending = 0;
 }
 
+/* Send @cmd with @args_json; dies on error. */
 static void
-ctl_send(struct ctl *c, const char *cmd, const char *args_json, int id)
+conn_send(struct conn *c, const char *cmd, const char *args_json)
 {
-    char line[512];
-    int n = snprintf(line, sizeof(line),
-                     "{\"version\":1,\"id\":%d,\"cmd\":\"%s\",\"args\":%s}\n",
-                     id, cmd, args_json);
+    struct json_object *args = json_tokener_parse(args_json);
+    struct umdev_ctl_error e;
+    int rc;
 
-    if (n < 0 || (size_t)n >= sizeof(line) ||
-        send(c->fd, line, (size_t)n, MSG_NOSIGNAL) != n)
-        die("send %s: %s", cmd, strerror(errno));
-    c->outstanding++;
+    if (args == NULL)
+        die("bad arguments for %s: %s", cmd, args_json);
+    rc = umdev_ctl_send(c->ctl, cmd, args, REQ_TIMEOUT_MS, &c->pending, &e);
+    json_object_put(args);
+    if (rc < 0)
+        die("send %s: %s", cmd, e.message);
 }
 
-/* Read one response line (blocking, bounded). Returns the parsed object;
- * dies on error or an "ok": false response. */
+/* The result of the request in flight (the caller puts it); dies on an
+ * error or a refusal. */
 static struct json_object *
-ctl_recv(struct ctl *c)
+conn_recv(struct conn *c)
 {
-    for (;;) {
-        char *nl = memchr(c->buf, '\n', c->len);
-        struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-        ssize_t n;
+    struct json_object *r;
+    struct umdev_ctl_error e;
+    int rc = umdev_ctl_recv(c->ctl, c->pending, REQ_TIMEOUT_MS, &r, &e);
 
-        if (nl != NULL) {
-            struct json_object *o, *ok;
-            size_t line = (size_t)(nl - c->buf) + 1;
-
-            *nl = '\0';
-            o = json_tokener_parse(c->buf);
-            if (o == NULL || !json_object_object_get_ex(o, "ok", &ok))
-                die("bad response: %s", c->buf);
-            if (!json_object_get_boolean(ok))
-                die("request failed: %s", c->buf);
-            memmove(c->buf, c->buf + line, c->len - line);
-            c->len -= line;
-            c->outstanding--;
-            return o;
-        }
-        if (c->len == sizeof(c->buf))
-            die("response line too long");
-        if (poll(&pfd, 1, REQ_TIMEOUT_MS) != 1)
-            die("no response within %d ms", REQ_TIMEOUT_MS);
-        n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
-        if (n <= 0)
-            die("control connection closed");
-        c->len += (size_t)n;
-    }
+    if (rc < 0)
+        die("request failed: %s%s%s", e.code, e.code[0] ? ": " : "", e.message);
+    c->pending = 0;
+    return r;
 }
 
 static void
@@ -176,8 +162,8 @@ start_daemon(void)
     if (daemon_pid == 0) {
         if (freopen(log, "w", stderr) == NULL)
             _exit(127);
-        execl(UMDEVD_PATH, "umdevd", "--rundir", rundir, "--statedir",
-              statedir, "--control", control_path, (char *)NULL);
+        execl(UMDEVD_PATH, "umdevd", "--rundir", rundir, "--statedir", statedir,
+              "--control", control_path, (char *)NULL);
         _exit(127);
     }
     for (i = 0; i < 100; i++) {
@@ -188,6 +174,89 @@ start_daemon(void)
         usleep(50000);
     }
     die("umdevd did not create %s (log: %s)", control_path, log);
+}
+
+/* A wave's request @index: write its arguments to @buf. */
+typedef void wave_args_fn(const struct fleet *f, int index, char *buf,
+                          size_t len);
+/* A wave's request @index succeeded with @result (borrowed). */
+typedef void wave_done_fn(struct fleet *f, int index,
+                          struct json_object *result);
+
+/*
+ * @f->n requests of @cmd over @k connections, each keeping one in flight
+ * (the daemon parks a connection until its worker reports ready, so this
+ * is how starts and stops overlap). Dies on any failure or a stall.
+ */
+static void
+wave(struct conn *conns, int k, const char *cmd, struct fleet *f,
+     wave_args_fn *args, wave_done_fn *done)
+{
+    struct pollfd pfd[MAX_CONNS];
+    int next = 0, finished = 0, i;
+    char buf[128];
+
+    while (finished < f->n) {
+        for (i = 0; i < k && next < f->n; i++) {
+            if (conns[i].pending != 0)
+                continue;
+            args(f, next, buf, sizeof(buf));
+            conns[i].index = next++;
+            conn_send(&conns[i], cmd, buf);
+        }
+        for (i = 0; i < k; i++)
+            pfd[i] = (struct pollfd){ .fd = umdev_ctl_fd(conns[i].ctl),
+                                      .events = POLLIN };
+        if (poll(pfd, (nfds_t)k, REQ_TIMEOUT_MS) <= 0)
+            die("%s stalled after %d of %d", cmd, finished, f->n);
+        for (i = 0; i < k; i++) {
+            struct json_object *r;
+
+            if (!(pfd[i].revents & POLLIN) || conns[i].pending == 0)
+                continue;
+            r = conn_recv(&conns[i]);
+            done(f, conns[i].index, r);
+            json_object_put(r);
+            finished++;
+        }
+    }
+}
+
+static void
+start_args(const struct fleet *f, int index, char *buf, size_t len)
+{
+    (void)f;
+    (void)index;
+    snprintf(buf, len,
+             "{\"parent\":\"serial\",\"type\":\"2port\","
+             "\"attrs\":{\"port0\":\"none\",\"port1\":\"none\"}}");
+}
+
+/* Keep the instance's UUID (to stop it) and its worker's pid. */
+static void
+started(struct fleet *f, int index, struct json_object *result)
+{
+    struct json_object *inst = json_object_object_get(result, "instance");
+    struct json_object *v;
+
+    snprintf(f->uuids[index], sizeof(f->uuids[index]), "%s",
+             json_object_get_string(json_object_object_get(inst, "uuid")));
+    if (json_object_object_get_ex(inst, "pid", &v))
+        f->pids[index] = (pid_t)json_object_get_int(v);
+}
+
+static void
+stop_args(const struct fleet *f, int index, char *buf, size_t len)
+{
+    snprintf(buf, len, "{\"uuid\":\"%s\"}", f->uuids[index]);
+}
+
+static void
+stopped(struct fleet *f, int index, struct json_object *result)
+{
+    (void)f;
+    (void)index;
+    (void)result;
 }
 
 /* Private memory of one process in KiB, from smaps_rollup. */
@@ -243,13 +312,11 @@ main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    struct ctl *conns = calloc(MAX_CONNS, sizeof(*conns));
-    int n = 1000, k = 16, ch, i, started = 0, next = 0;
-    char (*uuids)[40];
-    pid_t *pids;
+    struct conn *conns = calloc(MAX_CONNS, sizeof(*conns));
+    struct fleet fleet = { 0 };
+    int n = 1000, k = 16, ch, i;
     double t0, t_start, t_stop, lat[9];
     long daemon_before, daemon_after, workers = 0;
-    struct json_object *o, *res, *inst, *v;
 
     while ((ch = getopt_long(argc, argv, "n:k:h", opts, NULL)) != -1) {
         switch (ch) {
@@ -267,15 +334,18 @@ main(int argc, char **argv)
         }
     }
     if (n < 1 || n > 1024 || k < 1 || k > MAX_CONNS) {
-        fprintf(stderr, "scale: 1 <= N <= 1024 (the serial pool), "
-                        "1 <= K <= %d\n", MAX_CONNS);
+        fprintf(stderr,
+                "scale: 1 <= N <= 1024 (the serial pool), "
+                "1 <= K <= %d\n",
+                MAX_CONNS);
         return 2;
     }
     /* Children are forked after printing: no buffered output to copy. */
     setvbuf(stdout, NULL, _IOLBF, 0);
-    uuids = calloc((size_t)n, sizeof(*uuids));
-    pids = calloc((size_t)n, sizeof(*pids));
-    if (uuids == NULL || pids == NULL || conns == NULL)
+    fleet.n = n;
+    fleet.uuids = calloc((size_t)n, sizeof(*fleet.uuids));
+    fleet.pids = calloc((size_t)n, sizeof(*fleet.pids));
+    if (fleet.uuids == NULL || fleet.pids == NULL || conns == NULL)
         die("out of memory");
     start_daemon();
     daemon_before = private_kib(daemon_pid);
@@ -283,56 +353,20 @@ main(int argc, char **argv)
            "umdevd pid %d, %ld CPUs online\n",
            n, k, (int)daemon_pid, sysconf(_SC_NPROCESSORS_ONLN));
 
-    /* Start: each connection keeps one start in flight (the daemon parks
-     * a connection until its worker reports ready). */
     for (i = 0; i < k; i++)
-        ctl_connect(&conns[i]);
+        conn_open(&conns[i]);
     t0 = now_s();
-    for (i = 0; i < k && next < n; i++, next++)
-        ctl_send(&conns[i], "start",
-                 "{\"parent\":\"serial\",\"type\":\"2port\","
-                 "\"attrs\":{\"port0\":\"none\",\"port1\":\"none\"}}",
-                 next);
-    while (started < n) {
-        struct pollfd pfd[MAX_CONNS];
-
-        for (i = 0; i < k; i++)
-            pfd[i] = (struct pollfd){ .fd = conns[i].fd, .events = POLLIN };
-        if (poll(pfd, (nfds_t)k, REQ_TIMEOUT_MS) <= 0)
-            die("starts stalled at %d of %d", started, n);
-        for (i = 0; i < k; i++) {
-            if (!(pfd[i].revents & POLLIN) || conns[i].outstanding == 0)
-                continue;
-            o = ctl_recv(&conns[i]);
-            res = json_object_object_get(o, "result");
-            inst = json_object_object_get(res, "instance");
-            snprintf(uuids[started], sizeof(uuids[started]), "%s",
-                     json_object_get_string(
-                         json_object_object_get(inst, "uuid")));
-            if (json_object_object_get_ex(inst, "pid", &v))
-                pids[started] = (pid_t)json_object_get_int(v);
-            json_object_put(o);
-            started++;
-            if (next < n) {
-                ctl_send(&conns[i], "start",
-                         "{\"parent\":\"serial\",\"type\":\"2port\","
-                         "\"attrs\":{\"port0\":\"none\",\"port1\":\"none\"}}",
-                         next);
-                next++;
-            }
-        }
-    }
+    wave(conns, k, "start", &fleet, start_args, started);
     t_start = now_s() - t0;
-    printf("start %d instances: %.2f s (%.0f/s)\n", n, t_start,
-           n / t_start);
+    printf("start %d instances: %.2f s (%.0f/s)\n", n, t_start, n / t_start);
 
     /* Let the workers settle to idle before measuring memory. */
     sleep(1);
     for (i = 0; i < n; i++) {
-        long kib = pids[i] > 0 ? private_kib(pids[i]) : -1;
+        long kib = fleet.pids[i] > 0 ? private_kib(fleet.pids[i]) : -1;
 
         if (kib < 0)
-            die("instance %s: no worker pid or smaps", uuids[i]);
+            die("instance %s: no worker pid or smaps", fleet.uuids[i]);
         workers += kib;
     }
     daemon_after = private_kib(daemon_pid);
@@ -348,50 +382,20 @@ main(int argc, char **argv)
     for (i = 0; i < 9; i++) {
         double t = now_s();
 
-        ctl_send(&conns[0], "list", "{}", 1);
-        json_object_put(ctl_recv(&conns[0]));
+        conn_send(&conns[0], "list", "{}");
+        json_object_put(conn_recv(&conns[0]));
         lat[i] = now_s() - t;
     }
     printf("control list round trip with %d running: median %.1f ms\n", n,
            median(lat, 9) * 1e3);
 
-    /* Stop: again one request in flight per connection. */
     t0 = now_s();
-    next = 0;
-    started = n; /* now counts instances still running */
-    for (i = 0; i < k && next < n; i++, next++) {
-        char args[96];
-
-        snprintf(args, sizeof(args), "{\"uuid\":\"%s\"}", uuids[next]);
-        ctl_send(&conns[i], "stop", args, next);
-    }
-    while (started > 0) {
-        struct pollfd pfd[MAX_CONNS];
-
-        for (i = 0; i < k; i++)
-            pfd[i] = (struct pollfd){ .fd = conns[i].fd, .events = POLLIN };
-        if (poll(pfd, (nfds_t)k, REQ_TIMEOUT_MS) <= 0)
-            die("stops stalled with %d running", started);
-        for (i = 0; i < k; i++) {
-            if (!(pfd[i].revents & POLLIN) || conns[i].outstanding == 0)
-                continue;
-            json_object_put(ctl_recv(&conns[i]));
-            started--;
-            if (next < n) {
-                char args[96];
-
-                snprintf(args, sizeof(args), "{\"uuid\":\"%s\"}",
-                         uuids[next]);
-                ctl_send(&conns[i], "stop", args, next);
-                next++;
-            }
-        }
-    }
+    wave(conns, k, "stop", &fleet, stop_args, stopped);
     t_stop = now_s() - t0;
     printf("stop %d instances: %.2f s (%.0f/s)\n", n, t_stop, n / t_stop);
 
     for (i = 0; i < k; i++)
-        close(conns[i].fd);
+        umdev_ctl_close(conns[i].ctl);
     kill(daemon_pid, SIGTERM);
     waitpid(daemon_pid, NULL, 0);
     {
@@ -401,8 +405,8 @@ main(int argc, char **argv)
         if (system(cmd) != 0)
             fprintf(stderr, "scale: could not remove %s\n", dir);
     }
-    free(uuids);
-    free(pids);
+    free(fleet.uuids);
+    free(fleet.pids);
     free(conns);
     return 0;
 }

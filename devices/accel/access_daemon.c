@@ -20,16 +20,13 @@
  * lib/access created (the queue's MSI-X vector).
  *
  * Blocking: open, register, unregister, status and close each wait for
- * the daemon or the worker (bounded by the client timeout); submit and
- * reap never do.
+ * the daemon or the worker (bounded by the vfio-user client's timeout
+ * and AD_CTL_TIMEOUT_MS); submit and reap never do.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -39,9 +36,9 @@
 #include "accel.h"
 #include "accel_access.h"
 #include "umdev/client.h"
+#include "umdev/ctl.h"
 
 #define AD_TYPE "accel-1wq"
-#define AD_LINE_MAX (1u << 20) /* the daemon's own request/response limit */
 #define PCI_CFG_COMMAND 0x04
 #define PCI_CFG_COMMAND_MEMORY 0x2
 #define PCI_CFG_COMMAND_MASTER 0x4
@@ -65,113 +62,36 @@ struct ad_range {
 
 struct ad_queue {
     struct accel_access_daemon *p;
-    int ctl;           /* control connection holding the lease */
-    char *rbuf;        /* bytes read past the last response */
-    size_t rlen;
-    int next_id;
+    struct umdev_ctl *ctl; /* the control connection holding the lease */
     char uuid[64];
     struct umdev_client *c;
     uint64_t ring_va; /* the ring, in our address space */
     struct ad_range ranges[UMDEV_ACCESS_MAX_REGIONS];
 };
 
-/* ---- The control connection (docs/CONTROL.md: one JSON object a line) */
+/* ---- The control connection (docs/CONTROL.md, through lib/ctl) */
 
-static int
-ctl_connect(const char *path)
-{
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    int fd, rc;
-
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        rc = -errno;
-        close(fd);
-        return rc;
-    }
-    return fd;
-}
+/* Bound on one control request: above the daemon's own bound on a
+ * worker's start (10 s) and on a stop without grace. */
+#define AD_CTL_TIMEOUT_MS 30000
 
 /*
  * Send @cmd with @args (taken) and wait for its response. On success
- * *@result is the response's result (a new reference, may be NULL). A
- * refusal is logged with the daemon's message and returns its errno.
+ * *@result is the response's result (a new reference). A refusal is
+ * logged with the daemon's message and returns its errno; a failure to
+ * reach the daemon is logged and returned as is.
  */
 static int
 ctl_call(struct ad_queue *q, const char *cmd, struct json_object *args,
          struct json_object **result)
 {
-    struct json_object *req = json_object_new_object(), *resp, *v, *e;
-    const char *s;
-    char *nl;
-    size_t len;
-    int id = ++q->next_id, rc;
+    struct umdev_ctl_error e;
+    int rc = umdev_ctl_call(q->ctl, cmd, args, AD_CTL_TIMEOUT_MS, result, &e);
 
-    *result = NULL;
-    json_object_object_add(req, "version", json_object_new_int(1));
-    json_object_object_add(req, "id", json_object_new_int(id));
-    json_object_object_add(req, "cmd", json_object_new_string(cmd));
-    json_object_object_add(req, "args", args);
-    s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
-    len = strlen(s);
-    rc = 0;
-    if (send(q->ctl, s, len, MSG_NOSIGNAL) != (ssize_t)len ||
-        send(q->ctl, "\n", 1, MSG_NOSIGNAL) != 1)
-        rc = -EPIPE;
-    json_object_put(req);
+    json_object_put(args);
     if (rc < 0)
-        return rc;
-    /* Exactly one response comes per request, in order. */
-    while ((nl = q->rbuf ? memchr(q->rbuf, '\n', q->rlen) : NULL) == NULL) {
-        char *nb;
-        ssize_t n;
-
-        if (q->rlen >= AD_LINE_MAX)
-            return -E2BIG;
-        nb = realloc(q->rbuf, q->rlen + 65536);
-        if (nb == NULL)
-            return -ENOMEM;
-        q->rbuf = nb;
-        n = recv(q->ctl, q->rbuf + q->rlen, 65536, 0);
-        if (n == 0)
-            return -ECONNRESET;
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        q->rlen += (size_t)n;
-    }
-    *nl = '\0';
-    resp = json_tokener_parse(q->rbuf);
-    len = (size_t)(nl + 1 - q->rbuf);
-    memmove(q->rbuf, nl + 1, q->rlen - len);
-    q->rlen -= len;
-    if (resp == NULL || !json_object_object_get_ex(resp, "id", &v) ||
-        json_object_get_int(v) != id ||
-        !json_object_object_get_ex(resp, "ok", &v)) {
-        json_object_put(resp);
-        return -EPROTO;
-    }
-    if (!json_object_get_boolean(v)) {
-        rc = -EIO;
-        if (json_object_object_get_ex(resp, "error", &e)) {
-            if (json_object_object_get_ex(e, "errno", &v) &&
-                json_object_get_int(v) > 0)
-                rc = -json_object_get_int(v);
-            if (json_object_object_get_ex(e, "message", &v))
-                umdev_log(q->p->log, LOG_ERR, "umdevd %s: %s", cmd,
-                          json_object_get_string(v));
-        }
-        json_object_put(resp);
-        return rc;
-    }
-    if (json_object_object_get_ex(resp, "result", &v))
-        *result = json_object_get(v);
-    json_object_put(resp);
-    return 0;
+        umdev_log(q->p->log, LOG_ERR, "umdevd %s: %s", cmd, e.message);
+    return rc == -EREMOTEIO ? -e.err : rc;
 }
 
 /* ---- Device programming (devices/accel/README.md) */
@@ -286,9 +206,8 @@ ad_open(void *opaque, const struct umdev_access_queue_args *args,
     if (q == NULL)
         return -ENOMEM;
     q->p = p;
-    q->ctl = ctl_connect(p->control);
-    if (q->ctl < 0) {
-        rc = q->ctl;
+    rc = umdev_ctl_connect(p->control, AD_CTL_TIMEOUT_MS, &q->ctl);
+    if (rc < 0) {
         umdev_log(p->log, LOG_ERR, "cannot reach umdevd at %s: %s",
                   p->control, strerror(-rc));
         free(q);
@@ -456,7 +375,7 @@ ad_close(void *queue)
      * and wait: when `stop` is answered the worker has exited and nothing
      * touches our memory or the eventfd any more. */
     umdev_client_destroy(q->c);
-    if (q->uuid[0] != '\0' && q->ctl >= 0) {
+    if (q->uuid[0] != '\0') {
         a = json_object_new_object();
         json_object_object_add(a, "uuid", json_object_new_string(q->uuid));
         json_object_object_add(a, "grace_ms", json_object_new_int(0));
@@ -466,10 +385,8 @@ ad_close(void *queue)
                       q->uuid);
         json_object_put(r);
     }
-    if (q->ctl >= 0)
-        close(q->ctl);
+    umdev_ctl_close(q->ctl);
     q->p->open--;
-    free(q->rbuf);
     free(q);
 }
 

@@ -41,6 +41,7 @@
 
 #include "accel_access.h"
 #include "umdev/access.h"
+#include "umdev/ctl.h"
 
 #define PROG "umdev-access-drive"
 #define PAGE UMDEV_ACCESS_PAGE
@@ -455,7 +456,7 @@ main(int argc, char **argv)
                        .timeout_ms = 10000 };
     struct accel_access_daemon *p = NULL;
     struct umdev_access_opts ao = { .priority = 1, .log = &log };
-    const char *control = getenv("UMDEV_CONTROL");
+    const char *control;
     char def[4096];
     double seconds = 2;
     unsigned long size = 4096, depth = 32;
@@ -464,12 +465,9 @@ main(int argc, char **argv)
     int opt, rc;
     sigset_t set;
 
-    if (control == NULL) {
-        snprintf(def, sizeof(def), "%s/control",
-                 getenv("UMDEV_RUNDIR") ? getenv("UMDEV_RUNDIR")
-                                        : "/run/umdev");
-        control = def;
-    }
+    /* umdevctl's default; one that does not fit fails to connect. */
+    umdev_ctl_default_path(def, sizeof(def));
+    control = def;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':

@@ -1,0 +1,332 @@
+/*
+ * umdevctl's verb options: one table of every option, one parser that
+ * takes what a verb's table entry (verbs.c) allows, and the request
+ * arguments define, start and modify build from them.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "umdevctl.h"
+
+/* How an option lands in struct cli_opts: a string option keeps its
+ * argument, a flag sets a bool, the others are parsed one by one. */
+enum opt_kind { OPT_STRING, OPT_FLAG, OPT_OTHER };
+
+struct opt_def {
+    struct option opt;
+    enum opt_kind kind;
+    size_t off; /* of the const char * or bool it sets */
+};
+
+#define AT(field) offsetof(struct cli_opts, field)
+
+/* Every verb option; a verb's `known` and `allowed` name them by val. */
+static const struct opt_def all_opts[] = {
+    { { "uuid", required_argument, NULL, 'u' }, OPT_STRING, AT(uuid) },
+    { { "parent", required_argument, NULL, 'p' }, OPT_STRING, AT(parent) },
+    { { "type", required_argument, NULL, 't' }, OPT_STRING, AT(type) },
+    { { "auto", no_argument, NULL, 'a' }, OPT_OTHER, 0 },
+    { { "manual", no_argument, NULL, 'm' }, OPT_OTHER, 0 },
+    { { "jsonfile", required_argument, NULL, 'j' }, OPT_STRING, AT(jsonfile) },
+    { { "attr", required_argument, NULL, 'A' }, OPT_OTHER, 0 },
+    { { "delattr", required_argument, NULL, 'X' }, OPT_OTHER, 0 },
+    { { "owner", required_argument, NULL, 'o' }, OPT_STRING, AT(user) },
+    { { "group", required_argument, NULL, 'g' }, OPT_STRING, AT(group) },
+    { { "mode", required_argument, NULL, 'M' }, OPT_STRING, AT(mode) },
+    { { "grace", required_argument, NULL, 'G' }, OPT_OTHER, 0 },
+    { { "defined", no_argument, NULL, 'd' }, OPT_FLAG, AT(defined) },
+    { { "dumpjson", no_argument, NULL, 'J' }, OPT_FLAG, AT(dumpjson) },
+    { { "watch", optional_argument, NULL, 'w' }, OPT_OTHER, 0 },
+    { { "count", required_argument, NULL, 'n' }, OPT_OTHER, 0 },
+    { { "conformance", no_argument, NULL, 'C' }, OPT_FLAG, AT(conformance) },
+    { { "fuzz-seconds", required_argument, NULL, 'F' }, OPT_OTHER, 0 },
+    { { "help", no_argument, NULL, 'h' }, OPT_OTHER, 0 },
+};
+#define N_OPTS (sizeof(all_opts) / sizeof(all_opts[0]))
+
+int
+cli_usage_error(const char *verb, const char *fmt, ...)
+{
+    const struct cli_verb *v = cli_find_verb(verb);
+    va_list ap;
+
+    fprintf(stderr, "umdevctl %s: ", verb);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nusage: umdevctl %s %s\n", verb, v ? v->args : "");
+    return EXIT_USAGE;
+}
+
+/* Parse "key=value" into attrs; values "true"/"false"/numbers become JSON
+ * types, the rest strings. */
+static int
+add_attr(struct json_object *attrs, const char *kv)
+{
+    const char *eq = strchr(kv, '=');
+    char key[128];
+    char *end;
+    long long n;
+
+    if (eq == NULL || eq == kv || (size_t)(eq - kv) >= sizeof(key)) {
+        fprintf(stderr, "umdevctl: attribute must be KEY=VALUE, got '%s'\n",
+                kv);
+        return -1;
+    }
+    memcpy(key, kv, (size_t)(eq - kv));
+    key[eq - kv] = '\0';
+    eq++;
+    if (strcmp(eq, "true") == 0 || strcmp(eq, "false") == 0) {
+        json_object_object_add(attrs, key,
+                               json_object_new_boolean(eq[0] == 't'));
+        return 0;
+    }
+    n = strtoll(eq, &end, 10);
+    if (*eq != '\0' && *end == '\0')
+        json_object_object_add(attrs, key, json_object_new_int64(n));
+    else
+        json_object_object_add(attrs, key, json_object_new_string(eq));
+    return 0;
+}
+
+/* A whole number in [@min, @max], all of @s. */
+static bool
+parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* --watch [SECONDS]: the seconds may also be the next argument. */
+static int
+parse_watch(const char *verb, char *arg, int argc, char **argv,
+            struct cli_opts *o)
+{
+    char *end;
+
+    o->watch = true;
+    o->interval = 1;
+    if (arg == NULL && optind < argc &&
+        strspn(argv[optind], "0123456789.") == strlen(argv[optind]) &&
+        argv[optind][0] != '\0')
+        arg = argv[optind++];
+    if (arg == NULL)
+        return 0;
+    o->interval = strtod(arg, &end);
+    if (end == arg || *end != '\0' || o->interval < 0.1 || o->interval > 3600)
+        return cli_usage_error(
+            verb, "--watch takes 0.1 to 3600 seconds; got '%s'", arg);
+    return 0;
+}
+
+/* The options that are not plain strings or flags: @ch with its
+ * argument @arg (NULL if none) into @o. Return: 0, or EXIT_USAGE after a
+ * message. */
+static int
+take_opt(const char *verb, int ch, char *arg, int argc, char **argv,
+         struct cli_opts *o, struct json_object *dels)
+{
+    long n;
+
+    switch (ch) {
+    case 'a':
+    case 'm':
+        o->start = ch == 'a';
+        return 0;
+    case 'X':
+        json_object_object_add(dels, arg, NULL);
+        return 0;
+    case 'A':
+        if (o->attrs == NULL)
+            o->attrs = json_object_new_object();
+        return add_attr(o->attrs, arg) < 0 ? EXIT_USAGE : 0;
+    case 'G':
+        if (!parse_long(arg, 0, UMDEVCTL_MAX_GRACE_MS, &n))
+            return cli_usage_error(verb,
+                                   "--grace takes milliseconds, 0 to %d; "
+                                   "got '%s'",
+                                   UMDEVCTL_MAX_GRACE_MS, arg);
+        o->grace_ms = (int)n;
+        return 0;
+    case 'w':
+        return parse_watch(verb, arg, argc, argv, o);
+    case 'n':
+        if (!parse_long(arg, 1, 1000000, &o->count))
+            return cli_usage_error(verb, "--count takes 1 to 1000000; got '%s'",
+                                   arg);
+        o->count_set = true;
+        return 0;
+    case 'F':
+        if (!parse_long(arg, 1, 3600, &n))
+            return cli_usage_error(
+                verb, "--fuzz-seconds takes 1 to 3600; got '%s'", arg);
+        o->fuzz = arg;
+        o->fuzz_set = true;
+        return 0;
+    default:
+        return cli_usage_error(verb, "bad option");
+    }
+}
+
+/* The table entry of option @val, or NULL ('?': getopt refused it). */
+static const struct opt_def *
+find_opt(int val)
+{
+    size_t i;
+
+    for (i = 0; i < N_OPTS; i++)
+        if (all_opts[i].opt.val == val)
+            return &all_opts[i];
+    return NULL;
+}
+
+/* The options getopt knows for @v: those its `known` names, and help. */
+static void
+known_opts(const struct cli_verb *v, struct option *out)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < N_OPTS; i++)
+        if (all_opts[i].opt.val == 'h' || strchr(v->known, all_opts[i].opt.val))
+            out[n++] = all_opts[i].opt;
+    out[n] = (struct option){ NULL, 0, NULL, 0 };
+}
+
+static int
+parse(const struct cli_verb *v, int argc, char **argv, struct cli_opts *o,
+      struct json_object *dels)
+{
+    struct option opts[N_OPTS + 1];
+    const char *verb = v->name;
+    int ch, rc;
+
+    known_opts(v, opts);
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, v->shorts, opts, NULL)) != -1) {
+        const struct opt_def *d = find_opt(ch);
+
+        /* Any option a verb does not take is an error, never ignored. */
+        if (d != NULL && ch != 'h' && strchr(v->allowed, ch) == NULL)
+            return cli_usage_error(verb, "option --%s does not apply here",
+                                   d->opt.name);
+        if (ch == 'h') {
+            cli_print_verb_help(v);
+            return CLI_HELPED;
+        }
+        if (d != NULL && d->kind == OPT_STRING) {
+            *(const char **)((char *)o + d->off) = optarg;
+            continue;
+        }
+        if (d != NULL && d->kind == OPT_FLAG) {
+            *(bool *)((char *)o + d->off) = true;
+            continue;
+        }
+        rc = take_opt(verb, ch, optarg, argc, argv, o, dels);
+        if (rc != 0)
+            return rc;
+    }
+    /* The UUID (or audit's TYPE) may also come bare: `info UUID`. */
+    if (v->bare == CLI_BARE_UUID && o->uuid == NULL && optind + 1 == argc)
+        o->uuid = argv[optind++];
+    if (v->bare == CLI_BARE_TYPE && o->type == NULL && optind + 1 == argc)
+        o->type = argv[optind++];
+    if (optind != argc)
+        return cli_usage_error(verb, "unexpected argument '%s'", argv[optind]);
+    return 0;
+}
+
+int
+cli_parse_opts(const struct cli_verb *v, int argc, char **argv,
+               struct cli_opts *o)
+{
+    struct json_object *dels = json_object_new_object();
+    int rc;
+
+    memset(o, 0, sizeof(*o));
+    o->start = -1;
+    o->grace_ms = -1;
+    o->count = 1;
+    o->fuzz = "10";
+    rc = parse(v, argc, argv, o, dels);
+    /* --delattr wins over an --attr of the same key, wherever it came. */
+    if (rc == 0 && json_object_object_length(dels) > 0) {
+        if (o->attrs == NULL)
+            o->attrs = json_object_new_object();
+        json_object_object_foreach(dels, k, val)
+        {
+            (void)val;
+            json_object_object_add(o->attrs, k, NULL);
+        }
+    }
+    json_object_put(dels);
+    return rc;
+}
+
+static struct json_object *
+read_json_file(const char *path)
+{
+    struct json_object *o = json_object_from_file(path);
+
+    if (o == NULL || !json_object_is_type(o, json_type_object)) {
+        fprintf(stderr, "umdevctl: %s is not a JSON object: %s\n", path,
+                json_util_get_last_err() ? json_util_get_last_err() : "");
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
+}
+
+static void
+add_str(struct json_object *o, const char *key, const char *v)
+{
+    if (v != NULL)
+        json_object_object_add(o, key, json_object_new_string(v));
+}
+
+struct json_object *
+cli_def_args(struct cli_opts *o, bool with_parent)
+{
+    struct json_object *a;
+
+    if (o->jsonfile != NULL) {
+        a = read_json_file(o->jsonfile);
+        if (a == NULL)
+            return NULL;
+    } else {
+        a = json_object_new_object();
+    }
+    add_str(a, "uuid", o->uuid);
+    if (with_parent)
+        add_str(a, "parent", o->parent);
+    add_str(a, "type", o->type);
+    if (o->start >= 0)
+        add_str(a, "start", o->start ? "auto" : "manual");
+    add_str(a, "mode", o->mode);
+    if (o->user != NULL || o->group != NULL) {
+        struct json_object *own = json_object_new_object();
+
+        add_str(own, "user", o->user);
+        add_str(own, "group", o->group);
+        json_object_object_add(a, "owner", own);
+    }
+    if (o->attrs != NULL) {
+        json_object_object_add(a, "attrs", o->attrs);
+        o->attrs = NULL;
+    }
+    return a;
+}

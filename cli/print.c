@@ -1,0 +1,468 @@
+/*
+ * What umdevctl prints: each verb's result as text (--json prints the
+ * result object itself, main.c), in the shapes docs/CLI.md shows.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "umdevctl.h"
+
+const char *
+cli_jstr(struct json_object *o, const char *key, const char *dflt)
+{
+    struct json_object *v;
+
+    if (o == NULL || !json_object_object_get_ex(o, key, &v) || v == NULL)
+        return dflt;
+    return json_object_get_string(v);
+}
+
+/* @key of @o, "" when absent. */
+static const char *
+str(struct json_object *o, const char *key)
+{
+    return cli_jstr(o, key, "");
+}
+
+size_t
+cli_alen(struct json_object *a)
+{
+    return json_object_is_type(a, json_type_array) ? json_object_array_length(a)
+                                                   : 0;
+}
+
+void
+cli_print_json(struct json_object *o)
+{
+    printf("%s\n",
+           json_object_to_json_string_ext(
+               o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+void
+cli_print_types(struct json_object *r)
+{
+    struct json_object *types = json_object_object_get(r, "types");
+    const char *last = "";
+    size_t i;
+
+    for (i = 0; i < cli_alen(types); i++) {
+        struct json_object *t = json_object_array_get_idx(types, i);
+
+        if (strcmp(last, str(t, "parent")) != 0) {
+            last = str(t, "parent");
+            printf("%s\n", last);
+        }
+        printf("  %s\n    Available instances: %s\n"
+               "    Device API: %s\n    Description: %s\n",
+               str(t, "name"), str(t, "available_instances"),
+               str(t, "device_api"), str(t, "description"));
+    }
+}
+
+static void
+print_instance_line(struct json_object *inst)
+{
+    /* mdevctl's shape: uuid parent type start [state]. */
+    printf("%s %s %s %s %s", str(inst, "uuid"), str(inst, "parent"),
+           str(inst, "type"), str(inst, "start"), str(inst, "state"));
+    if (strcmp(str(inst, "state"), "failed") == 0) {
+        struct json_object *e;
+
+        if (json_object_object_get_ex(inst, "exit", &e))
+            printf(" (%s)", str(e, "reason"));
+    }
+    if (json_object_get_boolean(json_object_object_get(inst, "defined")))
+        printf(" (defined)");
+    if (json_object_object_get(inst, "lease_pid") != NULL)
+        printf(" (access queue, lease pid %s)", str(inst, "lease_pid"));
+    printf("\n");
+}
+
+void
+cli_print_instances(struct json_object *r)
+{
+    struct json_object *arr = json_object_object_get(r, "instances");
+    size_t i;
+
+    for (i = 0; i < cli_alen(arr); i++)
+        print_instance_line(json_object_array_get_idx(arr, i));
+}
+
+/* Definitions in the on-disk shape, for --jsonfile round trips. */
+void
+cli_print_definitions(struct json_object *r)
+{
+    static const char *const keep[] = { "uuid",  "parent", "type",  "start",
+                                        "owner", "mode",   "attrs", NULL };
+    struct json_object *arr = json_object_object_get(r, "instances");
+    struct json_object *out = json_object_new_array();
+    size_t i, k;
+
+    for (i = 0; i < cli_alen(arr); i++) {
+        struct json_object *in = json_object_array_get_idx(arr, i);
+        struct json_object *d = json_object_new_object();
+
+        for (k = 0; keep[k] != NULL; k++) {
+            struct json_object *v;
+
+            if (json_object_object_get_ex(in, keep[k], &v))
+                json_object_object_add(d, keep[k], json_object_get(v));
+        }
+        json_object_array_add(out, d);
+    }
+    cli_print_json(out);
+    json_object_put(out);
+}
+
+/* The bare UUID, so scripts can take it: U=$(umdevctl define ...). */
+void
+cli_print_defined(struct json_object *r)
+{
+    struct json_object *inst = json_object_object_get(r, "instance");
+
+    if (inst != NULL)
+        printf("%s\n", str(inst, "uuid"));
+}
+
+void
+cli_print_modified(struct json_object *r)
+{
+    struct json_object *inst = json_object_object_get(r, "instance");
+
+    if (inst != NULL)
+        printf("%s modified (takes effect at next start)\n", str(inst, "uuid"));
+}
+
+void
+cli_print_started(struct json_object *r)
+{
+    struct json_object *inst = json_object_object_get(r, "instance");
+
+    printf("%s started: %s\n", str(inst, "uuid"), str(inst, "socket"));
+}
+
+void
+cli_print_version(struct json_object *r)
+{
+    printf("umdevd %s, protocol %s\n", str(r, "daemon"), str(r, "protocol"));
+}
+
+void
+cli_print_info(struct json_object *r)
+{
+    struct json_object *inst = json_object_object_get(r, "instance");
+    struct json_object *dev = json_object_object_get(r, "device");
+    struct json_object *a, *v;
+    size_t i;
+
+    printf("%s\n  parent: %s\n  type: %s\n  state: %s\n  socket: %s\n",
+           str(inst, "uuid"), str(inst, "parent"), str(inst, "type"),
+           str(inst, "state"), str(inst, "socket"));
+    printf(
+        "  defined: %s\n  start: %s\n  owner: %s:%s\n  mode: %s\n",
+        json_object_get_boolean(json_object_object_get(inst, "defined"))
+            ? "yes"
+            : "no (transient)",
+        str(inst, "start"), str(json_object_object_get(inst, "owner"), "uid"),
+        str(json_object_object_get(inst, "owner"), "gid"), str(inst, "mode"));
+    if (json_object_object_get_ex(inst, "pid", &v))
+        printf("  worker pid: %s\n", json_object_get_string(v));
+    if (json_object_object_get_ex(inst, "lease_pid", &v))
+        printf("  leased to pid: %s (an access-path queue)\n",
+               json_object_get_string(v));
+    if (json_object_object_get_ex(inst, "exit", &v))
+        printf("  exit: %s (status %s, signal %s)\n", str(v, "reason"),
+               str(v, "status"), str(v, "signal"));
+    if (json_object_object_get_ex(inst, "attrs", &a) &&
+        json_object_object_length(a) > 0) {
+        printf("  attrs:\n");
+        json_object_object_foreach(a, ak, av)
+            printf("    %s=%s\n", ak, json_object_get_string(av));
+    }
+    if (dev == NULL)
+        return;
+    printf("  client pid: %s\n",
+           json_object_object_get_ex(dev, "client_pid", &v)
+               ? json_object_get_string(v)
+               : "(no client attached)");
+    a = json_object_object_get(dev, "regions");
+    printf("  regions:\n");
+    for (i = 0; i < json_object_array_length(a); i++) {
+        struct json_object *reg = json_object_array_get_idx(a, i);
+
+        printf("    %-6s size %-8s %s%s\n", str(reg, "name"), str(reg, "size"),
+               json_object_get_boolean(json_object_object_get(reg, "mmap"))
+                   ? "mmap "
+                   : "",
+               json_object_get_boolean(json_object_object_get(reg, "trapped"))
+                   ? "trapped"
+                   : "");
+    }
+    a = json_object_object_get(dev, "irqs");
+    printf("  irqs:\n");
+    for (i = 0; i < json_object_array_length(a); i++) {
+        struct json_object *q = json_object_array_get_idx(a, i);
+
+        printf("    %-5s count %s\n", str(q, "name"), str(q, "count"));
+    }
+    printf("  counters:\n");
+    json_object_object_foreach(json_object_object_get(dev, "counters"), k, cv)
+        printf("    %-14s %s\n", k, json_object_get_string(cv));
+    if (json_object_object_get_ex(dev, "profile", &v)) {
+        struct json_object *regs = json_object_object_get(v, "regions");
+        int64_t rd = 0, wr = 0;
+        size_t nregs = 0, ri;
+
+        for (i = 0; i < cli_alen(regs); i++) {
+            struct json_object *tr = json_object_object_get(
+                json_object_array_get_idx(regs, i), "trapped");
+
+            for (ri = 0; ri < cli_alen(tr); ri++) {
+                struct json_object *t = json_object_array_get_idx(tr, ri);
+
+                rd += json_object_get_int64(json_object_object_get(t, "reads"));
+                wr +=
+                    json_object_get_int64(json_object_object_get(t, "writes"));
+                nregs++;
+            }
+        }
+        printf("  traps: %lld reads, %lld writes on %zu declared registers; "
+               "%s refused (umdevctl stats has the detail)\n",
+               (long long)rd, (long long)wr, nregs, str(v, "refused"));
+    }
+    if (json_object_object_get_ex(dev, "endpoints", &a)) {
+        printf("  endpoints:\n");
+        /* A parent describes each endpoint as {kind, host_end[, path]}. */
+        json_object_object_foreach(a, ek, ev)
+        {
+            if (json_object_is_type(ev, json_type_object))
+                printf("    %-8s %-6s %s\n", ek, str(ev, "kind"),
+                       str(ev, "host_end"));
+            else
+                printf("    %-8s %s\n", ek, json_object_get_string(ev));
+        }
+    }
+}
+
+static void
+print_widths(struct json_object *t)
+{
+    struct json_object *w = json_object_object_get(t, "widths");
+    size_t i;
+
+    for (i = 0; i < cli_alen(w); i++)
+        printf("%s%s", i ? "/" : "",
+               json_object_get_string(json_object_array_get_idx(w, i)));
+    if (json_object_get_boolean(json_object_object_get(t, "bulk")))
+        printf("%sbulk", i ? "/" : "");
+}
+
+static void
+print_profile(struct json_object *p)
+{
+    struct json_object *dp = json_object_object_get(p, "data_path");
+    struct json_object *regs = json_object_object_get(p, "regions");
+    struct json_object *cfg = json_object_object_get(p, "config");
+    struct json_object *a;
+    size_t i, j;
+
+    printf("profile:\n  data path: %s, at most %s socket messages per %s",
+           cli_jstr(dp, "kind", "?"), cli_jstr(dp, "max_msgs_per_io", "?"),
+           cli_jstr(dp, "unit", "I/O"));
+    if (json_object_object_get_ex(dp, "note", &a))
+        printf(" (%s)", json_object_get_string(a));
+    printf("\n");
+    for (i = 0; i < cli_alen(regs); i++) {
+        struct json_object *r = json_object_array_get_idx(regs, i);
+        struct json_object *mm = json_object_object_get(r, "mmap");
+        struct json_object *tr = json_object_object_get(r, "trapped");
+
+        printf("  %s (region %s, %s bytes): %zu trapped registers, ",
+               cli_jstr(r, "name", "?"), cli_jstr(r, "index", "?"),
+               cli_jstr(r, "size", "?"), cli_alen(tr));
+        if (cli_alen(mm) == 0)
+            printf("nothing direct\n");
+        for (j = 0; j < cli_alen(mm); j++) {
+            struct json_object *m = json_object_array_get_idx(mm, j);
+
+            printf("%sdirect (mmappable) 0x%llx+0x%llx", j ? ", " : "",
+                   (unsigned long long)json_object_get_int64(
+                       json_object_object_get(m, "offset")),
+                   (unsigned long long)json_object_get_int64(
+                       json_object_object_get(m, "size")));
+        }
+        if (j > 0)
+            printf("\n");
+        for (j = 0; j < cli_alen(tr); j++) {
+            struct json_object *t = json_object_array_get_idx(tr, j);
+
+            printf("    0x%04llx %-14s %4s bytes, widths ",
+                   (unsigned long long)json_object_get_int64(
+                       json_object_object_get(t, "offset")),
+                   cli_jstr(t, "name", "?"), cli_jstr(t, "size", "?"));
+            print_widths(t);
+            printf(
+                ", %s%s%s: %s\n", cli_jstr(t, "access", "?"),
+                json_object_get_boolean(json_object_object_get(t, "data_path"))
+                    ? ", data path"
+                    : ", control",
+                json_object_get_boolean(json_object_object_get(t, "volatile"))
+                    ? ", volatile"
+                    : "",
+                cli_jstr(t, "purpose", ""));
+        }
+    }
+    if (cfg != NULL) {
+        printf("  config space: %s bytes; writable bits:\n",
+               cli_jstr(cfg, "size", "?"));
+        a = json_object_object_get(cfg, "writable");
+        for (i = 0; i < cli_alen(a); i++) {
+            struct json_object *w = json_object_array_get_idx(a, i);
+
+            printf("    %-6s rw %-10s w1c %s\n", cli_jstr(w, "offset", "?"),
+                   cli_jstr(w, "rw", "?"), cli_jstr(w, "w1c", "?"));
+        }
+        a = json_object_object_get(cfg, "capabilities");
+        printf("  capabilities:%s", cli_alen(a) ? "" : " none");
+        for (i = 0; i < cli_alen(a); i++) {
+            struct json_object *cp = json_object_array_get_idx(a, i);
+
+            printf(" id %s at %s%s", cli_jstr(cp, "id", "?"),
+                   cli_jstr(cp, "offset", "?"), i + 1 < cli_alen(a) ? "," : "");
+        }
+        printf("\n");
+    }
+    a = json_object_object_get(p, "irqs");
+    printf("  irqs:");
+    for (i = 0; i < cli_alen(a); i++) {
+        struct json_object *q = json_object_array_get_idx(a, i);
+
+        printf(" %s (%s)", cli_jstr(q, "name", "?"), cli_jstr(q, "count", "?"));
+    }
+    printf("\n");
+}
+
+void
+cli_print_audit(struct json_object *r)
+{
+    struct json_object *doc = json_object_object_get(r, "audit");
+    struct json_object *crit = json_object_object_get(doc, "criteria");
+    struct json_object *p = json_object_object_get(doc, "profile");
+    size_t i;
+
+    printf("audit of %s (parent %s)\n", cli_jstr(r, "type", "?"),
+           cli_jstr(r, "parent", "?"));
+    if (p != NULL)
+        print_profile(p);
+    else
+        printf("profile: none declared\n");
+    printf("criteria:\n");
+    for (i = 0; i < cli_alen(crit); i++) {
+        struct json_object *k = json_object_array_get_idx(crit, i);
+
+        printf("  %s. %-8s %s\n       %s\n", cli_jstr(k, "id", "?"),
+               cli_jstr(k, "verdict", "?"), cli_jstr(k, "name", ""),
+               cli_jstr(k, "evidence", ""));
+    }
+    printf("verdict: %s%s\n", cli_jstr(doc, "verdict", "?"),
+           strcmp(cli_jstr(doc, "verdict", ""), "incomplete") == 0
+               ? " (criteria marked 'not run' need --conformance)"
+               : "");
+}
+
+/* "N" or, with a previous sample, "N (+D)". */
+static void
+num(const char *label, int64_t v, struct json_object *prev_obj, const char *key,
+    bool have_prev)
+{
+    struct json_object *pv;
+    int64_t d = 0;
+
+    if (have_prev && prev_obj != NULL &&
+        json_object_object_get_ex(prev_obj, key, &pv))
+        d = v - json_object_get_int64(pv);
+    printf("%s %lld", label, (long long)v);
+    if (d != 0)
+        printf(" (%+lld)", (long long)d);
+}
+
+static struct json_object *
+find_named(struct json_object *arr, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < cli_alen(arr); i++) {
+        struct json_object *o = json_object_array_get_idx(arr, i);
+
+        if (strcmp(cli_jstr(o, "name", ""), name) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+void
+cli_print_stats(struct json_object *s, struct json_object *prev)
+{
+    struct json_object *ctr = json_object_object_get(s, "counters");
+    struct json_object *pctr =
+        prev ? json_object_object_get(prev, "counters") : NULL;
+    struct json_object *regs = json_object_object_get(s, "regions");
+    struct json_object *pregs =
+        prev ? json_object_object_get(prev, "regions") : NULL;
+    size_t i, j, n = 0;
+
+    printf("%s (%s, %s)\n ", cli_jstr(s, "uuid", "?"), cli_jstr(s, "type", "?"),
+           cli_jstr(s, "state", "?"));
+    json_object_object_foreach(ctr, k, v)
+    {
+        printf("%s", n++ % 4 == 0 && n > 1 ? "\n " : "");
+        num(" ", json_object_get_int64(v), pctr, k, prev != NULL);
+        printf(" %s", k);
+    }
+    printf("\n ");
+    num(" refused", json_object_get_int64(json_object_object_get(s, "refused")),
+        prev, "refused", prev != NULL);
+    printf(" (accesses outside the mediation profile)\n");
+    for (i = 0; i < cli_alen(regs); i++) {
+        struct json_object *r = json_object_array_get_idx(regs, i);
+        struct json_object *pr = find_named(pregs, cli_jstr(r, "name", ""));
+        struct json_object *tr = json_object_object_get(r, "registers");
+        size_t quiet = 0;
+
+        printf("  %s trapped:", cli_jstr(r, "name", "?"));
+        num(" reads", json_object_get_int64(json_object_object_get(r, "reads")),
+            pr, "reads", prev != NULL);
+        num(", writes",
+            json_object_get_int64(json_object_object_get(r, "writes")), pr,
+            "writes", prev != NULL);
+        printf("\n");
+        for (j = 0; j < cli_alen(tr); j++) {
+            struct json_object *t = json_object_array_get_idx(tr, j);
+            struct json_object *pt =
+                pr ? find_named(json_object_object_get(pr, "registers"),
+                                cli_jstr(t, "name", ""))
+                   : NULL;
+            int64_t rd =
+                json_object_get_int64(json_object_object_get(t, "reads"));
+            int64_t wr =
+                json_object_get_int64(json_object_object_get(t, "writes"));
+
+            if (rd == 0 && wr == 0) {
+                quiet++;
+                continue;
+            }
+            printf("    %-16s", cli_jstr(t, "name", "?"));
+            num(" reads", rd, pt, "reads", prev != NULL);
+            num(", writes", wr, pt, "writes", prev != NULL);
+            printf("\n");
+        }
+        if (quiet > 0)
+            printf("    (%zu registers not accessed)\n", quiet);
+    }
+    fflush(stdout);
+}

@@ -1,0 +1,146 @@
+/*
+ * What umdevctl's files share. main.c: global options, the connection to
+ * umdevd (through lib/ctl) and dispatch; options.c: a verb's options;
+ * verbs.c: the verbs and their table; print.c: what they print;
+ * conform.c: `audit --conformance` (a private instance and the kit).
+ *
+ * Exit codes: 0 success; 1 the daemon refused the request; 2 usage error;
+ * 3 the daemon cannot be reached.
+ */
+#ifndef UMDEVCTL_H
+#define UMDEVCTL_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct json_object;
+struct umdev_ctl;
+
+#define EXIT_REFUSED 1
+#define EXIT_USAGE 2
+#define EXIT_NODAEMON 3
+/* cli_parse_opts() printed a verb's help: exit 0 without running it. */
+#define CLI_HELPED (-1)
+
+/* The daemon's bound on a stop's grace period (docs/CONTROL.md). */
+#define UMDEVCTL_MAX_GRACE_MS 600000
+
+struct cli {
+    const char *control;   /* the daemon's control socket */
+    bool json;             /* --json */
+    struct umdev_ctl *ctl; /* connected at the first request */
+};
+
+/* Every verb's options; each verb takes the subset its table entry
+ * allows. Strings point into argv. */
+struct cli_opts {
+    const char *uuid, *parent, *type, *jsonfile, *mode, *user, *group;
+    int start;                 /* -1 unset, 0 manual, 1 auto */
+    struct json_object *attrs; /* --attr, and --delattr as nulls; owned */
+    int grace_ms;              /* -1 unset */
+    bool defined, dumpjson;    /* list */
+    bool watch;                /* stats: every @interval seconds */
+    double interval;
+    long count;
+    bool count_set;
+    bool conformance; /* audit */
+    const char *fuzz; /* --fuzz-seconds, as given (default "10") */
+    bool fuzz_set;
+};
+
+/* Where a lone positional argument goes. */
+enum cli_bare { CLI_BARE_NONE, CLI_BARE_UUID, CLI_BARE_TYPE };
+
+struct cli_verb {
+    const char *name;
+    const char *args;    /* the usage line after the name */
+    const char *help;    /* one line, for the verb list */
+    const char *details; /* what each option does, for VERB --help */
+    const char *shorts;  /* getopt short options */
+    const char *known;   /* option codes getopt knows for it (options.c) */
+    const char *allowed; /* those it takes; the rest "do not apply" */
+    enum cli_bare bare;
+    int (*run)(struct cli *c, struct cli_opts *o);
+};
+
+/* ---- main.c */
+
+extern volatile sig_atomic_t cli_interrupted;
+/* A SIGINT/SIGTERM handler that sets cli_interrupted. */
+void cli_on_interrupt(int sig);
+
+/*
+ * Send @cmd with @args (taken); on success *@result is the result object
+ * (the caller puts it). Return: 0; EXIT_REFUSED after printing the
+ * daemon's message; EXIT_NODAEMON or EXIT_USAGE after a message.
+ */
+int cli_call(struct cli *c, const char *cmd, struct json_object *args,
+             struct json_object **result);
+
+/*
+ * cli_call(), then print the result: as JSON with --json, else with
+ * @print (NULL: nothing). Return: as cli_call().
+ */
+int cli_run(struct cli *c, const char *cmd, struct json_object *args,
+            void (*print)(struct json_object *result));
+
+/* ---- options.c */
+
+/*
+ * Parse @v's options from @argv (argv[0] is the verb) into @o. Return: 0;
+ * CLI_HELPED after printing its help; EXIT_USAGE after a message. @o's
+ * attrs are the caller's to put whatever happened.
+ */
+int cli_parse_opts(const struct cli_verb *v, int argc, char **argv,
+                   struct cli_opts *o);
+
+/* The arguments of define, start and modify from @o (and its
+ * --jsonfile); takes o->attrs. Return: a new object, or NULL after a
+ * message. */
+struct json_object *cli_def_args(struct cli_opts *o, bool with_parent);
+
+int cli_usage_error(const char *verb, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- verbs.c */
+
+const struct cli_verb *cli_find_verb(const char *name);
+void cli_print_verb_help(const struct cli_verb *v);
+/* The global usage and the list of verbs. */
+void cli_usage(FILE *f);
+
+/* ---- print.c */
+
+/* @key of @o as a string; @dflt when @o, the key or its value is absent
+ * or null. */
+const char *cli_jstr(struct json_object *o, const char *key, const char *dflt);
+/* The length of @a, 0 when it is not an array (a field a reply lacks). */
+size_t cli_alen(struct json_object *a);
+void cli_print_json(struct json_object *o);
+void cli_print_types(struct json_object *r);
+void cli_print_instances(struct json_object *r);
+void cli_print_definitions(struct json_object *r);
+void cli_print_defined(struct json_object *r);
+void cli_print_modified(struct json_object *r);
+void cli_print_started(struct json_object *r);
+void cli_print_info(struct json_object *r);
+void cli_print_version(struct json_object *r);
+/* One stats sample; with @prev (may be NULL), the change since it. */
+void cli_print_stats(struct json_object *s, struct json_object *prev);
+void cli_print_audit(struct json_object *r);
+
+/* ---- conform.c */
+
+/*
+ * `audit --conformance`: a private transient instance of the type @first
+ * (an audit result) names, umdev-conform against it for @fuzz seconds
+ * (as given), then the instance stopped whatever happened. Return: the
+ * kit's array (the caller puts it), or NULL after a message.
+ */
+struct json_object *
+cli_conformance_run(struct cli *c, struct json_object *first, const char *fuzz);
+
+#endif /* UMDEVCTL_H */
