@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,18 +26,13 @@
 /* Bound on one conformance run beyond its fuzz time (seconds). */
 #define AUDIT_KIT_MARGIN_S 180
 
-/* A timer fd that becomes readable @seconds from now, or -1. */
-static int
-deadline_fd(long seconds)
+static double
+now_s(void)
 {
-    struct itimerspec its = { .it_value = { .tv_sec = seconds } };
-    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+    struct timespec ts;
 
-    if (fd >= 0 && timerfd_settime(fd, 0, &its, NULL) < 0) {
-        close(fd);
-        fd = -1;
-    }
-    return fd;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /*
@@ -75,48 +69,61 @@ find_conform(char *out, size_t len, char *self, size_t selflen)
     return -1;
 }
 
+/* What the kit runs against: the instance, the type's profile, and the
+ * plug-in the type comes from ("" for a built-in parent). */
+struct kit_target {
+    const char *sock, *uuid, *profile, *type, *plugin;
+};
+
 /*
- * Run the kit against @sock with its arguments, collecting its JSON on
+ * Run the kit against @t with its arguments, collecting its JSON on
  * stdout. Return: the parsed array (caller puts it), or NULL after a
  * message.
  */
 static struct json_object *
-run_kit(struct cli *c, const char *conform, const char *self, const char *sock,
-        const char *uuid, const char *profile, const char *fuzz)
+run_kit(struct cli *c, const char *conform, const char *self,
+        const struct kit_target *t, const char *fuzz)
 {
-    int tfd = deadline_fd(AUDIT_KIT_MARGIN_S + atol(fuzz));
+    double deadline = now_s() + AUDIT_KIT_MARGIN_S + atol(fuzz);
     struct json_object *kit = NULL;
     char *buf = NULL;
     size_t len = 0, cap = 0;
     int p[2] = { -1, -1 }, status = 0;
-    bool killed = false, late = false;
+    bool killed = false;
     pid_t pid = -1;
 
-    if (tfd < 0 || pipe2(p, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+    if (pipe2(p, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
         perror("umdevctl audit: cannot run the kit");
         if (p[0] >= 0) {
             close(p[0]);
             close(p[1]);
         }
-        if (tfd >= 0)
-            close(tfd);
         return NULL;
     }
     if (pid == 0) {
+        const char *argv[] = {
+            conform,         t->sock,         "--json",
+            "--profile",     t->profile,      "--daemon-uuid",
+            t->uuid,         "--umdevctl",    self,
+            "--fuzz-seconds", fuzz,
+            /* A plug-in's type is driven by the plug-in's exercise();
+             * for a built-in parent the list ends here. */
+            t->plugin[0] ? "--plugin" : NULL, t->plugin, "--type", t->type,
+            NULL,
+        };
+
         /* The kit reads counters with `umdevctl info` of this daemon. */
         setenv("UMDEV_CONTROL", c->control, 1);
         dup2(p[1], STDOUT_FILENO);
-        execl(conform, conform, sock, "--json", "--profile", profile,
-              "--daemon-uuid", uuid, "--umdevctl", self, "--fuzz-seconds", fuzz,
-              (char *)NULL);
+        execv(conform, (char *const *)argv);
         fprintf(stderr, "umdevctl audit: cannot run %s: %s\n", conform,
                 strerror(errno));
         _exit(127);
     }
     close(p[1]);
     for (;;) {
-        struct pollfd pfd[2] = { { .fd = p[0], .events = POLLIN },
-                                 { .fd = tfd, .events = POLLIN } };
+        struct pollfd pfd = { .fd = p[0], .events = POLLIN };
+        bool late = now_s() > deadline;
         ssize_t n;
 
         if (cli_interrupted || late) {
@@ -127,13 +134,9 @@ run_kit(struct cli *c, const char *conform, const char *self, const char *sock,
             break;
         }
         /* The tick bounds how late a signal that came just before the
-         * poll is noticed. */
-        if (poll(pfd, 2, 1000) <= 0)
+         * poll, or the deadline, is noticed. */
+        if (poll(&pfd, 1, 1000) <= 0)
             continue;
-        if (pfd[1].revents & POLLIN) {
-            late = true;
-            continue;
-        }
         if (len + 4096 > cap) {
             char *b = realloc(buf, cap ? cap * 2 : 65536);
 
@@ -150,7 +153,6 @@ run_kit(struct cli *c, const char *conform, const char *self, const char *sock,
         len += (size_t)n;
     }
     close(p[0]);
-    close(tfd);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     if (!killed && buf != NULL) {
@@ -175,6 +177,30 @@ run_kit(struct cli *c, const char *conform, const char *self, const char *sock,
     return NULL;
 }
 
+/* The plug-in @type comes from, into @out ("" for a built-in parent).
+ * Return: 0, or -1 after a message. */
+static int
+plugin_of(struct cli *c, const char *parent, const char *type, char *out,
+          size_t len)
+{
+    struct json_object *args = json_object_new_object(), *r = NULL, *types;
+    size_t i;
+
+    out[0] = '\0';
+    json_object_object_add(args, "parent", json_object_new_string(parent));
+    if (cli_call(c, "types", args, &r) != 0)
+        return -1;
+    types = json_object_object_get(r, "types");
+    for (i = 0; i < json_object_array_length(types); i++) {
+        struct json_object *t = json_object_array_get_idx(types, i);
+
+        if (strcmp(cli_jstr(t, "name", ""), type) == 0)
+            snprintf(out, len, "%s", cli_jstr(t, "plugin", ""));
+    }
+    json_object_put(r);
+    return 0;
+}
+
 /*
  * --conformance: a private transient instance of the type owned by the
  * caller, the kit against it with the type's own profile, then stopped
@@ -189,10 +215,16 @@ cli_conformance_run(struct cli *c, struct json_object *first, const char *fuzz)
     struct json_object *prof = json_object_object_get(doc, "profile");
     struct json_object *args, *r = NULL, *inst, *kit = NULL;
     struct sigaction sa = { .sa_handler = cli_on_interrupt }, oi, ot;
-    char uuid[64], sock[PATH_MAX];
+    char uuid[64], sock[PATH_MAX], plugin[PATH_MAX];
+    struct kit_target t = { .sock = sock, .uuid = uuid, .profile = profile,
+                            .plugin = plugin };
     int fd;
 
     if (find_conform(conform, sizeof(conform), self, sizeof(self)) < 0)
+        return NULL;
+    t.type = cli_jstr(first, "type", "");
+    if (plugin_of(c, cli_jstr(first, "parent", ""), t.type, plugin,
+                  sizeof(plugin)) < 0)
         return NULL;
     if (prof == NULL) {
         fprintf(stderr, "umdevctl audit: the type declares no profile; the "
@@ -233,7 +265,7 @@ cli_conformance_run(struct cli *c, struct json_object *first, const char *fuzz)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &oi);
     sigaction(SIGTERM, &sa, &ot);
-    kit = run_kit(c, conform, self, sock, uuid, profile, fuzz);
+    kit = run_kit(c, conform, self, &t, fuzz);
     sigaction(SIGINT, &oi, NULL);
     sigaction(SIGTERM, &ot, NULL);
     unlink(profile);

@@ -61,6 +61,25 @@ cli_print_types(struct json_object *r)
                "    Device API: %s\n    Description: %s\n",
                str(t, "name"), str(t, "available_instances"),
                str(t, "device_api"), str(t, "description"));
+        /* A plug-in's types carry their admission (docs/PLUGINS.md). */
+        if (json_object_object_get_ex(t, "plugin", NULL)) {
+            struct json_object *adm = json_object_object_get(t, "admission");
+
+            printf("    Plug-in: %s\n    Admission: %s%s%s\n",
+                   str(t, "plugin"), str(adm, "state"),
+                   json_object_object_get_ex(adm, "verdict", NULL) ? ": " : "",
+                   json_object_object_get_ex(adm, "verdict", NULL)
+                       ? str(adm, "verdict")
+                       : "");
+        }
+    }
+    types = json_object_object_get(r, "refused_plugins");
+    if (cli_alen(types) > 0)
+        printf("refused plug-ins\n");
+    for (i = 0; i < cli_alen(types); i++) {
+        struct json_object *t = json_object_array_get_idx(types, i);
+
+        printf("  %s: %s\n", str(t, "path"), str(t, "reason"));
     }
 }
 

@@ -76,7 +76,10 @@ child_output(struct audit_job *job)
     struct json_object *o, *v, *res;
 
     if (job->len == 0) {
-        finish(job, -EIO, "the audit process died before answering", NULL);
+        finish(job, -EIO,
+               "the audit process died before answering (the device "
+               "crashed while being built or audited)",
+               NULL);
         return;
     }
     job->buf[job->len] = '\0';
