@@ -788,7 +788,8 @@ struct vm {
     struct umdev_client *c;
     uint8_t *mem;
     int fd;
-    uint32_t tail[ACCEL_DEV_MAX_QUEUES];
+    /* One record per queue (VM_COMP(q)): one descriptor in flight. */
+    struct accel_ring_drv r[ACCEL_DEV_MAX_QUEUES];
     uint32_t seed;
     int errors;
     uint64_t ops;
@@ -858,10 +859,11 @@ vm_thread(void *arg)
     unsigned int nq = dev_queues[v->dev], q;
     uint32_t r;
 
+    for (q = 0; q < nq; q++) /* vm_open() enabled them: TAIL is 0 */
+        accel_ring_drv_init(&v->r[q], vp(v, VM_RING(q)), VM_RING_SIZE, NULL, 0);
     for (r = 0; r < ROUNDS && v->errors == 0; r++) {
         for (q = 0; q < nq; q++) {
-            uint8_t *ring = vp(v, VM_RING(q));
-            uint32_t idx = v->tail[q], old = idx, one = 1;
+            uint32_t one = 1;
             uint64_t src = VM_DATA + q * 64 * 1024ull,
                      dst = VM_DATA + MB + q * 64 * 1024ull;
             struct accel_desc d = {
@@ -877,18 +879,8 @@ vm_thread(void *arg)
             fill_rand(vp(v, src), CHUNK, v->seed + r * 16 + q);
             memset(vp(v, dst), 0, CHUNK);
             memset(vp(v, VM_COMP(q)), 0, ACCEL_COMP_SIZE);
-            memcpy(ring + ACCEL_RING_DESCS + (idx % VM_RING_SIZE) * 64, &d, 64);
-            v->tail[q] = idx + 1;
-            __atomic_store_n((uint32_t *)(ring + ACCEL_RING_TAIL), idx + 1,
-                             __ATOMIC_RELEASE);
-            atomic_thread_fence(memory_order_seq_cst);
-            if (accel_ring_need_doorbell(
-                    __atomic_load_n(
-                        (uint32_t *)(ring + ACCEL_RING_DOORBELL_NEEDED),
-                        __ATOMIC_ACQUIRE),
-                    __atomic_load_n((uint32_t *)(ring + ACCEL_RING_WAKE_INDEX),
-                                    __ATOMIC_ACQUIRE),
-                    old, idx + 1) &&
+            accel_ring_post(&v->r[q], &d);
+            if (accel_ring_publish(&v->r[q]) &&
                 umdev_client_region_write_posted(v->c, UMDEV_PCI_BAR2_REGION,
                                                  q * 0x1000ull, &one, 4) < 0) {
                 vm_fail(v, "doorbell", r);
@@ -900,8 +892,7 @@ vm_thread(void *arg)
             int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
             uint8_t st;
 
-            while ((st = __atomic_load_n(&c->status, __ATOMIC_ACQUIRE)) ==
-                   ACCEL_ST_NONE) {
+            while ((st = accel_comp_status(c)) == ACCEL_ST_NONE) {
                 if (now_ms() > deadline) {
                     vm_fail(v, "no completion", r);
                     break;

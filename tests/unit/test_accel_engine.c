@@ -205,10 +205,10 @@ struct tq {
     struct accel_engine *e;
     struct accel_queue *q;
     unsigned int slot; /* ring and completion area number */
-    uint64_t ring;
-    uint32_t size;
-    uint32_t tail;
-    uint32_t published; /* TAIL as last stored in the ring */
+    uint64_t ring;     /* its guest address */
+    /* The driver side: TAIL, HEAD and the flags through the ring ABI's
+     * helpers (a ring's first line is always in one host buffer). */
+    struct accel_ring_drv r;
     atomic_uint notifies;
     pthread_mutex_t elock;
     struct accel_error errs[MAX_ERRS];
@@ -331,6 +331,14 @@ tq_claim(struct tq *t, struct accel_engine *e, unsigned int slot)
     assert_int_equal(accel_queue_claim(e, (int)slot, &tq_ops, t, &t->q), 0);
 }
 
+/* Drive the ring at guest address @ring from index 0. */
+static void
+tq_attach(struct tq *t, uint64_t ring, uint32_t size)
+{
+    t->ring = ring;
+    accel_ring_drv_init(&t->r, G(ring), size, NULL, 0);
+}
+
 static void
 tq_enable(struct tq *t, uint32_t size, uint32_t prio, uint32_t coal_count,
           uint32_t coal_usec)
@@ -343,10 +351,7 @@ tq_enable(struct tq *t, uint32_t size, uint32_t prio, uint32_t coal_count,
         .coal_usec = coal_usec,
     };
 
-    t->ring = cfg.ring;
-    t->size = size;
-    t->tail = 0;
-    t->published = 0;
+    tq_attach(t, cfg.ring, size);
     memset(G(t->ring), 0xa5, accel_ring_bytes(size)); /* enable resets */
     *(uint32_t *)G(t->ring + ACCEL_RING_TAIL) = 0;
     assert_int_equal(accel_queue_enable(t->q, &cfg), 0);
@@ -362,9 +367,9 @@ tq_release(struct tq *t)
 }
 
 static uint32_t
-ring_word(const struct tq *t, uint64_t off)
+ring_word(const struct tq *t, uint32_t off)
 {
-    return __atomic_load_n((uint32_t *)G(t->ring + off), __ATOMIC_ACQUIRE);
+    return accel_ring_load(t->r.ring, off);
 }
 
 static uint64_t
@@ -382,7 +387,7 @@ comp_of(const struct tq *t, uint32_t idx)
 static uint8_t
 comp_status(const struct tq *t, uint32_t idx)
 {
-    return __atomic_load_n(&comp_of(t, idx)->status, __ATOMIC_ACQUIRE);
+    return accel_comp_status(comp_of(t, idx));
 }
 
 /* Run the engine (manual) or wait (threads) until @done(@arg). */
@@ -412,47 +417,52 @@ has_room(void *arg)
 {
     struct tq *t = arg;
 
-    return t->tail - ring_word(t, ACCEL_RING_HEAD) < t->size;
+    return accel_ring_room(&t->r) > 0;
 }
 
 static bool g_manual; /* the current test's engine mode */
 
-/* Store TAIL (@old -> @t->tail) and ring if the engine asks for it. */
+/* Publish TAIL (for descriptors posted with kick = false) and ring if the
+ * engine asks for it (accel_ring_publish()). */
 static void
-publish(struct tq *t, uint32_t old)
+tq_kick(struct tq *t)
 {
-    __atomic_store_n((uint32_t *)G(t->ring + ACCEL_RING_TAIL), t->tail,
-                     __ATOMIC_RELEASE);
-    atomic_thread_fence(memory_order_seq_cst);
-    if (accel_ring_need_doorbell(ring_word(t, ACCEL_RING_DOORBELL_NEEDED),
-                                 ring_word(t, ACCEL_RING_WAKE_INDEX), old,
-                                 t->tail))
+    if (accel_ring_publish(&t->r))
         accel_queue_doorbell(t->q);
 }
 
+/* Copy @d into the next slot through the memory model, which a ring may
+ * cross from one host buffer into another. Return: its ring index. */
+static uint32_t
+put_desc(struct tq *t, const struct accel_desc *d)
+{
+    uint32_t idx = t->r.tail;
+
+    gput(t->ring + ACCEL_RING_DESCS +
+             (uint64_t)(idx & (t->r.size - 1)) * ACCEL_DESC_SIZE,
+         d, sizeof(*d));
+    t->r.tail = idx + 1;
+    return idx;
+}
+
 /*
- * Put @d in the ring as a driver does: descriptor, then TAIL (release),
- * then a full fence before reading DOORBELL_NEEDED, ringing only if set.
- * With ACCEL_DF_COMP and .comp 0 the queue's completion slot is used and
- * zeroed first. Return: the ring index.
+ * Put @d in the ring as a driver does, once there is room; with @kick
+ * publish it. With ACCEL_DF_COMP and .comp 0 the queue's completion slot
+ * is used and zeroed first. Return: the ring index.
  */
 static uint32_t
 tq_post(struct tq *t, struct accel_desc d, bool kick)
 {
-    uint32_t idx = t->tail;
+    uint32_t idx = t->r.tail;
 
     assert_true(drive_until(t->e, g_manual, has_room, t));
     if ((d.flags & ACCEL_DF_COMP) && d.comp == 0)
         d.comp = comp_iova(t, idx);
     if ((d.flags & ACCEL_DF_COMP) && mapped(d.comp))
         memset(G(d.comp), 0, ACCEL_COMP_SIZE);
-    memcpy(G(t->ring + ACCEL_RING_DESCS + (uint64_t)(idx % t->size) * 64), &d,
-           sizeof(d));
-    t->tail++;
-    if (kick) {
-        publish(t, t->published);
-        t->published = t->tail;
-    }
+    put_desc(t, &d);
+    if (kick)
+        tq_kick(t);
     return idx;
 }
 
@@ -460,14 +470,6 @@ static uint32_t
 tq_submit(struct tq *t, struct accel_desc d)
 {
     return tq_post(t, d, true);
-}
-
-/* Publish TAIL for descriptors posted with kick = false. */
-static void
-tq_kick(struct tq *t)
-{
-    publish(t, t->published);
-    t->published = t->tail;
 }
 
 struct comp_arg {
@@ -505,7 +507,7 @@ tq_wait(struct tq *t, uint32_t idx)
 static void
 tq_drain(struct tq *t)
 {
-    struct comp_arg a = { t, t->tail };
+    struct comp_arg a = { t, t->r.tail };
 
     assert_true(drive_until(t->e, g_manual, head_at, &a));
 }
@@ -1154,7 +1156,7 @@ static long
 spans_run(unsigned int n, uint32_t sz)
 {
     long maps0 = atomic_load(&M.maps);
-    uint32_t first = F.t.tail, i;
+    uint32_t first = F.t.r.tail, i;
 
     memset(G(DATA0 + MB), 0, (size_t)n * sz);
     for (i = 0; i < n; i++)
@@ -1316,13 +1318,13 @@ test_bad_index(void **state)
     idx = tq_submit(&F.t, desc(ACCEL_OP_NOP, 0, 0, 0));
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
     __atomic_store_n((uint32_t *)G(F.t.ring + ACCEL_RING_TAIL),
-                     F.t.tail + F.t.size + 1, __ATOMIC_RELEASE);
+                     F.t.r.tail + F.t.r.size + 1, __ATOMIC_RELEASE);
     accel_queue_doorbell(F.t.q);
     accel_engine_poll(F.e, 4);
     accel_queue_status(F.t.q, &st);
     assert_int_equal(st.state, ACCEL_QS_ERROR);
     assert_int_equal(st.error, ACCEL_QERR_BAD_INDEX);
-    assert_int_equal(st.error_addr, F.t.tail + F.t.size + 1);
+    assert_int_equal(st.error_addr, F.t.r.tail + F.t.r.size + 1);
     assert_int_equal(F.t.nerr, 1);
     assert_int_equal(F.t.errs[0].code, ACCEL_ERR_BAD_INDEX);
     /* Halted: doorbells do nothing, enable refuses until disabled. */
@@ -1418,10 +1420,7 @@ test_queue_config(void **state)
     assert_int_equal(st.state, ACCEL_QS_ENABLED);
     assert_int_equal(st.error, 0);
     assert_true(st.sleeping);
-    t.ring = cfg.ring;
-    t.size = 64;
-    t.tail = 0;
-    t.published = 0;
+    tq_attach(&t, cfg.ring, 64);
     {
         uint32_t i, idx = 0;
 
@@ -1507,7 +1506,7 @@ test_disable_aborts(void **state)
         assert_int_equal(comp_status(&F.t, idx[i]), ACCEL_ST_ABORTED);
         assert_int_equal(comp_of(&F.t, idx[i])->opcode, ACCEL_OP_NOP);
     }
-    assert_int_equal(ring_word(&F.t, ACCEL_RING_HEAD), F.t.tail);
+    assert_int_equal(ring_word(&F.t, ACCEL_RING_HEAD), F.t.r.tail);
     accel_queue_status(F.t.q, &st);
     assert_int_equal(st.state, ACCEL_QS_DISABLED);
     assert_int_equal(st.failed, 10);
@@ -1822,7 +1821,7 @@ loader_thread(void *arg)
     struct tq *t = l->t;
 
     while (!atomic_load(&l->stop)) {
-        uint32_t idx = t->tail;
+        uint32_t idx = t->r.tail;
         struct accel_desc d = {
             .opcode = ACCEL_OP_MEMMOVE,
             .flags = ACCEL_DF_COMP,
@@ -1834,13 +1833,11 @@ loader_thread(void *arg)
         int64_t deadline = now_ms() + TIMEOUT_MS;
         uint8_t s;
 
-        while (t->tail - ring_word(t, ACCEL_RING_HEAD) >= t->size)
+        while (accel_ring_room(&t->r) == 0)
             usleep(10);
         memset(G(d.comp), 0, 32);
-        memcpy(G(t->ring + ACCEL_RING_DESCS + (uint64_t)(idx % t->size) * 64),
-               &d, sizeof(d));
-        t->tail++;
-        publish(t, t->tail - 1);
+        put_desc(t, &d);
+        tq_kick(t);
         while ((s = comp_status(t, idx)) == ACCEL_ST_NONE &&
                now_ms() < deadline)
             usleep(10);
@@ -1916,7 +1913,7 @@ verify_thread(void *arg)
     unsigned int r;
 
     for (r = 0; r < w->rounds; r++) {
-        uint32_t n = 1 + (r * 7919u) % 65535u, idx = t->tail;
+        uint32_t n = 1 + (r * 7919u) % 65535u, idx = t->r.tail;
         struct accel_desc d = {
             .opcode = ACCEL_OP_COPY_CRC,
             .flags = ACCEL_DF_COMP,
@@ -1929,10 +1926,8 @@ verify_thread(void *arg)
 
         fill_rand(G(src), n, r + t->slot * 1000);
         memset(G(d.comp), 0, 32);
-        memcpy(G(t->ring + ACCEL_RING_DESCS + (uint64_t)(idx % t->size) * 64),
-               &d, sizeof(d));
-        t->tail++;
-        publish(t, t->tail - 1);
+        put_desc(t, &d);
+        tq_kick(t);
         while (comp_status(t, idx) == ACCEL_ST_NONE && now_ms() < deadline)
             sched_yield();
         if (comp_status(t, idx) != ACCEL_ST_SUCCESS ||
