@@ -1,9 +1,17 @@
 # Tests of the accel parent (devices/accel): the engine in-process, and
 # the PCI subdevice driven over real sockets by the umdev client as a VMM.
-add_executable(test_accel_engine ${CMAKE_CURRENT_LIST_DIR}/test_accel_engine.c)
-target_link_libraries(test_accel_engine PRIVATE umdev_accel PkgConfig::CMOCKA)
-add_test(NAME unit.accel_engine COMMAND test_accel_engine)
-set_tests_properties(unit.accel_engine PROPERTIES TIMEOUT 120)
+# The engine's tests are one program per concern, as the engine's files
+# are (crc, ops, ring, sched), sharing a memory model and queue driver.
+add_library(accel_engine_fixture STATIC
+            ${CMAKE_CURRENT_LIST_DIR}/accel_engine_fixture.c)
+target_link_libraries(accel_engine_fixture PUBLIC umdev_accel PkgConfig::CMOCKA)
+foreach(t crc ops ring sched)
+  add_executable(test_accel_engine_${t}
+                 ${CMAKE_CURRENT_LIST_DIR}/test_accel_engine_${t}.c)
+  target_link_libraries(test_accel_engine_${t} PRIVATE accel_engine_fixture)
+  add_test(NAME unit.accel_engine_${t} COMMAND test_accel_engine_${t})
+  set_tests_properties(unit.accel_engine_${t} PROPERTIES TIMEOUT 120)
+endforeach()
 add_executable(test_func_accel ${CMAKE_CURRENT_LIST_DIR}/../func/test_func_accel.c)
 target_link_libraries(test_func_accel PRIVATE umdev_accel func_harness)
 add_test(NAME func.accel COMMAND test_func_accel)
