@@ -1,11 +1,9 @@
 /*
  * The accel engine unit tests' shared fixture (accel_engine_fixture.h):
- * the guest memory model, the queue driver and setups/teardown.
+ * the guest memory model, the queue driver and setup and teardown.
  */
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -491,60 +489,34 @@ crc_ref(uint32_t crc, const uint8_t *p, size_t n)
 
 struct fx F;
 
+/* The fixtures tests choose from (FX_TEST()). */
+const struct fx_cfg fx_cfgs[] = {
+    [FX_MANUAL] = { .threads = 0, .size = 64 },
+    [FX_THREADS] = { .threads = 2, .size = 256 },
+    /* Threads polling an empty queue for 2 ms before they sleep: wider
+     * than the scheduling gaps of a loaded test machine, so that what is
+     * measured is the protocol, not the host's scheduler. */
+    [FX_THREADS_LONG_POLL] = { .threads = 2, .poll_us = 2000, .size = 256 },
+    /* One engine thread: fairness has to come from the scheduler. */
+    [FX_ONE_THREAD] = { .threads = 1, .size = 256 },
+};
+
 int
-setup_manual(void **state)
+fx_setup(void **state)
 {
-    (void)state;
+    const struct fx_cfg *c = *state;
+
     mem_init();
-    g_manual = true;
-    F.e = engine_new(true, 0, true, 0);
+    g_manual = c->threads == 0;
+    /* A manual engine asks for a doorbell as soon as a queue empties. */
+    F.e = engine_new(g_manual, c->threads, g_manual, c->poll_us);
     tq_claim(&F.t, F.e, 0);
-    tq_enable(&F.t, 64, 1, 0, 0);
+    tq_enable(&F.t, c->size, 1, 0, 0);
     return 0;
 }
 
 int
-setup_threads(void **state)
-{
-    (void)state;
-    mem_init();
-    g_manual = false;
-    F.e = engine_new(false, 2, false, 0);
-    tq_claim(&F.t, F.e, 0);
-    tq_enable(&F.t, 256, 1, 0, 0);
-    return 0;
-}
-
-/* Threads polling an empty queue for 2 ms before they sleep: wider than
- * the scheduling gaps of a loaded test machine, so that what is measured
- * is the protocol, not the host's scheduler. */
-int
-setup_threads_long_poll(void **state)
-{
-    (void)state;
-    mem_init();
-    g_manual = false;
-    F.e = engine_new(false, 2, false, 2000);
-    tq_claim(&F.t, F.e, 0);
-    tq_enable(&F.t, 256, 1, 0, 0);
-    return 0;
-}
-
-/* One engine thread: fairness has to come from the scheduler. */
-int
-setup_one_thread(void **state)
-{
-    (void)state;
-    mem_init();
-    g_manual = false;
-    F.e = engine_new(false, 1, false, 0);
-    tq_claim(&F.t, F.e, 0);
-    tq_enable(&F.t, 256, 1, 0, 0);
-    return 0;
-}
-
-int
-teardown(void **state)
+fx_teardown(void **state)
 {
     (void)state;
     tq_release(&F.t);

@@ -185,21 +185,27 @@ void fill_rand(uint8_t *p, size_t n, uint32_t seed);
 /* Reference CRC32C, bit at a time (independent of the engine). */
 uint32_t crc_ref(uint32_t crc, const uint8_t *p, size_t n);
 
-/* One manual engine (accel_engine_poll()), F.t enabled with 64 slots. */
-int setup_manual(void **state);
+/*
+ * The fixtures: one engine (manual: work runs in accel_engine_poll(); or
+ * @threads engine threads polling an empty queue for @poll_us, 0: the
+ * default) and F.t enabled on its queue 0 with @size slots. A test names
+ * one with FX_TEST(test, FX_*).
+ */
+struct fx_cfg {
+    unsigned int threads;
+    unsigned int poll_us;
+    uint32_t size;
+};
+enum { FX_MANUAL, FX_THREADS, FX_THREADS_LONG_POLL, FX_ONE_THREAD };
+extern const struct fx_cfg fx_cfgs[];
+#define FX_TEST(f, kind)                                                       \
+    cmocka_unit_test_prestate_setup_teardown(f, fx_setup, fx_teardown,         \
+                                             (void *)&fx_cfgs[kind])
 
-/* Two engine threads, F.t enabled with 256 slots. */
-int setup_threads(void **state);
-
-/* Threads polling an empty queue for 2 ms before they sleep: wider than
- * the scheduling gaps of a loaded test machine, so that what is measured
- * is the protocol, not the host's scheduler. */
-int setup_threads_long_poll(void **state);
-
-/* One engine thread: fairness has to come from the scheduler. */
-int setup_one_thread(void **state);
+/* Set up the fixture *@state points to (a struct fx_cfg). */
+int fx_setup(void **state);
 
 /* Release F.t, destroy the engine, check no hold is left. */
-int teardown(void **state);
+int fx_teardown(void **state);
 
 #endif /* UMDEV_TEST_ACCEL_ENGINE_FIXTURE_H */

@@ -4,14 +4,8 @@
  * and the CRC32C descriptor on engines of both kinds. The guest memory
  * model and the queue driver are accel_engine_fixture.c.
  */
-#include <errno.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -122,12 +116,9 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_crc32c_vectors, setup_manual,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_crc32c_hw_soft_agree, setup_manual,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_crc32c_engine_both_paths,
-                                        setup_manual, teardown),
+        FX_TEST(test_crc32c_vectors, FX_MANUAL),
+        FX_TEST(test_crc32c_hw_soft_agree, FX_MANUAL),
+        FX_TEST(test_crc32c_engine_both_paths, FX_MANUAL),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

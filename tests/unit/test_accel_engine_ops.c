@@ -5,14 +5,8 @@
  * invalid descriptors and errors without a record. The guest memory model
  * and the queue driver are accel_engine_fixture.c.
  */
-#include <errno.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -593,24 +587,19 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_memmove, setup_manual, teardown),
-        cmocka_unit_test_setup_teardown(test_memmove_overlap, setup_manual,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_fill, setup_manual, teardown),
-        cmocka_unit_test_setup_teardown(test_compare, setup_manual, teardown),
-        cmocka_unit_test_setup_teardown(test_compare_pattern, setup_manual,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_crc_ops, setup_manual, teardown),
-        cmocka_unit_test_setup_teardown(test_dualcast, setup_manual, teardown),
-        cmocka_unit_test_setup_teardown(test_nop_drain, setup_manual, teardown),
-        cmocka_unit_test_setup_teardown(test_batch, setup_manual, teardown),
-        cmocka_unit_test_setup_teardown(test_addr_faults, setup_manual,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_visit_spans, setup_manual,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_invalid, setup_manual, teardown),
-        cmocka_unit_test_setup_teardown(test_errors_without_record,
-                                        setup_manual, teardown),
+        FX_TEST(test_memmove, FX_MANUAL),
+        FX_TEST(test_memmove_overlap, FX_MANUAL),
+        FX_TEST(test_fill, FX_MANUAL),
+        FX_TEST(test_compare, FX_MANUAL),
+        FX_TEST(test_compare_pattern, FX_MANUAL),
+        FX_TEST(test_crc_ops, FX_MANUAL),
+        FX_TEST(test_dualcast, FX_MANUAL),
+        FX_TEST(test_nop_drain, FX_MANUAL),
+        FX_TEST(test_batch, FX_MANUAL),
+        FX_TEST(test_addr_faults, FX_MANUAL),
+        FX_TEST(test_visit_spans, FX_MANUAL),
+        FX_TEST(test_invalid, FX_MANUAL),
+        FX_TEST(test_errors_without_record, FX_MANUAL),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,9 +7,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -467,23 +464,15 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_bad_index, setup_manual, teardown),
-        cmocka_unit_test_setup_teardown(test_ring_fault, setup_manual,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_queue_config, setup_manual,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_disable_aborts, setup_manual,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_disable_during_batch, setup_manual,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_coalescing, setup_manual,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_idle_sleeps_doorbell_wakes,
-                                        setup_threads, teardown),
-        cmocka_unit_test_setup_teardown(test_event_suppression,
-                                        setup_threads_long_poll, teardown),
-        cmocka_unit_test_setup_teardown(test_unmap_under_load, setup_threads,
-                                        teardown),
+        FX_TEST(test_bad_index, FX_MANUAL),
+        FX_TEST(test_ring_fault, FX_MANUAL),
+        FX_TEST(test_queue_config, FX_MANUAL),
+        FX_TEST(test_disable_aborts, FX_MANUAL),
+        FX_TEST(test_disable_during_batch, FX_MANUAL),
+        FX_TEST(test_coalescing, FX_MANUAL),
+        FX_TEST(test_idle_sleeps_doorbell_wakes, FX_THREADS),
+        FX_TEST(test_event_suppression, FX_THREADS_LONG_POLL),
+        FX_TEST(test_unmap_under_load, FX_THREADS),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,11 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -238,15 +234,11 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_claims, setup_manual, teardown),
-        cmocka_unit_test_setup_teardown(test_engine_config, setup_manual,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_fairness_priority, setup_manual,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_no_starvation, setup_one_thread,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_threads_stress, setup_threads,
-                                        teardown),
+        FX_TEST(test_claims, FX_MANUAL),
+        FX_TEST(test_engine_config, FX_MANUAL),
+        FX_TEST(test_fairness_priority, FX_MANUAL),
+        FX_TEST(test_no_starvation, FX_ONE_THREAD),
+        FX_TEST(test_threads_stress, FX_THREADS),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
