@@ -1,7 +1,7 @@
 /*
  * The accel work-queue engine: a software data-movement accelerator with N
  * work queues served by M engine threads. One engine serves one parent;
- * its embedders (PCI subdevices, later the host access path) claim queues
+ * its embedders (PCI subdevices, the host access path) claim queues
  * on it and supply, per queue, the only way the engine may reach memory: a
  * translation callback that validates and holds every address it returns.
  *
