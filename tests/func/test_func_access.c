@@ -646,9 +646,10 @@ test_wait_and_poll(void **state)
     struct umdev_access_comp c[DEPTH];
     struct umdev_access_desc d;
     struct umdev_access_stats st;
-    unsigned int sent = 0, done = 0, i;
+    unsigned int sent = 0, done = 0, i, copies;
     int64_t deadline;
     uint64_t t0;
+    int rc;
 
     (void)state;
     assert_int_equal(umdev_access_mem_register(a, m, 2 * MB, fd, 0, RW), 0);
@@ -678,11 +679,20 @@ test_wait_and_poll(void **state)
     assert_int_equal(umdev_access_wait(a, 0), -ENOENT);
 
     /* A wait that times out: checked right after submitting a 1 MiB
-     * copy, which takes the engine far longer than the check. */
-    d = adesc(UMDEV_ACCESS_OP_MEMMOVE, MB, m, m + MB);
-    d.flags = UMDEV_ACCESS_DF_INTR;
-    assert_int_equal(umdev_access_submit(a, &d, 1), 1);
-    assert_int_equal(umdev_access_wait(a, 0), -ETIMEDOUT);
+     * copy, which takes the engine far longer than the check, unless this
+     * thread was descheduled in between (a loaded machine): then the copy
+     * is simply done (wait says 0), and another one is tried. */
+    for (copies = 1;; copies++) {
+        d = adesc(UMDEV_ACCESS_OP_MEMMOVE, MB, m, m + MB);
+        d.flags = UMDEV_ACCESS_DF_INTR;
+        assert_int_equal(umdev_access_submit(a, &d, 1), 1);
+        rc = umdev_access_wait(a, 0);
+        if (rc != 0 || copies == 100)
+            break;
+        assert_int_equal(umdev_access_reap(a, c, DEPTH), 1);
+        assert_int_equal(c[0].status, UMDEV_ACCESS_ST_SUCCESS);
+    }
+    assert_int_equal(rc, -ETIMEDOUT);
     assert_int_equal(umdev_access_wait(a, HARNESS_TIMEOUT_MS), 0);
     assert_int_equal(umdev_access_reap(a, c, DEPTH), 1);
     assert_int_equal(c[0].status, UMDEV_ACCESS_ST_SUCCESS);
@@ -716,9 +726,9 @@ test_wait_and_poll(void **state)
     }
     assert_int_equal(umdev_access_outstanding(a), 0);
     umdev_access_get_stats(a, &st);
-    assert_int_equal(st.submitted, TOTAL + 3);
-    assert_int_equal(st.reaped, TOTAL + 3);
-    assert_int_equal(st.queue.completed, TOTAL + 3);
+    assert_int_equal(st.submitted, TOTAL + 2 + copies);
+    assert_int_equal(st.reaped, TOTAL + 2 + copies);
+    assert_int_equal(st.queue.completed, TOTAL + 2 + copies);
     /* Event suppression: the doorbells made are the engine's count, and
      * fewer than the submissions (the engine polls while busy). */
     assert_int_equal(st.doorbells, st.queue.doorbells);
