@@ -222,23 +222,6 @@ pattern_block(uint64_t pattern, uint8_t buf[PATTERN_BLOCK + 8])
         buf[i] = (uint8_t)(pattern >> (8 * (i % 8)));
 }
 
-static void
-op_fill(const struct operand *dst, uint64_t len, uint64_t pattern)
-{
-    uint8_t pat[PATTERN_BLOCK + 8];
-    struct cur d = { dst, 0, 0 };
-    uint64_t done = 0;
-
-    pattern_block(pattern, pat);
-    while (done < len) {
-        uint64_t n = min64(min64(cur_avail(&d), len - done), PATTERN_BLOCK);
-
-        memcpy(cur_ptr(&d), pat + done % 8, n);
-        cur_advance(&d, n);
-        done += n;
-    }
-}
-
 static uint64_t
 first_diff(const uint8_t *a, const uint8_t *b, uint64_t n)
 {
@@ -271,24 +254,29 @@ op_compare(const struct operand *a, const struct operand *b, uint64_t len,
     return true;
 }
 
+/* FILL (@at NULL: write the pattern) or COMPARE_PATTERN (compare with it)
+ * over @o, a pattern block at a time. Return: true if equal (FILL: true);
+ * else *@at is the first differing offset. */
 static bool
-op_compare_pattern(const struct operand *src, uint64_t len, uint64_t pattern,
-                   uint64_t *at)
+op_pattern(const struct operand *o, uint64_t len, uint64_t pattern,
+           uint64_t *at)
 {
     uint8_t pat[PATTERN_BLOCK + 8];
-    struct cur s = { src, 0, 0 };
+    struct cur c = { o, 0, 0 };
     uint64_t done = 0;
 
     pattern_block(pattern, pat);
     while (done < len) {
-        uint64_t n = min64(min64(cur_avail(&s), len - done), PATTERN_BLOCK);
+        uint64_t n = min64(min64(cur_avail(&c), len - done), PATTERN_BLOCK);
         const uint8_t *p = pat + done % 8;
 
-        if (memcmp(cur_ptr(&s), p, n) != 0) {
-            *at = done + first_diff(cur_ptr(&s), p, n);
+        if (at == NULL) {
+            memcpy(cur_ptr(&c), p, n);
+        } else if (memcmp(cur_ptr(&c), p, n) != 0) {
+            *at = done + first_diff(cur_ptr(&c), p, n);
             return false;
         }
-        cur_advance(&s, n);
+        cur_advance(&c, n);
         done += n;
     }
     return true;
@@ -416,7 +404,7 @@ run_data(struct worker *w, struct accel_queue *q, const struct accel_desc *d,
                    d->dst > d->src && d->dst - d->src < len);
         break;
     case ACCEL_OP_FILL:
-        op_fill(&op[0], len, d->pattern);
+        op_pattern(&op[0], len, d->pattern, NULL);
         break;
     case ACCEL_OP_COMPARE:
         if (!op_compare(&op[0], &op[1], len, &at)) {
@@ -427,7 +415,7 @@ run_data(struct worker *w, struct accel_queue *q, const struct accel_desc *d,
         }
         break;
     case ACCEL_OP_COMPARE_PATTERN:
-        if (!op_compare_pattern(&op[0], len, d->pattern, &at)) {
+        if (!op_pattern(&op[0], len, d->pattern, &at)) {
             r->status = ACCEL_ST_MISMATCH;
             r->cmp = 1;
             r->bytes = (uint32_t)at;

@@ -386,17 +386,13 @@ loader_thread(void *arg)
 
     while (!atomic_load(&l->stop)) {
         uint32_t idx = t->r.tail;
-        struct accel_desc d = {
-            .opcode = ACCEL_OP_MEMMOVE,
-            .flags = ACCEL_DF_COMP,
-            .size = 128 * 1024,
-            .src = DATA0 + t->slot * 128 * 1024ull,
-            .dst = R1 + t->slot * 256 * 1024ull,
-            .comp = comp_iova(t, idx),
-        };
+        struct accel_desc d =
+            desc(ACCEL_OP_MEMMOVE, 128 * 1024, DATA0 + t->slot * 128 * 1024ull,
+                 R1 + t->slot * 256 * 1024ull);
         int64_t deadline = now_ms() + TIMEOUT_MS;
         uint8_t s;
 
+        d.comp = comp_iova(t, idx);
         while (accel_ring_room(&t->r) == 0)
             usleep(10);
         memset(G(d.comp), 0, 32);

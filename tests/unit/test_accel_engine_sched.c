@@ -184,16 +184,10 @@ verify_thread(void *arg)
 
     for (r = 0; r < w->rounds; r++) {
         uint32_t n = 1 + (r * 7919u) % 65535u, idx = t->r.tail;
-        struct accel_desc d = {
-            .opcode = ACCEL_OP_COPY_CRC,
-            .flags = ACCEL_DF_COMP,
-            .size = n,
-            .src = src,
-            .dst = dst,
-            .comp = comp_iova(t, idx),
-        };
+        struct accel_desc d = desc(ACCEL_OP_COPY_CRC, n, src, dst);
         int64_t deadline = now_ms() + TIMEOUT_MS;
 
+        d.comp = comp_iova(t, idx);
         fill_rand(G(src), n, r + t->slot * 1000);
         memset(G(d.comp), 0, 32);
         put_desc(t, &d);

@@ -48,6 +48,29 @@ complete(struct ring *x, uint32_t idx, uint8_t status)
     __atomic_store_n(&c->status, status, __ATOMIC_RELEASE);
 }
 
+/* Each test gets a zeroed ring, its records and a driver at index 0. */
+static int
+setup(void **state)
+{
+    /* The ring ABI wants the ring ACCEL_RING_ALIGN aligned; so does the
+     * struct (sizeof is a multiple of its alignment). */
+    struct ring *x = aligned_alloc(_Alignof(struct ring), sizeof(*x));
+
+    if (x == NULL)
+        return -1;
+    memset(x, 0, sizeof(*x));
+    accel_ring_drv_init(&x->r, x->mem, SIZE, x->comps, COMPS_ADDR);
+    *state = x;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    free(*state);
+    return 0;
+}
+
 static struct accel_desc
 nop(uint64_t tag)
 {
@@ -80,13 +103,10 @@ test_need_doorbell(void **state)
 static void
 test_post_publish(void **state)
 {
-    struct ring *x = calloc(1, sizeof(*x));
+    struct ring *x = *state;
     struct accel_desc d = nop(1);
     unsigned int i;
 
-    (void)state;
-    assert_non_null(x);
-    accel_ring_drv_init(&x->r, x->mem, SIZE, x->comps, COMPS_ADDR);
     memset(x->comps, 0xff, sizeof(x->comps));
     word(x, ACCEL_RING_DOORBELL_NEEDED, 1); /* enabled: asleep at 0 */
     d.flags = ACCEL_DF_INTR;
@@ -127,7 +147,6 @@ test_post_publish(void **state)
     accel_ring_post(&x->r, &d);
     assert_int_equal(accel_ring_slot(&x->r, 0)->comp, 0x1234560);
     assert_int_equal(accel_ring_slot(&x->r, 0)->flags, ACCEL_DF_INTR);
-    free(x);
 }
 
 /* Room comes from HEAD, or with records from what was reaped; records
@@ -135,14 +154,11 @@ test_post_publish(void **state)
 static void
 test_room_and_reap(void **state)
 {
-    struct ring *x = calloc(1, sizeof(*x));
+    struct ring *x = *state;
     struct accel_desc d = nop(0);
     struct accel_comp c;
     unsigned int i;
 
-    (void)state;
-    assert_non_null(x);
-    accel_ring_drv_init(&x->r, x->mem, SIZE, x->comps, COMPS_ADDR);
     assert_int_equal(accel_ring_room(&x->r), SIZE);
     assert_false(accel_ring_reap(&x->r, &c)); /* nothing outstanding */
     for (i = 0; i < SIZE; i++)
@@ -175,21 +191,17 @@ test_room_and_reap(void **state)
     assert_int_equal(accel_ring_room(&x->r), SIZE - 2);
     word(x, ACCEL_RING_HEAD, 1);
     assert_int_equal(accel_ring_room(&x->r), SIZE - 1);
-    free(x);
 }
 
 /* Free-running indices wrap at 2^32; slots and records follow. */
 static void
 test_index_wrap(void **state)
 {
-    struct ring *x = calloc(1, sizeof(*x));
+    struct ring *x = *state;
     struct accel_desc d = nop(0);
     struct accel_comp c;
     uint32_t start = 0xfffffffeu, i;
 
-    (void)state;
-    assert_non_null(x);
-    accel_ring_drv_init(&x->r, x->mem, SIZE, x->comps, COMPS_ADDR);
     x->r.tail = x->r.published = x->r.reaped = start;
     word(x, ACCEL_RING_HEAD, start);
     word(x, ACCEL_RING_DOORBELL_NEEDED, 1);
@@ -212,7 +224,6 @@ test_index_wrap(void **state)
     }
     assert_int_equal(x->r.reaped, 2);
     assert_int_equal(accel_ring_room(&x->r), SIZE);
-    free(x);
 }
 
 int
@@ -220,9 +231,9 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_need_doorbell),
-        cmocka_unit_test(test_post_publish),
-        cmocka_unit_test(test_room_and_reap),
-        cmocka_unit_test(test_index_wrap),
+        cmocka_unit_test_setup_teardown(test_post_publish, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_room_and_reap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_wrap, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
