@@ -72,22 +72,6 @@ engine_seg_get(struct accel_queue *q, uint64_t addr, uint64_t len, int prot,
     return rc;
 }
 
-void
-engine_visit_begin(struct accel_queue *q)
-{
-    q->nvmap = 0;
-    q->visiting = true;
-}
-
-/* Return the spans the visit held: a DMA unmap may be waiting for them. */
-void
-engine_visit_end(struct accel_queue *q)
-{
-    while (q->nvmap > 0)
-        q->ops->unmap(q->opaque, &q->vmap[--q->nvmap].hold);
-    q->visiting = false;
-}
-
 static void
 operand_put(struct accel_queue *q, struct operand *o)
 {

@@ -176,9 +176,21 @@ engine_map_small(struct accel_queue *q, uint64_t addr, uint64_t len, int prot,
 }
 
 /* A visit (engine_serve()) may keep the spans its holds pin; the end
- * returns them. */
-void engine_visit_begin(struct accel_queue *q);
-void engine_visit_end(struct accel_queue *q);
+ * returns them: a DMA unmap may be waiting for them. */
+static inline void
+engine_visit_begin(struct accel_queue *q)
+{
+    q->nvmap = 0;
+    q->visiting = true;
+}
+
+static inline void
+engine_visit_end(struct accel_queue *q)
+{
+    while (q->nvmap > 0)
+        q->ops->unmap(q->opaque, &q->vmap[--q->nvmap].hold);
+    q->visiting = false;
+}
 
 /* Run descriptor @d (a copy; ring index @index) into @r. */
 void engine_run_desc(struct worker *w, struct accel_queue *q,

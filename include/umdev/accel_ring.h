@@ -270,15 +270,19 @@ static inline uint32_t
 accel_ring_post(struct accel_ring_drv *r, const struct accel_desc *d)
 {
     uint32_t idx = r->tail, slot = idx & (r->size - 1);
-    struct accel_desc x = *d;
+    struct accel_desc *s = accel_ring_slot(r, idx);
+    struct accel_comp *c = r->comps != NULL ? &r->comps[slot] : NULL;
+    uint64_t comp = r->comps_addr + (uint64_t)slot * ACCEL_COMP_SIZE;
 
-    if (r->comps != NULL) {
-        __builtin_memset(&r->comps[slot], 0, sizeof(r->comps[slot]));
-        x.flags |= ACCEL_DF_COMP;
-        x.comp = r->comps_addr + (uint64_t)slot * ACCEL_COMP_SIZE;
-    }
-    *accel_ring_slot(r, idx) = x;
+    /* Everything read from @r first, then one block copy into the slot
+     * (the engine reads none of it before the TAIL store). */
     r->tail = idx + 1;
+    __builtin_memcpy(s, d, sizeof(*s));
+    if (c != NULL) {
+        __builtin_memset(c, 0, sizeof(*c));
+        s->flags = (uint8_t)(s->flags | ACCEL_DF_COMP);
+        s->comp = comp;
+    }
     return idx;
 }
 

@@ -372,9 +372,9 @@ umdev_access_submit(struct umdev_access *a, const struct accel_desc *d,
     if (n == 0)
         return 0;
     for (i = 0; i < n; i++) {
-        a->intr[a->r.tail & (a->r.size - 1)] =
-            (d[i].flags & ACCEL_DF_INTR) != 0;
-        accel_ring_post(&a->r, &d[i]);
+        uint32_t idx = accel_ring_post(&a->r, &d[i]);
+
+        a->intr[idx & (a->r.size - 1)] = (d[i].flags & ACCEL_DF_INTR) != 0;
     }
     if (accel_ring_publish(&a->r)) {
         a->p->ops->doorbell(a->pq);
