@@ -16,7 +16,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,44 +139,27 @@ median_us(size_t n)
 /* A ring driver over memory we see at @host and the engine at @iova   */
 
 struct ring_drv {
-    uint8_t *ring;              /* host view */
-    struct accel_comp *comps;   /* RING_SIZE records, host view */
-    uint64_t comps_iova;
+    struct accel_ring_drv r;    /* host views; records at their iova */
     void (*kick)(void *arg);    /* the doorbell */
     void (*poll)(void *arg);    /* run the engine (direct), or NULL */
     void *arg;
     void (*mark)(void *arg); /* called when the measured phase starts */
     void *mark_arg;
-    uint32_t tail, done;
     uint64_t kicks, kicks_mark; /* doorbells rung; at the mark */
     int64_t t_sub[RING_SIZE];
 };
 
 static void
-rd_post(struct ring_drv *r, struct accel_desc d, int64_t now)
+rd_post(struct ring_drv *r, const struct accel_desc *d, int64_t now)
 {
-    uint32_t slot = r->tail % RING_SIZE;
-
-    memset(&r->comps[slot], 0, sizeof(r->comps[slot]));
-    d.flags |= ACCEL_DF_COMP;
-    d.comp = r->comps_iova + slot * ACCEL_COMP_SIZE;
-    memcpy(r->ring + ACCEL_RING_DESCS + slot * ACCEL_DESC_SIZE, &d, sizeof(d));
-    r->t_sub[slot] = now;
-    r->tail++;
+    r->t_sub[accel_ring_post(&r->r, d) % RING_SIZE] = now;
 }
 
+/* TAIL, and the doorbell if the engine sleeps. */
 static void
-rd_publish(struct ring_drv *r, uint32_t old)
+rd_publish(struct ring_drv *r)
 {
-    __atomic_store_n((uint32_t *)(r->ring + ACCEL_RING_TAIL), r->tail,
-                     __ATOMIC_RELEASE);
-    atomic_thread_fence(memory_order_seq_cst);
-    if (accel_ring_need_doorbell(
-            __atomic_load_n((uint32_t *)(r->ring + ACCEL_RING_DOORBELL_NEEDED),
-                            __ATOMIC_ACQUIRE),
-            __atomic_load_n((uint32_t *)(r->ring + ACCEL_RING_WAKE_INDEX),
-                            __ATOMIC_ACQUIRE),
-            old, r->tail)) {
+    if (accel_ring_publish(&r->r)) {
         r->kick(r->arg);
         r->kicks++;
     }
@@ -187,26 +169,22 @@ rd_publish(struct ring_drv *r, uint32_t old)
 static unsigned int
 rd_reap(struct ring_drv *r, size_t *nlat)
 {
+    struct accel_comp c;
     unsigned int n = 0;
     int64_t now = 0;
 
-    while (r->done != r->tail) {
-        struct accel_comp *c = &r->comps[r->done % RING_SIZE];
-        uint8_t st = __atomic_load_n(&c->status, __ATOMIC_ACQUIRE);
+    while (accel_ring_reap(&r->r, &c)) {
+        uint32_t idx = r->r.reaped - 1;
 
-        if (st == ACCEL_ST_NONE)
-            break;
         if (now == 0 && nlat != NULL)
             now = now_ns(); /* one clock read per reap: cheap driver */
-        if (st != ACCEL_ST_SUCCESS)
-            DIE("descriptor %u: status %#x info %#" PRIx64, r->done, st,
-                c->info);
+        if (c.status != ACCEL_ST_SUCCESS)
+            DIE("descriptor %u: status %#x info %#" PRIx64, idx, c.status,
+                c.info);
         if (nlat != NULL) {
-            lat[*nlat % LAT_MAX] =
-                (uint32_t)(now - r->t_sub[r->done % RING_SIZE]);
+            lat[*nlat % LAT_MAX] = (uint32_t)(now - r->t_sub[idx % RING_SIZE]);
             (*nlat)++;
         }
-        r->done++;
         n++;
     }
     return n;
@@ -230,17 +208,17 @@ rd_run(struct ring_drv *r, unsigned int qd, uint64_t src, uint64_t dst,
     end = now_ns() + ns / 10;
     for (;;) {
         int64_t t = now_ns();
-        uint32_t old = r->tail;
+        uint32_t old = r->r.tail;
 
         if (!warm && t >= end) {
             /* Warm-up over: drain, then measure. */
-            while (r->done != r->tail) {
+            while (r->r.reaped != r->r.tail) {
                 if (r->poll)
                     r->poll(r->arg);
                 rd_reap(r, &dummy);
             }
             warm = true;
-            ops0 = r->done;
+            ops0 = r->r.reaped;
             *nlat = 0;
             r->kicks_mark = r->kicks;
             if (r->mark != NULL)
@@ -251,8 +229,8 @@ rd_run(struct ring_drv *r, unsigned int qd, uint64_t src, uint64_t dst,
         }
         if (warm && t >= end)
             break;
-        while (r->tail - r->done < qd) {
-            uint32_t i = r->tail % 64;
+        while (r->r.tail - r->r.reaped < qd) {
+            uint32_t i = r->r.tail % 64;
             struct accel_desc d = {
                 .opcode = ACCEL_OP_MEMMOVE,
                 .size = OP_SIZE,
@@ -260,15 +238,15 @@ rd_run(struct ring_drv *r, unsigned int qd, uint64_t src, uint64_t dst,
                 .dst = dst + i * OP_SIZE,
             };
 
-            rd_post(r, d, t);
+            rd_post(r, &d, t);
         }
-        if (r->tail != old)
-            rd_publish(r, old);
+        if (r->r.tail != old)
+            rd_publish(r);
         if (r->poll)
             r->poll(r->arg);
         rd_reap(r, warm ? nlat : &dummy);
     }
-    while (r->done != r->tail) {
+    while (r->r.reaped != r->r.tail) {
         if (r->poll)
             r->poll(r->arg);
         rd_reap(r, &dummy);
@@ -276,8 +254,8 @@ rd_run(struct ring_drv *r, unsigned int qd, uint64_t src, uint64_t dst,
     t0 = now_ns() - t0;
     if (memcmp(host_src, host_dst, 64 * OP_SIZE) != 0)
         DIE("64-byte copies: data differ");
-    *ops_out = r->done - ops0;
-    return (double)(r->done - ops0) * 1e9 / (double)t0;
+    *ops_out = r->r.reaped - ops0;
+    return (double)(r->r.reaped - ops0) * 1e9 / (double)t0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -354,9 +332,9 @@ direct_open(struct direct *d, size_t len, uint32_t priority)
     qc.ring = (uint64_t)(uintptr_t)d->mem;
     if ((rc = accel_queue_enable(d->q, &qc)) < 0)
         DIE("direct queue: %s", strerror(-rc));
-    d->rd.ring = d->mem;
-    d->rd.comps = (struct accel_comp *)(void *)(d->mem + 64 * KB);
-    d->rd.comps_iova = (uint64_t)(uintptr_t)d->rd.comps;
+    accel_ring_drv_init(&d->rd.r, d->mem, RING_SIZE,
+                        (struct accel_comp *)(void *)(d->mem + 64 * KB),
+                        (uint64_t)(uintptr_t)(d->mem + 64 * KB));
     d->rd.kick = direct_kick;
     d->rd.poll = direct_poll;
     d->rd.arg = d;
@@ -405,9 +383,9 @@ bench_memmove(void)
             memset(dst, 0, sz);
             t = now_ns();
             for (i = 0, posted = 0; i < iters;) {
-                uint32_t old = d.rd.tail;
+                uint32_t old = d.rd.r.tail;
 
-                while (d.rd.tail - d.rd.done < 32 && posted < iters) {
+                while (d.rd.r.tail - d.rd.r.reaped < 32 && posted < iters) {
                     struct accel_desc x = {
                         .opcode = ACCEL_OP_MEMMOVE,
                         .size = sz,
@@ -415,11 +393,11 @@ bench_memmove(void)
                         .dst = (uint64_t)(uintptr_t)dst,
                     };
 
-                    rd_post(&d.rd, x, 0);
+                    rd_post(&d.rd, &x, 0);
                     posted++;
                 }
-                if (d.rd.tail != old)
-                    rd_publish(&d.rd, old);
+                if (d.rd.r.tail != old)
+                    rd_publish(&d.rd);
                 accel_engine_poll(d.e, 8);
                 i += rd_reap(&d.rd, NULL);
             }
@@ -617,9 +595,9 @@ vmm_open(struct vmm *v, const char *path)
                                  4) < 0 ||
         st != ACCEL_QS_ENABLED)
         DIE("VMM: queue not enabled (status %#x)", st);
-    v->rd.ring = v->mem;
-    v->rd.comps = (struct accel_comp *)(void *)(v->mem + 64 * KB);
-    v->rd.comps_iova = GB + 64 * KB;
+    accel_ring_drv_init(&v->rd.r, v->mem, RING_SIZE,
+                        (struct accel_comp *)(void *)(v->mem + 64 * KB),
+                        GB + 64 * KB);
     v->rd.kick = vmm_kick;
     v->rd.arg = v;
 }
@@ -648,14 +626,14 @@ access_run(struct host *h, unsigned int qd, int64_t ns, size_t *nlat,
            uint64_t *ops_out)
 {
     uint8_t *src = h->mem, *dst = h->mem + MB;
-    struct umdev_access_comp c[RING_SIZE];
+    struct accel_comp c[RING_SIZE];
     int64_t t0 = 0, end = now_ns() + ns / 10;
     uint64_t ops0 = 0;
     bool warm = false;
 
     for (;;) {
         int64_t t = now_ns();
-        struct umdev_access_desc d[RING_SIZE];
+        struct accel_desc d[RING_SIZE];
         unsigned int n = 0, i;
         int got;
 
@@ -674,8 +652,8 @@ access_run(struct host *h, unsigned int qd, int64_t ns, size_t *nlat,
         while (h->sent + n - h->done < qd) {
             uint32_t k = (uint32_t)((h->sent + n) % 64);
 
-            d[n] = (struct umdev_access_desc){
-                .opcode = UMDEV_ACCESS_OP_MEMMOVE,
+            d[n] = (struct accel_desc){
+                .opcode = ACCEL_OP_MEMMOVE,
                 .size = OP_SIZE,
                 .src = (uint64_t)(uintptr_t)(src + k * OP_SIZE),
                 .dst = (uint64_t)(uintptr_t)(dst + k * OP_SIZE),
@@ -693,7 +671,7 @@ access_run(struct host *h, unsigned int qd, int64_t ns, size_t *nlat,
         }
         got = umdev_access_reap(h->a, c, RING_SIZE);
         for (i = 0; i < (unsigned int)got; i++) {
-            if (c[i].status != UMDEV_ACCESS_ST_SUCCESS || c[i].tag != h->done)
+            if (c[i].status != ACCEL_ST_SUCCESS || c[i].tag != h->done)
                 DIE("access: descriptor %" PRIu64 ": status %#x", h->done,
                     c[i].status);
             if (warm) {
@@ -875,13 +853,13 @@ scaling_run(unsigned int threads)
     for (i = 0; i < SC_QUEUES; i++) {
         struct umdev_access_opts o = { .depth = RING_SIZE };
         uint8_t *q = mem + (size_t)i * SC_SPAN;
-        struct umdev_access_desc *list = (void *)(q + 2 * SC_SIZE);
+        struct accel_desc *list = (void *)(q + 2 * SC_SIZE);
         unsigned int j;
 
         fill_rand(q, SC_SIZE, 50 + (uint32_t)i);
         for (j = 0; j < SC_PER_BATCH; j++)
-            list[j] = (struct umdev_access_desc){
-                .opcode = UMDEV_ACCESS_OP_MEMMOVE,
+            list[j] = (struct accel_desc){
+                .opcode = ACCEL_OP_MEMMOVE,
                 .size = SC_SIZE,
                 .src = (uint64_t)(uintptr_t)q,
                 .dst = (uint64_t)(uintptr_t)(q + SC_SIZE),
@@ -902,13 +880,13 @@ scaling_run(unsigned int threads)
 
         for (i = 0; i < SC_QUEUES; i++) {
             uint8_t *q = mem + (size_t)i * SC_SPAN;
-            struct umdev_access_desc d[SC_DESCS];
+            struct accel_desc d[SC_DESCS];
             unsigned int j;
 
             for (j = 0; j < SC_DESCS; j++)
-                d[j] = (struct umdev_access_desc){
-                    .opcode = UMDEV_ACCESS_OP_BATCH,
-                    .flags = UMDEV_ACCESS_DF_INTR,
+                d[j] = (struct accel_desc){
+                    .opcode = ACCEL_OP_BATCH,
+                    .flags = ACCEL_DF_INTR,
                     .size = SC_PER_BATCH,
                     .src = (uint64_t)(uintptr_t)(q + 2 * SC_SIZE),
                 };
@@ -918,11 +896,11 @@ scaling_run(unsigned int threads)
         }
         while (left > 0) {
             for (i = 0; i < SC_QUEUES; i++) {
-                struct umdev_access_comp c[RING_SIZE];
+                struct accel_comp c[RING_SIZE];
                 int n = umdev_access_reap(a[i], c, RING_SIZE), j;
 
                 for (j = 0; j < n; j++)
-                    if (c[j].status != UMDEV_ACCESS_ST_SUCCESS ||
+                    if (c[j].status != ACCEL_ST_SUCCESS ||
                         c[j].bytes != SC_PER_BATCH)
                         DIE("scaling: status %#x", c[j].status);
                 left -= (unsigned int)n;

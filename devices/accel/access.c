@@ -14,51 +14,15 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "accel_access.h"
 
-/* The public queue ABI is the engine's. */
-_Static_assert(UMDEV_ACCESS_RING_TAIL == ACCEL_RING_TAIL, "TAIL");
-_Static_assert(UMDEV_ACCESS_RING_HEAD == ACCEL_RING_HEAD, "HEAD");
-_Static_assert(UMDEV_ACCESS_RING_DOORBELL_NEEDED ==
-                   ACCEL_RING_DOORBELL_NEEDED,
-               "DOORBELL_NEEDED");
-_Static_assert(UMDEV_ACCESS_RING_WAKE_INDEX == ACCEL_RING_WAKE_INDEX,
-               "WAKE_INDEX");
-_Static_assert(UMDEV_ACCESS_RING_DESCS == ACCEL_RING_DESCS, "DESCS");
-_Static_assert(UMDEV_ACCESS_RING_MAX == ACCEL_RING_MAX, "RING_MAX");
-_Static_assert(UMDEV_ACCESS_PRIO_MIN == ACCEL_PRIO_MIN &&
-                   UMDEV_ACCESS_PRIO_MAX == ACCEL_PRIO_MAX,
-               "priorities");
-_Static_assert(sizeof(struct umdev_access_desc) == sizeof(struct accel_desc),
-               "descriptor");
-_Static_assert(offsetof(struct umdev_access_desc, comp) ==
-                       offsetof(struct accel_desc, comp) &&
-                   offsetof(struct umdev_access_desc, tag) ==
-                       offsetof(struct accel_desc, tag) &&
-                   offsetof(struct umdev_access_desc, crc_seed) ==
-                       offsetof(struct accel_desc, crc_seed),
-               "descriptor fields");
-_Static_assert(sizeof(struct umdev_access_comp) == sizeof(struct accel_comp),
-               "completion");
-_Static_assert(offsetof(struct umdev_access_comp, info) ==
-                       offsetof(struct accel_comp, info) &&
-                   offsetof(struct umdev_access_comp, tag) ==
-                       offsetof(struct accel_comp, tag),
-               "completion fields");
-_Static_assert(UMDEV_ACCESS_DF_COMP == ACCEL_DF_COMP &&
-                   UMDEV_ACCESS_DF_INTR == ACCEL_DF_INTR,
-               "flags");
-_Static_assert((int)UMDEV_ACCESS_OP_COPY_CRC == (int)ACCEL_OP_COPY_CRC &&
-                   (int)UMDEV_ACCESS_OP_BATCH == (int)ACCEL_OP_BATCH,
-               "opcodes");
-_Static_assert((int)UMDEV_ACCESS_ST_ABORTED == (int)ACCEL_ST_ABORTED &&
-                   (int)UMDEV_ACCESS_ST_ADDR_FAULT == (int)ACCEL_ST_ADDR_FAULT,
-               "statuses");
+/* lib/access registers whole pages; every registered range then holds the
+ * rest of the granule page of any address in it, as the engine's map
+ * contract asks (aq_map). */
 _Static_assert(UMDEV_ACCESS_PAGE % ACCEL_MAP_GRANULE == 0, "granule");
 
 /* Range 0 is the queue memory; the rest are lib/access registrations. */

@@ -141,10 +141,10 @@ mem_free(struct mem *m)
         close(m->fd);
 }
 
-static struct umdev_access_desc
+static struct accel_desc
 desc(uint8_t op, uint32_t size, const void *src, const void *dst)
 {
-    return (struct umdev_access_desc){
+    return (struct accel_desc){
         .opcode = op,
         .size = size,
         .src = va(src),
@@ -156,8 +156,7 @@ desc(uint8_t op, uint32_t size, const void *src, const void *dst)
 
 /* Submit one descriptor and wait (bounded) for its record. */
 static int
-run1(struct drive *d, struct umdev_access_desc x,
-     struct umdev_access_comp *c)
+run1(struct drive *d, struct accel_desc x, struct accel_comp *c)
 {
     double end = now_s() + d->timeout_ms / 1000.0;
     int n;
@@ -174,7 +173,7 @@ run1(struct drive *d, struct umdev_access_desc x,
 
 static bool
 expect(struct drive *d, const char *what, uint32_t size,
-       const struct umdev_access_comp *c, uint8_t status)
+       const struct accel_comp *c, uint8_t status)
 {
     if (c->status == status)
         return true;
@@ -201,7 +200,7 @@ check_ops(struct drive *d)
 {
     static const uint32_t sizes[] = { 1, 7, 64, 4095, 4099, 65549, MB + 3 };
     static const uint32_t skews[] = { 0, 3 };
-    struct umdev_access_comp c;
+    struct accel_comp c;
     size_t i, j, k;
 
     for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
@@ -213,31 +212,30 @@ check_ops(struct drive *d)
             for (k = 0; k < n; k++)
                 s[k] = (uint8_t)(k * 131u + i * 7u + j);
             memset(t, 0, n);
-            if (run1(d, desc(UMDEV_ACCESS_OP_MEMMOVE, n, s, t), &c) < 0 ||
-                !expect(d, "memmove", n, &c, UMDEV_ACCESS_ST_SUCCESS))
+            if (run1(d, desc(ACCEL_OP_MEMMOVE, n, s, t), &c) < 0 ||
+                !expect(d, "memmove", n, &c, ACCEL_ST_SUCCESS))
                 return;
             if (memcmp(s, t, n) != 0 || c.bytes != n)
                 return fail(d, "memmove size=%u: data differ", n);
-            if (run1(d, desc(UMDEV_ACCESS_OP_COMPARE, n, s, t), &c) < 0 ||
-                !expect(d, "compare", n, &c, UMDEV_ACCESS_ST_SUCCESS) ||
-                c.result != 0)
+            if (run1(d, desc(ACCEL_OP_COMPARE, n, s, t), &c) < 0 ||
+                !expect(d, "compare", n, &c, ACCEL_ST_SUCCESS) || c.result != 0)
                 return fail(d, "compare size=%u: equal buffers differ", n);
             t[n / 2] ^= 0x40;
-            if (run1(d, desc(UMDEV_ACCESS_OP_COMPARE, n, s, t), &c) < 0 ||
-                !expect(d, "compare", n, &c, UMDEV_ACCESS_ST_MISMATCH) ||
+            if (run1(d, desc(ACCEL_OP_COMPARE, n, s, t), &c) < 0 ||
+                !expect(d, "compare", n, &c, ACCEL_ST_MISMATCH) ||
                 c.result != 1 || c.info != n / 2)
                 return fail(d, "compare size=%u: mismatch at %" PRIu64
                                ", expected %u",
                             n, c.info, n / 2);
-            if (run1(d, desc(UMDEV_ACCESS_OP_CRC32C, n, s, NULL), &c) < 0 ||
-                !expect(d, "crc32c", n, &c, UMDEV_ACCESS_ST_SUCCESS))
+            if (run1(d, desc(ACCEL_OP_CRC32C, n, s, NULL), &c) < 0 ||
+                !expect(d, "crc32c", n, &c, ACCEL_ST_SUCCESS))
                 return;
             if (c.value != crc_ref(SEED, s, n))
                 return fail(d, "crc32c size=%u: 0x%08" PRIx64
                                ", expected 0x%08x",
                             n, c.value, crc_ref(SEED, s, n));
-            if (run1(d, desc(UMDEV_ACCESS_OP_FILL, n, NULL, t), &c) < 0 ||
-                !expect(d, "fill", n, &c, UMDEV_ACCESS_ST_SUCCESS))
+            if (run1(d, desc(ACCEL_OP_FILL, n, NULL, t), &c) < 0 ||
+                !expect(d, "fill", n, &c, ACCEL_ST_SUCCESS))
                 return;
             if (!check_fill(t, n))
                 return fail(d, "fill size=%u: pattern wrong", n);
@@ -252,36 +250,34 @@ check_ops(struct drive *d)
 static void
 check_faults(struct drive *d)
 {
-    struct umdev_access_comp c;
+    struct accel_comp c;
     uint8_t *t = d->buf.p + HALF;
 
     memset(d->outside.p, 0x5a, PAGE);
     memset(t, 0xa5, PAGE);
-    if (run1(d, desc(UMDEV_ACCESS_OP_MEMMOVE, 512, d->outside.p + 8, t),
-             &c) < 0 ||
-        !expect(d, "fault src", 512, &c, UMDEV_ACCESS_ST_ADDR_FAULT))
+    if (run1(d, desc(ACCEL_OP_MEMMOVE, 512, d->outside.p + 8, t), &c) < 0 ||
+        !expect(d, "fault src", 512, &c, ACCEL_ST_ADDR_FAULT))
         return;
     if (c.info != va(d->outside.p + 8))
         return fail(d, "fault src: info 0x%" PRIx64 ", expected %p", c.info,
                     (void *)(d->outside.p + 8));
     if (t[0] != 0xa5 || t[511] != 0xa5)
         return fail(d, "fault src: the destination was written");
-    if (run1(d, desc(UMDEV_ACCESS_OP_MEMMOVE, 512, t, d->outside.p), &c) <
-            0 ||
-        !expect(d, "fault dst", 512, &c, UMDEV_ACCESS_ST_ADDR_FAULT))
+    if (run1(d, desc(ACCEL_OP_MEMMOVE, 512, t, d->outside.p), &c) < 0 ||
+        !expect(d, "fault dst", 512, &c, ACCEL_ST_ADDR_FAULT))
         return;
     if (d->outside.p[0] != 0x5a || d->outside.p[511] != 0x5a)
         return fail(d, "fault dst: unregistered memory was written");
     printf("check fault addr=unregistered ok\n");
 
-    if (run1(d, desc(UMDEV_ACCESS_OP_FILL, PAGE, NULL, d->spare.p), &c) < 0 ||
-        !expect(d, "spare", PAGE, &c, UMDEV_ACCESS_ST_SUCCESS))
+    if (run1(d, desc(ACCEL_OP_FILL, PAGE, NULL, d->spare.p), &c) < 0 ||
+        !expect(d, "spare", PAGE, &c, ACCEL_ST_SUCCESS))
         return;
     if (umdev_access_mem_unregister(d->a, d->spare.p) < 0)
         return fail(d, "unregister: refused");
     memset(d->spare.p, 0, PAGE);
-    if (run1(d, desc(UMDEV_ACCESS_OP_FILL, PAGE, NULL, d->spare.p), &c) < 0 ||
-        !expect(d, "unregistered", PAGE, &c, UMDEV_ACCESS_ST_ADDR_FAULT))
+    if (run1(d, desc(ACCEL_OP_FILL, PAGE, NULL, d->spare.p), &c) < 0 ||
+        !expect(d, "unregistered", PAGE, &c, ACCEL_ST_ADDR_FAULT))
         return;
     if (d->spare.p[0] != 0)
         return fail(d, "unregistered: written after DMA_UNMAP");
@@ -291,11 +287,11 @@ check_faults(struct drive *d)
 static void
 check_wait(struct drive *d)
 {
-    struct umdev_access_desc x = desc(UMDEV_ACCESS_OP_NOP, 0, NULL, NULL);
-    struct umdev_access_comp c;
+    struct accel_desc x = desc(ACCEL_OP_NOP, 0, NULL, NULL);
+    struct accel_comp c;
     int rc;
 
-    x.flags = UMDEV_ACCESS_DF_INTR;
+    x.flags = ACCEL_DF_INTR;
     x.tag = 0x7a67;
     if (umdev_access_submit(d->a, &x, 1) != 1)
         return fail(d, "wait: submit");
@@ -303,7 +299,7 @@ check_wait(struct drive *d)
     if (rc < 0)
         return fail(d, "wait: %s", strerror(-rc));
     if (umdev_access_reap(d->a, &c, 1) != 1 ||
-        !expect(d, "wait", 0, &c, UMDEV_ACCESS_ST_SUCCESS))
+        !expect(d, "wait", 0, &c, ACCEL_ST_SUCCESS))
         return;
     if (c.tag != 0x7a67)
         return fail(d, "wait: tag 0x%" PRIx64, c.tag);
@@ -319,7 +315,7 @@ check_wait(struct drive *d)
 static void
 load(struct drive *d, double seconds, uint32_t size, unsigned int depth)
 {
-    struct umdev_access_comp comps[64];
+    struct accel_comp comps[64];
     struct umdev_access_stats st;
     uint32_t crc[DEPTH_MAX];
     uint64_t ops = 0, bytes = 0, errors = 0, seq = 0;
@@ -339,13 +335,13 @@ load(struct drive *d, double seconds, uint32_t size, unsigned int depth)
 
         while (t < end && umdev_access_space(d->a) > 0) {
             unsigned int slot = (unsigned int)(seq % depth);
-            static const uint8_t ops_cycle[3] = { UMDEV_ACCESS_OP_MEMMOVE,
-                                                  UMDEV_ACCESS_OP_FILL,
-                                                  UMDEV_ACCESS_OP_CRC32C };
+            static const uint8_t ops_cycle[3] = { ACCEL_OP_MEMMOVE,
+                                                  ACCEL_OP_FILL,
+                                                  ACCEL_OP_CRC32C };
             uint8_t op = ops_cycle[(seq / depth) % 3];
             uint8_t *s = d->buf.p + (size_t)slot * size;
             uint8_t *dst = d->buf.p + HALF + (size_t)slot * size;
-            struct umdev_access_desc x = desc(op, size, s, dst);
+            struct accel_desc x = desc(op, size, s, dst);
 
             x.tag = seq;
             if (umdev_access_submit(d->a, &x, 1) != 1)
@@ -359,13 +355,13 @@ load(struct drive *d, double seconds, uint32_t size, unsigned int depth)
             uint8_t op = comps[k].opcode;
             const uint8_t *s = d->buf.p + (size_t)slot * size;
             const uint8_t *dst = d->buf.p + HALF + (size_t)slot * size;
-            bool ok = comps[k].status == UMDEV_ACCESS_ST_SUCCESS;
+            bool ok = comps[k].status == ACCEL_ST_SUCCESS;
 
-            if (ok && op == UMDEV_ACCESS_OP_MEMMOVE)
+            if (ok && op == ACCEL_OP_MEMMOVE)
                 ok = memcmp(s, dst, size) == 0;
-            else if (ok && op == UMDEV_ACCESS_OP_FILL)
+            else if (ok && op == ACCEL_OP_FILL)
                 ok = check_fill(dst, size);
-            else if (ok && op == UMDEV_ACCESS_OP_CRC32C)
+            else if (ok && op == ACCEL_OP_CRC32C)
                 ok = comps[k].value == crc[slot];
             if (!ok && errors++ == 0)
                 fail(d, "load: op 0x%02x tag %" PRIu64 " status 0x%02x: "

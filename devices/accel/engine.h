@@ -1,13 +1,14 @@
 /*
  * The accel work-queue engine: a software data-movement accelerator with N
  * work queues served by M engine threads. One engine serves one parent;
- * its embedders (PCI subdevices, later the host access path) claim queues
+ * its embedders (PCI subdevices, the host access path) claim queues
  * on it and supply, per queue, the only way the engine may reach memory: a
  * translation callback that validates and holds every address it returns.
  *
- * The memory layouts below (ring, descriptor, completion record) are what a
- * driver sees; devices/accel/README.md documents them for guest authors.
- * All fields are little-endian.
+ * The memory a driver shares with a queue (ring, descriptors, completion
+ * records: the ring ABI) is defined once, in umdev/accel_ring.h, which
+ * this device owns; devices/accel/README.md documents it for guest
+ * authors. The engine implements it from that header alone.
  *
  * Threading: accel_engine_create/destroy and accel_queue_claim/release on
  * one thread at a time; accel_queue_enable/disable/doorbell/status from
@@ -22,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "umdev/accel_ring.h"
 #include "umdev/umdev.h"
 
 /* ---- Limits and defaults ---- */
@@ -34,10 +36,6 @@
 #define ACCEL_MIN_MAX_TRANSFER 4096u
 #define ACCEL_MAX_MAX_TRANSFER (1u << 30)
 #define ACCEL_DEFAULT_POLL_US 200u /* poll an empty queue before sleeping */
-#define ACCEL_RING_MAX 32768u      /* descriptors per ring */
-#define ACCEL_BATCH_MAX 1024u      /* descriptors per BATCH */
-#define ACCEL_PRIO_MIN 1u
-#define ACCEL_PRIO_MAX 15u
 #define ACCEL_COAL_COUNT_MAX 65535u
 #define ACCEL_COAL_USEC_MAX 1000000u
 /* Scheduling: a queue of priority p may spend p * ACCEL_QUANTUM cost
@@ -48,110 +46,6 @@
  * holding the address (mappings are page-granular); the engine sizes its
  * segment lists by it. */
 #define ACCEL_MAP_GRANULE 4096u
-
-/* ---- Ring layout (at the queue's ring base, ACCEL_RING_ALIGN aligned) */
-
-#define ACCEL_RING_ALIGN 64u
-#define ACCEL_RING_TAIL 0x00u /* u32, driver: producer index (free-running) */
-#define ACCEL_RING_HEAD 0x40u /* u32, engine: consumer index (free-running) */
-/* u32, engine: 1 = the engine sleeps; 0 = it polls TAIL. */
-#define ACCEL_RING_DOORBELL_NEEDED 0x44u
-/* u32, engine: the HEAD at which it went to sleep. A driver that moves
- * TAIL from old to new rings the doorbell only if DOORBELL_NEEDED is 1
- * and the move crosses WAKE_INDEX (accel_ring_need_doorbell()), so a
- * sleeping engine gets one doorbell, not one per descriptor posted
- * before it is awake. */
-#define ACCEL_RING_WAKE_INDEX 0x48u
-#define ACCEL_RING_DESCS 0x80u /* descriptor i at DESCS + (i % size) * 64 */
-
-/** Bytes a ring of @size descriptors occupies. */
-static inline uint64_t
-accel_ring_bytes(uint32_t size)
-{
-    return ACCEL_RING_DESCS + (uint64_t)size * 64u;
-}
-
-/**
- * accel_ring_need_doorbell() - the driver's rule, after it stored TAIL =
- * @new_tail (was @old_tail) and then issued a full fence before reading
- * @doorbell_needed and @wake_index from the ring.
- */
-static inline int
-accel_ring_need_doorbell(uint32_t doorbell_needed, uint32_t wake_index,
-                         uint32_t old_tail, uint32_t new_tail)
-{
-    return doorbell_needed != 0 && (uint32_t)(new_tail - wake_index - 1) <
-                                       (uint32_t)(new_tail - old_tail);
-}
-
-/* ---- Descriptor (64 bytes) */
-
-enum accel_opcode {
-    ACCEL_OP_NOP = 0x00,
-    ACCEL_OP_BATCH = 0x01,
-    ACCEL_OP_DRAIN = 0x02,
-    ACCEL_OP_MEMMOVE = 0x03,
-    ACCEL_OP_FILL = 0x04,
-    ACCEL_OP_COMPARE = 0x05,
-    ACCEL_OP_COMPARE_PATTERN = 0x06,
-    ACCEL_OP_CRC32C = 0x07,
-    ACCEL_OP_DUALCAST = 0x08,
-    ACCEL_OP_COPY_CRC = 0x09,
-    ACCEL_OP_COUNT,
-};
-#define ACCEL_OPCAP_MASK ((1ull << ACCEL_OP_COUNT) - 1)
-
-#define ACCEL_DF_COMP 0x01u /* write a completion record at .comp */
-#define ACCEL_DF_INTR 0x02u /* signal the queue's interrupt when done */
-#define ACCEL_DF_MASK 0x03u
-
-#define ACCEL_DESC_SIZE 64u
-#define ACCEL_COMP_SIZE 32u
-#define ACCEL_COMP_ALIGN 32u
-#define ACCEL_BATCH_ALIGN 64u
-
-struct accel_desc {
-    uint8_t opcode;    /* 0x00 */
-    uint8_t flags;     /* 0x01 ACCEL_DF_* */
-    uint16_t rsvd0;    /* 0x02 must be 0 */
-    uint32_t size;     /* 0x04 bytes; BATCH: descriptor count */
-    uint64_t src;      /* 0x08 source; COMPARE: first; BATCH: the list */
-    uint64_t dst;      /* 0x10 destination; COMPARE: second source */
-    uint64_t dst2;     /* 0x18 DUALCAST: second destination */
-    uint64_t comp;     /* 0x20 completion record (ACCEL_COMP_ALIGN) */
-    uint64_t pattern;  /* 0x28 FILL, COMPARE_PATTERN: byte i is
-                        * (pattern >> 8 * (i % 8)) & 0xff */
-    uint32_t crc_seed; /* 0x30 CRC32C, COPY_CRC */
-    uint32_t rsvd1;    /* 0x34 must be 0 */
-    uint64_t tag;      /* 0x38 echoed in the completion record */
-};
-_Static_assert(sizeof(struct accel_desc) == ACCEL_DESC_SIZE, "descriptor");
-
-/* ---- Completion record (32 bytes) */
-
-enum accel_status {
-    ACCEL_ST_NONE = 0x00, /* not written yet (drivers zero it) */
-    ACCEL_ST_SUCCESS = 0x01,
-    ACCEL_ST_MISMATCH = 0x02,       /* COMPARE*: info = first differing
-                                     * byte offset, bytes = info */
-    ACCEL_ST_ADDR_FAULT = 0x03,     /* info = faulting address */
-    ACCEL_ST_INVALID_OPCODE = 0x04, /* info = 0 */
-    ACCEL_ST_INVALID_FIELD = 0x05,  /* info = descriptor byte offset */
-    ACCEL_ST_BATCH_PARTIAL = 0x06,  /* some element did not succeed */
-    ACCEL_ST_ABORTED = 0x07,        /* queue disabled before it ran */
-};
-
-struct accel_comp {
-    uint8_t status; /* 0x00 written last: ACCEL_ST_* */
-    uint8_t result; /* 0x01 COMPARE*: 0 equal, 1 different */
-    uint8_t opcode; /* 0x02 the descriptor's opcode */
-    uint8_t rsvd;   /* 0x03 */
-    uint32_t bytes; /* 0x04 bytes done; BATCH: elements that succeeded */
-    uint64_t info;  /* 0x08 see enum accel_status */
-    uint64_t value; /* 0x10 CRC32C, COPY_CRC: the CRC (low 32 bits) */
-    uint64_t tag;   /* 0x18 the descriptor's tag */
-};
-_Static_assert(sizeof(struct accel_comp) == ACCEL_COMP_SIZE, "completion");
 
 /* ---- Errors that have no completion record to go to (the error
  * callback): a descriptor without ACCEL_DF_COMP that failed, a record the

@@ -14,15 +14,15 @@
  *   same process (devices/accel/accel_access.h); a daemon-served one
  *   hands a queue to a host process over a socket (lib/access/README.md).
  *
- * The queue ABI below (ring layout, 64-byte descriptors, 32-byte
- * completion records) is the accel parent's (devices/accel/README.md);
- * providers check at compile time that their engine matches it. All
- * fields are little-endian.
+ * The queue ABI (ring layout, 64-byte descriptors, 32-byte completion
+ * records, opcodes, statuses) is the accel parent's, defined once in
+ * umdev/accel_ring.h (devices/accel/README.md documents it): the
+ * application passes struct accel_desc and gets struct accel_comp back.
  *
  * What the engine may touch: the registered ranges and the queue memory
  * (guard pages on both sides keep the two apart). A descriptor that names
  * the queue memory on purpose can only corrupt the caller's own queue;
- * anything else faults (UMDEV_ACCESS_ST_ADDR_FAULT) and is not touched.
+ * anything else faults (ACCEL_ST_ADDR_FAULT) and is not touched.
  *
  * Threading: one handle is used by one thread at a time; different
  * handles are independent.
@@ -30,8 +30,10 @@
 #ifndef UMDEV_ACCESS_H
 #define UMDEV_ACCESS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+#include "umdev/accel_ring.h"
 #include "umdev/umdev.h"
 
 #ifdef __cplusplus
@@ -43,79 +45,43 @@ extern "C" {
 /* ---- Limits and defaults */
 
 #define UMDEV_ACCESS_DEFAULT_DEPTH 64u
-#define UMDEV_ACCESS_RING_MAX 32768u  /* descriptors per ring */
-#define UMDEV_ACCESS_MAX_REGIONS 64u  /* registered buffers per handle */
-#define UMDEV_ACCESS_PAGE 4096u       /* registration granule */
-#define UMDEV_ACCESS_PRIO_MIN 1u
-#define UMDEV_ACCESS_PRIO_MAX 15u
+#define UMDEV_ACCESS_RING_MAX ACCEL_RING_MAX /* descriptors per ring */
+#define UMDEV_ACCESS_MAX_REGIONS 64u         /* registered buffers per handle */
+#define UMDEV_ACCESS_PAGE 4096u              /* registration granule */
+#define UMDEV_ACCESS_PRIO_MIN ACCEL_PRIO_MIN
+#define UMDEV_ACCESS_PRIO_MAX ACCEL_PRIO_MAX
 
-/* ---- Ring layout (the library keeps it; shown for inspection) */
+/* ---- Earlier names of the ABI's parts. They are the ring ABI's own
+ * types and values under other names, kept so that code written against
+ * them builds; new code uses the ABI's names. */
 
-#define UMDEV_ACCESS_RING_TAIL 0x00u  /* u32 producer index (library) */
-#define UMDEV_ACCESS_RING_HEAD 0x40u  /* u32 consumer index (engine) */
-#define UMDEV_ACCESS_RING_DOORBELL_NEEDED 0x44u /* u32: engine sleeps */
-#define UMDEV_ACCESS_RING_WAKE_INDEX 0x48u      /* u32: HEAD at sleep */
-#define UMDEV_ACCESS_RING_DESCS 0x80u /* descriptor i at + (i % size) * 64 */
-
-/* ---- Descriptors */
-
-enum umdev_access_opcode {
-    UMDEV_ACCESS_OP_NOP = 0x00,
-    UMDEV_ACCESS_OP_BATCH = 0x01, /* src: list of .size descriptors */
-    UMDEV_ACCESS_OP_DRAIN = 0x02,
-    UMDEV_ACCESS_OP_MEMMOVE = 0x03,
-    UMDEV_ACCESS_OP_FILL = 0x04,
-    UMDEV_ACCESS_OP_COMPARE = 0x05,
-    UMDEV_ACCESS_OP_COMPARE_PATTERN = 0x06,
-    UMDEV_ACCESS_OP_CRC32C = 0x07,
-    UMDEV_ACCESS_OP_DUALCAST = 0x08,
-    UMDEV_ACCESS_OP_COPY_CRC = 0x09,
-};
-
-#define UMDEV_ACCESS_DF_COMP 0x01u /* completion record (the library's) */
-#define UMDEV_ACCESS_DF_INTR 0x02u /* signal the eventfd when done */
-
-struct umdev_access_desc {
-    uint8_t opcode;    /* enum umdev_access_opcode */
-    uint8_t flags;     /* UMDEV_ACCESS_DF_INTR; DF_COMP is always set */
-    uint16_t rsvd0;    /* must be 0 */
-    uint32_t size;     /* bytes; BATCH: descriptor count */
-    uint64_t src;      /* VA in registered memory */
-    uint64_t dst;      /* VA; COMPARE: the second source */
-    uint64_t dst2;     /* DUALCAST: second destination */
-    uint64_t comp;     /* must be 0 on the ring: the library fills it;
-                        * BATCH elements name their own records */
-    uint64_t pattern;  /* FILL, COMPARE_PATTERN */
-    uint32_t crc_seed; /* CRC32C, COPY_CRC */
-    uint32_t rsvd1;    /* must be 0 */
-    uint64_t tag;      /* echoed in the completion record */
-};
-_Static_assert(sizeof(struct umdev_access_desc) == 64, "descriptor");
-
-/* ---- Completion records */
-
-enum umdev_access_status {
-    UMDEV_ACCESS_ST_NONE = 0x00, /* not complete yet */
-    UMDEV_ACCESS_ST_SUCCESS = 0x01,
-    UMDEV_ACCESS_ST_MISMATCH = 0x02,   /* info: first differing offset */
-    UMDEV_ACCESS_ST_ADDR_FAULT = 0x03, /* info: the faulting address */
-    UMDEV_ACCESS_ST_INVALID_OPCODE = 0x04,
-    UMDEV_ACCESS_ST_INVALID_FIELD = 0x05, /* info: descriptor offset */
-    UMDEV_ACCESS_ST_BATCH_PARTIAL = 0x06,
-    UMDEV_ACCESS_ST_ABORTED = 0x07,
-};
-
-struct umdev_access_comp {
-    uint8_t status; /* enum umdev_access_status, written last */
-    uint8_t result; /* COMPARE*: 0 equal, 1 different */
-    uint8_t opcode;
-    uint8_t rsvd;
-    uint32_t bytes; /* bytes done; BATCH: elements that succeeded */
-    uint64_t info;
-    uint64_t value; /* CRC32C, COPY_CRC: the CRC */
-    uint64_t tag;   /* the descriptor's tag */
-};
-_Static_assert(sizeof(struct umdev_access_comp) == 32, "completion");
+#define umdev_access_desc accel_desc /* struct umdev_access_desc */
+#define umdev_access_comp accel_comp /* struct umdev_access_comp */
+#define UMDEV_ACCESS_RING_TAIL ACCEL_RING_TAIL
+#define UMDEV_ACCESS_RING_HEAD ACCEL_RING_HEAD
+#define UMDEV_ACCESS_RING_DOORBELL_NEEDED ACCEL_RING_DOORBELL_NEEDED
+#define UMDEV_ACCESS_RING_WAKE_INDEX ACCEL_RING_WAKE_INDEX
+#define UMDEV_ACCESS_RING_DESCS ACCEL_RING_DESCS
+#define UMDEV_ACCESS_OP_NOP ACCEL_OP_NOP
+#define UMDEV_ACCESS_OP_BATCH ACCEL_OP_BATCH
+#define UMDEV_ACCESS_OP_DRAIN ACCEL_OP_DRAIN
+#define UMDEV_ACCESS_OP_MEMMOVE ACCEL_OP_MEMMOVE
+#define UMDEV_ACCESS_OP_FILL ACCEL_OP_FILL
+#define UMDEV_ACCESS_OP_COMPARE ACCEL_OP_COMPARE
+#define UMDEV_ACCESS_OP_COMPARE_PATTERN ACCEL_OP_COMPARE_PATTERN
+#define UMDEV_ACCESS_OP_CRC32C ACCEL_OP_CRC32C
+#define UMDEV_ACCESS_OP_DUALCAST ACCEL_OP_DUALCAST
+#define UMDEV_ACCESS_OP_COPY_CRC ACCEL_OP_COPY_CRC
+#define UMDEV_ACCESS_DF_COMP ACCEL_DF_COMP
+#define UMDEV_ACCESS_DF_INTR ACCEL_DF_INTR
+#define UMDEV_ACCESS_ST_NONE ACCEL_ST_NONE
+#define UMDEV_ACCESS_ST_SUCCESS ACCEL_ST_SUCCESS
+#define UMDEV_ACCESS_ST_MISMATCH ACCEL_ST_MISMATCH
+#define UMDEV_ACCESS_ST_ADDR_FAULT ACCEL_ST_ADDR_FAULT
+#define UMDEV_ACCESS_ST_INVALID_OPCODE ACCEL_ST_INVALID_OPCODE
+#define UMDEV_ACCESS_ST_INVALID_FIELD ACCEL_ST_INVALID_FIELD
+#define UMDEV_ACCESS_ST_BATCH_PARTIAL ACCEL_ST_BATCH_PARTIAL
+#define UMDEV_ACCESS_ST_ABORTED ACCEL_ST_ABORTED
 
 /* ---- The provider interface (parents implement it) */
 
@@ -233,12 +199,16 @@ int umdev_access_mem_unregister(struct umdev_access *a, void *addr);
  * umdev_access_submit() - copy up to @n descriptors into the ring, give
  * each the library's completion record, publish them, and ring the
  * doorbell only if the engine asked for one (event suppression).
+ * @d: addresses are the process's own (registered) virtual addresses;
+ * .comp must be 0 (the library's record is used; ACCEL_DF_COMP is implied)
+ * and .flags only ACCEL_DF_INTR (signal the eventfd) and ACCEL_DF_COMP.
+ * BATCH elements in registered memory name records of their own.
  * Return: descriptors queued (fewer than @n when the ring is full, 0 if
- * it is); -EINVAL a descriptor names a completion record or flags other
- * than UMDEV_ACCESS_DF_* (then none is queued).
+ * it is); -EINVAL a descriptor names a completion record or other flags
+ * (then none is queued).
  */
-int umdev_access_submit(struct umdev_access *a,
-                        const struct umdev_access_desc *d, unsigned int n);
+int umdev_access_submit(struct umdev_access *a, const struct accel_desc *d,
+                        unsigned int n);
 
 /**
  * umdev_access_reap() - copy out the completion records of finished
@@ -246,13 +216,13 @@ int umdev_access_submit(struct umdev_access *a,
  * Return: records copied (0: the oldest is not done, or none is
  * outstanding).
  */
-int umdev_access_reap(struct umdev_access *a, struct umdev_access_comp *out,
+int umdev_access_reap(struct umdev_access *a, struct accel_comp *out,
                       unsigned int max);
 
 /**
  * umdev_access_wait() - sleep on the eventfd until the oldest outstanding
  * descriptor is complete (umdev_access_reap() then returns it). It must
- * carry UMDEV_ACCESS_DF_INTR. @timeout_ms < 0: no limit.
+ * carry ACCEL_DF_INTR. @timeout_ms < 0: no limit.
  * Return: 0; -ENOENT nothing outstanding; -EINVAL the oldest has no
  * DF_INTR; -ETIMEDOUT; a poll error.
  */

@@ -6,17 +6,16 @@
  * queue and the engine behind it. Everything the caller passes is checked
  * here, before a provider sees it.
  *
- * Ring protocol (devices/accel/README.md "Submission"): the library writes
- * descriptors and TAIL; the engine writes HEAD, the completion records,
- * DOORBELL_NEEDED and WAKE_INDEX. Completion slot i belongs to ring slot
- * i, so a slot is reused only after its record was reaped and HEAD passed
- * it.
+ * Ring protocol (devices/accel/README.md "Submitting"): the library
+ * writes descriptors and TAIL; the engine writes HEAD, the completion
+ * records, DOORBELL_NEEDED and WAKE_INDEX. The driver side is the ring
+ * ABI's own helpers (umdev/accel_ring.h) with one record per ring slot,
+ * so a slot is reused only after its record was reaped.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,13 +43,12 @@ struct umdev_access {
     size_t mem_len;
     uint8_t *resv; /* mem with a PROT_NONE guard page on each side */
     size_t resv_len;
-    struct umdev_access_comp *comps; /* within mem */
-    uint8_t *intr;                   /* per slot: DF_INTR was set */
+    uint8_t *intr; /* per slot: DF_INTR was set */
     int efd;
 
-    uint32_t depth, mask;
-    uint32_t tail;   /* next slot to fill (free-running) */
-    uint32_t reaped; /* oldest slot not reaped */
+    /* Ring and records (within mem), TAIL and reaping; the engine sees
+     * the same addresses, so comps_addr is the records' VA. */
+    struct accel_ring_drv r;
 
     struct range ranges[UMDEV_ACCESS_MAX_REGIONS];
     unsigned int nranges;
@@ -68,18 +66,6 @@ static bool
 overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
     return a < b + blen && b < a + alen;
-}
-
-static volatile uint32_t *
-ring_word(const struct umdev_access *a, uint32_t off)
-{
-    return (volatile uint32_t *)(void *)(a->mem + off);
-}
-
-static uint32_t
-ring_load(const struct umdev_access *a, uint32_t off)
-{
-    return __atomic_load_n(ring_word(a, off), __ATOMIC_ACQUIRE);
 }
 
 static bool
@@ -139,8 +125,6 @@ umdev_access_open(const struct umdev_access_provider *p,
     a->efd = -1;
     a->mem = MAP_FAILED;
     a->resv = MAP_FAILED;
-    a->depth = o.depth;
-    a->mask = o.depth - 1;
     a->intr = calloc(o.depth, 1);
     if (a->intr == NULL) {
         rc = -ENOMEM;
@@ -149,9 +133,9 @@ umdev_access_open(const struct umdev_access_provider *p,
 
     /* Ring first (page-aligned, so ACCEL_RING_ALIGN holds), then one
      * record per slot on its own pages. */
-    ring_len = UMDEV_ACCESS_RING_DESCS + (uint64_t)o.depth * 64u;
+    ring_len = accel_ring_bytes(o.depth);
     comps_off = page_up(ring_len);
-    a->mem_len = page_up(comps_off + (uint64_t)o.depth * 32u);
+    a->mem_len = page_up(comps_off + (uint64_t)o.depth * ACCEL_COMP_SIZE);
     a->memfd = memfd_create("umdev-access-queue", MFD_CLOEXEC);
     if (a->memfd < 0 || ftruncate(a->memfd, (off_t)a->mem_len) < 0) {
         rc = -errno;
@@ -174,7 +158,9 @@ umdev_access_open(const struct umdev_access_provider *p,
                   strerror(-rc));
         goto fail;
     }
-    a->comps = (struct umdev_access_comp *)(void *)(a->mem + comps_off);
+    accel_ring_drv_init(&a->r, a->mem, o.depth,
+                        (struct accel_comp *)(void *)(a->mem + comps_off),
+                        (uint64_t)(uintptr_t)(a->mem + comps_off));
     a->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (a->efd < 0) {
         rc = -errno;
@@ -359,39 +345,22 @@ umdev_access_mem_unregister(struct umdev_access *a, void *addr)
 unsigned int
 umdev_access_space(const struct umdev_access *a)
 {
-    uint32_t head = ring_load(a, UMDEV_ACCESS_RING_HEAD);
-
-    /* A HEAD the engine should never write (beyond TAIL) gives no room. */
-    if (a->tail - head > a->depth)
-        return 0;
-    /* Every descriptor asks for a completion record, and the engine has
-     * copied a descriptor out of its slot before it writes the record
-     * (status last, release): a reaped slot is free even if HEAD, stored
-     * just after the record, still lags behind. */
-    return a->depth - (a->tail - a->reaped);
-}
-
-/* The rule of devices/accel/engine.h accel_ring_need_doorbell(). */
-static bool
-need_doorbell(uint32_t needed, uint32_t wake, uint32_t old, uint32_t new)
-{
-    return needed != 0 && (uint32_t)(new - wake - 1) < (uint32_t)(new - old);
+    /* A slot's record was reaped, so the engine is done with the slot
+     * (accel_ring_room()); a HEAD beyond TAIL gives no room. */
+    return accel_ring_room(&a->r);
 }
 
 int
-umdev_access_submit(struct umdev_access *a, const struct umdev_access_desc *d,
+umdev_access_submit(struct umdev_access *a, const struct accel_desc *d,
                     unsigned int n)
 {
     unsigned int i, room;
-    uint32_t old;
 
     if (a == NULL || (d == NULL && n > 0))
         return -EINVAL;
     for (i = 0; i < n; i++) {
-        if (d[i].comp != 0 ||
-            (d[i].flags & ~(UMDEV_ACCESS_DF_COMP | UMDEV_ACCESS_DF_INTR))) {
-            umdev_log(a->log, LOG_NOTICE,
-                      "access: descriptor %u: %s", i,
+        if (d[i].comp != 0 || (d[i].flags & ~(ACCEL_DF_COMP | ACCEL_DF_INTR))) {
+            umdev_log(a->log, LOG_NOTICE, "access: descriptor %u: %s", i,
                       d[i].comp != 0 ? "names a completion record"
                                      : "unknown flags");
             return -EINVAL;
@@ -402,28 +371,12 @@ umdev_access_submit(struct umdev_access *a, const struct umdev_access_desc *d,
         n = room;
     if (n == 0)
         return 0;
-    old = a->tail;
     for (i = 0; i < n; i++) {
-        uint32_t slot = a->tail & a->mask;
-        struct umdev_access_desc x = d[i];
-        struct umdev_access_comp *c = &a->comps[slot];
+        uint32_t idx = accel_ring_post(&a->r, &d[i]);
 
-        memset(c, 0, sizeof(*c));
-        x.flags |= UMDEV_ACCESS_DF_COMP;
-        x.comp = (uint64_t)(uintptr_t)c;
-        a->intr[slot] = (x.flags & UMDEV_ACCESS_DF_INTR) != 0;
-        memcpy(a->mem + UMDEV_ACCESS_RING_DESCS + (uint64_t)slot * 64u, &x,
-               sizeof(x));
-        a->tail++;
+        a->intr[idx & (a->r.size - 1)] = (d[i].flags & ACCEL_DF_INTR) != 0;
     }
-    /* Descriptors before TAIL; TAIL before the engine's flags (a full
-     * fence pairs with the engine's own before it goes to sleep). */
-    __atomic_store_n(ring_word(a, UMDEV_ACCESS_RING_TAIL), a->tail,
-                     __ATOMIC_RELEASE);
-    atomic_thread_fence(memory_order_seq_cst);
-    if (need_doorbell(ring_load(a, UMDEV_ACCESS_RING_DOORBELL_NEEDED),
-                      ring_load(a, UMDEV_ACCESS_RING_WAKE_INDEX), old,
-                      a->tail)) {
+    if (accel_ring_publish(&a->r)) {
         a->p->ops->doorbell(a->pq);
         a->stats.doorbells++;
     }
@@ -431,33 +384,23 @@ umdev_access_submit(struct umdev_access *a, const struct umdev_access_desc *d,
     return (int)n;
 }
 
+/* The oldest outstanding descriptor's record (status with acquire). */
 static uint8_t
 oldest_status(const struct umdev_access *a)
 {
-    return __atomic_load_n(&a->comps[a->reaped & a->mask].status,
-                           __ATOMIC_ACQUIRE);
+    return accel_comp_status(&a->r.comps[a->r.reaped & (a->r.size - 1)]);
 }
 
 int
-umdev_access_reap(struct umdev_access *a, struct umdev_access_comp *out,
+umdev_access_reap(struct umdev_access *a, struct accel_comp *out,
                   unsigned int max)
 {
     unsigned int n = 0;
 
     if (a == NULL || (out == NULL && max > 0))
         return -EINVAL;
-    while (n < max && a->reaped != a->tail) {
-        uint8_t st = oldest_status(a);
-
-        if (st == UMDEV_ACCESS_ST_NONE)
-            break;
-        /* status is written last and loaded with acquire: the rest of
-         * the record is complete. */
-        memcpy(&out[n], &a->comps[a->reaped & a->mask], sizeof(out[n]));
-        out[n].status = st;
-        a->reaped++;
+    while (n < max && accel_ring_reap(&a->r, &out[n]))
         n++;
-    }
     a->stats.reaped += n;
     return (int)n;
 }
@@ -478,9 +421,9 @@ umdev_access_wait(struct umdev_access *a, int timeout_ms)
 
     if (a == NULL)
         return -EINVAL;
-    if (a->reaped == a->tail)
+    if (a->r.reaped == a->r.tail)
         return -ENOENT;
-    if (!a->intr[a->reaped & a->mask])
+    if (!a->intr[a->r.reaped & (a->r.size - 1)])
         return -EINVAL;
     deadline = now_ms() + timeout_ms;
     for (;;) {
@@ -490,7 +433,7 @@ umdev_access_wait(struct umdev_access *a, int timeout_ms)
 
         /* Checked after each drain of the eventfd: a completion that
          * lands between the check and poll() leaves the eventfd set. */
-        if (oldest_status(a) != UMDEV_ACCESS_ST_NONE)
+        if (oldest_status(a) != ACCEL_ST_NONE)
             return 0;
         if (timeout_ms >= 0) {
             int64_t l = deadline - now_ms();
@@ -517,13 +460,13 @@ umdev_access_fd(const struct umdev_access *a)
 unsigned int
 umdev_access_outstanding(const struct umdev_access *a)
 {
-    return a->tail - a->reaped;
+    return a->r.tail - a->r.reaped;
 }
 
 uint32_t
 umdev_access_depth(const struct umdev_access *a)
 {
-    return a->depth;
+    return a->r.size;
 }
 
 const void *

@@ -50,6 +50,7 @@
 #include "accel.h"
 #include "conform.h"
 #include "engine.h"
+#include "umdev/accel_ring.h"
 
 /* Bytes moved each way by the serial generator. */
 #define SERIAL_BYTES 4096u
@@ -500,37 +501,24 @@ struct accel_load {
     struct gen_ctx *g;
     uint8_t *mem;  /* guest memory, at iova */
     uint64_t iova;
-    uint32_t tail, published;
+    struct accel_ring_drv r; /* ring at mem, a record per slot */
     double published_at; /* cf_now() right after the last TAIL store */
     uint64_t wakeups;
     uint64_t stalled_wakeups; /* of those: the driver was away longer than
                                * the engine's poll window */
 };
 
-static uint32_t
-ring_word(struct accel_load *a, uint32_t off)
-{
-    return __atomic_load_n((uint32_t *)(a->mem + off), __ATOMIC_ACQUIRE);
-}
-
-/* Publish TAIL; ring the doorbell only when the engine asks for it. */
+/* Publish TAIL; ring the doorbell only when the engine asks for it. The
+ * clock is read between the TAIL store and the fence before the flags:
+ * the window below is measured from the store. */
 static int
 accel_publish(struct accel_load *a)
 {
-    uint32_t old = a->published, one = 1;
-
     double before = a->published_at;
-    bool ring;
+    uint32_t old = accel_ring_store_tail(&a->r), one = 1;
 
-    __atomic_store_n((uint32_t *)(a->mem + ACCEL_RING_TAIL), a->tail,
-                     __ATOMIC_RELEASE);
     a->published_at = cf_now();
-    a->published = a->tail;
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    ring = accel_ring_need_doorbell(ring_word(a, ACCEL_RING_DOORBELL_NEEDED),
-                                    ring_word(a, ACCEL_RING_WAKE_INDEX), old,
-                                    a->tail);
-    if (!ring)
+    if (!accel_ring_doorbell_wanted(&a->r, old))
         return 0;
     a->wakeups++;
     /* The flag was read after this store; the engine found the ring empty
@@ -540,13 +528,6 @@ accel_publish(struct accel_load *a)
     return umdev_client_region_write_posted(a->g->c, 2, 0, &one, 4);
 }
 
-static struct accel_comp *
-accel_comp_of(struct accel_load *a, uint32_t idx)
-{
-    return (struct accel_comp *)(a->mem + ACCEL_COMPS_OFF +
-                                 (idx % ACCEL_RING) * ACCEL_COMP_SIZE);
-}
-
 /* Buffer pair of ring slot @idx: source at 2k, destination at 2k + 1. */
 static uint64_t
 accel_buf(uint32_t idx, unsigned int which)
@@ -554,76 +535,72 @@ accel_buf(uint32_t idx, unsigned int which)
     return ACCEL_BUFS_OFF + ((idx % ACCEL_RING) * 2u + which) * ACCEL_XFER;
 }
 
-/* Post descriptor @idx: a MEMMOVE of its slot's source to destination. */
+/* Post the next descriptor: a MEMMOVE of its slot's source to its
+ * destination, with the slot's record. */
 static void
-accel_post(struct accel_load *a, uint32_t idx)
+accel_post(struct accel_load *a)
 {
+    uint32_t idx = a->r.tail;
     struct accel_desc d = {
         .opcode = ACCEL_OP_MEMMOVE,
-        .flags = ACCEL_DF_COMP,
         .size = ACCEL_XFER,
         .src = a->iova + accel_buf(idx, 0),
         .dst = a->iova + accel_buf(idx, 1),
-        .comp = a->iova + ACCEL_COMPS_OFF +
-                (uint64_t)(idx % ACCEL_RING) * ACCEL_COMP_SIZE,
         .tag = idx,
     };
 
     fill(a->mem + accel_buf(idx, 0), ACCEL_XFER, idx * 2654435761u + 1);
     memset(a->mem + accel_buf(idx, 1), 0, ACCEL_XFER);
-    memset(accel_comp_of(a, idx), 0, ACCEL_COMP_SIZE);
-    memcpy(a->mem + ACCEL_RING_DESCS + (idx % ACCEL_RING) * ACCEL_DESC_SIZE, &d,
-           sizeof(d));
-    a->tail = idx + 1;
+    accel_ring_post(&a->r, &d);
 }
 
 /*
- * Run descriptors [first, last) keeping ACCEL_DEPTH in flight; check each
+ * Run the next @n descriptors keeping ACCEL_DEPTH in flight; check each
  * completion and destination. Reaping only polls memory, as a driver
  * under load does. Return: 0 or -errno after failing @a->g->r.
  */
 static int
-accel_run(struct accel_load *a, uint32_t first, uint32_t last)
+accel_run(struct accel_load *a, uint32_t n)
 {
-    uint32_t reaped = first, next = first;
     double deadline = cf_now() + a->g->cf->timeout_ms / 1000.0;
+    struct accel_ring_drv *r = &a->r;
+    uint32_t last = r->tail + n;
     int rc = 0;
 
-    while (reaped < last) {
-        struct accel_comp *cr;
-        uint8_t st;
+    while (r->reaped < last) {
+        struct accel_comp cr;
+        uint32_t idx = r->reaped;
 
-        if (next < last && next - reaped < ACCEL_DEPTH) {
-            while (next < last && next - reaped < ACCEL_DEPTH)
-                accel_post(a, next++);
+        if (r->tail < last && r->tail - r->reaped < ACCEL_DEPTH) {
+            while (r->tail < last && r->tail - r->reaped < ACCEL_DEPTH)
+                accel_post(a);
             rc = accel_publish(a);
             if (rc < 0) {
                 cf_fail(a->g->r, "doorbell: %s", cf_errname(-rc));
                 return rc;
             }
         }
-        cr = accel_comp_of(a, reaped);
-        st = __atomic_load_n(&cr->status, __ATOMIC_ACQUIRE);
-        if (st == ACCEL_ST_NONE) {
+        if (!accel_ring_reap(r, &cr)) {
             if (cf_now() > deadline) {
                 cf_fail(a->g->r,
                         "descriptor %u did not complete (HEAD %u, TAIL %u)",
-                        reaped, ring_word(a, ACCEL_RING_HEAD), a->tail);
+                        idx, accel_ring_load(r->ring, ACCEL_RING_HEAD),
+                        r->tail);
                 return -ETIMEDOUT;
             }
             continue;
         }
-        if (st != ACCEL_ST_SUCCESS || cr->tag != reaped ||
-            cr->bytes != ACCEL_XFER ||
-            memcmp(a->mem + accel_buf(reaped, 0),
-                   a->mem + accel_buf(reaped, 1), ACCEL_XFER) != 0) {
+        if (cr.status != ACCEL_ST_SUCCESS || cr.tag != idx ||
+            cr.bytes != ACCEL_XFER ||
+            memcmp(a->mem + accel_buf(idx, 0), a->mem + accel_buf(idx, 1),
+                   ACCEL_XFER) != 0) {
             cf_fail(a->g->r,
                     "descriptor %u: status 0x%02x, tag %" PRIu64 ", %u bytes%s",
-                    reaped, st, cr->tag, cr->bytes,
-                    st == ACCEL_ST_SUCCESS ? ", destination differs" : "");
+                    idx, cr.status, cr.tag, cr.bytes,
+                    cr.status == ACCEL_ST_SUCCESS ? ", destination differs"
+                                                  : "");
             return -EIO;
         }
-        reaped++;
         deadline = cf_now() + a->g->cf->timeout_ms / 1000.0;
     }
     return 0;
@@ -662,6 +639,9 @@ gen_accel(struct gen_ctx *g)
         goto out;
     }
     a.mem = mem;
+    accel_ring_drv_init(&a.r, mem, ACCEL_RING,
+                        (struct accel_comp *)(void *)(a.mem + ACCEL_COMPS_OFF),
+                        a.iova + ACCEL_COMPS_OFF);
     rc = umdev_client_dma_map(g->c, a.iova, ACCEL_GUEST_SIZE, mem, fd, 0, rw);
     if (rc == 0)
         rc = umdev_client_region_write(g->c, VFIO_PCI_CONFIG_REGION_INDEX,
@@ -693,12 +673,12 @@ gen_accel(struct gen_ctx *g)
     }
     /* The engine starts asleep: the first doorbell is its wake-up, not
      * steady load. */
-    if (accel_run(&a, 0, ACCEL_WARMUP) < 0)
+    if (accel_run(&a, ACCEL_WARMUP) < 0)
         goto out;
     m0 = msgs_now(g->c, NULL);
     w0 = a.wakeups;
     s0 = a.stalled_wakeups;
-    rc = accel_run(&a, ACCEL_WARMUP, ACCEL_WARMUP + ACCEL_IOS);
+    rc = accel_run(&a, ACCEL_IOS);
     m1 = msgs_now(g->c, NULL);
     g->ph[g->nph++] = (struct phase){ "ring", "desc", ACCEL_IOS, m1 - m0,
                                       a.wakeups - w0 };

@@ -9,8 +9,9 @@
  * whose source lies outside the DMA map must fail with an address fault
  * naming that address, leaving the destination untouched.
  *
- * devices/accel's headers are used for register and layout constants
- * only; everything goes over the socket as a VMM's would.
+ * The rings are driven with the ring ABI's helpers (umdev/accel_ring.h);
+ * devices/accel's accel.h gives the register map only; everything else
+ * goes over the socket as a VMM's would.
  *
  * Progress goes to stdout one line at a time:
  *   attached id=VVVV:DDDD subsys=N queues=N max_xfer=N
@@ -24,7 +25,6 @@
 #include <linux/vfio.h>
 #include <poll.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,7 +36,7 @@
 #include <unistd.h>
 
 #include "accel.h"
-#include "engine.h"
+#include "umdev/accel_ring.h"
 #include "umdev/client.h"
 
 #define USAGE "usage: daemon-accel-client SOCKET QUEUES TIMEOUT_MS\n"
@@ -78,7 +78,8 @@ struct guest {
     int memfd;
     unsigned int nq;
     int efd[ACCEL_DEV_MAX_QUEUES + 1];
-    uint32_t tail[ACCEL_DEV_MAX_QUEUES];
+    /* Each queue's ring, with one record per slot (COMPS(q)). */
+    struct accel_ring_drv r[ACCEL_DEV_MAX_QUEUES];
     int64_t deadline;
 };
 
@@ -275,6 +276,8 @@ guest_setup(struct guest *g)
         uint32_t st;
 
         memset(gp(g, RING(q)), 0, accel_ring_bytes(RING_SIZE));
+        accel_ring_drv_init(&g->r[q], gp(g, RING(q)), RING_SIZE,
+                            gp(g, COMPS(q)), COMPS(q));
         if (wr(g, base + ACCEL_Q_RING_BASE, RING(q), 8) < 0 ||
             wr(g, base + ACCEL_Q_RING_SIZE, RING_SIZE, 4) < 0 ||
             wr(g, base + ACCEL_Q_PRIORITY, ACCEL_PRIO_MIN, 4) < 0 ||
@@ -291,64 +294,46 @@ guest_setup(struct guest *g)
     return 0;
 }
 
-static uint32_t
-ring_word(struct guest *g, unsigned int q, uint64_t off)
-{
-    return __atomic_load_n((uint32_t *)gp(g, RING(q) + off), __ATOMIC_ACQUIRE);
-}
-
-/* Post @d on queue @q with a zeroed completion record and publish it,
- * ringing the doorbell only if the engine asks for one (README
- * "Submitting"). Return: the record, or NULL after saying why. */
-static struct accel_comp *
+/* Post @d on queue @q with a record of its own and an interrupt, and
+ * publish it, ringing the doorbell only if the engine asks for one
+ * (README "Submitting"). Return: 0, or -errno after saying why. */
+static int
 submit(struct guest *g, unsigned int q, struct accel_desc d)
 {
-    uint32_t idx = g->tail[q], old = g->tail[q], one = 1;
-    struct accel_comp *comp;
+    uint32_t one = 1;
     int rc;
 
-    if (idx - ring_word(g, q, ACCEL_RING_HEAD) >= RING_SIZE) {
+    if (accel_ring_room(&g->r[q]) == 0) {
         say("error queue %u ring full", q);
-        return NULL;
+        return -ENOSPC;
     }
-    d.flags = ACCEL_DF_COMP | ACCEL_DF_INTR;
-    d.comp = COMPS(q) + (uint64_t)(idx % RING_SIZE) * ACCEL_COMP_SIZE;
-    comp = gp(g, d.comp);
-    memset(comp, 0, sizeof(*comp));
-    memcpy(gp(g, RING(q) + ACCEL_RING_DESCS +
-                     (uint64_t)(idx % RING_SIZE) * ACCEL_DESC_SIZE),
-           &d, sizeof(d));
-    g->tail[q] = idx + 1;
-    __atomic_store_n((uint32_t *)gp(g, RING(q) + ACCEL_RING_TAIL), g->tail[q],
-                     __ATOMIC_RELEASE);
-    atomic_thread_fence(memory_order_seq_cst);
-    if (accel_ring_need_doorbell(ring_word(g, q, ACCEL_RING_DOORBELL_NEEDED),
-                                 ring_word(g, q, ACCEL_RING_WAKE_INDEX), old,
-                                 g->tail[q])) {
+    d.flags = ACCEL_DF_INTR; /* and ACCEL_DF_COMP: the slot's record */
+    accel_ring_post(&g->r[q], &d);
+    if (accel_ring_publish(&g->r[q])) {
         rc = umdev_client_region_write_posted(
             g->c, BAR2, (uint64_t)q * ACCEL_DOORBELL_STRIDE, &one, 4);
         if (rc < 0) {
             say("error doorbell of queue %u: %s", q, strerror(-rc));
-            return NULL;
+            return rc;
         }
     }
-    return comp;
+    return 0;
 }
 
-/* Wait for @comp's status, then for the queue's MSI-X vector. */
+/* Reap queue @q's oldest record into @c, then wait for its MSI-X
+ * vector. */
 static int
-wait_done(struct guest *g, unsigned int q, struct accel_comp *comp,
-          uint8_t *status)
+wait_done(struct guest *g, unsigned int q, struct accel_comp *c)
 {
     struct pollfd p = { .fd = g->efd[q], .events = POLLIN };
     uint64_t n;
 
-    while ((*status = __atomic_load_n(&comp->status, __ATOMIC_ACQUIRE)) ==
-           ACCEL_ST_NONE) {
+    while (!accel_ring_reap(&g->r[q], c)) {
         if (left_ms(g) == 0) {
             say("error queue %u: descriptor never completed (HEAD %u TAIL "
                 "%u)",
-                q, ring_word(g, q, ACCEL_RING_HEAD), g->tail[q]);
+                q, accel_ring_load(g->r[q].ring, ACCEL_RING_HEAD),
+                g->r[q].tail);
             return -ETIMEDOUT;
         }
         usleep(50);
@@ -400,13 +385,13 @@ all_bytes(const uint8_t *p, size_t n, uint8_t v)
 
 static int
 check_comp(unsigned int q, const char *what, const struct accel_comp *c,
-           uint8_t status, uint8_t op, uint32_t bytes)
+           uint8_t op, uint32_t bytes)
 {
-    if (status != ACCEL_ST_SUCCESS || c->opcode != op || c->bytes != bytes) {
+    if (c->status != ACCEL_ST_SUCCESS || c->opcode != op || c->bytes != bytes) {
         say("error %s queue=%u: status %#x opcode %#x bytes %u info %#llx, "
             "expected success, %#x, %u",
-            what, q, status, c->opcode, c->bytes, (unsigned long long)c->info,
-            op, bytes);
+            what, q, c->status, c->opcode, c->bytes,
+            (unsigned long long)c->info, op, bytes);
         return -EIO;
     }
     return 0;
@@ -423,18 +408,16 @@ run_memmove(struct guest *g, unsigned int q)
         .dst = dst,
         .tag = 0x1000 + q,
     };
-    struct accel_comp *c;
-    uint8_t st;
+    struct accel_comp c;
 
     fill_rand(gp(g, src), MOVE_LEN, 7 + q);
     memset(gp(g, dst - GUARD), 0xa5, MOVE_LEN + 2 * GUARD);
-    c = submit(g, q, d);
-    if (c == NULL || wait_done(g, q, c, &st) < 0 ||
-        check_comp(q, "memmove", c, st, ACCEL_OP_MEMMOVE, MOVE_LEN) < 0)
+    if (submit(g, q, d) < 0 || wait_done(g, q, &c) < 0 ||
+        check_comp(q, "memmove", &c, ACCEL_OP_MEMMOVE, MOVE_LEN) < 0)
         return -EIO;
-    if (c->tag != d.tag) {
+    if (c.tag != d.tag) {
         say("error memmove queue=%u: tag %#llx, expected %#llx", q,
-            (unsigned long long)c->tag, (unsigned long long)d.tag);
+            (unsigned long long)c.tag, (unsigned long long)d.tag);
         return -EIO;
     }
     if (memcmp(gp(g, dst), gp(g, src), MOVE_LEN) != 0) {
@@ -460,19 +443,17 @@ run_crc(struct guest *g, unsigned int q)
         .src = src,
         .crc_seed = CRC_SEED,
     };
-    struct accel_comp *c;
+    struct accel_comp c;
     uint32_t want;
-    uint8_t st;
 
     fill_rand(gp(g, src), CRC_LEN, 99 + q);
     want = crc_ref(CRC_SEED, gp(g, src), CRC_LEN);
-    c = submit(g, q, d);
-    if (c == NULL || wait_done(g, q, c, &st) < 0 ||
-        check_comp(q, "crc32c", c, st, ACCEL_OP_CRC32C, CRC_LEN) < 0)
+    if (submit(g, q, d) < 0 || wait_done(g, q, &c) < 0 ||
+        check_comp(q, "crc32c", &c, ACCEL_OP_CRC32C, CRC_LEN) < 0)
         return -EIO;
-    if (c->value != want) {
+    if (c.value != want) {
         say("error crc32c queue=%u: value %#llx, expected %#x", q,
-            (unsigned long long)c->value, want);
+            (unsigned long long)c.value, want);
         return -EIO;
     }
     say("crc32c queue=%u value=%#x ok", q, want);
@@ -491,16 +472,14 @@ run_fault(struct guest *g)
         .src = bad,
         .dst = dst,
     };
-    struct accel_comp *c;
-    uint8_t st;
+    struct accel_comp c;
 
     memset(gp(g, dst), 0x5a, 4096);
-    c = submit(g, 0, d);
-    if (c == NULL || wait_done(g, 0, c, &st) < 0)
+    if (submit(g, 0, d) < 0 || wait_done(g, 0, &c) < 0)
         return -EIO;
-    if (st != ACCEL_ST_ADDR_FAULT || c->info != bad) {
-        say("error fault: status %#x info %#llx, expected %#x at %#llx", st,
-            (unsigned long long)c->info, ACCEL_ST_ADDR_FAULT,
+    if (c.status != ACCEL_ST_ADDR_FAULT || c.info != bad) {
+        say("error fault: status %#x info %#llx, expected %#x at %#llx",
+            c.status, (unsigned long long)c.info, ACCEL_ST_ADDR_FAULT,
             (unsigned long long)bad);
         return -EIO;
     }

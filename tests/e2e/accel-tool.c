@@ -45,7 +45,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "accel.h" /* register map and the descriptor/record layouts */
+#include "accel.h"            /* register map */
+#include "umdev/accel_ring.h" /* the rings: layouts and driver helpers */
 
 #define PAGE 4096u
 #define RING_SIZE 32u
@@ -379,40 +380,16 @@ pg_virt(struct pages *pg, size_t i)
 
 /* ---- queues ---- */
 
+#define TAG(i) (0x7a6700000000ull | (i))
+
 struct queue {
     unsigned int idx;
-    volatile uint8_t *ring; /* one page */
     uint64_t ring_pa;
-    struct accel_comp *comp; /* RING_SIZE records, one per slot */
-    uint64_t comp_pa;
-    uint32_t tail;
+    /* The ring (one page) and a page of RING_SIZE records, one per slot,
+     * at their physical addresses: the ring ABI's helpers drive them. */
+    struct accel_ring_drv r;
     uint64_t doorbells; /* written by us */
 };
-
-static volatile uint32_t *
-ring_u32(struct queue *q, uint32_t off)
-{
-    return (volatile uint32_t *)(q->ring + off);
-}
-
-static struct accel_desc *
-slot_desc(struct queue *q, uint32_t i)
-{
-    return (struct accel_desc *)(q->ring + ACCEL_RING_DESCS +
-                                 (i % RING_SIZE) * ACCEL_DESC_SIZE);
-}
-
-static volatile struct accel_comp *
-slot_comp(struct queue *q, uint32_t i)
-{
-    return &q->comp[i % RING_SIZE];
-}
-
-static uint64_t
-slot_comp_pa(struct queue *q, uint32_t i)
-{
-    return q->comp_pa + (i % RING_SIZE) * ACCEL_COMP_SIZE;
-}
 
 static int
 queue_enable(struct dev *d, struct queue *q)
@@ -431,72 +408,59 @@ queue_enable(struct dev *d, struct queue *q)
         return -1;
     }
     /* README "Rings": enabling writes HEAD = 0, DOORBELL_NEEDED = 1. */
-    if (*ring_u32(q, ACCEL_RING_HEAD) != 0 ||
-        *ring_u32(q, ACCEL_RING_DOORBELL_NEEDED) != 1) {
+    if (accel_ring_load(q->r.ring, ACCEL_RING_HEAD) != 0 ||
+        accel_ring_load(q->r.ring, ACCEL_RING_DOORBELL_NEEDED) != 1) {
         err("queue %u: after enable HEAD=%u DOORBELL_NEEDED=%u", q->idx,
-            *ring_u32(q, ACCEL_RING_HEAD),
-            *ring_u32(q, ACCEL_RING_DOORBELL_NEEDED));
+            accel_ring_load(q->r.ring, ACCEL_RING_HEAD),
+            accel_ring_load(q->r.ring, ACCEL_RING_DOORBELL_NEEDED));
         return -1;
     }
-    q->tail = 0;
     return 0;
 }
 
-/* Put @n descriptors (already written to their slots, records zeroed)
- * behind TAIL and ring the doorbell if the engine asks for one (README
- * "Submitting (event suppression)"). */
+/* Put the descriptors posted since the last call behind TAIL and ring the
+ * doorbell if the engine asks for one (README "Submitting (event
+ * suppression)"). */
 static void
-queue_submit(struct dev *d, struct queue *q, uint32_t n)
+queue_publish(struct dev *d, struct queue *q)
 {
-    uint32_t old = q->tail, need, wake;
-
-    q->tail += n;
-    __atomic_store_n(ring_u32(q, ACCEL_RING_TAIL), q->tail, __ATOMIC_RELEASE);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    need = __atomic_load_n(ring_u32(q, ACCEL_RING_DOORBELL_NEEDED),
-                           __ATOMIC_ACQUIRE);
-    wake =
-        __atomic_load_n(ring_u32(q, ACCEL_RING_WAKE_INDEX), __ATOMIC_ACQUIRE);
-    if (accel_ring_need_doorbell(need, wake, old, q->tail)) {
+    if (accel_ring_publish(&q->r)) {
         *(volatile uint32_t *)(d->bar2 + q->idx * ACCEL_DOORBELL_STRIDE) = 1;
         q->doorbells++;
     }
 }
 
-/* Poll descriptor @i's record; its status, or -1 on timeout. */
+/* Poll for the oldest outstanding descriptor's record, into @c. Return:
+ * 0, or -1 on timeout. */
 static int
-queue_wait(struct queue *q, uint32_t i)
+queue_reap(struct queue *q, struct accel_comp *c)
 {
-    volatile struct accel_comp *c = slot_comp(q, i);
     uint64_t t0 = now_ns();
     unsigned int spins = 0;
-    uint8_t st;
 
-    while ((st = __atomic_load_n(&c->status, __ATOMIC_ACQUIRE)) == 0) {
+    while (!accel_ring_reap(&q->r, c)) {
         if (++spins % 1024 == 0 && now_ns() - t0 > COMP_TIMEOUT_NS) {
             err("queue %u: descriptor %u not complete after %llu s "
                 "(HEAD %u TAIL %u)",
-                q->idx, i, COMP_TIMEOUT_NS / 1000000000ull,
-                *ring_u32(q, ACCEL_RING_HEAD), q->tail);
+                q->idx, q->r.reaped, COMP_TIMEOUT_NS / 1000000000ull,
+                accel_ring_load(q->r.ring, ACCEL_RING_HEAD), q->r.tail);
             return -1;
         }
     }
-    return st;
+    return 0;
 }
 
-/* Descriptor slot @i for @op with a record; the caller sets operands. */
-static struct accel_desc *
-desc_prepare(struct queue *q, uint32_t i, uint8_t op, uint32_t size)
+/* A descriptor for @op with the next ring index's tag; the caller sets
+ * operands, accel_ring_post() gives it the slot's record. */
+static struct accel_desc
+desc_prepare(const struct queue *q, uint8_t op, uint32_t size)
 {
-    struct accel_desc *de = slot_desc(q, i);
+    struct accel_desc de = {
+        .opcode = op,
+        .size = size,
+        .tag = TAG(q->r.tail),
+    };
 
-    memset(de, 0, sizeof(*de));
-    de->opcode = op;
-    de->flags = ACCEL_DF_COMP;
-    de->size = size;
-    de->comp = slot_comp_pa(q, i);
-    de->tag = 0x7a6700000000ull | i;
-    memset((void *)slot_comp(q, i), 0, sizeof(struct accel_comp));
     return de;
 }
 
@@ -526,57 +490,56 @@ struct work {
     uint32_t seed, crc; /* crc: expected CRC32C */
 };
 
-/* Set up the buffers for @op and write the descriptor to slot @i. */
+/* Set up the buffers for @op and post its descriptor. */
 static void
-work_start(struct queue *q, uint32_t i, uint8_t op, struct work *w,
-           uint32_t *rs)
+work_start(struct queue *q, uint8_t op, struct work *w, uint32_t *rs)
 {
-    struct accel_desc *de = desc_prepare(q, i, op, w->size);
+    struct accel_desc de = desc_prepare(q, op, w->size);
 
     switch (op) {
     case ACCEL_OP_MEMMOVE:
         fill_random(w->src + w->off, w->size, rs);
         /* not what the copy writes, so a copy that did not happen shows */
         memset(w->dst + w->off, ~w->src[w->off], w->size);
-        de->src = w->src_pa + w->off;
-        de->dst = w->dst_pa + w->off;
+        de.src = w->src_pa + w->off;
+        de.dst = w->dst_pa + w->off;
         break;
     case ACCEL_OP_FILL:
         w->pattern = (uint64_t)rnd(rs) << 32 | rnd(rs);
         memset(w->dst + w->off, ~(uint8_t)w->pattern, w->size);
-        de->dst = w->dst_pa + w->off;
-        de->pattern = w->pattern;
+        de.dst = w->dst_pa + w->off;
+        de.pattern = w->pattern;
         break;
     case ACCEL_OP_CRC32C:
         fill_random(w->src + w->off, w->size, rs);
         w->seed = rnd(rs);
         w->crc = crc32c(w->seed, w->src + w->off, w->size);
-        de->src = w->src_pa + w->off;
-        de->crc_seed = w->seed;
+        de.src = w->src_pa + w->off;
+        de.crc_seed = w->seed;
         break;
     default:
         break;
     }
+    accel_ring_post(&q->r, &de);
 }
 
-/* Check slot @i's record and the buffers; 0 or -1 (with a message). */
+/* Reap the oldest record, @op's, and check it and the buffers; 0 or -1
+ * (with a message). */
 static int
-work_check(struct queue *q, uint32_t i, uint8_t op, const struct work *w)
+work_check(struct queue *q, uint8_t op, const struct work *w)
 {
-    volatile struct accel_comp *c = slot_comp(q, i);
+    uint32_t i = q->r.reaped, k;
     const uint8_t *p = w->dst + w->off;
-    uint32_t k;
-    int st = queue_wait(q, i);
+    struct accel_comp cr, *c = &cr;
 
-    if (st < 0)
+    if (queue_reap(q, c) < 0)
         return -1;
-    if (st != ACCEL_ST_SUCCESS || c->opcode != op ||
-        c->tag != (0x7a6700000000ull | i) ||
+    if (c->status != ACCEL_ST_SUCCESS || c->opcode != op || c->tag != TAG(i) ||
         (op != ACCEL_OP_NOP && c->bytes != w->size)) {
         err("queue %u: %s size %u off %u: status 0x%02x opcode 0x%02x "
             "bytes %u info 0x%" PRIx64 " tag 0x%" PRIx64,
-            q->idx, op_name(op), w->size, w->off, st, c->opcode, c->bytes,
-            c->info, c->tag);
+            q->idx, op_name(op), w->size, w->off, c->status, c->opcode,
+            c->bytes, c->info, c->tag);
         return -1;
     }
     switch (op) {
@@ -633,9 +596,9 @@ check_queue(struct dev *d, struct queue *q, struct pages *buf, uint32_t *rs)
             w.size = sizes[s];
             /* an unaligned start where the page has room for one */
             w.off = (PAGE - w.size) * (s % 3) / 2;
-            work_start(q, q->tail, ops[o], &w, rs);
-            queue_submit(d, q, 1);
-            if (work_check(q, q->tail - 1, ops[o], &w) < 0)
+            work_start(q, ops[o], &w, rs);
+            queue_publish(d, q);
+            if (work_check(q, ops[o], &w) < 0)
                 return -1;
             n++;
             if (ops[o] == ACCEL_OP_NOP)
@@ -651,25 +614,22 @@ static int
 check_fault(struct dev *d, struct queue *q, struct pages *buf)
 {
     uint8_t *dst = pg_virt(buf, 1);
-    struct accel_desc *de;
-    volatile struct accel_comp *c;
-    uint32_t i = q->tail, k;
-    int st;
+    struct accel_desc de = desc_prepare(q, ACCEL_OP_MEMMOVE, 256);
+    struct accel_comp cr, *c = &cr;
+    uint32_t k;
 
     memset(dst, 0xa5, PAGE);
-    de = desc_prepare(q, i, ACCEL_OP_MEMMOVE, 256);
-    de->src = UNMAPPED_ADDR;
-    de->dst = buf->phys[1];
-    queue_submit(d, q, 1);
-    st = queue_wait(q, i);
-    if (st < 0)
+    de.src = UNMAPPED_ADDR;
+    de.dst = buf->phys[1];
+    accel_ring_post(&q->r, &de);
+    queue_publish(d, q);
+    if (queue_reap(q, c) < 0)
         return -1;
-    c = slot_comp(q, i);
-    if (st != ACCEL_ST_ADDR_FAULT || c->info != UNMAPPED_ADDR ||
+    if (c->status != ACCEL_ST_ADDR_FAULT || c->info != UNMAPPED_ADDR ||
         c->bytes != 0) {
         err("queue %u: memmove from 0x%llx: status 0x%02x info 0x%" PRIx64
             " bytes %u, expected ADDR_FAULT (0x03) at that address",
-            q->idx, UNMAPPED_ADDR, st, c->info, c->bytes);
+            q->idx, UNMAPPED_ADDR, c->status, c->info, c->bytes);
         return -1;
     }
     for (k = 0; k < PAGE; k++) {
@@ -691,7 +651,7 @@ bench(struct dev *d, struct queue *q, struct pages *buf, uint8_t op,
       uint32_t count, uint32_t size, uint32_t depth, uint32_t *rs)
 {
     struct work w[RING_SIZE];
-    uint32_t first = q->tail, submitted = 0, done = 0, k;
+    uint32_t first = q->r.tail, submitted = 0, done = 0, k;
     uint64_t db0 = q->doorbells, t0, t1;
     double sec;
 
@@ -709,14 +669,13 @@ bench(struct dev *d, struct queue *q, struct pages *buf, uint8_t op,
         uint32_t batch = 0;
 
         while (submitted < count && submitted - done < depth) {
-            work_start(q, first + submitted, op,
-                       &w[(first + submitted) % depth], rs);
+            work_start(q, op, &w[(first + submitted) % depth], rs);
             submitted++;
             batch++;
         }
         if (batch > 0)
-            queue_submit(d, q, batch);
-        if (work_check(q, first + done, op, &w[(first + done) % depth]) < 0)
+            queue_publish(d, q);
+        if (work_check(q, op, &w[(first + done) % depth]) < 0)
             return -1;
         done++;
     }
@@ -850,13 +809,11 @@ main(int argc, char **argv)
         return 1;
     }
     for (i = 0; i < d.nr_queues; i++) {
-        qs[i] = (struct queue){
-            .idx = i,
-            .ring = pg_virt(&ctl, 2 * i),
-            .ring_pa = ctl.phys[2 * i],
-            .comp = (struct accel_comp *)pg_virt(&ctl, 2 * i + 1),
-            .comp_pa = ctl.phys[2 * i + 1],
-        };
+        qs[i] = (struct queue){ .idx = i, .ring_pa = ctl.phys[2 * i] };
+        accel_ring_drv_init(
+            &qs[i].r, pg_virt(&ctl, 2 * i), RING_SIZE,
+            (struct accel_comp *)(void *)pg_virt(&ctl, 2 * i + 1),
+            ctl.phys[2 * i + 1]);
         if (queue_enable(&d, &qs[i]) < 0)
             return 1;
     }
@@ -875,17 +832,17 @@ main(int argc, char **argv)
 
         /* The engine counts a descriptor just after its record: give the
          * last one a moment. */
-        while ((done = rd64(&d, base + ACCEL_Q_COMPLETED)) != qs[i].tail &&
+        while ((done = rd64(&d, base + ACCEL_Q_COMPLETED)) != qs[i].r.tail &&
                now_ns() - t0 < 1000000000ull)
             usleep(1000);
 
         printf("queue idx=%u completed=%" PRIu64 " submitted=%u "
                "doorbells_device=%u doorbells_tool=%" PRIu64 " status=0x%08x\n",
-               i, done, qs[i].tail, rd32(&d, base + ACCEL_Q_DOORBELLS),
+               i, done, qs[i].r.tail, rd32(&d, base + ACCEL_Q_DOORBELLS),
                qs[i].doorbells, rd32(&d, base + ACCEL_Q_STATUS));
-        if (done != qs[i].tail) {
+        if (done != qs[i].r.tail) {
             err("queue %u: COMPLETED %" PRIu64 ", submitted %u", i, done,
-                qs[i].tail);
+                qs[i].r.tail);
             return 1;
         }
     }

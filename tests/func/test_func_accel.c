@@ -165,10 +165,10 @@ teardown(void **state)
 /* The guest: a VMM's client plus a driver                           */
 
 struct gqueue {
-    uint64_t ring;
-    uint32_t size;
-    uint32_t tail;
-    uint32_t published; /* TAIL as last stored in the ring */
+    uint64_t ring; /* its guest address */
+    /* Records are placed by gq_post(), not one per slot: tests look at
+     * older descriptors' records after the ring wrapped. */
+    struct accel_ring_drv r;
 };
 
 struct guest {
@@ -288,11 +288,12 @@ gq_try_enable(struct guest *g, unsigned int q, uint64_t ring, uint32_t size,
               uint32_t prio)
 {
     g->q[q].ring = ring;
-    g->q[q].size = size;
-    g->q[q].tail = 0;
-    g->q[q].published = 0;
-    if (ring >= GB && ring + 8 <= GB + GSIZE)
-        *(uint32_t *)gp(g, ring + ACCEL_RING_TAIL) = 0;
+    /* Hostile rings may lie outside RAM: never driven, never mapped. */
+    accel_ring_drv_init(
+        &g->q[q].r, ring >= GB && ring + 8 <= GB + GSIZE ? gp(g, ring) : NULL,
+        size, NULL, 0);
+    if (g->q[q].r.ring != NULL)
+        *(uint32_t *)g->q[q].r.ring = 0; /* TAIL */
     qwr(g, q, ACCEL_Q_RING_BASE, ring, 8);
     qwr(g, q, ACCEL_Q_RING_SIZE, size, 4);
     qwr(g, q, ACCEL_Q_PRIORITY, prio, 4);
@@ -313,8 +314,7 @@ gq_enable(struct guest *g, unsigned int q, uint32_t size)
 static uint32_t
 rword(struct guest *g, unsigned int q, uint64_t off)
 {
-    return __atomic_load_n((uint32_t *)gp(g, g->q[q].ring + off),
-                           __ATOMIC_ACQUIRE);
+    return accel_ring_load(gp(g, g->q[q].ring), (uint32_t)off);
 }
 
 static uint64_t
@@ -332,7 +332,7 @@ comp_of(struct guest *g, unsigned int q, uint32_t idx)
 static uint8_t
 comp_status(struct guest *g, unsigned int q, uint32_t idx)
 {
-    return __atomic_load_n(&comp_of(g, q, idx)->status, __ATOMIC_ACQUIRE);
+    return accel_comp_status(comp_of(g, q, idx));
 }
 
 static void
@@ -352,20 +352,9 @@ doorbell(struct guest *g, unsigned int q)
 static int
 publish_tail(struct guest *g, unsigned int q)
 {
-    struct gqueue *gq = &g->q[q];
-    uint8_t *ring = g->mem + (gq->ring - GB);
-    uint32_t old = gq->published, one = 1;
+    uint32_t one = 1;
 
-    __atomic_store_n((uint32_t *)(ring + ACCEL_RING_TAIL), gq->tail,
-                     __ATOMIC_RELEASE);
-    gq->published = gq->tail;
-    atomic_thread_fence(memory_order_seq_cst);
-    if (!accel_ring_need_doorbell(
-            __atomic_load_n((uint32_t *)(ring + ACCEL_RING_DOORBELL_NEEDED),
-                            __ATOMIC_ACQUIRE),
-            __atomic_load_n((uint32_t *)(ring + ACCEL_RING_WAKE_INDEX),
-                            __ATOMIC_ACQUIRE),
-            old, gq->tail))
+    if (!accel_ring_publish(&g->q[q].r))
         return 0;
     return umdev_client_region_write_posted(g->c, BAR2, q * 0x1000ull, &one, 4);
 }
@@ -381,11 +370,12 @@ gq_kick(struct guest *g, unsigned int q)
 static uint32_t
 gq_post(struct guest *g, unsigned int q, struct accel_desc d, bool kick)
 {
-    struct gqueue *gq = &g->q[q];
+    struct accel_ring_drv *r = &g->q[q].r;
     int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
-    uint32_t idx = gq->tail;
+    uint32_t idx = r->tail;
 
-    while (gq->tail - rword(g, q, ACCEL_RING_HEAD) >= gq->size) {
+    assert_non_null(r->ring);
+    while (accel_ring_room(r) == 0) {
         assert_true(now_ms() < deadline);
         usleep(20);
     }
@@ -393,10 +383,7 @@ gq_post(struct guest *g, unsigned int q, struct accel_desc d, bool kick)
         d.comp = comp_iova(q, idx);
     if ((d.flags & ACCEL_DF_COMP) && d.comp >= GB && d.comp < GB + GSIZE)
         memset(gp(g, d.comp), 0, ACCEL_COMP_SIZE);
-    memcpy(gp(g, gq->ring + ACCEL_RING_DESCS +
-                     (uint64_t)(idx % gq->size) * ACCEL_DESC_SIZE),
-           &d, sizeof(d));
-    gq->tail++;
+    accel_ring_post(r, &d);
     if (kick)
         gq_kick(g, q);
     return idx;
@@ -428,7 +415,7 @@ gq_wait_head(struct guest *g, unsigned int q)
 {
     int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
 
-    while (rword(g, q, ACCEL_RING_HEAD) != g->q[q].tail) {
+    while (rword(g, q, ACCEL_RING_HEAD) != g->q[q].r.tail) {
         assert_true(now_ms() < deadline);
         usleep(20);
     }
@@ -1056,7 +1043,7 @@ bystander_thread(void *arg)
     uint32_t r = 0;
 
     while (!atomic_load(&b->stop)) {
-        uint32_t idx = g->q[0].tail, n = 1 + (r * 2654435761u) % 65536;
+        uint32_t idx = g->q[0].r.tail, n = 1 + (r * 2654435761u) % 65536;
         struct accel_desc d = {
             .opcode = ACCEL_OP_COPY_CRC,
             .flags = ACCEL_DF_COMP,
@@ -1065,25 +1052,21 @@ bystander_thread(void *arg)
             .dst = DATA + MB,
             .comp = comp_iova(0, idx),
         };
+        struct accel_comp *c = (void *)(g->mem + (d.comp - GB));
         int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
         uint8_t s;
 
         fill_rand(g->mem + (DATA - GB), n, r++);
-        memset(g->mem + (d.comp - GB), 0, 32);
-        memcpy(g->mem + (g->q[0].ring - GB) + ACCEL_RING_DESCS +
-                   (idx % g->q[0].size) * 64ull,
-               &d, sizeof(d));
-        g->q[0].tail++;
+        memset(c, 0, sizeof(*c));
+        accel_ring_post(&g->q[0].r, &d);
         if (publish_tail(g, 0) != 0)
             atomic_fetch_add(&b->bad, 1);
-        while ((s = __atomic_load_n(g->mem + (d.comp - GB),
-                                    __ATOMIC_ACQUIRE)) == ACCEL_ST_NONE &&
+        while ((s = accel_comp_status(c)) == ACCEL_ST_NONE &&
                now_ms() < deadline)
             usleep(10);
         if (s == ACCEL_ST_SUCCESS &&
             memcmp(g->mem + (DATA - GB), g->mem + (DATA + MB - GB), n) == 0 &&
-            ((struct accel_comp *)(g->mem + (d.comp - GB)))->value ==
-                crc_ref(0, g->mem + (DATA - GB), n))
+            c->value == crc_ref(0, g->mem + (DATA - GB), n))
             atomic_fetch_add(&b->ok, 1);
         else
             atomic_fetch_add(&b->bad, 1);

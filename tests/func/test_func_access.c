@@ -646,9 +646,10 @@ test_wait_and_poll(void **state)
     struct umdev_access_comp c[DEPTH];
     struct umdev_access_desc d;
     struct umdev_access_stats st;
-    unsigned int sent = 0, done = 0, i;
+    unsigned int sent = 0, done = 0, i, copies;
     int64_t deadline;
     uint64_t t0;
+    int rc;
 
     (void)state;
     assert_int_equal(umdev_access_mem_register(a, m, 2 * MB, fd, 0, RW), 0);
@@ -678,11 +679,20 @@ test_wait_and_poll(void **state)
     assert_int_equal(umdev_access_wait(a, 0), -ENOENT);
 
     /* A wait that times out: checked right after submitting a 1 MiB
-     * copy, which takes the engine far longer than the check. */
-    d = adesc(UMDEV_ACCESS_OP_MEMMOVE, MB, m, m + MB);
-    d.flags = UMDEV_ACCESS_DF_INTR;
-    assert_int_equal(umdev_access_submit(a, &d, 1), 1);
-    assert_int_equal(umdev_access_wait(a, 0), -ETIMEDOUT);
+     * copy, which takes the engine far longer than the check, unless this
+     * thread was descheduled in between (a loaded machine): then the copy
+     * is simply done (wait says 0), and another one is tried. */
+    for (copies = 1;; copies++) {
+        d = adesc(UMDEV_ACCESS_OP_MEMMOVE, MB, m, m + MB);
+        d.flags = UMDEV_ACCESS_DF_INTR;
+        assert_int_equal(umdev_access_submit(a, &d, 1), 1);
+        rc = umdev_access_wait(a, 0);
+        if (rc != 0 || copies == 100)
+            break;
+        assert_int_equal(umdev_access_reap(a, c, DEPTH), 1);
+        assert_int_equal(c[0].status, UMDEV_ACCESS_ST_SUCCESS);
+    }
+    assert_int_equal(rc, -ETIMEDOUT);
     assert_int_equal(umdev_access_wait(a, HARNESS_TIMEOUT_MS), 0);
     assert_int_equal(umdev_access_reap(a, c, DEPTH), 1);
     assert_int_equal(c[0].status, UMDEV_ACCESS_ST_SUCCESS);
@@ -716,9 +726,9 @@ test_wait_and_poll(void **state)
     }
     assert_int_equal(umdev_access_outstanding(a), 0);
     umdev_access_get_stats(a, &st);
-    assert_int_equal(st.submitted, TOTAL + 3);
-    assert_int_equal(st.reaped, TOTAL + 3);
-    assert_int_equal(st.queue.completed, TOTAL + 3);
+    assert_int_equal(st.submitted, TOTAL + 2 + copies);
+    assert_int_equal(st.reaped, TOTAL + 2 + copies);
+    assert_int_equal(st.queue.completed, TOTAL + 2 + copies);
     /* Event suppression: the doorbells made are the engine's count, and
      * fewer than the submissions (the engine polls while busy). */
     assert_int_equal(st.doorbells, st.queue.doorbells);
@@ -788,7 +798,8 @@ struct vm {
     struct umdev_client *c;
     uint8_t *mem;
     int fd;
-    uint32_t tail[ACCEL_DEV_MAX_QUEUES];
+    /* One record per queue (VM_COMP(q)): one descriptor in flight. */
+    struct accel_ring_drv r[ACCEL_DEV_MAX_QUEUES];
     uint32_t seed;
     int errors;
     uint64_t ops;
@@ -858,10 +869,11 @@ vm_thread(void *arg)
     unsigned int nq = dev_queues[v->dev], q;
     uint32_t r;
 
+    for (q = 0; q < nq; q++) /* vm_open() enabled them: TAIL is 0 */
+        accel_ring_drv_init(&v->r[q], vp(v, VM_RING(q)), VM_RING_SIZE, NULL, 0);
     for (r = 0; r < ROUNDS && v->errors == 0; r++) {
         for (q = 0; q < nq; q++) {
-            uint8_t *ring = vp(v, VM_RING(q));
-            uint32_t idx = v->tail[q], old = idx, one = 1;
+            uint32_t one = 1;
             uint64_t src = VM_DATA + q * 64 * 1024ull,
                      dst = VM_DATA + MB + q * 64 * 1024ull;
             struct accel_desc d = {
@@ -877,18 +889,8 @@ vm_thread(void *arg)
             fill_rand(vp(v, src), CHUNK, v->seed + r * 16 + q);
             memset(vp(v, dst), 0, CHUNK);
             memset(vp(v, VM_COMP(q)), 0, ACCEL_COMP_SIZE);
-            memcpy(ring + ACCEL_RING_DESCS + (idx % VM_RING_SIZE) * 64, &d, 64);
-            v->tail[q] = idx + 1;
-            __atomic_store_n((uint32_t *)(ring + ACCEL_RING_TAIL), idx + 1,
-                             __ATOMIC_RELEASE);
-            atomic_thread_fence(memory_order_seq_cst);
-            if (accel_ring_need_doorbell(
-                    __atomic_load_n(
-                        (uint32_t *)(ring + ACCEL_RING_DOORBELL_NEEDED),
-                        __ATOMIC_ACQUIRE),
-                    __atomic_load_n((uint32_t *)(ring + ACCEL_RING_WAKE_INDEX),
-                                    __ATOMIC_ACQUIRE),
-                    old, idx + 1) &&
+            accel_ring_post(&v->r[q], &d);
+            if (accel_ring_publish(&v->r[q]) &&
                 umdev_client_region_write_posted(v->c, UMDEV_PCI_BAR2_REGION,
                                                  q * 0x1000ull, &one, 4) < 0) {
                 vm_fail(v, "doorbell", r);
@@ -900,8 +902,7 @@ vm_thread(void *arg)
             int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
             uint8_t st;
 
-            while ((st = __atomic_load_n(&c->status, __ATOMIC_ACQUIRE)) ==
-                   ACCEL_ST_NONE) {
+            while ((st = accel_comp_status(c)) == ACCEL_ST_NONE) {
                 if (now_ms() > deadline) {
                     vm_fail(v, "no completion", r);
                     break;

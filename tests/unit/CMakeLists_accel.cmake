@@ -1,9 +1,24 @@
 # Tests of the accel parent (devices/accel): the engine in-process, and
 # the PCI subdevice driven over real sockets by the umdev client as a VMM.
-add_executable(test_accel_engine ${CMAKE_CURRENT_LIST_DIR}/test_accel_engine.c)
-target_link_libraries(test_accel_engine PRIVATE umdev_accel umdev_static PkgConfig::CMOCKA)
-add_test(NAME unit.accel_engine COMMAND test_accel_engine)
-set_tests_properties(unit.accel_engine PROPERTIES TIMEOUT 120)
+# The ring ABI's driver helpers alone, the test playing the engine.
+add_executable(test_accel_ring ${CMAKE_CURRENT_LIST_DIR}/test_accel_ring.c)
+target_include_directories(test_accel_ring PRIVATE ${PROJECT_SOURCE_DIR}/include)
+target_link_libraries(test_accel_ring PRIVATE PkgConfig::CMOCKA)
+add_test(NAME unit.accel_ring COMMAND test_accel_ring)
+set_tests_properties(unit.accel_ring PROPERTIES TIMEOUT 60)
+# The engine's tests are one program per concern, as the engine's files
+# are (crc, ops, ring, sched), sharing a memory model and queue driver.
+add_library(accel_engine_fixture STATIC
+            ${CMAKE_CURRENT_LIST_DIR}/accel_engine_fixture.c)
+target_link_libraries(accel_engine_fixture PUBLIC umdev_accel umdev_static
+                      PkgConfig::CMOCKA)
+foreach(t crc ops ring sched)
+  add_executable(test_accel_engine_${t}
+                 ${CMAKE_CURRENT_LIST_DIR}/test_accel_engine_${t}.c)
+  target_link_libraries(test_accel_engine_${t} PRIVATE accel_engine_fixture)
+  add_test(NAME unit.accel_engine_${t} COMMAND test_accel_engine_${t})
+  set_tests_properties(unit.accel_engine_${t} PROPERTIES TIMEOUT 120)
+endforeach()
 add_executable(test_func_accel ${CMAKE_CURRENT_LIST_DIR}/../func/test_func_accel.c)
 target_link_libraries(test_func_accel PRIVATE umdev_accel func_harness)
 add_test(NAME func.accel COMMAND test_func_accel)
@@ -22,3 +37,20 @@ add_executable(test_func_access ${CMAKE_CURRENT_LIST_DIR}/../func/test_func_acce
 target_link_libraries(test_func_access PRIVATE umdev_accel func_harness)
 add_test(NAME func.access COMMAND test_func_access)
 set_tests_properties(func.access PROPERTIES TIMEOUT 120)
+# The ring ABI header and the access path's header stand alone, as C and
+# as C++ (access.h once compiled as neither): each is the only include of
+# an empty unit, warnings as errors. The C++ half runs where a C++
+# compiler is installed (the project itself is C only).
+find_program(UMDEV_TEST_CXX NAMES c++ g++ clang++)
+foreach(h accel_ring access)
+  add_test(NAME unit.header_${h}
+           COMMAND ${CMAKE_C_COMPILER} -std=gnu11 -Wall -Wextra -Wpedantic
+                   -Werror -fsyntax-only -I${PROJECT_SOURCE_DIR}/include
+                   -include umdev/${h}.h -x c /dev/null)
+  if(UMDEV_TEST_CXX)
+    add_test(NAME unit.header_${h}_cxx
+             COMMAND ${UMDEV_TEST_CXX} -std=c++11 -Wall -Wextra -Wpedantic
+                     -Werror -fsyntax-only -I${PROJECT_SOURCE_DIR}/include
+                     -include umdev/${h}.h -x c++ /dev/null)
+  endif()
+endforeach()

@@ -1,0 +1,390 @@
+/*
+ * The accel engine's ring protocol (umdev/accel_ring.h, README "Rings"):
+ * serving a queue's ring for one visit, publishing DOORBELL_NEEDED when
+ * it goes to sleep, halting on a ring fault, and enabling and disabling
+ * a queue (which write HEAD and the flags, or abort what is pending).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "engine_priv.h"
+
+/* ------------------------------------------------------------------ */
+/* Rings                                                               */
+
+/* The ring held whole for a visit when it lies in one mapping; else each
+ * access maps its own line. */
+struct ring {
+    struct accel_queue *q;
+    bool whole;
+    struct accel_map m;
+};
+
+static void
+ring_open(struct accel_queue *q, struct ring *r)
+{
+    uint64_t len = accel_ring_bytes(q->cfg.size);
+
+    r->q = q;
+    r->whole =
+        engine_map_small(q, q->cfg.ring, len, ACCEL_MAP_READ | ACCEL_MAP_WRITE,
+                         &r->m) != NULL;
+}
+
+static void
+ring_close(struct ring *r)
+{
+    if (r->whole)
+        engine_seg_put(r->q, &r->m);
+    r->whole = false;
+}
+
+static void *
+ring_at(struct ring *r, uint64_t off, uint64_t len, int prot,
+        struct accel_map *tmp, bool *held)
+{
+    *held = false;
+    if (r->whole)
+        return (uint8_t *)r->m.ptr + off;
+    *held = true;
+    return engine_map_small(r->q, r->q->cfg.ring + off, len, prot, tmp);
+}
+
+static int
+ring_load(struct ring *r, uint64_t off, uint32_t *v)
+{
+    struct accel_map m;
+    bool held;
+    uint32_t *p = ring_at(r, off, 4, ACCEL_MAP_READ, &m, &held);
+
+    if (p == NULL)
+        return -EFAULT;
+    *v = __atomic_load_n(p, __ATOMIC_ACQUIRE);
+    if (held)
+        engine_seg_put(r->q, &m);
+    return 0;
+}
+
+static int
+ring_store(struct ring *r, uint64_t off, uint32_t v)
+{
+    struct accel_map m;
+    bool held;
+    uint32_t *p = ring_at(r, off, 4, ACCEL_MAP_WRITE, &m, &held);
+
+    if (p == NULL)
+        return -EFAULT;
+    __atomic_store_n(p, v, __ATOMIC_RELEASE);
+    if (held)
+        engine_seg_put(r->q, &m);
+    return 0;
+}
+
+static int
+ring_desc(struct ring *r, uint32_t idx, struct accel_desc *d)
+{
+    uint64_t off =
+        ACCEL_RING_DESCS + (uint64_t)(idx & (r->q->cfg.size - 1)) * 64u;
+    struct accel_map m;
+    bool held;
+    const void *p = ring_at(r, off, sizeof(*d), ACCEL_MAP_READ, &m, &held);
+
+    if (p == NULL)
+        return -EFAULT;
+    memcpy(d, p, sizeof(*d)); /* validated from this copy only */
+    if (held)
+        engine_seg_put(r->q, &m);
+    return 0;
+}
+
+/* The queue stops for good (until disabled): its ring cannot be used. */
+static void
+queue_fault(struct accel_queue *q, uint8_t code, uint64_t addr)
+{
+    struct accel_engine *e = q->e;
+    uint32_t head = atomic_load(&q->head);
+    int expect = ACCEL_QS_ENABLED;
+
+    /* Completions before the fault still get their interrupt. */
+    engine_intr_flush(q);
+    pthread_mutex_lock(&e->lock);
+    if (!atomic_compare_exchange_strong(&q->state, &expect, ACCEL_QS_ERROR)) {
+        pthread_mutex_unlock(&e->lock); /* disabled meanwhile */
+        return;
+    }
+    q->error = code == ACCEL_ERR_BAD_INDEX ? ACCEL_QERR_BAD_INDEX
+                                           : ACCEL_QERR_RING_FAULT;
+    q->error_addr = addr;
+    q->active = false;
+    pthread_mutex_unlock(&e->lock);
+    umdev_log(e->log, LOG_NOTICE,
+              "accel: queue %u halted: %s at %#llx (head %u)", q->index,
+              code == ACCEL_ERR_BAD_INDEX ? "tail index out of range"
+                                          : "ring not accessible",
+              (unsigned long long)addr, head);
+    engine_report(q, code, 0, head, addr);
+}
+
+/*
+ * One visit: run descriptors while the queue has work and deficit.
+ * *@empty: the ring was seen empty at the end. Return: descriptors done.
+ */
+unsigned int
+engine_serve(struct worker *w, struct accel_queue *q, bool *empty)
+{
+    struct accel_engine *e = q->e;
+    uint32_t head = atomic_load(&q->head), tail;
+    unsigned int done = 0;
+    uint64_t fault;
+    struct ring r;
+    int rc;
+
+    *empty = false;
+    engine_visit_begin(q);
+    ring_open(q, &r);
+    if (q->published) {
+        /* Awake again: tell the driver to stop ringing. */
+        if (ring_store(&r, ACCEL_RING_DOORBELL_NEEDED, 0) < 0) {
+            queue_fault(q, ACCEL_ERR_RING_FAULT,
+                        q->cfg.ring + ACCEL_RING_DOORBELL_NEEDED);
+            goto out;
+        }
+        q->published = false;
+    }
+    fault = q->cfg.ring + ACCEL_RING_TAIL;
+    rc = ring_load(&r, ACCEL_RING_TAIL, &tail);
+    while (rc == 0) {
+        struct accel_desc d;
+        struct result res;
+
+        if (tail - head > q->cfg.size) {
+            queue_fault(q, ACCEL_ERR_BAD_INDEX, tail);
+            goto out;
+        }
+        if (tail == head) {
+            *empty = true;
+            break;
+        }
+        if (q->deficit <= 0 || atomic_load(&q->state) != ACCEL_QS_ENABLED ||
+            __atomic_load_n(&e->stop, __ATOMIC_RELAXED))
+            break;
+        fault = q->cfg.ring + ACCEL_RING_DESCS +
+                (uint64_t)(head & (q->cfg.size - 1)) * ACCEL_DESC_SIZE;
+        rc = ring_desc(&r, head, &d);
+        if (rc < 0)
+            break;
+        engine_run_desc(w, q, &d, head, false, &res);
+        engine_complete(q, &d, head, &res);
+        head++;
+        /* Published for accel_queue_status(); a plain store on x86 (a
+         * seq_cst one would be a locked exchange per descriptor). */
+        atomic_store_explicit(&q->head, head, memory_order_release);
+        fault = q->cfg.ring + ACCEL_RING_HEAD;
+        rc = ring_store(&r, ACCEL_RING_HEAD, head);
+        if (rc < 0)
+            break;
+        q->deficit -= (int64_t)res.cost;
+        done++;
+        /* Take what the driver added meanwhile without a new visit. */
+        if (head == tail) {
+            fault = q->cfg.ring + ACCEL_RING_TAIL;
+            rc = ring_load(&r, ACCEL_RING_TAIL, &tail);
+        }
+    }
+    if (rc < 0)
+        queue_fault(q, ACCEL_ERR_RING_FAULT, fault);
+    else if (*empty)
+        engine_intr_flush(q);
+    else if (q->intr_pending && q->cfg.coal_usec != 0 &&
+             engine_now_ns() - q->intr_first_ns >= q->cfg.coal_usec * 1000ull)
+        engine_intr_flush(q);
+out:
+    ring_close(&r);
+    engine_visit_end(q);
+    return done;
+}
+
+/*
+ * Publish WAKE_INDEX and DOORBELL_NEEDED, then look at TAIL once more: a
+ * driver that moved TAIL before seeing the flag is caught here, one that
+ * moves it after sees the flag with this WAKE_INDEX (or a later one) and
+ * rings (both sides order their store before their loads with a full
+ * fence). Return: true if the queue may sleep.
+ */
+bool
+engine_try_sleep(struct accel_queue *q)
+{
+    uint32_t tail;
+    struct ring r;
+    bool ok = false;
+
+    ring_open(q, &r);
+    if (ring_store(&r, ACCEL_RING_WAKE_INDEX, atomic_load(&q->head)) < 0 ||
+        ring_store(&r, ACCEL_RING_DOORBELL_NEEDED, 1) < 0) {
+        queue_fault(q, ACCEL_ERR_RING_FAULT,
+                    q->cfg.ring + ACCEL_RING_WAKE_INDEX);
+        goto out;
+    }
+    q->published = true;
+    atomic_thread_fence(memory_order_seq_cst);
+    if (ring_load(&r, ACCEL_RING_TAIL, &tail) < 0) {
+        queue_fault(q, ACCEL_ERR_RING_FAULT, q->cfg.ring + ACCEL_RING_TAIL);
+        goto out;
+    }
+    ok = tail == atomic_load(&q->head);
+out:
+    ring_close(&r);
+    return ok;
+}
+
+static uint8_t
+check_config(const struct accel_queue_config *c)
+{
+    if (c->size == 0 || c->size > ACCEL_RING_MAX ||
+        (c->size & (c->size - 1)) != 0)
+        return ACCEL_QERR_RING_SIZE;
+    if (c->ring % ACCEL_RING_ALIGN != 0)
+        return ACCEL_QERR_RING_ALIGN;
+    if (c->priority < ACCEL_PRIO_MIN || c->priority > ACCEL_PRIO_MAX)
+        return ACCEL_QERR_PRIORITY;
+    if (c->coal_count > ACCEL_COAL_COUNT_MAX ||
+        c->coal_usec > ACCEL_COAL_USEC_MAX)
+        return ACCEL_QERR_COALESCE;
+    if (c->ring + accel_ring_bytes(c->size) < c->ring)
+        return ACCEL_QERR_RING_FAULT;
+    return ACCEL_QERR_NONE;
+}
+
+static void
+set_error(struct accel_queue *q, uint8_t code, uint64_t addr)
+{
+    pthread_mutex_lock(&q->e->lock);
+    q->error = code;
+    q->error_addr = addr;
+    pthread_mutex_unlock(&q->e->lock);
+}
+
+/* The whole ring must be mapped read-write now; *@bad: first address not. */
+static bool
+ring_mapped(struct accel_queue *q, uint64_t *bad)
+{
+    uint64_t addr = q->cfg.ring, len = accel_ring_bytes(q->cfg.size);
+
+    while (len > 0) {
+        struct accel_map m;
+
+        if (engine_seg_get(q, addr, len, ACCEL_MAP_READ | ACCEL_MAP_WRITE, &m) <
+            0) {
+            *bad = addr;
+            return false;
+        }
+        if (m.len == 0 || m.len > len) {
+            engine_seg_put(q, &m);
+            *bad = addr;
+            return false;
+        }
+        engine_seg_put(q, &m);
+        addr += m.len;
+        len -= m.len;
+    }
+    return true;
+}
+
+int
+accel_queue_enable(struct accel_queue *q, const struct accel_queue_config *cfg)
+{
+    struct accel_engine *e = q->e;
+    uint8_t why;
+    uint64_t bad = 0;
+    struct ring r;
+
+    pthread_mutex_lock(&e->lock);
+    if (atomic_load(&q->state) != ACCEL_QS_DISABLED || q->busy) {
+        pthread_mutex_unlock(&e->lock);
+        return -EBUSY;
+    }
+    pthread_mutex_unlock(&e->lock);
+    why = check_config(cfg);
+    if (why != ACCEL_QERR_NONE) {
+        set_error(q, why, why == ACCEL_QERR_RING_FAULT ? cfg->ring : 0);
+        return -EINVAL;
+    }
+    q->cfg = *cfg;
+    atomic_store(&q->head, 0);
+    q->deficit = 0;
+    q->intr_pending = 0;
+    q->idle_since_ns = 0;
+    if (!ring_mapped(q, &bad)) {
+        set_error(q, ACCEL_QERR_RING_FAULT, bad);
+        return -EFAULT;
+    }
+    ring_open(q, &r);
+    if (ring_store(&r, ACCEL_RING_HEAD, 0) < 0 ||
+        ring_store(&r, ACCEL_RING_WAKE_INDEX, 0) < 0 ||
+        ring_store(&r, ACCEL_RING_DOORBELL_NEEDED, 1) < 0) {
+        ring_close(&r);
+        set_error(q, ACCEL_QERR_RING_FAULT, cfg->ring);
+        return -EFAULT;
+    }
+    ring_close(&r);
+    q->published = true;
+    pthread_mutex_lock(&e->lock);
+    q->error = ACCEL_QERR_NONE;
+    q->error_addr = 0;
+    q->active = false; /* asleep until the first doorbell */
+    atomic_store(&q->state, ACCEL_QS_ENABLED);
+    pthread_mutex_unlock(&e->lock);
+    return 0;
+}
+
+/* Descriptors between HEAD and TAIL complete as ABORTED; HEAD = TAIL. */
+static void
+abort_pending(struct accel_queue *q)
+{
+    uint32_t head = atomic_load(&q->head), tail;
+    struct ring r;
+
+    ring_open(q, &r);
+    if (ring_load(&r, ACCEL_RING_TAIL, &tail) < 0 || tail - head > q->cfg.size)
+        goto out; /* nothing sane to abort */
+    while (head != tail) {
+        struct result res = { .status = ACCEL_ST_ABORTED };
+        struct accel_desc d;
+
+        if (ring_desc(&r, head, &d) < 0)
+            break;
+        engine_complete(q, &d, head, &res);
+        head++;
+    }
+    atomic_store(&q->head, head);
+    ring_store(&r, ACCEL_RING_HEAD, head);
+out:
+    engine_intr_flush(q);
+    ring_close(&r);
+}
+
+void
+accel_queue_disable(struct accel_queue *q, bool abort_pending_work)
+{
+    struct accel_engine *e = q->e;
+    int prev;
+
+    pthread_mutex_lock(&e->lock);
+    prev = atomic_exchange(&q->state, ACCEL_QS_DISABLED);
+    q->active = false;
+    q->kick = false;
+    while (q->busy) {
+        e->idle_waiters++;
+        pthread_cond_wait(&e->idle, &e->lock);
+        e->idle_waiters--;
+    }
+    if (prev == ACCEL_QS_ENABLED)
+        q->error = ACCEL_QERR_NONE;
+    pthread_mutex_unlock(&e->lock);
+    if (prev == ACCEL_QS_ENABLED && abort_pending_work)
+        abort_pending(q);
+    q->intr_pending = 0;
+    q->published = false;
+}
