@@ -10,7 +10,7 @@
 # Sourcing defines functions only: it changes no shell options of the
 # caller.
 
-UMDEV_PACKAGES=(cmake ninja-build gcc clang libclang-rt-14-dev llvm
+UMDEV_PACKAGES=(cmake ninja-build gcc g++ clang libclang-rt-14-dev llvm
     pkg-config libjson-c-dev uuid-dev libcmocka-dev libseccomp-dev python3
     socat)
 

@@ -37,20 +37,3 @@ add_executable(test_func_access ${CMAKE_CURRENT_LIST_DIR}/../func/test_func_acce
 target_link_libraries(test_func_access PRIVATE umdev_accel func_harness)
 add_test(NAME func.access COMMAND test_func_access)
 set_tests_properties(func.access PROPERTIES TIMEOUT 120)
-# The ring ABI header and the access path's header stand alone, as C and
-# as C++ (access.h once compiled as neither): each is the only include of
-# an empty unit, warnings as errors. The C++ half runs where a C++
-# compiler is installed (the project itself is C only).
-find_program(UMDEV_TEST_CXX NAMES c++ g++ clang++)
-foreach(h accel_ring access)
-  add_test(NAME unit.header_${h}
-           COMMAND ${CMAKE_C_COMPILER} -std=gnu11 -Wall -Wextra -Wpedantic
-                   -Werror -fsyntax-only -I${PROJECT_SOURCE_DIR}/include
-                   -include umdev/${h}.h -x c /dev/null)
-  if(UMDEV_TEST_CXX)
-    add_test(NAME unit.header_${h}_cxx
-             COMMAND ${UMDEV_TEST_CXX} -std=c++11 -Wall -Wextra -Wpedantic
-                     -Werror -fsyntax-only -I${PROJECT_SOURCE_DIR}/include
-                     -include umdev/${h}.h -x c++ /dev/null)
-  endif()
-endforeach()
