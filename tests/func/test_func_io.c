@@ -16,36 +16,6 @@
 #define BAR2 UMDEV_PCI_BAR2_REGION
 #define BAR2_TRAPPED 0x1000u /* page 0 of BAR2 is not mappable */
 
-static struct harness H;
-
-static int
-setup(void **state)
-{
-    (void)state;
-    harness_start(&H);
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    (void)state;
-    harness_stop(&H);
-    return 0;
-}
-
-/* Bytes that differ with @seed and position, never all equal. */
-static void
-fill(uint8_t *p, size_t n, uint32_t seed)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = (uint8_t)(seed >> 16);
-    }
-}
-
 static void
 expect_array(struct umdev_client *c, const uint8_t *ref)
 {
@@ -69,7 +39,7 @@ test_scratch_every_width_and_alignment(void **state)
     size_t w, a;
 
     (void)state;
-    fill(ref, sizeof(ref), 1);
+    kit_fill_rand(ref, sizeof(ref), 1);
     assert_int_equal(umdev_client_region_write(c, BAR0,
                                                TESTDEV_SCRATCH_ARRAY, ref,
                                                sizeof(ref)),
@@ -91,7 +61,7 @@ test_scratch_every_width_and_alignment(void **state)
             assert_memory_equal(got, ref + off, widths[w]);
             /* Then a write of new bytes, checked against the whole array
              * so a write that spills over its neighbours fails. */
-            fill(val, widths[w], (uint32_t)(100 + w * 8 + a));
+            kit_fill_rand(val, widths[w], (uint32_t)(100 + w * 8 + a));
             assert_int_equal(umdev_client_region_write(
                                  c, BAR0, TESTDEV_SCRATCH_ARRAY + off, val,
                                  widths[w]),
@@ -264,7 +234,7 @@ bar2_roundtrip(struct umdev_client *c, uint64_t off, size_t len,
     static uint8_t out[TESTDEV_BAR2_SIZE], back[TESTDEV_BAR2_SIZE];
     static struct bar2_copy server;
 
-    fill(out, len, seed);
+    kit_fill_rand(out, len, seed);
     memset(back, 0, len);
     assert_int_equal(umdev_client_region_write(c, BAR2, off, out, len), 0);
     assert_int_equal(umdev_client_region_read(c, BAR2, off, back, len), 0);
@@ -316,7 +286,7 @@ test_small_client_transfer_limit(void **state)
     struct umdev_client *c = harness_connect(&H, &o);
 
     (void)state;
-    fill(out, sizeof(out), 21);
+    kit_fill_rand(out, sizeof(out), 21);
     assert_int_equal(umdev_client_region_write(c, BAR2, BAR2_TRAPPED, out,
                                                sizeof(out)),
                      0);
@@ -430,8 +400,8 @@ test_sparse_mmap(void **state)
                      -ENODEV);
 
     /* Distinct contents for the trapped page and the rest. */
-    fill(page0, sizeof(page0), 31);
-    fill(rest, sizeof(rest), 32);
+    kit_fill_rand(page0, sizeof(page0), 31);
+    kit_fill_rand(rest, sizeof(rest), 32);
     assert_int_equal(umdev_client_region_write(c, BAR2, 0, page0,
                                                sizeof(page0)),
                      0);
@@ -477,18 +447,13 @@ int
 main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(
-            test_scratch_every_width_and_alignment, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_register_widths, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_bad_accesses, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bar2_large_transfers, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_bar2_region_info_wire, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_sparse_mmap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_small_client_transfer_limit, setup,
-                                        teardown),
+        HARNESS_TEST(test_scratch_every_width_and_alignment),
+        HARNESS_TEST(test_register_widths),
+        HARNESS_TEST(test_bad_accesses),
+        HARNESS_TEST(test_bar2_large_transfers),
+        HARNESS_TEST(test_bar2_region_info_wire),
+        HARNESS_TEST(test_sparse_mmap),
+        HARNESS_TEST(test_small_client_transfer_limit),
     };
 
     return harness_main(argc, argv, "func.io", tests,
