@@ -39,7 +39,6 @@
  * fuzz/corpus/accel_bar/ holds hand-made inputs that enable the device and
  * a queue, post descriptors and ring the doorbell.
  */
-#include <dirent.h>
 #include <linux/vfio.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +48,7 @@
 
 #include "accel.h"
 #include "bar_harness.h"
+#include "kit_util.h"
 #include "umdev/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -78,23 +78,9 @@ enum op {
     OP_COUNT,
 };
 
-static bool verbose;
-
-static void
-log_line(void *opaque, int level, const char *line)
-{
-    (void)opaque;
-    if (verbose)
-        fprintf(stderr, "device: %d: %s\n", level, line);
-}
-
 /* Every line is formatted (format bugs show under the sanitizers);
  * UMDEV_FUZZ_VERBOSE=1 prints them. */
-static const struct umdev_logger fuzz_log = {
-    .fn = log_line,
-    .max_level = LOG_DEBUG,
-};
-
+static struct kit_log fuzz_log;
 struct harness {
     struct accel_engine *e;
     struct accel_dev *ad;
@@ -109,31 +95,13 @@ struct harness {
     int unguarded; /* sides of device mappings without a guard page */
 };
 
-static size_t
-width(uint8_t w)
-{
-    static const size_t w4[4] = { 1, 2, 4, 8 };
-
-    return (w & 0x80) ? (size_t)(w & 15) + 1 : w4[w & 3];
-}
-
 /* One DMA_MAP with guard pages around the device's mapping. */
 static void
 map_one(struct harness *h, uint64_t file_off, uint64_t iova, uint64_t len,
         uint32_t flags)
 {
-    struct umdev_dma_hold hold;
-
-    fuzz_guard_prepare(len);
-    /* Errors (EEXIST over an existing mapping) are valid answers. */
-    if (fuzz_dma_map(&h->c, h->g.fd, FUZZ_PAGE + file_off, iova, len, flags) ==
-            0 &&
-        umdev_dma_get(h->dev, iova, len, UMDEV_DMA_READ, &hold) == 0) {
-        h->unguarded += fuzz_guard_settle(hold.ptr, len);
-        umdev_dma_put(h->dev, &hold);
-    } else {
-        fuzz_guard_settle(NULL, len);
-    }
+    h->unguarded += fuzz_dma_map_guarded(&h->c, h->g.fd, FUZZ_PAGE + file_off,
+                                         iova, len, flags);
 }
 
 /* Layouts: 0 all read-write; 1 two adjacent halves, the second read-only
@@ -174,23 +142,6 @@ unmap_some(struct harness *h, uint8_t v)
     };
 
     fuzz_dma_unmap(&h->c, r[v % 4][0], r[v % 4][1]);
-}
-
-static void
-bar_access(struct harness *h, struct fuzz_in *in, uint32_t region,
-           uint64_t size, bool is_write)
-{
-    uint8_t buf[16];
-    uint64_t off = fuzz_u16(in) % size;
-    size_t n = width(fuzz_u8(in)), i;
-
-    if (is_write)
-        for (i = 0; i < n; i++)
-            buf[i] = fuzz_u8(in);
-    if (off + n > size)
-        n = (size_t)(size - off);
-    /* Refusals (the profile's EACCES, bounds) are valid answers. */
-    umdev_dev_region_rw(h->dev, region, off, buf, n, is_write);
 }
 
 static uint32_t
@@ -273,22 +224,26 @@ play(struct harness *h, struct fuzz_in *in)
     while (in->n > 0) {
         switch (fuzz_u8(in) % OP_COUNT) {
         case OP_BAR0_WR:
-            bar_access(h, in, UMDEV_PCI_BAR0_REGION, ACCEL_BAR0_SIZE, true);
+            fuzz_region_access(h->dev, in, UMDEV_PCI_BAR0_REGION,
+                               ACCEL_BAR0_SIZE, true);
             break;
         case OP_BAR0_RD:
-            bar_access(h, in, UMDEV_PCI_BAR0_REGION, ACCEL_BAR0_SIZE, false);
+            fuzz_region_access(h->dev, in, UMDEV_PCI_BAR0_REGION,
+                               ACCEL_BAR0_SIZE, false);
             break;
         case OP_BAR2_WR:
-            bar_access(h, in, UMDEV_PCI_BAR2_REGION, h->bar2_size, true);
+            fuzz_region_access(h->dev, in, UMDEV_PCI_BAR2_REGION, h->bar2_size,
+                               true);
             break;
         case OP_BAR2_RD:
-            bar_access(h, in, UMDEV_PCI_BAR2_REGION, h->bar2_size, false);
+            fuzz_region_access(h->dev, in, UMDEV_PCI_BAR2_REGION, h->bar2_size,
+                               false);
             break;
         case OP_CFG_WR:
-            bar_access(h, in, UMDEV_PCI_CONFIG_REGION, 256, true);
+            fuzz_region_access(h->dev, in, UMDEV_PCI_CONFIG_REGION, 256, true);
             break;
         case OP_CFG_RD:
-            bar_access(h, in, UMDEV_PCI_CONFIG_REGION, 256, false);
+            fuzz_region_access(h->dev, in, UMDEV_PCI_CONFIG_REGION, 256, false);
             break;
         case OP_MAP:
             map_layout(h, fuzz_u8(in));
@@ -319,20 +274,6 @@ play(struct harness *h, struct fuzz_in *in)
     }
 }
 
-static int
-count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-
-    if (d == NULL)
-        return -1;
-    while (readdir(d) != NULL)
-        n++;
-    closedir(d);
-    return n;
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -343,7 +284,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct harness h = { .efd = -1 };
     struct umdev_dev_region_info ri;
     uint8_t flags;
-    int fds_before = count_fds(), i;
+    int fds_before = kit_count_fds(), i;
 
     if (size < 1)
         return 0;
@@ -352,8 +293,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ec.nr_queues = 4;
     ec.manual = true;
     ec.crc_soft = (flags & 4) != 0;
-    verbose = getenv("UMDEV_FUZZ_VERBOSE") != NULL;
-    ec.log = &fuzz_log;
+    kit_log_init(&fuzz_log, "device", "UMDEV_FUZZ_VERBOSE");
+    ec.log = &fuzz_log.logger;
     dc.nr_queues = h.nq;
     dc.log = ec.log;
     FUZZ_CHECK_EQ(accel_engine_create(&ec, &h.e), 0);
@@ -381,7 +322,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (i = 0; i < 64 && accel_engine_poll(h.e, 32) > 0; i++)
         check(&h);
     sock_read_version(&h);
-    if (verbose && h.unguarded > 0)
+    if (fuzz_log.print && h.unguarded > 0)
         fprintf(stderr,
                 "accel_bar: %d side(s) of device mappings without "
                 "a guard page\n",
@@ -394,6 +335,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_guest_destroy(&h.g);
     fuzz_guard_release();
     close(h.efd);
-    FUZZ_CHECK_EQ(count_fds(), fds_before);
+    FUZZ_CHECK_EQ(kit_count_fds(), fds_before);
     return 0;
 }

@@ -1,8 +1,10 @@
 /*
  * Shared parts of the BAR-stream fuzz targets (accel_bar, serial_bar): a
- * vfio-user client on a socketpair that the target's device serves on the
- * fuzzer's thread, the input reader, guest memory with guard pages and
- * canaries, and the config-space invariants every PCI device must keep.
+ * vfio-user client (on the test kit's raw peer) on a socketpair that the
+ * target's device serves on the fuzzer's thread, the input reader, BAR
+ * accesses and DMA mappings at the device, guest memory with guard pages
+ * and canaries, and the config-space invariants every PCI device must
+ * keep.
  *
  * Everything aborts on a broken invariant or on a harness failure (so
  * libFuzzer reports it); nothing here is meant for anything but fuzzing.
@@ -36,6 +38,16 @@ uint8_t fuzz_u8(struct fuzz_in *in);
 uint16_t fuzz_u16(struct fuzz_in *in);
 /** @len (<= 8) bytes, little-endian. */
 uint64_t fuzz_bytes(struct fuzz_in *in, size_t len);
+/** An access width from code @w: bit 7 set, (w & 15) + 1 bytes (any
+ * width); else 1, 2, 4 or 8 bytes by w & 3. */
+size_t fuzz_width(uint8_t w);
+/**
+ * fuzz_region_access() - one access to @region (@size bytes) of @dev at
+ * the device, not over the socket: u16 offset (mod @size), u8 width code,
+ * and for a write that many bytes, from @in. Refusals are valid answers.
+ */
+void fuzz_region_access(struct umdev_dev *dev, struct fuzz_in *in,
+                        uint32_t region, uint64_t size, bool is_write);
 
 /* ---- the client */
 
@@ -69,6 +81,13 @@ int fuzz_dma_unmap(struct fuzz_client *c, uint64_t iova, uint64_t size);
 int fuzz_set_irqs(struct fuzz_client *c, uint32_t index, uint32_t start,
                   uint32_t count, int efd);
 int fuzz_reset(struct fuzz_client *c);
+/**
+ * fuzz_dma_map_guarded() - fuzz_dma_map() between guard pages (see
+ * fuzz_guard_prepare()); a refusal is a valid answer.
+ * Return: the sides of the device's mapping left without a guard (0..2).
+ */
+int fuzz_dma_map_guarded(struct fuzz_client *c, int fd, uint64_t off,
+                         uint64_t iova, uint64_t size, uint32_t flags);
 /** REGION_READ over the socket. Return: as call. */
 int fuzz_region_read(struct fuzz_client *c, uint32_t region, uint64_t off,
                      void *buf, uint32_t count);

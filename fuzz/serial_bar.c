@@ -30,7 +30,6 @@
  * fuzz/corpus/serial_bar/ holds hand-made inputs: set the line up,
  * enable interrupts and FIFOs, send and receive, loopback, overrun.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <linux/vfio.h>
 #include <stdio.h>
@@ -42,6 +41,7 @@
 #include <unistd.h>
 
 #include "bar_harness.h"
+#include "kit_util.h"
 #include "serial.h"
 #include "umdev/loop.h"
 #include "umdev/wire.h"
@@ -70,23 +70,9 @@ enum op {
     OP_COUNT,
 };
 
-static bool verbose;
-
-static void
-log_line(void *opaque, int level, const char *line)
-{
-    (void)opaque;
-    if (verbose)
-        fprintf(stderr, "device: %d: %s\n", level, line);
-}
-
 /* Every line is formatted (format bugs show under the sanitizers);
  * UMDEV_FUZZ_VERBOSE=1 prints them. */
-static const struct umdev_logger fuzz_log = {
-    .fn = log_line,
-    .max_level = LOG_DEBUG,
-};
-
+static struct kit_log fuzz_log;
 struct harness {
     struct umdev_loop *loop;
     struct serial *s;
@@ -98,31 +84,6 @@ struct harness {
     int host;       /* our connection to it, or -1 */
     int efd;
 };
-
-static size_t
-width(uint8_t w)
-{
-    static const size_t w4[4] = { 1, 2, 4, 8 };
-
-    return (w & 0x80) ? (size_t)(w & 15) + 1 : w4[w & 3];
-}
-
-static void
-region_access(struct harness *h, struct fuzz_in *in, uint32_t region,
-              uint64_t size, bool is_write)
-{
-    uint8_t buf[16];
-    uint64_t off = fuzz_u16(in) % size;
-    size_t n = width(fuzz_u8(in)), i;
-
-    if (is_write)
-        for (i = 0; i < n; i++)
-            buf[i] = fuzz_u8(in);
-    if (off + n > size)
-        n = (size_t)(size - off);
-    /* Refusals (bounds, the profile) are valid answers. */
-    umdev_dev_region_rw(h->dev, region, off, buf, n, is_write);
-}
 
 static void
 host_connect(struct harness *h)
@@ -211,17 +172,9 @@ dma_map(struct harness *h, uint8_t v)
 {
     uint32_t flags = VFIO_USER_DMA_MAP_FLAG_READ |
                      ((v & 1) ? 0 : VFIO_USER_DMA_MAP_FLAG_WRITE);
-    size_t len = GUEST_PAGES * FUZZ_PAGE;
-    struct umdev_dma_hold hold;
 
-    fuzz_guard_prepare(len);
-    if (fuzz_dma_map(&h->c, h->g.fd, FUZZ_PAGE, GUEST_IOVA, len, flags) == 0 &&
-        umdev_dma_get(h->dev, GUEST_IOVA, len, UMDEV_DMA_READ, &hold) == 0) {
-        fuzz_guard_settle(hold.ptr, len);
-        umdev_dma_put(h->dev, &hold);
-    } else {
-        fuzz_guard_settle(NULL, len);
-    }
+    fuzz_dma_map_guarded(&h->c, h->g.fd, FUZZ_PAGE, GUEST_IOVA,
+                         GUEST_PAGES * FUZZ_PAGE, flags);
 }
 
 static void
@@ -232,22 +185,26 @@ play(struct harness *h, struct fuzz_in *in)
     while (in->n > 0) {
         switch (fuzz_u8(in) % OP_COUNT) {
         case OP_BAR0_WR:
-            region_access(h, in, UMDEV_PCI_BAR0_REGION, SERIAL_BAR_SIZE, true);
+            fuzz_region_access(h->dev, in, UMDEV_PCI_BAR0_REGION,
+                               SERIAL_BAR_SIZE, true);
             break;
         case OP_BAR0_RD:
-            region_access(h, in, UMDEV_PCI_BAR0_REGION, SERIAL_BAR_SIZE, false);
+            fuzz_region_access(h->dev, in, UMDEV_PCI_BAR0_REGION,
+                               SERIAL_BAR_SIZE, false);
             break;
         case OP_BAR1_WR:
-            region_access(h, in, UMDEV_PCI_BAR1_REGION, SERIAL_BAR_SIZE, true);
+            fuzz_region_access(h->dev, in, UMDEV_PCI_BAR1_REGION,
+                               SERIAL_BAR_SIZE, true);
             break;
         case OP_BAR1_RD:
-            region_access(h, in, UMDEV_PCI_BAR1_REGION, SERIAL_BAR_SIZE, false);
+            fuzz_region_access(h->dev, in, UMDEV_PCI_BAR1_REGION,
+                               SERIAL_BAR_SIZE, false);
             break;
         case OP_CFG_WR:
-            region_access(h, in, UMDEV_PCI_CONFIG_REGION, 256, true);
+            fuzz_region_access(h->dev, in, UMDEV_PCI_CONFIG_REGION, 256, true);
             break;
         case OP_CFG_RD:
-            region_access(h, in, UMDEV_PCI_CONFIG_REGION, 256, false);
+            fuzz_region_access(h->dev, in, UMDEV_PCI_CONFIG_REGION, 256, false);
             break;
         case OP_HOST_TX:
             host_tx(h, in);
@@ -280,20 +237,6 @@ play(struct harness *h, struct fuzz_in *in)
     }
 }
 
-static int
-count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-
-    if (d == NULL)
-        return -1;
-    while (readdir(d) != NULL)
-        n++;
-    closedir(d);
-    return n;
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -305,7 +248,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size < 1)
         return 0;
-    verbose = getenv("UMDEV_FUZZ_VERBOSE") != NULL;
+    kit_log_init(&fuzz_log, "device", "UMDEV_FUZZ_VERBOSE");
     if (dir[0] == '\0') {
         /* One directory for the whole run; its socket is made and
          * removed by each input's device. */
@@ -315,11 +258,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                      : "/tmp");
         FUZZ_CHECK(mkdtemp(dir) != NULL);
     }
-    fds_before = count_fds();
+    fds_before = kit_count_fds();
     snprintf(h.path, sizeof(h.path), "%s/port0.sock", dir);
     cfg.port[0].path = h.path;
     FUZZ_CHECK_EQ(umdev_loop_create(&h.loop), 0);
-    FUZZ_CHECK_EQ(serial_create(h.loop, &cfg, &fuzz_log, &h.s), 0);
+    FUZZ_CHECK_EQ(serial_create(h.loop, &cfg, &fuzz_log.logger, &h.s), 0);
     h.dev = serial_dev(h.s);
     h.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     FUZZ_CHECK(h.efd >= 0);
@@ -341,6 +284,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_guest_destroy(&h.g);
     fuzz_guard_release();
     close(h.efd);
-    FUZZ_CHECK_EQ(count_fds(), fds_before);
+    FUZZ_CHECK_EQ(kit_count_fds(), fds_before);
     return 0;
 }
