@@ -39,28 +39,38 @@ int
 kit_serve_add(struct kit_serve *s, const char *name, struct umdev_dev *dev,
               kit_serve_fn *destroy, void *arg)
 {
-    struct kit_serve_dev *d = &s->devs[s->ndevs];
+    char path[sizeof(s->devs[0].path)];
+    struct kit_serve_dev *d;
     int rc;
 
-    if (s->ndevs == KIT_SERVE_MAX_DEVS || s->loop == NULL || s->running) {
-        rc = s->running ? -EBUSY : s->loop == NULL ? -EINVAL : -ENOSPC;
-        goto fail;
-    }
-    if ((size_t)snprintf(d->path, sizeof(d->path), "%s/%s.sock", s->dir,
-                         name) >= sizeof(d->path)) {
+    if (s->running)
+        rc = -EBUSY;
+    else if (s->loop == NULL)
+        rc = -EINVAL;
+    else if (s->ndevs == KIT_SERVE_MAX_DEVS)
+        rc = -ENOSPC;
+    else if ((size_t)snprintf(path, sizeof(path), "%s/%s.sock", s->dir, name) >=
+             sizeof(path))
         rc = -ENAMETOOLONG;
-        goto fail;
-    }
-    rc = umdev_server_create(dev, s->loop, d->path, &d->srv);
+    else
+        rc = 0;
     if (rc < 0)
         goto fail;
+    /* Built in a local: gcc cannot tell that s->dir and d->path, both in
+     * *s, do not overlap (-Wrestrict). */
+    d = &s->devs[s->ndevs];
+    memcpy(d->path, path, sizeof(path));
+    rc = umdev_server_create(dev, s->loop, d->path, &d->srv);
+    if (rc < 0) {
+        memset(d, 0, sizeof(*d));
+        goto fail;
+    }
     d->dev = dev;
     d->destroy = destroy;
     d->destroy_arg = arg;
     s->ndevs++;
     return 0;
 fail:
-    memset(d->path, 0, sizeof(d->path));
     if (destroy != NULL)
         destroy(arg);
     return rc;

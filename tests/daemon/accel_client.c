@@ -23,7 +23,6 @@
 #include <fcntl.h>
 #include <linux/vfio.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,11 +31,11 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "accel.h"
 #include "engine.h"
+#include "kit_util.h"
 #include "umdev/client.h"
 
 #define USAGE "usage: daemon-accel-client SOCKET QUEUES TIMEOUT_MS\n"
@@ -82,28 +81,12 @@ struct guest {
     int64_t deadline;
 };
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void
-say(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    putchar('\n');
-    fflush(stdout);
-}
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+/* The test kit's line printer, clock and oracles (tests/common) under the
+ * names the code below uses. */
+#define say kit_say
+#define now_ms kit_now_ms
+#define fill_rand kit_fill_rand
+#define crc_ref kit_crc32c
 
 static int
 left_ms(const struct guest *g)
@@ -358,33 +341,6 @@ wait_done(struct guest *g, unsigned int q, struct accel_comp *comp,
         return -ETIMEDOUT;
     }
     return 0;
-}
-
-static void
-fill_rand(uint8_t *p, size_t n, uint32_t seed)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = (uint8_t)(seed >> 16);
-    }
-}
-
-/* Bitwise CRC32C, independent of the engine's table and instruction. */
-static uint32_t
-crc_ref(uint32_t crc, const uint8_t *p, size_t n)
-{
-    size_t i;
-    int k;
-
-    crc = ~crc;
-    for (i = 0; i < n; i++) {
-        crc ^= p[i];
-        for (k = 0; k < 8; k++)
-            crc = (crc & 1) ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
-    }
-    return ~crc;
 }
 
 static bool

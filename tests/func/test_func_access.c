@@ -29,6 +29,12 @@
 #include "harness.h"
 #include "umdev/access.h"
 
+/* The test kit's clock and oracles (tests/common/kit_util.h) under the
+ * names the guest-driver code below uses. */
+#define now_ms kit_now_ms
+#define fill_rand kit_fill_rand
+#define crc_ref kit_crc32c
+
 #define MB (1024u * 1024u)
 #define PAGE 4096u
 #define NQUEUES 8u
@@ -148,12 +154,12 @@ static struct umdev_access_comp
 run1(struct umdev_access *a, struct umdev_access_desc d)
 {
     struct umdev_access_comp c;
-    int64_t deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
+    int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
 
     assert_int_equal(umdev_access_outstanding(a), 0);
     assert_int_equal(umdev_access_submit(a, &d, 1), 1);
     while (umdev_access_reap(a, &c, 1) == 0) {
-        if (kit_now_ms() > deadline)
+        if (now_ms() > deadline)
             fail_msg("opcode %#x never completed", d.opcode);
         usleep(10);
     }
@@ -340,7 +346,7 @@ test_ops(void **state)
         uint32_t n = sizes[i], j;
         uint8_t *s = src + i, *t = dst + 3 * i, *t2 = dst2 + 5 * i;
 
-        kit_fill_rand(s, n, (uint32_t)i + 1);
+        fill_rand(s, n, (uint32_t)i + 1);
         /* MEMMOVE */
         d = adesc(UMDEV_ACCESS_OP_MEMMOVE, n, s, t);
         d.tag = 0x1000u + (uint64_t)i;
@@ -362,13 +368,13 @@ test_ops(void **state)
         d.crc_seed = 0x12345678u;
         c = run1(a, d);
         assert_int_equal(c.status, UMDEV_ACCESS_ST_SUCCESS);
-        assert_int_equal(c.value, kit_crc32c(0x12345678u, s, n));
+        assert_int_equal(c.value, crc_ref(0x12345678u, s, n));
         d.opcode = UMDEV_ACCESS_OP_COPY_CRC;
         d.dst = va(t);
         memset(t, 0, n);
         c = run1(a, d);
         assert_int_equal(c.status, UMDEV_ACCESS_ST_SUCCESS);
-        assert_int_equal(c.value, kit_crc32c(0x12345678u, s, n));
+        assert_int_equal(c.value, crc_ref(0x12345678u, s, n));
         assert_memory_equal(t, s, n);
         /* DUALCAST */
         d = adesc(UMDEV_ACCESS_OP_DUALCAST, n, s, t);
@@ -397,7 +403,7 @@ test_ops(void **state)
         assert_int_equal(c.info, n - 1);
     }
     /* Overlapping MEMMOVE, both directions. */
-    kit_fill_rand(src, 8192, 77);
+    fill_rand(src, 8192, 77);
     memcpy(dst, src, 8192);
     c = run1(a, adesc(UMDEV_ACCESS_OP_MEMMOVE, 4096, src, src + 100));
     assert_int_equal(c.status, UMDEV_ACCESS_ST_SUCCESS);
@@ -478,11 +484,11 @@ test_bad_addresses(void **state)
     assert_int_equal(umdev_access_mem_register(a, m, 16 * PAGE, fd, 0, RW), 0);
     assert_int_equal(
         umdev_access_mem_register(a, rom, PAGE, rofd, 0, UMDEV_ACCESS_READ), 0);
-    kit_fill_rand(guard, sizeof(before), 5);
+    fill_rand(guard, sizeof(before), 5);
     memcpy(before, guard, sizeof(before));
-    kit_fill_rand(rom, PAGE, 6);
+    fill_rand(rom, PAGE, 6);
     memcpy(rom_before, rom, PAGE);
-    kit_fill_rand(m, 17 * PAGE, 7);
+    fill_rand(m, 17 * PAGE, 7);
     memcpy(tail_before, m + 16 * PAGE, PAGE);
 
     /* Destination outside: MEMMOVE, FILL, DUALCAST's second. */
@@ -563,15 +569,15 @@ test_wait_and_poll(void **state)
 
     (void)state;
     assert_int_equal(umdev_access_mem_register(a, m, 2 * MB, fd, 0, RW), 0);
-    kit_fill_rand(m, MB, 3);
+    fill_rand(m, MB, 3);
 
     /* Wait needs DF_INTR on the oldest; without it -EINVAL. */
     d = adesc(UMDEV_ACCESS_OP_NOP, 0, NULL, NULL);
     assert_int_equal(umdev_access_submit(a, &d, 1), 1);
     assert_int_equal(umdev_access_wait(a, 100), -EINVAL);
-    deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
+    deadline = now_ms() + HARNESS_TIMEOUT_MS;
     while (umdev_access_reap(a, c, DEPTH) == 0)
-        assert_true(kit_now_ms() < deadline);
+        assert_true(now_ms() < deadline);
 
     /* Eventfd: one FILL with DF_INTR; wait sleeps, then reap. */
     d = adesc(UMDEV_ACCESS_OP_FILL, 4096, NULL, m + MB);
@@ -602,7 +608,7 @@ test_wait_and_poll(void **state)
     /* Many more descriptors than slots, reaped by waiting: wrap-around
      * of the ring and of the completion slots. Each MEMMOVE copies its
      * own 256 bytes, checked as they complete. */
-    deadline = kit_now_ms() + 4 * HARNESS_TIMEOUT_MS;
+    deadline = now_ms() + 4 * HARNESS_TIMEOUT_MS;
     while (done < TOTAL) {
         int n;
 
@@ -623,7 +629,7 @@ test_wait_and_poll(void **state)
             assert_memory_equal(m + MB + (done * SZ) % MB,
                                 m + (done * SZ) % MB, SZ);
         }
-        assert_true(kit_now_ms() < deadline);
+        assert_true(now_ms() < deadline);
     }
     assert_int_equal(umdev_access_outstanding(a), 0);
     umdev_access_get_stats(a, &st);
@@ -649,13 +655,13 @@ test_wait_and_poll(void **state)
         assert_int_equal(umdev_access_submit(a, nops, DEPTH), DEPTH);
         assert_int_equal(umdev_access_space(a), 0);
         assert_int_equal(umdev_access_submit(a, nops, 1), 0);
-        deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
+        deadline = now_ms() + HARNESS_TIMEOUT_MS;
         for (done = 0; done < DEPTH;) {
             int n = umdev_access_reap(a, c, DEPTH);
 
             for (i = 0; i < (unsigned int)n; i++, done++)
                 assert_int_equal(c[i].tag, 5000 + done);
-            assert_true(kit_now_ms() < deadline);
+            assert_true(now_ms() < deadline);
         }
     }
     umdev_access_get_stats(a, &st);
@@ -786,7 +792,7 @@ vm_thread(void *arg)
                 .tag = r,
             };
 
-            kit_fill_rand(vp(v, src), CHUNK, v->seed + r * 16 + q);
+            fill_rand(vp(v, src), CHUNK, v->seed + r * 16 + q);
             memset(vp(v, dst), 0, CHUNK);
             memset(vp(v, VM_COMP(q)), 0, ACCEL_COMP_SIZE);
             memcpy(ring + ACCEL_RING_DESCS + (idx % VM_RING_SIZE) * 64, &d, 64);
@@ -809,12 +815,12 @@ vm_thread(void *arg)
         }
         for (q = 0; q < nq && v->errors == 0; q++) {
             struct accel_comp *c = vp(v, VM_COMP(q));
-            int64_t deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
+            int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
             uint8_t st;
 
             while ((st = __atomic_load_n(&c->status, __ATOMIC_ACQUIRE)) ==
                    ACCEL_ST_NONE) {
-                if (kit_now_ms() > deadline) {
+                if (now_ms() > deadline) {
                     vm_fail(v, "no completion", r);
                     break;
                 }
@@ -858,7 +864,7 @@ host_thread(void *arg)
         };
         struct umdev_access_comp c;
 
-        kit_fill_rand(s, CHUNK, 7000 + r);
+        fill_rand(s, CHUNK, 7000 + r);
         memset(t, 0, CHUNK);
         if (umdev_access_submit(h->a, &d, 1) != 1 ||
             umdev_access_wait(h->a, HARNESS_TIMEOUT_MS) != 0 ||
@@ -868,7 +874,7 @@ host_thread(void *arg)
             break;
         }
         if (c.status != UMDEV_ACCESS_ST_SUCCESS || c.tag != r ||
-            c.value != kit_crc32c(0, s, CHUNK) || memcmp(s, t, CHUNK) != 0) {
+            c.value != crc_ref(0, s, CHUNK) || memcmp(s, t, CHUNK) != 0) {
             snprintf(h->why, sizeof(h->why), "round %u: status %u or data",
                      r, c.status);
             h->errors++;

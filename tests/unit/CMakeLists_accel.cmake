@@ -1,7 +1,8 @@
 # Tests of the accel parent (devices/accel): the engine in-process, and
 # the PCI subdevice driven over real sockets by the umdev client as a VMM.
 add_executable(test_accel_engine ${CMAKE_CURRENT_LIST_DIR}/test_accel_engine.c)
-target_link_libraries(test_accel_engine PRIVATE umdev_accel PkgConfig::CMOCKA)
+target_link_libraries(test_accel_engine PRIVATE umdev_accel umdev_testkit
+                      PkgConfig::CMOCKA)
 add_test(NAME unit.accel_engine COMMAND test_accel_engine)
 set_tests_properties(unit.accel_engine PROPERTIES TIMEOUT 120)
 add_executable(test_func_accel ${CMAKE_CURRENT_LIST_DIR}/../func/test_func_accel.c)

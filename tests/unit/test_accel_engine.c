@@ -22,9 +22,17 @@
 #include <cmocka.h>
 
 #include "engine.h"
+#include "kit_util.h"
 
 /* Every wait in this file ends within this. */
 #define TIMEOUT_MS 10000
+
+/* The test kit's clock and oracles (tests/common/kit_util.h) under the
+ * names the code below uses; crc_ref() is the bitwise reference,
+ * independent of the engine's table and instruction. */
+#define now_ms kit_now_ms
+#define fill_rand kit_fill_rand
+#define crc_ref kit_crc32c
 
 /* ---------------------------------------------------------------- */
 /* Guest memory model                                                */
@@ -295,15 +303,6 @@ static const struct accel_queue_ops tq_ops = {
     .error = t_error,
 };
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct accel_engine *
 engine_new(bool manual, unsigned int threads, bool no_poll,
            unsigned int poll_us)
@@ -522,33 +521,6 @@ desc(uint8_t op, uint32_t size, uint64_t src, uint64_t dst)
     };
 
     return d;
-}
-
-static void
-fill_rand(uint8_t *p, size_t n, uint32_t seed)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = (uint8_t)(seed >> 16);
-    }
-}
-
-/* Reference CRC32C, bit at a time (independent of the engine). */
-static uint32_t
-crc_ref(uint32_t crc, const uint8_t *p, size_t n)
-{
-    size_t i;
-    int k;
-
-    crc = ~crc;
-    for (i = 0; i < n; i++) {
-        crc ^= p[i];
-        for (k = 0; k < 8; k++)
-            crc = (crc & 1) ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
-    }
-    return ~crc;
 }
 
 /* One engine and one queue per test, torn down with hold checks. */

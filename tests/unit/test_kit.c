@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -296,13 +297,16 @@ test_serve(void **state)
     assert_int_equal(kit_count_fds(), before);
 }
 
-/* A device handed over is destroyed even when adding it fails. */
+/* A device handed over is destroyed even when adding it fails (LSan
+ * and the descriptor count would see one that is not). */
 static void
 test_serve_add_fails(void **state)
 {
+    int before = kit_count_fds();
     char name[200];
     struct kit_serve s;
     struct testdev *td;
+    size_t i;
 
     (void)state;
     memset(name, 'x', sizeof(name) - 1);
@@ -313,7 +317,17 @@ test_serve_add_fails(void **state)
         kit_serve_add(&s, name, testdev_dev(td), destroy_testdev, td),
         -ENAMETOOLONG);
     assert_int_equal(s.ndevs, 0);
+    /* One more than it serves. */
+    for (i = 0; i <= KIT_SERVE_MAX_DEVS; i++) {
+        snprintf(name, sizeof(name), "dev%zu", i);
+        assert_int_equal(testdev_create(NULL, &td), 0);
+        assert_int_equal(
+            kit_serve_add(&s, name, testdev_dev(td), destroy_testdev, td),
+            i < KIT_SERVE_MAX_DEVS ? 0 : -ENOSPC);
+    }
+    assert_int_equal(s.ndevs, KIT_SERVE_MAX_DEVS);
     assert_int_equal(kit_serve_stop(&s, TIMEOUT_MS), 0);
+    assert_int_equal(kit_count_fds(), before);
     /* A zeroed harness stops as a no-op. */
     memset(&s, 0, sizeof(s));
     assert_int_equal(kit_serve_stop(&s, TIMEOUT_MS), 0);
