@@ -291,6 +291,27 @@ reg_wr(struct umdev_client *c, uint64_t off, uint64_t v, size_t n)
                      0);
 }
 
+uint8_t
+find_cap(struct umdev_client *c, uint8_t id)
+{
+    uint8_t pos = 0, hdr[2];
+    int n;
+
+    assert_int_equal(
+        umdev_client_region_read(c, UMDEV_PCI_CONFIG_REGION, 0x34, &pos, 1), 0);
+    /* A chain longer than config space can hold is a loop. */
+    for (n = 0; n < 48 && pos != 0; n++) {
+        assert_int_equal(
+            umdev_client_region_read(c, UMDEV_PCI_CONFIG_REGION, pos, hdr, 2),
+            0);
+        if (hdr[0] == id)
+            return pos;
+        pos = hdr[1];
+    }
+    fail_msg("capability %#x not found", id);
+    return 0;
+}
+
 uint64_t
 efd_wait(int efd, int timeout_ms)
 {

@@ -111,6 +111,9 @@ void raw_negotiate(int fd, uint16_t id);
 uint32_t reg_rd32(struct umdev_client *c, uint64_t off);
 uint64_t reg_rd64(struct umdev_client *c, uint64_t off);
 void reg_wr(struct umdev_client *c, uint64_t off, uint64_t v, size_t n);
+/* Offset of capability @id in config space (walking the list from 0x34);
+ * fails the test if it is not there. */
+uint8_t find_cap(struct umdev_client *c, uint8_t id);
 
 /* An eventfd's counter after it fires within @timeout_ms, or 0. */
 uint64_t efd_wait(int efd, int timeout_ms);

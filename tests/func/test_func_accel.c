@@ -4,6 +4,12 @@
  * thread, driven by the umdev client acting as the VMM while the test
  * plays the guest driver on memfd-backed guest RAM (DMA-mapped with its
  * fd, so the engine reaches it only through lib/dev's DMA table).
+ *
+ * Over 1,000 lines as one unit, for now: every test here drives the
+ * device through the same guest driver (struct guest, gq_*), which is
+ * being reworked with the accel ring ABI on its own branch. Splitting the
+ * tests by concern means moving that driver into a file of its own, which
+ * belongs with that rework rather than racing it.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +27,7 @@
 #include <unistd.h>
 
 #include "accel.h"
+#include "accel_serve.h"
 #include "harness.h"
 #include "umdev/profile.h"
 
@@ -67,12 +74,6 @@ struct server {
 
 static struct server S;
 
-static void
-destroy_dev(void *arg)
-{
-    accel_dev_destroy(arg);
-}
-
 static int
 setup(void **state)
 {
@@ -83,27 +84,12 @@ setup(void **state)
          * test_event_suppression in test_accel_engine.c. */
         .poll_us = 2000,
     };
-    unsigned int i;
-
     (void)state;
     memset(&S, 0, sizeof(S));
     kit_log_init(&S.log, NULL, "UMDEV_FUNC_LOG");
     ec.log = &S.log.logger;
     assert_int_equal(accel_engine_create(&ec, &S.e), 0);
-    assert_int_equal(kit_serve_init(&S.serve, "accel"), 0);
-    for (i = 0; i < NDEV; i++) {
-        struct accel_dev_config dc = {
-            .name = i == 0 ? "accel0" : "accel1",
-            .nr_queues = dev_queues[i],
-            .log = &S.log.logger,
-        };
-
-        assert_int_equal(accel_dev_create(S.e, &dc, &S.d[i]), 0);
-        assert_int_equal(kit_serve_add(&S.serve, dc.name, accel_dev_dev(S.d[i]),
-                                       destroy_dev, S.d[i]),
-                         0);
-    }
-    assert_int_equal(kit_serve_start(&S.serve), 0);
+    accel_serve(&S.serve, "accel", S.e, dev_queues, NDEV, &S.log.logger, S.d);
     return 0;
 }
 
@@ -154,23 +140,6 @@ static void
 qwr(struct guest *g, unsigned int q, unsigned int off, uint64_t v, size_t n)
 {
     reg_wr(g->c, ACCEL_REG_QUEUE(q) + off, v, n);
-}
-
-static uint8_t
-find_cap(struct umdev_client *c, uint8_t id)
-{
-    uint8_t pos = 0, hdr[2];
-    int n;
-
-    assert_int_equal(umdev_client_region_read(c, CONFIG, 0x34, &pos, 1), 0);
-    for (n = 0; n < 48 && pos != 0; n++) {
-        assert_int_equal(umdev_client_region_read(c, CONFIG, pos, hdr, 2), 0);
-        if (hdr[0] == id)
-            return pos;
-        pos = hdr[1];
-    }
-    fail_msg("capability %#x not found", id);
-    return 0;
 }
 
 static void

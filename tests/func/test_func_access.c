@@ -26,6 +26,7 @@
 
 #include "accel.h"
 #include "accel_access.h"
+#include "accel_serve.h"
 #include "harness.h"
 #include "umdev/access.h"
 
@@ -76,32 +77,11 @@ setup(void **state)
     return 0;
 }
 
-static void
-destroy_dev(void *arg)
-{
-    accel_dev_destroy(arg);
-}
-
 /* The two subdevices, served on a thread. */
 static void
 serve_devices(void)
 {
-    unsigned int i;
-
-    assert_int_equal(kit_serve_init(&F.serve, "access"), 0);
-    for (i = 0; i < NDEV; i++) {
-        struct accel_dev_config dc = {
-            .name = i == 0 ? "accel0" : "accel1",
-            .nr_queues = dev_queues[i],
-            .log = &F.log.logger,
-        };
-
-        assert_int_equal(accel_dev_create(F.e, &dc, &F.d[i]), 0);
-        assert_int_equal(kit_serve_add(&F.serve, dc.name, accel_dev_dev(F.d[i]),
-                                       destroy_dev, F.d[i]),
-                         0);
-    }
-    assert_int_equal(kit_serve_start(&F.serve), 0);
+    accel_serve(&F.serve, "access", F.e, dev_queues, NDEV, &F.log.logger, F.d);
 }
 
 static int

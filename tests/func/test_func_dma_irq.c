@@ -294,25 +294,6 @@ test_deassign_counts_dropped(void **state)
     close(req);
 }
 
-/* Find a capability in config space by walking the list. */
-static uint8_t
-find_cap(struct umdev_client *c, uint8_t id)
-{
-    uint8_t pos = 0, hdr[2];
-    int n;
-
-    assert_int_equal(umdev_client_region_read(c, CONFIG, 0x34, &pos, 1), 0);
-    for (n = 0; n < 48 && pos != 0; n++) {
-        assert_int_equal(umdev_client_region_read(c, CONFIG, pos, hdr, 2),
-                         0);
-        if (hdr[0] == id)
-            return pos;
-        pos = hdr[1];
-    }
-    fail_msg("capability 0x%x not found", id);
-    return 0;
-}
-
 static void
 test_msix(void **state)
 {
