@@ -5,29 +5,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "bar_harness.h"
 #include "kit_peer.h"
+#include "kit_util.h"
 #include "umdev/wire.h"
 
 #define CANARY 0xcc
 /* Largest reply we read: a region read of one page and its header. */
 #define REPLY_MAX (2 * FUZZ_PAGE)
 #define MAX_GUARDS 64
-
-void
-fuzz_check_eq(uint64_t a, uint64_t b, const char *sa, const char *sb,
-              const char *file, int line)
-{
-    if (a == b)
-        return;
-    fprintf(stderr, "%s:%d: check failed: %s == %s (0x%llx != 0x%llx)\n", file,
-            line, sa, sb, (unsigned long long)a, (unsigned long long)b);
-    abort();
-}
 
 uint8_t
 fuzz_u8(struct fuzz_in *in)
@@ -219,6 +210,15 @@ fuzz_region_access(struct umdev_dev *dev, struct fuzz_in *in, uint32_t region,
         n = (size_t)(size - off);
     /* Refusals (the profile's EACCES, bounds) are valid answers. */
     umdev_dev_region_rw(dev, region, off, buf, n, is_write);
+}
+
+void
+fuzz_region_op(struct umdev_dev *dev, struct fuzz_in *in, unsigned int op,
+               const struct fuzz_region regions[3])
+{
+    const struct fuzz_region *r = &regions[op / 2];
+
+    fuzz_region_access(dev, in, r->index, r->size, !(op & 1));
 }
 
 int
@@ -433,4 +433,40 @@ fuzz_pci_ro_check(struct umdev_dev *dev, const struct fuzz_pci_ro *ro)
         FUZZ_CHECK_EQ(cfg[ro->cap_at[k]], ro->cap_id[k]);
         FUZZ_CHECK_EQ(cfg[ro->cap_at[k] + 1], ro->cap_next[k]);
     }
+}
+
+/* ---- per input ---- */
+
+void
+fuzz_bar_open(struct fuzz_bar *b, size_t guest_pages)
+{
+    b->fds_before = kit_count_fds();
+    b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    FUZZ_CHECK(b->efd >= 0);
+    fuzz_guest_create(&b->g, guest_pages);
+}
+
+void
+fuzz_bar_attach(struct fuzz_bar *b, struct umdev_dev *dev)
+{
+    fuzz_client_attach(&b->c, dev);
+    fuzz_pci_ro_snapshot(dev, &b->ro);
+}
+
+void
+fuzz_bar_check(struct fuzz_bar *b)
+{
+    fuzz_pci_ro_check(b->c.dev, &b->ro);
+    fuzz_guest_check_canaries(&b->g);
+}
+
+void
+fuzz_bar_close(struct fuzz_bar *b)
+{
+    fuzz_guest_check_canaries(&b->g);
+    fuzz_guest_destroy(&b->g);
+    fuzz_guard_release();
+    close(b->efd);
+    b->efd = -1;
+    FUZZ_CHECK_EQ(kit_count_fds(), b->fds_before);
 }

@@ -16,16 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "check.h"
 #include "umdev/dev.h"
 
 #define FUZZ_PAGE 4096u
-
-/* Abort with file:line and both operands (STYLE.md "Tests"). */
-#define FUZZ_CHECK_EQ(a, b)                                                    \
-    fuzz_check_eq((uint64_t)(a), (uint64_t)(b), #a, #b, __FILE__, __LINE__)
-#define FUZZ_CHECK(c) fuzz_check_eq(!!(c), 1, #c, "true", __FILE__, __LINE__)
-void fuzz_check_eq(uint64_t a, uint64_t b, const char *sa, const char *sb,
-                   const char *file, int line);
 
 /* ---- the input, consumed front to back; past its end every read is 0 */
 
@@ -48,6 +42,18 @@ size_t fuzz_width(uint8_t w);
  */
 void fuzz_region_access(struct umdev_dev *dev, struct fuzz_in *in,
                         uint32_t region, uint64_t size, bool is_write);
+
+/* Every target's first ops: 2k writes its region k, 2k + 1 reads it, for
+ * its three regions (two BARs and config space). */
+#define FUZZ_REGION_OPS 6
+struct fuzz_region {
+    uint32_t index; /* UMDEV_PCI_*_REGION */
+    uint64_t size;
+};
+/** Op @op (< FUZZ_REGION_OPS) on @regions[@op / 2], as
+ * fuzz_region_access(). */
+void fuzz_region_op(struct umdev_dev *dev, struct fuzz_in *in, unsigned int op,
+                    const struct fuzz_region regions[3]);
 
 /* ---- the client */
 
@@ -135,5 +141,26 @@ struct fuzz_pci_ro {
 void fuzz_pci_ro_snapshot(struct umdev_dev *dev, struct fuzz_pci_ro *ro);
 /** Identity bytes, BAR type bits and the capability chain are intact. */
 void fuzz_pci_ro_check(struct umdev_dev *dev, const struct fuzz_pci_ro *ro);
+
+/* ---- what every target keeps around its device for one input */
+
+struct fuzz_bar {
+    struct fuzz_client c;
+    struct fuzz_guest g;
+    struct fuzz_pci_ro ro;
+    int efd;        /* an eventfd the input may put on IRQs */
+    int fds_before; /* descriptors open before the input */
+};
+
+/** Before the device exists: count descriptors, make the eventfd and
+ * @guest_pages pages of guest memory. */
+void fuzz_bar_open(struct fuzz_bar *b, size_t guest_pages);
+/** Attach the client to @dev (negotiated) and snapshot its config space. */
+void fuzz_bar_attach(struct fuzz_bar *b, struct umdev_dev *dev);
+/** After every operation: config-space invariants and the canaries. */
+void fuzz_bar_check(struct fuzz_bar *b);
+/** After fuzz_client_detach() and the device's destruction: canaries,
+ * guest memory, guards and eventfd gone, no descriptor left open. */
+void fuzz_bar_close(struct fuzz_bar *b);
 
 #endif /* UMDEV_FUZZ_BAR_HARNESS_H */

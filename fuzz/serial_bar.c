@@ -35,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -58,7 +57,7 @@ enum op {
     OP_BAR1_WR,
     OP_BAR1_RD,
     OP_CFG_WR,
-    OP_CFG_RD,
+    OP_CFG_RD, /* the last of the FUZZ_REGION_OPS */
     OP_HOST_TX,
     OP_HOST_RX,
     OP_HOST_CYCLE,
@@ -77,12 +76,9 @@ struct harness {
     struct umdev_loop *loop;
     struct serial *s;
     struct umdev_dev *dev;
-    struct fuzz_client c;
-    struct fuzz_guest g;
-    struct fuzz_pci_ro ro;
+    struct fuzz_bar b; /* client, guest memory, invariants, eventfd */
     char path[108]; /* port 0's host end */
     int host;       /* our connection to it, or -1 */
-    int efd;
 };
 
 static void
@@ -149,7 +145,7 @@ sock_read_scr(struct harness *h)
     uint8_t v;
 
     FUZZ_CHECK_EQ(
-        fuzz_region_read(&h->c, UMDEV_PCI_BAR0_REGION, UART_SCR, &v, 1), 0);
+        fuzz_region_read(&h->b.c, UMDEV_PCI_BAR0_REGION, UART_SCR, &v, 1), 0);
 }
 
 static void
@@ -157,8 +153,7 @@ check(struct harness *h)
 {
     uint8_t v;
 
-    fuzz_pci_ro_check(h->dev, &h->ro);
-    fuzz_guest_check_canaries(&h->g);
+    fuzz_bar_check(&h->b);
     FUZZ_CHECK_EQ(umdev_dev_region_rw(h->dev, UMDEV_PCI_BAR0_REGION, UART_SCR,
                                       &v, 1, false),
                   0);
@@ -173,39 +168,26 @@ dma_map(struct harness *h, uint8_t v)
     uint32_t flags = VFIO_USER_DMA_MAP_FLAG_READ |
                      ((v & 1) ? 0 : VFIO_USER_DMA_MAP_FLAG_WRITE);
 
-    fuzz_dma_map_guarded(&h->c, h->g.fd, FUZZ_PAGE, GUEST_IOVA,
+    fuzz_dma_map_guarded(&h->b.c, h->b.g.fd, FUZZ_PAGE, GUEST_IOVA,
                          GUEST_PAGES * FUZZ_PAGE, flags);
 }
 
 static void
 play(struct harness *h, struct fuzz_in *in)
 {
+    static const struct fuzz_region regions[3] = {
+        { UMDEV_PCI_BAR0_REGION, SERIAL_BAR_SIZE },
+        { UMDEV_PCI_BAR1_REGION, SERIAL_BAR_SIZE },
+        { UMDEV_PCI_CONFIG_REGION, 256 },
+    };
     uint8_t v;
 
     while (in->n > 0) {
-        switch (fuzz_u8(in) % OP_COUNT) {
-        case OP_BAR0_WR:
-            fuzz_region_access(h->dev, in, UMDEV_PCI_BAR0_REGION,
-                               SERIAL_BAR_SIZE, true);
-            break;
-        case OP_BAR0_RD:
-            fuzz_region_access(h->dev, in, UMDEV_PCI_BAR0_REGION,
-                               SERIAL_BAR_SIZE, false);
-            break;
-        case OP_BAR1_WR:
-            fuzz_region_access(h->dev, in, UMDEV_PCI_BAR1_REGION,
-                               SERIAL_BAR_SIZE, true);
-            break;
-        case OP_BAR1_RD:
-            fuzz_region_access(h->dev, in, UMDEV_PCI_BAR1_REGION,
-                               SERIAL_BAR_SIZE, false);
-            break;
-        case OP_CFG_WR:
-            fuzz_region_access(h->dev, in, UMDEV_PCI_CONFIG_REGION, 256, true);
-            break;
-        case OP_CFG_RD:
-            fuzz_region_access(h->dev, in, UMDEV_PCI_CONFIG_REGION, 256, false);
-            break;
+        unsigned int op = fuzz_u8(in) % OP_COUNT;
+
+        if (op < FUZZ_REGION_OPS)
+            fuzz_region_op(h->dev, in, op, regions);
+        switch (op) {
         case OP_HOST_TX:
             host_tx(h, in);
             break;
@@ -219,12 +201,12 @@ play(struct harness *h, struct fuzz_in *in)
             umdev_loop_run_once(h->loop, fuzz_u8(in) % 3);
             break;
         case OP_RESET:
-            FUZZ_CHECK_EQ(fuzz_reset(&h->c), 0);
+            FUZZ_CHECK_EQ(fuzz_reset(&h->b.c), 0);
             break;
         case OP_IRQS:
             v = fuzz_u8(in);
-            fuzz_set_irqs(&h->c, VFIO_PCI_INTX_IRQ_INDEX, 0, 1,
-                          (v & 1) ? -1 : h->efd);
+            fuzz_set_irqs(&h->b.c, VFIO_PCI_INTX_IRQ_INDEX, 0, 1,
+                          (v & 1) ? -1 : h->b.efd);
             break;
         case OP_MAP:
             dma_map(h, fuzz_u8(in));
@@ -243,8 +225,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static char dir[64];
     struct fuzz_in in = { data, size };
     struct serial_config cfg = { .name = "fuzz" };
-    struct harness h = { .host = -1, .efd = -1 };
-    int fds_before;
+    struct harness h = { .host = -1 };
 
     if (size < 1)
         return 0;
@@ -258,32 +239,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                      : "/tmp");
         FUZZ_CHECK(mkdtemp(dir) != NULL);
     }
-    fds_before = kit_count_fds();
+    fuzz_bar_open(&h.b, GUEST_PAGES);
     snprintf(h.path, sizeof(h.path), "%s/port0.sock", dir);
     cfg.port[0].path = h.path;
     FUZZ_CHECK_EQ(umdev_loop_create(&h.loop), 0);
     FUZZ_CHECK_EQ(serial_create(h.loop, &cfg, &fuzz_log.logger, &h.s), 0);
     h.dev = serial_dev(h.s);
-    h.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    FUZZ_CHECK(h.efd >= 0);
-    fuzz_guest_create(&h.g, GUEST_PAGES);
-    fuzz_client_attach(&h.c, h.dev);
-    fuzz_pci_ro_snapshot(h.dev, &h.ro);
+    fuzz_bar_attach(&h.b, h.dev);
     host_connect(&h);
 
     play(&h, &in);
 
     umdev_loop_run_once(h.loop, 0);
     sock_read_scr(&h);
-    fuzz_client_detach(&h.c);
+    fuzz_client_detach(&h.b.c);
     if (h.host >= 0)
         close(h.host);
     serial_destroy(h.s);
     umdev_loop_destroy(h.loop);
-    fuzz_guest_check_canaries(&h.g);
-    fuzz_guest_destroy(&h.g);
-    fuzz_guard_release();
-    close(h.efd);
-    FUZZ_CHECK_EQ(kit_count_fds(), fds_before);
+    fuzz_bar_close(&h.b);
     return 0;
 }
