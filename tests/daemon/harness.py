@@ -430,6 +430,15 @@ class Lines:
         self.seen.append(line)
         return line
 
+    def rest(self, timeout=T_CMD):
+        """Every line left until end of file, each read bounded."""
+        got = []
+        while True:
+            line = self.next(timeout)
+            if line is None:
+                return got
+            got.append(line)
+
 
 class DaemonTestCase(unittest.TestCase):
     """A test with a private directory and helpers for umdevd/umdevctl."""

@@ -59,6 +59,17 @@ class AccessTestCase(DaemonTestCase):
                          "%s" % (p.returncode, out, err, self.d.log()))
         return out.splitlines()
 
+    def holding(self, seconds):
+        """Start a drive that holds its queue; return it and its Lines
+        once it says so (it must not exit before)."""
+        p = self.drive("--seconds", seconds, "--hold")
+        out = Lines(p)
+        while True:
+            ln = out.next(T_RUN)
+            self.assertIsNotNone(ln, "exited early: %s" % out.seen)
+            if ln == "holding":
+                return p, out
+
     def free_1wq(self):
         return {t["name"]: t["available_instances"]
                 for t in self.js("types", "-p", "accel")["types"]}["accel-1wq"]
@@ -91,13 +102,7 @@ class Lease(AccessTestCase):
 
     def test_held_and_returned(self):
         self.assertEqual(self.free_1wq(), POOL)
-        p = self.drive("--seconds", "0.5", "--hold")
-        out = Lines(p)
-        while True:
-            ln = out.next(T_RUN)
-            self.assertIsNotNone(ln, "exited early: %s" % out.seen)
-            if ln == "holding":
-                break
+        p, out = self.holding("0.5")
         self.assertEqual(self.free_1wq(), POOL - 1)
         held = self.leased()
         self.assertEqual(len(held), 1, held)
@@ -120,10 +125,7 @@ class Lease(AccessTestCase):
         self.assertEqual(self.sockets_in_rundir(), [])
 
     def test_killed_lessee(self):
-        p = self.drive("--seconds", "0", "--hold")
-        out = Lines(p)
-        while out.next(T_RUN) != "holding":
-            self.assertIsNone(p.poll(), out.seen)
+        p, _ = self.holding("0")
         i = self.leased()[0]
         os.kill(p.pid, signal.SIGKILL)
         p.wait(harness.T_CMD)
@@ -135,10 +137,7 @@ class Lease(AccessTestCase):
         self.assertEqual(self.sockets_in_rundir(), [])
 
     def test_worker_dies(self):
-        p = self.drive("--seconds", "0", "--hold")
-        out = Lines(p)
-        while out.next(T_RUN) != "holding":
-            self.assertIsNone(p.poll(), out.seen)
+        p, _ = self.holding("0")
         i = self.leased()[0]
         os.kill(i["pid"], signal.SIGKILL)
         f = self.wait_state(i["uuid"], "failed")

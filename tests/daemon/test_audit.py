@@ -224,12 +224,7 @@ class Stats(DaemonTestCase):
             pass
         lines.next()
         self.drive("w0:7:1:1", "w0:7:1:2")
-        rest = []
-        while True:
-            line = lines.next()
-            if line is None:
-                break
-            rest.append(line)
+        rest = lines.rest()
         self.assertEqual(p.wait(harness.T_CMD), 0)
         self.assertEqual(rest[:2], ["", "--- sample 2"], rest)
         text = "\n".join(rest)
