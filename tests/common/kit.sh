@@ -59,22 +59,32 @@ wait_for_sockets() {
     done
 }
 
-# stop_server PID TENTHS: SIGTERM, then wait up to TENTHS tenths of a
-# second for PID to exit. Sets SRV_RC to its exit status; if it is still
-# there, SIGKILLs it, sets SRV_RC=124 and returns 1.
-stop_server() {
+# wait_exit PID TENTHS: wait up to TENTHS tenths of a second for PID to
+# exit. Sets EXIT_RC to its exit status; if it is still there, SIGKILLs
+# it, sets EXIT_RC=124 and returns 1.
+wait_exit() {
     local pid=$1 tenths=$2
 
-    kill "$pid" 2>/dev/null
     for _ in $(seq "$tenths"); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
     if kill -0 "$pid" 2>/dev/null; then
         stop "$pid" KILL
-        SRV_RC=124
+        EXIT_RC=124
         return 1
     fi
     wait "$pid"
-    SRV_RC=$?
+    EXIT_RC=$?
+}
+
+# stop_server PID TENTHS: SIGTERM, then wait_exit; its status goes to
+# SRV_RC (124: it had to be killed, and the return status is 1).
+stop_server() {
+    local rc=0
+
+    kill "$1" 2>/dev/null
+    wait_exit "$1" "$2" || rc=1
+    SRV_RC=$EXIT_RC
+    return "$rc"
 }

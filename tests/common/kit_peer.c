@@ -52,6 +52,23 @@ iov_advance(struct iovec **iov, size_t *niov, size_t n)
     }
 }
 
+/* One SCM_RIGHTS control message in @ctl carrying @nfds (> 0) @fds. */
+static void
+put_fds(struct msghdr *mh, union fd_ctl *ctl, const int *fds, size_t nfds)
+{
+    const struct cmsghdr h = {
+        .cmsg_len = CMSG_LEN(sizeof(int) * nfds),
+        .cmsg_level = SOL_SOCKET,
+        .cmsg_type = SCM_RIGHTS,
+    };
+
+    memset(ctl, 0, sizeof(*ctl));
+    ctl->align = h;
+    memcpy(CMSG_DATA(&ctl->align), fds, sizeof(int) * nfds);
+    mh->msg_control = ctl->b;
+    mh->msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+}
+
 /* Send every byte of @iov (which is consumed), the fds with the first. */
 static int
 sendv(int fd, struct iovec *iov, size_t niov, const int *fds, size_t nfds,
@@ -63,18 +80,8 @@ sendv(int fd, struct iovec *iov, size_t niov, const int *fds, size_t nfds,
 
     if (nfds > KIT_PEER_MAX_FDS)
         return -EINVAL;
-    if (nfds > 0) {
-        struct cmsghdr *c;
-
-        memset(&ctl, 0, sizeof(ctl));
-        mh.msg_control = ctl.b;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-        c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-    }
+    if (nfds > 0)
+        put_fds(&mh, &ctl, fds, nfds);
     while (niov > 0 && iov->iov_len == 0) {
         iov++;
         niov--;

@@ -59,17 +59,18 @@ kit_serve_add(struct kit_serve *s, const char *name, struct umdev_dev *dev,
     /* Built in a local: gcc cannot tell that s->dir and d->path, both in
      * *s, do not overlap (-Wrestrict). */
     d = &s->devs[s->ndevs];
+    *d = (struct kit_serve_dev){
+        .dev = dev,
+        .destroy = destroy,
+        .destroy_arg = arg,
+    };
     memcpy(d->path, path, sizeof(path));
     rc = umdev_server_create(dev, s->loop, d->path, &d->srv);
-    if (rc < 0) {
-        memset(d, 0, sizeof(*d));
-        goto fail;
+    if (rc == 0) {
+        s->ndevs++;
+        return 0;
     }
-    d->dev = dev;
-    d->destroy = destroy;
-    d->destroy_arg = arg;
-    s->ndevs++;
-    return 0;
+    memset(d, 0, sizeof(*d));
 fail:
     if (destroy != NULL)
         destroy(arg);

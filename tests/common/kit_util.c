@@ -46,9 +46,9 @@ kit_count_fds(void)
 
     if (d == NULL)
         return -errno;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
+    /* "." and "..", then one entry a descriptor. */
+    for (e = readdir(d); e != NULL; e = readdir(d))
+        n += e->d_name[0] != '.';
     closedir(d);
     return n - 1; /* the directory's own descriptor */
 }

@@ -61,25 +61,7 @@
 
 static const char *prog = "accel-tool";
 
-static void __attribute__((format(printf, 1, 2))) err(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "%s: ", prog);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "guest-tool.h" /* err(), now_ns() */
 
 /* ---- CRC32C (Castagnoli, reflected 0x82F63B78), the reference ----
  *

@@ -179,17 +179,8 @@ T_BOOT=$(elapsed "$t" "$(now)")
 
 # The guest drained its last bytes before powering off; give the host side
 # a moment to read them, then stop it.
-for _ in $(seq 50); do
-    kill -0 "$HOST_PID" 2>/dev/null || break
-    sleep 0.1
-done
-if kill -0 "$HOST_PID" 2>/dev/null; then
-    stop "$HOST_PID" KILL
-    HOST_RC=124
-else
-    wait "$HOST_PID"
-    HOST_RC=$?
-fi
+wait_exit "$HOST_PID" 50
+HOST_RC=$EXIT_RC
 HOST_PID=
 sleep 0.2    # let the server log the detach
 if [ -n "$UUID" ]; then
