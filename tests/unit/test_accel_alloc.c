@@ -23,21 +23,19 @@
 
 #include "accel.h"
 
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t m);
-void *__real_realloc(void *p, size_t n);
-char *__real_strdup(const char *s);
-void __real_free(void *p);
-int __real_pthread_create(pthread_t *t, const pthread_attr_t *a,
-                          void *(*fn)(void *), void *arg);
+/* The real function (--wrap names it __real_NAME) and our wrapper. */
+#define WRAPPED(ret, name, params)                                             \
+    ret __real_##name params;                                                  \
+    ret __wrap_##name params
 
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t m);
-void *__wrap_realloc(void *p, size_t n);
-char *__wrap_strdup(const char *s);
-void __wrap_free(void *p);
-int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a,
-                          void *(*fn)(void *), void *arg);
+WRAPPED(void *, malloc, (size_t n));
+WRAPPED(void *, calloc, (size_t n, size_t m));
+WRAPPED(void *, realloc, (void *p, size_t n));
+WRAPPED(char *, strdup, (const char *s));
+WRAPPED(void, free, (void *p));
+WRAPPED(int, pthread_create,
+        (pthread_t * t, const pthread_attr_t *a, void *(*fn)(void *),
+         void *arg));
 
 static _Thread_local bool armed;
 static _Thread_local unsigned long calls, fail_at;
