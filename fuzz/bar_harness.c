@@ -98,7 +98,7 @@ fuzz_client_attach(struct fuzz_client *c, struct umdev_dev *dev)
     struct vfio_user_version v = { 0, 0 };
     int sv[2];
 
-    FUZZ_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    FUZZ_CHECK_EQ(kit_peer_pair(sv), 0);
     c->dev = dev;
     c->fd = sv[1];
     c->next_id = 1;

@@ -320,7 +320,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     }
     fds_before = kit_count_fds();
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    if (kit_peer_pair(sv) < 0)
         abort();
     h.fd = sv[1];
     h.memfd = memfd_create("fuzz-guest", MFD_CLOEXEC);

@@ -37,6 +37,14 @@ kit_peer_connect(const char *path, int timeout_ms)
     return fd;
 }
 
+int
+kit_peer_pair(int sv[2])
+{
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    return 0;
+}
+
 /* Drop the first @n bytes of @iov[0..*niov), which were sent. */
 static void
 iov_advance(struct iovec **iov, size_t *niov, size_t n)

@@ -44,6 +44,14 @@
  */
 int kit_peer_connect(const char *path, int timeout_ms);
 
+/**
+ * kit_peer_pair() - a connected pair of stream sockets (close-on-exec) for
+ * a device run by the caller: @sv[0] is the device's end (hand it to
+ * umdev_dev_attach(), which takes it), @sv[1] the peer's.
+ * Return: 0 or -errno.
+ */
+int kit_peer_pair(int sv[2]);
+
 /*
  * Called when a non-blocking send finds the socket full: typically runs
  * the device on the same thread so it drains its end. Return 0 to try

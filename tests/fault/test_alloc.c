@@ -565,7 +565,7 @@ run_messages(const struct script_fds *f, long n, bool strict, int fds)
     bool complete;
 
     assert_int_equal(testdev_create(&quiet.logger, &td), 0);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(kit_peer_pair(sv), 0);
     assert_int_equal(umdev_dev_attach(testdev_dev(td), sv[0]), 0);
     memset(&c, 0, sizeof(c));
     c.fd = sv[1];

@@ -118,8 +118,7 @@ test_peer_message(void **state)
     size_t nfds = 1;
 
     (void)state;
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
-                     0);
+    assert_int_equal(kit_peer_pair(sv), 0);
     assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
     before = kit_count_fds();
     assert_int_equal(kit_peer_send(sv[0], 0x1234, VFIO_USER_REGION_WRITE,
@@ -162,8 +161,7 @@ test_peer_recv_errors(void **state)
     int sv[2];
 
     (void)state;
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
-                     0);
+    assert_int_equal(kit_peer_pair(sv), 0);
     assert_int_equal(kit_peer_recv(sv[1], buf, sizeof(buf), 0, NULL, NULL),
                      -ETIMEDOUT);
     assert_int_equal(kit_peer_recv(sv[1], buf, sizeof(buf), 50, NULL, NULL),
@@ -227,8 +225,7 @@ test_peer_send_full(void **state)
     ssize_t n;
 
     (void)state;
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
-                     0);
+    assert_int_equal(kit_peer_pair(sv), 0);
     d.fd = sv[1];
     assert_int_equal(kit_peer_send_bytes(sv[0], big, sizeof(big), NULL, 0,
                                          drain_some, &d),
