@@ -20,17 +20,13 @@ that started it. Checked here:
         --access-drive P --accel-client P [unittest arguments]
 """
 
-import argparse
 import os
 import signal
 import subprocess
-import sys
 
 import harness
 from harness import DaemonTestCase, Lines, new_uuid
 
-DRIVE = None
-ACCEL_CLIENT = None
 POOL = 16
 T_RUN = 60  # one drive run, sanitized builds included
 
@@ -43,7 +39,7 @@ class AccessTestCase(DaemonTestCase):
 
     def drive(self, *args):
         """Start umdev-access-drive against this daemon."""
-        return self.spawn([DRIVE, "--control", self.d.control,
+        return self.spawn([harness.BIN["access_drive"], "--control", self.d.control,
                            "--timeout", "20000", *args])
 
     def finish(self, p, rc=0):
@@ -153,7 +149,7 @@ class Lease(AccessTestCase):
         a = self.start_instance("-p", "accel", "-t", "accel-2wq")
         b = self.start_instance("-p", "accel", "-t", "accel-1wq")
         p = self.drive("--seconds", "3", "--depth", "16", "--size", "8192")
-        runs = [subprocess.Popen([ACCEL_CLIENT, s["socket"], str(k),
+        runs = [subprocess.Popen([harness.BIN["accel_client"], s["socket"], str(k),
                                   "30000"], stdin=subprocess.DEVNULL,
                                  stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE)
@@ -227,12 +223,12 @@ class Refusals(AccessTestCase):
                 (["--seconds", "x"], "--seconds"),
                 (["extra"], "unexpected argument 'extra'")):
             with self.subTest(args=args):
-                p = subprocess.run([DRIVE, "--control", self.d.control,
+                p = subprocess.run([harness.BIN["access_drive"], "--control", self.d.control,
                                     *args], capture_output=True,
                                    timeout=harness.T_CMD)
                 self.assertEqual(p.returncode, 2, p)
                 self.assertIn(says, p.stderr.decode())
-        p = subprocess.run([DRIVE, "--control",
+        p = subprocess.run([harness.BIN["access_drive"], "--control",
                             os.path.join(self.tmp, "nothing")],
                            capture_output=True, timeout=harness.T_CMD)
         self.assertEqual(p.returncode, 1, p)
@@ -240,20 +236,5 @@ class Refusals(AccessTestCase):
         self.assertEqual(self.instances(), {})
 
 
-def main():
-    global DRIVE, ACCEL_CLIENT
-    ap = argparse.ArgumentParser(add_help=False)
-    ap.add_argument("--access-drive", required=True)
-    ap.add_argument("--accel-client", required=True)
-    args, rest = ap.parse_known_args()
-    for path in (args.access_drive, args.accel_client):
-        if not os.access(path, os.X_OK):
-            sys.exit("not executable: %s" % path)
-    DRIVE = os.path.abspath(args.access_drive)
-    ACCEL_CLIENT = os.path.abspath(args.accel_client)
-    sys.argv = [sys.argv[0]] + rest
-    harness.main()
-
-
 if __name__ == "__main__":
-    main()
+    harness.main(programs=("access-drive", "accel-client"))
