@@ -169,15 +169,15 @@ take_fds(struct msghdr *mh, int *fds, size_t cap, size_t *kept)
     struct cmsghdr *c;
 
     for (c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR(mh, c)) {
-        size_t n, i;
+        const uint8_t *p = CMSG_DATA(c);
+        const uint8_t *end = (const uint8_t *)c + c->cmsg_len;
+        int fd;
 
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
             continue;
-        n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (i = 0; i < n; i++) {
-            int fd;
-
-            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+        /* One int each, possibly unaligned in the control buffer. */
+        for (; p + sizeof(fd) <= end; p += sizeof(fd)) {
+            memcpy(&fd, p, sizeof(fd));
             if (fds != NULL && *kept < cap)
                 fds[(*kept)++] = fd;
             else

@@ -12,17 +12,10 @@
 #include <sys/socket.h>
 
 #include "inject.h"
+#include "wrap.h"
 
-/* The real function (--wrap names it __real_NAME) and our wrapper. */
-#define WRAPPED(ret, name, params)                                             \
-    ret __real_##name params;                                                  \
-    ret __wrap_##name params
-
-WRAPPED(void *, malloc, (size_t n));
-WRAPPED(void *, calloc, (size_t n, size_t m));
-WRAPPED(void *, realloc, (void *p, size_t n));
-WRAPPED(char *, strdup, (const char *s));
-WRAPPED(void, free, (void *p));
+/* Besides the allocator (wrap.h): the one json-c allocation the library
+ * makes itself, and the kernel resources it allocates. */
 WRAPPED(struct json_tokener *, json_tokener_new_ex, (int depth));
 WRAPPED(int, memfd_create, (const char *name, unsigned int flags));
 WRAPPED(void *, mmap,

@@ -11,6 +11,8 @@ umdev_cmocka_test(func.accel test_func_accel 120
 umdev_cmocka_test(unit.accel_alloc test_accel_alloc 120
                   SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_accel_alloc.c
                   LIBS umdev_accel)
+target_include_directories(test_accel_alloc PRIVATE
+                           ${CMAKE_CURRENT_LIST_DIR}/../fault)
 target_link_options(test_accel_alloc PRIVATE
   -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc
   -Wl,--wrap=strdup -Wl,--wrap=free -Wl,--wrap=pthread_create)

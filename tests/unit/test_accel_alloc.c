@@ -22,17 +22,9 @@
 #include <cmocka.h>
 
 #include "accel.h"
+#include "wrap.h"
 
-/* The real function (--wrap names it __real_NAME) and our wrapper. */
-#define WRAPPED(ret, name, params)                                             \
-    ret __real_##name params;                                                  \
-    ret __wrap_##name params
-
-WRAPPED(void *, malloc, (size_t n));
-WRAPPED(void *, calloc, (size_t n, size_t m));
-WRAPPED(void *, realloc, (void *p, size_t n));
-WRAPPED(char *, strdup, (const char *s));
-WRAPPED(void, free, (void *p));
+/* Besides the allocator (wrap.h): thread creation. */
 WRAPPED(int, pthread_create,
         (pthread_t * t, const pthread_attr_t *a, void *(*fn)(void *),
          void *arg));
