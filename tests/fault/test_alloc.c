@@ -52,6 +52,7 @@
 #define IRQ_SET_DATA_EVENTFD (1u << 2)
 #define IRQ_SET_ACTION_UNMASK (1u << 4)
 #define IRQ_SET_ACTION_TRIGGER (1u << 5)
+#define TRIGGER_EVENTFD (IRQ_SET_DATA_EVENTFD | IRQ_SET_ACTION_TRIGGER)
 
 /* Guest memory the script serves: one page mapped through a memfd, one
  * page mapped without an fd (the device reaches it with DMA_READ/WRITE). */
@@ -258,6 +259,20 @@ negotiate(struct client *c)
     return o;
 }
 
+/* SET_IRQS on vectors [0, @count) of @index with @flags, and an eventfd
+ * @efd with it unless it is -1. */
+static enum outcome
+set_irqs(struct client *c, uint32_t index, uint32_t flags, uint32_t count,
+         int efd, const char *what)
+{
+    struct vfio_user_irq_set s = { sizeof(s), flags, index, 0, count };
+    enum outcome o = request_fds(c, VFIO_USER_DEVICE_SET_IRQS, 0, &s, sizeof(s),
+                                 NULL, 0, &efd, efd >= 0 ? 1 : 0);
+
+    expect_ok_or_injected(c, o, what);
+    return o;
+}
+
 static void
 drain_eventfd(int efd)
 {
@@ -372,16 +387,7 @@ script_messages(struct client *c, const struct script_fds *f, bool complete)
                                          4096 };
     struct vfio_user_dma_unmap um = { sizeof(um), 0, IOVA_FD, 4096 };
     struct vfio_user_dma_unmap um_all = { sizeof(um_all), 2, 0, 0 };
-    struct vfio_user_region_io_fds_request iofds = { sizeof(iofds), 0, 0,
-                                                     0 };
-    struct vfio_user_irq_set is = { sizeof(is),
-                                    IRQ_SET_DATA_EVENTFD |
-                                        IRQ_SET_ACTION_TRIGGER,
-                                    UMDEV_PCI_MSIX_IRQ, 0, 1 };
-    struct vfio_user_irq_set is_off = { sizeof(is_off),
-                                        IRQ_SET_DATA_NONE |
-                                            IRQ_SET_ACTION_TRIGGER,
-                                        UMDEV_PCI_MSIX_IRQ, 0, 0 };
+    struct vfio_user_region_io_fds_request iofds = { sizeof(iofds), 0, 0, 0 };
     enum outcome o, ow, or;
     uint32_t i, v = 0;
     bool set; /* DMA_ADDR and DMA_LEN hold what the script wrote */
@@ -413,13 +419,10 @@ script_messages(struct client *c, const struct script_fds *f, bool complete)
     o = request(c, VFIO_USER_DEVICE_GET_REGION_IO_FDS, &iofds, sizeof(iofds),
                 NULL, 0);
     expect_ok_or_injected(c, o, "GET_REGION_IO_FDS");
-    o = request_fds(c, VFIO_USER_DEVICE_SET_IRQS, 0, &is, sizeof(is), NULL,
-                    0, &f->efd_msix, 1);
-    expect_ok_or_injected(c, o, "SET_IRQS MSI-X");
-    is.index = UMDEV_PCI_ERR_IRQ;
-    o = request_fds(c, VFIO_USER_DEVICE_SET_IRQS, 0, &is, sizeof(is), NULL,
-                    0, &f->efd_err, 1);
-    expect_ok_or_injected(c, o, "SET_IRQS ERR");
+    set_irqs(c, UMDEV_PCI_MSIX_IRQ, TRIGGER_EVENTFD, 1, f->efd_msix,
+             "SET_IRQS MSI-X");
+    o = set_irqs(c, UMDEV_PCI_ERR_IRQ, TRIGGER_EVENTFD, 1, f->efd_err,
+                 "SET_IRQS ERR");
     if (o == REPLY_OK) {
         o = write32(c, TESTDEV_REG_ERR_TRIGGER, 1, "ERR trigger");
         if (o == REPLY_OK && !eventfd_fired(f->efd_err, 2000))
@@ -532,9 +535,8 @@ script_messages(struct client *c, const struct script_fds *f, bool complete)
     expect_ok_or_injected(c, o, "DMA_UNMAP");
     o = request(c, VFIO_USER_DMA_UNMAP, &um_all, sizeof(um_all), NULL, 0);
     expect_ok_or_injected(c, o, "DMA_UNMAP_ALL");
-    o = request(c, VFIO_USER_DEVICE_SET_IRQS, &is_off, sizeof(is_off), NULL,
-                0);
-    expect_ok_or_injected(c, o, "SET_IRQS off");
+    set_irqs(c, UMDEV_PCI_MSIX_IRQ, IRQ_SET_DATA_NONE | IRQ_SET_ACTION_TRIGGER,
+             0, -1, "SET_IRQS off");
     o = request(c, VFIO_USER_DEVICE_RESET, NULL, 0, NULL, 0);
     expect_ok_or_injected(c, o, "RESET");
     o = read32(c, TESTDEV_REG_RESETS, &v, "RESETS");
@@ -670,26 +672,17 @@ loop_thread(void *arg)
 static void
 script_intx(struct client *c, int efd_trigger, int efd_resample)
 {
-    struct vfio_user_irq_set trig = { sizeof(trig),
-                                      IRQ_SET_DATA_EVENTFD |
-                                          IRQ_SET_ACTION_TRIGGER,
-                                      UMDEV_PCI_INTX_IRQ, 0, 1 };
-    struct vfio_user_irq_set unmask = { sizeof(unmask),
-                                        IRQ_SET_DATA_EVENTFD |
-                                            IRQ_SET_ACTION_UNMASK,
-                                        UMDEV_PCI_INTX_IRQ, 0, 1 };
     struct vfio_user_device_info di = { sizeof(di), 0, 0, 0 };
     enum outcome ot, ou, ol;
     uint64_t one = 1;
 
     if (negotiate(c) != REPLY_OK)
         return;
-    ot = request_fds(c, VFIO_USER_DEVICE_SET_IRQS, 0, &trig, sizeof(trig),
-                     NULL, 0, &efd_trigger, 1);
-    expect_ok_or_injected(c, ot, "SET_IRQS INTx trigger");
-    ou = request_fds(c, VFIO_USER_DEVICE_SET_IRQS, 0, &unmask,
-                     sizeof(unmask), NULL, 0, &efd_resample, 1);
-    expect_ok_or_injected(c, ou, "SET_IRQS INTx resample");
+    ot = set_irqs(c, UMDEV_PCI_INTX_IRQ, TRIGGER_EVENTFD, 1, efd_trigger,
+                  "SET_IRQS INTx trigger");
+    ou = set_irqs(c, UMDEV_PCI_INTX_IRQ,
+                  IRQ_SET_DATA_EVENTFD | IRQ_SET_ACTION_UNMASK, 1, efd_resample,
+                  "SET_IRQS INTx resample");
     ol = write32(c, TESTDEV_REG_IRQ_LEVEL, 1, "IRQ_LEVEL");
     if (ot == REPLY_OK && ol == REPLY_OK) {
         if (!eventfd_fired(efd_trigger, 2000))
