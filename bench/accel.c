@@ -14,19 +14,18 @@
 #include <inttypes.h>
 #include <linux/vfio.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "accel.h"
 #include "accel_access.h"
+#include "kit_serve.h"
+#include "kit_util.h"
 #include "umdev/access.h"
 #include "umdev/client.h"
 #include "umdev/dev.h"
@@ -48,14 +47,10 @@
 
 static int cpu_drv = 0, cpu_eng = 0; /* the driver's and the engine's */
 
-static int64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
+/* The test kit's clock and data (tests/common/kit_util.h) under the names
+ * the code below uses. */
+#define now_ns kit_now_ns
+#define fill_rand kit_fill_rand
 
 static void
 pin_set(const int *cpus, int n)
@@ -92,17 +87,6 @@ choose_cpus(void)
             cpu_drv = cpu_eng = i;
         else
             cpu_eng = i;
-    }
-}
-
-static void
-fill_rand(uint8_t *p, size_t n, uint32_t seed)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = (uint8_t)(seed >> 16);
     }
 }
 
@@ -421,52 +405,33 @@ bench_memmove(void)
 #define GSIZE (8 * MB)
 
 struct served {
-    struct accel_dev *d;
-    struct umdev_loop *loop;
-    struct umdev_server *srv;
-    char dir[64], path[128];
-    int stop_efd, snap_efd, snap_done;
+    struct kit_serve serve;      /* devs[0].path: the subdevice's socket */
     struct umdev_dev_stats snap; /* written on the server thread */
     uint64_t mark_msgs;          /* messages when the measurement began */
-    pthread_t thread;
 };
 
 static void
-on_stop(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
+destroy_dev(void *arg)
 {
-    uint64_t n;
-
-    (void)events;
-    (void)opaque;
-    if (read(fd, &n, sizeof(n)) == sizeof(n))
-        umdev_loop_stop(loop);
+    accel_dev_destroy(arg);
 }
 
 /* Sample the device's counters between two messages, on its thread. */
 static void
-on_snap(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
+snap(void *arg)
 {
-    struct served *s = opaque;
-    uint64_t n, one = 1;
+    struct served *s = arg;
 
-    (void)loop;
-    (void)events;
-    if (read(fd, &n, sizeof(n)) != sizeof(n))
-        return;
-    umdev_dev_get_stats(accel_dev_dev(s->d), &s->snap);
-    if (write(s->snap_done, &one, sizeof(one)) != sizeof(one))
-        DIE("snapshot: %s", strerror(errno));
+    umdev_dev_get_stats(s->serve.devs[0].dev, &s->snap);
 }
 
 static uint64_t
 served_msgs(struct served *s)
 {
-    struct pollfd p = { .fd = s->snap_done, .events = POLLIN };
-    uint64_t one = 1, n;
+    int rc = kit_serve_call(&s->serve, snap, s, 5000);
 
-    if (write(s->snap_efd, &one, sizeof(one)) != sizeof(one) ||
-        poll(&p, 1, 5000) != 1 || read(s->snap_done, &n, sizeof(n)) < 0)
-        DIE("server thread did not answer");
+    if (rc < 0)
+        DIE("server thread did not answer: %s", strerror(-rc));
     return s->snap.msgs;
 }
 
@@ -478,59 +443,29 @@ served_mark(void *arg)
     s->mark_msgs = served_msgs(s);
 }
 
-static void *
-serve_thread(void *arg)
-{
-    umdev_loop_run(((struct served *)arg)->loop);
-    return NULL;
-}
-
 static void
 served_start(struct served *s, struct accel_engine *e)
 {
     struct accel_dev_config dc = { .name = "bench-accel", .nr_queues = 1 };
+    struct accel_dev *d;
     int rc;
 
     memset(s, 0, sizeof(*s));
-    snprintf(s->dir, sizeof(s->dir), "/tmp/umdev-bench-accel-XXXXXX");
-    if (mkdtemp(s->dir) == NULL)
-        DIE("mkdtemp: %s", strerror(errno));
-    snprintf(s->path, sizeof(s->path), "%s/accel.sock", s->dir);
-    s->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    s->snap_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    s->snap_done = eventfd(0, EFD_CLOEXEC);
-    if (s->stop_efd < 0 || s->snap_efd < 0 || s->snap_done < 0)
-        DIE("eventfd: %s", strerror(errno));
-    if ((rc = accel_dev_create(e, &dc, &s->d)) < 0 ||
-        (rc = umdev_loop_create(&s->loop)) < 0 ||
-        (rc = umdev_server_create(accel_dev_dev(s->d), s->loop, s->path,
-                                  &s->srv)) < 0 ||
-        (rc = umdev_loop_add(s->loop, s->stop_efd, UMDEV_LOOP_IN, on_stop,
-                             s)) < 0 ||
-        (rc = umdev_loop_add(s->loop, s->snap_efd, UMDEV_LOOP_IN, on_snap,
-                             s)) < 0)
+    if ((rc = kit_serve_init(&s->serve, "bench-accel")) < 0 ||
+        (rc = accel_dev_create(e, &dc, &d)) < 0 ||
+        (rc = kit_serve_add(&s->serve, "accel", accel_dev_dev(d), destroy_dev,
+                            d)) < 0 ||
+        (rc = kit_serve_start(&s->serve)) < 0)
         DIE("serving the subdevice: %s", strerror(-rc));
-    if ((rc = pthread_create(&s->thread, NULL, serve_thread, s)) != 0)
-        DIE("pthread_create: %s", strerror(rc));
 }
 
 static void
 served_stop(struct served *s)
 {
-    uint64_t one = 1;
+    int rc = kit_serve_stop(&s->serve, 5000);
 
-    if (write(s->stop_efd, &one, sizeof(one)) != sizeof(one))
-        DIE("stop: %s", strerror(errno));
-    pthread_join(s->thread, NULL);
-    umdev_server_destroy(s->srv);
-    accel_dev_destroy(s->d);
-    umdev_loop_del(s->loop, s->stop_efd);
-    umdev_loop_del(s->loop, s->snap_efd);
-    umdev_loop_destroy(s->loop);
-    close(s->stop_efd);
-    close(s->snap_efd);
-    close(s->snap_done);
-    rmdir(s->dir);
+    if (rc < 0)
+        DIE("stopping the server: %s", strerror(-rc));
 }
 
 struct vmm {
@@ -754,7 +689,7 @@ bench_small_ops(void)
         DIE("engine: %s", strerror(-rc));
     served_start(&s, e);
     pin(cpu_drv);
-    vmm_open(&v, s.path);
+    vmm_open(&v, s.serve.devs[0].path);
     v.rd.mark = served_mark;
     v.rd.mark_arg = &s;
     fill_rand(v.mem + MB, 64 * OP_SIZE, 7);
@@ -776,8 +711,8 @@ bench_small_ops(void)
             a[r] = rd_run(&v.rd, qd, GB + MB, GB + 2 * MB, v.mem + MB,
                           v.mem + 2 * MB, MEASURE_NS, &n, &ops);
             /* Messages the server handled from the end of the warm-up
-             * to the end of the drain (the snapshots are eventfd wakeups
-             * of its loop, not vfio-user messages). */
+             * to the end of the drain (the snapshots are calls posted to
+             * its loop, not vfio-user messages). */
             m1 = served_msgs(&s);
             msgs += m1 - s.mark_msgs;
             descs += ops;

@@ -39,16 +39,15 @@
  * fuzz/corpus/accel_bar/ holds hand-made inputs that enable the device and
  * a queue, post descriptors and ring the doorbell.
  */
-#include <dirent.h>
 #include <linux/vfio.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "accel.h"
 #include "bar_harness.h"
+#include "kit_util.h"
 #include "umdev/wire.h"
 #include "umdev/dev_testing.h"
 
@@ -67,7 +66,7 @@ enum op {
     OP_BAR2_WR,
     OP_BAR2_RD,
     OP_CFG_WR,
-    OP_CFG_RD,
+    OP_CFG_RD, /* the last of the FUZZ_REGION_OPS */
     OP_MAP,
     OP_UNMAP,
     OP_MEM,
@@ -79,62 +78,27 @@ enum op {
     OP_COUNT,
 };
 
-static bool verbose;
-
-static void
-log_line(void *opaque, int level, const char *line)
-{
-    (void)opaque;
-    if (verbose)
-        fprintf(stderr, "device: %d: %s\n", level, line);
-}
-
 /* Every line is formatted (format bugs show under the sanitizers);
  * UMDEV_FUZZ_VERBOSE=1 prints them. */
-static const struct umdev_logger fuzz_log = {
-    .fn = log_line,
-    .max_level = LOG_DEBUG,
-};
-
+static struct kit_log fuzz_log;
 struct harness {
     struct accel_engine *e;
     struct accel_dev *ad;
     struct umdev_dev *dev;
-    struct fuzz_client c;
-    struct fuzz_guest g;
-    struct fuzz_pci_ro ro;
+    struct fuzz_bar b;     /* client, guest memory, invariants, eventfd */
     uint8_t bar0_ro[0x20]; /* VERSION .. FEATURES at power-on */
     uint64_t bar2_size;
     unsigned int nq;
-    int efd;
     int unguarded; /* sides of device mappings without a guard page */
 };
-
-static size_t
-width(uint8_t w)
-{
-    static const size_t w4[4] = { 1, 2, 4, 8 };
-
-    return (w & 0x80) ? (size_t)(w & 15) + 1 : w4[w & 3];
-}
 
 /* One DMA_MAP with guard pages around the device's mapping. */
 static void
 map_one(struct harness *h, uint64_t file_off, uint64_t iova, uint64_t len,
         uint32_t flags)
 {
-    struct umdev_dma_hold hold;
-
-    fuzz_guard_prepare(len);
-    /* Errors (EEXIST over an existing mapping) are valid answers. */
-    if (fuzz_dma_map(&h->c, h->g.fd, FUZZ_PAGE + file_off, iova, len, flags) ==
-            0 &&
-        umdev_dma_get(h->dev, iova, len, UMDEV_DMA_READ, &hold) == 0) {
-        h->unguarded += fuzz_guard_settle(hold.ptr, len);
-        umdev_dma_put(h->dev, &hold);
-    } else {
-        fuzz_guard_settle(NULL, len);
-    }
+    h->unguarded += fuzz_dma_map_guarded(
+        &h->b.c, h->b.g.fd, FUZZ_PAGE + file_off, iova, len, flags);
 }
 
 /* Layouts: 0 all read-write; 1 two adjacent halves, the second read-only
@@ -174,24 +138,7 @@ unmap_some(struct harness *h, uint8_t v)
         { GAP_IOVA, HALF },
     };
 
-    fuzz_dma_unmap(&h->c, r[v % 4][0], r[v % 4][1]);
-}
-
-static void
-bar_access(struct harness *h, struct fuzz_in *in, uint32_t region,
-           uint64_t size, bool is_write)
-{
-    uint8_t buf[16];
-    uint64_t off = fuzz_u16(in) % size;
-    size_t n = width(fuzz_u8(in)), i;
-
-    if (is_write)
-        for (i = 0; i < n; i++)
-            buf[i] = fuzz_u8(in);
-    if (off + n > size)
-        n = (size_t)(size - off);
-    /* Refusals (the profile's EACCES, bounds) are valid answers. */
-    umdev_dev_region_rw(h->dev, region, off, buf, n, is_write);
+    fuzz_dma_unmap(&h->b.c, r[v % 4][0], r[v % 4][1]);
 }
 
 static uint32_t
@@ -211,8 +158,7 @@ check(struct harness *h)
     uint8_t now[sizeof(h->bar0_ro)];
     unsigned int q, st;
 
-    fuzz_pci_ro_check(h->dev, &h->ro);
-    fuzz_guest_check_canaries(&h->g);
+    fuzz_bar_check(&h->b);
     for (q = 0; q < sizeof(now); q += 4) {
         uint32_t v = bar0_rd32(h, q);
 
@@ -229,7 +175,7 @@ check(struct harness *h)
 static void
 mem_write(struct harness *h, struct fuzz_in *in)
 {
-    uint8_t *m = fuzz_guest_mem(&h->g);
+    uint8_t *m = fuzz_guest_mem(&h->b.g);
     size_t off = fuzz_u16(in) % GUEST_SIZE, n = fuzz_u8(in), i;
 
     for (i = 0; i < n; i++)
@@ -239,7 +185,7 @@ mem_write(struct harness *h, struct fuzz_in *in)
 static void
 ptr_write(struct harness *h, struct fuzz_in *in)
 {
-    uint8_t *m = fuzz_guest_mem(&h->g);
+    uint8_t *m = fuzz_guest_mem(&h->b.g);
     size_t off = (fuzz_u16(in) % GUEST_SIZE) & ~(size_t)7;
     uint64_t v = GUEST_IOVA + fuzz_u16(in);
 
@@ -254,7 +200,7 @@ irqs(struct harness *h, uint8_t v)
     uint32_t start = (v & 1) ? (v >> 2) & 3 : 0;
     uint32_t count = (v & 1) ? h->nq + 1 - (start < h->nq ? start : h->nq) : 1;
 
-    fuzz_set_irqs(&h->c, index, start, count, (v & 2) ? -1 : h->efd);
+    fuzz_set_irqs(&h->b.c, index, start, count, (v & 2) ? -1 : h->b.efd);
 }
 
 static void
@@ -262,7 +208,7 @@ sock_read_version(struct harness *h)
 {
     uint32_t v = 0;
 
-    FUZZ_CHECK_EQ(fuzz_region_read(&h->c, UMDEV_PCI_BAR0_REGION,
+    FUZZ_CHECK_EQ(fuzz_region_read(&h->b.c, UMDEV_PCI_BAR0_REGION,
                                    ACCEL_REG_VERSION, &v, 4),
                   0);
     FUZZ_CHECK_EQ(v, ACCEL_VERSION);
@@ -271,26 +217,18 @@ sock_read_version(struct harness *h)
 static void
 play(struct harness *h, struct fuzz_in *in)
 {
+    const struct fuzz_region regions[3] = {
+        { UMDEV_PCI_BAR0_REGION, ACCEL_BAR0_SIZE },
+        { UMDEV_PCI_BAR2_REGION, h->bar2_size },
+        { UMDEV_PCI_CONFIG_REGION, 256 },
+    };
+
     while (in->n > 0) {
-        switch (fuzz_u8(in) % OP_COUNT) {
-        case OP_BAR0_WR:
-            bar_access(h, in, UMDEV_PCI_BAR0_REGION, ACCEL_BAR0_SIZE, true);
-            break;
-        case OP_BAR0_RD:
-            bar_access(h, in, UMDEV_PCI_BAR0_REGION, ACCEL_BAR0_SIZE, false);
-            break;
-        case OP_BAR2_WR:
-            bar_access(h, in, UMDEV_PCI_BAR2_REGION, h->bar2_size, true);
-            break;
-        case OP_BAR2_RD:
-            bar_access(h, in, UMDEV_PCI_BAR2_REGION, h->bar2_size, false);
-            break;
-        case OP_CFG_WR:
-            bar_access(h, in, UMDEV_PCI_CONFIG_REGION, 256, true);
-            break;
-        case OP_CFG_RD:
-            bar_access(h, in, UMDEV_PCI_CONFIG_REGION, 256, false);
-            break;
+        unsigned int op = fuzz_u8(in) % OP_COUNT;
+
+        if (op < FUZZ_REGION_OPS)
+            fuzz_region_op(h->dev, in, op, regions);
+        switch (op) {
         case OP_MAP:
             map_layout(h, fuzz_u8(in));
             break;
@@ -304,7 +242,7 @@ play(struct harness *h, struct fuzz_in *in)
             ptr_write(h, in);
             break;
         case OP_RESET:
-            FUZZ_CHECK_EQ(fuzz_reset(&h->c), 0);
+            FUZZ_CHECK_EQ(fuzz_reset(&h->b.c), 0);
             break;
         case OP_POLL:
             accel_engine_poll(h->e, fuzz_u8(in) % 32 + 1);
@@ -320,20 +258,6 @@ play(struct harness *h, struct fuzz_in *in)
     }
 }
 
-static int
-count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-
-    if (d == NULL)
-        return -1;
-    while (readdir(d) != NULL)
-        n++;
-    closedir(d);
-    return n;
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -341,20 +265,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct fuzz_in in = { data, size };
     struct accel_engine_config ec = { 0 };
     struct accel_dev_config dc = { .name = "fuzz" };
-    struct harness h = { .efd = -1 };
+    struct harness h = { 0 };
     struct umdev_dev_region_info ri;
     uint8_t flags;
-    int fds_before = count_fds(), i;
+    int i;
 
     if (size < 1)
         return 0;
+    fuzz_bar_open(&h.b, GUEST_PAGES);
     flags = fuzz_u8(&in);
     h.nq = nq_code[flags & 3];
     ec.nr_queues = 4;
     ec.manual = true;
     ec.crc_soft = (flags & 4) != 0;
-    verbose = getenv("UMDEV_FUZZ_VERBOSE") != NULL;
-    ec.log = &fuzz_log;
+    kit_log_init(&fuzz_log, "device", "UMDEV_FUZZ_VERBOSE");
+    ec.log = &fuzz_log.logger;
     dc.nr_queues = h.nq;
     dc.log = ec.log;
     FUZZ_CHECK_EQ(accel_engine_create(&ec, &h.e), 0);
@@ -363,11 +288,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK_EQ(umdev_dev_region_info(h.dev, UMDEV_PCI_BAR2_REGION, &ri), 0);
     FUZZ_CHECK(ri.present && ri.size >= h.nq * ACCEL_DOORBELL_STRIDE);
     h.bar2_size = ri.size;
-    h.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    FUZZ_CHECK(h.efd >= 0);
-    fuzz_guest_create(&h.g, GUEST_PAGES);
-    fuzz_client_attach(&h.c, h.dev);
-    fuzz_pci_ro_snapshot(h.dev, &h.ro);
+    fuzz_bar_attach(&h.b, h.dev);
     for (i = 0; i < (int)sizeof(h.bar0_ro); i += 4) {
         uint32_t v = bar0_rd32(&h, (uint32_t)i);
 
@@ -382,19 +303,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (i = 0; i < 64 && accel_engine_poll(h.e, 32) > 0; i++)
         check(&h);
     sock_read_version(&h);
-    if (verbose && h.unguarded > 0)
+    if (fuzz_log.print && h.unguarded > 0)
         fprintf(stderr,
                 "accel_bar: %d side(s) of device mappings without "
                 "a guard page\n",
                 h.unguarded);
 
-    fuzz_client_detach(&h.c);
+    fuzz_client_detach(&h.b.c);
     accel_dev_destroy(h.ad);
     accel_engine_destroy(h.e);
-    fuzz_guest_check_canaries(&h.g);
-    fuzz_guest_destroy(&h.g);
-    fuzz_guard_release();
-    close(h.efd);
-    FUZZ_CHECK_EQ(count_fds(), fds_before);
+    fuzz_bar_close(&h.b);
     return 0;
 }

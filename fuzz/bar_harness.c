@@ -1,17 +1,18 @@
 /*
  * Shared parts of the BAR-stream fuzz targets: see bar_harness.h.
  */
-#include <errno.h>
 #include <linux/vfio.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "bar_harness.h"
+#include "kit_peer.h"
+#include "kit_util.h"
 #include "umdev/wire.h"
 #include "umdev/dev_testing.h"
 
@@ -19,17 +20,6 @@
 /* Largest reply we read: a region read of one page and its header. */
 #define REPLY_MAX (2 * FUZZ_PAGE)
 #define MAX_GUARDS 64
-
-void
-fuzz_check_eq(uint64_t a, uint64_t b, const char *sa, const char *sb,
-              const char *file, int line)
-{
-    if (a == b)
-        return;
-    fprintf(stderr, "%s:%d: check failed: %s == %s (0x%llx != 0x%llx)\n", file,
-            line, sa, sb, (unsigned long long)a, (unsigned long long)b);
-    abort();
-}
 
 uint8_t
 fuzz_u8(struct fuzz_in *in)
@@ -63,84 +53,25 @@ fuzz_bytes(struct fuzz_in *in, size_t len)
 
 /* ---- the client ---- */
 
-static void
-send_msg(struct fuzz_client *c, const void *buf, size_t len, const int *fds,
-         size_t nfds)
-{
-    union {
-        char b[CMSG_SPACE(sizeof(int) * 4)];
-        struct cmsghdr align;
-    } ctl;
-    struct iovec iov = { (void *)buf, len };
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-    ssize_t n;
-
-    FUZZ_CHECK(nfds <= 4);
-    if (nfds > 0) {
-        struct cmsghdr *cm;
-
-        memset(&ctl, 0, sizeof(ctl));
-        mh.msg_control = ctl.b;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-        cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-        memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-    }
-    do
-        n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    /* Our messages are small: the socket buffer always takes them. */
-    FUZZ_CHECK_EQ(n, len);
-}
-
-/* One whole message from the device into @buf; its size. */
-static size_t
-recv_msg(struct fuzz_client *c, uint8_t *buf, size_t cap)
-{
-    struct vfio_user_header h;
-    size_t have = 0, want = UMDEV_WIRE_HDR_SIZE;
-
-    while (have < want) {
-        struct pollfd pf = { .fd = c->fd, .events = POLLIN };
-        ssize_t n;
-
-        /* The device answers before umdev_dev_process() returns. */
-        FUZZ_CHECK_EQ(poll(&pf, 1, 0), 1);
-        n = recv(c->fd, buf + have, want - have, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        FUZZ_CHECK(n > 0);
-        have += (size_t)n;
-        if (have == UMDEV_WIRE_HDR_SIZE) {
-            memcpy(&h, buf, sizeof(h));
-            FUZZ_CHECK(h.msg_size >= UMDEV_WIRE_HDR_SIZE);
-            FUZZ_CHECK(h.msg_size <= cap);
-            want = h.msg_size;
-        }
-    }
-    return have;
-}
-
 int
 fuzz_client_call(struct fuzz_client *c, uint16_t cmd, const void *fixed,
                  size_t fixed_len, const void *data, size_t data_len,
                  const int *fds, size_t nfds, void *reply, size_t cap)
 {
-    static uint8_t out[REPLY_MAX], in[REPLY_MAX];
+    static uint8_t in[REPLY_MAX];
     struct vfio_user_header h;
     uint16_t id = c->next_id++;
-    ssize_t n;
-    size_t len;
+    ssize_t len;
 
     FUZZ_CHECK(c->fd >= 0);
-    n = umdev_wire_encode(out, sizeof(out), id, cmd, 0, fixed, fixed_len, data,
-                          data_len);
-    FUZZ_CHECK(n > 0);
-    send_msg(c, out, (size_t)n, fds, nfds);
+    /* Our messages are small: the socket buffer always takes them. */
+    FUZZ_CHECK_EQ(kit_peer_send(c->fd, id, cmd, 0, fixed, fixed_len, data,
+                                data_len, fds, nfds),
+                  0);
     FUZZ_CHECK_EQ(umdev_dev_process(c->dev), 0);
-    len = recv_msg(c, in, sizeof(in));
+    /* The device answers before umdev_dev_process() returns: no wait. */
+    len = kit_peer_recv(c->fd, in, sizeof(in), 0, NULL, NULL);
+    FUZZ_CHECK(len >= UMDEV_WIRE_HDR_SIZE);
     memcpy(&h, in, sizeof(h));
     /* Only replies: the devices fuzzed here never send DMA_READ/WRITE
      * (their guest memory always comes with an fd). */
@@ -153,8 +84,8 @@ fuzz_client_call(struct fuzz_client *c, uint16_t cmd, const void *fixed,
         return (int)h.error;
     }
     if (reply != NULL) {
-        FUZZ_CHECK(len <= cap);
-        memcpy(reply, in, len);
+        FUZZ_CHECK((size_t)len <= cap);
+        memcpy(reply, in, (size_t)len);
     }
     return 0;
 }
@@ -168,7 +99,7 @@ fuzz_client_attach(struct fuzz_client *c, struct umdev_dev *dev)
     struct vfio_user_version v = { 0, 0 };
     int sv[2];
 
-    FUZZ_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    FUZZ_CHECK_EQ(kit_peer_pair(sv), 0);
     c->dev = dev;
     c->fd = sv[1];
     c->next_id = 1;
@@ -255,6 +186,59 @@ fuzz_region_read(struct fuzz_client *c, uint32_t region, uint64_t off,
     if (rc == 0)
         memcpy(buf, reply + at, count);
     return rc;
+}
+
+size_t
+fuzz_width(uint8_t w)
+{
+    static const size_t w4[4] = { 1, 2, 4, 8 };
+
+    return (w & 0x80) ? (size_t)(w & 15) + 1 : w4[w & 3];
+}
+
+void
+fuzz_region_access(struct umdev_dev *dev, struct fuzz_in *in, uint32_t region,
+                   uint64_t size, bool is_write)
+{
+    uint8_t buf[16];
+    uint64_t off = fuzz_u16(in) % size;
+    size_t n = fuzz_width(fuzz_u8(in)), i;
+
+    if (is_write)
+        for (i = 0; i < n; i++)
+            buf[i] = fuzz_u8(in);
+    if (off + n > size)
+        n = (size_t)(size - off);
+    /* Refusals (the profile's EACCES, bounds) are valid answers. */
+    umdev_dev_region_rw(dev, region, off, buf, n, is_write);
+}
+
+void
+fuzz_region_op(struct umdev_dev *dev, struct fuzz_in *in, unsigned int op,
+               const struct fuzz_region regions[3])
+{
+    const struct fuzz_region *r = &regions[op / 2];
+
+    fuzz_region_access(dev, in, r->index, r->size, !(op & 1));
+}
+
+int
+fuzz_dma_map_guarded(struct fuzz_client *c, int fd, uint64_t off, uint64_t iova,
+                     uint64_t size, uint32_t flags)
+{
+    struct umdev_dma_hold hold;
+
+    fuzz_guard_prepare(size);
+    /* Errors (EEXIST over an existing mapping) are valid answers. */
+    if (fuzz_dma_map(c, fd, off, iova, size, flags) == 0 &&
+        umdev_dma_get(c->dev, iova, size, UMDEV_DMA_READ, &hold) == 0) {
+        int unguarded = fuzz_guard_settle(hold.ptr, size);
+
+        umdev_dma_put(c->dev, &hold);
+        return unguarded;
+    }
+    fuzz_guard_settle(NULL, size);
+    return 0;
 }
 
 /* ---- guest memory ---- */
@@ -450,4 +434,40 @@ fuzz_pci_ro_check(struct umdev_dev *dev, const struct fuzz_pci_ro *ro)
         FUZZ_CHECK_EQ(cfg[ro->cap_at[k]], ro->cap_id[k]);
         FUZZ_CHECK_EQ(cfg[ro->cap_at[k] + 1], ro->cap_next[k]);
     }
+}
+
+/* ---- per input ---- */
+
+void
+fuzz_bar_open(struct fuzz_bar *b, size_t guest_pages)
+{
+    b->fds_before = kit_count_fds();
+    b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    FUZZ_CHECK(b->efd >= 0);
+    fuzz_guest_create(&b->g, guest_pages);
+}
+
+void
+fuzz_bar_attach(struct fuzz_bar *b, struct umdev_dev *dev)
+{
+    fuzz_client_attach(&b->c, dev);
+    fuzz_pci_ro_snapshot(dev, &b->ro);
+}
+
+void
+fuzz_bar_check(struct fuzz_bar *b)
+{
+    fuzz_pci_ro_check(b->c.dev, &b->ro);
+    fuzz_guest_check_canaries(&b->g);
+}
+
+void
+fuzz_bar_close(struct fuzz_bar *b)
+{
+    fuzz_guest_check_canaries(&b->g);
+    fuzz_guest_destroy(&b->g);
+    fuzz_guard_release();
+    close(b->efd);
+    b->efd = -1;
+    FUZZ_CHECK_EQ(kit_count_fds(), b->fds_before);
 }

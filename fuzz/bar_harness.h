@@ -1,8 +1,10 @@
 /*
  * Shared parts of the BAR-stream fuzz targets (accel_bar, serial_bar): a
- * vfio-user client on a socketpair that the target's device serves on the
- * fuzzer's thread, the input reader, guest memory with guard pages and
- * canaries, and the config-space invariants every PCI device must keep.
+ * vfio-user client (on the test kit's raw peer) on a socketpair that the
+ * target's device serves on the fuzzer's thread, the input reader, BAR
+ * accesses and DMA mappings at the device, guest memory with guard pages
+ * and canaries, and the config-space invariants every PCI device must
+ * keep.
  *
  * Everything aborts on a broken invariant or on a harness failure (so
  * libFuzzer reports it); nothing here is meant for anything but fuzzing.
@@ -14,16 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "check.h"
 #include "umdev/dev.h"
 
 #define FUZZ_PAGE 4096u
-
-/* Abort with file:line and both operands (STYLE.md "Tests"). */
-#define FUZZ_CHECK_EQ(a, b)                                                    \
-    fuzz_check_eq((uint64_t)(a), (uint64_t)(b), #a, #b, __FILE__, __LINE__)
-#define FUZZ_CHECK(c) fuzz_check_eq(!!(c), 1, #c, "true", __FILE__, __LINE__)
-void fuzz_check_eq(uint64_t a, uint64_t b, const char *sa, const char *sb,
-                   const char *file, int line);
 
 /* ---- the input, consumed front to back; past its end every read is 0 */
 
@@ -36,6 +32,28 @@ uint8_t fuzz_u8(struct fuzz_in *in);
 uint16_t fuzz_u16(struct fuzz_in *in);
 /** @len (<= 8) bytes, little-endian. */
 uint64_t fuzz_bytes(struct fuzz_in *in, size_t len);
+/** An access width from code @w: bit 7 set, (w & 15) + 1 bytes (any
+ * width); else 1, 2, 4 or 8 bytes by w & 3. */
+size_t fuzz_width(uint8_t w);
+/**
+ * fuzz_region_access() - one access to @region (@size bytes) of @dev at
+ * the device, not over the socket: u16 offset (mod @size), u8 width code,
+ * and for a write that many bytes, from @in. Refusals are valid answers.
+ */
+void fuzz_region_access(struct umdev_dev *dev, struct fuzz_in *in,
+                        uint32_t region, uint64_t size, bool is_write);
+
+/* Every target's first ops: 2k writes its region k, 2k + 1 reads it, for
+ * its three regions (two BARs and config space). */
+#define FUZZ_REGION_OPS 6
+struct fuzz_region {
+    uint32_t index; /* UMDEV_PCI_*_REGION */
+    uint64_t size;
+};
+/** Op @op (< FUZZ_REGION_OPS) on @regions[@op / 2], as
+ * fuzz_region_access(). */
+void fuzz_region_op(struct umdev_dev *dev, struct fuzz_in *in, unsigned int op,
+                    const struct fuzz_region regions[3]);
 
 /* ---- the client */
 
@@ -69,6 +87,13 @@ int fuzz_dma_unmap(struct fuzz_client *c, uint64_t iova, uint64_t size);
 int fuzz_set_irqs(struct fuzz_client *c, uint32_t index, uint32_t start,
                   uint32_t count, int efd);
 int fuzz_reset(struct fuzz_client *c);
+/**
+ * fuzz_dma_map_guarded() - fuzz_dma_map() between guard pages (see
+ * fuzz_guard_prepare()); a refusal is a valid answer.
+ * Return: the sides of the device's mapping left without a guard (0..2).
+ */
+int fuzz_dma_map_guarded(struct fuzz_client *c, int fd, uint64_t off,
+                         uint64_t iova, uint64_t size, uint32_t flags);
 /** REGION_READ over the socket. Return: as call. */
 int fuzz_region_read(struct fuzz_client *c, uint32_t region, uint64_t off,
                      void *buf, uint32_t count);
@@ -116,5 +141,26 @@ struct fuzz_pci_ro {
 void fuzz_pci_ro_snapshot(struct umdev_dev *dev, struct fuzz_pci_ro *ro);
 /** Identity bytes, BAR type bits and the capability chain are intact. */
 void fuzz_pci_ro_check(struct umdev_dev *dev, const struct fuzz_pci_ro *ro);
+
+/* ---- what every target keeps around its device for one input */
+
+struct fuzz_bar {
+    struct fuzz_client c;
+    struct fuzz_guest g;
+    struct fuzz_pci_ro ro;
+    int efd;        /* an eventfd the input may put on IRQs */
+    int fds_before; /* descriptors open before the input */
+};
+
+/** Before the device exists: count descriptors, make the eventfd and
+ * @guest_pages pages of guest memory. */
+void fuzz_bar_open(struct fuzz_bar *b, size_t guest_pages);
+/** Attach the client to @dev (negotiated) and snapshot its config space. */
+void fuzz_bar_attach(struct fuzz_bar *b, struct umdev_dev *dev);
+/** After every operation: config-space invariants and the canaries. */
+void fuzz_bar_check(struct fuzz_bar *b);
+/** After fuzz_client_detach() and the device's destruction: canaries,
+ * guest memory, guards and eventfd gone, no descriptor left open. */
+void fuzz_bar_close(struct fuzz_bar *b);
 
 #endif /* UMDEV_FUZZ_BAR_HARNESS_H */

@@ -33,7 +33,6 @@
  * fuzz/corpus/dispatch/ holds valid and near-valid sequences of every
  * command in this format.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -47,6 +46,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "kit_peer.h"
+#include "kit_util.h"
 #include "testdev.h"
 #include "umdev/wire.h"
 
@@ -69,28 +70,15 @@ struct peer {
     int fd; /* the client end; the fuzzer thread writes it too, but never
              * while the device waits for a DMA answer */
     enum dma_answer answer;
-    uint8_t *buf;
-    size_t have;
+    uint8_t *buf; /* PEER_BUF bytes */
 };
 
 /* UMDEV_FUZZ_VERBOSE=1: print the device's log and what it sends, to see
- * what an input does. */
+ * what an input does. Every line is formatted (format bugs show under the
+ * sanitizers). */
+static struct kit_log fuzz_log;
 static int verbose = -1;
 static bool big_guest;
-
-static void
-log_line(void *opaque, int level, const char *line)
-{
-    (void)opaque;
-    if (verbose)
-        fprintf(stderr, "device: %d: %s\n", level, line);
-}
-
-/* Format everything (format bugs show under the sanitizers). */
-static const struct umdev_logger fuzz_log = {
-    .fn = log_line,
-    .max_level = LOG_DEBUG,
-};
 
 static void
 die(const char *what, const uint8_t *msg, size_t len)
@@ -104,32 +92,15 @@ die(const char *what, const uint8_t *msg, size_t len)
     abort();
 }
 
-static void
-send_all(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return; /* the device has gone; it notices on its side */
-        p += n;
-        len -= (size_t)n;
-    }
-}
-
-/* The device asked for guest memory through a mapping without an fd. */
+/* The device asked for guest memory through a mapping without an fd.
+ * Errors sending are the device's to notice on its side. */
 static void
 answer_dma(struct peer *p, const struct umdev_wire_msg *w)
 {
-    static uint8_t out[PEER_BUF];
+    static uint8_t data[PEER_BUF];
     struct vfio_user_dma_access a = w->u.dma_access;
     struct vfio_user_header err;
     size_t data_len = 0;
-    ssize_t n;
 
     switch (p->answer) {
     case DMA_STRAY_ID: {
@@ -137,12 +108,12 @@ answer_dma(struct peer *p, const struct umdev_wire_msg *w)
 
         req.msg_id = (uint16_t)(req.msg_id + 0x8000);
         umdev_wire_encode_error(&stray, &req, EFAULT);
-        send_all(p->fd, &stray, sizeof(stray));
+        kit_peer_send_bytes(p->fd, &stray, sizeof(stray), NULL, 0, NULL, NULL);
     }
         /* fall through */
     case DMA_ERROR:
         umdev_wire_encode_error(&err, &w->hdr, EFAULT);
-        send_all(p->fd, &err, sizeof(err));
+        kit_peer_send_bytes(p->fd, &err, sizeof(err), NULL, 0, NULL, NULL);
         return;
     case DMA_CORRECT:
     case DMA_WRONG_LEN:
@@ -150,14 +121,11 @@ answer_dma(struct peer *p, const struct umdev_wire_msg *w)
             data_len = (size_t)a.count;
         if (p->answer == DMA_WRONG_LEN)
             data_len = data_len ? data_len - 1 : 1;
-        if (data_len > sizeof(out) - 64)
-            data_len = sizeof(out) - 64;
-        memset(out + 32, 0x5a, data_len);
-        n = umdev_wire_encode(out, sizeof(out), w->hdr.msg_id, w->hdr.cmd,
-                              VFIO_USER_F_TYPE_REPLY, &a, sizeof(a),
-                              out + 32, data_len);
-        if (n > 0)
-            send_all(p->fd, out, (size_t)n);
+        if (data_len > sizeof(data) - 64)
+            data_len = sizeof(data) - 64;
+        memset(data, 0x5a, data_len);
+        kit_peer_send(p->fd, w->hdr.msg_id, w->hdr.cmd, VFIO_USER_F_TYPE_REPLY,
+                      &a, sizeof(a), data, data_len, NULL, 0);
         return;
     }
 }
@@ -200,48 +168,15 @@ peer_thread(void *arg)
     struct peer *p = arg;
 
     for (;;) {
-        union {
-            char b[CMSG_SPACE(sizeof(int) * 16)];
-            struct cmsghdr align;
-        } ctl;
-        struct iovec iov = { p->buf + p->have, PEER_BUF - p->have };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-                             .msg_control = ctl.b,
-                             .msg_controllen = sizeof(ctl.b) };
-        struct cmsghdr *c;
-        size_t off = 0;
-        ssize_t n;
+        /* Descriptors from the device are closed: none is expected. */
+        ssize_t n = kit_peer_recv(p->fd, p->buf, PEER_BUF, -1, NULL, NULL);
 
-        n = recvmsg(p->fd, &mh, MSG_CMSG_CLOEXEC);
-        if (n < 0 && errno == EINTR)
-            continue;
+        if (n == -EPROTO || n == -EMSGSIZE)
+            die("impossible message size from the device", p->buf,
+                UMDEV_WIRE_HDR_SIZE);
         if (n <= 0)
             break; /* the device closed its end */
-        for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
-            size_t k, nf = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-            for (k = 0; k < nf; k++) {
-                int fd;
-
-                memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof(fd));
-                close(fd);
-            }
-        }
-        p->have += (size_t)n;
-        while (p->have - off >= UMDEV_WIRE_HDR_SIZE) {
-            struct vfio_user_header h;
-
-            memcpy(&h, p->buf + off, sizeof(h));
-            if (h.msg_size < UMDEV_WIRE_HDR_SIZE || h.msg_size > PEER_BUF)
-                die("impossible message size from the device", p->buf + off,
-                    UMDEV_WIRE_HDR_SIZE);
-            if (p->have - off < h.msg_size)
-                break;
-            peer_message(p, p->buf + off, h.msg_size);
-            off += h.msg_size;
-        }
-        memmove(p->buf, p->buf + off, p->have - off);
-        p->have -= off;
+        peer_message(p, p->buf, (size_t)n);
     }
     return NULL;
 }
@@ -254,50 +189,29 @@ struct harness {
     bool gone; /* the device hung up: stop writing */
 };
 
+/* When the socket is full, let the device read. */
+static int
+run_device_full(void *arg)
+{
+    struct harness *h = arg;
+
+    if (umdev_dev_process(h->dev) < 0) {
+        h->gone = true;
+        return -EPIPE;
+    }
+    return 0;
+}
+
 /* Write @len bytes (with @nfds descriptors on the first write); when the
  * socket is full, let the device read. */
 static void
 feed(struct harness *h, const uint8_t *buf, size_t len, const int *fds,
      size_t nfds)
 {
-    union {
-        char b[CMSG_SPACE(sizeof(int) * MAX_SEND_FDS)];
-        struct cmsghdr align;
-    } ctl;
-
-    while (len > 0 && !h->gone) {
-        struct iovec iov = { (void *)buf, len };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-        ssize_t n;
-
-        if (nfds > 0) {
-            struct cmsghdr *c;
-
-            memset(&ctl, 0, sizeof(ctl));
-            mh.msg_control = ctl.b;
-            mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-            c = CMSG_FIRSTHDR(&mh);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-            memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-        }
-        n = sendmsg(h->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            if (umdev_dev_process(h->dev) < 0)
-                h->gone = true;
-            continue;
-        }
-        if (n <= 0) {
-            h->gone = true;
-            return;
-        }
-        nfds = 0; /* they went with the first byte */
-        buf += n;
-        len -= (size_t)n;
-    }
+    if (h->gone || len == 0)
+        return;
+    if (kit_peer_send_bytes(h->fd, buf, len, fds, nfds, run_device_full, h) < 0)
+        h->gone = true;
 }
 
 static void
@@ -314,13 +228,9 @@ send_version(struct harness *h)
         "{\"capabilities\":{\"max_msg_fds\":16,\"max_data_xfer_size\":"
         "1048576,\"pgsizes\":4096,\"max_dma_maps\":65535,"
         "\"write_multiple\":true}}";
-    struct vfio_user_version v = { 0, 0 };
-    uint8_t buf[256];
-    ssize_t n = umdev_wire_encode(buf, sizeof(buf), 0, VFIO_USER_VERSION, 0,
-                                  &v, sizeof(v), json, sizeof(json));
 
-    if (n > 0)
-        feed(h, buf, (size_t)n, NULL, 0);
+    if (!h->gone && kit_peer_send_version(h->fd, 0, json) < 0)
+        h->gone = true;
     run_device(h);
 }
 
@@ -387,21 +297,6 @@ play(struct harness *h, const uint8_t *data, size_t size)
     }
 }
 
-static int
-count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL)
-        n++;
-    closedir(d);
-    return n;
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -415,7 +310,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     if (verbose < 0) {
-        verbose = getenv("UMDEV_FUZZ_VERBOSE") != NULL;
+        kit_log_init(&fuzz_log, "device", "UMDEV_FUZZ_VERBOSE");
+        verbose = fuzz_log.print;
         big_guest = getenv("UMDEV_FUZZ_BIG_GUEST") != NULL;
     }
     if (peer_buf == NULL) {
@@ -423,8 +319,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (peer_buf == NULL)
             abort();
     }
-    fds_before = count_fds();
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    fds_before = kit_count_fds();
+    if (kit_peer_pair(sv) < 0)
         abort();
     h.fd = sv[1];
     h.memfd = memfd_create("fuzz-guest", MFD_CLOEXEC);
@@ -432,7 +328,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (h.memfd < 0 || h.efd < 0 ||
         ftruncate(h.memfd, big_guest ? BIG_GUEST_SIZE : GUEST_SIZE) < 0)
         abort();
-    if (testdev_create(&fuzz_log, &td) < 0)
+    if (testdev_create(&fuzz_log.logger, &td) < 0)
         abort();
     h.dev = testdev_dev(td);
     if (umdev_dev_attach(h.dev, sv[0]) < 0)
@@ -466,9 +362,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     testdev_destroy(td);
     close(h.memfd);
     close(h.efd);
-    if (count_fds() != fds_before) {
+    if (kit_count_fds() != fds_before) {
         fprintf(stderr, "fuzz_dispatch: %d descriptors leaked\n",
-                count_fds() - fds_before);
+                kit_count_fds() - fds_before);
         abort();
     }
     return 0;

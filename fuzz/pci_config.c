@@ -9,16 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "umdev/pci.h"
 #include "umdev/dev_testing.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                             \
-    do {                                                                     \
-        if (!(c))                                                            \
-            abort();                                                         \
-    } while (0)
 
 static ssize_t
 sink_access(void *opaque, uint64_t off, void *buf, size_t count,
@@ -50,7 +45,7 @@ cfg32(struct umdev_pci *pci, uint32_t off)
 {
     uint32_t v;
 
-    CHECK(umdev_pci_config_read(pci, off, &v, 4) == 0);
+    FUZZ_CHECK(umdev_pci_config_read(pci, off, &v, 4) == 0);
     return v;
 }
 
@@ -65,9 +60,9 @@ check_invariants(struct umdev_pci *pci, const uint8_t *power_on)
     size_t i;
     int n = 0;
 
-    CHECK(umdev_pci_config_read(pci, 0, cfg, sizeof(cfg)) == 0);
+    FUZZ_CHECK(umdev_pci_config_read(pci, 0, cfg, sizeof(cfg)) == 0);
     for (i = 0; i < sizeof(ro_bytes); i++)
-        CHECK(cfg[ro_bytes[i]] == power_on[ro_bytes[i]]);
+        FUZZ_CHECK(cfg[ro_bytes[i]] == power_on[ro_bytes[i]]);
     for (i = 0; i < sizeof(bars) / sizeof(bars[0]); i++) {
         const struct bar_spec *b = &bars[i];
         uint32_t lo = cfg32(pci, 0x10 + 4 * b->index);
@@ -76,21 +71,21 @@ check_invariants(struct umdev_pci *pci, const uint8_t *power_on)
                               (b->prefetch ? 0x8 : 0x0);
         uint32_t low_mask = b->type == UMDEV_PCI_BAR_IO ? 0x3 : 0xf;
 
-        CHECK((lo & low_mask) == type);
-        CHECK((lo & ~low_mask & (uint32_t)(b->size - 1)) == 0);
+        FUZZ_CHECK((lo & low_mask) == type);
+        FUZZ_CHECK((lo & ~low_mask & (uint32_t)(b->size - 1)) == 0);
     }
-    CHECK(cfg32(pci, 0x30) == 0);       /* no ROM */
-    CHECK((cfg[0x06] & 0x10) != 0);     /* capability list */
+    FUZZ_CHECK(cfg32(pci, 0x30) == 0);   /* no ROM */
+    FUZZ_CHECK((cfg[0x06] & 0x10) != 0); /* capability list */
     /* The chain: same IDs, same links, terminates. */
     off = cfg[0x34];
     while (off != 0) {
-        CHECK(off >= 0x40 && off < 256 && n < 8);
-        CHECK(cfg[off] == power_on[off]);
-        CHECK(cfg[off + 1] == power_on[off + 1]);
+        FUZZ_CHECK(off >= 0x40 && off < 256 && n < 8);
+        FUZZ_CHECK(cfg[off] == power_on[off]);
+        FUZZ_CHECK(cfg[off + 1] == power_on[off + 1]);
         off = cfg[off + 1];
         n++;
     }
-    CHECK(n == 5);
+    FUZZ_CHECK(n == 5);
 }
 
 int
@@ -122,15 +117,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             .access = sink_access,
         };
 
-        CHECK(umdev_pci_bar_add(pci, bars[i].index, bars[i].type,
-                                bars[i].prefetch, bars[i].size, &r) == 0);
+        FUZZ_CHECK(umdev_pci_bar_add(pci, bars[i].index, bars[i].type,
+                                     bars[i].prefetch, bars[i].size, &r) == 0);
     }
-    CHECK(umdev_pci_cap_add_pm(pci) > 0);
-    CHECK(umdev_pci_cap_add_msi(pci, 8, true, true) > 0);
-    CHECK(umdev_pci_cap_add_msix(pci, 16, 1, 0x800, 1, 0xc00) > 0);
-    CHECK(umdev_pci_cap_add_pcie(pci) > 0);
-    CHECK(umdev_pci_cap_add_vendor(pci, "umdev", 5) > 0);
-    CHECK(umdev_pci_config_read(pci, 0, power_on, sizeof(power_on)) == 0);
+    FUZZ_CHECK(umdev_pci_cap_add_pm(pci) > 0);
+    FUZZ_CHECK(umdev_pci_cap_add_msi(pci, 8, true, true) > 0);
+    FUZZ_CHECK(umdev_pci_cap_add_msix(pci, 16, 1, 0x800, 1, 0xc00) > 0);
+    FUZZ_CHECK(umdev_pci_cap_add_pcie(pci) > 0);
+    FUZZ_CHECK(umdev_pci_cap_add_vendor(pci, "umdev", 5) > 0);
+    FUZZ_CHECK(umdev_pci_config_read(pci, 0, power_on, sizeof(power_on)) == 0);
 
     /* Each operation: kind, offset (2), width selector, value (4). */
     while (size >= 8) {

@@ -30,18 +30,17 @@
  * fuzz/corpus/serial_bar/ holds hand-made inputs: set the line up,
  * enable interrupts and FIFOs, send and receive, loopback, overrun.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <linux/vfio.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "bar_harness.h"
+#include "kit_util.h"
 #include "serial.h"
 #include "umdev/loop.h"
 #include "umdev/wire.h"
@@ -59,7 +58,7 @@ enum op {
     OP_BAR1_WR,
     OP_BAR1_RD,
     OP_CFG_WR,
-    OP_CFG_RD,
+    OP_CFG_RD, /* the last of the FUZZ_REGION_OPS */
     OP_HOST_TX,
     OP_HOST_RX,
     OP_HOST_CYCLE,
@@ -71,59 +70,17 @@ enum op {
     OP_COUNT,
 };
 
-static bool verbose;
-
-static void
-log_line(void *opaque, int level, const char *line)
-{
-    (void)opaque;
-    if (verbose)
-        fprintf(stderr, "device: %d: %s\n", level, line);
-}
-
 /* Every line is formatted (format bugs show under the sanitizers);
  * UMDEV_FUZZ_VERBOSE=1 prints them. */
-static const struct umdev_logger fuzz_log = {
-    .fn = log_line,
-    .max_level = LOG_DEBUG,
-};
-
+static struct kit_log fuzz_log;
 struct harness {
     struct umdev_loop *loop;
     struct serial *s;
     struct umdev_dev *dev;
-    struct fuzz_client c;
-    struct fuzz_guest g;
-    struct fuzz_pci_ro ro;
+    struct fuzz_bar b; /* client, guest memory, invariants, eventfd */
     char path[108]; /* port 0's host end */
     int host;       /* our connection to it, or -1 */
-    int efd;
 };
-
-static size_t
-width(uint8_t w)
-{
-    static const size_t w4[4] = { 1, 2, 4, 8 };
-
-    return (w & 0x80) ? (size_t)(w & 15) + 1 : w4[w & 3];
-}
-
-static void
-region_access(struct harness *h, struct fuzz_in *in, uint32_t region,
-              uint64_t size, bool is_write)
-{
-    uint8_t buf[16];
-    uint64_t off = fuzz_u16(in) % size;
-    size_t n = width(fuzz_u8(in)), i;
-
-    if (is_write)
-        for (i = 0; i < n; i++)
-            buf[i] = fuzz_u8(in);
-    if (off + n > size)
-        n = (size_t)(size - off);
-    /* Refusals (bounds, the profile) are valid answers. */
-    umdev_dev_region_rw(h->dev, region, off, buf, n, is_write);
-}
 
 static void
 host_connect(struct harness *h)
@@ -189,7 +146,7 @@ sock_read_scr(struct harness *h)
     uint8_t v;
 
     FUZZ_CHECK_EQ(
-        fuzz_region_read(&h->c, UMDEV_PCI_BAR0_REGION, UART_SCR, &v, 1), 0);
+        fuzz_region_read(&h->b.c, UMDEV_PCI_BAR0_REGION, UART_SCR, &v, 1), 0);
 }
 
 static void
@@ -197,8 +154,7 @@ check(struct harness *h)
 {
     uint8_t v;
 
-    fuzz_pci_ro_check(h->dev, &h->ro);
-    fuzz_guest_check_canaries(&h->g);
+    fuzz_bar_check(&h->b);
     FUZZ_CHECK_EQ(umdev_dev_region_rw(h->dev, UMDEV_PCI_BAR0_REGION, UART_SCR,
                                       &v, 1, false),
                   0);
@@ -212,44 +168,27 @@ dma_map(struct harness *h, uint8_t v)
 {
     uint32_t flags = VFIO_USER_DMA_MAP_FLAG_READ |
                      ((v & 1) ? 0 : VFIO_USER_DMA_MAP_FLAG_WRITE);
-    size_t len = GUEST_PAGES * FUZZ_PAGE;
-    struct umdev_dma_hold hold;
 
-    fuzz_guard_prepare(len);
-    if (fuzz_dma_map(&h->c, h->g.fd, FUZZ_PAGE, GUEST_IOVA, len, flags) == 0 &&
-        umdev_dma_get(h->dev, GUEST_IOVA, len, UMDEV_DMA_READ, &hold) == 0) {
-        fuzz_guard_settle(hold.ptr, len);
-        umdev_dma_put(h->dev, &hold);
-    } else {
-        fuzz_guard_settle(NULL, len);
-    }
+    fuzz_dma_map_guarded(&h->b.c, h->b.g.fd, FUZZ_PAGE, GUEST_IOVA,
+                         GUEST_PAGES * FUZZ_PAGE, flags);
 }
 
 static void
 play(struct harness *h, struct fuzz_in *in)
 {
+    static const struct fuzz_region regions[3] = {
+        { UMDEV_PCI_BAR0_REGION, SERIAL_BAR_SIZE },
+        { UMDEV_PCI_BAR1_REGION, SERIAL_BAR_SIZE },
+        { UMDEV_PCI_CONFIG_REGION, 256 },
+    };
     uint8_t v;
 
     while (in->n > 0) {
-        switch (fuzz_u8(in) % OP_COUNT) {
-        case OP_BAR0_WR:
-            region_access(h, in, UMDEV_PCI_BAR0_REGION, SERIAL_BAR_SIZE, true);
-            break;
-        case OP_BAR0_RD:
-            region_access(h, in, UMDEV_PCI_BAR0_REGION, SERIAL_BAR_SIZE, false);
-            break;
-        case OP_BAR1_WR:
-            region_access(h, in, UMDEV_PCI_BAR1_REGION, SERIAL_BAR_SIZE, true);
-            break;
-        case OP_BAR1_RD:
-            region_access(h, in, UMDEV_PCI_BAR1_REGION, SERIAL_BAR_SIZE, false);
-            break;
-        case OP_CFG_WR:
-            region_access(h, in, UMDEV_PCI_CONFIG_REGION, 256, true);
-            break;
-        case OP_CFG_RD:
-            region_access(h, in, UMDEV_PCI_CONFIG_REGION, 256, false);
-            break;
+        unsigned int op = fuzz_u8(in) % OP_COUNT;
+
+        if (op < FUZZ_REGION_OPS)
+            fuzz_region_op(h->dev, in, op, regions);
+        switch (op) {
         case OP_HOST_TX:
             host_tx(h, in);
             break;
@@ -263,12 +202,12 @@ play(struct harness *h, struct fuzz_in *in)
             umdev_loop_run_once(h->loop, fuzz_u8(in) % 3);
             break;
         case OP_RESET:
-            FUZZ_CHECK_EQ(fuzz_reset(&h->c), 0);
+            FUZZ_CHECK_EQ(fuzz_reset(&h->b.c), 0);
             break;
         case OP_IRQS:
             v = fuzz_u8(in);
-            fuzz_set_irqs(&h->c, VFIO_PCI_INTX_IRQ_INDEX, 0, 1,
-                          (v & 1) ? -1 : h->efd);
+            fuzz_set_irqs(&h->b.c, VFIO_PCI_INTX_IRQ_INDEX, 0, 1,
+                          (v & 1) ? -1 : h->b.efd);
             break;
         case OP_MAP:
             dma_map(h, fuzz_u8(in));
@@ -281,32 +220,17 @@ play(struct harness *h, struct fuzz_in *in)
     }
 }
 
-static int
-count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-
-    if (d == NULL)
-        return -1;
-    while (readdir(d) != NULL)
-        n++;
-    closedir(d);
-    return n;
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static char dir[64];
     struct fuzz_in in = { data, size };
     struct serial_config cfg = { .name = "fuzz" };
-    struct harness h = { .host = -1, .efd = -1 };
-    int fds_before;
+    struct harness h = { .host = -1 };
 
     if (size < 1)
         return 0;
-    verbose = getenv("UMDEV_FUZZ_VERBOSE") != NULL;
+    kit_log_init(&fuzz_log, "device", "UMDEV_FUZZ_VERBOSE");
     if (dir[0] == '\0') {
         /* One directory for the whole run; its socket is made and
          * removed by each input's device. */
@@ -316,32 +240,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                      : "/tmp");
         FUZZ_CHECK(mkdtemp(dir) != NULL);
     }
-    fds_before = count_fds();
+    fuzz_bar_open(&h.b, GUEST_PAGES);
     snprintf(h.path, sizeof(h.path), "%s/port0.sock", dir);
     cfg.port[0].path = h.path;
     FUZZ_CHECK_EQ(umdev_loop_create(&h.loop), 0);
-    FUZZ_CHECK_EQ(serial_create(h.loop, &cfg, &fuzz_log, &h.s), 0);
+    FUZZ_CHECK_EQ(serial_create(h.loop, &cfg, &fuzz_log.logger, &h.s), 0);
     h.dev = serial_dev(h.s);
-    h.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    FUZZ_CHECK(h.efd >= 0);
-    fuzz_guest_create(&h.g, GUEST_PAGES);
-    fuzz_client_attach(&h.c, h.dev);
-    fuzz_pci_ro_snapshot(h.dev, &h.ro);
+    fuzz_bar_attach(&h.b, h.dev);
     host_connect(&h);
 
     play(&h, &in);
 
     umdev_loop_run_once(h.loop, 0);
     sock_read_scr(&h);
-    fuzz_client_detach(&h.c);
+    fuzz_client_detach(&h.b.c);
     if (h.host >= 0)
         close(h.host);
     serial_destroy(h.s);
     umdev_loop_destroy(h.loop);
-    fuzz_guest_check_canaries(&h.g);
-    fuzz_guest_destroy(&h.g);
-    fuzz_guard_release();
-    close(h.efd);
-    FUZZ_CHECK_EQ(count_fds(), fds_before);
+    fuzz_bar_close(&h.b);
     return 0;
 }

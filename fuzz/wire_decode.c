@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "umdev/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -24,13 +25,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Where the sums of touched bytes go, so the reads are not optimised out. */
 static volatile uint8_t sink;
-
-/* A broken promise aborts; libFuzzer and the replay runner both see it. */
-#define CHECK(cond)                                                         \
-    do {                                                                    \
-        if (!(cond))                                                        \
-            abort();                                                        \
-    } while (0)
 
 static uint8_t
 sum_bytes(const void *p, size_t n)
@@ -59,11 +53,11 @@ touch_cap(const struct vfio_user_cap_header *h, const uint8_t *cap,
     struct walk *w = opaque;
     size_t off = (size_t)(cap - w->base);
 
-    CHECK(off >= sizeof(struct vfio_user_region_info));
-    CHECK((off & 3) == 0);
-    CHECK(avail >= sizeof(*h) && off + avail <= w->len);
+    FUZZ_CHECK(off >= sizeof(struct vfio_user_region_info));
+    FUZZ_CHECK((off & 3) == 0);
+    FUZZ_CHECK(avail >= sizeof(*h) && off + avail <= w->len);
     /* Forward-only: each header starts past the previous one. */
-    CHECK(++w->calls <= w->len / sizeof(*h));
+    FUZZ_CHECK(++w->calls <= w->len / sizeof(*h));
     w->sum += sum_bytes(h, sizeof(*h));
     w->sum += sum_bytes(cap, avail);
     return 0;
@@ -77,7 +71,7 @@ touch_region_info_reply(const struct umdev_wire_msg *m)
 
     rc = umdev_wire_region_caps_walk(m->payload, m->payload_len, touch_cap,
                                      &w);
-    CHECK(rc == 0 || rc == -EINVAL);
+    FUZZ_CHECK(rc == 0 || rc == -EINVAL);
     return w.sum;
 }
 
@@ -92,7 +86,7 @@ touch_io_fds_reply(const struct umdev_wire_msg *m)
     /* A complete reply (argsz within the message) holds count entries. */
     if (r->argsz > m->payload_len)
         return 0;
-    CHECK((uint64_t)r->count * sizeof(sub) <= m->data_len);
+    FUZZ_CHECK((uint64_t)r->count * sizeof(sub) <= m->data_len);
     for (i = 0; i < r->count; i++) {
         memcpy(&sub, m->data + i * sizeof(sub), sizeof(sub));
         sum += sum_bytes(&sub, sizeof(sub));
@@ -107,13 +101,13 @@ touch_write_multi(const struct umdev_wire_msg *m)
     uint8_t sum = 0;
     size_t i;
 
-    CHECK(m->u.write_multi.count >= 1 &&
-          m->u.write_multi.count <= UMDEV_WIRE_MAX_WRITE_MULTI);
-    CHECK(m->data_len == m->u.write_multi.count * sizeof(e));
+    FUZZ_CHECK(m->u.write_multi.count >= 1 &&
+               m->u.write_multi.count <= UMDEV_WIRE_MAX_WRITE_MULTI);
+    FUZZ_CHECK(m->data_len == m->u.write_multi.count * sizeof(e));
     for (i = 0; i < m->u.write_multi.count; i++) {
         umdev_wire_write_multi_entry(m, i, &e);
-        CHECK(e.count >= 1 && e.count <= sizeof(e.data));
-        CHECK(e.offset + e.count > e.offset);
+        FUZZ_CHECK(e.count >= 1 && e.count <= sizeof(e.data));
+        FUZZ_CHECK(e.offset + e.count > e.offset);
         sum += sum_bytes(e.data, e.count);
     }
     return sum;
@@ -125,8 +119,8 @@ check_transfer(const struct umdev_wire_msg *m,
                const struct umdev_wire_limits *lim, uint64_t count,
                bool with_data)
 {
-    CHECK(count <= lim->max_data_xfer_size);
-    CHECK(m->data_len == (with_data ? count : 0));
+    FUZZ_CHECK(count <= lim->max_data_xfer_size);
+    FUZZ_CHECK(m->data_len == (with_data ? count : 0));
 }
 
 static uint8_t
@@ -139,32 +133,32 @@ check_command(const struct umdev_wire_msg *m, size_t nfds,
 
     switch (m->hdr.cmd) {
     case VFIO_USER_DMA_MAP:
-        CHECK(nfds <= 1);
-        CHECK(m->u.dma_map.size != 0);
-        CHECK(m->u.dma_map.addr + m->u.dma_map.size > m->u.dma_map.addr);
+        FUZZ_CHECK(nfds <= 1);
+        FUZZ_CHECK(m->u.dma_map.size != 0);
+        FUZZ_CHECK(m->u.dma_map.addr + m->u.dma_map.size > m->u.dma_map.addr);
         return 0;
     case VFIO_USER_DEVICE_SET_IRQS:
         if (data_type == IRQ_DATA_EVENTFD)
-            CHECK(nfds == 0 || nfds == s->count);
+            FUZZ_CHECK(nfds == 0 || nfds == s->count);
         else
-            CHECK(nfds == 0);
+            FUZZ_CHECK(nfds == 0);
         if (data_type == IRQ_DATA_BOOL)
-            CHECK(m->data_len == s->count);
+            FUZZ_CHECK(m->data_len == s->count);
         return 0;
     default:
         break;
     }
-    CHECK(nfds == 0);
+    FUZZ_CHECK(nfds == 0);
     switch (m->hdr.cmd) {
     case VFIO_USER_REGION_READ:
     case VFIO_USER_REGION_WRITE:
-        CHECK(m->u.region_access.count != 0);
+        FUZZ_CHECK(m->u.region_access.count != 0);
         check_transfer(m, lim, m->u.region_access.count,
                        m->hdr.cmd == VFIO_USER_REGION_WRITE);
         break;
     case VFIO_USER_DMA_READ:
     case VFIO_USER_DMA_WRITE:
-        CHECK(m->u.dma_access.count != 0);
+        FUZZ_CHECK(m->u.dma_access.count != 0);
         check_transfer(m, lim, m->u.dma_access.count,
                        m->hdr.cmd == VFIO_USER_DMA_WRITE);
         break;
@@ -186,7 +180,7 @@ check_reply(const struct umdev_wire_msg *m, size_t nfds,
             const struct umdev_wire_limits *lim)
 {
     if (m->hdr.flags & VFIO_USER_F_ERROR) {
-        CHECK(nfds == 0);
+        FUZZ_CHECK(nfds == 0);
         return 0;
     }
     switch (m->hdr.cmd) {
@@ -199,7 +193,7 @@ check_reply(const struct umdev_wire_msg *m, size_t nfds,
     default:
         break;
     }
-    CHECK(nfds == 0);
+    FUZZ_CHECK(nfds == 0);
     switch (m->hdr.cmd) {
     case VFIO_USER_REGION_READ:
         check_transfer(m, lim, m->u.region_access.count, true);
@@ -213,7 +207,7 @@ check_reply(const struct umdev_wire_msg *m, size_t nfds,
     case VFIO_USER_DMA_UNMAP:
         if (m->u.dma_unmap.unmap.flags &
             VFIO_USER_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP)
-            CHECK(m->data_len == m->u.dma_unmap.bitmap.size);
+            FUZZ_CHECK(m->data_len == m->u.dma_unmap.bitmap.size);
         break;
     default:
         break;
@@ -236,17 +230,17 @@ check_reencode(const uint8_t *buf, size_t len, size_t nfds,
         return;
     n = umdev_wire_encode(out, len, m->hdr.msg_id, m->hdr.cmd, m->hdr.flags,
                           m->payload, m->payload_len, NULL, 0);
-    CHECK(n == (ssize_t)len);
+    FUZZ_CHECK(n == (ssize_t)len);
     memcpy(out + 12, &m->hdr.error, sizeof(m->hdr.error));
-    CHECK(memcmp(out, buf, len) == 0);
-    CHECK(umdev_wire_decode(out, len, nfds, lim, &again) == 0);
-    CHECK(again.data_len == m->data_len);
+    FUZZ_CHECK(memcmp(out, buf, len) == 0);
+    FUZZ_CHECK(umdev_wire_decode(out, len, nfds, lim, &again) == 0);
+    FUZZ_CHECK(again.data_len == m->data_len);
     free(out);
     /* Any command that decodes can be answered with an error reply. */
     if (!m->is_reply) {
         umdev_wire_encode_error(&err, &m->hdr, EINVAL);
-        CHECK(umdev_wire_decode(&err, sizeof(err), 0, NULL, &again) == 0);
-        CHECK(again.hdr.error == EINVAL);
+        FUZZ_CHECK(umdev_wire_decode(&err, sizeof(err), 0, NULL, &again) == 0);
+        FUZZ_CHECK(again.hdr.error == EINVAL);
     }
 }
 
@@ -257,16 +251,16 @@ check_decoded(const uint8_t *buf, size_t len, size_t nfds,
 {
     uint8_t sum = 0;
 
-    CHECK(len >= HDR && m->hdr.msg_size == len);
-    CHECK(m->payload == buf + HDR && m->payload_len == len - HDR);
-    CHECK(m->data_len <= m->payload_len);
+    FUZZ_CHECK(len >= HDR && m->hdr.msg_size == len);
+    FUZZ_CHECK(m->payload == buf + HDR && m->payload_len == len - HDR);
+    FUZZ_CHECK(m->data_len <= m->payload_len);
     if (m->data_len != 0)
-        CHECK(m->data >= m->payload &&
-              m->data + m->data_len <= m->payload + m->payload_len);
-    CHECK(nfds <= lim->max_msg_fds);
-    CHECK(m->is_reply == ((m->hdr.flags & VFIO_USER_F_TYPE_MASK) ==
-                          VFIO_USER_F_TYPE_REPLY));
-    CHECK(strcmp(umdev_wire_cmd_name(m->hdr.cmd), "UNKNOWN") != 0);
+        FUZZ_CHECK(m->data >= m->payload &&
+                   m->data + m->data_len <= m->payload + m->payload_len);
+    FUZZ_CHECK(nfds <= lim->max_msg_fds);
+    FUZZ_CHECK(m->is_reply == ((m->hdr.flags & VFIO_USER_F_TYPE_MASK) ==
+                               VFIO_USER_F_TYPE_REPLY));
+    FUZZ_CHECK(strcmp(umdev_wire_cmd_name(m->hdr.cmd), "UNKNOWN") != 0);
 
     sum += sum_bytes(&m->hdr, sizeof(m->hdr));
     sum += sum_bytes(&m->u, sizeof(m->u));
@@ -276,8 +270,8 @@ check_decoded(const uint8_t *buf, size_t len, size_t nfds,
     if (m->hdr.cmd == VFIO_USER_VERSION && m->u.version.json != NULL) {
         size_t n = strlen(m->u.version.json);
 
-        CHECK((const uint8_t *)m->u.version.json == m->data);
-        CHECK(n < m->data_len);
+        FUZZ_CHECK((const uint8_t *)m->u.version.json == m->data);
+        FUZZ_CHECK(n < m->data_len);
         sum += (uint8_t)n;
     }
     if (m->is_reply)
@@ -318,8 +312,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const struct umdev_wire_limits *lim = pass ? &small : NULL;
 
         rc = umdev_wire_decode(copy, size, nfds, lim, &m);
-        CHECK(rc == 0 || rc == -EPROTO || rc == -EINVAL || rc == -E2BIG ||
-              rc == -ENOSYS || rc == -EBADF);
+        FUZZ_CHECK(rc == 0 || rc == -EPROTO || rc == -EINVAL || rc == -E2BIG ||
+                   rc == -ENOSYS || rc == -EBADF);
         if (rc != 0)
             continue;
         sink += check_decoded(copy, size, nfds, lim ? lim : &defaults, &m);
@@ -328,7 +322,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct vfio_user_header h;
 
         rc = umdev_wire_decode_header(copy, &h);
-        CHECK(rc == 0 || rc == -EPROTO);
+        FUZZ_CHECK(rc == 0 || rc == -EPROTO);
     }
     free(copy);
     return 0;

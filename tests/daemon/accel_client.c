@@ -25,6 +25,7 @@
 #include <linux/vfio.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,11 +33,11 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "accel.h"
 #include "umdev/accel_ring.h"
+#include "kit_util.h"
 #include "umdev/client.h"
 
 #define USAGE "usage: daemon-accel-client SOCKET QUEUES TIMEOUT_MS\n"
@@ -83,33 +84,17 @@ struct guest {
     int64_t deadline;
 };
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void
-say(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    putchar('\n');
-    fflush(stdout);
-}
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+/* The test kit's line printer, clock and oracles (tests/common) under the
+ * names the code below uses. */
+#define say kit_say
+#define now_ms kit_now_ms
+#define fill_rand kit_fill_rand
+#define crc_ref kit_crc32c
 
 static int
 left_ms(const struct guest *g)
 {
-    int64_t left = g->deadline - now_ms();
+    int64_t left = g->deadline - kit_now_ms();
 
     return left < 0 ? 0 : (int)left;
 }
@@ -127,7 +112,7 @@ cfg_read(struct guest *g, uint64_t off, void *buf, size_t n)
     int rc = umdev_client_region_read(g->c, CONFIG, off, buf, n);
 
     if (rc < 0)
-        say("error config read at %#llx: %s", (unsigned long long)off,
+        kit_say("error config read at %#llx: %s", (unsigned long long)off,
             strerror(-rc));
     return rc;
 }
@@ -138,7 +123,7 @@ cfg_write(struct guest *g, uint64_t off, uint16_t v)
     int rc = umdev_client_region_write(g->c, CONFIG, off, &v, sizeof(v));
 
     if (rc < 0)
-        say("error config write at %#llx: %s", (unsigned long long)off,
+        kit_say("error config write at %#llx: %s", (unsigned long long)off,
             strerror(-rc));
     return rc;
 }
@@ -149,7 +134,7 @@ rd32(struct guest *g, uint64_t off, uint32_t *v)
     int rc = umdev_client_region_read(g->c, BAR0, off, v, sizeof(*v));
 
     if (rc < 0)
-        say("error BAR0 read at %#llx: %s", (unsigned long long)off,
+        kit_say("error BAR0 read at %#llx: %s", (unsigned long long)off,
             strerror(-rc));
     return rc;
 }
@@ -160,7 +145,7 @@ wr(struct guest *g, uint64_t off, uint64_t v, size_t n)
     int rc = umdev_client_region_write(g->c, BAR0, off, &v, n);
 
     if (rc < 0)
-        say("error BAR0 write at %#llx: %s", (unsigned long long)off,
+        kit_say("error BAR0 write at %#llx: %s", (unsigned long long)off,
             strerror(-rc));
     return rc;
 }
@@ -181,20 +166,20 @@ check_identity(struct guest *g, unsigned int want_queues)
     vid = cfg[0] | (unsigned int)cfg[1] << 8;
     did = cfg[2] | (unsigned int)cfg[3] << 8;
     ssid = cfg[0x2e] | (unsigned int)cfg[0x2f] << 8;
-    say("attached id=%04x:%04x subsys=%u queues=%u max_xfer=%u", vid, did, ssid,
+    kit_say("attached id=%04x:%04x subsys=%u queues=%u max_xfer=%u", vid, did, ssid,
         nq, xfer);
     if (vid != ACCEL_VENDOR_ID || did != ACCEL_DEVICE_ID) {
-        say("error id %04x:%04x, expected %04x:%04x", vid, did, ACCEL_VENDOR_ID,
+        kit_say("error id %04x:%04x, expected %04x:%04x", vid, did, ACCEL_VENDOR_ID,
             ACCEL_DEVICE_ID);
         return -EIO;
     }
     if (nq != want_queues || ssid != want_queues) {
-        say("error NUM_QUEUES %u, subsystem %u, expected %u", nq, ssid,
+        kit_say("error NUM_QUEUES %u, subsystem %u, expected %u", nq, ssid,
             want_queues);
         return -EIO;
     }
     if (xfer < MOVE_LEN) {
-        say("error MAX_XFER %u is below the test's %u bytes", xfer, MOVE_LEN);
+        kit_say("error MAX_XFER %u is below the test's %u bytes", xfer, MOVE_LEN);
         return -EIO;
     }
     return 0;
@@ -218,7 +203,7 @@ find_msix(struct guest *g, uint8_t *out)
         }
         pos = hdr[1];
     }
-    say("error no MSI-X capability");
+    kit_say("error no MSI-X capability");
     return -ENOENT;
 }
 
@@ -233,21 +218,21 @@ guest_setup(struct guest *g)
 
     g->memfd = memfd_create("accel-guest-ram", MFD_CLOEXEC);
     if (g->memfd < 0 || ftruncate(g->memfd, GUEST_SIZE) < 0) {
-        say("error guest RAM: %s", strerror(errno));
+        kit_say("error guest RAM: %s", strerror(errno));
         return -errno;
     }
     g->mem =
         mmap(NULL, GUEST_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, g->memfd, 0);
     if (g->mem == MAP_FAILED) {
         g->mem = NULL;
-        say("error mmap guest RAM: %s", strerror(errno));
+        kit_say("error mmap guest RAM: %s", strerror(errno));
         return -errno;
     }
     rc = umdev_client_dma_map(g->c, GUEST_BASE, GUEST_SIZE, g->mem, g->memfd, 0,
                               VFIO_USER_DMA_MAP_FLAG_READ |
                                   VFIO_USER_DMA_MAP_FLAG_WRITE);
     if (rc < 0) {
-        say("error DMA_MAP: %s", strerror(-rc));
+        kit_say("error DMA_MAP: %s", strerror(-rc));
         return rc;
     }
     if (cfg_write(g, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER) < 0)
@@ -255,7 +240,7 @@ guest_setup(struct guest *g)
     for (q = 0; q < nvec; q++) {
         g->efd[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (g->efd[q] < 0) {
-            say("error eventfd: %s", strerror(errno));
+            kit_say("error eventfd: %s", strerror(errno));
             return -errno;
         }
     }
@@ -264,7 +249,7 @@ guest_setup(struct guest *g)
                                    VFIO_IRQ_SET_ACTION_TRIGGER,
                                0, nvec, g->efd, NULL);
     if (rc < 0) {
-        say("error SET_IRQS MSI-X 0..%u: %s", nvec - 1, strerror(-rc));
+        kit_say("error SET_IRQS MSI-X 0..%u: %s", nvec - 1, strerror(-rc));
         return rc;
     }
     if (find_msix(g, &msix) < 0 ||
@@ -286,7 +271,7 @@ guest_setup(struct guest *g)
             rd32(g, base + ACCEL_Q_STATUS, &st) < 0)
             return -EIO;
         if (ACCEL_Q_STATUS_STATE(st) != ACCEL_QS_ENABLED) {
-            say("error queue %u did not enable: status %#x (error %#x)", q, st,
+            kit_say("error queue %u did not enable: status %#x (error %#x)", q, st,
                 ACCEL_Q_STATUS_ERROR(st));
             return -EIO;
         }
@@ -304,7 +289,7 @@ submit(struct guest *g, unsigned int q, struct accel_desc d)
     int rc;
 
     if (accel_ring_room(&g->r[q]) == 0) {
-        say("error queue %u ring full", q);
+        kit_say("error queue %u ring full", q);
         return -ENOSPC;
     }
     d.flags = ACCEL_DF_INTR; /* and ACCEL_DF_COMP: the slot's record */
@@ -313,7 +298,7 @@ submit(struct guest *g, unsigned int q, struct accel_desc d)
         rc = umdev_client_region_write_posted(
             g->c, BAR2, (uint64_t)q * ACCEL_DOORBELL_STRIDE, &one, 4);
         if (rc < 0) {
-            say("error doorbell of queue %u: %s", q, strerror(-rc));
+            kit_say("error doorbell of queue %u: %s", q, strerror(-rc));
             return rc;
         }
     }
@@ -330,7 +315,7 @@ wait_done(struct guest *g, unsigned int q, struct accel_comp *c)
 
     while (!accel_ring_reap(&g->r[q], c)) {
         if (left_ms(g) == 0) {
-            say("error queue %u: descriptor never completed (HEAD %u TAIL "
+            kit_say("error queue %u: descriptor never completed (HEAD %u TAIL "
                 "%u)",
                 q, accel_ring_load(g->r[q].ring, ACCEL_RING_HEAD),
                 g->r[q].tail);
@@ -339,37 +324,10 @@ wait_done(struct guest *g, unsigned int q, struct accel_comp *c)
         usleep(50);
     }
     if (poll(&p, 1, left_ms(g)) != 1 || read(g->efd[q], &n, sizeof(n)) < 0) {
-        say("error queue %u: no MSI-X interrupt on vector %u", q, q);
+        kit_say("error queue %u: no MSI-X interrupt on vector %u", q, q);
         return -ETIMEDOUT;
     }
     return 0;
-}
-
-static void
-fill_rand(uint8_t *p, size_t n, uint32_t seed)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = (uint8_t)(seed >> 16);
-    }
-}
-
-/* Bitwise CRC32C, independent of the engine's table and instruction. */
-static uint32_t
-crc_ref(uint32_t crc, const uint8_t *p, size_t n)
-{
-    size_t i;
-    int k;
-
-    crc = ~crc;
-    for (i = 0; i < n; i++) {
-        crc ^= p[i];
-        for (k = 0; k < 8; k++)
-            crc = (crc & 1) ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
-    }
-    return ~crc;
 }
 
 static bool
@@ -388,7 +346,7 @@ check_comp(unsigned int q, const char *what, const struct accel_comp *c,
            uint8_t op, uint32_t bytes)
 {
     if (c->status != ACCEL_ST_SUCCESS || c->opcode != op || c->bytes != bytes) {
-        say("error %s queue=%u: status %#x opcode %#x bytes %u info %#llx, "
+        kit_say("error %s queue=%u: status %#x opcode %#x bytes %u info %#llx, "
             "expected success, %#x, %u",
             what, q, c->status, c->opcode, c->bytes,
             (unsigned long long)c->info, op, bytes);
@@ -410,26 +368,26 @@ run_memmove(struct guest *g, unsigned int q)
     };
     struct accel_comp c;
 
-    fill_rand(gp(g, src), MOVE_LEN, 7 + q);
+    kit_fill_rand(gp(g, src), MOVE_LEN, 7 + q);
     memset(gp(g, dst - GUARD), 0xa5, MOVE_LEN + 2 * GUARD);
     if (submit(g, q, d) < 0 || wait_done(g, q, &c) < 0 ||
         check_comp(q, "memmove", &c, ACCEL_OP_MEMMOVE, MOVE_LEN) < 0)
         return -EIO;
     if (c.tag != d.tag) {
-        say("error memmove queue=%u: tag %#llx, expected %#llx", q,
+        kit_say("error memmove queue=%u: tag %#llx, expected %#llx", q,
             (unsigned long long)c.tag, (unsigned long long)d.tag);
         return -EIO;
     }
     if (memcmp(gp(g, dst), gp(g, src), MOVE_LEN) != 0) {
-        say("error memmove queue=%u: destination differs from source", q);
+        kit_say("error memmove queue=%u: destination differs from source", q);
         return -EIO;
     }
     if (!all_bytes(gp(g, dst - GUARD), GUARD, 0xa5) ||
         !all_bytes(gp(g, dst + MOVE_LEN), GUARD, 0xa5)) {
-        say("error memmove queue=%u: bytes outside the destination changed", q);
+        kit_say("error memmove queue=%u: bytes outside the destination changed", q);
         return -EIO;
     }
-    say("memmove queue=%u bytes=%u ok", q, MOVE_LEN);
+    kit_say("memmove queue=%u bytes=%u ok", q, MOVE_LEN);
     return 0;
 }
 
@@ -446,17 +404,17 @@ run_crc(struct guest *g, unsigned int q)
     struct accel_comp c;
     uint32_t want;
 
-    fill_rand(gp(g, src), CRC_LEN, 99 + q);
-    want = crc_ref(CRC_SEED, gp(g, src), CRC_LEN);
+    kit_fill_rand(gp(g, src), CRC_LEN, 99 + q);
+    want = kit_crc32c(CRC_SEED, gp(g, src), CRC_LEN);
     if (submit(g, q, d) < 0 || wait_done(g, q, &c) < 0 ||
         check_comp(q, "crc32c", &c, ACCEL_OP_CRC32C, CRC_LEN) < 0)
         return -EIO;
     if (c.value != want) {
-        say("error crc32c queue=%u: value %#llx, expected %#x", q,
+        kit_say("error crc32c queue=%u: value %#llx, expected %#x", q,
             (unsigned long long)c.value, want);
         return -EIO;
     }
-    say("crc32c queue=%u value=%#x ok", q, want);
+    kit_say("crc32c queue=%u value=%#x ok", q, want);
     return 0;
 }
 
@@ -478,16 +436,16 @@ run_fault(struct guest *g)
     if (submit(g, 0, d) < 0 || wait_done(g, 0, &c) < 0)
         return -EIO;
     if (c.status != ACCEL_ST_ADDR_FAULT || c.info != bad) {
-        say("error fault: status %#x info %#llx, expected %#x at %#llx",
+        kit_say("error fault: status %#x info %#llx, expected %#x at %#llx",
             c.status, (unsigned long long)c.info, ACCEL_ST_ADDR_FAULT,
             (unsigned long long)bad);
         return -EIO;
     }
     if (!all_bytes(gp(g, dst), 4096, 0x5a)) {
-        say("error fault: the destination was written");
+        kit_say("error fault: the destination was written");
         return -EIO;
     }
-    say("fault addr=%#llx ok", (unsigned long long)bad);
+    kit_say("fault addr=%#llx ok", (unsigned long long)bad);
     return 0;
 }
 
@@ -500,13 +458,13 @@ run(struct guest *g, const char *path, unsigned int want_queues, int timeout_ms)
     int rc;
 
     /* "123456789" is CRC32C's check value: the reference is right. */
-    if (crc_ref(0, (const uint8_t *)"123456789", 9) != 0xe3069283u) {
-        say("error the reference CRC32C is wrong");
+    if (kit_crc32c(0, (const uint8_t *)"123456789", 9) != 0xe3069283u) {
+        kit_say("error the reference CRC32C is wrong");
         return -EIO;
     }
     rc = umdev_client_connect(path, &opts, &g->c);
     if (rc < 0) {
-        say("error connect %s: %s", path, strerror(-rc));
+        kit_say("error connect %s: %s", path, strerror(-rc));
         return rc;
     }
     g->nq = want_queues;
@@ -527,7 +485,7 @@ run(struct guest *g, const char *path, unsigned int want_queues, int timeout_ms)
     }
     /* Two per queue, and the fault. */
     if (completed != 2u * g->nq + 1u) {
-        say("error COMPLETED sums to %llu, expected %u",
+        kit_say("error COMPLETED sums to %llu, expected %u",
             (unsigned long long)completed, 2u * g->nq + 1u);
         return -EIO;
     }
@@ -538,7 +496,7 @@ run(struct guest *g, const char *path, unsigned int want_queues, int timeout_ms)
             return -EIO;
     if (wr(g, ACCEL_REG_DEVCTL, 0, 4) < 0)
         return -EIO;
-    say("done completed=%llu", (unsigned long long)completed);
+    kit_say("done completed=%llu", (unsigned long long)completed);
     return 0;
 }
 
@@ -563,7 +521,7 @@ main(int argc, char **argv)
         goto usage;
     for (i = 0; i <= ACCEL_DEV_MAX_QUEUES; i++)
         g.efd[i] = -1;
-    g.deadline = now_ms() + (int64_t)timeout;
+    g.deadline = kit_now_ms() + (int64_t)timeout;
     rc = run(&g, argv[1], (unsigned int)queues, (int)timeout);
     umdev_client_destroy(g.c);
     if (g.mem != NULL)

@@ -34,6 +34,8 @@ import unittest
 import uuid as uuidlib
 
 BIN = {}
+# Boolean options a test asked main() for, by name.
+FLAGS = {}
 
 NOBODY = pwd.getpwnam("nobody")
 
@@ -83,17 +85,30 @@ def _watchdog():
     os._exit(1)
 
 
-def main():
-    """Parse the binary paths, then run the unittest cases of __main__."""
+def main(programs=(), flags=()):
+    """Parse the binary paths, then run the unittest cases of __main__.
+
+    Every test takes --umdevd, --umdevctl, --probe and --req-client; a
+    test names the other programs it needs in @programs (each --NAME PATH,
+    checked executable, then BIN["NAME"] with - as _) and its boolean
+    options in @flags (--NAME, then FLAGS["NAME"] likewise).
+    """
     ap = argparse.ArgumentParser()
-    for name in ("umdevd", "umdevctl", "probe", "req-client"):
+    names = ("umdevd", "umdevctl", "probe", "req-client") + tuple(programs)
+    for name in names:
         ap.add_argument("--" + name, required=True)
+    for name in flags:
+        ap.add_argument("--" + name, action="store_true")
     args, rest = ap.parse_known_args()
-    for name in ("umdevd", "umdevctl", "probe", "req_client"):
-        path = getattr(args, name)
+    for name in names:
+        key = name.replace("-", "_")
+        path = getattr(args, key)
         if not os.access(path, os.X_OK):
             sys.exit("not executable: %s" % path)
-        BIN[name] = os.path.abspath(path)
+        BIN[key] = os.path.abspath(path)
+    for name in flags:
+        key = name.replace("-", "_")
+        FLAGS[key] = getattr(args, key)
     _become_subreaper()
     dog = threading.Timer(T_WATCHDOG, _watchdog)
     dog.daemon = True
@@ -429,6 +444,15 @@ class Lines:
         line = line.decode()
         self.seen.append(line)
         return line
+
+    def rest(self, timeout=T_CMD):
+        """Every line left until end of file, each read bounded."""
+        got = []
+        while True:
+            line = self.next(timeout)
+            if line is None:
+                return got
+            got.append(line)
 
 
 class DaemonTestCase(unittest.TestCase):

@@ -15,51 +15,18 @@
 #include <errno.h>
 #include <linux/vfio.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "kit_util.h"
 #include "umdev/client.h"
 
 #define USAGE "usage: daemon-req-client SOCKET release|hold TIMEOUT_MS\n"
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int
-left_ms(int64_t deadline)
-{
-    int64_t left = deadline - now_ms();
-
-    return left < 0 ? 0 : (int)left;
-}
-
-static void
-say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void
-say(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    putchar('\n');
-    fflush(stdout);
-}
 
 /* Attach, register REQ, prove the device answers. Return: 0 or -errno. */
 static int
@@ -73,14 +40,14 @@ attach(const char *path, int timeout_ms, int efd, struct umdev_client **out)
 
     rc = umdev_client_connect(path, &opts, &c);
     if (rc < 0) {
-        say("error connect %s: %s", path, strerror(-rc));
+        kit_say("error connect %s: %s", path, strerror(-rc));
         return rc;
     }
     rc = umdev_client_irq_info(c, VFIO_PCI_REQ_IRQ_INDEX, &irq);
     if (rc == 0 && (irq.count < 1 || !(irq.flags & VFIO_IRQ_INFO_EVENTFD)))
         rc = -ENOTSUP;
     if (rc < 0) {
-        say("error REQ irq info: %s", strerror(-rc));
+        kit_say("error REQ irq info: %s", strerror(-rc));
         goto fail;
     }
     rc = umdev_client_set_irqs(c, VFIO_PCI_REQ_IRQ_INDEX,
@@ -88,17 +55,17 @@ attach(const char *path, int timeout_ms, int efd, struct umdev_client **out)
                                    VFIO_IRQ_SET_ACTION_TRIGGER,
                                0, 1, &efd, NULL);
     if (rc < 0) {
-        say("error SET_IRQS REQ: %s", strerror(-rc));
+        kit_say("error SET_IRQS REQ: %s", strerror(-rc));
         goto fail;
     }
     rc = umdev_client_region_read(c, VFIO_PCI_CONFIG_REGION_INDEX, 0, &id,
                                   sizeof(id));
     if (rc < 0) {
-        say("error config read: %s", strerror(-rc));
+        kit_say("error config read: %s", strerror(-rc));
         goto fail;
     }
-    say("attached pid=%d id=%04x:%04x", (int)getpid(), id & 0xffff,
-        id >> 16);
+    kit_say("attached pid=%d id=%04x:%04x", (int)getpid(), id & 0xffff,
+            id >> 16);
     *out = c;
     return 0;
 fail:
@@ -111,11 +78,11 @@ static int
 wait_disconnect(struct umdev_client *c, int64_t deadline)
 {
     for (;;) {
-        int rc = umdev_client_poll(c, left_ms(deadline));
+        int rc = umdev_client_poll(c, kit_left_ms(deadline));
 
         if (rc < 0 && rc != -ETIMEDOUT)
             return 0; /* the server left (-ECONNRESET or a socket error) */
-        if (left_ms(deadline) == 0)
+        if (kit_left_ms(deadline) == 0)
             return -ETIMEDOUT;
     }
 }
@@ -141,10 +108,10 @@ main(int argc, char **argv)
         fputs(USAGE, stderr);
         return 2;
     }
-    deadline = now_ms() + timeout_ms;
+    deadline = kit_now_ms() + timeout_ms;
     efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd < 0) {
-        say("error eventfd: %s", strerror(errno));
+        kit_say("error eventfd: %s", strerror(errno));
         return 1;
     }
     if (attach(argv[1], timeout_ms, efd, &c) < 0)
@@ -153,36 +120,36 @@ main(int argc, char **argv)
     pfd[0] = (struct pollfd){ .fd = efd, .events = POLLIN };
     pfd[1] = (struct pollfd){ .fd = umdev_client_fd(c), .events = POLLIN };
     for (;;) {
-        rc = poll(pfd, 2, left_ms(deadline));
+        rc = poll(pfd, 2, kit_left_ms(deadline));
         if (rc < 0 && errno == EINTR)
             continue;
         if (rc <= 0) {
-            say("timeout waiting for REQ");
+            kit_say("timeout waiting for REQ");
             goto fail;
         }
         if (pfd[0].revents & POLLIN)
             break;
         if (pfd[1].revents != 0 && umdev_client_poll(c, 0) < 0) {
-            say("disconnected before REQ");
+            kit_say("disconnected before REQ");
             goto fail;
         }
     }
     if (read(efd, &n, sizeof(n)) != sizeof(n) || n == 0) {
-        say("error reading the REQ eventfd");
+        kit_say("error reading the REQ eventfd");
         goto fail;
     }
-    say("req");
+    kit_say("req");
     if (!hold) {
         umdev_client_destroy(c);
         close(efd);
-        say("released");
+        kit_say("released");
         return 0;
     }
     if (wait_disconnect(c, deadline) < 0) {
-        say("timeout waiting to be disconnected");
+        kit_say("timeout waiting to be disconnected");
         goto fail;
     }
-    say("disconnected");
+    kit_say("disconnected");
     umdev_client_destroy(c);
     close(efd);
     return 0;

@@ -16,16 +16,13 @@
         --accel-client P [unittest arguments]
 """
 
-import argparse
 import os
 import signal
 import subprocess
-import sys
 
 import harness
 from harness import DaemonTestCase, new_uuid
 
-ACCEL_CLIENT = None
 TYPES = {"accel-1wq": 1, "accel-2wq": 2, "accel-4wq": 4}
 POOL = 16  # queues in the built-in pool
 T_TRAFFIC = 30  # seconds for one client run (sanitized builds are slow)
@@ -35,7 +32,7 @@ class AccelTestCase(DaemonTestCase):
 
     def traffic(self, sock, queues):
         """Run daemon-accel-client on @sock; return its output lines."""
-        p = subprocess.run([ACCEL_CLIENT, sock, str(queues),
+        p = subprocess.run([harness.BIN["accel_client"], sock, str(queues),
                             str(T_TRAFFIC * 1000)],
                            stdin=subprocess.DEVNULL, capture_output=True,
                            timeout=T_TRAFFIC + 10)
@@ -323,17 +320,5 @@ class Isolation(AccelTestCase):
         self.expect_free(POOL)
 
 
-def main():
-    global ACCEL_CLIENT
-    ap = argparse.ArgumentParser(add_help=False)
-    ap.add_argument("--accel-client", required=True)
-    args, rest = ap.parse_known_args()
-    if not os.access(args.accel_client, os.X_OK):
-        sys.exit("not executable: %s" % args.accel_client)
-    ACCEL_CLIENT = os.path.abspath(args.accel_client)
-    sys.argv = [sys.argv[0]] + rest
-    harness.main()
-
-
 if __name__ == "__main__":
-    main()
+    harness.main(programs=("accel-client",))

@@ -20,17 +20,13 @@ that started it. Checked here:
         --access-drive P --accel-client P [unittest arguments]
 """
 
-import argparse
 import os
 import signal
 import subprocess
-import sys
 
 import harness
 from harness import DaemonTestCase, Lines, new_uuid
 
-DRIVE = None
-ACCEL_CLIENT = None
 POOL = 16
 T_RUN = 60  # one drive run, sanitized builds included
 
@@ -43,7 +39,7 @@ class AccessTestCase(DaemonTestCase):
 
     def drive(self, *args):
         """Start umdev-access-drive against this daemon."""
-        return self.spawn([DRIVE, "--control", self.d.control,
+        return self.spawn([harness.BIN["access_drive"], "--control", self.d.control,
                            "--timeout", "20000", *args])
 
     def finish(self, p, rc=0):
@@ -58,6 +54,17 @@ class AccessTestCase(DaemonTestCase):
                          "umdev-access-drive exited %s:\n%s%s\ndaemon log:\n"
                          "%s" % (p.returncode, out, err, self.d.log()))
         return out.splitlines()
+
+    def holding(self, seconds):
+        """Start a drive that holds its queue; return it and its Lines
+        once it says so (it must not exit before)."""
+        p = self.drive("--seconds", seconds, "--hold")
+        out = Lines(p)
+        while True:
+            ln = out.next(T_RUN)
+            self.assertIsNotNone(ln, "exited early: %s" % out.seen)
+            if ln == "holding":
+                return p, out
 
     def free_1wq(self):
         return {t["name"]: t["available_instances"]
@@ -91,13 +98,7 @@ class Lease(AccessTestCase):
 
     def test_held_and_returned(self):
         self.assertEqual(self.free_1wq(), POOL)
-        p = self.drive("--seconds", "0.5", "--hold")
-        out = Lines(p)
-        while True:
-            ln = out.next(T_RUN)
-            self.assertIsNotNone(ln, "exited early: %s" % out.seen)
-            if ln == "holding":
-                break
+        p, out = self.holding("0.5")
         self.assertEqual(self.free_1wq(), POOL - 1)
         held = self.leased()
         self.assertEqual(len(held), 1, held)
@@ -120,10 +121,7 @@ class Lease(AccessTestCase):
         self.assertEqual(self.sockets_in_rundir(), [])
 
     def test_killed_lessee(self):
-        p = self.drive("--seconds", "0", "--hold")
-        out = Lines(p)
-        while out.next(T_RUN) != "holding":
-            self.assertIsNone(p.poll(), out.seen)
+        p, _ = self.holding("0")
         i = self.leased()[0]
         os.kill(p.pid, signal.SIGKILL)
         p.wait(harness.T_CMD)
@@ -135,10 +133,7 @@ class Lease(AccessTestCase):
         self.assertEqual(self.sockets_in_rundir(), [])
 
     def test_worker_dies(self):
-        p = self.drive("--seconds", "0", "--hold")
-        out = Lines(p)
-        while out.next(T_RUN) != "holding":
-            self.assertIsNone(p.poll(), out.seen)
+        p, _ = self.holding("0")
         i = self.leased()[0]
         os.kill(i["pid"], signal.SIGKILL)
         f = self.wait_state(i["uuid"], "failed")
@@ -154,7 +149,7 @@ class Lease(AccessTestCase):
         a = self.start_instance("-p", "accel", "-t", "accel-2wq")
         b = self.start_instance("-p", "accel", "-t", "accel-1wq")
         p = self.drive("--seconds", "3", "--depth", "16", "--size", "8192")
-        runs = [subprocess.Popen([ACCEL_CLIENT, s["socket"], str(k),
+        runs = [subprocess.Popen([harness.BIN["accel_client"], s["socket"], str(k),
                                   "30000"], stdin=subprocess.DEVNULL,
                                  stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE)
@@ -228,12 +223,12 @@ class Refusals(AccessTestCase):
                 (["--seconds", "x"], "--seconds"),
                 (["extra"], "unexpected argument 'extra'")):
             with self.subTest(args=args):
-                p = subprocess.run([DRIVE, "--control", self.d.control,
+                p = subprocess.run([harness.BIN["access_drive"], "--control", self.d.control,
                                     *args], capture_output=True,
                                    timeout=harness.T_CMD)
                 self.assertEqual(p.returncode, 2, p)
                 self.assertIn(says, p.stderr.decode())
-        p = subprocess.run([DRIVE, "--control",
+        p = subprocess.run([harness.BIN["access_drive"], "--control",
                             os.path.join(self.tmp, "nothing")],
                            capture_output=True, timeout=harness.T_CMD)
         self.assertEqual(p.returncode, 1, p)
@@ -241,20 +236,5 @@ class Refusals(AccessTestCase):
         self.assertEqual(self.instances(), {})
 
 
-def main():
-    global DRIVE, ACCEL_CLIENT
-    ap = argparse.ArgumentParser(add_help=False)
-    ap.add_argument("--access-drive", required=True)
-    ap.add_argument("--accel-client", required=True)
-    args, rest = ap.parse_known_args()
-    for path in (args.access_drive, args.accel_client):
-        if not os.access(path, os.X_OK):
-            sys.exit("not executable: %s" % path)
-    DRIVE = os.path.abspath(args.access_drive)
-    ACCEL_CLIENT = os.path.abspath(args.accel_client)
-    sys.argv = [sys.argv[0]] + rest
-    harness.main()
-
-
 if __name__ == "__main__":
-    main()
+    harness.main(programs=("access-drive", "accel-client"))

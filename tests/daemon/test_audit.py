@@ -12,11 +12,9 @@ accesses daemon-region-client made, and a refused access is counted.
         --region-client P --conform P [unittest arguments]
 """
 
-import argparse
 import json
 import os
 import subprocess
-import sys
 
 import harness
 from harness import DaemonTestCase
@@ -24,7 +22,6 @@ from harness import DaemonTestCase
 T = "serial-2port"
 CRITERIA = [1, 2, 3, 4, 5, 6]
 IN_PLACE = {1, 3}
-EXTRA = {}
 
 
 class Audit(DaemonTestCase):
@@ -98,7 +95,7 @@ class Audit(DaemonTestCase):
     def test_conformance(self):
         r = self.ctl("--json", "audit", T, "--conformance",
                      "--fuzz-seconds", "2",
-                     env={"UMDEV_CONFORM": EXTRA["UMDEV_CONFORM"]},
+                     env={"UMDEV_CONFORM": harness.BIN["conform"]},
                      timeout=80)
         self.assertEqual(r.rc, 0, str(r))
         doc = r.json()
@@ -160,7 +157,7 @@ class Stats(DaemonTestCase):
         self.u = self.inst["uuid"]
 
     def drive(self, *ops):
-        p = subprocess.run([EXTRA["region_client"], self.inst["socket"],
+        p = subprocess.run([harness.BIN["region_client"], self.inst["socket"],
                             "5000"] + list(ops), stdin=subprocess.DEVNULL,
                            capture_output=True, timeout=harness.T_CMD)
         self.assertEqual(p.returncode, 0, p.stderr.decode())
@@ -224,12 +221,7 @@ class Stats(DaemonTestCase):
             pass
         lines.next()
         self.drive("w0:7:1:1", "w0:7:1:2")
-        rest = []
-        while True:
-            line = lines.next()
-            if line is None:
-                break
-            rest.append(line)
+        rest = lines.rest()
         self.assertEqual(p.wait(harness.T_CMD), 0)
         self.assertEqual(rest[:2], ["", "--- sample 2"], rest)
         text = "\n".join(rest)
@@ -246,11 +238,4 @@ class Stats(DaemonTestCase):
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(add_help=False)
-    ap.add_argument("--region-client", required=True)
-    ap.add_argument("--conform", required=True)
-    args, rest = ap.parse_known_args()
-    EXTRA["region_client"] = os.path.abspath(args.region_client)
-    EXTRA["UMDEV_CONFORM"] = os.path.abspath(args.conform)
-    sys.argv = [sys.argv[0]] + rest
-    harness.main()
+    harness.main(programs=("region-client", "conform"))

@@ -16,17 +16,13 @@
         --req-client P --accel-client P [--test-hooks] [unittest args]
 """
 
-import argparse
 import os
 import re
 import subprocess
-import sys
 
 import harness
 from harness import DaemonTestCase, new_uuid
 
-ACCEL_CLIENT = None
-TEST_HOOKS = False
 DOC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                    "docs", "SANDBOX.md")
 
@@ -65,7 +61,7 @@ class Sandbox(DaemonTestCase):
                     self.assertRegex(target, r"^(socket|anon_inode|/dev/pts)",
                                      fds)
         # Confined workers still do their work.
-        p = subprocess.run([ACCEL_CLIENT, a["socket"], "4", "30000"],
+        p = subprocess.run([harness.BIN["accel_client"], a["socket"], "4", "30000"],
                            capture_output=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn("PCI", str(self.probe(s["socket"])))
@@ -102,7 +98,7 @@ class Sandbox(DaemonTestCase):
     def forbidden(self, args):
         """A serial instance armed with the test hook, and an accel
         instance beside it; a VMM attaches to the armed one."""
-        if not TEST_HOOKS:
+        if not harness.FLAGS["test_hooks"]:
             self.fail("umdevd was built without UMDEV_TEST_HOOKS")
         bad = new_uuid()
         os.environ["UMDEV_TEST_FORBIDDEN_SYSCALL"] = bad
@@ -132,7 +128,7 @@ class Sandbox(DaemonTestCase):
         now = self.instance(other["uuid"])
         self.assertEqual((now["state"], now["pid"]),
                          ("running", other["pid"]))
-        p = subprocess.run([ACCEL_CLIENT, other["socket"], "2", "30000"],
+        p = subprocess.run([harness.BIN["accel_client"], other["socket"], "2", "30000"],
                            capture_output=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.ok("stop", i["uuid"])
@@ -150,7 +146,7 @@ class Sandbox(DaemonTestCase):
             self.assertNotIn("fails with EACCES", printed)
             self.assertNotIn("TCGETS", printed)
             return
-        if not TEST_HOOKS:
+        if not harness.FLAGS["test_hooks"]:
             self.fail("umdevd was built without UMDEV_TEST_HOOKS")
         bad = new_uuid()
         os.environ["UMDEV_TEST_MEMORY_ERROR"] = bad
@@ -192,17 +188,5 @@ class Sandbox(DaemonTestCase):
         self.ok("stop", other["uuid"])
 
 
-def main():
-    global ACCEL_CLIENT, TEST_HOOKS
-    ap = argparse.ArgumentParser(add_help=False)
-    ap.add_argument("--accel-client", required=True)
-    ap.add_argument("--test-hooks", action="store_true")
-    args, rest = ap.parse_known_args()
-    ACCEL_CLIENT = os.path.abspath(args.accel_client)
-    TEST_HOOKS = args.test_hooks
-    sys.argv = [sys.argv[0]] + rest
-    harness.main()
-
-
 if __name__ == "__main__":
-    main()
+    harness.main(programs=("accel-client",), flags=("test-hooks",))

@@ -37,12 +37,7 @@ class Supervise(DaemonTestCase):
 
     def finish(self, p, lines, want):
         """The client's remaining lines must be @want, then exit 0."""
-        got = []
-        while True:
-            line = lines.next()
-            if line is None:
-                break
-            got.append(line)
+        got = lines.rest()
         self.assertEqual(got, want, "req-client said %s" % lines.seen)
         self.assertEqual(p.wait(harness.T_CMD), 0, lines.seen)
 

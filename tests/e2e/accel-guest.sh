@@ -6,39 +6,20 @@
 # QEMU was told to put it), QUEUES (the type's queue count), COUNT, SIZE,
 # DEPTH and SEED. Marker lines: E2E-ACCEL-*.
 # shellcheck shell=sh disable=SC1091,SC2154  # accel.conf exists only in the guest
-fail=0
-bad() { echo "E2E-ACCEL-FAIL $*"; fail=1; }
+MARK=ACCEL
+# shellcheck source=tests/e2e/guest-lib.sh
+. /e2e/guest-lib.sh
 
 . /e2e/accel.conf || { bad "no /e2e/accel.conf"; exit 1; }
 echo "E2E-ACCEL-CONF bdf=$BDF queues=$QUEUES count=$COUNT size=$SIZE depth=$DEPTH seed=$SEED"
 
-dev=
-for d in /sys/bus/pci/devices/*; do
-    if [ "$(cat "$d/vendor")" = 0x1234 ] && [ "$(cat "$d/device")" = 0x11ec ]; then
-        [ -z "$dev" ] || bad "two 1234:11ec devices: $dev and $d"
-        dev=$d
-    fi
-done
-if [ -z "$dev" ]; then
-    bad "no 1234:11ec device on the PCI bus"
-    for d in /sys/bus/pci/devices/*; do
-        echo "  ${d##*/} $(cat "$d/vendor"):$(cat "$d/device")"
-    done
-    exit 1
-fi
-bdf=${dev##*/}
-echo "E2E-ACCEL-BDF=$bdf"
-[ "$bdf" = "$BDF" ] || bad "the device is at $bdf, QEMU was told $BDF"
-
+find_device 0x1234 0x11ec "$BDF"
 # devices/accel/README.md, "PCI identity": subsystem 1234:000K.
-ids="$(cat "$dev/vendor"):$(cat "$dev/device")"
-ids="$ids $(cat "$dev/subsystem_vendor"):$(cat "$dev/subsystem_device")"
-ids="$ids $(cat "$dev/class") $(cat "$dev/revision")"
+ids=$(device_ids)
 want=$(printf '0x1234:0x11ec 0x1234:0x%04x 0x088000 0x01' "$QUEUES")
 echo "E2E-ACCEL-IDS $ids (vendor:device subsystem class revision)"
 [ "$ids" = "$want" ] || bad "identity '$ids', expected '$want'"
-drv=
-[ -e "$dev/driver" ] && drv=$(basename "$(readlink "$dev/driver")")
+drv=$(device_driver)
 [ -z "$drv" ] || bad "driver '$drv' bound the device; none should"
 
 # BARs ("BARs"): 0 is 16 KiB, 2 is QUEUES pages rounded up to a power of

@@ -38,11 +38,9 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-SRC=$(cd "$HERE/../.." && pwd)
-BUILD_DIR=${1:-$SRC/build/debug}
-CACHE_DIR=${UMDEV_E2E_CACHE:-$HOME/.cache/umdev-e2e}
-export UMDEV_E2E_CACHE=$CACHE_DIR
-CI=${CI:-false}
+# shellcheck source=tests/e2e/lib.sh
+. "$HERE/lib.sh"
+e2e_init accel "${1:-}"
 SERVER=${UMDEV_E2E_ACCEL_SERVER:-umdevd}
 TYPE=${UMDEV_E2E_ACCEL_TYPE:-accel-2wq}
 COUNT=${UMDEV_E2E_ACCEL_COUNT:-2000}
@@ -50,21 +48,6 @@ SIZE=${UMDEV_E2E_ACCEL_SIZE:-4096}
 DEPTH=${UMDEV_E2E_ACCEL_DEPTH:-16}
 SEED=${UMDEV_E2E_ACCEL_SEED:-$(((RANDOM << 15 ^ RANDOM) % 2147483646 + 1))}
 QEMU_TIMEOUT=${UMDEV_E2E_TIMEOUT:-300}
-
-say() { printf 'e2e.accel: %s\n' "$*"; }
-skip_or_fail() {
-    if [ "$CI" = true ]; then
-        say "FAIL: $* (CI=true: nothing is skipped)"
-        exit 1
-    fi
-    say "SKIP: $*"
-    exit 77
-}
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
-# "key=value ..." line -> value of key $2
-field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-T_START=$(now)
 
 case $TYPE in
 accel-1wq) QUEUES=1 ;;
@@ -92,44 +75,17 @@ SERVE=$BUILD_DIR/devices/umdev-accel-serve
 TOOL=$BUILD_DIR/tests/e2e/accel-tool
 NEED=("$TOOL")
 if [ "$SERVER" = umdevd ]; then NEED+=("$UMDEVD" "$UMDEVCTL"); else NEED+=("$SERVE"); fi
-for f in "${NEED[@]}"; do
-    [ -x "$f" ] && continue
-    if [ "$BUILD_DIR" = "$SRC/build/debug" ]; then
-        say "building the debug preset ($f missing)"
-        (cd "$SRC" && cmake --preset debug >/dev/null &&
-            cmake --build --preset debug --target umdevd umdevctl \
-                umdev-accel-serve accel-tool) ||
-            { say "FAIL: cannot build the programs"; exit 1; }
-    fi
-    [ -x "$f" ] || { say "FAIL: $f not found"; exit 1; }
-done
-# The helper runs in the guest: it must not need the host's libraries.
-if readelf -l "$TOOL" | grep -q 'program interpreter'; then
-    say "FAIL: $TOOL is dynamically linked; the guest has no libc"
-    exit 1
-fi
+e2e_need "umdevd umdevctl umdev-accel-serve accel-tool" "${NEED[@]}"
+e2e_static "$TOOL"
 
 # ---- the guest environment ----------------------------------------------------
-t=$(now)
-if ! "$HERE/setup.sh" "$CACHE_DIR"; then
-    skip_or_fail "tests/e2e/setup.sh could not prepare $CACHE_DIR"
-fi
-T_SETUP=$(elapsed "$t" "$(now)")
-
-ART=${UMDEV_E2E_ARTIFACTS:-$BUILD_DIR/e2e/accel}
-mkdir -p "$ART" || { say "FAIL: cannot create $ART"; exit 1; }
-rm -f "$ART"/console.log "$ART"/server.log "$ART"/server.out \
-    "$ART"/qemu-trace.log "$ART"/info.txt "$ART"/result
+e2e_guest_env
+e2e_artifacts accel console.log server.log server.out qemu-trace.log info.txt \
+    result
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/umdev-accel.XXXXXX")
 CTL=$TMP/control
 SRV_PID='' UUID=''
 ctl() { "$UMDEVCTL" --control "$CTL" "$@"; }
-stop() {   # stop PID [SIGNAL]: end a child we started, reap it
-    if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
-        kill "-${2:-TERM}" "$1" 2>/dev/null
-        wait "$1" 2>/dev/null
-    fi
-}
 # shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
     stop "$SRV_PID"
@@ -171,11 +127,7 @@ else
     "$SERVE" --socket "$SOCK" --queues "$QUEUES" --verbose \
         >"$ART/server.out" 2>"$ART/server.log" &
     SRV_PID=$!
-    for _ in $(seq 100); do
-        [ -S "$SOCK" ] && break
-        kill -0 "$SRV_PID" 2>/dev/null || break
-        sleep 0.05
-    done
+    wait_for_sockets "$SRV_PID" 100 "$SOCK"
     say "umdev-accel-serve --queues $QUEUES on $SOCK"
 fi
 [ -S "$SOCK" ] || { say "FAIL: no socket at $SOCK"; cat "$ART/server.log"; exit 1; }
@@ -186,67 +138,46 @@ SLOT=6
 BDF_WANT=$(printf '0000:00:%02x.0' "$SLOT")
 printf 'BDF=%s\nQUEUES=%s\nCOUNT=%s\nSIZE=%s\nDEPTH=%s\nSEED=%s\n' \
     "$BDF_WANT" "$QUEUES" "$COUNT" "$SIZE" "$DEPTH" "$SEED" >"$TMP/accel.conf"
-# (JSON escapes \ and ".) run-guest.sh gives QEMU memfd-backed shared RAM,
-# which vfio-user needs to hand guest memory to the device.
-SOCK_JSON=$(printf '%s' "$SOCK" | sed 's/\\/\\\\/g; s/"/\\"/g')
-QARGS=(-- -device "{\"driver\":\"vfio-user-pci\",\"addr\":\"$SLOT.0\",\"socket\":{\"path\":\"$SOCK_JSON\",\"type\":\"unix\"}}")
-[ "${UMDEV_E2E_TRACE:-0}" = 1 ] &&
-    QARGS+=(-trace 'vfio_user_*' -D "$ART/qemu-trace.log")
+# run-guest.sh gives QEMU memfd-backed shared RAM, which vfio-user needs
+# to hand guest memory to the device.
+QARGS=(-- -device "$(e2e_device_json "$SLOT" "$SOCK")")
+e2e_trace_args
 say "seed $SEED; $COUNT x $SIZE bytes per timed operation, depth $DEPTH"
 say "booting the guest (TCG) with vfio-user-pci on $SOCK"
 t=$(now)
 "$HERE/run-guest.sh" --timeout "$QEMU_TIMEOUT" --log "$ART/console.log" \
-    "$HERE/accel-guest.sh" "$TOOL" "$TMP/accel.conf:/e2e/accel.conf" \
-    "${QARGS[@]}" >/dev/null
+    "$HERE/accel-guest.sh" "$HERE/guest-lib.sh" "$TOOL" \
+    "$TMP/accel.conf:/e2e/accel.conf" "${QARGS[@]}" >/dev/null
 GUEST_RC=$?
 T_BOOT=$(elapsed "$t" "$(now)")
 
 # ---- the server side after the run -----------------------------------------------
-SRV_RC=0
+CTL_FAILED=0
 if [ "$SERVER" = umdevd ]; then
     ctl info "$UUID" >"$ART/info.txt" 2>&1 ||
-        { say "umdevctl info $UUID failed: $(cat "$ART/info.txt")"; SRV_RC=1; }
+        { say "umdevctl info $UUID failed: $(cat "$ART/info.txt")"; CTL_FAILED=1; }
     if ! ctl stop "$UUID" >"$TMP/stop.out" 2>&1; then
         say "umdevctl stop $UUID failed: $(cat "$TMP/stop.out")"
-        SRV_RC=1
+        CTL_FAILED=1
     fi
 fi
-kill "$SRV_PID" 2>/dev/null
-for _ in $(seq 100); do
-    kill -0 "$SRV_PID" 2>/dev/null || break
-    sleep 0.1
-done
-if kill -0 "$SRV_PID" 2>/dev/null; then
+stop_server "$SRV_PID" 100 ||
     say "$SERVER did not exit within 10 s of SIGTERM"
-    stop "$SRV_PID" KILL
-    SRV_RC=124
-else
-    wait "$SRV_PID" || SRV_RC=$?
-fi
 SRV_PID=
 
 # ---- verdict ----------------------------------------------------------------------
 fail=0
 C=$ART/console.log
-BDF=$(sed -n 's/^E2E-ACCEL-BDF=//p' "$C" | head -n 1)
-[ -n "$BDF" ] || { say "no E2E-ACCEL-BDF line: the device did not enumerate"; fail=1; }
-grep -q '^E2E-ACCEL-PASS$' "$C" || { say "the guest checks did not all pass"; fail=1; }
-grep '^E2E-ACCEL-FAIL' "$C" | sed 's/^/  guest: /'
-grep '^accel-tool: ' "$C" | sed 's/^/  guest: /'
-[ "$GUEST_RC" -eq 0 ] || { say "run-guest.sh exited $GUEST_RC$([ "$GUEST_RC" -eq 124 ] && echo " (timed out)")"; fail=1; }
+e2e_guest_verdict ACCEL accel-tool
 [ "$SRV_RC" -eq 0 ] || { say "$SERVER exited $SRV_RC (expected 0 after SIGTERM)"; fail=1; }
+[ "$CTL_FAILED" -eq 0 ] || fail=1
 
-QEMU_MSGS=$(grep -i 'qemu-system\|vfio' "$C" | grep -v '^E2E-' || true)
-# "killed by signal" is a worker crash; the daemon's own notice about the
-# SIGTERM this script sent is expected and not matched.
-SRV_ERRS=$(grep -E ' failed: |warning|error|unexpected|refusing|malformed|refused|crash|killed by signal' \
-    "$ART/server.log" || true)
 declare -A B=()
 for op in memmove fill crc32c; do
     B[$op]=$(sed -n "s/^E2E-ACCEL-TOOL bench op=$op /op=$op /p" "$C" | head -n 1)
 done
 T_WALL=$(elapsed "$T_START" "$(now)")
-say "QEMU: $(sed -n 's/^qemu=//p' "$CACHE_DIR/stamp"); kernel $(cat "$CACHE_DIR/kver")"
+e2e_versions
 say "server: $SERVER; type $TYPE; device ${BDF:-<not found>}"
 sed -n 's/^E2E-ACCEL-TOOL info /  /p' "$C" | head -n 1
 for op in memmove fill crc32c; do
@@ -258,15 +189,11 @@ for op in memmove fill crc32c; do
 done
 sed -n 's/^E2E-ACCEL-TOOL queue /  queue /p' "$C"
 say "timings: setup ${T_SETUP}s, boot+test ${T_BOOT}s (TCG), wall ${T_WALL}s"
-if [ -n "$QEMU_MSGS" ]; then
-    say "QEMU console messages about vfio:"
-    printf '%s\n' "$QEMU_MSGS" | sed 's/^/  /'
-fi
-if [ -n "$SRV_ERRS" ]; then
-    say "server: $(printf '%s\n' "$SRV_ERRS" | wc -l) error/warning line(s) (full log: $ART/server.log):"
-    printf '%s\n' "$SRV_ERRS" | head -n 20 | sed 's/^/  /'
+e2e_qemu_messages
+# "killed by signal" is a worker crash; the daemon's own notice about the
+# SIGTERM this script sent is expected and not matched.
+e2e_server_errors ' failed: |warning|error|unexpected|refusing|malformed|refused|crash|killed by signal' 20 ||
     fail=1
-fi
 
 {
     echo "result=$([ $fail -eq 0 ] && echo pass || echo fail)"
@@ -280,10 +207,4 @@ fi
     echo "wall_seconds=$T_WALL"
 } >"$ART/result"
 
-if [ "$fail" -ne 0 ]; then
-    say "FAIL (UMDEV_E2E_ACCEL_SEED=$SEED repeats the data); last 50 lines of the console ($C):"
-    tail -n 50 "$C"
-    exit 1
-fi
-say "PASS"
-exit 0
+e2e_finish "FAIL (UMDEV_E2E_ACCEL_SEED=$SEED repeats the data)"

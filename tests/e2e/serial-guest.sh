@@ -8,8 +8,9 @@
 # and SEED+5+N (loopback), as serial-host.py has them.
 # Marker lines: E2E-SERIAL-*.
 # shellcheck shell=sh disable=SC1091,SC2154  # serial.conf exists only in the guest
-fail=0
-bad() { echo "E2E-SERIAL-FAIL $*"; fail=1; }
+MARK=SERIAL
+# shellcheck source=tests/e2e/guest-lib.sh
+. /e2e/guest-lib.sh
 
 . /e2e/serial.conf || { bad "no /e2e/serial.conf"; exit 1; }
 echo "E2E-SERIAL-CONF bdf=$BDF seed=$SEED len=$LEN loop_len=$LOOP_LEN"
@@ -18,32 +19,13 @@ seed() { echo $(((SEED + $1) & 0xffffffff)); }
 field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
 # ---- 1. the device, its driver and its ports --------------------------------
-dev=
-for d in /sys/bus/pci/devices/*; do
-    if [ "$(cat "$d/vendor")" = 0x4348 ] && [ "$(cat "$d/device")" = 0x3253 ]; then
-        [ -z "$dev" ] || bad "two 4348:3253 devices: $dev and $d"
-        dev=$d
-    fi
-done
-if [ -z "$dev" ]; then
-    bad "no 4348:3253 device on the PCI bus"
-    for d in /sys/bus/pci/devices/*; do
-        echo "  ${d##*/} $(cat "$d/vendor"):$(cat "$d/device")"
-    done
-    exit 1
-fi
-bdf=${dev##*/}
-echo "E2E-SERIAL-BDF=$bdf"
-[ "$bdf" = "$BDF" ] || bad "the card is at $bdf, QEMU was told $BDF"
-ids="$(cat "$dev/vendor"):$(cat "$dev/device")"
-ids="$ids $(cat "$dev/subsystem_vendor"):$(cat "$dev/subsystem_device")"
-ids="$ids $(cat "$dev/class") $(cat "$dev/revision")"
+find_device 0x4348 0x3253 "$BDF"
+ids=$(device_ids)
 echo "E2E-SERIAL-IDS $ids (vendor:device subsystem class revision)"
 # devices/serial/README.md, "PCI identity"
 [ "$ids" = "0x4348:0x3253 0x4348:0x3253 0x070002 0x10" ] ||
     bad "identity '$ids', expected '0x4348:0x3253 0x4348:0x3253 0x070002 0x10'"
-drv=
-[ -e "$dev/driver" ] && drv=$(basename "$(readlink "$dev/driver")")
+drv=$(device_driver)
 echo "E2E-SERIAL-DRIVER=${drv:-<none>}"
 [ "$drv" = serial ] || { bad "driver is '${drv:-<none>}', expected serial (8250_pci)"; exit 1; }
 irq=$(cat "$dev/irq")

@@ -72,16 +72,7 @@
 
 static const char *prog = "serial-tool";
 
-static void __attribute__((format(printf, 1, 2))) err(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "%s: ", prog);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
+#include "guest-tool.h" /* err(), now_ns() */
 
 static uint32_t
 pattern_state(uint32_t seed)
@@ -105,15 +96,6 @@ pattern_fill(uint8_t *buf, size_t len, uint32_t seed)
         x ^= x << 5;
         buf[i] = (uint8_t)(x >> 24);
     }
-}
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static int

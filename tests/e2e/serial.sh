@@ -42,36 +42,20 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-SRC=$(cd "$HERE/../.." && pwd)
-BUILD_DIR=${1:-$SRC/build/debug}
-CACHE_DIR=${UMDEV_E2E_CACHE:-$HOME/.cache/umdev-e2e}
-export UMDEV_E2E_CACHE=$CACHE_DIR
-CI=${CI:-false}
+# shellcheck source=tests/e2e/lib.sh
+. "$HERE/lib.sh"
+e2e_init serial "${1:-}"
 LEN=${UMDEV_E2E_SERIAL_LEN:-65536}
 LOOP_LEN=${UMDEV_E2E_SERIAL_LOOP_LEN:-4096}
 SEED=${UMDEV_E2E_SERIAL_SEED:-$(((RANDOM << 17 ^ RANDOM << 2 ^ RANDOM) & 0xffffffff))}
 QEMU_TIMEOUT=${UMDEV_E2E_TIMEOUT:-300}
 SERVER=${UMDEV_E2E_SERIAL_SERVER:-daemon}
 
-say() { printf 'e2e.serial: %s\n' "$*"; }
-skip_or_fail() {
-    if [ "$CI" = true ]; then
-        say "FAIL: $* (CI=true: nothing is skipped)"
-        exit 1
-    fi
-    say "SKIP: $*"
-    exit 77
-}
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
-# "key=value ..." line -> value of key $2
-field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-# bytes/s -> "N.NN MB/s (N B/s)"
+# bytes/s -> "N.N KiB/s (N B/s)"
 rate() {
     awk -v r="$1" 'BEGIN { if (r == "") print "n/a";
         else printf "%.1f KiB/s (%d B/s)", r / 1024, r }'
 }
-T_START=$(now)
 
 case $SERVER in
 daemon | serve) ;;
@@ -90,39 +74,16 @@ SERVE=$BUILD_DIR/devices/umdev-serve
 UMDEVD=$BUILD_DIR/daemon/umdevd
 UMDEVCTL=$BUILD_DIR/cli/umdevctl
 TOOL=$BUILD_DIR/tests/e2e/serial-tool
-if [ ! -x "$SERVE" ] || [ ! -x "$UMDEVD" ] || [ ! -x "$UMDEVCTL" ] ||
-    [ ! -x "$TOOL" ]; then
-    if [ "$BUILD_DIR" = "$SRC/build/debug" ]; then
-        say "building the debug preset (a program is missing)"
-        (cd "$SRC" && cmake --preset debug >/dev/null &&
-            cmake --build --preset debug --target umdev-serve umdevd \
-                umdevctl serial-tool) ||
-            { say "FAIL: cannot build the programs"; exit 1; }
-    fi
-    for f in "$SERVE" "$UMDEVD" "$UMDEVCTL" "$TOOL"; do
-        [ -x "$f" ] || { say "FAIL: $f not found"; exit 1; }
-    done
-fi
-# The helper runs in the guest: it must not need the host's libraries.
-if readelf -l "$TOOL" | grep -q 'program interpreter'; then
-    say "FAIL: $TOOL is dynamically linked; the guest has no libc"
-    exit 1
-fi
+e2e_need "umdev-serve umdevd umdevctl serial-tool" \
+    "$SERVE" "$UMDEVD" "$UMDEVCTL" "$TOOL"
+e2e_static "$TOOL"
 command -v python3 >/dev/null ||
     skip_or_fail "python3 not found (scripts/deps.sh installs it)"
 
 # ---- the guest environment ----------------------------------------------------
-t=$(now)
-if ! "$HERE/setup.sh" "$CACHE_DIR"; then
-    skip_or_fail "tests/e2e/setup.sh could not prepare $CACHE_DIR"
-fi
-T_SETUP=$(elapsed "$t" "$(now)")
-
-ART=${UMDEV_E2E_ARTIFACTS:-$BUILD_DIR/e2e/serial}
-mkdir -p "$ART" || { say "FAIL: cannot create $ART"; exit 1; }
-rm -rf "$ART"/console.log "$ART"/server.log "$ART"/server.out "$ART"/info.txt \
-    "$ART"/umdevctl.out "$ART"/umdevctl.err \
-    "$ART"/qemu-trace.log "$ART"/result "$ART"/host
+e2e_guest_env
+e2e_artifacts serial console.log server.log server.out info.txt umdevctl.out \
+    umdevctl.err qemu-trace.log result host
 mkdir -p "$ART/host"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/umdev-serial.XXXXXX")
 CTL=$TMP/ctl.sock
@@ -130,12 +91,6 @@ SRV_PID='' HOST_PID='' UUID=''
 # The private daemon's directories (umdevctl finds it through these).
 export UMDEV_RUNDIR=$TMP/run UMDEV_STATEDIR=$TMP/state \
     UMDEV_CONTROL=$TMP/run/control
-stop() {   # stop PID [SIGNAL]: end a child we started, reap it
-    if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
-        kill "-${2:-TERM}" "$1" 2>/dev/null
-        wait "$1" 2>/dev/null
-    fi
-}
 # shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
     stop "$HOST_PID" KILL
@@ -159,11 +114,7 @@ else
     mkdir -p "$UMDEV_RUNDIR" "$UMDEV_STATEDIR"
     "$UMDEVD" --verbose >"$ART/server.out" 2>"$ART/server.log" &
     SRV_PID=$!
-    for _ in $(seq 100); do
-        [ -S "$UMDEV_CONTROL" ] && break
-        kill -0 "$SRV_PID" 2>/dev/null || break
-        sleep 0.05
-    done
+    wait_for_sockets "$SRV_PID" 100 "$UMDEV_CONTROL"
     if ! UUID=$(timeout 10 "$UMDEVCTL" define -p serial -t serial-2port \
         2>"$ART/umdevctl.err") ||
         ! timeout 20 "$UMDEVCTL" start "$UUID" >"$ART/umdevctl.out" \
@@ -178,12 +129,7 @@ else
     PORT0=$UMDEV_RUNDIR/$UUID.port0
     PORT1=$UMDEV_RUNDIR/$UUID.port1
 fi
-for _ in $(seq 100); do
-    [ -S "$SOCK" ] && [ -S "$PORT0" ] && [ -S "$PORT1" ] && break
-    kill -0 "$SRV_PID" 2>/dev/null || break
-    sleep 0.05
-done
-if ! [ -S "$SOCK" ] || ! [ -S "$PORT0" ] || ! [ -S "$PORT1" ]; then
+if ! wait_for_sockets "$SRV_PID" 100 "$SOCK" "$PORT0" "$PORT1"; then
     say "FAIL: $SERVER_NAME did not create $SOCK and its port sockets"
     cat "$ART/server.out" "$ART/server.log"
     exit 1
@@ -217,35 +163,24 @@ printf 'BDF=%s\nSEED=%s\nLEN=%s\nLOOP_LEN=%s\n' "$BDF_WANT" "$SEED" "$LEN" \
 # The control channel: a second ISA UART (the guest's ttyS1, irq 3) on
 # serial-host.py's socket. Any -serial replaces -nographic's default
 # console, so the console is given again, without a monitor.
-# (QEMU option values double their commas; JSON escapes \ and ".)
-SOCK_JSON=$(printf '%s' "$SOCK" | sed 's/\\/\\\\/g; s/"/\\"/g')
+# (QEMU option values double their commas.)
 QARGS=(-- -monitor none -serial mon:stdio
     -chardev "socket,id=ctl,path=${CTL//,/,,}" -serial chardev:ctl
-    -device "{\"driver\":\"vfio-user-pci\",\"addr\":\"$SLOT.0\",\"socket\":{\"path\":\"$SOCK_JSON\",\"type\":\"unix\"}}")
-[ "${UMDEV_E2E_TRACE:-0}" = 1 ] &&
-    QARGS+=(-trace 'vfio_user_*' -D "$ART/qemu-trace.log")
+    -device "$(e2e_device_json "$SLOT" "$SOCK")")
+e2e_trace_args
 say "seed $SEED, $LEN bytes per direction and port, $LOOP_LEN looped"
 say "booting the guest (TCG) with vfio-user-pci on $SOCK"
 t=$(now)
 "$HERE/run-guest.sh" --timeout "$QEMU_TIMEOUT" \
-    --log "$ART/console.log" "$HERE/serial-guest.sh" "$TOOL" \
-    "$TMP/serial.conf:/e2e/serial.conf" "${QARGS[@]}" >/dev/null
+    --log "$ART/console.log" "$HERE/serial-guest.sh" "$HERE/guest-lib.sh" \
+    "$TOOL" "$TMP/serial.conf:/e2e/serial.conf" "${QARGS[@]}" >/dev/null
 GUEST_RC=$?
 T_BOOT=$(elapsed "$t" "$(now)")
 
 # The guest drained its last bytes before powering off; give the host side
 # a moment to read them, then stop it.
-for _ in $(seq 50); do
-    kill -0 "$HOST_PID" 2>/dev/null || break
-    sleep 0.1
-done
-if kill -0 "$HOST_PID" 2>/dev/null; then
-    stop "$HOST_PID" KILL
-    HOST_RC=124
-else
-    wait "$HOST_PID"
-    HOST_RC=$?
-fi
+wait_exit "$HOST_PID" 50
+HOST_RC=$EXIT_RC
 HOST_PID=
 sleep 0.2    # let the server log the detach
 if [ -n "$UUID" ]; then
@@ -261,33 +196,17 @@ if [ -n "$UUID" ]; then
     say "umdevctl info counters: $(sed -n 's/^ *\(msgs\|errors\|region_reads\|region_writes\|irqs\) *\([0-9][0-9]*\)$/\1=\2/p' \
         "$ART/info.txt" | tr '\n' ' ')"
 fi
-kill "$SRV_PID" 2>/dev/null
-for _ in $(seq 100); do
-    kill -0 "$SRV_PID" 2>/dev/null || break
-    sleep 0.1
-done
-if kill -0 "$SRV_PID" 2>/dev/null; then
+stop_server "$SRV_PID" 100 ||
     say "$SERVER_NAME did not exit within 10 s of SIGTERM"
-    stop "$SRV_PID" KILL
-    SRV_RC=124
-else
-    wait "$SRV_PID"
-    SRV_RC=$?
-fi
 SRV_PID=
 
 # ---- verdict ----------------------------------------------------------------------
 fail=0
 C=$ART/console.log
 H=$ART/host
-BDF=$(sed -n 's/^E2E-SERIAL-BDF=//p' "$C" | head -n 1)
-[ -n "$BDF" ] || { say "no E2E-SERIAL-BDF line: the device did not enumerate"; fail=1; }
+e2e_guest_verdict SERIAL serial-tool
 [ -z "$BDF" ] || [ "$BDF" = "$BDF_WANT" ] ||
     { say "the card enumerated at $BDF, QEMU was told $BDF_WANT"; fail=1; }
-grep -q '^E2E-SERIAL-PASS$' "$C" || { say "the guest checks did not all pass"; fail=1; }
-grep '^E2E-SERIAL-FAIL' "$C" | sed 's/^/  guest: /'
-grep '^serial-tool: ' "$C" | sed 's/^/  guest: /'
-[ "$GUEST_RC" -eq 0 ] || { say "run-guest.sh exited $GUEST_RC$([ "$GUEST_RC" -eq 124 ] && echo " (timed out)")"; fail=1; }
 if [ "$HOST_RC" -ne 0 ]; then
     say "serial-host.py $([ "$HOST_RC" -eq 124 ] && echo "did not finish" || echo "exited $HOST_RC"):"
     sed 's/^/  host: /' "$H/stderr"
@@ -325,18 +244,9 @@ for i in 0 1; do
     RES[host$i]=$hres
 done
 
-QEMU_MSGS=$(grep -i 'qemu-system\|vfio' "$C" | grep -v '^E2E-' || true)
-SRV_ERRS=$(grep -E ' failed: |warning|error|unexpected|refusing|malformed|refused' \
-    "$ART/server.log" || true)
-TRACE_ERRS=$(grep 'vfio_user_recv_hdr' "$ART/qemu-trace.log" 2>/dev/null |
-    while read -r line; do
-        [[ $line =~ \ flags\ (0x[0-9a-fA-F]+) ]] &&
-            (( BASH_REMATCH[1] & 0x20 )) && printf '%s\n' "$line"
-    done)
-
 RTT=$(sed -n 's/^E2E-SERIAL-RTT //p' "$C" | head -n 1)
 T_WALL=$(elapsed "$T_START" "$(now)")
-say "QEMU: $(sed -n 's/^qemu=//p' "$CACHE_DIR/stamp"); kernel $(cat "$CACHE_DIR/kver")"
+e2e_versions
 say "device: ${BDF:-<not found>}  $(sed -n 's/^E2E-SERIAL-PORTS //p' "$C" | head -n 1)" \
     "irq $(sed -n 's/^E2E-SERIAL-IRQ=//p' "$C" | head -n 1)"
 say "seed $SEED; $LEN bytes each way per port, $LOOP_LEN looped"
@@ -352,20 +262,10 @@ done
 say "one trapped register access: $(field "$RTT" read_ns) ns read," \
     "$(field "$RTT" write_ns) ns write (guest-measured, SCR of port0)"
 say "timings: setup ${T_SETUP}s, boot+test ${T_BOOT}s (TCG), wall ${T_WALL}s"
-if [ -n "$QEMU_MSGS" ]; then
-    say "QEMU console messages about vfio:"
-    printf '%s\n' "$QEMU_MSGS" | sed 's/^/  /'
-fi
-if [ -n "$TRACE_ERRS" ]; then
-    say "QEMU trace: $(printf '%s\n' "$TRACE_ERRS" | wc -l) error repl(ies) (full trace: $ART/qemu-trace.log):"
-    printf '%s\n' "$TRACE_ERRS" | head -n 20 | sed 's/^/  /'
+e2e_qemu_messages
+e2e_trace_errors || fail=1
+e2e_server_errors ' failed: |warning|error|unexpected|refusing|malformed|refused' 20 ||
     fail=1
-fi
-if [ -n "$SRV_ERRS" ]; then
-    say "server: $(printf '%s\n' "$SRV_ERRS" | wc -l) error/warning line(s) (full log: $ART/server.log):"
-    printf '%s\n' "$SRV_ERRS" | head -n 20 | sed 's/^/  /'
-    fail=1
-fi
 [ "$SRV_RC" -eq 0 ] || { say "$SERVER_NAME exited $SRV_RC (expected 0 after SIGTERM)"; fail=1; }
 [ "${STOP_FAILED:-0}" = 0 ] || fail=1
 
@@ -387,10 +287,4 @@ fi
     echo "wall_seconds=$T_WALL"
 } >"$ART/result"
 
-if [ "$fail" -ne 0 ]; then
-    say "FAIL (seed $SEED: UMDEV_E2E_SERIAL_SEED=$SEED reproduces it); last 50 lines of the console ($C):"
-    tail -n 50 "$C"
-    exit 1
-fi
-say "PASS"
-exit 0
+e2e_finish "FAIL (seed $SEED: UMDEV_E2E_SERIAL_SEED=$SEED reproduces it)"

@@ -2,13 +2,11 @@
  * Fault injection: fail the Nth allocation, for every N, on the paths that
  * build a device and that handle messages (STYLE.md "Tests").
  *
- * The program is linked with --wrap for the allocator (malloc, calloc,
- * realloc, strdup, free), for the one json-c allocation the library makes
- * itself (json_tokener_new_ex) and for the kernel resources it allocates
- * (memfd_create, mmap, socket, epoll_create1, accept4). Every such call
- * made on the *armed* thread is counted; the Nth one fails (NULL / -1 with
- * ENOMEM or EMFILE). Each scenario runs for N = 1, 2, ... until a run
- * completes without reaching N, and every run must end
+ * inject.c wraps the allocator and the kernel resources the library
+ * allocates for the whole link (inject.h says which); every such call made
+ * on the *armed* thread is counted and the Nth one fails. Each scenario
+ * runs for N = 1, 2, ... until a run completes without reaching N, and
+ * every run must end
  *   - without a crash or a hang,
  *   - with every request answered, normally or by an error reply, or with
  *     the connection closed (allocation failures on the stream path),
@@ -16,15 +14,13 @@
  *     that reads back consistently whenever both halves succeeded,
  *   - with no allocation outstanding (counted here, and by LSan in the
  *     asan preset) and no descriptor left open (/proc/self/fd).
+ * The scripted client is the test kit's raw peer (tests/common/kit_peer.h),
+ * which never allocates, so no failure lands in the test's own code.
  *
  * Scenarios: (a) building the test device; (b) a scripted client on a
  * socketpair against a server thread calling umdev_dev_process(); (c) the
  * same device served by umdev_server on a umdev_loop, with INTx and its
  * resample eventfd (watched through the loop).
- *
- * Allocations inside shared libraries (json-c's own, libc's) are not
- * reached by --wrap and are not failed. UMDEV_FAULT_TRACE=1 in the
- * environment prints a backtrace at each injected failure.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,24 +28,22 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
-#include <execinfo.h>
 #include <fcntl.h>
-#include <json-c/json.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include "inject.h"
+#include "kit_peer.h"
+#include "kit_util.h"
 #include "testdev.h"
 #include "umdev/wire.h"
 
@@ -58,274 +52,39 @@
 #define IRQ_SET_DATA_EVENTFD (1u << 2)
 #define IRQ_SET_ACTION_UNMASK (1u << 4)
 #define IRQ_SET_ACTION_TRIGGER (1u << 5)
-
-/* QEMU 11.1.3's VERSION capabilities, byte for byte. */
-#define QEMU_JSON                                                            \
-    "{\"capabilities\":{\"max_msg_fds\":16,\"max_data_xfer_size\":1048576," \
-    "\"pgsizes\":4096,\"max_dma_maps\":65535,\"migration\":{\"pgsize\":"     \
-    "4096,\"max_bitmap_size\":268435456},\"write_multiple\":true}}"
+#define TRIGGER_EVENTFD (IRQ_SET_DATA_EVENTFD | IRQ_SET_ACTION_TRIGGER)
 
 /* Guest memory the script serves: one page mapped through a memfd, one
  * page mapped without an fd (the device reaches it with DMA_READ/WRITE). */
 #define IOVA_FD 0x100000u
 #define IOVA_MSG 0x200000u
 #define DMA_LEN 256u
+/* A reply that takes longer than this is lost. */
+#define REPLY_TIMEOUT_MS 8000
 
-/* ---- allocation and resource wrappers ---------------------------------- */
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t m);
-void *__real_realloc(void *p, size_t n);
-char *__real_strdup(const char *s);
-void __real_free(void *p);
-struct json_tokener *__real_json_tokener_new_ex(int depth);
-int __real_memfd_create(const char *name, unsigned int flags);
-void *__real_mmap(void *addr, size_t len, int prot, int flags, int fd,
-                  off_t off);
-int __real_socket(int domain, int type, int proto);
-int __real_epoll_create1(int flags);
-int __real_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags);
-
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t m);
-void *__wrap_realloc(void *p, size_t n);
-char *__wrap_strdup(const char *s);
-void __wrap_free(void *p);
-struct json_tokener *__wrap_json_tokener_new_ex(int depth);
-int __wrap_memfd_create(const char *name, unsigned int flags);
-void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd,
-                  off_t off);
-int __wrap_socket(int domain, int type, int proto);
-int __wrap_epoll_create1(int flags);
-int __wrap_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags);
-
-/* Only the armed thread counts, so N means the same call in every run
- * whatever the script thread does meanwhile. */
-static _Thread_local bool armed;
-static atomic_long calls;
-static atomic_long fail_at;
-static atomic_int injected; /* errno of the injected failure, 0: none */
-
-static bool
-inject(int err)
-{
-    if (!armed)
-        return false;
-    if (atomic_fetch_add(&calls, 1) + 1 != atomic_load(&fail_at))
-        return false;
-    atomic_store(&injected, err);
-    if (getenv("UMDEV_FAULT_TRACE") != NULL) {
-        void *frames[16];
-        int n = backtrace(frames, 16);
-
-        fprintf(stderr, "fault: failing call %ld with errno %d:\n",
-                atomic_load(&fail_at), err);
-        backtrace_symbols_fd(frames, n, 2);
-    }
-    errno = err;
-    return true;
-}
-
-static void
-arm(long n)
-{
-    atomic_store(&calls, 0);
-    atomic_store(&injected, 0);
-    atomic_store(&fail_at, n);
-}
-
-/* Live heap blocks allocated through the wrappers (any thread): an open
- * addressing set of pointers. */
-#define LIVE_SLOTS 65536
-static void *_Atomic live[LIVE_SLOTS];
-static atomic_long live_count;
-
-static void
-track(void *p)
-{
-    size_t h = ((uintptr_t)p >> 4) % LIVE_SLOTS;
-
-    if (p == NULL)
-        return;
-    for (size_t i = 0; i < LIVE_SLOTS; i++) {
-        void *expected = NULL;
-
-        if (atomic_compare_exchange_strong(&live[(h + i) % LIVE_SLOTS],
-                                           &expected, p)) {
-            atomic_fetch_add(&live_count, 1);
-            return;
-        }
-    }
-    abort();
-}
-
-static void
-untrack(void *p)
-{
-    size_t h = ((uintptr_t)p >> 4) % LIVE_SLOTS;
-
-    if (p == NULL)
-        return;
-    for (size_t i = 0; i < LIVE_SLOTS; i++) {
-        void *expected = p;
-
-        if (atomic_compare_exchange_strong(&live[(h + i) % LIVE_SLOTS],
-                                           &expected, NULL)) {
-            atomic_fetch_sub(&live_count, 1);
-            return;
-        }
-    }
-    /* Not from a wrapper (a shared library's block): nothing to count. */
-}
-
-void *
-__wrap_malloc(size_t n)
-{
-    void *p;
-
-    if (inject(ENOMEM))
-        return NULL;
-    p = __real_malloc(n);
-    track(p);
-    return p;
-}
-
-void *
-__wrap_calloc(size_t n, size_t m)
-{
-    void *p;
-
-    if (inject(ENOMEM))
-        return NULL;
-    p = __real_calloc(n, m);
-    track(p);
-    return p;
-}
-
-void *
-__wrap_realloc(void *old, size_t n)
-{
-    void *p;
-
-    if (inject(ENOMEM))
-        return NULL;
-    p = __real_realloc(old, n);
-    if (p != NULL) {
-        untrack(old);
-        track(p);
-    }
-    return p;
-}
-
-char *
-__wrap_strdup(const char *s)
-{
-    char *p;
-
-    if (inject(ENOMEM))
-        return NULL;
-    p = __real_strdup(s);
-    track(p);
-    return p;
-}
-
-void
-__wrap_free(void *p)
-{
-    untrack(p);
-    __real_free(p);
-}
-
-struct json_tokener *
-__wrap_json_tokener_new_ex(int depth)
-{
-    if (inject(ENOMEM))
-        return NULL;
-    return __real_json_tokener_new_ex(depth);
-}
-
-int
-__wrap_memfd_create(const char *name, unsigned int flags)
-{
-    if (inject(EMFILE))
-        return -1;
-    return __real_memfd_create(name, flags);
-}
-
-void *
-__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
-{
-    if (inject(ENOMEM))
-        return MAP_FAILED;
-    return __real_mmap(addr, len, prot, flags, fd, off);
-}
-
-int
-__wrap_socket(int domain, int type, int proto)
-{
-    if (inject(EMFILE))
-        return -1;
-    return __real_socket(domain, type, proto);
-}
-
-int
-__wrap_epoll_create1(int flags)
-{
-    if (inject(EMFILE))
-        return -1;
-    return __real_epoll_create1(flags);
-}
-
-int
-__wrap_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
-{
-    if (inject(EMFILE))
-        return -1;
-    return __real_accept4(fd, sa, len, flags);
-}
-
-/* ---- helpers ------------------------------------------------------------ */
+/* Everything is formatted (so format bugs show), nothing is printed. */
+static struct kit_log quiet;
 
 static int
 count_fds(void)
 {
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
+    int n = kit_count_fds();
 
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1; /* the directory's own descriptor */
+    assert_true(n >= 0);
+    return n;
 }
-
-/* Everything is formatted (so format bugs show), nothing is printed. */
-static void
-quiet(void *opaque, int level, const char *line)
-{
-    (void)opaque;
-    (void)level;
-    (void)line;
-}
-
-static const struct umdev_logger quiet_log = {
-    .fn = quiet,
-    .max_level = LOG_DEBUG,
-};
 
 /* Teardown must leave nothing: the counters of the whole run. */
 static void
 check_clean(int fds_before, long n)
 {
-    long live_now = atomic_load(&live_count);
+    long live_now = fault_live();
     int fds_now = count_fds();
 
     if (live_now != 0 || fds_now != fds_before)
         fail_msg("N=%ld (injected errno %d): %ld allocations and %d "
                  "descriptors outstanding",
-                 n, atomic_load(&injected), live_now, fds_now - fds_before);
+                 n, fault_injected(), live_now, fds_now - fds_before);
 }
 
 /* ---- the client side of the protocol ------------------------------------ */
@@ -344,90 +103,12 @@ struct client {
     size_t reply_len;
 };
 
-static int
-send_all(int fd, const void *buf, size_t len, const int *fds, size_t nfds)
-{
-    union {
-        char b[CMSG_SPACE(sizeof(int) * 2)];
-        struct cmsghdr align;
-    } ctl;
-    struct iovec iov = { (void *)buf, len };
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-    assert_true(nfds <= 2);
-    if (nfds > 0) {
-        struct cmsghdr *c;
-
-        memset(&ctl, 0, sizeof(ctl));
-        mh.msg_control = ctl.b;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-        c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-    }
-    while (iov.iov_len > 0) {
-        ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        mh.msg_control = NULL;
-        mh.msg_controllen = 0;
-        iov.iov_base = (char *)iov.iov_base + n;
-        iov.iov_len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Read exactly @len bytes, closing any descriptors. 0 EOF, -1 timeout. */
-static int
-recv_exact(int fd, uint8_t *buf, size_t len)
-{
-    size_t have = 0;
-
-    while (have < len) {
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        union {
-            char b[CMSG_SPACE(sizeof(int) * 16)];
-            struct cmsghdr align;
-        } ctl;
-        struct iovec iov = { buf + have, len - have };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-                             .msg_control = ctl.b,
-                             .msg_controllen = sizeof(ctl.b) };
-        struct cmsghdr *c;
-        ssize_t n;
-
-        if (poll(&p, 1, 8000) <= 0)
-            return -1;
-        n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-        if (n <= 0)
-            return 0;
-        for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
-            size_t k, nf = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-            for (k = 0; k < nf; k++) {
-                int f;
-
-                memcpy(&f, CMSG_DATA(c) + k * sizeof(int), sizeof(f));
-                close(f);
-            }
-        }
-        have += (size_t)n;
-    }
-    return 1;
-}
-
 /* The device asked for guest memory: serve it from guest_in/guest_out. */
 static int
 serve_dma(struct client *c, const struct vfio_user_header *h)
 {
     struct vfio_user_dma_access a;
-    uint8_t out[16 + 16 + 4096];
-    ssize_t m;
+    const uint8_t *data = NULL;
 
     assert_true(h->msg_size >= 32);
     memcpy(&a, c->reply + 16, sizeof(a));
@@ -437,20 +118,15 @@ serve_dma(struct client *c, const struct vfio_user_header *h)
                  (unsigned long long)a.addr, (unsigned long long)a.count);
     if (h->cmd == VFIO_USER_DMA_READ) {
         c->dma_reads++;
-        m = umdev_wire_encode(out, sizeof(out), h->msg_id, h->cmd,
-                              VFIO_USER_F_TYPE_REPLY, &a, sizeof(a),
-                              c->guest_in + (a.addr - IOVA_MSG), a.count);
+        data = c->guest_in + (a.addr - IOVA_MSG);
     } else {
         assert_int_equal(h->cmd, VFIO_USER_DMA_WRITE);
         assert_int_equal(h->msg_size, 32 + a.count);
         c->dma_writes++;
         memcpy(c->guest_out + (a.addr - IOVA_MSG), c->reply + 32, a.count);
-        m = umdev_wire_encode(out, sizeof(out), h->msg_id, h->cmd,
-                              VFIO_USER_F_TYPE_REPLY, &a, sizeof(a), NULL,
-                              0);
     }
-    assert_true(m > 0);
-    return send_all(c->fd, out, (size_t)m, NULL, 0);
+    return kit_peer_send(c->fd, h->msg_id, h->cmd, VFIO_USER_F_TYPE_REPLY, &a,
+                         sizeof(a), data, data ? a.count : 0, NULL, 0);
 }
 
 /*
@@ -463,37 +139,29 @@ request_fds(struct client *c, uint16_t cmd, uint32_t flags, const void *fixed,
             size_t fixed_len, const void *data, size_t data_len,
             const int *fds, size_t nfds)
 {
-    static uint8_t buf[64 * 1024];
     uint16_t id = c->next_id++;
-    ssize_t n;
 
     if (c->dead)
         return REPLY_CLOSED;
-    n = umdev_wire_encode(buf, sizeof(buf), id, cmd, flags, fixed, fixed_len,
-                          data, data_len);
-    assert_true(n > 0);
-    if (send_all(c->fd, buf, (size_t)n, fds, nfds) < 0)
+    if (kit_peer_send(c->fd, id, cmd, flags, fixed, fixed_len, data, data_len,
+                      fds, nfds) < 0)
         goto closed;
     if (flags & VFIO_USER_F_NO_REPLY)
         return REPLY_OK;
     for (;;) {
         struct vfio_user_header h;
-        int rc = recv_exact(c->fd, c->reply, 16);
+        ssize_t n = kit_peer_recv(c->fd, c->reply, sizeof(c->reply),
+                                  REPLY_TIMEOUT_MS, NULL, NULL);
 
-        if (rc < 0)
+        if (n == -ETIMEDOUT)
             fail_msg("no reply to %s id %u within 8 s (N=%ld, injected %d)",
-                     umdev_wire_cmd_name(cmd), id, atomic_load(&fail_at),
-                     atomic_load(&injected));
-        if (rc == 0)
-            goto closed;
+                     umdev_wire_cmd_name(cmd), id, fault_fail_at(),
+                     fault_injected());
         memcpy(&h, c->reply, sizeof(h));
-        if (h.msg_size < 16 || h.msg_size > sizeof(c->reply))
+        if (n == -EPROTO || n == -EMSGSIZE)
             fail_msg("impossible message size %u from the server",
                      h.msg_size);
-        rc = recv_exact(c->fd, c->reply + 16, h.msg_size - 16);
-        if (rc < 0)
-            fail_msg("truncated message from the server");
-        if (rc == 0)
+        if (n <= 0)
             goto closed;
         if ((h.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_COMMAND) {
             if (serve_dma(c, &h) < 0)
@@ -528,12 +196,12 @@ static void
 expect_ok_or_injected(const struct client *c, enum outcome o,
                       const char *what)
 {
-    if (o == REPLY_ERR && atomic_load(&injected) == 0)
+    if (o == REPLY_ERR && fault_injected() == 0)
         fail_msg("%s: error %u with no failure injected (N=%ld)", what,
-                 c->last_err, atomic_load(&fail_at));
-    if (o == REPLY_CLOSED && atomic_load(&injected) == 0)
-        fail_msg("%s: connection closed with no failure injected (N=%ld)",
-                 what, atomic_load(&fail_at));
+                 c->last_err, fault_fail_at());
+    if (o == REPLY_CLOSED && fault_injected() == 0)
+        fail_msg("%s: connection closed with no failure injected (N=%ld)", what,
+                 fault_fail_at());
 }
 
 static enum outcome
@@ -582,12 +250,26 @@ read32(struct client *c, uint64_t off, uint32_t *v, const char *what)
 static enum outcome
 negotiate(struct client *c)
 {
-    static const char json[] = QEMU_JSON;
+    static const char json[] = KIT_QEMU_VERSION_JSON;
     struct vfio_user_version v = { 0, 0 };
     enum outcome o = request(c, VFIO_USER_VERSION, &v, sizeof(v), json,
                              sizeof(json));
 
     expect_ok_or_injected(c, o, "VERSION");
+    return o;
+}
+
+/* SET_IRQS on vectors [0, @count) of @index with @flags, and an eventfd
+ * @efd with it unless it is -1. */
+static enum outcome
+set_irqs(struct client *c, uint32_t index, uint32_t flags, uint32_t count,
+         int efd, const char *what)
+{
+    struct vfio_user_irq_set s = { sizeof(s), flags, index, 0, count };
+    enum outcome o = request_fds(c, VFIO_USER_DEVICE_SET_IRQS, 0, &s, sizeof(s),
+                                 NULL, 0, &efd, efd >= 0 ? 1 : 0);
+
+    expect_ok_or_injected(c, o, what);
     return o;
 }
 
@@ -624,11 +306,11 @@ test_build_device(void **state)
         struct testdev *td = NULL;
         int rc;
 
-        arm(n);
-        armed = true;
-        rc = testdev_create(&quiet_log, &td);
-        armed = false;
-        if (atomic_load(&injected) == 0) {
+        fault_arm(n);
+        fault_arm_thread(true);
+        rc = testdev_create(&quiet.logger, &td);
+        fault_arm_thread(false);
+        if (fault_injected() == 0) {
             assert_int_equal(rc, 0);
             assert_non_null(td);
             testdev_destroy(td);
@@ -636,7 +318,7 @@ test_build_device(void **state)
             break;
         }
         /* The failure comes back as it happened, and nothing is built. */
-        assert_int_equal(rc, -atomic_load(&injected));
+        assert_int_equal(rc, -fault_injected());
         assert_null(td);
         check_clean(fds, n);
     }
@@ -655,7 +337,7 @@ pump_thread(void *arg)
 {
     struct pump *p = arg;
 
-    armed = true;
+    fault_arm_thread(true);
     while (umdev_dev_attached(p->dev)) {
         struct pollfd pf = { .fd = umdev_dev_client_fd(p->dev),
                              .events = POLLIN };
@@ -666,8 +348,27 @@ pump_thread(void *arg)
         }
         umdev_dev_process(p->dev);
     }
-    armed = false;
+    fault_arm_thread(false);
     return NULL;
+}
+
+/*
+ * Start the test device's DMA command @cmd (@what names it); @set: DMA_ADDR
+ * and DMA_LEN hold what the script wrote. Return: whether it ran and
+ * DMA_STATUS says it succeeded. A failure with nothing injected fails the
+ * test.
+ */
+static bool
+dma_ran(struct client *c, uint32_t cmd, bool set, const char *what)
+{
+    uint32_t status = 0;
+
+    if (write32(c, TESTDEV_REG_DMA_CMD, cmd, what) != REPLY_OK || !set ||
+        read32(c, TESTDEV_REG_DMA_STATUS, &status, "DMA_STATUS") != REPLY_OK)
+        return false;
+    if (status != 0 && fault_injected() == 0)
+        fail_msg("%s failed (%u) with no failure injected", what, status);
+    return status == 0;
 }
 
 struct script_fds {
@@ -686,18 +387,9 @@ script_messages(struct client *c, const struct script_fds *f, bool complete)
                                          4096 };
     struct vfio_user_dma_unmap um = { sizeof(um), 0, IOVA_FD, 4096 };
     struct vfio_user_dma_unmap um_all = { sizeof(um_all), 2, 0, 0 };
-    struct vfio_user_region_io_fds_request iofds = { sizeof(iofds), 0, 0,
-                                                     0 };
-    struct vfio_user_irq_set is = { sizeof(is),
-                                    IRQ_SET_DATA_EVENTFD |
-                                        IRQ_SET_ACTION_TRIGGER,
-                                    UMDEV_PCI_MSIX_IRQ, 0, 1 };
-    struct vfio_user_irq_set is_off = { sizeof(is_off),
-                                        IRQ_SET_DATA_NONE |
-                                            IRQ_SET_ACTION_TRIGGER,
-                                        UMDEV_PCI_MSIX_IRQ, 0, 0 };
+    struct vfio_user_region_io_fds_request iofds = { sizeof(iofds), 0, 0, 0 };
     enum outcome o, ow, or;
-    uint32_t i, v = 0, status = 0;
+    uint32_t i, v = 0;
     bool set; /* DMA_ADDR and DMA_LEN hold what the script wrote */
     uint64_t addr;
 
@@ -727,13 +419,10 @@ script_messages(struct client *c, const struct script_fds *f, bool complete)
     o = request(c, VFIO_USER_DEVICE_GET_REGION_IO_FDS, &iofds, sizeof(iofds),
                 NULL, 0);
     expect_ok_or_injected(c, o, "GET_REGION_IO_FDS");
-    o = request_fds(c, VFIO_USER_DEVICE_SET_IRQS, 0, &is, sizeof(is), NULL,
-                    0, &f->efd_msix, 1);
-    expect_ok_or_injected(c, o, "SET_IRQS MSI-X");
-    is.index = UMDEV_PCI_ERR_IRQ;
-    o = request_fds(c, VFIO_USER_DEVICE_SET_IRQS, 0, &is, sizeof(is), NULL,
-                    0, &f->efd_err, 1);
-    expect_ok_or_injected(c, o, "SET_IRQS ERR");
+    set_irqs(c, UMDEV_PCI_MSIX_IRQ, TRIGGER_EVENTFD, 1, f->efd_msix,
+             "SET_IRQS MSI-X");
+    o = set_irqs(c, UMDEV_PCI_ERR_IRQ, TRIGGER_EVENTFD, 1, f->efd_err,
+                 "SET_IRQS ERR");
     if (o == REPLY_OK) {
         o = write32(c, TESTDEV_REG_ERR_TRIGGER, 1, "ERR trigger");
         if (o == REPLY_OK && !eventfd_fired(f->efd_err, 2000))
@@ -778,44 +467,23 @@ script_messages(struct client *c, const struct script_fds *f, bool complete)
                     "DMA_ADDR") == REPLY_OK;
     set = write32(c, TESTDEV_REG_DMA_LEN, DMA_LEN, "DMA_LEN") == REPLY_OK &&
           set;
-    o = write32(c, TESTDEV_REG_DMA_CMD, TESTDEV_DMA_TO_DEVICE, "DMA to dev");
-    if (o == REPLY_OK && set &&
-        read32(c, TESTDEV_REG_DMA_STATUS, &status, "DMA_STATUS") == REPLY_OK) {
-        if (status != 0 && atomic_load(&injected) == 0)
-            fail_msg("DMA to device failed (%u) with no failure injected",
-                     status);
-        if (status == 0 &&
-            reg_read(c, UMDEV_PCI_BAR2_REGION, 0, DMA_LEN, "BAR2") == REPLY_OK)
-            assert_memory_equal(c->reply + 32, c->guest_in, DMA_LEN);
-    }
+    if (dma_ran(c, TESTDEV_DMA_TO_DEVICE, set, "DMA to device") &&
+        reg_read(c, UMDEV_PCI_BAR2_REGION, 0, DMA_LEN, "BAR2") == REPLY_OK)
+        assert_memory_equal(c->reply + 32, c->guest_in, DMA_LEN);
     /* BAR2 -> guest through DMA_WRITE messages. */
     memset(c->guest_out, 0, sizeof(c->guest_out));
-    o = write32(c, TESTDEV_REG_DMA_CMD, TESTDEV_DMA_FROM_DEVICE,
-                "DMA from dev");
-    if (o == REPLY_OK && set &&
-        read32(c, TESTDEV_REG_DMA_STATUS, &status, "DMA_STATUS") == REPLY_OK) {
-        if (status != 0 && atomic_load(&injected) == 0)
-            fail_msg("DMA from device failed (%u) with no failure injected",
-                     status);
-        if (status == 0 &&
-            reg_read(c, UMDEV_PCI_BAR2_REGION, 0, DMA_LEN, "BAR2") == REPLY_OK)
-            assert_memory_equal(c->reply + 32, c->guest_out, DMA_LEN);
-    }
+    if (dma_ran(c, TESTDEV_DMA_FROM_DEVICE, set, "DMA from device") &&
+        reg_read(c, UMDEV_PCI_BAR2_REGION, 0, DMA_LEN, "BAR2") == REPLY_OK)
+        assert_memory_equal(c->reply + 32, c->guest_out, DMA_LEN);
     /* In place through the fd mapping (the device allocates a buffer). */
     memset(f->guest, 0x0f, DMA_LEN);
     addr = IOVA_FD;
     set = reg_write(c, UMDEV_PCI_BAR0_REGION, TESTDEV_REG_DMA_ADDR, &addr, 8,
                     "DMA_ADDR") == REPLY_OK &&
           set;
-    o = write32(c, TESTDEV_REG_DMA_CMD, TESTDEV_DMA_INVERT, "DMA invert");
-    if (o == REPLY_OK && set &&
-        read32(c, TESTDEV_REG_DMA_STATUS, &status, "DMA_STATUS") == REPLY_OK) {
-        if (status != 0 && atomic_load(&injected) == 0)
-            fail_msg("DMA invert failed (%u) with no failure injected",
-                     status);
-        for (i = 0; status == 0 && i < DMA_LEN; i++)
+    if (dma_ran(c, TESTDEV_DMA_INVERT, set, "DMA invert"))
+        for (i = 0; i < DMA_LEN; i++)
             assert_int_equal(f->guest[i], 0xf0);
-    }
 
     /* A read big enough to need a heap buffer, and a posted write. */
     reg_read(c, UMDEV_PCI_BAR2_REGION, 0, 4096, "BAR2 4 KiB");
@@ -834,7 +502,7 @@ script_messages(struct client *c, const struct script_fds *f, bool complete)
     /* Refused messages: unknown command, oversized (body skipped). */
     o = request(c, 99, NULL, 0, NULL, 0);
     if (o == REPLY_ERR && c->last_err != ENOSYS)
-        assert_int_equal(c->last_err, atomic_load(&injected));
+        assert_int_equal(c->last_err, fault_injected());
     if (complete)
         assert_int_equal(o, REPLY_ERR);
     {
@@ -843,18 +511,20 @@ script_messages(struct client *c, const struct script_fds *f, bool complete)
                                       sizeof(big), 0, 0 };
 
         memcpy(big, &h, sizeof(h));
-        if (!c->dead && send_all(c->fd, big, sizeof(big), NULL, 0) == 0) {
-            int rc = recv_exact(c->fd, c->reply, 16);
+        if (!c->dead && kit_peer_send_bytes(c->fd, big, sizeof(big), NULL, 0,
+                                            NULL, NULL) == 0) {
+            ssize_t rc = kit_peer_recv(c->fd, c->reply, sizeof(c->reply),
+                                       REPLY_TIMEOUT_MS, NULL, NULL);
 
-            assert_int_not_equal(rc, -1);
-            if (rc == 0) {
+            assert_int_not_equal(rc, -ETIMEDOUT);
+            if (rc <= 0) {
                 c->dead = true;
             } else {
                 memcpy(&h, c->reply, sizeof(h));
                 assert_int_equal(h.msg_size, 16);
                 assert_true(h.flags & VFIO_USER_F_ERROR);
                 if (h.error != E2BIG)
-                    assert_int_equal(h.error, atomic_load(&injected));
+                    assert_int_equal(h.error, fault_injected());
             }
         } else {
             c->dead = true;
@@ -865,9 +535,8 @@ script_messages(struct client *c, const struct script_fds *f, bool complete)
     expect_ok_or_injected(c, o, "DMA_UNMAP");
     o = request(c, VFIO_USER_DMA_UNMAP, &um_all, sizeof(um_all), NULL, 0);
     expect_ok_or_injected(c, o, "DMA_UNMAP_ALL");
-    o = request(c, VFIO_USER_DEVICE_SET_IRQS, &is_off, sizeof(is_off), NULL,
-                0);
-    expect_ok_or_injected(c, o, "SET_IRQS off");
+    set_irqs(c, UMDEV_PCI_MSIX_IRQ, IRQ_SET_DATA_NONE | IRQ_SET_ACTION_TRIGGER,
+             0, -1, "SET_IRQS off");
     o = request(c, VFIO_USER_DEVICE_RESET, NULL, 0, NULL, 0);
     expect_ok_or_injected(c, o, "RESET");
     o = read32(c, TESTDEV_REG_RESETS, &v, "RESETS");
@@ -881,10 +550,49 @@ script_messages(struct client *c, const struct script_fds *f, bool complete)
     }
 }
 
+/*
+ * One run of the script against a fresh device pumped on an armed thread,
+ * failing the @n-th call (0: none); @strict as script_messages(). Return:
+ * whether the run completed with nothing injected.
+ */
+static bool
+run_messages(const struct script_fds *f, long n, bool strict, int fds)
+{
+    /* Static: a failed assertion leaves the thread running. */
+    static struct client c;
+    static struct pump p;
+    struct testdev *td = NULL;
+    pthread_t thread;
+    int sv[2];
+    bool complete;
+
+    assert_int_equal(testdev_create(&quiet.logger, &td), 0);
+    assert_int_equal(kit_peer_pair(sv), 0);
+    assert_int_equal(umdev_dev_attach(testdev_dev(td), sv[0]), 0);
+    memset(&c, 0, sizeof(c));
+    c.fd = sv[1];
+    c.next_id = 1;
+    for (size_t i = 0; i < sizeof(c.guest_in); i++)
+        c.guest_in[i] = (uint8_t)(i * 7 + 3);
+    drain_eventfd(f->efd_msix);
+    drain_eventfd(f->efd_err);
+    memset(&p, 0, sizeof(p));
+    p.dev = testdev_dev(td);
+    fault_arm(n);
+    assert_int_equal(pthread_create(&thread, NULL, pump_thread, &p), 0);
+    script_messages(&c, f, strict);
+    close(sv[1]);
+    pthread_join(thread, NULL);
+    assert_false(atomic_load(&p.hung));
+    complete = fault_injected() == 0;
+    testdev_destroy(td);
+    check_clean(fds, n);
+    return complete;
+}
+
 static void
 test_message_handling(void **state)
 {
-    static struct client c;
     struct script_fds f;
     int fds;
     long n;
@@ -900,69 +608,12 @@ test_message_handling(void **state)
     f.efd_err = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     assert_true(f.efd_msix >= 0 && f.efd_err >= 0);
     fds = count_fds();
-    for (n = 1;; n++) {
-        /* Static: a failed assertion leaves the thread running. */
-        static struct pump p;
-        struct testdev *td = NULL;
-        pthread_t thread;
-        int sv[2];
-        bool complete;
-
-        assert_int_equal(testdev_create(&quiet_log, &td), 0);
-        assert_int_equal(
-            socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-        assert_int_equal(umdev_dev_attach(testdev_dev(td), sv[0]), 0);
-        memset(&c, 0, sizeof(c));
-        c.fd = sv[1];
-        c.next_id = 1;
-        for (size_t i = 0; i < sizeof(c.guest_in); i++)
-            c.guest_in[i] = (uint8_t)(i * 7 + 3);
-        drain_eventfd(f.efd_msix);
-        drain_eventfd(f.efd_err);
-        memset(&p, 0, sizeof(p));
-        p.dev = testdev_dev(td);
-        arm(n);
-        assert_int_equal(pthread_create(&thread, NULL, pump_thread, &p), 0);
-        /* Whether this run will complete is known only at its end; the
-         * strict checks run once more on the last, untouched run. */
-        script_messages(&c, &f, false);
-        close(sv[1]);
-        pthread_join(thread, NULL);
-        assert_false(atomic_load(&p.hung));
-        complete = atomic_load(&injected) == 0;
-        testdev_destroy(td);
-        check_clean(fds, n);
-        if (complete)
-            break;
-    }
+    /* Whether a run will complete is known only at its end; the strict
+     * checks run once more on the last, untouched run. */
+    for (n = 1; !run_messages(&f, n, false, fds); n++)
+        ;
     print_message("message handling: %ld failure points\n", n - 1);
-
-    /* The untouched run once more, with every strict check. */
-    {
-        static struct pump p;
-        struct testdev *td = NULL;
-        pthread_t thread;
-        int sv[2];
-
-        assert_int_equal(testdev_create(&quiet_log, &td), 0);
-        assert_int_equal(
-            socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-        assert_int_equal(umdev_dev_attach(testdev_dev(td), sv[0]), 0);
-        memset(&c, 0, sizeof(c));
-        c.fd = sv[1];
-        c.next_id = 1;
-        for (size_t i = 0; i < sizeof(c.guest_in); i++)
-            c.guest_in[i] = (uint8_t)(i * 7 + 3);
-        memset(&p, 0, sizeof(p));
-        p.dev = testdev_dev(td);
-        arm(0);
-        assert_int_equal(pthread_create(&thread, NULL, pump_thread, &p), 0);
-        script_messages(&c, &f, true);
-        close(sv[1]);
-        pthread_join(thread, NULL);
-        testdev_destroy(td);
-        check_clean(fds, 0);
-    }
+    assert_true(run_messages(&f, 0, true, fds));
     munmap(f.guest, 4096);
     close(f.memfd);
     close(f.efd_msix);
@@ -990,7 +641,7 @@ loop_thread(void *arg)
     struct umdev_server *srv = NULL;
     int rc, spins = 0;
 
-    armed = true;
+    fault_arm_thread(true);
     rc = umdev_loop_create(&loop);
     if (rc == 0)
         rc = umdev_server_create(s->dev, loop, s->path, &srv);
@@ -1011,20 +662,8 @@ loop_thread(void *arg)
     }
     umdev_server_destroy(srv);
     umdev_loop_destroy(loop);
-    armed = false;
+    fault_arm_thread(false);
     return NULL;
-}
-
-static int
-connect_to(const char *path)
-{
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    int fd = __real_socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    assert_true(fd >= 0);
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    return fd;
 }
 
 /* INTx with a resample eventfd: level up fires and masks; the client's
@@ -1033,31 +672,22 @@ connect_to(const char *path)
 static void
 script_intx(struct client *c, int efd_trigger, int efd_resample)
 {
-    struct vfio_user_irq_set trig = { sizeof(trig),
-                                      IRQ_SET_DATA_EVENTFD |
-                                          IRQ_SET_ACTION_TRIGGER,
-                                      UMDEV_PCI_INTX_IRQ, 0, 1 };
-    struct vfio_user_irq_set unmask = { sizeof(unmask),
-                                        IRQ_SET_DATA_EVENTFD |
-                                            IRQ_SET_ACTION_UNMASK,
-                                        UMDEV_PCI_INTX_IRQ, 0, 1 };
     struct vfio_user_device_info di = { sizeof(di), 0, 0, 0 };
     enum outcome ot, ou, ol;
     uint64_t one = 1;
 
     if (negotiate(c) != REPLY_OK)
         return;
-    ot = request_fds(c, VFIO_USER_DEVICE_SET_IRQS, 0, &trig, sizeof(trig),
-                     NULL, 0, &efd_trigger, 1);
-    expect_ok_or_injected(c, ot, "SET_IRQS INTx trigger");
-    ou = request_fds(c, VFIO_USER_DEVICE_SET_IRQS, 0, &unmask,
-                     sizeof(unmask), NULL, 0, &efd_resample, 1);
-    expect_ok_or_injected(c, ou, "SET_IRQS INTx resample");
+    ot = set_irqs(c, UMDEV_PCI_INTX_IRQ, TRIGGER_EVENTFD, 1, efd_trigger,
+                  "SET_IRQS INTx trigger");
+    ou = set_irqs(c, UMDEV_PCI_INTX_IRQ,
+                  IRQ_SET_DATA_EVENTFD | IRQ_SET_ACTION_UNMASK, 1, efd_resample,
+                  "SET_IRQS INTx resample");
     ol = write32(c, TESTDEV_REG_IRQ_LEVEL, 1, "IRQ_LEVEL");
     if (ot == REPLY_OK && ol == REPLY_OK) {
         if (!eventfd_fired(efd_trigger, 2000))
             fail_msg("INTx raised but its eventfd never fired (N=%ld)",
-                     atomic_load(&fail_at));
+                     fault_fail_at());
         if (ou == REPLY_OK) {
             /* SET_IRQS accepted the resample fd: EOI must re-fire. */
             assert_int_equal(write(efd_resample, &one, sizeof(one)),
@@ -1066,7 +696,7 @@ script_intx(struct client *c, int efd_trigger, int efd_resample)
                 fail_msg("resample eventfd accepted (SET_IRQS succeeded) "
                          "but the EOI never re-fired INTx (N=%ld, "
                          "injected errno %d)",
-                         atomic_load(&fail_at), atomic_load(&injected));
+                         fault_fail_at(), fault_injected());
         }
     }
     expect_ok_or_injected(
@@ -1135,7 +765,7 @@ test_server_loop(void **state)
         pthread_t thread;
         bool complete;
 
-        assert_int_equal(testdev_create(&quiet_log, &td), 0);
+        assert_int_equal(testdev_create(&quiet.logger, &td), 0);
         memset(&s, 0, sizeof(s));
         s.path = path;
         s.dev = testdev_dev(td);
@@ -1143,7 +773,7 @@ test_server_loop(void **state)
         pthread_cond_init(&s.cond, NULL);
         drain_eventfd(efd_trigger);
         drain_eventfd(efd_resample);
-        arm(n);
+        fault_arm(n);
         assert_int_equal(pthread_create(&thread, NULL, loop_thread, &s), 0);
         pthread_mutex_lock(&s.lock);
         while (!s.ready)
@@ -1151,17 +781,18 @@ test_server_loop(void **state)
         pthread_mutex_unlock(&s.lock);
         if (s.create_rc == 0) {
             memset(&c, 0, sizeof(c));
-            c.fd = connect_to(path);
+            c.fd = kit_peer_connect(path, 0);
+            assert_true(c.fd >= 0);
             c.next_id = 1;
             script_intx(&c, efd_trigger, efd_resample);
             close(c.fd);
         } else {
-            assert_int_equal(s.create_rc, -atomic_load(&injected));
+            assert_int_equal(s.create_rc, -fault_injected());
         }
         atomic_store(&s.stop, true);
         pthread_join(thread, NULL);
         assert_false(atomic_load(&s.hung));
-        complete = atomic_load(&injected) == 0;
+        complete = fault_injected() == 0;
         testdev_destroy(td);
         pthread_cond_destroy(&s.cond);
         pthread_mutex_destroy(&s.lock);
@@ -1188,5 +819,6 @@ main(void)
                                         remove_sock_dir),
     };
 
+    kit_log_init(&quiet, NULL, NULL);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,20 +3,23 @@
 #define UMDEV_FUNC_HARNESS_H
 
 /*
- * The server (umdev_loop + testdev + umdev_server) runs on its own thread,
- * listening in a fresh mkdtemp() directory under /tmp. Tests talk to it
- * through the client library or raw sockets, and inspect server state only
- * on the server thread (harness_call()), so nothing races with message
- * handling. Every wait is bounded; the helpers fail the running cmocka test
+ * The test kit (tests/common) serves the test device on a thread of its
+ * own, in a fresh directory under /tmp; tests talk to it through the
+ * client library or the kit's raw peer, and inspect server state only on
+ * the server thread (harness_call()), so nothing races with message
+ * handling. This file adds what the functional tests share on top: the
+ * test device, cmocka assertions around the kit, and helpers over a
+ * client. Every wait is bounded; the helpers fail the running cmocka test
  * on any surprise. Call them from the test thread only.
  */
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kit_peer.h"
+#include "kit_serve.h"
+#include "kit_util.h"
 #include "testdev.h"
 #include "umdev/client.h"
 #include "umdev/dev.h"
@@ -29,30 +32,13 @@
 
 struct CMUnitTest;
 
-struct harness_log {
-    struct umdev_logger logger;
-    atomic_int warnings; /* lines at LOG_WARNING or worse */
-};
-
 struct harness {
-    char dir[64];
-    char path[128];
+    struct kit_serve serve;
     struct testdev *td;
     struct umdev_dev *dev;
-    struct umdev_loop *loop;
-    struct umdev_server *srv;
-    int wake_fd; /* eventfd in the loop: calls and stop requests */
-    pthread_t thread;
-    bool running;
-
-    pthread_mutex_t lock; /* guards the call slot and the stop flag */
-    void (*call_fn)(struct umdev_dev *dev, void *arg);
-    void *call_arg;
-    int call_done_fd;
-    bool stop;
-
-    struct harness_log server_log;
-    struct harness_log client_log;
+    const char *path; /* the device's socket */
+    struct kit_log server_log;
+    struct kit_log client_log;
 };
 
 /* Server state, sampled on the server thread. */
@@ -63,6 +49,17 @@ struct harness_state {
     bool irq_enabled[UMDEV_PCI_NUM_IRQS]; /* vector 0 has an eventfd */
     bool intx_masked;
 };
+
+/*
+ * The harness of the running test program: harness_setup() starts it
+ * before a test, harness_teardown() stops it after (cmocka fixtures;
+ * HARNESS_TEST(test_x) names a test with both).
+ */
+extern struct harness H;
+int harness_setup(void **state);
+int harness_teardown(void **state);
+#define HARNESS_TEST(f)                                                        \
+    cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
 
 void harness_start(struct harness *h);
 /* Stop the thread, destroy everything, remove the socket and directory. */
@@ -82,12 +79,12 @@ struct umdev_client *harness_connect(struct harness *h,
 /* A raw connected socket with send/receive timeouts, not negotiated. */
 int harness_raw_socket(struct harness *h);
 
-/* Raw protocol I/O. */
+/* Raw protocol I/O (kit_peer.h, failing the test on any error). */
 void raw_send_all(int fd, const void *buf, size_t len);
 /* Send @buf with @fds in one sendmsg() (the rest, if any, after). */
 void raw_send_fds(int fd, const void *buf, size_t len, const int *fds,
                   size_t nfds);
-/* Encode with umdev_wire_encode() and send with @fds in one sendmsg(). */
+/* Header, @payload and @fds, the fds with the first bytes. */
 void raw_send(int fd, uint16_t id, uint16_t cmd, uint32_t flags,
               const void *payload, size_t len, const int *fds, size_t nfds);
 /*
@@ -114,6 +111,9 @@ void raw_negotiate(int fd, uint16_t id);
 uint32_t reg_rd32(struct umdev_client *c, uint64_t off);
 uint64_t reg_rd64(struct umdev_client *c, uint64_t off);
 void reg_wr(struct umdev_client *c, uint64_t off, uint64_t v, size_t n);
+/* Offset of capability @id in config space (walking the list from 0x34);
+ * fails the test if it is not there. */
+uint8_t find_cap(struct umdev_client *c, uint8_t id);
 
 /* An eventfd's counter after it fires within @timeout_ms, or 0. */
 uint64_t efd_wait(int efd, int timeout_ms);
@@ -123,7 +123,7 @@ int efd_new(void);
 void *guest_mem(size_t size, int *fd);
 void guest_mem_free(void *p, size_t size, int fd);
 
-/* Entries in /proc/self/fd (the directory's own fd not counted). */
+/* kit_count_fds(), which must succeed. */
 int count_fds(void);
 /* Mappings of guest_mem() memfds in /proc/self/maps (client's and
  * server's: both are this process). */

@@ -4,6 +4,12 @@
  * thread, driven by the umdev client acting as the VMM while the test
  * plays the guest driver on memfd-backed guest RAM (DMA-mapped with its
  * fd, so the engine reaches it only through lib/dev's DMA table).
+ *
+ * Over 1,000 lines as one unit, for now: every test here drives the
+ * device through the same guest driver (struct guest, gq_*), which is
+ * being reworked with the accel ring ABI on its own branch. Splitting the
+ * tests by concern means moving that driver into a file of its own, which
+ * belongs with that rework rather than racing it.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,14 +24,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "accel.h"
+#include "accel_serve.h"
 #include "harness.h"
-#include "umdev/loop.h"
 #include "umdev/profile.h"
+
+/* The test kit's clock and oracles (tests/common/kit_util.h) under the
+ * names the guest-driver code below uses. */
+#define now_ms kit_now_ms
+#define fill_rand kit_fill_rand
+#define crc_ref kit_crc32c
 
 #define BAR0 UMDEV_PCI_BAR0_REGION
 #define BAR2 UMDEV_PCI_BAR2_REGION
@@ -56,44 +66,13 @@ static const unsigned int dev_queues[NDEV] = { 2, 4 };
 /* Server                                                            */
 
 struct server {
-    char dir[64];
-    char path[NDEV][128];
+    struct kit_serve serve; /* devs[i].path: subdevice i's socket */
     struct accel_engine *e;
     struct accel_dev *d[NDEV];
-    struct umdev_loop *loop;
-    struct umdev_server *srv[NDEV];
-    int wake;
-    pthread_t thread;
-    struct umdev_logger log;
+    struct kit_log log;
 };
 
 static struct server S;
-
-static void
-log_line(void *opaque, int level, const char *line)
-{
-    (void)opaque;
-    if (getenv("UMDEV_FUNC_LOG") != NULL)
-        fprintf(stderr, "<%d> %s\n", level, line);
-}
-
-static void
-on_wake(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
-{
-    uint64_t n;
-
-    (void)events;
-    (void)opaque;
-    if (read(fd, &n, sizeof(n)) == sizeof(n))
-        umdev_loop_stop(loop);
-}
-
-static void *
-server_thread(void *arg)
-{
-    umdev_loop_run(((struct server *)arg)->loop);
-    return NULL;
-}
 
 static int
 setup(void **state)
@@ -105,59 +84,22 @@ setup(void **state)
          * test_event_suppression in test_accel_engine.c. */
         .poll_us = 2000,
     };
-    unsigned int i;
-
     (void)state;
     memset(&S, 0, sizeof(S));
-    S.log = (struct umdev_logger){ .fn = log_line, .max_level = LOG_DEBUG };
-    snprintf(S.dir, sizeof(S.dir), "/tmp/umdev-accel-XXXXXX");
-    assert_non_null(mkdtemp(S.dir));
-    ec.log = &S.log;
+    kit_log_init(&S.log, NULL, "UMDEV_FUNC_LOG");
+    ec.log = &S.log.logger;
     assert_int_equal(accel_engine_create(&ec, &S.e), 0);
-    assert_int_equal(umdev_loop_create(&S.loop), 0);
-    for (i = 0; i < NDEV; i++) {
-        struct accel_dev_config dc = {
-            .name = i == 0 ? "accel0" : "accel1",
-            .nr_queues = dev_queues[i],
-            .log = &S.log,
-        };
-
-        snprintf(S.path[i], sizeof(S.path[i]), "%s/accel%u.sock", S.dir, i);
-        assert_int_equal(accel_dev_create(S.e, &dc, &S.d[i]), 0);
-        assert_int_equal(umdev_server_create(accel_dev_dev(S.d[i]), S.loop,
-                                             S.path[i], &S.srv[i]),
-                         0);
-    }
-    S.wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    assert_true(S.wake >= 0);
-    assert_int_equal(
-        umdev_loop_add(S.loop, S.wake, UMDEV_LOOP_IN, on_wake, NULL), 0);
-    assert_int_equal(pthread_create(&S.thread, NULL, server_thread, &S), 0);
+    accel_serve(&S.serve, "accel", S.e, dev_queues, NDEV, &S.log.logger, S.d);
     return 0;
 }
 
 static int
 teardown(void **state)
 {
-    struct timespec deadline;
-    uint64_t one = 1;
-    unsigned int i;
-
     (void)state;
-    assert_int_equal(write(S.wake, &one, sizeof(one)), sizeof(one));
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += HARNESS_TIMEOUT_MS / 1000;
-    assert_int_equal(pthread_timedjoin_np(S.thread, NULL, &deadline), 0);
-    for (i = 0; i < NDEV; i++) {
-        umdev_server_destroy(S.srv[i]);
-        accel_dev_destroy(S.d[i]);
-    }
+    assert_int_equal(kit_serve_stop(&S.serve, HARNESS_TIMEOUT_MS), 0);
     assert_int_equal(accel_engine_free_queues(S.e), 8);
     accel_engine_destroy(S.e);
-    umdev_loop_del(S.loop, S.wake);
-    close(S.wake);
-    umdev_loop_destroy(S.loop);
-    assert_int_equal(rmdir(S.dir), 0);
     return 0;
 }
 
@@ -181,15 +123,6 @@ struct guest {
     struct gqueue q[ACCEL_DEV_MAX_QUEUES];
 };
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void *
 gp(struct guest *g, uint64_t iova)
 {
@@ -207,23 +140,6 @@ static void
 qwr(struct guest *g, unsigned int q, unsigned int off, uint64_t v, size_t n)
 {
     reg_wr(g->c, ACCEL_REG_QUEUE(q) + off, v, n);
-}
-
-static uint8_t
-find_cap(struct umdev_client *c, uint8_t id)
-{
-    uint8_t pos = 0, hdr[2];
-    int n;
-
-    assert_int_equal(umdev_client_region_read(c, CONFIG, 0x34, &pos, 1), 0);
-    for (n = 0; n < 48 && pos != 0; n++) {
-        assert_int_equal(umdev_client_region_read(c, CONFIG, pos, hdr, 2), 0);
-        if (hdr[0] == id)
-            return pos;
-        pos = hdr[1];
-    }
-    fail_msg("capability %#x not found", id);
-    return 0;
 }
 
 static void
@@ -247,7 +163,8 @@ guest_open(struct guest *g, unsigned int dev, bool intx)
     g->nvec = g->nq + 1;
     for (i = 0; i <= ACCEL_DEV_MAX_QUEUES; i++)
         g->efd[i] = -1;
-    assert_int_equal(umdev_client_connect(S.path[dev], &o, &g->c), 0);
+    assert_int_equal(umdev_client_connect(S.serve.devs[dev].path, &o, &g->c),
+                     0);
     g->mem = guest_mem(GSIZE, &g->fd);
     assert_int_equal(
         umdev_client_dma_map(g->c, GB, GSIZE, g->mem, g->fd, 0, RW), 0);
@@ -371,12 +288,12 @@ static uint32_t
 gq_post(struct guest *g, unsigned int q, struct accel_desc d, bool kick)
 {
     struct accel_ring_drv *r = &g->q[q].r;
-    int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
+    int64_t deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
     uint32_t idx = r->tail;
 
     assert_non_null(r->ring);
     while (accel_ring_room(r) == 0) {
-        assert_true(now_ms() < deadline);
+        assert_true(kit_now_ms() < deadline);
         usleep(20);
     }
     if ((d.flags & ACCEL_DF_COMP) && d.comp == 0)
@@ -398,11 +315,11 @@ gq_submit(struct guest *g, unsigned int q, struct accel_desc d)
 static uint8_t
 gq_wait(struct guest *g, unsigned int q, uint32_t idx)
 {
-    int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
+    int64_t deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
     uint8_t s;
 
     while ((s = comp_status(g, q, idx)) == ACCEL_ST_NONE) {
-        if (now_ms() > deadline)
+        if (kit_now_ms() > deadline)
             fail_msg("dev %u queue %u: descriptor %u never completed", g->dev,
                      q, idx);
         usleep(20);
@@ -413,10 +330,10 @@ gq_wait(struct guest *g, unsigned int q, uint32_t idx)
 static void
 gq_wait_head(struct guest *g, unsigned int q)
 {
-    int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
+    int64_t deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
 
     while (rword(g, q, ACCEL_RING_HEAD) != g->q[q].r.tail) {
-        assert_true(now_ms() < deadline);
+        assert_true(kit_now_ms() < deadline);
         usleep(20);
     }
 }
@@ -435,41 +352,15 @@ desc(uint8_t op, uint32_t size, uint64_t src, uint64_t dst)
     return d;
 }
 
-static void
-fill_rand(uint8_t *p, size_t n, uint32_t seed)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = (uint8_t)(seed >> 16);
-    }
-}
-
-static uint32_t
-crc_ref(uint32_t crc, const uint8_t *p, size_t n)
-{
-    size_t i;
-    int k;
-
-    crc = ~crc;
-    for (i = 0; i < n; i++) {
-        crc ^= p[i];
-        for (k = 0; k < 8; k++)
-            crc = (crc & 1) ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
-    }
-    return ~crc;
-}
-
 /* Eventfd counts accumulated until @want or the timeout. */
 static uint64_t
 efd_collect(int efd, uint64_t want, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = kit_now_ms() + timeout_ms;
     uint64_t total = 0;
 
     while (total < want) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - kit_now_ms();
 
         if (left <= 0)
             break;
@@ -587,7 +478,7 @@ test_ops(void **state)
                  d2 = DATA + 8 * MB + 5 * i;
         struct accel_desc x;
 
-        fill_rand(gp(&g, s), n, i);
+        kit_fill_rand(gp(&g, s), n, i);
         /* MEMMOVE */
         idx = gq_submit(&g, q0, desc(ACCEL_OP_MEMMOVE, n, s, d));
         assert_int_equal(gq_wait(&g, q0, idx), ACCEL_ST_SUCCESS);
@@ -605,14 +496,14 @@ test_ops(void **state)
         idx = gq_submit(&g, q0, x);
         assert_int_equal(gq_wait(&g, q0, idx), ACCEL_ST_SUCCESS);
         assert_int_equal(comp_of(&g, q0, idx)->value,
-                         crc_ref(0xabcdef01u, gp(&g, s), n));
+                         kit_crc32c(0xabcdef01u, gp(&g, s), n));
         x.opcode = ACCEL_OP_COPY_CRC;
         x.dst = d;
         memset(gp(&g, d), 0, n);
         idx = gq_submit(&g, q0, x);
         assert_int_equal(gq_wait(&g, q0, idx), ACCEL_ST_SUCCESS);
         assert_int_equal(comp_of(&g, q0, idx)->value,
-                         crc_ref(0xabcdef01u, gp(&g, s), n));
+                         kit_crc32c(0xabcdef01u, gp(&g, s), n));
         assert_memory_equal(gp(&g, d), gp(&g, s), n);
         /* DUALCAST */
         x = desc(ACCEL_OP_DUALCAST, n, s, d);
@@ -933,10 +824,10 @@ test_dma_unmap_under_load(void **state)
     /* Unmap while the queue copies inside it (the first copy is done):
      * returns once no descriptor holds the range. */
     gq_wait(&g, 0, 0);
-    t0 = now_ms();
+    t0 = kit_now_ms();
     assert_int_equal(umdev_client_dma_unmap(g.c, GB2, G2SIZE), 0);
     print_message("DMA_UNMAP under load took %lld ms\n",
-                  (long long)(now_ms() - t0));
+                  (long long)(kit_now_ms() - t0));
     guest_mem_free(mem2, G2SIZE, fd2);
     /* One more after the unmap faults, deterministically. */
     idx = gq_submit(&g, 0, desc(ACCEL_OP_MEMMOVE, 64, GB2, GB2 + 4096));
@@ -1053,20 +944,20 @@ bystander_thread(void *arg)
             .comp = comp_iova(0, idx),
         };
         struct accel_comp *c = (void *)(g->mem + (d.comp - GB));
-        int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
+        int64_t deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
         uint8_t s;
 
-        fill_rand(g->mem + (DATA - GB), n, r++);
+        kit_fill_rand(g->mem + (DATA - GB), n, r++);
         memset(c, 0, sizeof(*c));
         accel_ring_post(&g->q[0].r, &d);
         if (publish_tail(g, 0) != 0)
             atomic_fetch_add(&b->bad, 1);
         while ((s = accel_comp_status(c)) == ACCEL_ST_NONE &&
-               now_ms() < deadline)
+               kit_now_ms() < deadline)
             usleep(10);
         if (s == ACCEL_ST_SUCCESS &&
             memcmp(g->mem + (DATA - GB), g->mem + (DATA + MB - GB), n) == 0 &&
-            c->value == crc_ref(0, g->mem + (DATA - GB), n))
+            c->value == kit_crc32c(0, g->mem + (DATA - GB), n))
             atomic_fetch_add(&b->ok, 1);
         else
             atomic_fetch_add(&b->bad, 1);
@@ -1180,11 +1071,11 @@ test_hostile_guest(void **state)
                      __ATOMIC_RELEASE);
     doorbell(&bad, 1);
     {
-        int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
+        int64_t deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
 
         while (ACCEL_Q_STATUS_STATE(qreg(&bad, 1, ACCEL_Q_STATUS)) !=
                ACCEL_QS_ERROR)
-            assert_true(now_ms() < deadline);
+            assert_true(kit_now_ms() < deadline);
     }
     assert_int_equal(ACCEL_Q_STATUS_ERROR(qreg(&bad, 1, ACCEL_Q_STATUS)),
                      ACCEL_QERR_BAD_INDEX);
@@ -1238,9 +1129,9 @@ test_hostile_guest(void **state)
 
     /* Let the bystander do some work of its own before it stops. */
     {
-        int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
+        int64_t deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
 
-        while (atomic_load(&by.ok) < 20 && now_ms() < deadline)
+        while (atomic_load(&by.ok) < 20 && kit_now_ms() < deadline)
             usleep(1000);
     }
     atomic_store(&by.stop, 1);

@@ -21,16 +21,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "accel.h"
 #include "accel_access.h"
+#include "accel_serve.h"
 #include "harness.h"
 #include "umdev/access.h"
-#include "umdev/loop.h"
+
+/* The test kit's clock and oracles (tests/common/kit_util.h) under the
+ * names the guest-driver code below uses. */
+#define now_ms kit_now_ms
+#define fill_rand kit_fill_rand
+#define crc_ref kit_crc32c
 
 #define MB (1024u * 1024u)
 #define PAGE 4096u
@@ -44,29 +48,15 @@
 static const unsigned int dev_queues[NDEV] = { 2, 1 };
 
 struct fixture {
-    char dir[64];
-    char path[NDEV][128];
     struct accel_engine *e;
     struct accel_access *p;
     const struct umdev_access_provider *prov;
     struct accel_dev *d[NDEV];
-    struct umdev_server *srv[NDEV];
-    struct umdev_loop *loop;
-    int wake;
-    pthread_t thread;
-    bool serving;
-    struct umdev_logger log;
+    struct kit_serve serve; /* devs[i].path: subdevice i's socket */
+    struct kit_log log;
 };
 
 static struct fixture F;
-
-static void
-log_line(void *opaque, int level, const char *line)
-{
-    (void)opaque;
-    if (getenv("UMDEV_FUNC_LOG") != NULL)
-        fprintf(stderr, "<%d> %s\n", level, line);
-}
 
 static int
 setup(void **state)
@@ -79,85 +69,27 @@ setup(void **state)
 
     (void)state;
     memset(&F, 0, sizeof(F));
-    F.log = (struct umdev_logger){ .fn = log_line, .max_level = LOG_DEBUG };
-    ec.log = &F.log;
+    kit_log_init(&F.log, NULL, "UMDEV_FUNC_LOG");
+    ec.log = &F.log.logger;
     assert_int_equal(accel_engine_create(&ec, &F.e), 0);
-    assert_int_equal(accel_access_create(F.e, &F.log, &F.p), 0);
+    assert_int_equal(accel_access_create(F.e, &F.log.logger, &F.p), 0);
     F.prov = accel_access_provider(F.p);
     return 0;
-}
-
-static void
-on_wake(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
-{
-    uint64_t n;
-
-    (void)events;
-    (void)opaque;
-    if (read(fd, &n, sizeof(n)) == sizeof(n))
-        umdev_loop_stop(loop);
-}
-
-static void *
-server_thread(void *arg)
-{
-    umdev_loop_run(((struct fixture *)arg)->loop);
-    return NULL;
 }
 
 /* The two subdevices, served on a thread. */
 static void
 serve_devices(void)
 {
-    unsigned int i;
-
-    snprintf(F.dir, sizeof(F.dir), "/tmp/umdev-access-XXXXXX");
-    assert_non_null(mkdtemp(F.dir));
-    assert_int_equal(umdev_loop_create(&F.loop), 0);
-    for (i = 0; i < NDEV; i++) {
-        struct accel_dev_config dc = {
-            .name = i == 0 ? "accel0" : "accel1",
-            .nr_queues = dev_queues[i],
-            .log = &F.log,
-        };
-
-        snprintf(F.path[i], sizeof(F.path[i]), "%s/accel%u.sock", F.dir, i);
-        assert_int_equal(accel_dev_create(F.e, &dc, &F.d[i]), 0);
-        assert_int_equal(umdev_server_create(accel_dev_dev(F.d[i]), F.loop,
-                                             F.path[i], &F.srv[i]),
-                         0);
-    }
-    F.wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    assert_true(F.wake >= 0);
-    assert_int_equal(
-        umdev_loop_add(F.loop, F.wake, UMDEV_LOOP_IN, on_wake, NULL), 0);
-    assert_int_equal(pthread_create(&F.thread, NULL, server_thread, &F), 0);
-    F.serving = true;
+    accel_serve(&F.serve, "access", F.e, dev_queues, NDEV, &F.log.logger, F.d);
 }
 
 static int
 teardown(void **state)
 {
-    unsigned int i;
-
     (void)state;
-    if (F.serving) {
-        struct timespec deadline;
-        uint64_t one = 1;
-
-        assert_int_equal(write(F.wake, &one, sizeof(one)), sizeof(one));
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += HARNESS_TIMEOUT_MS / 1000;
-        assert_int_equal(pthread_timedjoin_np(F.thread, NULL, &deadline), 0);
-        for (i = 0; i < NDEV; i++) {
-            umdev_server_destroy(F.srv[i]);
-            accel_dev_destroy(F.d[i]);
-        }
-        umdev_loop_del(F.loop, F.wake);
-        close(F.wake);
-        umdev_loop_destroy(F.loop);
-        assert_int_equal(rmdir(F.dir), 0);
-    }
+    /* Nothing to do unless serve_devices() ran. */
+    assert_int_equal(kit_serve_stop(&F.serve, HARNESS_TIMEOUT_MS), 0);
     assert_int_equal(accel_access_open_queues(F.p), 0);
     assert_int_equal(accel_engine_free_queues(F.e), NQUEUES);
     accel_access_destroy(F.p);
@@ -167,41 +99,6 @@ teardown(void **state)
 
 /* ---------------------------------------------------------------- */
 /* Helpers                                                           */
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-fill_rand(uint8_t *p, size_t n, uint32_t seed)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = (uint8_t)(seed >> 16);
-    }
-}
-
-static uint32_t
-crc_ref(uint32_t crc, const uint8_t *p, size_t n)
-{
-    size_t i;
-    int k;
-
-    crc = ~crc;
-    for (i = 0; i < n; i++) {
-        crc ^= p[i];
-        for (k = 0; k < 8; k++)
-            crc = (crc & 1) ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
-    }
-    return ~crc;
-}
 
 static uint64_t
 va(const void *p)
@@ -225,7 +122,7 @@ adesc(uint8_t op, uint32_t size, const void *src, const void *dst)
 static struct umdev_access *
 aopen(uint32_t depth)
 {
-    struct umdev_access_opts o = { .depth = depth, .log = &F.log };
+    struct umdev_access_opts o = { .depth = depth, .log = &F.log.logger };
     struct umdev_access *a;
 
     assert_int_equal(umdev_access_open(F.prov, &o, &a), 0);
@@ -237,12 +134,12 @@ static struct umdev_access_comp
 run1(struct umdev_access *a, struct umdev_access_desc d)
 {
     struct umdev_access_comp c;
-    int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
+    int64_t deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
 
     assert_int_equal(umdev_access_outstanding(a), 0);
     assert_int_equal(umdev_access_submit(a, &d, 1), 1);
     while (umdev_access_reap(a, &c, 1) == 0) {
-        if (now_ms() > deadline)
+        if (kit_now_ms() > deadline)
             fail_msg("opcode %#x never completed", d.opcode);
         usleep(10);
     }
@@ -258,7 +155,7 @@ static void
 test_open_close(void **state)
 {
     struct umdev_access *a[NQUEUES], *x;
-    struct umdev_access_opts o = { .log = &F.log };
+    struct umdev_access_opts o = { .log = &F.log.logger };
     struct umdev_access_provider bad = { .ops = NULL };
     unsigned int i;
 
@@ -429,7 +326,7 @@ test_ops(void **state)
         uint32_t n = sizes[i], j;
         uint8_t *s = src + i, *t = dst + 3 * i, *t2 = dst2 + 5 * i;
 
-        fill_rand(s, n, (uint32_t)i + 1);
+        kit_fill_rand(s, n, (uint32_t)i + 1);
         /* MEMMOVE */
         d = adesc(UMDEV_ACCESS_OP_MEMMOVE, n, s, t);
         d.tag = 0x1000u + (uint64_t)i;
@@ -451,13 +348,13 @@ test_ops(void **state)
         d.crc_seed = 0x12345678u;
         c = run1(a, d);
         assert_int_equal(c.status, UMDEV_ACCESS_ST_SUCCESS);
-        assert_int_equal(c.value, crc_ref(0x12345678u, s, n));
+        assert_int_equal(c.value, kit_crc32c(0x12345678u, s, n));
         d.opcode = UMDEV_ACCESS_OP_COPY_CRC;
         d.dst = va(t);
         memset(t, 0, n);
         c = run1(a, d);
         assert_int_equal(c.status, UMDEV_ACCESS_ST_SUCCESS);
-        assert_int_equal(c.value, crc_ref(0x12345678u, s, n));
+        assert_int_equal(c.value, kit_crc32c(0x12345678u, s, n));
         assert_memory_equal(t, s, n);
         /* DUALCAST */
         d = adesc(UMDEV_ACCESS_OP_DUALCAST, n, s, t);
@@ -486,7 +383,7 @@ test_ops(void **state)
         assert_int_equal(c.info, n - 1);
     }
     /* Overlapping MEMMOVE, both directions. */
-    fill_rand(src, 8192, 77);
+    kit_fill_rand(src, 8192, 77);
     memcpy(dst, src, 8192);
     c = run1(a, adesc(UMDEV_ACCESS_OP_MEMMOVE, 4096, src, src + 100));
     assert_int_equal(c.status, UMDEV_ACCESS_ST_SUCCESS);
@@ -567,11 +464,11 @@ test_bad_addresses(void **state)
     assert_int_equal(umdev_access_mem_register(a, m, 16 * PAGE, fd, 0, RW), 0);
     assert_int_equal(
         umdev_access_mem_register(a, rom, PAGE, rofd, 0, UMDEV_ACCESS_READ), 0);
-    fill_rand(guard, sizeof(before), 5);
+    kit_fill_rand(guard, sizeof(before), 5);
     memcpy(before, guard, sizeof(before));
-    fill_rand(rom, PAGE, 6);
+    kit_fill_rand(rom, PAGE, 6);
     memcpy(rom_before, rom, PAGE);
-    fill_rand(m, 17 * PAGE, 7);
+    kit_fill_rand(m, 17 * PAGE, 7);
     memcpy(tail_before, m + 16 * PAGE, PAGE);
 
     /* Destination outside: MEMMOVE, FILL, DUALCAST's second. */
@@ -653,15 +550,15 @@ test_wait_and_poll(void **state)
 
     (void)state;
     assert_int_equal(umdev_access_mem_register(a, m, 2 * MB, fd, 0, RW), 0);
-    fill_rand(m, MB, 3);
+    kit_fill_rand(m, MB, 3);
 
     /* Wait needs DF_INTR on the oldest; without it -EINVAL. */
     d = adesc(UMDEV_ACCESS_OP_NOP, 0, NULL, NULL);
     assert_int_equal(umdev_access_submit(a, &d, 1), 1);
     assert_int_equal(umdev_access_wait(a, 100), -EINVAL);
-    deadline = now_ms() + HARNESS_TIMEOUT_MS;
+    deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
     while (umdev_access_reap(a, c, DEPTH) == 0)
-        assert_true(now_ms() < deadline);
+        assert_true(kit_now_ms() < deadline);
 
     /* Eventfd: one FILL with DF_INTR; wait sleeps, then reap. */
     d = adesc(UMDEV_ACCESS_OP_FILL, 4096, NULL, m + MB);
@@ -701,7 +598,7 @@ test_wait_and_poll(void **state)
     /* Many more descriptors than slots, reaped by waiting: wrap-around
      * of the ring and of the completion slots. Each MEMMOVE copies its
      * own 256 bytes, checked as they complete. */
-    deadline = now_ms() + 4 * HARNESS_TIMEOUT_MS;
+    deadline = kit_now_ms() + 4 * HARNESS_TIMEOUT_MS;
     while (done < TOTAL) {
         int n;
 
@@ -722,7 +619,7 @@ test_wait_and_poll(void **state)
             assert_memory_equal(m + MB + (done * SZ) % MB,
                                 m + (done * SZ) % MB, SZ);
         }
-        assert_true(now_ms() < deadline);
+        assert_true(kit_now_ms() < deadline);
     }
     assert_int_equal(umdev_access_outstanding(a), 0);
     umdev_access_get_stats(a, &st);
@@ -748,13 +645,13 @@ test_wait_and_poll(void **state)
         assert_int_equal(umdev_access_submit(a, nops, DEPTH), DEPTH);
         assert_int_equal(umdev_access_space(a), 0);
         assert_int_equal(umdev_access_submit(a, nops, 1), 0);
-        deadline = now_ms() + HARNESS_TIMEOUT_MS;
+        deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
         for (done = 0; done < DEPTH;) {
             int n = umdev_access_reap(a, c, DEPTH);
 
             for (i = 0; i < (unsigned int)n; i++, done++)
                 assert_int_equal(c[i].tag, 5000 + done);
-            assert_true(now_ms() < deadline);
+            assert_true(kit_now_ms() < deadline);
         }
     }
     umdev_access_get_stats(a, &st);
@@ -827,7 +724,8 @@ vm_open(struct vm *v, unsigned int dev)
     memset(v, 0, sizeof(*v));
     v->dev = dev;
     v->seed = 1000 + dev;
-    assert_int_equal(umdev_client_connect(F.path[dev], &o, &v->c), 0);
+    assert_int_equal(umdev_client_connect(F.serve.devs[dev].path, &o, &v->c),
+                     0);
     v->mem = guest_mem(GSIZE, &v->fd);
     assert_int_equal(umdev_client_dma_map(v->c, GB, GSIZE, v->mem, v->fd, 0,
                                           VFIO_USER_DMA_MAP_FLAG_READ |
@@ -886,7 +784,7 @@ vm_thread(void *arg)
                 .tag = r,
             };
 
-            fill_rand(vp(v, src), CHUNK, v->seed + r * 16 + q);
+            kit_fill_rand(vp(v, src), CHUNK, v->seed + r * 16 + q);
             memset(vp(v, dst), 0, CHUNK);
             memset(vp(v, VM_COMP(q)), 0, ACCEL_COMP_SIZE);
             accel_ring_post(&v->r[q], &d);
@@ -899,11 +797,11 @@ vm_thread(void *arg)
         }
         for (q = 0; q < nq && v->errors == 0; q++) {
             struct accel_comp *c = vp(v, VM_COMP(q));
-            int64_t deadline = now_ms() + HARNESS_TIMEOUT_MS;
+            int64_t deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
             uint8_t st;
 
             while ((st = accel_comp_status(c)) == ACCEL_ST_NONE) {
-                if (now_ms() > deadline) {
+                if (kit_now_ms() > deadline) {
                     vm_fail(v, "no completion", r);
                     break;
                 }
@@ -947,7 +845,7 @@ host_thread(void *arg)
         };
         struct umdev_access_comp c;
 
-        fill_rand(s, CHUNK, 7000 + r);
+        kit_fill_rand(s, CHUNK, 7000 + r);
         memset(t, 0, CHUNK);
         if (umdev_access_submit(h->a, &d, 1) != 1 ||
             umdev_access_wait(h->a, HARNESS_TIMEOUT_MS) != 0 ||
@@ -957,7 +855,7 @@ host_thread(void *arg)
             break;
         }
         if (c.status != UMDEV_ACCESS_ST_SUCCESS || c.tag != r ||
-            c.value != crc_ref(0, s, CHUNK) || memcmp(s, t, CHUNK) != 0) {
+            c.value != kit_crc32c(0, s, CHUNK) || memcmp(s, t, CHUNK) != 0) {
             snprintf(h->why, sizeof(h->why), "round %u: status %u or data",
                      r, c.status);
             h->errors++;

@@ -20,35 +20,6 @@
 #define RW (VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE)
 #define PCI_CAP_ID_MSIX 0x11
 
-static struct harness H;
-
-static int
-setup(void **state)
-{
-    (void)state;
-    harness_start(&H);
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    (void)state;
-    harness_stop(&H);
-    return 0;
-}
-
-static void
-fill(uint8_t *p, size_t n, uint32_t seed)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = (uint8_t)(seed >> 16);
-    }
-}
-
 /* Assign (@efd >= 0) or de-assign (@efd < 0: DATA_EVENTFD, no fds) the
  * trigger eventfd of vector @sub. */
 static void
@@ -323,25 +294,6 @@ test_deassign_counts_dropped(void **state)
     close(req);
 }
 
-/* Find a capability in config space by walking the list. */
-static uint8_t
-find_cap(struct umdev_client *c, uint8_t id)
-{
-    uint8_t pos = 0, hdr[2];
-    int n;
-
-    assert_int_equal(umdev_client_region_read(c, CONFIG, 0x34, &pos, 1), 0);
-    for (n = 0; n < 48 && pos != 0; n++) {
-        assert_int_equal(umdev_client_region_read(c, CONFIG, pos, hdr, 2),
-                         0);
-        if (hdr[0] == id)
-            return pos;
-        pos = hdr[1];
-    }
-    fail_msg("capability 0x%x not found", id);
-    return 0;
-}
-
 static void
 test_msix(void **state)
 {
@@ -443,12 +395,12 @@ test_dma_1000_regions(void **state)
     for (k = 0; k < sizeof(used) / sizeof(used[0]); k++) {
         i = used[k];
         /* Guest -> device. */
-        fill(mem + i * PG, PG, (uint32_t)(1000 + i));
+        kit_fill_rand(mem + i * PG, PG, (uint32_t)(1000 + i));
         assert_int_equal(dma_cmd(c, iova(i), PG, TESTDEV_DMA_TO_DEVICE), 0);
         assert_int_equal(umdev_client_region_read(c, BAR2, 0, back, PG), 0);
         assert_memory_equal(back, mem + i * PG, PG);
         /* Device -> guest, at an offset inside the page. */
-        fill(page, 256, (uint32_t)(2000 + i));
+        kit_fill_rand(page, 256, (uint32_t)(2000 + i));
         assert_int_equal(umdev_client_region_write(c, BAR2, 0, page, 256),
                          0);
         assert_int_equal(dma_cmd(c, iova(i) + 512, 256,
@@ -541,7 +493,7 @@ test_dma_message_fallback(void **state)
     bytes0 = server_dma_bytes();
 
     /* TO_DEVICE: guest -> BAR2, one DMA_READ message. */
-    fill(mem, size, 41);
+    kit_fill_rand(mem, size, 41);
     umdev_client_get_stats(c, &cs0);
     assert_int_equal(dma_cmd(c, base, (uint32_t)size, TESTDEV_DMA_TO_DEVICE),
                      0);
@@ -552,7 +504,7 @@ test_dma_message_fallback(void **state)
     assert_memory_equal(back, mem, size);
 
     /* FROM_DEVICE: BAR2 -> guest, one DMA_WRITE message. */
-    fill(pat, size, 42);
+    kit_fill_rand(pat, size, 42);
     bar2_write(c, 0, pat, size);
     memset(mem, 0, size);
     umdev_client_get_stats(c, &cs0);
@@ -608,8 +560,8 @@ span(struct umdev_client *c, uint64_t base, bool fd_first)
     assert_int_equal(umdev_client_dma_map(c, base + size, size, hi,
                                           fd_first ? -1 : hi_fd, 0, RW),
                      0);
-    fill(lo + size - half, half, 51);
-    fill(hi, half, 52);
+    kit_fill_rand(lo + size - half, half, 51);
+    kit_fill_rand(hi, half, 52);
     umdev_client_get_stats(c, &cs0);
     assert_int_equal(dma_cmd(c, base + size - half, 2 * half,
                              TESTDEV_DMA_TO_DEVICE),
@@ -621,7 +573,7 @@ span(struct umdev_client *c, uint64_t base, bool fd_first)
     assert_memory_equal(back, lo + size - half, half);
     assert_memory_equal(back + half, hi, half);
 
-    fill(pat, 2 * half, 53);
+    kit_fill_rand(pat, 2 * half, 53);
     assert_int_equal(umdev_client_region_write(c, BAR2, 0, pat, 2 * half),
                      0);
     memset(lo + size - half, 0, half);
@@ -670,7 +622,7 @@ test_dma_split_by_client_limit(void **state)
     assert_int_equal(umdev_client_dma_map(c, 0x1000000, size, mem, -1, 0,
                                           RW),
                      0);
-    fill(mem, size, 61);
+    kit_fill_rand(mem, size, 61);
     umdev_client_get_stats(c, &cs0);
     assert_int_equal(dma_cmd(c, 0x1000000, (uint32_t)size,
                              TESTDEV_DMA_INVERT),
@@ -717,12 +669,12 @@ test_reset(void **state)
     /* Dirty everything. */
     reg_wr(c, TESTDEV_REG_SCRATCH, 0xabcd, 4);
     reg_wr(c, TESTDEV_REG_SCRATCH64, 0x1234567890ull, 8);
-    fill(arr, sizeof(arr), 71);
+    kit_fill_rand(arr, sizeof(arr), 71);
     assert_int_equal(umdev_client_region_write(c, BAR0,
                                                TESTDEV_SCRATCH_ARRAY, arr,
                                                sizeof(arr)),
                      0);
-    fill(back, sizeof(back), 72);
+    kit_fill_rand(back, sizeof(back), 72);
     assert_int_equal(umdev_client_region_write(c, BAR2, 0, back,
                                                sizeof(back)),
                      0);
@@ -765,7 +717,7 @@ test_reset(void **state)
     assert_int_equal(s.dma_count, 1);
     assert_true(s.irq_enabled[UMDEV_PCI_ERR_IRQ]);
     assert_true(s.irq_enabled[UMDEV_PCI_INTX_IRQ]);
-    fill(mem, PG, 73);
+    kit_fill_rand(mem, PG, 73);
     assert_int_equal(dma_cmd(c, base, PG, TESTDEV_DMA_TO_DEVICE), 0);
     assert_int_equal(umdev_client_region_read(c, BAR2, 0, back, PG), 0);
     assert_memory_equal(back, mem, PG);
@@ -790,23 +742,17 @@ int
 main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_irq_info, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_intx, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_err_and_req, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_deassign_counts_dropped, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_msix, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dma_map_beyond_file, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_dma_1000_regions, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_dma_message_fallback, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_dma_spanning_mappings, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_dma_split_by_client_limit,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
+        HARNESS_TEST(test_irq_info),
+        HARNESS_TEST(test_intx),
+        HARNESS_TEST(test_err_and_req),
+        HARNESS_TEST(test_deassign_counts_dropped),
+        HARNESS_TEST(test_msix),
+        HARNESS_TEST(test_dma_map_beyond_file),
+        HARNESS_TEST(test_dma_1000_regions),
+        HARNESS_TEST(test_dma_message_fallback),
+        HARNESS_TEST(test_dma_spanning_mappings),
+        HARNESS_TEST(test_dma_split_by_client_limit),
+        HARNESS_TEST(test_reset),
     };
 
     return harness_main(argc, argv, "func.dma_irq", tests,

@@ -17,36 +17,6 @@
 #define BAR2 UMDEV_PCI_BAR2_REGION
 #define BAR2_TRAPPED 0x1000u /* page 0 of BAR2 is not mappable */
 
-static struct harness H;
-
-static int
-setup(void **state)
-{
-    (void)state;
-    harness_start(&H);
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    (void)state;
-    harness_stop(&H);
-    return 0;
-}
-
-/* Bytes that differ with @seed and position, never all equal. */
-static void
-fill(uint8_t *p, size_t n, uint32_t seed)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = (uint8_t)(seed >> 16);
-    }
-}
-
 static void
 expect_array(struct umdev_client *c, const uint8_t *ref)
 {
@@ -70,7 +40,7 @@ test_scratch_every_width_and_alignment(void **state)
     size_t w, a;
 
     (void)state;
-    fill(ref, sizeof(ref), 1);
+    kit_fill_rand(ref, sizeof(ref), 1);
     assert_int_equal(umdev_client_region_write(c, BAR0,
                                                TESTDEV_SCRATCH_ARRAY, ref,
                                                sizeof(ref)),
@@ -92,7 +62,7 @@ test_scratch_every_width_and_alignment(void **state)
             assert_memory_equal(got, ref + off, widths[w]);
             /* Then a write of new bytes, checked against the whole array
              * so a write that spills over its neighbours fails. */
-            fill(val, widths[w], (uint32_t)(100 + w * 8 + a));
+            kit_fill_rand(val, widths[w], (uint32_t)(100 + w * 8 + a));
             assert_int_equal(umdev_client_region_write(
                                  c, BAR0, TESTDEV_SCRATCH_ARRAY + off, val,
                                  widths[w]),
@@ -265,7 +235,7 @@ bar2_roundtrip(struct umdev_client *c, uint64_t off, size_t len,
     static uint8_t out[TESTDEV_BAR2_SIZE], back[TESTDEV_BAR2_SIZE];
     static struct bar2_copy server;
 
-    fill(out, len, seed);
+    kit_fill_rand(out, len, seed);
     memset(back, 0, len);
     assert_int_equal(umdev_client_region_write(c, BAR2, off, out, len), 0);
     assert_int_equal(umdev_client_region_read(c, BAR2, off, back, len), 0);
@@ -317,7 +287,7 @@ test_small_client_transfer_limit(void **state)
     struct umdev_client *c = harness_connect(&H, &o);
 
     (void)state;
-    fill(out, sizeof(out), 21);
+    kit_fill_rand(out, sizeof(out), 21);
     assert_int_equal(umdev_client_region_write(c, BAR2, BAR2_TRAPPED, out,
                                                sizeof(out)),
                      0);
@@ -328,6 +298,31 @@ test_small_client_transfer_limit(void **state)
     umdev_client_destroy(c);
 }
 
+/* A raw GET_REGION_INFO reply: its payload, its header, and the region
+ * info at the payload's start. */
+struct raw_info {
+    uint8_t b[256];
+    size_t len;
+    struct vfio_user_header rh;
+    struct vfio_user_region_info ri;
+};
+
+/* GET_REGION_INFO of region @index with @argsz, the reply in @r.
+ * Return: the client's result. */
+static int
+raw_region_info(struct umdev_client *c, uint32_t index, uint32_t argsz,
+                struct raw_info *r)
+{
+    struct vfio_user_region_info req = { .argsz = argsz, .index = index };
+    int rc = umdev_client_raw(c, VFIO_USER_DEVICE_GET_REGION_INFO, 0, &req,
+                              sizeof(req), NULL, 0, r->b, sizeof(r->b), &r->len,
+                              &r->rh);
+
+    if (rc == 0)
+        memcpy(&r->ri, r->b, sizeof(r->ri));
+    return rc;
+}
+
 /* GET_REGION_INFO of BAR2 on the wire: a too-small argsz gets the size
  * needed and no capability; a large one gets the sparse-mmap capability
  * and the region's fd. */
@@ -335,65 +330,43 @@ static void
 test_bar2_region_info_wire(void **state)
 {
     struct umdev_client *c = harness_connect(&H, NULL);
-    struct vfio_user_region_info ri = { .argsz = sizeof(ri), .index = BAR2 };
     struct vfio_user_cap_sparse_mmap sp;
     struct vfio_user_sparse_area area;
-    struct vfio_user_header rh;
-    uint8_t reply[256];
-    size_t len;
+    struct raw_info r;
 
     (void)state;
-    assert_int_equal(umdev_client_raw(c, VFIO_USER_DEVICE_GET_REGION_INFO, 0,
-                                      &ri, sizeof(ri), NULL, 0, reply,
-                                      sizeof(reply), &len, &rh),
-                     0);
-    assert_int_equal(len, sizeof(ri));
-    memcpy(&ri, reply, sizeof(ri));
-    assert_int_equal(ri.argsz, sizeof(ri) + sizeof(sp) + sizeof(area));
-    assert_int_equal(ri.cap_offset, 0);
-    assert_int_equal(ri.size, TESTDEV_BAR2_SIZE);
+    assert_int_equal(raw_region_info(c, BAR2, sizeof(r.ri), &r), 0);
+    assert_int_equal(r.len, sizeof(r.ri));
+    assert_int_equal(r.ri.argsz, sizeof(r.ri) + sizeof(sp) + sizeof(area));
+    assert_int_equal(r.ri.cap_offset, 0);
+    assert_int_equal(r.ri.size, TESTDEV_BAR2_SIZE);
     /* No chain in a short reply, so no CAPS flag (QEMU checks it). */
-    assert_int_equal(ri.flags, VFIO_REGION_INFO_FLAG_READ |
-                                   VFIO_REGION_INFO_FLAG_WRITE |
-                                   VFIO_REGION_INFO_FLAG_MMAP);
+    assert_int_equal(r.ri.flags, VFIO_REGION_INFO_FLAG_READ |
+                                     VFIO_REGION_INFO_FLAG_WRITE |
+                                     VFIO_REGION_INFO_FLAG_MMAP);
 
-    ri = (struct vfio_user_region_info){ .argsz = 512, .index = BAR2 };
-    assert_int_equal(umdev_client_raw(c, VFIO_USER_DEVICE_GET_REGION_INFO, 0,
-                                      &ri, sizeof(ri), NULL, 0, reply,
-                                      sizeof(reply), &len, &rh),
-                     0);
-    assert_int_equal(len, sizeof(ri) + sizeof(sp) + sizeof(area));
-    memcpy(&ri, reply, sizeof(ri));
-    assert_int_equal(ri.argsz, len);
-    assert_int_equal(ri.index, BAR2);
-    assert_int_equal(ri.cap_offset, sizeof(ri));
-    memcpy(&sp, reply + ri.cap_offset, sizeof(sp));
+    assert_int_equal(raw_region_info(c, BAR2, 512, &r), 0);
+    assert_int_equal(r.len, sizeof(r.ri) + sizeof(sp) + sizeof(area));
+    assert_int_equal(r.ri.argsz, r.len);
+    assert_int_equal(r.ri.index, BAR2);
+    assert_int_equal(r.ri.cap_offset, sizeof(r.ri));
+    memcpy(&sp, r.b + r.ri.cap_offset, sizeof(sp));
     assert_int_equal(sp.header.id, VFIO_USER_REGION_CAP_SPARSE_MMAP);
     assert_int_equal(sp.header.version, 1);
     assert_int_equal(sp.header.next, 0);
     assert_int_equal(sp.nr_areas, 1);
-    memcpy(&area, reply + ri.cap_offset + sizeof(sp), sizeof(area));
+    memcpy(&area, r.b + r.ri.cap_offset + sizeof(sp), sizeof(area));
     assert_int_equal(area.offset, BAR2_TRAPPED);
     assert_int_equal(area.size, TESTDEV_BAR2_SIZE - BAR2_TRAPPED);
-    assert_int_equal(rh.msg_size, sizeof(rh) + len);
+    assert_int_equal(r.rh.msg_size, sizeof(r.rh) + r.len);
 
     /* An absent region: present in the list, empty. */
-    ri = (struct vfio_user_region_info){ .argsz = 512,
-                                         .index = UMDEV_PCI_BAR1_REGION };
-    assert_int_equal(umdev_client_raw(c, VFIO_USER_DEVICE_GET_REGION_INFO, 0,
-                                      &ri, sizeof(ri), NULL, 0, reply,
-                                      sizeof(reply), &len, &rh),
-                     0);
-    assert_int_equal(len, sizeof(ri));
-    memcpy(&ri, reply, sizeof(ri));
-    assert_int_equal(ri.size, 0);
-    assert_int_equal(ri.flags, 0);
+    assert_int_equal(raw_region_info(c, UMDEV_PCI_BAR1_REGION, 512, &r), 0);
+    assert_int_equal(r.len, sizeof(r.ri));
+    assert_int_equal(r.ri.size, 0);
+    assert_int_equal(r.ri.flags, 0);
     /* Beyond num_regions: refused, and the connection goes on. */
-    ri = (struct vfio_user_region_info){ .argsz = 512,
-                                         .index = UMDEV_PCI_NUM_REGIONS };
-    assert_int_equal(umdev_client_raw(c, VFIO_USER_DEVICE_GET_REGION_INFO, 0,
-                                      &ri, sizeof(ri), NULL, 0, reply,
-                                      sizeof(reply), &len, &rh),
+    assert_int_equal(raw_region_info(c, UMDEV_PCI_NUM_REGIONS, 512, &r),
                      -EINVAL);
     assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
     umdev_client_destroy(c);
@@ -431,8 +404,8 @@ test_sparse_mmap(void **state)
                      -ENODEV);
 
     /* Distinct contents for the trapped page and the rest. */
-    fill(page0, sizeof(page0), 31);
-    fill(rest, sizeof(rest), 32);
+    kit_fill_rand(page0, sizeof(page0), 31);
+    kit_fill_rand(rest, sizeof(rest), 32);
     assert_int_equal(umdev_client_region_write(c, BAR2, 0, page0,
                                                sizeof(page0)),
                      0);
@@ -478,18 +451,13 @@ int
 main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(
-            test_scratch_every_width_and_alignment, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_register_widths, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_bad_accesses, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bar2_large_transfers, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_bar2_region_info_wire, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_sparse_mmap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_small_client_transfer_limit, setup,
-                                        teardown),
+        HARNESS_TEST(test_scratch_every_width_and_alignment),
+        HARNESS_TEST(test_register_widths),
+        HARNESS_TEST(test_bad_accesses),
+        HARNESS_TEST(test_bar2_large_transfers),
+        HARNESS_TEST(test_bar2_region_info_wire),
+        HARNESS_TEST(test_sparse_mmap),
+        HARNESS_TEST(test_small_client_transfer_limit),
     };
 
     return harness_main(argc, argv, "func.io", tests,

@@ -16,24 +16,6 @@
 #define PG 4096u
 #define RW (VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE)
 
-static struct harness H;
-
-static int
-setup(void **state)
-{
-    (void)state;
-    harness_start(&H);
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    (void)state;
-    harness_stop(&H);
-    return 0;
-}
-
 /* Client-owned resources a session hands to the server. */
 struct session {
     struct umdev_client *c;
@@ -327,12 +309,9 @@ int
 main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_disconnect_mid_message, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_disconnect_mid_message_raw,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_second_client_waits, setup,
-                                        teardown),
+        HARNESS_TEST(test_disconnect_mid_message),
+        HARNESS_TEST(test_disconnect_mid_message_raw),
+        HARNESS_TEST(test_second_client_waits),
         cmocka_unit_test(test_no_fd_leaks),
     };
 

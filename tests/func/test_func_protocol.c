@@ -16,33 +16,9 @@
 #include "harness.h"
 #include "umdev/client_testing.h"
 
-/* QEMU 11.1.3's VERSION capabilities, byte for byte. */
-#define QEMU_JSON                                                            \
-    "{\"capabilities\":{\"max_msg_fds\":16,\"max_data_xfer_size\":1048576," \
-    "\"pgsizes\":4096,\"max_dma_maps\":65535,\"migration\":{\"pgsize\":"     \
-    "4096,\"max_bitmap_size\":268435456},\"write_multiple\":true}}"
-
 /* A msg_size over 1 MiB + 64 KiB: more than the server takes whole (1 MiB
  * of data plus a fixed part), so it must skip the body and refuse it. */
 #define OVERSIZED_PAYLOAD (1024u * 1024u + 64u * 1024u + 1u)
-
-static struct harness H;
-
-static int
-setup(void **state)
-{
-    (void)state;
-    harness_start(&H);
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    (void)state;
-    harness_stop(&H);
-    return 0;
-}
 
 /* A VERSION payload: major, minor, then @json with its NUL (if any). */
 static size_t
@@ -118,7 +94,7 @@ check_version_json(const char *json)
 static void
 test_version_qemu_replay(void **state)
 {
-    static const char json[] = QEMU_JSON;
+    static const char json[] = KIT_QEMU_VERSION_JSON;
     uint8_t p[sizeof(struct vfio_user_version) + sizeof(json)];
     uint8_t msg[16 + sizeof(p)], reply[4096];
     struct vfio_user_header h = {
@@ -137,7 +113,7 @@ test_version_qemu_replay(void **state)
     /* The bytes QEMU puts on the wire, built by hand... */
     memcpy(msg, &h, sizeof(h));
     memcpy(msg + sizeof(h), p, plen);
-    assert_int_equal(sizeof(msg), 16 + 4 + strlen(QEMU_JSON) + 1);
+    assert_int_equal(sizeof(msg), 16 + 4 + strlen(KIT_QEMU_VERSION_JSON) + 1);
     /* ...are what umdev_wire_encode() lays out. */
     {
         uint8_t enc[sizeof(msg)];
@@ -225,8 +201,8 @@ expect_versions_refused(const struct bad_version *cases, size_t n)
         raw_expect_error(fd, id, VFIO_USER_DEVICE_RESET, EINVAL);
         id++;
     }
-    plen = version_payload(p, sizeof(p), 0, 7, QEMU_JSON,
-                           sizeof(QEMU_JSON));
+    plen = version_payload(p, sizeof(p), 0, 7, KIT_QEMU_VERSION_JSON,
+                           sizeof(KIT_QEMU_VERSION_JSON));
     raw_send(fd, 0x1234, VFIO_USER_VERSION, 0, p, plen, NULL, 0);
     len = raw_expect_reply(fd, 0x1234, VFIO_USER_VERSION, reply,
                            sizeof(reply));
@@ -879,33 +855,20 @@ int
 main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_version_qemu_replay, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_version_must_come_first, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_version_refusals, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_version_without_json, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_version_pgsizes_bitmap, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_bad_messages_every_command,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_data_over_limit, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_commands, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_fd_where_none_belongs, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_too_many_fds, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pipelined_commands_with_fds,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_posted_errors_are_silent, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(
-            test_impossible_header_closes_connection, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_version_json_strict, setup,
-                                        teardown),
+        HARNESS_TEST(test_version_qemu_replay),
+        HARNESS_TEST(test_version_must_come_first),
+        HARNESS_TEST(test_version_refusals),
+        HARNESS_TEST(test_version_without_json),
+        HARNESS_TEST(test_version_pgsizes_bitmap),
+        HARNESS_TEST(test_bad_messages_every_command),
+        HARNESS_TEST(test_data_over_limit),
+        HARNESS_TEST(test_unknown_commands),
+        HARNESS_TEST(test_fd_where_none_belongs),
+        HARNESS_TEST(test_too_many_fds),
+        HARNESS_TEST(test_pipelined_commands_with_fds),
+        HARNESS_TEST(test_posted_errors_are_silent),
+        HARNESS_TEST(test_impossible_header_closes_connection),
+        HARNESS_TEST(test_version_json_strict),
     };
 
     return harness_main(argc, argv, "func.protocol", tests,

@@ -21,7 +21,9 @@
 # which under the asan preset includes LeakSanitizer's verdict).
 set -uo pipefail
 
-say() { printf 'golden.serial_probe: %s\n' "$*"; }
+KIT_NAME=golden.serial_probe
+# shellcheck source=tests/common/kit.sh
+. "$(dirname "$0")/../common/kit.sh"
 [ $# -eq 3 ] || { say "usage: $0 SERVE PROBE GOLDEN_JSON"; exit 2; }
 SERVE=$1 PROBE=$2 GOLDEN=$3
 for f in "$SERVE" "$PROBE"; do
@@ -33,22 +35,14 @@ SOCK=$TMP/serial.sock
 SRV_PID=''
 # shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
-    if [ -n "$SRV_PID" ] && kill -0 "$SRV_PID" 2>/dev/null; then
-        kill -KILL "$SRV_PID" 2>/dev/null
-        wait "$SRV_PID" 2>/dev/null
-    fi
+    stop "$SRV_PID" KILL
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 
 "$SERVE" serial --socket "$SOCK" >"$TMP/server.out" 2>"$TMP/server.err" &
 SRV_PID=$!
-for _ in $(seq 200); do
-    [ -S "$SOCK" ] && break
-    kill -0 "$SRV_PID" 2>/dev/null || break
-    sleep 0.05
-done
-if [ ! -S "$SOCK" ]; then
+if ! wait_for_sockets "$SRV_PID" 200 "$SOCK"; then
     say "FAIL: umdev-serve did not create $SOCK"
     cat "$TMP/server.out" "$TMP/server.err"
     exit 1
@@ -63,24 +57,15 @@ if [ "$rc" -ne 0 ]; then
     fail=1
 fi
 
-kill -TERM "$SRV_PID"
-for _ in $(seq 100); do
-    kill -0 "$SRV_PID" 2>/dev/null || break
-    sleep 0.05
-done
-if kill -0 "$SRV_PID" 2>/dev/null; then
+if ! stop_server "$SRV_PID" 50; then
     say "FAIL: umdev-serve still running 5 s after SIGTERM"
     fail=1
-else
-    wait "$SRV_PID"
-    src=$?
-    SRV_PID=
-    if [ "$src" -ne 0 ]; then
-        say "FAIL: umdev-serve exited $src after SIGTERM"
-        cat "$TMP/server.err"
-        fail=1
-    fi
+elif [ "$SRV_RC" -ne 0 ]; then
+    say "FAIL: umdev-serve exited $SRV_RC after SIGTERM"
+    cat "$TMP/server.err"
+    fail=1
 fi
+SRV_PID=
 [ "$fail" -eq 0 ] || exit 1
 
 if [ "${UMDEV_GOLDEN_UPDATE:-0}" = 1 ]; then

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "kit_util.h"
 #include "testdev.h"
 #include "umdev/client.h"
 
@@ -31,10 +31,7 @@
 static double
 now_s(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
+    return (double)kit_now_ns() / 1e9;
 }
 
 static uint32_t

@@ -10,7 +10,7 @@ set_tests_properties(unit.accel_ring PROPERTIES TIMEOUT 60)
 # are (crc, ops, ring, sched), sharing a memory model and queue driver.
 add_library(accel_engine_fixture STATIC
             ${CMAKE_CURRENT_LIST_DIR}/accel_engine_fixture.c)
-target_link_libraries(accel_engine_fixture PUBLIC umdev_accel umdev_static
+target_link_libraries(accel_engine_fixture PUBLIC umdev_accel umdev_testkit
                       PkgConfig::CMOCKA)
 foreach(t crc ops ring sched)
   add_executable(test_accel_engine_${t}
@@ -19,21 +19,21 @@ foreach(t crc ops ring sched)
   add_test(NAME unit.accel_engine_${t} COMMAND test_accel_engine_${t})
   set_tests_properties(unit.accel_engine_${t} PROPERTIES TIMEOUT 120)
 endforeach()
-add_executable(test_func_accel ${CMAKE_CURRENT_LIST_DIR}/../func/test_func_accel.c)
-target_link_libraries(test_func_accel PRIVATE umdev_accel func_harness)
-add_test(NAME func.accel COMMAND test_func_accel)
-set_tests_properties(func.accel PROPERTIES TIMEOUT 120)
+set(_func ${CMAKE_CURRENT_LIST_DIR}/../func)
+umdev_cmocka_test(func.accel test_func_accel 120
+                  SOURCES ${_func}/test_func_accel.c ${_func}/accel_serve.c
+                  LIBS umdev_accel func_harness)
 # Allocation / thread-creation failure injection on the build paths.
-add_executable(test_accel_alloc ${CMAKE_CURRENT_LIST_DIR}/test_accel_alloc.c)
-target_link_libraries(test_accel_alloc PRIVATE umdev_accel umdev_static PkgConfig::CMOCKA)
+umdev_cmocka_test(unit.accel_alloc test_accel_alloc 120
+                  SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_accel_alloc.c
+                  LIBS umdev_accel umdev_static)
+target_include_directories(test_accel_alloc PRIVATE
+                           ${CMAKE_CURRENT_LIST_DIR}/../fault)
 target_link_options(test_accel_alloc PRIVATE
   -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc
   -Wl,--wrap=strdup -Wl,--wrap=free -Wl,--wrap=pthread_create)
-add_test(NAME unit.accel_alloc COMMAND test_accel_alloc)
-set_tests_properties(unit.accel_alloc PROPERTIES TIMEOUT 120)
 # The direct access path (lib/access over the embedded accel provider),
 # alone and beside two subdevices served on sockets.
-add_executable(test_func_access ${CMAKE_CURRENT_LIST_DIR}/../func/test_func_access.c)
-target_link_libraries(test_func_access PRIVATE umdev_accel func_harness)
-add_test(NAME func.access COMMAND test_func_access)
-set_tests_properties(func.access PROPERTIES TIMEOUT 120)
+umdev_cmocka_test(func.access test_func_access 120
+                  SOURCES ${_func}/test_func_access.c ${_func}/accel_serve.c
+                  LIBS umdev_accel func_harness)

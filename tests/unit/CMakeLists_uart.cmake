@@ -1,6 +1,9 @@
 # Unit tests of the 16550A model (devices/serial/uart.c) and, in-process,
-# of the serial device glue (config space, BAR access, host-end sockets).
-add_executable(test_uart ${CMAKE_CURRENT_LIST_DIR}/test_uart.c)
-target_link_libraries(test_uart PRIVATE umdev_serial umdev_static PkgConfig::CMOCKA)
-add_test(NAME unit.uart COMMAND test_uart)
-set_tests_properties(unit.uart PROPERTIES TIMEOUT 60)
+# of the serial device around it (config space, BAR access, host-end
+# sockets).
+umdev_cmocka_test(unit.uart test_uart 60
+                  SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_uart.c
+                  LIBS umdev_serial umdev_static)
+umdev_cmocka_test(unit.serial test_serial 60
+                  SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_serial.c
+                  LIBS umdev_serial umdev_testkit)

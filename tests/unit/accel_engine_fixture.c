@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "accel_engine_fixture.h"
+#include "kit_util.h"
 
 /* ---------------------------------------------------------------- */
 /* Guest memory model                                                */
@@ -238,14 +239,6 @@ const struct accel_queue_ops tq_ops = {
     .error = t_error,
 };
 
-int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static struct accel_engine *
 engine_new(bool manual, unsigned int threads, bool no_poll,
@@ -338,10 +331,10 @@ bool
 drive_until(struct accel_engine *e, bool manual, bool (*done)(void *),
             void *arg)
 {
-    int64_t deadline = now_ms() + TIMEOUT_MS;
+    int64_t deadline = kit_now_ms() + TIMEOUT_MS;
 
     while (!done(arg)) {
-        if (now_ms() > deadline)
+        if (kit_now_ms() > deadline)
             return false;
         if (manual)
             accel_engine_poll(e, 1);
@@ -460,32 +453,7 @@ desc(uint8_t op, uint32_t size, uint64_t src, uint64_t dst)
     return d;
 }
 
-void
-fill_rand(uint8_t *p, size_t n, uint32_t seed)
-{
-    size_t i;
 
-    for (i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = (uint8_t)(seed >> 16);
-    }
-}
-
-/* Reference CRC32C, bit at a time (independent of the engine). */
-uint32_t
-crc_ref(uint32_t crc, const uint8_t *p, size_t n)
-{
-    size_t i;
-    int k;
-
-    crc = ~crc;
-    for (i = 0; i < n; i++) {
-        crc ^= p[i];
-        for (k = 0; k < 8; k++)
-            crc = (crc & 1) ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
-    }
-    return ~crc;
-}
 
 struct fx F;
 

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "kit_util.h"
 
 /* Every wait in these tests ends within this. */
 #define TIMEOUT_MS 10000
@@ -115,9 +116,6 @@ int mem_unmap(unsigned int i);
 
 /* ---- Queues and their driver */
 
-/* CLOCK_MONOTONIC in milliseconds. */
-int64_t now_ms(void);
-
 /* Claim queue @slot of @e for @t (ring and record areas @slot). */
 void tq_claim(struct tq *t, struct accel_engine *e, unsigned int slot);
 
@@ -180,10 +178,8 @@ struct accel_comp *elem_comp(unsigned int i);
 
 /* ---- Data and the fixture */
 
-void fill_rand(uint8_t *p, size_t n, uint32_t seed);
-
-/* Reference CRC32C, bit at a time (independent of the engine). */
-uint32_t crc_ref(uint32_t crc, const uint8_t *p, size_t n);
+/* Test data and the reference CRC32C (independent of the engine) are the
+ * kit's: kit_fill_rand(), kit_crc32c(). */
 
 /*
  * The fixtures: one engine (manual: work runs in accel_engine_poll(); or

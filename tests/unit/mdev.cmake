@@ -1,4 +1,3 @@
-add_executable(test_mdev ${CMAKE_CURRENT_LIST_DIR}/test_mdev.c)
-target_link_libraries(test_mdev PRIVATE umdev_mdev PkgConfig::CMOCKA)
-add_test(NAME unit.mdev COMMAND test_mdev)
-set_tests_properties(unit.mdev PROPERTIES TIMEOUT 60)
+umdev_cmocka_test(unit.mdev test_mdev 60
+                  SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_mdev.c
+                  LIBS umdev_mdev)

@@ -1,4 +1,3 @@
-add_executable(test_pci ${CMAKE_CURRENT_LIST_DIR}/test_pci.c)
-target_link_libraries(test_pci PRIVATE umdev_static PkgConfig::CMOCKA)
-add_test(NAME unit.pci COMMAND test_pci)
-set_tests_properties(unit.pci PROPERTIES TIMEOUT 60)
+umdev_cmocka_test(unit.pci test_pci 60
+                  SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_pci.c
+                  LIBS umdev_static)

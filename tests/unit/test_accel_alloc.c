@@ -23,22 +23,12 @@
 
 #include "accel.h"
 #include "umdev/dev_testing.h"
+#include "wrap.h"
 
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t m);
-void *__real_realloc(void *p, size_t n);
-char *__real_strdup(const char *s);
-void __real_free(void *p);
-int __real_pthread_create(pthread_t *t, const pthread_attr_t *a,
-                          void *(*fn)(void *), void *arg);
-
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t m);
-void *__wrap_realloc(void *p, size_t n);
-char *__wrap_strdup(const char *s);
-void __wrap_free(void *p);
-int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a,
-                          void *(*fn)(void *), void *arg);
+/* Besides the allocator (wrap.h): thread creation. */
+WRAPPED(int, pthread_create,
+        (pthread_t * t, const pthread_attr_t *a, void *(*fn)(void *),
+         void *arg));
 
 static _Thread_local bool armed;
 static _Thread_local unsigned long calls, fail_at;

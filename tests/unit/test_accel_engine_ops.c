@@ -59,7 +59,7 @@ test_memmove(void **state)
 
             assert_non_null(ref);
             assert_non_null(got);
-            fill_rand(ref, n, k);
+            kit_fill_rand(ref, n, k);
             gput(s, ref, n);
             memset(G(d - 1), 0x5c, 1);
             memset(G(d + n), 0x5c, 1);
@@ -164,7 +164,7 @@ test_compare(void **state)
             struct accel_comp *c;
 
             assert_non_null(buf);
-            fill_rand(buf, n, k + 5);
+            kit_fill_rand(buf, n, k + 5);
             gput(a, buf, n);
             gput(b, buf, n);
             idx = tq_submit(&F.t, desc(ACCEL_OP_COMPARE, n, a, b));
@@ -228,9 +228,9 @@ test_crc_ops(void **state)
 
             assert_non_null(ref);
             assert_non_null(got);
-            fill_rand(ref, n, k + 11);
+            kit_fill_rand(ref, n, k + 11);
             gput(s, ref, n);
-            want = crc_ref(k * 77u, ref, n);
+            want = kit_crc32c(k * 77u, ref, n);
             ds.crc_seed = k * 77u;
             idx = tq_submit(&F.t, ds);
             assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
@@ -267,7 +267,7 @@ test_dualcast(void **state)
 
             assert_non_null(ref);
             assert_non_null(got);
-            fill_rand(ref, n, k + 3);
+            kit_fill_rand(ref, n, k + 3);
             gput(s, ref, n);
             gput(d, got, n);
             gput(d2, got, n);
@@ -329,7 +329,7 @@ test_batch(void **state)
 
     (void)state;
     f.pattern = 0x4242424242424242ull;
-    fill_rand(G(DATA0), 4096, 1);
+    kit_fill_rand(G(DATA0), 4096, 1);
     put_elem(0, desc(ACCEL_OP_MEMMOVE, 4096, DATA0, DATA0 + 4096));
     put_elem(1, f);
     put_elem(2, c);
@@ -341,7 +341,7 @@ test_batch(void **state)
     assert_int_equal(elem_comp(0)->status, ACCEL_ST_SUCCESS);
     assert_int_equal(elem_comp(1)->status, ACCEL_ST_SUCCESS);
     /* Elements run in order: the CRC sees the FILL before it. */
-    assert_int_equal(elem_comp(2)->value, crc_ref(0, G(DATA0 + 8192), 4096));
+    assert_int_equal(elem_comp(2)->value, kit_crc32c(0, G(DATA0 + 8192), 4096));
     assert_int_equal(*(uint8_t *)G(DATA0 + 8192 + 4095), 0x42);
 
     /* One bad element: the others still run; BATCH_PARTIAL. */
@@ -459,7 +459,7 @@ test_visit_spans(void **state)
     uint32_t a, b;
 
     (void)state;
-    fill_rand(G(DATA0), N * SZ, 31);
+    kit_fill_rand(G(DATA0), N * SZ, 31);
     /* 48 descriptors of cost 512 at priority 1 take two visits (16384
      * each), and everything lies in R0, whose span the ring's own hold
      * (read-write) already covers: about one map per visit. */

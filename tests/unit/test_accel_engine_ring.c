@@ -196,12 +196,12 @@ disable_thread(void *arg)
 {
     struct disabler *d = arg;
 
-    int64_t deadline = now_ms() + TIMEOUT_MS;
+    int64_t deadline = kit_now_ms() + TIMEOUT_MS;
 
     /* Until the batch has started (its first element completed). */
     while (__atomic_load_n(&elem_comp(0)->status, __ATOMIC_ACQUIRE) ==
                ACCEL_ST_NONE &&
-           now_ms() < deadline)
+           kit_now_ms() < deadline)
         ;
     atomic_store(&d->go, 1);
     accel_queue_disable(d->t->q, true);
@@ -389,7 +389,7 @@ loader_thread(void *arg)
         struct accel_desc d =
             desc(ACCEL_OP_MEMMOVE, 128 * 1024, DATA0 + t->slot * 128 * 1024ull,
                  R1 + t->slot * 256 * 1024ull);
-        int64_t deadline = now_ms() + TIMEOUT_MS;
+        int64_t deadline = kit_now_ms() + TIMEOUT_MS;
         uint8_t s;
 
         d.comp = comp_iova(t, idx);
@@ -399,7 +399,7 @@ loader_thread(void *arg)
         put_desc(t, &d);
         tq_kick(t);
         while ((s = comp_status(t, idx)) == ACCEL_ST_NONE &&
-               now_ms() < deadline)
+               kit_now_ms() < deadline)
             usleep(10);
         if (s == ACCEL_ST_SUCCESS)
             atomic_fetch_add(&l->ok, 1);
@@ -414,10 +414,10 @@ loader_thread(void *arg)
 static bool
 wait_count(atomic_ulong *c, unsigned long n)
 {
-    int64_t deadline = now_ms() + TIMEOUT_MS;
+    int64_t deadline = kit_now_ms() + TIMEOUT_MS;
 
     while (atomic_load(c) < n)
-        if (now_ms() > deadline)
+        if (kit_now_ms() > deadline)
             return false;
         else
             usleep(100);

@@ -155,9 +155,9 @@ test_no_starvation(void **state)
                        false);
     tq_kick(&flood);
     tq_kick(&F.t);
-    deadline = now_ms() + TIMEOUT_MS;
+    deadline = kit_now_ms() + TIMEOUT_MS;
     while (comp_status(&F.t, last) == ACCEL_ST_NONE)
-        assert_true(now_ms() < deadline);
+        assert_true(kit_now_ms() < deadline);
     head = ring_word(&flood, ACCEL_RING_HEAD);
     print_message("backlog done when the other queue finished: %u of 256\n",
                   head);
@@ -185,18 +185,18 @@ verify_thread(void *arg)
     for (r = 0; r < w->rounds; r++) {
         uint32_t n = 1 + (r * 7919u) % 65535u, idx = t->r.tail;
         struct accel_desc d = desc(ACCEL_OP_COPY_CRC, n, src, dst);
-        int64_t deadline = now_ms() + TIMEOUT_MS;
+        int64_t deadline = kit_now_ms() + TIMEOUT_MS;
 
         d.comp = comp_iova(t, idx);
-        fill_rand(G(src), n, r + t->slot * 1000);
+        kit_fill_rand(G(src), n, r + t->slot * 1000);
         memset(G(d.comp), 0, 32);
         put_desc(t, &d);
         tq_kick(t);
-        while (comp_status(t, idx) == ACCEL_ST_NONE && now_ms() < deadline)
+        while (comp_status(t, idx) == ACCEL_ST_NONE && kit_now_ms() < deadline)
             sched_yield();
         if (comp_status(t, idx) != ACCEL_ST_SUCCESS ||
             memcmp(G(src), G(dst), n) != 0 ||
-            comp_of(t, idx)->value != crc_ref(0, G(src), n))
+            comp_of(t, idx)->value != kit_crc32c(0, G(src), n))
             w->bad++;
     }
     return NULL;

@@ -1,0 +1,349 @@
+/*
+ * Unit tests of the test kit (tests/common): every test, fuzz target and
+ * benchmark trusts its oracle, its peer and its server harness, so they
+ * are checked on their own first.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kit_peer.h"
+#include "kit_serve.h"
+#include "kit_util.h"
+#include "testdev.h"
+#include "umdev/wire.h"
+
+#define TIMEOUT_MS 5000
+
+static void
+test_crc32c(void **state)
+{
+    static const uint8_t zeros[32], ones[32] = {
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    };
+    uint8_t buf[1000];
+    size_t cut;
+
+    (void)state;
+    /* The check value, and RFC 3720 B.4's 32-byte vectors. */
+    assert_int_equal(kit_crc32c(0, "123456789", 9), 0xe3069283u);
+    assert_int_equal(kit_crc32c(0, zeros, sizeof(zeros)), 0x8a9136aau);
+    assert_int_equal(kit_crc32c(0, ones, sizeof(ones)), 0x62a8ab43u);
+    assert_int_equal(kit_crc32c(0, NULL, 0), 0);
+    /* A result is the seed that continues it. */
+    kit_fill_rand(buf, sizeof(buf), 3);
+    for (cut = 0; cut <= sizeof(buf); cut += 111)
+        assert_int_equal(kit_crc32c(kit_crc32c(0, buf, cut), buf + cut,
+                                    sizeof(buf) - cut),
+                         kit_crc32c(0, buf, sizeof(buf)));
+}
+
+static void
+test_fill_rand(void **state)
+{
+    uint8_t a[256], b[256];
+    size_t i, same = 0;
+
+    (void)state;
+    kit_fill_rand(a, sizeof(a), 7);
+    kit_fill_rand(b, sizeof(b), 7);
+    assert_memory_equal(a, b, sizeof(a));
+    /* The sequence every copy it replaced produced: seed 1 starts so. */
+    kit_fill_rand(a, 4, 1);
+    assert_int_equal(a[0], (uint8_t)((1u * 1103515245u + 12345u) >> 16));
+    kit_fill_rand(b, sizeof(b), 8);
+    for (i = 0; i < sizeof(a); i++)
+        same += a[i] == b[i];
+    assert_true(same < 16);
+    for (i = 1, same = 0; i < sizeof(b); i++)
+        same += b[i] == b[i - 1];
+    assert_true(same < 16);
+}
+
+static void
+test_clocks_and_fds(void **state)
+{
+    int64_t t0 = kit_now_ms(), n0 = kit_now_ns();
+    int fds, p[2];
+
+    (void)state;
+    assert_true(t0 > 0 && n0 > 0);
+    assert_true(kit_now_ns() >= n0);
+    assert_int_equal(kit_left_ms(t0 - 1), 0);
+    assert_true(kit_left_ms(kit_now_ms() + 10000) > 9000);
+    fds = kit_count_fds();
+    assert_true(fds >= 3);
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    assert_int_equal(kit_count_fds(), fds + 2);
+    close(p[0]);
+    close(p[1]);
+    assert_int_equal(kit_count_fds(), fds);
+    assert_int_equal(kit_connect_unix("/nonexistent/kit.sock"), -ENOENT);
+}
+
+static void
+test_log(void **state)
+{
+    struct kit_log l;
+
+    (void)state;
+    kit_log_init(&l, "kit", NULL);
+    umdev_log(&l.logger, LOG_DEBUG, "debug %d", 1);
+    umdev_log(&l.logger, LOG_WARNING, "warning %s", "two");
+    umdev_log(&l.logger, LOG_ERR, "error");
+    assert_int_equal(atomic_load(&l.warnings), 2);
+}
+
+/* A message with a fixed part, data and two descriptors, of which the
+ * receiver keeps one and the other is closed. */
+static void
+test_peer_message(void **state)
+{
+    const uint8_t fixed[3] = { 1, 2, 3 }, data[5] = { 4, 5, 6, 7, 8 };
+    uint8_t buf[64];
+    struct vfio_user_header h;
+    int sv[2], fds[2], got[1], before;
+    size_t nfds = 1;
+
+    (void)state;
+    assert_int_equal(kit_peer_pair(sv), 0);
+    assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+    before = kit_count_fds();
+    assert_int_equal(kit_peer_send(sv[0], 0x1234, VFIO_USER_REGION_WRITE,
+                                   VFIO_USER_F_NO_REPLY, fixed, 3, data, 5,
+                                   fds, 2),
+                     0);
+    assert_int_equal(kit_peer_recv(sv[1], buf, sizeof(buf), TIMEOUT_MS, got,
+                                   &nfds),
+                     16 + 8);
+    assert_int_equal(nfds, 1);
+    assert_int_equal(kit_count_fds(), before + 1); /* one kept, one closed */
+    close(got[0]);
+    memcpy(&h, buf, sizeof(h));
+    assert_int_equal(h.msg_id, 0x1234);
+    assert_int_equal(h.cmd, VFIO_USER_REGION_WRITE);
+    assert_int_equal(h.msg_size, 16 + 8);
+    assert_int_equal(h.flags, VFIO_USER_F_NO_REPLY);
+    assert_int_equal(h.error, 0);
+    assert_memory_equal(buf + 16, fixed, 3);
+    assert_memory_equal(buf + 19, data, 5);
+    /* VERSION 0.0 with the JSON and its NUL. */
+    assert_int_equal(kit_peer_send_version(sv[0], 9, "{}"), 0);
+    assert_int_equal(
+        kit_peer_recv(sv[1], buf, sizeof(buf), TIMEOUT_MS, NULL, NULL),
+        16 + 4 + 3);
+    memcpy(&h, buf, sizeof(h));
+    assert_int_equal(h.cmd, VFIO_USER_VERSION);
+    assert_memory_equal(buf + 16, "\0\0\0\0{}", 7);
+    close(fds[0]);
+    close(fds[1]);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+static void
+test_peer_recv_errors(void **state)
+{
+    struct vfio_user_header h = { .msg_id = 1, .cmd = 1, .msg_size = 15 };
+    uint8_t buf[32];
+    int sv[2];
+
+    (void)state;
+    assert_int_equal(kit_peer_pair(sv), 0);
+    assert_int_equal(kit_peer_recv(sv[1], buf, sizeof(buf), 0, NULL, NULL),
+                     -ETIMEDOUT);
+    assert_int_equal(kit_peer_recv(sv[1], buf, sizeof(buf), 50, NULL, NULL),
+                     -ETIMEDOUT);
+    assert_int_equal(kit_peer_recv(sv[1], buf, 15, 50, NULL, NULL), -EINVAL);
+    /* Impossible sizes: the header is left in the buffer. */
+    assert_int_equal(
+        kit_peer_send_bytes(sv[0], &h, sizeof(h), NULL, 0, NULL, NULL), 0);
+    assert_int_equal(kit_peer_recv(sv[1], buf, sizeof(buf), TIMEOUT_MS, NULL,
+                                   NULL),
+                     -EPROTO);
+    assert_memory_equal(buf, &h, sizeof(h));
+    h.msg_size = 33;
+    assert_int_equal(
+        kit_peer_send_bytes(sv[0], &h, sizeof(h), NULL, 0, NULL, NULL), 0);
+    assert_int_equal(kit_peer_recv(sv[1], buf, sizeof(buf), TIMEOUT_MS, NULL,
+                                   NULL),
+                     -EMSGSIZE);
+    /* Half a message, then the peer leaves: end of stream. */
+    h.msg_size = 20;
+    assert_int_equal(
+        kit_peer_send_bytes(sv[0], &h, sizeof(h), NULL, 0, NULL, NULL), 0);
+    close(sv[0]);
+    assert_int_equal(
+        kit_peer_recv(sv[1], buf, sizeof(buf), TIMEOUT_MS, NULL, NULL), 0);
+    assert_int_equal(
+        kit_peer_send_bytes(sv[1], buf, 0, NULL, 0, NULL, NULL), -EINVAL);
+    assert_int_equal(
+        kit_peer_send_bytes(sv[1], buf, 1, NULL, 0, NULL, NULL), -EPIPE);
+    close(sv[1]);
+}
+
+struct drain {
+    int fd;
+    unsigned int calls;
+    size_t got;
+};
+
+/* The socket is full: read some of it, as a device would. */
+static int
+drain_some(void *arg)
+{
+    struct drain *d = arg;
+    uint8_t buf[4096];
+    ssize_t n = read(d->fd, buf, sizeof(buf));
+
+    d->calls++;
+    if (n <= 0)
+        return -EIO;
+    d->got += (size_t)n;
+    return 0;
+}
+
+static void
+test_peer_send_full(void **state)
+{
+    static uint8_t big[1 << 20];
+    struct drain d = { 0 };
+    uint8_t buf[4096];
+    int sv[2];
+    ssize_t n;
+
+    (void)state;
+    assert_int_equal(kit_peer_pair(sv), 0);
+    d.fd = sv[1];
+    assert_int_equal(kit_peer_send_bytes(sv[0], big, sizeof(big), NULL, 0,
+                                         drain_some, &d),
+                     0);
+    assert_true(d.calls > 0);
+    while ((n = recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+        d.got += (size_t)n;
+    assert_int_equal(d.got, sizeof(big));
+    /* What the callback says goes back to the caller. */
+    d.fd = -1;
+    assert_int_equal(kit_peer_send_bytes(sv[0], big, sizeof(big), NULL, 0,
+                                         drain_some, &d),
+                     -EIO);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+static void
+destroy_testdev(void *arg)
+{
+    testdev_destroy(arg);
+}
+
+static void
+count_call(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* Serve the test device, talk to it raw, call on its thread, stop. */
+static void
+test_serve(void **state)
+{
+    struct kit_serve s;
+    struct testdev *td;
+    uint8_t reply[1024];
+    struct vfio_user_header h;
+    char dir[sizeof(s.dir)];
+    int fd, calls = 0, before = kit_count_fds();
+    ssize_t n;
+
+    (void)state;
+    assert_int_equal(kit_serve_init(&s, "kit"), 0);
+    assert_int_equal(testdev_create(NULL, &td), 0);
+    assert_int_equal(
+        kit_serve_add(&s, "dev", testdev_dev(td), destroy_testdev, td), 0);
+    assert_int_equal(kit_serve_call(&s, count_call, &calls, TIMEOUT_MS),
+                     -EINVAL); /* not started */
+    assert_int_equal(kit_serve_start(&s), 0);
+    fd = kit_peer_connect(s.devs[0].path, TIMEOUT_MS);
+    assert_true(fd >= 0);
+    assert_int_equal(kit_peer_send_version(fd, 5, KIT_QEMU_VERSION_JSON), 0);
+    n = kit_peer_recv(fd, reply, sizeof(reply), TIMEOUT_MS, NULL, NULL);
+    assert_true(n > 16 + 4);
+    memcpy(&h, reply, sizeof(h));
+    assert_int_equal(h.msg_id, 5);
+    assert_int_equal(h.flags, VFIO_USER_F_TYPE_REPLY);
+    assert_int_equal(kit_serve_call(&s, count_call, &calls, TIMEOUT_MS), 0);
+    assert_int_equal(kit_serve_call(&s, count_call, &calls, TIMEOUT_MS), 0);
+    assert_int_equal(calls, 2);
+    close(fd);
+    memcpy(dir, s.dir, sizeof(dir));
+    assert_int_equal(kit_serve_stop(&s, TIMEOUT_MS), 0);
+    assert_int_equal(access(dir, F_OK), -1);
+    assert_int_equal(kit_serve_stop(&s, TIMEOUT_MS), 0); /* twice is fine */
+    assert_int_equal(kit_count_fds(), before);
+}
+
+/* A device handed over is destroyed even when adding it fails (LSan
+ * and the descriptor count would see one that is not). */
+static void
+test_serve_add_fails(void **state)
+{
+    int before = kit_count_fds();
+    char name[200];
+    struct kit_serve s;
+    struct testdev *td;
+    size_t i;
+
+    (void)state;
+    memset(name, 'x', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    assert_int_equal(kit_serve_init(&s, "kit"), 0);
+    assert_int_equal(testdev_create(NULL, &td), 0);
+    assert_int_equal(
+        kit_serve_add(&s, name, testdev_dev(td), destroy_testdev, td),
+        -ENAMETOOLONG);
+    assert_int_equal(s.ndevs, 0);
+    /* One more than it serves. */
+    for (i = 0; i <= KIT_SERVE_MAX_DEVS; i++) {
+        snprintf(name, sizeof(name), "dev%zu", i);
+        assert_int_equal(testdev_create(NULL, &td), 0);
+        assert_int_equal(
+            kit_serve_add(&s, name, testdev_dev(td), destroy_testdev, td),
+            i < KIT_SERVE_MAX_DEVS ? 0 : -ENOSPC);
+    }
+    assert_int_equal(s.ndevs, KIT_SERVE_MAX_DEVS);
+    assert_int_equal(kit_serve_stop(&s, TIMEOUT_MS), 0);
+    assert_int_equal(kit_count_fds(), before);
+    /* A zeroed harness stops as a no-op. */
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(kit_serve_stop(&s, TIMEOUT_MS), 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crc32c),
+        cmocka_unit_test(test_fill_rand),
+        cmocka_unit_test(test_clocks_and_fds),
+        cmocka_unit_test(test_log),
+        cmocka_unit_test(test_peer_message),
+        cmocka_unit_test(test_peer_recv_errors),
+        cmocka_unit_test(test_peer_send_full),
+        cmocka_unit_test(test_serve),
+        cmocka_unit_test(test_serve_add_fails),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
