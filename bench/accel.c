@@ -47,10 +47,6 @@
 
 static int cpu_drv = 0, cpu_eng = 0; /* the driver's and the engine's */
 
-/* The test kit's clock and data (tests/common/kit_util.h) under the names
- * the code below uses. */
-#define now_ns kit_now_ns
-#define fill_rand kit_fill_rand
 
 static void
 pin_set(const int *cpus, int n)
@@ -161,7 +157,7 @@ rd_reap(struct ring_drv *r, size_t *nlat)
         uint32_t idx = r->r.reaped - 1;
 
         if (now == 0 && nlat != NULL)
-            now = now_ns(); /* one clock read per reap: cheap driver */
+            now = kit_now_ns(); /* one clock read per reap: cheap driver */
         if (c.status != ACCEL_ST_SUCCESS)
             DIE("descriptor %u: status %#x info %#" PRIx64, idx, c.status,
                 c.info);
@@ -189,9 +185,9 @@ rd_run(struct ring_drv *r, unsigned int qd, uint64_t src, uint64_t dst,
     bool warm = false;
     size_t dummy = 0;
 
-    end = now_ns() + ns / 10;
+    end = kit_now_ns() + ns / 10;
     for (;;) {
-        int64_t t = now_ns();
+        int64_t t = kit_now_ns();
         uint32_t old = r->r.tail;
 
         if (!warm && t >= end) {
@@ -207,7 +203,7 @@ rd_run(struct ring_drv *r, unsigned int qd, uint64_t src, uint64_t dst,
             r->kicks_mark = r->kicks;
             if (r->mark != NULL)
                 r->mark(r->mark_arg);
-            t0 = now_ns();
+            t0 = kit_now_ns();
             end = t0 + ns;
             continue;
         }
@@ -235,7 +231,7 @@ rd_run(struct ring_drv *r, unsigned int qd, uint64_t src, uint64_t dst,
             r->poll(r->arg);
         rd_reap(r, &dummy);
     }
-    t0 = now_ns() - t0;
+    t0 = kit_now_ns() - t0;
     if (memcmp(host_src, host_dst, 64 * OP_SIZE) != 0)
         DIE("64-byte copies: data differ");
     *ops_out = r->r.reaped - ops0;
@@ -355,17 +351,17 @@ bench_memmove(void)
         double eng[5], cpy[5];
         int round;
 
-        fill_rand(src, sz, sz);
+        kit_fill_rand(src, sz, sz);
         for (round = 0; round < 5; round++) {
-            int64_t t = now_ns();
+            int64_t t = kit_now_ns();
 
             for (i = 0; i < iters; i++) {
                 memcpy(dst, src, sz);
                 barrier();
             }
-            cpy[round] = (double)total / (double)(now_ns() - t);
+            cpy[round] = (double)total / (double)(kit_now_ns() - t);
             memset(dst, 0, sz);
-            t = now_ns();
+            t = kit_now_ns();
             for (i = 0, posted = 0; i < iters;) {
                 uint32_t old = d.rd.r.tail;
 
@@ -385,7 +381,7 @@ bench_memmove(void)
                 accel_engine_poll(d.e, 8);
                 i += rd_reap(&d.rd, NULL);
             }
-            eng[round] = (double)total / (double)(now_ns() - t);
+            eng[round] = (double)total / (double)(kit_now_ns() - t);
             if (memcmp(src, dst, sz) != 0)
                 DIE("MEMMOVE %u: data differ", sz);
         }
@@ -562,12 +558,12 @@ access_run(struct host *h, unsigned int qd, int64_t ns, size_t *nlat,
 {
     uint8_t *src = h->mem, *dst = h->mem + MB;
     struct accel_comp c[RING_SIZE];
-    int64_t t0 = 0, end = now_ns() + ns / 10;
+    int64_t t0 = 0, end = kit_now_ns() + ns / 10;
     uint64_t ops0 = 0;
     bool warm = false;
 
     for (;;) {
-        int64_t t = now_ns();
+        int64_t t = kit_now_ns();
         struct accel_desc d[RING_SIZE];
         unsigned int n = 0, i;
         int got;
@@ -578,7 +574,7 @@ access_run(struct host *h, unsigned int qd, int64_t ns, size_t *nlat,
             warm = true;
             ops0 = h->done;
             *nlat = 0;
-            t0 = now_ns();
+            t0 = kit_now_ns();
             end = t0 + ns;
             continue;
         }
@@ -611,7 +607,7 @@ access_run(struct host *h, unsigned int qd, int64_t ns, size_t *nlat,
                     c[i].status);
             if (warm) {
                 lat[*nlat % LAT_MAX] =
-                    (uint32_t)(now_ns() - h->t_sub[h->done % RING_SIZE]);
+                    (uint32_t)(kit_now_ns() - h->t_sub[h->done % RING_SIZE]);
                 (*nlat)++;
             }
             h->done++;
@@ -619,7 +615,7 @@ access_run(struct host *h, unsigned int qd, int64_t ns, size_t *nlat,
     }
     while (h->done != h->sent)
         h->done += (uint64_t)umdev_access_reap(h->a, c, RING_SIZE);
-    t0 = now_ns() - t0;
+    t0 = kit_now_ns() - t0;
     if (memcmp(src, dst, 64 * OP_SIZE) != 0)
         DIE("access: data differ");
     *ops_out = h->done - ops0;
@@ -645,7 +641,7 @@ host_open(struct host *h, const struct umdev_access_provider *p)
                                         UMDEV_ACCESS_READ |
                                             UMDEV_ACCESS_WRITE)) < 0)
         DIE("access open: %s", strerror(-rc));
-    fill_rand(h->mem, 64 * OP_SIZE, 99);
+    kit_fill_rand(h->mem, 64 * OP_SIZE, 99);
 }
 
 static void
@@ -692,10 +688,10 @@ bench_small_ops(void)
     vmm_open(&v, s.serve.devs[0].path);
     v.rd.mark = served_mark;
     v.rd.mark_arg = &s;
-    fill_rand(v.mem + MB, 64 * OP_SIZE, 7);
+    kit_fill_rand(v.mem + MB, 64 * OP_SIZE, 7);
     host_open(&h, accel_access_provider(prov));
     direct_open(&dr, 4 * MB, 1); /* as the other two paths */
-    fill_rand(dr.mem + MB, 64 * OP_SIZE, 8);
+    kit_fill_rand(dr.mem + MB, 64 * OP_SIZE, 8);
 
     for (k = 0; k < 2; k++) {
         unsigned int qd = qds[k], r;
@@ -791,7 +787,7 @@ scaling_run(unsigned int threads)
         struct accel_desc *list = (void *)(q + 2 * SC_SIZE);
         unsigned int j;
 
-        fill_rand(q, SC_SIZE, 50 + (uint32_t)i);
+        kit_fill_rand(q, SC_SIZE, 50 + (uint32_t)i);
         for (j = 0; j < SC_PER_BATCH; j++)
             list[j] = (struct accel_desc){
                 .opcode = ACCEL_OP_MEMMOVE,
@@ -809,8 +805,8 @@ scaling_run(unsigned int threads)
         pfd[i] = (struct pollfd){ .fd = umdev_access_fd(a[i]),
                                   .events = POLLIN };
     }
-    t0 = now_ns();
-    while (now_ns() - t0 < MEASURE_NS) {
+    t0 = kit_now_ns();
+    while (kit_now_ns() - t0 < MEASURE_NS) {
         unsigned int left = 0;
 
         for (i = 0; i < SC_QUEUES; i++) {
@@ -852,7 +848,7 @@ scaling_run(unsigned int threads)
             }
         }
     }
-    t0 = now_ns() - t0;
+    t0 = kit_now_ns() - t0;
     for (i = 0; i < SC_QUEUES; i++) {
         uint8_t *q = mem + (size_t)i * SC_SPAN;
 

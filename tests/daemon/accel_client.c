@@ -84,12 +84,6 @@ struct guest {
     int64_t deadline;
 };
 
-/* The test kit's line printer, clock and oracles (tests/common) under the
- * names the code below uses. */
-#define say kit_say
-#define now_ms kit_now_ms
-#define fill_rand kit_fill_rand
-#define crc_ref kit_crc32c
 
 static int
 left_ms(const struct guest *g)

@@ -31,11 +31,6 @@
 #include "harness.h"
 #include "umdev/profile.h"
 
-/* The test kit's clock and oracles (tests/common/kit_util.h) under the
- * names the guest-driver code below uses. */
-#define now_ms kit_now_ms
-#define fill_rand kit_fill_rand
-#define crc_ref kit_crc32c
 
 #define BAR0 UMDEV_PCI_BAR0_REGION
 #define BAR2 UMDEV_PCI_BAR2_REGION

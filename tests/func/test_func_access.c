@@ -30,11 +30,6 @@
 #include "harness.h"
 #include "umdev/access.h"
 
-/* The test kit's clock and oracles (tests/common/kit_util.h) under the
- * names the guest-driver code below uses. */
-#define now_ms kit_now_ms
-#define fill_rand kit_fill_rand
-#define crc_ref kit_crc32c
 
 #define MB (1024u * 1024u)
 #define PAGE 4096u
