@@ -24,6 +24,7 @@
 #include "umdev/client.h"
 #include "umdev/dev.h"
 #include "umdev/loop.h"
+#include "umdev/dev_testing.h"
 
 #define DMA_MAPS 10000
 #define DMA_LOOKUPS 1000000L

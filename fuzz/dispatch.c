@@ -50,6 +50,7 @@
 #include "kit_util.h"
 #include "testdev.h"
 #include "umdev/wire.h"
+#include "umdev/wire_codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -13,6 +13,7 @@
 
 #include "check.h"
 #include "umdev/wire.h"
+#include "umdev/wire_codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -163,14 +163,6 @@ int umdev_dev_irq_trigger(struct umdev_dev *dev, uint32_t index,
  */
 int umdev_dev_intx_set_level(struct umdev_dev *dev, bool level);
 
-/** Current mask state of a vector (true: masked). */
-bool umdev_dev_irq_masked(struct umdev_dev *dev, uint32_t index,
-                          uint32_t sub);
-
-/** Whether a client has an eventfd on the vector. */
-bool umdev_dev_irq_enabled(struct umdev_dev *dev, uint32_t index,
-                           uint32_t sub);
-
 /* DMA: guest addresses reach host memory only through these. */
 
 #define UMDEV_DMA_READ 1  /* the device reads guest memory */
@@ -213,9 +205,6 @@ int umdev_dma_read(struct umdev_dev *dev, uint64_t iova, void *buf,
                    size_t len);
 int umdev_dma_write(struct umdev_dev *dev, uint64_t iova, const void *buf,
                     size_t len);
-
-/** Number of live DMA mappings. */
-size_t umdev_dma_count(struct umdev_dev *dev);
 
 /* Serving. */
 

@@ -70,6 +70,14 @@ int umdev_loop_run_once(struct umdev_loop *loop, int timeout_ms);
 int umdev_loop_run(struct umdev_loop *loop);
 void umdev_loop_stop(struct umdev_loop *loop);
 
+/**
+ * umdev_loop_stop_on_signals() - stop the loop when SIGTERM or SIGINT
+ * arrives: blocks both in the calling thread (call it before starting
+ * threads, which inherit the mask) and watches a signalfd the loop owns.
+ * For servers that run until told to stop. Return: 0 or -errno.
+ */
+int umdev_loop_stop_on_signals(struct umdev_loop *loop);
+
 #pragma GCC visibility pop
 
 #ifdef __cplusplus

@@ -13,6 +13,7 @@
 
 #include "umdev/umdev.h"
 #include "umdev/wire.h"
+#include "umdev/wire_codec.h"
 
 /* How long a blocking send or a wait for a reply may take (QEMU waits 5 s
  * for a reply; a peer that stops reading is cut off after this). */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "dev_priv.h"
+#include "umdev/dev_testing.h"
 
 int
 dev_dma_init(struct dma_table *t, uint32_t max)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "dev_priv.h"
+#include "umdev/dev_testing.h"
 
 int
 umdev_dev_irq_add(struct umdev_dev *dev, uint32_t index, uint32_t count,

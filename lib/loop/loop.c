@@ -17,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,6 +55,7 @@ struct umdev_loop {
     /* Written by umdev_loop_stop() and umdev_loop_post() so a loop asleep
      * in epoll_wait() wakes up. */
     int wake_fd;
+    int signal_fd; /* umdev_loop_stop_on_signals(), -1 if none */
 
     struct loop_timer *timers; /* sorted by (due_ms, id) */
     size_t ntimers, timers_cap;
@@ -95,7 +98,7 @@ umdev_loop_create(struct umdev_loop **out)
     loop = calloc(1, sizeof(*loop));
     if (loop == NULL)
         return -ENOMEM;
-    loop->wake_fd = -1;
+    loop->wake_fd = loop->signal_fd = -1;
     loop->next_gen = 1;
     loop->next_timer_id = 1;
     loop->post_tail = &loop->post_head;
@@ -133,6 +136,8 @@ umdev_loop_destroy(struct umdev_loop *loop)
         return;
     if (loop->wake_fd >= 0)
         close(loop->wake_fd);
+    if (loop->signal_fd >= 0)
+        close(loop->signal_fd);
     if (loop->epfd >= 0)
         close(loop->epfd);
     for (p = loop->post_head; p != NULL; p = next) {
@@ -445,4 +450,41 @@ umdev_loop_stop(struct umdev_loop *loop)
 {
     atomic_store(&loop->stop, true);
     wake(loop);
+}
+
+static void
+on_stop_signal(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
+{
+    struct signalfd_siginfo si;
+
+    (void)events;
+    (void)opaque;
+    if (read(fd, &si, sizeof(si)) == sizeof(si))
+        umdev_loop_stop(loop);
+}
+
+int
+umdev_loop_stop_on_signals(struct umdev_loop *loop)
+{
+    sigset_t mask;
+    int rc;
+
+    if (loop->signal_fd >= 0)
+        return 0;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    rc = pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    if (rc != 0)
+        return -rc;
+    loop->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (loop->signal_fd < 0)
+        return -errno;
+    rc = umdev_loop_add(loop, loop->signal_fd, UMDEV_LOOP_IN, on_stop_signal,
+                        NULL);
+    if (rc < 0) {
+        close(loop->signal_fd);
+        loop->signal_fd = -1;
+    }
+    return rc;
 }

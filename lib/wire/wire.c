@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "umdev/wire.h"
+#include "umdev/wire_codec.h"
 
 _Static_assert(sizeof(struct vfio_user_header) == 16, "header");
 _Static_assert(sizeof(struct vfio_user_dma_map) == 32, "dma_map");

@@ -10,12 +10,8 @@
  *
  * Usage: umdev-sample-gpio SOCKET   (serves until SIGTERM or SIGINT)
  */
-#include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
 
 #include <umdev/pci.h>
 #include <umdev/profile.h>
@@ -140,17 +136,6 @@ gpio_build(struct gpio *g, const struct umdev_logger *log)
     return rc;
 }
 
-static void
-on_signal(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
-{
-    struct signalfd_siginfo si;
-
-    (void)events;
-    (void)opaque;
-    if (read(fd, &si, sizeof(si)) == sizeof(si))
-        umdev_loop_stop(loop);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -159,23 +144,17 @@ main(int argc, char **argv)
     struct gpio g = { .dev = NULL };
     struct umdev_server *srv = NULL;
     struct umdev_loop *loop = NULL;
-    sigset_t mask;
-    int sfd, rc;
+    int rc;
 
     if (argc != 2) {
         fprintf(stderr, "usage: %s SOCKET\n", argv[0]);
         return 2;
     }
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-    rc = sfd < 0 ? -errno : gpio_build(&g, &log);
+    rc = gpio_build(&g, &log);
     if (rc == 0)
         rc = umdev_loop_create(&loop);
     if (rc == 0)
-        rc = umdev_loop_add(loop, sfd, UMDEV_LOOP_IN, on_signal, NULL);
+        rc = umdev_loop_stop_on_signals(loop); /* SIGTERM, SIGINT */
     if (rc == 0)
         rc = umdev_server_create(g.dev, loop, argv[1], &srv);
     if (rc == 0) {

@@ -10,6 +10,7 @@
 #include "kit_peer.h"
 #include "kit_util.h"
 #include "umdev/wire.h"
+#include "umdev/wire_codec.h"
 
 /* Room for KIT_PEER_MAX_FDS descriptors in one control message. */
 union fd_ctl {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "umdev/dev_testing.h"
 
 /* Name of guest memory memfds, as /proc/self/maps shows them. */
 #define GUEST_MEMFD_NAME "umdev-func-guest"

@@ -12,6 +12,7 @@
 
 #include "harness.h"
 #include "umdev/client_testing.h"
+#include "umdev/wire_codec.h"
 
 #define PG 4096u
 #define RW (VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE)

@@ -15,6 +15,7 @@
 
 #include "harness.h"
 #include "umdev/client_testing.h"
+#include "umdev/wire_codec.h"
 
 /* A msg_size over 1 MiB + 64 KiB: more than the server takes whole (1 MiB
  * of data plus a fixed part), so it must skip the body and refuse it. */

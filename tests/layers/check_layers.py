@@ -118,8 +118,9 @@ def module_of(path, src):
         return mod + "_pub" if mod in ("dev", "pci") else mod
     if parts[0] == "lib":
         if parts[1] == "include":
-            # The test hooks' headers: dev_testing.h belongs to dev.
-            return parts[3].split("_testing")[0]
+            # Headers lib keeps to itself and its tests: dev_testing.h
+            # belongs to dev, wire_codec.h to wire.
+            return parts[3].split("_")[0]
         return parts[1]
     if parts[0] == "daemon":
         mod = DAEMON_FILES.get(parts[1])

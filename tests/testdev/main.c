@@ -8,21 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
 
 #include "testdev.h"
-
-static void
-on_signal(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
-{
-    struct signalfd_siginfo si;
-
-    (void)events;
-    (void)opaque;
-    if (read(fd, &si, sizeof(si)) == sizeof(si))
-        umdev_loop_stop(loop);
-}
 
 static void
 usage(FILE *f)
@@ -39,8 +26,7 @@ main(int argc, char **argv)
     struct umdev_server *srv = NULL;
     struct umdev_loop *loop = NULL;
     struct testdev *td = NULL;
-    sigset_t mask;
-    int sfd, rc, i;
+    int rc, i;
 
     for (i = 1; i < argc; i++) {
         if ((!strcmp(argv[i], "--socket") ||
@@ -66,21 +52,16 @@ main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
-    sfd = signalfd(-1, &mask, SFD_CLOEXEC);
     rc = umdev_loop_create(&loop);
+    if (rc == 0)
+        rc = umdev_loop_stop_on_signals(loop);
     if (rc == 0)
         rc = testdev_create(&log, &td);
     if (rc == 0)
         rc = path ? umdev_server_create(testdev_dev(td), loop, path, &srv)
                   : umdev_server_create_fd(testdev_dev(td), loop, listen_fd,
                                            &srv);
-    if (rc == 0 && sfd >= 0)
-        rc = umdev_loop_add(loop, sfd, UMDEV_LOOP_IN, on_signal, NULL);
     if (rc < 0) {
         fprintf(stderr, "umdev-testdev: cannot serve %s: %s\n",
                 path ? path : "fd", strerror(-rc));
@@ -91,7 +72,5 @@ out:
     umdev_server_destroy(srv);
     testdev_destroy(td);
     umdev_loop_destroy(loop);
-    if (sfd >= 0)
-        close(sfd);
     return rc < 0 ? 1 : 0;
 }

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -255,6 +256,24 @@ test_fd_and_stop(void **state)
     close(efd);
 }
 
+static void
+test_stop_on_signals(void **state)
+{
+    struct umdev_loop *loop;
+
+    (void)state;
+    assert_int_equal(umdev_loop_create(&loop), 0);
+    assert_int_equal(umdev_loop_stop_on_signals(loop), 0);
+    assert_int_equal(umdev_loop_stop_on_signals(loop), 0); /* idempotent */
+    /* Blocked now: the signal waits in the signalfd instead of killing
+     * the test, and the loop stops on it. */
+    assert_int_equal(raise(SIGTERM), 0);
+    assert_int_equal(umdev_loop_run(loop), 0);
+    assert_int_equal(raise(SIGINT), 0);
+    assert_int_equal(umdev_loop_run(loop), 0);
+    umdev_loop_destroy(loop);
+}
+
 int
 main(void)
 {
@@ -265,6 +284,7 @@ main(void)
         cmocka_unit_test(test_post_from_thread_runs_in_order),
         cmocka_unit_test(test_pending_dropped_at_destroy),
         cmocka_unit_test(test_fd_and_stop),
+        cmocka_unit_test(test_stop_on_signals),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,6 +14,7 @@
 
 #include "umdev/client.h"
 #include "umdev/pci.h"
+#include "umdev/dev_testing.h"
 
 struct fixture {
     struct umdev_dev *dev;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "wire_samples.h"
+#include "umdev/wire_codec.h"
 
 /* A change to a sample's payload: @size bytes at @off, little-endian. */
 struct patch {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "wire_samples.h"
+#include "umdev/wire_codec.h"
 
 /* Every spec command appears in the table as a command and as a reply. */
 static void

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "wire_samples.h"
+#include "umdev/wire_codec.h"
 
 const struct vfio_user_version k_version = { 0, 0 };
 static const struct vfio_user_version k_version_reply = { 1, 2 };

@@ -21,6 +21,7 @@
 
 #include "kit_peer.h"
 #include "umdev/wire.h"
+#include "umdev/wire_codec.h"
 
 /* <linux/vfio.h> values the messages use. */
 #define IRQ_DATA_NONE (1u << 0)
