@@ -173,6 +173,24 @@ json_text(struct json_object *v)
     return v != NULL ? json_object_get_string(v) : "null";
 }
 
+/* owner.@key, if there, into *@out: a user or group ID. */
+static int
+parse_id(struct json_object *owner, const char *key, uint32_t *out, char *err,
+         size_t errlen)
+{
+    struct json_object *v;
+
+    if (!json_object_object_get_ex(owner, key, &v))
+        return 0;
+    if (!json_object_is_type(v, json_type_int) ||
+        json_object_get_int64(v) < 0 || json_object_get_int64(v) > 0x7fffffff) {
+        snprintf(err, errlen, "owner.%s must be a non-negative integer", key);
+        return -EINVAL;
+    }
+    *out = (uint32_t)json_object_get_int64(v);
+    return 0;
+}
+
 static int
 parse_owner(struct json_object *o, uid_t *uid, gid_t *gid, char *err,
             size_t errlen)
@@ -185,24 +203,9 @@ parse_owner(struct json_object *o, uid_t *uid, gid_t *gid, char *err,
                  "{\"user\": \"qemu\"} or {\"uid\": 107}");
         return -EINVAL;
     }
-    if (json_object_object_get_ex(o, "uid", &v)) {
-        if (!json_object_is_type(v, json_type_int) ||
-            json_object_get_int64(v) < 0 ||
-            json_object_get_int64(v) > 0x7fffffff) {
-            snprintf(err, errlen, "owner.uid must be a non-negative integer");
-            return -EINVAL;
-        }
-        *uid = (uid_t)json_object_get_int64(v);
-    }
-    if (json_object_object_get_ex(o, "gid", &v)) {
-        if (!json_object_is_type(v, json_type_int) ||
-            json_object_get_int64(v) < 0 ||
-            json_object_get_int64(v) > 0x7fffffff) {
-            snprintf(err, errlen, "owner.gid must be a non-negative integer");
-            return -EINVAL;
-        }
-        *gid = (gid_t)json_object_get_int64(v);
-    }
+    if (parse_id(o, "uid", uid, err, errlen) < 0 ||
+        parse_id(o, "gid", gid, err, errlen) < 0)
+        return -EINVAL;
     if (json_object_object_get_ex(o, "user", &v)) {
         struct passwd *pw = json_object_is_type(v, json_type_string)
                                 ? getpwnam(json_object_get_string(v))

@@ -32,6 +32,7 @@ struct cmd {
     const struct ctl_request *rq;
     struct json_object *args;   /* an object */
     struct json_object *result; /* the answer when it is given at once */
+    struct instance *inst;      /* args.uuid's, for the commands on one */
     char *err;                  /* why it was refused */
     size_t errlen;
 };
@@ -511,31 +512,27 @@ cmd_define(struct cmd *c)
 static int
 cmd_undefine(struct cmd *c)
 {
-    struct instance *inst;
     int rc;
 
-    rc = uuid_only(c, &inst);
-    if (rc < 0)
-        return rc;
-    if (!inst->defined) {
+    if (!c->inst->defined) {
         snprintf(c->err, c->errlen,
                  "instance %s is not defined (it is a transient instance: "
                  "stop it instead)",
-                 inst->cfg.uuid);
+                 c->inst->cfg.uuid);
         return -ENOENT;
     }
-    if (inst->state != ST_STOPPED && inst->state != ST_FAILED) {
+    if (c->inst->state != ST_STOPPED && c->inst->state != ST_FAILED) {
         snprintf(c->err, c->errlen, "instance %s is %s; stop it first",
-                 inst->cfg.uuid, inst_state_name(inst->state));
+                 c->inst->cfg.uuid, inst_state_name(c->inst->state));
         return -EBUSY;
     }
-    rc = defs_remove(c->d->opts.statedir, &inst->cfg);
+    rc = defs_remove(c->d->opts.statedir, &c->inst->cfg);
     if (rc < 0) {
         snprintf(c->err, c->errlen, "cannot remove its definition: %s",
                  strerror(-rc));
         return rc;
     }
-    inst_remove(c->d, inst);
+    inst_remove(c->d, c->inst);
     return 0;
 }
 
@@ -710,38 +707,28 @@ ask_worker(struct cmd *c, struct instance *inst, bool want_stats)
 static int
 cmd_info(struct cmd *c)
 {
-    struct instance *inst;
-    int rc;
-
-    rc = uuid_only(c, &inst);
-    if (rc < 0)
-        return rc;
-    if (inst->state != ST_RUNNING || inst->request != REQ_NONE) {
-        c->result = instance_result(inst);
+    if (c->inst->state != ST_RUNNING || c->inst->request != REQ_NONE) {
+        c->result = instance_result(c->inst);
         return 0;
     }
-    return ask_worker(c, inst, false);
+    return ask_worker(c, c->inst, false);
 }
 
 static int
 cmd_stats(struct cmd *c)
 {
-    struct instance *inst;
     int rc;
 
-    rc = uuid_only(c, &inst);
-    if (rc < 0)
-        return rc;
-    if (inst->state != ST_RUNNING) {
+    if (c->inst->state != ST_RUNNING) {
         snprintf(c->err, c->errlen,
                  "instance %s is %s: only a running instance has counters",
-                 inst->cfg.uuid, inst_state_name(inst->state));
+                 c->inst->cfg.uuid, inst_state_name(c->inst->state));
         return -ENOENT;
     }
-    rc = busy(c, inst);
+    rc = busy(c, c->inst);
     if (rc < 0)
         return rc;
-    return ask_worker(c, inst, true);
+    return ask_worker(c, c->inst, true);
 }
 
 /* The kit's `--json` result: [{name, pass, evidence?}...], bounded. */
@@ -841,17 +828,25 @@ cmd_version(struct cmd *c)
 
 typedef int handler_fn(struct cmd *c);
 
+#define MANAGE 0x1  /* needs root, the daemon's user or its group */
+#define ON_UUID 0x2 /* takes args.uuid alone: c->inst is found first */
+
 static const struct {
     const char *name;
     handler_fn *fn;
-    bool manage; /* needs root, the daemon's user or its group */
+    unsigned int flags;
 } commands[] = {
-    { "version", cmd_version, false },  { "types", cmd_types, false },
-    { "list", cmd_list, false },        { "info", cmd_info, false },
-    { "stats", cmd_stats, false },      { "define", cmd_define, true },
-    { "undefine", cmd_undefine, true }, { "modify", cmd_modify, true },
-    { "start", cmd_start, true },       { "stop", cmd_stop, true },
-    { "audit", cmd_audit, true },
+    { "version", cmd_version, 0 },
+    { "types", cmd_types, 0 },
+    { "list", cmd_list, 0 },
+    { "info", cmd_info, ON_UUID },
+    { "stats", cmd_stats, ON_UUID },
+    { "define", cmd_define, MANAGE },
+    { "undefine", cmd_undefine, MANAGE | ON_UUID },
+    { "modify", cmd_modify, MANAGE },
+    { "start", cmd_start, MANAGE },
+    { "stop", cmd_stop, MANAGE },
+    { "audit", cmd_audit, MANAGE },
 };
 
 int
@@ -859,7 +854,7 @@ handlers_dispatch(struct daemon *d, const struct ctl_request *rq,
                   const char *cmd, struct json_object *args,
                   struct json_object **result, char *err, size_t errlen)
 {
-    struct cmd c = { d, rq, args, NULL, err, errlen };
+    struct cmd c = { d, rq, args, NULL, NULL, err, errlen };
     size_t i;
     int rc;
 
@@ -867,12 +862,14 @@ handlers_dispatch(struct daemon *d, const struct ctl_request *rq,
     for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         if (strcmp(commands[i].name, cmd) != 0)
             continue;
-        if (commands[i].manage && !rq->may_manage) {
+        if ((commands[i].flags & MANAGE) && !rq->may_manage) {
             snprintf(err, errlen,
                      "'%s' needs root or the daemon's management group", cmd);
             return -EPERM;
         }
-        rc = commands[i].fn(&c);
+        rc = commands[i].flags & ON_UUID ? uuid_only(&c, &c.inst) : 0;
+        if (rc == 0)
+            rc = commands[i].fn(&c);
         *result = c.result;
         return rc;
     }
