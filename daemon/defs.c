@@ -265,22 +265,9 @@ defs_apply(struct daemon *d, struct inst_config *cfg, struct json_object *obj,
     mode_t mode = cfg->mode;
     int rc;
 
-    json_object_object_foreach(obj, key, val)
-    {
-        size_t i;
-
-        (void)val;
-        for (i = 0; known[i] != NULL; i++)
-            if (strcmp(known[i], key) == 0)
-                break;
-        if (known[i] == NULL) {
-            snprintf(err, errlen,
-                     "unknown key '%s' (allowed: uuid, parent, "
-                     "type, start, owner, mode, attrs)",
-                     key);
-            return -EINVAL;
-        }
-    }
+    rc = json_only_keys(obj, known, "key", err, errlen);
+    if (rc < 0)
+        return rc;
     /* Who an instance is and where it lives never change; a definition
      * file or a request saying otherwise is refused, not ignored. */
     if (json_object_object_get_ex(obj, "uuid", &v) &&

@@ -232,25 +232,12 @@ handlers_init(struct daemon *d)
     d->hooks.request_done = instance_request_done;
 }
 
-/* Argument helpers: unknown keys are errors (docs/CONTROL.md). */
+/* Unknown arguments are errors (docs/CONTROL.md). */
 static int
 check_keys(struct json_object *args, const char *const *allowed, char *err,
            size_t errlen)
 {
-    json_object_object_foreach(args, key, val)
-    {
-        size_t i;
-
-        (void)val;
-        for (i = 0; allowed[i] != NULL; i++)
-            if (strcmp(allowed[i], key) == 0)
-                break;
-        if (allowed[i] == NULL) {
-            snprintf(err, errlen, "unknown argument '%s'", key);
-            return -EINVAL;
-        }
-    }
-    return 0;
+    return json_only_keys(args, allowed, "argument", err, errlen);
 }
 
 /* The instance args.uuid names. Return: 0; -EINVAL no uuid or not a

@@ -165,6 +165,10 @@ int mkdir_p(const char *path, mode_t mode);
 const char *errno_name(int err);
 /* The argument @key of @args if it is a string, else NULL. */
 const char *json_str(struct json_object *args, const char *key);
+/* Every key of object @obj is one of @allowed (NULL-terminated); else
+ * -EINVAL with @err "unknown WHAT 'KEY' (allowed: ...)". */
+int json_only_keys(struct json_object *obj, const char *const *allowed,
+                   const char *what, char *err, size_t errlen);
 /* Send one JSON message on a SOCK_SEQPACKET channel, without blocking.
  * Return: 0 or -errno. */
 int channel_send(int fd, struct json_object *msg);

@@ -77,6 +77,32 @@ json_str(struct json_object *args, const char *key)
 }
 
 int
+json_only_keys(struct json_object *obj, const char *const *allowed,
+               const char *what, char *err, size_t errlen)
+{
+    json_object_object_foreach(obj, key, val)
+    {
+        size_t i, used;
+
+        (void)val;
+        for (i = 0; allowed[i] != NULL; i++)
+            if (strcmp(allowed[i], key) == 0)
+                break;
+        if (allowed[i] != NULL)
+            continue;
+        used = (size_t)snprintf(err, errlen, "unknown %s '%s' (allowed:",
+                                what, key);
+        for (i = 0; allowed[i] != NULL && used < errlen; i++)
+            used += (size_t)snprintf(err + used, errlen - used, "%s %s",
+                                     i ? "," : "", allowed[i]);
+        if (used < errlen)
+            snprintf(err + used, errlen - used, ")");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int
 channel_send(int fd, struct json_object *msg)
 {
     const char *s = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
