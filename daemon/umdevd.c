@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,56 @@ set_path(char *dst, const char *src, const char *what)
     return 0;
 }
 
+/* The options that name a path: their letter, the option's field, its
+ * environment variable (NULL: none), its default (NULL: none) and a name
+ * for messages. */
+static const struct path_option {
+    int letter;
+    size_t field;
+    const char *env;
+    const char *dflt;
+    const char *what;
+} path_options[] = {
+    { 'r', offsetof(struct daemon_opts, rundir), "UMDEV_RUNDIR",
+      UMDEVD_DEFAULT_RUNDIR, "rundir" },
+    { 's', offsetof(struct daemon_opts, statedir), "UMDEV_STATEDIR",
+      UMDEVD_DEFAULT_STATEDIR, "statedir" },
+    { 'c', offsetof(struct daemon_opts, control), "UMDEV_CONTROL", NULL,
+      "control" },
+    { 'D', offsetof(struct daemon_opts, plugin_dir), "UMDEV_PLUGIN_DIR",
+      UMDEVD_DEFAULT_PLUGIN_DIR, "plugin dir" },
+    { 'U', offsetof(struct daemon_opts, umdevctl), NULL,
+      UMDEVD_DEFAULT_UMDEVCTL, "umdevctl" },
+};
+
+/* The path option @letter, or NULL. */
+static const struct path_option *
+path_option(int letter)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(path_options) / sizeof(path_options[0]); i++)
+        if (path_options[i].letter == letter)
+            return &path_options[i];
+    return NULL;
+}
+
+/* Defaults first, then the environment beats them. */
+static void
+path_defaults(struct daemon_opts *o)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(path_options) / sizeof(path_options[0]); i++) {
+        const struct path_option *p = &path_options[i];
+        const char *env = p->env != NULL ? getenv(p->env) : NULL;
+
+        if (env != NULL || p->dflt != NULL)
+            set_path((char *)o + p->field, env != NULL ? env : p->dflt,
+                     p->what);
+    }
+}
+
 static int
 parse_sandbox(struct daemon_opts *o, const char *mode)
 {
@@ -194,36 +245,19 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
     memset(o, 0, sizeof(*o));
     o->manage_gid = (gid_t)-1;
     o->log_level = LOG_INFO;
-    set_path(o->rundir,
-             (env = getenv("UMDEV_RUNDIR")) ? env : UMDEVD_DEFAULT_RUNDIR,
-             "rundir");
-    set_path(o->statedir,
-             (env = getenv("UMDEV_STATEDIR")) ? env : UMDEVD_DEFAULT_STATEDIR,
-             "statedir");
-    if ((env = getenv("UMDEV_CONTROL")) != NULL)
-        set_path(o->control, env, "control");
-    set_path(o->plugin_dir,
-             (env = getenv("UMDEV_PLUGIN_DIR")) ? env
-                                                : UMDEVD_DEFAULT_PLUGIN_DIR,
-             "plugin dir");
-    set_path(o->umdevctl, UMDEVD_DEFAULT_UMDEVCTL, "umdevctl");
+    path_defaults(o);
     o->admit_fuzz_seconds = UMDEVD_DEFAULT_ADMIT_FUZZ;
     if ((env = getenv("UMDEV_SANDBOX")) != NULL && parse_sandbox(o, env) < 0)
         return 2;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const struct path_option *po = path_option(c);
+
+        if (po != NULL) {
+            if (set_path((char *)o + po->field, optarg, po->what) < 0)
+                return 2;
+            continue;
+        }
         switch (c) {
-        case 'r':
-            if (set_path(o->rundir, optarg, "rundir") < 0)
-                return 2;
-            break;
-        case 's':
-            if (set_path(o->statedir, optarg, "statedir") < 0)
-                return 2;
-            break;
-        case 'c':
-            if (set_path(o->control, optarg, "control") < 0)
-                return 2;
-            break;
         case 'g': {
             struct group *g = getgrnam(optarg);
 
@@ -251,10 +285,6 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
                    sandbox_count());
             sandbox_print(stdout);
             return 1;
-        case 'D':
-            if (set_path(o->plugin_dir, optarg, "plugin dir") < 0)
-                return 2;
-            break;
         case 'A':
             if (strcmp(optarg, "any") != 0 && strcmp(optarg, "audit") != 0) {
                 fprintf(stderr,
@@ -281,10 +311,6 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
             o->admit_fuzz_seconds = (unsigned int)n;
             break;
         }
-        case 'U':
-            if (set_path(o->umdevctl, optarg, "umdevctl") < 0)
-                return 2;
-            break;
         case 'v':
             o->log_level = LOG_DEBUG;
             break;

@@ -79,8 +79,8 @@ serve_dma(struct conn *conn, struct conn_msg *m, void *opaque)
 
     rc = m->rx_error;
     if (rc == 0)
-        rc = umdev_wire_decode(m->buf, m->len, m->nfds,
-                               conn_rx_limits(conn), &w);
+        rc = umdev_wire_decode(m->buf, m->len, m->nfds, conn_rx_limits(conn),
+                               &w);
     if (rc == 0 && w.hdr.cmd != VFIO_USER_DMA_READ &&
         w.hdr.cmd != VFIO_USER_DMA_WRITE)
         rc = -EINVAL;
@@ -97,10 +97,9 @@ serve_dma(struct conn *conn, struct conn_msg *m, void *opaque)
             goto fail;
         }
         c->stats.dma_reads++;
-        hdr.msg_size = (uint32_t)umdev_wire_size(
-            sizeof(w.u.dma_access), w.u.dma_access.count);
-        return conn_sendv(conn, &hdr, &w.u.dma_access,
-                          sizeof(w.u.dma_access),
+        hdr.msg_size = (uint32_t)umdev_wire_size(sizeof(w.u.dma_access),
+                                                 w.u.dma_access.count);
+        return conn_sendv(conn, &hdr, &w.u.dma_access, sizeof(w.u.dma_access),
                           d->host + (w.u.dma_access.addr - d->iova),
                           w.u.dma_access.count, NULL, 0) < 0
                    ? -ECONNRESET
@@ -114,8 +113,8 @@ serve_dma(struct conn *conn, struct conn_msg *m, void *opaque)
            w.u.dma_access.count);
     c->stats.dma_writes++;
     hdr.msg_size = (uint32_t)umdev_wire_size(sizeof(w.u.dma_access), 0);
-    return conn_sendv(conn, &hdr, &w.u.dma_access, sizeof(w.u.dma_access),
-                      NULL, 0, NULL, 0) < 0
+    return conn_sendv(conn, &hdr, &w.u.dma_access, sizeof(w.u.dma_access), NULL,
+                      0, NULL, 0) < 0
                ? -ECONNRESET
                : 0;
 fail:
@@ -126,10 +125,9 @@ fail:
 
 /* Send a command built from parts and wait for the reply. */
 static int
-request(struct umdev_client *c, uint16_t cmd, uint32_t flags,
-        const void *fixed, size_t fixed_len, const void *data,
-        size_t data_len, const int *fds, size_t nfds,
-        struct conn_msg **reply, struct umdev_wire_msg *w)
+request(struct umdev_client *c, uint16_t cmd, uint32_t flags, const void *fixed,
+        size_t fixed_len, const void *data, size_t data_len, const int *fds,
+        size_t nfds, struct conn_msg **reply, struct umdev_wire_msg *w)
 {
     size_t size = umdev_wire_size(fixed_len, data_len);
     uint16_t id = conn_next_id(c->conn);
@@ -150,8 +148,8 @@ request(struct umdev_client *c, uint16_t cmd, uint32_t flags,
         free(buf);
         return rc;
     }
-    rc = conn_request(c->conn, buf, size, fds, nfds, c->timeout_ms,
-                      serve_dma, c, reply);
+    rc = conn_request(c->conn, buf, size, fds, nfds, c->timeout_ms, serve_dma,
+                      c, reply);
     free(buf);
     if (rc < 0)
         return rc;
@@ -193,8 +191,8 @@ negotiate(struct umdev_client *c, const struct umdev_client_opts *opts)
         if (n < 0)
             return (int)n;
     }
-    rc = request(c, VFIO_USER_VERSION, 0, &v, sizeof(v), send_json,
-                 (size_t)n, NULL, 0, &reply, &w);
+    rc = request(c, VFIO_USER_VERSION, 0, &v, sizeof(v), send_json, (size_t)n,
+                 NULL, 0, &reply, &w);
     if (rc < 0)
         return rc;
     /* Spec "Version": same major, minor not above ours. */
@@ -320,8 +318,8 @@ umdev_client_device_info(struct umdev_client *c,
     struct conn_msg *reply;
     int rc;
 
-    rc = request(c, VFIO_USER_DEVICE_GET_INFO, 0, &info, sizeof(info), NULL,
-                 0, NULL, 0, &reply, &w);
+    rc = request(c, VFIO_USER_DEVICE_GET_INFO, 0, &info, sizeof(info), NULL, 0,
+                 NULL, 0, &reply, &w);
     if (rc < 0)
         return rc;
     out->flags = w.u.device_info.flags;
@@ -388,8 +386,8 @@ umdev_client_region_info(struct umdev_client *c, uint32_t index,
     out->fd = -1;
     for (attempt = 0; attempt < 2; attempt++) {
         req.argsz = argsz;
-        rc = request(c, VFIO_USER_DEVICE_GET_REGION_INFO, 0, &req,
-                     sizeof(req), NULL, 0, NULL, 0, &reply, &w);
+        rc = request(c, VFIO_USER_DEVICE_GET_REGION_INFO, 0, &req, sizeof(req),
+                     NULL, 0, NULL, 0, &reply, &w);
         if (rc < 0)
             return rc;
         if (w.u.region_info.argsz <= argsz)
@@ -493,8 +491,7 @@ int
 umdev_client_region_read(struct umdev_client *c, uint32_t index,
                          uint64_t offset, void *buf, size_t len)
 {
-    return region_access(c, VFIO_USER_REGION_READ, 0, index, offset, buf,
-                         len);
+    return region_access(c, VFIO_USER_REGION_READ, 0, index, offset, buf, len);
 }
 
 static int
@@ -528,8 +525,8 @@ int
 umdev_client_region_write_posted(struct umdev_client *c, uint32_t index,
                                  uint64_t offset, const void *buf, size_t len)
 {
-    return region_access(c, VFIO_USER_REGION_WRITE, VFIO_USER_F_NO_REPLY,
-                         index, offset, (void *)buf, len);
+    return region_access(c, VFIO_USER_REGION_WRITE, VFIO_USER_F_NO_REPLY, index,
+                         offset, (void *)buf, len);
 }
 
 int
@@ -582,8 +579,8 @@ umdev_client_irq_info(struct umdev_client *c, uint32_t index,
     struct conn_msg *reply;
     int rc;
 
-    rc = request(c, VFIO_USER_DEVICE_GET_IRQ_INFO, 0, &req, sizeof(req),
-                 NULL, 0, NULL, 0, &reply, &w);
+    rc = request(c, VFIO_USER_DEVICE_GET_IRQ_INFO, 0, &req, sizeof(req), NULL,
+                 0, NULL, 0, &reply, &w);
     if (rc < 0)
         return rc;
     out->flags = w.u.irq_info.flags;
@@ -669,11 +666,14 @@ forget_dma(struct umdev_client *c, uint64_t iova, uint64_t size)
     }
 }
 
-int
-umdev_client_dma_unmap(struct umdev_client *c, uint64_t iova, uint64_t size)
+/* DMA_UNMAP of [@iova, +@size), or of everything with FLAG_ALL; then the
+ * record of what the server may read goes too. */
+static int
+dma_unmap(struct umdev_client *c, uint64_t iova, uint64_t size, uint32_t flags)
 {
     struct vfio_user_dma_unmap u = {
         .argsz = sizeof(u),
+        .flags = flags,
         .addr = iova,
         .size = size,
     };
@@ -686,28 +686,23 @@ umdev_client_dma_unmap(struct umdev_client *c, uint64_t iova, uint64_t size)
     if (rc < 0)
         return rc;
     conn_msg_free(reply);
-    forget_dma(c, iova, size);
+    if (flags & VFIO_USER_DMA_UNMAP_FLAG_ALL)
+        c->ndma = 0;
+    else
+        forget_dma(c, iova, size);
     return 0;
+}
+
+int
+umdev_client_dma_unmap(struct umdev_client *c, uint64_t iova, uint64_t size)
+{
+    return dma_unmap(c, iova, size, 0);
 }
 
 int
 umdev_client_dma_unmap_all(struct umdev_client *c)
 {
-    struct vfio_user_dma_unmap u = {
-        .argsz = sizeof(u),
-        .flags = VFIO_USER_DMA_UNMAP_FLAG_ALL,
-    };
-    struct umdev_wire_msg w;
-    struct conn_msg *reply;
-    int rc;
-
-    rc = request(c, VFIO_USER_DMA_UNMAP, 0, &u, sizeof(u), NULL, 0, NULL, 0,
-                 &reply, &w);
-    if (rc < 0)
-        return rc;
-    conn_msg_free(reply);
-    c->ndma = 0;
-    return 0;
+    return dma_unmap(c, 0, 0, VFIO_USER_DMA_UNMAP_FLAG_ALL);
 }
 
 int
@@ -777,8 +772,8 @@ umdev_client_raw(struct umdev_client *c, uint16_t cmd, uint32_t flags,
         free(buf);
         return rc;
     }
-    rc = conn_request(c->conn, buf, size, fds, nfds, c->timeout_ms,
-                      serve_dma, c, &reply);
+    rc = conn_request(c->conn, buf, size, fds, nfds, c->timeout_ms, serve_dma,
+                      c, &reply);
     free(buf);
     if (rc < 0)
         return rc;

@@ -150,32 +150,17 @@ umdev_loop_destroy(struct umdev_loop *loop)
     free(loop);
 }
 
-static uint32_t
-to_epoll(uint32_t ev)
-{
-    uint32_t e = 0;
-
-    if (ev & UMDEV_LOOP_IN)
-        e |= EPOLLIN;
-    if (ev & UMDEV_LOOP_OUT)
-        e |= EPOLLOUT;
-    return e;
-}
+/* The UMDEV_LOOP_* bits are epoll's own, so events pass through as they
+ * are; only a peer's half-close (RDHUP) is reported as a hangup. */
+_Static_assert(UMDEV_LOOP_IN == EPOLLIN && UMDEV_LOOP_OUT == EPOLLOUT &&
+                   UMDEV_LOOP_ERR == EPOLLERR && UMDEV_LOOP_HUP == EPOLLHUP,
+               "loop events are epoll events");
 
 static uint32_t
 from_epoll(uint32_t e)
 {
-    uint32_t ev = 0;
-
-    if (e & EPOLLIN)
-        ev |= UMDEV_LOOP_IN;
-    if (e & EPOLLOUT)
-        ev |= UMDEV_LOOP_OUT;
-    if (e & EPOLLERR)
-        ev |= UMDEV_LOOP_ERR;
-    if (e & (EPOLLHUP | EPOLLRDHUP))
-        ev |= UMDEV_LOOP_HUP;
-    return ev;
+    return (e & (EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP)) |
+           (e & EPOLLRDHUP ? UMDEV_LOOP_HUP : 0);
 }
 
 int
@@ -206,7 +191,7 @@ umdev_loop_add(struct umdev_loop *loop, int fd, uint32_t events,
     if (loop->next_gen == 0)
         loop->next_gen = 1;
     memset(&ev, 0, sizeof(ev));
-    ev.events = to_epoll(events);
+    ev.events = events & (UMDEV_LOOP_IN | UMDEV_LOOP_OUT);
     ev.data.u64 = (uint64_t)(uint32_t)fd | ((uint64_t)gen << 32);
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
         return -errno;
@@ -222,7 +207,7 @@ umdev_loop_mod(struct umdev_loop *loop, int fd, uint32_t events)
     if (fd < 0 || (size_t)fd >= loop->nentries || loop->entries[fd].gen == 0)
         return -ENOENT;
     memset(&ev, 0, sizeof(ev));
-    ev.events = to_epoll(events);
+    ev.events = events & (UMDEV_LOOP_IN | UMDEV_LOOP_OUT);
     ev.data.u64 =
         (uint64_t)(uint32_t)fd | ((uint64_t)loop->entries[fd].gen << 32);
     if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
