@@ -197,6 +197,23 @@ def plugins(prefix, out, tmp, env):
     stop(daemon, "umdevd")
     say("plug-ins: sample-loop admitted, started and driven; liar-loop and "
         "the broken plug-ins refused")
+    # --admit any: offered unchecked, said so; the load-time refusals hold.
+    daemon = start([os.path.join(prefix, "sbin", "umdevd"), "--rundir",
+                    run_dir, "--statedir", os.path.join(tmp, "state"),
+                    "--control", control, "--plugin-dir", pdir,
+                    "--admit", "any"], env=env, log=log)
+    wait_for(control, daemon, "umdevd --admit any")
+    ts, refused = types(ctl)
+    for name in ("sample-loop", "liar-loop", "badcreate-loop"):
+        if ts[name]["admission"]["state"] != "waived" or \
+                ts[name]["available_instances"] == 0:
+            fail("--admit any: %s is not offered as waived: %s" % (
+                name, ts[name]))
+    if len(refused) != 2:
+        fail("--admit any still refuses broken plug-ins at load: %s" %
+             refused)
+    stop(daemon, "umdevd --admit any")
+    say("--admit any: every loadable plug-in type waived and offered")
 
 
 def main():
