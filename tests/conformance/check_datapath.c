@@ -73,7 +73,7 @@
 /* A driver that keeps the ring fed wakes the engine rarely; one doorbell
  * per descriptor means event suppression does not work. */
 #define ACCEL_WAKE_RATIO_MAX 20u
-/* The engine's documented poll window (umdevd and umdev-accel-serve use
+/* The engine's documented poll window (umdevd and umdev-serve accel use
  * the default), less a margin for the two clock reads around it. */
 #define ACCEL_POLL_WINDOW_S (ACCEL_DEFAULT_POLL_US * 0.9e-6)
 
