@@ -86,7 +86,7 @@ probe_indices(struct probe *p)
     return 0;
 }
 
-/* Config space, read once (up to PCI_CFG_READ_MAX bytes), then decoded
+/* Config space, read once (up to PROBE_CFG_MAX bytes), then decoded
  * from that copy. */
 static int
 probe_config(struct probe *p)
@@ -102,8 +102,8 @@ probe_config(struct probe *p)
     r = &p->regions[VFIO_PCI_CONFIG_REGION_INDEX];
     if (r->size < PCI_STD_HEADER_SIZEOF)
         return 0;
-    pci->len = r->size < PCI_CFG_READ_MAX ? (size_t)r->size & ~(size_t)3
-                                          : PCI_CFG_READ_MAX;
+    pci->len =
+        r->size < PROBE_CFG_MAX ? (size_t)r->size & ~(size_t)3 : PROBE_CFG_MAX;
     for (off = 0; off < pci->len; off += 4) {
         rc = umdev_client_region_read(p->c, VFIO_PCI_CONFIG_REGION_INDEX, off,
                                       pci->cfg + off, 4);

@@ -10,15 +10,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/pci_regs.h>
+
 #include "umdev/client.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-/* How much config space the probe reads and decodes. */
-#define PCI_CFG_READ_MAX 256u
-#define PCI_NUM_BARS 6u
+/* How much config space the probe reads and decodes: PCI's, not PCIe's
+ * extended space. */
+#define PROBE_CFG_MAX PCI_CFG_SPACE_SIZE
 /* Capabilities that fit after the header (4 bytes each, dword aligned). */
-#define PCI_MAX_CAPS 48u
+#define PROBE_MAX_CAPS ((PCI_CFG_SPACE_SIZE - PCI_STD_HEADER_SIZEOF) / 4)
 
 struct pci_bar {
     bool present; /* the region for this BAR index has a size */
@@ -41,9 +43,9 @@ struct pci_cap {
 struct pci_info {
     bool valid; /* config space was read */
     size_t len;
-    uint8_t cfg[PCI_CFG_READ_MAX];
-    struct pci_bar bars[PCI_NUM_BARS];
-    struct pci_cap caps[PCI_MAX_CAPS];
+    uint8_t cfg[PROBE_CFG_MAX];
+    struct pci_bar bars[PCI_STD_NUM_BARS];
+    struct pci_cap caps[PROBE_MAX_CAPS];
     size_t ncaps;
     unsigned int chain_stop; /* offset where the walk gave up, or 0 */
     const char *chain_error; /* why, or NULL */

@@ -111,7 +111,7 @@ decode_bars(struct pci_info *pci, const struct umdev_client_region *regions,
         b->mem64 = (v & PCI_BASE_ADDRESS_MEM_TYPE_MASK) ==
                    PCI_BASE_ADDRESS_MEM_TYPE_64;
         /* The upper half is the next BAR, which is then not one itself. */
-        if (b->mem64 && i + 1 < PCI_NUM_BARS) {
+        if (b->mem64 && i + 1 < PCI_STD_NUM_BARS) {
             b->addr |=
                 (uint64_t)pci_cfg_get(pci, PCI_BASE_ADDRESS_0 + 4 * i + 4, 4)
                 << 32;
@@ -159,7 +159,7 @@ decode_cap(const struct pci_info *pci, struct pci_cap *cap)
  * Walk the capability list in the bytes read with the rules of
  * umdev_client_pci_cap_find(): a pointer's low two bits are ignored, a
  * pointer into the header breaks the chain, and so does a loop. The
- * library counts links to find a loop (more than PCI_MAX_CAPS); the
+ * library counts links to find a loop (more than PROBE_MAX_CAPS); the
  * probe, holding the bytes, stops at the first offset seen twice, the
  * same verdict with the place to show. A pointer past what was read
  * (config space shorter than 256 bytes) breaks the chain too.
@@ -167,7 +167,7 @@ decode_cap(const struct pci_info *pci, struct pci_cap *cap)
 static void
 walk_caps(struct pci_info *pci)
 {
-    bool seen[PCI_CFG_READ_MAX] = { false };
+    bool seen[PROBE_CFG_MAX] = { false };
     unsigned int off = pci->cfg[PCI_CAPABILITY_LIST] & ~3u;
 
     if (!(pci_cfg_get(pci, PCI_STATUS, 2) & PCI_STATUS_CAP_LIST))
@@ -186,7 +186,7 @@ walk_caps(struct pci_info *pci)
             return;
         }
         /* Offsets seen are distinct and dword-aligned in [0x40, 0xfc]:
-         * at most PCI_MAX_CAPS of them. */
+         * at most PROBE_MAX_CAPS of them. */
         seen[off] = true;
         cap = &pci->caps[pci->ncaps++];
         cap->offset = (uint8_t)off;

@@ -283,7 +283,7 @@ text_pci_bars(const struct pci_info *pci)
 {
     unsigned i;
 
-    for (i = 0; i < PCI_NUM_BARS; i++) {
+    for (i = 0; i < PCI_STD_NUM_BARS; i++) {
         const struct pci_bar *b = &pci->bars[i];
         char hb[32];
 
@@ -478,7 +478,7 @@ json_pci_bars(const struct pci_info *pci, struct json_object *o)
     struct json_object *arr = json_object_new_array();
     unsigned i;
 
-    for (i = 0; i < PCI_NUM_BARS; i++) {
+    for (i = 0; i < PCI_STD_NUM_BARS; i++) {
         const struct pci_bar *b = &pci->bars[i];
         struct json_object *bo;
 
