@@ -308,6 +308,28 @@ res_error(struct result *r, uint8_t status, uint64_t info)
     r->info = info;
 }
 
+/* Each data operation's operands in the order the operation takes
+ * them: the descriptor address each is at and whether it is read or
+ * written (README "Descriptors": the opcode table). */
+enum { SRC, DST, DST2 };
+static const struct {
+    unsigned int n;
+    uint8_t addr[MAX_OPERANDS]; /* SRC, DST or DST2 */
+    uint8_t prot[MAX_OPERANDS]; /* ACCEL_MAP_* */
+} data_operands[ACCEL_OP_COUNT] = {
+#define R ACCEL_MAP_READ
+#define W ACCEL_MAP_WRITE
+    [ACCEL_OP_MEMMOVE] = { 2, { SRC, DST }, { R, W } },
+    [ACCEL_OP_FILL] = { 1, { DST }, { W } },
+    [ACCEL_OP_COMPARE] = { 2, { SRC, DST }, { R, R } },
+    [ACCEL_OP_COMPARE_PATTERN] = { 1, { SRC }, { R } },
+    [ACCEL_OP_CRC32C] = { 1, { SRC }, { R } },
+    [ACCEL_OP_DUALCAST] = { 3, { SRC, DST, DST2 }, { R, W, W } },
+    [ACCEL_OP_COPY_CRC] = { 2, { SRC, DST }, { R, W } },
+#undef R
+#undef W
+};
+
 /* A data operation: validate, translate every operand, run. */
 static void
 run_data(struct worker *w, struct accel_queue *q, const struct accel_desc *d,
@@ -316,7 +338,10 @@ run_data(struct worker *w, struct accel_queue *q, const struct accel_desc *d,
     struct accel_engine *e = q->e;
     struct operand op[MAX_OPERANDS];
     uint64_t len = d->size, fault = 0, at = 0;
-    unsigned int nops = 0, i;
+    const uint64_t fields[] = {
+        [SRC] = d->src, [DST] = d->dst, [DST2] = d->dst2
+    };
+    unsigned int nops = data_operands[d->opcode].n, i;
     bool same;
     int prot[MAX_OPERANDS];
     uint64_t addr[MAX_OPERANDS];
@@ -325,32 +350,9 @@ run_data(struct worker *w, struct accel_queue *q, const struct accel_desc *d,
         res_error(r, ACCEL_ST_INVALID_FIELD, OFF_SIZE);
         return;
     }
-    switch (d->opcode) {
-    case ACCEL_OP_MEMMOVE:
-    case ACCEL_OP_COPY_CRC:
-        addr[0] = d->src, prot[0] = ACCEL_MAP_READ;
-        addr[1] = d->dst, prot[1] = ACCEL_MAP_WRITE;
-        nops = 2;
-        break;
-    case ACCEL_OP_COMPARE:
-        addr[0] = d->src, prot[0] = ACCEL_MAP_READ;
-        addr[1] = d->dst, prot[1] = ACCEL_MAP_READ;
-        nops = 2;
-        break;
-    case ACCEL_OP_DUALCAST:
-        addr[0] = d->src, prot[0] = ACCEL_MAP_READ;
-        addr[1] = d->dst, prot[1] = ACCEL_MAP_WRITE;
-        addr[2] = d->dst2, prot[2] = ACCEL_MAP_WRITE;
-        nops = 3;
-        break;
-    case ACCEL_OP_FILL:
-        addr[0] = d->dst, prot[0] = ACCEL_MAP_WRITE;
-        nops = 1;
-        break;
-    default: /* COMPARE_PATTERN, CRC32C */
-        addr[0] = d->src, prot[0] = ACCEL_MAP_READ;
-        nops = 1;
-        break;
+    for (i = 0; i < nops; i++) {
+        addr[i] = fields[data_operands[d->opcode].addr[i]];
+        prot[i] = data_operands[d->opcode].prot[i];
     }
     /* Copies whose results would depend on the order of the bytes are
      * refused rather than left unspecified (MEMMOVE handles overlap). */
