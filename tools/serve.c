@@ -15,6 +15,7 @@
  *
  * Exit status: 0 after a signal, 1 on a runtime error, 2 on a usage error.
  */
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -117,8 +118,10 @@ merge_opts(const struct serve_type *t, struct option *all)
 {
     size_t n = 0, i;
 
-    for (i = 0; t->opts[i].name != NULL; i++)
+    for (i = 0; t->opts[i].name != NULL; i++) {
+        assert(n < MAX_OWN_OPTS);
         all[n++] = t->opts[i];
+    }
     for (i = 0; i < NR_COMMON_OPTS; i++)
         all[n++] = common_opts[i];
     all[n] = (struct option){ NULL, 0, NULL, 0 };
