@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <linux/pci_regs.h>
 #include <linux/vfio.h>
 #include <poll.h>
 #include <sched.h>
@@ -498,7 +499,7 @@ static void
 vmm_open(struct vmm *v, const char *path)
 {
     struct umdev_client_opts o = { .timeout_ms = 5000 };
-    uint16_t cmd = 0x6; /* memory space, bus master */
+    uint16_t cmd = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
     uint32_t st = 0;
     int rc;
 
@@ -514,8 +515,8 @@ vmm_open(struct vmm *v, const char *path)
         (rc = umdev_client_dma_map(v->c, GB, GSIZE, v->mem, v->fd, 0,
                                    VFIO_USER_DMA_MAP_FLAG_READ |
                                        VFIO_USER_DMA_MAP_FLAG_WRITE)) < 0 ||
-        (rc = umdev_client_region_write(v->c, UMDEV_PCI_CONFIG_REGION, 4,
-                                        &cmd, 2)) < 0)
+        (rc = umdev_client_region_write(v->c, UMDEV_PCI_CONFIG_REGION,
+                                        PCI_COMMAND, &cmd, 2)) < 0)
         DIE("VMM: %s", strerror(-rc));
     vmm_reg(v, ACCEL_REG_DEVCTL, ACCEL_DEVCTL_ENABLE, 4);
     vmm_reg(v, ACCEL_REG_QUEUE(0) + ACCEL_Q_RING_BASE, GB, 8);

@@ -2,6 +2,7 @@
  * The code bench/rtt and bench/dma share (bench.h): placements, clock,
  * watchdog, options, the device's event-loop callback.
  */
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -14,6 +15,8 @@
 #include "bench.h"
 #include "umdev/dev.h"
 #include "umdev/loop.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 const char *bench_prog = "bench";
 
@@ -137,9 +140,22 @@ bench_parse_args(int argc, char **argv, const struct option *longopts,
                  void (*usage)(FILE *f), bench_opt_fn *own, void *opaque,
                  struct bench_cpus *c)
 {
+    static const struct option common[] = {
+        { "placement", required_argument, NULL, 'p' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct option all[BENCH_MAX_OWN_OPTS + ARRAY_SIZE(common)];
+    size_t n = 0, i;
     int ch, rc;
 
-    while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    for (i = 0; longopts != NULL && longopts[i].name != NULL; i++) {
+        assert(n < BENCH_MAX_OWN_OPTS);
+        all[n++] = longopts[i];
+    }
+    for (i = 0; i < ARRAY_SIZE(common); i++)
+        all[n++] = common[i];
+    while ((ch = getopt_long(argc, argv, "h", all, NULL)) != -1) {
         if (ch == 'p' && !parse_placement(c, optarg)) {
             fprintf(stderr, "%s: bad --placement '%s'\n", bench_prog, optarg);
             return 2;

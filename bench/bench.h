@@ -3,6 +3,7 @@
  * (the first two CPUs this process may use), a monotonic clock, a
  * watchdog, option parsing, and the test device served from an event
  * loop the way umdev_server serves it. bench/README.md describes both.
+ * bench/scale takes the clock and bench_parse_count() too.
  */
 #ifndef UMDEV_BENCH_H
 #define UMDEV_BENCH_H
@@ -50,11 +51,14 @@ int bench_cpus_init(struct bench_cpus *c);
  * after a message. */
 typedef int bench_opt_fn(int ch, const char *arg, void *opaque);
 
+/* Own options a program may have besides --placement and --help. */
+#define BENCH_MAX_OWN_OPTS 8
+
 /*
- * Parse the command line: --placement and --help here, the program's
- * other @longopts with @own (NULL: none), no operands. @usage prints the
- * program's usage. Return: -1 to go on; else the exit status (0 after
- * --help, 2 after a message).
+ * Parse the command line: --placement and --help here, the program's own
+ * options (@longopts, NULL-terminated, without those two; NULL: none)
+ * with @own, no operands. @usage prints the program's usage. Return: -1
+ * to go on; else the exit status (0 after --help, 2 after a message).
  */
 int bench_parse_args(int argc, char **argv, const struct option *longopts,
                      void (*usage)(FILE *f), bench_opt_fn *own, void *opaque,

@@ -8,7 +8,6 @@
  * status non-zero. bench/README.md explains the figures.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -250,18 +249,13 @@ run_placement(const struct bench_placement *pl, void *opaque)
 int
 main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        { "placement", required_argument, NULL, 'p' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     struct bench_cpus cpus;
     int rc;
 
     bench_prog = "dma";
     if (bench_cpus_init(&cpus) < 0)
         return 1;
-    rc = bench_parse_args(argc, argv, longopts, usage, NULL, NULL, &cpus);
+    rc = bench_parse_args(argc, argv, NULL, usage, NULL, NULL, &cpus);
     if (rc >= 0)
         return rc;
     printf("dma: %d DMA_MAPs of one 4 KiB page each (memfd passed "

@@ -728,9 +728,7 @@ main(int argc, char **argv)
     static const struct option longopts[] = {
         { "iters", required_argument, NULL, 'i' },
         { "batches", required_argument, NULL, 'b' },
-        { "placement", required_argument, NULL, 'p' },
         { "breakdown", no_argument, NULL, 'B' },
-        { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct opts o = { .iters = 2000, .batches = 20 };

@@ -27,11 +27,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
 
+#include "bench.h"
 #include "umdev/ctl.h"
 
 #ifndef UMDEVD_PATH
@@ -80,10 +80,7 @@ die(const char *fmt, ...)
 static double
 now_s(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)bench_now_ns() / 1e9;
 }
 
 static int
@@ -315,16 +312,25 @@ main(int argc, char **argv)
     struct conn *conns = calloc(MAX_CONNS, sizeof(*conns));
     struct fleet fleet = { 0 };
     int n = 1000, k = 16, ch, i;
+    long v;
     double t0, t_start, t_stop, lat[9];
     long daemon_before, daemon_after, workers = 0;
 
     while ((ch = getopt_long(argc, argv, "n:k:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'n':
-            n = atoi(optarg);
-            break;
         case 'k':
-            k = atoi(optarg);
+            if (!bench_parse_count(optarg, ch == 'n' ? 1024 : MAX_CONNS, &v)) {
+                fprintf(stderr,
+                        "scale: 1 <= N <= 1024 (the serial pool), "
+                        "1 <= K <= %d\n",
+                        MAX_CONNS);
+                return 2;
+            }
+            if (ch == 'n')
+                n = (int)v;
+            else
+                k = (int)v;
             break;
         case 'h':
             printf("usage: scale [--instances N] [--connections K]\n");
@@ -332,13 +338,6 @@ main(int argc, char **argv)
         default:
             return 2;
         }
-    }
-    if (n < 1 || n > 1024 || k < 1 || k > MAX_CONNS) {
-        fprintf(stderr,
-                "scale: 1 <= N <= 1024 (the serial pool), "
-                "1 <= K <= %d\n",
-                MAX_CONNS);
-        return 2;
     }
     /* Children are forked after printing: no buffered output to copy. */
     setvbuf(stdout, NULL, _IOLBF, 0);

@@ -11,7 +11,7 @@
  * Exit status: 0 all data verified, 1 a mismatch or error, 2 usage.
  */
 #include <errno.h>
-#include <fcntl.h>
+#include <float.h>
 #include <getopt.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -22,40 +22,19 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "tool.h"
+#include "uart_driver.h"
 #include "umdev/client.h"
 
 #define PROG "umdev-serial-drive"
 #define NR_PORTS 2
-#define FIFO_SIZE 16
-
-/* 16550 register offsets and bits (PC16550D datasheet names). */
-#define UART_RX 0  /* RBR, DLAB=0, read */
-#define UART_TX 0  /* THR, DLAB=0, write */
-#define UART_DLL 0 /* DLAB=1 */
-#define UART_DLM 1 /* DLAB=1 */
-#define UART_IER 1
-#define UART_FCR 2
-#define UART_LCR 3
-#define UART_MCR 4
-#define UART_LSR 5
-#define UART_FCR_ENABLE_FIFO 0x01
-#define UART_FCR_CLEAR_RCVR 0x02
-#define UART_FCR_CLEAR_XMIT 0x04
-#define UART_FCR_TRIGGER_14 0xc0
-#define UART_LCR_DLAB 0x80
-#define UART_LCR_WLEN8 0x03
-#define UART_MCR_DTR 0x01
-#define UART_MCR_RTS 0x02
-#define UART_MCR_OUT2 0x08
-#define UART_LSR_DR 0x01
-#define UART_LSR_OE 0x02
-#define UART_LSR_THRE 0x20
 
 struct port {
     unsigned int index; /* = its BAR */
+    struct umdev_client *c;
+    struct uart_driver drv; /* registers over vfio-user */
     int host_fd;
     uint8_t *tx_pattern, *rx_pattern; /* guest->host, host->guest */
     uint8_t *got_host, *got_guest;
@@ -80,15 +59,6 @@ die(const char *fmt, ...)
     exit(1);
 }
 
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 fill_pattern(uint8_t *p, size_t n, uint32_t seed)
 {
@@ -104,26 +74,21 @@ fill_pattern(uint8_t *p, size_t n, uint32_t seed)
     }
 }
 
-static uint8_t
-reg_read(struct umdev_client *c, struct port *p, uint64_t reg)
+/* The driver's register accessors: the port's BAR over vfio-user. */
+static int
+reg_read(void *opaque, unsigned int reg, uint8_t *v)
 {
-    uint8_t v;
-    int rc = umdev_client_region_read(c, p->index, reg, &v, 1);
+    struct port *p = opaque;
 
-    if (rc < 0)
-        die("port%u: read of register %u: %s", p->index, (unsigned)reg,
-            strerror(-rc));
-    return v;
+    return umdev_client_region_read(p->c, p->index, reg, v, 1);
 }
 
-static void
-reg_write(struct umdev_client *c, struct port *p, uint64_t reg, uint8_t v)
+static int
+reg_write(void *opaque, unsigned int reg, uint8_t v)
 {
-    int rc = umdev_client_region_write(c, p->index, reg, &v, 1);
+    struct port *p = opaque;
 
-    if (rc < 0)
-        die("port%u: write of register %u: %s", p->index, (unsigned)reg,
-            strerror(-rc));
+    return umdev_client_region_write(p->c, p->index, reg, &v, 1);
 }
 
 static int
@@ -139,25 +104,6 @@ connect_host_end(const char *path)
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
         die("cannot connect to host end %s: %s", path, strerror(errno));
     return fd;
-}
-
-/* 8N1 at the fastest divisor, FIFOs on and cleared, no interrupts: this
- * driver polls LSR. */
-static void
-uart_setup(struct umdev_client *c, struct port *p)
-{
-    reg_write(c, p, UART_IER, 0);
-    reg_write(c, p, UART_LCR, UART_LCR_DLAB);
-    reg_write(c, p, UART_DLL, 1);
-    reg_write(c, p, UART_DLM, 0);
-    reg_write(c, p, UART_LCR, UART_LCR_WLEN8);
-    reg_write(c, p, UART_FCR,
-              UART_FCR_ENABLE_FIFO | UART_FCR_CLEAR_RCVR |
-                  UART_FCR_CLEAR_XMIT | UART_FCR_TRIGGER_14);
-    reg_write(c, p, UART_MCR, UART_MCR_DTR | UART_MCR_RTS | UART_MCR_OUT2);
-    /* Anything left in the receiver from before is not ours. */
-    while (reg_read(c, p, UART_LSR) & UART_LSR_DR)
-        reg_read(c, p, UART_RX);
 }
 
 /* Take whatever the host end has for us, without blocking. */
@@ -180,27 +126,30 @@ host_drain(struct port *p)
     }
 }
 
-static void
-guest_to_host(struct umdev_client *c, struct port *p)
+/* @rc of the driver, or die saying what the driver was doing. */
+static long
+driver_ok(const struct port *p, long rc, const char *what)
 {
-    double t0 = now_s();
+    if (rc < 0)
+        die("port%u: %s: %s", p->index, what, strerror((int)-rc));
+    return rc;
+}
+
+static void
+guest_to_host(struct port *p)
+{
+    double t0 = tool_now_s();
 
     while (p->host_got < total_bytes) {
-        if (now_s() - t0 > timeout_s)
+        if (tool_now_s() - t0 > timeout_s)
             die("port%u: guest->host stalled at %zu of %zu bytes", p->index,
                 p->host_got, total_bytes);
-        if (p->tx_done < total_bytes &&
-            (reg_read(c, p, UART_LSR) & UART_LSR_THRE)) {
-            /* THRE with FIFOs on: the whole transmit FIFO is free. */
-            size_t n = total_bytes - p->tx_done;
-            size_t i;
-
-            if (n > FIFO_SIZE)
-                n = FIFO_SIZE;
-            for (i = 0; i < n; i++)
-                reg_write(c, p, UART_TX, p->tx_pattern[p->tx_done + i]);
-            p->tx_done += n;
-        }
+        if (p->tx_done < total_bytes)
+            p->tx_done += (size_t)driver_ok(
+                p,
+                uart_driver_send(&p->drv, p->tx_pattern + p->tx_done,
+                                 total_bytes - p->tx_done),
+                "transmit");
         host_drain(p);
         if (p->tx_done == total_bytes && p->host_got < total_bytes) {
             struct pollfd pfd = { .fd = p->host_fd, .events = POLLIN };
@@ -208,40 +157,41 @@ guest_to_host(struct umdev_client *c, struct port *p)
             poll(&pfd, 1, 100);
         }
     }
-    p->g2h_s = now_s() - t0;
+    p->g2h_s = tool_now_s() - t0;
     if (memcmp(p->got_host, p->tx_pattern, total_bytes) != 0)
         die("port%u: guest->host data differs", p->index);
 }
 
 static void
-host_to_guest(struct umdev_client *c, struct port *p)
+host_to_guest(struct port *p)
 {
-    double t0 = now_s();
+    double t0 = tool_now_s();
 
     while (p->rx_done < total_bytes) {
         uint8_t lsr;
+        long n;
 
-        if (now_s() - t0 > timeout_s)
+        if (tool_now_s() - t0 > timeout_s)
             die("port%u: host->guest stalled at %zu of %zu bytes", p->index,
                 p->rx_done, total_bytes);
         if (p->host_sent < total_bytes) {
-            ssize_t n = write(p->host_fd, p->rx_pattern + p->host_sent,
+            ssize_t w = write(p->host_fd, p->rx_pattern + p->host_sent,
                               total_bytes - p->host_sent);
 
-            if (n > 0)
-                p->host_sent += (size_t)n;
-            else if (n < 0 && errno != EAGAIN && errno != EINTR)
+            if (w > 0)
+                p->host_sent += (size_t)w;
+            else if (w < 0 && errno != EAGAIN && errno != EINTR)
                 die("port%u: host end write: %s", p->index, strerror(errno));
         }
-        lsr = reg_read(c, p, UART_LSR);
+        n = driver_ok(p,
+                      uart_driver_recv(&p->drv, p->got_guest + p->rx_done,
+                                       total_bytes - p->rx_done, &lsr),
+                      "receive");
         if (lsr & UART_LSR_OE)
             die("port%u: receiver overrun: a byte was lost", p->index);
-        while ((lsr & UART_LSR_DR) && p->rx_done < total_bytes) {
-            p->got_guest[p->rx_done++] = reg_read(c, p, UART_RX);
-            lsr = reg_read(c, p, UART_LSR);
-        }
+        p->rx_done += (size_t)n;
     }
-    p->h2g_s = now_s() - t0;
+    p->h2g_s = tool_now_s() - t0;
     if (memcmp(p->got_guest, p->rx_pattern, total_bytes) != 0)
         die("port%u: host->guest data differs", p->index);
 }
@@ -269,24 +219,22 @@ main(int argc, char **argv)
     struct port ports[NR_PORTS];
     struct umdev_client *c;
     unsigned int i, nports;
-    char *end;
+    long bytes;
     int ch, rc;
 
     while ((ch = getopt_long(argc, argv, "b:t:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'b':
-            errno = 0;
-            total_bytes = strtoul(optarg, &end, 0);
-            if (errno != 0 || *end != '\0' || total_bytes == 0 ||
-                total_bytes > (64u << 20)) {
+            if (!tool_parse_long(optarg, 0, 1, 64l << 20, &bytes)) {
                 fprintf(stderr, PROG ": --bytes: 1..67108864, not '%s'\n",
                         optarg);
                 return 2;
             }
+            total_bytes = (size_t)bytes;
             break;
         case 't':
-            timeout_s = strtod(optarg, &end);
-            if (*end != '\0' || timeout_s <= 0) {
+            if (!tool_parse_double(optarg, 0, DBL_MAX, &timeout_s) ||
+                timeout_s == 0) {
                 fprintf(stderr, PROG ": --timeout: seconds > 0, not '%s'\n",
                         optarg);
                 return 2;
@@ -313,19 +261,21 @@ main(int argc, char **argv)
 
         memset(p, 0, sizeof(*p));
         p->index = i;
+        p->c = c;
+        p->drv = (struct uart_driver){ reg_read, reg_write, p };
         p->tx_pattern = malloc(total_bytes);
         p->rx_pattern = malloc(total_bytes);
         p->got_host = malloc(total_bytes);
         p->got_guest = malloc(total_bytes);
-        if (!p->tx_pattern || !p->rx_pattern || !p->got_host ||
-            !p->got_guest)
+        if (!p->tx_pattern || !p->rx_pattern || !p->got_host || !p->got_guest)
             die("out of memory");
         fill_pattern(p->tx_pattern, total_bytes, 0x5eed0000u + 2 * i);
         fill_pattern(p->rx_pattern, total_bytes, 0x5eed0001u + 2 * i);
         p->host_fd = connect_host_end(argv[optind + 1 + i]);
-        uart_setup(c, p);
-        guest_to_host(c, p);
-        host_to_guest(c, p);
+        /* 8N1, FIFOs on and cleared, polled: no interrupts. */
+        driver_ok(p, uart_driver_setup(&p->drv), "setup");
+        guest_to_host(p);
+        host_to_guest(p);
         printf("port%u: %zu bytes guest->host in %.2f s (%.0f B/s), "
                "%zu bytes host->guest in %.2f s (%.0f B/s), verified\n",
                i, total_bytes, p->g2h_s, (double)total_bytes / p->g2h_s,

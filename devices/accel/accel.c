@@ -271,27 +271,39 @@ queue_enable(struct accel_dev_queue *dq)
                   dq->index, strerror(-rc));
 }
 
+/* The 32-bit configuration register at @off (README "Queue registers":
+ * written while the queue is stopped, read back as written), or NULL. */
+static uint32_t *
+queue_cfg_reg(struct accel_dev_queue *dq, uint64_t off)
+{
+    switch (off) {
+    case ACCEL_Q_RING_SIZE:
+        return &dq->ring_size;
+    case ACCEL_Q_PRIORITY:
+        return &dq->priority;
+    case ACCEL_Q_INT_VECTOR:
+        return &dq->vector;
+    case ACCEL_Q_COAL_COUNT:
+        return &dq->coal_count;
+    case ACCEL_Q_COAL_USEC:
+        return &dq->coal_usec;
+    default:
+        return NULL;
+    }
+}
+
 static uint32_t
 queue_rd32(struct accel_dev_queue *dq, uint64_t off)
 {
+    const uint32_t *cfg = queue_cfg_reg(dq, off);
     struct accel_queue_status st;
 
-    switch (off) {
-    case ACCEL_Q_RING_BASE:
+    if (cfg != NULL)
+        return *cfg;
+    if (off == ACCEL_Q_RING_BASE)
         return (uint32_t)dq->ring_base;
-    case ACCEL_Q_RING_BASE + 4:
+    if (off == ACCEL_Q_RING_BASE + 4)
         return (uint32_t)(dq->ring_base >> 32);
-    case ACCEL_Q_RING_SIZE:
-        return dq->ring_size;
-    case ACCEL_Q_PRIORITY:
-        return dq->priority;
-    case ACCEL_Q_INT_VECTOR:
-        return dq->vector;
-    case ACCEL_Q_COAL_COUNT:
-        return dq->coal_count;
-    case ACCEL_Q_COAL_USEC:
-        return dq->coal_usec;
-    }
     accel_queue_status(dq->q, &st);
     switch (off) {
     case ACCEL_Q_CTRL:
@@ -318,6 +330,7 @@ static void
 queue_wr32(struct accel_dev_queue *dq, uint64_t off, uint32_t v)
 {
     struct accel_dev *d = dq->d;
+    uint32_t *cfg = queue_cfg_reg(dq, off);
 
     if (off == ACCEL_Q_CTRL) {
         if (v & ACCEL_Q_CTRL_ENABLE)
@@ -326,10 +339,7 @@ queue_wr32(struct accel_dev_queue *dq, uint64_t off, uint32_t v)
             accel_queue_disable(dq->q, true);
         return;
     }
-    if (off != ACCEL_Q_RING_BASE && off != ACCEL_Q_RING_BASE + 4 &&
-        off != ACCEL_Q_RING_SIZE && off != ACCEL_Q_PRIORITY &&
-        off != ACCEL_Q_INT_VECTOR && off != ACCEL_Q_COAL_COUNT &&
-        off != ACCEL_Q_COAL_USEC)
+    if (cfg == NULL && off != ACCEL_Q_RING_BASE && off != ACCEL_Q_RING_BASE + 4)
         return; /* read-only or undefined */
     if (!queue_stopped(dq)) {
         /* Configuration is fixed while the queue runs. */
@@ -338,29 +348,12 @@ queue_wr32(struct accel_dev_queue *dq, uint64_t off, uint32_t v)
                   dq->index, (unsigned long long)off);
         return;
     }
-    switch (off) {
-    case ACCEL_Q_RING_BASE:
+    if (cfg != NULL)
+        *cfg = v;
+    else if (off == ACCEL_Q_RING_BASE)
         dq->ring_base = (dq->ring_base & ~0xffffffffull) | v;
-        break;
-    case ACCEL_Q_RING_BASE + 4:
+    else
         dq->ring_base = (dq->ring_base & 0xffffffffull) | (uint64_t)v << 32;
-        break;
-    case ACCEL_Q_RING_SIZE:
-        dq->ring_size = v;
-        break;
-    case ACCEL_Q_PRIORITY:
-        dq->priority = v;
-        break;
-    case ACCEL_Q_INT_VECTOR:
-        dq->vector = v;
-        break;
-    case ACCEL_Q_COAL_COUNT:
-        dq->coal_count = v;
-        break;
-    case ACCEL_Q_COAL_USEC:
-        dq->coal_usec = v;
-        break;
-    }
 }
 
 /* ------------------------------------------------------------------ */

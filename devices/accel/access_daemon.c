@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include <linux/pci_regs.h>
 #include <linux/vfio.h>
 
 #include "accel.h"
@@ -39,14 +40,6 @@
 #include "umdev/ctl.h"
 
 #define AD_TYPE "accel-1wq"
-#define PCI_CFG_COMMAND 0x04
-#define PCI_CFG_COMMAND_MEMORY 0x2
-#define PCI_CFG_COMMAND_MASTER 0x4
-#define PCI_CFG_CAP_PTR 0x34
-#define PCI_CAP_ID_MSIX 0x11
-#define PCI_MSIX_FLAGS 2
-#define PCI_MSIX_FLAGS_ENABLE 0x8000
-#define PCI_MSIX_ENTRY_VECTOR_CTRL 12
 
 struct accel_access_daemon {
     struct umdev_access_provider provider;
@@ -114,30 +107,19 @@ static int
 setup_pci(struct ad_queue *q, int efd)
 {
     const uint32_t cfg = VFIO_PCI_CONFIG_REGION_INDEX;
-    uint8_t pos = 0, id = 0;
     uint16_t cmd, flags;
-    unsigned int hops;
-    int rc;
+    int pos, rc;
 
-    rc = umdev_client_region_read(q->c, cfg, PCI_CFG_COMMAND, &cmd, 2);
+    rc = umdev_client_region_read(q->c, cfg, PCI_COMMAND, &cmd, 2);
     if (rc < 0)
         return rc;
-    cmd |= PCI_CFG_COMMAND_MEMORY | PCI_CFG_COMMAND_MASTER;
-    rc = umdev_client_region_write(q->c, cfg, PCI_CFG_COMMAND, &cmd, 2);
+    cmd |= PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
+    rc = umdev_client_region_write(q->c, cfg, PCI_COMMAND, &cmd, 2);
     if (rc < 0)
         return rc;
-    rc = umdev_client_region_read(q->c, cfg, PCI_CFG_CAP_PTR, &pos, 1);
-    for (hops = 0; rc == 0 && pos != 0 && hops < 48; hops++) {
-        rc = umdev_client_region_read(q->c, cfg, pos, &id, 1);
-        if (rc == 0 && id == PCI_CAP_ID_MSIX)
-            break;
-        if (rc == 0)
-            rc = umdev_client_region_read(q->c, cfg, pos + 1u, &pos, 1);
-    }
-    if (rc < 0)
-        return rc;
-    if (pos == 0 || id != PCI_CAP_ID_MSIX)
-        return -ENODEV;
+    pos = umdev_client_pci_cap_find(q->c, PCI_CAP_ID_MSIX, 0);
+    if (pos <= 0)
+        return pos < 0 ? pos : -ENODEV;
     rc = reg_write32(q, VFIO_PCI_BAR0_REGION_INDEX,
                      ACCEL_MSIX_TABLE + PCI_MSIX_ENTRY_VECTOR_CTRL, 0);
     if (rc == 0)

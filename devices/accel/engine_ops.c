@@ -298,19 +298,37 @@ op_crc_copy(const struct accel_engine *e, const struct operand *src,
     return ~c;
 }
 
+/* A failure and what it is about, the completion record's info: the
+ * field (INVALID_FIELD), the address (ADDR_FAULT) or the offset of the
+ * first difference (MISMATCH). */
 static void
-res_invalid(struct result *r, uint64_t field)
+res_error(struct result *r, uint8_t status, uint64_t info)
 {
-    r->status = ACCEL_ST_INVALID_FIELD;
-    r->info = field;
+    r->status = status;
+    r->info = info;
 }
 
-static void
-res_fault(struct result *r, uint64_t addr)
-{
-    r->status = ACCEL_ST_ADDR_FAULT;
-    r->info = addr;
-}
+/* Each data operation's operands in the order the operation takes
+ * them: the descriptor address each is at and whether it is read or
+ * written (README "Descriptors": the opcode table). */
+enum { SRC, DST, DST2 };
+static const struct {
+    unsigned int n;
+    uint8_t addr[MAX_OPERANDS]; /* SRC, DST or DST2 */
+    uint8_t prot[MAX_OPERANDS]; /* ACCEL_MAP_* */
+} data_operands[ACCEL_OP_COUNT] = {
+#define R ACCEL_MAP_READ
+#define W ACCEL_MAP_WRITE
+    [ACCEL_OP_MEMMOVE] = { 2, { SRC, DST }, { R, W } },
+    [ACCEL_OP_FILL] = { 1, { DST }, { W } },
+    [ACCEL_OP_COMPARE] = { 2, { SRC, DST }, { R, R } },
+    [ACCEL_OP_COMPARE_PATTERN] = { 1, { SRC }, { R } },
+    [ACCEL_OP_CRC32C] = { 1, { SRC }, { R } },
+    [ACCEL_OP_DUALCAST] = { 3, { SRC, DST, DST2 }, { R, W, W } },
+    [ACCEL_OP_COPY_CRC] = { 2, { SRC, DST }, { R, W } },
+#undef R
+#undef W
+};
 
 /* A data operation: validate, translate every operand, run. */
 static void
@@ -320,40 +338,21 @@ run_data(struct worker *w, struct accel_queue *q, const struct accel_desc *d,
     struct accel_engine *e = q->e;
     struct operand op[MAX_OPERANDS];
     uint64_t len = d->size, fault = 0, at = 0;
-    unsigned int nops = 0, i;
+    const uint64_t fields[] = {
+        [SRC] = d->src, [DST] = d->dst, [DST2] = d->dst2
+    };
+    unsigned int nops = data_operands[d->opcode].n, i;
+    bool same;
     int prot[MAX_OPERANDS];
     uint64_t addr[MAX_OPERANDS];
 
     if (len == 0 || len > e->max_transfer) {
-        res_invalid(r, OFF_SIZE);
+        res_error(r, ACCEL_ST_INVALID_FIELD, OFF_SIZE);
         return;
     }
-    switch (d->opcode) {
-    case ACCEL_OP_MEMMOVE:
-    case ACCEL_OP_COPY_CRC:
-        addr[0] = d->src, prot[0] = ACCEL_MAP_READ;
-        addr[1] = d->dst, prot[1] = ACCEL_MAP_WRITE;
-        nops = 2;
-        break;
-    case ACCEL_OP_COMPARE:
-        addr[0] = d->src, prot[0] = ACCEL_MAP_READ;
-        addr[1] = d->dst, prot[1] = ACCEL_MAP_READ;
-        nops = 2;
-        break;
-    case ACCEL_OP_DUALCAST:
-        addr[0] = d->src, prot[0] = ACCEL_MAP_READ;
-        addr[1] = d->dst, prot[1] = ACCEL_MAP_WRITE;
-        addr[2] = d->dst2, prot[2] = ACCEL_MAP_WRITE;
-        nops = 3;
-        break;
-    case ACCEL_OP_FILL:
-        addr[0] = d->dst, prot[0] = ACCEL_MAP_WRITE;
-        nops = 1;
-        break;
-    default: /* COMPARE_PATTERN, CRC32C */
-        addr[0] = d->src, prot[0] = ACCEL_MAP_READ;
-        nops = 1;
-        break;
+    for (i = 0; i < nops; i++) {
+        addr[i] = fields[data_operands[d->opcode].addr[i]];
+        prot[i] = data_operands[d->opcode].prot[i];
     }
     /* Copies whose results would depend on the order of the bytes are
      * refused rather than left unspecified (MEMMOVE handles overlap). */
@@ -364,7 +363,8 @@ run_data(struct worker *w, struct accel_queue *q, const struct accel_desc *d,
             for (j = 0; j < i; j++) {
                 if (addr[i] + len >= addr[i] && addr[j] + len >= addr[j] &&
                     overlap(addr[i], addr[j], len)) {
-                    res_invalid(r, i == 1 ? OFF_DST : OFF_DST2);
+                    res_error(r, ACCEL_ST_INVALID_FIELD,
+                              i == 1 ? OFF_DST : OFF_DST2);
                     return;
                 }
             }
@@ -375,7 +375,7 @@ run_data(struct worker *w, struct accel_queue *q, const struct accel_desc *d,
         if (operand_get(q, &op[i], addr[i], len, prot[i], &fault) < 0) {
             while (i > 0)
                 operand_put(q, &op[--i]);
-            res_fault(r, fault);
+            res_error(r, ACCEL_ST_ADDR_FAULT, fault);
             return;
         }
     }
@@ -391,19 +391,15 @@ run_data(struct worker *w, struct accel_queue *q, const struct accel_desc *d,
         op_pattern(&op[0], len, d->pattern, NULL);
         break;
     case ACCEL_OP_COMPARE:
-        if (!op_compare(&op[0], &op[1], len, &at)) {
-            r->status = ACCEL_ST_MISMATCH;
-            r->cmp = 1;
-            r->bytes = (uint32_t)at;
-            r->info = at;
-        }
-        break;
     case ACCEL_OP_COMPARE_PATTERN:
-        if (!op_pattern(&op[0], len, d->pattern, &at)) {
-            r->status = ACCEL_ST_MISMATCH;
+        same = d->opcode == ACCEL_OP_COMPARE
+                   ? op_compare(&op[0], &op[1], len, &at)
+                   : op_pattern(&op[0], len, d->pattern, &at);
+        if (!same) {
+            /* The bytes before the first difference compared equal. */
+            res_error(r, ACCEL_ST_MISMATCH, at);
             r->cmp = 1;
             r->bytes = (uint32_t)at;
-            r->info = at;
         }
         break;
     case ACCEL_OP_CRC32C:
@@ -553,12 +549,12 @@ run_batch(struct worker *w, struct accel_queue *q, const struct accel_desc *d,
     bool failed = false;
 
     if (n == 0 || n > ACCEL_BATCH_MAX) {
-        res_invalid(r, OFF_SIZE);
+        res_error(r, ACCEL_ST_INVALID_FIELD, OFF_SIZE);
         return;
     }
     if (d->src % ACCEL_BATCH_ALIGN != 0 ||
         d->src + (uint64_t)n * ACCEL_DESC_SIZE < d->src) {
-        res_invalid(r, OFF_SRC);
+        res_error(r, ACCEL_ST_INVALID_FIELD, OFF_SRC);
         return;
     }
     for (i = 0; i < n; i++) {
@@ -575,7 +571,7 @@ run_batch(struct worker *w, struct accel_queue *q, const struct accel_desc *d,
         }
         p = engine_map_small(q, at, ACCEL_DESC_SIZE, ACCEL_MAP_READ, &m);
         if (p == NULL) {
-            res_fault(r, at);
+            res_error(r, ACCEL_ST_ADDR_FAULT, at);
             break;
         }
         memcpy(&el, p, sizeof(el)); /* the guest may rewrite it: copy */
@@ -601,16 +597,16 @@ engine_run_desc(struct worker *w, struct accel_queue *q,
     memset(r, 0, sizeof(*r));
     r->cost = ACCEL_DESC_COST;
     if (d->flags & ~ACCEL_DF_MASK)
-        res_invalid(r, OFF_FLAGS);
+        res_error(r, ACCEL_ST_INVALID_FIELD, OFF_FLAGS);
     else if (d->rsvd0 != 0)
-        res_invalid(r, OFF_RSVD0);
+        res_error(r, ACCEL_ST_INVALID_FIELD, OFF_RSVD0);
     else if (d->rsvd1 != 0)
-        res_invalid(r, OFF_RSVD1);
+        res_error(r, ACCEL_ST_INVALID_FIELD, OFF_RSVD1);
     else if (d->opcode >= ACCEL_OP_COUNT ||
              (in_batch && d->opcode == ACCEL_OP_BATCH))
         r->status = ACCEL_ST_INVALID_OPCODE;
     else if ((d->flags & ACCEL_DF_COMP) && d->comp % ACCEL_COMP_ALIGN != 0)
-        res_invalid(r, OFF_COMP);
+        res_error(r, ACCEL_ST_INVALID_FIELD, OFF_COMP);
     else if (d->opcode == ACCEL_OP_NOP || d->opcode == ACCEL_OP_DRAIN)
         /* Descriptors of a queue complete in ring order, so by the time
          * a DRAIN runs everything before it has completed. */

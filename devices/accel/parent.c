@@ -46,31 +46,20 @@ static const struct umdev_parent_pool accel_pools[] = {
     { .name = "queues", .capacity = ACCEL_POOL_QUEUES },
 };
 
+/* The types differ only in their queue count K: "Kwq", K from the pool. */
+#define ACCEL_TYPE(k, queues)                                                  \
+    {                                                                          \
+        .name = #k "wq",                                                       \
+        .description = "work-queue accelerator with " queues " (PCI "          \
+                       "1234:11ec, class 0880): memmove, fill, compare, "      \
+                       "CRC32C, dualcast, batch; MSI-X",                       \
+        .costs = { { .pool = "queues", .amount = k } }, .ncosts = 1,           \
+    }
+
 static const struct umdev_parent_type accel_types[] = {
-    {
-        .name = "1wq",
-        .description = "work-queue accelerator with 1 queue (PCI 1234:11ec, "
-                       "class 0880): memmove, fill, compare, CRC32C, "
-                       "dualcast, batch; MSI-X",
-        .costs = { { .pool = "queues", .amount = 1 } },
-        .ncosts = 1,
-    },
-    {
-        .name = "2wq",
-        .description = "work-queue accelerator with 2 queues (PCI "
-                       "1234:11ec, class 0880): memmove, fill, compare, "
-                       "CRC32C, dualcast, batch; MSI-X",
-        .costs = { { .pool = "queues", .amount = 2 } },
-        .ncosts = 1,
-    },
-    {
-        .name = "4wq",
-        .description = "work-queue accelerator with 4 queues (PCI "
-                       "1234:11ec, class 0880): memmove, fill, compare, "
-                       "CRC32C, dualcast, batch; MSI-X",
-        .costs = { { .pool = "queues", .amount = 4 } },
-        .ncosts = 1,
-    },
+    ACCEL_TYPE(1, "1 queue"),
+    ACCEL_TYPE(2, "2 queues"),
+    ACCEL_TYPE(4, "4 queues"),
 };
 #define ACCEL_NTYPES (sizeof(accel_types) / sizeof(accel_types[0]))
 

@@ -61,6 +61,7 @@
 #define UART_FCR_TRIGGER_14 0xc0
 
 #define UART_LCR_WLEN_MASK 0x03 /* 5 + n data bits */
+#define UART_LCR_WLEN8 0x03     /* 8 data bits */
 #define UART_LCR_STOP 0x04
 #define UART_LCR_PARITY 0x08
 #define UART_LCR_EPAR 0x10

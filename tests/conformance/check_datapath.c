@@ -50,6 +50,7 @@
 #include "accel.h"
 #include "conform.h"
 #include "engine.h"
+#include "uart_driver.h"
 #include "umdev/accel_ring.h"
 
 /* Bytes moved each way by the serial generator. */
@@ -73,27 +74,9 @@
 /* A driver that keeps the ring fed wakes the engine rarely; one doorbell
  * per descriptor means event suppression does not work. */
 #define ACCEL_WAKE_RATIO_MAX 20u
-/* The engine's documented poll window (umdevd and umdev-accel-serve use
+/* The engine's documented poll window (umdevd and umdev-serve accel use
  * the default), less a margin for the two clock reads around it. */
 #define ACCEL_POLL_WINDOW_S (ACCEL_DEFAULT_POLL_US * 0.9e-6)
-
-/* 16550 registers and bits (PC16550D datasheet names). */
-#define UART_RX 0
-#define UART_TX 0
-#define UART_DLL 0
-#define UART_DLM 1
-#define UART_IER 1
-#define UART_FCR 2
-#define UART_LCR 3
-#define UART_MCR 4
-#define UART_LSR 5
-#define UART_LCR_DLAB 0x80
-#define UART_LCR_WLEN8 0x03
-#define UART_FCR_SETUP 0xc7 /* enable, clear both, trigger 14 */
-#define UART_MCR_SETUP 0x0b /* DTR, RTS, OUT2 */
-#define UART_LSR_DR 0x01
-#define UART_LSR_OE 0x02
-#define UART_LSR_THRE 0x20
 
 /* The test device's registers (tests/testdev/testdev.h). */
 #define TD_REG_DMA_ADDR 0x10
@@ -150,14 +133,15 @@ fill(uint8_t *p, size_t n, uint32_t seed)
 /* ------------------------------------------------------------------ */
 /* serial                                                             */
 
+/* Port 0's registers (BAR0), as uart_driver.h's accessors. */
 static int
-uart_rd(struct umdev_client *c, uint64_t reg, uint8_t *v)
+uart_rd(void *c, unsigned int reg, uint8_t *v)
 {
     return umdev_client_region_read(c, 0, reg, v, 1);
 }
 
 static int
-uart_wr(struct umdev_client *c, uint64_t reg, uint8_t v)
+uart_wr(void *c, unsigned int reg, uint8_t v)
 {
     return umdev_client_region_write(c, 0, reg, &v, 1);
 }
@@ -244,8 +228,8 @@ gen_serial(struct gen_ctx *g)
     uint8_t *got_host = malloc(SERIAL_BYTES), *got_guest = malloc(SERIAL_BYTES);
     size_t tx_done = 0, host_got = 0, host_sent = 0, rx_done = 0, k;
     uint64_t m0, m1, idle = 0;
-    uint8_t lsr = 0, v;
-    int hfd = -1, rc = 0, i;
+    uint8_t lsr = 0;
+    int hfd = -1, rc = 0;
 
     snprintf(g->where, sizeof(g->where), "port0 host end %s", path);
     if (!tx || !rx || !got_host || !got_guest) {
@@ -263,25 +247,12 @@ gen_serial(struct gen_ctx *g)
         goto out;
     }
     /* 8N1 at the fastest divisor, FIFOs on and cleared, polled. */
-    if ((rc = uart_wr(c, UART_IER, 0)) < 0 ||
-        (rc = uart_wr(c, UART_LCR, UART_LCR_DLAB)) < 0 ||
-        (rc = uart_wr(c, UART_DLL, 1)) < 0 ||
-        (rc = uart_wr(c, UART_DLM, 0)) < 0 ||
-        (rc = uart_wr(c, UART_LCR, UART_LCR_WLEN8)) < 0 ||
-        (rc = uart_wr(c, UART_FCR, UART_FCR_SETUP)) < 0 ||
-        (rc = uart_wr(c, UART_MCR, UART_MCR_SETUP)) < 0) {
+    rc = uart_driver_setup(&(struct uart_driver){ uart_rd, uart_wr, c });
+    if (rc < 0) {
         cf_fail(g->r, "programming the UART: %s", cf_errname(-rc));
         goto out;
     }
-    for (i = 0; i < 64; i++) {
-        if ((rc = uart_rd(c, UART_LSR, &lsr)) < 0)
-            break;
-        if (!(lsr & UART_LSR_DR))
-            break;
-        rc = uart_rd(c, UART_RX, &v);
-    }
-    if (rc == 0)
-        rc = host_drain_stale(hfd, g->cf->timeout_ms);
+    rc = host_drain_stale(hfd, g->cf->timeout_ms);
     if (rc < 0) {
         cf_fail(g->r, "draining old bytes: %s", cf_errname(-rc));
         goto out;

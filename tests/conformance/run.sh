@@ -5,7 +5,7 @@
 #
 #   run.sh serial        CONFORM UMDEV_SERVE   [KIT OPTIONS...]
 #   run.sh testdev       CONFORM UMDEV_TESTDEV [KIT OPTIONS...]
-#   run.sh accel-K       CONFORM UMDEV_ACCEL_SERVE [KIT OPTIONS...]
+#   run.sh accel-K       CONFORM UMDEV_SERVE   [KIT OPTIONS...]
 #   run.sh serial_daemon CONFORM UMDEVD UMDEVCTL [KIT OPTIONS...]
 #
 # Environment: CONFORM_FUZZ_SECONDS (default 5), CONFORM_KEEP=1 keeps the
@@ -106,7 +106,7 @@ accel-1 | accel-2 | accel-4)
     server=$1
     shift
     sock=$dir/dev.sock
-    "$server" --socket "$sock" --queues "${mode#accel-}" --threads 2 \
+    "$server" accel --socket "$sock" --queues "${mode#accel-}" --threads 2 \
         --profile-json "$dir/profile.json" >"$dir/server.log" 2>&1 &
     server_pid=$!
     wait_for_socket "$sock" "$server_pid"

@@ -18,7 +18,7 @@
 #
 # Environment:
 #   UMDEV_E2E_ACCEL_SERVER  umdevd (default) or serve: serve the device with
-#                           umdev-accel-serve instead of umdevd (debugging
+#                           `umdev-serve accel` instead of umdevd (debugging
 #                           the device without the daemon)
 #   UMDEV_E2E_ACCEL_TYPE    accel-1wq, accel-2wq (default) or accel-4wq
 #   UMDEV_E2E_ACCEL_COUNT   descriptors per timed operation (default 2000)
@@ -32,7 +32,7 @@
 # Exit 0: pass; 1: fail; 77: skipped (the guest environment cannot be
 # prepared) - never with CI=true.
 # Artifacts in ${UMDEV_E2E_ARTIFACTS:-BUILD_DIR/e2e/accel}: console.log,
-# server.log (umdevd --verbose, or umdev-accel-serve --verbose), info.txt
+# server.log (umdevd --verbose, or umdev-serve accel --verbose), info.txt
 # (umdevctl info after the run), qemu-trace.log (with UMDEV_E2E_TRACE=1),
 # result.
 set -uo pipefail
@@ -71,11 +71,11 @@ fi
 # ---- programs ---------------------------------------------------------------
 UMDEVD=$BUILD_DIR/daemon/umdevd
 UMDEVCTL=$BUILD_DIR/cli/umdevctl
-SERVE=$BUILD_DIR/devices/umdev-accel-serve
+SERVE=$BUILD_DIR/devices/umdev-serve
 TOOL=$BUILD_DIR/tests/e2e/accel-tool
 NEED=("$TOOL")
 if [ "$SERVER" = umdevd ]; then NEED+=("$UMDEVD" "$UMDEVCTL"); else NEED+=("$SERVE"); fi
-e2e_need "umdevd umdevctl umdev-accel-serve accel-tool" "${NEED[@]}"
+e2e_need "umdevd umdevctl umdev-serve accel-tool" "${NEED[@]}"
 e2e_static "$TOOL"
 
 # ---- the guest environment ----------------------------------------------------
@@ -124,11 +124,11 @@ if [ "$SERVER" = umdevd ]; then
     say "umdevd instance $UUID ($TYPE) on $SOCK"
 else
     SOCK=$TMP/accel.sock
-    "$SERVE" --socket "$SOCK" --queues "$QUEUES" --verbose \
+    "$SERVE" accel --socket "$SOCK" --queues "$QUEUES" --verbose \
         >"$ART/server.out" 2>"$ART/server.log" &
     SRV_PID=$!
     wait_for_sockets "$SRV_PID" 100 "$SOCK"
-    say "umdev-accel-serve --queues $QUEUES on $SOCK"
+    say "umdev-serve accel --queues $QUEUES on $SOCK"
 fi
 [ -S "$SOCK" ] || { say "FAIL: no socket at $SOCK"; cat "$ART/server.log"; exit 1; }
 

@@ -36,10 +36,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "accel_access.h"
+#include "tool.h"
 #include "umdev/access.h"
 #include "umdev/ctl.h"
 
@@ -90,15 +90,6 @@ static uint64_t
 va(const void *p)
 {
     return (uint64_t)(uintptr_t)p;
-}
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Bitwise CRC32C, independent of the engine's table and SSE4.2 code. */
@@ -158,13 +149,13 @@ desc(uint8_t op, uint32_t size, const void *src, const void *dst)
 static int
 run1(struct drive *d, struct accel_desc x, struct accel_comp *c)
 {
-    double end = now_s() + d->timeout_ms / 1000.0;
+    double end = tool_now_s() + d->timeout_ms / 1000.0;
     int n;
 
     if (umdev_access_submit(d->a, &x, 1) != 1)
         return -EAGAIN;
     while ((n = umdev_access_reap(d->a, c, 1)) == 0) {
-        if (now_s() > end)
+        if (tool_now_s() > end)
             return -ETIMEDOUT;
         sched_yield();
     }
@@ -177,8 +168,7 @@ expect(struct drive *d, const char *what, uint32_t size,
 {
     if (c->status == status)
         return true;
-    fail(d, "%s size=%u: status 0x%02x, expected 0x%02x (info 0x%" PRIx64
-            ")",
+    fail(d, "%s size=%u: status 0x%02x, expected 0x%02x (info 0x%" PRIx64 ")",
          what, size, c->status, status, c->info);
     return false;
 }
@@ -224,15 +214,15 @@ check_ops(struct drive *d)
             if (run1(d, desc(ACCEL_OP_COMPARE, n, s, t), &c) < 0 ||
                 !expect(d, "compare", n, &c, ACCEL_ST_MISMATCH) ||
                 c.result != 1 || c.info != n / 2)
-                return fail(d, "compare size=%u: mismatch at %" PRIu64
-                               ", expected %u",
-                            n, c.info, n / 2);
+                return fail(
+                    d, "compare size=%u: mismatch at %" PRIu64 ", expected %u",
+                    n, c.info, n / 2);
             if (run1(d, desc(ACCEL_OP_CRC32C, n, s, NULL), &c) < 0 ||
                 !expect(d, "crc32c", n, &c, ACCEL_ST_SUCCESS))
                 return;
             if (c.value != crc_ref(SEED, s, n))
-                return fail(d, "crc32c size=%u: 0x%08" PRIx64
-                               ", expected 0x%08x",
+                return fail(d,
+                            "crc32c size=%u: 0x%08" PRIx64 ", expected 0x%08x",
                             n, c.value, crc_ref(SEED, s, n));
             if (run1(d, desc(ACCEL_OP_FILL, n, NULL, t), &c) < 0 ||
                 !expect(d, "fill", n, &c, ACCEL_ST_SUCCESS))
@@ -319,7 +309,7 @@ load(struct drive *d, double seconds, uint32_t size, unsigned int depth)
     struct umdev_access_stats st;
     uint32_t crc[DEPTH_MAX];
     uint64_t ops = 0, bytes = 0, errors = 0, seq = 0;
-    double t0 = now_s(), end = t0 + seconds, last = t0, el;
+    double t0 = tool_now_s(), end = t0 + seconds, last = t0, el;
     unsigned int i;
     int n, k;
 
@@ -331,7 +321,7 @@ load(struct drive *d, double seconds, uint32_t size, unsigned int depth)
         crc[i] = crc_ref(SEED, s, size);
     }
     for (;;) {
-        double t = now_s();
+        double t = tool_now_s();
 
         while (t < end && umdev_access_space(d->a) > 0) {
             unsigned int slot = (unsigned int)(seq % depth);
@@ -364,13 +354,14 @@ load(struct drive *d, double seconds, uint32_t size, unsigned int depth)
             else if (ok && op == ACCEL_OP_CRC32C)
                 ok = comps[k].value == crc[slot];
             if (!ok && errors++ == 0)
-                fail(d, "load: op 0x%02x tag %" PRIu64 " status 0x%02x: "
-                        "wrong result",
+                fail(d,
+                     "load: op 0x%02x tag %" PRIu64 " status 0x%02x: "
+                     "wrong result",
                      op, tag, comps[k].status);
             ops++;
             bytes += size;
         }
-        t = n > 0 ? now_s() : t;
+        t = n > 0 ? tool_now_s() : t;
         if (n > 0)
             last = t;
         if (t >= end && umdev_access_outstanding(d->a) == 0)
@@ -383,7 +374,7 @@ load(struct drive *d, double seconds, uint32_t size, unsigned int depth)
         if (n == 0)
             sched_yield();
     }
-    el = now_s() - t0;
+    el = tool_now_s() - t0;
     umdev_access_get_stats(d->a, &st);
     printf("load ops=%" PRIu64 " bytes=%" PRIu64 " seconds=%.2f MBps=%.1f "
            "errors=%" PRIu64 " doorbells=%" PRIu64 "\n",
@@ -448,16 +439,16 @@ main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     struct umdev_logger log = { .fn = log_line, .max_level = LOG_WARNING };
-    struct drive d = { .buf.fd = -1, .spare.fd = -1, .outside.fd = -1,
-                       .timeout_ms = 10000 };
+    struct drive d = {
+        .buf.fd = -1, .spare.fd = -1, .outside.fd = -1, .timeout_ms = 10000
+    };
     struct accel_access_daemon *p = NULL;
     struct umdev_access_opts ao = { .priority = 1, .log = &log };
     const char *control;
     char def[4096];
     double seconds = 2;
-    unsigned long size = 4096, depth = 32;
+    long size = 4096, depth = 32, timeout_ms;
     bool want_hold = false;
-    char *end;
     int opt, rc;
     sigset_t set;
 
@@ -470,18 +461,15 @@ main(int argc, char **argv)
             control = optarg;
             break;
         case 's':
-            seconds = strtod(optarg, &end);
-            if (*end != '\0' || !(seconds >= 0 && seconds <= 3600))
+            if (!tool_parse_double(optarg, 0, 3600, &seconds))
                 return usage("--seconds: 0 to 3600, not '%s'", optarg);
             break;
         case 'n':
-            size = strtoul(optarg, &end, 0);
-            if (*end != '\0' || size < 1 || size > SIZE_MAX_LOAD)
+            if (!tool_parse_long(optarg, 0, 1, SIZE_MAX_LOAD, &size))
                 return usage("--size: 1 to 65536 bytes, not '%s'", optarg);
             break;
         case 'd':
-            depth = strtoul(optarg, &end, 0);
-            if (*end != '\0' || depth < 1 || depth > DEPTH_MAX ||
+            if (!tool_parse_long(optarg, 0, 1, DEPTH_MAX, &depth) ||
                 (depth & (depth - 1)) != 0)
                 return usage("--depth: a power of two from 1 to 256, not "
                              "'%s'",
@@ -491,9 +479,9 @@ main(int argc, char **argv)
             want_hold = true;
             break;
         case 't':
-            d.timeout_ms = (int)strtol(optarg, &end, 0);
-            if (*end != '\0' || d.timeout_ms < 100 || d.timeout_ms > 600000)
+            if (!tool_parse_long(optarg, 0, 100, 600000, &timeout_ms))
                 return usage("--timeout: 100 to 600000 ms, not '%s'", optarg);
+            d.timeout_ms = (int)timeout_ms;
             break;
         case 'h':
             printf("usage: " PROG " [--control PATH] [--seconds S] "
@@ -505,7 +493,7 @@ main(int argc, char **argv)
     }
     if (optind != argc)
         return usage("unexpected argument '%s'", argv[optind]);
-    if (depth * size > HALF)
+    if ((unsigned long)(depth * size) > HALF)
         return usage("%s", "--depth times --size must be at most 4 MiB");
     /* --hold's signals are taken with sigwait(), never delivered. */
     sigemptyset(&set);
@@ -527,17 +515,18 @@ main(int argc, char **argv)
         rc = umdev_access_open(accel_access_daemon_provider(p), &ao, &d.a);
     if (rc < 0) {
         printf("error open: %s\n", strerror(-rc));
-        fprintf(stderr, PROG ": no queue of umdevd's accel parent at %s: "
-                        "%s\n",
+        fprintf(stderr,
+                PROG ": no queue of umdevd's accel parent at %s: "
+                     "%s\n",
                 control, strerror(-rc));
         rc = 1;
         goto out;
     }
-    printf("open depth=%lu\n", depth);
+    printf("open depth=%ld\n", depth);
     rc = umdev_access_mem_register(d.a, d.buf.p, d.buf.len, d.buf.fd, 0, RW);
     if (rc == 0)
-        rc = umdev_access_mem_register(d.a, d.spare.p, d.spare.len,
-                                       d.spare.fd, 0, RW);
+        rc = umdev_access_mem_register(d.a, d.spare.p, d.spare.len, d.spare.fd,
+                                       0, RW);
     if (rc < 0) {
         fail(&d, "register: %s", strerror(-rc));
     } else {
