@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <linux/pci_regs.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -292,25 +293,26 @@ reg_wr(struct umdev_client *c, uint64_t off, uint64_t v, size_t n)
                      0);
 }
 
-uint8_t
-find_cap(struct umdev_client *c, uint8_t id)
+void
+cfg_set_command(struct umdev_client *c, uint16_t bits)
 {
-    uint8_t pos = 0, hdr[2];
-    int n;
+    assert_int_equal(umdev_client_region_write(c, UMDEV_PCI_CONFIG_REGION,
+                                               PCI_COMMAND, &bits, 2),
+                     0);
+}
 
-    assert_int_equal(
-        umdev_client_region_read(c, UMDEV_PCI_CONFIG_REGION, 0x34, &pos, 1), 0);
-    /* A chain longer than config space can hold is a loop. */
-    for (n = 0; n < 48 && pos != 0; n++) {
-        assert_int_equal(
-            umdev_client_region_read(c, UMDEV_PCI_CONFIG_REGION, pos, hdr, 2),
-            0);
-        if (hdr[0] == id)
-            return pos;
-        pos = hdr[1];
-    }
-    fail_msg("capability %#x not found", id);
-    return 0;
+void
+cfg_enable_msix(struct umdev_client *c)
+{
+    uint16_t ctl = PCI_MSIX_FLAGS_ENABLE;
+    int at = umdev_client_pci_cap_find(c, PCI_CAP_ID_MSIX, 0);
+
+    if (at <= 0)
+        fail_msg("no MSI-X capability: %d", at);
+    assert_int_equal(umdev_client_region_write(c, UMDEV_PCI_CONFIG_REGION,
+                                               (uint64_t)at + PCI_MSIX_FLAGS,
+                                               &ctl, 2),
+                     0);
 }
 
 uint64_t

@@ -111,9 +111,11 @@ void raw_negotiate(int fd, uint16_t id);
 uint32_t reg_rd32(struct umdev_client *c, uint64_t off);
 uint64_t reg_rd64(struct umdev_client *c, uint64_t off);
 void reg_wr(struct umdev_client *c, uint64_t off, uint64_t v, size_t n);
-/* Offset of capability @id in config space (walking the list from 0x34);
- * fails the test if it is not there. */
-uint8_t find_cap(struct umdev_client *c, uint8_t id);
+/* Config space over a client: set the Command register to @bits
+ * (PCI_COMMAND_* of <linux/pci_regs.h>); find the MSI-X capability and
+ * set its Enable bit (the vectors' eventfds are the caller's). */
+void cfg_set_command(struct umdev_client *c, uint16_t bits);
+void cfg_enable_msix(struct umdev_client *c);
 
 /* An eventfd's counter after it fires within @timeout_ms, or 0. */
 uint64_t efd_wait(int efd, int timeout_ms);

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/pci_regs.h>
 #include <linux/vfio.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,7 +19,6 @@
 #define CONFIG UMDEV_PCI_CONFIG_REGION
 #define PG 4096u
 #define RW (VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE)
-#define PCI_CAP_ID_MSIX 0x11
 
 /* Assign (@efd >= 0) or de-assign (@efd < 0: DATA_EVENTFD, no fds) the
  * trigger eventfd of vector @sub. */
@@ -298,15 +298,11 @@ static void
 test_msix(void **state)
 {
     struct umdev_client *c = harness_connect(&H, NULL);
-    uint16_t ctl = 0x8000; /* PCI_MSIX_FLAGS_ENABLE */
     int efd = efd_new();
-    uint8_t cap;
 
     (void)state;
     set_trigger(c, VFIO_PCI_MSIX_IRQ_INDEX, 2, efd);
-    cap = find_cap(c, PCI_CAP_ID_MSIX);
-    assert_int_equal(umdev_client_region_write(c, CONFIG, cap + 2u, &ctl, 2),
-                     0);
+    cfg_enable_msix(c);
     reg_wr(c, TESTDEV_REG_MSIX_TRIGGER, 2, 4);
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
     /* Another vector: nothing on vector 2's eventfd. */
@@ -653,7 +649,7 @@ test_reset(void **state)
     int efd = efd_new(), intx = efd_new(), fd, fds0;
     uint8_t arr[TESTDEV_SCRATCH_ARRAY_SIZE];
     struct harness_state s;
-    uint16_t cmd = 0x0006;
+    uint16_t cmd;
     uint32_t resets;
     uint8_t *mem, *map;
     void *p;
@@ -681,7 +677,7 @@ test_reset(void **state)
     assert_int_equal(dma_cmd(c, 0x10, 64, TESTDEV_DMA_TO_DEVICE), EFAULT);
     reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
     assert_int_equal(efd_wait(intx, HARNESS_TIMEOUT_MS), 1);
-    assert_int_equal(umdev_client_region_write(c, CONFIG, 4, &cmd, 2), 0);
+    cfg_set_command(c, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
     resets = reg_rd32(c, TESTDEV_REG_RESETS);
     fds0 = count_fds();
 
@@ -706,7 +702,8 @@ test_reset(void **state)
     assert_memory_equal(back, zero, sizeof(back));
     assert_memory_equal(map, zero, len);
     cmd = 0xffff;
-    assert_int_equal(umdev_client_region_read(c, CONFIG, 4, &cmd, 2), 0);
+    assert_int_equal(umdev_client_region_read(c, CONFIG, PCI_COMMAND, &cmd, 2),
+                     0);
     assert_int_equal(cmd, 0);
 
     /* Mappings and eventfds kept: no descriptor closed, DMA and IRQs
