@@ -293,6 +293,17 @@ reg_wr(struct umdev_client *c, uint64_t off, uint64_t v, size_t n)
                      0);
 }
 
+uint32_t
+cfg_read(struct umdev_client *c, uint64_t off, size_t len)
+{
+    uint32_t v = 0;
+
+    assert_true(len == 1 || len == 2 || len == 4);
+    assert_int_equal(
+        umdev_client_region_read(c, UMDEV_PCI_CONFIG_REGION, off, &v, len), 0);
+    return v;
+}
+
 void
 cfg_set_command(struct umdev_client *c, uint16_t bits)
 {

@@ -115,6 +115,8 @@ void reg_wr(struct umdev_client *c, uint64_t off, uint64_t v, size_t n);
  * (PCI_COMMAND_* of <linux/pci_regs.h>); find the MSI-X capability and
  * set its Enable bit (the vectors' eventfds are the caller's). */
 void cfg_set_command(struct umdev_client *c, uint16_t bits);
+/* @len (1, 2 or 4) bytes of config space at @off. */
+uint32_t cfg_read(struct umdev_client *c, uint64_t off, size_t len);
 void cfg_enable_msix(struct umdev_client *c);
 
 /* An eventfd's counter after it fires within @timeout_ms, or 0. */

@@ -117,8 +117,9 @@ test_hostile_guest(void **state)
     assert_int_equal(reg_rd64(bad.c, ACCEL_REG_QUEUE(0) + ACCEL_Q_ERR_ADDR),
                      0x1000);
     /* The guest points BAR0 somewhere and the ring at it. */
-    assert_int_equal(umdev_client_region_write(bad.c, CONFIG, 0x10, &bar0, 8),
-                     0);
+    assert_int_equal(
+        umdev_client_region_write(bad.c, CONFIG, PCI_BASE_ADDRESS_0, &bar0, 8),
+        0);
     st = gq_try_enable(&bad, 0, bar0, 16, 1);
     assert_int_equal(st, ACCEL_QERR_RING_FAULT << 8);
     /* Running off the end of guest RAM. */

@@ -29,20 +29,17 @@ test_identity(void **state)
         struct guest g;
         struct umdev_client_region r;
         struct umdev_client_irq_info ii;
-        uint8_t cfg[64];
-        uint32_t class;
 
         guest_open(&g, dev, false);
-        assert_int_equal(umdev_client_region_read(g.c, CONFIG, 0, cfg, 64), 0);
-        assert_int_equal(cfg[0] | cfg[1] << 8, ACCEL_VENDOR_ID);
-        assert_int_equal(cfg[2] | cfg[3] << 8, ACCEL_DEVICE_ID);
-        assert_int_equal(cfg[8], ACCEL_REVISION);
-        class =
-            (uint32_t)cfg[9] | (uint32_t)cfg[10] << 8 | (uint32_t)cfg[11] << 16;
-        assert_int_equal(class, ACCEL_CLASS);
-        assert_int_equal(cfg[0x2c] | cfg[0x2d] << 8, ACCEL_SUBSYS_VENDOR_ID);
-        assert_int_equal(cfg[0x2e] | cfg[0x2f] << 8, af_queues[dev]);
-        assert_int_equal(cfg[0x3d], 1); /* INTA# */
+        assert_int_equal(cfg_read(g.c, PCI_VENDOR_ID, 2), ACCEL_VENDOR_ID);
+        assert_int_equal(cfg_read(g.c, PCI_DEVICE_ID, 2), ACCEL_DEVICE_ID);
+        assert_int_equal(cfg_read(g.c, PCI_REVISION_ID, 1), ACCEL_REVISION);
+        assert_int_equal(cfg_read(g.c, PCI_CLASS_REVISION, 4) >> 8,
+                         ACCEL_CLASS);
+        assert_int_equal(cfg_read(g.c, PCI_SUBSYSTEM_VENDOR_ID, 2),
+                         ACCEL_SUBSYS_VENDOR_ID);
+        assert_int_equal(cfg_read(g.c, PCI_SUBSYSTEM_ID, 2), af_queues[dev]);
+        assert_int_equal(cfg_read(g.c, PCI_INTERRUPT_PIN, 1), 1); /* INTA# */
         assert_int_equal(umdev_client_region_info(g.c, BAR0, &r), 0);
         assert_int_equal(r.size, ACCEL_BAR0_SIZE);
         assert_int_equal(umdev_client_region_info(g.c, BAR2, &r), 0);

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <linux/pci_regs.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,7 +162,7 @@ test_enforcement(void **state)
     /* Trapped page of BAR2: declared with every width. */
     assert_int_equal(rw(f, 2, 16, 8, true), 0);
     /* Config space is lib/pci's business (its masks drop bad writes). */
-    assert_int_equal(rw(f, UMDEV_PCI_CONFIG_REGION, 0x02, 2, true), 0);
+    assert_int_equal(rw(f, UMDEV_PCI_CONFIG_REGION, PCI_DEVICE_ID, 2, true), 0);
     assert_int_equal(umdev_dev_profile_refused(f->dev), 8);
     /* Counters per register. */
     assert_int_equal(umdev_dev_profile_counters(f->dev, 0, 1, &c), 0);
