@@ -136,5 +136,13 @@ int count_guest_maps(void);
 /* main() of a functional test program: runs @tests, takes no arguments. */
 int harness_main(int argc, char **argv, const char *name,
                  const struct CMUnitTest *tests, size_t ntests);
+/* That main(), for the file-scope array @tests, as the cmocka group
+ * @name (the program's ctest name). */
+#define HARNESS_MAIN(name, tests)                                              \
+    int main(int argc, char **argv)                                            \
+    {                                                                          \
+        return harness_main(argc, argv, name, tests,                           \
+                            sizeof(tests) / sizeof(tests[0]));                 \
+    }
 
 #endif /* UMDEV_FUNC_HARNESS_H */

@@ -252,13 +252,8 @@ test_hostile_guest(void **state)
     guest_close(&good);
 }
 
-int
-main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        AF_TEST(test_hostile_guest),
-    };
+static const struct CMUnitTest tests[] = {
+    AF_TEST(test_hostile_guest),
+};
 
-    return harness_main(argc, argv, "func.accel_hostile", tests,
-                        sizeof(tests) / sizeof(tests[0]));
-}
+HARNESS_MAIN("func.accel_hostile", tests)

@@ -106,14 +106,9 @@ test_intx(void **state)
     close(efd);
 }
 
-int
-main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        AF_TEST(test_msix),
-        AF_TEST(test_intx),
-    };
+static const struct CMUnitTest tests[] = {
+    AF_TEST(test_msix),
+    AF_TEST(test_intx),
+};
 
-    return harness_main(argc, argv, "func.accel_irq", tests,
-                        sizeof(tests) / sizeof(tests[0]));
-}
+HARNESS_MAIN("func.accel_irq", tests)

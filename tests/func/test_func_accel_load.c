@@ -220,16 +220,11 @@ test_detach_while_running(void **state)
     guest_close(&g);
 }
 
-int
-main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        AF_TEST(test_two_devices),
-        AF_TEST(test_dma_unmap_under_load),
-        AF_TEST(test_reset_under_load),
-        AF_TEST(test_detach_while_running),
-    };
+static const struct CMUnitTest tests[] = {
+    AF_TEST(test_two_devices),
+    AF_TEST(test_dma_unmap_under_load),
+    AF_TEST(test_reset_under_load),
+    AF_TEST(test_detach_while_running),
+};
 
-    return harness_main(argc, argv, "func.accel_load", tests,
-                        sizeof(tests) / sizeof(tests[0]));
-}
+HARNESS_MAIN("func.accel_load", tests)

@@ -284,16 +284,11 @@ test_event_suppression(void **state)
     guest_close(&g);
 }
 
-int
-main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        AF_TEST(test_identity),
-        AF_TEST(test_ops),
-        AF_TEST(test_wrap_and_disable),
-        AF_TEST(test_event_suppression),
-    };
+static const struct CMUnitTest tests[] = {
+    AF_TEST(test_identity),
+    AF_TEST(test_ops),
+    AF_TEST(test_wrap_and_disable),
+    AF_TEST(test_event_suppression),
+};
 
-    return harness_main(argc, argv, "func.accel_ops", tests,
-                        sizeof(tests) / sizeof(tests[0]));
-}
+HARNESS_MAIN("func.accel_ops", tests)

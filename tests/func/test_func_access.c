@@ -872,20 +872,17 @@ test_concurrent_no_crosstalk(void **state)
     assert_int_equal(accel_engine_free_queues(F.e), NQUEUES - 3);
 }
 
-int
-main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_open_close, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_register, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ops, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_addresses, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wait_and_poll, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_close_busy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_no_crosstalk, setup,
-                                        teardown),
-    };
+/* Each test on a fresh engine and provider (setup, teardown). */
+#define ACCESS_TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
-    return harness_main(argc, argv, "func_access", tests,
-                        sizeof(tests) / sizeof(tests[0]));
-}
+static const struct CMUnitTest tests[] = {
+    ACCESS_TEST(test_open_close),
+    ACCESS_TEST(test_register),
+    ACCESS_TEST(test_ops),
+    ACCESS_TEST(test_bad_addresses),
+    ACCESS_TEST(test_wait_and_poll),
+    ACCESS_TEST(test_close_busy),
+    ACCESS_TEST(test_concurrent_no_crosstalk),
+};
+
+HARNESS_MAIN("func.access", tests)

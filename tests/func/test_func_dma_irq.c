@@ -735,23 +735,18 @@ test_reset(void **state)
     close(intx);
 }
 
-int
-main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        HARNESS_TEST(test_irq_info),
-        HARNESS_TEST(test_intx),
-        HARNESS_TEST(test_err_and_req),
-        HARNESS_TEST(test_deassign_counts_dropped),
-        HARNESS_TEST(test_msix),
-        HARNESS_TEST(test_dma_map_beyond_file),
-        HARNESS_TEST(test_dma_1000_regions),
-        HARNESS_TEST(test_dma_message_fallback),
-        HARNESS_TEST(test_dma_spanning_mappings),
-        HARNESS_TEST(test_dma_split_by_client_limit),
-        HARNESS_TEST(test_reset),
-    };
+static const struct CMUnitTest tests[] = {
+    HARNESS_TEST(test_irq_info),
+    HARNESS_TEST(test_intx),
+    HARNESS_TEST(test_err_and_req),
+    HARNESS_TEST(test_deassign_counts_dropped),
+    HARNESS_TEST(test_msix),
+    HARNESS_TEST(test_dma_map_beyond_file),
+    HARNESS_TEST(test_dma_1000_regions),
+    HARNESS_TEST(test_dma_message_fallback),
+    HARNESS_TEST(test_dma_spanning_mappings),
+    HARNESS_TEST(test_dma_split_by_client_limit),
+    HARNESS_TEST(test_reset),
+};
 
-    return harness_main(argc, argv, "func.dma_irq", tests,
-                        sizeof(tests) / sizeof(tests[0]));
-}
+HARNESS_MAIN("func.dma_irq", tests)

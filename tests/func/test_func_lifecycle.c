@@ -306,16 +306,11 @@ test_no_fd_leaks(void **state)
     assert_int_equal(count_guest_maps(), maps0);
 }
 
-int
-main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        HARNESS_TEST(test_disconnect_mid_message),
-        HARNESS_TEST(test_disconnect_mid_message_raw),
-        HARNESS_TEST(test_second_client_waits),
-        cmocka_unit_test(test_no_fd_leaks),
-    };
+static const struct CMUnitTest tests[] = {
+    HARNESS_TEST(test_disconnect_mid_message),
+    HARNESS_TEST(test_disconnect_mid_message_raw),
+    HARNESS_TEST(test_second_client_waits),
+    cmocka_unit_test(test_no_fd_leaks),
+};
 
-    return harness_main(argc, argv, "func.lifecycle", tests,
-                        sizeof(tests) / sizeof(tests[0]));
-}
+HARNESS_MAIN("func.lifecycle", tests)

@@ -852,26 +852,21 @@ test_impossible_header_closes_connection(void **state)
     umdev_client_destroy(c);
 }
 
-int
-main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        HARNESS_TEST(test_version_qemu_replay),
-        HARNESS_TEST(test_version_must_come_first),
-        HARNESS_TEST(test_version_refusals),
-        HARNESS_TEST(test_version_without_json),
-        HARNESS_TEST(test_version_pgsizes_bitmap),
-        HARNESS_TEST(test_bad_messages_every_command),
-        HARNESS_TEST(test_data_over_limit),
-        HARNESS_TEST(test_unknown_commands),
-        HARNESS_TEST(test_fd_where_none_belongs),
-        HARNESS_TEST(test_too_many_fds),
-        HARNESS_TEST(test_pipelined_commands_with_fds),
-        HARNESS_TEST(test_posted_errors_are_silent),
-        HARNESS_TEST(test_impossible_header_closes_connection),
-        HARNESS_TEST(test_version_json_strict),
-    };
+static const struct CMUnitTest tests[] = {
+    HARNESS_TEST(test_version_qemu_replay),
+    HARNESS_TEST(test_version_must_come_first),
+    HARNESS_TEST(test_version_refusals),
+    HARNESS_TEST(test_version_without_json),
+    HARNESS_TEST(test_version_pgsizes_bitmap),
+    HARNESS_TEST(test_bad_messages_every_command),
+    HARNESS_TEST(test_data_over_limit),
+    HARNESS_TEST(test_unknown_commands),
+    HARNESS_TEST(test_fd_where_none_belongs),
+    HARNESS_TEST(test_too_many_fds),
+    HARNESS_TEST(test_pipelined_commands_with_fds),
+    HARNESS_TEST(test_posted_errors_are_silent),
+    HARNESS_TEST(test_impossible_header_closes_connection),
+    HARNESS_TEST(test_version_json_strict),
+};
 
-    return harness_main(argc, argv, "func.protocol", tests,
-                        sizeof(tests) / sizeof(tests[0]));
-}
+HARNESS_MAIN("func.protocol", tests)
