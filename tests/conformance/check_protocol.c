@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "conform.h"
+#include "kit_proto.h"
 
 #define CFG VFIO_PCI_CONFIG_REGION_INDEX
 /* How long a posted command's absence of reply is watched. */
@@ -51,22 +52,31 @@ struct proto {
     int efds[MAX_SEND_FDS];
 };
 
+/* Drop the connection for a fresh one, negotiated if @negotiate (p->up
+ * then says whether that worked; a raw one leaves it false). */
 static int
-reconnect(struct proto *p)
+connect_fresh(struct proto *p, bool negotiate)
 {
     int rc;
 
     rawc_close(&p->c);
     p->up = false;
     rc = rawc_connect(&p->c, p->cf->socket, p->cf->timeout_ms);
-    if (rc == 0)
+    if (rc == 0 && negotiate)
         rc = rawc_negotiate(&p->c, NULL);
     if (rc < 0) {
-        cf_fail(p->r, "cannot attach again: %s", cf_errname(-rc));
+        cf_fail(p->r, "cannot %s: %s", negotiate ? "attach again" : "connect",
+                cf_errname(-rc));
         return rc;
     }
-    p->up = true;
+    p->up = negotiate;
     return 0;
+}
+
+static int
+reconnect(struct proto *p)
+{
+    return connect_fresh(p, true);
 }
 
 /* The connection answers DEVICE_GET_INFO; if not, say so and start over. */
@@ -145,21 +155,6 @@ expect(struct proto *p, const char *what, uint16_t cmd, const void *payload,
 /* ------------------------------------------------------------------ */
 /* VERSION                                                            */
 
-static bool
-proposed_by_qemu(const char *key)
-{
-    static const char *const keys[] = {
-        "max_msg_fds",  "max_data_xfer_size", "pgsizes",
-        "max_dma_maps", "migration",          "write_multiple",
-    };
-    size_t i;
-
-    for (i = 0; i < CF_ARRAY_SIZE(keys); i++)
-        if (strcmp(key, keys[i]) == 0)
-            return true;
-    return false;
-}
-
 /* A VERSION reply's payload against what QEMU proposed. */
 static void
 check_version_reply(struct proto *p, const struct rawc_msg *m, char *ev,
@@ -200,7 +195,7 @@ check_version_reply(struct proto *p, const struct rawc_msg *m, char *ev,
     /* Spec "Version": a subset of the capabilities proposed. */
     json_object_object_foreach(caps, key, val)
     {
-        if (!proposed_by_qemu(key))
+        if (!kit_qemu_proposes(key))
             cf_fail(p->r,
                     "VERSION reply names \"%s\", which QEMU did not "
                     "propose",
@@ -221,19 +216,13 @@ check_version_reply(struct proto *p, const struct rawc_msg *m, char *ev,
     json_object_put(root);
 }
 
+/* A VERSION payload with @json, and its NUL if @nul (kit_version_payload()). */
 static size_t
 version_payload(uint8_t *buf, size_t cap, uint16_t major, uint16_t minor,
                 const char *json, bool nul)
 {
-    size_t jl = json != NULL ? strlen(json) + (nul ? 1 : 0) : 0;
-
-    if (4 + jl > cap)
-        return 0;
-    memcpy(buf, &major, 2);
-    memcpy(buf + 2, &minor, 2);
-    if (jl)
-        memcpy(buf + 4, json, jl);
-    return 4 + jl;
+    return kit_version_payload(buf, cap, major, minor, json,
+                               json != NULL ? strlen(json) + nul : 0);
 }
 
 static void
@@ -261,13 +250,8 @@ version_tests(struct proto *p, char *ev, size_t evlen)
     int rc;
 
     /* QEMU's first message, byte for byte: id 0, its JSON. */
-    rawc_close(&p->c);
-    p->up = false;
-    rc = rawc_connect(&p->c, p->cf->socket, p->cf->timeout_ms);
-    if (rc < 0) {
-        cf_fail(p->r, "cannot connect: %s", cf_errname(-rc));
+    if (connect_fresh(p, false) < 0)
         return;
-    }
     len = version_payload(buf, sizeof(buf), 0, 0, CF_QEMU_VERSION_JSON, true);
     rc = rawc_send(&p->c, 0, VFIO_USER_VERSION, 0, buf, len, NULL, 0);
     if (rc == 0)
@@ -293,14 +277,9 @@ version_tests(struct proto *p, char *ev, size_t evlen)
 
     /* Before VERSION: refused; then each bad VERSION refused and the
      * connection still not negotiated; then a good one (minor 7). */
-    rawc_close(&p->c);
-    p->up = false;
-    rc = rawc_connect(&p->c, p->cf->socket, p->cf->timeout_ms);
-    if (rc < 0) {
-        cf_fail(p->r, "cannot connect: %s", cf_errname(-rc));
+    if (connect_fresh(p, false) < 0)
         return;
-    }
-    p->up = true;
+    p->up = true; /* for expect() and alive(): it is the one to use */
     p->cases++;
     rc = rawc_call(&p->c, VFIO_USER_DEVICE_GET_INFO, 0, &di, sizeof(di), NULL,
                    0, &m);
@@ -356,34 +335,6 @@ version_tests(struct proto *p, char *ev, size_t evlen)
 
 /* ------------------------------------------------------------------ */
 /* Every command                                                      */
-
-struct cmd_case {
-    uint16_t cmd;
-    size_t fixed;   /* the fixed part's size */
-    bool has_argsz; /* argsz is its first word */
-    int good_err;   /* the well-formed message's answer (0: success) */
-};
-
-static const struct cmd_case cmd_cases[] = {
-    { VFIO_USER_VERSION, 4, false, EINVAL }, /* a second VERSION */
-    { VFIO_USER_DMA_MAP, 32, true, 0 },
-    { VFIO_USER_DMA_UNMAP, 24, true, 0 },
-    { VFIO_USER_DEVICE_GET_INFO, 16, true, 0 },
-    { VFIO_USER_DEVICE_GET_REGION_INFO, 32, true, 0 },
-    { VFIO_USER_DEVICE_GET_REGION_IO_FDS, 16, true, 0 },
-    { VFIO_USER_DEVICE_GET_IRQ_INFO, 16, true, 0 },
-    { VFIO_USER_DEVICE_SET_IRQS, 20, true, 0 },
-    { VFIO_USER_REGION_READ, 16, false, 0 },
-    { VFIO_USER_REGION_WRITE, 16, false, 0 },
-    { VFIO_USER_DMA_READ, 16, false, EINVAL },  /* server to client only */
-    { VFIO_USER_DMA_WRITE, 16, false, EINVAL }, /* server to client only */
-    { VFIO_USER_DEVICE_RESET, 0, false, 0 },
-    { 14, 0, false, ENOSYS }, /* retired DIRTY_PAGES */
-    { VFIO_USER_REGION_WRITE_MULTI, 8, false, 0 },
-    { VFIO_USER_DEVICE_FEATURE, 8, true, ENOTSUP },
-    { VFIO_USER_MIG_DATA_READ, 8, true, EINVAL },
-    { VFIO_USER_MIG_DATA_WRITE, 8, true, EINVAL },
-};
 
 /* A well-formed payload for @cmd (at most 64 bytes) with no lasting
  * effect: reads, a write of a read-only value back, map then unmap. */
@@ -504,10 +455,10 @@ per_command(struct proto *p, uint32_t oversize)
     }
     two[0] = p->efds[0];
     two[1] = p->efds[1];
-    for (i = 0; i < CF_ARRAY_SIZE(cmd_cases) && p->up; i++) {
-        const struct cmd_case *k = &cmd_cases[i];
+    for (i = 0; i < KIT_NCMDS && p->up; i++) {
+        const struct kit_cmd *k = &kit_cmds[i];
         const char *name = umdev_wire_cmd_name(k->cmd);
-        bool known = k->cmd != 14;
+        bool known = k->cmd != KIT_CMD_RETIRED;
 
         len = good_payload(p, k->cmd, buf);
         snprintf(what, sizeof(what), "well-formed %s", name);
@@ -899,7 +850,7 @@ check_protocol(struct conform *cf, struct cf_result *r)
             "%u cases over %zu commands: good, short, bad argsz, "
             "oversized (%u B), stray and too many (%u) descriptors, "
             "unknown",
-            p.cases, CF_ARRAY_SIZE(cmd_cases), oversize + UMDEV_WIRE_HDR_SIZE,
+            p.cases, (size_t)KIT_NCMDS, oversize + UMDEV_WIRE_HDR_SIZE,
             cf->dev.server_max_fds + 1);
     if (ev_posted[0])
         cf_note(r, "%s", ev_posted);

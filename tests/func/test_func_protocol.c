@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 
 #include "harness.h"
+#include "kit_proto.h"
 #include "umdev/client_testing.h"
 #include "umdev/wire_codec.h"
 
@@ -21,32 +22,15 @@
  * of data plus a fixed part), so it must skip the body and refuse it. */
 #define OVERSIZED_PAYLOAD (1024u * 1024u + 64u * 1024u + 1u)
 
-/* A VERSION payload: major, minor, then @json with its NUL (if any). */
+/* A VERSION payload (kit_version_payload()) that must fit @cap. */
 static size_t
 version_payload(uint8_t *p, size_t cap, uint16_t major, uint16_t minor,
                 const char *json, size_t json_len)
 {
-    assert_true(cap >= sizeof(struct vfio_user_version) + json_len);
-    memcpy(p, &major, 2);
-    memcpy(p + 2, &minor, 2);
-    if (json_len > 0)
-        memcpy(p + 4, json, json_len);
-    return sizeof(struct vfio_user_version) + json_len;
-}
+    size_t n = kit_version_payload(p, cap, major, minor, json, json_len);
 
-static bool
-proposed_by_qemu(const char *key)
-{
-    static const char *const keys[] = {
-        "max_msg_fds", "max_data_xfer_size", "pgsizes",
-        "max_dma_maps", "migration", "write_multiple",
-    };
-    size_t i;
-
-    for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-        if (strcmp(key, keys[i]) == 0)
-            return true;
-    return false;
+    assert_true(n > 0);
+    return n;
 }
 
 static int64_t
@@ -76,7 +60,7 @@ check_version_json(const char *json)
     json_object_object_foreach(caps, key, val)
     {
         (void)val;
-        if (!proposed_by_qemu(key))
+        if (!kit_qemu_proposes(key))
             fail_msg("reply names \"%s\", which QEMU did not propose", key);
     }
     assert_int_equal(cap_int(caps, "max_msg_fds"), UMDEV_WIRE_MAX_MSG_FDS);
@@ -302,37 +286,6 @@ test_version_pgsizes_bitmap(void **state)
     close(fd);
 }
 
-/* Per command 1..18: its fixed size, whether argsz is its first word, and
- * how the server answers the well-formed payload good_payload() builds
- * (0: success). */
-struct cmd_case {
-    uint16_t cmd;
-    size_t fixed;
-    bool has_argsz;
-    int good_err;
-};
-
-static const struct cmd_case cmd_cases[] = {
-    { VFIO_USER_VERSION, 4, false, EINVAL }, /* a second VERSION */
-    { VFIO_USER_DMA_MAP, 32, true, 0 },
-    { VFIO_USER_DMA_UNMAP, 24, true, 0 },
-    { VFIO_USER_DEVICE_GET_INFO, 16, true, 0 },
-    { VFIO_USER_DEVICE_GET_REGION_INFO, 32, true, 0 },
-    { VFIO_USER_DEVICE_GET_REGION_IO_FDS, 16, true, 0 },
-    { VFIO_USER_DEVICE_GET_IRQ_INFO, 16, true, 0 },
-    { VFIO_USER_DEVICE_SET_IRQS, 20, true, 0 },
-    { VFIO_USER_REGION_READ, 16, false, 0 },
-    { VFIO_USER_REGION_WRITE, 16, false, 0 },
-    { VFIO_USER_DMA_READ, 16, false, EINVAL },  /* server to client only */
-    { VFIO_USER_DMA_WRITE, 16, false, EINVAL }, /* server to client only */
-    { VFIO_USER_DEVICE_RESET, 0, false, 0 },
-    { 14, 0, false, ENOSYS }, /* retired DIRTY_PAGES */
-    { VFIO_USER_REGION_WRITE_MULTI, 8, false, 0 },
-    { VFIO_USER_DEVICE_FEATURE, 8, true, ENOTSUP },
-    { VFIO_USER_MIG_DATA_READ, 8, true, EINVAL },
-    { VFIO_USER_MIG_DATA_WRITE, 8, true, EINVAL },
-};
-
 /* A well-formed payload for @cmd in @p (64 bytes); returns its length. */
 static size_t
 good_payload(uint16_t cmd, uint8_t *p)
@@ -465,10 +418,9 @@ test_bad_messages_every_command(void **state)
     fds0 = count_fds();
     harness_get_state(&H, &s0);
     expected_errors = 0;
-    assert_int_equal(sizeof(cmd_cases) / sizeof(cmd_cases[0]), 18);
-    for (i = 0; i < sizeof(cmd_cases) / sizeof(cmd_cases[0]); i++) {
-        const struct cmd_case *k = &cmd_cases[i];
-        int bad_err = k->cmd == 14 ? ENOSYS : EINVAL;
+    for (i = 0; i < KIT_NCMDS; i++) {
+        const struct kit_cmd *k = &kit_cmds[i];
+        int bad_err = k->cmd == KIT_CMD_RETIRED ? ENOSYS : EINVAL;
         uint8_t good[64], p[64];
         size_t len = good_payload(k->cmd, good);
 
@@ -495,7 +447,7 @@ test_bad_messages_every_command(void **state)
          * so it gets two; SET_IRQS takes them only with DATA_EVENTFD. */
         send_expect(fd, &id, k->cmd, good, len, efds,
                     k->cmd == VFIO_USER_DMA_MAP ? 2 : 1,
-                    k->cmd == 14 ? ENOSYS : EBADF);
+                    k->cmd == KIT_CMD_RETIRED ? ENOSYS : EBADF);
         /* Oversized, body sent in full. */
         send_expect(fd, &id, k->cmd, big, OVERSIZED_PAYLOAD, NULL, 0, E2BIG);
     }
