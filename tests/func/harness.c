@@ -368,15 +368,6 @@ guest_mem_free(void *p, size_t size, int fd)
 }
 
 int
-count_fds(void)
-{
-    int n = kit_count_fds();
-
-    assert_true(n >= 0);
-    return n;
-}
-
-int
 count_guest_maps(void)
 {
     FILE *f = fopen("/proc/self/maps", "re");

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kit_cmocka.h" /* kit_open_fds() */
 #include "kit_peer.h"
 #include "kit_serve.h"
 #include "kit_util.h"
@@ -127,8 +128,6 @@ int efd_new(void);
 void *guest_mem(size_t size, int *fd);
 void guest_mem_free(void *p, size_t size, int fd);
 
-/* kit_count_fds(), which must succeed. */
-int count_fds(void);
 /* Mappings of guest_mem() memfds in /proc/self/maps (client's and
  * server's: both are this process). */
 int count_guest_maps(void);

@@ -265,14 +265,14 @@ test_deassign_counts_dropped(void **state)
     int fds0;
 
     (void)state;
-    fds0 = count_fds();
+    fds0 = kit_open_fds();
     set_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, err);
     set_trigger(c, VFIO_PCI_REQ_IRQ_INDEX, 0, req);
     /* The server holds its own copies. */
-    assert_int_equal(count_fds(), fds0 + 2);
+    assert_int_equal(kit_open_fds(), fds0 + 2);
     set_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, -1);
     set_trigger(c, VFIO_PCI_REQ_IRQ_INDEX, 0, -1);
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(kit_open_fds(), fds0);
     harness_get_state(&H, &s0);
     assert_false(s0.irq_enabled[UMDEV_PCI_ERR_IRQ]);
     assert_false(s0.irq_enabled[UMDEV_PCI_REQ_IRQ]);
@@ -377,7 +377,7 @@ test_dma_1000_regions(void **state)
 
     (void)state;
     mem = guest_mem(NMAPS * PG, &fd);
-    fds0 = count_fds();
+    fds0 = kit_open_fds();
     maps0 = count_guest_maps();
     for (i = 0; i < NMAPS; i++)
         assert_int_equal(umdev_client_dma_map(c, iova(i), PG, mem + i * PG,
@@ -385,7 +385,7 @@ test_dma_1000_regions(void **state)
                          0);
     assert_int_equal(dma_count(), NMAPS);
     /* The server mapped the pages and kept no descriptor. */
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(kit_open_fds(), fds0);
     assert_true(count_guest_maps() > maps0);
 
     for (k = 0; k < sizeof(used) / sizeof(used[0]); k++) {
@@ -454,7 +454,7 @@ test_dma_1000_regions(void **state)
     assert_int_equal(umdev_client_dma_unmap_all(c), 0);
     assert_int_equal(dma_count(), 0);
     assert_int_equal(dma_cmd(c, iova(1), 64, TESTDEV_DMA_TO_DEVICE), EFAULT);
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(kit_open_fds(), fds0);
     assert_int_equal(count_guest_maps(), maps0);
     guest_mem_free(mem, NMAPS * PG, fd);
     umdev_client_destroy(c);
@@ -679,7 +679,7 @@ test_reset(void **state)
     assert_int_equal(efd_wait(intx, HARNESS_TIMEOUT_MS), 1);
     cfg_set_command(c, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
     resets = reg_rd32(c, TESTDEV_REG_RESETS);
-    fds0 = count_fds();
+    fds0 = kit_open_fds();
 
     assert_int_equal(umdev_client_reset(c), 0);
     assert_int_equal(reg_rd32(c, TESTDEV_REG_RESETS), resets + 1);
@@ -708,7 +708,7 @@ test_reset(void **state)
 
     /* Mappings and eventfds kept: no descriptor closed, DMA and IRQs
      * work without setting anything up again. */
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(kit_open_fds(), fds0);
     harness_get_state(&H, &s);
     assert_true(s.attached);
     assert_int_equal(s.dma_count, 1);

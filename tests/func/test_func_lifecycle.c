@@ -153,7 +153,7 @@ test_disconnect_mid_message(void **state)
     int cut, fds0, maps0;
 
     (void)state;
-    fds0 = count_fds();
+    fds0 = kit_open_fds();
     maps0 = count_guest_maps();
     for (cut = 0; cut < CUT_MAX; cut++) {
         struct session s;
@@ -178,7 +178,7 @@ test_disconnect_mid_message(void **state)
         assert_int_equal(umdev_client_send_bytes(s.c, msg, len), 0);
         session_close(&s);
         expect_clean();
-        assert_int_equal(count_fds(), fds0);
+        assert_int_equal(kit_open_fds(), fds0);
         assert_int_equal(count_guest_maps(), maps0);
         expect_next_client_works(0x1000u + (uint32_t)cut);
     }
@@ -205,7 +205,7 @@ test_disconnect_mid_message_raw(void **state)
     int fd, efd = efd_new(), fds0;
 
     (void)state;
-    fds0 = count_fds();
+    fds0 = kit_open_fds();
     /* The eventfd travels with the first 20 bytes of a SET_IRQS. */
     fd = harness_raw_socket(&H);
     raw_negotiate(fd, 1);
@@ -218,7 +218,7 @@ test_disconnect_mid_message_raw(void **state)
     raw_expect_quiet(fd);
     close(fd);
     expect_clean();
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(kit_open_fds(), fds0);
 
     /* 4 MiB announced, 256 KiB sent: cut while being skipped. */
     fd = harness_raw_socket(&H);
@@ -228,7 +228,7 @@ test_disconnect_mid_message_raw(void **state)
     raw_expect_quiet(fd);
     close(fd);
     expect_clean();
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(kit_open_fds(), fds0);
     expect_next_client_works(0);
     close(efd);
 }
@@ -284,7 +284,7 @@ test_no_fd_leaks(void **state)
     uint8_t buf[4];
 
     (void)state;
-    fds0 = count_fds();
+    fds0 = kit_open_fds();
     maps0 = count_guest_maps();
     harness_start(&H);
     for (i = 0; i < 50; i++) {
@@ -302,7 +302,7 @@ test_no_fd_leaks(void **state)
                      -ECONNRESET);
     session_close(&s);
     close(waiting);
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(kit_open_fds(), fds0);
     assert_int_equal(count_guest_maps(), maps0);
 }
 

@@ -415,7 +415,7 @@ test_bad_messages_every_command(void **state)
     (void)state;
     assert_non_null(big);
     raw_negotiate(fd, 1);
-    fds0 = count_fds();
+    fds0 = kit_open_fds();
     harness_get_state(&H, &s0);
     expected_errors = 0;
     for (i = 0; i < KIT_NCMDS; i++) {
@@ -457,7 +457,7 @@ test_bad_messages_every_command(void **state)
     /* One error reply per refused request, no more. */
     assert_int_equal(s1.stats.errors - s0.stats.errors, expected_errors);
     /* Every descriptor we sent was closed by the server. */
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(kit_open_fds(), fds0);
     close(efds[0]);
     close(efds[1]);
     free(big);
@@ -530,7 +530,7 @@ test_fd_where_none_belongs(void **state)
     int fds0;
 
     (void)state;
-    fds0 = count_fds();
+    fds0 = kit_open_fds();
     assert_int_equal(umdev_client_raw(c, VFIO_USER_DEVICE_GET_INFO, 0, &di,
                                       sizeof(di), &efd, 1, reply,
                                       sizeof(reply), &len, &rh),
@@ -539,7 +539,7 @@ test_fd_where_none_belongs(void **state)
     assert_int_equal(info.num_regions, UMDEV_PCI_NUM_REGIONS);
     /* The server's copy is gone (closed after its reply, so before the
      * next one); ours is intact. */
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(kit_open_fds(), fds0);
     assert_int_equal(efd_wait(efd, 0), 0);
     /* A large message carrying one: the fd arrives with its first part. */
     {
@@ -556,7 +556,7 @@ test_fd_where_none_belongs(void **state)
         free(big);
         /* The server closes after replying: count after a round trip. */
         assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
-        assert_int_equal(count_fds(), fds0);
+        assert_int_equal(kit_open_fds(), fds0);
     }
     /* And the same request without the fd is fine. */
     assert_int_equal(umdev_client_raw(c, VFIO_USER_DEVICE_GET_INFO, 0, &di,
@@ -591,7 +591,7 @@ test_too_many_fds(void **state)
     raw_negotiate(fd, 1);
     for (i = 0; i < UMDEV_WIRE_MAX_MSG_FDS + 1; i++)
         efds[i] = efd_new();
-    fds0 = count_fds();
+    fds0 = kit_open_fds();
     send_expect(fd, &id, VFIO_USER_DEVICE_SET_IRQS, &s, sizeof(s), efds,
                 UMDEV_WIRE_MAX_MSG_FDS + 1, EBADF);
     /* Also when the count matches the 16 that fit, or is smaller. */
@@ -601,7 +601,7 @@ test_too_many_fds(void **state)
     s.count = 2;
     send_expect(fd, &id, VFIO_USER_DEVICE_SET_IRQS, &s, sizeof(s), efds,
                 UMDEV_WIRE_MAX_MSG_FDS + 1, EBADF);
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(kit_open_fds(), fds0);
     harness_get_state(&H, &st);
     assert_false(st.irq_enabled[UMDEV_PCI_MSIX_IRQ]);
     /* Exactly as many as allowed is fine when the count matches. */
@@ -659,10 +659,10 @@ test_pipelined_commands_with_fds(void **state)
     (void)state;
     mem = guest_mem(4096, &mfd);
     memset(mem + 128, 0x3c, 64);
-    base = count_fds();
+    base = kit_open_fds();
     fd = harness_raw_socket(&H);
     raw_negotiate(fd, 1);
-    fds0 = count_fds();
+    fds0 = kit_open_fds();
     raw_send(fd, 10, VFIO_USER_DEVICE_SET_IRQS, 0, &set, sizeof(set), &err,
              1);
     raw_send(fd, 11, VFIO_USER_DEVICE_GET_INFO, 0, &di, sizeof(di), NULL, 0);
@@ -694,7 +694,7 @@ test_pipelined_commands_with_fds(void **state)
     assert_true(st.irq_enabled[UMDEV_PCI_ERR_IRQ]);
     assert_true(st.irq_enabled[UMDEV_PCI_REQ_IRQ]);
     /* The server keeps the two eventfds, not the memfd (it mapped it). */
-    assert_int_equal(count_fds(), fds0 + 2);
+    assert_int_equal(kit_open_fds(), fds0 + 2);
     assert_int_equal(efd_wait(err, HARNESS_TIMEOUT_MS), 1);
     assert_int_equal(efd_wait(req, 0), 0);
     harness_call(&H, dma_peek, &peek);
@@ -702,7 +702,7 @@ test_pipelined_commands_with_fds(void **state)
     assert_memory_equal(peek.data, mem + 128, sizeof(peek.data));
     close(fd);
     harness_wait_detached(&H);
-    assert_int_equal(count_fds(), base);
+    assert_int_equal(kit_open_fds(), base);
     guest_mem_free(mem, 4096, mfd);
     close(err);
     close(req);
