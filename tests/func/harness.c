@@ -107,6 +107,15 @@ sample_state(struct umdev_dev *dev, void *arg)
     s->intx_masked = umdev_dev_irq_masked(dev, UMDEV_PCI_INTX_IRQ, 0);
 }
 
+struct harness_state
+harness_sample(struct harness *h)
+{
+    struct harness_state s;
+
+    harness_get_state(h, &s);
+    return s;
+}
+
 void
 harness_get_state(struct harness *h, struct harness_state *out)
 {

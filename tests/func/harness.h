@@ -70,6 +70,8 @@ void harness_stop(struct harness *h);
 void harness_call(struct harness *h,
                   void (*fn)(struct umdev_dev *dev, void *arg), void *arg);
 void harness_get_state(struct harness *h, struct harness_state *out);
+/* The same, returned: harness_sample(&H).dma_count. */
+struct harness_state harness_sample(struct harness *h);
 /* Wait (bounded) until the server has dropped its client. */
 void harness_wait_detached(struct harness *h);
 

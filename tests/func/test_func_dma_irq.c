@@ -121,15 +121,6 @@ test_irq_info(void **state)
     umdev_client_destroy(c);
 }
 
-static bool
-intx_masked(void)
-{
-    struct harness_state s;
-
-    harness_get_state(&H, &s);
-    return s.intx_masked;
-}
-
 /*
  * Level-triggered INTx with VFIO's automask: one signal per assertion,
  * nothing while masked, a re-fire on unmask while the line is still high
@@ -146,10 +137,10 @@ test_intx(void **state)
     (void)state;
     harness_get_state(&H, &s0);
     set_trigger(c, VFIO_PCI_INTX_IRQ_INDEX, 0, efd);
-    assert_false(intx_masked());
+    assert_false(harness_sample(&H).intx_masked);
     reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
-    assert_true(intx_masked());
+    assert_true(harness_sample(&H).intx_masked);
     /* Still high, or lowered and raised again, while masked: silence. */
     reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
     assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
@@ -160,16 +151,16 @@ test_intx(void **state)
     /* EOI with the line high: exactly one more signal, masked again. */
     irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK);
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
-    assert_true(intx_masked());
+    assert_true(harness_sample(&H).intx_masked);
     /* Lowered, then EOI: quiet and unmasked. */
     reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 0, 4);
     irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK);
     assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
-    assert_false(intx_masked());
+    assert_false(harness_sample(&H).intx_masked);
 
     /* Explicit MASK holds a new assertion until UNMASK. */
     irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_MASK);
-    assert_true(intx_masked());
+    assert_true(harness_sample(&H).intx_masked);
     reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
     assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
     irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK);
@@ -186,7 +177,7 @@ test_intx(void **state)
     reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 0, 4);
     assert_int_equal(write(resample, &one, sizeof(one)), sizeof(one));
     assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
-    assert_false(intx_masked());
+    assert_false(harness_sample(&H).intx_masked);
 
     /* Four signals in all, none dropped. */
     harness_get_state(&H, &s1);
@@ -322,15 +313,6 @@ iova(size_t i)
     return MAP_BASE + (uint64_t)i * 2 * PG;
 }
 
-static size_t
-dma_count(void)
-{
-    struct harness_state s;
-
-    harness_get_state(&H, &s);
-    return s.dma_count;
-}
-
 /*
  * A mapping the fd cannot back (past the end of the file, or not a regular
  * file) is refused up front: touching it later would raise SIGBUS in the
@@ -356,10 +338,10 @@ test_dma_map_beyond_file(void **state)
                      -EBADF);
     close(pipefd[0]);
     close(pipefd[1]);
-    assert_int_equal(dma_count(), 0);
+    assert_int_equal(harness_sample(&H).dma_count, 0);
     assert_int_equal(umdev_client_dma_map(c, iova(0), 4 * PG, mem, fd, 0, RW),
                      0);
-    assert_int_equal(dma_count(), 1);
+    assert_int_equal(harness_sample(&H).dma_count, 1);
     assert_int_equal(umdev_client_dma_unmap(c, iova(0), 4 * PG), 0);
     umdev_client_destroy(c);
     guest_mem_free(mem, 4 * PG, fd);
@@ -383,7 +365,7 @@ test_dma_1000_regions(void **state)
         assert_int_equal(umdev_client_dma_map(c, iova(i), PG, mem + i * PG,
                                               fd, i * PG, RW),
                          0);
-    assert_int_equal(dma_count(), NMAPS);
+    assert_int_equal(harness_sample(&H).dma_count, NMAPS);
     /* The server mapped the pages and kept no descriptor. */
     assert_int_equal(kit_open_fds(), fds0);
     assert_true(count_guest_maps() > maps0);
@@ -433,13 +415,13 @@ test_dma_1000_regions(void **state)
     assert_int_equal(umdev_client_dma_unmap(c, iova(0), 2 * PG), -ENOENT);
     assert_int_equal(umdev_client_dma_unmap(c, 0x7000000000ull, PG),
                      -ENOENT);
-    assert_int_equal(dma_count(), NMAPS);
+    assert_int_equal(harness_sample(&H).dma_count, NMAPS);
 
     /* Unmap every one individually, odd ones first. */
     for (k = 0; k < 2; k++)
         for (i = k == 0 ? 1 : 0; i < NMAPS; i += 2)
             assert_int_equal(umdev_client_dma_unmap(c, iova(i), PG), 0);
-    assert_int_equal(dma_count(), 0);
+    assert_int_equal(harness_sample(&H).dma_count, 0);
     /* ...and unmapped every page again. */
     assert_int_equal(count_guest_maps(), maps0);
     assert_int_equal(umdev_client_dma_unmap(c, iova(0), PG), -ENOENT);
@@ -450,9 +432,9 @@ test_dma_1000_regions(void **state)
         assert_int_equal(umdev_client_dma_map(c, iova(i), PG, mem + i * PG,
                                               i % 2 ? fd : -1, i * PG, RW),
                          0);
-    assert_int_equal(dma_count(), 10);
+    assert_int_equal(harness_sample(&H).dma_count, 10);
     assert_int_equal(umdev_client_dma_unmap_all(c), 0);
-    assert_int_equal(dma_count(), 0);
+    assert_int_equal(harness_sample(&H).dma_count, 0);
     assert_int_equal(dma_cmd(c, iova(1), 64, TESTDEV_DMA_TO_DEVICE), EFAULT);
     assert_int_equal(kit_open_fds(), fds0);
     assert_int_equal(count_guest_maps(), maps0);
@@ -597,7 +579,7 @@ test_dma_spanning_mappings(void **state)
     (void)state;
     span(c, 0x50000000, true);
     span(c, 0x60000000, false);
-    assert_int_equal(dma_count(), 0);
+    assert_int_equal(harness_sample(&H).dma_count, 0);
     umdev_client_destroy(c);
 }
 
