@@ -37,6 +37,32 @@ struct kit_cmd {
 /* Command i + 1 at [i]. */
 extern const struct kit_cmd kit_cmds[KIT_NCMDS];
 
+/* What a well-formed message may touch (kit_good_payload()): a test
+ * picks accesses that leave nothing behind. */
+struct kit_good {
+    uint64_t dma_addr;    /* DMA_MAP of one page here (no fd), and the
+                           * address of DMA_READ/DMA_WRITE (4 bytes) */
+    uint32_t irq_index;   /* SET_IRQS: a software trigger of its vector 0 */
+    uint64_t read_offset; /* REGION_READ of read_count bytes */
+    uint32_t read_region, read_count;
+    uint64_t write_offset; /* REGION_WRITE and REGION_WRITE_MULTI */
+    uint32_t write_region, write_count; /* 1..8 */
+    uint8_t write_data[8];
+};
+
+/* The largest payload kit_good_payload() builds. */
+#define KIT_GOOD_MAX 64
+
+/**
+ * kit_good_payload() - a well-formed payload for @cmd (one of kit_cmds[])
+ * in @buf, zeroed first: VERSION 0.0 with no JSON, DMA_UNMAP of all,
+ * argsz alone for the queries, FEATURE and migration, the rest from @g.
+ * Return: its length (0 for DEVICE_RESET, and for a command not in
+ * kit_cmds[]).
+ */
+size_t kit_good_payload(const struct kit_good *g, uint16_t cmd,
+                        uint8_t buf[KIT_GOOD_MAX]);
+
 /** Whether QEMU's VERSION (KIT_QEMU_VERSION_JSON) proposes capability
  * @key: what a reply may name (spec "Version"). */
 bool kit_qemu_proposes(const char *key);

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <linux/pci_regs.h>
 #include <linux/vfio.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -336,109 +337,31 @@ version_tests(struct proto *p, char *ev, size_t evlen)
 /* ------------------------------------------------------------------ */
 /* Every command                                                      */
 
-/* A well-formed payload for @cmd (at most 64 bytes) with no lasting
- * effect: reads, a write of a read-only value back, map then unmap. */
+/* A well-formed payload for @cmd (kit_good_payload()) with no lasting
+ * effect: reads, a write of a read-only value back (the Vendor ID), map
+ * then unmap, a software trigger. */
 static size_t
 good_payload(const struct proto *p, uint16_t cmd, uint8_t *buf)
 {
-    uint32_t w[2] = { 0, 0 };
+    struct kit_good g = {
+        .dma_addr = 0x7f000000ull,
+        .irq_index = p->irq_index,
+        .read_region = p->rd_region,
+        .read_count = 2,
+        .write_offset = PCI_VENDOR_ID,
+        .write_region = CFG,
+        .write_count = 2,
+    };
 
-    memset(buf, 0, 64);
-    switch (cmd) {
-    case VFIO_USER_VERSION:
-        return 4;
-    case VFIO_USER_DMA_MAP: {
-        struct vfio_user_dma_map m = {
-            .argsz = sizeof(m),
-            .flags = VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE,
-            .addr = 0x7f000000ull,
-            .size = 0x1000,
-        };
-
-        memcpy(buf, &m, sizeof(m));
-        return sizeof(m);
-    }
-    case VFIO_USER_DMA_UNMAP: {
-        struct vfio_user_dma_unmap u = {
-            .argsz = sizeof(u),
-            .flags = VFIO_USER_DMA_UNMAP_FLAG_ALL,
-        };
-
-        memcpy(buf, &u, sizeof(u));
-        return sizeof(u);
-    }
-    case VFIO_USER_DEVICE_GET_INFO:
-    case VFIO_USER_DEVICE_GET_REGION_IO_FDS:
-    case VFIO_USER_DEVICE_GET_IRQ_INFO:
-        w[0] = 16;
-        memcpy(buf, w, 4);
-        return 16;
-    case VFIO_USER_DEVICE_GET_REGION_INFO:
-        w[0] = 32;
-        memcpy(buf, w, 4);
-        return 32;
-    case VFIO_USER_DEVICE_SET_IRQS: {
-        /* A software trigger: no descriptor, no lasting state. */
-        struct vfio_user_irq_set s = {
-            .argsz = sizeof(s),
-            .flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
-            .index = p->irq_index,
-            .count = 1,
-        };
-
-        memcpy(buf, &s, sizeof(s));
-        return sizeof(s);
-    }
-    case VFIO_USER_REGION_READ: {
-        struct vfio_user_region_access a = { 0, p->rd_region, 2 };
-
-        memcpy(buf, &a, sizeof(a));
-        return sizeof(a);
-    }
-    case VFIO_USER_REGION_WRITE: {
-        /* The Vendor ID, read-only, written with its own value. */
-        struct vfio_user_region_access a = { 0, CFG, 2 };
-
-        memcpy(buf, &a, sizeof(a));
-        cf_put_le(buf + sizeof(a), 2, p->cf->dev.vendor);
-        return sizeof(a) + 2;
-    }
-    case VFIO_USER_DMA_READ:
-    case VFIO_USER_DMA_WRITE: {
-        struct vfio_user_dma_access a = { 0x7f000000ull, 4 };
-
-        memcpy(buf, &a, sizeof(a));
-        return sizeof(a) + (cmd == VFIO_USER_DMA_WRITE ? 4 : 0);
-    }
-    case VFIO_USER_REGION_WRITE_MULTI: {
-        struct vfio_user_write_multi_entry e = {
-            .offset = 0,
-            .region = CFG,
-            .count = 2,
-        };
-        uint64_t n = 1;
-
-        cf_put_le(e.data, 2, p->cf->dev.vendor);
-        memcpy(buf, &n, sizeof(n));
-        memcpy(buf + sizeof(n), &e, sizeof(e));
-        return sizeof(n) + sizeof(e);
-    }
-    case VFIO_USER_DEVICE_FEATURE:
-    case VFIO_USER_MIG_DATA_READ:
-    case VFIO_USER_MIG_DATA_WRITE:
-        w[0] = 8;
-        memcpy(buf, w, 8);
-        return 8;
-    default:
-        return 0;
-    }
+    cf_put_le(g.write_data, 2, p->cf->dev.vendor);
+    return kit_good_payload(&g, cmd, buf);
 }
 
 static void
 per_command(struct proto *p, uint32_t oversize)
 {
     uint32_t nmax = p->cf->dev.server_max_fds + 1;
-    uint8_t buf[64], *big;
+    uint8_t buf[KIT_GOOD_MAX], *big;
     char what[96];
     size_t i, len;
     int two[2];
@@ -465,7 +388,7 @@ per_command(struct proto *p, uint32_t oversize)
         expect(p, what, k->cmd, buf, len, NULL, 0, k->good_err);
         if (k->cmd == VFIO_USER_DMA_MAP) {
             /* Undo at once: later cases map the same range. */
-            uint8_t u[64];
+            uint8_t u[KIT_GOOD_MAX];
             size_t ul = good_payload(p, VFIO_USER_DMA_UNMAP, u);
 
             expect(p, "DMA_UNMAP ALL", VFIO_USER_DMA_UNMAP, u, ul, NULL, 0, 0);

@@ -286,92 +286,19 @@ test_version_pgsizes_bitmap(void **state)
     close(fd);
 }
 
-/* A well-formed payload for @cmd in @p (64 bytes); returns its length. */
-static size_t
-good_payload(uint16_t cmd, uint8_t *p)
-{
-    struct vfio_user_region_access ra = { TESTDEV_REG_SCRATCH,
-                                          UMDEV_PCI_BAR0_REGION, 4 };
-    struct vfio_user_dma_access da = { 0x1000, 4 };
-    uint32_t argsz_flags[2];
-    uint64_t n = 1;
-
-    memset(p, 0, 64);
-    switch (cmd) {
-    case VFIO_USER_VERSION:
-        return 4;
-    case VFIO_USER_DMA_MAP: {
-        struct vfio_user_dma_map m = { 32, 3, 0, 0x100000, 0x1000 };
-
-        memcpy(p, &m, sizeof(m));
-        return sizeof(m);
-    }
-    case VFIO_USER_DMA_UNMAP: {
-        struct vfio_user_dma_unmap u = { 24,
-                                         VFIO_USER_DMA_UNMAP_FLAG_ALL, 0,
-                                         0 };
-
-        memcpy(p, &u, sizeof(u));
-        return sizeof(u);
-    }
-    case VFIO_USER_DEVICE_GET_INFO:
-    case VFIO_USER_DEVICE_GET_REGION_IO_FDS:
-    case VFIO_USER_DEVICE_GET_IRQ_INFO:
-        argsz_flags[0] = 16;
-        memcpy(p, argsz_flags, 4);
-        return 16;
-    case VFIO_USER_DEVICE_GET_REGION_INFO:
-        argsz_flags[0] = 32;
-        memcpy(p, argsz_flags, 4);
-        return 32;
-    case VFIO_USER_DEVICE_SET_IRQS: {
-        /* A software trigger of ERR, which has no eventfd. */
-        struct vfio_user_irq_set s = {
-            .argsz = 20,
-            .flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
-            .index = VFIO_PCI_ERR_IRQ_INDEX,
-            .count = 1,
-        };
-
-        memcpy(p, &s, sizeof(s));
-        return sizeof(s);
-    }
-    case VFIO_USER_REGION_READ:
-        memcpy(p, &ra, sizeof(ra));
-        return sizeof(ra);
-    case VFIO_USER_REGION_WRITE:
-        memcpy(p, &ra, sizeof(ra));
-        return sizeof(ra) + 4;
-    case VFIO_USER_DMA_READ:
-        memcpy(p, &da, sizeof(da));
-        return sizeof(da);
-    case VFIO_USER_DMA_WRITE:
-        memcpy(p, &da, sizeof(da));
-        return sizeof(da) + 4;
-    case VFIO_USER_DEVICE_RESET:
-        return 0;
-    case VFIO_USER_REGION_WRITE_MULTI: {
-        struct vfio_user_write_multi_entry e = {
-            .offset = TESTDEV_REG_SCRATCH,
-            .region = UMDEV_PCI_BAR0_REGION,
-            .count = 4,
-        };
-
-        memcpy(p, &n, sizeof(n));
-        memcpy(p + sizeof(n), &e, sizeof(e));
-        return sizeof(n) + sizeof(e);
-    }
-    case VFIO_USER_DEVICE_FEATURE:
-    case VFIO_USER_MIG_DATA_READ:
-    case VFIO_USER_MIG_DATA_WRITE:
-        argsz_flags[0] = 8;
-        argsz_flags[1] = 0;
-        memcpy(p, argsz_flags, 8);
-        return 8;
-    default:
-        return 16;
-    }
-}
+/* Well-formed messages with no lasting effect on the test device: the
+ * scratch register, a page mapped without an fd, a software trigger of
+ * ERR (which has no eventfd). */
+static const struct kit_good harmless = {
+    .dma_addr = 0x100000,
+    .irq_index = VFIO_PCI_ERR_IRQ_INDEX,
+    .read_offset = TESTDEV_REG_SCRATCH,
+    .read_region = UMDEV_PCI_BAR0_REGION,
+    .read_count = 4,
+    .write_offset = TESTDEV_REG_SCRATCH,
+    .write_region = UMDEV_PCI_BAR0_REGION,
+    .write_count = 4,
+};
 
 /* Error replies send_expect() asked for. */
 static uint64_t expected_errors;
@@ -421,8 +348,8 @@ test_bad_messages_every_command(void **state)
     for (i = 0; i < KIT_NCMDS; i++) {
         const struct kit_cmd *k = &kit_cmds[i];
         int bad_err = k->cmd == KIT_CMD_RETIRED ? ENOSYS : EINVAL;
-        uint8_t good[64], p[64];
-        size_t len = good_payload(k->cmd, good);
+        uint8_t good[KIT_GOOD_MAX], p[KIT_GOOD_MAX];
+        size_t len = kit_good_payload(&harmless, k->cmd, good);
 
         assert_int_equal(k->cmd, i + 1);
         send_expect(fd, &id, k->cmd, good, len, NULL, 0, k->good_err);
