@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <linux/vfio.h>
 #include <linux/pci_regs.h>
 #include <poll.h>
 #include <stdio.h>
@@ -257,6 +258,20 @@ raw_expect_quiet(int fd)
     assert_int_equal(poll(&p, 1, HARNESS_QUIET_MS), 0);
 }
 
+struct vfio_user_irq_set
+raw_irq_eventfds(uint32_t index, uint32_t start, uint32_t count)
+{
+    struct vfio_user_irq_set s = {
+        .argsz = sizeof(s),
+        .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+        .index = index,
+        .start = start,
+        .count = count,
+    };
+
+    return s;
+}
+
 void
 raw_negotiate(int fd, uint16_t id)
 {
@@ -269,6 +284,32 @@ raw_negotiate(int fd, uint16_t id)
                                  sizeof(reply)) >
                 (long)(sizeof(struct vfio_user_header) +
                        sizeof(struct vfio_user_version)));
+}
+
+void
+irq_eventfd(struct umdev_client *c, uint32_t index, uint32_t action,
+            uint32_t sub, int efd)
+{
+    assert_int_equal(
+        umdev_client_set_irqs(c, index, VFIO_IRQ_SET_DATA_EVENTFD | action, sub,
+                              1, efd >= 0 ? &efd : NULL, NULL),
+        0);
+}
+
+void
+irq_trigger(struct umdev_client *c, uint32_t index, uint32_t sub, int efd)
+{
+    irq_eventfd(c, index, VFIO_IRQ_SET_ACTION_TRIGGER, sub, efd);
+}
+
+void
+irq_action(struct umdev_client *c, uint32_t index, uint32_t action,
+           uint32_t sub)
+{
+    assert_int_equal(umdev_client_set_irqs(c, index,
+                                           VFIO_IRQ_SET_DATA_NONE | action, sub,
+                                           1, NULL, NULL),
+                     0);
 }
 
 uint32_t

@@ -107,8 +107,22 @@ void raw_expect_error(int fd, uint16_t id, uint16_t cmd, int err);
 void raw_expect_alive(int fd, uint16_t id);
 /* Nothing arrives within HARNESS_QUIET_MS. */
 void raw_expect_quiet(int fd);
+/* A SET_IRQS fixed part putting eventfds (DATA_EVENTFD, ACTION_TRIGGER)
+ * on vectors [@start, @start + @count) of IRQ index @index. */
+struct vfio_user_irq_set raw_irq_eventfds(uint32_t index, uint32_t start,
+                                          uint32_t count);
 /* VERSION with a minimal JSON; the reply must be a success. */
 void raw_negotiate(int fd, uint16_t id);
+
+/* SET_IRQS over a client on vector @sub of @index: eventfd @efd for
+ * @action (TRIGGER or UNMASK; @efd -1 de-assigns it), or DATA_NONE
+ * @action (MASK, UNMASK or TRIGGER). */
+void irq_eventfd(struct umdev_client *c, uint32_t index, uint32_t action,
+                 uint32_t sub, int efd);
+/* irq_eventfd() for TRIGGER, the usual one. */
+void irq_trigger(struct umdev_client *c, uint32_t index, uint32_t sub, int efd);
+void irq_action(struct umdev_client *c, uint32_t index, uint32_t action,
+                uint32_t sub);
 
 /* Register helpers over a client (BAR0). */
 uint32_t reg_rd32(struct umdev_client *c, uint64_t off);

@@ -73,11 +73,7 @@ test_intx(void **state)
     (void)state;
     d.flags |= ACCEL_DF_INTR;
     guest_open(&g, 0, true);
-    assert_int_equal(umdev_client_set_irqs(g.c, VFIO_PCI_INTX_IRQ_INDEX,
-                                           VFIO_IRQ_SET_DATA_EVENTFD |
-                                               VFIO_IRQ_SET_ACTION_TRIGGER,
-                                           0, 1, &efd, NULL),
-                     0);
+    irq_trigger(g.c, VFIO_PCI_INTX_IRQ_INDEX, 0, efd);
     gq_enable(&g, 1, 16);
     idx = gq_submit(&g, 1, d);
     assert_int_equal(gq_wait(&g, 1, idx), ACCEL_ST_SUCCESS);
@@ -86,21 +82,13 @@ test_intx(void **state)
     /* The guest acknowledges (W1C) then EOIs (unmask): no new edge. */
     reg_wr(g.c, ACCEL_REG_INTSTS, ACCEL_INTSTS_QUEUE(1), 4);
     assert_int_equal(reg_rd32(g.c, ACCEL_REG_INTSTS), 0);
-    assert_int_equal(umdev_client_set_irqs(g.c, VFIO_PCI_INTX_IRQ_INDEX,
-                                           VFIO_IRQ_SET_DATA_NONE |
-                                               VFIO_IRQ_SET_ACTION_UNMASK,
-                                           0, 1, NULL, NULL),
-                     0);
+    irq_action(g.c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK, 0);
     assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
     /* Not acknowledged: the EOI brings the line back. */
     idx = gq_submit(&g, 1, d);
     assert_int_equal(gq_wait(&g, 1, idx), ACCEL_ST_SUCCESS);
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
-    assert_int_equal(umdev_client_set_irqs(g.c, VFIO_PCI_INTX_IRQ_INDEX,
-                                           VFIO_IRQ_SET_DATA_NONE |
-                                               VFIO_IRQ_SET_ACTION_UNMASK,
-                                           0, 1, NULL, NULL),
-                     0);
+    irq_action(g.c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK, 0);
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
     guest_close(&g);
     close(efd);

@@ -20,29 +20,6 @@
 #define PG 4096u
 #define RW (VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE)
 
-/* Assign (@efd >= 0) or de-assign (@efd < 0: DATA_EVENTFD, no fds) the
- * trigger eventfd of vector @sub. */
-static void
-set_trigger(struct umdev_client *c, uint32_t index, uint32_t sub, int efd)
-{
-    assert_int_equal(umdev_client_set_irqs(c, index,
-                                           VFIO_IRQ_SET_DATA_EVENTFD |
-                                               VFIO_IRQ_SET_ACTION_TRIGGER,
-                                           sub, 1, efd >= 0 ? &efd : NULL,
-                                           NULL),
-                     0);
-}
-
-/* DATA_NONE with @action (MASK, UNMASK or TRIGGER) on vector 0. */
-static void
-irq_action(struct umdev_client *c, uint32_t index, uint32_t action)
-{
-    assert_int_equal(umdev_client_set_irqs(c, index,
-                                           VFIO_IRQ_SET_DATA_NONE | action, 0,
-                                           1, NULL, NULL),
-                     0);
-}
-
 /* Start a DMA command; return DMA_STATUS (0 or an errno). */
 static uint32_t
 dma_cmd(struct umdev_client *c, uint64_t addr, uint32_t len, uint32_t cmd)
@@ -53,31 +30,21 @@ dma_cmd(struct umdev_client *c, uint64_t addr, uint32_t len, uint32_t cmd)
     return reg_rd32(c, TESTDEV_REG_DMA_STATUS);
 }
 
-/* BAR2 through REGION_READ in 4 KiB steps (any client limit). */
+/* BAR2 through REGION_READ or REGION_WRITE in 4 KiB steps (any client
+ * limit). */
 static void
-bar2_read(struct umdev_client *c, uint64_t off, void *buf, size_t len)
+bar2_rw(struct umdev_client *c, uint64_t off, void *buf, size_t len,
+        bool is_write)
 {
     uint8_t *p = buf;
 
     while (len > 0) {
         size_t n = len < PG ? len : PG;
 
-        assert_int_equal(umdev_client_region_read(c, BAR2, off, p, n), 0);
-        off += n;
-        p += n;
-        len -= n;
-    }
-}
-
-static void
-bar2_write(struct umdev_client *c, uint64_t off, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-
-    while (len > 0) {
-        size_t n = len < PG ? len : PG;
-
-        assert_int_equal(umdev_client_region_write(c, BAR2, off, p, n), 0);
+        assert_int_equal(is_write
+                             ? umdev_client_region_write(c, BAR2, off, p, n)
+                             : umdev_client_region_read(c, BAR2, off, p, n),
+                         0);
         off += n;
         p += n;
         len -= n;
@@ -136,7 +103,7 @@ test_intx(void **state)
 
     (void)state;
     harness_get_state(&H, &s0);
-    set_trigger(c, VFIO_PCI_INTX_IRQ_INDEX, 0, efd);
+    irq_trigger(c, VFIO_PCI_INTX_IRQ_INDEX, 0, efd);
     assert_false(harness_sample(&H).intx_masked);
     reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
@@ -149,29 +116,26 @@ test_intx(void **state)
     assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
     assert_int_equal(reg_rd32(c, TESTDEV_REG_IRQ_RAISED), 2);
     /* EOI with the line high: exactly one more signal, masked again. */
-    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK);
+    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK, 0);
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
     assert_true(harness_sample(&H).intx_masked);
     /* Lowered, then EOI: quiet and unmasked. */
     reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 0, 4);
-    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK);
+    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK, 0);
     assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
     assert_false(harness_sample(&H).intx_masked);
 
     /* Explicit MASK holds a new assertion until UNMASK. */
-    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_MASK);
+    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_MASK, 0);
     assert_true(harness_sample(&H).intx_masked);
     reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
     assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
-    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK);
+    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK, 0);
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
 
     /* The resample eventfd unmasks as SET_IRQS UNMASK does. */
-    assert_int_equal(umdev_client_set_irqs(c, VFIO_PCI_INTX_IRQ_INDEX,
-                                           VFIO_IRQ_SET_DATA_EVENTFD |
-                                               VFIO_IRQ_SET_ACTION_UNMASK,
-                                           0, 1, &resample, NULL),
-                     0);
+    irq_eventfd(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK, 0,
+                resample);
     assert_int_equal(write(resample, &one, sizeof(one)), sizeof(one));
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
     reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 0, 4);
@@ -210,8 +174,8 @@ test_err_and_req(void **state)
     struct harness_state s;
 
     (void)state;
-    set_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, err);
-    set_trigger(c, VFIO_PCI_REQ_IRQ_INDEX, 0, req);
+    irq_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, err);
+    irq_trigger(c, VFIO_PCI_REQ_IRQ_INDEX, 0, req);
     harness_get_state(&H, &s);
     assert_true(s.irq_enabled[UMDEV_PCI_ERR_IRQ]);
     assert_true(s.irq_enabled[UMDEV_PCI_REQ_IRQ]);
@@ -237,7 +201,7 @@ test_err_and_req(void **state)
                                            1, 1, NULL, NULL),
                      -EINVAL);
     /* A software trigger (DATA_NONE + TRIGGER) fires it too. */
-    irq_action(c, VFIO_PCI_REQ_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER);
+    irq_action(c, VFIO_PCI_REQ_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, 0);
     assert_int_equal(efd_wait(req, HARNESS_TIMEOUT_MS), 1);
     umdev_client_destroy(c);
     close(err);
@@ -257,12 +221,12 @@ test_deassign_counts_dropped(void **state)
 
     (void)state;
     fds0 = kit_open_fds();
-    set_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, err);
-    set_trigger(c, VFIO_PCI_REQ_IRQ_INDEX, 0, req);
+    irq_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, err);
+    irq_trigger(c, VFIO_PCI_REQ_IRQ_INDEX, 0, req);
     /* The server holds its own copies. */
     assert_int_equal(kit_open_fds(), fds0 + 2);
-    set_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, -1);
-    set_trigger(c, VFIO_PCI_REQ_IRQ_INDEX, 0, -1);
+    irq_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, -1);
+    irq_trigger(c, VFIO_PCI_REQ_IRQ_INDEX, 0, -1);
     assert_int_equal(kit_open_fds(), fds0);
     harness_get_state(&H, &s0);
     assert_false(s0.irq_enabled[UMDEV_PCI_ERR_IRQ]);
@@ -277,7 +241,7 @@ test_deassign_counts_dropped(void **state)
     assert_int_equal(s1.stats.irqs_dropped - s0.stats.irqs_dropped, 2);
     assert_int_equal(s1.stats.irqs, s0.stats.irqs);
     /* Assign again: delivered again. */
-    set_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, err);
+    irq_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, err);
     reg_wr(c, TESTDEV_REG_ERR_TRIGGER, 1, 4);
     assert_int_equal(efd_wait(err, HARNESS_TIMEOUT_MS), 1);
     umdev_client_destroy(c);
@@ -292,7 +256,7 @@ test_msix(void **state)
     int efd = efd_new();
 
     (void)state;
-    set_trigger(c, VFIO_PCI_MSIX_IRQ_INDEX, 2, efd);
+    irq_trigger(c, VFIO_PCI_MSIX_IRQ_INDEX, 2, efd);
     cfg_enable_msix(c);
     reg_wr(c, TESTDEV_REG_MSIX_TRIGGER, 2, 4);
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
@@ -478,12 +442,12 @@ test_dma_message_fallback(void **state)
     umdev_client_get_stats(c, &cs1);
     assert_int_equal(cs1.dma_reads - cs0.dma_reads, 1);
     assert_int_equal(cs1.dma_writes, cs0.dma_writes);
-    bar2_read(c, 0, back, size);
+    bar2_rw(c, 0, back, size, false);
     assert_memory_equal(back, mem, size);
 
     /* FROM_DEVICE: BAR2 -> guest, one DMA_WRITE message. */
     kit_fill_rand(pat, size, 42);
-    bar2_write(c, 0, pat, size);
+    bar2_rw(c, 0, pat, size, true);
     memset(mem, 0, size);
     umdev_client_get_stats(c, &cs0);
     assert_int_equal(dma_cmd(c, base, (uint32_t)size,
@@ -611,7 +575,7 @@ test_dma_split_by_client_limit(void **state)
     assert_int_equal(dma_cmd(c, 0x1000000, (uint32_t)size,
                              TESTDEV_DMA_TO_DEVICE),
                      0);
-    bar2_read(c, 0, back, size);
+    bar2_rw(c, 0, back, size, false);
     assert_memory_equal(back, mem, size);
     guest_mem_free(mem, size, fd);
     umdev_client_destroy(c);
@@ -640,8 +604,8 @@ test_reset(void **state)
     (void)state;
     mem = guest_mem(PG, &fd);
     assert_int_equal(umdev_client_dma_map(c, base, PG, mem, fd, 0, RW), 0);
-    set_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, efd);
-    set_trigger(c, VFIO_PCI_INTX_IRQ_INDEX, 0, intx);
+    irq_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, efd);
+    irq_trigger(c, VFIO_PCI_INTX_IRQ_INDEX, 0, intx);
     assert_int_equal(umdev_client_region_mmap(c, BAR2, 0, &p, &len), 0);
     map = p;
     /* Dirty everything. */
@@ -703,7 +667,7 @@ test_reset(void **state)
     reg_wr(c, TESTDEV_REG_ERR_TRIGGER, 1, 4);
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
     /* INTx: the VMM's EOI after reset, then a new assertion. */
-    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK);
+    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK, 0);
     assert_int_equal(efd_wait(intx, HARNESS_QUIET_MS), 0);
     reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
     assert_int_equal(efd_wait(intx, HARNESS_TIMEOUT_MS), 1);

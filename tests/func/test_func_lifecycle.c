@@ -25,15 +25,6 @@ struct session {
     int intx, resample, err;
 };
 
-static void
-set_efd(struct umdev_client *c, uint32_t index, uint32_t action, int efd)
-{
-    assert_int_equal(umdev_client_set_irqs(c, index,
-                                           VFIO_IRQ_SET_DATA_EVENTFD | action,
-                                           0, 1, &efd, NULL),
-                     0);
-}
-
 /* Connect and give the server everything it keeps per client: DMA
  * mappings with and without fd, trigger and resample eventfds, an mmap. */
 static void
@@ -54,12 +45,12 @@ session_open(struct session *s)
     assert_int_equal(umdev_client_dma_map(s->c, 0x200000, PG, s->mem + PG,
                                           -1, 0, RW),
                      0);
-    set_efd(s->c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER,
-            s->intx);
-    set_efd(s->c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK,
-            s->resample);
-    set_efd(s->c, VFIO_PCI_ERR_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER,
-            s->err);
+    irq_eventfd(s->c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, 0,
+                s->intx);
+    irq_eventfd(s->c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK, 0,
+                s->resample);
+    irq_eventfd(s->c, VFIO_PCI_ERR_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, 0,
+                s->err);
     assert_int_equal(umdev_client_region_mmap(s->c, UMDEV_PCI_BAR2_REGION,
                                               0, &p, &len),
                      0);
@@ -189,12 +180,7 @@ test_disconnect_mid_message(void **state)
 static void
 test_disconnect_mid_message_raw(void **state)
 {
-    struct vfio_user_irq_set s = {
-        .argsz = sizeof(s),
-        .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
-        .index = VFIO_PCI_ERR_IRQ_INDEX,
-        .count = 1,
-    };
+    struct vfio_user_irq_set s = raw_irq_eventfds(VFIO_PCI_ERR_IRQ_INDEX, 0, 1);
     struct vfio_user_header big = {
         .msg_id = 3,
         .cmd = VFIO_USER_REGION_WRITE,

@@ -500,13 +500,8 @@ test_fd_where_none_belongs(void **state)
 static void
 test_too_many_fds(void **state)
 {
-    struct vfio_user_irq_set s = {
-        .argsz = sizeof(s),
-        .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
-        .index = VFIO_PCI_MSIX_IRQ_INDEX,
-        .start = 0,
-        .count = UMDEV_WIRE_MAX_MSG_FDS + 1,
-    };
+    struct vfio_user_irq_set s = raw_irq_eventfds(VFIO_PCI_MSIX_IRQ_INDEX, 0,
+                                                  UMDEV_WIRE_MAX_MSG_FDS + 1);
     int efds[UMDEV_WIRE_MAX_MSG_FDS + 1];
     struct harness_state st;
     uint16_t id = 10;
@@ -566,12 +561,8 @@ dma_peek(struct umdev_dev *dev, void *arg)
 static void
 test_pipelined_commands_with_fds(void **state)
 {
-    struct vfio_user_irq_set set = {
-        .argsz = sizeof(set),
-        .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
-        .index = VFIO_PCI_ERR_IRQ_INDEX,
-        .count = 1,
-    };
+    struct vfio_user_irq_set set =
+        raw_irq_eventfds(VFIO_PCI_ERR_IRQ_INDEX, 0, 1);
     struct vfio_user_dma_map map = { sizeof(map), 3, 0, 0x100000, 4096 };
     struct vfio_user_device_info di = { .argsz = sizeof(di) };
     struct vfio_user_region_access ra = { TESTDEV_REG_ID,
