@@ -30,6 +30,27 @@ dma_cmd(struct umdev_client *c, uint64_t addr, uint32_t len, uint32_t cmd)
     return reg_rd32(c, TESTDEV_REG_DMA_STATUS);
 }
 
+/* dma_cmd(), and the DMA_READ and DMA_WRITE messages the client served
+ * for it (the device's fallback when the mapping has no fd). */
+struct dma_run {
+    uint32_t status;
+    uint64_t reads, writes;
+};
+
+static struct dma_run
+dma_run(struct umdev_client *c, uint64_t addr, uint32_t len, uint32_t cmd)
+{
+    struct umdev_client_stats a, b;
+    struct dma_run r;
+
+    umdev_client_get_stats(c, &a);
+    r.status = dma_cmd(c, addr, len, cmd);
+    umdev_client_get_stats(c, &b);
+    r.reads = b.dma_reads - a.dma_reads;
+    r.writes = b.dma_writes - a.dma_writes;
+    return r;
+}
+
 /* BAR2 through REGION_READ or REGION_WRITE in 4 KiB steps (any client
  * limit). */
 static void
@@ -422,7 +443,7 @@ test_dma_message_fallback(void **state)
     const size_t size = TESTDEV_BAR2_SIZE;
     static uint8_t pat[TESTDEV_BAR2_SIZE], back[TESTDEV_BAR2_SIZE];
     struct umdev_client *c = harness_connect(&H, NULL);
-    struct umdev_client_stats cs0, cs1;
+    struct dma_run r;
     const uint64_t base = 0x40000000;
     uint64_t bytes0;
     uint8_t *mem;
@@ -436,12 +457,10 @@ test_dma_message_fallback(void **state)
 
     /* TO_DEVICE: guest -> BAR2, one DMA_READ message. */
     kit_fill_rand(mem, size, 41);
-    umdev_client_get_stats(c, &cs0);
-    assert_int_equal(dma_cmd(c, base, (uint32_t)size, TESTDEV_DMA_TO_DEVICE),
-                     0);
-    umdev_client_get_stats(c, &cs1);
-    assert_int_equal(cs1.dma_reads - cs0.dma_reads, 1);
-    assert_int_equal(cs1.dma_writes, cs0.dma_writes);
+    r = dma_run(c, base, (uint32_t)size, TESTDEV_DMA_TO_DEVICE);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.reads, 1);
+    assert_int_equal(r.writes, 0);
     bar2_rw(c, 0, back, size, false);
     assert_memory_equal(back, mem, size);
 
@@ -449,22 +468,17 @@ test_dma_message_fallback(void **state)
     kit_fill_rand(pat, size, 42);
     bar2_rw(c, 0, pat, size, true);
     memset(mem, 0, size);
-    umdev_client_get_stats(c, &cs0);
-    assert_int_equal(dma_cmd(c, base, (uint32_t)size,
-                             TESTDEV_DMA_FROM_DEVICE),
-                     0);
-    umdev_client_get_stats(c, &cs1);
-    assert_int_equal(cs1.dma_writes - cs0.dma_writes, 1);
-    assert_int_equal(cs1.dma_reads, cs0.dma_reads);
+    r = dma_run(c, base, (uint32_t)size, TESTDEV_DMA_FROM_DEVICE);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.writes, 1);
+    assert_int_equal(r.reads, 0);
     assert_memory_equal(mem, pat, size);
 
     /* INVERT: read and write back by message. */
-    umdev_client_get_stats(c, &cs0);
-    assert_int_equal(dma_cmd(c, base, (uint32_t)size, TESTDEV_DMA_INVERT),
-                     0);
-    umdev_client_get_stats(c, &cs1);
-    assert_int_equal(cs1.dma_reads - cs0.dma_reads, 1);
-    assert_int_equal(cs1.dma_writes - cs0.dma_writes, 1);
+    r = dma_run(c, base, (uint32_t)size, TESTDEV_DMA_INVERT);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.reads, 1);
+    assert_int_equal(r.writes, 1);
     for (i = 0; i < size; i++)
         if ((uint8_t)(mem[i] ^ pat[i]) != 0xff)
             fail_msg("byte %zu: 0x%02x is not ~0x%02x", i, mem[i], pat[i]);
@@ -472,11 +486,9 @@ test_dma_message_fallback(void **state)
 
     /* Outside the mapping: a fault and no message; running off its end:
      * a fault. */
-    umdev_client_get_stats(c, &cs0);
-    assert_int_equal(dma_cmd(c, base + size, 32, TESTDEV_DMA_TO_DEVICE),
-                     EFAULT);
-    umdev_client_get_stats(c, &cs1);
-    assert_int_equal(cs1.dma_reads, cs0.dma_reads);
+    r = dma_run(c, base + size, 32, TESTDEV_DMA_TO_DEVICE);
+    assert_int_equal(r.status, EFAULT);
+    assert_int_equal(r.reads, 0);
     assert_int_equal(dma_cmd(c, base + size - 16, 32, TESTDEV_DMA_TO_DEVICE),
                      EFAULT);
     assert_int_equal(umdev_client_dma_unmap(c, base, size), 0);
@@ -490,7 +502,7 @@ static void
 span(struct umdev_client *c, uint64_t base, bool fd_first)
 {
     const size_t size = 16 * PG, half = 2048;
-    struct umdev_client_stats cs0, cs1;
+    struct dma_run r;
     uint8_t *lo, *hi, pat[PG], back[PG];
     int lo_fd, hi_fd;
 
@@ -504,12 +516,9 @@ span(struct umdev_client *c, uint64_t base, bool fd_first)
                      0);
     kit_fill_rand(lo + size - half, half, 51);
     kit_fill_rand(hi, half, 52);
-    umdev_client_get_stats(c, &cs0);
-    assert_int_equal(dma_cmd(c, base + size - half, 2 * half,
-                             TESTDEV_DMA_TO_DEVICE),
-                     0);
-    umdev_client_get_stats(c, &cs1);
-    assert_int_equal(cs1.dma_reads - cs0.dma_reads, 1);
+    r = dma_run(c, base + size - half, 2 * half, TESTDEV_DMA_TO_DEVICE);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.reads, 1);
     assert_int_equal(umdev_client_region_read(c, BAR2, 0, back, 2 * half),
                      0);
     assert_memory_equal(back, lo + size - half, half);
@@ -520,12 +529,9 @@ span(struct umdev_client *c, uint64_t base, bool fd_first)
                      0);
     memset(lo + size - half, 0, half);
     memset(hi, 0, half);
-    umdev_client_get_stats(c, &cs0);
-    assert_int_equal(dma_cmd(c, base + size - half, 2 * half,
-                             TESTDEV_DMA_FROM_DEVICE),
-                     0);
-    umdev_client_get_stats(c, &cs1);
-    assert_int_equal(cs1.dma_writes - cs0.dma_writes, 1);
+    r = dma_run(c, base + size - half, 2 * half, TESTDEV_DMA_FROM_DEVICE);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.writes, 1);
     assert_memory_equal(lo + size - half, pat, half);
     assert_memory_equal(hi, pat + half, half);
 
@@ -555,7 +561,7 @@ test_dma_split_by_client_limit(void **state)
     struct umdev_client_opts o = { .max_data_xfer_size = PG };
     static uint8_t back[TESTDEV_BAR2_SIZE];
     struct umdev_client *c = harness_connect(&H, &o);
-    struct umdev_client_stats cs0, cs1;
+    struct dma_run r;
     uint8_t *mem;
     int fd;
 
@@ -565,13 +571,10 @@ test_dma_split_by_client_limit(void **state)
                                           RW),
                      0);
     kit_fill_rand(mem, size, 61);
-    umdev_client_get_stats(c, &cs0);
-    assert_int_equal(dma_cmd(c, 0x1000000, (uint32_t)size,
-                             TESTDEV_DMA_INVERT),
-                     0);
-    umdev_client_get_stats(c, &cs1);
-    assert_int_equal(cs1.dma_reads - cs0.dma_reads, size / PG);
-    assert_int_equal(cs1.dma_writes - cs0.dma_writes, size / PG);
+    r = dma_run(c, 0x1000000, (uint32_t)size, TESTDEV_DMA_INVERT);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.reads, size / PG);
+    assert_int_equal(r.writes, size / PG);
     assert_int_equal(dma_cmd(c, 0x1000000, (uint32_t)size,
                              TESTDEV_DMA_TO_DEVICE),
                      0);
@@ -580,6 +583,25 @@ test_dma_split_by_client_limit(void **state)
     guest_mem_free(mem, size, fd);
     umdev_client_destroy(c);
 }
+
+/* The test device's registers that a reset must bring back. */
+struct reg_value {
+    const char *name;
+    uint32_t off;
+    size_t width; /* 4 or 8 */
+    uint64_t value;
+};
+
+static const struct reg_value power_on[] = {
+    { "ID", TESTDEV_REG_ID, 4, TESTDEV_ID_VALUE },
+    { "SCRATCH", TESTDEV_REG_SCRATCH, 4, 0 },
+    { "SCRATCH64", TESTDEV_REG_SCRATCH64, 8, 0 },
+    { "DMA_ADDR", TESTDEV_REG_DMA_ADDR, 8, 0 },
+    { "DMA_LEN", TESTDEV_REG_DMA_LEN, 4, 0 },
+    { "DMA_STATUS", TESTDEV_REG_DMA_STATUS, 4, 0 },
+    { "IRQ_LEVEL", TESTDEV_REG_IRQ_LEVEL, 4, 0 },
+    { "IRQ_RAISED", TESTDEV_REG_IRQ_RAISED, 4, 0 },
+};
 
 /*
  * DEVICE_RESET: registers, the scratch array, BAR2 and config space back
@@ -599,7 +621,7 @@ test_reset(void **state)
     uint32_t resets;
     uint8_t *mem, *map;
     void *p;
-    size_t len;
+    size_t len, i;
 
     (void)state;
     mem = guest_mem(PG, &fd);
@@ -629,14 +651,15 @@ test_reset(void **state)
 
     assert_int_equal(umdev_client_reset(c), 0);
     assert_int_equal(reg_rd32(c, TESTDEV_REG_RESETS), resets + 1);
-    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
-    assert_int_equal(reg_rd32(c, TESTDEV_REG_SCRATCH), 0);
-    assert_int_equal(reg_rd64(c, TESTDEV_REG_SCRATCH64), 0);
-    assert_int_equal(reg_rd64(c, TESTDEV_REG_DMA_ADDR), 0);
-    assert_int_equal(reg_rd32(c, TESTDEV_REG_DMA_LEN), 0);
-    assert_int_equal(reg_rd32(c, TESTDEV_REG_DMA_STATUS), 0);
-    assert_int_equal(reg_rd32(c, TESTDEV_REG_IRQ_LEVEL), 0);
-    assert_int_equal(reg_rd32(c, TESTDEV_REG_IRQ_RAISED), 0);
+    for (i = 0; i < sizeof(power_on) / sizeof(power_on[0]); i++) {
+        const struct reg_value *r = &power_on[i];
+        uint64_t v = r->width == 8 ? reg_rd64(c, r->off) : reg_rd32(c, r->off);
+
+        if (v != r->value)
+            fail_msg("%s reads %#llx after reset, not its power-on %#llx",
+                     r->name, (unsigned long long)v,
+                     (unsigned long long)r->value);
+    }
     assert_int_equal(umdev_client_region_read(c, BAR0,
                                               TESTDEV_SCRATCH_ARRAY, arr,
                                               sizeof(arr)),
