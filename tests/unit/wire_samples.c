@@ -389,6 +389,23 @@ enc_sample(struct msg *m, const struct sample *s)
     enc(m, s->cmd, s->flags, s->fixed, s->fixed_len, s->data, s->data_len);
 }
 
+size_t
+each_sample(bool (*when)(const struct sample *s),
+            void (*check)(const struct sample *s, struct msg *m))
+{
+    static struct msg m;
+    size_t i, n = 0;
+
+    for (i = 0; i < n_samples; i++) {
+        if (when != NULL && !when(&samples[i]))
+            continue;
+        enc_sample(&m, &samples[i]);
+        check(&samples[i], &m);
+        n++;
+    }
+    return n;
+}
+
 const struct sample *
 sample(const char *name)
 {
