@@ -26,6 +26,10 @@ void pci_fixture_init(struct pci_fixture *f, const char *name,
 
 /** A cmocka teardown: *@state is a struct pci_fixture. */
 int pci_fixture_teardown(void **state);
+/* Test @f on the fixture @setup makes (a function calling
+ * pci_fixture_init() with the test program's identity). */
+#define PCI_FIXTURE_TEST(f, setup)                                             \
+    cmocka_unit_test_setup_teardown(f, setup, pci_fixture_teardown)
 
 /** A readable and writable trapped region of @size bytes on f->bar0
  * (accesses past its 4096 bytes fail with -EINVAL). */

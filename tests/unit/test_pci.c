@@ -549,22 +549,18 @@ test_bad_ids_refused(void **state)
     umdev_dev_destroy(dev);
 }
 
-/* A test on a fresh device (setup) that teardown destroys. */
-#define PCI_TEST(f)                                                            \
-    cmocka_unit_test_setup_teardown(f, setup, pci_fixture_teardown)
-
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        PCI_TEST(test_header_identity),
-        PCI_TEST(test_write_masks_and_rw1c),
-        PCI_TEST(test_bar_sizing),
-        PCI_TEST(test_capability_chain),
-        PCI_TEST(test_msix_mask_and_pending),
-        PCI_TEST(test_msix_vmm_emulated_table),
-        PCI_TEST(test_msi_mask_and_pending),
-        PCI_TEST(test_intx_status_and_disable),
+        PCI_FIXTURE_TEST(test_header_identity, setup),
+        PCI_FIXTURE_TEST(test_write_masks_and_rw1c, setup),
+        PCI_FIXTURE_TEST(test_bar_sizing, setup),
+        PCI_FIXTURE_TEST(test_capability_chain, setup),
+        PCI_FIXTURE_TEST(test_msix_mask_and_pending, setup),
+        PCI_FIXTURE_TEST(test_msix_vmm_emulated_table, setup),
+        PCI_FIXTURE_TEST(test_msi_mask_and_pending, setup),
+        PCI_FIXTURE_TEST(test_intx_status_and_disable, setup),
         cmocka_unit_test(test_bad_ids_refused),
     };
 

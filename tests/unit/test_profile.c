@@ -271,18 +271,14 @@ test_json(void **state)
     free(text);
 }
 
-/* A test on a fresh device (setup) that teardown destroys. */
-#define PROFILE_TEST(f)                                                        \
-    cmocka_unit_test_setup_teardown(f, setup, pci_fixture_teardown)
-
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        PROFILE_TEST(test_invalid_profiles_refused),
-        PROFILE_TEST(test_enforcement),
-        PROFILE_TEST(test_bulk_memory_runs),
-        PROFILE_TEST(test_json),
+        PCI_FIXTURE_TEST(test_invalid_profiles_refused, setup),
+        PCI_FIXTURE_TEST(test_enforcement, setup),
+        PCI_FIXTURE_TEST(test_bulk_memory_runs, setup),
+        PCI_FIXTURE_TEST(test_json, setup),
     };
 
     return cmocka_run_group_tests_name("unit.profile", tests, NULL, NULL);
