@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/pci_regs.h>
 #include <linux/vfio.h>
 #include <poll.h>
 #include <stdio.h>
@@ -145,6 +146,46 @@ fill(uint8_t *p, size_t n, uint32_t seed)
         x ^= x << 5;
         p[i] = (uint8_t)x;
     }
+}
+
+/* ------------------------------------------------------------------ */
+/* Guest RAM: a memfd mapped shared, handed to the server with its fd   */
+
+struct guest_ram {
+    int fd;
+    uint8_t *mem; /* NULL until mapped */
+    size_t size;
+};
+
+/* Return: 0, or -errno after failing the check saying what failed. */
+static int
+guest_ram_open(struct gen_ctx *g, struct guest_ram *ram, size_t size)
+{
+    void *mem;
+
+    ram->size = size;
+    ram->mem = NULL;
+    ram->fd = memfd_create("umdev-conform-guest", MFD_CLOEXEC);
+    if (ram->fd < 0 || ftruncate(ram->fd, (off_t)size) < 0) {
+        cf_fail(g->r, "guest memory: memfd: %s", strerror(errno));
+        return -errno;
+    }
+    mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, ram->fd, 0);
+    if (mem == MAP_FAILED) {
+        cf_fail(g->r, "guest memory: mmap: %s", strerror(errno));
+        return -errno;
+    }
+    ram->mem = mem;
+    return 0;
+}
+
+static void
+guest_ram_close(struct guest_ram *ram)
+{
+    if (ram->mem != NULL)
+        munmap(ram->mem, ram->size);
+    if (ram->fd >= 0)
+        close(ram->fd);
 }
 
 /* ------------------------------------------------------------------ */
@@ -447,23 +488,17 @@ gen_testdev(struct gen_ctx *g)
     const uint32_t rw =
         VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE;
     const uint64_t iova = 1ull << 32, iova_msg = 2ull << 32;
-    uint8_t *guest = MAP_FAILED;
-    int fd, rc;
+    struct guest_ram ram;
+    uint8_t *guest;
+    int rc;
 
     snprintf(g->where, sizeof(g->where), "INVERT of 4 KiB buffers");
-    fd = memfd_create("umdev-conform-guest", MFD_CLOEXEC);
-    if (fd < 0 || ftruncate(fd, TESTDEV_GUEST_SIZE) < 0) {
-        cf_fail(g->r, "memfd: %s", strerror(errno));
+    if (guest_ram_open(g, &ram, TESTDEV_GUEST_SIZE) < 0)
         goto out;
-    }
-    guest = mmap(NULL, TESTDEV_GUEST_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
-                 fd, 0);
-    if (guest == MAP_FAILED) {
-        cf_fail(g->r, "mmap: %s", strerror(errno));
-        goto out;
-    }
+    guest = ram.mem;
     /* Guest RAM as a VMM hands it over: with its fd. */
-    rc = umdev_client_dma_map(g->c, iova, TESTDEV_GUEST_SIZE, guest, fd, 0, rw);
+    rc = umdev_client_dma_map(g->c, iova, TESTDEV_GUEST_SIZE, guest, ram.fd, 0,
+                              rw);
     if (rc == 0)
         rc = td_run(g, iova, guest, TESTDEV_IOS, "mapped DMA");
     if (rc == 0)
@@ -487,10 +522,7 @@ gen_testdev(struct gen_ctx *g)
     }
     g->moved = true;
 out:
-    if (guest != MAP_FAILED)
-        munmap(guest, TESTDEV_GUEST_SIZE);
-    if (fd >= 0)
-        close(fd);
+    guest_ram_close(&ram);
     return 0;
 }
 
@@ -618,34 +650,26 @@ gen_accel(struct gen_ctx *g)
     const uint32_t rw =
         VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE;
     struct accel_load a = { .g = g, .iova = 1ull << 32 };
-    uint16_t cmd = 0x0006; /* Command: memory space, bus master */
+    uint16_t cmd = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
     uint64_t m0, m1, w0, s0, stalled, loaded;
     uint32_t status = 0;
-    void *mem = MAP_FAILED;
-    int fd, rc;
+    struct guest_ram ram;
+    int rc;
 
     snprintf(g->where, sizeof(g->where),
              "queue 0, MEMMOVE of %u B, %u in flight, event suppression",
              ACCEL_XFER, ACCEL_DEPTH);
-    fd = memfd_create("umdev-conform-guest", MFD_CLOEXEC);
-    if (fd < 0 || ftruncate(fd, ACCEL_GUEST_SIZE) < 0) {
-        cf_fail(g->r, "memfd: %s", strerror(errno));
+    if (guest_ram_open(g, &ram, ACCEL_GUEST_SIZE) < 0)
         goto out;
-    }
-    mem = mmap(NULL, ACCEL_GUEST_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-               0);
-    if (mem == MAP_FAILED) {
-        cf_fail(g->r, "mmap: %s", strerror(errno));
-        goto out;
-    }
-    a.mem = mem;
-    accel_ring_drv_init(&a.r, mem, ACCEL_RING,
+    a.mem = ram.mem;
+    accel_ring_drv_init(&a.r, ram.mem, ACCEL_RING,
                         (struct accel_comp *)(void *)(a.mem + ACCEL_COMPS_OFF),
                         a.iova + ACCEL_COMPS_OFF);
-    rc = umdev_client_dma_map(g->c, a.iova, ACCEL_GUEST_SIZE, mem, fd, 0, rw);
+    rc = umdev_client_dma_map(g->c, a.iova, ACCEL_GUEST_SIZE, ram.mem, ram.fd,
+                              0, rw);
     if (rc == 0)
         rc = umdev_client_region_write(g->c, VFIO_PCI_CONFIG_REGION_INDEX,
-                                       0x04, &cmd, 2);
+                                       PCI_COMMAND, &cmd, 2);
     if (rc == 0)
         rc = accel_reg_wr(g->c, ACCEL_REG_DEVCTL, ACCEL_DEVCTL_ENABLE, 4);
     if (rc == 0)
@@ -708,10 +732,7 @@ gen_accel(struct gen_ctx *g)
     }
     g->moved = true;
 out:
-    if (mem != MAP_FAILED)
-        munmap(mem, ACCEL_GUEST_SIZE);
-    if (fd >= 0)
-        close(fd);
+    guest_ram_close(&ram);
     return 0;
 }
 
@@ -734,9 +755,9 @@ gen_plugin(struct gen_ctx *g)
         .guest_size = PLUGIN_GUEST_SIZE,
         .units = PLUGIN_IOS,
     };
+    struct guest_ram ram = { .fd = -1 };
     uint64_t m0, m1;
-    void *mem = MAP_FAILED;
-    int fd, rc;
+    int rc;
 
     memset(&res, 0, sizeof(res));
     snprintf(g->where, sizeof(g->where), "the plug-in's exercise() for %s",
@@ -748,21 +769,16 @@ gen_plugin(struct gen_ctx *g)
         return 0;
     }
     /* Guest memory, mapped with its fd, for a ring the hook may drive. */
-    fd = memfd_create("umdev-conform-guest", MFD_CLOEXEC);
-    if (fd >= 0 && ftruncate(fd, PLUGIN_GUEST_SIZE) == 0)
-        mem = mmap(NULL, PLUGIN_GUEST_SIZE, PROT_READ | PROT_WRITE,
-                   MAP_SHARED, fd, 0);
-    rc = mem == MAP_FAILED ? -ENOMEM
-                           : umdev_client_dma_map(g->c, PLUGIN_GUEST_IOVA,
-                                                  PLUGIN_GUEST_SIZE, mem, fd,
-                                                  0,
-                                                  VFIO_USER_DMA_MAP_FLAG_READ |
-                                                      VFIO_USER_DMA_MAP_FLAG_WRITE);
+    if (guest_ram_open(g, &ram, PLUGIN_GUEST_SIZE) < 0)
+        goto out;
+    rc = umdev_client_dma_map(
+        g->c, PLUGIN_GUEST_IOVA, PLUGIN_GUEST_SIZE, ram.mem, ram.fd, 0,
+        VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE);
     if (rc < 0) {
         cf_fail(g->r, "guest memory for the plug-in: %s", cf_errname(-rc));
         goto out;
     }
-    a.guest = mem;
+    a.guest = ram.mem;
     m0 = msgs_now(g->c, NULL);
     rc = p->ops->exercise(&a, &res);
     m1 = msgs_now(g->c, NULL);
@@ -789,10 +805,7 @@ gen_plugin(struct gen_ctx *g)
     }
     g->moved = true;
 out:
-    if (mem != MAP_FAILED)
-        munmap(mem, PLUGIN_GUEST_SIZE);
-    if (fd >= 0)
-        close(fd);
+    guest_ram_close(&ram);
     return 0;
 }
 

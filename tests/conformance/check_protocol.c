@@ -582,7 +582,8 @@ posted(struct proto *p, uint32_t oversize, char *ev, size_t evlen)
 static void
 posted_ordering(struct proto *p)
 {
-    unsigned int off = p->cf->dev.cfg[0x3d] ? 0x3c : 0x0c;
+    unsigned int off = p->cf->dev.cfg[PCI_INTERRUPT_PIN] ? PCI_INTERRUPT_LINE
+                                                         : PCI_CACHE_LINE_SIZE;
     struct vfio_user_region_access a = { off, CFG, 1 };
     uint8_t buf[32], orig, inv, v;
     struct rawc_msg m;
