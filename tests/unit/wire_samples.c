@@ -390,18 +390,14 @@ enc_sample(struct msg *m, const struct sample *s)
 }
 
 size_t
-each_sample(bool (*when)(const struct sample *s),
-            void (*check)(const struct sample *s, struct msg *m))
+each_sample(bool (*check)(const struct sample *s, struct msg *m))
 {
     static struct msg m;
     size_t i, n = 0;
 
     for (i = 0; i < n_samples; i++) {
-        if (when != NULL && !when(&samples[i]))
-            continue;
         enc_sample(&m, &samples[i]);
-        check(&samples[i], &m);
-        n++;
+        n += check(&samples[i], &m);
     }
     return n;
 }
