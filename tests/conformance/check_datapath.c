@@ -179,13 +179,14 @@ guest_ram_open(struct gen_ctx *g, struct guest_ram *ram, size_t size)
     return 0;
 }
 
+/* The mapping outlives the descriptor: either may go first. */
 static void
 guest_ram_close(struct guest_ram *ram)
 {
-    if (ram->mem != NULL)
-        munmap(ram->mem, ram->size);
     if (ram->fd >= 0)
         close(ram->fd);
+    if (ram->mem != NULL)
+        munmap(ram->mem, ram->size);
 }
 
 /* ------------------------------------------------------------------ */
