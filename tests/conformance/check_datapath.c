@@ -149,47 +149,6 @@ fill(uint8_t *p, size_t n, uint32_t seed)
 }
 
 /* ------------------------------------------------------------------ */
-/* Guest RAM: a memfd mapped shared, handed to the server with its fd   */
-
-struct guest_ram {
-    int fd;
-    uint8_t *mem; /* NULL until mapped */
-    size_t size;
-};
-
-/* Return: 0, or -errno after failing the check saying what failed. */
-static int
-guest_ram_open(struct gen_ctx *g, struct guest_ram *ram, size_t size)
-{
-    void *mem;
-
-    ram->size = size;
-    ram->mem = NULL;
-    ram->fd = memfd_create("umdev-conform-guest", MFD_CLOEXEC);
-    if (ram->fd < 0 || ftruncate(ram->fd, (off_t)size) < 0) {
-        cf_fail(g->r, "guest memory: memfd: %s", strerror(errno));
-        return -errno;
-    }
-    mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, ram->fd, 0);
-    if (mem == MAP_FAILED) {
-        cf_fail(g->r, "guest memory: mmap: %s", strerror(errno));
-        return -errno;
-    }
-    ram->mem = mem;
-    return 0;
-}
-
-/* The mapping outlives the descriptor: either may go first. */
-static void
-guest_ram_close(struct guest_ram *ram)
-{
-    if (ram->fd >= 0)
-        close(ram->fd);
-    if (ram->mem != NULL)
-        munmap(ram->mem, ram->size);
-}
-
-/* ------------------------------------------------------------------ */
 /* serial                                                             */
 
 static int
@@ -425,6 +384,47 @@ out:
     free(got_host);
     free(got_guest);
     return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Guest RAM: a memfd mapped shared, handed to the server with its fd   */
+
+struct guest_ram {
+    int fd;
+    uint8_t *mem; /* NULL until mapped */
+    size_t size;
+};
+
+/* Return: 0, or -errno after failing the check saying what failed. */
+static int
+guest_ram_open(struct gen_ctx *g, struct guest_ram *ram, size_t size)
+{
+    void *mem;
+
+    ram->size = size;
+    ram->mem = NULL;
+    ram->fd = memfd_create("umdev-conform-guest", MFD_CLOEXEC);
+    if (ram->fd < 0 || ftruncate(ram->fd, (off_t)size) < 0) {
+        cf_fail(g->r, "guest memory: memfd: %s", strerror(errno));
+        return -errno;
+    }
+    mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, ram->fd, 0);
+    if (mem == MAP_FAILED) {
+        cf_fail(g->r, "guest memory: mmap: %s", strerror(errno));
+        return -errno;
+    }
+    ram->mem = mem;
+    return 0;
+}
+
+/* The mapping outlives the descriptor: either may go first. */
+static void
+guest_ram_close(struct guest_ram *ram)
+{
+    if (ram->fd >= 0)
+        close(ram->fd);
+    if (ram->mem != NULL)
+        munmap(ram->mem, ram->size);
 }
 
 /* ------------------------------------------------------------------ */
