@@ -112,10 +112,20 @@ struct phase {
     uint64_t idle; /* polls that found the device not ready: waiting */
 };
 
+/* Guest RAM: a memfd mapped shared, handed to the server with its fd. */
+struct guest_ram {
+    int fd;
+    uint8_t *mem; /* NULL until mapped */
+    size_t size;
+};
+
 struct gen_ctx {
     struct conform *cf;
     struct cf_result *r;
     struct umdev_client *c;
+    /* The generator's guest RAM, if its table entry asks for some: made
+     * before it runs, gone after (check_datapath()). */
+    struct guest_ram ram;
     struct phase ph[2];
     size_t nph;
     bool moved; /* all data verified */
@@ -387,18 +397,14 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
-/* Guest RAM: a memfd mapped shared, handed to the server with its fd   */
+/* Guest RAM (struct guest_ram)                                         */
 
-struct guest_ram {
-    int fd;
-    uint8_t *mem; /* NULL until mapped */
-    size_t size;
-};
-
-/* Return: 0, or -errno after failing the check saying what failed. */
+/* g->ram of @size bytes. Return: 0, or -errno after failing the check
+ * saying what failed. */
 static int
-guest_ram_open(struct gen_ctx *g, struct guest_ram *ram, size_t size)
+guest_ram_open(struct gen_ctx *g, size_t size)
 {
+    struct guest_ram *ram = &g->ram;
     void *mem;
 
     ram->size = size;
@@ -489,17 +495,13 @@ gen_testdev(struct gen_ctx *g)
     const uint32_t rw =
         VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE;
     const uint64_t iova = 1ull << 32, iova_msg = 2ull << 32;
-    struct guest_ram ram;
-    uint8_t *guest;
+    uint8_t *guest = g->ram.mem;
     int rc;
 
     snprintf(g->where, sizeof(g->where), "INVERT of 4 KiB buffers");
-    if (guest_ram_open(g, &ram, TESTDEV_GUEST_SIZE) < 0)
-        goto out;
-    guest = ram.mem;
     /* Guest RAM as a VMM hands it over: with its fd. */
-    rc = umdev_client_dma_map(g->c, iova, TESTDEV_GUEST_SIZE, guest, ram.fd, 0,
-                              rw);
+    rc = umdev_client_dma_map(g->c, iova, TESTDEV_GUEST_SIZE, guest, g->ram.fd,
+                              0, rw);
     if (rc == 0)
         rc = td_run(g, iova, guest, TESTDEV_IOS, "mapped DMA");
     if (rc == 0)
@@ -507,7 +509,7 @@ gen_testdev(struct gen_ctx *g)
     if (rc < 0) {
         if (g->r->pass)
             cf_fail(g->r, "mapped DMA: %s", cf_errname(-rc));
-        goto out;
+        return 0;
     }
     /* The fallback without an fd: every DMA is a message. */
     rc = umdev_client_dma_map(g->c, iova_msg, TESTDEV_GUEST_SIZE, guest, -1, 0,
@@ -519,11 +521,9 @@ gen_testdev(struct gen_ctx *g)
     if (rc < 0) {
         if (g->r->pass)
             cf_fail(g->r, "message DMA: %s", cf_errname(-rc));
-        goto out;
+        return 0;
     }
     g->moved = true;
-out:
-    guest_ram_close(&ram);
     return 0;
 }
 
@@ -654,19 +654,16 @@ gen_accel(struct gen_ctx *g)
     uint16_t cmd = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
     uint64_t m0, m1, w0, s0, stalled, loaded;
     uint32_t status = 0;
-    struct guest_ram ram;
     int rc;
 
     snprintf(g->where, sizeof(g->where),
              "queue 0, MEMMOVE of %u B, %u in flight, event suppression",
              ACCEL_XFER, ACCEL_DEPTH);
-    if (guest_ram_open(g, &ram, ACCEL_GUEST_SIZE) < 0)
-        goto out;
-    a.mem = ram.mem;
-    accel_ring_drv_init(&a.r, ram.mem, ACCEL_RING,
+    a.mem = g->ram.mem;
+    accel_ring_drv_init(&a.r, a.mem, ACCEL_RING,
                         (struct accel_comp *)(void *)(a.mem + ACCEL_COMPS_OFF),
                         a.iova + ACCEL_COMPS_OFF);
-    rc = umdev_client_dma_map(g->c, a.iova, ACCEL_GUEST_SIZE, ram.mem, ram.fd,
+    rc = umdev_client_dma_map(g->c, a.iova, ACCEL_GUEST_SIZE, a.mem, g->ram.fd,
                               0, rw);
     if (rc == 0)
         rc = umdev_client_region_write(g->c, VFIO_PCI_CONFIG_REGION_INDEX,
@@ -690,16 +687,16 @@ gen_accel(struct gen_ctx *g)
                                       &status, 4);
     if (rc < 0) {
         cf_fail(g->r, "programming queue 0: %s", cf_errname(-rc));
-        goto out;
+        return 0;
     }
     if (ACCEL_Q_STATUS_STATE(status) != ACCEL_QS_ENABLED) {
         cf_fail(g->r, "queue 0 did not enable: STATUS 0x%08x", status);
-        goto out;
+        return 0;
     }
     /* The engine starts asleep: the first doorbell is its wake-up, not
      * steady load. */
     if (accel_run(&a, ACCEL_WARMUP) < 0)
-        goto out;
+        return 0;
     m0 = msgs_now(g->c, NULL);
     w0 = a.wakeups;
     s0 = a.stalled_wakeups;
@@ -708,7 +705,7 @@ gen_accel(struct gen_ctx *g)
     g->ph[g->nph++] = (struct phase){ "ring", "desc", ACCEL_IOS, m1 - m0,
                                       a.wakeups - w0 };
     if (rc < 0)
-        goto out;
+        return 0;
     stalled = a.stalled_wakeups - s0;
     loaded = a.wakeups - w0 - stalled;
     snprintf(g->note, sizeof(g->note),
@@ -722,18 +719,16 @@ gen_accel(struct gen_ctx *g)
                 "%u, event suppression does not hold",
                 loaded, ACCEL_IOS, ACCEL_DEPTH, ACCEL_DEFAULT_POLL_US,
                 ACCEL_WAKE_RATIO_MAX);
-        goto out;
+        return 0;
     }
     rc = accel_reg_wr(g->c, ACCEL_REG_QUEUE(0) + ACCEL_Q_CTRL, 0, 4);
     if (rc == 0)
         rc = umdev_client_dma_unmap(g->c, a.iova, ACCEL_GUEST_SIZE);
     if (rc < 0) {
         cf_fail(g->r, "disabling queue 0: %s", cf_errname(-rc));
-        goto out;
+        return 0;
     }
     g->moved = true;
-out:
-    guest_ram_close(&ram);
     return 0;
 }
 
@@ -756,7 +751,6 @@ gen_plugin(struct gen_ctx *g)
         .guest_size = PLUGIN_GUEST_SIZE,
         .units = PLUGIN_IOS,
     };
-    struct guest_ram ram = { .fd = -1 };
     uint64_t m0, m1;
     int rc;
 
@@ -770,16 +764,14 @@ gen_plugin(struct gen_ctx *g)
         return 0;
     }
     /* Guest memory, mapped with its fd, for a ring the hook may drive. */
-    if (guest_ram_open(g, &ram, PLUGIN_GUEST_SIZE) < 0)
-        goto out;
     rc = umdev_client_dma_map(
-        g->c, PLUGIN_GUEST_IOVA, PLUGIN_GUEST_SIZE, ram.mem, ram.fd, 0,
+        g->c, PLUGIN_GUEST_IOVA, PLUGIN_GUEST_SIZE, g->ram.mem, g->ram.fd, 0,
         VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE);
     if (rc < 0) {
         cf_fail(g->r, "guest memory for the plug-in: %s", cf_errname(-rc));
-        goto out;
+        return 0;
     }
-    a.guest = ram.mem;
+    a.guest = g->ram.mem;
     m0 = msgs_now(g->c, NULL);
     rc = p->ops->exercise(&a, &res);
     m1 = msgs_now(g->c, NULL);
@@ -790,23 +782,21 @@ gen_plugin(struct gen_ctx *g)
         cf_fail(g->r, "exercise() moved %llu of %u units: %s",
                 (unsigned long long)res.units, PLUGIN_IOS,
                 rc < 0 ? cf_errname(-rc) : "stopped short");
-        goto out;
+        return 0;
     }
     if (res.waiting_msgs > m1 - m0) {
         cf_fail(g->r, "exercise() says %llu messages were waiting, but "
                       "only %llu were sent",
                 (unsigned long long)res.waiting_msgs,
                 (unsigned long long)(m1 - m0));
-        goto out;
+        return 0;
     }
     rc = umdev_client_dma_unmap(g->c, PLUGIN_GUEST_IOVA, PLUGIN_GUEST_SIZE);
     if (rc < 0) {
         cf_fail(g->r, "unmapping guest memory: %s", cf_errname(-rc));
-        goto out;
+        return 0;
     }
     g->moved = true;
-out:
-    guest_ram_close(&ram);
     return 0;
 }
 
@@ -816,23 +806,25 @@ struct generator {
     uint16_t vendor, device;
     const char *name;
     int (*run)(struct gen_ctx *g);
-    size_t nrule; /* phases the pass rule covers (the rest: reported) */
+    size_t nrule;      /* phases the pass rule covers (the rest: reported) */
+    size_t guest_size; /* guest RAM it drives (g->ram), 0: none */
 };
 
 static const struct generator generators[] = {
-    { 0x4348, 0x3253, "serial (polled 16550 on port 0)", gen_serial, 2 },
-    { 0x1234, 0x11ef, "testdev (DMA commands)", gen_testdev, 1 },
-    { ACCEL_VENDOR_ID, ACCEL_DEVICE_ID, "accel (descriptor ring)", gen_accel,
-      1 },
+    { 0x4348, 0x3253, "serial (polled 16550 on port 0)", gen_serial, 2, 0 },
+    { 0x1234, 0x11ef, "testdev (DMA commands)", gen_testdev, 1,
+      TESTDEV_GUEST_SIZE },
+    { ACCEL_VENDOR_ID, ACCEL_DEVICE_ID, "accel (descriptor ring)", gen_accel, 1,
+      ACCEL_GUEST_SIZE },
 };
 
 void
 check_datapath(struct conform *cf, struct cf_result *r)
 {
-    static const struct generator plugin = { 0, 0, "plug-in", gen_plugin,
-                                             1 };
+    static const struct generator plugin = { 0,          0, "plug-in",
+                                             gen_plugin, 1, PLUGIN_GUEST_SIZE };
     const struct generator *gen = NULL;
-    struct gen_ctx g = { .cf = cf, .r = r };
+    struct gen_ctx g = { .cf = cf, .r = r, .ram = { .fd = -1 } };
     struct cf_daemon_info d0, d1;
     bool have_daemon = false;
     double worst = 0;
@@ -865,7 +857,9 @@ check_datapath(struct conform *cf, struct cf_result *r)
             have_daemon = true;
     }
     msgs_now(g.c, &req0);
-    gen->run(&g);
+    if (gen->guest_size == 0 || guest_ram_open(&g, gen->guest_size) == 0)
+        gen->run(&g);
+    guest_ram_close(&g.ram);
     msgs_now(g.c, &req1);
     cf_note(r, "%04x:%04x %s, %s", cf->dev.vendor, cf->dev.device, gen->name,
             g.where);
