@@ -87,7 +87,6 @@ struct harness {
     struct umdev_dev *dev;
     struct fuzz_bar b;     /* client, guest memory, invariants, eventfd */
     uint8_t bar0_ro[0x20]; /* VERSION .. FEATURES at power-on */
-    uint64_t bar2_size;
     unsigned int nq;
     int unguarded; /* sides of device mappings without a guard page */
 };
@@ -153,8 +152,9 @@ bar0_rd32(struct harness *h, uint32_t off)
 }
 
 static void
-check(struct harness *h)
+check(void *arg)
 {
+    struct harness *h = arg;
     uint8_t now[sizeof(h->bar0_ro)];
     unsigned int q, st;
 
@@ -215,46 +215,35 @@ sock_read_version(struct harness *h)
 }
 
 static void
-play(struct harness *h, struct fuzz_in *in)
+accel_op(void *arg, unsigned int op, struct fuzz_in *in)
 {
-    const struct fuzz_region regions[3] = {
-        { UMDEV_PCI_BAR0_REGION, ACCEL_BAR0_SIZE },
-        { UMDEV_PCI_BAR2_REGION, h->bar2_size },
-        { UMDEV_PCI_CONFIG_REGION, 256 },
-    };
+    struct harness *h = arg;
 
-    while (in->n > 0) {
-        unsigned int op = fuzz_u8(in) % OP_COUNT;
-
-        if (op < FUZZ_REGION_OPS)
-            fuzz_region_op(h->dev, in, op, regions);
-        switch (op) {
-        case OP_MAP:
-            map_layout(h, fuzz_u8(in));
-            break;
-        case OP_UNMAP:
-            unmap_some(h, fuzz_u8(in));
-            break;
-        case OP_MEM:
-            mem_write(h, in);
-            break;
-        case OP_PTR:
-            ptr_write(h, in);
-            break;
-        case OP_RESET:
-            FUZZ_CHECK_EQ(fuzz_reset(&h->b.c), 0);
-            break;
-        case OP_POLL:
-            accel_engine_poll(h->e, fuzz_u8(in) % 32 + 1);
-            break;
-        case OP_IRQS:
-            irqs(h, fuzz_u8(in));
-            break;
-        case OP_SOCK_RD:
-            sock_read_version(h);
-            break;
-        }
-        check(h);
+    switch (op) {
+    case OP_MAP:
+        map_layout(h, fuzz_u8(in));
+        break;
+    case OP_UNMAP:
+        unmap_some(h, fuzz_u8(in));
+        break;
+    case OP_MEM:
+        mem_write(h, in);
+        break;
+    case OP_PTR:
+        ptr_write(h, in);
+        break;
+    case OP_RESET:
+        FUZZ_CHECK_EQ(fuzz_reset(&h->b.c), 0);
+        break;
+    case OP_POLL:
+        accel_engine_poll(h->e, fuzz_u8(in) % 32 + 1);
+        break;
+    case OP_IRQS:
+        irqs(h, fuzz_u8(in));
+        break;
+    case OP_SOCK_RD:
+        sock_read_version(h);
+        break;
     }
 }
 
@@ -266,6 +255,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct accel_engine_config ec = { 0 };
     struct accel_dev_config dc = { .name = "fuzz" };
     struct harness h = { 0 };
+    struct fuzz_region regions[3] = {
+        { UMDEV_PCI_BAR0_REGION, ACCEL_BAR0_SIZE },
+        { UMDEV_PCI_BAR2_REGION, 0 }, /* its size once the device exists */
+        { UMDEV_PCI_CONFIG_REGION, 256 },
+    };
     struct umdev_dev_region_info ri;
     uint8_t flags;
     int i;
@@ -287,8 +281,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     h.dev = accel_dev_dev(h.ad);
     FUZZ_CHECK_EQ(umdev_dev_region_info(h.dev, UMDEV_PCI_BAR2_REGION, &ri), 0);
     FUZZ_CHECK(ri.present && ri.size >= h.nq * ACCEL_DOORBELL_STRIDE);
-    h.bar2_size = ri.size;
-    fuzz_bar_attach(&h.b, h.dev);
+    regions[1].size = ri.size;
+    fuzz_bar_attach(&h.b, h.dev, accel_dev_pci(h.ad));
     for (i = 0; i < (int)sizeof(h.bar0_ro); i += 4) {
         uint32_t v = bar0_rd32(&h, (uint32_t)i);
 
@@ -297,7 +291,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK_EQ(bar0_rd32(&h, ACCEL_REG_VERSION), ACCEL_VERSION);
     FUZZ_CHECK_EQ(bar0_rd32(&h, ACCEL_REG_NUM_QUEUES), h.nq);
 
-    play(&h, &in);
+    fuzz_bar_play(&in, OP_COUNT, h.dev, regions, accel_op, check, &h);
 
     /* Let whatever was posted run out, then the device must answer. */
     for (i = 0; i < 64 && accel_engine_poll(h.e, 32) > 0; i++)

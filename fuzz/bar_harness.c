@@ -222,6 +222,22 @@ fuzz_region_op(struct umdev_dev *dev, struct fuzz_in *in, unsigned int op,
     fuzz_region_access(dev, in, r->index, r->size, !(op & 1));
 }
 
+void
+fuzz_bar_play(struct fuzz_in *in, unsigned int nops, struct umdev_dev *dev,
+              const struct fuzz_region regions[3], fuzz_op_fn *op,
+              fuzz_check_fn *check, void *target)
+{
+    while (in->n > 0) {
+        unsigned int code = fuzz_u8(in) % nops;
+
+        if (code < FUZZ_REGION_OPS)
+            fuzz_region_op(dev, in, code, regions);
+        else
+            op(target, code, in);
+        check(target);
+    }
+}
+
 int
 fuzz_dma_map_guarded(struct fuzz_client *c, int fd, uint64_t off, uint64_t iova,
                      uint64_t size, uint32_t flags)
@@ -374,68 +390,6 @@ fuzz_guard_release(void)
     }
 }
 
-/* ---- PCI config invariants ---- */
-
-static void
-cfg_read(struct umdev_dev *dev, uint32_t off, void *buf, size_t len)
-{
-    FUZZ_CHECK_EQ(
-        umdev_dev_region_rw(dev, UMDEV_PCI_CONFIG_REGION, off, buf, len, false),
-        0);
-}
-
-void
-fuzz_pci_ro_snapshot(struct umdev_dev *dev, struct fuzz_pci_ro *ro)
-{
-    uint8_t cfg[256];
-    uint8_t at;
-
-    cfg_read(dev, 0, cfg, sizeof(cfg));
-    memcpy(ro->hdr, cfg, sizeof(ro->hdr));
-    ro->ncaps = 0;
-    if (!(cfg[0x06] & 0x10)) /* Status.CapList */
-        return;
-    for (at = cfg[0x34] & 0xfc; at != 0 && ro->ncaps < 48;
-         at = cfg[at + 1] & 0xfc) {
-        ro->cap_at[ro->ncaps] = at;
-        ro->cap_id[ro->ncaps] = cfg[at];
-        ro->cap_next[ro->ncaps] = cfg[at + 1];
-        ro->ncaps++;
-    }
-}
-
-void
-fuzz_pci_ro_check(struct umdev_dev *dev, const struct fuzz_pci_ro *ro)
-{
-    /* vendor, device, revision, class, header type, BIST is not ours,
-     * subsystem, capability pointer, interrupt pin */
-    static const uint8_t ro_bytes[] = { 0x00, 0x01, 0x02, 0x03, 0x08,
-                                        0x09, 0x0a, 0x0b, 0x0e, 0x2c,
-                                        0x2d, 0x2e, 0x2f, 0x34, 0x3d };
-    uint8_t cfg[256];
-    size_t i;
-    int k;
-
-    cfg_read(dev, 0, cfg, sizeof(cfg));
-    for (i = 0; i < sizeof(ro_bytes); i++)
-        FUZZ_CHECK_EQ(cfg[ro_bytes[i]], ro->hdr[ro_bytes[i]]);
-    FUZZ_CHECK_EQ(cfg[0x06] & 0x10, ro->hdr[0x06] & 0x10);
-    /* BAR type bits (memory: 3:0, I/O: 1:0); the upper half of a 64-bit
-     * BAR is all address bits */
-    for (i = 0; i < 6; i++) {
-        uint8_t was = ro->hdr[0x10 + 4 * i];
-        uint8_t mask = (was & 1) ? 0x3 : 0xf;
-
-        FUZZ_CHECK_EQ(cfg[0x10 + 4 * i] & mask, was & mask);
-        if ((was & 0x7) == 0x4)
-            i++;
-    }
-    for (k = 0; k < ro->ncaps; k++) {
-        FUZZ_CHECK_EQ(cfg[ro->cap_at[k]], ro->cap_id[k]);
-        FUZZ_CHECK_EQ(cfg[ro->cap_at[k] + 1], ro->cap_next[k]);
-    }
-}
-
 /* ---- per input ---- */
 
 void
@@ -448,16 +402,18 @@ fuzz_bar_open(struct fuzz_bar *b, size_t guest_pages)
 }
 
 void
-fuzz_bar_attach(struct fuzz_bar *b, struct umdev_dev *dev)
+fuzz_bar_attach(struct fuzz_bar *b, struct umdev_dev *dev,
+                struct umdev_pci *pci)
 {
     fuzz_client_attach(&b->c, dev);
-    fuzz_pci_ro_snapshot(dev, &b->ro);
+    b->pci = pci;
+    fuzz_pci_ro_snapshot(pci, &b->ro);
 }
 
 void
 fuzz_bar_check(struct fuzz_bar *b)
 {
-    fuzz_pci_ro_check(b->c.dev, &b->ro);
+    fuzz_pci_ro_check(b->pci, &b->ro);
     fuzz_guest_check_canaries(&b->g);
 }
 

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "check.h"
+#include "pci_ro.h"
 #include "umdev/dev.h"
 
 #define FUZZ_PAGE 4096u
@@ -54,6 +55,20 @@ struct fuzz_region {
  * fuzz_region_access(). */
 void fuzz_region_op(struct umdev_dev *dev, struct fuzz_in *in, unsigned int op,
                     const struct fuzz_region regions[3]);
+
+/* A target's own operation @op (FUZZ_REGION_OPS <= @op < its count),
+ * operands from @in; and its checks after every operation. */
+typedef void fuzz_op_fn(void *target, unsigned int op, struct fuzz_in *in);
+typedef void fuzz_check_fn(void *target);
+
+/**
+ * fuzz_bar_play() - every target's loop: until @in ends, an opcode byte
+ * (mod @nops); ops below FUZZ_REGION_OPS go to fuzz_region_op() on @dev's
+ * @regions, the others to @op(@target); @check(@target) after each.
+ */
+void fuzz_bar_play(struct fuzz_in *in, unsigned int nops, struct umdev_dev *dev,
+                   const struct fuzz_region regions[3], fuzz_op_fn *op,
+                   fuzz_check_fn *check, void *target);
 
 /* ---- the client */
 
@@ -127,27 +142,13 @@ int fuzz_guard_settle(void *host, size_t len);
 /** Drop every guard (end of an input). */
 void fuzz_guard_release(void);
 
-/* ---- PCI config invariants */
-
-struct fuzz_pci_ro {
-    uint8_t hdr[64];    /* power-on header */
-    uint8_t cap_at[48]; /* capability offsets */
-    uint8_t cap_id[48];
-    uint8_t cap_next[48];
-    int ncaps;
-};
-
-/** Snapshot what must never change (call at power-on). */
-void fuzz_pci_ro_snapshot(struct umdev_dev *dev, struct fuzz_pci_ro *ro);
-/** Identity bytes, BAR type bits and the capability chain are intact. */
-void fuzz_pci_ro_check(struct umdev_dev *dev, const struct fuzz_pci_ro *ro);
-
 /* ---- what every target keeps around its device for one input */
 
 struct fuzz_bar {
     struct fuzz_client c;
     struct fuzz_guest g;
-    struct fuzz_pci_ro ro;
+    struct umdev_pci *pci; /* the device's config space (borrowed) */
+    struct fuzz_pci_ro ro; /* its invariants (pci_ro.h) */
     int efd;        /* an eventfd the input may put on IRQs */
     int fds_before; /* descriptors open before the input */
 };
@@ -155,8 +156,10 @@ struct fuzz_bar {
 /** Before the device exists: count descriptors, make the eventfd and
  * @guest_pages pages of guest memory. */
 void fuzz_bar_open(struct fuzz_bar *b, size_t guest_pages);
-/** Attach the client to @dev (negotiated) and snapshot its config space. */
-void fuzz_bar_attach(struct fuzz_bar *b, struct umdev_dev *dev);
+/** Attach the client to @dev (negotiated) and snapshot its config space
+ * @pci. */
+void fuzz_bar_attach(struct fuzz_bar *b, struct umdev_dev *dev,
+                     struct umdev_pci *pci);
 /** After every operation: config-space invariants and the canaries. */
 void fuzz_bar_check(struct fuzz_bar *b);
 /** After fuzz_client_detach() and the device's destruction: canaries,

@@ -150,8 +150,20 @@ sock_read_scr(struct harness *h)
 }
 
 static void
-check(struct harness *h)
+dma_map(struct harness *h, uint8_t v)
 {
+    uint32_t flags = VFIO_USER_DMA_MAP_FLAG_READ |
+                     ((v & 1) ? 0 : VFIO_USER_DMA_MAP_FLAG_WRITE);
+
+    fuzz_dma_map_guarded(&h->b.c, h->b.g.fd, FUZZ_PAGE, GUEST_IOVA,
+                         GUEST_PAGES * FUZZ_PAGE, flags);
+}
+
+/* Both ports still answer a side-effect-free read, after every op. */
+static void
+check(void *arg)
+{
+    struct harness *h = arg;
     uint8_t v;
 
     fuzz_bar_check(&h->b);
@@ -164,65 +176,49 @@ check(struct harness *h)
 }
 
 static void
-dma_map(struct harness *h, uint8_t v)
+serial_op(void *arg, unsigned int op, struct fuzz_in *in)
 {
-    uint32_t flags = VFIO_USER_DMA_MAP_FLAG_READ |
-                     ((v & 1) ? 0 : VFIO_USER_DMA_MAP_FLAG_WRITE);
-
-    fuzz_dma_map_guarded(&h->b.c, h->b.g.fd, FUZZ_PAGE, GUEST_IOVA,
-                         GUEST_PAGES * FUZZ_PAGE, flags);
-}
-
-static void
-play(struct harness *h, struct fuzz_in *in)
-{
-    static const struct fuzz_region regions[3] = {
-        { UMDEV_PCI_BAR0_REGION, SERIAL_BAR_SIZE },
-        { UMDEV_PCI_BAR1_REGION, SERIAL_BAR_SIZE },
-        { UMDEV_PCI_CONFIG_REGION, 256 },
-    };
+    struct harness *h = arg;
     uint8_t v;
 
-    while (in->n > 0) {
-        unsigned int op = fuzz_u8(in) % OP_COUNT;
-
-        if (op < FUZZ_REGION_OPS)
-            fuzz_region_op(h->dev, in, op, regions);
-        switch (op) {
-        case OP_HOST_TX:
-            host_tx(h, in);
-            break;
-        case OP_HOST_RX:
-            host_rx(h);
-            break;
-        case OP_HOST_CYCLE:
-            host_cycle(h);
-            break;
-        case OP_LOOP:
-            umdev_loop_run_once(h->loop, fuzz_u8(in) % 3);
-            break;
-        case OP_RESET:
-            FUZZ_CHECK_EQ(fuzz_reset(&h->b.c), 0);
-            break;
-        case OP_IRQS:
-            v = fuzz_u8(in);
-            fuzz_set_irqs(&h->b.c, VFIO_PCI_INTX_IRQ_INDEX, 0, 1,
-                          (v & 1) ? -1 : h->b.efd);
-            break;
-        case OP_MAP:
-            dma_map(h, fuzz_u8(in));
-            break;
-        case OP_SOCK_RD:
-            sock_read_scr(h);
-            break;
-        }
-        check(h);
+    switch (op) {
+    case OP_HOST_TX:
+        host_tx(h, in);
+        break;
+    case OP_HOST_RX:
+        host_rx(h);
+        break;
+    case OP_HOST_CYCLE:
+        host_cycle(h);
+        break;
+    case OP_LOOP:
+        umdev_loop_run_once(h->loop, fuzz_u8(in) % 3);
+        break;
+    case OP_RESET:
+        FUZZ_CHECK_EQ(fuzz_reset(&h->b.c), 0);
+        break;
+    case OP_IRQS:
+        v = fuzz_u8(in);
+        fuzz_set_irqs(&h->b.c, VFIO_PCI_INTX_IRQ_INDEX, 0, 1,
+                      (v & 1) ? -1 : h->b.efd);
+        break;
+    case OP_MAP:
+        dma_map(h, fuzz_u8(in));
+        break;
+    case OP_SOCK_RD:
+        sock_read_scr(h);
+        break;
     }
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static const struct fuzz_region regions[3] = {
+        { UMDEV_PCI_BAR0_REGION, SERIAL_BAR_SIZE },
+        { UMDEV_PCI_BAR1_REGION, SERIAL_BAR_SIZE },
+        { UMDEV_PCI_CONFIG_REGION, 256 },
+    };
     static char dir[64];
     struct fuzz_in in = { data, size };
     struct serial_config cfg = { .name = "fuzz" };
@@ -246,10 +242,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK_EQ(umdev_loop_create(&h.loop), 0);
     FUZZ_CHECK_EQ(serial_create(h.loop, &cfg, &fuzz_log.logger, &h.s), 0);
     h.dev = serial_dev(h.s);
-    fuzz_bar_attach(&h.b, h.dev);
+    fuzz_bar_attach(&h.b, h.dev, serial_pci(h.s));
     host_connect(&h);
 
-    play(&h, &in);
+    fuzz_bar_play(&in, OP_COUNT, h.dev, regions, serial_op, check, &h);
 
     umdev_loop_run_once(h.loop, 0);
     sock_read_scr(&h);

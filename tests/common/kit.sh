@@ -38,25 +38,38 @@ stop() {
     fi
 }
 
-# wait_for_sockets PID TRIES PATH...: wait until every PATH is a socket,
-# checking every 50 ms at most TRIES times, and no longer once PID (the
-# server that makes them) has exited. Status 0 if they all are.
-wait_for_sockets() {
-    local pid=$1 tries=$2 p missing
+# wait_until PID TRIES COMMAND...: run COMMAND every 50 ms until it
+# succeeds, at most TRIES times, and no longer once PID (the process that
+# should make it succeed) has exited. Status: COMMAND's last.
+wait_until() {
+    local pid=$1 tries=$2
 
     shift 2
     for _ in $(seq "$tries"); do
-        missing=0
-        for p in "$@"; do
-            [ -S "$p" ] || missing=1
-        done
-        [ "$missing" -eq 0 ] && return 0
+        "$@" && return 0
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.05
     done
+    "$@"
+}
+
+# are_sockets PATH...: status 0 if every PATH is a socket.
+are_sockets() {
+    local p
+
     for p in "$@"; do
         [ -S "$p" ] || return 1
     done
+}
+
+# wait_for_sockets PID TRIES PATH...: wait_until every PATH is a socket.
+# A socket file exists from bind(), a moment before the server listens:
+# wait for an answer where connecting at once matters.
+wait_for_sockets() {
+    local pid=$1 tries=$2
+
+    shift 2
+    wait_until "$pid" "$tries" are_sockets "$@"
 }
 
 # wait_exit PID TENTHS: wait up to TENTHS tenths of a second for PID to

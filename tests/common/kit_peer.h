@@ -25,15 +25,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "kit_proto.h" /* KIT_QEMU_VERSION_JSON */
+
 /* Most descriptors one send carries or one receive keeps apart. */
 #define KIT_PEER_MAX_FDS 64
-
-/* QEMU 11.1.3's VERSION capabilities, byte for byte (its NUL included
- * when sent with sizeof). */
-#define KIT_QEMU_VERSION_JSON                                                  \
-    "{\"capabilities\":{\"max_msg_fds\":16,\"max_data_xfer_size\":1048576,"    \
-    "\"pgsizes\":4096,\"max_dma_maps\":65535,\"migration\":{\"pgsize\":"       \
-    "4096,\"max_bitmap_size\":268435456},\"write_multiple\":true}}"
 
 /**
  * kit_peer_connect() - a raw connection to the server listening at @path,

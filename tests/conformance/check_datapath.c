@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/pci_regs.h>
 #include <linux/vfio.h>
 #include <poll.h>
 #include <stdio.h>
@@ -94,10 +95,20 @@ struct phase {
     uint64_t idle; /* polls that found the device not ready: waiting */
 };
 
+/* Guest RAM: a memfd mapped shared, handed to the server with its fd. */
+struct guest_ram {
+    int fd;
+    uint8_t *mem; /* NULL until mapped */
+    size_t size;
+};
+
 struct gen_ctx {
     struct conform *cf;
     struct cf_result *r;
     struct umdev_client *c;
+    /* The generator's guest RAM, if its table entry asks for some: made
+     * before it runs, gone after (check_datapath()). */
+    struct guest_ram ram;
     struct phase ph[2];
     size_t nph;
     bool moved; /* all data verified */
@@ -357,6 +368,43 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
+/* Guest RAM (struct guest_ram)                                         */
+
+/* g->ram of @size bytes. Return: 0, or -errno after failing the check
+ * saying what failed. */
+static int
+guest_ram_open(struct gen_ctx *g, size_t size)
+{
+    struct guest_ram *ram = &g->ram;
+    void *mem;
+
+    ram->size = size;
+    ram->mem = NULL;
+    ram->fd = memfd_create("umdev-conform-guest", MFD_CLOEXEC);
+    if (ram->fd < 0 || ftruncate(ram->fd, (off_t)size) < 0) {
+        cf_fail(g->r, "guest memory: memfd: %s", strerror(errno));
+        return -errno;
+    }
+    mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, ram->fd, 0);
+    if (mem == MAP_FAILED) {
+        cf_fail(g->r, "guest memory: mmap: %s", strerror(errno));
+        return -errno;
+    }
+    ram->mem = mem;
+    return 0;
+}
+
+/* The mapping outlives the descriptor: either may go first. */
+static void
+guest_ram_close(struct guest_ram *ram)
+{
+    if (ram->fd >= 0)
+        close(ram->fd);
+    if (ram->mem != NULL)
+        munmap(ram->mem, ram->size);
+}
+
+/* ------------------------------------------------------------------ */
 /* testdev                                                            */
 
 static int
@@ -418,23 +466,13 @@ gen_testdev(struct gen_ctx *g)
     const uint32_t rw =
         VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE;
     const uint64_t iova = 1ull << 32, iova_msg = 2ull << 32;
-    uint8_t *guest = MAP_FAILED;
-    int fd, rc;
+    uint8_t *guest = g->ram.mem;
+    int rc;
 
     snprintf(g->where, sizeof(g->where), "INVERT of 4 KiB buffers");
-    fd = memfd_create("umdev-conform-guest", MFD_CLOEXEC);
-    if (fd < 0 || ftruncate(fd, TESTDEV_GUEST_SIZE) < 0) {
-        cf_fail(g->r, "memfd: %s", strerror(errno));
-        goto out;
-    }
-    guest = mmap(NULL, TESTDEV_GUEST_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
-                 fd, 0);
-    if (guest == MAP_FAILED) {
-        cf_fail(g->r, "mmap: %s", strerror(errno));
-        goto out;
-    }
     /* Guest RAM as a VMM hands it over: with its fd. */
-    rc = umdev_client_dma_map(g->c, iova, TESTDEV_GUEST_SIZE, guest, fd, 0, rw);
+    rc = umdev_client_dma_map(g->c, iova, TESTDEV_GUEST_SIZE, guest, g->ram.fd,
+                              0, rw);
     if (rc == 0)
         rc = td_run(g, iova, guest, TESTDEV_IOS, "mapped DMA");
     if (rc == 0)
@@ -442,7 +480,7 @@ gen_testdev(struct gen_ctx *g)
     if (rc < 0) {
         if (g->r->pass)
             cf_fail(g->r, "mapped DMA: %s", cf_errname(-rc));
-        goto out;
+        return 0;
     }
     /* The fallback without an fd: every DMA is a message. */
     rc = umdev_client_dma_map(g->c, iova_msg, TESTDEV_GUEST_SIZE, guest, -1, 0,
@@ -454,14 +492,9 @@ gen_testdev(struct gen_ctx *g)
     if (rc < 0) {
         if (g->r->pass)
             cf_fail(g->r, "message DMA: %s", cf_errname(-rc));
-        goto out;
+        return 0;
     }
     g->moved = true;
-out:
-    if (guest != MAP_FAILED)
-        munmap(guest, TESTDEV_GUEST_SIZE);
-    if (fd >= 0)
-        close(fd);
     return 0;
 }
 
@@ -589,34 +622,23 @@ gen_accel(struct gen_ctx *g)
     const uint32_t rw =
         VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE;
     struct accel_load a = { .g = g, .iova = 1ull << 32 };
-    uint16_t cmd = 0x0006; /* Command: memory space, bus master */
+    uint16_t cmd = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
     uint64_t m0, m1, w0, s0, stalled, loaded;
     uint32_t status = 0;
-    void *mem = MAP_FAILED;
-    int fd, rc;
+    int rc;
 
     snprintf(g->where, sizeof(g->where),
              "queue 0, MEMMOVE of %u B, %u in flight, event suppression",
              ACCEL_XFER, ACCEL_DEPTH);
-    fd = memfd_create("umdev-conform-guest", MFD_CLOEXEC);
-    if (fd < 0 || ftruncate(fd, ACCEL_GUEST_SIZE) < 0) {
-        cf_fail(g->r, "memfd: %s", strerror(errno));
-        goto out;
-    }
-    mem = mmap(NULL, ACCEL_GUEST_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-               0);
-    if (mem == MAP_FAILED) {
-        cf_fail(g->r, "mmap: %s", strerror(errno));
-        goto out;
-    }
-    a.mem = mem;
-    accel_ring_drv_init(&a.r, mem, ACCEL_RING,
+    a.mem = g->ram.mem;
+    accel_ring_drv_init(&a.r, a.mem, ACCEL_RING,
                         (struct accel_comp *)(void *)(a.mem + ACCEL_COMPS_OFF),
                         a.iova + ACCEL_COMPS_OFF);
-    rc = umdev_client_dma_map(g->c, a.iova, ACCEL_GUEST_SIZE, mem, fd, 0, rw);
+    rc = umdev_client_dma_map(g->c, a.iova, ACCEL_GUEST_SIZE, a.mem, g->ram.fd,
+                              0, rw);
     if (rc == 0)
         rc = umdev_client_region_write(g->c, VFIO_PCI_CONFIG_REGION_INDEX,
-                                       0x04, &cmd, 2);
+                                       PCI_COMMAND, &cmd, 2);
     if (rc == 0)
         rc = accel_reg_wr(g->c, ACCEL_REG_DEVCTL, ACCEL_DEVCTL_ENABLE, 4);
     if (rc == 0)
@@ -636,16 +658,16 @@ gen_accel(struct gen_ctx *g)
                                       &status, 4);
     if (rc < 0) {
         cf_fail(g->r, "programming queue 0: %s", cf_errname(-rc));
-        goto out;
+        return 0;
     }
     if (ACCEL_Q_STATUS_STATE(status) != ACCEL_QS_ENABLED) {
         cf_fail(g->r, "queue 0 did not enable: STATUS 0x%08x", status);
-        goto out;
+        return 0;
     }
     /* The engine starts asleep: the first doorbell is its wake-up, not
      * steady load. */
     if (accel_run(&a, ACCEL_WARMUP) < 0)
-        goto out;
+        return 0;
     m0 = msgs_now(g->c, NULL);
     w0 = a.wakeups;
     s0 = a.stalled_wakeups;
@@ -654,7 +676,7 @@ gen_accel(struct gen_ctx *g)
     g->ph[g->nph++] = (struct phase){ "ring", "desc", ACCEL_IOS, m1 - m0,
                                       a.wakeups - w0 };
     if (rc < 0)
-        goto out;
+        return 0;
     stalled = a.stalled_wakeups - s0;
     loaded = a.wakeups - w0 - stalled;
     snprintf(g->note, sizeof(g->note),
@@ -668,21 +690,16 @@ gen_accel(struct gen_ctx *g)
                 "%u, event suppression does not hold",
                 loaded, ACCEL_IOS, ACCEL_DEPTH, ACCEL_DEFAULT_POLL_US,
                 ACCEL_WAKE_RATIO_MAX);
-        goto out;
+        return 0;
     }
     rc = accel_reg_wr(g->c, ACCEL_REG_QUEUE(0) + ACCEL_Q_CTRL, 0, 4);
     if (rc == 0)
         rc = umdev_client_dma_unmap(g->c, a.iova, ACCEL_GUEST_SIZE);
     if (rc < 0) {
         cf_fail(g->r, "disabling queue 0: %s", cf_errname(-rc));
-        goto out;
+        return 0;
     }
     g->moved = true;
-out:
-    if (mem != MAP_FAILED)
-        munmap(mem, ACCEL_GUEST_SIZE);
-    if (fd >= 0)
-        close(fd);
     return 0;
 }
 
@@ -706,8 +723,7 @@ gen_plugin(struct gen_ctx *g)
         .units = PLUGIN_IOS,
     };
     uint64_t m0, m1;
-    void *mem = MAP_FAILED;
-    int fd, rc;
+    int rc;
 
     memset(&res, 0, sizeof(res));
     snprintf(g->where, sizeof(g->where), "the plug-in's exercise() for %s",
@@ -719,21 +735,14 @@ gen_plugin(struct gen_ctx *g)
         return 0;
     }
     /* Guest memory, mapped with its fd, for a ring the hook may drive. */
-    fd = memfd_create("umdev-conform-guest", MFD_CLOEXEC);
-    if (fd >= 0 && ftruncate(fd, PLUGIN_GUEST_SIZE) == 0)
-        mem = mmap(NULL, PLUGIN_GUEST_SIZE, PROT_READ | PROT_WRITE,
-                   MAP_SHARED, fd, 0);
-    rc = mem == MAP_FAILED ? -ENOMEM
-                           : umdev_client_dma_map(g->c, PLUGIN_GUEST_IOVA,
-                                                  PLUGIN_GUEST_SIZE, mem, fd,
-                                                  0,
-                                                  VFIO_USER_DMA_MAP_FLAG_READ |
-                                                      VFIO_USER_DMA_MAP_FLAG_WRITE);
+    rc = umdev_client_dma_map(
+        g->c, PLUGIN_GUEST_IOVA, PLUGIN_GUEST_SIZE, g->ram.mem, g->ram.fd, 0,
+        VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE);
     if (rc < 0) {
         cf_fail(g->r, "guest memory for the plug-in: %s", cf_errname(-rc));
-        goto out;
+        return 0;
     }
-    a.guest = mem;
+    a.guest = g->ram.mem;
     m0 = msgs_now(g->c, NULL);
     rc = p->ops->exercise(&a, &res);
     m1 = msgs_now(g->c, NULL);
@@ -744,26 +753,21 @@ gen_plugin(struct gen_ctx *g)
         cf_fail(g->r, "exercise() moved %llu of %u units: %s",
                 (unsigned long long)res.units, PLUGIN_IOS,
                 rc < 0 ? cf_errname(-rc) : "stopped short");
-        goto out;
+        return 0;
     }
     if (res.waiting_msgs > m1 - m0) {
         cf_fail(g->r, "exercise() says %llu messages were waiting, but "
                       "only %llu were sent",
                 (unsigned long long)res.waiting_msgs,
                 (unsigned long long)(m1 - m0));
-        goto out;
+        return 0;
     }
     rc = umdev_client_dma_unmap(g->c, PLUGIN_GUEST_IOVA, PLUGIN_GUEST_SIZE);
     if (rc < 0) {
         cf_fail(g->r, "unmapping guest memory: %s", cf_errname(-rc));
-        goto out;
+        return 0;
     }
     g->moved = true;
-out:
-    if (mem != MAP_FAILED)
-        munmap(mem, PLUGIN_GUEST_SIZE);
-    if (fd >= 0)
-        close(fd);
     return 0;
 }
 
@@ -773,23 +777,25 @@ struct generator {
     uint16_t vendor, device;
     const char *name;
     int (*run)(struct gen_ctx *g);
-    size_t nrule; /* phases the pass rule covers (the rest: reported) */
+    size_t nrule;      /* phases the pass rule covers (the rest: reported) */
+    size_t guest_size; /* guest RAM it drives (g->ram), 0: none */
 };
 
 static const struct generator generators[] = {
-    { 0x4348, 0x3253, "serial (polled 16550 on port 0)", gen_serial, 2 },
-    { 0x1234, 0x11ef, "testdev (DMA commands)", gen_testdev, 1 },
-    { ACCEL_VENDOR_ID, ACCEL_DEVICE_ID, "accel (descriptor ring)", gen_accel,
-      1 },
+    { 0x4348, 0x3253, "serial (polled 16550 on port 0)", gen_serial, 2, 0 },
+    { 0x1234, 0x11ef, "testdev (DMA commands)", gen_testdev, 1,
+      TESTDEV_GUEST_SIZE },
+    { ACCEL_VENDOR_ID, ACCEL_DEVICE_ID, "accel (descriptor ring)", gen_accel, 1,
+      ACCEL_GUEST_SIZE },
 };
 
 void
 check_datapath(struct conform *cf, struct cf_result *r)
 {
-    static const struct generator plugin = { 0, 0, "plug-in", gen_plugin,
-                                             1 };
+    static const struct generator plugin = { 0,          0, "plug-in",
+                                             gen_plugin, 1, PLUGIN_GUEST_SIZE };
     const struct generator *gen = NULL;
-    struct gen_ctx g = { .cf = cf, .r = r };
+    struct gen_ctx g = { .cf = cf, .r = r, .ram = { .fd = -1 } };
     struct cf_daemon_info d0, d1;
     bool have_daemon = false;
     double worst = 0;
@@ -822,7 +828,9 @@ check_datapath(struct conform *cf, struct cf_result *r)
             have_daemon = true;
     }
     msgs_now(g.c, &req0);
-    gen->run(&g);
+    if (gen->guest_size == 0 || guest_ram_open(&g, gen->guest_size) == 0)
+        gen->run(&g);
+    guest_ram_close(&g.ram);
     msgs_now(g.c, &req1);
     cf_note(r, "%04x:%04x %s, %s", cf->dev.vendor, cf->dev.device, gen->name,
             g.where);

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <linux/pci_regs.h>
 #include <linux/vfio.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@
 #include <unistd.h>
 
 #include "conform.h"
+#include "kit_proto.h"
 
 #define CFG VFIO_PCI_CONFIG_REGION_INDEX
 /* How long a posted command's absence of reply is watched. */
@@ -51,22 +53,31 @@ struct proto {
     int efds[MAX_SEND_FDS];
 };
 
+/* Drop the connection for a fresh one, negotiated if @negotiate (p->up
+ * then says whether that worked; a raw one leaves it false). */
 static int
-reconnect(struct proto *p)
+connect_fresh(struct proto *p, bool negotiate)
 {
     int rc;
 
     rawc_close(&p->c);
     p->up = false;
     rc = rawc_connect(&p->c, p->cf->socket, p->cf->timeout_ms);
-    if (rc == 0)
+    if (rc == 0 && negotiate)
         rc = rawc_negotiate(&p->c, NULL);
     if (rc < 0) {
-        cf_fail(p->r, "cannot attach again: %s", cf_errname(-rc));
+        cf_fail(p->r, "cannot %s: %s", negotiate ? "attach again" : "connect",
+                cf_errname(-rc));
         return rc;
     }
-    p->up = true;
+    p->up = negotiate;
     return 0;
+}
+
+static int
+reconnect(struct proto *p)
+{
+    return connect_fresh(p, true);
 }
 
 /* The connection answers DEVICE_GET_INFO; if not, say so and start over. */
@@ -145,21 +156,6 @@ expect(struct proto *p, const char *what, uint16_t cmd, const void *payload,
 /* ------------------------------------------------------------------ */
 /* VERSION                                                            */
 
-static bool
-proposed_by_qemu(const char *key)
-{
-    static const char *const keys[] = {
-        "max_msg_fds",  "max_data_xfer_size", "pgsizes",
-        "max_dma_maps", "migration",          "write_multiple",
-    };
-    size_t i;
-
-    for (i = 0; i < CF_ARRAY_SIZE(keys); i++)
-        if (strcmp(key, keys[i]) == 0)
-            return true;
-    return false;
-}
-
 /* A VERSION reply's payload against what QEMU proposed. */
 static void
 check_version_reply(struct proto *p, const struct rawc_msg *m, char *ev,
@@ -200,7 +196,7 @@ check_version_reply(struct proto *p, const struct rawc_msg *m, char *ev,
     /* Spec "Version": a subset of the capabilities proposed. */
     json_object_object_foreach(caps, key, val)
     {
-        if (!proposed_by_qemu(key))
+        if (!kit_qemu_proposes(key))
             cf_fail(p->r,
                     "VERSION reply names \"%s\", which QEMU did not "
                     "propose",
@@ -221,19 +217,13 @@ check_version_reply(struct proto *p, const struct rawc_msg *m, char *ev,
     json_object_put(root);
 }
 
+/* A VERSION payload with @json, and its NUL if @nul (kit_version_payload()). */
 static size_t
 version_payload(uint8_t *buf, size_t cap, uint16_t major, uint16_t minor,
                 const char *json, bool nul)
 {
-    size_t jl = json != NULL ? strlen(json) + (nul ? 1 : 0) : 0;
-
-    if (4 + jl > cap)
-        return 0;
-    memcpy(buf, &major, 2);
-    memcpy(buf + 2, &minor, 2);
-    if (jl)
-        memcpy(buf + 4, json, jl);
-    return 4 + jl;
+    return kit_version_payload(buf, cap, major, minor, json,
+                               json != NULL ? strlen(json) + nul : 0);
 }
 
 static void
@@ -261,13 +251,8 @@ version_tests(struct proto *p, char *ev, size_t evlen)
     int rc;
 
     /* QEMU's first message, byte for byte: id 0, its JSON. */
-    rawc_close(&p->c);
-    p->up = false;
-    rc = rawc_connect(&p->c, p->cf->socket, p->cf->timeout_ms);
-    if (rc < 0) {
-        cf_fail(p->r, "cannot connect: %s", cf_errname(-rc));
+    if (connect_fresh(p, false) < 0)
         return;
-    }
     len = version_payload(buf, sizeof(buf), 0, 0, CF_QEMU_VERSION_JSON, true);
     rc = rawc_send(&p->c, 0, VFIO_USER_VERSION, 0, buf, len, NULL, 0);
     if (rc == 0)
@@ -293,14 +278,9 @@ version_tests(struct proto *p, char *ev, size_t evlen)
 
     /* Before VERSION: refused; then each bad VERSION refused and the
      * connection still not negotiated; then a good one (minor 7). */
-    rawc_close(&p->c);
-    p->up = false;
-    rc = rawc_connect(&p->c, p->cf->socket, p->cf->timeout_ms);
-    if (rc < 0) {
-        cf_fail(p->r, "cannot connect: %s", cf_errname(-rc));
+    if (connect_fresh(p, false) < 0)
         return;
-    }
-    p->up = true;
+    p->up = true; /* for expect() and alive(): it is the one to use */
     p->cases++;
     rc = rawc_call(&p->c, VFIO_USER_DEVICE_GET_INFO, 0, &di, sizeof(di), NULL,
                    0, &m);
@@ -357,137 +337,31 @@ version_tests(struct proto *p, char *ev, size_t evlen)
 /* ------------------------------------------------------------------ */
 /* Every command                                                      */
 
-struct cmd_case {
-    uint16_t cmd;
-    size_t fixed;   /* the fixed part's size */
-    bool has_argsz; /* argsz is its first word */
-    int good_err;   /* the well-formed message's answer (0: success) */
-};
-
-static const struct cmd_case cmd_cases[] = {
-    { VFIO_USER_VERSION, 4, false, EINVAL }, /* a second VERSION */
-    { VFIO_USER_DMA_MAP, 32, true, 0 },
-    { VFIO_USER_DMA_UNMAP, 24, true, 0 },
-    { VFIO_USER_DEVICE_GET_INFO, 16, true, 0 },
-    { VFIO_USER_DEVICE_GET_REGION_INFO, 32, true, 0 },
-    { VFIO_USER_DEVICE_GET_REGION_IO_FDS, 16, true, 0 },
-    { VFIO_USER_DEVICE_GET_IRQ_INFO, 16, true, 0 },
-    { VFIO_USER_DEVICE_SET_IRQS, 20, true, 0 },
-    { VFIO_USER_REGION_READ, 16, false, 0 },
-    { VFIO_USER_REGION_WRITE, 16, false, 0 },
-    { VFIO_USER_DMA_READ, 16, false, EINVAL },  /* server to client only */
-    { VFIO_USER_DMA_WRITE, 16, false, EINVAL }, /* server to client only */
-    { VFIO_USER_DEVICE_RESET, 0, false, 0 },
-    { 14, 0, false, ENOSYS }, /* retired DIRTY_PAGES */
-    { VFIO_USER_REGION_WRITE_MULTI, 8, false, 0 },
-    { VFIO_USER_DEVICE_FEATURE, 8, true, ENOTSUP },
-    { VFIO_USER_MIG_DATA_READ, 8, true, EINVAL },
-    { VFIO_USER_MIG_DATA_WRITE, 8, true, EINVAL },
-};
-
-/* A well-formed payload for @cmd (at most 64 bytes) with no lasting
- * effect: reads, a write of a read-only value back, map then unmap. */
+/* A well-formed payload for @cmd (kit_good_payload()) with no lasting
+ * effect: reads, a write of a read-only value back (the Vendor ID), map
+ * then unmap, a software trigger. */
 static size_t
 good_payload(const struct proto *p, uint16_t cmd, uint8_t *buf)
 {
-    uint32_t w[2] = { 0, 0 };
+    struct kit_good g = {
+        .dma_addr = 0x7f000000ull,
+        .irq_index = p->irq_index,
+        .read_region = p->rd_region,
+        .read_count = 2,
+        .write_offset = PCI_VENDOR_ID,
+        .write_region = CFG,
+        .write_count = 2,
+    };
 
-    memset(buf, 0, 64);
-    switch (cmd) {
-    case VFIO_USER_VERSION:
-        return 4;
-    case VFIO_USER_DMA_MAP: {
-        struct vfio_user_dma_map m = {
-            .argsz = sizeof(m),
-            .flags = VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE,
-            .addr = 0x7f000000ull,
-            .size = 0x1000,
-        };
-
-        memcpy(buf, &m, sizeof(m));
-        return sizeof(m);
-    }
-    case VFIO_USER_DMA_UNMAP: {
-        struct vfio_user_dma_unmap u = {
-            .argsz = sizeof(u),
-            .flags = VFIO_USER_DMA_UNMAP_FLAG_ALL,
-        };
-
-        memcpy(buf, &u, sizeof(u));
-        return sizeof(u);
-    }
-    case VFIO_USER_DEVICE_GET_INFO:
-    case VFIO_USER_DEVICE_GET_REGION_IO_FDS:
-    case VFIO_USER_DEVICE_GET_IRQ_INFO:
-        w[0] = 16;
-        memcpy(buf, w, 4);
-        return 16;
-    case VFIO_USER_DEVICE_GET_REGION_INFO:
-        w[0] = 32;
-        memcpy(buf, w, 4);
-        return 32;
-    case VFIO_USER_DEVICE_SET_IRQS: {
-        /* A software trigger: no descriptor, no lasting state. */
-        struct vfio_user_irq_set s = {
-            .argsz = sizeof(s),
-            .flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
-            .index = p->irq_index,
-            .count = 1,
-        };
-
-        memcpy(buf, &s, sizeof(s));
-        return sizeof(s);
-    }
-    case VFIO_USER_REGION_READ: {
-        struct vfio_user_region_access a = { 0, p->rd_region, 2 };
-
-        memcpy(buf, &a, sizeof(a));
-        return sizeof(a);
-    }
-    case VFIO_USER_REGION_WRITE: {
-        /* The Vendor ID, read-only, written with its own value. */
-        struct vfio_user_region_access a = { 0, CFG, 2 };
-
-        memcpy(buf, &a, sizeof(a));
-        cf_put_le(buf + sizeof(a), 2, p->cf->dev.vendor);
-        return sizeof(a) + 2;
-    }
-    case VFIO_USER_DMA_READ:
-    case VFIO_USER_DMA_WRITE: {
-        struct vfio_user_dma_access a = { 0x7f000000ull, 4 };
-
-        memcpy(buf, &a, sizeof(a));
-        return sizeof(a) + (cmd == VFIO_USER_DMA_WRITE ? 4 : 0);
-    }
-    case VFIO_USER_REGION_WRITE_MULTI: {
-        struct vfio_user_write_multi_entry e = {
-            .offset = 0,
-            .region = CFG,
-            .count = 2,
-        };
-        uint64_t n = 1;
-
-        cf_put_le(e.data, 2, p->cf->dev.vendor);
-        memcpy(buf, &n, sizeof(n));
-        memcpy(buf + sizeof(n), &e, sizeof(e));
-        return sizeof(n) + sizeof(e);
-    }
-    case VFIO_USER_DEVICE_FEATURE:
-    case VFIO_USER_MIG_DATA_READ:
-    case VFIO_USER_MIG_DATA_WRITE:
-        w[0] = 8;
-        memcpy(buf, w, 8);
-        return 8;
-    default:
-        return 0;
-    }
+    cf_put_le(g.write_data, 2, p->cf->dev.vendor);
+    return kit_good_payload(&g, cmd, buf);
 }
 
 static void
 per_command(struct proto *p, uint32_t oversize)
 {
     uint32_t nmax = p->cf->dev.server_max_fds + 1;
-    uint8_t buf[64], *big;
+    uint8_t buf[KIT_GOOD_MAX], *big;
     char what[96];
     size_t i, len;
     int two[2];
@@ -504,17 +378,17 @@ per_command(struct proto *p, uint32_t oversize)
     }
     two[0] = p->efds[0];
     two[1] = p->efds[1];
-    for (i = 0; i < CF_ARRAY_SIZE(cmd_cases) && p->up; i++) {
-        const struct cmd_case *k = &cmd_cases[i];
+    for (i = 0; i < KIT_NCMDS && p->up; i++) {
+        const struct kit_cmd *k = &kit_cmds[i];
         const char *name = umdev_wire_cmd_name(k->cmd);
-        bool known = k->cmd != 14;
+        bool known = k->cmd != KIT_CMD_RETIRED;
 
         len = good_payload(p, k->cmd, buf);
         snprintf(what, sizeof(what), "well-formed %s", name);
         expect(p, what, k->cmd, buf, len, NULL, 0, k->good_err);
         if (k->cmd == VFIO_USER_DMA_MAP) {
             /* Undo at once: later cases map the same range. */
-            uint8_t u[64];
+            uint8_t u[KIT_GOOD_MAX];
             size_t ul = good_payload(p, VFIO_USER_DMA_UNMAP, u);
 
             expect(p, "DMA_UNMAP ALL", VFIO_USER_DMA_UNMAP, u, ul, NULL, 0, 0);
@@ -708,7 +582,8 @@ posted(struct proto *p, uint32_t oversize, char *ev, size_t evlen)
 static void
 posted_ordering(struct proto *p)
 {
-    unsigned int off = p->cf->dev.cfg[0x3d] ? 0x3c : 0x0c;
+    unsigned int off = p->cf->dev.cfg[PCI_INTERRUPT_PIN] ? PCI_INTERRUPT_LINE
+                                                         : PCI_CACHE_LINE_SIZE;
     struct vfio_user_region_access a = { off, CFG, 1 };
     uint8_t buf[32], orig, inv, v;
     struct rawc_msg m;
@@ -899,7 +774,7 @@ check_protocol(struct conform *cf, struct cf_result *r)
             "%u cases over %zu commands: good, short, bad argsz, "
             "oversized (%u B), stray and too many (%u) descriptors, "
             "unknown",
-            p.cases, CF_ARRAY_SIZE(cmd_cases), oversize + UMDEV_WIRE_HDR_SIZE,
+            p.cases, (size_t)KIT_NCMDS, oversize + UMDEV_WIRE_HDR_SIZE,
             cf->dev.server_max_fds + 1);
     if (ev_posted[0])
         cf_note(r, "%s", ev_posted);

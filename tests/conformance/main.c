@@ -21,6 +21,7 @@
 #include <linux/vfio.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,129 +367,136 @@ usage_error(const char *fmt, ...)
     return 2;
 }
 
+/*
+ * The options that store their argument in struct conform: a string as
+ * it is (size 0), or a number in [min, max] into a 4- or 8-byte field,
+ * refused with "--NAME: RANGE, not 'ARG'". @given_off, if not 0, names a
+ * bool set when the option is given.
+ */
+struct stored_opt {
+    const char *name;
+    size_t off, size;
+    unsigned long long min, max;
+    const char *range;
+    size_t given_off;
+};
+
+#define STRING_OPT(name, field)                                                \
+    {                                                                          \
+        name, offsetof(struct conform, field), 0, 0, 0, NULL, 0                \
+    }
+#define NUMBER_OPT(name, field, lo, hi, range, given)                          \
+    {                                                                          \
+        name, offsetof(struct conform, field),                                 \
+            sizeof(((struct conform *)0)->field), lo, hi, range, given         \
+    }
+
+static const struct stored_opt stored_opts[] = {
+    STRING_OPT("profile", profile_path),
+    NUMBER_OPT("fuzz-seconds", fuzz_seconds, 0, 3600, "0..3600", 0),
+    NUMBER_OPT("seed", seed, 0, UINT64_MAX, "a number",
+               offsetof(struct conform, seed_given)),
+    STRING_OPT("host-end", host_end),
+    STRING_OPT("daemon-uuid", daemon_uuid),
+    STRING_OPT("umdevctl", umdevctl),
+    NUMBER_OPT("server-pid", server_pid, 1, INT_MAX, "a pid", 0),
+    NUMBER_OPT("timeout", timeout_ms, 100, 600000, "100..600000 ms", 0),
+    NUMBER_OPT("leak-cycles", leak_cycles, 20, 100000, "20..100000", 0),
+    STRING_OPT("plugin", plugin_path),
+    STRING_OPT("type", type),
+};
+
+/* Return: -1 to go on, else the exit status (a usage error). */
+static int
+store_opt(struct conform *cf, const struct stored_opt *o, const char *arg)
+{
+    char *field = (char *)cf + o->off;
+    unsigned long long v;
+
+    if (o->size == 0) {
+        memcpy(field, &arg, sizeof(arg));
+        return -1;
+    }
+    if (parse_uint(arg, o->max, &v) < 0 || v < o->min)
+        return usage_error("--%s: %s, not '%s'", o->name, o->range, arg);
+    if (o->size == sizeof(uint64_t)) {
+        uint64_t x = v;
+
+        memcpy(field, &x, sizeof(x));
+    } else {
+        /* int, unsigned int or pid_t, and v <= INT_MAX: one layout. */
+        uint32_t x = (uint32_t)v;
+
+        memcpy(field, &x, sizeof(x));
+    }
+    if (o->given_off != 0)
+        *(bool *)((char *)cf + o->given_off) = true;
+    return -1;
+}
+
+/* --only: the checks named in @list (comma-separated) are selected. */
+static int
+select_checks(const char *list, bool selected[])
+{
+    char *copy = strdup(list), *save = NULL, *tok;
+    size_t i;
+
+    if (copy == NULL)
+        return usage_error("%s", "out of memory");
+    for (tok = strtok_r(copy, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        for (i = 0; i < CF_ARRAY_SIZE(checks); i++)
+            if (strcmp(tok, checks[i].name) == 0)
+                break;
+        if (i == CF_ARRAY_SIZE(checks)) {
+            int rc = usage_error("--only: no check named '%s' (checks: "
+                                 "protocol config reset datapath fuzz leaks)",
+                                 tok);
+
+            free(copy);
+            return rc;
+        }
+        selected[i] = true;
+    }
+    free(copy);
+    return -1;
+}
+
 /* Return: -1 to go on, else the exit status. */
 static int
 parse_args(int argc, char **argv, struct conform *cf, bool *json,
            bool selected[])
 {
-    enum {
-        OPT_PROFILE = 1,
-        OPT_FUZZ,
-        OPT_SEED,
-        OPT_JSON,
-        OPT_ONLY,
-        OPT_HOST_END,
-        OPT_UUID,
-        OPT_UMDEVCTL,
-        OPT_PID,
-        OPT_TIMEOUT,
-        OPT_CYCLES,
-        OPT_VERBOSE,
-        OPT_PLUGIN,
-        OPT_TYPE,
-    };
-    static const struct option opts[] = {
-        { "profile", required_argument, NULL, OPT_PROFILE },
-        { "fuzz-seconds", required_argument, NULL, OPT_FUZZ },
-        { "seed", required_argument, NULL, OPT_SEED },
+    /* getopt_long() values: the stored options count from OPT_STORED. */
+    enum { OPT_JSON = 1, OPT_ONLY, OPT_VERBOSE, OPT_STORED };
+    struct option opts[CF_ARRAY_SIZE(stored_opts) + 5] = {
         { "json", no_argument, NULL, OPT_JSON },
         { "only", required_argument, NULL, OPT_ONLY },
-        { "host-end", required_argument, NULL, OPT_HOST_END },
-        { "daemon-uuid", required_argument, NULL, OPT_UUID },
-        { "umdevctl", required_argument, NULL, OPT_UMDEVCTL },
-        { "server-pid", required_argument, NULL, OPT_PID },
-        { "timeout", required_argument, NULL, OPT_TIMEOUT },
-        { "leak-cycles", required_argument, NULL, OPT_CYCLES },
         { "verbose", no_argument, NULL, OPT_VERBOSE },
-        { "plugin", required_argument, NULL, OPT_PLUGIN },
-        { "type", required_argument, NULL, OPT_TYPE },
         { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
     };
-    unsigned long long v;
     bool only = false;
     size_t i;
-    int ch;
+    int ch, rc;
 
+    /* After the four above; the last entry stays all zero. */
+    for (i = 0; i < CF_ARRAY_SIZE(stored_opts); i++)
+        opts[4 + i] = (struct option){ stored_opts[i].name, required_argument,
+                                       NULL, OPT_STORED + (int)i };
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
-        case OPT_PROFILE:
-            cf->profile_path = optarg;
-            break;
-        case OPT_FUZZ:
-            if (parse_uint(optarg, 3600, &v) < 0)
-                return usage_error("--fuzz-seconds: 0..3600, not '%s'", optarg);
-            cf->fuzz_seconds = (int)v;
-            break;
-        case OPT_SEED:
-            if (parse_uint(optarg, UINT64_MAX, &v) < 0)
-                return usage_error("--seed: a number, not '%s'", optarg);
-            cf->seed = v;
-            cf->seed_given = true;
-            break;
         case OPT_JSON:
             *json = true;
             break;
-        case OPT_ONLY: {
-            char *list = strdup(optarg), *save = NULL, *tok;
-
-            if (list == NULL)
-                return usage_error("%s", "out of memory");
+        case OPT_ONLY:
             only = true;
-            for (tok = strtok_r(list, ",", &save); tok != NULL;
-                 tok = strtok_r(NULL, ",", &save)) {
-                for (i = 0; i < CF_ARRAY_SIZE(checks); i++)
-                    if (strcmp(tok, checks[i].name) == 0)
-                        break;
-                if (i == CF_ARRAY_SIZE(checks)) {
-                    int rc = usage_error(
-                        "--only: no check named '%s' (checks: protocol "
-                        "config reset datapath fuzz leaks)",
-                        tok);
-
-                    free(list);
-                    return rc;
-                }
-                selected[i] = true;
-            }
-            free(list);
-            break;
-        }
-        case OPT_HOST_END:
-            cf->host_end = optarg;
-            break;
-        case OPT_UUID:
-            cf->daemon_uuid = optarg;
-            break;
-        case OPT_UMDEVCTL:
-            cf->umdevctl = optarg;
-            break;
-        case OPT_PID:
-            if (parse_uint(optarg, INT_MAX, &v) < 0 || v == 0)
-                return usage_error("--server-pid: a pid, not '%s'", optarg);
-            cf->server_pid = (pid_t)v;
-            break;
-        case OPT_TIMEOUT:
-            if (parse_uint(optarg, 600000, &v) < 0 || v < 100)
-                return usage_error("--timeout: 100..600000 ms, not '%s'",
-                                   optarg);
-            cf->timeout_ms = (int)v;
-            break;
-        case OPT_CYCLES:
-            if (parse_uint(optarg, 100000, &v) < 0 || v < 20)
-                return usage_error("--leak-cycles: 20..100000, not '%s'",
-                                   optarg);
-            cf->leak_cycles = (unsigned int)v;
+            rc = select_checks(optarg, selected);
+            if (rc >= 0)
+                return rc;
             break;
         case OPT_VERBOSE:
             cf->verbose = true;
-            break;
-        case OPT_PLUGIN:
-            cf->plugin_path = optarg;
-            break;
-        case OPT_TYPE:
-            cf->type = optarg;
             break;
         case 'h':
             printf("%s%s", usage_text, help_text);
@@ -497,7 +505,13 @@ parse_args(int argc, char **argv, struct conform *cf, bool *json,
             return usage_error("option '%s' needs an argument",
                                argv[optind - 1]);
         default:
-            return usage_error("unknown option '%s'", argv[optind - 1]);
+            if (ch < OPT_STORED ||
+                ch >= OPT_STORED + (int)CF_ARRAY_SIZE(stored_opts))
+                return usage_error("unknown option '%s'", argv[optind - 1]);
+            rc = store_opt(cf, &stored_opts[ch - OPT_STORED], optarg);
+            if (rc >= 0)
+                return rc;
+            break;
         }
     }
     if (optind + 1 != argc)

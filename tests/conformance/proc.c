@@ -70,15 +70,23 @@ cf_proc_fd_count(pid_t pid)
     return n;
 }
 
+/* /proc/@pid/@name, opened for reading; NULL with errno set. */
+static FILE *
+proc_open(pid_t pid, const char *name)
+{
+    char path[64];
+
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+    return fopen(path, "re");
+}
+
 int
 cf_proc_map_count(pid_t pid)
 {
-    char path[64], line[512];
-    FILE *f;
+    FILE *f = proc_open(pid, "maps");
+    char line[512];
     int n = 0;
 
-    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-    f = fopen(path, "re");
     if (f == NULL)
         return -errno;
     while (fgets(line, sizeof(line), f) != NULL)
@@ -91,12 +99,10 @@ cf_proc_map_count(pid_t pid)
 long
 cf_proc_rss_kib(pid_t pid)
 {
-    char path[64], line[256];
+    FILE *f = proc_open(pid, "status");
     long kib = -ENOENT;
-    FILE *f;
+    char line[256];
 
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    f = fopen(path, "re");
     if (f == NULL)
         return -errno;
     while (fgets(line, sizeof(line), f) != NULL)
@@ -109,12 +115,10 @@ cf_proc_rss_kib(pid_t pid)
 bool
 cf_proc_alive(pid_t pid)
 {
-    char path[64], buf[512], *p;
-    FILE *f;
+    FILE *f = proc_open(pid, "stat");
+    char buf[512], *p;
     size_t n;
 
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    f = fopen(path, "re");
     if (f == NULL)
         return false;
     n = fread(buf, 1, sizeof(buf) - 1, f);

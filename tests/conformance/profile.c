@@ -88,6 +88,25 @@ get_array(struct json_object *o, const char *key, const char *where,
     return 0;
 }
 
+/*
+ * The array at @key (absent: an empty one) as *@arr, its length *@n, and
+ * a zeroed list of *@n + 1 elements of @size bytes for what it holds
+ * (freed by cf_profile_free() whatever follows).
+ */
+static int
+get_list(struct json_object *o, const char *key, const char *where, size_t size,
+         struct json_object **arr, size_t *n, void **list, struct perr *e)
+{
+    int rc = get_array(o, key, where, arr, e);
+
+    *list = NULL;
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+    *n = rc == 0 ? json_object_array_length(*arr) : 0;
+    *list = calloc(*n + 1, size);
+    return *list == NULL ? -ENOMEM : 0;
+}
+
 static int
 parse_reg(struct json_object *o, const char *where, struct cf_profile_reg *r,
           struct perr *e)
@@ -161,6 +180,7 @@ parse_region(struct json_object *o, const char *where,
              struct cf_profile_region *pr, struct perr *e)
 {
     struct json_object *arr;
+    void *list;
     uint64_t v;
     size_t i, n;
     int rc;
@@ -191,13 +211,10 @@ parse_region(struct json_object *o, const char *where,
         return rc;
     pr->has_size = rc == 0;
 
-    rc = get_array(o, "trapped", where, &arr, e);
-    if (rc < 0 && rc != -ENOENT)
+    rc = get_list(o, "trapped", where, sizeof(*pr->regs), &arr, &n, &list, e);
+    pr->regs = list;
+    if (rc < 0)
         return rc;
-    n = rc == 0 ? json_object_array_length(arr) : 0;
-    pr->regs = calloc(n + 1, sizeof(*pr->regs));
-    if (pr->regs == NULL)
-        return -ENOMEM;
     for (i = 0; i < n; i++) {
         char w[96];
 
@@ -213,13 +230,10 @@ parse_region(struct json_object *o, const char *where,
                        w, pr->regs[i].name, (unsigned long long)pr->size);
     }
 
-    rc = get_array(o, "mmap", where, &arr, e);
-    if (rc < 0 && rc != -ENOENT)
+    rc = get_list(o, "mmap", where, sizeof(*pr->mmap), &arr, &n, &list, e);
+    pr->mmap = list;
+    if (rc < 0)
         return rc;
-    n = rc == 0 ? json_object_array_length(arr) : 0;
-    pr->mmap = calloc(n + 1, sizeof(*pr->mmap));
-    if (pr->mmap == NULL)
-        return -ENOMEM;
     for (i = 0; i < n; i++) {
         struct json_object *a = json_object_array_get_idx(arr, i);
         char w[96];
@@ -240,6 +254,7 @@ parse_profile(struct json_object *root, struct cf_profile *p, struct perr *e)
 {
     struct json_object *arr, *dp;
     size_t i, j, n;
+    void *list;
     int rc;
 
     if (!json_object_is_type(root, json_type_object))
@@ -247,13 +262,11 @@ parse_profile(struct json_object *root, struct cf_profile *p, struct perr *e)
     rc = get_string(root, "type", "profile", &p->type, e);
     if (rc < 0 && rc != -ENOENT)
         return rc;
-    rc = get_array(root, "regions", "profile", &arr, e);
-    if (rc < 0 && rc != -ENOENT)
+    rc = get_list(root, "regions", "profile", sizeof(*p->regions), &arr, &n,
+                  &list, e);
+    p->regions = list;
+    if (rc < 0)
         return rc;
-    n = rc == 0 ? json_object_array_length(arr) : 0;
-    p->regions = calloc(n + 1, sizeof(*p->regions));
-    if (p->regions == NULL)
-        return -ENOMEM;
     for (i = 0; i < n; i++) {
         char w[48];
 

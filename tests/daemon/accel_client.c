@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/pci_regs.h>
 #include <linux/vfio.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -45,13 +46,6 @@
 #define BAR0 UMDEV_PCI_BAR0_REGION
 #define BAR2 UMDEV_PCI_BAR2_REGION
 #define CONFIG UMDEV_PCI_CONFIG_REGION
-
-#define PCI_COMMAND 0x04
-#define PCI_COMMAND_MEMORY 0x2
-#define PCI_COMMAND_MASTER 0x4
-#define PCI_CAPABILITY_LIST 0x34
-#define PCI_CAP_ID_MSIX 0x11
-#define PCI_MSIX_FLAGS_ENABLE 0x8000
 
 /* Guest RAM: one memfd at GUEST_BASE. Per queue a ring and a page of
  * completion records, then per queue a data area for source and
@@ -157,9 +151,9 @@ check_identity(struct guest *g, unsigned int want_queues)
         rd32(g, ACCEL_REG_NUM_QUEUES, &nq) < 0 ||
         rd32(g, ACCEL_REG_MAX_XFER, &xfer) < 0)
         return -EIO;
-    vid = cfg[0] | (unsigned int)cfg[1] << 8;
-    did = cfg[2] | (unsigned int)cfg[3] << 8;
-    ssid = cfg[0x2e] | (unsigned int)cfg[0x2f] << 8;
+    vid = cfg[PCI_VENDOR_ID] | (unsigned int)cfg[PCI_VENDOR_ID + 1] << 8;
+    did = cfg[PCI_DEVICE_ID] | (unsigned int)cfg[PCI_DEVICE_ID + 1] << 8;
+    ssid = cfg[PCI_SUBSYSTEM_ID] | (unsigned int)cfg[PCI_SUBSYSTEM_ID + 1] << 8;
     kit_say("attached id=%04x:%04x subsys=%u queues=%u max_xfer=%u", vid, did, ssid,
         nq, xfer);
     if (vid != ACCEL_VENDOR_ID || did != ACCEL_DEVICE_ID) {
@@ -179,26 +173,19 @@ check_identity(struct guest *g, unsigned int want_queues)
     return 0;
 }
 
+/* Config offset of the MSI-X capability, found as a guest would. */
 static int
 find_msix(struct guest *g, uint8_t *out)
 {
-    uint8_t pos, hdr[2];
-    int n;
+    int at = umdev_client_pci_cap_find(g->c, PCI_CAP_ID_MSIX, 0);
 
-    if (cfg_read(g, PCI_CAPABILITY_LIST, &pos, 1) < 0)
-        return -EIO;
-    /* Bounded: a capability list that loops is a device bug. */
-    for (n = 0; n < 48 && pos != 0; n++) {
-        if (cfg_read(g, pos, hdr, 2) < 0)
-            return -EIO;
-        if (hdr[0] == PCI_CAP_ID_MSIX) {
-            *out = pos;
-            return 0;
-        }
-        pos = hdr[1];
+    if (at <= 0) {
+        kit_say("error no MSI-X capability: %s",
+                at == 0 ? "not in the chain" : strerror(-at));
+        return at == 0 ? -ENOENT : at;
     }
-    kit_say("error no MSI-X capability");
-    return -ENOENT;
+    *out = (uint8_t)at;
+    return 0;
 }
 
 /* Map RAM, memory + bus master, MSI-X with one eventfd per vector, the
@@ -247,7 +234,7 @@ guest_setup(struct guest *g)
         return rc;
     }
     if (find_msix(g, &msix) < 0 ||
-        cfg_write(g, msix + 2u, PCI_MSIX_FLAGS_ENABLE) < 0 ||
+        cfg_write(g, msix + PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE) < 0 ||
         wr(g, ACCEL_REG_DEVCTL, ACCEL_DEVCTL_ENABLE, 4) < 0)
         return -EIO;
     for (q = 0; q < g->nq; q++) {

@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/pci_regs.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -56,9 +57,6 @@
 #define COMP_TIMEOUT_NS (20ull * 1000000000ull)
 /* Far above the guest's 512 MiB of RAM and every BAR: never DMA-mapped. */
 #define UNMAPPED_ADDR 0x7f0000000000ull
-#define PCI_COMMAND 0x04
-#define PCI_COMMAND_MEMORY 0x2
-#define PCI_COMMAND_MASTER 0x4
 
 static const char *prog = "accel-tool";
 

@@ -99,11 +99,8 @@ if [ "$SERVER" = umdevd ]; then
     "$UMDEVD" --rundir "$TMP/run" --statedir "$TMP/state" --control "$CTL" \
         --verbose >"$ART/server.out" 2>"$ART/server.log" &
     SRV_PID=$!
-    for _ in $(seq 100); do
-        [ -S "$CTL" ] && ctl version >/dev/null 2>&1 && break
-        kill -0 "$SRV_PID" 2>/dev/null || break
-        sleep 0.05
-    done
+    # Until it answers: its socket exists a moment before it listens.
+    wait_until "$SRV_PID" 100 ctl version >/dev/null 2>&1
     if ! ctl types >"$TMP/types" 2>&1; then
         say "FAIL: umdevd did not answer on $CTL"
         cat "$TMP/types" "$ART/server.log"

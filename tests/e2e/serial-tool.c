@@ -340,6 +340,59 @@ write_file(const char *path, const uint8_t *buf, size_t len)
     return 0;
 }
 
+/*
+ * What send, recv and loop share: the port, opened raw with the host end
+ * present, and the clock and the interrupt count around the transfer.
+ */
+struct run {
+    int fd; /* -1: not open */
+    uint32_t irq;
+    long long irq0, irq1;
+    uint64_t t0, t1;
+};
+
+/* Open @tty and check the host lines (@when names the moment in the
+ * message). Return: 0, or -1 after saying why. */
+static int
+run_open(struct run *r, const char *tty, uint32_t irq, const char *when)
+{
+    r->irq = irq;
+    r->fd = open_raw(tty);
+    return r->fd < 0 || check_host_lines(r->fd, when) < 0 ? -1 : 0;
+}
+
+static void
+run_start(struct run *r)
+{
+    r->irq0 = irq_count(r->irq);
+    r->t0 = now_ns();
+}
+
+static void
+run_stop(struct run *r)
+{
+    r->t1 = now_ns();
+    r->irq1 = irq_count(r->irq);
+}
+
+/* Interrupts the transfer took; -1 if /proc/interrupts could not say. */
+static long long
+run_irqs(const struct run *r)
+{
+    return r->irq0 < 0 || r->irq1 < 0 ? -1 : r->irq1 - r->irq0;
+}
+
+/* Close the port, free the buffers (either may be NULL), return @rc. */
+static int
+run_end(struct run *r, void *buf, void *buf2, int rc)
+{
+    if (r->fd >= 0)
+        close(r->fd);
+    free(buf);
+    free(buf2);
+    return rc;
+}
+
 static int
 cmd_gen(uint32_t seed, size_t len)
 {
@@ -360,29 +413,17 @@ static int
 cmd_send(const char *tty, uint32_t irq, uint32_t seed, size_t len)
 {
     uint8_t *buf = alloc_pattern(seed, len);
-    long long i0, i1;
-    uint64_t t0, t1;
-    int fd, rc = 1;
+    struct run r = { .fd = -1 };
 
-    if (buf == NULL)
-        return 1;
-    fd = open_raw(tty);
-    if (fd < 0 || check_host_lines(fd, "before sending") < 0)
-        goto out;
-    i0 = irq_count(irq);
-    t0 = now_ns();
-    if (send_all(fd, buf, len) < 0)
-        goto out;
-    t1 = now_ns();
-    i1 = irq_count(irq);
+    if (buf == NULL || run_open(&r, tty, irq, "before sending") < 0)
+        return run_end(&r, buf, NULL, 1);
+    run_start(&r);
+    if (send_all(r.fd, buf, len) < 0)
+        return run_end(&r, buf, NULL, 1);
+    run_stop(&r);
     printf("send bytes=%zu ns=%" PRIu64 " bytes_per_s=%" PRIu64 " irqs=%lld\n",
-           len, t1 - t0, rate(len, t1 - t0), i0 < 0 || i1 < 0 ? -1 : i1 - i0);
-    rc = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    free(buf);
-    return rc;
+           len, r.t1 - r.t0, rate(len, r.t1 - r.t0), run_irqs(&r));
+    return run_end(&r, buf, NULL, 0);
 }
 
 /* One line on the control tty; it must be out before we go on. */
@@ -417,10 +458,9 @@ cmd_recv(const char *tty, uint32_t irq, size_t len, const char *path,
          const char *ctl, const char *label)
 {
     uint8_t *buf = malloc(len ? len : 1);
-    uint64_t t0, t1, t_first;
-    long long i0, i1;
+    struct run r = { .fd = -1 };
+    uint64_t t_first;
     ssize_t got;
-    int fd = -1, rc = 1;
 
     if (buf == NULL) {
         err("out of memory for %zu bytes", len);
@@ -429,37 +469,27 @@ cmd_recv(const char *tty, uint32_t irq, size_t len, const char *path,
     /* Open before announcing: the first open resets the FIFOs, and the
      * tty must be receiving before the host starts to send (there is no
      * flow control back to the host end in raw mode). */
-    fd = open_raw(tty);
-    if (fd < 0 || check_host_lines(fd, "before receiving") < 0)
-        goto out;
-    i0 = irq_count(irq);
-    t0 = now_ns();
+    if (run_open(&r, tty, irq, "before receiving") < 0)
+        return run_end(&r, buf, NULL, 1);
+    run_start(&r);
     if (ctl_say(ctl, "READY", label) < 0)
-        goto out;
-    got = pump(fd, NULL, 0, buf, len, &t_first);
-    t1 = now_ns();
-    i1 = irq_count(irq);
-    if (got < 0)
-        goto out;
-    if (write_file(path, buf, (size_t)got) < 0)
-        goto out;
+        return run_end(&r, buf, NULL, 1);
+    got = pump(r.fd, NULL, 0, buf, len, &t_first);
+    run_stop(&r);
+    if (got < 0 || write_file(path, buf, (size_t)got) < 0)
+        return run_end(&r, buf, NULL, 1);
     /* The rate counts from the READY line: it includes the host's
      * reaction time, so it never overstates. */
     printf("recv bytes=%zd ns=%" PRIu64 " bytes_per_s=%" PRIu64
            " first_byte_ns=%" PRIu64 " irqs=%lld\n",
-           got, t1 - t0, rate((uint64_t)got, t1 - t0),
-           t_first ? t_first - t0 : 0, i0 < 0 || i1 < 0 ? -1 : i1 - i0);
+           got, r.t1 - r.t0, rate((uint64_t)got, r.t1 - r.t0),
+           t_first ? t_first - r.t0 : 0, run_irqs(&r));
     if ((size_t)got != len) {
         err("stuck for %d ms: received %zd of %zu bytes", IDLE_TIMEOUT_MS, got,
             len);
-        goto out;
+        return run_end(&r, buf, NULL, 1);
     }
-    rc = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    free(buf);
-    return rc;
+    return run_end(&r, buf, NULL, 0);
 }
 
 /* In loopback the modem inputs follow our outputs (CTS = RTS, DSR =
@@ -503,56 +533,44 @@ static int
 cmd_loop(const char *tty, uint32_t irq, uint32_t seed, size_t len)
 {
     uint8_t *tx = alloc_pattern(seed, len), *rx = malloc(len ? len : 1);
-    uint64_t t0, t1, t_first;
-    long long i0, i1;
+    struct run r = { .fd = -1 };
+    uint64_t t_first;
     ssize_t got;
     size_t i;
-    int fd = -1, rc = 1;
 
     if (tx == NULL || rx == NULL) {
         err("out of memory for %zu bytes", len);
-        goto out;
+        return run_end(&r, tx, rx, 1);
     }
-    fd = open_raw(tty);
-    if (fd < 0 || check_host_lines(fd, "before loopback") < 0)
-        goto out;
-    if (set_mctrl(fd, TIOCM_LOOP, true) < 0 || check_loop_lines(fd) < 0)
-        goto out;
-    i0 = irq_count(irq);
-    t0 = now_ns();
-    got = pump(fd, tx, len, rx, len, &t_first);
-    t1 = now_ns();
-    i1 = irq_count(irq);
+    if (run_open(&r, tty, irq, "before loopback") < 0 ||
+        set_mctrl(r.fd, TIOCM_LOOP, true) < 0 || check_loop_lines(r.fd) < 0)
+        return run_end(&r, tx, rx, 1);
+    run_start(&r);
+    got = pump(r.fd, tx, len, rx, len, &t_first);
+    run_stop(&r);
     if (got < 0)
-        goto out;
+        return run_end(&r, tx, rx, 1);
     if ((size_t)got != len) {
         err("loopback returned %zd of %zu bytes", got, len);
-        goto out;
+        return run_end(&r, tx, rx, 1);
     }
     for (i = 0; i < len && rx[i] == tx[i]; i++)
         ;
     if (i < len) {
         err("loopback byte %zu is %#04x, sent %#04x", i, rx[i], tx[i]);
-        goto out;
+        return run_end(&r, tx, rx, 1);
     }
-    if (set_mctrl(fd, TIOCM_LOOP, false) < 0 ||
-        check_host_lines(fd, "after loopback") < 0)
-        goto out;
     /* The host end must see this token and nothing before it: looped
      * bytes never leave the UART. */
-    if (send_all(fd, (const uint8_t *)END_TOKEN, strlen(END_TOKEN)) < 0)
-        goto out;
+    if (set_mctrl(r.fd, TIOCM_LOOP, false) < 0 ||
+        check_host_lines(r.fd, "after loopback") < 0 ||
+        send_all(r.fd, (const uint8_t *)END_TOKEN, strlen(END_TOKEN)) < 0)
+        return run_end(&r, tx, rx, 1);
     printf("loop bytes=%zd ns=%" PRIu64 " bytes_per_s=%" PRIu64
            " irqs=%lld token_bytes=%zu\n",
-           got, t1 - t0, rate((uint64_t)got, t1 - t0),
-           i0 < 0 || i1 < 0 ? -1 : i1 - i0, strlen(END_TOKEN));
-    rc = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    free(tx);
-    free(rx);
-    return rc;
+           got, r.t1 - r.t0, rate((uint64_t)got, r.t1 - r.t0), run_irqs(&r),
+           strlen(END_TOKEN));
+    return run_end(&r, tx, rx, 0);
 }
 
 /* The scratch register: the 8250 driver leaves it alone once the port

@@ -114,7 +114,8 @@ else
     mkdir -p "$UMDEV_RUNDIR" "$UMDEV_STATEDIR"
     "$UMDEVD" --verbose >"$ART/server.out" 2>"$ART/server.log" &
     SRV_PID=$!
-    wait_for_sockets "$SRV_PID" 100 "$UMDEV_CONTROL"
+    # Until it answers: its socket exists a moment before it listens.
+    wait_until "$SRV_PID" 100 "$UMDEVCTL" version >/dev/null 2>&1
     if ! UUID=$(timeout 10 "$UMDEVCTL" define -p serial -t serial-2port \
         2>"$ART/umdevctl.err") ||
         ! timeout 20 "$UMDEVCTL" start "$UUID" >"$ART/umdevctl.out" \
@@ -141,12 +142,7 @@ python3 "$HERE/serial-host.py" --seed "$SEED" --len "$LEN" --ctl "$CTL" \
     --out "$ART/host" --timeout "$((QEMU_TIMEOUT + 30))" "$PORT0" "$PORT1" \
     2>"$ART/host/stderr" &
 HOST_PID=$!
-for _ in $(seq 100); do
-    [ -e "$ART/host/connected" ] && break
-    kill -0 "$HOST_PID" 2>/dev/null || break
-    sleep 0.05
-done
-if [ ! -e "$ART/host/connected" ]; then
+if ! wait_until "$HOST_PID" 100 test -e "$ART/host/connected"; then
     say "FAIL: serial-host.py did not connect to the port sockets"
     cat "$ART/host/stderr" "$ART/host/"*.host 2>/dev/null
     exit 1

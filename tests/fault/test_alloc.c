@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "inject.h"
+#include "kit_cmocka.h"
 #include "kit_peer.h"
 #include "kit_util.h"
 #include "testdev.h"
@@ -65,21 +66,12 @@
 /* Everything is formatted (so format bugs show), nothing is printed. */
 static struct kit_log quiet;
 
-static int
-count_fds(void)
-{
-    int n = kit_count_fds();
-
-    assert_true(n >= 0);
-    return n;
-}
-
 /* Teardown must leave nothing: the counters of the whole run. */
 static void
 check_clean(int fds_before, long n)
 {
     long live_now = fault_live();
-    int fds_now = count_fds();
+    int fds_now = kit_open_fds();
 
     if (live_now != 0 || fds_now != fds_before)
         fail_msg("N=%ld (injected errno %d): %ld allocations and %d "
@@ -298,7 +290,7 @@ eventfd_fired(int efd, int timeout_ms)
 static void
 test_build_device(void **state)
 {
-    int fds = count_fds();
+    int fds = kit_open_fds();
     long n;
 
     (void)state;
@@ -607,7 +599,7 @@ test_message_handling(void **state)
     f.efd_msix = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     f.efd_err = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     assert_true(f.efd_msix >= 0 && f.efd_err >= 0);
-    fds = count_fds();
+    fds = kit_open_fds();
     /* Whether a run will complete is known only at its end; the strict
      * checks run once more on the last, untouched run. */
     for (n = 1; !run_messages(&f, n, false, fds); n++)
@@ -757,7 +749,7 @@ test_server_loop(void **state)
         }
         pad[npad++] = fd;
     }
-    fds = count_fds();
+    fds = kit_open_fds();
     for (n = 1;; n++) {
         /* Static: a failed assertion leaves the thread running. */
         static struct served s;

@@ -6,6 +6,8 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <linux/vfio.h>
+#include <linux/pci_regs.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -104,6 +106,15 @@ sample_state(struct umdev_dev *dev, void *arg)
     for (i = 0; i < UMDEV_PCI_NUM_IRQS; i++)
         s->irq_enabled[i] = umdev_dev_irq_enabled(dev, i, 0);
     s->intx_masked = umdev_dev_irq_masked(dev, UMDEV_PCI_INTX_IRQ, 0);
+}
+
+struct harness_state
+harness_sample(struct harness *h)
+{
+    struct harness_state s;
+
+    harness_get_state(h, &s);
+    return s;
 }
 
 void
@@ -247,6 +258,20 @@ raw_expect_quiet(int fd)
     assert_int_equal(poll(&p, 1, HARNESS_QUIET_MS), 0);
 }
 
+struct vfio_user_irq_set
+raw_irq_eventfds(uint32_t index, uint32_t start, uint32_t count)
+{
+    struct vfio_user_irq_set s = {
+        .argsz = sizeof(s),
+        .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+        .index = index,
+        .start = start,
+        .count = count,
+    };
+
+    return s;
+}
+
 void
 raw_negotiate(int fd, uint16_t id)
 {
@@ -259,6 +284,32 @@ raw_negotiate(int fd, uint16_t id)
                                  sizeof(reply)) >
                 (long)(sizeof(struct vfio_user_header) +
                        sizeof(struct vfio_user_version)));
+}
+
+void
+irq_eventfd(struct umdev_client *c, uint32_t index, uint32_t action,
+            uint32_t sub, int efd)
+{
+    assert_int_equal(
+        umdev_client_set_irqs(c, index, VFIO_IRQ_SET_DATA_EVENTFD | action, sub,
+                              1, efd >= 0 ? &efd : NULL, NULL),
+        0);
+}
+
+void
+irq_trigger(struct umdev_client *c, uint32_t index, uint32_t sub, int efd)
+{
+    irq_eventfd(c, index, VFIO_IRQ_SET_ACTION_TRIGGER, sub, efd);
+}
+
+void
+irq_action(struct umdev_client *c, uint32_t index, uint32_t action,
+           uint32_t sub)
+{
+    assert_int_equal(umdev_client_set_irqs(c, index,
+                                           VFIO_IRQ_SET_DATA_NONE | action, sub,
+                                           1, NULL, NULL),
+                     0);
 }
 
 uint32_t
@@ -292,25 +343,37 @@ reg_wr(struct umdev_client *c, uint64_t off, uint64_t v, size_t n)
                      0);
 }
 
-uint8_t
-find_cap(struct umdev_client *c, uint8_t id)
+uint32_t
+cfg_read(struct umdev_client *c, uint64_t off, size_t len)
 {
-    uint8_t pos = 0, hdr[2];
-    int n;
+    uint32_t v = 0;
 
+    assert_true(len == 1 || len == 2 || len == 4);
     assert_int_equal(
-        umdev_client_region_read(c, UMDEV_PCI_CONFIG_REGION, 0x34, &pos, 1), 0);
-    /* A chain longer than config space can hold is a loop. */
-    for (n = 0; n < 48 && pos != 0; n++) {
-        assert_int_equal(
-            umdev_client_region_read(c, UMDEV_PCI_CONFIG_REGION, pos, hdr, 2),
-            0);
-        if (hdr[0] == id)
-            return pos;
-        pos = hdr[1];
-    }
-    fail_msg("capability %#x not found", id);
-    return 0;
+        umdev_client_region_read(c, UMDEV_PCI_CONFIG_REGION, off, &v, len), 0);
+    return v;
+}
+
+void
+cfg_set_command(struct umdev_client *c, uint16_t bits)
+{
+    assert_int_equal(umdev_client_region_write(c, UMDEV_PCI_CONFIG_REGION,
+                                               PCI_COMMAND, &bits, 2),
+                     0);
+}
+
+void
+cfg_enable_msix(struct umdev_client *c)
+{
+    uint16_t ctl = PCI_MSIX_FLAGS_ENABLE;
+    int at = umdev_client_pci_cap_find(c, PCI_CAP_ID_MSIX, 0);
+
+    if (at <= 0)
+        fail_msg("no MSI-X capability: %d", at);
+    assert_int_equal(umdev_client_region_write(c, UMDEV_PCI_CONFIG_REGION,
+                                               (uint64_t)at + PCI_MSIX_FLAGS,
+                                               &ctl, 2),
+                     0);
 }
 
 uint64_t
@@ -352,15 +415,6 @@ guest_mem_free(void *p, size_t size, int fd)
 {
     assert_int_equal(munmap(p, size), 0);
     assert_int_equal(close(fd), 0);
-}
-
-int
-count_fds(void)
-{
-    int n = kit_count_fds();
-
-    assert_true(n >= 0);
-    return n;
 }
 
 int

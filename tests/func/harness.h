@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kit_cmocka.h" /* kit_open_fds() */
 #include "kit_peer.h"
 #include "kit_serve.h"
 #include "kit_util.h"
@@ -69,6 +70,8 @@ void harness_stop(struct harness *h);
 void harness_call(struct harness *h,
                   void (*fn)(struct umdev_dev *dev, void *arg), void *arg);
 void harness_get_state(struct harness *h, struct harness_state *out);
+/* The same, returned: harness_sample(&H).dma_count. */
+struct harness_state harness_sample(struct harness *h);
 /* Wait (bounded) until the server has dropped its client. */
 void harness_wait_detached(struct harness *h);
 
@@ -104,16 +107,34 @@ void raw_expect_error(int fd, uint16_t id, uint16_t cmd, int err);
 void raw_expect_alive(int fd, uint16_t id);
 /* Nothing arrives within HARNESS_QUIET_MS. */
 void raw_expect_quiet(int fd);
+/* A SET_IRQS fixed part putting eventfds (DATA_EVENTFD, ACTION_TRIGGER)
+ * on vectors [@start, @start + @count) of IRQ index @index. */
+struct vfio_user_irq_set raw_irq_eventfds(uint32_t index, uint32_t start,
+                                          uint32_t count);
 /* VERSION with a minimal JSON; the reply must be a success. */
 void raw_negotiate(int fd, uint16_t id);
+
+/* SET_IRQS over a client on vector @sub of @index: eventfd @efd for
+ * @action (TRIGGER or UNMASK; @efd -1 de-assigns it), or DATA_NONE
+ * @action (MASK, UNMASK or TRIGGER). */
+void irq_eventfd(struct umdev_client *c, uint32_t index, uint32_t action,
+                 uint32_t sub, int efd);
+/* irq_eventfd() for TRIGGER, the usual one. */
+void irq_trigger(struct umdev_client *c, uint32_t index, uint32_t sub, int efd);
+void irq_action(struct umdev_client *c, uint32_t index, uint32_t action,
+                uint32_t sub);
 
 /* Register helpers over a client (BAR0). */
 uint32_t reg_rd32(struct umdev_client *c, uint64_t off);
 uint64_t reg_rd64(struct umdev_client *c, uint64_t off);
 void reg_wr(struct umdev_client *c, uint64_t off, uint64_t v, size_t n);
-/* Offset of capability @id in config space (walking the list from 0x34);
- * fails the test if it is not there. */
-uint8_t find_cap(struct umdev_client *c, uint8_t id);
+/* Config space over a client: set the Command register to @bits
+ * (PCI_COMMAND_* of <linux/pci_regs.h>); find the MSI-X capability and
+ * set its Enable bit (the vectors' eventfds are the caller's). */
+void cfg_set_command(struct umdev_client *c, uint16_t bits);
+/* @len (1, 2 or 4) bytes of config space at @off. */
+uint32_t cfg_read(struct umdev_client *c, uint64_t off, size_t len);
+void cfg_enable_msix(struct umdev_client *c);
 
 /* An eventfd's counter after it fires within @timeout_ms, or 0. */
 uint64_t efd_wait(int efd, int timeout_ms);
@@ -123,8 +144,6 @@ int efd_new(void);
 void *guest_mem(size_t size, int *fd);
 void guest_mem_free(void *p, size_t size, int fd);
 
-/* kit_count_fds(), which must succeed. */
-int count_fds(void);
 /* Mappings of guest_mem() memfds in /proc/self/maps (client's and
  * server's: both are this process). */
 int count_guest_maps(void);
@@ -132,5 +151,13 @@ int count_guest_maps(void);
 /* main() of a functional test program: runs @tests, takes no arguments. */
 int harness_main(int argc, char **argv, const char *name,
                  const struct CMUnitTest *tests, size_t ntests);
+/* That main(), for the file-scope array @tests, as the cmocka group
+ * @name (the program's ctest name). */
+#define HARNESS_MAIN(name, tests)                                              \
+    int main(int argc, char **argv)                                            \
+    {                                                                          \
+        return harness_main(argc, argv, name, tests,                           \
+                            sizeof(tests) / sizeof(tests[0]));                 \
+    }
 
 #endif /* UMDEV_FUNC_HARNESS_H */

@@ -26,8 +26,8 @@
 
 #include "accel.h"
 #include "accel_access.h"
+#include "accel_guest.h"
 #include "accel_serve.h"
-#include "harness.h"
 #include "umdev/access.h"
 
 
@@ -59,7 +59,7 @@ setup(void **state)
     struct accel_engine_config ec = {
         .nr_queues = NQUEUES,
         .nr_threads = 2,
-        .poll_us = 2000, /* see test_func_accel.c */
+        .poll_us = 2000, /* see accel_guest.c */
     };
 
     (void)state;
@@ -679,79 +679,48 @@ test_close_busy(void **state)
 /* ---------------------------------------------------------------- */
 /* Two subdevices and one access queue at once on one engine         */
 
-#define GB 0x100000000ull
-#define GSIZE (4 * MB)
 #define ROUNDS 400
 #define CHUNK 512u
+#define VM_RING_SIZE 16u
 
-/* A guest driver, polled, no cmocka assertions (runs on a thread). */
+/* A guest of a subdevice (accel_guest.h) and the checked traffic its
+ * thread drives, one descriptor in flight per queue; no cmocka assertions
+ * on that thread. */
 struct vm {
-    unsigned int dev;
-    struct umdev_client *c;
-    uint8_t *mem;
-    int fd;
-    /* One record per queue (VM_COMP(q)): one descriptor in flight. */
-    struct accel_ring_drv r[ACCEL_DEV_MAX_QUEUES];
+    struct guest g;
     uint32_t seed;
     int errors;
     uint64_t ops;
     char why[128];
 };
 
-#define VM_RING(q) (GB + (uint64_t)(q)*0x10000)
-#define VM_COMP(q) (GB + 0x80000 + (uint64_t)(q)*0x1000)
-#define VM_DATA (GB + MB)
-#define VM_RING_SIZE 16u
-
-static void *
-vp(struct vm *v, uint64_t iova)
-{
-    return v->mem + (iova - GB);
-}
-
 static void
 vm_open(struct vm *v, unsigned int dev)
 {
-    struct umdev_client_opts o = { .timeout_ms = HARNESS_TIMEOUT_MS };
-    uint16_t cmd = 0x6; /* memory, bus master */
     unsigned int q;
 
     memset(v, 0, sizeof(*v));
-    v->dev = dev;
     v->seed = 1000 + dev;
-    assert_int_equal(umdev_client_connect(F.serve.devs[dev].path, &o, &v->c),
-                     0);
-    v->mem = guest_mem(GSIZE, &v->fd);
-    assert_int_equal(umdev_client_dma_map(v->c, GB, GSIZE, v->mem, v->fd, 0,
-                                          VFIO_USER_DMA_MAP_FLAG_READ |
-                                              VFIO_USER_DMA_MAP_FLAG_WRITE),
-                     0);
-    assert_int_equal(umdev_client_region_write(v->c, UMDEV_PCI_CONFIG_REGION,
-                                               4, &cmd, 2),
-                     0);
-    reg_wr(v->c, ACCEL_REG_DEVCTL, ACCEL_DEVCTL_ENABLE, 4);
-    for (q = 0; q < dev_queues[dev]; q++) {
-        reg_wr(v->c, ACCEL_REG_QUEUE(q) + ACCEL_Q_RING_BASE, VM_RING(q), 8);
-        reg_wr(v->c, ACCEL_REG_QUEUE(q) + ACCEL_Q_RING_SIZE, VM_RING_SIZE, 4);
-        reg_wr(v->c, ACCEL_REG_QUEUE(q) + ACCEL_Q_CTRL, ACCEL_Q_CTRL_ENABLE, 4);
-        assert_int_equal(reg_rd32(v->c, ACCEL_REG_QUEUE(q) + ACCEL_Q_STATUS),
-                         ACCEL_QS_ENABLED);
-    }
-}
-
-static void
-vm_close(struct vm *v)
-{
-    umdev_client_destroy(v->c);
-    guest_mem_free(v->mem, GSIZE, v->fd);
+    /* INTx left off: the thread polls. */
+    guest_connect(&v->g, F.serve.devs[dev].path, dev_queues[dev], true);
+    v->g.dev = dev;
+    for (q = 0; q < v->g.nq; q++)
+        gq_enable(&v->g, q, VM_RING_SIZE);
 }
 
 static void
 vm_fail(struct vm *v, const char *why, uint32_t round)
 {
     if (v->errors++ == 0)
-        snprintf(v->why, sizeof(v->why), "dev %u round %u: %s", v->dev, round,
+        snprintf(v->why, sizeof(v->why), "dev %u round %u: %s", v->g.dev, round,
                  why);
+}
+
+/* Guest RAM at @iova, without gp()'s assertion (the thread's). */
+static uint8_t *
+ram(struct vm *v, uint64_t iova)
+{
+    return v->g.mem + (iova - GB);
 }
 
 /* One MEMMOVE per queue per round, each of a fresh pattern, checked. */
@@ -759,39 +728,30 @@ static void *
 vm_thread(void *arg)
 {
     struct vm *v = arg;
-    unsigned int nq = dev_queues[v->dev], q;
+    struct guest *g = &v->g;
+    unsigned int q;
     uint32_t r;
 
-    for (q = 0; q < nq; q++) /* vm_open() enabled them: TAIL is 0 */
-        accel_ring_drv_init(&v->r[q], vp(v, VM_RING(q)), VM_RING_SIZE, NULL, 0);
     for (r = 0; r < ROUNDS && v->errors == 0; r++) {
-        for (q = 0; q < nq; q++) {
-            uint32_t one = 1;
-            uint64_t src = VM_DATA + q * 64 * 1024ull,
-                     dst = VM_DATA + MB + q * 64 * 1024ull;
-            struct accel_desc d = {
-                .opcode = ACCEL_OP_MEMMOVE,
-                .flags = ACCEL_DF_COMP,
-                .size = CHUNK,
-                .src = src,
-                .dst = dst,
-                .comp = VM_COMP(q),
-                .tag = r,
-            };
+        for (q = 0; q < g->nq; q++) {
+            uint64_t src = DATA + q * 64 * 1024ull;
+            struct accel_desc d = desc(ACCEL_OP_MEMMOVE, CHUNK, src, src + MB);
 
-            kit_fill_rand(vp(v, src), CHUNK, v->seed + r * 16 + q);
-            memset(vp(v, dst), 0, CHUNK);
-            memset(vp(v, VM_COMP(q)), 0, ACCEL_COMP_SIZE);
-            accel_ring_post(&v->r[q], &d);
-            if (accel_ring_publish(&v->r[q]) &&
-                umdev_client_region_write_posted(v->c, UMDEV_PCI_BAR2_REGION,
-                                                 q * 0x1000ull, &one, 4) < 0) {
+            d.comp = comp_iova(q, g->q[q].r.tail);
+            d.tag = r;
+            kit_fill_rand(ram(v, src), CHUNK, v->seed + r * 16 + q);
+            memset(ram(v, d.dst), 0, CHUNK);
+            memset(ram(v, d.comp), 0, ACCEL_COMP_SIZE);
+            accel_ring_post(&g->q[q].r, &d);
+            if (publish_tail(g, q) < 0) {
                 vm_fail(v, "doorbell", r);
                 break;
             }
         }
-        for (q = 0; q < nq && v->errors == 0; q++) {
-            struct accel_comp *c = vp(v, VM_COMP(q));
+        for (q = 0; q < g->nq && v->errors == 0; q++) {
+            uint64_t src = DATA + q * 64 * 1024ull;
+            struct accel_comp *c =
+                (void *)ram(v, comp_iova(q, g->q[q].r.tail - 1));
             int64_t deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
             uint8_t st;
 
@@ -803,8 +763,7 @@ vm_thread(void *arg)
                 usleep(5);
             }
             if (st != ACCEL_ST_SUCCESS || c->tag != r ||
-                memcmp(vp(v, VM_DATA + q * 64 * 1024ull),
-                       vp(v, VM_DATA + MB + q * 64 * 1024ull), CHUNK) != 0)
+                memcmp(ram(v, src), ram(v, src + MB), CHUNK) != 0)
                 vm_fail(v, "bad completion or data", r);
             v->ops++;
         }
@@ -883,7 +842,7 @@ test_concurrent_no_crosstalk(void **state)
     sentinel = malloc(MB);
     assert_non_null(sentinel);
     for (i = 0; i < NDEV; i++)
-        memset(v[i].mem + 3 * MB, 0x30 + i, MB);
+        memset(v[i].g.mem + 3 * MB, 0x30 + i, MB);
     memset(h.mem + MB + 64 * 1024, 0x55, 512 * 1024);
 
     for (i = 0; i < NDEV; i++)
@@ -898,7 +857,7 @@ test_concurrent_no_crosstalk(void **state)
             fail_msg("%s", v[i].why);
         assert_int_equal(v[i].ops, (uint64_t)ROUNDS * dev_queues[i]);
         memset(sentinel, 0x30 + i, MB);
-        assert_memory_equal(v[i].mem + 3 * MB, sentinel, MB);
+        assert_memory_equal(v[i].g.mem + 3 * MB, sentinel, MB);
     }
     if (h.errors != 0)
         fail_msg("host: %s", h.why);
@@ -907,26 +866,23 @@ test_concurrent_no_crosstalk(void **state)
     assert_memory_equal(h.mem + MB + 64 * 1024, sentinel, 512 * 1024);
     free(sentinel);
     for (i = 0; i < NDEV; i++)
-        vm_close(&v[i]);
+        guest_close(&v[i].g);
     umdev_access_close(h.a);
     guest_mem_free(h.mem, 2 * MB, h.fd);
     assert_int_equal(accel_engine_free_queues(F.e), NQUEUES - 3);
 }
 
-int
-main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_open_close, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_register, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ops, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_addresses, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wait_and_poll, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_close_busy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_no_crosstalk, setup,
-                                        teardown),
-    };
+/* Each test on a fresh engine and provider (setup, teardown). */
+#define ACCESS_TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
-    return harness_main(argc, argv, "func_access", tests,
-                        sizeof(tests) / sizeof(tests[0]));
-}
+static const struct CMUnitTest tests[] = {
+    ACCESS_TEST(test_open_close),
+    ACCESS_TEST(test_register),
+    ACCESS_TEST(test_ops),
+    ACCESS_TEST(test_bad_addresses),
+    ACCESS_TEST(test_wait_and_poll),
+    ACCESS_TEST(test_close_busy),
+    ACCESS_TEST(test_concurrent_no_crosstalk),
+};
+
+HARNESS_MAIN("func.access", tests)

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/pci_regs.h>
 #include <linux/vfio.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,30 +19,6 @@
 #define CONFIG UMDEV_PCI_CONFIG_REGION
 #define PG 4096u
 #define RW (VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE)
-#define PCI_CAP_ID_MSIX 0x11
-
-/* Assign (@efd >= 0) or de-assign (@efd < 0: DATA_EVENTFD, no fds) the
- * trigger eventfd of vector @sub. */
-static void
-set_trigger(struct umdev_client *c, uint32_t index, uint32_t sub, int efd)
-{
-    assert_int_equal(umdev_client_set_irqs(c, index,
-                                           VFIO_IRQ_SET_DATA_EVENTFD |
-                                               VFIO_IRQ_SET_ACTION_TRIGGER,
-                                           sub, 1, efd >= 0 ? &efd : NULL,
-                                           NULL),
-                     0);
-}
-
-/* DATA_NONE with @action (MASK, UNMASK or TRIGGER) on vector 0. */
-static void
-irq_action(struct umdev_client *c, uint32_t index, uint32_t action)
-{
-    assert_int_equal(umdev_client_set_irqs(c, index,
-                                           VFIO_IRQ_SET_DATA_NONE | action, 0,
-                                           1, NULL, NULL),
-                     0);
-}
 
 /* Start a DMA command; return DMA_STATUS (0 or an errno). */
 static uint32_t
@@ -53,31 +30,42 @@ dma_cmd(struct umdev_client *c, uint64_t addr, uint32_t len, uint32_t cmd)
     return reg_rd32(c, TESTDEV_REG_DMA_STATUS);
 }
 
-/* BAR2 through REGION_READ in 4 KiB steps (any client limit). */
+/* dma_cmd(), and the DMA_READ and DMA_WRITE messages the client served
+ * for it (the device's fallback when the mapping has no fd). */
+struct dma_run {
+    uint32_t status;
+    uint64_t reads, writes;
+};
+
+static struct dma_run
+dma_run(struct umdev_client *c, uint64_t addr, uint32_t len, uint32_t cmd)
+{
+    struct umdev_client_stats a, b;
+    struct dma_run r;
+
+    umdev_client_get_stats(c, &a);
+    r.status = dma_cmd(c, addr, len, cmd);
+    umdev_client_get_stats(c, &b);
+    r.reads = b.dma_reads - a.dma_reads;
+    r.writes = b.dma_writes - a.dma_writes;
+    return r;
+}
+
+/* BAR2 through REGION_READ or REGION_WRITE in 4 KiB steps (any client
+ * limit). */
 static void
-bar2_read(struct umdev_client *c, uint64_t off, void *buf, size_t len)
+bar2_rw(struct umdev_client *c, uint64_t off, void *buf, size_t len,
+        bool is_write)
 {
     uint8_t *p = buf;
 
     while (len > 0) {
         size_t n = len < PG ? len : PG;
 
-        assert_int_equal(umdev_client_region_read(c, BAR2, off, p, n), 0);
-        off += n;
-        p += n;
-        len -= n;
-    }
-}
-
-static void
-bar2_write(struct umdev_client *c, uint64_t off, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-
-    while (len > 0) {
-        size_t n = len < PG ? len : PG;
-
-        assert_int_equal(umdev_client_region_write(c, BAR2, off, p, n), 0);
+        assert_int_equal(is_write
+                             ? umdev_client_region_write(c, BAR2, off, p, n)
+                             : umdev_client_region_read(c, BAR2, off, p, n),
+                         0);
         off += n;
         p += n;
         len -= n;
@@ -121,15 +109,6 @@ test_irq_info(void **state)
     umdev_client_destroy(c);
 }
 
-static bool
-intx_masked(void)
-{
-    struct harness_state s;
-
-    harness_get_state(&H, &s);
-    return s.intx_masked;
-}
-
 /*
  * Level-triggered INTx with VFIO's automask: one signal per assertion,
  * nothing while masked, a re-fire on unmask while the line is still high
@@ -145,11 +124,11 @@ test_intx(void **state)
 
     (void)state;
     harness_get_state(&H, &s0);
-    set_trigger(c, VFIO_PCI_INTX_IRQ_INDEX, 0, efd);
-    assert_false(intx_masked());
+    irq_trigger(c, VFIO_PCI_INTX_IRQ_INDEX, 0, efd);
+    assert_false(harness_sample(&H).intx_masked);
     reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
-    assert_true(intx_masked());
+    assert_true(harness_sample(&H).intx_masked);
     /* Still high, or lowered and raised again, while masked: silence. */
     reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
     assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
@@ -158,35 +137,32 @@ test_intx(void **state)
     assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
     assert_int_equal(reg_rd32(c, TESTDEV_REG_IRQ_RAISED), 2);
     /* EOI with the line high: exactly one more signal, masked again. */
-    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK);
+    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK, 0);
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
-    assert_true(intx_masked());
+    assert_true(harness_sample(&H).intx_masked);
     /* Lowered, then EOI: quiet and unmasked. */
     reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 0, 4);
-    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK);
+    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK, 0);
     assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
-    assert_false(intx_masked());
+    assert_false(harness_sample(&H).intx_masked);
 
     /* Explicit MASK holds a new assertion until UNMASK. */
-    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_MASK);
-    assert_true(intx_masked());
+    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_MASK, 0);
+    assert_true(harness_sample(&H).intx_masked);
     reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
     assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
-    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK);
+    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK, 0);
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
 
     /* The resample eventfd unmasks as SET_IRQS UNMASK does. */
-    assert_int_equal(umdev_client_set_irqs(c, VFIO_PCI_INTX_IRQ_INDEX,
-                                           VFIO_IRQ_SET_DATA_EVENTFD |
-                                               VFIO_IRQ_SET_ACTION_UNMASK,
-                                           0, 1, &resample, NULL),
-                     0);
+    irq_eventfd(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK, 0,
+                resample);
     assert_int_equal(write(resample, &one, sizeof(one)), sizeof(one));
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
     reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 0, 4);
     assert_int_equal(write(resample, &one, sizeof(one)), sizeof(one));
     assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
-    assert_false(intx_masked());
+    assert_false(harness_sample(&H).intx_masked);
 
     /* Four signals in all, none dropped. */
     harness_get_state(&H, &s1);
@@ -219,8 +195,8 @@ test_err_and_req(void **state)
     struct harness_state s;
 
     (void)state;
-    set_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, err);
-    set_trigger(c, VFIO_PCI_REQ_IRQ_INDEX, 0, req);
+    irq_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, err);
+    irq_trigger(c, VFIO_PCI_REQ_IRQ_INDEX, 0, req);
     harness_get_state(&H, &s);
     assert_true(s.irq_enabled[UMDEV_PCI_ERR_IRQ]);
     assert_true(s.irq_enabled[UMDEV_PCI_REQ_IRQ]);
@@ -246,7 +222,7 @@ test_err_and_req(void **state)
                                            1, 1, NULL, NULL),
                      -EINVAL);
     /* A software trigger (DATA_NONE + TRIGGER) fires it too. */
-    irq_action(c, VFIO_PCI_REQ_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER);
+    irq_action(c, VFIO_PCI_REQ_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, 0);
     assert_int_equal(efd_wait(req, HARNESS_TIMEOUT_MS), 1);
     umdev_client_destroy(c);
     close(err);
@@ -265,14 +241,14 @@ test_deassign_counts_dropped(void **state)
     int fds0;
 
     (void)state;
-    fds0 = count_fds();
-    set_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, err);
-    set_trigger(c, VFIO_PCI_REQ_IRQ_INDEX, 0, req);
+    fds0 = kit_open_fds();
+    irq_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, err);
+    irq_trigger(c, VFIO_PCI_REQ_IRQ_INDEX, 0, req);
     /* The server holds its own copies. */
-    assert_int_equal(count_fds(), fds0 + 2);
-    set_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, -1);
-    set_trigger(c, VFIO_PCI_REQ_IRQ_INDEX, 0, -1);
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(kit_open_fds(), fds0 + 2);
+    irq_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, -1);
+    irq_trigger(c, VFIO_PCI_REQ_IRQ_INDEX, 0, -1);
+    assert_int_equal(kit_open_fds(), fds0);
     harness_get_state(&H, &s0);
     assert_false(s0.irq_enabled[UMDEV_PCI_ERR_IRQ]);
     assert_false(s0.irq_enabled[UMDEV_PCI_REQ_IRQ]);
@@ -286,7 +262,7 @@ test_deassign_counts_dropped(void **state)
     assert_int_equal(s1.stats.irqs_dropped - s0.stats.irqs_dropped, 2);
     assert_int_equal(s1.stats.irqs, s0.stats.irqs);
     /* Assign again: delivered again. */
-    set_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, err);
+    irq_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, err);
     reg_wr(c, TESTDEV_REG_ERR_TRIGGER, 1, 4);
     assert_int_equal(efd_wait(err, HARNESS_TIMEOUT_MS), 1);
     umdev_client_destroy(c);
@@ -298,15 +274,11 @@ static void
 test_msix(void **state)
 {
     struct umdev_client *c = harness_connect(&H, NULL);
-    uint16_t ctl = 0x8000; /* PCI_MSIX_FLAGS_ENABLE */
     int efd = efd_new();
-    uint8_t cap;
 
     (void)state;
-    set_trigger(c, VFIO_PCI_MSIX_IRQ_INDEX, 2, efd);
-    cap = find_cap(c, PCI_CAP_ID_MSIX);
-    assert_int_equal(umdev_client_region_write(c, CONFIG, cap + 2u, &ctl, 2),
-                     0);
+    irq_trigger(c, VFIO_PCI_MSIX_IRQ_INDEX, 2, efd);
+    cfg_enable_msix(c);
     reg_wr(c, TESTDEV_REG_MSIX_TRIGGER, 2, 4);
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
     /* Another vector: nothing on vector 2's eventfd. */
@@ -324,15 +296,6 @@ static uint64_t
 iova(size_t i)
 {
     return MAP_BASE + (uint64_t)i * 2 * PG;
-}
-
-static size_t
-dma_count(void)
-{
-    struct harness_state s;
-
-    harness_get_state(&H, &s);
-    return s.dma_count;
 }
 
 /*
@@ -360,10 +323,10 @@ test_dma_map_beyond_file(void **state)
                      -EBADF);
     close(pipefd[0]);
     close(pipefd[1]);
-    assert_int_equal(dma_count(), 0);
+    assert_int_equal(harness_sample(&H).dma_count, 0);
     assert_int_equal(umdev_client_dma_map(c, iova(0), 4 * PG, mem, fd, 0, RW),
                      0);
-    assert_int_equal(dma_count(), 1);
+    assert_int_equal(harness_sample(&H).dma_count, 1);
     assert_int_equal(umdev_client_dma_unmap(c, iova(0), 4 * PG), 0);
     umdev_client_destroy(c);
     guest_mem_free(mem, 4 * PG, fd);
@@ -381,15 +344,15 @@ test_dma_1000_regions(void **state)
 
     (void)state;
     mem = guest_mem(NMAPS * PG, &fd);
-    fds0 = count_fds();
+    fds0 = kit_open_fds();
     maps0 = count_guest_maps();
     for (i = 0; i < NMAPS; i++)
         assert_int_equal(umdev_client_dma_map(c, iova(i), PG, mem + i * PG,
                                               fd, i * PG, RW),
                          0);
-    assert_int_equal(dma_count(), NMAPS);
+    assert_int_equal(harness_sample(&H).dma_count, NMAPS);
     /* The server mapped the pages and kept no descriptor. */
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(kit_open_fds(), fds0);
     assert_true(count_guest_maps() > maps0);
 
     for (k = 0; k < sizeof(used) / sizeof(used[0]); k++) {
@@ -437,13 +400,13 @@ test_dma_1000_regions(void **state)
     assert_int_equal(umdev_client_dma_unmap(c, iova(0), 2 * PG), -ENOENT);
     assert_int_equal(umdev_client_dma_unmap(c, 0x7000000000ull, PG),
                      -ENOENT);
-    assert_int_equal(dma_count(), NMAPS);
+    assert_int_equal(harness_sample(&H).dma_count, NMAPS);
 
     /* Unmap every one individually, odd ones first. */
     for (k = 0; k < 2; k++)
         for (i = k == 0 ? 1 : 0; i < NMAPS; i += 2)
             assert_int_equal(umdev_client_dma_unmap(c, iova(i), PG), 0);
-    assert_int_equal(dma_count(), 0);
+    assert_int_equal(harness_sample(&H).dma_count, 0);
     /* ...and unmapped every page again. */
     assert_int_equal(count_guest_maps(), maps0);
     assert_int_equal(umdev_client_dma_unmap(c, iova(0), PG), -ENOENT);
@@ -454,11 +417,11 @@ test_dma_1000_regions(void **state)
         assert_int_equal(umdev_client_dma_map(c, iova(i), PG, mem + i * PG,
                                               i % 2 ? fd : -1, i * PG, RW),
                          0);
-    assert_int_equal(dma_count(), 10);
+    assert_int_equal(harness_sample(&H).dma_count, 10);
     assert_int_equal(umdev_client_dma_unmap_all(c), 0);
-    assert_int_equal(dma_count(), 0);
+    assert_int_equal(harness_sample(&H).dma_count, 0);
     assert_int_equal(dma_cmd(c, iova(1), 64, TESTDEV_DMA_TO_DEVICE), EFAULT);
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(kit_open_fds(), fds0);
     assert_int_equal(count_guest_maps(), maps0);
     guest_mem_free(mem, NMAPS * PG, fd);
     umdev_client_destroy(c);
@@ -480,7 +443,7 @@ test_dma_message_fallback(void **state)
     const size_t size = TESTDEV_BAR2_SIZE;
     static uint8_t pat[TESTDEV_BAR2_SIZE], back[TESTDEV_BAR2_SIZE];
     struct umdev_client *c = harness_connect(&H, NULL);
-    struct umdev_client_stats cs0, cs1;
+    struct dma_run r;
     const uint64_t base = 0x40000000;
     uint64_t bytes0;
     uint8_t *mem;
@@ -494,35 +457,28 @@ test_dma_message_fallback(void **state)
 
     /* TO_DEVICE: guest -> BAR2, one DMA_READ message. */
     kit_fill_rand(mem, size, 41);
-    umdev_client_get_stats(c, &cs0);
-    assert_int_equal(dma_cmd(c, base, (uint32_t)size, TESTDEV_DMA_TO_DEVICE),
-                     0);
-    umdev_client_get_stats(c, &cs1);
-    assert_int_equal(cs1.dma_reads - cs0.dma_reads, 1);
-    assert_int_equal(cs1.dma_writes, cs0.dma_writes);
-    bar2_read(c, 0, back, size);
+    r = dma_run(c, base, (uint32_t)size, TESTDEV_DMA_TO_DEVICE);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.reads, 1);
+    assert_int_equal(r.writes, 0);
+    bar2_rw(c, 0, back, size, false);
     assert_memory_equal(back, mem, size);
 
     /* FROM_DEVICE: BAR2 -> guest, one DMA_WRITE message. */
     kit_fill_rand(pat, size, 42);
-    bar2_write(c, 0, pat, size);
+    bar2_rw(c, 0, pat, size, true);
     memset(mem, 0, size);
-    umdev_client_get_stats(c, &cs0);
-    assert_int_equal(dma_cmd(c, base, (uint32_t)size,
-                             TESTDEV_DMA_FROM_DEVICE),
-                     0);
-    umdev_client_get_stats(c, &cs1);
-    assert_int_equal(cs1.dma_writes - cs0.dma_writes, 1);
-    assert_int_equal(cs1.dma_reads, cs0.dma_reads);
+    r = dma_run(c, base, (uint32_t)size, TESTDEV_DMA_FROM_DEVICE);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.writes, 1);
+    assert_int_equal(r.reads, 0);
     assert_memory_equal(mem, pat, size);
 
     /* INVERT: read and write back by message. */
-    umdev_client_get_stats(c, &cs0);
-    assert_int_equal(dma_cmd(c, base, (uint32_t)size, TESTDEV_DMA_INVERT),
-                     0);
-    umdev_client_get_stats(c, &cs1);
-    assert_int_equal(cs1.dma_reads - cs0.dma_reads, 1);
-    assert_int_equal(cs1.dma_writes - cs0.dma_writes, 1);
+    r = dma_run(c, base, (uint32_t)size, TESTDEV_DMA_INVERT);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.reads, 1);
+    assert_int_equal(r.writes, 1);
     for (i = 0; i < size; i++)
         if ((uint8_t)(mem[i] ^ pat[i]) != 0xff)
             fail_msg("byte %zu: 0x%02x is not ~0x%02x", i, mem[i], pat[i]);
@@ -530,11 +486,9 @@ test_dma_message_fallback(void **state)
 
     /* Outside the mapping: a fault and no message; running off its end:
      * a fault. */
-    umdev_client_get_stats(c, &cs0);
-    assert_int_equal(dma_cmd(c, base + size, 32, TESTDEV_DMA_TO_DEVICE),
-                     EFAULT);
-    umdev_client_get_stats(c, &cs1);
-    assert_int_equal(cs1.dma_reads, cs0.dma_reads);
+    r = dma_run(c, base + size, 32, TESTDEV_DMA_TO_DEVICE);
+    assert_int_equal(r.status, EFAULT);
+    assert_int_equal(r.reads, 0);
     assert_int_equal(dma_cmd(c, base + size - 16, 32, TESTDEV_DMA_TO_DEVICE),
                      EFAULT);
     assert_int_equal(umdev_client_dma_unmap(c, base, size), 0);
@@ -548,7 +502,7 @@ static void
 span(struct umdev_client *c, uint64_t base, bool fd_first)
 {
     const size_t size = 16 * PG, half = 2048;
-    struct umdev_client_stats cs0, cs1;
+    struct dma_run r;
     uint8_t *lo, *hi, pat[PG], back[PG];
     int lo_fd, hi_fd;
 
@@ -562,12 +516,9 @@ span(struct umdev_client *c, uint64_t base, bool fd_first)
                      0);
     kit_fill_rand(lo + size - half, half, 51);
     kit_fill_rand(hi, half, 52);
-    umdev_client_get_stats(c, &cs0);
-    assert_int_equal(dma_cmd(c, base + size - half, 2 * half,
-                             TESTDEV_DMA_TO_DEVICE),
-                     0);
-    umdev_client_get_stats(c, &cs1);
-    assert_int_equal(cs1.dma_reads - cs0.dma_reads, 1);
+    r = dma_run(c, base + size - half, 2 * half, TESTDEV_DMA_TO_DEVICE);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.reads, 1);
     assert_int_equal(umdev_client_region_read(c, BAR2, 0, back, 2 * half),
                      0);
     assert_memory_equal(back, lo + size - half, half);
@@ -578,12 +529,9 @@ span(struct umdev_client *c, uint64_t base, bool fd_first)
                      0);
     memset(lo + size - half, 0, half);
     memset(hi, 0, half);
-    umdev_client_get_stats(c, &cs0);
-    assert_int_equal(dma_cmd(c, base + size - half, 2 * half,
-                             TESTDEV_DMA_FROM_DEVICE),
-                     0);
-    umdev_client_get_stats(c, &cs1);
-    assert_int_equal(cs1.dma_writes - cs0.dma_writes, 1);
+    r = dma_run(c, base + size - half, 2 * half, TESTDEV_DMA_FROM_DEVICE);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.writes, 1);
     assert_memory_equal(lo + size - half, pat, half);
     assert_memory_equal(hi, pat + half, half);
 
@@ -601,7 +549,7 @@ test_dma_spanning_mappings(void **state)
     (void)state;
     span(c, 0x50000000, true);
     span(c, 0x60000000, false);
-    assert_int_equal(dma_count(), 0);
+    assert_int_equal(harness_sample(&H).dma_count, 0);
     umdev_client_destroy(c);
 }
 
@@ -613,7 +561,7 @@ test_dma_split_by_client_limit(void **state)
     struct umdev_client_opts o = { .max_data_xfer_size = PG };
     static uint8_t back[TESTDEV_BAR2_SIZE];
     struct umdev_client *c = harness_connect(&H, &o);
-    struct umdev_client_stats cs0, cs1;
+    struct dma_run r;
     uint8_t *mem;
     int fd;
 
@@ -623,21 +571,37 @@ test_dma_split_by_client_limit(void **state)
                                           RW),
                      0);
     kit_fill_rand(mem, size, 61);
-    umdev_client_get_stats(c, &cs0);
-    assert_int_equal(dma_cmd(c, 0x1000000, (uint32_t)size,
-                             TESTDEV_DMA_INVERT),
-                     0);
-    umdev_client_get_stats(c, &cs1);
-    assert_int_equal(cs1.dma_reads - cs0.dma_reads, size / PG);
-    assert_int_equal(cs1.dma_writes - cs0.dma_writes, size / PG);
+    r = dma_run(c, 0x1000000, (uint32_t)size, TESTDEV_DMA_INVERT);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.reads, size / PG);
+    assert_int_equal(r.writes, size / PG);
     assert_int_equal(dma_cmd(c, 0x1000000, (uint32_t)size,
                              TESTDEV_DMA_TO_DEVICE),
                      0);
-    bar2_read(c, 0, back, size);
+    bar2_rw(c, 0, back, size, false);
     assert_memory_equal(back, mem, size);
     guest_mem_free(mem, size, fd);
     umdev_client_destroy(c);
 }
+
+/* The test device's registers that a reset must bring back. */
+struct reg_value {
+    const char *name;
+    uint32_t off;
+    size_t width; /* 4 or 8 */
+    uint64_t value;
+};
+
+static const struct reg_value power_on[] = {
+    { "ID", TESTDEV_REG_ID, 4, TESTDEV_ID_VALUE },
+    { "SCRATCH", TESTDEV_REG_SCRATCH, 4, 0 },
+    { "SCRATCH64", TESTDEV_REG_SCRATCH64, 8, 0 },
+    { "DMA_ADDR", TESTDEV_REG_DMA_ADDR, 8, 0 },
+    { "DMA_LEN", TESTDEV_REG_DMA_LEN, 4, 0 },
+    { "DMA_STATUS", TESTDEV_REG_DMA_STATUS, 4, 0 },
+    { "IRQ_LEVEL", TESTDEV_REG_IRQ_LEVEL, 4, 0 },
+    { "IRQ_RAISED", TESTDEV_REG_IRQ_RAISED, 4, 0 },
+};
 
 /*
  * DEVICE_RESET: registers, the scratch array, BAR2 and config space back
@@ -653,17 +617,17 @@ test_reset(void **state)
     int efd = efd_new(), intx = efd_new(), fd, fds0;
     uint8_t arr[TESTDEV_SCRATCH_ARRAY_SIZE];
     struct harness_state s;
-    uint16_t cmd = 0x0006;
+    uint16_t cmd;
     uint32_t resets;
     uint8_t *mem, *map;
     void *p;
-    size_t len;
+    size_t len, i;
 
     (void)state;
     mem = guest_mem(PG, &fd);
     assert_int_equal(umdev_client_dma_map(c, base, PG, mem, fd, 0, RW), 0);
-    set_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, efd);
-    set_trigger(c, VFIO_PCI_INTX_IRQ_INDEX, 0, intx);
+    irq_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, efd);
+    irq_trigger(c, VFIO_PCI_INTX_IRQ_INDEX, 0, intx);
     assert_int_equal(umdev_client_region_mmap(c, BAR2, 0, &p, &len), 0);
     map = p;
     /* Dirty everything. */
@@ -681,20 +645,21 @@ test_reset(void **state)
     assert_int_equal(dma_cmd(c, 0x10, 64, TESTDEV_DMA_TO_DEVICE), EFAULT);
     reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
     assert_int_equal(efd_wait(intx, HARNESS_TIMEOUT_MS), 1);
-    assert_int_equal(umdev_client_region_write(c, CONFIG, 4, &cmd, 2), 0);
+    cfg_set_command(c, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
     resets = reg_rd32(c, TESTDEV_REG_RESETS);
-    fds0 = count_fds();
+    fds0 = kit_open_fds();
 
     assert_int_equal(umdev_client_reset(c), 0);
     assert_int_equal(reg_rd32(c, TESTDEV_REG_RESETS), resets + 1);
-    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
-    assert_int_equal(reg_rd32(c, TESTDEV_REG_SCRATCH), 0);
-    assert_int_equal(reg_rd64(c, TESTDEV_REG_SCRATCH64), 0);
-    assert_int_equal(reg_rd64(c, TESTDEV_REG_DMA_ADDR), 0);
-    assert_int_equal(reg_rd32(c, TESTDEV_REG_DMA_LEN), 0);
-    assert_int_equal(reg_rd32(c, TESTDEV_REG_DMA_STATUS), 0);
-    assert_int_equal(reg_rd32(c, TESTDEV_REG_IRQ_LEVEL), 0);
-    assert_int_equal(reg_rd32(c, TESTDEV_REG_IRQ_RAISED), 0);
+    for (i = 0; i < sizeof(power_on) / sizeof(power_on[0]); i++) {
+        const struct reg_value *r = &power_on[i];
+        uint64_t v = r->width == 8 ? reg_rd64(c, r->off) : reg_rd32(c, r->off);
+
+        if (v != r->value)
+            fail_msg("%s reads %#llx after reset, not its power-on %#llx",
+                     r->name, (unsigned long long)v,
+                     (unsigned long long)r->value);
+    }
     assert_int_equal(umdev_client_region_read(c, BAR0,
                                               TESTDEV_SCRATCH_ARRAY, arr,
                                               sizeof(arr)),
@@ -706,12 +671,13 @@ test_reset(void **state)
     assert_memory_equal(back, zero, sizeof(back));
     assert_memory_equal(map, zero, len);
     cmd = 0xffff;
-    assert_int_equal(umdev_client_region_read(c, CONFIG, 4, &cmd, 2), 0);
+    assert_int_equal(umdev_client_region_read(c, CONFIG, PCI_COMMAND, &cmd, 2),
+                     0);
     assert_int_equal(cmd, 0);
 
     /* Mappings and eventfds kept: no descriptor closed, DMA and IRQs
      * work without setting anything up again. */
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(kit_open_fds(), fds0);
     harness_get_state(&H, &s);
     assert_true(s.attached);
     assert_int_equal(s.dma_count, 1);
@@ -724,7 +690,7 @@ test_reset(void **state)
     reg_wr(c, TESTDEV_REG_ERR_TRIGGER, 1, 4);
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
     /* INTx: the VMM's EOI after reset, then a new assertion. */
-    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK);
+    irq_action(c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK, 0);
     assert_int_equal(efd_wait(intx, HARNESS_QUIET_MS), 0);
     reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
     assert_int_equal(efd_wait(intx, HARNESS_TIMEOUT_MS), 1);
@@ -738,23 +704,18 @@ test_reset(void **state)
     close(intx);
 }
 
-int
-main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        HARNESS_TEST(test_irq_info),
-        HARNESS_TEST(test_intx),
-        HARNESS_TEST(test_err_and_req),
-        HARNESS_TEST(test_deassign_counts_dropped),
-        HARNESS_TEST(test_msix),
-        HARNESS_TEST(test_dma_map_beyond_file),
-        HARNESS_TEST(test_dma_1000_regions),
-        HARNESS_TEST(test_dma_message_fallback),
-        HARNESS_TEST(test_dma_spanning_mappings),
-        HARNESS_TEST(test_dma_split_by_client_limit),
-        HARNESS_TEST(test_reset),
-    };
+static const struct CMUnitTest tests[] = {
+    HARNESS_TEST(test_irq_info),
+    HARNESS_TEST(test_intx),
+    HARNESS_TEST(test_err_and_req),
+    HARNESS_TEST(test_deassign_counts_dropped),
+    HARNESS_TEST(test_msix),
+    HARNESS_TEST(test_dma_map_beyond_file),
+    HARNESS_TEST(test_dma_1000_regions),
+    HARNESS_TEST(test_dma_message_fallback),
+    HARNESS_TEST(test_dma_spanning_mappings),
+    HARNESS_TEST(test_dma_split_by_client_limit),
+    HARNESS_TEST(test_reset),
+};
 
-    return harness_main(argc, argv, "func.dma_irq", tests,
-                        sizeof(tests) / sizeof(tests[0]));
-}
+HARNESS_MAIN("func.dma_irq", tests)

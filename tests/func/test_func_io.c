@@ -447,19 +447,14 @@ test_sparse_mmap(void **state)
     umdev_client_destroy(c);
 }
 
-int
-main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        HARNESS_TEST(test_scratch_every_width_and_alignment),
-        HARNESS_TEST(test_register_widths),
-        HARNESS_TEST(test_bad_accesses),
-        HARNESS_TEST(test_bar2_large_transfers),
-        HARNESS_TEST(test_bar2_region_info_wire),
-        HARNESS_TEST(test_sparse_mmap),
-        HARNESS_TEST(test_small_client_transfer_limit),
-    };
+static const struct CMUnitTest tests[] = {
+    HARNESS_TEST(test_scratch_every_width_and_alignment),
+    HARNESS_TEST(test_register_widths),
+    HARNESS_TEST(test_bad_accesses),
+    HARNESS_TEST(test_bar2_large_transfers),
+    HARNESS_TEST(test_bar2_region_info_wire),
+    HARNESS_TEST(test_sparse_mmap),
+    HARNESS_TEST(test_small_client_transfer_limit),
+};
 
-    return harness_main(argc, argv, "func.io", tests,
-                        sizeof(tests) / sizeof(tests[0]));
-}
+HARNESS_MAIN("func.io", tests)

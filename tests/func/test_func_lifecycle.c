@@ -25,15 +25,6 @@ struct session {
     int intx, resample, err;
 };
 
-static void
-set_efd(struct umdev_client *c, uint32_t index, uint32_t action, int efd)
-{
-    assert_int_equal(umdev_client_set_irqs(c, index,
-                                           VFIO_IRQ_SET_DATA_EVENTFD | action,
-                                           0, 1, &efd, NULL),
-                     0);
-}
-
 /* Connect and give the server everything it keeps per client: DMA
  * mappings with and without fd, trigger and resample eventfds, an mmap. */
 static void
@@ -54,12 +45,12 @@ session_open(struct session *s)
     assert_int_equal(umdev_client_dma_map(s->c, 0x200000, PG, s->mem + PG,
                                           -1, 0, RW),
                      0);
-    set_efd(s->c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER,
-            s->intx);
-    set_efd(s->c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK,
-            s->resample);
-    set_efd(s->c, VFIO_PCI_ERR_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER,
-            s->err);
+    irq_eventfd(s->c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, 0,
+                s->intx);
+    irq_eventfd(s->c, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK, 0,
+                s->resample);
+    irq_eventfd(s->c, VFIO_PCI_ERR_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, 0,
+                s->err);
     assert_int_equal(umdev_client_region_mmap(s->c, UMDEV_PCI_BAR2_REGION,
                                               0, &p, &len),
                      0);
@@ -153,7 +144,7 @@ test_disconnect_mid_message(void **state)
     int cut, fds0, maps0;
 
     (void)state;
-    fds0 = count_fds();
+    fds0 = kit_open_fds();
     maps0 = count_guest_maps();
     for (cut = 0; cut < CUT_MAX; cut++) {
         struct session s;
@@ -178,7 +169,7 @@ test_disconnect_mid_message(void **state)
         assert_int_equal(umdev_client_send_bytes(s.c, msg, len), 0);
         session_close(&s);
         expect_clean();
-        assert_int_equal(count_fds(), fds0);
+        assert_int_equal(kit_open_fds(), fds0);
         assert_int_equal(count_guest_maps(), maps0);
         expect_next_client_works(0x1000u + (uint32_t)cut);
     }
@@ -189,12 +180,7 @@ test_disconnect_mid_message(void **state)
 static void
 test_disconnect_mid_message_raw(void **state)
 {
-    struct vfio_user_irq_set s = {
-        .argsz = sizeof(s),
-        .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
-        .index = VFIO_PCI_ERR_IRQ_INDEX,
-        .count = 1,
-    };
+    struct vfio_user_irq_set s = raw_irq_eventfds(VFIO_PCI_ERR_IRQ_INDEX, 0, 1);
     struct vfio_user_header big = {
         .msg_id = 3,
         .cmd = VFIO_USER_REGION_WRITE,
@@ -205,7 +191,7 @@ test_disconnect_mid_message_raw(void **state)
     int fd, efd = efd_new(), fds0;
 
     (void)state;
-    fds0 = count_fds();
+    fds0 = kit_open_fds();
     /* The eventfd travels with the first 20 bytes of a SET_IRQS. */
     fd = harness_raw_socket(&H);
     raw_negotiate(fd, 1);
@@ -218,7 +204,7 @@ test_disconnect_mid_message_raw(void **state)
     raw_expect_quiet(fd);
     close(fd);
     expect_clean();
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(kit_open_fds(), fds0);
 
     /* 4 MiB announced, 256 KiB sent: cut while being skipped. */
     fd = harness_raw_socket(&H);
@@ -228,7 +214,7 @@ test_disconnect_mid_message_raw(void **state)
     raw_expect_quiet(fd);
     close(fd);
     expect_clean();
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(kit_open_fds(), fds0);
     expect_next_client_works(0);
     close(efd);
 }
@@ -284,7 +270,7 @@ test_no_fd_leaks(void **state)
     uint8_t buf[4];
 
     (void)state;
-    fds0 = count_fds();
+    fds0 = kit_open_fds();
     maps0 = count_guest_maps();
     harness_start(&H);
     for (i = 0; i < 50; i++) {
@@ -302,20 +288,15 @@ test_no_fd_leaks(void **state)
                      -ECONNRESET);
     session_close(&s);
     close(waiting);
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(kit_open_fds(), fds0);
     assert_int_equal(count_guest_maps(), maps0);
 }
 
-int
-main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        HARNESS_TEST(test_disconnect_mid_message),
-        HARNESS_TEST(test_disconnect_mid_message_raw),
-        HARNESS_TEST(test_second_client_waits),
-        cmocka_unit_test(test_no_fd_leaks),
-    };
+static const struct CMUnitTest tests[] = {
+    HARNESS_TEST(test_disconnect_mid_message),
+    HARNESS_TEST(test_disconnect_mid_message_raw),
+    HARNESS_TEST(test_second_client_waits),
+    cmocka_unit_test(test_no_fd_leaks),
+};
 
-    return harness_main(argc, argv, "func.lifecycle", tests,
-                        sizeof(tests) / sizeof(tests[0]));
-}
+HARNESS_MAIN("func.lifecycle", tests)

@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 
 #include "harness.h"
+#include "kit_proto.h"
 #include "umdev/client_testing.h"
 #include "umdev/wire_codec.h"
 
@@ -21,32 +22,15 @@
  * of data plus a fixed part), so it must skip the body and refuse it. */
 #define OVERSIZED_PAYLOAD (1024u * 1024u + 64u * 1024u + 1u)
 
-/* A VERSION payload: major, minor, then @json with its NUL (if any). */
+/* A VERSION payload (kit_version_payload()) that must fit @cap. */
 static size_t
 version_payload(uint8_t *p, size_t cap, uint16_t major, uint16_t minor,
                 const char *json, size_t json_len)
 {
-    assert_true(cap >= sizeof(struct vfio_user_version) + json_len);
-    memcpy(p, &major, 2);
-    memcpy(p + 2, &minor, 2);
-    if (json_len > 0)
-        memcpy(p + 4, json, json_len);
-    return sizeof(struct vfio_user_version) + json_len;
-}
+    size_t n = kit_version_payload(p, cap, major, minor, json, json_len);
 
-static bool
-proposed_by_qemu(const char *key)
-{
-    static const char *const keys[] = {
-        "max_msg_fds", "max_data_xfer_size", "pgsizes",
-        "max_dma_maps", "migration", "write_multiple",
-    };
-    size_t i;
-
-    for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-        if (strcmp(key, keys[i]) == 0)
-            return true;
-    return false;
+    assert_true(n > 0);
+    return n;
 }
 
 static int64_t
@@ -76,7 +60,7 @@ check_version_json(const char *json)
     json_object_object_foreach(caps, key, val)
     {
         (void)val;
-        if (!proposed_by_qemu(key))
+        if (!kit_qemu_proposes(key))
             fail_msg("reply names \"%s\", which QEMU did not propose", key);
     }
     assert_int_equal(cap_int(caps, "max_msg_fds"), UMDEV_WIRE_MAX_MSG_FDS);
@@ -302,123 +286,19 @@ test_version_pgsizes_bitmap(void **state)
     close(fd);
 }
 
-/* Per command 1..18: its fixed size, whether argsz is its first word, and
- * how the server answers the well-formed payload good_payload() builds
- * (0: success). */
-struct cmd_case {
-    uint16_t cmd;
-    size_t fixed;
-    bool has_argsz;
-    int good_err;
+/* Well-formed messages with no lasting effect on the test device: the
+ * scratch register, a page mapped without an fd, a software trigger of
+ * ERR (which has no eventfd). */
+static const struct kit_good harmless = {
+    .dma_addr = 0x100000,
+    .irq_index = VFIO_PCI_ERR_IRQ_INDEX,
+    .read_offset = TESTDEV_REG_SCRATCH,
+    .read_region = UMDEV_PCI_BAR0_REGION,
+    .read_count = 4,
+    .write_offset = TESTDEV_REG_SCRATCH,
+    .write_region = UMDEV_PCI_BAR0_REGION,
+    .write_count = 4,
 };
-
-static const struct cmd_case cmd_cases[] = {
-    { VFIO_USER_VERSION, 4, false, EINVAL }, /* a second VERSION */
-    { VFIO_USER_DMA_MAP, 32, true, 0 },
-    { VFIO_USER_DMA_UNMAP, 24, true, 0 },
-    { VFIO_USER_DEVICE_GET_INFO, 16, true, 0 },
-    { VFIO_USER_DEVICE_GET_REGION_INFO, 32, true, 0 },
-    { VFIO_USER_DEVICE_GET_REGION_IO_FDS, 16, true, 0 },
-    { VFIO_USER_DEVICE_GET_IRQ_INFO, 16, true, 0 },
-    { VFIO_USER_DEVICE_SET_IRQS, 20, true, 0 },
-    { VFIO_USER_REGION_READ, 16, false, 0 },
-    { VFIO_USER_REGION_WRITE, 16, false, 0 },
-    { VFIO_USER_DMA_READ, 16, false, EINVAL },  /* server to client only */
-    { VFIO_USER_DMA_WRITE, 16, false, EINVAL }, /* server to client only */
-    { VFIO_USER_DEVICE_RESET, 0, false, 0 },
-    { 14, 0, false, ENOSYS }, /* retired DIRTY_PAGES */
-    { VFIO_USER_REGION_WRITE_MULTI, 8, false, 0 },
-    { VFIO_USER_DEVICE_FEATURE, 8, true, ENOTSUP },
-    { VFIO_USER_MIG_DATA_READ, 8, true, EINVAL },
-    { VFIO_USER_MIG_DATA_WRITE, 8, true, EINVAL },
-};
-
-/* A well-formed payload for @cmd in @p (64 bytes); returns its length. */
-static size_t
-good_payload(uint16_t cmd, uint8_t *p)
-{
-    struct vfio_user_region_access ra = { TESTDEV_REG_SCRATCH,
-                                          UMDEV_PCI_BAR0_REGION, 4 };
-    struct vfio_user_dma_access da = { 0x1000, 4 };
-    uint32_t argsz_flags[2];
-    uint64_t n = 1;
-
-    memset(p, 0, 64);
-    switch (cmd) {
-    case VFIO_USER_VERSION:
-        return 4;
-    case VFIO_USER_DMA_MAP: {
-        struct vfio_user_dma_map m = { 32, 3, 0, 0x100000, 0x1000 };
-
-        memcpy(p, &m, sizeof(m));
-        return sizeof(m);
-    }
-    case VFIO_USER_DMA_UNMAP: {
-        struct vfio_user_dma_unmap u = { 24,
-                                         VFIO_USER_DMA_UNMAP_FLAG_ALL, 0,
-                                         0 };
-
-        memcpy(p, &u, sizeof(u));
-        return sizeof(u);
-    }
-    case VFIO_USER_DEVICE_GET_INFO:
-    case VFIO_USER_DEVICE_GET_REGION_IO_FDS:
-    case VFIO_USER_DEVICE_GET_IRQ_INFO:
-        argsz_flags[0] = 16;
-        memcpy(p, argsz_flags, 4);
-        return 16;
-    case VFIO_USER_DEVICE_GET_REGION_INFO:
-        argsz_flags[0] = 32;
-        memcpy(p, argsz_flags, 4);
-        return 32;
-    case VFIO_USER_DEVICE_SET_IRQS: {
-        /* A software trigger of ERR, which has no eventfd. */
-        struct vfio_user_irq_set s = {
-            .argsz = 20,
-            .flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
-            .index = VFIO_PCI_ERR_IRQ_INDEX,
-            .count = 1,
-        };
-
-        memcpy(p, &s, sizeof(s));
-        return sizeof(s);
-    }
-    case VFIO_USER_REGION_READ:
-        memcpy(p, &ra, sizeof(ra));
-        return sizeof(ra);
-    case VFIO_USER_REGION_WRITE:
-        memcpy(p, &ra, sizeof(ra));
-        return sizeof(ra) + 4;
-    case VFIO_USER_DMA_READ:
-        memcpy(p, &da, sizeof(da));
-        return sizeof(da);
-    case VFIO_USER_DMA_WRITE:
-        memcpy(p, &da, sizeof(da));
-        return sizeof(da) + 4;
-    case VFIO_USER_DEVICE_RESET:
-        return 0;
-    case VFIO_USER_REGION_WRITE_MULTI: {
-        struct vfio_user_write_multi_entry e = {
-            .offset = TESTDEV_REG_SCRATCH,
-            .region = UMDEV_PCI_BAR0_REGION,
-            .count = 4,
-        };
-
-        memcpy(p, &n, sizeof(n));
-        memcpy(p + sizeof(n), &e, sizeof(e));
-        return sizeof(n) + sizeof(e);
-    }
-    case VFIO_USER_DEVICE_FEATURE:
-    case VFIO_USER_MIG_DATA_READ:
-    case VFIO_USER_MIG_DATA_WRITE:
-        argsz_flags[0] = 8;
-        argsz_flags[1] = 0;
-        memcpy(p, argsz_flags, 8);
-        return 8;
-    default:
-        return 16;
-    }
-}
 
 /* Error replies send_expect() asked for. */
 static uint64_t expected_errors;
@@ -462,15 +342,14 @@ test_bad_messages_every_command(void **state)
     (void)state;
     assert_non_null(big);
     raw_negotiate(fd, 1);
-    fds0 = count_fds();
+    fds0 = kit_open_fds();
     harness_get_state(&H, &s0);
     expected_errors = 0;
-    assert_int_equal(sizeof(cmd_cases) / sizeof(cmd_cases[0]), 18);
-    for (i = 0; i < sizeof(cmd_cases) / sizeof(cmd_cases[0]); i++) {
-        const struct cmd_case *k = &cmd_cases[i];
-        int bad_err = k->cmd == 14 ? ENOSYS : EINVAL;
-        uint8_t good[64], p[64];
-        size_t len = good_payload(k->cmd, good);
+    for (i = 0; i < KIT_NCMDS; i++) {
+        const struct kit_cmd *k = &kit_cmds[i];
+        int bad_err = k->cmd == KIT_CMD_RETIRED ? ENOSYS : EINVAL;
+        uint8_t good[KIT_GOOD_MAX], p[KIT_GOOD_MAX];
+        size_t len = kit_good_payload(&harmless, k->cmd, good);
 
         assert_int_equal(k->cmd, i + 1);
         send_expect(fd, &id, k->cmd, good, len, NULL, 0, k->good_err);
@@ -495,7 +374,7 @@ test_bad_messages_every_command(void **state)
          * so it gets two; SET_IRQS takes them only with DATA_EVENTFD. */
         send_expect(fd, &id, k->cmd, good, len, efds,
                     k->cmd == VFIO_USER_DMA_MAP ? 2 : 1,
-                    k->cmd == 14 ? ENOSYS : EBADF);
+                    k->cmd == KIT_CMD_RETIRED ? ENOSYS : EBADF);
         /* Oversized, body sent in full. */
         send_expect(fd, &id, k->cmd, big, OVERSIZED_PAYLOAD, NULL, 0, E2BIG);
     }
@@ -505,7 +384,7 @@ test_bad_messages_every_command(void **state)
     /* One error reply per refused request, no more. */
     assert_int_equal(s1.stats.errors - s0.stats.errors, expected_errors);
     /* Every descriptor we sent was closed by the server. */
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(kit_open_fds(), fds0);
     close(efds[0]);
     close(efds[1]);
     free(big);
@@ -578,7 +457,7 @@ test_fd_where_none_belongs(void **state)
     int fds0;
 
     (void)state;
-    fds0 = count_fds();
+    fds0 = kit_open_fds();
     assert_int_equal(umdev_client_raw(c, VFIO_USER_DEVICE_GET_INFO, 0, &di,
                                       sizeof(di), &efd, 1, reply,
                                       sizeof(reply), &len, &rh),
@@ -587,7 +466,7 @@ test_fd_where_none_belongs(void **state)
     assert_int_equal(info.num_regions, UMDEV_PCI_NUM_REGIONS);
     /* The server's copy is gone (closed after its reply, so before the
      * next one); ours is intact. */
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(kit_open_fds(), fds0);
     assert_int_equal(efd_wait(efd, 0), 0);
     /* A large message carrying one: the fd arrives with its first part. */
     {
@@ -604,7 +483,7 @@ test_fd_where_none_belongs(void **state)
         free(big);
         /* The server closes after replying: count after a round trip. */
         assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
-        assert_int_equal(count_fds(), fds0);
+        assert_int_equal(kit_open_fds(), fds0);
     }
     /* And the same request without the fd is fine. */
     assert_int_equal(umdev_client_raw(c, VFIO_USER_DEVICE_GET_INFO, 0, &di,
@@ -621,13 +500,8 @@ test_fd_where_none_belongs(void **state)
 static void
 test_too_many_fds(void **state)
 {
-    struct vfio_user_irq_set s = {
-        .argsz = sizeof(s),
-        .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
-        .index = VFIO_PCI_MSIX_IRQ_INDEX,
-        .start = 0,
-        .count = UMDEV_WIRE_MAX_MSG_FDS + 1,
-    };
+    struct vfio_user_irq_set s = raw_irq_eventfds(VFIO_PCI_MSIX_IRQ_INDEX, 0,
+                                                  UMDEV_WIRE_MAX_MSG_FDS + 1);
     int efds[UMDEV_WIRE_MAX_MSG_FDS + 1];
     struct harness_state st;
     uint16_t id = 10;
@@ -639,7 +513,7 @@ test_too_many_fds(void **state)
     raw_negotiate(fd, 1);
     for (i = 0; i < UMDEV_WIRE_MAX_MSG_FDS + 1; i++)
         efds[i] = efd_new();
-    fds0 = count_fds();
+    fds0 = kit_open_fds();
     send_expect(fd, &id, VFIO_USER_DEVICE_SET_IRQS, &s, sizeof(s), efds,
                 UMDEV_WIRE_MAX_MSG_FDS + 1, EBADF);
     /* Also when the count matches the 16 that fit, or is smaller. */
@@ -649,7 +523,7 @@ test_too_many_fds(void **state)
     s.count = 2;
     send_expect(fd, &id, VFIO_USER_DEVICE_SET_IRQS, &s, sizeof(s), efds,
                 UMDEV_WIRE_MAX_MSG_FDS + 1, EBADF);
-    assert_int_equal(count_fds(), fds0);
+    assert_int_equal(kit_open_fds(), fds0);
     harness_get_state(&H, &st);
     assert_false(st.irq_enabled[UMDEV_PCI_MSIX_IRQ]);
     /* Exactly as many as allowed is fine when the count matches. */
@@ -687,12 +561,8 @@ dma_peek(struct umdev_dev *dev, void *arg)
 static void
 test_pipelined_commands_with_fds(void **state)
 {
-    struct vfio_user_irq_set set = {
-        .argsz = sizeof(set),
-        .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
-        .index = VFIO_PCI_ERR_IRQ_INDEX,
-        .count = 1,
-    };
+    struct vfio_user_irq_set set =
+        raw_irq_eventfds(VFIO_PCI_ERR_IRQ_INDEX, 0, 1);
     struct vfio_user_dma_map map = { sizeof(map), 3, 0, 0x100000, 4096 };
     struct vfio_user_device_info di = { .argsz = sizeof(di) };
     struct vfio_user_region_access ra = { TESTDEV_REG_ID,
@@ -707,10 +577,10 @@ test_pipelined_commands_with_fds(void **state)
     (void)state;
     mem = guest_mem(4096, &mfd);
     memset(mem + 128, 0x3c, 64);
-    base = count_fds();
+    base = kit_open_fds();
     fd = harness_raw_socket(&H);
     raw_negotiate(fd, 1);
-    fds0 = count_fds();
+    fds0 = kit_open_fds();
     raw_send(fd, 10, VFIO_USER_DEVICE_SET_IRQS, 0, &set, sizeof(set), &err,
              1);
     raw_send(fd, 11, VFIO_USER_DEVICE_GET_INFO, 0, &di, sizeof(di), NULL, 0);
@@ -742,7 +612,7 @@ test_pipelined_commands_with_fds(void **state)
     assert_true(st.irq_enabled[UMDEV_PCI_ERR_IRQ]);
     assert_true(st.irq_enabled[UMDEV_PCI_REQ_IRQ]);
     /* The server keeps the two eventfds, not the memfd (it mapped it). */
-    assert_int_equal(count_fds(), fds0 + 2);
+    assert_int_equal(kit_open_fds(), fds0 + 2);
     assert_int_equal(efd_wait(err, HARNESS_TIMEOUT_MS), 1);
     assert_int_equal(efd_wait(req, 0), 0);
     harness_call(&H, dma_peek, &peek);
@@ -750,7 +620,7 @@ test_pipelined_commands_with_fds(void **state)
     assert_memory_equal(peek.data, mem + 128, sizeof(peek.data));
     close(fd);
     harness_wait_detached(&H);
-    assert_int_equal(count_fds(), base);
+    assert_int_equal(kit_open_fds(), base);
     guest_mem_free(mem, 4096, mfd);
     close(err);
     close(req);
@@ -852,26 +722,21 @@ test_impossible_header_closes_connection(void **state)
     umdev_client_destroy(c);
 }
 
-int
-main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        HARNESS_TEST(test_version_qemu_replay),
-        HARNESS_TEST(test_version_must_come_first),
-        HARNESS_TEST(test_version_refusals),
-        HARNESS_TEST(test_version_without_json),
-        HARNESS_TEST(test_version_pgsizes_bitmap),
-        HARNESS_TEST(test_bad_messages_every_command),
-        HARNESS_TEST(test_data_over_limit),
-        HARNESS_TEST(test_unknown_commands),
-        HARNESS_TEST(test_fd_where_none_belongs),
-        HARNESS_TEST(test_too_many_fds),
-        HARNESS_TEST(test_pipelined_commands_with_fds),
-        HARNESS_TEST(test_posted_errors_are_silent),
-        HARNESS_TEST(test_impossible_header_closes_connection),
-        HARNESS_TEST(test_version_json_strict),
-    };
+static const struct CMUnitTest tests[] = {
+    HARNESS_TEST(test_version_qemu_replay),
+    HARNESS_TEST(test_version_must_come_first),
+    HARNESS_TEST(test_version_refusals),
+    HARNESS_TEST(test_version_without_json),
+    HARNESS_TEST(test_version_pgsizes_bitmap),
+    HARNESS_TEST(test_bad_messages_every_command),
+    HARNESS_TEST(test_data_over_limit),
+    HARNESS_TEST(test_unknown_commands),
+    HARNESS_TEST(test_fd_where_none_belongs),
+    HARNESS_TEST(test_too_many_fds),
+    HARNESS_TEST(test_pipelined_commands_with_fds),
+    HARNESS_TEST(test_posted_errors_are_silent),
+    HARNESS_TEST(test_impossible_header_closes_connection),
+    HARNESS_TEST(test_version_json_strict),
+};
 
-    return harness_main(argc, argv, "func.protocol", tests,
-                        sizeof(tests) / sizeof(tests[0]));
-}
+HARNESS_MAIN("func.protocol", tests)

@@ -20,9 +20,16 @@ foreach(t crc ops ring sched)
   set_tests_properties(unit.accel_engine_${t} PROPERTIES TIMEOUT 120)
 endforeach()
 set(_func ${CMAKE_CURRENT_LIST_DIR}/../func)
-umdev_cmocka_test(func.accel test_func_accel 120
-                  SOURCES ${_func}/test_func_accel.c ${_func}/accel_serve.c
-                  LIBS umdev_accel func_harness)
+# The subdevice over sockets, one program per concern (ops, irq, load,
+# hostile), all driving it through one guest driver (accel_guest.c).
+add_library(func_accel_guest STATIC ${_func}/accel_guest.c
+            ${_func}/accel_serve.c)
+target_link_libraries(func_accel_guest PUBLIC umdev_accel func_harness)
+foreach(t ops irq load hostile)
+  umdev_cmocka_test(func.accel_${t} test_func_accel_${t} 120
+                    SOURCES ${_func}/test_func_accel_${t}.c
+                    LIBS func_accel_guest)
+endforeach()
 # Allocation / thread-creation failure injection on the build paths.
 umdev_cmocka_test(unit.accel_alloc test_accel_alloc 120
                   SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_accel_alloc.c
@@ -35,5 +42,5 @@ target_link_options(test_accel_alloc PRIVATE
 # The direct access path (lib/access over the embedded accel provider),
 # alone and beside two subdevices served on sockets.
 umdev_cmocka_test(func.access test_func_access 120
-                  SOURCES ${_func}/test_func_access.c ${_func}/accel_serve.c
-                  LIBS umdev_accel func_harness)
+                  SOURCES ${_func}/test_func_access.c
+                  LIBS func_accel_guest)

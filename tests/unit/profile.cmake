@@ -1,5 +1,5 @@
 add_executable(test_profile ${CMAKE_CURRENT_LIST_DIR}/test_profile.c)
-target_link_libraries(test_profile PRIVATE umdev_static umdev_audit PkgConfig::CMOCKA
+target_link_libraries(test_profile PRIVATE pci_fixture umdev_audit PkgConfig::CMOCKA
                       PkgConfig::JSONC)
 add_test(NAME unit.profile COMMAND test_profile)
 set_tests_properties(unit.profile PROPERTIES TIMEOUT 60)

@@ -115,81 +115,121 @@ disarm(void)
     return calls >= fail_at;
 }
 
-static void
-test_engine_create(void **state)
+/*
+ * For N = 1, 2, ...: fail the Nth call while @build(@arg) runs, then hand
+ * its result to @check(@arg, rc), unarmed, which checks that a failure
+ * left nothing half-built and that a success works, and destroys what was
+ * built. A run must fail only where a call was failed, and leave no
+ * allocation behind. Ends with the first run that reached no Nth call.
+ * Return: the injection points found.
+ */
+static unsigned long
+fail_each_call(int (*build)(void *arg), void (*check)(void *arg, int rc),
+               void *arg)
 {
-    struct accel_engine_config cfg = { .nr_queues = 4, .nr_threads = 3 };
     unsigned long n;
 
-    (void)state;
     for (n = 1;; n++) {
         long before = atomic_load(&live);
-        struct accel_engine *e = NULL;
         bool reached;
         int rc;
 
         arm(n);
-        rc = accel_engine_create(&cfg, &e);
+        rc = build(arg);
         reached = disarm();
-        if (rc < 0) {
+        if (rc < 0)
             assert_true(reached);
-            assert_true(rc == -ENOMEM || rc == -EAGAIN);
-            assert_null(e);
-        } else {
-            assert_non_null(e);
-            assert_int_equal(accel_engine_free_queues(e), 4);
-            accel_engine_destroy(e);
-        }
+        check(arg, rc);
         assert_int_equal(atomic_load(&live), before);
         if (!reached)
-            break;
+            return n - 1;
     }
-    print_message("engine: %lu injection points\n", n - 1);
+}
+
+static const struct accel_engine_config engine_cfg = { .nr_queues = 4,
+                                                       .nr_threads = 3 };
+
+static int
+engine_build(void *arg)
+{
+    return accel_engine_create(&engine_cfg, arg);
+}
+
+static void
+engine_check(void *arg, int rc)
+{
+    struct accel_engine **e = arg;
+
+    if (rc < 0) {
+        assert_true(rc == -ENOMEM || rc == -EAGAIN);
+        assert_null(*e);
+        return;
+    }
+    assert_non_null(*e);
+    assert_int_equal(accel_engine_free_queues(*e), 4);
+    accel_engine_destroy(*e);
+    *e = NULL;
+}
+
+static void
+test_engine_create(void **state)
+{
+    struct accel_engine *e = NULL;
+
+    (void)state;
+    print_message("engine: %lu injection points\n",
+                  fail_each_call(engine_build, engine_check, &e));
+}
+
+/* A subdevice of 4 queues on an engine of 8. */
+struct dev_run {
+    struct accel_engine *e;
+    struct accel_dev *d;
+};
+
+static int
+dev_build(void *arg)
+{
+    static const struct accel_dev_config dc = { .name = "a", .nr_queues = 4 };
+    struct dev_run *r = arg;
+
+    return accel_dev_create(r->e, &dc, &r->d);
+}
+
+static void
+dev_check(void *arg, int rc)
+{
+    struct dev_run *r = arg;
+    uint32_t v = 0;
+
+    if (rc < 0) {
+        assert_null(r->d);
+        /* Nothing kept: every queue is back. */
+        assert_int_equal(accel_engine_free_queues(r->e), 8);
+        return;
+    }
+    assert_int_equal(accel_engine_free_queues(r->e), 4);
+    /* It works: its registers answer. */
+    assert_int_equal(umdev_dev_region_rw(accel_dev_dev(r->d), 0,
+                                         ACCEL_REG_NUM_QUEUES, &v, 4, false),
+                     0);
+    assert_int_equal(v, 4);
+    accel_dev_destroy(r->d);
+    r->d = NULL;
+    assert_int_equal(accel_engine_free_queues(r->e), 8);
 }
 
 static void
 test_dev_create(void **state)
 {
     struct accel_engine_config cfg = { .nr_queues = 8, .manual = true };
-    struct accel_dev_config dc = { .name = "a", .nr_queues = 4 };
-    struct accel_engine *e = NULL;
-    unsigned long n;
+    struct dev_run r = { NULL, NULL };
 
     (void)state;
-    assert_int_equal(accel_engine_create(&cfg, &e), 0);
-    for (n = 1;; n++) {
-        long before = atomic_load(&live);
-        struct accel_dev *d = NULL;
-        bool reached;
-        int rc;
-
-        arm(n);
-        rc = accel_dev_create(e, &dc, &d);
-        reached = disarm();
-        if (rc < 0) {
-            assert_true(reached);
-            assert_null(d);
-            /* Nothing kept: every queue is back. */
-            assert_int_equal(accel_engine_free_queues(e), 8);
-        } else {
-            uint32_t v = 0;
-
-            assert_int_equal(accel_engine_free_queues(e), 4);
-            /* It works: its registers answer. */
-            assert_int_equal(umdev_dev_region_rw(accel_dev_dev(d), 0,
-                                                 ACCEL_REG_NUM_QUEUES, &v, 4,
-                                                 false),
-                             0);
-            assert_int_equal(v, 4);
-            accel_dev_destroy(d);
-            assert_int_equal(accel_engine_free_queues(e), 8);
-        }
-        assert_int_equal(atomic_load(&live), before);
-        if (!reached)
-            break;
-    }
-    print_message("subdevice: %lu injection points\n", n - 1);
-    accel_engine_destroy(e);
+    assert_int_equal(accel_engine_create(&cfg, &r.e), 0);
+    print_message("subdevice: %lu injection points\n",
+                  fail_each_call(dev_build, dev_check, &r));
+    accel_engine_destroy(r.e);
 }
 
 int

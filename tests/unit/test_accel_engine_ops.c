@@ -43,39 +43,79 @@ place(unsigned int k, uint32_t size, unsigned int align, unsigned int which)
     }
 }
 
+/*
+ * The sweep: every size at four alignments, case k keying the placement
+ * (place()) and the data seeds. Operand i of a case is aligned at
+ * aligns[(ai + rot) % 4] for a rotation each test picks, so operands of
+ * one case are misaligned differently.
+ */
+struct op_case {
+    unsigned int k, ai;
+    uint32_t n;
+};
+
+static uint64_t
+operand(const struct op_case *c, unsigned int which, unsigned int rot)
+{
+    return place(c->k, c->n, aligns[(c->ai + rot) % 4], which);
+}
+
+static void
+every_size_and_alignment(void (*fn)(const struct op_case *c))
+{
+    struct op_case c = { 0 };
+    size_t si;
+
+    for (si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+        for (c.ai = 0; c.ai < 4; c.ai++, c.k++) {
+            c.n = sizes[si];
+            fn(&c);
+        }
+    }
+}
+
+/* Expected and read-back bytes of one case (the largest size fits). */
+static uint8_t case_ref[1 * MB], case_got[1 * MB];
+
+/* A byte either side of [@d, @d + @n) that the engine must not touch. */
+static void
+guard(uint64_t d, uint32_t n)
+{
+    *(uint8_t *)G(d - 1) = 0x5c;
+    *(uint8_t *)G(d + n) = 0x5c;
+}
+
+static void
+guard_check(uint64_t d, uint32_t n)
+{
+    assert_int_equal(*(uint8_t *)G(d - 1), 0x5c);
+    assert_int_equal(*(uint8_t *)G(d + n), 0x5c);
+}
+
+static void
+memmove_case(const struct op_case *c)
+{
+    uint64_t s = operand(c, 0, 0), d = operand(c, 1, 1);
+    uint32_t idx;
+
+    kit_fill_rand(case_ref, c->n, c->k);
+    gput(s, case_ref, c->n);
+    guard(d, c->n);
+    idx = tq_submit(&F.t, desc(ACCEL_OP_MEMMOVE, c->n, s, d));
+    assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
+    assert_int_equal(comp_of(&F.t, idx)->bytes, c->n);
+    assert_int_equal(comp_of(&F.t, idx)->opcode, ACCEL_OP_MEMMOVE);
+    gget(d, case_got, c->n);
+    assert_memory_equal(case_got, case_ref, c->n);
+    /* Nothing outside the destination. */
+    guard_check(d, c->n);
+}
+
 static void
 test_memmove(void **state)
 {
-    unsigned int k = 0, si, ai;
-
     (void)state;
-    for (si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
-        for (ai = 0; ai < 4; ai++, k++) {
-            uint32_t n = sizes[si];
-            uint64_t s = place(k, n, aligns[ai], 0);
-            uint64_t d = place(k, n, aligns[(ai + 1) % 4], 1);
-            uint8_t *ref = malloc(n), *got = malloc(n);
-            uint32_t idx;
-
-            assert_non_null(ref);
-            assert_non_null(got);
-            kit_fill_rand(ref, n, k);
-            gput(s, ref, n);
-            memset(G(d - 1), 0x5c, 1);
-            memset(G(d + n), 0x5c, 1);
-            idx = tq_submit(&F.t, desc(ACCEL_OP_MEMMOVE, n, s, d));
-            assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
-            assert_int_equal(comp_of(&F.t, idx)->bytes, n);
-            assert_int_equal(comp_of(&F.t, idx)->opcode, ACCEL_OP_MEMMOVE);
-            gget(d, got, n);
-            assert_memory_equal(got, ref, n);
-            /* Nothing outside the destination. */
-            assert_int_equal(*(uint8_t *)G(d - 1), 0x5c);
-            assert_int_equal(*(uint8_t *)G(d + n), 0x5c);
-            free(ref);
-            free(got);
-        }
-    }
+    every_size_and_alignment(memmove_case);
 }
 
 /* Overlapping MEMMOVE in both directions, also across the boundary of two
@@ -119,170 +159,155 @@ test_memmove_overlap(void **state)
 }
 
 static void
-test_fill(void **state)
+fill_case(const struct op_case *c)
 {
     const uint64_t pat = 0x0123456789abcdefull;
-    unsigned int k = 0, si, ai;
+    uint64_t d = operand(c, 1, 0);
+    struct accel_desc ds = desc(ACCEL_OP_FILL, c->n, 0, d);
+    uint32_t idx, j;
 
-    (void)state;
-    for (si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
-        for (ai = 0; ai < 4; ai++, k++) {
-            uint32_t n = sizes[si], idx, j;
-            uint64_t d = place(k, n, aligns[ai], 1);
-            struct accel_desc ds = desc(ACCEL_OP_FILL, n, 0, d);
+    guard(d, c->n);
+    ds.pattern = pat;
+    idx = tq_submit(&F.t, ds);
+    assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
+    for (j = 0; j < c->n; j++) {
+        uint8_t b = *(uint8_t *)G(d + j);
 
-            memset(G(d - 1), 0x5c, 1);
-            memset(G(d + n), 0x5c, 1);
-            ds.pattern = pat;
-            idx = tq_submit(&F.t, ds);
-            assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
-            for (j = 0; j < n; j++) {
-                uint8_t got = *(uint8_t *)G(d + j);
-
-                if (got != (uint8_t)(pat >> (8 * (j % 8))))
-                    fail_msg("size %u align %u: byte %u is %#x", n, aligns[ai],
-                             j, got);
-            }
-            assert_int_equal(*(uint8_t *)G(d - 1), 0x5c);
-            assert_int_equal(*(uint8_t *)G(d + n), 0x5c);
-        }
+        if (b != (uint8_t)(pat >> (8 * (j % 8))))
+            fail_msg("size %u align %u: byte %u is %#x", c->n, aligns[c->ai], j,
+                     b);
     }
+    guard_check(d, c->n);
 }
 
 static void
+compare_case(const struct op_case *c)
+{
+    uint64_t a = operand(c, 0, 0), b = operand(c, 1, 3);
+    uint32_t idx, at;
+    struct accel_comp *r;
+
+    kit_fill_rand(case_ref, c->n, c->k + 5);
+    gput(a, case_ref, c->n);
+    gput(b, case_ref, c->n);
+    idx = tq_submit(&F.t, desc(ACCEL_OP_COMPARE, c->n, a, b));
+    assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
+    assert_int_equal(comp_of(&F.t, idx)->result, 0);
+    /* One byte differs: the mismatch names its offset. */
+    at = (c->n * 3u) / 4u;
+    *(uint8_t *)G(b + at) ^= 0x10;
+    idx = tq_submit(&F.t, desc(ACCEL_OP_COMPARE, c->n, a, b));
+    assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_MISMATCH);
+    r = comp_of(&F.t, idx);
+    assert_int_equal(r->result, 1);
+    assert_int_equal(r->info, at);
+    assert_int_equal(r->bytes, at);
+}
+
+static void
+compare_pattern_case(const struct op_case *c)
+{
+    const uint64_t pat = 0xfedcba9876543210ull;
+    uint64_t a = operand(c, 0, 0);
+    struct accel_desc d = desc(ACCEL_OP_COMPARE_PATTERN, c->n, a, 0);
+    uint32_t idx, j, at;
+
+    for (j = 0; j < c->n; j++)
+        *(uint8_t *)G(a + j) = (uint8_t)(pat >> (8 * (j % 8)));
+    d.pattern = pat;
+    idx = tq_submit(&F.t, d);
+    assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
+    at = c->n - 1 - (c->n / 3);
+    *(uint8_t *)G(a + at) ^= 0x01;
+    idx = tq_submit(&F.t, d);
+    assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_MISMATCH);
+    assert_int_equal(comp_of(&F.t, idx)->info, at);
+    assert_int_equal(comp_of(&F.t, idx)->result, 1);
+}
+
+static void
+crc_case(const struct op_case *c)
+{
+    uint64_t s = operand(c, 0, 0), d = operand(c, 1, 2);
+    struct accel_desc ds = desc(ACCEL_OP_CRC32C, c->n, s, 0);
+    uint32_t idx, want;
+
+    kit_fill_rand(case_ref, c->n, c->k + 11);
+    gput(s, case_ref, c->n);
+    want = kit_crc32c(c->k * 77u, case_ref, c->n);
+    ds.crc_seed = c->k * 77u;
+    idx = tq_submit(&F.t, ds);
+    assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
+    assert_int_equal(comp_of(&F.t, idx)->value, want);
+    /* COPY_CRC: the same CRC and a copy. */
+    ds.opcode = ACCEL_OP_COPY_CRC;
+    ds.dst = d;
+    memset(case_got, 0, c->n);
+    gput(d, case_got, c->n);
+    idx = tq_submit(&F.t, ds);
+    assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
+    assert_int_equal(comp_of(&F.t, idx)->value, want);
+    gget(d, case_got, c->n);
+    assert_memory_equal(case_got, case_ref, c->n);
+}
+
+static void
+dualcast_case(const struct op_case *c)
+{
+    uint64_t s = operand(c, 0, 0), d = operand(c, 1, 1), d2 = operand(c, 2, 2);
+    struct accel_desc ds = desc(ACCEL_OP_DUALCAST, c->n, s, d);
+    uint32_t idx;
+
+    kit_fill_rand(case_ref, c->n, c->k + 3);
+    gput(s, case_ref, c->n);
+    memset(case_got, 0, c->n);
+    gput(d, case_got, c->n);
+    gput(d2, case_got, c->n);
+    ds.dst2 = d2;
+    idx = tq_submit(&F.t, ds);
+    assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
+    gget(d, case_got, c->n);
+    assert_memory_equal(case_got, case_ref, c->n);
+    memset(case_got, 0, c->n);
+    gget(d2, case_got, c->n);
+    assert_memory_equal(case_got, case_ref, c->n);
+}
+
+static void
+test_fill(void **state)
+{
+    (void)state;
+    every_size_and_alignment(fill_case);
+}
+
+/* Equal, then one byte off. */
+static void
 test_compare(void **state)
 {
-    unsigned int k = 0, si, ai;
-
     (void)state;
-    for (si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
-        for (ai = 0; ai < 4; ai++, k++) {
-            uint32_t n = sizes[si], idx, at;
-            uint64_t a = place(k, n, aligns[ai], 0);
-            uint64_t b = place(k, n, aligns[(ai + 3) % 4], 1);
-            uint8_t *buf = malloc(n);
-            struct accel_comp *c;
-
-            assert_non_null(buf);
-            kit_fill_rand(buf, n, k + 5);
-            gput(a, buf, n);
-            gput(b, buf, n);
-            idx = tq_submit(&F.t, desc(ACCEL_OP_COMPARE, n, a, b));
-            assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
-            assert_int_equal(comp_of(&F.t, idx)->result, 0);
-            /* One byte differs: the mismatch names its offset. */
-            at = (n * 3u) / 4u;
-            *(uint8_t *)G(b + at) ^= 0x10;
-            idx = tq_submit(&F.t, desc(ACCEL_OP_COMPARE, n, a, b));
-            assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_MISMATCH);
-            c = comp_of(&F.t, idx);
-            assert_int_equal(c->result, 1);
-            assert_int_equal(c->info, at);
-            assert_int_equal(c->bytes, at);
-            free(buf);
-        }
-    }
+    every_size_and_alignment(compare_case);
 }
 
 static void
 test_compare_pattern(void **state)
 {
-    const uint64_t pat = 0xfedcba9876543210ull;
-    unsigned int k = 0, si, ai;
-
     (void)state;
-    for (si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
-        for (ai = 0; ai < 4; ai++, k++) {
-            uint32_t n = sizes[si], idx, j, at;
-            uint64_t a = place(k, n, aligns[ai], 0);
-            struct accel_desc d = desc(ACCEL_OP_COMPARE_PATTERN, n, a, 0);
-
-            for (j = 0; j < n; j++)
-                *(uint8_t *)G(a + j) = (uint8_t)(pat >> (8 * (j % 8)));
-            d.pattern = pat;
-            idx = tq_submit(&F.t, d);
-            assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
-            at = n - 1 - (n / 3);
-            *(uint8_t *)G(a + at) ^= 0x01;
-            idx = tq_submit(&F.t, d);
-            assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_MISMATCH);
-            assert_int_equal(comp_of(&F.t, idx)->info, at);
-            assert_int_equal(comp_of(&F.t, idx)->result, 1);
-        }
-    }
+    every_size_and_alignment(compare_pattern_case);
 }
 
+/* CRC32C with a seed, then COPY_CRC. */
 static void
 test_crc_ops(void **state)
 {
-    unsigned int k = 0, si, ai;
-
     (void)state;
-    for (si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
-        for (ai = 0; ai < 4; ai++, k++) {
-            uint32_t n = sizes[si], idx, want;
-            uint64_t s = place(k, n, aligns[ai], 0);
-            uint64_t d = place(k, n, aligns[(ai + 2) % 4], 1);
-            struct accel_desc ds = desc(ACCEL_OP_CRC32C, n, s, 0);
-            uint8_t *ref = malloc(n), *got = calloc(1, n);
-
-            assert_non_null(ref);
-            assert_non_null(got);
-            kit_fill_rand(ref, n, k + 11);
-            gput(s, ref, n);
-            want = kit_crc32c(k * 77u, ref, n);
-            ds.crc_seed = k * 77u;
-            idx = tq_submit(&F.t, ds);
-            assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
-            assert_int_equal(comp_of(&F.t, idx)->value, want);
-            /* COPY_CRC: the same CRC and a copy. */
-            ds.opcode = ACCEL_OP_COPY_CRC;
-            ds.dst = d;
-            gput(d, got, n);
-            idx = tq_submit(&F.t, ds);
-            assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
-            assert_int_equal(comp_of(&F.t, idx)->value, want);
-            gget(d, got, n);
-            assert_memory_equal(got, ref, n);
-            free(ref);
-            free(got);
-        }
-    }
+    every_size_and_alignment(crc_case);
 }
 
 static void
 test_dualcast(void **state)
 {
-    unsigned int k = 0, si, ai;
-
     (void)state;
-    for (si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
-        for (ai = 0; ai < 4; ai++, k++) {
-            uint32_t n = sizes[si], idx;
-            uint64_t s = place(k, n, aligns[ai], 0);
-            uint64_t d = place(k, n, aligns[(ai + 1) % 4], 1);
-            uint64_t d2 = place(k, n, aligns[(ai + 2) % 4], 2);
-            struct accel_desc ds = desc(ACCEL_OP_DUALCAST, n, s, d);
-            uint8_t *ref = malloc(n), *got = calloc(1, n);
-
-            assert_non_null(ref);
-            assert_non_null(got);
-            kit_fill_rand(ref, n, k + 3);
-            gput(s, ref, n);
-            gput(d, got, n);
-            gput(d2, got, n);
-            ds.dst2 = d2;
-            idx = tq_submit(&F.t, ds);
-            assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
-            gget(d, got, n);
-            assert_memory_equal(got, ref, n);
-            memset(got, 0, n);
-            gget(d2, got, n);
-            assert_memory_equal(got, ref, n);
-            free(ref);
-            free(got);
-        }
-    }
+    every_size_and_alignment(dualcast_case);
 }
 
 /* NOP and the tag echo; DRAIN completes after everything before it. */

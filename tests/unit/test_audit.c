@@ -87,6 +87,29 @@ expect(struct json_object *doc, int id, const char *verdict,
                  id, v, e, verdict, evidence_part);
 }
 
+/* What an audit must report for criterion @id. */
+struct want {
+    int id;
+    const char *verdict;
+    const char *evidence_part;
+};
+
+#define N_WANT(w) (sizeof(w) / sizeof((w)[0]))
+
+/* Each of @n criteria as @w says, then the document's verdict @overall. */
+static void
+expect_all(struct json_object *doc, const struct want *w, size_t n,
+           const char *overall)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        expect(doc, w[i].id, w[i].verdict, w[i].evidence_part);
+    assert_string_equal(
+        json_object_get_string(json_object_object_get(doc, "verdict")),
+        overall);
+}
+
 static struct json_object *
 audit(struct umdev_dev *dev, struct umdev_pci *pci, const char *kit,
       bool *all)
@@ -112,6 +135,18 @@ static const char kit_all_pass[] =
 static void
 test_good_device(void **state)
 {
+    static const struct want in_place[] = {
+        { 1, "pass", "MSI@0x" },
+        { 2, "not run", "ring" },
+        { 3, "pass", "2 trapped registers" },
+        { 4, "not run", "--conformance" },
+        { 5, "not run", "--conformance" },
+        { 6, "not run", "--conformance" },
+    };
+    static const struct want with_kit[] = {
+        { 2, "pass", "0 msgs/io" },
+        { 5, "pass", "all 6 checks" },
+    };
     struct umdev_dev_info info = { .name = "good", .pci = true };
     struct umdev_pci_id id = { .vendor_id = 0x1234, .device_id = 2,
                                .class_code = 0x088000, .interrupt_pin = 1 };
@@ -132,25 +167,13 @@ test_good_device(void **state)
     /* In place only: what needs traffic is "not run", never a pass. */
     doc = audit(dev, pci, NULL, &all);
     assert_false(all);
-    expect(doc, 1, "pass", "MSI@0x");
-    expect(doc, 2, "not run", "ring");
-    expect(doc, 3, "pass", "2 trapped registers");
-    expect(doc, 4, "not run", "--conformance");
-    expect(doc, 5, "not run", "--conformance");
-    expect(doc, 6, "not run", "--conformance");
-    assert_string_equal(
-        json_object_get_string(json_object_object_get(doc, "verdict")),
-        "incomplete");
+    expect_all(doc, in_place, N_WANT(in_place), "incomplete");
     assert_non_null(json_object_object_get(doc, "profile"));
     json_object_put(doc);
 
     doc = audit(dev, pci, kit_all_pass, &all);
     assert_true(all);
-    expect(doc, 2, "pass", "0 msgs/io");
-    expect(doc, 5, "pass", "all 6 checks");
-    assert_string_equal(
-        json_object_get_string(json_object_object_get(doc, "verdict")),
-        "pass");
+    expect_all(doc, with_kit, N_WANT(with_kit), "pass");
     json_object_put(doc);
     assert_int_equal(audit_run(dev, pci, "{not json", &(char *){ NULL },
                                  &all),
@@ -185,6 +208,14 @@ test_bad_device(void **state)
         "{\"name\":\"datapath\",\"pass\":false,\"evidence\":\"4.0 msgs per "
         "byte\"},"
         "{\"name\":\"fuzz\",\"pass\":false,\"evidence\":\"server died\"}]";
+    static const struct want each_wrong[] = {
+        { 1, "fail", "no lib/pci config space" },
+        { 2, "fail", "without a bound and a reason" },
+        { 3, "fail", "region 1 is trapped but declares no registers" },
+        { 4, "fail", "server died" },
+        { 5, "fail", "reset, datapath, fuzz" },
+        { 6, "fail", "CTRL reads 0x1" },
+    };
     struct umdev_dev *dev;
     struct json_object *doc;
     size_t i;
@@ -205,15 +236,7 @@ test_bad_device(void **state)
 
     doc = audit(dev, NULL, kit, &all);
     assert_false(all);
-    expect(doc, 1, "fail", "no lib/pci config space");
-    expect(doc, 2, "fail", "without a bound and a reason");
-    expect(doc, 3, "fail", "region 1 is trapped but declares no registers");
-    expect(doc, 4, "fail", "server died");
-    expect(doc, 5, "fail", "reset, datapath, fuzz");
-    expect(doc, 6, "fail", "CTRL reads 0x1");
-    assert_string_equal(
-        json_object_get_string(json_object_object_get(doc, "verdict")),
-        "fail");
+    expect_all(doc, each_wrong, N_WANT(each_wrong), "fail");
     json_object_put(doc);
     umdev_dev_destroy(dev);
 }

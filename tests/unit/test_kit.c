@@ -18,10 +18,12 @@
 #include <unistd.h>
 
 #include "kit_peer.h"
+#include "kit_proto.h"
 #include "kit_serve.h"
 #include "kit_util.h"
 #include "testdev.h"
 #include "umdev/wire.h"
+#include "umdev/wire_codec.h"
 
 #define TIMEOUT_MS 5000
 
@@ -330,6 +332,59 @@ test_serve_add_fails(void **state)
     assert_int_equal(kit_serve_stop(&s, TIMEOUT_MS), 0);
 }
 
+/* The command table is indexed by command, every key QEMU proposes is
+ * recognised (and nothing else), a VERSION payload is laid out as the
+ * spec says or refused when it does not fit, and each well-formed payload
+ * covers its fixed part and passes the wire decoder where a server
+ * accepts it. */
+static void
+test_proto(void **state)
+{
+    const struct kit_good g = {
+        .dma_addr = 0x10000,
+        .read_count = 4,
+        .write_count = 8,
+        .write_data = { 1, 2, 3, 4, 5, 6, 7, 8 },
+    };
+    uint8_t good[KIT_GOOD_MAX], msg[UMDEV_WIRE_HDR_SIZE + KIT_GOOD_MAX];
+    struct umdev_wire_msg w;
+    static const char *const keys[] = {
+        "max_msg_fds",  "max_data_xfer_size", "pgsizes",
+        "max_dma_maps", "migration",          "write_multiple",
+    };
+    uint8_t buf[8];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < KIT_NCMDS; i++)
+        assert_int_equal(kit_cmds[i].cmd, i + 1);
+    assert_int_equal(kit_cmds[KIT_CMD_RETIRED - 1].good_err, ENOSYS);
+    for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        assert_true(kit_qemu_proposes(keys[i]));
+        assert_non_null(strstr(KIT_QEMU_VERSION_JSON, keys[i]));
+    }
+    assert_false(kit_qemu_proposes("pgsize"));
+    assert_false(kit_qemu_proposes(""));
+    assert_int_equal(kit_version_payload(buf, sizeof(buf), 1, 2, "{}", 3), 7);
+    assert_memory_equal(buf, "\1\0\2\0{}", 7);
+    assert_int_equal(kit_version_payload(buf, sizeof(buf), 0, 0, NULL, 0), 4);
+    assert_int_equal(kit_version_payload(buf, sizeof(buf), 0, 0, "{}}}}", 5),
+                     0);
+    assert_int_equal(kit_version_payload(buf, 3, 0, 0, NULL, 0), 0);
+    for (i = 0; i < KIT_NCMDS; i++) {
+        const struct kit_cmd *k = &kit_cmds[i];
+        size_t len = kit_good_payload(&g, k->cmd, good);
+        ssize_t n = umdev_wire_encode(msg, sizeof(msg), 1, k->cmd, 0, good, len,
+                                      NULL, 0);
+
+        assert_true(len >= k->fixed);
+        assert_true(n > 0);
+        if (k->good_err == 0)
+            assert_int_equal(umdev_wire_decode(msg, (size_t)n, 0, NULL, &w), 0);
+    }
+    assert_int_equal(kit_good_payload(&g, 0, good), 0);
+}
+
 int
 main(void)
 {
@@ -343,6 +398,7 @@ main(void)
         cmocka_unit_test(test_peer_send_full),
         cmocka_unit_test(test_serve),
         cmocka_unit_test(test_serve_add_fails),
+        cmocka_unit_test(test_proto),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,40 +7,31 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <linux/pci_regs.h>
 #include <linux/vfio.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include "pci_fixture.h"
 #include "umdev/client.h"
 #include "umdev/pci.h"
 #include "umdev/dev_testing.h"
 
-struct fixture {
-    struct umdev_dev *dev;
-    struct umdev_pci *pci;
-    uint8_t bar0[4096];
-};
-
-static ssize_t
-bar0_access(void *opaque, uint64_t off, void *buf, size_t count,
-            bool is_write)
-{
-    struct fixture *f = opaque;
-
-    if (is_write)
-        memcpy(f->bar0 + off, buf, count);
-    else
-        memcpy(buf, f->bar0 + off, count);
-    return (ssize_t)count;
-}
+/* The device's own BAR (BAR0 of 4 KiB in most tests) holds the MSI-X
+ * table and PBA at these offsets. */
+#define MSIX_TABLE 0x800
+#define MSIX_PBA 0xc00
+/* Byte @field of MSI-X table entry @v. */
+#define MSIX_ENTRY(v, field) (MSIX_TABLE + (v)*PCI_MSIX_ENTRY_SIZE + (field))
 
 static int
 setup(void **state)
 {
-    static struct fixture f;
-    struct umdev_dev_info info = { .name = "pcitest", .pci = true };
-    struct umdev_pci_id id = {
+    static struct pci_fixture f;
+    const struct umdev_pci_id id = {
         .vendor_id = 0x1234,
         .device_id = 0x5678,
         .subsystem_vendor_id = 0x1af4,
@@ -50,39 +41,15 @@ setup(void **state)
         .interrupt_pin = 1,
     };
 
-    memset(&f, 0, sizeof(f));
-    assert_int_equal(umdev_dev_create(&info, &f.dev), 0);
-    assert_int_equal(umdev_pci_create(f.dev, &id, &f.pci), 0);
+    pci_fixture_init(&f, "pcitest", &id);
     *state = &f;
     return 0;
 }
 
-static int
-teardown(void **state)
-{
-    struct fixture *f = *state;
-
-    umdev_pci_destroy(f->pci);
-    umdev_dev_destroy(f->dev);
-    return 0;
-}
-
-static struct umdev_region_desc
-trapped(struct fixture *f, uint64_t size)
-{
-    struct umdev_region_desc d = {
-        .size = size,
-        .flags = UMDEV_REGION_F_READ | UMDEV_REGION_F_WRITE,
-        .access = bar0_access,
-        .opaque = f,
-    };
-    return d;
-}
-
-/* Config accesses go through the config region's callback, exactly as a
- * client's REGION_READ/WRITE would; we reach it with a loopback client. */
+/* Config reads straight from lib/pci, as the server's config region
+ * callback makes them. */
 static uint32_t
-cfg_read(struct fixture *f, uint32_t off, size_t len)
+cfg_read(struct pci_fixture *f, uint32_t off, size_t len)
 {
     uint32_t v = 0;
 
@@ -90,12 +57,9 @@ cfg_read(struct fixture *f, uint32_t off, size_t len)
     return v;
 }
 
-/* lib/dev has no in-process region entry point by design (all guest
- * accesses come over the wire), so writes use a socketpair client. */
-#include <sys/socket.h>
-#include <pthread.h>
-#include <unistd.h>
-
+/* Guest accesses go over the wire, REGION_READ/WRITE from a client on a
+ * socketpair whose other end a thread serves: the path a VMM's take, reply
+ * included, and the only one that carries SET_IRQS. */
 struct wire_pair {
     struct umdev_client *c;
     pthread_t thread;
@@ -117,7 +81,7 @@ serve(void *arg)
 }
 
 static void
-pair_open(struct fixture *f, struct wire_pair *p)
+pair_open(struct pci_fixture *f, struct wire_pair *p)
 {
     int sv[2];
 
@@ -157,69 +121,92 @@ cfg_read_wire(struct wire_pair *p, uint32_t off, size_t len)
     return v;
 }
 
+/* Write @v (@len bytes) at config @off; return what then reads back. */
+static uint32_t
+cfg_write_read(struct wire_pair *p, uint32_t off, uint32_t v, size_t len)
+{
+    cfg_write(p, off, v, len);
+    return cfg_read_wire(p, off, len);
+}
+
+/* Add BAR0, 4 KiB trapped: where the MSI-X tests put table and PBA. */
+static void
+add_bar0(struct pci_fixture *f)
+{
+    struct umdev_region_desc r = pci_fixture_trapped(f, 4096);
+
+    assert_int_equal(
+        umdev_pci_bar_add(f->pci, 0, UMDEV_PCI_BAR_MEM32, false, 4096, &r), 0);
+}
+
 static void
 test_header_identity(void **state)
 {
-    struct fixture *f = *state;
+    struct pci_fixture *f = *state;
 
-    assert_int_equal(cfg_read(f, 0x00, 2), 0x1234);
-    assert_int_equal(cfg_read(f, 0x02, 2), 0x5678);
-    assert_int_equal(cfg_read(f, 0x08, 1), 3);
-    assert_int_equal(cfg_read(f, 0x09, 1), 0x02);
-    assert_int_equal(cfg_read(f, 0x0a, 2), 0x0700);
-    assert_int_equal(cfg_read(f, 0x2c, 2), 0x1af4);
-    assert_int_equal(cfg_read(f, 0x2e, 2), 0x1100);
-    assert_int_equal(cfg_read(f, 0x3d, 1), 1);
-    assert_int_equal(cfg_read(f, 0x0e, 1), 0);
-    assert_int_equal(cfg_read(f, 0x34, 1), 0);   /* no capabilities */
-    assert_int_equal(cfg_read(f, 0x06, 2) & 0x10, 0);
+    assert_int_equal(cfg_read(f, PCI_VENDOR_ID, 2), 0x1234);
+    assert_int_equal(cfg_read(f, PCI_DEVICE_ID, 2), 0x5678);
+    assert_int_equal(cfg_read(f, PCI_REVISION_ID, 1), 3);
+    assert_int_equal(cfg_read(f, PCI_CLASS_PROG, 1), 0x02);
+    assert_int_equal(cfg_read(f, PCI_CLASS_DEVICE, 2), 0x0700);
+    assert_int_equal(cfg_read(f, PCI_SUBSYSTEM_VENDOR_ID, 2), 0x1af4);
+    assert_int_equal(cfg_read(f, PCI_SUBSYSTEM_ID, 2), 0x1100);
+    assert_int_equal(cfg_read(f, PCI_INTERRUPT_PIN, 1), 1);
+    assert_int_equal(cfg_read(f, PCI_HEADER_TYPE, 1), PCI_HEADER_TYPE_NORMAL);
+    /* No capabilities: no list, no pointer, nothing to find. */
+    assert_int_equal(cfg_read(f, PCI_CAPABILITY_LIST, 1), 0);
+    assert_int_equal(cfg_read(f, PCI_STATUS, 2) & PCI_STATUS_CAP_LIST, 0);
+    assert_int_equal(umdev_pci_cap_find(f->pci, 0, 0), 0);
 }
 
 static void
 test_write_masks_and_rw1c(void **state)
 {
-    struct fixture *f = *state;
+    struct pci_fixture *f = *state;
     struct wire_pair p;
 
     pair_open(f, &p);
     /* Read-only identity ignores writes. */
-    cfg_write(&p, 0x00, 0xffffffff, 4);
-    assert_int_equal(cfg_read_wire(&p, 0x00, 4), 0x56781234);
+    assert_int_equal(cfg_write_read(&p, PCI_VENDOR_ID, 0xffffffff, 4),
+                     0x56781234);
     /* Command: only the defined bits stick. */
-    cfg_write(&p, 0x04, 0xffff, 2);
-    assert_int_equal(cfg_read_wire(&p, 0x04, 2), 0x0547);
-    cfg_write(&p, 0x04, 0x0000, 2);
-    assert_int_equal(cfg_read_wire(&p, 0x04, 2), 0);
+    assert_int_equal(cfg_write_read(&p, PCI_COMMAND, 0xffff, 2),
+                     PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER |
+                         PCI_COMMAND_PARITY | PCI_COMMAND_SERR |
+                         PCI_COMMAND_INTX_DISABLE);
+    assert_int_equal(cfg_write_read(&p, PCI_COMMAND, 0x0000, 2), 0);
     /* Interrupt line is RW, pin is RO. */
-    cfg_write(&p, 0x3c, 0xffff, 2);
-    assert_int_equal(cfg_read_wire(&p, 0x3c, 1), 0xff);
-    assert_int_equal(cfg_read_wire(&p, 0x3d, 1), 1);
+    cfg_write(&p, PCI_INTERRUPT_LINE, 0xffff, 2);
+    assert_int_equal(cfg_read_wire(&p, PCI_INTERRUPT_LINE, 1), 0xff);
+    assert_int_equal(cfg_read_wire(&p, PCI_INTERRUPT_PIN, 1), 1);
     /* Status error bits are RW1C: writing 1 to a clear bit keeps it 0,
      * and a write never sets them. */
-    cfg_write(&p, 0x06, 0xffff, 2);
-    assert_int_equal(cfg_read_wire(&p, 0x06, 2) & 0xf900, 0);
+    assert_int_equal(
+        cfg_write_read(&p, PCI_STATUS, 0xffff, 2) &
+            (PCI_STATUS_PARITY | PCI_STATUS_SIG_TARGET_ABORT |
+             PCI_STATUS_REC_TARGET_ABORT | PCI_STATUS_REC_MASTER_ABORT |
+             PCI_STATUS_SIG_SYSTEM_ERROR | PCI_STATUS_DETECTED_PARITY),
+        0);
     /* Byte-wide and unaligned writes touch only their bytes. */
-    cfg_write(&p, 0x0c, 0x40, 1);
-    assert_int_equal(cfg_read_wire(&p, 0x0c, 1), 0x40);
-    assert_int_equal(cfg_read_wire(&p, 0x0d, 1), 0);
+    assert_int_equal(cfg_write_read(&p, PCI_CACHE_LINE_SIZE, 0x40, 1), 0x40);
+    assert_int_equal(cfg_read_wire(&p, PCI_CACHE_LINE_SIZE + 1, 1), 0);
     pair_close(&p);
 }
 
 static void
 test_bar_sizing(void **state)
 {
-    struct fixture *f = *state;
-    struct umdev_region_desc r8 = trapped(f, 8);
-    struct umdev_region_desc r4k = trapped(f, 4096);
+    struct pci_fixture *f = *state;
+    struct umdev_region_desc r8 = pci_fixture_trapped(f, 8);
+    struct umdev_region_desc r4k = pci_fixture_trapped(f, 4096);
     struct umdev_region_desc r64k = {
         .size = 65536,
         .flags = UMDEV_REGION_F_READ | UMDEV_REGION_F_WRITE,
         .shm = true,
     };
-    struct umdev_region_desc r1m = trapped(f, 1 << 20);
+    struct umdev_region_desc r1m = pci_fixture_trapped(f, 1 << 20);
     struct wire_pair p;
 
-    r1m.access = bar0_access;
     assert_int_equal(umdev_pci_bar_add(f->pci, 0, UMDEV_PCI_BAR_IO, false, 8,
                                        &r8),
                      0);
@@ -254,68 +241,78 @@ test_bar_sizing(void **state)
                      -EINVAL);
 
     /* Type bits at power-on. */
-    assert_int_equal(cfg_read(f, 0x10, 4), 0x1);
-    assert_int_equal(cfg_read(f, 0x14, 4), 0x0);
-    assert_int_equal(cfg_read(f, 0x18, 4), 0xc);
-    assert_int_equal(cfg_read(f, 0x20, 4), 0x8);
+    assert_int_equal(cfg_read(f, PCI_BASE_ADDRESS_0, 4),
+                     PCI_BASE_ADDRESS_SPACE_IO);
+    assert_int_equal(cfg_read(f, PCI_BASE_ADDRESS_1, 4),
+                     PCI_BASE_ADDRESS_MEM_TYPE_32);
+    assert_int_equal(cfg_read(f, PCI_BASE_ADDRESS_2, 4),
+                     PCI_BASE_ADDRESS_MEM_TYPE_64 |
+                         PCI_BASE_ADDRESS_MEM_PREFETCH);
+    assert_int_equal(cfg_read(f, PCI_BASE_ADDRESS_4, 4),
+                     PCI_BASE_ADDRESS_MEM_PREFETCH);
 
     pair_open(f, &p);
     /* Size probing: write all ones, read the size mask back. */
-    for (uint32_t off = 0x10; off <= 0x24; off += 4)
+    for (uint32_t off = PCI_BASE_ADDRESS_0; off <= PCI_BASE_ADDRESS_5; off += 4)
         cfg_write(&p, off, 0xffffffff, 4);
-    assert_int_equal(cfg_read_wire(&p, 0x10, 4), 0xfffffff9);
-    assert_int_equal(cfg_read_wire(&p, 0x14, 4), 0xfffff000);
-    assert_int_equal(cfg_read_wire(&p, 0x18, 4), 0xffff000c);
-    assert_int_equal(cfg_read_wire(&p, 0x1c, 4), 0xffffffff);
-    assert_int_equal(cfg_read_wire(&p, 0x20, 4), 0xfff00008);
-    assert_int_equal(cfg_read_wire(&p, 0x24, 4), 0);
+    assert_int_equal(cfg_read_wire(&p, PCI_BASE_ADDRESS_0, 4), 0xfffffff9);
+    assert_int_equal(cfg_read_wire(&p, PCI_BASE_ADDRESS_1, 4), 0xfffff000);
+    assert_int_equal(cfg_read_wire(&p, PCI_BASE_ADDRESS_2, 4), 0xffff000c);
+    assert_int_equal(cfg_read_wire(&p, PCI_BASE_ADDRESS_3, 4), 0xffffffff);
+    assert_int_equal(cfg_read_wire(&p, PCI_BASE_ADDRESS_4, 4), 0xfff00008);
+    assert_int_equal(cfg_read_wire(&p, PCI_BASE_ADDRESS_5, 4), 0);
     /* An address is kept within the mask; low type bits stay. */
-    cfg_write(&p, 0x14, 0xfebf1234, 4);
-    assert_int_equal(cfg_read_wire(&p, 0x14, 4), 0xfebf1000);
-    cfg_write(&p, 0x10, 0xc047, 4);
-    assert_int_equal(cfg_read_wire(&p, 0x10, 4), 0xc041);
+    assert_int_equal(cfg_write_read(&p, PCI_BASE_ADDRESS_1, 0xfebf1234, 4),
+                     0xfebf1000);
+    assert_int_equal(cfg_write_read(&p, PCI_BASE_ADDRESS_0, 0xc047, 4), 0xc041);
     /* ROM BAR absent: reads 0 even after all-ones. */
-    cfg_write(&p, 0x30, 0xffffffff, 4);
-    assert_int_equal(cfg_read_wire(&p, 0x30, 4), 0);
+    assert_int_equal(cfg_write_read(&p, PCI_ROM_ADDRESS, 0xffffffff, 4), 0);
     pair_close(&p);
 
     /* Reset restores power-on BAR values. */
     umdev_pci_reset(f->pci);
-    assert_int_equal(cfg_read(f, 0x14, 4), 0x0);
+    assert_int_equal(cfg_read(f, PCI_BASE_ADDRESS_1, 4), 0x0);
 }
 
-/* Walk the chain like a guest would; return the number of capabilities
- * and their IDs. */
+/*
+ * Walk the chain with umdev_pci_cap_find() and check each link as a guest
+ * would see it in config space: the pointer register leads to the first,
+ * every offset is dword-aligned past the header, its ID byte is what
+ * find() matched and its next byte leads to the one find() returns next.
+ * Return: the number of capabilities; their IDs in @ids.
+ */
 static int
-walk_caps(struct fixture *f, uint8_t *ids, int max)
+walk_caps(struct pci_fixture *f, uint8_t *ids, int max)
 {
-    uint32_t off = cfg_read(f, 0x34, 1);
-    int n = 0;
+    unsigned int link = PCI_CAPABILITY_LIST;
+    int at, n = 0;
 
-    while (off != 0 && n < max) {
-        assert_true(off >= 0x40 && off < 256 && off % 4 == 0);
-        ids[n++] = (uint8_t)cfg_read(f, off, 1);
-        off = cfg_read(f, off + 1, 1);
+    for (at = umdev_pci_cap_find(f->pci, 0, 0); at > 0 && n < max;
+         at = umdev_pci_cap_find(f->pci, 0, (unsigned int)at)) {
+        assert_true(at >= 0x40 && at < 256 && at % 4 == 0);
+        assert_int_equal(cfg_read(f, link, 1), at);
+        ids[n] = (uint8_t)cfg_read(f, (uint32_t)at + PCI_CAP_LIST_ID, 1);
+        assert_int_equal(umdev_pci_cap_find(f->pci, ids[n], 0), at);
+        link = (unsigned int)at + PCI_CAP_LIST_NEXT;
+        n++;
     }
-    assert_int_equal(off, 0);
+    assert_int_equal(at, 0);
+    assert_int_equal(cfg_read(f, link, 1), 0);
     return n;
 }
 
 static void
 test_capability_chain(void **state)
 {
-    struct fixture *f = *state;
-    struct umdev_region_desc r = trapped(f, 4096);
+    struct pci_fixture *f = *state;
     const uint8_t vdata[4] = { 0xde, 0xad, 0xbe, 0xef };
     uint8_t ids[16];
     int pm, msi, msix, exp, vnd;
 
-    assert_int_equal(umdev_pci_bar_add(f->pci, 0, UMDEV_PCI_BAR_MEM32, false,
-                                       4096, &r),
-                     0);
+    add_bar0(f);
     pm = umdev_pci_cap_add_pm(f->pci);
     msi = umdev_pci_cap_add_msi(f->pci, 4, true, true);
-    msix = umdev_pci_cap_add_msix(f->pci, 8, 0, 0x800, 0, 0xc00);
+    msix = umdev_pci_cap_add_msix(f->pci, 8, 0, MSIX_TABLE, 0, MSIX_PBA);
     exp = umdev_pci_cap_add_pcie(f->pci);
     vnd = umdev_pci_cap_add_vendor(f->pci, vdata, sizeof(vdata));
     assert_int_equal(pm, 0x40);
@@ -324,66 +321,75 @@ test_capability_chain(void **state)
     assert_int_equal(umdev_pci_cap_add_msi(f->pci, 3, false, false),
                      -EINVAL);
     assert_int_equal(walk_caps(f, ids, 16), 5);
-    assert_int_equal(ids[0], 0x01);
-    assert_int_equal(ids[1], 0x05);
-    assert_int_equal(ids[2], 0x11);
-    assert_int_equal(ids[3], 0x10);
-    assert_int_equal(ids[4], 0x09);
-    assert_int_equal(cfg_read(f, 0x06, 2) & 0x10, 0x10);
+    assert_int_equal(ids[0], PCI_CAP_ID_PM);
+    assert_int_equal(ids[1], PCI_CAP_ID_MSI);
+    assert_int_equal(ids[2], PCI_CAP_ID_MSIX);
+    assert_int_equal(ids[3], PCI_CAP_ID_EXP);
+    assert_int_equal(ids[4], PCI_CAP_ID_VNDR);
+    /* Each found where its builder put it; an absent ID is not found. */
+    assert_int_equal(umdev_pci_cap_find(f->pci, PCI_CAP_ID_MSI, 0), msi);
+    assert_int_equal(umdev_pci_cap_find(f->pci, PCI_CAP_ID_MSIX, pm), msix);
+    assert_int_equal(umdev_pci_cap_find(f->pci, PCI_CAP_ID_VNDR, 0), vnd);
+    assert_int_equal(umdev_pci_cap_find(f->pci, PCI_CAP_ID_AGP, 0), 0);
+    assert_int_equal(
+        umdev_pci_cap_find(f->pci, PCI_CAP_ID_PM, (unsigned int)pm), 0);
+    assert_int_equal(cfg_read(f, PCI_STATUS, 2) & PCI_STATUS_CAP_LIST,
+                     PCI_STATUS_CAP_LIST);
     /* MSI: 4 vectors (MMC=2), 64-bit, maskable. */
-    assert_int_equal(cfg_read(f, msi + 2, 2), (2 << 1) | 0x80 | 0x100);
+    assert_int_equal(cfg_read(f, msi + PCI_MSI_FLAGS, 2),
+                     (2 << 1) | PCI_MSI_FLAGS_64BIT | PCI_MSI_FLAGS_MASKBIT);
     /* MSI-X: table size N-1, BIR and offsets. */
-    assert_int_equal(cfg_read(f, msix + 2, 2), 7);
-    assert_int_equal(cfg_read(f, msix + 4, 4), 0x800);
-    assert_int_equal(cfg_read(f, msix + 8, 4), 0xc00);
+    assert_int_equal(cfg_read(f, msix + PCI_MSIX_FLAGS, 2), 7);
+    assert_int_equal(cfg_read(f, msix + PCI_MSIX_TABLE, 4), MSIX_TABLE);
+    assert_int_equal(cfg_read(f, msix + PCI_MSIX_PBA, 4), MSIX_PBA);
     /* Vendor cap: length byte and payload. */
-    assert_int_equal(cfg_read(f, vnd + 2, 1), 7);
+    assert_int_equal(cfg_read(f, vnd + PCI_CAP_FLAGS, 1), 7);
     assert_int_equal(cfg_read(f, vnd + 3, 4), 0xefbeadde);
-    /* PCIe: version 2 endpoint, x1 link. */
-    assert_int_equal(cfg_read(f, exp + 2, 2), 2);
-    assert_int_equal(cfg_read(f, exp + 18, 2), 0x11);
+    /* PCIe: version 2 endpoint, x1 link at 2.5 GT/s. */
+    assert_int_equal(cfg_read(f, exp + PCI_EXP_FLAGS, 2), 2);
+    assert_int_equal(cfg_read(f, exp + PCI_EXP_LNKSTA, 2),
+                     PCI_EXP_LNKSTA_NLW_X1 | PCI_EXP_LNKSTA_CLS_2_5GB);
 }
 
 static void
 test_msix_mask_and_pending(void **state)
 {
-    struct fixture *f = *state;
-    struct umdev_region_desc r = trapped(f, 4096);
+    struct pci_fixture *f = *state;
     struct umdev_dev_stats st;
     struct wire_pair p;
     uint32_t v;
     int msix;
 
-    assert_int_equal(umdev_pci_bar_add(f->pci, 0, UMDEV_PCI_BAR_MEM32, false,
-                                       4096, &r),
-                     0);
-    msix = umdev_pci_cap_add_msix(f->pci, 4, 0, 0x800, 0, 0xc00);
+    add_bar0(f);
+    msix = umdev_pci_cap_add_msix(f->pci, 4, 0, MSIX_TABLE, 0, MSIX_PBA);
     assert_true(msix > 0);
     assert_int_equal(umdev_pci_irq_mode(f->pci), UMDEV_PCI_IRQ_INTX);
     assert_int_equal(umdev_pci_irq_raise(f->pci, 0), -ENODEV);
 
     pair_open(f, &p);
     /* Enable MSI-X with the function masked. */
-    cfg_write(&p, msix + 2, 0xc000, 2);
+    cfg_write(&p, msix + PCI_MSIX_FLAGS,
+              PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL, 2);
     assert_int_equal(umdev_pci_irq_mode(f->pci), UMDEV_PCI_IRQ_MSIX);
     assert_int_equal(umdev_pci_irq_raise(f->pci, 2), -EAGAIN);
-    assert_int_equal(umdev_client_region_read(p.c, 0, 0xc00, &v, 4), 0);
+    assert_int_equal(umdev_client_region_read(p.c, 0, MSIX_PBA, &v, 4), 0);
     assert_int_equal(v, 1u << 2);
     /* Vector controls reset masked; the table is served by lib/pci, not
      * the device's BAR callback. */
-    assert_int_equal(umdev_client_region_read(p.c, 0, 0x800 + 2 * 16 + 12,
-                                              &v, 4),
-                     0);
-    assert_int_equal(v, 1);
-    assert_int_equal(f->bar0[0x800 + 2 * 16 + 12], 0);
+    assert_int_equal(
+        umdev_client_region_read(
+            p.c, 0, MSIX_ENTRY(2, PCI_MSIX_ENTRY_VECTOR_CTRL), &v, 4),
+        0);
+    assert_int_equal(v, PCI_MSIX_ENTRY_CTRL_MASKBIT);
+    assert_int_equal(f->bar0[MSIX_ENTRY(2, PCI_MSIX_ENTRY_VECTOR_CTRL)], 0);
     /* Clearing the function mask with vector 2 still masked (the table
      * has been written through, so its mask bits count): still pending. */
     v = 0x1234;
-    assert_int_equal(umdev_client_region_write(p.c, 0, 0x800 + 2 * 16 + 8,
-                                               &v, 4),
+    assert_int_equal(umdev_client_region_write(
+                         p.c, 0, MSIX_ENTRY(2, PCI_MSIX_ENTRY_DATA), &v, 4),
                      0);
-    cfg_write(&p, msix + 2, 0x8000, 2);
-    assert_int_equal(umdev_client_region_read(p.c, 0, 0xc00, &v, 4), 0);
+    cfg_write(&p, msix + PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE, 2);
+    assert_int_equal(umdev_client_region_read(p.c, 0, MSIX_PBA, &v, 4), 0);
     assert_int_equal(v, 1u << 2);
     umdev_dev_get_stats(f->dev, &st);
     assert_int_equal(st.irqs_dropped, 0);
@@ -391,19 +397,20 @@ test_msix_mask_and_pending(void **state)
      * IRQ index: no eventfd here, so it is counted as dropped) and clears
      * the pending bit. */
     v = 0;
-    assert_int_equal(umdev_client_region_write(p.c, 0, 0x800 + 2 * 16 + 12,
-                                               &v, 4),
-                     0);
-    assert_int_equal(umdev_client_region_read(p.c, 0, 0xc00, &v, 4), 0);
+    assert_int_equal(
+        umdev_client_region_write(
+            p.c, 0, MSIX_ENTRY(2, PCI_MSIX_ENTRY_VECTOR_CTRL), &v, 4),
+        0);
+    assert_int_equal(umdev_client_region_read(p.c, 0, MSIX_PBA, &v, 4), 0);
     assert_int_equal(v, 0);
     umdev_dev_get_stats(f->dev, &st);
     assert_int_equal(st.irqs_dropped, 1);
     /* PBA is read-only; table accesses must be 4/8 bytes aligned. */
     v = 0xffffffff;
-    assert_int_equal(umdev_client_region_write(p.c, 0, 0xc00, &v, 4), 0);
-    assert_int_equal(umdev_client_region_read(p.c, 0, 0xc00, &v, 4), 0);
+    assert_int_equal(umdev_client_region_write(p.c, 0, MSIX_PBA, &v, 4), 0);
+    assert_int_equal(umdev_client_region_read(p.c, 0, MSIX_PBA, &v, 4), 0);
     assert_int_equal(v, 0);
-    assert_int_equal(umdev_client_region_read(p.c, 0, 0x801, &v, 2),
+    assert_int_equal(umdev_client_region_read(p.c, 0, MSIX_TABLE + 1, &v, 2),
                      -EINVAL);
     /* Vector out of range. */
     assert_int_equal(umdev_pci_irq_raise(f->pci, 4), -EINVAL);
@@ -413,25 +420,23 @@ test_msix_mask_and_pending(void **state)
 static void
 test_msix_vmm_emulated_table(void **state)
 {
-    struct fixture *f = *state;
-    struct umdev_region_desc r = trapped(f, 4096);
+    struct pci_fixture *f = *state;
     struct umdev_dev_stats st;
     struct wire_pair p;
     int msix;
 
-    assert_int_equal(umdev_pci_bar_add(f->pci, 0, UMDEV_PCI_BAR_MEM32, false,
-                                       4096, &r),
-                     0);
-    msix = umdev_pci_cap_add_msix(f->pci, 4, 0, 0x800, 0, 0xc00);
+    add_bar0(f);
+    msix = umdev_pci_cap_add_msix(f->pci, 4, 0, MSIX_TABLE, 0, MSIX_PBA);
     pair_open(f, &p);
     /* A VMM that keeps the table itself only enables MSI-X in config:
      * vectors are delivered (masking is the VMM's), function mask still
      * counts. */
-    cfg_write(&p, msix + 2, 0x8000, 2);
+    cfg_write(&p, msix + PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE, 2);
     assert_int_equal(umdev_pci_irq_raise(f->pci, 1), -ENOENT);
     umdev_dev_get_stats(f->dev, &st);
     assert_int_equal(st.irqs_dropped, 1);
-    cfg_write(&p, msix + 2, 0xc000, 2);
+    cfg_write(&p, msix + PCI_MSIX_FLAGS,
+              PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL, 2);
     assert_int_equal(umdev_pci_irq_raise(f->pci, 1), -EAGAIN);
     pair_close(&p);
 }
@@ -439,45 +444,46 @@ test_msix_vmm_emulated_table(void **state)
 static void
 test_msi_mask_and_pending(void **state)
 {
-    struct fixture *f = *state;
+    struct pci_fixture *f = *state;
     struct umdev_dev_stats st;
     struct wire_pair p;
+    unsigned int mask, pending;
     int msi;
 
     msi = umdev_pci_cap_add_msi(f->pci, 4, true, true);
     assert_true(msi > 0);
+    mask = (unsigned int)msi + PCI_MSI_MASK_64;
+    pending = (unsigned int)msi + PCI_MSI_PENDING_64;
     pair_open(f, &p);
     /* Enable with 2 of 4 vectors (MME=1). */
-    cfg_write(&p, msi + 2, 0x0001 | (1 << 4), 2);
+    cfg_write(&p, msi + PCI_MSI_FLAGS, PCI_MSI_FLAGS_ENABLE | (1 << 4), 2);
     assert_int_equal(umdev_pci_irq_mode(f->pci), UMDEV_PCI_IRQ_MSI);
     assert_int_equal(umdev_pci_irq_raise(f->pci, 2), -EINVAL);
-    /* Mask vector 1 (mask register at +16 for 64-bit). */
-    cfg_write(&p, msi + 16, 0x2, 4);
-    assert_int_equal(cfg_read_wire(&p, msi + 16, 4), 0x2);
-    cfg_write(&p, msi + 16, 0xffffffff, 4);
-    assert_int_equal(cfg_read_wire(&p, msi + 16, 4), 0xf);
-    cfg_write(&p, msi + 16, 0x2, 4);
+    /* Mask vector 1; only the 4 implemented bits stick. */
+    assert_int_equal(cfg_write_read(&p, mask, 0x2, 4), 0x2);
+    assert_int_equal(cfg_write_read(&p, mask, 0xffffffff, 4), 0xf);
+    cfg_write(&p, mask, 0x2, 4);
     assert_int_equal(umdev_pci_irq_raise(f->pci, 1), -EAGAIN);
-    assert_int_equal(cfg_read_wire(&p, msi + 20, 4), 0x2);
+    assert_int_equal(cfg_read_wire(&p, pending, 4), 0x2);
     /* Pending is read-only to the guest. */
-    cfg_write(&p, msi + 20, 0, 4);
-    assert_int_equal(cfg_read_wire(&p, msi + 20, 4), 0x2);
+    assert_int_equal(cfg_write_read(&p, pending, 0, 4), 0x2);
     umdev_dev_get_stats(f->dev, &st);
     assert_int_equal(st.irqs_dropped, 0);
-    cfg_write(&p, msi + 16, 0, 4);
-    assert_int_equal(cfg_read_wire(&p, msi + 20, 4), 0);
+    cfg_write(&p, mask, 0, 4);
+    assert_int_equal(cfg_read_wire(&p, pending, 4), 0);
     umdev_dev_get_stats(f->dev, &st);
     assert_int_equal(st.irqs_dropped, 1);
     /* Address low bits 0-1 are reserved. */
-    cfg_write(&p, msi + 4, 0xfee00003, 4);
-    assert_int_equal(cfg_read_wire(&p, msi + 4, 4), 0xfee00000);
+    assert_int_equal(
+        cfg_write_read(&p, msi + PCI_MSI_ADDRESS_LO, 0xfee00003, 4),
+        0xfee00000);
     pair_close(&p);
 }
 
 static void
 test_intx_status_and_disable(void **state)
 {
-    struct fixture *f = *state;
+    struct pci_fixture *f = *state;
     struct wire_pair p;
     uint64_t n;
     int efd;
@@ -485,7 +491,8 @@ test_intx_status_and_disable(void **state)
     pair_open(f, &p);
     /* Asserted before the client listens: held, not masked, not lost. */
     umdev_pci_intx_set(f->pci, true);
-    assert_int_equal(cfg_read_wire(&p, 0x06, 2) & 0x8, 0x8);
+    assert_int_equal(cfg_read_wire(&p, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT,
+                     PCI_STATUS_INTERRUPT);
     assert_false(umdev_dev_irq_masked(f->dev, UMDEV_PCI_INTX_IRQ, 0));
     efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     assert_true(efd >= 0);
@@ -499,19 +506,22 @@ test_intx_status_and_disable(void **state)
     assert_int_equal(n, 1);
     assert_true(umdev_dev_irq_masked(f->dev, UMDEV_PCI_INTX_IRQ, 0));
     umdev_pci_intx_set(f->pci, false);
-    assert_int_equal(cfg_read_wire(&p, 0x06, 2) & 0x8, 0);
+    assert_int_equal(cfg_read_wire(&p, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT,
+                     0);
     /* Guest EOI: unmask. Then disable INTx in Command: a raised line shows
      * in Status but is not delivered (vector stays unmasked). */
     assert_int_equal(umdev_client_set_irqs(p.c, UMDEV_PCI_INTX_IRQ,
-                                           (1 << 0) | (1 << 4), 0, 1, NULL,
-                                           NULL),
+                                           VFIO_IRQ_SET_DATA_NONE |
+                                               VFIO_IRQ_SET_ACTION_UNMASK,
+                                           0, 1, NULL, NULL),
                      0);
-    cfg_write(&p, 0x04, 0x0400, 2);
+    cfg_write(&p, PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, 2);
     umdev_pci_intx_set(f->pci, true);
-    assert_int_equal(cfg_read_wire(&p, 0x06, 2) & 0x8, 0x8);
+    assert_int_equal(cfg_read_wire(&p, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT,
+                     PCI_STATUS_INTERRUPT);
     assert_false(umdev_dev_irq_masked(f->dev, UMDEV_PCI_INTX_IRQ, 0));
     /* Re-enabling delivers the held interrupt. */
-    cfg_write(&p, 0x04, 0x0000, 2);
+    cfg_write(&p, PCI_COMMAND, 0, 2);
     assert_true(umdev_dev_irq_masked(f->dev, UMDEV_PCI_INTX_IRQ, 0));
     assert_int_equal(read(efd, &n, sizeof(n)), sizeof(n));
     assert_int_equal(n, 1);
@@ -543,21 +553,14 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_header_identity, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_write_masks_and_rw1c, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_bar_sizing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_capability_chain, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_msix_mask_and_pending, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_msix_vmm_emulated_table, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_msi_mask_and_pending, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_intx_status_and_disable, setup,
-                                        teardown),
+        PCI_FIXTURE_TEST(test_header_identity, setup),
+        PCI_FIXTURE_TEST(test_write_masks_and_rw1c, setup),
+        PCI_FIXTURE_TEST(test_bar_sizing, setup),
+        PCI_FIXTURE_TEST(test_capability_chain, setup),
+        PCI_FIXTURE_TEST(test_msix_mask_and_pending, setup),
+        PCI_FIXTURE_TEST(test_msix_vmm_emulated_table, setup),
+        PCI_FIXTURE_TEST(test_msi_mask_and_pending, setup),
+        PCI_FIXTURE_TEST(test_intx_status_and_disable, setup),
         cmocka_unit_test(test_bad_ids_refused),
     };
 

@@ -7,36 +7,17 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <linux/pci_regs.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <json-c/json.h>
 
+#include "pci_fixture.h"
 #include "umdev/pci.h"
 #include "umdev/profile.h"
 #include "audit.h"
 #include "umdev/dev_testing.h"
-
-struct fixture {
-    struct umdev_dev *dev;
-    struct umdev_pci *pci;
-    uint8_t bar0[256];
-    unsigned int device_calls;
-};
-
-static ssize_t
-bar0_access(void *opaque, uint64_t off, void *buf, size_t count,
-            bool is_write)
-{
-    struct fixture *f = opaque;
-
-    f->device_calls++;
-    if (is_write)
-        memcpy(f->bar0 + off, buf, count);
-    else
-        memcpy(buf, f->bar0 + off, count);
-    return (ssize_t)count;
-}
 
 /* BAR0: 256 bytes trapped. BAR2: 8 KiB shared memory, page 1 mmappable,
  * page 0 trapped straight to memory. */
@@ -71,17 +52,12 @@ static const struct umdev_profile profile = {
 static int
 setup(void **state)
 {
-    static struct fixture f;
-    struct umdev_dev_info info = { .name = "proftest", .pci = true };
-    struct umdev_pci_id id = { .vendor_id = 0x1234, .device_id = 0x1,
-                               .class_code = 0x088000 };
+    static struct pci_fixture f;
+    const struct umdev_pci_id id = { .vendor_id = 0x1234,
+                                     .device_id = 0x1,
+                                     .class_code = 0x088000 };
     struct umdev_mmap_area area = { .offset = 4096, .size = 4096 };
-    struct umdev_region_desc bar0 = {
-        .size = sizeof(f.bar0),
-        .flags = UMDEV_REGION_F_READ | UMDEV_REGION_F_WRITE,
-        .access = bar0_access,
-        .opaque = &f,
-    };
+    struct umdev_region_desc bar0;
     struct umdev_region_desc bar2 = {
         .size = 8192,
         .flags = UMDEV_REGION_F_READ | UMDEV_REGION_F_WRITE,
@@ -90,9 +66,8 @@ setup(void **state)
         .nr_areas = 1,
     };
 
-    memset(&f, 0, sizeof(f));
-    assert_int_equal(umdev_dev_create(&info, &f.dev), 0);
-    assert_int_equal(umdev_pci_create(f.dev, &id, &f.pci), 0);
+    pci_fixture_init(&f, "proftest", &id);
+    bar0 = pci_fixture_trapped(&f, 256);
     assert_int_equal(umdev_dev_region_add(f.dev, 0, &bar0), 0);
     assert_int_equal(umdev_dev_region_add(f.dev, 2, &bar2), 0);
     assert_int_equal(umdev_dev_region_add(f.dev, 4, &bar0), 0);
@@ -101,17 +76,7 @@ setup(void **state)
 }
 
 static int
-teardown(void **state)
-{
-    struct fixture *f = *state;
-
-    umdev_pci_destroy(f->pci);
-    umdev_dev_destroy(f->dev);
-    return 0;
-}
-
-static int
-rw(struct fixture *f, uint32_t region, uint64_t off, size_t n, bool write)
+rw(struct pci_fixture *f, uint32_t region, uint64_t off, size_t n, bool write)
 {
     uint8_t buf[8] = { 0 };
 
@@ -121,7 +86,7 @@ rw(struct fixture *f, uint32_t region, uint64_t off, size_t n, bool write)
 static void
 test_invalid_profiles_refused(void **state)
 {
-    struct fixture *f = *state;
+    struct pci_fixture *f = *state;
     struct umdev_profile_reg r[2] = { bar0_regs[1], bar0_regs[2] };
     struct umdev_profile_region pr = { .index = 0, .regs = r, .nregs = 2 };
     struct umdev_profile p = { .type = "bad", .regions = &pr, .nregions = 1,
@@ -166,7 +131,7 @@ test_invalid_profiles_refused(void **state)
 static void
 test_enforcement(void **state)
 {
-    struct fixture *f = *state;
+    struct pci_fixture *f = *state;
     struct umdev_profile_counters c;
     unsigned int calls;
 
@@ -197,7 +162,7 @@ test_enforcement(void **state)
     /* Trapped page of BAR2: declared with every width. */
     assert_int_equal(rw(f, 2, 16, 8, true), 0);
     /* Config space is lib/pci's business (its masks drop bad writes). */
-    assert_int_equal(rw(f, UMDEV_PCI_CONFIG_REGION, 0x02, 2, true), 0);
+    assert_int_equal(rw(f, UMDEV_PCI_CONFIG_REGION, PCI_DEVICE_ID, 2, true), 0);
     assert_int_equal(umdev_dev_profile_refused(f->dev), 8);
     /* Counters per register. */
     assert_int_equal(umdev_dev_profile_counters(f->dev, 0, 1, &c), 0);
@@ -237,7 +202,7 @@ test_bulk_memory_runs(void **state)
         .nregions = 2,
         .data_path = UMDEV_PROFILE_DP_RING,
     };
-    struct fixture *f = *state;
+    struct pci_fixture *f = *state;
     struct umdev_profile_counters c;
     static uint8_t big[8192];
 
@@ -263,7 +228,7 @@ test_bulk_memory_runs(void **state)
 static void
 test_json(void **state)
 {
-    struct fixture *f = *state;
+    struct pci_fixture *f = *state;
     struct json_object *o, *regs_json, *r0, *trapped, *reg, *v, *cfg;
     char *text;
 
@@ -310,12 +275,10 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_invalid_profiles_refused, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_enforcement, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bulk_memory_runs, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_json, setup, teardown),
+        PCI_FIXTURE_TEST(test_invalid_profiles_refused, setup),
+        PCI_FIXTURE_TEST(test_enforcement, setup),
+        PCI_FIXTURE_TEST(test_bulk_memory_runs, setup),
+        PCI_FIXTURE_TEST(test_json, setup),
     };
 
     return cmocka_run_group_tests_name("unit.profile", tests, NULL, NULL);

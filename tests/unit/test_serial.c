@@ -5,6 +5,7 @@
  * flow control, the loop run by the test.
  */
 #include <errno.h>
+#include <linux/pci_regs.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -137,21 +138,24 @@ test_glue_config_space(void **state)
     struct umdev_dev_region_info ri;
     uint32_t v;
 
-    assert_int_equal(cfg_read(g, 0x00, 2), SERIAL_VENDOR_ID);
-    assert_int_equal(cfg_read(g, 0x02, 2), SERIAL_DEVICE_ID);
-    assert_int_equal(cfg_read(g, 0x08, 4) >> 8, SERIAL_CLASS);
-    assert_int_equal(cfg_read(g, 0x2c, 2), SERIAL_SUBSYS_VENDOR_ID);
-    assert_int_equal(cfg_read(g, 0x2e, 2), SERIAL_SUBSYS_ID);
-    assert_int_equal(cfg_read(g, 0x3d, 1), 1); /* INTA# */
+    assert_int_equal(cfg_read(g, PCI_VENDOR_ID, 2), SERIAL_VENDOR_ID);
+    assert_int_equal(cfg_read(g, PCI_DEVICE_ID, 2), SERIAL_DEVICE_ID);
+    assert_int_equal(cfg_read(g, PCI_CLASS_REVISION, 4) >> 8, SERIAL_CLASS);
+    assert_int_equal(cfg_read(g, PCI_SUBSYSTEM_VENDOR_ID, 2),
+                     SERIAL_SUBSYS_VENDOR_ID);
+    assert_int_equal(cfg_read(g, PCI_SUBSYSTEM_ID, 2), SERIAL_SUBSYS_ID);
+    assert_int_equal(cfg_read(g, PCI_INTERRUPT_PIN, 1), 1); /* INTA# */
     /* Two 8-byte I/O BARs, nothing else. */
-    assert_int_equal(cfg_read(g, 0x10, 4), 0x1);
-    assert_int_equal(cfg_read(g, 0x14, 4), 0x1);
-    assert_int_equal(cfg_read(g, 0x18, 4), 0x0);
+    assert_int_equal(cfg_read(g, PCI_BASE_ADDRESS_0, 4),
+                     PCI_BASE_ADDRESS_SPACE_IO);
+    assert_int_equal(cfg_read(g, PCI_BASE_ADDRESS_1, 4),
+                     PCI_BASE_ADDRESS_SPACE_IO);
+    assert_int_equal(cfg_read(g, PCI_BASE_ADDRESS_2, 4), 0);
     v = 0xffffffff;
     assert_int_equal(umdev_dev_region_rw(g->dev, UMDEV_PCI_CONFIG_REGION,
-                                         0x10, &v, 4, true),
+                                         PCI_BASE_ADDRESS_0, &v, 4, true),
                      0);
-    assert_int_equal(cfg_read(g, 0x10, 4), 0xfffffff9);
+    assert_int_equal(cfg_read(g, PCI_BASE_ADDRESS_0, 4), 0xfffffff9);
     assert_int_equal(umdev_dev_region_info(g->dev, UMDEV_PCI_BAR0_REGION,
                                            &ri),
                      0);

@@ -32,15 +32,40 @@ new_uart(size_t out_limit)
     return u;
 }
 
+/* The fixture: *@state is new_uart()'s, with the host-end buffer limit
+ * that points to (none: 0, the default), freed by uart_teardown(). */
+static int
+uart_setup(void **state)
+{
+    const size_t *out_limit = *state;
+
+    *state = new_uart(out_limit != NULL ? *out_limit : 0);
+    return 0;
+}
+
+static int
+uart_teardown(void **state)
+{
+    free(*state);
+    return 0;
+}
+
+/* Host-end buffer limits of the tests that fill it. */
+static const size_t out_1 = 1, out_2 = 2;
+#define UART_TEST(f)                                                           \
+    cmocka_unit_test_setup_teardown(f, uart_setup, uart_teardown)
+#define UART_TEST_OUT(f, limit)                                                \
+    cmocka_unit_test_prestate_setup_teardown(f, uart_setup, uart_teardown,     \
+                                             (void *)&(limit))
+
 /* ---------------------------------------------------------------- */
 /* Register model                                                    */
 
 static void
 test_reset_values(void **state)
 {
-    struct uart *u = new_uart(0);
+    struct uart *u = *state;
 
-    (void)state;
     uart_init(u, 0);
     assert_int_equal(uart_read(u, UART_IER), 0x00);
     assert_int_equal(uart_read(u, UART_IIR), 0x01);
@@ -63,15 +88,13 @@ test_reset_values(void **state)
     assert_int_equal(uart_read(u, UART_SCR), 0x00);
     assert_int_equal(uart_read(u, UART_LCR), 0x00);
     assert_int_equal(uart_read(u, UART_IIR), 0x01);
-    free(u);
 }
 
 static void
 test_divisor_latch(void **state)
 {
-    struct uart *u = new_uart(0);
+    struct uart *u = *state;
 
-    (void)state;
     uart_write(u, UART_IER, UART_IER_MSI);
     uart_write(u, UART_LCR, UART_LCR_DLAB | 0x03);
     uart_write(u, UART_DLL, 0x01);
@@ -96,15 +119,13 @@ test_divisor_latch(void **state)
     uart_write(u, UART_LCR, 0x02 | UART_LCR_PARITY | UART_LCR_STOP);
     assert_int_equal(uart_char_timeout_ns(u),
                      4ull * 11 * 1000000000ull / 115200);
-    free(u);
 }
 
 static void
 test_ier_scr_readonly(void **state)
 {
-    struct uart *u = new_uart(0);
+    struct uart *u = *state;
 
-    (void)state;
     uart_write(u, UART_IER, 0xff);
     assert_int_equal(uart_read(u, UART_IER), 0x0f); /* upper nibble 0 */
     uart_write(u, UART_IER, 0);
@@ -118,17 +139,15 @@ test_ier_scr_readonly(void **state)
     /* MCR bits 5-7 read as 0 on a 16550A. */
     uart_write(u, UART_MCR, 0xff);
     assert_int_equal(uart_read(u, UART_MCR), 0x1f);
-    free(u);
 }
 
 static void
 test_access_widths(void **state)
 {
-    struct uart *u = new_uart(0);
+    struct uart *u = *state;
     uint32_t v = 0;
     uint8_t b = 0x42;
 
-    (void)state;
     assert_int_equal(uart_access(u, UART_SCR, &v, 2, false), -EINVAL);
     assert_int_equal(uart_access(u, 0, &v, 4, true), -EINVAL);
     assert_int_equal(uart_access(u, 0, &v, 0, false), -EINVAL);
@@ -137,7 +156,6 @@ test_access_widths(void **state)
     b = 0;
     assert_int_equal(uart_access(u, UART_SCR, &b, 1, false), 0);
     assert_int_equal(b, 0x42);
-    free(u);
 }
 
 static void
@@ -152,10 +170,9 @@ test_fifo_enable_and_trigger(void **state)
         { UART_FCR_ENABLE_FIFO | UART_FCR_TRIGGER_8, 8 },
         { UART_FCR_ENABLE_FIFO | UART_FCR_TRIGGER_14, 14 },
     };
-    struct uart *u = new_uart(0);
+    struct uart *u = *state;
     size_t i;
 
-    (void)state;
     uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO);
     assert_int_equal(uart_read(u, UART_IIR), 0xc1);
     assert_int_equal(uart_rx_room(u), 16);
@@ -171,7 +188,6 @@ test_fifo_enable_and_trigger(void **state)
         assert_int_equal(uart_rx_trigger(u), t[i].level);
         assert_int_equal(uart_read(u, UART_IIR), 0xc1);
     }
-    free(u);
 }
 
 static void
@@ -213,9 +229,8 @@ test_rx_data_available_each_level(void **state)
 static void
 test_rx_non_fifo(void **state)
 {
-    struct uart *u = new_uart(0);
+    struct uart *u = *state;
 
-    (void)state;
     uart_write(u, UART_IER, UART_IER_RDI);
     uart_write(u, UART_MCR, UART_MCR_OUT2);
     assert_int_equal(uart_rx_room(u), 1);
@@ -236,16 +251,14 @@ test_rx_non_fifo(void **state)
     uint64_t ns;
     assert_int_equal(uart_rx_push(u, 'y'), 0);
     assert_int_equal(uart_rx_timer(u, &ns), UART_TIMER_KEEP);
-    free(u);
 }
 
 static void
 test_char_timeout(void **state)
 {
-    struct uart *u = new_uart(0);
+    struct uart *u = *state;
     uint64_t ns = 0;
 
-    (void)state;
     uart_write(u, UART_LCR, UART_LCR_DLAB);
     uart_write(u, UART_DLL, 1); /* 115200 */
     uart_write(u, UART_LCR, 0x03);
@@ -309,15 +322,13 @@ test_char_timeout(void **state)
     assert_int_equal(uart_rx_timer(u, &ns), UART_TIMER_STOP);
     assert_int_equal(uart_read(u, UART_LSR), 0x60);
     assert_int_equal(uart_read(u, UART_IIR), 0xc1);
-    free(u);
 }
 
 static void
 test_thre_interrupt(void **state)
 {
-    struct uart *u = new_uart(0);
+    struct uart *u = *state;
 
-    (void)state;
     uart_write(u, UART_MCR, UART_MCR_OUT2);
     /* Enabling ETBEI with THR empty raises the THRE interrupt. */
     uart_write(u, UART_IER, UART_IER_THRI);
@@ -340,16 +351,14 @@ test_thre_interrupt(void **state)
     /* Disabled: no interrupt, and IIR reads never clear a masked one. */
     uart_write(u, UART_IER, 0);
     assert_false(uart_irq_level(u));
-    free(u);
 }
 
 static void
 test_thre_cleared_by_thr_write(void **state)
 {
-    struct uart *u = new_uart(2);
+    struct uart *u = *state;
     const uint8_t *p;
 
-    (void)state;
     uart_write(u, UART_MCR, UART_MCR_OUT2);
     uart_write(u, UART_TX, 'a');
     uart_write(u, UART_TX, 'b'); /* host-end buffer now full */
@@ -375,18 +384,16 @@ test_thre_cleared_by_thr_write(void **state)
     assert_int_equal(uart_read(u, UART_IIR), 0x02);
     assert_int_equal(uart_tx_peek(u, &p), 2);
     assert_memory_equal(p, "bc", 2);
-    free(u);
 }
 
 static void
 test_tx_back_pressure(void **state)
 {
-    struct uart *u = new_uart(0);
+    struct uart *u = *state;
     struct uart_stats st;
     const uint8_t *p;
     size_t i, n, total = 0;
 
-    (void)state;
     uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO);
     uart_write(u, UART_MCR, UART_MCR_OUT2);
     uart_write(u, UART_IER, UART_IER_THRI);
@@ -427,15 +434,13 @@ test_tx_back_pressure(void **state)
     assert_int_equal(total, UART_OUT_SIZE);
     uart_get_stats(u, &st);
     assert_int_equal(st.tx_bytes, UART_OUT_SIZE + 16);
-    free(u);
 }
 
 static void
 test_lsr_bits(void **state)
 {
-    struct uart *u = new_uart(1);
+    struct uart *u = *state;
 
-    (void)state;
     assert_int_equal(uart_read(u, UART_LSR), UART_LSR_THRE | UART_LSR_TEMT);
     assert_int_equal(uart_rx_push(u, 'q'), 0);
     assert_int_equal(uart_read(u, UART_LSR),
@@ -447,16 +452,14 @@ test_lsr_bits(void **state)
     assert_int_equal(uart_read(u, UART_LSR), 0x00);
     uart_tx_consume(u, 1);
     assert_int_equal(uart_read(u, UART_LSR), UART_LSR_THRE | UART_LSR_TEMT);
-    free(u);
 }
 
 static void
 test_overrun_non_fifo(void **state)
 {
-    struct uart *u = new_uart(0);
+    struct uart *u = *state;
     struct uart_stats st;
 
-    (void)state;
     uart_write(u, UART_IER, UART_IER_RLSI | UART_IER_RDI);
     uart_write(u, UART_MCR, UART_MCR_LOOP | UART_MCR_OUT2);
     uart_write(u, UART_TX, 'a');
@@ -474,16 +477,14 @@ test_overrun_non_fifo(void **state)
     assert_int_equal(uart_read(u, UART_IIR), 0x01);
     uart_get_stats(u, &st);
     assert_int_equal(st.overruns, 1);
-    free(u);
 }
 
 static void
 test_overrun_fifo(void **state)
 {
-    struct uart *u = new_uart(0);
+    struct uart *u = *state;
     unsigned int i;
 
-    (void)state;
     uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO);
     uart_write(u, UART_MCR, UART_MCR_LOOP);
     for (i = 0; i < UART_FIFO_SIZE + 1; i++)
@@ -494,17 +495,15 @@ test_overrun_fifo(void **state)
     for (i = 0; i < UART_FIFO_SIZE; i++)
         assert_int_equal(uart_read(u, UART_RX), 'A' + i);
     assert_int_equal(uart_read(u, UART_LSR), 0x60);
-    free(u);
 }
 
 static void
 test_fifo_limits(void **state)
 {
-    struct uart *u = new_uart(0);
+    struct uart *u = *state;
     struct uart_stats st;
     unsigned int i;
 
-    (void)state;
     uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO);
     for (i = 0; i < UART_FIFO_SIZE; i++) {
         assert_int_equal(uart_rx_room(u), UART_FIFO_SIZE - i);
@@ -523,16 +522,14 @@ test_fifo_limits(void **state)
         assert_int_equal(uart_read(u, UART_RX), i);
     assert_int_equal(uart_read(u, UART_RX), 0xff);
     assert_int_equal(uart_read(u, UART_LSR), 0x60);
-    free(u);
 }
 
 static void
 test_fifo_reset_bits(void **state)
 {
-    struct uart *u = new_uart(1);
+    struct uart *u = *state;
     struct uart_stats st;
 
-    (void)state;
     uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO);
     uart_write(u, UART_MCR, UART_MCR_OUT2);
     assert_int_equal(uart_rx_push(u, 'r'), 0);
@@ -560,17 +557,15 @@ test_fifo_reset_bits(void **state)
     uart_write(u, UART_FCR, 0);
     assert_int_equal(uart_read(u, UART_LSR) & UART_LSR_DR, 0);
     assert_int_equal(uart_read(u, UART_IIR), 0x01);
-    free(u);
 }
 
 static void
 test_loopback_echo(void **state)
 {
-    struct uart *u = new_uart(0);
+    struct uart *u = *state;
     const char *msg = "hello";
     size_t i;
 
-    (void)state;
     uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO | UART_FCR_TRIGGER_4);
     uart_write(u, UART_IER, UART_IER_RDI);
     uart_write(u, UART_MCR, UART_MCR_LOOP | UART_MCR_OUT2);
@@ -591,15 +586,13 @@ test_loopback_echo(void **state)
     uart_write(u, UART_TX, '!');
     assert_int_equal(uart_tx_pending(u), 1);
     assert_int_equal(uart_read(u, UART_LSR) & UART_LSR_DR, 0);
-    free(u);
 }
 
 static void
 test_loopback_modem_lines(void **state)
 {
-    struct uart *u = new_uart(0);
+    struct uart *u = *state;
 
-    (void)state;
     uart_set_modem_inputs(u, UART_MSR_CTS | UART_MSR_DSR | UART_MSR_DCD);
     (void)uart_read(u, UART_MSR);
     uart_write(u, UART_IER, UART_IER_MSI);
@@ -628,18 +621,16 @@ test_loopback_modem_lines(void **state)
     assert_int_equal(uart_read(u, UART_MSR), UART_MSR_DSR | UART_MSR_DDCD);
     /* Leaving loopback: back to the host's lines. */
     uart_write(u, UART_MCR, UART_MCR_OUT2);
-    assert_int_equal(uart_read(u, UART_MSR),
-                     UART_MSR_CTS | UART_MSR_DSR | UART_MSR_DCD |
-                         UART_MSR_DCTS | UART_MSR_DDCD);
-    free(u);
+    assert_int_equal(uart_read(u, UART_MSR), UART_MSR_CTS | UART_MSR_DSR |
+                                                 UART_MSR_DCD | UART_MSR_DCTS |
+                                                 UART_MSR_DDCD);
 }
 
 static void
 test_modem_inputs(void **state)
 {
-    struct uart *u = new_uart(0);
+    struct uart *u = *state;
 
-    (void)state;
     uart_write(u, UART_IER, UART_IER_MSI);
     uart_write(u, UART_MCR, UART_MCR_OUT2);
     assert_false(uart_irq_level(u));
@@ -653,18 +644,15 @@ test_modem_inputs(void **state)
                                  UART_MSR_RI);
     assert_int_equal(uart_read(u, UART_MSR), 0xf0); /* leading edge: no TERI */
     uart_set_modem_inputs(u, 0);
-    assert_int_equal(uart_read(u, UART_MSR),
-                     UART_MSR_DCTS | UART_MSR_DDSR | UART_MSR_DDCD |
-                         UART_MSR_TERI);
-    free(u);
+    assert_int_equal(uart_read(u, UART_MSR), UART_MSR_DCTS | UART_MSR_DDSR |
+                                                 UART_MSR_DDCD | UART_MSR_TERI);
 }
 
 static void
 test_out2_gate(void **state)
 {
-    struct uart *u = new_uart(0);
+    struct uart *u = *state;
 
-    (void)state;
     uart_write(u, UART_IER, UART_IER_RDI);
     assert_int_equal(uart_rx_push(u, 'z'), 0);
     /* Pending in IIR, but OUT2 low keeps the line quiet. */
@@ -675,15 +663,13 @@ test_out2_gate(void **state)
     uart_write(u, UART_MCR, UART_MCR_DTR | UART_MCR_RTS);
     assert_false(uart_irq_level(u));
     assert_int_equal(uart_read(u, UART_IIR), 0x04);
-    free(u);
 }
 
 static void
 test_iir_priorities(void **state)
 {
-    struct uart *u = new_uart(0);
+    struct uart *u = *state;
 
-    (void)state;
     uart_write(u, UART_MCR, UART_MCR_LOOP | UART_MCR_OUT2); /* DCD delta */
     assert_int_equal(uart_read(u, UART_IIR), 0x01); /* nothing enabled */
     uart_write(u, UART_IER, 0x0f);
@@ -705,15 +691,13 @@ test_iir_priorities(void **state)
     (void)uart_read(u, UART_MSR);
     assert_int_equal(uart_read(u, UART_IIR), 0x01);
     assert_false(uart_irq_level(u));
-    free(u);
 }
 
 static void
 test_break_and_fifo_error(void **state)
 {
-    struct uart *u = new_uart(0);
+    struct uart *u = *state;
 
-    (void)state;
     uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO);
     uart_write(u, UART_IER, UART_IER_RLSI);
     uart_write(u, UART_MCR, UART_MCR_LOOP | UART_MCR_OUT2);
@@ -735,33 +719,29 @@ test_break_and_fifo_error(void **state)
                      UART_LSR_THRE | UART_LSR_TEMT | UART_LSR_DR);
     assert_int_equal(uart_read(u, UART_IIR), 0xc1);
     assert_int_equal(uart_read(u, UART_RX), 0);
-    free(u);
 }
 
 static void
 test_word_length(void **state)
 {
-    struct uart *u = new_uart(0);
+    struct uart *u = *state;
     const uint8_t *p;
 
-    (void)state;
     uart_write(u, UART_LCR, 0x02); /* 7 data bits */
     assert_int_equal(uart_rx_push(u, 0xff), 0);
     assert_int_equal(uart_read(u, UART_RX), 0x7f);
     uart_write(u, UART_TX, 0xc1);
     assert_int_equal(uart_tx_peek(u, &p), 1);
     assert_int_equal(p[0], 0x41);
-    free(u);
 }
 
 static void
 test_reset_keeps_host_bytes(void **state)
 {
-    struct uart *u = new_uart(1);
+    struct uart *u = *state;
     const uint8_t *p;
     uint64_t ns;
 
-    (void)state;
     uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO | UART_FCR_TRIGGER_4);
     uart_write(u, UART_TX, 'o'); /* in the host buffer */
     uart_write(u, UART_TX, 'p'); /* in the FIFO */
@@ -775,37 +755,36 @@ test_reset_keeps_host_bytes(void **state)
     assert_int_equal(uart_read(u, UART_LSR), 0x60);
     assert_int_equal(uart_tx_peek(u, &p), 1);
     assert_int_equal(p[0], 'o');
-    free(u);
 }
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reset_values),
-        cmocka_unit_test(test_divisor_latch),
-        cmocka_unit_test(test_ier_scr_readonly),
-        cmocka_unit_test(test_access_widths),
-        cmocka_unit_test(test_fifo_enable_and_trigger),
+        UART_TEST(test_reset_values),
+        UART_TEST(test_divisor_latch),
+        UART_TEST(test_ier_scr_readonly),
+        UART_TEST(test_access_widths),
+        UART_TEST(test_fifo_enable_and_trigger),
         cmocka_unit_test(test_rx_data_available_each_level),
-        cmocka_unit_test(test_rx_non_fifo),
-        cmocka_unit_test(test_char_timeout),
-        cmocka_unit_test(test_thre_interrupt),
-        cmocka_unit_test(test_thre_cleared_by_thr_write),
-        cmocka_unit_test(test_tx_back_pressure),
-        cmocka_unit_test(test_lsr_bits),
-        cmocka_unit_test(test_overrun_non_fifo),
-        cmocka_unit_test(test_overrun_fifo),
-        cmocka_unit_test(test_fifo_limits),
-        cmocka_unit_test(test_fifo_reset_bits),
-        cmocka_unit_test(test_loopback_echo),
-        cmocka_unit_test(test_loopback_modem_lines),
-        cmocka_unit_test(test_modem_inputs),
-        cmocka_unit_test(test_out2_gate),
-        cmocka_unit_test(test_iir_priorities),
-        cmocka_unit_test(test_break_and_fifo_error),
-        cmocka_unit_test(test_word_length),
-        cmocka_unit_test(test_reset_keeps_host_bytes),
+        UART_TEST(test_rx_non_fifo),
+        UART_TEST(test_char_timeout),
+        UART_TEST(test_thre_interrupt),
+        UART_TEST_OUT(test_thre_cleared_by_thr_write, out_2),
+        UART_TEST(test_tx_back_pressure),
+        UART_TEST_OUT(test_lsr_bits, out_1),
+        UART_TEST(test_overrun_non_fifo),
+        UART_TEST(test_overrun_fifo),
+        UART_TEST(test_fifo_limits),
+        UART_TEST_OUT(test_fifo_reset_bits, out_1),
+        UART_TEST(test_loopback_echo),
+        UART_TEST(test_loopback_modem_lines),
+        UART_TEST(test_modem_inputs),
+        UART_TEST(test_out2_gate),
+        UART_TEST(test_iir_priorities),
+        UART_TEST(test_break_and_fifo_error),
+        UART_TEST(test_word_length),
+        UART_TEST_OUT(test_reset_keeps_host_bytes, out_1),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -389,6 +389,19 @@ enc_sample(struct msg *m, const struct sample *s)
     enc(m, s->cmd, s->flags, s->fixed, s->fixed_len, s->data, s->data_len);
 }
 
+size_t
+each_sample(bool (*check)(const struct sample *s, struct msg *m))
+{
+    static struct msg m;
+    size_t i, n = 0;
+
+    for (i = 0; i < n_samples; i++) {
+        enc_sample(&m, &samples[i]);
+        n += check(&samples[i], &m);
+    }
+    return n;
+}
+
 const struct sample *
 sample(const char *name)
 {

@@ -168,6 +168,12 @@ extern const struct field sparse_area_fields[], cap_type_fields[],
 void enc(struct msg *m, uint16_t cmd, uint32_t flags, const void *fixed,
          size_t fixed_len, const void *data, size_t data_len);
 void enc_sample(struct msg *m, const struct sample *s);
+/*
+ * each_sample() - encode every sample into a fresh message and run @check
+ * on it, which returns false when the sample has nothing it checks.
+ * Return: how many samples it checked.
+ */
+size_t each_sample(bool (*check)(const struct sample *s, struct msg *m));
 /* The sample called @name (fails the test if there is none). */
 const struct sample *sample(const char *name);
 void put32(struct msg *m, size_t off, uint32_t v);

@@ -1,0 +1,259 @@
+/*
+ * Functional test of an accel subdevice driven by a hostile guest
+ * (accel_guest.h): bad rings, descriptors outside guest RAM, unreported
+ * errors, a TAIL out of range, bad doorbells, no bus mastering; all while
+ * a well-behaved guest on the other subdevice of the same engine keeps
+ * verifying its own traffic.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "accel_guest.h"
+
+/* ---------------------------------------------------------------- */
+/* A hostile guest next to a well-behaved one                        */
+
+struct bystander {
+    struct guest *g;
+    atomic_int stop;
+    atomic_uint ok, bad;
+};
+
+/* The well-behaved guest's traffic, verified; runs on its own thread
+ * (its own client handle). */
+static void *
+bystander_thread(void *arg)
+{
+    struct bystander *b = arg;
+    struct guest *g = b->g;
+    uint32_t r = 0;
+
+    while (!atomic_load(&b->stop)) {
+        uint32_t idx = g->q[0].r.tail, n = 1 + (r * 2654435761u) % 65536;
+        struct accel_desc d = {
+            .opcode = ACCEL_OP_COPY_CRC,
+            .flags = ACCEL_DF_COMP,
+            .size = n,
+            .src = DATA,
+            .dst = DATA + MB,
+            .comp = comp_iova(0, idx),
+        };
+        struct accel_comp *c = (void *)(g->mem + (d.comp - GB));
+        int64_t deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
+        uint8_t s;
+
+        kit_fill_rand(g->mem + (DATA - GB), n, r++);
+        memset(c, 0, sizeof(*c));
+        accel_ring_post(&g->q[0].r, &d);
+        if (publish_tail(g, 0) != 0)
+            atomic_fetch_add(&b->bad, 1);
+        while ((s = accel_comp_status(c)) == ACCEL_ST_NONE &&
+               kit_now_ms() < deadline)
+            usleep(10);
+        if (s == ACCEL_ST_SUCCESS &&
+            memcmp(g->mem + (DATA - GB), g->mem + (DATA + MB - GB), n) == 0 &&
+            c->value == kit_crc32c(0, g->mem + (DATA - GB), n))
+            atomic_fetch_add(&b->ok, 1);
+        else
+            atomic_fetch_add(&b->bad, 1);
+    }
+    return NULL;
+}
+
+/* SWERR head entry: code, queue. */
+static void
+expect_swerr(struct guest *g, uint8_t code, unsigned int q, uint64_t addr)
+{
+    uint32_t info = reg_rd32(g->c, ACCEL_REG_SWERR_INFO);
+
+    assert_true((reg_rd32(g->c, ACCEL_REG_SWERR_COUNT) & 0xff) > 0);
+    assert_int_equal(info & 0xff, code);
+    assert_int_equal((info >> 8) & 0xff, q);
+    assert_int_equal(reg_rd64(g->c, ACCEL_REG_SWERR_ADDR), addr);
+    reg_wr(g->c, ACCEL_REG_SWERR_POP, 1, 4);
+}
+
+static void
+test_hostile_guest(void **state)
+{
+    struct guest bad, good;
+    struct bystander by;
+    pthread_t th;
+    uint32_t idx, st;
+    uint64_t bar0 = 0xfe000000ull;
+    uint8_t sentinel[4096];
+    struct accel_desc d;
+
+    (void)state;
+    guest_open(&good, 0, false);
+    gq_enable(&good, 0, 16);
+    by = (struct bystander){ .g = &good };
+    assert_int_equal(pthread_create(&th, NULL, bystander_thread, &by), 0);
+
+    guest_open(&bad, 1, false);
+    memset(gp(&bad, DATA_END - 4096), 0xee, 4096);
+    /* Rings: sizes, alignment, addresses outside guest RAM or on MMIO. */
+    st = gq_try_enable(&bad, 0, RING(0), 3, 1);
+    assert_int_equal(st, ACCEL_QERR_RING_SIZE << 8);
+    st = gq_try_enable(&bad, 0, RING(0), 0, 1);
+    assert_int_equal(st, ACCEL_QERR_RING_SIZE << 8);
+    st = gq_try_enable(&bad, 0, RING(0), ACCEL_RING_MAX * 2, 1);
+    assert_int_equal(st, ACCEL_QERR_RING_SIZE << 8);
+    st = gq_try_enable(&bad, 0, RING(0) + 8, 16, 1);
+    assert_int_equal(st, ACCEL_QERR_RING_ALIGN << 8);
+    st = gq_try_enable(&bad, 0, RING(0), 16, 0);
+    assert_int_equal(st, ACCEL_QERR_PRIORITY << 8);
+    st = gq_try_enable(&bad, 0, 0x1000, 16, 1); /* unmapped */
+    assert_int_equal(st, ACCEL_QERR_RING_FAULT << 8);
+    assert_int_equal(reg_rd64(bad.c, ACCEL_REG_QUEUE(0) + ACCEL_Q_ERR_ADDR),
+                     0x1000);
+    /* The guest points BAR0 somewhere and the ring at it. */
+    assert_int_equal(
+        umdev_client_region_write(bad.c, CONFIG, PCI_BASE_ADDRESS_0, &bar0, 8),
+        0);
+    st = gq_try_enable(&bad, 0, bar0, 16, 1);
+    assert_int_equal(st, ACCEL_QERR_RING_FAULT << 8);
+    /* Running off the end of guest RAM. */
+    st = gq_try_enable(&bad, 0, DATA_END - 1024, 64, 1);
+    assert_int_equal(st, ACCEL_QERR_RING_FAULT << 8);
+    assert_int_equal(reg_rd64(bad.c, ACCEL_REG_QUEUE(0) + ACCEL_Q_ERR_ADDR),
+                     DATA_END);
+    assert_int_equal(*(uint32_t *)gp(&bad, DATA_END - 1024 + ACCEL_RING_HEAD),
+                     0xeeeeeeee); /* not touched */
+
+    /* Descriptors pointing outside guest RAM. */
+    memcpy(sentinel, gp(&bad, DATA_END - 4096), 4096);
+    gq_enable(&bad, 0, 16);
+    idx =
+        gq_submit(&bad, 0, desc(ACCEL_OP_MEMMOVE, 8192, DATA_END - 4096, DATA));
+    assert_int_equal(gq_wait(&bad, 0, idx), ACCEL_ST_ADDR_FAULT);
+    assert_int_equal(comp_of(&bad, 0, idx)->info, DATA_END);
+    idx = gq_submit(&bad, 0, desc(ACCEL_OP_FILL, 8192, 0, DATA_END - 4096));
+    assert_int_equal(gq_wait(&bad, 0, idx), ACCEL_ST_ADDR_FAULT);
+    assert_memory_equal(gp(&bad, DATA_END - 4096), sentinel, 4096);
+    idx = gq_submit(&bad, 0, desc(ACCEL_OP_MEMMOVE, 4096, DATA, bar0));
+    assert_int_equal(gq_wait(&bad, 0, idx), ACCEL_ST_ADDR_FAULT);
+    assert_int_equal(comp_of(&bad, 0, idx)->info, bar0);
+    idx =
+        gq_submit(&bad, 0, desc(ACCEL_OP_MEMMOVE, 64, 0xdead00000000ull, DATA));
+    assert_int_equal(gq_wait(&bad, 0, idx), ACCEL_ST_ADDR_FAULT);
+    d = desc(0x7f, 64, DATA, DATA);
+    idx = gq_submit(&bad, 0, d);
+    assert_int_equal(gq_wait(&bad, 0, idx), ACCEL_ST_INVALID_OPCODE);
+    d = desc(ACCEL_OP_MEMMOVE, ACCEL_DEFAULT_MAX_TRANSFER + 1, DATA, DATA);
+    idx = gq_submit(&bad, 0, d);
+    assert_int_equal(gq_wait(&bad, 0, idx), ACCEL_ST_INVALID_FIELD);
+    assert_int_equal(comp_of(&bad, 0, idx)->info, 4);
+    assert_int_equal(reg_rd32(bad.c, ACCEL_REG_SWERR_COUNT), 0);
+
+    /* Errors without a record go to the log and the error vector. */
+    d = desc(ACCEL_OP_MEMMOVE, 64, 0x5000, DATA);
+    d.flags = 0;
+    gq_submit(&bad, 0, d);
+    d = desc(ACCEL_OP_NOP, 0, 0, 0);
+    d.comp = 0x7000; /* unmapped completion record */
+    gq_submit(&bad, 0, d);
+    assert_true(efd_collect(bad.efd[bad.nq], 1, HARNESS_TIMEOUT_MS) >= 1);
+    idx = gq_submit(&bad, 0, desc(ACCEL_OP_NOP, 0, 0, 0));
+    assert_int_equal(gq_wait(&bad, 0, idx), ACCEL_ST_SUCCESS);
+    assert_true(reg_rd32(bad.c, ACCEL_REG_INTSTS) & ACCEL_INTSTS_ERROR);
+    expect_swerr(&bad, ACCEL_ST_ADDR_FAULT, 0, 0x5000);
+    expect_swerr(&bad, ACCEL_ERR_COMP_FAULT, 0, 0x7000);
+    assert_int_equal(reg_rd32(bad.c, ACCEL_REG_SWERR_COUNT), 0);
+
+    /* TAIL out of range: the queue halts and says why. */
+    gq_enable(&bad, 1, 16);
+    __atomic_store_n((uint32_t *)gp(&bad, RING(1) + ACCEL_RING_TAIL), 1000,
+                     __ATOMIC_RELEASE);
+    doorbell(&bad, 1);
+    {
+        int64_t deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
+
+        while (ACCEL_Q_STATUS_STATE(qreg(&bad, 1, ACCEL_Q_STATUS)) !=
+               ACCEL_QS_ERROR)
+            assert_true(kit_now_ms() < deadline);
+    }
+    assert_int_equal(ACCEL_Q_STATUS_ERROR(qreg(&bad, 1, ACCEL_Q_STATUS)),
+                     ACCEL_QERR_BAD_INDEX);
+    assert_int_equal(reg_rd64(bad.c, ACCEL_REG_QUEUE(1) + ACCEL_Q_ERR_ADDR),
+                     1000);
+    expect_swerr(&bad, ACCEL_ERR_BAD_INDEX, 1, 1000);
+    /* Recovers through disable. */
+    qwr(&bad, 1, ACCEL_Q_CTRL, 0, 4);
+    gq_enable(&bad, 1, 16);
+    idx = gq_submit(&bad, 1, desc(ACCEL_OP_NOP, 0, 0, 0));
+    assert_int_equal(gq_wait(&bad, 1, idx), ACCEL_ST_SUCCESS);
+
+    /* A flood of unreported errors overflows the log, nothing else. */
+    gq_enable(&bad, 2, 16);
+    gq_enable(&bad, 3, 16);
+    for (idx = 0; idx < 40; idx++) {
+        d = desc(ACCEL_OP_MEMMOVE, 64, 0x5000 + idx, DATA);
+        d.flags = 0;
+        gq_submit(&bad, 2 + idx % 2, d);
+    }
+    gq_wait_head(&bad, 2);
+    gq_wait_head(&bad, 3);
+    assert_int_equal(reg_rd32(bad.c, ACCEL_REG_SWERR_COUNT),
+                     ACCEL_SWERR_DEPTH | (40 - ACCEL_SWERR_DEPTH) << 16);
+
+    /* Doorbell writes off offset 0 or not 32-bit: refused (profile),
+     * nothing rings. */
+    {
+        uint32_t one = 1, db0 = qreg(&bad, 0, ACCEL_Q_DOORBELLS),
+                 db3 = qreg(&bad, 3, ACCEL_Q_DOORBELLS);
+        uint64_t eight = 1;
+
+        assert_int_equal(
+            umdev_client_region_write(bad.c, BAR2, 0x1000 * 3 + 4, &one, 4),
+            -EACCES);
+        assert_int_equal(umdev_client_region_write(bad.c, BAR2, 0, &eight, 8),
+                         -EACCES);
+        assert_int_equal(qreg(&bad, 0, ACCEL_Q_DOORBELLS), db0);
+        assert_int_equal(qreg(&bad, 3, ACCEL_Q_DOORBELLS), db3);
+    }
+    /* Bus mastering off: enable refused. */
+    cfg_set_command(bad.c, PCI_COMMAND_MEMORY);
+    qwr(&bad, 1, ACCEL_Q_CTRL, 0, 4);
+    st = gq_try_enable(&bad, 1, RING(1), 16, 1);
+    assert_int_equal(st, ACCEL_QERR_NO_BUS_MASTER << 8);
+    /* Device disabled: enable refused. */
+    cfg_set_command(bad.c, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    reg_wr(bad.c, ACCEL_REG_DEVCTL, 0, 4);
+    st = gq_try_enable(&bad, 1, RING(1), 16, 1);
+    assert_int_equal(st, ACCEL_QERR_DEV_DISABLED << 8);
+
+    /* Let the bystander do some work of its own before it stops. */
+    {
+        int64_t deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
+
+        while (atomic_load(&by.ok) < 20 && kit_now_ms() < deadline)
+            usleep(1000);
+    }
+    atomic_store(&by.stop, 1);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    print_message("bystander: %u ok, %u bad\n", atomic_load(&by.ok),
+                  atomic_load(&by.bad));
+    assert_true(atomic_load(&by.ok) >= 20);
+    assert_int_equal(atomic_load(&by.bad), 0);
+    assert_int_equal(reg_rd32(good.c, ACCEL_REG_SWERR_COUNT), 0);
+    assert_int_equal(reg_rd32(good.c, ACCEL_REG_INTSTS) & ACCEL_INTSTS_ERROR,
+                     0);
+    guest_close(&bad);
+    guest_close(&good);
+}
+
+static const struct CMUnitTest tests[] = {
+    AF_TEST(test_hostile_guest),
+};
+
+HARNESS_MAIN("func.accel_hostile", tests)
