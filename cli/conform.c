@@ -22,18 +22,10 @@
 #include <json-c/json.h>
 
 #include "umdevctl.h"
+#include "tool.h"
 
 /* Bound on one conformance run beyond its fuzz time (seconds). */
 #define AUDIT_KIT_MARGIN_S 180
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /*
  * Where umdev-conform is: next to this umdevctl (where `cmake --install`
@@ -84,7 +76,7 @@ static struct json_object *
 run_kit(struct cli *c, const char *conform, const char *self,
         const struct kit_target *t, const char *fuzz)
 {
-    double deadline = now_s() + AUDIT_KIT_MARGIN_S + atol(fuzz);
+    double deadline = tool_now_s() + AUDIT_KIT_MARGIN_S + atol(fuzz);
     struct json_object *kit = NULL;
     char *buf = NULL;
     size_t len = 0, cap = 0;
@@ -102,13 +94,23 @@ run_kit(struct cli *c, const char *conform, const char *self,
     }
     if (pid == 0) {
         const char *argv[] = {
-            conform,         t->sock,         "--json",
-            "--profile",     t->profile,      "--daemon-uuid",
-            t->uuid,         "--umdevctl",    self,
-            "--fuzz-seconds", fuzz,
+            conform,
+            t->sock,
+            "--json",
+            "--profile",
+            t->profile,
+            "--daemon-uuid",
+            t->uuid,
+            "--umdevctl",
+            self,
+            "--fuzz-seconds",
+            fuzz,
             /* A plug-in's type is driven by the plug-in's exercise();
              * for a built-in parent the list ends here. */
-            t->plugin[0] ? "--plugin" : NULL, t->plugin, "--type", t->type,
+            t->plugin[0] ? "--plugin" : NULL,
+            t->plugin,
+            "--type",
+            t->type,
             NULL,
         };
 
@@ -123,7 +125,7 @@ run_kit(struct cli *c, const char *conform, const char *self,
     close(p[1]);
     for (;;) {
         struct pollfd pfd = { .fd = p[0], .events = POLLIN };
-        bool late = now_s() > deadline;
+        bool late = tool_now_s() > deadline;
         ssize_t n;
 
         if (cli_interrupted || late) {
@@ -216,8 +218,9 @@ cli_conformance_run(struct cli *c, struct json_object *first, const char *fuzz)
     struct json_object *args, *r = NULL, *inst, *kit = NULL;
     struct sigaction sa = { .sa_handler = cli_on_interrupt }, oi, ot;
     char uuid[64], sock[PATH_MAX], plugin[PATH_MAX];
-    struct kit_target t = { .sock = sock, .uuid = uuid, .profile = profile,
-                            .plugin = plugin };
+    struct kit_target t = {
+        .sock = sock, .uuid = uuid, .profile = profile, .plugin = plugin
+    };
     int fd;
 
     if (find_conform(conform, sizeof(conform), self, sizeof(self)) < 0)

@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 
 #include "umdevctl.h"
+#include "tool.h"
 
 /* How an option lands in struct cli_opts: a string option keeps its
  * argument, a flag sets a bool, the others are parsed one by one. */
@@ -97,28 +98,11 @@ add_attr(struct json_object *attrs, const char *kv)
     return 0;
 }
 
-/* A whole number in [@min, @max], all of @s. */
-static bool
-parse_long(const char *s, long min, long max, long *out)
-{
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
 /* --watch [SECONDS]: the seconds may also be the next argument. */
 static int
 parse_watch(const char *verb, char *arg, int argc, char **argv,
             struct cli_opts *o)
 {
-    char *end;
-
     o->watch = true;
     o->interval = 1;
     if (arg == NULL && optind < argc &&
@@ -127,8 +111,7 @@ parse_watch(const char *verb, char *arg, int argc, char **argv,
         arg = argv[optind++];
     if (arg == NULL)
         return 0;
-    o->interval = strtod(arg, &end);
-    if (end == arg || *end != '\0' || o->interval < 0.1 || o->interval > 3600)
+    if (!tool_parse_double(arg, 0.1, 3600, &o->interval))
         return cli_usage_error(
             verb, "--watch takes 0.1 to 3600 seconds; got '%s'", arg);
     return 0;
@@ -156,7 +139,7 @@ take_opt(const char *verb, int ch, char *arg, int argc, char **argv,
             o->attrs = json_object_new_object();
         return add_attr(o->attrs, arg) < 0 ? EXIT_USAGE : 0;
     case 'G':
-        if (!parse_long(arg, 0, UMDEVCTL_MAX_GRACE_MS, &n))
+        if (!tool_parse_long(arg, 10, 0, UMDEVCTL_MAX_GRACE_MS, &n))
             return cli_usage_error(verb,
                                    "--grace takes milliseconds, 0 to %d; "
                                    "got '%s'",
@@ -166,13 +149,13 @@ take_opt(const char *verb, int ch, char *arg, int argc, char **argv,
     case 'w':
         return parse_watch(verb, arg, argc, argv, o);
     case 'n':
-        if (!parse_long(arg, 1, 1000000, &o->count))
+        if (!tool_parse_long(arg, 10, 1, 1000000, &o->count))
             return cli_usage_error(verb, "--count takes 1 to 1000000; got '%s'",
                                    arg);
         o->count_set = true;
         return 0;
     case 'F':
-        if (!parse_long(arg, 1, 3600, &n))
+        if (!tool_parse_long(arg, 10, 1, 3600, &n))
             return cli_usage_error(
                 verb, "--fuzz-seconds takes 1 to 3600; got '%s'", arg);
         o->fuzz = arg;

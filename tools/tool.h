@@ -1,9 +1,9 @@
 /*
- * What the standalone programs in tools/ share (umdev-probe, umdev-serve,
- * umdev-serial-drive, umdev-access-drive): reading numbers from the
- * command line the same strict way, and a monotonic clock. They are
- * installed, so they keep to libumdev and this; the test kit
- * (tests/common) is not theirs to link.
+ * What the standalone programs share (umdev-probe, umdev-serve,
+ * umdev-serial-drive, umdev-access-drive in tools/, and umdevctl):
+ * reading numbers from the command line the same strict way, and a
+ * monotonic clock. They are installed, so they keep to libumdev and this;
+ * the test kit (tests/common) is not theirs to link.
  */
 #ifndef UMDEV_TOOL_H
 #define UMDEV_TOOL_H

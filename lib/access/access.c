@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "umdev/access.h"
+#include "util.h"
 
 struct range {
     uint64_t va, len;
@@ -405,14 +406,6 @@ umdev_access_reap(struct umdev_access *a, struct accel_comp *out,
     return (int)n;
 }
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int
 umdev_access_wait(struct umdev_access *a, int timeout_ms)
@@ -425,7 +418,7 @@ umdev_access_wait(struct umdev_access *a, int timeout_ms)
         return -ENOENT;
     if (!a->intr[a->r.reaped & (a->r.size - 1)])
         return -EINVAL;
-    deadline = now_ms() + timeout_ms;
+    deadline = util_now_ms() + timeout_ms;
     for (;;) {
         struct pollfd pfd = { .fd = a->efd, .events = POLLIN };
         uint64_t cnt;
@@ -436,7 +429,7 @@ umdev_access_wait(struct umdev_access *a, int timeout_ms)
         if (oldest_status(a) != ACCEL_ST_NONE)
             return 0;
         if (timeout_ms >= 0) {
-            int64_t l = deadline - now_ms();
+            int64_t l = deadline - util_now_ms();
 
             if (l <= 0)
                 return -ETIMEDOUT;

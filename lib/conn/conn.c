@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "util.h"
 
 #define RX_INITIAL_SIZE 16384
 /* At most one fd-carrying sendmsg() arrives per recvmsg(), and we read
@@ -615,14 +616,6 @@ conn_read(struct conn *conn, struct conn_msg **out)
     return rx_message(conn, false, out);
 }
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int
 wait_fd(int fd, short events, int64_t deadline)
@@ -632,7 +625,7 @@ wait_fd(int fd, short events, int64_t deadline)
     int rc;
 
     if (deadline >= 0) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - util_now_ms();
 
         if (left <= 0)
             return -ETIMEDOUT;
@@ -649,7 +642,7 @@ wait_fd(int fd, short events, int64_t deadline)
 int
 conn_read_wait(struct conn *conn, int timeout_ms, struct conn_msg **out)
 {
-    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? -1 : util_now_ms() + timeout_ms;
     int rc;
 
     for (;;) {
@@ -743,7 +736,7 @@ send_iov(struct conn *conn, struct iovec *iov, int iovcnt, const int *fds,
                 continue;
             if (errno == EAGAIN) {
                 if (deadline < 0)
-                    deadline = now_ms() + CONN_DEFAULT_TIMEOUT_MS;
+                    deadline = util_now_ms() + CONN_DEFAULT_TIMEOUT_MS;
                 rc = wait_fd(conn->fd, POLLOUT, deadline);
                 if (rc < 0)
                     return rc;
@@ -843,7 +836,7 @@ conn_request(struct conn *conn, const void *buf, size_t len, const int *fds,
     rc = conn_send(conn, buf, len, fds, nfds);
     if (rc < 0)
         return rc;
-    deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    deadline = timeout_ms < 0 ? -1 : util_now_ms() + timeout_ms;
     for (;;) {
         struct conn_msg *m;
         bool is_reply;
@@ -854,7 +847,7 @@ conn_request(struct conn *conn, const void *buf, size_t len, const int *fds,
         conn_rx_ready(conn);
         rc = rx_message(conn, conn->blocking, &m);
         if (rc == -EAGAIN && conn->blocking) {
-            if (deadline >= 0 && now_ms() >= deadline)
+            if (deadline >= 0 && util_now_ms() >= deadline)
                 return -ETIMEDOUT;
             continue;
         }

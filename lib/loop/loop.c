@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "umdev/loop.h"
+#include "util.h"
 
 #define LOOP_BATCH 64
 
@@ -66,14 +67,6 @@ struct umdev_loop {
     atomic_bool posted; /* the FIFO may be non-empty */
 };
 
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void
 on_wake(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
@@ -244,7 +237,7 @@ umdev_loop_timer_add(struct umdev_loop *loop, uint64_t ms,
     }
     /* A deadline past the end of time is no deadline worth keeping
      * apart: clamp instead of wrapping. */
-    t.due_ms = now_ms();
+    t.due_ms = util_now_ms();
     t.due_ms = ms > UINT64_MAX - t.due_ms ? UINT64_MAX : t.due_ms + ms;
     t.id = loop->next_timer_id++;
     t.fn = fn;
@@ -347,7 +340,7 @@ run_timers(struct umdev_loop *loop)
     /* The common turn has no timer: no clock read on the message path. */
     if (loop->ntimers == 0)
         return 0;
-    now = now_ms();
+    now = util_now_ms();
     while (i < loop->ntimers && loop->timers[i].due_ms <= now) {
         struct loop_timer t = loop->timers[i];
 
@@ -379,7 +372,7 @@ wait_ms(struct umdev_loop *loop, int timeout_ms)
     if (loop->ntimers == 0)
         return timeout_ms;
     due = loop->timers[0].due_ms;
-    now = now_ms();
+    now = util_now_ms();
     if (due <= now)
         return 0;
     if (timeout_ms >= 0 && (uint64_t)timeout_ms <= due - now)

@@ -7,6 +7,9 @@
 
 #include <stdint.h>
 
+/** CLOCK_MONOTONIC in milliseconds: deadlines and timers in lib. */
+int64_t util_now_ms(void);
+
 /* Read @len (1 or 2) config bytes at @off into *@val, little-endian; 0 or
  * -errno. */
 typedef int util_config_read_fn(void *ctx, unsigned int off, unsigned int len,
