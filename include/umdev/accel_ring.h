@@ -186,6 +186,26 @@ accel_comp_status(const struct accel_comp *c)
 }
 
 /**
+ * accel_desc_make() - a descriptor of @op over @size bytes from @src to
+ * @dst asking for a completion record (ACCEL_DF_COMP): the fields most
+ * operations take; set the others (pattern, crc_seed, dst2, tag, flags)
+ * on the result.
+ */
+static inline struct accel_desc
+accel_desc_make(uint8_t op, uint32_t size, uint64_t src, uint64_t dst)
+{
+    struct accel_desc d;
+
+    __builtin_memset(&d, 0, sizeof(d));
+    d.opcode = op;
+    d.flags = ACCEL_DF_COMP;
+    d.size = size;
+    d.src = src;
+    d.dst = dst;
+    return d;
+}
+
+/**
  * struct accel_ring_drv - a driver's side of one ring.
  * @ring: the ring (accel_ring_bytes(@size) contiguous bytes) as the driver
  *        maps it.

@@ -249,20 +249,6 @@ gq_wait_head(struct guest *g, unsigned int q)
     }
 }
 
-struct accel_desc
-desc(uint8_t op, uint32_t size, uint64_t src, uint64_t dst)
-{
-    struct accel_desc d = {
-        .opcode = op,
-        .flags = ACCEL_DF_COMP,
-        .size = size,
-        .src = src,
-        .dst = dst,
-    };
-
-    return d;
-}
-
 uint64_t
 efd_collect(int efd, uint64_t want, int timeout_ms)
 {

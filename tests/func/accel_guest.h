@@ -115,8 +115,6 @@ uint64_t comp_iova(unsigned int q, uint32_t idx);
 struct accel_comp *comp_of(struct guest *g, unsigned int q, uint32_t idx);
 uint8_t comp_status(struct guest *g, unsigned int q, uint32_t idx);
 
-/* A descriptor with a completion record (placed by gq_post()). */
-struct accel_desc desc(uint8_t op, uint32_t size, uint64_t src, uint64_t dst);
 /* Put @d in queue @q's ring (waiting for room); with ACCEL_DF_COMP and
  * .comp 0 the queue's record slot is used and zeroed. With @kick, publish
  * it. Return: its ring index. */

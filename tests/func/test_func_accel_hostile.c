@@ -133,37 +133,42 @@ test_hostile_guest(void **state)
     /* Descriptors pointing outside guest RAM. */
     memcpy(sentinel, gp(&bad, DATA_END - 4096), 4096);
     gq_enable(&bad, 0, 16);
-    idx =
-        gq_submit(&bad, 0, desc(ACCEL_OP_MEMMOVE, 8192, DATA_END - 4096, DATA));
+    idx = gq_submit(
+        &bad, 0,
+        accel_desc_make(ACCEL_OP_MEMMOVE, 8192, DATA_END - 4096, DATA));
     assert_int_equal(gq_wait(&bad, 0, idx), ACCEL_ST_ADDR_FAULT);
     assert_int_equal(comp_of(&bad, 0, idx)->info, DATA_END);
-    idx = gq_submit(&bad, 0, desc(ACCEL_OP_FILL, 8192, 0, DATA_END - 4096));
+    idx = gq_submit(&bad, 0,
+                    accel_desc_make(ACCEL_OP_FILL, 8192, 0, DATA_END - 4096));
     assert_int_equal(gq_wait(&bad, 0, idx), ACCEL_ST_ADDR_FAULT);
     assert_memory_equal(gp(&bad, DATA_END - 4096), sentinel, 4096);
-    idx = gq_submit(&bad, 0, desc(ACCEL_OP_MEMMOVE, 4096, DATA, bar0));
+    idx =
+        gq_submit(&bad, 0, accel_desc_make(ACCEL_OP_MEMMOVE, 4096, DATA, bar0));
     assert_int_equal(gq_wait(&bad, 0, idx), ACCEL_ST_ADDR_FAULT);
     assert_int_equal(comp_of(&bad, 0, idx)->info, bar0);
-    idx =
-        gq_submit(&bad, 0, desc(ACCEL_OP_MEMMOVE, 64, 0xdead00000000ull, DATA));
+    idx = gq_submit(
+        &bad, 0,
+        accel_desc_make(ACCEL_OP_MEMMOVE, 64, 0xdead00000000ull, DATA));
     assert_int_equal(gq_wait(&bad, 0, idx), ACCEL_ST_ADDR_FAULT);
-    d = desc(0x7f, 64, DATA, DATA);
+    d = accel_desc_make(0x7f, 64, DATA, DATA);
     idx = gq_submit(&bad, 0, d);
     assert_int_equal(gq_wait(&bad, 0, idx), ACCEL_ST_INVALID_OPCODE);
-    d = desc(ACCEL_OP_MEMMOVE, ACCEL_DEFAULT_MAX_TRANSFER + 1, DATA, DATA);
+    d = accel_desc_make(ACCEL_OP_MEMMOVE, ACCEL_DEFAULT_MAX_TRANSFER + 1, DATA,
+                        DATA);
     idx = gq_submit(&bad, 0, d);
     assert_int_equal(gq_wait(&bad, 0, idx), ACCEL_ST_INVALID_FIELD);
     assert_int_equal(comp_of(&bad, 0, idx)->info, 4);
     assert_int_equal(reg_rd32(bad.c, ACCEL_REG_SWERR_COUNT), 0);
 
     /* Errors without a record go to the log and the error vector. */
-    d = desc(ACCEL_OP_MEMMOVE, 64, 0x5000, DATA);
+    d = accel_desc_make(ACCEL_OP_MEMMOVE, 64, 0x5000, DATA);
     d.flags = 0;
     gq_submit(&bad, 0, d);
-    d = desc(ACCEL_OP_NOP, 0, 0, 0);
+    d = accel_desc_make(ACCEL_OP_NOP, 0, 0, 0);
     d.comp = 0x7000; /* unmapped completion record */
     gq_submit(&bad, 0, d);
     assert_true(efd_collect(bad.efd[bad.nq], 1, HARNESS_TIMEOUT_MS) >= 1);
-    idx = gq_submit(&bad, 0, desc(ACCEL_OP_NOP, 0, 0, 0));
+    idx = gq_submit(&bad, 0, accel_desc_make(ACCEL_OP_NOP, 0, 0, 0));
     assert_int_equal(gq_wait(&bad, 0, idx), ACCEL_ST_SUCCESS);
     assert_true(reg_rd32(bad.c, ACCEL_REG_INTSTS) & ACCEL_INTSTS_ERROR);
     expect_swerr(&bad, ACCEL_ST_ADDR_FAULT, 0, 0x5000);
@@ -190,14 +195,14 @@ test_hostile_guest(void **state)
     /* Recovers through disable. */
     qwr(&bad, 1, ACCEL_Q_CTRL, 0, 4);
     gq_enable(&bad, 1, 16);
-    idx = gq_submit(&bad, 1, desc(ACCEL_OP_NOP, 0, 0, 0));
+    idx = gq_submit(&bad, 1, accel_desc_make(ACCEL_OP_NOP, 0, 0, 0));
     assert_int_equal(gq_wait(&bad, 1, idx), ACCEL_ST_SUCCESS);
 
     /* A flood of unreported errors overflows the log, nothing else. */
     gq_enable(&bad, 2, 16);
     gq_enable(&bad, 3, 16);
     for (idx = 0; idx < 40; idx++) {
-        d = desc(ACCEL_OP_MEMMOVE, 64, 0x5000 + idx, DATA);
+        d = accel_desc_make(ACCEL_OP_MEMMOVE, 64, 0x5000 + idx, DATA);
         d.flags = 0;
         gq_submit(&bad, 2 + idx % 2, d);
     }

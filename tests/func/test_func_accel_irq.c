@@ -19,7 +19,7 @@
 static void
 test_msix(void **state)
 {
-    struct accel_desc d = desc(ACCEL_OP_NOP, 0, 0, 0);
+    struct accel_desc d = accel_desc_make(ACCEL_OP_NOP, 0, 0, 0);
     struct guest g;
     uint32_t i, idx = 0;
 
@@ -38,7 +38,7 @@ test_msix(void **state)
     assert_int_equal(efd_wait(g.efd[3], HARNESS_QUIET_MS), 0);
     assert_int_equal(efd_wait(g.efd[0], HARNESS_QUIET_MS), 0);
     /* Without INTR: no interrupt. */
-    idx = gq_submit(&g, 0, desc(ACCEL_OP_NOP, 0, 0, 0));
+    idx = gq_submit(&g, 0, accel_desc_make(ACCEL_OP_NOP, 0, 0, 0));
     assert_int_equal(gq_wait(&g, 0, idx), ACCEL_ST_SUCCESS);
     assert_int_equal(efd_wait(g.efd[0], HARNESS_QUIET_MS), 0);
     assert_true(reg_rd32(g.c, ACCEL_REG_INTSTS) & ACCEL_INTSTS_QUEUE(3));
@@ -65,7 +65,7 @@ test_msix(void **state)
 static void
 test_intx(void **state)
 {
-    struct accel_desc d = desc(ACCEL_OP_NOP, 0, 0, 0);
+    struct accel_desc d = accel_desc_make(ACCEL_OP_NOP, 0, 0, 0);
     struct guest g;
     uint32_t idx;
     int efd = efd_new();

@@ -38,8 +38,8 @@ test_two_devices(void **state)
         for (dev = 0; dev < AF_NDEV; dev++) {
             for (q = 0; q < g[dev].nq; q++) {
                 struct accel_desc d =
-                    desc(ACCEL_OP_FILL, 64 * 1024, 0,
-                         DATA + 4 * MB + (q * 40 + r) * 65536ull);
+                    accel_desc_make(ACCEL_OP_FILL, 64 * 1024, 0,
+                                    DATA + 4 * MB + (q * 40 + r) * 65536ull);
 
                 d.pattern = 0x0101010101010101ull * (0xa0 + dev * 8 + q);
                 last[dev][q] = gq_submit(&g[dev], q, d);
@@ -101,7 +101,8 @@ test_dma_unmap_under_load(void **state)
         umdev_client_dma_map(g.c, GB2, G2SIZE, mem2, fd2, 0, DMA_RW), 0);
     gq_enable(&g, 0, 128);
     for (i = 0; i < n; i++)
-        gq_post(&g, 0, desc(ACCEL_OP_MEMMOVE, MB, GB2, GB2 + 2 * MB), false);
+        gq_post(&g, 0, accel_desc_make(ACCEL_OP_MEMMOVE, MB, GB2, GB2 + 2 * MB),
+                false);
     gq_kick(&g, 0);
     /* Unmap while the queue copies inside it (the first copy is done):
      * returns once no descriptor holds the range. */
@@ -112,7 +113,8 @@ test_dma_unmap_under_load(void **state)
                   (long long)(kit_now_ms() - t0));
     guest_mem_free(mem2, G2SIZE, fd2);
     /* One more after the unmap faults, deterministically. */
-    idx = gq_submit(&g, 0, desc(ACCEL_OP_MEMMOVE, 64, GB2, GB2 + 4096));
+    idx = gq_submit(&g, 0,
+                    accel_desc_make(ACCEL_OP_MEMMOVE, 64, GB2, GB2 + 4096));
     assert_int_equal(gq_wait(&g, 0, idx), ACCEL_ST_ADDR_FAULT);
     assert_int_equal(comp_of(&g, 0, idx)->info, GB2);
     for (i = 0; i < n; i++) {
@@ -129,7 +131,8 @@ test_dma_unmap_under_load(void **state)
     print_message("under unmap: %u done, %u faulted\n", ok, fault);
     assert_true(ok >= 1);
     /* The queue is fine and the rest of the memory works. */
-    idx = gq_submit(&g, 0, desc(ACCEL_OP_MEMMOVE, 4096, DATA, DATA + MB));
+    idx = gq_submit(&g, 0,
+                    accel_desc_make(ACCEL_OP_MEMMOVE, 4096, DATA, DATA + MB));
     assert_int_equal(gq_wait(&g, 0, idx), ACCEL_ST_SUCCESS);
     guest_close(&g);
 }
@@ -159,8 +162,8 @@ test_reset_under_load(void **state)
         gq_enable(&g, q, 64);
         for (i = 0; i < 64; i++)
             gq_post(&g, q,
-                    desc(ACCEL_OP_MEMMOVE, MB, DATA + q * MB,
-                         DATA + (4 + q * 2) * MB),
+                    accel_desc_make(ACCEL_OP_MEMMOVE, MB, DATA + q * MB,
+                                    DATA + (4 + q * 2) * MB),
                     false);
         gq_kick(&g, q);
     }
@@ -187,7 +190,7 @@ test_reset_under_load(void **state)
     /* Power-on state: set it up again and it works. */
     guest_enable_device(&g);
     gq_enable(&g, 2, 64);
-    idx = gq_submit(&g, 2, desc(ACCEL_OP_NOP, 0, 0, 0));
+    idx = gq_submit(&g, 2, accel_desc_make(ACCEL_OP_NOP, 0, 0, 0));
     assert_int_equal(gq_wait(&g, 2, idx), ACCEL_ST_SUCCESS);
     /* DEVCTL.RESET does the same from the guest. */
     reg_wr(g.c, ACCEL_REG_DEVCTL, ACCEL_DEVCTL_RESET, 4);
@@ -208,14 +211,17 @@ test_detach_while_running(void **state)
     guest_open(&g, 0, false);
     gq_enable(&g, 0, 64);
     for (i = 0; i < 64; i++)
-        gq_post(&g, 0, desc(ACCEL_OP_MEMMOVE, MB, DATA, DATA + 2 * MB), false);
+        gq_post(&g, 0,
+                accel_desc_make(ACCEL_OP_MEMMOVE, MB, DATA, DATA + 2 * MB),
+                false);
     gq_kick(&g, 0);
     guest_close(&g);
     guest_open(&g, 0, false);
     assert_int_equal(umdev_client_reset(g.c), 0);
     guest_enable_device(&g);
     gq_enable(&g, 0, 64);
-    idx = gq_submit(&g, 0, desc(ACCEL_OP_MEMMOVE, 4096, DATA, DATA + MB));
+    idx = gq_submit(&g, 0,
+                    accel_desc_make(ACCEL_OP_MEMMOVE, 4096, DATA, DATA + MB));
     assert_int_equal(gq_wait(&g, 0, idx), ACCEL_ST_SUCCESS);
     guest_close(&g);
 }

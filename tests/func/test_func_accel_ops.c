@@ -124,18 +124,18 @@ test_ops(void **state)
 
         kit_fill_rand(gp(&g, s), n, i);
         /* MEMMOVE */
-        idx = gq_submit(&g, q0, desc(ACCEL_OP_MEMMOVE, n, s, d));
+        idx = gq_submit(&g, q0, accel_desc_make(ACCEL_OP_MEMMOVE, n, s, d));
         assert_int_equal(gq_wait(&g, q0, idx), ACCEL_ST_SUCCESS);
         assert_memory_equal(gp(&g, d), gp(&g, s), n);
         /* COMPARE equal, then one byte off */
-        idx = gq_submit(&g, q0, desc(ACCEL_OP_COMPARE, n, s, d));
+        idx = gq_submit(&g, q0, accel_desc_make(ACCEL_OP_COMPARE, n, s, d));
         assert_int_equal(gq_wait(&g, q0, idx), ACCEL_ST_SUCCESS);
         *(uint8_t *)gp(&g, d + n / 2) ^= 1;
-        idx = gq_submit(&g, q0, desc(ACCEL_OP_COMPARE, n, s, d));
+        idx = gq_submit(&g, q0, accel_desc_make(ACCEL_OP_COMPARE, n, s, d));
         assert_int_equal(gq_wait(&g, q0, idx), ACCEL_ST_MISMATCH);
         assert_int_equal(comp_of(&g, q0, idx)->info, n / 2);
         /* CRC32C with a seed, COPY_CRC */
-        x = desc(ACCEL_OP_CRC32C, n, s, 0);
+        x = accel_desc_make(ACCEL_OP_CRC32C, n, s, 0);
         x.crc_seed = 0xabcdef01u;
         idx = gq_submit(&g, q0, x);
         assert_int_equal(gq_wait(&g, q0, idx), ACCEL_ST_SUCCESS);
@@ -150,7 +150,7 @@ test_ops(void **state)
                          kit_crc32c(0xabcdef01u, gp(&g, s), n));
         assert_memory_equal(gp(&g, d), gp(&g, s), n);
         /* DUALCAST */
-        x = desc(ACCEL_OP_DUALCAST, n, s, d);
+        x = accel_desc_make(ACCEL_OP_DUALCAST, n, s, d);
         x.dst2 = d2;
         memset(gp(&g, d), 0, n);
         idx = gq_submit(&g, q0, x);
@@ -158,7 +158,7 @@ test_ops(void **state)
         assert_memory_equal(gp(&g, d), gp(&g, s), n);
         assert_memory_equal(gp(&g, d2), gp(&g, s), n);
         /* FILL, COMPARE_PATTERN */
-        x = desc(ACCEL_OP_FILL, n, 0, d);
+        x = accel_desc_make(ACCEL_OP_FILL, n, 0, d);
         x.pattern = 0x1122334455667788ull + i;
         idx = gq_submit(&g, q0, x);
         assert_int_equal(gq_wait(&g, q0, idx), ACCEL_ST_SUCCESS);
@@ -174,9 +174,11 @@ test_ops(void **state)
     {
         uint64_t list = DATA + 12 * MB, comps = list + 4096;
         struct accel_desc el[3] = {
-            desc(ACCEL_OP_FILL, 4096, 0, DATA + 13 * MB),
-            desc(ACCEL_OP_MEMMOVE, 4096, DATA + 13 * MB, DATA + 14 * MB),
-            desc(ACCEL_OP_COMPARE, 4096, DATA + 13 * MB, DATA + 14 * MB),
+            accel_desc_make(ACCEL_OP_FILL, 4096, 0, DATA + 13 * MB),
+            accel_desc_make(ACCEL_OP_MEMMOVE, 4096, DATA + 13 * MB,
+                            DATA + 14 * MB),
+            accel_desc_make(ACCEL_OP_COMPARE, 4096, DATA + 13 * MB,
+                            DATA + 14 * MB),
         };
         uint32_t idx;
 
@@ -188,8 +190,8 @@ test_ops(void **state)
         uint32_t before = qreg(&g, 2, ACCEL_Q_COMPLETED);
 
         memcpy(gp(&g, list), el, sizeof(el));
-        gq_post(&g, 2, desc(ACCEL_OP_BATCH, 3, list, 0), false);
-        idx = gq_post(&g, 2, desc(ACCEL_OP_DRAIN, 0, 0, 0), true);
+        gq_post(&g, 2, accel_desc_make(ACCEL_OP_BATCH, 3, list, 0), false);
+        idx = gq_post(&g, 2, accel_desc_make(ACCEL_OP_DRAIN, 0, 0, 0), true);
         assert_int_equal(gq_wait(&g, 2, idx), ACCEL_ST_SUCCESS);
         assert_int_equal(comp_status(&g, 2, idx - 1), ACCEL_ST_SUCCESS);
         assert_int_equal(comp_of(&g, 2, idx - 1)->bytes, 3);
@@ -198,7 +200,7 @@ test_ops(void **state)
                 ((struct accel_comp *)gp(&g, comps + i * 32))->status,
                 ACCEL_ST_SUCCESS);
         assert_int_equal(*(uint8_t *)gp(&g, DATA + 14 * MB + 4095), 0x5a);
-        idx = gq_submit(&g, 3, desc(ACCEL_OP_NOP, 0, 0, 0));
+        idx = gq_submit(&g, 3, accel_desc_make(ACCEL_OP_NOP, 0, 0, 0));
         assert_int_equal(gq_wait(&g, 3, idx), ACCEL_ST_SUCCESS);
         /* The batch, its three elements and the drain. */
         assert_int_equal(qreg(&g, 2, ACCEL_Q_COMPLETED), before + 5);
@@ -219,7 +221,8 @@ test_wrap_and_disable(void **state)
     guest_open(&g, 0, false);
     gq_enable(&g, 0, 8);
     for (i = 0; i < 100; i++) {
-        struct accel_desc d = desc(ACCEL_OP_FILL, 64, 0, DATA + i * 64ull);
+        struct accel_desc d =
+            accel_desc_make(ACCEL_OP_FILL, 64, 0, DATA + i * 64ull);
 
         d.pattern = i;
         idx = gq_submit(&g, 0, d);
@@ -231,7 +234,9 @@ test_wrap_and_disable(void **state)
     /* A backlog of large copies, then CTRL.ENABLE = 0. */
     gq_enable(&g, 1, 64);
     for (i = 0; i < 64; i++)
-        gq_post(&g, 1, desc(ACCEL_OP_MEMMOVE, MB, DATA, DATA + 2 * MB), false);
+        gq_post(&g, 1,
+                accel_desc_make(ACCEL_OP_MEMMOVE, MB, DATA, DATA + 2 * MB),
+                false);
     gq_kick(&g, 1);
     qwr(&g, 1, ACCEL_Q_CTRL, 0, 4);
     assert_int_equal(qreg(&g, 1, ACCEL_Q_STATUS), ACCEL_QS_DISABLED);
@@ -267,7 +272,8 @@ test_event_suppression(void **state)
     gq_enable(&g, 0, 256);
     umdev_client_get_stats(g.c, &c0);
     for (i = 0; i < n; i++) {
-        struct accel_desc d = desc(ACCEL_OP_MEMMOVE, 64, DATA, DATA + MB);
+        struct accel_desc d =
+            accel_desc_make(ACCEL_OP_MEMMOVE, 64, DATA, DATA + MB);
 
         d.flags = i % 1000 == 999 ? ACCEL_DF_COMP : 0;
         idx = gq_submit(&g, 0, d);

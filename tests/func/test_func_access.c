@@ -735,7 +735,7 @@ vm_thread(void *arg)
     for (r = 0; r < ROUNDS && v->errors == 0; r++) {
         for (q = 0; q < g->nq; q++) {
             uint64_t src = DATA + q * 64 * 1024ull;
-            struct accel_desc d = desc(ACCEL_OP_MEMMOVE, CHUNK, src, src + MB);
+            struct accel_desc d = accel_desc_make(ACCEL_OP_MEMMOVE, CHUNK, src, src + MB);
 
             d.comp = comp_iova(q, g->q[q].r.tail);
             d.tag = r;

@@ -439,19 +439,6 @@ tq_drain(struct tq *t)
     assert_true(drive_until(t->e, g_manual, head_at, &a));
 }
 
-struct accel_desc
-desc(uint8_t op, uint32_t size, uint64_t src, uint64_t dst)
-{
-    struct accel_desc d = {
-        .opcode = op,
-        .flags = ACCEL_DF_COMP,
-        .size = size,
-        .src = src,
-        .dst = dst,
-    };
-
-    return d;
-}
 
 
 

@@ -169,9 +169,6 @@ uint8_t tq_wait(struct tq *t, uint32_t idx);
 /* Wait until HEAD reaches TAIL. */
 void tq_drain(struct tq *t);
 
-/* A descriptor with a record (ACCEL_DF_COMP, .comp 0: the queue's). */
-struct accel_desc desc(uint8_t op, uint32_t size, uint64_t src, uint64_t dst);
-
 /* Batch element @i at BATCH_LIST with its record at BATCH_COMPS. */
 void put_elem(unsigned int i, struct accel_desc d);
 struct accel_comp *elem_comp(unsigned int i);

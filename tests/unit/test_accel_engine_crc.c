@@ -95,7 +95,8 @@ test_crc32c_engine_both_paths(void **state)
     kit_fill_rand(src, 100000, 99);
     want = kit_crc32c(0xdeadbeefu, src, 100000);
 
-    struct accel_desc d = desc(ACCEL_OP_CRC32C, 100000, DATA0 + 3, 0);
+    struct accel_desc d =
+        accel_desc_make(ACCEL_OP_CRC32C, 100000, DATA0 + 3, 0);
     d.crc_seed = 0xdeadbeefu;
     i1 = tq_submit(&F.t, d);
     assert_int_equal(tq_wait(&F.t, i1), ACCEL_ST_SUCCESS);

@@ -101,7 +101,7 @@ memmove_case(const struct op_case *c)
     kit_fill_rand(case_ref, c->n, c->k);
     gput(s, case_ref, c->n);
     guard(d, c->n);
-    idx = tq_submit(&F.t, desc(ACCEL_OP_MEMMOVE, c->n, s, d));
+    idx = tq_submit(&F.t, accel_desc_make(ACCEL_OP_MEMMOVE, c->n, s, d));
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
     assert_int_equal(comp_of(&F.t, idx)->bytes, c->n);
     assert_int_equal(comp_of(&F.t, idx)->opcode, ACCEL_OP_MEMMOVE);
@@ -147,7 +147,7 @@ test_memmove_overlap(void **state)
             for (j = 0; j < span; j++)
                 ref[j] = *(uint8_t *)G(lo + j);
             memmove(ref + (d - lo), ref + (s - lo), n);
-            idx = tq_submit(&F.t, desc(ACCEL_OP_MEMMOVE, n, s, d));
+            idx = tq_submit(&F.t, accel_desc_make(ACCEL_OP_MEMMOVE, n, s, d));
             assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
             for (j = 0; j < span; j++)
                 win[j] = *(uint8_t *)G(lo + j);
@@ -163,7 +163,7 @@ fill_case(const struct op_case *c)
 {
     const uint64_t pat = 0x0123456789abcdefull;
     uint64_t d = operand(c, 1, 0);
-    struct accel_desc ds = desc(ACCEL_OP_FILL, c->n, 0, d);
+    struct accel_desc ds = accel_desc_make(ACCEL_OP_FILL, c->n, 0, d);
     uint32_t idx, j;
 
     guard(d, c->n);
@@ -190,13 +190,13 @@ compare_case(const struct op_case *c)
     kit_fill_rand(case_ref, c->n, c->k + 5);
     gput(a, case_ref, c->n);
     gput(b, case_ref, c->n);
-    idx = tq_submit(&F.t, desc(ACCEL_OP_COMPARE, c->n, a, b));
+    idx = tq_submit(&F.t, accel_desc_make(ACCEL_OP_COMPARE, c->n, a, b));
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
     assert_int_equal(comp_of(&F.t, idx)->result, 0);
     /* One byte differs: the mismatch names its offset. */
     at = (c->n * 3u) / 4u;
     *(uint8_t *)G(b + at) ^= 0x10;
-    idx = tq_submit(&F.t, desc(ACCEL_OP_COMPARE, c->n, a, b));
+    idx = tq_submit(&F.t, accel_desc_make(ACCEL_OP_COMPARE, c->n, a, b));
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_MISMATCH);
     r = comp_of(&F.t, idx);
     assert_int_equal(r->result, 1);
@@ -209,7 +209,7 @@ compare_pattern_case(const struct op_case *c)
 {
     const uint64_t pat = 0xfedcba9876543210ull;
     uint64_t a = operand(c, 0, 0);
-    struct accel_desc d = desc(ACCEL_OP_COMPARE_PATTERN, c->n, a, 0);
+    struct accel_desc d = accel_desc_make(ACCEL_OP_COMPARE_PATTERN, c->n, a, 0);
     uint32_t idx, j, at;
 
     for (j = 0; j < c->n; j++)
@@ -229,7 +229,7 @@ static void
 crc_case(const struct op_case *c)
 {
     uint64_t s = operand(c, 0, 0), d = operand(c, 1, 2);
-    struct accel_desc ds = desc(ACCEL_OP_CRC32C, c->n, s, 0);
+    struct accel_desc ds = accel_desc_make(ACCEL_OP_CRC32C, c->n, s, 0);
     uint32_t idx, want;
 
     kit_fill_rand(case_ref, c->n, c->k + 11);
@@ -255,7 +255,7 @@ static void
 dualcast_case(const struct op_case *c)
 {
     uint64_t s = operand(c, 0, 0), d = operand(c, 1, 1), d2 = operand(c, 2, 2);
-    struct accel_desc ds = desc(ACCEL_OP_DUALCAST, c->n, s, d);
+    struct accel_desc ds = accel_desc_make(ACCEL_OP_DUALCAST, c->n, s, d);
     uint32_t idx;
 
     kit_fill_rand(case_ref, c->n, c->k + 3);
@@ -314,13 +314,13 @@ test_dualcast(void **state)
 static void
 test_nop_drain(void **state)
 {
-    struct accel_desc d = desc(ACCEL_OP_NOP, 0, 0, 0);
+    struct accel_desc d = accel_desc_make(ACCEL_OP_NOP, 0, 0, 0);
     uint32_t idx[20], i, dr;
 
     (void)state;
     for (i = 0; i < 20; i++) {
-        struct accel_desc m =
-            desc(ACCEL_OP_MEMMOVE, 65536, DATA0, DATA0 + MB + i * 65536ull);
+        struct accel_desc m = accel_desc_make(ACCEL_OP_MEMMOVE, 65536, DATA0,
+                                              DATA0 + MB + i * 65536ull);
 
         m.tag = 1000 + i;
         idx[i] = tq_post(&F.t, m, false);
@@ -347,18 +347,19 @@ test_nop_drain(void **state)
 static void
 test_batch(void **state)
 {
-    struct accel_desc b = desc(ACCEL_OP_BATCH, 4, BATCH_LIST, 0);
-    struct accel_desc f = desc(ACCEL_OP_FILL, 4096, 0, DATA0 + 8192);
-    struct accel_desc c = desc(ACCEL_OP_CRC32C, 4096, DATA0 + 8192, 0);
+    struct accel_desc b = accel_desc_make(ACCEL_OP_BATCH, 4, BATCH_LIST, 0);
+    struct accel_desc f = accel_desc_make(ACCEL_OP_FILL, 4096, 0, DATA0 + 8192);
+    struct accel_desc c =
+        accel_desc_make(ACCEL_OP_CRC32C, 4096, DATA0 + 8192, 0);
     uint32_t idx;
 
     (void)state;
     f.pattern = 0x4242424242424242ull;
     kit_fill_rand(G(DATA0), 4096, 1);
-    put_elem(0, desc(ACCEL_OP_MEMMOVE, 4096, DATA0, DATA0 + 4096));
+    put_elem(0, accel_desc_make(ACCEL_OP_MEMMOVE, 4096, DATA0, DATA0 + 4096));
     put_elem(1, f);
     put_elem(2, c);
-    put_elem(3, desc(ACCEL_OP_NOP, 0, 0, 0));
+    put_elem(3, accel_desc_make(ACCEL_OP_NOP, 0, 0, 0));
     idx = tq_submit(&F.t, b);
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
     assert_int_equal(comp_of(&F.t, idx)->bytes, 4); /* elements done */
@@ -370,9 +371,10 @@ test_batch(void **state)
     assert_int_equal(*(uint8_t *)G(DATA0 + 8192 + 4095), 0x42);
 
     /* One bad element: the others still run; BATCH_PARTIAL. */
-    put_elem(0, desc(ACCEL_OP_MEMMOVE, 64, HOLE, DATA0));
-    put_elem(1, desc(ACCEL_OP_BATCH, 1, BATCH_LIST, 0)); /* no nesting */
-    put_elem(2, desc(ACCEL_OP_NOP, 0, 0, 0));
+    put_elem(0, accel_desc_make(ACCEL_OP_MEMMOVE, 64, HOLE, DATA0));
+    put_elem(
+        1, accel_desc_make(ACCEL_OP_BATCH, 1, BATCH_LIST, 0)); /* no nesting */
+    put_elem(2, accel_desc_make(ACCEL_OP_NOP, 0, 0, 0));
     b.size = 3;
     idx = tq_submit(&F.t, b);
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_BATCH_PARTIAL);
@@ -415,33 +417,35 @@ test_addr_faults(void **state)
     (void)state;
     memset(dst, 0x77, 8192);
     /* Source unmapped. */
-    idx = tq_submit(&F.t, desc(ACCEL_OP_MEMMOVE, 4096, HOLE, DATA0 + MB));
+    idx = tq_submit(&F.t,
+                    accel_desc_make(ACCEL_OP_MEMMOVE, 4096, HOLE, DATA0 + MB));
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_ADDR_FAULT);
     assert_int_equal(comp_of(&F.t, idx)->info, HOLE);
     assert_int_equal(comp_of(&F.t, idx)->bytes, 0);
     /* Source runs off the end of R1 into nothing: the fault names the
      * first unmapped byte, and no byte of dst was written. */
-    idx = tq_submit(
-        &F.t, desc(ACCEL_OP_MEMMOVE, 8192, R1 + R1_SIZE - 4096, DATA0 + MB));
+    idx = tq_submit(&F.t, accel_desc_make(ACCEL_OP_MEMMOVE, 8192,
+                                          R1 + R1_SIZE - 4096, DATA0 + MB));
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_ADDR_FAULT);
     assert_int_equal(comp_of(&F.t, idx)->info, R1 + R1_SIZE);
     for (idx = 0; idx < 8192; idx++)
         assert_int_equal(dst[idx], 0x77);
     /* Destination read-only. */
-    idx = tq_submit(&F.t, desc(ACCEL_OP_MEMMOVE, 64, DATA0, RRO));
+    idx = tq_submit(&F.t, accel_desc_make(ACCEL_OP_MEMMOVE, 64, DATA0, RRO));
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_ADDR_FAULT);
     assert_int_equal(comp_of(&F.t, idx)->info, RRO);
     /* Reading read-only memory is fine. */
-    idx = tq_submit(&F.t, desc(ACCEL_OP_CRC32C, 64, RRO, 0));
+    idx = tq_submit(&F.t, accel_desc_make(ACCEL_OP_CRC32C, 64, RRO, 0));
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
     /* Second destination of DUALCAST. */
-    d = desc(ACCEL_OP_DUALCAST, 128, DATA0, DATA0 + MB);
+    d = accel_desc_make(ACCEL_OP_DUALCAST, 128, DATA0, DATA0 + MB);
     d.dst2 = HOLE + 64;
     idx = tq_submit(&F.t, d);
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_ADDR_FAULT);
     assert_int_equal(comp_of(&F.t, idx)->info, HOLE + 64);
     /* A range that wraps the address space. */
-    idx = tq_submit(&F.t, desc(ACCEL_OP_FILL, 4096, 0, UINT64_MAX - 100));
+    idx = tq_submit(&F.t,
+                    accel_desc_make(ACCEL_OP_FILL, 4096, 0, UINT64_MAX - 100));
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_ADDR_FAULT);
     assert_int_equal(comp_of(&F.t, idx)->info, UINT64_MAX - 100);
     assert_int_equal(F.t.nerr, 0); /* all reported in records */
@@ -463,8 +467,8 @@ spans_run(unsigned int n, uint32_t sz)
     memset(G(DATA0 + MB), 0, (size_t)n * sz);
     for (i = 0; i < n; i++)
         tq_post(&F.t,
-                desc(ACCEL_OP_MEMMOVE, sz, DATA0 + (uint64_t)i * sz,
-                     DATA0 + MB + (uint64_t)i * sz),
+                accel_desc_make(ACCEL_OP_MEMMOVE, sz, DATA0 + (uint64_t)i * sz,
+                                DATA0 + MB + (uint64_t)i * sz),
                 false);
     tq_kick(&F.t);
     tq_drain(&F.t);
@@ -503,8 +507,8 @@ test_visit_spans(void **state)
     /* One visit reads RRO (a read-only span is kept), then writes it. */
     F.t.span = SPAN_REGION;
     memcpy(ro, G(RRO), sizeof(ro));
-    a = tq_post(&F.t, desc(ACCEL_OP_CRC32C, 64, RRO, 0), false);
-    b = tq_post(&F.t, desc(ACCEL_OP_MEMMOVE, 64, DATA0, RRO), false);
+    a = tq_post(&F.t, accel_desc_make(ACCEL_OP_CRC32C, 64, RRO, 0), false);
+    b = tq_post(&F.t, accel_desc_make(ACCEL_OP_MEMMOVE, 64, DATA0, RRO), false);
     tq_kick(&F.t);
     assert_int_equal(tq_wait(&F.t, a), ACCEL_ST_SUCCESS);
     assert_int_equal(tq_wait(&F.t, b), ACCEL_ST_ADDR_FAULT);
@@ -521,7 +525,7 @@ test_invalid(void **state)
     uint32_t idx;
 
     (void)state;
-    d = desc(ACCEL_OP_COUNT, 64, DATA0, DATA0 + 64);
+    d = accel_desc_make(ACCEL_OP_COUNT, 64, DATA0, DATA0 + 64);
     idx = tq_submit(&F.t, d);
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_INVALID_OPCODE);
     d.opcode = 0xff;
@@ -529,7 +533,7 @@ test_invalid(void **state)
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_INVALID_OPCODE);
     assert_int_equal(comp_of(&F.t, idx)->opcode, 0xff);
 
-    d = desc(ACCEL_OP_MEMMOVE, 64, DATA0, DATA0 + 64);
+    d = accel_desc_make(ACCEL_OP_MEMMOVE, 64, DATA0, DATA0 + 64);
     d.flags |= 0x80;
     idx = tq_submit(&F.t, d);
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_INVALID_FIELD);
@@ -554,11 +558,11 @@ test_invalid(void **state)
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_INVALID_FIELD);
     assert_int_equal(comp_of(&F.t, idx)->info, 4);
     /* Overlapping COPY_CRC / DUALCAST operands are refused. */
-    d = desc(ACCEL_OP_COPY_CRC, 4096, DATA0, DATA0 + 100);
+    d = accel_desc_make(ACCEL_OP_COPY_CRC, 4096, DATA0, DATA0 + 100);
     idx = tq_submit(&F.t, d);
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_INVALID_FIELD);
     assert_int_equal(comp_of(&F.t, idx)->info, 0x10);
-    d = desc(ACCEL_OP_DUALCAST, 4096, DATA0, DATA0 + 8192);
+    d = accel_desc_make(ACCEL_OP_DUALCAST, 4096, DATA0, DATA0 + 8192);
     d.dst2 = DATA0 + 8192 + 4095;
     idx = tq_submit(&F.t, d);
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_INVALID_FIELD);
@@ -570,14 +574,14 @@ test_invalid(void **state)
 static void
 test_errors_without_record(void **state)
 {
-    struct accel_desc d = desc(ACCEL_OP_MEMMOVE, 64, HOLE, DATA0);
+    struct accel_desc d = accel_desc_make(ACCEL_OP_MEMMOVE, 64, HOLE, DATA0);
     uint32_t idx;
 
     (void)state;
     d.flags = 0; /* no completion record */
     tq_submit(&F.t, d);
     /* The completion address is unmapped. */
-    d = desc(ACCEL_OP_NOP, 0, 0, 0);
+    d = accel_desc_make(ACCEL_OP_NOP, 0, 0, 0);
     d.comp = HOLE + 32;
     tq_submit(&F.t, d);
     /* Misaligned completion address: the record cannot be written. */
@@ -589,10 +593,10 @@ test_errors_without_record(void **state)
     memset(G(DATA0 + 8192), 0x11, 64);
     tq_submit(&F.t, d);
     /* A success without a record reports nothing. */
-    d = desc(ACCEL_OP_NOP, 0, 0, 0);
+    d = accel_desc_make(ACCEL_OP_NOP, 0, 0, 0);
     d.flags = 0;
     tq_submit(&F.t, d);
-    idx = tq_submit(&F.t, desc(ACCEL_OP_NOP, 0, 0, 0));
+    idx = tq_submit(&F.t, accel_desc_make(ACCEL_OP_NOP, 0, 0, 0));
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
     assert_int_equal(F.t.nerr, 3);
     assert_int_equal(F.t.errs[0].code, ACCEL_ST_ADDR_FAULT);

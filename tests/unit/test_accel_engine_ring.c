@@ -28,7 +28,7 @@ test_bad_index(void **state)
     uint32_t idx;
 
     (void)state;
-    idx = tq_submit(&F.t, desc(ACCEL_OP_NOP, 0, 0, 0));
+    idx = tq_submit(&F.t, accel_desc_make(ACCEL_OP_NOP, 0, 0, 0));
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
     __atomic_store_n((uint32_t *)G(F.t.ring + ACCEL_RING_TAIL),
                      F.t.r.tail + F.t.r.size + 1, __ATOMIC_RELEASE);
@@ -54,7 +54,7 @@ test_bad_index(void **state)
     accel_queue_status(F.t.q, &st);
     assert_int_equal(st.state, ACCEL_QS_DISABLED);
     tq_enable(&F.t, 64, 1, 0, 0);
-    idx = tq_submit(&F.t, desc(ACCEL_OP_NOP, 0, 0, 0));
+    idx = tq_submit(&F.t, accel_desc_make(ACCEL_OP_NOP, 0, 0, 0));
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
 }
 
@@ -65,7 +65,7 @@ test_ring_fault(void **state)
     struct accel_queue_status st;
 
     (void)state;
-    tq_submit(&F.t, desc(ACCEL_OP_NOP, 0, 0, 0));
+    tq_submit(&F.t, accel_desc_make(ACCEL_OP_NOP, 0, 0, 0));
     F.t.no_map = true;
     accel_engine_poll(F.e, 4);
     F.t.no_map = false;
@@ -138,7 +138,8 @@ test_queue_config(void **state)
         uint32_t i, idx = 0;
 
         for (i = 0; i < 200; i++) /* wraps the ring three times */
-            idx = tq_submit(&t, desc(ACCEL_OP_FILL, 16, 0, DATA0 + i * 16));
+            idx = tq_submit(
+                &t, accel_desc_make(ACCEL_OP_FILL, 16, 0, DATA0 + i * 16));
         assert_int_equal(tq_wait(&t, idx), ACCEL_ST_SUCCESS);
         tq_drain(&t);
     }
@@ -156,7 +157,7 @@ test_disable_aborts(void **state)
 
     (void)state;
     for (i = 0; i < 10; i++)
-        idx[i] = tq_submit(&F.t, desc(ACCEL_OP_NOP, 0, 0, 0));
+        idx[i] = tq_submit(&F.t, accel_desc_make(ACCEL_OP_NOP, 0, 0, 0));
     accel_engine_poll(F.e, 0);
     accel_queue_disable(F.t.q, true);
     for (i = 0; i < 10; i++) {
@@ -172,7 +173,7 @@ test_disable_aborts(void **state)
     /* Reset semantics: pending work is dropped, memory untouched. */
     tq_enable(&F.t, 64, 1, 0, 0);
     for (i = 0; i < 5; i++)
-        idx[i] = tq_submit(&F.t, desc(ACCEL_OP_NOP, 0, 0, 0));
+        idx[i] = tq_submit(&F.t, accel_desc_make(ACCEL_OP_NOP, 0, 0, 0));
     accel_queue_disable(F.t.q, false);
     for (i = 0; i < 5; i++)
         assert_int_equal(comp_status(&F.t, idx[i]), ACCEL_ST_NONE);
@@ -211,7 +212,7 @@ disable_thread(void *arg)
 static void
 test_disable_during_batch(void **state)
 {
-    struct accel_desc b = desc(ACCEL_OP_BATCH, 256, BATCH_LIST, 0);
+    struct accel_desc b = accel_desc_make(ACCEL_OP_BATCH, 256, BATCH_LIST, 0);
     struct disabler dis = { &F.t, 0 };
     pthread_t th;
     unsigned int i, ok = 0, aborted = 0;
@@ -219,10 +220,10 @@ test_disable_during_batch(void **state)
 
     (void)state;
     for (i = 0; i < 256; i++)
-        put_elem(i, desc(ACCEL_OP_MEMMOVE, 256 * 1024, DATA0,
-                         DATA0 + MB + (i % 4) * 256 * 1024ull));
+        put_elem(i, accel_desc_make(ACCEL_OP_MEMMOVE, 256 * 1024, DATA0,
+                                    DATA0 + MB + (i % 4) * 256 * 1024ull));
     idx = tq_submit(&F.t, b);
-    tq_submit(&F.t, desc(ACCEL_OP_NOP, 0, 0, 0));
+    tq_submit(&F.t, accel_desc_make(ACCEL_OP_NOP, 0, 0, 0));
     assert_int_equal(pthread_create(&th, NULL, disable_thread, &dis), 0);
     accel_engine_poll(F.e, 1); /* a visit: the batch runs here */
     assert_int_equal(pthread_join(th, NULL), 0);
@@ -270,7 +271,7 @@ notifies_for(struct accel_desc d, uint32_t n, bool poll)
 static void
 test_coalescing(void **state)
 {
-    struct accel_desc d = desc(ACCEL_OP_NOP, 0, 0, 0);
+    struct accel_desc d = accel_desc_make(ACCEL_OP_NOP, 0, 0, 0);
 
     (void)state;
     d.flags |= ACCEL_DF_INTR;
@@ -284,7 +285,8 @@ test_coalescing(void **state)
     /* 3 with a count of 4: signalled when the queue runs empty. */
     assert_int_equal(notifies_for(d, 3, false), 1);
     /* Descriptors without INTR signal nothing. */
-    assert_int_equal(notifies_for(desc(ACCEL_OP_NOP, 0, 0, 0), 1, true), 0);
+    assert_int_equal(
+        notifies_for(accel_desc_make(ACCEL_OP_NOP, 0, 0, 0), 1, true), 0);
 }
 
 /* ---------------------------------------------------------------- */
@@ -327,7 +329,7 @@ test_idle_sleeps_doorbell_wakes(void **state)
     assert_true(c1 - c0 < 10 * 1000 * 1000);
     /* One doorbell wakes it. */
     accel_queue_status(F.t.q, &st);
-    idx = tq_submit(&F.t, desc(ACCEL_OP_NOP, 0, 0, 0));
+    idx = tq_submit(&F.t, accel_desc_make(ACCEL_OP_NOP, 0, 0, 0));
     assert_int_equal(tq_wait(&F.t, idx), ACCEL_ST_SUCCESS);
     {
         struct accel_queue_status st2;
@@ -351,7 +353,8 @@ test_event_suppression(void **state)
 
     (void)state;
     for (i = 0; i < n; i++) {
-        struct accel_desc d = desc(ACCEL_OP_MEMMOVE, 64, DATA0, DATA0 + MB);
+        struct accel_desc d =
+            accel_desc_make(ACCEL_OP_MEMMOVE, 64, DATA0, DATA0 + MB);
 
         d.flags = i % 1000 == 999 ? ACCEL_DF_COMP : 0;
         idx = tq_submit(&F.t, d);
@@ -384,9 +387,9 @@ loader_thread(void *arg)
 
     while (!atomic_load(&l->stop)) {
         uint32_t idx = t->r.tail;
-        struct accel_desc d =
-            desc(ACCEL_OP_MEMMOVE, 128 * 1024, DATA0 + t->slot * 128 * 1024ull,
-                 R1 + t->slot * 256 * 1024ull);
+        struct accel_desc d = accel_desc_make(ACCEL_OP_MEMMOVE, 128 * 1024,
+                                              DATA0 + t->slot * 128 * 1024ull,
+                                              R1 + t->slot * 256 * 1024ull);
         int64_t deadline = kit_now_ms() + TIMEOUT_MS;
         uint8_t s;
 

@@ -93,11 +93,13 @@ race(uint32_t prio_a, uint32_t prio_b)
     tq_enable(&a, 512, prio_a, 0, 0);
     tq_enable(&b, 128, prio_b, 0, 0);
     for (i = 0; i < 500; i++)
-        tq_post(&a, desc(ACCEL_OP_MEMMOVE, 4096, DATA0, DATA0 + MB), false);
+        tq_post(&a, accel_desc_make(ACCEL_OP_MEMMOVE, 4096, DATA0, DATA0 + MB),
+                false);
     for (i = 0; i < 100; i++)
-        last_b = tq_post(
-            &b, desc(ACCEL_OP_MEMMOVE, 4096, DATA0 + 8192, DATA0 + 2 * MB),
-            false);
+        last_b = tq_post(&b,
+                         accel_desc_make(ACCEL_OP_MEMMOVE, 4096, DATA0 + 8192,
+                                         DATA0 + 2 * MB),
+                         false);
     tq_kick(&a);
     tq_kick(&b);
     while (comp_status(&b, last_b) == ACCEL_ST_NONE)
@@ -144,15 +146,17 @@ test_no_starvation(void **state)
     tq_claim(&flood, F.e, 1);
     tq_enable(&flood, 256, 1, 0, 0);
     for (i = 0; i < 256; i++) {
-        struct accel_desc d = desc(ACCEL_OP_MEMMOVE, 2 * MB, DATA0, R1);
+        struct accel_desc d =
+            accel_desc_make(ACCEL_OP_MEMMOVE, 2 * MB, DATA0, R1);
 
         d.flags = 0;
         tq_post(&flood, d, false);
     }
     for (i = 0; i < 16; i++)
-        last = tq_post(&F.t,
-                       desc(ACCEL_OP_MEMMOVE, 2 * MB, R1 + 2 * MB, R1 + 4 * MB),
-                       false);
+        last = tq_post(
+            &F.t,
+            accel_desc_make(ACCEL_OP_MEMMOVE, 2 * MB, R1 + 2 * MB, R1 + 4 * MB),
+            false);
     tq_kick(&flood);
     tq_kick(&F.t);
     deadline = kit_now_ms() + TIMEOUT_MS;
@@ -184,7 +188,7 @@ verify_thread(void *arg)
 
     for (r = 0; r < w->rounds; r++) {
         uint32_t n = 1 + (r * 7919u) % 65535u, idx = t->r.tail;
-        struct accel_desc d = desc(ACCEL_OP_COPY_CRC, n, src, dst);
+        struct accel_desc d = accel_desc_make(ACCEL_OP_COPY_CRC, n, src, dst);
         int64_t deadline = kit_now_ms() + TIMEOUT_MS;
 
         d.comp = comp_iova(t, idx);
