@@ -66,10 +66,8 @@ test_walk_and_find(void **state)
     assert_int_equal(util_pci_cap_find(cfg_read, &c, 0, 0x50), 0x60);
     assert_int_equal(util_pci_cap_find(cfg_read, &c, 0, 0x60), 0);
     /* By ID, from the start or after one. */
-    assert_int_equal(util_pci_cap_find(cfg_read, &c, PCI_CAP_ID_EXP, 0),
-                     0x60);
-    assert_int_equal(util_pci_cap_find(cfg_read, &c, PCI_CAP_ID_PM, 0x40),
-                     0);
+    assert_int_equal(util_pci_cap_find(cfg_read, &c, PCI_CAP_ID_EXP, 0), 0x60);
+    assert_int_equal(util_pci_cap_find(cfg_read, &c, PCI_CAP_ID_PM, 0x40), 0);
     assert_int_equal(util_pci_cap_find(cfg_read, &c, PCI_CAP_ID_MSI, 0), 0);
 }
 
@@ -100,8 +98,7 @@ test_low_bits_ignored(void **state)
     cap(&c, 0x40, PCI_CAP_ID_PM, 0x52);
     cap(&c, 0x50, PCI_CAP_ID_MSI, 0);
     assert_int_equal(util_pci_cap_find(cfg_read, &c, 0, 0), 0x40);
-    assert_int_equal(util_pci_cap_find(cfg_read, &c, PCI_CAP_ID_MSI, 0),
-                     0x50);
+    assert_int_equal(util_pci_cap_find(cfg_read, &c, PCI_CAP_ID_MSI, 0), 0x50);
 }
 
 static void
@@ -142,8 +139,7 @@ test_read_error(void **state)
     cap(&c, 0x40, PCI_CAP_ID_PM, 0x50);
     cap(&c, 0x50, PCI_CAP_ID_MSI, 0);
     c.fail_at = 0x50;
-    assert_int_equal(util_pci_cap_find(cfg_read, &c, PCI_CAP_ID_MSI, 0),
-                     -EIO);
+    assert_int_equal(util_pci_cap_find(cfg_read, &c, PCI_CAP_ID_MSI, 0), -EIO);
     c.fail_at = PCI_STATUS;
     assert_int_equal(util_pci_cap_find(cfg_read, &c, 0, 0), -EIO);
 }
