@@ -99,7 +99,7 @@ judge(struct parent_type *t, struct json_object *doc)
         return false;
     n = json_object_array_length(crit);
     for (i = 0; i < n; i++) {
-        struct json_object *c = json_object_array_get_idx(crit, i), *id;
+        struct json_object *c = json_object_array_get_idx(crit, i), *id = NULL;
         const char *v = json_str(c, "verdict");
         char line[1024];
 
