@@ -67,14 +67,19 @@ CTL=$BUILD/cli/umdevctl
 step "start umdevd: rundir $UMDEV_RUNDIR, statedir $UMDEV_STATEDIR"
 "$BUILD/daemon/umdevd" >"$DIR/umdevd.log" 2>&1 &
 daemon_pid=$!
+# Listening, not just bound: the file exists a moment before listen().
+control_listening() {
+    awk -v path="$UMDEV_CONTROL" 'NR > 1 && $8 == path && $4 == "00010000" { found = 1 }
+        END { exit !found }' /proc/net/unix
+}
 for _ in $(seq 50); do
-    [ -S "$UMDEV_CONTROL" ] && break
+    control_listening && break
     kill -0 "$daemon_pid" 2>/dev/null || break
     sleep 0.1
 done
-[ -S "$UMDEV_CONTROL" ] || {
+control_listening || {
     cat "$DIR/umdevd.log" >&2
-    die "umdevd did not create $UMDEV_CONTROL within 5 s"
+    die "umdevd did not listen on $UMDEV_CONTROL within 5 s"
 }
 echo "umdevd running (pid $daemon_pid)"
 

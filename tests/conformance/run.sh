@@ -65,15 +65,21 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Listening, not just bound: see is_listening in tests/common/kit.sh.
+listening() {
+    awk -v path="$1" 'NR > 1 && $8 == path && $4 == "00010000" { found = 1 }
+        END { exit !found }' /proc/net/unix
+}
+
 wait_for_socket() {
     n=0
-    while [ ! -S "$1" ]; do
+    while ! listening "$1"; do
         if [ $n -ge $wait_limit ]; then
-            echo "run.sh: $1 did not appear within 10 s" >&2
+            echo "run.sh: $1 did not listen within 10 s" >&2
             return 1
         fi
         if [ -n "$2" ] && ! kill -0 "$2" 2>/dev/null; then
-            echo "run.sh: the server exited before creating $1" >&2
+            echo "run.sh: the server exited before listening on $1" >&2
             return 1
         fi
         sleep 0.1

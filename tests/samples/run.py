@@ -60,16 +60,33 @@ def start(cmd, env=None, log=None):
     return p
 
 
+def listening(path):
+    # bind() creates the path before listen(), so the path alone races a
+    # client into ECONNREFUSED.  /proc/net/unix shows the listen state
+    # without taking the server's one client slot as a probe connect would.
+    try:
+        with open("/proc/net/unix") as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                if len(cols) >= 8 and cols[7] == path \
+                        and int(cols[3], 16) & 0x10000:
+                    return True
+    except OSError:
+        pass
+    return False
+
+
 def wait_for(path, proc, what, seconds=30):
     end = time.time() + seconds
     while time.time() < end:
-        if os.path.exists(path):
+        if listening(path):
             return
         if proc.poll() is not None:
             fail("%s exited %d before creating %s" % (what, proc.returncode,
                                                       path))
         time.sleep(0.05)
-    fail("%s did not create %s within %d s" % (what, path, seconds))
+    fail("%s did not listen on %s within %d s" % (what, path, seconds))
 
 
 def stop(proc, what):
