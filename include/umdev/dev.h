@@ -196,15 +196,82 @@ int umdev_dma_get(struct umdev_dev *dev, uint64_t iova, uint64_t len,
 void umdev_dma_put(struct umdev_dev *dev, struct umdev_dma_hold *hold);
 
 /**
- * umdev_dma_read() / umdev_dma_write() - copy between guest and @buf.
- * The range may span adjacent mappings. For mappings without an fd the
- * copy goes over the socket as DMA_READ/DMA_WRITE messages (server thread
- * only). Return: 0 or -EFAULT / -EACCES / a transport error.
+ * umdev_dma_read() / umdev_dma_write() - copy between guest and @buf, now.
+ * The range may span adjacent mappings, all of which must have come with
+ * an fd. Any thread. Return: 0 or -EFAULT / -EACCES; -ENOTSUP if part of
+ * the range was mapped without an fd: only messages reach it, and the
+ * server thread must not wait for the client's answer (the client may be
+ * waiting for ours); use umdev_dma_read_async() / umdev_dma_write_async().
  */
 int umdev_dma_read(struct umdev_dev *dev, uint64_t iova, void *buf,
                    size_t len);
 int umdev_dma_write(struct umdev_dev *dev, uint64_t iova, const void *buf,
                     size_t len);
+
+/*
+ * Server DMA requests (DMA_READ/DMA_WRITE) the client has not answered yet,
+ * per device, at most: requests, and bytes they move. Past either bound an
+ * asynchronous copy that needs a message fails with -EBUSY (the device
+ * retries later or reports the error; the client is not at fault).
+ */
+#define UMDEV_DMA_MAX_PENDING 32u
+#define UMDEV_DMA_MAX_PENDING_BYTES (8u << 20)
+
+/**
+ * umdev_dma_done_fn - an asynchronous copy finished.
+ * @opaque: as given to umdev_dma_read_async() / umdev_dma_write_async().
+ * @rc: 0; -EFAULT / -EACCES (a chunk's mapping is gone or lacks the
+ *   protection); the client's error for a request (its errno, -EIO if it
+ *   gave none); -EIO for a malformed answer; -ECONNRESET when the client
+ *   detached first. After an error, part of the range may have been
+ *   copied.
+ *
+ * Called on the server thread from umdev_dev_process() (or
+ * umdev_dev_detach()); it may start another copy.
+ */
+typedef void umdev_dma_done_fn(void *opaque, int rc);
+
+/**
+ * umdev_dma_read_async() / umdev_dma_write_async() - copy between guest
+ * memory and @buf without ever waiting for the client.
+ *
+ * Parts mapped with an fd are copied at once; a part mapped without one is
+ * moved by DMA_READ/DMA_WRITE messages of at most the client's
+ * max_data_xfer_size, one at a time, and the server keeps serving the
+ * client's commands meanwhile (so a register the guest polls can answer
+ * "busy": a device whose register reports a DMA's result reads busy until
+ * @done runs, as real hardware would).
+ * Server thread only.
+ *
+ * @buf: borrowed until @done runs or umdev_dma_cancel() returns; read
+ *   lazily for a write (each message copies its chunk when it is sent).
+ * @done, @opaque: called once if and only if the return is -EINPROGRESS.
+ *
+ * Return: 0 when the whole copy is done already, @len 0 included (@done
+ * is not called); -EINPROGRESS when messages carry it (@done will be
+ * called); otherwise an error before any message was sent (@done is not
+ * called; parts mapped with an fd may have been copied): -EFAULT
+ * (unmapped, or the range wraps), -EACCES, -EINVAL (@done NULL),
+ * -ENOTCONN (no negotiated client), -EBUSY (UMDEV_DMA_MAX_PENDING or
+ * UMDEV_DMA_MAX_PENDING_BYTES reached), -ENOMEM, or the send's error.
+ */
+int umdev_dma_read_async(struct umdev_dev *dev, uint64_t iova, void *buf,
+                         size_t len, umdev_dma_done_fn *done, void *opaque);
+int umdev_dma_write_async(struct umdev_dev *dev, uint64_t iova, const void *buf,
+                          size_t len, umdev_dma_done_fn *done, void *opaque);
+
+/**
+ * umdev_dma_cancel() - forget every asynchronous copy started with
+ * @opaque: their @done is not called and their buffers are no longer
+ * touched once this returns (a device resetting itself, or freeing the
+ * buffers). Requests already sent stay counted as pending until the
+ * client answers them; the answers are dropped. Server thread only.
+ * Return: how many copies were cancelled.
+ */
+size_t umdev_dma_cancel(struct umdev_dev *dev, void *opaque);
+
+/** Server DMA requests sent and not answered yet (tests, tools). */
+size_t umdev_dma_pending(struct umdev_dev *dev);
 
 /* Serving. */
 

@@ -233,6 +233,9 @@ umdev_dev_detach(struct umdev_dev *dev)
     conn_destroy(dev->conn);
     dev->conn = NULL;
     dev->negotiated = false;
+    /* With no connection left, a copy these callbacks start fails at
+     * once instead of queueing behind the dead client. */
+    dev_dma_fail_pending(dev);
     umdev_log(dev->log, LOG_INFO, "%s: client detached", dev->name);
     if (dev->ops != NULL && dev->ops->detach != NULL)
         dev->ops->detach(dev->opaque);
