@@ -270,6 +270,37 @@ int umdev_dma_write_async(struct umdev_dev *dev, uint64_t iova, const void *buf,
  */
 size_t umdev_dma_cancel(struct umdev_dev *dev, void *opaque);
 
+/*
+ * What a device that needs guest memory mapped says, once per client, when
+ * it meets guest memory the client mapped without an fd.
+ */
+#define UMDEV_DMA_NOT_SHARED_REASON                                            \
+    "guest RAM is not shared with the server: start QEMU with a memory "       \
+    "backend that has share=on (-object memory-backend-memfd,id=mem,"          \
+    "size=SIZE,share=on -machine memory-backend=mem)"
+
+/**
+ * umdev_dev_set_needs_shared_memory() - declare that @dev works only on
+ * guest memory it can map (rings it reads in place, umdev_dma_get()), not
+ * through DMA_READ/DMA_WRITE messages. The client's fd-less DMA_MAPs are
+ * still accepted (VMMs map ROMs that way even when RAM is shared), but the
+ * first time the device reaches such memory (umdev_dma_get() or
+ * umdev_dma_read/write() failing with -ENOTSUP) the framework logs
+ * UMDEV_DMA_NOT_SHARED_REASON at LOG_ERR, once per client, and reports it
+ * through umdev_dev_guest_memory_problem() (`umdevctl info`). The audit
+ * lists the flag per type. Call before serving.
+ */
+void umdev_dev_set_needs_shared_memory(struct umdev_dev *dev, bool needs);
+bool umdev_dev_needs_shared_memory(const struct umdev_dev *dev);
+
+/**
+ * umdev_dev_guest_memory_problem() - UMDEV_DMA_NOT_SHARED_REASON once a
+ * device that needs shared guest memory met memory the client did not
+ * share (kept after that client leaves, so an operator still finds it,
+ * until the next one attaches), else NULL. Any thread.
+ */
+const char *umdev_dev_guest_memory_problem(struct umdev_dev *dev);
+
 /** Server DMA requests sent and not answered yet (tests, tools). */
 size_t umdev_dma_pending(struct umdev_dev *dev);
 

@@ -202,6 +202,7 @@ umdev_dev_attach(struct umdev_dev *dev, int fd)
     caps.max_dma_maps = dev->dma.max;
     conn_set_local_caps(dev->conn, &caps);
     dev->negotiated = false;
+    atomic_store(&dev->unshared_seen, false);
     dev->stats.attaches++;
     umdev_log(dev->log, LOG_INFO, "%s: client attached", dev->name);
     if (dev->ops != NULL && dev->ops->attach != NULL)

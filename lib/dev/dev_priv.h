@@ -118,6 +118,10 @@ struct umdev_dev {
     _Atomic uint64_t irqs_raised, irqs_dropped, dma_bytes;
 
     struct dev_profile *profile; /* mediation profile, NULL if none */
+    bool needs_shared_memory;
+    /* The last client's guest memory turned out not to be shared (said
+     * once per client; device threads set it, attach clears it). */
+    atomic_bool unshared_seen;
 };
 
 /* profile.c */

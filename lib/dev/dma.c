@@ -278,6 +278,36 @@ check_prot(const struct dma_map *m, int prot)
     return 0;
 }
 
+/* A device that needs mapped guest memory met memory without an fd: say
+ * why it cannot work, once per client, where an operator looks. */
+static void
+not_shared(struct umdev_dev *dev)
+{
+    if (!dev->needs_shared_memory || atomic_exchange(&dev->unshared_seen, true))
+        return;
+    umdev_log(dev->log, LOG_ERR, "%s: %s", dev->name,
+              UMDEV_DMA_NOT_SHARED_REASON);
+}
+
+void
+umdev_dev_set_needs_shared_memory(struct umdev_dev *dev, bool needs)
+{
+    dev->needs_shared_memory = needs;
+}
+
+bool
+umdev_dev_needs_shared_memory(const struct umdev_dev *dev)
+{
+    return dev->needs_shared_memory;
+}
+
+const char *
+umdev_dev_guest_memory_problem(struct umdev_dev *dev)
+{
+    return atomic_load(&dev->unshared_seen) ? UMDEV_DMA_NOT_SHARED_REASON
+                                            : NULL;
+}
+
 int
 umdev_dma_get(struct umdev_dev *dev, uint64_t iova, uint64_t len, int prot,
               struct umdev_dma_hold *hold)
@@ -310,6 +340,8 @@ umdev_dma_get(struct umdev_dev *dev, uint64_t iova, uint64_t len, int prot,
         hold->map_ = m;
     }
     pthread_rwlock_unlock(&t->lock);
+    if (rc == -ENOTSUP)
+        not_shared(dev);
     return rc;
 }
 
@@ -403,7 +435,11 @@ dma_copy(struct umdev_dev *dev, uint64_t iova, void *buf, size_t len,
     /* Waiting here for the client's answer is what deadlocks a VMM that
      * serves DMA only between vCPU exits: that part is for the async
      * calls. */
-    return rc == 1 ? -ENOTSUP : rc;
+    if (rc == 1) {
+        not_shared(dev);
+        return -ENOTSUP;
+    }
+    return rc;
 }
 
 int
