@@ -7,8 +7,11 @@
  * and IRQ eventfds gone (spec "Client Disconnection").
  *
  * Threading: the device and its server run on one thread (the one calling
- * umdev_dev_process() / the loop). The DMA API (umdev_dma_*) may also be
- * called from device worker threads; umdev_dev_irq_trigger() too.
+ * umdev_dev_process() / the loop). The synchronous DMA API (umdev_dma_get,
+ * _put, _read, _write) may also be called from device worker threads;
+ * umdev_dev_irq_trigger() too. The asynchronous copies (umdev_dma_*_async,
+ * which reach guest memory mapped without an fd by messages) belong to the
+ * server thread, which never waits for the client's answer.
  */
 #ifndef UMDEV_DEV_H
 #define UMDEV_DEV_H
