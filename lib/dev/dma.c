@@ -281,12 +281,13 @@ check_prot(const struct dma_map *m, int prot)
 /* A device that needs mapped guest memory met memory without an fd: say
  * why it cannot work, once per client, where an operator looks. */
 static void
-not_shared(struct umdev_dev *dev)
+not_shared(struct umdev_dev *dev, uint64_t iova)
 {
     if (!dev->needs_shared_memory || atomic_exchange(&dev->unshared_seen, true))
         return;
-    umdev_log(dev->log, LOG_ERR, "%s: %s", dev->name,
-              UMDEV_DMA_NOT_SHARED_REASON);
+    /* The address tells RAM from the ROMs a VMM also maps without an fd. */
+    umdev_log(dev->log, LOG_ERR, "%s: %s (first met at guest address 0x%llx)",
+              dev->name, UMDEV_DMA_NOT_SHARED_REASON, (unsigned long long)iova);
 }
 
 void
@@ -341,7 +342,7 @@ umdev_dma_get(struct umdev_dev *dev, uint64_t iova, uint64_t len, int prot,
     }
     pthread_rwlock_unlock(&t->lock);
     if (rc == -ENOTSUP)
-        not_shared(dev);
+        not_shared(dev, iova);
     return rc;
 }
 
@@ -436,7 +437,7 @@ dma_copy(struct umdev_dev *dev, uint64_t iova, void *buf, size_t len,
      * serves DMA only between vCPU exits: that part is for the async
      * calls. */
     if (rc == 1) {
-        not_shared(dev);
+        not_shared(dev, iova);
         return -ENOTSUP;
     }
     return rc;
