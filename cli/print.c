@@ -229,6 +229,11 @@ cli_print_info(struct json_object *r)
 
         printf("    %-5s count %s\n", str(q, "name"), str(q, "count"));
     }
+    if (json_object_object_get_ex(dev, "guest_memory", &v))
+        printf("  guest memory: %s\n", json_object_get_string(v));
+    else if (json_object_get_boolean(
+                 json_object_object_get(dev, "needs_shared_memory")))
+        printf("  guest memory: must be shared with the server (share=on)\n");
     printf("  counters:\n");
     json_object_object_foreach(json_object_object_get(dev, "counters"), k, cv)
         printf("    %-14s %s\n", k, json_object_get_string(cv));
@@ -295,7 +300,13 @@ print_profile(struct json_object *p)
            cli_jstr(dp, "unit", "I/O"));
     if (json_object_object_get_ex(dp, "note", &a))
         printf(" (%s)", json_object_get_string(a));
-    printf("\n");
+    printf("\n  guest memory: %s\n",
+           json_object_get_boolean(
+               json_object_object_get(p, "needs_shared_memory"))
+               ? "must be shared with the server (share=on): the device "
+                 "maps it"
+               : "shared or not (unshared memory is reached by "
+                 "DMA_READ/DMA_WRITE messages)");
     for (i = 0; i < cli_alen(regs); i++) {
         struct json_object *r = json_object_array_get_idx(regs, i);
         struct json_object *mm = json_object_object_get(r, "mmap");

@@ -799,6 +799,10 @@ accel_dev_create(struct accel_engine *e, const struct accel_dev_config *cfg,
     bar2.opaque = d;
     bar2.size = pow2_at_least((uint64_t)d->nq * ACCEL_DOORBELL_STRIDE);
     rc = umdev_dev_create(&info, &d->dev);
+    /* The engine reads rings and buffers in place: guest memory that only
+     * messages reach cannot work, and the operator is told why. */
+    if (rc == 0)
+        umdev_dev_set_needs_shared_memory(d->dev, true);
     if (rc == 0)
         rc = umdev_pci_create(d->dev, &id, &d->pci);
     if (rc == 0)

@@ -7,8 +7,11 @@
  * and IRQ eventfds gone (spec "Client Disconnection").
  *
  * Threading: the device and its server run on one thread (the one calling
- * umdev_dev_process() / the loop). The DMA API (umdev_dma_*) may also be
- * called from device worker threads; umdev_dev_irq_trigger() too.
+ * umdev_dev_process() / the loop). The synchronous DMA API (umdev_dma_get,
+ * _put, _read, _write) may also be called from device worker threads;
+ * umdev_dev_irq_trigger() too. The asynchronous copies (umdev_dma_*_async,
+ * which reach guest memory mapped without an fd by messages) belong to the
+ * server thread, which never waits for the client's answer.
  */
 #ifndef UMDEV_DEV_H
 #define UMDEV_DEV_H
@@ -196,15 +199,113 @@ int umdev_dma_get(struct umdev_dev *dev, uint64_t iova, uint64_t len,
 void umdev_dma_put(struct umdev_dev *dev, struct umdev_dma_hold *hold);
 
 /**
- * umdev_dma_read() / umdev_dma_write() - copy between guest and @buf.
- * The range may span adjacent mappings. For mappings without an fd the
- * copy goes over the socket as DMA_READ/DMA_WRITE messages (server thread
- * only). Return: 0 or -EFAULT / -EACCES / a transport error.
+ * umdev_dma_read() / umdev_dma_write() - copy between guest and @buf, now.
+ * The range may span adjacent mappings, all of which must have come with
+ * an fd. Any thread. Return: 0 or -EFAULT / -EACCES; -ENOTSUP if part of
+ * the range was mapped without an fd: only messages reach it, and the
+ * server thread must not wait for the client's answer (the client may be
+ * waiting for ours); use umdev_dma_read_async() / umdev_dma_write_async().
  */
 int umdev_dma_read(struct umdev_dev *dev, uint64_t iova, void *buf,
                    size_t len);
 int umdev_dma_write(struct umdev_dev *dev, uint64_t iova, const void *buf,
                     size_t len);
+
+/*
+ * Server DMA requests (DMA_READ/DMA_WRITE) the client has not answered yet,
+ * per device, at most: requests, and bytes they move. Past either bound an
+ * asynchronous copy that needs a message fails with -EBUSY (the device
+ * retries later or reports the error; the client is not at fault).
+ */
+#define UMDEV_DMA_MAX_PENDING 32u
+#define UMDEV_DMA_MAX_PENDING_BYTES (8u << 20)
+
+/**
+ * umdev_dma_done_fn - an asynchronous copy finished.
+ * @opaque: as given to umdev_dma_read_async() / umdev_dma_write_async().
+ * @rc: 0; -EFAULT / -EACCES (a chunk's mapping is gone or lacks the
+ *   protection); the client's error for a request (its errno, -EIO if it
+ *   gave none); -EIO for a malformed answer; -ECONNRESET when the client
+ *   detached first. After an error, part of the range may have been
+ *   copied.
+ *
+ * Called on the server thread from umdev_dev_process() (or
+ * umdev_dev_detach()); it may start another copy.
+ */
+typedef void umdev_dma_done_fn(void *opaque, int rc);
+
+/**
+ * umdev_dma_read_async() / umdev_dma_write_async() - copy between guest
+ * memory and @buf without ever waiting for the client.
+ *
+ * Parts mapped with an fd are copied at once; a part mapped without one is
+ * moved by DMA_READ/DMA_WRITE messages of at most the client's
+ * max_data_xfer_size, one at a time, and the server keeps serving the
+ * client's commands meanwhile (so a register the guest polls can answer
+ * "busy": a device whose register reports a DMA's result reads busy until
+ * @done runs, as real hardware would).
+ * Server thread only.
+ *
+ * @buf: borrowed until @done runs or umdev_dma_cancel() returns; read
+ *   lazily for a write (each message copies its chunk when it is sent).
+ * @done, @opaque: called once if and only if the return is -EINPROGRESS.
+ *
+ * Return: 0 when the whole copy is done already, @len 0 included (@done
+ * is not called); -EINPROGRESS when messages carry it (@done will be
+ * called); otherwise an error before any message was sent (@done is not
+ * called; parts mapped with an fd may have been copied): -EFAULT
+ * (unmapped, or the range wraps), -EACCES, -EINVAL (@done NULL),
+ * -ENOTCONN (no negotiated client), -EBUSY (UMDEV_DMA_MAX_PENDING or
+ * UMDEV_DMA_MAX_PENDING_BYTES reached), -ENOMEM, or the send's error.
+ */
+int umdev_dma_read_async(struct umdev_dev *dev, uint64_t iova, void *buf,
+                         size_t len, umdev_dma_done_fn *done, void *opaque);
+int umdev_dma_write_async(struct umdev_dev *dev, uint64_t iova, const void *buf,
+                          size_t len, umdev_dma_done_fn *done, void *opaque);
+
+/**
+ * umdev_dma_cancel() - forget every asynchronous copy started with
+ * @opaque: their @done is not called and their buffers are no longer
+ * touched once this returns (a device resetting itself, or freeing the
+ * buffers). Requests already sent stay counted as pending until the
+ * client answers them; the answers are dropped. Server thread only.
+ * Return: how many copies were cancelled.
+ */
+size_t umdev_dma_cancel(struct umdev_dev *dev, void *opaque);
+
+/*
+ * What a device that needs guest memory mapped says, once per client, when
+ * it meets guest memory the client mapped without an fd.
+ */
+#define UMDEV_DMA_NOT_SHARED_REASON                                            \
+    "guest RAM is not shared with the server: start QEMU with a memory "       \
+    "backend that has share=on (-object memory-backend-memfd,id=mem,"          \
+    "size=SIZE,share=on -machine memory-backend=mem)"
+
+/**
+ * umdev_dev_set_needs_shared_memory() - declare that @dev works only on
+ * guest memory it can map (rings it reads in place, umdev_dma_get()), not
+ * through DMA_READ/DMA_WRITE messages. The client's fd-less DMA_MAPs are
+ * still accepted (VMMs map ROMs that way even when RAM is shared), but the
+ * first time the device reaches such memory (umdev_dma_get() or
+ * umdev_dma_read/write() failing with -ENOTSUP) the framework logs
+ * UMDEV_DMA_NOT_SHARED_REASON at LOG_ERR, once per client, and reports it
+ * through umdev_dev_guest_memory_problem() (`umdevctl info`). The audit
+ * lists the flag per type. Call before serving.
+ */
+void umdev_dev_set_needs_shared_memory(struct umdev_dev *dev, bool needs);
+bool umdev_dev_needs_shared_memory(const struct umdev_dev *dev);
+
+/**
+ * umdev_dev_guest_memory_problem() - UMDEV_DMA_NOT_SHARED_REASON once a
+ * device that needs shared guest memory met memory the client did not
+ * share (kept after that client leaves, so an operator still finds it,
+ * until the next one attaches), else NULL. Any thread.
+ */
+const char *umdev_dev_guest_memory_problem(struct umdev_dev *dev);
+
+/** Server DMA requests sent and not answered yet (tests, tools). */
+size_t umdev_dma_pending(struct umdev_dev *dev);
 
 /* Serving. */
 

@@ -246,6 +246,11 @@ audit_profile_object(struct umdev_dev *dev, struct umdev_pci *pci)
         json_object_object_add(dp, "note",
                                json_object_new_string(p->data_path_note));
     json_object_object_add(o, "data_path", dp);
+    /* Whether guest RAM must be shared with the server (share=on), or the
+     * device also works through DMA_READ/DMA_WRITE messages. */
+    json_object_object_add(
+        o, "needs_shared_memory",
+        json_object_new_boolean(umdev_dev_needs_shared_memory(dev)));
     json_object_object_add(o, "regions", regions_json(dev, p, pci != NULL));
     json_object_object_add(o, "irqs", irqs_json(dev));
     if (pci != NULL)
@@ -328,6 +333,13 @@ audit_device_object(struct umdev_dev *dev, struct umdev_pci *pci)
     json_object_object_add(o, "regions", regions);
     json_object_object_add(o, "irqs", irqs_json(dev));
     json_object_object_add(o, "counters", counters_json(dev));
+    json_object_object_add(
+        o, "needs_shared_memory",
+        json_object_new_boolean(umdev_dev_needs_shared_memory(dev)));
+    if (umdev_dev_guest_memory_problem(dev) != NULL)
+        json_object_object_add(
+            o, "guest_memory",
+            json_object_new_string(umdev_dev_guest_memory_problem(dev)));
     /* Per-register trap counts and refusals (`umdevctl stats`). */
     prof = audit_profile_object(dev, pci);
     if (prof != NULL)

@@ -58,6 +58,7 @@ struct conn {
     uint64_t discard;
 
     struct conn_msg *queue_head, *queue_tail;
+    size_t queue_n, queue_bytes; /* bounded by CONN_MAX_QUEUED_* */
 
     /* One message block recycled between messages of up to
      * MSG_SPARE_SIZE bytes (msg_alloc()), and the message using it now. */
@@ -551,15 +552,26 @@ rx_parse(struct conn *conn, size_t *need, struct conn_msg **out)
     return 0;
 }
 
-static void
+static int
 enqueue(struct conn *conn, struct conn_msg *m)
 {
+    if (conn->queue_n >= CONN_MAX_QUEUED_MSGS ||
+        m->len > CONN_MAX_QUEUED_BYTES - conn->queue_bytes) {
+        umdev_log(conn->log, LOG_ERR,
+                  "peer sent more than %u commands or %u bytes while we "
+                  "waited for its reply: closing",
+                  CONN_MAX_QUEUED_MSGS, CONN_MAX_QUEUED_BYTES);
+        return -ENOBUFS;
+    }
+    conn->queue_n++;
+    conn->queue_bytes += m->len;
     m->next = NULL;
     if (conn->queue_tail != NULL)
         conn->queue_tail->next = m;
     else
         conn->queue_head = m;
     conn->queue_tail = m;
+    return 0;
 }
 
 static struct conn_msg *
@@ -568,6 +580,8 @@ dequeue(struct conn *conn)
     struct conn_msg *m = conn->queue_head;
 
     if (m != NULL) {
+        conn->queue_n--;
+        conn->queue_bytes -= m->len;
         conn->queue_head = m->next;
         if (conn->queue_head == NULL)
             conn->queue_tail = NULL;
@@ -864,7 +878,11 @@ conn_request(struct conn *conn, const void *buf, size_t len, const int *fds,
         if (!is_reply) {
             rc = on_command != NULL ? on_command(conn, m, opaque) : 1;
             if (rc == 1) {
-                enqueue(conn, m);
+                rc = enqueue(conn, m);
+                if (rc < 0) {
+                    conn_msg_free(m);
+                    return rc;
+                }
                 continue;
             }
             conn_msg_free(m);

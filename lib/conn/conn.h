@@ -55,9 +55,19 @@ struct conn_msg {
 
 struct conn;
 
+/*
+ * Commands conn_request() keeps for conn_read() while it waits, at most
+ * (messages, and their bytes): a peer that floods commands while we wait
+ * for its reply is cut off (-ENOBUFS; the caller closes the connection)
+ * instead of growing the queue without end.
+ */
+#define CONN_MAX_QUEUED_MSGS 256u
+#define CONN_MAX_QUEUED_BYTES (4u << 20)
+
 /* Called for a command that arrives while conn_request() waits for a
  * reply. Return 0 if handled (msg is then freed by the connection), 1 to
- * queue it for conn_read(), or a negative errno to abort the wait. */
+ * queue it for conn_read() (see CONN_MAX_QUEUED_*), or a negative errno
+ * to abort the wait. */
 typedef int conn_request_fn(struct conn *conn, struct conn_msg *msg,
                             void *opaque);
 
@@ -143,7 +153,8 @@ uint16_t conn_next_id(struct conn *conn);
  *   -hdr.error (or -EIO) with *@reply NULL.
  *
  * Replies whose id matches nothing are logged and dropped.
- * Return: 0, -ETIMEDOUT, -ECONNRESET, -EPROTO or the peer's -errno.
+ * Return: 0, -ETIMEDOUT, -ECONNRESET, -EPROTO, -ENOBUFS (the queue bound
+ * was passed: treat as a bad stream) or the peer's -errno.
  */
 int conn_request(struct conn *conn, const void *buf, size_t len,
                  const int *fds, size_t nfds, int timeout_ms,

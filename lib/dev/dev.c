@@ -202,6 +202,7 @@ umdev_dev_attach(struct umdev_dev *dev, int fd)
     caps.max_dma_maps = dev->dma.max;
     conn_set_local_caps(dev->conn, &caps);
     dev->negotiated = false;
+    atomic_store(&dev->unshared_seen, false);
     dev->stats.attaches++;
     umdev_log(dev->log, LOG_INFO, "%s: client attached", dev->name);
     if (dev->ops != NULL && dev->ops->attach != NULL)
@@ -233,6 +234,9 @@ umdev_dev_detach(struct umdev_dev *dev)
     conn_destroy(dev->conn);
     dev->conn = NULL;
     dev->negotiated = false;
+    /* With no connection left, a copy these callbacks start fails at
+     * once instead of queueing behind the dead client. */
+    dev_dma_fail_pending(dev);
     umdev_log(dev->log, LOG_INFO, "%s: client detached", dev->name);
     if (dev->ops != NULL && dev->ops->detach != NULL)
         dev->ops->detach(dev->opaque);

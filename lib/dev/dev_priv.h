@@ -72,6 +72,23 @@ struct dma_table {
     uint32_t max;
 };
 
+/*
+ * One asynchronous device copy that needs messages (umdev_dma_*_async()).
+ * Exactly one DMA_READ/DMA_WRITE of it is in flight while it is on the
+ * device's pending list; each answer moves it on to the next chunk.
+ */
+struct dma_req {
+    struct dma_req *next;
+    uint64_t iova;           /* next byte to move */
+    uint8_t *buf;            /* borrowed from the device; NULL once cancelled */
+    size_t left;             /* bytes not moved yet, this chunk included */
+    bool write;              /* to guest memory (DMA_WRITE) */
+    umdev_dma_done_fn *done; /* NULL once cancelled */
+    void *opaque;
+    uint16_t msg_id; /* of the request in flight */
+    uint32_t chunk;  /* its count */
+};
+
 struct umdev_dev {
     char *name;
     bool pci;
@@ -89,6 +106,9 @@ struct umdev_dev {
     bool intx_level;
 
     struct dma_table dma;
+    /* Server DMA requests in flight, oldest first (server thread only). */
+    struct dma_req *dma_pending, *dma_pending_tail;
+    size_t dma_pending_n, dma_pending_bytes;
 
     struct conn *conn; /* the attached client, or NULL */
     bool negotiated;
@@ -98,6 +118,10 @@ struct umdev_dev {
     _Atomic uint64_t irqs_raised, irqs_dropped, dma_bytes;
 
     struct dev_profile *profile; /* mediation profile, NULL if none */
+    bool needs_shared_memory;
+    /* The last client's guest memory turned out not to be shared (said
+     * once per client; device threads set it, attach clears it). */
+    atomic_bool unshared_seen;
 };
 
 /* profile.c */
@@ -114,6 +138,12 @@ int dev_dma_map(struct umdev_dev *dev, const struct vfio_user_dma_map *m,
                 int fd);
 int dev_dma_unmap(struct umdev_dev *dev, uint64_t iova, uint64_t size);
 void dev_dma_unmap_all(struct umdev_dev *dev);
+/* A reply from the client: if it answers one of our DMA requests, consume
+ * it (moving that copy on) and return true. */
+bool dev_dma_reply(struct umdev_dev *dev, const struct conn_msg *m);
+/* The client is gone (dev->conn already NULL): fail every pending copy
+ * with -ECONNRESET. */
+void dev_dma_fail_pending(struct umdev_dev *dev);
 
 /* irq.c */
 int dev_irq_set(struct umdev_dev *dev, const struct vfio_user_irq_set *s,

@@ -449,7 +449,9 @@ dev_handle_msg(struct umdev_dev *dev, struct conn_msg *m)
 
     r.no_reply = (m->hdr.flags & VFIO_USER_F_NO_REPLY) != 0;
     if ((m->hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY) {
-        /* A reply to nothing we asked (ours are consumed while waiting). */
+        if (dev_dma_reply(dev, m))
+            return;
+        /* A reply to nothing we asked. */
         umdev_log(dev->log, LOG_WARNING, "%s: unexpected reply to %s id %u",
                   dev->name, umdev_wire_cmd_name(m->hdr.cmd), m->hdr.msg_id);
         dev->stats.errors++;

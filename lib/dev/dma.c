@@ -1,7 +1,11 @@
 /*
  * The DMA map table: client mappings kept sorted by IOVA for O(log n)
  * translation, holds that make DMA_UNMAP wait for in-flight device access,
- * and the DMA_READ/DMA_WRITE message fallback for mappings without an fd.
+ * and the DMA_READ/DMA_WRITE messages that reach mappings without an fd.
+ * Those are asynchronous: the server never waits for the client's answer
+ * (a VMM such as QEMU serves them only between its own requests to us, so
+ * waiting deadlocks both), it keeps dispatching the client's commands in
+ * order and moves the copy on when the answer arrives.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -274,6 +278,37 @@ check_prot(const struct dma_map *m, int prot)
     return 0;
 }
 
+/* A device that needs mapped guest memory met memory without an fd: say
+ * why it cannot work, once per client, where an operator looks. */
+static void
+not_shared(struct umdev_dev *dev, uint64_t iova)
+{
+    if (!dev->needs_shared_memory || atomic_exchange(&dev->unshared_seen, true))
+        return;
+    /* The address tells RAM from the ROMs a VMM also maps without an fd. */
+    umdev_log(dev->log, LOG_ERR, "%s: %s (first met at guest address 0x%llx)",
+              dev->name, UMDEV_DMA_NOT_SHARED_REASON, (unsigned long long)iova);
+}
+
+void
+umdev_dev_set_needs_shared_memory(struct umdev_dev *dev, bool needs)
+{
+    dev->needs_shared_memory = needs;
+}
+
+bool
+umdev_dev_needs_shared_memory(const struct umdev_dev *dev)
+{
+    return dev->needs_shared_memory;
+}
+
+const char *
+umdev_dev_guest_memory_problem(struct umdev_dev *dev)
+{
+    return atomic_load(&dev->unshared_seen) ? UMDEV_DMA_NOT_SHARED_REASON
+                                            : NULL;
+}
+
 int
 umdev_dma_get(struct umdev_dev *dev, uint64_t iova, uint64_t len, int prot,
               struct umdev_dma_hold *hold)
@@ -306,6 +341,8 @@ umdev_dma_get(struct umdev_dev *dev, uint64_t iova, uint64_t len, int prot,
         hold->map_ = m;
     }
     pthread_rwlock_unlock(&t->lock);
+    if (rc == -ENOTSUP)
+        not_shared(dev, iova);
     return rc;
 }
 
@@ -327,117 +364,83 @@ umdev_dma_put(struct umdev_dev *dev, struct umdev_dma_hold *hold)
     }
 }
 
-/* Client commands that arrive while we wait for a DMA reply are kept for
- * the dispatcher, in order. */
+/*
+ * Copy the parts of [*iova, *iova + *len) mapped with an fd, advancing the
+ * cursors, until the range ends (return 0) or reaches a part mapped
+ * without one (return 1, *msg_span = how much of the rest lies in that
+ * mapping). -EFAULT on a hole, -EACCES on the wrong protection.
+ */
 static int
-queue_commands(struct conn *conn, struct conn_msg *msg, void *opaque)
-{
-    (void)conn;
-    (void)msg;
-    (void)opaque;
-    return 1;
-}
-
-/* One DMA_READ/DMA_WRITE exchange of at most max_data_xfer_size bytes. */
-static int
-dma_message(struct umdev_dev *dev, uint64_t iova, void *buf, size_t len,
-            bool write)
-{
-    struct vfio_user_dma_access a = { .addr = iova, .count = len };
-    struct vfio_user_header hdr = { 0 };
-    struct umdev_wire_msg w;
-    struct conn_msg *reply;
-    uint8_t *msg;
-    size_t size;
-    int rc;
-
-    if (dev->conn == NULL || !dev->negotiated)
-        return -ENOTCONN;
-    size = umdev_wire_size(sizeof(a), write ? len : 0);
-    msg = malloc(size);
-    if (msg == NULL)
-        return -ENOMEM;
-    hdr.msg_id = conn_next_id(dev->conn);
-    umdev_wire_encode(msg, size, hdr.msg_id,
-                      write ? VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ, 0,
-                      &a, sizeof(a), write ? buf : NULL, write ? len : 0);
-    rc = conn_request(dev->conn, msg, size, NULL, 0, CONN_DEFAULT_TIMEOUT_MS,
-                      queue_commands, NULL, &reply);
-    free(msg);
-    if (rc < 0)
-        return rc;
-    rc = umdev_wire_decode(reply->buf, reply->len, reply->nfds,
-                           conn_rx_limits(dev->conn), &w);
-    if (rc == 0 && !write &&
-        (w.u.dma_access.addr != iova || w.data_len != len))
-        rc = -EIO;
-    if (rc == 0 && !write)
-        memcpy(buf, w.data, len);
-    conn_msg_free(reply);
-    return rc;
-}
-
-static int
-dma_copy(struct umdev_dev *dev, uint64_t iova, void *buf, size_t len,
-         bool write)
+copy_mapped(struct umdev_dev *dev, uint64_t *iova, uint8_t **p, size_t *len,
+            bool write, size_t *msg_span)
 {
     int prot = write ? UMDEV_DMA_WRITE : UMDEV_DMA_READ;
-    uint8_t *p = buf;
+    struct dma_table *t = &dev->dma;
 
-    if (len == 0)
-        return 0;
-    if (iova + len < iova)
+    if (*len > 0 && *iova + *len < *iova)
         return -EFAULT;
-    while (len > 0) {
-        struct dma_table *t = &dev->dma;
+    while (*len > 0) {
         const struct dma_slot *s;
         struct dma_map *m = NULL;
-        size_t chunk;
+        size_t chunk = 0;
         uint8_t *host = NULL;
         int rc;
 
         pthread_rwlock_rdlock(&t->lock);
-        s = find(t, iova);
+        s = find(t, *iova);
         if (s != NULL)
             m = s->map;
         rc = m == NULL ? -EFAULT : check_prot(m, prot);
         if (rc == 0) {
-            uint64_t left = s->end - iova;
+            uint64_t left = s->end - *iova;
 
-            chunk = left < len ? (size_t)left : len;
+            chunk = left < *len ? (size_t)left : *len;
             if (m->base != NULL) {
-                host = m->base + (iova - m->iova);
+                host = m->base + (*iova - m->iova);
                 atomic_fetch_add(&m->holds, 1);
             }
         }
         pthread_rwlock_unlock(&t->lock);
         if (rc < 0)
             return rc;
-        if (host != NULL) {
+        if (host == NULL) {
+            *msg_span = chunk;
+            return 1;
+        }
+        {
             struct umdev_dma_hold h = { .ptr = host, .map_ = m };
 
             if (write)
-                memcpy(host, p, chunk);
+                memcpy(host, *p, chunk);
             else
-                memcpy(p, host, chunk);
+                memcpy(*p, host, chunk);
             umdev_dma_put(dev, &h);
-        } else {
-            uint32_t max = conn_peer_caps(dev->conn)->max_data_xfer_size;
-
-            if (max == 0)
-                return -EIO;
-            if (chunk > max)
-                chunk = max;
-            rc = dma_message(dev, iova, p, chunk, write);
-            if (rc < 0)
-                return rc;
         }
         atomic_fetch_add(&dev->dma_bytes, chunk);
-        iova += chunk;
-        p += chunk;
-        len -= chunk;
+        *iova += chunk;
+        *p += chunk;
+        *len -= chunk;
     }
     return 0;
+}
+
+static int
+dma_copy(struct umdev_dev *dev, uint64_t iova, void *buf, size_t len,
+         bool write)
+{
+    uint8_t *p = buf;
+    size_t span;
+    int rc;
+
+    rc = copy_mapped(dev, &iova, &p, &len, write, &span);
+    /* Waiting here for the client's answer is what deadlocks a VMM that
+     * serves DMA only between vCPU exits: that part is for the async
+     * calls. */
+    if (rc == 1) {
+        not_shared(dev, iova);
+        return -ENOTSUP;
+    }
+    return rc;
 }
 
 int
@@ -451,4 +454,239 @@ umdev_dma_write(struct umdev_dev *dev, uint64_t iova, const void *buf,
                 size_t len)
 {
     return dma_copy(dev, iova, (void *)buf, len, true);
+}
+
+/* An id no pending request uses: ids wrap at 65536, and a request the
+ * client sits on must not be answered by a reply meant for a newer one. */
+static uint16_t
+free_id(struct umdev_dev *dev)
+{
+    for (;;) {
+        uint16_t id = conn_next_id(dev->conn);
+        const struct dma_req *r;
+
+        for (r = dev->dma_pending; r != NULL; r = r->next)
+            if (r->msg_id == id)
+                break;
+        if (r == NULL)
+            return id;
+    }
+}
+
+/* Send the DMA_READ/DMA_WRITE for the start of @span bytes at r->iova and
+ * put @r on the pending list. */
+static int
+req_send(struct umdev_dev *dev, struct dma_req *r, size_t span)
+{
+    struct vfio_user_dma_access a = { .addr = r->iova };
+    struct vfio_user_header hdr = { 0 };
+    size_t chunk, max;
+    int rc;
+
+    if (dev->conn == NULL || !dev->negotiated)
+        return -ENOTCONN;
+    /* A DMA_WRITE's data goes to the client, a DMA_READ's comes back to
+     * us: both sides' max_data_xfer_size bound a chunk. */
+    max = conn_peer_caps(dev->conn)->max_data_xfer_size;
+    if (max > conn_local_caps(dev->conn)->max_data_xfer_size)
+        max = conn_local_caps(dev->conn)->max_data_xfer_size;
+    if (max > UMDEV_DMA_MAX_PENDING_BYTES)
+        max = UMDEV_DMA_MAX_PENDING_BYTES;
+    if (max == 0)
+        return -EIO;
+    chunk = span < max ? span : max;
+    if (dev->dma_pending_n >= UMDEV_DMA_MAX_PENDING ||
+        chunk > UMDEV_DMA_MAX_PENDING_BYTES - dev->dma_pending_bytes)
+        return -EBUSY;
+    a.count = chunk;
+    hdr.msg_id = free_id(dev);
+    hdr.cmd = r->write ? VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ;
+    hdr.msg_size = (uint32_t)umdev_wire_size(sizeof(a), r->write ? chunk : 0);
+    rc = conn_sendv(dev->conn, &hdr, &a, sizeof(a), r->write ? r->buf : NULL,
+                    r->write ? chunk : 0, NULL, 0);
+    if (rc < 0)
+        return rc;
+    r->msg_id = hdr.msg_id;
+    r->chunk = (uint32_t)chunk;
+    r->next = NULL;
+    if (dev->dma_pending_tail != NULL)
+        dev->dma_pending_tail->next = r;
+    else
+        dev->dma_pending = r;
+    dev->dma_pending_tail = r;
+    dev->dma_pending_n++;
+    dev->dma_pending_bytes += chunk;
+    return 0;
+}
+
+/* Move @r on from r->iova: copy what is mapped, send the next request.
+ * Return 0 when all is moved, 1 with a request in flight, or -errno. */
+static int
+req_advance(struct umdev_dev *dev, struct dma_req *r)
+{
+    size_t span;
+    int rc;
+
+    rc = copy_mapped(dev, &r->iova, &r->buf, &r->left, r->write, &span);
+    if (rc <= 0)
+        return rc;
+    rc = req_send(dev, r, span);
+    return rc < 0 ? rc : 1;
+}
+
+static int
+dma_async(struct umdev_dev *dev, uint64_t iova, void *buf, size_t len,
+          bool write, umdev_dma_done_fn *done, void *opaque)
+{
+    struct dma_req first = {
+        .iova = iova,
+        .buf = buf,
+        .left = len,
+        .write = write,
+        .done = done,
+        .opaque = opaque,
+    };
+    struct dma_req *r;
+    size_t span;
+    int rc;
+
+    if (done == NULL)
+        return -EINVAL;
+    rc = copy_mapped(dev, &first.iova, &first.buf, &first.left, write, &span);
+    if (rc <= 0)
+        return rc;
+    r = malloc(sizeof(*r));
+    if (r == NULL)
+        return -ENOMEM;
+    *r = first;
+    rc = req_send(dev, r, span);
+    if (rc < 0) {
+        free(r);
+        return rc;
+    }
+    return -EINPROGRESS;
+}
+
+int
+umdev_dma_read_async(struct umdev_dev *dev, uint64_t iova, void *buf,
+                     size_t len, umdev_dma_done_fn *done, void *opaque)
+{
+    return dma_async(dev, iova, buf, len, false, done, opaque);
+}
+
+int
+umdev_dma_write_async(struct umdev_dev *dev, uint64_t iova, const void *buf,
+                      size_t len, umdev_dma_done_fn *done, void *opaque)
+{
+    return dma_async(dev, iova, (void *)buf, len, true, done, opaque);
+}
+
+/* What the client's answer to @r says: 0 (a DMA_READ's data copied) or
+ * the error the copy ends with. */
+static int
+reply_result(struct umdev_dev *dev, struct dma_req *r, const struct conn_msg *m)
+{
+    struct umdev_wire_msg w;
+
+    if (m->rx_error < 0)
+        return -EIO;
+    if (m->hdr.flags & VFIO_USER_F_ERROR)
+        return m->hdr.error != 0 && m->hdr.error < 4096 ? -(int)m->hdr.error
+                                                        : -EIO;
+    if (umdev_wire_decode(m->buf, m->len, m->nfds, conn_rx_limits(dev->conn),
+                          &w) < 0)
+        return -EIO;
+    if (w.u.dma_access.addr != r->iova)
+        return -EIO;
+    if (!r->write) {
+        if (w.data_len != r->chunk)
+            return -EIO;
+        if (r->buf != NULL)
+            memcpy(r->buf, w.data, r->chunk);
+    }
+    return 0;
+}
+
+bool
+dev_dma_reply(struct umdev_dev *dev, const struct conn_msg *m)
+{
+    struct dma_req *r, *prev = NULL;
+    umdev_dma_done_fn *done;
+    void *opaque;
+    int rc;
+
+    for (r = dev->dma_pending; r != NULL; prev = r, r = r->next)
+        if (r->msg_id == m->hdr.msg_id &&
+            m->hdr.cmd == (r->write ? VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ))
+            break;
+    if (r == NULL)
+        return false;
+    if (prev != NULL)
+        prev->next = r->next;
+    else
+        dev->dma_pending = r->next;
+    if (dev->dma_pending_tail == r)
+        dev->dma_pending_tail = prev;
+    dev->dma_pending_n--;
+    dev->dma_pending_bytes -= r->chunk;
+    if (r->done == NULL) {
+        /* Cancelled: the answer only frees the slot. */
+        free(r);
+        return true;
+    }
+    rc = reply_result(dev, r, m);
+    if (rc == 0) {
+        atomic_fetch_add(&dev->dma_bytes, r->chunk);
+        r->iova += r->chunk;
+        r->buf += r->chunk;
+        r->left -= r->chunk;
+        rc = r->left > 0 ? req_advance(dev, r) : 0;
+        if (rc == 1)
+            return true;
+    }
+    /* Off the list before the call: the device may start another copy. */
+    done = r->done;
+    opaque = r->opaque;
+    free(r);
+    done(opaque, rc);
+    return true;
+}
+
+void
+dev_dma_fail_pending(struct umdev_dev *dev)
+{
+    struct dma_req *r = dev->dma_pending;
+
+    dev->dma_pending = dev->dma_pending_tail = NULL;
+    dev->dma_pending_n = dev->dma_pending_bytes = 0;
+    while (r != NULL) {
+        struct dma_req *next = r->next;
+
+        if (r->done != NULL)
+            r->done(r->opaque, -ECONNRESET);
+        free(r);
+        r = next;
+    }
+}
+
+size_t
+umdev_dma_cancel(struct umdev_dev *dev, void *opaque)
+{
+    struct dma_req *r;
+    size_t n = 0;
+
+    for (r = dev->dma_pending; r != NULL; r = r->next) {
+        if (r->done != NULL && r->opaque == opaque) {
+            r->done = NULL;
+            r->buf = NULL;
+            n++;
+        }
+    }
+    return n;
+}
+
+size_t
+umdev_dma_pending(struct umdev_dev *dev)
+{
+    return dev->dma_pending_n;
 }

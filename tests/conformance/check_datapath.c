@@ -84,6 +84,7 @@
 #define TD_REG_DMA_LEN 0x18
 #define TD_REG_DMA_CMD 0x1c
 #define TD_REG_DMA_STATUS 0x20
+#define TD_DMA_BUSY 0x80000000u /* DMA_STATUS while a DMA runs */
 #define TD_DMA_INVERT 3
 
 /* One measured phase. */
@@ -421,7 +422,7 @@ td_run(struct gen_ctx *g, uint64_t iova, uint8_t *guest, unsigned int n,
 {
     const unsigned int nbuf = TESTDEV_GUEST_SIZE / TESTDEV_BUF;
     uint8_t *expect = malloc(TESTDEV_GUEST_SIZE);
-    uint64_t m0, m1;
+    uint64_t m0, m1, idle = 0;
     uint32_t status = 0;
     unsigned int i;
     size_t k;
@@ -439,9 +440,14 @@ td_run(struct gen_ctx *g, uint64_t iova, uint8_t *guest, unsigned int n,
         rc = td_wr(g->c, TD_REG_DMA_ADDR, iova + (uint64_t)b * TESTDEV_BUF, 8);
         if (rc == 0)
             rc = td_wr(g->c, TD_REG_DMA_CMD, TD_DMA_INVERT, 4);
-        if (rc == 0)
+        /* Messages take a while: the status reads busy until the DMA
+         * requests this client serves are answered. Those reads wait. */
+        for (status = TD_DMA_BUSY; rc == 0 && status == TD_DMA_BUSY;) {
             rc = umdev_client_region_read(g->c, 0, TD_REG_DMA_STATUS, &status,
                                           4);
+            if (rc == 0 && status == TD_DMA_BUSY)
+                idle++;
+        }
         if (rc == 0 && status != 0) {
             cf_fail(g->r, "%s: DMA %u reports status %s", what, i,
                     cf_errname((int)status));
@@ -451,7 +457,7 @@ td_run(struct gen_ctx *g, uint64_t iova, uint8_t *guest, unsigned int n,
             expect[(size_t)b * TESTDEV_BUF + k] ^= 0xff;
     }
     m1 = msgs_now(g->c, NULL);
-    g->ph[g->nph++] = (struct phase){ what, "DMA", i, m1 - m0, 0 };
+    g->ph[g->nph++] = (struct phase){ what, "DMA", i, m1 - m0, idle };
     if (rc == 0 && memcmp(expect, guest, TESTDEV_GUEST_SIZE) != 0) {
         cf_fail(g->r, "%s: guest memory does not hold the inverted data", what);
         rc = -EIO;

@@ -41,7 +41,7 @@
 #include "kit_util.h"
 #include "umdev/client.h"
 
-#define USAGE "usage: daemon-accel-client SOCKET QUEUES TIMEOUT_MS\n"
+#define USAGE "usage: daemon-accel-client SOCKET QUEUES TIMEOUT_MS [unshared]\n"
 
 #define BAR0 UMDEV_PCI_BAR0_REGION
 #define BAR2 UMDEV_PCI_BAR2_REGION
@@ -76,6 +76,9 @@ struct guest {
     /* Each queue's ring, with one record per slot (COMPS(q)). */
     struct accel_ring_drv r[ACCEL_DEV_MAX_QUEUES];
     int64_t deadline;
+    /* Map guest RAM without its fd, as QEMU does without share=on: every
+     * queue must then fail to come up with RING_FAULT. */
+    bool unshared;
 };
 
 
@@ -209,9 +212,9 @@ guest_setup(struct guest *g)
         kit_say("error mmap guest RAM: %s", strerror(errno));
         return -errno;
     }
-    rc = umdev_client_dma_map(g->c, GUEST_BASE, GUEST_SIZE, g->mem, g->memfd, 0,
-                              VFIO_USER_DMA_MAP_FLAG_READ |
-                                  VFIO_USER_DMA_MAP_FLAG_WRITE);
+    rc = umdev_client_dma_map(
+        g->c, GUEST_BASE, GUEST_SIZE, g->mem, g->unshared ? -1 : g->memfd, 0,
+        VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE);
     if (rc < 0) {
         kit_say("error DMA_MAP: %s", strerror(-rc));
         return rc;
@@ -251,6 +254,16 @@ guest_setup(struct guest *g)
             wr(g, base + ACCEL_Q_CTRL, ACCEL_Q_CTRL_ENABLE, 4) < 0 ||
             rd32(g, base + ACCEL_Q_STATUS, &st) < 0)
             return -EIO;
+        if (g->unshared) {
+            if (ACCEL_Q_STATUS_ERROR(st) != ACCEL_QERR_RING_FAULT) {
+                kit_say("error queue %u on unshared RAM: status %#x, expected "
+                        "RING_FAULT",
+                        q, st);
+                return -EIO;
+            }
+            kit_say("unshared queue=%u ring_fault ok", q);
+            continue;
+        }
         if (ACCEL_Q_STATUS_STATE(st) != ACCEL_QS_ENABLED) {
             kit_say("error queue %u did not enable: status %#x (error %#x)", q, st,
                 ACCEL_Q_STATUS_ERROR(st));
@@ -451,6 +464,10 @@ run(struct guest *g, const char *path, unsigned int want_queues, int timeout_ms)
     g->nq = want_queues;
     if (check_identity(g, want_queues) < 0 || guest_setup(g) < 0)
         return -EIO;
+    if (g->unshared) {
+        kit_say("done unshared");
+        return 0;
+    }
     for (q = 0; q < g->nq; q++)
         if (run_memmove(g, q) < 0 || run_crc(g, q) < 0)
             return -EIO;
@@ -490,8 +507,9 @@ main(int argc, char **argv)
     unsigned int i;
     int rc;
 
-    if (argc != 4)
+    if (argc != 4 && !(argc == 5 && strcmp(argv[4], "unshared") == 0))
         goto usage;
+    g.unshared = argc == 5;
     errno = 0;
     queues = strtoul(argv[2], &end, 10);
     if (errno != 0 || *end != '\0' || queues < 1 ||

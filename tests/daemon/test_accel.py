@@ -137,6 +137,37 @@ class Types(AccelTestCase):
         self.expect_free(POOL)
         self.assertEqual(self.sockets_in_rundir(), [])
 
+    def test_unshared_guest_memory(self):
+        """Guest RAM mapped without an fd (QEMU without share=on): queues
+        fault, and the worker says why once, in its log and in
+        umdevctl info, naming the fix."""
+        reason = "guest RAM is not shared with the server: start QEMU " \
+                 "with a memory backend that has share=on"
+        u = self.ok("define", "-p", "accel", "-t", "2wq").out.strip()
+        i = self.start_instance(u)
+        info = self.js("info", u)["device"]
+        self.assertTrue(info["needs_shared_memory"], info)
+        self.assertNotIn("guest_memory", info)
+        p = subprocess.run([harness.BIN["accel_client"], i["socket"], "2",
+                            str(T_TRAFFIC * 1000), "unshared"],
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=T_TRAFFIC + 10)
+        out = p.stdout.decode()
+        self.assertEqual(p.returncode, 0, out + p.stderr.decode())
+        self.assertIn("unshared queue=1 ring_fault ok", out.splitlines())
+        info = self.js("info", u)["device"]
+        self.assertTrue(info.get("guest_memory", "").startswith(reason),
+                        info)
+        self.assertIn("  guest memory: " + reason, self.ok("info", u).out)
+        self.assertEqual(self.d.log().count(reason), 1, self.d.log())
+        self.ok("stop", u)
+        self.ok("undefine", u)
+        # The audit says which types need it.
+        audit = self.ctl("--json", "audit", "accel-2wq").json()
+        self.assertTrue(audit["profile"]["needs_shared_memory"], audit)
+        self.assertIn("guest memory: must be shared",
+                      self.ctl("audit", "accel-2wq").out)
+
     def test_transient_restarts_clean(self):
         """A second session on a fresh worker sees a fresh device."""
         for _ in range(2):

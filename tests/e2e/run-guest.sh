@@ -1,7 +1,8 @@
 #!/bin/bash
 # tests/e2e/run-guest.sh [OPTIONS] INIT_SCRIPT [EXTRA_FILE[:DEST]...] [-- QEMU_ARGS...]
 #
-# Boot the e2e guest (TCG, q35, 512M memfd-backed shared RAM, serial console)
+# Boot the e2e guest (TCG, q35, 512M of shared memfd RAM unless --private-ram,
+# serial console)
 # with an initramfs built by mkinitramfs.sh around INIT_SCRIPT, and print the
 # console (carriage returns stripped) on stdout.
 #
@@ -11,6 +12,9 @@
 #   --log FILE       also write the console to FILE
 #   --timeout S      wall-clock bound of the QEMU run (default 120)
 #   --initrd FILE    keep the built initramfs here (default: a temporary file)
+#   --private-ram    guest RAM in memory-backend-ram, not shared: QEMU then
+#                    maps it for devices without an fd, and their DMA goes
+#                    through DMA_READ/DMA_WRITE messages
 #   -- ARGS...       extra QEMU arguments (other -device, -trace, ...)
 # Environment: UMDEV_E2E_CACHE (see setup.sh), MODULES (see mkinitramfs.sh),
 #   UMDEV_E2E_APPEND (extra kernel command line).
@@ -26,7 +30,7 @@ CACHE_DIR=${UMDEV_E2E_CACHE:-$HOME/.cache/umdev-e2e}
 export UMDEV_E2E_CACHE=$CACHE_DIR
 die() { printf 'run-guest: error: %s\n' "$*" >&2; exit 125; }
 
-TIMEOUT=120 LOG='' INITRD=''
+TIMEOUT=120 LOG='' INITRD='' RAM=memory-backend-memfd,id=mem,size=512M,share=on
 SOCKS=() FILES=() QARGS=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -34,6 +38,7 @@ while [ $# -gt 0 ]; do
     --log) LOG=$2; shift 2 ;;
     --timeout) TIMEOUT=$2; shift 2 ;;
     --initrd) INITRD=$2; shift 2 ;;
+    --private-ram) RAM=memory-backend-ram,id=mem,size=512M; shift ;;
     --) shift; QARGS=("$@"); break ;;
     -*) die "unknown option $1" ;;
     *) FILES+=("$1"); shift ;;
@@ -60,7 +65,7 @@ T0=$(date +%s.%N)
 set +e
 timeout --kill-after=10 "$TIMEOUT" "$CACHE_DIR/qemu" \
     -accel tcg -m 512M \
-    -object memory-backend-memfd,id=mem,size=512M,share=on \
+    -object "$RAM" \
     -machine q35,memory-backend=mem \
     -nographic -no-reboot -nic none \
     -kernel "$CACHE_DIR/vmlinuz" -initrd "$INITRD" \

@@ -355,9 +355,14 @@ dma_ran(struct client *c, uint32_t cmd, bool set, const char *what)
 {
     uint32_t status = 0;
 
-    if (write32(c, TESTDEV_REG_DMA_CMD, cmd, what) != REPLY_OK || !set ||
-        read32(c, TESTDEV_REG_DMA_STATUS, &status, "DMA_STATUS") != REPLY_OK)
+    if (write32(c, TESTDEV_REG_DMA_CMD, cmd, what) != REPLY_OK || !set)
         return false;
+    /* Busy until the DMA requests this client serves are answered. */
+    do {
+        if (read32(c, TESTDEV_REG_DMA_STATUS, &status, "DMA_STATUS") !=
+            REPLY_OK)
+            return false;
+    } while (status == TESTDEV_DMA_BUSY);
     if (status != 0 && fault_injected() == 0)
         fail_msg("%s failed (%u) with no failure injected", what, status);
     return status == 0;

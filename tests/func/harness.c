@@ -102,6 +102,7 @@ sample_state(struct umdev_dev *dev, void *arg)
 
     s->attached = umdev_dev_attached(dev);
     s->dma_count = umdev_dma_count(dev);
+    s->dma_pending = umdev_dma_pending(dev);
     umdev_dev_get_stats(dev, &s->stats);
     for (i = 0; i < UMDEV_PCI_NUM_IRQS; i++)
         s->irq_enabled[i] = umdev_dev_irq_enabled(dev, i, 0);
@@ -331,6 +332,20 @@ reg_rd64(struct umdev_client *c, uint64_t off)
     assert_int_equal(umdev_client_region_read(c, UMDEV_PCI_BAR0_REGION, off,
                                               &v, sizeof(v)),
                      0);
+    return v;
+}
+
+uint32_t
+dma_status_wait(struct umdev_client *c)
+{
+    int64_t deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
+    uint32_t v;
+
+    while ((v = reg_rd32(c, TESTDEV_REG_DMA_STATUS)) == TESTDEV_DMA_BUSY) {
+        if (kit_now_ms() > deadline)
+            fail_msg("DMA_STATUS still busy after %d ms", HARNESS_TIMEOUT_MS);
+        assert_true(umdev_client_poll(c, 1) >= 0);
+    }
     return v;
 }
 

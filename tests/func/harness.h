@@ -46,6 +46,7 @@ struct harness {
 struct harness_state {
     bool attached;
     size_t dma_count;
+    size_t dma_pending; /* server DMA requests not answered yet */
     struct umdev_dev_stats stats;
     bool irq_enabled[UMDEV_PCI_NUM_IRQS]; /* vector 0 has an eventfd */
     bool intx_masked;
@@ -128,6 +129,10 @@ void irq_action(struct umdev_client *c, uint32_t index, uint32_t action,
 uint32_t reg_rd32(struct umdev_client *c, uint64_t off);
 uint64_t reg_rd64(struct umdev_client *c, uint64_t off);
 void reg_wr(struct umdev_client *c, uint64_t off, uint64_t v, size_t n);
+/* The test device's DMA_STATUS once it no longer reads busy, polled as a
+ * driver would (the client serves the device's DMA_READ/DMA_WRITE while
+ * it waits for each read); fails the test after HARNESS_TIMEOUT_MS. */
+uint32_t dma_status_wait(struct umdev_client *c);
 /* Config space over a client: set the Command register to @bits
  * (PCI_COMMAND_* of <linux/pci_regs.h>); find the MSI-X capability and
  * set its Enable bit (the vectors' eventfds are the caller's). */

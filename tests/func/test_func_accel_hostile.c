@@ -257,8 +257,53 @@ test_hostile_guest(void **state)
     guest_close(&good);
 }
 
+/*
+ * Guest RAM the VMM did not share (mapped without an fd, as QEMU does
+ * without share=on): the engine cannot read rings through messages, so a
+ * queue faults, and the operator is told why, once per client, in the
+ * log and through umdev_dev_guest_memory_problem() (`umdevctl info`). A
+ * client that shares its memory afterwards starts clean.
+ */
+static void
+test_unshared_guest_memory(void **state)
+{
+    struct umdev_dev *dev = accel_dev_dev(AF.d[1]);
+    struct guest g;
+    int warnings;
+
+    (void)state;
+    assert_true(umdev_dev_needs_shared_memory(dev));
+    guest_open(&g, 1, false);
+    assert_int_equal(umdev_client_dma_unmap(g.c, GB, GSIZE), 0);
+    assert_int_equal(umdev_client_dma_map(g.c, GB, GSIZE, g.mem, -1, 0, DMA_RW),
+                     0);
+    assert_null(umdev_dev_guest_memory_problem(dev));
+    warnings = atomic_load(&AF.log.warnings);
+    assert_int_equal(gq_try_enable(&g, 0, RING(0), 16, 1),
+                     ACCEL_QERR_RING_FAULT << 8);
+    assert_int_equal(gq_try_enable(&g, 1, RING(1), 16, 1),
+                     ACCEL_QERR_RING_FAULT << 8);
+    assert_int_equal(gq_try_enable(&g, 0, RING(0), 16, 1),
+                     ACCEL_QERR_RING_FAULT << 8);
+    assert_non_null(umdev_dev_guest_memory_problem(dev));
+    assert_string_equal(umdev_dev_guest_memory_problem(dev),
+                        UMDEV_DMA_NOT_SHARED_REASON);
+    assert_non_null(strstr(UMDEV_DMA_NOT_SHARED_REASON, "share=on"));
+    /* Said once, not per fault. */
+    assert_int_equal(atomic_load(&AF.log.warnings), warnings + 1);
+    guest_close(&g);
+    /* Still there for the operator after the client left. */
+    assert_non_null(umdev_dev_guest_memory_problem(dev));
+
+    guest_open(&g, 1, false);
+    assert_null(umdev_dev_guest_memory_problem(dev));
+    gq_enable(&g, 0, 16);
+    guest_close(&g);
+}
+
 static const struct CMUnitTest tests[] = {
     AF_TEST(test_hostile_guest),
+    AF_TEST(test_unshared_guest_memory),
 };
 
 HARNESS_MAIN("func.accel_hostile", tests)

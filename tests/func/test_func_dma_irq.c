@@ -20,14 +20,15 @@
 #define PG 4096u
 #define RW (VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE)
 
-/* Start a DMA command; return DMA_STATUS (0 or an errno). */
+/* Start a DMA command; return DMA_STATUS once it is done (0 or an
+ * errno). */
 static uint32_t
 dma_cmd(struct umdev_client *c, uint64_t addr, uint32_t len, uint32_t cmd)
 {
     reg_wr(c, TESTDEV_REG_DMA_ADDR, addr, 8);
     reg_wr(c, TESTDEV_REG_DMA_LEN, len, 4);
     reg_wr(c, TESTDEV_REG_DMA_CMD, cmd, 4);
-    return reg_rd32(c, TESTDEV_REG_DMA_STATUS);
+    return dma_status_wait(c);
 }
 
 /* dma_cmd(), and the DMA_READ and DMA_WRITE messages the client served
@@ -553,6 +554,188 @@ test_dma_spanning_mappings(void **state)
     umdev_client_destroy(c);
 }
 
+/* ---- DMA by message never holds up the client's commands ---------------- */
+
+#define MSG_IOVA 0x300000u
+
+/* A 4- or 8-byte register write over a raw socket; its reply is the
+ * caller's to read. */
+static void
+raw_reg_wr(int fd, uint16_t id, uint64_t off, uint64_t v, uint32_t n)
+{
+    struct vfio_user_region_access a = { off, UMDEV_PCI_BAR0_REGION, n };
+    uint8_t buf[sizeof(a) + 8];
+
+    memcpy(buf, &a, sizeof(a));
+    memcpy(buf + sizeof(a), &v, n);
+    raw_send(fd, id, VFIO_USER_REGION_WRITE, 0, buf, sizeof(a) + n, NULL, 0);
+}
+
+/* Read a 4-byte register and expect its reply now. */
+static uint32_t
+raw_reg_rd32(int fd, uint16_t id, uint64_t off)
+{
+    struct vfio_user_region_access a = { off, UMDEV_PCI_BAR0_REGION, 4 };
+    uint8_t buf[64];
+    uint32_t v;
+
+    raw_send(fd, id, VFIO_USER_REGION_READ, 0, &a, sizeof(a), NULL, 0);
+    assert_int_equal(
+        raw_expect_reply(fd, id, VFIO_USER_REGION_READ, buf, sizeof(buf)),
+        16 + sizeof(a) + 4);
+    memcpy(&v, buf + 16 + sizeof(a), 4);
+    return v;
+}
+
+/* Receive the device's DMA request (no reply may come first). */
+static struct vfio_user_dma_access
+expect_dma_request(int fd, uint16_t cmd, struct vfio_user_header *h,
+                   uint8_t *data, size_t cap)
+{
+    uint8_t buf[16 + 16 + 4096];
+    struct vfio_user_dma_access a;
+    long n = raw_recv(fd, buf, sizeof(buf), HARNESS_TIMEOUT_MS, NULL, NULL);
+
+    assert_true(n >= 32);
+    memcpy(h, buf, sizeof(*h));
+    assert_int_equal(h->flags, VFIO_USER_F_TYPE_COMMAND);
+    assert_int_equal(h->cmd, cmd);
+    memcpy(&a, buf + 16, sizeof(a));
+    if (cmd == VFIO_USER_DMA_WRITE) {
+        assert_int_equal(n, 32 + a.count);
+        assert_true(a.count <= cap);
+        memcpy(data, buf + 32, a.count);
+    } else {
+        assert_int_equal(n, 32);
+    }
+    return a;
+}
+
+/*
+ * QEMU serves DMA_READ/DMA_WRITE only between its own requests, so a
+ * server that waits for that answer before replying to the guest's status
+ * read deadlocks both. The device's request stays unanswered here while
+ * the status read, and a flood of other commands, are answered at once;
+ * the status reads busy until the answer comes; a DMA command written
+ * while busy is ignored; a reset drops the late answer; a client leaving
+ * mid-DMA ends it with ECONNRESET.
+ */
+static void
+test_dma_message_answers_commands_meanwhile(void **state)
+{
+    struct vfio_user_dma_map map = { sizeof(map), 3, 0, MSG_IOVA, PG };
+    struct vfio_user_region_access sa = { TESTDEV_REG_SCRATCH,
+                                          UMDEV_PCI_BAR0_REGION, 4 };
+    uint8_t guest[64], out[64], reply[256];
+    struct vfio_user_dma_access a, w;
+    struct vfio_user_header rq, wq;
+    uint16_t id = 10;
+    int fd, round, i;
+
+    (void)state;
+    fd = harness_raw_socket(&H);
+    raw_negotiate(fd, 1);
+    raw_send(fd, 2, VFIO_USER_DMA_MAP, 0, &map, sizeof(map), NULL, 0);
+    raw_expect_reply(fd, 2, VFIO_USER_DMA_MAP, reply, sizeof(reply));
+    raw_reg_wr(fd, 3, TESTDEV_REG_DMA_ADDR, MSG_IOVA + 8, 8);
+    raw_expect_reply(fd, 3, VFIO_USER_REGION_WRITE, reply, sizeof(reply));
+    raw_reg_wr(fd, 4, TESTDEV_REG_DMA_LEN, sizeof(guest), 4);
+    raw_expect_reply(fd, 4, VFIO_USER_REGION_WRITE, reply, sizeof(reply));
+
+    /* INVERT: the device asks for the bytes, then acknowledges the write
+     * that started it. */
+    raw_reg_wr(fd, 5, TESTDEV_REG_DMA_CMD, TESTDEV_DMA_INVERT, 4);
+    a = expect_dma_request(fd, VFIO_USER_DMA_READ, &rq, NULL, 0);
+    assert_int_equal(a.addr, MSG_IOVA + 8);
+    assert_int_equal(a.count, sizeof(guest));
+    raw_expect_reply(fd, 5, VFIO_USER_REGION_WRITE, reply, sizeof(reply));
+
+    /* Unanswered: the status read is answered now, and says busy. */
+    assert_int_equal(raw_reg_rd32(fd, 6, TESTDEV_REG_DMA_STATUS),
+                     TESTDEV_DMA_BUSY);
+    /* So is everything else, pipelined, in order, with nothing queued. */
+    for (round = 0; round < 20; round++) {
+        for (i = 0; i < 200; i++)
+            raw_send(fd, (uint16_t)(id + i), VFIO_USER_REGION_READ, 0, &sa,
+                     sizeof(sa), NULL, 0);
+        for (i = 0; i < 200; i++)
+            raw_expect_reply(fd, (uint16_t)(id + i), VFIO_USER_REGION_READ,
+                             reply, sizeof(reply));
+        id = (uint16_t)(id + 200);
+    }
+    assert_int_equal(harness_sample(&H).dma_pending, 1);
+    /* One engine: a second command while busy is ignored. */
+    raw_reg_wr(fd, 7, TESTDEV_REG_DMA_CMD, TESTDEV_DMA_FROM_DEVICE, 4);
+    raw_expect_reply(fd, 7, VFIO_USER_REGION_WRITE, reply, sizeof(reply));
+
+    /* The answer comes: the inverted bytes go back by DMA_WRITE. */
+    for (i = 0; i < (int)sizeof(guest); i++)
+        guest[i] = (uint8_t)(i * 7 + 1);
+    assert_int_equal(kit_peer_send(fd, rq.msg_id, VFIO_USER_DMA_READ,
+                                   VFIO_USER_F_TYPE_REPLY, &a, sizeof(a), guest,
+                                   sizeof(guest), NULL, 0),
+                     0);
+    w = expect_dma_request(fd, VFIO_USER_DMA_WRITE, &wq, out, sizeof(out));
+    assert_int_equal(w.addr, MSG_IOVA + 8);
+    assert_int_equal(w.count, sizeof(guest));
+    assert_int_not_equal(wq.msg_id, rq.msg_id);
+    for (i = 0; i < (int)sizeof(guest); i++)
+        assert_int_equal(out[i], (uint8_t)~guest[i]);
+    assert_int_equal(raw_reg_rd32(fd, 8, TESTDEV_REG_DMA_STATUS),
+                     TESTDEV_DMA_BUSY);
+    assert_int_equal(kit_peer_send(fd, wq.msg_id, VFIO_USER_DMA_WRITE,
+                                   VFIO_USER_F_TYPE_REPLY, &w, sizeof(w), NULL,
+                                   0, NULL, 0),
+                     0);
+    assert_int_equal(raw_reg_rd32(fd, 9, TESTDEV_REG_DMA_STATUS), 0);
+    assert_int_equal(harness_sample(&H).dma_pending, 0);
+    raw_expect_quiet(fd);
+
+    /* A reset while the device waits: the late answer is dropped (and
+     * BAR2, which it was for, stays as the reset left it). */
+    raw_reg_wr(fd, 11, TESTDEV_REG_DMA_CMD, TESTDEV_DMA_TO_DEVICE, 4);
+    a = expect_dma_request(fd, VFIO_USER_DMA_READ, &rq, NULL, 0);
+    raw_expect_reply(fd, 11, VFIO_USER_REGION_WRITE, reply, sizeof(reply));
+    raw_send(fd, 12, VFIO_USER_DEVICE_RESET, 0, NULL, 0, NULL, 0);
+    raw_expect_reply(fd, 12, VFIO_USER_DEVICE_RESET, reply, sizeof(reply));
+    assert_int_equal(raw_reg_rd32(fd, 13, TESTDEV_REG_DMA_STATUS), 0);
+    memset(guest, 0xa5, sizeof(guest));
+    assert_int_equal(kit_peer_send(fd, rq.msg_id, VFIO_USER_DMA_READ,
+                                   VFIO_USER_F_TYPE_REPLY, &a, sizeof(a), guest,
+                                   sizeof(guest), NULL, 0),
+                     0);
+    assert_int_equal(raw_reg_rd32(fd, 14, TESTDEV_REG_DMA_STATUS), 0);
+    {
+        struct vfio_user_region_access b = { 0, UMDEV_PCI_BAR2_REGION, 64 };
+
+        raw_send(fd, 18, VFIO_USER_REGION_READ, 0, &b, sizeof(b), NULL, 0);
+        raw_expect_reply(fd, 18, VFIO_USER_REGION_READ, reply, sizeof(reply));
+        for (i = 0; i < 64; i++)
+            assert_int_equal(reply[16 + sizeof(b) + i], 0);
+    }
+    assert_int_equal(harness_sample(&H).dma_pending, 0);
+    assert_int_equal(harness_sample(&H).stats.errors, 0);
+
+    /* The client leaves mid-DMA: the command ends with ECONNRESET. The
+     * reset cleared DMA_ADDR and DMA_LEN. */
+    raw_reg_wr(fd, 15, TESTDEV_REG_DMA_ADDR, MSG_IOVA, 8);
+    raw_expect_reply(fd, 15, VFIO_USER_REGION_WRITE, reply, sizeof(reply));
+    raw_reg_wr(fd, 17, TESTDEV_REG_DMA_LEN, sizeof(guest), 4);
+    raw_expect_reply(fd, 17, VFIO_USER_REGION_WRITE, reply, sizeof(reply));
+    raw_reg_wr(fd, 16, TESTDEV_REG_DMA_CMD, TESTDEV_DMA_TO_DEVICE, 4);
+    expect_dma_request(fd, VFIO_USER_DMA_READ, &rq, NULL, 0);
+    raw_expect_reply(fd, 16, VFIO_USER_REGION_WRITE, reply, sizeof(reply));
+    close(fd);
+    harness_wait_detached(&H);
+    assert_int_equal(harness_sample(&H).dma_pending, 0);
+    {
+        struct umdev_client *c = harness_connect(&H, NULL);
+
+        assert_int_equal(reg_rd32(c, TESTDEV_REG_DMA_STATUS), ECONNRESET);
+        umdev_client_destroy(c);
+    }
+}
+
 /* The server splits message DMA by the client's max_data_xfer_size. */
 static void
 test_dma_split_by_client_limit(void **state)
@@ -715,6 +898,7 @@ static const struct CMUnitTest tests[] = {
     HARNESS_TEST(test_dma_message_fallback),
     HARNESS_TEST(test_dma_spanning_mappings),
     HARNESS_TEST(test_dma_split_by_client_limit),
+    HARNESS_TEST(test_dma_message_answers_commands_meanwhile),
     HARNESS_TEST(test_reset),
 };
 

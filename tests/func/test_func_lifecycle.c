@@ -79,7 +79,7 @@ session_use(struct session *s)
     assert_int_equal(reg_rd32(s->c, TESTDEV_REG_DMA_STATUS), EFAULT);
     reg_wr(s->c, TESTDEV_REG_DMA_ADDR, 0x200000, 8);
     reg_wr(s->c, TESTDEV_REG_DMA_CMD, TESTDEV_DMA_INVERT, 4);
-    assert_int_equal(reg_rd32(s->c, TESTDEV_REG_DMA_STATUS), 0);
+    assert_int_equal(dma_status_wait(s->c), 0);
     assert_int_equal(s->mem[PG], 0xff);
 }
 

@@ -44,6 +44,19 @@ rd32(struct umdev_client *c, uint64_t off)
     return v;
 }
 
+/* DMA_STATUS once the DMA is done, polled as a driver would (each read
+ * also serves the device's DMA_READ/DMA_WRITE). */
+static uint32_t
+dma_status(struct umdev_client *c)
+{
+    double deadline = now_s() + 5;
+    uint32_t v;
+
+    while ((v = rd32(c, TESTDEV_REG_DMA_STATUS)) == TESTDEV_DMA_BUSY)
+        CHECK(now_s() < deadline, "DMA_STATUS busy for 5 s");
+    return v;
+}
+
 static void
 wr(struct umdev_client *c, uint64_t off, uint64_t v, size_t n)
 {
@@ -88,7 +101,7 @@ drive_dma(struct umdev_client *c, bool with_fd)
     wr(c, TESTDEV_REG_DMA_ADDR, iova + 8192, 8);
     wr(c, TESTDEV_REG_DMA_LEN, 4096, 4);
     wr(c, TESTDEV_REG_DMA_CMD, TESTDEV_DMA_TO_DEVICE, 4);
-    CHECK(rd32(c, TESTDEV_REG_DMA_STATUS) == 0, "dma to device status");
+    CHECK(dma_status(c) == 0, "dma to device status");
     rc = umdev_client_region_read(c, UMDEV_PCI_BAR2_REGION, 0, expect, 4096);
     CHECK(rc == 0 && memcmp(expect, guest + 8192, 4096) == 0,
           "dma to device data");
@@ -99,14 +112,14 @@ drive_dma(struct umdev_client *c, bool with_fd)
     wr(c, TESTDEV_REG_DMA_ADDR, iova + 65536, 8);
     wr(c, TESTDEV_REG_DMA_LEN, 8192, 4);
     wr(c, TESTDEV_REG_DMA_CMD, TESTDEV_DMA_FROM_DEVICE, 4);
-    CHECK(rd32(c, TESTDEV_REG_DMA_STATUS) == 0, "dma from device status");
+    CHECK(dma_status(c) == 0, "dma from device status");
     CHECK(memcmp(guest + 65536 + 4096, bar2, 4096) == 0,
           "dma from device data");
 
     /* A fault: outside every mapping. */
     wr(c, TESTDEV_REG_DMA_ADDR, 0x10, 8);
     wr(c, TESTDEV_REG_DMA_CMD, TESTDEV_DMA_TO_DEVICE, 4);
-    CHECK(rd32(c, TESTDEV_REG_DMA_STATUS) == EFAULT, "dma fault status");
+    CHECK(dma_status(c) == EFAULT, "dma fault status");
 
     rc = umdev_client_dma_unmap(c, iova, size);
     CHECK(rc == 0, "dma unmap: %s", strerror(-rc));

@@ -18,6 +18,14 @@ struct testdev {
     uint64_t dma_addr;
     uint32_t dma_len;
     uint32_t dma_status;
+    /* The DMA command running, if dma_phase is not IDLE (READ: INVERT's
+     * read; LAST: the command's last or only copy), and what it was
+     * started with (the guest may rewrite DMA_ADDR/DMA_LEN meanwhile). */
+    enum { DMA_PHASE_IDLE, DMA_PHASE_READ, DMA_PHASE_LAST } dma_phase;
+    uint32_t dma_cmd;
+    uint64_t dma_cur_addr;
+    uint32_t dma_cur_len;
+    uint8_t dma_buf[TESTDEV_BAR2_SIZE]; /* INVERT's bytes */
     uint32_t irq_level;
     uint32_t irq_raised;
     uint32_t resets;
@@ -90,42 +98,75 @@ static const struct umdev_profile testdev_profile = {
     .data_path_note = "a test device: one register write starts each DMA",
 };
 
+static void dma_done(void *opaque, int rc);
+
+/*
+ * Take a step of the running DMA command given the result of the last
+ * copy: -EINPROGRESS waits for dma_done(); an error or the last step ends
+ * the command with its status; INVERT's read leads to its write.
+ */
+static void
+dma_step(struct testdev *td, int rc)
+{
+    if (rc == 0 && td->dma_phase == DMA_PHASE_READ &&
+        td->dma_cmd == TESTDEV_DMA_INVERT) {
+        for (uint32_t i = 0; i < td->dma_cur_len; i++)
+            td->dma_buf[i] = (uint8_t)~td->dma_buf[i];
+        td->dma_phase = DMA_PHASE_LAST;
+        rc = umdev_dma_write_async(td->dev, td->dma_cur_addr, td->dma_buf,
+                                   td->dma_cur_len, dma_done, td);
+    }
+    if (rc == -EINPROGRESS)
+        return;
+    td->dma_phase = DMA_PHASE_IDLE;
+    td->dma_status = (uint32_t)-rc;
+}
+
+static void
+dma_done(void *opaque, int rc)
+{
+    dma_step(opaque, rc);
+}
+
 static void
 run_dma(struct testdev *td, uint32_t cmd)
 {
     uint8_t *bar2 = umdev_dev_region_mem(td->dev, UMDEV_PCI_BAR2_REGION);
-    uint8_t *tmp = NULL;
     int rc;
 
+    /* One command at a time, as on hardware with one DMA engine: a command
+     * written while one runs is ignored (DMA_STATUS still reads busy). */
+    if (td->dma_phase != DMA_PHASE_IDLE)
+        return;
     if (td->dma_len > TESTDEV_BAR2_SIZE) {
         td->dma_status = EINVAL;
         return;
     }
+    td->dma_cmd = cmd;
+    td->dma_cur_addr = td->dma_addr;
+    td->dma_cur_len = td->dma_len;
+    td->dma_status = TESTDEV_DMA_BUSY;
     switch (cmd) {
     case TESTDEV_DMA_TO_DEVICE:
-        rc = umdev_dma_read(td->dev, td->dma_addr, bar2, td->dma_len);
+        td->dma_phase = DMA_PHASE_LAST;
+        rc = umdev_dma_read_async(td->dev, td->dma_cur_addr, bar2,
+                                  td->dma_cur_len, dma_done, td);
         break;
     case TESTDEV_DMA_FROM_DEVICE:
-        rc = umdev_dma_write(td->dev, td->dma_addr, bar2, td->dma_len);
+        td->dma_phase = DMA_PHASE_LAST;
+        rc = umdev_dma_write_async(td->dev, td->dma_cur_addr, bar2,
+                                   td->dma_cur_len, dma_done, td);
         break;
     case TESTDEV_DMA_INVERT:
-        tmp = malloc(td->dma_len ? td->dma_len : 1);
-        if (tmp == NULL) {
-            rc = -ENOMEM;
-            break;
-        }
-        rc = umdev_dma_read(td->dev, td->dma_addr, tmp, td->dma_len);
-        for (uint32_t i = 0; rc == 0 && i < td->dma_len; i++)
-            tmp[i] = (uint8_t)~tmp[i];
-        if (rc == 0)
-            rc = umdev_dma_write(td->dev, td->dma_addr, tmp, td->dma_len);
-        free(tmp);
+        td->dma_phase = DMA_PHASE_READ;
+        rc = umdev_dma_read_async(td->dev, td->dma_cur_addr, td->dma_buf,
+                                  td->dma_cur_len, dma_done, td);
         break;
     default:
         rc = -EINVAL;
         break;
     }
-    td->dma_status = (uint32_t)-rc;
+    dma_step(td, rc);
 }
 
 static int
@@ -248,6 +289,9 @@ testdev_reset(void *opaque)
     struct umdev_dev *dev = td->dev;
     struct umdev_pci *pci = td->pci;
 
+    /* A DMA still waiting for the client ends here: its answer must not
+     * land in the reset device. */
+    umdev_dma_cancel(dev, td);
     memset(umdev_dev_region_mem(dev, UMDEV_PCI_BAR2_REGION), 0,
            TESTDEV_BAR2_SIZE);
     umdev_pci_reset(pci);

@@ -23,7 +23,10 @@
 #define TESTDEV_REG_DMA_ADDR 0x10  /* RW, 64-bit guest address */
 #define TESTDEV_REG_DMA_LEN 0x18   /* RW, bytes (<= BAR2 size) */
 #define TESTDEV_REG_DMA_CMD 0x1c   /* WO: TESTDEV_DMA_* starts a transfer */
-#define TESTDEV_REG_DMA_STATUS 0x20 /* RO: 0 or the errno of the last DMA */
+/* RO: TESTDEV_DMA_BUSY while a DMA runs (guest memory mapped without an fd
+ * is reached by messages, which take a while), then 0 or the errno of the
+ * last DMA. A DMA_CMD written while busy is ignored. */
+#define TESTDEV_REG_DMA_STATUS 0x20
 #define TESTDEV_REG_IRQ_LEVEL 0x24 /* RW: INTx line level (0/1) */
 #define TESTDEV_REG_IRQ_RAISED 0x28 /* RO: times the line was raised */
 #define TESTDEV_REG_ERR_TRIGGER 0x2c /* WO: any value signals the ERR IRQ */
@@ -38,6 +41,7 @@
 #define TESTDEV_DMA_TO_DEVICE 1   /* guest[ADDR..+LEN) -> BAR2[0..LEN) */
 #define TESTDEV_DMA_FROM_DEVICE 2 /* BAR2[0..LEN) -> guest[ADDR..+LEN) */
 #define TESTDEV_DMA_INVERT 3      /* guest bytes inverted in place */
+#define TESTDEV_DMA_BUSY 0x80000000u /* DMA_STATUS: not finished yet */
 
 /* MSI-X: table and PBA in BAR0, served by lib/pci. */
 #define TESTDEV_MSIX_VECTORS 4
