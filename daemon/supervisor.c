@@ -509,9 +509,10 @@ channel_last_words(struct instance *inst)
 }
 
 /*
- * A worker that gave up root can not remove the host ends its parent
- * made in RUNDIR: they are named RUNDIR/<uuid>.*, so remove them here.
- * RUNDIR is the daemon's alone, so these names lead nowhere else.
+ * A worker can not remove the host ends its parent made in RUNDIR (the
+ * sandbox refuses unlink, and it no longer runs as root): they are named
+ * RUNDIR/<uuid>.*, so remove them here. RUNDIR is the daemon's alone, so
+ * these names lead nowhere else.
  */
 static void
 remove_host_ends(struct daemon *d, const struct instance *inst)
@@ -533,6 +534,19 @@ remove_host_ends(struct daemon *d, const struct instance *inst)
         unlinkat(dirfd(dir), e->d_name, 0);
     }
     closedir(dir);
+}
+
+struct instance *
+supervisor_worker(struct daemon *d, pid_t pid)
+{
+    struct instance *inst;
+
+    if (pid <= 0)
+        return NULL;
+    for (inst = d->instances; inst != NULL; inst = inst->next)
+        if (inst->pid == pid)
+            return inst;
+    return NULL;
 }
 
 static void
