@@ -247,6 +247,11 @@ drop_privileges(const struct daemon *d, const struct inst_config *inst)
         fail("capabilities were not dropped");
     if (setuid(0) == 0)
         fail("privileges were not dropped");
+    /* Changing uids made it undumpable only if fs.suid_dumpable is 0: a
+     * process of the same user (the owner's VMM) must not ptrace it or
+     * read its memory whatever that setting says. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        fail("cannot make the worker undumpable: %s", strerror(errno));
 }
 
 /* The device as `umdevctl info` shows it, with the parent's own facts

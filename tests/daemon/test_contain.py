@@ -64,7 +64,9 @@ class Contain(DaemonTestCase):
                       "as root, as CI does)")
 
     def assert_unprivileged(self, pid, uid, gid):
-        """Every thread of @pid runs as @uid/@gid with nothing more."""
+        """Every thread of @pid runs as @uid/@gid with nothing more, and
+        it is not dumpable (its /proc files are root's)."""
+        self.assertEqual(os.stat("/proc/%d/status" % pid).st_uid, 0)
         tasks = os.listdir("/proc/%d/task" % pid)
         for t in tasks:
             st = status_fields("/proc/%d/task/%s/status" % (pid, t))
