@@ -13,7 +13,8 @@ user is never root.
     remove a root-only file gets EACCES from the filter, and its try to
     reach the control socket kills it; with the filter only logging, the
     daemon still refuses a worker's management request although its user
-    is in the management group.
+    is in the management group; with --syslog a worker still logs, through
+    the socket it connected before the filter.
 
 The daemon runs as root (as in CI); the owner of the instances is nobody.
 
@@ -23,6 +24,7 @@ The daemon runs as root (as in CI); the owner of the instances is nobody.
 
 import grp
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -139,6 +141,40 @@ class Contain(DaemonTestCase):
                 self.assertEqual(p.returncode, 2, p)
                 self.assertIn(says, p.stderr.decode())
                 self.assertFalse(os.path.exists(self.tmp + "/c2"))
+
+    def test_syslog_through_the_filter(self):
+        """With --syslog a worker logs through a socket it connected
+        before the filter, which has no socket() and no connect()."""
+        if not harness.FLAGS["test_hooks"]:
+            self.fail("umdevd was built without UMDEV_TEST_HOOKS")
+        path = os.path.join(self.tmp, "syslog")
+        log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(log.close)
+        log.bind(path)
+        os.environ["UMDEV_TEST_SYSLOG"] = path
+        try:
+            # Its own lines go to the machine's syslog, not to stderr.
+            d = self.daemon(["--syslog"], start=False)
+            d.start(wait=False)
+        finally:
+            del os.environ["UMDEV_TEST_SYSLOG"]
+        self.wait_for("umdevd to listen", d.connectable)
+        i = self.start_instance("-p", "serial", "-t", T)
+        self.assertEqual(os.readlink("/proc/%d/fd/5" % i["pid"])[:7],
+                         "socket:")
+        self.probe(i["socket"])
+        want = ["<30>umdevd[%d]: %s: serial: client %s" %
+                (i["pid"], i["uuid"], what)
+                for what in ("attached", "detached")]
+        got = []
+        log.settimeout(harness.T_CMD)
+        while len(got) < 2:
+            line = log.recv(4096).decode()
+            if "serial: client" in line:
+                got.append(line)
+        self.assertEqual(got, want)
+        self.assertEqual(self.instance(i["uuid"])["state"], "running")
+        self.ok("stop", i["uuid"])
 
     # ---- host ends: never a path the owner controls, as root ---------
 
