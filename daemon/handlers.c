@@ -854,6 +854,20 @@ handlers_dispatch(struct daemon *d, const struct ctl_request *rq,
                      "'%s' needs root or the daemon's management group", cmd);
             return -EPERM;
         }
+        if ((commands[i].flags & MANAGE) &&
+            (c.inst = supervisor_worker(d, rq->peer_pid)) != NULL) {
+            /* Whatever its uid or groups: a worker serves a guest and
+             * may be that guest's (docs/SANDBOX.md). */
+            umdev_log(&d->log, LOG_WARNING,
+                      "%s: its worker (pid %d) sent '%s' on the control "
+                      "socket; refused",
+                      c.inst->cfg.uuid, (int)rq->peer_pid, cmd);
+            snprintf(err, errlen,
+                     "'%s' refused: pid %d is the worker of instance %s, "
+                     "and workers never manage",
+                     cmd, (int)rq->peer_pid, c.inst->cfg.uuid);
+            return -EPERM;
+        }
         rc = commands[i].flags & ON_UUID ? uuid_only(&c, &c.inst) : 0;
         if (rc == 0)
             rc = commands[i].fn(&c);

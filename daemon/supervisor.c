@@ -6,6 +6,7 @@
  * requests. Results of requests travel up through
  * daemon_hooks.request_done, never by calling the control layer.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -507,6 +508,47 @@ channel_last_words(struct instance *inst)
     }
 }
 
+/*
+ * A worker can not remove the host ends its parent made in RUNDIR (the
+ * sandbox refuses unlink, and it no longer runs as root): they are named
+ * RUNDIR/<uuid>.*, so remove them here. RUNDIR is the daemon's alone, so
+ * these names lead nowhere else.
+ */
+static void
+remove_host_ends(struct daemon *d, const struct instance *inst)
+{
+    size_t len = strlen(inst->cfg.uuid);
+    DIR *dir = opendir(d->opts.rundir);
+    struct dirent *e;
+
+    if (dir == NULL)
+        return;
+    while ((e = readdir(dir)) != NULL) {
+        struct stat st;
+
+        if (strncmp(e->d_name, inst->cfg.uuid, len) != 0 ||
+            e->d_name[len] != '.' ||
+            fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !(S_ISSOCK(st.st_mode) || S_ISLNK(st.st_mode)))
+            continue;
+        unlinkat(dirfd(dir), e->d_name, 0);
+    }
+    closedir(dir);
+}
+
+struct instance *
+supervisor_worker(struct daemon *d, pid_t pid)
+{
+    struct instance *inst;
+
+    if (pid <= 0)
+        return NULL;
+    for (inst = d->instances; inst != NULL; inst = inst->next)
+        if (inst->pid == pid)
+            return inst;
+    return NULL;
+}
+
 static void
 worker_gone(struct daemon *d, struct instance *inst, int status)
 {
@@ -523,6 +565,7 @@ worker_gone(struct daemon *d, struct instance *inst, int status)
         inst->status_fd = -1;
     }
     unlink(inst->sock_path);
+    remove_host_ends(d, inst);
     if (inst->claimed) {
         mdev_instance_remove(d->mdev, inst->cfg.uuid);
         inst->claimed = false;

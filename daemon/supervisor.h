@@ -75,6 +75,10 @@ void inst_lease(struct instance *inst, void *lessee, pid_t pid);
  * forget it if it is down. */
 void supervisor_lessee_gone(struct daemon *d, void *lessee);
 
+/** The instance whose worker is process @pid, or NULL: a peer the
+ * control socket must never take for a manager (docs/SANDBOX.md). */
+struct instance *supervisor_worker(struct daemon *d, pid_t pid);
+
 /** Collect exited workers (SIGCHLD). */
 void supervisor_reap(struct daemon *d);
 

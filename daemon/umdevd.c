@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -43,6 +44,10 @@ usage(FILE *f)
         "  --control PATH   control socket (env UMDEV_CONTROL, default "
         "RUNDIR/control)\n"
         "  --group NAME     group allowed to manage instances\n"
+        "  --worker-user NAME\n"
+        "                   who workers of root-owned instances run as\n"
+        "                   (default: user umdev if it exists, else "
+        "nobody)\n"
         "  --pool PARENT.POOL=N\n"
         "                   hand out at most N units of a parent's pool\n"
         "                   (repeatable; N may not exceed the capacity)\n"
@@ -227,6 +232,7 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
         { "statedir", required_argument, NULL, 's' },
         { "control", required_argument, NULL, 'c' },
         { "group", required_argument, NULL, 'g' },
+        { "worker-user", required_argument, NULL, 'W' },
         { "pool", required_argument, NULL, 'P' },
         { "syslog", no_argument, NULL, 'S' },
         { "sandbox", required_argument, NULL, 'X' },
@@ -268,6 +274,13 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
             o->manage_gid = g->gr_gid;
             break;
         }
+        case 'W':
+            if (snprintf(o->worker_user, sizeof(o->worker_user), "%s",
+                         optarg) >= (int)sizeof(o->worker_user)) {
+                fprintf(stderr, "umdevd: --worker-user name too long\n");
+                return 2;
+            }
+            break;
         case 'P':
             if (parse_pool(o, optarg) < 0)
                 return 2;
@@ -428,6 +441,63 @@ control_in_use(const char *path)
     return used;
 }
 
+/*
+ * A root daemon's workers must never serve as root (docs/SANDBOX.md):
+ * those of instances owned by root (or by group root) run as the worker
+ * user. Return: 0, or -1 after saying what is wrong.
+ */
+static int
+resolve_worker_user(struct daemon *d)
+{
+    struct daemon_opts *o = &d->opts;
+    const struct passwd *pw;
+
+    if (geteuid() != 0) {
+        /* Workers keep the daemon's own unprivileged user. */
+        if (o->worker_user[0] != '\0')
+            umdev_log(&d->log, LOG_WARNING,
+                      "--worker-user %s: ignored, umdevd is not root "
+                      "(workers run as uid %u)",
+                      o->worker_user, (unsigned int)geteuid());
+        o->worker_user[0] = '\0';
+        o->worker_uid = geteuid();
+        o->worker_gid = getegid();
+        return 0;
+    }
+    if (o->worker_user[0] != '\0') {
+        pw = getpwnam(o->worker_user);
+        if (pw == NULL) {
+            fprintf(stderr, "umdevd: --worker-user: no user named '%s'\n",
+                    o->worker_user);
+            return -1;
+        }
+    } else {
+        pw = getpwnam(UMDEVD_DEFAULT_WORKER_USER);
+        if (pw == NULL)
+            pw = getpwnam("nobody");
+        if (pw == NULL) {
+            fprintf(stderr,
+                    "umdevd: neither user '%s' nor 'nobody' exists for the "
+                    "workers to run as (create one, or pass "
+                    "--worker-user)\n",
+                    UMDEVD_DEFAULT_WORKER_USER);
+            return -1;
+        }
+    }
+    if (pw->pw_uid == 0 || pw->pw_gid == 0) {
+        fprintf(stderr,
+                "umdevd: --worker-user %s: workers may not run as root or "
+                "with group root (uid %u, gid %u)\n",
+                pw->pw_name, (unsigned int)pw->pw_uid,
+                (unsigned int)pw->pw_gid);
+        return -1;
+    }
+    snprintf(o->worker_user, sizeof(o->worker_user), "%s", pw->pw_name);
+    o->worker_uid = pw->pw_uid;
+    o->worker_gid = pw->pw_gid;
+    return 0;
+}
+
 /* Many instances means many sockets and channels: lift the soft limit. */
 static void
 raise_nofile(void)
@@ -486,6 +556,10 @@ main(int argc, char **argv)
     } else {
         d.log.fn = umdev_log_stderr;
     }
+    if (resolve_worker_user(&d) < 0) {
+        status = 2;
+        goto out;
+    }
     raise_nofile();
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&mask);
@@ -535,6 +609,10 @@ main(int argc, char **argv)
     defs_load_all(&d, definition_found);
     start_auto(&d, NULL);
     admission_start(&d);
+    umdev_log(&d.log, LOG_NOTICE,
+              "workers of root-owned instances run as %s (uid %u, gid %u)",
+              d.opts.worker_user[0] ? d.opts.worker_user : "umdevd's user",
+              (unsigned int)d.opts.worker_uid, (unsigned int)d.opts.worker_gid);
     umdev_log(&d.log, LOG_NOTICE,
               "ready: control %s, rundir %s, statedir %s (%zu definitions)",
               d.opts.control, d.opts.rundir, d.opts.statedir, d.ninstances);

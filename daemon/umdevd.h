@@ -38,6 +38,9 @@
 #define UMDEVD_DEFAULT_RUNDIR "/run/umdev"
 #define UMDEVD_DEFAULT_STATEDIR "/etc/umdev/devices"
 #define UMDEVD_DEFAULT_GRACE_MS 5000
+/* Who workers of root-owned instances run as when it exists; else
+ * nobody (docs/SANDBOX.md). */
+#define UMDEVD_DEFAULT_WORKER_USER "umdev"
 /* A worker must report ready within this time or the start fails. */
 #define UMDEVD_START_TIMEOUT_MS 10000
 
@@ -55,6 +58,11 @@ struct daemon_opts {
     char statedir[PATH_MAX];
     char control[PATH_MAX];
     gid_t manage_gid; /* (gid_t)-1: root only */
+    /* Who workers of root-owned instances run as (docs/SANDBOX.md): a
+     * root daemon resolves it at start-up and never lets it be root. */
+    char worker_user[64]; /* "" for the default */
+    uid_t worker_uid;
+    gid_t worker_gid;
     bool syslog;
     bool sandbox_log; /* workers' seccomp violations logged, not fatal */
     int log_level;

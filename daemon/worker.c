@@ -1,7 +1,8 @@
 /*
  * An instance worker: a forked child that keeps only its listening socket
- * and its channel to the supervisor, drops to the instance owner, builds
- * the device through its parent driver and serves it. A stop request (or
+ * and its channel to the supervisor (and a pre-opened log socket), builds
+ * the device through its parent driver, gives up root for good (never
+ * serving as uid 0: docs/SANDBOX.md) and serves it. A stop request (or
  * SIGTERM, or losing the supervisor) raises the device request IRQ when a
  * VMM is attached, waits a bounded grace period for it to let go, then
  * exits.
@@ -9,14 +10,19 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +33,9 @@
 
 #define WORKER_LISTEN_FD 3
 #define WORKER_CHANNEL_FD 4
+/* With --syslog: /dev/log, connected before the sandbox (which allows
+ * neither socket() nor connect()). */
+#define WORKER_LOG_FD 5
 
 struct worker {
     struct daemon *d;
@@ -79,36 +88,180 @@ fail(const char *fmt, ...)
     _exit(1);
 }
 
-/* Keep exactly the descriptors a worker needs. */
+/* Keep exactly the descriptors a worker needs (@log_fd: -1 for none). */
 static void
-isolate_fds(int listen_fd, int channel_fd)
+isolate_fds(int listen_fd, int channel_fd, int log_fd)
 {
     int l = fcntl(listen_fd, F_DUPFD_CLOEXEC, 16);
     int c = fcntl(channel_fd, F_DUPFD_CLOEXEC, 16);
+    int g = log_fd >= 0 ? fcntl(log_fd, F_DUPFD_CLOEXEC, 16) : -1;
 
-    if (l < 0 || c < 0 || dup2(l, WORKER_LISTEN_FD) < 0 ||
-        dup2(c, WORKER_CHANNEL_FD) < 0)
+    if (l < 0 || c < 0 || (log_fd >= 0 && g < 0) ||
+        dup2(l, WORKER_LISTEN_FD) < 0 || dup2(c, WORKER_CHANNEL_FD) < 0 ||
+        (g >= 0 && dup2(g, WORKER_LOG_FD) < 0))
         _exit(1);
     /* stdin is not ours to read; 1 and 2 stay for logs. */
-    if (close_range(WORKER_CHANNEL_FD + 1, ~0u, 0) < 0)
+    if (close_range(g >= 0 ? WORKER_LOG_FD + 1 : WORKER_CHANNEL_FD + 1, ~0u,
+                    0) < 0)
         _exit(1);
 }
 
-static void
-drop_privileges(const struct inst_config *inst)
+/* A datagram socket connected to syslog's /dev/log, or -1. */
+static int
+open_log_socket(void)
 {
-    if (geteuid() != 0)
+    struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = "/dev/log" };
+    int fd;
+
+#ifdef UMDEV_TEST_HOOKS
+    /* Test-only: a syslog of the test's own (tests/daemon/
+     * test_contain.py), since /dev/log is the machine's. */
+    const char *path = getenv("UMDEV_TEST_SYSLOG");
+
+    if (path != NULL && strlen(path) < sizeof(sa.sun_path))
+        strcpy(sa.sun_path, path);
+#endif
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+static void
+log_line(void *opaque, int level, const char *line)
+{
+    (void)opaque;
+    umdev_log_stderr(NULL, level, line);
+}
+
+/*
+ * glibc's syslog() would reconnect (socket, connect) whenever its socket
+ * is not there, and read the time zone for its timestamp (open): both
+ * outside the sandbox. This writes the RFC 3164 form without a timestamp,
+ * which syslog daemons and journald complete with the time received. A
+ * line syslog does not take goes to stderr, the daemon's log.
+ */
+static void
+syslog_line(void *opaque, int level, const char *line)
+{
+    char msg[1200];
+    int n;
+
+    (void)opaque;
+    n = snprintf(msg, sizeof(msg), "<%d>umdevd[%d]: %s", LOG_DAEMON | level,
+                 (int)getpid(), line);
+    if (n < 0 || (size_t)n >= sizeof(msg))
+        n = (int)sizeof(msg) - 1;
+    if (send(WORKER_LOG_FD, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+        log_line(NULL, level, line);
+}
+
+static int
+caps_get(struct __user_cap_data_struct data[2])
+{
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+
+    return (int)syscall(SYS_capget, &hdr, data);
+}
+
+static int
+caps_clear(void)
+{
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+
+    memset(data, 0, sizeof(data));
+    return (int)syscall(SYS_capset, &hdr, data);
+}
+
+/*
+ * Before anything else (in particular before the device starts threads,
+ * since these sets are per thread and inherited): empty the capability
+ * bounding set and the ambient set, and drop root's supplementary
+ * groups. The worker keeps its effective capabilities until
+ * drop_privileges(), for building the device.
+ */
+static void
+harden_early(void)
+{
+    int cap;
+
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    if (geteuid() != 0) {
+        /* Nothing to build as root: whatever capabilities an
+         * unprivileged daemon holds, a worker needs none. */
+        if (caps_clear() < 0)
+            fail("cannot clear capabilities: %s", strerror(errno));
         return;
-    if (inst->uid == 0 && inst->gid == 0)
-        return;
-    if (setgroups(0, NULL) < 0 || setgid(inst->gid) < 0 ||
-        setuid(inst->uid) < 0)
-        fail("cannot drop privileges to %u:%u: %s", (unsigned)inst->uid,
-             (unsigned)inst->gid, strerror(errno));
-    /* A root owner with another group keeps uid 0 by request; anyone
-     * else must not be able to get it back. */
-    if (inst->uid != 0 && setuid(0) == 0)
+    }
+    if (setgroups(0, NULL) < 0)
+        fail("cannot drop supplementary groups: %s", strerror(errno));
+    for (cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+            fail("cannot drop capability %d from the bounding set: %s", cap,
+                 strerror(errno));
+}
+
+/*
+ * Who the worker serves as. A worker never serves as root: the owner's
+ * identity when it has neither uid 0 nor gid 0 (the owner may use the
+ * instance anyway, so the worker holds nothing the owner lacks), else the
+ * worker user umdevd resolved at start-up (--worker-user).
+ */
+static void
+worker_identity(const struct daemon *d, const struct inst_config *inst,
+                uid_t *uid, gid_t *gid)
+{
+    if (inst->uid != 0 && inst->gid != 0) {
+        *uid = inst->uid;
+        *gid = inst->gid;
+    } else {
+        *uid = d->opts.worker_uid;
+        *gid = d->opts.worker_gid;
+    }
+}
+
+static void
+drop_privileges(const struct daemon *d, const struct inst_config *inst)
+{
+    struct __user_cap_data_struct caps[2];
+    uid_t uid, ruid, euid, suid;
+    gid_t gid, rgid, egid, sgid;
+
+    if (geteuid() == 0) {
+        worker_identity(d, inst, &uid, &gid);
+        if (uid == 0 || gid == 0)
+            fail("no unprivileged user to serve as (umdevd "
+                 "--worker-user)");
+        /* glibc applies each to every thread of the process. */
+        if (setgid(gid) < 0 || setuid(uid) < 0)
+            fail("cannot drop privileges to %u:%u: %s", (unsigned)uid,
+                 (unsigned)gid, strerror(errno));
+    }
+    /* Inheritable capabilities survive setuid(); none is needed. */
+    if (caps_clear() < 0)
+        fail("cannot clear capabilities: %s", strerror(errno));
+    /* Whatever happened above: serve as root, or with a capability, or
+     * with a way back to either, never. */
+    if (getresuid(&ruid, &euid, &suid) < 0 ||
+        getresgid(&rgid, &egid, &sgid) < 0 || ruid == 0 || euid == 0 ||
+        suid == 0 || rgid == 0 || egid == 0 || sgid == 0)
+        fail("a worker may not serve as root (uid %u, gid %u)",
+             (unsigned)geteuid(), (unsigned)getegid());
+    if (caps_get(caps) < 0 || caps[0].effective || caps[0].permitted ||
+        caps[0].inheritable || caps[1].effective || caps[1].permitted ||
+        caps[1].inheritable)
+        fail("capabilities were not dropped");
+    if (setuid(0) == 0)
         fail("privileges were not dropped");
+    /* Changing uids made it undumpable only if fs.suid_dumpable is 0: a
+     * process of the same user (the owner's VMM) must not ptrace it or
+     * read its memory whatever that setting says. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        fail("cannot make the worker undumpable: %s", strerror(errno));
 }
 
 /* The device as `umdevctl info` shows it, with the parent's own facts
@@ -215,9 +368,16 @@ on_signal(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
  * tries a network connection, and the sandbox must kill it there. In a
  * sanitizer build the one named by UMDEV_TEST_MEMORY_ERROR overflows a
  * heap buffer: the sanitizer's report must arrive whole through the
- * filter.
+ * filter. The one named by UMDEV_TEST_HOSTILE tries what a device taken
+ * over by its guest would try against the host (tests/daemon/
+ * test_contain.py): removing the file UMDEV_TEST_UNLINK names, then
+ * defining an instance over the control socket.
  */
-enum test_hook { HOOK_NONE, HOOK_SYSCALL, HOOK_MEMORY };
+enum test_hook { HOOK_NONE, HOOK_SYSCALL, HOOK_MEMORY, HOOK_HOSTILE };
+
+/* HOOK_HOSTILE's socket, made before the filter so that only connect()
+ * meets it. */
+static int hostile_fd = -1;
 
 static bool
 names(const char *env, const struct instance *inst)
@@ -232,6 +392,8 @@ test_hook_armed(const struct instance *inst)
 {
     if (names("UMDEV_TEST_FORBIDDEN_SYSCALL", inst))
         return HOOK_SYSCALL;
+    if (names("UMDEV_TEST_HOSTILE", inst))
+        return HOOK_HOSTILE;
 #ifdef UMDEV_SANITIZER
     if (names("UMDEV_TEST_MEMORY_ERROR", inst))
         return HOOK_MEMORY;
@@ -266,8 +428,58 @@ test_hook_forbidden_syscall(struct worker *w)
 }
 
 static void
+test_hook_prepare(enum test_hook hook)
+{
+    if (hook == HOOK_HOSTILE)
+        hostile_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+}
+
+static void
+test_hook_hostile(struct worker *w)
+{
+    static const char req[] =
+        "{\"version\": 1, \"id\": 1, \"cmd\": \"define\", \"args\": "
+        "{\"parent\": \"serial\", \"type\": \"serial-2port\", "
+        "\"start\": \"auto\", \"mode\": \"0666\"}}\n";
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    const char *victim = getenv("UMDEV_TEST_UNLINK");
+    struct pollfd pfd = { .fd = hostile_fd, .events = POLLIN };
+    char reply[1024];
+    ssize_t n;
+
+    if (victim != NULL) {
+        int rc = unlink(victim);
+
+        umdev_log(&w->log, LOG_ERR, "test hook: unlink(%s) = %d (%s)", victim,
+                  rc, rc < 0 ? strerror(errno) : "removed");
+    }
+    /* umdevd bound it, so it fits. */
+    memcpy(sa.sun_path, w->d->opts.control,
+           strnlen(w->d->opts.control, sizeof(sa.sun_path) - 1));
+    umdev_log(&w->log, LOG_ERR, "test hook: connecting to the control socket");
+    if (connect(hostile_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        umdev_log(&w->log, LOG_ERR, "test hook: connect: %s", strerror(errno));
+        return;
+    }
+    n = send(hostile_fd, req, sizeof(req) - 1, MSG_NOSIGNAL);
+    if (n == (ssize_t)sizeof(req) - 1 && poll(&pfd, 1, 5000) == 1)
+        n = recv(hostile_fd, reply, sizeof(reply) - 1, MSG_DONTWAIT);
+    else
+        n = -1;
+    if (n < 0)
+        n = 0;
+    reply[n] = '\0';
+    reply[strcspn(reply, "\n")] = '\0';
+    umdev_log(&w->log, LOG_ERR, "test hook: control replied: %s", reply);
+}
+
+static void
 test_hook_fire(struct worker *w, enum test_hook hook)
 {
+    if (hook == HOOK_HOSTILE) {
+        test_hook_hostile(w);
+        return;
+    }
 #ifdef UMDEV_SANITIZER
     if (hook == HOOK_MEMORY) {
         test_hook_memory_error(w);
@@ -278,13 +490,6 @@ test_hook_fire(struct worker *w, enum test_hook hook)
         test_hook_forbidden_syscall(w);
 }
 #endif
-
-static void
-log_line(void *opaque, int level, const char *line)
-{
-    (void)opaque;
-    umdev_log_stderr(NULL, level, line);
-}
 
 void
 worker_run(struct daemon *d, struct instance *inst, int listen_fd,
@@ -298,16 +503,18 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
     struct umdev_instance_args args;
     const struct parent_entry *pe;
     sigset_t mask;
-    int sfd, rc;
+    int sfd, rc, log_fd;
 #ifdef UMDEV_TEST_HOOKS
     enum test_hook hook = test_hook_armed(inst);
 #endif
 
-    isolate_fds(listen_fd, status_fd);
+    log_fd = d->opts.syslog ? open_log_socket() : -1;
+    isolate_fds(listen_fd, status_fd, log_fd);
     prctl(PR_SET_NAME, "umdev-worker");
     prctl(PR_SET_PDEATHSIG, SIGTERM);
+    harden_early();
     w.log = d->log;
-    w.log.fn = d->opts.syslog ? d->log.fn : log_line;
+    w.log.fn = log_fd >= 0 ? syslog_line : log_line;
     w.log.prefix = inst->cfg.uuid;
     pe = parents_find(d->parents, inst->cfg.parent);
     if (pe == NULL)
@@ -334,7 +541,7 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
     rc = w.drv->ops->create(&args, &w.dev);
     if (rc < 0)
         fail("cannot create the device: %s", strerror(-rc));
-    drop_privileges(&inst->cfg);
+    drop_privileges(d, &inst->cfg);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         fail("cannot set no_new_privs: %s", strerror(errno));
     rc = umdev_server_create_fd(w.dev.dev, w.loop, WORKER_LISTEN_FD, &w.srv);
@@ -342,6 +549,9 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
         fail("cannot serve: %s", strerror(-rc));
     umdev_loop_add(w.loop, WORKER_CHANNEL_FD, UMDEV_LOOP_IN, on_channel, &w);
     umdev_loop_add(w.loop, sfd, UMDEV_LOOP_IN, on_signal, &w);
+#ifdef UMDEV_TEST_HOOKS
+    test_hook_prepare(hook);
+#endif
     /* Last: from here on the worker only serves (daemon/sandbox.c). */
     rc = sandbox_apply(d->opts.sandbox_log);
     if (rc < 0)

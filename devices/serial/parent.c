@@ -142,32 +142,6 @@ serial_parent_describe(struct umdev_instance *inst)
     return o;
 }
 
-/*
- * The worker builds the device while still root and then becomes the
- * instance owner; hand it the host ends so the owner (and only the owner)
- * can use them.
- */
-static int
-give_to_owner(struct serial_instance *si, uid_t uid, gid_t gid)
-{
-    unsigned int i;
-
-    if (geteuid() != 0)
-        return 0;
-    for (i = 0; i < SERIAL_NR_PORTS; i++) {
-        const char *end = serial_port_host_end(si->serial, i);
-
-        if (end == NULL)
-            continue;
-        if (chown(end, uid, gid) < 0)
-            return -errno;
-        if (si->paths[i][0] != '\0' && serial_port_is_pty(si->serial, i) &&
-            lchown(si->paths[i], uid, gid) < 0)
-            return -errno;
-    }
-    return 0;
-}
-
 static int
 serial_parent_create(const struct umdev_instance_args *args,
                      struct umdev_instance *out)
@@ -208,10 +182,16 @@ serial_parent_create(const struct umdev_instance_args *args,
         }
         cfg.port[i].path = si->paths[i];
         cfg.port[i].pty = strcmp(spec, "pty") == 0;
+        /* A path a user chose may lie in a directory the owner can
+         * change; RUNDIR is the daemon's alone. */
+        cfg.port[i].owner_creates = spec[0] == '/';
     }
+    /* The worker builds the device while still root and then gives it
+     * up: the host ends are the owner's (and only the owner's). */
+    cfg.set_owner = true;
+    cfg.uid = args->uid;
+    cfg.gid = args->gid;
     rc = serial_create(args->loop, &cfg, args->log, &si->serial);
-    if (rc == 0)
-        rc = give_to_owner(si, args->uid, args->gid);
     if (rc < 0) {
         serial_instance_free(si);
         return rc;

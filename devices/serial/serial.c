@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -86,15 +87,16 @@ struct serial_port {
     unsigned int index;
     struct uart uart;
     bool is_pty;
-    char *path;     /* socket or symlink we created; unlinked at the end */
-    char *pty_name; /* slave device name */
-    int listen_fd;  /* -1 if none */
-    bool listening; /* listen_fd is on the loop */
-    int host_fd;    /* the connected client or the pty master; -1 */
+    bool owner_creates; /* serial_port_config.owner_creates */
+    char *path;         /* socket or symlink we created; unlinked at the end */
+    char *pty_name;     /* slave device name */
+    int listen_fd;      /* -1 if none */
+    bool listening;     /* listen_fd is on the loop */
+    int host_fd;        /* the connected client or the pty master; -1 */
     bool host_watched;
     uint32_t host_events;
-    bool rx_eof;     /* the peer sends no more */
-    bool out_closed; /* the peer reads no more */
+    bool rx_eof;      /* the peer sends no more */
+    bool out_closed;  /* the peer reads no more */
     int pty_slave_fd; /* held open so the master never hangs up */
     int64_t timer;    /* the RX timeout's loop timer, 0 if none */
 };
@@ -106,6 +108,9 @@ struct serial {
     struct umdev_dev *dev;
     struct umdev_pci *pci;
     bool irq_level;
+    bool set_owner; /* serial_config's: who the host ends belong to */
+    uid_t uid;
+    gid_t gid;
     struct serial_port port[SERIAL_NR_PORTS];
 };
 
@@ -249,8 +254,8 @@ host_detach(struct serial_port *p)
               "%s: port%u: host client left (%zu bytes held for the next)",
               p->s->name, p->index, uart_tx_pending(&p->uart));
     if (p->listen_fd >= 0 && !p->listening) {
-        rc = umdev_loop_add(p->s->loop, p->listen_fd, UMDEV_LOOP_IN,
-                            on_listen, p);
+        rc = umdev_loop_add(p->s->loop, p->listen_fd, UMDEV_LOOP_IN, on_listen,
+                            p);
         if (rc < 0)
             umdev_log(p->s->log, LOG_ERR, "%s: port%u: cannot listen again: %s",
                       p->s->name, p->index, strerror(-rc));
@@ -278,8 +283,8 @@ timer_sync(struct serial_port *p)
                                         on_timer, p);
         if (p->timer < 0) {
             umdev_log(p->s->log, LOG_ERR,
-                      "%s: port%u: cannot arm the RX timeout: %s",
-                      p->s->name, p->index, strerror((int)-p->timer));
+                      "%s: port%u: cannot arm the RX timeout: %s", p->s->name,
+                      p->index, strerror((int)-p->timer));
             p->timer = 0;
         }
         return;
@@ -386,6 +391,73 @@ static const struct umdev_dev_ops serial_ops = {
     .reset = serial_reset,
 };
 
+/* A filesystem identity this thread switched away from. */
+struct fs_ident {
+    bool switched;
+    uid_t uid;
+    gid_t gid;
+};
+
+static void
+owner_leave(const struct fs_ident *saved)
+{
+    if (!saved->switched)
+        return;
+    setfsuid(saved->uid);
+    setfsgid(saved->gid);
+}
+
+/*
+ * Work on port @p's host-end path with the owner's filesystem identity
+ * when the owner controls its directory: then lookups, creation and
+ * removal there get exactly the owner's rights (no CAP_DAC_OVERRIDE, and
+ * the files are born the owner's), so swapping a component for a symlink
+ * gains the owner nothing. Only this thread's identity changes.
+ */
+static int
+owner_enter(struct serial_port *p, struct fs_ident *saved)
+{
+    struct serial *s = p->s;
+
+    saved->switched = false;
+    if (!s->set_owner || !p->owner_creates || geteuid() != 0)
+        return 0;
+    saved->gid = (gid_t)setfsgid(s->gid);
+    saved->uid = (uid_t)setfsuid(s->uid);
+    saved->switched = true;
+    /* setfsuid() reports no error: ask again (-1 changes nothing). */
+    if ((uid_t)setfsuid((uid_t)-1) != s->uid ||
+        (gid_t)setfsgid((gid_t)-1) != s->gid) {
+        owner_leave(saved);
+        return -EPERM;
+    }
+    return 0;
+}
+
+/* A host end root made in a directory only it may change: hand it to the
+ * owner, never following a link. */
+static int
+owner_take(struct serial_port *p, const char *path)
+{
+    struct serial *s = p->s;
+
+    if (!s->set_owner || p->owner_creates || geteuid() != 0)
+        return 0;
+    return lchown(path, s->uid, s->gid) < 0 ? -errno : 0;
+}
+
+/* Remove a host end this port made, with the rights that made it. */
+static void
+port_unlink(struct serial_port *p, const char *path)
+{
+    struct fs_ident id;
+
+    if (path == NULL || owner_enter(p, &id) < 0)
+        return;
+    unlink(path);
+    owner_leave(&id);
+}
+
 /* Make room for a socket at @path: remove a dead one, refuse anything
  * else (another file, or a socket someone still listens on). */
 static int
@@ -418,38 +490,84 @@ static int
 port_open_socket(struct serial_port *p, const char *path)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    int fd, rc;
+    struct fs_ident id;
+    char *copy;
+    int rc;
 
     if (strlen(path) >= sizeof(sa.sun_path))
         return -ENAMETOOLONG;
     strcpy(sa.sun_path, path);
-    rc = clear_socket_path(path);
-    if (rc < 0)
-        return rc;
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
+    p->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                          0); /* closed by port_fini() from here on */
+    if (p->listen_fd < 0)
         return -errno;
     /* Linux creates the socket file with the socket inode's mode (less
-     * the umask): 0600 without touching the process-wide umask. */
-    if (fchmod(fd, 0600) < 0 ||
-        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+     * the umask): 0600 without touching the process-wide umask. (Before
+     * owner_enter(): the socket inode is the process's.) */
+    if (fchmod(p->listen_fd, 0600) < 0)
+        return -errno;
+    copy = strdup(path);
+    if (copy == NULL)
+        return -ENOMEM;
+    rc = owner_enter(p, &id);
+    if (rc == 0)
+        rc = clear_socket_path(path);
+    if (rc == 0 && bind(p->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
         rc = -errno;
-        close(fd);
+    owner_leave(&id);
+    if (rc < 0) {
+        free(copy);
         return rc;
     }
-    p->path = strdup(path);
-    if (p->path == NULL || listen(fd, 4) < 0) {
-        rc = p->path == NULL ? -ENOMEM : -errno;
-        unlink(path);
-        close(fd);
-        return rc;
-    }
-    p->listen_fd = fd;
-    rc = umdev_loop_add(p->s->loop, fd, UMDEV_LOOP_IN, on_listen, p);
+    p->path = copy; /* ours now: port_fini() removes it */
+    if (listen(p->listen_fd, 4) < 0)
+        return -errno;
+    rc = owner_take(p, path);
+    if (rc == 0)
+        rc = umdev_loop_add(p->s->loop, p->listen_fd, UMDEV_LOOP_IN, on_listen,
+                            p);
     if (rc < 0)
         return rc;
     p->listening = true;
     return 0;
+}
+
+/* A symbolic link to the pty at @link, replacing only a stale link to a
+ * pty, never anything else. */
+static int
+pty_link(struct serial_port *p, const char *link, const char *name)
+{
+    struct fs_ident id;
+    struct stat st;
+    int rc;
+
+    rc = owner_enter(p, &id);
+    if (rc < 0)
+        return rc;
+    if (lstat(link, &st) == 0) {
+        char old[128];
+        ssize_t n = -1;
+
+        if (S_ISLNK(st.st_mode))
+            n = readlink(link, old, sizeof(old) - 1);
+        if (n >= 0)
+            old[n] = '\0';
+        if (n < 0 || strncmp(old, "/dev/pts/", 9) != 0)
+            rc = -EEXIST;
+        else
+            unlink(link);
+    }
+    if (rc == 0 && symlink(name, link) < 0)
+        rc = -errno;
+    owner_leave(&id);
+    if (rc < 0)
+        return rc;
+    p->path = strdup(link);
+    if (p->path == NULL) {
+        port_unlink(p, link);
+        return -ENOMEM;
+    }
+    return owner_take(p, link);
 }
 
 static int
@@ -457,7 +575,6 @@ port_open_pty(struct serial_port *p, const char *link)
 {
     char name[128];
     struct termios tio;
-    struct stat st;
     int fd, rc;
 
     fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -480,32 +597,18 @@ port_open_pty(struct serial_port *p, const char *link)
     p->pty_slave_fd = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (p->pty_slave_fd < 0)
         return -errno;
+    /* The owner's terminal: set on the descriptor, not by name. */
+    if (p->s->set_owner && geteuid() == 0 &&
+        fchown(p->pty_slave_fd, p->s->uid, p->s->gid) < 0)
+        return -errno;
     if (tcgetattr(p->pty_slave_fd, &tio) == 0) {
         cfmakeraw(&tio);
         tcsetattr(p->pty_slave_fd, TCSANOW, &tio);
     }
     if (link != NULL) {
-        /* Replace only a stale link to a pty, never anything else. */
-        if (lstat(link, &st) == 0) {
-            char old[128];
-            ssize_t n = -1;
-
-            if (S_ISLNK(st.st_mode))
-                n = readlink(link, old, sizeof(old) - 1);
-            if (n < 0)
-                return -EEXIST;
-            old[n] = '\0';
-            if (strncmp(old, "/dev/pts/", 9) != 0)
-                return -EEXIST;
-            unlink(link);
-        }
-        if (symlink(name, link) < 0)
-            return -errno;
-        p->path = strdup(link);
-        if (p->path == NULL) {
-            unlink(link);
-            return -ENOMEM;
-        }
+        rc = pty_link(p, link, name);
+        if (rc < 0)
+            return rc;
     }
     host_attach(p, fd);
     port_sync(p);
@@ -527,8 +630,7 @@ port_fini(struct serial_port *p)
         close(p->listen_fd);
     if (p->pty_slave_fd >= 0)
         close(p->pty_slave_fd);
-    if (p->path != NULL)
-        unlink(p->path);
+    port_unlink(p, p->path);
     free(p->path);
     free(p->pty_name);
 }
@@ -548,20 +650,29 @@ port_init(struct serial *s, unsigned int i,
 
     p->s = s;
     p->index = i;
+    p->owner_creates = cfg->owner_creates;
     p->listen_fd = p->host_fd = p->pty_slave_fd = -1;
     uart_init(&p->uart, 0);
-    rc = umdev_pci_bar_add(s->pci, i, UMDEV_PCI_BAR_IO, false,
-                           SERIAL_BAR_SIZE, &bar);
+    rc = umdev_pci_bar_add(s->pci, i, UMDEV_PCI_BAR_IO, false, SERIAL_BAR_SIZE,
+                           &bar);
     if (rc < 0)
         return rc;
     if (cfg->pty)
         rc = port_open_pty(p, cfg->path);
     else if (cfg->path != NULL)
         rc = port_open_socket(p, cfg->path);
-    if (rc < 0)
+    if (rc == -EACCES && p->owner_creates && s->set_owner && geteuid() == 0)
         umdev_log(s->log, LOG_ERR,
-                  "%s: port%u: cannot open the host end%s%s: %s", s->name,
-                  i, cfg->path ? " at " : "", cfg->path ? cfg->path : "",
+                  "%s: port%u: cannot open the host end at %s: the "
+                  "instance owner (uid %u, gid %u) may not create it there; "
+                  "a host end outside RUNDIR is made with the owner's "
+                  "rights, so its directory must be writable by the owner",
+                  s->name, i, cfg->path, (unsigned int)s->uid,
+                  (unsigned int)s->gid);
+    else if (rc < 0)
+        umdev_log(s->log, LOG_ERR,
+                  "%s: port%u: cannot open the host end%s%s: %s", s->name, i,
+                  cfg->path ? " at " : "", cfg->path ? cfg->path : "",
                   strerror(-rc));
     return rc;
 }
@@ -596,6 +707,9 @@ serial_create(struct umdev_loop *loop, const struct serial_config *cfg,
         return -ENOMEM;
     s->loop = loop;
     s->log = log;
+    s->set_owner = cfg->set_owner;
+    s->uid = cfg->uid;
+    s->gid = cfg->gid;
     s->name = strdup(cfg->name ? cfg->name : "serial");
     if (s->name == NULL) {
         free(s);

@@ -10,6 +10,7 @@
 #define UMDEV_SERIAL_SERIAL_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "umdev/dev.h"
 #include "umdev/loop.h"
@@ -34,11 +35,23 @@ struct serial_port_config {
     const char *path;
     /* Use a pseudo-terminal as the host end instead of a socket. */
     bool pty;
+    /* @path lies in a directory the owner below may change (a path a
+     * user chose): a root process creates the socket or link there with
+     * the owner's filesystem identity, so that it never resolves a path
+     * the owner controls with root's rights. Otherwise the directory is
+     * the caller's alone and root creates the file, then hands it over
+     * without following links. */
+    bool owner_creates;
 };
 
 struct serial_config {
     const char *name; /* for logs; NULL: "serial" */
     struct serial_port_config port[SERIAL_NR_PORTS];
+    /* Who the host ends belong to when the process runs as root (with
+     * @set_owner; otherwise they stay the process's). */
+    bool set_owner;
+    uid_t uid;
+    gid_t gid;
 };
 
 struct serial;
@@ -50,7 +63,9 @@ struct serial;
  * @loop: borrowed; must outlive the device.
  * @log: borrowed; may be NULL.
  * Return: 0; -ENOMEM; -EEXIST (a host-end path exists and is not a
- * socket or our symlink); -ENAMETOOLONG; or the socket/pty/timerfd error.
+ * socket or our symlink); -ENAMETOOLONG; -EACCES (the owner may not
+ * create a host end where @owner_creates says it must); or the
+ * socket/pty/timerfd error.
  */
 int serial_create(struct umdev_loop *loop, const struct serial_config *cfg,
                   const struct umdev_logger *log, struct serial **out);

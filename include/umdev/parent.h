@@ -76,8 +76,11 @@ struct umdev_parent_type {
 struct umdev_instance_args {
     const char *type; /* the full type name, e.g. "serial-2port" */
     const char *uuid; /* the instance's UUID, lower case */
-    /* Where host endpoints go unless the attributes say otherwise; hand
-     * what you create there to @uid/@gid, the instance owner. */
+    /* Where host endpoints go unless the attributes say otherwise, named
+     * "<uuid>.*" (umdevd removes them when the worker is gone); hand
+     * what you create there to @uid/@gid, the instance owner, without
+     * following links (lchown). Anywhere else, create as the owner
+     * (setfsuid/setfsgid): docs/SANDBOX.md, "Host ends". */
     const char *rundir;
     uid_t uid;
     gid_t gid;

@@ -39,6 +39,15 @@ FLAGS = {}
 
 NOBODY = pwd.getpwnam("nobody")
 
+
+def default_worker_user():
+    """Who a root umdevd runs root-owned instances' workers as without
+    --worker-user (docs/SANDBOX.md): umdev if it exists, else nobody."""
+    try:
+        return pwd.getpwnam("umdev")
+    except KeyError:
+        return NOBODY
+
 # Bounds (seconds). Sanitized builds are several times slower, so these
 # are generous; a healthy run is far below each.
 T_CMD = 20  # one umdevctl invocation

@@ -107,7 +107,8 @@ class Perms(DaemonTestCase):
 
     def test_instance_owner(self):
         """A definition owned by nobody: its socket and host ends belong to
-        nobody, mode as defined, and its worker runs as nobody."""
+        nobody, mode as defined, and its worker runs as nobody (an owner
+        that is not root lends the worker its identity)."""
         self.daemon()
         u = self.ok("define", "-p", "serial", "-t", T, "--owner", "nobody",
                     "--mode", "0660", "--attr", "port1=pty").out.strip()
@@ -133,12 +134,14 @@ class Perms(DaemonTestCase):
                            timeout=harness.T_CMD)
         self.assertEqual(p.returncode, 0, p.stderr.decode())
         self.ok("stop", u)
-        # --group alone changes the socket's group.
+        # --group alone changes the socket's group; a root-owned
+        # instance's worker runs as the worker user, never as root.
         self.ok("modify", u, "--owner", "root", "--group", self.gname)
         i = self.start_instance(u)
         st = os.stat(i["socket"])
         self.assertEqual((st.st_uid, st.st_gid), (0, self.gid))
-        self.assertEqual(harness.proc_ids(i["pid"]), (0, self.gid))
+        w = harness.default_worker_user()
+        self.assertEqual(harness.proc_ids(i["pid"]), (w.pw_uid, w.pw_gid))
 
 
 if __name__ == "__main__":

@@ -143,8 +143,9 @@ class Sandbox(DaemonTestCase):
                            capture_output=True, timeout=harness.T_CMD)
         printed = p.stdout.decode()
         if "# sanitizer build: " not in printed:
-            self.assertNotIn("fails with EACCES", printed)
-            self.assertNotIn("TCGETS", printed)
+            names = {line.split()[0] for line in printed.splitlines()[1:]}
+            self.assertFalse(names & {"open", "openat", "stat", "ioctl"},
+                             printed)
             return
         if not harness.FLAGS["test_hooks"]:
             self.fail("umdevd was built without UMDEV_TEST_HOOKS")
