@@ -47,8 +47,7 @@ listening(const char *path)
     if (f == NULL)
         return 0;
     while (!found && fgets(line, sizeof(line), f) != NULL) {
-        if (sscanf(line, "%*s %*s %*s %x %*s %*s %*s %255s", &flags, name) ==
-            2)
+        if (sscanf(line, "%*s %*s %*s %x %*s %*s %*s %255s", &flags, name) == 2)
             found = (flags & 0x10000) && strcmp(name, path) == 0;
     }
     fclose(f);

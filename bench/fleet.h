@@ -64,15 +64,13 @@ struct json_object *fleet_call(struct fleet_conn *c, const char *cmd,
 /* Send and receive, a refusal being an answer: 0 with *@result, or the
  * negative errno of the refusal with @err filled in. Dies only when the
  * connection fails. */
-int fleet_try_call(struct fleet_conn *c, const char *cmd,
-                   const char *args_json, struct json_object **result,
-                   struct umdev_ctl_error *err);
+int fleet_try_call(struct fleet_conn *c, const char *cmd, const char *args_json,
+                   struct json_object **result, struct umdev_ctl_error *err);
 
 /* A wave's request @index: write its arguments to @buf. */
 typedef void fleet_args_fn(void *opaque, int index, char *buf, size_t len);
 /* A wave's request @index succeeded with @result (borrowed). */
-typedef void fleet_done_fn(void *opaque, int index,
-                           struct json_object *result);
+typedef void fleet_done_fn(void *opaque, int index, struct json_object *result);
 
 /*
  * @n requests of @cmd over @k connections, each keeping one in flight

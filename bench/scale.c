@@ -154,7 +154,8 @@ main(int argc, char **argv)
         switch (ch) {
         case 'n':
         case 'k':
-            if (!bench_parse_count(optarg, ch == 'n' ? 1024 : FLEET_MAX_CONNS, &v)) {
+            if (!bench_parse_count(optarg, ch == 'n' ? 1024 : FLEET_MAX_CONNS,
+                                   &v)) {
                 fprintf(stderr,
                         "scale: 1 <= N <= 1024 (the serial pool), "
                         "1 <= K <= %d\n",
