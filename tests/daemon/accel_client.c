@@ -461,6 +461,15 @@ run(struct guest *g, const char *path, unsigned int want_queues, int timeout_ms)
         kit_say("error connect %s: %s", path, strerror(-rc));
         return rc;
     }
+    /* A device keeps its state across clients (the spec's Client
+     * Disconnection, and what lets a restarted VMM reconnect), so start
+     * from power-on as QEMU does at machine reset: the counters checked
+     * below are then this run's alone. */
+    rc = umdev_client_reset(g->c);
+    if (rc < 0) {
+        kit_say("error DEVICE_RESET: %s", strerror(-rc));
+        return rc;
+    }
     g->nq = want_queues;
     if (check_identity(g, want_queues) < 0 || guest_setup(g) < 0)
         return -EIO;
