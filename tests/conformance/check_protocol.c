@@ -1,7 +1,12 @@
 /*
  * protocol: vfio-user conformance on raw connections, every message type
- * good and bad. Expected errnos are the ones docs/PROTOCOL.md documents
- * for umdev servers (the spec leaves most of them open).
+ * good and bad. Each case is judged twice: by what the spec requires
+ * (a reply to every command of its table, the reply's form, the VERSION
+ * rules, the order of posted commands) and by umdev's policy (the errno
+ * docs/PROTOCOL.md documents, the connection staying up after a refusal).
+ * A server may close the connection on a VERSION it cannot support, or on
+ * a message breaking a limit it advertised: a spec failure only if it
+ * leaves the client hanging instead (rules.c has each rule's basis).
  *
  *  - VERSION exactly as QEMU 11.1.3 sends it: reply 0.0, JSON ending with
  *    its NUL at the end of the message, capabilities a subset of those
@@ -48,6 +53,8 @@ struct proto {
     struct rawc c;
     bool up;
     unsigned int cases, reconnects;
+    /* VERSIONs refused with an error reply / by closing the connection. */
+    unsigned int open_refusals, closed_refusals;
     uint32_t rd_region; /* a readable region for good accesses */
     uint32_t irq_index; /* an IRQ index with a vector */
     int efds[MAX_SEND_FDS];
@@ -66,8 +73,8 @@ connect_fresh(struct proto *p, bool negotiate)
     if (rc == 0 && negotiate)
         rc = rawc_negotiate(&p->c, NULL);
     if (rc < 0) {
-        cf_fail(p->r, "cannot %s: %s", negotiate ? "attach again" : "connect",
-                cf_errname(-rc));
+        cf_error(p->r, "cannot %s: %s", negotiate ? "attach again" : "connect",
+                 cf_errname(-rc));
         return rc;
     }
     p->up = negotiate;
@@ -96,14 +103,15 @@ alive(struct proto *p, const char *after)
     if (rc == 0 && !(m.hdr.flags & VFIO_USER_F_ERROR) && m.len >= sizeof(di)) {
         memcpy(&di, m.payload, sizeof(di));
         if (di.num_regions != p->cf->dev.num_regions)
-            cf_fail(p->r,
+            cf_fail(p->r, R_PROTO_KEEPS_CONNECTION,
                     "after %s, DEVICE_GET_INFO reports %u regions, "
                     "not %u",
                     after, di.num_regions, p->cf->dev.num_regions);
         rawc_msg_free(&m);
         return;
     }
-    cf_fail(p->r, "connection unusable after %s: DEVICE_GET_INFO got %s", after,
+    cf_fail(p->r, R_PROTO_KEEPS_CONNECTION,
+            "connection unusable after %s: DEVICE_GET_INFO got %s", after,
             rawc_outcome(rc, &m, o, sizeof(o)));
     rawc_msg_free(&m);
     p->reconnects++;
@@ -111,12 +119,45 @@ alive(struct proto *p, const char *after)
 }
 
 /*
- * Send one command and check its reply: success when @want is 0, else an
- * error reply carrying @want. Then the connection must still work.
+ * Whether the spec requires a reply to @cmd: a client-to-server command
+ * of its Commands table (spec "Header"). Unknown commands, the retired 14
+ * and DMA_READ/WRITE (server to client) have no such rule.
+ */
+static bool
+spec_command(uint16_t cmd)
+{
+    return cmd >= VFIO_USER_VERSION && cmd <= VFIO_USER_MIG_DATA_WRITE &&
+           cmd != VFIO_USER_DMA_READ && cmd != VFIO_USER_DMA_WRITE &&
+           cmd != KIT_CMD_RETIRED;
+}
+
+/* A reply's form (spec "Header"), whatever it answers: the Reply type,
+ * and an error reply carries nothing but the header. */
+static void
+reply_form(struct proto *p, const char *what, const struct rawc_msg *m)
+{
+    if ((m->hdr.flags & ~(uint32_t)VFIO_USER_F_ERROR) != VFIO_USER_F_TYPE_REPLY)
+        cf_fail(p->r, R_PROTO_REPLY_FORM, "%s: reply flags 0x%x", what,
+                m->hdr.flags);
+    if ((m->hdr.flags & VFIO_USER_F_ERROR) && m->len != 0)
+        cf_fail(p->r, R_PROTO_REPLY_FORM,
+                "%s: error reply carries %zu payload bytes", what, m->len);
+    if ((m->hdr.flags & VFIO_USER_F_ERROR) && m->nfds > 0)
+        cf_fail(p->r, R_PROTO_REPLY_FORM,
+                "%s: error reply carries %zu descriptors", what, m->nfds);
+}
+
+/*
+ * Send one command and judge its reply. The spec: a command of its table
+ * (@must_reply: the client broke no limit the server advertised) gets a
+ * reply, and every reply has the spec's form. @rule: success when @want
+ * is 0, else an error reply carrying @want; then the connection must
+ * still work (umdev policy).
  */
 static void
 expect(struct proto *p, const char *what, uint16_t cmd, const void *payload,
-       size_t len, const int *fds, size_t nfds, int want)
+       size_t len, const int *fds, size_t nfds, int want, enum cf_rule_id rule,
+       bool must_reply)
 {
     struct rawc_msg m;
     char o[96];
@@ -126,26 +167,27 @@ expect(struct proto *p, const char *what, uint16_t cmd, const void *payload,
         return;
     p->cases++;
     rc = rawc_call(&p->c, cmd, 0, payload, len, fds, nfds, &m);
-    if (rc < 0) {
-        cf_fail(p->r, "%s: %s, want %s", what,
-                rawc_outcome(rc, &m, o, sizeof(o)),
+    if (rc == -EBADMSG) {
+        cf_fail(p->r, R_PROTO_REPLY_FORM, "%s: %s", what,
+                rawc_outcome(rc, &m, o, sizeof(o)));
+    } else if (rc < 0) {
+        cf_fail(p->r,
+                must_reply && spec_command(cmd) ? R_PROTO_REPLY_REQUIRED : rule,
+                "%s: %s, want %s", what, rawc_outcome(rc, &m, o, sizeof(o)),
                 want ? cf_errname(want) : "success");
-    } else if (m.hdr.flags !=
-               (VFIO_USER_F_TYPE_REPLY | (want ? VFIO_USER_F_ERROR : 0))) {
-        cf_fail(p->r, "%s: reply flags 0x%x (%s), want %s", what, m.hdr.flags,
-                rawc_outcome(rc, &m, o, sizeof(o)),
-                want ? cf_errname(want) : "success");
-    } else if (want && (int)m.hdr.error != want) {
-        cf_fail(p->r, "%s: error %s, want %s", what,
-                cf_errname((int)m.hdr.error), cf_errname(want));
-    } else if (want && m.len != 0) {
-        /* Spec "Header": an error reply carries only the header. */
-        cf_fail(p->r, "%s: error reply carries %zu payload bytes", what, m.len);
+    } else {
+        reply_form(p, what, &m);
+        if (!(m.hdr.flags & VFIO_USER_F_ERROR) != !want)
+            cf_fail(p->r, rule, "%s: %s, want %s", what,
+                    rawc_outcome(rc, &m, o, sizeof(o)),
+                    want ? cf_errname(want) : "success");
+        else if (want && (int)m.hdr.error != want)
+            cf_fail(p->r, rule, "%s: error %s, want %s", what,
+                    cf_errname((int)m.hdr.error), cf_errname(want));
     }
-    if (m.nfds > 0 && want)
-        cf_fail(p->r, "%s: error reply carries %zu descriptors", what, m.nfds);
     rawc_msg_free(&m);
-    if (rc == -ECONNRESET || rc == -ETIMEDOUT || rc == -EPROTO) {
+    if (rc == -ECONNRESET || rc == -ETIMEDOUT || rc == -EPROTO ||
+        rc == -EBADMSG) {
         p->reconnects++;
         reconnect(p);
         return;
@@ -156,7 +198,8 @@ expect(struct proto *p, const char *what, uint16_t cmd, const void *payload,
 /* ------------------------------------------------------------------ */
 /* VERSION                                                            */
 
-/* A VERSION reply's payload against what QEMU proposed. */
+/* A VERSION reply's payload against what QEMU proposed (spec "Version":
+ * the version rules and the data's format; pgsizes is umdev policy). */
 static void
 check_version_reply(struct proto *p, const struct rawc_msg *m, char *ev,
                     size_t evlen)
@@ -166,30 +209,45 @@ check_version_reply(struct proto *p, const struct rawc_msg *m, char *ev,
     const char *json;
 
     if (m->len < 4) {
-        cf_fail(p->r, "VERSION reply has %zu payload bytes", m->len);
+        cf_fail(p->r, R_PROTO_VERSION_DATA,
+                "VERSION reply has %zu payload bytes", m->len);
         return;
     }
     memcpy(&major, m->payload, 2);
     memcpy(&minor, m->payload + 2, 2);
     if (major != 0 || minor > 0)
-        cf_fail(p->r, "VERSION reply is %u.%u; QEMU proposed 0.0", major,
-                minor);
+        cf_fail(p->r, R_PROTO_VERSION_REPLY,
+                "VERSION reply is %u.%u; QEMU proposed 0.0", major, minor);
     if (m->len == 4) {
         snprintf(ev, evlen, "VERSION 0.0 without capabilities");
         return;
     }
     json = (const char *)m->payload + 4;
     if (m->payload[m->len - 1] != '\0' || strlen(json) != m->len - 5) {
-        cf_fail(p->r, "VERSION reply JSON does not end with its NUL at the "
-                      "end of the message");
+        cf_fail(p->r, R_PROTO_VERSION_DATA,
+                "VERSION reply JSON does not end with its NUL at the "
+                "end of the message");
         return;
     }
     root = json_tokener_parse(json);
-    if (root == NULL || !json_object_is_type(root, json_type_object) ||
-        !json_object_object_get_ex(root, "capabilities", &caps) ||
-        !json_object_is_type(caps, json_type_object)) {
-        cf_fail(p->r, "VERSION reply JSON has no capabilities object: %.80s",
-                json);
+    if (root == NULL || !json_object_is_type(root, json_type_object)) {
+        cf_fail(p->r, R_PROTO_VERSION_DATA,
+                "VERSION reply data is not a JSON object: %.80s", json);
+        json_object_put(root);
+        return;
+    }
+    /* Spec "Version": capabilities are optional. */
+    if (!json_object_object_get_ex(root, "capabilities", &caps)) {
+        snprintf(ev, evlen,
+                 "VERSION as QEMU 11.1.3 -> %u.%u without "
+                 "capabilities",
+                 major, minor);
+        json_object_put(root);
+        return;
+    }
+    if (!json_object_is_type(caps, json_type_object)) {
+        cf_fail(p->r, R_PROTO_VERSION_DATA,
+                "VERSION reply \"capabilities\" is not an object: %.80s", json);
         json_object_put(root);
         return;
     }
@@ -197,7 +255,7 @@ check_version_reply(struct proto *p, const struct rawc_msg *m, char *ev,
     json_object_object_foreach(caps, key, val)
     {
         if (!kit_qemu_proposes(key))
-            cf_fail(p->r,
+            cf_fail(p->r, R_PROTO_VERSION_REPLY,
                     "VERSION reply names \"%s\", which QEMU did not "
                     "propose",
                     key);
@@ -207,10 +265,12 @@ check_version_reply(struct proto *p, const struct rawc_msg *m, char *ev,
                      ? !json_object_is_type(val, json_type_object)
                      : !json_object_is_type(val, json_type_int) ||
                            json_object_get_int64(val) <= 0)
-            cf_fail(p->r, "VERSION reply \"%s\" has a bad value", key);
+            cf_fail(p->r, R_PROTO_VERSION_DATA,
+                    "VERSION reply \"%s\" has a bad value", key);
         else if (strcmp(key, "pgsizes") == 0 &&
                  !(json_object_get_uint64(val) & 4096))
-            cf_fail(p->r, "VERSION reply pgsizes lacks 4096");
+            cf_fail(p->r, R_PROTO_VERSION_PGSIZES,
+                    "VERSION reply pgsizes lacks 4096");
     }
     snprintf(ev, evlen, "VERSION as QEMU 11.1.3 -> %u.%u %s", major, minor,
              json);
@@ -224,6 +284,70 @@ version_payload(uint8_t *buf, size_t cap, uint16_t major, uint16_t minor,
 {
     return kit_version_payload(buf, cap, major, minor, json,
                                json != NULL ? strlen(json) + nul : 0);
+}
+
+/*
+ * A VERSION the server cannot support, on a connection not negotiated
+ * yet. Spec: an answer or a closed connection, and a success answer keeps
+ * the version rules; umdev policy: an error reply with @err, the
+ * connection left open. Return: true if the connection is still fit for
+ * the next attempt (open, not negotiated), else it was replaced by a
+ * fresh raw one (false if that failed too: p->up is then false).
+ */
+static bool
+version_refused(struct proto *p, const char *what, const uint8_t *buf,
+                size_t len, uint16_t major, int err)
+{
+    struct rawc_msg m;
+    char o[96];
+    bool keep = false;
+    int rc;
+
+    p->cases++;
+    rc = rawc_call(&p->c, VFIO_USER_VERSION, 0, buf, len, NULL, 0, &m);
+    if (rc == -ECONNRESET) {
+        /* What libvfio-user's servers do: allowed (Connection
+         * Initiation), and not what umdev does. */
+        cf_fail(p->r, R_PROTO_VERSION_REFUSAL, "%s: connection closed, want %s",
+                what, cf_errname(err));
+        p->closed_refusals++;
+    } else if (rc == -ETIMEDOUT) {
+        cf_fail(p->r, R_PROTO_VERSION_REFUSE,
+                "%s: no reply within %d ms and the connection left open", what,
+                p->cf->timeout_ms);
+    } else if (rc < 0) {
+        cf_fail(p->r, R_PROTO_REPLY_FORM, "%s: %s", what,
+                rawc_outcome(rc, &m, o, sizeof(o)));
+    } else if (!(m.hdr.flags & VFIO_USER_F_ERROR)) {
+        uint16_t rmajor = 0, rminor = 0;
+
+        reply_form(p, what, &m);
+        if (m.len >= 4) {
+            memcpy(&rmajor, m.payload, 2);
+            memcpy(&rminor, m.payload + 2, 2);
+        }
+        if (m.len < 4 || rmajor != major || rminor > 0)
+            cf_fail(p->r, R_PROTO_VERSION_REPLY,
+                    "%s: accepted as %u.%u, proposed %u.0", what, rmajor,
+                    rminor, major);
+        cf_fail(p->r, R_PROTO_VERSION_REFUSAL, "%s: accepted, want %s", what,
+                cf_errname(err));
+    } else {
+        reply_form(p, what, &m);
+        if ((int)m.hdr.error != err)
+            cf_fail(p->r, R_PROTO_VERSION_REFUSAL, "%s: error %s, want %s",
+                    what, cf_errname((int)m.hdr.error), cf_errname(err));
+        p->open_refusals++;
+        keep = true;
+    }
+    rawc_msg_free(&m);
+    if (!keep) {
+        p->reconnects++;
+        if (connect_fresh(p, false) < 0)
+            return false;
+        p->up = true;
+    }
+    return keep;
 }
 
 static void
@@ -258,70 +382,82 @@ version_tests(struct proto *p, char *ev, size_t evlen)
     if (rc == 0)
         rc = rawc_recv_reply(&p->c, p->cf->timeout_ms, &m);
     p->cases++;
-    if (rc < 0 || m.hdr.msg_id != 0 || m.hdr.cmd != VFIO_USER_VERSION ||
-        m.hdr.flags != VFIO_USER_F_TYPE_REPLY) {
-        cf_fail(p->r, "QEMU's VERSION: %s (id %u, flags 0x%x)",
-                rawc_outcome(rc, &m, o, sizeof(o)), rc ? 0 : m.hdr.msg_id,
-                rc ? 0 : m.hdr.flags);
+    if (rc == 0 && (m.hdr.msg_id != 0 || m.hdr.cmd != VFIO_USER_VERSION)) {
+        cf_fail(p->r, R_PROTO_REPLY_FORM,
+                "QEMU's VERSION (id 0) answered by %s id %u",
+                umdev_wire_cmd_name(m.hdr.cmd), m.hdr.msg_id);
+        rawc_msg_free(&m);
+        reconnect(p);
+        return;
+    }
+    if (rc < 0 || (m.hdr.flags & VFIO_USER_F_ERROR)) {
+        cf_fail(p->r, R_PROTO_VERSION_ACCEPT, "QEMU's VERSION: %s",
+                rawc_outcome(rc, &m, o, sizeof(o)));
         if (rc == 0)
             rawc_msg_free(&m);
         reconnect(p);
         return;
     }
+    reply_form(p, "QEMU's VERSION", &m);
     check_version_reply(p, &m, ev, evlen);
     rawc_msg_free(&m);
     p->up = true;
     alive(p, "VERSION");
-    /* A second VERSION. */
+    /* A second VERSION: still a command of the spec's table. */
     len = version_payload(buf, sizeof(buf), 0, 0, CF_QEMU_VERSION_JSON, true);
-    expect(p, "second VERSION", VFIO_USER_VERSION, buf, len, NULL, 0, EINVAL);
+    expect(p, "second VERSION", VFIO_USER_VERSION, buf, len, NULL, 0, EINVAL,
+           R_PROTO_VERSION_SECOND, true);
 
-    /* Before VERSION: refused; then each bad VERSION refused and the
-     * connection still not negotiated; then a good one (minor 7). */
+    /* Before VERSION: refused (policy; the spec leaves it open). */
     if (connect_fresh(p, false) < 0)
         return;
     p->up = true; /* for expect() and alive(): it is the one to use */
     p->cases++;
     rc = rawc_call(&p->c, VFIO_USER_DEVICE_GET_INFO, 0, &di, sizeof(di), NULL,
                    0, &m);
+    if (rc == 0)
+        reply_form(p, "DEVICE_GET_INFO before VERSION", &m);
     if (rc < 0 || !(m.hdr.flags & VFIO_USER_F_ERROR) || m.hdr.error != EINVAL)
-        cf_fail(p->r, "DEVICE_GET_INFO before VERSION: %s, want EINVAL",
+        cf_fail(p->r, R_PROTO_BEFORE_VERSION,
+                "DEVICE_GET_INFO before VERSION: %s, want EINVAL",
                 rawc_outcome(rc, &m, o, sizeof(o)));
     rawc_msg_free(&m);
+    if (rc < 0) {
+        if (connect_fresh(p, false) < 0)
+            return;
+        p->up = true;
+    }
+    /* Each VERSION the server cannot support: refused, by an error reply
+     * (umdev; the connection then still negotiates) or by closing it. */
     for (i = 0; i < CF_ARRAY_SIZE(bad) && p->up; i++) {
         len = version_payload(buf, sizeof(buf), bad[i].major, 0, bad[i].json,
                               bad[i].nul);
         snprintf(what, sizeof(what), "VERSION %u.0 %.40s%s", bad[i].major,
                  bad[i].json, bad[i].nul ? "" : " (no NUL)");
-        p->cases++;
-        rc = rawc_call(&p->c, VFIO_USER_VERSION, 0, buf, len, NULL, 0, &m);
-        if (rc < 0 || !(m.hdr.flags & VFIO_USER_F_ERROR) ||
-            (int)m.hdr.error != bad[i].err)
-            cf_fail(p->r, "%s: %s, want %s", what,
-                    rawc_outcome(rc, &m, o, sizeof(o)), cf_errname(bad[i].err));
-        rawc_msg_free(&m);
-        if (rc == -ECONNRESET || rc == -ETIMEDOUT) {
-            reconnect(p);
-            return;
-        }
+        version_refused(p, what, buf, len, bad[i].major, bad[i].err);
     }
+    if (!p->up)
+        return;
     /* JSON over the 4096-byte limit. */
     memset(buf, ' ', sizeof(buf));
     memset(buf, 0, 4);
     memcpy(buf + 4, "{\"capabilities\":{}", 18);
     buf[5000] = '}';
     buf[5001] = '\0';
-    p->cases++;
-    rc = rawc_call(&p->c, VFIO_USER_VERSION, 0, buf, 5002, NULL, 0, &m);
-    if (rc < 0 || !(m.hdr.flags & VFIO_USER_F_ERROR) || m.hdr.error != E2BIG)
-        cf_fail(p->r, "VERSION with 4998 bytes of JSON: %s, want E2BIG",
-                rawc_outcome(rc, &m, o, sizeof(o)));
-    rawc_msg_free(&m);
+    version_refused(p, "VERSION with 4998 bytes of JSON", buf, 5002, 0, E2BIG);
+    if (!p->up)
+        return;
+    /* A good VERSION, minor 7: the spec wants it answered with a minor of
+     * at most 7; after refusals on the same connection, umdev policy. */
     len = version_payload(buf, sizeof(buf), 0, 7, CF_QEMU_VERSION_JSON, true);
     p->cases++;
     rc = rawc_call(&p->c, VFIO_USER_VERSION, 0, buf, len, NULL, 0, &m);
     if (rc < 0 || m.hdr.flags != VFIO_USER_F_TYPE_REPLY || m.len < 4) {
-        cf_fail(p->r, "VERSION 0.7 after refusals: %s",
+        cf_fail(p->r,
+                p->open_refusals > 0 ? R_PROTO_VERSION_REFUSAL
+                                     : R_PROTO_VERSION_ACCEPT,
+                "VERSION 0.7%s: %s",
+                p->open_refusals > 0 ? " after refusals" : "",
                 rawc_outcome(rc, &m, o, sizeof(o)));
         rawc_msg_free(&m);
         reconnect(p);
@@ -329,7 +465,8 @@ version_tests(struct proto *p, char *ev, size_t evlen)
     }
     memcpy(&minor, m.payload + 2, 2);
     if (minor > 7)
-        cf_fail(p->r, "VERSION 0.7 answered with minor %u", minor);
+        cf_fail(p->r, R_PROTO_VERSION_REPLY,
+                "VERSION 0.7 answered with minor %u", minor);
     rawc_msg_free(&m);
     alive(p, "VERSION 0.7");
 }
@@ -357,6 +494,28 @@ good_payload(const struct proto *p, uint16_t cmd, uint8_t *buf)
     return kit_good_payload(&g, cmd, buf);
 }
 
+/* The rule a well-formed command's expected answer rests on: the spec
+ * for the commands every server must serve, umdev policy for the rest. */
+static enum cf_rule_id
+good_rule(uint16_t cmd)
+{
+    switch (cmd) {
+    case VFIO_USER_DMA_MAP:
+    case VFIO_USER_DEVICE_GET_INFO:
+    case VFIO_USER_DEVICE_GET_REGION_INFO:
+    case VFIO_USER_DEVICE_GET_IRQ_INFO:
+    case VFIO_USER_REGION_READ:
+    case VFIO_USER_REGION_WRITE:
+        return R_PROTO_COMMAND_CORE;
+    case VFIO_USER_VERSION:
+        return R_PROTO_VERSION_SECOND;
+    case KIT_CMD_RETIRED:
+        return R_PROTO_UNKNOWN_COMMAND;
+    default:
+        return R_PROTO_COMMAND_OTHER;
+    }
+}
+
 static void
 per_command(struct proto *p, uint32_t oversize)
 {
@@ -367,13 +526,13 @@ per_command(struct proto *p, uint32_t oversize)
     int two[2];
 
     if (nmax > MAX_SEND_FDS) {
-        cf_fail(p->r, "server max_msg_fds %u: the kit sends at most %d",
-                nmax - 1, MAX_SEND_FDS - 1);
+        cf_error(p->r, "server max_msg_fds %u: the kit sends at most %d",
+                 nmax - 1, MAX_SEND_FDS - 1);
         return;
     }
     big = calloc(1, oversize);
     if (big == NULL) {
-        cf_fail(p->r, "out of memory for the oversized message");
+        cf_error(p->r, "out of memory for the oversized message");
         return;
     }
     two[0] = p->efds[0];
@@ -382,24 +541,31 @@ per_command(struct proto *p, uint32_t oversize)
         const struct kit_cmd *k = &kit_cmds[i];
         const char *name = umdev_wire_cmd_name(k->cmd);
         bool known = k->cmd != KIT_CMD_RETIRED;
+        /* The spec's reply rule covers the commands of its table; the
+         * rest is umdev's answer to a message outside it. */
+        bool must = spec_command(k->cmd);
 
         len = good_payload(p, k->cmd, buf);
         snprintf(what, sizeof(what), "well-formed %s", name);
-        expect(p, what, k->cmd, buf, len, NULL, 0, k->good_err);
+        expect(p, what, k->cmd, buf, len, NULL, 0, k->good_err,
+               good_rule(k->cmd), must);
         if (k->cmd == VFIO_USER_DMA_MAP) {
             /* Undo at once: later cases map the same range. */
             uint8_t u[KIT_GOOD_MAX];
             size_t ul = good_payload(p, VFIO_USER_DMA_UNMAP, u);
 
-            expect(p, "DMA_UNMAP ALL", VFIO_USER_DMA_UNMAP, u, ul, NULL, 0, 0);
+            expect(p, "DMA_UNMAP ALL", VFIO_USER_DMA_UNMAP, u, ul, NULL, 0, 0,
+                   R_PROTO_COMMAND_OTHER, true);
         }
         /* Short. */
         if (k->fixed > 0) {
             snprintf(what, sizeof(what), "%s with %zu payload bytes", name,
                      k->fixed - 1);
-            expect(p, what, k->cmd, buf, k->fixed - 1, NULL, 0, EINVAL);
+            expect(p, what, k->cmd, buf, k->fixed - 1, NULL, 0, EINVAL,
+                   R_PROTO_MALFORMED, must);
             snprintf(what, sizeof(what), "%s with no payload", name);
-            expect(p, what, k->cmd, NULL, 0, NULL, 0, EINVAL);
+            expect(p, what, k->cmd, NULL, 0, NULL, 0, EINVAL, R_PROTO_MALFORMED,
+                   must);
         }
         /* argsz below the fixed part, and (where the request's argsz
          * covers the payload) beyond it. */
@@ -408,11 +574,13 @@ per_command(struct proto *p, uint32_t oversize)
 
             memcpy(buf, &argsz, 4);
             snprintf(what, sizeof(what), "%s with argsz %u", name, argsz);
-            expect(p, what, k->cmd, buf, len, NULL, 0, EINVAL);
+            expect(p, what, k->cmd, buf, len, NULL, 0, EINVAL,
+                   R_PROTO_MALFORMED, must);
             argsz = 0;
             memcpy(buf, &argsz, 4);
             snprintf(what, sizeof(what), "%s with argsz 0", name);
-            expect(p, what, k->cmd, buf, len, NULL, 0, EINVAL);
+            expect(p, what, k->cmd, buf, len, NULL, 0, EINVAL,
+                   R_PROTO_MALFORMED, must);
             if (k->cmd == VFIO_USER_DMA_MAP ||
                 k->cmd == VFIO_USER_DEVICE_SET_IRQS) {
                 argsz = (uint32_t)len + 1;
@@ -421,25 +589,31 @@ per_command(struct proto *p, uint32_t oversize)
                          "%s with argsz past the "
                          "payload",
                          name);
-                expect(p, what, k->cmd, buf, len, NULL, 0, EINVAL);
+                expect(p, what, k->cmd, buf, len, NULL, 0, EINVAL,
+                       R_PROTO_MALFORMED, must);
             }
             len = good_payload(p, k->cmd, buf);
         }
-        /* Oversized: more than the server takes whole. */
+        /* Oversized: more than the server takes whole. Past every data
+         * limit the server advertised, so it may close instead. */
         memcpy(big, buf, len);
         snprintf(what, sizeof(what), "%s of %u bytes", name,
                  oversize + UMDEV_WIRE_HDR_SIZE);
-        expect(p, what, k->cmd, big, oversize, NULL, 0, E2BIG);
+        expect(p, what, k->cmd, big, oversize, NULL, 0, E2BIG,
+               R_PROTO_MALFORMED, false);
         /* A descriptor where none belongs (DMA_MAP takes one: two). */
         snprintf(what, sizeof(what), "%s with %s", name,
                  k->cmd == VFIO_USER_DMA_MAP ? "2 descriptors"
                                              : "a descriptor");
         expect(p, what, k->cmd, buf, len, two,
-               k->cmd == VFIO_USER_DMA_MAP ? 2 : 1, known ? EBADF : ENOSYS);
+               k->cmd == VFIO_USER_DMA_MAP ? 2 : 1, known ? EBADF : ENOSYS,
+               known ? R_PROTO_MALFORMED : R_PROTO_UNKNOWN_COMMAND, must);
         /* More descriptors than the server takes: refused on arrival,
-         * whatever the command. */
+         * whatever the command. The client broke the server's
+         * max_msg_fds: it may close instead. */
         snprintf(what, sizeof(what), "%s with %u descriptors", name, nmax);
-        expect(p, what, k->cmd, buf, len, p->efds, nmax, EBADF);
+        expect(p, what, k->cmd, buf, len, p->efds, nmax, EBADF,
+               R_PROTO_MALFORMED, false);
     }
     free(big);
 }
@@ -458,24 +632,25 @@ fd_tests(struct proto *p)
     char what[96];
 
     if (n > MAX_SEND_FDS) {
-        cf_fail(p->r, "server max_msg_fds %u: the kit sends at most %d", n - 1,
-                MAX_SEND_FDS - 1);
+        cf_error(p->r, "server max_msg_fds %u: the kit sends at most %d", n - 1,
+                 MAX_SEND_FDS - 1);
         return;
     }
     snprintf(what, sizeof(what), "DEVICE_GET_INFO with %u descriptors", n);
     expect(p, what, VFIO_USER_DEVICE_GET_INFO, &di, sizeof(di), p->efds, n,
-           EBADF);
+           EBADF, R_PROTO_MALFORMED, false);
     snprintf(what, sizeof(what),
              "SET_IRQS eventfd count 1 with %u "
              "descriptors",
              n);
-    expect(p, what, VFIO_USER_DEVICE_SET_IRQS, &s, sizeof(s), p->efds, n,
-           EBADF);
+    expect(p, what, VFIO_USER_DEVICE_SET_IRQS, &s, sizeof(s), p->efds, n, EBADF,
+           R_PROTO_MALFORMED, false);
     expect(p, "SET_IRQS eventfd count 1 with 2 descriptors",
-           VFIO_USER_DEVICE_SET_IRQS, &s, sizeof(s), p->efds, 2, EBADF);
+           VFIO_USER_DEVICE_SET_IRQS, &s, sizeof(s), p->efds, 2, EBADF,
+           R_PROTO_MALFORMED, true);
     s.flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER;
     expect(p, "SET_IRQS DATA_NONE with a descriptor", VFIO_USER_DEVICE_SET_IRQS,
-           &s, sizeof(s), p->efds, 1, EBADF);
+           &s, sizeof(s), p->efds, 1, EBADF, R_PROTO_MALFORMED, true);
 }
 
 static void
@@ -487,7 +662,8 @@ unknown_commands(struct proto *p)
 
     for (i = 0; i < CF_ARRAY_SIZE(cmds); i++) {
         snprintf(what, sizeof(what), "unknown command %u", cmds[i]);
-        expect(p, what, cmds[i], NULL, 0, NULL, 0, ENOSYS);
+        expect(p, what, cmds[i], NULL, 0, NULL, 0, ENOSYS,
+               R_PROTO_UNKNOWN_COMMAND, false);
     }
 }
 
@@ -555,22 +731,31 @@ posted(struct proto *p, uint32_t oversize, char *ev, size_t evlen)
         rc = rawc_recv_reply(&p->c, p->cf->timeout_ms, &m);
     p->cases += nposted + 1;
     if (rc < 0) {
-        cf_fail(p->r, "after %u bad posted commands: %s", nposted,
+        /* Some of them broke limits the server advertised (oversized,
+         * DMA_READ to the server): closing is its right, hanging with
+         * the connection open is not. */
+        cf_fail(p->r,
+                rc == -ETIMEDOUT ? R_PROTO_REPLY_REQUIRED
+                                 : R_PROTO_KEEPS_CONNECTION,
+                "DEVICE_GET_INFO after %u bad posted commands: %s", nposted,
                 rawc_outcome(rc, &m, o, sizeof(o)));
         reconnect(p);
         return;
     }
     if (m.hdr.msg_id != id || m.hdr.cmd != VFIO_USER_DEVICE_GET_INFO) {
-        cf_fail(p->r, "a posted command got a reply (%s id %u, %s)",
+        cf_fail(p->r, R_PROTO_POSTED_SILENT,
+                "a posted command got a reply (%s id %u, %s)",
                 umdev_wire_cmd_name(m.hdr.cmd), m.hdr.msg_id,
                 rawc_outcome(0, &m, o, sizeof(o)));
         rawc_msg_free(&m);
         reconnect(p); /* the stream is out of step */
         return;
     }
+    reply_form(p, "DEVICE_GET_INFO after posted commands", &m);
     rawc_msg_free(&m);
     if (!rawc_quiet(&p->c, QUIET_MS)) {
-        cf_fail(p->r, "stray message after the posted commands");
+        cf_fail(p->r, R_PROTO_POSTED_SILENT,
+                "stray message after the posted commands");
         reconnect(p);
         return;
     }
@@ -608,11 +793,13 @@ posted_ordering(struct proto *p)
         rawc_call(&p->c, VFIO_USER_REGION_READ, 0, buf, sizeof(a), NULL, 0, &m);
     p->cases++;
     if (rc < 0 || m.len != sizeof(a) + 1) {
-        cf_fail(p->r, "read after a posted write: bad reply");
+        cf_fail(p->r, rc < 0 ? R_PROTO_REPLY_REQUIRED : R_PROTO_COMMAND_CORE,
+                "read after a posted write: %s",
+                rc < 0 ? cf_errname(-rc) : "bad reply");
     } else {
         v = m.payload[sizeof(a)];
         if (v != inv)
-            cf_fail(p->r,
+            cf_fail(p->r, R_PROTO_POSTED_ORDER,
                     "a posted write to config 0x%02x (0x%02x) was not "
                     "applied before the next reply (read 0x%02x)",
                     off, inv, v);
@@ -627,6 +814,8 @@ posted_ordering(struct proto *p)
 /* ------------------------------------------------------------------ */
 /* Region ranges                                                      */
 
+/* Out-of-range accesses: the answer is umdev policy; a reply is the
+ * spec's rule unless the count breaks the server's max_data_xfer_size. */
 static void
 range_one(struct proto *p, uint32_t region, uint64_t off, uint32_t count,
           bool write, int want, const char *why)
@@ -639,7 +828,8 @@ range_one(struct proto *p, uint32_t region, uint64_t off, uint32_t count,
     snprintf(what, sizeof(what), "%s of %u at region %u+0x%" PRIx64 " (%s)",
              write ? "write" : "read", count, region, off, why);
     expect(p, what, write ? VFIO_USER_REGION_WRITE : VFIO_USER_REGION_READ, buf,
-           sizeof(a) + (write ? (count <= 8 ? count : 0) : 0), NULL, 0, want);
+           sizeof(a) + (write ? (count <= 8 ? count : 0) : 0), NULL, 0, want,
+           R_PROTO_REGION_BOUNDS, count <= p->cf->dev.server_max_xfer);
 }
 
 static unsigned int
@@ -697,11 +887,11 @@ bad_stream(struct proto *p)
     if (rc == 0)
         rc = rawc_send_bytes(&s, &h, sizeof(h), NULL, 0);
     if (rc < 0) {
-        cf_fail(p->r, "bad-stream connection: %s", cf_errname(-rc));
+        cf_error(p->r, "bad-stream connection: %s", cf_errname(-rc));
     } else {
         rc = rawc_recv_reply(&s, p->cf->timeout_ms, &m);
         if (rc != -ECONNRESET)
-            cf_fail(p->r,
+            cf_fail(p->r, R_PROTO_BAD_HEADER,
                     "a header with msg_size 8 did not close the "
                     "connection (%s)",
                     rc == 0 ? "a reply came" : cf_errname(-rc));
@@ -726,13 +916,13 @@ check_protocol(struct conform *cf, struct cf_result *r)
     for (i = 0; i < MAX_SEND_FDS; i++) {
         p.efds[i] = eventfd(0, EFD_CLOEXEC);
         if (p.efds[i] < 0) {
-            cf_fail(r, "eventfd: %s", strerror(errno));
+            cf_error(r, "eventfd: %s", strerror(errno));
             goto out;
         }
     }
     p.rd_region = cf->dev.pci ? CFG : 0;
     if (!cf_region_present(cf, p.rd_region)) {
-        cf_fail(r, "no config region to address well-formed accesses to");
+        cf_error(r, "no config region to address well-formed accesses to");
         goto out;
     }
     p.irq_index = VFIO_PCI_ERR_IRQ_INDEX;
@@ -765,11 +955,15 @@ check_protocol(struct conform *cf, struct cf_result *r)
     if (reconnect(&p) == 0)
         alive(&p, "a bad stream on another connection");
     if (fds_before >= 0 && fds_after >= 0 && fds_after != fds_before)
-        cf_fail(r,
+        cf_fail(r, R_PROTO_FDS_CLOSED,
                 "server pid %d holds %d descriptors after the refused "
                 "ones, %d before",
                 (int)cf->server_pid, fds_after, fds_before);
     cf_note(r, "%s", ev_version);
+    cf_note(r,
+            "unsupported VERSIONs refused %u times by an error reply, %u "
+            "by closing the connection",
+            p.open_refusals, p.closed_refusals);
     cf_note(r,
             "%u cases over %zu commands: good, short, bad argsz, "
             "oversized (%u B), stray and too many (%u) descriptors, "
