@@ -20,7 +20,11 @@ Expected of the kit:
   * the default level (policy): exit 1, the protocol check failing on
     that policy rule alone while spec_pass stays true;
   * the same kit against umdev-serve directly: no policy difference (the
-    front is what differs).
+    front is what differs);
+  * and the spec level has teeth: behind a front that swallows the
+    refusal and leaves the connection open (the client waits forever,
+    which the spec does not allow), --level spec fails the protocol
+    check on protocol.version.refuse, a spec rule.
 
 Usage: test_spec_level.py --conform P --serve P --profile FILE
 Every wait is bounded; every process started is killed at the end.
@@ -102,10 +106,12 @@ def send_msg(sock, data, fds):
 class VersionCloser:
     """Listens on `path`, connects each client to the server at
     `upstream` and passes messages both ways, closing the client's
-    connection where the server refused a VERSION before negotiation."""
+    connection where the server refused a VERSION before negotiation
+    (or, with hang=True, dropping the refusal and keeping it open)."""
 
-    def __init__(self, path, upstream):
+    def __init__(self, path, upstream, hang=False):
         self.upstream = upstream
+        self.hang = hang
         self.closed_on_version = 0
         self.lock = threading.Lock()
         self.lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -162,6 +168,8 @@ class VersionCloser:
                                 self.closed_on_version += 1
                             for fd in fds:
                                 os.close(fd)
+                            if self.hang:
+                                continue
                             break
                         state["versions"] = None
                     try:
@@ -285,6 +293,21 @@ def main():
             fail("umdev-serve directly: exit %d: %s" % (
                 rc, proto["evidence"]))
         say("umdev-serve directly: passes at the policy level")
+
+        # A refusal the client never learns of breaks the spec.
+        front.close()
+        hsock = os.path.join(tmp, "hang.sock")
+        front = VersionCloser(hsock, up, hang=True)
+        rc, res = kit(args, hsock, "--level", "spec", "--only", "protocol",
+                      "--timeout", "300", "--server-pid", pid)
+        proto = res["protocol"]
+        if rc != 1 or proto["pass"] or proto["spec_pass"] or \
+                rules_of(proto, "spec").get("protocol.version.refuse",
+                                            0) < 7:
+            fail("a front leaving refused VERSIONs unanswered: exit %d: %s"
+                 % (rc, proto["evidence"]))
+        say("unanswered VERSIONs: --level spec fails on "
+            "protocol.version.refuse")
     finally:
         if front is not None:
             front.close()
