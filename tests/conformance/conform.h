@@ -7,8 +7,9 @@
  * Files: main.c (command line, discovery, running, output), rawc.c (a raw
  * vfio-user connection for malformed and random traffic), profile.c (the
  * optional mediation profile), proc.c (the server process: PID, /proc,
- * daemon counters), one check_*.c per check. README.md says what each
- * check does and its pass rule.
+ * daemon counters), rules.c (the rules failures are judged by, spec or
+ * policy), one check_*.c per check. README.md says what each check does
+ * and its pass rule.
  */
 #ifndef UMDEV_CONFORM_H
 #define UMDEV_CONFORM_H
