@@ -147,6 +147,93 @@ reply_form(struct proto *p, const char *what, const struct rawc_msg *m)
                 "%s: error reply carries %zu descriptors", what, m->nfds);
 }
 
+/* The fixed part of a success reply's payload (spec: each command's Reply
+ * section): argsz covers it, and what the request named is echoed. */
+static void
+reply_payload(struct proto *p, const char *what, uint16_t cmd,
+              const uint8_t *req, size_t reqlen, const struct rawc_msg *m)
+{
+    struct vfio_user_region_access a, ra;
+    struct vfio_user_dma_unmap u, ru;
+    uint32_t argsz, index;
+    size_t need = 0;
+
+    switch (cmd) {
+    case VFIO_USER_DEVICE_GET_INFO:
+        need = sizeof(struct vfio_user_device_info);
+        break;
+    case VFIO_USER_DEVICE_GET_REGION_INFO:
+        need = sizeof(struct vfio_user_region_info);
+        break;
+    case VFIO_USER_DEVICE_GET_IRQ_INFO:
+        need = sizeof(struct vfio_user_irq_info);
+        break;
+    case VFIO_USER_REGION_READ:
+    case VFIO_USER_REGION_WRITE:
+        if (reqlen < sizeof(a))
+            return;
+        memcpy(&a, req, sizeof(a));
+        need = sizeof(a) + (cmd == VFIO_USER_REGION_READ ? a.count : 0);
+        if (m->len < sizeof(ra))
+            break;
+        memcpy(&ra, m->payload, sizeof(ra));
+        if (ra.offset != a.offset || ra.region != a.region ||
+            ra.count != a.count)
+            cf_fail(p->r, R_PROTO_REPLY_PAYLOAD,
+                    "%s: reply names %u bytes at region %u+0x%" PRIx64
+                    ", asked %u at %u+0x%" PRIx64,
+                    what, ra.count, ra.region, ra.offset, a.count, a.region,
+                    a.offset);
+        if (cmd == VFIO_USER_REGION_READ && m->len != need)
+            cf_fail(p->r, R_PROTO_REPLY_PAYLOAD,
+                    "%s: reply carries %zu data bytes for a count of %u", what,
+                    m->len - sizeof(ra), a.count);
+        break;
+    case VFIO_USER_DMA_UNMAP:
+        /* The spec's unmap has no flags ("unused in this version"). */
+        if (reqlen < sizeof(u))
+            return;
+        memcpy(&u, req, sizeof(u));
+        if (u.flags != 0)
+            return;
+        need = sizeof(u);
+        if (m->len < sizeof(ru))
+            break;
+        memcpy(&ru, m->payload, sizeof(ru));
+        if (ru.addr != u.addr || ru.size != u.size)
+            cf_fail(p->r, R_PROTO_REPLY_PAYLOAD,
+                    "%s: reply entry 0x%" PRIx64 "+0x%" PRIx64
+                    ", not the original 0x%" PRIx64 "+0x%" PRIx64,
+                    what, ru.addr, ru.size, u.addr, u.size);
+        break;
+    default:
+        return;
+    }
+    if (m->len < need) {
+        cf_fail(p->r, R_PROTO_REPLY_PAYLOAD,
+                "%s: reply payload of %zu bytes, the structure needs %zu", what,
+                m->len, need);
+        return;
+    }
+    if (cmd == VFIO_USER_DEVICE_GET_INFO ||
+        cmd == VFIO_USER_DEVICE_GET_REGION_INFO ||
+        cmd == VFIO_USER_DEVICE_GET_IRQ_INFO) {
+        memcpy(&argsz, m->payload, sizeof(argsz));
+        if (argsz < need)
+            cf_fail(p->r, R_PROTO_REPLY_PAYLOAD,
+                    "%s: reply argsz %u below its %zu-byte structure", what,
+                    argsz, need);
+    }
+    if ((cmd == VFIO_USER_DEVICE_GET_REGION_INFO ||
+         cmd == VFIO_USER_DEVICE_GET_IRQ_INFO) &&
+        reqlen >= 12) {
+        memcpy(&index, req + 8, sizeof(index));
+        if (memcmp(m->payload + 8, &index, sizeof(index)) != 0)
+            cf_fail(p->r, R_PROTO_REPLY_PAYLOAD,
+                    "%s: reply is for another index than %u", what, index);
+    }
+}
+
 /*
  * Send one command and judge its reply. The spec: a command of its table
  * (@must_reply: the client broke no limit the server advertised) gets a
@@ -184,6 +271,8 @@ expect(struct proto *p, const char *what, uint16_t cmd, const void *payload,
         else if (want && (int)m.hdr.error != want)
             cf_fail(p->r, rule, "%s: error %s, want %s", what,
                     cf_errname((int)m.hdr.error), cf_errname(want));
+        else if (!want)
+            reply_payload(p, what, cmd, payload, len, &m);
     }
     rawc_msg_free(&m);
     if (rc == -ECONNRESET || rc == -ETIMEDOUT || rc == -EPROTO ||
@@ -618,6 +707,39 @@ per_command(struct proto *p, uint32_t oversize)
     free(big);
 }
 
+/* Spec "VFIO_USER_DMA_MAP": a map over an existing one fails with EEXIST;
+ * "VFIO_USER_DMA_UNMAP": unmapping exactly a mapping succeeds and the
+ * reply carries the original entry. Mappings without descriptors: the
+ * message fallback every server serves. */
+static void
+dma_tests(struct proto *p)
+{
+    struct vfio_user_dma_map map = {
+        .argsz = sizeof(map),
+        .flags = VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE,
+        .addr = 0x7e000000ull,
+        .size = 0x2000,
+    };
+    struct vfio_user_dma_unmap unmap = {
+        .argsz = sizeof(unmap),
+        .addr = map.addr,
+        .size = map.size,
+    };
+
+    expect(p, "DMA_MAP of 8 KiB without a descriptor", VFIO_USER_DMA_MAP, &map,
+           sizeof(map), NULL, 0, 0, R_PROTO_COMMAND_CORE, true);
+    expect(p, "DMA_MAP of the same range again", VFIO_USER_DMA_MAP, &map,
+           sizeof(map), NULL, 0, EEXIST, R_PROTO_DMA_OVERLAP, true);
+    map.addr += 0x1000;
+    expect(p, "DMA_MAP overlapping its second page", VFIO_USER_DMA_MAP, &map,
+           sizeof(map), NULL, 0, EEXIST, R_PROTO_DMA_OVERLAP, true);
+    map.addr -= 0x2000;
+    expect(p, "DMA_MAP overlapping its first page", VFIO_USER_DMA_MAP, &map,
+           sizeof(map), NULL, 0, EEXIST, R_PROTO_DMA_OVERLAP, true);
+    expect(p, "DMA_UNMAP of exactly that mapping", VFIO_USER_DMA_UNMAP, &unmap,
+           sizeof(unmap), NULL, 0, 0, R_PROTO_COMMAND_CORE, true);
+}
+
 static void
 fd_tests(struct proto *p)
 {
@@ -943,6 +1065,7 @@ check_protocol(struct conform *cf, struct cf_result *r)
     if (cf->server_pid > 0 || cf_find_server_pid(cf, err, sizeof(err)) == 0)
         fds_before = cf_proc_fd_count(cf->server_pid);
     per_command(&p, oversize);
+    dma_tests(&p);
     fd_tests(&p);
     unknown_commands(&p);
     posted(&p, oversize, ev_posted, sizeof(ev_posted));

@@ -122,6 +122,29 @@ const struct cf_rule cf_rules[CF_NRULES] = {
                  "message fallback) and Read and Write Operations (these "
                  "operations must be supported)",
     },
+    [R_PROTO_REPLY_PAYLOAD] = {
+        .id = "protocol.reply.payload",
+        .level = SPEC,
+        .rule = "a success reply carries its command's structure: "
+                "DEVICE_GET_INFO, GET_REGION_INFO and GET_IRQ_INFO theirs with "
+                "argsz covering it and the asked index, REGION_READ and "
+                "REGION_WRITE the offset, region and count asked (a read with "
+                "count data bytes), DMA_UNMAP the original entry",
+        .basis = "vfio-user.rst, the Reply section of each command (for "
+                 "DMA_UNMAP: the server responds with the original DMA "
+                 "entry)",
+    },
+    [R_PROTO_DMA_OVERLAP] = {
+        .id = "protocol.dma.overlap",
+        .level = SPEC,
+        .rule = "a DMA_MAP over an existing mapping (the same range, or "
+                "overlapping either end) fails with EEXIST; unmapping exactly "
+                "the mapping then succeeds",
+        .basis = "vfio-user.rst VFIO_USER_DMA_MAP: a command to map over an "
+                 "existing region must be failed with EEXIST; "
+                 "VFIO_USER_DMA_UNMAP: address and size match a previous "
+                 "mapping",
+    },
     [R_PROTO_COMMAND_OTHER] = {
         .id = "protocol.command.other",
         .level = POLICY,

@@ -24,7 +24,9 @@ Expected of the kit:
   * and the spec level has teeth: behind a front that swallows the
     refusal and leaves the connection open (the client waits forever,
     which the spec does not allow), --level spec fails the protocol
-    check on protocol.version.refuse, a spec rule.
+    check on protocol.version.refuse, a spec rule; behind one that strips
+    DMA_UNMAP's reply payload and turns EEXIST into EINVAL, it fails on
+    protocol.reply.payload and protocol.dma.overlap.
 
 Usage: test_spec_level.py --conform P --serve P --profile FILE
 Every wait is bounded; every process started is killed at the end.
@@ -45,6 +47,10 @@ import time
 
 HDR = struct.Struct("=HHIII")  # msg_id, cmd, msg_size, flags, error
 VERSION = 1
+DMA_MAP = 2
+DMA_UNMAP = 3
+EEXIST = 17
+EINVAL = 22
 F_TYPE_REPLY = 0x1
 F_ERROR = 0x20
 MAX_FDS = 64  # the kit sends at most 64 descriptors at once
@@ -107,11 +113,14 @@ class VersionCloser:
     """Listens on `path`, connects each client to the server at
     `upstream` and passes messages both ways, closing the client's
     connection where the server refused a VERSION before negotiation
-    (or, with hang=True, dropping the refusal and keeping it open)."""
+    (mode "close"), or dropping the refusal and keeping the connection
+    open ("hang"); mode "mangle" passes VERSIONs unchanged but breaks the
+    spec elsewhere: DMA_UNMAP replies lose their payload, EEXIST
+    becomes EINVAL."""
 
-    def __init__(self, path, upstream, hang=False):
+    def __init__(self, path, upstream, mode="close"):
         self.upstream = upstream
-        self.hang = hang
+        self.mode = mode
         self.closed_on_version = 0
         self.lock = threading.Lock()
         self.lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -156,7 +165,9 @@ class VersionCloser:
                         break
                     h, data, fds = msg
                     pending = state["versions"]
-                    if from_client and h[1] == VERSION and \
+                    if not from_client and self.mode == "mangle":
+                        data = mangle(h, data)
+                    elif from_client and h[1] == VERSION and \
                             pending is not None:
                         pending.add(h[0])
                     elif not from_client and h[1] == VERSION and \
@@ -168,7 +179,7 @@ class VersionCloser:
                                 self.closed_on_version += 1
                             for fd in fds:
                                 os.close(fd)
-                            if self.hang:
+                            if self.mode == "hang":
                                 continue
                             break
                         state["versions"] = None
@@ -191,6 +202,16 @@ class VersionCloser:
 
     def close(self):
         self.lsock.close()
+
+
+def mangle(h, data):
+    """A reply as a server breaking the spec would send it."""
+    msg_id, cmd, size, flags, err = h
+    if cmd == DMA_UNMAP and flags & F_TYPE_REPLY and not flags & F_ERROR:
+        return HDR.pack(msg_id, cmd, HDR.size, flags, err)
+    if cmd == DMA_MAP and flags & F_ERROR and err == EEXIST:
+        return HDR.pack(msg_id, cmd, size, flags, EINVAL) + data[HDR.size:]
+    return data
 
 
 def listening(path):
@@ -297,7 +318,7 @@ def main():
         # A refusal the client never learns of breaks the spec.
         front.close()
         hsock = os.path.join(tmp, "hang.sock")
-        front = VersionCloser(hsock, up, hang=True)
+        front = VersionCloser(hsock, up, mode="hang")
         rc, res = kit(args, hsock, "--level", "spec", "--only", "protocol",
                       "--timeout", "300", "--server-pid", pid)
         proto = res["protocol"]
@@ -308,6 +329,21 @@ def main():
                  % (rc, proto["evidence"]))
         say("unanswered VERSIONs: --level spec fails on "
             "protocol.version.refuse")
+
+        front.close()
+        msock = os.path.join(tmp, "mangle.sock")
+        front = VersionCloser(msock, up, mode="mangle")
+        rc, res = kit(args, msock, "--level", "spec", "--only", "protocol",
+                      "--server-pid", pid)
+        proto = res["protocol"]
+        broken = rules_of(proto, "spec")
+        if rc != 1 or proto["spec_pass"] or \
+                broken.get("protocol.reply.payload", 0) < 1 or \
+                broken.get("protocol.dma.overlap", 0) < 3:
+            fail("a front breaking DMA_UNMAP's reply and EEXIST: exit %d: %s"
+                 % (rc, proto["evidence"]))
+        say("DMA_UNMAP without its entry, EINVAL for EEXIST: --level spec "
+            "fails on %s" % broken)
     finally:
         if front is not None:
             front.close()
