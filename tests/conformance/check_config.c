@@ -60,8 +60,9 @@ wr(struct cfgio *io, unsigned int off, unsigned int len, uint32_t v)
     cf_put_le(b, len, v);
     rc = umdev_client_region_write(io->c, CFG, off, b, len);
     if (rc < 0) {
-        /* Writes to read-only bits are ignored, never refused (§6.1). */
-        cf_fail(io->r, R_CONFIG_ACCESS,
+        /* Writes to read-only bits are ignored (§6.1); umdev never
+         * refuses one. */
+        cf_fail(io->r, R_CONFIG_WRITE_ACCEPTED,
                 "config write of %u bytes at 0x%02x refused: %s", len, off,
                 cf_errname(-rc));
         if (rc == -ECONNRESET || rc == -ETIMEDOUT)

@@ -215,8 +215,8 @@ mutate_config(const struct conform *cf, struct umdev_client *c,
         rc = umdev_client_region_write(c, VFIO_PCI_CONFIG_REGION_INDEX, off,
                                        inv, 4);
         if (rc < 0) {
-            cf_fail(r, R_CONFIG_ACCESS, "config write at 0x%zx refused: %s",
-                    off, cf_errname(-rc));
+            cf_fail(r, R_CONFIG_WRITE_ACCEPTED,
+                    "config write at 0x%zx refused: %s", off, cf_errname(-rc));
             return -1;
         }
     }

@@ -232,12 +232,21 @@ const struct cf_rule cf_rules[CF_NRULES] = {
     [R_CONFIG_ACCESS] = {
         .id = "config.access",
         .level = SPEC,
-        .rule = "reads and writes of config space are answered with success; "
-                "writes to read-only bits are ignored, not refused, and a "
-                "write changes no other field",
-        .basis = "PCI Local Bus 3.0 §6.1: writes to read-only registers have "
-                 "no effect; vfio-user.rst Region Information: the READ and "
-                 "WRITE flags allow client access",
+        .rule = "config space reads are answered with its bytes, and a write "
+                "changes no field but its own (everything the check wrote "
+                "reads as before once restored)",
+        .basis = "PCI Local Bus 3.0 §6.1 (config space; writes to read-only "
+                 "registers have no effect); vfio-user.rst Region "
+                 "Information (the READ flag allows client reads)",
+    },
+    [R_CONFIG_WRITE_ACCEPTED] = {
+        .id = "config.write-accepted",
+        .level = POLICY,
+        .rule = "config writes, to read-only bits too, are answered with "
+                "success: ignored, not refused",
+        .basis = "umdev policy: a real device cannot refuse a config write "
+                 "and QEMU reports a refused one; PCI only says the write "
+                 "has no effect, the spec does not say",
     },
     [R_CONFIG_HEADER_RO] = {
         .id = "config.header-ro",
