@@ -17,6 +17,8 @@ Expected of the kit:
     the policy difference (rule protocol.version.refusal, level policy,
     one failure per unsupported VERSION, all by closing), no spec rule
     broken, and config and reset pass both ways;
+  * likewise behind a front that passes the error reply on and then
+    closes (libvfio-user's way);
   * the default level (policy): exit 1, the protocol check failing on
     that policy rule alone while spec_pass stays true;
   * the same kit against umdev-serve directly: no policy difference (the
@@ -113,8 +115,10 @@ class VersionCloser:
     """Listens on `path`, connects each client to the server at
     `upstream` and passes messages both ways, closing the client's
     connection where the server refused a VERSION before negotiation
-    (mode "close"), or dropping the refusal and keeping the connection
-    open ("hang"); mode "mangle" passes VERSIONs unchanged but breaks the
+    (mode "close"), or passing the refusal on and then closing
+    ("answer_close", what libvfio-user's tran.c does), or dropping the
+    refusal and keeping the connection open ("hang"); mode "mangle"
+    passes VERSIONs unchanged but breaks the
     spec elsewhere: DMA_UNMAP replies lose their payload, EEXIST
     becomes EINVAL."""
 
@@ -181,6 +185,8 @@ class VersionCloser:
                                 os.close(fd)
                             if self.mode == "hang":
                                 continue
+                            if self.mode == "answer_close":
+                                send_msg(dst, data, [])
                             break
                         state["versions"] = None
                     try:
@@ -306,6 +312,22 @@ def main():
                 "protocol.version.refusal" not in rules_of(proto, "policy"):
             fail("default level: %s" % proto["evidence"])
         say("default (policy) level: exit 1 on protocol.version.refusal")
+
+        # Answering the refusal, then closing: also the spec's allowance.
+        front.close()
+        asock = os.path.join(tmp, "answer.sock")
+        front = VersionCloser(asock, up, mode="answer_close")
+        rc, res = kit(args, asock, "--level", "spec", "--only", "protocol",
+                      "--server-pid", pid)
+        proto = res["protocol"]
+        if rc != 0 or not proto["spec_pass"] or rules_of(proto, "spec") or \
+                rules_of(proto, "policy").get("protocol.version.refusal",
+                                              0) < 7 or \
+                "then the connection closed" not in proto["evidence"]:
+            fail("a front answering refused VERSIONs, then closing: exit "
+                 "%d: %s" % (rc, proto["evidence"]))
+        say("answer, then close: --level spec passes, the policy "
+            "difference reported")
 
         # The server itself, without the front: no difference at all.
         rc, res = kit(args, up, "--only", "protocol")
