@@ -40,8 +40,8 @@ rd(struct cfgio *io, unsigned int off, unsigned int len)
         return 0;
     rc = umdev_client_region_read(io->c, CFG, off, b, len);
     if (rc < 0) {
-        cf_fail(io->r, "config read of %u bytes at 0x%02x: %s", len, off,
-                cf_errname(-rc));
+        cf_fail(io->r, R_CONFIG_ACCESS, "config read of %u bytes at 0x%02x: %s",
+                len, off, cf_errname(-rc));
         if (rc == -ECONNRESET || rc == -ETIMEDOUT)
             io->broken = true;
         return 0;
@@ -60,9 +60,11 @@ wr(struct cfgio *io, unsigned int off, unsigned int len, uint32_t v)
     cf_put_le(b, len, v);
     rc = umdev_client_region_write(io->c, CFG, off, b, len);
     if (rc < 0) {
-        /* Writes to read-only bits are ignored, never refused (§6.1). */
-        cf_fail(io->r, "config write of %u bytes at 0x%02x refused: %s", len,
-                off, cf_errname(-rc));
+        /* Writes to read-only bits are ignored (§6.1); umdev never
+         * refuses one. */
+        cf_fail(io->r, R_CONFIG_WRITE_ACCEPTED,
+                "config write of %u bytes at 0x%02x refused: %s", len, off,
+                cf_errname(-rc));
         if (rc == -ECONNRESET || rc == -ETIMEDOUT)
             io->broken = true;
     }
@@ -125,7 +127,7 @@ check_ro_fields(struct cfgio *io, unsigned int *nwrites)
         uint32_t now = rd(io, f->off, f->len);
 
         if (now != before[i]) {
-            cf_fail(io->r,
+            cf_fail(io->r, R_CONFIG_HEADER_RO,
                     "%s (0x%02x) is read-only but changed from 0x%x "
                     "to 0x%x by writes",
                     f->name, f->off, before[i], now);
@@ -148,33 +150,35 @@ check_command_status(struct cfgio *io, const uint8_t *cfg, char *ev,
     cmd1 = rd(io, PCI_COMMAND, 2);
     wr(io, PCI_COMMAND, 2, cmd0);
     if (cmd1 & 0xf800)
-        cf_fail(io->r,
+        cf_fail(io->r, R_CONFIG_COMMAND_STATUS,
                 "Command reserved bits 15:11 read 0x%04x after "
                 "writing ones (must read 0)",
                 cmd1 & 0xf800);
     if (rd(io, PCI_COMMAND, 2) != cmd0)
-        cf_fail(io->r, "Command did not restore to 0x%04x", cmd0);
+        cf_fail(io->r, R_CONFIG_COMMAND_STATUS,
+                "Command did not restore to 0x%04x", cmd0);
 
     /* RW1C: a 1 clears, never sets; a 0 leaves the bit alone. */
     st0 = rd(io, PCI_STATUS, 2);
     wr(io, PCI_STATUS, 2, 0xffff);
     st1 = rd(io, PCI_STATUS, 2);
     if ((st1 & ~st0) & ~live)
-        cf_fail(io->r,
+        cf_fail(io->r, R_CONFIG_COMMAND_STATUS,
                 "writing ones to Status set bits 0x%04x "
                 "(0x%04x -> 0x%04x)",
                 (st1 & ~st0) & ~live, st0, st1);
     if (st1 & 0xf900)
-        cf_fail(io->r,
+        cf_fail(io->r, R_CONFIG_COMMAND_STATUS,
                 "Status error bits 0x%04x (RW1C) stayed set after "
                 "writing ones",
                 st1 & 0xf900);
     if ((st1 ^ st0) & PCI_STATUS_CAP_LIST)
-        cf_fail(io->r, "Status Capabilities List bit changed on a write");
+        cf_fail(io->r, R_CONFIG_COMMAND_STATUS,
+                "Status Capabilities List bit changed on a write");
     wr(io, PCI_STATUS, 2, 0);
     st2 = rd(io, PCI_STATUS, 2);
     if ((st2 ^ st1) & ~live)
-        cf_fail(io->r,
+        cf_fail(io->r, R_CONFIG_COMMAND_STATUS,
                 "writing zeros to Status changed it (0x%04x -> "
                 "0x%04x)",
                 st1, st2);
@@ -182,10 +186,12 @@ check_command_status(struct cfgio *io, const uint8_t *cfg, char *ev,
     wr(io, PCI_COMMAND, 4, 0xffff0000u | cmd0);
     st3 = rd(io, PCI_STATUS, 2);
     if ((st3 & ~st0) & ~live)
-        cf_fail(io->r, "a dword write of ones to Status set bits 0x%04x",
+        cf_fail(io->r, R_CONFIG_COMMAND_STATUS,
+                "a dword write of ones to Status set bits 0x%04x",
                 (st3 & ~st0) & ~live);
     if (rd(io, PCI_COMMAND, 2) != cmd0)
-        cf_fail(io->r, "a dword write to Command+Status changed Command");
+        cf_fail(io->r, R_CONFIG_COMMAND_STATUS,
+                "a dword write to Command+Status changed Command");
 
     /* Interrupt Line is read-write for a device with an interrupt pin. */
     if (cfg[PCI_INTERRUPT_PIN] != 0) {
@@ -193,7 +199,8 @@ check_command_status(struct cfgio *io, const uint8_t *cfg, char *ev,
 
         wr(io, PCI_INTERRUPT_LINE, 1, ~line & 0xff);
         if (rd(io, PCI_INTERRUPT_LINE, 1) != (~line & 0xff))
-            cf_fail(io->r, "Interrupt Line is not writable (pin %u)",
+            cf_fail(io->r, R_CONFIG_INTERRUPT_LINE,
+                    "Interrupt Line is not writable (pin %u)",
                     cfg[PCI_INTERRUPT_PIN]);
         wr(io, PCI_INTERRUPT_LINE, 1, line);
     }
@@ -227,7 +234,7 @@ check_bar(struct cfgio *io, const struct conform *cf, unsigned int i, char *ev,
     if (rb == 0) {
         wr(io, off, 4, orig);
         if (rsize != 0)
-            cf_fail(io->r,
+            cf_fail(io->r, R_CONFIG_BAR_SIZE,
                     "BAR%u reads 0 after sizing but region %u has "
                     "%" PRIu64 " bytes",
                     i, i, rsize);
@@ -240,12 +247,13 @@ check_bar(struct cfgio *io, const struct conform *cf, unsigned int i, char *ev,
             mask |= 0xffff0000u;
         mask |= 0xffffffff00000000ull;
         if ((rb & 3) != (orig & 3))
-            cf_fail(io->r, "BAR%u type bits changed on sizing", i);
+            cf_fail(io->r, R_CONFIG_BAR, "BAR%u type bits changed on sizing",
+                    i);
     } else {
         unsigned int type = (rb & PCI_BASE_ADDRESS_MEM_TYPE_MASK);
 
         if ((rb & 0xf) != (orig & 0xf))
-            cf_fail(io->r,
+            cf_fail(io->r, R_CONFIG_BAR,
                     "BAR%u type/prefetchable bits changed on sizing "
                     "(0x%x -> 0x%x)",
                     i, orig & 0xf, rb & 0xf);
@@ -253,7 +261,8 @@ check_bar(struct cfgio *io, const struct conform *cf, unsigned int i, char *ev,
         if (type == PCI_BASE_ADDRESS_MEM_TYPE_64) {
             kind = rb & PCI_BASE_ADDRESS_MEM_PREFETCH ? "mem64 pref" : "mem64";
             if (i + 1 >= NUM_BARS) {
-                cf_fail(io->r, "BAR%u is 64-bit but has no upper half", i);
+                cf_fail(io->r, R_CONFIG_BAR,
+                        "BAR%u is 64-bit but has no upper half", i);
             } else {
                 orig_hi = rd(io, off + 4, 4);
                 wr(io, off + 4, 4, 0xffffffffu);
@@ -262,29 +271,32 @@ check_bar(struct cfgio *io, const struct conform *cf, unsigned int i, char *ev,
                 mask = (uint64_t)rbh << 32 | (rb & PCI_BASE_ADDRESS_MEM_MASK);
                 used = 2;
                 if (cf_region_present(cf, i + 1))
-                    cf_fail(io->r,
+                    cf_fail(io->r, R_CONFIG_BAR_SIZE,
                             "region %u is present but BAR%u is the "
                             "upper half of 64-bit BAR%u",
                             i + 1, i + 1, i);
                 if (rd(io, off + 4, 4) != orig_hi)
-                    cf_fail(io->r, "BAR%u (upper half) did not restore", i + 1);
+                    cf_fail(io->r, R_CONFIG_BAR,
+                            "BAR%u (upper half) did not restore", i + 1);
             }
         } else if (type == PCI_BASE_ADDRESS_MEM_TYPE_32) {
             kind = rb & PCI_BASE_ADDRESS_MEM_PREFETCH ? "mem32 pref" : "mem32";
         } else {
             kind = "reserved type";
-            cf_fail(io->r, "BAR%u has reserved memory type %u", i, type >> 1);
+            cf_fail(io->r, R_CONFIG_BAR, "BAR%u has reserved memory type %u", i,
+                    type >> 1);
         }
     }
     wr(io, off, 4, orig);
     if (rd(io, off, 4) != orig)
-        cf_fail(io->r, "BAR%u did not restore to 0x%08x", i, orig);
+        cf_fail(io->r, R_CONFIG_BAR, "BAR%u did not restore to 0x%08x", i,
+                orig);
     size = ~mask + 1;
     if (!pow2(size))
-        cf_fail(io->r, "BAR%u size mask 0x%" PRIx64 " is not contiguous", i,
-                mask);
+        cf_fail(io->r, R_CONFIG_BAR,
+                "BAR%u size mask 0x%" PRIx64 " is not contiguous", i, mask);
     else if (size != rsize)
-        cf_fail(io->r,
+        cf_fail(io->r, R_CONFIG_BAR_SIZE,
                 "BAR%u decodes %" PRIu64 " bytes, region %u has %" PRIu64, i,
                 size, i, rsize);
     snprintf(ev + n, evlen - n, "%sBAR%u %s %" PRIu64 " B", n ? ", " : "", i,
@@ -308,7 +320,7 @@ check_bars(struct cfgio *io, const struct conform *cf, char *ev, size_t evlen)
     wr(io, PCI_ROM_ADDRESS, 4, orig);
     if (!cf_region_present(cf, VFIO_PCI_ROM_REGION_INDEX)) {
         if (rb != 0)
-            cf_fail(io->r,
+            cf_fail(io->r, R_CONFIG_BAR_SIZE,
                     "no ROM region but the ROM BAR reads 0x%08x "
                     "after sizing",
                     rb);
@@ -316,7 +328,7 @@ check_bars(struct cfgio *io, const struct conform *cf, char *ev, size_t evlen)
         uint64_t size = (uint32_t) ~(rb & PCI_ROM_ADDRESS_MASK) + 1ull;
 
         if (size != cf->dev.regions[VFIO_PCI_ROM_REGION_INDEX].size)
-            cf_fail(io->r,
+            cf_fail(io->r, R_CONFIG_BAR_SIZE,
                     "ROM BAR decodes %" PRIu64 " bytes, the region "
                     "has %" PRIu64,
                     size, cf->dev.regions[VFIO_PCI_ROM_REGION_INDEX].size);
@@ -334,11 +346,12 @@ check_msi(struct cfgio *io, unsigned int off, char *ev, size_t evlen)
     unsigned int mmc = (ctrl & PCI_MSI_FLAGS_QMASK) >> 1;
 
     if (ctrl & 0xfe00)
-        cf_fail(io->r, "MSI control reserved bits read 0x%04x", ctrl & 0xfe00);
+        cf_fail(io->r, R_CONFIG_MSI, "MSI control reserved bits read 0x%04x",
+                ctrl & 0xfe00);
     wr(io, off + PCI_MSI_FLAGS, 2, (ctrl ^ ro) & ~PCI_MSI_FLAGS_ENABLE);
     now = rd(io, off + PCI_MSI_FLAGS, 2);
     if ((now ^ ctrl) & ro)
-        cf_fail(io->r,
+        cf_fail(io->r, R_CONFIG_MSI,
                 "MSI control read-only bits changed (0x%04x -> "
                 "0x%04x)",
                 ctrl, now);
@@ -346,12 +359,13 @@ check_msi(struct cfgio *io, unsigned int off, char *ev, size_t evlen)
        (ctrl & ro) | PCI_MSI_FLAGS_ENABLE | (mmc << 4));
     now = rd(io, off + PCI_MSI_FLAGS, 2);
     if (!(now & PCI_MSI_FLAGS_ENABLE))
-        cf_fail(io->r, "MSI Enable does not take a write");
+        cf_fail(io->r, R_CONFIG_MSI, "MSI Enable does not take a write");
     if (((now & PCI_MSI_FLAGS_QSIZE) >> 4) != mmc)
-        cf_fail(io->r, "MSI Multiple Message Enable does not take %u", mmc);
+        cf_fail(io->r, R_CONFIG_MSI,
+                "MSI Multiple Message Enable does not take %u", mmc);
     wr(io, off + PCI_MSI_FLAGS, 2, ctrl);
     if (rd(io, off + PCI_MSI_FLAGS, 2) != ctrl)
-        cf_fail(io->r, "MSI control did not restore");
+        cf_fail(io->r, R_CONFIG_MSI, "MSI control did not restore");
     snprintf(ev, evlen, "MSI %u vectors%s%s", 1u << mmc,
              ctrl & PCI_MSI_FLAGS_64BIT ? " 64-bit" : "",
              ctrl & PCI_MSI_FLAGS_MASKBIT ? " maskable" : "");
@@ -374,50 +388,51 @@ check_msix(struct cfgio *io, const struct conform *cf, unsigned int off,
     int rc;
 
     if (ctrl & 0x3800)
-        cf_fail(io->r, "MSI-X control reserved bits read 0x%04x",
+        cf_fail(io->r, R_CONFIG_MSIX, "MSI-X control reserved bits read 0x%04x",
                 ctrl & 0x3800);
     wr(io, off + PCI_MSIX_FLAGS, 2,
        ctrl | PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
     now = rd(io, off + PCI_MSIX_FLAGS, 2);
     if ((now & (PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL)) !=
         (PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL))
-        cf_fail(io->r,
+        cf_fail(io->r, R_CONFIG_MSIX,
                 "MSI-X Enable/Function Mask do not take a write "
                 "(0x%04x)",
                 now);
     wr(io, off + PCI_MSIX_FLAGS, 2, (~ctrl & 0x3fff) | (ctrl & 0xc000));
     now = rd(io, off + PCI_MSIX_FLAGS, 2);
     if ((now ^ ctrl) & 0x3fff)
-        cf_fail(io->r,
+        cf_fail(io->r, R_CONFIG_MSIX,
                 "MSI-X Table Size changed on a write (0x%04x -> "
                 "0x%04x)",
                 ctrl, now);
     wr(io, off + PCI_MSIX_FLAGS, 2, ctrl);
     if (rd(io, off + PCI_MSIX_FLAGS, 2) != ctrl)
-        cf_fail(io->r, "MSI-X control did not restore");
+        cf_fail(io->r, R_CONFIG_MSIX, "MSI-X control did not restore");
     wr(io, off + PCI_MSIX_TABLE, 4, ~table);
     wr(io, off + PCI_MSIX_PBA, 4, ~pba);
     if (rd(io, off + PCI_MSIX_TABLE, 4) != table ||
         rd(io, off + PCI_MSIX_PBA, 4) != pba)
-        cf_fail(io->r, "MSI-X Table/PBA offset registers are writable");
+        cf_fail(io->r, R_CONFIG_MSIX,
+                "MSI-X Table/PBA offset registers are writable");
     /* Where they point must exist. */
     if (tbir >= NUM_BARS || !cf_region_present(cf, tbir) ||
         toff + tlen > cf->dev.regions[tbir].size)
-        cf_fail(io->r,
+        cf_fail(io->r, R_CONFIG_MSIX,
                 "MSI-X table (BAR%u+0x%" PRIx64 ", %u entries) lies "
                 "outside BAR%u's region",
                 tbir, toff, n, tbir);
     else if (pbir >= NUM_BARS || !cf_region_present(cf, pbir) ||
              poff + plen > cf->dev.regions[pbir].size)
-        cf_fail(io->r,
+        cf_fail(io->r, R_CONFIG_MSIX,
                 "MSI-X PBA (BAR%u+0x%" PRIx64 ") lies outside BAR%u's "
                 "region",
                 pbir, poff, pbir);
     else if (tbir == pbir && toff < poff + plen && poff < toff + tlen)
-        cf_fail(io->r, "MSI-X table and PBA overlap");
+        cf_fail(io->r, R_CONFIG_MSIX, "MSI-X table and PBA overlap");
     else if ((rc = umdev_client_region_read(
                   io->c, tbir, toff + PCI_MSIX_ENTRY_VECTOR_CTRL, vc, 4)) < 0)
-        cf_fail(io->r,
+        cf_fail(io->r, R_CONFIG_MSIX,
                 "reading MSI-X vector 0 control (BAR%u+0x%" PRIx64 "): %s",
                 tbir, toff + PCI_MSIX_ENTRY_VECTOR_CTRL, cf_errname(-rc));
     snprintf(ev, evlen,
@@ -440,34 +455,38 @@ check_caps(struct cfgio *io, const struct conform *cf, const uint8_t *cfg,
         return;
     }
     if (ptr == 0)
-        cf_fail(io->r, "Status.CapList is set but the pointer is 0");
+        cf_fail(io->r, R_CONFIG_CAPABILITIES,
+                "Status.CapList is set but the pointer is 0");
     while (ptr != 0 && !io->broken) {
         unsigned int id, next;
         char sub[160] = "";
 
         if (ptr & 3) {
-            cf_fail(io->r, "capability pointer 0x%02x is not dword aligned",
-                    ptr);
+            cf_fail(io->r, R_CONFIG_CAPABILITIES,
+                    "capability pointer 0x%02x is not dword aligned", ptr);
             break;
         }
         if (ptr < PCI_STD_HEADER_SIZEOF || ptr + 2 > len) {
-            cf_fail(io->r, "capability pointer 0x%02x is outside 0x40..0x%zx",
-                    ptr, len - 4);
+            cf_fail(io->r, R_CONFIG_CAPABILITIES,
+                    "capability pointer 0x%02x is outside 0x40..0x%zx", ptr,
+                    len - 4);
             break;
         }
         if (seen[ptr]) {
-            cf_fail(io->r, "capability chain loops back to 0x%02x", ptr);
+            cf_fail(io->r, R_CONFIG_CAPABILITIES,
+                    "capability chain loops back to 0x%02x", ptr);
             break;
         }
         if (++ncaps > MAX_CAPS) {
-            cf_fail(io->r, "more than %d capabilities", MAX_CAPS);
+            cf_fail(io->r, R_CONFIG_CAPABILITIES, "more than %d capabilities",
+                    MAX_CAPS);
             break;
         }
         seen[ptr] = true;
         id = rd(io, ptr, 1);
         next = rd(io, ptr + 1, 1);
         if (id != cfg[ptr] || next != cfg[ptr + 1])
-            cf_fail(io->r,
+            cf_fail(io->r, R_CONFIG_CAPABILITIES,
                     "capability at 0x%02x reads %02x/%02x alone, "
                     "%02x/%02x in the whole space",
                     ptr, id, next, cfg[ptr], cfg[ptr + 1]);
@@ -475,7 +494,8 @@ check_caps(struct cfgio *io, const struct conform *cf, const uint8_t *cfg,
         wr(io, ptr, 1, ~id & 0xff);
         wr(io, ptr + 1, 1, ~next & 0xff);
         if (rd(io, ptr, 1) != id || rd(io, ptr + 1, 1) != next) {
-            cf_fail(io->r, "capability header at 0x%02x is writable", ptr);
+            cf_fail(io->r, R_CONFIG_CAPABILITIES,
+                    "capability header at 0x%02x is writable", ptr);
             wr(io, ptr, 1, id);
             wr(io, ptr + 1, 1, next);
         }
@@ -488,7 +508,8 @@ check_caps(struct cfgio *io, const struct conform *cf, const uint8_t *cfg,
 
             wr(io, ptr + PCI_PM_PMC, 2, ~pmc & 0xffff);
             if (rd(io, ptr + PCI_PM_PMC, 2) != pmc)
-                cf_fail(io->r, "PM capabilities (0x%02x) are writable",
+                cf_fail(io->r, R_CONFIG_CAPABILITIES,
+                        "PM capabilities (0x%02x) are writable",
                         ptr + PCI_PM_PMC);
             snprintf(sub, sizeof(sub), "PM");
         } else {
@@ -508,15 +529,16 @@ check_caps(struct cfgio *io, const struct conform *cf, const uint8_t *cfg,
             unsigned int next = (h >> 20) & 0xfff;
 
             if (xseen[x / 4] || ++nx > 1024) {
-                cf_fail(io->r, "extended capability chain loops at 0x%03x", x);
+                cf_fail(io->r, R_CONFIG_CAPABILITIES,
+                        "extended capability chain loops at 0x%03x", x);
                 break;
             }
             xseen[x / 4] = true;
             if (next == 0)
                 break;
             if ((next & 3) || next < 0x100 || next + 4 > cf->dev.cfg_len) {
-                cf_fail(io->r, "extended capability 0x%03x points to 0x%03x", x,
-                        next);
+                cf_fail(io->r, R_CONFIG_CAPABILITIES,
+                        "extended capability 0x%03x points to 0x%03x", x, next);
                 break;
             }
             x = next;
@@ -538,14 +560,15 @@ check_restored(struct cfgio *io, const uint8_t *before, size_t len)
 
     rc = umdev_client_region_read(io->c, CFG, 0, now, len);
     if (rc < 0) {
-        cf_fail(io->r, "reading config space: %s", cf_errname(-rc));
+        cf_fail(io->r, R_CONFIG_ACCESS, "reading config space: %s",
+                cf_errname(-rc));
         return;
     }
     for (off = 0; off < len; off++) {
         if (off == PCI_STATUS || off == PCI_STATUS + 1 ||
             now[off] == before[off])
             continue;
-        cf_fail(io->r,
+        cf_fail(io->r, R_CONFIG_ACCESS,
                 "config byte 0x%03zx reads 0x%02x after the check, "
                 "0x%02x before (a write changed another field?)",
                 off, now[off], before[off]);
@@ -563,29 +586,31 @@ check_config(struct conform *cf, struct cf_result *r)
     int rc;
 
     if (!cf->dev.pci || cf->dev.cfg_len < 256) {
-        cf_fail(r,
-                "not a PCI device with a 256-byte config region "
-                "(flags 0x%x, %zu bytes)",
-                cf->dev.flags, cf->dev.cfg_len);
+        cf_error(r,
+                 "not a PCI device with a 256-byte config region "
+                 "(flags 0x%x, %zu bytes)",
+                 cf->dev.flags, cf->dev.cfg_len);
         return;
     }
     rc = cf_client_connect(cf, &io.c);
     if (rc < 0) {
-        cf_fail(r, "cannot attach: %s", strerror(-rc));
+        cf_error(r, "cannot attach: %s", strerror(-rc));
         return;
     }
     rc = umdev_client_region_read(io.c, CFG, 0, cfg, cf->dev.cfg_len);
     if (rc < 0) {
-        cf_fail(r, "reading config space: %s", cf_errname(-rc));
+        cf_fail(r, R_CONFIG_ACCESS, "reading config space: %s",
+                cf_errname(-rc));
         goto out;
     }
     if ((cfg[PCI_HEADER_TYPE] & 0x7f) != PCI_HEADER_TYPE_NORMAL) {
-        cf_fail(r, "header type 0x%02x: the kit checks type-0 devices only",
-                cfg[PCI_HEADER_TYPE]);
+        cf_error(r, "header type 0x%02x: the kit checks type-0 devices only",
+                 cfg[PCI_HEADER_TYPE]);
         goto out;
     }
     if (cf_le(cfg, 2) == 0xffff || cf_le(cfg, 2) == 0)
-        cf_fail(r, "Vendor ID 0x%04x is invalid", cf_le(cfg, 2));
+        cf_fail(r, R_CONFIG_HEADER_RO, "Vendor ID 0x%04x is invalid",
+                cf_le(cfg, 2));
     check_ro_fields(&io, &nwrites);
     check_command_status(&io, cfg, ev_cmd, sizeof(ev_cmd));
     check_bars(&io, cf, ev_bars, sizeof(ev_bars));

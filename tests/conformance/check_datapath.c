@@ -245,28 +245,30 @@ gen_serial(struct gen_ctx *g)
 
     snprintf(g->where, sizeof(g->where), "port0 host end %s", path);
     if (!tx || !rx || !got_host || !got_guest) {
-        cf_fail(g->r, "out of memory");
+        cf_error(g->r, "out of memory");
         goto out;
     }
     fill(tx, SERIAL_BYTES, 0xc0f0u);
     fill(rx, SERIAL_BYTES, 0xc0f1u);
     hfd = host_connect(path);
     if (hfd < 0) {
-        cf_fail(g->r,
-                "cannot connect to the host end %s: %s (give "
-                "--host-end)",
-                path, cf_errname(-hfd));
+        cf_error(g->r,
+                 "cannot connect to the host end %s: %s (give "
+                 "--host-end)",
+                 path, cf_errname(-hfd));
         goto out;
     }
     /* 8N1 at the fastest divisor, FIFOs on and cleared, polled. */
     rc = uart_driver_setup(&(struct uart_driver){ uart_rd, uart_wr, c });
     if (rc < 0) {
-        cf_fail(g->r, "programming the UART: %s", cf_errname(-rc));
+        cf_fail(g->r, R_DATAPATH_DATA, "programming the UART: %s",
+                cf_errname(-rc));
         goto out;
     }
     rc = host_drain_stale(hfd, g->cf->timeout_ms);
     if (rc < 0) {
-        cf_fail(g->r, "draining old bytes: %s", cf_errname(-rc));
+        cf_fail(g->r, R_DATAPATH_DATA, "draining old bytes: %s",
+                cf_errname(-rc));
         goto out;
     }
 
@@ -278,7 +280,7 @@ gen_serial(struct gen_ctx *g)
         ssize_t n;
 
         if (cf_now() > deadline) {
-            cf_fail(g->r,
+            cf_fail(g->r, R_DATAPATH_DATA,
                     "guest->host stalled at %zu of %u bytes (%zu "
                     "written to THR)",
                     host_got, SERIAL_BYTES, tx_done);
@@ -309,7 +311,7 @@ gen_serial(struct gen_ctx *g)
         (struct phase){ "guest->host", "B", SERIAL_BYTES, m1 - m0, idle };
     idle = 0;
     if (rc < 0) {
-        cf_fail(g->r, "guest->host: %s", cf_errname(-rc));
+        cf_fail(g->r, R_DATAPATH_DATA, "guest->host: %s", cf_errname(-rc));
         goto out;
     }
 
@@ -318,7 +320,8 @@ gen_serial(struct gen_ctx *g)
     m0 = msgs_now(c, NULL);
     while (rx_done < SERIAL_BYTES && rc == 0) {
         if (cf_now() > deadline) {
-            cf_fail(g->r, "host->guest stalled at %zu of %u bytes", rx_done,
+            cf_fail(g->r, R_DATAPATH_DATA,
+                    "host->guest stalled at %zu of %u bytes", rx_done,
                     SERIAL_BYTES);
             goto out;
         }
@@ -334,7 +337,8 @@ gen_serial(struct gen_ctx *g)
             rc = uart_rd(c, UART_LSR, &lsr);
         idle += rc == 0 && !(lsr & UART_LSR_DR);
         if (rc == 0 && (lsr & UART_LSR_OE)) {
-            cf_fail(g->r, "receiver overrun after %zu bytes", rx_done);
+            cf_fail(g->r, R_DATAPATH_DATA, "receiver overrun after %zu bytes",
+                    rx_done);
             goto out;
         }
         while (rc == 0 && (lsr & UART_LSR_DR) && rx_done < SERIAL_BYTES) {
@@ -349,13 +353,13 @@ gen_serial(struct gen_ctx *g)
     g->ph[g->nph++] =
         (struct phase){ "host->guest", "B", SERIAL_BYTES, m1 - m0, idle };
     if (rc < 0) {
-        cf_fail(g->r, "host->guest: %s", cf_errname(-rc));
+        cf_fail(g->r, R_DATAPATH_DATA, "host->guest: %s", cf_errname(-rc));
         goto out;
     }
     if (memcmp(got_host, tx, SERIAL_BYTES) != 0)
-        cf_fail(g->r, "guest->host data differs");
+        cf_fail(g->r, R_DATAPATH_DATA, "guest->host data differs");
     else if (memcmp(got_guest, rx, SERIAL_BYTES) != 0)
-        cf_fail(g->r, "host->guest data differs");
+        cf_fail(g->r, R_DATAPATH_DATA, "host->guest data differs");
     else
         g->moved = true;
 out:
@@ -383,12 +387,12 @@ guest_ram_open(struct gen_ctx *g, size_t size)
     ram->mem = NULL;
     ram->fd = memfd_create("umdev-conform-guest", MFD_CLOEXEC);
     if (ram->fd < 0 || ftruncate(ram->fd, (off_t)size) < 0) {
-        cf_fail(g->r, "guest memory: memfd: %s", strerror(errno));
+        cf_error(g->r, "guest memory: memfd: %s", strerror(errno));
         return -errno;
     }
     mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, ram->fd, 0);
     if (mem == MAP_FAILED) {
-        cf_fail(g->r, "guest memory: mmap: %s", strerror(errno));
+        cf_error(g->r, "guest memory: mmap: %s", strerror(errno));
         return -errno;
     }
     ram->mem = mem;
@@ -449,8 +453,8 @@ td_run(struct gen_ctx *g, uint64_t iova, uint8_t *guest, unsigned int n,
                 idle++;
         }
         if (rc == 0 && status != 0) {
-            cf_fail(g->r, "%s: DMA %u reports status %s", what, i,
-                    cf_errname((int)status));
+            cf_fail(g->r, R_DATAPATH_DATA, "%s: DMA %u reports status %s", what,
+                    i, cf_errname((int)status));
             rc = -EIO;
         }
         for (k = 0; rc == 0 && k < TESTDEV_BUF; k++)
@@ -459,7 +463,8 @@ td_run(struct gen_ctx *g, uint64_t iova, uint8_t *guest, unsigned int n,
     m1 = msgs_now(g->c, NULL);
     g->ph[g->nph++] = (struct phase){ what, "DMA", i, m1 - m0, idle };
     if (rc == 0 && memcmp(expect, guest, TESTDEV_GUEST_SIZE) != 0) {
-        cf_fail(g->r, "%s: guest memory does not hold the inverted data", what);
+        cf_fail(g->r, R_DATAPATH_DATA,
+                "%s: guest memory does not hold the inverted data", what);
         rc = -EIO;
     }
     free(expect);
@@ -485,7 +490,7 @@ gen_testdev(struct gen_ctx *g)
         rc = umdev_client_dma_unmap(g->c, iova, TESTDEV_GUEST_SIZE);
     if (rc < 0) {
         if (g->r->pass)
-            cf_fail(g->r, "mapped DMA: %s", cf_errname(-rc));
+            cf_fail(g->r, R_DATAPATH_DATA, "mapped DMA: %s", cf_errname(-rc));
         return 0;
     }
     /* The fallback without an fd: every DMA is a message. */
@@ -497,7 +502,7 @@ gen_testdev(struct gen_ctx *g)
         rc = umdev_client_dma_unmap(g->c, iova_msg, TESTDEV_GUEST_SIZE);
     if (rc < 0) {
         if (g->r->pass)
-            cf_fail(g->r, "message DMA: %s", cf_errname(-rc));
+            cf_fail(g->r, R_DATAPATH_DATA, "message DMA: %s", cf_errname(-rc));
         return 0;
     }
     g->moved = true;
@@ -509,10 +514,10 @@ gen_testdev(struct gen_ctx *g)
 
 struct accel_load {
     struct gen_ctx *g;
-    uint8_t *mem;  /* guest memory, at iova */
+    uint8_t *mem; /* guest memory, at iova */
     uint64_t iova;
     struct accel_ring_drv r; /* ring at mem, a record per slot */
-    double published_at; /* cf_now() right after the last TAIL store */
+    double published_at;     /* cf_now() right after the last TAIL store */
     uint64_t wakeups;
     uint64_t stalled_wakeups; /* of those: the driver was away longer than
                                * the engine's poll window */
@@ -586,13 +591,14 @@ accel_run(struct accel_load *a, uint32_t n)
                 accel_post(a);
             rc = accel_publish(a);
             if (rc < 0) {
-                cf_fail(a->g->r, "doorbell: %s", cf_errname(-rc));
+                cf_fail(a->g->r, R_DATAPATH_DATA, "doorbell: %s",
+                        cf_errname(-rc));
                 return rc;
             }
         }
         if (!accel_ring_reap(r, &cr)) {
             if (cf_now() > deadline) {
-                cf_fail(a->g->r,
+                cf_fail(a->g->r, R_DATAPATH_DATA,
                         "descriptor %u did not complete (HEAD %u, TAIL %u)",
                         idx, accel_ring_load(r->ring, ACCEL_RING_HEAD),
                         r->tail);
@@ -604,7 +610,7 @@ accel_run(struct accel_load *a, uint32_t n)
             cr.bytes != ACCEL_XFER ||
             memcmp(a->mem + accel_buf(idx, 0), a->mem + accel_buf(idx, 1),
                    ACCEL_XFER) != 0) {
-            cf_fail(a->g->r,
+            cf_fail(a->g->r, R_DATAPATH_DATA,
                     "descriptor %u: status 0x%02x, tag %" PRIu64 ", %u bytes%s",
                     idx, cr.status, cr.tag, cr.bytes,
                     cr.status == ACCEL_ST_SUCCESS ? ", destination differs"
@@ -659,15 +665,16 @@ gen_accel(struct gen_ctx *g)
         rc = accel_reg_wr(g->c, ACCEL_REG_QUEUE(0) + ACCEL_Q_CTRL,
                           ACCEL_Q_CTRL_ENABLE, 4);
     if (rc == 0)
-        rc = umdev_client_region_read(g->c, 0,
-                                      ACCEL_REG_QUEUE(0) + ACCEL_Q_STATUS,
-                                      &status, 4);
+        rc = umdev_client_region_read(
+            g->c, 0, ACCEL_REG_QUEUE(0) + ACCEL_Q_STATUS, &status, 4);
     if (rc < 0) {
-        cf_fail(g->r, "programming queue 0: %s", cf_errname(-rc));
+        cf_fail(g->r, R_DATAPATH_DATA, "programming queue 0: %s",
+                cf_errname(-rc));
         return 0;
     }
     if (ACCEL_Q_STATUS_STATE(status) != ACCEL_QS_ENABLED) {
-        cf_fail(g->r, "queue 0 did not enable: STATUS 0x%08x", status);
+        cf_fail(g->r, R_DATAPATH_DATA, "queue 0 did not enable: STATUS 0x%08x",
+                status);
         return 0;
     }
     /* The engine starts asleep: the first doorbell is its wake-up, not
@@ -679,8 +686,8 @@ gen_accel(struct gen_ctx *g)
     s0 = a.stalled_wakeups;
     rc = accel_run(&a, ACCEL_IOS);
     m1 = msgs_now(g->c, NULL);
-    g->ph[g->nph++] = (struct phase){ "ring", "desc", ACCEL_IOS, m1 - m0,
-                                      a.wakeups - w0 };
+    g->ph[g->nph++] =
+        (struct phase){ "ring", "desc", ACCEL_IOS, m1 - m0, a.wakeups - w0 };
     if (rc < 0)
         return 0;
     stalled = a.stalled_wakeups - s0;
@@ -690,7 +697,7 @@ gen_accel(struct gen_ctx *g)
              " after the driver stalled >= %u us",
              loaded, stalled, ACCEL_DEFAULT_POLL_US);
     if (loaded * ACCEL_WAKE_RATIO_MAX > ACCEL_IOS) {
-        cf_fail(g->r,
+        cf_fail(g->r, R_DATAPATH_MSGS_PER_IO,
                 "%" PRIu64 " doorbells for %u descriptors kept %u deep, each "
                 "within %u us of the previous TAIL store: more than one per "
                 "%u, event suppression does not hold",
@@ -702,7 +709,8 @@ gen_accel(struct gen_ctx *g)
     if (rc == 0)
         rc = umdev_client_dma_unmap(g->c, a.iova, ACCEL_GUEST_SIZE);
     if (rc < 0) {
-        cf_fail(g->r, "disabling queue 0: %s", cf_errname(-rc));
+        cf_fail(g->r, R_DATAPATH_DATA, "disabling queue 0: %s",
+                cf_errname(-rc));
         return 0;
     }
     g->moved = true;
@@ -735,9 +743,10 @@ gen_plugin(struct gen_ctx *g)
     snprintf(g->where, sizeof(g->where), "the plug-in's exercise() for %s",
              g->cf->type);
     if (p->ops->exercise == NULL) {
-        cf_fail(g->r, "plug-in parent '%s' offers no exercise() load "
-                      "generator: its data path cannot be measured",
-                p->name);
+        cf_error(g->r,
+                 "plug-in parent '%s' offers no exercise() load "
+                 "generator: its data path cannot be measured",
+                 p->name);
         return 0;
     }
     /* Guest memory, mapped with its fd, for a ring the hook may drive. */
@@ -745,7 +754,7 @@ gen_plugin(struct gen_ctx *g)
         g->c, PLUGIN_GUEST_IOVA, PLUGIN_GUEST_SIZE, g->ram.mem, g->ram.fd, 0,
         VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE);
     if (rc < 0) {
-        cf_fail(g->r, "guest memory for the plug-in: %s", cf_errname(-rc));
+        cf_error(g->r, "guest memory for the plug-in: %s", cf_errname(-rc));
         return 0;
     }
     a.guest = g->ram.mem;
@@ -756,21 +765,23 @@ gen_plugin(struct gen_ctx *g)
                                       res.waiting_msgs };
     snprintf(g->note, sizeof(g->note), "%s", res.note);
     if (rc < 0 || res.units != PLUGIN_IOS) {
-        cf_fail(g->r, "exercise() moved %llu of %u units: %s",
+        cf_fail(g->r, R_DATAPATH_DATA, "exercise() moved %llu of %u units: %s",
                 (unsigned long long)res.units, PLUGIN_IOS,
                 rc < 0 ? cf_errname(-rc) : "stopped short");
         return 0;
     }
     if (res.waiting_msgs > m1 - m0) {
-        cf_fail(g->r, "exercise() says %llu messages were waiting, but "
-                      "only %llu were sent",
-                (unsigned long long)res.waiting_msgs,
-                (unsigned long long)(m1 - m0));
+        cf_error(g->r,
+                 "exercise() says %llu messages were waiting, but "
+                 "only %llu were sent",
+                 (unsigned long long)res.waiting_msgs,
+                 (unsigned long long)(m1 - m0));
         return 0;
     }
     rc = umdev_client_dma_unmap(g->c, PLUGIN_GUEST_IOVA, PLUGIN_GUEST_SIZE);
     if (rc < 0) {
-        cf_fail(g->r, "unmapping guest memory: %s", cf_errname(-rc));
+        cf_fail(g->r, R_DATAPATH_DATA, "unmapping guest memory: %s",
+                cf_errname(-rc));
         return 0;
     }
     g->moved = true;
@@ -818,18 +829,18 @@ check_datapath(struct conform *cf, struct cf_result *r)
     if (cf->plugin != NULL)
         gen = &plugin;
     if (gen == NULL) {
-        cf_fail(r, "no load generator for %04x:%04x", cf->dev.vendor,
-                cf->dev.device);
+        cf_error(r, "no load generator for %04x:%04x", cf->dev.vendor,
+                 cf->dev.device);
         return;
     }
     rc = cf_client_connect(cf, &g.c);
     if (rc < 0) {
-        cf_fail(r, "cannot attach: %s", strerror(-rc));
+        cf_error(r, "cannot attach: %s", strerror(-rc));
         return;
     }
     if (cf->daemon_uuid != NULL) {
         if (cf_daemon_info(cf, &d0, err, sizeof(err)) < 0)
-            cf_fail(r, "%s", err);
+            cf_error(r, "%s", err);
         else
             have_daemon = true;
     }
@@ -859,7 +870,7 @@ check_datapath(struct conform *cf, struct cf_result *r)
         /* Asked while still attached: every command the client sent
          * since the first sample must have been counted, no more. */
         if (cf_daemon_info(cf, &d1, err, sizeof(err)) < 0) {
-            cf_fail(r, "%s", err);
+            cf_error(r, "%s", err);
         } else {
             uint64_t server = d1.msgs - d0.msgs;
 
@@ -868,7 +879,7 @@ check_datapath(struct conform *cf, struct cf_result *r)
                     "info), the client sent %" PRIu64,
                     server, req1 - req0);
             if (server != req1 - req0)
-                cf_fail(r,
+                cf_fail(r, R_DATAPATH_COUNTERS,
                         "the server's counter says %" PRIu64 " commands, "
                         "the client sent %" PRIu64,
                         server, req1 - req0);
@@ -877,12 +888,12 @@ check_datapath(struct conform *cf, struct cf_result *r)
     umdev_client_destroy(g.c);
     if (!g.moved) {
         if (r->pass)
-            cf_fail(r, "the load did not complete");
+            cf_fail(r, R_DATAPATH_DATA, "the load did not complete");
         return;
     }
     if (cf->profile != NULL && cf->profile->has_max_msgs) {
         if (worst > cf->profile->max_msgs_per_io)
-            cf_fail(r,
+            cf_fail(r, R_DATAPATH_MSGS_PER_IO,
                     "%.3f messages per I/O exceeds the profile's bound "
                     "of %g",
                     worst, cf->profile->max_msgs_per_io);

@@ -104,7 +104,7 @@ fz_send(struct fz *f, uint16_t cmd, bool posted, const void *p, size_t len,
     rc = rawc_send(&f->c, id, cmd, posted ? VFIO_USER_F_NO_REPLY : 0, p, len,
                    fds, nfds);
     if (rc < 0) {
-        cf_fail(f->r, "sending %s: %s", umdev_wire_cmd_name(cmd),
+        cf_fail(f->r, R_FUZZ_REPLY, "sending %s: %s", umdev_wire_cmd_name(cmd),
                 cf_errname(-rc));
         f->dead = true;
         return -1;
@@ -117,7 +117,8 @@ fz_send(struct fz *f, uint16_t cmd, bool posted, const void *p, size_t len,
     rc = rawc_recv_reply(&f->c, f->cf->timeout_ms, &m);
     ms = (cf_now() - t0) * 1000.0;
     if (rc < 0) {
-        cf_fail(f->r, "%s id %u: %s within %d ms", umdev_wire_cmd_name(cmd), id,
+        cf_fail(f->r, R_FUZZ_REPLY, "%s id %u: %s within %d ms",
+                umdev_wire_cmd_name(cmd), id,
                 rawc_outcome(rc, &m, o, sizeof(o)), f->cf->timeout_ms);
         f->dead = true;
         return -1;
@@ -130,7 +131,15 @@ fz_send(struct fz *f, uint16_t cmd, bool posted, const void *p, size_t len,
     if (m.hdr.msg_id != id || m.hdr.cmd != cmd ||
         (m.hdr.flags & ~(uint32_t)VFIO_USER_F_ERROR) !=
             VFIO_USER_F_TYPE_REPLY) {
-        cf_fail(f->r,
+        /* Every earlier request was answered or posted: a reply with an
+         * earlier id answers a posted one (umdev policy), anything else
+         * breaks the spec's reply form. */
+        uint16_t back = (uint16_t)(id - m.hdr.msg_id);
+        bool to_posted = (m.hdr.flags & ~(uint32_t)VFIO_USER_F_ERROR) ==
+                             VFIO_USER_F_TYPE_REPLY &&
+                         back > 0 && back < 0x8000;
+
+        cf_fail(f->r, to_posted ? R_FUZZ_POSTED_SILENT : R_FUZZ_REPLY,
                 "%s id %u answered by %s id %u flags 0x%x (a reply "
                 "to a posted command?)",
                 umdev_wire_cmd_name(cmd), id, umdev_wire_cmd_name(m.hdr.cmd),
@@ -143,7 +152,7 @@ fz_send(struct fz *f, uint16_t cmd, bool posted, const void *p, size_t len,
         f->errors++;
         rc = m.hdr.error ? (int)m.hdr.error : EIO;
         if (m.len != 0)
-            cf_fail(f->r, "%s error reply with %zu payload bytes",
+            cf_fail(f->r, R_FUZZ_REPLY, "%s error reply with %zu payload bytes",
                     umdev_wire_cmd_name(cmd), m.len);
     } else {
         f->ok++;
@@ -235,7 +244,7 @@ op_region(struct fz *f)
     if (err != 0)
         return;
     if (++f->prof_accepted <= MAX_QUOTED)
-        cf_fail(f->r,
+        cf_fail(f->r, R_FUZZ_PROFILE,
                 "%u-byte %s at region %u+0x%" PRIx64 " accepted but "
                 "outside the profile",
                 count, write ? "write" : "read", region, off);
@@ -457,7 +466,7 @@ profile_consistency(struct fz *f)
                             : 0;
 
         if (pr->has_size && pr->size != size)
-            cf_fail(f->r,
+            cf_fail(f->r, R_FUZZ_PROFILE,
                     "the profile gives region %u %" PRIu64 " bytes, "
                     "the device %" PRIu64,
                     pr->index, pr->size, size);
@@ -477,19 +486,20 @@ afterwards(struct fz *f)
 
     rc = cf_client_connect(f->cf, &c);
     if (rc < 0) {
-        cf_fail(f->r, "after the run a fresh connection fails: %s",
-                strerror(-rc));
+        cf_fail(f->r, R_FUZZ_SURVIVES,
+                "after the run a fresh connection fails: %s", strerror(-rc));
         return;
     }
     for (i = 0; f->cf->dev.pci && i < CF_ARRAY_SIZE(id_offs); i++) {
         rc = umdev_client_region_read(c, CFG, id_offs[i], v, 4);
         if (rc < 0) {
-            cf_fail(f->r, "after the run, reading config 0x%02x: %s",
-                    id_offs[i], cf_errname(-rc));
+            cf_fail(f->r, R_CONFIG_ACCESS,
+                    "after the run, reading config 0x%02x: %s", id_offs[i],
+                    cf_errname(-rc));
             break;
         }
         if (memcmp(v, f->cf->dev.cfg + id_offs[i], 4) != 0)
-            cf_fail(f->r,
+            cf_fail(f->r, R_FUZZ_IDENTITY,
                     "after the run config 0x%02x reads 0x%08x, 0x%08x "
                     "at attach",
                     id_offs[i], cf_le(v, 4),
@@ -522,7 +532,7 @@ check_fuzz(struct conform *cf, struct cf_result *r)
         cf_find_server_pid(cf, err, sizeof(err));
     rc = fz_setup(&f);
     if (rc < 0) {
-        cf_fail(r, "setting up: %s", cf_errname(-rc));
+        cf_error(r, "setting up: %s", cf_errname(-rc));
         goto out;
     }
     profile_consistency(&f);
@@ -553,13 +563,14 @@ check_fuzz(struct conform *cf, struct cf_result *r)
         if (fz_send(&f, VFIO_USER_DEVICE_GET_INFO, false, &di, sizeof(di), NULL,
                     0, NULL) != 0 &&
             !f.dead)
-            cf_fail(r, "DEVICE_GET_INFO after the run failed");
+            cf_fail(r, R_FUZZ_SURVIVES, "DEVICE_GET_INFO after the run failed");
         if (!f.dead && !rawc_quiet(&f.c, 100))
-            cf_fail(r, "a stray message after the run");
+            cf_fail(r, R_FUZZ_POSTED_SILENT, "a stray message after the run");
     }
     rawc_close(&f.c);
     if (cf->server_pid > 0 && !cf_proc_alive(cf->server_pid))
-        cf_fail(r, "server pid %d is gone", (int)cf->server_pid);
+        cf_fail(r, R_FUZZ_SURVIVES, "server pid %d is gone",
+                (int)cf->server_pid);
     afterwards(&f);
     cf_note(r,
             "seed 0x%016" PRIx64 ", %.1f s: %" PRIu64 " requests (%" PRIu64

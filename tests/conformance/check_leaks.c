@@ -78,13 +78,13 @@ sample_fresh(struct lk *l, struct sample *s)
     int rc = cf_client_connect(l->cf, &c);
 
     if (rc < 0) {
-        cf_fail(l->r, "cannot attach: %s", strerror(-rc));
+        cf_error(l->r, "cannot attach: %s", strerror(-rc));
         return rc;
     }
     rc = sample_now(l, s);
     umdev_client_destroy(c);
     if (rc < 0)
-        cf_fail(l->r, "reading /proc/%d: %s", (int)l->pid, strerror(-rc));
+        cf_error(l->r, "reading /proc/%d: %s", (int)l->pid, strerror(-rc));
     return rc;
 }
 
@@ -104,7 +104,7 @@ cycle(struct lk *l, unsigned int n, struct sample *probe)
 
     rc = cf_client_connect(l->cf, &c);
     if (rc < 0) {
-        cf_fail(l->r, "cycle %u: cannot attach: %s", n, strerror(-rc));
+        cf_error(l->r, "cycle %u: cannot attach: %s", n, strerror(-rc));
         return rc;
     }
     rc = umdev_client_dma_map(c, 0x100000, LEAK_MEM_SIZE, l->mem, l->memfd, 0,
@@ -113,7 +113,7 @@ cycle(struct lk *l, unsigned int n, struct sample *probe)
         rc =
             umdev_client_dma_map(c, 0x200000, LEAK_MEM_SIZE, l->mem, -1, 0, rw);
     if (rc < 0) {
-        cf_fail(l->r, "cycle %u: DMA_MAP: %s", n, cf_errname(-rc));
+        cf_error(l->r, "cycle %u: DMA_MAP: %s", n, cf_errname(-rc));
         goto out;
     }
     for (i = 0; i < d->num_irqs && i < CF_MAX_IRQS; i++) {
@@ -129,8 +129,8 @@ cycle(struct lk *l, unsigned int n, struct sample *probe)
             c, i, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, 0,
             cnt, l->efds + used, NULL);
         if (rc < 0) {
-            cf_fail(l->r, "cycle %u: SET_IRQS %u eventfds on index %u: %s", n,
-                    cnt, i, cf_errname(-rc));
+            cf_error(l->r, "cycle %u: SET_IRQS %u eventfds on index %u: %s", n,
+                     cnt, i, cf_errname(-rc));
             goto out;
         }
         used += cnt;
@@ -142,7 +142,7 @@ cycle(struct lk *l, unsigned int n, struct sample *probe)
         rc = umdev_client_region_read(c, VFIO_PCI_CONFIG_REGION_INDEX, 0, buf,
                                       sizeof(buf));
         if (rc < 0) {
-            cf_fail(l->r, "cycle %u: config read: %s", n, cf_errname(-rc));
+            cf_error(l->r, "cycle %u: config read: %s", n, cf_errname(-rc));
             goto out;
         }
     }
@@ -152,7 +152,7 @@ cycle(struct lk *l, unsigned int n, struct sample *probe)
             umdev_client_region_read(c, i, 0, buf, 4);
         }
     if (probe != NULL && sample_now(l, probe) < 0) {
-        cf_fail(l->r, "reading /proc/%d: %s", (int)l->pid, strerror(errno));
+        cf_error(l->r, "reading /proc/%d: %s", (int)l->pid, strerror(errno));
         rc = -EIO;
         goto out;
     }
@@ -186,26 +186,26 @@ check_leaks(struct conform *cf, struct cf_result *r)
     if (warm < 10)
         warm = 10;
     if (cf->server_pid <= 0 && cf_find_server_pid(cf, err, sizeof(err)) < 0) {
-        cf_fail(r, "%s", err);
+        cf_error(r, "%s", err);
         return;
     }
     l.pid = cf->server_pid;
     l.memfd = memfd_create("umdev-conform-leaks", MFD_CLOEXEC);
     if (l.memfd < 0 || ftruncate(l.memfd, LEAK_MEM_SIZE) < 0) {
-        cf_fail(r, "memfd: %s", strerror(errno));
+        cf_error(r, "memfd: %s", strerror(errno));
         goto out;
     }
     l.mem = mmap(NULL, LEAK_MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
                  l.memfd, 0);
     if (l.mem == MAP_FAILED) {
         l.mem = NULL;
-        cf_fail(r, "mmap: %s", strerror(errno));
+        cf_error(r, "mmap: %s", strerror(errno));
         goto out;
     }
     for (i = 0; i < LEAK_EFDS; i++) {
         l.efds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (l.efds[i] < 0) {
-            cf_fail(r, "eventfd: %s", strerror(errno));
+            cf_error(r, "eventfd: %s", strerror(errno));
             goto out;
         }
     }
@@ -216,16 +216,16 @@ check_leaks(struct conform *cf, struct cf_result *r)
     if (cycle(&l, 1, &attached) < 0)
         goto out;
     if (l.efds_set == 0) {
-        cf_fail(r, "no IRQ index takes eventfds: cannot tell the server "
-                   "process apart");
+        cf_error(r, "no IRQ index takes eventfds: cannot tell the server "
+                    "process apart");
         goto out;
     }
     if (attached.fds < pre.fds + (int)l.efds_set) {
-        cf_fail(r,
-                "pid %d (%s) held %d descriptors with our %u eventfds "
-                "set, %d without: it is not the serving process (pass "
-                "--server-pid or --daemon-uuid)",
-                (int)l.pid, cf->pid_source, attached.fds, l.efds_set, pre.fds);
+        cf_error(r,
+                 "pid %d (%s) held %d descriptors with our %u eventfds "
+                 "set, %d without: it is not the serving process (pass "
+                 "--server-pid or --daemon-uuid)",
+                 (int)l.pid, cf->pid_source, attached.fds, l.efds_set, pre.fds);
         goto out;
     }
     for (i = 1; i < warm; i++)
@@ -250,6 +250,8 @@ check_leaks(struct conform *cf, struct cf_result *r)
     if (!settled && (s0.rss - first.rss > RSS_SLACK_KIB ||
                      s0.maps != first.maps || s0.fds != first.fds))
         cf_fail(r,
+                s0.maps != first.maps || s0.fds != first.fds ? R_LEAKS_DETACH
+                                                             : R_LEAKS_MEMORY,
                 "the server kept growing through %u warm-up cycles: "
                 "VmRSS %+ld KiB, mappings %+d, fds %+d",
                 warm, s0.rss - first.rss, s0.maps - first.maps,
@@ -260,13 +262,13 @@ check_leaks(struct conform *cf, struct cf_result *r)
     if (sample_fresh(&l, &s1) < 0)
         goto out;
     if (s1.fds != s0.fds)
-        cf_fail(r, "server descriptors %d -> %d over %u cycles", s0.fds, s1.fds,
-                cf->leak_cycles);
+        cf_fail(r, R_LEAKS_DETACH, "server descriptors %d -> %d over %u cycles",
+                s0.fds, s1.fds, cf->leak_cycles);
     if (s1.maps != s0.maps)
-        cf_fail(r, "server mappings %d -> %d over %u cycles", s0.maps, s1.maps,
-                cf->leak_cycles);
+        cf_fail(r, R_LEAKS_DETACH, "server mappings %d -> %d over %u cycles",
+                s0.maps, s1.maps, cf->leak_cycles);
     if (s1.rss - s0.rss > RSS_SLACK_KIB)
-        cf_fail(r,
+        cf_fail(r, R_LEAKS_MEMORY,
                 "server VmRSS grew %ld KiB over %u cycles (%.1f KiB per "
                 "cycle; slack %d KiB)",
                 s1.rss - s0.rss, cf->leak_cycles,

@@ -202,7 +202,8 @@ mutate_config(const struct conform *cf, struct umdev_client *c,
 
     rc = umdev_client_region_read(c, VFIO_PCI_CONFIG_REGION_INDEX, 0, cur, len);
     if (rc < 0) {
-        cf_fail(r, "reading config space: %s", cf_errname(-rc));
+        cf_fail(r, R_CONFIG_ACCESS, "reading config space: %s",
+                cf_errname(-rc));
         return -1;
     }
     for (off = 0; off < len; off += 4) {
@@ -214,15 +215,16 @@ mutate_config(const struct conform *cf, struct umdev_client *c,
         rc = umdev_client_region_write(c, VFIO_PCI_CONFIG_REGION_INDEX, off,
                                        inv, 4);
         if (rc < 0) {
-            cf_fail(r, "config write at 0x%zx refused: %s", off,
-                    cf_errname(-rc));
+            cf_fail(r, R_CONFIG_WRITE_ACCEPTED,
+                    "config write at 0x%zx refused: %s", off, cf_errname(-rc));
             return -1;
         }
     }
     rc = umdev_client_region_read(c, VFIO_PCI_CONFIG_REGION_INDEX, 0, after,
                                   len);
     if (rc < 0) {
-        cf_fail(r, "reading config space: %s", cf_errname(-rc));
+        cf_fail(r, R_CONFIG_ACCESS, "reading config space: %s",
+                cf_errname(-rc));
         return -1;
     }
     for (off = 0; off < len; off++)
@@ -241,14 +243,15 @@ compare_config(const struct conform *cf, struct umdev_client *c,
     rc = umdev_client_region_read(c, VFIO_PCI_CONFIG_REGION_INDEX, 0, now,
                                   cf->dev.cfg_len);
     if (rc < 0) {
-        cf_fail(r, "reading config space after reset: %s", cf_errname(-rc));
+        cf_fail(r, R_CONFIG_ACCESS, "reading config space after reset: %s",
+                cf_errname(-rc));
         return;
     }
     for (off = 0; off < cf->dev.cfg_len; off++) {
         if (now[off] == cf->dev.cfg[off])
             continue;
         if (++*diffs <= MAX_QUOTED_DIFFS)
-            cf_fail(r,
+            cf_fail(r, R_RESET_POWER_ON,
                     "config byte 0x%03zx is 0x%02x after reset, 0x%02x "
                     "at attach",
                     off, now[off], cf->dev.cfg[off]);
@@ -338,18 +341,19 @@ check_reset(struct conform *cf, struct cf_result *r)
     size_t i;
 
     if (!(cf->dev.flags & VFIO_DEVICE_FLAGS_RESET)) {
-        cf_fail(r, "DEVICE_GET_INFO does not offer reset "
-                   "(VFIO_DEVICE_FLAGS_RESET clear)");
+        cf_fail(r, R_RESET_OFFERED,
+                "DEVICE_GET_INFO does not offer reset "
+                "(VFIO_DEVICE_FLAGS_RESET clear)");
         return;
     }
     rc = cf_client_connect(cf, &c);
     if (rc < 0) {
-        cf_fail(r, "cannot attach: %s", strerror(-rc));
+        cf_error(r, "cannot attach: %s", strerror(-rc));
         return;
     }
     for (i = 0; i < b->nregs; i++) {
         if (b->regs[i].read_err)
-            cf_fail(r,
+            cf_fail(r, R_RESET_REGISTERS,
                     "%s (readable in the profile) refused a %u-byte read "
                     "at attach: %s",
                     b->regs[i].name, b->regs[i].width,
@@ -364,7 +368,7 @@ check_reset(struct conform *cf, struct cf_result *r)
     }
     rc = mutate_regs(cf, c, NULL, &mutated, &refused);
     if (rc < 0) {
-        cf_fail(r, "writing registers: %s", cf_errname(-rc));
+        cf_fail(r, R_RESET_REGISTERS, "writing registers: %s", cf_errname(-rc));
         goto out;
     }
     for (i = 0; i < b->nregs; i++) {
@@ -379,7 +383,8 @@ check_reset(struct conform *cf, struct cf_result *r)
     /* Reset, then everything must read as it did at attach. */
     rc = umdev_client_reset(c);
     if (rc < 0) {
-        cf_fail(r, "DEVICE_RESET failed: %s", cf_errname(-rc));
+        cf_fail(r, R_RESET_SUCCEEDS, "DEVICE_RESET failed: %s",
+                cf_errname(-rc));
         goto out;
     }
     if (cf->dev.pci && cf->dev.cfg_len >= 64)
@@ -392,15 +397,15 @@ check_reset(struct conform *cf, struct cf_result *r)
             continue;
         rc = cf_reg_read(c, reg, &v);
         if (rc < 0) {
-            cf_fail(r, "reading %s after reset: %s", reg->name,
-                    cf_errname(-rc));
+            cf_fail(r, R_RESET_REGISTERS, "reading %s after reset: %s",
+                    reg->name, cf_errname(-rc));
             continue;
         }
         if (reg->is_volatile)
             continue;
         compared++;
         if (v != reg->value && ++reg_diffs <= MAX_QUOTED_DIFFS)
-            cf_fail(r,
+            cf_fail(r, R_RESET_POWER_ON,
                     "%s is 0x%" PRIx64 " after reset, 0x%" PRIx64 " at attach",
                     reg->name, v, reg->value);
     }
@@ -411,8 +416,8 @@ check_reset(struct conform *cf, struct cf_result *r)
         cf_note(r, "two resets agree with each other, not with the state "
                    "at attach: was the instance fresh when the kit started?");
     if (cfg_changed == 0 && changed == 0)
-        cf_fail(r, "nothing could be changed before the reset (no writable "
-                   "config bit or register): the check proves nothing");
+        cf_error(r, "nothing could be changed before the reset (no writable "
+                    "config bit or register): the check proves nothing");
     cf_note(r, "registers from the %s%s%s: %zu (%u volatile, not compared)",
             b->source, cf->profile && cf->profile->type ? " " : "",
             cf->profile && cf->profile->type ? cf->profile->type : "", b->nregs,

@@ -7,8 +7,9 @@
  * Files: main.c (command line, discovery, running, output), rawc.c (a raw
  * vfio-user connection for malformed and random traffic), profile.c (the
  * optional mediation profile), proc.c (the server process: PID, /proc,
- * daemon counters), one check_*.c per check. README.md says what each
- * check does and its pass rule.
+ * daemon counters), rules.c (the rules failures are judged by, spec or
+ * policy), one check_*.c per check. README.md says what each check does
+ * and its pass rule.
  */
 #ifndef UMDEV_CONFORM_H
 #define UMDEV_CONFORM_H
@@ -90,11 +91,96 @@ struct cf_baseline {
     size_t probe_reads; /* reads the probe spent */
 };
 
-struct cf_result {
-    const char *name;
-    bool pass;
+/*
+ * What a failure rests on. SPEC: a requirement ("must") of the vfio-user
+ * specification (QEMU docs/interop/vfio-user.rst) or of the PCI
+ * specifications it defers to for a PCI device's config space. POLICY:
+ * what umdev holds its own servers to beyond that (docs/PROTOCOL.md, the
+ * devices' contracts, the mediation profile, "should" passages of the
+ * spec). ERROR is no rule: the kit could not carry the check out (it
+ * cannot attach, set up, or has nothing to drive the type with), so it
+ * cannot judge, and that fails the run at every level.
+ */
+enum cf_level {
+    CF_LEVEL_SPEC,
+    CF_LEVEL_POLICY,
+    CF_LEVEL_ERROR,
+    CF_NLEVELS,
+};
+
+/* Every rule a check judges by (rules.c; the table in README.md). */
+enum cf_rule_id {
+    R_PROTO_VERSION_ACCEPT,
+    R_PROTO_VERSION_REPLY,
+    R_PROTO_VERSION_DATA,
+    R_PROTO_VERSION_PGSIZES,
+    R_PROTO_VERSION_REFUSE,
+    R_PROTO_VERSION_REFUSAL,
+    R_PROTO_VERSION_SECOND,
+    R_PROTO_BEFORE_VERSION,
+    R_PROTO_REPLY_REQUIRED,
+    R_PROTO_REPLY_FORM,
+    R_PROTO_COMMAND_CORE,
+    R_PROTO_REPLY_PAYLOAD,
+    R_PROTO_DMA_OVERLAP,
+    R_PROTO_COMMAND_OTHER,
+    R_PROTO_MALFORMED,
+    R_PROTO_KEEPS_CONNECTION,
+    R_PROTO_UNKNOWN_COMMAND,
+    R_PROTO_POSTED_SILENT,
+    R_PROTO_POSTED_ORDER,
+    R_PROTO_REGION_BOUNDS,
+    R_PROTO_BAD_HEADER,
+    R_PROTO_FDS_CLOSED,
+    R_CONFIG_ACCESS,
+    R_CONFIG_WRITE_ACCEPTED,
+    R_CONFIG_HEADER_RO,
+    R_CONFIG_COMMAND_STATUS,
+    R_CONFIG_INTERRUPT_LINE,
+    R_CONFIG_BAR,
+    R_CONFIG_BAR_SIZE,
+    R_CONFIG_CAPABILITIES,
+    R_CONFIG_MSI,
+    R_CONFIG_MSIX,
+    R_RESET_OFFERED,
+    R_RESET_SUCCEEDS,
+    R_RESET_POWER_ON,
+    R_RESET_REGISTERS,
+    R_DATAPATH_DATA,
+    R_DATAPATH_MSGS_PER_IO,
+    R_DATAPATH_COUNTERS,
+    R_FUZZ_REPLY,
+    R_FUZZ_POSTED_SILENT,
+    R_FUZZ_PROFILE,
+    R_FUZZ_IDENTITY,
+    R_FUZZ_SURVIVES,
+    R_LEAKS_DETACH,
+    R_LEAKS_MEMORY,
+    CF_NRULES,
+};
+
+struct cf_rule {
+    const char *id; /* "protocol.version.refuse" */
+    enum cf_level level;
+    const char *rule;  /* what holds when it passes */
+    const char *basis; /* the spec passage, or what the policy rests on */
+};
+
+extern const struct cf_rule cf_rules[CF_NRULES];
+const char *cf_level_name(enum cf_level level);
+/* --list-rules: the table, as text or JSON, on stdout. */
+void cf_rules_print(bool json);
+
+struct cf_level_result {
     unsigned int nfail;
     char fails[CF_EVIDENCE_MAX];
+};
+
+struct cf_result {
+    const char *name;
+    bool pass; /* no failure of any level so far */
+    struct cf_level_result level[CF_NLEVELS];
+    unsigned int rule_fails[CF_NRULES];
     char notes[CF_EVIDENCE_MAX];
     double seconds;
 };
@@ -140,8 +226,12 @@ void cf_plugin_unload(struct conform *cf);
 /* ------------------------------------------------------------------ */
 /* Results (main.c)                                                   */
 
-/* A failure: the check fails; the first few are kept word for word. */
-void cf_fail(struct cf_result *r, const char *fmt, ...)
+/* A failure against @rule, counted at its level; the first few of each
+ * level are kept word for word. */
+void cf_fail(struct cf_result *r, enum cf_rule_id rule, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The kit could not carry the check out: no verdict, the run fails. */
+void cf_error(struct cf_result *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Evidence that is not a failure. */
 void cf_note(struct cf_result *r, const char *fmt, ...)

@@ -5,14 +5,21 @@
  *   umdev-conform SOCKET [--profile FILE] [--fuzz-seconds N] [--seed N]
  *                 [--json] [--only CHECK,...] [--host-end PATH]
  *                 [--daemon-uuid UUID] [--umdevctl PATH] [--server-pid PID]
- *                 [--timeout MS] [--leak-cycles N] [--verbose]
+ *                 [--timeout MS] [--leak-cycles N] [--level spec|policy]
+ *                 [--verbose]
+ *   umdev-conform --list-rules [--json]
  *
  * It attaches once to learn the device (regions, IRQs, config space and
  * the registers the reset check compares), then runs the checks in a
  * fixed order, each on connections of its own: protocol, config, reset,
- * datapath, fuzz, leaks. Output: one "PASS|FAIL name: evidence" line per
- * check and a summary, or with --json an array of {name, pass, evidence}.
- * Exit status: 0 every check passed, 1 some failed, 2 usage error.
+ * datapath, fuzz, leaks. Every failure is against a rule (rules.c) of
+ * level "spec" (the vfio-user spec, or PCI for config space, requires it)
+ * or "policy" (umdev's stricter rule); both are reported apart, and
+ * --level says which fail the run (default policy: both). Output: one
+ * "PASS|FAIL name [spec ..., policy ...]: evidence" line per check and a
+ * summary, or with --json an array of {name, pass, spec_pass,
+ * policy_pass, ...}. Exit status: 0 every check passed at the level, 1
+ * some failed (or could not be carried out), 2 usage error.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -34,7 +41,8 @@
 #include "conform.h"
 
 #define PROG "umdev-conform"
-/* Failures quoted word for word per check; the rest are counted. */
+/* Failures quoted word for word per check and level; the rest are
+ * counted. */
 #define MAX_QUOTED_FAILS 6
 
 struct check {
@@ -54,7 +62,8 @@ static const char usage_text[] =
     "                     [--daemon-uuid UUID] [--umdevctl PATH]\n"
     "                     [--server-pid PID] [--timeout MS]\n"
     "                     [--leak-cycles N] [--plugin SO --type TYPE]\n"
-    "                     [--verbose]\n";
+    "                     [--level spec|policy] [--verbose]\n"
+    "       " PROG " --list-rules [--json]\n";
 
 static const char help_text[] =
     "\n"
@@ -67,7 +76,12 @@ static const char help_text[] =
     "                      registers, volatile ones, data-path bound\n"
     "  --fuzz-seconds N    length of the fuzz run (default 10)\n"
     "  --seed N            fuzz PRNG seed, to replay a run\n"
-    "  --json              print [{name, pass, evidence}, ...] only\n"
+    "  --json              print [{name, pass, spec_pass, policy_pass,\n"
+    "                      evidence, ...}, ...] only\n"
+    "  --level spec|policy what fails the run: spec (the vfio-user spec's\n"
+    "                      requirements; umdev's policy differences are\n"
+    "                      reported only) or policy (both; the default)\n"
+    "  --list-rules        print every rule: id, level, what, basis\n"
     "  --only LIST         run only these checks (comma-separated)\n"
     "  --host-end PATH     serial load generator: port 0's host end\n"
     "                      (default SOCKET.port0, or STEM.port0 for\n"
@@ -84,7 +98,8 @@ static const char help_text[] =
     "                      TYPE comes from the parent plug-in SO: its\n"
     "                      exercise() drives the datapath check\n"
     "  --verbose           progress on stderr\n"
-    "Exit status: 0 all passed, 1 a check failed, 2 usage.\n";
+    "Exit status: 0 all passed at the level, 1 a check failed or could not\n"
+    "be carried out, 2 usage.\n";
 
 static bool verbose_log;
 
@@ -123,16 +138,35 @@ append(char *buf, size_t cap, const char *fmt, va_list ap)
     vsnprintf(buf + len, cap - len, fmt, ap);
 }
 
+static void __attribute__((format(printf, 3, 0)))
+fail_at(struct cf_result *r, enum cf_level level, const char *fmt, va_list ap)
+{
+    struct cf_level_result *l = &r->level[level];
+
+    r->pass = false;
+    if (++l->nfail > MAX_QUOTED_FAILS)
+        return;
+    append(l->fails, sizeof(l->fails), fmt, ap);
+}
+
 void
-cf_fail(struct cf_result *r, const char *fmt, ...)
+cf_fail(struct cf_result *r, enum cf_rule_id rule, const char *fmt, ...)
 {
     va_list ap;
 
-    r->pass = false;
-    if (++r->nfail > MAX_QUOTED_FAILS)
-        return;
+    r->rule_fails[rule]++;
     va_start(ap, fmt);
-    append(r->fails, sizeof(r->fails), fmt, ap);
+    fail_at(r, cf_rules[rule].level, fmt, ap);
+    va_end(ap);
+}
+
+void
+cf_error(struct cf_result *r, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    fail_at(r, CF_LEVEL_ERROR, fmt, ap);
     va_end(ap);
 }
 
@@ -323,23 +357,74 @@ out:
     return rc;
 }
 
-/* Evidence as one line: failures first, then the rest. */
+/* One line: text control characters would break (a server's strings
+ * reach the evidence). */
 static void
-evidence(const struct cf_result *r, char *buf, size_t len)
+one_line(char *buf)
 {
     char *p;
 
-    snprintf(buf, len, "%s%s%s", r->fails,
-             r->fails[0] && r->notes[0] ? "; " : "", r->notes);
-    if (r->nfail > MAX_QUOTED_FAILS) {
+    for (p = buf; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+}
+
+/* A level's failures as one line: quoted ones, then how many more. */
+static void
+level_evidence(const struct cf_level_result *l, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", l->fails);
+    if (l->nfail > MAX_QUOTED_FAILS) {
         size_t n = strlen(buf);
 
-        snprintf(buf + n, len - n, " (+%u more failures)",
-                 r->nfail - MAX_QUOTED_FAILS);
+        snprintf(buf + n, len - n, " (+%u more)", l->nfail - MAX_QUOTED_FAILS);
     }
-    for (p = buf; *p != '\0'; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
+    one_line(buf);
+}
+
+/* "protocol.version.refuse x2, ..." for the rules of @level that failed. */
+static void
+rules_failed(const struct cf_result *r, enum cf_level level, char *buf,
+             size_t len)
+{
+    size_t i, n = 0;
+
+    buf[0] = '\0';
+    for (i = 0; i < CF_NRULES && n + 1 < len; i++) {
+        if (r->rule_fails[i] == 0 || cf_rules[i].level != level)
+            continue;
+        n += (size_t)snprintf(buf + n, len - n, "%s%s x%u", n ? ", " : "",
+                              cf_rules[i].id, r->rule_fails[i]);
+    }
+}
+
+/* Evidence as one line: kit errors, spec failures, policy failures (each
+ * with the rules they break), then the notes. */
+static void
+evidence(const struct cf_result *r, char *buf, size_t len)
+{
+    static const enum cf_level order[] = { CF_LEVEL_ERROR, CF_LEVEL_SPEC,
+                                           CF_LEVEL_POLICY };
+    char fails[CF_EVIDENCE_MAX + 32], rules[512];
+    size_t i, n = 0;
+
+    buf[0] = '\0';
+    for (i = 0; i < CF_ARRAY_SIZE(order) && n + 1 < len; i++) {
+        const struct cf_level_result *l = &r->level[order[i]];
+
+        if (l->nfail == 0)
+            continue;
+        level_evidence(l, fails, sizeof(fails));
+        rules_failed(r, order[i], rules, sizeof(rules));
+        n += (size_t)snprintf(
+            buf + n, len - n, "%s%s%s%s%s: %s", n ? "; " : "",
+            order[i] == CF_LEVEL_ERROR ? "could not check"
+                                       : cf_level_name(order[i]),
+            rules[0] ? " (" : "", rules, rules[0] ? ")" : "", fails);
+    }
+    if (r->notes[0] != '\0' && n + 1 < len)
+        snprintf(buf + n, len - n, "%s%s", n ? "; " : "", r->notes);
+    one_line(buf);
 }
 
 static int
@@ -462,32 +547,61 @@ select_checks(const char *list, bool selected[])
     return -1;
 }
 
+/* What the run holds the server to (--level). */
+struct run_opts {
+    bool json;
+    bool list_rules;
+    /* CF_LEVEL_SPEC: only spec failures (and kit errors) fail the run;
+     * CF_LEVEL_POLICY: umdev's policy failures too. */
+    enum cf_level level;
+};
+
 /* Return: -1 to go on, else the exit status. */
 static int
-parse_args(int argc, char **argv, struct conform *cf, bool *json,
+parse_args(int argc, char **argv, struct conform *cf, struct run_opts *ro,
            bool selected[])
 {
     /* getopt_long() values: the stored options count from OPT_STORED. */
-    enum { OPT_JSON = 1, OPT_ONLY, OPT_VERBOSE, OPT_STORED };
-    struct option opts[CF_ARRAY_SIZE(stored_opts) + 5] = {
+    enum {
+        OPT_JSON = 1,
+        OPT_ONLY,
+        OPT_VERBOSE,
+        OPT_LEVEL,
+        OPT_LIST_RULES,
+        OPT_STORED
+    };
+    struct option opts[CF_ARRAY_SIZE(stored_opts) + 7] = {
         { "json", no_argument, NULL, OPT_JSON },
         { "only", required_argument, NULL, OPT_ONLY },
         { "verbose", no_argument, NULL, OPT_VERBOSE },
+        { "level", required_argument, NULL, OPT_LEVEL },
+        { "list-rules", no_argument, NULL, OPT_LIST_RULES },
         { "help", no_argument, NULL, 'h' },
     };
     bool only = false;
     size_t i;
     int ch, rc;
 
-    /* After the four above; the last entry stays all zero. */
+    /* After the six above; the last entry stays all zero. */
     for (i = 0; i < CF_ARRAY_SIZE(stored_opts); i++)
-        opts[4 + i] = (struct option){ stored_opts[i].name, required_argument,
+        opts[6 + i] = (struct option){ stored_opts[i].name, required_argument,
                                        NULL, OPT_STORED + (int)i };
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
         case OPT_JSON:
-            *json = true;
+            ro->json = true;
+            break;
+        case OPT_LIST_RULES:
+            ro->list_rules = true;
+            break;
+        case OPT_LEVEL:
+            if (strcmp(optarg, "spec") == 0)
+                ro->level = CF_LEVEL_SPEC;
+            else if (strcmp(optarg, "policy") == 0)
+                ro->level = CF_LEVEL_POLICY;
+            else
+                return usage_error("--level: spec or policy, not '%s'", optarg);
             break;
         case OPT_ONLY:
             only = true;
@@ -514,6 +628,12 @@ parse_args(int argc, char **argv, struct conform *cf, bool *json,
             break;
         }
     }
+    if (ro->list_rules) {
+        if (optind != argc)
+            return usage_error("%s", "--list-rules takes no SOCKET");
+        cf_rules_print(ro->json);
+        return 0;
+    }
     if (optind + 1 != argc)
         return usage_error("%s", "expected one SOCKET argument");
     if ((cf->plugin_path == NULL) != (cf->type == NULL))
@@ -525,34 +645,114 @@ parse_args(int argc, char **argv, struct conform *cf, bool *json,
     return -1;
 }
 
-static void
-print_results(const struct cf_result *res, const bool selected[], bool json,
-              double total)
+/* A check's verdicts: by the spec alone, by umdev's policy, and at the
+ * run's level. A check the kit could not carry out passes neither. */
+struct verdict {
+    bool error, spec, policy, pass;
+};
+
+static struct verdict
+judge(const struct cf_result *r, enum cf_level level)
 {
-    char ev[2 * CF_EVIDENCE_MAX + 64];
-    unsigned int n = 0, passed = 0;
+    struct verdict v;
+
+    v.error = r->level[CF_LEVEL_ERROR].nfail > 0;
+    v.spec = !v.error && r->level[CF_LEVEL_SPEC].nfail == 0;
+    v.policy = !v.error && r->level[CF_LEVEL_POLICY].nfail == 0;
+    v.pass = v.spec && (level == CF_LEVEL_SPEC || v.policy);
+    return v;
+}
+
+/* {"spec": [{id, failures}...], ...}: the rules that failed, by level. */
+static struct json_object *
+json_rules(const struct cf_result *r)
+{
+    struct json_object *arr = json_object_new_array();
+    size_t i;
+
+    for (i = 0; i < CF_NRULES; i++) {
+        struct json_object *o;
+
+        if (r->rule_fails[i] == 0)
+            continue;
+        o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_new_string(cf_rules[i].id));
+        json_object_object_add(
+            o, "level",
+            json_object_new_string(cf_level_name(cf_rules[i].level)));
+        json_object_object_add(o, "failures",
+                               json_object_new_int64(r->rule_fails[i]));
+        json_object_array_add(arr, o);
+    }
+    return arr;
+}
+
+static struct json_object *
+json_check(const struct cf_result *r, const struct verdict *v,
+           enum cf_level level, const char *ev)
+{
+    struct json_object *o = json_object_new_object(), *f;
+    char buf[CF_EVIDENCE_MAX + 32];
+    int l;
+
+    json_object_object_add(o, "name", json_object_new_string(r->name));
+    json_object_object_add(o, "pass", json_object_new_boolean(v->pass));
+    json_object_object_add(o, "level",
+                           json_object_new_string(cf_level_name(level)));
+    json_object_object_add(o, "spec_pass", json_object_new_boolean(v->spec));
+    json_object_object_add(o, "policy_pass",
+                           json_object_new_boolean(v->policy));
+    json_object_object_add(o, "evidence", json_object_new_string(ev));
+    f = json_object_new_object();
+    for (l = 0; l < CF_NLEVELS; l++) {
+        if (r->level[l].nfail == 0)
+            continue;
+        level_evidence(&r->level[l], buf, sizeof(buf));
+        json_object_object_add(f, cf_level_name((enum cf_level)l),
+                               json_object_new_string(buf));
+    }
+    json_object_object_add(o, "failures", f);
+    json_object_object_add(o, "rules", json_rules(r));
+    return o;
+}
+
+/* "PASS", "FAIL", or for policy judged at spec level "DIFFERS". */
+static const char *
+word(bool ok, bool error, bool judged)
+{
+    return error ? "ERROR" : ok ? "PASS" : judged ? "FAIL" : "DIFFERS";
+}
+
+/* Return: whether every selected check passed at @level. */
+static bool
+print_results(const struct cf_result *res, const bool selected[], bool json,
+              enum cf_level level, double total)
+{
+    char ev[3 * CF_EVIDENCE_MAX + 1024];
+    unsigned int n = 0, passed = 0, spec_ok = 0, policy_ok = 0, errors = 0;
     struct json_object *arr = json ? json_object_new_array() : NULL;
     size_t i;
 
     for (i = 0; i < CF_ARRAY_SIZE(checks); i++) {
+        struct verdict v;
+
         if (!selected[i])
             continue;
+        v = judge(&res[i], level);
         evidence(&res[i], ev, sizeof(ev));
         n++;
-        passed += res[i].pass;
-        if (arr != NULL) {
-            struct json_object *o = json_object_new_object();
-
-            json_object_object_add(o, "name",
-                                   json_object_new_string(res[i].name));
-            json_object_object_add(o, "pass",
-                                   json_object_new_boolean(res[i].pass));
-            json_object_object_add(o, "evidence", json_object_new_string(ev));
-            json_object_array_add(arr, o);
-        } else {
-            printf("%s %s: %s (%.1f s)\n", res[i].pass ? "PASS" : "FAIL",
-                   res[i].name, ev, res[i].seconds);
-        }
+        passed += v.pass;
+        spec_ok += v.spec;
+        policy_ok += v.policy;
+        errors += v.error;
+        if (arr != NULL)
+            json_object_array_add(arr, json_check(&res[i], &v, level, ev));
+        else
+            printf("%s %s [spec %s, policy %s]: %s (%.1f s)\n",
+                   v.pass ? "PASS" : "FAIL", res[i].name,
+                   word(v.spec, v.error, true),
+                   word(v.policy, v.error, level == CF_LEVEL_POLICY), ev,
+                   res[i].seconds);
     }
     if (arr != NULL) {
         printf("%s\n", json_object_to_json_string_ext(
@@ -560,10 +760,15 @@ print_results(const struct cf_result *res, const bool selected[], bool json,
                                     JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(arr);
     } else {
-        printf("conformance: %u checks, %u passed, %u failed (%.1f s)\n", n,
-               passed, n - passed, total);
+        printf("conformance at %s level: %u checks, %u passed, %u failed; "
+               "spec: %u passed; umdev policy: %u passed, %u %s; %u could "
+               "not be checked (%.1f s)\n",
+               level == CF_LEVEL_SPEC ? "spec" : "policy", n, passed,
+               n - passed, spec_ok, policy_ok, n - policy_ok - errors,
+               level == CF_LEVEL_SPEC ? "differ" : "failed", errors, total);
     }
     fflush(stdout);
+    return passed == n;
 }
 
 int
@@ -576,13 +781,14 @@ main(int argc, char **argv)
     };
     struct cf_result res[CF_ARRAY_SIZE(checks)];
     bool selected[CF_ARRAY_SIZE(checks)] = { false };
+    struct run_opts ro = { .level = CF_LEVEL_POLICY };
     char err[512] = "";
-    bool json = false, all_pass = true;
+    bool all_pass;
     double t0 = cf_now();
     size_t i;
     int rc;
 
-    rc = parse_args(argc, argv, &cf, &json, selected);
+    rc = parse_args(argc, argv, &cf, &ro, selected);
     if (rc >= 0)
         return rc;
     verbose_log = cf.verbose;
@@ -592,8 +798,7 @@ main(int argc, char **argv)
         fprintf(stderr, PROG ": profile %s: %s\n", cf.profile_path, err);
         return 2;
     }
-    if (cf.plugin_path != NULL &&
-        cf_plugin_load(&cf, err, sizeof(err)) < 0) {
+    if (cf.plugin_path != NULL && cf_plugin_load(&cf, err, sizeof(err)) < 0) {
         fprintf(stderr, PROG ": plug-in %s: %s\n", cf.plugin_path, err);
         cf_profile_free(cf.profile);
         return 2;
@@ -611,15 +816,14 @@ main(int argc, char **argv)
         if (!selected[i])
             continue;
         if (rc < 0) {
-            cf_fail(&res[i], "%s", err);
+            cf_error(&res[i], "%s", err);
         } else {
             cf_log(&cf, "running %s", checks[i].name);
             checks[i].run(&cf, &res[i]);
         }
         res[i].seconds = cf_now() - t;
-        all_pass = all_pass && res[i].pass;
     }
-    print_results(res, selected, json, cf_now() - t0);
+    all_pass = print_results(res, selected, ro.json, ro.level, cf_now() - t0);
     free(cf.base.regs);
     cf_profile_free(cf.profile);
     cf_plugin_unload(&cf);
