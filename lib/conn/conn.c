@@ -1031,9 +1031,17 @@ conn_send_error(struct conn *conn, const struct vfio_user_header *req,
                 int err)
 {
     struct vfio_user_header hdr;
+    int rc;
 
     umdev_wire_encode_error(&hdr, req, err);
-    return conn_send(conn, &hdr, sizeof(hdr), NULL, 0);
+    rc = conn_send(conn, &hdr, sizeof(hdr), NULL, 0);
+    /* The error reply is a command's last word: if even it cannot be
+     * queued, the peer would wait for it for ever on a connection that
+     * looks alive. End the connection instead. (A timed-out wait leaves
+     * it queued, not lost.) */
+    if (rc < 0 && rc != -ETIMEDOUT)
+        return tx_fail(conn, rc);
+    return rc;
 }
 
 int

@@ -167,7 +167,9 @@ int conn_sendv(struct conn *conn, const struct vfio_user_header *hdr,
                const void *fixed, size_t fixed_len, const void *data,
                size_t data_len, const int *fds, size_t nfds);
 
-/** conn_send_error() - an error reply to @req carrying @err (errno). */
+/** conn_send_error() - an error reply to @req carrying @err (errno).
+ *  If it cannot be sent or queued the connection fails (conn_send()), so
+ *  a command is never left without an answer on a live connection. */
 int conn_send_error(struct conn *conn, const struct vfio_user_header *req,
                     int err);
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "dev_priv.h"
+#include "util.h"
 
 /* Second clients waiting for their first message to be refused; more are
  * closed at once. */
@@ -26,6 +27,10 @@
 /* After accept() failed for want of descriptors or memory, listen again
  * this much later instead of spinning on a listener that stays ready. */
 #define SERVER_ACCEPT_RETRY_MS 100
+/* Refusals logged per window at most, so a client that keeps connecting
+ * cannot flood a log other instances share; the rest are counted. */
+#define SERVER_REFUSE_LOG_BURST 5
+#define SERVER_REFUSE_LOG_WINDOW_MS 10000
 
 struct refusal;
 
@@ -44,6 +49,8 @@ struct umdev_server {
 
     struct refusal *refusals;
     size_t nrefusals;
+    int64_t refuse_window; /* start of the log window (ms) */
+    unsigned int refuse_logged, refuse_quiet;
 };
 
 /* A second client, held until its first message can be refused. */
@@ -235,15 +242,36 @@ on_refuse_timeout(struct umdev_loop *loop, void *opaque)
 }
 
 static void
+refusal_log(struct umdev_server *srv, int cfd)
+{
+    int64_t now = util_now_ms();
+
+    if (now - srv->refuse_window >= SERVER_REFUSE_LOG_WINDOW_MS) {
+        if (srv->refuse_quiet > 0)
+            umdev_log(srv->dev->log, LOG_WARNING,
+                      "%s: %u more second clients refused unlogged",
+                      srv->dev->name, srv->refuse_quiet);
+        srv->refuse_window = now;
+        srv->refuse_logged = srv->refuse_quiet = 0;
+    }
+    if (srv->refuse_logged == SERVER_REFUSE_LOG_BURST) {
+        srv->refuse_quiet++;
+        return;
+    }
+    srv->refuse_logged++;
+    umdev_log(srv->dev->log, LOG_WARNING,
+              "%s: refusing a second client (pid %d): in use by pid %d",
+              srv->dev->name, (int)peer_pid(cfd),
+              (int)peer_pid(umdev_dev_client_fd(srv->dev)));
+}
+
+static void
 client_refuse(struct umdev_server *srv, int cfd)
 {
     struct refusal *r = NULL;
     int rc;
 
-    umdev_log(srv->dev->log, LOG_WARNING,
-              "%s: refusing a second client (pid %d): in use by pid %d",
-              srv->dev->name, (int)peer_pid(cfd),
-              (int)peer_pid(umdev_dev_client_fd(srv->dev)));
+    refusal_log(srv, cfd);
     if (srv->nrefusals >= SERVER_MAX_REFUSING)
         goto fail;
     r = calloc(1, sizeof(*r));
