@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <linux/vfio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -309,6 +312,58 @@ test_second_clients_silent(void **state)
 }
 
 /*
+ * Out of descriptors: a connection the server cannot accept (EMFILE) does
+ * not make the ever-ready listener spin; it pauses and retries, the
+ * attached client is served meanwhile, and once descriptors are back the
+ * waiting client is answered (refused: the device is in use).
+ */
+static void
+test_accept_without_fds(void **state)
+{
+    struct umdev_client *first = harness_connect(&H, NULL);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct rlimit old, low;
+    uint8_t p[4] = { 0 };
+    int s, spare;
+
+    (void)state;
+    strcpy(sa.sun_path, H.path);
+    s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(s >= 0);
+    /* The lowest free number is the next one accept() would get. */
+    spare = dup(0);
+    assert_true(spare >= 0);
+    close(spare);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)spare;
+    kit_log_watch(&H.server_log, "cannot accept a client");
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    assert_int_equal(connect(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    /* Served meanwhile (a register read needs no new descriptor). */
+    assert_int_equal(reg_rd32(first, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    usleep(300 * 1000);
+    assert_int_equal(reg_rd32(first, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    /* One line per retry (SERVER_ACCEPT_RETRY_MS, 100 ms), not a spin. */
+    assert_true(atomic_load(&H.server_log.watched) >= 1);
+    assert_true(atomic_load(&H.server_log.watched) <= 10);
+    kit_log_watch(&H.server_log, NULL);
+    {
+        struct timeval tv = { .tv_sec = 5 };
+
+        assert_int_equal(
+            setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    }
+    raw_send(s, 0x55, VFIO_USER_VERSION, 0, p, sizeof(p), NULL, 0);
+    raw_expect_error(s, 0x55, VFIO_USER_VERSION, EBUSY);
+    close(s);
+    assert_int_equal(reg_rd32(first, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    umdev_client_destroy(first);
+    harness_wait_detached(&H);
+}
+
+/*
  * Descriptors: counted before the server starts and after 50 full
  * connect/map/irq/mmap/disconnect cycles plus server shutdown (with one
  * client still attached and one being refused): equal.
@@ -348,6 +403,7 @@ static const struct CMUnitTest tests[] = {
     HARNESS_TEST(test_disconnect_mid_message_raw),
     HARNESS_TEST(test_second_client_refused),
     HARNESS_TEST(test_second_clients_silent),
+    HARNESS_TEST(test_accept_without_fds),
     cmocka_unit_test(test_no_fd_leaks),
 };
 
