@@ -296,8 +296,7 @@ test_second_clients_silent(void **state)
     assert_int_equal(reg_rd32(first, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
     /* Each is closed, early or after the wait, without a message. */
     for (i = 0; i < 8; i++) {
-        assert_int_equal(raw_recv(s[i], reply, sizeof(reply), 4000, NULL,
-                                  NULL),
+        assert_int_equal(raw_recv(s[i], reply, sizeof(reply), 4000, NULL, NULL),
                          0);
         close(s[i]);
     }
