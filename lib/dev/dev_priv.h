@@ -129,8 +129,7 @@ void dev_irq_fini(struct umdev_dev *dev);
  * (no wake-up will come for them: call again soon).
  * Return: 0 while attached, -ECONNRESET once detached.
  */
-int dev_serve(struct umdev_dev *dev, bool readable, size_t budget,
-              bool *more);
+int dev_serve(struct umdev_dev *dev, bool readable, size_t budget, bool *more);
 
 /* dispatch.c */
 void dev_handle_msg(struct umdev_dev *dev, struct conn_msg *m);

@@ -89,8 +89,7 @@ side_open(struct fixture *f, struct side *s, const char *name)
     assert_int_equal(umdev_dev_create(&info, &s->dev), 0);
     assert_int_equal(umdev_dev_region_add(s->dev, 0, &rd), 0);
     snprintf(s->path, sizeof(s->path), "%s/%s.sock", f->dir, name);
-    assert_int_equal(umdev_server_create(s->dev, f->loop, s->path, &s->srv),
-                     0);
+    assert_int_equal(umdev_server_create(s->dev, f->loop, s->path, &s->srv), 0);
     s->fd = kit_peer_connect(s->path, 5000);
     assert_true(s->fd >= 0);
 }
@@ -132,8 +131,7 @@ negotiate(struct fixture *f, struct side *s)
 
     assert_int_equal(kit_peer_send_version(s->fd, 1, NULL), 0);
     turn_until_readable(f, s->fd);
-    assert_true(kit_peer_recv(s->fd, buf, sizeof(buf), 5000, NULL, NULL) >
-                16);
+    assert_true(kit_peer_recv(s->fd, buf, sizeof(buf), 5000, NULL, NULL) > 16);
 }
 
 static void

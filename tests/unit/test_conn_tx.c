@@ -49,8 +49,7 @@ pair_open(struct pair *p)
     ssize_t n;
 
     memset(p, 0, sizeof(*p));
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
-                     0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     assert_int_equal(conn_create(sv[0], NULL, &p->conn), 0);
     p->peer = sv[1];
     /* Let the connection send a descriptor. */
@@ -263,8 +262,7 @@ test_sync_send_times_out_whole(void **state)
     (void)state;
     assert_non_null(got);
     memset(&p, 0, sizeof(p));
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
-                     0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     assert_int_equal(conn_create(sv[0], NULL, &p.conn), 0);
     p.peer = sv[1];
     for (;;) {
