@@ -205,10 +205,16 @@ bench_serve_client(struct umdev_loop *loop, int fd, uint32_t events,
                    void *opaque)
 {
     struct umdev_dev *dev = opaque;
+    uint32_t want;
 
-    (void)events;
-    if (umdev_dev_process(dev) == 0)
+    if (umdev_dev_process(dev) == 0) {
+        /* Replies waiting for room: watch for it, then for input again
+         * (no epoll_ctl on the usual turn). */
+        want = umdev_dev_events(dev);
+        if (want != UMDEV_LOOP_IN || (events & UMDEV_LOOP_OUT))
+            umdev_loop_mod(loop, fd, want);
         return;
+    }
     /* Detached: the connection closed the fd already. */
     umdev_loop_del(loop, fd);
     umdev_loop_stop(loop);

@@ -347,11 +347,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* End of input: the device sees EOF, handles what it still holds and
      * hangs up; then the peer sees EOF. */
     shutdown(sv[1], SHUT_WR);
-    for (i = 0; umdev_dev_attached(h.dev); i++) {
+    for (i = 0; umdev_dev_attached(h.dev);) {
+        /* Replies the peer thread has not taken yet hold the device's
+         * reading back (umdev_dev_events()): wait for room, uncounted. */
+        bool out = umdev_dev_events(h.dev) == UMDEV_LOOP_OUT;
         struct pollfd pf = { .fd = umdev_dev_client_fd(h.dev),
-                             .events = POLLIN };
+                             .events = out ? POLLOUT : POLLIN };
 
-        if (i == 100 || poll(&pf, 1, 10000) <= 0) {
+        if ((!out && i++ == 100) || poll(&pf, 1, 10000) <= 0) {
             fprintf(stderr, "fuzz_dispatch: the device never noticed the "
                             "client hanging up\n");
             abort();

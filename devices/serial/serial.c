@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
@@ -321,6 +322,35 @@ on_host(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
     port_sync(p);
 }
 
+static pid_t
+peer_pid(int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return -1;
+    return cred.pid;
+}
+
+/* The host client closed its end; its last bytes may still be read. */
+static bool
+host_hung_up(const struct serial_port *p)
+{
+    struct pollfd pfd = { .fd = p->host_fd, .events = POLLRDHUP };
+
+    return p->rx_eof || p->out_closed ||
+           (poll(&pfd, 1, 0) == 1 &&
+            (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0);
+}
+
+/*
+ * One host client at a time. Another that connects meanwhile is closed at
+ * once, the log saying who holds the port, rather than left connected and
+ * unanswered in the backlog. Only when the current one has hung up does
+ * the next wait, to be accepted once its last bytes are in (host_detach()
+ * listens again).
+ */
 static void
 on_listen(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
 {
@@ -328,14 +358,23 @@ on_listen(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
     int cfd;
 
     (void)events;
-    if (p->host_fd >= 0)
+    if (p->host_fd >= 0 && host_hung_up(p)) {
+        umdev_loop_del(loop, fd);
+        p->listening = false;
         return;
+    }
     cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (cfd < 0)
         return;
-    /* One client at a time: others wait in the backlog. */
-    umdev_loop_del(loop, fd);
-    p->listening = false;
+    if (p->host_fd >= 0) {
+        umdev_log(p->s->log, LOG_WARNING,
+                  "%s: port%u: refusing a second host client (pid %d): "
+                  "in use by pid %d",
+                  p->s->name, p->index, (int)peer_pid(cfd),
+                  (int)peer_pid(p->host_fd));
+        close(cfd);
+        return;
+    }
     host_attach(p, cfd);
     umdev_log(p->s->log, LOG_INFO, "%s: port%u: host client connected",
               p->s->name, p->index);

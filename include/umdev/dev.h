@@ -322,12 +322,23 @@ bool umdev_dev_attached(const struct umdev_dev *dev);
 int umdev_dev_client_fd(const struct umdev_dev *dev);
 
 /**
- * umdev_dev_process() - handle every complete message from the client
- * without blocking. Bad messages get error replies; a bad stream or a
- * closed peer detaches the client.
+ * umdev_dev_process() - send replies still queued, then handle every
+ * complete message from the client, without blocking. Replies the socket
+ * does not take are queued; while any are, no message is handled (a
+ * client that stops reading is not read from): wait until the client fd
+ * is ready for umdev_dev_events() and call again. Bad messages get error
+ * replies; a bad stream, a closed peer, or more queued output than the
+ * limit (docs/PROTOCOL.md) detaches the client.
  * Return: 0 while attached, -ECONNRESET once detached.
  */
 int umdev_dev_process(struct umdev_dev *dev);
+
+/**
+ * umdev_dev_events() - what to wait for on the client fd before the next
+ * umdev_dev_process(): UMDEV_LOOP_IN, or UMDEV_LOOP_OUT while replies wait
+ * for room in the socket; 0 when detached.
+ */
+uint32_t umdev_dev_events(const struct umdev_dev *dev);
 
 /** Detach the client: DMA unmapped, IRQ eventfds closed, state kept. */
 void umdev_dev_detach(struct umdev_dev *dev);
@@ -367,10 +378,19 @@ struct umdev_dev_stats {
 void umdev_dev_get_stats(struct umdev_dev *dev, struct umdev_dev_stats *out);
 
 /**
- * umdev_server - a listening socket serving one device on a loop: accepts
- * one client at a time (others wait in the backlog until it detaches).
+ * umdev_server - a listening socket serving one device on a loop, one
+ * client at a time: a client that connects while another is attached gets
+ * an EBUSY error reply to its first message (VERSION) and is closed, and
+ * the log names the pid holding the device. The attached client's
+ * messages are handled at most UMDEV_SERVER_MSGS_PER_WAKE per wake-up, so
+ * devices sharing a loop take turns; replies its socket does not take
+ * wait in memory (bounded, docs/PROTOCOL.md) while the loop serves the
+ * others, and the client is not read from meanwhile.
  */
 struct umdev_server;
+
+/* Messages one wake-up handles from one client at most. */
+#define UMDEV_SERVER_MSGS_PER_WAKE 64
 
 /**
  * umdev_server_create() - bind @path (removing a stale socket) and serve

@@ -35,6 +35,17 @@ struct fd_tag {
     int fds[UMDEV_WIRE_MAX_MSG_FDS];
 };
 
+/* Bytes of one message the socket did not take, with the descriptors
+ * that go with its first byte if none of it is sent yet (our duplicates:
+ * the caller keeps its own). */
+struct conn_out {
+    struct conn_out *next;
+    size_t len, off;
+    size_t nfds;
+    int fds[UMDEV_WIRE_MAX_MSG_FDS];
+    uint8_t data[];
+};
+
 struct conn {
     int fd;
     const struct umdev_logger *log;
@@ -59,6 +70,16 @@ struct conn {
 
     struct conn_msg *queue_head, *queue_tail;
     size_t queue_n, queue_bytes; /* bounded by CONN_MAX_QUEUED_* */
+
+    /* Output the socket did not take yet, oldest first (tx_enqueue()). */
+    struct conn_out *tx_head, *tx_tail;
+    size_t tx_bytes; /* unsent bytes in the queue */
+    /* A send failed part way or the queue outgrew its limit: the stream
+     * is broken; every later send and read returns this. 0 if none. */
+    int tx_err;
+    bool tx_async; /* conn_set_async_send(): sends never wait */
+    conn_tx_fn *tx_notify;
+    void *tx_opaque;
 
     /* One message block recycled between messages of up to
      * MSG_SPARE_SIZE bytes (msg_alloc()), and the message using it now. */
@@ -138,6 +159,21 @@ close_fds(int *fds, size_t n)
             close(fds[i]);
 }
 
+/* Free the output queue and its descriptors (nothing more is sent). */
+static void
+tx_drop(struct conn *conn)
+{
+    struct conn_out *o, *next;
+
+    for (o = conn->tx_head; o != NULL; o = next) {
+        next = o->next;
+        close_fds(o->fds, o->nfds);
+        free(o);
+    }
+    conn->tx_head = conn->tx_tail = NULL;
+    conn->tx_bytes = 0;
+}
+
 /* Where msg_alloc() puts a message's bytes: right after the struct, as
  * aligned as malloc() would have aligned a buffer of their own. */
 #define MSG_INLINE_OFF                                                         \
@@ -209,6 +245,7 @@ conn_destroy(struct conn *conn)
         conn_msg_free(m);
     }
     conn_msg_free(conn->discard_msg);
+    tx_drop(conn);
     for (i = 0; i < conn->ntags; i++)
         close_fds(conn->tags[i].fds, conn->tags[i].nfds);
     /* A message still out (the caller frees it after us) becomes an
@@ -621,9 +658,30 @@ rx_message(struct conn *conn, bool wait, struct conn_msg **out)
     }
 }
 
+bool
+conn_rx_pending(const struct conn *conn)
+{
+    size_t avail = conn->rx_len - conn->rx_off;
+    uint32_t size;
+
+    if (conn->queue_head != NULL || conn->tx_err)
+        return true;
+    if (conn->discard_msg != NULL)
+        return conn->discard == 0;
+    if (avail < UMDEV_WIRE_HDR_SIZE)
+        return false;
+    /* A whole message, or a header rx_parse() decides on alone. */
+    size = size_at(conn, conn->rx_off);
+    return size < UMDEV_WIRE_HDR_SIZE || size > max_rx_size(conn) ||
+           size <= avail;
+}
+
 int
 conn_read(struct conn *conn, struct conn_msg **out)
 {
+    *out = NULL;
+    if (conn->tx_err)
+        return conn->tx_err;
     *out = dequeue(conn);
     if (*out != NULL)
         return 0;
@@ -670,12 +728,17 @@ conn_read_wait(struct conn *conn, int timeout_ms, struct conn_msg **out)
     }
 }
 
-/* Largest message send_iov copies into one buffer for send(2). */
+/* Largest message tx_direct() copies into one buffer for send(2). */
 #define SEND_GATHER_MAX 256
 
-static int
-send_iov(struct conn *conn, struct iovec *iov, int iovcnt, const int *fds,
-         size_t nfds)
+/*
+ * Hand the socket what it takes now of @iov (@total bytes), never waiting;
+ * @fds go with the first byte. Return: bytes taken (0 if the socket is
+ * full), or -errno.
+ */
+static ssize_t
+tx_direct(struct conn *conn, struct iovec *iov, int iovcnt, size_t total,
+          const int *fds, size_t nfds)
 {
     union {
         char buf[CMSG_SPACE(sizeof(int) * UMDEV_WIRE_MAX_MSG_FDS)];
@@ -683,95 +746,248 @@ send_iov(struct conn *conn, struct iovec *iov, int iovcnt, const int *fds,
     } ctl;
     struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)iovcnt };
     char small[SEND_GATHER_MAX];
-    struct iovec small_iov;
-    int64_t deadline = -1;
     ssize_t n;
-    int rc;
+    int i;
 
-    if (nfds > UMDEV_WIRE_MAX_MSG_FDS || nfds > conn->peer.max_msg_fds)
-        return -EINVAL;
     /*
      * Most messages are small replies without fds. Gathering them into one
      * buffer for send(2) skips sendmsg's iovec and control-message work,
      * which is measurable on a 4-byte register read's round trip
      * (bench/rtt).
      */
-    if (nfds == 0) {
-        const char *flat = NULL;
-        size_t total = 0;
-        int i;
+    if (nfds == 0 && (iovcnt == 1 || total <= sizeof(small))) {
+        const char *flat = iov[0].iov_base;
 
-        if (iovcnt == 1) {
-            /* Already one buffer (conn_send): no copy needed. */
-            flat = iov[0].iov_base;
-            total = iov[0].iov_len;
-        } else {
-            for (i = 0; i < iovcnt && total <= sizeof(small); i++)
-                total += iov[i].iov_len;
-            if (total <= sizeof(small)) {
-                total = 0;
-                for (i = 0; i < iovcnt; i++) {
-                    memcpy(small + total, iov[i].iov_base, iov[i].iov_len);
-                    total += iov[i].iov_len;
-                }
-                flat = small;
+        if (iovcnt > 1) {
+            size_t off = 0;
+
+            for (i = 0; i < iovcnt; i++) {
+                memcpy(small + off, iov[i].iov_base, iov[i].iov_len);
+                off += iov[i].iov_len;
             }
+            flat = small;
         }
-        if (flat != NULL) {
+        do {
             n = send(conn->fd, flat, total, MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (n == (ssize_t)total)
-                return 0;
-            if (n < 0 && errno != EAGAIN && errno != EINTR)
-                return errno == EPIPE ? -ECONNRESET : -errno;
-            if (n < 0)
-                n = 0;
-            small_iov.iov_base = (char *)flat + n;
-            small_iov.iov_len = total - (size_t)n;
-            mh.msg_iov = &small_iov;
-            mh.msg_iovlen = 1;
-        }
-    }
-    if (nfds > 0) {
-        struct cmsghdr *c;
+        } while (n < 0 && errno == EINTR);
+    } else {
+        if (nfds > 0) {
+            struct cmsghdr *c;
 
-        memset(&ctl, 0, sizeof(ctl));
-        mh.msg_control = ctl.buf;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-        c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+            memset(&ctl, 0, sizeof(ctl));
+            mh.msg_control = ctl.buf;
+            mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+            c = CMSG_FIRSTHDR(&mh);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+            memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+        }
+        do {
+            n = sendmsg(conn->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        } while (n < 0 && errno == EINTR);
     }
-    while (mh.msg_iovlen > 0) {
-        n = sendmsg(conn->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN) {
-                if (deadline < 0)
-                    deadline = util_now_ms() + CONN_DEFAULT_TIMEOUT_MS;
-                rc = wait_fd(conn->fd, POLLOUT, deadline);
-                if (rc < 0)
-                    return rc;
-                continue;
-            }
-            return errno == EPIPE ? -ECONNRESET : -errno;
-        }
-        /* The descriptors went with the first bytes. */
-        mh.msg_control = NULL;
-        mh.msg_controllen = 0;
-        while (mh.msg_iovlen > 0 && (size_t)n >= mh.msg_iov->iov_len) {
-            n -= (ssize_t)mh.msg_iov->iov_len;
-            mh.msg_iov++;
-            mh.msg_iovlen--;
-        }
-        if (mh.msg_iovlen > 0) {
-            mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + n;
-            mh.msg_iov->iov_len -= (size_t)n;
-        }
+    if (n < 0) {
+        if (errno == EAGAIN)
+            return 0;
+        return errno == EPIPE ? -ECONNRESET : -errno;
     }
+    return n;
+}
+
+/* The stream is broken (a message went out in part, or the peer does not
+ * read): remember why, and send nothing more. Return: @err. */
+static int
+tx_fail(struct conn *conn, int err)
+{
+    bool had = conn->tx_head != NULL;
+
+    if (conn->tx_err == 0)
+        conn->tx_err = err;
+    tx_drop(conn);
+    if (had && conn->tx_notify != NULL)
+        conn->tx_notify(conn, false, conn->tx_opaque);
+    return conn->tx_err;
+}
+
+size_t
+conn_tx_limit(const struct conn *conn)
+{
+    /* Room for two of the largest replies we can be asked for. */
+    size_t two =
+        2 * ((size_t)conn->local.max_data_xfer_size + UMDEV_WIRE_HDR_SIZE + 64);
+
+    return two > CONN_TX_MAX_QUEUED ? two : CONN_TX_MAX_QUEUED;
+}
+
+/*
+ * Queue the bytes of @iov from @skip on (@total in all), and @fds with
+ * them if none was sent (duplicated: the caller keeps its own). Past the
+ * limit the connection fails. Return: 0 or -errno; an error that leaves
+ * the message wholly unsent (no memory, no descriptors) leaves the stream
+ * intact.
+ */
+static int
+tx_enqueue(struct conn *conn, const struct iovec *iov, int iovcnt, size_t skip,
+           size_t total, const int *fds, size_t nfds)
+{
+    size_t len = total - skip, limit = conn_tx_limit(conn), off = 0;
+    struct conn_out *o;
+    int i;
+
+    if (len > limit - conn->tx_bytes) {
+        umdev_log(conn->log, LOG_WARNING,
+                  "peer does not read: %zu bytes wait to be sent and %zu "
+                  "more exceed the limit of %zu; closing",
+                  conn->tx_bytes, len, limit);
+        return tx_fail(conn, -ENOBUFS);
+    }
+    o = malloc(sizeof(*o) + len);
+    if (o == NULL)
+        return skip > 0 ? tx_fail(conn, -ENOMEM) : -ENOMEM;
+    o->next = NULL;
+    o->len = len;
+    o->off = 0;
+    o->nfds = 0;
+    for (i = 0; (size_t)i < nfds; i++) {
+        int d = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
+
+        if (d < 0) {
+            int err = -errno;
+
+            close_fds(o->fds, o->nfds);
+            free(o);
+            return err;
+        }
+        o->fds[o->nfds++] = d;
+    }
+    for (i = 0; i < iovcnt; i++) {
+        size_t l = iov[i].iov_len;
+        const uint8_t *b = iov[i].iov_base;
+
+        if (skip >= l) {
+            skip -= l;
+            continue;
+        }
+        memcpy(o->data + off, b + skip, l - skip);
+        off += l - skip;
+        skip = 0;
+    }
+    if (conn->tx_tail != NULL)
+        conn->tx_tail->next = o;
+    else
+        conn->tx_head = o;
+    conn->tx_tail = o;
+    conn->tx_bytes += len;
+    if (o == conn->tx_head && conn->tx_notify != NULL)
+        conn->tx_notify(conn, true, conn->tx_opaque);
     return 0;
+}
+
+int
+conn_flush(struct conn *conn)
+{
+    bool had = conn->tx_head != NULL;
+
+    if (conn->tx_err)
+        return conn->tx_err;
+    while (conn->tx_head != NULL) {
+        struct conn_out *o = conn->tx_head;
+        struct iovec iov = { .iov_base = o->data + o->off,
+                             .iov_len = o->len - o->off };
+        ssize_t n = tx_direct(conn, &iov, 1, iov.iov_len, o->fds, o->nfds);
+
+        if (n < 0)
+            return tx_fail(conn, (int)n);
+        if (n == 0)
+            return 0;
+        /* The descriptors went with the first byte. */
+        close_fds(o->fds, o->nfds);
+        o->nfds = 0;
+        o->off += (size_t)n;
+        conn->tx_bytes -= (size_t)n;
+        if (o->off < o->len)
+            return 0;
+        conn->tx_head = o->next;
+        if (conn->tx_head == NULL)
+            conn->tx_tail = NULL;
+        free(o);
+    }
+    if (had && conn->tx_notify != NULL)
+        conn->tx_notify(conn, false, conn->tx_opaque);
+    return 0;
+}
+
+/* Flush, waiting for the socket until @deadline (ms, -1: none). */
+static int
+tx_flush_wait(struct conn *conn, int64_t deadline)
+{
+    int rc;
+
+    for (;;) {
+        rc = conn_flush(conn);
+        if (rc < 0 || conn->tx_head == NULL)
+            return rc;
+        rc = wait_fd(conn->fd, POLLOUT, deadline);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+void
+conn_set_async_send(struct conn *conn, conn_tx_fn *notify, void *opaque)
+{
+    conn->tx_async = true;
+    conn->tx_notify = notify;
+    conn->tx_opaque = opaque;
+}
+
+bool
+conn_tx_pending(const struct conn *conn)
+{
+    return conn->tx_head != NULL;
+}
+
+size_t
+conn_tx_queued(const struct conn *conn)
+{
+    return conn->tx_bytes;
+}
+
+/*
+ * Send one message: straight into the socket when nothing waits before it,
+ * the rest queued behind what does. An asynchronous connection returns at
+ * once (conn_flush() sends the rest); otherwise wait until it is all in
+ * the socket, bounded by CONN_DEFAULT_TIMEOUT_MS (after a timeout the
+ * rest stays queued, so the stream stays whole).
+ */
+static int
+send_iov(struct conn *conn, struct iovec *iov, int iovcnt, const int *fds,
+         size_t nfds)
+{
+    size_t total = 0, sent = 0;
+    ssize_t n;
+    int i, rc;
+
+    if (nfds > UMDEV_WIRE_MAX_MSG_FDS || nfds > conn->peer.max_msg_fds)
+        return -EINVAL;
+    if (conn->tx_err)
+        return conn->tx_err;
+    for (i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    if (conn->tx_head == NULL) {
+        n = tx_direct(conn, iov, iovcnt, total, fds, nfds);
+        if (n < 0)
+            return tx_fail(conn, (int)n);
+        sent = (size_t)n;
+        if (sent == total)
+            return 0;
+    }
+    rc = tx_enqueue(conn, iov, iovcnt, sent, total, sent == 0 ? fds : NULL,
+                    sent == 0 ? nfds : 0);
+    if (rc < 0 || conn->tx_async)
+        return rc;
+    return tx_flush_wait(conn, util_now_ms() + CONN_DEFAULT_TIMEOUT_MS);
 }
 
 int
@@ -829,9 +1045,17 @@ conn_send_error(struct conn *conn, const struct vfio_user_header *req,
                 int err)
 {
     struct vfio_user_header hdr;
+    int rc;
 
     umdev_wire_encode_error(&hdr, req, err);
-    return conn_send(conn, &hdr, sizeof(hdr), NULL, 0);
+    rc = conn_send(conn, &hdr, sizeof(hdr), NULL, 0);
+    /* The error reply is a command's last word: if even it cannot be
+     * queued, the peer would wait for it for ever on a connection that
+     * looks alive. End the connection instead. (A timed-out wait leaves
+     * it queued, not lost.) */
+    if (rc < 0 && rc != -ETIMEDOUT)
+        return tx_fail(conn, rc);
+    return rc;
 }
 
 int
@@ -851,6 +1075,10 @@ conn_request(struct conn *conn, const void *buf, size_t len, const int *fds,
     if (rc < 0)
         return rc;
     deadline = timeout_ms < 0 ? -1 : util_now_ms() + timeout_ms;
+    /* An asynchronous connection may hold the command back. */
+    rc = tx_flush_wait(conn, deadline);
+    if (rc < 0)
+        return rc;
     for (;;) {
         struct conn_msg *m;
         bool is_reply;

@@ -16,8 +16,14 @@
 #include "umdev/wire_codec.h"
 
 /* How long a blocking send or a wait for a reply may take (QEMU waits 5 s
- * for a reply; a peer that stops reading is cut off after this). */
+ * for a reply). Asynchronous connections (servers) never wait to send. */
 #define CONN_DEFAULT_TIMEOUT_MS 5000
+
+/* Output a connection holds that its socket has not taken, at most: past
+ * it the peer is taken to have stopped reading and the connection fails
+ * (-ENOBUFS). conn_tx_limit() raises it to room for two of the largest
+ * replies when max_data_xfer_size is above 1 MiB. */
+#define CONN_TX_MAX_QUEUED (4u * 1024 * 1024)
 
 /*
  * Capabilities exchanged in VERSION (spec "Version"). Each side states what
@@ -97,7 +103,8 @@ const struct umdev_wire_limits *conn_rx_limits(const struct conn *conn);
  *
  * Return: 0 with *@out set; -EAGAIN when no whole message is available;
  * -ECONNRESET when the peer closed; -EPROTO on an impossible header (bad
- * stream: the caller must close the connection); other -errno from recvmsg.
+ * stream: the caller must close the connection); the error that broke
+ * the send side (conn_send()); other -errno from recvmsg.
  */
 int conn_read(struct conn *conn, struct conn_msg **out);
 
@@ -124,10 +131,43 @@ bool conn_has_queued(const struct conn *conn);
 /* On the connection's thread, like every other call here. */
 void conn_msg_free(struct conn_msg *msg);
 
+/* Called when a connection's output queue becomes non-empty (@pending)
+ * or empty, so the owner can watch the socket for writability. */
+typedef void conn_tx_fn(struct conn *conn, bool pending, void *opaque);
+
 /**
- * conn_send() - send one whole message and, with it, @nfds descriptors.
- * Blocks (bounded by the connection timeout) if the socket is full.
- * The descriptors are not closed. Return: 0 or -errno.
+ * conn_set_async_send() - never wait to send (servers on an event loop):
+ * what the socket does not take is queued, in order, and goes out with
+ * conn_flush() once the socket polls writable. @notify (may be NULL) is
+ * told when the queue fills and empties. Without this (clients), a send
+ * waits until its message is wholly in the socket.
+ */
+void conn_set_async_send(struct conn *conn, conn_tx_fn *notify, void *opaque);
+
+/** conn_flush() - send what is queued, as far as the socket takes it,
+ *  without waiting. Return: 0 (conn_tx_pending() says whether some is
+ *  left), or the -errno that broke the connection. */
+int conn_flush(struct conn *conn);
+bool conn_tx_pending(const struct conn *conn);
+/** Bytes queued and not yet taken by the socket. */
+size_t conn_tx_queued(const struct conn *conn);
+/** The most conn_tx_queued() may reach: CONN_TX_MAX_QUEUED, or twice the
+ *  largest reply to a data transfer of our max_data_xfer_size if more. */
+size_t conn_tx_limit(const struct conn *conn);
+
+/** True if conn_read() would return without reading the socket: a
+ *  message (or a stream error) is already buffered. */
+bool conn_rx_pending(const struct conn *conn);
+
+/**
+ * conn_send() - send one whole message and, with it, @nfds descriptors
+ * (not closed; queued ones are duplicated). Messages go out whole and in
+ * order. Waits (bounded by CONN_DEFAULT_TIMEOUT_MS) while the socket is
+ * full unless the connection is asynchronous.
+ * Return: 0; -EINVAL too many descriptors; -ENOMEM or -EMFILE with nothing
+ * sent; -ETIMEDOUT (the rest stays queued); or the error that broke the
+ * connection, which every later send and conn_read() return too:
+ * -ENOBUFS past conn_tx_limit(), -ECONNRESET, another -errno.
  */
 int conn_send(struct conn *conn, const void *buf, size_t len, const int *fds,
               size_t nfds);
@@ -137,7 +177,9 @@ int conn_sendv(struct conn *conn, const struct vfio_user_header *hdr,
                const void *fixed, size_t fixed_len, const void *data,
                size_t data_len, const int *fds, size_t nfds);
 
-/** conn_send_error() - an error reply to @req carrying @err (errno). */
+/** conn_send_error() - an error reply to @req carrying @err (errno).
+ *  If it cannot be sent or queued the connection fails (conn_send()), so
+ *  a command is never left without an answer on a live connection. */
 int conn_send_error(struct conn *conn, const struct vfio_user_header *req,
                     int err);
 

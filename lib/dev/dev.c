@@ -197,6 +197,8 @@ umdev_dev_attach(struct umdev_dev *dev, int fd)
         close(fd);
         return rc;
     }
+    /* Replies never wait for a client that does not read (dev_serve()). */
+    conn_set_async_send(dev->conn, NULL, NULL);
     caps = *conn_local_caps(dev->conn);
     caps.max_data_xfer_size = dev->max_data_xfer_size;
     caps.max_dma_maps = dev->dma.max;
@@ -243,29 +245,62 @@ umdev_dev_detach(struct umdev_dev *dev)
 }
 
 int
-umdev_dev_process(struct umdev_dev *dev)
+dev_serve(struct umdev_dev *dev, bool readable, size_t budget, bool *more)
 {
     struct conn_msg *m;
+    size_t n = 0;
     int rc;
 
-    if (dev->conn != NULL)
+    *more = false;
+    if (dev->conn == NULL)
+        return -ECONNRESET;
+    if (readable)
         conn_rx_ready(dev->conn);
-    while (dev->conn != NULL) {
+    rc = conn_flush(dev->conn);
+    while (rc == 0 && dev->conn != NULL) {
+        /*
+         * A client that does not take its replies is not read from
+         * either, so what it makes us queue stays bounded by one reply
+         * (and the socket fills on its side, not in our memory).
+         */
+        if (conn_tx_pending(dev->conn))
+            return 0;
+        if (n == budget) {
+            *more = conn_rx_pending(dev->conn);
+            return 0;
+        }
         rc = conn_read(dev->conn, &m);
         if (rc == -EAGAIN)
             return 0;
-        if (rc < 0) {
-            if (rc != -ECONNRESET)
-                umdev_log(dev->log, LOG_WARNING,
-                          "%s: closing connection: %s", dev->name,
-                          strerror(-rc));
-            umdev_dev_detach(dev);
+        if (rc < 0)
             break;
-        }
         dev_handle_msg(dev, m);
         conn_msg_free(m);
+        n++;
+    }
+    if (dev->conn != NULL) {
+        if (rc != -ECONNRESET)
+            umdev_log(dev->log, LOG_WARNING, "%s: closing connection: %s",
+                      dev->name, strerror(-rc));
+        umdev_dev_detach(dev);
     }
     return -ECONNRESET;
+}
+
+int
+umdev_dev_process(struct umdev_dev *dev)
+{
+    bool more;
+
+    return dev_serve(dev, true, SIZE_MAX, &more);
+}
+
+uint32_t
+umdev_dev_events(const struct umdev_dev *dev)
+{
+    if (dev->conn == NULL)
+        return 0;
+    return conn_tx_pending(dev->conn) ? UMDEV_LOOP_OUT : UMDEV_LOOP_IN;
 }
 
 int

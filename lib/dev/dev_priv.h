@@ -151,6 +151,16 @@ int dev_irq_set(struct umdev_dev *dev, const struct vfio_user_irq_set *s,
 void dev_irq_release_all(struct umdev_dev *dev);
 void dev_irq_fini(struct umdev_dev *dev);
 
+/* dev.c */
+/**
+ * dev_serve() - send queued output, then handle up to @budget messages,
+ * none while output waits for the socket. @readable: the socket polled
+ * readable. *@more: the budget ran out with messages already received
+ * (no wake-up will come for them: call again soon).
+ * Return: 0 while attached, -ECONNRESET once detached.
+ */
+int dev_serve(struct umdev_dev *dev, bool readable, size_t budget, bool *more);
+
 /* dispatch.c */
 void dev_handle_msg(struct umdev_dev *dev, struct conn_msg *m);
 

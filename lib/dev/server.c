@@ -1,10 +1,14 @@
 /*
- * A listening UNIX socket that feeds one device on an event loop. While a
- * client is attached the listener is not watched, so a second client waits
- * in the backlog until the first leaves (one client per device socket, as
- * the spec's socket model has it).
+ * A listening UNIX socket that feeds one device on an event loop. One
+ * client at a time (the spec's socket model): a second one that connects
+ * meanwhile has its first message answered at once with an EBUSY error
+ * reply and is closed, rather than left waiting unanswered. The attached
+ * client is served a bounded number of messages per wake-up, and its
+ * output, when its socket is full, waits in its connection while the loop
+ * watches for room (lib/conn), so no client holds up the others.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -13,29 +17,329 @@
 #include <unistd.h>
 
 #include "dev_priv.h"
+#include "util.h"
+
+/* Second clients waiting for their first message to be refused; more are
+ * closed at once. */
+#define SERVER_MAX_REFUSING 4
+/* How long a second client's first message may take to arrive. */
+#define SERVER_REFUSE_WAIT_MS 2000
+/* After accept() failed for want of descriptors or memory, listen again
+ * this much later instead of spinning on a listener that stays ready. */
+#define SERVER_ACCEPT_RETRY_MS 100
+/* Refusals logged per window at most, so a client that keeps connecting
+ * cannot flood a log other instances share; the rest are counted. */
+#define SERVER_REFUSE_LOG_BURST 5
+#define SERVER_REFUSE_LOG_WINDOW_MS 10000
+
+struct refusal;
 
 struct umdev_server {
     struct umdev_dev *dev;
     struct umdev_loop *loop;
     int listen_fd;
+    bool listening; /* listen_fd is on the loop */
+    int64_t accept_timer;
     char *path; /* unlinked on destroy; NULL when given an fd */
+
+    int client_fd; /* the attached client's fd while watched, or -1 */
+    uint32_t client_events;
+    /* Continues a client whose budget ran out with messages left. */
+    int64_t more_timer;
+
+    struct refusal *refusals;
+    size_t nrefusals;
+    int64_t refuse_window; /* start of the log window (ms) */
+    unsigned int refuse_logged, refuse_quiet;
+};
+
+/* A second client, held until its first message can be refused. */
+struct refusal {
+    struct umdev_server *srv;
+    struct conn *conn;
+    int64_t timer;
+    struct refusal *next;
 };
 
 static void on_listen(struct umdev_loop *loop, int fd, uint32_t events,
                       void *opaque);
+
+/* Watch the client fd for what its device needs next: input, or room for
+ * queued output (and then not input: a client that does not read is not
+ * read from). */
+static void
+client_sync_events(struct umdev_server *srv)
+{
+    uint32_t want = umdev_dev_events(srv->dev);
+
+    if (srv->client_fd < 0 || want == 0 || want == srv->client_events)
+        return;
+    if (umdev_loop_mod(srv->loop, srv->client_fd, want) == 0)
+        srv->client_events = want;
+}
+
+static void
+on_tx(struct conn *conn, bool pending, void *opaque)
+{
+    (void)conn;
+    (void)pending;
+    client_sync_events(opaque);
+}
+
+/* The client was detached (its fd is closed): forget it. */
+static void
+client_gone(struct umdev_server *srv)
+{
+    umdev_loop_del(srv->loop, srv->client_fd);
+    umdev_loop_timer_cancel(srv->loop, srv->more_timer);
+    srv->more_timer = 0;
+    srv->client_fd = -1;
+}
+
+static void on_more(struct umdev_loop *loop, void *opaque);
+
+static void
+client_serve(struct umdev_server *srv, bool readable)
+{
+    bool more;
+    int64_t id;
+
+    if (dev_serve(srv->dev, readable, UMDEV_SERVER_MSGS_PER_WAKE, &more) < 0) {
+        client_gone(srv);
+        return;
+    }
+    client_sync_events(srv);
+    if (!more)
+        return;
+    /*
+     * Messages are buffered that no fd event will announce. A timer due
+     * now runs after the fds of the next turn (lib/loop), so the other
+     * connections are served first.
+     */
+    id = umdev_loop_timer_add(srv->loop, 0, on_more, srv);
+    if (id > 0) {
+        srv->more_timer = id;
+        return;
+    }
+    /* No timer: serve them now rather than leave them unanswered. */
+    if (dev_serve(srv->dev, false, SIZE_MAX, &more) < 0)
+        client_gone(srv);
+    else
+        client_sync_events(srv);
+}
+
+static void
+on_more(struct umdev_loop *loop, void *opaque)
+{
+    struct umdev_server *srv = opaque;
+
+    (void)loop;
+    srv->more_timer = 0;
+    client_serve(srv, false);
+}
 
 static void
 on_client(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
 {
     struct umdev_server *srv = opaque;
 
-    (void)events;
-    if (umdev_dev_process(srv->dev) == 0)
+    (void)fd;
+    /* This turn serves the client: a pending continuation would serve it
+     * twice. */
+    umdev_loop_timer_cancel(loop, srv->more_timer);
+    srv->more_timer = 0;
+    client_serve(srv, (events & UMDEV_LOOP_IN) != 0);
+}
+
+static void
+client_attach(struct umdev_server *srv, int cfd)
+{
+    int rc;
+
+    rc = umdev_dev_attach(srv->dev, cfd);
+    if (rc < 0) {
+        umdev_log(srv->dev->log, LOG_WARNING, "%s: refusing client: %s",
+                  srv->dev->name, strerror(-rc));
         return;
-    /* Detached: the fd is closed already; forget it and listen again. */
-    umdev_loop_del(loop, fd);
-    if (umdev_loop_add(loop, srv->listen_fd, UMDEV_LOOP_IN, on_listen,
-                       srv) < 0)
+    }
+    conn_set_async_send(srv->dev->conn, on_tx, srv);
+    cfd = umdev_dev_client_fd(srv->dev);
+    if (umdev_loop_add(srv->loop, cfd, UMDEV_LOOP_IN, on_client, srv) < 0) {
+        umdev_dev_detach(srv->dev);
+        return;
+    }
+    srv->client_fd = cfd;
+    srv->client_events = UMDEV_LOOP_IN;
+}
+
+static pid_t
+peer_pid(int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return -1;
+    return cred.pid;
+}
+
+static void
+refusal_end(struct refusal *r)
+{
+    struct umdev_server *srv = r->srv;
+    struct refusal **pp;
+
+    for (pp = &srv->refusals; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    }
+    srv->nrefusals--;
+    umdev_loop_del(srv->loop, conn_fd(r->conn));
+    umdev_loop_timer_cancel(srv->loop, r->timer);
+    conn_destroy(r->conn);
+    free(r);
+}
+
+/*
+ * The second client's first message (VERSION, from any VMM) gets an error
+ * reply: EBUSY. The spec lets an error reply carry the header alone
+ * ("Header"), so who holds the device goes to the log.
+ */
+static void
+on_refused(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
+{
+    struct refusal *r = opaque;
+    struct conn_msg *m;
+    int rc;
+
+    (void)loop;
+    (void)fd;
+    (void)events;
+    conn_rx_ready(r->conn);
+    rc = conn_read(r->conn, &m);
+    if (rc == -EAGAIN)
+        return;
+    if (rc == 0) {
+        if ((m->hdr.flags & VFIO_USER_F_TYPE_MASK) ==
+                VFIO_USER_F_TYPE_COMMAND &&
+            !(m->hdr.flags & VFIO_USER_F_NO_REPLY))
+            conn_send_error(r->conn, &m->hdr, EBUSY);
+        conn_msg_free(m);
+    }
+    refusal_end(r);
+}
+
+static void
+on_refuse_timeout(struct umdev_loop *loop, void *opaque)
+{
+    struct refusal *r = opaque;
+
+    (void)loop;
+    r->timer = 0;
+    refusal_end(r);
+}
+
+static void
+refusal_log(struct umdev_server *srv, int cfd)
+{
+    int64_t now = util_now_ms();
+
+    if (now - srv->refuse_window >= SERVER_REFUSE_LOG_WINDOW_MS) {
+        if (srv->refuse_quiet > 0)
+            umdev_log(srv->dev->log, LOG_WARNING,
+                      "%s: %u more second clients refused unlogged",
+                      srv->dev->name, srv->refuse_quiet);
+        srv->refuse_window = now;
+        srv->refuse_logged = srv->refuse_quiet = 0;
+    }
+    if (srv->refuse_logged == SERVER_REFUSE_LOG_BURST) {
+        srv->refuse_quiet++;
+        return;
+    }
+    srv->refuse_logged++;
+    umdev_log(srv->dev->log, LOG_WARNING,
+              "%s: refusing a second client (pid %d): in use by pid %d",
+              srv->dev->name, (int)peer_pid(cfd),
+              (int)peer_pid(umdev_dev_client_fd(srv->dev)));
+}
+
+static void
+client_refuse(struct umdev_server *srv, int cfd)
+{
+    struct refusal *r = NULL;
+    int rc;
+
+    refusal_log(srv, cfd);
+    if (srv->nrefusals >= SERVER_MAX_REFUSING)
+        goto fail;
+    r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        goto fail;
+    r->srv = srv;
+    rc = conn_create(cfd, srv->dev->log, &r->conn);
+    if (rc < 0)
+        goto fail;
+    cfd = -1; /* the connection has it */
+    conn_set_async_send(r->conn, NULL, NULL);
+    if (umdev_loop_add(srv->loop, conn_fd(r->conn), UMDEV_LOOP_IN, on_refused,
+                       r) < 0)
+        goto fail;
+    r->timer = umdev_loop_timer_add(srv->loop, SERVER_REFUSE_WAIT_MS,
+                                    on_refuse_timeout, r);
+    if (r->timer < 0) {
+        umdev_loop_del(srv->loop, conn_fd(r->conn));
+        goto fail;
+    }
+    r->next = srv->refusals;
+    srv->refusals = r;
+    srv->nrefusals++;
+    return;
+fail:
+    /* Closing at once still tells the client promptly. */
+    if (r != NULL)
+        conn_destroy(r->conn);
+    free(r);
+    if (cfd >= 0)
+        close(cfd);
+}
+
+/* The attached client closed its end (its EOF may wait behind the new
+ * connection in this turn's events). */
+static bool
+client_hung_up(struct umdev_server *srv)
+{
+    struct pollfd p = { .fd = srv->client_fd, .events = POLLRDHUP };
+
+    if (srv->client_fd < 0 || poll(&p, 1, 0) != 1)
+        return false;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+/* Serve what a client that hung up sent before it left, up to its EOF,
+ * so a VMM that reconnects at once is not refused by its own past. */
+static void
+client_finish(struct umdev_server *srv)
+{
+    bool more;
+
+    if (dev_serve(srv->dev, true, SIZE_MAX, &more) < 0)
+        client_gone(srv);
+    else
+        client_sync_events(srv);
+}
+
+static void
+on_accept_retry(struct umdev_loop *loop, void *opaque)
+{
+    struct umdev_server *srv = opaque;
+
+    srv->accept_timer = 0;
+    if (umdev_loop_add(loop, srv->listen_fd, UMDEV_LOOP_IN, on_listen, srv) ==
+        0)
+        srv->listening = true;
+    else
         umdev_log(srv->dev->log, LOG_ERR, "%s: cannot listen again",
                   srv->dev->name);
 }
@@ -44,24 +348,34 @@ static void
 on_listen(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
 {
     struct umdev_server *srv = opaque;
-    int cfd, rc;
+    int cfd, err;
 
     (void)events;
     cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-    if (cfd < 0)
-        return;
-    rc = umdev_dev_attach(srv->dev, cfd);
-    if (rc < 0) {
-        umdev_log(srv->dev->log, LOG_WARNING, "%s: refusing client: %s",
-                  srv->dev->name, strerror(-rc));
+    if (cfd < 0) {
+        err = errno;
+        if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
+            return;
+        /* The listener stays ready: pause it rather than spin. */
+        umdev_log(srv->dev->log, LOG_WARNING,
+                  "%s: cannot accept a client: %s; retrying in %d ms",
+                  srv->dev->name, strerror(err), SERVER_ACCEPT_RETRY_MS);
+        srv->accept_timer = umdev_loop_timer_add(loop, SERVER_ACCEPT_RETRY_MS,
+                                                 on_accept_retry, srv);
+        if (srv->accept_timer > 0) {
+            umdev_loop_del(loop, fd);
+            srv->listening = false;
+        } else {
+            srv->accept_timer = 0;
+        }
         return;
     }
-    cfd = umdev_dev_client_fd(srv->dev);
-    if (umdev_loop_add(loop, cfd, UMDEV_LOOP_IN, on_client, srv) < 0) {
-        umdev_dev_detach(srv->dev);
-        return;
-    }
-    umdev_loop_del(loop, fd);
+    if (umdev_dev_attached(srv->dev) && client_hung_up(srv))
+        client_finish(srv);
+    if (umdev_dev_attached(srv->dev))
+        client_refuse(srv, cfd);
+    else
+        client_attach(srv, cfd);
 }
 
 int
@@ -80,12 +394,14 @@ umdev_server_create_fd(struct umdev_dev *dev, struct umdev_loop *loop,
     srv->dev = dev;
     srv->loop = loop;
     srv->listen_fd = listen_fd;
+    srv->client_fd = -1;
     dev->loop = loop;
     rc = umdev_loop_add(loop, listen_fd, UMDEV_LOOP_IN, on_listen, srv);
     if (rc < 0) {
         umdev_server_destroy(srv);
         return rc;
     }
+    srv->listening = true;
     *out = srv;
     return 0;
 }
@@ -179,11 +495,15 @@ umdev_server_destroy(struct umdev_server *srv)
 {
     if (srv == NULL)
         return;
-    if (umdev_dev_attached(srv->dev)) {
-        umdev_loop_del(srv->loop, umdev_dev_client_fd(srv->dev));
+    while (srv->refusals != NULL)
+        refusal_end(srv->refusals);
+    if (srv->client_fd >= 0)
+        client_gone(srv);
+    if (umdev_dev_attached(srv->dev))
         umdev_dev_detach(srv->dev);
-    }
-    umdev_loop_del(srv->loop, srv->listen_fd);
+    umdev_loop_timer_cancel(srv->loop, srv->accept_timer);
+    if (srv->listening)
+        umdev_loop_del(srv->loop, srv->listen_fd);
     if (srv->dev->loop == srv->loop)
         srv->dev->loop = NULL;
     close(srv->listen_fd);

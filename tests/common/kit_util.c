@@ -117,9 +117,12 @@ static void
 log_line(void *opaque, int level, const char *line)
 {
     struct kit_log *l = opaque;
+    const char *watch = atomic_load(&l->watch);
 
     if (level <= LOG_WARNING)
         atomic_fetch_add(&l->warnings, 1);
+    if (watch != NULL && strstr(line, watch) != NULL)
+        atomic_fetch_add(&l->watched, 1);
     if (l->print)
         fprintf(stderr, "<%d> %s\n", level, line);
 }
@@ -134,5 +137,15 @@ kit_log_init(struct kit_log *l, const char *prefix, const char *env)
         .prefix = prefix,
     };
     atomic_store(&l->warnings, 0);
+    atomic_store(&l->watch, NULL);
+    atomic_store(&l->watched, 0);
     l->print = env != NULL && getenv(env) != NULL;
+}
+
+void
+kit_log_watch(struct kit_log *l, const char *text)
+{
+    atomic_store(&l->watch, NULL);
+    atomic_store(&l->watched, 0);
+    atomic_store(&l->watch, text);
 }

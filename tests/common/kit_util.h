@@ -83,7 +83,17 @@ struct kit_log {
     struct umdev_logger logger; /* hand &logger to the library */
     atomic_int warnings;        /* lines at LOG_WARNING or worse */
     bool print;                 /* the variable was set at init */
+    /* kit_log_watch(): lines containing this text are counted. */
+    _Atomic(const char *) watch;
+    atomic_int watched;
 };
+
+/**
+ * kit_log_watch() - count from now on the lines of @l that contain @text
+ * (borrowed until the next call; NULL stops), in @l->watched, reset here.
+ * Any thread.
+ */
+void kit_log_watch(struct kit_log *l, const char *text);
 
 /**
  * kit_log_init() - set up @l. @prefix (borrowed, may be NULL) starts each

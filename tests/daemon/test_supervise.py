@@ -6,8 +6,11 @@ eventfd for the device request IRQ (index 4), and either lets go when REQ
 fires ("release") or holds on until the server closes ("hold").
 """
 
+import errno
 import os
 import signal
+import socket
+import struct
 import time
 
 import harness
@@ -63,6 +66,38 @@ class Supervise(DaemonTestCase):
         self.assertFalse(harness.alive(i["pid"]))
         self.assertFalse(os.path.exists(i["socket"]))
         self.assertIn("stop requested with a client attached", self.d.log())
+
+    def test_second_client_refused(self):
+        """A second VMM gets an EBUSY error reply to its VERSION at once
+        (from the sandboxed worker), the log names both pids, and the
+        first keeps the device."""
+        i = self.define_start()
+        p, lines = self.attach(i["socket"], "release")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(2.0)
+        s.connect(i["socket"])
+        # VERSION 0.0, no capabilities: id 0x77, command 1, 20 bytes.
+        s.sendall(struct.pack("<HHIII", 0x77, 1, 20, 0, 0) +
+                  struct.pack("<HH", 0, 0))
+        t0 = time.monotonic()
+        reply = b""
+        while len(reply) < 16:
+            chunk = s.recv(16 - len(reply))
+            self.assertTrue(chunk, "closed without a reply")
+            reply += chunk
+        self.assertLess(time.monotonic() - t0, 1.5)
+        # Reply|Error, errno EBUSY, the header alone; then closed.
+        self.assertEqual(struct.unpack("<HHIII", reply),
+                         (0x77, 1, 16, 0x21, errno.EBUSY))
+        self.assertEqual(s.recv(16), b"")
+        s.close()
+        self.wait_for("the refusal in the log", lambda: (
+            "refusing a second client (pid %d): in use by pid %d"
+            % (os.getpid(), p.pid)) in self.d.log())
+        j = self.js("info", i["uuid"])
+        self.assertEqual(j["instance"]["client_pid"], p.pid)
+        self.ok("stop", i["uuid"], "--grace", "8000")
+        self.finish(p, lines, ["req", "released"])
 
     def test_stop_client_holds(self):
         i = self.define_start()

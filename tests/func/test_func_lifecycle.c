@@ -6,8 +6,13 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <linux/vfio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -220,47 +225,147 @@ test_disconnect_mid_message_raw(void **state)
 }
 
 /*
- * One client at a time: a second connection is accepted into the backlog
- * but its VERSION is not answered while the first is attached; once the
- * first leaves it is served.
+ * One client at a time: a second client that connects while the first is
+ * attached has its VERSION answered at once with an EBUSY error reply and
+ * is closed; the server log names the pid holding the device; the first
+ * client is served throughout. Once the first leaves, the next attaches.
  */
 static void
-test_second_client_waits(void **state)
+test_second_client_refused(void **state)
 {
     struct umdev_client *first = harness_connect(&H, NULL);
-    struct vfio_user_header h;
+    struct umdev_client *other = NULL;
+    struct umdev_client_opts o = { .log = &H.client_log.logger };
     struct harness_state st;
+    char holder[64];
     uint8_t p[4] = { 0 }, reply[1024];
-    int second = harness_raw_socket(&H);
-    long n;
+    int64_t t0;
+    int second;
 
     (void)state;
+    snprintf(holder, sizeof(holder), "in use by pid %d", (int)getpid());
+    kit_log_watch(&H.server_log, holder);
+    second = harness_raw_socket(&H);
+    t0 = kit_now_ms();
     raw_send(second, 0x77, VFIO_USER_VERSION, 0, p, sizeof(p), NULL, 0);
-    assert_int_equal(raw_recv(second, reply, sizeof(reply), 200, NULL,
-                              NULL),
-                     -1);
-    /* The first is still served meanwhile. */
+    raw_expect_error(second, 0x77, VFIO_USER_VERSION, EBUSY);
+    /* Promptly: a VMM's own timeout is seconds; we answer within one. */
+    assert_true(kit_now_ms() - t0 < 1000);
+    assert_int_equal(raw_recv(second, reply, sizeof(reply), 1000, NULL, NULL),
+                     0);
+    close(second);
+    assert_int_equal(atomic_load(&H.server_log.watched), 1);
+    /* The client library reports it as such. */
+    assert_int_equal(umdev_client_connect(H.path, &o, &other), -EBUSY);
+    assert_null(other);
+    assert_int_equal(atomic_load(&H.server_log.watched), 2);
+    kit_log_watch(&H.server_log, NULL);
+    /* The first is served all along, and was never displaced. */
     assert_int_equal(reg_rd32(first, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
     harness_get_state(&H, &st);
     assert_int_equal(st.stats.attaches, 1);
+    /* A client that leaves and comes straight back is not refused by its
+     * own past connection. */
     umdev_client_destroy(first);
-    n = raw_recv(second, reply, sizeof(reply), 2000, NULL, NULL);
-    assert_true(n > 20);
-    memcpy(&h, reply, sizeof(h));
-    assert_int_equal(h.msg_id, 0x77);
-    assert_int_equal(h.cmd, VFIO_USER_VERSION);
-    assert_int_equal(h.flags, VFIO_USER_F_TYPE_REPLY);
-    raw_expect_alive(second, 0x78);
+    first = harness_connect(&H, NULL);
+    assert_int_equal(reg_rd32(first, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
     harness_get_state(&H, &st);
     assert_int_equal(st.stats.attaches, 2);
-    close(second);
+    umdev_client_destroy(first);
+    harness_wait_detached(&H);
+}
+
+/*
+ * Second clients that never send anything are closed after a bounded
+ * wait, and a crowd of them is closed at once beyond a few, with a bounded
+ * number of log lines: the device's own client is unaffected and nothing
+ * leaks.
+ */
+static void
+test_second_clients_silent(void **state)
+{
+    struct umdev_client *first;
+    uint8_t reply[64];
+    int fds0 = kit_open_fds(), i, s[8];
+
+    (void)state;
+    first = harness_connect(&H, NULL);
+    kit_log_watch(&H.server_log, "refusing a second client");
+    for (i = 0; i < 8; i++)
+        s[i] = harness_raw_socket(&H);
+    assert_int_equal(reg_rd32(first, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    /* Each is closed, early or after the wait, without a message. */
+    for (i = 0; i < 8; i++) {
+        assert_int_equal(raw_recv(s[i], reply, sizeof(reply), 4000, NULL, NULL),
+                         0);
+        close(s[i]);
+    }
+    /* A crowd does not flood the log: the first 5 of a window
+     * (SERVER_REFUSE_LOG_BURST) are logged, the rest counted. */
+    assert_int_equal(atomic_load(&H.server_log.watched), 5);
+    kit_log_watch(&H.server_log, NULL);
+    assert_int_equal(reg_rd32(first, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    umdev_client_destroy(first);
+    harness_wait_detached(&H);
+    assert_int_equal(kit_open_fds(), fds0);
+}
+
+/*
+ * Out of descriptors: a connection the server cannot accept (EMFILE) does
+ * not make the ever-ready listener spin; it pauses and retries, the
+ * attached client is served meanwhile, and once descriptors are back the
+ * waiting client is answered (refused: the device is in use).
+ */
+static void
+test_accept_without_fds(void **state)
+{
+    struct umdev_client *first = harness_connect(&H, NULL);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct rlimit old, low;
+    uint8_t p[4] = { 0 };
+    int s, spare;
+
+    (void)state;
+    strcpy(sa.sun_path, H.path);
+    s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(s >= 0);
+    /* The lowest free number is the next one accept() would get. */
+    spare = dup(0);
+    assert_true(spare >= 0);
+    close(spare);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)spare;
+    kit_log_watch(&H.server_log, "cannot accept a client");
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    assert_int_equal(connect(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    /* Served meanwhile (a register read needs no new descriptor). */
+    assert_int_equal(reg_rd32(first, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    usleep(300 * 1000);
+    assert_int_equal(reg_rd32(first, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    /* One line per retry (SERVER_ACCEPT_RETRY_MS, 100 ms), not a spin. */
+    assert_true(atomic_load(&H.server_log.watched) >= 1);
+    assert_true(atomic_load(&H.server_log.watched) <= 10);
+    kit_log_watch(&H.server_log, NULL);
+    {
+        struct timeval tv = { .tv_sec = 5 };
+
+        assert_int_equal(
+            setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    }
+    raw_send(s, 0x55, VFIO_USER_VERSION, 0, p, sizeof(p), NULL, 0);
+    raw_expect_error(s, 0x55, VFIO_USER_VERSION, EBUSY);
+    close(s);
+    assert_int_equal(reg_rd32(first, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    umdev_client_destroy(first);
     harness_wait_detached(&H);
 }
 
 /*
  * Descriptors: counted before the server starts and after 50 full
  * connect/map/irq/mmap/disconnect cycles plus server shutdown (with one
- * client still attached and one waiting): equal.
+ * client still attached and one being refused): equal.
  */
 static void
 test_no_fd_leaks(void **state)
@@ -295,7 +400,9 @@ test_no_fd_leaks(void **state)
 static const struct CMUnitTest tests[] = {
     HARNESS_TEST(test_disconnect_mid_message),
     HARNESS_TEST(test_disconnect_mid_message_raw),
-    HARNESS_TEST(test_second_client_waits),
+    HARNESS_TEST(test_second_client_refused),
+    HARNESS_TEST(test_second_clients_silent),
+    HARNESS_TEST(test_accept_without_fds),
     cmocka_unit_test(test_no_fd_leaks),
 };
 

@@ -269,6 +269,48 @@ test_glue_rx_flow_control(void **state)
     pump(g, 10);
 }
 
+/*
+ * One host client at a time: a second one is closed at once (end of file
+ * within the loop's next turns) while the first keeps its port; one that
+ * connects right after the first hung up is served.
+ */
+static void
+test_glue_second_host_refused(void **state)
+{
+    struct glue *g = *state;
+    uint8_t buf[8];
+    int fd, fd2;
+
+    fd = connect_port(g->path0);
+    pump(g, 10);
+    fd2 = connect_port(g->path0);
+    pump(g, 10);
+    {
+        struct pollfd pfd = { .fd = fd2, .events = POLLIN };
+
+        /* Already closed by the device: no waiting for it here. */
+        assert_int_equal(poll(&pfd, 1, 0), 1);
+        assert_int_equal(read(fd2, buf, sizeof(buf)), 0);
+    }
+    close(fd2);
+    /* The first still has the port, both ways. */
+    bar_write(g, 0, UART_TX, 'k');
+    assert_int_equal(read_avail(fd, buf, 1, 1000), 1);
+    assert_int_equal(buf[0], 'k');
+    assert_int_equal(write(fd, "m", 1), 1);
+    pump(g, 10);
+    assert_int_equal(bar_read(g, 0, UART_RX), 'm');
+    /* Hang up and come straight back: the new client gets the port. */
+    close(fd);
+    fd = connect_port(g->path0);
+    pump(g, 10);
+    bar_write(g, 0, UART_TX, 'n');
+    assert_int_equal(read_avail(fd, buf, 1, 1000), 1);
+    assert_int_equal(buf[0], 'n');
+    close(fd);
+    pump(g, 10);
+}
+
 static void
 test_glue_rx_timeout_timer(void **state)
 {
@@ -348,6 +390,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_glue_intx_status, glue_setup, glue_teardown),
         cmocka_unit_test_setup_teardown(test_glue_socket_tx_rx, glue_setup, glue_teardown),
         cmocka_unit_test_setup_teardown(test_glue_rx_flow_control, glue_setup, glue_teardown),
+        cmocka_unit_test_setup_teardown(test_glue_second_host_refused, glue_setup, glue_teardown),
         cmocka_unit_test_setup_teardown(test_glue_rx_timeout_timer, glue_setup, glue_teardown),
         cmocka_unit_test_setup_teardown(test_glue_tx_back_pressure, glue_setup, glue_teardown),
     };

@@ -1,0 +1,336 @@
+/*
+ * Functional tests of two devices served on one loop (as umdev-serve and
+ * any embedder with several instances run them): a client that floods
+ * does not starve the other, and a client that stops reading its replies
+ * neither stalls the loop nor loses a reply. The test's own thread runs
+ * the loop one turn at a time, so what each device has handled when the
+ * other is served is an exact count, not a timing.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "kit_peer.h"
+#include "kit_util.h"
+#include "umdev/dev.h"
+#include "umdev/loop.h"
+#include "umdev/wire.h"
+#include "umdev/wire_codec.h"
+
+/* Most loop turns any step may take before the test fails. */
+#define MAX_TURNS 2000
+#define FLOOD 2000u       /* posted writes from the flooding client */
+#define BIG (256u * 1024) /* bytes per read of the client that stalls */
+#define NBIG 4u           /* its reads; their replies exceed its socket */
+#define BIG_REGION (1024u * 1024)
+
+/* One device and what its region saw. */
+struct side {
+    struct umdev_dev *dev;
+    struct umdev_server *srv;
+    char path[108];
+    int fd; /* the raw client */
+    uint64_t reads, writes;
+    uint32_t last; /* value of the last 4-byte write */
+    struct side *other;
+    uint64_t other_seen; /* the other's reads + writes at our last read */
+};
+
+struct fixture {
+    char dir[64];
+    struct umdev_loop *loop;
+    struct kit_log log;
+    struct side a, b;
+};
+
+static ssize_t
+region_access(void *opaque, uint64_t offset, void *buf, size_t count,
+              bool is_write)
+{
+    struct side *s = opaque;
+    size_t i;
+
+    if (is_write) {
+        s->writes++;
+        if (count == 4)
+            memcpy(&s->last, buf, 4);
+        return (ssize_t)count;
+    }
+    s->reads++;
+    s->other_seen = s->other->reads + s->other->writes;
+    for (i = 0; i < count; i++)
+        ((uint8_t *)buf)[i] = (uint8_t)(offset + i);
+    return (ssize_t)count;
+}
+
+static void
+side_open(struct fixture *f, struct side *s, const char *name)
+{
+    struct umdev_dev_info info = { .name = name, .log = &f->log.logger };
+    struct umdev_region_desc rd = {
+        .size = BIG_REGION,
+        .flags = UMDEV_REGION_F_READ | UMDEV_REGION_F_WRITE,
+        .access = region_access,
+        .opaque = s,
+    };
+
+    assert_int_equal(umdev_dev_create(&info, &s->dev), 0);
+    assert_int_equal(umdev_dev_region_add(s->dev, 0, &rd), 0);
+    snprintf(s->path, sizeof(s->path), "%s/%s.sock", f->dir, name);
+    assert_int_equal(umdev_server_create(s->dev, f->loop, s->path, &s->srv), 0);
+    s->fd = kit_peer_connect(s->path, 5000);
+    assert_true(s->fd >= 0);
+}
+
+/* Run the loop until @fd has something to read. */
+static void
+turn_until_readable(struct fixture *f, int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    int i;
+
+    for (i = 0; i < MAX_TURNS; i++) {
+        if (poll(&p, 1, 0) == 1)
+            return;
+        assert_true(umdev_loop_run_once(f->loop, 10) >= 0);
+    }
+    fail_msg("no reply after %d loop turns", MAX_TURNS);
+}
+
+/* Receive one reply (already readable) and check its header. */
+static void
+expect_reply(int fd, uint16_t id, uint16_t cmd, size_t len)
+{
+    static uint8_t buf[BIG + 64];
+    struct vfio_user_header h;
+    ssize_t n = kit_peer_recv(fd, buf, sizeof(buf), 5000, NULL, NULL);
+
+    assert_int_equal(n, (ssize_t)len);
+    memcpy(&h, buf, sizeof(h));
+    assert_int_equal(h.msg_id, id);
+    assert_int_equal(h.cmd, cmd);
+    assert_int_equal(h.flags, VFIO_USER_F_TYPE_REPLY);
+}
+
+static void
+negotiate(struct fixture *f, struct side *s)
+{
+    uint8_t buf[1024];
+
+    assert_int_equal(kit_peer_send_version(s->fd, 1, NULL), 0);
+    turn_until_readable(f, s->fd);
+    assert_true(kit_peer_recv(s->fd, buf, sizeof(buf), 5000, NULL, NULL) > 16);
+}
+
+static void
+send_read(int fd, uint16_t id, uint64_t offset, uint32_t count)
+{
+    struct vfio_user_region_access a = { offset, 0, count };
+
+    assert_int_equal(kit_peer_send(fd, id, VFIO_USER_REGION_READ, 0, &a,
+                                   sizeof(a), NULL, 0, NULL, 0),
+                     0);
+}
+
+/* A 4-byte read on a negotiated client is answered. */
+static void
+expect_alive(struct fixture *f, struct side *s, uint16_t id)
+{
+    send_read(s->fd, id, 0, 4);
+    turn_until_readable(f, s->fd);
+    expect_reply(s->fd, id, VFIO_USER_REGION_READ,
+                 sizeof(struct vfio_user_header) +
+                     sizeof(struct vfio_user_region_access) + 4);
+}
+
+static int
+setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/umdev-fair-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    kit_log_init(&f->log, "fair: ", "UMDEV_FUNC_LOG");
+    assert_int_equal(umdev_loop_create(&f->loop), 0);
+    f->a.other = &f->b;
+    f->b.other = &f->a;
+    side_open(f, &f->a, "a");
+    side_open(f, &f->b, "b");
+    negotiate(f, &f->a);
+    negotiate(f, &f->b);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fixture *f = *state;
+    struct side *sides[] = { &f->a, &f->b };
+    size_t i;
+
+    for (i = 0; i < 2; i++) {
+        if (sides[i]->fd >= 0)
+            close(sides[i]->fd);
+        umdev_server_destroy(sides[i]->srv);
+        umdev_dev_destroy(sides[i]->dev);
+    }
+    umdev_loop_destroy(f->loop);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/*
+ * A flood of posted writes on one connection, then one read on the other:
+ * the read is served before the flood is through, after at most one
+ * wake-up's worth of it (UMDEV_SERVER_MSGS_PER_WAKE). The whole flood is
+ * still applied, in order.
+ */
+static void
+test_flood_does_not_starve(void **state)
+{
+    struct fixture *f = *state;
+    static uint8_t flood[FLOOD * 64];
+    struct vfio_user_region_access a = { 0, 0, 4 };
+    size_t len = 0;
+    uint32_t i;
+    int t;
+
+    for (i = 1; i <= FLOOD; i++) {
+        size_t n = umdev_wire_size(sizeof(a), 4);
+        struct vfio_user_header h = {
+            .msg_id = (uint16_t)i,
+            .cmd = VFIO_USER_REGION_WRITE,
+            .msg_size = (uint32_t)n,
+            .flags = VFIO_USER_F_NO_REPLY,
+        };
+
+        memcpy(flood + len, &h, sizeof(h));
+        memcpy(flood + len + sizeof(h), &a, sizeof(a));
+        memcpy(flood + len + sizeof(h) + sizeof(a), &i, 4);
+        len += n;
+    }
+    /* All of it is in the socket before the loop runs. */
+    assert_int_equal(
+        kit_peer_send_bytes(f->a.fd, flood, len, NULL, 0, NULL, NULL), 0);
+    send_read(f->b.fd, 7, 0, 4);
+    turn_until_readable(f, f->b.fd);
+    expect_reply(f->b.fd, 7, VFIO_USER_REGION_READ,
+                 sizeof(struct vfio_user_header) + sizeof(a) + 4);
+    assert_int_equal(f->b.reads, 1);
+    assert_true(f->b.other_seen <= UMDEV_SERVER_MSGS_PER_WAKE);
+    assert_true(f->a.writes < FLOOD);
+    for (t = 0; t < MAX_TURNS && f->a.writes < FLOOD; t++)
+        assert_true(umdev_loop_run_once(f->loop, 10) >= 0);
+    assert_int_equal(f->a.writes, FLOOD);
+    assert_int_equal(f->a.last, FLOOD);
+    expect_alive(f, &f->a, 9);
+    expect_alive(f, &f->b, 9);
+}
+
+struct reader {
+    int fd;
+    atomic_bool done;
+    int err; /* 0, or the reply number (from 1) that was wrong */
+};
+
+/* The stalled client wakes up and reads its replies: all of them, whole,
+ * in order. */
+static void *
+read_big_replies(void *arg)
+{
+    struct reader *r = arg;
+    static uint8_t buf[BIG + 64];
+    uint32_t i, j;
+
+    for (i = 1; i <= NBIG && r->err == 0; i++) {
+        struct vfio_user_header h;
+        ssize_t n = kit_peer_recv(r->fd, buf, sizeof(buf), 5000, NULL, NULL);
+        size_t data = 16 + sizeof(struct vfio_user_region_access);
+
+        memcpy(&h, buf, sizeof(h));
+        if (n != (ssize_t)(data + BIG) || h.msg_id != i ||
+            h.flags != VFIO_USER_F_TYPE_REPLY) {
+            r->err = (int)i;
+            break;
+        }
+        for (j = 0; j < BIG; j++) {
+            if (buf[data + j] != (uint8_t)(i * 4096 + j)) {
+                r->err = (int)i;
+                break;
+            }
+        }
+    }
+    atomic_store(&r->done, true);
+    return NULL;
+}
+
+/*
+ * One client asks for more than its socket holds and stops reading; the
+ * other client's request is then served at once, with the first client's
+ * requests not read past the reply that did not fit. When the first
+ * client reads again, every reply arrives whole and in order, and its
+ * connection still works.
+ */
+static void
+test_stalled_reader_does_not_block(void **state)
+{
+    struct fixture *f = *state;
+    struct reader r = { .fd = f->a.fd };
+    pthread_t th;
+    uint32_t i;
+    int t;
+
+    for (i = 1; i <= NBIG; i++)
+        send_read(f->a.fd, (uint16_t)i, i * 4096, BIG);
+    send_read(f->b.fd, 7, 0, 4);
+    turn_until_readable(f, f->b.fd);
+    expect_reply(f->b.fd, 7, VFIO_USER_REGION_READ,
+                 sizeof(struct vfio_user_header) +
+                     sizeof(struct vfio_user_region_access) + 4);
+    /* At most the read whose reply did not fit was handled. */
+    assert_true(f->b.other_seen <= 1);
+    assert_true(umdev_dev_attached(f->a.dev));
+    /* More turns while it does not read: it stays paused and attached. */
+    for (t = 0; t < 10; t++)
+        assert_true(umdev_loop_run_once(f->loop, 0) >= 0);
+    assert_true(f->a.reads <= 1);
+    assert_true(umdev_dev_attached(f->a.dev));
+    expect_alive(f, &f->b, 8);
+
+    assert_int_equal(pthread_create(&th, NULL, read_big_replies, &r), 0);
+    for (t = 0; t < MAX_TURNS && !atomic_load(&r.done); t++)
+        assert_true(umdev_loop_run_once(f->loop, 10) >= 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_true(atomic_load(&r.done));
+    assert_int_equal(r.err, 0);
+    assert_int_equal(f->a.reads, NBIG);
+    expect_alive(f, &f->a, 9);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_flood_does_not_starve, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stalled_reader_does_not_block,
+                                        setup, teardown),
+    };
+
+    return cmocka_run_group_tests_name("func.fair", tests, NULL, NULL);
+}
