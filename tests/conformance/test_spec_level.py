@@ -127,6 +127,12 @@ class VersionCloser:
         self.mode = mode
         self.closed_on_version = 0
         self.lock = threading.Lock()
+        # The server serves one client at a time and refuses (EBUSY) one
+        # that comes while another is attached. The kit closes before it
+        # reconnects, but this front's close of the old upstream
+        # connection may not reach the server before its new connect:
+        # one upstream session at a time, as a lone client would have.
+        self.session = threading.Lock()
         self.lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.lsock.bind(path)
         self.lsock.listen(8)
@@ -142,6 +148,10 @@ class VersionCloser:
                              daemon=True).start()
 
     def serve(self, client):
+        with self.session:
+            self.serve_one(client)
+
+    def serve_one(self, client):
         up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             up.connect(self.upstream)
