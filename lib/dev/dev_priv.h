@@ -35,6 +35,7 @@ struct dev_irq {
     uint32_t count;
     uint32_t flags; /* VFIO_IRQ_INFO_* */
     struct dev_irq_vec *vec;
+    int *old; /* count slots: eventfds replaced, closed after the writes */
     int unmask_efd; /* INTx: the client's resample eventfd, -1 if none */
 };
 
@@ -84,6 +85,7 @@ struct umdev_dev {
     uint32_t num_regions;
 
     pthread_mutex_t irq_lock; /* triggers may come from device threads */
+    atomic_uint irq_inflight; /* eventfd writes under way (irq.c) */
     struct dev_irq irqs[DEV_MAX_IRQ_INDEX];
     uint32_t num_irqs;
     bool intx_level;

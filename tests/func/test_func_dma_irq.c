@@ -9,6 +9,9 @@
 #include <fcntl.h>
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -284,6 +287,84 @@ test_msix(void **state)
     /* Another vector: nothing on vector 2's eventfd. */
     reg_wr(c, TESTDEV_REG_MSIX_TRIGGER, 1, 4);
     assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    umdev_client_destroy(c);
+    close(efd);
+}
+
+/*
+ * Interrupt fds must be eventfds: a pipe (whose writes block once it is
+ * full) or a socket is refused with EINVAL, with a warning, and nothing
+ * changes; the connection keeps working.
+ */
+static void
+test_irq_fd_not_eventfd(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    int efd = efd_new(), pipefd[2], sv[2], w0;
+
+    (void)state;
+    assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    irq_trigger(c, VFIO_PCI_INTX_IRQ_INDEX, 0, efd);
+    w0 = atomic_load(&H.server_log.warnings);
+    assert_int_equal(umdev_client_set_irqs(c, VFIO_PCI_INTX_IRQ_INDEX,
+                                           VFIO_IRQ_SET_DATA_EVENTFD |
+                                               VFIO_IRQ_SET_ACTION_TRIGGER,
+                                           0, 1, &pipefd[1], NULL),
+                     -EINVAL);
+    assert_int_equal(atomic_load(&H.server_log.warnings), w0 + 1);
+    assert_int_equal(umdev_client_set_irqs(c, VFIO_PCI_ERR_IRQ_INDEX,
+                                           VFIO_IRQ_SET_DATA_EVENTFD |
+                                               VFIO_IRQ_SET_ACTION_TRIGGER,
+                                           0, 1, &sv[0], NULL),
+                     -EINVAL);
+    /* The resample fd too. */
+    assert_int_equal(umdev_client_set_irqs(c, VFIO_PCI_INTX_IRQ_INDEX,
+                                           VFIO_IRQ_SET_DATA_EVENTFD |
+                                               VFIO_IRQ_SET_ACTION_UNMASK,
+                                           0, 1, &pipefd[0], NULL),
+                     -EINVAL);
+    /* The eventfd installed before is still the one signalled. */
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 0, 4);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    umdev_client_destroy(c);
+    close(efd);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/*
+ * A blocking eventfd whose counter the client drove to its maximum: a
+ * write to it would wait for a read that never comes. The server signals
+ * it without waiting (counted as dropped) and keeps answering; once the
+ * client drains it, interrupts arrive again.
+ */
+static void
+test_irq_eventfd_full(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    int efd = eventfd(0, EFD_CLOEXEC); /* blocking, as a client may make it */
+    uint64_t max = UINT64_MAX - 1, n = 0;
+    struct harness_state s0, s1;
+
+    (void)state;
+    assert_true(efd >= 0);
+    assert_int_equal(write(efd, &max, sizeof(max)), sizeof(max));
+    irq_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, efd);
+    harness_get_state(&H, &s0);
+    reg_wr(c, TESTDEV_REG_ERR_TRIGGER, 1, 4);
+    /* The server answers: its thread did not block in the write. */
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    harness_get_state(&H, &s1);
+    assert_int_equal(s1.stats.irqs_dropped - s0.stats.irqs_dropped, 1);
+    assert_int_equal(read(efd, &n, sizeof(n)), sizeof(n));
+    assert_true(n == max);
+    reg_wr(c, TESTDEV_REG_ERR_TRIGGER, 1, 4);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
     umdev_client_destroy(c);
     close(efd);
 }
@@ -710,6 +791,8 @@ static const struct CMUnitTest tests[] = {
     HARNESS_TEST(test_err_and_req),
     HARNESS_TEST(test_deassign_counts_dropped),
     HARNESS_TEST(test_msix),
+    HARNESS_TEST(test_irq_fd_not_eventfd),
+    HARNESS_TEST(test_irq_eventfd_full),
     HARNESS_TEST(test_dma_map_beyond_file),
     HARNESS_TEST(test_dma_1000_regions),
     HARNESS_TEST(test_dma_message_fallback),
