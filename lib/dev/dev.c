@@ -14,7 +14,7 @@ int
 umdev_dev_create(const struct umdev_dev_info *info, struct umdev_dev **out)
 {
     struct umdev_dev *dev;
-    uint32_t i;
+    uint32_t i, max, left;
     int rc;
 
     *out = NULL;
@@ -37,9 +37,14 @@ umdev_dev_create(const struct umdev_dev_info *info, struct umdev_dev **out)
         free(dev);
         return -ENOMEM;
     }
-    rc = dev_dma_init(&dev->dma, info->max_dma_maps
-                                     ? info->max_dma_maps
-                                     : UMDEV_DEFAULT_MAX_DMA_MAPS);
+    max = info->max_dma_maps ? info->max_dma_maps : UMDEV_DEFAULT_MAX_DMA_MAPS;
+    rc = dev_dma_init(&dev->dma, max, &left);
+    if (rc == -ENOSPC)
+        umdev_log(info->log, LOG_ERR,
+                  "%s: cannot reserve %u DMA mappings: %u of the process's %u "
+                  "are left (lower max_dma_maps, or serve fewer devices in "
+                  "one process)",
+                  dev->name, max, left, UMDEV_PROCESS_MAX_DMA_MAPS);
     if (rc < 0) {
         pthread_mutex_destroy(&dev->irq_lock);
         free(dev->name);

@@ -110,7 +110,9 @@ int dev_profile_check(struct umdev_dev *dev, uint32_t index, uint64_t offset,
                       uint64_t count, bool is_write);
 
 /* dma.c */
-int dev_dma_init(struct dma_table *t, uint32_t max);
+/* Reserves @max of the process's DMA mapping budget (-ENOSPC: *@left
+ * were left); dev_dma_fini() returns it. */
+int dev_dma_init(struct dma_table *t, uint32_t max, uint32_t *left);
 void dev_dma_fini(struct umdev_dev *dev);
 int dev_dma_map(struct umdev_dev *dev, const struct vfio_user_dma_map *m,
                 int fd);

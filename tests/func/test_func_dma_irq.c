@@ -518,6 +518,38 @@ server_dma_bytes(void)
 }
 
 /* DMA to memory mapped without an fd goes over the socket. */
+/*
+ * The max_dma_maps the server advertises is the limit it enforces: that
+ * many mappings (each with an fd: an mmap in the server) succeed, one
+ * more is ENOSPC, and the connection keeps working.
+ */
+static void
+test_dma_maps_at_limit(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    uint32_t max = umdev_client_caps(c)->max_dma_maps, i;
+    uint8_t *mem;
+    int fd;
+
+    (void)state;
+    assert_int_equal(max, UMDEV_DEFAULT_MAX_DMA_MAPS);
+    mem = guest_mem(PG, &fd);
+    for (i = 0; i < max; i++)
+        assert_int_equal(umdev_client_dma_map(c, iova(i), PG, mem, fd, 0, RW),
+                         0);
+    assert_int_equal(umdev_client_dma_map(c, iova(max), PG, mem, fd, 0, RW),
+                     -ENOSPC);
+    assert_int_equal(harness_sample(&H).dma_count, max);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    /* A slot freed is a slot again. */
+    assert_int_equal(umdev_client_dma_unmap(c, iova(0), PG), 0);
+    assert_int_equal(umdev_client_dma_map(c, iova(max), PG, mem, fd, 0, RW), 0);
+    umdev_client_destroy(c);
+    harness_wait_detached(&H);
+    assert_int_equal(harness_sample(&H).dma_count, 0);
+    guest_mem_free(mem, PG, fd);
+}
+
 static void
 test_dma_message_fallback(void **state)
 {
@@ -795,6 +827,7 @@ static const struct CMUnitTest tests[] = {
     HARNESS_TEST(test_irq_eventfd_full),
     HARNESS_TEST(test_dma_map_beyond_file),
     HARNESS_TEST(test_dma_1000_regions),
+    HARNESS_TEST(test_dma_maps_at_limit),
     HARNESS_TEST(test_dma_message_fallback),
     HARNESS_TEST(test_dma_spanning_mappings),
     HARNESS_TEST(test_dma_split_by_client_limit),
