@@ -52,19 +52,44 @@ ring_at(struct ring *r, uint64_t off, uint64_t len, int prot,
     return engine_map_small(r->q, r->q->cfg.ring + off, len, prot, tmp);
 }
 
+/* A ring word, accessed under a fault guard (a ring page gone from its
+ * file halts the queue as any unreachable ring does). */
+struct word_arg {
+    uint32_t *p;
+    uint32_t v;
+};
+
+static void
+load_fn(void *arg)
+{
+    struct word_arg *w = arg;
+
+    w->v = __atomic_load_n(w->p, __ATOMIC_ACQUIRE);
+}
+
+static void
+store_fn(void *arg)
+{
+    struct word_arg *w = arg;
+
+    __atomic_store_n(w->p, w->v, __ATOMIC_RELEASE);
+}
+
 static int
 ring_load(struct ring *r, uint64_t off, uint32_t *v)
 {
     struct accel_map m;
     bool held;
-    uint32_t *p = ring_at(r, off, 4, ACCEL_MAP_READ, &m, &held);
+    struct word_arg w = { ring_at(r, off, 4, ACCEL_MAP_READ, &m, &held), 0 };
+    int rc;
 
-    if (p == NULL)
+    if (w.p == NULL)
         return -EFAULT;
-    *v = __atomic_load_n(p, __ATOMIC_ACQUIRE);
+    rc = umdev_fault_guard_run(load_fn, &w, NULL);
     if (held)
         engine_seg_put(r->q, &m);
-    return 0;
+    *v = w.v;
+    return rc;
 }
 
 static int
@@ -72,14 +97,15 @@ ring_store(struct ring *r, uint64_t off, uint32_t v)
 {
     struct accel_map m;
     bool held;
-    uint32_t *p = ring_at(r, off, 4, ACCEL_MAP_WRITE, &m, &held);
+    struct word_arg w = { ring_at(r, off, 4, ACCEL_MAP_WRITE, &m, &held), v };
+    int rc;
 
-    if (p == NULL)
+    if (w.p == NULL)
         return -EFAULT;
-    __atomic_store_n(p, v, __ATOMIC_RELEASE);
+    rc = umdev_fault_guard_run(store_fn, &w, NULL);
     if (held)
         engine_seg_put(r->q, &m);
-    return 0;
+    return rc;
 }
 
 static int
@@ -91,12 +117,14 @@ ring_desc(struct ring *r, uint32_t idx, struct accel_desc *d)
     bool held;
     const void *p = ring_at(r, off, sizeof(*d), ACCEL_MAP_READ, &m, &held);
 
+    int rc;
+
     if (p == NULL)
         return -EFAULT;
-    memcpy(d, p, sizeof(*d)); /* validated from this copy only */
+    rc = engine_copy(d, p, sizeof(*d)); /* validated from this copy only */
     if (held)
         engine_seg_put(r->q, &m);
-    return 0;
+    return rc;
 }
 
 /* The queue stops for good (until disabled): its ring cannot be used. */

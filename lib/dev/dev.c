@@ -20,6 +20,14 @@ umdev_dev_create(const struct umdev_dev_info *info, struct umdev_dev **out)
     *out = NULL;
     if (info == NULL)
         return -EINVAL;
+    /* Now, while sigaction() is allowed: workers sandbox after creating
+     * their device, and device DMA runs under guards. */
+    rc = umdev_fault_guard_init();
+    if (rc < 0)
+        umdev_log(info->log, LOG_WARNING,
+                  "cannot install the SIGBUS handler (%s): a client that "
+                  "shrinks guest memory can end the process",
+                  strerror(-rc));
     dev = calloc(1, sizeof(*dev));
     if (dev == NULL)
         return -ENOMEM;

@@ -4,6 +4,7 @@
  * and the DMA_READ/DMA_WRITE message fallback for mappings without an fd.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -133,12 +134,18 @@ dev_dma_map(struct umdev_dev *dev, const struct vfio_user_dma_map *req,
     /*
      * Touching a mapping beyond the end of its file raises SIGBUS in this
      * process, so a client's fd must be a regular file (memfd, tmpfs,
-     * hugetlbfs) that covers the whole range now. A client that shrinks
-     * the file afterwards can still do it; the guest-RAM files QEMU passes
-     * never shrink.
+     * hugetlbfs) that covers the whole range now. Whether it can shrink
+     * later: a memfd whose seal list is still open must carry
+     * F_SEAL_SHRINK (QEMU's memory-backend-memfd seals grow, shrink and
+     * the list itself by default). A file that cannot be sealed (a memfd
+     * created without MFD_ALLOW_SEALING, as QEMU's seal=off makes, or a
+     * tmpfs or hugetlbfs file: F_SEAL_SEAL set from the start) is
+     * accepted; if its owner shrinks it, device accesses run under
+     * umdev_fault_guard_run() and fault instead of killing the process.
      */
     if (fd >= 0) {
         struct stat st;
+        int seals;
 
         if (fstat(fd, &st) < 0)
             return -errno;
@@ -147,6 +154,16 @@ dev_dma_map(struct umdev_dev *dev, const struct vfio_user_dma_map *req,
         if (req->offset > (uint64_t)st.st_size ||
             req->size > (uint64_t)st.st_size - req->offset)
             return -EINVAL;
+        seals = fcntl(fd, F_GET_SEALS);
+        if (seals >= 0 && !(seals & (F_SEAL_SEAL | F_SEAL_SHRINK))) {
+            umdev_log(dev->log, LOG_WARNING,
+                      "DMA_MAP %#llx+%#llx refused: the memfd can still be "
+                      "sealed but is not sealed against shrinking; add "
+                      "F_SEAL_SHRINK first",
+                      (unsigned long long)req->addr,
+                      (unsigned long long)req->size);
+            return -EINVAL;
+        }
     }
     m = calloc(1, sizeof(*m));
     if (m == NULL)

@@ -11,6 +11,7 @@
 #include <linux/vfio.h>
 #include <stdatomic.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <string.h>
 #include <unistd.h>
@@ -411,6 +412,65 @@ test_dma_map_beyond_file(void **state)
     assert_int_equal(umdev_client_dma_unmap(c, iova(0), 4 * PG), 0);
     umdev_client_destroy(c);
     guest_mem_free(mem, 4 * PG, fd);
+}
+
+/* A memfd of @size bytes made with MFD_ALLOW_SEALING, then @seals added,
+ * mapped read-write. */
+static uint8_t *
+sealed_mem(size_t size, unsigned int seals, int *fd)
+{
+    uint8_t *p;
+
+    *fd = memfd_create("sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    assert_true(*fd >= 0);
+    assert_int_equal(ftruncate(*fd, (off_t)size), 0);
+    if (seals != 0)
+        assert_int_equal(fcntl(*fd, F_ADD_SEALS, seals), 0);
+    p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+    assert_true(p != MAP_FAILED);
+    return p;
+}
+
+/*
+ * A memfd whose seal list is still open must be sealed against shrinking
+ * before DMA_MAP: without F_SEAL_SHRINK it is refused with EINVAL and a
+ * warning. QEMU's memory-backend-memfd (seal=on: grow, shrink and the
+ * list sealed) and files that cannot be sealed at all (seal=off memfds,
+ * tmpfs files: F_SEAL_SEAL from the start) are accepted.
+ */
+static void
+test_dma_map_seals(void **state)
+{
+    static const struct {
+        unsigned int seals;
+        int rc;
+    } cases[] = {
+        { 0, -EINVAL },
+        { F_SEAL_GROW, -EINVAL },
+        { F_SEAL_SHRINK, 0 },
+        { F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL, 0 }, /* QEMU seal=on */
+        { F_SEAL_SEAL, 0 }, /* cannot be sealed: like QEMU's seal=off */
+    };
+    struct umdev_client *c = harness_connect(&H, NULL);
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int fd, w0 = atomic_load(&H.server_log.warnings);
+        uint8_t *mem = sealed_mem(4 * PG, cases[i].seals, &fd);
+
+        assert_int_equal(
+            umdev_client_dma_map(c, iova(0), 4 * PG, mem, fd, 0, RW),
+            cases[i].rc);
+        assert_int_equal(atomic_load(&H.server_log.warnings),
+                         w0 + (cases[i].rc < 0));
+        assert_int_equal(harness_sample(&H).dma_count, cases[i].rc == 0);
+        if (cases[i].rc == 0)
+            assert_int_equal(umdev_client_dma_unmap(c, iova(0), 4 * PG), 0);
+        guest_mem_free(mem, 4 * PG, fd);
+    }
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    umdev_client_destroy(c);
 }
 
 static void
@@ -826,6 +886,7 @@ static const struct CMUnitTest tests[] = {
     HARNESS_TEST(test_irq_fd_not_eventfd),
     HARNESS_TEST(test_irq_eventfd_full),
     HARNESS_TEST(test_dma_map_beyond_file),
+    HARNESS_TEST(test_dma_map_seals),
     HARNESS_TEST(test_dma_1000_regions),
     HARNESS_TEST(test_dma_maps_at_limit),
     HARNESS_TEST(test_dma_message_fallback),
