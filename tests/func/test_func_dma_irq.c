@@ -370,6 +370,53 @@ test_irq_eventfd_full(void **state)
     close(efd);
 }
 
+/*
+ * Descriptors per message at the limit (UMDEV_WIRE_MAX_MSG_FDS) and one
+ * past it, on a raw socket: 16 eventfds with a SET_IRQS of count 16 pass
+ * the framing and reach the handler, which refuses them for its own
+ * reason (MSI-X has 4 vectors here: EINVAL, not EBADF); 17 are refused
+ * by the framing (EBADF). Either way the server keeps none of them and
+ * the connection goes on.
+ */
+static void
+test_fds_per_message_limit(void **state)
+{
+    enum { MAX = UMDEV_WIRE_MAX_MSG_FDS };
+    struct vfio_user_irq_set s =
+        raw_irq_eventfds(VFIO_PCI_MSIX_IRQ_INDEX, 0, MAX);
+    int fd = harness_raw_socket(&H), efds[MAX + 1], fds0;
+    uint8_t reply[256];
+    size_t i;
+
+    (void)state;
+    raw_negotiate(fd, 1);
+    for (i = 0; i < MAX + 1; i++)
+        efds[i] = efd_new();
+    fds0 = kit_open_fds();
+    raw_send(fd, 10, VFIO_USER_DEVICE_SET_IRQS, 0, &s, sizeof(s), efds, MAX);
+    raw_expect_error(fd, 10, VFIO_USER_DEVICE_SET_IRQS, EINVAL);
+    raw_expect_alive(fd, 11);
+    assert_int_equal(kit_open_fds(), fds0);
+    s.count = MAX + 1;
+    raw_send(fd, 12, VFIO_USER_DEVICE_SET_IRQS, 0, &s, sizeof(s), efds,
+             MAX + 1);
+    raw_expect_error(fd, 12, VFIO_USER_DEVICE_SET_IRQS, EBADF);
+    raw_expect_alive(fd, 13);
+    assert_int_equal(kit_open_fds(), fds0);
+    /* Within the vectors there are, the same path takes them. */
+    s.count = TESTDEV_MSIX_VECTORS;
+    raw_send(fd, 14, VFIO_USER_DEVICE_SET_IRQS, 0, &s, sizeof(s), efds,
+             TESTDEV_MSIX_VECTORS);
+    raw_expect_reply(fd, 14, VFIO_USER_DEVICE_SET_IRQS, reply, sizeof(reply));
+    assert_int_equal(kit_open_fds(), fds0 + TESTDEV_MSIX_VECTORS);
+    /* Detached: the eventfds closed with both ends of the socket. */
+    close(fd);
+    harness_wait_detached(&H);
+    assert_int_equal(kit_open_fds(), fds0 - 2);
+    for (i = 0; i < MAX + 1; i++)
+        close(efds[i]);
+}
+
 #define NMAPS 1000u
 #define MAP_BASE 0x10000000ull
 
@@ -885,6 +932,7 @@ static const struct CMUnitTest tests[] = {
     HARNESS_TEST(test_msix),
     HARNESS_TEST(test_irq_fd_not_eventfd),
     HARNESS_TEST(test_irq_eventfd_full),
+    HARNESS_TEST(test_fds_per_message_limit),
     HARNESS_TEST(test_dma_map_beyond_file),
     HARNESS_TEST(test_dma_map_seals),
     HARNESS_TEST(test_dma_1000_regions),
