@@ -348,6 +348,11 @@ test_shrunk_guest_memory(void **state)
     }
     assert_int_equal(ACCEL_Q_STATUS_ERROR(qreg(&bad, 0, ACCEL_Q_STATUS)),
                      ACCEL_QERR_RING_FAULT);
+    {
+        uint64_t at = reg_rd64(bad.c, ACCEL_REG_QUEUE(0) + ACCEL_Q_ERR_ADDR);
+
+        assert_true(at >= RING(0) && at < RING(0) + accel_ring_bytes(16));
+    }
 
     {
         int64_t deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
