@@ -289,6 +289,14 @@ accel_engine_create(const struct accel_engine_config *cfg,
     if (e == NULL)
         return -ENOMEM;
     e->log = cfg->log;
+    /* Now, before any sandbox forbids sigaction(): queue memory is
+     * reached under fault guards (engine_copy()). */
+    rc = umdev_fault_guard_init();
+    if (rc < 0)
+        umdev_log(e->log, LOG_WARNING,
+                  "accel: cannot install the SIGBUS handler (%s): a shrunk "
+                  "guest memory file can end the process",
+                  strerror(-rc));
     e->nq = cfg->nr_queues ? cfg->nr_queues : ACCEL_DEFAULT_QUEUES;
     e->max_transfer =
         cfg->max_transfer ? cfg->max_transfer : ACCEL_DEFAULT_MAX_TRANSFER;

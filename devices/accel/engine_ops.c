@@ -112,6 +112,35 @@ fault:
     return -EFAULT;
 }
 
+/*
+ * Guest memory is reached under umdev_fault_guard_run(): a client that
+ * shrinks the file behind a mapping makes the next access there a bus
+ * error, which then fails the descriptor (ADDR_FAULT) or the ring access
+ * instead of the whole process. The guarded functions only move bytes;
+ * holds are taken before and given back after, whatever happened.
+ */
+struct copy_arg {
+    void *dst;
+    const void *src;
+    size_t n;
+};
+
+static void
+copy_fn(void *arg)
+{
+    struct copy_arg *c = arg;
+
+    memcpy(c->dst, c->src, c->n);
+}
+
+int
+engine_copy(void *dst, const void *src, size_t n)
+{
+    struct copy_arg c = { dst, src, n };
+
+    return umdev_fault_guard_run(copy_fn, &c, NULL);
+}
+
 /* A forward cursor over an operand's segments. */
 struct cur {
     const struct operand *o;
@@ -330,6 +359,84 @@ static const struct {
 #undef W
 };
 
+/* What run_op() runs: a translated data operation. */
+struct op_arg {
+    const struct accel_engine *e;
+    const struct accel_desc *d;
+    const struct operand *op;
+    uint64_t len;
+    struct result *r;
+};
+
+/* The operation itself, under a fault guard: only memory work here. */
+static void
+run_op(void *arg_)
+{
+    const struct op_arg *a = arg_;
+    const struct accel_engine *e = a->e;
+    const struct accel_desc *d = a->d;
+    const struct operand *op = a->op;
+    struct result *r = a->r;
+    uint64_t len = a->len, at = 0;
+    bool same;
+
+    r->status = ACCEL_ST_SUCCESS;
+    r->bytes = (uint32_t)len;
+    switch (d->opcode) {
+    case ACCEL_OP_MEMMOVE:
+        op_memmove(&op[0], &op[1], len,
+                   d->dst > d->src && d->dst - d->src < len);
+        break;
+    case ACCEL_OP_FILL:
+        op_pattern(&op[0], len, d->pattern, NULL);
+        break;
+    case ACCEL_OP_COMPARE:
+    case ACCEL_OP_COMPARE_PATTERN:
+        same = d->opcode == ACCEL_OP_COMPARE
+                   ? op_compare(&op[0], &op[1], len, &at)
+                   : op_pattern(&op[0], len, d->pattern, &at);
+        if (!same) {
+            /* The bytes before the first difference compared equal. */
+            res_error(r, ACCEL_ST_MISMATCH, at);
+            r->cmp = 1;
+            r->bytes = (uint32_t)at;
+        }
+        break;
+    case ACCEL_OP_CRC32C:
+        r->value = op_crc_copy(e, &op[0], NULL, NULL, len, d->crc_seed, true);
+        break;
+    case ACCEL_OP_COPY_CRC:
+        r->value = op_crc_copy(e, &op[0], &op[1], NULL, len, d->crc_seed, true);
+        break;
+    case ACCEL_OP_DUALCAST:
+        op_crc_copy(e, &op[0], &op[1], &op[2], len, 0, false);
+        break;
+    }
+}
+
+/* The guest address of host address @host in one of the operands (the
+ * first operand's start if none holds it). */
+static uint64_t
+fault_addr(const struct operand *op, const uint64_t *addr, unsigned int nops,
+           const void *host)
+{
+    const uint8_t *h = host;
+    unsigned int i, j;
+
+    for (i = 0; i < nops; i++) {
+        uint64_t off = 0;
+
+        for (j = 0; j < op[i].n; j++) {
+            const uint8_t *p = op[i].s[j].ptr;
+
+            if (h >= p && h < p + op[i].s[j].len)
+                return addr[i] + off + (uint64_t)(h - p);
+            off += op[i].s[j].len;
+        }
+    }
+    return addr[0];
+}
+
 /* A data operation: validate, translate every operand, run. */
 static void
 run_data(struct worker *w, struct accel_queue *q, const struct accel_desc *d,
@@ -337,14 +444,15 @@ run_data(struct worker *w, struct accel_queue *q, const struct accel_desc *d,
 {
     struct accel_engine *e = q->e;
     struct operand op[MAX_OPERANDS];
-    uint64_t len = d->size, fault = 0, at = 0;
+    uint64_t len = d->size, fault = 0;
     const uint64_t fields[] = {
         [SRC] = d->src, [DST] = d->dst, [DST2] = d->dst2
     };
     unsigned int nops = data_operands[d->opcode].n, i;
-    bool same;
     int prot[MAX_OPERANDS];
     uint64_t addr[MAX_OPERANDS];
+    struct op_arg arg = { e, d, op, len, r };
+    void *host = NULL;
 
     if (len == 0 || len > e->max_transfer) {
         res_error(r, ACCEL_ST_INVALID_FIELD, OFF_SIZE);
@@ -379,38 +487,13 @@ run_data(struct worker *w, struct accel_queue *q, const struct accel_desc *d,
             return;
         }
     }
-
-    r->status = ACCEL_ST_SUCCESS;
-    r->bytes = (uint32_t)len;
-    switch (d->opcode) {
-    case ACCEL_OP_MEMMOVE:
-        op_memmove(&op[0], &op[1], len,
-                   d->dst > d->src && d->dst - d->src < len);
-        break;
-    case ACCEL_OP_FILL:
-        op_pattern(&op[0], len, d->pattern, NULL);
-        break;
-    case ACCEL_OP_COMPARE:
-    case ACCEL_OP_COMPARE_PATTERN:
-        same = d->opcode == ACCEL_OP_COMPARE
-                   ? op_compare(&op[0], &op[1], len, &at)
-                   : op_pattern(&op[0], len, d->pattern, &at);
-        if (!same) {
-            /* The bytes before the first difference compared equal. */
-            res_error(r, ACCEL_ST_MISMATCH, at);
-            r->cmp = 1;
-            r->bytes = (uint32_t)at;
-        }
-        break;
-    case ACCEL_OP_CRC32C:
-        r->value = op_crc_copy(e, &op[0], NULL, NULL, len, d->crc_seed, true);
-        break;
-    case ACCEL_OP_COPY_CRC:
-        r->value = op_crc_copy(e, &op[0], &op[1], NULL, len, d->crc_seed, true);
-        break;
-    case ACCEL_OP_DUALCAST:
-        op_crc_copy(e, &op[0], &op[1], &op[2], len, 0, false);
-        break;
+    if (umdev_fault_guard_run(run_op, &arg, &host) < 0) {
+        /* A bus error: a page of an operand is gone from its file. The
+         * destination may be written in part. */
+        res_error(r, ACCEL_ST_ADDR_FAULT, fault_addr(op, addr, nops, host));
+        r->cmp = 0;
+        r->bytes = 0;
+        r->value = 0;
     }
     r->data_bytes = len;
     r->cost += len;
@@ -475,6 +558,22 @@ engine_report(struct accel_queue *q, uint8_t code, uint8_t opcode,
         q->ops->error(q->opaque, &err);
 }
 
+struct comp_arg {
+    uint8_t *p;
+    const struct accel_comp *c;
+    uint8_t status;
+};
+
+/* Write a completion record, its status byte last. */
+static void
+comp_fn(void *arg)
+{
+    const struct comp_arg *a = arg;
+
+    memcpy(a->p + 1, (const uint8_t *)a->c + 1, sizeof(*a->c) - 1);
+    __atomic_store_n(a->p, a->status, __ATOMIC_RELEASE);
+}
+
 /* Publish @r for @d: the completion record (status byte last) or, with
  * nowhere to write it, the error callback; then the interrupt. */
 void
@@ -503,13 +602,14 @@ engine_complete(struct accel_queue *q, const struct accel_desc *d,
         uint8_t *p =
             engine_map_small(q, d->comp, sizeof(c), ACCEL_MAP_WRITE, &m);
 
-        if (p != NULL) {
-            memcpy(p + 1, (const uint8_t *)&c + 1, sizeof(c) - 1);
-            __atomic_store_n(p, r->status, __ATOMIC_RELEASE);
+        struct comp_arg ca = { p, &c, r->status };
+        int rc =
+            p != NULL ? umdev_fault_guard_run(comp_fn, &ca, NULL) : -EFAULT;
+
+        if (p != NULL)
             engine_seg_put(q, &m);
-        } else {
+        if (rc < 0)
             engine_report(q, ACCEL_ERR_COMP_FAULT, d->opcode, index, d->comp);
-        }
     } else if (want) {
         engine_report(q, ACCEL_ST_INVALID_FIELD, d->opcode, index, OFF_COMP);
     } else if (!ok && r->status != ACCEL_ST_ABORTED) {
@@ -525,6 +625,7 @@ abort_batch_rest(struct accel_queue *q, uint64_t list, uint32_t i, uint32_t n,
                  uint32_t index)
 {
     struct result r = { .status = ACCEL_ST_ABORTED };
+    int rc;
 
     for (; i < n; i++) {
         struct accel_map m;
@@ -535,8 +636,10 @@ abort_batch_rest(struct accel_queue *q, uint64_t list, uint32_t i, uint32_t n,
 
         if (p == NULL)
             return;
-        memcpy(&el, p, sizeof(el));
+        rc = engine_copy(&el, p, sizeof(el));
         engine_seg_put(q, &m);
+        if (rc < 0)
+            return;
         engine_complete(q, &el, index, &r);
     }
 }
@@ -547,6 +650,7 @@ run_batch(struct worker *w, struct accel_queue *q, const struct accel_desc *d,
 {
     uint32_t n = d->size, i, ok = 0;
     bool failed = false;
+    int rc;
 
     if (n == 0 || n > ACCEL_BATCH_MAX) {
         res_error(r, ACCEL_ST_INVALID_FIELD, OFF_SIZE);
@@ -574,8 +678,13 @@ run_batch(struct worker *w, struct accel_queue *q, const struct accel_desc *d,
             res_error(r, ACCEL_ST_ADDR_FAULT, at);
             break;
         }
-        memcpy(&el, p, sizeof(el)); /* the guest may rewrite it: copy */
+        /* The guest may rewrite it: copy. */
+        rc = engine_copy(&el, p, sizeof(el));
         engine_seg_put(q, &m);
+        if (rc < 0) {
+            res_error(r, ACCEL_ST_ADDR_FAULT, at);
+            break;
+        }
         engine_run_desc(w, q, &el, index, true, &er);
         engine_complete(q, &el, index, &er);
         r->cost += er.cost;

@@ -158,6 +158,10 @@ engine_seg_put(struct accel_queue *q, struct accel_map *m)
     m->borrowed = false;
 }
 
+/* memcpy() under a fault guard (umdev_fault_guard_run()): -EFAULT if
+ * guest memory at @src or @dst was gone from its file. */
+int engine_copy(void *dst, const void *src, size_t n);
+
 /* Map exactly @len bytes at @addr as one piece (ring lines, descriptors
  * and completion records never cross a page). */
 static inline void *

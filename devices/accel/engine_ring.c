@@ -19,6 +19,9 @@
 struct ring {
     struct accel_queue *q;
     bool whole;
+    /* Whole, and reached inside engine_serve()'s own fault guard: its
+     * words need no guard each (a bus error halts the queue there). */
+    bool covered;
     struct accel_map m;
 };
 
@@ -28,6 +31,7 @@ ring_open(struct accel_queue *q, struct ring *r)
     uint64_t len = accel_ring_bytes(q->cfg.size);
 
     r->q = q;
+    r->covered = false;
     r->whole =
         engine_map_small(q, q->cfg.ring, len, ACCEL_MAP_READ | ACCEL_MAP_WRITE,
                          &r->m) != NULL;
@@ -52,19 +56,47 @@ ring_at(struct ring *r, uint64_t off, uint64_t len, int prot,
     return engine_map_small(r->q, r->q->cfg.ring + off, len, prot, tmp);
 }
 
+/* A ring word, accessed under a fault guard (a ring page gone from its
+ * file halts the queue as any unreachable ring does). */
+struct word_arg {
+    uint32_t *p;
+    uint32_t v;
+};
+
+static void
+load_fn(void *arg)
+{
+    struct word_arg *w = arg;
+
+    w->v = __atomic_load_n(w->p, __ATOMIC_ACQUIRE);
+}
+
+static void
+store_fn(void *arg)
+{
+    struct word_arg *w = arg;
+
+    __atomic_store_n(w->p, w->v, __ATOMIC_RELEASE);
+}
+
 static int
 ring_load(struct ring *r, uint64_t off, uint32_t *v)
 {
     struct accel_map m;
     bool held;
-    uint32_t *p = ring_at(r, off, 4, ACCEL_MAP_READ, &m, &held);
+    struct word_arg w = { ring_at(r, off, 4, ACCEL_MAP_READ, &m, &held), 0 };
+    int rc = 0;
 
-    if (p == NULL)
+    if (w.p == NULL)
         return -EFAULT;
-    *v = __atomic_load_n(p, __ATOMIC_ACQUIRE);
+    if (r->covered)
+        load_fn(&w);
+    else
+        rc = umdev_fault_guard_run(load_fn, &w, NULL);
     if (held)
         engine_seg_put(r->q, &m);
-    return 0;
+    *v = w.v;
+    return rc;
 }
 
 static int
@@ -72,14 +104,18 @@ ring_store(struct ring *r, uint64_t off, uint32_t v)
 {
     struct accel_map m;
     bool held;
-    uint32_t *p = ring_at(r, off, 4, ACCEL_MAP_WRITE, &m, &held);
+    struct word_arg w = { ring_at(r, off, 4, ACCEL_MAP_WRITE, &m, &held), v };
+    int rc = 0;
 
-    if (p == NULL)
+    if (w.p == NULL)
         return -EFAULT;
-    __atomic_store_n(p, v, __ATOMIC_RELEASE);
+    if (r->covered)
+        store_fn(&w);
+    else
+        rc = umdev_fault_guard_run(store_fn, &w, NULL);
     if (held)
         engine_seg_put(r->q, &m);
-    return 0;
+    return rc;
 }
 
 static int
@@ -91,12 +127,18 @@ ring_desc(struct ring *r, uint32_t idx, struct accel_desc *d)
     bool held;
     const void *p = ring_at(r, off, sizeof(*d), ACCEL_MAP_READ, &m, &held);
 
+    int rc = 0;
+
     if (p == NULL)
         return -EFAULT;
-    memcpy(d, p, sizeof(*d)); /* validated from this copy only */
+    /* Validated from this copy only. */
+    if (r->covered)
+        memcpy(d, p, sizeof(*d));
+    else
+        rc = engine_copy(d, p, sizeof(*d));
     if (held)
         engine_seg_put(r->q, &m);
-    return 0;
+    return rc;
 }
 
 /* The queue stops for good (until disabled): its ring cannot be used. */
@@ -127,44 +169,48 @@ queue_fault(struct accel_queue *q, uint8_t code, uint64_t addr)
     engine_report(q, code, 0, head, addr);
 }
 
-/*
- * One visit: run descriptors while the queue has work and deficit.
- * *@empty: the ring was seen empty at the end. Return: descriptors done.
- */
-unsigned int
-engine_serve(struct worker *w, struct accel_queue *q, bool *empty)
+/* What serve_ring() works with and leaves. */
+struct serve_arg {
+    struct worker *w;
+    struct accel_queue *q;
+    struct ring *r;
+    bool *empty;
+    unsigned int done;
+};
+
+/* The ring part of a visit; under engine_serve()'s fault guard. */
+static void
+serve_ring(void *arg)
 {
+    struct serve_arg *a = arg;
+    struct accel_queue *q = a->q;
     struct accel_engine *e = q->e;
+    struct ring *r = a->r;
     uint32_t head = atomic_load(&q->head), tail;
-    unsigned int done = 0;
     uint64_t fault;
-    struct ring r;
     int rc;
 
-    *empty = false;
-    engine_visit_begin(q);
-    ring_open(q, &r);
     if (q->published) {
         /* Awake again: tell the driver to stop ringing. */
-        if (ring_store(&r, ACCEL_RING_DOORBELL_NEEDED, 0) < 0) {
+        if (ring_store(r, ACCEL_RING_DOORBELL_NEEDED, 0) < 0) {
             queue_fault(q, ACCEL_ERR_RING_FAULT,
                         q->cfg.ring + ACCEL_RING_DOORBELL_NEEDED);
-            goto out;
+            return;
         }
         q->published = false;
     }
     fault = q->cfg.ring + ACCEL_RING_TAIL;
-    rc = ring_load(&r, ACCEL_RING_TAIL, &tail);
+    rc = ring_load(r, ACCEL_RING_TAIL, &tail);
     while (rc == 0) {
         struct accel_desc d;
         struct result res;
 
         if (tail - head > q->cfg.size) {
             queue_fault(q, ACCEL_ERR_BAD_INDEX, tail);
-            goto out;
+            return;
         }
         if (tail == head) {
-            *empty = true;
+            *a->empty = true;
             break;
         }
         if (q->deficit <= 0 || atomic_load(&q->state) != ACCEL_QS_ENABLED ||
@@ -172,38 +218,70 @@ engine_serve(struct worker *w, struct accel_queue *q, bool *empty)
             break;
         fault = q->cfg.ring + ACCEL_RING_DESCS +
                 (uint64_t)(head & (q->cfg.size - 1)) * ACCEL_DESC_SIZE;
-        rc = ring_desc(&r, head, &d);
+        rc = ring_desc(r, head, &d);
         if (rc < 0)
             break;
-        engine_run_desc(w, q, &d, head, false, &res);
+        engine_run_desc(a->w, q, &d, head, false, &res);
         engine_complete(q, &d, head, &res);
         head++;
         /* Published for accel_queue_status(); a plain store on x86 (a
          * seq_cst one would be a locked exchange per descriptor). */
         atomic_store_explicit(&q->head, head, memory_order_release);
         fault = q->cfg.ring + ACCEL_RING_HEAD;
-        rc = ring_store(&r, ACCEL_RING_HEAD, head);
+        rc = ring_store(r, ACCEL_RING_HEAD, head);
         if (rc < 0)
             break;
         q->deficit -= (int64_t)res.cost;
-        done++;
+        a->done++;
         /* Take what the driver added meanwhile without a new visit. */
         if (head == tail) {
             fault = q->cfg.ring + ACCEL_RING_TAIL;
-            rc = ring_load(&r, ACCEL_RING_TAIL, &tail);
+            rc = ring_load(r, ACCEL_RING_TAIL, &tail);
         }
     }
     if (rc < 0)
         queue_fault(q, ACCEL_ERR_RING_FAULT, fault);
-    else if (*empty)
+    else if (*a->empty)
         engine_intr_flush(q);
     else if (q->intr_pending && q->cfg.coal_usec != 0 &&
              engine_now_ns() - q->intr_first_ns >= q->cfg.coal_usec * 1000ull)
         engine_intr_flush(q);
-out:
+}
+
+/*
+ * One visit: run descriptors while the queue has work and deficit.
+ * *@empty: the ring was seen empty at the end. Return: descriptors done.
+ *
+ * A ring held whole is reached without a fault guard per word (two per
+ * descriptor otherwise): the visit runs under one, and a bus error on
+ * the ring (its file shrank) lands here and halts the queue. Every other
+ * guest access of the visit has a guard of its own, so nothing else
+ * lands here, and the only holds then taken are the visit's, given back
+ * below.
+ */
+unsigned int
+engine_serve(struct worker *w, struct accel_queue *q, bool *empty)
+{
+    struct ring r;
+    struct serve_arg a = { w, q, &r, empty, 0 };
+    void *host = NULL;
+
+    *empty = false;
+    engine_visit_begin(q);
+    ring_open(q, &r);
+    r.covered = r.whole;
+    if (umdev_fault_guard_run(serve_ring, &a, &host) < 0) {
+        const uint8_t *h = host, *p = r.m.ptr;
+        uint64_t at = q->cfg.ring;
+
+        if (h >= p && h < p + r.m.len)
+            at += (uint64_t)(h - p);
+        *empty = false;
+        queue_fault(q, ACCEL_ERR_RING_FAULT, at);
+    }
     ring_close(&r);
     engine_visit_end(q);
-    return done;
+    return a.done;
 }
 
 /*

@@ -57,7 +57,16 @@ enum {
 /* Limits (documented in docs/PROTOCOL.md). */
 #define UMDEV_MAX_REGIONS 16u
 #define UMDEV_MAX_IRQ_VECTORS 2048u /* MSI-X table maximum */
-#define UMDEV_DEFAULT_MAX_DMA_MAPS 65535u
+/*
+ * DMA mappings: each one with an fd is an mmap() in this process, and the
+ * kernel caps a process's mappings (vm.max_map_count, 65530 by default),
+ * all its libraries, heap, thread stacks and sanitizer shadow included.
+ * So the devices of one process share UMDEV_PROCESS_MAX_DMA_MAPS, half
+ * of that cap: each device reserves its max_dma_maps (what it advertises
+ * in VERSION, a promise it can keep) from it when it is created.
+ */
+#define UMDEV_DEFAULT_MAX_DMA_MAPS 2048u
+#define UMDEV_PROCESS_MAX_DMA_MAPS 32768u
 
 #define UMDEV_REGION_F_READ (1u << 0)
 #define UMDEV_REGION_F_WRITE (1u << 1)
@@ -117,13 +126,17 @@ struct umdev_dev_info {
     const struct umdev_dev_ops *ops; /* borrowed; may be NULL */
     void *opaque;              /* borrowed */
     const struct umdev_logger *log; /* borrowed; may be NULL */
-    uint32_t max_dma_maps;     /* 0: UMDEV_DEFAULT_MAX_DMA_MAPS */
+    /* 0: UMDEV_DEFAULT_MAX_DMA_MAPS; reserved from the process's
+     * UMDEV_PROCESS_MAX_DMA_MAPS while the device exists */
+    uint32_t max_dma_maps;
     uint32_t max_data_xfer_size; /* 0: 1 MiB */
 };
 
 /**
  * umdev_dev_create() - a device with no regions or IRQs yet.
- * Return: 0 or -ENOMEM / -EINVAL.
+ * Return: 0 or -ENOMEM / -EINVAL; -ENOSPC when the process's devices have
+ * reserved too many DMA mappings to grant this one its max_dma_maps
+ * (logged).
  */
 int umdev_dev_create(const struct umdev_dev_info *info,
                      struct umdev_dev **out);

@@ -45,6 +45,35 @@ void umdev_vlog(const struct umdev_logger *log, int level, const char *fmt,
 /** A ready-made sink writing "umdev: LEVEL: line" to stderr. */
 void umdev_log_stderr(void *opaque, int level, const char *line);
 
+/**
+ * umdev_fault_guard_run() - run @fn(@arg), which reads or writes guest
+ * memory (DMA holds), so that a bus error there ends @fn early with
+ * -EFAULT instead of ending the process: a client can shrink the file
+ * behind a DMA mapping at any time (a memfd without F_SEAL_SHRINK, a
+ * tmpfs or hugetlbfs file), and touching a page past its new end raises
+ * SIGBUS.
+ * @fault: if not NULL, receives the host address that faulted (set only
+ *   on -EFAULT).
+ *
+ * @fn may be left at any instruction, so it must only move and compare
+ * memory: no locks, no allocation, no library state half-updated. Memory
+ * it wrote before the fault stays written. Thread-safe; guards nest.
+ * Return: 0 if @fn ran to its end; -EFAULT if a bus error cut it short.
+ */
+int umdev_fault_guard_run(void (*fn)(void *arg), void *arg, void **fault);
+
+/**
+ * umdev_fault_guard_init() - make the process's SIGBUS handler the one
+ * umdev_fault_guard_run() relies on, unless it already is; a bus error
+ * outside any guard goes on to the handler it replaced (or the default
+ * action). umdev_dev_create() and accel_engine_create() call it: a
+ * sandbox that forbids sigaction() must come after them. Code that sets
+ * its own SIGBUS handler later (a test framework does, per test) turns
+ * guards off until it calls this again. Thread-safe.
+ * Return: 0 or sigaction()'s -errno.
+ */
+int umdev_fault_guard_init(void);
+
 #pragma GCC visibility pop
 
 #ifdef __cplusplus

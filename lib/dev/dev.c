@@ -14,12 +14,20 @@ int
 umdev_dev_create(const struct umdev_dev_info *info, struct umdev_dev **out)
 {
     struct umdev_dev *dev;
-    uint32_t i;
+    uint32_t i, max, left;
     int rc;
 
     *out = NULL;
     if (info == NULL)
         return -EINVAL;
+    /* Now, while sigaction() is allowed: workers sandbox after creating
+     * their device, and device DMA runs under guards. */
+    rc = umdev_fault_guard_init();
+    if (rc < 0)
+        umdev_log(info->log, LOG_WARNING,
+                  "cannot install the SIGBUS handler (%s): a client that "
+                  "shrinks guest memory can end the process",
+                  strerror(-rc));
     dev = calloc(1, sizeof(*dev));
     if (dev == NULL)
         return -ENOMEM;
@@ -37,9 +45,14 @@ umdev_dev_create(const struct umdev_dev_info *info, struct umdev_dev **out)
         free(dev);
         return -ENOMEM;
     }
-    rc = dev_dma_init(&dev->dma, info->max_dma_maps
-                                     ? info->max_dma_maps
-                                     : UMDEV_DEFAULT_MAX_DMA_MAPS);
+    max = info->max_dma_maps ? info->max_dma_maps : UMDEV_DEFAULT_MAX_DMA_MAPS;
+    rc = dev_dma_init(&dev->dma, max, &left);
+    if (rc == -ENOSPC)
+        umdev_log(info->log, LOG_ERR,
+                  "%s: cannot reserve %u DMA mappings: %u of the process's %u "
+                  "are left (lower max_dma_maps, or serve fewer devices in "
+                  "one process)",
+                  dev->name, max, left, UMDEV_PROCESS_MAX_DMA_MAPS);
     if (rc < 0) {
         pthread_mutex_destroy(&dev->irq_lock);
         free(dev->name);

@@ -35,6 +35,7 @@ struct dev_irq {
     uint32_t count;
     uint32_t flags; /* VFIO_IRQ_INFO_* */
     struct dev_irq_vec *vec;
+    int *old; /* count slots: eventfds replaced, closed after the writes */
     int unmask_efd; /* INTx: the client's resample eventfd, -1 if none */
 };
 
@@ -101,6 +102,7 @@ struct umdev_dev {
     uint32_t num_regions;
 
     pthread_mutex_t irq_lock; /* triggers may come from device threads */
+    atomic_uint irq_inflight; /* eventfd writes under way (irq.c) */
     struct dev_irq irqs[DEV_MAX_IRQ_INDEX];
     uint32_t num_irqs;
     bool intx_level;
@@ -132,7 +134,9 @@ int dev_profile_check(struct umdev_dev *dev, uint32_t index, uint64_t offset,
                       uint64_t count, bool is_write);
 
 /* dma.c */
-int dev_dma_init(struct dma_table *t, uint32_t max);
+/* Reserves @max of the process's DMA mapping budget (-ENOSPC: *@left
+ * were left); dev_dma_fini() returns it. */
+int dev_dma_init(struct dma_table *t, uint32_t max, uint32_t *left);
 void dev_dma_fini(struct umdev_dev *dev);
 int dev_dma_map(struct umdev_dev *dev, const struct vfio_user_dma_map *m,
                 int fd);

@@ -8,6 +8,7 @@
  * order and moves the copy on when the answer arrives.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -17,23 +18,64 @@
 #include "dev_priv.h"
 #include "umdev/dev_testing.h"
 
+/*
+ * The process's DMA mapping budget (dev.h: UMDEV_PROCESS_MAX_DMA_MAPS)
+ * and what its devices reserved of it. Process-wide by nature: the
+ * kernel's mapping cap is per process, whichever device maps.
+ */
+static _Atomic uint32_t dma_budget = UMDEV_PROCESS_MAX_DMA_MAPS;
+static _Atomic uint32_t dma_reserved;
+
+static int
+budget_take(uint32_t n)
+{
+    uint32_t cur = atomic_load(&dma_reserved);
+
+    do {
+        if (n > atomic_load(&dma_budget) - cur)
+            return -ENOSPC;
+    } while (!atomic_compare_exchange_weak(&dma_reserved, &cur, cur + n));
+    return 0;
+}
+
 int
-dev_dma_init(struct dma_table *t, uint32_t max)
+umdev_dma_set_process_limit(uint32_t n)
+{
+    uint32_t cur = atomic_load(&dma_budget);
+
+    if (n == 0)
+        n = UMDEV_PROCESS_MAX_DMA_MAPS;
+    /* Never below what devices hold now: their promises stand. */
+    do {
+        if (n < atomic_load(&dma_reserved))
+            return -EBUSY;
+    } while (!atomic_compare_exchange_weak(&dma_budget, &cur, n));
+    return 0;
+}
+
+int
+dev_dma_init(struct dma_table *t, uint32_t max, uint32_t *left)
 {
     memset(t, 0, sizeof(*t));
     t->max = max;
+    *left = atomic_load(&dma_budget) - atomic_load(&dma_reserved);
+    if (budget_take(max) < 0)
+        return -ENOSPC;
     if (pthread_rwlock_init(&t->lock, NULL) != 0)
-        return -ENOMEM;
+        goto fail;
     if (pthread_mutex_init(&t->wait_lock, NULL) != 0) {
         pthread_rwlock_destroy(&t->lock);
-        return -ENOMEM;
+        goto fail;
     }
     if (pthread_cond_init(&t->released, NULL) != 0) {
         pthread_mutex_destroy(&t->wait_lock);
         pthread_rwlock_destroy(&t->lock);
-        return -ENOMEM;
+        goto fail;
     }
     return 0;
+fail:
+    atomic_fetch_sub(&dma_reserved, max);
+    return -ENOMEM;
 }
 
 /*
@@ -96,12 +138,18 @@ dev_dma_map(struct umdev_dev *dev, const struct vfio_user_dma_map *req,
     /*
      * Touching a mapping beyond the end of its file raises SIGBUS in this
      * process, so a client's fd must be a regular file (memfd, tmpfs,
-     * hugetlbfs) that covers the whole range now. A client that shrinks
-     * the file afterwards can still do it; the guest-RAM files QEMU passes
-     * never shrink.
+     * hugetlbfs) that covers the whole range now. Whether it can shrink
+     * later: a memfd whose seal list is still open must carry
+     * F_SEAL_SHRINK (QEMU's memory-backend-memfd seals grow, shrink and
+     * the list itself by default). A file that cannot be sealed (a memfd
+     * created without MFD_ALLOW_SEALING, as QEMU's seal=off makes, or a
+     * tmpfs or hugetlbfs file: F_SEAL_SEAL set from the start) is
+     * accepted; if its owner shrinks it, device accesses run under
+     * umdev_fault_guard_run() and fault instead of killing the process.
      */
     if (fd >= 0) {
         struct stat st;
+        int seals;
 
         if (fstat(fd, &st) < 0)
             return -errno;
@@ -110,6 +158,16 @@ dev_dma_map(struct umdev_dev *dev, const struct vfio_user_dma_map *req,
         if (req->offset > (uint64_t)st.st_size ||
             req->size > (uint64_t)st.st_size - req->offset)
             return -EINVAL;
+        seals = fcntl(fd, F_GET_SEALS);
+        if (seals >= 0 && !(seals & (F_SEAL_SEAL | F_SEAL_SHRINK))) {
+            umdev_log(dev->log, LOG_WARNING,
+                      "DMA_MAP %#llx+%#llx refused: the memfd can still be "
+                      "sealed but is not sealed against shrinking; add "
+                      "F_SEAL_SHRINK first",
+                      (unsigned long long)req->addr,
+                      (unsigned long long)req->size);
+            return -EINVAL;
+        }
     }
     m = calloc(1, sizeof(*m));
     if (m == NULL)
@@ -254,6 +312,22 @@ dev_dma_fini(struct umdev_dev *dev)
     pthread_cond_destroy(&dev->dma.released);
     pthread_mutex_destroy(&dev->dma.wait_lock);
     pthread_rwlock_destroy(&dev->dma.lock);
+    atomic_fetch_sub(&dma_reserved, dev->dma.max);
+}
+
+int
+umdev_dev_dma_map(struct umdev_dev *dev, uint64_t iova, uint64_t size, int fd,
+                  uint64_t offset, uint32_t flags)
+{
+    struct vfio_user_dma_map m = {
+        .argsz = sizeof(m),
+        .flags = flags,
+        .offset = offset,
+        .addr = iova,
+        .size = size,
+    };
+
+    return dev_dma_map(dev, &m, fd);
 }
 
 size_t

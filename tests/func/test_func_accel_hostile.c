@@ -301,9 +301,121 @@ test_unshared_guest_memory(void **state)
     guest_close(&g);
 }
 
+/*
+ * A client that shrinks its guest-memory file under the device: its memfd
+ * has no F_SEAL_SHRINK (made without sealing, as QEMU's seal=off does), so
+ * the DMA_MAP was accepted, and touching the pages it cut off raises
+ * SIGBUS in the server, which here is this very process. A MEMMOVE from
+ * the lost pages, and one into them, complete ADDR_FAULT at an address in
+ * the lost range; the queue keeps serving; a ring lost too halts its
+ * queue with RING_FAULT; the other subdevice's traffic goes on throughout.
+ */
+static void
+test_shrunk_guest_memory(void **state)
+{
+    const uint64_t keep = 2 * MB, lost = GB + keep, n = 64 * 1024;
+    struct guest bad, good;
+    struct bystander by;
+    struct accel_comp *c;
+    pthread_t th;
+    enum { INFLIGHT = 15 }; /* the ring holds 16 */
+    uint32_t idx, first[INFLIGHT];
+    unsigned int i, faulted = 0;
+
+    (void)state;
+    /* cmocka sets its own SIGBUS handler for each test: ours goes first
+     * (and chains to it), as it would in a server. */
+    assert_int_equal(umdev_fault_guard_init(), 0);
+    guest_open(&good, 0, false);
+    gq_enable(&good, 0, 16);
+    by = (struct bystander){ .g = &good };
+    assert_int_equal(pthread_create(&th, NULL, bystander_thread, &by), 0);
+
+    guest_open(&bad, 1, false);
+    gq_enable(&bad, 0, 16);
+    idx = gq_submit(&bad, 0,
+                    accel_desc_make(ACCEL_OP_MEMMOVE, n, DATA + 4 * MB, DATA));
+    assert_int_equal(gq_wait(&bad, 0, idx), ACCEL_ST_SUCCESS);
+    /* Rings, records and the first MiB of data stay; the rest is gone
+     * (the harness touches only what stays from here on). It goes while
+     * 2 MiB copies out of it are under way, once the first is done: each
+     * completes, whole or ADDR_FAULT, whichever the cut found it at. */
+    for (i = 0; i < INFLIGHT; i++)
+        first[i] = gq_post(&bad, 0,
+                           accel_desc_make(ACCEL_OP_MEMMOVE, 2 * MB,
+                                           DATA + 4 * MB + (i % 4) * 2 * MB,
+                                           DATA + 12 * MB),
+                           i == INFLIGHT - 1);
+    assert_int_equal(gq_wait(&bad, 0, first[0]), ACCEL_ST_SUCCESS);
+    assert_int_equal(ftruncate(bad.fd, (off_t)keep), 0);
+    for (i = 1; i < INFLIGHT; i++) {
+        uint8_t st = gq_wait(&bad, 0, first[i]);
+
+        assert_true(st == ACCEL_ST_SUCCESS || st == ACCEL_ST_ADDR_FAULT);
+        faulted += st == ACCEL_ST_ADDR_FAULT;
+    }
+    print_message("in flight: %u of %u faulted\n", faulted, INFLIGHT - 1);
+
+    idx = gq_submit(&bad, 0,
+                    accel_desc_make(ACCEL_OP_MEMMOVE, n, DATA + 4 * MB, DATA));
+    assert_int_equal(gq_wait(&bad, 0, idx), ACCEL_ST_ADDR_FAULT);
+    c = comp_of(&bad, 0, idx);
+    assert_true(c->info >= DATA + 4 * MB && c->info < DATA + 4 * MB + n);
+    assert_int_equal(c->bytes, 0);
+
+    idx = gq_submit(&bad, 0,
+                    accel_desc_make(ACCEL_OP_MEMMOVE, n, DATA, DATA + 8 * MB));
+    assert_int_equal(gq_wait(&bad, 0, idx), ACCEL_ST_ADDR_FAULT);
+    c = comp_of(&bad, 0, idx);
+    assert_true(c->info >= DATA + 8 * MB && c->info < DATA + 8 * MB + n);
+    assert_true(c->info >= lost);
+
+    /* CRC over lost pages, then good work on the same queue. */
+    idx = gq_submit(&bad, 0,
+                    accel_desc_make(ACCEL_OP_CRC32C, n, DATA + 12 * MB, 0));
+    assert_int_equal(gq_wait(&bad, 0, idx), ACCEL_ST_ADDR_FAULT);
+    idx = gq_submit(&bad, 0,
+                    accel_desc_make(ACCEL_OP_MEMMOVE, 4096, DATA, DATA + 4096));
+    assert_int_equal(gq_wait(&bad, 0, idx), ACCEL_ST_SUCCESS);
+    assert_int_equal(ACCEL_Q_STATUS_STATE(qreg(&bad, 0, ACCEL_Q_STATUS)),
+                     ACCEL_QS_ENABLED);
+
+    /* Now the ring goes too: the next doorbell finds it unreadable. */
+    assert_int_equal(ftruncate(bad.fd, 0), 0);
+    doorbell(&bad, 0);
+    {
+        int64_t deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
+
+        while (ACCEL_Q_STATUS_STATE(qreg(&bad, 0, ACCEL_Q_STATUS)) !=
+               ACCEL_QS_ERROR)
+            assert_true(kit_now_ms() < deadline);
+    }
+    assert_int_equal(ACCEL_Q_STATUS_ERROR(qreg(&bad, 0, ACCEL_Q_STATUS)),
+                     ACCEL_QERR_RING_FAULT);
+    {
+        uint64_t at = reg_rd64(bad.c, ACCEL_REG_QUEUE(0) + ACCEL_Q_ERR_ADDR);
+
+        assert_true(at >= RING(0) && at < RING(0) + accel_ring_bytes(16));
+    }
+
+    {
+        int64_t deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
+
+        while (atomic_load(&by.ok) < 20 && kit_now_ms() < deadline)
+            usleep(1000);
+    }
+    atomic_store(&by.stop, 1);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_true(atomic_load(&by.ok) >= 20);
+    assert_int_equal(atomic_load(&by.bad), 0);
+    guest_close(&bad);
+    guest_close(&good);
+}
+
 static const struct CMUnitTest tests[] = {
     AF_TEST(test_hostile_guest),
     AF_TEST(test_unshared_guest_memory),
+    AF_TEST(test_shrunk_guest_memory),
 };
 
 HARNESS_MAIN("func.accel_hostile", tests)

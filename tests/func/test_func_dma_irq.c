@@ -9,6 +9,10 @@
 #include <fcntl.h>
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -289,6 +293,131 @@ test_msix(void **state)
     close(efd);
 }
 
+/*
+ * Interrupt fds must be eventfds: a pipe (whose writes block once it is
+ * full) or a socket is refused with EINVAL, with a warning, and nothing
+ * changes; the connection keeps working.
+ */
+static void
+test_irq_fd_not_eventfd(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    int efd = efd_new(), pipefd[2], sv[2], w0;
+
+    (void)state;
+    assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    irq_trigger(c, VFIO_PCI_INTX_IRQ_INDEX, 0, efd);
+    w0 = atomic_load(&H.server_log.warnings);
+    assert_int_equal(umdev_client_set_irqs(c, VFIO_PCI_INTX_IRQ_INDEX,
+                                           VFIO_IRQ_SET_DATA_EVENTFD |
+                                               VFIO_IRQ_SET_ACTION_TRIGGER,
+                                           0, 1, &pipefd[1], NULL),
+                     -EINVAL);
+    assert_int_equal(atomic_load(&H.server_log.warnings), w0 + 1);
+    assert_int_equal(umdev_client_set_irqs(c, VFIO_PCI_ERR_IRQ_INDEX,
+                                           VFIO_IRQ_SET_DATA_EVENTFD |
+                                               VFIO_IRQ_SET_ACTION_TRIGGER,
+                                           0, 1, &sv[0], NULL),
+                     -EINVAL);
+    /* The resample fd too. */
+    assert_int_equal(umdev_client_set_irqs(c, VFIO_PCI_INTX_IRQ_INDEX,
+                                           VFIO_IRQ_SET_DATA_EVENTFD |
+                                               VFIO_IRQ_SET_ACTION_UNMASK,
+                                           0, 1, &pipefd[0], NULL),
+                     -EINVAL);
+    /* The eventfd installed before is still the one signalled. */
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 0, 4);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    umdev_client_destroy(c);
+    close(efd);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/*
+ * A blocking eventfd whose counter the client drove to its maximum: a
+ * write to it would wait for a read that never comes. The server signals
+ * it without waiting (counted as dropped) and keeps answering; once the
+ * client drains it, interrupts arrive again.
+ */
+static void
+test_irq_eventfd_full(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    int efd = eventfd(0, EFD_CLOEXEC); /* blocking, as a client may make it */
+    uint64_t max = UINT64_MAX - 1, n = 0;
+    struct harness_state s0, s1;
+
+    (void)state;
+    assert_true(efd >= 0);
+    assert_int_equal(write(efd, &max, sizeof(max)), sizeof(max));
+    irq_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, efd);
+    harness_get_state(&H, &s0);
+    reg_wr(c, TESTDEV_REG_ERR_TRIGGER, 1, 4);
+    /* The server answers: its thread did not block in the write. */
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    harness_get_state(&H, &s1);
+    assert_int_equal(s1.stats.irqs_dropped - s0.stats.irqs_dropped, 1);
+    assert_int_equal(read(efd, &n, sizeof(n)), sizeof(n));
+    assert_true(n == max);
+    reg_wr(c, TESTDEV_REG_ERR_TRIGGER, 1, 4);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+    umdev_client_destroy(c);
+    close(efd);
+}
+
+/*
+ * Descriptors per message at the limit (UMDEV_WIRE_MAX_MSG_FDS) and one
+ * past it, on a raw socket: 16 eventfds with a SET_IRQS of count 16 pass
+ * the framing and reach the handler, which refuses them for its own
+ * reason (MSI-X has 4 vectors here: EINVAL, not EBADF); 17 are refused
+ * by the framing (EBADF). Either way the server keeps none of them and
+ * the connection goes on.
+ */
+static void
+test_fds_per_message_limit(void **state)
+{
+    enum { MAX = UMDEV_WIRE_MAX_MSG_FDS };
+    struct vfio_user_irq_set s =
+        raw_irq_eventfds(VFIO_PCI_MSIX_IRQ_INDEX, 0, MAX);
+    int fd = harness_raw_socket(&H), efds[MAX + 1], fds0;
+    uint8_t reply[256];
+    size_t i;
+
+    (void)state;
+    raw_negotiate(fd, 1);
+    for (i = 0; i < MAX + 1; i++)
+        efds[i] = efd_new();
+    fds0 = kit_open_fds();
+    raw_send(fd, 10, VFIO_USER_DEVICE_SET_IRQS, 0, &s, sizeof(s), efds, MAX);
+    raw_expect_error(fd, 10, VFIO_USER_DEVICE_SET_IRQS, EINVAL);
+    raw_expect_alive(fd, 11);
+    assert_int_equal(kit_open_fds(), fds0);
+    s.count = MAX + 1;
+    raw_send(fd, 12, VFIO_USER_DEVICE_SET_IRQS, 0, &s, sizeof(s), efds,
+             MAX + 1);
+    raw_expect_error(fd, 12, VFIO_USER_DEVICE_SET_IRQS, EBADF);
+    raw_expect_alive(fd, 13);
+    assert_int_equal(kit_open_fds(), fds0);
+    /* Within the vectors there are, the same path takes them. */
+    s.count = TESTDEV_MSIX_VECTORS;
+    raw_send(fd, 14, VFIO_USER_DEVICE_SET_IRQS, 0, &s, sizeof(s), efds,
+             TESTDEV_MSIX_VECTORS);
+    raw_expect_reply(fd, 14, VFIO_USER_DEVICE_SET_IRQS, reply, sizeof(reply));
+    assert_int_equal(kit_open_fds(), fds0 + TESTDEV_MSIX_VECTORS);
+    /* Detached: the eventfds closed with both ends of the socket. */
+    close(fd);
+    harness_wait_detached(&H);
+    assert_int_equal(kit_open_fds(), fds0 - 2);
+    for (i = 0; i < MAX + 1; i++)
+        close(efds[i]);
+}
+
 #define NMAPS 1000u
 #define MAP_BASE 0x10000000ull
 
@@ -331,6 +460,65 @@ test_dma_map_beyond_file(void **state)
     assert_int_equal(umdev_client_dma_unmap(c, iova(0), 4 * PG), 0);
     umdev_client_destroy(c);
     guest_mem_free(mem, 4 * PG, fd);
+}
+
+/* A memfd of @size bytes made with MFD_ALLOW_SEALING, then @seals added,
+ * mapped read-write. */
+static uint8_t *
+sealed_mem(size_t size, unsigned int seals, int *fd)
+{
+    uint8_t *p;
+
+    *fd = memfd_create("sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    assert_true(*fd >= 0);
+    assert_int_equal(ftruncate(*fd, (off_t)size), 0);
+    if (seals != 0)
+        assert_int_equal(fcntl(*fd, F_ADD_SEALS, seals), 0);
+    p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+    assert_true(p != MAP_FAILED);
+    return p;
+}
+
+/*
+ * A memfd whose seal list is still open must be sealed against shrinking
+ * before DMA_MAP: without F_SEAL_SHRINK it is refused with EINVAL and a
+ * warning. QEMU's memory-backend-memfd (seal=on: grow, shrink and the
+ * list sealed) and files that cannot be sealed at all (seal=off memfds,
+ * tmpfs files: F_SEAL_SEAL from the start) are accepted.
+ */
+static void
+test_dma_map_seals(void **state)
+{
+    static const struct {
+        unsigned int seals;
+        int rc;
+    } cases[] = {
+        { 0, -EINVAL },
+        { F_SEAL_GROW, -EINVAL },
+        { F_SEAL_SHRINK, 0 },
+        { F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL, 0 }, /* QEMU seal=on */
+        { F_SEAL_SEAL, 0 }, /* cannot be sealed: like QEMU's seal=off */
+    };
+    struct umdev_client *c = harness_connect(&H, NULL);
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int fd, w0 = atomic_load(&H.server_log.warnings);
+        uint8_t *mem = sealed_mem(4 * PG, cases[i].seals, &fd);
+
+        assert_int_equal(
+            umdev_client_dma_map(c, iova(0), 4 * PG, mem, fd, 0, RW),
+            cases[i].rc);
+        assert_int_equal(atomic_load(&H.server_log.warnings),
+                         w0 + (cases[i].rc < 0));
+        assert_int_equal(harness_sample(&H).dma_count, cases[i].rc == 0);
+        if (cases[i].rc == 0)
+            assert_int_equal(umdev_client_dma_unmap(c, iova(0), 4 * PG), 0);
+        guest_mem_free(mem, 4 * PG, fd);
+    }
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    umdev_client_destroy(c);
 }
 
 static void
@@ -438,6 +626,38 @@ server_dma_bytes(void)
 }
 
 /* DMA to memory mapped without an fd goes over the socket. */
+/*
+ * The max_dma_maps the server advertises is the limit it enforces: that
+ * many mappings (each with an fd: an mmap in the server) succeed, one
+ * more is ENOSPC, and the connection keeps working.
+ */
+static void
+test_dma_maps_at_limit(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    uint32_t max = umdev_client_caps(c)->max_dma_maps, i;
+    uint8_t *mem;
+    int fd;
+
+    (void)state;
+    assert_int_equal(max, UMDEV_DEFAULT_MAX_DMA_MAPS);
+    mem = guest_mem(PG, &fd);
+    for (i = 0; i < max; i++)
+        assert_int_equal(umdev_client_dma_map(c, iova(i), PG, mem, fd, 0, RW),
+                         0);
+    assert_int_equal(umdev_client_dma_map(c, iova(max), PG, mem, fd, 0, RW),
+                     -ENOSPC);
+    assert_int_equal(harness_sample(&H).dma_count, max);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    /* A slot freed is a slot again. */
+    assert_int_equal(umdev_client_dma_unmap(c, iova(0), PG), 0);
+    assert_int_equal(umdev_client_dma_map(c, iova(max), PG, mem, fd, 0, RW), 0);
+    umdev_client_destroy(c);
+    harness_wait_detached(&H);
+    assert_int_equal(harness_sample(&H).dma_count, 0);
+    guest_mem_free(mem, PG, fd);
+}
+
 static void
 test_dma_message_fallback(void **state)
 {
@@ -893,8 +1113,13 @@ static const struct CMUnitTest tests[] = {
     HARNESS_TEST(test_err_and_req),
     HARNESS_TEST(test_deassign_counts_dropped),
     HARNESS_TEST(test_msix),
+    HARNESS_TEST(test_irq_fd_not_eventfd),
+    HARNESS_TEST(test_irq_eventfd_full),
+    HARNESS_TEST(test_fds_per_message_limit),
     HARNESS_TEST(test_dma_map_beyond_file),
+    HARNESS_TEST(test_dma_map_seals),
     HARNESS_TEST(test_dma_1000_regions),
+    HARNESS_TEST(test_dma_maps_at_limit),
     HARNESS_TEST(test_dma_message_fallback),
     HARNESS_TEST(test_dma_spanning_mappings),
     HARNESS_TEST(test_dma_split_by_client_limit),

@@ -37,4 +37,19 @@ bool umdev_dev_irq_enabled(struct umdev_dev *dev, uint32_t index,
 /* Number of live DMA mappings. */
 size_t umdev_dma_count(struct umdev_dev *dev);
 
+/*
+ * A DMA_MAP exactly as a client's would be (same checks, same table),
+ * without a connection. @fd (-1: none) is borrowed. Return: 0 or the
+ * errno the client would get, negated.
+ */
+int umdev_dev_dma_map(struct umdev_dev *dev, uint64_t iova, uint64_t size,
+                      int fd, uint64_t offset, uint32_t flags);
+
+/*
+ * Set the process's DMA mapping budget (0: UMDEV_PROCESS_MAX_DMA_MAPS),
+ * so a test reaches it without tens of thousands of mappings. Return: 0;
+ * -EBUSY below what devices have reserved now.
+ */
+int umdev_dma_set_process_limit(uint32_t n);
+
 #endif /* UMDEV_DEV_TESTING_H */
