@@ -124,8 +124,7 @@ map_free(struct dma_map *m)
 }
 
 int
-dev_dma_map(struct umdev_dev *dev, const struct vfio_user_dma_map *req,
-            int fd)
+dev_dma_map(struct umdev_dev *dev, const struct vfio_user_dma_map *req, int fd)
 {
     struct dma_table *t = &dev->dma;
     struct dma_map *m;
@@ -346,8 +345,7 @@ check_prot(const struct dma_map *m, int prot)
 {
     if ((prot & UMDEV_DMA_READ) && !(m->prot & VFIO_USER_DMA_MAP_FLAG_READ))
         return -EACCES;
-    if ((prot & UMDEV_DMA_WRITE) &&
-        !(m->prot & VFIO_USER_DMA_MAP_FLAG_WRITE))
+    if ((prot & UMDEV_DMA_WRITE) && !(m->prot & VFIO_USER_DMA_MAP_FLAG_WRITE))
         return -EACCES;
     return 0;
 }
@@ -438,11 +436,27 @@ umdev_dma_put(struct umdev_dev *dev, struct umdev_dma_hold *hold)
     }
 }
 
+/* A copy to or from guest memory, run under umdev_fault_guard_run(). */
+struct guarded_copy {
+    void *dst;
+    const void *src;
+    size_t len;
+};
+
+static void
+guarded_memcpy(void *arg)
+{
+    struct guarded_copy *gc = arg;
+
+    memcpy(gc->dst, gc->src, gc->len);
+}
+
 /*
  * Copy the parts of [*iova, *iova + *len) mapped with an fd, advancing the
  * cursors, until the range ends (return 0) or reaches a part mapped
  * without one (return 1, *msg_span = how much of the rest lies in that
- * mapping). -EFAULT on a hole, -EACCES on the wrong protection.
+ * mapping). -EFAULT on a hole or on pages the client cut from the file
+ * behind the mapping, -EACCES on the wrong protection.
  */
 static int
 copy_mapped(struct umdev_dev *dev, uint64_t *iova, uint8_t **p, size_t *len,
@@ -483,12 +497,18 @@ copy_mapped(struct umdev_dev *dev, uint64_t *iova, uint8_t **p, size_t *len,
         }
         {
             struct umdev_dma_hold h = { .ptr = host, .map_ = m };
+            struct guarded_copy gc = {
+                .dst = write ? host : *p,
+                .src = write ? *p : host,
+                .len = chunk,
+            };
 
-            if (write)
-                memcpy(host, *p, chunk);
-            else
-                memcpy(*p, host, chunk);
+            /* The client may have shrunk the file behind the mapping: a
+             * bus error is its fault, not a reason to end the server. */
+            rc = umdev_fault_guard_run(guarded_memcpy, &gc, NULL);
             umdev_dma_put(dev, &h);
+            if (rc < 0)
+                return rc;
         }
         atomic_fetch_add(&dev->dma_bytes, chunk);
         *iova += chunk;

@@ -82,30 +82,24 @@ test_irq_info(void **state)
 {
     struct umdev_client *c = harness_connect(&H, NULL);
     struct umdev_client_irq_info qi;
-    const uint32_t intx_flags = VFIO_IRQ_INFO_EVENTFD |
-                                VFIO_IRQ_INFO_MASKABLE |
+    const uint32_t intx_flags = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE |
                                 VFIO_IRQ_INFO_AUTOMASKED;
 
     (void)state;
-    assert_int_equal(umdev_client_irq_info(c, VFIO_PCI_INTX_IRQ_INDEX, &qi),
-                     0);
+    assert_int_equal(umdev_client_irq_info(c, VFIO_PCI_INTX_IRQ_INDEX, &qi), 0);
     assert_int_equal(qi.flags & intx_flags, intx_flags);
     assert_int_equal(qi.count, 1);
     /* No MSI capability: no vectors. */
-    assert_int_equal(umdev_client_irq_info(c, VFIO_PCI_MSI_IRQ_INDEX, &qi),
-                     0);
+    assert_int_equal(umdev_client_irq_info(c, VFIO_PCI_MSI_IRQ_INDEX, &qi), 0);
     assert_int_equal(qi.count, 0);
     /* MSI-X: the test device's register map declares 4 vectors. */
-    assert_int_equal(umdev_client_irq_info(c, VFIO_PCI_MSIX_IRQ_INDEX, &qi),
-                     0);
+    assert_int_equal(umdev_client_irq_info(c, VFIO_PCI_MSIX_IRQ_INDEX, &qi), 0);
     assert_int_equal(qi.count, TESTDEV_MSIX_VECTORS);
     assert_true(qi.flags & VFIO_IRQ_INFO_EVENTFD);
-    assert_int_equal(umdev_client_irq_info(c, VFIO_PCI_ERR_IRQ_INDEX, &qi),
-                     0);
+    assert_int_equal(umdev_client_irq_info(c, VFIO_PCI_ERR_IRQ_INDEX, &qi), 0);
     assert_int_equal(qi.count, 1);
     assert_true(qi.flags & VFIO_IRQ_INFO_EVENTFD);
-    assert_int_equal(umdev_client_irq_info(c, VFIO_PCI_REQ_IRQ_INDEX, &qi),
-                     0);
+    assert_int_equal(umdev_client_irq_info(c, VFIO_PCI_REQ_IRQ_INDEX, &qi), 0);
     assert_int_equal(qi.count, 1);
     assert_int_equal(umdev_client_irq_info(c, UMDEV_PCI_NUM_IRQS, &qi),
                      -EINVAL);
@@ -215,11 +209,11 @@ test_err_and_req(void **state)
     assert_int_equal(efd_wait(req, HARNESS_TIMEOUT_MS), 1);
     assert_int_equal(efd_wait(err, HARNESS_QUIET_MS), 0);
     /* ERR and REQ are not maskable. */
-    assert_int_equal(umdev_client_set_irqs(c, VFIO_PCI_ERR_IRQ_INDEX,
-                                           VFIO_IRQ_SET_DATA_NONE |
-                                               VFIO_IRQ_SET_ACTION_MASK,
-                                           0, 1, NULL, NULL),
-                     -EINVAL);
+    assert_int_equal(
+        umdev_client_set_irqs(c, VFIO_PCI_ERR_IRQ_INDEX,
+                              VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK,
+                              0, 1, NULL, NULL),
+        -EINVAL);
     /* A sub-index beyond the vector count. */
     assert_int_equal(umdev_client_set_irqs(c, VFIO_PCI_ERR_IRQ_INDEX,
                                            VFIO_IRQ_SET_DATA_NONE |
@@ -444,13 +438,11 @@ test_dma_map_beyond_file(void **state)
     mem = guest_mem(4 * PG, &fd);
     assert_int_equal(umdev_client_dma_map(c, iova(0), 8 * PG, mem, fd, 0, RW),
                      -EINVAL);
-    assert_int_equal(umdev_client_dma_map(c, iova(0), PG, mem, fd, 4 * PG,
-                                          RW),
+    assert_int_equal(umdev_client_dma_map(c, iova(0), PG, mem, fd, 4 * PG, RW),
                      -EINVAL);
     assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
-    assert_int_equal(umdev_client_dma_map(c, iova(0), PG, mem, pipefd[0], 0,
-                                          RW),
-                     -EBADF);
+    assert_int_equal(
+        umdev_client_dma_map(c, iova(0), PG, mem, pipefd[0], 0, RW), -EBADF);
     close(pipefd[0]);
     close(pipefd[1]);
     assert_int_equal(harness_sample(&H).dma_count, 0);
@@ -521,6 +513,42 @@ test_dma_map_seals(void **state)
     umdev_client_destroy(c);
 }
 
+/*
+ * A client that cuts the file behind a mapping after DMA_MAP (a memfd
+ * that cannot be sealed, as QEMU's seal=off makes, so the map was
+ * accepted): the device's copy into the lost pages ends with EFAULT in
+ * DMA_STATUS instead of a SIGBUS that ends the server, and the pages
+ * still there keep working.
+ */
+static void
+test_dma_into_shrunk_file(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    uint8_t *mem;
+    int fd;
+
+    (void)state;
+    /* cmocka sets its own SIGBUS handler per test. */
+    assert_int_equal(umdev_fault_guard_init(), 0);
+    mem = sealed_mem(4 * PG, F_SEAL_SEAL, &fd);
+    memset(mem, 0x5a, PG);
+    assert_int_equal(umdev_client_dma_map(c, MAP_BASE, 4 * PG, mem, fd, 0, RW),
+                     0);
+    assert_int_equal(ftruncate(fd, PG), 0);
+    assert_int_equal(dma_cmd(c, MAP_BASE + 2 * PG, 64, TESTDEV_DMA_INVERT),
+                     EFAULT);
+    assert_int_equal(dma_cmd(c, MAP_BASE + PG - 32, 64, TESTDEV_DMA_INVERT),
+                     EFAULT);
+    assert_int_equal(dma_cmd(c, MAP_BASE, 64, TESTDEV_DMA_INVERT), 0);
+    assert_int_equal(mem[0], 0xa5);
+    assert_int_equal(mem[63], 0xa5);
+    assert_int_equal(mem[64], 0x5a);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    assert_int_equal(umdev_client_dma_unmap(c, MAP_BASE, 4 * PG), 0);
+    umdev_client_destroy(c);
+    guest_mem_free(mem, 4 * PG, fd);
+}
+
 static void
 test_dma_1000_regions(void **state)
 {
@@ -536,9 +564,9 @@ test_dma_1000_regions(void **state)
     fds0 = kit_open_fds();
     maps0 = count_guest_maps();
     for (i = 0; i < NMAPS; i++)
-        assert_int_equal(umdev_client_dma_map(c, iova(i), PG, mem + i * PG,
-                                              fd, i * PG, RW),
-                         0);
+        assert_int_equal(
+            umdev_client_dma_map(c, iova(i), PG, mem + i * PG, fd, i * PG, RW),
+            0);
     assert_int_equal(harness_sample(&H).dma_count, NMAPS);
     /* The server mapped the pages and kept no descriptor. */
     assert_int_equal(kit_open_fds(), fds0);
@@ -553,42 +581,35 @@ test_dma_1000_regions(void **state)
         assert_memory_equal(back, mem + i * PG, PG);
         /* Device -> guest, at an offset inside the page. */
         kit_fill_rand(page, 256, (uint32_t)(2000 + i));
-        assert_int_equal(umdev_client_region_write(c, BAR2, 0, page, 256),
-                         0);
-        assert_int_equal(dma_cmd(c, iova(i) + 512, 256,
-                                 TESTDEV_DMA_FROM_DEVICE),
-                         0);
+        assert_int_equal(umdev_client_region_write(c, BAR2, 0, page, 256), 0);
+        assert_int_equal(
+            dma_cmd(c, iova(i) + 512, 256, TESTDEV_DMA_FROM_DEVICE), 0);
         assert_memory_equal(mem + i * PG + 512, page, 256);
     }
     /* The holes between mappings fault, also when a transfer would run
      * from a mapping into one. */
     assert_int_equal(dma_cmd(c, iova(0) + PG, 64, TESTDEV_DMA_TO_DEVICE),
                      EFAULT);
-    assert_int_equal(dma_cmd(c, iova(0) + PG - 64, 128,
-                             TESTDEV_DMA_TO_DEVICE),
+    assert_int_equal(dma_cmd(c, iova(0) + PG - 64, 128, TESTDEV_DMA_TO_DEVICE),
                      EFAULT);
 
     /* Refused maps and unmaps change nothing. */
     assert_int_equal(umdev_client_dma_map(c, iova(5), PG, mem, fd, 0, RW),
                      -EEXIST);
-    assert_int_equal(umdev_client_dma_map(c, iova(5) - PG, 2 * PG, mem, fd,
-                                          0, RW),
-                     -EEXIST);
-    assert_int_equal(umdev_client_dma_map(c, iova(5) - PG, 3 * PG, mem, fd,
-                                          0, RW),
-                     -EEXIST);
+    assert_int_equal(
+        umdev_client_dma_map(c, iova(5) - PG, 2 * PG, mem, fd, 0, RW), -EEXIST);
+    assert_int_equal(
+        umdev_client_dma_map(c, iova(5) - PG, 3 * PG, mem, fd, 0, RW), -EEXIST);
     assert_int_equal(umdev_client_dma_map(c, iova(5), PG, mem, -1, 0, RW),
                      -EEXIST);
-    assert_int_equal(umdev_client_dma_map(c, iova(NMAPS) + 0x100, PG, mem,
-                                          fd, 0, RW),
-                     -EINVAL);
-    assert_int_equal(umdev_client_dma_map(c, iova(NMAPS), PG + 1, mem, fd,
-                                          0, RW),
-                     -EINVAL);
+    assert_int_equal(
+        umdev_client_dma_map(c, iova(NMAPS) + 0x100, PG, mem, fd, 0, RW),
+        -EINVAL);
+    assert_int_equal(
+        umdev_client_dma_map(c, iova(NMAPS), PG + 1, mem, fd, 0, RW), -EINVAL);
     assert_int_equal(umdev_client_dma_unmap(c, iova(0) + PG, PG), -ENOENT);
     assert_int_equal(umdev_client_dma_unmap(c, iova(0), 2 * PG), -ENOENT);
-    assert_int_equal(umdev_client_dma_unmap(c, 0x7000000000ull, PG),
-                     -ENOENT);
+    assert_int_equal(umdev_client_dma_unmap(c, 0x7000000000ull, PG), -ENOENT);
     assert_int_equal(harness_sample(&H).dma_count, NMAPS);
 
     /* Unmap every one individually, odd ones first. */
@@ -729,9 +750,9 @@ span(struct umdev_client *c, uint64_t base, bool fd_first)
 
     lo = guest_mem(size, &lo_fd);
     hi = guest_mem(size, &hi_fd);
-    assert_int_equal(umdev_client_dma_map(c, base, size, lo,
-                                          fd_first ? lo_fd : -1, 0, RW),
-                     0);
+    assert_int_equal(
+        umdev_client_dma_map(c, base, size, lo, fd_first ? lo_fd : -1, 0, RW),
+        0);
     assert_int_equal(umdev_client_dma_map(c, base + size, size, hi,
                                           fd_first ? -1 : hi_fd, 0, RW),
                      0);
@@ -740,14 +761,12 @@ span(struct umdev_client *c, uint64_t base, bool fd_first)
     r = dma_run(c, base + size - half, 2 * half, TESTDEV_DMA_TO_DEVICE);
     assert_int_equal(r.status, 0);
     assert_int_equal(r.reads, 1);
-    assert_int_equal(umdev_client_region_read(c, BAR2, 0, back, 2 * half),
-                     0);
+    assert_int_equal(umdev_client_region_read(c, BAR2, 0, back, 2 * half), 0);
     assert_memory_equal(back, lo + size - half, half);
     assert_memory_equal(back + half, hi, half);
 
     kit_fill_rand(pat, 2 * half, 53);
-    assert_int_equal(umdev_client_region_write(c, BAR2, 0, pat, 2 * half),
-                     0);
+    assert_int_equal(umdev_client_region_write(c, BAR2, 0, pat, 2 * half), 0);
     memset(lo + size - half, 0, half);
     memset(hi, 0, half);
     r = dma_run(c, base + size - half, 2 * half, TESTDEV_DMA_FROM_DEVICE);
@@ -970,17 +989,15 @@ test_dma_split_by_client_limit(void **state)
 
     (void)state;
     mem = guest_mem(size, &fd);
-    assert_int_equal(umdev_client_dma_map(c, 0x1000000, size, mem, -1, 0,
-                                          RW),
+    assert_int_equal(umdev_client_dma_map(c, 0x1000000, size, mem, -1, 0, RW),
                      0);
     kit_fill_rand(mem, size, 61);
     r = dma_run(c, 0x1000000, (uint32_t)size, TESTDEV_DMA_INVERT);
     assert_int_equal(r.status, 0);
     assert_int_equal(r.reads, size / PG);
     assert_int_equal(r.writes, size / PG);
-    assert_int_equal(dma_cmd(c, 0x1000000, (uint32_t)size,
-                             TESTDEV_DMA_TO_DEVICE),
-                     0);
+    assert_int_equal(
+        dma_cmd(c, 0x1000000, (uint32_t)size, TESTDEV_DMA_TO_DEVICE), 0);
     bar2_rw(c, 0, back, size, false);
     assert_memory_equal(back, mem, size);
     guest_mem_free(mem, size, fd);
@@ -1037,13 +1054,11 @@ test_reset(void **state)
     reg_wr(c, TESTDEV_REG_SCRATCH, 0xabcd, 4);
     reg_wr(c, TESTDEV_REG_SCRATCH64, 0x1234567890ull, 8);
     kit_fill_rand(arr, sizeof(arr), 71);
-    assert_int_equal(umdev_client_region_write(c, BAR0,
-                                               TESTDEV_SCRATCH_ARRAY, arr,
-                                               sizeof(arr)),
+    assert_int_equal(umdev_client_region_write(c, BAR0, TESTDEV_SCRATCH_ARRAY,
+                                               arr, sizeof(arr)),
                      0);
     kit_fill_rand(back, sizeof(back), 72);
-    assert_int_equal(umdev_client_region_write(c, BAR2, 0, back,
-                                               sizeof(back)),
+    assert_int_equal(umdev_client_region_write(c, BAR2, 0, back, sizeof(back)),
                      0);
     assert_int_equal(dma_cmd(c, 0x10, 64, TESTDEV_DMA_TO_DEVICE), EFAULT);
     reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
@@ -1063,13 +1078,11 @@ test_reset(void **state)
                      r->name, (unsigned long long)v,
                      (unsigned long long)r->value);
     }
-    assert_int_equal(umdev_client_region_read(c, BAR0,
-                                              TESTDEV_SCRATCH_ARRAY, arr,
-                                              sizeof(arr)),
+    assert_int_equal(umdev_client_region_read(c, BAR0, TESTDEV_SCRATCH_ARRAY,
+                                              arr, sizeof(arr)),
                      0);
     assert_memory_equal(arr, zero, sizeof(arr));
-    assert_int_equal(umdev_client_region_read(c, BAR2, 0, back,
-                                              sizeof(back)),
+    assert_int_equal(umdev_client_region_read(c, BAR2, 0, back, sizeof(back)),
                      0);
     assert_memory_equal(back, zero, sizeof(back));
     assert_memory_equal(map, zero, len);
@@ -1118,6 +1131,7 @@ static const struct CMUnitTest tests[] = {
     HARNESS_TEST(test_fds_per_message_limit),
     HARNESS_TEST(test_dma_map_beyond_file),
     HARNESS_TEST(test_dma_map_seals),
+    HARNESS_TEST(test_dma_into_shrunk_file),
     HARNESS_TEST(test_dma_1000_regions),
     HARNESS_TEST(test_dma_maps_at_limit),
     HARNESS_TEST(test_dma_message_fallback),
