@@ -13,6 +13,7 @@
 
 #include <json-c/json.h>
 
+#include "umdev/ctl.h"
 #include "umdevctl.h"
 
 /* {"uuid": o->uuid}, and o->grace_ms when set. */
@@ -205,6 +206,11 @@ verb_stats(struct cli *c, struct cli_opts *o)
         prev = r;
         if (!o->watch || (o->count_set && i + 1 >= o->count))
             break;
+        /* A connection from outside the management group is closed
+         * after 10 s idle (docs/CONTROL.md "Limits"): connect again for
+         * each sample rather than sit on one. */
+        umdev_ctl_close(c->ctl);
+        c->ctl = NULL;
         sleep_s(o->interval);
     }
     json_object_put(prev);

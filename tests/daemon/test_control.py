@@ -233,6 +233,12 @@ class Control(DaemonTestCase):
 
     def test_partial_lines_and_idle_readers(self):
         self.daemon()
+        # Meanwhile a reader watches stats with samples further apart
+        # than the idle limit: umdevctl connects again for each.
+        u = self.start_instance("-p", "serial", "-t", T)["uuid"]
+        watch = self.spawn(self.nobody() + [
+            harness.BIN["umdevctl"], "--control", self.d.control, "stats",
+            u, "--watch", str(CTL_IDLE_TIMEOUT + 0.5), "--count", "2"])
         partial = b'{"version":1,"id":1,'
         t0 = time.monotonic()
         idle = self.conn_as(NOBODY.pw_uid, NOBODY.pw_gid)
@@ -274,6 +280,9 @@ class Control(DaemonTestCase):
         self.assert_served(root_idle)
         # The one served at 3.5 s is idle for less than the limit yet.
         self.assert_served(late)
+        out, err = watch.communicate(timeout=harness.T_CMD)
+        self.assertEqual(watch.returncode, 0, err.decode())
+        self.assertIn(b"--- sample 2", out)
         for c in (idle, slow, late, root_idle, root_slow):
             c.close()
 
