@@ -55,7 +55,7 @@ print_error_json(const struct umdev_ctl_error *e)
     json_object_object_add(o, "errno", json_object_new_int(e->err));
     json_object_object_add(o, "code", json_object_new_string(e->code));
     json_object_object_add(o, "message", json_object_new_string(e->message));
-    printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+    cli_print_json_ext(o, JSON_C_TO_STRING_PRETTY);
     json_object_put(o);
 }
 
@@ -77,13 +77,18 @@ cli_call(struct cli *c, const char *cmd, struct json_object *args,
     json_object_put(args);
     if (rc == 0)
         return 0;
+    /* The message may quote a device's strings: escaped, like results. */
     if (rc != -EREMOTEIO) {
-        fprintf(stderr, "umdevctl: %s\n", e.message);
+        fputs("umdevctl: ", stderr);
+        cli_fputs_safe(stderr, e.message);
+        fputc('\n', stderr);
         return EXIT_NODAEMON;
     }
     if (c->json)
         print_error_json(&e);
-    fprintf(stderr, "umdevctl %s: %s\n", cmd, e.message);
+    fprintf(stderr, "umdevctl %s: ", cmd);
+    cli_fputs_safe(stderr, e.message);
+    fputc('\n', stderr);
     return EXIT_REFUSED;
 }
 
@@ -96,10 +101,14 @@ cli_run(struct cli *c, const char *cmd, struct json_object *args,
 
     if (rc != 0)
         return rc;
-    if (c->json)
+    if (c->json) {
         cli_print_json(r);
-    else if (print != NULL)
-        print(r);
+    } else if (print != NULL) {
+        struct json_object *safe = cli_safe(r);
+
+        print(safe);
+        json_object_put(safe);
+    }
     json_object_put(r);
     return 0;
 }

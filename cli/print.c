@@ -1,10 +1,16 @@
 /*
  * What umdevctl prints: each verb's result as text (--json prints the
  * result object itself, main.c), in the shapes docs/CLI.md shows.
+ *
+ * Strings in a result come from definitions, devices and workers: a
+ * terminal must never receive their control characters. Text output
+ * prints a copy with them escaped (cli_safe); JSON output escapes what
+ * json-c leaves raw (cli_print_json).
  */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <json-c/json.h>
@@ -35,12 +41,151 @@ cli_alen(struct json_object *a)
                                                    : 0;
 }
 
+/* The length of the UTF-8 sequence at @p (RFC 3629: no overlong forms,
+ * no surrogates, nothing past U+10FFFF), or 0 if it is not one. */
+static size_t
+utf8_len(const unsigned char *p)
+{
+    size_t n, i;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        n = 2;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        n = 3;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        n = 4;
+    else
+        return 0;
+    for (i = 1; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf)
+            return 0;
+    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+        (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+        return 0;
+    return n;
+}
+
+/* A control character a terminal acts on: C0, DEL, C1 (as UTF-8). */
+static bool
+is_control(const unsigned char *p, size_t n)
+{
+    return (n == 1 && (p[0] < 0x20 || p[0] == 0x7f)) ||
+           (n == 2 && p[0] == 0xc2 && p[1] < 0xa0);
+}
+
+/*
+ * @s for a terminal (@json false): control characters and bytes that are
+ * not UTF-8 as \xNN, a backslash as \\ so the escapes read back
+ * unambiguously. Or inside JSON text (@json true), where json-c already
+ * wrote C0 as \u00NN: DEL and C1 as \u00NN, bytes that are not UTF-8 as
+ * U+FFFD (JSON text is UTF-8). Return: a new string (NULL: no memory).
+ */
+static char *
+escape(const char *s, bool json)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    char *out = malloc(6 * strlen(s) + 1), *o = out;
+
+    if (out == NULL)
+        return NULL;
+    while (*p != '\0') {
+        size_t n = utf8_len(p);
+
+        if (n == 0) {
+            o += json ? sprintf(o, "\\ufffd") : sprintf(o, "\\x%02x", *p);
+            p++;
+        } else if (is_control(p, n) && !(json && *p < 0x20)) {
+            /* (In JSON text a raw C0 byte is layout: json-c escapes
+             * those inside strings itself.) */
+            unsigned int cp = n == 1 ? p[0] : p[1];
+
+            if (json)
+                o += sprintf(o, "\\u%04x", cp);
+            else if (n == 1)
+                o += sprintf(o, "\\x%02x", p[0]);
+            else
+                o += sprintf(o, "\\x%02x\\x%02x", p[0], p[1]);
+            p += n;
+        } else if (!json && *p == '\\') {
+            o += sprintf(o, "\\\\");
+            p++;
+        } else {
+            memcpy(o, p, n);
+            o += n;
+            p += n;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* A new string object of @s escaped for a terminal. */
+static struct json_object *
+safe_string(const char *s)
+{
+    char *e = escape(s, false);
+    struct json_object *o = json_object_new_string(e != NULL ? e : "?");
+
+    free(e);
+    return o;
+}
+
+struct json_object *
+cli_safe(struct json_object *o)
+{
+    struct json_object *copy;
+    size_t i;
+
+    switch (json_object_get_type(o)) {
+    case json_type_string:
+        return safe_string(json_object_get_string(o));
+    case json_type_array:
+        copy = json_object_new_array();
+        for (i = 0; i < json_object_array_length(o); i++)
+            json_object_array_add(copy,
+                                  cli_safe(json_object_array_get_idx(o, i)));
+        return copy;
+    case json_type_object:
+        copy = json_object_new_object();
+        json_object_object_foreach(o, key, val)
+        {
+            char *k = escape(key, false);
+
+            json_object_object_add(copy, k != NULL ? k : "?", cli_safe(val));
+            free(k);
+        }
+        return copy;
+    default:
+        /* Numbers, booleans and null print no text of their own. */
+        return json_object_get(o);
+    }
+}
+
+void
+cli_fputs_safe(FILE *f, const char *s)
+{
+    char *e = escape(s, false);
+
+    fputs(e != NULL ? e : "?", f);
+    free(e);
+}
+
+void
+cli_print_json_ext(struct json_object *o, int flags)
+{
+    char *e = escape(json_object_to_json_string_ext(o, flags), true);
+
+    printf("%s\n", e != NULL ? e : "null");
+    free(e);
+}
+
 void
 cli_print_json(struct json_object *o)
 {
-    printf("%s\n",
-           json_object_to_json_string_ext(
-               o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+    cli_print_json_ext(o, JSON_C_TO_STRING_PRETTY |
+                              JSON_C_TO_STRING_NOSLASHESCAPE);
 }
 
 void
@@ -65,8 +210,8 @@ cli_print_types(struct json_object *r)
         if (json_object_object_get_ex(t, "plugin", NULL)) {
             struct json_object *adm = json_object_object_get(t, "admission");
 
-            printf("    Plug-in: %s\n    Admission: %s%s%s\n",
-                   str(t, "plugin"), str(adm, "state"),
+            printf("    Plug-in: %s\n    Admission: %s%s%s\n", str(t, "plugin"),
+                   str(adm, "state"),
                    json_object_object_get_ex(adm, "verdict", NULL) ? ": " : "",
                    json_object_object_get_ex(adm, "verdict", NULL)
                        ? str(adm, "verdict")

@@ -119,6 +119,17 @@ void cli_usage(FILE *f);
 const char *cli_jstr(struct json_object *o, const char *key, const char *dflt);
 /* The length of @a, 0 when it is not an array (a field a reply lacks). */
 size_t cli_alen(struct json_object *a);
+/* A copy of @o (a new reference) whose strings, keys included, are safe
+ * to print on a terminal: control characters and bytes that are not
+ * UTF-8 escaped as \xNN (docs/CLI.md). Every text printer below gets
+ * one. */
+struct json_object *cli_safe(struct json_object *o);
+/* @s to @f, escaped as cli_safe() does. */
+void cli_fputs_safe(FILE *f, const char *s);
+/* @o as JSON text (json-c @flags) and a newline on stdout, with what
+ * json-c leaves raw (DEL, C1 controls, bytes that are not UTF-8)
+ * escaped. */
+void cli_print_json_ext(struct json_object *o, int flags);
 void cli_print_json(struct json_object *o);
 void cli_print_types(struct json_object *r);
 void cli_print_instances(struct json_object *r);

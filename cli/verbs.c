@@ -13,6 +13,7 @@
 
 #include <json-c/json.h>
 
+#include "umdev/ctl.h"
 #include "umdevctl.h"
 
 /* {"uuid": o->uuid}, and o->grace_ms when set. */
@@ -189,11 +190,14 @@ verb_stats(struct cli *c, struct cli_opts *o)
             break;
         if (c->json) {
             /* One line per sample when watching, for line readers. */
-            printf("%s\n", json_object_to_json_string_ext(
-                               r, o->watch ? JSON_C_TO_STRING_PLAIN
-                                           : JSON_C_TO_STRING_PRETTY));
+            cli_print_json_ext(r, o->watch ? JSON_C_TO_STRING_PLAIN
+                                           : JSON_C_TO_STRING_PRETTY);
             fflush(stdout);
         } else {
+            struct json_object *safe = cli_safe(r);
+
+            json_object_put(r);
+            r = safe;
             if (o->watch)
                 printf("%s--- sample %ld\n", i ? "\n" : "", i + 1);
             cli_print_stats(r, prev);
@@ -202,6 +206,11 @@ verb_stats(struct cli *c, struct cli_opts *o)
         prev = r;
         if (!o->watch || (o->count_set && i + 1 >= o->count))
             break;
+        /* A connection from outside the management group is closed
+         * after 10 s idle (docs/CONTROL.md "Limits"): connect again for
+         * each sample rather than sit on one. */
+        umdev_ctl_close(c->ctl);
+        c->ctl = NULL;
         sleep_s(o->interval);
     }
     json_object_put(prev);
@@ -242,10 +251,14 @@ verb_audit(struct cli *c, struct cli_opts *o)
         if (rc != 0)
             return rc;
     }
-    if (c->json)
+    if (c->json) {
         cli_print_json(json_object_object_get(r, "audit"));
-    else
-        cli_print_audit(r);
+    } else {
+        struct json_object *safe = cli_safe(r);
+
+        cli_print_audit(safe);
+        json_object_put(safe);
+    }
     rc = json_object_get_boolean(json_object_object_get(r, "all_pass"))
              ? 0
              : EXIT_REFUSED;

@@ -332,6 +332,16 @@ defs_apply(struct daemon *d, struct inst_config *cfg, struct json_object *obj,
                      "\"0600\" or \"0660\" (owner rw required)");
             return -EINVAL;
         }
+        /* Connecting to a UNIX socket needs write permission: o+w would
+         * hand the device to every local user. */
+        if (m & 0002) {
+            snprintf(err, errlen,
+                     "mode %04lo lets every user connect to the instance "
+                     "(world-writable); grant access through the owner "
+                     "and group instead, such as \"0660\"",
+                     m);
+            return -EINVAL;
+        }
         mode = (mode_t)m;
     }
     attrs = json_object_get(cfg->attrs);

@@ -678,23 +678,30 @@ static int
 ask_worker(struct cmd *c, struct instance *inst, bool want_stats)
 {
     struct waiter *w = park(c);
+    int rc;
 
     if (w == NULL)
         return -ENOMEM;
     w->want_stats = want_stats;
-    if (inst_request_info(c->d, inst, w) < 0) {
+    rc = inst_request_info(c->d, inst, w);
+    if (rc < 0) {
         waiter_free(c->d, w);
-        snprintf(c->err, c->errlen, "cannot reach the worker of %s",
-                 inst->cfg.uuid);
-        return -EIO;
+        if (rc == -ENOMEM)
+            snprintf(c->err, c->errlen, "out of memory");
+        else
+            snprintf(c->err, c->errlen, "cannot reach the worker of %s",
+                     inst->cfg.uuid);
+        return rc;
     }
     return 1;
 }
 
+/* info and stats are reads: they never take the request slot, so they
+ * neither wait for a start or stop nor hold one up. */
 static int
 cmd_info(struct cmd *c)
 {
-    if (c->inst->state != ST_RUNNING || c->inst->request != REQ_NONE) {
+    if (c->inst->state != ST_RUNNING) {
         c->result = instance_result(c->inst);
         return 0;
     }
@@ -704,17 +711,12 @@ cmd_info(struct cmd *c)
 static int
 cmd_stats(struct cmd *c)
 {
-    int rc;
-
     if (c->inst->state != ST_RUNNING) {
         snprintf(c->err, c->errlen,
                  "instance %s is %s: only a running instance has counters",
                  c->inst->cfg.uuid, inst_state_name(c->inst->state));
         return -ENOENT;
     }
-    rc = busy(c, c->inst);
-    if (rc < 0)
-        return rc;
     return ask_worker(c, c->inst, true);
 }
 

@@ -17,16 +17,26 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "defs.h"
 #include "supervisor.h"
 #include "worker.h"
 
-/* How long a worker may take to answer an info request. */
+/* How long a read (info, stats) waits for the worker's answer. A worker
+ * that takes longer (busy, or stopped by a debugger) is not harmed: the
+ * reader gets an error (docs/CONTROL.md). */
 #define INFO_TIMEOUT_MS 2000
 /* Past a stop's grace period, how long before the worker is killed. */
 #define STOP_MARGIN_MS 2000
+
+/* A read waiting for the worker's info reply. */
+struct info_reader {
+    void *waiter; /* the handlers' record, opaque here */
+    int64_t due;  /* when it gets an error instead (ms, monotonic) */
+    struct info_reader *next;
+};
 
 static const char *const state_names[] = {
     [ST_STOPPED] = "stopped", [ST_STARTING] = "starting",
@@ -107,6 +117,14 @@ inst_remove(struct daemon *d, struct instance *inst)
         }
     }
     umdev_loop_timer_cancel(d->loop, inst->deadline);
+    umdev_loop_timer_cancel(d->loop, inst->info_timer);
+    /* Readers are answered when the worker goes, before any removal. */
+    while (inst->readers != NULL) {
+        struct info_reader *r = inst->readers;
+
+        inst->readers = r->next;
+        free(r);
+    }
     json_object_put(inst->cfg.attrs);
     free(inst);
 }
@@ -149,7 +167,7 @@ inst_to_json(const struct instance *inst)
     return o;
 }
 
-/* A worker missed its deadline (start, stop grace, info): end it. */
+/* A worker missed its deadline (start, stop grace): end it. */
 static void
 on_deadline(struct umdev_loop *loop, void *opaque)
 {
@@ -208,6 +226,79 @@ wait_for(struct instance *inst, enum inst_request req, void *waiter)
     inst->waiter = waiter;
 }
 
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_info_timer(struct umdev_loop *loop, void *opaque);
+
+/* Bound the oldest reader's wait, if one waits and no timer does. */
+static void
+info_timer_arm(struct daemon *d, struct instance *inst)
+{
+    int64_t left;
+
+    if (inst->info_timer > 0 || inst->readers == NULL)
+        return;
+    left = inst->readers->due - now_ms();
+    inst->info_timer = umdev_loop_timer_add(
+        d->loop, left > 0 ? (uint64_t)left : 0, on_info_timer, inst);
+    if (inst->info_timer < 0)
+        inst->info_timer = 0; /* out of memory: the next read re-arms */
+}
+
+/*
+ * Answer the readers of @inst whose time is up (@expired), or all of
+ * them, with @err/@msg/@extra. The list is detached first: an answer
+ * travels up to the control socket, which must find it consistent.
+ */
+static void
+readers_answer(struct daemon *d, struct instance *inst, bool expired, int err,
+               const char *msg, struct json_object *extra)
+{
+    int64_t now = now_ms();
+    struct info_reader *done = NULL, **tail = &done;
+
+    while (inst->readers != NULL && (!expired || inst->readers->due <= now)) {
+        *tail = inst->readers;
+        inst->readers = inst->readers->next;
+        tail = &(*tail)->next;
+    }
+    *tail = NULL;
+    while (done != NULL) {
+        struct info_reader *r = done;
+
+        done = r->next;
+        d->hooks.request_done(d, inst, r->waiter, REQ_INFO, err, msg, extra);
+        free(r);
+    }
+}
+
+static void
+on_info_timer(struct umdev_loop *loop, void *opaque)
+{
+    struct instance *inst = opaque;
+    struct daemon *d = inst->daemon;
+    char msg[200];
+
+    (void)loop;
+    inst->info_timer = 0;
+    /* The request stays on the channel: its late reply is dropped or
+     * answers the readers then waiting, and no second one piles up
+     * behind a worker that does not read. */
+    snprintf(msg, sizeof(msg),
+             "the worker of %s did not answer within %d ms (busy or "
+             "stopped?); it was left running",
+             inst->cfg.uuid, INFO_TIMEOUT_MS);
+    readers_answer(d, inst, true, -ETIMEDOUT, msg, NULL);
+    info_timer_arm(d, inst);
+}
+
 static void
 handle_event(struct daemon *d, struct instance *inst, struct json_object *ev)
 {
@@ -229,11 +320,12 @@ handle_event(struct daemon *d, struct instance *inst, struct json_object *ev)
                      json_object_get_string(v));
         return;
     }
-    if (json_object_object_get_ex(ev, "reply", &v) &&
-        inst->request == REQ_INFO) {
-        deadline_clear(d, inst);
+    if (json_object_object_get_ex(ev, "reply", &v) && inst->info_asked) {
+        inst->info_asked = false;
+        umdev_loop_timer_cancel(d->loop, inst->info_timer);
+        inst->info_timer = 0;
         json_object_object_del(ev, "reply");
-        request_done(d, inst, 0, NULL, ev);
+        readers_answer(d, inst, false, 0, NULL, ev);
     }
 }
 
@@ -400,16 +492,30 @@ inst_stop(struct daemon *d, struct instance *inst, int grace_ms, void *waiter)
 int
 inst_request_info(struct daemon *d, struct instance *inst, void *waiter)
 {
-    struct json_object *req = json_object_new_object();
-    int rc;
+    struct info_reader *r = calloc(1, sizeof(*r)), **pp;
 
-    json_object_object_add(req, "req", json_object_new_string("info"));
-    rc = channel_send(inst->status_fd, req);
-    json_object_put(req);
-    if (rc < 0)
-        return -EIO;
-    wait_for(inst, REQ_INFO, waiter);
-    deadline_set(d, inst, INFO_TIMEOUT_MS);
+    if (r == NULL)
+        return -ENOMEM;
+    /* Readers that come while a request is out share its reply. */
+    if (!inst->info_asked) {
+        struct json_object *req = json_object_new_object();
+        int rc;
+
+        json_object_object_add(req, "req", json_object_new_string("info"));
+        rc = channel_send(inst->status_fd, req);
+        json_object_put(req);
+        if (rc < 0) {
+            free(r);
+            return -EIO;
+        }
+        inst->info_asked = true;
+    }
+    r->waiter = waiter;
+    r->due = now_ms() + INFO_TIMEOUT_MS;
+    for (pp = &inst->readers; *pp != NULL; pp = &(*pp)->next)
+        ;
+    *pp = r;
+    info_timer_arm(d, inst);
     return 0;
 }
 
@@ -558,6 +664,9 @@ worker_gone(struct daemon *d, struct instance *inst, int status)
     enum inst_request req = inst->request;
 
     deadline_clear(d, inst);
+    inst->info_asked = false;
+    umdev_loop_timer_cancel(d->loop, inst->info_timer);
+    inst->info_timer = 0;
     if (inst->status_fd >= 0) {
         channel_last_words(inst);
         umdev_loop_del(d->loop, inst->status_fd);
@@ -580,13 +689,20 @@ worker_gone(struct daemon *d, struct instance *inst, int status)
         umdev_log(&d->log, expected ? LOG_WARNING : LOG_ERR, "%s: %s",
                   inst->cfg.uuid, inst->exit_reason);
     }
+    if (inst->readers != NULL) {
+        char msg[sizeof(inst->exit_reason) + 100];
+
+        snprintf(msg, sizeof(msg),
+                 "the worker of %s exited before it answered%s%s",
+                 inst->cfg.uuid, inst->exit_reason[0] ? ": " : "",
+                 inst->exit_reason);
+        readers_answer(d, inst, false, -EIO, msg, NULL);
+    }
     if (was == ST_STARTING)
         request_done(d, inst, -EIO,
                      inst->exit_reason[0] ? inst->exit_reason
                                           : "worker failed to start",
                      NULL);
-    else if (req == REQ_INFO)
-        request_done(d, inst, -EIO, inst->exit_reason, NULL);
     else if (req != REQ_NONE)
         request_done(d, inst, 0, NULL, NULL);
     /* A transient instance leaves no trace once it stopped cleanly, nor

@@ -4,6 +4,8 @@
  * info) carry an opaque waiter, handed back through
  * daemon_hooks.request_done when the worker answers or dies.
  *
+ * Reads (info) wait beside them and never block them.
+ *
  * State arcs:
  *
  *   stopped/failed --start--> starting --ready--> running
@@ -59,8 +61,14 @@ int inst_start(struct daemon *d, struct instance *inst, void *waiter, char *err,
 int inst_stop(struct daemon *d, struct instance *inst, int grace_ms,
               void *waiter);
 
-/** Ask the worker for its device document; @waiter gets it as @extra.
- * Return: 0 or -EIO (the worker cannot be reached). */
+/**
+ * inst_request_info() - ask the worker of a running instance for its
+ * device document; @waiter gets it as @extra, or -ETIMEDOUT if the worker
+ * does not answer in time (it is not harmed), or -EIO if it exits first.
+ * A read: it never holds the request slot start and stop use, and
+ * readers waiting at once share one request to the worker.
+ * Return: 0; -EIO the worker cannot be reached; -ENOMEM.
+ */
 int inst_request_info(struct daemon *d, struct instance *inst, void *waiter);
 
 /** A failed instance goes back to stopped, or away if transient.

@@ -96,10 +96,12 @@ struct inst_config {
     struct json_object *attrs; /* owned; never NULL */
 };
 
-/* A request waiting for a worker event (ready, exit, info reply). */
+/* A request waiting for a worker event (ready, exit, info reply). Start
+ * and stop hold an instance's one request slot; info (reads) never do. */
 enum inst_request { REQ_NONE, REQ_START, REQ_STOP, REQ_INFO };
 
 struct daemon;
+struct info_reader;
 
 struct instance {
     struct daemon *daemon; /* back-pointer for loop callbacks */
@@ -118,6 +120,13 @@ struct instance {
      * the handlers' record), and which request it is. */
     void *waiter;
     enum inst_request request;
+    /* Reads (info, stats) waiting for the worker's info reply, oldest
+     * first; one info request at a time is on the channel for all of
+     * them. A reader that waits too long gets an error, the worker is
+     * left alone. */
+    struct info_reader *readers;
+    bool info_asked;    /* an info request awaits its reply */
+    int64_t info_timer; /* the oldest reader's time limit, 0 if none */
     /* A leased transient instance lives as long as its lessee (the
      * control connection that started it: the access path's queues);
      * lessee is NULL once that connection closed. */

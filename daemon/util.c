@@ -50,6 +50,7 @@ static const struct {
     { ETIMEDOUT, "ETIMEDOUT" },
     { ENOTSUP, "ENOTSUP" },
     { EAGAIN, "EAGAIN" },
+    { EMFILE, "EMFILE" },
 };
 
 const char *

@@ -98,8 +98,9 @@ int umdev_ctl_fd(const struct umdev_ctl *c);
  * @err: receives the reason on failure; may be NULL.
  * Return: 0; -EINVAL (@cmd NULL or @args not an object); -ETIMEDOUT
  * (nothing was sent; a line cut short makes the handle unusable);
- * -ENOTCONN (an earlier failure); -ENOMEM; the send(2) error (-EPIPE:
- * the daemon is gone).
+ * -ENOTCONN (an earlier failure); -ENOMEM; -EREMOTEIO (the daemon closed
+ * the connection and said why, such as too many connections: @err has
+ * its error object); the send(2) error (-EPIPE: the daemon is gone).
  */
 int umdev_ctl_send(struct umdev_ctl *c, const char *cmd,
                    struct json_object *args, int timeout_ms, int64_t *id,
@@ -114,7 +115,9 @@ int umdev_ctl_send(struct umdev_ctl *c, const char *cmd,
  * @result: on success, the response's result object: a new reference the
  * caller puts with json_object_put(). NULL on failure. May be NULL.
  * @err: receives the reason on failure; may be NULL.
- * Return: 0; -EREMOTEIO (the daemon refused: @err has its error object);
+ * Return: 0; -EREMOTEIO (the daemon refused: @err has its error object;
+ * also when it closed the whole connection with a reason, docs/CONTROL.md
+ * "Limits", after which the handle is unusable);
  * -EINVAL (@id is not outstanding); -ETIMEDOUT; -ECONNRESET (the daemon
  * closed the connection, e.g. it died); -EPROTO (a response that is not
  * the protocol's: not JSON, wrong version or id, missing fields);

@@ -35,6 +35,10 @@ struct umdev_logger {
  * umdev_log() - format and emit one log line through @log.
  * @log: the sink; NULL writes LOG_WARNING and worse to stderr.
  *
+ * The formatted message reaches the sink with its control characters
+ * (C0, DEL, C1) and any bytes that are not UTF-8 written as \xNN: the
+ * strings it quotes come from peers and devices, and one call must stay
+ * one line that cannot drive a terminal. Lines are cut at 1023 bytes.
  * Preserves errno. Thread-safe if the sink's @fn is.
  */
 void umdev_log(const struct umdev_logger *log, int level, const char *fmt,

@@ -41,6 +41,7 @@ struct umdev_ctl {
 
 static int fail(struct umdev_ctl_error *err, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static int pending_refusal(struct umdev_ctl *c, struct umdev_ctl_error *err);
 
 /* Describe a local failure in @err (may be NULL). Return: @rc. */
 static int
@@ -316,6 +317,8 @@ send_until(struct umdev_ctl *c, const char *cmd, struct json_object *args,
     json_object_put(req);
     rc = write_all(c, line, len + 1, deadline, err);
     free(line);
+    if ((rc == -EPIPE || rc == -ECONNRESET) && pending_refusal(c, err) < 0)
+        return -EREMOTEIO;
     if (rc < 0)
         return rc;
     if (id != NULL)
@@ -436,10 +439,26 @@ is_error_object(struct json_object *e)
            member(e, "message", json_type_string) != NULL;
 }
 
+/* The id a response carries when it answers no request: the daemon
+ * refusing or closing the whole connection ("id": null, docs/CONTROL.md
+ * "Limits"). Request ids start at 1. */
+#define CTL_ID_CONNECTION (-1)
+
+/* Whether @o is a refusal of the connection: "id": null on an error. */
+static bool
+is_refusal(struct json_object *o)
+{
+    struct json_object *v, *ok = member(o, "ok", json_type_boolean);
+
+    return json_object_object_get_ex(o, "id", &v) && v == NULL && ok != NULL &&
+           !json_object_get_boolean(ok) &&
+           is_error_object(member(o, "error", json_type_object));
+}
+
 /*
  * Parse and check one response line (docs/CONTROL.md, Responses).
- * Return: 0 with *@resp (ours to put) and *@id; -EPROTO or -ENOMEM, the
- * reason in *@what.
+ * Return: 0 with *@resp (ours to put) and *@id (CTL_ID_CONNECTION for a
+ * refusal of the connection); -EPROTO or -ENOMEM, the reason in *@what.
  */
 static int
 parse_response(const char *line, size_t len, struct json_object **resp,
@@ -463,7 +482,7 @@ parse_response(const char *line, size_t len, struct json_object **resp,
     else if ((v = member(o, "version", json_type_int)) == NULL ||
              json_object_get_int64(v) != UMDEV_CTL_VERSION)
         *what = "no \"version\": 1";
-    else if (member(o, "id", json_type_int) == NULL)
+    else if (member(o, "id", json_type_int) == NULL && !is_refusal(o))
         *what = "no integer \"id\"";
     else if ((v = member(o, "ok", json_type_boolean)) == NULL)
         *what = "no boolean \"ok\"";
@@ -481,7 +500,9 @@ parse_response(const char *line, size_t len, struct json_object **resp,
         json_object_put(o);
         return -EPROTO;
     }
-    *id = json_object_get_int64(member(o, "id", json_type_int));
+    *id = member(o, "id", json_type_int) != NULL
+              ? json_object_get_int64(member(o, "id", json_type_int))
+              : CTL_ID_CONNECTION;
     *resp = o;
     return 0;
 }
@@ -511,6 +532,49 @@ take_outcome(struct json_object *resp, struct json_object **result,
     return -EREMOTEIO;
 }
 
+/* The daemon refused or closed the connection (@resp, taken): its
+ * reason is the answer to every request, this one and any later. */
+static int
+refused(struct umdev_ctl *c, struct json_object *resp,
+        struct umdev_ctl_error *err)
+{
+    struct umdev_ctl_error e;
+    int rc = take_outcome(resp, NULL, &e);
+
+    json_object_put(resp);
+    c->broken = true;
+    snprintf(c->why, sizeof(c->why), "umdevd closed it: %.200s", e.message);
+    if (err != NULL)
+        *err = e;
+    return rc;
+}
+
+/* After a send failed because the daemon closed the connection: the
+ * reason it left before closing, if any. Return: -EREMOTEIO with @err
+ * filled, or 0 (no reason to be read). */
+static int
+pending_refusal(struct umdev_ctl *c, struct umdev_ctl_error *err)
+{
+    struct timespec now;
+    struct json_object *resp;
+    const char *what;
+    size_t len = 0;
+    int64_t got = 0;
+
+    /* A deadline already past: read only what has arrived. */
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (read_line(c, &now, &len, NULL) < 0)
+        return 0;
+    if (parse_response(c->buf, len, &resp, &got, &what) < 0)
+        return 0;
+    consume(c, len + 1);
+    if (got != CTL_ID_CONNECTION) {
+        json_object_put(resp);
+        return 0;
+    }
+    return refused(c, resp, err);
+}
+
 static int
 recv_until(struct umdev_ctl *c, int64_t id, const struct timespec *deadline,
            struct json_object **result, struct umdev_ctl_error *err)
@@ -533,6 +597,8 @@ recv_until(struct umdev_ctl *c, int64_t id, const struct timespec *deadline,
             return rc;
         rc = parse_response(c->buf, len, &resp, &got, &what);
         consume(c, len + 1);
+        if (rc == 0 && got == CTL_ID_CONNECTION)
+            return refused(c, resp, err);
         /* Responses come in request order (docs/CONTROL.md, Framing). */
         if (rc == 0 && got != c->oldest) {
             json_object_put(resp);

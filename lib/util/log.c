@@ -1,6 +1,8 @@
 /* The logging entry point every module funnels through. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "umdev/umdev.h"
 
@@ -17,11 +19,68 @@ umdev_log_stderr(void *opaque, int level, const char *line)
     fprintf(stderr, "umdev: %s: %s\n", level_names[level], line);
 }
 
+/* The length of the UTF-8 sequence at @p (RFC 3629: no overlong forms,
+ * no surrogates, nothing past U+10FFFF), or 0 if it is not one. */
+static size_t
+utf8_len(const unsigned char *p)
+{
+    size_t n, i;
+
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        n = 2;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        n = 3;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        n = 4;
+    else
+        return 0;
+    for (i = 1; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf)
+            return 0;
+    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+        (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+        return 0;
+    return n;
+}
+
+/*
+ * Copy @in to @out (@outlen bytes) with every control character (C0,
+ * DEL, and C1 as UTF-8) and every byte that is not UTF-8 written as
+ * \xNN: a message carries strings from devices, definitions and peers
+ * (paths, names), and one log call must stay one line that cannot drive
+ * a terminal. Cut at a whole character or escape when @out is full.
+ */
+static void
+escape_line(const char *in, char *out, size_t outlen)
+{
+    const unsigned char *p = (const unsigned char *)in;
+    size_t o = 0;
+
+    while (*p != '\0') {
+        size_t n = *p < 0x80 ? 1 : utf8_len(p);
+        bool ctl =
+            *p < 0x20 || *p == 0x7f || n == 0 || (p[0] == 0xc2 && p[1] < 0xa0);
+        size_t i, need = ctl ? 4 * (n ? n : 1) : n;
+
+        if (o + need >= outlen)
+            break;
+        if (!ctl) {
+            memcpy(out + o, p, n);
+            o += n;
+            p += n;
+            continue;
+        }
+        for (i = 0; i < (n ? n : 1); i++, p++)
+            o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", *p);
+    }
+    out[o] = '\0';
+}
+
 void
 umdev_vlog(const struct umdev_logger *log, int level, const char *fmt,
            va_list ap)
 {
-    char line[1024];
+    char line[1024], text[1024];
     int saved = errno;
     int n = 0;
 
@@ -31,7 +90,8 @@ umdev_vlog(const struct umdev_logger *log, int level, const char *fmt,
         n = snprintf(line, sizeof(line), "%s: ", log->prefix);
     if (n < 0 || (size_t)n >= sizeof(line))
         n = 0;
-    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    escape_line(text, line + n, sizeof(line) - (size_t)n);
     if (log != NULL && log->fn != NULL)
         log->fn(log->opaque, level, line);
     else

@@ -16,6 +16,7 @@ so `ctest --test-dir build/asan` exercises the sanitized ones):
 """
 
 import argparse
+import contextlib
 import ctypes
 import errno
 import json
@@ -155,6 +156,41 @@ def as_user(uid, gid, groups=()):
     else:
         pre.append("--clear-groups")
     return pre
+
+
+@contextlib.contextmanager
+def as_peer(uid, gid, groups=()):
+    """Connections this process makes inside are from @uid/@gid with
+    supplementary @groups: SO_PEERCRED and SO_PEERGROUPS record the
+    connecting process's effective credentials at connect(). The whole
+    process changes meanwhile (children started inside too)."""
+    saved = os.getgroups()
+    os.setgroups(list(groups))
+    os.setegid(gid)
+    os.seteuid(uid)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+        os.setgroups(saved)
+
+
+def peek(sock):
+    """'open' (nothing to read yet), 'closed', or the bytes waiting,
+    without waiting or consuming."""
+    timeout = sock.gettimeout()
+    # (With a timeout, recv() would first wait for data.)
+    sock.settimeout(0)
+    try:
+        data = sock.recv(65536, socket.MSG_PEEK)
+    except BlockingIOError:
+        return "open"
+    except ConnectionResetError:
+        return "closed"
+    finally:
+        sock.settimeout(timeout)
+    return data if data else "closed"
 
 
 def proc_state(pid):
@@ -381,7 +417,18 @@ class Conn:
     def __init__(self, path, timeout=T_CMD):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
-        self.sock.connect(path)
+        # A socket with a timeout is non-blocking inside: a UNIX connect()
+        # to a full backlog fails with EAGAIN instead of waiting.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock.connect(path)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    self.sock.close()
+                    raise
+                time.sleep(0.005)
         self.buf = b""
         self.next_id = 1
 

@@ -455,6 +455,8 @@ test_malformed(void **state)
         "{}\n",
         "{\"version\":2,\"id\":@ID,\"ok\":true,\"result\":{}}\n",
         "{\"version\":1,\"ok\":true,\"result\":{}}\n",
+        "{\"version\":1,\"id\":null,\"ok\":true,\"result\":{}}\n",
+        "{\"version\":1,\"id\":null,\"ok\":false,\"error\":{\"errno\":11}}\n",
         "{\"version\":1,\"id\":\"@ID\",\"ok\":true,\"result\":{}}\n",
         "{\"version\":1,\"id\":7,\"ok\":true,\"result\":{}}\n",
         "{\"version\":1,\"id\":@ID,\"ok\":1,\"result\":{}}\n",
@@ -579,6 +581,47 @@ test_send_to_dead_peer(void **state)
     close_session(&s);
 }
 
+/* The daemon turns the whole connection away ("id": null, docs/CONTROL.md
+ * "Limits"): its reason is the answer, whether it came before the request
+ * was sent (the send fails) or after; the handle is done with. */
+static void
+test_connection_refused(void **state)
+{
+#define REFUSAL                                                                \
+    "{\"version\":1,\"id\":null,\"ok\":false,\"error\":{\"errno\":11,"         \
+    "\"code\":\"EAGAIN\",\"message\":\"uid 65534 has 32 control "              \
+    "connections open\"}}\n"
+    static const struct step before[] = {
+        { .no_read = true, .reply = REFUSAL, .hang_up = true },
+    };
+    static const struct step after[] = {
+        { .reply = REFUSAL, .hang_up = true },
+    };
+    const struct step *scripts[] = { before, after };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < 2; i++) {
+        struct session s;
+
+        open_session(&s, scripts[i], 1);
+        if (scripts[i] == before) {
+            pthread_join(s.f.thread, NULL);
+            s.f.thread = 0;
+        }
+        assert_int_equal(call(&s, "list"), -EREMOTEIO);
+        assert_null(s.r);
+        assert_int_equal(s.e.err, EAGAIN);
+        assert_string_equal(s.e.code, "EAGAIN");
+        assert_string_equal(s.e.message,
+                            "uid 65534 has 32 control connections open");
+        assert_int_equal(call(&s, "list"), -ENOTCONN);
+        assert_non_null(strstr(s.e.message, "uid 65534 has 32"));
+        close_session(&s);
+    }
+#undef REFUSAL
+}
+
 /* A call that times out leaves its request outstanding; the next call
  * drops that late answer and gets its own. */
 static void
@@ -650,6 +693,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_path),
+        cmocka_unit_test(test_connection_refused),
         cmocka_unit_test(test_connect_failures),
         cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_call_result),
