@@ -173,3 +173,27 @@ e2e_finish() {
     say "PASS"
     exit 0
 }
+
+# e2e_start_testdev NAME: serve $TESTDEV on $SOCK in a new temporary
+# directory $TMP (umdev-NAME.*), its log in $ART/server.log; $SRV_PID is
+# the server. Both go at exit (the EXIT trap). Exits 1 if it does not
+# listen within 10 s.
+e2e_start_testdev() {
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/umdev-$1.XXXXXX")
+    SOCK=$TMP/testdev.sock
+    SRV_PID=
+    trap e2e_stop_testdev EXIT
+    "$TESTDEV" --socket "$SOCK" --verbose 2>"$ART/server.log" &
+    SRV_PID=$!
+    if ! wait_for_sockets "$SRV_PID" 100 "$SOCK"; then
+        say "FAIL: umdev-testdev did not listen on $SOCK"
+        cat "$ART/server.log"
+        exit 1
+    fi
+}
+
+# shellcheck disable=SC2317  # run by the EXIT trap
+e2e_stop_testdev() {
+    stop "$SRV_PID"
+    rm -rf "$TMP"
+}

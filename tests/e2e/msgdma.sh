@@ -45,23 +45,7 @@ e2e_static "$TOOL"
 
 e2e_guest_env
 e2e_artifacts msgdma console.log server.log qemu-trace.log result
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/umdev-msgdma.XXXXXX")
-SOCK=$TMP/testdev.sock
-SRV_PID=
-# shellcheck disable=SC2317  # run by the EXIT trap
-cleanup() {
-    stop "$SRV_PID"
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-"$TESTDEV" --socket "$SOCK" --verbose 2>"$ART/server.log" &
-SRV_PID=$!
-if ! wait_for_sockets "$SRV_PID" 100 "$SOCK"; then
-    say "FAIL: umdev-testdev did not create $SOCK"
-    cat "$ART/server.log"
-    exit 1
-fi
+e2e_start_testdev msgdma
 
 SLOT=5
 BDF_WANT=$(printf '0000:00:%02x.0' "$SLOT")
