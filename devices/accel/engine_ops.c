@@ -119,26 +119,10 @@ fault:
  * instead of the whole process. The guarded functions only move bytes;
  * holds are taken before and given back after, whatever happened.
  */
-struct copy_arg {
-    void *dst;
-    const void *src;
-    size_t n;
-};
-
-static void
-copy_fn(void *arg)
-{
-    struct copy_arg *c = arg;
-
-    memcpy(c->dst, c->src, c->n);
-}
-
 int
 engine_copy(void *dst, const void *src, size_t n)
 {
-    struct copy_arg c = { dst, src, n };
-
-    return umdev_fault_guard_run(copy_fn, &c, NULL);
+    return umdev_fault_guard_memcpy(dst, src, n);
 }
 
 /* A forward cursor over an operand's segments. */

@@ -6,6 +6,7 @@
 #define UMDEV_UMDEV_H
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <syslog.h>
 
 #ifdef __cplusplus
@@ -41,8 +42,8 @@ struct umdev_logger {
  * one line that cannot drive a terminal. Lines are cut at 1023 bytes.
  * Preserves errno. Thread-safe if the sink's @fn is.
  */
-void umdev_log(const struct umdev_logger *log, int level, const char *fmt,
-               ...) __attribute__((format(printf, 3, 4)));
+void umdev_log(const struct umdev_logger *log, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void umdev_vlog(const struct umdev_logger *log, int level, const char *fmt,
                 va_list ap) __attribute__((format(printf, 3, 0)));
 
@@ -65,6 +66,14 @@ void umdev_log_stderr(void *opaque, int level, const char *line);
  * Return: 0 if @fn ran to its end; -EFAULT if a bus error cut it short.
  */
 int umdev_fault_guard_run(void (*fn)(void *arg), void *arg, void **fault);
+
+/**
+ * umdev_fault_guard_memcpy() - memcpy() under umdev_fault_guard_run(),
+ * the common case: one side is guest memory.
+ * Return: 0, or -EFAULT if a bus error cut the copy short (what was
+ * copied before stays).
+ */
+int umdev_fault_guard_memcpy(void *dst, const void *src, size_t n);
 
 /**
  * umdev_fault_guard_init() - make the process's SIGBUS handler the one

@@ -436,21 +436,6 @@ umdev_dma_put(struct umdev_dev *dev, struct umdev_dma_hold *hold)
     }
 }
 
-/* A copy to or from guest memory, run under umdev_fault_guard_run(). */
-struct guarded_copy {
-    void *dst;
-    const void *src;
-    size_t len;
-};
-
-static void
-guarded_memcpy(void *arg)
-{
-    struct guarded_copy *gc = arg;
-
-    memcpy(gc->dst, gc->src, gc->len);
-}
-
 /*
  * Copy the parts of [*iova, *iova + *len) mapped with an fd, advancing the
  * cursors, until the range ends (return 0) or reaches a part mapped
@@ -497,15 +482,11 @@ copy_mapped(struct umdev_dev *dev, uint64_t *iova, uint8_t **p, size_t *len,
         }
         {
             struct umdev_dma_hold h = { .ptr = host, .map_ = m };
-            struct guarded_copy gc = {
-                .dst = write ? host : *p,
-                .src = write ? *p : host,
-                .len = chunk,
-            };
 
             /* The client may have shrunk the file behind the mapping: a
              * bus error is its fault, not a reason to end the server. */
-            rc = umdev_fault_guard_run(guarded_memcpy, &gc, NULL);
+            rc = write ? umdev_fault_guard_memcpy(host, *p, chunk)
+                       : umdev_fault_guard_memcpy(*p, host, chunk);
             umdev_dma_put(dev, &h);
             if (rc < 0)
                 return rc;

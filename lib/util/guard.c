@@ -141,3 +141,26 @@ umdev_fault_guard_run(void (*fn)(void *arg), void *arg, void **fault)
     current = g.prev;
     return 0;
 }
+
+/* What umdev_fault_guard_memcpy() hands the guard. */
+struct guarded_copy {
+    void *dst;
+    const void *src;
+    size_t n;
+};
+
+static void
+guarded_memcpy(void *arg)
+{
+    struct guarded_copy *c = arg;
+
+    memcpy(c->dst, c->src, c->n);
+}
+
+int
+umdev_fault_guard_memcpy(void *dst, const void *src, size_t n)
+{
+    struct guarded_copy c = { dst, src, n };
+
+    return umdev_fault_guard_run(guarded_memcpy, &c, NULL);
+}
