@@ -131,13 +131,16 @@ request(struct umdev_client *c, uint16_t cmd, uint32_t flags, const void *fixed,
 {
     size_t size = umdev_wire_size(fixed_len, data_len);
     uint16_t id = conn_next_id(c->conn);
-    uint8_t *buf;
+    /* Register accesses, the trap path, fit on the stack: no allocation
+     * per request. */
+    uint8_t small[256], *buf = small;
     int rc;
 
     *reply = NULL;
     if (size == 0)
         return -E2BIG;
-    buf = malloc(size);
+    if (size > sizeof(small))
+        buf = malloc(size);
     if (buf == NULL)
         return -ENOMEM;
     umdev_wire_encode(buf, size, id, cmd, flags, fixed, fixed_len, data,
@@ -145,12 +148,14 @@ request(struct umdev_client *c, uint16_t cmd, uint32_t flags, const void *fixed,
     c->stats.requests++;
     if (flags & VFIO_USER_F_NO_REPLY) {
         rc = conn_send(c->conn, buf, size, fds, nfds);
-        free(buf);
+        if (buf != small)
+            free(buf);
         return rc;
     }
     rc = conn_request(c->conn, buf, size, fds, nfds, c->timeout_ms, serve_dma,
                       c, reply);
-    free(buf);
+    if (buf != small)
+        free(buf);
     if (rc < 0)
         return rc;
     rc = umdev_wire_decode((*reply)->buf, (*reply)->len, (*reply)->nfds,
