@@ -10,7 +10,13 @@
  * DMA_READ/DMA_WRITE requests (mappings made without an fd) as the input's
  * first byte says, so a device waiting for guest memory never stalls.
  * After each input the device is destroyed and nothing may be left: LSan
- * checks the heap, the harness counts /proc/self/fd.
+ * checks the heap, the harness counts open descriptors.
+ *
+ * Speed (fuzzing reaches little below 10 k inputs a second): the peer
+ * thread, the guest memfd and the eventfd live for the whole process;
+ * each input gets only a fresh socket pair and device. The memfd is
+ * emptied between inputs (truncated to 0 and back), so what one input's
+ * DMA wrote never reaches the next.
  *
  * Input:
  *   byte 0    flags: bit 0 skips the harness's VERSION exchange (most
@@ -46,6 +52,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "kit_peer.h"
 #include "kit_util.h"
 #include "testdev.h"
@@ -67,9 +74,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 enum dma_answer { DMA_ERROR, DMA_CORRECT, DMA_WRONG_LEN, DMA_STRAY_ID };
 
+/*
+ * The peer thread serves one input's client end at a time: the fuzzer
+ * thread hands it over (fd >= 0, busy), the peer reads it until the
+ * device hangs up and then clears busy.
+ */
 struct peer {
-    int fd; /* the client end; the fuzzer thread writes it too, but never
-             * while the device waits for a DMA answer */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool busy; /* an input's client end is being served */
+    int fd;    /* the client end; the fuzzer thread writes it too, but never
+                * while the device waits for a DMA answer */
     enum dma_answer answer;
     uint8_t *buf; /* PEER_BUF bytes */
 };
@@ -155,19 +170,17 @@ peer_message(struct peer *p, const uint8_t *msg, size_t len)
     if (umdev_wire_decode(msg, len, 0, NULL, &w) != 0)
         die("the device sent a message that does not decode", msg, len);
     if (!w.is_reply) {
-        if (w.hdr.cmd != VFIO_USER_DMA_READ &&
-            w.hdr.cmd != VFIO_USER_DMA_WRITE)
+        if (w.hdr.cmd != VFIO_USER_DMA_READ && w.hdr.cmd != VFIO_USER_DMA_WRITE)
             die("the device sent a command other than DMA_READ/WRITE", msg,
                 len);
         answer_dma(p, &w);
     }
 }
 
-static void *
-peer_thread(void *arg)
+/* One input's client end, until the device closes its end. */
+static void
+peer_serve(struct peer *p)
 {
-    struct peer *p = arg;
-
     for (;;) {
         /* Descriptors from the device are closed: none is expected. */
         ssize_t n = kit_peer_recv(p->fd, p->buf, PEER_BUF, -1, NULL, NULL);
@@ -179,7 +192,67 @@ peer_thread(void *arg)
             break; /* the device closed its end */
         peer_message(p, p->buf, (size_t)n);
     }
+}
+
+static void *
+peer_thread(void *arg)
+{
+    struct peer *p = arg;
+
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!p->busy)
+            pthread_cond_wait(&p->cond, &p->lock);
+        pthread_mutex_unlock(&p->lock);
+        peer_serve(p);
+        pthread_mutex_lock(&p->lock);
+        p->busy = false;
+        pthread_cond_broadcast(&p->cond);
+    }
     return NULL;
+}
+
+/* The process's one peer, started on first use. */
+static struct peer *
+peer_get(void)
+{
+    static struct peer p = { .lock = PTHREAD_MUTEX_INITIALIZER,
+                             .cond = PTHREAD_COND_INITIALIZER,
+                             .fd = -1 };
+    static bool started;
+    pthread_t thread;
+
+    if (!started) {
+        p.buf = malloc(PEER_BUF);
+        if (p.buf == NULL || pthread_create(&thread, NULL, peer_thread, &p))
+            abort();
+        pthread_detach(thread);
+        started = true;
+    }
+    return &p;
+}
+
+/* Have the peer serve client end @fd, answering DMA requests with @a. */
+static void
+peer_start(struct peer *p, int fd, enum dma_answer a)
+{
+    pthread_mutex_lock(&p->lock);
+    p->fd = fd;
+    p->answer = a;
+    p->busy = true;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Wait until the peer saw the device hang up. */
+static void
+peer_wait(struct peer *p)
+{
+    pthread_mutex_lock(&p->lock);
+    while (p->busy)
+        pthread_cond_wait(&p->cond, &p->lock);
+    p->fd = -1;
+    pthread_mutex_unlock(&p->lock);
 }
 
 struct harness {
@@ -298,14 +371,36 @@ play(struct harness *h, const uint8_t *data, size_t size)
     }
 }
 
+/* Guest memory and the eventfd sent with records: one each for the
+ * process. */
+static void
+shared_fds(struct harness *h)
+{
+    static int memfd = -1, efd = -1;
+    off_t size = big_guest ? BIG_GUEST_SIZE : GUEST_SIZE;
+    uint64_t count;
+
+    if (memfd < 0) {
+        memfd = memfd_create("fuzz-guest", MFD_CLOEXEC);
+        efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (memfd < 0 || efd < 0)
+            abort();
+    }
+    /* Zero guest memory; drain what the last input signalled. */
+    if (ftruncate(memfd, 0) < 0 || ftruncate(memfd, size) < 0)
+        abort();
+    if (read(efd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+        abort();
+    h->memfd = memfd;
+    h->efd = efd;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static uint8_t *peer_buf;
     struct harness h = { .memfd = -1, .efd = -1 };
-    struct peer p = { 0 };
     struct testdev *td = NULL;
-    pthread_t thread;
+    struct peer *p;
     int sv[2], fds_before, i;
 
     if (size < 1)
@@ -315,30 +410,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         verbose = fuzz_log.print;
         big_guest = getenv("UMDEV_FUZZ_BIG_GUEST") != NULL;
     }
-    if (peer_buf == NULL) {
-        peer_buf = malloc(PEER_BUF);
-        if (peer_buf == NULL)
-            abort();
-    }
-    fds_before = kit_count_fds();
+    p = peer_get();
+    shared_fds(&h);
+    fds_before = fuzz_count_fds();
     if (kit_peer_pair(sv) < 0)
         abort();
     h.fd = sv[1];
-    h.memfd = memfd_create("fuzz-guest", MFD_CLOEXEC);
-    h.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (h.memfd < 0 || h.efd < 0 ||
-        ftruncate(h.memfd, big_guest ? BIG_GUEST_SIZE : GUEST_SIZE) < 0)
-        abort();
     if (testdev_create(&fuzz_log.logger, &td) < 0)
         abort();
     h.dev = testdev_dev(td);
     if (umdev_dev_attach(h.dev, sv[0]) < 0)
         abort();
-    p.fd = sv[1];
-    p.answer = (enum dma_answer)((data[0] >> 1) & 3);
-    p.buf = peer_buf;
-    if (pthread_create(&thread, NULL, peer_thread, &p) != 0)
-        abort();
+    peer_start(p, sv[1], (enum dma_answer)((data[0] >> 1) & 3));
 
     if (!(data[0] & 1))
         send_version(&h);
@@ -358,14 +441,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         umdev_dev_process(h.dev);
     }
-    pthread_join(thread, NULL);
+    peer_wait(p);
     close(sv[1]);
     testdev_destroy(td);
-    close(h.memfd);
-    close(h.efd);
-    if (kit_count_fds() != fds_before) {
+    if (fuzz_count_fds() != fds_before) {
         fprintf(stderr, "fuzz_dispatch: %d descriptors leaked\n",
-                kit_count_fds() - fds_before);
+                fuzz_count_fds() - fds_before);
         abort();
     }
     return 0;
