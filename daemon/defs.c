@@ -428,14 +428,89 @@ read_small_file(const char *path, char *err, size_t errlen)
     return buf;
 }
 
+/* The daemon writes lower-case UUIDs; any other name would be written
+ * back under a second name by the next modify. */
+static int
+check_name(const char *name, char *err, size_t errlen)
+{
+    char norm[MDEV_UUID_STR_LEN + 1];
+
+    if (mdev_uuid_parse(name, norm) < 0 || strcmp(norm, name) != 0) {
+        snprintf(err, errlen,
+                 "the file name is not a lower-case UUID (definitions are "
+                 "named STATEDIR/PARENT/UUID)");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int
+defs_load_text(struct daemon *d, const char *parent, const char *name,
+               const char *text, defs_found_fn *found, char *err, size_t errlen)
+{
+    struct json_object *obj = NULL, *v;
+    int rc = -EINVAL;
+
+    if (check_name(name, err, errlen) < 0)
+        goto bad;
+    obj = json_tokener_parse(text);
+    if (obj == NULL || !json_object_is_type(obj, json_type_object)) {
+        snprintf(err, errlen, "not a JSON object");
+        goto bad;
+    }
+    if (!json_object_object_get_ex(obj, "uuid", &v) ||
+        !json_object_is_type(v, json_type_string) ||
+        strcasecmp(json_object_get_string(v), name) != 0) {
+        snprintf(err, errlen, "its uuid does not match the file name");
+        goto bad;
+    }
+    if (!json_object_object_get_ex(obj, "parent", &v) ||
+        !json_object_is_type(v, json_type_string) ||
+        strcmp(json_object_get_string(v), parent) != 0) {
+        snprintf(err, errlen, "its parent does not match the directory");
+        goto bad;
+    }
+    if (!json_object_object_get_ex(obj, "type", &v) ||
+        !json_object_is_type(v, json_type_string)) {
+        snprintf(err, errlen, "no type");
+        goto bad;
+    }
+    rc = found(d, parent, name, obj, err, errlen);
+bad:
+    json_object_put(obj);
+    return rc < 0 ? rc : 0;
+}
+
+int
+defs_from_json(struct daemon *d, const char *parent, const char *uuid,
+               struct json_object *obj, struct inst_config *cfg, char *err,
+               size_t errlen)
+{
+    int rc;
+
+    rc = defs_init(d, cfg, uuid, json_str(obj, "type"), err, errlen);
+    if (rc < 0)
+        return rc;
+    if (strcmp(cfg->parent, parent) != 0) {
+        snprintf(err, errlen, "type %s is not of parent %s", cfg->type, parent);
+        rc = -EINVAL;
+    }
+    if (rc == 0)
+        rc = defs_apply(d, cfg, obj, true, err, errlen);
+    if (rc < 0) {
+        json_object_put(cfg->attrs);
+        cfg->attrs = NULL;
+    }
+    return rc;
+}
+
 static void
 load_one(struct daemon *d, const char *parent, const char *dir,
          const char *name, defs_found_fn *found)
 {
     char path[PATH_MAX], err[512] = "";
-    char norm[MDEV_UUID_STR_LEN + 1];
-    struct json_object *obj = NULL, *v;
     char *text;
+    int rc;
 
     if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path)) {
         umdev_log(&d->log, LOG_ERR, "skipping %s/%s: path too long", dir, name);
@@ -449,48 +524,16 @@ load_one(struct daemon *d, const char *parent, const char *dir,
                       "removed %s left by an interrupted write", path);
         return;
     }
-    /* The daemon writes lower-case UUIDs; any other name would be
-     * written back under a second name by the next modify. */
-    if (mdev_uuid_parse(name, norm) < 0 || strcmp(norm, name) != 0) {
-        snprintf(err, sizeof(err),
-                 "the file name is not a lower-case UUID (definitions are "
-                 "named STATEDIR/PARENT/UUID)");
-        goto bad;
-    }
-    text = read_small_file(path, err, sizeof(err));
-    if (text == NULL)
-        goto bad;
-    obj = json_tokener_parse(text);
+    /* The name first: a misnamed file is not worth opening. */
+    rc = check_name(name, err, sizeof(err));
+    text = rc < 0 ? NULL : read_small_file(path, err, sizeof(err));
+    rc = text == NULL
+             ? -EINVAL
+             : defs_load_text(d, parent, name, text, found, err, sizeof(err));
     free(text);
-    if (obj == NULL || !json_object_is_type(obj, json_type_object)) {
-        snprintf(err, sizeof(err), "not a JSON object");
-        goto bad;
-    }
-    if (!json_object_object_get_ex(obj, "uuid", &v) ||
-        !json_object_is_type(v, json_type_string) ||
-        strcasecmp(json_object_get_string(v), name) != 0) {
-        snprintf(err, sizeof(err), "its uuid does not match the file name");
-        goto bad;
-    }
-    if (!json_object_object_get_ex(obj, "parent", &v) ||
-        !json_object_is_type(v, json_type_string) ||
-        strcmp(json_object_get_string(v), parent) != 0) {
-        snprintf(err, sizeof(err), "its parent does not match the directory");
-        goto bad;
-    }
-    if (!json_object_object_get_ex(obj, "type", &v) ||
-        !json_object_is_type(v, json_type_string)) {
-        snprintf(err, sizeof(err), "no type");
-        goto bad;
-    }
-    if (found(d, parent, name, obj, err, sizeof(err)) < 0)
-        goto bad;
-    json_object_put(obj);
-    return;
-bad:
-    umdev_log(&d->log, LOG_ERR, "skipping definition %s: %s", path,
-              err[0] ? err : "invalid");
-    json_object_put(obj);
+    if (rc < 0)
+        umdev_log(&d->log, LOG_ERR, "skipping definition %s: %s", path,
+                  err[0] ? err : "invalid");
 }
 
 void

@@ -59,4 +59,27 @@ typedef int defs_found_fn(struct daemon *d, const char *parent,
  * path and reason; remove temporary files of interrupted writes. */
 void defs_load_all(struct daemon *d, defs_found_fn *found);
 
+/**
+ * defs_load_text() - what defs_load_all() checks of one definition file,
+ * given its text: @name (the file's name) must be a lower-case UUID,
+ * @text (NUL-terminated) a JSON object whose uuid, parent and type agree
+ * with @name and @parent (the directory's name); then @found takes it.
+ * Nothing is read from or written to disk (fuzz/defs_load.c calls it).
+ * Return: 0 taken, or -errno with @err filled.
+ */
+int defs_load_text(struct daemon *d, const char *parent, const char *name,
+                   const char *text, defs_found_fn *found, char *err,
+                   size_t errlen);
+
+/**
+ * defs_from_json() - the configuration a definition object @obj read
+ * from STATEDIR/@parent/@uuid describes: defs_init() with its type, then
+ * defs_apply() of all its fields; the type must be one of @parent's.
+ * Return: 0 (the caller puts @cfg->attrs), or -errno with @err filled
+ * (@cfg holds nothing to free).
+ */
+int defs_from_json(struct daemon *d, const char *parent, const char *uuid,
+                   struct json_object *obj, struct inst_config *cfg, char *err,
+                   size_t errlen);
+
 #endif /* UMDEVD_DEFS_H */

@@ -404,17 +404,10 @@ definition_found(struct daemon *d, const char *parent, const char *uuid,
     struct instance *inst;
     int rc;
 
-    rc = defs_init(d, &cfg, uuid, json_str(obj, "type"), err, errlen);
+    rc = defs_from_json(d, parent, uuid, obj, &cfg, err, errlen);
     if (rc < 0)
         return rc;
-    if (strcmp(cfg.parent, parent) != 0) {
-        snprintf(err, errlen, "type %s is not of parent %s", cfg.type, parent);
-        rc = -EINVAL;
-    }
-    if (rc == 0)
-        rc = defs_apply(d, &cfg, obj, true, err, errlen);
-    if (rc == 0)
-        rc = inst_add(d, &cfg, true, &inst, err, errlen);
+    rc = inst_add(d, &cfg, true, &inst, err, errlen);
     json_object_put(cfg.attrs);
     return rc;
 }

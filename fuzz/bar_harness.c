@@ -395,7 +395,7 @@ fuzz_guard_release(void)
 void
 fuzz_bar_open(struct fuzz_bar *b, size_t guest_pages)
 {
-    b->fds_before = kit_count_fds();
+    b->fds_before = fuzz_count_fds();
     b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     FUZZ_CHECK(b->efd >= 0);
     fuzz_guest_create(&b->g, guest_pages);
@@ -425,5 +425,5 @@ fuzz_bar_close(struct fuzz_bar *b)
     fuzz_guard_release();
     close(b->efd);
     b->efd = -1;
-    FUZZ_CHECK_EQ(kit_count_fds(), b->fds_before);
+    FUZZ_CHECK_EQ(fuzz_count_fds(), b->fds_before);
 }
