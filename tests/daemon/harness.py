@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import ctypes
 import errno
+import grp
 import json
 import os
 import pwd
@@ -205,6 +206,29 @@ def proc_state(pid):
 def alive(pid):
     st = proc_state(pid)
     return st is not None and st not in ("Z", "X")
+
+
+def status_fields(path):
+    """A /proc status file (of a process or a thread) as a dict."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def other_group():
+    """A group that is neither root's nor nobody's, so nobody is not in
+    it by default: (name, gid)."""
+    for name in ("users", "staff", "adm", "daemon"):
+        try:
+            g = grp.getgrnam(name)
+        except KeyError:
+            continue
+        if g.gr_gid not in (0, NOBODY.pw_gid):
+            return name, g.gr_gid
+    raise AssertionError("no usable group on this system")
 
 
 def proc_ids(pid):

@@ -22,7 +22,6 @@ The daemon runs as root (as in CI); the owner of the instances is nobody.
         --req-client P [--test-hooks] [unittest args]
 """
 
-import grp
 import os
 import socket
 import stat
@@ -30,31 +29,13 @@ import subprocess
 import sys
 
 import harness
-from harness import NOBODY, DaemonTestCase, as_user, new_uuid
+from harness import (NOBODY, DaemonTestCase, as_user, new_uuid, other_group,
+                     status_fields)
 
 T = "serial-2port"
 NO_CAPS = "0000000000000000"
 
 
-def status_fields(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            out[k] = v.strip()
-    return out
-
-
-def other_group():
-    """A group that is neither root's nor nobody's: (name, gid)."""
-    for name in ("users", "staff", "adm", "daemon"):
-        try:
-            g = grp.getgrnam(name)
-        except KeyError:
-            continue
-        if g.gr_gid not in (0, NOBODY.pw_gid):
-            return name, g.gr_gid
-    raise AssertionError("no usable group on this system")
 
 
 class Contain(DaemonTestCase):

@@ -3,28 +3,16 @@ management group, and instance ownership (socket owner and mode, the
 worker's user). The daemon runs as root; peers become `nobody` through
 setpriv."""
 
-import grp
 import os
 import stat
 import subprocess
 
 import harness
-from harness import NOBODY, DaemonTestCase, as_user, new_uuid
+from harness import NOBODY, DaemonTestCase, as_user, new_uuid, other_group
 
 T = "serial-2port"
 READ = [("types",), ("list",), ("list", "--defined"), ("version",)]
 
-
-def other_group():
-    """A group nobody is not in by default: (name, gid)."""
-    for name in ("users", "staff", "adm", "daemon"):
-        try:
-            g = grp.getgrnam(name)
-        except KeyError:
-            continue
-        if g.gr_gid != NOBODY.pw_gid:
-            return name, g.gr_gid
-    raise AssertionError("no usable group on this system")
 
 
 class Perms(DaemonTestCase):

@@ -21,19 +21,11 @@ import re
 import subprocess
 
 import harness
-from harness import DaemonTestCase, new_uuid
+from harness import DaemonTestCase, new_uuid, status_fields
 
 DOC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                    "docs", "SANDBOX.md")
 
-
-def status_fields(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            out[k] = v.strip()
-    return out
 
 
 class Sandbox(DaemonTestCase):
