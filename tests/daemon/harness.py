@@ -487,7 +487,17 @@ class Conn:
         if args is not None:
             req["args"] = args
         self.next_id += 1
-        self.send_line(json.dumps(req) + "\n")
+        try:
+            self.send_line(json.dumps(req) + "\n")
+        except (BrokenPipeError, ConnectionResetError):
+            # The daemon may refuse a connection (out of descriptors, over
+            # a cap) and close it before our request is sent: its one
+            # line, with "id": null, is then already here to read, as
+            # lib/ctl reads it.
+            resp = self.recv_line()
+            if resp is None or resp.get("id") is not None:
+                raise
+            return resp
         resp = self.recv_line()
         if resp is None:
             raise ConnectionError("umdevd closed the connection")
