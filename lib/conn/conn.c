@@ -206,7 +206,14 @@ msg_alloc(struct conn *conn, size_t size)
             m->rx_error = -ENOMEM;
         return m;
     }
-    memset(m, 0, sizeof(*m));
+    /* Every field but fds[] (read only below nfds): clearing the array
+     * too is a measurable share of a register read's cost. */
+    m->hdr = (struct vfio_user_header){ 0 };
+    m->len = 0;
+    m->nfds = 0;
+    m->rx_error = 0;
+    m->next = NULL;
+    m->home = NULL;
     m->buf = (uint8_t *)m + MSG_INLINE_OFF;
     if (spare) {
         conn->spare = NULL;

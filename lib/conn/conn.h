@@ -44,6 +44,7 @@ struct conn_caps {
 /* One received message. The connection hands it over; conn_msg_free()
  * closes every fd still in @fds (a consumer takes an fd by setting its slot
  * to -1). */
+/* msg_alloc() sets each field by name: a new field needs setting there. */
 struct conn_msg {
     struct vfio_user_header hdr;
     uint8_t *buf; /* whole message, header included; NULL if discarded */

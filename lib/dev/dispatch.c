@@ -444,9 +444,12 @@ dispatch(struct umdev_dev *dev, struct req *r)
 void
 dev_handle_msg(struct umdev_dev *dev, struct conn_msg *m)
 {
-    struct req r = { .m = m };
+    struct req r;
     int rc;
 
+    /* r.w is whatever umdev_wire_decode() makes of the message (it
+     * clears it first) and is read only after it succeeded. */
+    r.m = m;
     r.no_reply = (m->hdr.flags & VFIO_USER_F_NO_REPLY) != 0;
     if ((m->hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY) {
         if (dev_dma_reply(dev, m))

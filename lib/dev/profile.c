@@ -21,6 +21,15 @@ struct dev_profile {
     _Atomic uint64_t *reads[UMDEV_PROFILE_MAX_REGIONS];
     _Atomic uint64_t *writes[UMDEV_PROFILE_MAX_REGIONS];
     int slot[UMDEV_MAX_REGIONS]; /* region index -> entry, -1: undeclared */
+    /*
+     * Per entry, the register at each byte offset below reg_span (its
+     * position + 1; 0: none), so that the trap path's check is one load
+     * rather than a search. Built when the registers end within
+     * PROFILE_LOOKUP_SPAN; a region whose registers reach further is
+     * searched (NULL).
+     */
+    uint8_t *reg_at[UMDEV_PROFILE_MAX_REGIONS];
+    uint64_t reg_span[UMDEV_PROFILE_MAX_REGIONS];
     _Atomic uint64_t refused;
     char **strings; /* every copied string, freed with the profile */
     size_t nstrings;
@@ -34,6 +43,7 @@ dev_profile_free(struct dev_profile *p)
     if (p == NULL)
         return;
     for (i = 0; i < UMDEV_PROFILE_MAX_REGIONS; i++) {
+        free(p->reg_at[i]);
         free(p->regs[i]);
         free((void *)p->reads[i]);
         free((void *)p->writes[i]);
@@ -108,6 +118,38 @@ check_region(const struct umdev_dev *dev, const struct umdev_profile_region *pr)
     return 0;
 }
 
+/* Register regions are small (a BAR of a few KiB); one byte per offset
+ * buys an O(1) check. Beyond this the table would cost more memory than
+ * the search costs time. */
+#define PROFILE_LOOKUP_SPAN (64u * 1024)
+
+_Static_assert(UMDEV_PROFILE_MAX_REGS < 256, "a position + 1 fits a byte");
+
+/* The offset -> register table of entry @i (registers sorted, disjoint:
+ * check_region() saw to it). Return: 0 (also when the span is too big to
+ * tabulate), or -ENOMEM. */
+static int
+build_lookup(struct dev_profile *dp, size_t i)
+{
+    const struct umdev_profile_region *pr = &dp->regions[i];
+    uint64_t span;
+    size_t j;
+
+    if (pr->nregs == 0)
+        return 0;
+    span = pr->regs[pr->nregs - 1].offset + pr->regs[pr->nregs - 1].size;
+    if (span > PROFILE_LOOKUP_SPAN)
+        return 0;
+    dp->reg_at[i] = calloc(span, 1);
+    if (dp->reg_at[i] == NULL)
+        return -ENOMEM;
+    for (j = 0; j < pr->nregs; j++)
+        memset(dp->reg_at[i] + pr->regs[j].offset, (int)(j + 1),
+               pr->regs[j].size);
+    dp->reg_span[i] = span;
+    return 0;
+}
+
 int
 umdev_dev_set_profile(struct umdev_dev *dev, const struct umdev_profile *p)
 {
@@ -162,6 +204,8 @@ umdev_dev_set_profile(struct umdev_dev *dev, const struct umdev_profile *p)
         dp->regions[i] = *src;
         dp->regions[i].regs = dp->regs[i];
         dp->slot[src->index] = (int)i;
+        if (build_lookup(dp, i) < 0)
+            goto nomem;
     }
     dev->profile = dp;
     return 0;
@@ -289,7 +333,14 @@ dev_profile_check(struct umdev_dev *dev, uint32_t index, uint64_t offset,
     /* A register access, the trap path's common case, first: it counts
      * what memory_run() would for the same bytes (the one register), at
      * a fraction of the cost. */
-    r = find_reg(pr, offset, &pos);
+    if (p->reg_at[slot] != NULL) {
+        size_t at = offset < p->reg_span[slot] ? p->reg_at[slot][offset] : 0;
+
+        pos = at - 1;
+        r = at != 0 ? &pr->regs[pos] : NULL;
+    } else {
+        r = find_reg(pr, offset, &pos);
+    }
     if (r != NULL && count <= 8 && (count & (count - 1)) == 0 &&
         (r->widths & UMDEV_W(count)) && offset % count == 0 &&
         count <= r->size - (offset - r->offset) &&

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# bench.rtt_runs: bench/rtt works, not how fast it is (figures are for
+# people, never for tests). A short same-CPU run against the test device,
+# one against umdev-serve's serial device through --socket, and the
+# refusals: a register the server refuses makes rtt fail, bad options
+# make it exit 2.
+#   rtt_check.sh RTT UMDEV_SERVE KIT_SH
+set -u
+RTT=$1 SERVE=$2
+KIT_NAME=bench.rtt_runs
+# shellcheck source=../tests/common/kit.sh
+. "$3"
+
+dir=$(mktemp -d)
+srv=
+trap 'stop "$srv"; rm -rf "$dir"' EXIT
+fail() { say "FAIL: $*"; exit 1; }
+
+out=$("$RTT" --placement same --iters 200 --batches 2 2>&1) ||
+    fail "rtt against the test device: $out"
+line=$(printf '%s\n' "$out" | grep '^rtt placement=same-cpu') ||
+    fail "no result line: $out"
+for k in raw_us vfio_user_us ratio spec_client_us spec_ratio; do
+    [ -n "$(field "$line" "$k")" ] || fail "no $k in: $line"
+done
+
+"$SERVE" serial --socket "$dir/s.sock" >"$dir/serve.log" 2>&1 &
+srv=$!
+wait_for_sockets "$srv" 100 "$dir/s.sock" || fail "umdev-serve did not listen"
+# SCR (offset 7) of port 0: a register that keeps what it was given.
+out=$("$RTT" --placement same --iters 200 --batches 2 --socket "$dir/s.sock" \
+    --region 0 --offset 7 --width 1 2>&1) || fail "rtt --socket: $out"
+line=$(printf '%s\n' "$out" | grep '^rtt placement=same-cpu') ||
+    fail "no result line: $out"
+[ "$(field "$line" width)" = 1 ] && [ -n "$(field "$line" spec_ratio)" ] ||
+    fail "wrong result line: $line"
+# Region 9 is not a region of the device: the server answers with an
+# error and rtt must say so and fail.
+out=$("$RTT" --placement same --iters 10 --batches 1 --socket "$dir/s.sock" \
+    --region 9 --offset 0 --width 1 2>&1)
+rc=$?
+[ "$rc" = 1 ] || fail "a refused read gave exit $rc: $out"
+printf '%s\n' "$out" | grep -q 'REGION_READ of region 9' ||
+    fail "no reason for the refused read: $out"
+
+for bad in "--width 3 --socket $dir/s.sock" "--region 1" \
+    "--breakdown --socket $dir/s.sock" "--offset nope --socket $dir/s.sock"; do
+    # shellcheck disable=SC2086  # the options are words on purpose
+    out=$("$RTT" $bad 2>&1)
+    rc=$?
+    [ "$rc" = 2 ] || fail "rtt $bad: exit $rc, want 2: $out"
+done
+say "PASS"
