@@ -47,6 +47,8 @@ static const struct opt_def all_opts[] = {
     { { "dumpjson", no_argument, NULL, 'J' }, OPT_FLAG, AT(dumpjson) },
     { { "watch", optional_argument, NULL, 'w' }, OPT_OTHER, 0 },
     { { "count", required_argument, NULL, 'n' }, OPT_OTHER, 0 },
+    { { "all", no_argument, NULL, 'L' }, OPT_FLAG, AT(all) },
+    { { "openmetrics", no_argument, NULL, 'O' }, OPT_FLAG, AT(openmetrics) },
     { { "conformance", no_argument, NULL, 'C' }, OPT_FLAG, AT(conformance) },
     { { "fuzz-seconds", required_argument, NULL, 'F' }, OPT_OTHER, 0 },
     { { "help", no_argument, NULL, 'h' }, OPT_OTHER, 0 },

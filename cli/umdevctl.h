@@ -2,7 +2,8 @@
  * What umdevctl's files share. main.c: global options, the connection to
  * umdevd (through lib/ctl) and dispatch; options.c: a verb's options;
  * verbs.c: the verbs and their table; print.c: what they print;
- * conform.c: `audit --conformance` (a private instance and the kit).
+ * conform.c: `audit --conformance` (a private instance and the kit);
+ * metrics.c: `stats --openmetrics`.
  *
  * Exit codes: 0 success; 1 the daemon refused the request; 2 usage error;
  * 3 the daemon cannot be reached.
@@ -46,8 +47,9 @@ struct cli_opts {
     double interval;
     long count;
     bool count_set;
-    bool conformance; /* audit */
-    const char *fuzz; /* --fuzz-seconds, as given (default "10") */
+    bool all, openmetrics; /* stats: every running instance; the format */
+    bool conformance;      /* audit */
+    const char *fuzz;      /* --fuzz-seconds, as given (default "10") */
     bool fuzz_set;
 };
 
@@ -142,6 +144,12 @@ void cli_print_version(struct json_object *r);
 /* One stats sample; with @prev (may be NULL), the change since it. */
 void cli_print_stats(struct json_object *s, struct json_object *prev);
 void cli_print_audit(struct json_object *r);
+
+/* ---- metrics.c */
+
+/* @instances (stats objects with "parent"; an entry with "error" for a
+ * worker that did not answer) as one OpenMetrics exposition on @f. */
+void cli_print_openmetrics(FILE *f, struct json_object *instances);
 
 /* ---- conform.c */
 

@@ -169,6 +169,142 @@ sleep_s(double s)
         ;
 }
 
+/*
+ * The stats of every running instance (or of @uuid alone, when not NULL),
+ * as {"instances": [...]}: each a
+ * stats object with the instance's parent added, or, for a worker that
+ * did not answer, {"uuid", "type", "parent", "state", "error": {"code",
+ * "message"}} (after a line on stderr). An instance that stopped between
+ * the list and its stats is left out. Return: 0; EXIT_REFUSED if some
+ * worker did not answer (*out is complete all the same); EXIT_NODAEMON.
+ */
+static int
+stats_all(struct cli *c, const char *uuid_only, struct json_object **out)
+{
+    struct json_object *list, *insts, *all;
+    size_t i;
+    int rc, status = 0;
+
+    *out = NULL;
+    rc = cli_call(c, "list", filter_args("uuid", uuid_only, NULL, NULL), &list);
+    if (rc != 0)
+        return rc;
+    insts = json_object_object_get(list, "instances");
+    all = json_object_new_array();
+    for (i = 0; i < cli_alen(insts); i++) {
+        struct json_object *inst = json_object_array_get_idx(insts, i);
+        const char *uuid = cli_jstr(inst, "uuid", "");
+        struct json_object *args = json_object_new_object(), *s = NULL;
+        struct umdev_ctl_error e;
+
+        if (strcmp(cli_jstr(inst, "state", ""), "running") != 0) {
+            json_object_put(args);
+            continue;
+        }
+        json_object_object_add(args, "uuid", json_object_new_string(uuid));
+        rc = umdev_ctl_call(c->ctl, "stats", args, -1, &s, &e);
+        json_object_put(args);
+        if (rc == -EREMOTEIO && e.err == ENOENT)
+            continue; /* stopped meanwhile */
+        if (rc != 0 && rc != -EREMOTEIO) {
+            fputs("umdevctl: ", stderr);
+            cli_fputs_safe(stderr, e.message);
+            fputc('\n', stderr);
+            json_object_put(all);
+            json_object_put(list);
+            return EXIT_NODAEMON;
+        }
+        if (rc != 0) {
+            struct json_object *err = json_object_new_object();
+
+            fprintf(stderr, "umdevctl stats: %s: ", uuid);
+            cli_fputs_safe(stderr, e.message);
+            fputc('\n', stderr);
+            json_object_object_add(err, "code", json_object_new_string(e.code));
+            json_object_object_add(err, "message",
+                                   json_object_new_string(e.message));
+            s = json_object_new_object();
+            json_object_object_add(s, "uuid", json_object_new_string(uuid));
+            json_object_object_add(
+                s, "type", json_object_new_string(cli_jstr(inst, "type", "")));
+            json_object_object_add(s, "state",
+                                   json_object_new_string("running"));
+            json_object_object_add(s, "error", err);
+            status = EXIT_REFUSED;
+        }
+        json_object_object_add(
+            s, "parent", json_object_new_string(cli_jstr(inst, "parent", "")));
+        json_object_array_add(all, s);
+    }
+    json_object_put(list);
+    if (uuid_only != NULL && json_object_array_length(all) == 0) {
+        fprintf(stderr, "umdevctl stats: %s is not running\n", uuid_only);
+        json_object_put(all);
+        return EXIT_REFUSED;
+    }
+    *out = json_object_new_object();
+    json_object_object_add(*out, "instances", all);
+    return status;
+}
+
+/* The entry of @uuid in @prev's instances, for --watch's changes. */
+static struct json_object *
+prev_of(struct json_object *prev, const char *uuid)
+{
+    struct json_object *a = json_object_object_get(prev, "instances");
+    size_t i;
+
+    for (i = 0; i < cli_alen(a); i++) {
+        struct json_object *s = json_object_array_get_idx(a, i);
+
+        if (strcmp(cli_jstr(s, "uuid", ""), uuid) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+static void
+print_stats_sample(struct cli *c, struct cli_opts *o, struct json_object *r,
+                   struct json_object *prev)
+{
+    struct json_object *a;
+    size_t i;
+
+    if (o->openmetrics) {
+        cli_print_openmetrics(stdout, json_object_object_get(r, "instances"));
+        return;
+    }
+    if (c->json) {
+        /* One line per sample when watching, for line readers. */
+        cli_print_json_ext(r, o->watch ? JSON_C_TO_STRING_PLAIN
+                                       : JSON_C_TO_STRING_PRETTY);
+        fflush(stdout);
+        return;
+    }
+    if (!o->all) {
+        cli_print_stats(r, prev);
+        return;
+    }
+    a = json_object_object_get(r, "instances");
+    for (i = 0; i < cli_alen(a); i++) {
+        struct json_object *s = json_object_array_get_idx(a, i);
+
+        if (i > 0)
+            printf("\n");
+        if (json_object_object_get(s, "error") != NULL)
+            printf(
+                "%s (%s): no answer: %s\n", cli_jstr(s, "uuid", "?"),
+                cli_jstr(s, "type", "?"),
+                cli_jstr(json_object_object_get(s, "error"), "message", "?"));
+        else
+            cli_print_stats(s, prev ? prev_of(prev, cli_jstr(s, "uuid", ""))
+                                    : NULL);
+    }
+    if (cli_alen(a) == 0)
+        printf("no running instance\n");
+    fflush(stdout);
+}
+
 static int
 verb_stats(struct cli *c, struct cli_opts *o)
 {
@@ -177,31 +313,33 @@ verb_stats(struct cli *c, struct cli_opts *o)
     long i;
     int rc = 0;
 
-    if (o->uuid == NULL)
-        return cli_usage_error("stats", "UUID is required");
+    if (o->uuid == NULL && !o->all)
+        return cli_usage_error("stats", "UUID or --all is required");
+    if (o->uuid != NULL && o->all)
+        return cli_usage_error("stats", "UUID and --all exclude each other");
     if (o->count_set && !o->watch)
         return cli_usage_error("stats", "--count needs --watch");
+    if (o->openmetrics && (c->json || o->watch))
+        return cli_usage_error("stats", "--openmetrics prints one scrape: "
+                                        "not with --json or --watch");
     sigemptyset(&sa.sa_mask);
     if (o->watch)
         sigaction(SIGINT, &sa, NULL);
     for (i = 0; !cli_interrupted; i++) {
-        rc = cli_call(c, "stats", uuid_args(o), &r);
-        if (rc != 0)
+        rc = o->all || o->openmetrics ? stats_all(c, o->uuid, &r)
+                                      : cli_call(c, "stats", uuid_args(o), &r);
+        if (r == NULL)
             break;
-        if (c->json) {
-            /* One line per sample when watching, for line readers. */
-            cli_print_json_ext(r, o->watch ? JSON_C_TO_STRING_PLAIN
-                                           : JSON_C_TO_STRING_PRETTY);
-            fflush(stdout);
-        } else {
+        /* Device strings reach a terminal or a label value: escaped. */
+        if (!c->json) {
             struct json_object *safe = cli_safe(r);
 
             json_object_put(r);
             r = safe;
-            if (o->watch)
-                printf("%s--- sample %ld\n", i ? "\n" : "", i + 1);
-            cli_print_stats(r, prev);
         }
+        if (o->watch && !c->json)
+            printf("%s--- sample %ld\n", i ? "\n" : "", i + 1);
+        print_stats_sample(c, o, r, prev);
         json_object_put(prev);
         prev = r;
         if (!o->watch || (o->count_set && i + 1 >= o->count))
@@ -353,16 +491,23 @@ static const struct cli_verb verbs[] = {
       "  -u, --uuid U       the instance; a running one also reports its "
       "device\n",
       DEF_SHORTS, DEF_KNOWN, "u", CLI_BARE_UUID, verb_info },
-    { "stats", "-u UUID | UUID [--watch [SECONDS]] [--count N] [--json]",
-      "trap, refusal, DMA, IRQ and error counters of a running instance",
+    { "stats",
+      "-u UUID | UUID | --all [--watch [SECONDS]] [--count N] "
+      "[--json | --openmetrics]",
+      "trap, refusal, DMA, IRQ and error counters of running instances",
       "  -u, --uuid U       the instance (it must be running)\n"
+      "  --all              every running instance\n"
+      "  --openmetrics      one scrape in the OpenMetrics text format\n"
+      "                     (Prometheus), labels uuid, type, parent\n"
       "  --watch [SECONDS]  print again every SECONDS (default 1, 0.1 to "
       "3600)\n"
       "                     with the change since the last sample, until "
       "SIGINT\n"
       "  --count N          with --watch: stop after N samples\n"
-      "With --json, one result object (one line each with --watch).\n",
-      "u:w::n:h", "uwn", "uwn", CLI_BARE_UUID, verb_stats },
+      "With --json, one result object (one line each with --watch); with\n"
+      "--all, {\"instances\": [...]}. Exit status 1 if a worker did not\n"
+      "answer (the others are printed all the same).\n",
+      "u:w::n:h", "uwnLO", "uwnLO", CLI_BARE_UUID, verb_stats },
     { "audit", "TYPE [--conformance [--fuzz-seconds N]] [--json]",
       "check a type against docs/CRITERIA.md",
       "  -t, --type T       the type (e.g. serial-2port)\n"
