@@ -235,7 +235,7 @@ class Stats(DaemonTestCase):
         self.assertEqual(sum(int(d or 0) for _, d in scr), 2, rest)
 
     def test_errors(self):
-        self.fails(2, "stats", says="UUID is required")
+        self.fails(2, "stats", says="UUID or --all is required")
         self.fails(2, "stats", self.u, "--count", "2",
                    says="--count needs --watch")
         self.fails(2, "stats", self.u, "--watch", "0")
