@@ -322,6 +322,11 @@ class Systemd(DaemonTestCase):
         self.notify.wait_for(lambda m: m == "READY=1", "READY=1", T_READY)
         self.assertTrue(any(m.startswith("STATUS=0 running, 1 starting")
                             for m in self.notify.got), self.notify.got)
+        # What systemd knew when it was told READY: nothing starting.
+        before = [m for m in self.notify.got[:self.notify.got.index(
+            "READY=1")] if m.startswith("STATUS=")]
+        self.assertTrue(before[-1].startswith("STATUS=1 running, 0 starting"),
+                        self.notify.got)
         inst = self.instance(u)
         self.assertEqual(inst["state"], "running", inst)
         self.assertTrue(os.path.exists(inst["socket"]))
