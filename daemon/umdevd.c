@@ -468,7 +468,7 @@ notify_update(struct service *s)
     }
     if (s->d->stopping)
         snprintf(msg, sizeof(msg),
-                 "STATUS=shutting down: %u instances still stopping",
+                 "STATUS=shutting down: instances still stopping: %u",
                  running + starting + stopping);
     else
         snprintf(msg, sizeof(msg),
