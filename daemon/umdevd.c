@@ -424,7 +424,7 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
 struct service {
     struct daemon *d;
     bool ready;       /* READY=1 sent */
-    char status[128]; /* the last STATUS= sent */
+    char status[128]; /* the last "STATUS=..." sent */
     uint64_t watchdog_ms;
     bool done; /* stopping, and every instance stopped */
 };
@@ -457,7 +457,7 @@ notify_update(struct service *s)
     unsigned int running = 0, starting = 0, stopping = 0, failed = 0;
     unsigned int defined = 0;
     const struct instance *i;
-    char msg[sizeof(s->status) + 16];
+    char msg[sizeof(s->status)];
 
     for (i = s->d->instances; i != NULL; i = i->next) {
         running += i->state == ST_RUNNING;
@@ -474,8 +474,8 @@ notify_update(struct service *s)
         snprintf(msg, sizeof(msg),
                  "STATUS=%u running, %u starting, %u failed; %u defined",
                  running, starting, failed, defined);
-    if (strcmp(msg + 7, s->status) != 0) {
-        snprintf(s->status, sizeof(s->status), "%s", msg + 7);
+    if (strcmp(msg, s->status) != 0) {
+        memcpy(s->status, msg, sizeof(msg));
         notify(s, msg);
     }
     if (!s->ready && starting == 0 && !s->d->stopping) {
