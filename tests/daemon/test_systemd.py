@@ -70,8 +70,8 @@ def _mount(src, dst, fstype, flags):
 def _private_namespace(root):
     """Enter a private mount namespace whose /etc/passwd and /etc/group
     hold the sysusers.d file's accounts (made in @root by
-    systemd-sysusers) and whose /run/systemd is an empty tmpfs. Runs
-    before any thread exists."""
+    systemd-sysusers) and whose /run/systemd is empty. Runs before any
+    thread exists."""
     if _libc.unshare(CLONE_NEWNS) != 0:
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
     _mount(None, b"/", None, MS_REC | MS_PRIVATE)
@@ -84,8 +84,13 @@ def _private_namespace(root):
     for f in ("passwd", "group"):
         _mount(os.path.join(root, "etc", f).encode(),
                ("/etc/" + f).encode(), None, MS_BIND)
-    os.makedirs("/run/systemd", exist_ok=True)
-    _mount(b"tmpfs", b"/run/systemd", b"tmpfs", 0)
+    # An empty journal directory of our own; on a host without systemd
+    # a tmpfs over all of /run, so that nothing is made on the host's.
+    if os.path.isdir("/run/systemd"):
+        _mount(b"tmpfs", b"/run/systemd", b"tmpfs", 0)
+    else:
+        _mount(b"tmpfs", b"/run", b"tmpfs", 0)
+        os.mkdir("/run/systemd")
 
 
 def parse_unit(path):
