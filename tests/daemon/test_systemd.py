@@ -424,5 +424,11 @@ class Systemd(DaemonTestCase):
 if __name__ == "__main__":
     _take_args()
     if os.geteuid() == 0:
-        _private_namespace(tempfile.mkdtemp(prefix="umdev-sysusers-"))
+        try:
+            _private_namespace(tempfile.mkdtemp(prefix="umdev-sysusers-"))
+        except (OSError, subprocess.CalledProcessError) as e:
+            sys.exit("test_systemd: cannot set up the private mount "
+                     "namespace (root with CAP_SYS_ADMIN, and "
+                     "systemd-sysusers, are needed): %s%s" %
+                     (e, getattr(e, "stderr", b"") or ""))
     main()
