@@ -14,6 +14,10 @@ and the journal.
   over the real ones in a private mount namespace: the host's accounts
   are never touched. Root is needed for that, as CI has.
 * `systemd-analyze verify` finds nothing to say about the unit.
+* Under the unit's CapabilityBoundingSet= and NoNewPrivileges= (applied
+  by setpriv, as systemd would) the daemon still forks sandboxed workers
+  that change user, for root-owned and for nobody's instances; dropping
+  CAP_SETUID, CAP_SETGID, CAP_SETPCAP or CAP_CHOWN from the set fails it.
 * With stderr the journal's stream ($JOURNAL_STREAM names its device and
   inode), umdevd sends structured entries (PRIORITY, MESSAGE and, for a
   line about an instance, UUID, TYPE and PARENT) to the journal socket,
@@ -140,10 +144,13 @@ def native_fields(data):
 class Service(Daemon):
     """umdevd started from the unit's ExecStart= line."""
 
-    def __init__(self, tmp, settings, env):
+    def __init__(self, tmp, settings, env, confined=False):
+        """@confined: under the unit's CapabilityBoundingSet= and
+        NoNewPrivileges= (setpriv does what systemd would)."""
         super().__init__(tmp, control=False)
         self.settings = settings
         self.extra_env = env
+        self.confined = confined
         rt = unit_value(settings, "Service", "RuntimeDirectory")
         st = unit_value(settings, "Service", "StateDirectory")
         assert rt and st, "the unit names no RuntimeDirectory/StateDirectory"
@@ -164,7 +171,18 @@ class Service(Daemon):
         argv = shlex.split(line)
         installed = os.path.join(ARGS["sbindir"], "umdevd")
         assert argv[0] == installed, (argv[0], installed)
-        out = [BIN["umdevd"]]
+        out = []
+        if self.confined:
+            caps = unit_value(self.settings, "Service",
+                              "CapabilityBoundingSet").split()
+            assert caps and all(c.startswith("CAP_") for c in caps), caps
+            out += ["setpriv", "--bounding-set",
+                    ",".join(["-all"] + ["+" + c[4:].lower() for c in caps])]
+            if unit_value(self.settings, "Service",
+                          "NoNewPrivileges") == "yes":
+                out.append("--no-new-privs")
+            out.append("--")
+        out.append(BIN["umdevd"])
         for a in argv[1:]:
             if a.startswith("/"):
                 for real, ours in self.paths.items():
@@ -242,12 +260,12 @@ class Systemd(DaemonTestCase):
                       "namespace (run them as root, as CI does)")
         self.settings = parse_unit(ARGS["unit"])
 
-    def service(self, env=None, start=True):
+    def service(self, env=None, start=True, confined=False):
         self.notify = Notify(os.path.join(self.tmp, "notify"))
         self.addCleanup(self.notify.close)
         e = {"NOTIFY_SOCKET": self.notify.path}
         e.update(env or {})
-        d = Service(self.tmp, self.settings, e)
+        d = Service(self.tmp, self.settings, e, confined)
         self.daemons.append(d)
         self.d = d
         if start:
@@ -338,6 +356,38 @@ class Systemd(DaemonTestCase):
         self.assertTrue(inst["socket"].startswith(d.paths["/run/umdev"]))
         d.signal(signal.SIGTERM)
         self.assertEqual(d.proc.wait(T_EXIT), 0, d.log())
+
+    def test_confined(self):
+        """Under the unit's capability bounding set and no_new_privs the
+        daemon still forks sandboxed workers: a root-owned instance's
+        worker serves as the worker user the sysusers.d file makes, an
+        instance of nobody's as nobody, both answer a VMM, both stop."""
+        import pwd
+        from harness import proc_ids
+        d = self.service(confined=True)
+        self.notify.wait_for(lambda m: m == "READY=1", "READY=1", T_READY)
+        with open("/proc/%d/status" % d.proc.pid) as f:
+            st = dict(line.split(":", 1) for line in f)
+        self.assertNotEqual(st["CapBnd"].strip(), "000001ffffffffff")
+        self.assertEqual(st["NoNewPrivs"].strip(), "1")
+        worker = pwd.getpwnam("umdev")
+        nobody = pwd.getpwnam("nobody")
+        u1, u2 = new_uuid(), new_uuid()
+        self.ok("start", "-u", u1, "-p", "serial", "-t", T)
+        self.ok("start", "-u", u2, "-p", "serial", "-t", T, "--owner",
+                "nobody")
+        for u, who in ((u1, worker), (u2, nobody)):
+            inst = self.instance(u)
+            self.assertEqual(inst["state"], "running", inst)
+            self.assertEqual(proc_ids(inst["pid"]),
+                             (who.pw_uid, who.pw_gid), inst)
+            p = subprocess.run([BIN["probe"], inst["socket"]],
+                               capture_output=True, timeout=T_CMD)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn(b"4348:3253", p.stdout)
+        self.ok("stop", u1)
+        self.ok("stop", u2)
+        self.assertEqual(d.terminate(), 0, d.log())
 
     def journal_daemon(self, level):
         """umdevd whose stderr is the journal stream (a file here) and
