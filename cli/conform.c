@@ -105,6 +105,8 @@ run_kit(struct cli *c, const char *conform, const char *self,
             self,
             "--fuzz-seconds",
             fuzz,
+            /* Each check on stderr as it starts: the run takes a while. */
+            "--progress",
             /* A plug-in's type is driven by the plug-in's exercise();
              * for a built-in parent the list ends here. */
             t->plugin[0] ? "--plugin" : NULL,

@@ -1,8 +1,9 @@
 /*
  * umdevd: the umdev supervisor. Owns the control socket, the definitions
  * and the parents' resources; runs one worker process per instance. This
- * file parses options, wires the parts together (umdevd.h lists them) and
- * handles signals.
+ * file parses options, wires the parts together (umdevd.h lists them),
+ * handles signals and tells systemd how the service is doing (sd_notify:
+ * READY, STATUS, WATCHDOG, STOPPING; a no-op without $NOTIFY_SOCKET).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,6 +20,11 @@
 #include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
+
+/* The sink's own file and line would say nothing about the message. */
+#define SD_JOURNAL_SUPPRESS_LOCATION
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-journal.h>
 
 #include "admission.h"
 #include "control.h"
@@ -52,6 +58,11 @@ usage(FILE *f)
         "                   hand out at most N units of a parent's pool\n"
         "                   (repeatable; N may not exceed the capacity)\n"
         "  --syslog         log to syslog/journald instead of stderr\n"
+        "                   (a stderr that is the journal gets structured\n"
+        "                   entries without it)\n"
+        "  --log-level LEVEL\n"
+        "                   log LEVEL and worse: emerg, alert, crit, err,\n"
+        "                   warning, notice, info (default), debug, or 0-7\n"
         "  --sandbox MODE   kill (default): a worker's system call outside\n"
         "                   its seccomp allow-list kills it; log: the\n"
         "                   kernel logs it and lets it run (debugging;\n"
@@ -67,7 +78,7 @@ usage(FILE *f)
         "%u)\n"
         "  --umdevctl PATH  the umdevctl admission audits run (default "
         "%s)\n"
-        "  --verbose        log debug messages\n"
+        "  --verbose        log debug messages (--log-level debug)\n"
         "  --help\n"
         "built-in pools (PARENT.POOL capacity):\n",
         UMDEVD_DEFAULT_RUNDIR, UMDEVD_DEFAULT_STATEDIR,
@@ -145,6 +156,58 @@ syslog_sink(void *opaque, int level, const char *line)
 {
     (void)opaque;
     syslog(level, "%s", line);
+}
+
+/*
+ * The journal sink: one structured entry per line. A line about an
+ * instance starts with its UUID (the daemon's convention, STYLE.md
+ * "Logging"); such an entry also carries UUID, TYPE and PARENT, so that
+ * `journalctl UUID=...` shows one instance's story. A line the journal
+ * does not take goes to stderr, which is the journal's stream too.
+ */
+static void
+journal_sink(void *opaque, int level, const char *line)
+{
+    const struct daemon *d = opaque;
+    const struct instance *i = NULL;
+    int rc;
+
+    if (strlen(line) > MDEV_UUID_STR_LEN && line[MDEV_UUID_STR_LEN] == ':')
+        for (i = d->instances; i != NULL; i = i->next)
+            if (strncmp(line, i->cfg.uuid, MDEV_UUID_STR_LEN) == 0)
+                break;
+    if (i != NULL)
+        rc = sd_journal_send("MESSAGE=%s", line, "PRIORITY=%d", level,
+                             "SYSLOG_IDENTIFIER=umdevd", "UUID=%s", i->cfg.uuid,
+                             "TYPE=%s", i->cfg.type, "PARENT=%s", i->cfg.parent,
+                             NULL);
+    else
+        rc = sd_journal_send("MESSAGE=%s", line, "PRIORITY=%d", level,
+                             "SYSLOG_IDENTIFIER=umdevd", NULL);
+    if (rc < 0)
+        umdev_log_stderr(NULL, level, line);
+}
+
+/* "--log-level LEVEL": a syslog level's name (as syslog.conf spells it,
+ * "error" and "warn" too) or number. Return: the level, or -1. */
+static int
+parse_log_level(const char *arg)
+{
+    static const char *const names[] = {
+        "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+    };
+    int i;
+
+    if (arg[0] >= '0' && arg[0] <= '7' && arg[1] == '\0')
+        return arg[0] - '0';
+    for (i = 0; i <= LOG_DEBUG; i++)
+        if (strcmp(arg, names[i]) == 0)
+            return i;
+    if (strcmp(arg, "error") == 0)
+        return LOG_ERR;
+    if (strcmp(arg, "warn") == 0)
+        return LOG_WARNING;
+    return -1;
 }
 
 static int
@@ -242,6 +305,7 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
         { "admit-fuzz-seconds", required_argument, NULL, 'F' },
         { "umdevctl", required_argument, NULL, 'U' },
         { "verbose", no_argument, NULL, 'v' },
+        { "log-level", required_argument, NULL, 'L' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -327,6 +391,16 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
         case 'v':
             o->log_level = LOG_DEBUG;
             break;
+        case 'L':
+            o->log_level = parse_log_level(optarg);
+            if (o->log_level < 0) {
+                fprintf(stderr,
+                        "umdevd: --log-level takes emerg, alert, crit, err, "
+                        "warning, notice, info, debug or 0-7, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            break;
         case 'h':
             usage(stdout);
             return 1;
@@ -346,12 +420,91 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
     return 0;
 }
 
+/* The daemon and what systemd has been told about it. */
+struct service {
+    struct daemon *d;
+    bool ready;       /* READY=1 sent */
+    char status[128]; /* the last "STATUS=..." sent */
+    uint64_t watchdog_ms;
+    bool done; /* stopping, and every instance stopped */
+};
+
+/* sd_notify() @msg; a failure is worth one warning, not an exit. */
+static void
+notify(struct service *s, const char *msg)
+{
+    static bool warned;
+    int rc = sd_notify(0, msg);
+
+    if (rc < 0 && !warned) {
+        warned = true;
+        umdev_log(&s->d->log, LOG_WARNING, "cannot notify systemd: %s",
+                  strerror(-rc));
+    }
+}
+
+/*
+ * Tell systemd what changed since the last call, after each turn of the
+ * loop. READY=1 once nothing is starting any more: the control socket
+ * listens before the first turn, and the instances marked auto (except
+ * those of plug-ins awaiting admission) were started before it, so
+ * dependent units (a VM) find their sockets. STATUS= whenever the counts
+ * change.
+ */
+static void
+notify_update(struct service *s)
+{
+    unsigned int running = 0, starting = 0, stopping = 0, failed = 0;
+    unsigned int defined = 0;
+    const struct instance *i;
+    char msg[sizeof(s->status)];
+
+    for (i = s->d->instances; i != NULL; i = i->next) {
+        running += i->state == ST_RUNNING;
+        starting += i->state == ST_STARTING;
+        stopping += i->state == ST_STOPPING;
+        failed += i->state == ST_FAILED;
+        defined += i->defined;
+    }
+    if (s->d->stopping)
+        snprintf(msg, sizeof(msg),
+                 "STATUS=shutting down: instances still stopping: %u",
+                 running + starting + stopping);
+    else
+        snprintf(msg, sizeof(msg),
+                 "STATUS=%u running, %u starting, %u failed; %u defined",
+                 running, starting, failed, defined);
+    if (strcmp(msg, s->status) != 0) {
+        memcpy(s->status, msg, sizeof(msg));
+        notify(s, msg);
+    }
+    if (!s->ready && starting == 0 && !s->d->stopping) {
+        s->ready = true;
+        notify(s, "READY=1");
+    }
+}
+
+/* WATCHDOG=1 from the loop itself: a loop that is stuck stops the pings
+ * and systemd restarts the service (WatchdogSec= in the unit). */
+static void
+on_watchdog(struct umdev_loop *loop, void *opaque)
+{
+    struct service *s = opaque;
+
+    notify(s, "WATCHDOG=1");
+    if (umdev_loop_timer_add(loop, s->watchdog_ms, on_watchdog, s) < 0)
+        umdev_log(&s->d->log, LOG_ERR,
+                  "cannot re-arm the watchdog timer: out of memory");
+}
+
 static void
 on_signal(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
 {
-    struct daemon *d = opaque;
+    struct service *s = opaque;
+    struct daemon *d = s->d;
     struct signalfd_siginfo si;
 
+    (void)loop;
     (void)events;
     while (read(fd, &si, sizeof(si)) == sizeof(si)) {
         if (si.ssi_signo == SIGCHLD) {
@@ -359,6 +512,7 @@ on_signal(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
         } else if (!d->stopping) {
             umdev_log(&d->log, LOG_NOTICE, "signal %u: stopping every instance",
                       si.ssi_signo);
+            notify(s, "STOPPING=1");
             d->stopping = true;
             control_close_all(d);
             admission_destroy(d);
@@ -366,7 +520,28 @@ on_signal(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
         }
     }
     if (d->stopping && supervisor_all_stopped(d))
-        umdev_loop_stop(loop);
+        s->done = true;
+}
+
+/* Run the loop until a signal stopped every instance. Return: the exit
+ * status. */
+static int
+serve(struct service *s)
+{
+    uint64_t usec;
+
+    if (sd_watchdog_enabled(0, &usec) > 0) {
+        /* Ping at half the period, as sd_watchdog_enabled(3) advises. */
+        s->watchdog_ms = usec / 2000 > 0 ? usec / 2000 : 1;
+        on_watchdog(s->d->loop, s);
+    }
+    notify_update(s);
+    while (!s->done) {
+        if (umdev_loop_run_once(s->d->loop, -1) < 0)
+            return 1;
+        notify_update(s);
+    }
+    return 0;
 }
 
 /* Start the definitions marked auto of @type (NULL: of every type on
@@ -535,6 +710,7 @@ int
 main(int argc, char **argv)
 {
     struct daemon d = { .signal_fd = -1 };
+    struct service svc = { .d = &d };
     int status = 1; /* until the loop ran */
     sigset_t mask;
     int rc;
@@ -546,6 +722,12 @@ main(int argc, char **argv)
     if (d.opts.syslog) {
         openlog("umdevd", LOG_PID, LOG_DAEMON);
         d.log.fn = syslog_sink;
+    } else if (umdev_log_stderr_is_journal()) {
+        /* Started by systemd with stderr to the journal: entries with
+         * fields. Workers keep "<N>"-prefixed lines on stderr, since the
+         * sandbox lets them open no socket (docs/SANDBOX.md). */
+        d.log.fn = journal_sink;
+        d.log.opaque = &d;
     } else {
         d.log.fn = umdev_log_stderr;
     }
@@ -598,7 +780,7 @@ main(int argc, char **argv)
                 strerror(-rc));
         goto out;
     }
-    umdev_loop_add(d.loop, d.signal_fd, UMDEV_LOOP_IN, on_signal, &d);
+    umdev_loop_add(d.loop, d.signal_fd, UMDEV_LOOP_IN, on_signal, &svc);
     defs_load_all(&d, definition_found);
     start_auto(&d, NULL);
     admission_start(&d);
@@ -609,7 +791,7 @@ main(int argc, char **argv)
     umdev_log(&d.log, LOG_NOTICE,
               "ready: control %s, rundir %s, statedir %s (%zu definitions)",
               d.opts.control, d.opts.rundir, d.opts.statedir, d.ninstances);
-    status = umdev_loop_run(d.loop) < 0 ? 1 : 0;
+    status = serve(&svc);
 out:
     control_close_all(&d);
     admission_destroy(&d);

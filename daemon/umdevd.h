@@ -36,7 +36,7 @@
 
 #define UMDEVD_PROTOCOL 1
 #define UMDEVD_DEFAULT_RUNDIR "/run/umdev"
-#define UMDEVD_DEFAULT_STATEDIR "/etc/umdev/devices"
+#define UMDEVD_DEFAULT_STATEDIR "/var/lib/umdev/devices"
 #define UMDEVD_DEFAULT_GRACE_MS 5000
 /* Who workers of root-owned instances run as when it exists; else
  * nobody (docs/SANDBOX.md). */

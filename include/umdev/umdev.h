@@ -47,8 +47,21 @@ void umdev_log(const struct umdev_logger *log, int level, const char *fmt, ...)
 void umdev_vlog(const struct umdev_logger *log, int level, const char *fmt,
                 va_list ap) __attribute__((format(printf, 3, 0)));
 
-/** A ready-made sink writing "umdev: LEVEL: line" to stderr. */
+/**
+ * umdev_log_stderr() - a ready-made sink writing one line to stderr:
+ * "umdev: LEVEL: line", or "<LEVEL>line" when stderr is the systemd
+ * journal (umdev_log_stderr_is_journal()), which journald stores as the
+ * line's priority. Thread-safe.
+ */
 void umdev_log_stderr(void *opaque, int level, const char *line);
+
+/**
+ * umdev_log_stderr_is_journal() - is stderr connected to the systemd
+ * journal? True when $JOURNAL_STREAM ("DEVICE:INODE", set by systemd for
+ * a service) names the device and inode of file descriptor 2.
+ * Return: 1 or 0. Changes nothing (errno aside); thread-safe.
+ */
+int umdev_log_stderr_is_journal(void);
 
 /**
  * umdev_fault_guard_run() - run @fn(@arg), which reads or writes guest

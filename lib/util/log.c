@@ -2,7 +2,10 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "umdev/umdev.h"
 
@@ -10,13 +13,42 @@ static const char *const level_names[] = {
     "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
 };
 
+/*
+ * systemd connects a service's stderr to journald and names that stream
+ * in $JOURNAL_STREAM ("DEVICE:INODE"). The variable is inherited by
+ * whatever the service runs, stderr redirected or not, so only a stderr
+ * with exactly that device and inode is the journal. Checked on each
+ * call: the library keeps no global state, and a log line is rare enough
+ * for one getenv() and fstat().
+ */
+int
+umdev_log_stderr_is_journal(void)
+{
+    const char *env = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    int end = 0;
+
+    if (env == NULL || sscanf(env, "%llu:%llu%n", &dev, &ino, &end) != 2 ||
+        env[end] != '\0')
+        return 0;
+    return fstat(STDERR_FILENO, &st) == 0 &&
+           (unsigned long long)st.st_dev == dev &&
+           (unsigned long long)st.st_ino == ino;
+}
+
 void
 umdev_log_stderr(void *opaque, int level, const char *line)
 {
     (void)opaque;
     if (level < 0 || level > LOG_DEBUG)
         level = LOG_ERR;
-    fprintf(stderr, "umdev: %s: %s\n", level_names[level], line);
+    /* journald reads a leading "<N>" as the line's priority and adds the
+     * time and the unit's name itself. */
+    if (umdev_log_stderr_is_journal())
+        fprintf(stderr, "<%d>%s\n", level, line);
+    else
+        fprintf(stderr, "umdev: %s: %s\n", level_names[level], line);
 }
 
 /* The length of the UTF-8 sequence at @p (RFC 3629: no overlong forms,

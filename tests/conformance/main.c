@@ -98,6 +98,8 @@ static const char help_text[] =
     "                      TYPE comes from the parent plug-in SO: its\n"
     "                      exercise() drives the datapath check\n"
     "  --verbose           progress on stderr\n"
+    "  --progress          each check's name on stderr as it starts, and\n"
+    "                      its outcome when it ends\n"
     "Exit status: 0 all passed at the level, 1 a check failed or could not\n"
     "be carried out, 2 usage.\n";
 
@@ -551,6 +553,7 @@ select_checks(const char *list, bool selected[])
 struct run_opts {
     bool json;
     bool list_rules;
+    bool progress;
     /* CF_LEVEL_SPEC: only spec failures (and kit errors) fail the run;
      * CF_LEVEL_POLICY: umdev's policy failures too. */
     enum cf_level level;
@@ -566,14 +569,16 @@ parse_args(int argc, char **argv, struct conform *cf, struct run_opts *ro,
         OPT_JSON = 1,
         OPT_ONLY,
         OPT_VERBOSE,
+        OPT_PROGRESS,
         OPT_LEVEL,
         OPT_LIST_RULES,
         OPT_STORED
     };
-    struct option opts[CF_ARRAY_SIZE(stored_opts) + 7] = {
+    struct option opts[CF_ARRAY_SIZE(stored_opts) + 8] = {
         { "json", no_argument, NULL, OPT_JSON },
         { "only", required_argument, NULL, OPT_ONLY },
         { "verbose", no_argument, NULL, OPT_VERBOSE },
+        { "progress", no_argument, NULL, OPT_PROGRESS },
         { "level", required_argument, NULL, OPT_LEVEL },
         { "list-rules", no_argument, NULL, OPT_LIST_RULES },
         { "help", no_argument, NULL, 'h' },
@@ -611,6 +616,9 @@ parse_args(int argc, char **argv, struct conform *cf, struct run_opts *ro,
             break;
         case OPT_VERBOSE:
             cf->verbose = true;
+            break;
+        case OPT_PROGRESS:
+            ro->progress = true;
             break;
         case 'h':
             printf("%s%s", usage_text, help_text);
@@ -785,7 +793,7 @@ main(int argc, char **argv)
     char err[512] = "";
     bool all_pass;
     double t0 = cf_now();
-    size_t i;
+    size_t i, n = 0, nsel = 0;
     int rc;
 
     rc = parse_args(argc, argv, &cf, &ro, selected);
@@ -810,11 +818,17 @@ main(int argc, char **argv)
     }
     cf_log(&cf, "attaching to %s", cf.socket);
     rc = discover(&cf, selected[2], err, sizeof(err));
+    for (i = 0; i < CF_ARRAY_SIZE(checks); i++)
+        nsel += selected[i];
     for (i = 0; i < CF_ARRAY_SIZE(checks); i++) {
         double t = cf_now();
 
         if (!selected[i])
             continue;
+        /* A long run (the fuzz check) says what it is doing. */
+        if (ro.progress)
+            fprintf(stderr, PROG ": [%zu/%zu] %s ...\n", ++n, nsel,
+                    checks[i].name);
         if (rc < 0) {
             cf_error(&res[i], "%s", err);
         } else {
@@ -822,6 +836,10 @@ main(int argc, char **argv)
             checks[i].run(&cf, &res[i]);
         }
         res[i].seconds = cf_now() - t;
+        if (ro.progress)
+            fprintf(stderr, PROG ": [%zu/%zu] %s: %s (%.1f s)\n", n, nsel,
+                    checks[i].name, res[i].pass ? "pass" : "FAIL",
+                    res[i].seconds);
     }
     all_pass = print_results(res, selected, ro.json, ro.level, cf_now() - t0);
     free(cf.base.regs);

@@ -106,6 +106,15 @@ class Audit(DaemonTestCase):
         by_id = {c["id"]: c["evidence"] for c in doc["criteria"]}
         self.assertIn("measured:", by_id[2])
         self.assertIn("all 6 checks passed", by_id[5])
+        # Each check said on stderr as it started, in order, then how
+        # it ended; stdout held the JSON alone.
+        starts = re.findall(r"^umdev-conform: \[(\d)/6\] (\w+) \.\.\.$",
+                            r.err, re.M)
+        self.assertEqual(starts, [(str(i + 1), n) for i, n in enumerate(
+            ("protocol", "config", "reset", "datapath", "fuzz", "leaks"))],
+            r.err)
+        self.assertEqual(len(re.findall(r"^umdev-conform: \[\d/6\] \w+: "
+                                        r"pass \(", r.err, re.M)), 6, r.err)
         self.no_leftovers()
 
     def test_conformance_without_kit(self):

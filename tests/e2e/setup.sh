@@ -21,16 +21,19 @@
 # sources, empty dpkg status) resolves and downloads the .debs, and each is
 # unpacked with dpkg -x into tree.tmp, renamed to tree at the end. Nothing on
 # the host is installed or upgraded; the host's apt configuration (proxies) is
-# honoured.
+# honoured, and so is its choice of Debian archive: the one its own sources
+# fetch its release from (apt-mirror.sh). apt-get's progress (each package as
+# it is fetched, with its size) is shown on stderr and kept in apt/*.log.
 #
-# Environment: UMDEV_E2E_MIRROR (default http://deb.debian.org/debian),
+# Environment: UMDEV_E2E_MIRROR (default: the host's Debian archive),
 # UMDEV_E2E_KEYRING (default /usr/share/keyrings/debian-archive-keyring.gpg),
 # UMDEV_E2E_FORCE=1 rebuilds everything.
 set -euo pipefail
 
 FORMAT=1   # bump when the cache layout or the package set changes
 CACHE_DIR=${1:-${UMDEV_E2E_CACHE:-$HOME/.cache/umdev-e2e}}
-MIRROR=${UMDEV_E2E_MIRROR:-http://deb.debian.org/debian}
+HERE=$(cd "$(dirname "$0")" && pwd)
+MIRROR=${UMDEV_E2E_MIRROR:-}
 KEYRING=${UMDEV_E2E_KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}
 # linux-image-amd64 is pinned to trixie: -t trixie-backports would pull the
 # backports kernel too.
@@ -71,6 +74,11 @@ done
 
 TREE=$CACHE_DIR/tree
 if [ "${UMDEV_E2E_FORCE:-0}" = 1 ] || [ ! -f "$TREE/.complete" ]; then
+    if [ -z "$MIRROR" ]; then
+        MIRROR=$("$HERE/apt-mirror.sh") ||
+            die "cannot tell which Debian archive this machine uses; set UMDEV_E2E_MIRROR"
+    fi
+    log "fetching from $MIRROR (the host's apt sources; UMDEV_E2E_MIRROR overrides)"
     # ---- private apt state ------------------------------------------------
     APT=$CACHE_DIR/apt
     rm -rf "$APT"
@@ -98,8 +106,8 @@ EOF
         -o "Debug::NoLocking=true"
     )
     log "apt-get update (private state in $APT)"
-    apt-get -q "${APTOPT[@]}" update >"$APT/update.log" 2>&1 ||
-        { cat "$APT/update.log" >&2; die "apt-get update failed"; }
+    apt-get -q "${APTOPT[@]}" update 2>&1 | tee "$APT/update.log" >&2 ||
+        die "apt-get update failed"
     # apt-get update exits 0 when a fetch fails (only a W: line): check.
     for suite in trixie trixie-backports; do
         ls "$APT/state/lists/"*"_dists_${suite}_main_binary-amd64_Packages"* \
@@ -112,8 +120,8 @@ EOF
     # libc6: the tree is self-contained.
     log "resolving and downloading ${PACKAGES[*]} (qemu from trixie-backports)"
     apt-get -q -y "${APTOPT[@]}" -t trixie-backports --download-only \
-        install "${PACKAGES[@]}" >"$APT/download.log" 2>&1 ||
-        { tail -n 40 "$APT/download.log" >&2; die "apt-get download failed"; }
+        install "${PACKAGES[@]}" 2>&1 | tee "$APT/download.log" >&2 ||
+        die "apt-get download failed"
     grep '^Inst ' <(apt-get -q "${APTOPT[@]}" -t trixie-backports -s \
         install "${PACKAGES[@]}") | sed -E 's/^Inst ([^ ]+) \(([^ ]+) .*/\1=\2/' \
         >"$APT/packages.txt"
@@ -130,6 +138,7 @@ EOF
         dpkg -x "$deb" "$TREE.tmp" || die "dpkg -x $deb failed"
     done
     cp "$APT/packages.txt" "$TREE.tmp/.packages"
+    printf '%s\n' "$MIRROR" >"$TREE.tmp/.mirror"
     LD=$TREE.tmp/usr/lib64/ld-linux-x86-64.so.2
     LIBS=$TREE.tmp/usr/lib/x86_64-linux-gnu:$TREE.tmp/lib/x86_64-linux-gnu
     [ -x "$LD" ] || die "no dynamic loader in the tree"
@@ -205,7 +214,7 @@ T1=$(date +%s.%N)
     echo "kmod-package=$(pkgver kmod)"
     echo "packages=$(wc -l <"$TREE/.packages")"
     echo "tree-size=$(du -sh "$TREE" | cut -f1)"
-    echo "mirror=$MIRROR"
+    echo "mirror=$(cat "$TREE/.mirror" 2>/dev/null || echo unknown)"
     echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "setup-seconds=$(awk -v a="$T0" -v b="$T1" 'BEGIN{printf "%.1f", b-a}')"
 } >"$STAMP.tmp"

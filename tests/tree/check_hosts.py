@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""The tree names no package mirror or other network host (issue 14,
+defect 10): what a test fetches comes from the machine's own
+configuration, never from a host written into the source.
+
+    check_hosts.py SRC_DIR      scan every text file under SRC_DIR (git's
+                                list of files when SRC_DIR is a checkout)
+    check_hosts.py --self-test  check the patterns on samples
+
+A hit prints FILE:LINE: the name, and the exit status is 1.
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+TLDS = (r"(?:org|com|net|edu|gov|io|info|de|fr|uk|jp|cn|ru|nl|se|us|ca|"
+        r"au|br|it|es|ch|at|be|cz|pl|kr|tw|in|eu|dk|fi|no)")
+PATTERNS = [
+    # A URL with a host part (file:///x has none).
+    re.compile(r"\b[a-z][a-z0-9+.-]*://([a-z0-9-]+(?:\.[a-z0-9-]+)+)",
+               re.I),
+    # Any name in a distribution's domains.
+    re.compile(r"\b(?:[a-z0-9-]+\.)+(?:debian|ubuntu|launchpad|"
+               r"fedoraproject|centos|kernel)\.(?:org|net|com)\b", re.I),
+    # Names that look like package mirrors anywhere.
+    re.compile(r"\b(?:ftp|deb|mirrors?|archive|security|snapshot|"
+               r"httpredir|cdn|ports|packages)\d*(?:\.[a-z0-9-]+)*\." + TLDS +
+               r"\b", re.I),
+]
+SKIP_DIRS = {".git", "build"}
+
+
+def files(src):
+    try:
+        out = subprocess.run(["git", "-C", src, "ls-files", "-z", "--cached",
+                              "--others", "--exclude-standard"],
+                             capture_output=True, check=True).stdout
+        return [os.path.join(src, f) for f in out.decode().split("\0") if f]
+    except (OSError, subprocess.CalledProcessError):
+        found = []
+        for root, dirs, names in os.walk(src):
+            dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
+            found += [os.path.join(root, n) for n in names]
+        return found
+
+
+def hits(text):
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        names = []
+        for p in PATTERNS:
+            for m in p.finditer(line):
+                name = m.group(0)
+                if not any(name in x or x in name for x in names):
+                    names.append(name)
+        out += [(n, name) for name in names]
+    return out
+
+
+def self_test():
+    # Assembled, so that this file passes its own scan.
+    deb, ubu, ex = ("." + "debian.org", "." + "ubuntu.com",
+                    "." + "example.com")
+    bad = ["MIRROR=http://deb" + deb + "/debian",
+           "deb https://ftp" + ".de" + deb + "/debian trixie main",
+           "see security" + deb, "URIs: http://m" + ex + "/x",
+           "ftp" + ".us" + deb, "fetch from archive" + ubu,
+           "https://packages" + ".cloud.google.com/apt",
+           "mirrors.kernel" + ".org"]
+    good = ["tests/func/test_func_io.c", "HARNESS_MAIN(\"func.io\")",
+            "file:///usr/share/doc", "archive.tar.gz", "docs/interop/"
+            "vfio-user.rst", "unix:/run/umdev/control", "libvfio-user.so"]
+    ok = True
+    for s in bad:
+        if not hits(s):
+            print("self-test: no hit in %r" % s)
+            ok = False
+    for s in good:
+        if hits(s):
+            print("self-test: false hit in %r: %s" % (s, hits(s)))
+            ok = False
+    return ok
+
+
+def main():
+    if sys.argv[1:] == ["--self-test"]:
+        return 0 if self_test() else 1
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    if not self_test():
+        return 1
+    src = os.path.abspath(sys.argv[1])
+    found = 0
+    for path in files(src):
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        if b"\0" in data:
+            continue  # binary: fuzz inputs, images
+        for n, name in hits(data.decode("utf-8", "replace")):
+            print("%s:%d: %s" % (os.path.relpath(path, src), n, name))
+            found += 1
+    if found:
+        print("%d host name(s) in the tree: take them from the machine's "
+              "configuration instead" % found)
+        return 1
+    print("no host names in %d files" % len(files(src)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
