@@ -123,6 +123,20 @@ for p in $PACKAGES; do
     say "  $p: $(grep -vc '/$' "$T/$p.files") entries, all expected ones present"
 done
 grep -q 'umdev\.h$' "$T/libumdev0.files" && fail "libumdev0 holds headers"
+# Every program the documentation has a user run (a line of a fenced
+# block that starts with it) is installed: issue 14 found the accel
+# README naming a server that `cmake --install` did not install.
+docs=("$SRC"/README.md "$SRC"/docs/*.md "$SRC"/devices/*/README.md
+    "$SRC"/samples/README.md "$SRC"/tests/conformance/README.md)
+told=$(awk '/^```/ { code = !code; next }
+    code { sub(/^[ \t]*\$ /, ""); if ($1 ~ /^umdev[a-z-]*$/) print $1 }' \
+    "${docs[@]}" | sort -u)
+[ -n "$told" ] || fail "found no programs in the documentation's examples"
+for prog in $told; do
+    grep -qE "^\./usr/s?bin/$prog\$" "$T/umdev.files" ||
+        fail "the documentation runs $prog, which umdev does not install"
+done
+say "  the programs the documentation runs are installed: $(echo $told)"
 
 # 3. lintian.
 lintian --info --pedantic "$T/src/umdev_${VERSION}_$ARCH.changes" \
