@@ -7,6 +7,7 @@
 #
 # Usage: completion.sh COMPLETION_FILE UMDEVD UMDEVCTL
 set -uo pipefail
+# shellcheck disable=SC2034 # read by kit.sh
 KIT_NAME=packaging.completion
 # shellcheck source=tests/common/kit.sh
 . "$(dirname "$0")/../common/kit.sh"

@@ -21,6 +21,7 @@
 #
 # Usage: packages.sh SOURCE_DIR
 set -uo pipefail
+# shellcheck disable=SC2034 # read by kit.sh
 KIT_NAME=packaging.packages
 # shellcheck source=tests/common/kit.sh
 . "$(dirname "$0")/../common/kit.sh"
@@ -77,7 +78,7 @@ fi
 ARCH=$(dpkg-architecture -qDEB_HOST_ARCH)
 TRIPLET=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 PACKAGES="libumdev0 libumdev-dev umdev"
-made=$(cd "$T/src" && ls -- *.deb | sort | tr '\n' ' ')
+made=$(cd "$T/src" && printf '%s\n' *.deb | sort | tr '\n' ' ')
 want=$(for p in $PACKAGES; do
     echo "${p}_${VERSION}_$ARCH.deb"
     [ "$p" = libumdev-dev ] || echo "${p}-dbgsym_${VERSION}_$ARCH.deb"
@@ -136,7 +137,7 @@ for prog in $told; do
     grep -qE "^\./usr/s?bin/$prog\$" "$T/umdev.files" ||
         fail "the documentation runs $prog, which umdev does not install"
 done
-say "  the programs the documentation runs are installed: $(echo $told)"
+say "  the programs the documentation runs are installed: ${told//$'\n'/ }"
 
 # 3. lintian.
 lintian --info --pedantic "$T/src/umdev_${VERSION}_$ARCH.changes" \
