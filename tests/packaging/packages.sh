@@ -140,7 +140,7 @@ done
 say "  the programs the documentation runs are installed: ${told//$'\n'/ }"
 
 # 3. lintian.
-lintian --info --pedantic "$T/src/umdev_${VERSION}_$ARCH.changes" \
+lintian --display-info --pedantic "$T/src/umdev_${VERSION}_$ARCH.changes" \
     >"$T/lintian.log" 2>&1
 rc=$? # 0 clean, 1 tags at its fail-on level (error), 2 lintian failed
 grep -E '^[EWIP]: ' "$T/lintian.log" | sort >"$T/lintian.tags"
@@ -164,6 +164,19 @@ done
 grep -rlF -- "$T/src" "$ROOT" >"$T/leaks"
 [ -s "$T/leaks" ] && fail "files name the build directory: $(cat "$T/leaks")"
 LIBDIR=$ROOT/$L
+# One version everywhere: the package's (less a Debian revision), the
+# library's pkg-config and header version; and the SONAME the library
+# package is named after (libumdev.so.N -> libumdevN).
+UPSTREAM=${VERSION%-*}
+got=$(PKG_CONFIG_PATH=$LIBDIR/pkgconfig pkg-config --modversion umdev)
+[ "$got" = "$UPSTREAM" ] || fail "umdev.pc says version $got, the package $UPSTREAM"
+grep -qF "#define UMDEV_VERSION_STRING \"$UPSTREAM\"" "$ROOT/usr/include/umdev/umdev.h" ||
+    fail "umdev.h's UMDEV_VERSION_STRING is not \"$UPSTREAM\""
+soname=$(objdump -p "$LIBDIR/libumdev.so.$UPSTREAM" | awk '$1 == "SONAME" { print $2 }')
+if [ "$soname" != libumdev.so.0 ] || [ ! -L "$LIBDIR/$soname" ]; then
+    fail "libumdev's SONAME is '$soname', but the library package is" \
+        "libumdev0 with libumdev.so.0 (a new SOVERSION renames it)"
+fi
 PC=$(PKG_CONFIG_PATH=$LIBDIR/pkgconfig pkg-config --cflags --libs umdev) ||
     fail "pkg-config --cflags --libs umdev with PKG_CONFIG_PATH=$LIBDIR/pkgconfig"
 say "pkg-config: $PC"
