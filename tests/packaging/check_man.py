@@ -19,8 +19,13 @@ option added to a program or a page alone fails this test. The parser
 itself is checked first: an option slipped into a help text and one
 dropped from a page must each be reported.
 
+Each --tool NAME=BIN (umdev-serve, umdev-probe, ...): the options of
+`BIN --help` are exactly those the OPTIONS section of NAME.1 defines
+(its subsections too: one per subcommand); a NAME.1 page no --tool
+names is an error.
+
 Usage: check_man.py --umdevd BIN --umdevctl BIN --man-dir DIR
-                    --include-dir DIR [--built DIR]
+                    --include-dir DIR [--built DIR] [--tool NAME=BIN]...
 """
 import argparse
 import os
@@ -46,10 +51,17 @@ def run_help(argv):
 
 
 def help_options(text):
-    """Options of the usage lines and option lines of a help text."""
-    opts = set()
+    """Options of the usage lines and option lines of a help text. A
+    usage continues on the lines that follow it and start, indented, with
+    "[" or with another form of the command ("umdev..."); a description's
+    continuation starts with a word, and is not read."""
+    opts, usage = set(), False
     for line in text.splitlines():
-        if line.startswith("usage:") or OPT_LINE.match(line):
+        if line.startswith("usage:"):
+            usage = True
+        elif not (usage and re.match(r"^\s+(\[|umdev)", line)):
+            usage = False
+        if usage or OPT_LINE.match(line):
             opts |= set(OPT.findall(line))
     return opts
 
@@ -133,6 +145,18 @@ def check_umdevctl(top, verbs_help, scd, errors):
                 scd_defined(s["VERBS"][verb]) - glob - HELP_ONLY, errors)
 
 
+def check_tool(name, help_text, scd, errors):
+    """A program's page: its OPTIONS section (with any subsections, one
+    per subcommand) against the program's --help."""
+    s = scd_sections(scd)
+    if "OPTIONS" not in s:
+        errors.append("%s.1: no OPTIONS section" % name)
+        return
+    in_man = set().union(*map(scd_defined, s["OPTIONS"].values()))
+    compare(name, help_options(help_text) - HELP_ONLY, in_man - HELP_ONLY,
+            errors)
+
+
 def check_umdev3(include_dir, scd, errors):
     s = scd_sections(scd)
     if "HEADERS" not in s:
@@ -187,6 +211,9 @@ def main():
     ap.add_argument("--man-dir", required=True)
     ap.add_argument("--include-dir", required=True)
     ap.add_argument("--built")
+    ap.add_argument("--tool", action="append", default=[],
+                    metavar="NAME=BIN",
+                    help="a program with a page NAME.1.scd")
     a = ap.parse_args()
 
     def read(name):
@@ -206,6 +233,14 @@ def main():
     check_umdevd(d_help, d_scd, errors)
     check_umdevctl(c_help, verbs_help, c_scd, errors)
     check_umdev3(a.include_dir, read("umdev.3.scd"), errors)
+    tools = dict(t.split("=", 1) for t in a.tool)
+    tools_help = {n: run_help([b, "--help"]) for n, b in tools.items()}
+    for n in sorted(tools):
+        check_tool(n, tools_help[n], read(n + ".1.scd"), errors)
+    pages = set(os.listdir(a.man_dir))
+    for page in sorted(p for p in pages if p.endswith(".1.scd")):
+        if page[:-len(".1.scd")] not in tools:
+            errors.append("%s: no --tool names its program" % page)
     if a.built:
         check_built(a.built, "umdevd.8", help_options(d_help), errors)
         check_built(a.built, "umdevctl.8",
@@ -213,6 +248,9 @@ def main():
                                 *map(help_options, verbs_help.values())),
                     errors)
         check_built(a.built, "umdev.3", set(), errors)
+        for n in sorted(tools):
+            check_built(a.built, n + ".1", help_options(tools_help[n]),
+                        errors)
     for e in errors:
         print("FAIL: " + e)
     if errors:
@@ -220,10 +258,13 @@ def main():
               "(docs/man/) and --help" % len(errors))
         return 1
     print("packaging.man: umdevd: %d options; umdevctl: %d verbs, %d "
-          "options in all; umdev(3): %d headers: pages and --help agree"
-          % (len(help_options(d_help)), len(verbs),
-             len(set().union(*map(help_options, verbs_help.values()))),
-             len(os.listdir(a.include_dir))))
+          "options in all; umdev(3): %d headers; %s: pages and --help "
+          "agree" % (len(help_options(d_help)), len(verbs),
+                     len(set().union(*map(help_options,
+                                          verbs_help.values()))),
+                     len(os.listdir(a.include_dir)),
+                     ", ".join("%s %d options" % (n, len(help_options(h)))
+                               for n, h in sorted(tools_help.items()))))
     return 0
 
 

@@ -5,7 +5,8 @@
 #   1. exactly libumdev0, libumdev-dev and umdev (plus -dbgsym) are made;
 #   2. each holds the files it must, nothing outside /usr, no static
 #      library, object or CMake build file, and no file that names the
-#      build directory;
+#      build directory; every program has its man page, and every
+#      program the documentation's examples run is installed;
 #   3. lintian reports no error (warnings and notes are printed);
 #   4. the three, extracted with dpkg -x into a temporary ROOT, build an
 #      outside program (outside.c) with `pkg-config --cflags --libs umdev`
@@ -105,6 +106,8 @@ declare -A MUST=(
         ./usr/bin/umdev-serve ./usr/bin/umdev-probe
         ./usr/bin/umdev-serial-drive ./usr/bin/umdev-access-drive
         ./usr/share/man/man8/umdevd.8.gz ./usr/share/man/man8/umdevctl.8.gz
+        ./usr/share/man/man1/umdev-serve.1.gz
+        ./usr/share/man/man1/umdev-conform.1.gz
         ./usr/share/bash-completion/completions/umdevctl"
 )
 for h in "$SRC"/include/umdev/*.h; do
@@ -124,6 +127,12 @@ for p in $PACKAGES; do
     say "  $p: $(grep -vc '/$' "$T/$p.files") entries, all expected ones present"
 done
 grep -q 'umdev\.h$' "$T/libumdev0.files" && fail "libumdev0 holds headers"
+# Every installed program has its page (docs/man/, checked against its
+# --help by packaging.man).
+while read -r prog; do
+    grep -qE "^\./usr/share/man/man[18]/$prog\.[18]\.gz\$" "$T/umdev.files" ||
+        fail "umdev installs $prog without a man page"
+done < <(sed -nE 's|^\./usr/s?bin/([^/]+)$|\1|p' "$T/umdev.files")
 # Every program the documentation has a user run (a line of a fenced
 # block that starts with it) is installed: issue 14 found the accel
 # README naming a server that `cmake --install` did not install.
