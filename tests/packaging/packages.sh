@@ -13,7 +13,8 @@
 #      (PKG_CONFIG_PATH=ROOT/usr/lib/TRIPLET/pkgconfig) whose paths must
 #      point into ROOT, so an umdev.pc carrying its configure-time prefix
 #      fails here, and with CMake's find_package(umdev) (outside/); both
-#      programs run against ROOT's libumdev;
+#      programs run against ROOT's libumdev; the samples shipped as
+#      examples build with their Makefile;
 #   5. umdevd, umdevctl and umdev-serve accel print their --help from
 #      ROOT, the man pages are there and name their options;
 #   6. scripts/demo.sh runs from ROOT (UMDEV_DEMO_PREFIX=ROOT/usr).
@@ -101,7 +102,9 @@ declare -A MUST=(
         ./$L/cmake/umdev/umdevConfig.cmake
         ./$L/cmake/umdev/umdevConfigVersion.cmake
         ./$L/cmake/umdev/umdevTargets.cmake
-        ./usr/share/man/man3/umdev.3.gz"
+        ./usr/share/man/man3/umdev.3.gz
+        ./usr/share/doc/libumdev-dev/examples/Makefile
+        ./usr/share/doc/libumdev-dev/examples/gpio/gpio.c"
     [umdev]="./usr/sbin/umdevd ./usr/bin/umdevctl ./usr/bin/umdev-conform
         ./usr/bin/umdev-serve ./usr/bin/umdev-probe
         ./usr/bin/umdev-serial-drive ./usr/bin/umdev-access-drive
@@ -224,7 +227,17 @@ grep -qF "umdev_DIR=$LIBDIR/cmake/umdev" "$T/cmake.log" ||
     fail "find_package(umdev) did not take ROOT's package: $(grep umdev_DIR "$T/cmake.log")"
 LD_LIBRARY_PATH=$LIBDIR timeout 30 "$T/cmake/outside" "$T/run" ||
     fail "the outside program built with find_package(umdev) failed"
-lap "outside programs built with pkg-config and CMake, and run"
+# The samples the -dev package ships, built with their own Makefile.
+EX=$ROOT/usr/share/doc/libumdev-dev/examples
+mkdir "$T/samples"
+if ! make -C "$EX" O="$T/samples" PKG_CONFIG_PATH="$LIBDIR/pkgconfig" \
+    >"$T/samples.log" 2>&1; then
+    cat "$T/samples.log"
+    fail "the examples of libumdev-dev do not build against it"
+fi
+LD_LIBRARY_PATH=$LIBDIR ldd "$T/samples/umdev-sample-gpio" |
+    grep -qF "$LIBDIR/libumdev.so.0" || fail "umdev-sample-gpio does not load ROOT's libumdev"
+lap "outside programs built with pkg-config and CMake, and run; examples built"
 
 # 5. The programs and pages.
 export LD_LIBRARY_PATH=$LIBDIR
