@@ -257,7 +257,7 @@ zcat "$ROOT/usr/share/man/man8/umdevctl.8.gz" | grep -q '^\.SH VERBS' ||
 lap "umdevd, umdevctl and umdev-serve accel run from ROOT"
 
 # 6. The demo, from ROOT.
-if ! UMDEV_DEMO_PREFIX=$ROOT/usr "$SRC/scripts/demo.sh" >"$T/demo.log" 2>&1; then
+if ! UMDEV_DEMO_PREFIX=$ROOT/usr "$COPY/scripts/demo.sh" >"$T/demo.log" 2>&1; then
     tail -n 60 "$T/demo.log"
     fail "scripts/demo.sh with UMDEV_DEMO_PREFIX=$ROOT/usr"
 fi
