@@ -16,7 +16,8 @@
 #      programs run against ROOT's libumdev; the samples shipped as
 #      examples build with their Makefile;
 #   5. umdevd, umdevctl and umdev-serve accel print their --help from
-#      ROOT, the man pages are there and name their options;
+#      ROOT, the man pages are there and name their options, and the
+#      installed bash completion completes (completion.sh);
 #   6. scripts/demo.sh runs from ROOT (UMDEV_DEMO_PREFIX=ROOT/usr).
 # The build dependencies are in scripts/deps.sh; without them the test
 # is skipped (exit 77), or fails under CI=true.
@@ -254,7 +255,13 @@ zcat "$ROOT/usr/share/man/man8/umdevd.8.gz" | grep -q 'rundir' ||
     fail "umdevd.8.gz does not document --rundir"
 zcat "$ROOT/usr/share/man/man8/umdevctl.8.gz" | grep -q '^\.SH VERBS' ||
     fail "umdevctl.8.gz has no VERBS section"
-lap "umdevd, umdevctl and umdev-serve accel run from ROOT"
+# The installed completion, with the installed programs.
+"$HERE/completion.sh" "$ROOT/usr/share/bash-completion/completions/umdevctl" \
+    "$ROOT/usr/sbin/umdevd" "$ROOT/usr/bin/umdevctl" >"$T/completion.log" 2>&1 || {
+    cat "$T/completion.log"
+    fail "the installed bash completion (above)"
+}
+lap "umdevd, umdevctl, umdev-serve accel and the completion run from ROOT"
 
 # 6. The demo, from ROOT.
 if ! UMDEV_DEMO_PREFIX=$ROOT/usr "$COPY/scripts/demo.sh" >"$T/demo.log" 2>&1; then
