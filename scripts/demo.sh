@@ -6,11 +6,18 @@
 # polled 16550 driver in umdev-serial-drive, the host ends as sockets),
 # show the traffic counters, then stop and undefine everything. Exits
 # non-zero if any step fails.
+#
+# UMDEV_DEMO_PREFIX=DIR runs the programs installed under DIR instead
+# (DIR/sbin/umdevd, DIR/bin/umdevctl and the rest, as `cmake --install`
+# or the Debian packages lay them out, e.g. a package tree extracted with
+# dpkg -x at ROOT: DIR=ROOT/usr, with LD_LIBRARY_PATH naming its
+# libumdev): nothing is installed or built then.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/deps.sh
 . scripts/deps.sh
 
+PREFIX=${UMDEV_DEMO_PREFIX:-}
 BUILD=build/debug
 # Every step is bounded; a hang is a failure, not a stuck demo.
 STEP_TIMEOUT=120
@@ -22,9 +29,11 @@ die() {
     exit 1
 }
 
-step "dependencies (scripts/deps.sh)"
-umdev_install_deps || die "missing Debian packages (see above)"
-echo "all required Debian packages are installed"
+if [ -z "$PREFIX" ]; then
+    step "dependencies (scripts/deps.sh)"
+    umdev_install_deps || die "missing Debian packages (see above)"
+    echo "all required Debian packages are installed"
+fi
 
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/umdev-demo.XXXXXX")
 export UMDEV_RUNDIR=$DIR/run UMDEV_STATEDIR=$DIR/state
@@ -39,13 +48,31 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "build (cmake --preset debug && cmake --build --preset debug)"
-if ! { cmake --preset debug && cmake --build --preset debug; } \
-    >"$DIR/build.log" 2>&1; then
-    cat "$DIR/build.log"
-    die "build of the debug preset"
+# The programs, from the build tree or from the installed tree.
+if [ -n "$PREFIX" ]; then
+    UMDEVD=$PREFIX/sbin/umdevd CTL=$PREFIX/bin/umdevctl
+    PROBE=$PREFIX/bin/umdev-probe SERIAL_DRIVE=$PREFIX/bin/umdev-serial-drive
+    ACCESS_DRIVE=$PREFIX/bin/umdev-access-drive
+    CONFORM=$PREFIX/bin/umdev-conform
+    step "installed programs under $PREFIX (UMDEV_DEMO_PREFIX)"
+    for p in "$UMDEVD" "$CTL" "$PROBE" "$SERIAL_DRIVE" "$ACCESS_DRIVE" \
+        "$CONFORM"; do
+        [ -x "$p" ] || die "$p is not an installed program"
+    done
+    echo "all six programs found"
+else
+    UMDEVD=$BUILD/daemon/umdevd CTL=$BUILD/cli/umdevctl
+    PROBE=$BUILD/umdev-probe SERIAL_DRIVE=$BUILD/umdev-serial-drive
+    ACCESS_DRIVE=$BUILD/devices/umdev-access-drive
+    CONFORM=$BUILD/tests/conformance/umdev-conform
+    step "build (cmake --preset debug && cmake --build --preset debug)"
+    if ! { cmake --preset debug && cmake --build --preset debug; } \
+        >"$DIR/build.log" 2>&1; then
+        cat "$DIR/build.log"
+        die "build of the debug preset"
+    fi
+    echo "built $BUILD"
 fi
-echo "built $BUILD"
 
 # run DESCRIPTION COMMAND...: one bounded step; on failure show the
 # daemon's log too.
@@ -62,10 +89,8 @@ run() {
         die "$what (exit $rc)"
     fi
 }
-CTL=$BUILD/cli/umdevctl
-
 step "start umdevd: rundir $UMDEV_RUNDIR, statedir $UMDEV_STATEDIR"
-"$BUILD/daemon/umdevd" >"$DIR/umdevd.log" 2>&1 &
+"$UMDEVD" >"$DIR/umdevd.log" 2>&1 &
 daemon_pid=$!
 # Listening, not just bound: the file exists a moment before listen().
 control_listening() {
@@ -94,7 +119,7 @@ run "start them (umdevctl start)" "$CTL" start "$A"
 run "instances (umdevctl list) and availability" "$CTL" list
 "$CTL" types | grep 'Available' || true
 
-run "inspect $A over vfio-user (umdev-probe)" "$BUILD/umdev-probe" \
+run "inspect $A over vfio-user (umdev-probe)" "$PROBE" \
     "$UMDEV_RUNDIR/$A.sock"
 
 # json_get KEY...: a field of the JSON object on stdin.
@@ -116,7 +141,7 @@ for u in "$A" "$B"; do
     [ "$u" = "$A" ] && ports+=("$UMDEV_RUNDIR/$u.port1")
     t0=$(now)
     run "drive $u: $BYTES bytes each way through ${#ports[@]} port(s)" \
-        "$BUILD/umdev-serial-drive" --bytes "$BYTES" \
+        "$SERIAL_DRIVE" --bytes "$BYTES" \
         "$UMDEV_RUNDIR/$u.sock" "${ports[@]}"
     n=$((${#ports[@]} * 2 * BYTES))
     row "serial ${u:0:8}" "$n" "$n" "$t0" "$(now)" \
@@ -134,14 +159,14 @@ step "drive them at once: each subdevice as a VMM (20000 verified 1 KiB" \
     "MEMMOVEs, umdev-conform's ring load), the access queue from a host" \
     "process (umdev-access-drive: every op checked, then 3 s of load)"
 t0=$(now)
-timeout -k 5 "$STEP_TIMEOUT" "$BUILD/devices/umdev-access-drive" \
+timeout -k 5 "$STEP_TIMEOUT" "$ACCESS_DRIVE" \
     --seconds 3 >"$DIR/access.out" 2>&1 &
 access_pid=$!
 sleep 0.5 # the queue is leased before the list below
 "$CTL" list
 pids=()
 for u in "$X" "$Y"; do
-    timeout -k 5 "$STEP_TIMEOUT" "$BUILD/tests/conformance/umdev-conform" \
+    timeout -k 5 "$STEP_TIMEOUT" "$CONFORM" \
         "$UMDEV_RUNDIR/$u.sock" --only datapath --daemon-uuid "$u" \
         --umdevctl "$CTL" >"$DIR/$u.out" 2>&1 &
     pids+=($!)
