@@ -574,6 +574,7 @@ parse_args(int argc, char **argv, struct conform *cf, struct run_opts *ro,
         OPT_LIST_RULES,
         OPT_STORED
     };
+    /* The fixed options, the stored ones and the all-zero end. */
     struct option opts[CF_ARRAY_SIZE(stored_opts) + 8] = {
         { "json", no_argument, NULL, OPT_JSON },
         { "only", required_argument, NULL, OPT_ONLY },
@@ -584,13 +585,17 @@ parse_args(int argc, char **argv, struct conform *cf, struct run_opts *ro,
         { "help", no_argument, NULL, 'h' },
     };
     bool only = false;
-    size_t i;
+    size_t i, nfixed = 0;
     int ch, rc;
 
-    /* After the six above; the last entry stays all zero. */
+    /* After the fixed ones above (counted, so that adding one cannot
+     * overwrite another); the last entry stays all zero. */
+    while (opts[nfixed].name != NULL)
+        nfixed++;
     for (i = 0; i < CF_ARRAY_SIZE(stored_opts); i++)
-        opts[6 + i] = (struct option){ stored_opts[i].name, required_argument,
-                                       NULL, OPT_STORED + (int)i };
+        opts[nfixed + i] = (struct option){ stored_opts[i].name,
+                                            required_argument, NULL,
+                                            OPT_STORED + (int)i };
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {

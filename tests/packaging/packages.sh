@@ -112,7 +112,9 @@ declare -A MUST=(
         ./usr/share/man/man8/umdevd.8.gz ./usr/share/man/man8/umdevctl.8.gz
         ./usr/share/man/man1/umdev-serve.1.gz
         ./usr/share/man/man1/umdev-conform.1.gz
-        ./usr/share/bash-completion/completions/umdevctl"
+        ./usr/share/bash-completion/completions/umdevctl
+        ./usr/lib/systemd/system/umdevd.service
+        ./usr/lib/sysusers.d/umdev.conf"
 )
 for h in "$SRC"/include/umdev/*.h; do
     MUST[libumdev-dev]+=" ./usr/include/umdev/$(basename "$h")"
