@@ -231,12 +231,12 @@ cli_print_types(struct json_object *r)
 static void
 print_instance_line(struct json_object *inst)
 {
+    struct json_object *e;
+
     /* mdevctl's shape: uuid parent type start [state]. */
     printf("%s %s %s %s %s", str(inst, "uuid"), str(inst, "parent"),
            str(inst, "type"), str(inst, "start"), str(inst, "state"));
     if (strcmp(str(inst, "state"), "failed") == 0) {
-        struct json_object *e;
-
         if (json_object_object_get_ex(inst, "exit", &e))
             printf(" (%s)", str(e, "reason"));
     }
@@ -244,6 +244,18 @@ print_instance_line(struct json_object *inst)
         printf(" (defined)");
     if (json_object_object_get(inst, "lease_pid") != NULL)
         printf(" (access queue, lease pid %s)", str(inst, "lease_pid"));
+    /* What runs is shown; a definition changed since is marked. */
+    if (json_object_object_get_ex(inst, "pending", &e)) {
+        size_t n = 0;
+
+        printf(" (pending: ");
+        json_object_object_foreach(e, k, v)
+        {
+            (void)v;
+            printf("%s%s", n++ ? ", " : "", k);
+        }
+        printf(")");
+    }
     printf("\n");
 }
 
@@ -257,28 +269,188 @@ cli_print_instances(struct json_object *r)
         print_instance_line(json_object_array_get_idx(arr, i));
 }
 
-/* Definitions in the on-disk shape, for --jsonfile round trips. */
-void
-cli_print_definitions(struct json_object *r)
+/* @attrs as mdevctl numbers them: "@{N}: {"KEY":VALUE}". */
+static void
+print_attr_list(struct json_object *attrs, const char *indent)
 {
-    static const char *const keep[] = { "uuid",  "parent", "type",  "start",
-                                        "owner", "mode",   "attrs", NULL };
+    size_t i = 0;
+
+    json_object_object_foreach(attrs, k, v)
+    {
+        struct json_object *one = json_object_new_object();
+
+        json_object_object_add(one, k, json_object_get(v));
+        printf(
+            "%s@{%zu}: %s\n", indent, i++,
+            json_object_to_json_string_ext(
+                one, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(one);
+    }
+}
+
+void
+cli_print_instances_verbose(struct json_object *r)
+{
     struct json_object *arr = json_object_object_get(r, "instances");
-    struct json_object *out = json_object_new_array();
-    size_t i, k;
+    size_t i;
+
+    for (i = 0; i < cli_alen(arr); i++) {
+        struct json_object *inst = json_object_array_get_idx(arr, i);
+        struct json_object *a = json_object_object_get(inst, "attrs");
+
+        print_instance_line(inst);
+        if (json_object_object_length(a) > 0) {
+            printf("  Attrs:\n");
+            print_attr_list(a, "    ");
+        }
+    }
+}
+
+/* The definition @inst (an instance object) would start with: what it
+ * runs with, changed by what is pending. A new object. */
+static struct json_object *
+definition_of(struct json_object *inst)
+{
+    struct json_object *d = json_object_new_object();
+    struct json_object *pend = json_object_object_get(inst, "pending");
+    struct json_object *attrs = json_object_new_object(), *pa;
+
+    json_object_object_foreach(inst, k, v)
+        json_object_object_add(d, k, json_object_get(v));
+    json_object_object_foreach(json_object_object_get(inst, "attrs"), ak, av)
+        json_object_object_add(attrs, ak, json_object_get(av));
+    json_object_object_del(d, "pending");
+    if (pend != NULL) {
+        json_object_object_foreach(pend, pk, pv)
+        {
+            if (strcmp(pk, "attrs") != 0)
+                json_object_object_add(d, pk, json_object_get(pv));
+        }
+        pa = json_object_object_get(pend, "attrs");
+        if (pa != NULL) {
+            json_object_object_foreach(pa, qk, qv)
+            {
+                if (qv == NULL)
+                    json_object_object_del(attrs, qk);
+                else
+                    json_object_object_add(attrs, qk, json_object_get(qv));
+            }
+        }
+    }
+    json_object_object_add(d, "attrs", attrs);
+    return d;
+}
+
+/* One instance in mdevctl's shape: {"mdev_type", "start", "attrs": [{K:
+ * V}...]} with string values, and umdev's owner and mode after them
+ * (mdevctl ignores keys it does not know; umdevctl define --jsonfile
+ * takes them back). */
+static struct json_object *
+mdevctl_device(struct json_object *inst)
+{
+    struct json_object *o = json_object_new_object();
+    struct json_object *attrs = json_object_new_array(), *v;
+
+    json_object_object_add(o, "mdev_type",
+                           json_object_new_string(str(inst, "type")));
+    json_object_object_add(o, "start",
+                           json_object_new_string(str(inst, "start")));
+    json_object_object_foreach(json_object_object_get(inst, "attrs"), k, av)
+    {
+        struct json_object *one = json_object_new_object();
+
+        json_object_object_add(
+            one, k, json_object_new_string(json_object_get_string(av)));
+        json_object_array_add(attrs, one);
+    }
+    json_object_object_add(o, "attrs", attrs);
+    if (json_object_object_get_ex(inst, "owner", &v))
+        json_object_object_add(o, "owner", json_object_get(v));
+    if (json_object_object_get_ex(inst, "mode", &v))
+        json_object_object_add(o, "mode", json_object_get(v));
+    return o;
+}
+
+/*
+ * mdevctl's `list --dumpjson`: [{PARENT: [{UUID: device}, ...], ...}]
+ * (one object holding every parent; [] when nothing is listed), or with
+ * one -u that found its instance the device object alone. Definitions
+ * (@defined) are shown as they will start; running instances as they
+ * run.
+ */
+void
+cli_print_definitions(struct json_object *r, bool single, bool defined)
+{
+    struct json_object *arr = json_object_object_get(r, "instances");
+    struct json_object *parents = json_object_new_object();
+    struct json_object *out = json_object_new_array(), *list;
+    size_t i;
 
     for (i = 0; i < cli_alen(arr); i++) {
         struct json_object *in = json_object_array_get_idx(arr, i);
-        struct json_object *d = json_object_new_object();
+        struct json_object *inst =
+            defined ? definition_of(in) : json_object_get(in);
+        struct json_object *dev = mdevctl_device(inst);
+        struct json_object *one;
 
-        for (k = 0; keep[k] != NULL; k++) {
-            struct json_object *v;
-
-            if (json_object_object_get_ex(in, keep[k], &v))
-                json_object_object_add(d, keep[k], json_object_get(v));
+        if (single && cli_alen(arr) == 1) {
+            cli_print_json(dev);
+            json_object_put(dev);
+            json_object_put(inst);
+            json_object_put(parents);
+            json_object_put(out);
+            return;
         }
-        json_object_array_add(out, d);
+        if (!json_object_object_get_ex(parents, str(inst, "parent"), &list)) {
+            list = json_object_new_array();
+            json_object_object_add(parents, str(inst, "parent"), list);
+        }
+        one = json_object_new_object();
+        json_object_object_add(one, str(inst, "uuid"), dev);
+        json_object_array_add(list, one);
+        json_object_put(inst);
     }
+    if (json_object_object_length(parents) > 0)
+        json_object_array_add(out, parents);
+    else
+        json_object_put(parents);
+    cli_print_json(out);
+    json_object_put(out);
+}
+
+/* mdevctl's `types --dumpjson`: [{PARENT: [{TYPE: {available_instances,
+ * device_api, description}}, ...], ...}], [] when there are none. */
+void
+cli_print_types_dump(struct json_object *r)
+{
+    struct json_object *types = json_object_object_get(r, "types");
+    struct json_object *parents = json_object_new_object();
+    struct json_object *out = json_object_new_array(), *list;
+    size_t i;
+
+    for (i = 0; i < cli_alen(types); i++) {
+        struct json_object *t = json_object_array_get_idx(types, i);
+        struct json_object *o = json_object_new_object();
+        struct json_object *one = json_object_new_object(), *v;
+
+        if (json_object_object_get_ex(t, "available_instances", &v))
+            json_object_object_add(o, "available_instances",
+                                   json_object_get(v));
+        if (json_object_object_get_ex(t, "device_api", &v))
+            json_object_object_add(o, "device_api", json_object_get(v));
+        if (json_object_object_get_ex(t, "description", &v))
+            json_object_object_add(o, "description", json_object_get(v));
+        json_object_object_add(one, str(t, "name"), o);
+        if (!json_object_object_get_ex(parents, str(t, "parent"), &list)) {
+            list = json_object_new_array();
+            json_object_object_add(parents, str(t, "parent"), list);
+        }
+        json_object_array_add(list, one);
+    }
+    if (json_object_object_length(parents) > 0)
+        json_object_array_add(out, parents);
+    else
+        json_object_put(parents);
     cli_print_json(out);
     json_object_put(out);
 }
@@ -347,6 +519,27 @@ cli_print_info(struct json_object *r)
         printf("  attrs:\n");
         json_object_object_foreach(a, ak, av)
             printf("    %s=%s\n", ak, json_object_get_string(av));
+    }
+    /* The fields above are what runs; the definition differs here. */
+    if (json_object_object_get_ex(inst, "pending", &v)) {
+        printf("  pending (the definition, from the next start):\n");
+        json_object_object_foreach(v, pk, pv)
+        {
+            if (strcmp(pk, "owner") == 0)
+                printf("    owner: %s:%s\n", str(pv, "uid"), str(pv, "gid"));
+            else if (strcmp(pk, "attrs") != 0)
+                printf("    %s: %s\n", pk, json_object_get_string(pv));
+        }
+        if ((a = json_object_object_get(v, "attrs")) != NULL) {
+            json_object_object_foreach(a, qk, qv)
+            {
+                if (qv == NULL)
+                    printf("    attrs: %s removed\n", qk);
+                else
+                    printf("    attrs: %s=%s\n", qk,
+                           json_object_get_string(qv));
+            }
+        }
     }
     if (dev == NULL)
         return;

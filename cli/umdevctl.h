@@ -40,9 +40,16 @@ struct cli_opts {
     const char *uuid, *parent, *type, *jsonfile, *mode, *user, *group;
     int start;                 /* -1 unset, 0 manual, 1 auto */
     struct json_object *attrs; /* --attr, and --delattr as nulls; owned */
-    int grace_ms;              /* -1 unset */
-    bool defined, dumpjson;    /* list */
-    bool watch;                /* stats: every @interval seconds */
+    struct json_object *dels;  /* --delattr KEY: the keys; owned */
+    /* mdevctl's forms: --addattr KEY --value V; --delattr without a key
+     * removes the attribute at --index (default: the last). */
+    const char *addattr, *value;
+    bool del_at;
+    long index;             /* -1 unset */
+    int grace_ms;           /* -1 unset */
+    bool defined, dumpjson; /* list (dumpjson: types too) */
+    bool verbose;           /* list -v: attributes too */
+    bool watch;             /* stats: every @interval seconds */
     double interval;
     long count;
     bool count_set;
@@ -64,6 +71,7 @@ struct cli_verb {
     const char *allowed; /* those it takes; the rest "do not apply" */
     enum cli_bare bare;
     int (*run)(struct cli *c, struct cli_opts *o);
+    const char *exits; /* its exit status line; NULL: the common one */
 };
 
 /* ---- main.c */
@@ -105,6 +113,18 @@ struct json_object *cli_def_args(struct cli_opts *o, bool with_parent);
 int cli_usage_error(const char *verb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* A refusal decided here from what umdevd answered (a verb that needs
+ * two requests): printed as umdevd's own would be, the error object
+ * with --json. Return: EXIT_REFUSED. */
+int cli_refuse(struct cli *c, const char *verb, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* "KEY=VALUE" into @attrs as --attr takes it (true/false and integers
+ * typed). Return: 0, or -1 after a message. */
+int cli_add_attr(struct json_object *attrs, const char *kv);
+/* @key = @val into @attrs, typed as cli_add_attr() types it. */
+void cli_put_attr(struct json_object *attrs, const char *key, const char *val);
+
 /* ---- verbs.c */
 
 const struct cli_verb *cli_find_verb(const char *name);
@@ -133,7 +153,13 @@ void cli_print_json_ext(struct json_object *o, int flags);
 void cli_print_json(struct json_object *o);
 void cli_print_types(struct json_object *r);
 void cli_print_instances(struct json_object *r);
-void cli_print_definitions(struct json_object *r);
+/* list --dumpjson: mdevctl's shape, one object for one -u (@single);
+ * the definitions with @defined, else what runs. */
+void cli_print_definitions(struct json_object *r, bool single, bool defined);
+/* types --dumpjson: mdevctl's shape. */
+void cli_print_types_dump(struct json_object *r);
+/* list -v: the list lines, each with its attributes. */
+void cli_print_instances_verbose(struct json_object *r);
 void cli_print_defined(struct json_object *r);
 void cli_print_modified(struct json_object *r);
 void cli_print_started(struct json_object *r);

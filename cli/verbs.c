@@ -44,8 +44,18 @@ filter_args(const char *k1, const char *v1, const char *k2, const char *v2)
 static int
 verb_types(struct cli *c, struct cli_opts *o)
 {
-    return cli_run(c, "types", filter_args("parent", o->parent, NULL, NULL),
-                   cli_print_types);
+    struct json_object *args = filter_args("parent", o->parent, NULL, NULL);
+    struct json_object *r;
+    int rc;
+
+    if (!o->dumpjson)
+        return cli_run(c, "types", args, cli_print_types);
+    /* --dumpjson prints mdevctl's shape, --json or not. */
+    rc = cli_call(c, "types", args, &r);
+    if (rc == 0)
+        cli_print_types_dump(r);
+    json_object_put(r);
+    return rc;
 }
 
 static int
@@ -58,12 +68,18 @@ verb_list(struct cli *c, struct cli_opts *o)
 
     if (o->defined)
         json_object_object_add(args, "defined", json_object_new_boolean(true));
+    if (o->dumpjson && o->verbose)
+        return cli_usage_error("list", "--dumpjson and --verbose do not go "
+                                       "together (--dumpjson has the "
+                                       "attributes)");
     if (!o->dumpjson)
-        return cli_run(c, "list", args, cli_print_instances);
-    /* --dumpjson prints its own JSON, --json or not. */
+        return cli_run(c, "list", args,
+                       o->verbose ? cli_print_instances_verbose
+                                  : cli_print_instances);
+    /* --dumpjson prints mdevctl's shape, --json or not. */
     rc = cli_call(c, "list", args, &r);
     if (rc == 0)
-        cli_print_definitions(r);
+        cli_print_definitions(r, o->uuid != NULL, o->defined);
     json_object_put(r);
     return rc;
 }
@@ -75,10 +91,15 @@ verb_define(struct cli *c, struct cli_opts *o)
 
     if (args == NULL)
         return EXIT_USAGE;
-    if (!json_object_object_get_ex(args, "parent", NULL) ||
-        !json_object_object_get_ex(args, "type", NULL)) {
+    /* With the UUID alone, umdevd makes the running transient instance
+     * of that UUID persistent (mdevctl's habit). */
+    if (!json_object_object_get_ex(args, "uuid", NULL) &&
+        (!json_object_object_get_ex(args, "parent", NULL) ||
+         !json_object_object_get_ex(args, "type", NULL))) {
         json_object_put(args);
-        return cli_usage_error("define", "-p PARENT and -t TYPE are required");
+        return cli_usage_error("define",
+                               "-p PARENT and -t TYPE are required (or -u "
+                               "UUID of a running transient instance)");
     }
     return cli_run(c, "define", args, cli_print_defined);
 }
@@ -141,12 +162,102 @@ verb_start(struct cli *c, struct cli_opts *o)
     return cli_run(c, "start", args, cli_print_started);
 }
 
+/*
+ * mdevctl's `--delattr [--index N]`: the key of the definition's
+ * attribute at position N (default: the last), in the order `list
+ * --defined -v` shows them. Return: 0 with it in @o's attrs as a removal,
+ * or an exit status after a message.
+ */
+static int
+delattr_at(struct cli *c, struct cli_opts *o)
+{
+    struct json_object *args = filter_args("uuid", o->uuid, NULL, NULL);
+    struct json_object *r, *inst, *attrs, *pend;
+    const char *key = NULL;
+    size_t n, i = 0;
+    int rc;
+
+    json_object_object_add(args, "defined", json_object_new_boolean(true));
+    rc = cli_call(c, "list", args, &r);
+    if (rc != 0)
+        return rc;
+    inst = json_object_array_get_idx(json_object_object_get(r, "instances"), 0);
+    if (inst == NULL) {
+        json_object_put(r);
+        return cli_refuse(c, "modify", ENOENT,
+                          "no definition %s (umdevctl list --defined shows "
+                          "them)",
+                          o->uuid);
+    }
+    /* The definition's attributes: what runs, with what is pending. */
+    attrs = json_object_object_get(inst, "attrs");
+    pend = json_object_object_get(json_object_object_get(inst, "pending"),
+                                  "attrs");
+    if (pend != NULL) {
+        struct json_object *def = json_object_new_object();
+
+        json_object_object_foreach(attrs, k, v)
+            json_object_object_add(def, k, json_object_get(v));
+        json_object_object_foreach(pend, pk, pv)
+        {
+            if (pv == NULL)
+                json_object_object_del(def, pk);
+            else
+                json_object_object_add(def, pk, json_object_get(pv));
+        }
+        json_object_object_add(inst, "attrs", def);
+        attrs = def;
+    }
+    n = json_object_object_length(attrs);
+    if (n == 0 || (o->index >= 0 && (size_t)o->index >= n)) {
+        if (n == 0)
+            rc = cli_refuse(c, "modify", EINVAL,
+                            "definition %s has no attributes to remove",
+                            o->uuid);
+        else
+            rc = cli_refuse(c, "modify", EINVAL,
+                            "definition %s has %zu attributes (--index 0 to "
+                            "%zu); there is none at --index %ld",
+                            o->uuid, n, n - 1, o->index);
+        json_object_put(r);
+        return rc;
+    }
+    json_object_object_foreach(attrs, k, v)
+    {
+        (void)v;
+        if (o->index < 0 ? i == n - 1 : i == (size_t)o->index)
+            key = k;
+        i++;
+    }
+    if (o->attrs != NULL && json_object_object_get_ex(o->attrs, key, NULL)) {
+        rc = cli_usage_error("modify",
+                             "attribute '%s' (at --index %zu) is both set "
+                             "and removed; give one of the two",
+                             key, o->index < 0 ? n - 1 : (size_t)o->index);
+        json_object_put(r);
+        return rc;
+    }
+    if (o->attrs == NULL)
+        o->attrs = json_object_new_object();
+    json_object_object_add(o->attrs, key, NULL);
+    json_object_put(r);
+    return 0;
+}
+
 static int
 verb_modify(struct cli *c, struct cli_opts *o)
 {
+    struct json_object *args;
+    int rc;
+
     if (o->uuid == NULL)
         return cli_usage_error("modify", "-u UUID is required");
-    return cli_run(c, "modify", cli_def_args(o, false), cli_print_modified);
+    if (o->del_at && (rc = delattr_at(c, o)) != 0)
+        return rc;
+    args = cli_def_args(o, true);
+    if (args == NULL)
+        return EXIT_USAGE;
+    return cli_run(c, "modify", args, cli_print_modified);
 }
 
 static int
@@ -268,8 +379,8 @@ verb_audit(struct cli *c, struct cli_opts *o)
 
 /* What getopt knows for the verbs that share define's options: any of
  * them a verb does not take is "does not apply here". */
-#define DEF_SHORTS "u:p:t:ah"
-#define DEF_KNOWN "uptamjAogMG"
+#define DEF_SHORTS "u:p:t:amh"
+#define DEF_KNOWN "uptamjAogMGJ"
 
 /* The instance options define, start and modify share. */
 #define OPT_DEF                                                                \
@@ -282,38 +393,53 @@ verb_audit(struct cli *c, struct cli_opts *o)
     " port1 =\n                     socket | pty | none | /abs/socket/path\n"
 
 static const struct cli_verb verbs[] = {
-    { "types", "[-p PARENT] [--json]", "list parents and their types",
-      "  -p, --parent P     only the types of parent P\n", DEF_SHORTS,
-      DEF_KNOWN, "p", CLI_BARE_NONE, verb_types },
-    { "list", "[--defined] [--dumpjson] [-u UUID] [-p PARENT] [--json]",
+    { "types", "[-p PARENT] [--dumpjson] [--json]",
+      "list parents and their types",
+      "  -p, --parent P     only the types of parent P\n"
+      "  --dumpjson         print them in mdevctl's JSON shape\n",
+      DEF_SHORTS, DEF_KNOWN, "pJ", CLI_BARE_NONE, verb_types, NULL },
+    { "list", "[--defined] [--dumpjson] [-v] [-u UUID] [-p PARENT] [--json]",
       "list running (or defined) instances",
       "  -d, --defined      definitions (in any state) instead of the "
       "instances\n"
       "                     that are not stopped\n"
-      "  --dumpjson         print definitions as a JSON array in the on-disk "
-      "shape\n"
+      "  --dumpjson         print them in mdevctl's JSON shape (one object "
+      "with -u)\n"
+      "                     with umdev's owner and mode; a file of one is "
+      "a --jsonfile\n"
+      "  -v, --verbose      each with its attributes\n"
       "  -u, --uuid U       only instance U\n"
-      "  -p, --parent P     only instances of parent P\n",
-      "du:p:h", "dJup", "dJup", CLI_BARE_NONE, verb_list },
+      "  -p, --parent P     only instances of parent P\n"
+      "A running instance shows what it runs with; a definition changed "
+      "since\n"
+      "(modify) is marked '(pending: FIELDS)' until it is started "
+      "again.\n",
+      "du:p:vh", "dJupv", "dJupv", CLI_BARE_NONE, verb_list, NULL },
     { "define",
       "[-u UUID] -p PARENT -t TYPE [--auto|--manual] [--jsonfile FILE] "
       "[--owner USER] [--group GROUP] [--mode OCTAL] [--attr KEY=VALUE]...",
       "write a persistent definition",
       "  -u, --uuid U       the instance's UUID (default: a new random one); "
       "the\n"
-      "                     UUID is printed on success\n"
+      "                     UUID is printed on success. U alone: the "
+      "running\n"
+      "                     transient instance U becomes persistent as it "
+      "runs\n"
       "  -p, --parent P     the parent device\n"
       "  -t, --type T       the type, with or without the 'PARENT-' prefix\n"
       "  -a, --auto         start it whenever umdevd starts\n"
-      "  --manual           start it only on request (default)\n"
-      "  --jsonfile FILE    take the fields from a JSON object (one element "
-      "of\n"
-      "                     'list --dumpjson'); options override it\n" OPT_DEF,
-      DEF_SHORTS, DEF_KNOWN, "uptamjAogM", CLI_BARE_UUID, verb_define },
+      "  -m, --manual       start it only on request (default)\n"
+      "  --jsonfile FILE    take the fields from a JSON object: umdev's "
+      "definition,\n"
+      "                     or mdevctl's (mdev_type, start, attrs list, as "
+      "'list\n"
+      "                     -u U --dumpjson' prints it); options override "
+      "it\n" OPT_DEF,
+      DEF_SHORTS, DEF_KNOWN, "uptamjAogM", CLI_BARE_UUID, verb_define, NULL },
     { "undefine", "-u UUID | UUID", "remove a definition",
       "  -u, --uuid U       the definition to remove (it must not be "
       "running)\n",
-      DEF_SHORTS, DEF_KNOWN, "u", CLI_BARE_UUID, verb_undefine },
+      DEF_SHORTS, DEF_KNOWN, "u", CLI_BARE_UUID, verb_undefine, NULL },
     { "start",
       "-u UUID | UUID | -p PARENT -t TYPE [-u UUID] [--jsonfile FILE] "
       "[--owner USER] [--group GROUP] [--mode OCTAL] [--attr KEY=VALUE]...",
@@ -327,7 +453,7 @@ static const struct cli_verb verbs[] = {
       "  --jsonfile FILE    take its fields from a JSON object\n" OPT_DEF
       "Returns once the instance's socket is listening and prints its "
       "path.\n",
-      DEF_SHORTS, DEF_KNOWN, "uptjAogM", CLI_BARE_UUID, verb_start },
+      DEF_SHORTS, DEF_KNOWN, "uptjAogM", CLI_BARE_UUID, verb_start, NULL },
     { "stop", "-u UUID | UUID [--grace MS]", "stop an instance",
       "  -u, --uuid U       the instance to stop\n"
       "  --grace MS         how long an attached VMM has to let go after "
@@ -335,24 +461,38 @@ static const struct cli_verb verbs[] = {
       "                     device request (REQ) IRQ (default 5000, at most "
       "600000)\n"
       "Stopping a failed instance acknowledges the failure.\n",
-      DEF_SHORTS, DEF_KNOWN, "uG", CLI_BARE_UUID, verb_stop },
+      DEF_SHORTS, DEF_KNOWN, "uG", CLI_BARE_UUID, verb_stop, NULL },
     { "modify",
-      "-u UUID | UUID [-t TYPE] [--auto|--manual] [--attr KEY=VALUE]... "
-      "[--delattr KEY]... [--owner USER] [--group GROUP] [--mode OCTAL]",
+      "-u UUID | UUID [-p PARENT] [-t TYPE] [--auto|--manual] "
+      "[--attr KEY=VALUE]... [--addattr KEY --value VALUE] "
+      "[--delattr KEY]... [--delattr [--index N]] [--owner USER] "
+      "[--group GROUP] [--mode OCTAL]",
       "change a definition (applies at next start)",
       "  -u, --uuid U       the definition to change\n"
+      "  -p, --parent P     its parent (it cannot change: a check)\n"
       "  -t, --type T       another type of the same parent\n"
       "  -a, --auto, -m, --manual\n"
       "                     the start policy\n"
-      "  --delattr KEY      remove an attribute (repeatable)\n" OPT_DEF
-      "A running instance keeps what it started with until it is started "
-      "again.\n",
-      "u:t:amh", "utamAXogM", "utamAXogM", CLI_BARE_UUID, verb_modify },
+      "  --addattr KEY --value VALUE\n"
+      "                     as --attr KEY=VALUE (mdevctl's form)\n"
+      "  --delattr KEY      remove attribute KEY (repeatable); it must be "
+      "set\n"
+      "  --delattr [-i, --index N]\n"
+      "                     remove the attribute at position N, as 'list "
+      "-d -v'\n"
+      "                     numbers them (default: the last; mdevctl's "
+      "form)\n" OPT_DEF
+      "A key both set and removed, or removed but not set, is refused and\n"
+      "nothing changes. A running instance keeps what it started with "
+      "until it\n"
+      "is started again ('info' and 'list' show the change as pending).\n",
+      "u:p:t:ami:h", "uptamAXogMBLi", "uptamAXogMBLi", CLI_BARE_UUID,
+      verb_modify, NULL },
     { "info", "-u UUID | UUID [--json]",
       "socket, state, client, regions, IRQs and counters",
       "  -u, --uuid U       the instance; a running one also reports its "
       "device\n",
-      DEF_SHORTS, DEF_KNOWN, "u", CLI_BARE_UUID, verb_info },
+      DEF_SHORTS, DEF_KNOWN, "u", CLI_BARE_UUID, verb_info, NULL },
     { "stats", "-u UUID | UUID [--watch [SECONDS]] [--count N] [--json]",
       "trap, refusal, DMA, IRQ and error counters of a running instance",
       "  -u, --uuid U       the instance (it must be running)\n"
@@ -362,7 +502,7 @@ static const struct cli_verb verbs[] = {
       "SIGINT\n"
       "  --count N          with --watch: stop after N samples\n"
       "With --json, one result object (one line each with --watch).\n",
-      "u:w::n:h", "uwn", "uwn", CLI_BARE_UUID, verb_stats },
+      "u:w::n:h", "uwn", "uwn", CLI_BARE_UUID, verb_stats, NULL },
     { "audit", "TYPE [--conformance [--fuzz-seconds N]] [--json]",
       "check a type against docs/CRITERIA.md",
       "  -t, --type T       the type (e.g. serial-2port)\n"
@@ -373,13 +513,17 @@ static const struct cli_verb verbs[] = {
       "                     $UMDEV_CONFORM), so criteria 2, 4, 5, 6 get "
       "verdicts\n"
       "  --fuzz-seconds N   length of the kit's fuzz run (default 10)\n"
+      "TYPE may be the full name or, as for the other verbs, the name "
+      "without its\n"
+      "'PARENT-' prefix when only one parent has it.\n"
       "Prints the mediation profile and a verdict per criterion with its\n"
-      "evidence; --json prints the audit document. Exit status: 0 every\n"
-      "criterion passed, 1 one failed or did not run (or refused), 2 "
-      "usage.\n",
-      "t:h", "tCF", "tCF", CLI_BARE_TYPE, verb_audit },
+      "evidence; --json prints the audit document.\n",
+      "t:h", "tCF", "tCF", CLI_BARE_TYPE, verb_audit,
+      "Exit status: 0 every criterion passed, 1 one failed or did not run "
+      "(or\n"
+      "umdevd refused), 2 usage, 3 umdevd unreachable.\n" },
     { "version", "[--json]", "daemon and protocol version", "", DEF_SHORTS,
-      DEF_KNOWN, "", CLI_BARE_NONE, verb_version },
+      DEF_KNOWN, "", CLI_BARE_NONE, verb_version, NULL },
 };
 
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
@@ -400,9 +544,10 @@ cli_print_verb_help(const struct cli_verb *v)
 {
     printf("usage: umdevctl %s %s\n%s.\n%s", v->name, v->args, v->help,
            v->details);
-    printf("Global options (before the verb): --control PATH, --json.\n"
-           "Exit status: 0 ok, 1 refused by umdevd, 2 usage, 3 umdevd "
-           "unreachable.\n");
+    printf("Global options (before the verb): --control PATH, --json.\n%s",
+           v->exits != NULL ? v->exits
+                            : "Exit status: 0 ok, 1 refused by umdevd, 2 "
+                              "usage, 3 umdevd unreachable.\n");
 }
 
 void
@@ -410,7 +555,8 @@ cli_usage(FILE *f)
 {
     size_t i;
 
-    fprintf(f, "usage: umdevctl [--control PATH] [--json] VERB [ARGS]\n\n");
+    fprintf(f, "usage: umdevctl [--control PATH] [--json] VERB [ARGS]\n"
+               "       umdevctl --version | -V\n\n");
     for (i = 0; i < N_VERBS; i++)
         fprintf(f, "  %-9s %s\n", verbs[i].name, verbs[i].help);
     fprintf(f, "\n'umdevctl VERB --help' shows a verb's arguments.\n"

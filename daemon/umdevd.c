@@ -69,6 +69,7 @@ usage(FILE *f)
         "%s)\n"
         "  --verbose        log debug messages\n"
         "  --help\n"
+        "  --version, -V    print umdevd's version and exit\n"
         "built-in pools (PARENT.POOL capacity):\n",
         UMDEVD_DEFAULT_RUNDIR, UMDEVD_DEFAULT_STATEDIR,
         UMDEVD_DEFAULT_PLUGIN_DIR, UMDEVD_DEFAULT_ADMIT_FUZZ,
@@ -243,6 +244,7 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
         { "umdevctl", required_argument, NULL, 'U' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *env;
@@ -255,7 +257,7 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
     o->admit_fuzz_seconds = UMDEVD_DEFAULT_ADMIT_FUZZ;
     if ((env = getenv("UMDEV_SANDBOX")) != NULL && parse_sandbox(o, env) < 0)
         return 2;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
         const struct path_option *po = path_option(c);
 
         if (po != NULL) {
@@ -329,6 +331,9 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
             break;
         case 'h':
             usage(stdout);
+            return 1;
+        case 'V':
+            printf("umdevd %s\n", UMDEV_PROJECT_VERSION);
             return 1;
         default:
             usage(stderr);
@@ -598,6 +603,15 @@ main(int argc, char **argv)
                 strerror(-rc));
         goto out;
     }
+    /* From here on this daemon's sockets are removed even if it is
+     * killed outright (supervisor.h). */
+    rc = supervisor_cleanup_start(&d);
+    if (rc < 0)
+        umdev_log(&d.log, LOG_WARNING,
+                  "cannot start the cleanup process (%s): sockets stay "
+                  "behind if umdevd is killed",
+                  strerror(-rc));
+    supervisor_cleanup_watch(&d, d.opts.control);
     umdev_loop_add(d.loop, d.signal_fd, UMDEV_LOOP_IN, on_signal, &d);
     defs_load_all(&d, definition_found);
     start_auto(&d, NULL);

@@ -1,0 +1,380 @@
+"""Operating umdevd as an administrator would (issue 14): what `info` and
+`list` report of a running instance whose definition changed, attribute
+changes that cannot be applied, --json when the daemon is unreachable,
+the log of management requests, usage details of umdevctl, and what a
+SIGKILLed daemon leaves behind.
+"""
+
+import errno
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import time
+
+import harness
+from harness import DaemonTestCase, new_uuid
+
+T = "serial-2port"
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+
+class Running(DaemonTestCase):
+    """A modify of a running instance changes its definition only: info
+    and list show what runs and, apart, what is pending."""
+
+    def setUp(self):
+        super().setUp()
+        self.daemon()
+
+    def test_info_and_list_show_what_runs_and_what_is_pending(self):
+        u = self.ok("define", "-p", "serial", "-t", T, "--attr",
+                    "port1=none").out.strip()
+        sock = self.start_instance(u)["socket"]
+        self.ok("modify", u, "--attr", "port0=pty", "--delattr", "port1",
+                "--mode", "0660", "--auto")
+        i = self.js("info", u)["instance"]
+        # What runs: the socket's mode and host ends as they are.
+        self.assertEqual(stat.S_IMODE(os.stat(sock).st_mode), 0o600)
+        self.assertEqual((i["mode"], i["attrs"], i["type"], i["state"]),
+                         ("0600", {"port1": "none"}, T, "running"))
+        # The start policy is the definition's: it is what the next daemon
+        # start does.
+        self.assertEqual(i["start"], "auto")
+        # What the next start changes, as a modify would send it.
+        self.assertEqual(i["pending"], {"mode": "0660",
+                                        "attrs": {"port0": "pty",
+                                                  "port1": None}})
+        # The same in list (--json and text) and in the modify's answer.
+        self.assertEqual(self.instance(u)["pending"], i["pending"])
+        line = [ln for ln in self.ok("list").out.splitlines()
+                if ln.startswith(u)]
+        self.assertEqual(line, ["%s serial %s auto running (defined) "
+                                "(pending: mode, attrs)" % (u, T)])
+        text = self.ok("info", u).out
+        self.assertIn("  mode: 0600\n", text)
+        self.assertIn("    port1=none\n", text)
+        self.assertIn("  pending (the definition, from the next start):\n"
+                      "    mode: 0660\n"
+                      "    attrs: port0=pty\n"
+                      "    attrs: port1 removed\n", text)
+        # The definition on disk is the new one; list --defined --dumpjson
+        # shows it as it will start, list --dumpjson as it runs.
+        with open(os.path.join(self.d.statedir, "serial", u)) as f:
+            body = json.load(f)
+        self.assertEqual((body["mode"], body["attrs"]),
+                         ("0660", {"port0": "pty"}))
+        self.assertEqual(
+            self.ok("list", "--defined", "-u", u, "--dumpjson").json(),
+            {"mdev_type": T, "start": "auto",
+             "attrs": [{"port0": "pty"}], "owner": i["owner"],
+             "mode": "0660"})
+        self.assertEqual(
+            self.ok("list", "-u", u, "--dumpjson").json()["attrs"],
+            [{"port1": "none"}])
+        # Restarted, the definition runs and nothing is pending.
+        self.ok("stop", u)
+        self.assertNotIn("pending", self.instance(u))
+        sock = self.start_instance(u)["socket"]
+        i = self.instance(u)
+        self.assertNotIn("pending", i)
+        self.assertEqual((i["mode"], i["attrs"]), ("0660", {"port0": "pty"}))
+        self.assertEqual(stat.S_IMODE(os.stat(sock).st_mode), 0o660)
+        # A modify back to what runs leaves nothing pending.
+        self.ok("modify", u, "--mode", "0600")
+        self.assertEqual(self.instance(u)["pending"], {"mode": "0600"})
+        self.ok("modify", u, "--mode", "0660")
+        self.assertNotIn("pending", self.instance(u))
+
+
+class Attrs(DaemonTestCase):
+    """Attribute changes that cannot be applied are refused, say why, and
+    change nothing."""
+
+    def setUp(self):
+        super().setUp()
+        self.daemon()
+        self.u = self.ok("define", "-p", "serial", "-t", T, "--attr",
+                         "port0=pty", "--attr", "port1=none").out.strip()
+        self.path = os.path.join(self.d.statedir, "serial", self.u)
+
+    def body(self):
+        with open(self.path) as f:
+            return f.read()
+
+    def test_delattr_of_a_key_not_set(self):
+        before = self.body()
+        self.refused("EINVAL", "modify", self.u, "--delattr", "port7",
+                     says=["attribute 'port7' is not set", "cannot be removed"])
+        # With another, valid change: all or nothing.
+        self.refused("EINVAL", "modify", self.u, "--delattr", "port7",
+                     "--mode", "0660", says="'port7'")
+        self.assertEqual(self.body(), before)
+        r = self.d.request("modify", {"uuid": self.u,
+                                      "attrs": {"nope": None}})
+        self.assertFalse(r["ok"], r)
+        self.assertEqual(r["error"]["code"], "EINVAL")
+        self.assertEqual(self.body(), before)
+
+    def test_mdevctl_delattr_index(self):
+        before = self.body()
+        # mdevctl's form: --delattr removes by position, not a key named
+        # "--index=0".
+        for args in (("--delattr", "--index=9"), ("--delattr", "-i", "2")):
+            self.refused("EINVAL", "modify", "-u", self.u, *args,
+                         says="there is none at --index")
+        self.assertEqual(self.body(), before)
+        self.ok("modify", "--delattr", "--index=0", "-u", self.u)
+        self.assertEqual(self.instance(self.u)["attrs"], {"port1": "none"})
+        # Without --index: the last one.
+        self.ok("modify", "-u", self.u, "--delattr")
+        self.assertEqual(self.instance(self.u)["attrs"], {})
+        self.refused("EINVAL", "modify", "-u", self.u, "--delattr",
+                     says="has no attributes to remove")
+
+    def test_contradictions_are_usage_errors(self):
+        before = self.body()
+        cases = [
+            (("--delattr", "port0", "--attr", "port0=none"),
+             "attribute 'port0' is both set and removed"),
+            (("--attr", "port0=none", "--delattr", "port0"),
+             "attribute 'port0' is both set and removed"),
+            (("--addattr", "port0", "--value", "none", "--delattr", "port0"),
+             "attribute 'port0' is both set and removed"),
+            (("--addattr", "port0"), "--addattr KEY and --value VALUE go "
+                                     "together"),
+            (("--value", "x"), "--addattr KEY and --value VALUE go together"),
+            (("--addattr", "port0", "--value", "none", "--index", "0"),
+             "--index applies to --delattr without a KEY"),
+            (("--delattr", "port0", "--index", "0"),
+             "--index applies to --delattr without a KEY"),
+            (("--delattr", "--delattr"), "--delattr without a KEY may be "
+                                         "given once"),
+            (("--delattr", "--index", "x"), "--index takes"),
+        ]
+        for args, says in cases:
+            with self.subTest(args=args):
+                self.fails(2, "modify", "-u", self.u, *args, says=says)
+        # The index form contradicting an --attr is found once the index
+        # is resolved.
+        self.fails(2, "modify", "-u", self.u, "--delattr", "--index", "0",
+                   "--attr", "port0=none", says="both set and removed")
+        self.assertEqual(self.body(), before)
+
+    def test_mdevctl_addattr(self):
+        self.ok("modify", "-u", self.u, "--addattr", "port0", "--value",
+                "none", "-p", "serial")
+        self.assertEqual(self.instance(self.u)["attrs"],
+                         {"port0": "none", "port1": "none"})
+        self.refused("EINVAL", "modify", "-u", self.u, "-p", "accel",
+                     "--auto", says="does not match")
+
+
+class Unreachable(DaemonTestCase):
+    """--json prints an error object whatever went wrong."""
+
+    def test_json_error_object_when_unreachable(self):
+        nowhere = os.path.join(self.tmp, "nobody-listens")
+        for args in (("--json", "version"), ("list", "--json"),
+                     ("--json", "define", "-p", "serial", "-t", T)):
+            with self.subTest(args=args):
+                r = self.ctl(*args, control=nowhere)
+                self.assertEqual(r.rc, 3, str(r))
+                e = r.json()
+                self.assertEqual(sorted(e), ["code", "errno", "message"])
+                self.assertEqual(e["code"], "ENOENT", str(r))
+                self.assertEqual(e["errno"], errno.ENOENT, str(r))
+                self.assertEqual(e["message"],
+                                 "cannot reach umdevd at %s: %s" %
+                                 (nowhere, os.strerror(errno.ENOENT)))
+                self.assertIn(e["message"], r.err)
+        # Something that is not umdevd's socket: refused connection.
+        path = os.path.join(self.tmp, "plain")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(path)
+        s.close()
+        r = self.ctl("--json", "version", control=path)
+        self.assertEqual(r.rc, 3, str(r))
+        self.assertEqual(r.json()["code"], "ECONNREFUSED", str(r))
+
+
+class Logging(DaemonTestCase):
+    """Every management request is logged with its peer's uid and pid
+    and how it ended; reads are not."""
+
+    def test_management_requests_are_logged(self):
+        self.daemon()
+        me = "by uid %d pid %d" % (os.getuid(), os.getpid())
+        u = new_uuid()
+        with self.d.connect() as c:
+            self.assertTrue(c.call("define", {"uuid": u, "parent": "serial",
+                                              "type": T})["ok"])
+            self.assertTrue(c.call("modify", {"uuid": u,
+                                              "mode": "0660"})["ok"])
+            bad = c.call("modify", {"uuid": u, "mode": "0666"})
+            self.assertFalse(bad["ok"])
+            self.assertTrue(c.call("start", {"uuid": u})["ok"])
+            self.assertTrue(c.call("stop", {"uuid": u})["ok"])
+            self.assertTrue(c.call("undefine", {"uuid": u})["ok"])
+            t = c.call("start", {"parent": "serial", "type": "2port"})
+            tu = t["result"]["instance"]["uuid"]
+            self.assertTrue(c.call("stop", {"uuid": tu})["ok"])
+            self.assertTrue(c.call("list", {})["ok"])
+            self.assertTrue(c.call("types", {})["ok"])
+        log = self.d.log()
+        for line in ("%s: define %s: done" % (u, me),
+                     "%s: modify %s: done" % (u, me),
+                     "%s: modify %s: refused (EINVAL): mode 0666" % (u, me),
+                     "%s: start %s: done" % (u, me),
+                     "%s: stop %s: done" % (u, me),
+                     "%s: undefine %s: done" % (u, me),
+                     "%s: start %s: done" % (tu, me),
+                     "%s: stop %s: done" % (tu, me)):
+            self.assertIn("umdev: ", log)
+            self.assertRegex(log, r"(?m)^umdev: (info|notice): %s" %
+                             re.escape(line), log)
+        # Reads are not management: not logged.
+        self.assertNotRegex(log, r" (list|types) by uid ")
+        # A refused define names what it tried; one from a reader is
+        # logged too.
+        r = self.d.request("define", {"parent": "serial", "type": "9port"})
+        self.assertFalse(r["ok"])
+        self.assertRegex(self.d.log(), r"notice: define 9port by uid %d "
+                         r"pid \d+: refused \(ENOENT\)" % os.getuid())
+        with harness.as_peer(harness.NOBODY.pw_uid, harness.NOBODY.pw_gid):
+            r = self.d.request("undefine", {"uuid": u})
+        self.assertEqual(r["error"]["code"], "EPERM")
+        self.assertIn("%s: undefine by uid %d pid %d: refused (EPERM)" %
+                      (u, harness.NOBODY.pw_uid, os.getpid()), self.d.log())
+
+
+class Usage(DaemonTestCase):
+    """umdevctl's details: which argument is wrong, the short type name,
+    unknown parents, -m, --version, one exit-status block per help."""
+
+    def test_extra_argument_is_blamed(self):
+        nowhere = os.path.join(self.tmp, "nobody-listens")
+        u = new_uuid()
+        for verb in ("info", "stop", "undefine", "stats", "modify", "start"):
+            with self.subTest(verb=verb):
+                r = self.ctl(verb, u, "extra", control=nowhere)
+                self.assertEqual(r.rc, 2, str(r))
+                self.assertIn("unexpected argument 'extra'", r.err)
+                self.assertNotIn("'%s'" % u, r.err)
+        r = self.ctl("audit", "2port", "extra", control=nowhere)
+        self.assertIn("unexpected argument 'extra'", r.err)
+
+    def test_short_type_name_and_unknown_parent(self):
+        self.daemon()
+        # Without --conformance some criteria are not run: exit 1.
+        full = self.fails(1, "--json", "audit", T).json()
+        short = self.fails(1, "--json", "audit", "2port").json()
+        self.assertEqual(short, full)
+        self.assertIn("audit of serial-2port (parent serial)",
+                      self.fails(1, "audit", "2port").out)
+        self.refused("ENOENT", "audit", "9port")
+        # list -p names a parent the way types -p does.
+        for verb in ("types", "list"):
+            self.refused("ENOENT", verb, "-p", "nope",
+                         says="no parent named 'nope'")
+        self.refused("ENOENT", "list", "--defined", "-p", "nope")
+        self.assertEqual(self.js("list", "-p", "accel")["instances"], [])
+
+    def test_define_m_and_version(self):
+        self.daemon()
+        u = self.ok("define", "-m", "-p", "serial", "-t", T).out.strip()
+        self.assertEqual(self.instance(u)["start"], "manual")
+        self.fails(2, "start", u, "-m", says="option --manual does not apply")
+        with open(os.path.join(SOURCE, "CMakeLists.txt")) as f:
+            version = re.search(r"project\(umdev VERSION ([0-9.]+)",
+                                f.read()).group(1)
+        for flag in ("--version", "-V"):
+            r = self.ctl(flag, control=False)
+            self.assertEqual((r.rc, r.out, r.err),
+                             (0, "umdevctl %s\n" % version, ""), str(r))
+            p = subprocess.run([harness.BIN["umdevd"], flag],
+                               capture_output=True, timeout=harness.T_CMD)
+            self.assertEqual((p.returncode, p.stdout, p.stderr),
+                             (0, b"umdevd %s\n" % version.encode(), b""))
+        self.assertEqual(self.js("version")["daemon"], version)
+        self.assertIn("--version", self.ok("--help").out)
+
+    def test_one_exit_status_block_per_help(self):
+        nowhere = os.path.join(self.tmp, "nobody-listens")
+        for verb in ("types", "list", "define", "undefine", "start", "stop",
+                     "modify", "info", "stats", "audit", "version"):
+            with self.subTest(verb=verb):
+                r = self.ctl(verb, "--help", control=nowhere)
+                self.assertEqual(r.rc, 0, str(r))
+                self.assertEqual(r.out.count("Exit status"), 1, r.out)
+        r = self.ctl("audit", "--help", control=nowhere)
+        self.assertIn("Exit status: 0 every criterion passed, 1 one failed",
+                      r.out)
+
+
+class Sigkill(DaemonTestCase):
+    """A daemon killed outright leaves no socket behind."""
+
+    def test_sockets_removed_after_sigkill(self):
+        self.daemon()
+        u = self.ok("define", "-p", "serial", "-t", T).out.strip()
+        self.start_instance(u)
+        t = self.start_instance("-p", "serial", "-t", T, "--attr",
+                                "port0=pty", "--attr", "port1=none")
+        names = sorted(os.listdir(self.d.rundir))
+        for n in ("%s.sock" % u, "%s.port0" % u, "%s.port1" % u,
+                  "%s.sock" % t["uuid"], "%s.port0" % t["uuid"]):
+            self.assertIn(n, names)
+        self.assertTrue(os.path.exists(self.d.control))
+        # Something of the operator's own in RUNDIR stays.
+        keep = os.path.join(self.d.rundir, "notes.txt")
+        with open(keep, "w") as f:
+            f.write("mine\n")
+        self.d.proc.send_signal(signal.SIGKILL)
+        self.d.proc.wait(harness.T_EXIT)
+        self.wait_for("the sockets of a killed daemon to go",
+                      lambda: not os.path.exists(self.d.control) and
+                      sorted(os.listdir(self.d.rundir)) == ["notes.txt"])
+        # The definition is kept, and the next daemon starts cleanly.
+        self.daemon()
+        self.assertEqual(self.instance(u)["state"], "stopped")
+        self.start_instance(u)
+
+    def test_a_new_daemons_sockets_are_not_removed(self):
+        # The cleanup of a killed daemon removes what it made, never what
+        # took its place (same path, another socket).
+        self.daemon()
+        u = self.ok("define", "-p", "serial", "-t", T).out.strip()
+        v = self.ok("define", "-p", "serial", "-t", T).out.strip()
+        self.start_instance(u)
+        self.start_instance(v)
+        old = self.d
+        old.proc.send_signal(signal.SIGSTOP)
+        # While it is stopped, its control socket and one instance's
+        # socket are taken over.
+        taken = []
+        for p in (old.control, os.path.join(old.rundir, u + ".sock")):
+            os.unlink(p)
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.bind(p)
+            s.listen(1)
+            taken.append(s)
+        old.proc.send_signal(signal.SIGKILL)
+        old.proc.wait(harness.T_EXIT)
+        self.wait_for("the killed daemon's cleanup",
+                      lambda: "left behind by umdevd" in old.log())
+        # v's are gone; u's socket and the control socket are the new
+        # owner's, and u's host ends are left with them.
+        names = sorted(os.listdir(old.rundir))
+        self.assertEqual(names, sorted([u + ".sock", u + ".port0",
+                                        u + ".port1"]), old.log())
+        self.assertTrue(stat.S_ISSOCK(os.lstat(old.control).st_mode))
+        for s in taken:
+            s.close()
+
+
+if __name__ == "__main__":
+    harness.main()
