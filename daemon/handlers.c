@@ -631,6 +631,13 @@ cmd_define(struct cmd *c)
     inst = uuid != NULL ? inst_find(c->d, uuid) : NULL;
     if (inst != NULL && !inst->defined)
         return persist_transient(c, inst);
+    if (inst != NULL) {
+        snprintf(c->err, c->errlen,
+                 "instance %s exists already as a definition (modify it, "
+                 "or undefine it first)",
+                 inst->cfg.uuid);
+        return -EEXIST;
+    }
     rc = new_instance(c, c->args, false, &inst);
     if (rc < 0)
         return rc;

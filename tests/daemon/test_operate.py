@@ -251,6 +251,153 @@ class Logging(DaemonTestCase):
                       (u, harness.NOBODY.pw_uid, os.getpid()), self.d.log())
 
 
+class Mdevctl(DaemonTestCase):
+    """mdevctl's command lines and JSON shapes, unchanged."""
+
+    def setUp(self):
+        super().setUp()
+        self.daemon()
+
+    def test_types_dumpjson(self):
+        dump = self.ok("types", "--dumpjson").json()
+        self.assertEqual(len(dump), 1)
+        self.assertEqual(sorted(dump[0]), ["accel", "serial"])
+        self.assertEqual([list(t) for t in dump[0]["accel"]],
+                         [["accel-1wq"], ["accel-2wq"], ["accel-4wq"]])
+        [[name, t]] = [list(x.items())[0] for x in dump[0]["serial"]]
+        self.assertEqual(name, T)
+        self.assertEqual(sorted(t), ["available_instances", "description",
+                                     "device_api"])
+        self.assertEqual((t["available_instances"], t["device_api"]),
+                         (1024, "vfio-pci"))
+        # --json does not change it; -p narrows it.
+        self.assertEqual(self.ok("--json", "types", "--dumpjson").json(),
+                         dump)
+        self.assertEqual(self.ok("types", "-p", "serial", "--dumpjson")
+                         .json(), [{"serial": dump[0]["serial"]}])
+
+    def test_list_dumpjson_and_verbose(self):
+        self.assertEqual(self.ok("list", "--dumpjson").json(), [])
+        self.assertEqual(self.ok("list", "--defined", "--dumpjson").json(),
+                         [])
+        a = self.ok("define", "-p", "serial", "-t", T, "--attr", "port0=pty",
+                    "--attr", "port1=none").out.strip()
+        b = self.ok("define", "-p", "accel", "-t", "2wq", "--auto", "--attr",
+                    "engine_threads=2").out.strip()
+        dump = self.ok("list", "--defined", "--dumpjson").json()
+        me = {"uid": os.getuid(), "gid": os.getgid()}
+        self.assertEqual(dump, [{
+            "serial": [{a: {"mdev_type": T, "start": "manual",
+                            "attrs": [{"port0": "pty"}, {"port1": "none"}],
+                            "owner": me, "mode": "0600"}}],
+            "accel": [{b: {"mdev_type": "accel-2wq", "start": "auto",
+                           "attrs": [{"engine_threads": "2"}],
+                           "owner": me, "mode": "0600"}}]}])
+        # One -u: the object alone; no match: [].
+        self.assertEqual(
+            self.ok("list", "--defined", "-u", b, "--dumpjson").json(),
+            dump[0]["accel"][0][b])
+        self.assertEqual(self.ok("list", "-u", b, "--dumpjson").json(), [])
+        # -v: mdevctl's numbered attributes under each line.
+        out = self.ok("list", "--defined", "-v").out
+        self.assertIn("%s serial %s manual stopped (defined)\n"
+                      "  Attrs:\n"
+                      "    @{0}: {\"port0\":\"pty\"}\n"
+                      "    @{1}: {\"port1\":\"none\"}\n" % (a, T), out)
+        self.assertIn("%s accel accel-2wq auto stopped (defined)\n"
+                      "  Attrs:\n"
+                      "    @{0}: {\"engine_threads\":2}\n" % b, out)
+        self.fails(2, "list", "-v", "--dumpjson", says="do not go together")
+
+    def write(self, obj):
+        path = os.path.join(self.tmp, "def.json")
+        with open(path, "w") as f:
+            json.dump(obj, f)
+        return path
+
+    def test_define_jsonfile_in_mdevctls_shape(self):
+        u = new_uuid()
+        path = self.write({"mdev_type": "accel-2wq", "start": "auto",
+                           "attrs": [{"engine_threads": "2"},
+                                     {"max_transfer": "65536"}]})
+        self.assertEqual(self.ok("define", "-u", u, "-p", "accel",
+                                 "--jsonfile", path).out, u + "\n")
+        i = self.instance(u)
+        self.assertEqual((i["type"], i["start"], i["attrs"]),
+                         ("accel-2wq", "auto",
+                          {"engine_threads": 2, "max_transfer": 65536}))
+        # As `mdevctl list --dumpjson` wraps it: {UUID: {...}}.
+        w = new_uuid()
+        path = self.write({w: {"mdev_type": T, "start": "manual",
+                               "attrs": []}})
+        self.assertEqual(self.ok("define", "-p", "serial", "--jsonfile",
+                                 path).out, w + "\n")
+        self.assertEqual(self.instance(w)["type"], T)
+        # What cannot be one umdev definition is refused, nothing written.
+        before = self.instances(defined=True)
+        for obj, says in (
+                ({"mdev_type": T, "start": "manual",
+                  "attrs": [{"port0": "pty"}, {"port0": "none"}]},
+                 "attribute 'port0' is given twice"),
+                ({"mdev_type": T, "start": "manual",
+                  "attrs": {"port0": "pty"}},
+                 "attrs in mdevctl's shape is a list"),
+                ({"mdev_type": T, "start": "manual",
+                  "attrs": [{"port0": 1}]}, "with a string value"),
+                ({"mdev_type": T, "start": "manual",
+                  "attrs": [{"port0": "pty", "port1": "pty"}]},
+                 "must be one"),
+                ({"mdev_type": T, "type": T}, "both mdev_type"),
+        ):
+            with self.subTest(obj=obj):
+                self.fails(2, "define", "-p", "serial", "--jsonfile",
+                           self.write(obj), says=says)
+        self.refused("EINVAL", "define", "-p", "serial", "--jsonfile",
+                     self.write({"mdev_type": T, "start": "sometimes"}),
+                     says="start must be")
+        self.assertEqual(self.instances(defined=True).keys(), before.keys())
+
+    def test_define_makes_a_running_transient_persistent(self):
+        t = self.start_instance("-p", "serial", "-t", "2port", "--attr",
+                                "port0=pty", "--mode", "0660")
+        u = t["uuid"]
+        sock = t["socket"]
+        self.assertEqual(self.ok("define", "-u", u, "--auto").out, u + "\n")
+        i = self.instance(u)
+        self.assertEqual((i["defined"], i["state"], i["start"], i["pid"],
+                          i["attrs"], i["mode"]),
+                         (True, "running", "auto", t["pid"],
+                          {"port0": "pty"}, "0660"))
+        self.assertNotIn("pending", i)
+        with open(os.path.join(self.d.statedir, "serial", u)) as f:
+            body = json.load(f)
+        self.assertEqual((body["type"], body["start"], body["attrs"],
+                          body["mode"]), (T, "auto", {"port0": "pty"},
+                                          "0660"))
+        # Stopped, it stays as a definition, and starts again as one.
+        self.ok("stop", u)
+        self.assertFalse(os.path.exists(sock))
+        self.assertEqual(self.instance(u)["state"], "stopped")
+        self.start_instance(u)
+        # Now it is a definition: define it again and it exists.
+        self.refused("EEXIST", "define", "-u", u, says="exists already")
+        # Fields given with it override what runs, as pending changes.
+        v = self.start_instance("-p", "serial", "-t", T)["uuid"]
+        self.ok("define", "-u", v, "-p", "serial", "-t", "2port",
+                "--mode", "0640")
+        self.assertEqual(self.instance(v)["pending"], {"mode": "0640"})
+        # A leased queue lives as long as its lessee: not definable.
+        with self.d.connect() as c:
+            r = c.call("start", {"parent": "serial", "type": T,
+                                 "lease": True})
+            q = r["result"]["instance"]["uuid"]
+            e = self.refused("EBUSY", "define", "-u", q)
+            self.assertIn("leased", e["message"])
+        self.fails(2, "define", says="-p PARENT and -t TYPE are required")
+        self.refused("EINVAL", "define", "-u", new_uuid(),
+                     says="parent and type are required")
+
+
 class Usage(DaemonTestCase):
     """umdevctl's details: which argument is wrong, the short type name,
     unknown parents, -m, --version, one exit-status block per help."""
