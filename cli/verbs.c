@@ -141,8 +141,9 @@ verb_start(struct cli *c, struct cli_opts *o)
         return cli_usage_error("start",
                                "give -u UUID (a definition) or -p PARENT -t "
                                "TYPE (transient)");
-    if (o->parent != NULL && o->type == NULL)
-        return cli_usage_error("start", "-t TYPE is required with -p");
+    if (o->parent != NULL && o->type == NULL && o->jsonfile == NULL)
+        return cli_usage_error("start", "-t TYPE is required with -p (or "
+                                        "a --jsonfile that names it)");
     if (o->parent == NULL &&
         (o->type != NULL || o->jsonfile != NULL || o->attrs != NULL ||
          o->user != NULL || o->group != NULL || o->mode != NULL))

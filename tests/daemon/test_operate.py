@@ -333,6 +333,12 @@ class Mdevctl(DaemonTestCase):
         self.assertEqual(self.ok("define", "-p", "serial", "--jsonfile",
                                  path).out, w + "\n")
         self.assertEqual(self.instance(w)["type"], T)
+        # mdevctl's start of a transient from such a file.
+        path = self.write({"mdev_type": T, "start": "manual",
+                           "attrs": [{"port0": "none"}]})
+        r = self.js("start", "-p", "serial", "--jsonfile", path)
+        self.assertEqual(r["instance"]["attrs"], {"port0": "none"})
+        self.ok("stop", r["instance"]["uuid"])
         # What cannot be one umdev definition is refused, nothing written.
         before = self.instances(defined=True)
         for obj, says in (
