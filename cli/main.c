@@ -151,10 +151,13 @@ run_verb(struct cli *c, const struct cli_verb *v, int argc, char **argv)
     struct cli_opts o;
     int rc = cli_parse_opts(v, argc, argv, &o);
 
-    if (rc == 0)
+    if (rc == 0) {
         rc = v->run(c, &o);
-    else if (rc == CLI_HELPED)
+    } else if (rc == CLI_HELPED) {
+        if (v->attr_help)
+            cli_print_attr_help(c);
         rc = 0;
+    }
     json_object_put(o.attrs);
     json_object_put(o.dels);
     return rc;

@@ -72,6 +72,7 @@ struct cli_verb {
     enum cli_bare bare;
     int (*run)(struct cli *c, struct cli_opts *o);
     const char *exits; /* its exit status line; NULL: the common one */
+    bool attr_help;    /* its help lists the types' attributes */
 };
 
 /* ---- main.c */
@@ -131,6 +132,9 @@ const struct cli_verb *cli_find_verb(const char *name);
 void cli_print_verb_help(const struct cli_verb *v);
 /* The global usage and the list of verbs. */
 void cli_usage(FILE *f);
+/* For define's and start's help: every type's attributes, as umdevd
+ * describes them when it can be asked, else the built-in parents'. */
+void cli_print_attr_help(struct cli *c);
 
 /* ---- print.c */
 

@@ -5,6 +5,7 @@
  * their help.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,6 +14,8 @@
 
 #include <json-c/json.h>
 
+#include "accel_attrs.h"
+#include "serial_attrs.h"
 #include "umdev/ctl.h"
 #include "umdevctl.h"
 
@@ -390,15 +393,15 @@ verb_audit(struct cli *c, struct cli_opts *o)
     "  --group GROUP      the socket's group (default: USER's group)\n"        \
     "  --mode OCTAL       the socket's mode, owner rw required (default"       \
     " 0600)\n"                                                                 \
-    "  --attr KEY=VALUE   a device attribute (repeatable); serial: port0,"     \
-    " port1 =\n                     socket | pty | none | /abs/socket/path\n"
+    "  --attr KEY=VALUE   a device attribute (repeatable; each type's are"     \
+    "\n                     listed below)\n"
 
 static const struct cli_verb verbs[] = {
     { "types", "[-p PARENT] [--dumpjson] [--json]",
       "list parents and their types",
       "  -p, --parent P     only the types of parent P\n"
       "  --dumpjson         print them in mdevctl's JSON shape\n",
-      DEF_SHORTS, DEF_KNOWN, "pJ", CLI_BARE_NONE, verb_types, NULL },
+      DEF_SHORTS, DEF_KNOWN, "pJ", CLI_BARE_NONE, verb_types, NULL, false },
     { "list", "[--defined] [--dumpjson] [-v] [-u UUID] [-p PARENT] [--json]",
       "list running (or defined) instances",
       "  -d, --defined      definitions (in any state) instead of the "
@@ -415,7 +418,7 @@ static const struct cli_verb verbs[] = {
       "since\n"
       "(modify) is marked '(pending: FIELDS)' until it is started "
       "again.\n",
-      "du:p:vh", "dJupv", "dJupv", CLI_BARE_NONE, verb_list, NULL },
+      "du:p:vh", "dJupv", "dJupv", CLI_BARE_NONE, verb_list, NULL, false },
     { "define",
       "[-u UUID] -p PARENT -t TYPE [--auto|--manual] [--jsonfile FILE] "
       "[--owner USER] [--group GROUP] [--mode OCTAL] [--attr KEY=VALUE]...",
@@ -436,11 +439,12 @@ static const struct cli_verb verbs[] = {
       "'list\n"
       "                     -u U --dumpjson' prints it); options override "
       "it\n" OPT_DEF,
-      DEF_SHORTS, DEF_KNOWN, "uptamjAogM", CLI_BARE_UUID, verb_define, NULL },
+      DEF_SHORTS, DEF_KNOWN, "uptamjAogM", CLI_BARE_UUID, verb_define, NULL,
+      true },
     { "undefine", "-u UUID | UUID", "remove a definition",
       "  -u, --uuid U       the definition to remove (it must not be "
       "running)\n",
-      DEF_SHORTS, DEF_KNOWN, "u", CLI_BARE_UUID, verb_undefine, NULL },
+      DEF_SHORTS, DEF_KNOWN, "u", CLI_BARE_UUID, verb_undefine, NULL, false },
     { "start",
       "-u UUID | UUID | -p PARENT -t TYPE [-u UUID] [--jsonfile FILE] "
       "[--owner USER] [--group GROUP] [--mode OCTAL] [--attr KEY=VALUE]...",
@@ -454,7 +458,8 @@ static const struct cli_verb verbs[] = {
       "  --jsonfile FILE    take its fields from a JSON object\n" OPT_DEF
       "Returns once the instance's socket is listening and prints its "
       "path.\n",
-      DEF_SHORTS, DEF_KNOWN, "uptjAogM", CLI_BARE_UUID, verb_start, NULL },
+      DEF_SHORTS, DEF_KNOWN, "uptjAogM", CLI_BARE_UUID, verb_start, NULL,
+      true },
     { "stop", "-u UUID | UUID [--grace MS]", "stop an instance",
       "  -u, --uuid U       the instance to stop\n"
       "  --grace MS         how long an attached VMM has to let go after "
@@ -462,7 +467,7 @@ static const struct cli_verb verbs[] = {
       "                     device request (REQ) IRQ (default 5000, at most "
       "600000)\n"
       "Stopping a failed instance acknowledges the failure.\n",
-      DEF_SHORTS, DEF_KNOWN, "uG", CLI_BARE_UUID, verb_stop, NULL },
+      DEF_SHORTS, DEF_KNOWN, "uG", CLI_BARE_UUID, verb_stop, NULL, false },
     { "modify",
       "-u UUID | UUID [-p PARENT] [-t TYPE] [--auto|--manual] "
       "[--attr KEY=VALUE]... [--addattr KEY --value VALUE] "
@@ -488,12 +493,12 @@ static const struct cli_verb verbs[] = {
       "until it\n"
       "is started again ('info' and 'list' show the change as pending).\n",
       "u:p:t:ami:h", "uptamAXogMBLi", "uptamAXogMBLi", CLI_BARE_UUID,
-      verb_modify, NULL },
+      verb_modify, NULL, false },
     { "info", "-u UUID | UUID [--json]",
       "socket, state, client, regions, IRQs and counters",
       "  -u, --uuid U       the instance; a running one also reports its "
       "device\n",
-      DEF_SHORTS, DEF_KNOWN, "u", CLI_BARE_UUID, verb_info, NULL },
+      DEF_SHORTS, DEF_KNOWN, "u", CLI_BARE_UUID, verb_info, NULL, false },
     { "stats", "-u UUID | UUID [--watch [SECONDS]] [--count N] [--json]",
       "trap, refusal, DMA, IRQ and error counters of a running instance",
       "  -u, --uuid U       the instance (it must be running)\n"
@@ -503,7 +508,7 @@ static const struct cli_verb verbs[] = {
       "SIGINT\n"
       "  --count N          with --watch: stop after N samples\n"
       "With --json, one result object (one line each with --watch).\n",
-      "u:w::n:h", "uwn", "uwn", CLI_BARE_UUID, verb_stats, NULL },
+      "u:w::n:h", "uwn", "uwn", CLI_BARE_UUID, verb_stats, NULL, false },
     { "audit", "TYPE [--conformance [--fuzz-seconds N]] [--json]",
       "check a type against docs/CRITERIA.md",
       "  -t, --type T       the type (e.g. serial-2port)\n"
@@ -522,9 +527,10 @@ static const struct cli_verb verbs[] = {
       "t:h", "tCF", "tCF", CLI_BARE_TYPE, verb_audit,
       "Exit status: 0 every criterion passed, 1 one failed or did not run "
       "(or\n"
-      "umdevd refused), 2 usage, 3 umdevd unreachable.\n" },
+      "umdevd refused), 2 usage, 3 umdevd unreachable.\n",
+      false },
     { "version", "[--json]", "daemon and protocol version", "", DEF_SHORTS,
-      DEF_KNOWN, "", CLI_BARE_NONE, verb_version, NULL },
+      DEF_KNOWN, "", CLI_BARE_NONE, verb_version, NULL, false },
 };
 
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
@@ -563,4 +569,114 @@ cli_usage(FILE *f)
     fprintf(f, "\n'umdevctl VERB --help' shows a verb's arguments.\n"
                "Exit status: 0 ok, 1 refused by umdevd, 2 usage, 3 umdevd "
                "unreachable.\n");
+}
+
+/* @text after @indent, wrapped at 78 columns. */
+static void
+print_wrapped(const char *indent, const char *text)
+{
+    size_t col = 0, w;
+
+    while (*text != '\0') {
+        text += strspn(text, " ");
+        w = strcspn(text, " ");
+        if (w == 0)
+            break;
+        if (col > 0 && col + 1 + w > 78) {
+            putchar('\n');
+            col = 0;
+        }
+        if (col == 0)
+            col = (size_t)printf("%s", indent);
+        else
+            col += (size_t)printf(" ");
+        col += (size_t)printf("%.*s", (int)w, text);
+        text += w;
+    }
+    if (col > 0)
+        putchar('\n');
+}
+
+static void
+print_attr(const char *name, const char *help)
+{
+    printf("    ");
+    cli_fputs_safe(stdout, name);
+    printf(":\n");
+    print_wrapped("      ", help);
+}
+
+/* From umdevd: Return 0, or -1 when it could not be asked. */
+static int
+attr_help_daemon(struct cli *c)
+{
+    struct json_object *r = NULL, *types, *safe;
+    char line[PATH_MAX + 128];
+    struct umdev_ctl *ctl;
+    struct umdev_ctl_error e;
+    size_t i, j;
+
+    /* Help must not hang on a daemon that does not answer. */
+    if (umdev_ctl_connect(c->control, 1000, &ctl) < 0)
+        return -1;
+    if (umdev_ctl_call(ctl, "types", json_object_new_object(), 2000, &r, &e) <
+        0) {
+        umdev_ctl_close(ctl);
+        return -1;
+    }
+    umdev_ctl_close(ctl);
+    safe = cli_safe(r);
+    json_object_put(r);
+    types = json_object_object_get(safe, "types");
+    snprintf(line, sizeof(line),
+             "Attributes (--attr KEY=VALUE) of the types umdevd at %s "
+             "offers:",
+             c->control);
+    putchar('\n');
+    print_wrapped("", line);
+    for (i = 0; i < cli_alen(types); i++) {
+        struct json_object *t = json_object_array_get_idx(types, i);
+        struct json_object *a = json_object_object_get(t, "attributes");
+
+        printf("  %s%s\n", cli_jstr(t, "name", "?"),
+               cli_alen(a) == 0 ? ": none described" : "");
+        for (j = 0; j < cli_alen(a); j++) {
+            struct json_object *at = json_object_array_get_idx(a, j);
+
+            print_attr(cli_jstr(at, "name", "?"), cli_jstr(at, "help", ""));
+        }
+    }
+    json_object_put(safe);
+    return 0;
+}
+
+void
+cli_print_attr_help(struct cli *c)
+{
+    static const struct {
+        const char *parent;
+        const struct umdev_parent_attr *attrs;
+        size_t n;
+    } builtin[] = {
+        { "serial", serial_attrs, SERIAL_NATTRS },
+        { "accel", accel_attrs, ACCEL_NATTRS },
+    };
+    char line[PATH_MAX + 160];
+    size_t i, j;
+
+    fflush(stdout);
+    if (attr_help_daemon(c) == 0)
+        return;
+    snprintf(line, sizeof(line),
+             "Attributes (--attr KEY=VALUE) of the built-in parents' types "
+             "(umdevd at %s could not be asked; when it can be, its "
+             "plug-ins' types are listed too):",
+             c->control);
+    putchar('\n');
+    print_wrapped("", line);
+    for (i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++) {
+        printf("  %s (every type)\n", builtin[i].parent);
+        for (j = 0; j < builtin[i].n; j++)
+            print_attr(builtin[i].attrs[j].name, builtin[i].attrs[j].help);
+    }
 }

@@ -342,10 +342,33 @@ busy(struct cmd *c, const struct instance *inst)
     return -EBUSY;
 }
 
+/* What the parent says of @type's attributes, for people: [{"name",
+ * "help"}...], empty when it says nothing. */
+static struct json_object *
+type_attrs_json(const struct parent_entry *pe, const char *type)
+{
+    const struct umdev_parent_attr *attrs[UMDEV_PARENT_MAX_ATTRS];
+    struct json_object *arr = json_object_new_array();
+    size_t i, n = pe != NULL ? parents_type_attrs(pe, type, attrs,
+                                                  UMDEV_PARENT_MAX_ATTRS)
+                             : 0;
+
+    for (i = 0; i < n; i++) {
+        struct json_object *a = json_object_new_object();
+
+        json_object_object_add(a, "name",
+                               json_object_new_string(attrs[i]->name));
+        json_object_object_add(a, "help",
+                               json_object_new_string(attrs[i]->help));
+        json_object_array_add(arr, a);
+    }
+    return arr;
+}
+
 static struct json_object *
 type_json(struct daemon *d, const struct mdev_type_info *t)
 {
-    const struct parent_entry *pe;
+    const struct parent_entry *pe = NULL;
     struct parent_type *pt = parents_type(d->parents, t->name, &pe);
     struct json_object *o = json_object_new_object();
     struct json_object *adm = json_object_new_object();
@@ -374,6 +397,8 @@ type_json(struct daemon *d, const struct mdev_type_info *t)
                                    json_object_new_string(pe->plugin));
     }
     json_object_object_add(o, "admission", adm);
+    json_object_object_add(o, "attributes",
+                           type_attrs_json(pt != NULL ? pe : NULL, t->name));
     return o;
 }
 

@@ -21,7 +21,7 @@ UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
 INSTANCE_KEYS = {"uuid", "parent", "type", "defined", "start", "state",
                  "socket", "owner", "mode", "attrs"}
 TYPE_KEYS = {"name", "parent", "description", "device_api",
-             "available_instances", "admission"}
+             "available_instances", "admission", "attributes"}
 DEF_KEYS = ["attrs", "mode", "owner", "parent", "start", "type", "uuid"]
 MDEVCTL_KEYS = ["attrs", "mdev_type", "mode", "owner", "start"]
 T = "serial-2port"

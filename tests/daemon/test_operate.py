@@ -455,6 +455,35 @@ class Usage(DaemonTestCase):
         self.assertEqual(self.js("version")["daemon"], version)
         self.assertIn("--version", self.ok("--help").out)
 
+    def test_define_help_lists_every_parents_attributes(self):
+        # No daemon: the built-in parents' own tables.
+        nowhere = os.path.join(self.tmp, "nobody-listens")
+        for verb in ("define", "start"):
+            r = self.ctl(verb, "--help", control=nowhere)
+            self.assertEqual(r.rc, 0, str(r))
+            self.assertIn("of the built-in parents' types", r.out)
+            self.assertRegex(r.out, r"(?s)  serial \(every type\)\n"
+                             r"    port0:\n      socket.*    port1:\n")
+            self.assertRegex(r.out, r"(?s)  accel \(every type\)\n"
+                             r"    engine_threads:\n      1 to 4 .*"
+                             r"    max_transfer:\n      4096 to 1073741824")
+            section = r.out[r.out.index("\nAttributes"):]
+            self.assertTrue(all(len(ln) <= 78
+                                for ln in section.splitlines()), section)
+        # A daemon: what it says of every type it offers.
+        self.daemon()
+        types = {t["name"]: t for t in self.js("types")["types"]}
+        self.assertEqual([a["name"] for a in types[T]["attributes"]],
+                         ["port0", "port1"])
+        self.assertEqual([a["name"] for a in types["accel-4wq"]["attributes"]],
+                         ["engine_threads", "max_transfer"])
+        self.assertIn("1 to 4", types["accel-1wq"]["attributes"][0]["help"])
+        r = self.ok("define", "--help")
+        self.assertIn("of the types umdevd at %s offers:" % self.d.control,
+                      r.out.replace("\n", " "))
+        for t in (T, "accel-1wq", "accel-2wq", "accel-4wq"):
+            self.assertRegex(r.out, r"(?m)^  %s\n    \w+:\n" % t)
+
     def test_one_exit_status_block_per_help(self):
         nowhere = os.path.join(self.tmp, "nobody-listens")
         for verb in ("types", "list", "define", "undefine", "start", "stop",
