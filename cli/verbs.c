@@ -64,17 +64,16 @@ verb_types(struct cli *c, struct cli_opts *o)
 static int
 verb_list(struct cli *c, struct cli_opts *o)
 {
-    struct json_object *args =
-        filter_args("uuid", o->uuid, "parent", o->parent);
-    struct json_object *r;
+    struct json_object *args, *r;
     int rc;
 
-    if (o->defined)
-        json_object_object_add(args, "defined", json_object_new_boolean(true));
     if (o->dumpjson && o->verbose)
         return cli_usage_error("list", "--dumpjson and --verbose do not go "
                                        "together (--dumpjson has the "
                                        "attributes)");
+    args = filter_args("uuid", o->uuid, "parent", o->parent);
+    if (o->defined)
+        json_object_object_add(args, "defined", json_object_new_boolean(true));
     if (!o->dumpjson)
         return cli_run(c, "list", args,
                        o->verbose ? cli_print_instances_verbose
@@ -610,8 +609,9 @@ print_attr(const char *name, const char *help)
 static int
 attr_help_daemon(struct cli *c)
 {
-    struct json_object *r = NULL, *types, *safe;
+    struct json_object *r = NULL, *types, *safe, *args;
     char line[PATH_MAX + 128];
+    int rc;
     struct umdev_ctl *ctl;
     struct umdev_ctl_error e;
     size_t i, j;
@@ -619,12 +619,12 @@ attr_help_daemon(struct cli *c)
     /* Help must not hang on a daemon that does not answer. */
     if (umdev_ctl_connect(c->control, 1000, &ctl) < 0)
         return -1;
-    if (umdev_ctl_call(ctl, "types", json_object_new_object(), 2000, &r, &e) <
-        0) {
-        umdev_ctl_close(ctl);
-        return -1;
-    }
+    args = json_object_new_object();
+    rc = umdev_ctl_call(ctl, "types", args, 2000, &r, &e);
+    json_object_put(args);
     umdev_ctl_close(ctl);
+    if (rc < 0)
+        return -1;
     safe = cli_safe(r);
     json_object_put(r);
     types = json_object_object_get(safe, "types");
