@@ -83,6 +83,23 @@ class Running(DaemonTestCase):
         self.assertNotIn("pending", i)
         self.assertEqual((i["mode"], i["attrs"]), ("0660", {"port0": "pty"}))
         self.assertEqual(stat.S_IMODE(os.stat(sock).st_mode), 0o660)
+        # A type and an owner are shown the same way; stats counts the
+        # type that runs.
+        a = self.ok("define", "-p", "accel", "-t", "1wq").out.strip()
+        self.start_instance(a)
+        self.ok("modify", a, "-t", "2wq", "--owner", "nobody")
+        i = self.instance(a)
+        self.assertEqual(i["type"], "accel-1wq")
+        self.assertEqual(i["owner"], {"uid": os.getuid(), "gid": os.getgid()})
+        self.assertEqual(i["pending"],
+                         {"type": "accel-2wq",
+                          "owner": {"uid": harness.NOBODY.pw_uid,
+                                    "gid": harness.NOBODY.pw_gid}})
+        self.assertEqual(self.js("stats", a)["type"], "accel-1wq")
+        self.assertIn("    type: accel-2wq\n    owner: %d:%d\n" %
+                      (harness.NOBODY.pw_uid, harness.NOBODY.pw_gid),
+                      self.ok("info", a).out)
+        self.ok("stop", a)
         # A modify back to what runs leaves nothing pending.
         self.ok("modify", u, "--mode", "0600")
         self.assertEqual(self.instance(u)["pending"], {"mode": "0600"})
