@@ -45,6 +45,8 @@ static const struct opt_def all_opts[] = {
     { { "value", required_argument, NULL, 'L' }, OPT_STRING, AT(value) },
     { { "index", required_argument, NULL, 'i' }, OPT_OTHER, 0 },
     { { "verbose", no_argument, NULL, 'v' }, OPT_FLAG, AT(verbose) },
+    { { "all", no_argument, NULL, 'K' }, OPT_FLAG, AT(all) },
+    { { "openmetrics", no_argument, NULL, 'O' }, OPT_FLAG, AT(openmetrics) },
     { { "owner", required_argument, NULL, 'o' }, OPT_STRING, AT(user) },
     { { "group", required_argument, NULL, 'g' }, OPT_STRING, AT(group) },
     { { "mode", required_argument, NULL, 'M' }, OPT_STRING, AT(mode) },

@@ -834,3 +834,215 @@ cli_print_stats(struct json_object *s, struct json_object *prev)
     }
     fflush(stdout);
 }
+
+/* ---- stats --openmetrics ----------------------------------------------
+ *
+ * The OpenMetrics text format (Prometheus reads it): each counter is a
+ * family, "# TYPE NAME counter" and "# HELP NAME TEXT" before its samples
+ * "NAME_total{LABELS} VALUE", every family once, and "# EOF" last. The
+ * labels say which instance: uuid, type, parent.
+ */
+
+/* The device counters of docs/CONTROL.md's stats object, named for
+ * people (a counter a newer worker adds gets a name made from its key). */
+static const struct {
+    const char *key, *family, *help;
+} om_counters[] = {
+    { "msgs", "umdev_messages", "vfio-user commands the device handled" },
+    { "errors", "umdev_errors", "error replies the device sent" },
+    { "region_reads", "umdev_region_reads",
+      "region reads the device served, config space included" },
+    { "region_writes", "umdev_region_writes",
+      "region writes the device served, config space included" },
+    { "dma_bytes", "umdev_dma_bytes",
+      "bytes the device moved through the DMA API" },
+    { "irqs", "umdev_interrupts", "interrupts the device signalled" },
+    { "irqs_dropped", "umdev_interrupts_dropped",
+      "interrupt triggers that found no eventfd" },
+    { "attaches", "umdev_attaches", "clients the device accepted" },
+};
+
+/* @s as a label value: backslash, double quote and newline escaped. */
+static void
+om_label_value(const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (*s == '\\' || *s == '"')
+            printf("\\%c", *s);
+        else if (*s == '\n')
+            printf("\\n");
+        else
+            putchar(*s);
+    }
+}
+
+/* A metric name from @key: [a-z0-9_], anything else as '_'. */
+static void
+om_name(char *out, size_t len, const char *prefix, const char *key)
+{
+    size_t n = (size_t)snprintf(out, len, "%s", prefix), i;
+
+    for (i = 0; key[i] != '\0' && n + 1 < len; i++, n++) {
+        char ch = key[i];
+
+        out[n] = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')
+                     ? ch
+                     : (ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : '_');
+    }
+    out[n] = '\0';
+}
+
+static void
+om_family(const char *name, const char *help)
+{
+    printf("# TYPE %s counter\n# HELP %s %s\n", name, name, help);
+}
+
+/* One sample of family @name for instance @s, with @extra labels
+ * ("region", "BAR0", ... NULL-terminated pairs; may be NULL). */
+static void
+om_sample(const char *name, struct json_object *s, const char *const *extra,
+          int64_t v)
+{
+    size_t i;
+
+    printf("%s_total{uuid=\"", name);
+    om_label_value(cli_jstr(s, "uuid", ""));
+    printf("\",type=\"");
+    om_label_value(cli_jstr(s, "type", ""));
+    printf("\",parent=\"");
+    om_label_value(cli_jstr(s, "parent", ""));
+    putchar('"');
+    for (i = 0; extra != NULL && extra[i] != NULL; i += 2) {
+        printf(",%s=\"", extra[i]);
+        om_label_value(extra[i + 1]);
+        putchar('"');
+    }
+    printf("} %lld\n", (long long)v);
+}
+
+static int64_t
+om_int(struct json_object *o, const char *key)
+{
+    return json_object_get_int64(json_object_object_get(o, key));
+}
+
+/* Every key of the "counters" objects of @stats, in first-seen order. */
+static struct json_object *
+om_counter_keys(struct json_object *stats)
+{
+    struct json_object *keys = json_object_new_object();
+    size_t i;
+
+    for (i = 0; i < cli_alen(stats); i++) {
+        struct json_object *ctr = json_object_object_get(
+            json_object_array_get_idx(stats, i), "counters");
+
+        if (!json_object_is_type(ctr, json_type_object))
+            continue;
+        json_object_object_foreach(ctr, k, v)
+        {
+            (void)v;
+            if (!json_object_object_get_ex(keys, k, NULL))
+                json_object_object_add(keys, k, NULL);
+        }
+    }
+    return keys;
+}
+
+/* The per-register families: @what is "reads" or "writes". */
+static void
+om_registers(struct json_object *stats, const char *what)
+{
+    char name[64], help[160];
+    size_t i, r, t;
+
+    snprintf(name, sizeof(name), "umdev_register_%s", what);
+    snprintf(help, sizeof(help),
+             "trapped %s of a register the mediation profile declares", what);
+    om_family(name, help);
+    for (i = 0; i < cli_alen(stats); i++) {
+        struct json_object *s = json_object_array_get_idx(stats, i);
+        struct json_object *regs = json_object_object_get(s, "regions");
+
+        for (r = 0; r < cli_alen(regs); r++) {
+            struct json_object *reg = json_object_array_get_idx(regs, r);
+            struct json_object *list = json_object_object_get(reg, "registers");
+
+            for (t = 0; t < cli_alen(list); t++) {
+                struct json_object *e = json_object_array_get_idx(list, t);
+                const char *const labels[] = { "region",
+                                               cli_jstr(reg, "name", ""),
+                                               "register",
+                                               cli_jstr(e, "name", ""), NULL };
+
+                om_sample(name, s, labels, om_int(e, what));
+            }
+        }
+    }
+}
+
+void
+cli_print_openmetrics(struct json_object *stats)
+{
+    struct json_object *keys;
+    char name[96], help[160];
+    size_t i, j, k;
+
+    /* No instance, no family. */
+    if (cli_alen(stats) == 0) {
+        printf("# EOF\n");
+        return;
+    }
+    keys = om_counter_keys(stats);
+    json_object_object_foreach(keys, key, kv)
+    {
+        const char *help_text = NULL;
+
+        (void)kv;
+        om_name(name, sizeof(name), "umdev_counter_", key);
+        for (k = 0; k < sizeof(om_counters) / sizeof(om_counters[0]); k++) {
+            if (strcmp(om_counters[k].key, key) == 0) {
+                snprintf(name, sizeof(name), "%s", om_counters[k].family);
+                help_text = om_counters[k].help;
+            }
+        }
+        if (help_text == NULL) {
+            snprintf(help, sizeof(help), "the device's counter %s", key);
+            help_text = help;
+        }
+        om_family(name, help_text);
+        for (i = 0; i < cli_alen(stats); i++) {
+            struct json_object *s = json_object_array_get_idx(stats, i);
+            struct json_object *v;
+
+            if (json_object_object_get_ex(json_object_object_get(s, "counters"),
+                                          key, &v))
+                om_sample(name, s, NULL, json_object_get_int64(v));
+        }
+    }
+    json_object_put(keys);
+    om_family("umdev_refused",
+              "accesses the mediation profile refused (EACCES to the client)");
+    for (i = 0; i < cli_alen(stats); i++) {
+        struct json_object *s = json_object_array_get_idx(stats, i);
+
+        om_sample("umdev_refused", s, NULL, om_int(s, "refused"));
+    }
+    om_family("umdev_irq_signals", "interrupts signalled, per IRQ index");
+    for (i = 0; i < cli_alen(stats); i++) {
+        struct json_object *s = json_object_array_get_idx(stats, i);
+        struct json_object *irqs = json_object_object_get(s, "irqs");
+
+        for (j = 0; j < cli_alen(irqs); j++) {
+            struct json_object *q = json_object_array_get_idx(irqs, j);
+            const char *const labels[] = { "irq", cli_jstr(q, "name", ""),
+                                           NULL };
+
+            om_sample("umdev_irq_signals", s, labels, om_int(q, "count"));
+        }
+    }
+    om_registers(stats, "reads");
+    om_registers(stats, "writes");
+    printf("# EOF\n");
+}

@@ -50,6 +50,7 @@ struct cli_opts {
     bool defined, dumpjson; /* list (dumpjson: types too) */
     bool verbose;           /* list -v: attributes too */
     bool watch;             /* stats: every @interval seconds */
+    bool all, openmetrics;  /* stats: every running instance; format */
     double interval;
     long count;
     bool count_set;
@@ -172,6 +173,8 @@ void cli_print_version(struct json_object *r);
 /* One stats sample; with @prev (may be NULL), the change since it. */
 void cli_print_stats(struct json_object *s, struct json_object *prev);
 void cli_print_audit(struct json_object *r);
+/* Stats objects (an array) in the OpenMetrics text format. */
+void cli_print_openmetrics(struct json_object *stats);
 
 /* ---- conform.c */
 

@@ -283,6 +283,101 @@ sleep_s(double s)
         ;
 }
 
+/*
+ * The stats of every running instance, into @out (an array): what `list`
+ * shows running, each asked in turn. One that stopped meanwhile is left
+ * out; one whose worker does not answer is reported and left out (exit
+ * status 1 at the end). Return: 0, EXIT_REFUSED, or an exit status of
+ * cli_call().
+ */
+static int
+stats_all(struct cli *c, struct json_object *out)
+{
+    struct json_object *r, *insts;
+    int rc, status = 0;
+    size_t i;
+
+    rc = cli_call(c, "list", json_object_new_object(), &r);
+    if (rc != 0)
+        return rc;
+    insts = json_object_object_get(r, "instances");
+    for (i = 0; i < cli_alen(insts); i++) {
+        struct json_object *inst = json_object_array_get_idx(insts, i);
+        struct json_object *args, *s = NULL;
+        struct umdev_ctl_error e;
+
+        if (strcmp(cli_jstr(inst, "state", ""), "running") != 0)
+            continue;
+        args = filter_args("uuid", cli_jstr(inst, "uuid", ""), NULL, NULL);
+        rc = umdev_ctl_call(c->ctl, "stats", args, -1, &s, &e);
+        json_object_put(args);
+        if (rc == 0) {
+            json_object_array_add(out, s);
+            continue;
+        }
+        if (rc != -EREMOTEIO) {
+            fputs("umdevctl stats: ", stderr);
+            cli_fputs_safe(stderr, e.message);
+            fputc('\n', stderr);
+            json_object_put(r);
+            return EXIT_NODAEMON;
+        }
+        if (e.err == ENOENT)
+            continue; /* stopped since the list */
+        fputs("umdevctl stats: ", stderr);
+        cli_fputs_safe(stderr, e.message);
+        fputc('\n', stderr);
+        status = EXIT_REFUSED;
+    }
+    json_object_put(r);
+    return status;
+}
+
+/* stats --all or --openmetrics: one sample, of one or every instance. */
+static int
+stats_once(struct cli *c, struct cli_opts *o)
+{
+    struct json_object *arr = json_object_new_array(), *r;
+    int rc;
+    size_t i;
+
+    if (o->all) {
+        rc = stats_all(c, arr);
+    } else {
+        rc = cli_call(c, "stats", uuid_args(o), &r);
+        if (rc == 0)
+            json_object_array_add(arr, r);
+    }
+    if (rc == EXIT_NODAEMON || rc == EXIT_USAGE ||
+        (rc != 0 && cli_alen(arr) == 0 && !o->all)) {
+        json_object_put(arr);
+        return rc;
+    }
+    if (o->openmetrics) {
+        struct json_object *safe = cli_safe(arr);
+
+        cli_print_openmetrics(safe);
+        json_object_put(safe);
+    } else if (c->json) {
+        struct json_object *w = json_object_new_object();
+
+        json_object_object_add(w, "instances", json_object_get(arr));
+        cli_print_json(w);
+        json_object_put(w);
+    } else {
+        struct json_object *safe = cli_safe(arr);
+
+        for (i = 0; i < cli_alen(safe); i++) {
+            if (i > 0)
+                putchar('\n');
+            cli_print_stats(json_object_array_get_idx(safe, i), NULL);
+        }
+        json_object_put(safe);
+    }
+    json_object_put(arr);
+    return rc;
+}
+
 static int
 verb_stats(struct cli *c, struct cli_opts *o)
 {
@@ -291,10 +386,22 @@ verb_stats(struct cli *c, struct cli_opts *o)
     long i;
     int rc = 0;
 
-    if (o->uuid == NULL)
-        return cli_usage_error("stats", "UUID is required");
+    if (o->all && o->uuid != NULL)
+        return cli_usage_error("stats", "give a UUID or --all, not both");
+    if (o->uuid == NULL && !o->all)
+        return cli_usage_error("stats", "UUID (or --all) is required");
     if (o->count_set && !o->watch)
         return cli_usage_error("stats", "--count needs --watch");
+    if (o->openmetrics && c->json)
+        return cli_usage_error("stats", "--openmetrics and --json are two "
+                                        "formats; give one");
+    if (o->watch && (o->all || o->openmetrics))
+        return cli_usage_error("stats",
+                               "--watch follows one instance in text or "
+                               "--json; --all and --openmetrics print one "
+                               "sample (run them as often as you need)");
+    if (o->all || o->openmetrics)
+        return stats_once(c, o);
     sigemptyset(&sa.sa_mask);
     if (o->watch)
         sigaction(SIGINT, &sa, NULL);
@@ -498,16 +605,23 @@ static const struct cli_verb verbs[] = {
       "  -u, --uuid U       the instance; a running one also reports its "
       "device\n",
       DEF_SHORTS, DEF_KNOWN, "u", CLI_BARE_UUID, verb_info, NULL, false },
-    { "stats", "-u UUID | UUID [--watch [SECONDS]] [--count N] [--json]",
+    { "stats",
+      "-u UUID | UUID | --all [--watch [SECONDS]] [--count N] "
+      "[--openmetrics] [--json]",
       "trap, refusal, DMA, IRQ and error counters of a running instance",
       "  -u, --uuid U       the instance (it must be running)\n"
+      "  --all              every running instance\n"
+      "  --openmetrics      print them in the OpenMetrics (Prometheus) text "
+      "format:\n"
+      "                     one family per counter, labels uuid, type, "
+      "parent\n"
       "  --watch [SECONDS]  print again every SECONDS (default 1, 0.1 to "
       "3600)\n"
       "                     with the change since the last sample, until "
       "SIGINT\n"
       "  --count N          with --watch: stop after N samples\n"
       "With --json, one result object (one line each with --watch).\n",
-      "u:w::n:h", "uwn", "uwn", CLI_BARE_UUID, verb_stats, NULL, false },
+      "u:w::n:h", "uwnKO", "uwnKO", CLI_BARE_UUID, verb_stats, NULL, false },
     { "audit", "TYPE [--conformance [--fuzz-seconds N]] [--json]",
       "check a type against docs/CRITERIA.md",
       "  -t, --type T       the type (e.g. serial-2port)\n"

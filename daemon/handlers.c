@@ -220,6 +220,8 @@ stats_result(const struct instance *inst, struct json_object *extra)
     if (dev != NULL)
         json_object_object_get_ex(dev, "profile", &prof);
     json_object_object_add(r, "uuid", json_object_new_string(inst->cfg.uuid));
+    json_object_object_add(r, "parent",
+                           json_object_new_string(inst_live(inst)->parent));
     json_object_object_add(r, "type",
                            json_object_new_string(inst_live(inst)->type));
     json_object_object_add(

@@ -12,7 +12,7 @@
 
 UMDEV_PACKAGES=(cmake ninja-build gcc g++ clang libclang-rt-14-dev llvm
     pkg-config libjson-c-dev uuid-dev libcmocka-dev libseccomp-dev python3
-    socat)
+    socat python3-prometheus-client)
 
 # Print the packages (UMDEV_PACKAGES plus any arguments) that dpkg does
 # not list as installed, space-separated, on one line.

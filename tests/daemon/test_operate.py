@@ -421,6 +421,85 @@ class Mdevctl(DaemonTestCase):
                      says="parent and type are required")
 
 
+class Metrics(DaemonTestCase):
+    """stats --all and --openmetrics, checked by parsing: Prometheus's own
+    OpenMetrics parser (python3-prometheus-client) must take it, and its
+    numbers must be those of --json."""
+
+    def test_openmetrics_of_every_instance(self):
+        from prometheus_client.openmetrics.parser import \
+            text_string_to_metric_families
+        self.daemon()
+        self.assertEqual(self.ok("stats", "--all", "--openmetrics").out,
+                         "# EOF\n")
+        s = self.start_instance("-p", "serial", "-t", T)
+        a = self.start_instance("-p", "accel", "-t", "1wq")
+        self.ok("define", "-p", "serial", "-t", T)  # stopped: not listed
+        self.probe(s["socket"])  # traffic: config reads, BAR reads
+        js = {x["uuid"]: x for x in
+              self.js("stats", "--all")["instances"]}
+        self.assertEqual(set(js), {s["uuid"], a["uuid"]})
+        self.assertEqual(js[s["uuid"]]["parent"], "serial")
+        text = self.ok("stats", "--all", "--openmetrics").out
+        self.assertTrue(text.endswith("\n# EOF\n"), text[-200:])
+        fams = {f.name: f for f in text_string_to_metric_families(text)}
+        # One family per counter, every one a counter.
+        self.assertEqual(len(fams), text.count("# TYPE "))
+        for f in fams.values():
+            self.assertEqual(f.type, "counter", f.name)
+            self.assertTrue(f.documentation, f.name)
+        names = {"msgs": "umdev_messages", "errors": "umdev_errors",
+                 "region_reads": "umdev_region_reads",
+                 "region_writes": "umdev_region_writes",
+                 "dma_bytes": "umdev_dma_bytes",
+                 "irqs": "umdev_interrupts",
+                 "irqs_dropped": "umdev_interrupts_dropped",
+                 "attaches": "umdev_attaches"}
+        got = {}
+        for f in fams.values():
+            for smp in f.samples:
+                self.assertEqual(smp.name, f.name + "_total")
+                lab = dict(smp.labels)
+                key = (f.name, lab.pop("uuid"))
+                inst = js[key[1]]
+                self.assertEqual((lab.pop("type"), lab.pop("parent")),
+                                 (inst["type"], inst["parent"]))
+                got[key + tuple(sorted(lab.items()))] = smp.value
+        for u, st in js.items():
+            for k, v in st["counters"].items():
+                self.assertEqual(got[(names[k], u)], v, (u, k))
+            self.assertEqual(got[("umdev_refused", u)], st["refused"])
+            for q in st["irqs"]:
+                self.assertEqual(got[("umdev_irq_signals", u,
+                                      ("irq", q["name"]))], q["count"])
+            for reg in st["regions"]:
+                for r in reg["registers"]:
+                    labels = (("region", reg["name"]),
+                              ("register", r["name"]))
+                    self.assertEqual(got[("umdev_register_reads", u) +
+                                         labels], r["reads"])
+                    self.assertEqual(got[("umdev_register_writes", u) +
+                                         labels], r["writes"])
+        self.assertGreater(got[("umdev_messages", s["uuid"])], 0)
+        # One instance alone, by UUID; what does not combine is refused.
+        one = self.ok("stats", a["uuid"], "--openmetrics").out
+        self.assertNotIn(s["uuid"], one)
+        self.assertIn('uuid="%s"' % a["uuid"], one)
+        for args, says in ((("--all", a["uuid"]), "not both"),
+                           (("--all", "--watch"), "--watch follows one"),
+                           ((a["uuid"], "--openmetrics", "--watch"),
+                            "--watch follows one"),
+                           (("--all", "--openmetrics", "--json"),
+                            "two formats"),
+                           ((), "UUID (or --all) is required")):
+            with self.subTest(args=args):
+                self.fails(2, "stats", *args, says=says)
+        # Text: every instance, one after the other.
+        out = self.ok("stats", "--all").out
+        self.assertIn("%s (serial-2port, running)" % s["uuid"], out)
+        self.assertIn("%s (accel-1wq, running)" % a["uuid"], out)
+
+
 class Usage(DaemonTestCase):
     """umdevctl's details: which argument is wrong, the short type name,
     unknown parents, -m, --version, one exit-status block per help."""
