@@ -389,7 +389,7 @@ verb_stats(struct cli *c, struct cli_opts *o)
     if (o->all && o->uuid != NULL)
         return cli_usage_error("stats", "give a UUID or --all, not both");
     if (o->uuid == NULL && !o->all)
-        return cli_usage_error("stats", "UUID (or --all) is required");
+        return cli_usage_error("stats", "UUID is required (or --all)");
     if (o->count_set && !o->watch)
         return cli_usage_error("stats", "--count needs --watch");
     if (o->openmetrics && c->json)

@@ -170,9 +170,9 @@ class Stats(DaemonTestCase):
 
     def test_counts_follow_accesses(self):
         before = self.js("stats", self.u)
-        self.assertEqual(sorted(before), ["counters", "irqs", "refused",
-                                          "regions", "state", "type",
-                                          "uuid"])
+        self.assertEqual(sorted(before), ["counters", "irqs", "parent",
+                                          "refused", "regions", "state",
+                                          "type", "uuid"])
         self.assertEqual(before["refused"], 0)
         self.assertTrue(all(v == (0, 0) for v in
                             self.regs(before).values()))

@@ -491,7 +491,7 @@ class Metrics(DaemonTestCase):
                             "--watch follows one"),
                            (("--all", "--openmetrics", "--json"),
                             "two formats"),
-                           ((), "UUID (or --all) is required")):
+                           ((), "UUID is required (or --all)")):
             with self.subTest(args=args):
                 self.fails(2, "stats", *args, says=says)
         # Text: every instance, one after the other.
