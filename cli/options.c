@@ -263,6 +263,8 @@ parse(const struct cli_verb *v, int argc, char **argv, struct cli_opts *o)
         o->uuid = argv[optind++];
     if (v->bare == CLI_BARE_TYPE && o->type == NULL && optind < argc)
         o->type = argv[optind++];
+    if (v->bare == CLI_BARE_DIR && optind < argc)
+        o->dir = argv[optind++];
     if (optind != argc)
         return cli_usage_error(verb, "unexpected argument '%s'", argv[optind]);
     return 0;
@@ -332,8 +334,8 @@ cli_parse_opts(const struct cli_verb *v, int argc, char **argv,
     return rc;
 }
 
-static struct json_object *
-read_json_file(const char *path)
+struct json_object *
+cli_read_json_file(const char *path)
 {
     struct json_object *o = json_object_from_file(path);
 
@@ -356,8 +358,8 @@ read_json_file(const char *path)
  * A key given twice cannot be one attribute of umdev's: refused. Return:
  * the object (taken: @in), or NULL after a message.
  */
-static struct json_object *
-from_mdevctl(const char *path, struct json_object *in)
+struct json_object *
+cli_from_mdevctl(const char *path, struct json_object *in)
 {
     struct json_object *out, *inner = in, *v, *attrs;
     const char *wrapped = NULL;
@@ -454,9 +456,9 @@ cli_def_args(struct cli_opts *o, bool with_parent)
     struct json_object *a;
 
     if (o->jsonfile != NULL) {
-        a = read_json_file(o->jsonfile);
+        a = cli_read_json_file(o->jsonfile);
         if (a != NULL)
-            a = from_mdevctl(o->jsonfile, a);
+            a = cli_from_mdevctl(o->jsonfile, a);
         if (a == NULL)
             return NULL;
     } else {

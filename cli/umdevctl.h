@@ -2,7 +2,8 @@
  * What umdevctl's files share. main.c: global options, the connection to
  * umdevd (through lib/ctl) and dispatch; options.c: a verb's options;
  * verbs.c: the verbs and their table; print.c: what they print;
- * conform.c: `audit --conformance` (a private instance and the kit).
+ * conform.c: `audit --conformance` (a private instance and the kit);
+ * import.c: `import` (mdevctl's definitions).
  *
  * Exit codes: 0 success; 1 the daemon refused the request; 2 usage error;
  * 3 the daemon cannot be reached.
@@ -56,11 +57,12 @@ struct cli_opts {
     bool count_set;
     bool conformance; /* audit */
     const char *fuzz; /* --fuzz-seconds, as given (default "10") */
+    const char *dir;  /* import: the directory */
     bool fuzz_set;
 };
 
 /* Where a lone positional argument goes. */
-enum cli_bare { CLI_BARE_NONE, CLI_BARE_UUID, CLI_BARE_TYPE };
+enum cli_bare { CLI_BARE_NONE, CLI_BARE_UUID, CLI_BARE_TYPE, CLI_BARE_DIR };
 
 struct cli_verb {
     const char *name;
@@ -114,6 +116,13 @@ struct json_object *cli_def_args(struct cli_opts *o, bool with_parent);
 
 int cli_usage_error(const char *verb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* The JSON object in file @path, or NULL after a message. */
+struct json_object *cli_read_json_file(const char *path);
+/* @in (taken), a definition in mdevctl's shape, as umdev's define
+ * arguments; one in umdev's shape as it is. NULL after a message naming
+ * @path. */
+struct json_object *cli_from_mdevctl(const char *path, struct json_object *in);
 
 /* A refusal decided here from what umdevd answered (a verb that needs
  * two requests): printed as umdevd's own would be, the error object
@@ -175,6 +184,12 @@ void cli_print_stats(struct json_object *s, struct json_object *prev);
 void cli_print_audit(struct json_object *r);
 /* Stats objects (an array) in the OpenMetrics text format. */
 void cli_print_openmetrics(struct json_object *stats);
+
+/* ---- import.c */
+
+/* `import [DIR]`: mdevctl's definitions under @dir (NULL: /etc/mdevctl.d)
+ * defined in umdevd for the parents it has. Return: an exit status. */
+int cli_import(struct cli *c, const char *dir);
 
 /* ---- conform.c */
 

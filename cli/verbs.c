@@ -264,6 +264,12 @@ verb_modify(struct cli *c, struct cli_opts *o)
 }
 
 static int
+verb_import(struct cli *c, struct cli_opts *o)
+{
+    return cli_import(c, o->dir);
+}
+
+static int
 verb_version(struct cli *c, struct cli_opts *o)
 {
     (void)o;
@@ -641,6 +647,19 @@ static const struct cli_verb verbs[] = {
       "Exit status: 0 every criterion passed, 1 one failed or did not run "
       "(or\n"
       "umdevd refused), 2 usage, 3 umdevd unreachable.\n",
+      false },
+    { "import", "[DIR] [--json]",
+      "define mdevctl's definitions (DIR/PARENT/UUID) in umdevd",
+      "  DIR                laid out like /etc/mdevctl.d (the default): "
+      "PARENT/UUID\n"
+      "                     files in mdevctl's JSON\n"
+      "Each definition of a parent umdevd has becomes one 'define'; other\n"
+      "directories (host devices, scripts.d) and a UUID umdevd has defined\n"
+      "already are reported as skipped, never changed.\n",
+      "h", "", "", CLI_BARE_DIR, verb_import,
+      "Exit status: 0 every definition of umdevd's parents defined or "
+      "skipped,\n"
+      "1 one refused, 2 usage or DIR unreadable, 3 umdevd unreachable.\n",
       false },
     { "version", "[--json]", "daemon and protocol version", "", DEF_SHORTS,
       DEF_KNOWN, "", CLI_BARE_NONE, verb_version, NULL, false },

@@ -421,6 +421,64 @@ class Mdevctl(DaemonTestCase):
                      says="parent and type are required")
 
 
+class Import(DaemonTestCase):
+    """umdevctl import: a directory laid out like /etc/mdevctl.d becomes
+    umdev definitions for the parents umdevd has."""
+
+    def test_import_mdevctl_d(self):
+        self.daemon()
+        top = os.path.join(self.tmp, "mdevctl.d")
+        u1, u2, u3, u4, u5 = sorted(new_uuid() for _ in range(5))
+
+        def put(parent, name, body):
+            os.makedirs(os.path.join(top, parent), exist_ok=True)
+            with open(os.path.join(top, parent, name), "w") as f:
+                f.write(body if isinstance(body, str) else json.dumps(body))
+
+        put("serial", u1, {"mdev_type": "serial-2port", "start": "auto",
+                           "attrs": [{"port0": "pty"}]})
+        put("accel", u2, {"mdev_type": "accel-2wq", "start": "manual",
+                          "attrs": [{"engine_threads": "2"}]})
+        put("serial", u3, {"mdev_type": "serial-9port", "start": "manual",
+                           "attrs": []})
+        put("serial", u4, "{not json")
+        put("serial", "README", "notes")
+        put("0000:00:02.0", u5, {"mdev_type": "i915-GVTg_V5_4",
+                                 "start": "auto", "attrs": []})
+        os.makedirs(os.path.join(top, "scripts.d", "callouts"))
+        r = self.fails(1, "--json", "import", top)
+        rep = r.json()
+        self.assertEqual([d["uuid"] for d in rep["defined"]], [u2, u1])
+        self.assertEqual(sorted(d["uuid"] for d in rep["refused"]),
+                         sorted([u3, u4]))
+        skipped = {os.path.relpath(d["path"], top): d["reason"]
+                   for d in rep["skipped"]}
+        self.assertEqual(sorted(skipped), ["0000:00:02.0", "scripts.d",
+                                           "serial/README"])
+        self.assertIn("no parent by this name", skipped["0000:00:02.0"])
+        i = self.instance(u1)
+        self.assertEqual((i["type"], i["start"], i["attrs"]),
+                         ("serial-2port", "auto", {"port0": "pty"}))
+        self.assertEqual(self.instance(u2)["attrs"], {"engine_threads": 2})
+        self.assertIsNone(self.lookup(u3))
+        self.assertIsNone(self.lookup(u5))
+        # Again: what is defined is left as it is.
+        self.ok("modify", u1, "--manual")
+        r = self.fails(1, "import", top)
+        self.assertIn("0 defined, 5 skipped, 2 refused", r.out)
+        self.assertIn("skipped: %s/serial/%s (%s): umdevd has a definition "
+                      "of this UUID already" % (top, u1, u1), r.out)
+        self.assertEqual(self.instance(u1)["start"], "manual")
+        # Only what can be imported: exit 0.
+        os.unlink(os.path.join(top, "serial", u3))
+        os.unlink(os.path.join(top, "serial", u4))
+        self.ok("undefine", u2)
+        r = self.ok("import", top)
+        self.assertIn("defined: %s/accel/%s (%s)\n" % (top, u2, u2), r.out)
+        self.fails(2, "import", os.path.join(self.tmp, "nowhere"),
+                   says="cannot read")
+
+
 class Metrics(DaemonTestCase):
     """stats --all and --openmetrics, checked by parsing: Prometheus's own
     OpenMetrics parser (python3-prometheus-client) must take it, and its
@@ -583,7 +641,8 @@ class Usage(DaemonTestCase):
     def test_one_exit_status_block_per_help(self):
         nowhere = os.path.join(self.tmp, "nobody-listens")
         for verb in ("types", "list", "define", "undefine", "start", "stop",
-                     "modify", "info", "stats", "audit", "version"):
+                     "modify", "info", "stats", "audit", "import",
+                     "version"):
             with self.subTest(verb=verb):
                 r = self.ctl(verb, "--help", control=nowhere)
                 self.assertEqual(r.rc, 0, str(r))
