@@ -181,6 +181,47 @@ cli_print_json_ext(struct json_object *o, int flags)
     free(e);
 }
 
+/*
+ * @o as mdevctl prints JSON (serde_json's pretty form): two-space
+ * indents, "key": value, and empty arrays and objects as [] and {}, where
+ * json-c breaks them over two lines. A raw newline is only ever layout in
+ * JSON text (json-c escapes one inside a string), so an opening bracket
+ * followed by one and then only blanks up to its closing bracket is an
+ * empty container.
+ */
+static void
+print_json_mdevctl(struct json_object *o)
+{
+    const char *text = json_object_to_json_string_ext(
+        o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+               JSON_C_TO_STRING_NOSLASHESCAPE);
+    char *flat = malloc(strlen(text) + 1), *e;
+    size_t i = 0, n = 0;
+
+    if (flat == NULL) {
+        cli_print_json(o);
+        return;
+    }
+    while (text[i] != '\0') {
+        char ch = text[i];
+
+        flat[n++] = text[i++];
+        if ((ch == '[' || ch == '{') && text[i] == '\n') {
+            size_t j = i + 1;
+
+            while (text[j] == ' ')
+                j++;
+            if (text[j] == (ch == '[' ? ']' : '}'))
+                i = j; /* the closing bracket comes next */
+        }
+    }
+    flat[n] = '\0';
+    e = escape(flat, true);
+    printf("%s\n", e != NULL ? e : "null");
+    free(e);
+    free(flat);
+}
+
 void
 cli_print_json(struct json_object *o)
 {
@@ -394,7 +435,7 @@ cli_print_definitions(struct json_object *r, bool single, bool defined)
         struct json_object *one;
 
         if (single && cli_alen(arr) == 1) {
-            cli_print_json(dev);
+            print_json_mdevctl(dev);
             json_object_put(dev);
             json_object_put(inst);
             json_object_put(parents);
@@ -414,7 +455,7 @@ cli_print_definitions(struct json_object *r, bool single, bool defined)
         json_object_array_add(out, parents);
     else
         json_object_put(parents);
-    cli_print_json(out);
+    print_json_mdevctl(out);
     json_object_put(out);
 }
 
@@ -451,7 +492,7 @@ cli_print_types_dump(struct json_object *r)
         json_object_array_add(out, parents);
     else
         json_object_put(parents);
-    cli_print_json(out);
+    print_json_mdevctl(out);
     json_object_put(out);
 }
 

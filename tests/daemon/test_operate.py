@@ -287,6 +287,8 @@ class Mdevctl(DaemonTestCase):
                                      "device_api"])
         self.assertEqual((t["available_instances"], t["device_api"]),
                          (1024, "vfio-pci"))
+        self.assertEqual(self.ok("types", "--dumpjson").out,
+                         json.dumps(dump, indent=2) + "\n")
         # --json does not change it; -p narrows it.
         self.assertEqual(self.ok("--json", "types", "--dumpjson").json(),
                          dump)
@@ -310,10 +312,19 @@ class Mdevctl(DaemonTestCase):
             "accel": [{b: {"mdev_type": "accel-2wq", "start": "auto",
                            "attrs": [{"engine_threads": "2"}],
                            "owner": me, "mode": "0600"}}]}])
+        # Printed as mdevctl prints it (serde_json's pretty form, which
+        # is Python's indent=2).
+        self.assertEqual(self.ok("list", "--defined", "--dumpjson").out,
+                         json.dumps(dump, indent=2) + "\n")
         # One -u: the object alone; no match: [].
-        self.assertEqual(
-            self.ok("list", "--defined", "-u", b, "--dumpjson").json(),
-            dump[0]["accel"][0][b])
+        one = self.ok("list", "--defined", "-u", b, "--dumpjson").out
+        self.assertEqual(json.loads(one), dump[0]["accel"][0][b])
+        self.assertEqual(one, json.dumps(json.loads(one), indent=2) + "\n")
+        c = self.ok("define", "-p", "serial", "-t", T).out.strip()
+        self.assertIn('  "attrs": [],\n',
+                      self.ok("list", "--defined", "-u", c,
+                              "--dumpjson").out)
+        self.ok("undefine", c)
         self.assertEqual(self.ok("list", "-u", b, "--dumpjson").json(), [])
         # -v: mdevctl's numbered attributes under each line.
         out = self.ok("list", "--defined", "-v").out
