@@ -796,12 +796,15 @@ cleanup_send(struct daemon *d, const char *rec)
     /* Never blocks: a record the channel has no room for is lost, and
      * at worst that file stays behind, as it would without this. */
     if (send(d->cleanup_fd, rec, strlen(rec), MSG_DONTWAIT | MSG_NOSIGNAL) <
-        0) {
-        if (errno != EAGAIN)
-            umdev_log(&d->log, LOG_WARNING,
-                      "cleanup process unreachable (%s); sockets stay "
-                      "behind if umdevd is killed",
-                      strerror(errno));
+            0 &&
+        errno != EAGAIN) {
+        /* It is gone (killed on its own): said once, then no more. */
+        umdev_log(&d->log, LOG_WARNING,
+                  "cleanup process unreachable (%s); sockets stay behind if "
+                  "umdevd is killed",
+                  strerror(errno));
+        close(d->cleanup_fd);
+        d->has_cleanup = false;
     }
 }
 

@@ -691,6 +691,40 @@ class Sigkill(DaemonTestCase):
         self.assertEqual(self.instance(u)["state"], "stopped")
         self.start_instance(u)
 
+    def cleanup_pid(self):
+        """The pid of the daemon's cleanup process."""
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % name) as f:
+                    stat_ = f.read()
+            except OSError:
+                continue
+            comm = stat_[stat_.index("(") + 1:stat_.rindex(")")]
+            ppid = int(stat_[stat_.rindex(")") + 2:].split()[1])
+            if comm == "umdev-cleanup" and ppid == self.d.proc.pid:
+                return int(name)
+        return None
+
+    def test_cleanup_process_killed_alone(self):
+        # Killed on its own, it is missed once in the log; the daemon
+        # serves on and still stops cleanly.
+        self.daemon()
+        pid = self.cleanup_pid()
+        self.assertIsNotNone(pid)
+        os.kill(pid, signal.SIGKILL)
+        self.wait_for("the cleanup process to go",
+                      lambda: (harness.reap_orphans(),
+                               not harness.alive(pid))[1])
+        for _ in range(2):
+            t = self.start_instance("-p", "serial", "-t", T)
+            self.ok("stop", t["uuid"])
+        self.assertEqual(self.d.log().count("cleanup process unreachable"),
+                         1, self.d.log())
+        self.assertEqual(self.d.terminate(), 0)
+        self.assertFalse(os.path.exists(self.d.control))
+
     def test_a_new_daemons_sockets_are_not_removed(self):
         # The cleanup of a killed daemon removes what it made, never what
         # took its place (same path, another socket).
