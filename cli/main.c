@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,37 +27,48 @@ cli_on_interrupt(int sig)
     cli_interrupted = 1;
 }
 
+/* An error object for --json: the daemon's as it sent it, or one of
+ * the same shape for a failure on this side (@code empty: the errno's
+ * name). */
+static void
+print_error_json(int err, const char *code, const char *message)
+{
+    struct json_object *o = json_object_new_object();
+    const char *name = code != NULL && code[0] ? code : strerrorname_np(err);
+
+    json_object_object_add(o, "errno", json_object_new_int(err));
+    json_object_object_add(o, "code",
+                           json_object_new_string(name ? name : "EUNKNOWN"));
+    json_object_object_add(o, "message", json_object_new_string(message));
+    cli_print_json_ext(o, JSON_C_TO_STRING_PRETTY);
+    json_object_put(o);
+}
+
 static int
 connect_daemon(struct cli *c)
 {
     int rc = umdev_ctl_connect(c->control, -1, &c->ctl);
+    char msg[PATH_MAX + 128];
 
     if (rc == -ENAMETOOLONG) {
         fprintf(stderr, "umdevctl: control path too long: %s\n", c->control);
         return EXIT_USAGE;
     }
     if (rc < 0) {
+        snprintf(msg, sizeof(msg), "cannot reach umdevd at %s: %s", c->control,
+                 strerror(-rc));
+        /* A program reading stdout learns why as it would for a refusal
+         * (the exit status, 3, tells the two apart). */
+        if (c->json)
+            print_error_json(-rc, NULL, msg);
         fprintf(stderr,
-                "umdevctl: cannot reach umdevd at %s: %s\n"
+                "umdevctl: %s\n"
                 "  (is umdevd running? use --control PATH or UMDEV_CONTROL "
                 "for a private daemon)\n",
-                c->control, strerror(-rc));
+                msg);
         return EXIT_NODAEMON;
     }
     return 0;
-}
-
-/* The daemon's error object as it sent it, for --json. */
-static void
-print_error_json(const struct umdev_ctl_error *e)
-{
-    struct json_object *o = json_object_new_object();
-
-    json_object_object_add(o, "errno", json_object_new_int(e->err));
-    json_object_object_add(o, "code", json_object_new_string(e->code));
-    json_object_object_add(o, "message", json_object_new_string(e->message));
-    cli_print_json_ext(o, JSON_C_TO_STRING_PRETTY);
-    json_object_put(o);
 }
 
 int
@@ -79,15 +91,34 @@ cli_call(struct cli *c, const char *cmd, struct json_object *args,
         return 0;
     /* The message may quote a device's strings: escaped, like results. */
     if (rc != -EREMOTEIO) {
+        if (c->json)
+            print_error_json(e.err, NULL, e.message);
         fputs("umdevctl: ", stderr);
         cli_fputs_safe(stderr, e.message);
         fputc('\n', stderr);
         return EXIT_NODAEMON;
     }
     if (c->json)
-        print_error_json(&e);
+        print_error_json(e.err, e.code, e.message);
     fprintf(stderr, "umdevctl %s: ", cmd);
     cli_fputs_safe(stderr, e.message);
+    fputc('\n', stderr);
+    return EXIT_REFUSED;
+}
+
+int
+cli_refuse(struct cli *c, const char *verb, int err, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (c->json)
+        print_error_json(err, NULL, msg);
+    fprintf(stderr, "umdevctl %s: ", verb);
+    cli_fputs_safe(stderr, msg);
     fputc('\n', stderr);
     return EXIT_REFUSED;
 }
@@ -120,11 +151,15 @@ run_verb(struct cli *c, const struct cli_verb *v, int argc, char **argv)
     struct cli_opts o;
     int rc = cli_parse_opts(v, argc, argv, &o);
 
-    if (rc == 0)
+    if (rc == 0) {
         rc = v->run(c, &o);
-    else if (rc == CLI_HELPED)
+    } else if (rc == CLI_HELPED) {
+        if (v->attr_help)
+            cli_print_attr_help(c);
         rc = 0;
+    }
     json_object_put(o.attrs);
+    json_object_put(o.dels);
     return rc;
 }
 
@@ -155,6 +190,12 @@ main(int argc, char **argv)
         } else if (strcmp(argv[i], "--help") == 0 ||
                    strcmp(argv[i], "-h") == 0) {
             cli_usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0 ||
+                   strcmp(argv[i], "-V") == 0) {
+            /* This program's version; `umdevctl version` asks the
+             * daemon for its own. */
+            printf("umdevctl %s\n", UMDEV_PROJECT_VERSION);
             return 0;
         } else {
             fprintf(stderr, "umdevctl: unknown option '%s'\n", argv[i]);

@@ -38,7 +38,15 @@ static const struct opt_def all_opts[] = {
     { { "manual", no_argument, NULL, 'm' }, OPT_OTHER, 0 },
     { { "jsonfile", required_argument, NULL, 'j' }, OPT_STRING, AT(jsonfile) },
     { { "attr", required_argument, NULL, 'A' }, OPT_OTHER, 0 },
-    { { "delattr", required_argument, NULL, 'X' }, OPT_OTHER, 0 },
+    /* mdevctl's --delattr takes no key (it removes by --index); umdev's
+     * names the key: the key may follow as the next argument. */
+    { { "delattr", optional_argument, NULL, 'X' }, OPT_OTHER, 0 },
+    { { "addattr", required_argument, NULL, 'B' }, OPT_STRING, AT(addattr) },
+    { { "value", required_argument, NULL, 'L' }, OPT_STRING, AT(value) },
+    { { "index", required_argument, NULL, 'i' }, OPT_OTHER, 0 },
+    { { "verbose", no_argument, NULL, 'v' }, OPT_FLAG, AT(verbose) },
+    { { "all", no_argument, NULL, 'K' }, OPT_FLAG, AT(all) },
+    { { "openmetrics", no_argument, NULL, 'O' }, OPT_FLAG, AT(openmetrics) },
     { { "owner", required_argument, NULL, 'o' }, OPT_STRING, AT(user) },
     { { "group", required_argument, NULL, 'g' }, OPT_STRING, AT(group) },
     { { "mode", required_argument, NULL, 'M' }, OPT_STRING, AT(mode) },
@@ -47,7 +55,6 @@ static const struct opt_def all_opts[] = {
     { { "dumpjson", no_argument, NULL, 'J' }, OPT_FLAG, AT(dumpjson) },
     { { "watch", optional_argument, NULL, 'w' }, OPT_OTHER, 0 },
     { { "count", required_argument, NULL, 'n' }, OPT_OTHER, 0 },
-    { { "all", no_argument, NULL, 'L' }, OPT_FLAG, AT(all) },
     { { "openmetrics", no_argument, NULL, 'O' }, OPT_FLAG, AT(openmetrics) },
     { { "conformance", no_argument, NULL, 'C' }, OPT_FLAG, AT(conformance) },
     { { "fuzz-seconds", required_argument, NULL, 'F' }, OPT_OTHER, 0 },
@@ -71,13 +78,11 @@ cli_usage_error(const char *verb, const char *fmt, ...)
 
 /* Parse "key=value" into attrs; values "true"/"false"/numbers become JSON
  * types, the rest strings. */
-static int
-add_attr(struct json_object *attrs, const char *kv)
+int
+cli_add_attr(struct json_object *attrs, const char *kv)
 {
     const char *eq = strchr(kv, '=');
     char key[128];
-    char *end;
-    long long n;
 
     if (eq == NULL || eq == kv || (size_t)(eq - kv) >= sizeof(key)) {
         fprintf(stderr, "umdevctl: attribute must be KEY=VALUE, got '%s'\n",
@@ -86,18 +91,26 @@ add_attr(struct json_object *attrs, const char *kv)
     }
     memcpy(key, kv, (size_t)(eq - kv));
     key[eq - kv] = '\0';
-    eq++;
-    if (strcmp(eq, "true") == 0 || strcmp(eq, "false") == 0) {
+    cli_put_attr(attrs, key, eq + 1);
+    return 0;
+}
+
+void
+cli_put_attr(struct json_object *attrs, const char *key, const char *val)
+{
+    long long n;
+    char *end;
+
+    if (strcmp(val, "true") == 0 || strcmp(val, "false") == 0) {
         json_object_object_add(attrs, key,
-                               json_object_new_boolean(eq[0] == 't'));
-        return 0;
+                               json_object_new_boolean(val[0] == 't'));
+        return;
     }
-    n = strtoll(eq, &end, 10);
-    if (*eq != '\0' && *end == '\0')
+    n = strtoll(val, &end, 10);
+    if (*val != '\0' && *end == '\0')
         json_object_object_add(attrs, key, json_object_new_int64(n));
     else
-        json_object_object_add(attrs, key, json_object_new_string(eq));
-    return 0;
+        json_object_object_add(attrs, key, json_object_new_string(val));
 }
 
 /* --watch [SECONDS]: the seconds may also be the next argument. */
@@ -124,7 +137,7 @@ parse_watch(const char *verb, char *arg, int argc, char **argv,
  * message. */
 static int
 take_opt(const char *verb, int ch, char *arg, int argc, char **argv,
-         struct cli_opts *o, struct json_object *dels)
+         struct cli_opts *o)
 {
     long n;
 
@@ -134,12 +147,33 @@ take_opt(const char *verb, int ch, char *arg, int argc, char **argv,
         o->start = ch == 'a';
         return 0;
     case 'X':
-        json_object_object_add(dels, arg, NULL);
+        /* `--delattr KEY` (umdev) or `--delattr [--index N]` (mdevctl):
+         * a next argument that is no option is the key. */
+        if (arg == NULL && optind < argc && argv[optind][0] != '-')
+            arg = argv[optind++];
+        if (arg == NULL) {
+            if (o->del_at)
+                return cli_usage_error(verb, "--delattr without a KEY "
+                                             "may be given once");
+            o->del_at = true;
+            return 0;
+        }
+        if (arg[0] == '\0')
+            return cli_usage_error(verb, "--delattr takes a KEY, not ''");
+        json_object_object_add(o->dels, arg, NULL);
+        return 0;
+    case 'i':
+        if (!tool_parse_long(arg, 10, 0, 1000000, &o->index))
+            return cli_usage_error(
+                verb,
+                "--index takes an attribute's position, 0 or more; "
+                "got '%s'",
+                arg);
         return 0;
     case 'A':
         if (o->attrs == NULL)
             o->attrs = json_object_new_object();
-        return add_attr(o->attrs, arg) < 0 ? EXIT_USAGE : 0;
+        return cli_add_attr(o->attrs, arg) < 0 ? EXIT_USAGE : 0;
     case 'G':
         if (!tool_parse_long(arg, 10, 0, UMDEVCTL_MAX_GRACE_MS, &n))
             return cli_usage_error(verb,
@@ -193,8 +227,7 @@ known_opts(const struct cli_verb *v, struct option *out)
 }
 
 static int
-parse(const struct cli_verb *v, int argc, char **argv, struct cli_opts *o,
-      struct json_object *dels)
+parse(const struct cli_verb *v, int argc, char **argv, struct cli_opts *o)
 {
     struct option opts[N_OPTS + 1];
     const char *verb = v->name;
@@ -221,17 +254,55 @@ parse(const struct cli_verb *v, int argc, char **argv, struct cli_opts *o,
             *(bool *)((char *)o + d->off) = true;
             continue;
         }
-        rc = take_opt(verb, ch, optarg, argc, argv, o, dels);
+        rc = take_opt(verb, ch, optarg, argc, argv, o);
         if (rc != 0)
             return rc;
     }
-    /* The UUID (or audit's TYPE) may also come bare: `info UUID`. */
-    if (v->bare == CLI_BARE_UUID && o->uuid == NULL && optind + 1 == argc)
+    /* The UUID (or audit's TYPE) may also come bare: `info UUID`; what
+     * follows it is the argument too many. */
+    if (v->bare == CLI_BARE_UUID && o->uuid == NULL && optind < argc)
         o->uuid = argv[optind++];
-    if (v->bare == CLI_BARE_TYPE && o->type == NULL && optind + 1 == argc)
+    if (v->bare == CLI_BARE_TYPE && o->type == NULL && optind < argc)
         o->type = argv[optind++];
+    if (v->bare == CLI_BARE_DIR && optind < argc)
+        o->dir = argv[optind++];
     if (optind != argc)
         return cli_usage_error(verb, "unexpected argument '%s'", argv[optind]);
+    return 0;
+}
+
+/*
+ * The attribute changes taken together: mdevctl's --addattr KEY --value
+ * V is --attr KEY=V; a key both set and removed is a contradiction, not
+ * a choice. Return: 0, or EXIT_USAGE after a message.
+ */
+static int
+check_attr_opts(const char *verb, struct cli_opts *o)
+{
+    if ((o->addattr != NULL) != (o->value != NULL))
+        return cli_usage_error(verb, "--addattr KEY and --value VALUE go "
+                                     "together");
+    if (o->index >= 0 && !o->del_at)
+        return cli_usage_error(
+            verb, "--index applies to --delattr without a KEY (umdev's "
+                  "attributes are named, not ordered: --addattr and --attr "
+                  "set a key wherever it is)");
+    if (o->addattr != NULL) {
+        if (o->addattr[0] == '\0')
+            return cli_usage_error(verb, "--addattr takes a KEY, not ''");
+        if (o->attrs == NULL)
+            o->attrs = json_object_new_object();
+        cli_put_attr(o->attrs, o->addattr, o->value);
+    }
+    json_object_object_foreach(o->dels, k, val)
+    {
+        (void)val;
+        if (o->attrs != NULL && json_object_object_get_ex(o->attrs, k, NULL))
+            return cli_usage_error(verb,
+                                   "attribute '%s' is both set and removed; "
+                                   "give one of the two",
+                                   k);
+    }
     return 0;
 }
 
@@ -239,31 +310,33 @@ int
 cli_parse_opts(const struct cli_verb *v, int argc, char **argv,
                struct cli_opts *o)
 {
-    struct json_object *dels = json_object_new_object();
     int rc;
 
     memset(o, 0, sizeof(*o));
     o->start = -1;
     o->grace_ms = -1;
+    o->index = -1;
     o->count = 1;
     o->fuzz = "10";
-    rc = parse(v, argc, argv, o, dels);
-    /* --delattr wins over an --attr of the same key, wherever it came. */
-    if (rc == 0 && json_object_object_length(dels) > 0) {
+    o->dels = json_object_new_object();
+    rc = parse(v, argc, argv, o);
+    if (rc == 0)
+        rc = check_attr_opts(v->name, o);
+    /* A removal travels as a null value (docs/CONTROL.md, modify). */
+    if (rc == 0 && json_object_object_length(o->dels) > 0) {
         if (o->attrs == NULL)
             o->attrs = json_object_new_object();
-        json_object_object_foreach(dels, k, val)
+        json_object_object_foreach(o->dels, k, val)
         {
             (void)val;
             json_object_object_add(o->attrs, k, NULL);
         }
     }
-    json_object_put(dels);
     return rc;
 }
 
-static struct json_object *
-read_json_file(const char *path)
+struct json_object *
+cli_read_json_file(const char *path)
 {
     struct json_object *o = json_object_from_file(path);
 
@@ -274,6 +347,101 @@ read_json_file(const char *path)
         return NULL;
     }
     return o;
+}
+
+/*
+ * mdevctl's definition as umdev's: {"mdev_type": T, "start": S, "attrs":
+ * [{K: V}, ...]} (what `mdevctl list --dumpjson -u U` prints; wrapped as
+ * {UUID: {...}} in its lists) becomes {"type", "start", "attrs": {K: V}}
+ * (and "uuid" from the wrapper). Values are strings there; they are
+ * typed as --attr types them. Other keys pass through (umdev's owner and
+ * mode, which umdevctl adds to that shape; umdevd refuses unknown ones).
+ * A key given twice cannot be one attribute of umdev's: refused. Return:
+ * the object (taken: @in), or NULL after a message.
+ */
+struct json_object *
+cli_from_mdevctl(const char *path, struct json_object *in)
+{
+    struct json_object *out, *inner = in, *v, *attrs;
+    const char *wrapped = NULL;
+    size_t i;
+
+    if (json_object_object_length(in) == 1) {
+        json_object_object_foreach(in, k, val)
+        {
+            if (json_object_is_type(val, json_type_object) &&
+                json_object_object_get_ex(val, "mdev_type", NULL)) {
+                wrapped = k;
+                inner = val;
+            }
+        }
+    }
+    if (!json_object_object_get_ex(inner, "mdev_type", NULL))
+        return in; /* umdev's own shape */
+    if (json_object_object_get_ex(inner, "type", NULL)) {
+        fprintf(stderr,
+                "umdevctl: %s has both mdev_type (mdevctl's) and type "
+                "(umdev's); keep one\n",
+                path);
+        goto fail;
+    }
+    out = json_object_new_object();
+    if (wrapped != NULL)
+        json_object_object_add(out, "uuid", json_object_new_string(wrapped));
+    json_object_object_foreach(inner, key, val)
+    {
+        if (strcmp(key, "mdev_type") == 0)
+            json_object_object_add(out, "type", json_object_get(val));
+        else if (strcmp(key, "attrs") != 0)
+            json_object_object_add(out, key, json_object_get(val));
+    }
+    v = json_object_object_get(inner, "attrs");
+    if (v != NULL && !json_object_is_type(v, json_type_array)) {
+        fprintf(stderr,
+                "umdevctl: %s: attrs in mdevctl's shape is a list of "
+                "{\"KEY\": \"VALUE\"} objects\n",
+                path);
+        json_object_put(out);
+        goto fail;
+    }
+    attrs = json_object_new_object();
+    json_object_object_add(out, "attrs", attrs);
+    for (i = 0; v != NULL && i < json_object_array_length(v); i++) {
+        struct json_object *a = json_object_array_get_idx(v, i);
+        const char *name = NULL, *text = NULL;
+
+        if (json_object_is_type(a, json_type_object) &&
+            json_object_object_length(a) == 1) {
+            json_object_object_foreach(a, ak, av)
+            {
+                name = ak;
+                if (json_object_is_type(av, json_type_string))
+                    text = json_object_get_string(av);
+            }
+        }
+        if (name == NULL || text == NULL) {
+            fprintf(stderr,
+                    "umdevctl: %s: attrs[%zu] must be one {\"KEY\": "
+                    "\"VALUE\"} with a string value\n",
+                    path, i);
+            json_object_put(out);
+            goto fail;
+        }
+        if (json_object_object_get_ex(attrs, name, NULL)) {
+            fprintf(stderr,
+                    "umdevctl: %s: attribute '%s' is given twice; umdev's "
+                    "attributes are named, each once\n",
+                    path, name);
+            json_object_put(out);
+            goto fail;
+        }
+        cli_put_attr(attrs, name, text);
+    }
+    json_object_put(in);
+    return out;
+fail:
+    json_object_put(in);
+    return NULL;
 }
 
 static void
@@ -289,7 +457,9 @@ cli_def_args(struct cli_opts *o, bool with_parent)
     struct json_object *a;
 
     if (o->jsonfile != NULL) {
-        a = read_json_file(o->jsonfile);
+        a = cli_read_json_file(o->jsonfile);
+        if (a != NULL)
+            a = cli_from_mdevctl(o->jsonfile, a);
         if (a == NULL)
             return NULL;
     } else {

@@ -181,6 +181,47 @@ cli_print_json_ext(struct json_object *o, int flags)
     free(e);
 }
 
+/*
+ * @o as mdevctl prints JSON (serde_json's pretty form): two-space
+ * indents, "key": value, and empty arrays and objects as [] and {}, where
+ * json-c breaks them over two lines. A raw newline is only ever layout in
+ * JSON text (json-c escapes one inside a string), so an opening bracket
+ * followed by one and then only blanks up to its closing bracket is an
+ * empty container.
+ */
+static void
+print_json_mdevctl(struct json_object *o)
+{
+    const char *text = json_object_to_json_string_ext(
+        o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+               JSON_C_TO_STRING_NOSLASHESCAPE);
+    char *flat = malloc(strlen(text) + 1), *e;
+    size_t i = 0, n = 0;
+
+    if (flat == NULL) {
+        cli_print_json(o);
+        return;
+    }
+    while (text[i] != '\0') {
+        char ch = text[i];
+
+        flat[n++] = text[i++];
+        if ((ch == '[' || ch == '{') && text[i] == '\n') {
+            size_t j = i + 1;
+
+            while (text[j] == ' ')
+                j++;
+            if (text[j] == (ch == '[' ? ']' : '}'))
+                i = j; /* the closing bracket comes next */
+        }
+    }
+    flat[n] = '\0';
+    e = escape(flat, true);
+    printf("%s\n", e != NULL ? e : "null");
+    free(e);
+    free(flat);
+}
+
 void
 cli_print_json(struct json_object *o)
 {
@@ -231,12 +272,12 @@ cli_print_types(struct json_object *r)
 static void
 print_instance_line(struct json_object *inst)
 {
+    struct json_object *e;
+
     /* mdevctl's shape: uuid parent type start [state]. */
     printf("%s %s %s %s %s", str(inst, "uuid"), str(inst, "parent"),
            str(inst, "type"), str(inst, "start"), str(inst, "state"));
     if (strcmp(str(inst, "state"), "failed") == 0) {
-        struct json_object *e;
-
         if (json_object_object_get_ex(inst, "exit", &e))
             printf(" (%s)", str(e, "reason"));
     }
@@ -244,6 +285,18 @@ print_instance_line(struct json_object *inst)
         printf(" (defined)");
     if (json_object_object_get(inst, "lease_pid") != NULL)
         printf(" (access queue, lease pid %s)", str(inst, "lease_pid"));
+    /* What runs is shown; a definition changed since is marked. */
+    if (json_object_object_get_ex(inst, "pending", &e)) {
+        size_t n = 0;
+
+        printf(" (pending: ");
+        json_object_object_foreach(e, k, v)
+        {
+            (void)v;
+            printf("%s%s", n++ ? ", " : "", k);
+        }
+        printf(")");
+    }
     printf("\n");
 }
 
@@ -257,29 +310,189 @@ cli_print_instances(struct json_object *r)
         print_instance_line(json_object_array_get_idx(arr, i));
 }
 
-/* Definitions in the on-disk shape, for --jsonfile round trips. */
-void
-cli_print_definitions(struct json_object *r)
+/* @attrs as mdevctl numbers them: "@{N}: {"KEY":VALUE}". */
+static void
+print_attr_list(struct json_object *attrs, const char *indent)
 {
-    static const char *const keep[] = { "uuid",  "parent", "type",  "start",
-                                        "owner", "mode",   "attrs", NULL };
+    size_t i = 0;
+
+    json_object_object_foreach(attrs, k, v)
+    {
+        struct json_object *one = json_object_new_object();
+
+        json_object_object_add(one, k, json_object_get(v));
+        printf(
+            "%s@{%zu}: %s\n", indent, i++,
+            json_object_to_json_string_ext(
+                one, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(one);
+    }
+}
+
+void
+cli_print_instances_verbose(struct json_object *r)
+{
     struct json_object *arr = json_object_object_get(r, "instances");
-    struct json_object *out = json_object_new_array();
-    size_t i, k;
+    size_t i;
+
+    for (i = 0; i < cli_alen(arr); i++) {
+        struct json_object *inst = json_object_array_get_idx(arr, i);
+        struct json_object *a = json_object_object_get(inst, "attrs");
+
+        print_instance_line(inst);
+        if (json_object_object_length(a) > 0) {
+            printf("  Attrs:\n");
+            print_attr_list(a, "    ");
+        }
+    }
+}
+
+/* The definition @inst (an instance object) would start with: what it
+ * runs with, changed by what is pending. A new object. */
+static struct json_object *
+definition_of(struct json_object *inst)
+{
+    struct json_object *d = json_object_new_object();
+    struct json_object *pend = json_object_object_get(inst, "pending");
+    struct json_object *attrs = json_object_new_object(), *pa;
+
+    json_object_object_foreach(inst, k, v)
+        json_object_object_add(d, k, json_object_get(v));
+    json_object_object_foreach(json_object_object_get(inst, "attrs"), ak, av)
+        json_object_object_add(attrs, ak, json_object_get(av));
+    json_object_object_del(d, "pending");
+    if (pend != NULL) {
+        json_object_object_foreach(pend, pk, pv)
+        {
+            if (strcmp(pk, "attrs") != 0)
+                json_object_object_add(d, pk, json_object_get(pv));
+        }
+        pa = json_object_object_get(pend, "attrs");
+        if (pa != NULL) {
+            json_object_object_foreach(pa, qk, qv)
+            {
+                if (qv == NULL)
+                    json_object_object_del(attrs, qk);
+                else
+                    json_object_object_add(attrs, qk, json_object_get(qv));
+            }
+        }
+    }
+    json_object_object_add(d, "attrs", attrs);
+    return d;
+}
+
+/* One instance in mdevctl's shape: {"mdev_type", "start", "attrs": [{K:
+ * V}...]} with string values, and umdev's owner and mode after them
+ * (mdevctl ignores keys it does not know; umdevctl define --jsonfile
+ * takes them back). */
+static struct json_object *
+mdevctl_device(struct json_object *inst)
+{
+    struct json_object *o = json_object_new_object();
+    struct json_object *attrs = json_object_new_array(), *v;
+
+    json_object_object_add(o, "mdev_type",
+                           json_object_new_string(str(inst, "type")));
+    json_object_object_add(o, "start",
+                           json_object_new_string(str(inst, "start")));
+    json_object_object_foreach(json_object_object_get(inst, "attrs"), k, av)
+    {
+        struct json_object *one = json_object_new_object();
+
+        json_object_object_add(
+            one, k, json_object_new_string(json_object_get_string(av)));
+        json_object_array_add(attrs, one);
+    }
+    json_object_object_add(o, "attrs", attrs);
+    if (json_object_object_get_ex(inst, "owner", &v))
+        json_object_object_add(o, "owner", json_object_get(v));
+    if (json_object_object_get_ex(inst, "mode", &v))
+        json_object_object_add(o, "mode", json_object_get(v));
+    return o;
+}
+
+/*
+ * mdevctl's `list --dumpjson`: [{PARENT: [{UUID: device}, ...], ...}]
+ * (one object holding every parent; [] when nothing is listed), or with
+ * one -u that found its instance the device object alone. Definitions
+ * (@defined) are shown as they will start; running instances as they
+ * run.
+ */
+void
+cli_print_definitions(struct json_object *r, bool single, bool defined)
+{
+    struct json_object *arr = json_object_object_get(r, "instances");
+    struct json_object *parents = json_object_new_object();
+    struct json_object *out = json_object_new_array(), *list;
+    size_t i;
 
     for (i = 0; i < cli_alen(arr); i++) {
         struct json_object *in = json_object_array_get_idx(arr, i);
-        struct json_object *d = json_object_new_object();
+        struct json_object *inst =
+            defined ? definition_of(in) : json_object_get(in);
+        struct json_object *dev = mdevctl_device(inst);
+        struct json_object *one;
 
-        for (k = 0; keep[k] != NULL; k++) {
-            struct json_object *v;
-
-            if (json_object_object_get_ex(in, keep[k], &v))
-                json_object_object_add(d, keep[k], json_object_get(v));
+        if (single && cli_alen(arr) == 1) {
+            print_json_mdevctl(dev);
+            json_object_put(dev);
+            json_object_put(inst);
+            json_object_put(parents);
+            json_object_put(out);
+            return;
         }
-        json_object_array_add(out, d);
+        if (!json_object_object_get_ex(parents, str(inst, "parent"), &list)) {
+            list = json_object_new_array();
+            json_object_object_add(parents, str(inst, "parent"), list);
+        }
+        one = json_object_new_object();
+        json_object_object_add(one, str(inst, "uuid"), dev);
+        json_object_array_add(list, one);
+        json_object_put(inst);
     }
-    cli_print_json(out);
+    if (json_object_object_length(parents) > 0)
+        json_object_array_add(out, parents);
+    else
+        json_object_put(parents);
+    print_json_mdevctl(out);
+    json_object_put(out);
+}
+
+/* mdevctl's `types --dumpjson`: [{PARENT: [{TYPE: {available_instances,
+ * device_api, description}}, ...], ...}], [] when there are none. */
+void
+cli_print_types_dump(struct json_object *r)
+{
+    struct json_object *types = json_object_object_get(r, "types");
+    struct json_object *parents = json_object_new_object();
+    struct json_object *out = json_object_new_array(), *list;
+    size_t i;
+
+    for (i = 0; i < cli_alen(types); i++) {
+        struct json_object *t = json_object_array_get_idx(types, i);
+        struct json_object *o = json_object_new_object();
+        struct json_object *one = json_object_new_object(), *v;
+
+        if (json_object_object_get_ex(t, "available_instances", &v))
+            json_object_object_add(o, "available_instances",
+                                   json_object_get(v));
+        if (json_object_object_get_ex(t, "device_api", &v))
+            json_object_object_add(o, "device_api", json_object_get(v));
+        if (json_object_object_get_ex(t, "description", &v))
+            json_object_object_add(o, "description", json_object_get(v));
+        json_object_object_add(one, str(t, "name"), o);
+        if (!json_object_object_get_ex(parents, str(t, "parent"), &list)) {
+            list = json_object_new_array();
+            json_object_object_add(parents, str(t, "parent"), list);
+        }
+        json_object_array_add(list, one);
+    }
+    if (json_object_object_length(parents) > 0)
+        json_object_array_add(out, parents);
+    else
+        json_object_put(parents);
+    print_json_mdevctl(out);
     json_object_put(out);
 }
 
@@ -347,6 +560,27 @@ cli_print_info(struct json_object *r)
         printf("  attrs:\n");
         json_object_object_foreach(a, ak, av)
             printf("    %s=%s\n", ak, json_object_get_string(av));
+    }
+    /* The fields above are what runs; the definition differs here. */
+    if (json_object_object_get_ex(inst, "pending", &v)) {
+        printf("  pending (the definition, from the next start):\n");
+        json_object_object_foreach(v, pk, pv)
+        {
+            if (strcmp(pk, "owner") == 0)
+                printf("    owner: %s:%s\n", str(pv, "uid"), str(pv, "gid"));
+            else if (strcmp(pk, "attrs") != 0)
+                printf("    %s: %s\n", pk, json_object_get_string(pv));
+        }
+        if ((a = json_object_object_get(v, "attrs")) != NULL) {
+            json_object_object_foreach(a, qk, qv)
+            {
+                if (qv == NULL)
+                    printf("    attrs: %s removed\n", qk);
+                else
+                    printf("    attrs: %s=%s\n", qk,
+                           json_object_get_string(qv));
+            }
+        }
     }
     if (dev == NULL)
         return;
@@ -640,4 +874,216 @@ cli_print_stats(struct json_object *s, struct json_object *prev)
             printf("    (%zu registers not accessed)\n", quiet);
     }
     fflush(stdout);
+}
+
+/* ---- stats --openmetrics ----------------------------------------------
+ *
+ * The OpenMetrics text format (Prometheus reads it): each counter is a
+ * family, "# TYPE NAME counter" and "# HELP NAME TEXT" before its samples
+ * "NAME_total{LABELS} VALUE", every family once, and "# EOF" last. The
+ * labels say which instance: uuid, type, parent.
+ */
+
+/* The device counters of docs/CONTROL.md's stats object, named for
+ * people (a counter a newer worker adds gets a name made from its key). */
+static const struct {
+    const char *key, *family, *help;
+} om_counters[] = {
+    { "msgs", "umdev_messages", "vfio-user commands the device handled" },
+    { "errors", "umdev_errors", "error replies the device sent" },
+    { "region_reads", "umdev_region_reads",
+      "region reads the device served, config space included" },
+    { "region_writes", "umdev_region_writes",
+      "region writes the device served, config space included" },
+    { "dma_bytes", "umdev_dma_bytes",
+      "bytes the device moved through the DMA API" },
+    { "irqs", "umdev_interrupts", "interrupts the device signalled" },
+    { "irqs_dropped", "umdev_interrupts_dropped",
+      "interrupt triggers that found no eventfd" },
+    { "attaches", "umdev_attaches", "clients the device accepted" },
+};
+
+/* @s as a label value: backslash, double quote and newline escaped. */
+static void
+om_label_value(const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (*s == '\\' || *s == '"')
+            printf("\\%c", *s);
+        else if (*s == '\n')
+            printf("\\n");
+        else
+            putchar(*s);
+    }
+}
+
+/* A metric name from @key: [a-z0-9_], anything else as '_'. */
+static void
+om_name(char *out, size_t len, const char *prefix, const char *key)
+{
+    size_t n = (size_t)snprintf(out, len, "%s", prefix), i;
+
+    for (i = 0; key[i] != '\0' && n + 1 < len; i++, n++) {
+        char ch = key[i];
+
+        out[n] = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')
+                     ? ch
+                     : (ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : '_');
+    }
+    out[n] = '\0';
+}
+
+static void
+om_family(const char *name, const char *help)
+{
+    printf("# TYPE %s counter\n# HELP %s %s\n", name, name, help);
+}
+
+/* One sample of family @name for instance @s, with @extra labels
+ * ("region", "BAR0", ... NULL-terminated pairs; may be NULL). */
+static void
+om_sample(const char *name, struct json_object *s, const char *const *extra,
+          int64_t v)
+{
+    size_t i;
+
+    printf("%s_total{uuid=\"", name);
+    om_label_value(cli_jstr(s, "uuid", ""));
+    printf("\",type=\"");
+    om_label_value(cli_jstr(s, "type", ""));
+    printf("\",parent=\"");
+    om_label_value(cli_jstr(s, "parent", ""));
+    putchar('"');
+    for (i = 0; extra != NULL && extra[i] != NULL; i += 2) {
+        printf(",%s=\"", extra[i]);
+        om_label_value(extra[i + 1]);
+        putchar('"');
+    }
+    printf("} %lld\n", (long long)v);
+}
+
+static int64_t
+om_int(struct json_object *o, const char *key)
+{
+    return json_object_get_int64(json_object_object_get(o, key));
+}
+
+/* Every key of the "counters" objects of @stats, in first-seen order. */
+static struct json_object *
+om_counter_keys(struct json_object *stats)
+{
+    struct json_object *keys = json_object_new_object();
+    size_t i;
+
+    for (i = 0; i < cli_alen(stats); i++) {
+        struct json_object *ctr = json_object_object_get(
+            json_object_array_get_idx(stats, i), "counters");
+
+        if (!json_object_is_type(ctr, json_type_object))
+            continue;
+        json_object_object_foreach(ctr, k, v)
+        {
+            (void)v;
+            if (!json_object_object_get_ex(keys, k, NULL))
+                json_object_object_add(keys, k, NULL);
+        }
+    }
+    return keys;
+}
+
+/* The per-register families: @what is "reads" or "writes". */
+static void
+om_registers(struct json_object *stats, const char *what)
+{
+    char name[64], help[160];
+    size_t i, r, t;
+
+    snprintf(name, sizeof(name), "umdev_register_%s", what);
+    snprintf(help, sizeof(help),
+             "trapped %s of a register the mediation profile declares", what);
+    om_family(name, help);
+    for (i = 0; i < cli_alen(stats); i++) {
+        struct json_object *s = json_object_array_get_idx(stats, i);
+        struct json_object *regs = json_object_object_get(s, "regions");
+
+        for (r = 0; r < cli_alen(regs); r++) {
+            struct json_object *reg = json_object_array_get_idx(regs, r);
+            struct json_object *list = json_object_object_get(reg, "registers");
+
+            for (t = 0; t < cli_alen(list); t++) {
+                struct json_object *e = json_object_array_get_idx(list, t);
+                const char *const labels[] = { "region",
+                                               cli_jstr(reg, "name", ""),
+                                               "register",
+                                               cli_jstr(e, "name", ""), NULL };
+
+                om_sample(name, s, labels, om_int(e, what));
+            }
+        }
+    }
+}
+
+void
+cli_print_openmetrics(struct json_object *stats)
+{
+    struct json_object *keys;
+    char name[96], help[160];
+    size_t i, j, k;
+
+    /* No instance, no family. */
+    if (cli_alen(stats) == 0) {
+        printf("# EOF\n");
+        return;
+    }
+    keys = om_counter_keys(stats);
+    json_object_object_foreach(keys, key, kv)
+    {
+        const char *help_text = NULL;
+
+        (void)kv;
+        om_name(name, sizeof(name), "umdev_counter_", key);
+        for (k = 0; k < sizeof(om_counters) / sizeof(om_counters[0]); k++) {
+            if (strcmp(om_counters[k].key, key) == 0) {
+                snprintf(name, sizeof(name), "%s", om_counters[k].family);
+                help_text = om_counters[k].help;
+            }
+        }
+        if (help_text == NULL) {
+            snprintf(help, sizeof(help), "the device's counter %s", key);
+            help_text = help;
+        }
+        om_family(name, help_text);
+        for (i = 0; i < cli_alen(stats); i++) {
+            struct json_object *s = json_object_array_get_idx(stats, i);
+            struct json_object *v;
+
+            if (json_object_object_get_ex(json_object_object_get(s, "counters"),
+                                          key, &v))
+                om_sample(name, s, NULL, json_object_get_int64(v));
+        }
+    }
+    json_object_put(keys);
+    om_family("umdev_refused",
+              "accesses the mediation profile refused (EACCES to the client)");
+    for (i = 0; i < cli_alen(stats); i++) {
+        struct json_object *s = json_object_array_get_idx(stats, i);
+
+        om_sample("umdev_refused", s, NULL, om_int(s, "refused"));
+    }
+    om_family("umdev_irq_signals", "interrupts signalled, per IRQ index");
+    for (i = 0; i < cli_alen(stats); i++) {
+        struct json_object *s = json_object_array_get_idx(stats, i);
+        struct json_object *irqs = json_object_object_get(s, "irqs");
+
+        for (j = 0; j < cli_alen(irqs); j++) {
+            struct json_object *q = json_object_array_get_idx(irqs, j);
+            const char *const labels[] = { "irq", cli_jstr(q, "name", ""),
+                                           NULL };
+
+            om_sample("umdev_irq_signals", s, labels, om_int(q, "count"));
+        }
+    }
+    om_registers(stats, "reads");
+    om_registers(stats, "writes");
+    printf("# EOF\n");
 }

@@ -3,7 +3,7 @@
  * umdevd (through lib/ctl) and dispatch; options.c: a verb's options;
  * verbs.c: the verbs and their table; print.c: what they print;
  * conform.c: `audit --conformance` (a private instance and the kit);
- * metrics.c: `stats --openmetrics`.
+ * import.c: `import` (mdevctl's definitions).
  *
  * Exit codes: 0 success; 1 the daemon refused the request; 2 usage error;
  * 3 the daemon cannot be reached.
@@ -41,20 +41,28 @@ struct cli_opts {
     const char *uuid, *parent, *type, *jsonfile, *mode, *user, *group;
     int start;                 /* -1 unset, 0 manual, 1 auto */
     struct json_object *attrs; /* --attr, and --delattr as nulls; owned */
-    int grace_ms;              /* -1 unset */
-    bool defined, dumpjson;    /* list */
-    bool watch;                /* stats: every @interval seconds */
+    struct json_object *dels;  /* --delattr KEY: the keys; owned */
+    /* mdevctl's forms: --addattr KEY --value V; --delattr without a key
+     * removes the attribute at --index (default: the last). */
+    const char *addattr, *value;
+    bool del_at;
+    long index;             /* -1 unset */
+    int grace_ms;           /* -1 unset */
+    bool defined, dumpjson; /* list (dumpjson: types too) */
+    bool verbose;           /* list -v: attributes too */
+    bool watch;             /* stats: every @interval seconds */
+    bool all, openmetrics;  /* stats: every running instance; format */
     double interval;
     long count;
     bool count_set;
-    bool all, openmetrics; /* stats: every running instance; the format */
-    bool conformance;      /* audit */
-    const char *fuzz;      /* --fuzz-seconds, as given (default "10") */
+    bool conformance; /* audit */
+    const char *fuzz; /* --fuzz-seconds, as given (default "10") */
+    const char *dir;  /* import: the directory */
     bool fuzz_set;
 };
 
 /* Where a lone positional argument goes. */
-enum cli_bare { CLI_BARE_NONE, CLI_BARE_UUID, CLI_BARE_TYPE };
+enum cli_bare { CLI_BARE_NONE, CLI_BARE_UUID, CLI_BARE_TYPE, CLI_BARE_DIR };
 
 struct cli_verb {
     const char *name;
@@ -66,6 +74,8 @@ struct cli_verb {
     const char *allowed; /* those it takes; the rest "do not apply" */
     enum cli_bare bare;
     int (*run)(struct cli *c, struct cli_opts *o);
+    const char *exits; /* its exit status line; NULL: the common one */
+    bool attr_help;    /* its help lists the types' attributes */
 };
 
 /* ---- main.c */
@@ -107,12 +117,34 @@ struct json_object *cli_def_args(struct cli_opts *o, bool with_parent);
 int cli_usage_error(const char *verb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The JSON object in file @path, or NULL after a message. */
+struct json_object *cli_read_json_file(const char *path);
+/* @in (taken), a definition in mdevctl's shape, as umdev's define
+ * arguments; one in umdev's shape as it is. NULL after a message naming
+ * @path. */
+struct json_object *cli_from_mdevctl(const char *path, struct json_object *in);
+
+/* A refusal decided here from what umdevd answered (a verb that needs
+ * two requests): printed as umdevd's own would be, the error object
+ * with --json. Return: EXIT_REFUSED. */
+int cli_refuse(struct cli *c, const char *verb, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* "KEY=VALUE" into @attrs as --attr takes it (true/false and integers
+ * typed). Return: 0, or -1 after a message. */
+int cli_add_attr(struct json_object *attrs, const char *kv);
+/* @key = @val into @attrs, typed as cli_add_attr() types it. */
+void cli_put_attr(struct json_object *attrs, const char *key, const char *val);
+
 /* ---- verbs.c */
 
 const struct cli_verb *cli_find_verb(const char *name);
 void cli_print_verb_help(const struct cli_verb *v);
 /* The global usage and the list of verbs. */
 void cli_usage(FILE *f);
+/* For define's and start's help: every type's attributes, as umdevd
+ * describes them when it can be asked, else the built-in parents'. */
+void cli_print_attr_help(struct cli *c);
 
 /* ---- print.c */
 
@@ -135,7 +167,13 @@ void cli_print_json_ext(struct json_object *o, int flags);
 void cli_print_json(struct json_object *o);
 void cli_print_types(struct json_object *r);
 void cli_print_instances(struct json_object *r);
-void cli_print_definitions(struct json_object *r);
+/* list --dumpjson: mdevctl's shape, one object for one -u (@single);
+ * the definitions with @defined, else what runs. */
+void cli_print_definitions(struct json_object *r, bool single, bool defined);
+/* types --dumpjson: mdevctl's shape. */
+void cli_print_types_dump(struct json_object *r);
+/* list -v: the list lines, each with its attributes. */
+void cli_print_instances_verbose(struct json_object *r);
 void cli_print_defined(struct json_object *r);
 void cli_print_modified(struct json_object *r);
 void cli_print_started(struct json_object *r);
@@ -144,12 +182,14 @@ void cli_print_version(struct json_object *r);
 /* One stats sample; with @prev (may be NULL), the change since it. */
 void cli_print_stats(struct json_object *s, struct json_object *prev);
 void cli_print_audit(struct json_object *r);
+/* Stats objects (an array) in the OpenMetrics text format. */
+void cli_print_openmetrics(struct json_object *stats);
 
-/* ---- metrics.c */
+/* ---- import.c */
 
-/* @instances (stats objects with "parent"; an entry with "error" for a
- * worker that did not answer) as one OpenMetrics exposition on @f. */
-void cli_print_openmetrics(FILE *f, struct json_object *instances);
+/* `import [DIR]`: mdevctl's definitions under @dir (NULL: /etc/mdevctl.d)
+ * defined in umdevd for the parents it has. Return: an exit status. */
+int cli_import(struct cli *c, const char *dir);
 
 /* ---- conform.c */
 

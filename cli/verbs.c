@@ -5,6 +5,7 @@
  * their help.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,6 +14,8 @@
 
 #include <json-c/json.h>
 
+#include "accel_attrs.h"
+#include "serial_attrs.h"
 #include "umdev/ctl.h"
 #include "umdevctl.h"
 
@@ -44,26 +47,41 @@ filter_args(const char *k1, const char *v1, const char *k2, const char *v2)
 static int
 verb_types(struct cli *c, struct cli_opts *o)
 {
-    return cli_run(c, "types", filter_args("parent", o->parent, NULL, NULL),
-                   cli_print_types);
+    struct json_object *args = filter_args("parent", o->parent, NULL, NULL);
+    struct json_object *r;
+    int rc;
+
+    if (!o->dumpjson)
+        return cli_run(c, "types", args, cli_print_types);
+    /* --dumpjson prints mdevctl's shape, --json or not. */
+    rc = cli_call(c, "types", args, &r);
+    if (rc == 0)
+        cli_print_types_dump(r);
+    json_object_put(r);
+    return rc;
 }
 
 static int
 verb_list(struct cli *c, struct cli_opts *o)
 {
-    struct json_object *args =
-        filter_args("uuid", o->uuid, "parent", o->parent);
-    struct json_object *r;
+    struct json_object *args, *r;
     int rc;
 
+    if (o->dumpjson && o->verbose)
+        return cli_usage_error("list", "--dumpjson and --verbose do not go "
+                                       "together (--dumpjson has the "
+                                       "attributes)");
+    args = filter_args("uuid", o->uuid, "parent", o->parent);
     if (o->defined)
         json_object_object_add(args, "defined", json_object_new_boolean(true));
     if (!o->dumpjson)
-        return cli_run(c, "list", args, cli_print_instances);
-    /* --dumpjson prints its own JSON, --json or not. */
+        return cli_run(c, "list", args,
+                       o->verbose ? cli_print_instances_verbose
+                                  : cli_print_instances);
+    /* --dumpjson prints mdevctl's shape, --json or not. */
     rc = cli_call(c, "list", args, &r);
     if (rc == 0)
-        cli_print_definitions(r);
+        cli_print_definitions(r, o->uuid != NULL, o->defined);
     json_object_put(r);
     return rc;
 }
@@ -75,10 +93,15 @@ verb_define(struct cli *c, struct cli_opts *o)
 
     if (args == NULL)
         return EXIT_USAGE;
-    if (!json_object_object_get_ex(args, "parent", NULL) ||
-        !json_object_object_get_ex(args, "type", NULL)) {
+    /* With the UUID alone, umdevd makes the running transient instance
+     * of that UUID persistent (mdevctl's habit). */
+    if (!json_object_object_get_ex(args, "uuid", NULL) &&
+        (!json_object_object_get_ex(args, "parent", NULL) ||
+         !json_object_object_get_ex(args, "type", NULL))) {
         json_object_put(args);
-        return cli_usage_error("define", "-p PARENT and -t TYPE are required");
+        return cli_usage_error("define",
+                               "-p PARENT and -t TYPE are required (or -u "
+                               "UUID of a running transient instance)");
     }
     return cli_run(c, "define", args, cli_print_defined);
 }
@@ -120,8 +143,9 @@ verb_start(struct cli *c, struct cli_opts *o)
         return cli_usage_error("start",
                                "give -u UUID (a definition) or -p PARENT -t "
                                "TYPE (transient)");
-    if (o->parent != NULL && o->type == NULL)
-        return cli_usage_error("start", "-t TYPE is required with -p");
+    if (o->parent != NULL && o->type == NULL && o->jsonfile == NULL)
+        return cli_usage_error("start", "-t TYPE is required with -p (or "
+                                        "a --jsonfile that names it)");
     if (o->parent == NULL &&
         (o->type != NULL || o->jsonfile != NULL || o->attrs != NULL ||
          o->user != NULL || o->group != NULL || o->mode != NULL))
@@ -141,12 +165,108 @@ verb_start(struct cli *c, struct cli_opts *o)
     return cli_run(c, "start", args, cli_print_started);
 }
 
+/*
+ * mdevctl's `--delattr [--index N]`: the key of the definition's
+ * attribute at position N (default: the last), in the order `list
+ * --defined -v` shows them. Return: 0 with it in @o's attrs as a removal,
+ * or an exit status after a message.
+ */
+static int
+delattr_at(struct cli *c, struct cli_opts *o)
+{
+    struct json_object *args = filter_args("uuid", o->uuid, NULL, NULL);
+    struct json_object *r, *inst, *attrs, *pend;
+    const char *key = NULL;
+    size_t n, i = 0;
+    int rc;
+
+    json_object_object_add(args, "defined", json_object_new_boolean(true));
+    rc = cli_call(c, "list", args, &r);
+    if (rc != 0)
+        return rc;
+    inst = json_object_array_get_idx(json_object_object_get(r, "instances"), 0);
+    if (inst == NULL) {
+        json_object_put(r);
+        return cli_refuse(c, "modify", ENOENT,
+                          "no definition %s (umdevctl list --defined shows "
+                          "them)",
+                          o->uuid);
+    }
+    /* The definition's attributes: what runs, with what is pending. */
+    attrs = json_object_object_get(inst, "attrs");
+    pend = json_object_object_get(json_object_object_get(inst, "pending"),
+                                  "attrs");
+    if (pend != NULL) {
+        struct json_object *def = json_object_new_object();
+
+        json_object_object_foreach(attrs, k, v)
+            json_object_object_add(def, k, json_object_get(v));
+        json_object_object_foreach(pend, pk, pv)
+        {
+            if (pv == NULL)
+                json_object_object_del(def, pk);
+            else
+                json_object_object_add(def, pk, json_object_get(pv));
+        }
+        json_object_object_add(inst, "attrs", def);
+        attrs = def;
+    }
+    n = json_object_object_length(attrs);
+    if (n == 0 || (o->index >= 0 && (size_t)o->index >= n)) {
+        if (n == 0)
+            rc = cli_refuse(c, "modify", EINVAL,
+                            "definition %s has no attributes to remove",
+                            o->uuid);
+        else
+            rc = cli_refuse(c, "modify", EINVAL,
+                            "definition %s has %zu attributes (--index 0 to "
+                            "%zu); there is none at --index %ld",
+                            o->uuid, n, n - 1, o->index);
+        json_object_put(r);
+        return rc;
+    }
+    json_object_object_foreach(attrs, k, v)
+    {
+        (void)v;
+        if (o->index < 0 ? i == n - 1 : i == (size_t)o->index)
+            key = k;
+        i++;
+    }
+    if (o->attrs != NULL && json_object_object_get_ex(o->attrs, key, NULL)) {
+        rc = cli_usage_error("modify",
+                             "attribute '%s' (at --index %zu) is both set "
+                             "and removed; give one of the two",
+                             key, o->index < 0 ? n - 1 : (size_t)o->index);
+        json_object_put(r);
+        return rc;
+    }
+    if (o->attrs == NULL)
+        o->attrs = json_object_new_object();
+    json_object_object_add(o->attrs, key, NULL);
+    json_object_put(r);
+    return 0;
+}
+
 static int
 verb_modify(struct cli *c, struct cli_opts *o)
 {
+    struct json_object *args;
+    int rc;
+
     if (o->uuid == NULL)
         return cli_usage_error("modify", "-u UUID is required");
-    return cli_run(c, "modify", cli_def_args(o, false), cli_print_modified);
+    if (o->del_at && (rc = delattr_at(c, o)) != 0)
+        return rc;
+    args = cli_def_args(o, true);
+    if (args == NULL)
+        return EXIT_USAGE;
+    return cli_run(c, "modify", args, cli_print_modified);
+}
+
+static int
+verb_import(struct cli *c, struct cli_opts *o)
+{
+    return cli_import(c, o->dir);
 }
 
 static int
@@ -170,139 +290,98 @@ sleep_s(double s)
 }
 
 /*
- * The stats of every running instance (or of @uuid alone, when not NULL),
- * as {"instances": [...]}: each a
- * stats object with the instance's parent added, or, for a worker that
- * did not answer, {"uuid", "type", "parent", "state", "error": {"code",
- * "message"}} (after a line on stderr). An instance that stopped between
- * the list and its stats is left out. Return: 0; EXIT_REFUSED if some
- * worker did not answer (*out is complete all the same); EXIT_NODAEMON.
+ * The stats of every running instance, into @out (an array): what `list`
+ * shows running, each asked in turn. One that stopped meanwhile is left
+ * out; one whose worker does not answer is reported and left out (exit
+ * status 1 at the end). Return: 0, EXIT_REFUSED, or an exit status of
+ * cli_call().
  */
 static int
-stats_all(struct cli *c, const char *uuid_only, struct json_object **out)
+stats_all(struct cli *c, struct json_object *out)
 {
-    struct json_object *list, *insts, *all;
-    size_t i;
+    struct json_object *r, *insts;
     int rc, status = 0;
+    size_t i;
 
-    *out = NULL;
-    rc = cli_call(c, "list", filter_args("uuid", uuid_only, NULL, NULL), &list);
+    rc = cli_call(c, "list", json_object_new_object(), &r);
     if (rc != 0)
         return rc;
-    insts = json_object_object_get(list, "instances");
-    all = json_object_new_array();
+    insts = json_object_object_get(r, "instances");
     for (i = 0; i < cli_alen(insts); i++) {
         struct json_object *inst = json_object_array_get_idx(insts, i);
-        const char *uuid = cli_jstr(inst, "uuid", "");
-        struct json_object *args = json_object_new_object(), *s = NULL;
+        struct json_object *args, *s = NULL;
         struct umdev_ctl_error e;
 
-        if (strcmp(cli_jstr(inst, "state", ""), "running") != 0) {
-            json_object_put(args);
+        if (strcmp(cli_jstr(inst, "state", ""), "running") != 0)
             continue;
-        }
-        json_object_object_add(args, "uuid", json_object_new_string(uuid));
+        args = filter_args("uuid", cli_jstr(inst, "uuid", ""), NULL, NULL);
         rc = umdev_ctl_call(c->ctl, "stats", args, -1, &s, &e);
         json_object_put(args);
-        if (rc == -EREMOTEIO && e.err == ENOENT)
-            continue; /* stopped meanwhile */
-        if (rc != 0 && rc != -EREMOTEIO) {
-            fputs("umdevctl: ", stderr);
+        if (rc == 0) {
+            json_object_array_add(out, s);
+            continue;
+        }
+        if (rc != -EREMOTEIO) {
+            fputs("umdevctl stats: ", stderr);
             cli_fputs_safe(stderr, e.message);
             fputc('\n', stderr);
-            json_object_put(all);
-            json_object_put(list);
+            json_object_put(r);
             return EXIT_NODAEMON;
         }
-        if (rc != 0) {
-            struct json_object *err = json_object_new_object();
-
-            fprintf(stderr, "umdevctl stats: %s: ", uuid);
-            cli_fputs_safe(stderr, e.message);
-            fputc('\n', stderr);
-            json_object_object_add(err, "code", json_object_new_string(e.code));
-            json_object_object_add(err, "message",
-                                   json_object_new_string(e.message));
-            s = json_object_new_object();
-            json_object_object_add(s, "uuid", json_object_new_string(uuid));
-            json_object_object_add(
-                s, "type", json_object_new_string(cli_jstr(inst, "type", "")));
-            json_object_object_add(s, "state",
-                                   json_object_new_string("running"));
-            json_object_object_add(s, "error", err);
-            status = EXIT_REFUSED;
-        }
-        json_object_object_add(
-            s, "parent", json_object_new_string(cli_jstr(inst, "parent", "")));
-        json_object_array_add(all, s);
+        if (e.err == ENOENT)
+            continue; /* stopped since the list */
+        fputs("umdevctl stats: ", stderr);
+        cli_fputs_safe(stderr, e.message);
+        fputc('\n', stderr);
+        status = EXIT_REFUSED;
     }
-    json_object_put(list);
-    if (uuid_only != NULL && json_object_array_length(all) == 0) {
-        fprintf(stderr, "umdevctl stats: %s is not running\n", uuid_only);
-        json_object_put(all);
-        return EXIT_REFUSED;
-    }
-    *out = json_object_new_object();
-    json_object_object_add(*out, "instances", all);
+    json_object_put(r);
     return status;
 }
 
-/* The entry of @uuid in @prev's instances, for --watch's changes. */
-static struct json_object *
-prev_of(struct json_object *prev, const char *uuid)
+/* stats --all or --openmetrics: one sample, of one or every instance. */
+static int
+stats_once(struct cli *c, struct cli_opts *o)
 {
-    struct json_object *a = json_object_object_get(prev, "instances");
+    struct json_object *arr = json_object_new_array(), *r;
+    int rc;
     size_t i;
 
-    for (i = 0; i < cli_alen(a); i++) {
-        struct json_object *s = json_object_array_get_idx(a, i);
-
-        if (strcmp(cli_jstr(s, "uuid", ""), uuid) == 0)
-            return s;
+    if (o->all) {
+        rc = stats_all(c, arr);
+    } else {
+        rc = cli_call(c, "stats", uuid_args(o), &r);
+        if (rc == 0)
+            json_object_array_add(arr, r);
     }
-    return NULL;
-}
-
-static void
-print_stats_sample(struct cli *c, struct cli_opts *o, struct json_object *r,
-                   struct json_object *prev)
-{
-    struct json_object *a;
-    size_t i;
-
+    if (rc == EXIT_NODAEMON || rc == EXIT_USAGE ||
+        (rc != 0 && cli_alen(arr) == 0 && !o->all)) {
+        json_object_put(arr);
+        return rc;
+    }
     if (o->openmetrics) {
-        cli_print_openmetrics(stdout, json_object_object_get(r, "instances"));
-        return;
-    }
-    if (c->json) {
-        /* One line per sample when watching, for line readers. */
-        cli_print_json_ext(r, o->watch ? JSON_C_TO_STRING_PLAIN
-                                       : JSON_C_TO_STRING_PRETTY);
-        fflush(stdout);
-        return;
-    }
-    if (!o->all) {
-        cli_print_stats(r, prev);
-        return;
-    }
-    a = json_object_object_get(r, "instances");
-    for (i = 0; i < cli_alen(a); i++) {
-        struct json_object *s = json_object_array_get_idx(a, i);
+        struct json_object *safe = cli_safe(arr);
 
-        if (i > 0)
-            printf("\n");
-        if (json_object_object_get(s, "error") != NULL)
-            printf(
-                "%s (%s): no answer: %s\n", cli_jstr(s, "uuid", "?"),
-                cli_jstr(s, "type", "?"),
-                cli_jstr(json_object_object_get(s, "error"), "message", "?"));
-        else
-            cli_print_stats(s, prev ? prev_of(prev, cli_jstr(s, "uuid", ""))
-                                    : NULL);
+        cli_print_openmetrics(safe);
+        json_object_put(safe);
+    } else if (c->json) {
+        struct json_object *w = json_object_new_object();
+
+        json_object_object_add(w, "instances", json_object_get(arr));
+        cli_print_json(w);
+        json_object_put(w);
+    } else {
+        struct json_object *safe = cli_safe(arr);
+
+        for (i = 0; i < cli_alen(safe); i++) {
+            if (i > 0)
+                putchar('\n');
+            cli_print_stats(json_object_array_get_idx(safe, i), NULL);
+        }
+        json_object_put(safe);
     }
-    if (cli_alen(a) == 0)
-        printf("no running instance\n");
-    fflush(stdout);
+    json_object_put(arr);
+    return rc;
 }
 
 static int
@@ -313,33 +392,43 @@ verb_stats(struct cli *c, struct cli_opts *o)
     long i;
     int rc = 0;
 
+    if (o->all && o->uuid != NULL)
+        return cli_usage_error("stats", "give a UUID or --all, not both");
     if (o->uuid == NULL && !o->all)
-        return cli_usage_error("stats", "UUID or --all is required");
-    if (o->uuid != NULL && o->all)
-        return cli_usage_error("stats", "UUID and --all exclude each other");
+        return cli_usage_error("stats", "UUID is required (or --all)");
     if (o->count_set && !o->watch)
         return cli_usage_error("stats", "--count needs --watch");
-    if (o->openmetrics && (c->json || o->watch))
-        return cli_usage_error("stats", "--openmetrics prints one scrape: "
-                                        "not with --json or --watch");
+    if (o->openmetrics && c->json)
+        return cli_usage_error("stats", "--openmetrics and --json are two "
+                                        "formats; give one");
+    if (o->watch && (o->all || o->openmetrics))
+        return cli_usage_error("stats",
+                               "--watch follows one instance in text or "
+                               "--json; --all and --openmetrics print one "
+                               "sample (run them as often as you need)");
+    if (o->all || o->openmetrics)
+        return stats_once(c, o);
     sigemptyset(&sa.sa_mask);
     if (o->watch)
         sigaction(SIGINT, &sa, NULL);
     for (i = 0; !cli_interrupted; i++) {
-        rc = o->all || o->openmetrics ? stats_all(c, o->uuid, &r)
-                                      : cli_call(c, "stats", uuid_args(o), &r);
-        if (r == NULL)
+        rc = cli_call(c, "stats", uuid_args(o), &r);
+        if (rc != 0)
             break;
-        /* Device strings reach a terminal or a label value: escaped. */
-        if (!c->json) {
+        if (c->json) {
+            /* One line per sample when watching, for line readers. */
+            cli_print_json_ext(r, o->watch ? JSON_C_TO_STRING_PLAIN
+                                           : JSON_C_TO_STRING_PRETTY);
+            fflush(stdout);
+        } else {
             struct json_object *safe = cli_safe(r);
 
             json_object_put(r);
             r = safe;
+            if (o->watch)
+                printf("%s--- sample %ld\n", i ? "\n" : "", i + 1);
+            cli_print_stats(r, prev);
         }
-        if (o->watch && !c->json)
-            printf("%s--- sample %ld\n", i ? "\n" : "", i + 1);
-        print_stats_sample(c, o, r, prev);
         json_object_put(prev);
         prev = r;
         if (!o->watch || (o->count_set && i + 1 >= o->count))
@@ -406,8 +495,8 @@ verb_audit(struct cli *c, struct cli_opts *o)
 
 /* What getopt knows for the verbs that share define's options: any of
  * them a verb does not take is "does not apply here". */
-#define DEF_SHORTS "u:p:t:ah"
-#define DEF_KNOWN "uptamjAogMG"
+#define DEF_SHORTS "u:p:t:amh"
+#define DEF_KNOWN "uptamjAogMGJ"
 
 /* The instance options define, start and modify share. */
 #define OPT_DEF                                                                \
@@ -416,42 +505,58 @@ verb_audit(struct cli *c, struct cli_opts *o)
     "  --group GROUP      the socket's group (default: USER's group)\n"        \
     "  --mode OCTAL       the socket's mode, owner rw required (default"       \
     " 0600)\n"                                                                 \
-    "  --attr KEY=VALUE   a device attribute (repeatable); serial: port0,"     \
-    " port1 =\n                     socket | pty | none | /abs/socket/path\n"
+    "  --attr KEY=VALUE   a device attribute (repeatable; each type's are"     \
+    "\n                     listed below)\n"
 
 static const struct cli_verb verbs[] = {
-    { "types", "[-p PARENT] [--json]", "list parents and their types",
-      "  -p, --parent P     only the types of parent P\n", DEF_SHORTS,
-      DEF_KNOWN, "p", CLI_BARE_NONE, verb_types },
-    { "list", "[--defined] [--dumpjson] [-u UUID] [-p PARENT] [--json]",
+    { "types", "[-p PARENT] [--dumpjson] [--json]",
+      "list parents and their types",
+      "  -p, --parent P     only the types of parent P\n"
+      "  --dumpjson         print them in mdevctl's JSON shape\n",
+      DEF_SHORTS, DEF_KNOWN, "pJ", CLI_BARE_NONE, verb_types, NULL, false },
+    { "list", "[--defined] [--dumpjson] [-v] [-u UUID] [-p PARENT] [--json]",
       "list running (or defined) instances",
       "  -d, --defined      definitions (in any state) instead of the "
       "instances\n"
       "                     that are not stopped\n"
-      "  --dumpjson         print definitions as a JSON array in the on-disk "
-      "shape\n"
+      "  --dumpjson         print them in mdevctl's JSON shape (one object "
+      "with -u)\n"
+      "                     with umdev's owner and mode; a file of one is "
+      "a --jsonfile\n"
+      "  -v, --verbose      each with its attributes\n"
       "  -u, --uuid U       only instance U\n"
-      "  -p, --parent P     only instances of parent P\n",
-      "du:p:h", "dJup", "dJup", CLI_BARE_NONE, verb_list },
+      "  -p, --parent P     only instances of parent P\n"
+      "A running instance shows what it runs with; a definition changed "
+      "since\n"
+      "(modify) is marked '(pending: FIELDS)' until it is started "
+      "again.\n",
+      "du:p:vh", "dJupv", "dJupv", CLI_BARE_NONE, verb_list, NULL, false },
     { "define",
       "[-u UUID] -p PARENT -t TYPE [--auto|--manual] [--jsonfile FILE] "
       "[--owner USER] [--group GROUP] [--mode OCTAL] [--attr KEY=VALUE]...",
       "write a persistent definition",
       "  -u, --uuid U       the instance's UUID (default: a new random one); "
       "the\n"
-      "                     UUID is printed on success\n"
+      "                     UUID is printed on success. U alone: the "
+      "running\n"
+      "                     transient instance U becomes persistent as it "
+      "runs\n"
       "  -p, --parent P     the parent device\n"
       "  -t, --type T       the type, with or without the 'PARENT-' prefix\n"
       "  -a, --auto         start it whenever umdevd starts\n"
-      "  --manual           start it only on request (default)\n"
-      "  --jsonfile FILE    take the fields from a JSON object (one element "
-      "of\n"
-      "                     'list --dumpjson'); options override it\n" OPT_DEF,
-      DEF_SHORTS, DEF_KNOWN, "uptamjAogM", CLI_BARE_UUID, verb_define },
+      "  -m, --manual       start it only on request (default)\n"
+      "  --jsonfile FILE    take the fields from a JSON object: umdev's "
+      "definition,\n"
+      "                     or mdevctl's (mdev_type, start, attrs list, as "
+      "'list\n"
+      "                     -u U --dumpjson' prints it); options override "
+      "it\n" OPT_DEF,
+      DEF_SHORTS, DEF_KNOWN, "uptamjAogM", CLI_BARE_UUID, verb_define, NULL,
+      true },
     { "undefine", "-u UUID | UUID", "remove a definition",
       "  -u, --uuid U       the definition to remove (it must not be "
       "running)\n",
-      DEF_SHORTS, DEF_KNOWN, "u", CLI_BARE_UUID, verb_undefine },
+      DEF_SHORTS, DEF_KNOWN, "u", CLI_BARE_UUID, verb_undefine, NULL, false },
     { "start",
       "-u UUID | UUID | -p PARENT -t TYPE [-u UUID] [--jsonfile FILE] "
       "[--owner USER] [--group GROUP] [--mode OCTAL] [--attr KEY=VALUE]...",
@@ -465,7 +570,8 @@ static const struct cli_verb verbs[] = {
       "  --jsonfile FILE    take its fields from a JSON object\n" OPT_DEF
       "Returns once the instance's socket is listening and prints its "
       "path.\n",
-      DEF_SHORTS, DEF_KNOWN, "uptjAogM", CLI_BARE_UUID, verb_start },
+      DEF_SHORTS, DEF_KNOWN, "uptjAogM", CLI_BARE_UUID, verb_start, NULL,
+      true },
     { "stop", "-u UUID | UUID [--grace MS]", "stop an instance",
       "  -u, --uuid U       the instance to stop\n"
       "  --grace MS         how long an attached VMM has to let go after "
@@ -473,41 +579,55 @@ static const struct cli_verb verbs[] = {
       "                     device request (REQ) IRQ (default 5000, at most "
       "600000)\n"
       "Stopping a failed instance acknowledges the failure.\n",
-      DEF_SHORTS, DEF_KNOWN, "uG", CLI_BARE_UUID, verb_stop },
+      DEF_SHORTS, DEF_KNOWN, "uG", CLI_BARE_UUID, verb_stop, NULL, false },
     { "modify",
-      "-u UUID | UUID [-t TYPE] [--auto|--manual] [--attr KEY=VALUE]... "
-      "[--delattr KEY]... [--owner USER] [--group GROUP] [--mode OCTAL]",
+      "-u UUID | UUID [-p PARENT] [-t TYPE] [--auto|--manual] "
+      "[--attr KEY=VALUE]... [--addattr KEY --value VALUE] "
+      "[--delattr KEY]... [--delattr [--index N]] [--owner USER] "
+      "[--group GROUP] [--mode OCTAL]",
       "change a definition (applies at next start)",
       "  -u, --uuid U       the definition to change\n"
+      "  -p, --parent P     its parent (it cannot change: a check)\n"
       "  -t, --type T       another type of the same parent\n"
       "  -a, --auto, -m, --manual\n"
       "                     the start policy\n"
-      "  --delattr KEY      remove an attribute (repeatable)\n" OPT_DEF
-      "A running instance keeps what it started with until it is started "
-      "again.\n",
-      "u:t:amh", "utamAXogM", "utamAXogM", CLI_BARE_UUID, verb_modify },
+      "  --addattr KEY --value VALUE\n"
+      "                     as --attr KEY=VALUE (mdevctl's form)\n"
+      "  --delattr KEY      remove attribute KEY (repeatable); it must be "
+      "set\n"
+      "  --delattr [-i, --index N]\n"
+      "                     remove the attribute at position N, as 'list "
+      "-d -v'\n"
+      "                     numbers them (default: the last; mdevctl's "
+      "form)\n" OPT_DEF
+      "A key both set and removed, or removed but not set, is refused and\n"
+      "nothing changes. A running instance keeps what it started with "
+      "until it\n"
+      "is started again ('info' and 'list' show the change as pending).\n",
+      "u:p:t:ami:h", "uptamAXogMBLi", "uptamAXogMBLi", CLI_BARE_UUID,
+      verb_modify, NULL, false },
     { "info", "-u UUID | UUID [--json]",
       "socket, state, client, regions, IRQs and counters",
       "  -u, --uuid U       the instance; a running one also reports its "
       "device\n",
-      DEF_SHORTS, DEF_KNOWN, "u", CLI_BARE_UUID, verb_info },
+      DEF_SHORTS, DEF_KNOWN, "u", CLI_BARE_UUID, verb_info, NULL, false },
     { "stats",
       "-u UUID | UUID | --all [--watch [SECONDS]] [--count N] "
-      "[--json | --openmetrics]",
-      "trap, refusal, DMA, IRQ and error counters of running instances",
+      "[--openmetrics] [--json]",
+      "trap, refusal, DMA, IRQ and error counters of a running instance",
       "  -u, --uuid U       the instance (it must be running)\n"
       "  --all              every running instance\n"
-      "  --openmetrics      one scrape in the OpenMetrics text format\n"
-      "                     (Prometheus), labels uuid, type, parent\n"
+      "  --openmetrics      print them in the OpenMetrics (Prometheus) text "
+      "format:\n"
+      "                     one family per counter, labels uuid, type, "
+      "parent\n"
       "  --watch [SECONDS]  print again every SECONDS (default 1, 0.1 to "
       "3600)\n"
       "                     with the change since the last sample, until "
       "SIGINT\n"
       "  --count N          with --watch: stop after N samples\n"
-      "With --json, one result object (one line each with --watch); with\n"
-      "--all, {\"instances\": [...]}. Exit status 1 if a worker did not\n"
-      "answer (the others are printed all the same).\n",
-      "u:w::n:h", "uwnLO", "uwnLO", CLI_BARE_UUID, verb_stats },
+      "With --json, one result object (one line each with --watch).\n",
+      "u:w::n:h", "uwnKO", "uwnKO", CLI_BARE_UUID, verb_stats, NULL, false },
     { "audit", "TYPE [--conformance [--fuzz-seconds N]] [--json]",
       "check a type against docs/CRITERIA.md",
       "  -t, --type T       the type (e.g. serial-2port)\n"
@@ -518,13 +638,31 @@ static const struct cli_verb verbs[] = {
       "                     $UMDEV_CONFORM), so criteria 2, 4, 5, 6 get "
       "verdicts\n"
       "  --fuzz-seconds N   length of the kit's fuzz run (default 10)\n"
+      "TYPE may be the full name or, as for the other verbs, the name "
+      "without its\n"
+      "'PARENT-' prefix when only one parent has it.\n"
       "Prints the mediation profile and a verdict per criterion with its\n"
-      "evidence; --json prints the audit document. Exit status: 0 every\n"
-      "criterion passed, 1 one failed or did not run (or refused), 2 "
-      "usage.\n",
-      "t:h", "tCF", "tCF", CLI_BARE_TYPE, verb_audit },
+      "evidence; --json prints the audit document.\n",
+      "t:h", "tCF", "tCF", CLI_BARE_TYPE, verb_audit,
+      "Exit status: 0 every criterion passed, 1 one failed or did not run "
+      "(or\n"
+      "umdevd refused), 2 usage, 3 umdevd unreachable.\n",
+      false },
+    { "import", "[DIR] [--json]",
+      "define mdevctl's definitions (DIR/PARENT/UUID) in umdevd",
+      "  DIR                laid out like /etc/mdevctl.d (the default): "
+      "PARENT/UUID\n"
+      "                     files in mdevctl's JSON\n"
+      "Each definition of a parent umdevd has becomes one 'define'; other\n"
+      "directories (host devices, scripts.d) and a UUID umdevd has defined\n"
+      "already are reported as skipped, never changed.\n",
+      "h", "", "", CLI_BARE_DIR, verb_import,
+      "Exit status: 0 every definition of umdevd's parents defined or "
+      "skipped,\n"
+      "1 one refused, 2 usage or DIR unreadable, 3 umdevd unreachable.\n",
+      false },
     { "version", "[--json]", "daemon and protocol version", "", DEF_SHORTS,
-      DEF_KNOWN, "", CLI_BARE_NONE, verb_version },
+      DEF_KNOWN, "", CLI_BARE_NONE, verb_version, NULL, false },
 };
 
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
@@ -545,9 +683,10 @@ cli_print_verb_help(const struct cli_verb *v)
 {
     printf("usage: umdevctl %s %s\n%s.\n%s", v->name, v->args, v->help,
            v->details);
-    printf("Global options (before the verb): --control PATH, --json.\n"
-           "Exit status: 0 ok, 1 refused by umdevd, 2 usage, 3 umdevd "
-           "unreachable.\n");
+    printf("Global options (before the verb): --control PATH, --json.\n%s",
+           v->exits != NULL ? v->exits
+                            : "Exit status: 0 ok, 1 refused by umdevd, 2 "
+                              "usage, 3 umdevd unreachable.\n");
 }
 
 void
@@ -555,10 +694,122 @@ cli_usage(FILE *f)
 {
     size_t i;
 
-    fprintf(f, "usage: umdevctl [--control PATH] [--json] VERB [ARGS]\n\n");
+    fprintf(f, "usage: umdevctl [--control PATH] [--json] VERB [ARGS]\n"
+               "       umdevctl --version | -V\n\n");
     for (i = 0; i < N_VERBS; i++)
         fprintf(f, "  %-9s %s\n", verbs[i].name, verbs[i].help);
     fprintf(f, "\n'umdevctl VERB --help' shows a verb's arguments.\n"
                "Exit status: 0 ok, 1 refused by umdevd, 2 usage, 3 umdevd "
                "unreachable.\n");
+}
+
+/* @text after @indent, wrapped at 78 columns. */
+static void
+print_wrapped(const char *indent, const char *text)
+{
+    size_t col = 0, w;
+
+    while (*text != '\0') {
+        text += strspn(text, " ");
+        w = strcspn(text, " ");
+        if (w == 0)
+            break;
+        if (col > 0 && col + 1 + w > 78) {
+            putchar('\n');
+            col = 0;
+        }
+        if (col == 0)
+            col = (size_t)printf("%s", indent);
+        else
+            col += (size_t)printf(" ");
+        col += (size_t)printf("%.*s", (int)w, text);
+        text += w;
+    }
+    if (col > 0)
+        putchar('\n');
+}
+
+static void
+print_attr(const char *name, const char *help)
+{
+    printf("    ");
+    cli_fputs_safe(stdout, name);
+    printf(":\n");
+    print_wrapped("      ", help);
+}
+
+/* From umdevd: Return 0, or -1 when it could not be asked. */
+static int
+attr_help_daemon(struct cli *c)
+{
+    struct json_object *r = NULL, *types, *safe, *args;
+    char line[PATH_MAX + 128];
+    int rc;
+    struct umdev_ctl *ctl;
+    struct umdev_ctl_error e;
+    size_t i, j;
+
+    /* Help must not hang on a daemon that does not answer. */
+    if (umdev_ctl_connect(c->control, 1000, &ctl) < 0)
+        return -1;
+    args = json_object_new_object();
+    rc = umdev_ctl_call(ctl, "types", args, 2000, &r, &e);
+    json_object_put(args);
+    umdev_ctl_close(ctl);
+    if (rc < 0)
+        return -1;
+    safe = cli_safe(r);
+    json_object_put(r);
+    types = json_object_object_get(safe, "types");
+    snprintf(line, sizeof(line),
+             "Attributes (--attr KEY=VALUE) of the types umdevd at %s "
+             "offers:",
+             c->control);
+    putchar('\n');
+    print_wrapped("", line);
+    for (i = 0; i < cli_alen(types); i++) {
+        struct json_object *t = json_object_array_get_idx(types, i);
+        struct json_object *a = json_object_object_get(t, "attributes");
+
+        printf("  %s%s\n", cli_jstr(t, "name", "?"),
+               cli_alen(a) == 0 ? ": none described" : "");
+        for (j = 0; j < cli_alen(a); j++) {
+            struct json_object *at = json_object_array_get_idx(a, j);
+
+            print_attr(cli_jstr(at, "name", "?"), cli_jstr(at, "help", ""));
+        }
+    }
+    json_object_put(safe);
+    return 0;
+}
+
+void
+cli_print_attr_help(struct cli *c)
+{
+    static const struct {
+        const char *parent;
+        const struct umdev_parent_attr *attrs;
+        size_t n;
+    } builtin[] = {
+        { "serial", serial_attrs, SERIAL_NATTRS },
+        { "accel", accel_attrs, ACCEL_NATTRS },
+    };
+    char line[PATH_MAX + 160];
+    size_t i, j;
+
+    fflush(stdout);
+    if (attr_help_daemon(c) == 0)
+        return;
+    snprintf(line, sizeof(line),
+             "Attributes (--attr KEY=VALUE) of the built-in parents' types "
+             "(umdevd at %s could not be asked; when it can be, its "
+             "plug-ins' types are listed too):",
+             c->control);
+    putchar('\n');
+    print_wrapped("", line);
+    for (i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++) {
+        printf("  %s (every type)\n", builtin[i].parent);
+        for (j = 0; j < builtin[i].n; j++)
+            print_attr(builtin[i].attrs[j].name, builtin[i].attrs[j].help);
+    }
 }

@@ -331,6 +331,7 @@ handle_request(struct ctl_conn *c, struct json_object *req)
     rq.conn = c;
     rq.id = id;
     rq.peer_pid = c->peer_pid;
+    rq.peer_uid = c->uid;
     rq.may_manage = c->may_manage;
     rc = handlers_dispatch(d, &rq, cmd, args, &result, err, sizeof(err));
     json_object_put(args);

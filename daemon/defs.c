@@ -366,6 +366,26 @@ defs_apply(struct daemon *d, struct inst_config *cfg, struct json_object *obj,
                 }
             }
         }
+        /* Deleting what is not there would "succeed" while the caller
+         * meant another key (a typo, or an mdevctl option taken for a
+         * key): say so, and change nothing. */
+        json_object_object_foreach(v, dkey, dval)
+        {
+            if (!creating && dval == NULL &&
+                !json_object_object_get_ex(cfg->attrs, dkey, NULL)) {
+                snprintf(
+                    err, errlen,
+                    "attribute '%s' is not set in the definition of %s, "
+                    "so it cannot be removed (set: %s)",
+                    dkey, cfg->uuid,
+                    json_object_object_length(cfg->attrs) > 0
+                        ? json_object_to_json_string_ext(
+                              cfg->attrs, JSON_C_TO_STRING_PLAIN |
+                                              JSON_C_TO_STRING_NOSLASHESCAPE)
+                        : "none");
+                return -EINVAL;
+            }
+        }
         attrs = json_object_new_object();
         if (!creating)
             merge_attrs(attrs, cfg->attrs);

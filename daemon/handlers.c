@@ -23,6 +23,12 @@ struct waiter {
     struct json_object *id;
     bool want_stats;         /* an info request shaped as `stats` */
     struct audit_job *audit; /* the audit it waits for, or NULL */
+    /* A management request is logged with its outcome (cmd NULL: a
+     * read, not logged). */
+    const char *cmd;
+    char subject[2 * MDEV_NAME_MAX + 2];
+    uid_t uid;
+    pid_t pid;
     struct waiter *next;
 };
 
@@ -35,7 +41,47 @@ struct cmd {
     struct instance *inst;      /* args.uuid's, for the commands on one */
     char *err;                  /* why it was refused */
     size_t errlen;
+    const char *name; /* the command, for the log */
+    bool manage;      /* a management command: logged */
+    /* What it acts on, for the log: the instance's UUID or the audited
+     * type; "" until known. */
+    char subject[2 * MDEV_NAME_MAX + 2];
 };
+
+/*
+ * One line per management request, with who sent it (SO_PEERCRED) and
+ * how it ended: an audit trail of every change, at LOG_INFO, and at
+ * LOG_NOTICE for refusals. A line about an instance starts with its
+ * UUID, as the daemon's other lines do.
+ */
+static void
+log_request(struct daemon *d, const char *cmd, const char *subject, uid_t uid,
+            pid_t pid, int err, const char *msg)
+{
+    char uuid[MDEV_UUID_STR_LEN + 1];
+    bool is_uuid = mdev_uuid_parse(subject, uuid) == 0;
+    char who[64];
+
+    snprintf(who, sizeof(who), "by uid %u pid %d", (unsigned int)uid, (int)pid);
+    if (err == 0 && is_uuid)
+        umdev_log(&d->log, LOG_INFO, "%s: %s %s: done", uuid, cmd, who);
+    else if (err == 0)
+        umdev_log(&d->log, LOG_INFO, "%s%s%s %s: done", cmd,
+                  subject[0] ? " " : "", subject, who);
+    else if (is_uuid)
+        umdev_log(&d->log, LOG_NOTICE, "%s: %s %s: refused (%s): %s", uuid, cmd,
+                  who, errno_name(err), msg);
+    else
+        umdev_log(&d->log, LOG_NOTICE, "%s%s%s %s: refused (%s): %s", cmd,
+                  subject[0] ? " " : "", subject, who, errno_name(err), msg);
+}
+
+/* @c's subject: the instance a command names. */
+static void
+set_subject(struct cmd *c, const char *s)
+{
+    snprintf(c->subject, sizeof(c->subject), "%s", s);
+}
 
 static struct waiter *
 waiter_new(struct daemon *d, const struct ctl_request *rq)
@@ -72,6 +118,9 @@ static void
 waiter_answer(struct daemon *d, struct waiter *w, int err, const char *msg,
               struct json_object *result)
 {
+    if (w->cmd != NULL)
+        log_request(d, w->cmd, w->subject, w->uid, w->pid, err,
+                    msg != NULL && msg[0] ? msg : strerror(-err));
     if (w->conn != NULL)
         d->hooks.respond(d, w->conn, w->id, err, msg, result);
     else
@@ -171,7 +220,10 @@ stats_result(const struct instance *inst, struct json_object *extra)
     if (dev != NULL)
         json_object_object_get_ex(dev, "profile", &prof);
     json_object_object_add(r, "uuid", json_object_new_string(inst->cfg.uuid));
-    json_object_object_add(r, "type", json_object_new_string(inst->cfg.type));
+    json_object_object_add(r, "parent",
+                           json_object_new_string(inst_live(inst)->parent));
+    json_object_object_add(r, "type",
+                           json_object_new_string(inst_live(inst)->type));
     json_object_object_add(
         r, "state", json_object_new_string(inst_state_name(inst->state)));
     ctr = take(dev, "counters");
@@ -292,10 +344,33 @@ busy(struct cmd *c, const struct instance *inst)
     return -EBUSY;
 }
 
+/* What the parent says of @type's attributes, for people: [{"name",
+ * "help"}...], empty when it says nothing. */
+static struct json_object *
+type_attrs_json(const struct parent_entry *pe, const char *type)
+{
+    const struct umdev_parent_attr *attrs[UMDEV_PARENT_MAX_ATTRS];
+    struct json_object *arr = json_object_new_array();
+    size_t i, n = pe != NULL ? parents_type_attrs(pe, type, attrs,
+                                                  UMDEV_PARENT_MAX_ATTRS)
+                             : 0;
+
+    for (i = 0; i < n; i++) {
+        struct json_object *a = json_object_new_object();
+
+        json_object_object_add(a, "name",
+                               json_object_new_string(attrs[i]->name));
+        json_object_object_add(a, "help",
+                               json_object_new_string(attrs[i]->help));
+        json_object_array_add(arr, a);
+    }
+    return arr;
+}
+
 static struct json_object *
 type_json(struct daemon *d, const struct mdev_type_info *t)
 {
-    const struct parent_entry *pe;
+    const struct parent_entry *pe = NULL;
     struct parent_type *pt = parents_type(d->parents, t->name, &pe);
     struct json_object *o = json_object_new_object();
     struct json_object *adm = json_object_new_object();
@@ -324,6 +399,8 @@ type_json(struct daemon *d, const struct mdev_type_info *t)
                                    json_object_new_string(pe->plugin));
     }
     json_object_object_add(o, "admission", adm);
+    json_object_object_add(o, "attributes",
+                           type_attrs_json(pt != NULL ? pe : NULL, t->name));
     return o;
 }
 
@@ -390,6 +467,13 @@ cmd_list(struct cmd *c)
     if (uuid != NULL && mdev_uuid_parse(uuid, norm) < 0) {
         snprintf(c->err, c->errlen, "'%s' is not a UUID", uuid);
         return -EINVAL;
+    }
+    /* As `types` does: a parent this daemon lacks is a mistake to show,
+     * not an empty list. */
+    if (parent != NULL && parents_find(c->d->parents, parent) == NULL) {
+        snprintf(c->err, c->errlen,
+                 "no parent named '%s' (umdevctl types lists parents)", parent);
+        return -ENOENT;
     }
     arr = json_object_new_array();
     for (inst = c->d->instances; inst != NULL; inst = inst->next) {
@@ -483,15 +567,108 @@ out:
     return rc;
 }
 
+/*
+ * `define` of the UUID of a running transient instance (mdevctl's habit):
+ * the instance becomes a definition as it runs, with the fields given
+ * overriding. parent and type may be left out; given, they must be the
+ * instance's (a running instance cannot change its type; `modify` does,
+ * for the next start).
+ */
+static int
+persist_transient(struct cmd *c, struct instance *inst)
+{
+    static const char *const ids[] = { "uuid", "parent", "type", NULL };
+    const struct inst_config *run = inst_live(inst);
+    struct inst_config cfg;
+    struct json_object *fields, *v;
+    char full[sizeof(cfg.type)];
+    size_t i;
+    int rc;
+
+    if (inst->lease) {
+        snprintf(c->err, c->errlen,
+                 "instance %s is a leased queue of pid %d (the access path); "
+                 "it lives as long as its lessee and cannot be defined",
+                 inst->cfg.uuid, (int)inst->lease_pid);
+        return -EBUSY;
+    }
+    if (inst->state != ST_RUNNING && inst->state != ST_STARTING) {
+        snprintf(c->err, c->errlen,
+                 "instance %s is %s; a transient instance can be made "
+                 "persistent while it runs",
+                 inst->cfg.uuid, inst_state_name(inst->state));
+        return -EBUSY;
+    }
+    if ((v = json_object_object_get(c->args, "parent")) != NULL &&
+        (!json_object_is_type(v, json_type_string) ||
+         strcmp(json_object_get_string(v), run->parent) != 0)) {
+        snprintf(c->err, c->errlen,
+                 "instance %s runs with parent '%s', not '%s'", inst->cfg.uuid,
+                 run->parent, json_object_get_string(v));
+        return -EINVAL;
+    }
+    if ((v = json_object_object_get(c->args, "type")) != NULL &&
+        (!json_object_is_type(v, json_type_string) ||
+         full_type_name(run->parent, json_object_get_string(v), full,
+                        sizeof(full)) < 0 ||
+         strcmp(full, run->type) != 0)) {
+        snprintf(c->err, c->errlen,
+                 "instance %s runs as type %s, not '%s' (define it as it "
+                 "runs, then 'umdevctl modify -t' for the next start)",
+                 inst->cfg.uuid, run->type, json_object_get_string(v));
+        return -EINVAL;
+    }
+    fields = json_object_new_object();
+    json_object_object_foreach(c->args, key, val)
+    {
+        for (i = 0; ids[i] != NULL && strcmp(ids[i], key) != 0; i++)
+            ;
+        if (ids[i] == NULL)
+            json_object_object_add(fields, key, json_object_get(val));
+    }
+    /* A copy: nothing changes unless the file is written. */
+    cfg = inst->cfg;
+    cfg.attrs = NULL;
+    if (json_object_deep_copy(inst->cfg.attrs, &cfg.attrs, NULL) < 0) {
+        json_object_put(fields);
+        snprintf(c->err, c->errlen, "out of memory");
+        return -ENOMEM;
+    }
+    rc = defs_apply(c->d, &cfg, fields, true, c->err, c->errlen);
+    json_object_put(fields);
+    if (rc == 0)
+        rc = defs_save(c->d->opts.statedir, &cfg, c->err, c->errlen);
+    if (rc < 0) {
+        json_object_put(cfg.attrs);
+        return rc;
+    }
+    inst_reconfigure(inst, &cfg);
+    inst->defined = true;
+    c->result = instance_result(inst);
+    return 0;
+}
+
 static int
 cmd_define(struct cmd *c)
 {
+    const char *uuid = json_str(c->args, "uuid");
     struct instance *inst;
     int rc;
 
+    inst = uuid != NULL ? inst_find(c->d, uuid) : NULL;
+    if (inst != NULL && !inst->defined)
+        return persist_transient(c, inst);
+    if (inst != NULL) {
+        snprintf(c->err, c->errlen,
+                 "instance %s exists already as a definition (modify it, "
+                 "or undefine it first)",
+                 inst->cfg.uuid);
+        return -EEXIST;
+    }
     rc = new_instance(c, c->args, false, &inst);
     if (rc < 0)
         return rc;
+    set_subject(c, inst->cfg.uuid);
     c->result = instance_result(inst);
     return 0;
 }
@@ -569,8 +746,17 @@ park(struct cmd *c)
 {
     struct waiter *w = waiter_new(c->d, c->rq);
 
-    if (w == NULL)
+    if (w == NULL) {
         snprintf(c->err, c->errlen, "out of memory");
+        return NULL;
+    }
+    /* Its outcome is logged when it is answered (waiter_answer). */
+    if (c->manage) {
+        w->cmd = c->name;
+        snprintf(w->subject, sizeof(w->subject), "%s", c->subject);
+        w->uid = c->rq->peer_uid;
+        w->pid = c->rq->peer_pid;
+    }
     return w;
 }
 
@@ -606,6 +792,7 @@ cmd_start(struct cmd *c)
         json_object_put(def);
         if (rc < 0)
             return rc;
+        set_subject(c, inst->cfg.uuid);
         if (lease)
             inst_lease(inst, c->rq->conn, c->rq->peer_pid);
     } else {
@@ -758,6 +945,38 @@ check_kit(struct json_object *kit, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * The full name of the type audit's @type names, into @out: a full name
+ * as it is, or a short one ("2port") when exactly one parent has a type
+ * by that name, as every other command accepts it (they have the parent
+ * to go by).
+ */
+static int
+audit_type(struct cmd *c, const char *type, char *out, size_t len)
+{
+    struct mdev_type_info t;
+    size_t i, n = mdev_type_count(c->d->mdev), nmatch = 0;
+    char full[sizeof(t.name)];
+
+    snprintf(out, len, "%s", type);
+    if (mdev_type_find(c->d->mdev, type, &t) == 0)
+        return 0;
+    for (i = 0; i < n; i++) {
+        mdev_type_get(c->d->mdev, i, &t);
+        if (full_type_name(t.parent, type, full, sizeof(full)) == 0 &&
+            strcmp(full, t.name) == 0 && nmatch++ == 0)
+            snprintf(out, len, "%s", t.name);
+    }
+    if (nmatch > 1) {
+        snprintf(c->err, c->errlen,
+                 "type '%s' is offered by %zu parents; give the full name "
+                 "(PARENT-%s: umdevctl types lists them)",
+                 type, nmatch, type);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static void
 audit_done(void *opaque, int err, const char *msg, struct json_object *result)
 {
@@ -772,6 +991,7 @@ cmd_audit(struct cmd *c)
 {
     static const char *const keys[] = { "type", "conformance", NULL };
     const char *type = json_str(c->args, "type");
+    char full[2 * MDEV_NAME_MAX + 2];
     struct json_object *kit = NULL;
     const char *kit_json = NULL;
     struct waiter *w;
@@ -786,6 +1006,11 @@ cmd_audit(struct cmd *c)
                  "a type (string, e.g. \"serial-2port\") is required");
         return -EINVAL;
     }
+    rc = audit_type(c, type, full, sizeof(full));
+    if (rc < 0)
+        return rc;
+    type = full;
+    set_subject(c, type);
     if (json_object_object_get_ex(c->args, "conformance", &kit)) {
         rc = check_kit(kit, c->err, c->errlen);
         if (rc < 0)
@@ -838,12 +1063,49 @@ static const struct {
     { "audit", cmd_audit, MANAGE },
 };
 
+/* Run command @i of the table for @c. Return: as handlers_dispatch. */
+static int
+run_command(struct cmd *c, size_t i)
+{
+    const struct ctl_request *rq = c->rq;
+    struct daemon *d = c->d;
+    const char *cmd = c->name;
+    char *err = c->err;
+    size_t errlen = c->errlen;
+    int rc;
+
+    if ((commands[i].flags & MANAGE) && !rq->may_manage) {
+        snprintf(err, errlen,
+                 "'%s' needs root or the daemon's management group", cmd);
+        return -EPERM;
+    }
+    if ((commands[i].flags & MANAGE) &&
+        (c->inst = supervisor_worker(d, rq->peer_pid)) != NULL) {
+        /* Whatever its uid or groups: a worker serves a guest and may
+         * be that guest's (docs/SANDBOX.md). */
+        umdev_log(&d->log, LOG_WARNING,
+                  "%s: its worker (pid %d) sent '%s' on the control "
+                  "socket; refused",
+                  c->inst->cfg.uuid, (int)rq->peer_pid, cmd);
+        snprintf(err, errlen,
+                 "'%s' refused: pid %d is the worker of instance %s, and "
+                 "workers never manage",
+                 cmd, (int)rq->peer_pid, c->inst->cfg.uuid);
+        return -EPERM;
+    }
+    rc = commands[i].flags & ON_UUID ? uuid_only(c, &c->inst) : 0;
+    if (rc == 0)
+        rc = commands[i].fn(c);
+    return rc;
+}
+
 int
 handlers_dispatch(struct daemon *d, const struct ctl_request *rq,
                   const char *cmd, struct json_object *args,
                   struct json_object **result, char *err, size_t errlen)
 {
-    struct cmd c = { d, rq, args, NULL, NULL, err, errlen };
+    struct cmd c = { d, rq, args, NULL, NULL, err, errlen, NULL, false, "" };
+    const char *s;
     size_t i;
     int rc;
 
@@ -851,29 +1113,18 @@ handlers_dispatch(struct daemon *d, const struct ctl_request *rq,
     for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         if (strcmp(commands[i].name, cmd) != 0)
             continue;
-        if ((commands[i].flags & MANAGE) && !rq->may_manage) {
-            snprintf(err, errlen,
-                     "'%s' needs root or the daemon's management group", cmd);
-            return -EPERM;
-        }
-        if ((commands[i].flags & MANAGE) &&
-            (c.inst = supervisor_worker(d, rq->peer_pid)) != NULL) {
-            /* Whatever its uid or groups: a worker serves a guest and
-             * may be that guest's (docs/SANDBOX.md). */
-            umdev_log(&d->log, LOG_WARNING,
-                      "%s: its worker (pid %d) sent '%s' on the control "
-                      "socket; refused",
-                      c.inst->cfg.uuid, (int)rq->peer_pid, cmd);
-            snprintf(err, errlen,
-                     "'%s' refused: pid %d is the worker of instance %s, "
-                     "and workers never manage",
-                     cmd, (int)rq->peer_pid, c.inst->cfg.uuid);
-            return -EPERM;
-        }
-        rc = commands[i].flags & ON_UUID ? uuid_only(&c, &c.inst) : 0;
-        if (rc == 0)
-            rc = commands[i].fn(&c);
+        c.name = commands[i].name;
+        c.manage = (commands[i].flags & MANAGE) != 0;
+        /* What the request names, as it named it, until the command
+         * knows better (a new instance's UUID, the audited type). */
+        if ((s = json_str(args, "uuid")) != NULL ||
+            (s = json_str(args, "type")) != NULL)
+            set_subject(&c, s);
+        rc = run_command(&c, i);
         *result = c.result;
+        if (c.manage && rc != 1)
+            log_request(d, c.name, c.subject, rq->peer_uid, rq->peer_pid, rc,
+                        err);
         return rc;
     }
     snprintf(err, errlen, "unknown command '%s' (see docs/CONTROL.md)", cmd);

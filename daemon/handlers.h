@@ -19,6 +19,7 @@ struct ctl_request {
     void *conn;             /* its connection: opaque, for parking, leases */
     struct json_object *id; /* borrowed */
     pid_t peer_pid;
+    uid_t peer_uid;  /* both from SO_PEERCRED, as it connected */
     bool may_manage; /* root, the daemon's user, or the management group */
 };
 

@@ -36,11 +36,15 @@ admission_state_name(enum admission_state s)
 static int
 check_driver(const struct umdev_parent *drv, char *err, size_t errlen)
 {
-    if (drv->abi_version != UMDEV_PARENT_ABI_VERSION) {
+    size_t i;
+
+    if (drv->abi_version < UMDEV_PARENT_ABI_MIN_VERSION ||
+        drv->abi_version > UMDEV_PARENT_ABI_VERSION) {
         snprintf(err, errlen,
-                 "built for parent ABI version %u; this umdevd has version "
-                 "%u (rebuild it against this umdev)",
+                 "built for parent ABI version %u; this umdevd takes "
+                 "versions %u to %u (rebuild it against this umdev)",
                  (unsigned int)drv->abi_version,
+                 (unsigned int)UMDEV_PARENT_ABI_MIN_VERSION,
                  (unsigned int)UMDEV_PARENT_ABI_VERSION);
         return -EINVAL;
     }
@@ -61,7 +65,58 @@ check_driver(const struct umdev_parent *drv, char *err, size_t errlen)
                  UMDEV_PARENT_MAX_POOLS);
         return -EINVAL;
     }
+    if (drv->abi_version < 2)
+        return 0; /* no attribute descriptions */
+    if (drv->nattrs > UMDEV_PARENT_MAX_ATTRS ||
+        (drv->nattrs > 0 && drv->attrs == NULL)) {
+        snprintf(err, errlen,
+                 "parent '%s' describes %zu attributes (at most %d)", drv->name,
+                 drv->nattrs, UMDEV_PARENT_MAX_ATTRS);
+        return -EINVAL;
+    }
+    for (i = 0; i < drv->nattrs; i++) {
+        if (drv->attrs[i].name == NULL || drv->attrs[i].name[0] == '\0' ||
+            drv->attrs[i].help == NULL) {
+            snprintf(err, errlen,
+                     "parent '%s': attribute %zu needs a name and a help "
+                     "line",
+                     drv->name, i);
+            return -EINVAL;
+        }
+    }
     return 0;
+}
+
+size_t
+parents_type_attrs(const struct parent_entry *pe, const char *type,
+                   const struct umdev_parent_attr **out, size_t max)
+{
+    const struct umdev_parent *drv = pe->drv;
+    size_t plen = strlen(drv->name), i, n = 0;
+    const char *shortname;
+
+    if (drv->abi_version < 2 || strncmp(type, drv->name, plen) != 0 ||
+        type[plen] != '-')
+        return 0;
+    shortname = type + plen + 1;
+    for (i = 0; i < drv->nattrs && n < max; i++) {
+        const char *t = drv->attrs[i].types;
+        size_t len = strlen(shortname);
+        bool match = t == NULL;
+
+        /* One of the blank-separated names in t. */
+        while (!match && t != NULL && *t != '\0') {
+            size_t w;
+
+            t += strspn(t, " \t");
+            w = strcspn(t, " \t");
+            match = w == len && strncmp(t, shortname, len) == 0;
+            t += w;
+        }
+        if (match)
+            out[n++] = &drv->attrs[i];
+    }
+    return n;
 }
 
 /* @drv as lib/mdev takes it, with the --pool overrides applied. */

@@ -67,6 +67,12 @@ int parents_check_overrides(struct daemon *d, char *err, size_t errlen);
 
 const struct parent_entry *parents_find(const struct parents *p,
                                         const char *name);
+/** The attributes @pe describes for its full type name @type, at most
+ * @max of them into @out (borrowed from the driver). Return: how many
+ * (0 for a plug-in of ABI version 1, which describes none). */
+size_t parents_type_attrs(const struct parent_entry *pe, const char *type,
+                          const struct umdev_parent_attr **out, size_t max);
+
 /** The parent entry and type record of full type name @type, or NULL. */
 struct parent_type *parents_type(struct parents *p, const char *type,
                                  const struct parent_entry **entry);

@@ -50,11 +50,13 @@ open_plugin(const char *path, void **dl, const struct umdev_parent **drv,
                  UMDEV_PARENT_PLUGIN_SYMBOL);
         return -EINVAL;
     }
-    if ((*drv)->abi_version != UMDEV_PARENT_ABI_VERSION) {
+    if ((*drv)->abi_version < UMDEV_PARENT_ABI_MIN_VERSION ||
+        (*drv)->abi_version > UMDEV_PARENT_ABI_VERSION) {
         snprintf(err, errlen,
-                 "built for parent ABI version %u; this umdevd has version "
-                 "%u (rebuild it against this umdev)",
+                 "built for parent ABI version %u; this umdevd takes "
+                 "versions %u to %u (rebuild it against this umdev)",
                  (unsigned int)(*drv)->abi_version,
+                 (unsigned int)UMDEV_PARENT_ABI_MIN_VERSION,
                  (unsigned int)UMDEV_PARENT_ABI_VERSION);
         return -EINVAL;
     }

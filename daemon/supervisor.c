@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -30,6 +31,10 @@
 #define INFO_TIMEOUT_MS 2000
 /* Past a stop's grace period, how long before the worker is killed. */
 #define STOP_MARGIN_MS 2000
+
+static void cleanup_record(struct daemon *d, char kind, const char *path,
+                           const char *name);
+static void cleanup_forget(struct daemon *d, const char *name);
 
 /* A read waiting for the worker's info reply. */
 struct info_reader {
@@ -126,7 +131,90 @@ inst_remove(struct daemon *d, struct instance *inst)
         free(r);
     }
     json_object_put(inst->cfg.attrs);
+    json_object_put(inst->live.attrs);
     free(inst);
+}
+
+const struct inst_config *
+inst_live(const struct instance *inst)
+{
+    return inst->live.attrs != NULL ? &inst->live : &inst->cfg;
+}
+
+/* Take a snapshot of the definition as the worker about to start gets
+ * it. Return: 0 or -ENOMEM. */
+static int
+live_set(struct instance *inst)
+{
+    struct json_object *attrs = NULL;
+
+    if (json_object_deep_copy(inst->cfg.attrs, &attrs, NULL) < 0)
+        return -ENOMEM;
+    json_object_put(inst->live.attrs);
+    inst->live = inst->cfg;
+    inst->live.attrs = attrs;
+    return 0;
+}
+
+static void
+live_clear(struct instance *inst)
+{
+    json_object_put(inst->live.attrs);
+    memset(&inst->live, 0, sizeof(inst->live));
+}
+
+/* The attrs a modify of @from would send to make it @to. */
+static struct json_object *
+attrs_diff(struct json_object *from, struct json_object *to)
+{
+    struct json_object *diff = json_object_new_object(), *old;
+
+    json_object_object_foreach(to, key, val)
+    {
+        if (!json_object_object_get_ex(from, key, &old) ||
+            !json_object_equal(old, val))
+            json_object_object_add(diff, key, json_object_get(val));
+    }
+    json_object_object_foreach(from, okey, oval)
+    {
+        (void)oval;
+        if (!json_object_object_get_ex(to, okey, NULL))
+            json_object_object_add(diff, okey, NULL);
+    }
+    return diff;
+}
+
+struct json_object *
+inst_pending(const struct instance *inst)
+{
+    const struct inst_config *run = &inst->live, *def = &inst->cfg;
+    struct json_object *p, *attrs, *full;
+
+    if (inst->live.attrs == NULL)
+        return NULL;
+    /* The definition's own shape, for the fields that differ. */
+    full = defs_to_json(def);
+    p = json_object_new_object();
+    if (strcmp(run->type, def->type) != 0)
+        json_object_object_add(
+            p, "type", json_object_get(json_object_object_get(full, "type")));
+    if (run->uid != def->uid || run->gid != def->gid)
+        json_object_object_add(
+            p, "owner", json_object_get(json_object_object_get(full, "owner")));
+    if (run->mode != def->mode)
+        json_object_object_add(
+            p, "mode", json_object_get(json_object_object_get(full, "mode")));
+    attrs = attrs_diff(run->attrs, def->attrs);
+    if (json_object_object_length(attrs) > 0)
+        json_object_object_add(p, "attrs", attrs);
+    else
+        json_object_put(attrs);
+    json_object_put(full);
+    if (json_object_object_length(p) == 0) {
+        json_object_put(p);
+        return NULL;
+    }
+    return p;
 }
 
 void
@@ -140,7 +228,16 @@ inst_reconfigure(struct instance *inst, struct inst_config *cfg)
 struct json_object *
 inst_to_json(const struct instance *inst)
 {
-    struct json_object *o = defs_to_json(&inst->cfg);
+    struct json_object *o = defs_to_json(inst_live(inst));
+    struct json_object *pending = inst_pending(inst);
+
+    /* The start policy belongs to the definition alone: it says what
+     * the next daemon start does. */
+    json_object_object_add(
+        o, "start",
+        json_object_new_string(inst->cfg.auto_start ? "auto" : "manual"));
+    if (pending != NULL)
+        json_object_object_add(o, "pending", pending);
 
     json_object_object_add(o, "defined",
                            json_object_new_boolean(inst->defined));
@@ -425,11 +522,17 @@ inst_start(struct daemon *d, struct instance *inst, void *waiter, char *err,
         return rc;
     }
     inst->claimed = true;
+    rc = live_set(inst);
+    if (rc < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     listen_fd = listen_socket(inst, err, errlen);
     if (listen_fd < 0) {
         rc = listen_fd;
         goto fail;
     }
+    cleanup_record(d, 'I', inst->sock_path, inst->cfg.uuid);
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
         rc = -errno;
         snprintf(err, errlen, "socketpair: %s", strerror(-rc));
@@ -463,7 +566,9 @@ inst_start(struct daemon *d, struct instance *inst, void *waiter, char *err,
 fail:
     mdev_instance_remove(d->mdev, inst->cfg.uuid);
     inst->claimed = false;
+    live_clear(inst);
     unlink(inst->sock_path);
+    cleanup_forget(d, inst->cfg.uuid);
     return rc;
 }
 
@@ -620,26 +725,235 @@ channel_last_words(struct instance *inst)
  * RUNDIR/<uuid>.*, so remove them here. RUNDIR is the daemon's alone, so
  * these names lead nowhere else.
  */
-static void
-remove_host_ends(struct daemon *d, const struct instance *inst)
+static size_t
+remove_host_ends_of(const char *rundir, const char *uuid)
 {
-    size_t len = strlen(inst->cfg.uuid);
-    DIR *dir = opendir(d->opts.rundir);
+    size_t len = strlen(uuid), n = 0;
+    DIR *dir = opendir(rundir);
     struct dirent *e;
 
     if (dir == NULL)
-        return;
+        return 0;
     while ((e = readdir(dir)) != NULL) {
         struct stat st;
 
-        if (strncmp(e->d_name, inst->cfg.uuid, len) != 0 ||
-            e->d_name[len] != '.' ||
+        if (strncmp(e->d_name, uuid, len) != 0 || e->d_name[len] != '.' ||
             fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
             !(S_ISSOCK(st.st_mode) || S_ISLNK(st.st_mode)))
             continue;
-        unlinkat(dirfd(dir), e->d_name, 0);
+        if (unlinkat(dirfd(dir), e->d_name, 0) == 0)
+            n++;
     }
     closedir(dir);
+    return n;
+}
+
+static void
+remove_host_ends(struct daemon *d, const struct instance *inst)
+{
+    remove_host_ends_of(d->opts.rundir, inst->cfg.uuid);
+}
+
+/* ---- the cleanup process ---------------------------------------------
+ *
+ * A daemon killed outright (SIGKILL, the OOM killer) cannot remove its
+ * sockets; its workers notice and stop, but they may not unlink in
+ * RUNDIR (docs/SANDBOX.md). So a small process forked at start does it:
+ * the records on its channel say what exists, and the channel's end
+ * says the daemon is gone. Records are datagrams:
+ *
+ *   "S <dev> <ino> <ctime s> <ctime ns> <path>"
+ *                           a socket of the daemon's (the control socket)
+ *   "I <dev> <ino> <ctime s> <ctime ns> <uuid>"
+ *                           an instance's RUNDIR/<uuid>.sock, whose host
+ *                           ends RUNDIR/<uuid>.* go with it
+ *   "- <path or uuid>"      removed by the daemon itself
+ *
+ * A path is removed only while it is the same file (device, inode,
+ * change time): a daemon started since may have bound its own there.
+ */
+
+#define CLEANUP_FD 3
+#define CLEANUP_MAX_RECORD (PATH_MAX + 64)
+
+struct cleanup_entry {
+    char kind; /* 'S' or 'I' */
+    /* Which file: device and inode alone are not enough, as a file
+     * system may give a new socket the inode number of one just
+     * removed; its change time (set by the daemon's chmod) tells them
+     * apart. */
+    dev_t dev;
+    ino_t ino;
+    struct timespec ctime;
+    char name[PATH_MAX];
+};
+
+static void
+cleanup_send(struct daemon *d, const char *rec)
+{
+    if (!d->has_cleanup)
+        return;
+    /* Never blocks: a record the channel has no room for is lost, and
+     * at worst that file stays behind, as it would without this. */
+    if (send(d->cleanup_fd, rec, strlen(rec), MSG_DONTWAIT | MSG_NOSIGNAL) <
+            0 &&
+        errno != EAGAIN) {
+        /* It is gone (killed on its own): said once, then no more. */
+        umdev_log(&d->log, LOG_WARNING,
+                  "cleanup process unreachable (%s); sockets stay behind if "
+                  "umdevd is killed",
+                  strerror(errno));
+        close(d->cleanup_fd);
+        d->has_cleanup = false;
+    }
+}
+
+/* Tell the cleanup process about socket @path (@kind 'S'), or about the
+ * instance socket of @name (@kind 'I'). */
+static void
+cleanup_record(struct daemon *d, char kind, const char *path, const char *name)
+{
+    char rec[CLEANUP_MAX_RECORD];
+    struct stat st;
+
+    if (!d->has_cleanup || lstat(path, &st) < 0)
+        return;
+    snprintf(rec, sizeof(rec), "%c %llu %llu %lld %ld %s", kind,
+             (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+             (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec, name);
+    cleanup_send(d, rec);
+}
+
+void
+supervisor_cleanup_watch(struct daemon *d, const char *path)
+{
+    cleanup_record(d, 'S', path, path);
+}
+
+static void
+cleanup_forget(struct daemon *d, const char *name)
+{
+    char rec[CLEANUP_MAX_RECORD];
+
+    snprintf(rec, sizeof(rec), "- %s", name);
+    cleanup_send(d, rec);
+}
+
+/* Unlink @path if it is still the socket @e recorded. */
+static bool
+cleanup_unlink(const char *path, const struct cleanup_entry *e)
+{
+    struct stat st;
+
+    return lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+           st.st_dev == e->dev && st.st_ino == e->ino &&
+           st.st_ctim.tv_sec == e->ctime.tv_sec &&
+           st.st_ctim.tv_nsec == e->ctime.tv_nsec && unlink(path) == 0;
+}
+
+static void cleanup_main(struct daemon *d, pid_t daemon_pid)
+    __attribute__((noreturn));
+
+static void
+cleanup_main(struct daemon *d, pid_t daemon_pid)
+{
+    struct cleanup_entry *ents = NULL;
+    size_t n = 0, cap = 0, removed = 0, i;
+    char rec[CLEANUP_MAX_RECORD + 1];
+
+    prctl(PR_SET_NAME, "umdev-cleanup");
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    for (;;) {
+        struct cleanup_entry e = { 0 };
+        unsigned long long dev, ino;
+        long long sec;
+        long nsec;
+        ssize_t len = recv(CLEANUP_FD, rec, sizeof(rec) - 1, 0);
+        int off = 0;
+
+        if (len < 0 && errno == EINTR)
+            continue;
+        if (len <= 0)
+            break; /* the daemon is gone */
+        rec[len] = '\0';
+        if (rec[0] == '-' && rec[1] == ' ') {
+            for (i = 0; i < n; i++) {
+                if (strcmp(ents[i].name, rec + 2) == 0) {
+                    ents[i] = ents[--n];
+                    break;
+                }
+            }
+            continue;
+        }
+        if ((rec[0] != 'S' && rec[0] != 'I') ||
+            sscanf(rec + 1, " %llu %llu %lld %ld %n", &dev, &ino, &sec, &nsec,
+                   &off) != 4 ||
+            off == 0 || strlen(rec + 1 + off) >= sizeof(e.name))
+            continue;
+        e.kind = rec[0];
+        e.dev = (dev_t)dev;
+        e.ino = (ino_t)ino;
+        e.ctime.tv_sec = (time_t)sec;
+        e.ctime.tv_nsec = nsec;
+        snprintf(e.name, sizeof(e.name), "%s", rec + 1 + off);
+        if (n == cap) {
+            struct cleanup_entry *m =
+                realloc(ents, (cap ? cap * 2 : 16) * sizeof(*ents));
+
+            if (m == NULL)
+                continue;
+            ents = m;
+            cap = cap ? cap * 2 : 16;
+        }
+        ents[n++] = e;
+    }
+    for (i = 0; i < n; i++) {
+        char path[PATH_MAX];
+
+        if (ents[i].kind == 'S') {
+            removed += cleanup_unlink(ents[i].name, &ents[i]);
+            continue;
+        }
+        /* An instance: its socket, and its host ends only while that
+         * socket is still this daemon's (else a new daemon runs it). */
+        if (snprintf(path, sizeof(path), "%s/%s.sock", d->opts.rundir,
+                     ents[i].name) < (int)sizeof(path) &&
+            cleanup_unlink(path, &ents[i]))
+            removed += 1 + remove_host_ends_of(d->opts.rundir, ents[i].name);
+    }
+    if (removed > 0)
+        umdev_log(&d->log, LOG_NOTICE,
+                  "removed %zu sockets and host ends left behind by umdevd "
+                  "(pid %d), which ended without stopping its instances",
+                  removed, (int)daemon_pid);
+    _exit(0);
+}
+
+int
+supervisor_cleanup_start(struct daemon *d)
+{
+    pid_t daemon_pid = getpid(), pid;
+    int sp[2];
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+        return -errno;
+    pid = fork();
+    if (pid < 0) {
+        close(sp[0]);
+        close(sp[1]);
+        return -errno;
+    }
+    if (pid == 0) {
+        /* Nothing of the daemon's but this channel (stdio stays for the
+         * log). Not PR_SET_PDEATHSIG: it must outlive the daemon. */
+        if (dup2(sp[1], CLEANUP_FD) < 0 || close_range(4, ~0u, 0) < 0)
+            _exit(1);
+        cleanup_main(d, daemon_pid);
+    }
+    close(sp[1]);
+    d->cleanup_fd = sp[0];
+    d->has_cleanup = true;
+    return 0;
 }
 
 struct instance *
@@ -675,11 +989,13 @@ worker_gone(struct daemon *d, struct instance *inst, int status)
     }
     unlink(inst->sock_path);
     remove_host_ends(d, inst);
+    cleanup_forget(d, inst->cfg.uuid);
     if (inst->claimed) {
         mdev_instance_remove(d->mdev, inst->cfg.uuid);
         inst->claimed = false;
     }
     inst->pid = -1;
+    live_clear(inst);
     if (expected && clean) {
         inst->state = ST_STOPPED;
         umdev_log(&d->log, LOG_INFO, "%s: stopped", inst->cfg.uuid);

@@ -87,6 +87,23 @@ void supervisor_lessee_gone(struct daemon *d, void *lessee);
  * control socket must never take for a manager (docs/SANDBOX.md). */
 struct instance *supervisor_worker(struct daemon *d, pid_t pid);
 
+/**
+ * supervisor_cleanup_start() - fork the cleanup process: it holds
+ * nothing but its end of a channel from this daemon, on which it learns
+ * each socket the daemon makes (the control socket, each instance's)
+ * and each it removes. When the channel ends (the daemon exited, however
+ * it did) it removes those still there and still the very files this
+ * daemon made (same device and inode: never a later daemon's), with an
+ * instance's host ends, logs what it removed, and exits. A daemon that
+ * stops cleanly has removed everything itself. Call it once, before any
+ * instance starts. Return: 0 or -errno (the daemon runs without it).
+ */
+int supervisor_cleanup_start(struct daemon *d);
+
+/** The cleanup process is to remove socket @path (the control socket)
+ * if this daemon is killed while it is still that file. */
+void supervisor_cleanup_watch(struct daemon *d, const char *path);
+
 /** Collect exited workers (SIGCHLD). */
 void supervisor_reap(struct daemon *d);
 
@@ -95,6 +112,20 @@ void supervisor_stop_all(struct daemon *d);
 bool supervisor_all_stopped(const struct daemon *d);
 /** Free every instance record (exit). */
 void supervisor_free_all(struct daemon *d);
+
+/** The configuration @inst runs with while a worker is there, else its
+ * definition. */
+const struct inst_config *inst_live(const struct instance *inst);
+
+/**
+ * inst_pending() - what @inst's definition changes once it is started
+ * again: a new object with the fields that differ between inst_live()
+ * and the definition (type, owner, mode as the definition has them;
+ * attrs as a modify would send them: changed and added ones with their
+ * value, removed ones null), or NULL when nothing differs or no worker
+ * is there.
+ */
+struct json_object *inst_pending(const struct instance *inst);
 
 /** The instance object of docs/CONTROL.md: a new JSON object. */
 struct json_object *inst_to_json(const struct instance *inst);

@@ -80,6 +80,7 @@ usage(FILE *f)
         "%s)\n"
         "  --verbose        log debug messages (--log-level debug)\n"
         "  --help\n"
+        "  --version, -V    print umdevd's version and exit\n"
         "built-in pools (PARENT.POOL capacity):\n",
         UMDEVD_DEFAULT_RUNDIR, UMDEVD_DEFAULT_STATEDIR,
         UMDEVD_DEFAULT_PLUGIN_DIR, UMDEVD_DEFAULT_ADMIT_FUZZ,
@@ -307,6 +308,7 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
         { "verbose", no_argument, NULL, 'v' },
         { "log-level", required_argument, NULL, 'L' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *env;
@@ -319,7 +321,7 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
     o->admit_fuzz_seconds = UMDEVD_DEFAULT_ADMIT_FUZZ;
     if ((env = getenv("UMDEV_SANDBOX")) != NULL && parse_sandbox(o, env) < 0)
         return 2;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
         const struct path_option *po = path_option(c);
 
         if (po != NULL) {
@@ -403,6 +405,9 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
             break;
         case 'h':
             usage(stdout);
+            return 1;
+        case 'V':
+            printf("umdevd %s\n", UMDEV_PROJECT_VERSION);
             return 1;
         default:
             usage(stderr);
@@ -780,6 +785,15 @@ main(int argc, char **argv)
                 strerror(-rc));
         goto out;
     }
+    /* From here on this daemon's sockets are removed even if it is
+     * killed outright (supervisor.h). */
+    rc = supervisor_cleanup_start(&d);
+    if (rc < 0)
+        umdev_log(&d.log, LOG_WARNING,
+                  "cannot start the cleanup process (%s): sockets stay "
+                  "behind if umdevd is killed",
+                  strerror(-rc));
+    supervisor_cleanup_watch(&d, d.opts.control);
     umdev_loop_add(d.loop, d.signal_fd, UMDEV_LOOP_IN, on_signal, &svc);
     defs_load_all(&d, definition_found);
     start_auto(&d, NULL);

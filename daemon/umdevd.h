@@ -104,9 +104,14 @@ struct daemon;
 struct info_reader;
 
 struct instance {
-    struct daemon *daemon; /* back-pointer for loop callbacks */
-    struct inst_config cfg;
-    bool defined; /* has a definition file */
+    struct daemon *daemon;  /* back-pointer for loop callbacks */
+    struct inst_config cfg; /* the definition (or the transient start) */
+    bool defined;           /* has a definition file */
+    /* What the worker was started with, while one is there (starting,
+     * running, stopping): a modify changes cfg only, and what is live
+     * must still be reported as it is (docs/CONTROL.md "pending"). Its
+     * attrs are a copy of their own; NULL when no worker is there. */
+    struct inst_config live;
 
     enum inst_state state;
     bool claimed; /* holds resources in the mdev registry */
@@ -175,6 +180,11 @@ struct daemon {
     struct waiter *waiters; /* parked requests (handlers.c) */
     int signal_fd;
     bool stopping; /* SIGTERM received: stop everything, then exit */
+    /* The channel to the cleanup process (supervisor.c), valid when
+     * has_cleanup: it removes what this daemon leaves behind if it is
+     * killed outright. */
+    bool has_cleanup;
+    int cleanup_fd;
 };
 
 /* util.c */

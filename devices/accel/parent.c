@@ -35,12 +35,12 @@
 #include <json-c/json.h>
 
 #include "accel.h"
+#include "accel_attrs.h"
 #include "umdev/parent.h"
 
 #define ACCEL_POOL_QUEUES ACCEL_DEFAULT_QUEUES
 /* Threads one instance may run: more than the largest type's queues buys
  * nothing, since one thread serves one queue at a time. */
-#define ACCEL_INST_MAX_THREADS 4u
 
 static const struct umdev_parent_pool accel_pools[] = {
     { .name = "queues", .capacity = ACCEL_POOL_QUEUES },
@@ -314,4 +314,6 @@ const struct umdev_parent accel_parent = {
     .types = accel_types,
     .ntypes = ACCEL_NTYPES,
     .ops = &accel_parent_ops,
+    .attrs = accel_attrs,
+    .nattrs = ACCEL_NATTRS,
 };

@@ -18,6 +18,7 @@
 
 #include <json-c/json.h>
 
+#include "serial_attrs.h"
 #include "serial.h"
 #include "umdev/parent.h"
 
@@ -234,4 +235,6 @@ const struct umdev_parent serial_parent = {
     .types = serial_types,
     .ntypes = sizeof(serial_types) / sizeof(serial_types[0]),
     .ops = &serial_parent_ops,
+    .attrs = serial_attrs,
+    .nattrs = SERIAL_NATTRS,
 };

@@ -42,14 +42,19 @@ struct json_object; /* json-c */
 struct umdev_client;
 
 /* Bumped whenever a structure below changes shape; umdevd refuses a
- * plug-in built against another version. */
-#define UMDEV_PARENT_ABI_VERSION 1u
+ * plug-in built against a version it does not know. Version 2 added
+ * struct umdev_parent's attrs and nattrs at its end; umdevd still loads
+ * plug-ins of version 1 (from UMDEV_PARENT_ABI_MIN_VERSION on), which
+ * describe no attributes. */
+#define UMDEV_PARENT_ABI_VERSION 2u
+#define UMDEV_PARENT_ABI_MIN_VERSION 1u
 
 /* Limits (docs/PLUGINS.md). Names are [a-z0-9_], 1..NAME_MAX bytes. */
 #define UMDEV_PARENT_NAME_MAX 64
 #define UMDEV_PARENT_MAX_POOLS 8
 #define UMDEV_PARENT_MAX_TYPES 16
 #define UMDEV_PARENT_MAX_COSTS 4
+#define UMDEV_PARENT_MAX_ATTRS 32
 
 /* A resource pool: "queues", "ports", "bytes" of video memory. */
 struct umdev_parent_pool {
@@ -68,6 +73,19 @@ struct umdev_parent_type {
     const char *description; /* for people: what the guest sees */
     struct umdev_parent_cost costs[UMDEV_PARENT_MAX_COSTS];
     size_t ncosts;
+};
+
+/*
+ * An instance attribute as people read about it (`umdevctl define
+ * --help`, `umdevctl types --json`); check_attrs() alone decides what is
+ * accepted.
+ */
+struct umdev_parent_attr {
+    const char *name; /* the key of --attr KEY=VALUE */
+    /* The types it applies to, by short name separated by blanks
+     * ("2wq 4wq"); NULL: every type of the parent. */
+    const char *types;
+    const char *help; /* its values and default, one line */
 };
 
 /* What umdevd hands create() for one instance. Everything is borrowed
@@ -155,6 +173,10 @@ struct umdev_parent {
     const struct umdev_parent_type *types;
     size_t ntypes;
     const struct umdev_parent_ops *ops;
+    /* Since ABI version 2: the attributes check_attrs() takes, for
+     * people (at most UMDEV_PARENT_MAX_ATTRS; may be none). */
+    const struct umdev_parent_attr *attrs;
+    size_t nattrs;
 };
 
 /* The symbol umdevd looks up in a plug-in, and its type. */

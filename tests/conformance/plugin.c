@@ -27,11 +27,13 @@ cf_plugin_load(struct conform *cf, char *err, size_t errlen)
     entry = (umdev_parent_plugin_fn *)dlsym(cf->plugin_dl,
                                             UMDEV_PARENT_PLUGIN_SYMBOL);
     p = entry != NULL ? entry() : NULL;
-    if (p == NULL || p->abi_version != UMDEV_PARENT_ABI_VERSION ||
-        p->name == NULL || p->ops == NULL) {
+    if (p == NULL || p->abi_version < UMDEV_PARENT_ABI_MIN_VERSION ||
+        p->abi_version > UMDEV_PARENT_ABI_VERSION || p->name == NULL ||
+        p->ops == NULL) {
         snprintf(err, errlen,
-                 "not a parent plug-in of ABI version %u (no %s() or a "
-                 "different version)",
+                 "not a parent plug-in of ABI version %u to %u (no %s() or "
+                 "another version)",
+                 (unsigned int)UMDEV_PARENT_ABI_MIN_VERSION,
                  (unsigned int)UMDEV_PARENT_ABI_VERSION,
                  UMDEV_PARENT_PLUGIN_SYMBOL);
         cf_plugin_unload(cf);

@@ -179,9 +179,9 @@ class Stats(DaemonTestCase):
 
     def test_counts_follow_accesses(self):
         before = self.js("stats", self.u)
-        self.assertEqual(sorted(before), ["counters", "irqs", "refused",
-                                          "regions", "state", "type",
-                                          "uuid"])
+        self.assertEqual(sorted(before), ["counters", "irqs", "parent",
+                                          "refused", "regions", "state",
+                                          "type", "uuid"])
         self.assertEqual(before["refused"], 0)
         self.assertTrue(all(v == (0, 0) for v in
                             self.regs(before).values()))
@@ -244,7 +244,7 @@ class Stats(DaemonTestCase):
         self.assertEqual(sum(int(d or 0) for _, d in scr), 2, rest)
 
     def test_errors(self):
-        self.fails(2, "stats", says="UUID or --all is required")
+        self.fails(2, "stats", says="UUID is required")
         self.fails(2, "stats", self.u, "--count", "2",
                    says="--count needs --watch")
         self.fails(2, "stats", self.u, "--watch", "0")

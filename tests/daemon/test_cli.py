@@ -21,8 +21,9 @@ UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
 INSTANCE_KEYS = {"uuid", "parent", "type", "defined", "start", "state",
                  "socket", "owner", "mode", "attrs"}
 TYPE_KEYS = {"name", "parent", "description", "device_api",
-             "available_instances", "admission"}
+             "available_instances", "admission", "attributes"}
 DEF_KEYS = ["attrs", "mode", "owner", "parent", "start", "type", "uuid"]
+MDEVCTL_KEYS = ["attrs", "mdev_type", "mode", "owner", "start"]
 T = "serial-2port"
 
 
@@ -301,27 +302,47 @@ class Verbs(DaemonTestCase):
         u = new_uuid()
         self.ok("define", "-u", u, "-p", "serial", "-t", T, "--auto",
                 "--attr", "port0=pty", "--mode", "0640")
-        dump = self.ok("list", "--defined", "--dumpjson").json()
-        self.assertEqual(len(dump), 1)
-        self.assertEqual(sorted(dump[0]), DEF_KEYS)
+        # mdevctl's shape, with umdev's owner and mode.
+        dump = self.ok("list", "--defined", "-u", u, "--dumpjson").json()
+        self.assertEqual(sorted(dump), MDEVCTL_KEYS)
+        self.assertEqual((dump["mdev_type"], dump["start"], dump["attrs"],
+                          dump["mode"]),
+                         (T, "auto", [{"port0": "pty"}], "0640"))
         path = os.path.join(self.tmp, "def.json")
         with open(path, "w") as f:
-            json.dump(dump[0], f)
-        # A copy under another UUID: -u overrides the file.
+            json.dump(dump, f)
+        # A copy under another UUID (the file names none: mdevctl's
+        # definitions get theirs from -u and the parent from -p).
         c = new_uuid()
-        self.assertEqual(self.ok("define", "--jsonfile", path, "-u", c).out,
-                         c + "\n")
+        self.assertEqual(self.ok("define", "--jsonfile", path, "-u", c,
+                                 "-p", "serial").out, c + "\n")
         # The original, back from its dump.
         self.ok("undefine", u)
-        self.assertEqual(self.ok("define", "--jsonfile", path).out, u + "\n")
-        again = self.ok("list", "--defined", "--dumpjson").json()
-        by = {d["uuid"]: d for d in again}
-        self.assertEqual(by[u], dump[0])
-        self.assertEqual(dict(by[c], uuid=u), dump[0])
+        self.assertEqual(self.ok("define", "--jsonfile", path, "-p",
+                                 "serial", "-u", u).out, u + "\n")
+        self.assertEqual(
+            self.ok("list", "--defined", "-u", u, "--dumpjson").json(), dump)
+        self.assertEqual(
+            self.ok("list", "--defined", "-u", c, "--dumpjson").json(), dump)
+        # umdev's own shape is a --jsonfile too.
+        own = {k: v for k, v in self.instance(u).items()
+               if k in DEF_KEYS}
+        own["uuid"] = new_uuid()
+        with open(path, "w") as f:
+            json.dump(own, f)
+        self.assertEqual(self.ok("define", "--jsonfile", path).out,
+                         own["uuid"] + "\n")
+        self.assertEqual(
+            self.ok("list", "--defined", "-u", own["uuid"],
+                    "--dumpjson").json(), dump)
         # Unknown keys in the file are refused, not ignored.
         with open(path, "w") as f:
-            json.dump(dict(dump[0], uuid=new_uuid(), colour="red"), f)
+            json.dump(dict(own, uuid=new_uuid(), colour="red"), f)
         self.refused("EINVAL", "define", "--jsonfile", path,
+                     says="unknown key 'colour'")
+        with open(path, "w") as f:
+            json.dump(dict(dump, colour="red"), f)
+        self.refused("EINVAL", "define", "--jsonfile", path, "-p", "serial",
                      says="unknown key 'colour'")
 
     def test_start_stop_definition(self):
@@ -386,8 +407,10 @@ class Verbs(DaemonTestCase):
         # Its UUID is taken, for definitions and transients alike.
         self.refused("EEXIST", "start", "-p", "serial", "-t", T, "-u", u,
                      says="exists already")
-        self.refused("EEXIST", "define", "-p", "serial", "-t", T, "-u", u,
-                     says="exists already")
+        # A define of it makes it persistent as it runs (test_operate.py),
+        # so not as another type.
+        self.refused("EINVAL", "define", "-p", "serial", "-t", "accel-1wq",
+                     "-u", u, says="runs as type serial-2port, not 'accel-1wq'")
         self.refused("ENOENT", "undefine", u, says="transient")
         self.refused("ENOENT", "modify", u, "--auto", says="transient")
         # --jsonfile for a transient; options override the file.
@@ -444,9 +467,14 @@ class Verbs(DaemonTestCase):
                     "--auto", "--mode", "0660", "-t", "2port")
         self.assertEqual(r.out, "%s modified (takes effect at next start)\n"
                          % u)
+        # What runs is shown, and apart from it what the next start
+        # changes (the start policy is the definition's alone).
         d = self.instance(u)
-        self.check_instance(d, attrs={"port0": "pty"}, start="auto",
-                            mode="0660", type=T, state="running")
+        self.check_instance(d, attrs={"port1": "none"}, start="auto",
+                            mode="0600", type=T, state="running")
+        self.assertEqual(d["pending"], {"mode": "0660",
+                                        "attrs": {"port0": "pty",
+                                                  "port1": None}})
         with open(self.def_path(u)) as f:
             body = json.load(f)
         self.assertEqual((body["attrs"], body["start"], body["mode"]),
@@ -551,14 +579,16 @@ class Verbs(DaemonTestCase):
         self.assertEqual(
             len(self.js("list", "--defined", "-p", "serial")["instances"]),
             2)
-        self.assertEqual(
-            self.js("list", "--defined", "-p", "gpu")["instances"], [])
+        self.refused("ENOENT", "list", "--defined", "-p", "gpu",
+                     says="no parent named 'gpu'")
         self.refused("EINVAL", "list", "-u", "bogus",
                      says="'bogus' is not a UUID")
-        # --dumpjson of running instances: the on-disk shape.
+        # --dumpjson of running instances: mdevctl's shape.
         dump = self.ok("list", "--dumpjson").json()
-        self.assertEqual([d["uuid"] for d in dump], [a])
-        self.assertEqual(sorted(dump[0]), DEF_KEYS)
+        self.assertEqual(len(dump), 1)
+        self.assertEqual(list(dump[0]), ["serial"])
+        self.assertEqual([list(d) for d in dump[0]["serial"]], [[a]])
+        self.assertEqual(sorted(dump[0]["serial"][0][a]), MDEVCTL_KEYS)
 
 
 class Protocol(DaemonTestCase):

@@ -15,6 +15,13 @@ ACKS_BEFORE_KILL = 300
 
 class Persist(DaemonTestCase):
 
+    def definitions(self):
+        """{uuid: definition} as `list --defined --dumpjson` prints them
+        (mdevctl's shape: [{PARENT: [{UUID: definition}, ...]}])."""
+        dump = self.ok("list", "--defined", "--dumpjson").json()
+        return {u: d for parent in dump for devs in parent.values()
+                for one in devs for u, d in one.items()}
+
     def serial_dir(self):
         return os.path.join(self.d.statedir, "serial")
 
@@ -135,7 +142,7 @@ class Persist(DaemonTestCase):
         t = self.start_instance("-p", "serial", "-t", T)["uuid"]
         self.ok("modify", b, "--auto")
         self.ok("modify", c, "--manual")
-        before = self.ok("list", "--defined", "--dumpjson").json()
+        before = self.definitions()
         self.assertEqual(self.d.terminate(), 0, self.d.log())
         self.daemon()
         self.assertIn("(3 definitions)", self.d.log())
@@ -143,10 +150,7 @@ class Persist(DaemonTestCase):
         self.wait_state(b, "running")
         self.assertEqual(self.instance(c)["state"], "stopped")
         self.assertIsNone(self.lookup(t))
-        self.assertEqual(
-            sorted(self.ok("list", "--defined", "--dumpjson").json(),
-                   key=lambda x: x["uuid"]),
-            sorted(before, key=lambda x: x["uuid"]))
+        self.assertEqual(self.definitions(), before)
 
     def test_corrupt_definitions_skipped(self):
         sd = os.path.join(self.tmp, "state")

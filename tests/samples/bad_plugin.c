@@ -5,6 +5,10 @@
  *   -DBAD_LOAD    aborts while the daemon loads it
  *   -DBAD_CREATE  loads fine; its device crashes when built, so its
  *                 admission audit cannot pass
+ *   -DOLD_ABI     as BAD_CREATE, but says parent ABI version 1, which
+ *                 had no attribute descriptions: umdevd must load it and
+ *                 never read the fields version 2 added (set to garbage
+ *                 here)
  */
 #include <stdlib.h>
 
@@ -48,6 +52,9 @@ crash_at_load(void)
 {
     abort();
 }
+#elif defined(OLD_ABI)
+#define BAD_NAME "oldabi"
+#define BAD_VERSION 1u
 #else
 #define BAD_NAME "badcreate"
 #define BAD_VERSION UMDEV_PARENT_ABI_VERSION
@@ -61,6 +68,11 @@ static const struct umdev_parent bad_parent = {
     .types = types,
     .ntypes = 1,
     .ops = &ops,
+#ifdef OLD_ABI
+    /* Past a version 1 description's end: never to be read. */
+    .attrs = (const struct umdev_parent_attr *)1,
+    .nattrs = 99,
+#endif
 };
 
 UMDEV_PARENT_PLUGIN(&bad_parent)

@@ -109,7 +109,7 @@ def build(tmp):
     cflags = (CFLAGS + " -O1 -g").strip()
     run(["make", "-s", "-C", os.path.join(SRC, "samples"), "O=" + out,
          "CC=" + CC, "CFLAGS=" + cflags], env=env)
-    for variant in ("BAD_ABI", "BAD_LOAD", "BAD_CREATE"):
+    for variant in ("BAD_ABI", "BAD_LOAD", "BAD_CREATE", "OLD_ABI"):
         so = os.path.join(out, "bad_%s.so" % variant.lower())
         pc = run(["pkg-config", "--cflags", "--libs", "umdev"],
                  env=env).stdout.split()
@@ -149,7 +149,7 @@ def plugins(prefix, out, tmp, env):
     pdir = os.path.join(tmp, "plugins")
     os.makedirs(pdir)
     for so in ("sample_loop.so", "sample_liar.so", "bad_bad_abi.so",
-               "bad_bad_load.so", "bad_bad_create.so"):
+               "bad_bad_load.so", "bad_bad_create.so", "bad_old_abi.so"):
         shutil.copy(os.path.join(out, so), pdir)
     run_dir = os.path.join(tmp, "run")
     control = os.path.join(tmp, "control")
@@ -197,6 +197,12 @@ def plugins(prefix, out, tmp, env):
              reasons)
     if "crashed while loading" not in reasons.get("bad_bad_load.so", ""):
         fail("the plug-in crashing at load was not refused: %s" % reasons)
+    # A plug-in of parent ABI version 1 loads, describing no attributes.
+    old = ts.get("oldabi-loop")
+    if old is None or "bad_old_abi.so" in reasons or \
+            old.get("attributes") != []:
+        fail("the parent ABI version 1 plug-in was not loaded as one: %s %s"
+             % (old, reasons))
     # Refused types are never offered, to define or to start.
     for args in (["define", "-p", "liar", "-t", "loop"],
                  ["start", "-p", "liar", "-t", "loop"]):
@@ -221,7 +227,8 @@ def plugins(prefix, out, tmp, env):
                     "--admit", "any"], env=env, log=log)
     wait_for(control, daemon, "umdevd --admit any")
     ts, refused = types(ctl)
-    for name in ("sample-loop", "liar-loop", "badcreate-loop"):
+    for name in ("sample-loop", "liar-loop", "badcreate-loop",
+                 "oldabi-loop"):
         if ts[name]["admission"]["state"] != "waived" or \
                 ts[name]["available_instances"] == 0:
             fail("--admit any: %s is not offered as waived: %s" % (
