@@ -30,6 +30,7 @@ CTL_MAX_READER_CONNS = 256
 CTL_MAX_CONNS_PER_UID = 32
 CTL_MAX_LINE = 1024 * 1024
 CTL_MAX_READER_LINE = 4096
+CTL_MAX_REQUESTS_PER_TURN = 16
 CTL_LINE_TIMEOUT = 5.0
 CTL_IDLE_TIMEOUT = 10.0
 
@@ -316,6 +317,70 @@ class Control(DaemonTestCase):
             self.assertTrue(r["ok"], r)
         sender.join(harness.T_CMD)
         flood.close()
+
+    def stopped(self):
+        """SIGSTOP the daemon and wait until it is stopped, so what is
+        sent meanwhile is all there when it runs again."""
+        self.d.signal(signal.SIGSTOP)
+        self.wait_for("umdevd to stop",
+                      lambda: harness.proc_state(self.d.proc.pid) == "T",
+                      interval=0.01)
+
+    def test_requests_per_turn(self):
+        """CTL_MAX_REQUESTS_PER_TURN requests of a connection are handled
+        in one turn of the loop; the next one waits until the other
+        connections ready in that turn were served. Observed without
+        timing: the daemon is stopped while connection A pipelines N
+        requests and then connection B one `define`, so both are ready
+        in the same turn (A first: epoll reports them in the order they
+        became ready), and A's `list` requests show whether B's
+        definition existed when each was handled."""
+        self.daemon()
+        for n in (CTL_MAX_REQUESTS_PER_TURN, CTL_MAX_REQUESTS_PER_TURN + 1):
+            with self.subTest(pipelined=n), Conn(self.d.control) as a, \
+                    Conn(self.d.control) as b, Conn(self.d.control) as c:
+                # Both accepted before the daemon stops. Then a request
+                # of a third connection: the turn that takes it looks at
+                # A and B again and finds them idle, so neither is still
+                # listed as ready (epoll keeps a level-triggered fd it
+                # reported on that list until the next look) and both
+                # are reported in the order their requests arrive.
+                self.assert_served(a)
+                self.assert_served(b)
+                self.assert_served(c)
+                uuid = harness.new_uuid()
+                reqs = [{"version": 1, "id": 100 + i, "cmd": "version"}
+                        for i in range(1, n - 1)]
+                # The last two: the 15th and 16th of a turn's share, or
+                # the 16th and the 17th.
+                for i in (n - 1, n):
+                    reqs.append({"version": 1, "id": 100 + i, "cmd": "list",
+                                 "args": {"defined": True, "uuid": uuid}})
+                self.stopped()
+                try:
+                    a.send_line("".join(json.dumps(r) + "\n" for r in reqs))
+                    b.send_line(json.dumps(
+                        {"version": 1, "id": 7, "cmd": "define",
+                         "args": {"uuid": uuid, "parent": "serial",
+                                  "type": T}}) + "\n")
+                finally:
+                    self.d.signal(signal.SIGCONT)
+                got = [a.recv_line() for _ in reqs]
+                # Every answer, in request order.
+                self.assertEqual([r["id"] for r in got],
+                                 [r["id"] for r in reqs])
+                for r in got:
+                    self.assertTrue(r["ok"], r)
+                rb = b.recv_line()
+                self.assertTrue(rb["ok"], rb)
+                seen = [len(r["result"]["instances"]) for r in got[-2:]]
+                if n == CTL_MAX_REQUESTS_PER_TURN:
+                    # All of A's in the first turn, before B's define.
+                    self.assertEqual(seen, [0, 0], got[-2:])
+                else:
+                    # The 17th only after B was served.
+                    self.assertEqual(seen, [0, 1], got[-2:])
+                self.ok("undefine", uuid)
 
     # ---- the request itself --------------------------------------------
 
