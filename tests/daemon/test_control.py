@@ -382,6 +382,80 @@ class Control(DaemonTestCase):
                     self.assertEqual(seen, [0, 1], got[-2:])
                 self.ok("undefine", uuid)
 
+    def test_answer_limit(self):
+        """An answer of exactly CTL_MAX_OUT bytes (its newline included)
+        is sent; one byte more ends the connection, with the reason.
+        The limit is 64 MiB, which a real answer reaches only with some
+        130000 definitions, so the daemon's test hook lowers it to the
+        size of a real `list` answer (its value is checked against
+        docs/CONTROL.md by docs.limits). One answer is queued at a time,
+        so a client that does not read cannot pile several up: the
+        largest answer is the limit."""
+        if not harness.FLAGS["test_hooks"]:
+            self.fail("umdevd was built without UMDEV_TEST_HOOKS")
+        self.daemon()
+        uuids = [harness.new_uuid() for _ in range(3)]
+        for u in uuids:
+            self.ok("define", "-u", u, "-p", "serial", "-t", T, "--attr",
+                    "port0=pty")
+
+        def list_answer(keep=False):
+            """The raw line answering `list --defined` as request 1 of a
+            new connection, and then what else came until the connection
+            ended (nothing if @keep: it is checked to stay usable)."""
+            with Conn(self.d.control) as c:
+                c.send_line('{"version":1,"id":1,"cmd":"list",'
+                            '"args":{"defined":true}}\n')
+                while b"\n" not in c.buf:
+                    chunk = c.sock.recv(1 << 20)
+                    if not chunk:
+                        return None, c.buf
+                    c.buf += chunk
+                line, c.buf = c.buf.split(b"\n", 1)
+                if keep:
+                    self.assertEqual(c.buf, b"")
+                    self.assert_served(c)
+                    return line + b"\n", b""
+                rest = c.buf
+                while True:
+                    chunk = c.sock.recv(4096)
+                    if not chunk:
+                        return line + b"\n", rest
+                    rest += chunk
+
+        line, _ = list_answer(keep=True)
+        limit = len(line)
+        self.d.terminate()
+        os.environ["UMDEV_TEST_CTL_MAX_OUT"] = str(limit)
+        try:
+            self.d.start()
+        finally:
+            del os.environ["UMDEV_TEST_CTL_MAX_OUT"]
+        # At the limit: the whole answer, and the connection stays.
+        line, _ = list_answer(keep=True)
+        self.assertEqual(len(line), limit)
+        self.assertEqual(len(json.loads(line)["result"]["instances"]), 3)
+        # One byte more: owner uid 0 -> 10 lengthens the answer by one.
+        r = self.d.request("modify", {"uuid": uuids[0],
+                                      "owner": {"uid": 10, "gid": 0}})
+        self.assertTrue(r["ok"], r)
+        line, rest = list_answer()
+        # Instead of the answer, the reason, and then the end.
+        self.assertEqual(rest, b"")
+        r = json.loads(line)
+        self.assertIsNone(r["id"], r)
+        self.assertEqual(r["error"]["code"], "ENOBUFS", r)
+        self.assertIn("the answer is %d bytes, more than the %d a control "
+                      "connection may have queued" % (limit + 1, limit),
+                      r["error"]["message"])
+        # Nothing else is affected.
+        self.ok("version")
+        r = self.d.request("modify", {"uuid": uuids[0],
+                                      "owner": {"uid": 0, "gid": 0}})
+        self.assertTrue(r["ok"], r)
+        line, _ = list_answer(keep=True)
+        self.assertEqual(len(line), limit)
+
     # ---- the request itself --------------------------------------------
 
     def test_version_field(self):
@@ -447,4 +521,4 @@ class Control(DaemonTestCase):
 
 
 if __name__ == "__main__":
-    harness.main()
+    harness.main(flags=("test-hooks",))
