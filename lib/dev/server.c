@@ -78,12 +78,27 @@ client_sync_events(struct umdev_server *srv)
         srv->client_events = want;
 }
 
+static void on_more(struct umdev_loop *loop, void *opaque);
+
 static void
 on_tx(struct conn *conn, bool pending, void *opaque)
 {
-    (void)conn;
-    (void)pending;
-    client_sync_events(opaque);
+    struct umdev_server *srv = opaque;
+    int64_t id;
+
+    client_sync_events(srv);
+    /*
+     * The queue also empties when a send broke the connection (past
+     * CONN_TX_MAX_QUEUED, say). A send from outside dev_serve(), such as
+     * a device's DMA request, leaves nobody to notice: the client, which
+     * is not reading, would never be detached. A turn of its own does
+     * it (dev_serve() meets the error).
+     */
+    if (pending || conn_flush(conn) == 0 || srv->more_timer != 0)
+        return;
+    id = umdev_loop_timer_add(srv->loop, 0, on_more, srv);
+    if (id > 0)
+        srv->more_timer = id;
 }
 
 /* The client was detached (its fd is closed): forget it. */
@@ -95,8 +110,6 @@ client_gone(struct umdev_server *srv)
     srv->more_timer = 0;
     srv->client_fd = -1;
 }
-
-static void on_more(struct umdev_loop *loop, void *opaque);
 
 static void
 client_serve(struct umdev_server *srv, bool readable)
