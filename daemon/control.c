@@ -838,11 +838,16 @@ on_accept(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
 int
 control_listen(struct daemon *d)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    mode_t old;
+    /* Everyone may connect and read; SO_PEERCRED decides who manages.
+     * A socket left by an earlier daemon is replaced in one step. */
+    const struct umdev_listen_opts lo = { .mode = 0666,
+                                          .uid = (uid_t)-1,
+                                          .gid = (gid_t)-1,
+                                          .backlog = 64,
+                                          .replace = true };
     int fd, rc;
 
-    if (strlen(d->opts.control) >= sizeof(sa.sun_path))
+    if (strlen(d->opts.control) >= sizeof(((struct sockaddr_un *)0)->sun_path))
         return -ENAMETOOLONG;
     d->control = calloc(1, sizeof(*d->control));
     if (d->control == NULL)
@@ -861,22 +866,9 @@ control_listen(struct daemon *d)
     d->control->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (d->control->reserve_fd < 0)
         return -errno;
-    strcpy(sa.sun_path, d->opts.control);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fd = umdev_listen_unix(-1, d->opts.control, &lo);
     if (fd < 0)
-        return -errno;
-    unlink(d->opts.control);
-    /* Everyone may connect and read; SO_PEERCRED decides who manages. */
-    old = umask(0);
-    rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-    umask(old);
-    if (rc == 0)
-        rc = chmod(d->opts.control, 0666);
-    if (rc < 0 || listen(fd, 64) < 0) {
-        rc = -errno;
-        close(fd);
-        return rc;
-    }
+        return fd;
     rc = umdev_loop_add(d->loop, fd, UMDEV_LOOP_IN, on_accept, d);
     if (rc < 0) {
         close(fd);
