@@ -39,6 +39,9 @@ TESTS = {
         "tests/unit/test_conn_tx.c::test_queue_past_limit",
         "tests/func/test_func_fair.c::test_tx_limit_reached",
         "tests/func/test_func_fair.c::test_tx_limit_passed"],
+    "UMDEV_SERVER_MSGS_PER_WAKE": [
+        "tests/func/test_func_fair.c::test_msgs_per_wake_at_limit",
+        "tests/func/test_func_fair.c::test_msgs_per_wake_past_limit"],
     "SERVER_REFUSE_LOG_BURST": [
         "tests/func/test_func_lifecycle.c::test_second_clients_silent"],
     "UMDEV_DEFAULT_MAX_DMA_MAPS": [
@@ -75,8 +78,6 @@ UNTESTED = {
     "UMDEV_WIRE_MAX_CONTROL_PAYLOAD": "only through the derived message "
                                       "size (unit.wire_frame)",
     "CONN_DEFAULT_TIMEOUT_MS": "a client's wait; not held at 5 s",
-    "UMDEV_SERVER_MSGS_PER_WAKE": "func.fair checks at most one batch, "
-                                  "not 64 and 65 exactly",
     "SERVER_REFUSE_WAIT_MS": "func.lifecycle closes silent second clients "
                              "but not just before and after 2 s",
     "SERVER_MAX_REFUSING": "func.lifecycle's crowd of 8 is not held at 4 "

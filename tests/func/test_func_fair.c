@@ -259,6 +259,73 @@ test_flood_does_not_starve(void **state)
     expect_alive(f, &f->b, 9);
 }
 
+/*
+ * UMDEV_SERVER_MSGS_PER_WAKE exactly: client A's @n posted writes and
+ * client B's read are in their sockets when the loop turns, A reported
+ * first. With 64 all of A's are handled before B's read; with 65 the
+ * 65th waits until B was served (a turn of its own, after the other
+ * connections), and is still applied.
+ */
+static void
+msgs_per_wake(struct fixture *f, uint32_t n)
+{
+    static uint8_t flood[(UMDEV_SERVER_MSGS_PER_WAKE + 1) * 64];
+    struct vfio_user_region_access a = { 0, 0, 4 };
+    size_t len = 0;
+    uint32_t i;
+    int t;
+
+    /*
+     * A round trip of A last: the turn that takes it looks at B again
+     * and finds it idle, so B is no longer on epoll's ready list (a
+     * level-triggered fd it reported stays there until the next look)
+     * and the two are reported in the order their messages arrive.
+     */
+    expect_alive(f, &f->a, 5);
+    for (i = 1; i <= n; i++) {
+        size_t sz = umdev_wire_size(sizeof(a), 4);
+        struct vfio_user_header h = {
+            .msg_id = (uint16_t)i,
+            .cmd = VFIO_USER_REGION_WRITE,
+            .msg_size = (uint32_t)sz,
+            .flags = VFIO_USER_F_NO_REPLY,
+        };
+
+        memcpy(flood + len, &h, sizeof(h));
+        memcpy(flood + len + sizeof(h), &a, sizeof(a));
+        memcpy(flood + len + sizeof(h) + sizeof(a), &i, 4);
+        len += sz;
+    }
+    assert_int_equal(
+        kit_peer_send_bytes(f->a.fd, flood, len, NULL, 0, NULL, NULL), 0);
+    send_read(f->b.fd, 7, 0, 4);
+    turn_until_readable(f, f->b.fd);
+    expect_reply(f->b.fd, 7, VFIO_USER_REGION_READ,
+                 sizeof(struct vfio_user_header) + sizeof(a) + 4);
+    /* A's reads: the one of expect_alive(). */
+    assert_int_equal(
+        f->b.other_seen,
+        1 + (n < UMDEV_SERVER_MSGS_PER_WAKE ? n : UMDEV_SERVER_MSGS_PER_WAKE));
+    for (t = 0; t < MAX_TURNS && f->a.writes < n; t++)
+        assert_true(umdev_loop_run_once(f->loop, 10) >= 0);
+    assert_int_equal(f->a.writes, n);
+    assert_int_equal(f->a.last, n);
+    expect_alive(f, &f->a, 9);
+    expect_alive(f, &f->b, 9);
+}
+
+static void
+test_msgs_per_wake_at_limit(void **state)
+{
+    msgs_per_wake(*state, UMDEV_SERVER_MSGS_PER_WAKE);
+}
+
+static void
+test_msgs_per_wake_past_limit(void **state)
+{
+    msgs_per_wake(*state, UMDEV_SERVER_MSGS_PER_WAKE + 1);
+}
+
 struct reader {
     int fd;
     atomic_bool done;
@@ -599,6 +666,10 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_flood_does_not_starve, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_msgs_per_wake_at_limit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_msgs_per_wake_past_limit, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stalled_reader_does_not_block,
                                         setup, teardown),
