@@ -42,6 +42,10 @@ TESTS = {
     "UMDEV_SERVER_MSGS_PER_WAKE": [
         "tests/func/test_func_fair.c::test_msgs_per_wake_at_limit",
         "tests/func/test_func_fair.c::test_msgs_per_wake_past_limit"],
+    "SERVER_MAX_REFUSING": [
+        "tests/func/test_func_lifecycle.c::test_refusing_at_limit"],
+    "SERVER_REFUSE_WAIT_MS": [
+        "tests/func/test_func_lifecycle.c::test_refuse_wait"],
     "SERVER_REFUSE_LOG_BURST": [
         "tests/func/test_func_lifecycle.c::test_second_clients_silent"],
     "UMDEV_DEFAULT_MAX_DMA_MAPS": [
@@ -78,10 +82,6 @@ UNTESTED = {
     "UMDEV_WIRE_MAX_CONTROL_PAYLOAD": "only through the derived message "
                                       "size (unit.wire_frame)",
     "CONN_DEFAULT_TIMEOUT_MS": "a client's wait; not held at 5 s",
-    "SERVER_REFUSE_WAIT_MS": "func.lifecycle closes silent second clients "
-                             "but not just before and after 2 s",
-    "SERVER_MAX_REFUSING": "func.lifecycle's crowd of 8 is not held at 4 "
-                           "and 5",
     "UMDEV_MAX_REGIONS": "a device-author bound, not a peer's",
     "UMDEV_MAX_IRQ_VECTORS": "a device-author bound, not a peer's",
     "RX_MAX_TAGS": "descriptor batches buffered: untested at 4 and 5",
