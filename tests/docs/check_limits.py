@@ -78,13 +78,17 @@ NOT_BOUNDS = {
 
 # Bounds without a test at the limit and one past it yet.
 UNTESTED = {
-    "UMDEV_WIRE_MAX_SPARSE_AREAS": "64 areas accepted, 65 refused: untested",
+    "UMDEV_WIRE_MAX_SPARSE_AREAS": "made at 64 and refused at 65 (func.io "
+                                   "test_sparse_areas_limit); the client's "
+                                   "refusal of 65 received is untested",
     "UMDEV_WIRE_MAX_CONTROL_PAYLOAD": "only through the derived message "
                                       "size (unit.wire_frame)",
     "CONN_DEFAULT_TIMEOUT_MS": "a client's wait; not held at 5 s",
     "UMDEV_MAX_REGIONS": "a device-author bound, not a peer's",
     "UMDEV_MAX_IRQ_VECTORS": "a device-author bound, not a peer's",
-    "RX_MAX_TAGS": "descriptor batches buffered: untested at 4 and 5",
+    "RX_MAX_TAGS": "unreachable from a peer: one fd batch per recvmsg() "
+                   "and reads only without a whole message buffered leave "
+                   "two pending at most (lib/conn/conn.c)",
     "INFO_TIMEOUT_MS": "test_safety.py checks a stopped worker times out, "
                        "not just before and after 2 s",
 }

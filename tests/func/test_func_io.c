@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "kit_serve.h"
 #include "umdev/client_testing.h"
 
 #define BAR0 UMDEV_PCI_BAR0_REGION
@@ -447,6 +448,57 @@ test_sparse_mmap(void **state)
     umdev_client_destroy(c);
 }
 
+/*
+ * UMDEV_WIRE_MAX_SPARSE_AREAS (64): a region with 64 mmappable areas is
+ * made and a client gets all of them; 65 are refused when the region is
+ * added, which leaves it absent.
+ */
+static void
+test_sparse_areas_limit(void **state)
+{
+    enum { N = UMDEV_WIRE_MAX_SPARSE_AREAS };
+    static struct umdev_mmap_area areas[N + 1];
+    struct umdev_dev_info info = { .name = "areas" };
+    struct umdev_region_desc rd = {
+        .size = 2 * (N + 1) * 4096ull,
+        .flags = UMDEV_REGION_F_READ | UMDEV_REGION_F_WRITE,
+        .shm = true,
+        .areas = areas,
+    };
+    struct umdev_client_region r;
+    struct umdev_client *c;
+    struct kit_serve s;
+    struct umdev_dev *dev;
+    size_t i;
+
+    (void)state;
+    /* Every other page. */
+    for (i = 0; i <= N; i++)
+        areas[i] = (struct umdev_mmap_area){ 2 * i * 4096, 4096 };
+    assert_int_equal(umdev_dev_create(&info, &dev), 0);
+    rd.nr_areas = N + 1;
+    assert_int_equal(umdev_dev_region_add(dev, 1, &rd), -EINVAL);
+    rd.nr_areas = N;
+    assert_int_equal(umdev_dev_region_add(dev, 0, &rd), 0);
+    assert_int_equal(kit_serve_init(&s, "areas"), 0);
+    assert_int_equal(kit_serve_add(&s, "areas", dev, NULL, NULL), 0);
+    assert_int_equal(kit_serve_start(&s), 0);
+    assert_int_equal(umdev_client_connect(s.devs[0].path, NULL, &c), 0);
+    assert_int_equal(umdev_client_region_info(c, 0, &r), 0);
+    assert_int_equal(r.nr_areas, N);
+    for (i = 0; i < N; i++) {
+        assert_int_equal(r.areas[i].offset, areas[i].offset);
+        assert_int_equal(r.areas[i].size, areas[i].size);
+    }
+    if (r.fd >= 0)
+        close(r.fd);
+    /* The refused one is not there: the device has one region. */
+    assert_int_equal(umdev_client_region_info(c, 1, &r), -EINVAL);
+    umdev_client_destroy(c);
+    assert_int_equal(kit_serve_stop(&s, 5000), 0);
+    umdev_dev_destroy(dev);
+}
+
 static const struct CMUnitTest tests[] = {
     HARNESS_TEST(test_scratch_every_width_and_alignment),
     HARNESS_TEST(test_register_widths),
@@ -455,6 +507,7 @@ static const struct CMUnitTest tests[] = {
     HARNESS_TEST(test_bar2_region_info_wire),
     HARNESS_TEST(test_sparse_mmap),
     HARNESS_TEST(test_small_client_transfer_limit),
+    cmocka_unit_test(test_sparse_areas_limit),
 };
 
 HARNESS_MAIN("func.io", tests)
