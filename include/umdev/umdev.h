@@ -120,6 +120,9 @@ struct umdev_listen_opts {
  *   with -EEXIST (a caller that removes dead sockets first, as
  *   umdev_server_create() does, still never removes a live one).
  *
+ * The kernel keeps the name the socket was bound to: getsockname(), ss -x
+ * and /proc/net/unix show the temporary name, so wait for @path itself.
+ *
  * Filesystem work happens with the calling thread's filesystem identity
  * (a caller may setfsuid() around the call). The process umask is
  * neither read nor changed. On failure nothing is left at @path or at
