@@ -48,6 +48,8 @@ TESTS = {
         "tests/func/test_func_lifecycle.c::test_refuse_wait"],
     "SERVER_REFUSE_LOG_BURST": [
         "tests/func/test_func_lifecycle.c::test_second_clients_silent"],
+    "UMDEV_MAX_REGIONS": ["tests/func/test_func_io.c::test_device_bounds"],
+    "UMDEV_MAX_IRQ_VECTORS": ["tests/func/test_func_io.c::test_device_bounds"],
     "UMDEV_DEFAULT_MAX_DMA_MAPS": [
         "tests/unit/test_dma_limits.c::test_device_limit",
         "tests/func/test_func_dma_irq.c::test_dma_maps_at_limit"],
@@ -87,8 +89,6 @@ UNTESTED = {
     "UMDEV_WIRE_MAX_CONTROL_PAYLOAD": "only through the derived message "
                                       "size (unit.wire_frame)",
     "CONN_DEFAULT_TIMEOUT_MS": "a client's wait; not held at 5 s",
-    "UMDEV_MAX_REGIONS": "a device-author bound, not a peer's",
-    "UMDEV_MAX_IRQ_VECTORS": "a device-author bound, not a peer's",
     "RX_MAX_TAGS": "unreachable from a peer: one fd batch per recvmsg() "
                    "and reads only without a whole message buffered leave "
                    "two pending at most (lib/conn/conn.c)",
