@@ -23,6 +23,13 @@ TESTS = {
     "UMDEV_WIRE_MAX_MSG_FDS": [
         "tests/func/test_func_dma_irq.c::test_fds_per_message_limit",
         "tests/func/test_func_protocol.c::test_too_many_fds"],
+    "UMDEV_WIRE_MAX_SPARSE_AREAS": [
+        "tests/func/test_func_io.c::test_sparse_areas_limit",
+        "tests/func/test_func_client.c::test_sparse_areas_received"],
+    "UMDEV_WIRE_MAX_CONTROL_PAYLOAD": [
+        "tests/func/test_func_client.c::test_region_info_argsz_followed"],
+    "CONN_DEFAULT_TIMEOUT_MS": [
+        "tests/func/test_func_client.c::test_default_timeout"],
     "UMDEV_WIRE_MAX_VERSION_JSON": [
         "tests/unit/test_wire.c::test_version_json_bounds"],
     "UMDEV_WIRE_MAX_WRITE_MULTI": ["tests/unit/test_wire.c::test_write_multi"],
@@ -83,12 +90,6 @@ NOT_BOUNDS = {
 
 # Bounds without a test at the limit and one past it yet.
 UNTESTED = {
-    "UMDEV_WIRE_MAX_SPARSE_AREAS": "made at 64 and refused at 65 (func.io "
-                                   "test_sparse_areas_limit); the client's "
-                                   "refusal of 65 received is untested",
-    "UMDEV_WIRE_MAX_CONTROL_PAYLOAD": "only through the derived message "
-                                      "size (unit.wire_frame)",
-    "CONN_DEFAULT_TIMEOUT_MS": "a client's wait; not held at 5 s",
     "RX_MAX_TAGS": "unreachable from a peer: one fd batch per recvmsg() "
                    "and reads only without a whole message buffered leave "
                    "two pending at most (lib/conn/conn.c)",
