@@ -31,10 +31,10 @@
 /* What the scripted server answers. */
 struct script {
     int fd;
-    uint32_t nr_areas;  /* sparse areas in a region's info */
-    uint32_t need;      /* argsz a region's info needs (0: what it takes) */
-    int info_delay_ms;  /* before answering DEVICE_GET_INFO; < 0: never */
-    int err;            /* the script's own failure */
+    uint32_t nr_areas; /* sparse areas in a region's info */
+    uint32_t need;     /* argsz a region's info needs (0: what it takes) */
+    int info_delay_ms; /* before answering DEVICE_GET_INFO; < 0: never */
+    int err;           /* the script's own failure */
     pthread_t thread;
 };
 
@@ -42,8 +42,8 @@ static void
 reply(struct script *s, const struct vfio_user_header *h, const void *p,
       size_t len)
 {
-    if (kit_peer_send(s->fd, h->msg_id, h->cmd, VFIO_USER_F_TYPE_REPLY, p,
-                      len, NULL, 0, NULL, 0) < 0)
+    if (kit_peer_send(s->fd, h->msg_id, h->cmd, VFIO_USER_F_TYPE_REPLY, p, len,
+                      NULL, 0, NULL, 0) < 0)
         s->err = -EPIPE;
 }
 
@@ -174,8 +174,7 @@ test_sparse_areas_received(void **state)
 static void
 test_region_info_argsz_followed(void **state)
 {
-    struct script s = { .nr_areas = 1,
-                        .need = UMDEV_WIRE_MAX_CONTROL_PAYLOAD };
+    struct script s = { .nr_areas = 1, .need = UMDEV_WIRE_MAX_CONTROL_PAYLOAD };
     struct umdev_client_region r;
     struct umdev_client *c;
 
