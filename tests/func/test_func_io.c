@@ -546,12 +546,10 @@ test_device_bounds(void **state)
     assert_int_equal(kit_serve_start(&s), 0);
     assert_int_equal(umdev_client_connect(s.devs[0].path, NULL, &c), 0);
 
-    assert_int_equal(umdev_client_region_info(c, UMDEV_MAX_REGIONS - 1, &r),
-                     0);
+    assert_int_equal(umdev_client_region_info(c, UMDEV_MAX_REGIONS - 1, &r), 0);
     assert_int_equal(r.size, 4096);
     assert_int_equal(
-        umdev_client_region_read(c, UMDEV_MAX_REGIONS - 1, 8, b, sizeof(b)),
-        0);
+        umdev_client_region_read(c, UMDEV_MAX_REGIONS - 1, 8, b, sizeof(b)), 0);
     assert_int_equal(b[0], 0x48);
     assert_int_equal(umdev_client_region_info(c, UMDEV_MAX_REGIONS, &r),
                      -EINVAL);
@@ -564,16 +562,14 @@ test_device_bounds(void **state)
     efd = eventfd(0, EFD_CLOEXEC);
     assert_true(efd >= 0);
     assert_int_equal(
-        umdev_client_set_irqs(c, 0,
-                              VFIO_IRQ_SET_DATA_EVENTFD |
-                                  VFIO_IRQ_SET_ACTION_TRIGGER,
-                              UMDEV_MAX_IRQ_VECTORS - 1, 1, &efd, NULL),
+        umdev_client_set_irqs(
+            c, 0, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+            UMDEV_MAX_IRQ_VECTORS - 1, 1, &efd, NULL),
         0);
     assert_int_equal(
-        umdev_client_set_irqs(c, 0,
-                              VFIO_IRQ_SET_DATA_EVENTFD |
-                                  VFIO_IRQ_SET_ACTION_TRIGGER,
-                              UMDEV_MAX_IRQ_VECTORS, 1, &efd, NULL),
+        umdev_client_set_irqs(
+            c, 0, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+            UMDEV_MAX_IRQ_VECTORS, 1, &efd, NULL),
         -EINVAL);
     close(efd);
     umdev_client_destroy(c);
