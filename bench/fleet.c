@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,24 +35,14 @@ fleet_die(const char *fmt, ...)
     exit(1);
 }
 
-/* A listener at @path in the kernel's table: the socket file exists from
- * bind(), a moment before listen(). */
+/* The socket at @path: it appears only once umdevd listens on it
+ * (umdev_listen_unix()). */
 static int
 listening(const char *path)
 {
-    char line[512], name[256];
-    unsigned int flags;
-    FILE *f = fopen("/proc/net/unix", "re");
-    int found = 0;
+    struct stat st;
 
-    if (f == NULL)
-        return 0;
-    while (!found && fgets(line, sizeof(line), f) != NULL) {
-        if (sscanf(line, "%*s %*s %*s %x %*s %*s %*s %255s", &flags, name) == 2)
-            found = (flags & 0x10000) && strcmp(name, path) == 0;
-    }
-    fclose(f);
-    return found;
+    return lstat(path, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
 static void

@@ -46,6 +46,12 @@
 /* A peer that lets this much output pile up is cut off (one response is
  * queued at a time; a `list` of thousands of instances is megabytes). */
 #define CTL_MAX_OUT (64u << 20)
+#ifdef UMDEV_TEST_HOOKS
+/* Test-only (tests/daemon/test_control.py): a lower CTL_MAX_OUT, so the
+ * limit is tested with answers the daemon really makes (64 MiB of `list`
+ * would take some 130000 definitions). Never built into release binaries. */
+#define CTL_TEST_MAX_OUT_ENV "UMDEV_TEST_CTL_MAX_OUT"
+#endif
 
 /* How often the time limits are checked, and how long accepting pauses
  * when the kernel cannot give us a connection (no memory). */
@@ -78,10 +84,12 @@ struct control {
     int64_t resume; /* the timer that resumes accepting, 0 if none */
     struct ctl_conn *conns;
     size_t nconns, nreaders;
+    size_t max_out; /* CTL_MAX_OUT, unless a test lowered it */
 };
 
 static void conn_close(struct ctl_conn *c);
 static void process(struct ctl_conn *c);
+static void send_goodbye(int fd, int err, const char *msg);
 
 static int64_t
 now_ms(void)
@@ -151,10 +159,19 @@ flush_out(struct ctl_conn *c)
     return 0;
 }
 
+/* Bytes of output @c may still queue. */
+static size_t
+out_room(const struct ctl_conn *c)
+{
+    size_t queued = c->out_len - c->out_off, max = c->d->control->max_out;
+
+    return queued < max ? max - queued : 0;
+}
+
 static int
 queue_out(struct ctl_conn *c, const char *s, size_t len)
 {
-    if (c->out_len - c->out_off + len > CTL_MAX_OUT)
+    if (len > out_room(c))
         return -ENOBUFS;
     if (c->out_off > 0 && c->out_len + len > c->out_cap) {
         memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
@@ -215,16 +232,47 @@ response_text(struct json_object *r)
         r, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 }
 
+/*
+ * An answer of @len bytes (newline included) does not fit CTL_MAX_OUT:
+ * the connection ends, with the reason when nothing else waits to go
+ * out. Shut down, not closed: the caller may be the supervisor in the
+ * middle of an instance event (respond()); the hang-up closes it from
+ * the loop (on_conn()).
+ */
+static void
+too_much_out(struct ctl_conn *c, size_t len)
+{
+    char msg[200];
+
+    if (!out_pending(c)) {
+        snprintf(msg, sizeof(msg),
+                 "the answer is %zu bytes, more than the %zu a control "
+                 "connection may have queued; connection closed (narrow "
+                 "the request)",
+                 len, c->d->control->max_out);
+        send_goodbye(c->fd, -ENOBUFS, msg);
+    }
+    shutdown(c->fd, SHUT_RDWR);
+}
+
 static void
 send_response(struct ctl_conn *c, struct json_object *id, int err,
               const char *msg, struct json_object *result)
 {
     struct json_object *r = response(id, err, msg, result);
     const char *text = response_text(r);
+    size_t len = strlen(text);
 
+    if (len + 1 > out_room(c)) {
+        /* Nothing of it is queued, so the reason can go out in its
+         * place (send_goodbye() is defined below). */
+        too_much_out(c, len + 1);
+        json_object_put(r);
+        return;
+    }
     /* Never block the daemon on one client: queue what the socket does
      * not take now; a client that stops reading for good is cut off. */
-    if (queue_out(c, text, strlen(text)) < 0 || queue_out(c, "\n", 1) < 0 ||
+    if (queue_out(c, text, len) < 0 || queue_out(c, "\n", 1) < 0 ||
         flush_out(c) < 0)
         shutdown(c->fd, SHUT_RDWR);
     else
@@ -791,36 +839,37 @@ on_accept(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
 int
 control_listen(struct daemon *d)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    mode_t old;
+    /* Everyone may connect and read; SO_PEERCRED decides who manages.
+     * A socket left by an earlier daemon is replaced in one step. */
+    const struct umdev_listen_opts lo = { .mode = 0666,
+                                          .uid = (uid_t)-1,
+                                          .gid = (gid_t)-1,
+                                          .backlog = 64,
+                                          .replace = true };
     int fd, rc;
 
-    if (strlen(d->opts.control) >= sizeof(sa.sun_path))
+    if (strlen(d->opts.control) >= sizeof(((struct sockaddr_un *)0)->sun_path))
         return -ENAMETOOLONG;
     d->control = calloc(1, sizeof(*d->control));
     if (d->control == NULL)
         return -ENOMEM;
     d->control->fd = -1;
+    d->control->max_out = CTL_MAX_OUT;
+#ifdef UMDEV_TEST_HOOKS
+    if (getenv(CTL_TEST_MAX_OUT_ENV) != NULL) {
+        unsigned long long v = strtoull(getenv(CTL_TEST_MAX_OUT_ENV), NULL, 0);
+
+        if (v > 0 && v < CTL_MAX_OUT)
+            d->control->max_out = (size_t)v;
+    }
+#endif
     d->hooks.respond = respond;
     d->control->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (d->control->reserve_fd < 0)
         return -errno;
-    strcpy(sa.sun_path, d->opts.control);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fd = umdev_listen_unix(-1, d->opts.control, &lo);
     if (fd < 0)
-        return -errno;
-    unlink(d->opts.control);
-    /* Everyone may connect and read; SO_PEERCRED decides who manages. */
-    old = umask(0);
-    rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-    umask(old);
-    if (rc == 0)
-        rc = chmod(d->opts.control, 0666);
-    if (rc < 0 || listen(fd, 64) < 0) {
-        rc = -errno;
-        close(fd);
-        return rc;
-    }
+        return fd;
     rc = umdev_loop_add(d->loop, fd, UMDEV_LOOP_IN, on_accept, d);
     if (rc < 0) {
         close(fd);

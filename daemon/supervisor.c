@@ -457,42 +457,29 @@ on_channel(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
 static int
 listen_socket(const struct instance *inst, char *err, size_t errlen)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
     const struct inst_config *cfg = &inst->cfg;
-    int fd, rc;
-    mode_t old;
+    bool other = cfg->uid != geteuid() || cfg->gid != getegid();
+    /* The owner and mode come from the definition (the VMM connects as
+     * that user), set before the path appears; a socket an earlier
+     * worker left there is replaced in one step. */
+    const struct umdev_listen_opts lo = {
+        .mode = cfg->mode,
+        .uid = other ? cfg->uid : (uid_t)-1,
+        .gid = other ? cfg->gid : (gid_t)-1,
+        .backlog = 16,
+        .replace = true,
+    };
+    int fd;
 
-    if (strlen(inst->sock_path) >= sizeof(sa.sun_path)) {
+    fd = umdev_listen_unix(-1, inst->sock_path, &lo);
+    if (fd == -ENAMETOOLONG)
         snprintf(err, errlen,
                  "socket path %s is too long (use a shorter --rundir)",
                  inst->sock_path);
-        return -ENAMETOOLONG;
-    }
-    strcpy(sa.sun_path, inst->sock_path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    unlink(inst->sock_path);
-    old = umask(077);
-    rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-    umask(old);
-    if (rc < 0 || listen(fd, 16) < 0)
-        goto fail;
-    /* The owner and mode come from the definition; the VMM connects as
-     * that user. */
-    if (chmod(inst->sock_path, cfg->mode) < 0)
-        goto fail;
-    if ((cfg->uid != geteuid() || cfg->gid != getegid()) &&
-        chown(inst->sock_path, cfg->uid, cfg->gid) < 0)
-        goto fail;
+    else if (fd < 0)
+        snprintf(err, errlen, "cannot create socket %s: %s", inst->sock_path,
+                 strerror(-fd));
     return fd;
-fail:
-    rc = -errno;
-    snprintf(err, errlen, "cannot create socket %s: %s", inst->sock_path,
-             strerror(-rc));
-    close(fd);
-    unlink(inst->sock_path);
-    return rc;
 }
 
 int

@@ -51,6 +51,7 @@ static const struct {
     { ENOTSUP, "ENOTSUP" },
     { EAGAIN, "EAGAIN" },
     { EMFILE, "EMFILE" },
+    { ENOBUFS, "ENOBUFS" },
 };
 
 const char *

@@ -92,10 +92,9 @@ run() {
 step "start umdevd: rundir $UMDEV_RUNDIR, statedir $UMDEV_STATEDIR"
 "$UMDEVD" >"$DIR/umdevd.log" 2>&1 &
 daemon_pid=$!
-# Listening, not just bound: the file exists a moment before listen().
+# The socket's path appears only once it listens (umdev_listen_unix()).
 control_listening() {
-    awk -v path="$UMDEV_CONTROL" 'NR > 1 && $8 == path && $4 == "00010000" { found = 1 }
-        END { exit !found }' /proc/net/unix
+    [ -S "$UMDEV_CONTROL" ]
 }
 for _ in $(seq 50); do
     control_listening && break

@@ -322,17 +322,6 @@ on_host(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
     port_sync(p);
 }
 
-static pid_t
-peer_pid(int fd)
-{
-    struct ucred cred;
-    socklen_t len = sizeof(cred);
-
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-        return -1;
-    return cred.pid;
-}
-
 /* The host client closed its end; its last bytes may still be read. */
 static bool
 host_hung_up(const struct serial_port *p)
@@ -370,8 +359,8 @@ on_listen(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
         umdev_log(p->s->log, LOG_WARNING,
                   "%s: port%u: refusing a second host client (pid %d): "
                   "in use by pid %d",
-                  p->s->name, p->index, (int)peer_pid(cfd),
-                  (int)peer_pid(p->host_fd));
+                  p->s->name, p->index, (int)umdev_peer_pid(cfd),
+                  (int)umdev_peer_pid(p->host_fd));
         close(cfd);
         return;
     }
@@ -529,13 +518,26 @@ static int
 port_open_socket(struct serial_port *p, const char *path)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct serial *s = p->s;
+    /*
+     * Made by the owner (owner_enter()), the file is born the owner's.
+     * Made by root in a directory only root may change, it is handed to
+     * the owner (lchown() of the temporary name, never following a link:
+     * owner_take()'s rule) before it appears at @path.
+     */
+    bool hand_over = s->set_owner && !p->owner_creates && geteuid() == 0;
+    const struct umdev_listen_opts lo = {
+        .mode = 0600,
+        .uid = hand_over ? s->uid : (uid_t)-1,
+        .gid = hand_over ? s->gid : (gid_t)-1,
+        .backlog = 4,
+    };
     struct fs_ident id;
     char *copy;
     int rc;
 
     if (strlen(path) >= sizeof(sa.sun_path))
         return -ENAMETOOLONG;
-    strcpy(sa.sun_path, path);
     p->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
                           0); /* closed by port_fini() from here on */
     if (p->listen_fd < 0)
@@ -551,20 +553,16 @@ port_open_socket(struct serial_port *p, const char *path)
     rc = owner_enter(p, &id);
     if (rc == 0)
         rc = clear_socket_path(path);
-    if (rc == 0 && bind(p->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-        rc = -errno;
+    /* The path appears only once the socket listens. */
+    if (rc == 0)
+        rc = umdev_listen_unix(p->listen_fd, path, &lo);
     owner_leave(&id);
     if (rc < 0) {
         free(copy);
         return rc;
     }
     p->path = copy; /* ours now: port_fini() removes it */
-    if (listen(p->listen_fd, 4) < 0)
-        return -errno;
-    rc = owner_take(p, path);
-    if (rc == 0)
-        rc = umdev_loop_add(p->s->loop, p->listen_fd, UMDEV_LOOP_IN, on_listen,
-                            p);
+    rc = umdev_loop_add(p->s->loop, p->listen_fd, UMDEV_LOOP_IN, on_listen, p);
     if (rc < 0)
         return rc;
     p->listening = true;

@@ -408,7 +408,8 @@ struct umdev_server;
 /**
  * umdev_server_create() - bind @path (removing a stale socket) and serve
  * @dev on @loop. @dev and @loop are borrowed. The socket is created with
- * mode 0600.
+ * mode 0600, and @path appears only once it listens (umdev_listen_unix()):
+ * a client that sees the file can connect.
  */
 int umdev_server_create(struct umdev_dev *dev, struct umdev_loop *loop,
                         const char *path, struct umdev_server **out);

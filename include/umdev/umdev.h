@@ -6,7 +6,9 @@
 #define UMDEV_UMDEV_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <syslog.h>
 
 #ifdef __cplusplus
@@ -99,6 +101,59 @@ int umdev_fault_guard_memcpy(void *dst, const void *src, size_t n);
  * Return: 0 or sigaction()'s -errno.
  */
 int umdev_fault_guard_init(void);
+
+/* How umdev_listen_unix() makes its socket. */
+struct umdev_listen_opts {
+    mode_t mode; /* the file's permission bits, exactly (no umask) */
+    /* Owner given to the file before it appears (never through a link);
+     * (uid_t)-1 / (gid_t)-1 keep the creator's. */
+    uid_t uid;
+    gid_t gid;
+    int backlog;   /* listen()'s; 0 means 16 */
+    bool replace;  /* replace whatever is at the path, atomically */
+    bool nonblock; /* a socket made here gets O_NONBLOCK */
+};
+
+/**
+ * umdev_listen_unix() - a listening UNIX stream socket whose path exists
+ * only once it listens, so a client that sees the path can connect (no
+ * ECONNREFUSED window between bind() and listen()): it is bound to a
+ * temporary name beside @path (".NAME.XXXXXX" in the same directory, or
+ * ".XXXXXX" when that is too long), listens, gets its mode and owner,
+ * and is then renamed to @path in one step.
+ * @fd: an unbound AF_UNIX stream socket of the caller's (which it keeps
+ *   whatever happens), or -1 to make one here (close-on-exec, closed
+ *   again on failure). The file is born with the socket inode's mode
+ *   less the umask, so a caller that makes its own sets @opts->mode on
+ *   it first with fchmod() (the inode is the process's: do it before any
+ *   setfsuid()); one made here gets it.
+ * @path: where the socket appears.
+ * @opts: mode, owner and what happens to an existing @path. Without
+ *   @opts->replace any file at @path is left alone and the call fails
+ *   with -EEXIST (a caller that removes dead sockets first, as
+ *   umdev_server_create() does, still never removes a live one).
+ *
+ * The kernel keeps the name the socket was bound to: getsockname(), ss -x
+ * and /proc/net/unix show the temporary name, so wait for @path itself.
+ *
+ * Filesystem work happens with the calling thread's filesystem identity
+ * (a caller may setfsuid() around the call). The process umask is
+ * neither read nor changed. On failure nothing is left at @path or at
+ * the temporary name. Thread-safe.
+ * Return: the listening descriptor (@fd, or the one made), or -errno:
+ * -ENAMETOOLONG if @path or the temporary name does not fit a
+ * sockaddr_un, -EEXIST, or the error of socket(), bind(), listen(),
+ * chmod(), lchown() or the rename.
+ */
+int umdev_listen_unix(int fd, const char *path,
+                      const struct umdev_listen_opts *opts);
+
+/**
+ * umdev_peer_pid() - the pid of the process at the other end of the
+ * connected UNIX socket @fd when it connected (SO_PEERCRED), for logs.
+ * Return: the pid, or -1 if the kernel cannot say.
+ */
+pid_t umdev_peer_pid(int fd);
 
 #pragma GCC visibility pop
 

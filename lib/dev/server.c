@@ -78,12 +78,27 @@ client_sync_events(struct umdev_server *srv)
         srv->client_events = want;
 }
 
+static void on_more(struct umdev_loop *loop, void *opaque);
+
 static void
 on_tx(struct conn *conn, bool pending, void *opaque)
 {
-    (void)conn;
-    (void)pending;
-    client_sync_events(opaque);
+    struct umdev_server *srv = opaque;
+    int64_t id;
+
+    client_sync_events(srv);
+    /*
+     * The queue also empties when a send broke the connection (past
+     * CONN_TX_MAX_QUEUED, say). A send from outside dev_serve(), such as
+     * a device's DMA request, leaves nobody to notice: the client, which
+     * is not reading, would never be detached. A turn of its own does
+     * it (dev_serve() meets the error).
+     */
+    if (pending || conn_flush(conn) == 0 || srv->more_timer != 0)
+        return;
+    id = umdev_loop_timer_add(srv->loop, 0, on_more, srv);
+    if (id > 0)
+        srv->more_timer = id;
 }
 
 /* The client was detached (its fd is closed): forget it. */
@@ -95,8 +110,6 @@ client_gone(struct umdev_server *srv)
     srv->more_timer = 0;
     srv->client_fd = -1;
 }
-
-static void on_more(struct umdev_loop *loop, void *opaque);
 
 static void
 client_serve(struct umdev_server *srv, bool readable)
@@ -170,17 +183,6 @@ client_attach(struct umdev_server *srv, int cfd)
     }
     srv->client_fd = cfd;
     srv->client_events = UMDEV_LOOP_IN;
-}
-
-static pid_t
-peer_pid(int fd)
-{
-    struct ucred cred;
-    socklen_t len = sizeof(cred);
-
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-        return -1;
-    return cred.pid;
 }
 
 static void
@@ -261,8 +263,8 @@ refusal_log(struct umdev_server *srv, int cfd)
     srv->refuse_logged++;
     umdev_log(srv->dev->log, LOG_WARNING,
               "%s: refusing a second client (pid %d): in use by pid %d",
-              srv->dev->name, (int)peer_pid(cfd),
-              (int)peer_pid(umdev_dev_client_fd(srv->dev)));
+              srv->dev->name, (int)umdev_peer_pid(cfd),
+              (int)umdev_peer_pid(umdev_dev_client_fd(srv->dev)));
 }
 
 static void
@@ -440,6 +442,10 @@ umdev_server_create(struct umdev_dev *dev, struct umdev_loop *loop,
                     const char *path, struct umdev_server **out)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    /* Owners wanting more than 0600 chmod afterwards. */
+    const struct umdev_listen_opts lo = {
+        .mode = 0600, .uid = (uid_t)-1, .gid = (gid_t)-1, .backlog = 16
+    };
     struct umdev_server *srv;
     char *copy;
     int fd, rc;
@@ -454,30 +460,11 @@ umdev_server_create(struct umdev_dev *dev, struct umdev_loop *loop,
     copy = strdup(path);
     if (copy == NULL)
         return -ENOMEM;
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* The path appears only once the socket listens. */
+    fd = umdev_listen_unix(-1, path, &lo);
     if (fd < 0) {
-        rc = -errno;
         free(copy);
-        return rc;
-    }
-    /*
-     * The socket file gets the socket inode's mode (less the umask) at
-     * bind, so 0600 from the start without touching the process umask,
-     * which other threads share. Owners wanting more chmod afterwards.
-     */
-    if (fchmod(fd, 0600) < 0 ||
-        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        rc = -errno;
-        close(fd);
-        free(copy);
-        return rc;
-    }
-    if (listen(fd, 16) < 0) {
-        rc = -errno;
-        close(fd);
-        unlink(path);
-        free(copy);
-        return rc;
+        return fd;
     }
     rc = umdev_server_create_fd(dev, loop, fd, &srv);
     if (rc < 0) {

@@ -53,23 +53,14 @@ wait_until() {
     "$@"
 }
 
-# is_listening PATH: status 0 if a stream socket bound at PATH listens.
-# The file exists from bind(), a moment before listen(): a client that
-# connects on seeing the file alone races into ECONNREFUSED. The kernel's
-# table says "listening" without taking a one-client server's slot.
-is_listening() {
-    # The kernel prints the flags as exactly 00010000 (__SO_ACCEPTCON) for
-    # a listener; mawk, Debian's awk, has no bitwise operators.
-    awk -v path="$1" 'NR > 1 && $8 == path && $4 == "00010000" { found = 1 }
-        END { exit !found }' /proc/net/unix
-}
-
-# are_sockets PATH...: status 0 if every PATH is a listening socket.
+# are_sockets PATH...: status 0 if every PATH is a socket. Enough to
+# connect: umdev's servers make a socket's path appear only once it
+# listens (umdev_listen_unix()).
 are_sockets() {
     local p
 
     for p in "$@"; do
-        is_listening "$p" || return 1
+        [ -S "$p" ] || return 1
     done
 }
 

@@ -39,6 +39,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import socket
 import struct
 import subprocess
@@ -231,12 +232,12 @@ def mangle(h, data):
 
 
 def listening(path):
-    with open("/proc/net/unix") as f:
-        for line in f.readlines()[1:]:
-            cols = line.split()
-            if len(cols) >= 8 and cols[7] == path and cols[3] == "00010000":
-                return True
-    return False
+    """The socket's path appears only once it listens (the servers make
+    it with umdev_listen_unix())."""
+    try:
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def kit(args, sock, *opts):

@@ -30,6 +30,9 @@ CTL_MAX_READER_CONNS = 256
 CTL_MAX_CONNS_PER_UID = 32
 CTL_MAX_LINE = 1024 * 1024
 CTL_MAX_READER_LINE = 4096
+CTL_MAX_REQUESTS_PER_TURN = 16
+# Daemon starts raced by a connect (test_socket_appears_listening).
+START_ROUNDS = 300
 CTL_LINE_TIMEOUT = 5.0
 CTL_IDLE_TIMEOUT = 10.0
 
@@ -317,6 +320,170 @@ class Control(DaemonTestCase):
         sender.join(harness.T_CMD)
         flood.close()
 
+    def stopped(self):
+        """SIGSTOP the daemon and wait until it is stopped, so what is
+        sent meanwhile is all there when it runs again."""
+        self.d.signal(signal.SIGSTOP)
+        self.wait_for("umdevd to stop",
+                      lambda: harness.proc_state(self.d.proc.pid) == "T",
+                      interval=0.01)
+
+    def test_requests_per_turn(self):
+        """CTL_MAX_REQUESTS_PER_TURN requests of a connection are handled
+        in one turn of the loop; the next one waits until the other
+        connections ready in that turn were served. Observed without
+        timing: the daemon is stopped while connection A pipelines N
+        requests and then connection B one `define`, so both are ready
+        in the same turn (A first: epoll reports them in the order they
+        became ready), and A's `list` requests show whether B's
+        definition existed when each was handled."""
+        self.daemon()
+        for n in (CTL_MAX_REQUESTS_PER_TURN, CTL_MAX_REQUESTS_PER_TURN + 1):
+            with self.subTest(pipelined=n), Conn(self.d.control) as a, \
+                    Conn(self.d.control) as b, Conn(self.d.control) as c:
+                # Both accepted before the daemon stops. Then a request
+                # of a third connection: the turn that takes it looks at
+                # A and B again and finds them idle, so neither is still
+                # listed as ready (epoll keeps a level-triggered fd it
+                # reported on that list until the next look) and both
+                # are reported in the order their requests arrive.
+                self.assert_served(a)
+                self.assert_served(b)
+                self.assert_served(c)
+                uuid = harness.new_uuid()
+                reqs = [{"version": 1, "id": 100 + i, "cmd": "version"}
+                        for i in range(1, n - 1)]
+                # The last two: the 15th and 16th of a turn's share, or
+                # the 16th and the 17th.
+                for i in (n - 1, n):
+                    reqs.append({"version": 1, "id": 100 + i, "cmd": "list",
+                                 "args": {"defined": True, "uuid": uuid}})
+                self.stopped()
+                try:
+                    a.send_line("".join(json.dumps(r) + "\n" for r in reqs))
+                    b.send_line(json.dumps(
+                        {"version": 1, "id": 7, "cmd": "define",
+                         "args": {"uuid": uuid, "parent": "serial",
+                                  "type": T}}) + "\n")
+                finally:
+                    self.d.signal(signal.SIGCONT)
+                got = [a.recv_line() for _ in reqs]
+                # Every answer, in request order.
+                self.assertEqual([r["id"] for r in got],
+                                 [r["id"] for r in reqs])
+                for r in got:
+                    self.assertTrue(r["ok"], r)
+                rb = b.recv_line()
+                self.assertTrue(rb["ok"], rb)
+                seen = [len(r["result"]["instances"]) for r in got[-2:]]
+                if n == CTL_MAX_REQUESTS_PER_TURN:
+                    # All of A's in the first turn, before B's define.
+                    self.assertEqual(seen, [0, 0], got[-2:])
+                else:
+                    # The 17th only after B was served.
+                    self.assertEqual(seen, [0, 1], got[-2:])
+                self.ok("undefine", uuid)
+
+    def test_answer_limit(self):
+        """An answer of exactly CTL_MAX_OUT bytes (its newline included)
+        is sent; one byte more ends the connection, with the reason.
+        The limit is 64 MiB, which a real answer reaches only with some
+        130000 definitions, so the daemon's test hook lowers it to the
+        size of a real `list` answer (its value is checked against
+        docs/CONTROL.md by docs.limits). One answer is queued at a time,
+        so a client that does not read cannot pile several up: the
+        largest answer is the limit."""
+        if not harness.FLAGS["test_hooks"]:
+            self.fail("umdevd was built without UMDEV_TEST_HOOKS")
+        self.daemon()
+        uuids = [harness.new_uuid() for _ in range(3)]
+        for u in uuids:
+            self.ok("define", "-u", u, "-p", "serial", "-t", T, "--attr",
+                    "port0=pty")
+
+        def list_answer(keep=False):
+            """The raw line answering `list --defined` as request 1 of a
+            new connection, and then what else came until the connection
+            ended (nothing if @keep: it is checked to stay usable)."""
+            with Conn(self.d.control) as c:
+                c.send_line('{"version":1,"id":1,"cmd":"list",'
+                            '"args":{"defined":true}}\n')
+                while b"\n" not in c.buf:
+                    chunk = c.sock.recv(1 << 20)
+                    if not chunk:
+                        return None, c.buf
+                    c.buf += chunk
+                line, c.buf = c.buf.split(b"\n", 1)
+                if keep:
+                    self.assertEqual(c.buf, b"")
+                    self.assert_served(c)
+                    return line + b"\n", b""
+                rest = c.buf
+                while True:
+                    chunk = c.sock.recv(4096)
+                    if not chunk:
+                        return line + b"\n", rest
+                    rest += chunk
+
+        line, _ = list_answer(keep=True)
+        limit = len(line)
+        self.d.terminate()
+        os.environ["UMDEV_TEST_CTL_MAX_OUT"] = str(limit)
+        try:
+            self.d.start()
+        finally:
+            del os.environ["UMDEV_TEST_CTL_MAX_OUT"]
+        # At the limit: the whole answer, and the connection stays.
+        line, _ = list_answer(keep=True)
+        self.assertEqual(len(line), limit)
+        self.assertEqual(len(json.loads(line)["result"]["instances"]), 3)
+        # One byte more: owner uid 0 -> 10 lengthens the answer by one.
+        r = self.d.request("modify", {"uuid": uuids[0],
+                                      "owner": {"uid": 10, "gid": 0}})
+        self.assertTrue(r["ok"], r)
+        line, rest = list_answer()
+        # Instead of the answer, the reason, and then the end.
+        self.assertEqual(rest, b"")
+        r = json.loads(line)
+        self.assertIsNone(r["id"], r)
+        self.assertEqual(r["error"]["code"], "ENOBUFS", r)
+        self.assertIn("the answer is %d bytes, more than the %d a control "
+                      "connection may have queued" % (limit + 1, limit),
+                      r["error"]["message"])
+        # Nothing else is affected.
+        self.ok("version")
+        r = self.d.request("modify", {"uuid": uuids[0],
+                                      "owner": {"uid": 0, "gid": 0}})
+        self.assertTrue(r["ok"], r)
+        line, _ = list_answer(keep=True)
+        self.assertEqual(len(line), limit)
+
+    def test_socket_appears_listening(self):
+        """The control socket's path appears only once umdevd listens on
+        it: a client that connects the moment it sees the file, across
+        many starts, is never refused. (Against the daemon that bound
+        the path before listen(), about one run in three was refused
+        within these rounds; unit.listen races the shared helper itself
+        thousands of times.)"""
+        d = self.daemon(start=False)
+        for i in range(START_ROUNDS):
+            d.start(wait=False)
+            deadline = time.monotonic() + harness.T_READY
+            while not os.path.exists(d.control):
+                if d.proc.poll() is not None or time.monotonic() > deadline:
+                    self.fail("start %d: no socket; log:\n%s" % (i, d.log()))
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(d.control)
+            except ConnectionRefusedError:
+                self.fail("start %d: the socket was there but refused the "
+                          "connection" % i)
+            finally:
+                s.close()
+            self.assertEqual(d.terminate(), 0, d.log())
+            # A stopped daemon removes its socket.
+            self.assertFalse(os.path.exists(d.control))
+
     # ---- the request itself --------------------------------------------
 
     def test_version_field(self):
@@ -382,4 +549,4 @@ class Control(DaemonTestCase):
 
 
 if __name__ == "__main__":
-    harness.main()
+    harness.main(flags=("test-hooks",))

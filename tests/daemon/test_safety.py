@@ -67,6 +67,31 @@ class Safety(DaemonTestCase):
 
     # ---- reads ---------------------------------------------------------
 
+    def test_read_answered_within_timeout(self):
+        """A worker that answers a read before INFO_TIMEOUT_MS has passed
+        (stopped, then woken 1.2 s after the request) gets its answer to
+        the reader; test_reads_do_not_kill holds the limit from above."""
+        self.daemon()
+        u = self.ok("define", "-p", "serial", "-t", T).out.strip()
+        pid = self.start_instance(u)["pid"]
+        for verb in ("info", "stats"):
+            with self.subTest(verb=verb), self.reader() as c:
+                os.kill(pid, signal.SIGSTOP)
+                try:
+                    t = time.monotonic()
+                    c.send_line(json.dumps({"version": 1, "id": 3,
+                                            "cmd": verb,
+                                            "args": {"uuid": u}}) + "\n")
+                    time.sleep(1.2)
+                finally:
+                    os.kill(pid, signal.SIGCONT)
+                r = c.recv_line()
+                took = time.monotonic() - t
+                self.assertTrue(r["ok"], r)
+                self.assertEqual(r["id"], 3)
+                self.assertGreaterEqual(took, 1.2)
+        self.ok("stop", u)
+
     def test_reads_do_not_kill(self):
         """A worker that does not answer a read in time is left alone;
         the reader gets an error."""

@@ -92,7 +92,9 @@ def connect(path, deadline):
         try:
             s.connect(path)
             return s
-        except (FileNotFoundError, ConnectionRefusedError) as e:
+        except FileNotFoundError as e:
+            # Not there yet. (Once it is, it listens: the serial parent
+            # makes the path appear only then.)
             s.close()
             if time.monotonic() >= deadline:
                 raise PortError(f"cannot connect to {path}: {e}") from e

@@ -1,10 +1,11 @@
 /*
  * Functional tests of two devices served on one loop (as umdev-serve and
  * any embedder with several instances run them): a client that floods
- * does not starve the other, and a client that stops reading its replies
- * neither stalls the loop nor loses a reply. The test's own thread runs
- * the loop one turn at a time, so what each device has handled when the
- * other is served is an exact count, not a timing.
+ * does not starve the other, a client that stops reading its replies
+ * neither stalls the loop nor loses a reply, and what the server holds
+ * for such a client is bounded (CONN_TX_MAX_QUEUED) to the byte. The
+ * test's own thread runs the loop one turn at a time, so what each device
+ * has handled when the other is served is an exact count, not a timing.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -35,6 +38,20 @@
 #define BIG (256u * 1024) /* bytes per read of the client that stalls */
 #define NBIG 4u           /* its reads; their replies exceed its socket */
 #define BIG_REGION (1024u * 1024)
+
+/*
+ * What the server holds for a client its socket has not taken, at most:
+ * CONN_TX_MAX_QUEUED (lib/conn/conn.h, docs/PROTOCOL.md "Limits"), since
+ * these devices keep the default max_data_xfer_size (1 MiB).
+ */
+#define TX_LIMIT (4u * 1024 * 1024)
+/* Guest memory client A maps without an fd: the device's copies to it
+ * go out as DMA_WRITE requests, one per copy of at most a chunk (the
+ * default max_data_xfer_size of both sides). */
+#define GUEST_IOVA 0x40000000u
+#define GUEST_SIZE (16u << 20)
+#define CHUNK (1024u * 1024)
+#define MAX_COPIES UMDEV_DMA_MAX_PENDING
 
 /* One device and what its region saw. */
 struct side {
@@ -242,6 +259,73 @@ test_flood_does_not_starve(void **state)
     expect_alive(f, &f->b, 9);
 }
 
+/*
+ * UMDEV_SERVER_MSGS_PER_WAKE exactly: client A's @n posted writes and
+ * client B's read are in their sockets when the loop turns, A reported
+ * first. With 64 all of A's are handled before B's read; with 65 the
+ * 65th waits until B was served (a turn of its own, after the other
+ * connections), and is still applied.
+ */
+static void
+msgs_per_wake(struct fixture *f, uint32_t n)
+{
+    static uint8_t flood[(UMDEV_SERVER_MSGS_PER_WAKE + 1) * 64];
+    struct vfio_user_region_access a = { 0, 0, 4 };
+    size_t len = 0;
+    uint32_t i;
+    int t;
+
+    /*
+     * A round trip of A last: the turn that takes it looks at B again
+     * and finds it idle, so B is no longer on epoll's ready list (a
+     * level-triggered fd it reported stays there until the next look)
+     * and the two are reported in the order their messages arrive.
+     */
+    expect_alive(f, &f->a, 5);
+    for (i = 1; i <= n; i++) {
+        size_t sz = umdev_wire_size(sizeof(a), 4);
+        struct vfio_user_header h = {
+            .msg_id = (uint16_t)i,
+            .cmd = VFIO_USER_REGION_WRITE,
+            .msg_size = (uint32_t)sz,
+            .flags = VFIO_USER_F_NO_REPLY,
+        };
+
+        memcpy(flood + len, &h, sizeof(h));
+        memcpy(flood + len + sizeof(h), &a, sizeof(a));
+        memcpy(flood + len + sizeof(h) + sizeof(a), &i, 4);
+        len += sz;
+    }
+    assert_int_equal(
+        kit_peer_send_bytes(f->a.fd, flood, len, NULL, 0, NULL, NULL), 0);
+    send_read(f->b.fd, 7, 0, 4);
+    turn_until_readable(f, f->b.fd);
+    expect_reply(f->b.fd, 7, VFIO_USER_REGION_READ,
+                 sizeof(struct vfio_user_header) + sizeof(a) + 4);
+    /* A's reads: the one of expect_alive(). */
+    assert_int_equal(
+        f->b.other_seen,
+        1 + (n < UMDEV_SERVER_MSGS_PER_WAKE ? n : UMDEV_SERVER_MSGS_PER_WAKE));
+    for (t = 0; t < MAX_TURNS && f->a.writes < n; t++)
+        assert_true(umdev_loop_run_once(f->loop, 10) >= 0);
+    assert_int_equal(f->a.writes, n);
+    assert_int_equal(f->a.last, n);
+    expect_alive(f, &f->a, 9);
+    expect_alive(f, &f->b, 9);
+}
+
+static void
+test_msgs_per_wake_at_limit(void **state)
+{
+    msgs_per_wake(*state, UMDEV_SERVER_MSGS_PER_WAKE);
+}
+
+static void
+test_msgs_per_wake_past_limit(void **state)
+{
+    msgs_per_wake(*state, UMDEV_SERVER_MSGS_PER_WAKE + 1);
+}
+
 struct reader {
     int fd;
     atomic_bool done;
@@ -322,14 +406,275 @@ test_stalled_reader_does_not_block(void **state)
     expect_alive(f, &f->a, 9);
 }
 
+/* DMA_WRITE requests and replies a stalled client gets, in order. */
+struct expect {
+    bool dma;            /* a DMA_WRITE request, else a REGION_READ reply */
+    uint16_t id;         /* the reply's msg_id */
+    uint64_t addr;       /* DMA_WRITE: where */
+    uint32_t count;      /* bytes of data */
+    const uint8_t *data; /* DMA_WRITE: what it carries */
+};
+
+struct stalled {
+    struct fixture *f;
+    struct expect exp[MAX_COPIES + 4];
+    size_t nexp;
+    size_t produced; /* bytes the server made for A since it last read */
+    uint8_t src[GUEST_SIZE];
+    uint64_t next_iova;
+    /* The copies' outcomes. */
+    unsigned int done_ok, done_reset, done_other;
+    /* The reader thread's. */
+    int fd;
+    atomic_bool finished;
+    int err;      /* 0, or the message number (from 1) that was wrong */
+    size_t nread; /* whole messages read */
+    bool eof;
+};
+
+static void
+copy_done(void *opaque, int rc)
+{
+    struct stalled *st = opaque;
+
+    if (rc == 0)
+        st->done_ok++;
+    else if (rc == -ECONNRESET)
+        st->done_reset++;
+    else
+        st->done_other++;
+}
+
+/* A DMA_WRITE of @count bytes to the next stretch of guest memory: a
+ * message of 16 + 16 + @count bytes. Return: the copy's result. */
+static int
+start_copy(struct stalled *st, uint32_t count)
+{
+    uint64_t off = st->next_iova - GUEST_IOVA;
+    int rc;
+
+    assert_true(off + count <= GUEST_SIZE);
+    assert_true(st->nexp < sizeof(st->exp) / sizeof(st->exp[0]));
+    rc = umdev_dma_write_async(st->f->a.dev, st->next_iova, st->src + off,
+                               count, copy_done, st);
+    if (rc == -EINPROGRESS) {
+        st->exp[st->nexp++] = (struct expect){ .dma = true,
+                                               .addr = st->next_iova,
+                                               .count = count,
+                                               .data = st->src + off };
+        st->produced += 32 + count;
+        st->next_iova += count;
+    }
+    return rc;
+}
+
+static bool
+tx_queued(struct fixture *f)
+{
+    return (umdev_dev_events(f->a.dev) & UMDEV_LOOP_OUT) != 0;
+}
+
+/* What region_access() reads at @offset. */
+static bool
+region_bytes_ok(const uint8_t *p, uint64_t offset, size_t count)
+{
+    size_t i;
+
+    for (i = 0; i < count; i++)
+        if (p[i] != (uint8_t)(offset + i))
+            return false;
+    return true;
+}
+
+/* The stalled client reads again: every expected message, whole and in
+ * order (answering the DMA_WRITEs as a client does), then, when the
+ * server dropped it, the end of the stream. */
+static void *
+read_stalled(void *arg)
+{
+    struct stalled *st = arg;
+    static uint8_t buf[CHUNK + 64];
+    size_t i;
+
+    for (i = 0; i < st->nexp && st->err == 0; i++) {
+        const struct expect *e = &st->exp[i];
+        struct vfio_user_header h;
+        struct vfio_user_dma_access a;
+        ssize_t n = kit_peer_recv(st->fd, buf, sizeof(buf), 10000, NULL, NULL);
+
+        if (n == 0) {
+            st->eof = true;
+            break;
+        }
+        memcpy(&h, buf, sizeof(h));
+        memcpy(&a, buf + sizeof(h), sizeof(a));
+        if (n != (ssize_t)(32 + e->count) ||
+            h.flags !=
+                (e->dma ? VFIO_USER_F_TYPE_COMMAND : VFIO_USER_F_TYPE_REPLY) ||
+            h.cmd != (e->dma ? VFIO_USER_DMA_WRITE : VFIO_USER_REGION_READ) ||
+            (!e->dma && h.msg_id != e->id) ||
+            (e->dma && (a.addr != e->addr || a.count != e->count)) ||
+            (e->dma && memcmp(buf + 32, e->data, e->count) != 0) ||
+            (!e->dma && !region_bytes_ok(buf + 32, 0, e->count))) {
+            st->err = (int)i + 1;
+            break;
+        }
+        st->nread++;
+        if (e->dma && kit_peer_send(st->fd, h.msg_id, VFIO_USER_DMA_WRITE,
+                                    VFIO_USER_F_TYPE_REPLY, &a, sizeof(a), NULL,
+                                    0, NULL, 0) < 0) {
+            /* Dropped by the server: its end is what comes next. */
+        }
+    }
+    if (st->err == 0 && !st->eof && st->nread < st->nexp)
+        st->err = -1;
+    atomic_store(&st->finished, true);
+    return NULL;
+}
+
+/*
+ * Client A maps guest memory without an fd, asks for more than its
+ * socket holds and stops reading. Replies alone cannot pile up (the
+ * server reads nothing more from a client while output waits for it),
+ * but the device's own DMA_WRITE requests can: the test starts copies
+ * until exactly TX_LIMIT + @over bytes wait in the server, measuring
+ * what the kernel took with SIOCINQ on A's end. At the limit A stays
+ * attached and gets every message once it reads again; one byte more
+ * detaches A (its pending copies end with ECONNRESET). Client B, on the
+ * same loop, is served throughout, and A's socket takes a new client.
+ */
+static void
+stalled_to_limit(struct fixture *f, size_t over)
+{
+    static struct stalled st;
+    struct vfio_user_dma_map map = {
+        .argsz = sizeof(map),
+        .flags = VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE,
+        .addr = GUEST_IOVA,
+        .size = GUEST_SIZE,
+    };
+    pthread_t th;
+    size_t queued, need;
+    int inq, inq0, t, rc;
+
+    memset(&st, 0, sizeof(st));
+    st.f = f;
+    st.next_iova = GUEST_IOVA;
+    kit_fill_rand(st.src, sizeof(st.src), 7);
+    assert_int_equal(kit_peer_send(f->a.fd, 2, VFIO_USER_DMA_MAP, 0, &map,
+                                   sizeof(map), NULL, 0, NULL, 0),
+                     0);
+    turn_until_readable(f, f->a.fd);
+    expect_reply(f->a.fd, 2, VFIO_USER_DMA_MAP,
+                 sizeof(struct vfio_user_header));
+
+    /* A big read and a small one; A reads nothing from here on. */
+    send_read(f->a.fd, 3, 0, BIG);
+    send_read(f->a.fd, 4, 0, 4);
+    for (t = 0; t < MAX_TURNS && f->a.reads == 0; t++)
+        assert_true(umdev_loop_run_once(f->loop, 10) >= 0);
+    assert_int_equal(f->a.reads, 1);
+    st.exp[st.nexp++] = (struct expect){ .id = 3, .count = BIG };
+    st.produced = 32 + BIG;
+    /* The device writes guest memory until output waits in the server:
+     * from then on the socket takes nothing until A reads. */
+    while (!tx_queued(f))
+        assert_int_equal(start_copy(&st, CHUNK), -EINPROGRESS);
+    assert_int_equal(f->a.reads, 1);
+    assert_int_equal(ioctl(f->a.fd, SIOCINQ, &inq), 0);
+    assert_true((size_t)inq < st.produced);
+    queued = st.produced - (size_t)inq;
+    inq0 = inq;
+    assert_true(queued <= TX_LIMIT);
+    /* Exactly to the limit (and @over past it), in messages of 33 bytes
+     * or more. */
+    need = TX_LIMIT - queued + over;
+    while (need > 0) {
+        size_t msg = need < 32 + CHUNK ? need : 32 + CHUNK;
+
+        if (need - msg > 0 && need - msg < 33)
+            msg -= 33;
+        rc = start_copy(&st, (uint32_t)(msg - 32));
+        need -= msg;
+        if (need == 0 && over > 0) {
+            /* The one that does not fit is not sent (nor expected). */
+            assert_int_equal(rc, -ENOBUFS);
+        } else {
+            assert_int_equal(rc, -EINPROGRESS);
+        }
+    }
+    /* A while later: nothing taken yet (A still does not read). */
+    for (t = 0; t < 10; t++)
+        assert_true(umdev_loop_run_once(f->loop, 0) >= 0);
+    assert_int_equal(ioctl(f->a.fd, SIOCINQ, &inq), 0);
+    assert_int_equal(inq, inq0);
+    expect_alive(f, &f->b, 8);
+    if (over == 0) {
+        assert_true(umdev_dev_attached(f->a.dev));
+        assert_true(tx_queued(f));
+        /* The small read is answered after everything queued before it. */
+        st.exp[st.nexp++] = (struct expect){ .id = 4, .count = 4 };
+    } else {
+        assert_false(umdev_dev_attached(f->a.dev));
+        assert_int_equal(st.done_reset, st.nexp - 1);
+    }
+
+    st.fd = f->a.fd;
+    assert_int_equal(pthread_create(&th, NULL, read_stalled, &st), 0);
+    for (t = 0; t < MAX_TURNS && !atomic_load(&st.finished); t++)
+        assert_true(umdev_loop_run_once(f->loop, 10) >= 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_true(atomic_load(&st.finished));
+    assert_int_equal(st.err, 0);
+    if (over == 0) {
+        assert_int_equal(st.nread, st.nexp);
+        assert_false(st.eof);
+        /* Every copy answered and done. */
+        for (t = 0; t < MAX_TURNS && st.done_ok < st.nexp - 2; t++)
+            assert_true(umdev_loop_run_once(f->loop, 10) >= 0);
+        assert_int_equal(st.done_ok, st.nexp - 2);
+        assert_int_equal(st.done_other + st.done_reset, 0);
+        assert_int_equal(f->a.reads, 2);
+        expect_alive(f, &f->a, 9);
+    } else {
+        /* What the socket had taken, then the end. */
+        assert_true(st.eof);
+        assert_true(st.nread < st.nexp);
+        close(f->a.fd);
+        f->a.fd = kit_peer_connect(f->a.path, 5000);
+        assert_true(f->a.fd >= 0);
+        negotiate(f, &f->a);
+        expect_alive(f, &f->a, 9);
+    }
+    expect_alive(f, &f->b, 9);
+}
+
+static void
+test_tx_limit_reached(void **state)
+{
+    stalled_to_limit(*state, 0);
+}
+
+static void
+test_tx_limit_passed(void **state)
+{
+    stalled_to_limit(*state, 1);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_flood_does_not_starve, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_msgs_per_wake_at_limit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_msgs_per_wake_past_limit, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_stalled_reader_does_not_block,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tx_limit_reached, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tx_limit_passed, setup, teardown),
     };
 
     return cmocka_run_group_tests_name("func.fair", tests, NULL, NULL);

@@ -8,9 +8,11 @@
 #include <errno.h>
 #include <linux/vfio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "kit_serve.h"
 #include "umdev/client_testing.h"
 
 #define BAR0 UMDEV_PCI_BAR0_REGION
@@ -447,6 +449,134 @@ test_sparse_mmap(void **state)
     umdev_client_destroy(c);
 }
 
+/*
+ * UMDEV_WIRE_MAX_SPARSE_AREAS (64): a region with 64 mmappable areas is
+ * made and a client gets all of them; 65 are refused when the region is
+ * added, which leaves it absent.
+ */
+static void
+test_sparse_areas_limit(void **state)
+{
+    enum { N = UMDEV_WIRE_MAX_SPARSE_AREAS };
+    static struct umdev_mmap_area areas[N + 1];
+    struct umdev_dev_info info = { .name = "areas" };
+    struct umdev_region_desc rd = {
+        .size = 2 * (N + 1) * 4096ull,
+        .flags = UMDEV_REGION_F_READ | UMDEV_REGION_F_WRITE,
+        .shm = true,
+        .areas = areas,
+    };
+    struct umdev_client_region r;
+    struct umdev_client *c;
+    struct kit_serve s;
+    struct umdev_dev *dev;
+    size_t i;
+
+    (void)state;
+    /* Every other page. */
+    for (i = 0; i <= N; i++)
+        areas[i] = (struct umdev_mmap_area){ 2 * i * 4096, 4096 };
+    assert_int_equal(umdev_dev_create(&info, &dev), 0);
+    rd.nr_areas = N + 1;
+    assert_int_equal(umdev_dev_region_add(dev, 1, &rd), -EINVAL);
+    rd.nr_areas = N;
+    assert_int_equal(umdev_dev_region_add(dev, 0, &rd), 0);
+    assert_int_equal(kit_serve_init(&s, "areas"), 0);
+    assert_int_equal(kit_serve_add(&s, "areas", dev, NULL, NULL), 0);
+    assert_int_equal(kit_serve_start(&s), 0);
+    assert_int_equal(umdev_client_connect(s.devs[0].path, NULL, &c), 0);
+    assert_int_equal(umdev_client_region_info(c, 0, &r), 0);
+    assert_int_equal(r.nr_areas, N);
+    for (i = 0; i < N; i++) {
+        assert_int_equal(r.areas[i].offset, areas[i].offset);
+        assert_int_equal(r.areas[i].size, areas[i].size);
+    }
+    if (r.fd >= 0)
+        close(r.fd);
+    /* The refused one is not there: the device has one region. */
+    assert_int_equal(umdev_client_region_info(c, 1, &r), -EINVAL);
+    umdev_client_destroy(c);
+    assert_int_equal(kit_serve_stop(&s, 5000), 0);
+    umdev_dev_destroy(dev);
+}
+
+static ssize_t
+last_region_access(void *opaque, uint64_t offset, void *buf, size_t count,
+                   bool is_write)
+{
+    (void)opaque;
+    if (!is_write)
+        memset(buf, (int)(0x40 + offset), count);
+    return (ssize_t)count;
+}
+
+/*
+ * UMDEV_MAX_REGIONS (16) and UMDEV_MAX_IRQ_VECTORS (2048): a device may
+ * have region index 15 and an IRQ index of 2048 vectors, and a client
+ * reaches both ends; region 16 and 2049 vectors are refused when the
+ * device is built, and the client's index 16 and vector 2048 with EINVAL.
+ */
+static void
+test_device_bounds(void **state)
+{
+    struct umdev_dev_info info = { .name = "bounds" };
+    struct umdev_region_desc rd = {
+        .size = 4096,
+        .flags = UMDEV_REGION_F_READ | UMDEV_REGION_F_WRITE,
+        .access = last_region_access,
+    };
+    struct umdev_client_region r;
+    struct umdev_client_irq_info ii;
+    struct umdev_client *c;
+    struct kit_serve s;
+    struct umdev_dev *dev;
+    uint8_t b[4];
+    int efd;
+
+    (void)state;
+    assert_int_equal(umdev_dev_create(&info, &dev), 0);
+    assert_int_equal(umdev_dev_region_add(dev, UMDEV_MAX_REGIONS, &rd),
+                     -EINVAL);
+    assert_int_equal(umdev_dev_region_add(dev, UMDEV_MAX_REGIONS - 1, &rd), 0);
+    assert_int_equal(umdev_dev_irq_add(dev, 1, UMDEV_MAX_IRQ_VECTORS + 1, 0),
+                     -EINVAL);
+    assert_int_equal(umdev_dev_irq_add(dev, 0, UMDEV_MAX_IRQ_VECTORS, 0), 0);
+    assert_int_equal(kit_serve_init(&s, "bounds"), 0);
+    assert_int_equal(kit_serve_add(&s, "bounds", dev, NULL, NULL), 0);
+    assert_int_equal(kit_serve_start(&s), 0);
+    assert_int_equal(umdev_client_connect(s.devs[0].path, NULL, &c), 0);
+
+    assert_int_equal(umdev_client_region_info(c, UMDEV_MAX_REGIONS - 1, &r), 0);
+    assert_int_equal(r.size, 4096);
+    assert_int_equal(
+        umdev_client_region_read(c, UMDEV_MAX_REGIONS - 1, 8, b, sizeof(b)), 0);
+    assert_int_equal(b[0], 0x48);
+    assert_int_equal(umdev_client_region_info(c, UMDEV_MAX_REGIONS, &r),
+                     -EINVAL);
+    assert_int_equal(
+        umdev_client_region_read(c, UMDEV_MAX_REGIONS, 0, b, sizeof(b)),
+        -EINVAL);
+
+    assert_int_equal(umdev_client_irq_info(c, 0, &ii), 0);
+    assert_int_equal(ii.count, UMDEV_MAX_IRQ_VECTORS);
+    efd = eventfd(0, EFD_CLOEXEC);
+    assert_true(efd >= 0);
+    assert_int_equal(
+        umdev_client_set_irqs(
+            c, 0, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+            UMDEV_MAX_IRQ_VECTORS - 1, 1, &efd, NULL),
+        0);
+    assert_int_equal(
+        umdev_client_set_irqs(
+            c, 0, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+            UMDEV_MAX_IRQ_VECTORS, 1, &efd, NULL),
+        -EINVAL);
+    close(efd);
+    umdev_client_destroy(c);
+    assert_int_equal(kit_serve_stop(&s, 5000), 0);
+    umdev_dev_destroy(dev);
+}
+
 static const struct CMUnitTest tests[] = {
     HARNESS_TEST(test_scratch_every_width_and_alignment),
     HARNESS_TEST(test_register_widths),
@@ -455,6 +585,8 @@ static const struct CMUnitTest tests[] = {
     HARNESS_TEST(test_bar2_region_info_wire),
     HARNESS_TEST(test_sparse_mmap),
     HARNESS_TEST(test_small_client_transfer_limit),
+    cmocka_unit_test(test_sparse_areas_limit),
+    cmocka_unit_test(test_device_bounds),
 };
 
 HARNESS_MAIN("func.io", tests)

@@ -397,11 +397,101 @@ test_no_fd_leaks(void **state)
     assert_int_equal(count_guest_maps(), maps0);
 }
 
+/* What the server did with @fd so far: 1 closed, 0 open and silent. */
+static int
+closed_now(int fd)
+{
+    uint8_t b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+    if (n < 0)
+        assert_true(errno == EAGAIN || errno == ECONNRESET);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+/*
+ * SERVER_MAX_REFUSING (4) second clients are held for their first
+ * message, each then refused with EBUSY; a fifth arriving meanwhile is
+ * closed at once, unanswered. The slots free again once answered.
+ */
+static void
+test_refusing_at_limit(void **state)
+{
+    struct umdev_client *first;
+    uint8_t p[4] = { 0 }, reply[64];
+    int fds0 = kit_open_fds(), i, s[5], extra;
+    int64_t t0;
+
+    (void)state;
+    first = harness_connect(&H, NULL);
+    t0 = kit_now_ms();
+    for (i = 0; i < 5; i++)
+        s[i] = harness_raw_socket(&H);
+    /* The fifth: closed without waiting for anything. */
+    assert_int_equal(raw_recv(s[4], reply, sizeof(reply), 1000, NULL, NULL), 0);
+    /* The four are still held (they would be closed after 2 s). */
+    assert_true(kit_now_ms() - t0 < 1500);
+    for (i = 0; i < 4; i++)
+        assert_false(closed_now(s[i]));
+    for (i = 0; i < 4; i++) {
+        raw_send(s[i], (uint16_t)(0x10 + i), VFIO_USER_VERSION, 0, p, sizeof(p),
+                 NULL, 0);
+        raw_expect_error(s[i], (uint16_t)(0x10 + i), VFIO_USER_VERSION, EBUSY);
+        assert_int_equal(raw_recv(s[i], reply, sizeof(reply), 1000, NULL, NULL),
+                         0);
+    }
+    for (i = 0; i < 5; i++)
+        close(s[i]);
+    /* Answered and gone: a new second client is held and refused. */
+    extra = harness_raw_socket(&H);
+    raw_send(extra, 0x20, VFIO_USER_VERSION, 0, p, sizeof(p), NULL, 0);
+    raw_expect_error(extra, 0x20, VFIO_USER_VERSION, EBUSY);
+    close(extra);
+    assert_int_equal(reg_rd32(first, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    umdev_client_destroy(first);
+    harness_wait_detached(&H);
+    assert_int_equal(kit_open_fds(), fds0);
+}
+
+/*
+ * A second client that sends nothing is held SERVER_REFUSE_WAIT_MS
+ * (2000 ms) from its accept, then closed unanswered: still open well
+ * before, closed not before 2000 ms after its connect.
+ */
+static void
+test_refuse_wait(void **state)
+{
+    struct umdev_client *first;
+    uint8_t reply[64];
+    int64_t t0, took;
+    int s;
+
+    (void)state;
+    first = harness_connect(&H, NULL);
+    t0 = kit_now_ms();
+    s = harness_raw_socket(&H);
+    while (kit_now_ms() - t0 < 1500) {
+        assert_false(closed_now(s));
+        usleep(50 * 1000);
+    }
+    /* Bounded generously above: the server's timer is not late by much,
+     * but a loaded machine may be. */
+    assert_int_equal(raw_recv(s, reply, sizeof(reply), 5000, NULL, NULL), 0);
+    took = kit_now_ms() - t0;
+    assert_true(took >= 2000);
+    close(s);
+    assert_int_equal(reg_rd32(first, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    umdev_client_destroy(first);
+    harness_wait_detached(&H);
+}
+
 static const struct CMUnitTest tests[] = {
     HARNESS_TEST(test_disconnect_mid_message),
     HARNESS_TEST(test_disconnect_mid_message_raw),
     HARNESS_TEST(test_second_client_refused),
     HARNESS_TEST(test_second_clients_silent),
+    HARNESS_TEST(test_refusing_at_limit),
+    HARNESS_TEST(test_refuse_wait),
     HARNESS_TEST(test_accept_without_fds),
     cmocka_unit_test(test_no_fd_leaks),
 };

@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -61,20 +62,12 @@ def start(cmd, env=None, log=None):
 
 
 def listening(path):
-    # bind() creates the path before listen(), so the path alone races a
-    # client into ECONNREFUSED.  /proc/net/unix shows the listen state
-    # without taking the server's one client slot as a probe connect would.
+    # umdev's servers make the path appear only once the socket listens
+    # (umdev_listen_unix()), so the path alone says a client can connect.
     try:
-        with open("/proc/net/unix") as f:
-            next(f)
-            for line in f:
-                cols = line.split()
-                if len(cols) >= 8 and cols[7] == path \
-                        and int(cols[3], 16) & 0x10000:
-                    return True
-    except OSError:
-        pass
-    return False
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def wait_for(path, proc, what, seconds=30):
