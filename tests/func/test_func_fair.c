@@ -211,6 +211,31 @@ teardown(void **state)
     return 0;
 }
 
+/* @n posted 4-byte REGION_WRITEs of BAR0 offset 0 (ids and values 1 to
+ * @n) laid out in @out, which holds 64 bytes per message. Return: bytes. */
+static size_t
+posted_writes(uint8_t *out, uint32_t n)
+{
+    const struct vfio_user_region_access a = { 0, 0, 4 };
+    size_t len = 0, sz = umdev_wire_size(sizeof(a), 4);
+    uint32_t i;
+
+    for (i = 1; i <= n; i++) {
+        struct vfio_user_header h = {
+            .msg_id = (uint16_t)i,
+            .cmd = VFIO_USER_REGION_WRITE,
+            .msg_size = (uint32_t)sz,
+            .flags = VFIO_USER_F_NO_REPLY,
+        };
+
+        memcpy(out + len, &h, sizeof(h));
+        memcpy(out + len + sizeof(h), &a, sizeof(a));
+        memcpy(out + len + sizeof(h) + sizeof(a), &i, 4);
+        len += sz;
+    }
+    return len;
+}
+
 /*
  * A flood of posted writes on one connection, then one read on the other:
  * the read is served before the flood is through, after at most one
@@ -223,24 +248,9 @@ test_flood_does_not_starve(void **state)
     struct fixture *f = *state;
     static uint8_t flood[FLOOD * 64];
     struct vfio_user_region_access a = { 0, 0, 4 };
-    size_t len = 0;
-    uint32_t i;
+    size_t len = posted_writes(flood, FLOOD);
     int t;
 
-    for (i = 1; i <= FLOOD; i++) {
-        size_t n = umdev_wire_size(sizeof(a), 4);
-        struct vfio_user_header h = {
-            .msg_id = (uint16_t)i,
-            .cmd = VFIO_USER_REGION_WRITE,
-            .msg_size = (uint32_t)n,
-            .flags = VFIO_USER_F_NO_REPLY,
-        };
-
-        memcpy(flood + len, &h, sizeof(h));
-        memcpy(flood + len + sizeof(h), &a, sizeof(a));
-        memcpy(flood + len + sizeof(h) + sizeof(a), &i, 4);
-        len += n;
-    }
     /* All of it is in the socket before the loop runs. */
     assert_int_equal(
         kit_peer_send_bytes(f->a.fd, flood, len, NULL, 0, NULL, NULL), 0);
@@ -271,8 +281,7 @@ msgs_per_wake(struct fixture *f, uint32_t n)
 {
     static uint8_t flood[(UMDEV_SERVER_MSGS_PER_WAKE + 1) * 64];
     struct vfio_user_region_access a = { 0, 0, 4 };
-    size_t len = 0;
-    uint32_t i;
+    size_t len;
     int t;
 
     /*
@@ -282,20 +291,7 @@ msgs_per_wake(struct fixture *f, uint32_t n)
      * and the two are reported in the order their messages arrive.
      */
     expect_alive(f, &f->a, 5);
-    for (i = 1; i <= n; i++) {
-        size_t sz = umdev_wire_size(sizeof(a), 4);
-        struct vfio_user_header h = {
-            .msg_id = (uint16_t)i,
-            .cmd = VFIO_USER_REGION_WRITE,
-            .msg_size = (uint32_t)sz,
-            .flags = VFIO_USER_F_NO_REPLY,
-        };
-
-        memcpy(flood + len, &h, sizeof(h));
-        memcpy(flood + len + sizeof(h), &a, sizeof(a));
-        memcpy(flood + len + sizeof(h) + sizeof(a), &i, 4);
-        len += sz;
-    }
+    len = posted_writes(flood, n);
     assert_int_equal(
         kit_peer_send_bytes(f->a.fd, flood, len, NULL, 0, NULL, NULL), 0);
     send_read(f->b.fd, 7, 0, 4);
