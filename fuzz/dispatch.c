@@ -9,14 +9,18 @@
  * oracle for the encoder), discards replies, and answers the device's own
  * DMA_READ/DMA_WRITE requests (mappings made without an fd) as the input's
  * first byte says, so a device waiting for guest memory never stalls.
- * After each input the device is destroyed and nothing may be left: LSan
- * checks the heap, the harness counts open descriptors.
+ * After each input the device has detached and nothing of the client may
+ * be left: LSan checks the heap, the harness counts open descriptors.
  *
- * Speed (fuzzing reaches little below 10 k inputs a second): the peer
- * thread, the guest memfd and the eventfd live for the whole process;
- * each input gets only a fresh socket pair and device. The memfd is
- * emptied between inputs (truncated to 0 and back), so what one input's
- * DMA wrote never reaches the next. And most inputs need no peer thread
+ * Speed (fuzzing reaches little below 10 k inputs a second): the device,
+ * the peer thread, the guest memfd and the eventfd live for the whole
+ * process; each input gets only a fresh socket pair, i.e. a new client
+ * connection, and the device hangs up on its EOF as it would on a client
+ * gone. Then testdev_power_cycle() puts the device back to what a new one
+ * is (what the client held, lib/dev dropped when it detached), so no
+ * input depends on the one before and a crash replays alone. The memfd
+ * is emptied between inputs (truncated to 0 and back), so what one
+ * input's DMA wrote never reaches the next. And most inputs need no peer thread
  * at all: unless an input can make the device wait for the client (a
  * DMA_MAP that may arrive without an fd, so device DMA goes by message,
  * or replies that could fill the socket), the fuzzer thread reads the
@@ -569,11 +573,33 @@ shared_fds(struct harness *h)
     h->efd = efd;
 }
 
+/* The device: one for the process, power-cycled after each input. */
+static struct testdev *device;
+
+/* At exit, so that its teardown runs under the sanitizers too. */
+static void
+device_free(void)
+{
+    testdev_destroy(device);
+    device = NULL;
+}
+
+static struct testdev *
+device_get(void)
+{
+    if (device == NULL) {
+        if (testdev_create(&fuzz_log.logger, &device) < 0)
+            abort();
+        atexit(device_free);
+    }
+    return device;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct harness h = { .memfd = -1, .efd = -1 };
-    struct testdev *td = NULL;
+    struct testdev *td;
     struct peer *p;
     int sv[2], fds_before, i;
 
@@ -595,13 +621,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         h.in = in;
     }
     shared_fds(&h);
+    /* Before the count: the device's own descriptors (BAR2's memfd)
+     * outlive the input. */
+    td = device_get();
+    h.dev = testdev_dev(td);
     fds_before = fuzz_count_fds();
     if (kit_peer_pair(sv) < 0)
         abort();
     h.fd = sv[1];
-    if (testdev_create(&fuzz_log.logger, &td) < 0)
-        abort();
-    h.dev = testdev_dev(td);
     if (umdev_dev_attach(h.dev, sv[0]) < 0)
         abort();
     p->answer = (enum dma_answer)((data[0] >> 1) & 3);
@@ -639,7 +666,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         peer_wait(p);
     }
     close(sv[1]);
-    testdev_destroy(td);
+    /* What the client set up went with it (DMA mappings, IRQ fds, queued
+     * messages: the descriptor count below checks); what it did to the
+     * device goes now, so no input sees the last one's state. */
+    testdev_power_cycle(td);
     if (fuzz_count_fds() != fds_before) {
         fprintf(stderr, "fuzz_dispatch: %d descriptors leaked\n",
                 fuzz_count_fds() - fds_before);

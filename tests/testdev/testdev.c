@@ -281,11 +281,10 @@ bar0_access(void *opaque, uint64_t off, void *buf, size_t count,
     return rc < 0 ? rc : (ssize_t)count;
 }
 
-static int
-testdev_reset(void *opaque)
+/* Power-on state, with @resets as the RESETS register. */
+static void
+power_on(struct testdev *td, uint32_t resets)
 {
-    struct testdev *td = opaque;
-    uint32_t resets = td->resets + 1;
     struct umdev_dev *dev = td->dev;
     struct umdev_pci *pci = td->pci;
 
@@ -299,7 +298,21 @@ testdev_reset(void *opaque)
     td->dev = dev;
     td->pci = pci;
     td->resets = resets;
+}
+
+static int
+testdev_reset(void *opaque)
+{
+    struct testdev *td = opaque;
+
+    power_on(td, td->resets + 1);
     return 0;
+}
+
+void
+testdev_power_cycle(struct testdev *td)
+{
+    power_on(td, 0);
 }
 
 static const struct umdev_dev_ops testdev_ops = {

@@ -55,6 +55,15 @@ struct testdev;
 
 int testdev_create(const struct umdev_logger *log, struct testdev **out);
 void testdev_destroy(struct testdev *td);
+/*
+ * testdev_power_cycle() - back to what a client of a new device would
+ * see (a reset, and RESETS reads 0 again), without the cost of creating
+ * one: for harnesses that run one device through many independent
+ * clients. Call it with no client attached (umdev_dev_detach() drops a
+ * client's DMA mappings and IRQ state). Only the statistics and profile
+ * counters, which no client reads, keep counting.
+ */
+void testdev_power_cycle(struct testdev *td);
 struct umdev_dev *testdev_dev(struct testdev *td);
 
 #endif /* UMDEV_TESTDEV_H */

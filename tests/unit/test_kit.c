@@ -22,6 +22,8 @@
 #include "kit_serve.h"
 #include "kit_util.h"
 #include "testdev.h"
+#include "umdev/dev_testing.h"
+#include "umdev/pci.h"
 #include "umdev/wire.h"
 #include "umdev/wire_codec.h"
 
@@ -332,6 +334,102 @@ test_serve_add_fails(void **state)
     assert_int_equal(kit_serve_stop(&s, TIMEOUT_MS), 0);
 }
 
+/* What a client can read of the test device: every 4-byte word of
+ * config space, BAR0 and BAR2, with the answer's error. */
+struct testdev_view {
+    int rc[256 / 4 + TESTDEV_BAR0_SIZE / 4 + TESTDEV_BAR2_SIZE / 4];
+    uint32_t v[256 / 4 + TESTDEV_BAR0_SIZE / 4 + TESTDEV_BAR2_SIZE / 4];
+};
+
+static void
+testdev_look(struct testdev *td, struct testdev_view *out)
+{
+    static const struct {
+        uint32_t index;
+        uint64_t size;
+    } regions[] = {
+        { UMDEV_PCI_CONFIG_REGION, 256 },
+        { UMDEV_PCI_BAR0_REGION, TESTDEV_BAR0_SIZE },
+        { UMDEV_PCI_BAR2_REGION, TESTDEV_BAR2_SIZE },
+    };
+    size_t r, k = 0;
+    uint64_t off;
+
+    memset(out, 0, sizeof(*out));
+    for (r = 0; r < sizeof(regions) / sizeof(regions[0]); r++)
+        for (off = 0; off < regions[r].size; off += 4, k++)
+            out->rc[k] = umdev_dev_region_rw(testdev_dev(td), regions[r].index,
+                                             off, &out->v[k], 4, false);
+}
+
+static void
+testdev_wr(struct testdev *td, uint32_t index, uint64_t off, uint64_t v,
+           size_t count)
+{
+    assert_int_equal(
+        umdev_dev_region_rw(testdev_dev(td), index, off, &v, count, true), 0);
+}
+
+/* After testdev_power_cycle() a client finds the device as a new one:
+ * registers, config space (BARs, command, MSI-X), BAR2, the INTx line
+ * and the reset count all back to power-on. */
+static void
+test_testdev_power_cycle(void **state)
+{
+    static struct testdev_view fresh, cycled, dirty;
+    const uint32_t bar0 = UMDEV_PCI_BAR0_REGION, cfg = UMDEV_PCI_CONFIG_REGION;
+    struct testdev *td, *td_fresh;
+    struct vfio_user_header h;
+    uint8_t reply[256];
+    int sv[2];
+
+    (void)state;
+    assert_int_equal(testdev_create(NULL, &td_fresh), 0);
+    testdev_look(td_fresh, &fresh);
+    assert_int_equal(testdev_create(NULL, &td), 0);
+
+    /* A client resets it (RESETS counts 1), then leaves. */
+    assert_int_equal(kit_peer_pair(sv), 0);
+    assert_int_equal(umdev_dev_attach(testdev_dev(td), sv[0]), 0);
+    assert_int_equal(kit_peer_send_version(sv[1], 1, KIT_QEMU_VERSION_JSON), 0);
+    assert_int_equal(umdev_dev_process(testdev_dev(td)), 0);
+    assert_true(
+        kit_peer_recv(sv[1], reply, sizeof(reply), TIMEOUT_MS, NULL, NULL) > 0);
+    assert_int_equal(kit_peer_send(sv[1], 2, VFIO_USER_DEVICE_RESET, 0, NULL, 0,
+                                   NULL, 0, NULL, 0),
+                     0);
+    assert_int_equal(umdev_dev_process(testdev_dev(td)), 0);
+    assert_int_equal(
+        kit_peer_recv(sv[1], reply, sizeof(reply), TIMEOUT_MS, NULL, NULL),
+        sizeof(h));
+    memcpy(&h, reply, sizeof(h));
+    assert_int_equal(h.flags, VFIO_USER_F_TYPE_REPLY);
+    shutdown(sv[1], SHUT_WR);
+    umdev_dev_process(testdev_dev(td));
+    assert_false(umdev_dev_attached(testdev_dev(td)));
+    close(sv[1]);
+
+    /* Registers, a failed DMA, the INTx line, BAR2, config space. */
+    testdev_wr(td, bar0, TESTDEV_REG_SCRATCH, 0x12345678, 4);
+    testdev_wr(td, bar0, TESTDEV_REG_SCRATCH64, 0x1122334455667788ull, 8);
+    testdev_wr(td, bar0, TESTDEV_REG_DMA_ADDR, 0x1000, 8);
+    testdev_wr(td, bar0, TESTDEV_REG_DMA_LEN, 64, 4);
+    testdev_wr(td, bar0, TESTDEV_REG_DMA_CMD, TESTDEV_DMA_TO_DEVICE, 4);
+    testdev_wr(td, bar0, TESTDEV_REG_IRQ_LEVEL, 1, 4);
+    testdev_wr(td, bar0, TESTDEV_SCRATCH_ARRAY + 5, 0xab, 1);
+    testdev_wr(td, UMDEV_PCI_BAR2_REGION, 0x10, 0xcdcdcdcd, 4);
+    testdev_wr(td, cfg, 0x04, 0x0006, 2);     /* COMMAND: memory, master */
+    testdev_wr(td, cfg, 0x10, 0xfebf0000, 4); /* BAR0 */
+    testdev_look(td, &dirty);
+    assert_int_not_equal(memcmp(&dirty, &fresh, sizeof(fresh)), 0);
+
+    testdev_power_cycle(td);
+    testdev_look(td, &cycled);
+    assert_memory_equal(&cycled, &fresh, sizeof(fresh));
+    testdev_destroy(td);
+    testdev_destroy(td_fresh);
+}
+
 /* The command table is indexed by command, every key QEMU proposes is
  * recognised (and nothing else), a VERSION payload is laid out as the
  * spec says or refused when it does not fit, and each well-formed payload
@@ -398,6 +496,7 @@ main(void)
         cmocka_unit_test(test_peer_send_full),
         cmocka_unit_test(test_serve),
         cmocka_unit_test(test_serve_add_fails),
+        cmocka_unit_test(test_testdev_power_cycle),
         cmocka_unit_test(test_proto),
     };
 
