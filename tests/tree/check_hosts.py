@@ -3,9 +3,13 @@
 defect 10): what a test fetches comes from the machine's own
 configuration, never from a host written into the source.
 
-    check_hosts.py SRC_DIR      scan every text file under SRC_DIR (git's
-                                list of files when SRC_DIR is a checkout)
-    check_hosts.py --self-test  check the patterns on samples
+    check_hosts.py SRC_DIR APT_MIRROR_SH
+        check the patterns on samples made from the archive this
+        machine's apt sources name (APT_MIRROR_SH prints it), then scan
+        every text file under SRC_DIR (git's list of files when SRC_DIR
+        is a checkout)
+    check_hosts.py --self-test APT_MIRROR_SH
+        the samples only
 
 A hit prints FILE:LINE: the name, and the exit status is 1.
 """
@@ -59,20 +63,25 @@ def hits(text):
     return out
 
 
-def self_test():
-    # Assembled, so that this file passes its own scan.
-    deb, ubu, ex = ("." + "debian.org", "." + "ubuntu.com",
-                    "." + "example.com")
-    bad = ["MIRROR=http://deb" + deb + "/debian",
-           "deb https://ftp" + ".de" + deb + "/debian trixie main",
-           "see security" + deb, "URIs: http://m" + ex + "/x",
-           "ftp" + ".us" + deb, "fetch from archive" + ubu,
-           "https://packages" + ".cloud.google.com/apt",
-           "mirrors.kernel" + ".org"]
+def self_test(mirror):
+    """The patterns against samples. Real host names are not written
+    here either: the ones that must hit are built around @mirror, the
+    archive this machine's own apt sources name (apt-mirror.sh prints
+    it)."""
+    host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", mirror).split("/")[0]
+    bad = ["MIRROR=" + mirror, "deb %s bookworm main" % mirror,
+           "URIs: " + mirror + "/", "fetch it from " + host,
+           # A URL alone names a host, whatever the name: the mirror's
+           # labels reversed are in no distribution's domain.
+           "http://" + ".".join(reversed(host.split("."))) + "/x"]
     good = ["tests/func/test_func_io.c", "HARNESS_MAIN(\"func.io\")",
             "file:///usr/share/doc", "archive.tar.gz", "docs/interop/"
             "vfio-user.rst", "unix:/run/umdev/control", "libvfio-user.so"]
     ok = True
+    if "." not in host:
+        print("self-test: the apt mirror %r has no host name to look for"
+              % mirror)
+        ok = False
     for s in bad:
         if not hits(s):
             print("self-test: no hit in %r" % s)
@@ -84,13 +93,21 @@ def self_test():
     return ok
 
 
+def apt_mirror(script):
+    """The archive this machine's apt sources name, by @script."""
+    p = subprocess.run([script], capture_output=True, text=True)
+    if p.returncode != 0 or not p.stdout.strip():
+        sys.exit("%s failed: %s" % (script, p.stderr.strip()))
+    return p.stdout.strip()
+
+
 def main():
-    if sys.argv[1:] == ["--self-test"]:
-        return 0 if self_test() else 1
-    if len(sys.argv) != 2:
+    if len(sys.argv) != 3:
         sys.exit(__doc__)
-    if not self_test():
+    if not self_test(apt_mirror(sys.argv[2])):
         return 1
+    if sys.argv[1] == "--self-test":
+        return 0
     src = os.path.abspath(sys.argv[1])
     found = 0
     for path in files(src):
