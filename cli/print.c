@@ -15,6 +15,7 @@
 
 #include <json-c/json.h>
 
+#include "umdev/umdev.h"
 #include "umdevctl.h"
 
 const char *
@@ -41,32 +42,6 @@ cli_alen(struct json_object *a)
                                                    : 0;
 }
 
-/* The length of the UTF-8 sequence at @p (RFC 3629: no overlong forms,
- * no surrogates, nothing past U+10FFFF), or 0 if it is not one. */
-static size_t
-utf8_len(const unsigned char *p)
-{
-    size_t n, i;
-
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf)
-        n = 2;
-    else if (p[0] >= 0xe0 && p[0] <= 0xef)
-        n = 3;
-    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-        n = 4;
-    else
-        return 0;
-    for (i = 1; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf)
-            return 0;
-    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
-        (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
-        return 0;
-    return n;
-}
-
 /* A control character a terminal acts on: C0, DEL, C1 (as UTF-8). */
 static bool
 is_control(const unsigned char *p, size_t n)
@@ -91,7 +66,7 @@ escape(const char *s, bool json)
     if (out == NULL)
         return NULL;
     while (*p != '\0') {
-        size_t n = utf8_len(p);
+        size_t n = umdev_utf8_len(p);
 
         if (n == 0) {
             o += json ? sprintf(o, "\\ufffd") : sprintf(o, "\\x%02x", *p);

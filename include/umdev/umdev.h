@@ -66,6 +66,17 @@ void umdev_log_stderr(void *opaque, int level, const char *line);
 int umdev_log_stderr_is_journal(void);
 
 /**
+ * umdev_utf8_len() - the length of the UTF-8 sequence at @p (RFC 3629: no
+ * overlong forms, no surrogates, nothing past U+10FFFF; 1 for an ASCII
+ * byte), or 0 if the bytes there are not one. Reads at most 4 bytes and
+ * stops at the first that does not continue the sequence, so a
+ * NUL-terminated string is never read past its end. What umdev_log()
+ * escapes, and what a program printing peers' strings may use the same
+ * way.
+ */
+size_t umdev_utf8_len(const unsigned char *p);
+
+/**
  * umdev_fault_guard_run() - run @fn(@arg), which reads or writes guest
  * memory (DMA holds), so that a bus error there ends @fn early with
  * -EFAULT instead of ending the process: a client can shrink the file

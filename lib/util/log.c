@@ -51,13 +51,13 @@ umdev_log_stderr(void *opaque, int level, const char *line)
         fprintf(stderr, "umdev: %s: %s\n", level_names[level], line);
 }
 
-/* The length of the UTF-8 sequence at @p (RFC 3629: no overlong forms,
- * no surrogates, nothing past U+10FFFF), or 0 if it is not one. */
-static size_t
-utf8_len(const unsigned char *p)
+size_t
+umdev_utf8_len(const unsigned char *p)
 {
     size_t n, i;
 
+    if (p[0] < 0x80)
+        return 1;
     if (p[0] >= 0xc2 && p[0] <= 0xdf)
         n = 2;
     else if (p[0] >= 0xe0 && p[0] <= 0xef)
@@ -89,7 +89,7 @@ escape_line(const char *in, char *out, size_t outlen)
     size_t o = 0;
 
     while (*p != '\0') {
-        size_t n = *p < 0x80 ? 1 : utf8_len(p);
+        size_t n = umdev_utf8_len(p);
         bool ctl =
             *p < 0x20 || *p == 0x7f || n == 0 || (p[0] == 0xc2 && p[1] < 0xa0);
         size_t i, need = ctl ? 4 * (n ? n : 1) : n;
