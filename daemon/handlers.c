@@ -574,6 +574,33 @@ out:
  * instance's (a running instance cannot change its type; `modify` does,
  * for the next start).
  */
+/*
+ * Apply @fields (taken) to @cfg, a copy of @inst's configuration holding
+ * its own reference to the attributes (taken), write the definition, and
+ * only then make it @inst's. @creating: @inst becomes a definition (a
+ * running transient one made persistent; defs_apply()'s @creating). On
+ * any failure nothing of @inst changes. Sets c->result.
+ */
+static int
+apply_and_save(struct cmd *c, struct instance *inst, struct inst_config *cfg,
+               struct json_object *fields, bool creating)
+{
+    int rc = defs_apply(c->d, cfg, fields, creating, c->err, c->errlen);
+
+    json_object_put(fields);
+    if (rc == 0)
+        rc = defs_save(c->d->opts.statedir, cfg, c->err, c->errlen);
+    if (rc < 0) {
+        json_object_put(cfg->attrs);
+        return rc;
+    }
+    inst_reconfigure(inst, cfg);
+    if (creating)
+        inst->defined = true;
+    c->result = instance_result(inst);
+    return 0;
+}
+
 static int
 persist_transient(struct cmd *c, struct instance *inst)
 {
@@ -583,7 +610,6 @@ persist_transient(struct cmd *c, struct instance *inst)
     struct json_object *fields, *v;
     char full[sizeof(cfg.type)];
     size_t i;
-    int rc;
 
     if (inst->lease) {
         snprintf(c->err, c->errlen,
@@ -634,18 +660,7 @@ persist_transient(struct cmd *c, struct instance *inst)
         snprintf(c->err, c->errlen, "out of memory");
         return -ENOMEM;
     }
-    rc = defs_apply(c->d, &cfg, fields, true, c->err, c->errlen);
-    json_object_put(fields);
-    if (rc == 0)
-        rc = defs_save(c->d->opts.statedir, &cfg, c->err, c->errlen);
-    if (rc < 0) {
-        json_object_put(cfg.attrs);
-        return rc;
-    }
-    inst_reconfigure(inst, &cfg);
-    inst->defined = true;
-    c->result = instance_result(inst);
-    return 0;
+    return apply_and_save(c, inst, &cfg, fields, true);
 }
 
 static int
@@ -727,17 +742,7 @@ cmd_modify(struct cmd *c)
     /* Work on a copy: a refused or unsaved modify changes nothing. */
     cfg = inst->cfg;
     json_object_get(cfg.attrs);
-    rc = defs_apply(c->d, &cfg, fields, false, c->err, c->errlen);
-    json_object_put(fields);
-    if (rc == 0)
-        rc = defs_save(c->d->opts.statedir, &cfg, c->err, c->errlen);
-    if (rc < 0) {
-        json_object_put(cfg.attrs);
-        return rc;
-    }
-    inst_reconfigure(inst, &cfg);
-    c->result = instance_result(inst);
-    return 0;
+    return apply_and_save(c, inst, &cfg, fields, false);
 }
 
 /* Park @rq until the supervisor answers through instance_request_done. */
