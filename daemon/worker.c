@@ -549,6 +549,12 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
         fail("cannot serve: %s", strerror(-rc));
     umdev_loop_add(w.loop, WORKER_CHANNEL_FD, UMDEV_LOOP_IN, on_channel, &w);
     umdev_loop_add(w.loop, sfd, UMDEV_LOOP_IN, on_signal, &w);
+    /* After the privileges went (the watcher thread is born without
+     * them) and before the filter, which allows neither sigaction nor
+     * epoll_create. */
+    rc = umdev_loop_sleep_in_read(w.loop, SIGRTMIN);
+    if (rc < 0)
+        fail("cannot set up sleeping reads: %s", strerror(-rc));
 #ifdef UMDEV_TEST_HOOKS
     test_hook_prepare(hook);
 #endif

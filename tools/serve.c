@@ -179,6 +179,10 @@ serve_loop_create(struct serve *sv)
 
     if (rc == 0)
         rc = umdev_loop_stop_on_signals(sv->loop);
+    /* One client per device; with one device the loop sleeps in its
+     * read (the accel subcommand's several instances keep epoll). */
+    if (rc == 0)
+        rc = umdev_loop_sleep_in_read(sv->loop, SIGRTMIN);
     if (rc < 0) {
         fprintf(stderr, PROG ": cannot create the event loop: %s\n",
                 strerror(-rc));

@@ -22,6 +22,19 @@ struct umdev_loop;
 #define UMDEV_LOOP_OUT 0x4u
 #define UMDEV_LOOP_ERR 0x8u
 #define UMDEV_LOOP_HUP 0x10u
+/*
+ * Given to umdev_loop_add()/_mod(): this fd may be read sleeping when it
+ * is the only such fd on the loop (umdev_loop_sleep_in_read()). Its
+ * callback must then accept UMDEV_LOOP_SLEEP.
+ */
+#define UMDEV_LOOP_SOLO 0x100u
+/*
+ * Passed to a UMDEV_LOOP_SOLO fd's callback instead of a readiness event:
+ * nothing else needs the loop, so read the fd once without MSG_DONTWAIT
+ * (it is in blocking mode now) and return. The read ends with data, with
+ * EOF, or with EAGAIN when the loop is needed elsewhere.
+ */
+#define UMDEV_LOOP_SLEEP 0x200u
 
 /* Called with the events that fired. May add or remove any fd, itself
  * included, and add or cancel timers. */
@@ -69,6 +82,27 @@ int umdev_loop_run_once(struct umdev_loop *loop, int timeout_ms);
 /** Run until umdev_loop_stop(). Return: 0 or -errno. */
 int umdev_loop_run(struct umdev_loop *loop);
 void umdev_loop_stop(struct umdev_loop *loop);
+
+/**
+ * umdev_loop_sleep_in_read() - when the loop has one UMDEV_LOOP_SOLO fd
+ * wanting input, no timer and no posted call, let that fd's callback
+ * sleep in its read (UMDEV_LOOP_SLEEP) instead of the loop in
+ * epoll_wait(): a server with one client saves a system call and a
+ * wake-up per message. A thread of the loop's watches every other fd
+ * meanwhile; when one of them, a posted call or umdev_loop_stop() needs
+ * the loop, it sends @signo to the loop's thread, whose handler puts the
+ * sleeping fd back in non-blocking mode so the read returns EAGAIN.
+ *
+ * @signo becomes the loop's: the handler is installed process-wide
+ * (SA_RESTART, so other calls of the loop's thread are not disturbed) and
+ * unblocked in the calling thread, which must be the one that runs the
+ * loop. Use a signal nothing else in the process uses (SIGRTMIN + n).
+ * Call once, before any seccomp filter: this creates a thread and an
+ * epoll fd. Loops that never call it behave as before.
+ * Return: 0, -EBUSY (called already, or too many loops in the process),
+ * -EINVAL, or -errno.
+ */
+int umdev_loop_sleep_in_read(struct umdev_loop *loop, int signo);
 
 /**
  * umdev_loop_stop_on_signals() - stop the loop when SIGTERM or SIGINT

@@ -461,9 +461,7 @@ do_recvmsg(struct conn *conn, void *dst, size_t len, bool wait,
     mh->msg_iov = iov;
     mh->msg_iovlen = 1;
     do {
-        n = recvmsg(conn->fd, mh,
-                    MSG_CMSG_CLOEXEC | (wait && conn->blocking ? 0
-                                                               : MSG_DONTWAIT));
+        n = recvmsg(conn->fd, mh, MSG_CMSG_CLOEXEC | (wait ? 0 : MSG_DONTWAIT));
     } while (n < 0 && errno == EINTR);
     if (n < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
@@ -634,8 +632,8 @@ dequeue(struct conn *conn)
     return m;
 }
 
-/* Next message from the socket (not the queue). @wait lets a blocking
- * connection sleep in recvmsg(). */
+/* Next message from the socket (not the queue). @wait lets recvmsg()
+ * sleep, if the socket is in blocking mode. */
 static int
 rx_message(struct conn *conn, bool wait, struct conn_msg **out)
 {
@@ -693,6 +691,19 @@ conn_read(struct conn *conn, struct conn_msg **out)
     if (*out != NULL)
         return 0;
     return rx_message(conn, false, out);
+}
+
+int
+conn_read_sleep(struct conn *conn, struct conn_msg **out)
+{
+    *out = NULL;
+    if (conn->tx_err)
+        return conn->tx_err;
+    *out = dequeue(conn);
+    if (*out != NULL)
+        return 0;
+    conn_rx_ready(conn);
+    return rx_message(conn, true, out);
 }
 
 

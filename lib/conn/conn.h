@@ -110,6 +110,14 @@ const struct umdev_wire_limits *conn_rx_limits(const struct conn *conn);
 int conn_read(struct conn *conn, struct conn_msg **out);
 
 /**
+ * conn_read_sleep() - conn_read(), but a socket that is in blocking mode
+ * (its owner cleared O_NONBLOCK: lib/loop's sleeping reads) is read
+ * without MSG_DONTWAIT, so the call sleeps until bytes arrive. -EAGAIN
+ * when a non-blocking socket had nothing, or an incomplete message.
+ */
+int conn_read_sleep(struct conn *conn, struct conn_msg **out);
+
+/**
  * conn_rx_ready() - the socket polled readable. conn_read() skips the
  * recvmsg() that would only return EAGAIN after a short read; call this
  * when the fd is reported readable (umdev_dev_process() does).

@@ -258,7 +258,8 @@ umdev_dev_detach(struct umdev_dev *dev)
 }
 
 int
-dev_serve(struct umdev_dev *dev, bool readable, size_t budget, bool *more)
+dev_serve(struct umdev_dev *dev, bool readable, bool sleep, size_t budget,
+          bool *more)
 {
     struct conn_msg *m;
     size_t n = 0;
@@ -282,7 +283,10 @@ dev_serve(struct umdev_dev *dev, bool readable, size_t budget, bool *more)
             *more = conn_rx_pending(dev->conn);
             return 0;
         }
-        rc = conn_read(dev->conn, &m);
+        /* Only the first read sleeps: after a message, whatever else
+         * came with it is taken and the loop gets its turn back. */
+        rc = sleep && n == 0 ? conn_read_sleep(dev->conn, &m)
+                             : conn_read(dev->conn, &m);
         if (rc == -EAGAIN)
             return 0;
         if (rc < 0)
@@ -305,7 +309,7 @@ umdev_dev_process(struct umdev_dev *dev)
 {
     bool more;
 
-    return dev_serve(dev, true, SIZE_MAX, &more);
+    return dev_serve(dev, true, false, SIZE_MAX, &more);
 }
 
 uint32_t

@@ -159,11 +159,14 @@ void dev_irq_fini(struct umdev_dev *dev);
 /**
  * dev_serve() - send queued output, then handle up to @budget messages,
  * none while output waits for the socket. @readable: the socket polled
- * readable. *@more: the budget ran out with messages already received
- * (no wake-up will come for them: call again soon).
+ * readable. @sleep: the loop asks for a sleeping read (UMDEV_LOOP_SLEEP):
+ * the first message is waited for in recvmsg(). *@more: the budget ran out
+ * with messages already received (no wake-up will come for them: call
+ * again soon).
  * Return: 0 while attached, -ECONNRESET once detached.
  */
-int dev_serve(struct umdev_dev *dev, bool readable, size_t budget, bool *more);
+int dev_serve(struct umdev_dev *dev, bool readable, bool sleep, size_t budget,
+              bool *more);
 
 /* dispatch.c */
 void dev_handle_msg(struct umdev_dev *dev, struct conn_msg *m);

@@ -72,7 +72,12 @@ client_sync_events(struct umdev_server *srv)
 {
     uint32_t want = umdev_dev_events(srv->dev);
 
-    if (srv->client_fd < 0 || want == 0 || want == srv->client_events)
+    if (srv->client_fd < 0 || want == 0)
+        return;
+    /* The attached client is what a loop that has nothing else to do
+     * may sleep reading (umdev_loop_sleep_in_read()). */
+    want |= UMDEV_LOOP_SOLO;
+    if (want == srv->client_events)
         return;
     if (umdev_loop_mod(srv->loop, srv->client_fd, want) == 0)
         srv->client_events = want;
@@ -112,12 +117,13 @@ client_gone(struct umdev_server *srv)
 }
 
 static void
-client_serve(struct umdev_server *srv, bool readable)
+client_serve(struct umdev_server *srv, bool readable, bool sleep)
 {
     bool more;
     int64_t id;
 
-    if (dev_serve(srv->dev, readable, UMDEV_SERVER_MSGS_PER_WAKE, &more) < 0) {
+    if (dev_serve(srv->dev, readable, sleep, UMDEV_SERVER_MSGS_PER_WAKE,
+                  &more) < 0) {
         client_gone(srv);
         return;
     }
@@ -135,7 +141,7 @@ client_serve(struct umdev_server *srv, bool readable)
         return;
     }
     /* No timer: serve them now rather than leave them unanswered. */
-    if (dev_serve(srv->dev, false, SIZE_MAX, &more) < 0)
+    if (dev_serve(srv->dev, false, false, SIZE_MAX, &more) < 0)
         client_gone(srv);
     else
         client_sync_events(srv);
@@ -148,7 +154,7 @@ on_more(struct umdev_loop *loop, void *opaque)
 
     (void)loop;
     srv->more_timer = 0;
-    client_serve(srv, false);
+    client_serve(srv, false, false);
 }
 
 static void
@@ -161,7 +167,8 @@ on_client(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
      * twice. */
     umdev_loop_timer_cancel(loop, srv->more_timer);
     srv->more_timer = 0;
-    client_serve(srv, (events & UMDEV_LOOP_IN) != 0);
+    client_serve(srv, (events & UMDEV_LOOP_IN) != 0,
+                 (events & UMDEV_LOOP_SLEEP) != 0);
 }
 
 static void
@@ -177,12 +184,13 @@ client_attach(struct umdev_server *srv, int cfd)
     }
     conn_set_async_send(srv->dev->conn, on_tx, srv);
     cfd = umdev_dev_client_fd(srv->dev);
-    if (umdev_loop_add(srv->loop, cfd, UMDEV_LOOP_IN, on_client, srv) < 0) {
+    if (umdev_loop_add(srv->loop, cfd, UMDEV_LOOP_IN | UMDEV_LOOP_SOLO,
+                       on_client, srv) < 0) {
         umdev_dev_detach(srv->dev);
         return;
     }
     srv->client_fd = cfd;
-    srv->client_events = UMDEV_LOOP_IN;
+    srv->client_events = UMDEV_LOOP_IN | UMDEV_LOOP_SOLO;
 }
 
 static void
@@ -326,7 +334,7 @@ client_finish(struct umdev_server *srv)
 {
     bool more;
 
-    if (dev_serve(srv->dev, true, SIZE_MAX, &more) < 0)
+    if (dev_serve(srv->dev, true, false, SIZE_MAX, &more) < 0)
         client_gone(srv);
     else
         client_sync_events(srv);

@@ -9,8 +9,22 @@
  * mutex-protected FIFO; the poster writes an eventfd so a sleeping loop
  * wakes, and the loop looks at the FIFO only when a flag says it is not
  * empty, so a loop nobody posts to pays one atomic load per turn.
+ *
+ * Sleeping reads (umdev_loop_sleep_in_read()): a server with one client
+ * and nothing else to do pays epoll_wait() + recvmsg() per message where
+ * a plain blocking recvmsg() would do. So when exactly one fd is marked
+ * SOLO and nothing else is pending, its callback sleeps in the read, and
+ * a watcher thread waits on a second epoll set holding every other fd.
+ * When one of those becomes ready the watcher marks the loop FIRED and
+ * signals the loop's thread; the handler sets O_NONBLOCK on the sleeping
+ * fd (async-signal-safe, and unlike EINTR it cannot be lost: a read that
+ * has not started yet sees the flag, one that sleeps is restarted by
+ * SA_RESTART and sees it), so the read returns EAGAIN and the loop runs an
+ * ordinary turn before it sleeps again. The watcher then waits until the
+ * loop re-arms it, so it never spins on a level-triggered fd.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -27,11 +41,22 @@
 #include "util.h"
 
 #define LOOP_BATCH 64
+/* Loops with sleeping reads in one process; the signal handler finds the
+ * one of its thread here. */
+#define LOOP_MAX_SLEEPERS 64
 
 struct loop_entry {
     umdev_loop_fn *fn;
     void *opaque;
-    uint32_t gen; /* 0: free slot */
+    uint32_t gen;    /* 0: free slot */
+    uint32_t events; /* as given, UMDEV_LOOP_SOLO included */
+};
+
+/* The watcher's state (umdev_loop_sleep_in_read()). */
+enum {
+    WATCH_ARMED, /* watching the other fds */
+    WATCH_FIRED, /* one was ready: the loop was signalled, and re-arms */
+    WATCH_QUIT,
 };
 
 struct loop_timer {
@@ -65,8 +90,26 @@ struct umdev_loop {
     pthread_mutex_t post_lock;
     struct loop_post *post_head, **post_tail;
     atomic_bool posted; /* the FIFO may be non-empty */
+
+    /* Sleeping reads; wake_signo 0: off. */
+    int wake_signo;
+    int slot;         /* in sleepers[] */
+    pthread_t thread; /* the loop's, which the signal wakes */
+    int cold_epfd;    /* every watched fd but the SOLO ones */
+    size_t nsolo;     /* fds marked UMDEV_LOOP_SOLO */
+    int solo_fd;      /* the SOLO fd while nsolo == 1, else -1 */
+    int solo_fl;      /* its file status flags when it became solo */
+    /* O_NONBLOCK is cleared on solo_fd. Written by the loop's thread and
+     * its signal handler only, which is why a signal fence suffices. */
+    volatile sig_atomic_t solo_sleepy;
+    pthread_t watcher;
+    bool watcher_running;
+    pthread_mutex_t watch_lock;
+    pthread_cond_t watch_cond;
+    atomic_int watch;
 };
 
+static struct umdev_loop *_Atomic sleepers[LOOP_MAX_SLEEPERS];
 
 static void
 on_wake(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
@@ -81,6 +124,8 @@ on_wake(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
     }
 }
 
+static void sleep_fini(struct umdev_loop *loop);
+
 int
 umdev_loop_create(struct umdev_loop **out)
 {
@@ -92,6 +137,7 @@ umdev_loop_create(struct umdev_loop **out)
     if (loop == NULL)
         return -ENOMEM;
     loop->wake_fd = loop->signal_fd = -1;
+    loop->cold_epfd = loop->solo_fd = loop->slot = -1;
     loop->next_gen = 1;
     loop->next_timer_id = 1;
     loop->post_tail = &loop->post_head;
@@ -127,6 +173,7 @@ umdev_loop_destroy(struct umdev_loop *loop)
 
     if (loop == NULL)
         return;
+    sleep_fini(loop);
     if (loop->wake_fd >= 0)
         close(loop->wake_fd);
     if (loop->signal_fd >= 0)
@@ -154,6 +201,77 @@ from_epoll(uint32_t e)
 {
     return (e & (EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP)) |
            (e & EPOLLRDHUP ? UMDEV_LOOP_HUP : 0);
+}
+
+/* Mirror a change to the watcher's set, which leaves SOLO fds out. */
+static void
+cold_ctl(struct umdev_loop *loop, int op, int fd, uint32_t events)
+{
+    struct epoll_event ev;
+
+    if (loop->cold_epfd < 0 || (events & UMDEV_LOOP_SOLO))
+        return;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = events & (UMDEV_LOOP_IN | UMDEV_LOOP_OUT);
+    ev.data.fd = fd;
+    /* Cannot fail but for memory; the watcher would then miss this fd
+     * while the loop sleeps, so sleeping stops for good instead. */
+    if (epoll_ctl(loop->cold_epfd, op, fd, op == EPOLL_CTL_DEL ? NULL : &ev) <
+            0 &&
+        op != EPOLL_CTL_DEL)
+        loop->wake_signo = 0;
+}
+
+/* Put the solo fd back in the mode it was given in. */
+static void
+solo_release(struct umdev_loop *loop)
+{
+    if (loop->solo_fd < 0)
+        return;
+    if (loop->solo_sleepy) {
+        loop->solo_sleepy = 0;
+        atomic_signal_fence(memory_order_seq_cst);
+        if (fcntl(loop->solo_fd, F_SETFL, loop->solo_fl) < 0) {
+            /* The fd is valid (still registered): nothing to undo. */
+        }
+    }
+    loop->solo_fd = -1;
+}
+
+/* Recount after @fd's SOLO mark went from @was to @is (before the slot of
+ * a removed fd is cleared). */
+static void
+solo_update(struct umdev_loop *loop, int fd, bool was, bool is)
+{
+    size_t i;
+    int fl;
+
+    if (was == is)
+        return;
+    solo_release(loop);
+    if (is)
+        loop->nsolo++;
+    else
+        loop->nsolo--;
+    if (loop->nsolo != 1)
+        return;
+    /* The one left: @fd itself if it just became solo, else another. */
+    if (is) {
+        i = (size_t)fd;
+    } else {
+        for (i = 0; i < loop->nentries; i++) {
+            if (loop->entries[i].gen != 0 && (int)i != fd &&
+                (loop->entries[i].events & UMDEV_LOOP_SOLO))
+                break;
+        }
+        if (i == loop->nentries)
+            return;
+    }
+    fl = fcntl((int)i, F_GETFL);
+    if (fl < 0)
+        return;
+    loop->solo_fl = fl;
+    loop->solo_fd = (int)i;
 }
 
 int
@@ -188,7 +306,9 @@ umdev_loop_add(struct umdev_loop *loop, int fd, uint32_t events,
     ev.data.u64 = (uint64_t)(uint32_t)fd | ((uint64_t)gen << 32);
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
         return -errno;
-    loop->entries[fd] = (struct loop_entry){ fn, opaque, gen };
+    loop->entries[fd] = (struct loop_entry){ fn, opaque, gen, events };
+    cold_ctl(loop, EPOLL_CTL_ADD, fd, events);
+    solo_update(loop, fd, false, (events & UMDEV_LOOP_SOLO) != 0);
     return 0;
 }
 
@@ -196,6 +316,7 @@ int
 umdev_loop_mod(struct umdev_loop *loop, int fd, uint32_t events)
 {
     struct epoll_event ev;
+    uint32_t was;
 
     if (fd < 0 || (size_t)fd >= loop->nentries || loop->entries[fd].gen == 0)
         return -ENOENT;
@@ -205,6 +326,16 @@ umdev_loop_mod(struct umdev_loop *loop, int fd, uint32_t events)
         (uint64_t)(uint32_t)fd | ((uint64_t)loop->entries[fd].gen << 32);
     if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
         return -errno;
+    was = loop->entries[fd].events;
+    loop->entries[fd].events = events;
+    if ((was ^ events) & UMDEV_LOOP_SOLO) {
+        cold_ctl(loop, EPOLL_CTL_DEL, fd, was);
+        cold_ctl(loop, EPOLL_CTL_ADD, fd, events);
+        solo_update(loop, fd, (was & UMDEV_LOOP_SOLO) != 0,
+                    (events & UMDEV_LOOP_SOLO) != 0);
+    } else {
+        cold_ctl(loop, EPOLL_CTL_MOD, fd, events);
+    }
     return 0;
 }
 
@@ -214,6 +345,10 @@ umdev_loop_del(struct umdev_loop *loop, int fd)
     if (fd < 0 || (size_t)fd >= loop->nentries || loop->entries[fd].gen == 0)
         return;
     epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
+    cold_ctl(loop, EPOLL_CTL_DEL, fd, loop->entries[fd].events);
+    /* Recounted before the slot is freed, which the count looks at. */
+    solo_update(loop, fd, (loop->entries[fd].events & UMDEV_LOOP_SOLO) != 0,
+                false);
     memset(&loop->entries[fd], 0, sizeof(loop->entries[fd]));
 }
 
@@ -380,8 +515,9 @@ wait_ms(struct umdev_loop *loop, int timeout_ms)
     return due - now > (uint64_t)INT32_MAX ? INT32_MAX : (int)(due - now);
 }
 
-int
-umdev_loop_run_once(struct umdev_loop *loop, int timeout_ms)
+/* One ordinary turn: epoll_wait() on everything, then what is ready. */
+static int
+epoll_turn(struct umdev_loop *loop, int timeout_ms)
 {
     struct epoll_event evs[LOOP_BATCH];
     int n, i, ran = 0;
@@ -412,6 +548,69 @@ umdev_loop_run_once(struct umdev_loop *loop, int timeout_ms)
     return ran;
 }
 
+static bool
+can_sleep(struct umdev_loop *loop)
+{
+    return loop->wake_signo != 0 && loop->solo_fd >= 0 &&
+           loop->entries[loop->solo_fd].events ==
+               (UMDEV_LOOP_IN | UMDEV_LOOP_SOLO) &&
+           loop->ntimers == 0 && !atomic_load(&loop->posted) &&
+           !atomic_load(&loop->stop);
+}
+
+static void
+watch_rearm(struct umdev_loop *loop)
+{
+    int fired = WATCH_FIRED;
+
+    pthread_mutex_lock(&loop->watch_lock);
+    if (atomic_compare_exchange_strong(&loop->watch, &fired, WATCH_ARMED))
+        pthread_cond_signal(&loop->watch_cond);
+    pthread_mutex_unlock(&loop->watch_lock);
+}
+
+/* Let the solo fd's callback sleep in its read, unless the watcher has
+ * seen something that needs an ordinary turn first. */
+static int
+sleep_turn(struct umdev_loop *loop)
+{
+    struct loop_entry *e;
+    int fd = loop->solo_fd, rc;
+
+    if (atomic_load(&loop->watch) != WATCH_ARMED) {
+        /* Timeout 0: the watcher may have seen a readiness this turn
+         * does not (a posted call already run); then sleep again. */
+        rc = epoll_turn(loop, 0);
+        watch_rearm(loop);
+        return rc;
+    }
+    if (!loop->solo_sleepy) {
+        if (fcntl(fd, F_SETFL, loop->solo_fl & ~O_NONBLOCK) < 0)
+            return epoll_turn(loop, -1);
+        /* Only now: a handler that ran before the fcntl() must not see
+         * the flag, or the fcntl() would undo its O_NONBLOCK. */
+        atomic_signal_fence(memory_order_seq_cst);
+        loop->solo_sleepy = 1;
+    }
+    /* A wake-up from here on finds solo_sleepy set and undoes the mode;
+     * one that came before shows in the state the watcher set before
+     * it signalled. */
+    atomic_signal_fence(memory_order_seq_cst);
+    if (atomic_load(&loop->watch) != WATCH_ARMED)
+        return 0;
+    e = &loop->entries[fd];
+    e->fn(loop, fd, UMDEV_LOOP_IN | UMDEV_LOOP_SLEEP, e->opaque);
+    return 1;
+}
+
+int
+umdev_loop_run_once(struct umdev_loop *loop, int timeout_ms)
+{
+    if (timeout_ms < 0 && can_sleep(loop))
+        return sleep_turn(loop);
+    return epoll_turn(loop, timeout_ms);
+}
+
 int
 umdev_loop_run(struct umdev_loop *loop)
 {
@@ -432,6 +631,162 @@ umdev_loop_stop(struct umdev_loop *loop)
 {
     atomic_store(&loop->stop, true);
     wake(loop);
+}
+
+/* Runs on the loop's thread, which it interrupts wherever it was. */
+static void
+on_wake_signal(int signo)
+{
+    pthread_t self = pthread_self();
+    int saved = errno;
+    size_t i;
+
+    (void)signo;
+    for (i = 0; i < LOOP_MAX_SLEEPERS; i++) {
+        struct umdev_loop *loop = atomic_load(&sleepers[i]);
+
+        if (loop == NULL || !pthread_equal(loop->thread, self) ||
+            !loop->solo_sleepy)
+            continue;
+        loop->solo_sleepy = 0;
+        if (fcntl(loop->solo_fd, F_SETFL, loop->solo_fl | O_NONBLOCK) < 0) {
+            /* Only EBADF, which a registered fd cannot be. */
+        }
+    }
+    errno = saved;
+}
+
+static void *
+watcher_main(void *opaque)
+{
+    struct umdev_loop *loop = opaque;
+    struct epoll_event ev;
+    int state, n;
+
+    for (;;) {
+        pthread_mutex_lock(&loop->watch_lock);
+        while ((state = atomic_load(&loop->watch)) == WATCH_FIRED)
+            pthread_cond_wait(&loop->watch_cond, &loop->watch_lock);
+        pthread_mutex_unlock(&loop->watch_lock);
+        if (state == WATCH_QUIT)
+            return NULL;
+        n = epoll_wait(loop->cold_epfd, &ev, 1, -1);
+        if (n == 0 || (n < 0 && errno == EINTR))
+            continue;
+        /* Ready, or epoll failed (then the loop's own turn finds out). */
+        state = WATCH_ARMED;
+        if (atomic_compare_exchange_strong(&loop->watch, &state, WATCH_FIRED))
+            pthread_kill(loop->thread, loop->wake_signo);
+    }
+}
+
+/* Stop the watcher; a signal it sent has been handled once this returns
+ * (the loop's thread passes through the kernel in pthread_join()). */
+static void
+sleep_fini(struct umdev_loop *loop)
+{
+    if (loop->watcher_running) {
+        pthread_mutex_lock(&loop->watch_lock);
+        atomic_store(&loop->watch, WATCH_QUIT);
+        pthread_cond_signal(&loop->watch_cond);
+        pthread_mutex_unlock(&loop->watch_lock);
+        wake(loop);
+        pthread_join(loop->watcher, NULL);
+        loop->watcher_running = false;
+        pthread_cond_destroy(&loop->watch_cond);
+        pthread_mutex_destroy(&loop->watch_lock);
+    }
+    loop->wake_signo = 0;
+    solo_release(loop);
+    if (loop->slot >= 0)
+        atomic_store(&sleepers[loop->slot], NULL);
+    loop->slot = -1;
+    if (loop->cold_epfd >= 0)
+        close(loop->cold_epfd);
+    loop->cold_epfd = -1;
+}
+
+int
+umdev_loop_sleep_in_read(struct umdev_loop *loop, int signo)
+{
+    struct sigaction sa;
+    sigset_t one, all, old;
+    size_t i;
+    int rc;
+
+    if (signo <= 0 || signo >= NSIG || signo == SIGKILL || signo == SIGSTOP)
+        return -EINVAL;
+    if (loop->slot >= 0)
+        return -EBUSY;
+    for (i = 0; i < LOOP_MAX_SLEEPERS; i++) {
+        struct umdev_loop *none = NULL;
+
+        if (atomic_compare_exchange_strong(&sleepers[i], &none, loop))
+            break;
+    }
+    if (i == LOOP_MAX_SLEEPERS)
+        return -EBUSY;
+    loop->slot = (int)i;
+    loop->thread = pthread_self();
+    loop->cold_epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (loop->cold_epfd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    for (i = 0; i < loop->nentries; i++) {
+        struct epoll_event ev = { 0 };
+        const struct loop_entry *e = &loop->entries[i];
+
+        if (e->gen == 0 || (e->events & UMDEV_LOOP_SOLO))
+            continue;
+        ev.events = e->events & (UMDEV_LOOP_IN | UMDEV_LOOP_OUT);
+        ev.data.fd = (int)i;
+        if (epoll_ctl(loop->cold_epfd, EPOLL_CTL_ADD, (int)i, &ev) < 0) {
+            rc = -errno;
+            goto fail;
+        }
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_wake_signal;
+    sa.sa_flags = SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    if (sigaction(signo, &sa, NULL) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    rc = pthread_mutex_init(&loop->watch_lock, NULL);
+    if (rc != 0) {
+        rc = -rc;
+        goto fail;
+    }
+    rc = pthread_cond_init(&loop->watch_cond, NULL);
+    if (rc != 0) {
+        pthread_mutex_destroy(&loop->watch_lock);
+        rc = -rc;
+        goto fail;
+    }
+    atomic_store(&loop->watch, WATCH_ARMED);
+    /* The watcher takes no signal: process-directed ones stay for the
+     * threads (and signalfds) that expect them. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&loop->watcher, NULL, watcher_main, loop);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        pthread_cond_destroy(&loop->watch_cond);
+        pthread_mutex_destroy(&loop->watch_lock);
+        rc = -rc;
+        goto fail;
+    }
+    loop->watcher_running = true;
+    sigemptyset(&one);
+    sigaddset(&one, signo);
+    pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+    loop->wake_signo = signo;
+    return 0;
+fail:
+    sleep_fini(loop);
+    return rc;
 }
 
 static void

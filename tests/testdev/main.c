@@ -56,6 +56,10 @@ main(int argc, char **argv)
     rc = umdev_loop_create(&loop);
     if (rc == 0)
         rc = umdev_loop_stop_on_signals(loop);
+    /* As umdev-serve and umdevd's workers serve: sleeping in the read
+     * while one client is attached. */
+    if (rc == 0)
+        rc = umdev_loop_sleep_in_read(loop, SIGRTMIN);
     if (rc == 0)
         rc = testdev_create(&log, &td);
     if (rc == 0)
