@@ -160,6 +160,7 @@ run_verb(struct cli *c, const struct cli_verb *v, int argc, char **argv)
     }
     json_object_put(o.attrs);
     json_object_put(o.dels);
+    json_object_put(o.parent_map);
     return rc;
 }
 

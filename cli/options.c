@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -58,6 +59,7 @@ static const struct opt_def all_opts[] = {
     { { "openmetrics", no_argument, NULL, 'O' }, OPT_FLAG, AT(openmetrics) },
     { { "conformance", no_argument, NULL, 'C' }, OPT_FLAG, AT(conformance) },
     { { "fuzz-seconds", required_argument, NULL, 'F' }, OPT_OTHER, 0 },
+    { { "parent-map", required_argument, NULL, 'P' }, OPT_OTHER, 0 },
     { { "help", no_argument, NULL, 'h' }, OPT_OTHER, 0 },
 };
 #define N_OPTS (sizeof(all_opts) / sizeof(all_opts[0]))
@@ -132,6 +134,52 @@ parse_watch(const char *verb, char *arg, int argc, char **argv,
     return 0;
 }
 
+/*
+ * import's --parent-map HOST=PARENT into o->parent_map. HOST is the name
+ * of a directory of mdevctl's (a host device, 0000:00:02.0); PARENT is
+ * checked against umdevd's parents once they are known (import.c).
+ * Return: 0, or EXIT_USAGE after a message.
+ */
+static int
+parse_parent_map(const char *verb, const char *arg, struct cli_opts *o)
+{
+    const char *eq = strchr(arg, '=');
+    struct json_object *had;
+    char host[NAME_MAX + 1];
+    size_t n = eq != NULL ? (size_t)(eq - arg) : 0;
+
+    if (eq == NULL || n == 0 || eq[1] == '\0' || n >= sizeof(host))
+        return cli_usage_error(verb,
+                               "--parent-map takes HOSTPARENT=PARENT (a "
+                               "directory name of DIR, a parent of "
+                               "umdevd); got '%s'",
+                               arg);
+    memcpy(host, arg, n);
+    host[n] = '\0';
+    /* A name inside DIR, never a path out of it. */
+    if (memchr(host, '/', n) != NULL || strcmp(host, ".") == 0 ||
+        strcmp(host, "..") == 0)
+        return cli_usage_error(verb,
+                               "--parent-map: '%s' is not a directory name "
+                               "(the names in DIR, such as 0000:00:02.0)",
+                               host);
+    if (strchr(eq + 1, '/') != NULL || strchr(eq + 1, '=') != NULL)
+        return cli_usage_error(verb,
+                               "--parent-map: '%s' is not a parent "
+                               "name (umdevctl types lists them)",
+                               eq + 1);
+    if (o->parent_map == NULL)
+        o->parent_map = json_object_new_object();
+    if (json_object_object_get_ex(o->parent_map, host, &had) &&
+        strcmp(json_object_get_string(had), eq + 1) != 0)
+        return cli_usage_error(verb,
+                               "--parent-map maps '%s' to both %s and %s; "
+                               "give one",
+                               host, json_object_get_string(had), eq + 1);
+    json_object_object_add(o->parent_map, host, json_object_new_string(eq + 1));
+    return 0;
+}
+
 /* The options that are not plain strings or flags: @ch with its
  * argument @arg (NULL if none) into @o. Return: 0, or EXIT_USAGE after a
  * message. */
@@ -197,6 +245,8 @@ take_opt(const char *verb, int ch, char *arg, int argc, char **argv,
         o->fuzz = arg;
         o->fuzz_set = true;
         return 0;
+    case 'P':
+        return parse_parent_map(verb, arg, o);
     default:
         return cli_usage_error(verb, "bad option");
     }

@@ -58,6 +58,8 @@ struct cli_opts {
     bool conformance; /* audit */
     const char *fuzz; /* --fuzz-seconds, as given (default "10") */
     const char *dir;  /* import: the directory */
+    /* import --parent-map HOST=PARENT: {HOST: PARENT}; owned */
+    struct json_object *parent_map;
     bool fuzz_set;
 };
 
@@ -188,8 +190,9 @@ void cli_print_openmetrics(struct json_object *stats);
 /* ---- import.c */
 
 /* `import [DIR]`: mdevctl's definitions under @dir (NULL: /etc/mdevctl.d)
- * defined in umdevd for the parents it has. Return: an exit status. */
-int cli_import(struct cli *c, const char *dir);
+ * defined in umdevd; @map (borrowed, may be NULL) is --parent-map's
+ * {DIRECTORY: PARENT}. Return: an exit status. */
+int cli_import(struct cli *c, const char *dir, struct json_object *map);
 
 /* ---- conform.c */
 

@@ -266,7 +266,7 @@ verb_modify(struct cli *c, struct cli_opts *o)
 static int
 verb_import(struct cli *c, struct cli_opts *o)
 {
-    return cli_import(c, o->dir);
+    return cli_import(c, o->dir, o->parent_map);
 }
 
 static int
@@ -648,18 +648,29 @@ static const struct cli_verb verbs[] = {
       "(or\n"
       "umdevd refused), 2 usage, 3 umdevd unreachable.\n",
       false },
-    { "import", "[DIR] [--json]",
+    { "import", "[DIR] [--parent-map HOSTPARENT=PARENT]... [--json]",
       "define mdevctl's definitions (DIR/PARENT/UUID) in umdevd",
       "  DIR                laid out like /etc/mdevctl.d (the default): "
       "PARENT/UUID\n"
       "                     files in mdevctl's JSON\n"
-      "Each definition of a parent umdevd has becomes one 'define'; other\n"
-      "directories (host devices, scripts.d) and a UUID umdevd has defined\n"
-      "already are reported as skipped, never changed.\n",
-      "h", "", "", CLI_BARE_DIR, verb_import,
-      "Exit status: 0 every definition of umdevd's parents defined or "
-      "skipped,\n"
-      "1 one refused, 2 usage or DIR unreadable, 3 umdevd unreachable.\n",
+      "  --parent-map HOSTPARENT=PARENT\n"
+      "                     define the files of DIR/HOSTPARENT (mdevctl's "
+      "parent,\n"
+      "                     e.g. 0000:00:02.0) on umdevd's parent PARENT "
+      "(repeatable)\n"
+      "A directory's parent is the one --parent-map names, else the "
+      "directory's\n"
+      "name if umdevd has that parent, else for each file the one parent "
+      "that\n"
+      "offers its mdev_type (none, or more than one: skipped, with the "
+      "reason).\n"
+      "Each becomes one 'define'; scripts.d and a UUID umdevd has defined "
+      "already\n"
+      "are reported as skipped, never changed.\n",
+      "h", "P", "P", CLI_BARE_DIR, verb_import,
+      "Exit status: 0 every definition defined or skipped, 1 one refused, "
+      "2 usage\n"
+      "or DIR unreadable (nothing defined), 3 umdevd unreachable.\n",
       false },
     { "version", "[--json]", "daemon and protocol version", "", DEF_SHORTS,
       DEF_KNOWN, "", CLI_BARE_NONE, verb_version, NULL, false },

@@ -20,6 +20,8 @@
 #include "defs.h"
 #include "parents.h"
 
+/* The largest definition file read at start (docs/CONTROL.md, Limits);
+ * defs_save() refuses to write a larger one, which would be skipped. */
 #define DEF_MAX_SIZE (64 * 1024)
 
 static int
@@ -110,21 +112,40 @@ defs_save(const char *statedir, const struct inst_config *cfg, char *err,
         snprintf(tmp, sizeof(tmp), "%s/.%s.tmpXXXXXX", dir, cfg->uuid) >=
             (int)sizeof(tmp))
         return -ENAMETOOLONG;
+    o = defs_to_json(cfg);
+    text = json_object_to_json_string_ext(
+        o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+    if (text == NULL) {
+        json_object_put(o);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    len = strlen(text);
+    /* The file is the text and a newline. Measured as written, escapes
+     * included (a control character takes six bytes), since that is what
+     * the next start reads; refused before anything is touched. */
+    if (len + 1 > DEF_MAX_SIZE) {
+        snprintf(err, errlen,
+                 "the definition would be a file of %zu bytes, more than "
+                 "the %d a definition may have (its attributes are too "
+                 "long)",
+                 len + 1, DEF_MAX_SIZE);
+        json_object_put(o);
+        return -E2BIG;
+    }
     rc = mkdir_p(dir, 0755);
     if (rc < 0) {
         snprintf(err, errlen, "cannot create %s: %s", dir, strerror(-rc));
+        json_object_put(o);
         return rc;
     }
     fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
         rc = -errno;
         snprintf(err, errlen, "cannot write in %s: %s", dir, strerror(-rc));
+        json_object_put(o);
         return rc;
     }
-    o = defs_to_json(cfg);
-    text = json_object_to_json_string_ext(
-        o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
-    len = strlen(text);
     while (off < len) {
         ssize_t n = write(fd, text + off, len - off);
 

@@ -38,7 +38,9 @@ int defs_apply(struct daemon *d, struct inst_config *cfg,
                size_t errlen);
 
 /** Write @cfg's definition atomically (temporary file, fsync, rename,
- * fsync of the directory). Return: 0, or -errno with @err filled. */
+ * fsync of the directory). Return: 0; -E2BIG when the file would be
+ * larger than the loader takes (nothing written); or -errno; @err filled
+ * on error. */
 int defs_save(const char *statedir, const struct inst_config *cfg, char *err,
               size_t errlen);
 

@@ -464,9 +464,13 @@ class Import(DaemonTestCase):
                          sorted([u3, u4]))
         skipped = {os.path.relpath(d["path"], top): d["reason"]
                    for d in rep["skipped"]}
-        self.assertEqual(sorted(skipped), ["0000:00:02.0", "scripts.d",
+        self.assertEqual(sorted(skipped), ["0000:00:02.0/" + u5, "scripts.d",
                                            "serial/README"])
-        self.assertIn("no parent by this name", skipped["0000:00:02.0"])
+        # A host device's directory: its file's type is no type of umdevd.
+        self.assertEqual(skipped["0000:00:02.0/" + u5],
+                         "no parent of umdevd offers type 'i915-GVTg_V5_4' "
+                         "(umdevctl types lists them; --parent-map "
+                         "HOSTPARENT=PARENT names one)")
         i = self.instance(u1)
         self.assertEqual((i["type"], i["start"], i["attrs"]),
                          ("serial-2port", "auto", {"port0": "pty"}))
@@ -488,6 +492,110 @@ class Import(DaemonTestCase):
         self.assertIn("defined: %s/accel/%s (%s)\n" % (top, u2, u2), r.out)
         self.fails(2, "import", os.path.join(self.tmp, "nowhere"),
                    says="cannot read")
+
+    def test_import_host_parents(self):
+        """mdevctl's parents are host devices: a directory is mapped to a
+        parent of umdevd by --parent-map, else each file by its type when
+        exactly one parent offers it."""
+        pdir = os.path.join(self.tmp, "plugins")
+        os.mkdir(pdir)
+        for p in ("plugin_sample", "plugin_liar"):
+            os.symlink(harness.BIN[p], os.path.join(
+                pdir, os.path.basename(harness.BIN[p])))
+        self.daemon(["--plugin-dir", pdir, "--admit", "any"])
+        # Two parents with a type "loop": the short name is ambiguous.
+        types = {t["name"] for t in self.js("types")["types"]}
+        self.assertTrue({"sample-loop", "liar-loop", T} <= types, types)
+        top = os.path.join(self.tmp, "mdevctl.d")
+        u = sorted(new_uuid() for _ in range(8))
+
+        def put(parent, name, mdev_type):
+            os.makedirs(os.path.join(top, parent), exist_ok=True)
+            with open(os.path.join(top, parent, name), "w") as f:
+                json.dump({"mdev_type": mdev_type, "start": "manual",
+                           "attrs": []}, f)
+
+        put("0000:00:02.0", u[0], T)              # by --parent-map
+        put("0000:00:02.0", u[1], "accel-1wq")    # mapped: serial refuses
+        put("0000:00:03.0", u[2], "accel-2wq")    # by its full type name
+        put("0000:00:03.0", u[3], "4wq")          # by its short name
+        put("0000:00:03.0", u[4], "loop")         # ambiguous
+        put("0000:00:03.0", u[5], "sample-loop")  # the full name is not
+        put("0000:00:04.0", u[6], "i915-GVTg_V5_4")  # nobody offers it
+        with open(os.path.join(top, "0000:00:04.0", u[7]), "w") as f:
+            json.dump({"start": "manual"}, f)  # no type at all
+        # Bad --parent-map: a usage error, and nothing is defined.
+        for bad, says in (
+                ("0000:00:02.0", "takes HOSTPARENT=PARENT"),
+                ("=serial", "takes HOSTPARENT=PARENT"),
+                ("0000:00:02.0=", "takes HOSTPARENT=PARENT"),
+                ("../x=serial", "is not a directory name"),
+                ("..=serial", "is not a directory name"),
+                ("0000:00:02.0=gpu", "umdevd has no parent 'gpu'")):
+            with self.subTest(bad=bad):
+                self.fails(2, "import", top, "--parent-map", bad,
+                           says=says)
+        self.fails(2, "import", top, "--parent-map", "0000:00:02.0=serial",
+                   "--parent-map", "0000:00:02.0=accel",
+                   says="maps '0000:00:02.0' to both serial and accel")
+        self.assertEqual(self.js("list", "--defined")["instances"], [])
+        # Repeated, the same map is one map.
+        r = self.fails(1, "--json", "import", top,
+                       "--parent-map", "0000:00:02.0=serial",
+                       "--parent-map", "0000:00:02.0=serial",
+                       "--parent-map", "0000:00:09.0=accel")
+        rep = r.json()
+        got = {d["uuid"]: (d["parent"], d["by"]) for d in rep["defined"]}
+        self.assertEqual(got, {u[0]: ("serial", "parent-map"),
+                               u[2]: ("accel", "type"),
+                               u[3]: ("accel", "type"),
+                               u[5]: ("sample", "type")})
+        for x, parent, typ in ((u[0], "serial", T),
+                               (u[2], "accel", "accel-2wq"),
+                               (u[3], "accel", "accel-4wq"),
+                               (u[5], "sample", "sample-loop")):
+            i = self.instance(x)
+            self.assertEqual((i["parent"], i["type"]), (parent, typ))
+        # The map is the user's word: umdevd judges the type on it.
+        self.assertEqual([(d["uuid"], d["parent"]) for d in rep["refused"]],
+                         [(u[1], "serial")])
+        skipped = {os.path.relpath(d["path"], top): d["reason"]
+                   for d in rep["skipped"]}
+        self.assertEqual(skipped, {
+            "0000:00:03.0/" + u[4]:
+                "type 'loop' is offered by more than one parent (liar, "
+                "sample): --parent-map HOSTPARENT=PARENT picks one",
+            "0000:00:04.0/" + u[6]:
+                "no parent of umdevd offers type 'i915-GVTg_V5_4' (umdevctl "
+                "types lists them; --parent-map HOSTPARENT=PARENT names one)",
+            "0000:00:04.0/" + u[7]:
+                "it names no type (mdev_type), so no parent of umdevd can "
+                "be told from it",
+            "0000:00:09.0":
+                "--parent-map names it, but there is no such directory"})
+        for x in (u[1], u[4], u[6], u[7]):
+            self.assertIsNone(self.lookup(x))
+        # The text says where a parent came from; a map beats the types,
+        # so it settles the ambiguous one.
+        r = self.fails(1, "import", top, "--parent-map", "0000:00:02.0=serial",
+                       "--parent-map", "0000:00:03.0=liar")
+        self.assertIn("skipped: %s/0000:00:02.0/%s (%s): umdevd has a "
+                      "definition of this UUID already [parent serial, by "
+                      "--parent-map]\n" % (top, u[0], u[0]), r.out)
+        self.assertIn("defined: %s/0000:00:03.0/%s (%s) [parent liar, by "
+                      "--parent-map]\n" % (top, u[4], u[4]), r.out)
+        self.assertIn("skipped: %s/0000:00:03.0/%s (%s): umdevd has a "
+                      "definition of this UUID already [parent liar, by "
+                      "--parent-map]\n" % (top, u[2], u[2]), r.out)
+        self.assertIn("refused: %s/0000:00:02.0/%s (%s): unknown type "
+                      "'serial-accel-1wq' (umdevctl types lists them) "
+                      "[parent serial, by --parent-map]\n"
+                      % (top, u[1], u[1]), r.out)
+        self.assertIn("skipped: %s/0000:00:04.0/%s (%s): no parent of umdevd "
+                      "offers type 'i915-GVTg_V5_4'" % (top, u[6], u[6]),
+                      r.out)
+        self.assertIn("1 defined, ", r.out)
+        self.assertEqual(self.instance(u[4])["type"], "liar-loop")
 
 
 class Metrics(DaemonTestCase):
@@ -759,4 +867,4 @@ class Sigkill(DaemonTestCase):
 
 
 if __name__ == "__main__":
-    harness.main()
+    harness.main(programs=("plugin-sample", "plugin-liar"))

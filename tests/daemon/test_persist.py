@@ -276,5 +276,62 @@ class Persist(DaemonTestCase):
         self.assertIn("(%d definitions)" % (len(good_auto) + 1), log)
 
 
+    def test_definition_size_limit(self):
+        """The next start reads a definition file of at most DEF_MAX_SIZE
+        (65536) bytes, so define and modify refuse (E2BIG, nothing
+        changed) a definition whose file would be larger, escapes
+        counted; one of exactly 65536 bytes is written, and the next
+        daemon takes it. The label plug-in's attribute takes any text."""
+        limit = 65536
+        pdir = os.path.join(self.tmp, "plugins")
+        os.mkdir(pdir)
+        os.symlink(harness.BIN["plugin_label"], os.path.join(pdir, "label.so"))
+        args = ["--plugin-dir", pdir, "--admit", "any"]
+        self.daemon(args)
+        u = self.ok("define", "-p", "label", "-t", "card",
+                    "--attr", "label=").out.strip()
+        ldir = os.path.join(self.d.statedir, "label")
+        path = os.path.join(ldir, u)
+        # Each letter of the label is one byte of the file.
+        n = limit - os.path.getsize(path)
+        self.ok("modify", u, "--attr", "label=" + "x" * n)
+        self.assertEqual(os.path.getsize(path), limit)
+        with open(path, "rb") as f:
+            at_limit = f.read()
+        says = "would be a file of %d bytes, more than the %d" % (limit + 1,
+                                                                  limit)
+        self.refused("E2BIG", "modify", u, "--attr",
+                     "label=" + "x" * (n + 1), says=says)
+        # A control character is six bytes of the file ("\u0001").
+        ctl = "\x01" * (n // 6 + 1)
+        self.refused("E2BIG", "modify", u, "--attr", "label=" + ctl)
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), at_limit)
+        i = self.instance(u)
+        self.assertEqual(len(i["attrs"]["label"]), n)
+        self.assertNotIn("pending", i)
+        # A new definition: no file, no instance.
+        v = new_uuid()
+        self.refused("E2BIG", "define", "-u", v, "-p", "label", "-t", "card",
+                     "--attr", "label=" + "x" * (n + 1), says=says)
+        self.refused("E2BIG", "define", "-u", v, "-p", "label", "-t", "card",
+                     "--attr", "label=" + ctl)
+        self.assertIsNone(self.lookup(v))
+        self.assertEqual(os.listdir(ldir), [u])
+        # A running transient instance stays transient.
+        t = self.start_instance("-p", "label", "-t", "card", "--attr",
+                                "label=" + "x" * (n + 1))["uuid"]
+        self.refused("E2BIG", "define", "-u", t, says=says)
+        self.assertFalse(self.instance(t)["defined"])
+        self.assertEqual(os.listdir(ldir), [u])
+        self.ok("stop", t)
+        self.assertIsNone(self.lookup(t))
+        # The next daemon reads the file at the limit.
+        self.assertEqual(self.d.terminate(), 0, self.d.log())
+        self.daemon(args)
+        self.assertNotIn("skipping definition", self.d.log())
+        self.assertEqual(self.instance(u)["attrs"]["label"], "x" * n)
+
+
 if __name__ == "__main__":
-    harness.main()
+    harness.main(programs=("plugin-label",))

@@ -13,7 +13,19 @@ and the journal.
   systemd-sysusers to a copy of /etc/passwd and /etc/group that is bound
   over the real ones in a private mount namespace: the host's accounts
   are never touched. Root is needed for that, as CI has.
-* `systemd-analyze verify` finds nothing to say about the unit.
+* The unit as `cmake --install` writes it (DESTDIR and a temporary
+  prefix; the prefix is then a link to where the files landed, so the
+  ExecStart= of the installed file names a real umdevd) is the build
+  tree's but for umdevd's path, and `systemd-analyze verify` finds
+  nothing to say about it: no output, exit 0, with MANPATH at the
+  installed man pages so Documentation= is checked too (when scdoc made
+  them). verify only warns about a value it cannot parse and exits 0,
+  and it drops an unknown capability name in silence, so every name in
+  CapabilityBoundingSet= must also be one `systemd-analyze capability`
+  lists. The check is first shown to catch a broken copy of the unit,
+  one directive at a time. verify needs no running systemd: it loads
+  the unit and the targets it depends on from the host's unit
+  directories (systemd's own package).
 * Under the unit's CapabilityBoundingSet= and NoNewPrivileges= (applied
   by setpriv, as systemd would) the daemon still forks sandboxed workers
   that change user, for root-owned and for nobody's instances; dropping
@@ -27,7 +39,8 @@ and the journal.
 
     test_systemd.py --umdevd P --umdevctl P --probe P --req-client P
         --unit BUILD/daemon/umdevd.service --sysusers daemon/umdev.sysusers
-        --sbindir INSTALLED_SBINDIR
+        --sbindir INSTALLED_SBINDIR --cmake CMAKE --build-dir BUILD
+        --man-pages yes|no
 """
 
 import ctypes
@@ -59,7 +72,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 def _take_args():
     """Our own options (the harness takes the rest)."""
-    for name in ("--unit", "--sysusers", "--sbindir"):
+    for name in ("--unit", "--sysusers", "--sbindir", "--cmake",
+                 "--build-dir", "--man-pages"):
         i = sys.argv.index(name)
         ARGS[name[2:]] = sys.argv[i + 1]
         del sys.argv[i:i + 2]
@@ -121,6 +135,41 @@ def parse_unit(path):
 def unit_value(settings, section, key):
     vals = [v for s, k, v in settings if s == section and k == key]
     return vals[-1] if vals else None
+
+
+def known_capabilities():
+    """The capability names systemd knows, upper case."""
+    p = subprocess.run(["systemd-analyze", "capability"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    names = {line.split()[0].upper() for line in p.stdout.splitlines()[1:]
+             if line.strip()}
+    assert "CAP_CHOWN" in names, p.stdout
+    return names
+
+
+def unit_problems(unit, manpath):
+    """What is wrong with unit file @unit, as systemd sees it: each line
+    `systemd-analyze verify` prints, its exit status if not 0, and each
+    capability name it does not know. @manpath: the man pages that
+    Documentation= must find (None: not checked)."""
+    env = dict(os.environ)
+    if manpath:
+        env["MANPATH"] = manpath
+    p = subprocess.run(["systemd-analyze", "verify",
+                        "--man=" + ("yes" if manpath else "no"), unit],
+                       capture_output=True, text=True, timeout=60, env=env)
+    out = [line for line in (p.stdout + p.stderr).splitlines()
+           if line.strip()]
+    if p.returncode != 0:
+        out.append("systemd-analyze verify exited %d" % p.returncode)
+    caps = unit_value(parse_unit(unit), "Service",
+                      "CapabilityBoundingSet") or ""
+    known = known_capabilities()
+    for c in caps.lstrip("~").split():
+        if c.upper() not in known:
+            out.append("CapabilityBoundingSet=: systemd knows no %s" % c)
+    return out
 
 
 def native_fields(data):
@@ -272,20 +321,73 @@ class Systemd(DaemonTestCase):
             d.start(wait=False)
         return d
 
+    def install(self):
+        """cmake --install into DESTDIR=TMP/destdir with --prefix
+        TMP/prefix, TMP/prefix then a link to DESTDIR/TMP/prefix: the
+        files as installed, their paths as they name one another. Return:
+        (the unit, the installed man pages' directory or None)."""
+        destdir = os.path.join(self.tmp, "destdir")
+        prefix = os.path.join(self.tmp, "prefix")
+        p = subprocess.run([ARGS["cmake"], "--install", ARGS["build-dir"],
+                            "--prefix", prefix],
+                           env=dict(os.environ, DESTDIR=destdir),
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        os.symlink(destdir + prefix, prefix)
+        found = {}
+        for top, _, files in os.walk(destdir):
+            for f in files:
+                found.setdefault(f, []).append(os.path.join(top, f))
+        self.assertEqual(len(found.get("umdevd.service", [])), 1, found)
+        manpath = None
+        if ARGS["man-pages"] == "yes":
+            page = found.get("umdevd.8", [""])[0]
+            self.assertTrue(page, "umdevd.8 is not installed")
+            manpath = os.path.dirname(os.path.dirname(page))
+        return found["umdevd.service"][0], manpath
+
     def test_verify(self):
-        """systemd-analyze verify has nothing to say about the unit (with
-        this build's umdevd in ExecStart=, which it checks exists)."""
-        with open(ARGS["unit"]) as f:
+        """systemd-analyze verify has nothing to say about the unit as
+        installed, and says something about each broken copy of it."""
+        unit, manpath = self.install()
+        with open(unit) as f:
             text = f.read()
-        installed = os.path.join(ARGS["sbindir"], "umdevd")
-        self.assertIn("ExecStart=" + installed + " ", text)
-        unit = os.path.join(self.tmp, "umdevd.service")
-        with open(unit, "w") as f:
-            f.write(text.replace("ExecStart=" + installed,
-                                 "ExecStart=" + BIN["umdevd"]))
-        p = subprocess.run(["systemd-analyze", "verify", "--man=no", unit],
-                           capture_output=True, text=True, timeout=60)
-        self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ""))
+        # The build tree's unit, which the other tests run, is the one
+        # installed but for umdevd's path.
+        exec_start = shlex.split(unit_value(parse_unit(unit), "Service",
+                                            "ExecStart"))[0]
+        self.assertTrue(exec_start.startswith(
+            os.path.join(self.tmp, "prefix") + "/"), exec_start)
+        self.assertTrue(os.access(exec_start, os.X_OK), exec_start)
+        with open(ARGS["unit"]) as f:
+            built = f.read()
+        self.assertEqual(text, built.replace(
+            "ExecStart=%s " % os.path.join(ARGS["sbindir"], "umdevd"),
+            "ExecStart=%s " % exec_start))
+        # The check itself: each of these breaks the unit for systemd.
+        breaks = [("Type=notify\n", "Type=notfy\n"),
+                  ("KillMode=mixed", "KillMode=mixd"),
+                  ("WatchdogSec=30s", "WatchdogSec=thirty"),
+                  ("NoNewPrivileges=yes", "NoNewPrivilege=yes"),
+                  ("RestrictAddressFamilies=AF_UNIX",
+                   "RestrictAddressFamilies=AF_UNX"),
+                  (" CAP_KILL ", " CAP_KIL "),
+                  ("ExecStart=" + exec_start + " ",
+                   "ExecStart=" + exec_start + ".gone "),
+                  ("[Service]", "[service]")]
+        if manpath:
+            breaks.append(("man:umdevctl(8)", "man:umdevctl(1)"))
+        broken = os.path.join(self.tmp, "broken")
+        os.mkdir(broken)
+        for old, new in breaks:
+            with self.subTest(broken=new):
+                self.assertIn(old, text)
+                with open(os.path.join(broken, "umdevd.service"), "w") as f:
+                    f.write(text.replace(old, new))
+                self.assertNotEqual(
+                    unit_problems(os.path.join(broken, "umdevd.service"),
+                                  manpath), [])
+        self.assertEqual(unit_problems(unit, manpath), [])
 
     def test_accounts(self):
         """The sysusers.d file makes the worker user umdevd uses by

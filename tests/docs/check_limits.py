@@ -3,8 +3,8 @@
 
 Every row of their "Limits" tables (and every limit the prose names as
 "`NAME` (VALUE, FILE)") must be a #define in the file the row names, or
-for CONTROL.md in daemon/control.c or daemon/supervisor.c, with the
-value the row states. Each one is also either held at its limit and one
+for CONTROL.md in daemon/control.c, daemon/supervisor.c or daemon/defs.c,
+with the value the row states. Each one is also either held at its limit and one
 past it by the tests that TESTS below names (each must exist), or listed
 in NOT_BOUNDS (a default or a fact, not a bound) or UNTESTED (a bound
 without such a test yet, with why), so a limit added to a table without
@@ -76,6 +76,8 @@ TESTS = {
     "CTL_MAX_REQUESTS_PER_TURN": [
         "tests/daemon/test_control.py::test_requests_per_turn"],
     "CTL_MAX_OUT": ["tests/daemon/test_control.py::test_answer_limit"],
+    "DEF_MAX_SIZE": [
+        "tests/daemon/test_persist.py::test_definition_size_limit"],
     "INFO_TIMEOUT_MS": [
         "tests/daemon/test_safety.py::test_read_answered_within_timeout",
         "tests/daemon/test_safety.py::test_reads_do_not_kill"],
@@ -223,7 +225,7 @@ def main():
         control = f.read()
     for name, cells in limits_table(control, "CONTROL.md"):
         check("CONTROL.md", name, cells[0],
-              ["daemon/control.c", "daemon/supervisor.c"])
+              ["daemon/control.c", "daemon/supervisor.c", "daemon/defs.c"])
 
     for name in found:
         sets = [name in TESTS, name in NOT_BOUNDS, name in UNTESTED]

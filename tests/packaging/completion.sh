@@ -52,7 +52,9 @@ expect() {
     shift
     COMP_WORDS=("$CTL" "$@")
     COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
-    COMP_LINE="${COMP_WORDS[*]}"
+    # EXPECT_LINE: the line as typed, when COMP_WORDS is split at bash's
+    # COMP_WORDBREAKS (':' and '=') as bash splits it.
+    COMP_LINE=${EXPECT_LINE:-"${COMP_WORDS[*]}"}
     COMP_POINT=${#COMP_LINE}
     COMPREPLY=()
     _umdevctl
@@ -92,6 +94,19 @@ expect "serial" define -p se
 expect "+accel-1wq accel-2wq accel-4wq" start -p accel -t accel
 expect "+serial-2port accel-2wq" audit ""
 expect "root" define --owner roo
+# import: DIR is a directory, --parent-map HOSTPARENT=PARENT takes
+# mdevctl's parents from DIR (scripts.d is none) and umdevd's parents.
+mkdir -p "$T/mdevctl.d/0000:00:02.0" "$T/mdevctl.d/scripts.d"
+expect "+--parent-map" import --pa
+expect "$T/mdevctl.d" import "$T/mdevctl"
+expect "0000:00:02.0=" import "$T/mdevctl.d" --parent-map ""
+expect "0000:00:02.0=" import --parent-map 0 "$T/mdevctl.d" --parent-map 0
+expect "0000:00:02.0=accel 0000:00:02.0=serial" \
+    import "$T/mdevctl.d" --parent-map 0000:00:02.0=
+EXPECT_LINE="$CTL import $T/mdevctl.d --parent-map 0000:00:02.0=se" \
+    expect "serial" import "$T/mdevctl.d" --parent-map 0000 : 00 : 02.0 = se
+EXPECT_LINE="$CTL import $T/mdevctl.d --parent-map 0000:00:02.0=" \
+    expect "=accel =serial" import "$T/mdevctl.d" --parent-map 0000 : 00 : 02.0 =
 # A number is not completed from anything.
 expect "" stop --grace ""
 # The queries go to the daemon --control names, not to UMDEV_CONTROL.
