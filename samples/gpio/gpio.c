@@ -10,6 +10,7 @@
  *
  * Usage: umdev-sample-gpio SOCKET   (serves until SIGTERM or SIGINT)
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -155,6 +156,10 @@ main(int argc, char **argv)
         rc = umdev_loop_create(&loop);
     if (rc == 0)
         rc = umdev_loop_stop_on_signals(loop); /* SIGTERM, SIGINT */
+    /* One client, nothing else to watch: wait for its messages in
+     * recvmsg() rather than epoll_wait() (SIGRTMIN is the loop's now). */
+    if (rc == 0)
+        rc = umdev_loop_sleep_in_read(loop, SIGRTMIN);
     if (rc == 0)
         rc = umdev_server_create(g.dev, loop, argv[1], &srv);
     if (rc == 0) {
