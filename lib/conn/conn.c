@@ -820,8 +820,17 @@ tx_fail(struct conn *conn, int err)
 {
     bool had = conn->tx_head != NULL;
 
-    if (conn->tx_err == 0)
+    if (conn->tx_err == 0) {
         conn->tx_err = err;
+        /*
+         * Whoever polls the socket must learn of it now: a send made
+         * outside a serving turn (a device's DMA request) broke it, and
+         * a client that does not read would otherwise never make the fd
+         * ready again. Shut, it polls readable (and hung up) at once, so
+         * the next read meets the error; the peer sees the end.
+         */
+        shutdown(conn->fd, SHUT_RDWR);
+    }
     tx_drop(conn);
     if (had && conn->tx_notify != NULL)
         conn->tx_notify(conn, false, conn->tx_opaque);

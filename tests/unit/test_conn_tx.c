@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +26,7 @@
 
 struct pair {
     struct conn *conn;
+    int fd; /* the connection's */
     int peer;
     size_t filled; /* bytes the socket took before the test began */
     int notified;  /* tx_notify calls: +1 pending, +100 drained */
@@ -51,6 +53,7 @@ pair_open(struct pair *p)
     memset(p, 0, sizeof(*p));
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     assert_int_equal(conn_create(sv[0], NULL, &p->conn), 0);
+    p->fd = sv[0];
     p->peer = sv[1];
     /* Let the connection send a descriptor. */
     {
@@ -190,6 +193,11 @@ test_queue_past_limit(void **state)
     assert_true(conn_rx_pending(p.conn));
     assert_int_equal(conn_read(p.conn, &msg), -ENOBUFS);
     assert_null(msg);
+    /* And its fd says so to a poller at once, though the peer reads
+     * nothing: an embedder waiting for umdev_dev_events() wakes. */
+    assert_int_equal(poll(&(struct pollfd){ .fd = p.fd, .events = POLLIN },
+                          1, 0),
+                     1);
     free(m1);
     pair_close(&p);
 
