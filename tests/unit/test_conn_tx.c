@@ -195,9 +195,8 @@ test_queue_past_limit(void **state)
     assert_null(msg);
     /* And its fd says so to a poller at once, though the peer reads
      * nothing: an embedder waiting for umdev_dev_events() wakes. */
-    assert_int_equal(poll(&(struct pollfd){ .fd = p.fd, .events = POLLIN },
-                          1, 0),
-                     1);
+    assert_int_equal(
+        poll(&(struct pollfd){ .fd = p.fd, .events = POLLIN }, 1, 0), 1);
     free(m1);
     pair_close(&p);
 
