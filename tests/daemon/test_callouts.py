@@ -1,0 +1,351 @@
+"""mdevctl's callout scripts run by umdevd (`umdevd --callouts DIR`,
+docs/CLI.md "Callouts").
+
+  * the contract as mdevctl has it: each script's arguments (-t TYPE -e
+    EVENT -a ACTION -s STATE -u UUID -p PARENT), the device JSON on its
+    stdin, the search in name order where exit status 2 passes to the
+    next script and any other status ends it, post going to the script
+    that took pre, post's state success or failure;
+  * a pre script's veto: nothing done, the refusal names the script, its
+    exit status and the first line of its stderr;
+  * the daemon is never blocked by a script: a slow pre script leaves
+    other clients served; past --callout-timeout it is killed (with what
+    it started), a veto;
+  * only files no one else can have written run (not world-writable, not
+    a symbolic link), nor any from a directory others may write;
+  * the auto-start at daemon start runs them with action start; a
+    daemon stopped while a script runs kills it and exits.
+"""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import harness
+from harness import DaemonTestCase, new_uuid
+
+T = "serial-2port"
+
+# A callout script, in Python so that it can record exactly what it got:
+# one JSON line per call (its name, argv without argv[0], its stdin) in
+# the log, then BODY decides how it ends (OPTS: the arguments by flag).
+SCRIPT = """#!{python} -B
+import json, os, sys, time
+ARGS = sys.argv[1:]
+OPTS = dict(zip(ARGS[0::2], ARGS[1::2]))
+DATA = sys.stdin.read()
+with open({log!r}, "a") as f:
+    f.write(json.dumps({{"name": {name!r}, "argv": ARGS, "stdin": DATA,
+                        "pid": os.getpid()}}) + "\\n")
+{body}
+sys.exit(0)
+"""
+
+
+class Callouts(DaemonTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.dir = os.path.join(self.tmp, "callouts")
+        os.mkdir(self.dir, 0o755)
+        self.calls_log = os.path.join(self.tmp, "calls.log")
+
+    def script(self, name, body="", mode=0o755):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(SCRIPT.format(python=sys.executable, log=self.calls_log,
+                                  name=name, body=body))
+        os.chmod(path, mode)
+        return path
+
+    def calls(self):
+        try:
+            with open(self.calls_log) as f:
+                return [json.loads(line) for line in f]
+        except FileNotFoundError:
+            return []
+
+    def start_daemon(self, *extra):
+        return self.daemon(["--callouts", self.dir] + list(extra))
+
+    def expect_argv(self, event, action, state, uuid, typ=T,
+                    parent="serial"):
+        return ["-t", typ, "-e", event, "-a", action, "-s", state,
+                "-u", uuid, "-p", parent]
+
+    def wait_calls(self, n):
+        """Wait for @n calls (of the daemon's own auto-starts)."""
+        return self.wait_for("%d callout calls" % n,
+                             lambda: len(self.calls()) >= n and self.calls())
+
+    # ---- veto -----------------------------------------------------------
+
+    def test_pre_veto_define(self):
+        self.script("10-policy", """
+if OPTS["-e"] == "pre" and OPTS["-a"] == "define":
+    sys.stderr.write("serial subdevices need a ticket\\nsecond line\\n")
+    sys.exit(1)
+""")
+        self.start_daemon()
+        u = new_uuid()
+        e = self.refused("ECANCELED", "define", "-u", u, "-p", "serial",
+                         "-t", "2port",
+                         says=["10-policy", "pre define", "exit status 1",
+                               "serial subdevices need a ticket"])
+        self.assertNotIn("second line", e["message"])
+        self.assertEqual(self.instances(defined=True), {})
+        self.assertFalse(os.path.exists(os.path.join(self.d.statedir,
+                                                     "serial", u)))
+        # A veto ends it: no post event.
+        time.sleep(0.3)
+        self.assertEqual([c["argv"] for c in self.calls()],
+                         [self.expect_argv("pre", "define", "none", u)])
+        self.assertIn("define by uid", self.d.log())
+
+    def test_pre_veto_start_keeps_definition(self):
+        self.script("10-no-start", """
+if OPTS["-e"] == "pre" and OPTS["-a"] == "start":
+    sys.exit(3)
+""")
+        self.start_daemon()
+        u = new_uuid()
+        self.ok("define", "-u", u, "-p", "serial", "-t", "2port")
+        before = self.types()[T]
+        self.refused("ECANCELED", "start", u,
+                     says=["10-no-start", "exit status 3",
+                           "nothing on stderr"])
+        self.assertEqual(self.instance(u)["state"], "stopped")
+        self.assertEqual(self.types()[T], before)
+
+    # ---- the search, arguments, stdin, post state ------------------------
+
+    def test_not_mine_then_claimed_arguments_and_stdin(self):
+        # 10 is not for this type (2), 20 takes it, 30 is never asked.
+        self.script("10-other", "sys.exit(2)")
+        self.script("20-mine", "")
+        self.script("30-never", "sys.exit(1)")
+        self.start_daemon()
+        u = new_uuid()
+        self.ok("define", "-u", u, "-p", "serial", "-t", "2port", "--auto",
+                "--attr", "port0=pty", "--attr", "port1=none")
+        # The answer waits for the post event, as mdevctl returns after it.
+        calls = self.calls()
+        dev = json.dumps({"mdev_type": T, "start": "auto",
+                          "attrs": [{"port0": "pty"}, {"port1": "none"}]},
+                         separators=(",", ":"))
+        self.assertEqual(
+            [(c["name"], c["argv"], c["stdin"]) for c in calls],
+            [("10-other", self.expect_argv("pre", "define", "none", u), dev),
+             ("20-mine", self.expect_argv("pre", "define", "none", u), dev),
+             # post goes to the script that took pre, alone.
+             ("20-mine", self.expect_argv("post", "define", "success", u),
+              dev)])
+
+    def test_lifecycle_events_and_failure_state(self):
+        # Two ports: one serial-2port instance at a time.
+        self.script("50-record", "")
+        self.start_daemon("--pool", "serial.ports=2")
+        a, b = new_uuid(), new_uuid()
+        self.ok("define", "-u", a, "-p", "serial", "-t", "2port")
+        self.ok("modify", a, "--attr", "port0=none")
+        self.ok("define", "-u", b, "-p", "serial", "-t", "2port")
+        self.ok("start", a)
+        # b's start gets past its pre callout, then finds no free ports.
+        self.refused("ENOSPC", "start", b)
+        self.ok("stop", a)
+        self.ok("undefine", a)
+        want = [
+            ("define", a, "{}"), ("modify", a, '{"port0":"none"}'),
+            ("define", b, "{}"), ("start", a, '{"port0":"none"}'),
+            ("start", b, "{}"), ("stop", a, '{"port0":"none"}'),
+            ("undefine", a, '{"port0":"none"}')]
+        calls = self.calls()
+        got = [(c["argv"][3], c["argv"][5], c["argv"][7], c["argv"][9],
+                json.loads(c["stdin"])) for c in calls]
+        expected = []
+        for action, u, attrs in want:
+            dev = {"mdev_type": T, "start": "manual",
+                   "attrs": [{k: v} for k, v in json.loads(attrs).items()]}
+            state = "failure" if (action, u) == ("start", b) else "success"
+            expected.append(("pre", action, "none", u, dev))
+            expected.append(("post", action, state, u, dev))
+        self.assertEqual(got, expected)
+
+    def test_post_outcome_changes_nothing(self):
+        self.script("10-post-fails", """
+if OPTS["-e"] == "post":
+    sys.stderr.write("post is unhappy\\n")
+    sys.exit(1)
+""")
+        self.start_daemon()
+        u = new_uuid()
+        self.ok("define", "-u", u, "-p", "serial", "-t", "2port")
+        self.assertEqual(len(self.calls()), 2)
+        self.wait_for("the post outcome in the log",
+                      lambda: "post is unhappy" in self.d.log())
+        self.assertEqual(self.instance(u)["state"], "stopped")
+        self.assertIn("exit status 1", self.d.log())
+
+    # ---- the loop is never blocked ----------------------------------------
+
+    def test_slow_pre_does_not_block_other_clients(self):
+        started = os.path.join(self.tmp, "started")
+        finished = os.path.join(self.tmp, "finished")
+        self.script("10-slow", """
+if OPTS["-e"] == "pre":
+    open({started!r}, "w").close()
+    time.sleep(6)
+    open({finished!r}, "w").close()
+""".format(started=started, finished=finished))
+        self.start_daemon()
+        u = new_uuid()
+        p = self.spawn([harness.BIN["umdevctl"], "--control", self.d.control,
+                        "define", "-u", u, "-p", "serial", "-t", "2port"])
+        self.wait_for("the slow pre script to start",
+                      lambda: os.path.exists(started))
+        t0 = time.monotonic()
+        listed = self.js("list", "--defined")
+        types = self.types()
+        took = time.monotonic() - t0
+        # Served while the script still ran and the define waited.
+        self.assertFalse(os.path.exists(finished),
+                         "list waited %.1f s, for the script" % took)
+        self.assertIsNone(p.poll())
+        self.assertEqual(listed["instances"], [])
+        self.assertIn(T, types)
+        out, err = p.communicate(timeout=harness.T_CMD)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertTrue(os.path.exists(finished))
+        self.assertEqual(self.instance(u)["state"], "stopped")
+
+    def test_timeout_kills_script_and_vetoes(self):
+        pidfile = os.path.join(self.tmp, "child.pid")
+        self.script("10-hangs", """
+if OPTS["-e"] == "pre":
+    child = os.fork()
+    if child == 0:
+        time.sleep(60)
+        os._exit(0)
+    with open({pidfile!r}, "w") as f:
+        f.write(str(child))
+    time.sleep(60)
+""".format(pidfile=pidfile))
+        self.start_daemon("--callout-timeout", "1")
+        u = new_uuid()
+        t0 = time.monotonic()
+        self.refused("ECANCELED", "define", "-u", u, "-p", "serial", "-t",
+                     "2port", says=["10-hangs", "did not finish within 1 s",
+                                    "killed"])
+        self.assertLess(time.monotonic() - t0, 30)
+        self.assertEqual(self.instances(defined=True), {})
+        # What it started went with it (its own process group).
+        with open(pidfile) as f:
+            child = int(f.read())
+        self.wait_for("the script's child to die",
+                      lambda: not harness.alive(child))
+
+    def test_bad_timeout(self):
+        for arg in ("0", "3601", "x", "-1"):
+            p = subprocess.run([harness.BIN["umdevd"], "--callout-timeout",
+                                arg], capture_output=True,
+                               timeout=harness.T_CMD)
+            self.assertEqual(p.returncode, 2, p)
+            self.assertIn(b"--callout-timeout takes 1 to 3600 (seconds), "
+                          b"not '%s'" % arg.encode(), p.stderr)
+
+    # ---- which files run --------------------------------------------------
+
+    def test_only_trusted_files_run(self):
+        self.script("10-world-writable", "sys.exit(1)", mode=0o777)
+        os.chmod(os.path.join(self.dir, "10-world-writable"), 0o757)
+        self.script("20-group-writable", "sys.exit(1)", mode=0o775)
+        target = self.script("zz-target", "sys.exit(2)")
+        os.symlink(target, os.path.join(self.dir, "30-link"))
+        self.script("40-not-executable", "sys.exit(1)", mode=0o644)
+        self.script("50-good", "")
+        self.start_daemon()
+        u = new_uuid()
+        self.ok("define", "-u", u, "-p", "serial", "-t", "2port")
+        self.assertEqual([(c["name"], c["argv"][3]) for c in self.calls()],
+                         [("50-good", "pre"), ("50-good", "post")])
+        log = self.d.log()
+        for name, why in (("10-world-writable", "writable by its group or "
+                           "others (mode 0757"),
+                          ("20-group-writable", "writable by its group or "
+                           "others (mode 0775"),
+                          ("30-link", "a symbolic link"),
+                          ("40-not-executable", "not executable")):
+            self.assertIn("%s/%s: not run: %s" % (self.dir, name, why), log)
+
+    def test_directory_others_may_write_runs_nothing(self):
+        self.script("10-veto", "sys.exit(1)")
+        os.chmod(self.dir, 0o777)
+        self.start_daemon()
+        u = new_uuid()
+        self.ok("define", "-u", u, "-p", "serial", "-t", "2port")
+        self.assertEqual(self.calls(), [])
+        self.assertIn("callouts directory %s is writable by its group or "
+                      "others (mode 0777); no callout runs" % self.dir,
+                      self.d.log())
+
+    def test_absent_directory_is_no_callouts(self):
+        self.daemon(["--callouts", os.path.join(self.tmp, "none")])
+        u = new_uuid()
+        self.ok("define", "-u", u, "-p", "serial", "-t", "2port")
+        self.assertNotIn("callout", self.d.log())
+
+    # ---- auto-start, shutdown ----------------------------------------------
+
+    def test_auto_start_runs_callouts(self):
+        self.start_daemon()
+        ok, vetoed = new_uuid(), new_uuid()
+        for u in (ok, vetoed):
+            self.ok("define", "-u", u, "-p", "serial", "-t", "2port",
+                    "--auto")
+        self.script("10-auto", """
+if OPTS["-a"] == "start" and OPTS["-e"] == "pre" and OPTS["-u"] == {v!r}:
+    sys.stderr.write("not this one\\n")
+    sys.exit(1)
+""".format(v=vetoed))
+        self.d.terminate()
+        self.start_daemon()
+        self.wait_state(ok, "running")
+        self.assertEqual(self.instance(vetoed)["state"], "stopped")
+        calls = self.wait_calls(3)
+        time.sleep(0.3)
+        got = sorted((c["argv"][9], c["argv"][3], c["argv"][7])
+                     for c in self.calls())
+        self.assertEqual(got, sorted([(ok, "pre", "none"),
+                                      (ok, "post", "success"),
+                                      (vetoed, "pre", "none")]))
+        self.assertIn("%s: cannot start: callout" % vetoed, self.d.log())
+        self.assertIn("not this one", self.d.log())
+
+    def test_stop_daemon_during_pre(self):
+        pidfile = os.path.join(self.tmp, "script.pid")
+        self.script("10-slow", """
+with open({pidfile!r}, "w") as f:
+    f.write(str(os.getpid()))
+time.sleep(60)
+""".format(pidfile=pidfile))
+        self.start_daemon()
+        p = self.spawn([harness.BIN["umdevctl"], "--control", self.d.control,
+                        "define", "-p", "serial", "-t", "2port"])
+        self.wait_for("the script to start", lambda: os.path.exists(pidfile)
+                      and open(pidfile).read())
+        with open(pidfile) as f:
+            pid = int(f.read())
+        self.assertEqual(self.d.terminate(), 0)
+        self.wait_for("the script to be killed", lambda: not harness.alive(pid))
+        p.communicate(timeout=harness.T_CMD)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual([f for _, _, files in os.walk(self.d.statedir)
+                          for f in files], [])
+
+
+if __name__ == "__main__":
+    harness.main()
