@@ -3,8 +3,9 @@
  * /etc/mdevctl.d (PARENT/UUID, one JSON definition each), defined in
  * umdevd for the parents it has. Each file becomes one `define` request,
  * so umdevd checks it as any other; what names no parent of umdevd (a
- * host device such as 0000:00:02.0, mdevctl's scripts.d) is reported and
- * left alone.
+ * host device such as 0000:00:02.0, mdevctl's scripts.d, whose callouts
+ * umdevd runs only once copied into its --callouts directory) is
+ * reported and left alone.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -211,7 +212,9 @@ cli_import(struct cli *c, const char *dir)
             note(rep.skipped, path, NULL, "reason", "not a parent directory");
         else if (strcmp(name, "scripts.d") == 0)
             note(rep.skipped, path, NULL, "reason",
-                 "mdevctl's callout scripts: umdev does not run them");
+                 "mdevctl's scripts, not imported: copy those of "
+                 "callouts/ that handle umdev's types into umdevd's "
+                 "--callouts directory (notifiers/ are not run)");
         else if (!json_object_object_get_ex(parents, name, NULL))
             note(rep.skipped, path, NULL, "reason",
                  "umdevd has no parent by this name (umdevctl types lists "

@@ -467,6 +467,9 @@ class Import(DaemonTestCase):
         self.assertEqual(sorted(skipped), ["0000:00:02.0", "scripts.d",
                                            "serial/README"])
         self.assertIn("no parent by this name", skipped["0000:00:02.0"])
+        self.assertIn("copy those of callouts/ that handle umdev's types "
+                      "into umdevd's --callouts directory",
+                      skipped["scripts.d"])
         i = self.instance(u1)
         self.assertEqual((i["type"], i["start"], i["attrs"]),
                          ("serial-2port", "auto", {"port0": "pty"}))
