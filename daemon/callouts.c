@@ -398,7 +398,14 @@ on_time_limit(struct umdev_loop *loop, void *opaque)
     proc_kill(run);
 }
 
-/* In the child: become the script. Never returns. */
+/* The environment umdevd keeps from its scripts. */
+static const char *const daemon_only_env[] = {
+    "NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC",
+    "LISTEN_PID",    "LISTEN_FDS",   "LISTEN_FDNAMES",
+};
+
+/* In the child: become the script. Never returns. The daemon has one
+ * thread, so the child may use what is not async-signal-safe. */
 static void __attribute__((noreturn))
 exec_script(const char *path, char *const argv[], int in, int out, int err,
             int report, pid_t parent)
@@ -416,6 +423,11 @@ exec_script(const char *path, char *const argv[], int in, int out, int err,
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
+    /* What systemd handed the daemon alone: a script must not speak for
+     * it (sd_notify) nor take its sockets for its own. */
+    for (size_t i = 0; i < sizeof(daemon_only_env) / sizeof(daemon_only_env[0]);
+         i++)
+        unsetenv(daemon_only_env[i]);
     if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 ||
         dup2(report, EXEC_REPORT_FD) < 0 ||
         fcntl(EXEC_REPORT_FD, F_SETFD, FD_CLOEXEC) < 0 ||

@@ -145,6 +145,53 @@ if OPTS["-e"] == "pre" and OPTS["-a"] == "start":
              ("20-mine", self.expect_argv("post", "define", "success", u),
               dev)])
 
+    def test_unrunnable_or_killed_script_passes_to_the_next(self):
+        # mdevctl goes on past a script it cannot run or that died of a
+        # signal; the one after it decides.
+        bad = os.path.join(self.dir, "10-bad-interpreter")
+        with open(bad, "w") as f:
+            f.write("#!/nonexistent/interpreter\n")
+        os.chmod(bad, 0o755)
+        self.script("20-killed", "os.kill(os.getpid(), 9)")
+        self.script("30-veto", """
+sys.stderr.write("third says no\\n")
+sys.exit(1)
+""")
+        self.start_daemon()
+        u = new_uuid()
+        self.refused("ECANCELED", "define", "-u", u, "-p", "serial", "-t",
+                     "2port", says=["30-veto", "third says no"])
+        self.assertEqual([c["name"] for c in self.calls()],
+                         ["20-killed", "30-veto"])
+        log = self.d.log()
+        self.assertIn("10-bad-interpreter (pre define, state none): cannot "
+                      "be run: No such file or directory; trying the next "
+                      "script", log)
+        self.assertIn("20-killed (pre define, state none): killed by signal "
+                      "9 (Killed); trying the next script", log)
+
+    def test_client_gone_during_pre_is_not_done(self):
+        started = os.path.join(self.tmp, "started")
+        self.script("10-slow", """
+if OPTS["-e"] == "pre":
+    open({started!r}, "w").close()
+    time.sleep(2)
+""".format(started=started))
+        self.start_daemon()
+        u = new_uuid()
+        p = self.spawn([harness.BIN["umdevctl"], "--control", self.d.control,
+                        "define", "-u", u, "-p", "serial", "-t", "2port"])
+        self.wait_for("the pre script", lambda: os.path.exists(started))
+        p.kill()
+        p.wait()
+        self.wait_for("the post event",
+                      lambda: len(self.calls()) == 2 and self.calls())
+        self.assertEqual(self.calls()[1]["argv"],
+                         self.expect_argv("post", "define", "failure", u))
+        self.assertEqual(self.instances(defined=True), {})
+        self.assertIn("its client went away while the pre callouts ran",
+                      self.d.log())
+
     def test_lifecycle_events_and_failure_state(self):
         # Two ports: one serial-2port instance at a time.
         self.script("50-record", "")
@@ -189,6 +236,54 @@ if OPTS["-e"] == "post":
                       lambda: "post is unhappy" in self.d.log())
         self.assertEqual(self.instance(u)["state"], "stopped")
         self.assertIn("exit status 1", self.d.log())
+
+    def test_script_gets_nothing_of_the_daemon(self):
+        # What the script holds: its fds (but the one listing them), the
+        # signals it blocks or ignores, its directory, its environment.
+        out = os.path.join(self.tmp, "seen.json")
+        self.script("10-look", """
+fds = {{}}
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        fds[fd] = os.readlink("/proc/self/fd/" + fd)
+    except OSError:
+        pass
+st = dict(l.split(":", 1) for l in open("/proc/self/status") if ":" in l)
+with open({out!r}, "w") as f:
+    json.dump({{"fds": {{k: v for k, v in fds.items()
+                        if not v.startswith("/proc/")}},
+               "blocked": st["SigBlk"].strip(),
+               "cwd": os.getcwd(), "pgid": os.getpgid(0), "pid": os.getpid(),
+               "env": sorted(os.environ)}}, f)
+sys.exit(2)
+""".format(out=out))
+        # Ignored signals from what a shell runs: Python ignores SIGPIPE
+        # itself (and dash unblocks signals, so the mask is Python's).
+        sigs = os.path.join(self.tmp, "signals")
+        path = os.path.join(self.dir, "20-signals")
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\ngrep '^Sig' /proc/self/status > %s\n" % sigs)
+        os.chmod(path, 0o755)
+        os.environ["NOTIFY_SOCKET"] = os.path.join(self.tmp, "no-notify")
+        try:
+            self.start_daemon()
+        finally:
+            del os.environ["NOTIFY_SOCKET"]
+        u = new_uuid()
+        self.ok("define", "-u", u, "-p", "serial", "-t", "2port")
+        with open(out) as f:
+            seen = json.load(f)
+        self.assertEqual(sorted(seen["fds"]), ["0", "1", "2"], seen)
+        for fd in ("0", "1", "2"):
+            self.assertTrue(seen["fds"][fd].startswith("pipe:"), seen)
+        with open(sigs) as f:
+            st = dict(line.split(":", 1) for line in f)
+        self.assertEqual(int(seen["blocked"], 16), 0, seen)
+        self.assertEqual(int(st["SigIgn"], 16) & 1 << (signal.SIGPIPE - 1),
+                         0, st)
+        self.assertEqual(seen["cwd"], "/")
+        self.assertEqual(seen["pgid"], seen["pid"])
+        self.assertNotIn("NOTIFY_SOCKET", seen["env"])
 
     # ---- the loop is never blocked ----------------------------------------
 
