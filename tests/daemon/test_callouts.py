@@ -343,6 +343,28 @@ if OPTS["-e"] == "pre":
         self.wait_for("the script's child to die",
                       lambda: not harness.alive(child))
 
+    def test_output_bounded(self):
+        # Past 1 MiB of output the script is killed (a veto); what is
+        # logged of it stays within 4096 bytes per stream.
+        self.script("10-floods", """
+if OPTS["-e"] == "pre":
+    sys.stderr.write("first of many\\n")
+    sys.stderr.flush()
+    while True:
+        sys.stdout.write("x" * 65535 + "\\n")
+""")
+        self.start_daemon()
+        u = new_uuid()
+        self.refused("ECANCELED", "define", "-u", u, "-p", "serial", "-t",
+                     "2port", says=["10-floods", "wrote more than 1048576 "
+                                    "bytes; killed", "first of many"])
+        self.assertEqual(self.instances(defined=True), {})
+        logged = [line for line in self.d.log().splitlines()
+                  if "10-floods (pre define) stdout: " in line]
+        self.assertEqual(len(logged), 1)
+        self.assertLessEqual(len(logged[0].split("stdout: ", 1)[1]), 4096)
+        self.assertIn("more output than the 4096 bytes kept", self.d.log())
+
     def test_bad_timeout(self):
         for arg in ("0", "3601", "x", "-1"):
             p = subprocess.run([harness.BIN["umdevd"], "--callout-timeout",
