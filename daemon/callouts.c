@@ -285,12 +285,15 @@ proc_close(struct callout_run *run)
 }
 
 /* Kill the script and whatever it started in its group (it is not
- * reaped yet, so its pid is still its own). */
+ * reaped yet, so its pid is still its own); the script itself also
+ * directly, in case it left the group. */
 static void
 proc_kill(struct callout_run *run)
 {
-    if (run->running && run->proc.pid > 0)
+    if (run->running && run->proc.pid > 0) {
         kill(-run->proc.pid, SIGKILL);
+        kill(run->proc.pid, SIGKILL);
+    }
 }
 
 static const char *
@@ -688,7 +691,8 @@ on_step(struct umdev_loop *loop, void *opaque)
     finish(run, 0, NULL);
 }
 
-/* Take the next step from the loop. */
+/* Take the next step from the loop; when no timer can be had, now
+ * (the callers are the loop's own callbacks). */
 static void
 take_step(struct callout_run *run)
 {
@@ -697,9 +701,22 @@ take_step(struct callout_run *run)
     run->step = umdev_loop_timer_add(run->d->loop, 0, on_step, run);
     if (run->step < 0) {
         run->step = 0;
-        /* Out of memory for a timer: the event cannot go on. */
-        finish(run, -ENOMEM, "out of memory running the callouts");
+        on_step(run->d->loop, run);
     }
+}
+
+/* An event's first step, which must come from the loop: its callback
+ * may not be called from within the call that starts it. */
+static int
+first_step(struct callout_run *run)
+{
+    run->step = umdev_loop_timer_add(run->d->loop, 0, on_step, run);
+    if (run->step < 0) {
+        run->step = 0;
+        run->busy = false;
+        return -ENOMEM;
+    }
+    return 0;
 }
 
 static void
@@ -822,7 +839,7 @@ callout_run_create(struct daemon *d, const char *action,
     return 0;
 }
 
-void
+int
 callout_run_pre(struct callout_run *run, callout_done_fn *done, void *opaque)
 {
     run->post = false;
@@ -831,7 +848,7 @@ callout_run_pre(struct callout_run *run, callout_done_fn *done, void *opaque)
     run->opaque = opaque;
     run->pos = 0;
     run->end = run->nnames;
-    take_step(run);
+    return first_step(run);
 }
 
 bool
@@ -859,7 +876,13 @@ callout_run_post(struct callout_run *run, bool success, callout_done_fn *done,
         run->pos = 0;
         run->end = run->nnames;
     }
-    take_step(run);
+    if (first_step(run) < 0) {
+        umdev_log(&run->d->log, LOG_ERR,
+                  "%s: post callouts of %s not run: out of memory", run->uuid,
+                  run->action);
+        callout_run_free(run);
+        return false;
+    }
     return true;
 }
 

@@ -70,17 +70,18 @@ int callout_run_create(struct daemon *d, const char *action,
                        const struct callout_device *dev,
                        struct callout_run **out, char *err, size_t errlen);
 
-/** Run the pre event of @run; @done hears how it ended. */
-void callout_run_pre(struct callout_run *run, callout_done_fn *done,
-                     void *opaque);
+/** Run the pre event of @run; @done hears how it ended.
+ * Return: 0; -ENOMEM, and @done is not called. */
+int callout_run_pre(struct callout_run *run, callout_done_fn *done,
+                    void *opaque);
 
 /**
  * callout_run_post() - the action was done (@success) or failed: run the
  * post event of @run, which is taken (freed before @done is called).
  * Its outcome is logged and changes nothing. Only after a pre event that
  * let the action go on.
- * Return: true; false when umdevd is stopping, and then @run is freed,
- * no script runs and @done is not called.
+ * Return: true; false when umdevd is stopping (or out of memory), and
+ * then @run is freed, no script runs and @done is not called.
  */
 bool callout_run_post(struct callout_run *run, bool success,
                       callout_done_fn *done, void *opaque);

@@ -1312,7 +1312,11 @@ with_callouts(struct cmd *c, size_t i)
     w->run = run;
     w->cmd_index = i;
     w->args = args;
-    callout_run_pre(run, pre_done, w);
+    if (callout_run_pre(run, pre_done, w) < 0) {
+        waiter_free(c->d, w);
+        snprintf(c->err, c->errlen, "out of memory");
+        return -ENOMEM;
+    }
     return 1;
 }
 
@@ -1346,8 +1350,13 @@ handlers_auto_start(struct daemon *d, struct instance *inst)
     snprintf(w->subject, sizeof(w->subject), "%s", inst->cfg.uuid);
     w->next = d->waiters;
     d->waiters = w;
+    if (callout_run_pre(run, pre_done, w) < 0) {
+        waiter_free(d, w);
+        umdev_log(&d->log, LOG_ERR, "%s: cannot start: out of memory",
+                  inst->cfg.uuid);
+        return;
+    }
     d->auto_pending++;
-    callout_run_pre(run, pre_done, w);
 }
 
 /* Run command @i of the table for @c. Return: as handlers_dispatch. */

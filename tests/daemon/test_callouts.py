@@ -343,6 +343,19 @@ if OPTS["-e"] == "pre":
         self.wait_for("the script's child to die",
                       lambda: not harness.alive(child))
 
+    def test_timeout_kills_script_that_left_its_group(self):
+        self.script("10-escapes", """
+if OPTS["-e"] == "pre":
+    # Into the daemon's own group (a leader cannot setsid).
+    os.setpgid(0, os.getpgid(os.getppid()))
+    time.sleep(60)
+""")
+        self.start_daemon("--callout-timeout", "1")
+        self.refused("ECANCELED", "define", "-p", "serial", "-t", "2port",
+                     says=["10-escapes", "did not finish within 1 s"])
+        pid = self.calls()[0]["pid"]
+        self.wait_for("the script to die", lambda: not harness.alive(pid))
+
     def test_output_bounded(self):
         # Past 1 MiB of output the script is killed (a veto); what is
         # logged of it stays within 4096 bytes per stream.
