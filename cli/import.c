@@ -214,7 +214,8 @@ cli_import(struct cli *c, const char *dir)
             note(rep.skipped, path, NULL, "reason",
                  "mdevctl's scripts, not imported: copy those of "
                  "callouts/ that handle umdev's types into umdevd's "
-                 "--callouts directory (notifiers/ are not run)");
+                 "--callouts directory, those of notifiers/ into its "
+                 "--notifiers directory");
         else if (!json_object_object_get_ex(parents, name, NULL))
             note(rep.skipped, path, NULL, "reason",
                  "umdevd has no parent by this name (umdevctl types lists "

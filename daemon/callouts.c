@@ -41,6 +41,15 @@ struct callout_proc {
     int status;     /* from waitpid(), once reaped */
 };
 
+/* The scripts of one directory that may run, in name order. */
+struct script_list {
+    char dir[PATH_MAX];
+    char **names;
+    size_t n;
+};
+
+enum callout_event { EV_PRE, EV_POST, EV_NOTIFY };
+
 struct callout_run {
     struct daemon *d;
     struct callout_run *next; /* in d->callout_runs */
@@ -48,18 +57,22 @@ struct callout_run {
     char uuid[MDEV_UUID_STR_LEN + 1];
     char parent[MDEV_NAME_MAX + 1];
     char type[2 * MDEV_NAME_MAX + 2];
-    char *json; /* what every script reads on stdin */
+    char *json; /* what callout scripts read on stdin (notifiers: nothing) */
     size_t json_len;
-    char dir[PATH_MAX];
-    char **names; /* the scripts that may run, in name order */
-    size_t nnames;
-    /* The search: scripts [pos, end) are still to be tried; cur is the
-     * one running. */
+    struct script_list callouts, notifiers;
+    enum callout_event event;
+    const struct script_list *list; /* the event's scripts */
+    /* The walk: scripts [pos, end) of list are still to be run; cur is
+     * the one running. */
     size_t pos, end, cur;
     long claimed; /* the script that took the pre event (exit 0), or -1 */
-    bool post;    /* which event: post (else pre) */
-    bool success; /* post: how the action went */
-    bool busy;    /* an event is in progress */
+    bool success; /* post, and the notify after it: how the action went */
+    /* The notify event follows a pre event that refused: its outcome,
+     * for the caller once the notifiers are done. */
+    bool vetoed;
+    int veto_err;
+    char veto_msg[PATH_MAX + 512];
+    bool busy; /* an event is in progress */
     callout_done_fn *done;
     void *opaque;
     int64_t step; /* the timer that takes the next step, 0 if none */
@@ -70,13 +83,19 @@ struct callout_run {
 static const char *
 event_name(const struct callout_run *run)
 {
-    return run->post ? "post" : "pre";
+    static const char *const names[] = {
+        [EV_PRE] = "pre", [EV_POST] = "post", [EV_NOTIFY] = "notify"
+    };
+
+    return names[run->event];
 }
 
+/* mdevctl's -s: none before the action (and in the notify after a
+ * refusal), then how it went. */
 static const char *
 state_name(const struct callout_run *run)
 {
-    if (!run->post)
+    if (run->event == EV_PRE || run->vetoed)
         return "none";
     return run->success ? "success" : "failure";
 }
@@ -139,29 +158,29 @@ refuse_entry(int dfd, const char *name, char *why, size_t len, int *level)
 
 /* The directory itself: whoever may add files to it chooses what runs. */
 static bool
-dir_trusted(struct daemon *d, int dfd, const char *dir)
+dir_trusted(struct daemon *d, const char *what, int dfd, const char *dir)
 {
     struct stat st;
 
     if (fstat(dfd, &st) < 0) {
         umdev_log(&d->log, LOG_WARNING,
-                  "callouts directory %s: cannot stat it (%s); no callout "
-                  "runs",
-                  dir, strerror(errno));
+                  "%ss directory %s: cannot stat it (%s); no %s runs", what,
+                  dir, strerror(errno), what);
         return false;
     }
     if (st.st_uid != 0 && st.st_uid != geteuid()) {
         umdev_log(&d->log, LOG_WARNING,
-                  "callouts directory %s is owned by uid %u, neither root "
-                  "nor umdevd's user (uid %u); no callout runs",
-                  dir, (unsigned int)st.st_uid, (unsigned int)geteuid());
+                  "%ss directory %s is owned by uid %u, neither root nor "
+                  "umdevd's user (uid %u); no %s runs",
+                  what, dir, (unsigned int)st.st_uid, (unsigned int)geteuid(),
+                  what);
         return false;
     }
     if (st.st_mode & (S_IWGRP | S_IWOTH)) {
         umdev_log(&d->log, LOG_WARNING,
-                  "callouts directory %s is writable by its group or others "
-                  "(mode %04o); no callout runs until it is not (chmod go-w)",
-                  dir, (unsigned int)(st.st_mode & 07777));
+                  "%ss directory %s is writable by its group or others "
+                  "(mode %04o); no %s runs until it is not (chmod go-w)",
+                  what, dir, (unsigned int)(st.st_mode & 07777), what);
         return false;
     }
     return true;
@@ -178,12 +197,14 @@ free_names(char **names, size_t n)
 }
 
 /*
- * The scripts of the callouts directory that may run, in name order (as
- * mdevctl sorts them), each refused one logged with its reason. An
- * absent directory has none. Return: 0 or -ENOMEM.
+ * The scripts of directory @dir (of @what: "callout", "notifier") that
+ * may run, in name order (as mdevctl sorts them), each refused one
+ * logged with its reason. An absent directory has none. Return: 0 or
+ * -ENOMEM.
  */
 static int
-scan(struct daemon *d, const char *dir, char ***out, size_t *nout)
+scan(struct daemon *d, const char *what, const char *dir, char ***out,
+     size_t *nout)
 {
     char **names = NULL;
     size_t n = 0, kept = 0, i;
@@ -198,12 +219,11 @@ scan(struct daemon *d, const char *dir, char ***out, size_t *nout)
     dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
         if (errno != ENOENT)
-            umdev_log(&d->log, LOG_WARNING,
-                      "callouts directory %s: %s; no callout runs", dir,
-                      strerror(errno));
+            umdev_log(&d->log, LOG_WARNING, "%ss directory %s: %s; no %s runs",
+                      what, dir, strerror(errno), what);
         return 0;
     }
-    if (!dir_trusted(d, dfd, dir)) {
+    if (!dir_trusted(d, what, dfd, dir)) {
         close(dfd);
         return 0;
     }
@@ -222,9 +242,9 @@ scan(struct daemon *d, const char *dir, char ***out, size_t *nout)
             continue;
         if (n == CALLOUT_MAX_SCRIPTS) {
             umdev_log(&d->log, LOG_WARNING,
-                      "callouts directory %s: more than %d entries; those "
+                      "%ss directory %s: more than %d entries; those "
                       "after the first %d read are not run",
-                      dir, CALLOUT_MAX_SCRIPTS, CALLOUT_MAX_SCRIPTS);
+                      what, dir, CALLOUT_MAX_SCRIPTS, CALLOUT_MAX_SCRIPTS);
             break;
         }
         names[n] = strdup(e->d_name);
@@ -245,7 +265,7 @@ scan(struct daemon *d, const char *dir, char ***out, size_t *nout)
             names[kept++] = names[i];
             continue;
         }
-        umdev_log(&d->log, level, "callout %s/%s: not run: %s", dir, names[i],
+        umdev_log(&d->log, level, "%s %s/%s: not run: %s", what, dir, names[i],
                   why);
         free(names[i]);
     }
@@ -299,7 +319,7 @@ proc_kill(struct callout_run *run)
 static const char *
 script_name(const struct callout_run *run)
 {
-    return run->names[run->cur];
+    return run->list->names[run->cur];
 }
 
 /* Keep what fits of @n bytes read into @buf (@len of CALLOUT_LOG_BYTES
@@ -364,9 +384,10 @@ write_stdin(struct callout_run *run)
 {
     struct callout_proc *p = &run->proc;
 
-    while (p->in_fd >= 0 && p->in_off < run->json_len) {
-        ssize_t n =
-            write(p->in_fd, run->json + p->in_off, run->json_len - p->in_off);
+    size_t len = run->event == EV_NOTIFY ? 0 : run->json_len;
+
+    while (p->in_fd >= 0 && p->in_off < len) {
+        ssize_t n = write(p->in_fd, run->json + p->in_off, len - p->in_off);
 
         if (n < 0 && errno == EINTR)
             continue;
@@ -464,10 +485,10 @@ spawn(struct callout_run *run, size_t idx)
     p->pid = -1;
     p->in_fd = p->out_fd = p->err_fd = p->exec_fd = -1;
     run->cur = idx;
-    if (snprintf(path, sizeof(path), "%s/%s", run->dir, run->names[idx]) >=
-        (int)sizeof(path)) {
+    if (snprintf(path, sizeof(path), "%s/%s", run->list->dir,
+                 run->list->names[idx]) >= (int)sizeof(path)) {
         umdev_log(&d->log, LOG_WARNING, "%s: callout %s/%s: path too long",
-                  run->uuid, run->dir, run->names[idx]);
+                  run->uuid, run->list->dir, run->list->names[idx]);
         return -ENAMETOOLONG;
     }
     argv[0] = path;
@@ -594,7 +615,8 @@ first_err_line(const struct callout_proc *p, char *out, size_t len)
 }
 
 static void take_step(struct callout_run *run);
-static void finish(struct callout_run *run, int err, const char *msg);
+static void event_over(struct callout_run *run, int err, const char *msg);
+static void abort_event(struct callout_run *run, int err, const char *msg);
 
 /*
  * Script cur is over (reaped): what it said decides whether the search
@@ -647,25 +669,28 @@ script_over(struct callout_run *run)
     else if (next)
         level = exec_err != 0 || WIFSIGNALED(status) ? LOG_WARNING : LOG_INFO;
     else
-        level = run->post ? LOG_WARNING : LOG_NOTICE;
+        level = run->event == EV_PRE ? LOG_NOTICE : LOG_WARNING;
     umdev_log(&d->log, level, "%s: callout %s/%s (%s %s, state %s): %s%s",
-              run->uuid, run->dir, script_name(run), event_name(run),
+              run->uuid, run->list->dir, script_name(run), event_name(run),
               run->action, state_name(run), how,
-              next && run->pos < run->end ? "; trying the next script" : "");
-    if (next) {
+              next && run->event != EV_NOTIFY && run->pos < run->end
+                  ? "; trying the next script"
+                  : "");
+    /* Every notifier runs, whatever the others said. */
+    if (next || run->event == EV_NOTIFY) {
         take_step(run);
         return;
     }
-    if (!run->post && ok)
+    if (run->event == EV_PRE && ok)
         run->claimed = (long)run->cur;
-    if (ok || run->post) {
-        finish(run, 0, NULL);
+    if (ok || run->event == EV_POST) {
+        event_over(run, 0, NULL);
         return;
     }
     snprintf(msg, sizeof(msg), "callout %s/%s (pre %s) refused: %s%s%s",
-             run->dir, script_name(run), run->action, how,
+             run->list->dir, script_name(run), run->action, how,
              line[0] ? ": " : " (nothing on stderr)", line);
-    finish(run, -ECANCELED, msg);
+    event_over(run, -ECANCELED, msg);
 }
 
 static void
@@ -681,14 +706,15 @@ on_step(struct umdev_loop *loop, void *opaque)
     }
     while (run->pos < run->end) {
         if (run->d->stopping) {
-            finish(run, -ECANCELED, "umdevd is stopping");
+            abort_event(run, -ECANCELED, "umdevd is stopping");
             return;
         }
         if (spawn(run, run->pos++) == 0)
             return;
     }
-    /* No script claimed the device: the action goes on, as in mdevctl. */
-    finish(run, 0, NULL);
+    /* Every script was asked: for pre, none claimed the device, and the
+     * action goes on, as in mdevctl. */
+    event_over(run, 0, NULL);
 }
 
 /* Take the next step from the loop; when no timer can be had, now
@@ -741,26 +767,84 @@ callout_run_free(struct callout_run *run)
     proc_kill(run);
     proc_close(run);
     umdev_loop_timer_cancel(run->d->loop, run->step);
-    free_names(run->names, run->nnames);
+    free_names(run->callouts.names, run->callouts.n);
+    free_names(run->notifiers.names, run->notifiers.n);
     free(run->json);
     free(run);
 }
 
-/* The event is over: a pre event tells its caller, a post event ends
- * the run. */
+/* Walk @list for @event from the loop. */
 static void
-finish(struct callout_run *run, int err, const char *msg)
+walk(struct callout_run *run, enum callout_event event,
+     const struct script_list *list)
+{
+    run->event = event;
+    run->list = list;
+    run->pos = 0;
+    run->end = list->n;
+    take_step(run);
+}
+
+/*
+ * The notifiers are done too: the caller hears how its pre event ended
+ * (a refusal; the run is the caller's again), or that the post event is
+ * over (the run is freed first).
+ */
+static void
+finish(struct callout_run *run)
 {
     callout_done_fn *done = run->done;
     void *opaque = run->opaque;
 
     run->busy = false;
-    if (run->post) {
-        callout_run_free(run);
-        done(opaque, 0, NULL);
+    if (run->vetoed) {
+        done(opaque, run->veto_err, run->veto_msg);
         return;
     }
-    done(opaque, err, msg);
+    callout_run_free(run);
+    done(opaque, 0, NULL);
+}
+
+/*
+ * The event's walk is over (@err: a pre event refused, @msg why). As
+ * mdevctl does it: a pre event that lets the action go on is over at
+ * once; a refusal, and every post event, are followed by the notify
+ * event, which runs every notifier.
+ */
+static void
+event_over(struct callout_run *run, int err, const char *msg)
+{
+    switch (run->event) {
+    case EV_PRE:
+        if (err == 0) {
+            run->busy = false;
+            run->done(run->opaque, 0, NULL);
+            return;
+        }
+        run->vetoed = true;
+        run->veto_err = err;
+        snprintf(run->veto_msg, sizeof(run->veto_msg), "%s", msg);
+        walk(run, EV_NOTIFY, &run->notifiers);
+        return;
+    case EV_POST:
+        walk(run, EV_NOTIFY, &run->notifiers);
+        return;
+    case EV_NOTIFY:
+        finish(run);
+        return;
+    }
+}
+
+/* umdevd is stopping: the event ends now, and no notifier runs. */
+static void
+abort_event(struct callout_run *run, int err, const char *msg)
+{
+    if (run->event == EV_PRE) {
+        run->busy = false;
+        run->done(run->opaque, err, msg);
+        return;
+    }
+    finish(run);
 }
 
 /* ---- the interface ------------------------------------------------- */
@@ -802,14 +886,17 @@ callout_run_create(struct daemon *d, const char *action,
                    const struct callout_device *dev, struct callout_run **out,
                    char *err, size_t errlen)
 {
+    struct script_list callouts = { .n = 0 }, notifiers = { .n = 0 };
     struct callout_run *run;
-    char **names;
-    size_t n;
     int rc;
 
     *out = NULL;
-    rc = scan(d, d->opts.callout_dir, &names, &n);
-    if (rc < 0 || n == 0) {
+    rc = scan(d, "callout", d->opts.callout_dir, &callouts.names, &callouts.n);
+    if (rc == 0)
+        rc = scan(d, "notifier", d->opts.notifier_dir, &notifiers.names,
+                  &notifiers.n);
+    if (rc < 0 || callouts.n + notifiers.n == 0) {
+        free_names(callouts.names, callouts.n);
         if (rc < 0)
             snprintf(err, errlen, "out of memory reading the callouts");
         return rc;
@@ -817,18 +904,22 @@ callout_run_create(struct daemon *d, const char *action,
     run = calloc(1, sizeof(*run));
     if (run == NULL || (run->json = device_json(dev, &run->json_len)) == NULL) {
         free(run);
-        free_names(names, n);
+        free_names(callouts.names, callouts.n);
+        free_names(notifiers.names, notifiers.n);
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
     run->d = d;
-    run->names = names;
-    run->nnames = n;
+    run->callouts = callouts;
+    run->notifiers = notifiers;
+    snprintf(run->callouts.dir, sizeof(run->callouts.dir), "%s",
+             d->opts.callout_dir);
+    snprintf(run->notifiers.dir, sizeof(run->notifiers.dir), "%s",
+             d->opts.notifier_dir);
     run->claimed = -1;
     run->proc.pid = -1;
     run->proc.in_fd = run->proc.out_fd = run->proc.err_fd = -1;
     run->proc.exec_fd = -1;
-    snprintf(run->dir, sizeof(run->dir), "%s", d->opts.callout_dir);
     snprintf(run->action, sizeof(run->action), "%s", action);
     snprintf(run->uuid, sizeof(run->uuid), "%s", dev->uuid);
     snprintf(run->parent, sizeof(run->parent), "%s", dev->parent);
@@ -842,12 +933,13 @@ callout_run_create(struct daemon *d, const char *action,
 int
 callout_run_pre(struct callout_run *run, callout_done_fn *done, void *opaque)
 {
-    run->post = false;
+    run->event = EV_PRE;
+    run->list = &run->callouts;
     run->busy = true;
     run->done = done;
     run->opaque = opaque;
     run->pos = 0;
-    run->end = run->nnames;
+    run->end = run->callouts.n;
     return first_step(run);
 }
 
@@ -862,7 +954,8 @@ callout_run_post(struct callout_run *run, bool success, callout_done_fn *done,
         callout_run_free(run);
         return false;
     }
-    run->post = true;
+    run->event = EV_POST;
+    run->list = &run->callouts;
     run->success = success;
     run->busy = true;
     run->done = done;
@@ -874,7 +967,7 @@ callout_run_post(struct callout_run *run, bool success, callout_done_fn *done,
         run->end = run->pos + 1;
     } else {
         run->pos = 0;
-        run->end = run->nnames;
+        run->end = run->callouts.n;
     }
     if (first_step(run) < 0) {
         umdev_log(&run->d->log, LOG_ERR,
@@ -924,6 +1017,6 @@ callouts_stop_all(struct daemon *d)
         run->running = false;
         umdev_loop_timer_cancel(d->loop, run->step);
         run->step = 0;
-        finish(run, -ECANCELED, "umdevd is stopping");
+        abort_event(run, -ECANCELED, "umdevd is stopping");
     }
 }

@@ -2,7 +2,9 @@
  * mdevctl's callout scripts, run by umdevd (docs/CLI.md "Callouts"):
  * executables in the callouts directory (`umdevd --callouts DIR`) hear of
  * each define, undefine, modify, start and stop before it happens (event
- * pre, which may veto it) and after (event post, with its outcome). Each
+ * pre, which may veto it) and after (event post, with its outcome), and
+ * every executable of the notifiers directory (`--notifiers DIR`) hears
+ * of the outcome (event notify, after post or after a veto). Each
  * script is a child process the loop watches: its stdin is the device in
  * mdevctl's JSON through a pipe, its output goes to the log, its run is
  * bounded in time and output, and its exit status comes from
@@ -19,8 +21,9 @@
  * was killed by a signal. Any other status ends the search: for pre, 0
  * lets the action go on and anything else vetoes it; post goes to the
  * script that took pre (or searches the same way when none did), and
- * what it says is logged only. umdevd adds the bounds: past its time or
- * output limit a script is killed, a veto at pre.
+ * what it says is logged only; notify runs every notifier, whatever each
+ * says. umdevd adds the bounds: past its time or output limit a script
+ * is killed, a veto at pre.
  */
 #ifndef UMDEVD_CALLOUTS_H
 #define UMDEVD_CALLOUTS_H
@@ -61,7 +64,8 @@ typedef void callout_done_fn(void *opaque, int err, const char *msg);
 /**
  * callout_run_create() - prepare the callouts of @action ("define",
  * "undefine", "modify", "start", "stop") on @dev (copied): read the
- * callouts directory, logging each entry it will not run and why.
+ * callouts and notifiers directories, logging each entry it will not run
+ * and why.
  * Return: 0 with *@out the run, or with *@out NULL when there is no
  * script to run (no directory configured, none there, none that may be
  * run); -ENOMEM with @err filled.

@@ -1225,10 +1225,13 @@ pre_done(void *opaque, int err, const char *msg)
     if (w->auto_start)
         d->auto_pending--;
     if (err < 0) {
-        /* Refused: no action, so no post event (mdevctl's rule). */
-        callout_run_free(w->run);
+        /* Refused: no action, so no post event (mdevctl's rule). @msg
+         * lives in the run: it goes once the answer is out. */
+        struct callout_run *run = w->run;
+
         w->run = NULL;
         waiter_answer(d, w, err, msg, NULL);
+        callout_run_free(run);
         return;
     }
     if (w->auto_start) {
@@ -1272,7 +1275,7 @@ with_callouts(struct cmd *c, size_t i)
     struct waiter *w;
     int rc;
 
-    if (c->d->opts.callout_dir[0] == '\0')
+    if (c->d->opts.callout_dir[0] == '\0' && c->d->opts.notifier_dir[0] == '\0')
         return run_fn(c, i);
     c->check_only = true;
     rc = run_fn(c, i);

@@ -83,6 +83,8 @@ usage(FILE *f)
         "                   before and after each define, undefine,\n"
         "                   modify, start and stop (default %s;\n"
         "                   \"\" for none)\n"
+        "  --notifiers DIR  run every mdevctl-style notifier script in DIR\n"
+        "                   after each of them (default %s)\n"
         "  --callout-timeout SECONDS\n"
         "                   kill a callout script running longer (1-%d,\n"
         "                   default %d; a veto before the action)\n"
@@ -93,7 +95,8 @@ usage(FILE *f)
         UMDEVD_DEFAULT_RUNDIR, UMDEVD_DEFAULT_STATEDIR,
         UMDEVD_DEFAULT_PLUGIN_DIR, UMDEVD_DEFAULT_ADMIT_FUZZ,
         UMDEVD_DEFAULT_UMDEVCTL, UMDEVD_DEFAULT_CALLOUT_DIR,
-        UMDEVD_MAX_CALLOUT_TIMEOUT_S, UMDEVD_DEFAULT_CALLOUT_TIMEOUT_S);
+        UMDEVD_DEFAULT_NOTIFIER_DIR, UMDEVD_MAX_CALLOUT_TIMEOUT_S,
+        UMDEVD_DEFAULT_CALLOUT_TIMEOUT_S);
     /* A registry of the built-in parents alone, to list their pools. */
     if (mdev_create(&d.mdev) == 0 && parents_create(&d, &d.parents) == 0)
         for (e = d.parents->list; e != NULL; e = e->next)
@@ -252,6 +255,8 @@ static const struct path_option {
       UMDEVD_DEFAULT_UMDEVCTL, "umdevctl" },
     { 'C', offsetof(struct daemon_opts, callout_dir), NULL,
       UMDEVD_DEFAULT_CALLOUT_DIR, "callouts" },
+    { 'N', offsetof(struct daemon_opts, notifier_dir), NULL,
+      UMDEVD_DEFAULT_NOTIFIER_DIR, "notifiers" },
 };
 
 /* The path option @letter, or NULL. */
@@ -299,6 +304,24 @@ parse_sandbox(struct daemon_opts *o, const char *mode)
     return 0;
 }
 
+/* Make @dir (PATH_MAX bytes, of option @opt) absolute, from the working
+ * directory. Return: 0, or -1 after saying what is wrong. */
+static int
+absolute(char *dir, const char *opt)
+{
+    char cwd[PATH_MAX], rel[PATH_MAX];
+
+    if (dir[0] == '\0' || dir[0] == '/')
+        return 0;
+    memcpy(rel, dir, sizeof(rel));
+    if (getcwd(cwd, sizeof(cwd)) == NULL ||
+        snprintf(dir, PATH_MAX, "%s/%s", cwd, rel) >= PATH_MAX) {
+        fprintf(stderr, "umdevd: %s %s: cannot make it absolute\n", opt, rel);
+        return -1;
+    }
+    return 0;
+}
+
 static int
 parse_args(int argc, char **argv, struct daemon_opts *o)
 {
@@ -317,6 +340,7 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
         { "admit-fuzz-seconds", required_argument, NULL, 'F' },
         { "umdevctl", required_argument, NULL, 'U' },
         { "callouts", required_argument, NULL, 'C' },
+        { "notifiers", required_argument, NULL, 'N' },
         { "callout-timeout", required_argument, NULL, 'T' },
         { "verbose", no_argument, NULL, 'v' },
         { "log-level", required_argument, NULL, 'L' },
@@ -453,18 +477,10 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
     if (o->control[0] == '\0' &&
         snprintf(o->control, PATH_MAX, "%s/control", o->rundir) >= PATH_MAX)
         return 2;
-    /* Scripts run from /, so their directory is made absolute now. */
-    if (o->callout_dir[0] != '\0' && o->callout_dir[0] != '/') {
-        char cwd[PATH_MAX], rel[PATH_MAX];
-
-        memcpy(rel, o->callout_dir, sizeof(rel));
-        if (getcwd(cwd, sizeof(cwd)) == NULL ||
-            snprintf(o->callout_dir, PATH_MAX, "%s/%s", cwd, rel) >= PATH_MAX) {
-            fprintf(stderr, "umdevd: --callouts %s: cannot make it absolute\n",
-                    rel);
-            return 2;
-        }
-    }
+    /* Scripts run from /, so their directories are made absolute now. */
+    if (absolute(o->callout_dir, "--callouts") < 0 ||
+        absolute(o->notifier_dir, "--notifiers") < 0)
+        return 2;
     return 0;
 }
 

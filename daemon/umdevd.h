@@ -79,9 +79,10 @@ struct daemon_opts {
     bool admit_any;
     char umdevctl[PATH_MAX];
     unsigned int admit_fuzz_seconds;
-    /* mdevctl's callout scripts (callouts.h): their directory ("" for
-     * none) and how long each may run. */
+    /* mdevctl's callout and notifier scripts (callouts.h): their
+     * directories ("" for none) and how long each may run. */
     char callout_dir[PATH_MAX];
+    char notifier_dir[PATH_MAX];
     unsigned int callout_timeout_s;
 };
 

@@ -52,10 +52,12 @@ class Callouts(DaemonTestCase):
         super().setUp()
         self.dir = os.path.join(self.tmp, "callouts")
         os.mkdir(self.dir, 0o755)
+        # Absent unless a test makes it: no notifier runs.
+        self.notifiers = os.path.join(self.tmp, "notifiers")
         self.calls_log = os.path.join(self.tmp, "calls.log")
 
-    def script(self, name, body="", mode=0o755):
-        path = os.path.join(self.dir, name)
+    def script(self, name, body="", mode=0o755, where=None):
+        path = os.path.join(where or self.dir, name)
         with open(path, "w") as f:
             f.write(SCRIPT.format(python=sys.executable, log=self.calls_log,
                                   name=name, body=body))
@@ -70,7 +72,8 @@ class Callouts(DaemonTestCase):
             return []
 
     def start_daemon(self, *extra):
-        return self.daemon(["--callouts", self.dir] + list(extra))
+        return self.daemon(["--callouts", self.dir, "--notifiers",
+                            self.notifiers] + list(extra))
 
     def expect_argv(self, event, action, state, uuid, typ=T,
                     parent="serial"):
@@ -284,6 +287,55 @@ sys.exit(2)
         self.assertEqual(seen["cwd"], "/")
         self.assertEqual(seen["pgid"], seen["pid"])
         self.assertNotIn("NOTIFY_SOCKET", seen["env"])
+
+    # ---- notifiers ------------------------------------------------------
+
+    def test_notifiers_follow_post_and_refusal(self):
+        # mdevctl's notify event: every notifier, whatever each says, after
+        # post (its state) or after a refusal (state none), no stdin.
+        os.mkdir(self.notifiers, 0o755)
+        self.script("10-fails", "sys.exit(1)", where=self.notifiers)
+        self.script("20-fine", "", where=self.notifiers)
+        vetoed = new_uuid()
+        self.script("10-policy", """
+if OPTS["-e"] == "pre" and OPTS["-u"] == {v!r}:
+    sys.exit(1)
+sys.exit(2)
+""".format(v=vetoed))
+        self.start_daemon()
+        u = new_uuid()
+        self.ok("define", "-u", u, "-p", "serial", "-t", "2port")
+        # Answered once the notifiers are done too.
+        self.assertEqual(
+            [(c["name"], c["argv"], c["stdin"]) for c in self.calls()],
+            [("10-policy", self.expect_argv("pre", "define", "none", u),
+              '{"mdev_type":"serial-2port","start":"manual","attrs":[]}'),
+             ("10-policy", self.expect_argv("post", "define", "success", u),
+              '{"mdev_type":"serial-2port","start":"manual","attrs":[]}'),
+             ("10-fails", self.expect_argv("notify", "define", "success", u),
+              ""),
+             ("20-fine", self.expect_argv("notify", "define", "success", u),
+              "")])
+        os.unlink(self.calls_log)
+        self.refused("ECANCELED", "define", "-u", vetoed, "-p", "serial",
+                     "-t", "2port", says="10-policy")
+        self.assertEqual(
+            [(c["name"], c["argv"]) for c in self.calls()],
+            [("10-policy", self.expect_argv("pre", "define", "none", vetoed)),
+             ("10-fails", self.expect_argv("notify", "define", "none",
+                                           vetoed)),
+             ("20-fine", self.expect_argv("notify", "define", "none",
+                                          vetoed))])
+        # Without any callout script, notifiers still hear of each action.
+        os.unlink(os.path.join(self.dir, "10-policy"))
+        os.unlink(self.calls_log)
+        self.ok("undefine", u)
+        self.assertEqual(
+            [(c["name"], c["argv"]) for c in self.calls()],
+            [("10-fails", self.expect_argv("notify", "undefine", "success",
+                                           u)),
+             ("20-fine", self.expect_argv("notify", "undefine", "success",
+                                          u))])
 
     # ---- the loop is never blocked ----------------------------------------
 
