@@ -19,8 +19,9 @@ docs/CLI.md "Callouts").
 
 import json
 import os
+import select
 import signal
-import stat
+import socket
 import subprocess
 import sys
 import time
@@ -506,6 +507,42 @@ if OPTS["-a"] == "start" and OPTS["-e"] == "pre" and OPTS["-u"] == {v!r}:
                                       (vetoed, "pre", "none")]))
         self.assertIn("%s: cannot start: callout" % vetoed, self.d.log())
         self.assertIn("not this one", self.d.log())
+
+    def test_ready_waits_for_auto_start_callouts(self):
+        # systemd's READY=1 comes once the auto definitions run (CLI.md
+        # "Running under systemd"): one whose pre callout still runs
+        # counts as starting.
+        self.start_daemon()
+        u = new_uuid()
+        self.ok("define", "-u", u, "-p", "serial", "-t", "2port", "--auto")
+        self.script("10-slow-start", """
+if OPTS["-e"] == "pre" and OPTS["-a"] == "start":
+    time.sleep(2)
+""")
+        self.d.terminate()
+        path = os.path.join(self.tmp, "notify")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.bind(path)
+        os.environ["NOTIFY_SOCKET"] = path
+        try:
+            self.start_daemon()
+        finally:
+            del os.environ["NOTIFY_SOCKET"]
+        got = []
+        deadline = time.monotonic() + harness.T_READY
+        while "READY=1" not in got:
+            left = deadline - time.monotonic()
+            self.assertGreater(left, 0, "no READY=1; got %s" % got)
+            if select.select([sock], [], [], left)[0]:
+                got += [m for m in sock.recv(4096).decode().split("\n") if m]
+        status = [m for m in got[:got.index("READY=1")]
+                  if m.startswith("STATUS=")]
+        self.assertTrue(status[0].startswith("STATUS=0 running, 1 starting"),
+                        got)
+        self.assertTrue(status[-1].startswith("STATUS=1 running, 0 starting"),
+                        got)
+        self.assertEqual(self.instance(u)["state"], "running")
 
     def test_stop_daemon_during_pre(self):
         pidfile = os.path.join(self.tmp, "script.pid")
