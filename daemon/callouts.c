@@ -383,7 +383,6 @@ static void
 write_stdin(struct callout_run *run)
 {
     struct callout_proc *p = &run->proc;
-
     size_t len = run->event == EV_NOTIFY ? 0 : run->json_len;
 
     while (p->in_fd >= 0 && p->in_off < len) {
