@@ -179,7 +179,7 @@ sys.exit(1)
         self.script("10-slow", """
 if OPTS["-e"] == "pre":
     open({started!r}, "w").close()
-    time.sleep(2)
+    time.sleep(4)
 """.format(started=started))
         self.start_daemon()
         u = new_uuid()
