@@ -6,8 +6,9 @@
  * are not, so a directory's parent is, in this order: the one
  * --parent-map names for it, the directory's own name when umdevd has a
  * parent by that name, else for each file the one parent whose types
- * include the file's mdev_type. What none of these places (mdevctl's
- * scripts.d too) is reported and left alone.
+ * include the file's mdev_type. What none of these places is reported
+ * and left alone, and so is mdevctl's scripts.d (whose callouts umdevd
+ * runs only once copied into its --callouts directory).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -336,7 +337,10 @@ cli_import(struct cli *c, const char *dir, struct json_object *map)
                             BY_MAP, &rep);
         else if (strcmp(name, "scripts.d") == 0)
             note(rep.skipped, path, NULL, "reason",
-                 "mdevctl's callout scripts: umdev does not run them");
+                 "mdevctl's scripts, not imported: copy those of "
+                 "callouts/ that handle umdev's types into umdevd's "
+                 "--callouts directory, those of notifiers/ into its "
+                 "--notifiers directory");
         else if (json_object_object_get_ex(parents, name, NULL))
             rc = import_dir(c, dir, name, name, BY_NAME, &rep);
         else

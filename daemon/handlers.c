@@ -11,6 +11,7 @@
 
 #include "admission.h"
 #include "audit_job.h"
+#include "callouts.h"
 #include "defs.h"
 #include "handlers.h"
 #include "parents.h"
@@ -29,6 +30,18 @@ struct waiter {
     char subject[2 * MDEV_NAME_MAX + 2];
     uid_t uid;
     pid_t pid;
+    /* A management request with callouts (callouts.h): the run, whose
+     * post event follows the answer; and, while its pre event runs, what
+     * is needed to do the command afterwards (its table entry and a copy
+     * of its arguments, the UUID a define or start chose included). */
+    struct callout_run *run;
+    size_t cmd_index;
+    struct json_object *args;
+    bool auto_start; /* the daemon's own start of an auto definition */
+    /* The answer, held while the post callouts run. */
+    int err;
+    char msg[512];
+    struct json_object *result;
     struct waiter *next;
 };
 
@@ -46,6 +59,15 @@ struct cmd {
     /* What it acts on, for the log: the instance's UUID or the audited
      * type; "" until known. */
     char subject[2 * MDEV_NAME_MAX + 2];
+    /* Checking before the pre callouts: the command goes up to where it
+     * would change something, describes the device there (check_point)
+     * and stops. */
+    bool check_only;
+    struct inst_config dev; /* what check_point saw; attrs owned */
+    bool dev_set;
+    /* The request resumed after its pre callouts: park() hands its
+     * waiter back instead of making one. */
+    struct waiter *w;
 };
 
 /*
@@ -110,22 +132,67 @@ waiter_free(struct daemon *d, struct waiter *w)
         }
     }
     json_object_put(w->id);
+    json_object_put(w->args);
+    json_object_put(w->result);
+    callout_run_free(w->run);
     free(w);
 }
 
-/* Answer @w's request (taking @result) and forget it. */
+/* Send @w's answer (taking @result) and forget it. */
 static void
-waiter_answer(struct daemon *d, struct waiter *w, int err, const char *msg,
-              struct json_object *result)
+waiter_respond(struct daemon *d, struct waiter *w, int err, const char *msg,
+               struct json_object *result)
 {
-    if (w->cmd != NULL)
-        log_request(d, w->cmd, w->subject, w->uid, w->pid, err,
-                    msg != NULL && msg[0] ? msg : strerror(-err));
     if (w->conn != NULL)
         d->hooks.respond(d, w->conn, w->id, err, msg, result);
     else
         json_object_put(result);
     waiter_free(d, w);
+}
+
+/* The post callouts are over: the answer they held back goes out. */
+static void
+post_done(void *opaque, int err, const char *msg)
+{
+    struct waiter *w = opaque;
+    struct json_object *result = w->result;
+
+    (void)err;
+    (void)msg;
+    w->result = NULL;
+    waiter_respond(w->d, w, w->err, w->msg, result);
+}
+
+/*
+ * @w's request is done: log how, and answer it (taking @result) and
+ * forget it. With callouts the answer waits for the post event, as
+ * mdevctl returns only after it: a client's next command never meets
+ * the scripts of its last one still running.
+ */
+static void
+waiter_answer(struct daemon *d, struct waiter *w, int err, const char *msg,
+              struct json_object *result)
+{
+    struct callout_run *run = w->run;
+
+    if (w->auto_start && err == 0)
+        umdev_log(&d->log, LOG_INFO, "%s: auto-start: done", w->subject);
+    else if (w->auto_start)
+        umdev_log(&d->log, LOG_ERR, "%s: cannot start: %s", w->subject,
+                  msg != NULL && msg[0] ? msg : strerror(-err));
+    else if (w->cmd != NULL)
+        log_request(d, w->cmd, w->subject, w->uid, w->pid, err,
+                    msg != NULL && msg[0] ? msg : strerror(-err));
+    w->run = NULL;
+    if (run != NULL) {
+        w->err = err;
+        snprintf(w->msg, sizeof(w->msg), "%s", msg != NULL ? msg : "");
+        w->result = result;
+        if (callout_run_post(run, err == 0, post_done, w))
+            return;
+        w->result = NULL;
+    }
+    waiter_respond(d, w, err, msg, result);
 }
 
 void
@@ -491,6 +558,27 @@ cmd_list(struct cmd *c)
 }
 
 /*
+ * The point where command @c would change something. When it is only
+ * being checked before its pre callouts (c->check_only), note the device
+ * @cfg as the action leaves it (or, for undefine, start and stop, finds
+ * it), with the start policy @auto_start, and say so: the caller then
+ * returns 0 having changed nothing.
+ */
+static bool
+check_point(struct cmd *c, const struct inst_config *cfg, bool auto_start)
+{
+    if (!c->check_only)
+        return false;
+    json_object_put(c->dev.attrs);
+    c->dev = *cfg;
+    c->dev.auto_start = auto_start;
+    c->dev.attrs = json_object_get(cfg->attrs);
+    c->dev_set = true;
+    set_subject(c, cfg->uuid);
+    return true;
+}
+
+/*
  * A new instance from the definition fields in @args (parent, type, uuid
  * and the rest): checked, saved unless @transient, added. Only types on
  * offer may be instantiated, and pending plug-in types by their own
@@ -558,6 +646,8 @@ new_instance(struct cmd *c, struct json_object *args, bool transient,
     }
     rc = defs_apply(d, &cfg, fields, true, err, errlen);
     json_object_put(fields);
+    if (rc == 0 && check_point(c, &cfg, cfg.auto_start))
+        goto out;
     if (rc == 0 && !transient)
         rc = defs_save(d->opts.statedir, &cfg, err, errlen);
     if (rc == 0)
@@ -588,6 +678,10 @@ apply_and_save(struct cmd *c, struct instance *inst, struct inst_config *cfg,
     int rc = defs_apply(c->d, cfg, fields, creating, c->err, c->errlen);
 
     json_object_put(fields);
+    if (rc == 0 && check_point(c, cfg, cfg->auto_start)) {
+        json_object_put(cfg->attrs);
+        return 0;
+    }
     if (rc == 0)
         rc = defs_save(c->d->opts.statedir, cfg, c->err, c->errlen);
     if (rc < 0) {
@@ -681,7 +775,7 @@ cmd_define(struct cmd *c)
         return -EEXIST;
     }
     rc = new_instance(c, c->args, false, &inst);
-    if (rc < 0)
+    if (rc < 0 || c->check_only)
         return rc;
     set_subject(c, inst->cfg.uuid);
     c->result = instance_result(inst);
@@ -705,6 +799,8 @@ cmd_undefine(struct cmd *c)
                  c->inst->cfg.uuid, inst_state_name(c->inst->state));
         return -EBUSY;
     }
+    if (check_point(c, &c->inst->cfg, c->inst->cfg.auto_start))
+        return 0;
     rc = defs_remove(c->d->opts.statedir, &c->inst->cfg);
     if (rc < 0) {
         snprintf(c->err, c->errlen, "cannot remove its definition: %s",
@@ -745,12 +841,16 @@ cmd_modify(struct cmd *c)
     return apply_and_save(c, inst, &cfg, fields, false);
 }
 
-/* Park @rq until the supervisor answers through instance_request_done. */
+/* Park @rq until the supervisor answers through instance_request_done
+ * (a request resumed after its pre callouts has its waiter already). */
 static struct waiter *
 park(struct cmd *c)
 {
-    struct waiter *w = waiter_new(c->d, c->rq);
+    struct waiter *w;
 
+    if (c->w != NULL)
+        return c->w;
+    w = waiter_new(c->d, c->rq);
     if (w == NULL) {
         snprintf(c->err, c->errlen, "out of memory");
         return NULL;
@@ -795,7 +895,7 @@ cmd_start(struct cmd *c)
         }
         rc = new_instance(c, def, true, &inst);
         json_object_put(def);
-        if (rc < 0)
+        if (rc < 0 || c->check_only)
             return rc;
         set_subject(c, inst->cfg.uuid);
         if (lease)
@@ -808,13 +908,24 @@ cmd_start(struct cmd *c)
             !admission_peer_may_use(c->d, inst->cfg.type, c->rq->peer_pid))
             rc = parents_type_offered(c->d->parents, inst->cfg.type, c->err,
                                       c->errlen);
+        if (rc == 0 &&
+            (inst->state == ST_STARTING || inst->state == ST_RUNNING ||
+             inst->state == ST_STOPPING)) {
+            /* inst_start() says the same; said here, before any
+             * callout runs for a start that cannot happen. */
+            snprintf(c->err, c->errlen, "instance %s is %s already",
+                     inst->cfg.uuid, inst_state_name(inst->state));
+            rc = -EALREADY;
+        }
         if (rc < 0)
             return rc;
+        if (check_point(c, &inst->cfg, inst->cfg.auto_start))
+            return 0;
     }
     w = park(c);
     rc = w == NULL ? -ENOMEM : inst_start(c->d, inst, w, c->err, c->errlen);
     if (rc < 0) {
-        if (w != NULL)
+        if (w != NULL && w != c->w)
             waiter_free(c->d, w);
         if (transient)
             inst_remove(c->d, inst);
@@ -847,17 +958,22 @@ cmd_stop(struct cmd *c)
     rc = need_instance(c, &inst);
     if (rc < 0)
         return rc;
+    if (inst->state != ST_FAILED) {
+        rc = busy(c, inst);
+        if (rc < 0)
+            return rc;
+        if (inst->state != ST_RUNNING && inst->state != ST_STARTING) {
+            snprintf(c->err, c->errlen, "instance %s is not running",
+                     inst->cfg.uuid);
+            return -ENOENT;
+        }
+    }
+    /* As it runs (or ran, when failed), with its definition's policy. */
+    if (check_point(c, inst_live(inst), inst->cfg.auto_start))
+        return 0;
     /* Acknowledge a failure: back to stopped (or gone). */
     if (inst_acknowledge(c->d, inst) == 0)
         return 0;
-    rc = busy(c, inst);
-    if (rc < 0)
-        return rc;
-    if (inst->state != ST_RUNNING && inst->state != ST_STARTING) {
-        snprintf(c->err, c->errlen, "instance %s is not running",
-                 inst->cfg.uuid);
-        return -ENOENT;
-    }
     w = park(c);
     if (w == NULL)
         return -ENOMEM;
@@ -1047,8 +1163,9 @@ cmd_version(struct cmd *c)
 
 typedef int handler_fn(struct cmd *c);
 
-#define MANAGE 0x1  /* needs root, the daemon's user or its group */
-#define ON_UUID 0x2 /* takes args.uuid alone: c->inst is found first */
+#define MANAGE 0x1   /* needs root, the daemon's user or its group */
+#define ON_UUID 0x2  /* takes args.uuid alone: c->inst is found first */
+#define CALLOUTS 0x4 /* mdevctl's callouts run before and after it */
 
 static const struct {
     const char *name;
@@ -1060,13 +1177,190 @@ static const struct {
     { "list", cmd_list, 0 },
     { "info", cmd_info, ON_UUID },
     { "stats", cmd_stats, ON_UUID },
-    { "define", cmd_define, MANAGE },
-    { "undefine", cmd_undefine, MANAGE | ON_UUID },
-    { "modify", cmd_modify, MANAGE },
-    { "start", cmd_start, MANAGE },
-    { "stop", cmd_stop, MANAGE },
+    { "define", cmd_define, MANAGE | CALLOUTS },
+    { "undefine", cmd_undefine, MANAGE | ON_UUID | CALLOUTS },
+    { "modify", cmd_modify, MANAGE | CALLOUTS },
+    { "start", cmd_start, MANAGE | CALLOUTS },
+    { "stop", cmd_stop, MANAGE | CALLOUTS },
     { "audit", cmd_audit, MANAGE },
 };
+
+/* Command @i of the table for @c, its permission checked. */
+static int
+run_fn(struct cmd *c, size_t i)
+{
+    int rc = commands[i].flags & ON_UUID ? uuid_only(c, &c->inst) : 0;
+
+    return rc < 0 ? rc : commands[i].fn(c);
+}
+
+/*
+ * The pre callouts of waiter @w's request are over: refused (@err), or
+ * the command runs now, checked again from the start (the scripts took
+ * their time, and other requests were served meanwhile), and its answer
+ * (then or once a worker replied) is followed by the post callouts.
+ */
+static void
+pre_done(void *opaque, int err, const char *msg)
+{
+    struct waiter *w = opaque;
+    struct daemon *d = w->d;
+    struct ctl_request rq = { .conn = w->conn,
+                              .id = w->id,
+                              .peer_pid = w->pid,
+                              .peer_uid = w->uid,
+                              .may_manage = true };
+    char errbuf[512] = "";
+    struct cmd c = { .d = d,
+                     .rq = &rq,
+                     .args = w->args,
+                     .err = errbuf,
+                     .errlen = sizeof(errbuf),
+                     .name = commands[w->cmd_index].name,
+                     .manage = true,
+                     .w = w };
+    struct instance *inst;
+    int rc;
+
+    if (w->auto_start)
+        d->auto_pending--;
+    if (err < 0) {
+        /* Refused: no action, so no post event (mdevctl's rule). @msg
+         * lives in the run: it goes once the answer is out. */
+        struct callout_run *run = w->run;
+
+        w->run = NULL;
+        waiter_answer(d, w, err, msg, NULL);
+        callout_run_free(run);
+        return;
+    }
+    if (w->auto_start) {
+        inst = inst_find(d, w->subject);
+        if (inst == NULL || !inst->defined) {
+            waiter_answer(d, w, -ENOENT, "undefined while its pre callouts ran",
+                          NULL);
+            return;
+        }
+        rc = inst_start(d, inst, w, errbuf, sizeof(errbuf));
+        if (rc < 0)
+            waiter_answer(d, w, rc, errbuf, NULL);
+        return;
+    }
+    if (w->conn == NULL) {
+        waiter_answer(d, w, -ECANCELED,
+                      "its client went away while the pre callouts ran; "
+                      "not done",
+                      NULL);
+        return;
+    }
+    set_subject(&c, w->subject);
+    rc = run_fn(&c, w->cmd_index);
+    if (rc != 1)
+        waiter_answer(d, w, rc, errbuf, c.result);
+}
+
+/*
+ * A management command with mdevctl's callouts: checked first (a request
+ * refused now never reaches a script, as mdevctl checks before its
+ * callouts), then the pre event runs with the request parked, and the
+ * command itself once the scripts let it (pre_done). Without scripts to
+ * run it is done at once.
+ */
+static int
+with_callouts(struct cmd *c, size_t i)
+{
+    struct callout_device dev;
+    struct callout_run *run = NULL;
+    struct json_object *args = NULL;
+    struct waiter *w;
+    int rc;
+
+    if (c->d->opts.callout_dir[0] == '\0' && c->d->opts.notifier_dir[0] == '\0')
+        return run_fn(c, i);
+    c->check_only = true;
+    rc = run_fn(c, i);
+    c->check_only = false;
+    if (rc < 0 || !c->dev_set) {
+        json_object_put(c->dev.attrs);
+        return rc < 0 ? rc : run_fn(c, i);
+    }
+    dev = (struct callout_device){ .uuid = c->dev.uuid,
+                                   .parent = c->dev.parent,
+                                   .type = c->dev.type,
+                                   .auto_start = c->dev.auto_start,
+                                   .attrs = c->dev.attrs };
+    rc = callout_run_create(c->d, commands[i].name, &dev, &run, c->err,
+                            c->errlen);
+    if (rc == 0 && run != NULL &&
+        json_object_deep_copy(c->args, &args, NULL) < 0) {
+        snprintf(c->err, c->errlen, "out of memory");
+        rc = -ENOMEM;
+    }
+    if (rc < 0 || run == NULL) {
+        json_object_put(c->dev.attrs);
+        callout_run_free(run);
+        return rc < 0 ? rc : run_fn(c, i);
+    }
+    /* A define or start that chose a UUID tells it to the scripts, and
+     * does it with that one. */
+    json_object_object_add(args, "uuid", json_object_new_string(c->dev.uuid));
+    json_object_put(c->dev.attrs);
+    c->dev.attrs = NULL;
+    w = park(c);
+    if (w == NULL) {
+        json_object_put(args);
+        callout_run_free(run);
+        return -ENOMEM;
+    }
+    w->run = run;
+    w->cmd_index = i;
+    w->args = args;
+    if (callout_run_pre(run, pre_done, w) < 0) {
+        waiter_free(c->d, w);
+        snprintf(c->err, c->errlen, "out of memory");
+        return -ENOMEM;
+    }
+    return 1;
+}
+
+void
+handlers_auto_start(struct daemon *d, struct instance *inst)
+{
+    const struct callout_device dev = { .uuid = inst->cfg.uuid,
+                                        .parent = inst->cfg.parent,
+                                        .type = inst->cfg.type,
+                                        .auto_start = inst->cfg.auto_start,
+                                        .attrs = inst->cfg.attrs };
+    struct callout_run *run = NULL;
+    struct waiter *w = NULL;
+    char err[256] = "";
+
+    if (callout_run_create(d, "start", &dev, &run, err, sizeof(err)) == 0 &&
+        run != NULL && (w = calloc(1, sizeof(*w))) == NULL)
+        snprintf(err, sizeof(err), "out of memory");
+    if (w == NULL) {
+        callout_run_free(run);
+        /* Without callouts, as it always was: no waiter, errors logged. */
+        if (err[0] == '\0' && inst_start(d, inst, NULL, err, sizeof(err)) == 0)
+            return;
+        umdev_log(&d->log, LOG_ERR, "%s: cannot start: %s", inst->cfg.uuid,
+                  err);
+        return;
+    }
+    w->d = d;
+    w->auto_start = true;
+    w->run = run;
+    snprintf(w->subject, sizeof(w->subject), "%s", inst->cfg.uuid);
+    w->next = d->waiters;
+    d->waiters = w;
+    if (callout_run_pre(run, pre_done, w) < 0) {
+        waiter_free(d, w);
+        umdev_log(&d->log, LOG_ERR, "%s: cannot start: out of memory",
+                  inst->cfg.uuid);
+        return;
+    }
+    d->auto_pending++;
+}
 
 /* Run command @i of the table for @c. Return: as handlers_dispatch. */
 static int
@@ -1077,7 +1371,6 @@ run_command(struct cmd *c, size_t i)
     const char *cmd = c->name;
     char *err = c->err;
     size_t errlen = c->errlen;
-    int rc;
 
     if ((commands[i].flags & MANAGE) && !rq->may_manage) {
         snprintf(err, errlen,
@@ -1098,10 +1391,9 @@ run_command(struct cmd *c, size_t i)
                  cmd, (int)rq->peer_pid, c->inst->cfg.uuid);
         return -EPERM;
     }
-    rc = commands[i].flags & ON_UUID ? uuid_only(c, &c->inst) : 0;
-    if (rc == 0)
-        rc = commands[i].fn(c);
-    return rc;
+    if (commands[i].flags & CALLOUTS)
+        return with_callouts(c, i);
+    return run_fn(c, i);
 }
 
 int
@@ -1109,7 +1401,9 @@ handlers_dispatch(struct daemon *d, const struct ctl_request *rq,
                   const char *cmd, struct json_object *args,
                   struct json_object **result, char *err, size_t errlen)
 {
-    struct cmd c = { d, rq, args, NULL, NULL, err, errlen, NULL, false, "" };
+    struct cmd c = {
+        .d = d, .rq = rq, .args = args, .err = err, .errlen = errlen
+    };
     const char *s;
     size_t i;
     int rc;

@@ -36,6 +36,13 @@ int handlers_dispatch(struct daemon *d, const struct ctl_request *rq,
                       const char *cmd, struct json_object *args,
                       struct json_object **result, char *err, size_t errlen);
 
+/**
+ * handlers_auto_start() - start definition @inst, marked auto, as the
+ * daemon does at start-up: after its pre callouts (action start) when
+ * there are scripts, followed by its post callouts; failures are logged.
+ */
+void handlers_auto_start(struct daemon *d, struct instance *inst);
+
 /** Connection @conn closed: the answer it waits for goes nowhere, an
  * audit it waits for is killed, and its leases end. */
 void handlers_conn_closed(struct daemon *d, void *conn);

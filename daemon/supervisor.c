@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "callouts.h"
 #include "defs.h"
 #include "supervisor.h"
 #include "worker.h"
@@ -1029,6 +1030,8 @@ supervisor_reap(struct daemon *d)
                 break;
         if (inst != NULL)
             worker_gone(d, inst, status);
+        else
+            callouts_reaped(d, pid, status);
     }
 }
 

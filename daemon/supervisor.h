@@ -104,7 +104,9 @@ int supervisor_cleanup_start(struct daemon *d);
  * if this daemon is killed while it is still that file. */
 void supervisor_cleanup_watch(struct daemon *d, const char *path);
 
-/** Collect exited workers (SIGCHLD). */
+/** Collect exited children (SIGCHLD), the daemon's one reaper: workers,
+ * and callout scripts, whose status goes to their run (callouts.h);
+ * helper processes' (child.h) go unheard, their pipes tell. */
 void supervisor_reap(struct daemon *d);
 
 /** Ask every running worker to stop (shutdown); true once none runs. */

@@ -27,6 +27,7 @@
 #include <systemd/sd-journal.h>
 
 #include "admission.h"
+#include "callouts.h"
 #include "control.h"
 #include "defs.h"
 #include "handlers.h"
@@ -78,13 +79,24 @@ usage(FILE *f)
         "%u)\n"
         "  --umdevctl PATH  the umdevctl admission audits run (default "
         "%s)\n"
+        "  --callouts DIR   run mdevctl-style callout scripts from DIR\n"
+        "                   before and after each define, undefine,\n"
+        "                   modify, start and stop (default %s;\n"
+        "                   \"\" for none)\n"
+        "  --notifiers DIR  run every mdevctl-style notifier script in DIR\n"
+        "                   after each of them (default %s)\n"
+        "  --callout-timeout SECONDS\n"
+        "                   kill a callout script running longer (1-%d,\n"
+        "                   default %d; a veto before the action)\n"
         "  --verbose        log debug messages (--log-level debug)\n"
         "  --help\n"
         "  --version, -V    print umdevd's version and exit\n"
         "built-in pools (PARENT.POOL capacity):\n",
         UMDEVD_DEFAULT_RUNDIR, UMDEVD_DEFAULT_STATEDIR,
         UMDEVD_DEFAULT_PLUGIN_DIR, UMDEVD_DEFAULT_ADMIT_FUZZ,
-        UMDEVD_DEFAULT_UMDEVCTL);
+        UMDEVD_DEFAULT_UMDEVCTL, UMDEVD_DEFAULT_CALLOUT_DIR,
+        UMDEVD_DEFAULT_NOTIFIER_DIR, UMDEVD_MAX_CALLOUT_TIMEOUT_S,
+        UMDEVD_DEFAULT_CALLOUT_TIMEOUT_S);
     /* A registry of the built-in parents alone, to list their pools. */
     if (mdev_create(&d.mdev) == 0 && parents_create(&d, &d.parents) == 0)
         for (e = d.parents->list; e != NULL; e = e->next)
@@ -241,6 +253,10 @@ static const struct path_option {
       UMDEVD_DEFAULT_PLUGIN_DIR, "plugin dir" },
     { 'U', offsetof(struct daemon_opts, umdevctl), NULL,
       UMDEVD_DEFAULT_UMDEVCTL, "umdevctl" },
+    { 'C', offsetof(struct daemon_opts, callout_dir), NULL,
+      UMDEVD_DEFAULT_CALLOUT_DIR, "callouts" },
+    { 'N', offsetof(struct daemon_opts, notifier_dir), NULL,
+      UMDEVD_DEFAULT_NOTIFIER_DIR, "notifiers" },
 };
 
 /* The path option @letter, or NULL. */
@@ -288,6 +304,24 @@ parse_sandbox(struct daemon_opts *o, const char *mode)
     return 0;
 }
 
+/* Make @dir (PATH_MAX bytes, of option @opt) absolute, from the working
+ * directory. Return: 0, or -1 after saying what is wrong. */
+static int
+absolute(char *dir, const char *opt)
+{
+    char cwd[PATH_MAX], rel[PATH_MAX];
+
+    if (dir[0] == '\0' || dir[0] == '/')
+        return 0;
+    memcpy(rel, dir, sizeof(rel));
+    if (getcwd(cwd, sizeof(cwd)) == NULL ||
+        snprintf(dir, PATH_MAX, "%s/%s", cwd, rel) >= PATH_MAX) {
+        fprintf(stderr, "umdevd: %s %s: cannot make it absolute\n", opt, rel);
+        return -1;
+    }
+    return 0;
+}
+
 static int
 parse_args(int argc, char **argv, struct daemon_opts *o)
 {
@@ -305,6 +339,9 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
         { "admit", required_argument, NULL, 'A' },
         { "admit-fuzz-seconds", required_argument, NULL, 'F' },
         { "umdevctl", required_argument, NULL, 'U' },
+        { "callouts", required_argument, NULL, 'C' },
+        { "notifiers", required_argument, NULL, 'N' },
+        { "callout-timeout", required_argument, NULL, 'T' },
         { "verbose", no_argument, NULL, 'v' },
         { "log-level", required_argument, NULL, 'L' },
         { "help", no_argument, NULL, 'h' },
@@ -319,6 +356,7 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
     o->log_level = LOG_INFO;
     path_defaults(o);
     o->admit_fuzz_seconds = UMDEVD_DEFAULT_ADMIT_FUZZ;
+    o->callout_timeout_s = UMDEVD_DEFAULT_CALLOUT_TIMEOUT_S;
     if ((env = getenv("UMDEV_SANDBOX")) != NULL && parse_sandbox(o, env) < 0)
         return 2;
     while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
@@ -390,6 +428,23 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
             o->admit_fuzz_seconds = (unsigned int)n;
             break;
         }
+        case 'T': {
+            char *end;
+            unsigned long n;
+
+            errno = 0;
+            n = strtoul(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || optarg[0] == '-' || n < 1 ||
+                n > UMDEVD_MAX_CALLOUT_TIMEOUT_S) {
+                fprintf(stderr,
+                        "umdevd: --callout-timeout takes 1 to %d (seconds), "
+                        "not '%s'\n",
+                        UMDEVD_MAX_CALLOUT_TIMEOUT_S, optarg);
+                return 2;
+            }
+            o->callout_timeout_s = (unsigned int)n;
+            break;
+        }
         case 'v':
             o->log_level = LOG_DEBUG;
             break;
@@ -421,6 +476,10 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
     }
     if (o->control[0] == '\0' &&
         snprintf(o->control, PATH_MAX, "%s/control", o->rundir) >= PATH_MAX)
+        return 2;
+    /* Scripts run from /, so their directories are made absolute now. */
+    if (absolute(o->callout_dir, "--callouts") < 0 ||
+        absolute(o->notifier_dir, "--notifiers") < 0)
         return 2;
     return 0;
 }
@@ -471,6 +530,7 @@ notify_update(struct service *s)
         failed += i->state == ST_FAILED;
         defined += i->defined;
     }
+    starting += s->d->auto_pending;
     if (s->d->stopping)
         snprintf(msg, sizeof(msg),
                  "STATUS=shutting down: instances still stopping: %u",
@@ -521,6 +581,7 @@ on_signal(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
             d->stopping = true;
             control_close_all(d);
             admission_destroy(d);
+            callouts_stop_all(d);
             supervisor_stop_all(d);
         }
     }
@@ -557,15 +618,11 @@ start_auto(struct daemon *d, const char *type)
     struct instance *i;
 
     for (i = d->instances; i != NULL; i = i->next) {
-        char err[256] = "";
-
         if (!i->defined || !i->cfg.auto_start ||
             (type != NULL && strcmp(i->cfg.type, type) != 0) ||
             parents_type_offered(d->parents, i->cfg.type, NULL, 0) < 0)
             continue;
-        if (inst_start(d, i, NULL, err, sizeof(err)) < 0)
-            umdev_log(&d->log, LOG_ERR, "%s: cannot start: %s", i->cfg.uuid,
-                      err);
+        handlers_auto_start(d, i);
     }
 }
 

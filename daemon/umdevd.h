@@ -10,6 +10,7 @@
  *   sandbox.c         the workers' seccomp filter
  *   defs.c            persistent definitions: files in, files out
  *   worker.c          the forked process serving one instance
+ *   callouts.c        mdevctl's callout scripts, run as watched children
  *   supervisor.c      instance states, workers, leases (alone changes them)
  *   audit_job.c       `audit` requests in child processes
  *   admission.c       the plug-in admission gate
@@ -43,6 +44,10 @@
 #define UMDEVD_DEFAULT_WORKER_USER "umdev"
 /* A worker must report ready within this time or the start fails. */
 #define UMDEVD_START_TIMEOUT_MS 10000
+/* How long one callout script may run before it is killed (a veto when
+ * it was asked before the action), unless --callout-timeout says. */
+#define UMDEVD_DEFAULT_CALLOUT_TIMEOUT_S 30
+#define UMDEVD_MAX_CALLOUT_TIMEOUT_S 3600
 
 /* Overrides of pool capacities (`--pool PARENT.POOL=N`). */
 #define UMDEVD_MAX_POOL_OVERRIDES 16
@@ -74,6 +79,11 @@ struct daemon_opts {
     bool admit_any;
     char umdevctl[PATH_MAX];
     unsigned int admit_fuzz_seconds;
+    /* mdevctl's callout and notifier scripts (callouts.h): their
+     * directories ("" for none) and how long each may run. */
+    char callout_dir[PATH_MAX];
+    char notifier_dir[PATH_MAX];
+    unsigned int callout_timeout_s;
 };
 
 enum inst_state {
@@ -165,6 +175,7 @@ struct parents;
 struct admission;
 struct control;
 struct waiter;
+struct callout_run;
 
 struct daemon {
     struct daemon_opts opts;
@@ -177,7 +188,11 @@ struct daemon {
     size_t ninstances;
     struct daemon_hooks hooks;
     struct control *control;
-    struct waiter *waiters; /* parked requests (handlers.c) */
+    struct waiter *waiters;           /* parked requests (handlers.c) */
+    struct callout_run *callout_runs; /* callouts.c */
+    /* Auto-starts whose pre callouts still run: they count as starting
+     * for systemd's READY=1. */
+    unsigned int auto_pending;
     int signal_fd;
     bool stopping; /* SIGTERM received: stop everything, then exit */
     /* The channel to the cleanup process (supervisor.c), valid when

@@ -52,6 +52,7 @@ static const struct {
     { EAGAIN, "EAGAIN" },
     { EMFILE, "EMFILE" },
     { ENOBUFS, "ENOBUFS" },
+    { ECANCELED, "ECANCELED" },
 };
 
 const char *

@@ -471,6 +471,9 @@ class Import(DaemonTestCase):
                          "no parent of umdevd offers type 'i915-GVTg_V5_4' "
                          "(umdevctl types lists them; --parent-map "
                          "HOSTPARENT=PARENT names one)")
+        self.assertIn("copy those of callouts/ that handle umdev's types "
+                      "into umdevd's --callouts directory",
+                      skipped["scripts.d"])
         i = self.instance(u1)
         self.assertEqual((i["type"], i["start"], i["attrs"]),
                          ("serial-2port", "auto", {"port0": "pty"}))
