@@ -173,7 +173,7 @@ grep -q "running" <(sed -n '/umdevctl list -u/,/wait/p' "$ART/guide.log") ||
     { say "FAIL: umdevctl list did not show the instance running"; fail=1; }
 grep -q '^srw------- [0-9]* nobody ' "$ART/guide.log" ||
     { say "FAIL: ls -l does not show the socket nobody's, mode 0600"; fail=1; }
-if "$UMDEVCTL" list --defined | grep -q .; then
+if [ -n "$("$UMDEVCTL" list --defined)" ]; then
     say "FAIL: definitions left after the guide's undefine:"
     "$UMDEVCTL" list --defined
     fail=1

@@ -187,7 +187,9 @@ case $QV in
 *"version 11."*) ;;
 *) die "expected QEMU 11.x, got: $QV" ;;
 esac
-"$CACHE_DIR/qemu" -device help | grep -q '"vfio-user-pci"' ||
+# Taken whole first: under pipefail, grep -q leaving early would fail the
+# pipeline by QEMU's SIGPIPE.
+grep -q '"vfio-user-pci"' <<<"$("$CACHE_DIR/qemu" -device help)" ||
     die "this QEMU has no vfio-user-pci device"
 
 KVER=$(find "$TREE/usr/lib/modules" -mindepth 1 -maxdepth 1 -printf "%f\n" | sort -V | tail -n 1)

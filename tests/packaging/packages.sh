@@ -216,8 +216,12 @@ done
 gcc -std=gnu11 -Wall -Wextra -Werror -o "$T/outside-pc" "$HERE/outside.c" \
     $PC || fail "the outside program does not build with pkg-config"
 mkdir "$T/run"
-LD_LIBRARY_PATH=$LIBDIR ldd "$T/outside-pc" | grep -qF "$LIBDIR/libumdev.so.0" ||
-    fail "the outside program does not load ROOT's libumdev: $(LD_LIBRARY_PATH=$LIBDIR ldd "$T/outside-pc")"
+# ldd's output is taken whole before it is searched: grep -q would stop
+# reading at the first match, and under pipefail ldd's SIGPIPE then
+# failed the check now and then.
+libs=$(LD_LIBRARY_PATH=$LIBDIR ldd "$T/outside-pc")
+grep -qF "$LIBDIR/libumdev.so.0" <<<"$libs" ||
+    fail "the outside program does not load ROOT's libumdev: $libs"
 LD_LIBRARY_PATH=$LIBDIR timeout 30 "$T/outside-pc" "$T/run" ||
     fail "the outside program built with pkg-config failed"
 if ! cmake -S "$HERE/outside" -B "$T/cmake" -G Ninja \
@@ -238,8 +242,9 @@ if ! make -C "$EX" O="$T/samples" PKG_CONFIG_PATH="$LIBDIR/pkgconfig" \
     cat "$T/samples.log"
     fail "the examples of libumdev-dev do not build against it"
 fi
-LD_LIBRARY_PATH=$LIBDIR ldd "$T/samples/umdev-sample-gpio" |
-    grep -qF "$LIBDIR/libumdev.so.0" || fail "umdev-sample-gpio does not load ROOT's libumdev"
+libs=$(LD_LIBRARY_PATH=$LIBDIR ldd "$T/samples/umdev-sample-gpio")
+grep -qF "$LIBDIR/libumdev.so.0" <<<"$libs" ||
+    fail "umdev-sample-gpio does not load ROOT's libumdev: $libs"
 lap "outside programs built with pkg-config and CMake, and run; examples built"
 
 # 5. The programs and pages.
@@ -251,11 +256,12 @@ for cmd in "usr/sbin/umdevd --help" "usr/bin/umdevctl --help" \
     out=$(timeout 30 "$ROOT/$1" "${@:2}" 2>&1) ||
         fail "$cmd from ROOT exited $?: $out"
     grep -q '^usage:' <<<"$out" || fail "$cmd printed no usage: $out"
-    ldd "$ROOT/$1" | grep -q 'not found' && fail "$1: $(ldd "$ROOT/$1")"
+    libs=$(ldd "$ROOT/$1")
+    grep -q 'not found' <<<"$libs" && fail "$1: $libs"
 done
-zcat "$ROOT/usr/share/man/man8/umdevd.8.gz" | grep -q 'rundir' ||
+grep -q 'rundir' <<<"$(zcat "$ROOT/usr/share/man/man8/umdevd.8.gz")" ||
     fail "umdevd.8.gz does not document --rundir"
-zcat "$ROOT/usr/share/man/man8/umdevctl.8.gz" | grep -q '^\.SH VERBS' ||
+grep -q '^\.SH VERBS' <<<"$(zcat "$ROOT/usr/share/man/man8/umdevctl.8.gz")" ||
     fail "umdevctl.8.gz has no VERBS section"
 # The installed completion, with the installed programs.
 "$HERE/completion.sh" "$ROOT/usr/share/bash-completion/completions/umdevctl" \
