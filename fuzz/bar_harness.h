@@ -169,8 +169,8 @@ void fuzz_bar_open(struct fuzz_bar *b, size_t guest_pages);
 /** At exit: canaries, then guest memory and eventfd closed. */
 void fuzz_bar_close(struct fuzz_bar *b);
 /**
- * fuzz_bar_begin() - start an input: guest memory zeroed (canaries
- * rewritten), the eventfd drained, descriptors counted, a new client
+ * fuzz_bar_begin() - start an input: guest memory zeroed (not the
+ * canaries), the eventfd drained, descriptors counted, a new client
  * attached to @dev (negotiated), its config space @pci snapshot.
  */
 void fuzz_bar_begin(struct fuzz_bar *b, struct umdev_dev *dev,
