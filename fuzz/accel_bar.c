@@ -33,8 +33,8 @@
  *   taskset -c 1 nice -n -5 fuzz_accel_bar -max_total_time=30
  *   -print_final_stats=1 DIR  (DIR a copy of fuzz/corpus/accel_bar, or
  *   empty), stat::average_exec_per_sec:
- *     a device per input:  from the corpus @BC@/s, from empty @BE@/s
- *     one for the process: from the corpus @AC@/s, from empty @AE@/s
+ *     a device per input:  from the corpus 146/s, from empty 677/s
+ *     one for the process: from the corpus 233/s, from empty 1851/s
  *   Most of an input's time is now its own operations and the checks
  *   after each (config space, BAR0 identity, queue states), which stay.
  *

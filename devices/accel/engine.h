@@ -199,10 +199,10 @@ unsigned int accel_engine_poll(struct accel_engine *e, unsigned int visits);
  * independent runs (fuzz/accel_bar.c): the scheduling and queue state
  * back to what accel_engine_create() left, so that no run depends on the
  * one before: the round-robin cursor, and each queue's error status,
- * HEAD and serving state (a reset of a halted queue keeps its error; a
- * new engine has none). The statistics keep counting (embedders read
- * them relative to their last reset). Every queue must be disabled and
- * no thread in the engine.
+ * HEAD and serving state (disabling a queue that was not running, after
+ * a refused enable or a halt, keeps its error; a new engine has none).
+ * The statistics keep counting (embedders read them relative to their
+ * last reset). Every queue must be disabled and no thread in the engine.
  */
 void accel_engine_rewind(struct accel_engine *e);
 
