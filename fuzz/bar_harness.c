@@ -1,6 +1,8 @@
 /*
  * Shared parts of the BAR-stream fuzz targets: see bar_harness.h.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <linux/vfio.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,6 +171,18 @@ fuzz_reset(struct fuzz_client *c)
 {
     return fuzz_client_call(c, VFIO_USER_DEVICE_RESET, NULL, 0, NULL, 0, NULL,
                             0, NULL, 0);
+}
+
+int
+fuzz_client_reset_detached(struct umdev_dev *dev)
+{
+    struct fuzz_client c;
+    int rc;
+
+    fuzz_client_attach(&c, dev);
+    rc = fuzz_reset(&c);
+    fuzz_client_detach(&c);
+    return rc;
 }
 
 int
@@ -395,16 +409,51 @@ fuzz_guard_release(void)
 void
 fuzz_bar_open(struct fuzz_bar *b, size_t guest_pages)
 {
-    b->fds_before = fuzz_count_fds();
+    b->c.fd = -1;
     b->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     FUZZ_CHECK(b->efd >= 0);
     fuzz_guest_create(&b->g, guest_pages);
 }
 
 void
-fuzz_bar_attach(struct fuzz_bar *b, struct umdev_dev *dev,
-                struct umdev_pci *pci)
+fuzz_bar_close(struct fuzz_bar *b)
 {
+    fuzz_guest_check_canaries(&b->g);
+    fuzz_guest_destroy(&b->g);
+    close(b->efd);
+    b->efd = -1;
+}
+
+/* What the last input's DMA wrote must not reach this one: free the
+ * pages between the canaries (which stay: they are checked), so they
+ * read zeros again. */
+static void
+guest_wipe(struct fuzz_guest *g)
+{
+    FUZZ_CHECK_EQ(fallocate(g->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                            FUZZ_PAGE, (off_t)(g->pages * FUZZ_PAGE)),
+                  0);
+}
+
+void
+fuzz_bar_begin(struct fuzz_bar *b, struct umdev_dev *dev, struct umdev_pci *pci)
+{
+    uint64_t count;
+
+    guest_wipe(&b->g);
+    if (fuzz_selfcheck()) {
+        static const uint8_t zero[FUZZ_PAGE];
+        size_t i;
+
+        for (i = 0; i < b->g.pages; i++)
+            FUZZ_CHECK_EQ(
+                memcmp(fuzz_guest_mem(&b->g) + i * FUZZ_PAGE, zero, FUZZ_PAGE),
+                0);
+    }
+    /* What the last input signalled. */
+    if (read(b->efd, &count, sizeof(count)) < 0)
+        FUZZ_CHECK_EQ(errno, EAGAIN);
+    b->fds_before = fuzz_count_fds();
     fuzz_client_attach(&b->c, dev);
     b->pci = pci;
     fuzz_pci_ro_snapshot(pci, &b->ro);
@@ -418,12 +467,104 @@ fuzz_bar_check(struct fuzz_bar *b)
 }
 
 void
-fuzz_bar_close(struct fuzz_bar *b)
+fuzz_bar_end(struct fuzz_bar *b)
 {
     fuzz_guest_check_canaries(&b->g);
-    fuzz_guest_destroy(&b->g);
+    FUZZ_CHECK_EQ(fuzz_reset(&b->c), 0);
+    fuzz_client_detach(&b->c);
     fuzz_guard_release();
-    close(b->efd);
-    b->efd = -1;
+}
+
+void
+fuzz_bar_check_fds(const struct fuzz_bar *b)
+{
     FUZZ_CHECK_EQ(fuzz_count_fds(), b->fds_before);
+}
+
+/* ---- the power cycle's self-check ---- */
+
+bool
+fuzz_selfcheck(void)
+{
+    static int on = -1;
+
+    if (on < 0)
+        on = getenv("FUZZ_SELFCHECK") != NULL;
+    return on;
+}
+
+static void
+differ(const char *what, const char *where, uint64_t at, uint64_t va,
+       uint64_t vb)
+{
+    fprintf(stderr,
+            "%s: FUZZ_SELFCHECK: a power-cycled device differs from a new "
+            "one: %s at %#llx: %#llx, new %#llx\n",
+            what, where, (unsigned long long)at, (unsigned long long)va,
+            (unsigned long long)vb);
+    abort();
+}
+
+static void
+compare_region(const char *what, struct umdev_dev *a, struct umdev_dev *b,
+               const struct fuzz_cmp_region *r)
+{
+    char where[32];
+    uint64_t off;
+
+    snprintf(where, sizeof(where), "region %u", r->index);
+    for (off = 0; off + r->width <= r->size; off += r->width) {
+        uint64_t va = 0, vb = 0;
+        int ra = umdev_dev_region_rw(a, r->index, off, &va, r->width, false);
+        int rb = umdev_dev_region_rw(b, r->index, off, &vb, r->width, false);
+
+        if (ra != rb)
+            differ(what, where, off, (uint64_t)ra, (uint64_t)rb);
+        if (va != vb)
+            differ(what, where, off, va, vb);
+    }
+}
+
+void
+fuzz_dev_compare(const char *what, struct umdev_dev *a, struct umdev_dev *b,
+                 const struct fuzz_cmp_region *regions, size_t n)
+{
+    static const uint32_t irqs[] = {
+        VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX,
+        VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_ERR_IRQ_INDEX,
+        VFIO_PCI_REQ_IRQ_INDEX,
+    };
+    struct umdev_dev_region_info ia, ib;
+    struct fuzz_cmp_region cfg = { UMDEV_PCI_CONFIG_REGION, 0, 1 };
+    size_t i;
+    uint32_t sub, na, nb;
+
+    FUZZ_CHECK_EQ(umdev_dev_region_info(a, UMDEV_PCI_CONFIG_REGION, &ia), 0);
+    FUZZ_CHECK_EQ(umdev_dev_region_info(b, UMDEV_PCI_CONFIG_REGION, &ib), 0);
+    if (ia.size != ib.size)
+        differ(what, "config space size", 0, ia.size, ib.size);
+    cfg.size = ia.size;
+    compare_region(what, a, b, &cfg);
+    for (i = 0; i < n; i++)
+        compare_region(what, a, b, &regions[i]);
+    for (i = 0; i < sizeof(irqs) / sizeof(irqs[0]); i++) {
+        na = umdev_dev_irq_count(a, irqs[i]);
+        nb = umdev_dev_irq_count(b, irqs[i]);
+        if (na != nb)
+            differ(what, "IRQ count of index", irqs[i], na, nb);
+        for (sub = 0; sub < na; sub++) {
+            if (umdev_dev_irq_masked(a, irqs[i], sub) !=
+                umdev_dev_irq_masked(b, irqs[i], sub))
+                differ(what, "IRQ mask of index.vector", irqs[i] << 16 | sub,
+                       umdev_dev_irq_masked(a, irqs[i], sub),
+                       umdev_dev_irq_masked(b, irqs[i], sub));
+            if (umdev_dev_irq_enabled(a, irqs[i], sub) ||
+                umdev_dev_irq_enabled(b, irqs[i], sub))
+                differ(what, "IRQ eventfd of index.vector", irqs[i] << 16 | sub,
+                       umdev_dev_irq_enabled(a, irqs[i], sub),
+                       umdev_dev_irq_enabled(b, irqs[i], sub));
+        }
+    }
+    if (umdev_dma_count(a) != 0 || umdev_dma_count(b) != 0)
+        differ(what, "DMA mappings", 0, umdev_dma_count(a), umdev_dma_count(b));
 }

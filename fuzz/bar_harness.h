@@ -93,6 +93,9 @@ int fuzz_client_call(struct fuzz_client *c, uint16_t cmd, const void *fixed,
                      size_t fixed_len, const void *data, size_t data_len,
                      const int *fds, size_t nfds, void *reply, size_t cap);
 
+/** A client of its own attaches to @dev, resets it and leaves.
+ * Return: as call. */
+int fuzz_client_reset_detached(struct umdev_dev *dev);
 /** DMA_MAP [@off, @off+@size) of @fd at @iova. Return: as call. */
 int fuzz_dma_map(struct fuzz_client *c, int fd, uint64_t off, uint64_t iova,
                  uint64_t size, uint32_t flags);
@@ -142,7 +145,14 @@ int fuzz_guard_settle(void *host, size_t len);
 /** Drop every guard (end of an input). */
 void fuzz_guard_release(void);
 
-/* ---- what every target keeps around its device for one input */
+/* ---- what every target keeps around its device
+ *
+ * The device, its guest memory and the eventfd live for the process; each
+ * input is one new client (a socketpair and VERSION), and after it the
+ * device is power-cycled: the client resets it (VFIO_USER_DEVICE_RESET,
+ * the device's own reset path) and hangs up, then the target restores
+ * what a reset leaves and a new device would not have. So no input
+ * depends on the one before, and a crash replays alone. */
 
 struct fuzz_bar {
     struct fuzz_client c;
@@ -153,17 +163,54 @@ struct fuzz_bar {
     int fds_before; /* descriptors open before the input */
 };
 
-/** Before the device exists: count descriptors, make the eventfd and
- * @guest_pages pages of guest memory. */
+/** Once per process: the eventfd and @guest_pages pages of guest
+ * memory. */
 void fuzz_bar_open(struct fuzz_bar *b, size_t guest_pages);
-/** Attach the client to @dev (negotiated) and snapshot its config space
- * @pci. */
-void fuzz_bar_attach(struct fuzz_bar *b, struct umdev_dev *dev,
-                     struct umdev_pci *pci);
+/** At exit: canaries, then guest memory and eventfd closed. */
+void fuzz_bar_close(struct fuzz_bar *b);
+/**
+ * fuzz_bar_begin() - start an input: guest memory zeroed (not the
+ * canaries), the eventfd drained, descriptors counted, a new client
+ * attached to @dev (negotiated), its config space @pci snapshot.
+ */
+void fuzz_bar_begin(struct fuzz_bar *b, struct umdev_dev *dev,
+                    struct umdev_pci *pci);
 /** After every operation: config-space invariants and the canaries. */
 void fuzz_bar_check(struct fuzz_bar *b);
-/** After fuzz_client_detach() and the device's destruction: canaries,
- * guest memory, guards and eventfd gone, no descriptor left open. */
-void fuzz_bar_close(struct fuzz_bar *b);
+/**
+ * fuzz_bar_end() - end an input: canaries; the client resets the device
+ * over its socket and hangs up; guards dropped. The target then
+ * completes the power cycle and calls fuzz_bar_check_fds().
+ */
+void fuzz_bar_end(struct fuzz_bar *b);
+/** No descriptor left open by the input. */
+void fuzz_bar_check_fds(const struct fuzz_bar *b);
+
+/**
+ * fuzz_selfcheck() - whether FUZZ_SELFCHECK is set in the environment:
+ * then targets compare each power-cycled device with a new one
+ * (fuzz_dev_compare()), a debugging check too slow for fuzzing.
+ */
+bool fuzz_selfcheck(void);
+
+/* A region fuzz_dev_compare() reads, @width bytes at a time. */
+struct fuzz_cmp_region {
+    uint32_t index;
+    uint64_t size;
+    size_t width;
+};
+
+/**
+ * fuzz_dev_compare() - abort, naming the first difference, unless
+ * devices @a and @b (no client attached) look the same to a client:
+ * config space byte by byte, each of @regions read the same (every
+ * aligned access; the same refusals), the same IRQ vectors with the
+ * same mask and eventfd state, no DMA mapping. Reads may have side
+ * effects: both devices take the same ones, and the caller power-cycles
+ * @a again afterwards. @what names the target for the message.
+ */
+void fuzz_dev_compare(const char *what, struct umdev_dev *a,
+                      struct umdev_dev *b,
+                      const struct fuzz_cmp_region *regions, size_t n);
 
 #endif /* UMDEV_FUZZ_BAR_HARNESS_H */

@@ -5,6 +5,7 @@
  * protocol, the operations and CRC32C are its other files (engine_priv.h
  * says which, and how memory and locking work across them).
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -152,6 +153,31 @@ accel_engine_poll(struct accel_engine *e, unsigned int visits)
         pthread_mutex_unlock(&e->lock);
     }
     return done;
+}
+
+void
+accel_engine_rewind(struct accel_engine *e)
+{
+    unsigned int i;
+
+    pthread_mutex_lock(&e->lock);
+    e->rr = 0;
+    for (i = 0; i < e->nq; i++) {
+        struct accel_queue *q = &e->q[i];
+
+        assert(atomic_load(&q->state) == ACCEL_QS_DISABLED && !q->busy);
+        q->active = false;
+        q->kick = false;
+        q->error = ACCEL_QERR_NONE;
+        q->error_addr = 0;
+        atomic_store(&q->head, 0);
+        q->deficit = 0;
+        q->published = false;
+        q->idle_since_ns = 0;
+        q->intr_pending = 0;
+        q->intr_first_ns = 0;
+    }
+    pthread_mutex_unlock(&e->lock);
 }
 
 /* ------------------------------------------------------------------ */

@@ -195,6 +195,18 @@ bool accel_engine_crc_hw(const struct accel_engine *e);
 unsigned int accel_engine_poll(struct accel_engine *e, unsigned int visits);
 
 /**
+ * accel_engine_rewind() - for harnesses that run one engine through many
+ * independent runs (fuzz/accel_bar.c): the scheduling and queue state
+ * back to what accel_engine_create() left, so that no run depends on the
+ * one before: the round-robin cursor, and each queue's error status,
+ * HEAD and serving state (disabling a queue that was not running, after
+ * a refused enable or a halt, keeps its error; a new engine has none).
+ * The statistics keep counting (embedders read them relative to their
+ * last reset). Every queue must be disabled and no thread in the engine.
+ */
+void accel_engine_rewind(struct accel_engine *e);
+
+/**
  * accel_queue_claim() - take queue @index (or any free one if @index < 0)
  * for an embedder. @ops and @opaque are borrowed until release.
  * Return: 0; -EBUSY taken; -ENOSPC none free; -EINVAL bad index or ops.

@@ -786,6 +786,40 @@ serial_destroy(struct serial *s)
     free(s);
 }
 
+void
+serial_power_cycle(struct serial *s)
+{
+    unsigned int i;
+    int fd;
+
+    for (i = 0; i < SERIAL_NR_PORTS; i++) {
+        struct serial_port *p = &s->port[i];
+
+        host_unwatch(p);
+        if (p->host_fd >= 0 && !p->is_pty) {
+            close(p->host_fd);
+            p->host_fd = -1;
+        }
+        /* Peers in the backlog would be the next input's host client. */
+        while (p->listen_fd >= 0 &&
+               (fd = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
+            close(fd);
+        if (p->listen_fd >= 0 && !p->listening &&
+            umdev_loop_add(s->loop, p->listen_fd, UMDEV_LOOP_IN, on_listen,
+                           p) == 0)
+            p->listening = true;
+        umdev_loop_timer_cancel(s->loop, p->timer);
+        p->timer = 0;
+        p->rx_eof = false;
+        p->out_closed = false;
+        p->host_events = 0;
+        uart_init(&p->uart, p->uart.out_limit);
+        if (p->host_fd >= 0) /* a pty master: always there */
+            uart_set_modem_inputs(&p->uart, HOST_PRESENT_LINES);
+    }
+    serial_reset(s);
+}
+
 struct umdev_dev *
 serial_dev(struct serial *s)
 {

@@ -73,6 +73,19 @@ int serial_create(struct umdev_loop *loop, const struct serial_config *cfg,
 /** Stop serving the host ends, remove their paths, free. NULL is ok. */
 void serial_destroy(struct serial *s);
 
+/**
+ * serial_power_cycle() - for harnesses that run one card through many
+ * independent clients (fuzz/serial_bar.c): back to what serial_create()
+ * left, keeping its host-end sockets and timers. Host clients are
+ * dropped (the connected one and any waiting to be accepted), each UART
+ * returns to power-on state, which a reset does not quite give: a reset
+ * keeps the bytes the UART handed to the host end, and a new card has
+ * none; then the card resets as for VFIO_USER_DEVICE_RESET. Call it with
+ * no vfio-user client attached. A pty host end stays attached, with
+ * whatever the pty holds (harnesses use socket host ends).
+ */
+void serial_power_cycle(struct serial *s);
+
 /** The device to serve (umdev_server_create()); owned by @s. */
 struct umdev_dev *serial_dev(struct serial *s);
 
