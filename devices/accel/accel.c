@@ -360,15 +360,20 @@ queue_wr32(struct accel_dev_queue *dq, uint64_t off, uint32_t v)
 /* Device registers (serving thread)                                   */
 
 /* Stop every queue; @abort: queue-disable semantics (ABORTED records),
- * else reset semantics (no more memory writes). */
+ * else reset semantics (no more memory writes, errors cleared). */
 static void
 stop_queues(struct accel_dev *d, bool abort)
 {
     unsigned int i;
 
-    for (i = 0; i < d->nq; i++)
-        if (d->q[i].q != NULL)
-            accel_queue_disable(d->q[i].q, abort);
+    for (i = 0; i < d->nq; i++) {
+        if (d->q[i].q == NULL)
+            continue;
+        if (abort)
+            accel_queue_disable(d->q[i].q, true);
+        else
+            accel_queue_reset(d->q[i].q);
+    }
 }
 
 /* Device state to power-on values (not config space). */

@@ -240,6 +240,10 @@ int accel_queue_enable(struct accel_queue *q,
  */
 void accel_queue_disable(struct accel_queue *q, bool abort_pending);
 
+/** accel_queue_disable(@q, false) for a device reset, which also clears
+ * the queue's error code and address (a disable keeps them). */
+void accel_queue_reset(struct accel_queue *q);
+
 /** The driver moved TAIL while DOORBELL_NEEDED was 1 (or at any time):
  * look at the ring again. Cheap; never blocks for long. */
 void accel_queue_doorbell(struct accel_queue *q);

@@ -466,3 +466,15 @@ accel_queue_disable(struct accel_queue *q, bool abort_pending_work)
     q->intr_pending = 0;
     q->published = false;
 }
+
+void
+accel_queue_reset(struct accel_queue *q)
+{
+    accel_queue_disable(q, false);
+    /* What a disable keeps for the driver to read (the reason a queue
+     * halted or an enable failed) a reset does not. */
+    pthread_mutex_lock(&q->e->lock);
+    q->error = ACCEL_QERR_NONE;
+    q->error_addr = 0;
+    pthread_mutex_unlock(&q->e->lock);
+}

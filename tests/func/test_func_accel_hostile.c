@@ -129,6 +129,12 @@ test_hostile_guest(void **state)
                      DATA_END);
     assert_int_equal(*(uint32_t *)gp(&bad, DATA_END - 1024 + ACCEL_RING_HEAD),
                      0xeeeeeeee); /* not touched */
+    /* A device reset returns the failed queue's STATUS and ERR_ADDR to
+     * their reset values (0), as every register (devices/accel/README). */
+    reg_wr(bad.c, ACCEL_REG_DEVCTL, ACCEL_DEVCTL_RESET, 4);
+    assert_int_equal(reg_rd32(bad.c, ACCEL_REG_QUEUE(0) + ACCEL_Q_STATUS), 0);
+    assert_int_equal(reg_rd64(bad.c, ACCEL_REG_QUEUE(0) + ACCEL_Q_ERR_ADDR), 0);
+    reg_wr(bad.c, ACCEL_REG_DEVCTL, ACCEL_DEVCTL_ENABLE, 4);
 
     /* Descriptors pointing outside guest RAM. */
     memcpy(sentinel, gp(&bad, DATA_END - 4096), 4096);
