@@ -75,6 +75,7 @@ struct nvme_ctrl_stats {
     uint64_t errors;      /* completions with a status other than 0 */
     uint64_t read_bytes, written_bytes;
     uint64_t doorbells; /* MMIO doorbell writes */
+    uint64_t sleeps;    /* poller asked for doorbells to sleep */
     uint64_t wakeups;   /* poller woken from sleep */
     uint64_t irqs;      /* interrupts raised */
     uint64_t resets;    /* controller resets (CC.EN 1 -> 0) */

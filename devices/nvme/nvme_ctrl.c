@@ -1438,6 +1438,7 @@ poller(void *arg)
         struct pollfd pfd[2];
         unsigned int n;
         int timeout = -1;
+        bool busy;
 
         n = pass(c, &deadline);
         now = now_ns();
@@ -1447,9 +1448,14 @@ poller(void *arg)
         } else if (idle_since == 0) {
             idle_since = now;
         }
+        /* Waiting for the backend is not idleness: completions are
+         * reaped at polling speed, and the queues stay watched. */
+        busy = n > 0 || nvme_be_busy(c->be) > 0;
+        if (busy)
+            idle_since = 0;
         /* Poll, then sleep (the accel engine's rule): an idle controller
          * keeps looking for c->poll_ns before it asks for doorbells. */
-        if (c->running && (n > 0 || now - idle_since < c->poll_ns)) {
+        if (c->running && (busy || now - idle_since < c->poll_ns)) {
             if (n > 0)
                 eventidx_update(c, false);
             pthread_mutex_unlock(&c->lock);
@@ -1459,6 +1465,7 @@ poller(void *arg)
             continue;
         }
         atomic_store(&c->sleeping, true);
+        c->st.sleeps++;
         eventidx_update(c, true);
         atomic_thread_fence(memory_order_seq_cst);
         if (work_pending(c)) {
