@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "nvme_be.h"
@@ -75,6 +76,42 @@ probe_dio_align(int fd)
     return a;
 }
 
+/*
+ * The ring may only read, write, sync and punch holes, and no more
+ * restrictions or buffers can be registered: umdevd's worker sandbox
+ * lets io_uring_enter() through, and io_uring's operations are not seen
+ * by seccomp, so the ring itself must not open files or sockets for a
+ * compromised worker (docs/SANDBOX.md).
+ */
+static int
+restrict_ring(struct io_uring *ring)
+{
+    static const uint8_t ops[] = {
+        IORING_OP_READV,
+        IORING_OP_WRITEV,
+        IORING_OP_FSYNC,
+        IORING_OP_FALLOCATE,
+    };
+    struct io_uring_restriction r[sizeof(ops)];
+    size_t i;
+
+    memset(r, 0, sizeof(r));
+    for (i = 0; i < sizeof(ops); i++) {
+        r[i].opcode = IORING_RESTRICTION_SQE_OP;
+        r[i].sqe_op = ops[i];
+    }
+    /* Debian's liburing 2.3 declares io_uring_register_restrictions()
+     * and io_uring_enable_rings() but does not export them: the system
+     * call, then. */
+    if (syscall(__NR_io_uring_register, ring->ring_fd,
+                IORING_REGISTER_RESTRICTIONS, r,
+                (unsigned int)sizeof(ops)) < 0 ||
+        syscall(__NR_io_uring_register, ring->ring_fd,
+                IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0)
+        return -errno;
+    return 0;
+}
+
 int
 nvme_be_open_file(const char *path, uint64_t size, struct nvme_be **out,
                   char *err, size_t errlen)
@@ -106,17 +143,24 @@ nvme_be_open_file(const char *path, uint64_t size, struct nvme_be **out,
     be->fd_direct = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_DIRECT);
     if (be->fd_direct >= 0)
         be->dio_align = probe_dio_align(be->fd_direct);
-    rc = io_uring_queue_init(NVME_BE_DEPTH, &be->ring, 0);
+    /* Disabled until restricted: see restrict_ring(). */
+    rc = io_uring_queue_init(NVME_BE_DEPTH, &be->ring, IORING_SETUP_R_DISABLED);
     if (rc < 0) {
         snprintf(err, errlen, "io_uring_queue_init: %s", strerror(-rc));
         goto fail;
     }
     be->ring_init = true;
     be->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (be->efd < 0 || io_uring_register_eventfd(&be->ring, be->efd) < 0) {
+    if (be->efd < 0) {
         rc = -errno;
-        snprintf(err, errlen, "cannot register an eventfd with io_uring: %s",
-                 strerror(-rc));
+        snprintf(err, errlen, "eventfd: %s", strerror(-rc));
+        goto fail;
+    }
+    rc = io_uring_register_eventfd(&be->ring, be->efd);
+    if (rc == 0)
+        rc = restrict_ring(&be->ring);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot set up the io_uring: %s", strerror(-rc));
         goto fail;
     }
     *out = be;
@@ -335,6 +379,32 @@ int
 nvme_be_eventfd(const struct nvme_be *be)
 {
     return be->efd;
+}
+
+int
+nvme_be_probe_op(struct nvme_be *be, uint8_t opcode)
+{
+    struct io_uring_sqe *sqe;
+    struct io_uring_cqe *cqe;
+    int rc;
+
+    if (be->null)
+        return -ENOTSUP;
+    if (be->queued + be->inflight > 0)
+        return -EBUSY;
+    sqe = io_uring_get_sqe(&be->ring);
+    if (sqe == NULL)
+        return -EBUSY;
+    io_uring_prep_rw(opcode, sqe, -1, NULL, 0, 0);
+    rc = io_uring_submit_and_wait(&be->ring, 1);
+    if (rc < 0)
+        return rc;
+    rc = io_uring_wait_cqe(&be->ring, &cqe);
+    if (rc < 0)
+        return rc;
+    rc = cqe->res;
+    io_uring_cqe_seen(&be->ring, cqe);
+    return rc;
 }
 
 bool

@@ -68,6 +68,15 @@ unsigned int nvme_be_busy(const struct nvme_be *be);
 /** An eventfd that becomes readable when completions arrive, or -1. */
 int nvme_be_eventfd(const struct nvme_be *be);
 
+/**
+ * nvme_be_probe_op() - submit one io_uring operation @opcode with no
+ * arguments (fd -1) on an idle file backend and wait for it: what the
+ * ring's restrictions make of operations it must refuse (tests).
+ * Return: its result (-EACCES when the ring refuses the opcode), or
+ * -EBUSY / -ENOTSUP (null backend).
+ */
+int nvme_be_probe_op(struct nvme_be *be, uint8_t opcode);
+
 /** True if the backend opened its file with O_DIRECT. */
 bool nvme_be_direct(const struct nvme_be *be);
 

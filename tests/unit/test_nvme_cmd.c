@@ -10,8 +10,13 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <liburing.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "nvme_be.h"
 #include "nvme_cmd.h"
 
 #define PAGE 4096u
@@ -377,14 +382,42 @@ test_admin(void **state)
     assert_int_equal(admin(&s, &a), NVME_SC_INVALID_FIELD | NVME_DNR);
 }
 
+/* The file backend's ring refuses every operation but the four it
+ * needs (the worker sandbox relies on it). */
+static void
+test_ring_restricted(void **state)
+{
+    char path[] = "/tmp/umdev-nvme-ring-XXXXXX", err[200];
+    struct nvme_be *be;
+    int fd = mkstemp(path);
+
+    (void)state;
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 1 << 20), 0);
+    assert_int_equal(nvme_be_open_file(path, 1 << 20, &be, err, sizeof(err)),
+                     0);
+    assert_int_equal(nvme_be_probe_op(be, IORING_OP_OPENAT), -EACCES);
+    assert_int_equal(nvme_be_probe_op(be, IORING_OP_SOCKET), -EACCES);
+    assert_int_equal(nvme_be_probe_op(be, IORING_OP_NOP), -EACCES);
+    /* Allowed ones get as far as their bad fd. */
+    assert_int_equal(nvme_be_probe_op(be, IORING_OP_FSYNC), -EBADF);
+    nvme_be_close(be);
+    close(fd);
+    unlink(path);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sqe_bytes),  cmocka_unit_test(test_io_good),
-        cmocka_unit_test(test_io_bad),     cmocka_unit_test(test_dsm_ranges),
-        cmocka_unit_test(test_prp_simple), cmocka_unit_test(test_prp_list),
+        cmocka_unit_test(test_sqe_bytes),
+        cmocka_unit_test(test_io_good),
+        cmocka_unit_test(test_io_bad),
+        cmocka_unit_test(test_dsm_ranges),
+        cmocka_unit_test(test_prp_simple),
+        cmocka_unit_test(test_prp_list),
         cmocka_unit_test(test_admin),
+        cmocka_unit_test(test_ring_restricted),
     };
 
     return cmocka_run_group_tests_name("unit.nvme_cmd", tests, NULL, NULL);

@@ -449,11 +449,12 @@ test_pci_and_identify(void **state)
 static void
 test_null_rw(void **state)
 {
-    uint8_t *buf = gp(DATA);
     unsigned int i;
+    uint8_t *buf;
 
     (void)state;
     serve(true, 1);
+    buf = gp(DATA);
     enable();
     create_queues(1, IO_DEPTH);
     memset(buf, 0x5a, 64 * 1024);
@@ -532,12 +533,13 @@ is_hole(uint64_t off, uint64_t len)
 static void
 test_dsm_and_write_zeroes(void **state)
 {
-    uint8_t *r = gp(ABUF), *zero = calloc(1, 256 * 1024);
+    uint8_t *r, *zero = calloc(1, 256 * 1024);
     struct nvme_sqe s;
 
     (void)state;
     assert_non_null(zero);
     serve(false, 1);
+    r = gp(ABUF);
     enable();
     create_queues(1, IO_DEPTH);
     kit_fill_rand(gp(DATA), MB, 7);
