@@ -90,7 +90,7 @@ nvme_io_parse(const struct nvme_sqe *c, const struct nvme_geom *g,
     case NVME_CMD_WRITE:
     case NVME_CMD_READ:
         out->kind = c->opcode == NVME_CMD_READ ? NVME_IO_READ : NVME_IO_WRITE;
-        /* MDTS bounds data transfers (5.17.2.1 MDTS). */
+        /* MDTS bounds data transfers (Identify Controller MDTS). */
         if (((uint64_t)nlb << g->lba_shift) > g->max_xfer)
             return NVME_SC_INVALID_FIELD | NVME_DNR;
         if (!lba_range_ok(g, slba, nlb))
@@ -169,7 +169,7 @@ nvme_prp_walk(uint64_t prp1, uint64_t prp2, uint64_t len, uint32_t page,
     *nsegs = 0;
     if (len == 0)
         return NVME_SC_SUCCESS;
-    /* PRP Entry 1 may carry an offset, dword aligned (4.3, Figure 87). */
+    /* PRP Entry 1 may carry an offset, dword aligned (4.3). */
     if (prp1 & 3)
         return NVME_SC_PRP_OFFSET_INVALID | NVME_DNR;
     first = page - (prp1 & (page - 1));
@@ -265,14 +265,15 @@ nvme_admin_parse(const struct nvme_sqe *c, uint32_t page, struct nvme_admin *a)
         a->qsize = (uint16_t)((c->cdw10 >> 16) + 1);
         if (a->qid == 0)
             return NVME_SC_QID_INVALID | NVME_DNR;
-        /* QSIZE is 0-based; a queue of one entry is invalid (4.1.3). */
+        /* QSIZE is 0-based; a queue of one entry is invalid. */
         if ((c->cdw10 >> 16) == 0)
             return NVME_SC_QUEUE_SIZE | NVME_DNR;
-        /* CAP.CQR: queues must be physically contiguous (5.3, 5.4). */
+        /* CAP.CQR: queues must be physically contiguous (Create I/O Completion
+         * and Submission Queue, 5.4 and 5.5). */
         if (!(c->cdw11 & 1))
             return NVME_SC_INVALID_FIELD | NVME_DNR;
         /* The queue's base is page aligned (PRP Entry 1 without an
-         * offset, Figures 150 and 155). */
+         * offset). */
         if (c->prp1 == 0 || (c->prp1 & (page - 1)))
             return NVME_SC_PRP_OFFSET_INVALID | NVME_DNR;
         if (c->opcode == NVME_ADM_CREATE_SQ) {
@@ -304,7 +305,7 @@ nvme_admin_parse(const struct nvme_sqe *c, uint32_t page, struct nvme_admin *a)
         a->log_offset = (uint64_t)c->cdw13 << 32 | c->cdw12;
         if (numd == UINT32_MAX)
             return NVME_SC_INVALID_FIELD | NVME_DNR;
-        /* The Log Page Offset is dword aligned (5.16, Figure 193). */
+        /* The Log Page Offset is dword aligned (Get Log Page, 5.16). */
         if (a->log_offset & 3)
             return NVME_SC_INVALID_FIELD | NVME_DNR;
         switch (a->lid) {
@@ -329,7 +330,7 @@ nvme_admin_parse(const struct nvme_sqe *c, uint32_t page, struct nvme_admin *a)
         a->abort_cid = (uint16_t)(c->cdw10 >> 16);
         return NVME_SC_SUCCESS;
     case NVME_ADM_DBBUF_CONFIG:
-        /* Both buffers are page aligned (5.7, Figure 170). */
+        /* Both buffers are page aligned (Doorbell Buffer Config). */
         if (c->prp1 == 0 || c->prp2 == 0 || (c->prp1 & (page - 1)) ||
             (c->prp2 & (page - 1)))
             return NVME_SC_INVALID_FIELD | NVME_DNR;

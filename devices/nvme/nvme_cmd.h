@@ -15,7 +15,7 @@
 
 #include "nvme_spec.h"
 
-/* A submission queue entry, decoded (4.2, Figure 88). */
+/* A submission queue entry, decoded (4.2). */
 struct nvme_sqe {
     uint8_t opcode;
     uint8_t fuse; /* FUSE, bits 9:8 of CDW0 */
@@ -69,7 +69,7 @@ struct nvme_io {
 uint16_t nvme_io_parse(const struct nvme_sqe *c, const struct nvme_geom *g,
                        struct nvme_io *out);
 
-/* One DSM range (NVM Command Set Spec. Figure 46), checked. */
+/* One DSM range (NVM Command Set Spec., Dataset Management), checked. */
 struct nvme_range {
     uint64_t offset, len; /* bytes */
 };

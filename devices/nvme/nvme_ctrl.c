@@ -133,7 +133,7 @@ struct nvme_ctrl {
     bool coalesce_off[NVME_MAX_QUEUES]; /* Interrupt Vector Config CD */
     uint16_t temp_over, temp_under;
 
-    /* Doorbell Buffer Config (5.7). */
+    /* Doorbell Buffer Config. */
     bool dbbuf;
     uint64_t dbbuf_db, dbbuf_ei;
 
@@ -1250,7 +1250,7 @@ doorbell(struct nvme_ctrl *c, uint16_t qid, bool is_cq, uint16_t size,
         return false;
     v &= ~DB_NEW;
     if (v >= size) {
-        /* Invalid Doorbell Write Value (5.2, Figure 147): ignored. */
+        /* Invalid Doorbell Write Value (5.2): ignored. */
         atomic_fetch_or(&c->bad_db, 1u << 1);
         return false;
     }

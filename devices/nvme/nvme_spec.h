@@ -57,7 +57,7 @@
 #define NVME_SQES_LOG2 6u
 #define NVME_CQES_LOG2 4u
 
-/* Admin opcodes (5, Figure 138). */
+/* Admin opcodes (5). */
 #define NVME_ADM_DELETE_SQ 0x00
 #define NVME_ADM_CREATE_SQ 0x01
 #define NVME_ADM_GET_LOG_PAGE 0x02
@@ -122,7 +122,7 @@
 #define NVME_CNS_NS_DESC_LIST 0x03
 #define NVME_IDENTIFY_SIZE 4096u
 
-/* Identify Controller byte offsets (Figure 275). */
+/* Identify Controller data structure byte offsets (5.17.2.1). */
 #define NVME_IDC_VID 0
 #define NVME_IDC_SSVID 2
 #define NVME_IDC_SN 4
@@ -159,7 +159,8 @@
 #define NVME_ONCS_WRITE_ZEROES (1u << 3)
 #define NVME_ONCS_SET_FEATURES_SAVE (1u << 4)
 
-/* Identify Namespace byte offsets (NVM Command Set Spec., Figure 97). */
+/* Identify Namespace data structure byte offsets (NVM Command Set
+ * Spec., Identify Namespace). */
 #define NVME_IDN_NSZE 0
 #define NVME_IDN_NCAP 8
 #define NVME_IDN_NUSE 16
@@ -171,7 +172,7 @@
 #define NVME_IDN_EUI64 120
 #define NVME_IDN_LBAF0 128
 
-/* Namespace Identification Descriptor types (Figure 278). */
+/* Namespace Identification Descriptor types (Identify CNS 03h). */
 #define NVME_NIDT_EUI64 1
 #define NVME_NIDT_NGUID 2
 #define NVME_NIDT_UUID 3
@@ -196,7 +197,7 @@
 #define NVME_FEAT_WRITE_ATOMIC 0x0a
 #define NVME_FEAT_ASYNC_EVENT 0x0b
 
-/* Get Features SEL (Figure 332). */
+/* Get Features SEL. */
 #define NVME_SEL_CURRENT 0
 #define NVME_SEL_DEFAULT 1
 #define NVME_SEL_SAVED 2
