@@ -295,6 +295,12 @@ nvme_admin_parse(const struct nvme_sqe *c, uint32_t page, struct nvme_admin *a)
         case NVME_CNS_ACTIVE_NS_LIST:
         case NVME_CNS_NS_DESC_LIST:
             return NVME_SC_SUCCESS;
+        case NVME_CNS_CS_NS:
+        case NVME_CNS_CS_CTRL:
+            /* Only the NVM command set (CDW11 CSI). */
+            a->csi = (uint8_t)(c->cdw11 >> 24);
+            return a->csi == NVME_CSI_NVM ? NVME_SC_SUCCESS
+                                          : NVME_SC_INVALID_FIELD | NVME_DNR;
         }
         return NVME_SC_INVALID_FIELD | NVME_DNR;
     case NVME_ADM_GET_LOG_PAGE:

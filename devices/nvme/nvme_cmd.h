@@ -114,6 +114,7 @@ struct nvme_admin {
     bool ien;            /* create CQ */
     uint8_t qprio;       /* create SQ */
     uint8_t cns;         /* identify */
+    uint8_t csi;         /* identify CNS 05h, 06h */
     uint16_t cntid;
     uint8_t lid; /* get log page */
     bool rae;

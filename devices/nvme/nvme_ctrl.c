@@ -630,6 +630,16 @@ admin_identify(struct nvme_ctrl *c, const struct nvme_sqe *s,
         if (s->nsid < NVME_NSID)
             nvme_put32(d, NVME_NSID);
         break;
+    case NVME_CNS_CS_NS:
+        /* The NVM set's own namespace fields: no extended LBA formats,
+         * no protection information, all zero. */
+        if (s->nsid != NVME_NSID)
+            return NVME_SC_INVALID_NS | NVME_DNR;
+        break;
+    case NVME_CNS_CS_CTRL:
+        /* The NVM set's controller limits (VSL, WZSL, WUSL, DMRL,
+         * DMRSL, DMSL): 0, no limit beyond MDTS. */
+        break;
     default: /* NVME_CNS_NS_DESC_LIST */
         if (s->nsid != NVME_NSID)
             return NVME_SC_INVALID_NS | NVME_DNR;

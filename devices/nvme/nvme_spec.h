@@ -120,6 +120,9 @@
 #define NVME_CNS_CTRL 0x01
 #define NVME_CNS_ACTIVE_NS_LIST 0x02
 #define NVME_CNS_NS_DESC_LIST 0x03
+#define NVME_CNS_CS_NS 0x05   /* I/O Command Set specific namespace */
+#define NVME_CNS_CS_CTRL 0x06 /* I/O Command Set specific controller */
+#define NVME_CSI_NVM 0x00
 #define NVME_IDENTIFY_SIZE 4096u
 
 /* Identify Controller data structure byte offsets (5.17.2.1). */

@@ -323,6 +323,12 @@ test_admin(void **state)
     assert_int_equal(admin(&s, &a), NVME_SC_INVALID_FIELD | NVME_DNR);
     s.cdw10 = NVME_CNS_CTRL;
     assert_int_equal(admin(&s, &a), NVME_SC_SUCCESS);
+    s.cdw10 = NVME_CNS_CS_CTRL;
+    s.cdw11 = 0x02u << 24; /* CSI: zoned namespaces */
+    assert_int_equal(admin(&s, &a), NVME_SC_INVALID_FIELD | NVME_DNR);
+    s.cdw11 = 0;
+    assert_int_equal(admin(&s, &a), NVME_SC_SUCCESS);
+    s.cdw10 = NVME_CNS_CTRL;
     s.psdt = 1;
     assert_int_equal(admin(&s, &a), NVME_SC_INVALID_FIELD | NVME_DNR);
 
