@@ -9,7 +9,7 @@
 # SIZE (bytes), SERIAL, DATA_OFF and DATA_LEN (bytes, MiB multiples),
 # DISCARD_OFF and DISCARD_LEN, FS_MB; /e2e/pattern is the pattern.
 # Marker lines: E2E-NVME-*.
-# shellcheck shell=sh disable=SC1091,SC2154  # nvme.conf exists only in the guest
+# shellcheck shell=sh disable=SC1091,SC2153,SC2154  # nvme.conf exists only in the guest
 MARK=NVME
 # shellcheck source=tests/e2e/guest-lib.sh
 . /e2e/guest-lib.sh
@@ -34,7 +34,8 @@ c=/sys/class/nvme/nvme0
 model=$(sed 's/ *$//' "$c/model")
 serial=$(sed 's/ *$//' "$c/serial")
 sectors=$(cat /sys/block/nvme0n1/size)
-nq=$(ls /sys/block/nvme0n1/mq | wc -l)
+set -- /sys/block/nvme0n1/mq/*
+nq=$#
 echo "E2E-NVME-ID model='$model' serial=$serial sectors=$sectors queues=$nq"
 [ "$model" = "umdev NVMe nvme-${QUEUES}q" ] || bad "model '$model'"
 [ "$serial" = "$SERIAL" ] || bad "serial '$serial', expected $SERIAL"
@@ -59,7 +60,11 @@ blkdiscard -o "$DISCARD_OFF" -l "$DISCARD_LEN" /dev/nvme0n1 || bad "blkdiscard f
 nz=$(dd if=/dev/nvme0n1 bs=$MB skip=$((DISCARD_OFF / MB)) \
     count=$((DISCARD_LEN / MB)) iflag=direct 2>/dev/null | od -An -v -tx1 |
     tr -d ' \n' | tr -d 0 | wc -c)
-[ "$nz" -eq 0 ] && echo "E2E-NVME-DISCARD ok" || bad "discarded range has $nz non-zero digits"
+if [ "$nz" -eq 0 ]; then
+    echo "E2E-NVME-DISCARD ok"
+else
+    bad "discarded range has $nz non-zero digits"
+fi
 
 # 3. A controller reset while writes are in flight: every write dd saw
 # complete is there afterwards.
@@ -72,7 +77,11 @@ echo 1 >"$c/reset_controller" || bad "reset_controller failed"
 wait "$ddpid" || bad "writes around the reset failed"
 dd if=/dev/nvme0n1 of=/tmp/back bs=$MB skip=$((R_OFF / MB)) \
     count=$((DATA_LEN / MB)) iflag=direct 2>/dev/null || bad "reading after the reset failed"
-cmp -s /e2e/pattern /tmp/back && echo "E2E-NVME-RESET ok" || bad "data differs after the reset"
+if cmp -s /e2e/pattern /tmp/back; then
+    echo "E2E-NVME-RESET ok"
+else
+    bad "data differs after the reset"
+fi
 rm -f /tmp/back
 
 # 4. A file system in the first FS_MB MiB, for the host to read.
