@@ -14,9 +14,6 @@
 
 extern const struct umdev_parent nvme_parent;
 
-#define NVME_NATTRS 3
-extern const struct umdev_parent_attr nvme_attrs[NVME_NATTRS];
-
 struct nvme_settings {
     uint64_t size;  /* namespace bytes */
     bool null;      /* backend=null */

@@ -30,14 +30,11 @@
 #include <uuid/uuid.h>
 
 #include "nvme.h"
+#include "nvme_attrs.h"
 #include "nvme_parent.h"
 #include "umdev/dev.h"
 #include "umdev/parent.h"
 
-#define NVME_MIN_SIZE (1ull << 20)
-#define NVME_MAX_SIZE (16ull << 40)
-#define NVME_DEFAULT_SIZE (1ull << 30)
-#define NVME_DEFAULT_DIR "/var/lib/umdev/nvme"
 /* I/O queue pairs the parent hands out: each one a poller's share of
  * work; 32 keeps a few 8-queue controllers on this two-CPU machine. */
 #define NVME_POOL_QUEUE_PAIRS 32u
@@ -61,23 +58,6 @@ static const struct umdev_parent_type nvme_types[] = {
     NVME_TYPE(8, "8 I/O queue pairs"),
 };
 #define NVME_NTYPES (sizeof(nvme_types) / sizeof(nvme_types[0]))
-
-_Static_assert(NVME_MIN_SIZE == 1048576ull &&
-                   NVME_MAX_SIZE == 17592186044416ull &&
-                   NVME_DEFAULT_SIZE == 1073741824ull,
-               "update size's help");
-
-const struct umdev_parent_attr nvme_attrs[NVME_NATTRS] = {
-    { "size", NULL,
-      "namespace bytes, 1M to 16T, a multiple of 4096; an integer or "
-      "with a K/M/G/T suffix (default 1G)" },
-    { "backend", NULL,
-      "file: a sparse backing file, io_uring (default); null: discards "
-      "writes, reads move nothing (benchmarks)" },
-    { "dir", NULL,
-      "absolute directory of the backing file UUID.img (default "
-      "$UMDEV_NVME_DIR, else " NVME_DEFAULT_DIR ")" },
-};
 
 static unsigned int
 nvme_type_queues(const char *type)
