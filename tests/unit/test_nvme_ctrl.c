@@ -983,6 +983,62 @@ test_msix(void **state)
         close(efd[i]);
 }
 
+/* A completion queue smaller than its submission queue: the controller
+ * fills it up to one free slot (never overwriting what the host has not
+ * consumed), waits, and goes on once the host moves the head. */
+static void
+test_cq_full(void **state)
+{
+    const uint16_t cq_depth = 4, sq_depth = 16;
+    struct nvme_sqe s;
+    unsigned int i;
+    uint8_t *slot3;
+
+    (void)state;
+    serve(false, 1);
+    enable();
+    memset(gp(IOCQ(1)), 0, cq_depth * NVME_CQE_SIZE);
+    s = sqe(NVME_ADM_CREATE_CQ);
+    s.prp1 = IOCQ(1);
+    s.cdw10 = 1 | (uint32_t)(cq_depth - 1) << 16;
+    s.cdw11 = 1;
+    assert_int_equal(admin(&s, NULL), 0);
+    s = sqe(NVME_ADM_CREATE_SQ);
+    s.prp1 = IOSQ(1);
+    s.cdw10 = 1 | (uint32_t)(sq_depth - 1) << 16;
+    s.cdw11 = 1 | 1u << 16;
+    assert_int_equal(admin(&s, NULL), 0);
+    F.sq[1] = (struct q){ .size = sq_depth };
+    F.cq[1] = (struct q){ .size = cq_depth, .phase = true };
+
+    kit_fill_rand(gp(DATA), 8 * 4096, 5);
+    for (i = 0; i < 8; i++) {
+        struct q *q = &F.sq[1];
+
+        s = rw(NVME_CMD_WRITE, i * 8, 8, DATA + i * 4096, 0);
+        s.cid = F.cid++;
+        nvme_sqe_encode(&s, gp(IOSQ(1) + (uint64_t)q->tail * NVME_SQE_SIZE));
+        q->tail = (uint16_t)((q->tail + 1) % q->size);
+    }
+    reg_wr(F.c, DB(1, false), F.sq[1].tail, 4);
+    /* Three completions (a full queue keeps one slot free), then none
+     * while the head stays. */
+    for (i = 0; i < 3; i++)
+        assert_int_equal(reap(&F.cq[1], IOCQ(1)).status, 0);
+    slot3 = gp(IOCQ(1) + 3 * NVME_CQE_SIZE);
+    usleep(100 * 1000);
+    assert_int_equal(nvme_le32(slot3 + 12), 0);
+    /* The head moves: the rest complete, on the next lap's phase. */
+    reg_wr(F.c, DB(1, true), F.cq[1].head, 4);
+    for (i = 3; i < 8; i++) {
+        struct cqe e = complete_one(1);
+
+        assert_int_equal(e.status, 0);
+    }
+    assert_int_equal(io(1, NVME_CMD_READ, 0, 64, DATA2), 0);
+    assert_memory_equal(gp(DATA2), gp(DATA), 8 * 4096);
+}
+
 /* INTx without MSI-X: the line follows unconsumed completions, and
  * INTMS/INTMC mask and unmask it. */
 static void
@@ -1134,6 +1190,7 @@ main(void)
         cmocka_unit_test_teardown(test_shadow_doorbells, teardown),
         cmocka_unit_test_teardown(test_msix, teardown),
         cmocka_unit_test_teardown(test_intx, teardown),
+        cmocka_unit_test_teardown(test_cq_full, teardown),
         cmocka_unit_test_teardown(test_coalescing, teardown),
         cmocka_unit_test_teardown(test_not_shared, teardown),
     };
