@@ -938,6 +938,41 @@ admin_delete_cq(struct nvme_ctrl *c, const struct nvme_admin *a)
     return NVME_SC_SUCCESS;
 }
 
+static void shadow_write(struct nvme_ctrl *c, uint64_t base, uint16_t qid,
+                         bool cq, uint32_t v);
+
+/*
+ * Doorbell Buffer Config. I/O queues that exist already switch to the
+ * shadow doorbells with their current values written there first, so
+ * that a buffer the host has not filled in cannot move a tail or head
+ * backwards (the Linux driver configures before creating queues).
+ */
+static uint16_t
+admin_dbbuf(struct nvme_ctrl *c, const struct nvme_sqe *s)
+{
+    uint8_t probe[4];
+    unsigned int i;
+
+    /* Both pages must be reachable now: a fault later is fatal. */
+    if (umdev_dma_read(c->dev, s->prp1, probe, 4) < 0 ||
+        umdev_dma_read(c->dev, s->prp2, probe, 4) < 0)
+        return NVME_SC_DATA_XFER_ERROR;
+    for (i = 1; i <= c->nq; i++) {
+        if (c->sq[i].live) {
+            shadow_write(c, s->prp1, (uint16_t)i, false, c->sq[i].tail);
+            shadow_write(c, s->prp2, (uint16_t)i, false, c->sq[i].tail);
+        }
+        if (c->cq[i].live) {
+            shadow_write(c, s->prp1, (uint16_t)i, true, c->cq[i].head);
+            shadow_write(c, s->prp2, (uint16_t)i, true, c->cq[i].head);
+        }
+    }
+    c->dbbuf = true;
+    c->dbbuf_db = s->prp1;
+    c->dbbuf_ei = s->prp2;
+    return NVME_SC_SUCCESS;
+}
+
 /* Execute an admin command. Return true if it completes later (AER). */
 static bool
 admin(struct nvme_ctrl *c, const struct nvme_sqe *s, uint16_t *status,
@@ -990,10 +1025,7 @@ admin(struct nvme_ctrl *c, const struct nvme_sqe *s, uint16_t *status,
         c->aer_cid[c->naer++] = s->cid;
         return true;
     default: /* NVME_ADM_DBBUF_CONFIG */
-        c->dbbuf = true;
-        c->dbbuf_db = s->prp1;
-        c->dbbuf_ei = s->prp2;
-        st = NVME_SC_SUCCESS;
+        st = admin_dbbuf(c, s);
         break;
     }
     *status = st;
@@ -1228,16 +1260,24 @@ shadow_read(struct nvme_ctrl *c, uint16_t qid, bool cq, uint32_t *v)
     return 0;
 }
 
+/* Write @v into the shadow doorbell or EventIdx buffer at @base. */
 static void
-eventidx_write(struct nvme_ctrl *c, uint16_t qid, bool cq, uint32_t v)
+shadow_write(struct nvme_ctrl *c, uint64_t base, uint16_t qid, bool cq,
+             uint32_t v)
 {
     uint8_t b[4];
     int rc;
 
     nvme_put32(b, v);
-    rc = umdev_dma_write(c->dev, c->dbbuf_ei + shadow_off(qid, cq), b, 4);
+    rc = umdev_dma_write(c->dev, base + shadow_off(qid, cq), b, 4);
     if (rc < 0)
-        fatal(c, "writing an EventIdx", c->dbbuf_ei, rc);
+        fatal(c, "writing a shadow doorbell or EventIdx", base, rc);
+}
+
+static void
+eventidx_write(struct nvme_ctrl *c, uint16_t qid, bool cq, uint32_t v)
+{
+    shadow_write(c, c->dbbuf_ei, qid, cq, v);
 }
 
 /* The newest doorbell value of a queue, validated; false if none. */

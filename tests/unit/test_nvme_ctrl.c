@@ -957,6 +957,40 @@ test_shadow_doorbells(void **state)
     assert_true(F.mmio_doorbells > before);
 }
 
+/* Doorbell Buffer Config after I/O queues were used through their
+ * registers: the controller carries their positions into the shadow
+ * buffer, so a buffer the host left zeroed moves nothing backwards. */
+static void
+test_dbbuf_late(void **state)
+{
+    struct nvme_sqe s;
+    unsigned int i;
+
+    (void)state;
+    serve(false, 1);
+    enable();
+    create_queues(1, IO_DEPTH);
+    kit_fill_rand(gp(DATA), 64 * 1024, 13);
+    for (i = 0; i < 5; i++)
+        assert_int_equal(io(1, NVME_CMD_WRITE, i * 8, 8, DATA + i * 4096), 0);
+    memset(gp(DBBUF), 0, 4096);
+    memset(gp(EVIDX), 0, 4096);
+    s = sqe(NVME_ADM_DBBUF_CONFIG);
+    s.prp1 = DBBUF;
+    s.prp2 = EVIDX;
+    assert_int_equal(admin(&s, NULL), 0);
+    assert_int_equal(nvme_le32(gp(DBBUF + 8)), 5);  /* SQ1 tail */
+    assert_int_equal(nvme_le32(gp(DBBUF + 12)), 5); /* CQ1 head */
+    F.shadow = true;
+    for (i = 5; i < 10; i++)
+        assert_int_equal(io(1, NVME_CMD_WRITE, i * 8, 8, DATA + i * 4096), 0);
+    assert_int_equal(io(1, NVME_CMD_READ, 0, 80, DATA2), 0);
+    assert_memory_equal(gp(DATA2), gp(DATA), 10 * 4096);
+    /* A buffer outside guest memory: Data Transfer Error. */
+    s.prp1 = 0x7000000000ull;
+    assert_int_equal(admin(&s, NULL), NVME_SC_DATA_XFER_ERROR);
+}
+
 static void
 test_msix(void **state)
 {
@@ -1188,6 +1222,7 @@ main(void)
         cmocka_unit_test_teardown(test_reset_mid_io, teardown),
         cmocka_unit_test_teardown(test_shutdown, teardown),
         cmocka_unit_test_teardown(test_shadow_doorbells, teardown),
+        cmocka_unit_test_teardown(test_dbbuf_late, teardown),
         cmocka_unit_test_teardown(test_msix, teardown),
         cmocka_unit_test_teardown(test_intx, teardown),
         cmocka_unit_test_teardown(test_cq_full, teardown),
