@@ -245,8 +245,9 @@ translate(struct nvme_ctrl *c, uint64_t addr, uint64_t len, int prot,
             (*nholds)++;
         }
         /* Inside the held mapping, host addresses run parallel to guest
-         * ones (umdev_dma_hold's span). */
-        p = (uint8_t *)h->h.ptr + (addr - h->iova);
+         * ones (umdev_dma_hold's span), below the address asked for as
+         * well as above it: a signed offset. */
+        p = (uint8_t *)h->h.ptr + ((int64_t)addr - (int64_t)h->iova);
         if (*niov > 0 &&
             (uint8_t *)iov[*niov - 1].iov_base + iov[*niov - 1].iov_len == p)
             iov[*niov - 1].iov_len += chunk;

@@ -509,6 +509,24 @@ test_file_rw(void **state)
         file_read(cases[i].slba * 512, file, len);
         assert_memory_equal(file, gp(DATA + cases[i].off), len);
     }
+    /* Pages in descending guest order (a PRP list may name any pages):
+     * later pages lie below the first one held. */
+    {
+        uint64_t list = LISTS + 0x8000, p1 = DATA + 0x10000;
+        struct nvme_sqe s;
+
+        kit_fill_rand(gp(p1), 4096, 77);
+        kit_fill_rand(gp(DATA + 0x8000), 4096, 78);
+        kit_fill_rand(gp(DATA), 4096, 79);
+        nvme_put64(gp(list), DATA + 0x8000);
+        nvme_put64(gp(list + 8), DATA);
+        s = rw(NVME_CMD_WRITE, 5000, 24, p1, list);
+        assert_int_equal(cmd(1, &s).status, 0);
+        file_read(5000 * 512, file, 3 * 4096);
+        assert_memory_equal(file, gp(p1), 4096);
+        assert_memory_equal(file + 4096, gp(DATA + 0x8000), 4096);
+        assert_memory_equal(file + 8192, gp(DATA), 4096);
+    }
     /* Flush, and flush of every namespace. */
     {
         struct nvme_sqe s = rw(NVME_CMD_FLUSH, 0, 1, 0, 0);
