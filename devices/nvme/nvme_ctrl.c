@@ -941,6 +941,8 @@ admin_delete_cq(struct nvme_ctrl *c, const struct nvme_admin *a)
 
 static void shadow_write(struct nvme_ctrl *c, uint64_t base, uint16_t qid,
                          bool cq, uint32_t v);
+static bool doorbell(struct nvme_ctrl *c, uint16_t qid, bool is_cq,
+                     uint16_t size, uint16_t *out);
 
 /*
  * Doorbell Buffer Config. I/O queues that exist already switch to the
@@ -958,6 +960,17 @@ admin_dbbuf(struct nvme_ctrl *c, const struct nvme_sqe *s)
     if (umdev_dma_read(c->dev, s->prp1, probe, 4) < 0 ||
         umdev_dma_read(c->dev, s->prp2, probe, 4) < 0)
         return NVME_SC_DATA_XFER_ERROR;
+    /* Register doorbells written before this command (the serving
+     * thread handled them before the admin doorbell that brought it)
+     * may not have been taken yet: take them now. */
+    for (i = 1; i <= c->nq; i++) {
+        uint16_t v;
+
+        if (c->sq[i].live && doorbell(c, (uint16_t)i, false, c->sq[i].size, &v))
+            c->sq[i].tail = v;
+        if (c->cq[i].live && doorbell(c, (uint16_t)i, true, c->cq[i].size, &v))
+            c->cq[i].head = v;
+    }
     for (i = 1; i <= c->nq; i++) {
         if (c->sq[i].live) {
             shadow_write(c, s->prp1, (uint16_t)i, false, c->sq[i].tail);
@@ -1800,6 +1813,15 @@ doorbell_write(struct nvme_ctrl *c, uint64_t off, uint32_t v)
     db = (idx & 1) ? &c->cq[qid].db : &c->sq[qid].db;
     /* Values past 16 bits are invalid anyway: keep them invalid. */
     atomic_store(db, DB_NEW | (v > 0xffff ? 0xffffu : v));
+    /* A level interrupt drops with the head doorbell that consumed its
+     * completions, as on hardware: before the host can unmask (EOI) and
+     * find it still high. */
+    if ((idx & 1) && umdev_pci_irq_mode(c->pci) == UMDEV_PCI_IRQ_INTX) {
+        lock_ctrl(c);
+        if (c->running)
+            process_cq_heads(c);
+        pthread_mutex_unlock(&c->lock);
+    }
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load(&c->sleeping))
         wake(c);
