@@ -18,6 +18,7 @@ struct nvme_settings {
     uint64_t size;  /* namespace bytes */
     bool null;      /* backend=null */
     char dir[4096]; /* backing directory */
+    bool dir_set;   /* named by the definition (attribute dir) */
 };
 
 /** Check @attrs (NULL: none) and return the settings, defaults filled. */

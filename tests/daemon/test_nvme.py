@@ -16,6 +16,7 @@
 """
 
 import os
+import pwd
 
 import harness
 from harness import DaemonTestCase, new_uuid
@@ -132,6 +133,33 @@ class Attrs(NvmeTestCase):
         self.assertNotEqual(r.rc, 0, str(r))
         self.assertIn("more than size=", self.d.log())
         self.assertEqual(os.stat(path).st_size, 128 << 20)
+        self.ok("undefine", u)
+
+    def test_dir_as_owner(self):
+        """A dir the definition names is used with the owner's rights:
+        where nobody may not write, nothing is made; where it may, the
+        file is nobody's."""
+        nobody = pwd.getpwnam("nobody")
+        locked = os.path.join(self.d.tmp, "locked")
+        os.mkdir(locked, 0o700)
+        u = self.ok("define", "-p", "nvme", "-t", "nvme-1q", "--owner",
+                    "nobody", "--attr", "size=8M", "--attr",
+                    "dir=" + os.path.join(locked, "sub")).out.strip()
+        r = self.ctl("start", u)
+        self.assertNotEqual(r.rc, 0, str(r))
+        self.assertIn("cannot create backing directory", self.d.log())
+        self.assertEqual(os.listdir(locked), [])
+        self.ok("undefine", u)
+        shared = os.path.join(self.d.tmp, "shared")
+        os.mkdir(shared)
+        os.chown(shared, nobody.pw_uid, nobody.pw_gid)
+        u = self.ok("define", "-p", "nvme", "-t", "nvme-1q", "--owner",
+                    "nobody", "--attr", "size=8M", "--attr",
+                    "dir=" + shared).out.strip()
+        self.start_instance(u)
+        st = os.stat(self.img(u, shared))
+        self.assertEqual((st.st_uid, st.st_size), (nobody.pw_uid, 8 << 20))
+        self.ok("stop", u)
         self.ok("undefine", u)
 
     def test_null_backend(self):
