@@ -334,6 +334,9 @@ nvme_be_reap(struct nvme_be *be, bool wait, nvme_be_done_fn *done, void *opaque)
     if (be->null) {
         struct done_ent d[NVME_BE_DEPTH];
 
+        if (be->ndone == 0)
+            return 0;
+
         /* Copy first: @done may queue more. */
         n = be->ndone;
         memcpy(d, be->done, n * sizeof(d[0]));
