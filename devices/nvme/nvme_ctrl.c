@@ -1310,6 +1310,9 @@ doorbell(struct nvme_ctrl *c, uint16_t qid, bool is_cq, uint16_t size,
             return false;
         v |= DB_NEW;
     }
+    /* The entries the host wrote before moving the doorbell are read
+     * after it. */
+    atomic_thread_fence(memory_order_acquire);
     if (!(v & DB_NEW))
         return false;
     v &= ~DB_NEW;
