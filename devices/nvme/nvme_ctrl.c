@@ -1471,8 +1471,19 @@ pass(struct nvme_ctrl *c, uint64_t *deadline)
 {
     unsigned int n, i;
 
-    n = nvme_be_reap(c->be, false, be_done, c);
     *deadline = 0;
+    /* Bus mastering off under a running controller: it may not reach
+     * guest memory any more, so it stops as on a fatal error (the guest
+     * resets it). Lock order: ours, then lib/pci's. */
+    if (c->running && !umdev_pci_bus_master(c->pci)) {
+        umdev_log(c->log, LOG_WARNING,
+                  "%s: bus mastering disabled while running: controller "
+                  "fatal status set until the guest resets it",
+                  c->name);
+        c->csts |= NVME_CSTS_CFS;
+        c->running = false;
+    }
+    n = nvme_be_reap(c->be, false, be_done, c);
     if (!c->running)
         return n;
     check_stray_doorbells(c);
@@ -1647,7 +1658,9 @@ ctrl_enable(struct nvme_ctrl *c)
     struct cq *q = &c->cq[0];
     const char *why = NULL;
 
-    if (NVME_CC_MPS(cc) != 0)
+    if (!umdev_pci_bus_master(c->pci))
+        why = "bus mastering is off (PCI Command)";
+    else if (NVME_CC_MPS(cc) != 0)
         why = "CC.MPS is not 4 KiB";
     else if (NVME_CC_CSS(cc) != 0)
         why = "CC.CSS is not the NVM command set";

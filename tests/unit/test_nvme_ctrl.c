@@ -900,6 +900,32 @@ test_shutdown(void **state)
     wait_csts(NVME_CSTS_SHST_MASK, NVME_SHST_COMPLETE << 2);
     reg_wr(F.c, NVME_REG_CC, 0, 4);
     wait_csts(NVME_CSTS_RDY, 0);
+    /* Bus mastering off: enabling is refused; turned off under a
+     * running controller, it stops with CSTS.CFS. */
+    cfg_set_command(F.c, PCI_COMMAND_MEMORY);
+    reg_wr(F.c, NVME_REG_CC, NVME_CC_EN | 6u << 16 | 4u << 20, 4);
+    usleep(50 * 1000);
+    assert_int_equal(reg_rd32(F.c, NVME_REG_CSTS) & NVME_CSTS_RDY, 0);
+    reg_wr(F.c, NVME_REG_CC, 0, 4);
+    cfg_set_command(F.c, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    enable();
+    cfg_set_command(F.c, PCI_COMMAND_MEMORY);
+    {
+        /* The next command finds it: not run, no completion. */
+        struct nvme_sqe s = sqe(NVME_ADM_IDENTIFY);
+
+        s.prp1 = ABUF;
+        s.cdw10 = NVME_CNS_CTRL;
+        memset(gp(ABUF), 0, 4096);
+        submit(0, &s);
+        wait_csts(NVME_CSTS_CFS, NVME_CSTS_CFS);
+        usleep(20 * 1000);
+        assert_int_equal(nvme_le32(gp(ACQ) + 12), 0);
+        assert_int_equal(nvme_le16(gp(ABUF)), 0);
+    }
+    reg_wr(F.c, NVME_REG_CC, 0, 4);
+    wait_csts(NVME_CSTS_RDY | NVME_CSTS_CFS, 0);
+    cfg_set_command(F.c, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
     /* Enable refused with 8 KiB pages: RDY stays 0. */
     reg_wr(F.c, NVME_REG_CC, NVME_CC_EN | 1u << 7 | 6u << 16 | 4u << 20, 4);
     usleep(50 * 1000);
