@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 
 #include "accel_attrs.h"
+#include "nvme_attrs.h"
 #include "serial_attrs.h"
 #include "umdev/ctl.h"
 #include "umdevctl.h"
@@ -804,6 +805,7 @@ cli_print_attr_help(struct cli *c)
     } builtin[] = {
         { "serial", serial_attrs, SERIAL_NATTRS },
         { "accel", accel_attrs, ACCEL_NATTRS },
+        { "nvme", nvme_attrs, NVME_NATTRS },
     };
     char line[PATH_MAX + 160];
     size_t i, j;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "accel.h"
+#include "nvme_parent.h"
 #include "parents.h"
 #include "serial.h"
 
@@ -17,6 +18,7 @@
 static const struct umdev_parent *const builtin[] = {
     &serial_parent,
     &accel_parent,
+    &nvme_parent,
 };
 
 static const char *const admission_names[] = {

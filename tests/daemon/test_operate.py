@@ -278,9 +278,11 @@ class Mdevctl(DaemonTestCase):
     def test_types_dumpjson(self):
         dump = self.ok("types", "--dumpjson").json()
         self.assertEqual(len(dump), 1)
-        self.assertEqual(sorted(dump[0]), ["accel", "serial"])
+        self.assertEqual(sorted(dump[0]), ["accel", "nvme", "serial"])
         self.assertEqual([list(t) for t in dump[0]["accel"]],
                          [["accel-1wq"], ["accel-2wq"], ["accel-4wq"]])
+        self.assertEqual([list(t) for t in dump[0]["nvme"]],
+                         [["nvme-1q"], ["nvme-4q"], ["nvme-8q"]])
         [[name, t]] = [list(x.items())[0] for x in dump[0]["serial"]]
         self.assertEqual(name, T)
         self.assertEqual(sorted(t), ["available_instances", "description",

@@ -1,0 +1,211 @@
+"""The nvme parent under umdevd (devices/nvme/README.md "Under umdevd").
+
+  * types nvme-1q, nvme-4q, nvme-8q, available_instances from the
+    32-pair pool, following mixed instances;
+  * each type: start creates the sparse backing file of the default
+    size in UMDEV_NVME_DIR (the harness's), info shows the controller,
+    the socket answers as a PCI device of class 010802, stop keeps the
+    file;
+  * the attributes size, backend and dir: applied, the file kept across
+    restarts with its data and grown by a larger size, a smaller size
+    than the file refused at start; bad values refused at define, start
+    and modify with the reason, changing nothing.
+
+    python3 test_nvme.py --umdevd P --umdevctl P --probe P --req-client P \
+        [unittest arguments]
+"""
+
+import os
+import pwd
+
+import harness
+from harness import DaemonTestCase, new_uuid
+
+TYPES = {"nvme-1q": 1, "nvme-4q": 4, "nvme-8q": 8}
+POOL = 32
+GIB = 1 << 30
+
+
+class NvmeTestCase(DaemonTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.daemon()
+        self.dir = os.path.join(self.d.tmp, "nvme")
+
+    def nvme_types(self):
+        return {t["name"]: t["available_instances"]
+                for t in self.js("types", "-p", "nvme")["types"]}
+
+    def expect_free(self, free):
+        self.assertEqual(self.nvme_types(),
+                         {t: free // k for t, k in TYPES.items()})
+
+    def img(self, u, d=None):
+        return os.path.join(d or self.dir, u + ".img")
+
+
+class Types(NvmeTestCase):
+
+    def test_types(self):
+        types = self.js("types", "-p", "nvme")["types"]
+        self.assertEqual(sorted(t["name"] for t in types), sorted(TYPES))
+        for t in types:
+            self.assertEqual(t["device_api"], "vfio-pci", t)
+            self.assertIn("1234:11ed", t["description"], t)
+        self.expect_free(POOL)
+
+    def test_each_type(self):
+        for t, k in TYPES.items():
+            with self.subTest(type=t):
+                u = self.ok("define", "-p", "nvme", "-t", t).out.strip()
+                i = self.start_instance(u)
+                self.assertEqual(i["state"], "running", i)
+                self.assertEqual(self.nvme_types()[t], POOL // k - 1)
+                st = os.stat(self.img(u))
+                # Sparse: the size, and (almost) nothing allocated.
+                self.assertEqual(st.st_size, GIB)
+                self.assertLess(st.st_blocks * 512, 1 << 20)
+                self.assertEqual(st.st_mode & 0o777, 0o600)
+                ep = self.js("info", u)["device"]["endpoints"]
+                self.assertEqual((ep["queues"], ep["size"], ep["backend"],
+                                  ep["file"]), (k, GIB, "file", self.img(u)),
+                                 ep)
+                self.assertEqual((ep["ready"], ep["fatal"], ep["commands"]),
+                                 (False, False, 0), ep)
+                info = self.js("info", u)
+                msix = [q for q in info["device"]["irqs"]
+                        if q["name"] == "MSIX"]
+                self.assertEqual(msix[0]["count"], k + 1, info)
+                pci = self.probe(i["socket"])["pci"]
+                self.assertEqual((pci["vendor_id"], pci["device_id"],
+                                  pci["subsystem_id"], pci["class"]),
+                                 (0x1234, 0x11ed, k, 0x010802), pci)
+                self.ok("stop", u)
+                self.assertTrue(os.path.exists(self.img(u)))
+                self.assertEqual(self.nvme_types()[t], POOL // k)
+                self.ok("undefine", u)
+        self.expect_free(POOL)
+
+    def test_pool_follows_instances(self):
+        a = self.start_instance("-p", "nvme", "-t", "nvme-8q")
+        b = self.start_instance("-p", "nvme", "-t", "nvme-4q")
+        self.expect_free(POOL - 12)
+        for _ in range((POOL - 12) // 4):
+            self.start_instance("-p", "nvme", "-t", "nvme-4q")
+        self.expect_free(0)
+        self.refused("ENOSPC", "start", "-p", "nvme", "-t", "nvme-1q",
+                     says="nvme")
+        self.ok("stop", a["uuid"])
+        self.ok("stop", b["uuid"])
+        self.expect_free(12)
+
+
+class Attrs(NvmeTestCase):
+
+    def test_size_dir_kept(self):
+        other = os.path.join(self.d.tmp, "elsewhere")
+        u = self.ok("define", "-p", "nvme", "-t", "nvme-1q", "--attr",
+                    "size=64M", "--attr", "dir=" + other).out.strip()
+        self.assertEqual(self.instance(u)["attrs"],
+                         {"size": "64M", "dir": other})
+        self.start_instance(u)
+        path = self.img(u, other)
+        self.assertEqual(os.stat(path).st_size, 64 << 20)
+        self.assertEqual(os.stat(other).st_mode & 0o777, 0o700)
+        self.ok("stop", u)
+        # The data stays across a restart; a larger size grows the file.
+        with open(path, "r+b") as f:
+            f.seek(4096)
+            f.write(b"kept")
+        self.ok("modify", u, "--attr", "size=128M")
+        self.start_instance(u)
+        self.assertEqual(os.stat(path).st_size, 128 << 20)
+        with open(path, "rb") as f:
+            f.seek(4096)
+            self.assertEqual(f.read(4), b"kept")
+        ep = self.js("info", u)["device"]["endpoints"]
+        self.assertEqual(ep["size"], 128 << 20, ep)
+        self.ok("stop", u)
+        # Smaller than the file: refused at start, the file untouched.
+        self.ok("modify", u, "--attr", "size=64M")
+        r = self.ctl("start", u)
+        self.assertNotEqual(r.rc, 0, str(r))
+        self.assertIn("more than size=", self.d.log())
+        self.assertEqual(os.stat(path).st_size, 128 << 20)
+        self.ok("undefine", u)
+
+    def test_dir_as_owner(self):
+        """A dir the definition names is used with the owner's rights:
+        where nobody may not write, nothing is made; where it may, the
+        file is nobody's."""
+        nobody = pwd.getpwnam("nobody")
+        locked = os.path.join(self.d.tmp, "locked")
+        os.mkdir(locked, 0o700)
+        u = self.ok("define", "-p", "nvme", "-t", "nvme-1q", "--owner",
+                    "nobody", "--attr", "size=8M", "--attr",
+                    "dir=" + os.path.join(locked, "sub")).out.strip()
+        r = self.ctl("start", u)
+        self.assertNotEqual(r.rc, 0, str(r))
+        self.assertIn("cannot create backing directory", self.d.log())
+        self.assertEqual(os.listdir(locked), [])
+        self.ok("undefine", u)
+        shared = os.path.join(self.d.tmp, "shared")
+        os.mkdir(shared)
+        os.chown(shared, nobody.pw_uid, nobody.pw_gid)
+        u = self.ok("define", "-p", "nvme", "-t", "nvme-1q", "--owner",
+                    "nobody", "--attr", "size=8M", "--attr",
+                    "dir=" + shared).out.strip()
+        self.start_instance(u)
+        st = os.stat(self.img(u, shared))
+        self.assertEqual((st.st_uid, st.st_size), (nobody.pw_uid, 8 << 20))
+        self.ok("stop", u)
+        self.ok("undefine", u)
+
+    def test_null_backend(self):
+        i = self.start_instance("-p", "nvme", "-t", "nvme-1q", "--attr",
+                                "backend=null")
+        ep = self.js("info", i["uuid"])["device"]["endpoints"]
+        self.assertEqual(ep["backend"], "null", ep)
+        self.assertNotIn("file", ep)
+        self.assertFalse(os.path.exists(self.img(i["uuid"])))
+        self.ok("stop", i["uuid"])
+
+    def test_refused(self):
+        cases = [
+            (["size=1000"], "attribute size=1000 is out of range: 1M to "
+             "16T, a multiple of 4096"),
+            (["size=17T"], "out of range"),
+            (["size=1048577"], "out of range"),
+            (["size=big"], "attribute size must be bytes"),
+            (["size=1Q"], "attribute size must be bytes"),
+            (["size=true"], "attribute size must be bytes"),
+            (["backend=ram"], "attribute backend must be file or null"),
+            (["dir=relative/path"], "attribute dir must be an absolute"),
+            (["queues=2"], "unknown attribute 'queues' for an nvme instance "
+             "(allowed: size, backend, dir)"),
+        ]
+        for attrs, says in cases:
+            with self.subTest(attrs=attrs):
+                args = []
+                for a in attrs:
+                    args += ["--attr", a]
+                u = new_uuid()
+                self.refused("EINVAL", "define", "-p", "nvme", "-t",
+                             "nvme-1q", "-u", u, *args, says=says)
+                self.assertIsNone(self.lookup(u))
+                self.refused("EINVAL", "start", "-p", "nvme", "-t",
+                             "nvme-1q", "-u", u, *args, says=says)
+                self.assertIsNone(self.lookup(u))
+                self.assertFalse(os.path.exists(self.img(u)))
+        u = self.ok("define", "-p", "nvme", "-t", "nvme-1q", "--attr",
+                    "size=2G").out.strip()
+        self.refused("EINVAL", "modify", u, "--attr", "size=3",
+                     says="size=3 is out of range")
+        self.assertEqual(self.instance(u)["attrs"], {"size": "2G"})
+        self.ok("undefine", u)
+        self.expect_free(POOL)
+
+
+if __name__ == "__main__":
+    harness.main()
