@@ -824,8 +824,9 @@ class Sigkill(DaemonTestCase):
         # Killed on its own, it is missed once in the log; the daemon
         # serves on and still stops cleanly.
         self.daemon()
-        pid = self.cleanup_pid()
-        self.assertIsNotNone(pid)
+        # The child names itself after the fork, which may come after the
+        # daemon is ready: wait for the name rather than look once.
+        pid = self.wait_for("the cleanup process", self.cleanup_pid)
         os.kill(pid, signal.SIGKILL)
         self.wait_for("the cleanup process to go",
                       lambda: (harness.reap_orphans(),
