@@ -63,6 +63,7 @@
  * command in this format.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -148,6 +149,15 @@ die(const char *what, const uint8_t *msg, size_t len)
     abort();
 }
 
+/* The harness itself cannot go on (no memory, no descriptors): say what
+ * failed, so that a crash report is not taken for the device's. */
+static void
+fail(const char *what, int err)
+{
+    fprintf(stderr, "fuzz_dispatch: harness: %s: %s\n", what, strerror(err));
+    abort();
+}
+
 /* Keep a DMA request of the device's for flush_answers(). */
 static void
 queue_answer(struct harness *h, const struct umdev_wire_msg *w)
@@ -159,7 +169,7 @@ queue_answer(struct harness *h, const struct umdev_wire_msg *w)
         struct dma_req *r = realloc(h->reqs, cap * sizeof(*r));
 
         if (r == NULL)
-            abort();
+            fail("realloc", errno);
         h->reqs = r;
         h->reqs_cap = cap;
     }
@@ -225,10 +235,21 @@ drain(struct harness *h, bool to_eof)
         n = recvmsg(h->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN && to_eof)
-            die("the device hung up, but its end of the socket is still "
-                "open",
-                h->in, h->in_len);
+        if (n < 0 && errno == EAGAIN && to_eof) {
+            /*
+             * The device closed its end, but the socket goes only with
+             * the last reference to it, which need not be the device's:
+             * whoever reads /proc/PID/fd holds one for a moment. So EOF
+             * is waited for, not taken as due at once.
+             */
+            struct pollfd pf = { .fd = h->fd, .events = POLLIN };
+
+            if (poll(&pf, 1, 10000) == 0)
+                die("the device hung up, but its end of the socket stayed "
+                    "open for 10 s",
+                    h->in, h->in_len);
+            continue;
+        }
         if (n < 0 && errno == EAGAIN)
             return;
         /* Descriptors from the device are closed: none is expected. */
@@ -323,7 +344,7 @@ answer_dma(struct harness *h, const struct dma_req *r)
     size_t data_len = 0, max = PEER_BUF - 64;
 
     if (out == NULL && (out = malloc(PEER_BUF)) == NULL)
-        abort();
+        fail("malloc", errno);
     switch (h->answer) {
     case DMA_STRAY_ID: {
         struct vfio_user_header req = r->hdr, stray;
@@ -475,14 +496,14 @@ shared_fds(struct harness *h)
         guest.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (guest.memfd < 0 || guest.efd < 0 ||
             ftruncate(guest.memfd, size) < 0)
-            abort();
+            fail("guest memfd and eventfd", errno);
     }
     if (guest.memfd_sent &&
         (ftruncate(guest.memfd, 0) < 0 || ftruncate(guest.memfd, size) < 0))
-        abort();
+        fail("ftruncate of the guest memfd", errno);
     if (guest.efd_sent && read(guest.efd, &count, sizeof(count)) < 0 &&
         errno != EAGAIN)
-        abort();
+        fail("read of the eventfd", errno);
     guest.memfd_sent = guest.efd_sent = false;
     h->memfd = guest.memfd;
     h->efd = guest.efd;
@@ -503,8 +524,10 @@ static struct testdev *
 device_get(void)
 {
     if (device == NULL) {
-        if (testdev_create(&fuzz_log.logger, &device) < 0)
-            abort();
+        int rc = testdev_create(&fuzz_log.logger, &device);
+
+        if (rc < 0)
+            fail("testdev_create", -rc);
         atexit(device_free);
     }
     return device;
@@ -518,7 +541,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static size_t reqs_cap;
     struct harness h = { .memfd = -1, .efd = -1 };
     struct testdev *td;
-    int sv[2], fds_before, i;
+    int sv[2], fds_before, i, rc;
 
     if (size < 1)
         return 0;
@@ -528,7 +551,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         big_guest = getenv("UMDEV_FUZZ_BIG_GUEST") != NULL;
     }
     if (in == NULL && (in = malloc(PEER_BUF)) == NULL)
-        abort();
+        fail("malloc", errno);
     h.in = in;
     h.reqs = reqs;
     h.reqs_cap = reqs_cap;
@@ -539,11 +562,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     td = device_get();
     h.dev = testdev_dev(td);
     fds_before = fuzz_count_fds();
-    if (kit_peer_pair(sv) < 0)
-        abort();
+    if ((rc = kit_peer_pair(sv)) < 0)
+        fail("socketpair", -rc);
     h.fd = sv[1];
-    if (umdev_dev_attach(h.dev, sv[0]) < 0)
-        abort();
+    if ((rc = umdev_dev_attach(h.dev, sv[0])) < 0)
+        fail("umdev_dev_attach", -rc);
 
     if (!(data[0] & 1))
         send_version(&h);
