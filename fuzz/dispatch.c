@@ -29,10 +29,12 @@
  *
  * Measured (issue 13 section 6 asks for 10 k inputs a second), the fuzz
  * preset, on a copy of the corpus and from empty, the median of three:
- *   taskset -c 1 nice -n -5 build/fuzz/fuzz/fuzz_dispatch -max_total_time=60
+ *   /usr/bin/time -f '%U %S' taskset -c 1 nice -n -5
+ *       build/fuzz/fuzz/fuzz_dispatch -max_total_time=60
  *       -print_final_stats=1 COPY_OF_CORPUS_OR_EMPTY_DIR
- * reading stat::average_exec_per_sec; docs/BUILD.md "A fuzzer" has the
- * figures and what ran beside them.
+ * reading stat::average_exec_per_sec, and inputs per CPU second (what the
+ * figure is when the fuzzer has the CPU to itself); docs/BUILD.md "A
+ * fuzzer" has the figures and what ran beside them.
  *
  * Input:
  *   byte 0    flags: bit 0 skips the harness's VERSION exchange (most
