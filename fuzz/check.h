@@ -44,13 +44,17 @@ static inline int
 fuzz_count_fds(void)
 {
     static struct pollfd pfd[4096];
-    static nfds_t n = 64;
+    static nfds_t n = 64, max;
     struct rlimit rl;
-    nfds_t i, max = 4096;
+    nfds_t i;
     int open_fds, top;
 
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < max)
-        max = (nfds_t)rl.rlim_cur;
+    /* The limit is read once: no target changes it. */
+    if (max == 0) {
+        max = 4096;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < max)
+            max = (nfds_t)rl.rlim_cur;
+    }
     for (;;) {
         if (n > max)
             n = max;
