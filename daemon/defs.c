@@ -419,6 +419,13 @@ defs_apply(struct daemon *d, struct inst_config *cfg, struct json_object *obj,
             return rc;
         }
     }
+    /* What the attributes cost must fit the pools at all; whether it is
+     * free is for the start to find. */
+    rc = parents_fit(d, type, attrs, false, err, errlen);
+    if (rc < 0) {
+        json_object_put(attrs);
+        return rc;
+    }
     /* Everything checked: apply. */
     snprintf(cfg->type, sizeof(cfg->type), "%s", type);
     cfg->auto_start = auto_start;
@@ -594,7 +601,9 @@ defs_load_all(struct daemon *d, defs_found_fn *found)
         struct dirent *fe;
         DIR *sub;
 
-        if (pe->d_name[0] == '.')
+        /* Parents' data directories ("<parent>.data") hold no
+         * definitions; no parent name has a '.'. */
+        if (pe->d_name[0] == '.' || strchr(pe->d_name, '.') != NULL)
             continue;
         if (snprintf(dir, sizeof(dir), "%s/%s", d->opts.statedir, pe->d_name) >=
             (int)sizeof(dir))
