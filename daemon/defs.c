@@ -419,13 +419,6 @@ defs_apply(struct daemon *d, struct inst_config *cfg, struct json_object *obj,
             return rc;
         }
     }
-    /* What the attributes cost must fit the pools at all; whether it is
-     * free is for the start to find. */
-    rc = parents_fit(d, type, attrs, false, err, errlen);
-    if (rc < 0) {
-        json_object_put(attrs);
-        return rc;
-    }
     /* Everything checked: apply. */
     snprintf(cfg->type, sizeof(cfg->type), "%s", type);
     cfg->auto_start = auto_start;

@@ -584,6 +584,19 @@ check_point(struct cmd *c, const struct inst_config *cfg, bool auto_start)
 }
 
 /*
+ * Whether what @cfg's attributes cost can fit its parent's pools at all
+ * (a define or modify asking for more than a pool holds is refused);
+ * whether it is free is for the start to find. Not a check of
+ * defs_apply(): definitions already written load whatever the pools are
+ * now, and their start says what is missing.
+ */
+static int
+fits(struct cmd *c, const struct inst_config *cfg)
+{
+    return parents_fit(c->d, cfg->type, cfg->attrs, false, c->err, c->errlen);
+}
+
+/*
  * A new instance from the definition fields in @args (parent, type, uuid
  * and the rest): checked, saved unless @transient, added. Only types on
  * offer may be instantiated, and pending plug-in types by their own
@@ -651,6 +664,8 @@ new_instance(struct cmd *c, struct json_object *args, bool transient,
     }
     rc = defs_apply(d, &cfg, fields, true, err, errlen);
     json_object_put(fields);
+    if (rc == 0)
+        rc = fits(c, &cfg);
     if (rc == 0 && check_point(c, &cfg, cfg.auto_start))
         goto out;
     if (rc == 0 && !transient)
@@ -683,6 +698,8 @@ apply_and_save(struct cmd *c, struct instance *inst, struct inst_config *cfg,
     int rc = defs_apply(c->d, cfg, fields, creating, c->err, c->errlen);
 
     json_object_put(fields);
+    if (rc == 0)
+        rc = fits(c, cfg);
     if (rc == 0 && check_point(c, cfg, cfg->auto_start)) {
         json_object_put(cfg->attrs);
         return 0;

@@ -267,6 +267,20 @@ class StoragePool(NvmeTestCase):
                      "size=%d" % ((3 << 30) + 4096), says="needs 3073 units")
         self.ok("undefine", u)
 
+    def test_loaded_whatever_the_pool(self):
+        """A definition written under a larger pool loads under a smaller
+        one; its start says what is missing."""
+        u = self.ok("define", "-p", "nvme", "-t", "nvme-1q", "--attr",
+                    "size=3G").out.strip()
+        self.d.terminate()
+        self.daemon(("--pool", "nvme.storage_mib=1024"))
+        self.assertEqual(self.instance(u)["attrs"], {"size": "3G"})
+        self.refused("ENOSPC", "start", u,
+                     says="it needs 3072 units of pool nvme.storage_mib, "
+                     "which has 1024 free")
+        self.assertEqual(self.instance(u)["state"], "stopped")
+        self.ok("undefine", u)
+
     def test_start_refused(self):
         a = self.ok("define", "-p", "nvme", "-t", "nvme-1q", "--attr",
                     "size=2G").out.strip()
