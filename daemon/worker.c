@@ -539,7 +539,8 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
     args.attrs = inst->cfg.attrs;
     args.loop = w.loop;
     args.log = &w.log;
-    if (parents_datadir(d, pe->drv->name, datadir, sizeof(datadir)) == 0)
+    if (PARENT_OP3(pe->drv, instance_data) != NULL &&
+        parents_datadir(d, pe->drv->name, datadir, sizeof(datadir)) == 0)
         args.datadir = datadir;
     rc = w.drv->ops->create(&args, &w.dev);
     if (rc < 0)

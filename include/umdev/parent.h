@@ -111,7 +111,8 @@ struct umdev_instance_args {
     struct json_object *attrs; /* checked by check_attrs(); may be NULL */
     struct umdev_loop *loop;   /* the worker's loop: host endpoints go here */
     const struct umdev_logger *log; /* prefixes lines with the UUID */
-    /* Since ABI version 3: the parent's own directory under umdevd's
+    /* Since ABI version 3, for a parent with an instance_data
+     * operation (NULL otherwise): its own directory under umdevd's
      * STATEDIR ("STATEDIR/<parent>.data", mode 0700, root's), where
      * data that outlives a run (a disk's backing file) belongs by
      * default. It exists before any call that gets it. */

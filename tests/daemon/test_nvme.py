@@ -330,6 +330,9 @@ class StorageDefault(NvmeTestCase):
         self.d.start()
         # The data directory is no parent's definitions.
         self.assertNotIn("skipping", self.d.log())
+        # Only the parent that keeps data has a directory for it.
+        self.assertEqual(sorted(os.listdir(self.d.statedir)),
+                         ["nvme", "nvme.data"])
         self.assertEqual(self.instance(u)["attrs"], {"size": "8M"})
 
 
