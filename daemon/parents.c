@@ -147,8 +147,7 @@ prepare_parent(struct daemon *d, const struct umdev_parent *drv, uint32_t *cap)
     int rc;
 
     /* Only a parent that keeps data has a directory for it. */
-    if (d->opts.statedir[0] == '\0' ||
-        PARENT_OP3(drv, instance_data) == NULL ||
+    if (d->opts.statedir[0] == '\0' || PARENT_OP3(drv, instance_data) == NULL ||
         parents_datadir(d, drv->name, dir, sizeof(dir)) < 0)
         return;
     rc = mkdir_p(dir, 0700);
