@@ -146,19 +146,27 @@ prepare_parent(struct daemon *d, const struct umdev_parent *drv, uint32_t *cap)
     size_t i;
     int rc;
 
+    if (d->opts.statedir[0] == '\0')
+        return;
     /* Only a parent that keeps data has a directory for it. */
-    if (d->opts.statedir[0] == '\0' || PARENT_OP3(drv, instance_data) == NULL ||
-        parents_datadir(d, drv->name, dir, sizeof(dir)) < 0)
-        return;
-    rc = mkdir_p(dir, 0700);
-    if (rc < 0) {
-        umdev_log(&d->log, LOG_ERR, "parent %s: cannot create %s: %s",
-                  drv->name, dir, strerror(-rc));
-        return;
+    if (PARENT_OP3(drv, instance_data) != NULL) {
+        /* STATEDIR as defs_save() makes it; the data directory
+         * private. */
+        rc = parents_datadir(d, drv->name, dir, sizeof(dir));
+        if (rc == 0)
+            rc = mkdir_p(d->opts.statedir, 0755);
+        if (rc == 0 && mkdir(dir, 0700) < 0 && errno != EEXIST)
+            rc = -errno;
+        if (rc < 0) {
+            umdev_log(&d->log, LOG_ERR, "parent %s: cannot create %s: %s",
+                      drv->name, dir, strerror(-rc));
+            return;
+        }
     }
     if (size_pools == NULL)
         return;
-    rc = size_pools(dir, cap, drv->npools);
+    rc = size_pools(PARENT_OP3(drv, instance_data) != NULL ? dir : NULL, cap,
+                    drv->npools);
     for (i = 0; rc == 0 && i < drv->npools; i++)
         if (cap[i] > drv->pools[i].capacity)
             rc = -ERANGE; /* raised: not allowed */

@@ -504,7 +504,7 @@ nvme_size_pools(const char *datadir, uint32_t *cap, size_t npools)
     struct statvfs vfs;
     uint64_t mib;
 
-    if (npools <= NVME_POOL_STORAGE)
+    if (datadir == NULL || npools <= NVME_POOL_STORAGE)
         return -EINVAL;
     if (statvfs(datadir, &vfs) < 0)
         return -errno;

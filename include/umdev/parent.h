@@ -181,7 +181,8 @@ struct umdev_parent_ops {
      * Size the pools for this machine, once, before any instance: @cap
      * holds the declared capacities (@npools of them, in the order of
      * struct umdev_parent's pools); lower any that the host cannot back
-     * (never raise one). @datadir: as in struct umdev_instance_args.
+     * (never raise one). @datadir: as in struct umdev_instance_args
+     * (NULL for a parent without instance_data).
      * `umdevd --pool` applies afterwards, up to the declared capacity.
      * Must not block for long. Return: 0 or -errno (umdevd then keeps
      * the declared capacities and says so).
@@ -189,9 +190,9 @@ struct umdev_parent_ops {
     int (*size_pools)(const char *datadir, uint32_t *cap, size_t npools);
     /*
      * What an instance of @type (full name) with @attrs (checked by
-     * check_attrs(); NULL: none) claims while it runs, beyond its type's
-     * fixed costs: at most @max costs into @out, each from a pool of
-     * this parent that no fixed cost of @type names. umdevd refuses a
+     * check_attrs(); NULL: none) claims while it runs on top of its
+     * type's fixed costs: at most @max costs into @out, each naming a
+     * pool of this parent with an amount above 0. umdevd refuses a
      * define or modify whose costs exceed a pool's capacity and a start
      * whose costs exceed what is free, with ENOSPC; with NULL @attrs the
      * result is what `umdevctl types` counts available_instances by.
