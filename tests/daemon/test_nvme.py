@@ -25,6 +25,7 @@
 import os
 import pwd
 import re
+import subprocess
 
 import harness
 from harness import DaemonTestCase, new_uuid
@@ -395,5 +396,51 @@ class Undefine(NvmeTestCase):
         self.assertIsNone(self.lookup(u))
 
 
+def pattern(seed, n):
+    """umdev-nvme-drive's data for the 128 KiB at LBA @seed (xorshift64)."""
+    m = (1 << 64) - 1
+    x = (seed * 0x9e3779b97f4a7c15 & m) | 1
+    out = bytearray()
+    for _ in range(n // 8):
+        x ^= x << 13 & m
+        x ^= x >> 7
+        x ^= x << 17 & m
+        out += x.to_bytes(8, "little")
+    return bytes(out)
+
+
+class Drive(NvmeTestCase):
+
+    def test_verified_io(self):
+        """umdev-nvme-drive's data is what lands in the backing file, and
+        its counters are the controller's."""
+        u = self.ok("define", "-p", "nvme", "-t", "nvme-1q", "--attr",
+                    "size=8M").out.strip()
+        i = self.start_instance(u)
+        r = subprocess.run([harness.BIN["nvme_drive"], "--mib", "2",
+                            "--timeout", "30", i["socket"]],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r)
+        self.assertIn("namespace: 16384 blocks of 512 bytes", r.stdout)
+        last = r.stdout.splitlines()[-1]
+        # 3 admin commands, 16 writes of 128 KiB, a flush, 16 reads.
+        self.assertRegex(last, r"^io ops=36 bytes=4194304 seconds=\S+ "
+                         r"MBps=\S+ errors=0$")
+        ep = self.js("info", u)["device"]["endpoints"]
+        self.assertEqual((ep["written_bytes"], ep["read_bytes"],
+                          ep["errors"]), (2 << 20, 2 << 20, 0), ep)
+        with open(self.img(u), "rb") as f:
+            for k in range(16):
+                self.assertEqual(f.read(128 << 10), pattern(k * 256,
+                                                            128 << 10), k)
+        # More than the namespace: refused before any I/O.
+        r = subprocess.run([harness.BIN["nvme_drive"], "--mib", "9",
+                            i["socket"]], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("more than the namespace's 8388608 bytes", r.stderr)
+        self.ok("stop", u)
+
+
 if __name__ == "__main__":
-    harness.main()
+    harness.main(programs=("nvme-drive",))
