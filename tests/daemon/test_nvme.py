@@ -409,6 +409,23 @@ def pattern(seed, n):
     return bytes(out)
 
 
+class Audit(NvmeTestCase):
+
+    def test_audit_leaves_nothing(self):
+        """The audit's throw-away device keeps its backing file in the
+        audit's own directory, removed with it."""
+        # Without --conformance some criteria are "not run": exit 1.
+        r = self.ctl("--json", "audit", "nvme-1q")
+        doc = r.json()
+        self.assertEqual(doc.get("type"), "nvme-1q", str(r))
+        self.assertIn("criteria", doc, str(r))
+        self.assertIn("backing file " + self.d.rundir + "/.audit-",
+                      self.d.log())
+        self.assertEqual(os.listdir(self.dir), [])
+        self.assertEqual([n for n in os.listdir(self.d.rundir)
+                          if n != "control"], [])
+
+
 class Drive(NvmeTestCase):
 
     def test_verified_io(self):
