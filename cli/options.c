@@ -60,6 +60,7 @@ static const struct opt_def all_opts[] = {
     { { "conformance", no_argument, NULL, 'C' }, OPT_FLAG, AT(conformance) },
     { { "fuzz-seconds", required_argument, NULL, 'F' }, OPT_OTHER, 0 },
     { { "parent-map", required_argument, NULL, 'P' }, OPT_OTHER, 0 },
+    { { "delete-data", no_argument, NULL, 'D' }, OPT_FLAG, AT(delete_data) },
     { { "help", no_argument, NULL, 'h' }, OPT_OTHER, 0 },
 };
 #define N_OPTS (sizeof(all_opts) / sizeof(all_opts[0]))

@@ -56,6 +56,7 @@ struct cli_opts {
     long count;
     bool count_set;
     bool conformance; /* audit */
+    bool delete_data; /* undefine: the instance's data too */
     const char *fuzz; /* --fuzz-seconds, as given (default "10") */
     const char *dir;  /* import: the directory */
     /* import --parent-map HOST=PARENT: {HOST: PARENT}; owned */

@@ -117,10 +117,31 @@ uuid_verb(struct cli *c, struct cli_opts *o, const char *verb,
     return cli_run(c, verb, uuid_args(o), print);
 }
 
+/* Where the instance's data went, or stays. */
+static void
+print_undefined(struct json_object *r)
+{
+    struct json_object *v;
+
+    if (json_object_object_get_ex(r, "removed", &v))
+        printf("removed %s\n", json_object_get_string(v));
+    if (json_object_object_get_ex(r, "kept", &v))
+        printf("kept %s (undefine --delete-data removes it)\n",
+               json_object_get_string(v));
+}
+
 static int
 verb_undefine(struct cli *c, struct cli_opts *o)
 {
-    return uuid_verb(c, o, "undefine", NULL);
+    struct json_object *args;
+
+    if (o->uuid == NULL)
+        return cli_usage_error("undefine", "-u UUID is required");
+    args = uuid_args(o);
+    if (o->delete_data)
+        json_object_object_add(args, "delete_data",
+                               json_object_new_boolean(true));
+    return cli_run(c, "undefine", args, print_undefined);
 }
 
 static int
@@ -554,10 +575,16 @@ static const struct cli_verb verbs[] = {
       "it\n" OPT_DEF,
       DEF_SHORTS, DEF_KNOWN, "uptamjAogM", CLI_BARE_UUID, verb_define, NULL,
       true },
-    { "undefine", "-u UUID | UUID", "remove a definition",
+    { "undefine", "-u UUID | UUID [--delete-data]", "remove a definition",
       "  -u, --uuid U       the definition to remove (it must not be "
-      "running)\n",
-      DEF_SHORTS, DEF_KNOWN, "u", CLI_BARE_UUID, verb_undefine, NULL, false },
+      "running)\n"
+      "  --delete-data      remove the data it keeps across runs too (an "
+      "nvme\n"
+      "                     instance's backing file); without it the data "
+      "stays\n"
+      "                     and its place is printed\n",
+      DEF_SHORTS, DEF_KNOWN "D", "uD", CLI_BARE_UUID, verb_undefine, NULL,
+      false },
     { "start",
       "-u UUID | UUID | -p PARENT -t TYPE [-u UUID] [--jsonfile FILE] "
       "[--owner USER] [--group GROUP] [--mode OCTAL] [--attr KEY=VALUE]...",

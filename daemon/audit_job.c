@@ -159,6 +159,9 @@ child_main(void *arg)
     rc = umdev_loop_create(&loop);
     args.uuid = uuid;
     args.rundir = dir;
+    /* Data a parent keeps (a backing file) lives and dies with this
+     * throw-away device too. */
+    args.datadir = dir;
     args.uid = geteuid();
     args.gid = getegid();
     args.loop = loop;

@@ -594,7 +594,9 @@ defs_load_all(struct daemon *d, defs_found_fn *found)
         struct dirent *fe;
         DIR *sub;
 
-        if (pe->d_name[0] == '.')
+        /* Parents' data directories ("<parent>.data") hold no
+         * definitions; no parent name has a '.'. */
+        if (pe->d_name[0] == '.' || strchr(pe->d_name, '.') != NULL)
             continue;
         if (snprintf(dir, sizeof(dir), "%s/%s", d->opts.statedir, pe->d_name) >=
             (int)sizeof(dir))

@@ -451,9 +451,14 @@ type_json(struct daemon *d, const struct mdev_type_info *t)
     json_object_object_add(o, "device_api",
                            json_object_new_string(t->device_api));
     /* A type that is not offered has no instances to give. */
-    json_object_object_add(
-        o, "available_instances",
-        json_object_new_int64(offered ? t->available_instances : 0));
+    uint32_t avail = t->available_instances;
+
+    /* lib/mdev counts the type's fixed costs; the parent's
+     * attribute-dependent pools (at the default attributes) too. */
+    if (pt != NULL && parents_attr_available(d, t->name) < avail)
+        avail = parents_attr_available(d, t->name);
+    json_object_object_add(o, "available_instances",
+                           json_object_new_int64(offered ? avail : 0));
     if (pt != NULL) {
         json_object_object_add(
             adm, "state",
@@ -579,6 +584,19 @@ check_point(struct cmd *c, const struct inst_config *cfg, bool auto_start)
 }
 
 /*
+ * Whether what @cfg's attributes cost can fit its parent's pools at all
+ * (a define or modify asking for more than a pool holds is refused);
+ * whether it is free is for the start to find. Not a check of
+ * defs_apply(): definitions already written load whatever the pools are
+ * now, and their start says what is missing.
+ */
+static int
+fits(struct cmd *c, const struct inst_config *cfg)
+{
+    return parents_fit(c->d, cfg->type, cfg->attrs, false, c->err, c->errlen);
+}
+
+/*
  * A new instance from the definition fields in @args (parent, type, uuid
  * and the rest): checked, saved unless @transient, added. Only types on
  * offer may be instantiated, and pending plug-in types by their own
@@ -646,6 +664,8 @@ new_instance(struct cmd *c, struct json_object *args, bool transient,
     }
     rc = defs_apply(d, &cfg, fields, true, err, errlen);
     json_object_put(fields);
+    if (rc == 0)
+        rc = fits(c, &cfg);
     if (rc == 0 && check_point(c, &cfg, cfg.auto_start))
         goto out;
     if (rc == 0 && !transient)
@@ -678,6 +698,8 @@ apply_and_save(struct cmd *c, struct instance *inst, struct inst_config *cfg,
     int rc = defs_apply(c->d, cfg, fields, creating, c->err, c->errlen);
 
     json_object_put(fields);
+    if (rc == 0)
+        rc = fits(c, cfg);
     if (rc == 0 && check_point(c, cfg, cfg->auto_start)) {
         json_object_put(cfg->attrs);
         return 0;
@@ -782,11 +804,64 @@ cmd_define(struct cmd *c)
     return 0;
 }
 
+/*
+ * What the instance keeps across runs (a backing file), through its
+ * parent's instance_data hook: removed when @remove. Return: 0, or
+ * -errno with c->err saying why; @where says what (empty: nothing).
+ */
+static int
+instance_data(struct cmd *c, const struct instance *inst, bool remove,
+              char *where, size_t len)
+{
+    const struct parent_entry *pe =
+        parents_find(c->d->parents, inst->cfg.parent);
+    int (*fn)(const struct umdev_instance_args *, bool, char *, size_t) =
+        pe != NULL ? PARENT_OP3(pe->drv, instance_data) : NULL;
+    struct umdev_instance_args args = {
+        .type = inst->cfg.type,
+        .uuid = inst->cfg.uuid,
+        .rundir = c->d->opts.rundir,
+        .uid = inst->cfg.uid,
+        .gid = inst->cfg.gid,
+        .attrs = inst->cfg.attrs,
+        .log = &c->d->log,
+    };
+    char datadir[PATH_MAX];
+    int rc;
+
+    where[0] = '\0';
+    if (fn == NULL)
+        return 0;
+    if (parents_datadir(c->d, pe->drv->name, datadir, sizeof(datadir)) == 0)
+        args.datadir = datadir;
+    rc = fn(&args, remove, where, len);
+    if (rc < 0)
+        snprintf(c->err, c->errlen, "%s (the definition is kept)",
+                 where[0] != '\0' ? where : strerror(-rc));
+    return rc;
+}
+
 static int
 cmd_undefine(struct cmd *c)
 {
+    static const char *const keys[] = { "uuid", "delete_data", NULL };
+    struct json_object *v = NULL;
+    bool delete_data = false;
+    char where[PATH_MAX + 64];
     int rc;
 
+    rc = check_keys(c->args, keys, c->err, c->errlen);
+    if (rc == 0 && json_object_object_get_ex(c->args, "delete_data", &v)) {
+        if (!json_object_is_type(v, json_type_boolean)) {
+            snprintf(c->err, c->errlen, "delete_data must be true or false");
+            rc = -EINVAL;
+        }
+        delete_data = json_object_get_boolean(v);
+    }
+    if (rc == 0)
+        rc = need_instance(c, &c->inst);
+    if (rc < 0)
+        return rc;
     if (!c->inst->defined) {
         snprintf(c->err, c->errlen,
                  "instance %s is not defined (it is a transient instance: "
@@ -801,13 +876,26 @@ cmd_undefine(struct cmd *c)
     }
     if (check_point(c, &c->inst->cfg, c->inst->cfg.auto_start))
         return 0;
+    /* The data first: if it cannot go, the definition that names it
+     * stays, and the undefine can be repeated. */
+    rc = instance_data(c, c->inst, delete_data, where, sizeof(where));
+    if (rc < 0)
+        return rc;
     rc = defs_remove(c->d->opts.statedir, &c->inst->cfg);
     if (rc < 0) {
         snprintf(c->err, c->errlen, "cannot remove its definition: %s",
                  strerror(-rc));
         return rc;
     }
+    if (where[0] != '\0') {
+        c->result = json_object_new_object();
+        json_object_object_add(c->result, delete_data ? "removed" : "kept",
+                               json_object_new_string(where));
+        umdev_log(&c->d->log, LOG_INFO, "%s: %s %s", c->inst->cfg.uuid, where,
+                  delete_data ? "removed" : "kept");
+    }
     inst_remove(c->d, c->inst);
+    c->inst = NULL;
     return 0;
 }
 
@@ -1178,7 +1266,7 @@ static const struct {
     { "info", cmd_info, ON_UUID },
     { "stats", cmd_stats, ON_UUID },
     { "define", cmd_define, MANAGE | CALLOUTS },
-    { "undefine", cmd_undefine, MANAGE | ON_UUID | CALLOUTS },
+    { "undefine", cmd_undefine, MANAGE | CALLOUTS },
     { "modify", cmd_modify, MANAGE | CALLOUTS },
     { "start", cmd_start, MANAGE | CALLOUTS },
     { "stop", cmd_stop, MANAGE | CALLOUTS },

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "accel.h"
 #include "nvme_parent.h"
@@ -121,6 +122,69 @@ parents_type_attrs(const struct parent_entry *pe, const char *type,
     return n;
 }
 
+int
+parents_datadir(const struct daemon *d, const char *name, char *out, size_t len)
+{
+    /* '.' is no parent name's: defs_load_all() passes it by. */
+    if (snprintf(out, len, "%s/%s.data", d->opts.statedir, name) >= (int)len)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+/*
+ * Make @drv's data directory (root's, 0700: only umdevd and the workers
+ * it hands files to look inside) and let @drv size its pools @cap for
+ * this host. A running daemon only: `umdevd --help` lists the declared
+ * capacities and creates nothing.
+ */
+static void
+prepare_parent(struct daemon *d, const struct umdev_parent *drv, uint32_t *cap)
+{
+    int (*size_pools)(const char *, uint32_t *, size_t) =
+        PARENT_OP3(drv, size_pools);
+    char dir[PATH_MAX];
+    size_t i;
+    int rc;
+
+    if (d->opts.statedir[0] == '\0')
+        return;
+    /* Only a parent that keeps data has a directory for it. */
+    if (PARENT_OP3(drv, instance_data) != NULL) {
+        /* STATEDIR as defs_save() makes it; the data directory
+         * private. */
+        rc = parents_datadir(d, drv->name, dir, sizeof(dir));
+        if (rc == 0)
+            rc = mkdir_p(d->opts.statedir, 0755);
+        if (rc == 0 && mkdir(dir, 0700) < 0 && errno != EEXIST)
+            rc = -errno;
+        if (rc < 0) {
+            umdev_log(&d->log, LOG_ERR, "parent %s: cannot create %s: %s",
+                      drv->name, dir, strerror(-rc));
+            return;
+        }
+    }
+    if (size_pools == NULL)
+        return;
+    rc = size_pools(PARENT_OP3(drv, instance_data) != NULL ? dir : NULL, cap,
+                    drv->npools);
+    for (i = 0; rc == 0 && i < drv->npools; i++)
+        if (cap[i] > drv->pools[i].capacity)
+            rc = -ERANGE; /* raised: not allowed */
+    if (rc < 0) {
+        umdev_log(&d->log, LOG_WARNING,
+                  "parent %s could not size its pools for this host (%s): "
+                  "they keep their declared capacities",
+                  drv->name, strerror(-rc));
+        for (i = 0; i < drv->npools; i++)
+            cap[i] = drv->pools[i].capacity;
+        return;
+    }
+    for (i = 0; i < drv->npools; i++)
+        if (cap[i] != drv->pools[i].capacity)
+            umdev_log(&d->log, LOG_INFO, "pool %s.%s sized to %u for this host",
+                      drv->name, drv->pools[i].name, (unsigned int)cap[i]);
+}
+
 /* @drv as lib/mdev takes it, with the --pool overrides applied. */
 static int
 register_mdev(struct daemon *d, const struct umdev_parent *drv, char *err,
@@ -135,12 +199,16 @@ register_mdev(struct daemon *d, const struct umdev_parent *drv, char *err,
         .types = types,
         .ntypes = drv->ntypes,
     };
+    uint32_t cap[MDEV_MAX_POOLS];
     size_t i, j;
     int rc;
 
+    for (i = 0; i < drv->npools; i++)
+        cap[i] = drv->pools[i].capacity;
+    prepare_parent(d, drv, cap);
     for (i = 0; i < drv->npools; i++) {
         pools[i].name = drv->pools[i].name;
-        pools[i].capacity = drv->pools[i].capacity;
+        pools[i].capacity = cap[i];
         for (j = 0; j < d->opts.npools; j++) {
             const struct pool_override *po = &d->opts.pools[j];
 
@@ -148,10 +216,12 @@ register_mdev(struct daemon *d, const struct umdev_parent *drv, char *err,
                 strcmp(po->pool, pools[i].name) != 0 ||
                 po->capacity > pools[i].capacity)
                 continue;
+            /* Of the declared capacity: what --pool is measured by,
+             * whatever the parent sized the pool to for this host. */
             umdev_log(&d->log, LOG_NOTICE,
                       "pool %s.%s limited to %u of %u units", drv->name,
                       pools[i].name, (unsigned int)po->capacity,
-                      (unsigned int)pools[i].capacity);
+                      (unsigned int)drv->pools[i].capacity);
             pools[i].capacity = po->capacity;
         }
     }
@@ -369,4 +439,129 @@ parents_type_offered(struct parents *p, const char *type, char *err,
     snprintf(err, errlen, "type %s (plug-in %s) was refused admission: %s",
              type, e->plugin, t->verdict);
     return -EACCES;
+}
+
+/* The costs @type's attributes @attrs add, into @out. Return: how many,
+ * or -errno with @err filled. */
+static int
+attr_costs(struct daemon *d, const char *type, struct json_object *attrs,
+           const struct parent_entry **pe, struct umdev_parent_cost *out,
+           char *err, size_t errlen)
+{
+    int (*fn)(const char *, struct json_object *, struct umdev_parent_cost *,
+              size_t, char *, size_t);
+    int n, i;
+
+    if (parents_type(d->parents, type, pe) == NULL)
+        return 0;
+    fn = PARENT_OP3((*pe)->drv, attr_costs);
+    if (fn == NULL)
+        return 0;
+    n = fn(type, attrs, out, UMDEV_PARENT_MAX_COSTS, err, errlen);
+    if (n < 0)
+        return n;
+    if (n > UMDEV_PARENT_MAX_COSTS)
+        n = -EINVAL;
+    for (i = 0; n > 0 && i < n; i++) {
+        uint32_t f, c;
+
+        if (out[i].pool == NULL || out[i].amount == 0 ||
+            mdev_pool_get(d->mdev, (*pe)->drv->name, out[i].pool, &f, &c) < 0)
+            n = -EINVAL;
+    }
+    if (n < 0)
+        snprintf(err, errlen,
+                 "parent %s reports costs for %s it cannot have (a pool it "
+                 "lacks, or none of it)",
+                 (*pe)->drv->name, type);
+    return n;
+}
+
+int
+parents_fit(struct daemon *d, const char *type, struct json_object *attrs,
+            bool free, char *err, size_t errlen)
+{
+    struct umdev_parent_cost costs[UMDEV_PARENT_MAX_COSTS];
+    const struct parent_entry *pe = NULL;
+    int n = attr_costs(d, type, attrs, &pe, costs, err, errlen), i;
+
+    for (i = 0; i < n; i++) {
+        uint32_t f = 0, c = 0;
+
+        mdev_pool_get(d->mdev, pe->drv->name, costs[i].pool, &f, &c);
+        if (costs[i].amount <= (free ? f : c))
+            continue;
+        snprintf(err, errlen,
+                 "parent '%s' has no free resources for %s with these "
+                 "attributes: it needs %u units of pool %s.%s, which has "
+                 "%u %s (%s; umdevd --pool sets the pool)",
+                 pe->drv->name, type, (unsigned int)costs[i].amount,
+                 pe->drv->name, costs[i].pool, (unsigned int)(free ? f : c),
+                 free ? "free" : "in all",
+                 free ? "stop another instance, or ask for less"
+                      : "ask for less");
+        return -ENOSPC;
+    }
+    return n < 0 ? n : 0;
+}
+
+int
+parents_claim(struct daemon *d, struct instance *inst, char *err, size_t errlen)
+{
+    struct umdev_parent_cost costs[UMDEV_PARENT_MAX_COSTS];
+    const struct parent_entry *pe = NULL;
+    int n, i, rc;
+
+    inst->nattr_claims = 0;
+    rc = parents_fit(d, inst->cfg.type, inst->cfg.attrs, true, err, errlen);
+    if (rc < 0)
+        return rc;
+    n = attr_costs(d, inst->cfg.type, inst->cfg.attrs, &pe, costs, err, errlen);
+    for (i = 0; i < n; i++) {
+        rc = mdev_pool_claim(d->mdev, pe->drv->name, costs[i].pool,
+                             costs[i].amount);
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot claim %u units of pool %s.%s: %s",
+                     (unsigned int)costs[i].amount, pe->drv->name,
+                     costs[i].pool, strerror(-rc));
+            parents_release(d, inst);
+            return rc;
+        }
+        inst->attr_claims[i].pool = costs[i].pool;
+        inst->attr_claims[i].amount = costs[i].amount;
+        inst->nattr_claims = (size_t)i + 1;
+    }
+    return n < 0 ? n : 0;
+}
+
+void
+parents_release(struct daemon *d, struct instance *inst)
+{
+    size_t i;
+
+    for (i = 0; i < inst->nattr_claims; i++)
+        mdev_pool_release(d->mdev, inst->cfg.parent, inst->attr_claims[i].pool,
+                          inst->attr_claims[i].amount);
+    inst->nattr_claims = 0;
+}
+
+uint32_t
+parents_attr_available(struct daemon *d, const char *type)
+{
+    struct umdev_parent_cost costs[UMDEV_PARENT_MAX_COSTS];
+    const struct parent_entry *pe = NULL;
+    uint32_t avail = UINT32_MAX;
+    char err[256];
+    int n = attr_costs(d, type, NULL, &pe, costs, err, sizeof(err)), i;
+
+    if (n < 0)
+        return 0;
+    for (i = 0; i < n; i++) {
+        uint32_t f = 0, c = 0;
+
+        mdev_pool_get(d->mdev, pe->drv->name, costs[i].pool, &f, &c);
+        if (f / costs[i].amount < avail)
+            avail = f / costs[i].amount;
+    }
+    return avail;
 }

@@ -86,6 +86,39 @@ struct parent_type *parents_type(struct parents *p, const char *type,
 int parents_type_offered(struct parents *p, const char *type, char *err,
                          size_t errlen);
 
+/** @drv's operation @op if its ABI version has it (version 3 added
+ * size_pools, attr_costs and instance_data at the end of the ops), else
+ * NULL: an older plug-in's ops structure ends before them. */
+#define PARENT_OP3(drv, op) ((drv)->abi_version >= 3 ? (drv)->ops->op : NULL)
+
+/** The data directory of parent @name, STATEDIR/<name>.data, into @out.
+ * Return: 0 or -ENAMETOOLONG. */
+int parents_datadir(const struct daemon *d, const char *name, char *out,
+                    size_t len);
+
+/**
+ * parents_fit() - do the costs the attributes @attrs of an instance of
+ * @type add to the type's fit the pools of its parent: their capacity
+ * (@free false: define, modify) or what is free now (@free true: start)?
+ * Return: 0; -ENOSPC or -EINVAL (a parent that reports a pool it lacks)
+ * with @err saying which pool, how much was asked and how much there is.
+ */
+int parents_fit(struct daemon *d, const char *type, struct json_object *attrs,
+                bool free, char *err, size_t errlen);
+
+/** Claim what @inst's attributes cost (parents_fit() with @free true,
+ * then the claim), remembering it in @inst. All or nothing. Return: 0 or
+ * -errno with @err filled. */
+int parents_claim(struct daemon *d, struct instance *inst, char *err,
+                  size_t errlen);
+/** Return what parents_claim() took. */
+void parents_release(struct daemon *d, struct instance *inst);
+
+/** How many instances of @type with no attributes its parent's
+ * attribute-dependent pools still have room for; UINT32_MAX when they
+ * do not limit it. */
+uint32_t parents_attr_available(struct daemon *d, const char *type);
+
 /** Name of an admission state for `umdevctl types`. */
 const char *admission_state_name(enum admission_state s);
 

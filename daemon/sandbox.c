@@ -71,6 +71,8 @@ static const struct rule allowed[] = {
     { "clock_gettime", R_NONE, "loop timers (vDSO fallback)" },
     { "clock_nanosleep", R_NONE, "" },
     { "nanosleep", R_NONE, "" },
+    { "restart_syscall", R_NONE,
+      "the kernel resumes a stopped thread's poll or sleep" },
     { "mmap", R_NO_EXEC, "DMA_MAP of guest memory, heap" },
     { "munmap", R_NONE, "DMA_UNMAP, heap" },
     { "mremap", R_NONE, "heap" },

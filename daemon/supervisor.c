@@ -23,6 +23,7 @@
 
 #include "callouts.h"
 #include "defs.h"
+#include "parents.h"
 #include "supervisor.h"
 #include "worker.h"
 
@@ -510,6 +511,12 @@ inst_start(struct daemon *d, struct instance *inst, void *waiter, char *err,
         return rc;
     }
     inst->claimed = true;
+    rc = parents_claim(d, inst, err, errlen);
+    if (rc < 0) {
+        mdev_instance_remove(d->mdev, inst->cfg.uuid);
+        inst->claimed = false;
+        return rc;
+    }
     rc = live_set(inst);
     if (rc < 0) {
         snprintf(err, errlen, "out of memory");
@@ -552,6 +559,7 @@ inst_start(struct daemon *d, struct instance *inst, void *waiter, char *err,
     deadline_set(d, inst, UMDEVD_START_TIMEOUT_MS);
     return 0;
 fail:
+    parents_release(d, inst);
     mdev_instance_remove(d->mdev, inst->cfg.uuid);
     inst->claimed = false;
     live_clear(inst);
@@ -979,6 +987,7 @@ worker_gone(struct daemon *d, struct instance *inst, int status)
     remove_host_ends(d, inst);
     cleanup_forget(d, inst->cfg.uuid);
     if (inst->claimed) {
+        parents_release(d, inst);
         mdev_instance_remove(d->mdev, inst->cfg.uuid);
         inst->claimed = false;
     }

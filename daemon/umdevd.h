@@ -125,6 +125,10 @@ struct instance {
 
     enum inst_state state;
     bool claimed; /* holds resources in the mdev registry */
+    /* What its attributes claimed on top of its type's costs while it
+     * runs (parents_claim()); pool names borrowed from the driver. */
+    struct mdev_cost attr_claims[MDEV_MAX_COSTS];
+    size_t nattr_claims;
     pid_t pid;
     int status_fd;    /* supervisor end of the worker channel, -1 if none */
     int64_t deadline; /* loop timer bounding a worker reply, 0 if none */

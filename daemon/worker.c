@@ -500,7 +500,8 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
         .inst = inst,
         .grace_ms = grace_ms,
     };
-    struct umdev_instance_args args;
+    struct umdev_instance_args args = { .type = NULL };
+    char datadir[PATH_MAX];
     const struct parent_entry *pe;
     sigset_t mask;
     int sfd, rc, log_fd;
@@ -538,6 +539,9 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
     args.attrs = inst->cfg.attrs;
     args.loop = w.loop;
     args.log = &w.log;
+    if (PARENT_OP3(pe->drv, instance_data) != NULL &&
+        parents_datadir(d, pe->drv->name, datadir, sizeof(datadir)) == 0)
+        args.datadir = datadir;
     rc = w.drv->ops->create(&args, &w.dev);
     if (rc < 0)
         fail("cannot create the device: %s", strerror(-rc));

@@ -53,17 +53,19 @@ if [ -n "$PREFIX" ]; then
     UMDEVD=$PREFIX/sbin/umdevd CTL=$PREFIX/bin/umdevctl
     PROBE=$PREFIX/bin/umdev-probe SERIAL_DRIVE=$PREFIX/bin/umdev-serial-drive
     ACCESS_DRIVE=$PREFIX/bin/umdev-access-drive
+    NVME_DRIVE=$PREFIX/bin/umdev-nvme-drive
     CONFORM=$PREFIX/bin/umdev-conform
     step "installed programs under $PREFIX (UMDEV_DEMO_PREFIX)"
     for p in "$UMDEVD" "$CTL" "$PROBE" "$SERIAL_DRIVE" "$ACCESS_DRIVE" \
-        "$CONFORM"; do
+        "$NVME_DRIVE" "$CONFORM"; do
         [ -x "$p" ] || die "$p is not an installed program"
     done
-    echo "all six programs found"
+    echo "all seven programs found"
 else
     UMDEVD=$BUILD/daemon/umdevd CTL=$BUILD/cli/umdevctl
     PROBE=$BUILD/umdev-probe SERIAL_DRIVE=$BUILD/umdev-serial-drive
     ACCESS_DRIVE=$BUILD/devices/umdev-access-drive
+    NVME_DRIVE=$BUILD/devices/umdev-nvme-drive
     CONFORM=$BUILD/tests/conformance/umdev-conform
     step "build (cmake --preset debug && cmake --build --preset debug)"
     if ! { cmake --preset debug && cmake --build --preset debug; } \
@@ -187,6 +189,19 @@ field() { tr ' ' '\n' <<<"$load" | sed -n "s/^$1=//p"; }
 row "access queue" "$(field ops)" "$(field bytes)" 0 "$(field seconds)" \
     "$(field errors)"
 
+step "an NVMe subdevice (nvme-4q, 64 MiB namespace in a sparse file under" \
+    "the statedir, its size claimed from pool nvme.storage_mib)"
+N=$("$CTL" define -p nvme -t nvme-4q --attr size=64M) || die "define nvme"
+run "start $N" "$CTL" start "$N"
+run "drive $N as a VMM with a polled NVMe driver (umdev-nvme-drive: 32 MiB written, flushed, read back and compared)" \
+    sh -c '"$1" --mib 32 "$2" >"$3"' sh "$NVME_DRIVE" \
+    "$UMDEV_RUNDIR/$N.sock" "$DIR/nvme.out"
+cat "$DIR/nvme.out"
+load=$(grep '^io ' "$DIR/nvme.out")
+row "nvme ${N:0:8}" "$(field ops)" "$(field bytes)" 0 "$(field seconds)" \
+    "$(($(field errors) + $("$CTL" --json info "$N" |
+        json_get device endpoints errors)))"
+
 step "per device (errors must be 0)"
 python3 - "$ROWS" <<'PY' || die "a device reported errors"
 import sys
@@ -202,12 +217,16 @@ for name, ops, nbytes, t0, t1, err in rows:
     bad += int(err) != 0 or int(ops) == 0
 sys.exit(1 if bad else 0)
 PY
-echo "(serial ops are bytes; accel ops are descriptors)"
+echo "(serial ops are bytes; accel ops are descriptors; nvme ops are" \
+    "commands)"
 
 step "stop and undefine"
 "$CTL" stop "$X" && "$CTL" stop "$Y" || die "stop accel"
-"$CTL" stop "$A" && "$CTL" stop "$B" || die "stop"
+"$CTL" stop "$A" && "$CTL" stop "$B" && "$CTL" stop "$N" || die "stop"
 "$CTL" undefine "$A" && "$CTL" undefine "$B" || die "undefine"
+# The NVMe definition's backing file goes with it only on request.
+"$CTL" undefine --delete-data "$N" || die "undefine $N"
+[ -z "$(ls -A "$UMDEV_STATEDIR/nvme.data")" ] || die "backing file left"
 "$CTL" list --defined
 [ -z "$("$CTL" list --defined)" ] || die "definitions left behind"
 [ -z "$("$CTL" list)" ] || die "instances left running"

@@ -19,5 +19,5 @@ const struct umdev_parent_attr nvme_attrs[NVME_NATTRS] = {
       "writes, reads move nothing (benchmarks)" },
     { "dir", NULL,
       "absolute directory of the backing file UUID.img (default "
-      "$UMDEV_NVME_DIR, else " NVME_DEFAULT_DIR ")" },
+      "$UMDEV_NVME_DIR, else STATEDIR/nvme.data)" },
 };

@@ -13,7 +13,6 @@
 #define NVME_MIN_SIZE (1ull << 20)
 #define NVME_MAX_SIZE (16ull << 40)
 #define NVME_DEFAULT_SIZE (1ull << 30)
-#define NVME_DEFAULT_DIR "/var/lib/umdev/nvme"
 
 #define NVME_NATTRS 3
 

@@ -15,7 +15,8 @@
  *              (powers of 1024). Default NVME_DEFAULT_SIZE.
  *   "backend": "file" (default) or "null".
  *   "dir":     absolute directory of the backing file <uuid>.img
- *              (default $UMDEV_NVME_DIR, else NVME_DEFAULT_DIR).
+ *              (default $UMDEV_NVME_DIR of umdevd's environment, else
+ *              the parent's directory under STATEDIR, args->datadir).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,8 +41,19 @@
  * work; 32 keeps a few 8-queue controllers on this two-CPU machine. */
 #define NVME_POOL_QUEUE_PAIRS 32u
 
+/* Backing storage is counted in MiB (pool units are 32-bit): a namespace
+ * claims its size rounded up to one. The declared capacity is the
+ * largest namespace's; size_pools lowers it to what the host has. */
+#define NVME_MIB (1ull << 20)
+#define NVME_POOL_STORAGE_MIB ((uint32_t)(NVME_MAX_SIZE / NVME_MIB))
+
+enum { NVME_POOL_QP, NVME_POOL_STORAGE };
+
 static const struct umdev_parent_pool nvme_pools[] = {
-    { .name = "queue_pairs", .capacity = NVME_POOL_QUEUE_PAIRS },
+    [NVME_POOL_QP] = { .name = "queue_pairs",
+                       .capacity = NVME_POOL_QUEUE_PAIRS },
+    [NVME_POOL_STORAGE] = { .name = "storage_mib",
+                            .capacity = NVME_POOL_STORAGE_MIB },
 };
 
 #define NVME_TYPE(k, qs)                                                       \
@@ -149,8 +161,9 @@ nvme_parse_attrs(struct json_object *attrs, struct nvme_settings *out,
     struct nvme_settings s = { .size = NVME_DEFAULT_SIZE };
     const char *env = getenv("UMDEV_NVME_DIR");
 
-    snprintf(s.dir, sizeof(s.dir), "%s",
-             env != NULL && env[0] == '/' ? env : NVME_DEFAULT_DIR);
+    /* Empty: the parent's data directory, which create() is given. */
+    if (env != NULL && env[0] == '/')
+        snprintf(s.dir, sizeof(s.dir), "%s", env);
     if (attrs != NULL && !json_object_is_type(attrs, json_type_object)) {
         snprintf(err, errlen, "attrs must be a JSON object");
         return -EINVAL;
@@ -216,6 +229,24 @@ nvme_check_attrs(const char *type, struct json_object *attrs, char *err,
 {
     (void)type;
     return nvme_parse_attrs(attrs, NULL, err, errlen);
+}
+
+/* Point @s at @datadir unless the attributes or the environment named a
+ * directory. */
+static int
+default_dir(struct nvme_settings *s, const char *datadir, char *err,
+            size_t errlen)
+{
+    if (s->dir[0] != '\0')
+        return 0;
+    if (datadir == NULL || datadir[0] != '/' ||
+        snprintf(s->dir, sizeof(s->dir), "%s", datadir) >=
+            (int)sizeof(s->dir) - 48) {
+        snprintf(err, errlen,
+                 "no directory for the backing file: set attribute dir");
+        return -EINVAL;
+    }
+    return 0;
 }
 
 int
@@ -423,6 +454,8 @@ nvme_parent_create(const struct umdev_instance_args *args,
         goto fail;
     }
     rc = nvme_parse_attrs(args->attrs, &ni->s, err, sizeof(err));
+    if (rc == 0)
+        rc = default_dir(&ni->s, args->datadir, err, sizeof(err));
     if (rc == 0 && uuid_parse(args->uuid, u) != 0) {
         snprintf(err, sizeof(err), "instance UUID '%s' does not parse",
                  args->uuid);
@@ -462,6 +495,101 @@ fail:
     return rc;
 }
 
+/* The storage pool: the free space of the data directory's file system
+ * now, in MiB. Files are sparse, so this bounds what the namespaces
+ * promise rather than reserving it. */
+static int
+nvme_size_pools(const char *datadir, uint32_t *cap, size_t npools)
+{
+    struct statvfs vfs;
+    uint64_t mib;
+
+    if (datadir == NULL || npools <= NVME_POOL_STORAGE)
+        return -EINVAL;
+    if (statvfs(datadir, &vfs) < 0)
+        return -errno;
+    mib = (uint64_t)vfs.f_bavail * vfs.f_frsize / NVME_MIB;
+    if (mib < cap[NVME_POOL_STORAGE])
+        cap[NVME_POOL_STORAGE] = (uint32_t)mib;
+    return 0;
+}
+
+static int
+nvme_attr_costs(const char *type, struct json_object *attrs,
+                struct umdev_parent_cost *out, size_t max, char *err,
+                size_t errlen)
+{
+    struct nvme_settings s;
+    int rc;
+
+    (void)type;
+    rc = nvme_parse_attrs(attrs, &s, err, errlen);
+    if (rc < 0)
+        return rc;
+    /* A null namespace stores nothing. */
+    if (s.null)
+        return 0;
+    if (max < 1)
+        return -EINVAL;
+    out[0].pool = nvme_pools[NVME_POOL_STORAGE].name;
+    out[0].amount = (uint32_t)((s.size + NVME_MIB - 1) / NVME_MIB);
+    return 1;
+}
+
+/* The backing file: named, and removed on request, with the same
+ * filesystem identity that made it (open_backing). */
+static int
+nvme_instance_data(const struct umdev_instance_args *args, bool remove,
+                   char *where, size_t len)
+{
+    struct nvme_settings s;
+    char path[4160];
+    uid_t uid = 0;
+    gid_t gid = 0;
+    bool as_owner;
+    int rc;
+
+    where[0] = '\0';
+    rc = nvme_parse_attrs(args->attrs, &s, where, len);
+    if (rc == 0)
+        rc = default_dir(&s, args->datadir, where, len);
+    if (rc < 0 || s.null)
+        return rc;
+    snprintf(path, sizeof(path), "%s/%s.img", s.dir, args->uuid);
+    as_owner = s.dir_set && geteuid() == 0;
+    if (!remove) {
+        if (access(path, F_OK) == 0)
+            snprintf(where, len, "backing file %s", path);
+        return 0;
+    }
+    if (as_owner) {
+        gid = (gid_t)setfsgid(args->gid);
+        uid = (uid_t)setfsuid(args->uid);
+        if ((uid_t)setfsuid((uid_t)-1) != args->uid ||
+            (gid_t)setfsgid((gid_t)-1) != args->gid) {
+            snprintf(where, len,
+                     "cannot take the instance owner's identity (%u:%u) "
+                     "to remove %s",
+                     (unsigned int)args->uid, (unsigned int)args->gid, path);
+            rc = -EPERM;
+            goto out;
+        }
+    }
+    if (unlink(path) == 0) {
+        snprintf(where, len, "backing file %s", path);
+    } else if (errno != ENOENT) {
+        rc = -errno;
+        snprintf(where, len, "cannot remove backing file %s: %s", path,
+                 strerror(-rc));
+    }
+out:
+    if (as_owner) {
+        setfsuid(uid);
+        setfsgid(gid);
+    }
+    return rc;
+}
+
 static const struct umdev_parent_ops nvme_parent_ops = {
     .check_attrs = nvme_check_attrs,
     .create = nvme_parent_create,
@@ -469,6 +597,9 @@ static const struct umdev_parent_ops nvme_parent_ops = {
     .describe = nvme_parent_describe,
     /* The conformance kit's NVMe queue driver is phase 2 (README). */
     .exercise = NULL,
+    .size_pools = nvme_size_pools,
+    .attr_costs = nvme_attr_costs,
+    .instance_data = nvme_instance_data,
 };
 
 const struct umdev_parent nvme_parent = {

@@ -23,6 +23,7 @@
 #ifndef UMDEV_PARENT_H
 #define UMDEV_PARENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -45,8 +46,13 @@ struct umdev_client;
  * plug-in built against a version it does not know. Version 2 added
  * struct umdev_parent's attrs and nattrs at its end; umdevd still loads
  * plug-ins of version 1 (from UMDEV_PARENT_ABI_MIN_VERSION on), which
- * describe no attributes. */
-#define UMDEV_PARENT_ABI_VERSION 2u
+ * describe no attributes. Version 3 added struct umdev_parent_ops'
+ * size_pools, attr_costs and instance_data and struct
+ * umdev_instance_args' datadir, each at its end: umdevd reads the new
+ * operations only from a parent of version 3 or later (an older one's
+ * ops structure ends before them), and an older parent never looks at
+ * datadir. */
+#define UMDEV_PARENT_ABI_VERSION 3u
 #define UMDEV_PARENT_ABI_MIN_VERSION 1u
 
 /* Limits (docs/PLUGINS.md). Names are [a-z0-9_], 1..NAME_MAX bytes. */
@@ -105,6 +111,12 @@ struct umdev_instance_args {
     struct json_object *attrs; /* checked by check_attrs(); may be NULL */
     struct umdev_loop *loop;   /* the worker's loop: host endpoints go here */
     const struct umdev_logger *log; /* prefixes lines with the UUID */
+    /* Since ABI version 3, for a parent with an instance_data
+     * operation (NULL otherwise): its own directory under umdevd's
+     * STATEDIR ("STATEDIR/<parent>.data", mode 0700, root's), where
+     * data that outlives a run (a disk's backing file) belongs by
+     * default. It exists before any call that gets it. */
+    const char *datadir;
 };
 
 /* A device a parent built: what the worker serves and audits read. */
@@ -163,6 +175,42 @@ struct umdev_parent_ops {
      */
     int (*exercise)(const struct umdev_exercise_args *args,
                     struct umdev_exercise_result *out);
+    /* The operations below exist since ABI version 3; umdevd calls them
+     * only for a parent of that version or later. Each may be NULL. */
+    /*
+     * Size the pools for this machine, once, before any instance: @cap
+     * holds the declared capacities (@npools of them, in the order of
+     * struct umdev_parent's pools); lower any that the host cannot back
+     * (never raise one). @datadir: as in struct umdev_instance_args
+     * (NULL for a parent without instance_data).
+     * `umdevd --pool` applies afterwards, up to the declared capacity.
+     * Must not block for long. Return: 0 or -errno (umdevd then keeps
+     * the declared capacities and says so).
+     */
+    int (*size_pools)(const char *datadir, uint32_t *cap, size_t npools);
+    /*
+     * What an instance of @type (full name) with @attrs (checked by
+     * check_attrs(); NULL: none) claims while it runs on top of its
+     * type's fixed costs: at most @max costs into @out, each naming a
+     * pool of this parent with an amount above 0. umdevd refuses a
+     * define or modify whose costs exceed a pool's capacity and a start
+     * whose costs exceed what is free, with ENOSPC; with NULL @attrs the
+     * result is what `umdevctl types` counts available_instances by.
+     * Return: the number of costs, or -EINVAL with @err filled.
+     */
+    int (*attr_costs)(const char *type, struct json_object *attrs,
+                      struct umdev_parent_cost *out, size_t max, char *err,
+                      size_t errlen);
+    /*
+     * The data an instance keeps across runs (a backing file): say in
+     * @where (@len bytes) what and where it is ("" for none), and when
+     * @remove is true remove it (data already gone is no error). Called
+     * by umdevd's supervisor at undefine, never while the instance runs;
+     * @args as create() gets them, without @loop. Return: 0 or -errno
+     * with @where saying why.
+     */
+    int (*instance_data)(const struct umdev_instance_args *args, bool remove,
+                         char *where, size_t len);
 };
 
 struct umdev_parent {

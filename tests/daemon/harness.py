@@ -308,9 +308,10 @@ class Daemon:
             if self.pass_control:
                 argv += ["--control", self.control]
         argv += self.args
-        # The nvme parent's backing files (devices/nvme/README.md): under
-        # the test's directory, not the host's /var/lib/umdev.
-        env["UMDEV_NVME_DIR"] = os.path.join(self.tmp, "nvme")
+        # The nvme parent's backing files go under STATEDIR/nvme.data
+        # (devices/nvme/README.md), the test's own, unless a test names
+        # another place.
+        env.pop("UMDEV_NVME_DIR", None)
         self._log_from = (os.path.getsize(self.logpath)
                           if os.path.exists(self.logpath) else 0)
         log = open(self.logpath, "ab")

@@ -3,13 +3,20 @@
   * types nvme-1q, nvme-4q, nvme-8q, available_instances from the
     32-pair pool, following mixed instances;
   * each type: start creates the sparse backing file of the default
-    size in UMDEV_NVME_DIR (the harness's), info shows the controller,
+    size in STATEDIR/nvme.data (root's, 0700), info shows the controller,
     the socket answers as a PCI device of class 010802, stop keeps the
     file;
   * the attributes size, backend and dir: applied, the file kept across
     restarts with its data and grown by a larger size, a smaller size
     than the file refused at start; bad values refused at define, start
-    and modify with the reason, changing nothing.
+    and modify with the reason, changing nothing;
+  * the storage pool (MiB of backing files): sized to the data
+    directory's free space unless --pool sets it, counted by
+    available_instances with the queue pairs, a size that does not fit
+    refused with ENOSPC at define, modify and start, changing nothing;
+  * undefine keeps the backing file and says where it is, --delete-data
+    removes it (as the owner in a dir of the definition's), and a
+    running instance's is refused.
 
     python3 test_nvme.py --umdevd P --umdevctl P --probe P --req-client P \
         [unittest arguments]
@@ -17,6 +24,8 @@
 
 import os
 import pwd
+import re
+import subprocess
 
 import harness
 from harness import DaemonTestCase, new_uuid
@@ -24,14 +33,20 @@ from harness import DaemonTestCase, new_uuid
 TYPES = {"nvme-1q": 1, "nvme-4q": 4, "nvme-8q": 8}
 POOL = 32
 GIB = 1 << 30
+# Backing storage for the tests that count queue pairs: room for more
+# default (1 GiB) namespaces than the queue pairs allow, whatever the
+# host's disk holds.
+STORAGE = ("--pool", "nvme.storage_mib=65536")
 
 
 class NvmeTestCase(DaemonTestCase):
 
+    ARGS = STORAGE
+
     def setUp(self):
         super().setUp()
-        self.daemon()
-        self.dir = os.path.join(self.d.tmp, "nvme")
+        self.daemon(self.ARGS)
+        self.dir = os.path.join(self.d.statedir, "nvme.data")
 
     def nvme_types(self):
         return {t["name"]: t["available_instances"]
@@ -62,6 +77,8 @@ class Types(NvmeTestCase):
                 i = self.start_instance(u)
                 self.assertEqual(i["state"], "running", i)
                 self.assertEqual(self.nvme_types()[t], POOL // k - 1)
+                st = os.stat(self.dir)
+                self.assertEqual((st.st_uid, st.st_mode & 0o777), (0, 0o700))
                 st = os.stat(self.img(u))
                 # Sparse: the size, and (almost) nothing allocated.
                 self.assertEqual(st.st_size, GIB)
@@ -207,5 +224,240 @@ class Attrs(NvmeTestCase):
         self.expect_free(POOL)
 
 
+class StoragePool(NvmeTestCase):
+    """3 GiB of storage_mib: three default namespaces, or one of 2G."""
+
+    ARGS = ("--pool", "nvme.storage_mib=3072")
+
+    def test_counts_both_pools(self):
+        self.assertEqual(self.nvme_types(),
+                         {"nvme-1q": 3, "nvme-4q": 3, "nvme-8q": 3})
+        a = self.start_instance("-p", "nvme", "-t", "nvme-8q", "--attr",
+                                "size=2G")
+        # 1 GiB and 24 pairs left: one more of the default size.
+        self.assertEqual(self.nvme_types(),
+                         {"nvme-1q": 1, "nvme-4q": 1, "nvme-8q": 1})
+        self.start_instance("-p", "nvme", "-t", "nvme-1q", "--attr",
+                            "size=1G")
+        self.assertEqual(self.nvme_types(),
+                         {"nvme-1q": 0, "nvme-4q": 0, "nvme-8q": 0})
+        # A null namespace stores nothing, and claims no storage.
+        n = self.start_instance("-p", "nvme", "-t", "nvme-1q", "--attr",
+                                "backend=null")
+        self.ok("stop", n["uuid"])
+        self.ok("stop", a["uuid"])
+        self.assertEqual(self.nvme_types(),
+                         {"nvme-1q": 2, "nvme-4q": 2, "nvme-8q": 2})
+
+    def test_define_modify_refused(self):
+        u = new_uuid()
+        self.refused("ENOSPC", "define", "-p", "nvme", "-t", "nvme-1q", "-u",
+                     u, "--attr", "size=4G",
+                     says="parent 'nvme' has no free resources for nvme-1q "
+                     "with these attributes: it needs 4096 units of pool "
+                     "nvme.storage_mib, which has 3072 in all")
+        self.assertIsNone(self.lookup(u))
+        self.assertFalse(os.path.exists(self.img(u)))
+        u = self.ok("define", "-p", "nvme", "-t", "nvme-1q", "--attr",
+                    "size=3G").out.strip()
+        self.refused("ENOSPC", "modify", u, "--attr", "size=3073M",
+                     says="needs 3073 units of pool nvme.storage_mib")
+        self.assertEqual(self.instance(u)["attrs"], {"size": "3G"})
+        # A size that is no whole MiB claims the MiB it reaches into.
+        self.refused("ENOSPC", "modify", u, "--attr",
+                     "size=%d" % ((3 << 30) + 4096), says="needs 3073 units")
+        self.ok("undefine", u)
+
+    def test_loaded_whatever_the_pool(self):
+        """A definition written under a larger pool loads under a smaller
+        one; its start says what is missing."""
+        u = self.ok("define", "-p", "nvme", "-t", "nvme-1q", "--attr",
+                    "size=3G").out.strip()
+        self.d.terminate()
+        self.daemon(("--pool", "nvme.storage_mib=1024"))
+        self.assertEqual(self.instance(u)["attrs"], {"size": "3G"})
+        self.refused("ENOSPC", "start", u,
+                     says="it needs 3072 units of pool nvme.storage_mib, "
+                     "which has 1024 free")
+        self.assertEqual(self.instance(u)["state"], "stopped")
+        self.ok("undefine", u)
+
+    def test_start_refused(self):
+        a = self.ok("define", "-p", "nvme", "-t", "nvme-1q", "--attr",
+                    "size=2G").out.strip()
+        b = self.ok("define", "-p", "nvme", "-t", "nvme-1q", "--attr",
+                    "size=2G").out.strip()
+        self.start_instance(a)
+        self.refused("ENOSPC", "start", b,
+                     says="it needs 2048 units of pool nvme.storage_mib, "
+                     "which has 1024 free")
+        self.assertEqual(self.instance(b)["state"], "stopped")
+        self.assertFalse(os.path.exists(self.img(b)))
+        u = new_uuid()
+        self.refused("ENOSPC", "start", "-p", "nvme", "-t", "nvme-1q", "-u",
+                     u, "--attr", "size=2G", says="which has 1024 free")
+        self.assertIsNone(self.lookup(u))
+        # Nothing leaked: the refused starts claimed nothing.
+        self.assertEqual(self.nvme_types()["nvme-1q"], 1)
+        self.ok("stop", a)
+        self.start_instance(b)
+        self.ok("stop", b)
+        self.assertEqual(self.nvme_types()["nvme-1q"], 3)
+
+
+class StorageDefault(NvmeTestCase):
+    """Without --pool: the data directory's free space at start-up."""
+
+    ARGS = ()
+
+    def test_sized_for_host(self):
+        m = re.search(r"pool nvme\.storage_mib sized to (\d+) for this host",
+                      self.d.log())
+        self.assertIsNotNone(m, self.d.log())
+        vfs = os.statvfs(self.dir)
+        free = vfs.f_bavail * vfs.f_frsize >> 20
+        # Other tests write meanwhile: within 1 GiB of it.
+        self.assertLess(abs(int(m.group(1)) - free), 1024,
+                        (m.group(1), free))
+        self.assertEqual(self.nvme_types()["nvme-1q"],
+                         min(POOL, int(m.group(1)) >> 10))
+
+    def test_no_definitions_in_data_dir(self):
+        u = self.ok("define", "-p", "nvme", "-t", "nvme-1q", "--attr",
+                    "size=8M").out.strip()
+        self.start_instance(u)
+        self.ok("stop", u)
+        self.d.terminate()
+        self.d.start()
+        # The data directory is no parent's definitions.
+        self.assertNotIn("skipping", self.d.log())
+        # Only the parent that keeps data has a directory for it.
+        self.assertEqual(sorted(os.listdir(self.d.statedir)),
+                         ["nvme", "nvme.data"])
+        self.assertEqual(self.instance(u)["attrs"], {"size": "8M"})
+
+
+class Undefine(NvmeTestCase):
+
+    def test_keeps_then_deletes(self):
+        u = self.ok("define", "-p", "nvme", "-t", "nvme-1q", "--attr",
+                    "size=8M").out.strip()
+        self.start_instance(u)
+        # Running: refused, the definition and the file stay.
+        self.refused("EBUSY", "undefine", u, "--delete-data",
+                     says="stop it first")
+        self.assertTrue(os.path.exists(self.img(u)))
+        self.ok("stop", u)
+        r = self.ok("undefine", u)
+        self.assertEqual(r.out, "kept backing file %s (undefine "
+                         "--delete-data removes it)\n" % self.img(u))
+        self.assertTrue(os.path.exists(self.img(u)))
+        self.assertIsNone(self.lookup(u))
+        # The same UUID again finds its data; this time it goes.
+        self.ok("define", "-p", "nvme", "-t", "nvme-1q", "-u", u, "--attr",
+                "size=8M")
+        self.assertEqual(self.js("undefine", u, "--delete-data"),
+                         {"removed": "backing file " + self.img(u)})
+        self.assertFalse(os.path.exists(self.img(u)))
+        self.assertIsNone(self.lookup(u))
+
+    def test_never_started(self):
+        u = self.ok("define", "-p", "nvme", "-t", "nvme-1q").out.strip()
+        self.assertEqual(self.ok("undefine", u, "--delete-data").out, "")
+        self.assertIsNone(self.lookup(u))
+
+    def test_as_owner(self):
+        """In a dir the definition names, the file goes with the owner's
+        rights: where the owner may not remove it, it stays, and so does
+        the definition."""
+        nobody = pwd.getpwnam("nobody")
+        shared = os.path.join(self.d.tmp, "shared")
+        os.mkdir(shared)
+        os.chown(shared, nobody.pw_uid, nobody.pw_gid)
+        u = self.ok("define", "-p", "nvme", "-t", "nvme-1q", "--owner",
+                    "nobody", "--attr", "size=8M", "--attr",
+                    "dir=" + shared).out.strip()
+        self.start_instance(u)
+        self.ok("stop", u)
+        os.chown(shared, 0, 0)
+        os.chmod(shared, 0o755)
+        self.refused("EACCES", "undefine", u, "--delete-data",
+                     says="cannot remove backing file " + self.img(u, shared))
+        self.assertTrue(os.path.exists(self.img(u, shared)))
+        self.assertIsNotNone(self.lookup(u))
+        os.chown(shared, nobody.pw_uid, nobody.pw_gid)
+        self.ok("undefine", u, "--delete-data")
+        self.assertFalse(os.path.exists(self.img(u, shared)))
+
+    def test_other_parent(self):
+        u = self.ok("define", "-p", "serial", "-t", "serial-2port"
+                    ).out.strip()
+        self.assertEqual(self.ok("undefine", u, "--delete-data").out, "")
+        self.assertIsNone(self.lookup(u))
+
+
+def pattern(seed, n):
+    """umdev-nvme-drive's data for the 128 KiB at LBA @seed (xorshift64)."""
+    m = (1 << 64) - 1
+    x = (seed * 0x9e3779b97f4a7c15 & m) | 1
+    out = bytearray()
+    for _ in range(n // 8):
+        x ^= x << 13 & m
+        x ^= x >> 7
+        x ^= x << 17 & m
+        out += x.to_bytes(8, "little")
+    return bytes(out)
+
+
+class Audit(NvmeTestCase):
+
+    def test_audit_leaves_nothing(self):
+        """The audit's throw-away device keeps its backing file in the
+        audit's own directory, removed with it."""
+        # Without --conformance some criteria are "not run": exit 1.
+        r = self.ctl("--json", "audit", "nvme-1q")
+        doc = r.json()
+        self.assertEqual(doc.get("type"), "nvme-1q", str(r))
+        self.assertIn("criteria", doc, str(r))
+        self.assertIn("backing file " + self.d.rundir + "/.audit-",
+                      self.d.log())
+        self.assertEqual(os.listdir(self.dir), [])
+        self.assertEqual([n for n in os.listdir(self.d.rundir)
+                          if n != "control"], [])
+
+
+class Drive(NvmeTestCase):
+
+    def test_verified_io(self):
+        """umdev-nvme-drive's data is what lands in the backing file, and
+        its counters are the controller's."""
+        u = self.ok("define", "-p", "nvme", "-t", "nvme-1q", "--attr",
+                    "size=8M").out.strip()
+        i = self.start_instance(u)
+        r = subprocess.run([harness.BIN["nvme_drive"], "--mib", "2",
+                            "--timeout", "30", i["socket"]],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r)
+        self.assertIn("namespace: 16384 blocks of 512 bytes", r.stdout)
+        last = r.stdout.splitlines()[-1]
+        # 3 admin commands, 16 writes of 128 KiB, a flush, 16 reads.
+        self.assertRegex(last, r"^io ops=36 bytes=4194304 seconds=\S+ "
+                         r"MBps=\S+ errors=0$")
+        ep = self.js("info", u)["device"]["endpoints"]
+        self.assertEqual((ep["written_bytes"], ep["read_bytes"],
+                          ep["errors"]), (2 << 20, 2 << 20, 0), ep)
+        with open(self.img(u), "rb") as f:
+            for k in range(16):
+                self.assertEqual(f.read(128 << 10), pattern(k * 256,
+                                                            128 << 10), k)
+        # More than the namespace: refused before any I/O.
+        r = subprocess.run([harness.BIN["nvme_drive"], "--mib", "9",
+                            i["socket"]], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("more than the namespace's 8388608 bytes", r.stderr)
+        self.ok("stop", u)
+
+
 if __name__ == "__main__":
-    harness.main()
+    harness.main(programs=("nvme-drive",))

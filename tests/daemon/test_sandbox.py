@@ -10,7 +10,10 @@
     and the other instances keep serving; with `--sandbox log` the same
     call is let through, so it is the filter that killed it;
   * in a sanitizer build, a worker's memory error under the filter is
-    reported whole (not cut short by SIGSYS).
+    reported whole (not cut short by SIGSYS);
+  * a worker stopped and continued (SIGSTOP/SIGCONT: a debugger, a
+    cgroup freezer) serves on: the kernel resumes its threads' polls
+    through restart_syscall, which the filter lets through.
 
     python3 test_sandbox.py --umdevd P --umdevctl P --probe P \
         --req-client P --accel-client P [--test-hooks] [unittest args]
@@ -18,7 +21,9 @@
 
 import os
 import re
+import signal
 import subprocess
+import time
 
 import harness
 from harness import DaemonTestCase, new_uuid, status_fields
@@ -57,6 +62,23 @@ class Sandbox(DaemonTestCase):
                            capture_output=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn("PCI", str(self.probe(s["socket"])))
+
+    def test_stop_and_continue(self):
+        self.daemon()
+        # The nvme poller thread waits in poll() with a timeout, which
+        # the kernel resumes after SIGCONT through restart_syscall.
+        i = self.start_instance("-p", "nvme", "-t", "nvme-1q", "--attr",
+                                "backend=null")
+        for _ in range(3):
+            os.kill(i["pid"], signal.SIGSTOP)
+            time.sleep(0.1)
+            os.kill(i["pid"], signal.SIGCONT)
+            time.sleep(0.2)
+        now = self.instance(i["uuid"])
+        self.assertEqual((now["state"], now["pid"]), ("running", i["pid"]),
+                         now)
+        self.assertIn("PCI", str(self.probe(i["socket"])))
+        self.ok("stop", i["uuid"])
 
     def test_print_matches_docs(self):
         p = subprocess.run([harness.BIN["umdevd"], "--print-sandbox"],

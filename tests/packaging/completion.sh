@@ -80,6 +80,7 @@ expect() {
 }
 
 expect "types" ty
+expect "--delete-data" undefine --del
 expect "undefine" und
 expect "+start stats stop" st
 expect "--control" --con

@@ -109,6 +109,7 @@ declare -A MUST=(
     [umdev]="./usr/sbin/umdevd ./usr/bin/umdevctl ./usr/bin/umdev-conform
         ./usr/bin/umdev-serve ./usr/bin/umdev-probe
         ./usr/bin/umdev-serial-drive ./usr/bin/umdev-access-drive
+        ./usr/bin/umdev-nvme-drive
         ./usr/share/man/man8/umdevd.8.gz ./usr/share/man/man8/umdevctl.8.gz
         ./usr/share/man/man1/umdev-serve.1.gz
         ./usr/share/man/man1/umdev-conform.1.gz

@@ -7,8 +7,8 @@
  *                 admission audit cannot pass
  *   -DOLD_ABI     as BAD_CREATE, but says parent ABI version 1, which
  *                 had no attribute descriptions: umdevd must load it and
- *                 never read the fields version 2 added (set to garbage
- *                 here)
+ *                 never read the fields versions 2 and 3 added (set
+ *                 to garbage here)
  */
 #include <stdlib.h>
 
@@ -38,6 +38,15 @@ static const struct umdev_parent_type types[] = {
 static const struct umdev_parent_ops ops = {
     .create = bad_create,
     .destroy = bad_destroy,
+#ifdef OLD_ABI
+    /* Past a version 1 (or 2) ops structure's end: never to be called. */
+    .size_pools = (int (*)(const char *, uint32_t *, size_t))1,
+    .attr_costs =
+        (int (*)(const char *, struct json_object *, struct umdev_parent_cost *,
+                 size_t, char *, size_t))1,
+    .instance_data =
+        (int (*)(const struct umdev_instance_args *, bool, char *, size_t))1,
+#endif
 };
 
 #if defined(BAD_ABI)
