@@ -69,18 +69,7 @@ static struct {
     uint64_t ops;
 } D;
 
-static __attribute__((noreturn, format(printf, 1, 2))) void
-die(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    fprintf(stderr, PROG ": ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
+#define die(...) tool_die(PROG, __VA_ARGS__)
 
 static void
 put32(uint8_t *p, uint32_t v)

@@ -46,18 +46,7 @@ struct port {
 static size_t total_bytes = 16384;
 static double timeout_s = 60;
 
-static __attribute__((noreturn, format(printf, 1, 2))) void
-die(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    fprintf(stderr, PROG ": ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
+#define die(...) tool_die(PROG, __VA_ARGS__)
 
 static void
 fill_pattern(uint8_t *p, size_t n, uint32_t seed)
