@@ -55,7 +55,10 @@
  *   PTR      u24 guest offset (8-aligned), u24 k: the u64 GUEST_IOVA + k
  *            there (guest addresses are hard to guess byte by byte)
  *   POLL     u8 n: n % 8 + 1 poller passes
- *   MAP      u8 layout; UNMAP u8 which range
+ *   MAP      u8 layout
+ *   UNMAP    u8 which range; the poller first runs until idle (its
+ *            thread would run while the unmap waits for the I/O holding
+ *            the mapping)
  *   RESET    VFIO_USER_DEVICE_RESET over the socket
  *   IRQS     u8: bit 0 MSI-X (else INTx), bit 1 tear down, bits 2-3 start
  *   SOCK_RD  a REGION_READ of VS over the socket
@@ -118,10 +121,21 @@ enum op {
 };
 
 static const uint32_t regs[] = {
-    NVME_REG_CAP,     NVME_REG_CAP + 4, NVME_REG_VS,  NVME_REG_INTMS,
-    NVME_REG_INTMC,   NVME_REG_CC,      NVME_REG_CSTS, NVME_REG_NSSR,
-    NVME_REG_AQA,     NVME_REG_ASQ,     NVME_REG_ASQ + 4, NVME_REG_ACQ,
-    NVME_REG_ACQ + 4, 0x38,             0x3c,
+    NVME_REG_CAP,
+    NVME_REG_CAP + 4,
+    NVME_REG_VS,
+    NVME_REG_INTMS,
+    NVME_REG_INTMC,
+    NVME_REG_CC,
+    NVME_REG_CSTS,
+    NVME_REG_NSSR,
+    NVME_REG_AQA,
+    NVME_REG_ASQ,
+    NVME_REG_ASQ + 4,
+    NVME_REG_ACQ,
+    NVME_REG_ACQ + 4,
+    0x38,
+    0x3c,
 };
 
 /* A DMA mapping the device accepted. */
@@ -223,8 +237,8 @@ map_one(struct harness *h, uint64_t file_off, uint64_t iova, uint64_t len,
     }
     if (rc == 0) {
         FUZZ_CHECK(h->nmaps < MAX_MAPS);
-        h->maps[h->nmaps++] = (struct map){ iova, file_off, len,
-                                            (flags & RW) == RW };
+        h->maps[h->nmaps++] =
+            (struct map){ iova, file_off, len, (flags & RW) == RW };
     }
 }
 
@@ -264,6 +278,12 @@ unmap_some(struct harness *h, uint8_t v)
     uint64_t iova = r[v % 4][0], len = r[v % 4][1];
     unsigned int i = 0;
 
+    /* An unmap waits until the device holds nothing in the mapping. The
+     * poller thread would go on running meanwhile, finishing the I/O
+     * that holds it; here nothing would: let it run until idle first. */
+    while (nvme_ctrl_poll(h->ctrl) > 0)
+        FUZZ_CHECK(++i < 1000);
+    i = 0;
     if (fuzz_dma_unmap(&h->b.c, iova, len) != 0)
         return;
     /* Every mapping inside the range is gone (VFIO's unmap). */
@@ -286,10 +306,9 @@ bar_rd(struct harness *h, uint32_t off, size_t width)
 {
     uint64_t v = 0;
 
-    FUZZ_CHECK_EQ(
-        umdev_dev_region_rw(h->dev, UMDEV_PCI_BAR0_REGION, off, &v, width,
-                            false),
-        0);
+    FUZZ_CHECK_EQ(umdev_dev_region_rw(h->dev, UMDEV_PCI_BAR0_REGION, off, &v,
+                                      width, false),
+                  0);
     return v;
 }
 
@@ -510,9 +529,8 @@ probe(struct nvme_ctrl *ctrl, struct fuzz_guest *g, uint8_t *out)
     h.shadow = shadow;
     memset(fuzz_guest_mem(g), 0, GUEST_SIZE);
     fuzz_client_attach(&h.b.c, h.dev);
-    FUZZ_CHECK_EQ(fuzz_dma_map(&h.b.c, g->fd, FUZZ_PAGE, GUEST_IOVA,
-                               GUEST_SIZE, RW),
-                  0);
+    FUZZ_CHECK_EQ(
+        fuzz_dma_map(&h.b.c, g->fd, FUZZ_PAGE, GUEST_IOVA, GUEST_SIZE, RW), 0);
     enable(&h, 0);
     nvme_ctrl_poll(ctrl);
     FUZZ_CHECK_EQ(bar_rd(&h, NVME_REG_CSTS, 4), NVME_CSTS_RDY);
@@ -633,8 +651,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_bar_play(&in, OP_COUNT, h.dev, regions, nvme_op, check, &h);
 
     /* Let whatever was posted run out, then the device must answer. */
-    for (i = 0; i < 64 && nvme_ctrl_poll(h.ctrl) > 0; i++)
+    for (i = 0; nvme_ctrl_poll(h.ctrl) > 0; i++) {
+        FUZZ_CHECK(i < 1000);
         check(&h);
+    }
     check(&h);
     sock_read_vs(&h);
     if (fuzz_log.print) {
@@ -648,8 +668,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 "doorbells %d; %d side(s) of mappings without a guard\n",
                 (unsigned long long)st.commands,
                 (unsigned long long)st.io_commands,
-                (unsigned long long)st.errors,
-                (unsigned long long)st.doorbells,
+                (unsigned long long)st.errors, (unsigned long long)st.doorbells,
                 (unsigned long long)st.irqs, st.ready, st.fatal, st.shadow,
                 h.unguarded);
     }

@@ -333,9 +333,8 @@ check_io(const struct nvme_sqe *s, const struct nvme_geom *g, struct mem *m,
     bool ranged = rw || s->opcode == NVME_CMD_WRITE_ZEROES;
     bool bad_field = s->fuse != 0 || s->psdt != 0 ||
                      (rw && (nlb << g->lba_shift) > g->max_xfer);
-    bool bad_ns = s->nsid != NVME_NSID &&
-                  !(s->opcode == NVME_CMD_FLUSH &&
-                    s->nsid == NVME_NSID_BROADCAST);
+    bool bad_ns = s->nsid != NVME_NSID && !(s->opcode == NVME_CMD_FLUSH &&
+                                            s->nsid == NVME_NSID_BROADCAST);
     bool bad_range = ranged && !range_ok(g, slba, nlb);
     uint16_t st = nvme_io_parse(s, g, &io);
     uint32_t i;
@@ -371,7 +370,8 @@ check_io(const struct nvme_sqe *s, const struct nvme_geom *g, struct mem *m,
         for (i = 0; i < io.nr_ranges * NVME_DSM_RANGE_SIZE && rest->n; i++)
             dsm[i] = fuzz_u8(rest);
         st = nvme_dsm_ranges(dsm, io.nr_ranges, g, ranges);
-        FUZZ_CHECK(st == NVME_SC_SUCCESS || st == (NVME_SC_LBA_RANGE | NVME_DNR));
+        FUZZ_CHECK(st == NVME_SC_SUCCESS ||
+                   st == (NVME_SC_LBA_RANGE | NVME_DNR));
         for (i = 0; i < io.nr_ranges; i++) {
             const uint8_t *r = dsm + i * NVME_DSM_RANGE_SIZE;
             uint32_t n = nvme_le32(r + 4);
@@ -385,17 +385,18 @@ check_io(const struct nvme_sqe *s, const struct nvme_geom *g, struct mem *m,
                 continue;
             FUZZ_CHECK_EQ(ranges[i].len, (uint64_t)n << g->lba_shift);
             FUZZ_CHECK_EQ(ranges[i].offset, n ? lba << g->lba_shift : 0);
-            FUZZ_CHECK(ranges[i].len <= (g->nlba << g->lba_shift) -
-                                            ranges[i].offset);
+            FUZZ_CHECK(ranges[i].len <=
+                       (g->nlba << g->lba_shift) - ranges[i].offset);
         }
         FUZZ_CHECK_EQ(st, NVME_SC_SUCCESS);
         check_walk(m, s->prp1, s->prp2, io.nr_ranges * NVME_DSM_RANGE_SIZE,
                    room);
         return;
     }
-    FUZZ_CHECK_EQ(io.kind, s->opcode == NVME_CMD_READ    ? NVME_IO_READ
-                           : s->opcode == NVME_CMD_WRITE ? NVME_IO_WRITE
-                                                         : NVME_IO_WRITE_ZEROES);
+    FUZZ_CHECK_EQ(io.kind, s->opcode == NVME_CMD_READ ? NVME_IO_READ
+                           : s->opcode == NVME_CMD_WRITE
+                               ? NVME_IO_WRITE
+                               : NVME_IO_WRITE_ZEROES);
     FUZZ_CHECK_EQ(io.nlb, nlb);
     FUZZ_CHECK_EQ(io.len, nlb << g->lba_shift);
     FUZZ_CHECK_EQ(io.offset, slba << g->lba_shift);
@@ -412,8 +413,7 @@ check_io(const struct nvme_sqe *s, const struct nvme_geom *g, struct mem *m,
 /* ---- admin commands ---- */
 
 static void
-check_admin(const struct nvme_sqe *s, uint32_t page, struct mem *m,
-            size_t room)
+check_admin(const struct nvme_sqe *s, uint32_t page, struct mem *m, size_t room)
 {
     struct nvme_admin a;
     uint16_t st = nvme_admin_parse(s, page, &a);
@@ -451,7 +451,8 @@ check_admin(const struct nvme_sqe *s, uint32_t page, struct mem *m,
     switch (s->opcode) {
     case NVME_ADM_DELETE_SQ:
     case NVME_ADM_DELETE_CQ:
-        FUZZ_CHECK_EQ(st, qid ? NVME_SC_SUCCESS : NVME_SC_QID_INVALID | NVME_DNR);
+        FUZZ_CHECK_EQ(st,
+                      qid ? NVME_SC_SUCCESS : NVME_SC_QID_INVALID | NVME_DNR);
         if (st == NVME_SC_SUCCESS)
             FUZZ_CHECK_EQ(a.qid, qid);
         return;
@@ -463,7 +464,8 @@ check_admin(const struct nvme_sqe *s, uint32_t page, struct mem *m,
                   ((cns == NVME_CNS_CS_NS || cns == NVME_CNS_CS_CTRL) &&
                    (s->cdw11 >> 24) == NVME_CSI_NVM);
 
-        FUZZ_CHECK_EQ(st, ok ? NVME_SC_SUCCESS : NVME_SC_INVALID_FIELD | NVME_DNR);
+        FUZZ_CHECK_EQ(st,
+                      ok ? NVME_SC_SUCCESS : NVME_SC_INVALID_FIELD | NVME_DNR);
         if (ok) {
             FUZZ_CHECK_EQ(a.cns, cns);
             check_walk(m, s->prp1, s->prp2, NVME_IDENTIFY_SIZE, room);
@@ -517,7 +519,8 @@ check_admin(const struct nvme_sqe *s, uint32_t page, struct mem *m,
         bool ok = s->prp1 && s->prp2 && !(s->prp1 & (page - 1)) &&
                   !(s->prp2 & (page - 1));
 
-        FUZZ_CHECK_EQ(st, ok ? NVME_SC_SUCCESS : NVME_SC_INVALID_FIELD | NVME_DNR);
+        FUZZ_CHECK_EQ(st,
+                      ok ? NVME_SC_SUCCESS : NVME_SC_INVALID_FIELD | NVME_DNR);
         return;
     }
     case NVME_ADM_ABORT:
@@ -596,8 +599,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Decoding loses nothing a reserved field does not hold. */
     nvme_sqe_decode(raw, &s);
     nvme_sqe_encode(&s, back);
-    FUZZ_CHECK_EQ(back[0], raw[0]);               /* opcode */
-    FUZZ_CHECK_EQ(back[1], raw[1] & 0xc3);        /* FUSE, PSDT */
+    FUZZ_CHECK_EQ(back[0], raw[0]);                 /* opcode */
+    FUZZ_CHECK_EQ(back[1], raw[1] & 0xc3);          /* FUSE, PSDT */
     FUZZ_CHECK_EQ(memcmp(back + 2, raw + 2, 6), 0); /* CID, NSID */
     FUZZ_CHECK_EQ(memcmp(back + 16, raw + 16, 48), 0);
 

@@ -246,6 +246,11 @@ def nvme_bar_seeds():
          bytes([OP_SOCK_RD])),
         ("bad-doorbells", bytes([0]) + start() + aer + op_poll() +
          op_db(2, 5) + op_db(0, 200) + op_poll(2) + logs + op_poll()),
+        # I/O in flight (started, not reaped) holds its buffer's mapping:
+        # the unmap must not wait for a poller that is not running.
+        ("unmap-during-io", bytes([0]) + start() + create_queues([1]) +
+         rw(1, 2, 1, 0, 8, gp(20)) + op_poll() + bytes([OP_UNMAP, 0]) +
+         op_poll() + bytes([OP_MAP, 0]) + ident + op_poll()),
         ("create-cq-65536", bytes([0]) + start() +
          op_cmd(0, sqe(5, cid=1, prp1=gp(10), cdw=(1 | 0xffff << 16,
                                                    3 | 1 << 16, 0, 0, 0, 0))) +
