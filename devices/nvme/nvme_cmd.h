@@ -62,9 +62,9 @@ struct nvme_io {
 /**
  * nvme_io_parse() - decode and check an NVM command set I/O command.
  * Return: NVME_SC_SUCCESS with @out filled, or the status: Invalid
- * Command Opcode, Invalid Field (fused, SGLs, a transfer above MDTS, no
- * DSM attribute this controller performs), Invalid Namespace, LBA Out of
- * Range.
+ * Command Opcode, Invalid Field (fused, SGLs, a transfer above MDTS),
+ * Invalid Namespace, LBA Out of Range. A DSM without the Deallocate
+ * attribute is valid (its hints alone complete without effect).
  */
 uint16_t nvme_io_parse(const struct nvme_sqe *c, const struct nvme_geom *g,
                        struct nvme_io *out);
