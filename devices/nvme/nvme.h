@@ -55,6 +55,10 @@ struct nvme_ctrl_config {
     uint8_t uuid[16];               /* the instance's: serial, NGUID... */
     struct nvme_be *be;             /* taken, also on failure */
     unsigned int poll_us;           /* 0: NVME_DEFAULT_POLL_US */
+    /* No poller thread: the embedder runs the queues with
+     * nvme_ctrl_poll() on its own thread, so what happens is fixed by
+     * the order of its calls (fuzz/nvme_bar.c). */
+    bool manual;
 };
 
 /**
@@ -65,6 +69,24 @@ int nvme_ctrl_create(const struct nvme_ctrl_config *cfg,
                      struct nvme_ctrl **out);
 /** Stop the poller, drain the backend, destroy the device. NULL is ok. */
 void nvme_ctrl_destroy(struct nvme_ctrl *c);
+
+/**
+ * nvme_ctrl_poll() - for a controller created with @cfg->manual: one
+ * pass of the poller on the caller's thread (fetch, execute, reap, post,
+ * interrupts), then EventIdx as the thread leaves it: one behind the
+ * doorbells after work, at them when idle (as before it sleeps).
+ * Return: commands fetched or completed in the pass.
+ */
+unsigned int nvme_ctrl_poll(struct nvme_ctrl *c);
+
+/**
+ * nvme_ctrl_rewind() - for harnesses that run one controller through many
+ * independent runs (fuzz/nvme_bar.c), after a device reset with no client
+ * attached: what a controller reset keeps, as the specification asks,
+ * back to what nvme_ctrl_create() left: the Error Information and SMART
+ * logs' contents and counters, the power-on time and the statistics.
+ */
+void nvme_ctrl_rewind(struct nvme_ctrl *c);
 
 struct umdev_dev *nvme_ctrl_dev(struct nvme_ctrl *c);
 struct umdev_pci *nvme_ctrl_pci(struct nvme_ctrl *c);

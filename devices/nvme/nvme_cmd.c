@@ -138,12 +138,15 @@ nvme_dsm_ranges(const uint8_t *buf, uint32_t nr, const struct nvme_geom *g,
     return NVME_SC_SUCCESS;
 }
 
-/* Append [addr, addr+len) to @segs, merging with the last one. */
+/* Append [addr, addr+len) to @segs, merging with the last one when it
+ * ends at @addr (not by wrapping around the top of the address space:
+ * a segment is contiguous guest-physical memory). */
 static bool
 seg_add(struct nvme_seg *segs, size_t max, size_t *n, uint64_t addr,
         uint64_t len)
 {
-    if (*n > 0 && segs[*n - 1].addr + segs[*n - 1].len == addr) {
+    if (*n > 0 && addr >= segs[*n - 1].len &&
+        segs[*n - 1].addr == addr - segs[*n - 1].len) {
         segs[*n - 1].len += len;
         return true;
     }
@@ -262,7 +265,7 @@ nvme_admin_parse(const struct nvme_sqe *c, uint32_t page, struct nvme_admin *a)
     case NVME_ADM_CREATE_SQ:
     case NVME_ADM_CREATE_CQ:
         a->qid = (uint16_t)c->cdw10;
-        a->qsize = (uint16_t)((c->cdw10 >> 16) + 1);
+        a->qsize = (c->cdw10 >> 16) + 1;
         if (a->qid == 0)
             return NVME_SC_QID_INVALID | NVME_DNR;
         /* QSIZE is 0-based; a queue of one entry is invalid. */
@@ -307,10 +310,13 @@ nvme_admin_parse(const struct nvme_sqe *c, uint32_t page, struct nvme_admin *a)
         a->lid = (uint8_t)c->cdw10;
         a->rae = (c->cdw10 & (1u << 15)) != 0;
         numd = (c->cdw10 >> 16 | (c->cdw11 & 0xffff) << 16);
-        a->log_len = (numd + 1) * 4u; /* NUMD is 0-based; wraps to 0 */
         a->log_offset = (uint64_t)c->cdw13 << 32 | c->cdw12;
-        if (numd == UINT32_MAX)
+        /* NUMD is 0-based: 2^32 dwords at most, far above any MDTS. A
+         * length in bytes that 32 bits cannot hold is refused here, not
+         * wrapped into a short one the command then succeeds with. */
+        if (numd > UINT32_MAX / 4 - 1)
             return NVME_SC_INVALID_FIELD | NVME_DNR;
+        a->log_len = (numd + 1) * 4u;
         /* The Log Page Offset is dword aligned (Get Log Page, 5.16). */
         if (a->log_offset & 3)
             return NVME_SC_INVALID_FIELD | NVME_DNR;

@@ -62,9 +62,9 @@ struct nvme_io {
 /**
  * nvme_io_parse() - decode and check an NVM command set I/O command.
  * Return: NVME_SC_SUCCESS with @out filled, or the status: Invalid
- * Command Opcode, Invalid Field (fused, SGLs, a transfer above MDTS, no
- * DSM attribute this controller performs), Invalid Namespace, LBA Out of
- * Range.
+ * Command Opcode, Invalid Field (fused, SGLs, a transfer above MDTS),
+ * Invalid Namespace, LBA Out of Range. A DSM without the Deallocate
+ * attribute is valid (its hints alone complete without effect).
  */
 uint16_t nvme_io_parse(const struct nvme_sqe *c, const struct nvme_geom *g,
                        struct nvme_io *out);
@@ -108,13 +108,14 @@ uint16_t nvme_prp_walk(uint64_t prp1, uint64_t prp2, uint64_t len,
 /* Admin commands' fields, checked where no controller state is needed. */
 struct nvme_admin {
     uint8_t opcode;
-    uint16_t qid, qsize; /* create/delete queue: QID, QSIZE 1-based */
-    uint16_t cqid;       /* create SQ */
-    uint16_t iv;         /* create CQ */
-    bool ien;            /* create CQ */
-    uint8_t qprio;       /* create SQ */
-    uint8_t cns;         /* identify */
-    uint8_t csi;         /* identify CNS 05h, 06h */
+    uint16_t qid;   /* create/delete queue */
+    uint32_t qsize; /* create queue: QSIZE 1-based, up to 65536 */
+    uint16_t cqid;  /* create SQ */
+    uint16_t iv;    /* create CQ */
+    bool ien;       /* create CQ */
+    uint8_t qprio;  /* create SQ */
+    uint8_t cns;    /* identify */
+    uint8_t csi;    /* identify CNS 05h, 06h */
     uint16_t cntid;
     uint8_t lid; /* get log page */
     bool rae;

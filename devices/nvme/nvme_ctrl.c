@@ -16,6 +16,7 @@
  * reset: in-flight I/O is waited for and dropped, queues deleted). A
  * queue-memory fault sets CSTS.CFS and stops processing until reset.
  */
+#include <assert.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -877,7 +878,7 @@ admin_create_cq(struct nvme_ctrl *c, const struct nvme_sqe *s,
     q->live = true;
     q->ien = a->ien;
     q->iv = a->iv;
-    q->size = a->qsize;
+    q->size = (uint16_t)a->qsize; /* checked against MQES */
     q->base = s->prp1;
     q->phase = true;
     return NVME_SC_SUCCESS;
@@ -899,7 +900,7 @@ admin_create_sq(struct nvme_ctrl *c, const struct nvme_sqe *s,
     memset(q, 0, offsetof(struct sq, db));
     atomic_store(&q->db, 0);
     q->live = true;
-    q->size = a->qsize;
+    q->size = (uint16_t)a->qsize; /* checked against MQES */
     q->cqid = a->cqid;
     q->base = s->prp1;
     c->cq[a->cqid].nsq++;
@@ -2143,10 +2144,12 @@ nvme_ctrl_create(const struct nvme_ctrl_config *cfg, struct nvme_ctrl **out)
         rc = set_profile(c);
     if (rc < 0)
         goto fail;
-    rc = -pthread_create(&c->thread, NULL, poller, c);
-    if (rc < 0)
-        goto fail;
-    c->thread_started = true;
+    if (!cfg->manual) {
+        rc = -pthread_create(&c->thread, NULL, poller, c);
+        if (rc < 0)
+            goto fail;
+        c->thread_started = true;
+    }
     *out = c;
     return 0;
 fail:
@@ -2181,6 +2184,46 @@ nvme_ctrl_destroy(struct nvme_ctrl *c)
     free(c->scratch);
     free(c->name);
     free(c);
+}
+
+unsigned int
+nvme_ctrl_poll(struct nvme_ctrl *c)
+{
+    uint64_t deadline, v;
+    unsigned int n;
+
+    assert(!c->thread_started);
+    lock_ctrl(c);
+    /* What BAR0 writes signalled for a thread that is not there. */
+    if (read(c->wake_efd, &v, sizeof(v)) < 0) {
+        /* EAGAIN: nothing was written. */
+    }
+    n = pass(c, &deadline);
+    eventidx_update(c, n == 0 && nvme_be_busy(c->be) == 0);
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+void
+nvme_ctrl_rewind(struct nvme_ctrl *c)
+{
+    uint64_t v;
+
+    lock_ctrl(c);
+    assert(!(c->cc & NVME_CC_EN) && nvme_be_busy(c->be) == 0);
+    memset(c->errlog, 0, sizeof(c->errlog));
+    c->err_count = 0;
+    c->units_read = c->units_written = 0;
+    c->host_reads = c->host_writes = 0;
+    c->media_errors = c->unsafe_shutdowns = 0;
+    c->busy_ns = 0;
+    c->created_ns = now_ns();
+    memset(&c->st, 0, sizeof(c->st));
+    atomic_store(&c->doorbells, 0);
+    if (read(c->wake_efd, &v, sizeof(v)) < 0) {
+        /* EAGAIN: nothing was written. */
+    }
+    pthread_mutex_unlock(&c->lock);
 }
 
 struct umdev_dev *

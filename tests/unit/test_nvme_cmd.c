@@ -228,6 +228,14 @@ test_prp_simple(void **state)
     assert_int_equal(n, 2);
     assert_int_equal(s[1].addr, 0x9000);
     assert_int_equal(s[1].len, 512);
+    /* The last page of the address space and page 0 are not adjacent:
+     * two segments, none wrapping around (one did). */
+    assert_int_equal(nvme_prp_walk(0xfffffffffffff000ull, 0, 2 * PAGE, PAGE, rd,
+                                   NULL, s, 8, &n),
+                     NVME_SC_SUCCESS);
+    assert_int_equal(n, 2);
+    assert_int_equal(s[0].len, PAGE);
+    assert_int_equal(s[1].addr, 0);
     /* PRP2 as a data pointer carries no offset; PRP1 is dword aligned. */
     assert_int_equal(
         nvme_prp_walk(0x5e00, 0x9200, 1024, PAGE, rd, NULL, s, 8, &n),
@@ -344,6 +352,11 @@ test_admin(void **state)
     assert_int_equal(a.iv, 3);
     s.cdw10 = 1; /* QSIZE 0 */
     assert_int_equal(admin(&s, &a), NVME_SC_QUEUE_SIZE | NVME_DNR);
+    /* QSIZE FFFFh: 65536 entries, a count 16 bits cannot hold (a 0 that
+     * passed every size check divided by zero in the poller). */
+    s.cdw10 = 1 | 0xffffu << 16;
+    assert_int_equal(admin(&s, &a), NVME_SC_SUCCESS);
+    assert_int_equal(a.qsize, 65536);
     s.cdw10 = 0 | 63u << 16;
     assert_int_equal(admin(&s, &a), NVME_SC_QID_INVALID | NVME_DNR);
     s.cdw10 = 1 | 63u << 16;
@@ -365,6 +378,16 @@ test_admin(void **state)
     assert_int_equal(a.log_len, 512);
     s.cdw10 = 0xc0 | 127u << 16;
     assert_int_equal(admin(&s, &a), NVME_SC_INVALID_LOG_PAGE | NVME_DNR);
+    /* NUMD 4000_0000h: 2^30 + 1 dwords, whose byte count wrapped to 4 in
+     * 32 bits and succeeded as a 4-byte read. */
+    s.cdw10 = NVME_LOG_SMART;
+    s.cdw11 = 0x4000;
+    assert_int_equal(admin(&s, &a), NVME_SC_INVALID_FIELD | NVME_DNR);
+    s.cdw10 = NVME_LOG_SMART | 0xfffeu << 16; /* the largest: 2^32 - 4 B */
+    s.cdw11 = 0x3fff;
+    assert_int_equal(admin(&s, &a), NVME_SC_SUCCESS);
+    assert_int_equal(a.log_len, 0xfffffffcu);
+    s.cdw11 = 0;
     s.cdw10 = NVME_LOG_SMART | 127u << 16;
     s.cdw12 = 2; /* offset not dword aligned */
     assert_int_equal(admin(&s, &a), NVME_SC_INVALID_FIELD | NVME_DNR);

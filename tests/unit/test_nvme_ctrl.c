@@ -710,6 +710,8 @@ test_bad_commands(void **state)
     s.cdw10 = 1 | 2048u << 16; /* above MQES */
     s.cdw11 = 3;
     assert_int_equal(admin(&s, NULL), NVME_SC_QUEUE_SIZE | NVME_DNR);
+    s.cdw10 = 1 | 0xffffu << 16; /* 65536 entries: 0 in 16 bits */
+    assert_int_equal(admin(&s, NULL), NVME_SC_QUEUE_SIZE | NVME_DNR);
     s.cdw10 = 1 | 15u << 16;
     s.cdw11 = 3 | 9u << 16; /* vector 9 of 2 */
     assert_int_equal(admin(&s, NULL), NVME_SC_INVALID_VECTOR | NVME_DNR);
