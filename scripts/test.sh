@@ -10,8 +10,8 @@
 #
 # Environment:
 #   UMDEV_TEST_PRESETS  presets to build and test (default "debug asan")
-#   UMDEV_FUZZ_SECONDS  seconds of fuzzing per target (default 40: seven
-#                       targets, 280 s in all; 0 skips)
+#   UMDEV_FUZZ_SECONDS  seconds of fuzzing per target (default 40: nine
+#                       targets, 360 s in all; 0 skips)
 #   CI=true             nothing may be skipped: a skipped test, a missing
 #                       debug/asan preset or UMDEV_FUZZ_SECONDS=0 is a
 #                       failure
