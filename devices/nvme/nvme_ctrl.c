@@ -1886,16 +1886,24 @@ bar0_access(void *opaque, uint64_t off, void *buf, size_t count, bool is_write)
 /* ------------------------------------------------------------------ */
 /* Device hooks                                                        */
 
+/* A controller reset, and the registers it keeps (AQA, ASQ, ACQ) back to
+ * their power-on values too. Under the lock. */
+static void
+power_on_regs(struct nvme_ctrl *c)
+{
+    ctrl_reset(c);
+    c->cc = 0;
+    c->aqa = 0;
+    c->asq = c->acq = 0;
+}
+
 static int
 nvme_reset(void *opaque)
 {
     struct nvme_ctrl *c = opaque;
 
     lock_ctrl(c);
-    ctrl_reset(c);
-    c->cc = 0;
-    c->aqa = 0;
-    c->asq = c->acq = 0;
+    power_on_regs(c);
     umdev_pci_reset(c->pci);
     update_intx(c);
     pthread_mutex_unlock(&c->lock);
@@ -1903,15 +1911,15 @@ nvme_reset(void *opaque)
 }
 
 /* The client left with guest memory: what the queues pointed at is
- * gone, so the controller resets as at power-on. */
+ * gone, so the controller resets as at power-on, and the next client
+ * finds none of this one's queue addresses. */
 static void
 nvme_detach(void *opaque)
 {
     struct nvme_ctrl *c = opaque;
 
     lock_ctrl(c);
-    ctrl_reset(c);
-    c->cc = 0;
+    power_on_regs(c);
     pthread_mutex_unlock(&c->lock);
 }
 

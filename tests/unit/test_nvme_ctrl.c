@@ -1255,11 +1255,42 @@ test_not_shared(void **state)
     wait_csts(NVME_CSTS_RDY | NVME_CSTS_CFS, 0);
 }
 
+/* A client that leaves takes its guest memory: the next one finds the
+ * controller as at power-on, none of the old one's queue addresses. */
+static void
+test_next_client_sees_power_on(void **state)
+{
+    struct umdev_client_opts o = { .timeout_ms = HARNESS_TIMEOUT_MS };
+    int64_t deadline;
+    int rc;
+
+    (void)state;
+    serve(true, 1);
+    enable();
+    reg_wr(F.c, NVME_REG_INTMS, 1, 4);
+    umdev_client_destroy(F.c);
+    F.c = NULL;
+    /* Refused (in use) until the server has seen the first one go. */
+    deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
+    while ((rc = umdev_client_connect(F.serve.devs[0].path, &o, &F.c)) < 0) {
+        if (kit_now_ms() > deadline)
+            fail_msg("reconnect: %s", strerror(-rc));
+        usleep(10 * 1000);
+    }
+    assert_int_equal(reg_rd32(F.c, NVME_REG_CC), 0);
+    assert_int_equal(reg_rd32(F.c, NVME_REG_CSTS), 0);
+    assert_int_equal(reg_rd32(F.c, NVME_REG_AQA), 0);
+    assert_int_equal(reg_rd64(F.c, NVME_REG_ASQ), 0);
+    assert_int_equal(reg_rd64(F.c, NVME_REG_ACQ), 0);
+    assert_int_equal(reg_rd32(F.c, NVME_REG_INTMS), 0);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_pci_and_identify, teardown),
+        cmocka_unit_test_teardown(test_next_client_sees_power_on, teardown),
         cmocka_unit_test_teardown(test_null_rw, teardown),
         cmocka_unit_test_teardown(test_file_rw, teardown),
         cmocka_unit_test_teardown(test_dsm_and_write_zeroes, teardown),
