@@ -132,8 +132,8 @@ for tty in "$tty0" "$tty1"; do
     # tx: pattern + loopback + END token; rx: pattern + loopback.
     line=$(grep "^${tty#ttyS}:" /proc/tty/driver/serial)
     echo "E2E-SERIAL-$p-COUNTERS $line"
-    tx=$(echo "$line" | tr ' ' '\n' | sed -n 's/^tx://p')
-    rx=$(echo "$line" | tr ' ' '\n' | sed -n 's/^rx://p')
+    tx=$(echo "$line" | tr ' ' '\n' | sed -n 's/^tx:\(.*\)/\1/p')
+    rx=$(echo "$line" | tr ' ' '\n' | sed -n 's/^rx:\(.*\)/\1/p')
     want_tx=$((LEN + LOOP_LEN + ${t:-0}))
     want_rx=$((LEN + LOOP_LEN))
     [ "$tx" = "$want_tx" ] || bad "$p: driver counted tx:$tx, expected $want_tx"

@@ -22,8 +22,8 @@ import sys
 TLDS = (r"(?:org|com|net|edu|gov|io|info|de|fr|uk|jp|cn|ru|nl|se|us|ca|"
         r"au|br|it|es|ch|at|be|cz|pl|kr|tw|in|eu|dk|fi|no)")
 PATTERNS = [
-    # A URL with a host part (file:///x has none).
-    re.compile(r"\b[a-z][a-z0-9+.-]*://([a-z0-9-]+(?:\.[a-z0-9-]+)+)",
+    # A URL with a host part, dotted or not (file:///x has none).
+    re.compile(r"\b[a-z][a-z0-9+.-]*://([a-z0-9-]+(?:\.[a-z0-9-]+)*)",
                re.I),
     # Any name in a distribution's domains.
     re.compile(r"\b(?:[a-z0-9-]+\.)+(?:debian|ubuntu|launchpad|"
@@ -73,7 +73,9 @@ def self_test(mirror):
            "URIs: " + mirror + "/", "fetch it from " + host,
            # A URL alone names a host, whatever the name: the mirror's
            # labels reversed are in no distribution's domain.
-           "http://" + ".".join(reversed(host.split("."))) + "/x"]
+           "http://" + ".".join(reversed(host.split("."))) + "/x",
+           # ... and a host name of one label is a host all the same.
+           "URIs: http://" + host.split(".")[0] + "/debian"]
     good = ["tests/func/test_func_io.c", "HARNESS_MAIN(\"func.io\")",
             "file:///usr/share/doc", "archive.tar.gz", "docs/interop/"
             "vfio-user.rst", "unix:/run/umdev/control", "libvfio-user.so"]

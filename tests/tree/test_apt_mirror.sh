@@ -2,7 +2,9 @@
 # tests/tree/test_apt_mirror.sh APT_MIRROR_SH: tests/e2e/apt-mirror.sh
 # finds the Debian archive in apt configurations made up here (APT_CONFIG
 # points apt-config at them): deb822 and one-line sources, options,
-# comments, disabled entries, other suites and vendors, file order.
+# comments, disabled entries, other suites and vendors, file order. The
+# sample archives are local paths (file: URIs, as apt takes them), so the
+# tree names no host even as an example.
 set -uo pipefail
 
 PROG=$1
@@ -47,55 +49,55 @@ expect() {
 
 setup
 cat >"$T/etc/sources.list.d/10-vendor.list" <<'EOF2'
-deb https://vendor-repo/apt cloud-sdk-bookworm main
+deb file:///srv/vendor-repo/apt cloud-sdk-bookworm main
 EOF2
 cat >"$T/etc/sources.list.d/20-debian.sources" <<'EOF2'
 # The security archive first: other suite.
 Types: deb
-URIs: http://security-archive/debian-security
+URIs: file:///srv/security-archive/debian-security
 Suites: bookworm-security
 Components: main
 
 Types: deb
-URIs: http://disabled-archive/debian
+URIs: file:///srv/disabled-archive/debian
 Suites: bookworm
 Components: main
 Enabled: no
 
 Types: deb-src
-URIs: http://source-archive/debian
+URIs: file:///srv/source-archive/debian
 Suites: bookworm
 Components: main
 
 types: deb
-uris: http://archive-a/debian/
+uris: file:///srv/archive-a/debian/
 suites: bookworm
  bookworm-updates
 components: contrib
  main
 EOF2
-expect deb822 http://archive-a/debian
+expect deb822 file:///srv/archive-a/debian
 
 cat >"$T/etc/sources.list" <<'EOF2'
 # comment
-deb-src http://source-archive/debian bookworm main
+deb-src file:///srv/source-archive/debian bookworm main
 deb [arch=amd64 signed-by=/usr/share/keyrings/x.gpg] file:///srv/archive-b bookworm contrib main # trailing
 EOF2
 expect "sources.list first, one-line with options" file:///srv/archive-b
 
 setup
 cat >"$T/etc/sources.list" <<'EOF2'
-deb http://archive-c/debian bookworm contrib
-deb http://archive-c/debian bookworm-updates main
-deb http://archive-c/debian-security bookworm-security main
+deb file:///srv/archive-c/debian bookworm contrib
+deb file:///srv/archive-c/debian bookworm-updates main
+deb file:///srv/archive-c/debian-security bookworm-security main
 EOF2
 cat >"$T/etc/sources.list.d/nodesource.sources" <<'EOF2'
 Types: deb
-URIs: http://node-repo/node_20.x
+URIs: file:///srv/node-repo/node_20.x
 Suites: nodistro
 Components: main
 EOF2
-echo "deb http://ignored-archive/debian bookworm main" \
+echo "deb file:///srv/ignored-archive/debian bookworm main" \
     >"$T/etc/sources.list.d/x.list.disabled"
 expect "no main for the release" -
 
