@@ -46,7 +46,7 @@
  *   BAR0_RD  u16 offset, u8 width code
  *   BAR2_WR / BAR2_RD  likewise in BAR2
  *   CFG_WR / CFG_RD    likewise in config space (256 bytes)
- *   MAP      u8 layout (see map_layout())
+ *   MAP      u8 layout (fuzz_layout(), bar_harness.h)
  *   UNMAP    u8 which range
  *   MEM      u16 guest offset, u8 length, that many bytes into guest memory
  *   PTR      u16 guest offset (8-aligned), u16 k: the u64 GUEST_IOVA + k
@@ -77,9 +77,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define GUEST_PAGES 16u
 #define GUEST_SIZE (GUEST_PAGES * FUZZ_PAGE)
 #define GUEST_IOVA 0x100000ull
-#define HALF (GUEST_SIZE / 2)
-/* Layout 3 maps the second half here, leaving a one-page hole. */
-#define GAP_IOVA (GUEST_IOVA + HALF + FUZZ_PAGE)
 
 enum op {
     OP_BAR0_WR,
@@ -127,38 +124,20 @@ map_one(struct harness *h, uint64_t file_off, uint64_t iova, uint64_t len,
 static void
 map_layout(struct harness *h, uint8_t v)
 {
-    const uint32_t rw =
-        VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE;
+    struct fuzz_map m[2];
+    size_t i, n = fuzz_layout(v, GUEST_IOVA, GUEST_SIZE, m);
 
-    switch (v % 4) {
-    case 0:
-        map_one(h, 0, GUEST_IOVA, GUEST_SIZE, rw);
-        break;
-    case 1:
-        map_one(h, 0, GUEST_IOVA, HALF, rw);
-        map_one(h, HALF, GUEST_IOVA + HALF, HALF, VFIO_USER_DMA_MAP_FLAG_READ);
-        break;
-    case 2:
-        map_one(h, 0, GUEST_IOVA, GUEST_SIZE, VFIO_USER_DMA_MAP_FLAG_READ);
-        break;
-    default:
-        map_one(h, 0, GUEST_IOVA, HALF, rw);
-        map_one(h, HALF, GAP_IOVA, HALF, rw);
-        break;
-    }
+    for (i = 0; i < n; i++)
+        map_one(h, m[i].file_off, m[i].iova, m[i].len, m[i].flags);
 }
 
 static void
 unmap_some(struct harness *h, uint8_t v)
 {
-    static const uint64_t r[4][2] = {
-        { GUEST_IOVA, GUEST_SIZE },
-        { GUEST_IOVA, HALF },
-        { GUEST_IOVA + HALF, HALF },
-        { GAP_IOVA, HALF },
-    };
+    uint64_t iova, len;
 
-    fuzz_dma_unmap(&h->b.c, r[v % 4][0], r[v % 4][1]);
+    fuzz_unmap_range(v, GUEST_IOVA, GUEST_SIZE, &iova, &len);
+    fuzz_dma_unmap(&h->b.c, iova, len);
 }
 
 static uint32_t

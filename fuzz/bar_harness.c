@@ -53,6 +53,49 @@ fuzz_bytes(struct fuzz_in *in, size_t len)
     return v;
 }
 
+/* ---- guest-memory layouts ---- */
+
+size_t
+fuzz_layout(uint8_t v, uint64_t iova, uint64_t size, struct fuzz_map out[2])
+{
+    const uint32_t rd = VFIO_USER_DMA_MAP_FLAG_READ;
+    const uint32_t rw = rd | VFIO_USER_DMA_MAP_FLAG_WRITE;
+    uint64_t half = size / 2;
+
+    switch (v % 4) {
+    case 0:
+        out[0] = (struct fuzz_map){ 0, iova, size, rw };
+        return 1;
+    case 1:
+        out[0] = (struct fuzz_map){ 0, iova, half, rw };
+        out[1] = (struct fuzz_map){ half, iova + half, half, rd };
+        return 2;
+    case 2:
+        out[0] = (struct fuzz_map){ 0, iova, size, rd };
+        return 1;
+    default:
+        out[0] = (struct fuzz_map){ 0, iova, half, rw };
+        out[1] = (struct fuzz_map){ half, iova + half + FUZZ_PAGE, half, rw };
+        return 2;
+    }
+}
+
+void
+fuzz_unmap_range(uint8_t v, uint64_t iova, uint64_t size, uint64_t *unmap_iova,
+                 uint64_t *unmap_len)
+{
+    uint64_t half = size / 2;
+    const uint64_t r[4][2] = {
+        { iova, size },
+        { iova, half },
+        { iova + half, half },
+        { iova + half + FUZZ_PAGE, half },
+    };
+
+    *unmap_iova = r[v % 4][0];
+    *unmap_len = r[v % 4][1];
+}
+
 /* ---- the client ---- */
 
 int

@@ -112,6 +112,24 @@ int fuzz_reset(struct fuzz_client *c);
  */
 int fuzz_dma_map_guarded(struct fuzz_client *c, int fd, uint64_t off,
                          uint64_t iova, uint64_t size, uint32_t flags);
+/*
+ * The guest-memory layouts the BAR targets map (an input's MAP byte picks
+ * one): over @size bytes of guest memory (file offset 0) at @iova,
+ * 0 all read-write; 1 two adjacent halves, the second read-only; 2 all
+ * read-only; 3 two read-write halves with an unmapped page between them.
+ */
+struct fuzz_map {
+    uint64_t file_off, iova, len;
+    uint32_t flags;
+};
+/** Layout @v's mappings into @out. Return: how many (1 or 2). */
+size_t fuzz_layout(uint8_t v, uint64_t iova, uint64_t size,
+                   struct fuzz_map out[2]);
+/** The range an input's UNMAP byte @v takes away: all, either half, or
+ * layout 3's second half. */
+void fuzz_unmap_range(uint8_t v, uint64_t iova, uint64_t size,
+                      uint64_t *unmap_iova, uint64_t *unmap_len);
+
 /** REGION_READ over the socket. Return: as call. */
 int fuzz_region_read(struct fuzz_client *c, uint32_t region, uint64_t off,
                      void *buf, uint32_t count);

@@ -86,9 +86,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define GUEST_PAGES 32u
 #define GUEST_SIZE (GUEST_PAGES * FUZZ_PAGE)
 #define GUEST_IOVA 0x100000ull
-#define HALF (GUEST_SIZE / 2)
-/* Layout 3 maps the second half here, leaving a one-page hole. */
-#define GAP_IOVA (GUEST_IOVA + HALF + FUZZ_PAGE)
 #define ASQ_IOVA GUEST_IOVA
 #define ACQ_IOVA (GUEST_IOVA + FUZZ_PAGE)
 #define IOSQ_OFF(q) ((1u + (q)) * FUZZ_PAGE)
@@ -242,42 +239,24 @@ map_one(struct harness *h, uint64_t file_off, uint64_t iova, uint64_t len,
     }
 }
 
-/* Layouts: 0 all read-write; 1 two adjacent halves, the second
- * read-only; 2 all read-only; 3 two read-write halves with an unmapped
- * page between them. */
+/* The layouts of bar_harness.h (fuzz_layout()). */
 static void
 map_layout(struct harness *h, uint8_t v)
 {
-    switch (v % 4) {
-    case 0:
-        map_one(h, 0, GUEST_IOVA, GUEST_SIZE, RW);
-        break;
-    case 1:
-        map_one(h, 0, GUEST_IOVA, HALF, RW);
-        map_one(h, HALF, GUEST_IOVA + HALF, HALF, VFIO_USER_DMA_MAP_FLAG_READ);
-        break;
-    case 2:
-        map_one(h, 0, GUEST_IOVA, GUEST_SIZE, VFIO_USER_DMA_MAP_FLAG_READ);
-        break;
-    default:
-        map_one(h, 0, GUEST_IOVA, HALF, RW);
-        map_one(h, HALF, GAP_IOVA, HALF, RW);
-        break;
-    }
+    struct fuzz_map m[2];
+    size_t i, n = fuzz_layout(v, GUEST_IOVA, GUEST_SIZE, m);
+
+    for (i = 0; i < n; i++)
+        map_one(h, m[i].file_off, m[i].iova, m[i].len, m[i].flags);
 }
 
 static void
 unmap_some(struct harness *h, uint8_t v)
 {
-    static const uint64_t r[4][2] = {
-        { GUEST_IOVA, GUEST_SIZE },
-        { GUEST_IOVA, HALF },
-        { GUEST_IOVA + HALF, HALF },
-        { GAP_IOVA, HALF },
-    };
-    uint64_t iova = r[v % 4][0], len = r[v % 4][1];
+    uint64_t iova, len;
     unsigned int i = 0;
 
+    fuzz_unmap_range(v, GUEST_IOVA, GUEST_SIZE, &iova, &len);
     /* An unmap waits until the device holds nothing in the mapping. The
      * poller thread would go on running meanwhile, finishing the I/O
      * that holds it; here nothing would: let it run until idle first. */
