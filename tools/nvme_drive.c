@@ -17,6 +17,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <linux/pci_regs.h>
+#include <linux/vfio.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -33,12 +35,8 @@
 
 #define PROG "umdev-nvme-drive"
 
-/* VFIO's region indexes (linux/vfio.h): BAR0 and config space. */
-#define BAR0 0u
-#define CONFIG 7u
-#define PCI_COMMAND 0x04
-#define PCI_COMMAND_MEMORY 0x2
-#define PCI_COMMAND_MASTER 0x4
+#define BAR0 VFIO_PCI_BAR0_REGION_INDEX
+#define CONFIG VFIO_PCI_CONFIG_REGION_INDEX
 
 /* Guest memory layout (IOVAs from 0; the controller takes an admin queue
  * address of 0 for none): queues, Identify, PRP list, data. */
