@@ -42,7 +42,10 @@
 #define NVME_ACL 3u       /* Abort Command Limit, 0-based */
 #define NVME_AERL 3u      /* Async Event Request Limit, 0-based */
 #define NVME_ERROR_LOG_ENTRIES 64u
-#define NVME_DEFAULT_POLL_US 200u /* poll idle queues this long, then sleep */
+/* The poller's window (how long idle queues are polled before it sleeps)
+ * adapts between these: see "Doorbells and the poller" in README.md. */
+#define NVME_DEFAULT_POLL_US 200u
+#define NVME_DEFAULT_POLL_MAX_US 4000u
 
 struct nvme_ctrl;
 
@@ -55,6 +58,8 @@ struct nvme_ctrl_config {
     uint8_t uuid[16];               /* the instance's: serial, NGUID... */
     struct nvme_be *be;             /* taken, also on failure */
     unsigned int poll_us;           /* 0: NVME_DEFAULT_POLL_US */
+    unsigned int poll_max_us; /* 0: NVME_DEFAULT_POLL_MAX_US; <= poll_us:
+                                 a fixed window of poll_us */
     /* No poller thread: the embedder runs the queues with
      * nvme_ctrl_poll() on its own thread, so what happens is fixed by
      * the order of its calls (fuzz/nvme_bar.c). */
@@ -99,6 +104,7 @@ struct nvme_ctrl_stats {
     uint64_t doorbells; /* MMIO doorbell writes */
     uint64_t sleeps;    /* poller asked for doorbells to sleep */
     uint64_t wakeups;   /* poller woken from sleep */
+    uint64_t poll_window_ns; /* the poller's current window */
     uint64_t irqs;      /* interrupts raised */
     uint64_t resets;    /* controller resets (CC.EN 1 -> 0) */
     bool ready;         /* CSTS.RDY */

@@ -102,7 +102,8 @@ struct nvme_ctrl {
     uint8_t uuid[16];
     uint8_t eui64[8], nguid[16];
     char serial[21];
-    uint64_t poll_ns;
+    uint64_t poll_ns; /* the window now: poll_min_ns..poll_max_ns */
+    uint64_t poll_min_ns, poll_max_ns;
     uint64_t created_ns;
 
     pthread_t thread;
@@ -1529,6 +1530,32 @@ work_pending(struct nvme_ctrl *c)
     return atomic_load(&c->bad_db) != 0;
 }
 
+/*
+ * After a sleep the host's doorbell ended: the poll window adapts as
+ * KVM's halt polling does. Had polling gone on for the whole idle time
+ * (window + sleep) without passing the maximum, the doorbell would have
+ * cost no message: grow the window to cover such a gap next time. A
+ * sleep longer than that says the host went quiet: shrink it, so an idle
+ * controller stops spending CPU on polls that find nothing.
+ */
+static void
+poll_window_adapt(struct nvme_ctrl *c, uint64_t slept_ns)
+{
+    uint64_t idle = c->poll_ns + slept_ns;
+
+    if (idle <= c->poll_max_ns) {
+        uint64_t want = idle + idle / 4;
+
+        if (want < 2 * c->poll_ns)
+            want = 2 * c->poll_ns;
+        c->poll_ns = want < c->poll_max_ns ? want : c->poll_max_ns;
+    } else {
+        c->poll_ns /= 2;
+        if (c->poll_ns < c->poll_min_ns)
+            c->poll_ns = c->poll_min_ns;
+    }
+}
+
 static void *
 poller(void *arg)
 {
@@ -1541,7 +1568,7 @@ poller(void *arg)
         struct pollfd pfd[2];
         unsigned int n;
         int timeout = -1;
-        bool busy;
+        bool busy, rung = false;
 
         n = pass(c, &deadline);
         now = now_ns();
@@ -1562,7 +1589,11 @@ poller(void *arg)
             if (n > 0)
                 eventidx_update(c, false);
             pthread_mutex_unlock(&c->lock);
-            if (atomic_load(&c->want_lock) > 0)
+            /* A pass that found nothing gives way to whatever else wants
+             * this CPU (the VMM's vCPUs, on a host with fewer CPUs than
+             * threads): a yield costs little when nothing else is
+             * runnable. */
+            if (atomic_load(&c->want_lock) > 0 || n == 0)
                 sched_yield();
             pthread_mutex_lock(&c->lock);
             continue;
@@ -1589,6 +1620,7 @@ poller(void *arg)
             (pfd[0].revents & POLLIN)) {
             uint64_t v;
 
+            rung = true;
             if (read(c->wake_efd, &v, sizeof(v)) < 0) {
                 /* EAGAIN: another reader got it; nothing lost. */
             }
@@ -1596,6 +1628,10 @@ poller(void *arg)
         pthread_mutex_lock(&c->lock);
         atomic_store(&c->sleeping, false);
         c->st.wakeups++;
+        /* Only the host's doorbells say how long it was quiet; the
+         * backend's completions and our own deadlines do not. */
+        if (rung)
+            poll_window_adapt(c, now_ns() - now);
         idle_since = 0;
         eventidx_update(c, false);
     }
@@ -2101,8 +2137,15 @@ nvme_ctrl_create(const struct nvme_ctrl_config *cfg, struct nvme_ctrl **out)
     c->geom.nlba = cfg->size >> NVME_LBA_SHIFT;
     c->geom.lba_shift = NVME_LBA_SHIFT;
     c->geom.max_xfer = NVME_MAX_XFER;
-    c->poll_ns =
+    c->poll_min_ns =
         (uint64_t)(cfg->poll_us ? cfg->poll_us : NVME_DEFAULT_POLL_US) * 1000u;
+    c->poll_max_ns =
+        (uint64_t)(cfg->poll_max_us ? cfg->poll_max_us
+                                    : NVME_DEFAULT_POLL_MAX_US) *
+        1000u;
+    if (c->poll_max_ns < c->poll_min_ns)
+        c->poll_max_ns = c->poll_min_ns;
+    c->poll_ns = c->poll_min_ns;
     c->created_ns = now_ns();
     memcpy(c->uuid, cfg->uuid, 16);
     snprintf(c->type, sizeof(c->type), "%s", cfg->type ? cfg->type : "nvme");
@@ -2226,6 +2269,7 @@ nvme_ctrl_rewind(struct nvme_ctrl *c)
     c->media_errors = c->unsafe_shutdowns = 0;
     c->busy_ns = 0;
     c->created_ns = now_ns();
+    c->poll_ns = c->poll_min_ns;
     memset(&c->st, 0, sizeof(c->st));
     atomic_store(&c->doorbells, 0);
     if (read(c->wake_efd, &v, sizeof(v)) < 0) {
@@ -2252,6 +2296,7 @@ nvme_ctrl_get_stats(struct nvme_ctrl *c, struct nvme_ctrl_stats *out)
     lock_ctrl(c);
     *out = c->st;
     out->doorbells = atomic_load(&c->doorbells);
+    out->poll_window_ns = c->poll_ns;
     out->ready = (c->csts & NVME_CSTS_RDY) != 0;
     out->fatal = (c->csts & NVME_CSTS_CFS) != 0;
     out->shadow = c->dbbuf;

@@ -421,6 +421,9 @@ nvme_parent_describe(struct umdev_instance *inst)
                            json_object_new_int64((int64_t)st.doorbells));
     json_object_object_add(o, "poller_wakeups",
                            json_object_new_int64((int64_t)st.wakeups));
+    json_object_object_add(o, "poll_window_us",
+                           json_object_new_int64(
+                               (int64_t)(st.poll_window_ns / 1000u)));
     json_object_object_add(o, "irqs", json_object_new_int64((int64_t)st.irqs));
     json_object_object_add(o, "resets",
                            json_object_new_int64((int64_t)st.resets));

@@ -4,10 +4,12 @@
 # model and serial from Identify, the I/O queues the driver created; then
 # a seeded pattern written with O_DIRECT and read back, a discard read
 # back as zeroes, a controller reset in the middle of writes losing
-# nothing, and an ext2 file system made, filled and unmounted for the
-# host to read. /e2e/nvme.conf (written by nvme.sh) sets BDF, QUEUES,
+# nothing, a load of concurrent 4 KiB readers and writers between two
+# markers (the host counts socket messages there), and an ext2 file
+# system made, filled and unmounted for the host to read. /e2e/nvme.conf (written by nvme.sh) sets BDF, QUEUES,
 # SIZE (bytes), SERIAL, DATA_OFF and DATA_LEN (bytes, MiB multiples),
-# DISCARD_OFF and DISCARD_LEN, FS_MB; /e2e/pattern is the pattern.
+# DISCARD_OFF and DISCARD_LEN, FS_MB, LOAD_OFF (bytes), LOAD_JOBS and
+# LOAD_COUNT; /e2e/pattern is the pattern.
 # Marker lines: E2E-NVME-*.
 # shellcheck shell=sh disable=SC1091,SC2153,SC2154  # nvme.conf exists only in the guest
 MARK=NVME
@@ -84,7 +86,37 @@ else
 fi
 rm -f /tmp/back
 
-# 4. A file system in the first FS_MB MiB, for the host to read.
+# 4. Load: LOAD_JOBS processes each doing LOAD_COUNT 4 KiB O_DIRECT I/Os
+# at once (half reading the pattern, half writing zeroes into the room
+# after it), so several commands are always in flight. The host counts
+# the socket messages the instance handled between the markers (taken
+# while the guest is idle, so the counters hold still); LOAD-IOS tells
+# it how many I/O commands at least fell in between.
+echo "E2E-NVME-LOAD-BEGIN"
+sleep 2
+half=$((LOAD_JOBS / 2))
+j=0
+pids=
+while [ $j -lt "$half" ]; do
+    dd if=/dev/nvme0n1 of=/dev/null bs=4096 count="$LOAD_COUNT" \
+        skip=$((DATA_OFF / 4096 + j * LOAD_COUNT)) iflag=direct 2>/dev/null &
+    pids="$pids $!"
+    dd if=/dev/zero of=/dev/nvme0n1 bs=4096 count="$LOAD_COUNT" \
+        seek=$((LOAD_OFF / 4096 + j * LOAD_COUNT)) oflag=direct \
+        conv=notrunc 2>/dev/null &
+    pids="$pids $!"
+    j=$((j + 1))
+done
+t0=$(cut -d' ' -f1 /proc/uptime)
+for p in $pids; do
+    wait "$p" || bad "a load job failed"
+done
+t1=$(cut -d' ' -f1 /proc/uptime)
+echo "E2E-NVME-LOAD-IOS $((half * 2 * LOAD_COUNT)) in $t0..$t1 s of uptime"
+echo "E2E-NVME-LOAD-END"
+sleep 2
+
+# 5. A file system in the first FS_MB MiB, for the host to read.
 if mke2fs -q /dev/nvme0n1 $((FS_MB * 1024)) >/dev/null 2>&1; then
     mkdir -p /mnt
     if mount -t ext2 /dev/nvme0n1 /mnt; then

@@ -8,8 +8,11 @@
 # vfio-user-pci. The guest half (nvme-guest.sh) checks identity, driver,
 # size, model, serial and queue count, writes a seeded pattern with
 # O_DIRECT and reads it back, discards a range and reads zeroes, resets
-# the controller in the middle of writes and finds them all, and makes an
-# ext2 file system with two files. Then the host checks, without the
+# the controller in the middle of writes and finds them all, runs a load
+# of 2K (at least 4) 4 KiB O_DIRECT readers and writers at once, and
+# makes an ext2 file system with two files. The host reads the
+# instance's counters at the load's markers: at most MAX_MSGS_PER_IO
+# socket messages per I/O under load. Then the host checks, without the
 # guest: the backing file holds the pattern byte for byte at the same
 # offsets, a hole where the discard was, and the files (e2fsprogs'
 # debugfs, no mount).
@@ -58,8 +61,19 @@ DATA_OFF=$(((FS_MB + 8) * MB))
 DATA_LEN=$((DATA_MB * MB))
 DISCARD_OFF=$((DATA_OFF + 2 * MB))
 DISCARD_LEN=$((2 * MB))
-# The file system, the pattern, the pattern again for the reset, room.
-SIZE=$((DATA_OFF + 2 * DATA_LEN + 32 * MB))
+# The file system, the pattern, the pattern again for the reset, room
+# for the load's writes.
+LOAD_OFF=$((DATA_OFF + 2 * DATA_LEN))
+SIZE=$((LOAD_OFF + 32 * MB))
+# The load: two jobs per I/O queue (at least four), half reading the
+# pattern, half writing the room, each at most 2048 4 KiB I/Os.
+LOAD_JOBS=$((QUEUES < 2 ? 4 : 2 * QUEUES))
+LOAD_COUNT=$((32 * MB / 4096 / (LOAD_JOBS / 2)))
+[ "$LOAD_COUNT" -le 2048 ] || LOAD_COUNT=2048
+[ "$LOAD_COUNT" -le $((DATA_LEN / 4096 / (LOAD_JOBS / 2))) ] ||
+    LOAD_COUNT=$((DATA_LEN / 4096 / (LOAD_JOBS / 2)))
+# Socket messages per I/O under that load: at most this (issue 15).
+MAX_MSGS_PER_IO=0.01
 
 # ---- programs ---------------------------------------------------------------
 UMDEVD=$BUILD_DIR/daemon/umdevd
@@ -126,12 +140,29 @@ say "umdevd instance $UUID ($TYPE, $SIZE bytes) on $SOCK"
 SLOT=6
 BDF_WANT=$(printf '0000:00:%02x.0' "$SLOT")
 SERIAL=$(printf '%s' "$UUID" | tr -d - | cut -c1-20)
-printf 'BDF=%s\nQUEUES=%s\nSIZE=%s\nSERIAL=%s\nDATA_OFF=%s\nDATA_LEN=%s\nDISCARD_OFF=%s\nDISCARD_LEN=%s\nFS_MB=%s\n' \
+printf 'BDF=%s\nQUEUES=%s\nSIZE=%s\nSERIAL=%s\nDATA_OFF=%s\nDATA_LEN=%s\nDISCARD_OFF=%s\nDISCARD_LEN=%s\nFS_MB=%s\nLOAD_OFF=%s\nLOAD_JOBS=%s\nLOAD_COUNT=%s\n' \
     "$BDF_WANT" "$QUEUES" "$SIZE" "$SERIAL" "$DATA_OFF" "$DATA_LEN" \
-    "$DISCARD_OFF" "$DISCARD_LEN" "$FS_MB" >"$TMP/nvme.conf"
+    "$DISCARD_OFF" "$DISCARD_LEN" "$FS_MB" "$LOAD_OFF" "$LOAD_JOBS" \
+    "$LOAD_COUNT" >"$TMP/nvme.conf"
 QARGS=(-- -smp "$QUEUES" -device "$(e2e_device_json "$SLOT" "$SOCK")")
 e2e_trace_args
 say "seed $SEED; $DATA_MB MiB of pattern; guest with $QUEUES vCPUs"
+# The instance's counters at the guest's load markers (the guest is idle
+# for 2 s after each, so they hold still while we read them).
+watch_load() {
+    local phase=BEGIN
+    while kill -0 "$SRV_PID" 2>/dev/null; do
+        if grep -q "^E2E-NVME-LOAD-$phase" "$ART/console.log" 2>/dev/null; then
+            ctl --json info "$UUID" >"$TMP/load-$phase.json" 2>&1
+            [ $phase = END ] && return
+            phase=END
+        fi
+        sleep 0.05
+    done
+}
+: >"$ART/console.log"
+watch_load &
+WATCH_PID=$!
 t=$(now)
 MODULES="nvme ext4 crc32c_generic" "$HERE/run-guest.sh" --timeout "$QEMU_TIMEOUT" \
     --log "$ART/console.log" "$HERE/nvme-guest.sh" "$HERE/guest-lib.sh" \
@@ -139,6 +170,8 @@ MODULES="nvme ext4 crc32c_generic" "$HERE/run-guest.sh" --timeout "$QEMU_TIMEOUT
     "${QARGS[@]}" >/dev/null
 GUEST_RC=$?
 T_BOOT=$(elapsed "$t" "$(now)")
+kill "$WATCH_PID" 2>/dev/null
+wait "$WATCH_PID" 2>/dev/null
 
 # ---- the server side after the run -----------------------------------------------
 CTL_FAILED=0
@@ -194,12 +227,47 @@ hello=$(debugfs -R "cat /hello.txt" "$IMG" 2>/dev/null)
 [ "$hello" = "hello from the guest" ] ||
     { say "FAIL: /hello.txt in the backing file reads '$hello'"; fail=1; }
 
+# Socket messages per I/O under load: the counters at the two markers.
+# The guest's I/O count checks that the load fell between them.
+LOAD_IOS=$(sed -n 's/^E2E-NVME-LOAD-IOS \([0-9]*\) .*/\1/p' "$C" | head -n 1)
+if ! LOAD_LINE=$(python3 - "$TMP/load-BEGIN.json" "$TMP/load-END.json" \
+    "${LOAD_IOS:-0}" "$MAX_MSGS_PER_IO" <<'EOF'
+import json, sys
+def counters(path):
+    try:
+        info = json.load(open(path))
+    except (OSError, ValueError) as e:
+        sys.exit("no counters at the load marker %s: %s" % (path, e))
+    try:
+        dev = info["device"]
+        return dev["counters"]["msgs"], dev["endpoints"]["io_commands"]
+    except (KeyError, TypeError):
+        sys.exit("%s has no device counters: %s" % (path, info))
+m0, io0 = counters(sys.argv[1])
+m1, io1 = counters(sys.argv[2])
+want, limit = int(sys.argv[3]), float(sys.argv[4])
+ios, msgs = io1 - io0, m1 - m0
+if want == 0 or ios < want:
+    sys.exit("the guest reported %d load I/Os but %d were counted between "
+             "the markers" % (want, ios))
+ratio = msgs / ios
+print("load: %d I/O commands, %d socket messages, %.4f per I/O (at most %g)"
+      % (ios, msgs, ratio, limit))
+sys.exit(0 if ratio <= limit else 2)
+EOF
+); then
+    say "FAIL: ${LOAD_LINE:-socket messages per I/O under load (above)}"
+    fail=1
+fi
+
 T_WALL=$(elapsed "$T_START" "$(now)")
 e2e_versions
 say "type $TYPE; device ${BDF:-<not found>}"
 sed -n 's/^E2E-NVME-ID /  /p' "$C" | head -n 1
 sed -n 's/^E2E-NVME-DMESG /  guest: /p' "$C"
-sed -n 's/^ *\(io_commands\|doorbell_writes\|msgs_per_io\|o_direct\|resets\) */  \1 /p' \
+[ -z "${LOAD_LINE:-}" ] || say "$LOAD_LINE"
+sed -n 's/^E2E-NVME-LOAD-IOS /  guest: load /p' "$C"
+sed -n 's/^ *\(io_commands\|doorbell_writes\|poller_wakeups\|poll_window_us\|msgs_per_io\|o_direct\|resets\) */  \1 /p' \
     "$ART/info.txt"
 say "timings: setup ${T_SETUP}s, boot+test ${T_BOOT}s (TCG), wall ${T_WALL}s"
 e2e_qemu_messages

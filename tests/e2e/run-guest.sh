@@ -70,7 +70,7 @@ timeout --kill-after=10 "$TIMEOUT" "$CACHE_DIR/qemu" \
     -nographic -no-reboot -nic none \
     -kernel "$CACHE_DIR/vmlinuz" -initrd "$INITRD" \
     -append "console=ttyS0 panic=-1 quiet 8250.nr_uarts=8 ${UMDEV_E2E_APPEND:-}" \
-    "${DEVARGS[@]}" "${QARGS[@]}" </dev/null 2>&1 | tr -d '\r' | tee "$LOG"
+    "${DEVARGS[@]}" "${QARGS[@]}" </dev/null 2>&1 | stdbuf -oL tr -d '\r' | tee "$LOG"
 qrc=${PIPESTATUS[0]}
 set -e
 T1=$(date +%s.%N)

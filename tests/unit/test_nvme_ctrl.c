@@ -86,8 +86,9 @@ destroy_ctrl(void *arg)
     nvme_ctrl_destroy(arg);
 }
 
-/* The poller's poll window for the next serve(). */
-static unsigned int poll_us = 2000;
+/* The poller's poll window for the next serve(): where it starts and how
+ * far it may grow (0: the default). */
+static unsigned int poll_us = 2000, poll_max_us;
 
 static void
 serve(bool null, unsigned int nq)
@@ -98,6 +99,7 @@ serve(bool null, unsigned int nq)
         .nr_io_queues = nq,
         .size = NS_SIZE,
         .poll_us = poll_us,
+        .poll_max_us = poll_max_us,
     };
     struct umdev_client_opts o = { .timeout_ms = HARNESS_TIMEOUT_MS };
     char err[256];
@@ -1003,6 +1005,70 @@ test_shadow_doorbells(void **state)
     assert_true(F.mmio_doorbells > before);
 }
 
+static uint64_t
+poll_window_us(void)
+{
+    struct nvme_ctrl_stats st;
+
+    nvme_ctrl_get_stats(F.ctrl, &st);
+    return st.poll_window_ns / 1000u;
+}
+
+/* The poll window grows while the host's doorbells come soon after the
+ * poller fell asleep, up to its maximum, and halves after a quiet time
+ * longer than the maximum. The maximum here is far above this machine's
+ * scheduling gaps, so each step's direction does not depend on them. */
+static void
+test_poll_window_adapts(void **state)
+{
+    uint64_t w, grown;
+    unsigned int i;
+
+    (void)state;
+    poll_us = 100;
+    poll_max_us = 400 * 1000;
+    serve(true, 1);
+    poll_us = 2000;
+    poll_max_us = 0;
+    enable();
+    memset(gp(DBBUF), 0, 4096);
+    memset(gp(EVIDX), 0, 4096);
+    {
+        struct nvme_sqe s = sqe(NVME_ADM_DBBUF_CONFIG);
+
+        s.prp1 = DBBUF;
+        s.prp2 = EVIDX;
+        assert_int_equal(admin(&s, NULL), 0);
+    }
+    F.shadow = true;
+    create_queues(1, IO_DEPTH);
+    /* Quiet for longer than the maximum: the window shrinks to (or
+     * stays at) its floor. */
+    for (i = 0; i < 12; i++) {
+        usleep(450 * 1000);
+        assert_int_equal(io(1, NVME_CMD_READ, 0, 8, DATA), 0);
+        if (poll_window_us() == 100)
+            break;
+    }
+    assert_int_equal(poll_window_us(), 100);
+    /* Doorbells 5 ms after each I/O: every gap outlasts the window until
+     * the window covers it, and each one it does not cover grows it. */
+    for (i = 0; i < 12; i++) {
+        usleep(5000);
+        assert_int_equal(io(1, NVME_CMD_READ, 0, 8, DATA), 0);
+    }
+    grown = poll_window_us();
+    kit_say("poll window after 12 I/Os 5 ms apart: %llu us",
+            (unsigned long long)grown);
+    assert_true(grown >= 5000);
+    assert_true(grown <= 400 * 1000);
+    /* Quiet again: halved. */
+    w = grown;
+    usleep(900 * 1000);
+    assert_int_equal(io(1, NVME_CMD_READ, 0, 8, DATA), 0);
+    assert_int_equal(poll_window_us(), w / 2 < 100 ? 100 : w / 2);
+}
+
 /* Doorbell Buffer Config after I/O queues were used through their
  * registers: the controller carries their positions into the shadow
  * buffer, so a buffer the host left zeroed moves nothing backwards. */
@@ -1304,6 +1370,7 @@ main(void)
         cmocka_unit_test_teardown(test_intx, teardown),
         cmocka_unit_test_teardown(test_cq_full, teardown),
         cmocka_unit_test_teardown(test_coalescing, teardown),
+        cmocka_unit_test_teardown(test_poll_window_adapts, teardown),
         cmocka_unit_test_teardown(test_not_shared, teardown),
     };
 
