@@ -597,6 +597,32 @@ fits(struct cmd *c, const struct inst_config *cfg)
 }
 
 /*
+ * A transient instance's data goes when the instance does (nothing names
+ * it afterwards), so one may not start on data something else left: a
+ * backing file kept at undefine would be lost with it.
+ */
+static int
+no_kept_data(struct cmd *c, const struct inst_config *cfg)
+{
+    char where[PATH_MAX + 64];
+    int rc = parents_instance_data(c->d, cfg, false, where, sizeof(where));
+
+    if (rc < 0) {
+        snprintf(c->err, c->errlen, "%s", where);
+        return rc;
+    }
+    if (where[0] != '\0') {
+        snprintf(c->err, c->errlen,
+                 "%s exists (kept when %s was undefined?): a transient "
+                 "instance would remove it when it stops; define %s to use "
+                 "it, or remove it first",
+                 where, cfg->uuid, cfg->uuid);
+        return -EEXIST;
+    }
+    return 0;
+}
+
+/*
  * A new instance from the definition fields in @args (parent, type, uuid
  * and the rest): checked, saved unless @transient, added. Only types on
  * offer may be instantiated, and pending plug-in types by their own
@@ -666,6 +692,8 @@ new_instance(struct cmd *c, struct json_object *args, bool transient,
     json_object_put(fields);
     if (rc == 0)
         rc = fits(c, &cfg);
+    if (rc == 0 && transient)
+        rc = no_kept_data(c, &cfg);
     if (rc == 0 && check_point(c, &cfg, cfg.auto_start))
         goto out;
     if (rc == 0 && !transient)
@@ -805,39 +833,18 @@ cmd_define(struct cmd *c)
 }
 
 /*
- * What the instance keeps across runs (a backing file), through its
- * parent's instance_data hook: removed when @remove. Return: 0, or
- * -errno with c->err saying why; @where says what (empty: nothing).
+ * What the instance keeps across runs (a backing file): removed when
+ * @remove. Return: 0, or -errno with c->err saying why; @where says what
+ * (empty: nothing).
  */
 static int
 instance_data(struct cmd *c, const struct instance *inst, bool remove,
               char *where, size_t len)
 {
-    const struct parent_entry *pe =
-        parents_find(c->d->parents, inst->cfg.parent);
-    int (*fn)(const struct umdev_instance_args *, bool, char *, size_t) =
-        pe != NULL ? PARENT_OP3(pe->drv, instance_data) : NULL;
-    struct umdev_instance_args args = {
-        .type = inst->cfg.type,
-        .uuid = inst->cfg.uuid,
-        .rundir = c->d->opts.rundir,
-        .uid = inst->cfg.uid,
-        .gid = inst->cfg.gid,
-        .attrs = inst->cfg.attrs,
-        .log = &c->d->log,
-    };
-    char datadir[PATH_MAX];
-    int rc;
+    int rc = parents_instance_data(c->d, &inst->cfg, remove, where, len);
 
-    where[0] = '\0';
-    if (fn == NULL)
-        return 0;
-    if (parents_datadir(c->d, pe->drv->name, datadir, sizeof(datadir)) == 0)
-        args.datadir = datadir;
-    rc = fn(&args, remove, where, len);
     if (rc < 0)
-        snprintf(c->err, c->errlen, "%s (the definition is kept)",
-                 where[0] != '\0' ? where : strerror(-rc));
+        snprintf(c->err, c->errlen, "%s (the definition is kept)", where);
     return rc;
 }
 

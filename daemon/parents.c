@@ -131,6 +131,36 @@ parents_datadir(const struct daemon *d, const char *name, char *out, size_t len)
     return 0;
 }
 
+int
+parents_instance_data(struct daemon *d, const struct inst_config *cfg,
+                      bool remove, char *where, size_t len)
+{
+    const struct parent_entry *pe = parents_find(d->parents, cfg->parent);
+    int (*fn)(const struct umdev_instance_args *, bool, char *, size_t) =
+        pe != NULL ? PARENT_OP3(pe->drv, instance_data) : NULL;
+    struct umdev_instance_args args = {
+        .type = cfg->type,
+        .uuid = cfg->uuid,
+        .rundir = d->opts.rundir,
+        .uid = cfg->uid,
+        .gid = cfg->gid,
+        .attrs = cfg->attrs,
+        .log = &d->log,
+    };
+    char datadir[PATH_MAX];
+    int rc;
+
+    where[0] = '\0';
+    if (fn == NULL)
+        return 0;
+    if (parents_datadir(d, pe->drv->name, datadir, sizeof(datadir)) == 0)
+        args.datadir = datadir;
+    rc = fn(&args, remove, where, len);
+    if (rc < 0 && where[0] == '\0')
+        snprintf(where, len, "%s", strerror(-rc));
+    return rc;
+}
+
 /*
  * Make @drv's data directory (root's, 0700: only umdevd and the workers
  * it hands files to look inside) and let @drv size its pools @cap for

@@ -97,6 +97,16 @@ int parents_datadir(const struct daemon *d, const char *name, char *out,
                     size_t len);
 
 /**
+ * parents_instance_data() - the data an instance of @cfg keeps across
+ * runs (a backing file), through its parent's instance_data hook: @where
+ * says what and where it is ("" for none: also for a parent without the
+ * hook), and when @remove it is removed. Return: 0, or -errno with @where
+ * saying why.
+ */
+int parents_instance_data(struct daemon *d, const struct inst_config *cfg,
+                          bool remove, char *where, size_t len);
+
+/**
  * parents_fit() - do the costs the attributes @attrs of an instance of
  * @type add to the type's fit the pools of its parent: their capacity
  * (@free false: define, modify) or what is free now (@free true: start)?

@@ -116,6 +116,21 @@ inst_remove(struct daemon *d, struct instance *inst)
 {
     struct instance **pp;
 
+    /* A transient instance's data (a backing file) goes with it: no
+     * definition names it any more (handlers.c's no_kept_data() made
+     * sure it was the instance's own). */
+    if (!inst->defined) {
+        char where[PATH_MAX + 64];
+
+        if (parents_instance_data(d, &inst->cfg, true, where, sizeof(where)) <
+            0)
+            umdev_log(&d->log, LOG_ERR, "%s: transient instance gone: %s",
+                      inst->cfg.uuid, where);
+        else if (where[0] != '\0')
+            umdev_log(&d->log, LOG_INFO, "%s: transient instance gone: %s "
+                      "removed", inst->cfg.uuid, where);
+    }
+
     for (pp = &d->instances; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == inst) {
             *pp = inst->next;

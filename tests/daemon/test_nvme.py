@@ -16,7 +16,10 @@
     refused with ENOSPC at define, modify and start, changing nothing;
   * undefine keeps the backing file and says where it is, --delete-data
     removes it (as the owner in a dir of the definition's), and a
-    running instance's is refused.
+    running instance's is refused;
+  * a transient instance's backing file goes when it stops (and when
+    umdevd does), and a transient start on a file kept at undefine is
+    refused, keeping it.
 
     python3 test_nvme.py --umdevd P --umdevctl P --probe P --req-client P \
         [unittest arguments]
@@ -394,6 +397,56 @@ class Undefine(NvmeTestCase):
                     ).out.strip()
         self.assertEqual(self.ok("undefine", u, "--delete-data").out, "")
         self.assertIsNone(self.lookup(u))
+
+
+class Transient(NvmeTestCase):
+
+    def test_data_goes_with_it(self):
+        i = self.start_instance("-p", "nvme", "-t", "nvme-1q", "--attr",
+                                "size=8M")
+        u = i["uuid"]
+        self.assertEqual(os.path.getsize(self.img(u)), 8 << 20)
+        self.ok("stop", u)
+        self.assertFalse(os.path.exists(self.img(u)))
+        self.assertIsNone(self.lookup(u))
+        self.assertIn("%s: transient instance gone: backing file %s removed"
+                      % (u, self.img(u)), self.d.log())
+        # Running when umdevd stops: the same.
+        u = self.start_instance("-p", "nvme", "-t", "nvme-1q", "--attr",
+                                "size=8M")["uuid"]
+        self.assertTrue(os.path.exists(self.img(u)))
+        self.d.terminate()
+        self.assertFalse(os.path.exists(self.img(u)))
+        self.assertEqual(os.listdir(self.dir), [])
+
+    def test_made_persistent_keeps_it(self):
+        u = self.start_instance("-p", "nvme", "-t", "nvme-1q", "--attr",
+                                "size=8M")["uuid"]
+        self.ok("define", u)
+        self.ok("stop", u)
+        self.assertTrue(os.path.exists(self.img(u)))
+
+    def test_kept_data_refused(self):
+        u = self.ok("define", "-p", "nvme", "-t", "nvme-1q", "--attr",
+                    "size=8M").out.strip()
+        self.start_instance(u)
+        self.ok("stop", u)
+        self.ok("undefine", u)
+        with open(self.img(u), "r+b") as f:
+            f.write(b"kept data")
+        self.refused("EEXIST", "start", "-p", "nvme", "-t", "nvme-1q", "-u",
+                     u, "--attr", "size=8M",
+                     says="backing file %s exists" % self.img(u))
+        self.assertIsNone(self.lookup(u))
+        with open(self.img(u), "rb") as f:
+            self.assertEqual(f.read(9), b"kept data")
+        # Defined again, it is the instance's data as before.
+        self.ok("define", "-p", "nvme", "-t", "nvme-1q", "-u", u, "--attr",
+                "size=8M")
+        self.start_instance(u)
+        self.ok("stop", u)
+        with open(self.img(u), "rb") as f:
+            self.assertEqual(f.read(9), b"kept data")
 
 
 def pattern(seed, n):

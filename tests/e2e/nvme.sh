@@ -177,19 +177,9 @@ wait "$WATCH_PID" 2>/dev/null
 CTL_FAILED=0
 ctl info "$UUID" >"$ART/info.txt" 2>&1 ||
     { say "umdevctl info $UUID failed: $(cat "$ART/info.txt")"; CTL_FAILED=1; }
-ctl stop "$UUID" >"$TMP/stop.out" 2>&1 ||
-    { say "umdevctl stop $UUID failed: $(cat "$TMP/stop.out")"; CTL_FAILED=1; }
-stop_server "$SRV_PID" 100 || say "umdevd did not exit within 10 s of SIGTERM"
-SRV_PID=
-
-# ---- verdict ----------------------------------------------------------------------
 fail=0
-C=$ART/console.log
-e2e_guest_verdict NVME
-[ "$SRV_RC" -eq 0 ] || { say "umdevd exited $SRV_RC (expected 0 after SIGTERM)"; fail=1; }
-[ "$CTL_FAILED" -eq 0 ] || fail=1
-
-# The backing file, read by the host: the pattern where the guest wrote it
+# The backing file, read by the host before the instance stops (a
+# transient instance's goes with it): the pattern where the guest wrote it
 # (zeroes and a hole where it discarded), the pattern again where the
 # reset happened, and the file system's files.
 if ! python3 - "$IMG" "$TMP/pattern" "$DATA_OFF" "$DATA_LEN" "$DISCARD_OFF" \
@@ -226,6 +216,19 @@ fi
 hello=$(debugfs -R "cat /hello.txt" "$IMG" 2>/dev/null)
 [ "$hello" = "hello from the guest" ] ||
     { say "FAIL: /hello.txt in the backing file reads '$hello'"; fail=1; }
+ctl stop "$UUID" >"$TMP/stop.out" 2>&1 ||
+    { say "umdevctl stop $UUID failed: $(cat "$TMP/stop.out")"; CTL_FAILED=1; }
+[ ! -e "$IMG" ] ||
+    { say "FAIL: the transient instance stopped, its backing file $IMG stayed"; fail=1; }
+stop_server "$SRV_PID" 100 || say "umdevd did not exit within 10 s of SIGTERM"
+SRV_PID=
+
+# ---- verdict ----------------------------------------------------------------------
+C=$ART/console.log
+e2e_guest_verdict NVME
+[ "$SRV_RC" -eq 0 ] || { say "umdevd exited $SRV_RC (expected 0 after SIGTERM)"; fail=1; }
+[ "$CTL_FAILED" -eq 0 ] || fail=1
+
 
 # Socket messages per I/O under load: the counters at the two markers.
 # The guest's I/O count checks that the load fell between them.
