@@ -170,6 +170,11 @@ nvme_prp_walk(uint64_t prp1, uint64_t prp2, uint64_t len, uint32_t page,
     uint8_t ent[PRP_BATCH * 8];
 
     *nsegs = 0;
+    /* CC.MPS makes pages 4 KiB and up (3.1.3.5); below 16 bytes a list
+     * page could hold nothing but its chain pointer, and the walk would
+     * never end. */
+    if (page < 16 || (page & (page - 1)) != 0)
+        return NVME_SC_INTERNAL | NVME_DNR;
     if (len == 0)
         return NVME_SC_SUCCESS;
     /* PRP Entry 1 may carry an offset, dword aligned (4.3). */

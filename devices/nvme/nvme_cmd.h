@@ -99,7 +99,8 @@ struct nvme_seg {
  * Return: NVME_SC_SUCCESS with *@nsegs set; PRP Offset Invalid (an entry
  * with an offset where none is allowed, or not dword aligned); Data
  * Transfer Error (a list @rd could not read); Internal Error when more
- * than @max segments are needed (cannot happen when @max covers MDTS).
+ * than @max segments are needed (cannot happen when @max covers MDTS),
+ * or for a @page that is not a power of two of at least 16 bytes.
  */
 uint16_t nvme_prp_walk(uint64_t prp1, uint64_t prp2, uint64_t len,
                        uint32_t page, nvme_mem_read_fn *rd, void *opaque,

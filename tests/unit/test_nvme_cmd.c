@@ -228,6 +228,13 @@ test_prp_simple(void **state)
     assert_int_equal(n, 2);
     assert_int_equal(s[1].addr, 0x9000);
     assert_int_equal(s[1].len, 512);
+    /* A page size no list could make progress with is refused, not
+     * walked forever. */
+    assert_int_equal(nvme_prp_walk(0x5e00, 0x9000, 1024, 8, rd, NULL, s, 8, &n),
+                     NVME_SC_INTERNAL | NVME_DNR);
+    assert_int_equal(
+        nvme_prp_walk(0x5e00, 0x9000, 1024, 3000, rd, NULL, s, 8, &n),
+        NVME_SC_INTERNAL | NVME_DNR);
     /* The last page of the address space and page 0 are not adjacent:
      * two segments, none wrapping around (one did). */
     assert_int_equal(nvme_prp_walk(0xfffffffffffff000ull, 0, 2 * PAGE, PAGE, rd,
