@@ -152,6 +152,16 @@ void umdev_dev_destroy(struct umdev_dev *dev);
 int umdev_dev_region_add(struct umdev_dev *dev, uint32_t index,
                          const struct umdev_region_desc *desc);
 
+/**
+ * umdev_dev_region_resize() - change trapped region @index's size while
+ * the device is being built (lib/pci: config space becomes 4 KiB when a
+ * PCI Express capability is added). Return: 0; -EINVAL for a region that
+ * is absent or shared memory, or a size of 0; -EBUSY with a client
+ * attached.
+ */
+int umdev_dev_region_resize(struct umdev_dev *dev, uint32_t index,
+                            uint64_t size);
+
 /** Server-side pointer to a shared-memory region, or NULL. */
 void *umdev_dev_region_mem(struct umdev_dev *dev, uint32_t index);
 

@@ -97,7 +97,9 @@ int umdev_pci_cap_add_msix(struct umdev_pci *pci, unsigned int vectors,
                            unsigned int table_bar, uint32_t table_offset,
                            unsigned int pba_bar, uint32_t pba_offset);
 
-/** PCI Express endpoint capability (v2), link x1 at 2.5 GT/s. */
+/** PCI Express endpoint capability (v2), link x1 at 2.5 GT/s. Config
+ * space (the region) becomes 4 KiB, its extended part zero and read-only;
+ * call it before the device is served (-EBUSY with a client attached). */
 int umdev_pci_cap_add_pcie(struct umdev_pci *pci);
 
 /** Vendor-specific capability carrying @len (<= 61) bytes of @data. */

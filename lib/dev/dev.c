@@ -187,6 +187,23 @@ fail:
     return rc;
 }
 
+int
+umdev_dev_region_resize(struct umdev_dev *dev, uint32_t index, uint64_t size)
+{
+    struct dev_region *r;
+
+    if (index >= UMDEV_MAX_REGIONS)
+        return -EINVAL;
+    r = &dev->regions[index];
+    if (!r->present || r->shm != NULL || size == 0)
+        return -EINVAL;
+    /* A client read the size in REGION_INFO and checks accesses by it. */
+    if (dev->conn != NULL)
+        return -EBUSY;
+    r->size = size;
+    return 0;
+}
+
 void *
 umdev_dev_region_mem(struct umdev_dev *dev, uint32_t index)
 {

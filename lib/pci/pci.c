@@ -626,13 +626,25 @@ umdev_pci_cap_add_msix(struct umdev_pci *pci, unsigned int vectors,
 int
 umdev_pci_cap_add_pcie(struct umdev_pci *pci)
 {
-    int off;
+    int off, rc;
 
     if (has_cap(pci, PCI_CAP_ID_EXP))
         return -EEXIST;
+    /* A PCI Express function has 4 KiB of config space (PCIe 7.5.1):
+     * without it QEMU's vfio-pci treats the device as conventional PCI.
+     * The extended space is read-only zeroes: a zero header at 100h says
+     * there are no extended capabilities (PCIe 7.6.3). */
+    rc = umdev_dev_region_resize(pci->dev, UMDEV_PCI_CONFIG_REGION,
+                                 UMDEV_PCI_CONFIG_SIZE_EXP);
+    if (rc < 0)
+        return rc;
     off = cap_alloc(pci, PCI_CAP_ID_EXP, PCIE_CAP_SIZEOF);
-    if (off < 0)
+    if (off < 0) {
+        umdev_dev_region_resize(pci->dev, UMDEV_PCI_CONFIG_REGION,
+                                UMDEV_PCI_CONFIG_SIZE);
         return off;
+    }
+    pci->cfg_size = UMDEV_PCI_CONFIG_SIZE_EXP;
     /* Version 2, PCI Express endpoint (type 0). */
     field(pci, off + PCI_EXP_FLAGS, 2, 0x0002, 0, 0);
     /* DevCap: 128-byte max payload, role-based error reporting. */

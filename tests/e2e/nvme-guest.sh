@@ -25,6 +25,11 @@ want=$(printf '0x1234:0x11ed 0x1234:0x%04x 0x010802 0x01' "$QUEUES")
 echo "E2E-NVME-IDS $ids (vendor:device subsystem class revision)"
 [ "$ids" = "$want" ] || bad "identity '$ids', expected '$want'"
 
+# A PCI Express function: 4 KiB of config space reach the guest (QEMU's
+# vfio-pci keeps a device with a 256-byte config region conventional).
+cfgsize=$(wc -c <"$dev/config")
+[ "$cfgsize" -eq 4096 ] || bad "config space is $cfgsize bytes, expected 4096"
+
 # The driver probes asynchronously: wait for the namespace.
 i=0
 while [ ! -b /dev/nvme0n1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done

@@ -549,6 +549,46 @@ test_bad_ids_refused(void **state)
     umdev_dev_destroy(dev);
 }
 
+/* Config space is 256 bytes until a PCI Express capability makes it 4 KiB
+ * (as QEMU's vfio-pci needs to keep the function PCI Express), whose
+ * extended part reads zero (no extended capabilities) and ignores
+ * writes; the size cannot change under a client. */
+static void
+test_pcie_extended_space(void **state)
+{
+    struct pci_fixture *f = *state;
+    struct umdev_dev_region_info ri;
+    struct umdev_client_region cr;
+    struct wire_pair p;
+
+    add_bar0(f);
+    assert_int_equal(umdev_pci_config_size(f->pci), UMDEV_PCI_CONFIG_SIZE);
+    assert_int_equal(
+        umdev_dev_region_info(f->dev, UMDEV_PCI_CONFIG_REGION, &ri), 0);
+    assert_int_equal(ri.size, UMDEV_PCI_CONFIG_SIZE);
+    assert_true(umdev_pci_cap_add_pcie(f->pci) > 0);
+    assert_int_equal(umdev_pci_config_size(f->pci), UMDEV_PCI_CONFIG_SIZE_EXP);
+    assert_int_equal(
+        umdev_dev_region_info(f->dev, UMDEV_PCI_CONFIG_REGION, &ri), 0);
+    assert_int_equal(ri.size, UMDEV_PCI_CONFIG_SIZE_EXP);
+    /* An absent region (BAR1) has no size to change. */
+    assert_int_equal(umdev_dev_region_resize(f->dev, 1, 4096), -EINVAL);
+    assert_int_equal(
+        umdev_dev_region_resize(f->dev, UMDEV_PCI_CONFIG_REGION, 0), -EINVAL);
+
+    pair_open(f, &p);
+    assert_int_equal(
+        umdev_client_region_info(p.c, UMDEV_PCI_CONFIG_REGION, &cr), 0);
+    assert_int_equal(cr.size, UMDEV_PCI_CONFIG_SIZE_EXP);
+    assert_int_equal(cfg_read_wire(&p, 0x100, 4), 0);
+    assert_int_equal(cfg_write_read(&p, 0x100, 0xffffffffu, 4), 0);
+    assert_int_equal(cfg_write_read(&p, 0xffc, 0x12345678u, 4), 0);
+    assert_int_equal(umdev_dev_region_resize(f->dev, UMDEV_PCI_CONFIG_REGION,
+                                             UMDEV_PCI_CONFIG_SIZE),
+                     -EBUSY);
+    pair_close(&p);
+}
+
 int
 main(void)
 {
@@ -557,6 +597,7 @@ main(void)
         PCI_FIXTURE_TEST(test_write_masks_and_rw1c, setup),
         PCI_FIXTURE_TEST(test_bar_sizing, setup),
         PCI_FIXTURE_TEST(test_capability_chain, setup),
+        PCI_FIXTURE_TEST(test_pcie_extended_space, setup),
         PCI_FIXTURE_TEST(test_msix_mask_and_pending, setup),
         PCI_FIXTURE_TEST(test_msix_vmm_emulated_table, setup),
         PCI_FIXTURE_TEST(test_msi_mask_and_pending, setup),
