@@ -1301,8 +1301,8 @@ client_msgs(void)
 }
 
 static int
-exercise(uint64_t units, uint64_t guest_size,
-         struct umdev_exercise_result *res, uint64_t *msgs)
+exercise(uint64_t units, uint64_t guest_size, struct umdev_exercise_result *res,
+         uint64_t *msgs)
 {
     struct umdev_exercise_args a = {
         .client = F.c,
@@ -1361,8 +1361,7 @@ test_exercise_fails(void **state)
     assert_int_equal(reg_rd32(F.c, NVME_REG_CC) & NVME_CC_EN, 0);
     /* Guest memory too small for the queues and one command's data:
      * refused before any I/O, and said why. */
-    assert_int_equal(exercise(2000, 8 * NVME_PAGE_SIZE, &res, &msgs),
-                     -ENOSPC);
+    assert_int_equal(exercise(2000, 8 * NVME_PAGE_SIZE, &res, &msgs), -ENOSPC);
     assert_int_equal(res.units, 0);
     assert_non_null(strstr(res.note, "bytes of guest memory cannot hold"));
     assert_int_equal(reg_rd32(F.c, NVME_REG_CC) & NVME_CC_EN, 0);
