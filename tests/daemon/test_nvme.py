@@ -466,7 +466,8 @@ class Conformance(NvmeTestCase):
         self.assertRegex(dp, r"1234:11ed nvme .*, the nvme parent's "
                          r"exercise\(\); exercise\(\): 2000 units in "
                          r"(\d+) messages, \1 of them waiting .* = "
-                         r"0\.000 msgs/units; 4 I/O queues, 16 commands of 16 KiB in flight")
+                         r"0\.000 msgs/units; 4 I/O queues, 16 commands of "
+                         r"16 KiB in flight")
         self.assertIn("worst 0.000 <= profile bound 0", dp)
         # The transient instance is gone.
         self.assertEqual(self.instances(), {})
