@@ -357,7 +357,7 @@ nvme_exercise(const struct umdev_exercise_args *args,
     nvme_host_init(&x.h, args->client, args->guest, args->guest_iova,
                    args->guest_size, EX_TIMEOUT_S);
     /* The controller polls this long after its last work before it
-     * sleeps (README.md "Doorbells"), less a margin for the clock reads
+     * sleeps (README.md "Doorbells and the poller"), less a margin for the clock reads
      * around it. */
     x.h.poll_window_s = NVME_DEFAULT_POLL_US * 0.9e-6;
     m0 = nvme_host_msgs(&x.h);
