@@ -60,20 +60,6 @@ check(struct nvme_host *h, int rc)
         die("status %#x", rc);
 }
 
-static void
-fill(uint8_t *p, size_t n, uint64_t seed)
-{
-    uint64_t x = seed * 0x9e3779b97f4a7c15ull | 1;
-
-    /* xorshift64: deterministic, so a mismatch can be reproduced. */
-    for (size_t i = 0; i < n; i += 8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        memcpy(p + i, &x, 8);
-    }
-}
-
 /* One 128 KiB command at @lba of @bs-byte blocks from/to DATA. */
 static void
 io(struct nvme_host *h, uint8_t opc, uint64_t lba, uint32_t bs)
@@ -116,7 +102,7 @@ main(int argc, char **argv)
     long mib = 16;
     uint64_t nsze, bytes, lba, errors = 0;
     size_t memsize;
-    uint8_t *mem, *want;
+    uint8_t *mem;
     uint32_t bs;
     int ch, fd, rc;
 
@@ -180,12 +166,9 @@ main(int argc, char **argv)
     printf("namespace: %" PRIu64 " blocks of %u bytes; driving %ld MiB\n", nsze,
            bs, mib);
 
-    want = malloc(XFER);
-    if (want == NULL)
-        die("out of memory");
     t0 = tool_now_s();
     for (lba = 0; lba < bytes / bs; lba += XFER / bs) {
-        fill(mem + DATA, XFER, lba);
+        nvme_host_pattern(mem + DATA, XFER, lba, false);
         io(&h, NVME_CMD_WRITE, lba, bs);
     }
     memset(&s, 0, sizeof(s));
@@ -198,8 +181,7 @@ main(int argc, char **argv)
     for (lba = 0; lba < bytes / bs; lba += XFER / bs) {
         memset(mem + DATA, 0, XFER);
         io(&h, NVME_CMD_READ, lba, bs);
-        fill(want, XFER, lba);
-        if (memcmp(mem + DATA, want, XFER) != 0) {
+        if (nvme_host_pattern(mem + DATA, XFER, lba, true) != XFER) {
             fprintf(stderr,
                     PROG ": data read at LBA %" PRIu64 " differs "
                          "from what was written\n",
@@ -208,7 +190,6 @@ main(int argc, char **argv)
         }
     }
     secs = tool_now_s() - t0;
-    free(want);
 
     /* Shutdown (3.6.1): CC.SHN normal, CSTS.SHST complete, then CC.EN
      * clear, as a driver does before it lets go. */

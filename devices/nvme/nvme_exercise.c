@@ -25,8 +25,9 @@
 #define EX_QUEUES 5u
 #define EX_ADMIN_DEPTH 16u
 #define EX_QDEPTH 16u
-/* Commands in flight per I/O queue, and their size: four pages, so that
- * each needs a PRP list. */
+/* Command slots per I/O queue (each writes through its queue and reads
+ * through the next), and their size: four pages, so that each needs a
+ * PRP list. */
 #define EX_INFLIGHT 4u
 #define EX_XFER (4u * NVME_PAGE_SIZE)
 #define EX_SLOT_PAGES (1u + EX_XFER / NVME_PAGE_SIZE)
@@ -79,27 +80,6 @@ page(const struct ex *x, unsigned int n)
     return x->h.iova + (uint64_t)n * NVME_PAGE_SIZE;
 }
 
-/* xorshift64 from @seed: deterministic, so a mismatch can be found
- * again. With @check, compare instead of write; return the first
- * differing offset or @n. */
-static size_t
-pattern(uint8_t *p, size_t n, uint64_t seed, bool check)
-{
-    uint64_t x = seed * 0x9e3779b97f4a7c15ull | 1;
-    size_t i;
-
-    for (i = 0; i < n; i += 8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        if (!check)
-            memcpy(p + i, &x, 8);
-        else if (memcmp(p + i, &x, 8) != 0)
-            return i;
-    }
-    return n;
-}
-
 /* Submit @opc for slot @sl on I/O queue @qid. */
 static int
 slot_queue(struct ex *x, struct slot *sl, uint8_t opc, uint16_t qid)
@@ -131,9 +111,11 @@ slot_write(struct ex *x, unsigned int i)
     uint64_t places = x->nblocks / per / x->nslots * x->nslots;
 
     sl->slba = ((sl->cycles * x->nslots + i) % places) * per;
+    /* Data an earlier cycle or another slot left differs. */
     sl->seed = sl->cycles << 8 | i;
     sl->cycles++;
-    pattern(nvme_host_ptr(&x->h, sl->data, EX_XFER), EX_XFER, sl->seed, false);
+    nvme_host_pattern(nvme_host_ptr(&x->h, sl->data, EX_XFER), EX_XFER,
+                      sl->seed, false);
     sl->state = SLOT_WRITING;
     x->issued += 2; /* the write and its read */
     return slot_queue(x, sl, NVME_CMD_WRITE, (uint16_t)(1 + i % x->nq));
@@ -203,8 +185,8 @@ complete(struct ex *x, uint16_t qid, const struct nvme_host_cqe *e)
         return slot_queue(x, sl, NVME_CMD_READ,
                           (uint16_t)(1 + sl->qid % x->nq));
     }
-    off = pattern(nvme_host_ptr(&x->h, sl->data, EX_XFER), EX_XFER, sl->seed,
-                  true);
+    off = nvme_host_pattern(nvme_host_ptr(&x->h, sl->data, EX_XFER), EX_XFER,
+                            sl->seed, true);
     if (off != EX_XFER) {
         snprintf(x->h.err, sizeof(x->h.err),
                  "data read at LBA %" PRIu64 " differs from what was "
@@ -357,8 +339,8 @@ nvme_exercise(const struct umdev_exercise_args *args,
     nvme_host_init(&x.h, args->client, args->guest, args->guest_iova,
                    args->guest_size, EX_TIMEOUT_S);
     /* The controller polls this long after its last work before it
-     * sleeps (README.md "Doorbells and the poller"), less a margin for the clock reads
-     * around it. */
+     * sleeps (README.md "Doorbells and the poller"), less a margin for the
+     * clock reads around it. */
     x.h.poll_window_s = NVME_DEFAULT_POLL_US * 0.9e-6;
     m0 = nvme_host_msgs(&x.h);
     if (args->guest == NULL || (args->guest_iova & (NVME_PAGE_SIZE - 1)) != 0) {

@@ -153,6 +153,11 @@ int nvme_host_rw(struct nvme_host *h, uint8_t opc, uint64_t slba, uint32_t nlb,
                  uint64_t addr, uint64_t len, uint64_t list,
                  struct nvme_sqe *s);
 
+/* @n bytes (a multiple of 8) of the xorshift64 stream of @seed written
+ * at @p, or with @check compared with it. Return: the offset of the
+ * first 8 bytes that differ, or @n. */
+size_t nvme_host_pattern(uint8_t *p, size_t n, uint64_t seed, bool check);
+
 /*
  * The conformance kit's load generator for nvme types (the parent's
  * exercise() hook, include/umdev/parent.h): brings the controller up as
