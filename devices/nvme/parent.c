@@ -33,6 +33,7 @@
 
 #include "nvme.h"
 #include "nvme_attrs.h"
+#include "nvme_host.h"
 #include "nvme_parent.h"
 #include "umdev/dev.h"
 #include "umdev/parent.h"
@@ -598,8 +599,7 @@ static const struct umdev_parent_ops nvme_parent_ops = {
     .create = nvme_parent_create,
     .destroy = nvme_parent_destroy,
     .describe = nvme_parent_describe,
-    /* The conformance kit's NVMe queue driver is phase 2 (README). */
-    .exercise = NULL,
+    .exercise = nvme_exercise,
     .size_pools = nvme_size_pools,
     .attr_costs = nvme_attr_costs,
     .instance_data = nvme_instance_data,

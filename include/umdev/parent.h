@@ -3,9 +3,9 @@
  * itself (its resource pools, the types it offers and what each costs),
  * how it checks an instance's attributes, and how it builds and tears
  * down the device an instance's worker serves. The built-in parents
- * (devices/serial, devices/accel) implement exactly this; so does a
- * plug-in, a shared object umdevd loads from its plug-in directory
- * (docs/PLUGINS.md), which exports one function:
+ * (devices/serial, devices/accel, devices/nvme) implement exactly this;
+ * so does a plug-in, a shared object umdevd loads from its plug-in
+ * directory (docs/PLUGINS.md), which exports one function:
  *
  *     UMDEV_PARENT_PLUGIN(&my_parent);
  *
@@ -142,8 +142,10 @@ struct umdev_exercise_args {
 
 struct umdev_exercise_result {
     uint64_t units; /* moved and verified */
-    /* Messages spent waiting (polls that found the device not ready),
-     * not moving data: reported, and not counted against the bound. */
+    /* Messages that move no data: spent waiting (polls that found the
+     * device not ready, doorbells that wake a sleeping device) or
+     * bringing the device up and down around the load. Reported, and
+     * not counted against the bound. */
     uint64_t waiting_msgs;
     char note[160]; /* what was driven, for the evidence */
 };

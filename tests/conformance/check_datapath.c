@@ -22,6 +22,14 @@
  *    ACCEL_WAKE_RATIO_MAX descriptors. Doorbells after the driver itself
  *    stalled longer than the window (descheduled on a busy machine) are
  *    the engine's rightful sleep: reported, not held against it.
+ *  - nvme (1234:11ed): the nvme parent's own exercise() hook
+ *    (devices/nvme/nvme_exercise.c), run as a plug-in's is: a polled
+ *    driver brings the controller up with the doorbell buffer, writes
+ *    patterns through every I/O queue several deep, reads them back
+ *    through another queue and compares. Unit: one command. Bring-up,
+ *    shutdown and doorbells that wake a sleeping controller are
+ *    waiting; doorbells its EventIdx asks for while the queues are kept
+ *    busy count, beyond one per 20 commands.
  *
  * Messages are counted on the client: the commands it sends plus the
  * server's DMA_READ/DMA_WRITE it serves. Polls that find the device not
@@ -51,6 +59,7 @@
 #include "accel.h"
 #include "conform.h"
 #include "engine.h"
+#include "nvme_host.h"
 #include "uart_driver.h"
 #include "umdev/accel_ring.h"
 
@@ -718,56 +727,56 @@ gen_accel(struct gen_ctx *g)
 }
 
 /* ------------------------------------------------------------------ */
-/* A parent plug-in's own load generator (--plugin, plugin.c)          */
+/* A parent's own load generator, its exercise() hook: a plug-in's       */
+/* (--plugin, plugin.c) or a built-in parent's linked into the kit       */
 
-#define PLUGIN_IOS 2000u
-#define PLUGIN_GUEST_IOVA 0x100000000ull
-#define PLUGIN_GUEST_SIZE (1u << 20)
+#define HOOK_IOS 2000u
+#define HOOK_GUEST_IOVA 0x100000000ull
+#define HOOK_GUEST_SIZE (1u << 20)
 
+typedef int exercise_fn(const struct umdev_exercise_args *args,
+                        struct umdev_exercise_result *out);
+
+/* Run @fn (the exercise() of @whose) on guest memory mapped with its fd
+ * and measure it: every message on the client counts, less those it
+ * says were waiting. */
 static int
-gen_plugin(struct gen_ctx *g)
+run_hook(struct gen_ctx *g, exercise_fn *fn, const char *whose)
 {
-    const struct umdev_parent *p = g->cf->plugin;
     struct umdev_exercise_result res;
     struct umdev_exercise_args a = {
         .client = g->c,
-        .type = g->cf->type,
-        .guest_iova = PLUGIN_GUEST_IOVA,
-        .guest_size = PLUGIN_GUEST_SIZE,
-        .units = PLUGIN_IOS,
+        .type = g->cf->type ? g->cf->type : "",
+        .guest_iova = HOOK_GUEST_IOVA,
+        .guest_size = HOOK_GUEST_SIZE,
+        .units = HOOK_IOS,
     };
     uint64_t m0, m1;
     int rc;
 
     memset(&res, 0, sizeof(res));
-    snprintf(g->where, sizeof(g->where), "the plug-in's exercise() for %s",
-             g->cf->type);
-    if (p->ops->exercise == NULL) {
-        cf_error(g->r,
-                 "plug-in parent '%s' offers no exercise() load "
-                 "generator: its data path cannot be measured",
-                 p->name);
-        return 0;
-    }
-    /* Guest memory, mapped with its fd, for a ring the hook may drive. */
+    snprintf(g->where, sizeof(g->where), "%s exercise()%s%s", whose,
+             g->cf->type ? " for " : "", g->cf->type ? g->cf->type : "");
     rc = umdev_client_dma_map(
-        g->c, PLUGIN_GUEST_IOVA, PLUGIN_GUEST_SIZE, g->ram.mem, g->ram.fd, 0,
+        g->c, HOOK_GUEST_IOVA, HOOK_GUEST_SIZE, g->ram.mem, g->ram.fd, 0,
         VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE);
     if (rc < 0) {
-        cf_error(g->r, "guest memory for the plug-in: %s", cf_errname(-rc));
+        cf_error(g->r, "guest memory for %s exercise(): %s", whose,
+                 cf_errname(-rc));
         return 0;
     }
     a.guest = g->ram.mem;
     m0 = msgs_now(g->c, NULL);
-    rc = p->ops->exercise(&a, &res);
+    rc = fn(&a, &res);
     m1 = msgs_now(g->c, NULL);
-    g->ph[g->nph++] = (struct phase){ "plug-in", "units", res.units, m1 - m0,
+    g->ph[g->nph++] = (struct phase){ "exercise()", "units", res.units, m1 - m0,
                                       res.waiting_msgs };
     snprintf(g->note, sizeof(g->note), "%s", res.note);
-    if (rc < 0 || res.units != PLUGIN_IOS) {
+    if (rc < 0 || res.units != HOOK_IOS) {
         cf_fail(g->r, R_DATAPATH_DATA, "exercise() moved %llu of %u units: %s",
-                (unsigned long long)res.units, PLUGIN_IOS,
-                rc < 0 ? cf_errname(-rc) : "stopped short");
+                (unsigned long long)res.units, HOOK_IOS,
+                rc < 0 ? (res.note[0] ? res.note : cf_errname(-rc))
+                       : "stopped short");
         return 0;
     }
     if (res.waiting_msgs > m1 - m0) {
@@ -778,7 +787,7 @@ gen_plugin(struct gen_ctx *g)
                  (unsigned long long)(m1 - m0));
         return 0;
     }
-    rc = umdev_client_dma_unmap(g->c, PLUGIN_GUEST_IOVA, PLUGIN_GUEST_SIZE);
+    rc = umdev_client_dma_unmap(g->c, HOOK_GUEST_IOVA, HOOK_GUEST_SIZE);
     if (rc < 0) {
         cf_fail(g->r, R_DATAPATH_DATA, "unmapping guest memory: %s",
                 cf_errname(-rc));
@@ -786,6 +795,31 @@ gen_plugin(struct gen_ctx *g)
     }
     g->moved = true;
     return 0;
+}
+
+static int
+gen_plugin(struct gen_ctx *g)
+{
+    const struct umdev_parent *p = g->cf->plugin;
+
+    if (p->ops->exercise == NULL) {
+        snprintf(g->where, sizeof(g->where), "the plug-in's exercise() for %s",
+                 g->cf->type);
+        cf_error(g->r,
+                 "plug-in parent '%s' offers no exercise() load "
+                 "generator: its data path cannot be measured",
+                 p->name);
+        return 0;
+    }
+    return run_hook(g, p->ops->exercise, "the plug-in's");
+}
+
+/* nvme (devices/nvme): the parent's own hook, a polled Linux-like
+ * driver on the I/O queues (devices/nvme/README.md "Conformance"). */
+static int
+gen_nvme(struct gen_ctx *g)
+{
+    return run_hook(g, nvme_exercise, "the nvme parent's");
 }
 
 /* ------------------------------------------------------------------ */
@@ -804,13 +838,15 @@ static const struct generator generators[] = {
       TESTDEV_GUEST_SIZE },
     { ACCEL_VENDOR_ID, ACCEL_DEVICE_ID, "accel (descriptor ring)", gen_accel, 1,
       ACCEL_GUEST_SIZE },
+    { NVME_VENDOR_ID, NVME_DEVICE_ID, "nvme (I/O queues, shadow doorbells)",
+      gen_nvme, 1, HOOK_GUEST_SIZE },
 };
 
 void
 check_datapath(struct conform *cf, struct cf_result *r)
 {
     static const struct generator plugin = { 0,          0, "plug-in",
-                                             gen_plugin, 1, PLUGIN_GUEST_SIZE };
+                                             gen_plugin, 1, HOOK_GUEST_SIZE };
     const struct generator *gen = NULL;
     struct gen_ctx g = { .cf = cf, .r = r, .ram = { .fd = -1 } };
     struct cf_daemon_info d0, d1;

@@ -349,7 +349,8 @@ const struct cf_rule cf_rules[CF_NRULES] = {
         .level = POLICY,
         .rule = "the type's load moves its data intact: serial bytes both "
                 "ways, testdev DMA inverted with status 0, accel descriptors "
-                "completed, a plug-in's exercise() all its units",
+                "completed, nvme commands read back equal, a plug-in's "
+                "exercise() all its units",
         .basis = "the device's own contract (devices/*/README.md, "
                  "tests/testdev/testdev.h, the plug-in); the vfio-user spec "
                  "does not define devices",

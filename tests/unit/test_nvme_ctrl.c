@@ -13,6 +13,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
@@ -27,6 +28,7 @@
 #include "harness.h"
 #include "nvme.h"
 #include "nvme_cmd.h"
+#include "nvme_host.h"
 
 #define GB 0x100000000ull
 #define MB (1024u * 1024u)
@@ -1351,6 +1353,86 @@ test_next_client_sees_power_on(void **state)
     assert_int_equal(reg_rd32(F.c, NVME_REG_INTMS), 0);
 }
 
+/* ---------------------------------------------------------------- */
+/* The parent's exercise() hook (nvme_exercise.c), as the conformance
+ * kit runs it: its guest memory, its unit count. */
+
+static uint64_t
+client_msgs(void)
+{
+    struct umdev_client_stats st;
+
+    umdev_client_get_stats(F.c, &st);
+    return st.requests + st.dma_reads + st.dma_writes;
+}
+
+static int
+exercise(uint64_t units, uint64_t guest_size, struct umdev_exercise_result *res,
+         uint64_t *msgs)
+{
+    struct umdev_exercise_args a = {
+        .client = F.c,
+        .type = "nvme-test",
+        .guest = F.mem,
+        .guest_iova = GB,
+        .guest_size = guest_size,
+        .units = units,
+    };
+    uint64_t m0 = client_msgs();
+    int rc = nvme_exercise(&a, res);
+
+    *msgs = client_msgs() - m0;
+    return rc;
+}
+
+static void
+test_exercise_file(void **state)
+{
+    struct umdev_exercise_result res;
+    uint64_t msgs;
+
+    (void)state;
+    serve(false, 4);
+    /* A controller someone left enabled: the hook resets it first. */
+    enable();
+    assert_int_equal(exercise(2000, 1 << 20, &res, &msgs), 0);
+    assert_int_equal(res.units, 2000);
+    /* With the doorbell buffer every message is bring-up, shutdown or a
+     * wake-up: none is spent per command. */
+    assert_true(res.waiting_msgs <= msgs);
+    assert_int_equal(msgs - res.waiting_msgs, 0);
+    assert_non_null(strstr(res.note, "4 I/O queues, 16 commands of 16 KiB"));
+    /* Left shut down and disabled: nothing reaches guest memory after. */
+    assert_int_equal(reg_rd32(F.c, NVME_REG_CSTS) & NVME_CSTS_RDY, 0);
+    assert_int_equal(reg_rd32(F.c, NVME_REG_CC) & NVME_CC_EN, 0);
+    /* An odd count ends with a Flush; one unit is a Flush alone. */
+    assert_int_equal(exercise(7, 1 << 20, &res, &msgs), 0);
+    assert_int_equal(res.units, 7);
+    assert_int_equal(exercise(1, 1 << 20, &res, &msgs), 0);
+    assert_int_equal(res.units, 1);
+}
+
+static void
+test_exercise_fails(void **state)
+{
+    struct umdev_exercise_result res;
+    uint64_t msgs;
+
+    (void)state;
+    /* The null backend stores nothing: the read-back must not pass. */
+    serve(true, 2);
+    assert_int_equal(exercise(2000, 1 << 20, &res, &msgs), -EIO);
+    assert_true(res.units < 2000);
+    assert_non_null(strstr(res.note, "differs from what was written"));
+    assert_int_equal(reg_rd32(F.c, NVME_REG_CC) & NVME_CC_EN, 0);
+    /* Guest memory too small for the queues and one command's data:
+     * refused before any I/O, and said why. */
+    assert_int_equal(exercise(2000, 8 * NVME_PAGE_SIZE, &res, &msgs), -ENOSPC);
+    assert_int_equal(res.units, 0);
+    assert_non_null(strstr(res.note, "bytes of guest memory cannot hold"));
+    assert_int_equal(reg_rd32(F.c, NVME_REG_CC) & NVME_CC_EN, 0);
+}
+
 int
 main(void)
 {
@@ -1372,6 +1454,8 @@ main(void)
         cmocka_unit_test_teardown(test_coalescing, teardown),
         cmocka_unit_test_teardown(test_poll_window_adapts, teardown),
         cmocka_unit_test_teardown(test_not_shared, teardown),
+        cmocka_unit_test_teardown(test_exercise_file, teardown),
+        cmocka_unit_test_teardown(test_exercise_fails, teardown),
     };
 
     return cmocka_run_group_tests_name("unit.nvme_ctrl", tests, NULL, NULL);
