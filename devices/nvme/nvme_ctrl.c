@@ -112,6 +112,7 @@ struct nvme_ctrl {
     bool lock_init;
     int wake_efd;
     _Atomic bool sleeping;
+    _Atomic bool sq_rung; /* a submission doorbell since the poller slept */
     _Atomic unsigned int want_lock;
     bool stop;
 
@@ -1531,7 +1532,7 @@ work_pending(struct nvme_ctrl *c)
 }
 
 /*
- * After a sleep the host's doorbell ended: the poll window adapts as
+ * After a sleep a submission doorbell ended: the poll window adapts as
  * KVM's halt polling does. Had polling gone on for the whole idle time
  * (window + sleep) without passing the maximum, the doorbell would have
  * cost no message: grow the window to cover such a gap next time. A
@@ -1568,7 +1569,7 @@ poller(void *arg)
         struct pollfd pfd[2];
         unsigned int n;
         int timeout = -1;
-        bool busy, rung = false;
+        bool busy;
 
         n = pass(c, &deadline);
         now = now_ns();
@@ -1599,6 +1600,7 @@ poller(void *arg)
             continue;
         }
         atomic_store(&c->sleeping, true);
+        atomic_store(&c->sq_rung, false);
         c->st.sleeps++;
         eventidx_update(c, true);
         atomic_thread_fence(memory_order_seq_cst);
@@ -1620,7 +1622,6 @@ poller(void *arg)
             (pfd[0].revents & POLLIN)) {
             uint64_t v;
 
-            rung = true;
             if (read(c->wake_efd, &v, sizeof(v)) < 0) {
                 /* EAGAIN: another reader got it; nothing lost. */
             }
@@ -1628,9 +1629,12 @@ poller(void *arg)
         pthread_mutex_lock(&c->lock);
         atomic_store(&c->sleeping, false);
         c->st.wakeups++;
-        /* Only the host's doorbells say how long it was quiet; the
-         * backend's completions and our own deadlines do not. */
-        if (rung)
+        /* Only the host's submissions say how long it was quiet: not
+         * the backend's completions or our own deadlines, nor a
+         * completion queue's head (rung while asleep only under INTx or
+         * a full queue, soon after each completion whatever the host's
+         * pace). */
+        if (atomic_exchange(&c->sq_rung, false))
             poll_window_adapt(c, now_ns() - now);
         idle_since = 0;
         eventidx_update(c, false);
@@ -1866,6 +1870,8 @@ doorbell_write(struct nvme_ctrl *c, uint64_t off, uint32_t v)
     db = (idx & 1) ? &c->cq[qid].db : &c->sq[qid].db;
     /* Values past 16 bits are invalid anyway: keep them invalid. */
     atomic_store(db, DB_NEW | (v > 0xffff ? 0xffffu : v));
+    if (!(idx & 1))
+        atomic_store(&c->sq_rung, true);
     /* A level interrupt drops with the head doorbell that consumed its
      * completions, as on hardware: before the host can unmask (EOI) and
      * find it still high. */

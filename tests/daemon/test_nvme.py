@@ -522,8 +522,9 @@ class Conformance(NvmeTestCase):
                          r"0\.000 msgs/units; 4 I/O queues, 16 commands of "
                          r"16 KiB in flight")
         self.assertIn("worst 0.000 <= profile bound 0", dp)
-        # The transient instance is gone.
+        # The transient instance is gone, and its backing file with it.
         self.assertEqual(self.instances(), {})
+        self.assertEqual(os.listdir(self.dir), [])
 
 
 class Drive(NvmeTestCase):
