@@ -26,6 +26,7 @@
 #include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -391,6 +392,7 @@ nvme_parent_describe(struct umdev_instance *inst)
     struct json_object *o = json_object_new_object();
     struct nvme_ctrl_stats st;
     struct umdev_dev_stats ds;
+    struct timespec cpu;
 
     nvme_ctrl_get_stats(ni->ctrl, &st);
     umdev_dev_get_stats(inst->dev, &ds);
@@ -422,9 +424,9 @@ nvme_parent_describe(struct umdev_instance *inst)
                            json_object_new_int64((int64_t)st.doorbells));
     json_object_object_add(o, "poller_wakeups",
                            json_object_new_int64((int64_t)st.wakeups));
-    json_object_object_add(o, "poll_window_us",
-                           json_object_new_int64(
-                               (int64_t)(st.poll_window_ns / 1000u)));
+    json_object_object_add(
+        o, "poll_window_us",
+        json_object_new_int64((int64_t)(st.poll_window_ns / 1000u)));
     json_object_object_add(o, "irqs", json_object_new_int64((int64_t)st.irqs));
     json_object_object_add(o, "resets",
                            json_object_new_int64((int64_t)st.resets));
@@ -433,6 +435,19 @@ nvme_parent_describe(struct umdev_instance *inst)
         o, "msgs_per_io",
         json_object_new_double(
             st.io_commands ? (double)ds.msgs / (double)st.io_commands : 0.0));
+    /* Its cost in CPU: under umdevd the process is the instance's worker
+     * alone (poller, backend and message threads). */
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu) == 0) {
+        uint64_t us =
+            (uint64_t)cpu.tv_sec * 1000000u + (uint64_t)cpu.tv_nsec / 1000u;
+
+        json_object_object_add(o, "cpu_ms",
+                               json_object_new_int64((int64_t)(us / 1000u)));
+        json_object_object_add(
+            o, "cpu_us_per_io",
+            json_object_new_double(
+                st.io_commands ? (double)us / (double)st.io_commands : 0.0));
+    }
     return o;
 }
 

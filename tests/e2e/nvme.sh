@@ -243,19 +243,21 @@ def counters(path):
         sys.exit("no counters at the load marker %s: %s" % (path, e))
     try:
         dev = info["device"]
-        return dev["counters"]["msgs"], dev["endpoints"]["io_commands"]
+        ep = dev["endpoints"]
+        return dev["counters"]["msgs"], ep["io_commands"], ep["cpu_ms"]
     except (KeyError, TypeError):
         sys.exit("%s has no device counters: %s" % (path, info))
-m0, io0 = counters(sys.argv[1])
-m1, io1 = counters(sys.argv[2])
+m0, io0, cpu0 = counters(sys.argv[1])
+m1, io1, cpu1 = counters(sys.argv[2])
 want, limit = int(sys.argv[3]), float(sys.argv[4])
 ios, msgs = io1 - io0, m1 - m0
 if want == 0 or ios < want:
     sys.exit("the guest reported %d load I/Os but %d were counted between "
              "the markers" % (want, ios))
 ratio = msgs / ios
-print("load: %d I/O commands, %d socket messages, %.4f per I/O (at most %g)"
-      % (ios, msgs, ratio, limit))
+print("load: %d I/O commands, %d socket messages, %.4f per I/O (at most %g); "
+      "worker CPU %.1f us per I/O" % (ios, msgs, ratio, limit,
+                                     (cpu1 - cpu0) * 1000.0 / ios))
 sys.exit(0 if ratio <= limit else 2)
 EOF
 ); then
