@@ -231,8 +231,10 @@ translate(struct nvme_ctrl *c, uint64_t addr, uint64_t len, int prot,
         for (i = 0; i < *nholds; i++) {
             struct umdev_dma_hold *d = &holds[i].h;
 
-            if (addr >= d->span_iova &&
-                addr + chunk <= d->span_iova + d->span_len) {
+            /* Without sums that wrap: a page at the top of the address
+             * space ends at 0, which is "below" any span's end. */
+            if (addr - d->span_iova < d->span_len &&
+                chunk <= d->span_len - (addr - d->span_iova)) {
                 h = &holds[i];
                 break;
             }
@@ -1309,9 +1311,13 @@ doorbell(struct nvme_ctrl *c, uint16_t qid, bool is_cq, uint16_t size,
      * updates its shadow); I/O queues by their shadow doorbells, the
      * registers only waking the poller. */
     if (c->dbbuf && qid != 0) {
-        if (shadow_read(c, qid, is_cq, &v) < 0)
+        uint32_t raw;
+
+        if (shadow_read(c, qid, is_cq, &raw) < 0)
             return false;
-        v |= DB_NEW;
+        /* As for the registers: past 16 bits stays invalid (bit 31 is
+         * DB_NEW's, not the host's). */
+        v = DB_NEW | (raw > 0xffff ? 0xffffu : raw);
     }
     /* The entries the host wrote before moving the doorbell are read
      * after it. */
@@ -1521,8 +1527,11 @@ work_pending(struct nvme_ctrl *c)
         if ((atomic_load(&c->sq[i].db) & DB_NEW) ||
             (atomic_load(&c->cq[i].db) & DB_NEW))
             return true;
+        /* A shadow tail past the queue's end is ignored (and reported)
+         * by every pass: it is no work to stay awake for. */
         if (c->dbbuf && i > 0 && c->sq[i].live &&
-            (shadow_read(c, (uint16_t)i, false, &v) < 0 || v != c->sq[i].tail))
+            (shadow_read(c, (uint16_t)i, false, &v) < 0 ||
+             (v != c->sq[i].tail && v < c->sq[i].size)))
             return true;
         if (c->sq[i].live && c->sq[i].head != c->sq[i].tail &&
             c->cq[c->sq[i].cqid].reserved < cq_free(&c->cq[c->sq[i].cqid]))

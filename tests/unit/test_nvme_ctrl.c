@@ -658,6 +658,13 @@ test_bad_commands(void **state)
     bad[n++].status = NVME_SC_DATA_XFER_ERROR;
     bad[n].s = rw(NVME_CMD_READ, 0, 24, DATA, LISTS);
     bad[n++].status = NVME_SC_DATA_XFER_ERROR;
+    /* The last page of the address space, after a page that is there:
+     * its end wraps to 0, which must not pass for inside the first
+     * page's mapping. */
+    bad[n].s = rw(NVME_CMD_WRITE, 0, 16, DATA, 0xfffffffffffff000ull);
+    bad[n++].status = NVME_SC_DATA_XFER_ERROR;
+    bad[n].s = rw(NVME_CMD_READ, 0, 16, DATA, 0xfffffffffffff000ull);
+    bad[n++].status = NVME_SC_DATA_XFER_ERROR;
     bad[n].s = rw(NVME_CMD_READ, 0, 8, DATA, 0);
     bad[n].s.psdt = 1; /* SGL */
     bad[n++].status = NVME_SC_INVALID_FIELD | NVME_DNR;
@@ -682,6 +689,18 @@ test_bad_commands(void **state)
     }
     file_read(0, fafter, NS_SIZE);
     assert_memory_equal(fbefore, fafter, NS_SIZE);
+
+    /* Admin data crossing into the last page of the address space. */
+    s = sqe(NVME_ADM_GET_LOG_PAGE);
+    s.nsid = 0xffffffff;
+    s.cdw10 = NVME_LOG_ERROR | (2048u - 1) << 16; /* 8 KiB */
+    s.prp1 = ABUF;
+    s.prp2 = 0xfffffffffffff000ull;
+    memcpy(before, F.mem, GSIZE);
+    assert_int_equal(admin(&s, NULL), NVME_SC_DATA_XFER_ERROR);
+    memcpy(before + (ASQ - GB), gp(ASQ), 4096);
+    memcpy(before + (ACQ - GB), gp(ACQ), 4096);
+    assert_memory_equal(before, F.mem, GSIZE);
 
     /* Admin: bad opcodes, queue ids, sizes, vectors, deletions. */
     s = sqe(0x80);
@@ -1071,6 +1090,51 @@ test_poll_window_adapts(void **state)
     assert_int_equal(poll_window_us(), w / 2 < 100 ? 100 : w / 2);
 }
 
+/* A shadow SQ tail past the queue's end is ignored, reported, and no
+ * reason for the poller to stay awake: it goes to sleep and stays there
+ * (it used to retry sleeping on every pass, a CPU for one guest write). A
+ * tail with bit 31 set is no valid tail either. */
+static void
+test_bad_shadow_tail(void **state)
+{
+    struct nvme_ctrl_stats st0, st1;
+    struct nvme_sqe s;
+    unsigned int i;
+
+    (void)state;
+    poll_max_us = 200; /* a fixed window: sleeps come quickly */
+    serve(false, 1);
+    poll_max_us = 0;
+    enable();
+    memset(gp(DBBUF), 0, 4096);
+    memset(gp(EVIDX), 0, 4096);
+    s = sqe(NVME_ADM_DBBUF_CONFIG);
+    s.prp1 = DBBUF;
+    s.prp2 = EVIDX;
+    assert_int_equal(admin(&s, NULL), 0);
+    F.shadow = true;
+    create_queues(1, IO_DEPTH);
+    assert_int_equal(io(1, NVME_CMD_READ, 0, 8, DATA), 0);
+    for (i = 0; i < 2; i++) {
+        /* Tail 1 is the next valid one; these only look near it. */
+        uint32_t bad = i == 0 ? 5000 : 0x80000000u | (F.sq[1].tail + 1u);
+
+        nvme_put32(gp(DBBUF + 8), bad);
+        reg_wr(F.c, DB(1, false), bad, 4);
+        usleep(100 * 1000);
+        nvme_ctrl_get_stats(F.ctrl, &st0);
+        usleep(300 * 1000);
+        nvme_ctrl_get_stats(F.ctrl, &st1);
+        kit_say("shadow tail %#x: %llu sleeps in 300 ms", bad,
+                (unsigned long long)(st1.sleeps - st0.sleeps));
+        assert_int_equal(st1.sleeps, st0.sleeps);
+        assert_int_equal(st1.io_commands, st0.io_commands);
+    }
+    /* A valid tail again: the queue runs. */
+    nvme_put32(gp(DBBUF + 8), F.sq[1].tail);
+    assert_int_equal(io(1, NVME_CMD_READ, 0, 8, DATA), 0);
+}
+
 /* Doorbell Buffer Config after I/O queues were used through their
  * registers: the controller carries their positions into the shadow
  * buffer, so a buffer the host left zeroed moves nothing backwards. */
@@ -1453,6 +1517,7 @@ main(void)
         cmocka_unit_test_teardown(test_cq_full, teardown),
         cmocka_unit_test_teardown(test_coalescing, teardown),
         cmocka_unit_test_teardown(test_poll_window_adapts, teardown),
+        cmocka_unit_test_teardown(test_bad_shadow_tail, teardown),
         cmocka_unit_test_teardown(test_not_shared, teardown),
         cmocka_unit_test_teardown(test_exercise_file, teardown),
         cmocka_unit_test_teardown(test_exercise_fails, teardown),
