@@ -2154,10 +2154,9 @@ nvme_ctrl_create(const struct nvme_ctrl_config *cfg, struct nvme_ctrl **out)
     c->geom.max_xfer = NVME_MAX_XFER;
     c->poll_min_ns =
         (uint64_t)(cfg->poll_us ? cfg->poll_us : NVME_DEFAULT_POLL_US) * 1000u;
-    c->poll_max_ns =
-        (uint64_t)(cfg->poll_max_us ? cfg->poll_max_us
-                                    : NVME_DEFAULT_POLL_MAX_US) *
-        1000u;
+    c->poll_max_ns = (uint64_t)(cfg->poll_max_us ? cfg->poll_max_us
+                                                 : NVME_DEFAULT_POLL_MAX_US) *
+                     1000u;
     if (c->poll_max_ns < c->poll_min_ns)
         c->poll_max_ns = c->poll_min_ns;
     c->poll_ns = c->poll_min_ns;
