@@ -127,8 +127,10 @@ inst_remove(struct daemon *d, struct instance *inst)
             umdev_log(&d->log, LOG_ERR, "%s: transient instance gone: %s",
                       inst->cfg.uuid, where);
         else if (where[0] != '\0')
-            umdev_log(&d->log, LOG_INFO, "%s: transient instance gone: %s "
-                      "removed", inst->cfg.uuid, where);
+            umdev_log(&d->log, LOG_INFO,
+                      "%s: transient instance gone: %s "
+                      "removed",
+                      inst->cfg.uuid, where);
     }
 
     for (pp = &d->instances; *pp != NULL; pp = &(*pp)->next) {

@@ -58,8 +58,8 @@ struct nvme_ctrl_config {
     uint8_t uuid[16];               /* the instance's: serial, NGUID... */
     struct nvme_be *be;             /* taken, also on failure */
     unsigned int poll_us;           /* 0: NVME_DEFAULT_POLL_US */
-    unsigned int poll_max_us; /* 0: NVME_DEFAULT_POLL_MAX_US; <= poll_us:
-                                 a fixed window of poll_us */
+    unsigned int poll_max_us;       /* 0: NVME_DEFAULT_POLL_MAX_US; <= poll_us:
+                                       a fixed window of poll_us */
     /* No poller thread: the embedder runs the queues with
      * nvme_ctrl_poll() on its own thread, so what happens is fixed by
      * the order of its calls (fuzz/nvme_bar.c). */
@@ -101,16 +101,16 @@ struct nvme_ctrl_stats {
     uint64_t io_commands; /* I/O completions posted */
     uint64_t errors;      /* completions with a status other than 0 */
     uint64_t read_bytes, written_bytes;
-    uint64_t doorbells; /* MMIO doorbell writes */
-    uint64_t sleeps;    /* poller asked for doorbells to sleep */
-    uint64_t wakeups;   /* poller woken from sleep */
+    uint64_t doorbells;      /* MMIO doorbell writes */
+    uint64_t sleeps;         /* poller asked for doorbells to sleep */
+    uint64_t wakeups;        /* poller woken from sleep */
     uint64_t poll_window_ns; /* the poller's current window */
-    uint64_t irqs;      /* interrupts raised */
-    uint64_t resets;    /* controller resets (CC.EN 1 -> 0) */
-    bool ready;         /* CSTS.RDY */
-    bool fatal;         /* CSTS.CFS */
-    bool shadow;        /* Doorbell Buffer Config in force */
-    bool direct;        /* the backend uses O_DIRECT */
+    uint64_t irqs;           /* interrupts raised */
+    uint64_t resets;         /* controller resets (CC.EN 1 -> 0) */
+    bool ready;              /* CSTS.RDY */
+    bool fatal;              /* CSTS.CFS */
+    bool shadow;             /* Doorbell Buffer Config in force */
+    bool direct;             /* the backend uses O_DIRECT */
 };
 void nvme_ctrl_get_stats(struct nvme_ctrl *c, struct nvme_ctrl_stats *out);
 
