@@ -1082,6 +1082,7 @@ be_done(void *opaque, uint64_t tag, int res)
     struct req *r;
 
     if (tag == TAG_SHUTDOWN) {
+        c->st.flushes++;
         c->shn_flushing = false;
         c->shn_pending = false;
         c->running = false;
@@ -1108,6 +1109,8 @@ be_done(void *opaque, uint64_t tag, int res)
     if (--r->ops > 0)
         return;
     if (r->status == NVME_SC_SUCCESS) {
+        if (r->io.kind == NVME_IO_FLUSH)
+            c->st.flushes++;
         if (r->io.kind == NVME_IO_READ) {
             c->units_read += r->io.len;
             c->st.read_bytes += r->io.len;
@@ -1119,7 +1122,9 @@ be_done(void *opaque, uint64_t tag, int res)
     /* Holds go before the completion: once the host sees it, it may
      * unmap the buffer. */
     holds_put(c, r->holds, &r->nholds);
-    if (c->running || c->shn_pending)
+    /* A controller shutting down runs until its flush is done; one that
+     * stopped (fatal status, reset) posts nothing. */
+    if (c->running)
         complete(c, r->sqid, r->cid, r->status, 0);
     else
         c->sq[r->sqid].inflight--;
@@ -1474,6 +1479,16 @@ eventidx_update(struct nvme_ctrl *c, bool sleeping)
     }
 }
 
+/* Shutdown (3.6.2): once everything in flight completed, make it
+ * durable; be_done() then reports SHST complete. Lock held. */
+static void
+shutdown_step(struct nvme_ctrl *c)
+{
+    if (c->shn_pending && !c->shn_flushing && nvme_be_busy(c->be) == 0 &&
+        nvme_be_flush(c->be, TAG_SHUTDOWN) == 0 && nvme_be_submit(c->be) == 0)
+        c->shn_flushing = true;
+}
+
 /* One pass; lock held. Return: commands fetched or completed. */
 static unsigned int
 pass(struct nvme_ctrl *c, uint64_t *deadline)
@@ -1493,8 +1508,12 @@ pass(struct nvme_ctrl *c, uint64_t *deadline)
         c->running = false;
     }
     n = nvme_be_reap(c->be, false, be_done, c);
-    if (!c->running)
+    if (!c->running) {
+        /* Stopped by a fatal status: a shutdown still makes what was
+         * written durable (3.6.2), without touching guest memory. */
+        shutdown_step(c);
         return n;
+    }
     check_stray_doorbells(c);
     process_cq_heads(c);
     for (i = 0; i <= c->nq; i++)
@@ -1502,12 +1521,7 @@ pass(struct nvme_ctrl *c, uint64_t *deadline)
             n += process_sq(c, (uint16_t)i);
     if (nvme_be_submit(c->be) < 0)
         fatal(c, "submitting to the backend", 0, -EIO);
-    if (c->shn_pending && !c->shn_flushing && nvme_be_busy(c->be) == 0) {
-        /* Shutdown (3.6.2): everything completed, now make it durable. */
-        if (nvme_be_flush(c->be, TAG_SHUTDOWN) == 0 &&
-            nvme_be_submit(c->be) == 0)
-            c->shn_flushing = true;
-    }
+    shutdown_step(c);
     deliver_events(c);
     *deadline = flush_irqs(c, now_ns());
     return n;
@@ -1804,12 +1818,9 @@ cc_write(struct nvme_ctrl *c, uint32_t v)
         (c->csts & NVME_CSTS_RDY)) {
         c->csts = (c->csts & ~NVME_CSTS_SHST_MASK) |
                   NVME_SHST_OCCURRING << NVME_CSTS_SHST_SHIFT;
-        if (c->running) {
-            c->shn_pending = true;
-        } else {
-            c->csts = (c->csts & ~NVME_CSTS_SHST_MASK) |
-                      NVME_SHST_COMPLETE << NVME_CSTS_SHST_SHIFT;
-        }
+        /* Running or stopped by a fatal status, the poller completes
+         * it: what is in flight first, then the flush. */
+        c->shn_pending = true;
     }
 }
 

@@ -948,6 +948,20 @@ test_shutdown(void **state)
         assert_int_equal(nvme_le32(gp(ACQ) + 12), 0);
         assert_int_equal(nvme_le16(gp(ABUF)), 0);
     }
+    {
+        /* A shutdown of the stopped controller still flushes (it once
+         * reported complete at once), and posts nothing. */
+        struct nvme_ctrl_stats st0, st1;
+
+        nvme_ctrl_get_stats(F.ctrl, &st0);
+        reg_wr(F.c, NVME_REG_CC,
+               NVME_CC_EN | 6u << 16 | 4u << 20 | 1u << 14 /* SHN */, 4);
+        wait_csts(NVME_CSTS_SHST_MASK, NVME_SHST_COMPLETE << 2);
+        nvme_ctrl_get_stats(F.ctrl, &st1);
+        assert_int_equal(st1.flushes, st0.flushes + 1);
+        assert_int_equal(st1.commands, st0.commands);
+        assert_int_equal(nvme_le32(gp(ACQ) + 12), 0);
+    }
     reg_wr(F.c, NVME_REG_CC, 0, 4);
     wait_csts(NVME_CSTS_RDY | NVME_CSTS_CFS, 0);
     cfg_set_command(F.c, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
