@@ -80,6 +80,8 @@ dd if=/e2e/pattern of=/dev/nvme0n1 bs=65536 seek=$((R_OFF / 65536)) \
     oflag=direct conv=notrunc 2>/dev/null &
 ddpid=$!
 sleep 0.2
+# The reset must land while the writes run, or it proves nothing.
+kill -0 "$ddpid" 2>/dev/null || bad "the writes ended before the reset"
 echo 1 >"$c/reset_controller" || bad "reset_controller failed"
 wait "$ddpid" || bad "writes around the reset failed"
 dd if=/dev/nvme0n1 of=/tmp/back bs=$MB skip=$((R_OFF / MB)) \
