@@ -706,6 +706,24 @@ class DaemonTestCase(unittest.TestCase):
                          "umdev-probe %s: %s" % (sock, p.stderr.decode()))
         return json.loads(p.stdout)
 
+    def small_asan_quarantine(self):
+        """For a test whose daemon runs the conformance kit (call before
+        starting it): a sanitizer build's quarantine holds freed memory
+        back on purpose, and the kit's leaks check would measure it as
+        the worker's. Kept small, as tests/conformance/run.sh does; the
+        workers inherit it from the daemon. No effect on other builds;
+        undone at cleanup."""
+        old = os.environ.get("ASAN_OPTIONS")
+        os.environ["ASAN_OPTIONS"] = ((old + ":") if old else
+                                      "") + "quarantine_size_mb=1"
+
+        def restore():
+            if old is None:
+                os.environ.pop("ASAN_OPTIONS", None)
+            else:
+                os.environ["ASAN_OPTIONS"] = old
+        self.addCleanup(restore)
+
     def start_instance(self, *args):
         """Start (a definition or transient); return the instance object."""
         return self.js("start", *args)["instance"]

@@ -29,22 +29,8 @@ class Audit(DaemonTestCase):
 
     def setUp(self):
         super().setUp()
-        # As tests/conformance/run.sh does: a sanitizer build's quarantine
-        # holds freed memory back on purpose; keep it small so the kit's
-        # leaks check measures the worker, not the sanitizer. The workers
-        # inherit it from the daemon. No effect on other builds.
-        old = os.environ.get("ASAN_OPTIONS")
-        os.environ["ASAN_OPTIONS"] = ((old + ":") if old else
-                                      "") + "quarantine_size_mb=1"
-        self.addCleanup(self.restore_env, old)
+        self.small_asan_quarantine()
         self.daemon()
-
-    @staticmethod
-    def restore_env(old):
-        if old is None:
-            os.environ.pop("ASAN_OPTIONS", None)
-        else:
-            os.environ["ASAN_OPTIONS"] = old
 
     def no_leftovers(self):
         """Nothing the audit made stays behind: no private directory, no

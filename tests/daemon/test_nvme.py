@@ -485,22 +485,9 @@ class Audit(NvmeTestCase):
 class Conformance(NvmeTestCase):
 
     def setUp(self):
-        # As test_audit.py: a sanitizer build's quarantine would be
-        # measured as the worker's memory by the kit's leaks check (no
-        # effect on other builds); the workers inherit it from the
-        # daemon, started by NvmeTestCase.setUp().
-        old = os.environ.get("ASAN_OPTIONS")
-        os.environ["ASAN_OPTIONS"] = ((old + ":") if old else
-                                      "") + "quarantine_size_mb=1"
-        self.addCleanup(self.restore_env, old)
+        # NvmeTestCase.setUp() starts the daemon: the quarantine first.
+        self.small_asan_quarantine()
         super().setUp()
-
-    @staticmethod
-    def restore_env(old):
-        if old is None:
-            os.environ.pop("ASAN_OPTIONS", None)
-        else:
-            os.environ["ASAN_OPTIONS"] = old
 
     def test_conformance(self):
         """Every criterion passes, the data path measured by the nvme

@@ -311,6 +311,21 @@ create_queues(uint16_t qid, uint16_t depth)
     F.cq[qid] = (struct q){ .size = depth, .phase = true };
 }
 
+/* Doorbell Buffer Config with zeroed buffers at DBBUF and EVIDX; from
+ * then on the driver's I/O queue doorbells go through them. */
+static void
+shadow_on(void)
+{
+    struct nvme_sqe s = sqe(NVME_ADM_DBBUF_CONFIG);
+
+    memset(gp(DBBUF), 0, 4096);
+    memset(gp(EVIDX), 0, 4096);
+    s.prp1 = DBBUF;
+    s.prp2 = EVIDX;
+    assert_int_equal(admin(&s, NULL), 0);
+    F.shadow = true;
+}
+
 static struct nvme_sqe
 rw(uint8_t opc, uint64_t slba, uint32_t nlb, uint64_t prp1, uint64_t prp2)
 {
@@ -1066,16 +1081,7 @@ test_poll_window_adapts(void **state)
     poll_us = 2000;
     poll_max_us = 0;
     enable();
-    memset(gp(DBBUF), 0, 4096);
-    memset(gp(EVIDX), 0, 4096);
-    {
-        struct nvme_sqe s = sqe(NVME_ADM_DBBUF_CONFIG);
-
-        s.prp1 = DBBUF;
-        s.prp2 = EVIDX;
-        assert_int_equal(admin(&s, NULL), 0);
-    }
-    F.shadow = true;
+    shadow_on();
     create_queues(1, IO_DEPTH);
     /* Quiet for longer than the maximum: the window shrinks to (or
      * stays at) its floor. */
@@ -1112,7 +1118,6 @@ static void
 test_bad_shadow_tail(void **state)
 {
     struct nvme_ctrl_stats st0, st1;
-    struct nvme_sqe s;
     unsigned int i;
 
     (void)state;
@@ -1120,13 +1125,7 @@ test_bad_shadow_tail(void **state)
     serve(false, 1);
     poll_max_us = 0;
     enable();
-    memset(gp(DBBUF), 0, 4096);
-    memset(gp(EVIDX), 0, 4096);
-    s = sqe(NVME_ADM_DBBUF_CONFIG);
-    s.prp1 = DBBUF;
-    s.prp2 = EVIDX;
-    assert_int_equal(admin(&s, NULL), 0);
-    F.shadow = true;
+    shadow_on();
     create_queues(1, IO_DEPTH);
     assert_int_equal(io(1, NVME_CMD_READ, 0, 8, DATA), 0);
     for (i = 0; i < 2; i++) {
