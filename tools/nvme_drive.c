@@ -29,7 +29,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "nvme_spec.h"
+#include "nvme_driver.h"
 #include "tool.h"
 #include "umdev/client.h"
 
@@ -53,92 +53,30 @@
 
 static double timeout_s = 60;
 
-struct q {
-    uint16_t tail, head;
-    bool phase;
-};
-
 static struct {
     struct umdev_client *c;
     uint8_t *mem;
     size_t memsize;
-    struct q asq, acq, sq, cq;
+    struct nvme_driver drv;
+    struct nvme_driver_q asq, acq, sq, cq;
     uint16_t cid;
     uint64_t ops;
 } D;
 
 #define die(...) tool_die(PROG, __VA_ARGS__)
 
-static void
-put32(uint8_t *p, uint32_t v)
+static int
+bar0_read32(void *opaque, uint32_t off, uint32_t *v)
 {
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    (void)opaque;
+    return umdev_client_region_read(D.c, BAR0, off, v, 4);
 }
 
-static void
-put64(uint8_t *p, uint64_t v)
+static int
+bar0_write32(void *opaque, uint32_t off, uint32_t v)
 {
-    put32(p, (uint32_t)v);
-    put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint32_t
-get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static uint64_t
-get64(const uint8_t *p)
-{
-    return get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-static void
-reg_write(uint64_t off, uint64_t v, size_t len)
-{
-    uint8_t b[8];
-    int rc;
-
-    put64(b, v);
-    rc = umdev_client_region_write(D.c, BAR0, off, b, len);
-    if (rc < 0)
-        die("BAR0 write at %#" PRIx64 ": %s", off, strerror(-rc));
-}
-
-static uint32_t
-reg_read32(uint64_t off)
-{
-    uint8_t b[4];
-    int rc = umdev_client_region_read(D.c, BAR0, off, b, 4);
-
-    if (rc < 0)
-        die("BAR0 read at %#" PRIx64 ": %s", off, strerror(-rc));
-    return get32(b);
-}
-
-static void
-wait_csts(uint32_t mask, uint32_t want, const char *what)
-{
-    double t0 = tool_now_s();
-    uint32_t v;
-
-    while (((v = reg_read32(NVME_REG_CSTS)) & mask) != want) {
-        if (v & NVME_CSTS_CFS)
-            die("controller fatal status (CSTS %#x) waiting for %s", v, what);
-        if (tool_now_s() - t0 > timeout_s)
-            die("CSTS %#x: no %s within %.0f s", v, what, timeout_s);
-        usleep(200);
-    }
-}
-
-/* Doorbell of SQ @qid's tail (@cq false) or CQ @qid's head, CAP.DSTRD 0. */
-static void
-ring(uint16_t qid, bool cq, uint16_t v)
-{
-    reg_write(NVME_REG_DBS + (2u * qid + (cq ? 1u : 0u)) * 4u, v, 4);
+    (void)opaque;
+    return umdev_client_region_write(D.c, BAR0, off, &v, 4);
 }
 
 /* Submit a command on SQ @qid (0 admin, 1 I/O), wait for its completion,
@@ -147,49 +85,24 @@ static uint16_t
 cmd(uint16_t qid, uint8_t opc, uint32_t nsid, uint64_t prp1, uint64_t prp2,
     const uint32_t cdw[6], uint32_t *dw0)
 {
-    struct q *sq = qid ? &D.sq : &D.asq, *cq = qid ? &D.cq : &D.acq;
-    uint8_t *s = D.mem + (qid ? IOSQ : ASQ) + (size_t)sq->tail * NVME_SQE_SIZE;
-    uint8_t *e = D.mem + (qid ? IOCQ : ACQ) + (size_t)cq->head * NVME_CQE_SIZE;
+    struct nvme_driver_q *sq = qid ? &D.sq : &D.asq, *cq = qid ? &D.cq : &D.acq;
+    uint8_t s[NVME_SQE_SIZE];
+    struct nvme_driver_cqe e;
     uint16_t cid = D.cid++;
-    double t0 = tool_now_s();
-    uint32_t dw3;
+    int rc;
 
-    memset(s, 0, NVME_SQE_SIZE);
-    put32(s, opc | (uint32_t)cid << 16);
-    put32(s + 4, nsid);
-    put64(s + 24, prp1);
-    put64(s + 32, prp2);
-    for (int i = 0; i < 6; i++)
-        put32(s + 40 + 4 * i, cdw[i]);
-    sq->tail = (uint16_t)((sq->tail + 1) % QDEPTH);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    ring(qid, false, sq->tail);
-    for (;;) {
-        /* The device writes the entry, then its phase: load DW3 once,
-         * ordered before the reads of the rest. */
-        uint32_t raw = __atomic_load_n((uint32_t *)(e + 12), __ATOMIC_ACQUIRE);
-
-        dw3 = get32((const uint8_t *)&raw);
-        if (((dw3 >> 16) & 1) == (cq->phase ? 1u : 0u))
-            break;
-        if (tool_now_s() - t0 > timeout_s)
-            die("queue %u: no completion for command %u (opcode %#x) "
-                "within %.0f s",
-                qid, cid, opc, timeout_s);
-        sched_yield();
-    }
-    if ((uint16_t)dw3 != cid)
-        die("queue %u: completion for command %u, expected %u", qid,
-            (unsigned int)(uint16_t)dw3, cid);
+    nvme_driver_sqe(s, opc, cid, nsid, prp1, prp2, cdw);
+    rc = nvme_driver_cmd(&D.drv, sq, cq, s, &e);
+    if (rc == -EPROTO)
+        die("queue %u: completion for command %u of SQ %u, expected %u", qid,
+            e.cid, e.sqid, cid);
+    if (rc < 0)
+        die("queue %u: command %u (opcode %#x): %s", qid, cid, opc,
+            rc == -ETIMEDOUT ? "no completion in time" : strerror(-rc));
     if (dw0 != NULL)
-        *dw0 = get32(e);
-    if (++cq->head == QDEPTH) {
-        cq->head = 0;
-        cq->phase = !cq->phase;
-    }
-    ring(qid, true, cq->head);
+        *dw0 = e.dw0;
     D.ops++;
-    return (uint16_t)(dw3 >> 17);
+    return e.status;
 }
 
 static void
@@ -225,7 +138,8 @@ io(uint8_t opc, uint64_t lba, uint32_t bs)
 
     /* PRP1 the first page, PRP2 a list of the other 31 (4.1.1). */
     for (uint32_t i = 1; i < XFER / PAGE; i++)
-        put64(D.mem + PRPLIST + 8u * (i - 1), DATA + (uint64_t)i * PAGE);
+        nvme_driver_put64(D.mem + PRPLIST + 8u * (i - 1),
+                          DATA + (uint64_t)i * PAGE);
     st = cmd(1, opc, 1, DATA, PRPLIST, cdw, NULL);
     if (st != 0)
         die("%s at LBA %" PRIu64 ": status %#x",
@@ -254,7 +168,7 @@ main(int argc, char **argv)
     long mib = 16;
     uint64_t nsze, bytes, lba, errors = 0;
     uint32_t bs, cdw[6];
-    uint16_t command;
+    uint16_t command, st;
     uint8_t *want;
     double t0, secs;
     int ch, fd, rc;
@@ -309,20 +223,23 @@ main(int argc, char **argv)
 
     /* Bring-up (3.5.1): admin queues, then CC.EN with 64/16-byte
      * entries, and CSTS.RDY. */
-    D.acq.phase = D.cq.phase = true;
-    reg_write(NVME_REG_AQA, (QDEPTH - 1) << 16 | (QDEPTH - 1), 4);
-    /* 64-bit registers as two dwords, low first, as drivers may. */
-    reg_write(NVME_REG_ASQ, ASQ, 4);
-    reg_write(NVME_REG_ASQ + 4, 0, 4);
-    reg_write(NVME_REG_ACQ, ACQ, 4);
-    reg_write(NVME_REG_ACQ + 4, 0, 4);
-    reg_write(NVME_REG_CC, NVME_CC_EN | 6u << 16 | 4u << 20, 4);
-    wait_csts(NVME_CSTS_RDY, NVME_CSTS_RDY, "CSTS.RDY");
+    D.drv = (struct nvme_driver){ .read32 = bar0_read32,
+                                  .write32 = bar0_write32,
+                                  .timeout_s = timeout_s };
+    nvme_driver_q_init(&D.asq, D.mem + ASQ, 0, QDEPTH, false);
+    nvme_driver_q_init(&D.acq, D.mem + ACQ, 0, QDEPTH, true);
+    rc = nvme_driver_enable(&D.drv, &D.asq, ASQ, ACQ);
+    if (rc < 0)
+        die("enabling the controller: %s",
+            rc == -EIO         ? "controller fatal status (CSTS.CFS)"
+            : rc == -ETIMEDOUT ? "no CSTS.RDY in time"
+                               : strerror(-rc));
 
     /* Identify Namespace 1 (CNS 0): NSZE and the LBA format in use. */
     memset(cdw, 0, sizeof(cdw));
     admin(NVME_ADM_IDENTIFY, IDENT, cdw, "Identify Namespace");
-    nsze = get64(D.mem + IDENT);
+    nsze = nvme_driver_get32(D.mem + IDENT) |
+           (uint64_t)nvme_driver_get32(D.mem + IDENT + 4) << 32;
     bs = 1u << D.mem[IDENT + 128 + 4 * (D.mem[IDENT + 26] & 0xf) + 2];
     if (bs < 512 || bs > PAGE)
         die("namespace block size %u is not one this driver handles", bs);
@@ -331,11 +248,16 @@ main(int argc, char **argv)
         die("--mib %ld is more than the namespace's %" PRIu64 " bytes", mib,
             nsze * bs);
     /* One polled I/O queue pair: CQ 1 without interrupts, SQ 1 on it. */
-    cdw[0] = 1 | (QDEPTH - 1) << 16;
-    cdw[1] = 1; /* physically contiguous, IEN 0 */
-    admin(NVME_ADM_CREATE_CQ, IOCQ, cdw, "Create I/O Completion Queue");
-    cdw[1] = 1 | 1u << 16; /* contiguous, on CQ 1 */
-    admin(NVME_ADM_CREATE_SQ, IOSQ, cdw, "Create I/O Submission Queue");
+    nvme_driver_q_init(&D.cq, D.mem + IOCQ, 1, QDEPTH, true);
+    nvme_driver_q_init(&D.sq, D.mem + IOSQ, 1, QDEPTH, false);
+    rc = nvme_driver_create_pair(&D.drv, &D.asq, &D.acq, &D.sq, IOSQ, &D.cq,
+                                 IOCQ, D.cid, &st);
+    if (rc > 0)
+        die("creating the I/O queue pair failed: status %#x", st);
+    if (rc < 0)
+        die("creating the I/O queue pair: %s", strerror(-rc));
+    D.cid += 2;
+    D.ops += 2;
     printf("namespace: %" PRIu64 " blocks of %u bytes; driving %ld MiB\n", nsze,
            bs, mib);
 
@@ -365,9 +287,10 @@ main(int argc, char **argv)
     free(want);
 
     /* Shutdown (3.6.1): CC.SHN normal, then CSTS.SHST complete. */
-    reg_write(NVME_REG_CC, NVME_CC_EN | 6u << 16 | 4u << 20 | 1u << 14, 4);
-    wait_csts(NVME_CSTS_SHST_MASK, 2u << NVME_CSTS_SHST_SHIFT,
-              "shutdown complete");
+    rc = nvme_driver_shutdown(&D.drv);
+    if (rc < 0)
+        die("shutdown: %s",
+            rc == -ETIMEDOUT ? "no CSTS.SHST complete in time" : strerror(-rc));
     umdev_client_destroy(D.c);
     printf("io ops=%" PRIu64 " bytes=%" PRIu64 " seconds=%.2f MBps=%.1f "
            "errors=%" PRIu64 "\n",

@@ -27,6 +27,7 @@
 #include "harness.h"
 #include "nvme.h"
 #include "nvme_cmd.h"
+#include "nvme_driver.h"
 
 #define GB 0x100000000ull
 #define MB (1024u * 1024u)
@@ -206,14 +207,6 @@ reap(struct q *q, uint64_t base)
     return r;
 }
 
-/* Linux's nvme_dbbuf_need_event(): does moving a doorbell from @old to
- * @new pass the EventIdx @ei? */
-static bool
-need_event(uint16_t ei, uint16_t new_idx, uint16_t old)
-{
-    return (uint16_t)(new_idx - ei - 1) < (uint16_t)(new_idx - old);
-}
-
 static void
 ring(uint16_t qid, bool cq, uint16_t old, uint16_t v)
 {
@@ -222,7 +215,7 @@ ring(uint16_t qid, bool cq, uint16_t old, uint16_t v)
         uint8_t *ei = gp(EVIDX + (2u * qid + (cq ? 1u : 0u)) * 4u);
 
         __atomic_store_n((uint32_t *)db, v, __ATOMIC_SEQ_CST);
-        if (!need_event(
+        if (!nvme_driver_need_event(
                 (uint16_t)__atomic_load_n((uint32_t *)ei, __ATOMIC_SEQ_CST), v,
                 old))
             return;
