@@ -8,7 +8,9 @@
  *  1. 4 KiB random reads on the null backend at queue depth 32 and 1:
  *     IOPS and (QD1) median latency, against a bare controller (a thread
  *     that runs the same queues in shared memory doing nothing per
- *     command but post its completion) in the same run;
+ *     command but post its completion) in the same run, and beside them
+ *     a controller without a poller whose passes the driver's own
+ *     thread runs (one core, no cross-CPU traffic);
  *  2. the same reads on a file backend (--dir) against fio's io_uring on
  *     the same file, alternating, every read's data checked;
  *  3. with each: socket messages per I/O (the server's counter) and CPU
@@ -194,6 +196,8 @@ struct drv {
     bool check;           /* reads return stamp(block) */
     void (*mark)(void *); /* the measured phase starts */
     void *mark_arg;
+    void (*poll)(void *); /* run the controller on this thread, or NULL */
+    void *poll_arg;
     uint64_t rng;
     uint16_t free[SLOTS];
     unsigned int nfree;
@@ -241,6 +245,8 @@ drv_reap(struct drv *v, bool timed, size_t *nlat)
     int64_t now = 0;
     int rc;
 
+    if (v->poll != NULL)
+        v->poll(v->poll_arg);
     while (nvme_driver_cq_pop(&v->cq, &e)) {
         uint16_t cid = e.cid;
 
@@ -482,6 +488,7 @@ struct served {
     uint8_t *mem;
     int memfd;
     struct drv v;
+    bool manual; /* no poller: the driver's thread runs the queues */
 };
 
 static void
@@ -516,6 +523,15 @@ served_mark(void *arg)
 
     s->mark_msgs = served_msgs(s);
     nvme_ctrl_get_stats(s->ctrl, &s->mark_st);
+}
+
+/* A manual controller's pass, on the driver's thread. */
+static void
+served_poll(void *arg)
+{
+    struct served *s = arg;
+
+    nvme_ctrl_poll(s->ctrl);
 }
 
 static int
@@ -559,7 +575,8 @@ errstr(int rc)
  * Doorbell Buffer Config, one I/O queue pair.
  */
 static void
-served_start(struct served *s, struct nvme_be *be, uint64_t size, bool check)
+served_start(struct served *s, struct nvme_be *be, uint64_t size, bool check,
+             bool manual)
 {
     struct nvme_ctrl_config cc = {
         .name = "bench-nvme",
@@ -567,6 +584,7 @@ served_start(struct served *s, struct nvme_be *be, uint64_t size, bool check)
         .nr_io_queues = 1,
         .size = size,
         .be = be,
+        .manual = manual,
     };
     struct umdev_client_opts o = { .timeout_ms = 10000 };
     uint16_t cmd = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, st = 0;
@@ -576,6 +594,7 @@ served_start(struct served *s, struct nvme_be *be, uint64_t size, bool check)
     int rc;
 
     memset(s, 0, sizeof(*s));
+    s->manual = manual;
     memcpy(cc.uuid, "umdev-bench-nvme", 16);
     pin(cpu_dev); /* the poller and the server thread inherit it */
     rc = nvme_ctrl_create(&cc, &s->ctrl);
@@ -606,6 +625,7 @@ served_start(struct served *s, struct nvme_be *be, uint64_t size, bool check)
     s->v.d = (struct nvme_driver){ .read32 = vmm_read32,
                                    .write32 = vmm_write32,
                                    .doorbell = vmm_doorbell,
+                                   .idle = manual ? served_poll : NULL,
                                    .opaque = s };
     nvme_driver_q_init(&asq, s->mem + G_ASQ, 0, ADMIN_DEPTH, false);
     nvme_driver_q_init(&acq, s->mem + G_ACQ, 0, ADMIN_DEPTH, true);
@@ -630,6 +650,10 @@ served_start(struct served *s, struct nvme_be *be, uint64_t size, bool check)
     drv_init(&s->v, s->mem, size, check);
     s->v.mark = served_mark;
     s->v.mark_arg = s;
+    if (manual) {
+        s->v.poll = served_poll;
+        s->v.poll_arg = s;
+    }
 }
 
 static void
@@ -675,8 +699,11 @@ costs_add(struct costs *k, struct served *s, const struct run_result *r)
     k->dev_cpu_ns += r->proc_cpu_ns - r->drv_cpu_ns;
 }
 
+/* @msgs: the socket message and controller counters (not the bare
+ * controller's: it has none); @one: the controller ran on the driver's
+ * thread, so the driver's CPU time is both's. */
 static void
-costs_print(const char *what, const struct costs *k, bool msgs)
+costs_print(const char *what, const struct costs *k, bool msgs, bool one)
 {
     double ios = k->ios ? (double)k->ios : 1;
 
@@ -686,68 +713,85 @@ costs_print(const char *what, const struct costs *k, bool msgs)
                " poller_sleeps=%" PRIu64 "\n",
                what, k->msgs, k->ios, (double)k->msgs / ios, k->mmio,
                k->sleeps);
-    printf("  %s cpu_ns_per_io driver=%.0f controller=%.0f "
-           "ios_per_controller_cpu_s=%.0f\n",
-           what, (double)k->drv_cpu_ns / ios, (double)k->dev_cpu_ns / ios,
-           k->dev_cpu_ns ? (double)k->ios * 1e9 / (double)k->dev_cpu_ns : 0);
+    if (one)
+        printf("  %s cpu_ns_per_io driver_and_controller=%.0f\n", what,
+               (double)k->drv_cpu_ns / ios);
+    else
+        printf("  %s cpu_ns_per_io driver=%.0f controller=%.0f "
+               "ios_per_controller_cpu_s=%.0f\n",
+               what, (double)k->drv_cpu_ns / ios, (double)k->dev_cpu_ns / ios,
+               k->dev_cpu_ns > 0 ? (double)k->ios * 1e9 / (double)k->dev_cpu_ns
+                                 : 0);
 }
 
 /* ------------------------------------------------------------------ */
 /* 1. The null backend against the bare controller                     */
 
+/* Three kinds of run take turns, the first of each round rotating. */
+enum kind { K_UMDEV, K_BARE, K_ONE, NKINDS };
+
 static void
 bench_null(void)
 {
     static const unsigned int qds[] = { 32, 1 };
-    struct nvme_be *be;
-    struct served s;
+    static const char *const names[NKINDS] = { "umdev", "bare", "one_thread" };
+    struct nvme_be *be, *be1;
+    struct served s, one;
     struct bare b;
     uint64_t rung0 = 0;
     unsigned int k;
     int rc;
 
-    if ((rc = nvme_be_open_null(&be)) < 0)
+    if ((rc = nvme_be_open_null(&be)) < 0 || (rc = nvme_be_open_null(&be1)) < 0)
         DIE("null backend: %s", strerror(-rc));
-    served_start(&s, be, NULL_NS_SIZE, false);
+    served_start(&s, be, NULL_NS_SIZE, false, false);
+    served_start(&one, be1, NULL_NS_SIZE, false, true);
     bare_open(&b);
     for (k = 0; k < 2; k++) {
-        unsigned int qd = qds[k];
-        double u[MAX_ROUNDS], x[MAX_ROUNDS], lu[MAX_ROUNDS], lx[MAX_ROUNDS];
-        struct costs kc = { 0 }, kb = { 0 };
+        unsigned int qd = qds[k], j;
+        double iops[NKINDS][MAX_ROUNDS], lat_us[NKINDS][MAX_ROUNDS];
+        struct costs kc[NKINDS] = { { 0 } };
         long r;
 
-        /* umdev and the bare controller take turns; the one that goes
-         * first alternates too. */
         for (r = 0; r < opt.rounds; r++) {
-            struct run_result a, c;
+            for (j = 0; j < NKINDS; j++) {
+                unsigned int kind =
+                    (unsigned int)(j + (unsigned long)r) % NKINDS;
+                struct run_result a;
 
-            if (r % 2 == 0) {
-                a = drv_run(&s.v, qd, qd == 1);
-                lu[r] = median_lat_us(a.nlat);
-                c = bare_run(&b, qd, qd == 1);
-                lx[r] = median_lat_us(c.nlat);
-            } else {
-                c = bare_run(&b, qd, qd == 1);
-                lx[r] = median_lat_us(c.nlat);
-                a = drv_run(&s.v, qd, qd == 1);
-                lu[r] = median_lat_us(a.nlat);
+                if (kind == K_UMDEV)
+                    a = drv_run(&s.v, qd, qd == 1);
+                else if (kind == K_BARE)
+                    a = bare_run(&b, qd, qd == 1);
+                else
+                    a = drv_run(&one.v, qd, qd == 1);
+                lat_us[kind][r] = median_lat_us(a.nlat);
+                iops[kind][r] = a.iops;
+                costs_add(&kc[kind],
+                          kind == K_UMDEV ? &s
+                          : kind == K_ONE ? &one
+                                          : NULL,
+                          &a);
             }
-            costs_add(&kc, &s, &a);
-            costs_add(&kb, NULL, &c);
-            u[r] = a.iops;
-            x[r] = c.iops;
         }
         printf("null read 4k qd=%u driver_cpu=%d controller_cpu=%d "
-               "umdev_iops=%.0f bare_iops=%.0f ratio=%.3f\n",
-               qd, cpu_drv, cpu_dev, median(u, opt.rounds),
-               median(x, opt.rounds),
-               median(u, opt.rounds) / median(x, opt.rounds));
+               "umdev_iops=%.0f bare_iops=%.0f ratio=%.3f "
+               "one_thread_iops=%.0f\n",
+               qd, cpu_drv, cpu_dev, median(iops[K_UMDEV], opt.rounds),
+               median(iops[K_BARE], opt.rounds),
+               median(iops[K_UMDEV], opt.rounds) /
+                   median(iops[K_BARE], opt.rounds),
+               median(iops[K_ONE], opt.rounds));
         if (qd == 1)
-            printf("  median_us umdev=%.2f bare=%.2f ratio=%.3f\n",
-                   median(lu, opt.rounds), median(lx, opt.rounds),
-                   median(lu, opt.rounds) / median(lx, opt.rounds));
-        costs_print("umdev", &kc, true);
-        costs_print("bare", &kb, false);
+            printf("  median_us umdev=%.2f bare=%.2f ratio=%.3f "
+                   "one_thread=%.2f\n",
+                   median(lat_us[K_UMDEV], opt.rounds),
+                   median(lat_us[K_BARE], opt.rounds),
+                   median(lat_us[K_UMDEV], opt.rounds) /
+                       median(lat_us[K_BARE], opt.rounds),
+                   median(lat_us[K_ONE], opt.rounds));
+        for (j = 0; j < NKINDS; j++)
+            costs_print(names[j], &kc[j], j != K_BARE, j == K_ONE);
         /* Not messages: the bare driver's doorbell register is a
          * counter. The EventIdx race (the controller moved it between
          * the driver's shadow store and its EventIdx load) rings it. */
@@ -755,6 +799,7 @@ bench_null(void)
         rung0 = b.rung;
     }
     munmap(b.mem, GSIZE);
+    served_stop(&one);
     served_stop(&s);
 }
 
@@ -950,7 +995,7 @@ bench_file(void)
                            sizeof(err));
     if (rc < 0)
         DIE("file backend on %s: %s", file_path, err);
-    served_start(&s, be, (uint64_t)opt.file_mib * MB, true);
+    served_start(&s, be, (uint64_t)opt.file_mib * MB, true, false);
     nvme_ctrl_get_stats(s.ctrl, &st);
     opt.seconds = opt.fio_s;
     for (r = 0; r < opt.rounds; r++) {
@@ -975,7 +1020,7 @@ bench_file(void)
            st.direct, cpu_drv, cpu_dev, cpu_drv, cpu_dev, median(u, opt.rounds),
            median(f, opt.rounds),
            median(u, opt.rounds) / median(f, opt.rounds));
-    costs_print("umdev", &kc, true);
+    costs_print("umdev", &kc, true, false);
     printf("  fio cpu_ns_per_io=%.0f\n", median(fc, opt.rounds));
     served_stop(&s);
     cleanup();

@@ -24,7 +24,7 @@ printf '%s\n' "$out"
 for qd in 32 1; do
     line=$(printf '%s\n' "$out" | grep "^null read 4k qd=$qd ") ||
         fail "no null qd=$qd line"
-    for k in umdev_iops bare_iops ratio; do
+    for k in umdev_iops bare_iops ratio one_thread_iops; do
         positive "$(field "$line" "$k")" || fail "$k not positive in: $line"
     done
 done

@@ -40,6 +40,9 @@ struct nvme_driver {
     /* Doorbell writes, which a VMM may post (QEMU does); NULL: write32. */
     int (*doorbell)(void *opaque, uint32_t off, uint32_t v);
     void *opaque;
+    /* Called while a wait polls (a controller run on the driver's own
+     * thread takes its turn here); NULL: sched_yield(). */
+    void (*idle)(void *opaque);
     double timeout_s;   /* bound of every wait; 0: 10 s */
     uint64_t doorbells; /* doorbell registers written */
 };
@@ -260,6 +263,8 @@ nvme_driver_wait_csts(struct nvme_driver *d, uint32_t mask, uint32_t want)
             return -EIO;
         if (nvme_driver_now_s() - t0 > nvme_driver_timeout(d))
             return -ETIMEDOUT;
+        if (d->idle != NULL)
+            d->idle(d->opaque);
         usleep(100);
     }
 }
@@ -314,7 +319,10 @@ nvme_driver_cmd(struct nvme_driver *d, struct nvme_driver_q *sq,
     while (!nvme_driver_cq_pop(cq, out)) {
         if (nvme_driver_now_s() - t0 > nvme_driver_timeout(d))
             return -ETIMEDOUT;
-        sched_yield();
+        if (d->idle != NULL)
+            d->idle(d->opaque);
+        else
+            sched_yield();
     }
     rc = nvme_driver_ring(d, cq,
                           (uint16_t)(cq->idx ? cq->idx - 1 : cq->size - 1));
