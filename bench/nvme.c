@@ -65,6 +65,9 @@
 
 #define NULL_NS_SIZE (1ull << 30) /* null backend: 1 GiB namespace */
 #define LAT_MAX (1u << 21)
+/* A driver loop iteration this long means the thread was off its CPU
+ * (an iteration takes tens of nanoseconds). */
+#define STALL_NS 100000
 #define MAX_ROUNDS 50
 
 #define DIE(...)                                                               \
@@ -210,6 +213,7 @@ struct run_result {
     uint64_t ios;
     size_t nlat;
     int64_t wall_ns, drv_cpu_ns, proc_cpu_ns;
+    int64_t stall_ns; /* the driver's loop stood still > STALL_NS */
 };
 
 static uint64_t
@@ -280,7 +284,7 @@ static struct run_result
 drv_run(struct drv *v, unsigned int qd, bool timed)
 {
     int64_t ns = (int64_t)(opt.seconds * 1e9);
-    int64_t t0 = 0, end = now_ns() + ns / 10, last = now_ns();
+    int64_t t0 = 0, end = now_ns() + ns / 10, last = now_ns(), prev = last;
     int64_t c0 = 0, p0 = 0;
     uint64_t done = 0, done0 = 0;
     struct run_result r = { 0 };
@@ -293,6 +297,9 @@ drv_run(struct drv *v, unsigned int qd, bool timed)
         uint16_t old = v->sq.idx;
         unsigned int got;
 
+        if (warm && t - prev > STALL_NS)
+            r.stall_ns += t - prev;
+        prev = t;
         if (!warm && t >= end) {
             warm = true;
             if (v->mark != NULL)
@@ -674,7 +681,7 @@ served_stop(struct served *s)
 /* Socket messages, controller counters and CPU per I/O of one run. */
 struct costs {
     uint64_t msgs, ios, mmio, sleeps;
-    int64_t drv_cpu_ns, dev_cpu_ns;
+    int64_t drv_cpu_ns, dev_cpu_ns, wall_ns, stall_ns;
 };
 
 /* @s: the served controller whose counters to add; NULL for the bare
@@ -692,6 +699,8 @@ costs_add(struct costs *k, struct served *s, const struct run_result *r)
         k->sleeps += st.sleeps - s->mark_st.sleeps;
     }
     k->ios += r->ios;
+    k->wall_ns += r->wall_ns;
+    k->stall_ns += r->stall_ns;
     k->drv_cpu_ns += r->drv_cpu_ns;
     /* The process's CPU time but the driver's: the poller and the
      * server thread (asleep in recvmsg() unless a message comes), or
@@ -713,6 +722,15 @@ costs_print(const char *what, const struct costs *k, bool msgs, bool one)
                " poller_sleeps=%" PRIu64 "\n",
                what, k->msgs, k->ios, (double)k->msgs / ios, k->mmio,
                k->sleeps);
+    /* How much of the time each side had its CPU: a polled data path
+     * needs it all, so on a shared machine this is the first thing to
+     * read beside a rate. */
+    printf("  %s driver_stalled_pct=%.1f", what,
+           100.0 * (double)k->stall_ns / (double)k->wall_ns);
+    if (!one)
+        printf(" controller_on_cpu_pct=%.1f",
+               100.0 * (double)k->dev_cpu_ns / (double)k->wall_ns);
+    printf("\n");
     if (one)
         printf("  %s cpu_ns_per_io driver_and_controller=%.0f\n", what,
                (double)k->drv_cpu_ns / ios);
