@@ -11,8 +11,9 @@
  *     command but post its completion) in the same run, and beside them
  *     a controller without a poller whose passes the driver's own
  *     thread runs (one core, no cross-CPU traffic);
- *  2. the same reads on a file backend (--dir) against fio's io_uring on
- *     the same file, alternating, every read's data checked;
+ *  2. the same reads on a file backend (--dir), by a controller with its
+ *     poller and by one without, against fio's io_uring on the same
+ *     file, taking turns, every read's data checked;
  *  3. with each: socket messages per I/O (the server's counter) and CPU
  *     time per I/O of the driver thread and of the controller's threads.
  * bench/README.md explains each figure and the CPU placement.
@@ -994,13 +995,14 @@ run_fio(void)
 static void
 bench_file(void)
 {
-    char err[256];
-    double u[MAX_ROUNDS], f[MAX_ROUNDS], fc[MAX_ROUNDS];
+    uint64_t size = (uint64_t)opt.file_mib * MB;
+    double iops[NKINDS][MAX_ROUNDS], fc[MAX_ROUNDS];
     double seconds = opt.seconds;
-    struct costs kc = { 0 };
+    struct costs kc[NKINDS] = { { 0 } };
     struct nvme_ctrl_stats st;
-    struct nvme_be *be;
-    struct served s;
+    struct nvme_be *be, *be1;
+    struct served s, one;
+    char err[256];
     long r;
     int rc;
 
@@ -1009,37 +1011,47 @@ bench_file(void)
             "install Debian's fio (scripts/deps.sh lists it), or run with "
             "--null-only");
     make_file();
-    rc = nvme_be_open_file(file_path, (uint64_t)opt.file_mib * MB, &be, err,
-                           sizeof(err));
-    if (rc < 0)
+    /* Two controllers on the one file: both only read it. */
+    if ((rc = nvme_be_open_file(file_path, size, &be, err, sizeof(err))) < 0 ||
+        (rc = nvme_be_open_file(file_path, size, &be1, err, sizeof(err))) < 0)
         DIE("file backend on %s: %s", file_path, err);
-    served_start(&s, be, (uint64_t)opt.file_mib * MB, true, false);
+    served_start(&s, be, size, true, false);
+    served_start(&one, be1, size, true, true);
     nvme_ctrl_get_stats(s.ctrl, &st);
     opt.seconds = opt.fio_s;
+    /* K_BARE's turn is fio's here. */
     for (r = 0; r < opt.rounds; r++) {
-        struct fio_result x;
-        struct run_result a;
+        unsigned int j;
 
-        if (r % 2 == 0) {
-            a = drv_run(&s.v, 32, false);
-            x = run_fio();
-        } else {
-            x = run_fio();
-            a = drv_run(&s.v, 32, false);
+        for (j = 0; j < NKINDS; j++) {
+            unsigned int kind = (unsigned int)(j + (unsigned long)r) % NKINDS;
+            struct fio_result x;
+            struct run_result a;
+
+            if (kind == K_BARE) {
+                x = run_fio();
+                iops[kind][r] = x.iops;
+                fc[r] = x.cpu_ns_per_io;
+                continue;
+            }
+            a = drv_run(kind == K_UMDEV ? &s.v : &one.v, 32, false);
+            costs_add(&kc[kind], kind == K_UMDEV ? &s : &one, &a);
+            iops[kind][r] = a.iops;
         }
-        costs_add(&kc, &s, &a);
-        u[r] = a.iops;
-        f[r] = x.iops;
-        fc[r] = x.cpu_ns_per_io;
     }
     opt.seconds = seconds;
     printf("file read 4k qd=32 direct=%d driver_cpu=%d controller_cpu=%d "
-           "fio_cpus=%d,%d umdev_iops=%.0f fio_iops=%.0f ratio=%.3f\n",
-           st.direct, cpu_drv, cpu_dev, cpu_drv, cpu_dev, median(u, opt.rounds),
-           median(f, opt.rounds),
-           median(u, opt.rounds) / median(f, opt.rounds));
-    costs_print("umdev", &kc, true, false);
+           "fio_cpus=%d,%d umdev_iops=%.0f fio_iops=%.0f ratio=%.3f "
+           "one_thread_iops=%.0f one_thread_ratio=%.3f\n",
+           st.direct, cpu_drv, cpu_dev, cpu_drv, cpu_dev,
+           median(iops[K_UMDEV], opt.rounds), median(iops[K_BARE], opt.rounds),
+           median(iops[K_UMDEV], opt.rounds) / median(iops[K_BARE], opt.rounds),
+           median(iops[K_ONE], opt.rounds),
+           median(iops[K_ONE], opt.rounds) / median(iops[K_BARE], opt.rounds));
+    costs_print("umdev", &kc[K_UMDEV], true, false);
+    costs_print("one_thread", &kc[K_ONE], true, true);
     printf("  fio cpu_ns_per_io=%.0f\n", median(fc, opt.rounds));
+    served_stop(&one);
     served_stop(&s);
     cleanup();
 }

@@ -32,7 +32,7 @@ line=$(printf '%s\n' "$out" | grep '^  median_us ') || fail "no QD1 latency"
 positive "$(field "$line" umdev)" || fail "no umdev latency in: $line"
 line=$(printf '%s\n' "$out" | grep '^file read 4k qd=32 ') ||
     fail "no file line"
-for k in umdev_iops fio_iops ratio; do
+for k in umdev_iops fio_iops ratio one_thread_iops one_thread_ratio; do
     positive "$(field "$line" "$k")" || fail "$k not positive in: $line"
 done
 n=$(printf '%s\n' "$out" | grep -c '^  umdev socket_msgs=[0-9]* ios=[1-9][0-9]* msgs_per_io=[0-9.]* ')
