@@ -86,7 +86,8 @@ static struct {
     long file_mib;   /* the file's size */
     const char *dir; /* where the file goes */
     bool null_only;  /* skip the file part (no fio needed) */
-} opt = { 0.5, 5, 2.0, 256, "/var/tmp", false };
+    long poll_us;    /* the pollers' window; 0: the controller's default */
+} opt = { 0.5, 5, 2.0, 256, "/var/tmp", false, 0 };
 
 static int cpu_drv, cpu_dev; /* the driver's CPU, the controller's */
 static char file_path[PATH_MAX];
@@ -596,6 +597,7 @@ served_start(struct served *s, struct nvme_be *be, uint64_t size, bool check,
         .size = size,
         .be = be,
         .manual = manual,
+        .poll_us = (unsigned int)opt.poll_us,
     };
     struct umdev_client_opts o = { .timeout_ms = 10000 };
     uint16_t cmd = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, st = 0;
@@ -1066,7 +1068,7 @@ usage(FILE *f)
 {
     fprintf(f,
             "usage: nvme [--seconds S] [--rounds N] [--fio-seconds S] "
-            "[--dir DIR] [--file-mib N] [--null-only]\n"
+            "[--dir DIR] [--file-mib N] [--null-only] [--poll-us N]\n"
             "  --seconds S      each null-backend measurement (default 0.5)\n"
             "  --rounds N       alternations of each pair (default 5)\n"
             "  --fio-seconds S  each file-backend measurement, umdev's and "
@@ -1074,7 +1076,9 @@ usage(FILE *f)
             "  --dir DIR        where the file backend's file goes "
             "(default /var/tmp)\n"
             "  --file-mib N     its size (default 256)\n"
-            "  --null-only      the null backend only (no file, no fio)\n");
+            "  --null-only      the null backend only (no file, no fio)\n"
+            "  --poll-us N      the pollers' window before they sleep "
+            "(default: the controller's)\n");
 }
 
 static bool
@@ -1115,6 +1119,7 @@ main(int argc, char **argv)
         { "dir", required_argument, NULL, 'd' },
         { "file-mib", required_argument, NULL, 'm' },
         { "null-only", no_argument, NULL, 'n' },
+        { "poll-us", required_argument, NULL, 'p' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
@@ -1142,6 +1147,9 @@ main(int argc, char **argv)
         case 'n':
             opt.null_only = true;
             break;
+        case 'p':
+            ok = parse_long(optarg, 1, 10000000, &opt.poll_us);
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -1162,8 +1170,10 @@ main(int argc, char **argv)
     if (lat == NULL)
         DIE("out of memory");
     choose_cpus(&allowed);
-    printf("nvme placement driver_cpu=%d controller_cpu=%d online=%ld\n",
-           cpu_drv, cpu_dev, sysconf(_SC_NPROCESSORS_ONLN));
+    printf("nvme placement driver_cpu=%d controller_cpu=%d online=%ld "
+           "poll_us=%ld\n",
+           cpu_drv, cpu_dev, sysconf(_SC_NPROCESSORS_ONLN),
+           opt.poll_us ? opt.poll_us : (long)NVME_DEFAULT_POLL_US);
     fflush(stdout);
     bench_null();
     fflush(stdout);

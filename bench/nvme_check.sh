@@ -45,6 +45,8 @@ n=$(printf '%s\n' "$out" | grep -c '^  umdev cpu_ns_per_io driver=[1-9]')
 [ $? = 2 ] || fail "--rounds 0 did not exit 2"
 "$NVME" --seconds x >/dev/null 2>&1
 [ $? = 2 ] || fail "--seconds x did not exit 2"
+"$NVME" --poll-us 0 >/dev/null 2>&1
+[ $? = 2 ] || fail "--poll-us 0 did not exit 2"
 "$NVME" extra >/dev/null 2>&1
 [ $? = 2 ] || fail "an operand did not exit 2"
 out=$("$NVME" --rounds 1 --seconds 0.02 --dir "$dir/none" 2>&1)
