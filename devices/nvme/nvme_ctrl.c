@@ -1340,8 +1340,9 @@ cq_free(const struct cq *q)
  * fetched one by one, each entry would take the DMA table's lock and a
  * hold of its own, and those locked instructions wait for the stores
  * to the host's cache lines that came before them. Reading entries
- * between head and tail early is allowed: the controller owns them
- * (4.1.1), and one not processed in this pass is read again in the next.
+ * between head and tail early is allowed: the host handed them over
+ * with the tail it wrote, and one not processed in this pass is read
+ * again in the next.
  * Return: how many were copied; 0 when they are not one mapping's
  * shared memory (per-entry reads then find the fault at its entry).
  */

@@ -15,8 +15,9 @@
  * and the register is written only when the controller's EventIdx asks
  * for it, the rule of Linux's nvme_dbbuf_update_and_check_event().
  *
- * Every function returns 0 or the first accessor error as is (a driver
- * over vfio-user passes the transport's -errno up), -ETIMEDOUT when the
+ * Functions that talk to the controller return 0 (or what their
+ * comment says) or the first accessor error as is (a driver over
+ * vfio-user passes the transport's -errno up), -ETIMEDOUT when the
  * controller did not answer in time, -EIO on a fatal status (CSTS.CFS).
  * Not thread-safe: one driver thread per queue pair.
  */
