@@ -1347,12 +1347,45 @@ cq_free(const struct cq *q)
     return q->size - 1 - used;
 }
 
+/*
+ * Copy up to @max entries of SQ @s from its head on, as far as the tail
+ * or the end of the ring, into @buf under one hold and one guarded copy:
+ * fetched one by one, each entry would take the DMA table's lock and a
+ * hold of its own, and those locked instructions wait for the stores
+ * to the host's cache lines that came before them. Reading entries
+ * between head and tail early is allowed: the host handed them over
+ * with the tail it wrote, and one not processed in this pass is read
+ * again in the next.
+ * Return: how many were copied; 0 when they are not one mapping's
+ * shared memory (per-entry reads then find the fault at its entry).
+ */
+static unsigned int
+sq_prefetch(struct nvme_ctrl *c, const struct sq *s,
+            uint8_t (*buf)[NVME_SQE_SIZE], unsigned int max)
+{
+    unsigned int n = (s->tail > s->head ? s->tail : s->size) - s->head;
+    uint64_t addr = s->base + (uint64_t)s->head * NVME_SQE_SIZE;
+    struct umdev_dma_hold h;
+    int rc;
+
+    if (n > max)
+        n = max;
+    if (n < 2 || umdev_dma_get(c->dev, addr, (uint64_t)n * NVME_SQE_SIZE,
+                               UMDEV_DMA_READ, &h) < 0)
+        return 0;
+    rc = umdev_fault_guard_memcpy(buf, h.ptr, (size_t)n * NVME_SQE_SIZE);
+    umdev_dma_put(c->dev, &h);
+    return rc == 0 ? n : 0;
+}
+
 static unsigned int
 process_sq(struct nvme_ctrl *c, uint16_t qid)
 {
     struct sq *s = &c->sq[qid];
     struct cq *q = &c->cq[s->cqid];
-    unsigned int n = 0;
+    uint8_t ahead[SQ_BATCH][NVME_SQE_SIZE];
+    unsigned int n = 0, have = 0, used = 0;
+    bool ahead_ok = true;
     uint16_t tail;
 
     if (doorbell(c, qid, false, s->size, &tail))
@@ -1366,12 +1399,21 @@ process_sq(struct nvme_ctrl *c, uint16_t qid)
         uint32_t dw0 = 0;
         int rc;
 
-        rc = umdev_dma_read(c->dev, addr, raw, sizeof(raw));
-        if (rc < 0) {
-            fatal(c, "fetching a command", addr, rc);
-            break;
+        if (used == have && ahead_ok) {
+            have = sq_prefetch(c, s, ahead, SQ_BATCH - n);
+            used = 0;
+            ahead_ok = have > 0;
         }
-        nvme_sqe_decode(raw, &sqe);
+        if (used < have) {
+            nvme_sqe_decode(ahead[used++], &sqe);
+        } else {
+            rc = umdev_dma_read(c->dev, addr, raw, sizeof(raw));
+            if (rc < 0) {
+                fatal(c, "fetching a command", addr, rc);
+                break;
+            }
+            nvme_sqe_decode(raw, &sqe);
+        }
         if (qid == 0) {
             bool later;
 

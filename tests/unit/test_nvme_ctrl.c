@@ -28,6 +28,7 @@
 #include "harness.h"
 #include "nvme.h"
 #include "nvme_cmd.h"
+#include "nvme_driver.h"
 #include "nvme_host.h"
 
 #define GB 0x100000000ull
@@ -210,14 +211,6 @@ reap(struct q *q, uint64_t base)
     return r;
 }
 
-/* Linux's nvme_dbbuf_need_event(): does moving a doorbell from @old to
- * @new pass the EventIdx @ei? */
-static bool
-need_event(uint16_t ei, uint16_t new_idx, uint16_t old)
-{
-    return (uint16_t)(new_idx - ei - 1) < (uint16_t)(new_idx - old);
-}
-
 static void
 ring(uint16_t qid, bool cq, uint16_t old, uint16_t v)
 {
@@ -226,7 +219,7 @@ ring(uint16_t qid, bool cq, uint16_t old, uint16_t v)
         uint8_t *ei = gp(EVIDX + (2u * qid + (cq ? 1u : 0u)) * 4u);
 
         __atomic_store_n((uint32_t *)db, v, __ATOMIC_SEQ_CST);
-        if (!need_event(
+        if (!nvme_driver_need_event(
                 (uint16_t)__atomic_load_n((uint32_t *)ei, __ATOMIC_SEQ_CST), v,
                 old))
             return;
@@ -1211,6 +1204,120 @@ test_msix(void **state)
 /* A completion queue smaller than its submission queue: the controller
  * fills it up to one free slot (never overwriting what the host has not
  * consumed), waits, and goes on once the host moves the head. */
+/* I/O queue pair 1 with its SQ of @sq_depth entries at @sq_base and its
+ * CQ of @cq_depth at IOCQ(1). */
+static void
+create_pair_at(uint64_t sq_base, uint16_t sq_depth, uint16_t cq_depth)
+{
+    struct nvme_sqe s = sqe(NVME_ADM_CREATE_CQ);
+
+    memset(gp(IOCQ(1)), 0, cq_depth * NVME_CQE_SIZE);
+    s.prp1 = IOCQ(1);
+    s.cdw10 = 1 | (uint32_t)(cq_depth - 1) << 16;
+    s.cdw11 = 1;
+    assert_int_equal(admin(&s, NULL), 0);
+    s = sqe(NVME_ADM_CREATE_SQ);
+    s.prp1 = sq_base;
+    s.cdw10 = 1 | (uint32_t)(sq_depth - 1) << 16;
+    s.cdw11 = 1 | 1u << 16;
+    assert_int_equal(admin(&s, NULL), 0);
+    F.sq[1] = (struct q){ .size = sq_depth };
+    F.cq[1] = (struct q){ .size = cq_depth, .phase = true };
+}
+
+/*
+ * Several commands behind one doorbell, the stretch crossing the end of
+ * the ring: the controller may fetch them at once (a stretch of the
+ * ring under one hold), and each still runs once, with its own data.
+ */
+static void
+test_sq_batch_wrap(void **state)
+{
+    const uint16_t depth = 8;
+    bool seen[2 * 6] = { false };
+    unsigned int round, i;
+
+    (void)state;
+    serve(false, 1);
+    enable();
+    create_pair_at(IOSQ(1), depth, 16);
+    kit_fill_rand(gp(DATA), 12 * 4096, 17);
+    /* Six writes, then six more: entries 6, 7, 0, 1, 2, 3. */
+    for (round = 0; round < 2; round++) {
+        struct q *q = &F.sq[1];
+
+        for (i = 0; i < 6; i++) {
+            unsigned int k = round * 6 + i;
+            struct nvme_sqe s =
+                rw(NVME_CMD_WRITE, k * 8, 8, DATA + k * 4096, 0);
+
+            s.cid = (uint16_t)k;
+            nvme_sqe_encode(&s,
+                            gp(IOSQ(1) + (uint64_t)q->tail * NVME_SQE_SIZE));
+            q->tail = (uint16_t)((q->tail + 1) % q->size);
+        }
+        reg_wr(F.c, DB(1, false), q->tail, 4);
+        /* The file backend may finish them in any order. */
+        for (i = 0; i < 6; i++) {
+            struct cqe e = complete_one(1);
+
+            assert_int_equal(e.status, 0);
+            assert_true(e.cid >= round * 6 && e.cid < round * 6 + 6);
+            assert_false(seen[e.cid]);
+            seen[e.cid] = true;
+        }
+    }
+    assert_int_equal(io(1, NVME_CMD_READ, 0, 12 * 8, DATA2), 0);
+    assert_memory_equal(gp(DATA2), gp(DATA), 12 * 4096);
+}
+
+/*
+ * A submission queue whose ring runs out of guest memory (its base is
+ * the last page: 64 entries inside): the entries inside are fetched and
+ * completed in order, then the first one outside stops the controller
+ * with CSTS.CFS (a fault on queue memory), however many the doorbell
+ * announced at once.
+ */
+static void
+test_sq_beyond_memory(void **state)
+{
+    const uint64_t base = GB + GSIZE - 4096;
+    const unsigned int inside = 4096 / NVME_SQE_SIZE;
+    uint8_t *next;
+    unsigned int i;
+
+    (void)state;
+    serve(true, 1);
+    enable();
+    create_pair_at(base, 80, 128);
+    /* Dataset Management without Deallocate completes at once: all but
+     * the last three entries inside, then those three and two outside. */
+    for (i = 0; i < inside; i++) {
+        struct nvme_sqe s = sqe(NVME_CMD_DSM);
+
+        s.nsid = 1;
+        s.cid = (uint16_t)(100 + i);
+        nvme_sqe_encode(&s, gp(base + i * NVME_SQE_SIZE));
+    }
+    F.sq[1].tail = (uint16_t)(inside - 3);
+    reg_wr(F.c, DB(1, false), F.sq[1].tail, 4);
+    for (i = 0; i < inside - 3; i++)
+        assert_int_equal(reap(&F.cq[1], IOCQ(1)).cid, 100 + i);
+    F.sq[1].tail = (uint16_t)(inside + 2);
+    reg_wr(F.c, DB(1, false), F.sq[1].tail, 4);
+    for (i = inside - 3; i < inside; i++) {
+        struct cqe e = reap(&F.cq[1], IOCQ(1));
+
+        assert_int_equal(e.status, 0);
+        assert_int_equal(e.cid, 100 + i);
+    }
+    wait_csts(NVME_CSTS_CFS, NVME_CSTS_CFS);
+    next = gp(IOCQ(1) + (uint64_t)F.cq[1].head * NVME_CQE_SIZE);
+    assert_int_equal(nvme_le32(next + 12), 0);
+    reg_wr(F.c, NVME_REG_CC, 0, 4);
+    wait_csts(NVME_CSTS_RDY | NVME_CSTS_CFS, 0);
+}
+
 static void
 test_cq_full(void **state)
 {
@@ -1528,6 +1635,8 @@ main(void)
         cmocka_unit_test_teardown(test_msix, teardown),
         cmocka_unit_test_teardown(test_intx, teardown),
         cmocka_unit_test_teardown(test_cq_full, teardown),
+        cmocka_unit_test_teardown(test_sq_batch_wrap, teardown),
+        cmocka_unit_test_teardown(test_sq_beyond_memory, teardown),
         cmocka_unit_test_teardown(test_coalescing, teardown),
         cmocka_unit_test_teardown(test_poll_window_adapts, teardown),
         cmocka_unit_test_teardown(test_bad_shadow_tail, teardown),
