@@ -329,7 +329,6 @@ nvme_be_reap(struct nvme_be *be, bool wait, nvme_be_done_fn *done, void *opaque)
 {
     struct io_uring_cqe *cqe;
     unsigned int n = 0, i;
-    uint64_t v;
 
     if (be->null) {
         struct done_ent d[NVME_BE_DEPTH];
@@ -345,9 +344,6 @@ nvme_be_reap(struct nvme_be *be, bool wait, nvme_be_done_fn *done, void *opaque)
             if (done != NULL)
                 done(opaque, d[i].tag, d[i].res);
         return n;
-    }
-    if (be->efd >= 0 && read(be->efd, &v, sizeof(v)) < 0) {
-        /* EAGAIN: nothing signalled; the ring is checked anyway. */
     }
     for (;;) {
         int rc;
@@ -370,6 +366,22 @@ nvme_be_reap(struct nvme_be *be, bool wait, nvme_be_done_fn *done, void *opaque)
             done(opaque, tag, res);
     }
     return n;
+}
+
+bool
+nvme_be_ready(struct nvme_be *be)
+{
+    uint64_t v;
+
+    if (be->null)
+        return be->ndone > 0;
+    /* Reaping leaves the eventfd alone (a syscall per poll pass); it is
+     * drained here, before the ring is looked at, so a completion after
+     * the look makes it readable again. */
+    if (be->efd >= 0 && read(be->efd, &v, sizeof(v)) < 0) {
+        /* EAGAIN: nothing signalled. */
+    }
+    return io_uring_cq_ready(&be->ring) > 0;
 }
 
 unsigned int

@@ -62,6 +62,13 @@ typedef void nvme_be_done_fn(void *opaque, uint64_t tag, int res);
 unsigned int nvme_be_reap(struct nvme_be *be, bool wait, nvme_be_done_fn *done,
                           void *opaque);
 
+/**
+ * nvme_be_ready() - before sleeping on nvme_be_eventfd(): drain it, and
+ * say whether a completion is waiting to be reaped already (then do not
+ * sleep). nvme_be_reap() does not drain it.
+ */
+bool nvme_be_ready(struct nvme_be *be);
+
 /** Operations queued or in flight. */
 unsigned int nvme_be_busy(const struct nvme_be *be);
 
