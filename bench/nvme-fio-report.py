@@ -6,10 +6,11 @@ Usage: nvme-fio-report.py RESULTS_DIR REPEATS JOB...  (JOB: name:rw:bs:depth)
 For each job and device (umdev, qemu) it reads the REPEATS runs' fio JSON
 (r<R>-<job>-<dev>.json), umdev's counters around each of its runs
 (r<R>-<job>-umdev.{pre,post}.info, `umdevctl --json info`) and the guest's
-/proc/interrupts around each run (.irq-pre, .irq-post), and prints one
-line per job with IOPS and latency (fio's lat: submission to completion)
-of both devices and their ratios umdev/QEMU, and one line of per-I/O
-counts. Figures are means over the repeats; [min..max] is their range.
+/proc/interrupts around each run (.irq-pre, .irq-post) and the host CPU
+time of umdev's worker and of QEMU's main thread around each run
+(.pre.cpu, .post.cpu), and prints per job the IOPS and latency (fio's
+lat: submission to completion) of both devices and their ratios
+umdev/QEMU, and per-I/O counts. Figures are means over the repeats; [min..max] is their range.
 Exit status 1 (with the reason on stderr) if any run is missing, failed
 or cannot be read.
 """
@@ -99,6 +100,16 @@ def counters(path):
     }
 
 
+def cpu(path):
+    """{"worker": ticks, "qemu_main": ticks, "hz": ticks per second}."""
+    try:
+        with open(path) as f:
+            return {k: int(v) for k, v in
+                    (w.split("=") for w in f.read().split())}
+    except (OSError, ValueError) as e:
+        raise Missing("%s: %s" % (path, e))
+
+
 def guest_irqs(path, ctrl):
     """Interrupts of controller CTRL's queues (nvmeNq*) in /proc/interrupts."""
     total = 0
@@ -139,6 +150,9 @@ def main():
         fig = {d: [] for d in DEVS}
         per_io = {"msgs": [], "doorbells": [], "wakeups": [], "irqs": []}
         girq = {d: [] for d in DEVS}
+        # Host CPU us per I/O: umdev's worker in umdev's runs, QEMU's main
+        # thread in QEMU's runs.
+        cpu_io = {d: [] for d in DEVS}
         for r in range(1, repeats + 1):
             for d in DEVS:
                 base = os.path.join(res, "r%d-%s-%s" % (r, name, d))
@@ -149,6 +163,11 @@ def main():
                         guest_irqs(base + ".irq-pre", ctrls[d])
                     if f["disk_ios"]:
                         girq[d].append(n / f["disk_ios"])
+                    a, b = cpu(base + ".pre.cpu"), cpu(base + ".post.cpu")
+                    who = "worker" if d == "umdev" else "qemu_main"
+                    if f["disk_ios"] and b[who] > 0:
+                        cpu_io[d].append((b[who] - a[who]) * 1e6 / a["hz"] /
+                                         f["disk_ios"])
                     if d == "umdev":
                         a = counters(base + ".pre.info")
                         b = counters(base + ".post.info")
@@ -185,6 +204,11 @@ def main():
             print("  guest interrupts per I/O: umdev=%.3f qemu=%.3f"
                   % (statistics.mean(girq["umdev"]),
                      statistics.mean(girq["qemu"])))
+        if cpu_io["umdev"] and cpu_io["qemu"]:
+            print("  host CPU us per I/O: umdev worker=%.1f"
+                  " qemu main thread=%.1f"
+                  % (statistics.mean(cpu_io["umdev"]),
+                     statistics.mean(cpu_io["qemu"])))
         if depth == "32":
             verdicts.append("%s: IOPS ratio %.3f (target >= 1.0: %s)"
                             % (name, iops_ratio,

@@ -29,6 +29,7 @@
 #                          ioeventfd=on [none: QEMU's defaults]
 #   UMDEV_BENCH_QEMU_CPUS  taskset CPU list of QEMU [all online]
 #   UMDEV_BENCH_UMDEV_CPUS taskset CPU list of umdevd and its workers [all]
+#   UMDEV_BENCH_UMDEV_NICE nice value umdevd and its workers start with [0]
 #   UMDEV_BENCH_DATA_DIR   where both backing files go [BUILD_DIR]
 #   UMDEV_E2E_CACHE        as for tests/e2e
 # BUILD_DIR defaults to build/release (built first if umdevd is missing).
@@ -59,6 +60,7 @@ QEMU_NVME=${UMDEV_BENCH_QEMU_NVME:-}
 ALL_CPUS=0-$(($(nproc --all) - 1))
 QEMU_CPUS=${UMDEV_BENCH_QEMU_CPUS:-$ALL_CPUS}
 UMDEV_CPUS=${UMDEV_BENCH_UMDEV_CPUS:-$ALL_CPUS}
+UMDEV_NICE=${UMDEV_BENCH_UMDEV_NICE:-0}
 DATA_PARENT=${UMDEV_BENCH_DATA_DIR:-$BUILD_DIR}
 
 usage() { say "bad setting: $*"; exit 2; }
@@ -90,6 +92,10 @@ case $QEMU_AIO in threads | native | io_uring) ;;
 esac
 [[ $QEMU_NVME =~ ^([a-z_-]+=[A-Za-z0-9_-]+(,[a-z_-]+=[A-Za-z0-9_-]+)*)?$ ]] ||
     usage "UMDEV_BENCH_QEMU_NVME must be prop=value[,prop=value...]"
+if ! [[ $UMDEV_NICE =~ ^-?[0-9]+$ ]] || [ "$UMDEV_NICE" -lt -20 ] ||
+    [ "$UMDEV_NICE" -gt 19 ]; then
+    usage "UMDEV_BENCH_UMDEV_NICE must be in -20..19"
+fi
 for c in "$QEMU_CPUS" "$UMDEV_CPUS"; do
     taskset -c "$c" true 2>/dev/null || usage "'$c' is not a CPU list taskset takes"
 done
@@ -142,8 +148,10 @@ trap cleanup EXIT
 
 # ---- the two devices -----------------------------------------------------------
 mkdir -p "$TMP/run" "$TMP/state" "$DATA/umdev"
-# The workers are forked from the daemon and keep its affinity.
-UMDEV_NVME_DIR=$DATA/umdev taskset -c "$UMDEV_CPUS" "$UMDEVD" \
+# The workers are forked from the daemon and keep its affinity and nice
+# value.
+UMDEV_NVME_DIR=$DATA/umdev taskset -c "$UMDEV_CPUS" \
+    nice -n "$UMDEV_NICE" "$UMDEVD" \
     --rundir "$TMP/run" --statedir "$TMP/state" --control "$CTL" --verbose \
     >"$ART/server.out" 2>"$ART/server.log" &
 SRV_PID=$!
@@ -182,15 +190,44 @@ UMDEV_MODEL="umdev NVMe $TYPE"
 } >"$TMP/fio.conf"
 
 # Answer the guest's handshakes (bench/nvme-fio-guest.sh): umdev's
-# counters before and after each run.
+# counters before and after each run, and the CPU time (clock ticks,
+# user + system) of umdev's worker (all its threads: the poller, the
+# vfio-user server, io_uring's workers) and of QEMU's main thread (its
+# nvme emulation and block layer; the vCPUs are other threads).
+WORKER_PID=$(ctl --json info "$UUID" | python3 -c \
+    'import json, sys; print(json.load(sys.stdin)["instance"]["pid"])') ||
+    { say "FAIL: no worker pid in umdevctl info $UUID"; exit 1; }
+# ticks FILE: utime + stime of a /proc stat file (after the command name,
+# which may hold spaces).
+ticks() {
+    local s
+    s=$(cat "$1" 2>/dev/null) || { echo 0; return; }
+    s=${s##*) }
+    # shellcheck disable=SC2086  # fields
+    set -- $s
+    echo $((${12} + ${13}))
+}
+# The QEMU whose results share is ours: its main thread is the process.
+qemu_pid() {
+    local p
+    for p in $(pgrep -f -- "path=$RES,mount_tag=results"); do
+        [ "$(cat "/proc/$p/comm" 2>/dev/null)" = timeout ] && continue
+        ls /proc/"$p"/task/*/comm >/dev/null 2>&1 &&
+            grep -qs TCG /proc/"$p"/task/*/comm && { echo "$p"; return; }
+    done
+}
 watch_counters() {
-    local f
+    local f q=''
     while :; do
         for f in "$RES"/*.pre "$RES"/*.post; do
             if [ ! -e "$f" ] || [ -e "$f.ok" ]; then
                 continue
             fi
+            [ -n "$q" ] || q=$(qemu_pid)
             ctl --json info "$UUID" >"$f.info" 2>&1
+            echo "worker=$(ticks "/proc/$WORKER_PID/stat")" \
+                "qemu_main=$(ticks "/proc/$q/task/$q/stat")" \
+                "hz=$(getconf CLK_TCK)" >"$f.cpu"
             : >"$f.ok"
         done
         sleep 0.1
@@ -207,7 +244,7 @@ QARGS=(-- -smp "$QUEUES"
     "${FIO_QARGS[@]}"
     -virtfs "local,path=${RES//,/,,},mount_tag=results,security_model=none")
 say "umdev $TYPE ($UUID) and QEMU nvme (cache=none,aio=$QEMU_AIO${QEMU_NVME:+,$QEMU_NVME}), $SIZE_MB MiB each on $FSTYPE ($DATA_PARENT)"
-say "guest: TCG, $QUEUES vCPU(s); QEMU on CPUs $QEMU_CPUS, umdevd and its worker on CPUs $UMDEV_CPUS (of $ALL_CPUS)"
+say "guest: TCG, $QUEUES vCPU(s); QEMU on CPUs $QEMU_CPUS, umdevd and its worker on CPUs $UMDEV_CPUS (of $ALL_CPUS), nice $UMDEV_NICE"
 say "$FIO_VERSION, ioengine=$ENGINE, $NJOBS job(s) x 2 devices x $REPEATS, ${RUNTIME}s + ${RAMP}s ramp each (bound ${QEMU_TIMEOUT}s)"
 t=$(now)
 MODULES="nvme $FIO_MODULES" taskset -c "$QEMU_CPUS" "$HERE/run-guest.sh" \
