@@ -119,7 +119,7 @@ fi
 for f in "$UMDEVD" "$UMDEVCTL"; do
     [ -x "$f" ] || { say "FAIL: $f not found (build it first)"; exit 1; }
 done
-for p in python3 taskset dd; do
+for p in python3 taskset nice dd pgrep getconf; do
     command -v "$p" >/dev/null || { say "FAIL: $p is needed on the host"; exit 1; }
 done
 "$HERE/setup.sh" "$CACHE_DIR" ||
