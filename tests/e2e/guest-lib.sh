@@ -45,3 +45,27 @@ device_driver() {
     [ -e "$dev/driver" ] && basename "$(readlink "$dev/driver")"
     return 0
 }
+
+# fio_mount: mount the fio tree the host shares over 9p (tests/e2e/
+# fio-tree.sh, lib.sh's e2e_fio_tree: mount tag "fio") read-only at /fio,
+# and check that fio runs from it; FIO_VERSION is its version. Returns 1
+# after a bad line if it cannot.
+fio_mount() {
+    mkdir -p /fio
+    if ! mount -t 9p -o trans=virtio,version=9p2000.L,ro fio /fio; then
+        bad "cannot mount the fio tree (9p tag fio)"
+        return 1
+    fi
+    FIO_LIBS=$(sed 's|\([^:]*\)|/fio/\1|g' /fio/.library-path)
+    if ! FIO_VERSION=$(fio_run --version); then
+        bad "fio from /fio does not run"
+        return 1
+    fi
+}
+
+# fio_run ARGS...: Debian's fio from the tree fio_mount mounted, through
+# the tree's own loader and libraries (the initramfs has no libc).
+fio_run() {
+    /fio/usr/lib64/ld-linux-x86-64.so.2 --library-path "$FIO_LIBS" \
+        /fio/usr/bin/fio "$@"
+}

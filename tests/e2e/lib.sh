@@ -197,3 +197,18 @@ e2e_stop_testdev() {
     stop "$SRV_PID"
     rm -rf "$TMP"
 }
+
+# e2e_fio_tree: Debian trixie's fio for the guest, from the tree
+# fio-tree.sh prepares once in CACHE_DIR/fio. Sets FIO_QARGS (QEMU's
+# arguments sharing the tree read-only over 9p, mount tag "fio"; add them
+# after run-guest.sh's --), FIO_MODULES (the guest modules the mount needs;
+# add them to MODULES) and FIO_VERSION. In the guest, guest-lib.sh's
+# fio_mount and fio_run use it. Status 1 (fio-tree.sh said why) if the
+# tree cannot be prepared.
+e2e_fio_tree() {
+    "$HERE/fio-tree.sh" "$CACHE_DIR" || return 1
+    FIO_VERSION=$(sed -n 's/^fio=//p' "$CACHE_DIR/fio/stamp")
+    # QEMU's option syntax doubles a comma inside a value.
+    FIO_QARGS=(-virtfs "local,path=${CACHE_DIR//,/,,}/fio/tree,mount_tag=fio,security_model=none,readonly=on")
+    FIO_MODULES="9pnet_virtio 9p"
+}
