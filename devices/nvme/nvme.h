@@ -104,6 +104,7 @@ struct nvme_ctrl_stats {
     uint64_t doorbells;      /* MMIO doorbell writes */
     uint64_t sleeps;         /* poller asked for doorbells to sleep */
     uint64_t wakeups;        /* poller woken from sleep */
+    uint64_t io_waits;       /* slept for the backend, doorbells not asked */
     uint64_t flushes;        /* Flush commands and shutdowns made durable */
     uint64_t poll_window_ns; /* the poller's current window */
     uint64_t irqs;           /* interrupts raised */

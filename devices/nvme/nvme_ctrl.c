@@ -1633,11 +1633,11 @@ poller(void *arg)
 
     pthread_mutex_lock(&c->lock);
     while (!c->stop) {
-        uint64_t deadline, t0 = now_ns(), now;
+        uint64_t deadline, t0 = now_ns(), now, window;
         struct pollfd pfd[2];
         unsigned int n;
         int timeout = -1;
-        bool busy;
+        bool inflight, doorbells;
 
         n = pass(c, &deadline);
         now = now_ns();
@@ -1647,14 +1647,15 @@ poller(void *arg)
         } else if (idle_since == 0) {
             idle_since = now;
         }
-        /* Waiting for the backend is not idleness: completions are
-         * reaped at polling speed, and the queues stay watched. */
-        busy = n > 0 || nvme_be_busy(c->be) > 0;
-        if (busy)
-            idle_since = 0;
-        /* Poll, then sleep (the accel engine's rule): an idle controller
-         * keeps looking for c->poll_ns before it asks for doorbells. */
-        if (c->running && (busy || now - idle_since < c->poll_ns)) {
+        /* Poll, then sleep (the accel engine's rule). With I/O in flight
+         * on the backend its next completion wakes the poller anyway, so
+         * polling for it goes on for the shortest window only: on a host
+         * with fewer CPUs than busy threads a spinning poller delays the
+         * very kernel work that completes the I/O, and the VMM's vCPUs.
+         * Without, the window the host's pace taught it. */
+        inflight = nvme_be_busy(c->be) > 0 && nvme_be_eventfd(c->be) >= 0;
+        window = inflight ? c->poll_min_ns : c->poll_ns;
+        if (c->running && (n > 0 || now - idle_since < window)) {
             if (n > 0)
                 eventidx_update(c, false);
             pthread_mutex_unlock(&c->lock);
@@ -1667,10 +1668,19 @@ poller(void *arg)
             pthread_mutex_lock(&c->lock);
             continue;
         }
+        /* Waiting for the backend, EventIdx stays behind the doorbells:
+         * the host rings none, and what it submits meanwhile is fetched
+         * at the completion's wake-up. Otherwise EventIdx moves to them
+         * so the host's next submission rings. */
+        doorbells = !(c->running && inflight);
         atomic_store(&c->sleeping, true);
         atomic_store(&c->sq_rung, false);
-        c->st.sleeps++;
-        eventidx_update(c, true);
+        if (doorbells) {
+            c->st.sleeps++;
+            eventidx_update(c, true);
+        } else {
+            c->st.io_waits++;
+        }
         atomic_thread_fence(memory_order_seq_cst);
         if (work_pending(c) || nvme_be_ready(c->be)) {
             atomic_store(&c->sleeping, false);
@@ -1697,12 +1707,12 @@ poller(void *arg)
         pthread_mutex_lock(&c->lock);
         atomic_store(&c->sleeping, false);
         c->st.wakeups++;
-        /* Only the host's submissions say how long it was quiet: not
-         * the backend's completions or our own deadlines, nor a
-         * completion queue's head (rung while asleep only under INTx or
-         * a full queue, soon after each completion whatever the host's
-         * pace). */
-        if (atomic_exchange(&c->sq_rung, false))
+        /* Only the host's submissions say how long it was quiet, and
+         * only when it was asked to ring: not the backend's completions
+         * or our own deadlines, nor a completion queue's head (rung
+         * while asleep only under INTx or a full queue, soon after each
+         * completion whatever the host's pace). */
+        if (atomic_exchange(&c->sq_rung, false) && doorbells)
             poll_window_adapt(c, now_ns() - now);
         idle_since = 0;
         eventidx_update(c, false);

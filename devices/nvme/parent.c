@@ -424,6 +424,8 @@ nvme_parent_describe(struct umdev_instance *inst)
                            json_object_new_int64((int64_t)st.doorbells));
     json_object_object_add(o, "flushes",
                            json_object_new_int64((int64_t)st.flushes));
+    json_object_object_add(o, "poller_io_waits",
+                           json_object_new_int64((int64_t)st.io_waits));
     json_object_object_add(o, "poller_wakeups",
                            json_object_new_int64((int64_t)st.wakeups));
     json_object_object_add(
