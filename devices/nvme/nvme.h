@@ -45,7 +45,8 @@
 /* The poller's window (how long idle queues are polled before it sleeps)
  * adapts between these: see "Doorbells and the poller" in README.md. */
 #define NVME_DEFAULT_POLL_US 200u
-#define NVME_DEFAULT_POLL_MAX_US 4000u
+#define NVME_DEFAULT_POLL_MAX_US 8000u
+#define NVME_POLL_MAX_LIMIT_US 100000u /* attribute poll_max_us's bound */
 
 struct nvme_ctrl;
 
@@ -107,6 +108,7 @@ struct nvme_ctrl_stats {
     uint64_t io_waits;       /* slept for the backend, doorbells not asked */
     uint64_t flushes;        /* Flush commands and shutdowns made durable */
     uint64_t poll_window_ns; /* the poller's current window */
+    uint64_t poll_max_ns;    /* and the most it may grow to */
     uint64_t irqs;           /* interrupts raised */
     uint64_t resets;         /* controller resets (CC.EN 1 -> 0) */
     bool ready;              /* CSTS.RDY */

@@ -14,7 +14,7 @@
 #define NVME_MAX_SIZE (16ull << 40)
 #define NVME_DEFAULT_SIZE (1ull << 30)
 
-#define NVME_NATTRS 3
+#define NVME_NATTRS 4
 
 extern const struct umdev_parent_attr nvme_attrs[NVME_NATTRS];
 

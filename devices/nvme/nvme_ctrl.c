@@ -2377,6 +2377,7 @@ nvme_ctrl_get_stats(struct nvme_ctrl *c, struct nvme_ctrl_stats *out)
     *out = c->st;
     out->doorbells = atomic_load(&c->doorbells);
     out->poll_window_ns = c->poll_ns;
+    out->poll_max_ns = c->poll_max_ns;
     out->ready = (c->csts & NVME_CSTS_RDY) != 0;
     out->fatal = (c->csts & NVME_CSTS_CFS) != 0;
     out->shadow = c->dbbuf;

@@ -15,10 +15,11 @@
 extern const struct umdev_parent nvme_parent;
 
 struct nvme_settings {
-    uint64_t size;  /* namespace bytes */
-    bool null;      /* backend=null */
-    char dir[4096]; /* backing directory */
-    bool dir_set;   /* named by the definition (attribute dir) */
+    uint64_t size;            /* namespace bytes */
+    bool null;                /* backend=null */
+    char dir[4096];           /* backing directory */
+    bool dir_set;             /* named by the definition (attribute dir) */
+    unsigned int poll_max_us; /* the poller's longest window */
 };
 
 /** Check @attrs (NULL: none) and return the settings, defaults filled. */

@@ -17,6 +17,9 @@
  *   "dir":     absolute directory of the backing file <uuid>.img
  *              (default $UMDEV_NVME_DIR of umdevd's environment, else
  *              the parent's directory under STATEDIR, args->datadir).
+ *   "poll_max_us": the poller's longest poll window, NVME_DEFAULT_POLL_US
+ *              to NVME_POLL_MAX_LIMIT_US; an integer or its decimal
+ *              string. Default NVME_DEFAULT_POLL_MAX_US.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -90,6 +93,36 @@ nvme_type_queues(const char *type)
     return 0;
 }
 
+/* poll_max_us: an integer, or its decimal string as --attr gives it. */
+static int
+parse_poll_max(struct json_object *v, unsigned int *out, char *err,
+               size_t errlen)
+{
+    long long n = -1;
+
+    if (json_object_is_type(v, json_type_int)) {
+        n = (long long)json_object_get_int64(v);
+    } else if (json_object_is_type(v, json_type_string)) {
+        const char *str = json_object_get_string(v);
+        char *end;
+
+        errno = 0;
+        n = strtoll(str, &end, 10);
+        if (errno != 0 || end == str || *end != '\0' || str[0] == '-' ||
+            str[0] == '+' || str[0] == ' ')
+            n = -1;
+    }
+    if (n < (long long)NVME_DEFAULT_POLL_US ||
+        n > (long long)NVME_POLL_MAX_LIMIT_US) {
+        snprintf(err, errlen,
+                 "attribute poll_max_us must be microseconds, %u to %u",
+                 NVME_DEFAULT_POLL_US, NVME_POLL_MAX_LIMIT_US);
+        return -EINVAL;
+    }
+    *out = (unsigned int)n;
+    return 0;
+}
+
 static int
 parse_size(struct json_object *v, uint64_t *out, char *err, size_t errlen)
 {
@@ -160,7 +193,8 @@ static int
 nvme_parse_attrs(struct json_object *attrs, struct nvme_settings *out,
                  char *err, size_t errlen)
 {
-    struct nvme_settings s = { .size = NVME_DEFAULT_SIZE };
+    struct nvme_settings s = { .size = NVME_DEFAULT_SIZE,
+                               .poll_max_us = NVME_DEFAULT_POLL_MAX_US };
     const char *env = getenv("UMDEV_NVME_DIR");
 
     /* Empty: the parent's data directory, which create() is given. */
@@ -204,10 +238,14 @@ nvme_parse_attrs(struct json_object *attrs, struct nvme_settings *out,
                 }
                 snprintf(s.dir, sizeof(s.dir), "%s", d);
                 s.dir_set = true;
+            } else if (strcmp(key, "poll_max_us") == 0) {
+                rc = parse_poll_max(v, &s.poll_max_us, err, errlen);
+                if (rc < 0)
+                    return rc;
             } else {
                 snprintf(err, errlen,
                          "unknown attribute '%s' for an nvme instance "
-                         "(allowed: size, backend, dir)",
+                         "(allowed: size, backend, dir, poll_max_us)",
                          key);
                 return -EINVAL;
             }
@@ -431,6 +469,9 @@ nvme_parent_describe(struct umdev_instance *inst)
     json_object_object_add(
         o, "poll_window_us",
         json_object_new_int64((int64_t)(st.poll_window_ns / 1000u)));
+    json_object_object_add(
+        o, "poll_max_us",
+        json_object_new_int64((int64_t)(st.poll_max_ns / 1000u)));
     json_object_object_add(o, "irqs", json_object_new_int64((int64_t)st.irqs));
     json_object_object_add(o, "resets",
                            json_object_new_int64((int64_t)st.resets));
@@ -498,6 +539,7 @@ nvme_parent_create(const struct umdev_instance_args *args,
     cc.nr_io_queues = ni->nq;
     cc.size = ni->s.size;
     cc.be = be;
+    cc.poll_max_us = ni->s.poll_max_us;
     memcpy(cc.uuid, u, 16);
     rc = nvme_ctrl_create(&cc, &ni->ctrl);
     if (rc < 0) {

@@ -194,6 +194,19 @@ class Attrs(NvmeTestCase):
         self.assertFalse(os.path.exists(self.img(i["uuid"])))
         self.ok("stop", i["uuid"])
 
+    def test_poll_max(self):
+        i = self.start_instance("-p", "nvme", "-t", "nvme-1q", "--attr",
+                                "backend=null", "--attr", "poll_max_us=300")
+        ep = self.js("info", i["uuid"])["device"]["endpoints"]
+        self.assertEqual(ep["poll_max_us"], 300, ep)
+        self.assertEqual(ep["poll_window_us"], 200, ep)
+        self.ok("stop", i["uuid"])
+        i = self.start_instance("-p", "nvme", "-t", "nvme-1q", "--attr",
+                                "backend=null")
+        ep = self.js("info", i["uuid"])["device"]["endpoints"]
+        self.assertEqual(ep["poll_max_us"], 8000, ep)
+        self.ok("stop", i["uuid"])
+
     def test_refused(self):
         cases = [
             (["size=1000"], "attribute size=1000 is out of range: 1M to "
@@ -205,8 +218,13 @@ class Attrs(NvmeTestCase):
             (["size=true"], "attribute size must be bytes"),
             (["backend=ram"], "attribute backend must be file or null"),
             (["dir=relative/path"], "attribute dir must be an absolute"),
+            (["poll_max_us=199"], "attribute poll_max_us must be "
+             "microseconds, 200 to 100000"),
+            (["poll_max_us=100001"], "poll_max_us must be microseconds"),
+            (["poll_max_us=2ms"], "poll_max_us must be microseconds"),
+            (["poll_max_us=-300"], "poll_max_us must be microseconds"),
             (["queues=2"], "unknown attribute 'queues' for an nvme instance "
-             "(allowed: size, backend, dir)"),
+             "(allowed: size, backend, dir, poll_max_us)"),
         ]
         for attrs, says in cases:
             with self.subTest(attrs=attrs):
