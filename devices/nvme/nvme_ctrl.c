@@ -561,7 +561,10 @@ identify_ctrl(struct nvme_ctrl *c, uint8_t *d)
     d[NVME_IDC_SQES] = NVME_SQES_LOG2 << 4 | NVME_SQES_LOG2;
     d[NVME_IDC_CQES] = NVME_CQES_LOG2 << 4 | NVME_CQES_LOG2;
     nvme_put32(d + NVME_IDC_NN, 1);
-    nvme_put16(d + NVME_IDC_ONCS, NVME_ONCS_DSM | NVME_ONCS_WRITE_ZEROES);
+    /* Bit 4: Get Features' Select field is implemented; Set Features'
+     * Save is refused per feature, none being saveable. */
+    nvme_put16(d + NVME_IDC_ONCS, NVME_ONCS_DSM | NVME_ONCS_WRITE_ZEROES |
+                                      NVME_ONCS_SET_FEATURES_SAVE);
     /* A volatile write cache; Flush with NSID FFFFFFFFh supported. */
     d[NVME_IDC_VWC] = 0x07;
     {
@@ -1800,6 +1803,12 @@ ctrl_enable(struct nvme_ctrl *c)
     }
     memset(s, 0, offsetof(struct sq, db));
     memset(q, 0, offsetof(struct cq, db));
+    /* Doorbells rung while disabled name no queue position (queues
+     * exist only while enabled): none carries into this run. */
+    for (unsigned int i = 0; i <= c->nq; i++) {
+        atomic_store(&c->sq[i].db, 0);
+        atomic_store(&c->cq[i].db, 0);
+    }
     s->live = q->live = true;
     s->size = (uint16_t)(NVME_AQA_ASQS(c->aqa) + 1);
     q->size = (uint16_t)(NVME_AQA_ACQS(c->aqa) + 1);

@@ -419,7 +419,8 @@ test_pci_and_identify(void **state)
     assert_int_equal(d[NVME_IDC_CQES], 0x44);
     assert_int_equal(d[NVME_IDC_MDTS], NVME_MDTS);
     assert_int_equal(nvme_le16(d + NVME_IDC_ONCS),
-                     NVME_ONCS_DSM | NVME_ONCS_WRITE_ZEROES);
+                     NVME_ONCS_DSM | NVME_ONCS_WRITE_ZEROES |
+                         NVME_ONCS_SET_FEATURES_SAVE);
     snprintf(nqn, sizeof(nqn), "%s",
              "nqn.2014-08.org.nvmexpress:uuid:"
              "5e1f0011-2233-4455-6677-8899aabbccdd");
@@ -973,6 +974,24 @@ test_shutdown(void **state)
     reg_wr(F.c, NVME_REG_CC, 0, 4);
     wait_csts(NVME_CSTS_RDY | NVME_CSTS_CFS, 0);
     cfg_set_command(F.c, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    {
+        /* Doorbells rung while disabled are forgotten at enable: the
+         * admin queue starts empty, nothing is fetched from it. */
+        reg_wr(F.c, DB(0, false), 5, 4);
+        reg_wr(F.c, DB(0, true), 3, 4);
+        enable();
+        usleep(50 * 1000);
+        assert_int_equal(nvme_le32(gp(ACQ) + 12), 0);
+        {
+            struct nvme_sqe s = sqe(NVME_ADM_IDENTIFY);
+
+            s.prp1 = ABUF;
+            s.cdw10 = NVME_CNS_CTRL;
+            assert_int_equal(admin(&s, NULL), 0);
+        }
+        reg_wr(F.c, NVME_REG_CC, 0, 4);
+        wait_csts(NVME_CSTS_RDY, 0);
+    }
     /* Enable refused with 8 KiB pages: RDY stays 0. */
     reg_wr(F.c, NVME_REG_CC, NVME_CC_EN | 1u << 7 | 6u << 16 | 4u << 20, 4);
     usleep(50 * 1000);
