@@ -61,7 +61,11 @@ ALL_CPUS=0-$(($(nproc --all) - 1))
 QEMU_CPUS=${UMDEV_BENCH_QEMU_CPUS:-$ALL_CPUS}
 UMDEV_CPUS=${UMDEV_BENCH_UMDEV_CPUS:-$ALL_CPUS}
 UMDEV_NICE=${UMDEV_BENCH_UMDEV_NICE:-0}
+# umdevd takes only an absolute UMDEV_NVME_DIR: paths given relative are
+# made absolute here.
+case $BUILD_DIR in /*) ;; *) BUILD_DIR=$PWD/$BUILD_DIR ;; esac
 DATA_PARENT=${UMDEV_BENCH_DATA_DIR:-$BUILD_DIR}
+case $DATA_PARENT in /*) ;; *) DATA_PARENT=$PWD/$DATA_PARENT ;; esac
 
 usage() { say "bad setting: $*"; exit 2; }
 case $TYPE in
