@@ -127,6 +127,11 @@ struct nvme_ctrl {
     struct cq cq[NVME_MAX_QUEUES];
     struct req *reqs;
     unsigned int nreqs_used;
+    /* An I/O submission queue whose head command needs more backend
+     * slots than are free (a Dataset Management of many ranges): until
+     * it gets them no other queue starts I/O, or busy neighbours could
+     * keep the room below its need for ever. 0: none. */
+    uint16_t room_waiter;
     uint8_t *scratch; /* admin data and DSM ranges; poller */
     struct nvme_range ranges[NVME_DSM_MAX_RANGES];
 
@@ -1201,8 +1206,14 @@ io_start(struct nvme_ctrl *c, uint16_t sqid, const struct nvme_sqe *s,
             return IO_DONE;
         }
     }
-    if (nops > room || c->nreqs_used == NR_REQS)
+    if (c->room_waiter != 0 && c->room_waiter != sqid)
         return IO_RETRY;
+    if (nops > room || c->nreqs_used == NR_REQS) {
+        if (nops > 1)
+            c->room_waiter = sqid;
+        return IO_RETRY;
+    }
+    c->room_waiter = 0;
     r = req_alloc(c);
     r->sqid = sqid;
     r->cid = s->cid;
@@ -1561,6 +1572,9 @@ pass(struct nvme_ctrl *c, uint64_t *deadline)
     }
     check_stray_doorbells(c);
     process_cq_heads(c);
+    /* A waiter whose queue was deleted waits no more. */
+    if (c->room_waiter != 0 && !c->sq[c->room_waiter].live)
+        c->room_waiter = 0;
     for (i = 0; i <= c->nq; i++)
         if (c->sq[i].live)
             n += process_sq(c, (uint16_t)i);
@@ -1733,6 +1747,7 @@ drain(struct nvme_ctrl *c)
 {
     c->running = false;
     c->shn_pending = false;
+    c->room_waiter = 0;
     while (nvme_be_busy(c->be) > 0) {
         nvme_be_submit(c->be);
         nvme_be_reap(c->be, true, be_done, c);

@@ -73,6 +73,7 @@ static struct {
     struct q asq, acq, sq[NVME_MAX_QUEUES], cq[NVME_MAX_QUEUES];
     uint16_t cid;
     bool shadow;
+    bool manual; /* the test runs the controller's passes */
     unsigned int mmio_doorbells;
 } F;
 
@@ -92,6 +93,9 @@ destroy_ctrl(void *arg)
 /* The poller's poll window for the next serve(): where it starts and how
  * far it may grow (0: the default). */
 static unsigned int poll_us = 2000, poll_max_us;
+/* No poller thread: the test runs each pass with nvme_ctrl_poll(), and
+ * waits for completions by running passes. */
+static bool manual;
 
 static void
 serve(bool null, unsigned int nq)
@@ -103,12 +107,14 @@ serve(bool null, unsigned int nq)
         .size = NS_SIZE,
         .poll_us = poll_us,
         .poll_max_us = poll_max_us,
+        .manual = manual,
     };
     struct umdev_client_opts o = { .timeout_ms = HARNESS_TIMEOUT_MS };
     char err[256];
 
     memset(&F, 0, sizeof(F));
     F.filefd = -1;
+    F.manual = manual;
     kit_log_init(&F.log, NULL, "UMDEV_TEST_LOG");
     cc.log = &F.log.logger;
     memcpy(cc.uuid, UUID, 16);
@@ -197,7 +203,10 @@ reap(struct q *q, uint64_t base)
             break;
         if (kit_now_ms() > deadline)
             fail_msg("no completion at CQ head %u", q->head);
-        sched_yield();
+        if (F.manual)
+            nvme_ctrl_poll(F.ctrl);
+        else
+            sched_yield();
     }
     r.dw0 = nvme_le32(e);
     r.sqhd = nvme_le16(e + 8);
@@ -1160,6 +1169,103 @@ test_bad_shadow_tail(void **state)
     assert_int_equal(io(1, NVME_CMD_READ, 0, 8, DATA), 0);
 }
 
+/* Completions waiting on I/O CQ @qid now, consumed (head doorbell
+ * rung); none is waited for. */
+static unsigned int
+drain_cq(uint16_t qid)
+{
+    struct q *q = &F.cq[qid];
+    unsigned int n = 0;
+    uint16_t old = q->head;
+
+    for (;;) {
+        uint8_t *e = gp(IOCQ(qid) + (uint64_t)q->head * NVME_CQE_SIZE);
+        uint32_t dw3 = __atomic_load_n((uint32_t *)(e + 12), __ATOMIC_ACQUIRE);
+
+        if (((dw3 >> 16) & 1) != (q->phase ? 1u : 0u))
+            break;
+        assert_int_equal(dw3 >> 17, 0);
+        if (++q->head == q->size) {
+            q->head = 0;
+            q->phase = !q->phase;
+        }
+        n++;
+    }
+    if (n > 0)
+        ring(qid, true, old, q->head);
+    return n;
+}
+
+/*
+ * A Dataset Management of many ranges needs that many backend slots at
+ * once. With seven busy neighbours taking 224 of the 256 in each pass
+ * (SQ_BATCH each) it never found them; now the first pass it misses
+ * makes the neighbours wait until it has started. Passes are the test's
+ * (a manual controller), so what each pass finds is fixed.
+ */
+static void
+test_dsm_not_starved(void **state)
+{
+    struct nvme_sqe s;
+    struct nvme_ctrl_stats st0, st1;
+    unsigned int round, q, i, done = 0;
+    bool dsm_done = false;
+
+    (void)state;
+    manual = true;
+    serve(false, 8);
+    manual = false;
+    enable();
+    /* Deep enough for the reads of every round the DSM might hold up. */
+    for (q = 1; q <= 8; q++)
+        create_queues((uint16_t)q, 512);
+    /* 64 ranges of 8 blocks each, in the last 2 MiB of the namespace. */
+    for (i = 0; i < 64; i++) {
+        uint8_t *r = gp(DATA2 + i * 16u);
+
+        memset(r, 0, 16);
+        nvme_put32(r + 4, 8);
+        nvme_put64(r + 8, NS_SIZE / 512 - 4096 + i * 16u);
+    }
+    s = sqe(NVME_CMD_DSM);
+    s.nsid = 1;
+    s.prp1 = DATA2;
+    s.cdw10 = 63;     /* NR, 0-based */
+    s.cdw11 = 1 << 2; /* AD: deallocate */
+    submit(8, &s);
+    nvme_ctrl_get_stats(F.ctrl, &st0);
+    for (round = 0; round < 12 && !dsm_done; round++) {
+        for (q = 1; q <= 7; q++)
+            for (i = 0; i < 32; i++) {
+                struct nvme_sqe r =
+                    rw(NVME_CMD_READ, (uint64_t)(q * 32 + i) * 8, 8,
+                       DATA + (uint64_t)(q - 1) * 0x20000 + i * 4096u, 0);
+
+                submit((uint16_t)q, &r);
+            }
+        /* One pass a round: it reaps the last round's reads, starts
+         * this round's 224, and then looks at the DSM. */
+        nvme_ctrl_poll(F.ctrl);
+        usleep(10 * 1000); /* the reads finish in the kernel */
+        for (q = 1; q <= 7; q++)
+            done += drain_cq((uint16_t)q);
+        dsm_done = drain_cq(8) == 1;
+    }
+    nvme_ctrl_get_stats(F.ctrl, &st1);
+    kit_say("the 64-range DSM completed in round %u of 12, beside %u reads",
+            round, done);
+    assert_true(dsm_done);
+    /* The neighbours went on: every read completes. */
+    for (i = 0; i < 50 && done < round * 7 * 32; i++) {
+        nvme_ctrl_poll(F.ctrl);
+        usleep(1000);
+        for (q = 1; q <= 7; q++)
+            done += drain_cq((uint16_t)q);
+    }
+    assert_int_equal(done, round * 7 * 32);
+    assert_int_equal(st1.errors, st0.errors);
+}
+
 /* Doorbell Buffer Config after I/O queues were used through their
  * registers: the controller carries their positions into the shadow
  * buffer, so a buffer the host left zeroed moves nothing backwards. */
@@ -1659,6 +1765,7 @@ main(void)
         cmocka_unit_test_teardown(test_coalescing, teardown),
         cmocka_unit_test_teardown(test_poll_window_adapts, teardown),
         cmocka_unit_test_teardown(test_bad_shadow_tail, teardown),
+        cmocka_unit_test_teardown(test_dsm_not_starved, teardown),
         cmocka_unit_test_teardown(test_not_shared, teardown),
         cmocka_unit_test_teardown(test_exercise_file, teardown),
         cmocka_unit_test_teardown(test_exercise_fails, teardown),
