@@ -90,6 +90,21 @@ struct dma_req {
     uint32_t chunk;  /* its count */
 };
 
+/* A growable byte buffer: the stream being saved or received. */
+struct umdev_mig_buf {
+    uint8_t *data;
+    size_t len, cap;
+    size_t pos; /* saving: bytes MIG_DATA_READ has returned */
+};
+
+struct dev_mig {
+    uint32_t state;           /* VFIO_USER_DEVICE_STATE_* */
+    struct umdev_mig_buf out; /* saving group: the stream */
+    struct umdev_mig_buf in;  /* RESUMING: what the client wrote */
+    bool in_checked;          /* header and configuration matched */
+    int in_error;             /* a refused stream: every write fails */
+};
+
 struct umdev_dev {
     char *name;
     bool pci;
@@ -111,6 +126,9 @@ struct umdev_dev {
     /* Server DMA requests in flight, oldest first (server thread only). */
     struct dma_req *dma_pending, *dma_pending_tail;
     size_t dma_pending_n, dma_pending_bytes;
+
+    struct dev_mig mig;
+    bool precopy_info; /* the client negotiated the extension */
 
     struct conn *conn; /* the attached client, or NULL */
     bool negotiated;
@@ -167,6 +185,25 @@ void dev_irq_fini(struct umdev_dev *dev);
  */
 int dev_serve(struct umdev_dev *dev, bool readable, bool sleep, size_t budget,
               bool *more);
+
+/* mig.c: the DEVICE_FEATURE and MIG_DATA handlers' work; each returns 0
+ * or a negative errno and changes nothing on an error unless it says. */
+bool dev_mig_supported(const struct umdev_dev *dev);
+bool dev_mig_precopy(const struct umdev_dev *dev);
+uint64_t dev_mig_flags(const struct umdev_dev *dev);
+/* Walk to @target through the kernel's arcs; on a failed step the state
+ * is the last one reached (ERROR if a load failed). */
+int dev_mig_set_state(struct umdev_dev *dev, uint32_t target);
+/* Copy up to @size stream bytes to @out: the count, or -EINVAL outside
+ * the saving group. */
+ssize_t dev_mig_read(struct umdev_dev *dev, void *out, size_t size);
+int dev_mig_write(struct umdev_dev *dev, const void *data, size_t len);
+int dev_mig_precopy_info(struct umdev_dev *dev,
+                         struct umdev_wire_precopy_info *out);
+/* DEVICE_RESET: back to RUNNING, streams dropped. @stopped: the device
+ * was stopped, so resume() is due after its reset. */
+void dev_mig_reset(struct umdev_dev *dev, bool *stopped);
+void dev_mig_fini(struct umdev_dev *dev);
 
 /* dispatch.c */
 void dev_handle_msg(struct umdev_dev *dev, struct conn_msg *m);
