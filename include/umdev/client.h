@@ -172,6 +172,25 @@ int umdev_client_mig_set_state(struct umdev_client *c, uint32_t state,
 ssize_t umdev_client_mig_read(struct umdev_client *c, void *buf, size_t len);
 /** MIG_DATA_WRITE all of @buf, split at the server's limit. */
 int umdev_client_mig_write(struct umdev_client *c, const void *buf, size_t len);
+/**
+ * umdev_client_dma_log_start() - DMA_LOGGING_START over @n ranges (0: all
+ * of guest memory) at @page_size, a hint; *@chosen (may be NULL) the page
+ * size the server tracks at.
+ */
+int umdev_client_dma_log_start(struct umdev_client *c, uint64_t page_size,
+                               const struct vfio_user_dma_logging_range *r,
+                               uint32_t n, uint64_t *chosen);
+int umdev_client_dma_log_stop(struct umdev_client *c);
+/**
+ * umdev_client_dma_log_report() - the pages of [@iova, @iova+@length) the
+ * device wrote since the last report, one bit per @page_size, ORed into
+ * @bitmap (umdev_wire_log_bitmap_size() bytes, uint64_t words; the
+ * server's bits are cleared). Return: 0; -E2BIG for a bitmap over one
+ * message (report a smaller range); the server's errno.
+ */
+int umdev_client_dma_log_report(struct umdev_client *c, uint64_t iova,
+                                uint64_t length, uint64_t page_size,
+                                uint64_t *bitmap);
 /** The pre-copy sizes extension; -ENOTSUP unless both sides agreed. */
 int umdev_client_precopy_info(struct umdev_client *c,
                               struct umdev_wire_precopy_info *out);

@@ -277,6 +277,13 @@ struct umdev_dma_hold {
  * @prot: UMDEV_DMA_READ and/or UMDEV_DMA_WRITE; checked against the
  *   client's DMA_MAP flags.
  *
+ * While the client logs DMA writes, a hold taken with UMDEV_DMA_WRITE
+ * marks [@iova, @iova+@len) dirty when it is taken, and a report clears
+ * no page of a mapping while any hold on it is out, so a write made
+ * through the pointer after a report is still in a later one
+ * (docs/PROTOCOL.md "DMA dirty logging" says why taken, not released).
+ * Writes elsewhere in the span need umdev_dma_mark().
+ *
  * The range must lie inside one mapping that came with an fd.
  * Return: 0; -EFAULT unmapped or crossing a mapping edge; -EACCES wrong
  * protection; -ENOTSUP mapped without an fd (use umdev_dma_read/write).
@@ -284,6 +291,16 @@ struct umdev_dma_hold {
 int umdev_dma_get(struct umdev_dev *dev, uint64_t iova, uint64_t len,
                   int prot, struct umdev_dma_hold *hold);
 void umdev_dma_put(struct umdev_dev *dev, struct umdev_dma_hold *hold);
+
+/**
+ * umdev_dma_mark() - a device that keeps a write hold and writes through
+ * it outside the range it was taken for (elsewhere in the span) reports
+ * those writes here, before releasing the hold, so dirty logging sees
+ * them. Costs one branch while the client does not log. Any thread.
+ * Return: 0; -EFAULT outside the hold's span or no hold.
+ */
+int umdev_dma_mark(struct umdev_dev *dev, const struct umdev_dma_hold *hold,
+                   uint64_t iova, uint64_t len);
 
 /**
  * umdev_dma_read() / umdev_dma_write() - copy between guest and @buf, now.

@@ -824,6 +824,82 @@ xfer_max(struct umdev_client *c)
     return max;
 }
 
+int
+umdev_client_dma_log_start(struct umdev_client *c, uint64_t page_size,
+                           const struct vfio_user_dma_logging_range *r,
+                           uint32_t n, uint64_t *chosen)
+{
+    struct vfio_user_dma_logging_control ctl = { page_size, n, 0 };
+    size_t len = sizeof(ctl) + (size_t)n * sizeof(*r);
+    uint8_t *in, *out;
+    int rc;
+
+    if (n > UMDEV_WIRE_MAX_LOG_RANGES)
+        return -E2BIG;
+    in = malloc(len);
+    out = malloc(len);
+    if (in == NULL || out == NULL) {
+        free(in);
+        free(out);
+        return -ENOMEM;
+    }
+    memcpy(in, &ctl, sizeof(ctl));
+    if (n != 0)
+        memcpy(in + sizeof(ctl), r, (size_t)n * sizeof(*r));
+    rc = feature(
+        c, VFIO_USER_DEVICE_FEATURE_SET | VFIO_USER_FEATURE_DMA_LOGGING_START,
+        in, len, out, len);
+    if (rc == 0 && chosen != NULL) {
+        memcpy(&ctl, out, sizeof(ctl));
+        *chosen = ctl.page_size;
+    }
+    free(in);
+    free(out);
+    return rc;
+}
+
+int
+umdev_client_dma_log_stop(struct umdev_client *c)
+{
+    return feature(
+        c, VFIO_USER_DEVICE_FEATURE_SET | VFIO_USER_FEATURE_DMA_LOGGING_STOP,
+        NULL, 0, NULL, 0);
+}
+
+int
+umdev_client_dma_log_report(struct umdev_client *c, uint64_t iova,
+                            uint64_t length, uint64_t page_size,
+                            uint64_t *bitmap)
+{
+    struct vfio_user_dma_logging_report r = { iova, length, page_size };
+    uint64_t bytes = umdev_wire_log_bitmap_size(length, page_size);
+    uint8_t *out;
+    size_t i;
+    int rc;
+
+    if (bytes == 0 || (page_size & (page_size - 1)) != 0)
+        return -EINVAL;
+    if (bytes > xfer_max(c))
+        return -E2BIG;
+    out = malloc(sizeof(r) + bytes);
+    if (out == NULL)
+        return -ENOMEM;
+    rc = feature(
+        c, VFIO_USER_DEVICE_FEATURE_GET | VFIO_USER_FEATURE_DMA_LOGGING_REPORT,
+        &r, sizeof(r), out, sizeof(r) + bytes);
+    if (rc == 0 && memcmp(out, &r, sizeof(r)) != 0)
+        rc = -EPROTO;
+    /* As the kernel's report: bits are set, never cleared. */
+    for (i = 0; rc == 0 && i < bytes / sizeof(uint64_t); i++) {
+        uint64_t w;
+
+        memcpy(&w, out + sizeof(r) + i * sizeof(w), sizeof(w));
+        bitmap[i] |= w;
+    }
+    free(out);
+    return rc;
+}
+
 ssize_t
 umdev_client_mig_read(struct umdev_client *c, void *buf, size_t len)
 {

@@ -99,6 +99,7 @@ umdev_dev_destroy(struct umdev_dev *dev)
     umdev_dev_detach(dev);
     dev_dma_fini(dev);
     dev_mig_fini(dev);
+    dev_log_stop(dev);
     dev_irq_fini(dev);
     for (i = 0; i < UMDEV_MAX_REGIONS; i++)
         region_fini(&dev->regions[i]);

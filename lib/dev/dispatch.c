@@ -433,9 +433,72 @@ feature_methods(struct umdev_dev *dev, uint32_t index)
         return dev_mig_supported(dev) ? get | set : 0;
     case UMDEV_WIRE_FEATURE_PRECOPY_INFO:
         return dev->precopy_info ? get : 0;
+    /* Every device: its writes all pass lib/dev's DMA API. */
+    case VFIO_USER_FEATURE_DMA_LOGGING_START:
+    case VFIO_USER_FEATURE_DMA_LOGGING_STOP:
+        return set;
+    case VFIO_USER_FEATURE_DMA_LOGGING_REPORT:
+        return get;
     default:
         return 0;
     }
+}
+
+static int
+handle_log_start(struct umdev_dev *dev, struct req *r)
+{
+    struct vfio_user_dma_logging_control c = r->w.u.feature.d.log_start;
+    uint8_t *out;
+    size_t len = r->w.data_len;
+    int rc;
+
+    rc = dev_log_start(dev, &c, &r->w);
+    if (rc < 0)
+        return rc;
+    /* The reply repeats the request with the page size we track at
+     * (reports come at whatever size the client asks). */
+    out = malloc(len);
+    if (out == NULL) {
+        dev_log_stop(dev);
+        return -ENOMEM;
+    }
+    c.page_size = DEV_PAGE_SIZE;
+    memcpy(out, r->w.data, len);
+    memcpy(out, &c, sizeof(c));
+    rc = feature_reply(dev, r, out, len);
+    free(out);
+    return rc;
+}
+
+static int
+handle_log_report(struct umdev_dev *dev, struct req *r)
+{
+    const struct vfio_user_dma_logging_report *rep =
+        &r->w.u.feature.d.log_report;
+    /* The decoder bounded it by max_data_xfer_size. */
+    size_t bytes =
+        (size_t)umdev_wire_log_bitmap_size(rep->length, rep->page_size);
+    uint8_t *out = calloc(1, sizeof(*rep) + bytes);
+    uint64_t *bitmap;
+    int rc;
+
+    if (out == NULL)
+        return -ENOMEM;
+    /* Word-aligned scratch for the bits, then laid after the range. */
+    bitmap = calloc(1, bytes);
+    if (bitmap == NULL) {
+        free(out);
+        return -ENOMEM;
+    }
+    rc = dev_log_report(dev, rep, bitmap);
+    if (rc == 0) {
+        memcpy(out, rep, sizeof(*rep));
+        memcpy(out + sizeof(*rep), bitmap, bytes);
+        rc = feature_reply(dev, r, out, sizeof(*rep) + bytes);
+    }
+    free(bitmap);
+    free(out);
+    return rc;
 }
 
 static int
@@ -475,6 +538,13 @@ handle_feature(struct umdev_dev *dev, struct req *r)
         if (rc < 0)
             return rc;
         return feature_reply(dev, r, &pi, sizeof(pi));
+    case VFIO_USER_FEATURE_DMA_LOGGING_START:
+        return handle_log_start(dev, r);
+    case VFIO_USER_FEATURE_DMA_LOGGING_STOP:
+        dev_log_stop(dev);
+        return feature_reply(dev, r, NULL, 0);
+    case VFIO_USER_FEATURE_DMA_LOGGING_REPORT:
+        return handle_log_report(dev, r);
     default:
         return -ENOTSUP;
     }

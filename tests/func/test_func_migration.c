@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "umdev/client_testing.h"
 
 #define S_ERROR VFIO_USER_DEVICE_STATE_ERROR
 #define S_STOP VFIO_USER_DEVICE_STATE_STOP
@@ -460,7 +461,277 @@ test_no_migration_hooks(void **state)
     assert_int_equal(kit_serve_stop(&s, HARNESS_TIMEOUT_MS), 0);
 }
 
+/* DMA dirty logging: guest memory in two adjacent mappings. */
+#define G_IOVA 0x100000ull
+#define G_SIZE (1u << 20)
+#define G_HALF (G_SIZE / 2)
+#define G_PAGES (G_SIZE / 4096)
+
+struct guest {
+    uint8_t *mem;
+    int fd;
+    uint8_t *shadow;    /* memory as the last report left it */
+    bool want[G_PAGES]; /* pages the device wrote since (its commands) */
+};
+
+static void
+guest_setup(struct umdev_client *c, struct guest *g)
+{
+    uint32_t prot = VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE;
+
+    memset(g, 0, sizeof(*g));
+    g->mem = guest_mem(G_SIZE, &g->fd);
+    g->shadow = malloc(G_SIZE);
+    assert_non_null(g->shadow);
+    assert_int_equal(
+        umdev_client_dma_map(c, G_IOVA, G_HALF, g->mem, g->fd, 0, prot), 0);
+    assert_int_equal(umdev_client_dma_map(c, G_IOVA + G_HALF, G_HALF,
+                                          g->mem + G_HALF, g->fd, G_HALF, prot),
+                     0);
+    memcpy(g->shadow, g->mem, G_SIZE);
+}
+
+static void
+guest_free(struct guest *g)
+{
+    guest_mem_free(g->mem, G_SIZE, g->fd);
+    free(g->shadow);
+}
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint64_t
+next_rand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+/* The device writes @len bytes of fresh BAR2 data at guest offset @off. */
+static void
+device_writes(struct umdev_client *c, struct guest *g, uint64_t off,
+              uint32_t len)
+{
+    uint8_t buf[8192];
+    uint64_t p;
+    size_t i;
+
+    assert_true(len <= sizeof(buf));
+    for (i = 0; i < len; i++)
+        buf[i] = (uint8_t)(g->mem[off + i] + 1 + (next_rand() % 255));
+    assert_int_equal(
+        umdev_client_region_write(c, UMDEV_PCI_BAR2_REGION, 0, buf, len), 0);
+    reg_wr(c, TESTDEV_REG_DMA_ADDR, G_IOVA + off, 8);
+    reg_wr(c, TESTDEV_REG_DMA_LEN, len, 4);
+    reg_wr(c, TESTDEV_REG_DMA_CMD, TESTDEV_DMA_FROM_DEVICE, 4);
+    assert_int_equal(dma_status_wait(c), 0);
+    for (p = off / 4096; p <= (off + len - 1) / 4096; p++)
+        g->want[p] = true;
+}
+
+/*
+ * A report of all guest memory at @pgsize against what the commands wrote
+ * (exactly: nothing else writes) and against the shadow (every page that
+ * changed is in it); the shadow and the expectations move on.
+ */
+static void
+check_report(struct umdev_client *c, struct guest *g, uint64_t pgsize)
+{
+    static uint64_t bitmap[G_SIZE / 512 / 64];
+    uint64_t bits = G_SIZE / pgsize, b;
+    size_t p;
+
+    memset(bitmap, 0, sizeof(bitmap));
+    assert_int_equal(
+        umdev_client_dma_log_report(c, G_IOVA, G_SIZE, pgsize, bitmap), 0);
+    for (b = 0; b < bits; b++) {
+        bool got = (bitmap[b / 64] >> (b % 64)) & 1, want = false;
+        uint64_t lo = b * pgsize, hi = lo + pgsize;
+
+        for (p = lo / 4096; p <= (hi - 1) / 4096; p++)
+            want |= g->want[p];
+        if (got != want)
+            fail_msg("page size %ju, bit %ju: reported %d, written %d",
+                     (uintmax_t)pgsize, (uintmax_t)b, got, want);
+        if (!got && memcmp(g->mem + lo, g->shadow + lo, pgsize) != 0)
+            fail_msg("page size %ju, bit %ju: changed, not reported",
+                     (uintmax_t)pgsize, (uintmax_t)b);
+    }
+    /* Bits past the range are zero. */
+    for (b = bits; b < sizeof(bitmap) * 8; b++)
+        assert_false((bitmap[b / 64] >> (b % 64)) & 1);
+    memcpy(g->shadow, g->mem, G_SIZE);
+    memset(g->want, 0, sizeof(g->want));
+}
+
+static void
+test_dma_log_shadow(void **state)
+{
+    static const uint64_t sizes[] = { 4096, 512, 65536, 1u << 20, 8192 };
+    struct umdev_client *c = harness_connect(&H, NULL);
+    struct guest g;
+    uint64_t chosen = 0;
+    size_t round, i;
+
+    (void)state;
+    guest_setup(c, &g);
+    assert_int_equal(umdev_client_dma_log_start(c, 4096, NULL, 0, &chosen), 0);
+    assert_int_equal(chosen, 4096);
+    for (round = 0; round < N_ELEM(sizes); round++) {
+        for (i = 0; i < 24; i++) {
+            uint32_t len = 1 + (uint32_t)(next_rand() % 8192);
+            uint64_t off = next_rand() % (G_SIZE - len + 1);
+
+            device_writes(c, &g, off, len);
+        }
+        /* Across the two mappings' edge too. */
+        device_writes(c, &g, G_HALF - 100, 300);
+        check_report(c, &g, sizes[round]);
+        /* Reported pages are cleared: nothing written, nothing shown. */
+        check_report(c, &g, 4096);
+    }
+    assert_int_equal(umdev_client_dma_log_stop(c), 0);
+    guest_free(&g);
+    umdev_client_destroy(c);
+}
+
+static void
+test_dma_log_refusals(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    struct vfio_user_dma_logging_range r = { G_IOVA, G_HALF };
+    uint64_t bitmap[G_SIZE / 4096 / 64] = { 0 };
+    struct guest g;
+
+    (void)state;
+    guest_setup(c, &g);
+    /* Not started. */
+    assert_int_equal(
+        umdev_client_dma_log_report(c, G_IOVA, G_SIZE, 4096, bitmap), -EINVAL);
+    assert_int_equal(umdev_client_dma_log_start(c, 4096, &r, 1, NULL), 0);
+    /* A second start before a stop. */
+    assert_int_equal(umdev_client_dma_log_start(c, 4096, NULL, 0, NULL),
+                     -EBUSY);
+    device_writes(c, &g, 10, 20);
+    /* Outside the range asked for; partly unmapped; not mapped at all. */
+    assert_int_equal(
+        umdev_client_dma_log_report(c, G_IOVA + G_HALF, 4096, 4096, bitmap),
+        -EINVAL);
+    assert_int_equal(umdev_client_dma_log_stop(c), 0);
+    assert_int_equal(umdev_client_dma_log_start(c, 4096, NULL, 0, NULL), 0);
+    device_writes(c, &g, 10, 20);
+    assert_int_equal(
+        umdev_client_dma_log_report(c, G_IOVA - 4096, 8192, 4096, bitmap),
+        -ENOENT);
+    assert_int_equal(
+        umdev_client_dma_log_report(c, 0x10000000, 4096, 4096, bitmap),
+        -ENOENT);
+    /* A page size that is not a power of two, on the wire. */
+    {
+        struct {
+            struct vfio_user_device_feature f;
+            struct vfio_user_dma_logging_report r;
+        } req = { { 8 + 24 + 8, VFIO_USER_DEVICE_FEATURE_GET |
+                                    VFIO_USER_FEATURE_DMA_LOGGING_REPORT },
+                  { G_IOVA, 4096, 3000 } };
+        assert_int_equal(umdev_client_raw(c, VFIO_USER_DEVICE_FEATURE, 0, &req,
+                                          sizeof(req), NULL, 0, NULL, 0, NULL,
+                                          NULL),
+                         -EINVAL);
+    }
+    /* The refusals lost nothing and the device serves. */
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    check_report(c, &g, 4096);
+    assert_int_equal(umdev_client_dma_log_stop(c), 0);
+    assert_int_equal(
+        umdev_client_dma_log_report(c, G_IOVA, G_SIZE, 4096, bitmap), -EINVAL);
+    guest_free(&g);
+    umdev_client_destroy(c);
+}
+
+/* A write hold on the server thread, and writes through its pointer. */
+struct hold_op {
+    enum { HOLD_GET, HOLD_WRITE, HOLD_PUT } op;
+    struct umdev_dma_hold h;
+    uint64_t iova;
+    int rc;
+};
+
+static void
+hold_run(struct umdev_dev *dev, void *arg)
+{
+    struct hold_op *o = arg;
+
+    switch (o->op) {
+    case HOLD_GET:
+        o->rc = umdev_dma_get(dev, o->iova, 64, UMDEV_DMA_WRITE, &o->h);
+        break;
+    case HOLD_WRITE:
+        memset(o->h.ptr, 0xa5, 64);
+        o->rc = 0;
+        break;
+    case HOLD_PUT:
+        umdev_dma_put(dev, &o->h);
+        o->rc = 0;
+        break;
+    }
+}
+
+static void
+hold_do(struct hold_op *o, int op)
+{
+    o->op = op;
+    o->rc = -1;
+    harness_call(&H, hold_run, o);
+    assert_int_equal(o->rc, 0);
+}
+
+static void
+test_dma_log_holds(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    struct hold_op o = { .iova = G_IOVA + 5 * 4096 + 8 };
+    struct guest g;
+    size_t p;
+
+    (void)state;
+    guest_setup(c, &g);
+    /* Taken for writing while logging: marked at once, and a report
+     * while it is out keeps the bits (the writes may come after it). */
+    assert_int_equal(umdev_client_dma_log_start(c, 4096, NULL, 0, NULL), 0);
+    hold_do(&o, HOLD_GET);
+    g.want[5] = true;
+    check_report(c, &g, 4096);
+    hold_do(&o, HOLD_WRITE);
+    g.want[5] = true;
+    check_report(c, &g, 4096);
+    hold_do(&o, HOLD_PUT);
+    g.want[5] = true; /* still kept from the report during the hold */
+    check_report(c, &g, 4096);
+    check_report(c, &g, 4096); /* and now gone */
+    assert_int_equal(umdev_client_dma_log_stop(c), 0);
+
+    /* Taken before logging started, written after: every page of its
+     * mapping counts as dirty, nothing is missed. */
+    hold_do(&o, HOLD_GET);
+    assert_int_equal(umdev_client_dma_log_start(c, 4096, NULL, 0, NULL), 0);
+    hold_do(&o, HOLD_WRITE);
+    hold_do(&o, HOLD_PUT);
+    for (p = 0; p < G_HALF / 4096; p++)
+        g.want[p] = true;
+    check_report(c, &g, 4096);
+    check_report(c, &g, 4096);
+    assert_int_equal(umdev_client_dma_log_stop(c), 0);
+    guest_free(&g);
+    umdev_client_destroy(c);
+}
+
 static const struct CMUnitTest tests[] = {
+    HARNESS_TEST(test_dma_log_shadow),
+    HARNESS_TEST(test_dma_log_refusals),
+    HARNESS_TEST(test_dma_log_holds),
     HARNESS_TEST(test_every_pair),
     HARNESS_TEST(test_save_load_two_servers),
     HARNESS_TEST(test_stream_refusals),
