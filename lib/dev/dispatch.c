@@ -109,8 +109,8 @@ handle_dma_unmap(struct umdev_dev *dev, struct req *r)
     struct vfio_user_dma_unmap u = r->w.u.dma_unmap.unmap;
     int rc;
 
-    /* No dirty tracking yet: refusing is honest, inventing a bitmap is
-     * not. */
+    /* Migration v1's bitmap: v2 reports through DMA_LOGGING_REPORT
+     * (dma_log.c), and inventing this one would be worse than refusing. */
     if (u.flags & VFIO_USER_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP)
         return -ENOTSUP;
     if (u.flags & VFIO_USER_DMA_UNMAP_FLAG_ALL) {

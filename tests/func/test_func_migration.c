@@ -422,6 +422,38 @@ test_stream_refusals(void **state)
     umdev_client_destroy(c);
 }
 
+/* An incoming stream is held whole until it is loaded: at most
+ * UMDEV_MIG_MAX_STATE bytes, one more is EFBIG and the stream refused. */
+static void
+test_stream_size_bound(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    uint8_t *good = malloc(STREAM_CAP), *pad = calloc(1, STREAM_CAP);
+    size_t len, head, sent;
+
+    (void)state;
+    assert_non_null(good);
+    assert_non_null(pad);
+    len = capture(c, good);
+    head = len - 16; /* all but the end section: still incomplete */
+    set_state(c, S_RESUMING);
+    assert_int_equal(umdev_client_mig_write(c, good, head), 0);
+    for (sent = head; sent < UMDEV_MIG_MAX_STATE; sent += STREAM_CAP) {
+        size_t n = UMDEV_MIG_MAX_STATE - sent < STREAM_CAP
+                       ? UMDEV_MIG_MAX_STATE - sent
+                       : STREAM_CAP;
+
+        assert_int_equal(umdev_client_mig_write(c, pad, n), 0);
+    }
+    assert_int_equal(umdev_client_mig_write(c, pad, 1), -EFBIG);
+    assert_int_equal(umdev_client_mig_set_state(c, S_STOP, NULL), -EFBIG);
+    assert_int_equal(umdev_client_reset(c), 0);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    free(good);
+    free(pad);
+    umdev_client_destroy(c);
+}
+
 static void
 destroy_dev(void *arg)
 {
@@ -735,6 +767,7 @@ static const struct CMUnitTest tests[] = {
     HARNESS_TEST(test_every_pair),
     HARNESS_TEST(test_save_load_two_servers),
     HARNESS_TEST(test_stream_refusals),
+    HARNESS_TEST(test_stream_size_bound),
     HARNESS_TEST(test_no_migration_hooks),
 };
 

@@ -794,6 +794,24 @@ test_feature_logging(void **state)
     start.c.num_ranges = UMDEV_WIRE_MAX_LOG_RANGES + 1;
     assert_int_equal(feature_rc(false, 8, st, &start, sizeof(start), &w),
                      -E2BIG);
+    {
+        /* At the limit, every range there. */
+        static struct {
+            struct vfio_user_dma_logging_control c;
+            struct vfio_user_dma_logging_range r[UMDEV_WIRE_MAX_LOG_RANGES];
+        } many;
+        size_t i;
+
+        many.c = (struct vfio_user_dma_logging_control){
+            4096, UMDEV_WIRE_MAX_LOG_RANGES, 0
+        };
+        for (i = 0; i < UMDEV_WIRE_MAX_LOG_RANGES; i++)
+            many.r[i] = (struct vfio_user_dma_logging_range){ i << 20, 4096 };
+        assert_int_equal(feature_rc(false, 8, st, &many, sizeof(many), &w), 0);
+        umdev_wire_log_range(&w, UMDEV_WIRE_MAX_LOG_RANGES - 1, &r);
+        assert_int_equal(r.iova, (uint64_t)(UMDEV_WIRE_MAX_LOG_RANGES - 1)
+                                     << 20);
+    }
     start.c.num_ranges = 2;
     start.r[1].length = 0;
     assert_int_equal(feature_rc(false, 8, st, &start, sizeof(start), &w),
