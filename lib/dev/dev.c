@@ -267,6 +267,10 @@ umdev_dev_detach(struct umdev_dev *dev)
      * IRQ fd from the client, keep the device state. */
     dev_dma_unmap_all(dev);
     dev_irq_release_all(dev);
+    /* Logging is the client's session, and the memory it watched is gone:
+     * the next client starts its own (migration state is device state,
+     * kept until a reset). */
+    dev_log_stop(dev);
     conn_destroy(dev->conn);
     dev->conn = NULL;
     dev->negotiated = false;

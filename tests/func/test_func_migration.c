@@ -683,6 +683,36 @@ test_dma_log_refusals(void **state)
     umdev_client_destroy(c);
 }
 
+/* Logging belongs to the client that started it: the next client starts
+ * its own; the migration state stays with the device until a reset. */
+static void
+test_detach(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    struct guest g;
+    uint64_t bitmap[G_SIZE / 4096 / 64] = { 0 };
+
+    (void)state;
+    guest_setup(c, &g);
+    assert_int_equal(umdev_client_dma_log_start(c, 4096, NULL, 0, NULL), 0);
+    set_state(c, S_STOP);
+    umdev_client_destroy(c);
+    harness_wait_detached(&H);
+    c = harness_connect(&H, NULL);
+    assert_int_equal(state_of(c), S_STOP);
+    assert_int_equal(umdev_client_dma_log_report(c, G_IOVA, 4096, 4096, bitmap),
+                     -EINVAL);
+    assert_int_equal(umdev_client_reset(c), 0);
+    assert_int_equal(state_of(c), S_RUNNING);
+    guest_free(&g);
+    guest_setup(c, &g);
+    assert_int_equal(umdev_client_dma_log_start(c, 4096, NULL, 0, NULL), 0);
+    device_writes(c, &g, 4096, 10);
+    check_report(c, &g, 4096);
+    guest_free(&g);
+    umdev_client_destroy(c);
+}
+
 /* A write hold on the server thread, and writes through its pointer. */
 struct hold_op {
     enum { HOLD_GET, HOLD_WRITE, HOLD_PUT } op;
@@ -764,6 +794,7 @@ static const struct CMUnitTest tests[] = {
     HARNESS_TEST(test_dma_log_shadow),
     HARNESS_TEST(test_dma_log_refusals),
     HARNESS_TEST(test_dma_log_holds),
+    HARNESS_TEST(test_detach),
     HARNESS_TEST(test_every_pair),
     HARNESS_TEST(test_save_load_two_servers),
     HARNESS_TEST(test_stream_refusals),
