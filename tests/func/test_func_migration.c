@@ -715,7 +715,7 @@ test_detach(void **state)
 
 /* A write hold on the server thread, and writes through its pointer. */
 struct hold_op {
-    enum { HOLD_GET, HOLD_WRITE, HOLD_PUT } op;
+    enum { HOLD_GET, HOLD_WRITE, HOLD_PUT, HOLD_MARK_FAR } op;
     struct umdev_dma_hold h;
     uint64_t iova;
     int rc;
@@ -737,6 +737,18 @@ hold_run(struct umdev_dev *dev, void *arg)
     case HOLD_PUT:
         umdev_dma_put(dev, &o->h);
         o->rc = 0;
+        break;
+    case HOLD_MARK_FAR:
+        /* Elsewhere in the span (page 9), as a device that reuses a hold
+         * writes, reported with umdev_dma_mark(); outside the span is
+         * refused. */
+        memset((uint8_t *)o->h.ptr + (9 - 5) * 4096, 0x3c, 16);
+        o->rc = umdev_dma_mark(dev, &o->h, G_IOVA + 9 * 4096 + 8, 16);
+        if (o->rc == 0 &&
+            umdev_dma_mark(dev, &o->h, G_IOVA + G_HALF, 1) != -EFAULT)
+            o->rc = -EINVAL;
+        if (o->rc == 0 && umdev_dma_mark(dev, &o->h, G_IOVA - 1, 2) != -EFAULT)
+            o->rc = -EINVAL;
         break;
     }
 }
@@ -773,6 +785,13 @@ test_dma_log_holds(void **state)
     g.want[5] = true; /* still kept from the report during the hold */
     check_report(c, &g, 4096);
     check_report(c, &g, 4096); /* and now gone */
+
+    /* Writes elsewhere in a hold's span, marked by the device. */
+    hold_do(&o, HOLD_GET);
+    hold_do(&o, HOLD_MARK_FAR);
+    hold_do(&o, HOLD_PUT);
+    g.want[5] = g.want[9] = true;
+    check_report(c, &g, 4096);
     assert_int_equal(umdev_client_dma_log_stop(c), 0);
 
     /* Taken before logging started, written after: every page of its
