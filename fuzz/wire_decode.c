@@ -124,6 +124,45 @@ check_transfer(const struct umdev_wire_msg *m,
     FUZZ_CHECK(m->data_len == (with_data ? count : 0));
 }
 
+/* DEVICE_FEATURE: what the decoder promises for the features it knows. */
+static uint8_t
+touch_feature(const struct umdev_wire_msg *m,
+              const struct umdev_wire_limits *lim)
+{
+    const typeof(m->u.feature) *f = &m->u.feature;
+    uint8_t sum = 0;
+    uint64_t bitmap;
+    size_t i;
+
+    FUZZ_CHECK(f->probe || f->get != f->set);
+    FUZZ_CHECK(f->index == (f->hdr.flags & VFIO_USER_DEVICE_FEATURE_MASK));
+    if (f->probe)
+        return 0;
+    if (f->set && f->index == VFIO_USER_FEATURE_DMA_LOGGING_START) {
+        FUZZ_CHECK(f->d.log_start.num_ranges <= UMDEV_WIRE_MAX_LOG_RANGES);
+        FUZZ_CHECK(f->tail_len ==
+                   f->d.log_start.num_ranges *
+                       sizeof(struct vfio_user_dma_logging_range));
+        for (i = 0; i < f->d.log_start.num_ranges; i++) {
+            struct vfio_user_dma_logging_range r;
+
+            umdev_wire_log_range(m, i, &r);
+            FUZZ_CHECK(r.length != 0 && r.iova + r.length > r.iova);
+            sum += (uint8_t)r.iova;
+        }
+    }
+    if (f->get && f->index == VFIO_USER_FEATURE_DMA_LOGGING_REPORT) {
+        bitmap = umdev_wire_log_bitmap_size(f->d.log_report.length,
+                                            f->d.log_report.page_size);
+        FUZZ_CHECK(bitmap != 0 && bitmap <= lim->max_data_xfer_size);
+        FUZZ_CHECK(f->tail_len == (m->is_reply ? bitmap : 0));
+        if (!m->is_reply)
+            FUZZ_CHECK(f->hdr.argsz >= 8 + 24 + bitmap);
+        sum += sum_bytes(f->tail, f->tail_len);
+    }
+    return sum;
+}
+
 static uint8_t
 check_command(const struct umdev_wire_msg *m, size_t nfds,
               const struct umdev_wire_limits *lim)
@@ -170,6 +209,8 @@ check_command(const struct umdev_wire_msg *m, size_t nfds,
         break;
     case VFIO_USER_REGION_WRITE_MULTI:
         return touch_write_multi(m);
+    case VFIO_USER_DEVICE_FEATURE:
+        return touch_feature(m, lim);
     default:
         break;
     }
@@ -205,6 +246,8 @@ check_reply(const struct umdev_wire_msg *m, size_t nfds,
     case VFIO_USER_MIG_DATA_READ:
         check_transfer(m, lim, m->u.mig.size, true);
         break;
+    case VFIO_USER_DEVICE_FEATURE:
+        return touch_feature(m, lim);
     case VFIO_USER_DMA_UNMAP:
         if (m->u.dma_unmap.unmap.flags &
             VFIO_USER_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP)

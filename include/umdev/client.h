@@ -32,6 +32,8 @@ struct umdev_client_opts {
     uint32_t max_data_xfer_size;
     /* Raw JSON to send instead of ours (tests of negotiation). */
     const char *version_json;
+    /* Propose umdev's pre-copy sizes extension (docs/PROTOCOL.md). */
+    bool precopy_info;
 };
 
 /* What the server said in VERSION. */
@@ -43,6 +45,7 @@ struct umdev_client_caps {
     uint32_t max_dma_maps;
     bool write_multiple;
     bool migration;
+    bool precopy_info; /* the server agreed to the extension */
     char json[UMDEV_WIRE_MAX_VERSION_JSON];
 };
 
@@ -148,6 +151,49 @@ int umdev_client_dma_unmap(struct umdev_client *c, uint64_t iova,
 int umdev_client_dma_unmap_all(struct umdev_client *c);
 
 int umdev_client_reset(struct umdev_client *c);
+
+/*
+ * Migration, the VMM's half (docs/PROTOCOL.md "Migration"). States are
+ * VFIO_USER_DEVICE_STATE_* and flags VFIO_USER_MIGRATION_* (umdev/wire.h).
+ * Each returns 0 or the server's errno (-ENOTSUP: no migration).
+ */
+/** DEVICE_FEATURE GET MIGRATION: the states the device offers. */
+int umdev_client_mig_flags(struct umdev_client *c, uint64_t *flags);
+/** GET MIG_DEVICE_STATE. */
+int umdev_client_mig_state(struct umdev_client *c, uint32_t *state);
+/** SET MIG_DEVICE_STATE to @state; @now (may be NULL) the state after. */
+int umdev_client_mig_set_state(struct umdev_client *c, uint32_t state,
+                               uint32_t *now);
+/**
+ * umdev_client_mig_read() - MIG_DATA_READ up to @len stream bytes, in as
+ * many messages as the limits need. Return: the bytes read; fewer than
+ * @len means the stream has no more for now (all of it in STOP_COPY).
+ */
+ssize_t umdev_client_mig_read(struct umdev_client *c, void *buf, size_t len);
+/** MIG_DATA_WRITE all of @buf, split at the server's limit. */
+int umdev_client_mig_write(struct umdev_client *c, const void *buf, size_t len);
+/**
+ * umdev_client_dma_log_start() - DMA_LOGGING_START over @n ranges (0: all
+ * of guest memory) at @page_size, a hint; *@chosen (may be NULL) the page
+ * size the server tracks at.
+ */
+int umdev_client_dma_log_start(struct umdev_client *c, uint64_t page_size,
+                               const struct vfio_user_dma_logging_range *r,
+                               uint32_t n, uint64_t *chosen);
+int umdev_client_dma_log_stop(struct umdev_client *c);
+/**
+ * umdev_client_dma_log_report() - the pages of [@iova, @iova+@length) the
+ * device wrote since the last report, one bit per @page_size, ORed into
+ * @bitmap (umdev_wire_log_bitmap_size() bytes, uint64_t words; the
+ * server's bits are cleared). Return: 0; -E2BIG for a bitmap over one
+ * message (report a smaller range); the server's errno.
+ */
+int umdev_client_dma_log_report(struct umdev_client *c, uint64_t iova,
+                                uint64_t length, uint64_t page_size,
+                                uint64_t *bitmap);
+/** The pre-copy sizes extension; -ENOTSUP unless both sides agreed. */
+int umdev_client_precopy_info(struct umdev_client *c,
+                              struct umdev_wire_precopy_info *out);
 
 /**
  * umdev_client_poll() - service server requests (DMA_READ/WRITE) that

@@ -104,6 +104,61 @@ struct umdev_region_desc {
     size_t nr_areas;
 };
 
+/*
+ * Migration (docs/PROTOCOL.md "Migration"). The framework runs the v2
+ * state machine, frames the stream and checks an incoming one before the
+ * device sees a byte of it; the device only stops, resumes, saves and
+ * loads. Its save and precopy hooks write into a buffer the framework
+ * owns, with umdev_mig_buf_put().
+ */
+struct umdev_mig_buf;
+
+/**
+ * umdev_mig_buf_put() - append @len bytes to the stream being saved.
+ * Return: 0; -ENOMEM; -EFBIG past UMDEV_MIG_MAX_STATE.
+ */
+int umdev_mig_buf_put(struct umdev_mig_buf *b, const void *data, size_t len);
+
+/* A stream (header, configuration and state) is at most this long. */
+#define UMDEV_MIG_MAX_STATE (64u << 20)
+/* The device type named in the stream, NUL included. */
+#define UMDEV_MIG_TYPE_MAX 32u
+
+struct umdev_mig_ops {
+    /* The stream's device type (below UMDEV_MIG_TYPE_MAX bytes) and the
+     * version of the device's state format: a destination refuses another
+     * type, and a version above its own (it reads its own and older). */
+    const char *type;
+    uint32_t version;
+    /* What must be equal on both sides (queue counts, sizes, attributes),
+     * compared byte for byte before anything is loaded. NULL: nothing. */
+    int (*config)(void *opaque, struct umdev_mig_buf *out);
+    /* RUNNING -> STOP: once it returns 0 the device writes no guest
+     * memory and raises no interrupt until resume(); work in flight is
+     * finished first or kept in the state save() writes. A negative
+     * errno refuses the arc and the device keeps running. */
+    int (*stop)(void *opaque);
+    /* STOP -> RUNNING, and after a reset from a stopped state. */
+    void (*resume)(void *opaque);
+    /* Entering STOP_COPY (the device is stopped): all guest-visible state. */
+    int (*save)(void *opaque, struct umdev_mig_buf *out);
+    /*
+     * Leaving RESUMING: replace the device's state with @state (what save()
+     * wrote, format @version) and @early (what precopy() wrote, or 0
+     * bytes). Type and configuration were checked already. A negative
+     * errno fails the arc; the device is then in ERROR until a reset.
+     */
+    int (*load)(void *opaque, uint32_t version, const void *early,
+                size_t early_len, const void *state, size_t len);
+    /* Optional, PRE_COPY is offered only with it: RUNNING -> PRE_COPY, what
+     * can be sent while the device runs (the final save() still carries
+     * everything that may change). */
+    int (*precopy)(void *opaque, struct umdev_mig_buf *out);
+    /* Optional: bytes of state that changed since precopy() (the
+     * pre-copy sizes extension); NULL reports 0. */
+    uint64_t (*precopy_dirty)(void *opaque);
+};
+
 /* Optional device hooks. Every callback gets the device's opaque. */
 struct umdev_dev_ops {
     /* VFIO_USER_DEVICE_RESET: return the device to its power-on state. */
@@ -118,7 +173,16 @@ struct umdev_dev_ops {
     void (*detach)(void *opaque);
     /* The client changed an IRQ index's eventfds or masks. */
     void (*irq_changed)(void *opaque, uint32_t index);
+    /* Migration; NULL: DEVICE_FEATURE MIGRATION is not offered. Needs
+     * type, stop, resume, save and load. Borrowed. */
+    const struct umdev_mig_ops *mig;
 };
+
+/**
+ * umdev_dev_mig_state() - the migration state (VFIO_USER_DEVICE_STATE_*
+ * of umdev/wire.h); RUNNING for a device without migration. Server thread.
+ */
+uint32_t umdev_dev_mig_state(const struct umdev_dev *dev);
 
 struct umdev_dev_info {
     const char *name;          /* for logs; copied */
@@ -213,6 +277,13 @@ struct umdev_dma_hold {
  * @prot: UMDEV_DMA_READ and/or UMDEV_DMA_WRITE; checked against the
  *   client's DMA_MAP flags.
  *
+ * While the client logs DMA writes, a hold taken with UMDEV_DMA_WRITE
+ * marks [@iova, @iova+@len) dirty when it is taken, and a report clears
+ * no page of a mapping while any hold on it is out, so a write made
+ * through the pointer after a report is still in a later one
+ * (docs/PROTOCOL.md "DMA dirty logging" says why taken, not released).
+ * Writes elsewhere in the span need umdev_dma_mark().
+ *
  * The range must lie inside one mapping that came with an fd.
  * Return: 0; -EFAULT unmapped or crossing a mapping edge; -EACCES wrong
  * protection; -ENOTSUP mapped without an fd (use umdev_dma_read/write).
@@ -220,6 +291,16 @@ struct umdev_dma_hold {
 int umdev_dma_get(struct umdev_dev *dev, uint64_t iova, uint64_t len,
                   int prot, struct umdev_dma_hold *hold);
 void umdev_dma_put(struct umdev_dev *dev, struct umdev_dma_hold *hold);
+
+/**
+ * umdev_dma_mark() - a device that keeps a write hold and writes through
+ * it outside the range it was taken for (elsewhere in the span) reports
+ * those writes here, before releasing the hold, so dirty logging sees
+ * them. Costs one branch while the client does not log. Any thread.
+ * Return: 0; -EFAULT outside the hold's span or no hold.
+ */
+int umdev_dma_mark(struct umdev_dev *dev, const struct umdev_dma_hold *hold,
+                   uint64_t iova, uint64_t len);
 
 /**
  * umdev_dma_read() / umdev_dma_write() - copy between guest and @buf, now.

@@ -215,11 +215,97 @@ struct vfio_user_device_feature {
     /* data */
 };
 
+/*
+ * DEVICE_FEATURE flags (spec "VFIO_USER_DEVICE_FEATURE", the values of
+ * <linux/vfio.h> VFIO_DEVICE_FEATURE_*): a 16-bit feature index and what
+ * to do with it. GET and SET exclude each other except with PROBE.
+ */
+#define VFIO_USER_DEVICE_FEATURE_MASK 0xffffu
+#define VFIO_USER_DEVICE_FEATURE_GET (1u << 16)
+#define VFIO_USER_DEVICE_FEATURE_SET (1u << 17)
+#define VFIO_USER_DEVICE_FEATURE_PROBE (1u << 18)
+
+/* Feature indices vfio-user defines. */
+#define VFIO_USER_FEATURE_MIGRATION 1u
+#define VFIO_USER_FEATURE_MIG_DEVICE_STATE 2u
+#define VFIO_USER_FEATURE_DMA_LOGGING_START 6u
+#define VFIO_USER_FEATURE_DMA_LOGGING_STOP 7u
+#define VFIO_USER_FEATURE_DMA_LOGGING_REPORT 8u
+/*
+ * umdev's extension (docs/PROTOCOL.md "Pre-copy sizes"): GET returns
+ * struct umdev_wire_precopy_info in PRE_COPY, as the kernel's
+ * VFIO_MIG_GET_PRECOPY_INFO does. Answered only on a connection whose
+ * client proposed UMDEV_WIRE_CAP_PRECOPY_INFO in VERSION; for any other
+ * it is an unknown feature like every index the spec does not define.
+ */
+#define UMDEV_WIRE_FEATURE_PRECOPY_INFO 0xff01u
+#define UMDEV_WIRE_CAP_PRECOPY_INFO "umdev_precopy_info"
+
+/* VFIO_USER_FEATURE_MIGRATION data (GET). */
+#define VFIO_USER_MIGRATION_STOP_COPY (1u << 0)
+#define VFIO_USER_MIGRATION_P2P (1u << 1)
+#define VFIO_USER_MIGRATION_PRE_COPY (1u << 2)
+struct vfio_user_feature_migration {
+    uint64_t flags;
+};
+
+/* Migration states (<linux/vfio.h> enum vfio_device_mig_state). */
+#define VFIO_USER_DEVICE_STATE_ERROR 0u
+#define VFIO_USER_DEVICE_STATE_STOP 1u
+#define VFIO_USER_DEVICE_STATE_RUNNING 2u
+#define VFIO_USER_DEVICE_STATE_STOP_COPY 3u
+#define VFIO_USER_DEVICE_STATE_RESUMING 4u
+#define VFIO_USER_DEVICE_STATE_RUNNING_P2P 5u /* not used in vfio-user */
+#define VFIO_USER_DEVICE_STATE_PRE_COPY 6u
+#define VFIO_USER_DEVICE_STATE_PRE_COPY_P2P 7u /* not used in vfio-user */
+#define VFIO_USER_DEVICE_STATE_COUNT 8u
+
+/* VFIO_USER_FEATURE_MIG_DEVICE_STATE data (SET request, GET reply). */
+struct vfio_user_feature_mig_state {
+    uint32_t device_state;
+    uint32_t data_fd; /* unused in vfio-user: MIG_DATA_READ/WRITE instead */
+};
+
+/* VFIO_USER_FEATURE_DMA_LOGGING_START data: ranges follow. */
+struct vfio_user_dma_logging_control {
+    uint64_t page_size;
+    uint32_t num_ranges; /* 0: log every write */
+    uint32_t reserved;
+};
+struct vfio_user_dma_logging_range {
+    uint64_t iova;
+    uint64_t length;
+};
+/* VFIO_USER_FEATURE_DMA_LOGGING_REPORT data; the reply adds the bitmap,
+ * an array of uint64_t with one bit per page_size of the range. */
+struct vfio_user_dma_logging_report {
+    uint64_t iova;
+    uint64_t length;
+    uint64_t page_size;
+};
+
+/* UMDEV_WIRE_FEATURE_PRECOPY_INFO data (GET reply). */
+struct umdev_wire_precopy_info {
+    uint64_t initial_bytes; /* PRE_COPY stream bytes not read yet */
+    uint64_t dirty_bytes;   /* device's estimate of what changed since */
+};
+
+/* DMA_LOGGING_START ranges accepted in one message (the kernel promises
+ * at least a page of them, 256). */
+#define UMDEV_WIRE_MAX_LOG_RANGES 256u
+
 struct vfio_user_mig_data {
     uint32_t argsz;
     uint32_t size;
     /* data */
 };
+
+/**
+ * umdev_wire_log_bitmap_size() - bytes of the DMA_LOGGING_REPORT bitmap
+ * for @length bytes at @page_size (a power of two): whole uint64_t words.
+ * Return: the size, or 0 if @length or @page_size is 0.
+ */
+uint64_t umdev_wire_log_bitmap_size(uint64_t length, uint64_t page_size);
 
 /** Name of a command for logs and tools ("REGION_READ"), or "UNKNOWN". */
 const char *umdev_wire_cmd_name(uint16_t cmd);

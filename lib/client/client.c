@@ -4,6 +4,7 @@
  * so a device may do message-based DMA in the middle of a register access.
  */
 #include <errno.h>
+#include <limits.h>
 #include <linux/vfio.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,6 +188,7 @@ negotiate(struct umdev_client *c, const struct umdev_client_opts *opts)
         ours.max_msg_fds = opts->max_msg_fds;
     if (opts != NULL && opts->max_data_xfer_size)
         ours.max_data_xfer_size = opts->max_data_xfer_size;
+    ours.precopy_info = opts != NULL && opts->precopy_info;
     conn_set_local_caps(c->conn, &ours);
     if (opts != NULL && opts->version_json != NULL) {
         send_json = opts->version_json;
@@ -216,6 +218,8 @@ negotiate(struct umdev_client *c, const struct umdev_client_opts *opts)
         c->caps.max_dma_maps = theirs.max_dma_maps;
         c->caps.write_multiple = theirs.write_multiple;
         c->caps.migration = theirs.migration;
+        /* Only what we proposed counts: a server may not impose it. */
+        c->caps.precopy_info = ours.precopy_info && theirs.precopy_info;
         if (w.u.version.json != NULL)
             snprintf(c->caps.json, sizeof(c->caps.json), "%s",
                      w.u.version.json);
@@ -722,6 +726,241 @@ umdev_client_reset(struct umdev_client *c)
     if (rc < 0)
         return rc;
     conn_msg_free(reply);
+    return 0;
+}
+
+/* A DEVICE_FEATURE request; the reply's data (exactly @out_len bytes)
+ * into @out. */
+static int
+feature(struct umdev_client *c, uint32_t flags, const void *in, size_t in_len,
+        void *out, size_t out_len)
+{
+    struct vfio_user_device_feature f = {
+        .argsz = (uint32_t)(sizeof(f) + out_len),
+        .flags = flags,
+    };
+    struct umdev_wire_msg w;
+    struct conn_msg *reply;
+    int rc;
+
+    rc = request(c, VFIO_USER_DEVICE_FEATURE, 0, &f, sizeof(f), in, in_len,
+                 NULL, 0, &reply, &w);
+    if (rc < 0)
+        return rc;
+    if (w.data_len != out_len || w.u.feature.hdr.flags != flags) {
+        conn_msg_free(reply);
+        return -EPROTO;
+    }
+    if (out_len != 0)
+        memcpy(out, w.data, out_len);
+    conn_msg_free(reply);
+    return 0;
+}
+
+int
+umdev_client_mig_flags(struct umdev_client *c, uint64_t *flags)
+{
+    struct vfio_user_feature_migration m;
+    int rc;
+
+    rc = feature(c, VFIO_USER_DEVICE_FEATURE_GET | VFIO_USER_FEATURE_MIGRATION,
+                 NULL, 0, &m, sizeof(m));
+    if (rc == 0)
+        *flags = m.flags;
+    return rc;
+}
+
+int
+umdev_client_mig_state(struct umdev_client *c, uint32_t *state)
+{
+    struct vfio_user_feature_mig_state st;
+    int rc;
+
+    rc = feature(
+        c, VFIO_USER_DEVICE_FEATURE_GET | VFIO_USER_FEATURE_MIG_DEVICE_STATE,
+        NULL, 0, &st, sizeof(st));
+    if (rc == 0)
+        *state = st.device_state;
+    return rc;
+}
+
+int
+umdev_client_mig_set_state(struct umdev_client *c, uint32_t state,
+                           uint32_t *now)
+{
+    struct vfio_user_feature_mig_state st = { state, 0 }, got;
+    int rc;
+
+    rc = feature(
+        c, VFIO_USER_DEVICE_FEATURE_SET | VFIO_USER_FEATURE_MIG_DEVICE_STATE,
+        &st, sizeof(st), &got, sizeof(got));
+    if (rc == 0 && now != NULL)
+        *now = got.device_state;
+    return rc;
+}
+
+int
+umdev_client_precopy_info(struct umdev_client *c,
+                          struct umdev_wire_precopy_info *out)
+{
+    if (!c->caps.precopy_info)
+        return -ENOTSUP;
+    return feature(
+        c, VFIO_USER_DEVICE_FEATURE_GET | UMDEV_WIRE_FEATURE_PRECOPY_INFO, NULL,
+        0, out, sizeof(*out));
+}
+
+/* The largest data one message may carry either way. */
+static size_t
+xfer_max(struct umdev_client *c)
+{
+    uint32_t max = c->caps.max_data_xfer_size;
+    uint32_t ours = conn_local_caps(c->conn)->max_data_xfer_size;
+
+    if (max == 0)
+        max = UMDEV_WIRE_DEFAULT_MAX_DATA_XFER;
+    if (ours != 0 && ours < max)
+        max = ours;
+    return max;
+}
+
+int
+umdev_client_dma_log_start(struct umdev_client *c, uint64_t page_size,
+                           const struct vfio_user_dma_logging_range *r,
+                           uint32_t n, uint64_t *chosen)
+{
+    struct vfio_user_dma_logging_control ctl = { page_size, n, 0 };
+    size_t len = sizeof(ctl) + (size_t)n * sizeof(*r);
+    uint8_t *in, *out;
+    int rc;
+
+    if (n > UMDEV_WIRE_MAX_LOG_RANGES)
+        return -E2BIG;
+    in = malloc(len);
+    out = malloc(len);
+    if (in == NULL || out == NULL) {
+        free(in);
+        free(out);
+        return -ENOMEM;
+    }
+    memcpy(in, &ctl, sizeof(ctl));
+    if (n != 0)
+        memcpy(in + sizeof(ctl), r, (size_t)n * sizeof(*r));
+    rc = feature(
+        c, VFIO_USER_DEVICE_FEATURE_SET | VFIO_USER_FEATURE_DMA_LOGGING_START,
+        in, len, out, len);
+    if (rc == 0 && chosen != NULL) {
+        memcpy(&ctl, out, sizeof(ctl));
+        *chosen = ctl.page_size;
+    }
+    free(in);
+    free(out);
+    return rc;
+}
+
+int
+umdev_client_dma_log_stop(struct umdev_client *c)
+{
+    return feature(
+        c, VFIO_USER_DEVICE_FEATURE_SET | VFIO_USER_FEATURE_DMA_LOGGING_STOP,
+        NULL, 0, NULL, 0);
+}
+
+int
+umdev_client_dma_log_report(struct umdev_client *c, uint64_t iova,
+                            uint64_t length, uint64_t page_size,
+                            uint64_t *bitmap)
+{
+    struct vfio_user_dma_logging_report r = { iova, length, page_size };
+    uint64_t bytes = umdev_wire_log_bitmap_size(length, page_size);
+    uint8_t *out;
+    size_t i;
+    int rc;
+
+    if (bytes == 0 || (page_size & (page_size - 1)) != 0)
+        return -EINVAL;
+    if (bytes > xfer_max(c))
+        return -E2BIG;
+    out = malloc(sizeof(r) + bytes);
+    if (out == NULL)
+        return -ENOMEM;
+    rc = feature(
+        c, VFIO_USER_DEVICE_FEATURE_GET | VFIO_USER_FEATURE_DMA_LOGGING_REPORT,
+        &r, sizeof(r), out, sizeof(r) + bytes);
+    if (rc == 0 && memcmp(out, &r, sizeof(r)) != 0)
+        rc = -EPROTO;
+    /* As the kernel's report: bits are set, never cleared. */
+    for (i = 0; rc == 0 && i < bytes / sizeof(uint64_t); i++) {
+        uint64_t w;
+
+        memcpy(&w, out + sizeof(r) + i * sizeof(w), sizeof(w));
+        bitmap[i] |= w;
+    }
+    free(out);
+    return rc;
+}
+
+ssize_t
+umdev_client_mig_read(struct umdev_client *c, void *buf, size_t len)
+{
+    size_t max = xfer_max(c), done = 0;
+    uint8_t *p = buf;
+
+    if (len > SSIZE_MAX)
+        return -EINVAL;
+    while (done < len) {
+        size_t n = len - done < max ? len - done : max;
+        struct vfio_user_mig_data m = {
+            .argsz = (uint32_t)(sizeof(m) + n),
+            .size = (uint32_t)n,
+        };
+        struct umdev_wire_msg w;
+        struct conn_msg *reply;
+        size_t got;
+        int rc;
+
+        rc = request(c, VFIO_USER_MIG_DATA_READ, 0, &m, sizeof(m), NULL, 0,
+                     NULL, 0, &reply, &w);
+        if (rc < 0)
+            return rc;
+        got = w.u.mig.size;
+        if (got > n) {
+            conn_msg_free(reply);
+            return -EPROTO;
+        }
+        memcpy(p + done, w.data, got);
+        conn_msg_free(reply);
+        done += got;
+        if (got < n)
+            break; /* spec: a short read means no more data */
+    }
+    return (ssize_t)done;
+}
+
+int
+umdev_client_mig_write(struct umdev_client *c, const void *buf, size_t len)
+{
+    size_t max = xfer_max(c);
+    const uint8_t *p = buf;
+
+    while (len > 0) {
+        size_t n = len < max ? len : max;
+        struct vfio_user_mig_data m = {
+            .argsz = sizeof(m),
+            .size = (uint32_t)n,
+        };
+        struct umdev_wire_msg w;
+        struct conn_msg *reply;
+        int rc;
+
+        rc = request(c, VFIO_USER_MIG_DATA_WRITE, 0, &m, sizeof(m), p, n, NULL,
+                     0, &reply, &w);
+        if (rc < 0)
+            return rc;
+        conn_msg_free(reply);
+        p += n;
+        len -= n;
+    }
     return 0;
 }
 

@@ -39,6 +39,8 @@ struct conn_caps {
     bool migration;
     uint64_t mig_pgsize;
     uint64_t mig_max_bitmap_size;
+    /* umdev's pre-copy sizes extension (UMDEV_WIRE_CAP_PRECOPY_INFO). */
+    bool precopy_info;
 };
 
 /* One received message. The connection hands it over; conn_msg_free()

@@ -91,6 +91,11 @@ conn_caps_parse(const char *json, struct conn_caps *out)
             goto out;
         out->write_multiple = json_object_get_boolean(v);
     }
+    if (json_object_object_get_ex(caps, UMDEV_WIRE_CAP_PRECOPY_INFO, &v)) {
+        if (!json_object_is_type(v, json_type_boolean))
+            goto out;
+        out->precopy_info = json_object_get_boolean(v);
+    }
     if (json_object_object_get_ex(caps, "migration", &v)) {
         if (!json_object_is_type(v, json_type_object))
             goto out;
@@ -122,13 +127,15 @@ conn_caps_format(const struct conn_caps *c, char *buf, size_t cap)
                  ",\"migration\":{\"pgsize\":%" PRIu64
                  ",\"max_bitmap_size\":%" PRIu64 "}",
                  c->mig_pgsize, c->mig_max_bitmap_size);
-    n = snprintf(buf, cap,
-                 "{\"capabilities\":{\"max_msg_fds\":%" PRIu32
-                 ",\"max_data_xfer_size\":%" PRIu32 ",\"pgsizes\":%" PRIu64
-                 ",\"max_dma_maps\":%" PRIu32 "%s%s}}",
-                 c->max_msg_fds, c->max_data_xfer_size, c->pgsizes,
-                 c->max_dma_maps,
-                 c->write_multiple ? ",\"write_multiple\":true" : "", mig);
+    n = snprintf(
+        buf, cap,
+        "{\"capabilities\":{\"max_msg_fds\":%" PRIu32
+        ",\"max_data_xfer_size\":%" PRIu32 ",\"pgsizes\":%" PRIu64
+        ",\"max_dma_maps\":%" PRIu32 "%s%s%s}}",
+        c->max_msg_fds, c->max_data_xfer_size, c->pgsizes, c->max_dma_maps,
+        c->write_multiple ? ",\"write_multiple\":true" : "",
+        c->precopy_info ? ",\"" UMDEV_WIRE_CAP_PRECOPY_INFO "\":true" : "",
+        mig);
     if (n < 0 || (size_t)n + 1 > cap)
         return -E2BIG;
     return n + 1;

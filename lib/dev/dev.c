@@ -36,6 +36,7 @@ umdev_dev_create(const struct umdev_dev_info *info, struct umdev_dev **out)
     for (i = 0; i < DEV_MAX_IRQ_INDEX; i++)
         dev->irqs[i].unmask_efd = -1;
     dev->name = strdup(info->name != NULL ? info->name : "umdev");
+    dev->mig.state = VFIO_USER_DEVICE_STATE_RUNNING;
     if (dev->name == NULL) {
         free(dev);
         return -ENOMEM;
@@ -97,6 +98,8 @@ umdev_dev_destroy(struct umdev_dev *dev)
         return;
     umdev_dev_detach(dev);
     dev_dma_fini(dev);
+    dev_mig_fini(dev);
+    dev_log_stop(dev);
     dev_irq_fini(dev);
     for (i = 0; i < UMDEV_MAX_REGIONS; i++)
         region_fini(&dev->regions[i]);
@@ -234,6 +237,7 @@ umdev_dev_attach(struct umdev_dev *dev, int fd)
     caps.max_dma_maps = dev->dma.max;
     conn_set_local_caps(dev->conn, &caps);
     dev->negotiated = false;
+    dev->precopy_info = false;
     atomic_store(&dev->unshared_seen, false);
     dev->stats.attaches++;
     umdev_log(dev->log, LOG_INFO, "%s: client attached", dev->name);
@@ -263,9 +267,14 @@ umdev_dev_detach(struct umdev_dev *dev)
      * IRQ fd from the client, keep the device state. */
     dev_dma_unmap_all(dev);
     dev_irq_release_all(dev);
+    /* Logging is the client's session, and the memory it watched is gone:
+     * the next client starts its own (migration state is device state,
+     * kept until a reset). */
+    dev_log_stop(dev);
     conn_destroy(dev->conn);
     dev->conn = NULL;
     dev->negotiated = false;
+    dev->precopy_info = false;
     /* With no connection left, a copy these callbacks start fails at
      * once instead of queueing behind the dead client. */
     dev_dma_fail_pending(dev);

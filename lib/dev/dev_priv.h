@@ -52,6 +52,11 @@ struct dma_map {
      * retired: then the put that drops the last hold wakes the retirer.
      * One word, so that put touches the map only in that one RMW. */
     atomic_uint holds;
+    /* DMA logging: one bit per DEV_PAGE_SIZE page of the mapping, set by
+     * device writes. Allocated when logging starts (or the map arrives
+     * while it runs) and kept until the map is freed, so a writer that
+     * saw logging on never touches freed memory. NULL: never logged. */
+    _Atomic(uint64_t *) dirty;
 };
 
 #define DMA_MAP_DYING (1u << 31)
@@ -90,6 +95,21 @@ struct dma_req {
     uint32_t chunk;  /* its count */
 };
 
+/* A growable byte buffer: the stream being saved or received. */
+struct umdev_mig_buf {
+    uint8_t *data;
+    size_t len, cap;
+    size_t pos; /* saving: bytes MIG_DATA_READ has returned */
+};
+
+struct dev_mig {
+    uint32_t state;           /* VFIO_USER_DEVICE_STATE_* */
+    struct umdev_mig_buf out; /* saving group: the stream */
+    struct umdev_mig_buf in;  /* RESUMING: what the client wrote */
+    bool in_checked;          /* header and configuration matched */
+    int in_error;             /* a refused stream: every write fails */
+};
+
 struct umdev_dev {
     char *name;
     bool pci;
@@ -108,9 +128,18 @@ struct umdev_dev {
     bool intx_level;
 
     struct dma_table dma;
+    /* DMA logging (dma_log.c): on between DMA_LOGGING_START and _STOP;
+     * the ranges the client asked for (0: everything). Writers read only
+     * the flag, and the bitmaps of the maps they hold. */
+    atomic_bool dma_logging;
+    struct vfio_user_dma_logging_range *log_ranges;
+    uint32_t log_nranges;
     /* Server DMA requests in flight, oldest first (server thread only). */
     struct dma_req *dma_pending, *dma_pending_tail;
     size_t dma_pending_n, dma_pending_bytes;
+
+    struct dev_mig mig;
+    bool precopy_info; /* the client negotiated the extension */
 
     struct conn *conn; /* the attached client, or NULL */
     bool negotiated;
@@ -149,6 +178,32 @@ bool dev_dma_reply(struct umdev_dev *dev, const struct conn_msg *m);
  * with -ECONNRESET. */
 void dev_dma_fail_pending(struct umdev_dev *dev);
 
+/* dma_log.c */
+/* Bytes of a map's dirty bitmap. */
+size_t dev_log_bitmap_bytes(uint64_t size);
+/* Mark [iova, iova+len) of @m, which the caller holds, dirty. Call only
+ * when dev->dma_logging reads true (dev_log_on()). */
+void dev_log_mark(struct dma_map *m, uint64_t iova, uint64_t len);
+/* The same, for a range reached by messages (looked up, server thread). */
+void dev_log_mark_range(struct umdev_dev *dev, uint64_t iova, uint64_t len);
+static inline bool
+dev_log_on(struct umdev_dev *dev)
+{
+    return __builtin_expect(
+        atomic_load_explicit(&dev->dma_logging, memory_order_acquire), 0);
+}
+int dev_log_start(struct umdev_dev *dev,
+                  const struct vfio_user_dma_logging_control *c,
+                  const struct umdev_wire_msg *w);
+void dev_log_stop(struct umdev_dev *dev);
+/* The report of [iova, iova+length) at page_size into @bitmap (zeroed,
+ * umdev_wire_log_bitmap_size() bytes), clearing what it reports.
+ * Return: 0; -EINVAL not logging or outside the logged ranges; -ENOENT
+ * part of the range is not mapped. */
+int dev_log_report(struct umdev_dev *dev,
+                   const struct vfio_user_dma_logging_report *r,
+                   uint64_t *bitmap);
+
 /* irq.c */
 int dev_irq_set(struct umdev_dev *dev, const struct vfio_user_irq_set *s,
                 const uint8_t *bools, int *fds, size_t nfds);
@@ -167,6 +222,25 @@ void dev_irq_fini(struct umdev_dev *dev);
  */
 int dev_serve(struct umdev_dev *dev, bool readable, bool sleep, size_t budget,
               bool *more);
+
+/* mig.c: the DEVICE_FEATURE and MIG_DATA handlers' work; each returns 0
+ * or a negative errno and changes nothing on an error unless it says. */
+bool dev_mig_supported(const struct umdev_dev *dev);
+bool dev_mig_precopy(const struct umdev_dev *dev);
+uint64_t dev_mig_flags(const struct umdev_dev *dev);
+/* Walk to @target through the kernel's arcs; on a failed step the state
+ * is the last one reached (ERROR if a load failed). */
+int dev_mig_set_state(struct umdev_dev *dev, uint32_t target);
+/* Copy up to @size stream bytes to @out: the count, or -EINVAL outside
+ * the saving group. */
+ssize_t dev_mig_read(struct umdev_dev *dev, void *out, size_t size);
+int dev_mig_write(struct umdev_dev *dev, const void *data, size_t len);
+int dev_mig_precopy_info(struct umdev_dev *dev,
+                         struct umdev_wire_precopy_info *out);
+/* DEVICE_RESET: back to RUNNING, streams dropped. @stopped: the device
+ * was stopped, so resume() is due after its reset. */
+void dev_mig_reset(struct umdev_dev *dev, bool *stopped);
+void dev_mig_fini(struct umdev_dev *dev);
 
 /* dispatch.c */
 void dev_handle_msg(struct umdev_dev *dev, struct conn_msg *m);

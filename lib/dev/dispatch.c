@@ -75,6 +75,10 @@ handle_version(struct umdev_dev *dev, struct req *r)
     /* The reply's capabilities are a subset of those proposed. */
     ours.write_multiple = peer.write_multiple;
     ours.migration = false;
+    /* The extension is answered only to a client that asked for it, for
+     * a device that has pre-copy: others see the spec's reply. */
+    ours.precopy_info = peer.precopy_info && dev_mig_precopy(dev);
+    dev->precopy_info = ours.precopy_info;
     n = conn_caps_format(&ours, json, sizeof(json));
     if (n < 0)
         return (int)n;
@@ -105,8 +109,8 @@ handle_dma_unmap(struct umdev_dev *dev, struct req *r)
     struct vfio_user_dma_unmap u = r->w.u.dma_unmap.unmap;
     int rc;
 
-    /* No dirty tracking yet: refusing is honest, inventing a bitmap is
-     * not. */
+    /* Migration v1's bitmap: v2 reports through DMA_LOGGING_REPORT
+     * (dma_log.c), and inventing this one would be worse than refusing. */
     if (u.flags & VFIO_USER_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP)
         return -ENOTSUP;
     if (u.flags & VFIO_USER_DMA_UNMAP_FLAG_ALL) {
@@ -389,10 +393,197 @@ handle_write_multi(struct umdev_dev *dev, struct req *r)
 static int
 handle_reset(struct umdev_dev *dev, struct req *r)
 {
+    bool stopped;
     int rc = 0;
 
     if (dev->ops != NULL && dev->ops->reset != NULL)
         rc = dev->ops->reset(dev->opaque);
+    if (rc < 0)
+        return rc;
+    /* Spec: a reset is the way out of ERROR, and ends in RUNNING from
+     * any state; a device that was stopped runs again. */
+    dev_mig_reset(dev, &stopped);
+    if (stopped && dev_mig_supported(dev))
+        dev->ops->mig->resume(dev->opaque);
+    return reply(dev, r, NULL, 0, NULL, 0, NULL, 0);
+}
+
+/* A DEVICE_FEATURE reply: the request's header with @data after it. */
+static int
+feature_reply(struct umdev_dev *dev, struct req *r, const void *data,
+              size_t len)
+{
+    struct vfio_user_device_feature f = r->w.u.feature.hdr;
+
+    f.argsz = (uint32_t)(sizeof(f) + len);
+    return reply(dev, r, &f, sizeof(f), data, len, NULL, 0);
+}
+
+/* Which of GET/SET each feature takes; 0: not offered by this device. */
+static uint32_t
+feature_methods(struct umdev_dev *dev, uint32_t index)
+{
+    const uint32_t get = VFIO_USER_DEVICE_FEATURE_GET;
+    const uint32_t set = VFIO_USER_DEVICE_FEATURE_SET;
+
+    switch (index) {
+    case VFIO_USER_FEATURE_MIGRATION:
+        return dev_mig_supported(dev) ? get : 0;
+    case VFIO_USER_FEATURE_MIG_DEVICE_STATE:
+        return dev_mig_supported(dev) ? get | set : 0;
+    case UMDEV_WIRE_FEATURE_PRECOPY_INFO:
+        return dev->precopy_info ? get : 0;
+    /* Every device: its writes all pass lib/dev's DMA API. */
+    case VFIO_USER_FEATURE_DMA_LOGGING_START:
+    case VFIO_USER_FEATURE_DMA_LOGGING_STOP:
+        return set;
+    case VFIO_USER_FEATURE_DMA_LOGGING_REPORT:
+        return get;
+    default:
+        return 0;
+    }
+}
+
+static int
+handle_log_start(struct umdev_dev *dev, struct req *r)
+{
+    struct vfio_user_dma_logging_control c = r->w.u.feature.d.log_start;
+    uint8_t *out;
+    size_t len = r->w.data_len;
+    int rc;
+
+    rc = dev_log_start(dev, &c, &r->w);
+    if (rc < 0)
+        return rc;
+    /* The reply repeats the request with the page size we track at
+     * (reports come at whatever size the client asks). */
+    out = malloc(len);
+    if (out == NULL) {
+        dev_log_stop(dev);
+        return -ENOMEM;
+    }
+    c.page_size = DEV_PAGE_SIZE;
+    memcpy(out, r->w.data, len);
+    memcpy(out, &c, sizeof(c));
+    rc = feature_reply(dev, r, out, len);
+    free(out);
+    return rc;
+}
+
+static int
+handle_log_report(struct umdev_dev *dev, struct req *r)
+{
+    const struct vfio_user_dma_logging_report *rep =
+        &r->w.u.feature.d.log_report;
+    /* The decoder bounded it by max_data_xfer_size. */
+    size_t bytes =
+        (size_t)umdev_wire_log_bitmap_size(rep->length, rep->page_size);
+    uint8_t *out = calloc(1, sizeof(*rep) + bytes);
+    uint64_t *bitmap;
+    int rc;
+
+    if (out == NULL)
+        return -ENOMEM;
+    /* Word-aligned scratch for the bits, then laid after the range. */
+    bitmap = calloc(1, bytes);
+    if (bitmap == NULL) {
+        free(out);
+        return -ENOMEM;
+    }
+    rc = dev_log_report(dev, rep, bitmap);
+    if (rc == 0) {
+        memcpy(out, rep, sizeof(*rep));
+        memcpy(out + sizeof(*rep), bitmap, bytes);
+        rc = feature_reply(dev, r, out, sizeof(*rep) + bytes);
+    }
+    free(bitmap);
+    free(out);
+    return rc;
+}
+
+static int
+handle_feature(struct umdev_dev *dev, struct req *r)
+{
+    const typeof(r->w.u.feature) *f = &r->w.u.feature;
+    uint32_t methods = feature_methods(dev, f->index);
+    uint32_t asked = f->hdr.flags & (VFIO_USER_DEVICE_FEATURE_GET |
+                                     VFIO_USER_DEVICE_FEATURE_SET);
+    struct vfio_user_feature_mig_state st = { 0, 0 };
+    struct vfio_user_feature_migration mf;
+    struct umdev_wire_precopy_info pi;
+    int rc;
+
+    if (methods == 0)
+        return -ENOTSUP;
+    /* As the kernel's vfio_check_feature(): a method the feature lacks is
+     * EINVAL, and a probe answers whether all those asked exist. */
+    if ((asked & methods) != asked)
+        return -EINVAL;
+    if (f->probe)
+        return reply(dev, r, &f->hdr, sizeof(f->hdr), NULL, 0, NULL, 0);
+    switch (f->index) {
+    case VFIO_USER_FEATURE_MIGRATION:
+        mf.flags = dev_mig_flags(dev);
+        return feature_reply(dev, r, &mf, sizeof(mf));
+    case VFIO_USER_FEATURE_MIG_DEVICE_STATE:
+        if (f->set) {
+            rc = dev_mig_set_state(dev, f->d.mig_state.device_state);
+            if (rc < 0)
+                return rc;
+        }
+        st.device_state = umdev_dev_mig_state(dev);
+        return feature_reply(dev, r, &st, sizeof(st));
+    case UMDEV_WIRE_FEATURE_PRECOPY_INFO:
+        rc = dev_mig_precopy_info(dev, &pi);
+        if (rc < 0)
+            return rc;
+        return feature_reply(dev, r, &pi, sizeof(pi));
+    case VFIO_USER_FEATURE_DMA_LOGGING_START:
+        return handle_log_start(dev, r);
+    case VFIO_USER_FEATURE_DMA_LOGGING_STOP:
+        dev_log_stop(dev);
+        return feature_reply(dev, r, NULL, 0);
+    case VFIO_USER_FEATURE_DMA_LOGGING_REPORT:
+        return handle_log_report(dev, r);
+    default:
+        return -ENOTSUP;
+    }
+}
+
+static int
+handle_mig_read(struct umdev_dev *dev, struct req *r)
+{
+    struct vfio_user_mig_data m = r->w.u.mig;
+    uint8_t *buf = NULL;
+    ssize_t n;
+    int rc;
+
+    /* argsz is the largest reply the client takes. */
+    if (m.argsz < sizeof(m) + (uint64_t)m.size)
+        return -EINVAL;
+    if (m.size != 0) {
+        buf = malloc(m.size);
+        if (buf == NULL)
+            return -ENOMEM;
+    }
+    n = dev_mig_read(dev, buf, m.size);
+    if (n < 0) {
+        free(buf);
+        return (int)n;
+    }
+    m.size = (uint32_t)n;
+    m.argsz = (uint32_t)(sizeof(m) + (size_t)n);
+    rc = reply(dev, r, &m, sizeof(m), buf, (size_t)n, NULL, 0);
+    free(buf);
+    return rc;
+}
+
+static int
+handle_mig_write(struct umdev_dev *dev, struct req *r)
+{
+    int rc;
+
+    rc = dev_mig_write(dev, r->w.data, r->w.data_len);
     if (rc < 0)
         return rc;
     return reply(dev, r, NULL, 0, NULL, 0, NULL, 0);
@@ -429,12 +620,11 @@ dispatch(struct umdev_dev *dev, struct req *r)
     case VFIO_USER_DEVICE_RESET:
         return handle_reset(dev, r);
     case VFIO_USER_DEVICE_FEATURE:
-        /* No migration or DMA logging yet; a probe learns that here. */
-        return -ENOTSUP;
+        return handle_feature(dev, r);
     case VFIO_USER_MIG_DATA_READ:
+        return handle_mig_read(dev, r);
     case VFIO_USER_MIG_DATA_WRITE:
-        /* Only valid in a saving/resuming state, which we never enter. */
-        return -EINVAL;
+        return handle_mig_write(dev, r);
     default:
         /* DMA_READ/DMA_WRITE are server-to-client only. */
         return -EINVAL;

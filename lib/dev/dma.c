@@ -120,6 +120,7 @@ map_free(struct dma_map *m)
 {
     if (m->mmap_addr != NULL)
         munmap(m->mmap_addr, m->mmap_len);
+    free(atomic_load(&m->dirty));
     free(m);
 }
 
@@ -174,6 +175,18 @@ dev_dma_map(struct umdev_dev *dev, const struct vfio_user_dma_map *req, int fd)
     m->iova = req->addr;
     m->size = req->size;
     m->prot = req->flags;
+    /* Logging runs: the new mapping is logged from its first write. Only
+     * this thread starts logging, so the flag cannot change meanwhile. */
+    if (atomic_load(&dev->dma_logging)) {
+        size_t bytes = dev_log_bitmap_bytes(m->size);
+        uint64_t *bits = calloc(1, bytes ? bytes : 1);
+
+        if (bits == NULL) {
+            free(m);
+            return -ENOMEM;
+        }
+        atomic_store(&m->dirty, bits);
+    }
     if (fd >= 0) {
         uint64_t pg_off = req->offset % DEV_PAGE_SIZE;
         int prot = 0;
@@ -411,6 +424,9 @@ umdev_dma_get(struct umdev_dev *dev, uint64_t iova, uint64_t len, int prot,
         hold->span_iova = m->iova;
         hold->span_len = m->size;
         hold->map_ = m;
+        /* Marked now, with the hold counted (see dev_log_report()). */
+        if ((prot & UMDEV_DMA_WRITE) && dev_log_on(dev))
+            dev_log_mark(m, iova, len);
     }
     pthread_rwlock_unlock(&t->lock);
     if (rc == -ENOTSUP)
@@ -434,6 +450,20 @@ umdev_dma_put(struct umdev_dev *dev, struct umdev_dma_hold *hold)
         pthread_cond_broadcast(&dev->dma.released);
         pthread_mutex_unlock(&dev->dma.wait_lock);
     }
+}
+
+int
+umdev_dma_mark(struct umdev_dev *dev, const struct umdev_dma_hold *hold,
+               uint64_t iova, uint64_t len)
+{
+    struct dma_map *m = hold->map_;
+
+    if (m == NULL || len == 0 || iova < m->iova || iova - m->iova > m->size ||
+        len > m->size - (iova - m->iova))
+        return -EFAULT;
+    if (dev_log_on(dev))
+        dev_log_mark(m, iova, len);
+    return 0;
 }
 
 /*
@@ -487,6 +517,10 @@ copy_mapped(struct umdev_dev *dev, uint64_t *iova, uint8_t **p, size_t *len,
              * bus error is its fault, not a reason to end the server. */
             rc = write ? umdev_fault_guard_memcpy(host, *p, chunk)
                        : umdev_fault_guard_memcpy(*p, host, chunk);
+            /* Marked even if the copy faulted part way: some bytes may
+             * have landed, and a false positive costs only a page. */
+            if (write && dev_log_on(dev))
+                dev_log_mark(m, *iova, chunk);
             umdev_dma_put(dev, &h);
             if (rc < 0)
                 return rc;
@@ -581,6 +615,10 @@ req_send(struct umdev_dev *dev, struct dma_req *r, size_t span)
                     r->write ? chunk : 0, NULL, 0);
     if (rc < 0)
         return rc;
+    /* The client does this write, but the device asked for it: logged
+     * like the others (the client's own tracking may not see it). */
+    if (r->write && dev_log_on(dev))
+        dev_log_mark_range(dev, r->iova, chunk);
     r->msg_id = hdr.msg_id;
     r->chunk = (uint32_t)chunk;
     r->next = NULL;

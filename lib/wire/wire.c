@@ -25,6 +25,11 @@ _Static_assert(sizeof(struct vfio_user_dma_access) == 16, "dma rw");
 _Static_assert(sizeof(struct vfio_user_write_multi_entry) == 24, "multi");
 _Static_assert(sizeof(struct vfio_user_device_feature) == 8, "feature");
 _Static_assert(sizeof(struct vfio_user_mig_data) == 8, "mig");
+_Static_assert(sizeof(struct vfio_user_feature_mig_state) == 8, "state");
+_Static_assert(sizeof(struct vfio_user_dma_logging_control) == 16, "log");
+_Static_assert(sizeof(struct vfio_user_dma_logging_range) == 16, "range");
+_Static_assert(sizeof(struct vfio_user_dma_logging_report) == 24, "report");
+_Static_assert(sizeof(struct umdev_wire_precopy_info) == 16, "precopy");
 
 /* From <linux/vfio.h>; repeated so this header-only layer needs no kernel
  * headers and so the values are pinned by the static asserts' neighbours. */
@@ -343,6 +348,177 @@ decode_mig(struct umdev_wire_msg *msg, bool with_data,
     return 0;
 }
 
+uint64_t
+umdev_wire_log_bitmap_size(uint64_t length, uint64_t page_size)
+{
+    uint64_t pages;
+
+    if (length == 0 || page_size == 0)
+        return 0;
+    /* Rounded up without overflow: length may be near 2^64. */
+    pages = length / page_size + (length % page_size != 0);
+    return (pages / 64 + (pages % 64 != 0)) * sizeof(uint64_t);
+}
+
+void
+umdev_wire_log_range(const struct umdev_wire_msg *msg, size_t i,
+                     struct vfio_user_dma_logging_range *out)
+{
+    memcpy(out, msg->u.feature.tail + i * sizeof(*out), sizeof(*out));
+}
+
+static bool
+is_pow2(uint64_t v)
+{
+    return v != 0 && (v & (v - 1)) == 0;
+}
+
+/* DMA_LOGGING_START's ranges: exactly num_ranges of them, none empty or
+ * wrapping. */
+static int
+decode_log_start(struct umdev_wire_msg *msg)
+{
+    struct vfio_user_dma_logging_control *c = &msg->u.feature.d.log_start;
+    size_t i;
+
+    if (msg->data_len < sizeof(*c))
+        return -EINVAL;
+    memcpy(c, msg->data, sizeof(*c));
+    if (!is_pow2(c->page_size))
+        return -EINVAL;
+    if (c->num_ranges > UMDEV_WIRE_MAX_LOG_RANGES)
+        return -E2BIG;
+    msg->u.feature.tail = msg->data + sizeof(*c);
+    msg->u.feature.tail_len = msg->data_len - sizeof(*c);
+    if (msg->u.feature.tail_len !=
+        (size_t)c->num_ranges * sizeof(struct vfio_user_dma_logging_range))
+        return -EINVAL;
+    for (i = 0; i < c->num_ranges; i++) {
+        struct vfio_user_dma_logging_range r;
+
+        umdev_wire_log_range(msg, i, &r);
+        if (r.length == 0 || r.iova + r.length < r.iova)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+/* A report's range: a power-of-two page size, a range that does not wrap,
+ * a bitmap that fits one message. */
+static int
+check_log_report(const struct vfio_user_dma_logging_report *r,
+                 const struct umdev_wire_limits *lim, uint64_t *bitmap)
+{
+    if (!is_pow2(r->page_size) || r->length == 0 ||
+        r->iova + r->length < r->iova)
+        return -EINVAL;
+    *bitmap = umdev_wire_log_bitmap_size(r->length, r->page_size);
+    if (*bitmap > lim->max_data_xfer_size)
+        return -E2BIG;
+    return 0;
+}
+
+/* The data a GET of a feature we know returns, in bytes (0: unknown). */
+static size_t
+feature_get_size(uint32_t index)
+{
+    switch (index) {
+    case VFIO_USER_FEATURE_MIGRATION:
+        return sizeof(struct vfio_user_feature_migration);
+    case VFIO_USER_FEATURE_MIG_DEVICE_STATE:
+        return sizeof(struct vfio_user_feature_mig_state);
+    case VFIO_USER_FEATURE_DMA_LOGGING_REPORT:
+        return sizeof(struct vfio_user_dma_logging_report);
+    case UMDEV_WIRE_FEATURE_PRECOPY_INFO:
+        return sizeof(struct umdev_wire_precopy_info);
+    default:
+        return 0;
+    }
+}
+
+/*
+ * DEVICE_FEATURE, request or reply. Only the shape is checked here: which
+ * features a device has, and which of GET/SET each takes, is the server's
+ * business (an unknown index decodes, and gets ENOTSUP there).
+ */
+static int
+decode_feature(struct umdev_wire_msg *msg, bool reply,
+               const struct umdev_wire_limits *lim)
+{
+    typeof(msg->u.feature) *f = &msg->u.feature;
+    uint32_t flags;
+    size_t want;
+    uint64_t bitmap;
+    int rc;
+
+    rc = decode_argsz_struct(msg, sizeof(f->hdr), &f->hdr);
+    if (rc < 0)
+        return rc;
+    flags = f->hdr.flags;
+    if (flags &
+        ~(VFIO_USER_DEVICE_FEATURE_MASK | VFIO_USER_DEVICE_FEATURE_GET |
+          VFIO_USER_DEVICE_FEATURE_SET | VFIO_USER_DEVICE_FEATURE_PROBE))
+        return -EINVAL;
+    f->index = flags & VFIO_USER_DEVICE_FEATURE_MASK;
+    f->get = (flags & VFIO_USER_DEVICE_FEATURE_GET) != 0;
+    f->set = (flags & VFIO_USER_DEVICE_FEATURE_SET) != 0;
+    f->probe = (flags & VFIO_USER_DEVICE_FEATURE_PROBE) != 0;
+    /* Spec: GET and SET are mutually exclusive except with PROBE; one of
+     * the three says what to do. */
+    if (!f->probe && f->get == f->set)
+        return -EINVAL;
+    /* A probe carries no data (spec: "not used for probing"); neither
+     * does its reply, which repeats the request. */
+    if (f->probe)
+        return 0;
+    want = feature_get_size(f->index);
+    if (f->get) {
+        if (want == 0)
+            return 0;
+        if (f->index == VFIO_USER_FEATURE_DMA_LOGGING_REPORT) {
+            if (msg->data_len < want)
+                return -EINVAL;
+            memcpy(&f->d.log_report, msg->data, want);
+            rc = check_log_report(&f->d.log_report, lim, &bitmap);
+            if (rc < 0)
+                return rc;
+            /* The request names the range; the reply adds the bitmap. */
+            if (msg->data_len != want + (reply ? bitmap : 0))
+                return -EINVAL;
+            want += bitmap;
+            f->tail = msg->data + sizeof(f->d.log_report);
+            f->tail_len = msg->data_len - sizeof(f->d.log_report);
+        } else if (reply) {
+            if (msg->data_len != want)
+                return -EINVAL;
+            memcpy(&f->d, msg->data, want);
+        } else if (msg->data_len != 0) {
+            return -EINVAL;
+        }
+        /* argsz is the largest reply the client takes: too small for the
+         * answer is refused (there is no partial answer to a GET). */
+        if (!reply && f->hdr.argsz < sizeof(f->hdr) + want)
+            return -EINVAL;
+        return 0;
+    }
+    switch (f->index) {
+    case VFIO_USER_FEATURE_MIG_DEVICE_STATE:
+        if (msg->data_len != sizeof(f->d.mig_state))
+            return -EINVAL;
+        memcpy(&f->d.mig_state, msg->data, sizeof(f->d.mig_state));
+        /* The reply repeats the state: the client must take it. */
+        if (!reply && f->hdr.argsz < sizeof(f->hdr) + sizeof(f->d.mig_state))
+            return -EINVAL;
+        return 0;
+    case VFIO_USER_FEATURE_DMA_LOGGING_START:
+        return decode_log_start(msg);
+    case VFIO_USER_FEATURE_DMA_LOGGING_STOP:
+        return msg->data_len == 0 ? 0 : -EINVAL;
+    default:
+        return 0;
+    }
+}
+
 static int
 decode_command(struct umdev_wire_msg *msg, size_t nfds,
                const struct umdev_wire_limits *lim)
@@ -394,8 +570,7 @@ decode_command(struct umdev_wire_msg *msg, size_t nfds,
         rc = decode_write_multi(msg);
         break;
     case VFIO_USER_DEVICE_FEATURE:
-        rc = decode_argsz_struct(msg, sizeof(msg->u.feature),
-                                 &msg->u.feature);
+        rc = decode_feature(msg, false, lim);
         break;
     case VFIO_USER_MIG_DATA_READ:
         rc = decode_mig(msg, false, lim);
@@ -480,8 +655,7 @@ decode_reply(struct umdev_wire_msg *msg, size_t nfds,
         set_tail(msg, sizeof(uint64_t));
         break;
     case VFIO_USER_DEVICE_FEATURE:
-        rc = decode_argsz_struct(msg, sizeof(msg->u.feature),
-                                 &msg->u.feature);
+        rc = decode_feature(msg, true, lim);
         break;
     case VFIO_USER_MIG_DATA_READ:
         rc = decode_mig(msg, true, lim);

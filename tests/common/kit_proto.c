@@ -125,10 +125,22 @@ kit_good_payload(const struct kit_good *g, uint16_t cmd,
         return n + put(buf + n, &e, sizeof(e));
     case VFIO_USER_DEVICE_RESET:
         return 0;
+    case VFIO_USER_DEVICE_FEATURE: {
+        /* Probe GET of feature 0 (the kernel's PCI_VF_TOKEN), which
+         * vfio-user does not define: well formed, and ENOTSUP from any
+         * server, with migration or without. */
+        struct vfio_user_device_feature f = {
+            .argsz = sizeof(f),
+            .flags =
+                VFIO_USER_DEVICE_FEATURE_PROBE | VFIO_USER_DEVICE_FEATURE_GET,
+        };
+
+        return put(buf, &f, sizeof(f));
+    }
     default:
         break;
     }
-    /* The queries, FEATURE and migration: argsz (flags 0) alone. */
+    /* The queries and migration data: argsz (flags 0) alone. */
     for (n = 0; n < KIT_NCMDS; n++) {
         if (kit_cmds[n].cmd == cmd && kit_cmds[n].has_argsz) {
             argsz = (uint32_t)kit_cmds[n].fixed;

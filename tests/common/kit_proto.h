@@ -56,7 +56,8 @@ struct kit_good {
 /**
  * kit_good_payload() - a well-formed payload for @cmd (one of kit_cmds[])
  * in @buf, zeroed first: VERSION 0.0 with no JSON, DMA_UNMAP of all,
- * argsz alone for the queries, FEATURE and migration, the rest from @g.
+ * argsz alone for the queries and migration data, a probe of feature 0
+ * (not defined by vfio-user) for FEATURE, the rest from @g.
  * Return: its length (0 for DEVICE_RESET, and for a command not in
  * kit_cmds[]).
  */

@@ -33,6 +33,10 @@ TESTS = {
     "UMDEV_WIRE_MAX_VERSION_JSON": [
         "tests/unit/test_wire.c::test_version_json_bounds"],
     "UMDEV_WIRE_MAX_WRITE_MULTI": ["tests/unit/test_wire.c::test_write_multi"],
+    "UMDEV_WIRE_MAX_LOG_RANGES": [
+        "tests/unit/test_wire.c::test_feature_logging"],
+    "UMDEV_MIG_MAX_STATE": [
+        "tests/func/test_func_migration.c::test_stream_size_bound"],
     "CONN_MAX_QUEUED_MSGS": [
         "tests/unit/test_dev_dma_async.c::test_conn_queue_bound"],
     "CONN_MAX_QUEUED_BYTES": [

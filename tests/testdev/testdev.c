@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "testdev.h"
+#include "umdev/dev_testing.h"
 #include "umdev/pci.h"
 #include "umdev/profile.h"
 
@@ -29,6 +30,13 @@ struct testdev {
     uint32_t irq_level;
     uint32_t irq_raised;
     uint32_t resets;
+    /* Migration: stopped between stop() and resume(); snap is BAR2 as
+     * pre-copy sent it (NULL outside a pre-copy), so the final state
+     * carries only the pages that changed since. Neither is guest state:
+     * power_on() keeps them. */
+    bool stopped;
+    bool relevel; /* loaded with the line high: drive it on resume */
+    uint8_t *snap;
     uint8_t array[TESTDEV_SCRATCH_ARRAY_SIZE];
     /* INVERT's bytes: scratch that its read fills before anything reads
      * it, so power_on() leaves it as it is (last, for that). */
@@ -193,19 +201,26 @@ reg_write(struct testdev *td, uint64_t off, uint64_t v, size_t count)
         td->dma_len = (uint32_t)v;
         return 0;
     case TESTDEV_REG_DMA_CMD:
-        run_dma(td, (uint32_t)v);
+        /* Stopped (migration STOP): no guest memory is written. The
+         * command is dropped, as a stopped engine would not see it. */
+        if (!td->stopped)
+            run_dma(td, (uint32_t)v);
         return 0;
     case TESTDEV_REG_IRQ_LEVEL:
+        if (td->stopped)
+            return 0; /* no interrupt while stopped */
         if (v && !td->irq_level)
             td->irq_raised++;
         td->irq_level = v ? 1 : 0;
         umdev_pci_intx_set(td->pci, td->irq_level != 0);
         return 0;
     case TESTDEV_REG_ERR_TRIGGER:
-        umdev_dev_irq_trigger(td->dev, UMDEV_PCI_ERR_IRQ, 0);
+        if (!td->stopped)
+            umdev_dev_irq_trigger(td->dev, UMDEV_PCI_ERR_IRQ, 0);
         return 0;
     case TESTDEV_REG_MSIX_TRIGGER:
-        umdev_pci_irq_raise(td->pci, (unsigned int)v);
+        if (!td->stopped)
+            umdev_pci_irq_raise(td->pci, (unsigned int)v);
         return 0;
     case TESTDEV_REG_ID:
     case TESTDEV_REG_DMA_STATUS:
@@ -299,7 +314,15 @@ power_on(struct testdev *td, uint32_t resets)
     umdev_pci_reset(pci);
     /* All but dma_buf: zeroing its 64 KiB was a measurable share of a
      * fuzz input (fuzz/dispatch.c power-cycles after each). */
-    memset(td, 0, offsetof(struct testdev, dma_buf));
+    {
+        bool stopped = td->stopped, relevel = td->relevel;
+        uint8_t *snap = td->snap;
+
+        memset(td, 0, offsetof(struct testdev, dma_buf));
+        td->stopped = stopped;
+        td->relevel = relevel;
+        td->snap = snap;
+    }
     td->dev = dev;
     td->pci = pci;
     td->resets = resets;
@@ -318,10 +341,219 @@ void
 testdev_power_cycle(struct testdev *td)
 {
     power_on(td, 0);
+    /* A new device runs, with no migration under way. */
+    td->stopped = false;
+    td->relevel = false;
+    free(td->snap);
+    td->snap = NULL;
+    umdev_dev_mig_power_on(td->dev);
 }
+
+/*
+ * Migration. The state (format TESTDEV_MIG_VERSION): struct mig_regs,
+ * then BAR2 as pages: a uint32_t count, then each page's index (uint32_t)
+ * and its 4096 bytes. After a pre-copy (whose data is all of BAR2) only
+ * the pages that changed since are sent; without one, every page is.
+ * Config space is not carried yet (lib/pci has no save/load).
+ */
+#define TESTDEV_MIG_VERSION 1u
+#define MIG_PAGE 4096u
+#define MIG_PAGES (TESTDEV_BAR2_SIZE / MIG_PAGE)
+
+struct mig_regs {
+    uint64_t scratch64;
+    uint64_t dma_addr;
+    uint32_t scratch;
+    uint32_t dma_len;
+    uint32_t dma_status;
+    uint32_t irq_level;
+    uint32_t irq_raised;
+    uint32_t resets;
+    uint8_t array[TESTDEV_SCRATCH_ARRAY_SIZE];
+};
+_Static_assert(sizeof(struct mig_regs) == 16 + 24 + 256, "mig_regs");
+
+/* What both ends must agree on: the BARs and vectors the state fits. */
+static int
+testdev_mig_config(void *opaque, struct umdev_mig_buf *out)
+{
+    static const uint32_t cfg[] = { TESTDEV_BAR0_SIZE, TESTDEV_BAR2_SIZE,
+                                    TESTDEV_MSIX_VECTORS };
+
+    (void)opaque;
+    return umdev_mig_buf_put(out, cfg, sizeof(cfg));
+}
+
+static int
+testdev_mig_stop(void *opaque)
+{
+    struct testdev *td = opaque;
+
+    /* A DMA through messages waits for the client, which is what is
+     * being stopped: refuse until it is done rather than lose it. */
+    if (td->dma_phase != DMA_PHASE_IDLE)
+        return -EBUSY;
+    td->stopped = true;
+    return 0;
+}
+
+static void
+testdev_mig_resume(void *opaque)
+{
+    struct testdev *td = opaque;
+
+    td->stopped = false;
+    free(td->snap);
+    td->snap = NULL;
+    /* The interrupt a loaded state had pending is raised once the device
+     * runs, not while it is stopped. */
+    if (td->relevel)
+        umdev_pci_intx_set(td->pci, td->irq_level != 0);
+    td->relevel = false;
+}
+
+static int
+testdev_mig_precopy(void *opaque, struct umdev_mig_buf *out)
+{
+    struct testdev *td = opaque;
+    const uint8_t *bar2 = umdev_dev_region_mem(td->dev, UMDEV_PCI_BAR2_REGION);
+
+    if (td->snap == NULL)
+        td->snap = malloc(TESTDEV_BAR2_SIZE);
+    if (td->snap == NULL)
+        return -ENOMEM;
+    memcpy(td->snap, bar2, TESTDEV_BAR2_SIZE);
+    return umdev_mig_buf_put(out, td->snap, TESTDEV_BAR2_SIZE);
+}
+
+static bool
+page_changed(const struct testdev *td, const uint8_t *bar2, uint32_t i)
+{
+    return td->snap == NULL ||
+           memcmp(td->snap + i * MIG_PAGE, bar2 + i * MIG_PAGE, MIG_PAGE) != 0;
+}
+
+static uint64_t
+testdev_mig_precopy_dirty(void *opaque)
+{
+    struct testdev *td = opaque;
+    const uint8_t *bar2 = umdev_dev_region_mem(td->dev, UMDEV_PCI_BAR2_REGION);
+    uint64_t n = 0;
+    uint32_t i;
+
+    for (i = 0; i < MIG_PAGES; i++)
+        n += page_changed(td, bar2, i) ? MIG_PAGE : 0;
+    return n;
+}
+
+static int
+testdev_mig_save(void *opaque, struct umdev_mig_buf *out)
+{
+    struct testdev *td = opaque;
+    const uint8_t *bar2 = umdev_dev_region_mem(td->dev, UMDEV_PCI_BAR2_REGION);
+    struct mig_regs r = {
+        .scratch64 = td->scratch64,
+        .dma_addr = td->dma_addr,
+        .scratch = td->scratch,
+        .dma_len = td->dma_len,
+        .dma_status = td->dma_status,
+        .irq_level = td->irq_level,
+        .irq_raised = td->irq_raised,
+        .resets = td->resets,
+    };
+    uint32_t i, n = 0;
+    int rc;
+
+    memcpy(r.array, td->array, sizeof(r.array));
+    for (i = 0; i < MIG_PAGES; i++)
+        n += page_changed(td, bar2, i);
+    rc = umdev_mig_buf_put(out, &r, sizeof(r));
+    if (rc == 0)
+        rc = umdev_mig_buf_put(out, &n, sizeof(n));
+    for (i = 0; rc == 0 && i < MIG_PAGES; i++) {
+        if (!page_changed(td, bar2, i))
+            continue;
+        rc = umdev_mig_buf_put(out, &i, sizeof(i));
+        if (rc == 0)
+            rc = umdev_mig_buf_put(out, bar2 + i * MIG_PAGE, MIG_PAGE);
+    }
+    return rc;
+}
+
+static int
+testdev_mig_load(void *opaque, uint32_t version, const void *early,
+                 size_t early_len, const void *state, size_t len)
+{
+    struct testdev *td = opaque;
+    uint8_t *bar2 = umdev_dev_region_mem(td->dev, UMDEV_PCI_BAR2_REGION);
+    const uint8_t *p = state;
+    bool seen[MIG_PAGES] = { false };
+    struct mig_regs r;
+    uint32_t i, n, idx;
+
+    /* Check everything before changing anything. */
+    if (version != TESTDEV_MIG_VERSION)
+        return -EINVAL;
+    if (early_len != 0 && early_len != TESTDEV_BAR2_SIZE)
+        return -EINVAL;
+    if (len < sizeof(r) + sizeof(n))
+        return -EINVAL;
+    memcpy(&n, p + sizeof(r), sizeof(n));
+    if (n > MIG_PAGES ||
+        len != sizeof(r) + sizeof(n) + n * (sizeof(idx) + MIG_PAGE))
+        return -EINVAL;
+    for (i = 0; i < n; i++) {
+        memcpy(&idx, p + sizeof(r) + sizeof(n) + i * (sizeof(idx) + MIG_PAGE),
+               sizeof(idx));
+        if (idx >= MIG_PAGES || seen[idx])
+            return -EINVAL;
+        seen[idx] = true;
+    }
+    /* Without a pre-copy every page must have come. */
+    if (early_len == 0 && n != MIG_PAGES)
+        return -EINVAL;
+    memcpy(&r, p, sizeof(r));
+    if (r.irq_level > 1)
+        return -EINVAL;
+
+    if (early_len != 0)
+        memcpy(bar2, early, TESTDEV_BAR2_SIZE);
+    for (i = 0; i < n; i++) {
+        const uint8_t *pg =
+            p + sizeof(r) + sizeof(n) + i * (sizeof(idx) + MIG_PAGE);
+
+        memcpy(&idx, pg, sizeof(idx));
+        memcpy(bar2 + idx * MIG_PAGE, pg + sizeof(idx), MIG_PAGE);
+    }
+    td->scratch64 = r.scratch64;
+    td->dma_addr = r.dma_addr;
+    td->scratch = r.scratch;
+    td->dma_len = r.dma_len;
+    td->dma_status = r.dma_status;
+    td->irq_level = r.irq_level;
+    td->irq_raised = r.irq_raised;
+    td->resets = r.resets;
+    memcpy(td->array, r.array, sizeof(td->array));
+    td->dma_phase = DMA_PHASE_IDLE;
+    td->relevel = true;
+    return 0;
+}
+
+static const struct umdev_mig_ops testdev_mig = {
+    .type = "testdev",
+    .version = TESTDEV_MIG_VERSION,
+    .config = testdev_mig_config,
+    .stop = testdev_mig_stop,
+    .resume = testdev_mig_resume,
+    .save = testdev_mig_save,
+    .load = testdev_mig_load,
+    .precopy = testdev_mig_precopy,
+    .precopy_dirty = testdev_mig_precopy_dirty,
+};
 
 static const struct umdev_dev_ops testdev_ops = {
     .reset = testdev_reset,
+    .mig = &testdev_mig,
 };
 
 int
@@ -399,6 +631,7 @@ testdev_destroy(struct testdev *td)
     /* The device first: its detach may still reach the PCI state. */
     umdev_dev_destroy(td->dev);
     umdev_pci_destroy(td->pci);
+    free(td->snap);
     free(td);
 }
 

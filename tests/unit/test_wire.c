@@ -686,6 +686,185 @@ test_device_feature(void **state)
     assert_int_equal(flags, MIGRATION_STOP_COPY | MIGRATION_PRE_COPY);
 }
 
+/* A DEVICE_FEATURE with @flags, argsz @argsz and @data, decoded. */
+static int
+feature_rc(bool reply, uint32_t argsz, uint32_t flags, const void *data,
+           size_t data_len, struct umdev_wire_msg *w)
+{
+    struct vfio_user_device_feature f = { argsz, flags };
+    static struct msg m;
+    /* An exact-size copy, so ASan sees a read past the message; it stays
+     * alive while @w points into it (until the next call). */
+    static uint8_t *copy;
+    struct umdev_wire_limits lim = { 4096, 16 };
+
+    enc(&m, VFIO_USER_DEVICE_FEATURE, reply ? REPLY : 0, &f, sizeof(f), data,
+        data_len);
+    free(copy);
+    copy = malloc(m.len);
+    assert_non_null(copy);
+    memcpy(copy, m.b, m.len);
+    return umdev_wire_decode(copy, m.len, 0, &lim, w);
+}
+
+#define GET VFIO_USER_DEVICE_FEATURE_GET
+#define SET VFIO_USER_DEVICE_FEATURE_SET
+#define PROBE VFIO_USER_DEVICE_FEATURE_PROBE
+
+static void
+test_feature_flags(void **state)
+{
+    struct umdev_wire_msg w;
+
+    (void)state;
+    /* GET and SET exclude each other except with PROBE; one is needed. */
+    assert_int_equal(feature_rc(false, 8, GET | SET | 2, NULL, 0, &w), -EINVAL);
+    assert_int_equal(feature_rc(false, 8, 2, NULL, 0, &w), -EINVAL);
+    assert_int_equal(feature_rc(false, 8, PROBE | GET | SET | 2, NULL, 0, &w),
+                     0);
+    assert_true(w.u.feature.probe && w.u.feature.get && w.u.feature.set);
+    assert_int_equal(w.u.feature.index, 2);
+    /* Bits above PROBE are not defined. */
+    assert_int_equal(feature_rc(false, 8, PROBE | (1u << 19) | 1, NULL, 0, &w),
+                     -EINVAL);
+    /* An index the spec does not define decodes: the server refuses it. */
+    assert_int_equal(feature_rc(false, 8, GET | 0x1234, NULL, 0, &w), 0);
+    assert_int_equal(w.u.feature.index, 0x1234);
+}
+
+static void
+test_feature_mig_state(void **state)
+{
+    struct vfio_user_feature_mig_state st = { VFIO_USER_DEVICE_STATE_STOP, 0 };
+    uint64_t mflags = VFIO_USER_MIGRATION_STOP_COPY;
+    const uint32_t ms = VFIO_USER_FEATURE_MIG_DEVICE_STATE;
+    struct umdev_wire_msg w;
+
+    (void)state;
+    assert_int_equal(feature_rc(false, 16, SET | ms, &st, 8, &w), 0);
+    assert_int_equal(w.u.feature.d.mig_state.device_state,
+                     VFIO_USER_DEVICE_STATE_STOP);
+    /* Short, long, or an argsz that cannot take the reply. */
+    assert_int_equal(feature_rc(false, 16, SET | ms, &st, 4, &w), -EINVAL);
+    assert_int_equal(feature_rc(false, 24, SET | ms, &mflags, 8, &w), 0);
+    assert_int_equal(feature_rc(false, 16, SET | ms, NULL, 0, &w), -EINVAL);
+    assert_int_equal(feature_rc(false, 15, SET | ms, &st, 8, &w), -EINVAL);
+    /* GET: no data in, argsz for the state out. */
+    assert_int_equal(feature_rc(false, 16, GET | ms, NULL, 0, &w), 0);
+    assert_int_equal(feature_rc(false, 15, GET | ms, NULL, 0, &w), -EINVAL);
+    assert_int_equal(feature_rc(false, 16, GET | ms, &st, 8, &w), -EINVAL);
+    /* Replies carry exactly the data the client reads. */
+    assert_int_equal(feature_rc(true, 16, GET | ms, &st, 8, &w), 0);
+    assert_int_equal(w.u.feature.d.mig_state.device_state, 1);
+    assert_int_equal(feature_rc(true, 16, GET | ms, &st, 7, &w), -EINVAL);
+    assert_int_equal(
+        feature_rc(true, 16, GET | VFIO_USER_FEATURE_MIGRATION, &mflags, 8, &w),
+        0);
+    assert_int_equal(w.u.feature.d.migration.flags, mflags);
+    assert_int_equal(
+        feature_rc(false, 15, GET | VFIO_USER_FEATURE_MIGRATION, NULL, 0, &w),
+        -EINVAL);
+}
+
+static void
+test_feature_logging(void **state)
+{
+    struct {
+        struct vfio_user_dma_logging_control c;
+        struct vfio_user_dma_logging_range r[2];
+    } start = { { 4096, 2, 0 }, { { 0x10000, 0x4000 }, { 0x40000, 0x1000 } } };
+    struct vfio_user_dma_logging_range r;
+    struct {
+        struct vfio_user_dma_logging_report r;
+        uint64_t bitmap[2];
+    } rep = { { 0x10000, 65 * 4096, 4096 }, { 0, 0 } };
+    const uint32_t st = SET | VFIO_USER_FEATURE_DMA_LOGGING_START;
+    const uint32_t rp = GET | VFIO_USER_FEATURE_DMA_LOGGING_REPORT;
+    struct umdev_wire_msg w;
+
+    (void)state;
+    assert_int_equal(feature_rc(false, 8, st, &start, sizeof(start), &w), 0);
+    assert_int_equal(w.u.feature.d.log_start.num_ranges, 2);
+    umdev_wire_log_range(&w, 1, &r);
+    assert_int_equal(r.iova, 0x40000);
+    /* Ranges: exactly num_ranges, none empty or wrapping. */
+    assert_int_equal(feature_rc(false, 8, st, &start, sizeof(start) - 1, &w),
+                     -EINVAL);
+    assert_int_equal(feature_rc(false, 8, st, &start, 16 + 16, &w), -EINVAL);
+    start.c.num_ranges = UMDEV_WIRE_MAX_LOG_RANGES + 1;
+    assert_int_equal(feature_rc(false, 8, st, &start, sizeof(start), &w),
+                     -E2BIG);
+    {
+        /* At the limit, every range there. */
+        static struct {
+            struct vfio_user_dma_logging_control c;
+            struct vfio_user_dma_logging_range r[UMDEV_WIRE_MAX_LOG_RANGES];
+        } many;
+        size_t i;
+
+        many.c = (struct vfio_user_dma_logging_control){
+            4096, UMDEV_WIRE_MAX_LOG_RANGES, 0
+        };
+        for (i = 0; i < UMDEV_WIRE_MAX_LOG_RANGES; i++)
+            many.r[i] = (struct vfio_user_dma_logging_range){ i << 20, 4096 };
+        assert_int_equal(feature_rc(false, 8, st, &many, sizeof(many), &w), 0);
+        umdev_wire_log_range(&w, UMDEV_WIRE_MAX_LOG_RANGES - 1, &r);
+        assert_int_equal(r.iova, (uint64_t)(UMDEV_WIRE_MAX_LOG_RANGES - 1)
+                                     << 20);
+    }
+    start.c.num_ranges = 2;
+    start.r[1].length = 0;
+    assert_int_equal(feature_rc(false, 8, st, &start, sizeof(start), &w),
+                     -EINVAL);
+    start.r[1] =
+        (struct vfio_user_dma_logging_range){ UINT64_MAX - 4095, 8192 };
+    assert_int_equal(feature_rc(false, 8, st, &start, sizeof(start), &w),
+                     -EINVAL);
+    start.r[1].length = 4096; /* ends exactly at 2^64: wraps to 0 */
+    assert_int_equal(feature_rc(false, 8, st, &start, sizeof(start), &w),
+                     -EINVAL);
+    start.r[1].length = 4095;
+    assert_int_equal(feature_rc(false, 8, st, &start, sizeof(start), &w), 0);
+    start.c.page_size = 4096 + 512;
+    assert_int_equal(feature_rc(false, 8, st, &start, sizeof(start), &w),
+                     -EINVAL);
+    start.c = (struct vfio_user_dma_logging_control){ 4096, 0, 0 };
+    assert_int_equal(feature_rc(false, 8, st, &start, 16, &w), 0);
+    /* STOP takes no data. */
+    assert_int_equal(feature_rc(false, 8,
+                                SET | VFIO_USER_FEATURE_DMA_LOGGING_STOP,
+                                &start, 16, &w),
+                     -EINVAL);
+
+    /* REPORT: 65 pages need two words; argsz must take them. */
+    assert_int_equal(umdev_wire_log_bitmap_size(65 * 4096, 4096), 16);
+    assert_int_equal(umdev_wire_log_bitmap_size(1, 1u << 30), 8);
+    assert_int_equal(umdev_wire_log_bitmap_size(UINT64_MAX, 1),
+                     (UINT64_MAX / 64 + 1) * 8);
+    assert_int_equal(feature_rc(false, 8 + 24 + 16, rp, &rep, 24, &w), 0);
+    assert_int_equal(w.u.feature.d.log_report.length, 65 * 4096);
+    assert_int_equal(feature_rc(false, 8 + 24 + 15, rp, &rep, 24, &w), -EINVAL);
+    assert_int_equal(feature_rc(false, 64, rp, &rep, 23, &w), -EINVAL);
+    assert_int_equal(feature_rc(true, 8 + 24 + 16, rp, &rep, sizeof(rep), &w),
+                     0);
+    assert_int_equal(w.u.feature.tail_len, 16);
+    assert_int_equal(feature_rc(true, 48, rp, &rep, sizeof(rep) - 8, &w),
+                     -EINVAL);
+    rep.r.page_size = 3 * 4096;
+    assert_int_equal(feature_rc(false, 64, rp, &rep, 24, &w), -EINVAL);
+    rep.r.page_size = 4096;
+    rep.r.iova = UINT64_MAX - 4095;
+    assert_int_equal(feature_rc(false, 64, rp, &rep, 24, &w), -EINVAL);
+    /* A bitmap larger than one message can carry (4096 here). */
+    rep.r =
+        (struct vfio_user_dma_logging_report){ 0, 4097ull * 8 * 4096, 4096 };
+    assert_int_equal(feature_rc(false, UINT32_MAX, rp, &rep, 24, &w), -E2BIG);
+    rep.r.length = 4096ull * 8 * 4096;
+    assert_int_equal(feature_rc(false, UINT32_MAX, rp, &rep, 24, &w), 0);
+    rep.r.length = 0;
+    assert_int_equal(feature_rc(false, UINT32_MAX, rp, &rep, 24, &w), -EINVAL);
+}
+
 int
 main(void)
 {
@@ -707,6 +886,9 @@ main(void)
         cmocka_unit_test(test_dma_write_reply),
         cmocka_unit_test(test_device_reset),
         cmocka_unit_test(test_device_feature),
+        cmocka_unit_test(test_feature_flags),
+        cmocka_unit_test(test_feature_mig_state),
+        cmocka_unit_test(test_feature_logging),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,4 +52,12 @@ int umdev_dev_dma_map(struct umdev_dev *dev, uint64_t iova, uint64_t size,
  */
 int umdev_dma_set_process_limit(uint32_t n);
 
+/*
+ * Back to RUNNING with no stream, as a new device starts, without the
+ * device's hooks (its own power-on does the rest): harnesses that run
+ * one device through many independent clients (testdev_power_cycle()).
+ * No client attached.
+ */
+void umdev_dev_mig_power_on(struct umdev_dev *dev);
+
 #endif /* UMDEV_DEV_TESTING_H */

@@ -45,7 +45,25 @@ struct umdev_wire_msg {
         struct {
             uint64_t count;
         } write_multi;
-        struct vfio_user_device_feature feature;
+        struct {
+            /* First, so the header reads as the spec's structure. */
+            struct vfio_user_device_feature hdr;
+            uint32_t index; /* flags & VFIO_USER_DEVICE_FEATURE_MASK */
+            bool get, set, probe;
+            /* By index, valid for a GET/SET (not a probe) the decoder
+             * knows (a request's data, a reply's data). */
+            union {
+                struct vfio_user_feature_migration migration;
+                struct vfio_user_feature_mig_state mig_state;
+                struct vfio_user_dma_logging_control log_start;
+                struct vfio_user_dma_logging_report log_report;
+                struct umdev_wire_precopy_info precopy;
+            } d;
+            /* DMA_LOGGING_START: the ranges (umdev_wire_log_range());
+             * DMA_LOGGING_REPORT reply: the bitmap. */
+            const uint8_t *tail;
+            size_t tail_len;
+        } feature;
         struct vfio_user_mig_data mig;
     } u;
 };
@@ -95,6 +113,14 @@ int umdev_wire_decode(const void *buf, size_t len, size_t nfds,
  */
 void umdev_wire_write_multi_entry(const struct umdev_wire_msg *msg, size_t i,
                                   struct vfio_user_write_multi_entry *out);
+
+/**
+ * umdev_wire_log_range() - fetch range @i of a decoded DMA_LOGGING_START
+ * SET. @i must be below msg->u.feature.d.log_start.num_ranges (the decoder
+ * has checked they all lie in the message, none empty, none wrapping).
+ */
+void umdev_wire_log_range(const struct umdev_wire_msg *msg, size_t i,
+                          struct vfio_user_dma_logging_range *out);
 
 /**
  * umdev_wire_encode() - lay out a message: header, fixed part, data.

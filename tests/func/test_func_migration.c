@@ -1,0 +1,824 @@
+/*
+ * Migration v2 through the client library against the test device on a
+ * real socket: every pair of states (the kernel's arcs, walked where it
+ * walks them, and every refusal leaving the state as it was), the device
+ * really stopped in the stopped states, a save on one server loaded on
+ * another with every guest-visible register and byte equal, the pre-copy
+ * sizes extension, and each refused stream leaving the device serving.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "umdev/client_testing.h"
+
+#define S_ERROR VFIO_USER_DEVICE_STATE_ERROR
+#define S_STOP VFIO_USER_DEVICE_STATE_STOP
+#define S_RUNNING VFIO_USER_DEVICE_STATE_RUNNING
+#define S_STOP_COPY VFIO_USER_DEVICE_STATE_STOP_COPY
+#define S_RESUMING VFIO_USER_DEVICE_STATE_RESUMING
+#define S_RUNNING_P2P VFIO_USER_DEVICE_STATE_RUNNING_P2P
+#define S_PRE_COPY VFIO_USER_DEVICE_STATE_PRE_COPY
+#define S_PRE_COPY_P2P VFIO_USER_DEVICE_STATE_PRE_COPY_P2P
+
+/* Offsets in umdev's stream header (docs/PROTOCOL.md "Migration stream"). */
+#define HDR_FORMAT 8
+#define HDR_VERSION 12
+#define HDR_TYPE 16
+#define HDR_SIZE 64
+
+#define STREAM_CAP (1u << 20)
+#define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static uint32_t
+state_of(struct umdev_client *c)
+{
+    uint32_t st = 0xffff;
+
+    assert_int_equal(umdev_client_mig_state(c, &st), 0);
+    return st;
+}
+
+static void
+set_state(struct umdev_client *c, uint32_t to)
+{
+    uint32_t now = 0xffff;
+
+    assert_int_equal(umdev_client_mig_set_state(c, to, &now), 0);
+    assert_int_equal(now, to);
+    assert_int_equal(state_of(c), to);
+}
+
+/* The whole stream of a device in a saving state, read to its end. */
+static size_t
+read_all(struct umdev_client *c, uint8_t *buf, size_t cap)
+{
+    size_t len = 0;
+    ssize_t n;
+
+    /* Small reads, so the stream crosses many messages. */
+    do {
+        n = umdev_client_mig_read(c, buf + len,
+                                  cap - len < 3000 ? cap - len : 3000);
+        assert_true(n >= 0);
+        len += (size_t)n;
+    } while (n == 3000);
+    assert_true(len < cap);
+    return len;
+}
+
+/* A full stream of H's device as it is now (RUNNING before and after). */
+static size_t
+capture(struct umdev_client *c, uint8_t *buf)
+{
+    size_t len;
+
+    set_state(c, S_STOP_COPY);
+    len = read_all(c, buf, STREAM_CAP);
+    set_state(c, S_RUNNING);
+    return len;
+}
+
+/* Does the device act (RUNNING, PRE_COPY) or not (the stopped states)?
+ * Raising the INTx line counts in IRQ_RAISED only when it acts. */
+static bool
+device_acts(struct umdev_client *c)
+{
+    uint32_t before = reg_rd32(c, TESTDEV_REG_IRQ_RAISED);
+    uint32_t after;
+
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 0, 4);
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
+    after = reg_rd32(c, TESTDEV_REG_IRQ_RAISED);
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 0, 4);
+    return after != before;
+}
+
+static uint8_t *stream;
+static size_t stream_len;
+
+/* From RUNNING to @st by legal arcs (a stream written in RESUMING). */
+static void
+reach(struct umdev_client *c, uint32_t st)
+{
+    switch (st) {
+    case S_RESUMING:
+        set_state(c, S_RESUMING);
+        assert_int_equal(umdev_client_mig_write(c, stream, stream_len), 0);
+        break;
+    default:
+        set_state(c, st);
+        break;
+    }
+}
+
+/* What the kernel's arcs allow between the states vfio-user uses. */
+static bool
+legal(uint32_t from, uint32_t to)
+{
+    if (to != S_STOP && to != S_RUNNING && to != S_STOP_COPY &&
+        to != S_RESUMING && to != S_PRE_COPY)
+        return false;
+    return !(from == S_STOP_COPY && to == S_PRE_COPY);
+}
+
+static void
+test_every_pair(void **state)
+{
+    static const uint32_t from_states[] = { S_STOP, S_RUNNING, S_STOP_COPY,
+                                            S_RESUMING, S_PRE_COPY };
+    static const uint32_t to_states[] = {
+        S_ERROR,       S_STOP,     S_RUNNING,      S_STOP_COPY, S_RESUMING,
+        S_RUNNING_P2P, S_PRE_COPY, S_PRE_COPY_P2P, 8,           0xffffffffu
+    };
+    struct umdev_client *c = harness_connect(&H, NULL);
+    uint64_t flags = 0;
+    size_t i, j;
+
+    (void)state;
+    assert_int_equal(umdev_client_mig_flags(c, &flags), 0);
+    assert_int_equal(flags, VFIO_USER_MIGRATION_STOP_COPY |
+                                VFIO_USER_MIGRATION_PRE_COPY);
+    assert_int_equal(state_of(c), S_RUNNING);
+    stream = malloc(STREAM_CAP);
+    assert_non_null(stream);
+    stream_len = capture(c, stream);
+    for (i = 0; i < N_ELEM(from_states); i++) {
+        for (j = 0; j < N_ELEM(to_states); j++) {
+            uint32_t from = from_states[i], to = to_states[j], now = 0;
+            int rc;
+
+            reach(c, from);
+            rc = umdev_client_mig_set_state(c, to, &now);
+            if (legal(from, to)) {
+                if (rc != 0)
+                    fail_msg("%u -> %u: %d", from, to, rc);
+                assert_int_equal(now, to);
+            } else {
+                if (rc != -EINVAL)
+                    fail_msg("%u -> %u: %d, want EINVAL", from, to, rc);
+                to = from; /* nothing changed */
+            }
+            assert_int_equal(state_of(c), to);
+            /* The stopped states do nothing to the guest. */
+            assert_int_equal(device_acts(c),
+                             to == S_RUNNING || to == S_PRE_COPY);
+            /* A reset is the way back to RUNNING from anywhere. */
+            assert_int_equal(umdev_client_reset(c), 0);
+            assert_int_equal(state_of(c), S_RUNNING);
+            assert_true(device_acts(c));
+        }
+    }
+    free(stream);
+    umdev_client_destroy(c);
+}
+
+/* Guest-visible state to move: registers, the scratch array, BAR2. */
+static void
+dirty_device(struct umdev_client *c, uint8_t seed)
+{
+    uint8_t arr[TESTDEV_SCRATCH_ARRAY_SIZE], *bar2 = malloc(TESTDEV_BAR2_SIZE);
+    size_t i;
+
+    assert_non_null(bar2);
+    for (i = 0; i < sizeof(arr); i++)
+        arr[i] = (uint8_t)(seed + i * 7);
+    for (i = 0; i < TESTDEV_BAR2_SIZE; i++)
+        bar2[i] = (uint8_t)(seed ^ (i * 13) ^ (i >> 8));
+    reg_wr(c, TESTDEV_REG_SCRATCH, 0x1000u + seed, 4);
+    reg_wr(c, TESTDEV_REG_SCRATCH64, 0x1122334455667700ull + seed, 8);
+    reg_wr(c, TESTDEV_REG_DMA_ADDR, 0xabc000ull + seed, 8);
+    reg_wr(c, TESTDEV_REG_DMA_LEN, 64u + seed, 4);
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
+    assert_int_equal(umdev_client_region_write(c, UMDEV_PCI_BAR0_REGION,
+                                               TESTDEV_SCRATCH_ARRAY, arr,
+                                               sizeof(arr)),
+                     0);
+    assert_int_equal(umdev_client_region_write(c, UMDEV_PCI_BAR2_REGION, 0,
+                                               bar2, TESTDEV_BAR2_SIZE),
+                     0);
+    free(bar2);
+}
+
+struct snapshot {
+    uint64_t regs[8];
+    uint8_t arr[TESTDEV_SCRATCH_ARRAY_SIZE];
+    uint8_t bar2[TESTDEV_BAR2_SIZE];
+};
+
+static void
+snapshot(struct umdev_client *c, struct snapshot *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->regs[0] = reg_rd32(c, TESTDEV_REG_SCRATCH);
+    s->regs[1] = reg_rd64(c, TESTDEV_REG_SCRATCH64);
+    s->regs[2] = reg_rd64(c, TESTDEV_REG_DMA_ADDR);
+    s->regs[3] = reg_rd32(c, TESTDEV_REG_DMA_LEN);
+    s->regs[4] = reg_rd32(c, TESTDEV_REG_DMA_STATUS);
+    s->regs[5] = reg_rd32(c, TESTDEV_REG_IRQ_LEVEL);
+    s->regs[6] = reg_rd32(c, TESTDEV_REG_IRQ_RAISED);
+    s->regs[7] = reg_rd32(c, TESTDEV_REG_RESETS);
+    assert_int_equal(umdev_client_region_read(c, UMDEV_PCI_BAR0_REGION,
+                                              TESTDEV_SCRATCH_ARRAY, s->arr,
+                                              sizeof(s->arr)),
+                     0);
+    assert_int_equal(umdev_client_region_read(c, UMDEV_PCI_BAR2_REGION, 0,
+                                              s->bar2, sizeof(s->bar2)),
+                     0);
+}
+
+static void
+assert_same(const struct snapshot *a, const struct snapshot *b)
+{
+    size_t i;
+
+    for (i = 0; i < N_ELEM(a->regs); i++)
+        if (a->regs[i] != b->regs[i])
+            fail_msg("register %zu: %#jx, want %#jx", i, (uintmax_t)b->regs[i],
+                     (uintmax_t)a->regs[i]);
+    assert_memory_equal(a->arr, b->arr, sizeof(a->arr));
+    assert_memory_equal(a->bar2, b->bar2, sizeof(a->bar2));
+}
+
+/* Load @buf into a fresh second server's device, RUNNING after. */
+static void
+load_into(struct harness *d, struct umdev_client *dc, const uint8_t *buf,
+          size_t len)
+{
+    (void)d;
+    set_state(dc, S_RESUMING);
+    assert_int_equal(umdev_client_mig_write(dc, buf, len), 0);
+    set_state(dc, S_RUNNING);
+}
+
+static void
+test_save_load_two_servers(void **state)
+{
+    struct umdev_client_opts opts = { .precopy_info = true };
+    struct umdev_client *c = harness_connect(&H, &opts);
+    struct snapshot *src = malloc(sizeof(*src)), *dst = malloc(sizeof(*dst));
+    uint8_t *buf = malloc(STREAM_CAP);
+    struct umdev_wire_precopy_info pi;
+    struct harness D;
+    struct umdev_client *dc;
+    uint8_t page[64];
+    size_t len, all;
+
+    (void)state;
+    assert_non_null(src);
+    assert_non_null(dst);
+    assert_non_null(buf);
+    assert_true(umdev_client_caps(c)->precopy_info);
+    dirty_device(c, 5);
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 0, 4);
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4); /* IRQ_RAISED 2, line high */
+
+    /* Pre-copy: BAR2 goes early; the sizes say so. */
+    assert_int_equal(umdev_client_precopy_info(c, &pi), -EINVAL);
+    set_state(c, S_PRE_COPY);
+    assert_int_equal(umdev_client_precopy_info(c, &pi), 0);
+    assert_true(pi.initial_bytes > TESTDEV_BAR2_SIZE);
+    assert_int_equal(pi.dirty_bytes, 0);
+    len = read_all(c, buf, STREAM_CAP);
+    assert_int_equal(len, pi.initial_bytes);
+    assert_int_equal(umdev_client_precopy_info(c, &pi), 0);
+    assert_int_equal(pi.initial_bytes, 0);
+    /* The guest keeps running: one page and a register change. */
+    memset(page, 0x5a, sizeof(page));
+    assert_int_equal(umdev_client_region_write(c, UMDEV_PCI_BAR2_REGION,
+                                               3 * 4096 + 100, page,
+                                               sizeof(page)),
+                     0);
+    reg_wr(c, TESTDEV_REG_SCRATCH, 0xfeedu, 4);
+    assert_int_equal(umdev_client_precopy_info(c, &pi), 0);
+    assert_int_equal(pi.dirty_bytes, 4096);
+    set_state(c, S_STOP_COPY);
+    all = len + read_all(c, buf + len, STREAM_CAP - len);
+    /* Only the changed page went again. */
+    assert_true(all - len < 2 * 4096);
+    set_state(c, S_STOP);
+    snapshot(c, src);
+
+    harness_start(&D);
+    dc = harness_connect(&D, NULL);
+    /* Without the extension it is an unknown feature. */
+    assert_false(umdev_client_caps(dc)->precopy_info);
+    assert_int_equal(umdev_client_precopy_info(dc, &pi), -ENOTSUP);
+    load_into(&D, dc, buf, all);
+    snapshot(dc, dst);
+    assert_same(src, dst);
+    assert_int_equal(dst->regs[0], 0xfeedu);
+    assert_int_equal(dst->regs[6], 2);
+
+    /* Without pre-copy: STOP -> STOP_COPY carries everything. */
+    dirty_device(c, 9);
+    snapshot(c, src);
+    set_state(c, S_STOP_COPY);
+    len = read_all(c, buf, STREAM_CAP);
+    assert_int_equal(umdev_client_reset(dc), 0);
+    load_into(&D, dc, buf, len);
+    snapshot(dc, dst);
+    assert_same(src, dst);
+
+    umdev_client_destroy(dc);
+    harness_stop(&D);
+    umdev_client_destroy(c);
+    free(buf);
+    free(src);
+    free(dst);
+}
+
+/* @buf refused by a fresh RESUMING device with @err (at the write if
+ * @at_write, else leaving RESUMING); the device is as it was and serves. */
+static void
+refused(struct umdev_client *c, const uint8_t *buf, size_t len, int err,
+        bool at_write)
+{
+    uint32_t now = 0;
+
+    reg_wr(c, TESTDEV_REG_SCRATCH, 0x77u, 4);
+    set_state(c, S_RESUMING);
+    assert_int_equal(umdev_client_mig_write(c, buf, len), at_write ? err : 0);
+    if (at_write)
+        /* A refused stream stays refused. */
+        assert_int_equal(umdev_client_mig_write(c, buf, 1), err);
+    assert_int_equal(umdev_client_mig_set_state(c, S_RUNNING, &now), err);
+    assert_int_equal(state_of(c), S_RESUMING);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_SCRATCH), 0x77u);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    assert_int_equal(umdev_client_reset(c), 0);
+    assert_int_equal(state_of(c), S_RUNNING);
+}
+
+static void
+test_stream_refusals(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    uint8_t *good = malloc(STREAM_CAP), *bad = malloc(STREAM_CAP);
+    uint8_t one = 0;
+    uint32_t v;
+    size_t len;
+
+    (void)state;
+    assert_non_null(good);
+    assert_non_null(bad);
+    dirty_device(c, 3);
+    len = capture(c, good);
+    assert_true(len > HDR_SIZE);
+
+    /* Outside their states. */
+    assert_int_equal(umdev_client_mig_write(c, good, 16), -EINVAL);
+    assert_int_equal(umdev_client_mig_read(c, bad, 16), -EINVAL);
+    set_state(c, S_STOP);
+    assert_int_equal(umdev_client_mig_write(c, good, 16), -EINVAL);
+    assert_int_equal(umdev_client_mig_read(c, bad, 16), -EINVAL);
+    set_state(c, S_RUNNING);
+
+    /* Another device type. */
+    memcpy(bad, good, len);
+    memcpy(bad + HDR_TYPE, "serial", 7);
+    refused(c, bad, len, -EINVAL, true);
+    /* A newer state version, and a newer stream format. */
+    memcpy(bad, good, len);
+    memcpy(&v, bad + HDR_VERSION, 4);
+    v++;
+    memcpy(bad + HDR_VERSION, &v, 4);
+    refused(c, bad, len, -ENOTSUP, true);
+    memcpy(bad, good, len);
+    memcpy(&v, bad + HDR_FORMAT, 4);
+    v++;
+    memcpy(bad + HDR_FORMAT, &v, 4);
+    refused(c, bad, len, -ENOTSUP, true);
+    /* Another configuration (BAR2's size). */
+    memcpy(bad, good, len);
+    bad[HDR_SIZE + 5] ^= 1;
+    refused(c, bad, len, -EINVAL, true);
+    /* Not a stream at all. */
+    memset(bad, 0, HDR_SIZE);
+    refused(c, bad, HDR_SIZE, -EINVAL, true);
+    /* Truncated: header fine, sections cut, refused when it ends. */
+    refused(c, good, len - 1, -EINVAL, false);
+    refused(c, good, HDR_SIZE + 12, -EINVAL, false);
+    refused(c, good, 10, -EINVAL, false);
+    /* Trailing bytes after the end section. */
+    memcpy(bad, good, len);
+    memcpy(bad + len, &one, 1);
+    refused(c, bad, len + 1, -EINVAL, false);
+
+    /* The good one still loads, and the device runs afterwards. */
+    set_state(c, S_RESUMING);
+    assert_int_equal(umdev_client_mig_write(c, good, len), 0);
+    set_state(c, S_RUNNING);
+    assert_true(device_acts(c));
+    free(good);
+    free(bad);
+    umdev_client_destroy(c);
+}
+
+/* An incoming stream is held whole until it is loaded: at most
+ * UMDEV_MIG_MAX_STATE bytes, one more is EFBIG and the stream refused. */
+static void
+test_stream_size_bound(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    uint8_t *good = malloc(STREAM_CAP), *pad = calloc(1, STREAM_CAP);
+    size_t len, head, sent;
+
+    (void)state;
+    assert_non_null(good);
+    assert_non_null(pad);
+    len = capture(c, good);
+    head = len - 16; /* all but the end section: still incomplete */
+    set_state(c, S_RESUMING);
+    assert_int_equal(umdev_client_mig_write(c, good, head), 0);
+    for (sent = head; sent < UMDEV_MIG_MAX_STATE; sent += STREAM_CAP) {
+        size_t n = UMDEV_MIG_MAX_STATE - sent < STREAM_CAP
+                       ? UMDEV_MIG_MAX_STATE - sent
+                       : STREAM_CAP;
+
+        assert_int_equal(umdev_client_mig_write(c, pad, n), 0);
+    }
+    assert_int_equal(umdev_client_mig_write(c, pad, 1), -EFBIG);
+    assert_int_equal(umdev_client_mig_set_state(c, S_STOP, NULL), -EFBIG);
+    assert_int_equal(umdev_client_reset(c), 0);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    free(good);
+    free(pad);
+    umdev_client_destroy(c);
+}
+
+static void
+destroy_dev(void *arg)
+{
+    umdev_dev_destroy(arg);
+}
+
+/* A device without migration hooks offers none of it. */
+static void
+test_no_migration_hooks(void **state)
+{
+    struct umdev_dev_info info = { .name = "bare" };
+    struct kit_serve s;
+    struct umdev_dev *dev;
+    struct umdev_client *c;
+    struct umdev_client_opts opts = { .precopy_info = true };
+    struct umdev_wire_precopy_info pi;
+    uint64_t flags;
+    uint32_t st;
+    uint8_t b[8];
+
+    (void)state;
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(kit_serve_init(&s, "mig"), 0);
+    assert_int_equal(umdev_dev_create(&info, &dev), 0);
+    assert_int_equal(kit_serve_add(&s, "bare", dev, destroy_dev, dev), 0);
+    assert_int_equal(kit_serve_start(&s), 0);
+    opts.log = &H.client_log.logger;
+    assert_int_equal(umdev_client_connect(s.devs[0].path, &opts, &c), 0);
+    assert_false(umdev_client_caps(c)->precopy_info);
+    assert_int_equal(umdev_client_mig_flags(c, &flags), -ENOTSUP);
+    assert_int_equal(umdev_client_mig_state(c, &st), -ENOTSUP);
+    assert_int_equal(umdev_client_mig_set_state(c, S_STOP, &st), -ENOTSUP);
+    assert_int_equal(umdev_client_precopy_info(c, &pi), -ENOTSUP);
+    assert_int_equal(umdev_client_mig_read(c, b, sizeof(b)), -EINVAL);
+    assert_int_equal(umdev_client_mig_write(c, b, sizeof(b)), -EINVAL);
+    umdev_client_destroy(c);
+    assert_int_equal(kit_serve_stop(&s, HARNESS_TIMEOUT_MS), 0);
+}
+
+/* DMA dirty logging: guest memory in two adjacent mappings. */
+#define G_IOVA 0x100000ull
+#define G_SIZE (1u << 20)
+#define G_HALF (G_SIZE / 2)
+#define G_PAGES (G_SIZE / 4096)
+
+struct guest {
+    uint8_t *mem;
+    int fd;
+    uint8_t *shadow;    /* memory as the last report left it */
+    bool want[G_PAGES]; /* pages the device wrote since (its commands) */
+};
+
+static void
+guest_setup(struct umdev_client *c, struct guest *g)
+{
+    uint32_t prot = VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE;
+
+    memset(g, 0, sizeof(*g));
+    g->mem = guest_mem(G_SIZE, &g->fd);
+    g->shadow = malloc(G_SIZE);
+    assert_non_null(g->shadow);
+    assert_int_equal(
+        umdev_client_dma_map(c, G_IOVA, G_HALF, g->mem, g->fd, 0, prot), 0);
+    assert_int_equal(umdev_client_dma_map(c, G_IOVA + G_HALF, G_HALF,
+                                          g->mem + G_HALF, g->fd, G_HALF, prot),
+                     0);
+    memcpy(g->shadow, g->mem, G_SIZE);
+}
+
+static void
+guest_free(struct guest *g)
+{
+    guest_mem_free(g->mem, G_SIZE, g->fd);
+    free(g->shadow);
+}
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint64_t
+next_rand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+/* The device writes @len bytes of fresh BAR2 data at guest offset @off. */
+static void
+device_writes(struct umdev_client *c, struct guest *g, uint64_t off,
+              uint32_t len)
+{
+    uint8_t buf[8192];
+    uint64_t p;
+    size_t i;
+
+    assert_true(len <= sizeof(buf));
+    for (i = 0; i < len; i++)
+        buf[i] = (uint8_t)(g->mem[off + i] + 1 + (next_rand() % 255));
+    assert_int_equal(
+        umdev_client_region_write(c, UMDEV_PCI_BAR2_REGION, 0, buf, len), 0);
+    reg_wr(c, TESTDEV_REG_DMA_ADDR, G_IOVA + off, 8);
+    reg_wr(c, TESTDEV_REG_DMA_LEN, len, 4);
+    reg_wr(c, TESTDEV_REG_DMA_CMD, TESTDEV_DMA_FROM_DEVICE, 4);
+    assert_int_equal(dma_status_wait(c), 0);
+    for (p = off / 4096; p <= (off + len - 1) / 4096; p++)
+        g->want[p] = true;
+}
+
+/*
+ * A report of all guest memory at @pgsize against what the commands wrote
+ * (exactly: nothing else writes) and against the shadow (every page that
+ * changed is in it); the shadow and the expectations move on.
+ */
+static void
+check_report(struct umdev_client *c, struct guest *g, uint64_t pgsize)
+{
+    static uint64_t bitmap[G_SIZE / 512 / 64];
+    uint64_t bits = G_SIZE / pgsize, b;
+    size_t p;
+
+    memset(bitmap, 0, sizeof(bitmap));
+    assert_int_equal(
+        umdev_client_dma_log_report(c, G_IOVA, G_SIZE, pgsize, bitmap), 0);
+    for (b = 0; b < bits; b++) {
+        bool got = (bitmap[b / 64] >> (b % 64)) & 1, want = false;
+        uint64_t lo = b * pgsize, hi = lo + pgsize;
+
+        for (p = lo / 4096; p <= (hi - 1) / 4096; p++)
+            want |= g->want[p];
+        if (got != want)
+            fail_msg("page size %ju, bit %ju: reported %d, written %d",
+                     (uintmax_t)pgsize, (uintmax_t)b, got, want);
+        if (!got && memcmp(g->mem + lo, g->shadow + lo, pgsize) != 0)
+            fail_msg("page size %ju, bit %ju: changed, not reported",
+                     (uintmax_t)pgsize, (uintmax_t)b);
+    }
+    /* Bits past the range are zero. */
+    for (b = bits; b < sizeof(bitmap) * 8; b++)
+        assert_false((bitmap[b / 64] >> (b % 64)) & 1);
+    memcpy(g->shadow, g->mem, G_SIZE);
+    memset(g->want, 0, sizeof(g->want));
+}
+
+static void
+test_dma_log_shadow(void **state)
+{
+    static const uint64_t sizes[] = { 4096, 512, 65536, 1u << 20, 8192 };
+    struct umdev_client *c = harness_connect(&H, NULL);
+    struct guest g;
+    uint64_t chosen = 0;
+    size_t round, i;
+
+    (void)state;
+    guest_setup(c, &g);
+    assert_int_equal(umdev_client_dma_log_start(c, 4096, NULL, 0, &chosen), 0);
+    assert_int_equal(chosen, 4096);
+    for (round = 0; round < N_ELEM(sizes); round++) {
+        for (i = 0; i < 24; i++) {
+            uint32_t len = 1 + (uint32_t)(next_rand() % 8192);
+            uint64_t off = next_rand() % (G_SIZE - len + 1);
+
+            device_writes(c, &g, off, len);
+        }
+        /* Across the two mappings' edge too. */
+        device_writes(c, &g, G_HALF - 100, 300);
+        check_report(c, &g, sizes[round]);
+        /* Reported pages are cleared: nothing written, nothing shown. */
+        check_report(c, &g, 4096);
+    }
+    assert_int_equal(umdev_client_dma_log_stop(c), 0);
+    guest_free(&g);
+    umdev_client_destroy(c);
+}
+
+static void
+test_dma_log_refusals(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    struct vfio_user_dma_logging_range r = { G_IOVA, G_HALF };
+    uint64_t bitmap[G_SIZE / 4096 / 64] = { 0 };
+    struct guest g;
+
+    (void)state;
+    guest_setup(c, &g);
+    /* Not started. */
+    assert_int_equal(
+        umdev_client_dma_log_report(c, G_IOVA, G_SIZE, 4096, bitmap), -EINVAL);
+    assert_int_equal(umdev_client_dma_log_start(c, 4096, &r, 1, NULL), 0);
+    /* A second start before a stop. */
+    assert_int_equal(umdev_client_dma_log_start(c, 4096, NULL, 0, NULL),
+                     -EBUSY);
+    device_writes(c, &g, 10, 20);
+    /* Outside the range asked for; partly unmapped; not mapped at all. */
+    assert_int_equal(
+        umdev_client_dma_log_report(c, G_IOVA + G_HALF, 4096, 4096, bitmap),
+        -EINVAL);
+    assert_int_equal(umdev_client_dma_log_stop(c), 0);
+    assert_int_equal(umdev_client_dma_log_start(c, 4096, NULL, 0, NULL), 0);
+    device_writes(c, &g, 10, 20);
+    assert_int_equal(
+        umdev_client_dma_log_report(c, G_IOVA - 4096, 8192, 4096, bitmap),
+        -ENOENT);
+    assert_int_equal(
+        umdev_client_dma_log_report(c, 0x10000000, 4096, 4096, bitmap),
+        -ENOENT);
+    /* A page size that is not a power of two, on the wire. */
+    {
+        struct {
+            struct vfio_user_device_feature f;
+            struct vfio_user_dma_logging_report r;
+        } req = { { 8 + 24 + 8, VFIO_USER_DEVICE_FEATURE_GET |
+                                    VFIO_USER_FEATURE_DMA_LOGGING_REPORT },
+                  { G_IOVA, 4096, 3000 } };
+        assert_int_equal(umdev_client_raw(c, VFIO_USER_DEVICE_FEATURE, 0, &req,
+                                          sizeof(req), NULL, 0, NULL, 0, NULL,
+                                          NULL),
+                         -EINVAL);
+    }
+    /* The refusals lost nothing and the device serves. */
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    check_report(c, &g, 4096);
+    assert_int_equal(umdev_client_dma_log_stop(c), 0);
+    assert_int_equal(
+        umdev_client_dma_log_report(c, G_IOVA, G_SIZE, 4096, bitmap), -EINVAL);
+    guest_free(&g);
+    umdev_client_destroy(c);
+}
+
+/* Logging belongs to the client that started it: the next client starts
+ * its own; the migration state stays with the device until a reset. */
+static void
+test_detach(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    struct guest g;
+    uint64_t bitmap[G_SIZE / 4096 / 64] = { 0 };
+
+    (void)state;
+    guest_setup(c, &g);
+    assert_int_equal(umdev_client_dma_log_start(c, 4096, NULL, 0, NULL), 0);
+    set_state(c, S_STOP);
+    umdev_client_destroy(c);
+    harness_wait_detached(&H);
+    c = harness_connect(&H, NULL);
+    assert_int_equal(state_of(c), S_STOP);
+    assert_int_equal(umdev_client_dma_log_report(c, G_IOVA, 4096, 4096, bitmap),
+                     -EINVAL);
+    assert_int_equal(umdev_client_reset(c), 0);
+    assert_int_equal(state_of(c), S_RUNNING);
+    guest_free(&g);
+    guest_setup(c, &g);
+    assert_int_equal(umdev_client_dma_log_start(c, 4096, NULL, 0, NULL), 0);
+    device_writes(c, &g, 4096, 10);
+    check_report(c, &g, 4096);
+    guest_free(&g);
+    umdev_client_destroy(c);
+}
+
+/* A write hold on the server thread, and writes through its pointer. */
+struct hold_op {
+    enum { HOLD_GET, HOLD_WRITE, HOLD_PUT, HOLD_MARK_FAR } op;
+    struct umdev_dma_hold h;
+    uint64_t iova;
+    int rc;
+};
+
+static void
+hold_run(struct umdev_dev *dev, void *arg)
+{
+    struct hold_op *o = arg;
+
+    switch (o->op) {
+    case HOLD_GET:
+        o->rc = umdev_dma_get(dev, o->iova, 64, UMDEV_DMA_WRITE, &o->h);
+        break;
+    case HOLD_WRITE:
+        memset(o->h.ptr, 0xa5, 64);
+        o->rc = 0;
+        break;
+    case HOLD_PUT:
+        umdev_dma_put(dev, &o->h);
+        o->rc = 0;
+        break;
+    case HOLD_MARK_FAR:
+        /* Elsewhere in the span (page 9), as a device that reuses a hold
+         * writes, reported with umdev_dma_mark(); outside the span is
+         * refused. */
+        memset((uint8_t *)o->h.ptr + (9 - 5) * 4096, 0x3c, 16);
+        o->rc = umdev_dma_mark(dev, &o->h, G_IOVA + 9 * 4096 + 8, 16);
+        if (o->rc == 0 &&
+            umdev_dma_mark(dev, &o->h, G_IOVA + G_HALF, 1) != -EFAULT)
+            o->rc = -EINVAL;
+        if (o->rc == 0 && umdev_dma_mark(dev, &o->h, G_IOVA - 1, 2) != -EFAULT)
+            o->rc = -EINVAL;
+        break;
+    }
+}
+
+static void
+hold_do(struct hold_op *o, int op)
+{
+    o->op = op;
+    o->rc = -1;
+    harness_call(&H, hold_run, o);
+    assert_int_equal(o->rc, 0);
+}
+
+static void
+test_dma_log_holds(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    struct hold_op o = { .iova = G_IOVA + 5 * 4096 + 8 };
+    struct guest g;
+    size_t p;
+
+    (void)state;
+    guest_setup(c, &g);
+    /* Taken for writing while logging: marked at once, and a report
+     * while it is out keeps the bits (the writes may come after it). */
+    assert_int_equal(umdev_client_dma_log_start(c, 4096, NULL, 0, NULL), 0);
+    hold_do(&o, HOLD_GET);
+    g.want[5] = true;
+    check_report(c, &g, 4096);
+    hold_do(&o, HOLD_WRITE);
+    g.want[5] = true;
+    check_report(c, &g, 4096);
+    hold_do(&o, HOLD_PUT);
+    g.want[5] = true; /* still kept from the report during the hold */
+    check_report(c, &g, 4096);
+    check_report(c, &g, 4096); /* and now gone */
+
+    /* Writes elsewhere in a hold's span, marked by the device. */
+    hold_do(&o, HOLD_GET);
+    hold_do(&o, HOLD_MARK_FAR);
+    hold_do(&o, HOLD_PUT);
+    g.want[5] = g.want[9] = true;
+    check_report(c, &g, 4096);
+    assert_int_equal(umdev_client_dma_log_stop(c), 0);
+
+    /* Taken before logging started, written after: every page of its
+     * mapping counts as dirty, nothing is missed. */
+    hold_do(&o, HOLD_GET);
+    assert_int_equal(umdev_client_dma_log_start(c, 4096, NULL, 0, NULL), 0);
+    hold_do(&o, HOLD_WRITE);
+    hold_do(&o, HOLD_PUT);
+    for (p = 0; p < G_HALF / 4096; p++)
+        g.want[p] = true;
+    check_report(c, &g, 4096);
+    check_report(c, &g, 4096);
+    assert_int_equal(umdev_client_dma_log_stop(c), 0);
+    guest_free(&g);
+    umdev_client_destroy(c);
+}
+
+static const struct CMUnitTest tests[] = {
+    HARNESS_TEST(test_dma_log_shadow),
+    HARNESS_TEST(test_dma_log_refusals),
+    HARNESS_TEST(test_dma_log_holds),
+    HARNESS_TEST(test_detach),
+    HARNESS_TEST(test_every_pair),
+    HARNESS_TEST(test_save_load_two_servers),
+    HARNESS_TEST(test_stream_refusals),
+    HARNESS_TEST(test_stream_size_bound),
+    HARNESS_TEST(test_no_migration_hooks),
+};
+
+HARNESS_MAIN("func.migration", tests)
