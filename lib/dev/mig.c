@@ -368,9 +368,11 @@ step(struct umdev_dev *dev, uint32_t to)
     const struct umdev_mig_ops *m = mig_ops(dev);
     struct dev_mig *mig = &dev->mig;
     struct umdev_mig_buf out = { 0 };
-    const uint8_t *early, *state;
-    size_t early_len, state_len;
-    uint32_t version;
+    /* Set by parse_stream() when it succeeds; initialised for the
+     * compiler, which cannot see that they are read only then. */
+    const uint8_t *early = NULL, *state = NULL;
+    size_t early_len = 0, state_len = 0;
+    uint32_t version = 0;
     int rc = 0;
 
     switch (mig->state * 16 + to) {
