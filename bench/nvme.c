@@ -246,7 +246,6 @@ static unsigned int
 drv_reap(struct drv *v, bool timed, size_t *nlat)
 {
     struct nvme_driver_cqe e;
-    uint16_t old = v->cq.idx;
     unsigned int n = 0;
     int64_t now = 0;
     int rc;
@@ -275,7 +274,7 @@ drv_reap(struct drv *v, bool timed, size_t *nlat)
         v->free[v->nfree++] = cid;
         n++;
     }
-    if (n > 0 && (rc = nvme_driver_ring(&v->d, &v->cq, old)) < 0)
+    if (n > 0 && (rc = nvme_driver_ring(&v->d, &v->cq)) < 0)
         DIE("CQ head doorbell: %s", strerror(-rc));
     return n;
 }
@@ -296,7 +295,6 @@ drv_run(struct drv *v, unsigned int qd, bool timed)
 
     for (;;) {
         int64_t t = now_ns();
-        uint16_t old = v->sq.idx;
         unsigned int got;
 
         if (warm && t - prev > STALL_NS)
@@ -334,7 +332,7 @@ drv_run(struct drv *v, unsigned int qd, bool timed)
                 v->t_sub[cid] = t;
             nvme_driver_sq_push(&v->sq);
         }
-        if (v->sq.idx != old && (rc = nvme_driver_ring(&v->d, &v->sq, old)) < 0)
+        if ((rc = nvme_driver_ring(&v->d, &v->sq)) < 0)
             DIE("SQ tail doorbell: %s", strerror(-rc));
         got = drv_reap(v, timed && warm, warm ? &r.nlat : &dummy);
         done += got;
@@ -600,7 +598,7 @@ served_start(struct served *s, struct nvme_be *be, uint64_t size, bool check,
         .poll_us = (unsigned int)opt.poll_us,
     };
     struct umdev_client_opts o = { .timeout_ms = 10000 };
-    uint16_t cmd = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, st = 0;
+    uint16_t cmd = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
     struct nvme_driver_q asq, acq;
     struct nvme_driver_cqe e;
     uint8_t sqe[NVME_SQE_SIZE];
@@ -642,7 +640,8 @@ served_start(struct served *s, struct nvme_be *be, uint64_t size, bool check,
                                    .opaque = s };
     nvme_driver_q_init(&asq, s->mem + G_ASQ, 0, ADMIN_DEPTH, false);
     nvme_driver_q_init(&acq, s->mem + G_ACQ, 0, ADMIN_DEPTH, true);
-    if ((rc = nvme_driver_enable(&s->v.d, &asq, GB + G_ASQ, GB + G_ACQ)) < 0)
+    rc = nvme_driver_enable(&s->v.d, &asq, GB + G_ASQ, &acq, GB + G_ACQ);
+    if (rc < 0)
         DIE("enable: %s", errstr(rc));
     /* Doorbell Buffer Config before the queues: they start shadowed. */
     nvme_driver_sqe(sqe, NVME_ADM_DBBUF_CONFIG, 1, 0, GB + G_DBBUF,
@@ -654,10 +653,10 @@ served_start(struct served *s, struct nvme_be *be, uint64_t size, bool check,
     nvme_driver_q_init(&s->v.sq, s->mem + G_IOSQ, 1, IO_DEPTH, false);
     nvme_driver_q_init(&s->v.cq, s->mem + G_IOCQ, 1, IO_DEPTH, true);
     rc = nvme_driver_create_pair(&s->v.d, &asq, &acq, &s->v.sq, GB + G_IOSQ,
-                                 &s->v.cq, GB + G_IOCQ, 2, &st);
+                                 &s->v.cq, GB + G_IOCQ, 2, &e);
     if (rc != 0)
         DIE("creating the I/O queue pair: %s (status %#x)",
-            rc < 0 ? errstr(rc) : "refused", st);
+            rc < 0 ? errstr(rc) : "refused", rc < 0 ? 0 : e.status);
     nvme_driver_dbbuf_attach(&s->v.sq, s->mem + G_DBBUF, s->mem + G_EVIDX);
     nvme_driver_dbbuf_attach(&s->v.cq, s->mem + G_DBBUF, s->mem + G_EVIDX);
     drv_init(&s->v, s->mem, size, check);

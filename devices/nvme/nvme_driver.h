@@ -3,7 +3,8 @@
  * polled guest driver does with its queues in guest memory and with the
  * BAR0 registers, as static inline code over the caller's register
  * accessors and the caller's view of guest memory. Programs that play the
- * guest (umdev-nvme-drive, bench/nvme) use it; like
+ * guest use it: bench/nvme directly, umdev-nvme-drive and the parent's
+ * exercise() hook through nvme_host.c (lib/client); like
  * devices/serial/uart_driver.h it needs nothing of the model's code nor
  * of libumdev, only nvme_spec.h's register and field names.
  *
@@ -46,6 +47,9 @@ struct nvme_driver {
     void (*idle)(void *opaque);
     double timeout_s;   /* bound of every wait; 0: 10 s */
     uint64_t doorbells; /* doorbell registers written */
+    /* The latest CSTS wait: what it wanted (CSTS & mask == want) and
+     * what it read last, for the caller's message when it fails. */
+    uint32_t csts_mask, csts_want, csts;
 };
 
 /* One queue as the driver keeps it. */
@@ -54,6 +58,7 @@ struct nvme_driver_q {
     uint16_t qid, size;
     bool is_cq;
     uint16_t idx; /* SQ: tail; CQ: head */
+    uint16_t db;  /* the index the controller was last told */
     bool phase;   /* CQ: the phase tag of entries not yet consumed */
     /* Doorbell Buffer Config: host views of this queue's shadow doorbell
      * and EventIdx slots; NULL while the registers carry the values. */
@@ -155,7 +160,8 @@ nvme_driver_sq_slot(struct nvme_driver_q *sq)
 }
 
 /* Take the entry nvme_driver_sq_slot() returned: the tail moves, the
- * controller hears of it at the next nvme_driver_ring(). */
+ * controller hears of it at the next nvme_driver_ring(). The caller
+ * keeps fewer entries outstanding than the queue has. */
 static inline void
 nvme_driver_sq_push(struct nvme_driver_q *sq)
 {
@@ -211,19 +217,26 @@ nvme_driver_cq_pop(struct nvme_driver_q *cq, struct nvme_driver_cqe *out)
 }
 
 /*
- * Tell the controller that @q's index moved from @old to its current
- * value: through the shadow doorbell when the queue has one, the
- * register only when the controller's EventIdx lies in between (the
- * controller sleeps and wants to hear), else the register.
+ * Tell the controller that @q's index moved, if it did since it was last
+ * told: through the shadow doorbell when the queue has one, the
+ * register only when the controller's EventIdx lies between the old
+ * value and the new (the controller sleeps and wants to hear), else the
+ * register.
  * Return: 1 a register was written, 0 none was needed, or an accessor
- * error.
+ * error (the value counts as told: the next ring tells what is newer).
  */
 static inline int
-nvme_driver_ring(struct nvme_driver *d, struct nvme_driver_q *q, uint16_t old)
+nvme_driver_ring(struct nvme_driver *d, struct nvme_driver_q *q)
 {
     uint32_t off = nvme_driver_db_off(q->qid, q->is_cq);
+    uint16_t old = q->db;
     int rc;
 
+    /* Nothing new: without a shadow slot the write would be a message
+     * spent for nothing. */
+    if (old == q->idx)
+        return 0;
+    q->db = q->idx;
     if (q->shadow != NULL) {
         uint16_t ei;
 
@@ -251,16 +264,17 @@ static inline int
 nvme_driver_wait_csts(struct nvme_driver *d, uint32_t mask, uint32_t want)
 {
     double t0 = nvme_driver_now_s();
-    uint32_t v;
     int rc;
 
+    d->csts_mask = mask;
+    d->csts_want = want;
     for (;;) {
-        rc = d->read32(d->opaque, NVME_REG_CSTS, &v);
+        rc = d->read32(d->opaque, NVME_REG_CSTS, &d->csts);
         if (rc < 0)
             return rc;
-        if ((v & mask) == want)
+        if ((d->csts & mask) == want)
             return 0;
-        if (v & NVME_CSTS_CFS)
+        if (d->csts & NVME_CSTS_CFS)
             return -EIO;
         if (nvme_driver_now_s() - t0 > nvme_driver_timeout(d))
             return -ETIMEDOUT;
@@ -270,19 +284,60 @@ nvme_driver_wait_csts(struct nvme_driver *d, uint32_t mask, uint32_t want)
     }
 }
 
-/*
- * Bring-up (3.5.1): the admin queues @asq and @acq (same size) at guest
- * addresses @asq_iova and @acq_iova, CC.EN with 64/16-byte entries and
- * 4 KiB pages, then CSTS.RDY. 64-bit registers go as two dwords, low
- * first, as drivers may write them.
- */
+/* CC as this driver sets it: 64-byte SQ and 16-byte CQ entries, 4 KiB
+ * pages (MPS 0), the NVM command set, round robin. */
+#define NVME_DRIVER_CC (NVME_SQES_LOG2 << 16 | NVME_CQES_LOG2 << 20)
+#define NVME_DRIVER_CC_SHN_MASK (3u << 14)
+#define NVME_DRIVER_CC_SHN_NORMAL (1u << 14)
+
+/* A controller whose CC read @cc disabled (3.7.2, as Linux's
+ * nvme_disable_ctrl(): CC.EN and CC.SHN cleared if it is enabled), then
+ * CSTS.RDY 0 awaited either way: a reset may still be under way. */
 static inline int
-nvme_driver_enable(struct nvme_driver *d, const struct nvme_driver_q *asq,
-                   uint64_t asq_iova, uint64_t acq_iova)
+nvme_driver_disable_cc(struct nvme_driver *d, uint32_t cc)
 {
-    uint32_t aqa = (uint32_t)(asq->size - 1) << 16 | (asq->size - 1u);
     int rc;
 
+    if ((cc & NVME_CC_EN) &&
+        (rc = d->write32(d->opaque, NVME_REG_CC,
+                         cc & ~(NVME_CC_EN | NVME_DRIVER_CC_SHN_MASK))) < 0)
+        return rc;
+    return nvme_driver_wait_csts(d, NVME_CSTS_RDY, 0);
+}
+
+/* Disable (a controller reset): the controller forgets its queues. */
+static inline int
+nvme_driver_disable(struct nvme_driver *d)
+{
+    uint32_t cc;
+    int rc = d->read32(d->opaque, NVME_REG_CC, &cc);
+
+    return rc < 0 ? rc : nvme_driver_disable_cc(d, cc);
+}
+
+/*
+ * Bring-up (3.5.1) with the admin queues @asq and @acq (their rings at
+ * guest addresses @asq_iova and @acq_iova): a controller
+ * someone left enabled is disabled first, as Linux's driver does before
+ * it configures the admin queue; then both queues start empty (the CQ's
+ * memory cleared only now, when the old controller can post no more),
+ * AQA, ASQ, ACQ, CC.EN (NVME_DRIVER_CC), and CSTS.RDY is awaited.
+ * 64-bit registers go as two dwords, low first, as drivers may write
+ * them.
+ */
+static inline int
+nvme_driver_enable(struct nvme_driver *d, struct nvme_driver_q *asq,
+                   uint64_t asq_iova, struct nvme_driver_q *acq,
+                   uint64_t acq_iova)
+{
+    uint32_t aqa = (uint32_t)(acq->size - 1) << 16 | (asq->size - 1u);
+    uint32_t cc = NVME_CC_EN | NVME_DRIVER_CC;
+    int rc = nvme_driver_disable(d);
+
+    if (rc < 0)
+        return rc;
+    nvme_driver_q_init(asq, asq->ring, 0, asq->size, false);
+    nvme_driver_q_init(acq, acq->ring, 0, acq->size, true);
     if ((rc = d->write32(d->opaque, NVME_REG_AQA, aqa)) < 0 ||
         (rc = d->write32(d->opaque, NVME_REG_ASQ, (uint32_t)asq_iova)) < 0 ||
         (rc = d->write32(d->opaque, NVME_REG_ASQ + 4,
@@ -290,8 +345,7 @@ nvme_driver_enable(struct nvme_driver *d, const struct nvme_driver_q *asq,
         (rc = d->write32(d->opaque, NVME_REG_ACQ, (uint32_t)acq_iova)) < 0 ||
         (rc = d->write32(d->opaque, NVME_REG_ACQ + 4,
                          (uint32_t)(acq_iova >> 32))) < 0 ||
-        (rc = d->write32(d->opaque, NVME_REG_CC,
-                         NVME_CC_EN | 6u << 16 | 4u << 20)) < 0)
+        (rc = d->write32(d->opaque, NVME_REG_CC, cc)) < 0)
         return rc;
     return nvme_driver_wait_csts(d, NVME_CSTS_RDY, NVME_CSTS_RDY);
 }
@@ -299,8 +353,9 @@ nvme_driver_enable(struct nvme_driver *d, const struct nvme_driver_q *asq,
 /*
  * Submit the entry @sqe (its CID already in place) on @sq and wait for
  * its completion on @cq, polling the phase tag; the CQ head doorbell
- * follows. Return: 0 with *@out filled (its status may be an error), or
- * -EPROTO when a completion for another command arrives first.
+ * follows. Entries put on @sq and not yet rung go with it. Return: 0
+ * with *@out filled (its status may be an error), or -EPROTO with *@out
+ * the completion of another command, which arrived first.
  */
 static inline int
 nvme_driver_cmd(struct nvme_driver *d, struct nvme_driver_q *sq,
@@ -308,13 +363,12 @@ nvme_driver_cmd(struct nvme_driver *d, struct nvme_driver_q *sq,
                 struct nvme_driver_cqe *out)
 {
     uint16_t cid = (uint16_t)(nvme_driver_get32(sqe) >> 16);
-    uint16_t old = sq->idx;
     double t0 = nvme_driver_now_s();
     int rc;
 
     memcpy(nvme_driver_sq_slot(sq), sqe, NVME_SQE_SIZE);
     nvme_driver_sq_push(sq);
-    rc = nvme_driver_ring(d, sq, old);
+    rc = nvme_driver_ring(d, sq);
     if (rc < 0)
         return rc;
     while (!nvme_driver_cq_pop(cq, out)) {
@@ -325,8 +379,7 @@ nvme_driver_cmd(struct nvme_driver *d, struct nvme_driver_q *sq,
         else
             sched_yield();
     }
-    rc = nvme_driver_ring(d, cq,
-                          (uint16_t)(cq->idx ? cq->idx - 1 : cq->size - 1));
+    rc = nvme_driver_ring(d, cq);
     if (rc < 0)
         return rc;
     return out->cid == cid && out->sqid == sq->qid ? 0 : -EPROTO;
@@ -336,47 +389,62 @@ nvme_driver_cmd(struct nvme_driver *d, struct nvme_driver_q *sq,
  * Create I/O completion queue @cq (polled: no interrupts) and I/O
  * submission queue @sq on it, physically contiguous at @cq_iova and
  * @sq_iova, through the admin queues; @cid the first of the two command
- * identifiers used. Return: 0; 1 with *@status the failed command's
- * status; or an error.
+ * identifiers used (the CQ's), the SQ's the next. The last completion is
+ * left in *@out. Return: 0; 1 when a command failed (*@out its
+ * completion, its status non-zero); or an error as nvme_driver_cmd()'s.
  */
 static inline int
 nvme_driver_create_pair(struct nvme_driver *d, struct nvme_driver_q *asq,
                         struct nvme_driver_q *acq,
                         const struct nvme_driver_q *sq, uint64_t sq_iova,
                         const struct nvme_driver_q *cq, uint64_t cq_iova,
-                        uint16_t cid, uint16_t *status)
+                        uint16_t cid, struct nvme_driver_cqe *out)
 {
     uint32_t cdw[6] = { cq->qid | (uint32_t)(cq->size - 1) << 16, 1 };
-    struct nvme_driver_cqe e;
     uint8_t s[NVME_SQE_SIZE];
     int rc;
 
     nvme_driver_sqe(s, NVME_ADM_CREATE_CQ, cid, 0, cq_iova, 0, cdw);
-    rc = nvme_driver_cmd(d, asq, acq, s, &e);
-    if (rc == 0 && e.status == 0) {
+    rc = nvme_driver_cmd(d, asq, acq, s, out);
+    if (rc == 0 && out->status == 0) {
         cdw[0] = sq->qid | (uint32_t)(sq->size - 1) << 16;
         cdw[1] = 1 | (uint32_t)cq->qid << 16;
         nvme_driver_sqe(s, NVME_ADM_CREATE_SQ, (uint16_t)(cid + 1), 0, sq_iova,
                         0, cdw);
-        rc = nvme_driver_cmd(d, asq, acq, s, &e);
+        rc = nvme_driver_cmd(d, asq, acq, s, out);
     }
     if (rc < 0)
         return rc;
-    *status = e.status;
-    return e.status != 0;
+    return out->status != 0;
 }
 
-/* Shutdown (3.6.1): CC.SHN normal, then CSTS.SHST complete. */
+/*
+ * Normal shutdown (3.6.1) of an enabled controller: CC.SHN normal, then
+ * CSTS.SHST complete; then it is disabled (nvme_driver_disable_cc()),
+ * after which it reaches no guest memory. A controller never enabled has
+ * nothing to shut down (and CC.SHN written with CC.EN would enable it):
+ * only CSTS.RDY 0 is awaited.
+ */
 static inline int
 nvme_driver_shutdown(struct nvme_driver *d)
 {
-    int rc = d->write32(d->opaque, NVME_REG_CC,
-                        NVME_CC_EN | 6u << 16 | 4u << 20 | 1u << 14);
+    uint32_t cc;
+    int rc = d->read32(d->opaque, NVME_REG_CC, &cc);
 
     if (rc < 0)
         return rc;
-    return nvme_driver_wait_csts(d, NVME_CSTS_SHST_MASK,
-                                 NVME_SHST_COMPLETE << NVME_CSTS_SHST_SHIFT);
+    if (cc & NVME_CC_EN) {
+        rc = d->write32(d->opaque, NVME_REG_CC,
+                        (cc & ~NVME_DRIVER_CC_SHN_MASK) |
+                            NVME_DRIVER_CC_SHN_NORMAL);
+        if (rc == 0)
+            rc = nvme_driver_wait_csts(d, NVME_CSTS_SHST_MASK,
+                                       NVME_SHST_COMPLETE
+                                           << NVME_CSTS_SHST_SHIFT);
+        if (rc < 0)
+            return rc;
+    }
+    return nvme_driver_disable_cc(d, cc);
 }
 
 #endif /* UMDEV_NVME_DRIVER_H */

@@ -9,7 +9,6 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "nvme_host.h"
 
@@ -64,15 +63,6 @@ struct ex {
     bool flushing;
     uint16_t flush_cid;
 };
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static uint64_t
 page(const struct ex *x, unsigned int n)
@@ -145,7 +135,7 @@ flush(struct ex *x)
 
 /* A completion @e from CQ @qid: advance what it finishes. */
 static int
-complete(struct ex *x, uint16_t qid, const struct nvme_host_cqe *e)
+complete(struct ex *x, uint16_t qid, const struct nvme_driver_cqe *e)
 {
     struct slot *sl = NULL;
     unsigned int i;
@@ -210,8 +200,8 @@ complete(struct ex *x, uint16_t qid, const struct nvme_host_cqe *e)
 static int
 run(struct ex *x, uint64_t target)
 {
-    double t0 = now_s();
-    struct nvme_host_cqe e;
+    double t0 = nvme_driver_now_s();
+    struct nvme_driver_cqe e;
     uint64_t last_flush = 0;
     unsigned int i;
     uint16_t q;
@@ -252,14 +242,14 @@ run(struct ex *x, uint64_t target)
                 return rc;
         }
         if (any) {
-            t0 = now_s();
+            t0 = nvme_driver_now_s();
             continue;
         }
-        if (now_s() - t0 > x->h.timeout_s) {
+        if (nvme_driver_now_s() - t0 > x->h.drv.timeout_s) {
             snprintf(x->h.err, sizeof(x->h.err),
                      "no completion within %.0f s (%" PRIu64 " of %" PRIu64
                      " commands done)",
-                     x->h.timeout_s, x->units, target);
+                     x->h.drv.timeout_s, x->units, target);
             return -ETIMEDOUT;
         }
         sched_yield();

@@ -1,41 +1,22 @@
 /*
  * The driver side of an nvme subdevice on the umdev client
- * (nvme_host.h): registers, queues, doorbells and the admin commands a
- * polled driver needs.
+ * (nvme_host.h): nvme_driver.h's queues over the client's BAR0 accesses,
+ * the wake-up accounting of the conformance kit, and the admin commands
+ * a polled driver needs.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "nvme_host.h"
 #include "umdev/client.h"
 
 #define BAR0 VFIO_PCI_BAR0_REGION_INDEX
 #define CONFIG VFIO_PCI_CONFIG_REGION_INDEX
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* Doorbell @qid's offset in BAR0 (CAP.DSTRD 0) and in the doorbell
- * buffer's pages alike. */
-static uint64_t
-db_off(uint16_t qid, bool cq)
-{
-    return (2u * qid + (cq ? 1u : 0u)) * 4u;
-}
 
 static int fail(struct nvme_host *h, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -48,7 +29,21 @@ fail(struct nvme_host *h, int rc, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(h->err, sizeof(h->err), fmt, ap);
     va_end(ap);
+    h->nerr++;
     return rc;
+}
+
+/* The driver's accessors: a failure has said what it was in h->err. */
+static int
+drv_read32(void *opaque, uint32_t off, uint32_t *v)
+{
+    return nvme_host_reg_read32(opaque, off, v);
+}
+
+static int
+drv_write32(void *opaque, uint32_t off, uint32_t v)
+{
+    return nvme_host_reg_write(opaque, off, v, 4);
 }
 
 void
@@ -60,7 +55,10 @@ nvme_host_init(struct nvme_host *h, struct umdev_client *c, void *mem,
     h->mem = mem;
     h->iova = iova;
     h->size = size;
-    h->timeout_s = timeout_s;
+    h->drv = (struct nvme_driver){ .read32 = drv_read32,
+                                   .write32 = drv_write32,
+                                   .opaque = h,
+                                   .timeout_s = timeout_s };
 }
 
 void *
@@ -123,125 +121,112 @@ nvme_host_bus_master(struct nvme_host *h)
     return 0;
 }
 
+/*
+ * nvme_driver.h returns its accessors' errors and its own alike; an
+ * accessor's has been said in h->err already, which @nerr, h->nerr
+ * before the call, tells.
+ */
+static bool
+said(const struct nvme_host *h, unsigned int nerr)
+{
+    return h->nerr != nerr;
+}
+
+/* @rc of a CSTS wait of the driver's, in words; @what names the wait. */
+static int
+csts_fail(struct nvme_host *h, int rc, unsigned int nerr, const char *what)
+{
+    if (rc >= 0 || said(h, nerr))
+        return rc;
+    if (rc == -EIO)
+        return fail(h, rc,
+                    "controller fatal status (CSTS %#x) "
+                    "waiting for %s",
+                    h->drv.csts, what);
+    return fail(h, rc, "CSTS %#x: no %s within %.0f s", h->drv.csts, what,
+                nvme_driver_timeout(&h->drv));
+}
+
+/* The wait nvme_driver.h's latest one was, in words. */
+static const char *
+csts_what(const struct nvme_driver *d)
+{
+    if (d->csts_mask == NVME_CSTS_SHST_MASK)
+        return "shutdown complete";
+    return d->csts_want != 0 ? "CSTS.RDY" : "CSTS.RDY clear";
+}
+
 int
 nvme_host_wait_csts(struct nvme_host *h, uint32_t mask, uint32_t want,
                     const char *what)
 {
-    double t0 = now_s();
-    uint32_t v;
-    int rc;
+    unsigned int nerr = h->nerr;
 
-    for (;;) {
-        rc = nvme_host_reg_read32(h, NVME_REG_CSTS, &v);
-        if (rc < 0)
-            return rc;
-        if ((v & mask) == want)
-            return 0;
-        if (v & NVME_CSTS_CFS)
-            return fail(h, -EIO,
-                        "controller fatal status (CSTS %#x) "
-                        "waiting for %s",
-                        v, what);
-        if (now_s() - t0 > h->timeout_s)
-            return fail(h, -ETIMEDOUT, "CSTS %#x: no %s within %.0f s", v, what,
-                        h->timeout_s);
-        usleep(100);
-    }
+    return csts_fail(h, nvme_driver_wait_csts(&h->drv, mask, want), nerr, what);
 }
 
-/* CC as this driver sets it: 64-byte SQ and 16-byte CQ entries, 4 KiB
- * pages, NVM command set, round robin. */
-#define HOST_CC (NVME_SQES_LOG2 << 16 | NVME_CQES_LOG2 << 20)
-#define HOST_CC_SHN_MASK (3u << 14)
-#define HOST_CC_SHN_NORMAL (1u << 14)
+/* The host forgets its queues: the controller's are gone or going. */
+static void
+forget_queues(struct nvme_host *h)
+{
+    memset(h->sq, 0, sizeof(h->sq));
+    memset(h->cq, 0, sizeof(h->cq));
+    h->dbbuf_db = h->dbbuf_ei = 0;
+}
 
 int
 nvme_host_enable(struct nvme_host *h, uint16_t depth, uint64_t asq,
                  uint64_t acq)
 {
-    void *sq = nvme_host_ptr(h, asq, (uint64_t)depth * NVME_SQE_SIZE);
-    void *cq = nvme_host_ptr(h, acq, (uint64_t)depth * NVME_CQE_SIZE);
-    uint32_t cc;
+    uint8_t *sq = nvme_host_ptr(h, asq, (uint64_t)depth * NVME_SQE_SIZE);
+    uint8_t *cq = nvme_host_ptr(h, acq, (uint64_t)depth * NVME_CQE_SIZE);
+    unsigned int nerr = h->nerr;
     int rc;
 
     if (sq == NULL || cq == NULL || depth < 2)
         return fail(h, -EINVAL, "admin queues outside guest memory");
-    memset(h->sq, 0, sizeof(h->sq));
-    memset(h->cq, 0, sizeof(h->cq));
-    h->dbbuf_db = h->dbbuf_ei = 0;
-    /* As Linux's nvme_disable_ctrl() before it configures the admin
-     * queue: a controller someone left enabled is reset first. */
-    rc = nvme_host_reg_read32(h, NVME_REG_CC, &cc);
-    if (rc == 0 && (cc & NVME_CC_EN))
-        rc = nvme_host_reg_write(h, NVME_REG_CC, cc & ~NVME_CC_EN, 4);
-    if (rc == 0)
-        rc = nvme_host_wait_csts(h, NVME_CSTS_RDY, 0, "CSTS.RDY clear");
+    forget_queues(h);
+    /* Not yet cleared: nvme_driver_enable() does that once the
+     * controller is disabled. */
+    h->sq[0].q = (struct nvme_driver_q){ .ring = sq, .size = depth };
+    h->cq[0].q = (struct nvme_driver_q){ .ring = cq, .size = depth };
+    rc = nvme_driver_enable(&h->drv, &h->sq[0].q, asq, &h->cq[0].q, acq);
     if (rc < 0)
-        return rc;
-    memset(cq, 0, (size_t)depth * NVME_CQE_SIZE);
-    h->sq[0] = (struct nvme_host_q){ .iova = asq, .size = depth };
-    h->cq[0] =
-        (struct nvme_host_q){ .iova = acq, .size = depth, .phase = true };
-    rc = nvme_host_reg_write(h, NVME_REG_AQA,
-                             (uint32_t)(depth - 1) << 16 | (depth - 1u), 4);
-    /* 64-bit registers as two dwords, low first, as drivers may. */
-    if (rc == 0)
-        rc = nvme_host_reg_write(h, NVME_REG_ASQ, (uint32_t)asq, 4);
-    if (rc == 0)
-        rc = nvme_host_reg_write(h, NVME_REG_ASQ + 4, asq >> 32, 4);
-    if (rc == 0)
-        rc = nvme_host_reg_write(h, NVME_REG_ACQ, (uint32_t)acq, 4);
-    if (rc == 0)
-        rc = nvme_host_reg_write(h, NVME_REG_ACQ + 4, acq >> 32, 4);
-    if (rc == 0)
-        rc = nvme_host_reg_write(h, NVME_REG_CC, NVME_CC_EN | HOST_CC, 4);
-    if (rc == 0)
-        rc = nvme_host_wait_csts(h, NVME_CSTS_RDY, NVME_CSTS_RDY, "CSTS.RDY");
-    return rc;
+        h->sq[0].q.size = h->cq[0].q.size = 0;
+    return csts_fail(h, rc, nerr, csts_what(&h->drv));
 }
 
 int
 nvme_host_shutdown(struct nvme_host *h)
 {
-    uint32_t cc;
-    int rc = nvme_host_reg_read32(h, NVME_REG_CC, &cc);
+    unsigned int nerr = h->nerr;
+    int rc = nvme_driver_shutdown(&h->drv);
 
-    /* A controller never enabled has nothing to shut down, and writing
-     * CC.EN with CC.SHN would enable it. */
-    if (rc == 0 && (cc & NVME_CC_EN)) {
-        rc = nvme_host_reg_write(
-            h, NVME_REG_CC, (cc & ~HOST_CC_SHN_MASK) | HOST_CC_SHN_NORMAL, 4);
-        if (rc == 0)
-            rc = nvme_host_wait_csts(h, NVME_CSTS_SHST_MASK,
-                                     2u << NVME_CSTS_SHST_SHIFT,
-                                     "shutdown complete");
-        if (rc == 0)
-            rc = nvme_host_reg_write(h, NVME_REG_CC,
-                                     cc & ~(NVME_CC_EN | HOST_CC_SHN_MASK), 4);
-    }
-    if (rc == 0)
-        rc = nvme_host_wait_csts(h, NVME_CSTS_RDY, 0, "CSTS.RDY clear");
-    memset(h->sq, 0, sizeof(h->sq));
-    memset(h->cq, 0, sizeof(h->cq));
-    h->dbbuf_db = h->dbbuf_ei = 0;
-    return rc;
+    forget_queues(h);
+    return csts_fail(h, rc, nerr, csts_what(&h->drv));
+}
+
+static struct nvme_host_q *
+queue(struct nvme_host *h, uint16_t qid, bool cq)
+{
+    struct nvme_host_q *q;
+
+    if (qid >= NVME_MAX_QUEUES)
+        return NULL;
+    q = cq ? &h->cq[qid] : &h->sq[qid];
+    return q->q.size != 0 ? q : NULL;
 }
 
 int
 nvme_host_sq_put(struct nvme_host *h, uint16_t qid, struct nvme_sqe *s)
 {
-    struct nvme_host_q *q = qid < NVME_MAX_QUEUES ? &h->sq[qid] : NULL;
-    uint8_t *e;
+    struct nvme_host_q *q = queue(h, qid, false);
 
-    if (q == NULL || q->size == 0)
+    if (q == NULL)
         return fail(h, -EINVAL, "no submission queue %u", qid);
-    e = nvme_host_ptr(h, q->iova + (uint64_t)q->idx * NVME_SQE_SIZE,
-                      NVME_SQE_SIZE);
-    if (e == NULL)
-        return fail(h, -EINVAL, "SQ %u outside guest memory", qid);
     s->cid = h->cid++;
-    nvme_sqe_encode(s, e);
-    q->idx = (uint16_t)((q->idx + 1) % q->size);
+    nvme_sqe_encode(s, nvme_driver_sq_slot(&q->q));
+    nvme_driver_sq_push(&q->q);
     return 0;
 }
 
@@ -252,85 +237,52 @@ stamp(struct nvme_host_q *q, double t)
 {
     uint16_t i;
 
-    if (q->size > NVME_HOST_TRACK_DEPTH)
+    if (q->q.size > NVME_HOST_TRACK_DEPTH)
         return;
-    for (i = q->db; i != q->idx; i = (uint16_t)((i + 1u) % q->size))
+    for (i = q->q.db; i != q->q.idx; i = (uint16_t)((i + 1u) % q->q.size))
         q->pub_s[i] = t;
-}
-
-/* Linux's nvme_dbbuf_need_event(): does moving a doorbell from @old to
- * @new_idx pass the EventIdx @ei? */
-static bool
-need_event(uint16_t ei, uint16_t new_idx, uint16_t old)
-{
-    return (uint16_t)(new_idx - ei - 1) < (uint16_t)(new_idx - old);
 }
 
 int
 nvme_host_doorbell(struct nvme_host *h, uint16_t qid, bool cq)
 {
-    struct nvme_host_q *q;
+    struct nvme_host_q *q = queue(h, qid, cq);
+    double t;
     int rc;
 
-    if (qid >= NVME_MAX_QUEUES)
+    if (q == NULL)
         return fail(h, -EINVAL, "no queue %u", qid);
-    q = cq ? &h->cq[qid] : &h->sq[qid];
-    if (q->db == q->idx)
+    if (q->q.db == q->q.idx)
         return 0;
-    if (h->dbbuf_db != 0 && qid != 0) {
-        uint32_t *db = nvme_host_ptr(h, h->dbbuf_db + db_off(qid, cq), 4);
-        uint32_t *ei = nvme_host_ptr(h, h->dbbuf_ei + db_off(qid, cq), 4);
-        /* Before the store: a driver descheduled between the two then
-         * counts as away longer, never shorter. */
-        double t = now_s(), gap = t - h->busy_s;
-        uint16_t old = q->db;
-
-        if (!cq)
-            stamp(q, t);
-        q->db = q->idx;
-        /* The store, then the EventIdx: Linux's
-         * nvme_dbbuf_update_and_check_event() has a full barrier between
-         * them, so that a controller going to sleep either sees the new
-         * value or has published the EventIdx that makes us ring. */
-        __atomic_store_n(db, q->idx, __ATOMIC_SEQ_CST);
-        if (!need_event((uint16_t)__atomic_load_n(ei, __ATOMIC_SEQ_CST), q->idx,
-                        old))
-            return 0;
-        if (gap < h->poll_window_s)
+    /* Before the shadow store: a driver descheduled between the two then
+     * counts as away longer, never shorter. */
+    t = nvme_driver_now_s();
+    if (!cq)
+        stamp(q, t);
+    rc = nvme_driver_ring(&h->drv, &q->q);
+    /* A register the EventIdx asked for: did it wake a sleeping
+     * controller, or come while it ought to have been polling still? */
+    if (rc == 1 && q->q.shadow != NULL) {
+        if (t - h->busy_s < h->poll_window_s)
             h->wakeups_loaded++;
         else
             h->wakeups_stalled++;
     }
-    if (!cq)
-        stamp(q, now_s());
-    q->db = q->idx;
-    rc = nvme_host_reg_write(h, NVME_REG_DBS + db_off(qid, cq), q->idx, 4);
-    if (rc == 0)
-        h->mmio_doorbells++;
-    return rc;
+    return rc < 0 ? rc : 0;
 }
 
 int
-nvme_host_reap(struct nvme_host *h, uint16_t qid, struct nvme_host_cqe *e)
+nvme_host_reap(struct nvme_host *h, uint16_t qid, struct nvme_driver_cqe *e)
 {
-    struct nvme_host_q *q = qid < NVME_MAX_QUEUES ? &h->cq[qid] : NULL;
-    uint8_t *p;
-    uint32_t dw3;
+    struct nvme_host_q *q = queue(h, qid, true);
+    const struct nvme_host_q *sq;
     double t;
 
-    if (q == NULL || q->size == 0)
+    if (q == NULL)
         return fail(h, -EINVAL, "no completion queue %u", qid);
-    p = nvme_host_ptr(h, q->iova + (uint64_t)q->idx * NVME_CQE_SIZE,
-                      NVME_CQE_SIZE);
-    if (p == NULL)
-        return fail(h, -EINVAL, "CQ %u outside guest memory", qid);
     /* Before the load: an entry not there yet is posted after @t. */
-    t = h->poll_window_s > 0 ? now_s() : 0;
-    /* The device writes the entry, then its phase: load DW3 once,
-     * ordered before the reads of the rest. */
-    dw3 = __atomic_load_n((uint32_t *)(p + 12), __ATOMIC_ACQUIRE);
-    dw3 = nvme_le32((const uint8_t *)&dw3);
-    if (((dw3 >> 16) & 1) != (q->phase ? 1u : 0u)) {
+    t = h->poll_window_s > 0 ? nvme_driver_now_s() : 0;
+    if (!nvme_driver_cq_pop(&q->q, e)) {
         q->empty_s = t;
         return 0;
     }
@@ -338,56 +290,58 @@ nvme_host_reap(struct nvme_host *h, uint16_t qid, struct nvme_host_cqe *e)
      * pass that did work after the latest empty poll. */
     if (qid != 0 && q->empty_s > h->busy_s)
         h->busy_s = q->empty_s;
-    e->dw0 = nvme_le32(p);
-    e->sqhd = nvme_le16(p + 8);
-    e->sqid = nvme_le16(p + 10);
-    e->cid = (uint16_t)dw3;
-    e->status = (uint16_t)(dw3 >> 17);
     /* The entry before SQ Head was fetched, in a pass after its tail
      * was published. */
-    if (e->sqid != 0 && e->sqid < NVME_MAX_QUEUES) {
-        const struct nvme_host_q *sq = &h->sq[e->sqid];
-
-        if (sq->size != 0 && sq->size <= NVME_HOST_TRACK_DEPTH &&
-            e->sqhd < sq->size &&
-            sq->pub_s[(e->sqhd + sq->size - 1u) % sq->size] > h->busy_s)
-            h->busy_s = sq->pub_s[(e->sqhd + sq->size - 1u) % sq->size];
-    }
-    if (++q->idx == q->size) {
-        q->idx = 0;
-        q->phase = !q->phase;
-    }
+    sq = e->sqid != 0 ? queue(h, e->sqid, false) : NULL;
+    if (sq != NULL && sq->q.size <= NVME_HOST_TRACK_DEPTH &&
+        e->sqhd < sq->q.size &&
+        sq->pub_s[(e->sqhd + sq->q.size - 1u) % sq->q.size] > h->busy_s)
+        h->busy_s = sq->pub_s[(e->sqhd + sq->q.size - 1u) % sq->q.size];
     return 1;
+}
+
+/* @rc of nvme_driver_cmd() for the command last put on SQ @qid, in
+ * words; @e the completion it left. */
+static int
+cmd_fail(struct nvme_host *h, int rc, unsigned int nerr, uint16_t qid,
+         const struct nvme_driver_cqe *e)
+{
+    const struct nvme_driver_q *sq = &h->sq[qid].q;
+    size_t last = (sq->idx + sq->size - 1u) % sq->size;
+    uint32_t dw0 = nvme_driver_get32(sq->ring + last * NVME_SQE_SIZE);
+
+    if (rc >= 0 || said(h, nerr))
+        return rc;
+    if (rc == -EPROTO)
+        return fail(h, rc,
+                    "queue %u: completion for command %u of SQ %u, "
+                    "expected %u",
+                    qid, e->cid, e->sqid, dw0 >> 16);
+    return fail(h, rc,
+                "queue %u: no completion for command %u (opcode "
+                "%#x) within %.0f s",
+                qid, dw0 >> 16, dw0 & 0xff, nvme_driver_timeout(&h->drv));
 }
 
 int
 nvme_host_cmd(struct nvme_host *h, uint16_t qid, struct nvme_sqe *s,
               uint32_t *dw0)
 {
-    struct nvme_host_cqe e;
-    double t0 = now_s();
-    int rc = nvme_host_sq_put(h, qid, s);
+    struct nvme_host_q *sq = queue(h, qid, false), *cq = queue(h, qid, true);
+    struct nvme_driver_cqe e;
+    uint8_t b[NVME_SQE_SIZE];
+    unsigned int nerr = h->nerr;
+    int rc;
 
-    if (rc == 0)
-        rc = nvme_host_doorbell(h, qid, false);
-    while (rc == 0 && (rc = nvme_host_reap(h, qid, &e)) == 0) {
-        if (now_s() - t0 > h->timeout_s)
-            return fail(h, -ETIMEDOUT,
-                        "queue %u: no completion for command %u (opcode "
-                        "%#x) within %.0f s",
-                        qid, s->cid, s->opcode, h->timeout_s);
-        sched_yield();
-    }
+    if (sq == NULL)
+        return fail(h, -EINVAL, "no submission queue %u", qid);
+    if (cq == NULL)
+        return fail(h, -EINVAL, "no completion queue %u", qid);
+    s->cid = h->cid++;
+    nvme_sqe_encode(s, b);
+    rc = nvme_driver_cmd(&h->drv, &sq->q, &cq->q, b, &e);
     if (rc < 0)
-        return rc;
-    if (e.cid != s->cid || e.sqid != qid)
-        return fail(h, -EPROTO,
-                    "queue %u: completion for command %u of SQ %u, "
-                    "expected %u",
-                    qid, e.cid, e.sqid, s->cid);
-    rc = nvme_host_doorbell(h, qid, true);
-    if (rc < 0)
-        return rc;
+        return cmd_fail(h, rc, nerr, qid, &e);
     if (dw0 != NULL)
         *dw0 = e.dw0;
     return e.status;
@@ -480,12 +434,29 @@ nvme_host_set_queues(struct nvme_host *h, uint16_t want, uint16_t *got)
     return 0;
 }
 
+/* With Doorbell Buffer Config in force, the doorbells of I/O queue pair
+ * @qid (if it exists) go through their shadow slots. */
+static void
+shadow(struct nvme_host *h, uint16_t qid)
+{
+    uint8_t *db = nvme_host_ptr(h, h->dbbuf_db, NVME_PAGE_SIZE);
+    uint8_t *ei = nvme_host_ptr(h, h->dbbuf_ei, NVME_PAGE_SIZE);
+
+    if (h->dbbuf_db == 0 || db == NULL || ei == NULL)
+        return;
+    if (h->sq[qid].q.size != 0)
+        nvme_driver_dbbuf_attach(&h->sq[qid].q, db, ei);
+    if (h->cq[qid].q.size != 0)
+        nvme_driver_dbbuf_attach(&h->cq[qid].q, db, ei);
+}
+
 int
 nvme_host_dbbuf(struct nvme_host *h, uint64_t db, uint64_t ei)
 {
     struct nvme_sqe s = sqe(NVME_ADM_DBBUF_CONFIG);
     void *pdb = nvme_host_ptr(h, db, NVME_PAGE_SIZE);
     void *pei = nvme_host_ptr(h, ei, NVME_PAGE_SIZE);
+    uint16_t q;
     int rc;
 
     if (pdb == NULL || pei == NULL)
@@ -498,6 +469,10 @@ nvme_host_dbbuf(struct nvme_host *h, uint64_t db, uint64_t ei)
     if (rc == 0) {
         h->dbbuf_db = db;
         h->dbbuf_ei = ei;
+        /* The controller has written the current values into both
+         * pages (Base, "Doorbell Buffer Config command"). */
+        for (q = 1; q < NVME_MAX_QUEUES; q++)
+            shadow(h, q);
     }
     return rc;
 }
@@ -506,33 +481,40 @@ int
 nvme_host_create_pair(struct nvme_host *h, uint16_t qid, uint16_t depth,
                       uint64_t sqa, uint64_t cqa)
 {
-    struct nvme_sqe s = sqe(NVME_ADM_CREATE_CQ);
-    void *cq = nvme_host_ptr(h, cqa, (uint64_t)depth * NVME_CQE_SIZE);
+    uint8_t *sqr = nvme_host_ptr(h, sqa, (uint64_t)depth * NVME_SQE_SIZE);
+    uint8_t *cqr = nvme_host_ptr(h, cqa, (uint64_t)depth * NVME_CQE_SIZE);
+    struct nvme_driver_q sq, cq;
+    struct nvme_driver_cqe e;
+    uint16_t cid = h->cid;
+    unsigned int nerr = h->nerr;
     int rc;
 
-    if (qid == 0 || qid >= NVME_MAX_QUEUES || depth < 2 || cq == NULL ||
-        nvme_host_ptr(h, sqa, (uint64_t)depth * NVME_SQE_SIZE) == NULL)
+    if (qid == 0 || qid >= NVME_MAX_QUEUES || depth < 2 || cqr == NULL ||
+        sqr == NULL)
         return fail(h, -EINVAL,
                     "I/O queue pair %u: bad id or outside "
                     "guest memory",
                     qid);
-    memset(cq, 0, (size_t)depth * NVME_CQE_SIZE);
-    s.prp1 = cqa;
-    s.cdw10 = qid | (uint32_t)(depth - 1) << 16;
-    s.cdw11 = 1; /* physically contiguous, no interrupts */
-    rc = nvme_host_admin(h, &s, NULL, "Create I/O Completion Queue");
+    if (queue(h, 0, false) == NULL || queue(h, 0, true) == NULL)
+        return fail(h, -EINVAL,
+                    "no admin queues: the controller is not enabled");
+    nvme_driver_q_init(&sq, sqr, qid, depth, false);
+    nvme_driver_q_init(&cq, cqr, qid, depth, true);
+    h->cid = (uint16_t)(cid + 2);
+    rc = nvme_driver_create_pair(&h->drv, &h->sq[0].q, &h->cq[0].q, &sq, sqa,
+                                 &cq, cqa, cid, &e);
     if (rc < 0)
-        return rc;
-    s = sqe(NVME_ADM_CREATE_SQ);
-    s.prp1 = sqa;
-    s.cdw10 = qid | (uint32_t)(depth - 1) << 16;
-    s.cdw11 = 1 | (uint32_t)qid << 16; /* contiguous, on CQ @qid */
-    rc = nvme_host_admin(h, &s, NULL, "Create I/O Submission Queue");
-    if (rc < 0)
-        return rc;
-    h->sq[qid] = (struct nvme_host_q){ .iova = sqa, .size = depth };
-    h->cq[qid] =
-        (struct nvme_host_q){ .iova = cqa, .size = depth, .phase = true };
+        return cmd_fail(h, rc, nerr, 0, &e);
+    if (rc > 0)
+        return fail(h, -EIO, "%s failed: status %#x",
+                    e.cid == cid ? "Create I/O Completion Queue"
+                                 : "Create I/O Submission Queue",
+                    e.status);
+    memset(&h->sq[qid], 0, sizeof(h->sq[qid]));
+    memset(&h->cq[qid], 0, sizeof(h->cq[qid]));
+    h->sq[qid].q = sq;
+    h->cq[qid].q = cq;
+    shadow(h, qid);
     return 0;
 }
 

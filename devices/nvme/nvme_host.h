@@ -5,7 +5,11 @@
  * fd, doorbells through BAR0 or the shadow doorbell buffer with its
  * EventIdx, as Linux's nvme driver does), for the programs that stand in
  * for a guest: the conformance kit's load (nvme_exercise()) and
- * umdev-nvme-drive. Polled only: no interrupts.
+ * umdev-nvme-drive. Polled only: no interrupts. The queue mechanics are
+ * nvme_driver.h's, over this connection as its register accessors
+ * (doorbells not posted: each waits for the server's reply); what is
+ * added here is the client's message counting, the convenience calls
+ * for admin commands and I/O, and errors said in words.
  *
  * A struct nvme_host is the caller's; nothing here keeps global state.
  * Functions that talk to the device return 0 (or an NVMe status, where
@@ -21,38 +25,30 @@
 
 #include "nvme.h"
 #include "nvme_cmd.h"
+#include "nvme_driver.h"
 #include "umdev/parent.h"
 
 struct umdev_client;
 
 #define NVME_HOST_TRACK_DEPTH 64u
 
-/* A queue as the driver tracks it: its ring in guest memory, its
- * position, and (completion queues) the phase it expects. */
+/* A queue as the driver tracks it (q.size 0: the queue does not exist),
+ * with the times the wake-up accounting below needs. */
 struct nvme_host_q {
-    uint64_t iova;
-    uint16_t size; /* entries; 0: the queue does not exist */
-    uint16_t idx;  /* SQ: tail written, CQ: head consumed */
-    uint16_t db;   /* the last value published to the doorbell */
-    bool phase;
+    struct nvme_driver_q q;
     double empty_s; /* CQ: when the latest poll found no entry (before it) */
     /* SQ: when each entry's tail was published (before the store), for
      * queues of up to NVME_HOST_TRACK_DEPTH entries. */
     double pub_s[NVME_HOST_TRACK_DEPTH];
 };
 
-/* A completion queue entry, decoded (4.6). */
-struct nvme_host_cqe {
-    uint32_t dw0;
-    uint16_t sqhd, sqid, cid;
-    uint16_t status; /* Status Field without the phase tag; 0: success */
-};
-
 struct nvme_host {
     struct umdev_client *c; /* borrowed */
     uint8_t *mem;           /* borrowed: the guest memory at @iova */
     uint64_t iova, size;
-    double timeout_s; /* bound on every wait for the device */
+    /* The driver over @c: drv.timeout_s bounds every wait for the device,
+     * drv.doorbells counts the doorbells written through BAR0. */
+    struct nvme_driver drv;
     struct nvme_host_q sq[NVME_MAX_QUEUES], cq[NVME_MAX_QUEUES];
     /* Shadow doorbells and EventIdx (Doorbell Buffer Config), or 0. */
     uint64_t dbbuf_db, dbbuf_ei;
@@ -67,12 +63,14 @@ struct nvme_host {
      * may rightly sleep. Seconds, CLOCK_MONOTONIC. */
     double poll_window_s, busy_s;
     uint64_t wakeups_loaded, wakeups_stalled;
-    uint64_t mmio_doorbells; /* every doorbell written through BAR0 */
     char err[160];
+    unsigned int nerr; /* errors said in @err so far */
 };
 
 /* Guest memory @mem (@size bytes, the device sees it at @iova, mapped by
- * the caller with its fd) driven through @c. No device access. */
+ * the caller with its fd) driven through @c, every wait bounded by
+ * @timeout_s (0: nvme_driver.h's default). No device access. @h must
+ * stay where it is: its driver's accessors point at it. */
 void nvme_host_init(struct nvme_host *h, struct umdev_client *c, void *mem,
                     uint64_t iova, uint64_t size, double timeout_s);
 
@@ -117,11 +115,14 @@ int nvme_host_doorbell(struct nvme_host *h, uint16_t qid, bool cq);
 /* Consume the entry at CQ @qid's head if the device posted it.
  * Return: 1 (@e filled), 0 none yet. The head is published by
  * nvme_host_doorbell(). */
-int nvme_host_reap(struct nvme_host *h, uint16_t qid, struct nvme_host_cqe *e);
+int nvme_host_reap(struct nvme_host *h, uint16_t qid,
+                   struct nvme_driver_cqe *e);
 
 /* Submit @s on SQ @qid, wait for its completion on CQ @qid and publish
- * the head. Return: the NVMe status (0 success, > 0 an error the
- * device reported), or -errno. */
+ * the head (nvme_driver_cmd(): its doorbells and completion are none of
+ * the wake-up accounting's, which follows commands kept in flight).
+ * Return: the NVMe status (0 success, > 0 an error the device
+ * reported), or -errno. */
 int nvme_host_cmd(struct nvme_host *h, uint16_t qid, struct nvme_sqe *s,
                   uint32_t *dw0);
 

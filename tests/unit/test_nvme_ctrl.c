@@ -1742,6 +1742,45 @@ test_exercise_fails(void **state)
     assert_int_equal(reg_rd32(F.c, NVME_REG_CC) & NVME_CC_EN, 0);
 }
 
+/* nvme_host.c says what went wrong in words: the controller's own
+ * failures (a CSTS wait, a refused command) from nvme_driver.h's codes,
+ * a caller's mistake before any device access. */
+static void
+test_host_errors(void **state)
+{
+    struct nvme_host h;
+    uint32_t csts;
+
+    (void)state;
+    serve(false, 2);
+    nvme_host_init(&h, F.c, F.mem, GB, 1 << 20, 1.0);
+    assert_int_equal(nvme_host_create_pair(&h, 1, 16, GB + 0x2000, GB + 0x3000),
+                     -EINVAL);
+    assert_non_null(strstr(h.err, "no admin queues"));
+    /* Without bus mastering the controller cannot come up. */
+    cfg_set_command(F.c, PCI_COMMAND_MEMORY);
+    assert_true(nvme_host_enable(&h, 16, GB, GB + 0x1000) < 0);
+    print_message("without bus mastering: %s\n", h.err);
+    assert_non_null(strstr(h.err, "CSTS.RDY"));
+    assert_int_equal(nvme_host_reg_read32(&h, NVME_REG_CSTS, &csts), 0);
+    assert_int_equal(csts & NVME_CSTS_RDY, 0);
+    assert_int_equal(nvme_host_bus_master(&h), 0);
+    assert_int_equal(nvme_host_enable(&h, 16, GB, GB + 0x1000), 0);
+    /* A queue the type does not have: the CQ's creation is refused. */
+    assert_int_equal(nvme_host_create_pair(&h, 3, 16, GB + 0x2000, GB + 0x3000),
+                     -EIO);
+    assert_non_null(
+        strstr(h.err, "Create I/O Completion Queue failed: status 0x"));
+    assert_int_equal(nvme_host_create_pair(&h, 1, 16, GB + 0x2000, GB + 0x3000),
+                     0);
+    assert_int_equal(nvme_host_doorbell(&h, 2, false), -EINVAL);
+    assert_non_null(strstr(h.err, "no queue 2"));
+    assert_int_equal(nvme_host_shutdown(&h), 0);
+    assert_int_equal(nvme_host_doorbell(&h, 1, false), -EINVAL);
+    assert_int_equal(nvme_host_reg_read32(&h, NVME_REG_CSTS, &csts), 0);
+    assert_int_equal(csts & NVME_CSTS_RDY, 0);
+}
+
 int
 main(void)
 {
@@ -1769,6 +1808,7 @@ main(void)
         cmocka_unit_test_teardown(test_not_shared, teardown),
         cmocka_unit_test_teardown(test_exercise_file, teardown),
         cmocka_unit_test_teardown(test_exercise_fails, teardown),
+        cmocka_unit_test_teardown(test_host_errors, teardown),
     };
 
     return cmocka_run_group_tests_name("unit.nvme_ctrl", tests, NULL, NULL);
