@@ -18,7 +18,9 @@ positive() { awk -v v="$1" 'BEGIN { exit !(v + 0 > 0) }'; }
 
 command -v fio >/dev/null || skip_or_fail "fio is not installed (scripts/deps.sh)"
 
-out=$("$NVME" --rounds 1 --seconds 0.05 --fio-seconds 0.3 --file-mib 16 \
+# Each kind runs long enough to get its threads scheduled on a loaded
+# 2-CPU machine (0.05 s once left the bare kind with no I/O done at all).
+out=$("$NVME" --rounds 1 --seconds 0.3 --fio-seconds 0.3 --file-mib 16 \
     --dir "$dir" 2>&1) || fail "bench/nvme failed: $out"
 printf '%s\n' "$out"
 for qd in 32 1; do

@@ -111,14 +111,12 @@ inst_add(struct daemon *d, struct inst_config *cfg, bool defined,
     return 0;
 }
 
-void
-inst_remove(struct daemon *d, struct instance *inst)
+/* A transient instance's data (a backing file) goes with it: no
+ * definition names it any more (handlers.c's no_kept_data() made sure it
+ * was the instance's own). Once gone, a second call finds nothing. */
+static void
+transient_data_drop(struct daemon *d, struct instance *inst)
 {
-    struct instance **pp;
-
-    /* A transient instance's data (a backing file) goes with it: no
-     * definition names it any more (handlers.c's no_kept_data() made
-     * sure it was the instance's own). */
     if (!inst->defined) {
         char where[PATH_MAX + 64];
 
@@ -132,6 +130,14 @@ inst_remove(struct daemon *d, struct instance *inst)
                       "removed",
                       inst->cfg.uuid, where);
     }
+}
+
+void
+inst_remove(struct daemon *d, struct instance *inst)
+{
+    struct instance **pp;
+
+    transient_data_drop(d, inst);
 
     for (pp = &d->instances; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == inst) {
@@ -1028,6 +1034,10 @@ worker_gone(struct daemon *d, struct instance *inst, int status)
                  inst->exit_reason);
         readers_answer(d, inst, false, -EIO, msg, NULL);
     }
+    /* A transient instance goes (below) once its requests are answered;
+     * its data first, so whoever stopped it finds the data gone. */
+    if (!inst->defined && (inst->state == ST_STOPPED || was == ST_STARTING))
+        transient_data_drop(d, inst);
     if (was == ST_STARTING)
         request_done(d, inst, -EIO,
                      inst->exit_reason[0] ? inst->exit_reason
