@@ -25,6 +25,7 @@
 
 #include "accel.h"
 #include "accel_access.h"
+#include "bench.h"
 #include "kit_serve.h"
 #include "kit_util.h"
 #include "umdev/access.h"
@@ -48,7 +49,6 @@
 
 static int cpu_drv = 0, cpu_eng = 0; /* the driver's and the engine's */
 
-
 static void
 pin_set(const int *cpus, int n)
 {
@@ -68,61 +68,21 @@ pin(int cpu)
     pin_set(&cpu, 1);
 }
 
-/* The first two CPUs we may run on: driver on one, engine on the other. */
-static void
-choose_cpus(void)
-{
-    cpu_set_t set;
-    int i, n = 0;
-
-    if (sched_getaffinity(0, sizeof(set), &set) < 0)
-        DIE("sched_getaffinity: %s", strerror(errno));
-    for (i = 0; i < CPU_SETSIZE && n < 2; i++) {
-        if (!CPU_ISSET(i, &set))
-            continue;
-        if (n++ == 0)
-            cpu_drv = cpu_eng = i;
-        else
-            cpu_eng = i;
-    }
-}
-
-static int
-cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-static int
-cmp_dbl(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
-
 static uint32_t *lat; /* LAT_MAX latencies in ns */
 
 static double
 median_us(size_t n)
 {
-    if (n > LAT_MAX)
-        n = LAT_MAX;
-    if (n == 0)
-        return 0;
-    qsort(lat, n, sizeof(*lat), cmp_u32);
-    return lat[n / 2] / 1e3;
+    return bench_median_lat_us(lat, n > LAT_MAX ? LAT_MAX : n);
 }
 
 /* ------------------------------------------------------------------ */
 /* A ring driver over memory we see at @host and the engine at @iova   */
 
 struct ring_drv {
-    struct accel_ring_drv r;    /* host views; records at their iova */
-    void (*kick)(void *arg);    /* the doorbell */
-    void (*poll)(void *arg);    /* run the engine (direct), or NULL */
+    struct accel_ring_drv r; /* host views; records at their iova */
+    void (*kick)(void *arg); /* the doorbell */
+    void (*poll)(void *arg); /* run the engine (direct), or NULL */
     void *arg;
     void (*mark)(void *arg); /* called when the measured phase starts */
     void *mark_arg;
@@ -297,8 +257,7 @@ static void
 direct_open(struct direct *d, size_t len, uint32_t priority)
 {
     struct accel_engine_config ec = { .nr_queues = 1, .manual = true };
-    struct accel_queue_config qc = { .size = RING_SIZE,
-                                     .priority = priority };
+    struct accel_queue_config qc = { .size = RING_SIZE, .priority = priority };
     int rc;
 
     memset(d, 0, sizeof(*d));
@@ -386,8 +345,8 @@ bench_memmove(void)
             if (memcmp(src, dst, sz) != 0)
                 DIE("MEMMOVE %u: data differ", sz);
         }
-        qsort(eng, 5, sizeof(double), cmp_dbl);
-        qsort(cpy, 5, sizeof(double), cmp_dbl);
+        qsort(eng, 5, sizeof(double), bench_cmp_double);
+        qsort(cpy, 5, sizeof(double), bench_cmp_double);
         printf("memmove size=%u cpu=%d engine_GBps=%.2f memcpy_GBps=%.2f "
                "ratio=%.3f\n",
                sz, cpu_drv, eng[2], cpy[2], eng[2] / cpy[2]);
@@ -487,8 +446,8 @@ vmm_kick(void *arg)
 static void
 vmm_reg(struct vmm *v, uint64_t off, uint64_t val, size_t n)
 {
-    int rc = umdev_client_region_write(v->c, UMDEV_PCI_BAR0_REGION, off, &val,
-                                       n);
+    int rc =
+        umdev_client_region_write(v->c, UMDEV_PCI_BAR0_REGION, off, &val, n);
 
     if (rc < 0)
         DIE("register %#" PRIx64 ": %s", off, strerror(-rc));
@@ -659,7 +618,7 @@ host_close(struct host *h)
 static double
 med(double *v)
 {
-    qsort(v, ROUNDS, sizeof(*v), cmp_dbl);
+    qsort(v, ROUNDS, sizeof(*v), bench_cmp_double);
     return v[ROUNDS / 2];
 }
 
@@ -752,8 +711,8 @@ bench_small_ops(void)
 #define SC_QUEUES 4
 #define SC_SIZE (64 * KB)
 #define SC_PER_BATCH 16u
-#define SC_DESCS 32u                 /* ring descriptors per queue/round */
-#define SC_SPAN (3 * SC_SIZE)        /* per queue: src, dst, batch list */
+#define SC_DESCS 32u          /* ring descriptors per queue/round */
+#define SC_SPAN (3 * SC_SIZE) /* per queue: src, dst, batch list */
 
 static double
 scaling_run(unsigned int threads)
@@ -798,13 +757,12 @@ scaling_run(unsigned int threads)
             };
         if ((rc = umdev_access_open(accel_access_provider(prov), &o, &a[i])) <
                 0 ||
-            (rc = umdev_access_mem_register(a[i], q, SC_SPAN, fd,
-                                            (uint64_t)i * SC_SPAN,
-                                            UMDEV_ACCESS_READ |
-                                                UMDEV_ACCESS_WRITE)) < 0)
+            (rc = umdev_access_mem_register(
+                 a[i], q, SC_SPAN, fd, (uint64_t)i * SC_SPAN,
+                 UMDEV_ACCESS_READ | UMDEV_ACCESS_WRITE)) < 0)
             DIE("access: %s", strerror(-rc));
-        pfd[i] = (struct pollfd){ .fd = umdev_access_fd(a[i]),
-                                  .events = POLLIN };
+        pfd[i] =
+            (struct pollfd){ .fd = umdev_access_fd(a[i]), .events = POLLIN };
     }
     t0 = kit_now_ns();
     while (kit_now_ns() - t0 < MEASURE_NS) {
@@ -887,7 +845,9 @@ main(int argc, char **argv)
     lat = calloc(LAT_MAX, sizeof(*lat));
     if (lat == NULL)
         DIE("out of memory");
-    choose_cpus();
+    bench_prog = "accel";
+    if (bench_first_two_cpus(NULL, &cpu_drv, &cpu_eng) < 0)
+        return 1;
     printf("accel placement driver_cpu=%d engine_cpu=%d online=%ld\n", cpu_drv,
            cpu_eng, sysconf(_SC_NPROCESSORS_ONLN));
     bench_memmove();

@@ -35,6 +35,55 @@ bench_now_ns(void)
 }
 
 int
+bench_cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+int
+bench_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+double
+bench_median_lat_us(uint32_t *lat, size_t n)
+{
+    if (n == 0)
+        return 0;
+    qsort(lat, n, sizeof(*lat), bench_cmp_u32);
+    return lat[n / 2] / 1e3;
+}
+
+int
+bench_first_two_cpus(cpu_set_t *allowed, int *first, int *second)
+{
+    cpu_set_t own;
+    int i, n = 0;
+
+    if (allowed == NULL)
+        allowed = &own;
+    if (sched_getaffinity(0, sizeof(*allowed), allowed) < 0) {
+        fprintf(stderr, "%s: sched_getaffinity: %s\n", bench_prog,
+                strerror(errno));
+        return -1;
+    }
+    for (i = 0; i < CPU_SETSIZE && n < 2; i++) {
+        if (!CPU_ISSET(i, allowed))
+            continue;
+        if (n++ == 0)
+            *first = *second = i;
+        else
+            *second = i;
+    }
+    return 0;
+}
+
+int
 bench_pin_cpu(int cpu)
 {
     cpu_set_t set;

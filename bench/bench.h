@@ -3,13 +3,15 @@
  * (the first two CPUs this process may use), a monotonic clock, a
  * watchdog, option parsing, and the test device served from an event
  * loop the way umdev_server serves it. bench/README.md describes both.
- * bench/scale takes the clock and bench_parse_count() too.
+ * bench/scale takes the clock and bench_parse_count() too; bench/accel
+ * and bench/nvme the CPU choice, pinning and medians.
  */
 #ifndef UMDEV_BENCH_H
 #define UMDEV_BENCH_H
 
 #include <sched.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -36,6 +38,19 @@ int64_t bench_now_ns(void);
 
 /* Pin the calling thread to @cpu. Return: 0, or -1 after a message. */
 int bench_pin_cpu(int cpu);
+
+/* qsort() comparators for the samples the programs take medians of. */
+int bench_cmp_u32(const void *a, const void *b);
+int bench_cmp_double(const void *a, const void *b);
+
+/* The median of @n latencies in ns (@lat sorted in place), in us; 0 when
+ * there are none. */
+double bench_median_lat_us(uint32_t *lat, size_t n);
+
+/* The first two CPUs of this process's affinity (the same one twice when
+ * it has one) into *@first and *@second; the affinity into @allowed
+ * unless NULL. Return: 0, or -1 after a message. */
+int bench_first_two_cpus(cpu_set_t *allowed, int *first, int *second);
 
 /* A count in 1..@max, all of @s. */
 bool bench_parse_count(const char *s, long max, long *out);

@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "kit_serve.h"
 #include "nvme.h"
 #include "nvme_driver.h"
@@ -102,15 +103,6 @@ cleanup(void)
 }
 
 static int64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t
 cpu_ns(clockid_t id)
 {
     struct timespec ts;
@@ -119,68 +111,25 @@ cpu_ns(clockid_t id)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Pin the calling thread to @cpu, or end the program. */
 static void
 pin(int cpu)
 {
-    cpu_set_t set;
-
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (sched_setaffinity(0, sizeof(set), &set) < 0)
-        DIE("cannot pin to CPU %d: %s", cpu, strerror(errno));
-}
-
-/* The first two CPUs we may run on: driver on one, controller on the
- * other (the same one when there is only one). */
-static void
-choose_cpus(cpu_set_t *allowed)
-{
-    int i, n = 0;
-
-    if (sched_getaffinity(0, sizeof(*allowed), allowed) < 0)
-        DIE("sched_getaffinity: %s", strerror(errno));
-    for (i = 0; i < CPU_SETSIZE && n < 2; i++) {
-        if (!CPU_ISSET(i, allowed))
-            continue;
-        if (n++ == 0)
-            cpu_drv = cpu_dev = i;
-        else
-            cpu_dev = i;
-    }
-}
-
-static int
-cmp_dbl(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-static int
-cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-    return x < y ? -1 : x > y;
+    if (bench_pin_cpu(cpu) < 0)
+        exit(1);
 }
 
 static double
 median(double *v, long n)
 {
-    qsort(v, (size_t)n, sizeof(*v), cmp_dbl);
+    qsort(v, (size_t)n, sizeof(*v), bench_cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static double
 median_lat_us(size_t n)
 {
-    if (n > LAT_MAX)
-        n = LAT_MAX;
-    if (n == 0)
-        return 0;
-    qsort(lat, n, sizeof(*lat), cmp_u32);
-    return lat[n / 2] / 1e3;
+    return bench_median_lat_us(lat, n > LAT_MAX ? LAT_MAX : n);
 }
 
 /* What a 4 KiB block of the file holds in its first 8 bytes. */
@@ -267,7 +216,7 @@ drv_reap(struct drv *v, bool timed, size_t *nlat)
         }
         if (timed) {
             if (now == 0)
-                now = now_ns(); /* one clock read per reap */
+                now = bench_now_ns(); /* one clock read per reap */
             lat[*nlat % LAT_MAX] = (uint32_t)(now - v->t_sub[cid]);
             (*nlat)++;
         }
@@ -285,7 +234,8 @@ static struct run_result
 drv_run(struct drv *v, unsigned int qd, bool timed)
 {
     int64_t ns = (int64_t)(opt.seconds * 1e9);
-    int64_t t0 = 0, end = now_ns() + ns / 10, last = now_ns(), prev = last;
+    int64_t t0 = 0, end = bench_now_ns() + ns / 10, last = bench_now_ns(),
+            prev = last;
     int64_t c0 = 0, p0 = 0;
     uint64_t done = 0, done0 = 0;
     struct run_result r = { 0 };
@@ -294,7 +244,7 @@ drv_run(struct drv *v, unsigned int qd, bool timed)
     int rc;
 
     for (;;) {
-        int64_t t = now_ns();
+        int64_t t = bench_now_ns();
         unsigned int got;
 
         if (warm && t - prev > STALL_NS)
@@ -306,7 +256,7 @@ drv_run(struct drv *v, unsigned int qd, bool timed)
                 v->mark(v->mark_arg);
             done0 = done;
             r.nlat = 0;
-            t0 = now_ns();
+            t0 = bench_now_ns();
             c0 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
             p0 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
             end = t0 + ns;
@@ -341,16 +291,16 @@ drv_run(struct drv *v, unsigned int qd, bool timed)
         else if (t - last > 10 * 1000000000ll)
             DIE("no completion for 10 s (%u in flight)", SLOTS - v->nfree);
     }
-    r.wall_ns = now_ns() - t0;
+    r.wall_ns = bench_now_ns() - t0;
     r.drv_cpu_ns = cpu_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
     r.proc_cpu_ns = cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - p0;
     r.ios = done - done0;
     /* Drain: every command is accounted for before the next run. */
-    last = now_ns();
+    last = bench_now_ns();
     while (v->nfree < SLOTS) {
         if (drv_reap(v, false, &dummy) > 0)
-            last = now_ns();
-        else if (now_ns() - last > 10 * 1000000000ll)
+            last = bench_now_ns();
+        else if (bench_now_ns() - last > 10 * 1000000000ll)
             DIE("no completion for 10 s while draining");
     }
     r.iops = (double)r.ios * 1e9 / (double)r.wall_ns;
@@ -1168,7 +1118,9 @@ main(int argc, char **argv)
     lat = calloc(LAT_MAX, sizeof(*lat));
     if (lat == NULL)
         DIE("out of memory");
-    choose_cpus(&allowed);
+    bench_prog = "nvme";
+    if (bench_first_two_cpus(&allowed, &cpu_drv, &cpu_dev) < 0)
+        return 1;
     printf("nvme placement driver_cpu=%d controller_cpu=%d online=%ld "
            "poll_us=%ld\n",
            cpu_drv, cpu_dev, sysconf(_SC_NPROCESSORS_ONLN),
