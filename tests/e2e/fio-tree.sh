@@ -51,6 +51,8 @@ PACKAGES=(fio)
 
 log() { printf 'fio-tree: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=tests/e2e/private-apt.sh
+. "$HERE/private-apt.sh"
 
 mkdir -p "$CACHE_DIR/fio" || die "cannot create $CACHE_DIR/fio"
 DIR=$(cd "$CACHE_DIR/fio" && pwd)
@@ -87,33 +89,7 @@ fi
 log "fetching ${PACKAGES[*]} and its dependencies from $MIRROR (trixie)"
 
 APT=$DIR/apt
-rm -rf "$APT"
-mkdir -p "$APT/state/lists/partial" "$APT/cache/archives/partial" \
-    "$APT/etc/sources.list.d" "$APT/etc/preferences.d"
-: >"$APT/state/status"
-printf 'deb [signed-by=%s] %s trixie main\n' "$KEYRING" "$MIRROR" \
-    >"$APT/etc/sources.list"
-APTOPT=(
-    -o "Dir::State=$APT/state"
-    -o "Dir::State::status=$APT/state/status"
-    -o "Dir::Cache=$APT/cache"
-    -o "Dir::Etc::SourceList=$APT/etc/sources.list"
-    -o "Dir::Etc::SourceParts=$APT/etc/sources.list.d"
-    -o "Dir::Etc::Preferences=$APT/etc/preferences"
-    -o "Dir::Etc::PreferencesParts=$APT/etc/preferences.d"
-    -o "APT::Architecture=amd64"
-    -o "APT::Architectures::=amd64"
-    -o "Acquire::Languages=none"
-    -o "APT::Sandbox::User=root"
-    -o "APT::Install-Recommends=false"
-    -o "APT::Install-Suggests=false"
-    -o "Debug::NoLocking=true"
-)
-apt-get -q "${APTOPT[@]}" update 2>&1 | tee "$APT/update.log" >&2 ||
-    die "apt-get update failed"
-# apt-get update exits 0 when a fetch fails (only a W: line): check.
-ls "$APT/state/lists/"*"_dists_trixie_main_binary-amd64_Packages"* \
-    >/dev/null 2>&1 || die "apt-get update could not fetch trixie from $MIRROR"
+private_apt_init "$APT" "$KEYRING" "$MIRROR" trixie
 # The dpkg status is empty, so the resolver gives the whole closure.
 apt-get -q -y "${APTOPT[@]}" --download-only install "${PACKAGES[@]}" 2>&1 |
     tee "$APT/download.log" >&2 || die "apt-get download failed"

@@ -41,6 +41,8 @@ PACKAGES=(qemu-system-x86 linux-image-amd64/trixie busybox-static kmod)
 
 log() { printf 'e2e-setup: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=tests/e2e/private-apt.sh
+. "$HERE/private-apt.sh"
 
 mkdir -p "$CACHE_DIR"
 CACHE_DIR=$(cd "$CACHE_DIR" && pwd)
@@ -81,41 +83,7 @@ if [ "${UMDEV_E2E_FORCE:-0}" = 1 ] || [ ! -f "$TREE/.complete" ]; then
     log "fetching from $MIRROR (the host's apt sources; UMDEV_E2E_MIRROR overrides)"
     # ---- private apt state ------------------------------------------------
     APT=$CACHE_DIR/apt
-    rm -rf "$APT"
-    mkdir -p "$APT/state/lists/partial" "$APT/cache/archives/partial" \
-             "$APT/etc/sources.list.d" "$APT/etc/preferences.d"
-    : >"$APT/state/status"
-    cat >"$APT/etc/sources.list" <<EOF
-deb [signed-by=$KEYRING] $MIRROR trixie main
-deb [signed-by=$KEYRING] $MIRROR trixie-backports main
-EOF
-    APTOPT=(
-        -o "Dir::State=$APT/state"
-        -o "Dir::State::status=$APT/state/status"
-        -o "Dir::Cache=$APT/cache"
-        -o "Dir::Etc::SourceList=$APT/etc/sources.list"
-        -o "Dir::Etc::SourceParts=$APT/etc/sources.list.d"
-        -o "Dir::Etc::Preferences=$APT/etc/preferences"
-        -o "Dir::Etc::PreferencesParts=$APT/etc/preferences.d"
-        -o "APT::Architecture=amd64"
-        -o "APT::Architectures::=amd64"
-        -o "Acquire::Languages=none"
-        -o "APT::Sandbox::User=root"
-        -o "APT::Install-Recommends=false"
-        -o "APT::Install-Suggests=false"
-        -o "Debug::NoLocking=true"
-    )
-    log "apt-get update (private state in $APT)"
-    apt-get -q "${APTOPT[@]}" update 2>&1 | tee "$APT/update.log" >&2 ||
-        die "apt-get update failed"
-    # apt-get update exits 0 when a fetch fails (only a W: line): check.
-    for suite in trixie trixie-backports; do
-        ls "$APT/state/lists/"*"_dists_${suite}_main_binary-amd64_Packages"* \
-            >/dev/null 2>&1 || {
-            cat "$APT/update.log" >&2
-            die "apt-get update could not fetch $suite from $MIRROR"
-        }
-    done
+    private_apt_init "$APT" "$KEYRING" "$MIRROR" trixie trixie-backports
     # The dpkg status is empty, so the resolver pulls every dependency down to
     # libc6: the tree is self-contained.
     log "resolving and downloading ${PACKAGES[*]} (qemu from trixie-backports)"
