@@ -724,6 +724,20 @@ class DaemonTestCase(unittest.TestCase):
                 os.environ["ASAN_OPTIONS"] = old
         self.addCleanup(restore)
 
+    def audit_passes(self, type_, *args):
+        """`umdevctl audit TYPE --conformance` (the kit's fuzz phase 2 s):
+        exit 0, verdict pass, every criterion passed. Returns the run and
+        its JSON document."""
+        r = self.ctl("--json", "audit", type_, "--conformance",
+                     "--fuzz-seconds", "2", *args,
+                     env={"UMDEV_CONFORM": BIN["conform"]}, timeout=80)
+        self.assertEqual(r.rc, 0, str(r))
+        doc = r.json()
+        self.assertEqual(doc["verdict"], "pass", str(r))
+        for c in doc["criteria"]:
+            self.assertEqual(c["verdict"], "pass", c)
+        return r, doc
+
     def start_instance(self, *args):
         """Start (a definition or transient); return the instance object."""
         return self.js("start", *args)["instance"]
