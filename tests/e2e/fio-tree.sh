@@ -99,15 +99,7 @@ n=$(wc -l <"$APT/packages.txt")
 grep -q '^fio=' "$APT/packages.txt" || die "the resolution has no fio"
 [ "$n" -gt 10 ] || die "dependency resolution gave only $n packages"
 
-rm -rf "$TREE.tmp"
-mkdir -p "$TREE.tmp/usr/bin" "$TREE.tmp/usr/sbin" "$TREE.tmp/usr/lib" \
-    "$TREE.tmp/usr/lib64"
-for d in bin sbin lib lib64; do ln -s "usr/$d" "$TREE.tmp/$d"; done # merged /usr
-log "unpacking $n packages"
-for deb in "$APT"/cache/archives/*.deb; do
-    dpkg -x "$deb" "$TREE.tmp" || die "dpkg -x $deb failed"
-done
-cp "$APT/packages.txt" "$TREE.tmp/.packages"
+private_apt_unpack "$APT" "$TREE.tmp"
 [ -x "$TREE.tmp/$LD" ] || die "no dynamic loader in the tree"
 [ -x "$TREE.tmp/usr/bin/fio" ] || die "no usr/bin/fio in the tree"
 # Library directories: the multiarch one, and every RUNPATH/RPATH the

@@ -47,3 +47,20 @@ private_apt_init() {
         }
     done
 }
+
+# private_apt_unpack DIR TREE: every .deb DIR's apt downloaded, unpacked
+# into TREE (created afresh, with merged /usr as Debian has it), and
+# DIR/packages.txt (what was resolved, NAME=VERSION a line) kept there as
+# .packages. Dies when a package does not unpack.
+private_apt_unpack() {
+    local dir=$1 tree=$2 d deb n
+    n=$(find "$dir/cache/archives" -maxdepth 1 -name '*.deb' | wc -l)
+    rm -rf "$tree"
+    mkdir -p "$tree/usr/bin" "$tree/usr/sbin" "$tree/usr/lib" "$tree/usr/lib64"
+    for d in bin sbin lib lib64; do ln -s "usr/$d" "$tree/$d"; done
+    log "unpacking $n packages"
+    for deb in "$dir"/cache/archives/*.deb; do
+        dpkg -x "$deb" "$tree" || die "dpkg -x $deb failed"
+    done
+    cp "$dir/packages.txt" "$tree/.packages"
+}

@@ -97,15 +97,7 @@ if [ "${UMDEV_E2E_FORCE:-0}" = 1 ] || [ ! -f "$TREE/.complete" ]; then
     [ "$n" -gt 10 ] || die "dependency resolution gave only $n packages"
 
     # ---- unpack -------------------------------------------------------------
-    rm -rf "$TREE.tmp"
-    mkdir -p "$TREE.tmp/usr/bin" "$TREE.tmp/usr/sbin" "$TREE.tmp/usr/lib" \
-             "$TREE.tmp/usr/lib64"
-    for d in bin sbin lib lib64; do ln -s "usr/$d" "$TREE.tmp/$d"; done  # merged /usr
-    log "unpacking $n packages"
-    for deb in "$APT"/cache/archives/*.deb; do
-        dpkg -x "$deb" "$TREE.tmp" || die "dpkg -x $deb failed"
-    done
-    cp "$APT/packages.txt" "$TREE.tmp/.packages"
+    private_apt_unpack "$APT" "$TREE.tmp"
     printf '%s\n' "$MIRROR" >"$TREE.tmp/.mirror"
     LD=$TREE.tmp/usr/lib64/ld-linux-x86-64.so.2
     LIBS=$TREE.tmp/usr/lib/x86_64-linux-gnu:$TREE.tmp/lib/x86_64-linux-gnu
