@@ -76,6 +76,7 @@ struct hold {
 struct req {
     bool used;
     uint16_t sqid, cid;
+    uint32_t nsid; /* the command's, for the Error Information log */
     struct nvme_io io;
     unsigned int ops; /* backend operations outstanding */
     uint16_t status;
@@ -440,10 +441,11 @@ log_error(struct nvme_ctrl *c, uint16_t sqid, uint16_t cid, uint16_t status,
     e->nsid = nsid;
 }
 
-/* Post a completion to CQ @cqid (4.6); false on a queue-memory fault. */
+/* Post a completion to CQ @cqid (4.6); false on a queue-memory fault.
+ * @nsid: the command's, which an error's log entry names. */
 static bool
 post(struct nvme_ctrl *c, uint16_t cqid, uint16_t sqid, uint16_t cid,
-     uint16_t status, uint32_t dw0)
+     uint16_t status, uint32_t dw0, uint32_t nsid)
 {
     struct cq *q = &c->cq[cqid];
     uint64_t addr = q->base + (uint64_t)q->tail * NVME_CQE_SIZE;
@@ -482,7 +484,9 @@ post(struct nvme_ctrl *c, uint16_t cqid, uint16_t sqid, uint16_t cid,
         c->st.io_commands++;
     if ((status & 0x7ff) != 0) {
         c->st.errors++;
-        log_error(c, sqid, cid, status & 0x7ff, 0);
+        /* The whole Status Field (DNR, M and CRD too), as the
+         * completion carried it (Base, Error Information log). */
+        log_error(c, sqid, cid, status & 0x7fff, nsid);
     }
     return true;
 }
@@ -490,14 +494,14 @@ post(struct nvme_ctrl *c, uint16_t cqid, uint16_t sqid, uint16_t cid,
 /* Complete a fetched command of SQ @sqid: its reserved CQ slot is used. */
 static void
 complete(struct nvme_ctrl *c, uint16_t sqid, uint16_t cid, uint16_t status,
-         uint32_t dw0)
+         uint32_t dw0, uint32_t nsid)
 {
     struct sq *s = &c->sq[sqid];
     struct cq *q = &c->cq[s->cqid];
 
     q->reserved--;
     s->inflight--;
-    post(c, s->cqid, sqid, cid, status, dw0);
+    post(c, s->cqid, sqid, cid, status, dw0, nsid);
 }
 
 static unsigned int cq_free(const struct cq *q);
@@ -522,7 +526,7 @@ deliver_events(struct nvme_ctrl *c)
         c->aer_pending &= ~(1u << info);
         c->aer_error_masked = true;
         c->naer--;
-        post(c, 0, 0, c->aer_cid[c->naer], NVME_SC_SUCCESS, dw0);
+        post(c, 0, 0, c->aer_cid[c->naer], NVME_SC_SUCCESS, dw0, 0);
     }
 }
 
@@ -1133,7 +1137,7 @@ be_done(void *opaque, uint64_t tag, int res)
     /* A controller shutting down runs until its flush is done; one that
      * stopped (fatal status, reset) posts nothing. */
     if (c->running)
-        complete(c, r->sqid, r->cid, r->status, 0);
+        complete(c, r->sqid, r->cid, r->status, 0, r->nsid);
     else
         c->sq[r->sqid].inflight--;
     req_free(c, r);
@@ -1217,6 +1221,7 @@ io_start(struct nvme_ctrl *c, uint16_t sqid, const struct nvme_sqe *s,
     r = req_alloc(c);
     r->sqid = sqid;
     r->cid = s->cid;
+    r->nsid = s->nsid;
     r->io = io;
     switch (io.kind) {
     case NVME_IO_READ:
@@ -1441,7 +1446,7 @@ process_sq(struct nvme_ctrl *c, uint16_t qid)
                 q->reserved--;
                 s->inflight--;
             } else {
-                complete(c, qid, sqe.cid, status, dw0);
+                complete(c, qid, sqe.cid, status, dw0, sqe.nsid);
             }
         } else {
             enum io_result res = io_start(c, qid, &sqe, &status);
@@ -1452,7 +1457,7 @@ process_sq(struct nvme_ctrl *c, uint16_t qid)
             s->inflight++;
             s->head = (uint16_t)((s->head + 1) % s->size);
             if (res == IO_DONE)
-                complete(c, qid, sqe.cid, status, 0);
+                complete(c, qid, sqe.cid, status, 0, sqe.nsid);
         }
         n++;
     }

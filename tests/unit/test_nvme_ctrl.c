@@ -843,9 +843,14 @@ test_features_and_logs(void **state)
     assert_int_equal(nvme_le64(d), 4);
     assert_int_equal(nvme_le16(d + 8), 1);
     assert_int_equal(nvme_le16(d + 12) >> 1, NVME_SC_DATA_XFER_ERROR);
+    assert_int_equal(nvme_le32(d + 24), 1); /* the read's namespace */
     s.cdw12 = 64;
     assert_int_equal(admin(&s, NULL), 0);
     assert_int_equal(nvme_le64(d), 3);
+    /* The admin error before it: its Status Field whole, DNR included;
+     * no namespace. */
+    assert_int_equal(nvme_le16(d + 12) >> 1, NVME_SC_CMD_SEQ_ERROR | NVME_DNR);
+    assert_int_equal(nvme_le32(d + 24), 0);
     s.cdw12 = 4096 + 4; /* past the log */
     assert_int_equal(admin(&s, NULL), NVME_SC_INVALID_FIELD | NVME_DNR);
 
