@@ -324,6 +324,15 @@ int umdev_dma_write(struct umdev_dev *dev, uint64_t iova, const void *buf,
 #define UMDEV_DMA_MAX_PENDING 32u
 #define UMDEV_DMA_MAX_PENDING_BYTES (8u << 20)
 
+/*
+ * DMA logging's dirty bitmaps, per device, at most (one bit per 4 KiB of
+ * mapped guest memory: 32 MiB covers 1 TiB). A DMA_LOGGING_START whose
+ * mappings would need more, or a DMA_MAP while logging that would pass
+ * it, is refused with E2BIG: the client chooses mapping sizes, and a
+ * mapping without an fd costs nothing else.
+ */
+#define UMDEV_DMA_LOG_MAX_BITMAP_BYTES (32u << 20)
+
 /**
  * umdev_dma_done_fn - an asynchronous copy finished.
  * @opaque: as given to umdev_dma_read_async() / umdev_dma_write_async().

@@ -57,6 +57,7 @@ struct dma_map {
      * while it runs) and kept until the map is freed, so a writer that
      * saw logging on never touches freed memory. NULL: never logged. */
     _Atomic(uint64_t *) dirty;
+    size_t dirty_bytes; /* its size, counted in the device's total */
 };
 
 #define DMA_MAP_DYING (1u << 31)
@@ -132,6 +133,9 @@ struct umdev_dev {
      * the ranges the client asked for (0: everything). Writers read only
      * the flag, and the bitmaps of the maps they hold. */
     atomic_bool dma_logging;
+    /* Bytes of the maps' dirty bitmaps (UMDEV_DMA_LOG_MAX_BITMAP_BYTES);
+     * maps are freed by the thread that retires them. */
+    _Atomic size_t log_bitmap_bytes;
     struct vfio_user_dma_logging_range *log_ranges;
     uint32_t log_nranges;
     /* Server DMA requests in flight, oldest first (server thread only). */

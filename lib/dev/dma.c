@@ -116,10 +116,12 @@ find(const struct dma_table *t, uint64_t iova)
 }
 
 static void
-map_free(struct dma_map *m)
+map_free(struct umdev_dev *dev, struct dma_map *m)
 {
     if (m->mmap_addr != NULL)
         munmap(m->mmap_addr, m->mmap_len);
+    if (atomic_load(&m->dirty) != NULL)
+        atomic_fetch_sub(&dev->log_bitmap_bytes, m->dirty_bytes);
     free(atomic_load(&m->dirty));
     free(m);
 }
@@ -179,12 +181,20 @@ dev_dma_map(struct umdev_dev *dev, const struct vfio_user_dma_map *req, int fd)
      * this thread starts logging, so the flag cannot change meanwhile. */
     if (atomic_load(&dev->dma_logging)) {
         size_t bytes = dev_log_bitmap_bytes(m->size);
-        uint64_t *bits = calloc(1, bytes ? bytes : 1);
+        uint64_t *bits;
 
+        if (bytes > UMDEV_DMA_LOG_MAX_BITMAP_BYTES -
+                        atomic_load(&dev->log_bitmap_bytes)) {
+            free(m);
+            return -E2BIG;
+        }
+        bits = calloc(1, bytes ? bytes : 1);
         if (bits == NULL) {
             free(m);
             return -ENOMEM;
         }
+        m->dirty_bytes = bytes;
+        atomic_fetch_add(&dev->log_bitmap_bytes, bytes);
         atomic_store(&m->dirty, bits);
     }
     if (fd >= 0) {
@@ -245,7 +255,7 @@ dev_dma_map(struct umdev_dev *dev, const struct vfio_user_dma_map *req, int fd)
 out:
     pthread_rwlock_unlock(&t->lock);
     if (rc < 0)
-        map_free(m);
+        map_free(dev, m);
     return rc;
 }
 
@@ -271,7 +281,7 @@ retire(struct umdev_dev *dev, struct dma_map *m)
             pthread_cond_wait(&t->released, &t->wait_lock);
         pthread_mutex_unlock(&t->wait_lock);
     }
-    map_free(m);
+    map_free(dev, m);
 }
 
 int

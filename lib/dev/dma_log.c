@@ -68,10 +68,29 @@ static int
 bitmaps_ready(struct umdev_dev *dev)
 {
     struct dma_table *t = &dev->dma;
+    size_t i, need = 0;
     int rc = 0;
-    size_t i;
 
     pthread_rwlock_wrlock(&t->lock);
+    /* The client chose the mappings' sizes: bound what they cost before
+     * allocating any of it. */
+    for (i = 0; i < t->n; i++) {
+        const struct dma_map *m = t->slots[i].map;
+        size_t bytes = dev_log_bitmap_bytes(m->size);
+
+        if (atomic_load(&m->dirty) == NULL) {
+            if (bytes > UMDEV_DMA_LOG_MAX_BITMAP_BYTES - need) {
+                need = SIZE_MAX;
+                break;
+            }
+            need += bytes;
+        }
+    }
+    if (need > UMDEV_DMA_LOG_MAX_BITMAP_BYTES -
+                   atomic_load(&dev->log_bitmap_bytes)) {
+        pthread_rwlock_unlock(&t->lock);
+        return -E2BIG;
+    }
     for (i = 0; i < t->n; i++) {
         struct dma_map *m = t->slots[i].map;
         uint64_t *bits = atomic_load(&m->dirty);
@@ -89,6 +108,8 @@ bitmaps_ready(struct umdev_dev *dev)
             rc = -ENOMEM;
             break;
         }
+        m->dirty_bytes = bytes;
+        atomic_fetch_add(&dev->log_bitmap_bytes, bytes);
         atomic_store_explicit(&m->dirty, bits, memory_order_release);
     }
     pthread_rwlock_unlock(&t->lock);

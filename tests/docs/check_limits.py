@@ -43,6 +43,8 @@ TESTS = {
         "tests/unit/test_dev_dma_async.c::test_conn_queue_bound"],
     "UMDEV_DMA_MAX_PENDING": [
         "tests/unit/test_dev_dma_async.c::test_pending_bound"],
+    "UMDEV_DMA_LOG_MAX_BITMAP_BYTES": [
+        "tests/func/test_func_migration.c::test_dma_log_bitmap_bound"],
     "UMDEV_DMA_MAX_PENDING_BYTES": [
         "tests/unit/test_dev_dma_async.c::test_pending_byte_bound"],
     "CONN_TX_MAX_QUEUED": [

@@ -683,6 +683,52 @@ test_dma_log_refusals(void **state)
     umdev_client_destroy(c);
 }
 
+/*
+ * The dirty bitmaps are bounded per device (UMDEV_DMA_LOG_MAX_BITMAP_BYTES,
+ * a bit per 4 KiB): mappings the client sized past them are refused at
+ * DMA_LOGGING_START, and a DMA_MAP while logging that would pass them is
+ * refused, each with E2BIG and nothing changed. Mappings without an fd
+ * cost the client nothing, so they make the test's terabytes.
+ */
+static void
+test_dma_log_bitmap_bound(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    const uint64_t covered =
+        (uint64_t)UMDEV_DMA_LOG_MAX_BITMAP_BYTES * 8 * 4096;
+    const uint64_t base = 1ull << 44;
+    const uint32_t prot =
+        VFIO_USER_DMA_MAP_FLAG_READ | VFIO_USER_DMA_MAP_FLAG_WRITE;
+    static uint8_t never_touched[4096];
+
+    (void)state;
+    /* Exactly at the bound: logging starts. */
+    assert_int_equal(umdev_client_dma_map(c, base, covered, never_touched, -1,
+                                          0, prot),
+                     0);
+    assert_int_equal(umdev_client_dma_log_start(c, 4096, NULL, 0, NULL), 0);
+    /* One page more while it runs: refused, logging goes on. */
+    assert_int_equal(umdev_client_dma_map(c, base + covered, 4096,
+                                          never_touched, -1, 0, prot),
+                     -E2BIG);
+    assert_int_equal(umdev_client_dma_log_start(c, 4096, NULL, 0, NULL),
+                     -EBUSY);
+    assert_int_equal(umdev_client_dma_log_stop(c), 0);
+    /* The page mapped with logging off; now all of it is past the bound. */
+    assert_int_equal(umdev_client_dma_map(c, base + covered, 4096,
+                                          never_touched, -1, 0, prot),
+                     0);
+    assert_int_equal(umdev_client_dma_log_start(c, 4096, NULL, 0, NULL),
+                     -E2BIG);
+    assert_int_equal(reg_rd32(c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    /* Unmapped, the room comes back. */
+    assert_int_equal(umdev_client_dma_unmap(c, base + covered, 4096), 0);
+    assert_int_equal(umdev_client_dma_log_start(c, 4096, NULL, 0, NULL), 0);
+    assert_int_equal(umdev_client_dma_log_stop(c), 0);
+    assert_int_equal(umdev_client_dma_unmap(c, base, covered), 0);
+    umdev_client_destroy(c);
+}
+
 /* Logging belongs to the client that started it: the next client starts
  * its own; the migration state stays with the device until a reset. */
 static void
@@ -819,6 +865,7 @@ static const struct CMUnitTest tests[] = {
     HARNESS_TEST(test_stream_refusals),
     HARNESS_TEST(test_stream_size_bound),
     HARNESS_TEST(test_no_migration_hooks),
+    HARNESS_TEST(test_dma_log_bitmap_bound),
 };
 
 HARNESS_MAIN("func.migration", tests)
