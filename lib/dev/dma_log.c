@@ -86,8 +86,8 @@ bitmaps_ready(struct umdev_dev *dev)
             need += bytes;
         }
     }
-    if (need > UMDEV_DMA_LOG_MAX_BITMAP_BYTES -
-                   atomic_load(&dev->log_bitmap_bytes)) {
+    if (need >
+        UMDEV_DMA_LOG_MAX_BITMAP_BYTES - atomic_load(&dev->log_bitmap_bytes)) {
         pthread_rwlock_unlock(&t->lock);
         return -E2BIG;
     }

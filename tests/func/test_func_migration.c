@@ -703,9 +703,8 @@ test_dma_log_bitmap_bound(void **state)
 
     (void)state;
     /* Exactly at the bound: logging starts. */
-    assert_int_equal(umdev_client_dma_map(c, base, covered, never_touched, -1,
-                                          0, prot),
-                     0);
+    assert_int_equal(
+        umdev_client_dma_map(c, base, covered, never_touched, -1, 0, prot), 0);
     assert_int_equal(umdev_client_dma_log_start(c, 4096, NULL, 0, NULL), 0);
     /* One page more while it runs: refused, logging goes on. */
     assert_int_equal(umdev_client_dma_map(c, base + covered, 4096,
