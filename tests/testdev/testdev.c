@@ -535,8 +535,7 @@ testdev_mig_load(void *opaque, uint32_t version, const void *early,
     if (n > MIG_PAGES || len != sizeof(n) + n * (sizeof(idx) + MIG_PAGE))
         return -EINVAL;
     for (i = 0; i < n; i++) {
-        memcpy(&idx, p + sizeof(n) + i * (sizeof(idx) + MIG_PAGE),
-               sizeof(idx));
+        memcpy(&idx, p + sizeof(n) + i * (sizeof(idx) + MIG_PAGE), sizeof(idx));
         if (idx >= MIG_PAGES || seen[idx])
             return -EINVAL;
         seen[idx] = true;
@@ -549,8 +548,8 @@ testdev_mig_load(void *opaque, uint32_t version, const void *early,
     /* Last of the checks, as it is also the first change: lib/pci checks
      * its whole state before taking any of it. */
     if (pci_state != NULL) {
-        rc = umdev_pci_state_load(td->pci, pci_state, pci_len, err,
-                                  sizeof(err));
+        rc =
+            umdev_pci_state_load(td->pci, pci_state, pci_len, err, sizeof(err));
         if (rc < 0) {
             umdev_log(td->log, LOG_ERR,
                       "testdev: migrated config space refused: %s", err);
