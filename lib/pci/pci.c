@@ -1037,7 +1037,8 @@ state_check(struct umdev_pci *pci, const uint8_t *blob, char *err,
     unsigned int i, v;
     char name[64];
 
-    if ((flags & ~STATE_F_ALL) != 0 || get_le32(blob + 28) != 0) {
+    if ((flags & ~STATE_F_ALL) != 0 || get_le32(blob + 28) != 0 ||
+        (!pci->msix_off && (flags & STATE_F_MSIX_USED))) {
         state_err(err, errlen, "unknown flags 0x%x or reserved bits set",
                   flags);
         return -EINVAL;
