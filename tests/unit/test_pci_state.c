@@ -407,6 +407,41 @@ test_refusals(void **state)
     free(o);
 }
 
+/* Without MSI-X there is no table a guest could have written: a blob
+ * saying it did is from another device. */
+static void
+test_no_msix(void **state)
+{
+    struct pci_fixture *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+    uint8_t *blob, line;
+    size_t len;
+    void *f;
+
+    (void)state;
+    assert_non_null(a);
+    assert_non_null(b);
+    pci_fixture_init(a, "pcistate-a", &test_id);
+    pci_fixture_init(b, "pcistate-b", &test_id);
+    cfg_w(a, PCI_INTERRUPT_LINE, 9, 1);
+    blob = save(a, &len);
+    assert_int_equal(len, 128 + 256);
+    blob[24] |= 0x02;
+    assert_int_equal(umdev_pci_state_load(b->pci, blob, len, NULL, 0), -EINVAL);
+    blob[24] &= (uint8_t)~0x02;
+    assert_int_equal(umdev_pci_state_load(b->pci, blob, len, NULL, 0), 0);
+    line = 0;
+    assert_int_equal(
+        umdev_pci_config_read(b->pci, PCI_INTERRUPT_LINE, &line, 1), 0);
+    assert_int_equal(line, 9);
+    f = a;
+    pci_fixture_teardown(&f);
+    f = b;
+    pci_fixture_teardown(&f);
+    free(blob);
+    free(a);
+    free(b);
+}
+
 /* 4 KiB config space: the extended part travels and stays read-only. */
 static void
 test_pcie(void **state)
@@ -443,6 +478,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_msi_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pcie, setup_pcie, teardown),
+        cmocka_unit_test(test_no_msix),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
