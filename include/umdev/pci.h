@@ -15,6 +15,7 @@
 #define UMDEV_PCI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "umdev/dev.h"
@@ -159,6 +160,44 @@ uint32_t umdev_pci_config_size(const struct umdev_pci *pci);
 
 /** Return config space and MSI-X state to power-on (device reset). */
 void umdev_pci_reset(struct umdev_pci *pci);
+
+/*
+ * Config space state for migration (docs/PROTOCOL.md "PCI config space
+ * state"): a versioned little-endian blob of everything the guest sees
+ * and lib/pci keeps: config space, the MSI-X table and PBA, MSI pending
+ * bits, the INTx level. Both ends must be the same device type.
+ */
+#define UMDEV_PCI_STATE_VERSION 1u
+
+/** Bytes umdev_pci_state_save() writes for @pci (fixed once built). */
+size_t umdev_pci_state_size(const struct umdev_pci *pci);
+
+/**
+ * umdev_pci_state_save() - write @pci's state, umdev_pci_state_size()
+ * bytes, to @buf. Call it with the device stopped, so nothing raises an
+ * interrupt meanwhile.
+ * Return: 0; -ENOSPC if @len is smaller than the state.
+ */
+int umdev_pci_state_save(struct umdev_pci *pci, void *buf, size_t len);
+
+/**
+ * umdev_pci_state_load() - replace @pci's guest-written state with the
+ * @len bytes at @buf (from umdev_pci_state_save() on another instance of
+ * the same device type). Everything is checked before anything changes:
+ * the blob's version and length, the identity (config size, BAR types and
+ * sizes, MSI-X vector count, and every read-only config bit: IDs, class,
+ * capability chain and layout) must equal @pci's, and the state must be one
+ * a device can be in (no pending vector that is enabled and unmasked).
+ * Only bits the guest could write (and write-1-to-clear bits) are taken.
+ * No interrupt is raised: pending bits stay pending until the guest
+ * unmasks them, and the INTx line is the device's to drive again when it
+ * resumes (umdev_pci_intx_set()). On refusal, @err (@errlen bytes, may be
+ * NULL) says why, NUL-terminated.
+ * Return: 0; -EINVAL (malformed or another device); -ENOTSUP (a newer
+ * blob version).
+ */
+int umdev_pci_state_load(struct umdev_pci *pci, const void *buf, size_t len,
+                         char *err, size_t errlen);
 
 /** Command register bits the device may want to honour. */
 bool umdev_pci_io_enabled(struct umdev_pci *pci);

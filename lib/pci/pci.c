@@ -9,6 +9,8 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -818,4 +820,395 @@ bool
 umdev_pci_bus_master(struct umdev_pci *pci)
 {
     return command_bit(pci, PCI_COMMAND_MASTER);
+}
+
+/*
+ * Migration state (docs/PROTOCOL.md "PCI config space state"). All fields
+ * little-endian; config space, the MSI-X table and PBA are the bytes the
+ * guest reads. The BAR table and the read-only config bits identify the
+ * device type; the loader takes only what a guest or the device could
+ * have changed.
+ */
+#define STATE_MAGIC "UMDEVPCI"
+#define STATE_HDR 32u
+#define STATE_BAR 16u
+#define STATE_F_INTX 0x1u      /* the device holds its INTx line high */
+#define STATE_F_MSIX_USED 0x2u /* the guest wrote the MSI-X table */
+#define STATE_F_ALL (STATE_F_INTX | STATE_F_MSIX_USED)
+
+enum state_bar_kind {
+    STATE_BAR_NONE,
+    STATE_BAR_IO,
+    STATE_BAR_MEM32,
+    STATE_BAR_MEM64,
+    STATE_BAR_UPPER, /* the high half of the 64-bit BAR before it */
+};
+
+static size_t
+msix_table_size(const struct umdev_pci *pci)
+{
+    return (size_t)pci->msix_vectors * PCI_MSIX_ENTRY_SIZE;
+}
+
+static size_t
+msix_pba_words(const struct umdev_pci *pci)
+{
+    return (pci->msix_vectors + 63) / 64;
+}
+
+static void
+put_le32(uint8_t *p, uint32_t v)
+{
+    unsigned int i;
+
+    for (i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void
+put_le64(uint8_t *p, uint64_t v)
+{
+    unsigned int i;
+
+    for (i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t
+get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static uint64_t
+get_le64(const uint8_t *p)
+{
+    return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+static uint32_t
+bar_kind(const struct pci_bar *bar)
+{
+    if (bar->upper)
+        return STATE_BAR_UPPER;
+    if (!bar->present)
+        return STATE_BAR_NONE;
+    switch (bar->type) {
+    case UMDEV_PCI_BAR_IO:
+        return STATE_BAR_IO;
+    case UMDEV_PCI_BAR_MEM32:
+        return STATE_BAR_MEM32;
+    case UMDEV_PCI_BAR_MEM64:
+        break;
+    }
+    return STATE_BAR_MEM64;
+}
+
+size_t
+umdev_pci_state_size(const struct umdev_pci *pci)
+{
+    return STATE_HDR + PCI_STD_NUM_BARS * STATE_BAR + pci->cfg_size +
+           msix_table_size(pci) + msix_pba_words(pci) * 8;
+}
+
+int
+umdev_pci_state_save(struct umdev_pci *pci, void *buf, size_t len)
+{
+    size_t size = umdev_pci_state_size(pci);
+    uint8_t *p = buf;
+    uint32_t flags = 0;
+    unsigned int i;
+
+    if (len < size)
+        return -ENOSPC;
+    memset(p, 0, STATE_HDR + PCI_STD_NUM_BARS * STATE_BAR);
+    memcpy(p, STATE_MAGIC, 8);
+    put_le32(p + 8, UMDEV_PCI_STATE_VERSION);
+    put_le32(p + 12, (uint32_t)size);
+    put_le32(p + 16, pci->cfg_size);
+    put_le32(p + 20, pci->msix_vectors);
+    for (i = 0; i < PCI_STD_NUM_BARS; i++) {
+        const struct pci_bar *bar = &pci->bars[i];
+        uint8_t *b = p + STATE_HDR + i * STATE_BAR;
+
+        put_le32(b, bar_kind(bar));
+        put_le64(b + 8, bar->present ? bar->size : 0);
+    }
+    p += STATE_HDR + PCI_STD_NUM_BARS * STATE_BAR;
+    pthread_mutex_lock(&pci->lock);
+    if (pci->intx_level)
+        flags |= STATE_F_INTX;
+    if (pci->msix_table_used)
+        flags |= STATE_F_MSIX_USED;
+    put_le32((uint8_t *)buf + 24, flags);
+    memcpy(p, pci->cfg, pci->cfg_size);
+    p += pci->cfg_size;
+    if (pci->msix_off) {
+        memcpy(p, pci->msix_table, msix_table_size(pci));
+        p += msix_table_size(pci);
+        for (i = 0; i < msix_pba_words(pci); i++)
+            put_le64(p + 8 * i, pci->msix_pba[i]);
+    }
+    pthread_mutex_unlock(&pci->lock);
+    return 0;
+}
+
+static void __attribute__((format(printf, 3, 4)))
+state_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* What a read-only config byte belongs to, for a refusal's message. */
+static void
+cfg_byte_name(struct umdev_pci *pci, uint32_t off, char *buf, size_t len)
+{
+    static const struct {
+        uint32_t start, end;
+        const char *name;
+    } hdr[] = {
+        { PCI_VENDOR_ID, PCI_VENDOR_ID + 2, "vendor ID" },
+        { PCI_DEVICE_ID, PCI_DEVICE_ID + 2, "device ID" },
+        { PCI_STATUS, PCI_STATUS + 2, "status" },
+        { PCI_REVISION_ID, PCI_REVISION_ID + 1, "revision ID" },
+        { PCI_CLASS_PROG, PCI_CLASS_PROG + 3, "class code" },
+        { PCI_HEADER_TYPE, PCI_HEADER_TYPE + 1, "header type" },
+        { PCI_SUBSYSTEM_VENDOR_ID, PCI_SUBSYSTEM_VENDOR_ID + 2,
+          "subsystem vendor ID" },
+        { PCI_SUBSYSTEM_ID, PCI_SUBSYSTEM_ID + 2, "subsystem ID" },
+        { PCI_CAPABILITY_LIST, PCI_CAPABILITY_LIST + 1, "capability pointer" },
+        { PCI_INTERRUPT_PIN, PCI_INTERRUPT_PIN + 1, "interrupt pin" },
+    };
+    unsigned int i;
+    int at, cap = 0;
+
+    if (off >= PCI_BASE_ADDRESS_0 && off < PCI_BASE_ADDRESS_5 + 4) {
+        snprintf(buf, len, "BAR%u", (off - PCI_BASE_ADDRESS_0) / 4);
+        return;
+    }
+    for (i = 0; i < sizeof(hdr) / sizeof(hdr[0]); i++) {
+        if (off >= hdr[i].start && off < hdr[i].end) {
+            snprintf(buf, len, "%s", hdr[i].name);
+            return;
+        }
+    }
+    /* Capabilities are laid out in chain order, each below the next. */
+    for (at = umdev_pci_cap_find(pci, 0, 0); at > 0 && (uint32_t)at <= off;
+         at = umdev_pci_cap_find(pci, 0, (unsigned int)at))
+        cap = at;
+    if (cap > 0 && off < pci->cap_free)
+        snprintf(buf, len, "capability 0x%02x at 0x%02x (layout)",
+                 pci->cfg[cap], (unsigned int)cap);
+    else
+        snprintf(buf, len, "read-only config");
+}
+
+/* MSI-X vector @v of a loaded state, masked? As msix_vector_masked(). */
+static bool
+state_msix_masked(const struct umdev_pci *pci, const uint8_t *cfg,
+                  const uint8_t *table, bool table_used, unsigned int v)
+{
+    if (rd16(cfg + pci->msix_off + PCI_MSIX_FLAGS) & PCI_MSIX_FLAGS_MASKALL)
+        return true;
+    if (!table_used)
+        return false;
+    return get_le32(table + v * PCI_MSIX_ENTRY_SIZE +
+                    PCI_MSIX_ENTRY_VECTOR_CTRL) &
+           PCI_MSIX_ENTRY_CTRL_MASKBIT;
+}
+
+/* Check a blob whose header and length were checked; 0 or -EINVAL. */
+static int
+state_check(struct umdev_pci *pci, const uint8_t *blob, char *err,
+            size_t errlen)
+{
+    const uint8_t *cfg = blob + STATE_HDR + PCI_STD_NUM_BARS * STATE_BAR;
+    const uint8_t *table = cfg + pci->cfg_size;
+    const uint8_t *pba = table + msix_table_size(pci);
+    uint32_t flags = get_le32(blob + 24);
+    uint32_t o, msi_pend_off = 0;
+    unsigned int i, v;
+    char name[64];
+
+    if ((flags & ~STATE_F_ALL) != 0 || get_le32(blob + 28) != 0 ||
+        (!pci->msix_off && (flags & STATE_F_MSIX_USED))) {
+        state_err(err, errlen, "unknown flags 0x%x or reserved bits set",
+                  flags);
+        return -EINVAL;
+    }
+    for (i = 0; i < PCI_STD_NUM_BARS; i++) {
+        const struct pci_bar *bar = &pci->bars[i];
+        const uint8_t *b = blob + STATE_HDR + i * STATE_BAR;
+        uint32_t kind = get_le32(b);
+        uint64_t size = get_le64(b + 8);
+
+        if (kind != bar_kind(bar) || get_le32(b + 4) != 0 ||
+            size != (bar->present ? bar->size : 0)) {
+            state_err(err, errlen,
+                      "BAR%u is kind %u of 0x%llx bytes in the stream, "
+                      "kind %u of 0x%llx here",
+                      i, kind, (unsigned long long)size, bar_kind(bar),
+                      (unsigned long long)(bar->present ? bar->size : 0));
+            return -EINVAL;
+        }
+    }
+    if (pci->msi_off && pci->msi_maskable)
+        msi_pend_off = msi_mask_off(pci) + 4;
+    /* Read-only bits are the device type's, except the two the device
+     * drives: Status.InterruptStatus and the MSI pending bits. */
+    for (o = 0; o < pci->cfg_size; o++) {
+        uint8_t ro = (uint8_t) ~(pci->wmask[o] | pci->w1cmask[o]);
+
+        if (o == PCI_STATUS)
+            ro &= (uint8_t)~PCI_STATUS_INTERRUPT;
+        if (msi_pend_off && o >= msi_pend_off && o < msi_pend_off + 4)
+            ro = 0;
+        if (((cfg[o] ^ pci->power_on[o]) & ro) != 0) {
+            cfg_byte_name(pci, o, name, sizeof(name));
+            state_err(err, errlen,
+                      "%s differs: config byte 0x%03x is 0x%02x in the "
+                      "stream, 0x%02x here (read-only bits 0x%02x)",
+                      name, (unsigned int)o, cfg[o], pci->power_on[o], ro);
+            return -EINVAL;
+        }
+    }
+    if (!(cfg[PCI_STATUS] & PCI_STATUS_INTERRUPT) != !(flags & STATE_F_INTX)) {
+        state_err(err, errlen,
+                  "Status.InterruptStatus does not match the INTx level");
+        return -EINVAL;
+    }
+    if (msi_pend_off) {
+        uint32_t pend = get_le32(cfg + msi_pend_off);
+        uint32_t mask = get_le32(cfg + msi_mask_off(pci));
+        uint32_t all =
+            pci->msi_vectors == 32 ? 0xffffffffu : (1u << pci->msi_vectors) - 1;
+
+        if ((pend & ~all) != 0) {
+            state_err(err, errlen, "MSI pending bits 0x%x past %u vectors",
+                      pend, pci->msi_vectors);
+            return -EINVAL;
+        }
+        /* A source delivers a pending vector the moment it is unmasked;
+         * one that is unmasked and still pending would be an interrupt
+         * owed now, which a stopped device cannot raise. */
+        if ((rd16(cfg + pci->msi_off + PCI_MSI_FLAGS) & PCI_MSI_FLAGS_ENABLE) &&
+            (pend & ~mask) != 0) {
+            state_err(err, errlen, "MSI vectors 0x%x pending but unmasked",
+                      pend & ~mask);
+            return -EINVAL;
+        }
+    }
+    if (pci->msix_off) {
+        bool enabled =
+            rd16(cfg + pci->msix_off + PCI_MSIX_FLAGS) & PCI_MSIX_FLAGS_ENABLE;
+
+        for (v = 0; v < msix_pba_words(pci) * 64; v++) {
+            bool pending = get_le64(pba + 8 * (v / 64)) >> (v % 64) & 1;
+
+            if (!pending)
+                continue;
+            if (v >= pci->msix_vectors) {
+                state_err(err, errlen, "MSI-X pending bit %u past %u vectors",
+                          v, pci->msix_vectors);
+                return -EINVAL;
+            }
+            if (enabled && !state_msix_masked(pci, cfg, table,
+                                              flags & STATE_F_MSIX_USED, v)) {
+                state_err(err, errlen, "MSI-X vector %u pending but unmasked",
+                          v);
+                return -EINVAL;
+            }
+        }
+    }
+    return 0;
+}
+
+int
+umdev_pci_state_load(struct umdev_pci *pci, const void *buf, size_t len,
+                     char *err, size_t errlen)
+{
+    const uint8_t *blob = buf;
+    const uint8_t *cfg, *table, *pba;
+    size_t want = umdev_pci_state_size(pci);
+    uint32_t version, o, msi_pend_off = 0;
+    unsigned int i;
+    int rc;
+
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (len < 16 || memcmp(blob, STATE_MAGIC, 8) != 0) {
+        state_err(err, errlen, "%s",
+                  len < 16 ? "truncated (no header)" : "bad magic");
+        return -EINVAL;
+    }
+    version = get_le32(blob + 8);
+    if (version > UMDEV_PCI_STATE_VERSION) {
+        state_err(err, errlen, "blob version %u is newer than %u", version,
+                  UMDEV_PCI_STATE_VERSION);
+        return -ENOTSUP;
+    }
+    if (version == 0) {
+        state_err(err, errlen, "blob version 0");
+        return -EINVAL;
+    }
+    if (get_le32(blob + 12) != len) {
+        state_err(err, errlen, "length field %u, %zu bytes given",
+                  get_le32(blob + 12), len);
+        return -EINVAL;
+    }
+    if (len < STATE_HDR || get_le32(blob + 16) != pci->cfg_size ||
+        get_le32(blob + 20) != pci->msix_vectors) {
+        state_err(err, errlen,
+                  "config size %u with %u MSI-X vectors in the stream, "
+                  "%u with %u here",
+                  len < STATE_HDR ? 0 : get_le32(blob + 16),
+                  len < STATE_HDR ? 0 : get_le32(blob + 20), pci->cfg_size,
+                  pci->msix_vectors);
+        return -EINVAL;
+    }
+    if (len != want) {
+        state_err(err, errlen, "%zu bytes, %zu expected", len, want);
+        return -EINVAL;
+    }
+    rc = state_check(pci, blob, err, errlen);
+    if (rc < 0)
+        return rc;
+
+    cfg = blob + STATE_HDR + PCI_STD_NUM_BARS * STATE_BAR;
+    table = cfg + pci->cfg_size;
+    pba = table + msix_table_size(pci);
+    if (pci->msi_off && pci->msi_maskable)
+        msi_pend_off = msi_mask_off(pci) + 4;
+    pthread_mutex_lock(&pci->lock);
+    for (o = 0; o < pci->cfg_size; o++) {
+        uint8_t m = pci->wmask[o] | pci->w1cmask[o];
+
+        pci->cfg[o] = (uint8_t)((pci->cfg[o] & ~m) | (cfg[o] & m));
+    }
+    pci->intx_level = get_le32(blob + 24) & STATE_F_INTX;
+    /* The line itself is not driven here (the device is stopped): only
+     * the status bit, which the guest reads. */
+    if (pci->intx_level)
+        pci->cfg[PCI_STATUS] |= PCI_STATUS_INTERRUPT;
+    else
+        pci->cfg[PCI_STATUS] &= (uint8_t)~PCI_STATUS_INTERRUPT;
+    if (msi_pend_off) {
+        pci->msi_pending = get_le32(cfg + msi_pend_off);
+        wr32(pci->cfg + msi_pend_off, pci->msi_pending);
+    }
+    if (pci->msix_off) {
+        pci->msix_table_used = get_le32(blob + 24) & STATE_F_MSIX_USED;
+        memcpy(pci->msix_table, table, msix_table_size(pci));
+        for (i = 0; i < msix_pba_words(pci); i++)
+            pci->msix_pba[i] = get_le64(pba + 8 * i);
+    }
+    pthread_mutex_unlock(&pci->lock);
+    return 0;
 }

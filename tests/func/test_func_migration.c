@@ -13,8 +13,11 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <linux/pci_regs.h>
+#include <linux/vfio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "umdev/client_testing.h"
@@ -333,6 +336,279 @@ test_save_load_two_servers(void **state)
     free(buf);
     free(src);
     free(dst);
+}
+
+/*
+ * Config space in the stream. What a guest reads of lib/pci's state:
+ * config space (the test device's is 256 bytes), the MSI-X table and PBA
+ * through BAR0.
+ */
+struct pci_view {
+    uint8_t cfg[256];
+    uint32_t table[TESTDEV_MSIX_VECTORS * 4];
+    uint64_t pba;
+};
+
+static void
+pci_view(struct umdev_client *c, struct pci_view *v)
+{
+    uint32_t i;
+
+    memset(v, 0, sizeof(*v));
+    for (i = 0; i < sizeof(v->cfg); i += 4)
+        assert_int_equal(umdev_client_region_read(c, UMDEV_PCI_CONFIG_REGION, i,
+                                                  v->cfg + i, 4),
+                         0);
+    for (i = 0; i < N_ELEM(v->table); i++)
+        v->table[i] = reg_rd32(c, TESTDEV_MSIX_TABLE + 4 * i);
+    v->pba = reg_rd64(c, TESTDEV_MSIX_PBA);
+}
+
+static void
+assert_same_pci(const struct pci_view *a, const struct pci_view *b)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(a->cfg); i++)
+        if (a->cfg[i] != b->cfg[i])
+            fail_msg("config byte %#zx: %#x, want %#x", i, b->cfg[i],
+                     a->cfg[i]);
+    for (i = 0; i < N_ELEM(a->table); i++)
+        if (a->table[i] != b->table[i])
+            fail_msg("MSI-X table dword %zu: %#x, want %#x", i, b->table[i],
+                     a->table[i]);
+    if (a->pba != b->pba)
+        fail_msg("PBA %#jx, want %#jx", (uintmax_t)b->pba, (uintmax_t)a->pba);
+}
+
+static void
+cfg_wr(struct umdev_client *c, uint64_t off, uint32_t v, size_t len)
+{
+    assert_int_equal(
+        umdev_client_region_write(c, UMDEV_PCI_CONFIG_REGION, off, &v, len), 0);
+}
+
+#define MSIX_CTRL(v)                                                           \
+    (TESTDEV_MSIX_TABLE + (v)*PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_VECTOR_CTRL)
+
+/* What a guest driver sets up: decoding and bus mastering on, INTx
+ * disabled (the line held high behind it), BARs placed, MSI-X on with
+ * every vector programmed, vector 1 masked and pending. */
+static void
+program_pci(struct umdev_client *c, uint32_t seed)
+{
+    uint32_t v;
+
+    cfg_set_command(c, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER |
+                           PCI_COMMAND_INTX_DISABLE);
+    cfg_wr(c, PCI_BASE_ADDRESS_0, 0xfe000000u + (seed << 12), 4);
+    cfg_wr(c, PCI_BASE_ADDRESS_2, 0xc0000000u, 4);
+    cfg_wr(c, PCI_BASE_ADDRESS_3, seed, 4);
+    cfg_wr(c, PCI_CACHE_LINE_SIZE, 0x10, 1);
+    cfg_wr(c, PCI_INTERRUPT_LINE, 10 + seed, 1);
+    for (v = 0; v < TESTDEV_MSIX_VECTORS; v++) {
+        uint64_t e = TESTDEV_MSIX_TABLE + v * PCI_MSIX_ENTRY_SIZE;
+
+        reg_wr(c, e + PCI_MSIX_ENTRY_LOWER_ADDR, 0xfee00000u + 4 * v, 4);
+        reg_wr(c, e + PCI_MSIX_ENTRY_UPPER_ADDR, 0, 4);
+        reg_wr(c, e + PCI_MSIX_ENTRY_DATA, 0x4000u + 16 * seed + v, 4);
+        reg_wr(c, MSIX_CTRL(v), v == 1 ? PCI_MSIX_ENTRY_CTRL_MASKBIT : 0, 4);
+    }
+    cfg_enable_msix(c);
+    reg_wr(c, TESTDEV_REG_MSIX_TRIGGER, 1, 4);
+    assert_int_equal(reg_rd64(c, TESTDEV_MSIX_PBA), 1u << 1);
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
+    assert_true(cfg_read(c, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT);
+}
+
+static void
+test_config_space_migrates(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    struct pci_view *src = malloc(sizeof(*src)), *dst = malloc(sizeof(*dst));
+    uint8_t *buf = malloc(STREAM_CAP);
+    struct umdev_client *dc;
+    struct harness D;
+    int efd = efd_new();
+    size_t len;
+
+    (void)state;
+    assert_non_null(src);
+    assert_non_null(dst);
+    assert_non_null(buf);
+    program_pci(c, 3);
+    pci_view(c, src);
+    len = capture(c, buf);
+
+    harness_start(&D);
+    dc = harness_connect(&D, NULL);
+    irq_trigger(dc, VFIO_PCI_MSIX_IRQ_INDEX, 1, efd);
+    load_into(&D, dc, buf, len);
+    pci_view(dc, dst);
+    assert_same_pci(src, dst);
+    /* Still masked: the pending bit waits. */
+    assert_int_equal(efd_wait(efd, 50), 0);
+    /* The guest unmasks it on the destination: it arrives there. */
+    reg_wr(dc, MSIX_CTRL(1), 0, 4);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+    assert_int_equal(reg_rd64(dc, TESTDEV_MSIX_PBA), 0);
+    /* And the destination's MSI-X works as programmed. */
+    reg_wr(dc, TESTDEV_REG_MSIX_TRIGGER, 1, 4);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+
+    close(efd);
+    umdev_client_destroy(dc);
+    harness_stop(&D);
+    umdev_client_destroy(c);
+    free(buf);
+    free(src);
+    free(dst);
+}
+
+/* lib/pci's blob inside a testdev stream (docs/PROTOCOL.md): after the
+ * device's registers and the blob's uint32_t length. */
+#define PCI_BLOB_CFG 128
+#define PCI_BLOB_VERSION 8
+#define TESTDEV_MIG_REGS 296
+
+static size_t
+pci_blob_at(const uint8_t *s, size_t len)
+{
+    const uint8_t *m = memmem(s, len, "UMDEVPCI", 8);
+
+    assert_non_null(m);
+    return (size_t)(m - s);
+}
+
+/* Copy @good (@len bytes) to @out with the last @cut bytes of the PCI blob
+ * dropped, its length and the state section's fixed to match, so only
+ * lib/pci sees a short blob. Returns the new length. */
+static size_t
+cut_blob(const uint8_t *good, size_t len, uint8_t *out, uint32_t cut)
+{
+    size_t at = pci_blob_at(good, len);
+    size_t sect = at - 4 - TESTDEV_MIG_REGS - 16;
+    uint32_t blen;
+    uint64_t slen;
+
+    memcpy(&blen, good + at - 4, 4);
+    memcpy(out, good, at + blen - cut);
+    memcpy(out + at + blen - cut, good + at + blen, len - at - blen);
+    blen -= cut;
+    memcpy(out + at - 4, &blen, 4);
+    memcpy(&slen, out + sect + 8, 8);
+    slen -= cut;
+    memcpy(out + sect + 8, &slen, 8);
+    return len - cut;
+}
+
+/* @good as the test device's state version 1 wrote it: no PCI blob. */
+static size_t
+to_version1(const uint8_t *good, size_t len, uint8_t *out)
+{
+    size_t at = pci_blob_at(good, len);
+    size_t sect = at - 4 - TESTDEV_MIG_REGS - 16;
+    uint32_t blen, v1 = 1;
+    uint64_t slen;
+
+    memcpy(&blen, good + at - 4, 4);
+    memcpy(out, good, at - 4);
+    memcpy(out + at - 4, good + at + blen, len - at - blen);
+    memcpy(out + HDR_VERSION, &v1, 4);
+    memcpy(&slen, out + sect + 8, 8);
+    slen -= 4 + blen;
+    memcpy(out + sect + 8, &slen, 8);
+    return len - 4 - blen;
+}
+
+/* The destination, programmed differently, refuses @buf when leaving
+ * RESUMING with @err; its device is in ERROR and lib/pci's state reads
+ * exactly as before. */
+static void
+pci_refused(struct umdev_client *dc, const uint8_t *buf, size_t len, int err)
+{
+    struct pci_view before, after;
+    uint32_t now = 0;
+
+    assert_int_equal(umdev_client_reset(dc), 0);
+    program_pci(dc, 7);
+    set_state(dc, S_STOP);
+    pci_view(dc, &before);
+    set_state(dc, S_RESUMING);
+    assert_int_equal(umdev_client_mig_write(dc, buf, len), 0);
+    assert_int_equal(umdev_client_mig_set_state(dc, S_RUNNING, &now), err);
+    assert_int_equal(state_of(dc), S_ERROR);
+    pci_view(dc, &after);
+    assert_same_pci(&before, &after);
+    assert_int_equal(umdev_client_reset(dc), 0);
+    assert_int_equal(state_of(dc), S_RUNNING);
+}
+
+static void
+test_config_space_refusals(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    uint8_t *good = malloc(STREAM_CAP), *bad = malloc(STREAM_CAP);
+    struct umdev_client *dc;
+    struct harness D;
+    size_t len, at, n;
+    int msix;
+
+    (void)state;
+    assert_non_null(good);
+    assert_non_null(bad);
+    program_pci(c, 3);
+    len = capture(c, good);
+    at = pci_blob_at(good, len);
+    msix = umdev_client_pci_cap_find(c, PCI_CAP_ID_MSIX, 0);
+    assert_true(msix > 0);
+
+    harness_start(&D);
+    dc = harness_connect(&D, NULL);
+    /* Another vendor. */
+    memcpy(bad, good, len);
+    bad[at + PCI_BLOB_CFG + PCI_VENDOR_ID] ^= 0x01;
+    pci_refused(dc, bad, len, -EINVAL);
+    /* Another capability layout: the MSI-X table size, the chain. */
+    memcpy(bad, good, len);
+    bad[at + PCI_BLOB_CFG + msix + PCI_MSIX_FLAGS] ^= 0x04;
+    pci_refused(dc, bad, len, -EINVAL);
+    memcpy(bad, good, len);
+    bad[at + PCI_BLOB_CFG + msix + PCI_CAP_LIST_NEXT] = 0x60;
+    pci_refused(dc, bad, len, -EINVAL);
+    /* A blob cut short (the stream around it whole). */
+    n = cut_blob(good, len, bad, 8);
+    pci_refused(dc, bad, n, -EINVAL);
+    /* A newer blob version. */
+    memcpy(bad, good, len);
+    bad[at + PCI_BLOB_VERSION]++;
+    pci_refused(dc, bad, len, -ENOTSUP);
+    /* A version 1 stream (before config space was carried) loads the
+     * device's registers and leaves config space as it was. */
+    {
+        struct pci_view before, after;
+
+        assert_int_equal(umdev_client_reset(dc), 0);
+        program_pci(dc, 7);
+        pci_view(dc, &before);
+        reg_wr(c, TESTDEV_REG_SCRATCH, 0x5151u, 4);
+        len = capture(c, good);
+        n = to_version1(good, len, bad);
+        load_into(&D, dc, bad, n);
+        assert_int_equal(reg_rd32(dc, TESTDEV_REG_SCRATCH), 0x5151u);
+        pci_view(dc, &after);
+        assert_same_pci(&before, &after);
+    }
+    /* The stream as sent still loads. */
+    assert_int_equal(umdev_client_reset(dc), 0);
+    load_into(&D, dc, good, len);
+    assert_int_equal(reg_rd64(dc, TESTDEV_MSIX_PBA), 1u << 1);
+
+    umdev_client_destroy(dc);
+    harness_stop(&D);
+    umdev_client_destroy(c);
+    free(good);
+    free(bad);
 }
 
 /* @buf refused by a fresh RESUMING device with @err (at the write if
@@ -861,6 +1137,8 @@ static const struct CMUnitTest tests[] = {
     HARNESS_TEST(test_detach),
     HARNESS_TEST(test_every_pair),
     HARNESS_TEST(test_save_load_two_servers),
+    HARNESS_TEST(test_config_space_migrates),
+    HARNESS_TEST(test_config_space_refusals),
     HARNESS_TEST(test_stream_refusals),
     HARNESS_TEST(test_stream_size_bound),
     HARNESS_TEST(test_no_migration_hooks),

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 
 #include "testdev.h"
 #include "umdev/dev_testing.h"
@@ -15,6 +16,7 @@
 struct testdev {
     struct umdev_dev *dev;
     struct umdev_pci *pci;
+    const struct umdev_logger *log; /* borrowed */
     uint32_t scratch;
     uint64_t scratch64;
     uint64_t dma_addr;
@@ -305,6 +307,7 @@ power_on(struct testdev *td, uint32_t resets)
 {
     struct umdev_dev *dev = td->dev;
     struct umdev_pci *pci = td->pci;
+    const struct umdev_logger *log = td->log;
 
     /* A DMA still waiting for the client ends here: its answer must not
      * land in the reset device. */
@@ -325,6 +328,7 @@ power_on(struct testdev *td, uint32_t resets)
     }
     td->dev = dev;
     td->pci = pci;
+    td->log = log;
     td->resets = resets;
 }
 
@@ -350,13 +354,15 @@ testdev_power_cycle(struct testdev *td)
 }
 
 /*
- * Migration. The state (format TESTDEV_MIG_VERSION): struct mig_regs,
- * then BAR2 as pages: a uint32_t count, then each page's index (uint32_t)
- * and its 4096 bytes. After a pre-copy (whose data is all of BAR2) only
- * the pages that changed since are sent; without one, every page is.
- * Config space is not carried yet (lib/pci has no save/load).
+ * Migration. The state (format TESTDEV_MIG_VERSION, 2): struct mig_regs,
+ * a uint32_t length and that many bytes of lib/pci's state (config space,
+ * MSI-X table and PBA: umdev_pci_state_save()), then BAR2 as pages: a
+ * uint32_t count, then each page's index (uint32_t) and its 4096 bytes.
+ * After a pre-copy (whose data is all of BAR2) only the pages that changed
+ * since are sent; without one, every page is. Version 1 was the same
+ * without the PCI state: it loads, leaving config space as it is.
  */
-#define TESTDEV_MIG_VERSION 1u
+#define TESTDEV_MIG_VERSION 2u
 #define MIG_PAGE 4096u
 #define MIG_PAGES (TESTDEV_BAR2_SIZE / MIG_PAGE)
 
@@ -461,13 +467,23 @@ testdev_mig_save(void *opaque, struct umdev_mig_buf *out)
         .irq_raised = td->irq_raised,
         .resets = td->resets,
     };
-    uint32_t i, n = 0;
+    uint32_t i, n = 0, pci_len = (uint32_t)umdev_pci_state_size(td->pci);
+    uint8_t *pci_state = malloc(pci_len);
     int rc;
 
+    if (pci_state == NULL)
+        return -ENOMEM;
+    rc = umdev_pci_state_save(td->pci, pci_state, pci_len);
     memcpy(r.array, td->array, sizeof(r.array));
     for (i = 0; i < MIG_PAGES; i++)
         n += page_changed(td, bar2, i);
-    rc = umdev_mig_buf_put(out, &r, sizeof(r));
+    if (rc == 0)
+        rc = umdev_mig_buf_put(out, &r, sizeof(r));
+    if (rc == 0)
+        rc = umdev_mig_buf_put(out, &pci_len, sizeof(pci_len));
+    if (rc == 0)
+        rc = umdev_mig_buf_put(out, pci_state, pci_len);
+    free(pci_state);
     if (rc == 0)
         rc = umdev_mig_buf_put(out, &n, sizeof(n));
     for (i = 0; rc == 0 && i < MIG_PAGES; i++) {
@@ -486,25 +502,40 @@ testdev_mig_load(void *opaque, uint32_t version, const void *early,
 {
     struct testdev *td = opaque;
     uint8_t *bar2 = umdev_dev_region_mem(td->dev, UMDEV_PCI_BAR2_REGION);
-    const uint8_t *p = state;
+    const uint8_t *p = state, *pci_state = NULL;
     bool seen[MIG_PAGES] = { false };
     struct mig_regs r;
-    uint32_t i, n, idx;
+    uint32_t i, n, idx, pci_len = 0;
+    char err[160];
+    int rc;
 
     /* Check everything before changing anything. */
-    if (version != TESTDEV_MIG_VERSION)
+    if (version != 1 && version != TESTDEV_MIG_VERSION)
         return -EINVAL;
     if (early_len != 0 && early_len != TESTDEV_BAR2_SIZE)
         return -EINVAL;
-    if (len < sizeof(r) + sizeof(n))
+    if (len < sizeof(r))
         return -EINVAL;
-    memcpy(&n, p + sizeof(r), sizeof(n));
-    if (n > MIG_PAGES ||
-        len != sizeof(r) + sizeof(n) + n * (sizeof(idx) + MIG_PAGE))
+    memcpy(&r, p, sizeof(r));
+    p += sizeof(r);
+    len -= sizeof(r);
+    if (version >= 2) {
+        if (len < sizeof(pci_len))
+            return -EINVAL;
+        memcpy(&pci_len, p, sizeof(pci_len));
+        if (len - sizeof(pci_len) < pci_len)
+            return -EINVAL;
+        pci_state = p + sizeof(pci_len);
+        p += sizeof(pci_len) + pci_len;
+        len -= sizeof(pci_len) + pci_len;
+    }
+    if (len < sizeof(n))
+        return -EINVAL;
+    memcpy(&n, p, sizeof(n));
+    if (n > MIG_PAGES || len != sizeof(n) + n * (sizeof(idx) + MIG_PAGE))
         return -EINVAL;
     for (i = 0; i < n; i++) {
-        memcpy(&idx, p + sizeof(r) + sizeof(n) + i * (sizeof(idx) + MIG_PAGE),
-               sizeof(idx));
+        memcpy(&idx, p + sizeof(n) + i * (sizeof(idx) + MIG_PAGE), sizeof(idx));
         if (idx >= MIG_PAGES || seen[idx])
             return -EINVAL;
         seen[idx] = true;
@@ -512,15 +543,24 @@ testdev_mig_load(void *opaque, uint32_t version, const void *early,
     /* Without a pre-copy every page must have come. */
     if (early_len == 0 && n != MIG_PAGES)
         return -EINVAL;
-    memcpy(&r, p, sizeof(r));
     if (r.irq_level > 1)
         return -EINVAL;
+    /* Last of the checks, as it is also the first change: lib/pci checks
+     * its whole state before taking any of it. */
+    if (pci_state != NULL) {
+        rc =
+            umdev_pci_state_load(td->pci, pci_state, pci_len, err, sizeof(err));
+        if (rc < 0) {
+            umdev_log(td->log, LOG_ERR,
+                      "testdev: migrated config space refused: %s", err);
+            return rc;
+        }
+    }
 
     if (early_len != 0)
         memcpy(bar2, early, TESTDEV_BAR2_SIZE);
     for (i = 0; i < n; i++) {
-        const uint8_t *pg =
-            p + sizeof(r) + sizeof(n) + i * (sizeof(idx) + MIG_PAGE);
+        const uint8_t *pg = p + sizeof(n) + i * (sizeof(idx) + MIG_PAGE);
 
         memcpy(&idx, pg, sizeof(idx));
         memcpy(bar2 + idx * MIG_PAGE, pg + sizeof(idx), MIG_PAGE);
@@ -596,6 +636,7 @@ testdev_create(const struct umdev_logger *log, struct testdev **out)
     td = calloc(1, sizeof(*td));
     if (td == NULL)
         return -ENOMEM;
+    td->log = log;
     info.opaque = td;
     bar0.opaque = td;
     rc = umdev_dev_create(&info, &td->dev);
