@@ -65,6 +65,18 @@ class NvmeTestCase(DaemonTestCase):
     def img(self, u, d=None):
         return os.path.join(d or self.dir, u + ".img")
 
+    def define_in_nobodys_dir(self):
+        """An 8M nvme-1q owned by nobody whose dir attribute names a
+        directory nobody owns; returns (that directory, the UUID)."""
+        nobody = pwd.getpwnam("nobody")
+        shared = os.path.join(self.d.tmp, "shared")
+        os.mkdir(shared)
+        os.chown(shared, nobody.pw_uid, nobody.pw_gid)
+        u = self.ok("define", "-p", "nvme", "-t", "nvme-1q", "--owner",
+                    "nobody", "--attr", "size=8M", "--attr",
+                    "dir=" + shared).out.strip()
+        return shared, u
+
 
 class Types(NvmeTestCase):
 
@@ -173,12 +185,7 @@ class Attrs(NvmeTestCase):
         self.assertIn("cannot create backing directory", self.d.log())
         self.assertEqual(os.listdir(locked), [])
         self.ok("undefine", u)
-        shared = os.path.join(self.d.tmp, "shared")
-        os.mkdir(shared)
-        os.chown(shared, nobody.pw_uid, nobody.pw_gid)
-        u = self.ok("define", "-p", "nvme", "-t", "nvme-1q", "--owner",
-                    "nobody", "--attr", "size=8M", "--attr",
-                    "dir=" + shared).out.strip()
+        shared, u = self.define_in_nobodys_dir()
         self.start_instance(u)
         st = os.stat(self.img(u, shared))
         self.assertEqual((st.st_uid, st.st_size), (nobody.pw_uid, 8 << 20))
@@ -395,12 +402,7 @@ class Undefine(NvmeTestCase):
         rights: where the owner may not remove it, it stays, and so does
         the definition."""
         nobody = pwd.getpwnam("nobody")
-        shared = os.path.join(self.d.tmp, "shared")
-        os.mkdir(shared)
-        os.chown(shared, nobody.pw_uid, nobody.pw_gid)
-        u = self.ok("define", "-p", "nvme", "-t", "nvme-1q", "--owner",
-                    "nobody", "--attr", "size=8M", "--attr",
-                    "dir=" + shared).out.strip()
+        shared, u = self.define_in_nobodys_dir()
         self.start_instance(u)
         self.ok("stop", u)
         os.chown(shared, 0, 0)
