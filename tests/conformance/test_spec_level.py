@@ -251,6 +251,26 @@ def kit(args, sock, *opts):
     return p.returncode, res
 
 
+def wait_unattached(server_log):
+    """Until umdev-serve (its log at @server_log) has detached every
+    client it attached. A client's close reaches the server
+    asynchronously: a new connection made sooner meets the server's
+    second-client refusal (EBUSY) instead of the server."""
+    deadline = time.monotonic() + T_LISTEN
+    while True:
+        with open(server_log) as f:
+            text = f.read()
+        attached = text.count("client attached")
+        if attached == 0:
+            fail("umdev-serve's log names no client attached:\n" +
+                 text[-2000:])
+        if attached == text.count("client detached"):
+            return
+        if time.monotonic() > deadline:
+            fail("umdev-serve still has a client attached:\n" + text[-2000:])
+        time.sleep(0.02)
+
+
 def rules_of(check, level):
     return {r["id"]: r["failures"] for r in check.get("rules", [])
             if r["level"] == level}
@@ -269,7 +289,10 @@ def main():
     try:
         up = os.path.join(tmp, "server.sock")
         log = open(os.path.join(tmp, "server.log"), "w")
-        server = subprocess.Popen([args.serve, "serial", "--socket", up],
+        # --verbose: its log says when a client is attached and detached
+        # (wait_unattached()).
+        server = subprocess.Popen([args.serve, "serial", "--socket", up,
+                                   "--verbose"],
                                   stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
         deadline = time.monotonic() + T_LISTEN
@@ -326,6 +349,7 @@ def main():
 
         # Answering the refusal, then closing: also the spec's allowance.
         front.close()
+        wait_unattached(log.name)
         asock = os.path.join(tmp, "answer.sock")
         front = VersionCloser(asock, up, mode="answer_close")
         rc, res = kit(args, asock, "--level", "spec", "--only", "protocol",
@@ -341,6 +365,8 @@ def main():
             "difference reported")
 
         # The server itself, without the front: no difference at all.
+        front.close()
+        wait_unattached(log.name)
         rc, res = kit(args, up, "--only", "protocol")
         proto = res["protocol"]
         if rc != 0 or not proto["policy_pass"] or rules_of(proto, "policy"):
