@@ -195,6 +195,43 @@ int umdev_client_dma_log_report(struct umdev_client *c, uint64_t iova,
 int umdev_client_precopy_info(struct umdev_client *c,
                               struct umdev_wire_precopy_info *out);
 
+/*
+ * The migration driver (docs/PROTOCOL.md "Migration driver"): what a
+ * VMM's migration code does with the device, between two connections
+ * (clients or managers, umdev_dev_manage()).
+ */
+struct umdev_migrate_hooks {
+    /* Before the source stops (after pre-copy): the VMM pauses whatever
+     * touches the device (its vCPUs). A negative errno aborts; the
+     * source runs on. */
+    int (*stop)(void *opaque);
+    /* The destination has loaded the state and is stopped: the VMM
+     * attaches to it now (memory, interrupts, no register access). A
+     * negative errno aborts; the source runs again. */
+    int (*attach)(void *opaque);
+    void *opaque;
+};
+
+struct umdev_migrate_stats {
+    uint64_t precopy_bytes; /* stream sent while the source ran */
+    uint64_t state_bytes;   /* stream sent after it stopped */
+    uint64_t transfer_ns;   /* STOP_COPY asked .. destination loaded */
+    uint64_t blackout_ns;   /* STOP_COPY asked .. destination RUNNING */
+};
+
+/**
+ * umdev_client_migrate() - move the device behind @src to @dst: @dst to
+ * RESUMING; @src through PRE_COPY (when offered) and STOP_COPY, its stream
+ * written to @dst; @dst to STOP (the load) and, after the attach hook, to
+ * RUNNING; @src left in STOP. On failure @src runs again (when it was
+ * stopped) and @dst is left for the caller to discard; @err says which
+ * step failed and why. Return: 0 or a negative errno.
+ */
+int umdev_client_migrate(struct umdev_client *src, struct umdev_client *dst,
+                         const struct umdev_migrate_hooks *hooks,
+                         struct umdev_migrate_stats *st, char *err,
+                         size_t errlen);
+
 /**
  * umdev_client_poll() - service server requests (DMA_READ/WRITE) that
  * arrive while no request of ours is pending, for up to @timeout_ms.

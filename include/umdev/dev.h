@@ -184,6 +184,24 @@ struct umdev_dev_ops {
  */
 uint32_t umdev_dev_mig_state(const struct umdev_dev *dev);
 
+/**
+ * umdev_dev_manage() - take @fd (a connected stream socket) as the
+ * device's migration manager: a vfio-user connection beside the client's
+ * that may send VERSION, DEVICE_GET_INFO, DEVICE_FEATURE MIGRATION /
+ * MIG_DEVICE_STATE / umdev's PRECOPY_INFO, and MIG_DATA_READ/WRITE;
+ * anything else is refused with EPERM (docs/PROTOCOL.md "Migration
+ * manager"). It lets a management tool move the device while the VMM
+ * keeps its connection, guest memory and interrupts. umdev_server serves
+ * it; without a server, umdev_dev_manager_fd() and the caller's loop.
+ * Return: 0; -EBUSY a manager is attached; -ENOTSUP no migration hooks
+ * (@fd is closed on every error).
+ */
+int umdev_dev_manage(struct umdev_dev *dev, int fd);
+bool umdev_dev_managed(const struct umdev_dev *dev);
+int umdev_dev_manager_fd(const struct umdev_dev *dev);
+/* Close the manager's connection; the migration state is left as is. */
+void umdev_dev_manage_end(struct umdev_dev *dev);
+
 struct umdev_dev_info {
     const char *name;          /* for logs; copied */
     bool pci;                  /* VFIO_DEVICE_FLAGS_PCI */
@@ -518,6 +536,13 @@ int umdev_server_create_fd(struct umdev_dev *dev, struct umdev_loop *loop,
                            int listen_fd, struct umdev_server **out);
 /* Unlinks the socket path it created. */
 void umdev_server_destroy(struct umdev_server *srv);
+
+/**
+ * umdev_server_manage() - umdev_dev_manage() @fd, served on the server's
+ * loop until it closes. Return: as umdev_dev_manage(), or the loop's
+ * error.
+ */
+int umdev_server_manage(struct umdev_server *srv, int fd);
 
 #pragma GCC visibility pop
 

@@ -97,6 +97,7 @@ umdev_dev_destroy(struct umdev_dev *dev)
     if (dev == NULL)
         return;
     umdev_dev_detach(dev);
+    umdev_dev_manage_end(dev);
     dev_dma_fini(dev);
     dev_mig_fini(dev);
     dev_log_stop(dev);
@@ -317,7 +318,7 @@ dev_serve(struct umdev_dev *dev, bool readable, bool sleep, size_t budget,
             return 0;
         if (rc < 0)
             break;
-        dev_handle_msg(dev, m);
+        dev_handle_msg(dev, m, false);
         conn_msg_free(m);
         n++;
     }
@@ -326,6 +327,101 @@ dev_serve(struct umdev_dev *dev, bool readable, bool sleep, size_t budget,
             umdev_log(dev->log, LOG_WARNING, "%s: closing connection: %s",
                       dev->name, strerror(-rc));
         umdev_dev_detach(dev);
+    }
+    return -ECONNRESET;
+}
+
+int
+umdev_dev_manage(struct umdev_dev *dev, int fd)
+{
+    int rc;
+
+    if (dev->mgr != NULL) {
+        close(fd);
+        return -EBUSY;
+    }
+    if (!dev_mig_supported(dev)) {
+        close(fd);
+        return -ENOTSUP;
+    }
+    rc = conn_create(fd, dev->log, &dev->mgr);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    conn_set_async_send(dev->mgr, NULL, NULL);
+    dev->mgr_negotiated = false;
+    dev->mgr_precopy_info = false;
+    umdev_log(dev->log, LOG_INFO, "%s: migration manager attached", dev->name);
+    return 0;
+}
+
+bool
+umdev_dev_managed(const struct umdev_dev *dev)
+{
+    return dev->mgr != NULL;
+}
+
+int
+umdev_dev_manager_fd(const struct umdev_dev *dev)
+{
+    return dev->mgr != NULL ? conn_fd(dev->mgr) : -1;
+}
+
+void
+umdev_dev_manage_end(struct umdev_dev *dev)
+{
+    if (dev->mgr == NULL)
+        return;
+    /* The migration state stays where the manager left it, as the
+     * kernel's stays when its data fd closes: a source it stopped is
+     * resumed by the one who stopped it (or the VMM), never guessed. */
+    conn_destroy(dev->mgr);
+    dev->mgr = NULL;
+    dev->mgr_negotiated = false;
+    dev->mgr_precopy_info = false;
+    umdev_log(dev->log, LOG_INFO, "%s: migration manager detached (state %u)",
+              dev->name, dev->mig.state);
+}
+
+int
+dev_serve_manager(struct umdev_dev *dev, bool readable, size_t budget,
+                  bool *more)
+{
+    struct conn_msg *m;
+    size_t n = 0;
+    int rc;
+
+    *more = false;
+    if (dev->mgr == NULL)
+        return -ECONNRESET;
+    if (readable)
+        conn_rx_ready(dev->mgr);
+    rc = conn_flush(dev->mgr);
+    while (rc == 0 && dev->mgr != NULL) {
+        /* As dev_serve(): a manager that does not take the stream it
+         * asked for is not read from. */
+        if (conn_tx_pending(dev->mgr))
+            return 0;
+        if (n == budget) {
+            *more = conn_rx_pending(dev->mgr);
+            return 0;
+        }
+        rc = conn_read(dev->mgr, &m);
+        if (rc == -EAGAIN)
+            return 0;
+        if (rc < 0)
+            break;
+        dev_handle_msg(dev, m, true);
+        conn_msg_free(m);
+        n++;
+    }
+    if (dev->mgr != NULL) {
+        if (rc != -ECONNRESET)
+            umdev_log(dev->log, LOG_WARNING,
+                      "%s: closing the manager's connection: %s", dev->name,
+                      strerror(-rc));
+        umdev_dev_manage_end(dev);
     }
     return -ECONNRESET;
 }

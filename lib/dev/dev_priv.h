@@ -147,6 +147,11 @@ struct umdev_dev {
 
     struct conn *conn; /* the attached client, or NULL */
     bool negotiated;
+    /* The migration manager (umdev_dev_manage()), or NULL: a second
+     * connection limited to the migration commands, so that whoever moves
+     * the device drives it while the VMM keeps the client connection. */
+    struct conn *mgr;
+    bool mgr_negotiated, mgr_precopy_info;
     struct umdev_loop *loop; /* set by the server; for resample fds */
 
     struct umdev_dev_stats stats;
@@ -226,6 +231,9 @@ void dev_irq_fini(struct umdev_dev *dev);
  */
 int dev_serve(struct umdev_dev *dev, bool readable, bool sleep, size_t budget,
               bool *more);
+/* dev_serve() for the manager's connection (never a sleeping read). */
+int dev_serve_manager(struct umdev_dev *dev, bool readable, size_t budget,
+                      bool *more);
 
 /* mig.c: the DEVICE_FEATURE and MIG_DATA handlers' work; each returns 0
  * or a negative errno and changes nothing on an error unless it says. */
@@ -247,6 +255,7 @@ void dev_mig_reset(struct umdev_dev *dev, bool *stopped);
 void dev_mig_fini(struct umdev_dev *dev);
 
 /* dispatch.c */
-void dev_handle_msg(struct umdev_dev *dev, struct conn_msg *m);
+/* A message from the client, or from the manager (@manager). */
+void dev_handle_msg(struct umdev_dev *dev, struct conn_msg *m, bool manager);
 
 #endif /* UMDEV_DEV_PRIV_H */

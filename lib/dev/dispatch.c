@@ -20,6 +20,12 @@ struct req {
     struct conn_msg *m;
     struct umdev_wire_msg w;
     bool no_reply;
+    /* The connection it came on: the client's, or the migration
+     * manager's (umdev_dev_manage()), with that session's flags. */
+    struct conn *conn;
+    bool manager;
+    bool *negotiated;
+    bool *precopy_info;
 };
 
 static int
@@ -39,7 +45,8 @@ reply(struct umdev_dev *dev, struct req *r, const void *fixed,
     if (size == 0)
         return -E2BIG;
     hdr.msg_size = (uint32_t)size;
-    return conn_sendv(dev->conn, &hdr, fixed, fixed_len, data, data_len, fds,
+    (void)dev;
+    return conn_sendv(r->conn, &hdr, fixed, fixed_len, data, data_len, fds,
                       nfds);
 }
 
@@ -53,7 +60,7 @@ handle_version(struct umdev_dev *dev, struct req *r)
     ssize_t n;
     int rc;
 
-    if (dev->negotiated)
+    if (*r->negotiated)
         return -EINVAL;
     /* Spec "Version": same major; minor at most the client's. We speak
      * 0.0, the only version published. */
@@ -69,8 +76,8 @@ handle_version(struct umdev_dev *dev, struct req *r)
         return -ENOTSUP;
     if (peer.max_msg_fds > UMDEV_WIRE_MAX_MSG_FDS)
         peer.max_msg_fds = UMDEV_WIRE_MAX_MSG_FDS;
-    conn_set_peer_caps(dev->conn, &peer);
-    ours = *conn_local_caps(dev->conn);
+    conn_set_peer_caps(r->conn, &peer);
+    ours = *conn_local_caps(r->conn);
     ours.pgsizes = DEV_PAGE_SIZE;
     /* The reply's capabilities are a subset of those proposed. */
     ours.write_multiple = peer.write_multiple;
@@ -78,7 +85,7 @@ handle_version(struct umdev_dev *dev, struct req *r)
     /* The extension is answered only to a client that asked for it, for
      * a device that has pre-copy: others see the spec's reply. */
     ours.precopy_info = peer.precopy_info && dev_mig_precopy(dev);
-    dev->precopy_info = ours.precopy_info;
+    *r->precopy_info = ours.precopy_info;
     n = conn_caps_format(&ours, json, sizeof(json));
     if (n < 0)
         return (int)n;
@@ -87,7 +94,7 @@ handle_version(struct umdev_dev *dev, struct req *r)
     memcpy(buf + 4, json, (size_t)n);
     rc = reply(dev, r, buf, 4 + (size_t)n, NULL, 0, NULL, 0);
     if (rc == 0)
-        dev->negotiated = true;
+        *r->negotiated = true;
     return rc;
 }
 
@@ -421,7 +428,7 @@ feature_reply(struct umdev_dev *dev, struct req *r, const void *data,
 
 /* Which of GET/SET each feature takes; 0: not offered by this device. */
 static uint32_t
-feature_methods(struct umdev_dev *dev, uint32_t index)
+feature_methods(struct umdev_dev *dev, const struct req *r, uint32_t index)
 {
     const uint32_t get = VFIO_USER_DEVICE_FEATURE_GET;
     const uint32_t set = VFIO_USER_DEVICE_FEATURE_SET;
@@ -432,7 +439,7 @@ feature_methods(struct umdev_dev *dev, uint32_t index)
     case VFIO_USER_FEATURE_MIG_DEVICE_STATE:
         return dev_mig_supported(dev) ? get | set : 0;
     case UMDEV_WIRE_FEATURE_PRECOPY_INFO:
-        return dev->precopy_info ? get : 0;
+        return *r->precopy_info ? get : 0;
     /* Every device: its writes all pass lib/dev's DMA API. */
     case VFIO_USER_FEATURE_DMA_LOGGING_START:
     case VFIO_USER_FEATURE_DMA_LOGGING_STOP:
@@ -505,7 +512,7 @@ static int
 handle_feature(struct umdev_dev *dev, struct req *r)
 {
     const typeof(r->w.u.feature) *f = &r->w.u.feature;
-    uint32_t methods = feature_methods(dev, f->index);
+    uint32_t methods = feature_methods(dev, r, f->index);
     uint32_t asked = f->hdr.flags & (VFIO_USER_DEVICE_FEATURE_GET |
                                      VFIO_USER_DEVICE_FEATURE_SET);
     struct vfio_user_feature_mig_state st = { 0, 0 };
@@ -589,11 +596,41 @@ handle_mig_write(struct umdev_dev *dev, struct req *r)
     return reply(dev, r, NULL, 0, NULL, 0, NULL, 0);
 }
 
+/*
+ * What a migration manager may send: the migration commands, nothing
+ * that touches guest memory, interrupts or registers, which stay the
+ * VMM's (docs/PROTOCOL.md "Migration manager").
+ */
+static bool
+manager_may(const struct req *r)
+{
+    switch (r->w.hdr.cmd) {
+    case VFIO_USER_VERSION:
+    case VFIO_USER_DEVICE_GET_INFO:
+    case VFIO_USER_MIG_DATA_READ:
+    case VFIO_USER_MIG_DATA_WRITE:
+        return true;
+    case VFIO_USER_DEVICE_FEATURE:
+        switch (r->w.u.feature.index) {
+        case VFIO_USER_FEATURE_MIGRATION:
+        case VFIO_USER_FEATURE_MIG_DEVICE_STATE:
+        case UMDEV_WIRE_FEATURE_PRECOPY_INFO:
+            return true;
+        default:
+            return false;
+        }
+    default:
+        return false;
+    }
+}
+
 static int
 dispatch(struct umdev_dev *dev, struct req *r)
 {
-    if (!dev->negotiated && r->w.hdr.cmd != VFIO_USER_VERSION)
+    if (!*r->negotiated && r->w.hdr.cmd != VFIO_USER_VERSION)
         return -EINVAL;
+    if (r->manager && !manager_may(r))
+        return -EPERM;
     switch (r->w.hdr.cmd) {
     case VFIO_USER_VERSION:
         return handle_version(dev, r);
@@ -632,8 +669,9 @@ dispatch(struct umdev_dev *dev, struct req *r)
 }
 
 void
-dev_handle_msg(struct umdev_dev *dev, struct conn_msg *m)
+dev_handle_msg(struct umdev_dev *dev, struct conn_msg *m, bool manager)
 {
+    struct conn *conn = manager ? dev->mgr : dev->conn;
     struct req r;
     int rc;
 
@@ -641,8 +679,13 @@ dev_handle_msg(struct umdev_dev *dev, struct conn_msg *m)
      * clears it first) and is read only after it succeeded. */
     r.m = m;
     r.no_reply = (m->hdr.flags & VFIO_USER_F_NO_REPLY) != 0;
+    r.conn = conn;
+    r.manager = manager;
+    r.negotiated = manager ? &dev->mgr_negotiated : &dev->negotiated;
+    r.precopy_info = manager ? &dev->mgr_precopy_info : &dev->precopy_info;
     if ((m->hdr.flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY) {
-        if (dev_dma_reply(dev, m))
+        /* The manager is asked nothing. */
+        if (!manager && dev_dma_reply(dev, m))
             return;
         /* A reply to nothing we asked. */
         umdev_log(dev->log, LOG_WARNING, "%s: unexpected reply to %s id %u",
@@ -653,8 +696,8 @@ dev_handle_msg(struct umdev_dev *dev, struct conn_msg *m)
     r.w.hdr = m->hdr;
     rc = m->rx_error;
     if (rc == 0)
-        rc = umdev_wire_decode(m->buf, m->len, m->nfds,
-                               conn_rx_limits(dev->conn), &r.w);
+        rc = umdev_wire_decode(m->buf, m->len, m->nfds, conn_rx_limits(conn),
+                               &r.w);
     if (rc == 0) {
         dev->stats.msgs++;
         rc = dispatch(dev, &r);
@@ -667,9 +710,9 @@ dev_handle_msg(struct umdev_dev *dev, struct conn_msg *m)
               strerror(-rc));
     /* A posted command gets no reply, not even an error one: the client
      * is not reading one and a stray reply would corrupt its stream. */
-    if (r.no_reply || dev->conn == NULL)
+    if (r.no_reply || (manager ? dev->mgr : dev->conn) == NULL)
         return;
     if (rc == -ECONNRESET || rc == -EPIPE || rc == -ETIMEDOUT)
         return;
-    conn_send_error(dev->conn, &m->hdr, rc);
+    conn_send_error(conn, &m->hdr, rc);
 }

@@ -47,6 +47,9 @@ struct umdev_server {
     /* Continues a client whose budget ran out with messages left. */
     int64_t more_timer;
 
+    int mgr_fd; /* the migration manager's fd while watched, or -1 */
+    uint32_t mgr_events;
+
     struct refusal *refusals;
     size_t nrefusals;
     int64_t refuse_window; /* start of the log window (ms) */
@@ -388,6 +391,75 @@ on_listen(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
         client_attach(srv, cfd);
 }
 
+static void
+manager_gone(struct umdev_server *srv)
+{
+    umdev_loop_del(srv->loop, srv->mgr_fd);
+    srv->mgr_fd = -1;
+}
+
+/* Input, or room for output it has not taken (then no input). */
+static void
+manager_sync_events(struct umdev_server *srv)
+{
+    uint32_t want;
+
+    if (srv->mgr_fd < 0 || srv->dev->mgr == NULL)
+        return;
+    want = conn_tx_pending(srv->dev->mgr) ? UMDEV_LOOP_OUT : UMDEV_LOOP_IN;
+    if (want != srv->mgr_events &&
+        umdev_loop_mod(srv->loop, srv->mgr_fd, want) == 0)
+        srv->mgr_events = want;
+}
+
+static void
+on_manager_tx(struct conn *conn, bool pending, void *opaque)
+{
+    (void)conn;
+    (void)pending;
+    manager_sync_events(opaque);
+}
+
+static void
+on_manager(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
+{
+    struct umdev_server *srv = opaque;
+    bool more = true;
+    int rc = 0;
+
+    (void)loop;
+    (void)fd;
+    /* A manager's messages are few (a state change, a chunk of stream):
+     * what came in one wake-up is handled in it. */
+    for (bool first = true; rc == 0 && more; first = false)
+        rc = dev_serve_manager(srv->dev, first && (events & UMDEV_LOOP_IN),
+                               UMDEV_SERVER_MSGS_PER_WAKE, &more);
+    if (rc < 0)
+        manager_gone(srv);
+    else
+        manager_sync_events(srv);
+}
+
+int
+umdev_server_manage(struct umdev_server *srv, int fd)
+{
+    int rc;
+
+    rc = umdev_dev_manage(srv->dev, fd);
+    if (rc < 0)
+        return rc;
+    conn_set_async_send(srv->dev->mgr, on_manager_tx, srv);
+    fd = umdev_dev_manager_fd(srv->dev);
+    rc = umdev_loop_add(srv->loop, fd, UMDEV_LOOP_IN, on_manager, srv);
+    if (rc < 0) {
+        umdev_dev_manage_end(srv->dev);
+        return rc;
+    }
+    srv->mgr_fd = fd;
+    srv->mgr_events = UMDEV_LOOP_IN;
+    return 0;
+}
+
 int
 umdev_server_create_fd(struct umdev_dev *dev, struct umdev_loop *loop,
                        int listen_fd, struct umdev_server **out)
@@ -405,6 +477,7 @@ umdev_server_create_fd(struct umdev_dev *dev, struct umdev_loop *loop,
     srv->loop = loop;
     srv->listen_fd = listen_fd;
     srv->client_fd = -1;
+    srv->mgr_fd = -1;
     dev->loop = loop;
     rc = umdev_loop_add(loop, listen_fd, UMDEV_LOOP_IN, on_listen, srv);
     if (rc < 0) {
@@ -496,6 +569,9 @@ umdev_server_destroy(struct umdev_server *srv)
         client_gone(srv);
     if (umdev_dev_attached(srv->dev))
         umdev_dev_detach(srv->dev);
+    if (srv->mgr_fd >= 0)
+        manager_gone(srv);
+    umdev_dev_manage_end(srv->dev);
     umdev_loop_timer_cancel(srv->loop, srv->accept_timer);
     if (srv->listening)
         umdev_loop_del(srv->loop, srv->listen_fd);
