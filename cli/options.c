@@ -61,6 +61,8 @@ static const struct opt_def all_opts[] = {
     { { "fuzz-seconds", required_argument, NULL, 'F' }, OPT_OTHER, 0 },
     { { "parent-map", required_argument, NULL, 'P' }, OPT_OTHER, 0 },
     { { "delete-data", no_argument, NULL, 'D' }, OPT_FLAG, AT(delete_data) },
+    { { "to", required_argument, NULL, 'T' }, OPT_STRING, AT(to) },
+    { { "handshake", no_argument, NULL, 'H' }, OPT_FLAG, AT(handshake) },
     { { "help", no_argument, NULL, 'h' }, OPT_OTHER, 0 },
 };
 #define N_OPTS (sizeof(all_opts) / sizeof(all_opts[0]))

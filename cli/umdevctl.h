@@ -62,6 +62,8 @@ struct cli_opts {
     /* import --parent-map HOST=PARENT: {HOST: PARENT}; owned */
     struct json_object *parent_map;
     bool fuzz_set;
+    const char *to; /* migrate: the destination umdevd's control socket */
+    bool handshake; /* migrate: the VMM takes part on stdin/stdout */
 };
 
 /* Where a lone positional argument goes. */
@@ -101,6 +103,10 @@ int cli_call(struct cli *c, const char *cmd, struct json_object *args,
  */
 int cli_run(struct cli *c, const char *cmd, struct json_object *args,
             void (*print)(struct json_object *result));
+
+/* ---- migrate.c */
+
+int cli_verb_migrate(struct cli *c, struct cli_opts *o);
 
 /* ---- options.c */
 

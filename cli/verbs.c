@@ -700,6 +700,29 @@ static const struct cli_verb verbs[] = {
       "2 usage\n"
       "or DIR unreadable (nothing defined), 3 umdevd unreachable.\n",
       false },
+    { "migrate", "-u UUID | UUID --to CONTROL-SOCKET [--handshake] [--json]",
+      "move a running instance to another umdevd",
+      "  -u, --uuid U       the instance to move\n"
+      "  --to SOCKET        the destination umdevd's control socket; it "
+      "starts a\n"
+      "                     transient instance of the same UUID, parent, "
+      "type,\n"
+      "                     owner, mode and attributes, and takes the "
+      "device's state\n"
+      "  --handshake        the VMM takes part (needed when one is "
+      "attached): lines\n"
+      "                     'stop', then 'attach SOCKET' are printed and "
+      "each waits\n"
+      "                     for 'go' on stdin (pause the vCPUs; connect, "
+      "map memory\n"
+      "                     and set interrupts at the destination), then "
+      "'done ...'\n"
+      "                     or 'abort REASON' (docs/CLI.md)\n"
+      "On success the source instance is stopped; on failure it runs on "
+      "with its\n"
+      "state and the destination's instance is stopped.\n",
+      DEF_SHORTS, DEF_KNOWN "TH", "uTH", CLI_BARE_UUID, cli_verb_migrate, NULL,
+      false },
     { "version", "[--json]", "daemon and protocol version", "", DEF_SHORTS,
       DEF_KNOWN, "", CLI_BARE_NONE, verb_version, NULL, false },
 };

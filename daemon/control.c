@@ -74,6 +74,9 @@ struct ctl_conn {
     /* Responses not yet taken by the peer. */
     char *out;
     size_t out_off, out_len, out_cap;
+    /* A descriptor that goes with the first byte of the queued answer
+     * (`manage`), or -1. */
+    int out_fd;
     struct ctl_conn *next;
 };
 
@@ -138,13 +141,50 @@ update_events(struct ctl_conn *c)
     umdev_loop_mod(c->d->loop, c->fd, ev);
 }
 
+/* send() with @fd attached to the first byte (SCM_RIGHTS). */
+static ssize_t
+send_with_fd(int sock, const void *buf, size_t len, int fd)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    struct msghdr mh = {
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = u.buf,
+        .msg_controllen = sizeof(u.buf),
+    };
+    struct cmsghdr *cm;
+
+    memset(&u, 0, sizeof(u));
+    cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    return sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 /* Send what the socket takes now. Return: 0, or -errno (peer gone). */
 static int
 flush_out(struct ctl_conn *c)
 {
     while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n;
+
+        if (c->out_fd >= 0) {
+            n = send_with_fd(c->fd, c->out + c->out_off,
+                             c->out_len - c->out_off, c->out_fd);
+            if (n > 0) {
+                close(c->out_fd);
+                c->out_fd = -1;
+            }
+        } else {
+            n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
 
         if (n < 0 && errno == EINTR)
             continue;
@@ -381,8 +421,24 @@ handle_request(struct ctl_conn *c, struct json_object *req)
     rq.peer_pid = c->peer_pid;
     rq.peer_uid = c->uid;
     rq.may_manage = c->may_manage;
+    rq.pass_fd = -1;
     rc = handlers_dispatch(d, &rq, cmd, args, &result, err, sizeof(err));
     json_object_put(args);
+    if (rq.pass_fd >= 0) {
+        /* Only an answer given at once carries one, and it is the only
+         * answer queued (one request at a time). */
+        if (rc == 0 && c->out_fd < 0 && !out_pending(c)) {
+            c->out_fd = rq.pass_fd;
+        } else {
+            close(rq.pass_fd);
+            if (rc >= 0) {
+                json_object_put(result);
+                result = NULL;
+                rc = -EBUSY;
+                snprintf(err, sizeof(err), "cannot pass a descriptor now");
+            }
+        }
+    }
     if (rc == 1) {
         /* Answered later through respond(); nothing behind it is read
          * until then, so responses keep their order. */
@@ -590,6 +646,8 @@ conn_close(struct ctl_conn *c)
         ctl->nreaders--;
     umdev_loop_del(c->d->loop, c->fd);
     close(c->fd);
+    if (c->out_fd >= 0)
+        close(c->out_fd);
     free(c->buf);
     free(c->out);
     free(c);
@@ -814,6 +872,7 @@ on_accept(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
     }
     c->d = d;
     c->fd = cfd;
+    c->out_fd = -1;
     c->uid = cred.uid;
     c->peer_pid = cred.pid;
     c->may_manage = manager;

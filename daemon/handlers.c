@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "admission.h"
 #include "audit_job.h"
@@ -48,7 +50,7 @@ struct waiter {
 /* One command being handled. */
 struct cmd {
     struct daemon *d;
-    const struct ctl_request *rq;
+    struct ctl_request *rq;
     struct json_object *args;   /* an object */
     struct json_object *result; /* the answer when it is given at once */
     struct instance *inst;      /* args.uuid's, for the commands on one */
@@ -1245,6 +1247,53 @@ cmd_audit(struct cmd *c)
     return 1;
 }
 
+/*
+ * manage: a migration manager connection to a running instance's device
+ * (docs/CONTROL.md "manage", docs/PROTOCOL.md "Migration manager"). The
+ * worker takes one end of a socket pair as its manager; the answer
+ * carries the other. `umdevctl migrate` drives the move through two of
+ * them while the VMM keeps its own connection.
+ */
+static int
+cmd_manage(struct cmd *c)
+{
+    struct json_object *req;
+    int sv[2], rc;
+
+    if (c->inst->state != ST_RUNNING) {
+        snprintf(c->err, c->errlen,
+                 "instance %s is %s: only a running instance migrates",
+                 c->inst->cfg.uuid, inst_state_name(c->inst->state));
+        return -ENOENT;
+    }
+    rc = busy(c, c->inst);
+    if (rc < 0)
+        return rc;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        rc = -errno;
+        snprintf(c->err, c->errlen, "socketpair: %s", strerror(-rc));
+        return rc;
+    }
+    req = json_object_new_object();
+    json_object_object_add(req, "req", json_object_new_string("manage"));
+    rc = channel_send_fd(c->inst->status_fd, req, sv[1]);
+    json_object_put(req);
+    close(sv[1]);
+    if (rc < 0) {
+        close(sv[0]);
+        snprintf(c->err, c->errlen, "cannot reach the worker of %s: %s",
+                 c->inst->cfg.uuid, strerror(-rc));
+        return -EIO;
+    }
+    c->rq->pass_fd = sv[0];
+    c->result = json_object_new_object();
+    json_object_object_add(c->result, "uuid",
+                           json_object_new_string(c->inst->cfg.uuid));
+    json_object_object_add(c->result, "socket",
+                           json_object_new_string(c->inst->sock_path));
+    return 0;
+}
+
 static int
 cmd_version(struct cmd *c)
 {
@@ -1278,6 +1327,7 @@ static const struct {
     { "start", cmd_start, MANAGE | CALLOUTS },
     { "stop", cmd_stop, MANAGE | CALLOUTS },
     { "audit", cmd_audit, MANAGE },
+    { "manage", cmd_manage, MANAGE | ON_UUID },
 };
 
 /* Command @i of the table for @c, its permission checked. */
@@ -1492,9 +1542,9 @@ run_command(struct cmd *c, size_t i)
 }
 
 int
-handlers_dispatch(struct daemon *d, const struct ctl_request *rq,
-                  const char *cmd, struct json_object *args,
-                  struct json_object **result, char *err, size_t errlen)
+handlers_dispatch(struct daemon *d, struct ctl_request *rq, const char *cmd,
+                  struct json_object *args, struct json_object **result,
+                  char *err, size_t errlen)
 {
     struct cmd c = {
         .d = d, .rq = rq, .args = args, .err = err, .errlen = errlen

@@ -21,6 +21,9 @@ struct ctl_request {
     pid_t peer_pid;
     uid_t peer_uid;  /* both from SO_PEERCRED, as it connected */
     bool may_manage; /* root, the daemon's user, or the management group */
+    /* A descriptor the answer carries (SCM_RIGHTS with its first byte),
+     * set by a handler that answers at once; -1: none. Taken. */
+    int pass_fd;
 };
 
 /** Install the supervisor's result hook. */
@@ -32,9 +35,9 @@ void handlers_init(struct daemon *d);
  * 1 parked: the answer comes later through daemon_hooks.respond on
  * @rq->conn; -errno refused, with @err filled.
  */
-int handlers_dispatch(struct daemon *d, const struct ctl_request *rq,
-                      const char *cmd, struct json_object *args,
-                      struct json_object **result, char *err, size_t errlen);
+int handlers_dispatch(struct daemon *d, struct ctl_request *rq, const char *cmd,
+                      struct json_object *args, struct json_object **result,
+                      char *err, size_t errlen);
 
 /**
  * handlers_auto_start() - start definition @inst, marked auto, as the

@@ -218,6 +218,8 @@ int json_only_keys(struct json_object *obj, const char *const *allowed,
 /* Send one JSON message on a SOCK_SEQPACKET channel, without blocking.
  * Return: 0 or -errno. */
 int channel_send(int fd, struct json_object *msg);
+/* The same with descriptor @pass attached (the caller keeps its copy). */
+int channel_send_fd(int fd, struct json_object *msg, int pass);
 /* Normalise the type @type names for @parent: "2port" and
  * "serial-2port" both give "serial-2port". Return: 0 or -ENAMETOOLONG. */
 int full_type_name(const char *parent, const char *type, char *out, size_t len);

@@ -115,6 +115,32 @@ channel_send(int fd, struct json_object *msg)
 }
 
 int
+channel_send_fd(int fd, struct json_object *msg, int pass)
+{
+    const char *s = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct iovec iov = { .iov_base = (void *)s, .iov_len = strlen(s) };
+    struct msghdr mh = {
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = u.buf,
+        .msg_controllen = sizeof(u.buf),
+    };
+    struct cmsghdr *cm;
+
+    memset(&u, 0, sizeof(u));
+    cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &pass, sizeof(int));
+    return sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 ? -errno : 0;
+}
+
+int
 full_type_name(const char *parent, const char *type, char *out, size_t len)
 {
     size_t plen = strlen(parent);

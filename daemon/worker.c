@@ -312,25 +312,75 @@ on_channel(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
     struct worker *w = opaque;
     struct json_object *req, *v;
     char buf[4096];
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
+    struct msghdr mh = {
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = u.buf,
+        .msg_controllen = sizeof(u.buf),
+    };
+    struct cmsghdr *cm;
+    int passed = -1;
     ssize_t n;
 
     (void)loop;
     (void)events;
-    n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+    n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    for (cm = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; cm != NULL;
+         cm = CMSG_NXTHDR(&mh, cm)) {
+        int *fds = (int *)CMSG_DATA(cm);
+        size_t i, nfds;
+
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (i = 0; i < nfds; i++) {
+            int f;
+
+            memcpy(&f, fds + i, sizeof(f));
+            if (passed < 0)
+                passed = f;
+            else
+                close(f);
+        }
+    }
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
         /* The supervisor is gone: nobody will manage us; stop. */
+        if (passed >= 0)
+            close(passed);
         umdev_loop_del(loop, fd);
         begin_stop(w, w->grace_ms);
         return;
     }
-    if (n < 0)
+    if (n < 0) {
+        if (passed >= 0)
+            close(passed);
         return;
+    }
     buf[n] = '\0';
     req = json_tokener_parse(buf);
     if (req == NULL || !json_object_object_get_ex(req, "req", &v)) {
         json_object_put(req);
+        if (passed >= 0)
+            close(passed);
         return;
     }
+    if (strcmp(json_object_get_string(v), "manage") == 0 && passed >= 0) {
+        int rc = umdev_server_manage(w->srv, passed);
+
+        /* Refused, the manager finds its socket closed; the reason is
+         * here. */
+        umdev_log(&w->log, rc < 0 ? LOG_WARNING : LOG_INFO,
+                  "migration manager %s%s", rc < 0 ? "refused: " : "attached",
+                  rc < 0 ? strerror(-rc) : "");
+        passed = -1;
+    }
+    if (passed >= 0)
+        close(passed);
     if (strcmp(json_object_get_string(v), "info") == 0) {
         struct json_object *r = json_object_new_object();
 

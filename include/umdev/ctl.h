@@ -136,6 +136,13 @@ int umdev_ctl_call(struct umdev_ctl *c, const char *cmd,
                    struct json_object *args, int timeout_ms,
                    struct json_object **result, struct umdev_ctl_error *err);
 
+/**
+ * umdev_ctl_take_fd() - the oldest descriptor a response carried and the
+ * caller has not taken (the `manage` command's), or -1. The caller owns
+ * it; untaken ones are closed with the handle.
+ */
+int umdev_ctl_take_fd(struct umdev_ctl *c);
+
 #pragma GCC visibility pop
 
 #ifdef __cplusplus

@@ -27,6 +27,8 @@
 /* A buffer grown past this for one large response is given back once it
  * is empty, so a long-lived handle does not keep it. */
 #define CTL_KEEP_BUF (1u << 20)
+/* Descriptors kept from responses, not yet taken. */
+#define CTL_MAX_FDS 4u
 
 struct umdev_ctl {
     int fd;
@@ -37,6 +39,10 @@ struct umdev_ctl {
     char *buf;       /* received bytes not yet consumed */
     size_t len, cap;
     size_t scanned; /* buf[0..scanned) holds no newline */
+    /* Descriptors that came with responses (`manage`), oldest first,
+     * until umdev_ctl_take_fd(); more are closed. */
+    int fds[CTL_MAX_FDS];
+    size_t nfds;
 };
 
 static int fail(struct umdev_ctl_error *err, int rc, const char *fmt, ...)
@@ -209,8 +215,60 @@ umdev_ctl_close(struct umdev_ctl *c)
         return;
     if (c->fd >= 0)
         close(c->fd);
+    while (c->nfds > 0)
+        close(c->fds[--c->nfds]);
     free(c->buf);
     free(c);
+}
+
+int
+umdev_ctl_take_fd(struct umdev_ctl *c)
+{
+    int fd;
+
+    if (c->nfds == 0)
+        return -1;
+    fd = c->fds[0];
+    memmove(c->fds, c->fds + 1, --c->nfds * sizeof(c->fds[0]));
+    return fd;
+}
+
+/* recv() that keeps the descriptors a response brings. */
+static ssize_t
+recv_keep_fds(struct umdev_ctl *c, void *buf, size_t len)
+{
+    union {
+        char buf[CMSG_SPACE(CTL_MAX_FDS * sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct iovec iov = { .iov_base = buf, .iov_len = len };
+    struct msghdr mh = {
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = u.buf,
+        .msg_controllen = sizeof(u.buf),
+    };
+    struct cmsghdr *cm;
+    ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+    for (cm = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; cm != NULL;
+         cm = CMSG_NXTHDR(&mh, cm)) {
+        size_t i, nfds;
+
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (i = 0; i < nfds; i++) {
+            int fd;
+
+            memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(fd));
+            if (c->nfds < CTL_MAX_FDS)
+                c->fds[c->nfds++] = fd;
+            else
+                close(fd);
+        }
+    }
+    return n;
 }
 
 int
@@ -378,7 +436,7 @@ read_line(struct umdev_ctl *c, const struct timespec *deadline,
             c->buf = b;
             c->cap = cap;
         }
-        n = recv(c->fd, c->buf + c->len, c->cap - c->len, MSG_DONTWAIT);
+        n = recv_keep_fds(c, c->buf + c->len, c->cap - c->len);
         if (n > 0) {
             c->len += (size_t)n;
             continue;
