@@ -750,6 +750,7 @@ mig_end(struct vmm *v, struct mig *m)
 
 static const struct vmm_workload *const workloads[] = {
     &vmm_wl_testdev,
+    &vmm_wl_accel,
 };
 
 /* ,"@key":"@s" with the characters JSON needs escaped escaped. */
