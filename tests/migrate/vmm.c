@@ -601,7 +601,7 @@ mig_attach(struct vmm *v, struct mig *m, const char *path)
      * controller aborts and the guest goes on at the source. */
     if (vmm_attach_to(v, path, &m->dst) < 0)
         return -1;
-    if (v->wl->irqs(v, m->dst) < 0) {
+    if (v->wl->irqs(v, m->dst) < 0 || (v->wl->attach && v->wl->attach(v) < 0)) {
         umdev_client_destroy(m->dst);
         m->dst = NULL;
         return -1;
@@ -751,6 +751,7 @@ mig_end(struct vmm *v, struct mig *m)
 static const struct vmm_workload *const workloads[] = {
     &vmm_wl_testdev,
     &vmm_wl_accel,
+    &vmm_wl_serial,
 };
 
 /* ,"@key":"@s" with the characters JSON needs escaped escaped. */

@@ -50,6 +50,9 @@ struct vmm_workload {
     /* The vCPUs pause (@paused) or resume (optional): host-side peers
      * follow them. */
     int (*pause)(struct vmm *v, bool paused);
+    /* The source is stopped and the VMM attached to the destination,
+     * which is not running yet (optional). */
+    int (*attach)(struct vmm *v);
     /* The destination runs and vmm->c is its connection (optional). */
     int (*switched)(struct vmm *v);
     /* No new work: wait for what is outstanding, check and accept it. */
