@@ -120,7 +120,8 @@ class MigrateTestdev(unittest.TestCase):
         self.assertEqual(rc, 1, out)
         self.assertFalse(out["ok"])
         self.assertEqual(out["false_negatives"], 0)
-        self.assertIn("first_error", out)
+        self.assertEqual(out["memory_mismatch_bytes"], 1)
+        self.assertIn("guest memory differs", out["first_error"])
 
     def test_selftest_unlogged_fails(self):
         # A page written behind the dirty log's back: a false negative,

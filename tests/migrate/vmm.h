@@ -53,6 +53,10 @@ struct vmm_workload {
     /* The source is stopped and the VMM attached to the destination,
      * which is not running yet (optional). */
     int (*attach)(struct vmm *v);
+    /* For --selftest corrupt (optional): *@gpa, a byte of device output
+     * the guest will check and the device will not write again. Return:
+     * 0, or -ENOENT (the VMM then picks checked output). */
+    int (*corrupt)(struct vmm *v, uint64_t *gpa);
     /* The destination runs and vmm->c is its connection (optional). */
     int (*switched)(struct vmm *v);
     /* No new work: wait for what is outstanding, check and accept it. */

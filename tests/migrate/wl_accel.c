@@ -371,6 +371,27 @@ acc_step(struct vmm *v, unsigned long unit)
     return 0;
 }
 
+/* The output of a descriptor the engine completed and the guest has not
+ * reaped yet (the vCPUs are paused): reaping it checks every byte. */
+static int
+acc_corrupt(struct vmm *v, uint64_t *gpa)
+{
+    struct acc_wl *w = v->wl_priv;
+    unsigned int i;
+
+    for (i = 0; i < w->nq; i++) {
+        struct aq *q = &w->q[i];
+        uint32_t si = q->r.reaped & (q->rsize - 1);
+
+        if (q->r.reaped != q->r.tail &&
+            accel_comp_status(&q->r.comps[si]) == ACCEL_ST_SUCCESS) {
+            *gpa = q->slots[si].dst + q->slots[si].size / 2;
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
 static int
 acc_finish(struct vmm *v)
 {
@@ -484,6 +505,7 @@ const struct vmm_workload vmm_wl_accel = {
     .open = acc_open,
     .irqs = acc_irqs,
     .step = acc_step,
+    .corrupt = acc_corrupt,
     .finish = acc_finish,
     .summary = acc_summary,
     .close = acc_close,
