@@ -132,6 +132,24 @@ class Accel(MigrateTestCase):
                          r"queue \d+ descriptor \d+ .*: byte \d+ of \d+ "
                          r"at 0x[0-9a-f]+ is 0x[0-9a-f]{2}, expected", ctx)
 
+    def test_vmm_that_cannot_attach_aborts_and_source_runs_on(self):
+        # The source stopped with descriptors in flight, its state went
+        # to the destination, then the VMM could not attach: the source
+        # runs again, finishes them all, and the destination's instance
+        # is gone.
+        i = self.start_accel()
+        rc, out, ctx = self.vmm("accel", i, "--refuse", "attach")
+        self.assertEqual((rc, out["ok"], out["migrated"]), (3, True, False),
+                         ctx)
+        self.assertIn("could not attach", out["abort"], ctx)
+        self.assertEqual(out["false_negatives"], 0, ctx)
+        self.assertEqual(out["interrupts"], out["descriptors"], ctx)
+        self.assertEqual(out["memory_mismatch_bytes"], 0, ctx)
+        self.d = self.src
+        self.assertEqual(self.instance(i["uuid"])["state"], "running")
+        self.d = self.dst
+        self.wait_state(i["uuid"], None)
+
     def test_failed_move_runs_on_at_the_source(self):
         # A destination that cannot be reached: umdevctl aborts before the
         # stop, and the guest goes on at the source, nothing lost.

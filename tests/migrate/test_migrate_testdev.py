@@ -144,6 +144,26 @@ class MigrateTestdev(unittest.TestCase):
         self.assertEqual(out["interrupts"], out["units"])
         self.assertEqual(out["memory_mismatch_bytes"], 0)
 
+    def test_vmm_that_cannot_pause_aborts(self):
+        rc, out = self.vmm("--refuse", "stop")
+        self.assertEqual(rc, 3, out)
+        self.assertEqual((out["ok"], out["migrated"]), (True, False))
+        self.assertIn("did not pause", out["abort"])
+        self.assertEqual(out["interrupts"], out["units"])
+
+    def test_vmm_that_cannot_attach_aborts_and_source_runs_on(self):
+        # After the source stopped and its state went to the destination:
+        # the source runs again with its BAR2 and registers, as the
+        # pending unit's pattern read back out of it proves.
+        rc, out = self.vmm("--refuse", "attach")
+        self.assertEqual(rc, 3, out)
+        self.assertEqual((out["ok"], out["migrated"]), (True, False))
+        self.assertIn("could not attach", out["abort"])
+        self.assertEqual(out["false_negatives"], 0)
+        self.assertGreater(out["pages_dirty"], 0)
+        self.assertEqual(out["interrupts"], out["units"])
+        self.assertEqual(out["memory_mismatch_bytes"], 0)
+
     def test_no_destination_manager_aborts_before_stopping(self):
         rc, out = self.vmm(dst_mgr=os.path.join(self.tmp, "nowhere.mgr"))
         self.assertEqual(rc, 3, out)

@@ -482,6 +482,7 @@ struct mig {
     /* Dirty-log proof. */
     uint64_t pages_dirty, pages_reported, false_neg, false_pos;
     const char *selftest;
+    const char *refuse; /* "stop" or "attach": answer that with "fail" */
 };
 
 static int
@@ -690,7 +691,9 @@ mig_line(struct vmm *v, struct mig *m, const char *line, unsigned long unit)
     }
     m->t_pause = vmm_now_us();
     m->pause_unit = unit;
-    if (v->wl->pause && v->wl->pause(v, true) < 0) {
+    if (m->refuse && !strcmp(m->refuse, "stop")) {
+        ctl_reply(&m->ctl, "fail");
+    } else if (v->wl->pause && v->wl->pause(v, true) < 0) {
         ctl_reply(&m->ctl, "fail");
     } else {
         paused = true;
@@ -706,7 +709,12 @@ mig_line(struct vmm *v, struct mig *m, const char *line, unsigned long unit)
         if (rc < 0) {
             snprintf(buf, sizeof(buf), "abort the controller ended");
         }
-        if (!strncmp(buf, "attach ", 7)) {
+        if (!strncmp(buf, "attach ", 7) && m->refuse &&
+            !strcmp(m->refuse, "attach")) {
+            /* The log is still checked: the source did stop. */
+            mig_dirty_check(v, m);
+            ctl_reply(&m->ctl, "fail");
+        } else if (!strncmp(buf, "attach ", 7)) {
             ctl_reply(&m->ctl, mig_attach(v, m, buf + 7) == 0 ? "go" : "fail");
         } else if (!strncmp(buf, "done", 4) &&
                    (buf[4] == ' ' || buf[4] == '\0')) {
@@ -846,6 +854,7 @@ usage(FILE *f)
             "          --dest-manage DST-MGR-SOCKET)]\n"
             "         [--host-src PATH --host-dst PATH] [--queues N]\n"
             "         [--depth N] [--intx] [--selftest corrupt|unlogged]\n"
+            "         [--refuse stop|attach]\n"
             "         [--verbose]\n");
 }
 
@@ -883,6 +892,7 @@ main(int argc, char **argv)
         { "depth", required_argument, NULL, 'd' },
         { "intx", no_argument, NULL, 'i' },
         { "selftest", required_argument, NULL, 'T' },
+        { "refuse", required_argument, NULL, 'R' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, '?' + 256 },
         { 0 },
@@ -934,6 +944,10 @@ main(int argc, char **argv)
             break;
         case 'v':
             v.verbose++;
+            break;
+        case 'R':
+            m.refuse = optarg;
+            bad = strcmp(optarg, "stop") && strcmp(optarg, "attach");
             break;
         case 'T':
             m.selftest = optarg;
@@ -1004,8 +1018,9 @@ main(int argc, char **argv)
                             "--migrate-cmd and --migrate-to\n");
             return 2;
         }
-        if (m.selftest && v.migrate_after < 0) {
-            fprintf(stderr, "umdev-vmm: --selftest needs a migration\n");
+        if ((m.selftest || m.refuse) && v.migrate_after < 0) {
+            fprintf(stderr, "umdev-vmm: --selftest and --refuse need a "
+                            "migration\n");
             return 2;
         }
     }
