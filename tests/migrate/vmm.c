@@ -280,7 +280,8 @@ inproc_say(struct inproc *ip, const char *line)
     return write(ip->to_vmm, line, n) == (ssize_t)n ? 0 : -EPIPE;
 }
 
-/* Wait for the VMM's "go". Return: 0, or -EINTR for anything else. */
+/* Wait for the VMM's "go". Return: 0; -ECANCELED another answer;
+ * -ECONNRESET none (the errors umdevctl gives the driver too). */
 static int
 inproc_go(struct inproc *ip)
 {
@@ -291,12 +292,12 @@ inproc_go(struct inproc *ip)
         ssize_t r = read(ip->from_vmm, reply + n, 1);
 
         if (r <= 0)
-            return -EINTR;
+            return -ECONNRESET;
         if (reply[n] == '\n')
-            return n == 2 && !memcmp(reply, "go", 2) ? 0 : -EINTR;
+            return n == 2 && !memcmp(reply, "go", 2) ? 0 : -ECANCELED;
         n++;
     }
-    return -EINTR;
+    return -ECANCELED;
 }
 
 static int
@@ -401,8 +402,14 @@ ctl_start_cmd(struct vmm *v, struct ctl *ctl, const char *cmd)
     }
     fflush(NULL);
     ctl->pid = fork();
-    if (ctl->pid < 0)
-        return vmm_fail(v, "fork: %s", strerror(errno));
+    if (ctl->pid < 0) {
+        vmm_fail(v, "fork: %s", strerror(errno));
+        close(in[0]);
+        close(in[1]);
+        close(out[0]);
+        close(out[1]);
+        return -1;
+    }
     if (ctl->pid == 0) {
         /* Its stdout is our input, its stdin our replies; its stderr is
          * ours, so what it says on failure reaches the test's log. */
