@@ -65,6 +65,7 @@ class MigrateTestdev(unittest.TestCase):
         self.assertEqual(codes, (0, 0))
 
     def vmm(self, *extra, dst_mgr=None, dst_sock=None, units=200, at=100):
+        self.at = at
         argv = [BIN["vmm"], "--workload", "testdev",
                 "--socket", self.src.sock, "--units", str(units),
                 "--migrate-after", str(at),
@@ -92,6 +93,11 @@ class MigrateTestdev(unittest.TestCase):
         # The device wrote during pre-copy, and the log saw it.
         self.assertGreater(out["pages_dirty"], 0)
         self.assertGreaterEqual(out["pages_reported"], out["pages_dirty"])
+        # Reports during pre-copy (every 4 units) and one after the stop.
+        if out["pause_at_unit"] - self.at >= 4:
+            self.assertGreater(out["log_reports"], 1)
+        else:
+            self.assertGreaterEqual(out["log_reports"], 1)
         self.assertGreater(out["precopy_bytes"], 0)
         self.assertGreater(out["state_bytes"], 0)
         self.assertGreaterEqual(out["blackout_us"], out["transfer_us"])

@@ -489,12 +489,46 @@ struct mig {
     /* Dirty-log proof. */
     uint64_t pages_dirty, pages_reported, false_neg, false_pos;
     const char *selftest;
+    uint64_t *bitmap; /* the union of the reports */
+    unsigned long report_every, reports;
     const char *refuse; /* "stop" or "attach": answer that with "fail" */
 };
+
+/*
+ * Take a dirty report of all guest RAM, ORed into m->bitmap: what a VMM
+ * does in each pass of its RAM pre-copy, and once more after the stop.
+ * The server clears what it reports, so the union of the reports is what
+ * the device wrote since logging started.
+ */
+static int
+mig_report(struct vmm *v, struct mig *m)
+{
+    uint64_t pg = m->log_page, chunk = 64 * pg * 1024, off;
+    int rc = 0;
+
+    /* In pieces of whole bitmap words, smaller when one is too big for a
+     * message. */
+    for (off = 0; off < v->mem_size;) {
+        uint64_t len = v->mem_size - off < chunk ? v->mem_size - off : chunk;
+
+        rc = umdev_client_dma_log_report(v->c, VMM_GPA_BASE + off, len, pg,
+                                         m->bitmap + off / pg / 64);
+        if (rc == -E2BIG && chunk > 64 * pg) {
+            chunk /= 2;
+            continue;
+        }
+        if (rc < 0)
+            return vmm_fail(v, "DMA_LOGGING_REPORT: %s", strerror(-rc));
+        off += len;
+    }
+    m->reports++;
+    return 0;
+}
 
 static int
 mig_begin(struct vmm *v, struct mig *m)
 {
+    uint64_t words;
     int rc;
 
     rc = umdev_client_dma_log_start(v->c, LOG_PAGE, NULL, 0, &m->log_page);
@@ -503,6 +537,10 @@ mig_begin(struct vmm *v, struct mig *m)
     if (m->log_page == 0 || m->log_page > v->mem_size ||
         (m->log_page & (m->log_page - 1)))
         return vmm_fail(v, "DMA logging at page size %" PRIu64, m->log_page);
+    words = umdev_wire_log_bitmap_size(v->mem_size, m->log_page) / 8;
+    m->bitmap = calloc(words ? words : 1, 8);
+    if (m->bitmap == NULL)
+        return vmm_fail(v, "out of memory for the dirty bitmap");
     /* After the start: a device write between the two is both logged
      * and copied, a false positive at worst, never a miss. */
     memcpy(v->shadow, v->mem, v->mem_size);
@@ -529,34 +567,11 @@ selftest_flip(struct vmm *v, uint64_t off, const char *what)
 static int
 mig_dirty_check(struct vmm *v, struct mig *m)
 {
-    uint64_t pg = m->log_page, npages = v->mem_size / pg, words;
-    uint64_t chunk = 64 * pg * 1024, off, p, first_miss = UINT64_MAX;
-    uint64_t *bm;
-    int rc = 0;
+    uint64_t pg = m->log_page, npages = v->mem_size / pg;
+    uint64_t off, p, first_miss = UINT64_MAX, *bm = m->bitmap;
 
-    words = umdev_wire_log_bitmap_size(v->mem_size, pg) / 8;
-    bm = calloc(words ? words : 1, 8);
-    if (bm == NULL)
-        return vmm_fail(v, "out of memory for the dirty bitmap");
-    /* In pieces of whole bitmap words, smaller when one is too big for a
-     * message. */
-    for (off = 0; off < v->mem_size;) {
-        uint64_t len = v->mem_size - off < chunk ? v->mem_size - off : chunk;
-
-        rc = umdev_client_dma_log_report(v->c, VMM_GPA_BASE + off, len, pg,
-                                         bm + off / pg / 64);
-        if (rc == -E2BIG && chunk > 64 * pg) {
-            chunk /= 2;
-            continue;
-        }
-        if (rc < 0)
-            break;
-        off += len;
-    }
-    if (rc < 0) {
-        free(bm);
-        return vmm_fail(v, "DMA_LOGGING_REPORT: %s", strerror(-rc));
-    }
+    if (mig_report(v, m) < 0)
+        return -1;
     if (m->selftest && !strcmp(m->selftest, "unlogged")) {
         for (p = 0; p < npages; p++)
             if (!(bm[p / 64] >> (p % 64) & 1))
@@ -578,7 +593,6 @@ mig_dirty_check(struct vmm *v, struct mig *m)
         if (!differs && reported)
             m->false_pos++;
     }
-    free(bm);
     if (m->false_neg)
         vmm_fail(v,
                  "dirty log missed %" PRIu64 " page(s) the device wrote, "
@@ -811,12 +825,12 @@ summary(struct vmm *v, struct mig *m, unsigned long units,
         printf(",\"pause_at_unit\":%lu,\"vm_pause_us\":%" PRIu64
                ",\"blackout_us\":%" PRIu64 ",\"transfer_us\":%" PRIu64
                ",\"precopy_bytes\":%" PRIu64 ",\"state_bytes\":%" PRIu64
-               ",\"log_page\":%" PRIu64 ",\"pages_dirty\":%" PRIu64
-               ",\"pages_reported\":%" PRIu64 ",\"false_negatives\":%" PRIu64
-               ",\"false_positives\":%" PRIu64,
+               ",\"log_page\":%" PRIu64 ",\"log_reports\":%lu"
+               ",\"pages_dirty\":%" PRIu64 ",\"pages_reported\":%" PRIu64
+               ",\"false_negatives\":%" PRIu64 ",\"false_positives\":%" PRIu64,
                m->pause_unit, m->pause_us, m->blackout_us, m->transfer_us,
-               m->precopy_bytes, m->state_bytes, m->log_page, m->pages_dirty,
-               m->pages_reported, m->false_neg, m->false_pos);
+               m->precopy_bytes, m->state_bytes, m->log_page, m->reports,
+               m->pages_dirty, m->pages_reported, m->false_neg, m->false_pos);
     printf(",\"memory_mismatch_bytes\":%" PRIu64, mem_mismatch);
     if (v->wl->summary)
         v->wl->summary(v, stdout);
@@ -855,7 +869,7 @@ usage(FILE *f)
     fprintf(f,
             "usage: umdev-vmm --workload testdev|serial|accel --socket PATH\n"
             "         [--mem-size BYTES] [--units N] [--after N] [--seed N]\n"
-            "         [--precopy-units N]\n"
+            "         [--precopy-units N] [--report-every N]\n"
             "         [--migrate-after N (--migrate-cmd 'COMMAND' |\n"
             "          --migrate-to DEST-SOCKET --manage SRC-MGR-SOCKET\n"
             "          --dest-manage DST-MGR-SOCKET)]\n"
@@ -900,6 +914,7 @@ main(int argc, char **argv)
         { "intx", no_argument, NULL, 'i' },
         { "selftest", required_argument, NULL, 'T' },
         { "refuse", required_argument, NULL, 'R' },
+        { "report-every", required_argument, NULL, 'E' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, '?' + 256 },
         { 0 },
@@ -911,7 +926,7 @@ main(int argc, char **argv)
                      .migrate_after = -1,
                      .depth = 32,
                      .memfd = -1 };
-    struct mig m = { .ctl = { .in = -1, .out = -1 } };
+    struct mig m = { .ctl = { .in = -1, .out = -1 }, .report_every = 4 };
     const char *wl = NULL, *cmd = NULL;
     unsigned long unit = 0, units_dst = 0;
     uint64_t n, mismatch = 0;
@@ -965,6 +980,7 @@ main(int argc, char **argv)
                   v.mem_size % (1u << 20) || v.mem_size > (1ull << 32);
             break;
         case 'n':
+        case 'E':
         case 'P':
         case 'A':
         case 'k':
@@ -978,6 +994,8 @@ main(int argc, char **argv)
                 v.after = n;
             else if (opt == 'P')
                 v.precopy_units = n;
+            else if (opt == 'E')
+                m.report_every = n;
             else if (opt == 'k')
                 v.migrate_after = (long)n;
             else if (opt == 'q')
@@ -1064,6 +1082,14 @@ main(int argc, char **argv)
             if (rc < 0)
                 break;
         }
+        /* Reports while the device runs, as a VMM's RAM passes take
+         * them: each clears what it reports, so a write the device makes
+         * while one is taken must show in a later one. */
+        if (m.active && !m.done && !m.aborted && m.report_every &&
+            unit > (unsigned long)v.migrate_after &&
+            (unit - (unsigned long)v.migrate_after) % m.report_every == 0 &&
+            mig_report(&v, &m) < 0)
+            break;
         /* The VMM pauses when its own pre-copy (of RAM, in a real one)
          * has converged: here, after --precopy-units more units. */
         if (m.active && !m.done && !m.aborted &&
@@ -1093,6 +1119,7 @@ main(int argc, char **argv)
 out:
     if (m.active)
         mig_end(&v, &m);
+    free(m.bitmap);
     summary(&v, &m, unit, units_dst, mismatch);
     if (v.wl->close)
         v.wl->close(&v);
