@@ -15,6 +15,9 @@
 #include <errno.h>
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -611,6 +614,195 @@ test_config_space_refusals(void **state)
     free(bad);
 }
 
+/*
+ * Interrupts while the device is stopped (docs/PROTOCOL.md, "RUNNING_P2P
+ * -> STOP" in <linux/vfio.h>): none reaches an eventfd in STOP, STOP_COPY
+ * or RESUMING; each held one arrives once when the device runs again,
+ * and a reset forgets them. The test thread stands in for a device
+ * thread: umdev_dev_irq_trigger() is callable from any thread.
+ */
+static void
+test_irq_held_while_stopped(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    int efd = efd_new();
+
+    (void)state;
+    irq_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, efd);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_ERR_IRQ, 0), 0);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+
+    /* Two triggers in STOP: nothing, then one interrupt on RUNNING. */
+    set_state(c, S_STOP);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_ERR_IRQ, 0), 0);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_ERR_IRQ, 0), 0);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    set_state(c, S_RUNNING);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+
+    /* Held through STOP_COPY and back to STOP, and through RESUMING. */
+    set_state(c, S_STOP_COPY);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_ERR_IRQ, 0), 0);
+    set_state(c, S_STOP);
+    set_state(c, S_RESUMING);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    assert_int_equal(umdev_client_reset(c), 0);
+    /* The reset dropped it. */
+    assert_int_equal(state_of(c), S_RUNNING);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+
+    /* PRE_COPY runs: delivered at once. */
+    set_state(c, S_PRE_COPY);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_ERR_IRQ, 0), 0);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+    /* PRE_COPY -> STOP_COPY stops it; RUNNING (via STOP) delivers. */
+    set_state(c, S_STOP_COPY);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_ERR_IRQ, 0), 0);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    set_state(c, S_RUNNING);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    close(efd);
+    umdev_client_destroy(c);
+}
+
+/* The guest's (or the restoring VMM's) unmask of a pending MSI-X vector
+ * while the device is stopped fires when it runs, not before: through the
+ * vector's mask bit in the table, and through Function Mask in config. */
+static void
+test_msix_unmask_while_stopped(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    int msix = umdev_client_pci_cap_find(c, PCI_CAP_ID_MSIX, 0);
+    int efd = efd_new();
+    uint32_t flags;
+
+    (void)state;
+    assert_true(msix > 0);
+    program_pci(c, 1); /* vector 1 masked and pending */
+    irq_trigger(c, VFIO_PCI_MSIX_IRQ_INDEX, 1, efd);
+    set_state(c, S_STOP);
+    reg_wr(c, MSIX_CTRL(1), 0, 4);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    set_state(c, S_RUNNING);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    assert_int_equal(reg_rd64(c, TESTDEV_MSIX_PBA), 0);
+
+    /* Pending behind Function Mask, cleared in config space in STOP. */
+    flags = cfg_read(c, (uint64_t)msix + PCI_MSIX_FLAGS, 2);
+    cfg_wr(c, (uint64_t)msix + PCI_MSIX_FLAGS, flags | PCI_MSIX_FLAGS_MASKALL,
+           2);
+    reg_wr(c, TESTDEV_REG_MSIX_TRIGGER, 1, 4);
+    assert_int_equal(reg_rd64(c, TESTDEV_MSIX_PBA), 1u << 1);
+    set_state(c, S_STOP);
+    cfg_wr(c, (uint64_t)msix + PCI_MSIX_FLAGS, flags, 2);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    set_state(c, S_RUNNING);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    close(efd);
+    umdev_client_destroy(c);
+}
+
+/* A source holding INTx high (delivery enabled): on the destination the
+ * loaded line reaches the eventfd only once the device runs, once,
+ * automasked; the guest's EOI with the line still high brings it again. */
+static void
+test_intx_loaded_high(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    uint8_t *buf = malloc(STREAM_CAP);
+    struct umdev_client *dc;
+    struct harness D;
+    int efd = efd_new();
+    size_t len;
+
+    (void)state;
+    assert_non_null(buf);
+    cfg_set_command(c, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
+    len = capture(c, buf);
+
+    harness_start(&D);
+    dc = harness_connect(&D, NULL);
+    irq_trigger(dc, VFIO_PCI_INTX_IRQ_INDEX, 0, efd);
+    set_state(dc, S_RESUMING);
+    assert_int_equal(umdev_client_mig_write(dc, buf, len), 0);
+    set_state(dc, S_STOP);
+    assert_true(cfg_read(dc, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    set_state(dc, S_RUNNING);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    assert_true(harness_sample(&D).intx_masked);
+    irq_action(dc, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK, 0);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+
+    close(efd);
+    umdev_client_destroy(dc);
+    harness_stop(&D);
+    umdev_client_destroy(c);
+    free(buf);
+}
+
+/* A device thread raising interrupts without pause while the client
+ * stops and restarts the device: once STOP is answered no signal lands,
+ * and what was raised meanwhile arrives after RUNNING. */
+struct storm {
+    atomic_bool stop;
+    atomic_ulong sent;
+};
+
+static void *
+storm_thread(void *arg)
+{
+    struct storm *s = arg;
+
+    while (!atomic_load(&s->stop)) {
+        if (umdev_dev_irq_trigger(H.dev, UMDEV_PCI_ERR_IRQ, 0) == 0)
+            atomic_fetch_add(&s->sent, 1);
+    }
+    return NULL;
+}
+
+static void
+test_irq_hold_races(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    struct storm s = { .stop = false };
+    uint64_t got = 0;
+    pthread_t t;
+    int efd = efd_new(), i;
+
+    (void)state;
+    irq_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, efd);
+    assert_int_equal(pthread_create(&t, NULL, storm_thread, &s), 0);
+    for (i = 0; i < 20; i++) {
+        unsigned long before;
+
+        set_state(c, S_STOP);
+        /* Whatever was signalled before the reply is there now. */
+        got += efd_wait(efd, 0);
+        before = atomic_load(&s.sent);
+        assert_int_equal(efd_wait(efd, 20), 0);
+        /* The storm went on meanwhile, into the hold. */
+        while (atomic_load(&s.sent) == before)
+            sched_yield();
+        set_state(c, S_RUNNING);
+        got += efd_wait(efd, HARNESS_TIMEOUT_MS);
+        assert_true(got > 0);
+    }
+    atomic_store(&s.stop, true);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    got += efd_wait(efd, 0);
+    /* Coalesced, never more than were raised. */
+    assert_true(got <= atomic_load(&s.sent));
+    close(efd);
+    umdev_client_destroy(c);
+}
+
 /* @buf refused by a fresh RESUMING device with @err (at the write if
  * @at_write, else leaving RESUMING); the device is as it was and serves. */
 static void
@@ -1139,6 +1331,10 @@ static const struct CMUnitTest tests[] = {
     HARNESS_TEST(test_save_load_two_servers),
     HARNESS_TEST(test_config_space_migrates),
     HARNESS_TEST(test_config_space_refusals),
+    HARNESS_TEST(test_irq_held_while_stopped),
+    HARNESS_TEST(test_msix_unmask_while_stopped),
+    HARNESS_TEST(test_intx_loaded_high),
+    HARNESS_TEST(test_irq_hold_races),
     HARNESS_TEST(test_stream_refusals),
     HARNESS_TEST(test_stream_size_bound),
     HARNESS_TEST(test_no_migration_hooks),
