@@ -961,6 +961,149 @@ test_no_migration_hooks(void **state)
     assert_int_equal(kit_serve_stop(&s, HARNESS_TIMEOUT_MS), 0);
 }
 
+/* Every target state, legal or not, P2P and out of range included. */
+static const uint32_t all_targets[] = {
+    S_ERROR,       S_STOP,     S_RUNNING,      S_STOP_COPY, S_RESUMING,
+    S_RUNNING_P2P, S_PRE_COPY, S_PRE_COPY_P2P, 8,           0xffffffffu
+};
+
+/* ERROR (a load that failed) leaves by DEVICE_RESET only: every arc out
+ * of it is refused with EINVAL and it stays ERROR (mig.c's header,
+ * <linux/vfio.h>); meanwhile it raises no interrupt, and the reset
+ * drops what it held. test_every_pair covers the other states. */
+static void
+test_error_refuses_every_arc(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    uint8_t *buf = malloc(STREAM_CAP);
+    int efd = efd_new();
+    uint32_t now = 0;
+    size_t len, i;
+
+    (void)state;
+    assert_non_null(buf);
+    irq_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, efd);
+    len = capture(c, buf);
+    /* lib/pci's blob for another vendor: the device's load refuses. */
+    buf[pci_blob_at(buf, len) + PCI_BLOB_CFG + PCI_VENDOR_ID] ^= 0x01;
+    set_state(c, S_RESUMING);
+    assert_int_equal(umdev_client_mig_write(c, buf, len), 0);
+    assert_int_equal(umdev_client_mig_set_state(c, S_RUNNING, &now), -EINVAL);
+    assert_int_equal(state_of(c), S_ERROR);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_ERR_IRQ, 0), 0);
+    for (i = 0; i < N_ELEM(all_targets); i++) {
+        int rc = umdev_client_mig_set_state(c, all_targets[i], &now);
+
+        if (rc != -EINVAL)
+            fail_msg("ERROR -> %u: %d, want EINVAL", all_targets[i], rc);
+        assert_int_equal(state_of(c), S_ERROR);
+    }
+    assert_int_equal(umdev_client_mig_write(c, buf, 16), -EINVAL);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    assert_int_equal(umdev_client_reset(c), 0);
+    assert_int_equal(state_of(c), S_RUNNING);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    assert_true(device_acts(c));
+    close(efd);
+    free(buf);
+    umdev_client_destroy(c);
+}
+
+/* A device with migration but no pre-copy hook: PRE_COPY is not
+ * offered, and every arc to it (or through it) is refused, the state
+ * unchanged; the rest of the machine works. */
+static int
+nop_stop(void *opaque)
+{
+    (void)opaque;
+    return 0;
+}
+
+static void
+nop_resume(void *opaque)
+{
+    (void)opaque;
+}
+
+static int
+nop_save(void *opaque, struct umdev_mig_buf *out)
+{
+    (void)opaque;
+    return umdev_mig_buf_put(out, "s", 1);
+}
+
+static int
+nop_load(void *opaque, uint32_t version, const void *early, size_t early_len,
+         const void *st, size_t len)
+{
+    (void)opaque;
+    (void)version;
+    (void)early;
+    (void)early_len;
+    return len == 1 && memcmp(st, "s", 1) == 0 ? 0 : -EINVAL;
+}
+
+static void
+test_no_precopy_hook(void **state)
+{
+    static const struct umdev_mig_ops mig = {
+        .type = "noprecopy",
+        .version = 1,
+        .stop = nop_stop,
+        .resume = nop_resume,
+        .save = nop_save,
+        .load = nop_load,
+    };
+    static const struct umdev_dev_ops ops = { .mig = &mig };
+    static const uint32_t from[] = { S_STOP, S_RUNNING, S_STOP_COPY,
+                                     S_RESUMING };
+    struct umdev_dev_info info = { .name = "noprecopy", .ops = &ops };
+    struct umdev_client_opts opts = { .log = &H.client_log.logger };
+    uint8_t *buf = malloc(STREAM_CAP);
+    struct kit_serve s;
+    struct umdev_dev *dev;
+    struct umdev_client *c;
+    uint64_t flags = 0;
+    uint32_t now = 0;
+    size_t len, i, j;
+
+    (void)state;
+    assert_non_null(buf);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(kit_serve_init(&s, "mig"), 0);
+    assert_int_equal(umdev_dev_create(&info, &dev), 0);
+    assert_int_equal(kit_serve_add(&s, "noprecopy", dev, destroy_dev, dev), 0);
+    assert_int_equal(kit_serve_start(&s), 0);
+    assert_int_equal(umdev_client_connect(s.devs[0].path, &opts, &c), 0);
+    assert_int_equal(umdev_client_mig_flags(c, &flags), 0);
+    assert_int_equal(flags, VFIO_USER_MIGRATION_STOP_COPY);
+    len = capture(c, buf);
+    stream = buf;
+    stream_len = len;
+    for (i = 0; i < N_ELEM(from); i++) {
+        for (j = 0; j < N_ELEM(all_targets); j++) {
+            uint32_t to = all_targets[j];
+            bool ok = to == S_STOP || to == S_RUNNING || to == S_STOP_COPY ||
+                      to == S_RESUMING;
+            int rc;
+
+            reach(c, from[i]);
+            rc = umdev_client_mig_set_state(c, to, &now);
+            if (ok ? rc != 0 : rc != -EINVAL)
+                fail_msg("%u -> %u: %d, want %d", from[i], to, rc,
+                         ok ? 0 : -EINVAL);
+            assert_int_equal(state_of(c), ok ? to : from[i]);
+            assert_int_equal(umdev_client_reset(c), 0);
+            assert_int_equal(state_of(c), S_RUNNING);
+        }
+    }
+    stream = NULL;
+    stream_len = 0;
+    umdev_client_destroy(c);
+    assert_int_equal(kit_serve_stop(&s, HARNESS_TIMEOUT_MS), 0);
+    free(buf);
+}
+
 /* DMA dirty logging: guest memory in two adjacent mappings. */
 #define G_IOVA 0x100000ull
 #define G_SIZE (1u << 20)
@@ -1338,6 +1481,8 @@ static const struct CMUnitTest tests[] = {
     HARNESS_TEST(test_stream_refusals),
     HARNESS_TEST(test_stream_size_bound),
     HARNESS_TEST(test_no_migration_hooks),
+    HARNESS_TEST(test_error_refuses_every_arc),
+    HARNESS_TEST(test_no_precopy_hook),
     HARNESS_TEST(test_dma_log_bitmap_bound),
 };
 
