@@ -259,8 +259,11 @@ check_header(struct umdev_dev *dev, bool *done)
     if (in->len - sizeof(h) < h.config_len)
         return 0;
     rc = own_config(dev, &cfg);
+    /* A device without configuration has none to compare (and no
+     * buffer: memcmp() must not see its NULL). */
     if (rc == 0 && (cfg.len != h.config_len ||
-                    memcmp(cfg.data, in->data + sizeof(h), cfg.len) != 0)) {
+                    (cfg.len != 0 &&
+                     memcmp(cfg.data, in->data + sizeof(h), cfg.len) != 0))) {
         umdev_log(dev->log, LOG_ERR,
                   "%s: migration stream refused: the "
                   "source's configuration (queues, sizes, attributes) "
