@@ -241,7 +241,8 @@ int umdev_dev_irq_add(struct umdev_dev *dev, uint32_t index, uint32_t count,
  * umdev_dev_irq_trigger() - signal vector @sub of IRQ @index.
  * A masked vector is left pending and fires on unmask. While migration
  * has the device stopped (STOP, STOP_COPY, RESUMING, ERROR) the trigger
- * is held and fires once when it runs again (docs/PROTOCOL.md). Safe from
+ * is held and fires once when it runs again (docs/PROTOCOL.md); a PCI
+ * device's ERR and REQ, which tell the VMM, are never held. Safe from
  * any thread. Return: 0 (also when kept pending or held); -ENOENT no
  * eventfd set (counted as dropped); -EINVAL.
  */

@@ -107,13 +107,26 @@ unpin_wait(struct umdev_dev *dev)
 }
 
 /*
+ * ERR and REQ tell the VMM about the device (an error, a request to
+ * release it), as the kernel's vfio-pci signals them whatever the
+ * migration state; a VM paused (its devices in STOP) must still hear
+ * that the device is being taken away. They are never held.
+ */
+static bool
+to_vmm(const struct umdev_dev *dev, uint32_t index)
+{
+    return dev->pci &&
+           (index == UMDEV_PCI_ERR_IRQ || index == UMDEV_PCI_REQ_IRQ);
+}
+
+/*
  * Deliver or keep pending: returns the eventfd to fire() after the lock
  * is dropped, or -1. INTx masks itself only when there is an eventfd to
  * deliver to, so a line asserted before the client installs its eventfd
  * is not left masked with nobody to unmask it. A stopped device
- * (migration) raises nothing: the trigger is held in the vector, and
- * dev_irq_release() passes it here again once the device runs, where
- * the mask it then has decides. irq_lock held.
+ * (migration) raises no interrupt in the guest: the trigger is held in
+ * the vector, and dev_irq_release() passes it here again once the device
+ * runs, where the mask it then has decides. irq_lock held.
  */
 static int
 trigger_locked(struct umdev_dev *dev, uint32_t index, struct dev_irq_vec *v)
@@ -125,7 +138,7 @@ trigger_locked(struct umdev_dev *dev, uint32_t index, struct dev_irq_vec *v)
         return -1;
     }
     v->pending = false;
-    if (dev->irq_hold) {
+    if (dev->irq_hold && !to_vmm(dev, index)) {
         v->held = true;
         return -1;
     }

@@ -19,7 +19,7 @@
  * Triggers meanwhile (a config write unmasking a pending vector, a line
  * loaded high, a device thread late) are held per vector in lib/dev
  * (irq.c) and delivered once each when the device runs again; a reset
- * drops them.
+ * drops them. ERR and REQ, which tell the VMM, pass.
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -625,17 +625,17 @@ static void
 test_irq_held_while_stopped(void **state)
 {
     struct umdev_client *c = harness_connect(&H, NULL);
-    int efd = efd_new();
+    int efd = efd_new(), err = efd_new(), req = efd_new();
 
     (void)state;
-    irq_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, efd);
-    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_ERR_IRQ, 0), 0);
+    irq_trigger(c, VFIO_PCI_MSIX_IRQ_INDEX, 0, efd);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_MSIX_IRQ, 0), 0);
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
 
     /* Two triggers in STOP: nothing, then one interrupt on RUNNING. */
     set_state(c, S_STOP);
-    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_ERR_IRQ, 0), 0);
-    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_ERR_IRQ, 0), 0);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_MSIX_IRQ, 0), 0);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_MSIX_IRQ, 0), 0);
     assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
     set_state(c, S_RUNNING);
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
@@ -643,7 +643,7 @@ test_irq_held_while_stopped(void **state)
 
     /* Held through STOP_COPY and back to STOP, and through RESUMING. */
     set_state(c, S_STOP_COPY);
-    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_ERR_IRQ, 0), 0);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_MSIX_IRQ, 0), 0);
     set_state(c, S_STOP);
     set_state(c, S_RESUMING);
     assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
@@ -654,15 +654,31 @@ test_irq_held_while_stopped(void **state)
 
     /* PRE_COPY runs: delivered at once. */
     set_state(c, S_PRE_COPY);
-    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_ERR_IRQ, 0), 0);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_MSIX_IRQ, 0), 0);
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
     /* PRE_COPY -> STOP_COPY stops it; RUNNING (via STOP) delivers. */
     set_state(c, S_STOP_COPY);
-    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_ERR_IRQ, 0), 0);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_MSIX_IRQ, 0), 0);
     assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
     set_state(c, S_RUNNING);
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
     assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+
+    /* ERR and REQ are the VMM's, not the guest's: a paused VM (devices
+     * in STOP) still hears of an error, and that the device is wanted
+     * back. */
+    irq_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, err);
+    irq_trigger(c, VFIO_PCI_REQ_IRQ_INDEX, 0, req);
+    set_state(c, S_STOP);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_ERR_IRQ, 0), 0);
+    assert_int_equal(efd_wait(err, HARNESS_TIMEOUT_MS), 1);
+    assert_int_equal(umdev_dev_request_release(H.dev), 0);
+    assert_int_equal(efd_wait(req, HARNESS_TIMEOUT_MS), 1);
+    set_state(c, S_RUNNING);
+    assert_int_equal(efd_wait(err, HARNESS_QUIET_MS), 0);
+    assert_int_equal(efd_wait(req, HARNESS_QUIET_MS), 0);
+    close(err);
+    close(req);
     close(efd);
     umdev_client_destroy(c);
 }
@@ -761,7 +777,7 @@ storm_thread(void *arg)
     struct storm *s = arg;
 
     while (!atomic_load(&s->stop)) {
-        if (umdev_dev_irq_trigger(H.dev, UMDEV_PCI_ERR_IRQ, 0) == 0)
+        if (umdev_dev_irq_trigger(H.dev, UMDEV_PCI_MSIX_IRQ, 0) == 0)
             atomic_fetch_add(&s->sent, 1);
     }
     return NULL;
@@ -777,7 +793,7 @@ test_irq_hold_races(void **state)
     int efd = efd_new(), i;
 
     (void)state;
-    irq_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, efd);
+    irq_trigger(c, VFIO_PCI_MSIX_IRQ_INDEX, 0, efd);
     assert_int_equal(pthread_create(&t, NULL, storm_thread, &s), 0);
     for (i = 0; i < 20; i++) {
         unsigned long before;
@@ -982,7 +998,7 @@ test_error_refuses_every_arc(void **state)
 
     (void)state;
     assert_non_null(buf);
-    irq_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, efd);
+    irq_trigger(c, VFIO_PCI_MSIX_IRQ_INDEX, 0, efd);
     len = capture(c, buf);
     /* lib/pci's blob for another vendor: the device's load refuses. */
     buf[pci_blob_at(buf, len) + PCI_BLOB_CFG + PCI_VENDOR_ID] ^= 0x01;
@@ -990,7 +1006,7 @@ test_error_refuses_every_arc(void **state)
     assert_int_equal(umdev_client_mig_write(c, buf, len), 0);
     assert_int_equal(umdev_client_mig_set_state(c, S_RUNNING, &now), -EINVAL);
     assert_int_equal(state_of(c), S_ERROR);
-    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_ERR_IRQ, 0), 0);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_MSIX_IRQ, 0), 0);
     for (i = 0; i < N_ELEM(all_targets); i++) {
         int rc = umdev_client_mig_set_state(c, all_targets[i], &now);
 
