@@ -197,9 +197,22 @@ q_unmap(void *opaque, struct accel_map *m)
     umdev_dma_put(dq->d->dev, &h);
 }
 
+/* A write through a hold outside the range it was taken for: lib/dev
+ * logged only that range as dirty. */
+static void
+q_mark(void *opaque, const struct accel_map *hold, uint64_t addr, uint64_t len)
+{
+    struct accel_dev_queue *dq = opaque;
+    struct umdev_dma_hold h;
+
+    memcpy(&h, hold->priv, sizeof(h));
+    umdev_dma_mark(dq->d->dev, &h, addr, len);
+}
+
 static const struct accel_queue_ops queue_ops = {
     .map = q_map,
     .unmap = q_unmap,
+    .mark = q_mark,
     .notify = q_notify,
     .error = q_error,
 };

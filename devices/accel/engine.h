@@ -144,6 +144,15 @@ struct accel_queue_ops {
     int (*map)(void *opaque, uint64_t addr, uint64_t len, int prot,
                struct accel_map *m);
     void (*unmap)(void *opaque, struct accel_map *m);
+    /*
+     * Optional: the engine is about to write [addr, addr + len) through
+     * @hold, a hold map() returned for another range of its span (the
+     * visit reuses spans). An embedder whose map() records what it hands
+     * out for writing (lib/dev's dirty log) records this too. Engine
+     * threads; must not block.
+     */
+    void (*mark)(void *opaque, const struct accel_map *hold, uint64_t addr,
+                 uint64_t len);
     /* Completions to signal (already coalesced). May be NULL. */
     void (*notify)(void *opaque);
     /* An error with no completion record to carry it. May be NULL. */

@@ -48,6 +48,9 @@ engine_seg_get(struct accel_queue *q, uint64_t addr, uint64_t len, int prot,
             m->ptr = v->base + (addr - v->lo);
             m->len = len < v->hi - addr ? len : v->hi - addr;
             m->borrowed = true;
+            /* The hold was taken (and reported) for another range. */
+            if ((prot & ACCEL_MAP_WRITE) && q->ops->mark != NULL)
+                q->ops->mark(q->opaque, &v->hold, addr, m->len);
             return 0;
         }
     }
