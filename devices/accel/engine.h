@@ -259,6 +259,54 @@ void accel_queue_doorbell(struct accel_queue *q);
 
 void accel_queue_status(struct accel_queue *q, struct accel_queue_status *out);
 
+/* ---- Migration: a queue stopped where it stands, and its state moved
+ * to a queue of another engine. The ring, its descriptors and records
+ * are guest memory and move with it; what the engine adds is below. */
+
+struct accel_queue_mig {
+    enum accel_queue_state state;
+    uint8_t error;       /* enum accel_qerr, also while DISABLED */
+    uint64_t error_addr; /* and what it is about */
+    uint32_t head;       /* the next descriptor to run (ENABLED) */
+    bool published;      /* DOORBELL_NEEDED = 1 is in the ring (ENABLED) */
+    struct accel_queue_config cfg; /* ENABLED or ERROR */
+};
+
+/**
+ * accel_queue_pause() - stop serving @q without touching its ring: the
+ * descriptor being processed finishes (a BATCH with all its elements),
+ * the rest stay in the ring for whoever serves it next, and completions
+ * coalesced so far are signalled. On return no engine thread touches the
+ * queue's memory or calls its callbacks until accel_queue_resume();
+ * doorbells meanwhile are remembered. Other queues keep running. Control
+ * thread; blocks for at most one descriptor.
+ */
+void accel_queue_pause(struct accel_queue *q);
+
+/** Serve @q again: an ENABLED queue looks at its ring at once (a doorbell
+ * may have gone to the engine it came from). Control thread. */
+void accel_queue_resume(struct accel_queue *q);
+
+/** @q's state to carry; @q paused or disabled. */
+void accel_queue_save(struct accel_queue *q, struct accel_queue_mig *out);
+
+/**
+ * accel_queue_mig_check() - could @in be restored? A queue that runs or
+ * halted needs a configuration accel_queue_enable() accepts.
+ * Return: ACCEL_QERR_NONE, else why not (the ACCEL_QERR_* code, or
+ * 0xff for a state or error code out of range).
+ */
+uint8_t accel_queue_mig_check(const struct accel_queue_mig *in);
+
+/**
+ * accel_queue_restore() - make @q what @in says, writing nothing to
+ * memory. @q must be paused; it was reset first (accel_queue_reset()).
+ * Return: 0; -EINVAL if accel_queue_mig_check() refuses @in (nothing
+ * changed).
+ */
+int accel_queue_restore(struct accel_queue *q,
+                        const struct accel_queue_mig *in);
+
 /* ---- CRC32C (Castagnoli, reflected 0x82F63B78), also for tests */
 
 /**

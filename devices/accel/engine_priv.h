@@ -77,6 +77,9 @@ struct accel_queue {
      * thread after it picked the queue under the lock. */
     struct accel_queue_config cfg;
     _Atomic int state; /* enum accel_queue_state */
+    /* Migration: not picked, doorbells only noted in kick. Written under
+     * the lock; the serving thread reads it between descriptors. */
+    _Atomic bool paused;
 
     /* The serving thread's (busy holder's), handed over by the lock. */
     struct visit_map vmap[VISIT_MAPS]; /* spans held for this visit */
@@ -221,6 +224,9 @@ unsigned int engine_serve(struct worker *w, struct accel_queue *q, bool *empty);
 
 /* Publish WAKE_INDEX and DOORBELL_NEEDED. Return: true if @q may sleep. */
 bool engine_try_sleep(struct accel_queue *q);
+
+/* Why @c cannot be enabled (ACCEL_QERR_*), or ACCEL_QERR_NONE. */
+uint8_t engine_check_config(const struct accel_queue_config *c);
 
 /* ---- engine_crc.c: CRC32C */
 

@@ -214,6 +214,7 @@ serve_ring(void *arg)
             break;
         }
         if (q->deficit <= 0 || atomic_load(&q->state) != ACCEL_QS_ENABLED ||
+            atomic_load_explicit(&q->paused, memory_order_relaxed) ||
             __atomic_load_n(&e->stop, __ATOMIC_RELAXED))
             break;
         fault = q->cfg.ring + ACCEL_RING_DESCS +
@@ -317,8 +318,8 @@ out:
     return ok;
 }
 
-static uint8_t
-check_config(const struct accel_queue_config *c)
+uint8_t
+engine_check_config(const struct accel_queue_config *c)
 {
     if (c->size == 0 || c->size > ACCEL_RING_MAX ||
         (c->size & (c->size - 1)) != 0)
@@ -384,7 +385,7 @@ accel_queue_enable(struct accel_queue *q, const struct accel_queue_config *cfg)
         return -EBUSY;
     }
     pthread_mutex_unlock(&e->lock);
-    why = check_config(cfg);
+    why = engine_check_config(cfg);
     if (why != ACCEL_QERR_NONE) {
         set_error(q, why, why == ACCEL_QERR_RING_FAULT ? cfg->ring : 0);
         return -EINVAL;
