@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -526,10 +527,203 @@ test_migrate_precopy(void **state)
     }
 }
 
+/* Every BAR0 word the guest reads (README "BAR0 registers"), and
+ * config space. */
+static const uint8_t dev_words[] = { 0x00, 0x04, 0x08, 0x0c, 0x10, 0x14,
+                                     0x18, 0x1c, 0x20, 0x24, 0x28, 0x30,
+                                     0x38, 0x3c, 0x40, 0x44 };
+static const uint8_t queue_words[] = {
+    0x00, 0x04, 0x08, 0x0c, 0x10, 0x14, 0x18,
+    0x1c, 0x20, 0x24, 0x28, 0x30, 0x34, 0x38
+};
+#define DUMP_WORDS (sizeof(dev_words) + 4 * sizeof(queue_words) + 256 / 4)
+
+static void
+dump(struct guest *g, uint32_t *out)
+{
+    unsigned int i, n = 0, q;
+
+    for (i = 0; i < sizeof(dev_words); i++)
+        out[n++] = reg_rd32(g->c, dev_words[i]);
+    for (q = 0; q < 4; q++)
+        for (i = 0; i < sizeof(queue_words); i++)
+            out[n++] = q < g->nq ? qreg(g, q, queue_words[i]) : 0;
+    for (i = 0; i < 256; i += 4)
+        out[n++] = cfg_read(g->c, i, 4);
+    assert_int_equal(n, DUMP_WORDS);
+}
+
+/* A destination in use: device on, queues 0 and 1 running with work
+ * done, queue 2 (if any) programmed but disabled. */
+static void
+dest_prepare(struct guest *h)
+{
+    unsigned int q;
+    uint32_t i;
+
+    cfg_enable_msix(h->c);
+    guest_enable_device(h);
+    for (q = 0; q < 2 && q < h->nq; q++) {
+        gq_enable(h, q, 16);
+        for (i = 0; i < 3; i++)
+            gq_submit(h, q, accel_desc_make(ACCEL_OP_NOP, 0, 0, 0));
+        assert_int_equal(gq_wait(h, q, 2), ACCEL_ST_SUCCESS);
+        gq_wait_head(h, q);
+    }
+    if (h->nq > 2) {
+        qwr(h, 2, ACCEL_Q_RING_BASE, GB + 0x7000, 8);
+        qwr(h, 2, ACCEL_Q_RING_SIZE, 7, 4); /* disabled: any value */
+        qwr(h, 2, ACCEL_Q_COAL_COUNT, 9, 4);
+    }
+}
+
+/* @bad written to @h (RESUMING) and loaded: refused, with a log line
+ * containing @why, and every register and config byte as before. Then a
+ * reset, and the destination serves again. */
+static void
+expect_refused(struct guest *h, const uint8_t *bad, size_t len, int write_rc,
+               const char *why)
+{
+    uint32_t before[DUMP_WORDS], after[DUMP_WORDS], now = 0;
+    int rc;
+
+    dump(h, before);
+    kit_log_watch(&mf_log, why);
+    set_state(h->c, S_RESUMING);
+    assert_int_equal(umdev_client_mig_write(h->c, bad, len), write_rc);
+    rc = umdev_client_mig_set_state(h->c, S_RUNNING, &now);
+    assert_true(rc < 0);
+    assert_true(state_of(h->c) == S_RESUMING || state_of(h->c) == S_ERROR);
+    assert_true(atomic_load(&mf_log.watched) >= 1);
+    kit_log_watch(&mf_log, NULL);
+    dump(h, after);
+    assert_memory_equal(before, after, sizeof(before));
+    assert_int_equal(umdev_client_reset(h->c), 0);
+    assert_int_equal(state_of(h->c), S_RUNNING);
+    dest_prepare(h);
+}
+
+/* A copy of @s with the u32 at state offset @off set to @v. */
+static uint8_t *
+patched(const uint8_t *s, size_t len, size_t off, uint32_t v)
+{
+    uint8_t *p = malloc(len);
+    size_t st, st_len;
+
+    assert_non_null(p);
+    memcpy(p, s, len);
+    st = state_section(p, len, &st_len);
+    assert_true(off + 4 <= st_len);
+    memcpy(p + st + off, &v, 4);
+    return p;
+}
+
+/* State offsets (README "Migration"), for an accel-4wq. */
+#define ST_SWERR_HEAD 12u
+#define ST_QUEUES 280u
+#define ST_QUEUE_STATE(q) (ST_QUEUES + (q)*40u)
+#define ST_NCFG (ST_QUEUES + 4 * 40u)
+#define ST_CFG(i) (ST_NCFG + 4 + (i)*32u)
+
+static void
+test_refused(void **state)
+{
+    uint8_t *stream = malloc(STREAM_CAP), *bad;
+    uint32_t src_dump[DUMP_WORDS], dst_dump[DUMP_WORDS];
+    size_t len = 0, st, st_len;
+    struct guest g, h, h2;
+    unsigned int q, i;
+
+    (void)state;
+    assert_non_null(stream);
+    /* A running accel-4wq's stream. */
+    guest_connect(&g, A.serve.devs[2].path, 4, false);
+    for (q = 0; q < 4; q++) {
+        gq_enable(&g, q, DEPTH);
+        i = gq_submit(&g, q, accel_desc_make(ACCEL_OP_NOP, 0, 0, 0));
+        assert_int_equal(gq_wait(&g, q, i), ACCEL_ST_SUCCESS);
+        gq_wait_head(&g, q);
+    }
+    set_state(g.c, S_STOP_COPY);
+    read_stream(g.c, stream, &len);
+    dump(&g, src_dump);
+
+    /* A 2-queue destination refuses a 4-queue stream at its header. */
+    guest_connect(&h2, B.serve.devs[1].path, 2, false);
+    dest_prepare(&h2);
+    expect_refused(&h2, stream, len, -EINVAL, "configuration");
+    guest_close(&h2);
+
+    guest_connect(&h, B.serve.devs[2].path, 4, false);
+    dest_prepare(&h);
+    /* Truncated: the stream ends before its end section. */
+    expect_refused(&h, stream, len - 1, 0, "ends early");
+    /* Truncated inside the state (the framing says so). */
+    bad = malloc(len);
+    assert_non_null(bad);
+    memcpy(bad, stream, len);
+    st = state_section(bad, len, &st_len);
+    {
+        uint64_t shorter = st_len - 8;
+
+        memcpy(bad + st - 8, &shorter, 8);
+        memmove(bad + st + shorter, bad + st + st_len, len - st - st_len);
+    }
+    expect_refused(&h, bad, len - 8, 0, "config space state length");
+    free(bad);
+    /* Indices out of range: the error log's, a configuration's queue
+     * index and count, a running queue's ring size and vector, a queue
+     * state. */
+    bad = patched(stream, len, ST_SWERR_HEAD, ACCEL_SWERR_DEPTH);
+    expect_refused(&h, bad, len, 0, "error log indices");
+    free(bad);
+    bad = patched(stream, len, ST_CFG(1), 4);
+    expect_refused(&h, bad, len, 0, "index out of range");
+    free(bad);
+    bad = patched(stream, len, ST_NCFG, 5);
+    expect_refused(&h, bad, len, 0, "count out of range");
+    free(bad);
+    bad = patched(stream, len, ST_CFG(0) + 4, 3); /* ring_size */
+    expect_refused(&h, bad, len, 0, "queue 0 cannot be");
+    free(bad);
+    bad = patched(stream, len, ST_CFG(3) + 20, 5); /* vector */
+    expect_refused(&h, bad, len, 0, "queue 3 cannot be");
+    free(bad);
+    bad = patched(stream, len, ST_QUEUE_STATE(2), 3);
+    expect_refused(&h, bad, len, 0, "queue 2 cannot be");
+    free(bad);
+    /* A damaged config space blob (its first byte). */
+    bad = malloc(len);
+    assert_non_null(bad);
+    memcpy(bad, stream, len);
+    st = state_section(bad, len, &st_len);
+    bad[st + ST_CFG(4) + 4] ^= 0xff;
+    expect_refused(&h, bad, len, 0, "config space");
+    free(bad);
+
+    /* The stream itself loads, and the destination (over the source's
+     * guest RAM, as after a real migration) then reads as the source
+     * did. */
+    assert_int_equal(umdev_client_reset(h.c), 0);
+    guest_close(&h);
+    guest_attach(&h, &g, B.serve.devs[2].path);
+    set_state(h.c, S_RESUMING);
+    assert_int_equal(umdev_client_mig_write(h.c, stream, len), 0);
+    set_state(h.c, S_RUNNING);
+    dump(&h, dst_dump);
+    assert_memory_equal(src_dump, dst_dump, sizeof(src_dump));
+    assert_int_equal(umdev_client_reset(h.c), 0);
+    assert_int_equal(umdev_client_reset(g.c), 0);
+    guest_detach(&h);
+    guest_close(&g);
+    free(stream);
+}
+
 static const struct CMUnitTest tests[] = {
     AF_TEST(test_dirty_log),
     MF_TEST(test_migrate_in_flight),
     MF_TEST(test_migrate_precopy),
+    MF_TEST(test_refused),
 };
 
 HARNESS_MAIN("func.accel_mig", tests)
