@@ -719,11 +719,70 @@ test_refused(void **state)
     free(stream);
 }
 
+/* Pre-copy sends every queue's configuration; the sizes extension then
+ * counts what the guest changed since, and the final state carries only
+ * that. */
+static void
+test_precopy_dirty(void **state)
+{
+    struct umdev_client_opts o = { .timeout_ms = HARNESS_TIMEOUT_MS,
+                                   .precopy_info = true };
+    uint32_t src_dump[DUMP_WORDS], dst_dump[DUMP_WORDS], ncfg;
+    uint8_t *stream = malloc(STREAM_CAP);
+    struct umdev_wire_precopy_info pi;
+    struct guest g = { .nq = 2 }, h = { .nq = 2 };
+    size_t len = 0, early, st, st_len;
+
+    (void)state;
+    assert_non_null(stream);
+    assert_int_equal(umdev_client_connect(A.serve.devs[1].path, &o, &g.c), 0);
+    assert_true(umdev_client_caps(g.c)->precopy_info);
+    qwr(&g, 0, ACCEL_Q_RING_BASE, GB + 0x40000, 8);
+    qwr(&g, 1, ACCEL_Q_PRIORITY, 5, 4);
+    set_state(g.c, S_PRE_COPY);
+    assert_int_equal(umdev_client_precopy_info(g.c, &pi), 0);
+    early = (size_t)pi.initial_bytes;
+    read_stream(g.c, stream, &len);
+    assert_int_equal(len, early);
+    assert_int_equal(umdev_client_precopy_info(g.c, &pi), 0);
+    assert_int_equal(pi.initial_bytes, 0);
+    assert_int_equal(pi.dirty_bytes, 0);
+    /* One queue's configuration changes, and changes back. */
+    qwr(&g, 1, ACCEL_Q_COAL_USEC, 50, 4);
+    assert_int_equal(umdev_client_precopy_info(g.c, &pi), 0);
+    assert_int_equal(pi.dirty_bytes, 32);
+    qwr(&g, 1, ACCEL_Q_COAL_USEC, 0, 4);
+    assert_int_equal(umdev_client_precopy_info(g.c, &pi), 0);
+    assert_int_equal(pi.dirty_bytes, 0);
+    qwr(&g, 0, ACCEL_Q_INT_VECTOR, 2, 4);
+    assert_int_equal(umdev_client_precopy_info(g.c, &pi), 0);
+    assert_int_equal(pi.dirty_bytes, 32);
+    set_state(g.c, S_STOP_COPY);
+    read_stream(g.c, stream, &len);
+    st = state_section(stream, len, &st_len);
+    memcpy(&ncfg, stream + st + ST_QUEUES + 2 * 40u, 4);
+    assert_int_equal(ncfg, 1);
+    dump(&g, src_dump);
+
+    assert_int_equal(umdev_client_connect(B.serve.devs[1].path, &o, &h.c), 0);
+    set_state(h.c, S_RESUMING);
+    assert_int_equal(umdev_client_mig_write(h.c, stream, len), 0);
+    set_state(h.c, S_RUNNING);
+    dump(&h, dst_dump);
+    assert_memory_equal(src_dump, dst_dump, sizeof(src_dump));
+    assert_int_equal(qreg(&h, 0, ACCEL_Q_INT_VECTOR), 2);
+    assert_int_equal(qreg(&h, 1, ACCEL_Q_PRIORITY), 5);
+    assert_int_equal(umdev_client_reset(h.c), 0);
+    assert_int_equal(umdev_client_reset(g.c), 0);
+    umdev_client_destroy(h.c);
+    umdev_client_destroy(g.c);
+    free(stream);
+}
+
 static const struct CMUnitTest tests[] = {
-    AF_TEST(test_dirty_log),
-    MF_TEST(test_migrate_in_flight),
-    MF_TEST(test_migrate_precopy),
-    MF_TEST(test_refused),
+    AF_TEST(test_dirty_log),       MF_TEST(test_migrate_in_flight),
+    MF_TEST(test_migrate_precopy), MF_TEST(test_refused),
+    MF_TEST(test_precopy_dirty),
 };
 
 HARNESS_MAIN("func.accel_mig", tests)
