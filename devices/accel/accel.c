@@ -614,10 +614,6 @@ pow2_at_least(uint64_t v)
 
 #define ACCEL_MIG_VERSION 1u
 
-#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "the migration stream is little-endian: convert its fields"
-#endif
-
 /* What both ends must agree on: the guest's view of the function. */
 struct mig_config {
     uint32_t nr_queues;
