@@ -655,8 +655,13 @@ struct mig_queue {
     uint64_t completed; /* COMPLETED */
     uint32_t doorbells; /* DOORBELLS */
     uint32_t published; /* DOORBELL_NEEDED = 1 is in the ring */
+    /* A BATCH at head paused before this element (0: none). */
+    uint32_t batch_next;
+    uint32_t batch_ok;     /* its elements that succeeded so far */
+    uint32_t batch_failed; /* 1: one of them did not */
+    uint32_t reserved;     /* 0 */
 };
-_Static_assert(sizeof(struct mig_queue) == 40, "mig_queue");
+_Static_assert(sizeof(struct mig_queue) == 56, "mig_queue");
 
 static int
 accel_mig_config(void *opaque, struct umdev_mig_buf *out)
@@ -811,6 +816,9 @@ accel_mig_save(void *opaque, struct umdev_mig_buf *out)
         mq[i].completed = st.completed - dq->completed_base;
         mq[i].doorbells = (uint32_t)(st.doorbells - dq->doorbells_base);
         mq[i].published = m.published;
+        mq[i].batch_next = m.batch_next;
+        mq[i].batch_ok = m.batch_ok;
+        mq[i].batch_failed = m.batch_failed;
         if (qcfg_dirty(d, i))
             qcfg_of(dq, &cfg[ncfg++]);
     }
@@ -938,6 +946,9 @@ accel_mig_load(void *opaque, uint32_t version, const void *early,
         qm[i].error_addr = mq[i].error_addr;
         qm[i].head = mq[i].head;
         qm[i].published = mq[i].published != 0;
+        qm[i].batch_next = mq[i].batch_next;
+        qm[i].batch_ok = mq[i].batch_ok;
+        qm[i].batch_failed = mq[i].batch_failed != 0;
         qm[i].cfg = (struct accel_queue_config){
             .ring = cfg[i].ring_base,
             .size = cfg[i].ring_size,
@@ -945,7 +956,8 @@ accel_mig_load(void *opaque, uint32_t version, const void *early,
             .coal_count = cfg[i].coal_count,
             .coal_usec = cfg[i].coal_usec,
         };
-        bad = mq[i].state > 0xff || mq[i].error > 0xff || mq[i].published > 1
+        bad = mq[i].state > 0xff || mq[i].error > 0xff || mq[i].published > 1 ||
+                      mq[i].batch_failed > 1 || mq[i].reserved != 0
                   ? 0xff
                   : accel_queue_mig_check(&qm[i]);
         if (bad == ACCEL_QERR_NONE && mq[i].state != ACCEL_QS_DISABLED &&

@@ -179,6 +179,7 @@ accel_engine_rewind(struct accel_engine *e)
         q->idle_since_ns = 0;
         q->intr_pending = 0;
         q->intr_first_ns = 0;
+        engine_batch_clear(q);
     }
     pthread_mutex_unlock(&e->lock);
 }
@@ -324,6 +325,11 @@ accel_queue_save(struct accel_queue *q, struct accel_queue_mig *out)
         out->head = atomic_load(&q->head);
         out->published = out->state == ACCEL_QS_ENABLED && q->published;
     }
+    if (out->state == ACCEL_QS_ENABLED) {
+        out->batch_next = q->batch_next;
+        out->batch_ok = q->batch_ok;
+        out->batch_failed = q->batch_failed;
+    }
 }
 
 uint8_t
@@ -333,6 +339,12 @@ accel_queue_mig_check(const struct accel_queue_mig *in)
         in->state != ACCEL_QS_ERROR)
         return 0xff;
     if (in->error > ACCEL_QERR_BAD_INDEX)
+        return 0xff;
+    /* Inside a batch list: some element after the first, past as many
+     * as succeeded; only a running queue is inside one. */
+    if (in->batch_next >= ACCEL_BATCH_MAX || in->batch_ok > in->batch_next ||
+        (in->batch_failed && in->batch_next == 0) ||
+        (in->state != ACCEL_QS_ENABLED && in->batch_next != 0))
         return 0xff;
     if (in->state == ACCEL_QS_DISABLED)
         return ACCEL_QERR_NONE;
@@ -357,6 +369,9 @@ accel_queue_restore(struct accel_queue *q, const struct accel_queue_mig *in)
         q->cfg = in->cfg;
     atomic_store(&q->head, in->state != ACCEL_QS_DISABLED ? in->head : 0);
     q->published = in->state == ACCEL_QS_ENABLED && in->published;
+    q->batch_next = in->batch_next;
+    q->batch_ok = in->batch_ok;
+    q->batch_failed = in->batch_failed;
     q->deficit = 0;
     q->idle_since_ns = 0;
     q->intr_pending = 0;

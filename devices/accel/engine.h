@@ -270,16 +270,22 @@ struct accel_queue_mig {
     uint32_t head;       /* the next descriptor to run (ENABLED) */
     bool published;      /* DOORBELL_NEEDED = 1 is in the ring (ENABLED) */
     struct accel_queue_config cfg; /* ENABLED or ERROR */
+    /* A BATCH at head paused before element batch_next (0: none), with
+     * batch_ok elements succeeded, batch_failed if any did not. */
+    uint32_t batch_next, batch_ok;
+    bool batch_failed;
 };
 
 /**
  * accel_queue_pause() - stop serving @q without touching its ring: the
- * descriptor being processed finishes (a BATCH with all its elements),
- * the rest stay in the ring for whoever serves it next, and completions
+ * descriptor being processed finishes (a BATCH pauses between two
+ * elements and goes on from there when served again, its progress in the
+ * queue's state), the rest stay in the ring for whoever serves it next,
+ * and completions
  * coalesced so far are signalled. On return no engine thread touches the
  * queue's memory or calls its callbacks until accel_queue_resume();
  * doorbells meanwhile are remembered. Other queues keep running. Control
- * thread; blocks for at most one descriptor.
+ * thread; blocks for at most one descriptor (or batch element).
  */
 void accel_queue_pause(struct accel_queue *q);
 

@@ -223,6 +223,12 @@ serve_ring(void *arg)
         if (rc < 0)
             break;
         engine_run_desc(a->w, q, &d, head, false, &res);
+        if (res.suspended)
+            break; /* paused inside a BATCH: it stays at HEAD */
+        /* A paused batch's progress was for the descriptor at HEAD only
+         * (the guest may have rewritten that slot meanwhile). */
+        if (q->batch_next != 0)
+            engine_batch_clear(q);
         engine_complete(q, &d, head, &res);
         head++;
         /* Published for accel_queue_status(); a plain store on x86 (a
@@ -392,6 +398,7 @@ accel_queue_enable(struct accel_queue *q, const struct accel_queue_config *cfg)
     }
     q->cfg = *cfg;
     atomic_store(&q->head, 0);
+    engine_batch_clear(q);
     q->deficit = 0;
     q->intr_pending = 0;
     q->idle_since_ns = 0;
@@ -434,6 +441,12 @@ abort_pending(struct accel_queue *q)
 
         if (ring_desc(&r, head, &d) < 0)
             break;
+        /* A BATCH paused between elements: its rest is aborted too. */
+        if (q->batch_next != 0 && d.opcode == ACCEL_OP_BATCH)
+            engine_abort_batch_rest(
+                q, d.src, q->batch_next,
+                d.size < ACCEL_BATCH_MAX ? d.size : ACCEL_BATCH_MAX, head);
+        engine_batch_clear(q);
         engine_complete(q, &d, head, &res);
         head++;
     }
@@ -466,6 +479,7 @@ accel_queue_disable(struct accel_queue *q, bool abort_pending_work)
         abort_pending(q);
     q->intr_pending = 0;
     q->published = false;
+    engine_batch_clear(q);
 }
 
 void

@@ -153,12 +153,13 @@ static struct side A, B;
 static struct kit_log mf_log;
 
 static void
-side_up(struct side *s, const char *tag)
+side_up(struct side *s, const char *tag, bool crc_soft)
 {
     struct accel_engine_config ec = {
         .nr_queues = 8,
         .nr_threads = 2,
         .poll_us = 2000,
+        .crc_soft = crc_soft,
         .log = &mf_log.logger,
     };
 
@@ -172,8 +173,10 @@ mf_setup(void **state)
 {
     (void)state;
     kit_log_init(&mf_log, NULL, "UMDEV_FUNC_LOG");
-    side_up(&A, "accelA");
-    side_up(&B, "accelB");
+    /* The source computes CRC32C slowly (the table), so that a stop finds
+     * it inside a long BATCH; the destination with the instruction. */
+    side_up(&A, "accelA", true);
+    side_up(&B, "accelB", false);
     return 0;
 }
 
@@ -621,8 +624,11 @@ patched(const uint8_t *s, size_t len, size_t off, uint32_t v)
 /* State offsets (README "Migration"), for an accel-4wq. */
 #define ST_SWERR_HEAD 12u
 #define ST_QUEUES 280u
-#define ST_QUEUE_STATE(q) (ST_QUEUES + (q)*40u)
-#define ST_NCFG (ST_QUEUES + 4 * 40u)
+#define ST_QSIZE 56u
+#define ST_QUEUE_STATE(q) (ST_QUEUES + (q)*ST_QSIZE)
+#define ST_QUEUE_BATCH_NEXT(q) (ST_QUEUE_STATE(q) + 40u)
+#define ST_QUEUE_BATCH_OK(q) (ST_QUEUE_STATE(q) + 44u)
+#define ST_NCFG (ST_QUEUES + 4 * ST_QSIZE)
 #define ST_CFG(i) (ST_NCFG + 4 + (i)*32u)
 
 static void
@@ -692,6 +698,14 @@ test_refused(void **state)
     bad = patched(stream, len, ST_QUEUE_STATE(2), 3);
     expect_refused(&h, bad, len, 0, "queue 2 cannot be");
     free(bad);
+    /* A batch position past MAX_BATCH, or more elements succeeded than
+     * ran. */
+    bad = patched(stream, len, ST_QUEUE_BATCH_NEXT(1), ACCEL_BATCH_MAX);
+    expect_refused(&h, bad, len, 0, "queue 1 cannot be");
+    free(bad);
+    bad = patched(stream, len, ST_QUEUE_BATCH_OK(1), 1);
+    expect_refused(&h, bad, len, 0, "queue 1 cannot be");
+    free(bad);
     /* A damaged config space blob (its first byte). */
     bad = malloc(len);
     assert_non_null(bad);
@@ -760,7 +774,7 @@ test_precopy_dirty(void **state)
     set_state(g.c, S_STOP_COPY);
     read_stream(g.c, stream, &len);
     st = state_section(stream, len, &st_len);
-    memcpy(&ncfg, stream + st + ST_QUEUES + 2 * 40u, 4);
+    memcpy(&ncfg, stream + st + ST_QUEUES + 2 * ST_QSIZE, 4);
     assert_int_equal(ncfg, 1);
     dump(&g, src_dump);
 
@@ -779,10 +793,127 @@ test_precopy_dirty(void **state)
     free(stream);
 }
 
+/*
+ * A BATCH of MAX_BATCH elements (CRC32C of MAX_XFER bytes each) is running
+ * when the source stops: the stop waits for one element, not the batch;
+ * the state carries the batch's position and the destination runs the
+ * rest. Each element completes once, with its interrupt; the batch's
+ * record counts all of them; the descriptor after it runs after it.
+ */
+static void
+test_migrate_batch(void **state)
+{
+    const uint64_t list = DATA, recs = DATA + 64 * 1024, bufs = DATA + MB;
+    const uint32_t xfer = ACCEL_DEFAULT_MAX_TRANSFER, n = ACCEL_BATCH_MAX;
+    uint8_t *stream = malloc(STREAM_CAP), *snap = malloc(GSIZE);
+    struct accel_desc *el = malloc(n * sizeof(*el));
+    uint32_t expect[4], i, done = 0, ib, inop;
+    uint64_t t0, stop_ns, src_irq, dst_irq;
+    struct accel_desc bd, nop;
+    const struct accel_comp *c;
+    struct guest g, h;
+    size_t len = 0;
+    int64_t deadline;
+
+    (void)state;
+    assert_non_null(stream);
+    assert_non_null(snap);
+    assert_non_null(el);
+    guest_connect(&g, A.serve.devs[0].path, 1, false);
+    for (i = 0; i < 4 * xfer; i++)
+        g.mem[bufs - GB + i] = (uint8_t)(i * 151u ^ (i >> 11));
+    for (i = 0; i < 4; i++)
+        expect[i] = accel_crc32c(B.e, 0, gp(&g, bufs + i * xfer), xfer);
+    for (i = 0; i < n; i++) {
+        el[i] =
+            accel_desc_make(ACCEL_OP_CRC32C, xfer, bufs + (i % 4) * xfer, 0);
+        el[i].flags |= ACCEL_DF_INTR;
+        el[i].comp = recs + (uint64_t)i * ACCEL_COMP_SIZE;
+        el[i].tag = i;
+    }
+    memcpy(gp(&g, list), el, n * sizeof(*el));
+    memset(gp(&g, recs), 0, n * ACCEL_COMP_SIZE);
+    gq_enable(&g, 0, DEPTH);
+    bd = accel_desc_make(ACCEL_OP_BATCH, n, list, 0);
+    bd.flags |= ACCEL_DF_INTR;
+    nop = accel_desc_make(ACCEL_OP_NOP, 0, 0, 0);
+    nop.flags |= ACCEL_DF_INTR;
+    ib = gq_post(&g, 0, bd, false);
+    inop = gq_post(&g, 0, nop, false);
+    gq_kick(&g, 0);
+    deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
+    while (accel_comp_status(gp(&g, recs)) == ACCEL_ST_NONE) {
+        assert_true(kit_now_ms() < deadline);
+        usleep(10);
+    }
+    t0 = now_ns();
+    set_state(g.c, S_STOP_COPY);
+    stop_ns = now_ns() - t0;
+    read_stream(g.c, stream, &len);
+
+    /* A prefix of the elements is done, the batch is not. */
+    assert_int_equal(comp_status(&g, 0, ib), ACCEL_ST_NONE);
+    assert_int_equal(rword(&g, 0, ACCEL_RING_HEAD), 0);
+    while (done < n &&
+           accel_comp_status(gp(&g, recs + done * ACCEL_COMP_SIZE)) != 0)
+        done++;
+    for (i = 0; i < n; i++) {
+        c = gp(&g, recs + (uint64_t)i * ACCEL_COMP_SIZE);
+        if (i >= done) {
+            assert_int_equal(c->status, ACCEL_ST_NONE);
+            continue;
+        }
+        assert_int_equal(c->status, ACCEL_ST_SUCCESS);
+        assert_int_equal(c->value, expect[i % 4]);
+    }
+    assert_true(done >= 1 && done < n);
+    src_irq = efd_wait(g.efd[0], 0);
+    assert_int_equal(src_irq, done);
+    print_message("batch: stopped after %u of %u elements, stop+save %.3f ms\n",
+                  done, n, (double)stop_ns / 1e6);
+    memcpy(snap, g.mem, GSIZE);
+    usleep(HARNESS_QUIET_MS * 1000);
+    assert_memory_equal(snap, g.mem, GSIZE);
+    assert_int_equal(efd_wait(g.efd[0], 0), 0);
+    memset(gp(&g, recs), 0, done * ACCEL_COMP_SIZE);
+
+    guest_attach(&h, &g, B.serve.devs[0].path);
+    set_state(h.c, S_RESUMING);
+    assert_int_equal(umdev_client_mig_write(h.c, stream, len), 0);
+    set_state(h.c, S_RUNNING);
+    assert_int_equal(gq_wait(&h, 0, inop), ACCEL_ST_SUCCESS);
+    c = comp_of(&h, 0, ib);
+    assert_int_equal(c->status, ACCEL_ST_SUCCESS);
+    assert_int_equal(c->bytes, n); /* elements that succeeded: all */
+    for (i = 0; i < n; i++) {
+        c = gp(&g, recs + (uint64_t)i * ACCEL_COMP_SIZE);
+        if (i < done) {
+            assert_int_equal(c->status, ACCEL_ST_NONE); /* not run again */
+            continue;
+        }
+        assert_int_equal(c->status, ACCEL_ST_SUCCESS);
+        assert_int_equal(c->value, expect[i % 4]);
+        assert_int_equal(c->tag, i);
+    }
+    /* Every element, the batch and the NOP: one interrupt and one count
+     * each, over both sides. */
+    dst_irq = efd_collect(h.efd[0], n + 2 - done, HARNESS_TIMEOUT_MS);
+    assert_int_equal(src_irq + dst_irq, n + 2);
+    assert_int_equal(efd_wait(h.efd[0], HARNESS_QUIET_MS), 0);
+    assert_int_equal(qreg(&h, 0, ACCEL_Q_COMPLETED), n + 2);
+    assert_int_equal(umdev_client_reset(h.c), 0);
+    assert_int_equal(umdev_client_reset(g.c), 0);
+    guest_detach(&h);
+    guest_close(&g);
+    free(el);
+    free(snap);
+    free(stream);
+}
+
 static const struct CMUnitTest tests[] = {
     AF_TEST(test_dirty_log),       MF_TEST(test_migrate_in_flight),
     MF_TEST(test_migrate_precopy), MF_TEST(test_refused),
-    MF_TEST(test_precopy_dirty),
+    MF_TEST(test_precopy_dirty),   MF_TEST(test_migrate_batch),
 };
 
 HARNESS_MAIN("func.accel_mig", tests)
