@@ -441,11 +441,15 @@ abort_pending(struct accel_queue *q)
 
         if (ring_desc(&r, head, &d) < 0)
             break;
-        /* A BATCH paused between elements: its rest is aborted too. */
-        if (q->batch_next != 0 && d.opcode == ACCEL_OP_BATCH)
+        /* A BATCH paused between elements: its rest is aborted too, and
+         * its record counts what succeeded, as when a disable stops it. */
+        res.bytes = 0;
+        if (q->batch_next != 0 && d.opcode == ACCEL_OP_BATCH) {
             engine_abort_batch_rest(
                 q, d.src, q->batch_next,
                 d.size < ACCEL_BATCH_MAX ? d.size : ACCEL_BATCH_MAX, head);
+            res.bytes = q->batch_ok;
+        }
         engine_batch_clear(q);
         engine_complete(q, &d, head, &res);
         head++;
