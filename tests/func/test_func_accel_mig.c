@@ -445,6 +445,14 @@ migrate_in_flight(unsigned int k, bool precopy, struct mig_result *res)
     assert_int_equal(gq_wait(&o, 0, i), ACCEL_ST_SUCCESS);
     for (q = 0; q < nq; q++)
         doorbell(&g, q); /* ignored until resume, and it never comes */
+    /* A disable would write ABORTED records and HEAD: ignored while
+     * stopped, as is clearing DEVCTL.ENABLE. */
+    kit_log_watch(&mf_log, "while migration-stopped ignored");
+    qwr(&g, 0, ACCEL_Q_CTRL, 0, 4);
+    reg_wr(g.c, ACCEL_REG_DEVCTL, 0, 4);
+    assert_int_equal(atomic_load(&mf_log.watched), 2);
+    kit_log_watch(&mf_log, NULL);
+    assert_int_equal(qreg(&g, 0, ACCEL_Q_STATUS), ACCEL_QS_ENABLED);
     usleep(HARNESS_QUIET_MS * 1000);
     assert_int_equal(umdev_client_reset(o.c), 0);
     guest_close(&o);
