@@ -47,6 +47,11 @@
 #define NVME_DEFAULT_POLL_US 200u
 #define NVME_DEFAULT_POLL_MAX_US 8000u
 #define NVME_POLL_MAX_LIMIT_US 100000u /* attribute poll_max_us's bound */
+/* Migration's stop() waits this long at most for the I/O the backend has
+ * in flight to complete before it refuses the arc (README "Migration"). */
+#define NVME_MIG_STOP_TIMEOUT_MS 5000u
+/* The migration state format (README "Migration"). */
+#define NVME_MIG_VERSION 1u
 
 struct nvme_ctrl;
 
