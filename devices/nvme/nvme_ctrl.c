@@ -3200,6 +3200,7 @@ nvme_ctrl_rewind(struct nvme_ctrl *c)
     c->media_errors = c->unsafe_shutdowns = 0;
     c->busy_ns = 0;
     c->created_ns = now_ns();
+    c->power_on_prior_ns = 0;
     c->poll_ns = c->poll_min_ns;
     memset(&c->st, 0, sizeof(c->st));
     atomic_store(&c->doorbells, 0);

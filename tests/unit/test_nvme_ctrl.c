@@ -2191,9 +2191,11 @@ test_migrate_refused(void **state)
 {
     uint8_t *stream = malloc(MIG_CAP);
     struct umdev_client *dc;
+    struct nvme_sqe s;
     size_t len, pci_at;
     uint8_t b[4];
     uint32_t pci_len;
+    uint16_t aer_cid;
 
     (void)state;
     assert_non_null(stream);
@@ -2204,6 +2206,13 @@ test_migrate_refused(void **state)
     shadow_on();
     kit_fill_rand(gp(DATA), 8192, 3);
     assert_int_equal(io(1, NVME_CMD_WRITE, 0, 16, DATA), 0);
+    /* An Error Information entry and an AER waiting, to travel. */
+    s = rw(NVME_CMD_READ, 0, 1, DATA2, 0);
+    s.nsid = 2;
+    assert_int_equal(cmd(1, &s).status, NVME_SC_INVALID_NS | NVME_DNR);
+    s = sqe(NVME_ADM_ASYNC_EVENT);
+    submit(0, &s);
+    aer_cid = s.cid;
     mig_set(F.c, S_STOP_COPY);
     len = mig_read_all(F.c, stream, 0);
     mig_set(F.c, S_RUNNING);
@@ -2257,6 +2266,28 @@ test_migrate_refused(void **state)
     mig_set(F.c, S_RUNNING);
     assert_int_equal(io(2, NVME_CMD_READ, 0, 16, DATA2), 0);
     assert_memory_equal(gp(DATA2), gp(DATA), 8192);
+    /* The source's AER completes here, on an event of the destination. */
+    reg_wr(F.c, DB(3, false), 1, 4);
+    {
+        struct cqe e = complete_one(0);
+
+        assert_int_equal(e.cid, aer_cid);
+        assert_int_equal(e.dw0 & 7, NVME_AER_TYPE_ERROR);
+    }
+    /* The logs came along. */
+    s = sqe(NVME_ADM_GET_LOG_PAGE);
+    s.prp1 = ABUF;
+    s.cdw10 = NVME_LOG_ERROR | 127u << 16;
+    assert_int_equal(admin(&s, NULL), 0);
+    assert_int_equal(nvme_le64(gp(ABUF)), 1);
+    assert_int_equal(nvme_le16(gp(ABUF) + 8), 1);
+    s = sqe(NVME_ADM_GET_LOG_PAGE);
+    s.prp1 = ABUF;
+    s.nsid = NVME_NSID_BROADCAST;
+    s.cdw10 = NVME_LOG_SMART | 127u << 16;
+    assert_int_equal(admin(&s, NULL), 0);
+    assert_int_equal(nvme_le64(gp(ABUF) + 64), 1); /* reads: ours */
+    assert_int_equal(nvme_le64(gp(ABUF) + 80), 1); /* writes: source's */
     free(stream);
 }
 
