@@ -2020,9 +2020,10 @@ migrate_mid_io(bool man)
             slot[q][i] = (struct io_slot){ .cid = s.cid, .read = rd };
         }
     /* One pass: SQ_BATCH (32) of each queue fetched and started, the
-     * rest left in guest memory. */
+     * rest left in guest memory (its count also takes what the backend
+     * finished at once; the CQs below show what was fetched). */
     if (man)
-        assert_int_equal(nvme_ctrl_poll(F.ctrl), MIG_NQ * 32u);
+        assert_true(nvme_ctrl_poll(F.ctrl) >= MIG_NQ * 32u);
 
     t0 = kit_now_ms();
     mig_set(F.c, S_STOP_COPY);
