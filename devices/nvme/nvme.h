@@ -66,6 +66,9 @@ struct nvme_ctrl_config {
     unsigned int poll_us;           /* 0: NVME_DEFAULT_POLL_US */
     unsigned int poll_max_us;       /* 0: NVME_DEFAULT_POLL_MAX_US; <= poll_us:
                                        a fixed window of poll_us */
+    /* Migration's stop() waits this long for the backend at most; 0:
+     * NVME_MIG_STOP_TIMEOUT_MS. */
+    unsigned int mig_stop_timeout_ms;
     /* No poller thread: the embedder runs the queues with
      * nvme_ctrl_poll() on its own thread, so what happens is fixed by
      * the order of its calls (fuzz/nvme_bar.c). */

@@ -162,6 +162,7 @@ struct nvme_ctrl {
     uint64_t busy_ns;
 
     uint64_t power_on_prior_ns; /* power-on time before a migration */
+    unsigned int mig_stop_timeout_ms;
 
     /* Migration (README "Migration"). mig_stopped: between stop() and
      * resume() nothing is fetched, posted, raised or written. mig_loaded:
@@ -2365,7 +2366,7 @@ static int
 nvme_mig_stop(void *opaque)
 {
     struct nvme_ctrl *c = opaque;
-    uint64_t deadline = now_ns() + NVME_MIG_STOP_TIMEOUT_MS * 1000000ull;
+    uint64_t deadline = now_ns() + c->mig_stop_timeout_ms * 1000000ull;
     unsigned int i;
 
     lock_ctrl(c);
@@ -2384,7 +2385,7 @@ nvme_mig_stop(void *opaque)
                       "%s: migration stop refused: %u backend operations "
                       "still in flight after %u ms; the controller keeps "
                       "running",
-                      c->name, nvme_be_busy(c->be), NVME_MIG_STOP_TIMEOUT_MS);
+                      c->name, nvme_be_busy(c->be), c->mig_stop_timeout_ms);
             pthread_mutex_unlock(&c->lock);
             wake(c);
             return -EBUSY;
@@ -3077,6 +3078,9 @@ nvme_ctrl_create(const struct nvme_ctrl_config *cfg, struct nvme_ctrl **out)
         c->poll_max_ns = c->poll_min_ns;
     c->poll_ns = c->poll_min_ns;
     c->created_ns = now_ns();
+    c->mig_stop_timeout_ms = cfg->mig_stop_timeout_ms
+                                 ? cfg->mig_stop_timeout_ms
+                                 : NVME_MIG_STOP_TIMEOUT_MS;
     memcpy(c->uuid, cfg->uuid, 16);
     snprintf(c->type, sizeof(c->type), "%s", cfg->type ? cfg->type : "nvme");
     derive_ids(c);

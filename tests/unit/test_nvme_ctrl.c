@@ -96,6 +96,8 @@ static unsigned int poll_us = 2000, poll_max_us;
 /* No poller thread: the test runs each pass with nvme_ctrl_poll(), and
  * waits for completions by running passes. */
 static bool manual;
+/* Migration's stop: how long it waits for the backend (0: the default). */
+static unsigned int stop_timeout_ms;
 
 static void
 serve(bool null, unsigned int nq)
@@ -108,6 +110,7 @@ serve(bool null, unsigned int nq)
         .poll_us = poll_us,
         .poll_max_us = poll_max_us,
         .manual = manual,
+        .mig_stop_timeout_ms = stop_timeout_ms,
     };
     struct umdev_client_opts o = { .timeout_ms = HARNESS_TIMEOUT_MS };
     char err[256];
@@ -2128,6 +2131,48 @@ test_migrate_mid_io_poller(void **state)
     migrate_mid_io(false);
 }
 
+/* A stop that the backend does not let finish in time is refused with
+ * EBUSY and the controller runs on: what was in flight completes as
+ * usual, and a later stop succeeds. 32 durable writes of 1 MiB cannot
+ * finish within the 1 ms this controller allows. */
+static void
+test_migrate_stop_busy(void **state)
+{
+    uint64_t p1, p2;
+    uint32_t now = 0xffff;
+    unsigned int i;
+
+    (void)state;
+    manual = true;
+    stop_timeout_ms = 1;
+    serve(false, 1);
+    manual = false;
+    stop_timeout_ms = 0;
+    enable();
+    create_queues(1, IO_DEPTH);
+    kit_fill_rand(gp(DATA), MB, 77);
+    prps(DATA, MB, LISTS, &p1, &p2);
+    for (i = 0; i < 40; i++) {
+        struct nvme_sqe s =
+            rw(NVME_CMD_WRITE, (uint64_t)(i % 8) * 2048, 2048, p1, p2);
+
+        s.cdw12 |= NVME_RW_FUA;
+        submit(1, &s);
+    }
+    assert_true(nvme_ctrl_poll(F.ctrl) >= 32);
+    assert_int_equal(umdev_client_mig_set_state(F.c, S_STOP_COPY, &now),
+                     -EBUSY);
+    assert_int_equal(mig_state(F.c), S_RUNNING);
+    assert_int_equal(reg_rd32(F.c, NVME_REG_CSTS), NVME_CSTS_RDY);
+    for (i = 0; i < 40; i++)
+        assert_int_equal(complete_one(1).status, 0);
+    /* Nothing in flight: the stop is immediate. */
+    mig_set(F.c, S_STOP_COPY);
+    mig_set(F.c, S_RUNNING);
+    assert_int_equal(io(1, NVME_CMD_READ, 0, 2048, DATA2), 0);
+    assert_memory_equal(gp(DATA2), gp(DATA), MB);
+}
+
 /* A destination's registers and config space, to show a refusal left
  * them as they were. */
 struct dst_view {
@@ -2467,6 +2512,7 @@ main(void)
         cmocka_unit_test_teardown(test_host_errors, teardown),
         cmocka_unit_test_teardown(test_migrate_mid_io, teardown),
         cmocka_unit_test_teardown(test_migrate_mid_io_poller, teardown),
+        cmocka_unit_test_teardown(test_migrate_stop_busy, teardown),
         cmocka_unit_test_teardown(test_migrate_refused, teardown),
         cmocka_unit_test_teardown(test_migrate_precopy, teardown),
         cmocka_unit_test_teardown(test_migrate_dirty_log, teardown),
