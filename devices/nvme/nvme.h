@@ -5,7 +5,8 @@
  * guest's submission queues, runs them and posts completions.
  *
  * Threading: create, destroy and everything lib/dev calls (BAR0 accesses,
- * reset, detach) run on the serving thread; the poller runs the queues.
+ * reset, detach, the migration hooks) run on the serving thread; the
+ * poller runs the queues.
  */
 #ifndef UMDEV_NVME_H
 #define UMDEV_NVME_H

@@ -15,6 +15,9 @@
  * 10b, queues no longer processed)] -> disabled by CC.EN 0 (controller
  * reset: in-flight I/O is waited for and dropped, queues deleted). A
  * queue-memory fault sets CSTS.CFS and stops processing until reset.
+ * Across all of them, migration's stop() parks the poller (in-flight I/O
+ * completed and posted first) until resume(); load() replaces the state
+ * of a stopped controller.
  */
 #include <assert.h>
 #include <errno.h>
