@@ -9,6 +9,7 @@
  * calling into the engine, because accel_queue_disable() waits for those
  * very callbacks to return.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,6 +20,7 @@
 #include "accel.h"
 #include "umdev/pci.h"
 #include "umdev/profile.h"
+#include "umdev/wire.h"
 
 struct swerr {
     uint8_t code;
@@ -27,6 +29,19 @@ struct swerr {
     uint32_t index;
     uint64_t addr;
 };
+
+/* A queue's configuration registers in the migration stream (README
+ * "Migration"). */
+struct mig_qcfg {
+    uint32_t index;
+    uint32_t ring_size;
+    uint64_t ring_base;
+    uint32_t priority;
+    uint32_t vector;
+    uint32_t coal_count;
+    uint32_t coal_usec;
+};
+_Static_assert(sizeof(struct mig_qcfg) == 32, "mig_qcfg");
 
 struct accel_dev_queue {
     struct accel_dev *d;
@@ -58,6 +73,11 @@ struct accel_dev {
     unsigned int nvec; /* MSI-X vectors: one per queue + the error one */
     struct accel_dev_queue q[ACCEL_DEV_MAX_QUEUES];
     bool enabled; /* DEVCTL.ENABLE; serving thread */
+    /* Migration (serving thread): between stop() and resume(); the queue
+     * configuration pre-copy sent, if a pre-copy runs. */
+    bool stopped;
+    bool have_snap;
+    struct mig_qcfg snap[ACCEL_DEV_MAX_QUEUES];
 
     pthread_mutex_t irq_lock;
     bool irq_lock_init;
@@ -197,9 +217,22 @@ q_unmap(void *opaque, struct accel_map *m)
     umdev_dma_put(dq->d->dev, &h);
 }
 
+/* A write through a hold outside the range it was taken for: lib/dev
+ * logged only that range as dirty. */
+static void
+q_mark(void *opaque, const struct accel_map *hold, uint64_t addr, uint64_t len)
+{
+    struct accel_dev_queue *dq = opaque;
+    struct umdev_dma_hold h;
+
+    memcpy(&h, hold->priv, sizeof(h));
+    umdev_dma_mark(dq->d->dev, &h, addr, len);
+}
+
 static const struct accel_queue_ops queue_ops = {
     .map = q_map,
     .unmap = q_unmap,
+    .mark = q_mark,
     .notify = q_notify,
     .error = q_error,
 };
@@ -333,6 +366,15 @@ queue_wr32(struct accel_dev_queue *dq, uint64_t off, uint32_t v)
     uint32_t *cfg = queue_cfg_reg(dq, off);
 
     if (off == ACCEL_Q_CTRL) {
+        /* Enable writes HEAD, disable ABORTED records: guest memory,
+         * which a stopped device must leave alone (migration v2). */
+        if (d->stopped) {
+            umdev_log(d->log, LOG_WARNING,
+                      "%s: queue %u: CTRL write while migration-stopped "
+                      "ignored",
+                      d->name, dq->index);
+            return;
+        }
         if (v & ACCEL_Q_CTRL_ENABLE)
             queue_enable(dq);
         else
@@ -469,6 +511,13 @@ dev_wr32(struct accel_dev *d, uint64_t off, uint32_t v)
             device_reset(d);
             return;
         }
+        if (d->enabled && !(v & ACCEL_DEVCTL_ENABLE) && d->stopped) {
+            /* As for CTRL: the disable would write records. */
+            umdev_log(d->log, LOG_WARNING,
+                      "%s: DEVCTL write while migration-stopped ignored",
+                      d->name);
+            return;
+        }
         if (d->enabled && !(v & ACCEL_DEVCTL_ENABLE))
             stop_queues(d, true);
         d->enabled = (v & ACCEL_DEVCTL_ENABLE) != 0;
@@ -550,8 +599,445 @@ accel_reset(void *opaque)
     return 0;
 }
 
+static uint64_t
+pow2_at_least(uint64_t v)
+{
+    uint64_t p = 1;
+
+    while (p < v)
+        p <<= 1;
+    return p;
+}
+
+/* ------------------------------------------------------------------ */
+/* Migration (serving thread; README "Migration" is the format)        */
+
+#define ACCEL_MIG_VERSION 1u
+
+/* What both ends must agree on: the guest's view of the function. */
+struct mig_config {
+    uint32_t nr_queues;
+    uint32_t nvec;
+    uint32_t version; /* VERSION */
+    uint32_t max_xfer;
+    uint32_t max_batch;
+    uint32_t max_ring;
+    uint32_t features;
+    uint32_t bar2_size;
+    uint64_t opcap;
+};
+_Static_assert(sizeof(struct mig_config) == 40, "mig_config");
+
+struct mig_swerr {
+    uint8_t code, queue, opcode, reserved;
+    uint32_t index;
+    uint64_t addr;
+};
+
+struct mig_dev {
+    uint32_t nr_queues;
+    uint32_t devctl;
+    uint32_t intsts;
+    uint32_t swerr_head;
+    uint32_t swerr_count;
+    uint32_t swerr_dropped;
+    struct mig_swerr swerr[ACCEL_SWERR_DEPTH];
+};
+_Static_assert(sizeof(struct mig_dev) == 24 + 16 * ACCEL_SWERR_DEPTH,
+               "mig_dev");
+
+struct mig_queue {
+    uint32_t state; /* enum accel_queue_state */
+    uint32_t head;
+    uint32_t error;     /* enum accel_qerr of the engine */
+    uint32_t dev_error; /* ACCEL_QERR_DEV_* of the last enable, or 0 */
+    uint64_t error_addr;
+    uint64_t completed; /* COMPLETED */
+    uint32_t doorbells; /* DOORBELLS */
+    uint32_t published; /* DOORBELL_NEEDED = 1 is in the ring */
+    /* A BATCH at head paused before this element (0: none). */
+    uint32_t batch_next;
+    uint32_t batch_ok;     /* its elements that succeeded so far */
+    uint32_t batch_failed; /* 1: one of them did not */
+    uint32_t reserved;     /* 0 */
+};
+_Static_assert(sizeof(struct mig_queue) == 56, "mig_queue");
+
+static int
+accel_mig_config(void *opaque, struct umdev_mig_buf *out)
+{
+    struct accel_dev *d = opaque;
+    struct mig_config c = {
+        .nr_queues = d->nq,
+        .nvec = d->nvec,
+        .version = ACCEL_VERSION,
+        .max_xfer = accel_engine_max_transfer(d->e),
+        .max_batch = ACCEL_BATCH_MAX,
+        .max_ring = ACCEL_RING_MAX,
+        .features = ACCEL_FEAT_EVENT_SUPPRESSION | ACCEL_FEAT_COALESCING |
+                    ACCEL_FEAT_INTX,
+        .bar2_size =
+            (uint32_t)pow2_at_least((uint64_t)d->nq * ACCEL_DOORBELL_STRIDE),
+        .opcap = ACCEL_OPCAP_MASK,
+    };
+
+    return umdev_mig_buf_put(out, &c, sizeof(c));
+}
+
+static void
+qcfg_of(const struct accel_dev_queue *dq, struct mig_qcfg *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->index = dq->index;
+    c->ring_size = dq->ring_size;
+    c->ring_base = dq->ring_base;
+    c->priority = dq->priority;
+    c->vector = dq->vector;
+    c->coal_count = dq->coal_count;
+    c->coal_usec = dq->coal_usec;
+}
+
+/* Has queue @i's configuration changed since pre-copy sent it? */
+static bool
+qcfg_dirty(const struct accel_dev *d, unsigned int i)
+{
+    struct mig_qcfg c;
+
+    if (!d->have_snap)
+        return true;
+    qcfg_of(&d->q[i], &c);
+    return memcmp(&c, &d->snap[i], sizeof(c)) != 0;
+}
+
+static int
+accel_mig_stop(void *opaque)
+{
+    struct accel_dev *d = opaque;
+    unsigned int i;
+
+    /* Only a pre-copy of this very session may be relied on: one that
+     * ended back in RUNNING sent its bytes to nobody. */
+    if (umdev_dev_mig_state(d->dev) != VFIO_USER_DEVICE_STATE_PRE_COPY)
+        d->have_snap = false;
+    for (i = 0; i < d->nq; i++)
+        accel_queue_pause(d->q[i].q);
+    d->stopped = true;
+    return 0;
+}
+
+static void
+accel_mig_resume(void *opaque)
+{
+    struct accel_dev *d = opaque;
+    unsigned int i;
+
+    d->stopped = false;
+    d->have_snap = false;
+    /* A loaded INTSTS raises INTx again; MSI-X pending bits wait in the
+     * PBA for the guest's unmask (lib/pci). */
+    pthread_mutex_lock(&d->irq_lock);
+    update_intx_locked(d);
+    pthread_mutex_unlock(&d->irq_lock);
+    for (i = 0; i < d->nq; i++)
+        accel_queue_resume(d->q[i].q);
+}
+
+static int
+accel_mig_precopy(void *opaque, struct umdev_mig_buf *out)
+{
+    struct accel_dev *d = opaque;
+    uint32_t n = d->nq;
+    unsigned int i;
+    int rc;
+
+    for (i = 0; i < d->nq; i++)
+        qcfg_of(&d->q[i], &d->snap[i]);
+    rc = umdev_mig_buf_put(out, &n, sizeof(n));
+    if (rc == 0)
+        rc = umdev_mig_buf_put(out, d->snap, n * sizeof(d->snap[0]));
+    d->have_snap = rc == 0;
+    return rc;
+}
+
+static uint64_t
+accel_mig_precopy_dirty(void *opaque)
+{
+    struct accel_dev *d = opaque;
+    unsigned int i;
+    uint64_t n = 0;
+
+    for (i = 0; i < d->nq; i++)
+        n += qcfg_dirty(d, i) ? sizeof(struct mig_qcfg) : 0;
+    return n;
+}
+
+static int
+accel_mig_save(void *opaque, struct umdev_mig_buf *out)
+{
+    struct accel_dev *d = opaque;
+    struct mig_dev md = { .nr_queues = d->nq };
+    struct mig_queue mq[ACCEL_DEV_MAX_QUEUES];
+    struct mig_qcfg cfg[ACCEL_DEV_MAX_QUEUES];
+    uint32_t ncfg = 0, pci_len = (uint32_t)umdev_pci_state_size(d->pci);
+    uint8_t *pci_state = malloc(pci_len);
+    unsigned int i;
+    int rc;
+
+    if (pci_state == NULL)
+        return -ENOMEM;
+    rc = umdev_pci_state_save(d->pci, pci_state, pci_len);
+    md.devctl = d->enabled ? ACCEL_DEVCTL_ENABLE : 0;
+    pthread_mutex_lock(&d->irq_lock);
+    md.intsts = d->intsts;
+    md.swerr_head = d->swerr_head;
+    md.swerr_count = d->swerr_count;
+    md.swerr_dropped = d->swerr_dropped;
+    for (i = 0; i < ACCEL_SWERR_DEPTH; i++) {
+        md.swerr[i].code = d->swerr[i].code;
+        md.swerr[i].queue = d->swerr[i].queue;
+        md.swerr[i].opcode = d->swerr[i].opcode;
+        md.swerr[i].index = d->swerr[i].index;
+        md.swerr[i].addr = d->swerr[i].addr;
+    }
+    pthread_mutex_unlock(&d->irq_lock);
+    memset(mq, 0, sizeof(mq));
+    for (i = 0; i < d->nq; i++) {
+        struct accel_dev_queue *dq = &d->q[i];
+        struct accel_queue_status st;
+        struct accel_queue_mig m;
+
+        accel_queue_save(dq->q, &m);
+        accel_queue_status(dq->q, &st);
+        mq[i].state = m.state;
+        mq[i].head = m.head;
+        mq[i].error = m.error;
+        mq[i].dev_error = dq->dev_error;
+        mq[i].error_addr = m.error_addr;
+        mq[i].completed = st.completed - dq->completed_base;
+        mq[i].doorbells = (uint32_t)(st.doorbells - dq->doorbells_base);
+        mq[i].published = m.published;
+        mq[i].batch_next = m.batch_next;
+        mq[i].batch_ok = m.batch_ok;
+        mq[i].batch_failed = m.batch_failed;
+        if (qcfg_dirty(d, i))
+            qcfg_of(dq, &cfg[ncfg++]);
+    }
+    if (rc == 0)
+        rc = umdev_mig_buf_put(out, &md, sizeof(md));
+    if (rc == 0)
+        rc = umdev_mig_buf_put(out, mq, d->nq * sizeof(mq[0]));
+    if (rc == 0)
+        rc = umdev_mig_buf_put(out, &ncfg, sizeof(ncfg));
+    if (rc == 0)
+        rc = umdev_mig_buf_put(out, cfg, ncfg * sizeof(cfg[0]));
+    if (rc == 0)
+        rc = umdev_mig_buf_put(out, &pci_len, sizeof(pci_len));
+    if (rc == 0)
+        rc = umdev_mig_buf_put(out, pci_state, pci_len);
+    free(pci_state);
+    return rc;
+}
+
+/* A list of queue configurations (a count, then records) at *@p: into
+ * @cfg by queue, marking @seen. Return: bytes taken, or 0 if malformed. */
+static size_t
+parse_qcfgs(const struct accel_dev *d, const uint8_t *p, size_t len,
+            struct mig_qcfg *cfg, bool *seen, const char **why)
+{
+    bool here[ACCEL_DEV_MAX_QUEUES] = { false };
+    uint32_t n, i;
+
+    if (len < sizeof(n)) {
+        *why = "truncated queue configuration";
+        return 0;
+    }
+    memcpy(&n, p, sizeof(n));
+    if (n > d->nq || len - sizeof(n) < (size_t)n * sizeof(*cfg)) {
+        *why = "queue configuration count out of range";
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        struct mig_qcfg c;
+
+        memcpy(&c, p + sizeof(n) + i * sizeof(c), sizeof(c));
+        if (c.index >= d->nq || here[c.index]) {
+            *why = "queue configuration index out of range or repeated";
+            return 0;
+        }
+        here[c.index] = seen[c.index] = true;
+        cfg[c.index] = c;
+    }
+    return sizeof(n) + (size_t)n * sizeof(*cfg);
+}
+
+static int
+mig_refuse(struct accel_dev *d, const char *why)
+{
+    umdev_log(d->log, LOG_ERR, "%s: migration state refused: %s", d->name, why);
+    return -EINVAL;
+}
+
+static int
+accel_mig_load(void *opaque, uint32_t version, const void *early,
+               size_t early_len, const void *state, size_t len)
+{
+    struct accel_dev *d = opaque;
+    const uint8_t *p = state;
+    struct mig_qcfg cfg[ACCEL_DEV_MAX_QUEUES];
+    struct accel_queue_mig qm[ACCEL_DEV_MAX_QUEUES];
+    struct mig_queue mq[ACCEL_DEV_MAX_QUEUES];
+    bool seen[ACCEL_DEV_MAX_QUEUES] = { false };
+    const char *why = NULL;
+    struct mig_dev md;
+    uint32_t pci_len, intsts_ok;
+    unsigned int i;
+    char err[160];
+    size_t n;
+    int rc;
+
+    /* Everything is checked before anything changes. */
+    if (version != ACCEL_MIG_VERSION)
+        return mig_refuse(d, "unknown state version");
+    if (early_len != 0) {
+        n = parse_qcfgs(d, early, early_len, cfg, seen, &why);
+        if (n == 0)
+            return mig_refuse(d, why);
+        if (n != early_len)
+            return mig_refuse(d, "pre-copy data has trailing bytes");
+    }
+    if (len < sizeof(md) + d->nq * sizeof(mq[0]))
+        return mig_refuse(d, "state truncated");
+    memcpy(&md, p, sizeof(md));
+    memcpy(mq, p + sizeof(md), d->nq * sizeof(mq[0]));
+    p += sizeof(md) + d->nq * sizeof(mq[0]);
+    len -= sizeof(md) + d->nq * sizeof(mq[0]);
+    n = parse_qcfgs(d, p, len, cfg, seen, &why);
+    if (n == 0)
+        return mig_refuse(d, why);
+    p += n;
+    len -= n;
+    for (i = 0; i < d->nq; i++)
+        if (!seen[i])
+            return mig_refuse(d, "a queue's configuration is missing");
+    if (len < sizeof(pci_len))
+        return mig_refuse(d, "config space state truncated");
+    memcpy(&pci_len, p, sizeof(pci_len));
+    if (len - sizeof(pci_len) != pci_len)
+        return mig_refuse(d, "config space state length does not match");
+    p += sizeof(pci_len);
+
+    intsts_ok = ACCEL_INTSTS_ERROR | ((1u << d->nq) - 1);
+    if (md.nr_queues != d->nq)
+        return mig_refuse(d, "queue count differs");
+    if ((md.devctl & ~ACCEL_DEVCTL_ENABLE) != 0 || (md.intsts & ~intsts_ok))
+        return mig_refuse(d, "DEVCTL or INTSTS bits out of range");
+    if (md.swerr_head >= ACCEL_SWERR_DEPTH ||
+        md.swerr_count > ACCEL_SWERR_DEPTH || md.swerr_dropped > 0xffff)
+        return mig_refuse(d, "error log indices out of range");
+    for (i = 0; i < md.swerr_count; i++)
+        if (md.swerr[(md.swerr_head + i) % ACCEL_SWERR_DEPTH].queue >= d->nq)
+            return mig_refuse(d, "error log entry for a queue out of range");
+    for (i = 0; i < d->nq; i++) {
+        uint8_t bad;
+
+        memset(&qm[i], 0, sizeof(qm[i]));
+        qm[i].state = (enum accel_queue_state)mq[i].state;
+        qm[i].error = (uint8_t)mq[i].error;
+        qm[i].error_addr = mq[i].error_addr;
+        qm[i].head = mq[i].head;
+        qm[i].published = mq[i].published != 0;
+        qm[i].batch_next = mq[i].batch_next;
+        qm[i].batch_ok = mq[i].batch_ok;
+        qm[i].batch_failed = mq[i].batch_failed != 0;
+        qm[i].cfg = (struct accel_queue_config){
+            .ring = cfg[i].ring_base,
+            .size = cfg[i].ring_size,
+            .priority = cfg[i].priority,
+            .coal_count = cfg[i].coal_count,
+            .coal_usec = cfg[i].coal_usec,
+        };
+        bad = mq[i].state > 0xff || mq[i].error > 0xff || mq[i].published > 1 ||
+                      mq[i].batch_failed > 1 || mq[i].reserved != 0
+                  ? 0xff
+                  : accel_queue_mig_check(&qm[i]);
+        if (bad == ACCEL_QERR_NONE && mq[i].state != ACCEL_QS_DISABLED &&
+            cfg[i].vector >= d->nvec)
+            bad = ACCEL_QERR_VECTOR;
+        if (bad == ACCEL_QERR_NONE && mq[i].dev_error != 0 &&
+            mq[i].dev_error != ACCEL_QERR_DEV_DISABLED &&
+            mq[i].dev_error != ACCEL_QERR_VECTOR &&
+            mq[i].dev_error != ACCEL_QERR_NO_BUS_MASTER)
+            bad = 0xff;
+        if (bad != ACCEL_QERR_NONE) {
+            umdev_log(d->log, LOG_ERR,
+                      "%s: migration state refused: queue %u cannot be in "
+                      "that state (%#x)",
+                      d->name, i, bad);
+            return -EINVAL;
+        }
+    }
+    /* Last of the checks and first of the changes: lib/pci checks all of
+     * its state before it takes any. */
+    rc = umdev_pci_state_load(d->pci, p, pci_len, err, sizeof(err));
+    if (rc < 0) {
+        umdev_log(d->log, LOG_ERR,
+                  "%s: migration state refused: config space: %s", d->name,
+                  err);
+        return rc;
+    }
+
+    /* Commit: nothing below fails. The queues are paused (stop()). */
+    for (i = 0; i < d->nq; i++) {
+        struct accel_dev_queue *dq = &d->q[i];
+        struct accel_queue_status st;
+
+        accel_queue_reset(dq->q);
+        rc = accel_queue_restore(dq->q, &qm[i]);
+        assert(rc == 0);
+        dq->ring_base = cfg[i].ring_base;
+        dq->ring_size = cfg[i].ring_size;
+        dq->priority = cfg[i].priority;
+        dq->vector = cfg[i].vector;
+        dq->coal_count = cfg[i].coal_count;
+        dq->coal_usec = cfg[i].coal_usec;
+        dq->dev_error = (uint8_t)mq[i].dev_error;
+        atomic_store(&dq->live_vector, dq->vector);
+        accel_queue_status(dq->q, &st);
+        dq->completed_base = st.completed - mq[i].completed;
+        dq->doorbells_base = st.doorbells - mq[i].doorbells;
+    }
+    d->enabled = md.devctl & ACCEL_DEVCTL_ENABLE;
+    pthread_mutex_lock(&d->irq_lock);
+    d->intsts = md.intsts;
+    d->swerr_head = md.swerr_head;
+    d->swerr_count = md.swerr_count;
+    d->swerr_dropped = md.swerr_dropped;
+    for (i = 0; i < ACCEL_SWERR_DEPTH; i++) {
+        d->swerr[i].code = md.swerr[i].code;
+        d->swerr[i].queue = md.swerr[i].queue;
+        d->swerr[i].opcode = md.swerr[i].opcode;
+        d->swerr[i].index = md.swerr[i].index;
+        d->swerr[i].addr = md.swerr[i].addr;
+    }
+    pthread_mutex_unlock(&d->irq_lock);
+    return 0;
+}
+
+static const struct umdev_mig_ops accel_mig_ops = {
+    .type = "accel",
+    .version = ACCEL_MIG_VERSION,
+    .config = accel_mig_config,
+    .stop = accel_mig_stop,
+    .resume = accel_mig_resume,
+    .save = accel_mig_save,
+    .load = accel_mig_load,
+    .precopy = accel_mig_precopy,
+    .precopy_dirty = accel_mig_precopy_dirty,
+};
+
 static const struct umdev_dev_ops accel_ops = {
     .reset = accel_reset,
+    .mig = &accel_mig_ops,
 };
 
 /* ------------------------------------------------------------------ */
@@ -730,16 +1216,6 @@ out:
     free(r0);
     free(names);
     return rc;
-}
-
-static uint64_t
-pow2_at_least(uint64_t v)
-{
-    uint64_t p = 1;
-
-    while (p < v)
-        p <<= 1;
-    return p;
 }
 
 int

@@ -35,7 +35,7 @@ pick_locked(struct accel_engine *e)
         unsigned int i = (e->rr + k) % e->nq;
         struct accel_queue *q = &e->q[i];
 
-        if (!q->active || q->busy)
+        if (!q->active || q->busy || atomic_load(&q->paused))
             continue;
         e->rr = (i + 1) % e->nq;
         q->busy = true;
@@ -96,6 +96,8 @@ release_locked(struct accel_engine *e, struct accel_queue *q, bool sleep)
     q->busy = false;
     if (atomic_load(&q->state) != ACCEL_QS_ENABLED)
         q->active = false;
+    else if (atomic_load(&q->paused))
+        q->active = false; /* resume makes it active again */
     else if (sleep && !q->kick)
         q->active = false;
     if (q->active && e->sleepers > 0 && runnable_locked(e) > 1)
@@ -168,6 +170,7 @@ accel_engine_rewind(struct accel_engine *e)
         assert(atomic_load(&q->state) == ACCEL_QS_DISABLED && !q->busy);
         q->active = false;
         q->kick = false;
+        atomic_store(&q->paused, false);
         q->error = ACCEL_QERR_NONE;
         q->error_addr = 0;
         atomic_store(&q->head, 0);
@@ -176,6 +179,7 @@ accel_engine_rewind(struct accel_engine *e)
         q->idle_since_ns = 0;
         q->intr_pending = 0;
         q->intr_first_ns = 0;
+        engine_batch_clear(q);
     }
     pthread_mutex_unlock(&e->lock);
 }
@@ -211,6 +215,7 @@ accel_queue_claim(struct accel_engine *e, int index,
     }
     if (rc == 0) {
         q->claimed = true;
+        atomic_store(&q->paused, false);
         q->ops = ops;
         q->opaque = opaque;
         q->error = ACCEL_QERR_NONE;
@@ -253,7 +258,7 @@ accel_queue_doorbell(struct accel_queue *q)
     atomic_fetch_add(&q->doorbells, 1);
     pthread_mutex_lock(&e->lock);
     if (atomic_load(&q->state) == ACCEL_QS_ENABLED) {
-        if (q->active) {
+        if (q->active || atomic_load(&q->paused)) {
             q->kick = true;
         } else {
             q->active = true;
@@ -263,6 +268,116 @@ accel_queue_doorbell(struct accel_queue *q)
         }
     }
     pthread_mutex_unlock(&e->lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Migration                                                           */
+
+void
+accel_queue_pause(struct accel_queue *q)
+{
+    struct accel_engine *e = q->e;
+
+    pthread_mutex_lock(&e->lock);
+    atomic_store(&q->paused, true);
+    /* Not picked again; a visit under way ends after its descriptor.
+     * Resume looks at the ring whatever doorbells came meanwhile. */
+    q->active = false;
+    while (q->busy) {
+        e->idle_waiters++;
+        pthread_cond_wait(&e->idle, &e->lock);
+        e->idle_waiters--;
+    }
+    pthread_mutex_unlock(&e->lock);
+    /* The serving thread is gone: its coalesced completions are ours to
+     * signal, before the caller's promise of no more interrupts. */
+    engine_intr_flush(q);
+}
+
+void
+accel_queue_resume(struct accel_queue *q)
+{
+    struct accel_engine *e = q->e;
+
+    pthread_mutex_lock(&e->lock);
+    atomic_store(&q->paused, false);
+    q->kick = false;
+    if (atomic_load(&q->state) == ACCEL_QS_ENABLED && !q->busy) {
+        q->active = true;
+        q->idle_since_ns = 0;
+        if (e->sleepers > 0)
+            pthread_cond_signal(&e->work);
+    }
+    pthread_mutex_unlock(&e->lock);
+}
+
+void
+accel_queue_save(struct accel_queue *q, struct accel_queue_mig *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&q->e->lock);
+    out->state = (enum accel_queue_state)atomic_load(&q->state);
+    out->error = q->error;
+    out->error_addr = q->error_addr;
+    pthread_mutex_unlock(&q->e->lock);
+    if (out->state != ACCEL_QS_DISABLED) {
+        out->cfg = q->cfg;
+        out->head = atomic_load(&q->head);
+        out->published = out->state == ACCEL_QS_ENABLED && q->published;
+    }
+    if (out->state == ACCEL_QS_ENABLED) {
+        out->batch_next = q->batch_next;
+        out->batch_ok = q->batch_ok;
+        out->batch_failed = q->batch_failed;
+    }
+}
+
+uint8_t
+accel_queue_mig_check(const struct accel_queue_mig *in)
+{
+    if (in->state != ACCEL_QS_DISABLED && in->state != ACCEL_QS_ENABLED &&
+        in->state != ACCEL_QS_ERROR)
+        return 0xff;
+    if (in->error > ACCEL_QERR_BAD_INDEX)
+        return 0xff;
+    /* Inside a batch list: some element after the first, past as many
+     * as succeeded; only a running queue is inside one. */
+    if (in->batch_next >= ACCEL_BATCH_MAX || in->batch_ok > in->batch_next ||
+        (in->batch_failed && in->batch_next == 0) ||
+        (in->state != ACCEL_QS_ENABLED && in->batch_next != 0))
+        return 0xff;
+    if (in->state == ACCEL_QS_DISABLED)
+        return ACCEL_QERR_NONE;
+    return engine_check_config(&in->cfg);
+}
+
+int
+accel_queue_restore(struct accel_queue *q, const struct accel_queue_mig *in)
+{
+    struct accel_engine *e = q->e;
+
+    if (accel_queue_mig_check(in) != ACCEL_QERR_NONE)
+        return -EINVAL;
+    pthread_mutex_lock(&e->lock);
+    assert(atomic_load(&q->paused) && !q->busy &&
+           atomic_load(&q->state) == ACCEL_QS_DISABLED);
+    q->error = in->error;
+    q->error_addr = in->error_addr;
+    q->active = false;
+    q->kick = false;
+    if (in->state != ACCEL_QS_DISABLED)
+        q->cfg = in->cfg;
+    atomic_store(&q->head, in->state != ACCEL_QS_DISABLED ? in->head : 0);
+    q->published = in->state == ACCEL_QS_ENABLED && in->published;
+    q->batch_next = in->batch_next;
+    q->batch_ok = in->batch_ok;
+    q->batch_failed = in->batch_failed;
+    q->deficit = 0;
+    q->idle_since_ns = 0;
+    q->intr_pending = 0;
+    atomic_store(&q->state, in->state);
+    pthread_mutex_unlock(&e->lock);
+    return 0;
 }
 
 void

@@ -144,6 +144,15 @@ struct accel_queue_ops {
     int (*map)(void *opaque, uint64_t addr, uint64_t len, int prot,
                struct accel_map *m);
     void (*unmap)(void *opaque, struct accel_map *m);
+    /*
+     * Optional: the engine is about to write [addr, addr + len) through
+     * @hold, a hold map() returned for another range of its span (the
+     * visit reuses spans). An embedder whose map() records what it hands
+     * out for writing (lib/dev's dirty log) records this too. Engine
+     * threads; must not block.
+     */
+    void (*mark)(void *opaque, const struct accel_map *hold, uint64_t addr,
+                 uint64_t len);
     /* Completions to signal (already coalesced). May be NULL. */
     void (*notify)(void *opaque);
     /* An error with no completion record to carry it. May be NULL. */
@@ -249,6 +258,60 @@ void accel_queue_reset(struct accel_queue *q);
 void accel_queue_doorbell(struct accel_queue *q);
 
 void accel_queue_status(struct accel_queue *q, struct accel_queue_status *out);
+
+/* ---- Migration: a queue stopped where it stands, and its state moved
+ * to a queue of another engine. The ring, its descriptors and records
+ * are guest memory and move with it; what the engine adds is below. */
+
+struct accel_queue_mig {
+    enum accel_queue_state state;
+    uint8_t error;       /* enum accel_qerr, also while DISABLED */
+    uint64_t error_addr; /* and what it is about */
+    uint32_t head;       /* the next descriptor to run (ENABLED) */
+    bool published;      /* DOORBELL_NEEDED = 1 is in the ring (ENABLED) */
+    struct accel_queue_config cfg; /* ENABLED or ERROR */
+    /* A BATCH at head paused before element batch_next (0: none), with
+     * batch_ok elements succeeded, batch_failed if any did not. */
+    uint32_t batch_next, batch_ok;
+    bool batch_failed;
+};
+
+/**
+ * accel_queue_pause() - stop serving @q without touching its ring: the
+ * descriptor being processed finishes (a BATCH pauses between two
+ * elements and goes on from there when served again, its progress in the
+ * queue's state), the rest stay in the ring for whoever serves it next,
+ * and completions
+ * coalesced so far are signalled. On return no engine thread touches the
+ * queue's memory or calls its callbacks until accel_queue_resume();
+ * doorbells meanwhile are remembered. Other queues keep running. Control
+ * thread; blocks for at most one descriptor (or batch element).
+ */
+void accel_queue_pause(struct accel_queue *q);
+
+/** Serve @q again: an ENABLED queue looks at its ring at once (a doorbell
+ * may have gone to the engine it came from). Control thread. */
+void accel_queue_resume(struct accel_queue *q);
+
+/** @q's state to carry; @q paused or disabled. */
+void accel_queue_save(struct accel_queue *q, struct accel_queue_mig *out);
+
+/**
+ * accel_queue_mig_check() - could @in be restored? A queue that runs or
+ * halted needs a configuration accel_queue_enable() accepts.
+ * Return: ACCEL_QERR_NONE, else why not (the ACCEL_QERR_* code, or
+ * 0xff for a state or error code out of range).
+ */
+uint8_t accel_queue_mig_check(const struct accel_queue_mig *in);
+
+/**
+ * accel_queue_restore() - make @q what @in says, writing nothing to
+ * memory. @q must be paused; it was reset first (accel_queue_reset()).
+ * Return: 0; -EINVAL if accel_queue_mig_check() refuses @in (nothing
+ * changed).
+ */
+int accel_queue_restore(struct accel_queue *q,
+                        const struct accel_queue_mig *in);
 
 /* ---- CRC32C (Castagnoli, reflected 0x82F63B78), also for tests */
 

@@ -48,6 +48,9 @@ engine_seg_get(struct accel_queue *q, uint64_t addr, uint64_t len, int prot,
             m->ptr = v->base + (addr - v->lo);
             m->len = len < v->hi - addr ? len : v->hi - addr;
             m->borrowed = true;
+            /* The hold was taken (and reported) for another range. */
+            if ((prot & ACCEL_MAP_WRITE) && q->ops->mark != NULL)
+                q->ops->mark(q->opaque, &v->hold, addr, m->len);
             return 0;
         }
     }
@@ -604,9 +607,9 @@ engine_complete(struct accel_queue *q, const struct accel_desc *d,
 }
 
 /* Write ABORTED for element @i.. of a batch list (best effort). */
-static void
-abort_batch_rest(struct accel_queue *q, uint64_t list, uint32_t i, uint32_t n,
-                 uint32_t index)
+void
+engine_abort_batch_rest(struct accel_queue *q, uint64_t list, uint32_t i,
+                        uint32_t n, uint32_t index)
 {
     struct result r = { .status = ACCEL_ST_ABORTED };
     int rc;
@@ -632,7 +635,7 @@ static void
 run_batch(struct worker *w, struct accel_queue *q, const struct accel_desc *d,
           uint32_t index, struct result *r)
 {
-    uint32_t n = d->size, i, ok = 0;
+    uint32_t n = d->size, i = 0, ok = 0;
     bool failed = false;
     int rc;
 
@@ -645,7 +648,14 @@ run_batch(struct worker *w, struct accel_queue *q, const struct accel_desc *d,
         res_error(r, ACCEL_ST_INVALID_FIELD, OFF_SRC);
         return;
     }
-    for (i = 0; i < n; i++) {
+    if (q->batch_next != 0) {
+        /* Paused here before (possibly on another engine): go on. */
+        i = q->batch_next;
+        ok = q->batch_ok;
+        failed = q->batch_failed;
+        engine_batch_clear(q);
+    }
+    for (; i < n; i++) {
         uint64_t at = d->src + (uint64_t)i * ACCEL_DESC_SIZE;
         struct result er;
         struct accel_desc el;
@@ -653,9 +663,17 @@ run_batch(struct worker *w, struct accel_queue *q, const struct accel_desc *d,
         const void *p;
 
         if (atomic_load(&q->state) != ACCEL_QS_ENABLED) {
-            abort_batch_rest(q, d->src, i, n, index);
+            engine_abort_batch_rest(q, d->src, i, n, index);
             r->status = ACCEL_ST_ABORTED;
             break;
+        }
+        /* A pause waits for one element, not for up to MAX_BATCH. */
+        if (atomic_load_explicit(&q->paused, memory_order_relaxed)) {
+            q->batch_next = i;
+            q->batch_ok = ok;
+            q->batch_failed = failed;
+            r->suspended = true;
+            return;
         }
         p = engine_map_small(q, at, ACCEL_DESC_SIZE, ACCEL_MAP_READ, &m);
         if (p == NULL) {

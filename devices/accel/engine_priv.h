@@ -77,6 +77,9 @@ struct accel_queue {
      * thread after it picked the queue under the lock. */
     struct accel_queue_config cfg;
     _Atomic int state; /* enum accel_queue_state */
+    /* Migration: not picked, doorbells only noted in kick. Written under
+     * the lock; the serving thread reads it between descriptors. */
+    _Atomic bool paused;
 
     /* The serving thread's (busy holder's), handed over by the lock. */
     struct visit_map vmap[VISIT_MAPS]; /* spans held for this visit */
@@ -88,6 +91,12 @@ struct accel_queue {
     uint64_t idle_since_ns;
     uint32_t intr_pending;
     uint64_t intr_first_ns;
+    /* The BATCH at HEAD paused before element batch_next (0: none), with
+     * batch_ok elements succeeded and batch_failed set if one did not:
+     * the next visit, here or on a migration's destination, goes on
+     * from there. */
+    uint32_t batch_next, batch_ok;
+    bool batch_failed;
 
     _Atomic uint64_t completed, bytes, failed, notifies, doorbells;
 };
@@ -126,6 +135,9 @@ struct result {
     uint64_t value;
     uint64_t data_bytes; /* for the statistics */
     uint64_t cost;       /* scheduling cost */
+    /* A BATCH paused between elements (accel_queue_pause()): not
+     * complete, its progress in the queue's batch_* fields. */
+    bool suspended;
 };
 
 /* CLOCK_MONOTONIC in nanoseconds (coalescing and poll windows). */
@@ -206,6 +218,18 @@ void engine_run_desc(struct worker *w, struct accel_queue *q,
 void engine_complete(struct accel_queue *q, const struct accel_desc *d,
                      uint32_t index, const struct result *r);
 
+/* Write ABORTED for elements @i..@n - 1 of the batch list at @list. */
+void engine_abort_batch_rest(struct accel_queue *q, uint64_t list, uint32_t i,
+                             uint32_t n, uint32_t index);
+
+/* Forget a paused batch's progress. */
+static inline void
+engine_batch_clear(struct accel_queue *q)
+{
+    q->batch_next = q->batch_ok = 0;
+    q->batch_failed = false;
+}
+
 /* Signal the interrupts coalesced so far. */
 void engine_intr_flush(struct accel_queue *q);
 
@@ -221,6 +245,9 @@ unsigned int engine_serve(struct worker *w, struct accel_queue *q, bool *empty);
 
 /* Publish WAKE_INDEX and DOORBELL_NEEDED. Return: true if @q may sleep. */
 bool engine_try_sleep(struct accel_queue *q);
+
+/* Why @c cannot be enabled (ACCEL_QERR_*), or ACCEL_QERR_NONE. */
+uint8_t engine_check_config(const struct accel_queue_config *c);
 
 /* ---- engine_crc.c: CRC32C */
 

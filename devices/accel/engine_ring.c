@@ -214,6 +214,7 @@ serve_ring(void *arg)
             break;
         }
         if (q->deficit <= 0 || atomic_load(&q->state) != ACCEL_QS_ENABLED ||
+            atomic_load_explicit(&q->paused, memory_order_relaxed) ||
             __atomic_load_n(&e->stop, __ATOMIC_RELAXED))
             break;
         fault = q->cfg.ring + ACCEL_RING_DESCS +
@@ -222,6 +223,12 @@ serve_ring(void *arg)
         if (rc < 0)
             break;
         engine_run_desc(a->w, q, &d, head, false, &res);
+        if (res.suspended)
+            break; /* paused inside a BATCH: it stays at HEAD */
+        /* A paused batch's progress was for the descriptor at HEAD only
+         * (the guest may have rewritten that slot meanwhile). */
+        if (q->batch_next != 0)
+            engine_batch_clear(q);
         engine_complete(q, &d, head, &res);
         head++;
         /* Published for accel_queue_status(); a plain store on x86 (a
@@ -317,8 +324,8 @@ out:
     return ok;
 }
 
-static uint8_t
-check_config(const struct accel_queue_config *c)
+uint8_t
+engine_check_config(const struct accel_queue_config *c)
 {
     if (c->size == 0 || c->size > ACCEL_RING_MAX ||
         (c->size & (c->size - 1)) != 0)
@@ -384,13 +391,14 @@ accel_queue_enable(struct accel_queue *q, const struct accel_queue_config *cfg)
         return -EBUSY;
     }
     pthread_mutex_unlock(&e->lock);
-    why = check_config(cfg);
+    why = engine_check_config(cfg);
     if (why != ACCEL_QERR_NONE) {
         set_error(q, why, why == ACCEL_QERR_RING_FAULT ? cfg->ring : 0);
         return -EINVAL;
     }
     q->cfg = *cfg;
     atomic_store(&q->head, 0);
+    engine_batch_clear(q);
     q->deficit = 0;
     q->intr_pending = 0;
     q->idle_since_ns = 0;
@@ -433,6 +441,16 @@ abort_pending(struct accel_queue *q)
 
         if (ring_desc(&r, head, &d) < 0)
             break;
+        /* A BATCH paused between elements: its rest is aborted too, and
+         * its record counts what succeeded, as when a disable stops it. */
+        res.bytes = 0;
+        if (q->batch_next != 0 && d.opcode == ACCEL_OP_BATCH) {
+            engine_abort_batch_rest(
+                q, d.src, q->batch_next,
+                d.size < ACCEL_BATCH_MAX ? d.size : ACCEL_BATCH_MAX, head);
+            res.bytes = q->batch_ok;
+        }
+        engine_batch_clear(q);
         engine_complete(q, &d, head, &res);
         head++;
     }
@@ -465,6 +483,7 @@ accel_queue_disable(struct accel_queue *q, bool abort_pending_work)
         abort_pending(q);
     q->intr_pending = 0;
     q->published = false;
+    engine_batch_clear(q);
 }
 
 void

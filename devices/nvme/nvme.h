@@ -5,7 +5,8 @@
  * guest's submission queues, runs them and posts completions.
  *
  * Threading: create, destroy and everything lib/dev calls (BAR0 accesses,
- * reset, detach) run on the serving thread; the poller runs the queues.
+ * reset, detach, the migration hooks) run on the serving thread; the
+ * poller runs the queues.
  */
 #ifndef UMDEV_NVME_H
 #define UMDEV_NVME_H
@@ -47,6 +48,11 @@
 #define NVME_DEFAULT_POLL_US 200u
 #define NVME_DEFAULT_POLL_MAX_US 8000u
 #define NVME_POLL_MAX_LIMIT_US 100000u /* attribute poll_max_us's bound */
+/* Migration's stop() waits this long at most for the I/O the backend has
+ * in flight to complete before it refuses the arc (README "Migration"). */
+#define NVME_MIG_STOP_TIMEOUT_MS 5000u
+/* The migration state format (README "Migration"). */
+#define NVME_MIG_VERSION 1u
 
 struct nvme_ctrl;
 
@@ -61,6 +67,9 @@ struct nvme_ctrl_config {
     unsigned int poll_us;           /* 0: NVME_DEFAULT_POLL_US */
     unsigned int poll_max_us;       /* 0: NVME_DEFAULT_POLL_MAX_US; <= poll_us:
                                        a fixed window of poll_us */
+    /* Migration's stop() waits this long for the backend at most; 0:
+     * NVME_MIG_STOP_TIMEOUT_MS. */
+    unsigned int mig_stop_timeout_ms;
     /* No poller thread: the embedder runs the queues with
      * nvme_ctrl_poll() on its own thread, so what happens is fixed by
      * the order of its calls (fuzz/nvme_bar.c). */

@@ -427,3 +427,9 @@ nvme_be_direct(const struct nvme_be *be)
 {
     return be->fd_direct >= 0;
 }
+
+bool
+nvme_be_is_null(const struct nvme_be *be)
+{
+    return be->null;
+}

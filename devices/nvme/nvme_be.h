@@ -87,4 +87,7 @@ int nvme_be_probe_op(struct nvme_be *be, uint8_t opcode);
 /** True if the backend opened its file with O_DIRECT. */
 bool nvme_be_direct(const struct nvme_be *be);
 
+/** True for the null backend (no data moves: part of what a guest sees). */
+bool nvme_be_is_null(const struct nvme_be *be);
+
 #endif /* UMDEV_NVME_BE_H */

@@ -15,6 +15,9 @@
  * 10b, queues no longer processed)] -> disabled by CC.EN 0 (controller
  * reset: in-flight I/O is waited for and dropped, queues deleted). A
  * queue-memory fault sets CSTS.CFS and stops processing until reset.
+ * Across all of them, migration's stop() parks the poller (in-flight I/O
+ * completed and posted first) until resume(); load() replaces the state
+ * of a stopped controller.
  */
 #include <assert.h>
 #include <errno.h>
@@ -33,6 +36,7 @@
 #include "nvme.h"
 #include "nvme_cmd.h"
 #include "umdev/profile.h"
+#include "umdev/wire.h"
 
 /* Commands taken from one queue per pass: the queues take turns. */
 #define SQ_BATCH 32u
@@ -160,6 +164,18 @@ struct nvme_ctrl {
     uint64_t host_reads, host_writes, media_errors, unsafe_shutdowns;
     uint64_t busy_ns;
 
+    uint64_t power_on_prior_ns; /* power-on time before a migration */
+    unsigned int mig_stop_timeout_ms;
+
+    /* Migration (README "Migration"). mig_stopped: between stop() and
+     * resume() nothing is fetched, posted, raised or written. mig_loaded:
+     * the state came from a load and has not run yet, so a client leaving
+     * does not reset it (the VMM attaches to the destination after the
+     * load). mig_meta: what precopy() sent this saving session, NULL when
+     * none did. */
+    bool mig_stopped, mig_loaded;
+    uint8_t *mig_meta;
+
     /* Counters (nvme_ctrl_stats). */
     struct nvme_ctrl_stats st;
     _Atomic uint64_t doorbells;
@@ -254,6 +270,10 @@ translate(struct nvme_ctrl *c, uint64_t addr, uint64_t len, int prot,
                 return rc;
             h->iova = addr;
             (*nholds)++;
+        } else if (prot & UMDEV_DMA_WRITE) {
+            /* The get marked only the piece it was taken for: dirty
+             * logging must see this one too (it will be written). */
+            umdev_dma_mark(c->dev, &h->h, addr, chunk);
         }
         /* Inside the held mapping, host addresses run parallel to guest
          * ones (umdev_dma_hold's span), below the address asked for as
@@ -360,6 +380,10 @@ update_intx(struct nvme_ctrl *c)
     bool level = false;
     unsigned int i;
 
+    /* Stopped for migration, the line stays as it was: resume()
+     * recomputes it. */
+    if (c->mig_stopped)
+        return;
     if (umdev_pci_irq_mode(c->pci) == UMDEV_PCI_IRQ_INTX && !(c->intms & 1)) {
         for (i = 0; i <= c->nq; i++) {
             struct cq *q = &c->cq[i];
@@ -376,6 +400,7 @@ raise_cq(struct nvme_ctrl *c, struct cq *q)
 {
     enum umdev_pci_irq_mode mode = umdev_pci_irq_mode(c->pci);
 
+    assert(!c->mig_stopped);
     q->pending = 0;
     if (!q->ien)
         return;
@@ -706,7 +731,8 @@ admin_get_log(struct nvme_ctrl *c, const struct nvme_sqe *s,
             c->aer_error_masked = false;
         break;
     case NVME_LOG_SMART: {
-        uint64_t hours = (now_ns() - c->created_ns) / 3600000000000ull;
+        uint64_t hours = (c->power_on_prior_ns + now_ns() - c->created_ns) /
+                         3600000000000ull;
 
         size = NVME_LOG_SMART_SIZE;
         if (s->nsid != NVME_NSID && s->nsid != NVME_NSID_BROADCAST &&
@@ -1524,7 +1550,7 @@ eventidx_update(struct nvme_ctrl *c, bool sleeping)
 {
     unsigned int i;
 
-    if (!c->dbbuf)
+    if (!c->dbbuf || c->mig_stopped)
         return;
     for (i = 1; i <= c->nq && c->running; i++) {
         uint16_t off = sleeping ? 0 : 1;
@@ -1557,6 +1583,10 @@ pass(struct nvme_ctrl *c, uint64_t *deadline)
     unsigned int n, i;
 
     *deadline = 0;
+    /* Stopped for migration: stop() has drained the backend; nothing is
+     * fetched and nothing reaches guest memory until resume(). */
+    if (c->mig_stopped)
+        return 0;
     /* Bus mastering off under a running controller: it may not reach
      * guest memory any more, so it stops as on a fatal error (the guest
      * resets it). Lock order: ours, then lib/pci's. */
@@ -1661,6 +1691,21 @@ poller(void *arg)
         int timeout = -1;
         bool inflight, doorbells;
 
+        if (c->mig_stopped) {
+            /* Parked until resume() or destroy wakes it. */
+            pthread_mutex_unlock(&c->lock);
+            pfd[0] = (struct pollfd){ .fd = c->wake_efd, .events = POLLIN };
+            if (poll(pfd, 1, -1) > 0) {
+                uint64_t v;
+
+                if (read(c->wake_efd, &v, sizeof(v)) < 0) {
+                    /* EAGAIN: another reader got it; nothing lost. */
+                }
+            }
+            pthread_mutex_lock(&c->lock);
+            idle_since = 0;
+            continue;
+        }
         n = pass(c, &deadline);
         now = now_ns();
         if (n > 0) {
@@ -1792,30 +1837,39 @@ ctrl_reset(struct nvme_ctrl *c)
     update_intx(c);
 }
 
+/* Why CC, AQA, ASQ and ACQ cannot enable the controller, or NULL (also
+ * what a migrated state of a ready controller must pass). */
+static const char *
+enable_refusal(uint32_t cc, uint32_t aqa, uint64_t asq, uint64_t acq)
+{
+    if (NVME_CC_MPS(cc) != 0)
+        return "CC.MPS is not 4 KiB";
+    if (NVME_CC_CSS(cc) != 0)
+        return "CC.CSS is not the NVM command set";
+    if (NVME_CC_AMS(cc) != 0)
+        return "CC.AMS is not round robin";
+    if (NVME_CC_IOSQES(cc) != NVME_SQES_LOG2 ||
+        NVME_CC_IOCQES(cc) != NVME_CQES_LOG2)
+        return "CC.IOSQES/IOCQES are not 6/4";
+    if (NVME_AQA_ASQS(aqa) == 0 || NVME_AQA_ACQS(aqa) == 0)
+        return "AQA sizes an admin queue of one entry";
+    if (asq == 0 || acq == 0 || (asq & (NVME_PAGE_SIZE - 1)) ||
+        (acq & (NVME_PAGE_SIZE - 1)))
+        return "ASQ/ACQ are not page aligned";
+    return NULL;
+}
+
 static void
 ctrl_enable(struct nvme_ctrl *c)
 {
-    uint32_t cc = c->cc;
     struct sq *s = &c->sq[0];
     struct cq *q = &c->cq[0];
-    const char *why = NULL;
+    const char *why;
 
     if (!umdev_pci_bus_master(c->pci))
         why = "bus mastering is off (PCI Command)";
-    else if (NVME_CC_MPS(cc) != 0)
-        why = "CC.MPS is not 4 KiB";
-    else if (NVME_CC_CSS(cc) != 0)
-        why = "CC.CSS is not the NVM command set";
-    else if (NVME_CC_AMS(cc) != 0)
-        why = "CC.AMS is not round robin";
-    else if (NVME_CC_IOSQES(cc) != NVME_SQES_LOG2 ||
-             NVME_CC_IOCQES(cc) != NVME_CQES_LOG2)
-        why = "CC.IOSQES/IOCQES are not 6/4";
-    else if (NVME_AQA_ASQS(c->aqa) == 0 || NVME_AQA_ACQS(c->aqa) == 0)
-        why = "AQA sizes an admin queue of one entry";
-    else if (c->asq == 0 || c->acq == 0 || (c->asq & (NVME_PAGE_SIZE - 1)) ||
-             (c->acq & (NVME_PAGE_SIZE - 1)))
-        why = "ASQ/ACQ are not page aligned";
+    else
+        why = enable_refusal(c->cc, c->aqa, c->asq, c->acq);
     if (why != NULL) {
         /* CSTS.RDY stays 0: the host times out (CAP.TO) and reports. */
         umdev_log(c->log, LOG_WARNING, "%s: enable refused: %s", c->name, why);
@@ -1928,7 +1982,7 @@ reg_write(struct nvme_ctrl *c, uint64_t off, uint32_t v)
                 struct cq *q = &c->cq[i];
 
                 if (q->live && q->ien && q->head != q->tail &&
-                    (v & (1u << (q->iv & 31))) &&
+                    (v & (1u << (q->iv & 31))) && !c->mig_stopped &&
                     umdev_pci_irq_mode(c->pci) == UMDEV_PCI_IRQ_MSI)
                     umdev_pci_irq_raise(c->pci, q->iv);
             }
@@ -1981,7 +2035,7 @@ doorbell_write(struct nvme_ctrl *c, uint64_t off, uint32_t v)
      * find it still high. */
     if ((idx & 1) && umdev_pci_irq_mode(c->pci) == UMDEV_PCI_IRQ_INTX) {
         lock_ctrl(c);
-        if (c->running)
+        if (c->running && !c->mig_stopped)
             process_cq_heads(c);
         pthread_mutex_unlock(&c->lock);
     }
@@ -2050,6 +2104,7 @@ nvme_reset(void *opaque)
 
     lock_ctrl(c);
     power_on_regs(c);
+    c->mig_loaded = false;
     umdev_pci_reset(c->pci);
     update_intx(c);
     pthread_mutex_unlock(&c->lock);
@@ -2065,13 +2120,783 @@ nvme_detach(void *opaque)
     struct nvme_ctrl *c = opaque;
 
     lock_ctrl(c);
-    power_on_regs(c);
+    /* A migrated state that has not run yet is for the VMM that attaches
+     * next (it may load through one connection and run through another):
+     * the queues it names are in that VMM's memory, not the one leaving.
+     * A source that saved and stopped resets as always, writing nothing:
+     * stopped, it raises no interrupt either. */
+    if (c->mig_loaded)
+        umdev_log(c->log, LOG_INFO,
+                  "%s: client left a migrated state that has not run: kept "
+                  "for the next client",
+                  c->name);
+    else
+        power_on_regs(c);
     pthread_mutex_unlock(&c->lock);
 }
+
+/* ------------------------------------------------------------------ */
+/* Migration (README "Migration")                                      */
+
+/*
+ * The stream's parts are written field by field, little endian, in the
+ * order README "Migration" lists them; a reader keeps a cursor and
+ * notes a short read rather than checking each field's room.
+ */
+struct mig_w {
+    uint8_t *p;
+};
+
+struct mig_r {
+    const uint8_t *p;
+    size_t left;
+    bool short_read;
+};
+
+static void
+w8(struct mig_w *w, uint8_t v)
+{
+    *w->p++ = v;
+}
+
+static void
+w16(struct mig_w *w, uint16_t v)
+{
+    nvme_put16(w->p, v);
+    w->p += 2;
+}
+
+static void
+w32(struct mig_w *w, uint32_t v)
+{
+    nvme_put32(w->p, v);
+    w->p += 4;
+}
+
+static void
+w64(struct mig_w *w, uint64_t v)
+{
+    nvme_put64(w->p, v);
+    w->p += 8;
+}
+
+static void
+wbytes(struct mig_w *w, const void *b, size_t n)
+{
+    memcpy(w->p, b, n);
+    w->p += n;
+}
+
+static const uint8_t *
+rtake(struct mig_r *r, size_t n)
+{
+    const uint8_t *p = r->p;
+
+    if (r->left < n) {
+        r->short_read = true;
+        r->left = 0;
+        return NULL;
+    }
+    r->p += n;
+    r->left -= n;
+    return p;
+}
+
+static uint8_t
+r8(struct mig_r *r)
+{
+    const uint8_t *p = rtake(r, 1);
+
+    return p != NULL ? *p : 0;
+}
+
+static uint16_t
+r16(struct mig_r *r)
+{
+    const uint8_t *p = rtake(r, 2);
+
+    return p != NULL ? nvme_le16(p) : 0;
+}
+
+static uint32_t
+r32(struct mig_r *r)
+{
+    const uint8_t *p = rtake(r, 4);
+
+    return p != NULL ? nvme_le32(p) : 0;
+}
+
+static uint64_t
+r64(struct mig_r *r)
+{
+    const uint8_t *p = rtake(r, 8);
+
+    return p != NULL ? nvme_le64(p) : 0;
+}
+
+/* Configuration: 32 (type) + 4 + 8 + 4 + 4 + 4 + 4 + 16 + 8 + 16 + 20. */
+#define MIG_CONFIG_SIZE 120u
+/* Metadata: features, shadow doorbell buffer, then per queue pair. */
+#define MIG_META_FIXED (7u * 4u + 2u * 2u + 1u + 2u * 8u)
+#define MIG_META_PER_Q (1u + 13u + 14u)
+/* State: registers, flags, queue positions, events, logs. */
+#define MIG_REGS_SIZE (4u * 4u + 2u * 8u + 2u)
+#define MIG_QPOS_SIZE 17u
+#define MIG_AER_SIZE (1u + 2u * (NVME_AERL + 1u) + 4u + 1u + 4u)
+#define MIG_ERR_ENTRY_SIZE 18u
+#define MIG_LOGS_SIZE                                                          \
+    (8u + NVME_ERROR_LOG_ENTRIES * MIG_ERR_ENTRY_SIZE + 8u * 8u)
+
+static size_t
+mig_meta_size(const struct nvme_ctrl *c)
+{
+    return MIG_META_FIXED + (c->nq + 1u) * MIG_META_PER_Q;
+}
+
+static int
+nvme_mig_config(void *opaque, struct umdev_mig_buf *out)
+{
+    struct nvme_ctrl *c = opaque;
+    uint8_t b[MIG_CONFIG_SIZE], type[32] = { 0 };
+    struct mig_w w = { b };
+
+    /* Everything that shapes what the guest sees and that the state does
+     * not carry: the namespace's identity too, so a destination serving
+     * another namespace (or another instance's) refuses the stream. */
+    memcpy(type, c->type, strnlen(c->type, sizeof(type) - 1));
+    wbytes(&w, type, sizeof(type));
+    w32(&w, c->nq);
+    w64(&w, c->geom.nlba << c->geom.lba_shift);
+    w32(&w, c->geom.lba_shift);
+    w32(&w, NVME_MQES);
+    w32(&w, NVME_MDTS);
+    w32(&w, nvme_be_is_null(c->be) ? 1u : 0u);
+    wbytes(&w, c->uuid, 16);
+    wbytes(&w, c->eui64, 8);
+    wbytes(&w, c->nguid, 16);
+    wbytes(&w, c->serial, 20);
+    assert(w.p == b + sizeof(b));
+    return umdev_mig_buf_put(out, b, sizeof(b));
+}
+
+/* The metadata (mig_meta_size() bytes at @b): what changes only by admin
+ * commands, so pre-copy can send it while the guest runs. Lock held. */
+static void
+mig_meta_write(const struct nvme_ctrl *c, uint8_t *b)
+{
+    struct mig_w w = { b };
+    unsigned int i;
+
+    w32(&w, c->arbitration);
+    w32(&w, c->vwc);
+    w32(&w, c->irq_coalesce);
+    w32(&w, c->async_cfg);
+    w32(&w, c->write_atomic);
+    w32(&w, c->nsq_alloc);
+    w32(&w, c->ncq_alloc);
+    w16(&w, c->temp_over);
+    w16(&w, c->temp_under);
+    w8(&w, c->dbbuf);
+    w64(&w, c->dbbuf_db);
+    w64(&w, c->dbbuf_ei);
+    for (i = 0; i <= c->nq; i++) {
+        const struct sq *s = &c->sq[i];
+        const struct cq *q = &c->cq[i];
+
+        w8(&w, c->coalesce_off[i]);
+        w8(&w, s->live);
+        w16(&w, s->size);
+        w16(&w, s->cqid);
+        w64(&w, s->base);
+        w8(&w, q->live);
+        w8(&w, q->ien);
+        w16(&w, q->iv);
+        w16(&w, q->size);
+        w64(&w, q->base);
+    }
+    assert((size_t)(w.p - b) == mig_meta_size(c));
+}
+
+static int
+nvme_mig_precopy(void *opaque, struct umdev_mig_buf *out)
+{
+    struct nvme_ctrl *c = opaque;
+    size_t n = mig_meta_size(c);
+    uint8_t *m = malloc(n);
+
+    if (m == NULL)
+        return -ENOMEM;
+    lock_ctrl(c);
+    mig_meta_write(c, m);
+    free(c->mig_meta);
+    c->mig_meta = m;
+    pthread_mutex_unlock(&c->lock);
+    return umdev_mig_buf_put(out, m, n);
+}
+
+/* Does the metadata still equal what pre-copy sent? Lock held. */
+static bool
+mig_meta_unchanged(const struct nvme_ctrl *c)
+{
+    uint8_t now[MIG_META_FIXED + NVME_MAX_QUEUES * MIG_META_PER_Q];
+
+    if (c->mig_meta == NULL)
+        return false;
+    mig_meta_write(c, now);
+    return memcmp(now, c->mig_meta, mig_meta_size(c)) == 0;
+}
+
+static uint64_t
+nvme_mig_precopy_dirty(void *opaque)
+{
+    struct nvme_ctrl *c = opaque;
+    bool same;
+
+    lock_ctrl(c);
+    same = mig_meta_unchanged(c);
+    pthread_mutex_unlock(&c->lock);
+    /* save() sends the metadata again, whole, when any of it changed. */
+    return same ? 0 : mig_meta_size(c);
+}
+
+/*
+ * RUNNING or PRE_COPY -> stopped: no more fetching; what the backend has
+ * in flight completes and is posted with its interrupt, within
+ * NVME_MIG_STOP_TIMEOUT_MS, else the arc is refused and the controller
+ * runs on. The lock is held throughout, so the poller makes no pass.
+ */
+static int
+nvme_mig_stop(void *opaque)
+{
+    struct nvme_ctrl *c = opaque;
+    uint64_t deadline = now_ns() + c->mig_stop_timeout_ms * 1000000ull;
+    unsigned int i;
+
+    lock_ctrl(c);
+    /* A saving session without pre-copy (or after one that ended)
+     * sends the metadata in the state. */
+    if (umdev_dev_mig_state(c->dev) != VFIO_USER_DEVICE_STATE_PRE_COPY) {
+        free(c->mig_meta);
+        c->mig_meta = NULL;
+    }
+    while (nvme_be_busy(c->be) > 0) {
+        uint64_t now = now_ns();
+        int fd = nvme_be_eventfd(c->be);
+
+        if (now >= deadline) {
+            umdev_log(c->log, LOG_ERR,
+                      "%s: migration stop refused: %u backend operations "
+                      "still in flight after %u ms; the controller keeps "
+                      "running",
+                      c->name, nvme_be_busy(c->be), c->mig_stop_timeout_ms);
+            pthread_mutex_unlock(&c->lock);
+            wake(c);
+            return -EBUSY;
+        }
+        if (nvme_be_submit(c->be) < 0)
+            fatal(c, "submitting to the backend", 0, -EIO);
+        /* be_done() posts each completion (the controller still runs). */
+        if (nvme_be_reap(c->be, false, be_done, c) > 0 ||
+            nvme_be_busy(c->be) == 0)
+            continue;
+        if (fd >= 0 && !nvme_be_ready(c->be)) {
+            struct pollfd pfd = { .fd = fd, .events = POLLIN };
+            uint64_t ms = (deadline - now) / 1000000u + 1;
+
+            if (poll(&pfd, 1, (int)(ms < 10 ? ms : 10)) < 0 && errno != EINTR)
+                usleep(100);
+        } else if (fd < 0) {
+            usleep(50);
+        }
+    }
+    /* A shutdown's flush has completed (be_done()); one that had not
+     * started starts after resume. Coalescing holds nothing back past
+     * the stop: its interrupts are raised now. */
+    c->shn_flushing = false;
+    c->room_waiter = 0;
+    for (i = 0; i <= c->nq; i++)
+        if (c->cq[i].live && c->cq[i].pending > 0)
+            raise_cq(c, &c->cq[i]);
+    update_intx(c);
+    c->mig_stopped = true;
+    pthread_mutex_unlock(&c->lock);
+    return 0;
+}
+
+static void
+nvme_mig_resume(void *opaque)
+{
+    struct nvme_ctrl *c = opaque;
+
+    lock_ctrl(c);
+    c->mig_stopped = false;
+    c->mig_loaded = false;
+    free(c->mig_meta);
+    c->mig_meta = NULL;
+    /* Guest memory is translated at each use: on a destination the
+     * VMM's mappings made after the load are what the next pass finds.
+     * The INTx line is driven again from the loaded queues. */
+    update_intx(c);
+    pthread_mutex_unlock(&c->lock);
+    wake(c);
+}
+
+static int
+nvme_mig_save(void *opaque, struct umdev_mig_buf *out)
+{
+    struct nvme_ctrl *c = opaque;
+    size_t pci_len = umdev_pci_state_size(c->pci);
+    size_t meta = mig_meta_size(c);
+    size_t len = MIG_REGS_SIZE + 1 + meta + (c->nq + 1u) * MIG_QPOS_SIZE +
+                 MIG_AER_SIZE + MIG_LOGS_SIZE + 4 + pci_len;
+    uint8_t *b = malloc(len);
+    struct mig_w w = { b };
+    unsigned int i;
+    int rc;
+
+    if (b == NULL)
+        return -ENOMEM;
+    lock_ctrl(c);
+    assert(c->mig_stopped && nvme_be_busy(c->be) == 0);
+    w32(&w, c->cc);
+    w32(&w, c->csts);
+    w32(&w, c->aqa);
+    w32(&w, c->intms);
+    w64(&w, c->asq);
+    w64(&w, c->acq);
+    w8(&w, c->running);
+    w8(&w, c->shn_pending);
+    if (mig_meta_unchanged(c)) {
+        w8(&w, 0);
+        len -= meta;
+    } else {
+        w8(&w, 1);
+        mig_meta_write(c, w.p);
+        w.p += meta;
+    }
+    for (i = 0; i <= c->nq; i++) {
+        const struct sq *s = &c->sq[i];
+        const struct cq *q = &c->cq[i];
+
+        assert(s->inflight == 0 && q->reserved == 0);
+        w16(&w, s->head);
+        w16(&w, s->tail);
+        w32(&w, atomic_load(&s->db));
+        w16(&w, q->head);
+        w16(&w, q->tail);
+        w8(&w, q->phase);
+        w32(&w, atomic_load(&q->db));
+    }
+    w8(&w, (uint8_t)c->naer);
+    for (i = 0; i <= NVME_AERL; i++)
+        w16(&w, c->aer_cid[i]);
+    w32(&w, c->aer_pending);
+    w8(&w, c->aer_error_masked);
+    w32(&w, atomic_load(&c->bad_db));
+    w64(&w, c->err_count);
+    for (i = 0; i < NVME_ERROR_LOG_ENTRIES; i++) {
+        const struct err_entry *e = &c->errlog[i];
+
+        w64(&w, e->count);
+        w16(&w, e->sqid);
+        w16(&w, e->cid);
+        w16(&w, e->status);
+        w32(&w, e->nsid);
+    }
+    w64(&w, c->units_read);
+    w64(&w, c->units_written);
+    w64(&w, c->host_reads);
+    w64(&w, c->host_writes);
+    w64(&w, c->media_errors);
+    w64(&w, c->unsafe_shutdowns);
+    w64(&w, c->busy_ns);
+    w64(&w, c->power_on_prior_ns + now_ns() - c->created_ns);
+    w32(&w, (uint32_t)pci_len);
+    rc = umdev_pci_state_save(c->pci, w.p, pci_len);
+    w.p += pci_len;
+    pthread_mutex_unlock(&c->lock);
+    assert(rc < 0 || (size_t)(w.p - b) == len);
+    if (rc == 0)
+        rc = umdev_mig_buf_put(out, b, len);
+    free(b);
+    return rc;
+}
+
+/* A loaded state, checked before it replaces the controller's. */
+struct mig_state {
+    uint32_t cc, csts, aqa, intms;
+    uint64_t asq, acq;
+    bool running, shn_pending;
+    /* Metadata. */
+    uint32_t arbitration, vwc, irq_coalesce, async_cfg, write_atomic;
+    uint32_t nsq_alloc, ncq_alloc;
+    uint16_t temp_over, temp_under;
+    bool dbbuf;
+    uint64_t dbbuf_db, dbbuf_ei;
+    bool coalesce_off[NVME_MAX_QUEUES];
+    struct sq sq[NVME_MAX_QUEUES];
+    struct cq cq[NVME_MAX_QUEUES];
+    uint32_t sq_db[NVME_MAX_QUEUES], cq_db[NVME_MAX_QUEUES];
+    /* Events and logs. */
+    unsigned int naer;
+    uint16_t aer_cid[NVME_AERL + 1];
+    uint32_t aer_pending, bad_db;
+    bool aer_error_masked;
+    uint64_t err_count;
+    struct err_entry errlog[NVME_ERROR_LOG_ENTRIES];
+    uint64_t units_read, units_written, host_reads, host_writes;
+    uint64_t media_errors, unsafe_shutdowns, busy_ns, power_on_ns;
+    const uint8_t *pci;
+    uint32_t pci_len;
+};
+
+/* A flag byte: 0 or 1, else @bad. */
+static bool
+rflag(struct mig_r *r, bool *bad)
+{
+    uint8_t v = r8(r);
+
+    if (v > 1)
+        *bad = true;
+    return v != 0;
+}
+
+static const char *
+mig_meta_read(const struct nvme_ctrl *c, struct mig_r *r, struct mig_state *m)
+{
+    bool bad = false;
+    unsigned int i;
+
+    m->arbitration = r32(r);
+    m->vwc = r32(r);
+    m->irq_coalesce = r32(r);
+    m->async_cfg = r32(r);
+    m->write_atomic = r32(r);
+    m->nsq_alloc = r32(r);
+    m->ncq_alloc = r32(r);
+    m->temp_over = r16(r);
+    m->temp_under = r16(r);
+    m->dbbuf = rflag(r, &bad);
+    m->dbbuf_db = r64(r);
+    m->dbbuf_ei = r64(r);
+    for (i = 0; i <= c->nq; i++) {
+        struct sq *s = &m->sq[i];
+        struct cq *q = &m->cq[i];
+
+        m->coalesce_off[i] = rflag(r, &bad);
+        s->live = rflag(r, &bad);
+        s->size = r16(r);
+        s->cqid = r16(r);
+        s->base = r64(r);
+        q->live = rflag(r, &bad);
+        q->ien = rflag(r, &bad);
+        q->iv = r16(r);
+        q->size = r16(r);
+        q->base = r64(r);
+    }
+    if (r->short_read)
+        return "the metadata is cut short";
+    if (bad)
+        return "a flag of the metadata is neither 0 nor 1";
+    if (m->vwc > 1 || m->write_atomic > 1 || m->irq_coalesce > 0xffff ||
+        (m->async_cfg & ~ASYNC_CFG_MASK) != 0)
+        return "a feature has a value Set Features cannot give it";
+    if (m->nsq_alloc != c->nq - 1 || m->ncq_alloc != c->nq - 1)
+        return "the queues allocated are not this controller's";
+    return NULL;
+}
+
+/* Queues: ids, pairing, sizes, bases, vectors, then positions. */
+static const char *
+mig_check_queues(const struct nvme_ctrl *c, const struct mig_state *m)
+{
+    unsigned int i;
+
+    if (m->sq[0].live != m->cq[0].live)
+        return "one admin queue exists without the other";
+    if (m->sq[0].live && (!(m->cc & NVME_CC_EN) || m->sq[0].cqid != 0 ||
+                          m->sq[0].size != NVME_AQA_ASQS(m->aqa) + 1 ||
+                          m->cq[0].size != NVME_AQA_ACQS(m->aqa) + 1 ||
+                          m->sq[0].base != m->asq || m->cq[0].base != m->acq ||
+                          !m->cq[0].ien || m->cq[0].iv != 0))
+        return "the admin queues disagree with CC, AQA, ASQ or ACQ";
+    for (i = 0; i <= c->nq; i++) {
+        const struct sq *s = &m->sq[i];
+        const struct cq *q = &m->cq[i];
+
+        if (i > 0 && (s->live || q->live) && !m->sq[0].live)
+            return "an I/O queue exists without admin queues";
+        if (q->live &&
+            (q->size < 2 || q->size > NVME_MQES + 1 || q->iv > c->nq ||
+             (q->base & (NVME_PAGE_SIZE - 1)) != 0 || q->base == 0 ||
+             q->head >= q->size || q->tail >= q->size))
+            return "a completion queue's size, base, vector or indices are "
+                   "out of range";
+        if (s->live && (s->size < 2 || s->size > NVME_MQES + 1 ||
+                        (s->base & (NVME_PAGE_SIZE - 1)) != 0 || s->base == 0 ||
+                        s->head >= s->size || s->tail >= s->size))
+            return "a submission queue's size, base or indices are out of "
+                   "range";
+        if (s->live && i > 0 &&
+            (s->cqid == 0 || s->cqid > c->nq || !m->cq[s->cqid].live))
+            return "a submission queue names a completion queue that does "
+                   "not exist";
+        if ((m->sq_db[i] != 0 && !(m->sq_db[i] & DB_NEW)) ||
+            (m->sq_db[i] & ~DB_NEW) > 0xffff ||
+            (m->cq_db[i] != 0 && !(m->cq_db[i] & DB_NEW)) ||
+            (m->cq_db[i] & ~DB_NEW) > 0xffff)
+            return "a doorbell not yet taken has an impossible value";
+    }
+    return NULL;
+}
+
+static const char *
+mig_state_read(const struct nvme_ctrl *c, const void *early, size_t early_len,
+               const void *state, size_t len, struct mig_state *m)
+{
+    struct mig_r r = { state, len, false };
+    struct mig_r e = { early, early_len, false };
+    bool bad = false, has_meta;
+    const char *why;
+    unsigned int i, shst;
+
+    memset(m, 0, sizeof(*m));
+    m->cc = r32(&r);
+    m->csts = r32(&r);
+    m->aqa = r32(&r);
+    m->intms = r32(&r);
+    m->asq = r64(&r);
+    m->acq = r64(&r);
+    m->running = rflag(&r, &bad);
+    m->shn_pending = rflag(&r, &bad);
+    has_meta = rflag(&r, &bad);
+    if (r.short_read || bad)
+        return "the registers are cut short or a flag is neither 0 nor 1";
+    /* The metadata comes from the state when it changed after pre-copy
+     * (or there was none), else from what pre-copy sent. */
+    if (early_len != 0 && early_len != mig_meta_size(c))
+        return "the pre-copy data is not this controller's metadata";
+    if (has_meta) {
+        why = mig_meta_read(c, &r, m);
+    } else if (early_len != 0) {
+        why = mig_meta_read(c, &e, m);
+    } else {
+        why = "the metadata is in neither the state nor a pre-copy";
+    }
+    if (why != NULL)
+        return why;
+    for (i = 0; i <= c->nq; i++) {
+        m->sq[i].head = r16(&r);
+        m->sq[i].tail = r16(&r);
+        m->sq_db[i] = r32(&r);
+        m->cq[i].head = r16(&r);
+        m->cq[i].tail = r16(&r);
+        m->cq[i].phase = rflag(&r, &bad);
+        m->cq_db[i] = r32(&r);
+    }
+    m->naer = r8(&r);
+    for (i = 0; i <= NVME_AERL; i++)
+        m->aer_cid[i] = r16(&r);
+    m->aer_pending = r32(&r);
+    m->aer_error_masked = rflag(&r, &bad);
+    m->bad_db = r32(&r);
+    m->err_count = r64(&r);
+    for (i = 0; i < NVME_ERROR_LOG_ENTRIES; i++) {
+        struct err_entry *x = &m->errlog[i];
+
+        x->count = r64(&r);
+        x->sqid = r16(&r);
+        x->cid = r16(&r);
+        x->status = r16(&r);
+        x->nsid = r32(&r);
+    }
+    m->units_read = r64(&r);
+    m->units_written = r64(&r);
+    m->host_reads = r64(&r);
+    m->host_writes = r64(&r);
+    m->media_errors = r64(&r);
+    m->unsafe_shutdowns = r64(&r);
+    m->busy_ns = r64(&r);
+    m->power_on_ns = r64(&r);
+    m->pci_len = r32(&r);
+    m->pci = rtake(&r, m->pci_len);
+    if (r.short_read)
+        return "the state is cut short";
+    if (r.left != 0)
+        return "the state is longer than its fields";
+    if (bad)
+        return "a flag of the state is neither 0 nor 1";
+
+    /* Registers: values the guest could have written, a status the
+     * controller could have reached from them. */
+    shst = (m->csts & NVME_CSTS_SHST_MASK) >> NVME_CSTS_SHST_SHIFT;
+    if ((m->cc & ~NVME_CC_WRITABLE) != 0 ||
+        (m->aqa & ~NVME_AQA_WRITABLE) != 0 || (m->asq & 0xfff) != 0 ||
+        (m->acq & 0xfff) != 0)
+        return "CC, AQA, ASQ or ACQ has bits set that are not writable";
+    if ((m->csts & ~(NVME_CSTS_RDY | NVME_CSTS_CFS | NVME_CSTS_SHST_MASK)) !=
+            0 ||
+        shst > NVME_SHST_COMPLETE)
+        return "CSTS has reserved bits or values set";
+    if ((m->csts & NVME_CSTS_RDY) &&
+        (!(m->cc & NVME_CC_EN) ||
+         enable_refusal(m->cc, m->aqa, m->asq, m->acq) != NULL))
+        return "CSTS.RDY is set with a CC, AQA, ASQ or ACQ that cannot "
+               "enable";
+    if (!(m->csts & NVME_CSTS_RDY) &&
+        (m->running || m->shn_pending || shst || m->sq[0].live))
+        return "a controller that is not ready runs queues or shuts down";
+    if (m->running && (m->csts & NVME_CSTS_CFS))
+        return "a controller with fatal status runs queues";
+    if (m->shn_pending != (shst == NVME_SHST_OCCURRING))
+        return "the shutdown in progress disagrees with CSTS.SHST";
+    why = mig_check_queues(c, m);
+    if (why != NULL)
+        return why;
+    if (m->naer > NVME_AERL + 1 || (m->aer_pending & ~3u) != 0 ||
+        (m->bad_db & ~3u) != 0)
+        return "asynchronous events outstanding are out of range";
+    for (i = 0; i < NVME_ERROR_LOG_ENTRIES; i++)
+        if (m->errlog[i].status > 0x7fff)
+            return "an Error Information entry's status is out of range";
+    return NULL;
+}
+
+static int
+nvme_mig_load(void *opaque, uint32_t version, const void *early,
+              size_t early_len, const void *state, size_t len)
+{
+    struct nvme_ctrl *c = opaque;
+    struct mig_state *m;
+    const char *why = NULL;
+    char err[160];
+    unsigned int i;
+    int rc;
+
+    if (version != NVME_MIG_VERSION) {
+        umdev_log(c->log, LOG_ERR,
+                  "%s: migrated state refused: format %u, this controller "
+                  "reads %u",
+                  c->name, version, NVME_MIG_VERSION);
+        return -EINVAL;
+    }
+    m = malloc(sizeof(*m));
+    if (m == NULL)
+        return -ENOMEM;
+    why = mig_state_read(c, early, early_len, state, len, m);
+    if (why != NULL) {
+        umdev_log(c->log, LOG_ERR, "%s: migrated state refused: %s", c->name,
+                  why);
+        free(m);
+        return -EINVAL;
+    }
+    lock_ctrl(c);
+    /* RESUMING is entered through STOP: the controller is stopped and
+     * its backend idle. */
+    assert(c->mig_stopped && nvme_be_busy(c->be) == 0);
+    /* Last of the checks, as it is also the first change: lib/pci
+     * checks its whole blob before taking any of it. */
+    rc = umdev_pci_state_load(c->pci, m->pci, m->pci_len, err, sizeof(err));
+    if (rc < 0) {
+        pthread_mutex_unlock(&c->lock);
+        umdev_log(c->log, LOG_ERR,
+                  "%s: migrated state refused: config space: %s", c->name, err);
+        free(m);
+        return rc;
+    }
+    c->cc = m->cc;
+    c->csts = m->csts;
+    c->aqa = m->aqa;
+    c->intms = m->intms;
+    c->asq = m->asq;
+    c->acq = m->acq;
+    c->running = m->running;
+    c->shn_pending = m->shn_pending;
+    c->shn_flushing = false;
+    c->room_waiter = 0;
+    c->arbitration = m->arbitration;
+    c->vwc = m->vwc;
+    c->irq_coalesce = m->irq_coalesce;
+    c->async_cfg = m->async_cfg;
+    c->write_atomic = m->write_atomic;
+    c->nsq_alloc = m->nsq_alloc;
+    c->ncq_alloc = m->ncq_alloc;
+    c->temp_over = m->temp_over;
+    c->temp_under = m->temp_under;
+    memcpy(c->coalesce_off, m->coalesce_off, sizeof(c->coalesce_off));
+    c->dbbuf = m->dbbuf;
+    c->dbbuf_db = m->dbbuf_db;
+    c->dbbuf_ei = m->dbbuf_ei;
+    for (i = 0; i < NVME_MAX_QUEUES; i++) {
+        memset(&c->sq[i], 0, offsetof(struct sq, db));
+        memset(&c->cq[i], 0, offsetof(struct cq, db));
+        atomic_store(&c->sq[i].db, 0);
+        atomic_store(&c->cq[i].db, 0);
+    }
+    for (i = 0; i <= c->nq; i++) {
+        struct sq *s = &c->sq[i];
+        struct cq *q = &c->cq[i];
+
+        if (m->sq[i].live) {
+            s->live = true;
+            s->size = m->sq[i].size;
+            s->cqid = m->sq[i].cqid;
+            s->base = m->sq[i].base;
+            s->head = m->sq[i].head;
+            s->tail = m->sq[i].tail;
+            c->cq[s->cqid].nsq++;
+        }
+        if (m->cq[i].live) {
+            q->live = true;
+            q->ien = m->cq[i].ien;
+            q->iv = m->cq[i].iv;
+            q->size = m->cq[i].size;
+            q->base = m->cq[i].base;
+            q->head = m->cq[i].head;
+            q->tail = m->cq[i].tail;
+            q->phase = m->cq[i].phase;
+        }
+        atomic_store(&s->db, m->sq_db[i]);
+        atomic_store(&q->db, m->cq_db[i]);
+    }
+    c->naer = m->naer;
+    memcpy(c->aer_cid, m->aer_cid, sizeof(c->aer_cid));
+    c->aer_pending = m->aer_pending;
+    c->aer_error_masked = m->aer_error_masked;
+    atomic_store(&c->bad_db, m->bad_db);
+    c->err_count = m->err_count;
+    memcpy(c->errlog, m->errlog, sizeof(c->errlog));
+    c->units_read = m->units_read;
+    c->units_written = m->units_written;
+    c->host_reads = m->host_reads;
+    c->host_writes = m->host_writes;
+    c->media_errors = m->media_errors;
+    c->unsafe_shutdowns = m->unsafe_shutdowns;
+    c->busy_ns = m->busy_ns;
+    c->power_on_prior_ns = m->power_on_ns;
+    c->created_ns = now_ns();
+    c->mig_loaded = true;
+    pthread_mutex_unlock(&c->lock);
+    free(m);
+    return 0;
+}
+
+static const struct umdev_mig_ops nvme_mig = {
+    .type = "nvme",
+    .version = NVME_MIG_VERSION,
+    .config = nvme_mig_config,
+    .stop = nvme_mig_stop,
+    .resume = nvme_mig_resume,
+    .save = nvme_mig_save,
+    .load = nvme_mig_load,
+    .precopy = nvme_mig_precopy,
+    .precopy_dirty = nvme_mig_precopy_dirty,
+};
 
 static const struct umdev_dev_ops nvme_ops = {
     .reset = nvme_reset,
     .detach = nvme_detach,
+    .mig = &nvme_mig,
 };
 
 /* ------------------------------------------------------------------ */
@@ -2256,6 +3081,9 @@ nvme_ctrl_create(const struct nvme_ctrl_config *cfg, struct nvme_ctrl **out)
         c->poll_max_ns = c->poll_min_ns;
     c->poll_ns = c->poll_min_ns;
     c->created_ns = now_ns();
+    c->mig_stop_timeout_ms = cfg->mig_stop_timeout_ms
+                                 ? cfg->mig_stop_timeout_ms
+                                 : NVME_MIG_STOP_TIMEOUT_MS;
     memcpy(c->uuid, cfg->uuid, 16);
     snprintf(c->type, sizeof(c->type), "%s", cfg->type ? cfg->type : "nvme");
     derive_ids(c);
@@ -2342,6 +3170,7 @@ nvme_ctrl_destroy(struct nvme_ctrl *c)
         pthread_mutex_destroy(&c->lock);
     free(c->reqs);
     free(c->scratch);
+    free(c->mig_meta);
     free(c->name);
     free(c);
 }
@@ -2378,6 +3207,7 @@ nvme_ctrl_rewind(struct nvme_ctrl *c)
     c->media_errors = c->unsafe_shutdowns = 0;
     c->busy_ns = 0;
     c->created_ns = now_ns();
+    c->power_on_prior_ns = 0;
     c->poll_ns = c->poll_min_ns;
     memset(&c->st, 0, sizeof(c->st));
     atomic_store(&c->doorbells, 0);

@@ -257,8 +257,12 @@ int umdev_dev_irq_add(struct umdev_dev *dev, uint32_t index, uint32_t count,
 
 /**
  * umdev_dev_irq_trigger() - signal vector @sub of IRQ @index.
- * A masked vector is left pending and fires on unmask. Safe from any
- * thread. Return: 0; -ENOENT no eventfd set (counted as dropped); -EINVAL.
+ * A masked vector is left pending and fires on unmask. While migration
+ * has the device stopped (STOP, STOP_COPY, RESUMING, ERROR) the trigger
+ * is held and fires once when it runs again (docs/PROTOCOL.md); a PCI
+ * device's ERR and REQ, which tell the VMM, are never held. Safe from
+ * any thread. Return: 0 (also when kept pending or held); -ENOENT no
+ * eventfd set (counted as dropped); -EINVAL.
  */
 int umdev_dev_irq_trigger(struct umdev_dev *dev, uint32_t index,
                           uint32_t sub);
@@ -267,7 +271,8 @@ int umdev_dev_irq_trigger(struct umdev_dev *dev, uint32_t index,
  * umdev_dev_intx_set_level() - level-triggered INTx. Raising the line
  * signals the eventfd and masks the vector (VFIO's automasked INTx); when
  * the client unmasks (the guest's EOI) and the line is still high, it
- * signals again.
+ * signals again. A stopped device's line is signalled when it runs again,
+ * if still high.
  */
 int umdev_dev_intx_set_level(struct umdev_dev *dev, bool level);
 

@@ -181,20 +181,34 @@ size_t umdev_pci_state_size(const struct umdev_pci *pci);
 int umdev_pci_state_save(struct umdev_pci *pci, void *buf, size_t len);
 
 /**
- * umdev_pci_state_load() - replace @pci's guest-written state with the
- * @len bytes at @buf (from umdev_pci_state_save() on another instance of
- * the same device type). Everything is checked before anything changes:
- * the blob's version and length, the identity (config size, BAR types and
- * sizes, MSI-X vector count, and every read-only config bit: IDs, class,
- * capability chain and layout) must equal @pci's, and the state must be one
- * a device can be in (no pending vector that is enabled and unmasked).
- * Only bits the guest could write (and write-1-to-clear bits) are taken.
- * No interrupt is raised: pending bits stay pending until the guest
- * unmasks them, and the INTx line is the device's to drive again when it
- * resumes (umdev_pci_intx_set()). On refusal, @err (@errlen bytes, may be
- * NULL) says why, NUL-terminated.
+ * umdev_pci_state_check() - would umdev_pci_state_load() take the @len
+ * bytes at @buf? Checks the whole blob, changing nothing: the blob's
+ * version and length, the identity (config size, BAR types and sizes,
+ * MSI-X vector count, and every read-only config bit: IDs, class,
+ * capability chain and layout) must equal @pci's, and the state must be
+ * one a device can be in (no pending vector that is enabled and
+ * unmasked). A device whose migrated state holds this blob calls it in
+ * its load hook before changing any state of its own, so that a refusal
+ * leaves the whole device as it was. On refusal, @err (@errlen bytes,
+ * may be NULL) says why, NUL-terminated.
  * Return: 0; -EINVAL (malformed or another device); -ENOTSUP (a newer
  * blob version).
+ */
+int umdev_pci_state_check(struct umdev_pci *pci, const void *buf, size_t len,
+                          char *err, size_t errlen);
+
+/**
+ * umdev_pci_state_load() - replace @pci's guest-written state with the
+ * @len bytes at @buf (from umdev_pci_state_save() on another instance of
+ * the same device type). The blob is checked whole first, as
+ * umdev_pci_state_check() does, and on refusal nothing changes. Only bits
+ * the guest could write (and write-1-to-clear bits) are taken. Pending
+ * MSI/MSI-X bits stay pending until the guest unmasks them; the INTx
+ * line is driven as loaded (the Interrupt Status bit, and the INTx IRQ
+ * unless Command.InterruptDisable is set). A migrating device is stopped,
+ * so lib/dev holds that interrupt until the device runs again
+ * (docs/PROTOCOL.md). @err and the return values as
+ * umdev_pci_state_check().
  */
 int umdev_pci_state_load(struct umdev_pci *pci, const void *buf, size_t len,
                          char *err, size_t errlen);

@@ -29,6 +29,7 @@ struct dev_irq_vec {
     int efd;      /* trigger eventfd from the client, -1 if none */
     bool masked;
     bool pending; /* triggered while masked */
+    bool held;    /* triggered while the device was stopped (irq_hold) */
 };
 
 struct dev_irq {
@@ -127,6 +128,9 @@ struct umdev_dev {
     struct dev_irq irqs[DEV_MAX_IRQ_INDEX];
     uint32_t num_irqs;
     bool intx_level;
+    /* Migration: the device is stopped (STOP, STOP_COPY, RESUMING,
+     * ERROR), so triggers are held in their vectors until it runs. */
+    bool irq_hold;
 
     struct dma_table dma;
     /* DMA logging (dma_log.c): on between DMA_LOGGING_START and _STOP;
@@ -218,6 +222,14 @@ int dev_irq_set(struct umdev_dev *dev, const struct vfio_user_irq_set *s,
                 const uint8_t *bools, int *fds, size_t nfds);
 void dev_irq_release_all(struct umdev_dev *dev);
 void dev_irq_fini(struct umdev_dev *dev);
+/* Migration (server thread): from now on hold every trigger; returns once
+ * no signal decided before is still being written. */
+void dev_irq_hold(struct umdev_dev *dev);
+/* Stop holding and deliver each held vector once, a high INTx line
+ * again; each vector's mask is honoured as a trigger's is. */
+void dev_irq_release(struct umdev_dev *dev);
+/* Stop holding and forget what was held (device reset). */
+void dev_irq_drop_held(struct umdev_dev *dev);
 
 /* dev.c */
 /**

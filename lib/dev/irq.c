@@ -107,10 +107,26 @@ unpin_wait(struct umdev_dev *dev)
 }
 
 /*
+ * ERR and REQ tell the VMM about the device (an error, a request to
+ * release it), as the kernel's vfio-pci signals them whatever the
+ * migration state; a VM paused (its devices in STOP) must still hear
+ * that the device is being taken away. They are never held.
+ */
+static bool
+to_vmm(const struct umdev_dev *dev, uint32_t index)
+{
+    return dev->pci &&
+           (index == UMDEV_PCI_ERR_IRQ || index == UMDEV_PCI_REQ_IRQ);
+}
+
+/*
  * Deliver or keep pending: returns the eventfd to fire() after the lock
  * is dropped, or -1. INTx masks itself only when there is an eventfd to
  * deliver to, so a line asserted before the client installs its eventfd
- * is not left masked with nobody to unmask it. irq_lock held.
+ * is not left masked with nobody to unmask it. A stopped device
+ * (migration) raises no interrupt in the guest: the trigger is held in
+ * the vector, and dev_irq_release() passes it here again once the device
+ * runs, where the mask it then has decides. irq_lock held.
  */
 static int
 trigger_locked(struct umdev_dev *dev, uint32_t index, struct dev_irq_vec *v)
@@ -122,6 +138,10 @@ trigger_locked(struct umdev_dev *dev, uint32_t index, struct dev_irq_vec *v)
         return -1;
     }
     v->pending = false;
+    if (dev->irq_hold && !to_vmm(dev, index)) {
+        v->held = true;
+        return -1;
+    }
     efd = pick(dev, v);
     if (efd >= 0 && is_intx(dev, index))
         v->masked = true;
@@ -138,9 +158,9 @@ umdev_dev_irq_trigger(struct umdev_dev *dev, uint32_t index, uint32_t sub)
         return -EINVAL;
     pthread_mutex_lock(&dev->irq_lock);
     efd = trigger_locked(dev, index, &dev->irqs[index].vec[sub]);
-    held = dev->irqs[index].vec[sub].pending;
+    held = dev->irqs[index].vec[sub].pending || dev->irqs[index].vec[sub].held;
     pthread_mutex_unlock(&dev->irq_lock);
-    /* Held pending while masked: not an error. */
+    /* Kept pending while masked, or held while stopped: not an error. */
     return efd < 0 && held ? 0 : fire(dev, efd);
 }
 
@@ -157,9 +177,11 @@ umdev_dev_intx_set_level(struct umdev_dev *dev, bool level)
     if (level && !dev->intx_level) {
         efd = trigger_locked(dev, UMDEV_PCI_INTX_IRQ, &irq->vec[0]);
         fired = true;
-        pending = irq->vec[0].pending;
+        pending = irq->vec[0].pending || irq->vec[0].held;
     } else if (!level) {
+        /* A level interrupt lowered before delivery is gone. */
         irq->vec[0].pending = false;
+        irq->vec[0].held = false;
     }
     dev->intx_level = level;
     pthread_mutex_unlock(&dev->irq_lock);
@@ -426,6 +448,70 @@ changed:
     if (dev->ops != NULL && dev->ops->irq_changed != NULL)
         dev->ops->irq_changed(dev->opaque, s->index);
     return 0;
+}
+
+void
+dev_irq_hold(struct umdev_dev *dev)
+{
+    pthread_mutex_lock(&dev->irq_lock);
+    dev->irq_hold = true;
+    pthread_mutex_unlock(&dev->irq_lock);
+    /* A trigger that picked its eventfd before the hold may still be
+     * writing it: the stop is not complete until it has. */
+    unpin_wait(dev);
+}
+
+void
+dev_irq_release(struct umdev_dev *dev)
+{
+    uint32_t i, s, n[DEV_MAX_IRQ_INDEX] = { 0 };
+
+    /*
+     * One critical section ends the hold and takes every held vector: a
+     * trigger before it was held and is fired here, one after it fires
+     * itself, so none is lost or sent twice. The eventfds go to each
+     * index's spare slots (old[], the server thread's, as this is).
+     */
+    pthread_mutex_lock(&dev->irq_lock);
+    dev->irq_hold = false;
+    for (i = 0; i < DEV_MAX_IRQ_INDEX; i++) {
+        struct dev_irq *irq = &dev->irqs[i];
+
+        for (s = 0; s < irq->count; s++) {
+            struct dev_irq_vec *v = &irq->vec[s];
+            int efd;
+
+            /* A line still high is owed again (automasking), whether it
+             * rose while stopped or was loaded high. */
+            if (is_intx(dev, i) && dev->intx_level && v->efd >= 0)
+                v->held = true;
+            if (!v->held)
+                continue;
+            v->held = false;
+            efd = trigger_locked(dev, i, v);
+            if (efd >= 0)
+                irq->old[n[i]++] = efd;
+        }
+    }
+    pthread_mutex_unlock(&dev->irq_lock);
+    for (i = 0; i < DEV_MAX_IRQ_INDEX; i++) {
+        for (s = 0; s < n[i]; s++)
+            fire(dev, dev->irqs[i].old[s]);
+    }
+}
+
+void
+dev_irq_drop_held(struct umdev_dev *dev)
+{
+    uint32_t i, s;
+
+    pthread_mutex_lock(&dev->irq_lock);
+    dev->irq_hold = false;
+    for (i = 0; i < DEV_MAX_IRQ_INDEX; i++) {
+        for (s = 0; s < dev->irqs[i].count; s++)
+            dev->irqs[i].vec[s].held = false;
+    }
+    pthread_mutex_unlock(&dev->irq_lock);
 }
 
 void

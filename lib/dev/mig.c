@@ -13,6 +13,13 @@
  * kernel's shortest path (saving states never inside a path), except
  * STOP_COPY -> PRE_COPY and anything from or to ERROR, which are refused
  * with EINVAL as the kernel's vfio_mig_get_next_state() refuses them.
+ *
+ * Interrupts: in the stopped states (STOP, STOP_COPY, RESUMING, ERROR) a
+ * device raises none, as the kernel's "RUNNING_P2P -> STOP" requires.
+ * Triggers meanwhile (a config write unmasking a pending vector, a line
+ * loaded high, a device thread late) are held per vector in lib/dev
+ * (irq.c) and delivered once each when the device runs again; a reset
+ * drops them. ERR and REQ, which tell the VMM, pass.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -252,8 +259,11 @@ check_header(struct umdev_dev *dev, bool *done)
     if (in->len - sizeof(h) < h.config_len)
         return 0;
     rc = own_config(dev, &cfg);
+    /* A device without configuration has none to compare (and no
+     * buffer: memcmp() must not see its NULL). */
     if (rc == 0 && (cfg.len != h.config_len ||
-                    memcmp(cfg.data, in->data + sizeof(h), cfg.len) != 0)) {
+                    (cfg.len != 0 &&
+                     memcmp(cfg.data, in->data + sizeof(h), cfg.len) != 0))) {
         umdev_log(dev->log, LOG_ERR,
                   "%s: migration stream refused: the "
                   "source's configuration (queues, sizes, attributes) "
@@ -361,6 +371,14 @@ drop_streams(struct dev_mig *mig)
     mig->in_error = 0;
 }
 
+/* Does the device act in @st? The rest are the stopped states, in which
+ * it raises no interrupt (lib/dev holds them) and touches no memory. */
+static bool
+running(uint32_t st)
+{
+    return st == ST_RUNNING || st == ST_PRE_COPY;
+}
+
 /* One arc; on failure nothing changed, except a failed load (ERROR). */
 static int
 step(struct umdev_dev *dev, uint32_t to)
@@ -451,6 +469,16 @@ step(struct umdev_dev *dev, uint32_t to)
     }
     if (rc < 0)
         return rc;
+    /*
+     * The hold starts once the device's stop hook has returned (what it
+     * raised while stopping was raised by a running device) and ends
+     * after its resume hook, so what that hook raises waits too: the
+     * held interrupts reach the guest after the device runs again.
+     */
+    if (running(mig->state) && !running(to))
+        dev_irq_hold(dev);
+    else if (!running(mig->state) && running(to))
+        dev_irq_release(dev);
     mig->state = to;
     return 0;
 }
@@ -523,8 +551,11 @@ dev_mig_reset(struct umdev_dev *dev, bool *stopped)
 {
     struct dev_mig *mig = &dev->mig;
 
-    *stopped = mig->state != ST_RUNNING && mig->state != ST_PRE_COPY;
+    *stopped = !running(mig->state);
     drop_streams(mig);
+    /* What a stopped device had raised belongs to the state the reset
+     * discards. */
+    dev_irq_drop_held(dev);
     mig->state = ST_RUNNING;
 }
 
@@ -532,6 +563,7 @@ void
 umdev_dev_mig_power_on(struct umdev_dev *dev)
 {
     drop_streams(&dev->mig);
+    dev_irq_drop_held(dev);
     dev->mig.state = ST_RUNNING;
 }
 

@@ -1131,15 +1131,12 @@ state_check(struct umdev_pci *pci, const uint8_t *blob, char *err,
 }
 
 int
-umdev_pci_state_load(struct umdev_pci *pci, const void *buf, size_t len,
-                     char *err, size_t errlen)
+umdev_pci_state_check(struct umdev_pci *pci, const void *buf, size_t len,
+                      char *err, size_t errlen)
 {
     const uint8_t *blob = buf;
-    const uint8_t *cfg, *table, *pba;
     size_t want = umdev_pci_state_size(pci);
-    uint32_t version, o, msi_pend_off = 0;
-    unsigned int i;
-    int rc;
+    uint32_t version;
 
     if (err != NULL && errlen > 0)
         err[0] = '\0';
@@ -1177,7 +1174,21 @@ umdev_pci_state_load(struct umdev_pci *pci, const void *buf, size_t len,
         state_err(err, errlen, "%zu bytes, %zu expected", len, want);
         return -EINVAL;
     }
-    rc = state_check(pci, blob, err, errlen);
+    return state_check(pci, blob, err, errlen);
+}
+
+int
+umdev_pci_state_load(struct umdev_pci *pci, const void *buf, size_t len,
+                     char *err, size_t errlen)
+{
+    const uint8_t *blob = buf;
+    const uint8_t *cfg, *table, *pba;
+    uint32_t o, msi_pend_off = 0;
+    unsigned int i;
+    int rc;
+
+    /* The whole blob, before anything of @pci changes. */
+    rc = umdev_pci_state_check(pci, buf, len, err, errlen);
     if (rc < 0)
         return rc;
 
@@ -1193,12 +1204,6 @@ umdev_pci_state_load(struct umdev_pci *pci, const void *buf, size_t len,
         pci->cfg[o] = (uint8_t)((pci->cfg[o] & ~m) | (cfg[o] & m));
     }
     pci->intx_level = get_le32(blob + 24) & STATE_F_INTX;
-    /* The line itself is not driven here (the device is stopped): only
-     * the status bit, which the guest reads. */
-    if (pci->intx_level)
-        pci->cfg[PCI_STATUS] |= PCI_STATUS_INTERRUPT;
-    else
-        pci->cfg[PCI_STATUS] &= (uint8_t)~PCI_STATUS_INTERRUPT;
     if (msi_pend_off) {
         pci->msi_pending = get_le32(cfg + msi_pend_off);
         wr32(pci->cfg + msi_pend_off, pci->msi_pending);
@@ -1209,6 +1214,9 @@ umdev_pci_state_load(struct umdev_pci *pci, const void *buf, size_t len,
         for (i = 0; i < msix_pba_words(pci); i++)
             pci->msix_pba[i] = get_le64(pba + 8 * i);
     }
+    /* The status bit and the line as loaded. A migrating device is
+     * stopped, so lib/dev holds the interrupt until it runs. */
+    update_intx(pci);
     pthread_mutex_unlock(&pci->lock);
     return 0;
 }

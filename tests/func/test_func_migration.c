@@ -15,6 +15,9 @@
 #include <errno.h>
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -611,6 +614,211 @@ test_config_space_refusals(void **state)
     free(bad);
 }
 
+/*
+ * Interrupts while the device is stopped (docs/PROTOCOL.md, "RUNNING_P2P
+ * -> STOP" in <linux/vfio.h>): none reaches an eventfd in STOP, STOP_COPY
+ * or RESUMING; each held one arrives once when the device runs again,
+ * and a reset forgets them. The test thread stands in for a device
+ * thread: umdev_dev_irq_trigger() is callable from any thread.
+ */
+static void
+test_irq_held_while_stopped(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    int efd = efd_new(), err = efd_new(), req = efd_new();
+
+    (void)state;
+    irq_trigger(c, VFIO_PCI_MSIX_IRQ_INDEX, 0, efd);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_MSIX_IRQ, 0), 0);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+
+    /* Two triggers in STOP: nothing, then one interrupt on RUNNING. */
+    set_state(c, S_STOP);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_MSIX_IRQ, 0), 0);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_MSIX_IRQ, 0), 0);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    set_state(c, S_RUNNING);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+
+    /* Held through STOP_COPY and back to STOP, and through RESUMING. */
+    set_state(c, S_STOP_COPY);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_MSIX_IRQ, 0), 0);
+    set_state(c, S_STOP);
+    set_state(c, S_RESUMING);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    assert_int_equal(umdev_client_reset(c), 0);
+    /* The reset dropped it. */
+    assert_int_equal(state_of(c), S_RUNNING);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+
+    /* PRE_COPY runs: delivered at once. */
+    set_state(c, S_PRE_COPY);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_MSIX_IRQ, 0), 0);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+    /* PRE_COPY -> STOP_COPY stops it; RUNNING (via STOP) delivers. */
+    set_state(c, S_STOP_COPY);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_MSIX_IRQ, 0), 0);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    set_state(c, S_RUNNING);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+
+    /* ERR and REQ are the VMM's, not the guest's: a paused VM (devices
+     * in STOP) still hears of an error, and that the device is wanted
+     * back. */
+    irq_trigger(c, VFIO_PCI_ERR_IRQ_INDEX, 0, err);
+    irq_trigger(c, VFIO_PCI_REQ_IRQ_INDEX, 0, req);
+    set_state(c, S_STOP);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_ERR_IRQ, 0), 0);
+    assert_int_equal(efd_wait(err, HARNESS_TIMEOUT_MS), 1);
+    assert_int_equal(umdev_dev_request_release(H.dev), 0);
+    assert_int_equal(efd_wait(req, HARNESS_TIMEOUT_MS), 1);
+    set_state(c, S_RUNNING);
+    assert_int_equal(efd_wait(err, HARNESS_QUIET_MS), 0);
+    assert_int_equal(efd_wait(req, HARNESS_QUIET_MS), 0);
+    close(err);
+    close(req);
+    close(efd);
+    umdev_client_destroy(c);
+}
+
+/* The guest's (or the restoring VMM's) unmask of a pending MSI-X vector
+ * while the device is stopped fires when it runs, not before: through the
+ * vector's mask bit in the table, and through Function Mask in config. */
+static void
+test_msix_unmask_while_stopped(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    int msix = umdev_client_pci_cap_find(c, PCI_CAP_ID_MSIX, 0);
+    int efd = efd_new();
+    uint32_t flags;
+
+    (void)state;
+    assert_true(msix > 0);
+    program_pci(c, 1); /* vector 1 masked and pending */
+    irq_trigger(c, VFIO_PCI_MSIX_IRQ_INDEX, 1, efd);
+    set_state(c, S_STOP);
+    reg_wr(c, MSIX_CTRL(1), 0, 4);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    set_state(c, S_RUNNING);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    assert_int_equal(reg_rd64(c, TESTDEV_MSIX_PBA), 0);
+
+    /* Pending behind Function Mask, cleared in config space in STOP. */
+    flags = cfg_read(c, (uint64_t)msix + PCI_MSIX_FLAGS, 2);
+    cfg_wr(c, (uint64_t)msix + PCI_MSIX_FLAGS, flags | PCI_MSIX_FLAGS_MASKALL,
+           2);
+    reg_wr(c, TESTDEV_REG_MSIX_TRIGGER, 1, 4);
+    assert_int_equal(reg_rd64(c, TESTDEV_MSIX_PBA), 1u << 1);
+    set_state(c, S_STOP);
+    cfg_wr(c, (uint64_t)msix + PCI_MSIX_FLAGS, flags, 2);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    set_state(c, S_RUNNING);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    close(efd);
+    umdev_client_destroy(c);
+}
+
+/* A source holding INTx high (delivery enabled): on the destination the
+ * loaded line reaches the eventfd only once the device runs, once,
+ * automasked; the guest's EOI with the line still high brings it again. */
+static void
+test_intx_loaded_high(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    uint8_t *buf = malloc(STREAM_CAP);
+    struct umdev_client *dc;
+    struct harness D;
+    int efd = efd_new();
+    size_t len;
+
+    (void)state;
+    assert_non_null(buf);
+    cfg_set_command(c, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    reg_wr(c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
+    len = capture(c, buf);
+
+    harness_start(&D);
+    dc = harness_connect(&D, NULL);
+    irq_trigger(dc, VFIO_PCI_INTX_IRQ_INDEX, 0, efd);
+    set_state(dc, S_RESUMING);
+    assert_int_equal(umdev_client_mig_write(dc, buf, len), 0);
+    set_state(dc, S_STOP);
+    assert_true(cfg_read(dc, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    set_state(dc, S_RUNNING);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    assert_true(harness_sample(&D).intx_masked);
+    irq_action(dc, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK, 0);
+    assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
+
+    close(efd);
+    umdev_client_destroy(dc);
+    harness_stop(&D);
+    umdev_client_destroy(c);
+    free(buf);
+}
+
+/* A device thread raising interrupts without pause while the client
+ * stops and restarts the device: once STOP is answered no signal lands,
+ * and what was raised meanwhile arrives after RUNNING. */
+struct storm {
+    atomic_bool stop;
+    atomic_ulong sent;
+};
+
+static void *
+storm_thread(void *arg)
+{
+    struct storm *s = arg;
+
+    while (!atomic_load(&s->stop)) {
+        if (umdev_dev_irq_trigger(H.dev, UMDEV_PCI_MSIX_IRQ, 0) == 0)
+            atomic_fetch_add(&s->sent, 1);
+    }
+    return NULL;
+}
+
+static void
+test_irq_hold_races(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    struct storm s = { .stop = false };
+    uint64_t got = 0;
+    pthread_t t;
+    int efd = efd_new(), i;
+
+    (void)state;
+    irq_trigger(c, VFIO_PCI_MSIX_IRQ_INDEX, 0, efd);
+    assert_int_equal(pthread_create(&t, NULL, storm_thread, &s), 0);
+    for (i = 0; i < 20; i++) {
+        unsigned long before;
+
+        set_state(c, S_STOP);
+        /* Whatever was signalled before the reply is there now. */
+        got += efd_wait(efd, 0);
+        before = atomic_load(&s.sent);
+        assert_int_equal(efd_wait(efd, 20), 0);
+        /* The storm went on meanwhile, into the hold. */
+        while (atomic_load(&s.sent) == before)
+            sched_yield();
+        set_state(c, S_RUNNING);
+        got += efd_wait(efd, HARNESS_TIMEOUT_MS);
+        assert_true(got > 0);
+    }
+    atomic_store(&s.stop, true);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    got += efd_wait(efd, 0);
+    /* Coalesced, never more than were raised. */
+    assert_true(got <= atomic_load(&s.sent));
+    close(efd);
+    umdev_client_destroy(c);
+}
+
 /* @buf refused by a fresh RESUMING device with @err (at the write if
  * @at_write, else leaving RESUMING); the device is as it was and serves. */
 static void
@@ -767,6 +975,149 @@ test_no_migration_hooks(void **state)
     assert_int_equal(umdev_client_mig_write(c, b, sizeof(b)), -EINVAL);
     umdev_client_destroy(c);
     assert_int_equal(kit_serve_stop(&s, HARNESS_TIMEOUT_MS), 0);
+}
+
+/* Every target state, legal or not, P2P and out of range included. */
+static const uint32_t all_targets[] = {
+    S_ERROR,       S_STOP,     S_RUNNING,      S_STOP_COPY, S_RESUMING,
+    S_RUNNING_P2P, S_PRE_COPY, S_PRE_COPY_P2P, 8,           0xffffffffu
+};
+
+/* ERROR (a load that failed) leaves by DEVICE_RESET only: every arc out
+ * of it is refused with EINVAL and it stays ERROR (mig.c's header,
+ * <linux/vfio.h>); meanwhile it raises no interrupt, and the reset
+ * drops what it held. test_every_pair covers the other states. */
+static void
+test_error_refuses_every_arc(void **state)
+{
+    struct umdev_client *c = harness_connect(&H, NULL);
+    uint8_t *buf = malloc(STREAM_CAP);
+    int efd = efd_new();
+    uint32_t now = 0;
+    size_t len, i;
+
+    (void)state;
+    assert_non_null(buf);
+    irq_trigger(c, VFIO_PCI_MSIX_IRQ_INDEX, 0, efd);
+    len = capture(c, buf);
+    /* lib/pci's blob for another vendor: the device's load refuses. */
+    buf[pci_blob_at(buf, len) + PCI_BLOB_CFG + PCI_VENDOR_ID] ^= 0x01;
+    set_state(c, S_RESUMING);
+    assert_int_equal(umdev_client_mig_write(c, buf, len), 0);
+    assert_int_equal(umdev_client_mig_set_state(c, S_RUNNING, &now), -EINVAL);
+    assert_int_equal(state_of(c), S_ERROR);
+    assert_int_equal(umdev_dev_irq_trigger(H.dev, UMDEV_PCI_MSIX_IRQ, 0), 0);
+    for (i = 0; i < N_ELEM(all_targets); i++) {
+        int rc = umdev_client_mig_set_state(c, all_targets[i], &now);
+
+        if (rc != -EINVAL)
+            fail_msg("ERROR -> %u: %d, want EINVAL", all_targets[i], rc);
+        assert_int_equal(state_of(c), S_ERROR);
+    }
+    assert_int_equal(umdev_client_mig_write(c, buf, 16), -EINVAL);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    assert_int_equal(umdev_client_reset(c), 0);
+    assert_int_equal(state_of(c), S_RUNNING);
+    assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
+    assert_true(device_acts(c));
+    close(efd);
+    free(buf);
+    umdev_client_destroy(c);
+}
+
+/* A device with migration but no pre-copy hook: PRE_COPY is not
+ * offered, and every arc to it (or through it) is refused, the state
+ * unchanged; the rest of the machine works. */
+static int
+nop_stop(void *opaque)
+{
+    (void)opaque;
+    return 0;
+}
+
+static void
+nop_resume(void *opaque)
+{
+    (void)opaque;
+}
+
+static int
+nop_save(void *opaque, struct umdev_mig_buf *out)
+{
+    (void)opaque;
+    return umdev_mig_buf_put(out, "s", 1);
+}
+
+static int
+nop_load(void *opaque, uint32_t version, const void *early, size_t early_len,
+         const void *st, size_t len)
+{
+    (void)opaque;
+    (void)version;
+    (void)early;
+    (void)early_len;
+    return len == 1 && memcmp(st, "s", 1) == 0 ? 0 : -EINVAL;
+}
+
+static void
+test_no_precopy_hook(void **state)
+{
+    static const struct umdev_mig_ops mig = {
+        .type = "noprecopy",
+        .version = 1,
+        .stop = nop_stop,
+        .resume = nop_resume,
+        .save = nop_save,
+        .load = nop_load,
+    };
+    static const struct umdev_dev_ops ops = { .mig = &mig };
+    static const uint32_t from[] = { S_STOP, S_RUNNING, S_STOP_COPY,
+                                     S_RESUMING };
+    struct umdev_dev_info info = { .name = "noprecopy", .ops = &ops };
+    struct umdev_client_opts opts = { .log = &H.client_log.logger };
+    uint8_t *buf = malloc(STREAM_CAP);
+    struct kit_serve s;
+    struct umdev_dev *dev;
+    struct umdev_client *c;
+    uint64_t flags = 0;
+    uint32_t now = 0;
+    size_t len, i, j;
+
+    (void)state;
+    assert_non_null(buf);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(kit_serve_init(&s, "mig"), 0);
+    assert_int_equal(umdev_dev_create(&info, &dev), 0);
+    assert_int_equal(kit_serve_add(&s, "noprecopy", dev, destroy_dev, dev), 0);
+    assert_int_equal(kit_serve_start(&s), 0);
+    assert_int_equal(umdev_client_connect(s.devs[0].path, &opts, &c), 0);
+    assert_int_equal(umdev_client_mig_flags(c, &flags), 0);
+    assert_int_equal(flags, VFIO_USER_MIGRATION_STOP_COPY);
+    len = capture(c, buf);
+    stream = buf;
+    stream_len = len;
+    for (i = 0; i < N_ELEM(from); i++) {
+        for (j = 0; j < N_ELEM(all_targets); j++) {
+            uint32_t to = all_targets[j];
+            bool ok = to == S_STOP || to == S_RUNNING || to == S_STOP_COPY ||
+                      to == S_RESUMING;
+            int rc;
+
+            reach(c, from[i]);
+            rc = umdev_client_mig_set_state(c, to, &now);
+            if (ok ? rc != 0 : rc != -EINVAL)
+                fail_msg("%u -> %u: %d, want %d", from[i], to, rc,
+                         ok ? 0 : -EINVAL);
+            assert_int_equal(state_of(c), ok ? to : from[i]);
+            assert_int_equal(umdev_client_reset(c), 0);
+            assert_int_equal(state_of(c), S_RUNNING);
+        }
+    }
+    stream = NULL;
+    stream_len = 0;
+    umdev_client_destroy(c);
+    assert_int_equal(kit_serve_stop(&s, HARNESS_TIMEOUT_MS), 0);
+    free(buf);
 }
 
 /* DMA dirty logging: guest memory in two adjacent mappings. */
@@ -1139,9 +1490,15 @@ static const struct CMUnitTest tests[] = {
     HARNESS_TEST(test_save_load_two_servers),
     HARNESS_TEST(test_config_space_migrates),
     HARNESS_TEST(test_config_space_refusals),
+    HARNESS_TEST(test_irq_held_while_stopped),
+    HARNESS_TEST(test_msix_unmask_while_stopped),
+    HARNESS_TEST(test_intx_loaded_high),
+    HARNESS_TEST(test_irq_hold_races),
     HARNESS_TEST(test_stream_refusals),
     HARNESS_TEST(test_stream_size_bound),
     HARNESS_TEST(test_no_migration_hooks),
+    HARNESS_TEST(test_error_refuses_every_arc),
+    HARNESS_TEST(test_no_precopy_hook),
     HARNESS_TEST(test_dma_log_bitmap_bound),
 };
 

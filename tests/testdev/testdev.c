@@ -37,7 +37,8 @@ struct testdev {
      * carries only the pages that changed since. Neither is guest state:
      * power_on() keeps them. */
     bool stopped;
-    bool relevel; /* loaded with the line high: drive it on resume */
+    bool relevel; /* loaded without lib/pci's state: drive the line on
+                   * resume */
     uint8_t *snap;
     uint8_t array[TESTDEV_SCRATCH_ARRAY_SIZE];
     /* INVERT's bytes: scratch that its read fills before anything reads
@@ -411,8 +412,7 @@ testdev_mig_resume(void *opaque)
     td->stopped = false;
     free(td->snap);
     td->snap = NULL;
-    /* The interrupt a loaded state had pending is raised once the device
-     * runs, not while it is stopped. */
+    /* A version 1 state's line, raised now that the device runs. */
     if (td->relevel)
         umdev_pci_intx_set(td->pci, td->irq_level != 0);
     td->relevel = false;
@@ -545,11 +545,9 @@ testdev_mig_load(void *opaque, uint32_t version, const void *early,
         return -EINVAL;
     if (r.irq_level > 1)
         return -EINVAL;
-    /* Last of the checks, as it is also the first change: lib/pci checks
-     * its whole state before taking any of it. */
     if (pci_state != NULL) {
-        rc =
-            umdev_pci_state_load(td->pci, pci_state, pci_len, err, sizeof(err));
+        rc = umdev_pci_state_check(td->pci, pci_state, pci_len, err,
+                                   sizeof(err));
         if (rc < 0) {
             umdev_log(td->log, LOG_ERR,
                       "testdev: migrated config space refused: %s", err);
@@ -557,6 +555,12 @@ testdev_mig_load(void *opaque, uint32_t version, const void *early,
         }
     }
 
+    /* The first change; what follows cannot fail. */
+    if (pci_state != NULL) {
+        rc = umdev_pci_state_load(td->pci, pci_state, pci_len, NULL, 0);
+        if (rc < 0)
+            return rc;
+    }
     if (early_len != 0)
         memcpy(bar2, early, TESTDEV_BAR2_SIZE);
     for (i = 0; i < n; i++) {
@@ -575,7 +579,9 @@ testdev_mig_load(void *opaque, uint32_t version, const void *early,
     td->resets = r.resets;
     memcpy(td->array, r.array, sizeof(td->array));
     td->dma_phase = DMA_PHASE_IDLE;
-    td->relevel = true;
+    /* lib/pci's state carries the line (and lib/dev holds it until the
+     * device runs); a version 1 stream has none, so resume() drives it. */
+    td->relevel = pci_state == NULL;
     return 0;
 }
 

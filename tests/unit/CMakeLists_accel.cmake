@@ -25,7 +25,7 @@ set(_func ${CMAKE_CURRENT_LIST_DIR}/../func)
 add_library(func_accel_guest STATIC ${_func}/accel_guest.c
             ${_func}/accel_serve.c)
 target_link_libraries(func_accel_guest PUBLIC umdev_accel func_harness)
-foreach(t ops irq load hostile)
+foreach(t ops irq load hostile mig)
   umdev_cmocka_test(func.accel_${t} test_func_accel_${t} 120
                     SOURCES ${_func}/test_func_accel_${t}.c
                     LIBS func_accel_guest)

@@ -250,6 +250,150 @@ test_disable_during_batch(void **state)
     tq_enable(&F.t, 64, 1, 0, 0);
 }
 
+/* Migration: pause while a batch runs (the engine's visit on this thread,
+ * the pause on another). */
+static void *
+pause_thread(void *arg)
+{
+    struct disabler *d = arg;
+    int64_t deadline = kit_now_ms() + TIMEOUT_MS;
+
+    while (__atomic_load_n(&elem_comp(0)->status, __ATOMIC_ACQUIRE) ==
+               ACCEL_ST_NONE &&
+           kit_now_ms() < deadline)
+        ;
+    atomic_store(&d->go, 1);
+    accel_queue_pause(d->t->q);
+    return NULL;
+}
+
+/* A batch of @n MEMMOVEs of 1 MiB (a wide window for the pause) and a
+ * NOP behind it, paused after some elements. Return: the batch's ring
+ * index; *@k the elements done. */
+static uint32_t
+batch_paused(unsigned int n, unsigned int *k)
+{
+    struct accel_desc b = accel_desc_make(ACCEL_OP_BATCH, n, BATCH_LIST, 0);
+    struct disabler dis = { &F.t, 0 };
+    struct accel_queue_mig m;
+    pthread_t th;
+    unsigned int i;
+    uint32_t idx;
+
+    for (i = 0; i < n; i++)
+        put_elem(i, accel_desc_make(ACCEL_OP_MEMMOVE, MB, DATA0, DATA0 + MB));
+    idx = tq_submit(&F.t, b);
+    tq_submit(&F.t, accel_desc_make(ACCEL_OP_NOP, 0, 0, 0));
+    assert_int_equal(pthread_create(&th, NULL, pause_thread, &dis), 0);
+    accel_engine_poll(F.e, 1);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(atomic_load(&dis.go), 1);
+    /* The batch stopped between elements, uncompleted, at HEAD. */
+    for (*k = 0; *k < n && elem_comp(*k)->status == ACCEL_ST_SUCCESS;)
+        (*k)++;
+    for (i = *k; i < n; i++)
+        assert_int_equal(elem_comp(i)->status, ACCEL_ST_NONE);
+    assert_true(*k >= 1 && *k < n);
+    assert_int_equal(comp_status(&F.t, idx), ACCEL_ST_NONE);
+    assert_int_equal(ring_word(&F.t, ACCEL_RING_HEAD), 0);
+    accel_queue_save(F.t.q, &m);
+    assert_int_equal(m.state, ACCEL_QS_ENABLED);
+    assert_int_equal(m.head, 0);
+    assert_int_equal(m.batch_next, *k);
+    assert_int_equal(m.batch_ok, *k);
+    assert_false(m.batch_failed);
+    /* Paused: not served, a doorbell only noted. */
+    accel_queue_doorbell(F.t.q);
+    assert_int_equal(accel_engine_poll(F.e, 4), 0);
+    assert_int_equal(elem_comp(*k)->status, ACCEL_ST_NONE);
+    return idx;
+}
+
+/* A paused batch then disabled: its rest is aborted as a disable during
+ * the batch would, and its record counts what succeeded. */
+static void
+test_pause_batch_disable(void **state)
+{
+    unsigned int i, k;
+    uint32_t idx;
+
+    (void)state;
+    idx = batch_paused(1024, &k);
+    accel_queue_disable(F.t.q, true);
+    for (i = 0; i < 1024; i++)
+        assert_int_equal(elem_comp(i)->status,
+                         i < k ? ACCEL_ST_SUCCESS : ACCEL_ST_ABORTED);
+    assert_int_equal(comp_status(&F.t, idx), ACCEL_ST_ABORTED);
+    assert_int_equal(comp_of(&F.t, idx)->bytes, k);
+    assert_int_equal(comp_status(&F.t, idx + 1), ACCEL_ST_ABORTED);
+    accel_queue_resume(F.t.q);
+    tq_enable(&F.t, 64, 1, 0, 0);
+}
+
+/* Pause, save, restore into another queue of the engine, resume it: the
+ * batch goes on from where it stopped, each element once; a state that
+ * cannot be is refused with the queue untouched. */
+static void
+test_pause_restore(void **state)
+{
+    struct accel_queue_mig m, bad;
+    struct accel_queue_status st;
+    struct comp_arg nop;
+    unsigned int i, k;
+    struct tq t2;
+    uint32_t idx;
+
+    (void)state;
+    memset(&t2, 0, sizeof(t2));
+    tq_claim(&t2, F.e, 1);
+    idx = batch_paused(1024, &k);
+    accel_queue_save(F.t.q, &m);
+    accel_queue_reset(F.t.q); /* the source is done: writes nothing */
+    accel_queue_pause(t2.q);
+    accel_queue_reset(t2.q);
+
+    bad = m;
+    bad.batch_next = ACCEL_BATCH_MAX;
+    assert_int_equal(accel_queue_mig_check(&bad), 0xff);
+    bad = m;
+    bad.batch_ok = m.batch_next + 1;
+    assert_int_equal(accel_queue_restore(t2.q, &bad), -EINVAL);
+    bad = m;
+    bad.cfg.size = 3;
+    assert_int_equal(accel_queue_mig_check(&bad), ACCEL_QERR_RING_SIZE);
+    bad = m;
+    bad.state = 3;
+    assert_int_equal(accel_queue_restore(t2.q, &bad), -EINVAL);
+    accel_queue_status(t2.q, &st);
+    assert_int_equal(st.state, ACCEL_QS_DISABLED);
+
+    assert_int_equal(accel_queue_restore(t2.q, &m), 0);
+    accel_queue_status(t2.q, &st);
+    assert_int_equal(st.state, ACCEL_QS_ENABLED);
+    assert_int_equal(st.head, 0);
+    /* Nothing runs before resume, nothing written by restore. */
+    assert_int_equal(accel_engine_poll(F.e, 4), 0);
+    assert_int_equal(elem_comp(k)->status, ACCEL_ST_NONE);
+    for (i = 0; i < k; i++)
+        memset(elem_comp(i), 0, ACCEL_COMP_SIZE);
+    accel_queue_resume(t2.q);
+    nop = (struct comp_arg){ &F.t, idx + 1 };
+    assert_true(drive_until(F.e, true, comp_done, &nop));
+    for (i = 0; i < 1024; i++)
+        assert_int_equal(elem_comp(i)->status,
+                         i < k ? ACCEL_ST_NONE : ACCEL_ST_SUCCESS);
+    assert_int_equal(comp_status(&F.t, idx), ACCEL_ST_SUCCESS);
+    assert_int_equal(comp_of(&F.t, idx)->bytes, 1024);
+    assert_int_equal(comp_status(&F.t, idx + 1), ACCEL_ST_SUCCESS);
+    assert_int_equal(ring_word(&F.t, ACCEL_RING_HEAD), F.t.r.tail);
+    print_message("pause during batch: %u elements before, %u after\n", k,
+                  1024 - k);
+    accel_queue_reset(t2.q);
+    tq_release(&t2);
+    accel_queue_resume(F.t.q);
+    tq_enable(&F.t, 64, 1, 0, 0);
+}
+
 /* Post @n copies of @d at once, publish them, wait for the last (and with
  * @poll one more engine visit, for a late signal): the interrupts the
  * queue signalled meanwhile. */
@@ -466,6 +610,8 @@ main(void)
         FX_TEST(test_queue_config, FX_MANUAL),
         FX_TEST(test_disable_aborts, FX_MANUAL),
         FX_TEST(test_disable_during_batch, FX_MANUAL),
+        FX_TEST(test_pause_batch_disable, FX_MANUAL),
+        FX_TEST(test_pause_restore, FX_MANUAL),
         FX_TEST(test_coalescing, FX_MANUAL),
         FX_TEST(test_idle_sleeps_doorbell_wakes, FX_THREADS),
         FX_TEST(test_event_suppression, FX_THREADS_LONG_POLL),

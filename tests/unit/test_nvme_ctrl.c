@@ -96,6 +96,8 @@ static unsigned int poll_us = 2000, poll_max_us;
 /* No poller thread: the test runs each pass with nvme_ctrl_poll(), and
  * waits for completions by running passes. */
 static bool manual;
+/* Migration's stop: how long it waits for the backend (0: the default). */
+static unsigned int stop_timeout_ms;
 
 static void
 serve(bool null, unsigned int nq)
@@ -108,6 +110,7 @@ serve(bool null, unsigned int nq)
         .poll_us = poll_us,
         .poll_max_us = poll_max_us,
         .manual = manual,
+        .mig_stop_timeout_ms = stop_timeout_ms,
     };
     struct umdev_client_opts o = { .timeout_ms = HARNESS_TIMEOUT_MS };
     char err[256];
@@ -1786,6 +1789,699 @@ test_host_errors(void **state)
     assert_int_equal(csts & NVME_CSTS_RDY, 0);
 }
 
+/* ---------------------------------------------------------------- */
+/* Migration (README "Migration"): a source and destinations on one
+ * server thread, each controller with its own backend on the one
+ * backing file (the same host's data on both sides). */
+
+#define S_STOP VFIO_USER_DEVICE_STATE_STOP
+#define S_RUNNING VFIO_USER_DEVICE_STATE_RUNNING
+#define S_STOP_COPY VFIO_USER_DEVICE_STATE_STOP_COPY
+#define S_RESUMING VFIO_USER_DEVICE_STATE_RESUMING
+#define S_PRE_COPY VFIO_USER_DEVICE_STATE_PRE_COPY
+#define S_ERROR VFIO_USER_DEVICE_STATE_ERROR
+#define MIG_CAP (1u << 20)
+#define MIG_NQ 4u
+/* Offsets in umdev's stream (docs/PROTOCOL.md "Migration stream"). */
+#define MIG_HDR 64u
+#define MIG_CONFIG_LEN 120u
+#define MIG_SEC 16u
+#define MIG_STATE_AT (MIG_HDR + MIG_CONFIG_LEN + MIG_SEC)
+/* In the state of a 4-pair controller with its metadata (README). */
+#define MIG_META_AT 35u
+#define MIG_META_LEN (49u + (MIG_NQ + 1u) * 28u)
+#define MIG_QPOS_AT (MIG_META_AT + MIG_META_LEN)
+#define MIG_AER_AT (MIG_QPOS_AT + (MIG_NQ + 1u) * 17u)
+
+struct mig_dst {
+    struct nvme_ctrl *ctrl;
+    const char *path;
+};
+
+/* The controllers of a migration test: F.ctrl (the source, F.c its
+ * client with guest memory mapped), D[0] a destination like it, D[1] one
+ * whose namespace is another size. */
+static struct mig_dst D[2];
+
+static struct nvme_ctrl *
+mig_ctrl(uint64_t size, bool man)
+{
+    struct nvme_ctrl_config cc = {
+        .name = "nvme",
+        .type = "nvme-test",
+        .nr_io_queues = MIG_NQ,
+        .size = size,
+        .poll_us = poll_us,
+        .manual = man,
+        .log = &F.log.logger,
+    };
+    struct nvme_ctrl *c;
+    char err[256];
+
+    memcpy(cc.uuid, UUID, 16);
+    assert_int_equal(
+        nvme_be_open_file(F.file, NS_SIZE, &cc.be, err, sizeof(err)), 0);
+    assert_int_equal(nvme_ctrl_create(&cc, &c), 0);
+    return c;
+}
+
+static void
+serve_mig(bool man)
+{
+    struct umdev_client_opts o = { .timeout_ms = HARNESS_TIMEOUT_MS,
+                                   .precopy_info = true };
+    unsigned int i;
+
+    memset(&F, 0, sizeof(F));
+    F.manual = man;
+    kit_log_init(&F.log, NULL, "UMDEV_TEST_LOG");
+    snprintf(F.file, sizeof(F.file), "/tmp/umdev-nvme-XXXXXX");
+    F.filefd = mkstemp(F.file);
+    assert_true(F.filefd >= 0);
+    assert_int_equal(ftruncate(F.filefd, NS_SIZE), 0);
+    F.ctrl = mig_ctrl(NS_SIZE, man);
+    D[0].ctrl = mig_ctrl(NS_SIZE, man);
+    D[1].ctrl = mig_ctrl(NS_SIZE / 2, man);
+    assert_int_equal(kit_serve_init(&F.serve, "nvme"), 0);
+    assert_int_equal(kit_serve_add(&F.serve, "src", nvme_ctrl_dev(F.ctrl),
+                                   destroy_ctrl, F.ctrl),
+                     0);
+    for (i = 0; i < 2; i++) {
+        char name[8];
+
+        snprintf(name, sizeof(name), "dst%u", i);
+        assert_int_equal(kit_serve_add(&F.serve, name, nvme_ctrl_dev(D[i].ctrl),
+                                       destroy_ctrl, D[i].ctrl),
+                         0);
+        D[i].path = F.serve.devs[i + 1].path;
+    }
+    assert_int_equal(kit_serve_start(&F.serve), 0);
+    assert_int_equal(umdev_client_connect(F.serve.devs[0].path, &o, &F.c), 0);
+    F.mem = guest_mem(GSIZE, &F.memfd);
+    assert_int_equal(
+        umdev_client_dma_map(F.c, GB, GSIZE, F.mem, F.memfd, 0, DMA_RW), 0);
+    cfg_set_command(F.c, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+}
+
+static struct umdev_client *
+connect_retry(const char *path)
+{
+    struct umdev_client_opts o = { .timeout_ms = HARNESS_TIMEOUT_MS };
+    int64_t deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
+    struct umdev_client *c;
+    int rc;
+
+    /* Refused (in use) until the server has seen the last client go. */
+    while ((rc = umdev_client_connect(path, &o, &c)) < 0) {
+        if (kit_now_ms() > deadline)
+            fail_msg("connect %s: %s", path, strerror(-rc));
+        usleep(10 * 1000);
+    }
+    return c;
+}
+
+static uint32_t
+mig_state(struct umdev_client *c)
+{
+    uint32_t st = 0xffff;
+
+    assert_int_equal(umdev_client_mig_state(c, &st), 0);
+    return st;
+}
+
+static void
+mig_set(struct umdev_client *c, uint32_t to)
+{
+    uint32_t now = 0xffff;
+
+    assert_int_equal(umdev_client_mig_set_state(c, to, &now), 0);
+    assert_int_equal(now, to);
+}
+
+static size_t
+mig_read_all(struct umdev_client *c, uint8_t *buf, size_t at)
+{
+    size_t len = at;
+    ssize_t n;
+
+    do {
+        n = umdev_client_mig_read(c, buf + len, MIG_CAP - len);
+        assert_true(n >= 0);
+        len += (size_t)n;
+    } while (n > 0 && len < MIG_CAP);
+    assert_true(len < MIG_CAP);
+    return len;
+}
+
+/* RESUMING, the stream, STOP: 0 or the errno of the first refusal. */
+static int
+mig_load(struct umdev_client *c, const uint8_t *buf, size_t len)
+{
+    uint32_t now;
+    int rc;
+
+    mig_set(c, S_RESUMING);
+    rc = umdev_client_mig_write(c, buf, len);
+    if (rc == 0)
+        rc = umdev_client_mig_set_state(c, S_STOP, &now);
+    return rc;
+}
+
+struct io_slot {
+    uint16_t cid;
+    bool read, done;
+};
+
+#define MIG_PER_Q 48u
+#define MIG_NLB 16u /* 8 KiB: two PRP pages, one hold */
+#define MIG_WR_LBA 0u
+#define MIG_RD_LBA 8192u
+
+static uint64_t
+slot_buf(unsigned int q, unsigned int i)
+{
+    return DATA + ((uint64_t)(q - 1) * MIG_PER_Q + i) * MIG_NLB * 512u;
+}
+
+static uint64_t
+slot_lba(unsigned int q, unsigned int i, bool rd)
+{
+    return (rd ? MIG_RD_LBA : MIG_WR_LBA) +
+           ((uint64_t)(q - 1) * MIG_PER_Q + i) * MIG_NLB;
+}
+
+/*
+ * I/O at depth on every queue, the source stopped and saved mid-flight,
+ * the state loaded into a fresh controller on the same backing file by
+ * a client that leaves before the VMM maps memory, then resumed: every
+ * command completes exactly once, with its data; nothing changes in
+ * guest memory between the stop and the resume. @man: the test runs the
+ * controllers' passes, so that some commands are certainly in flight
+ * and some certainly not fetched at the stop.
+ */
+static void
+migrate_mid_io(bool man)
+{
+    static struct io_slot slot[MIG_NQ + 1][MIG_PER_Q];
+    uint8_t *stream = malloc(MIG_CAP), *snap = malloc(GSIZE);
+    uint8_t *pat = malloc(MIG_NLB * 512u), *got = malloc(MIG_NLB * 512u);
+    struct umdev_client *dc;
+    size_t len;
+    int64_t t0, t1;
+    unsigned int q, i, n;
+
+    assert_non_null(stream);
+    assert_non_null(snap);
+    assert_non_null(pat);
+    assert_non_null(got);
+    serve_mig(man);
+    /* What the reads will find. */
+    for (q = 1; q <= MIG_NQ; q++)
+        for (i = 0; i < MIG_PER_Q; i++) {
+            kit_fill_rand(pat, MIG_NLB * 512u, 1000u + q * 100u + i);
+            assert_int_equal(pwrite(F.filefd, pat, MIG_NLB * 512u,
+                                    (off_t)(slot_lba(q, i, true) * 512u)),
+                             (ssize_t)(MIG_NLB * 512u));
+        }
+    enable();
+    for (q = 1; q <= MIG_NQ; q++)
+        create_queues((uint16_t)q, IO_DEPTH);
+    shadow_on();
+    for (q = 1; q <= MIG_NQ; q++)
+        for (i = 0; i < MIG_PER_Q; i++) {
+            bool rd = i % 2 == 1;
+            struct nvme_sqe s;
+
+            if (rd)
+                memset(gp(slot_buf(q, i)), 0xa5, MIG_NLB * 512u);
+            else
+                kit_fill_rand(gp(slot_buf(q, i)), MIG_NLB * 512u,
+                              5000u + q * 100u + i);
+            s = rw(rd ? NVME_CMD_READ : NVME_CMD_WRITE, slot_lba(q, i, rd),
+                   MIG_NLB, slot_buf(q, i), slot_buf(q, i) + NVME_PAGE_SIZE);
+            submit((uint16_t)q, &s);
+            slot[q][i] = (struct io_slot){ .cid = s.cid, .read = rd };
+        }
+    /* One pass: SQ_BATCH (32) of each queue fetched and started, the
+     * rest left in guest memory (its count also takes what the backend
+     * finished at once; the CQs below show what was fetched). */
+    if (man)
+        assert_true(nvme_ctrl_poll(F.ctrl) >= MIG_NQ * 32u);
+
+    t0 = kit_now_ms();
+    mig_set(F.c, S_STOP_COPY);
+    t1 = kit_now_ms();
+    len = mig_read_all(F.c, stream, 0);
+    print_message("nvme migration: stop+save %lld ms with I/O in flight, "
+                  "stream %zu bytes\n",
+                  (long long)(t1 - t0), len);
+    memcpy(snap, F.mem, GSIZE);
+    if (man) {
+        /* What was in flight was posted by the stop; nothing fetched. */
+        for (q = 1; q <= MIG_NQ; q++) {
+            for (n = 0; n < IO_DEPTH; n++) {
+                uint32_t dw3 = nvme_le32(gp(IOCQ(q) + n * NVME_CQE_SIZE) + 12);
+
+                if (((dw3 >> 16) & 1) != 1)
+                    break;
+            }
+            assert_int_equal(n, 32);
+        }
+        assert_int_equal(nvme_ctrl_poll(F.ctrl), 0);
+    }
+    usleep(100 * 1000);
+    assert_memory_equal(snap, F.mem, GSIZE);
+
+    /* The source's client leaves after the move: harmless. */
+    mig_set(F.c, S_STOP);
+    umdev_client_destroy(F.c);
+    F.c = connect_retry(F.serve.devs[0].path);
+    umdev_client_destroy(F.c);
+    F.c = NULL;
+    assert_memory_equal(snap, F.mem, GSIZE);
+
+    /* The destination loads before any memory is mapped, through a
+     * client that leaves; the VMM's connection maps and runs. */
+    dc = connect_retry(D[0].path);
+    assert_int_equal(mig_load(dc, stream, len), 0);
+    umdev_client_destroy(dc);
+    F.c = connect_retry(D[0].path);
+    assert_int_equal(mig_state(F.c), S_STOP);
+    assert_int_equal(reg_rd32(F.c, NVME_REG_CSTS), NVME_CSTS_RDY);
+    usleep(50 * 1000);
+    assert_memory_equal(snap, F.mem, GSIZE);
+    assert_int_equal(
+        umdev_client_dma_map(F.c, GB, GSIZE, F.mem, F.memfd, 0, DMA_RW), 0);
+    F.ctrl = D[0].ctrl;
+    mig_set(F.c, S_RUNNING);
+
+    for (q = 1; q <= MIG_NQ; q++) {
+        for (n = 0; n < MIG_PER_Q; n++) {
+            struct cqe e = complete_one((uint16_t)q);
+
+            assert_int_equal(e.sqid, q);
+            assert_int_equal(e.status, 0);
+            for (i = 0; i < MIG_PER_Q; i++)
+                if (slot[q][i].cid == e.cid)
+                    break;
+            if (i == MIG_PER_Q || slot[q][i].done)
+                fail_msg("queue %u: completion of cid %u unexpected or "
+                         "twice",
+                         q, e.cid);
+            slot[q][i].done = true;
+        }
+    }
+    /* Nothing more comes. */
+    usleep(50 * 1000);
+    if (man)
+        nvme_ctrl_poll(F.ctrl);
+    for (q = 1; q <= MIG_NQ; q++) {
+        uint32_t dw3 = nvme_le32(
+            gp(IOCQ(q) + (uint64_t)F.cq[q].head * NVME_CQE_SIZE) + 12);
+
+        assert_int_not_equal((dw3 >> 16) & 1, F.cq[q].phase ? 1u : 0u);
+    }
+    for (q = 1; q <= MIG_NQ; q++)
+        for (i = 0; i < MIG_PER_Q; i++) {
+            if (slot[q][i].read) {
+                kit_fill_rand(pat, MIG_NLB * 512u, 1000u + q * 100u + i);
+                assert_memory_equal(gp(slot_buf(q, i)), pat, MIG_NLB * 512u);
+            } else {
+                file_read(slot_lba(q, i, false) * 512u, got, MIG_NLB * 512u);
+                assert_memory_equal(got, gp(slot_buf(q, i)), MIG_NLB * 512u);
+            }
+        }
+    free(stream);
+    free(snap);
+    free(pat);
+    free(got);
+}
+
+static void
+test_migrate_mid_io(void **state)
+{
+    (void)state;
+    migrate_mid_io(true);
+}
+
+static void
+test_migrate_mid_io_poller(void **state)
+{
+    (void)state;
+    migrate_mid_io(false);
+}
+
+/* A stop that the backend does not let finish in time is refused with
+ * EBUSY and the controller runs on: what was in flight completes as
+ * usual, and a later stop succeeds. 32 durable writes of 1 MiB cannot
+ * finish within the 1 ms this controller allows. */
+static void
+test_migrate_stop_busy(void **state)
+{
+    uint64_t p1, p2;
+    uint32_t now = 0xffff;
+    unsigned int i;
+
+    (void)state;
+    manual = true;
+    stop_timeout_ms = 1;
+    serve(false, 1);
+    manual = false;
+    stop_timeout_ms = 0;
+    enable();
+    create_queues(1, IO_DEPTH);
+    kit_fill_rand(gp(DATA), MB, 77);
+    prps(DATA, MB, LISTS, &p1, &p2);
+    for (i = 0; i < 40; i++) {
+        struct nvme_sqe s =
+            rw(NVME_CMD_WRITE, (uint64_t)(i % 8) * 2048, 2048, p1, p2);
+
+        s.cdw12 |= NVME_RW_FUA;
+        submit(1, &s);
+    }
+    assert_true(nvme_ctrl_poll(F.ctrl) >= 32);
+    assert_int_equal(umdev_client_mig_set_state(F.c, S_STOP_COPY, &now),
+                     -EBUSY);
+    assert_int_equal(mig_state(F.c), S_RUNNING);
+    assert_int_equal(reg_rd32(F.c, NVME_REG_CSTS), NVME_CSTS_RDY);
+    for (i = 0; i < 40; i++)
+        assert_int_equal(complete_one(1).status, 0);
+    /* Nothing in flight: the stop is immediate. */
+    mig_set(F.c, S_STOP_COPY);
+    mig_set(F.c, S_RUNNING);
+    assert_int_equal(io(1, NVME_CMD_READ, 0, 2048, DATA2), 0);
+    assert_memory_equal(gp(DATA2), gp(DATA), MB);
+}
+
+/* A destination's registers and config space, to show a refusal left
+ * them as they were. */
+struct dst_view {
+    uint32_t regs[6];
+    uint8_t cfg[256];
+};
+
+static void
+dst_view(struct umdev_client *c, struct dst_view *v)
+{
+    static const uint32_t off[] = {
+        NVME_REG_CC,  NVME_REG_CSTS, NVME_REG_AQA,
+        NVME_REG_ASQ, NVME_REG_ACQ,  NVME_REG_INTMS
+    };
+    unsigned int i;
+
+    for (i = 0; i < 6; i++)
+        v->regs[i] = reg_rd32(c, off[i]);
+    assert_int_equal(umdev_client_region_read(c, UMDEV_PCI_CONFIG_REGION, 0,
+                                              v->cfg, sizeof(v->cfg)),
+                     0);
+}
+
+/* Registers a guest of the destination might have set: a refusal must
+ * not touch them. */
+static void
+dst_program(struct umdev_client *c)
+{
+    reg_wr(c, NVME_REG_AQA, 0x000f000f, 4);
+    reg_wr(c, NVME_REG_ASQ, GB + 0x7000, 8);
+    reg_wr(c, NVME_REG_ACQ, GB + 0x8000, 8);
+    reg_wr(c, NVME_REG_INTMS, 1, 4);
+    cfg_set_command(c, PCI_COMMAND_MEMORY);
+}
+
+static void
+refused_load(struct umdev_client *c, const uint8_t *good, size_t len, size_t at,
+             const void *bytes, size_t n, const char *what)
+{
+    static uint8_t bad[MIG_CAP];
+    struct dst_view before, after;
+    int rc;
+
+    memcpy(bad, good, len);
+    memcpy(bad + at, bytes, n);
+    dst_program(c);
+    dst_view(c, &before);
+    rc = mig_load(c, bad, len);
+    if (rc == 0)
+        fail_msg("%s: loaded", what);
+    dst_view(c, &after);
+    if (memcmp(&before, &after, sizeof(before)) != 0)
+        fail_msg("%s: the destination changed", what);
+    /* A refused load leaves ERROR (or RESUMING): a reset runs it again. */
+    if (mig_state(c) == S_ERROR || mig_state(c) == S_RESUMING)
+        assert_int_equal(umdev_client_reset(c), 0);
+    assert_int_equal(mig_state(c), S_RUNNING);
+}
+
+static void
+test_migrate_refused(void **state)
+{
+    uint8_t *stream = malloc(MIG_CAP);
+    struct umdev_client *dc;
+    struct nvme_sqe s;
+    size_t len, pci_at;
+    uint8_t b[4];
+    uint32_t pci_len;
+    uint16_t aer_cid;
+
+    (void)state;
+    assert_non_null(stream);
+    serve_mig(false);
+    enable();
+    create_queues(1, IO_DEPTH);
+    create_queues(2, IO_DEPTH);
+    shadow_on();
+    kit_fill_rand(gp(DATA), 8192, 3);
+    assert_int_equal(io(1, NVME_CMD_WRITE, 0, 16, DATA), 0);
+    /* An Error Information entry and an AER waiting, to travel. */
+    s = rw(NVME_CMD_READ, 0, 1, DATA2, 0);
+    s.nsid = 2;
+    assert_int_equal(cmd(1, &s).status, NVME_SC_INVALID_NS | NVME_DNR);
+    s = sqe(NVME_ADM_ASYNC_EVENT);
+    submit(0, &s);
+    aer_cid = s.cid;
+    mig_set(F.c, S_STOP_COPY);
+    len = mig_read_all(F.c, stream, 0);
+    mig_set(F.c, S_RUNNING);
+    /* The state ends with lib/pci's blob, its length before it. */
+    pci_len = (uint32_t)nvme_le32(stream + MIG_AER_AT + MIG_STATE_AT + 18u +
+                                  8u + 64u * 18u + 64u);
+    pci_at = MIG_AER_AT + MIG_STATE_AT + 18u + 8u + 64u * 18u + 64u + 4u;
+    assert_int_equal(pci_at + pci_len + MIG_SEC, len);
+
+    dc = connect_retry(D[0].path);
+    nvme_put16(b, 0xffff);
+    refused_load(dc, stream, len, MIG_STATE_AT + MIG_QPOS_AT + 17u + 2u, b, 2,
+                 "SQ 1 tail past its size");
+    nvme_put16(b, 64);
+    refused_load(dc, stream, len, MIG_STATE_AT + MIG_QPOS_AT + 17u + 8u, b, 2,
+                 "CQ 1 head at its size");
+    nvme_put16(b, 7);
+    refused_load(dc, stream, len,
+                 MIG_STATE_AT + MIG_META_AT + 49u + 2u * 28u + 4u, b, 2,
+                 "SQ 2 on CQ 7");
+    b[0] = 3;
+    refused_load(dc, stream, len,
+                 MIG_STATE_AT + MIG_META_AT + 49u + 1u * 28u + 1u, b, 1,
+                 "SQ 1's live flag 3");
+    b[0] = 200;
+    refused_load(dc, stream, len, MIG_STATE_AT + MIG_AER_AT, b, 1,
+                 "200 AERs outstanding");
+    nvme_put32(b, NVME_CSTS_RDY | 1u << 7);
+    refused_load(dc, stream, len, MIG_STATE_AT + 4u, b, 4,
+                 "reserved CSTS bits");
+    nvme_put32(b, 0);
+    refused_load(dc, stream, len, MIG_STATE_AT, b, 4, "CSTS.RDY with CC.EN 0");
+    b[0] = 'X';
+    refused_load(dc, stream, len, pci_at, b, 1, "the PCI blob's magic");
+    umdev_client_destroy(dc);
+
+    /* Another namespace size: refused by its configuration. */
+    dc = connect_retry(D[1].path);
+    refused_load(dc, stream, len, 0, stream, 1, "another namespace size");
+    umdev_client_destroy(dc);
+
+    /* The stream itself is good: it loads and the queues run. */
+    dc = connect_retry(D[0].path);
+    assert_int_equal(mig_load(dc, stream, len), 0);
+    assert_int_equal(
+        umdev_client_dma_map(dc, GB, GSIZE, F.mem, F.memfd, 0, DMA_RW), 0);
+    mig_set(F.c, S_STOP);
+    umdev_client_destroy(F.c);
+    F.c = dc;
+    F.ctrl = D[0].ctrl;
+    mig_set(F.c, S_RUNNING);
+    assert_int_equal(io(2, NVME_CMD_READ, 0, 16, DATA2), 0);
+    assert_memory_equal(gp(DATA2), gp(DATA), 8192);
+    /* The source's AER completes here, on an event of the destination. */
+    reg_wr(F.c, DB(3, false), 1, 4);
+    {
+        struct cqe e = complete_one(0);
+
+        assert_int_equal(e.cid, aer_cid);
+        assert_int_equal(e.dw0 & 7, NVME_AER_TYPE_ERROR);
+    }
+    /* The logs came along. */
+    s = sqe(NVME_ADM_GET_LOG_PAGE);
+    s.prp1 = ABUF;
+    s.cdw10 = NVME_LOG_ERROR | 127u << 16;
+    assert_int_equal(admin(&s, NULL), 0);
+    assert_int_equal(nvme_le64(gp(ABUF)), 1);
+    assert_int_equal(nvme_le16(gp(ABUF) + 8), 1);
+    s = sqe(NVME_ADM_GET_LOG_PAGE);
+    s.prp1 = ABUF;
+    s.nsid = NVME_NSID_BROADCAST;
+    s.cdw10 = NVME_LOG_SMART | 127u << 16;
+    assert_int_equal(admin(&s, NULL), 0);
+    assert_int_equal(nvme_le64(gp(ABUF) + 64), 1); /* reads: ours */
+    assert_int_equal(nvme_le64(gp(ABUF) + 80), 1); /* writes: source's */
+    free(stream);
+}
+
+/* Pre-copy sends the metadata; the final state omits it when unchanged
+ * and carries it again when an admin command changed it since. */
+static void
+test_migrate_precopy(void **state)
+{
+    uint8_t *stream = malloc(MIG_CAP);
+    struct umdev_wire_precopy_info pi;
+    struct nvme_sqe s;
+    struct umdev_client *dc;
+    size_t len, plain;
+    int pass;
+
+    (void)state;
+    assert_non_null(stream);
+    serve_mig(false);
+    enable();
+    create_queues(1, IO_DEPTH);
+    shadow_on();
+    mig_set(F.c, S_STOP_COPY);
+    plain = mig_read_all(F.c, stream, 0);
+    mig_set(F.c, S_RUNNING);
+    for (pass = 0; pass < 2; pass++) {
+        mig_set(F.c, S_PRE_COPY);
+        len = mig_read_all(F.c, stream, 0);
+        assert_int_equal(umdev_client_precopy_info(F.c, &pi), 0);
+        assert_int_equal(pi.dirty_bytes, 0);
+        if (pass == 1) {
+            /* Set Features Interrupt Coalescing: metadata changed. */
+            s = sqe(NVME_ADM_SET_FEATURES);
+            s.cdw10 = NVME_FEAT_IRQ_COALESCE;
+            s.cdw11 = 0x0102;
+            assert_int_equal(admin(&s, NULL), 0);
+            assert_int_equal(umdev_client_precopy_info(F.c, &pi), 0);
+            assert_int_equal(pi.dirty_bytes, MIG_META_LEN);
+        }
+        mig_set(F.c, S_STOP_COPY);
+        len = mig_read_all(F.c, stream, len);
+        /* A pre-copy section of the metadata, and a state without
+         * it unless it changed since. */
+        assert_int_equal(len, plain + MIG_SEC + (pass == 1 ? MIG_META_LEN : 0));
+        mig_set(F.c, S_RUNNING);
+    }
+    /* The last stream loads: the coalescing set after pre-copy came. */
+    dc = connect_retry(D[0].path);
+    assert_int_equal(mig_load(dc, stream, len), 0);
+    assert_int_equal(
+        umdev_client_dma_map(dc, GB, GSIZE, F.mem, F.memfd, 0, DMA_RW), 0);
+    mig_set(F.c, S_STOP);
+    umdev_client_destroy(F.c);
+    F.c = dc;
+    F.ctrl = D[0].ctrl;
+    mig_set(F.c, S_RUNNING);
+    s = sqe(NVME_ADM_GET_FEATURES);
+    s.cdw10 = NVME_FEAT_IRQ_COALESCE;
+    {
+        uint32_t dw0 = 0;
+
+        assert_int_equal(admin(&s, &dw0), 0);
+        assert_int_equal(dw0, 0x0102);
+    }
+    free(stream);
+}
+
+/*
+ * DMA dirty logging: every page the controller writes (completions, the
+ * EventIdx buffer, read data, admin data) is in the report. Guest memory
+ * is compared with a copy taken when logging started, in the areas only
+ * the controller writes: a page changed there and not reported is a
+ * false negative. Reported pages that did not change are counted.
+ */
+static void
+test_migrate_dirty_log(void **state)
+{
+    static uint64_t bitmap[GSIZE / 4096 / 64];
+    static const struct {
+        uint64_t at, len;
+    } dev_areas[] = {
+        { ACQ, 4096 },  { IOCQ(1), 0x8000 }, { EVIDX, 4096 },
+        { ABUF, 4096 }, { DATA2, 4 * MB },
+    };
+    uint8_t *shadow = malloc(GSIZE);
+    unsigned int i, q, fp = 0, reported = 0;
+    uint64_t chosen = 0, p;
+
+    (void)state;
+    assert_non_null(shadow);
+    serve(false, 2);
+    enable();
+    create_queues(1, IO_DEPTH);
+    create_queues(2, IO_DEPTH);
+    shadow_on();
+    kit_fill_rand(gp(DATA), 4 * MB, 21);
+    for (i = 0; i < 16; i++)
+        assert_int_equal(io(1, NVME_CMD_WRITE, (uint64_t)i * 512, 512,
+                            DATA + (uint64_t)i * 256 * 1024),
+                         0);
+    memset(gp(DATA2), 0x5a, 4 * MB);
+    memcpy(shadow, F.mem, GSIZE);
+    assert_int_equal(umdev_client_dma_log_start(F.c, 4096, NULL, 0, &chosen),
+                     0);
+    assert_int_equal(chosen, 4096);
+    /* Reads of 1 page, 2 pages (PRP2) and 64 pages (a list), on both
+     * queues, and an Identify. */
+    for (i = 0; i < 16; i++) {
+        uint32_t nlb = i % 3 == 0 ? 8 : i % 3 == 1 ? 16 : 512;
+
+        q = 1 + i % 2;
+        assert_int_equal(io((uint16_t)q, NVME_CMD_READ, (uint64_t)i * 512, nlb,
+                            DATA2 + (uint64_t)i * 256 * 1024),
+                         0);
+    }
+    {
+        struct nvme_sqe s = sqe(NVME_ADM_IDENTIFY);
+
+        s.prp1 = ABUF;
+        s.cdw10 = NVME_CNS_CTRL;
+        assert_int_equal(admin(&s, NULL), 0);
+    }
+    memset(bitmap, 0, sizeof(bitmap));
+    assert_int_equal(umdev_client_dma_log_report(F.c, GB, GSIZE, 4096, bitmap),
+                     0);
+    for (i = 0; i < sizeof(dev_areas) / sizeof(dev_areas[0]); i++)
+        for (p = dev_areas[i].at; p < dev_areas[i].at + dev_areas[i].len;
+             p += 4096) {
+            uint64_t b = (p - GB) / 4096;
+            bool got = (bitmap[b / 64] >> (b % 64)) & 1;
+
+            if (!got && memcmp(gp(p), shadow + (p - GB), 4096) != 0)
+                fail_msg("page at %#llx written by the controller, not "
+                         "reported",
+                         (unsigned long long)p);
+        }
+    for (p = 0; p < GSIZE / 4096; p++) {
+        if (!((bitmap[p / 64] >> (p % 64)) & 1))
+            continue;
+        reported++;
+        fp += memcmp(F.mem + p * 4096, shadow + p * 4096, 4096) == 0;
+    }
+    print_message("nvme dirty log: %u pages reported, %u of them unchanged\n",
+                  reported, fp);
+    assert_true(reported > 16 * 8);
+    assert_int_equal(umdev_client_dma_log_stop(F.c), 0);
+    free(shadow);
+}
+
 int
 main(void)
 {
@@ -1814,6 +2510,12 @@ main(void)
         cmocka_unit_test_teardown(test_exercise_file, teardown),
         cmocka_unit_test_teardown(test_exercise_fails, teardown),
         cmocka_unit_test_teardown(test_host_errors, teardown),
+        cmocka_unit_test_teardown(test_migrate_mid_io, teardown),
+        cmocka_unit_test_teardown(test_migrate_mid_io_poller, teardown),
+        cmocka_unit_test_teardown(test_migrate_stop_busy, teardown),
+        cmocka_unit_test_teardown(test_migrate_refused, teardown),
+        cmocka_unit_test_teardown(test_migrate_precopy, teardown),
+        cmocka_unit_test_teardown(test_migrate_dirty_log, teardown),
     };
 
     return cmocka_run_group_tests_name("unit.nvme_ctrl", tests, NULL, NULL);

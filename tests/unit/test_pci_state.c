@@ -2,8 +2,9 @@
  * config space, MSI/MSI-X state and INTx level arrive whole on a
  * destination of the same type; a blob from another type, a truncated or
  * newer one, or one no device could produce is refused and changes
- * nothing; a load raises no interrupt, and pending bits are delivered
- * when the guest unmasks them. */
+ * nothing (umdev_pci_state_check() refusing it alike); a load delivers
+ * no MSI/MSI-X vector, and pending bits are delivered when the guest
+ * unmasks them. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -305,6 +306,12 @@ refused(struct pair *p, struct pci_fixture *dst, const uint8_t *b, size_t len,
     int rc;
 
     view(dst, &before);
+    /* The check alone says the same. */
+    rc = umdev_pci_state_check(dst->pci, b, len, err, sizeof(err));
+    if (rc != want || strstr(err, why) == NULL)
+        fail_msg("check for \"%s\": %d, want %d (%s)", why, rc, want, err);
+    view(dst, &after);
+    assert_memory_equal(before.cfg, after.cfg, sizeof(before.cfg));
     rc = umdev_pci_state_load(dst->pci, b, len, err, sizeof(err));
     if (rc != want)
         fail_msg("load for \"%s\": %d, want %d (%s)", why, rc, want, err);
@@ -400,11 +407,51 @@ test_refusals(void **state)
     refused(p, o, b, len, -EINVAL, "config size 256");
     pci_fixture_teardown(&f);
 
-    /* And the untouched blob still loads. */
+    /* And the untouched blob still loads; the check changes nothing. */
+    {
+        struct view before, after;
+
+        view(&p->dst, &before);
+        assert_int_equal(umdev_pci_state_check(p->dst.pci, b, len, NULL, 0), 0);
+        view(&p->dst, &after);
+        assert_memory_equal(before.cfg, after.cfg, sizeof(before.cfg));
+        assert_memory_equal(before.msix, after.msix, sizeof(before.msix));
+    }
     assert_int_equal(umdev_pci_state_load(p->dst.pci, b, len, NULL, 0), 0);
     free(bad);
     free(b);
     free(o);
+}
+
+/* The INTx line as loaded is driven: a destination whose guest left INTx
+ * delivery on raises it (lib/dev holds it while a migrating device is
+ * stopped, tests/func/test_func_migration.c), and a line loaded low is
+ * lowered. */
+static void
+test_intx_driven(void **state)
+{
+    struct pair *p = *state;
+    uint8_t *high, *low;
+    size_t len;
+    uint64_t n;
+
+    cfg_w(&p->src, PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
+    umdev_pci_intx_set(p->src.pci, true);
+    high = save(&p->src, &len);
+    umdev_pci_intx_set(p->src.pci, false);
+    low = save(&p->src, &len);
+
+    n = irqs(&p->dst);
+    assert_int_equal(umdev_pci_state_load(p->dst.pci, high, len, NULL, 0), 0);
+    assert_int_equal(irqs(&p->dst), n + 1);
+    /* Still high: a second load raises no second edge. */
+    assert_int_equal(umdev_pci_state_load(p->dst.pci, high, len, NULL, 0), 0);
+    assert_int_equal(irqs(&p->dst), n + 1);
+    assert_int_equal(umdev_pci_state_load(p->dst.pci, low, len, NULL, 0), 0);
+    assert_int_equal(umdev_pci_state_load(p->dst.pci, high, len, NULL, 0), 0);
+    assert_int_equal(irqs(&p->dst), n + 2);
+    free(high);
+    free(low);
 }
 
 /* Without MSI-X there is no table a guest could have written: a blob
@@ -477,6 +524,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_msi_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_intx_driven, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pcie, setup_pcie, teardown),
         cmocka_unit_test(test_no_msix),
     };
