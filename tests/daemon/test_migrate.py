@@ -13,7 +13,7 @@ memory. A failed move must leave the guest running on the source with
 nothing lost; the VMM's self-test must fail.
 
     python3 test_migrate.py --umdevd P --umdevctl P --probe P \
-        --req-client P --vmm P [unittest arguments]
+        --req-client P --vmm P [Accel|Serial] [unittest arguments]
 """
 
 import json
