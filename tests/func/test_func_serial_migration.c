@@ -74,8 +74,8 @@ fx_setup(void **state)
         struct serial_config cfg = { .name = names[i] };
 
         for (p = 0; p < SERIAL_NR_PORTS; p++) {
-            snprintf(F.end[i][p], sizeof(F.end[i][p]), "%s/%s.port%u",
-                     F.ks.dir, names[i], p);
+            snprintf(F.end[i][p], sizeof(F.end[i][p]), "%s/%s.port%u", F.ks.dir,
+                     names[i], p);
             cfg.port[p].path = F.end[i][p];
         }
         assert_int_equal(
@@ -108,9 +108,9 @@ connect_card(unsigned int i)
 static void
 wr(struct umdev_client *c, unsigned int port, unsigned int reg, uint8_t v)
 {
-    assert_int_equal(umdev_client_region_write(c, UMDEV_PCI_BAR0_REGION + port,
-                                               reg, &v, 1),
-                     0);
+    assert_int_equal(
+        umdev_client_region_write(c, UMDEV_PCI_BAR0_REGION + port, reg, &v, 1),
+        0);
 }
 
 static uint8_t
@@ -118,9 +118,9 @@ rd(struct umdev_client *c, unsigned int port, unsigned int reg)
 {
     uint8_t v = 0;
 
-    assert_int_equal(umdev_client_region_read(c, UMDEV_PCI_BAR0_REGION + port,
-                                              reg, &v, 1),
-                     0);
+    assert_int_equal(
+        umdev_client_region_read(c, UMDEV_PCI_BAR0_REGION + port, reg, &v, 1),
+        0);
     return v;
 }
 
@@ -233,9 +233,9 @@ pci_status(struct umdev_client *c)
 {
     uint16_t v = 0;
 
-    assert_int_equal(umdev_client_region_read(c, UMDEV_PCI_CONFIG_REGION,
-                                              PCI_STATUS, &v, 2),
-                     0);
+    assert_int_equal(
+        umdev_client_region_read(c, UMDEV_PCI_CONFIG_REGION, PCI_STATUS, &v, 2),
+        0);
     return v;
 }
 
@@ -298,12 +298,12 @@ test_stop_is_quiet(void **state)
     assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
     assert_int_equal(pci_status(c) & PCI_STATUS_INTERRUPT, 0);
     host_quiet(h1);
-    assert_int_equal(umdev_client_region_read(c, UMDEV_PCI_BAR0_REGION,
-                                              UART_LSR, &v, 1),
-                     -EBUSY);
-    assert_int_equal(umdev_client_region_write(c, UMDEV_PCI_BAR1_REGION,
-                                               UART_TX, "x", 1),
-                     -EBUSY);
+    assert_int_equal(
+        umdev_client_region_read(c, UMDEV_PCI_BAR0_REGION, UART_LSR, &v, 1),
+        -EBUSY);
+    assert_int_equal(
+        umdev_client_region_write(c, UMDEV_PCI_BAR1_REGION, UART_TX, "x", 1),
+        -EBUSY);
 
     set_state(c, S_RUNNING);
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
@@ -422,8 +422,7 @@ test_move_mid_transfer(void **state)
                      UART_OUT_SIZE);
     assert_int_equal(stream[l.uart[1] + 44], 10);
     /* Port 0: the 97 bytes left, between RX FIFO and held bytes. */
-    assert_int_equal(stream[l.uart[0] + 11] + le32(stream + l.in[0]),
-                     IN0 - 3);
+    assert_int_equal(stream[l.uart[0] + 11] + le32(stream + l.in[0]), IN0 - 3);
     host_quiet(h0);
 
     /* The destination. */
@@ -458,8 +457,7 @@ test_move_mid_transfer(void **state)
     host_expect(g0, (const uint8_t *)"xyz", 3);
     g1 = host_connect(F.end[1][1]);
     host_expect(g1, out1, OUT1);
-    for (i = 0; i < HARNESS_TIMEOUT_MS &&
-                !(rd(d, 1, UART_LSR) & UART_LSR_THRE);
+    for (i = 0; i < HARNESS_TIMEOUT_MS && !(rd(d, 1, UART_LSR) & UART_LSR_THRE);
          i++)
         usleep(1000);
     guest_send(d, 1, (const uint8_t *)"tail", 4);
