@@ -538,6 +538,9 @@ test_corrupt_state_refused(void **state)
     set_state(c, S_STOP_COPY);
     len = read_stream(c, stream);
     parse(stream, len, &l);
+    /* README.md "Migration": 532 bytes idle, here 4 held bytes a port. */
+    assert_int_equal(l.pci_len, 128 + 256);
+    assert_int_equal(l.end - STATE_OFF, 532 + 2 * 4);
     set_state(c, S_RUNNING);
     /* The destination's own. */
     bar0 = 0xc000;
