@@ -22,7 +22,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
+
+#include <linux/sockios.h>
 
 #include "harness.h"
 #include "serial.h"
@@ -276,7 +279,7 @@ static void
 test_stop_is_quiet(void **state)
 {
     struct umdev_client *c = connect_card(0);
-    int efd = efd_new(), h0, h1;
+    int efd = efd_new(), h0, h0b, h1, unread = 0;
     uint8_t v;
 
     (void)state;
@@ -295,9 +298,16 @@ test_stop_is_quiet(void **state)
     set_state(c, S_STOP);
     assert_int_equal(write(h0, "late", 4), 4);
     h1 = host_connect(F.end[0][1]);
+    /* A second client of port 0 is refused (closed) only once the card
+     * runs: stopped, it is not even accepted. */
+    h0b = host_connect(F.end[0][0]);
     assert_int_equal(efd_wait(efd, HARNESS_QUIET_MS), 0);
     assert_int_equal(pci_status(c) & PCI_STATUS_INTERRUPT, 0);
     host_quiet(h1);
+    host_quiet(h0b);
+    /* The card has not read "late" (the receiver had room for it). */
+    assert_int_equal(ioctl(h0, SIOCOUTQ, &unread), 0);
+    assert_true(unread > 0);
     assert_int_equal(
         umdev_client_region_read(c, UMDEV_PCI_BAR0_REGION, UART_LSR, &v, 1),
         -EBUSY);
@@ -310,6 +320,14 @@ test_stop_is_quiet(void **state)
     assert_true(pci_status(c) & PCI_STATUS_INTERRUPT);
     guest_expect(c, 0, (const uint8_t *)"late", 4);
     host_expect(h1, (const uint8_t *)"0123456789", 10);
+    {
+        struct pollfd pfd = { .fd = h0b, .events = POLLIN };
+        uint8_t b;
+
+        assert_int_equal(poll(&pfd, 1, HARNESS_TIMEOUT_MS), 1);
+        assert_int_equal(read(h0b, &b, 1), 0);
+    }
+    close(h0b);
     close(h0);
     close(h1);
     close(efd);
