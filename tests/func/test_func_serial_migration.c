@@ -281,8 +281,10 @@ test_stop_is_quiet(void **state)
     struct umdev_client *c = connect_card(0);
     int efd = efd_new(), h0, h0b, h1, unread = 0;
     uint8_t v;
+    uint8_t *stream = malloc(STREAM_CAP);
 
     (void)state;
+    assert_non_null(stream);
     irq_trigger(c, UMDEV_PCI_INTX_IRQ, 0, efd);
     wr(c, 0, UART_LCR, 0x03);
     wr(c, 0, UART_FCR, UART_FCR_ENABLE_FIFO);
@@ -308,6 +310,13 @@ test_stop_is_quiet(void **state)
     /* The card has not read "late" (the receiver had room for it). */
     assert_int_equal(ioctl(h0, SIOCOUTQ, &unread), 0);
     assert_true(unread > 0);
+    /* A save takes them from the socket into the state; a migration
+     * given up (back to RUNNING) still delivers them, once. */
+    set_state(c, S_STOP_COPY);
+    assert_true(umdev_client_mig_read(c, stream, STREAM_CAP) > STATE_OFF);
+    assert_int_equal(ioctl(h0, SIOCOUTQ, &unread), 0);
+    assert_int_equal(unread, 0);
+    set_state(c, S_STOP);
     assert_int_equal(
         umdev_client_region_read(c, UMDEV_PCI_BAR0_REGION, UART_LSR, &v, 1),
         -EBUSY);
@@ -328,6 +337,8 @@ test_stop_is_quiet(void **state)
         assert_int_equal(read(h0b, &b, 1), 0);
     }
     close(h0b);
+    assert_int_equal(rd(c, 0, UART_LSR) & UART_LSR_DR, 0);
+    free(stream);
     close(h0);
     close(h1);
     close(efd);
@@ -610,6 +621,10 @@ test_corrupt_state_refused(void **state)
     assert_int_equal(umdev_client_mig_write(d, stream, len), 0);
     set_state(d, S_STOP);
     set_state(d, S_RUNNING);
+    /* The source had no host clients, this card has: the lines come up
+     * (the modem inputs are the host end's, not the state's). */
+    assert_int_equal(rd(d, 0, UART_MSR), 0xbb);
+    assert_int_equal(rd(d, 1, UART_MSR), 0xbb);
     host_expect(g0, (const uint8_t *)"SRC0", 4);
     host_expect(g1, (const uint8_t *)"SRC1", 4);
     close(g0);
