@@ -672,7 +672,7 @@ serial_mig_load(void *opaque, uint32_t version, const void *early,
         goto refuse;
     }
     if (early_len != 0 || early != NULL) {
-        snprintf(err, sizeof(err), "a pre-copy section, which it never sends");
+        snprintf(err, sizeof(err), "a pre-copy section (serial sends none)");
         goto refuse;
     }
     if (len < 4) {
@@ -701,10 +701,7 @@ serial_mig_load(void *opaque, uint32_t version, const void *early,
         ust[i] = b + off;
         off += (size_t)n;
         if (len - off < 4) {
-            snprintf(err, sizeof(err),
-                     "port%u: truncated before its host "
-                     "bytes",
-                     i);
+            snprintf(err, sizeof(err), "port%u: truncated, no host count", i);
             goto refuse;
         }
         in_len[i] = get_le32(b + off);
