@@ -120,7 +120,6 @@ struct serial {
     /* Migration STOP (or a saving or resuming state): nothing moves,
      * no interrupt changes, BAR accesses are refused. */
     bool stopped;
-    bool relevel;   /* a state was loaded: re-signal INTx on resume */
     bool set_owner; /* serial_config's: who the host ends belong to */
     uid_t uid;
     gid_t gid;
@@ -543,13 +542,12 @@ serial_mig_resume(void *opaque)
         /* Held bytes move, the host fd is watched, the timer restarts. */
         port_sync(p);
     }
+    /* The line as the UARTs say, whatever the cached level: after a load
+     * it was never driven here (lib/pci took only its status bit). lib/dev
+     * signals a line that rises, and one already high to each eventfd a
+     * client sets and on each unmask. */
     for (i = 0; i < SERIAL_NR_PORTS; i++)
         level = level || uart_irq_level(&s->port[i].uart);
-    /* A loaded state's line is signalled afresh: the client that set the
-     * INTx eventfd has never seen it rise. */
-    if (s->relevel && level)
-        umdev_pci_intx_set(s->pci, false);
-    s->relevel = false;
     s->irq_level = level;
     umdev_pci_intx_set(s->pci, level);
 }
@@ -746,7 +744,6 @@ serial_mig_load(void *opaque, uint32_t version, const void *early,
         p->in_cap = newin[i] != NULL ? SERIAL_MIG_IN_MAX : 0;
         uart_state_load(&p->uart, ust[i]);
     }
-    s->relevel = true;
     return 0;
 refuse:
     for (i = 0; i < SERIAL_NR_PORTS; i++)
@@ -1172,7 +1169,6 @@ serial_power_cycle(struct serial *s)
             uart_set_modem_inputs(&p->uart, HOST_PRESENT_LINES);
     }
     s->stopped = false;
-    s->relevel = false;
     serial_reset(s);
 }
 
