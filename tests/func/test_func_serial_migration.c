@@ -7,7 +7,8 @@
  * fresh one carries on byte for byte both ways, reads back the same
  * registers and re-signals its interrupt; a stopped card raises no
  * interrupt and moves no byte; a corrupt state is refused and changes
- * nothing on the destination.
+ * nothing on the destination; a save drains at most its bound of what the
+ * host client sent.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -635,12 +636,72 @@ test_corrupt_state_refused(void **state)
     free(bad);
 }
 
+/*
+ * A host client that sent more than a save drains: the state carries
+ * SERIAL_MIG_IN_MAX bytes of it, in order after the RX FIFO's, the rest
+ * stays in the socket (logged), and the largest state still loads.
+ */
+static void
+test_drain_bound(void **state)
+{
+    enum { SENT = SERIAL_MIG_IN_MAX + 40000 };
+    struct umdev_client *c = connect_card(0), *d = connect_card(1);
+    uint8_t *data = malloc(SENT), *stream = malloc(STREAM_CAP);
+    struct layout l;
+    size_t len, off = 0;
+    ssize_t n;
+    int h0, unread = 0, i;
+
+    (void)state;
+    assert_non_null(data);
+    assert_non_null(stream);
+    for (i = 0; i < SENT; i++)
+        data[i] = (uint8_t)(i * 31 + (i >> 9));
+    wr(c, 0, UART_LCR, 0x03);
+    wr(c, 0, UART_FCR, UART_FCR_ENABLE_FIFO);
+    h0 = host_connect(F.end[0][0]);
+    wait_carrier(c, 0);
+    assert_int_equal(fcntl(h0, F_SETFL, O_NONBLOCK), 0);
+    while (off < SENT && (n = write(h0, data + off, SENT - off)) > 0)
+        off += (size_t)n;
+    assert_int_equal(off, SENT); /* the socket buffers hold it all */
+    /* The receiver fills; the rest waits in the socket. */
+    for (i = 0; i < HARNESS_TIMEOUT_MS && !(rd(c, 0, UART_LSR) & UART_LSR_DR);
+         i++)
+        usleep(1000);
+    usleep(20000);
+    kit_log_watch(&F.log, "drained for migration");
+    set_state(c, S_STOP_COPY);
+    len = read_stream(c, stream);
+    assert_int_equal(F.log.watched, 1);
+    kit_log_watch(&F.log, NULL);
+    parse(stream, len, &l);
+    assert_int_equal(stream[l.uart[0] + 11], UART_FIFO_SIZE);
+    assert_memory_equal(stream + l.uart[0] + 12, data, UART_FIFO_SIZE);
+    assert_int_equal(le32(stream + l.in[0]), SERIAL_MIG_IN_MAX);
+    assert_memory_equal(stream + l.in[0] + 4, data + UART_FIFO_SIZE,
+                        SERIAL_MIG_IN_MAX);
+    assert_int_equal(ioctl(h0, SIOCOUTQ, &unread), 0);
+    assert_true(unread > 0);
+    set_state(d, S_RESUMING);
+    assert_int_equal(umdev_client_mig_write(d, stream, len), 0);
+    set_state(d, S_STOP);
+    set_state(d, S_RUNNING);
+    guest_expect(d, 0, data, 2 * UART_FIFO_SIZE);
+    close(h0);
+    umdev_client_destroy(c);
+    umdev_client_destroy(d);
+    free(data);
+    free(stream);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_stop_is_quiet, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_move_mid_transfer, fx_setup,
                                     fx_teardown),
     cmocka_unit_test_setup_teardown(test_corrupt_state_refused, fx_setup,
                                     fx_teardown),
+    cmocka_unit_test_setup_teardown(test_drain_bound, fx_setup, fx_teardown),
 };
 
 HARNESS_MAIN("func.serial_migration", tests)
