@@ -140,19 +140,49 @@ hook_attach(void *opaque)
     return m->handshake ? handshake("attach", m->dest_socket) : 0;
 }
 
-/* The destination's start arguments: the source's instance as it runs. */
+/* The destination's definition: the source's instance as it runs, with
+ * its start policy when it has a definition (manual when transient). */
 static struct json_object *
-dest_args(struct json_object *info)
+dest_args(struct json_object *inst)
 {
     static const char *const keys[] = { "uuid",  "parent", "type",
                                         "owner", "mode",   "attrs" };
     struct json_object *a = json_object_new_object(), *v;
+    bool defined = json_object_object_get_ex(inst, "defined", &v) &&
+                   json_object_get_boolean(v);
     size_t i;
 
     for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-        if (json_object_object_get_ex(info, keys[i], &v))
+        if (json_object_object_get_ex(inst, keys[i], &v))
             json_object_object_add(a, keys[i], json_object_get(v));
+    json_object_object_add(
+        a, "start",
+        json_object_new_string(defined ? cli_jstr(inst, "start", "manual")
+                                       : "manual"));
     return a;
+}
+
+/*
+ * Take back what was made at the destination: stop its instance and drop
+ * its definition, keeping the data (a backing file the destination
+ * shares with the source is the source's).
+ */
+static void
+dest_discard(struct umdev_ctl *to, const char *uuid, bool started)
+{
+    struct json_object *a, *r = NULL;
+    char ignored[256];
+
+    if (started) {
+        a = uuid_obj(uuid);
+        json_object_object_add(a, "grace_ms", json_object_new_int(0));
+        json_object_object_add(a, "keep_data", json_object_new_boolean(true));
+        call_on(to, "stop", a, &r, ignored, sizeof(ignored));
+        json_object_put(r);
+        r = NULL;
+    }
+    call_on(to, "undefine", uuid_obj(uuid), &r, ignored, sizeof(ignored));
+    json_object_put(r);
 }
 
 static void
@@ -217,6 +247,7 @@ cli_verb_migrate(struct cli *c, struct cli_opts *o)
     struct json_object *info = NULL, *r = NULL, *inst, *dev, *args;
     struct umdev_ctl *to = NULL;
     char dest_socket[256] = "", why[512];
+    bool defined;
     int rc;
 
     if (o->uuid == NULL)
@@ -267,10 +298,25 @@ cli_verb_migrate(struct cli *c, struct cli_opts *o)
         umdev_client_destroy(src);
         return refuse(&m, rc, why);
     }
+    /*
+     * The destination is a definition, whatever the source was: its
+     * data (an nvme backing file in a directory both daemons name) is
+     * then never removed behind the move, and a failed move is undone by
+     * undefining it, which keeps the data.
+     */
+    defined = json_object_get_boolean(json_object_object_get(inst, "defined"));
     args = dest_args(inst);
     json_object_put(info);
-    rc = call_on(to, "start", args, &r, why, sizeof(why));
+    rc = call_on(to, "define", args, &r, why, sizeof(why));
     json_object_put(r);
+    r = NULL;
+    if (rc == 0) {
+        rc = call_on(to, "start", uuid_obj(o->uuid), &r, why, sizeof(why));
+        json_object_put(r);
+        r = NULL;
+        if (rc < 0)
+            dest_discard(to, o->uuid, false);
+    }
     if (rc < 0) {
         umdev_ctl_close(to);
         umdev_client_destroy(src);
@@ -283,25 +329,27 @@ cli_verb_migrate(struct cli *c, struct cli_opts *o)
     umdev_client_destroy(src);
     umdev_client_destroy(dst);
     if (rc < 0) {
-        /* The source runs again (the driver saw to it); what was started
-         * for it on the destination goes. */
-        struct json_object *sa = uuid_obj(o->uuid);
-        char ignored[256];
-
-        json_object_object_add(sa, "grace_ms", json_object_new_int(0));
-        call_on(to, "stop", sa, &r, ignored, sizeof(ignored));
-        json_object_put(r);
+        /* The source runs again (the driver saw to it); what was made
+         * for it at the destination goes. */
+        dest_discard(to, o->uuid, true);
         umdev_ctl_close(to);
         return refuse(&m, rc, why);
     }
     umdev_ctl_close(to);
     print_result(&m, o->uuid, o->to, &st);
     /* The device lives on at the destination: the source instance ends
-     * (its VMM was told to leave it). */
+     * (its VMM was told to leave it) with its data, which is the
+     * destination's now, and its definition moved too. */
     args = uuid_obj(o->uuid);
     json_object_object_add(args, "grace_ms",
                            json_object_new_int(SOURCE_STOP_GRACE_MS));
+    json_object_object_add(args, "keep_data", json_object_new_boolean(true));
     rc = cli_call(c, "stop", args, &r);
     json_object_put(r);
+    r = NULL;
+    if (rc == 0 && defined) {
+        rc = cli_call(c, "undefine", uuid_obj(o->uuid), &r);
+        json_object_put(r);
+    }
     return rc;
 }

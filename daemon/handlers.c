@@ -1034,16 +1034,24 @@ cmd_start(struct cmd *c)
 static int
 cmd_stop(struct cmd *c)
 {
-    static const char *const keys[] = { "uuid", "grace_ms", NULL };
+    static const char *const keys[] = { "uuid", "grace_ms", "keep_data", NULL };
     int grace = UMDEVD_DEFAULT_GRACE_MS;
     struct instance *inst;
     struct json_object *v;
+    bool keep_data = false;
     struct waiter *w;
     int rc;
 
     rc = check_keys(c->args, keys, c->err, c->errlen);
     if (rc < 0)
         return rc;
+    if (json_object_object_get_ex(c->args, "keep_data", &v)) {
+        if (!json_object_is_type(v, json_type_boolean)) {
+            snprintf(c->err, c->errlen, "keep_data must be true or false");
+            return -EINVAL;
+        }
+        keep_data = json_object_get_boolean(v);
+    }
     if (json_object_object_get_ex(c->args, "grace_ms", &v)) {
         if (!json_object_is_type(v, json_type_int) ||
             json_object_get_int64(v) < 0 || json_object_get_int64(v) > 600000) {
@@ -1068,6 +1076,8 @@ cmd_stop(struct cmd *c)
     /* As it runs (or ran, when failed), with its definition's policy. */
     if (check_point(c, inst_live(inst), inst->cfg.auto_start))
         return 0;
+    if (keep_data)
+        inst->keep_data = true;
     /* Acknowledge a failure: back to stopped (or gone). */
     if (inst_acknowledge(c->d, inst) == 0)
         return 0;

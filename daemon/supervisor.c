@@ -117,7 +117,11 @@ inst_add(struct daemon *d, struct inst_config *cfg, bool defined,
 static void
 transient_data_drop(struct daemon *d, struct instance *inst)
 {
-    if (!inst->defined) {
+    if (!inst->defined && inst->keep_data) {
+        umdev_log(&d->log, LOG_INFO,
+                  "%s: transient instance gone; its data stays (it moved)",
+                  inst->cfg.uuid);
+    } else if (!inst->defined) {
         char where[PATH_MAX + 64];
 
         if (parents_instance_data(d, &inst->cfg, true, where, sizeof(where)) <

@@ -152,6 +152,10 @@ struct instance {
     bool lease;
     void *lessee;
     pid_t lease_pid;
+    /* Stopped with "keep_data" (umdevctl migrate: the instance moved, and
+     * its data, a backing file, is the destination's now): a transient
+     * instance's data is not removed when it goes. */
+    bool keep_data;
     struct instance *next;
 };
 

@@ -29,6 +29,9 @@ struct nvme_be {
     int fd;        /* buffered */
     int efd;
     uint32_t dio_align; /* offset, length and address alignment */
+    /* Which file it is (st_dev, st_ino), taken at open: the sandboxed
+     * worker may not stat it later. */
+    uint64_t file_id[2];
     unsigned int queued, inflight;
     /* null: finished, not reaped yet */
     struct done_ent done[NVME_BE_DEPTH];
@@ -139,6 +142,8 @@ nvme_be_open_file(const char *path, uint64_t size, struct nvme_be **out,
                  path, (unsigned long long)size);
         goto fail;
     }
+    be->file_id[0] = (uint64_t)st.st_dev;
+    be->file_id[1] = (uint64_t)st.st_ino;
     /* tmpfs and some others refuse O_DIRECT: buffered only, then. */
     be->fd_direct = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_DIRECT);
     if (be->fd_direct >= 0)
@@ -432,4 +437,11 @@ bool
 nvme_be_is_null(const struct nvme_be *be)
 {
     return be->null;
+}
+
+void
+nvme_be_file_id(const struct nvme_be *be, uint64_t id[2])
+{
+    id[0] = be->file_id[0];
+    id[1] = be->file_id[1];
 }

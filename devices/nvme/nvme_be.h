@@ -89,5 +89,10 @@ bool nvme_be_direct(const struct nvme_be *be);
 
 /** True for the null backend (no data moves: part of what a guest sees). */
 bool nvme_be_is_null(const struct nvme_be *be);
+/* The backing file's device and inode numbers (0, 0 for the null
+ * backend): migration's configuration, so that a destination over
+ * another file refuses the stream instead of showing the guest other
+ * data. */
+void nvme_be_file_id(const struct nvme_be *be, uint64_t id[2]);
 
 #endif /* UMDEV_NVME_BE_H */

@@ -2234,8 +2234,9 @@ r64(struct mig_r *r)
     return p != NULL ? nvme_le64(p) : 0;
 }
 
-/* Configuration: 32 (type) + 4 + 8 + 4 + 4 + 4 + 4 + 16 + 8 + 16 + 20. */
-#define MIG_CONFIG_SIZE 120u
+/* Configuration: 32 (type) + 4 + 8 + 4 + 4 + 4 + 4 + 16 + 8 + 16 + 20
+ * + 16 (the backing file). */
+#define MIG_CONFIG_SIZE 136u
 /* Metadata: features, shadow doorbell buffer, then per queue pair. */
 #define MIG_META_FIXED (7u * 4u + 2u * 2u + 1u + 2u * 8u)
 #define MIG_META_PER_Q (1u + 13u + 14u)
@@ -2259,6 +2260,7 @@ nvme_mig_config(void *opaque, struct umdev_mig_buf *out)
     struct nvme_ctrl *c = opaque;
     uint8_t b[MIG_CONFIG_SIZE], type[32] = { 0 };
     struct mig_w w = { b };
+    uint64_t file_id[2];
 
     /* Everything that shapes what the guest sees and that the state does
      * not carry: the namespace's identity too, so a destination serving
@@ -2275,6 +2277,12 @@ nvme_mig_config(void *opaque, struct umdev_mig_buf *out)
     wbytes(&w, c->eui64, 8);
     wbytes(&w, c->nguid, 16);
     wbytes(&w, c->serial, 20);
+    /* The namespace's data is the backing file's: a destination over
+     * another file (another directory, another daemon's state) would
+     * show the guest other blocks under the same identity. */
+    nvme_be_file_id(c->be, file_id);
+    w64(&w, file_id[0]);
+    w64(&w, file_id[1]);
     assert(w.p == b + sizeof(b));
     return umdev_mig_buf_put(out, b, sizeof(b));
 }

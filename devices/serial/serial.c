@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
@@ -100,6 +101,13 @@ struct serial_port {
     bool out_closed;  /* the peer reads no more */
     int pty_slave_fd; /* held open so the master never hangs up */
     int64_t timer;    /* the RX timeout's loop timer, 0 if none */
+    /* Bytes from the host end the UART has not received yet: drained
+     * from the host fd at a migration save (its connection does not move
+     * with the device) or loaded from one. They go to the receiver
+     * before anything read from the host fd, as its room allows. */
+    uint8_t *in;
+    size_t in_head, in_count, in_cap;
+    bool relisten; /* stopped while listening: listen again on resume */
 };
 
 struct serial {
@@ -109,6 +117,9 @@ struct serial {
     struct umdev_dev *dev;
     struct umdev_pci *pci;
     bool irq_level;
+    /* Migration STOP (or a saving or resuming state): nothing moves,
+     * no interrupt changes, BAR accesses are refused. */
+    bool stopped;
     bool set_owner; /* serial_config's: who the host ends belong to */
     uid_t uid;
     gid_t gid;
@@ -125,6 +136,8 @@ serial_update_irq(struct serial *s)
     bool level = false;
     unsigned int i;
 
+    if (s->stopped)
+        return; /* resume() drives the line */
     for (i = 0; i < SERIAL_NR_PORTS; i++)
         level = level || uart_irq_level(&s->port[i].uart);
     if (level == s->irq_level)
@@ -161,15 +174,31 @@ host_flush(struct serial_port *p)
     }
 }
 
+/* Hand the receiver what it takes of the bytes held in p->in. */
+static void
+host_in_feed(struct serial_port *p)
+{
+    while (p->in_count > 0 && uart_rx_room(&p->uart) > 0) {
+        uart_rx_push(&p->uart, p->in[p->in_head]);
+        p->in_head++;
+        p->in_count--;
+    }
+    if (p->in_count == 0)
+        p->in_head = 0;
+}
+
 /* Read at most what the RX FIFO takes; the rest stays in the kernel. */
 static void
 host_read(struct serial_port *p)
 {
     uint8_t buf[UART_FIFO_SIZE];
-    size_t room = uart_rx_room(&p->uart);
+    size_t room;
     ssize_t n, i;
 
-    if (p->host_fd < 0 || p->rx_eof || room == 0)
+    /* Held bytes came first: the fd waits until they are in. */
+    host_in_feed(p);
+    room = uart_rx_room(&p->uart);
+    if (p->host_fd < 0 || p->rx_eof || room == 0 || p->in_count > 0)
         return;
     if (room > sizeof(buf))
         room = sizeof(buf);
@@ -208,7 +237,7 @@ host_watch(struct serial_port *p)
 
     if (p->host_fd < 0)
         return;
-    if (!p->rx_eof && uart_rx_room(&p->uart) > 0)
+    if (!p->rx_eof && uart_rx_room(&p->uart) > 0 && p->in_count == 0)
         ev |= UMDEV_LOOP_IN;
     if (!p->out_closed && uart_tx_pending(&p->uart) > 0)
         ev |= UMDEV_LOOP_OUT;
@@ -300,6 +329,9 @@ timer_sync(struct serial_port *p)
 static void
 port_sync(struct serial_port *p)
 {
+    if (p->s->stopped)
+        return; /* resume() syncs */
+    host_in_feed(p);
     host_flush(p);
     if (p->host_fd >= 0 && p->rx_eof && p->out_closed)
         host_detach(p);
@@ -388,6 +420,17 @@ bar_access(void *opaque, uint64_t offset, void *buf, size_t count,
     struct serial_port *p = opaque;
     int rc;
 
+    /* A stopped device changes no state (<linux/vfio.h>, "RUNNING_P2P ->
+     * STOP"), and nearly every register access would: reading RBR pops
+     * the FIFO, reading LSR, IIR or MSR clears latches. */
+    if (p->s->stopped) {
+        umdev_log(p->s->log, LOG_DEBUG,
+                  "%s: port%u: %s at %#llx refused: device stopped for "
+                  "migration",
+                  p->s->name, p->index, is_write ? "write" : "read",
+                  (unsigned long long)offset);
+        return -EBUSY;
+    }
     rc = uart_access(&p->uart, offset, buf, count, is_write);
     if (rc < 0) {
         umdev_log(p->s->log, LOG_DEBUG,
@@ -415,8 +458,313 @@ serial_reset(void *opaque)
     return 0;
 }
 
+/*
+ * Migration. The state (format SERIAL_MIG_VERSION, README.md "Migration"):
+ * a uint32_t length and that many bytes of lib/pci's state, then per port
+ * the UART's state (uart_state_save(): registers, latches, FIFOs, the
+ * bytes held for the host end) and a uint32_t count with that many bytes
+ * from the host end the UART had not received. Integers little-endian.
+ */
+static void
+put_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t
+get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+/* What both ends must agree on for the state to fit: ports, FIFO and BAR
+ * sizes, each port's host-end buffer. The host ends' kinds and paths are
+ * the host's business: the guest sees the same card either way. */
+static int
+serial_mig_config(void *opaque, struct umdev_mig_buf *out)
+{
+    struct serial *s = opaque;
+    uint8_t cfg[4 * (3 + SERIAL_NR_PORTS)];
+    unsigned int i;
+
+    put_le32(cfg, SERIAL_NR_PORTS);
+    put_le32(cfg + 4, UART_FIFO_SIZE);
+    put_le32(cfg + 8, SERIAL_BAR_SIZE);
+    for (i = 0; i < SERIAL_NR_PORTS; i++)
+        put_le32(cfg + 12 + 4 * i, (uint32_t)s->port[i].uart.out_limit);
+    return umdev_mig_buf_put(out, cfg, sizeof(cfg));
+}
+
+static int
+serial_mig_stop(void *opaque)
+{
+    struct serial *s = opaque;
+    unsigned int i;
+
+    /* Nothing may reach the UARTs now: no host fd, no new client (its
+     * modem lines would change MSR; it waits in the backlog), no timer. */
+    s->stopped = true;
+    for (i = 0; i < SERIAL_NR_PORTS; i++) {
+        struct serial_port *p = &s->port[i];
+
+        host_unwatch(p);
+        p->relisten = p->listening;
+        if (p->listening)
+            umdev_loop_del(s->loop, p->listen_fd);
+        p->listening = false;
+        umdev_loop_timer_cancel(s->loop, p->timer);
+        p->timer = 0;
+        uart_timer_cancelled(&p->uart);
+    }
+    return 0;
+}
+
+static void
+serial_mig_resume(void *opaque)
+{
+    struct serial *s = opaque;
+    bool level = false;
+    unsigned int i;
+
+    s->stopped = false;
+    for (i = 0; i < SERIAL_NR_PORTS; i++) {
+        struct serial_port *p = &s->port[i];
+
+        if (p->relisten && p->listen_fd >= 0 &&
+            umdev_loop_add(s->loop, p->listen_fd, UMDEV_LOOP_IN, on_listen,
+                           p) == 0)
+            p->listening = true;
+        p->relisten = false;
+        /* Held bytes move, the host fd is watched, the timer restarts. */
+        port_sync(p);
+    }
+    /* The line as the UARTs say, whatever the cached level: after a load
+     * it was never driven here (lib/pci took only its status bit). lib/dev
+     * signals a line that rises, and one already high to each eventfd a
+     * client sets and on each unmask. */
+    for (i = 0; i < SERIAL_NR_PORTS; i++)
+        level = level || uart_irq_level(&s->port[i].uart);
+    s->irq_level = level;
+    umdev_pci_intx_set(s->pci, level);
+}
+
+/*
+ * What the host peer sent and the UART has not received leaves with the
+ * device: the connection ends here. Read it without blocking, at most
+ * SERIAL_MIG_IN_MAX bytes held per port; a peer that keeps sending
+ * past that loses the rest with its connection.
+ */
+static int
+host_drain(struct serial_port *p)
+{
+    uint8_t *in;
+    ssize_t n;
+
+    if (p->host_fd < 0 || p->rx_eof)
+        return 0;
+    if (p->in_cap < SERIAL_MIG_IN_MAX) {
+        in = realloc(p->in, SERIAL_MIG_IN_MAX);
+        if (in == NULL)
+            return -ENOMEM;
+        p->in = in;
+        p->in_cap = SERIAL_MIG_IN_MAX;
+    }
+    if (p->in_head != 0) {
+        memmove(p->in, p->in + p->in_head, p->in_count);
+        p->in_head = 0;
+    }
+    while (p->in_count < SERIAL_MIG_IN_MAX) {
+        n = read(p->host_fd, p->in + p->in_count,
+                 SERIAL_MIG_IN_MAX - p->in_count);
+        if (n > 0) {
+            p->in_count += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        /* End of file or error: the peer sends no more (as host_read()). */
+        if (n < 0 && !p->is_pty)
+            p->out_closed = true;
+        p->rx_eof = true;
+        break;
+    }
+    if (p->in_count == SERIAL_MIG_IN_MAX)
+        umdev_log(p->s->log, LOG_WARNING,
+                  "%s: port%u: host end still sending after %u bytes "
+                  "drained for migration; the rest stays behind",
+                  p->s->name, p->index, SERIAL_MIG_IN_MAX);
+    return 0;
+}
+
+static int
+serial_mig_save(void *opaque, struct umdev_mig_buf *out)
+{
+    struct serial *s = opaque;
+    uint32_t pci_len = (uint32_t)umdev_pci_state_size(s->pci);
+    uint8_t *buf, le[4];
+    size_t len;
+    unsigned int i;
+    int rc;
+
+    for (i = 0; i < SERIAL_NR_PORTS; i++) {
+        rc = host_drain(&s->port[i]);
+        if (rc < 0)
+            return rc;
+    }
+    len = pci_len;
+    for (i = 0; i < SERIAL_NR_PORTS; i++)
+        if (uart_state_size(&s->port[i].uart) > len)
+            len = uart_state_size(&s->port[i].uart);
+    buf = malloc(len);
+    if (buf == NULL)
+        return -ENOMEM;
+    rc = umdev_pci_state_save(s->pci, buf, pci_len);
+    put_le32(le, pci_len);
+    if (rc == 0)
+        rc = umdev_mig_buf_put(out, le, sizeof(le));
+    if (rc == 0)
+        rc = umdev_mig_buf_put(out, buf, pci_len);
+    for (i = 0; rc == 0 && i < SERIAL_NR_PORTS; i++) {
+        struct serial_port *p = &s->port[i];
+
+        uart_state_save(&p->uart, buf);
+        rc = umdev_mig_buf_put(out, buf, uart_state_size(&p->uart));
+        put_le32(le, (uint32_t)p->in_count);
+        if (rc == 0)
+            rc = umdev_mig_buf_put(out, le, sizeof(le));
+        if (rc == 0 && p->in_count > 0)
+            rc = umdev_mig_buf_put(out, p->in + p->in_head, p->in_count);
+    }
+    free(buf);
+    return rc;
+}
+
+/*
+ * Check the whole state before taking any of it; on refusal log why and
+ * leave the device as it was. A load replaces the UARTs' state whole,
+ * held bytes included (README.md "Migration").
+ */
+static int
+serial_mig_load(void *opaque, uint32_t version, const void *early,
+                size_t early_len, const void *state, size_t len)
+{
+    struct serial *s = opaque;
+    const uint8_t *b = state, *pci_state, *ust[SERIAL_NR_PORTS],
+                  *in[SERIAL_NR_PORTS];
+    uint32_t pci_len, in_len[SERIAL_NR_PORTS];
+    uint8_t *newin[SERIAL_NR_PORTS] = { NULL };
+    size_t off;
+    char err[160] = "";
+    unsigned int i;
+    long n;
+    int rc = -EINVAL;
+
+    if (version != SERIAL_MIG_VERSION) {
+        snprintf(err, sizeof(err), "state version %u unknown", version);
+        goto refuse;
+    }
+    if (early_len != 0 || early != NULL) {
+        snprintf(err, sizeof(err), "a pre-copy section (serial sends none)");
+        goto refuse;
+    }
+    if (len < 4) {
+        snprintf(err, sizeof(err), "truncated: %zu bytes", len);
+        goto refuse;
+    }
+    pci_len = get_le32(b);
+    off = 4;
+    if (len - off < pci_len) {
+        snprintf(err, sizeof(err),
+                 "truncated: config space state of %u bytes, %zu there",
+                 pci_len, len - off);
+        goto refuse;
+    }
+    pci_state = b + off;
+    off += pci_len;
+    for (i = 0; i < SERIAL_NR_PORTS; i++) {
+        char why[120];
+
+        n = uart_state_check(&s->port[i].uart, b + off, len - off, why,
+                             sizeof(why));
+        if (n < 0) {
+            snprintf(err, sizeof(err), "port%u: %s", i, why);
+            goto refuse;
+        }
+        ust[i] = b + off;
+        off += (size_t)n;
+        if (len - off < 4) {
+            snprintf(err, sizeof(err), "port%u: truncated, no host count", i);
+            goto refuse;
+        }
+        in_len[i] = get_le32(b + off);
+        off += 4;
+        if (in_len[i] > SERIAL_MIG_IN_MAX || len - off < in_len[i]) {
+            snprintf(err, sizeof(err),
+                     "port%u: %u host bytes (at most %u, %zu there)", i,
+                     in_len[i], SERIAL_MIG_IN_MAX, len - off);
+            goto refuse;
+        }
+        in[i] = b + off;
+        off += in_len[i];
+    }
+    if (off != len) {
+        snprintf(err, sizeof(err), "%zu bytes after the last port", len - off);
+        goto refuse;
+    }
+    /* Allocations before the first change, so none can fail halfway. */
+    for (i = 0; i < SERIAL_NR_PORTS; i++) {
+        if (in_len[i] == 0)
+            continue;
+        newin[i] = malloc(SERIAL_MIG_IN_MAX);
+        if (newin[i] == NULL) {
+            rc = -ENOMEM;
+            snprintf(err, sizeof(err), "out of memory");
+            goto refuse;
+        }
+        memcpy(newin[i], in[i], in_len[i]);
+    }
+    /* Last of the checks and first of the changes: lib/pci checks its
+     * whole blob before taking any of it. */
+    rc = umdev_pci_state_load(s->pci, pci_state, pci_len, err, sizeof(err));
+    if (rc < 0)
+        goto refuse;
+    for (i = 0; i < SERIAL_NR_PORTS; i++) {
+        struct serial_port *p = &s->port[i];
+
+        free(p->in);
+        p->in = newin[i];
+        p->in_head = 0;
+        p->in_count = in_len[i];
+        p->in_cap = newin[i] != NULL ? SERIAL_MIG_IN_MAX : 0;
+        uart_state_load(&p->uart, ust[i]);
+    }
+    return 0;
+refuse:
+    for (i = 0; i < SERIAL_NR_PORTS; i++)
+        free(newin[i]);
+    umdev_log(s->log, LOG_ERR, "%s: migrated state refused: %s", s->name, err);
+    return rc;
+}
+
+static const struct umdev_mig_ops serial_mig = {
+    .type = "serial",
+    .version = SERIAL_MIG_VERSION,
+    .config = serial_mig_config,
+    .stop = serial_mig_stop,
+    .resume = serial_mig_resume,
+    .save = serial_mig_save,
+    .load = serial_mig_load,
+};
+
 static const struct umdev_dev_ops serial_ops = {
     .reset = serial_reset,
+    .mig = &serial_mig,
 };
 
 /* A filesystem identity this thread switched away from. */
@@ -670,6 +1018,7 @@ port_fini(struct serial_port *p)
     port_unlink(p, p->path);
     free(p->path);
     free(p->pty_name);
+    free(p->in);
 }
 
 static int
@@ -813,10 +1162,13 @@ serial_power_cycle(struct serial *s)
         p->rx_eof = false;
         p->out_closed = false;
         p->host_events = 0;
+        p->in_head = p->in_count = 0; /* a new card holds no host bytes */
+        p->relisten = false;
         uart_init(&p->uart, p->uart.out_limit);
         if (p->host_fd >= 0) /* a pty master: always there */
             uart_set_modem_inputs(&p->uart, HOST_PRESENT_LINES);
     }
+    s->stopped = false;
     serial_reset(s);
 }
 

@@ -27,6 +27,12 @@
 #define SERIAL_CLASS 0x070002 /* serial controller, 16550-compatible */
 #define SERIAL_BAR_SIZE 8     /* per port: an 8-byte I/O BAR */
 
+/* Migration (README.md "Migration"): the state format's version, and the
+ * most bytes per port a save drains from the host end into the state
+ * (what the host peer sent that the UART had not received). */
+#define SERIAL_MIG_VERSION 1u
+#define SERIAL_MIG_IN_MAX (64u << 10)
+
 struct serial_port_config {
     /* The UNIX socket (listening, one client at a time) a user connects
      * to with socat or screen; NULL: none. Borrowed during

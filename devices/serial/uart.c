@@ -9,6 +9,7 @@
  * consumes bytes and the FIFO drains.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "uart.h"
@@ -558,4 +559,227 @@ void
 uart_get_stats(const struct uart *u, struct uart_stats *out)
 {
     *out = u->stats;
+}
+
+/* The state's layout (uart.h, devices/serial/README.md "Migration"). */
+enum {
+    ST_IER = 0,
+    ST_LCR = 1,
+    ST_MCR = 2,
+    ST_FCR = 3,
+    ST_LSR = 4,
+    ST_MSR = 5,
+    ST_SCR = 6,
+    ST_RBR = 7,
+    ST_DIVISOR = 8, /* 2 bytes */
+    ST_FLAGS = 10,
+    ST_RX_COUNT = 11,
+    ST_RX = 12,
+    ST_RX_FLAGS = ST_RX + UART_FIFO_SIZE,
+    ST_TX_COUNT = ST_RX_FLAGS + UART_FIFO_SIZE,
+    ST_RSVD1 = ST_TX_COUNT + 1,
+    ST_TX = ST_RSVD1 + 1,
+    ST_RSVD2 = ST_TX + UART_FIFO_SIZE, /* 2 bytes */
+    ST_OUT_COUNT = ST_RSVD2 + 2,       /* 4 bytes */
+};
+_Static_assert(ST_OUT_COUNT + 4 == UART_STATE_FIXED, "uart state layout");
+
+#define ST_F_THR_IPENDING 0x01
+#define ST_F_TIMEOUT_IPENDING 0x02
+
+static uint32_t
+get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static void
+put_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+size_t
+uart_state_size(const struct uart *u)
+{
+    return UART_STATE_FIXED + u->out_count;
+}
+
+void
+uart_state_save(const struct uart *u, uint8_t *buf)
+{
+    unsigned int i;
+    size_t n;
+
+    memset(buf, 0, UART_STATE_FIXED);
+    buf[ST_IER] = u->ier;
+    buf[ST_LCR] = u->lcr;
+    buf[ST_MCR] = u->mcr;
+    buf[ST_FCR] = u->fcr;
+    buf[ST_LSR] = u->lsr & UART_LSR_BRK_ERROR_BITS;
+    buf[ST_MSR] = u->msr;
+    buf[ST_SCR] = u->scr;
+    buf[ST_RBR] = u->rbr;
+    buf[ST_DIVISOR] = (uint8_t)u->divisor;
+    buf[ST_DIVISOR + 1] = (uint8_t)(u->divisor >> 8);
+    buf[ST_FLAGS] =
+        (uint8_t)((u->thr_ipending ? ST_F_THR_IPENDING : 0) |
+                  (u->timeout_ipending ? ST_F_TIMEOUT_IPENDING : 0));
+    buf[ST_RX_COUNT] = (uint8_t)u->rx_count;
+    for (i = 0; i < u->rx_count; i++) {
+        buf[ST_RX + i] = u->rx[(u->rx_head + i) % UART_FIFO_SIZE];
+        buf[ST_RX_FLAGS + i] = u->rx_flags[(u->rx_head + i) % UART_FIFO_SIZE];
+    }
+    buf[ST_TX_COUNT] = (uint8_t)u->tx_count;
+    for (i = 0; i < u->tx_count; i++)
+        buf[ST_TX + i] = u->tx[(u->tx_head + i) % UART_FIFO_SIZE];
+    put_le32(buf + ST_OUT_COUNT, (uint32_t)u->out_count);
+    /* The ring in order, in at most two runs. */
+    n = UART_OUT_SIZE - u->out_head;
+    if (n > u->out_count)
+        n = u->out_count;
+    memcpy(buf + UART_STATE_FIXED, u->out + u->out_head, n);
+    memcpy(buf + UART_STATE_FIXED + n, u->out, u->out_count - n);
+}
+
+/* Bytes [@from, @to) of @buf are all zero. */
+static bool
+all_zero(const uint8_t *buf, size_t from, size_t to)
+{
+    for (; from < to; from++)
+        if (buf[from] != 0)
+            return false;
+    return true;
+}
+
+/* The MSR status nibble loopback derives from @mcr (msr_update()). */
+static uint8_t
+loop_status(uint8_t mcr)
+{
+    return (uint8_t)(((mcr & UART_MCR_RTS) ? UART_MSR_CTS : 0) |
+                     ((mcr & UART_MCR_DTR) ? UART_MSR_DSR : 0) |
+                     ((mcr & UART_MCR_OUT1) ? UART_MSR_RI : 0) |
+                     ((mcr & UART_MCR_OUT2) ? UART_MSR_DCD : 0));
+}
+
+#define STATE_REFUSE(...)                                                      \
+    do {                                                                       \
+        if (err != NULL && errlen > 0)                                         \
+            snprintf(err, errlen, __VA_ARGS__);                                \
+        return -EINVAL;                                                        \
+    } while (0)
+
+long
+uart_state_check(const struct uart *u, const uint8_t *buf, size_t len,
+                 char *err, size_t errlen)
+{
+    uint8_t fcr, flags, mcr;
+    unsigned int cap, rx_count, tx_count, i;
+    uint32_t out_count;
+
+    if (len < UART_STATE_FIXED)
+        STATE_REFUSE("UART state truncated: %zu of %u bytes", len,
+                     UART_STATE_FIXED);
+    fcr = buf[ST_FCR];
+    mcr = buf[ST_MCR];
+    flags = buf[ST_FLAGS];
+    rx_count = buf[ST_RX_COUNT];
+    tx_count = buf[ST_TX_COUNT];
+    out_count = get_le32(buf + ST_OUT_COUNT);
+    if (buf[ST_IER] & ~UART_IER_MASK)
+        STATE_REFUSE("IER %#x has bits a 16550A reads as 0", buf[ST_IER]);
+    if (mcr & ~UART_MCR_MASK)
+        STATE_REFUSE("MCR %#x has bits a 16550A reads as 0", mcr);
+    if ((fcr & ~(UART_FCR_ENABLE_FIFO | UART_FCR_DMA_SELECT |
+                 UART_FCR_TRIGGER_MASK)) ||
+        (fcr != 0 && !(fcr & UART_FCR_ENABLE_FIFO)))
+        STATE_REFUSE("FCR state %#x is not one the UART keeps", fcr);
+    if (buf[ST_LSR] & ~UART_LSR_BRK_ERROR_BITS)
+        STATE_REFUSE("LSR latch %#x has bits other than OE/PE/FE/BI",
+                     buf[ST_LSR]);
+    if (flags & ~(ST_F_THR_IPENDING | ST_F_TIMEOUT_IPENDING))
+        STATE_REFUSE("unknown interrupt latch bits %#x", flags);
+    cap = (fcr & UART_FCR_ENABLE_FIFO) ? UART_FIFO_SIZE : 1;
+    if (rx_count > cap || tx_count > cap)
+        STATE_REFUSE("FIFO counts rx %u, tx %u exceed the FIFO (%u)", rx_count,
+                     tx_count, cap);
+    for (i = 0; i < rx_count; i++)
+        if (buf[ST_RX_FLAGS + i] & ~(UART_RXF_PE | UART_RXF_FE | UART_RXF_BI))
+            STATE_REFUSE("RX FIFO byte %u has flags %#x", i,
+                         buf[ST_RX_FLAGS + i]);
+    if (!all_zero(buf, ST_RX + rx_count, ST_RX + UART_FIFO_SIZE) ||
+        !all_zero(buf, ST_RX_FLAGS + rx_count, ST_RX_FLAGS + UART_FIFO_SIZE) ||
+        !all_zero(buf, ST_TX + tx_count, ST_TX + UART_FIFO_SIZE) ||
+        buf[ST_RSVD1] != 0 || !all_zero(buf, ST_RSVD2, ST_RSVD2 + 2))
+        STATE_REFUSE("unused FIFO slots or reserved bytes are not zero");
+    /* Latches that only exist in some states (uart_update_irq()'s
+     * sources): THRI with an empty TX FIFO, a character timeout with
+     * FIFOs on and a byte to time out. */
+    if ((flags & ST_F_THR_IPENDING) && tx_count != 0)
+        STATE_REFUSE("THRE interrupt latched with %u bytes in the TX FIFO",
+                     tx_count);
+    if ((flags & ST_F_TIMEOUT_IPENDING) &&
+        (!(fcr & UART_FCR_ENABLE_FIFO) || rx_count == 0))
+        STATE_REFUSE("character timeout latched without bytes in a FIFO");
+    if ((mcr & UART_MCR_LOOP) &&
+        (buf[ST_MSR] & UART_MSR_STATUS) != loop_status(mcr))
+        STATE_REFUSE("MSR %#x does not follow MCR %#x in loopback", buf[ST_MSR],
+                     mcr);
+    if (out_count > u->out_limit)
+        STATE_REFUSE("%u bytes held for the host end, more than its %zu-byte "
+                     "buffer",
+                     out_count, u->out_limit);
+    if (len - UART_STATE_FIXED < out_count)
+        STATE_REFUSE("UART state truncated: %zu of %u held bytes",
+                     len - UART_STATE_FIXED, out_count);
+    return (long)(UART_STATE_FIXED + out_count);
+}
+
+void
+uart_state_load(struct uart *u, const uint8_t *buf)
+{
+    unsigned int i;
+
+    u->ier = buf[ST_IER];
+    u->lcr = buf[ST_LCR];
+    u->mcr = buf[ST_MCR];
+    u->fcr = buf[ST_FCR];
+    u->lsr = buf[ST_LSR];
+    u->msr = buf[ST_MSR];
+    u->scr = buf[ST_SCR];
+    u->rbr = buf[ST_RBR];
+    u->divisor = (uint16_t)(buf[ST_DIVISOR] | buf[ST_DIVISOR + 1] << 8);
+    u->thr_ipending = (buf[ST_FLAGS] & ST_F_THR_IPENDING) != 0;
+    u->timeout_ipending = (buf[ST_FLAGS] & ST_F_TIMEOUT_IPENDING) != 0;
+    u->rx_head = 0;
+    u->rx_count = buf[ST_RX_COUNT];
+    memset(u->rx, 0, sizeof(u->rx));
+    memset(u->rx_flags, 0, sizeof(u->rx_flags));
+    for (i = 0; i < u->rx_count; i++) {
+        u->rx[i] = buf[ST_RX + i];
+        u->rx_flags[i] = buf[ST_RX_FLAGS + i];
+    }
+    u->tx_head = 0;
+    u->tx_count = buf[ST_TX_COUNT];
+    memset(u->tx, 0, sizeof(u->tx));
+    memcpy(u->tx, buf + ST_TX, u->tx_count);
+    u->out_head = 0;
+    u->out_count = get_le32(buf + ST_OUT_COUNT);
+    memcpy(u->out, buf + UART_STATE_FIXED, u->out_count);
+    u->timer_armed = false;
+    u->timer_restart = false;
+    /* The saved status bits against this side's modem inputs. */
+    msr_update(u);
+    uart_update_irq(u);
+}
+
+void
+uart_timer_cancelled(struct uart *u)
+{
+    u->timer_armed = false;
+    u->timer_restart = false;
 }

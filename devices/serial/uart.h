@@ -241,4 +241,51 @@ unsigned int uart_rx_trigger(const struct uart *u);
 
 void uart_get_stats(const struct uart *u, struct uart_stats *out);
 
+/*
+ * Migration state of one UART (devices/serial/README.md "Migration"): a
+ * little-endian blob of UART_STATE_FIXED bytes (registers, interrupt
+ * latches, both FIFOs oldest byte first) followed by the bytes held for
+ * the host end, as many as its last field says. IIR, LSR's live bits and
+ * the interrupt output are not in it: they follow from the rest. Nor are
+ * the modem inputs (the host end's, which the destination has its own
+ * of), the timer (restarted on resume, which may lengthen a character
+ * timeout, never shorten it) or the statistics.
+ */
+#define UART_STATE_FIXED 68u
+
+/** Bytes uart_state_save() writes now (UART_STATE_FIXED and the held bytes). */
+size_t uart_state_size(const struct uart *u);
+
+/** uart_state_save() - write uart_state_size() bytes at @buf. */
+void uart_state_save(const struct uart *u, uint8_t *buf);
+
+/**
+ * uart_state_check() - is the state at @buf (@len bytes available, maybe
+ * followed by other data) one @u can take? Every field is checked against
+ * what a 16550A can hold: register bits that read as 0, FIFO counts
+ * within the FIFO (one byte with FIFOs off), per-character flags, latches
+ * that only exist in some states, reserved bytes, and the held bytes
+ * within @u's host-end buffer limit.
+ * @err: @errlen bytes for why not, NUL-terminated (may be NULL).
+ * Return: the bytes the state spans (<= @len), or -EINVAL.
+ */
+long uart_state_check(const struct uart *u, const uint8_t *buf, size_t len,
+                      char *err, size_t errlen);
+
+/**
+ * uart_state_load() - replace @u's state with a checked one. The modem
+ * inputs stay @u's own: where they differ from the saved MSR's status
+ * bits, the delta bits and modem status interrupt follow as for any
+ * change of the lines. The statistics and the host-end buffer limit stay
+ * @u's too. The timer is reported stopped: the next uart_rx_timer() starts
+ * a fresh window if a timeout is possible.
+ */
+void uart_state_load(struct uart *u, const uint8_t *buf);
+
+/**
+ * uart_timer_cancelled() - the embedder dropped the timer it was running
+ * (its device stopped): the next uart_rx_timer() starts it afresh.
+ */
+void uart_timer_cancelled(struct uart *u);
+
 #endif /* UMDEV_SERIAL_UART_H */

@@ -45,27 +45,36 @@ failed(char *err, size_t len, int rc, const char *fmt, ...)
     return rc;
 }
 
-/* Copy what the source's stream has now into the destination. */
+/* Copy what the source's stream has now into the destination; *@refused
+ * when it was the destination that failed (it checks the stream's header
+ * and configuration as they arrive). */
 static int
 shuttle(struct umdev_client *src, struct umdev_client *dst, uint8_t *buf,
-        uint64_t *bytes)
+        uint64_t *bytes, bool *refused)
 {
     ssize_t n;
     int rc;
 
+    *refused = false;
     do {
         n = umdev_client_mig_read(src, buf, MIGRATE_CHUNK);
         if (n < 0)
             return (int)n;
         if (n > 0) {
             rc = umdev_client_mig_write(dst, buf, (size_t)n);
-            if (rc < 0)
+            if (rc < 0) {
+                *refused = true;
                 return rc;
+            }
             *bytes += (uint64_t)n;
         }
     } while (n == MIGRATE_CHUNK);
     return 0;
 }
+
+#define REFUSED_TEXT                                                           \
+    "the destination refused the state (another type, state version or "       \
+    "configuration; its log says which)"
 
 /* Put a source that was stopped back to work (its state is intact). */
 static void
@@ -82,7 +91,7 @@ umdev_client_migrate(struct umdev_client *src, struct umdev_client *dst,
     uint64_t flags = 0, t_stop, t_loaded;
     uint32_t state;
     uint8_t *buf;
-    bool precopy;
+    bool precopy, refused;
     int rc;
 
     memset(st, 0, sizeof(*st));
@@ -121,11 +130,12 @@ umdev_client_migrate(struct umdev_client *src, struct umdev_client *dst,
         rc = umdev_client_mig_set_state(src, VFIO_USER_DEVICE_STATE_PRE_COPY,
                                         NULL);
         if (rc == 0)
-            rc = shuttle(src, dst, buf, &st->precopy_bytes);
+            rc = shuttle(src, dst, buf, &st->precopy_bytes, &refused);
         if (rc < 0) {
             source_back(src);
             free(buf);
-            return failed(err, errlen, rc, "pre-copy failed");
+            return failed(err, errlen, rc,
+                          refused ? REFUSED_TEXT : "pre-copy failed");
         }
     }
     rc = hooks != NULL && hooks->stop != NULL ? hooks->stop(hooks->opaque) : 0;
@@ -143,18 +153,19 @@ umdev_client_migrate(struct umdev_client *src, struct umdev_client *dst,
         free(buf);
         return failed(err, errlen, rc, "the source did not stop");
     }
-    rc = shuttle(src, dst, buf, &st->state_bytes);
+    rc = shuttle(src, dst, buf, &st->state_bytes, &refused);
     free(buf);
     if (rc < 0) {
         source_back(src);
-        return failed(err, errlen, rc, "copying the state failed");
+        return failed(err, errlen, rc,
+                      refused ? REFUSED_TEXT : "copying the state failed");
     }
     /* Leaving RESUMING loads the stream: this is where the destination
      * checks and takes it. */
     rc = umdev_client_mig_set_state(dst, VFIO_USER_DEVICE_STATE_STOP, NULL);
     if (rc < 0) {
         source_back(src);
-        return failed(err, errlen, rc, "the destination refused the state");
+        return failed(err, errlen, rc, REFUSED_TEXT);
     }
     t_loaded = now_ns();
     st->transfer_ns = t_loaded - t_stop;

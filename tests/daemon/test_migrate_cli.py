@@ -75,8 +75,8 @@ class MigrateCli(DaemonTestCase):
 
     def test_moves_an_idle_instance_there_and_back(self):
         """The destination runs the instance as the source ran it (type,
-        mode, attributes) and the transient source is gone; the same
-        command moves it back."""
+        mode, attributes), as a definition; the transient source is gone;
+        the same command moves it back."""
         u = self.start_accel()
         before = self.instances_of(self.src)[u]
         r = self.migrate(u, "--json")
@@ -91,6 +91,7 @@ class MigrateCli(DaemonTestCase):
         for k in ("parent", "type", "mode", "owner", "attrs"):
             self.assertEqual(moved[k], before[k], k)
         self.assertEqual(moved["state"], "running")
+        self.assertTrue(moved["defined"])
         self.wait_for("the source instance to go",
                       lambda: u not in self.instances_of(self.src))
         back = subprocess.run(
@@ -102,14 +103,61 @@ class MigrateCli(DaemonTestCase):
                                                self.src.control.encode()),
                       back.stdout)
         self.assertEqual(self.instances_of(self.src)[u]["state"], "running")
+        # The definition moved back with it.
+        self.assertNotIn(u, self.on(self.dst, "--json", "list",
+                                    "--defined").json()["instances"])
 
-    def test_defined_source_stays_defined(self):
-        u = self.ok("define", "-p", "accel", "-t", A).out.strip()
+    def test_definition_moves(self):
+        """A defined source: its definition (start policy included) is
+        at the destination afterwards, and gone from the source."""
+        u = self.ok("define", "-p", "accel", "-t", A, "--auto").out.strip()
         self.ok("start", u)
         r = self.migrate(u)
         self.assertEqual(r.rc, 0, str(r))
-        self.wait_state(u, "stopped")
-        self.assertEqual(self.instances_of(self.dst)[u]["state"], "running")
+        self.wait_state(u, None)
+        moved = self.instances_of(self.dst)[u]
+        self.assertEqual((moved["state"], moved["defined"], moved["start"]),
+                         ("running", True, "auto"))
+
+    def nvme_file(self, d, u, where=None):
+        return os.path.join(where or os.path.join(d.statedir, "nvme.data"),
+                            u + ".img")
+
+    def test_nvme_needs_the_same_backing_file(self):
+        """nvme's data is its backing file, not in the stream: with the
+        default directories (each daemon's own) the destination would
+        serve another file, so the move is refused and the source keeps
+        running on its data; with `dir` naming one directory the file
+        moves with the instance and is never removed on the way."""
+        u = new_uuid()
+        self.ok("start", "-u", u, "-p", "nvme", "-t", "nvme-1q",
+                "--attr", "size=16M")
+        src_file = self.nvme_file(self.src, u)
+        with open(src_file, "r+b") as f:
+            f.write(b"migrating data")
+        r = self.migrate(u)
+        self.assertEqual(r.rc, 1, str(r))
+        self.assertIn("the destination refused the state", r.err)
+        self.assert_untouched(u)
+        with open(src_file, "rb") as f:
+            self.assertEqual(f.read(14), b"migrating data")
+        self.wait_for("the refusal's reason in the destination's log",
+                      lambda: "differs from this device's" in self.dst.log())
+
+        shared = os.path.join(self.tmp, "shared")
+        os.mkdir(shared)
+        v = new_uuid()
+        self.ok("start", "-u", v, "-p", "nvme", "-t", "nvme-1q",
+                "--attr", "size=16M", "--attr", "dir=" + shared)
+        with open(self.nvme_file(None, v, shared), "r+b") as f:
+            f.write(b"shared data")
+        r = self.migrate(v)
+        self.assertEqual(r.rc, 0, str(r))
+        self.wait_for("the source instance to go",
+                      lambda: v not in self.instances_of(self.src))
+        self.assertEqual(self.instances_of(self.dst)[v]["state"], "running")
+        with open(self.nvme_file(None, v, shared), "rb") as f:
+            self.assertEqual(f.read(11), b"shared data")
 
     def test_attached_vmm_needs_the_handshake(self):
         u = self.start_accel()

@@ -20,7 +20,8 @@
  * Scenarios: (a) building the test device; (b) a scripted client on a
  * socketpair against a server thread calling umdev_dev_process(); (c) the
  * same device served by umdev_server on a umdev_loop, with INTx and its
- * resample eventfd (watched through the loop).
+ * resample eventfd (watched through the loop); (d) the serial card's
+ * migration, saved with host bytes drained and loaded back.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,7 +46,10 @@
 #include "kit_cmocka.h"
 #include "kit_peer.h"
 #include "kit_util.h"
+#include "serial.h"
 #include "testdev.h"
+#include "uart.h"
+#include "umdev/loop.h"
 #include "umdev/wire.h"
 
 /* <linux/vfio.h> values the script uses. */
@@ -890,6 +894,175 @@ test_server_loop(void **state)
     close(efd_resample);
 }
 
+/* ---- (d) the serial card's migration ------------------------------------ */
+
+/* One byte-wide register of the serial card's port @port. */
+static enum outcome
+uart_rw(struct client *c, unsigned int port, unsigned int reg, uint8_t *v,
+        bool is_write, const char *what)
+{
+    enum outcome o;
+
+    if (is_write)
+        return reg_write(c, UMDEV_PCI_BAR0_REGION + port, reg, v, 1, what);
+    o = reg_read(c, UMDEV_PCI_BAR0_REGION + port, reg, 1, what);
+    if (o == REPLY_OK)
+        *v = c->reply[32];
+    return o;
+}
+
+/* SET MIG_DEVICE_STATE; an error reply is the caller's to judge. */
+static enum outcome
+mig_request(struct client *c, uint32_t state)
+{
+    struct {
+        struct vfio_user_device_feature f;
+        struct vfio_user_feature_mig_state s;
+    } st = { { 16, VFIO_USER_DEVICE_FEATURE_SET |
+                       VFIO_USER_FEATURE_MIG_DEVICE_STATE },
+             { state, 0 } };
+
+    return request(c, VFIO_USER_DEVICE_FEATURE, &st, sizeof(st), NULL, 0);
+}
+
+static enum outcome
+mig_set(struct client *c, uint32_t state, const char *what)
+{
+    enum outcome o = mig_request(c, state);
+
+    expect_ok_or_injected(c, o, what);
+    return o;
+}
+
+/*
+ * Save the card with bytes held both ways (port 0's for a host end it
+ * lacks, port 1's pty input the save drains), change a register, load
+ * the state back into the same card and run: the register comes back
+ * and the drained bytes reach the guest. A load failing for memory
+ * leaves the card in ERROR, and a reset gets it out.
+ */
+static void
+script_serial(struct client *c, bool complete)
+{
+    static uint8_t stream[64 * 1024];
+    struct vfio_user_mig_data rd = { 8 + 32768, 32768 };
+    enum outcome o, loaded;
+    uint8_t v = 0x5a, got[9];
+    size_t len = 0, n = 0;
+    uint32_t cnt = 0;
+    int i;
+
+    if (negotiate(c) != REPLY_OK)
+        return;
+    uart_rw(c, 0, UART_SCR, &v, true, "SCR");
+    v = 0x03; /* 8N1: bytes are masked to the word length */
+    uart_rw(c, 1, UART_LCR, &v, true, "LCR");
+    for (i = 0; i < 3; i++) {
+        v = (uint8_t)('a' + i);
+        uart_rw(c, 0, UART_TX, &v, true, "THR");
+    }
+    o = mig_set(c, VFIO_USER_DEVICE_STATE_STOP_COPY, "STOP_COPY");
+    while (o == REPLY_OK) {
+        o = request(c, VFIO_USER_MIG_DATA_READ, &rd, sizeof(rd), NULL, 0);
+        expect_ok_or_injected(c, o, "MIG_DATA_READ");
+        if (o != REPLY_OK)
+            break;
+        memcpy(&cnt, c->reply + 20, sizeof(cnt));
+        assert_true(cnt <= rd.size && len + cnt <= sizeof(stream));
+        memcpy(stream + len, c->reply + 24, cnt);
+        len += cnt;
+        if (cnt < rd.size)
+            break;
+    }
+    mig_set(c, VFIO_USER_DEVICE_STATE_RUNNING, "RUNNING after the save");
+    v = 0x11;
+    uart_rw(c, 0, UART_SCR, &v, true, "SCR changed");
+    o = mig_set(c, VFIO_USER_DEVICE_STATE_RESUMING, "RESUMING");
+    if (o == REPLY_OK && len != 0) {
+        struct vfio_user_mig_data wr = { 8, (uint32_t)len };
+
+        o = request(c, VFIO_USER_MIG_DATA_WRITE, &wr, sizeof(wr), stream, len);
+        expect_ok_or_injected(c, o, "MIG_DATA_WRITE");
+    }
+    /* A stream cut by an injected failure is refused (EINVAL); a load
+     * that runs out of memory fails with it, the card in ERROR. */
+    loaded = mig_request(c, VFIO_USER_DEVICE_STATE_RUNNING);
+    if (loaded == REPLY_ERR && c->last_err != EINVAL)
+        assert_int_equal(c->last_err, fault_injected());
+    if (complete) {
+        assert_int_equal(loaded, REPLY_OK);
+        assert_int_equal(uart_rw(c, 0, UART_SCR, &v, false, "SCR"), REPLY_OK);
+        assert_int_equal(v, 0x5a);
+        /* The pty's bytes, drained at the save, one per RBR (no FIFO). */
+        while (n < sizeof(got)) {
+            assert_int_equal(uart_rw(c, 1, UART_LSR, &v, false, "LSR"),
+                             REPLY_OK);
+            assert_true(v & UART_LSR_DR);
+            assert_int_equal(uart_rw(c, 1, UART_RX, &got[n++], false, "RBR"),
+                             REPLY_OK);
+        }
+        assert_memory_equal(got, "hostbytes", sizeof(got));
+    }
+    if (loaded != REPLY_OK) {
+        o = request(c, VFIO_USER_DEVICE_RESET, NULL, 0, NULL, 0);
+        expect_ok_or_injected(c, o, "RESET");
+    }
+}
+
+static bool
+run_serial(long n, bool strict, int fds)
+{
+    static struct client c;
+    static struct pump p;
+    struct serial_config cfg = { .name = "fault-serial" };
+    struct umdev_loop *loop = NULL;
+    struct serial *card = NULL;
+    pthread_t thread;
+    bool complete;
+    int sv[2], slave;
+
+    /* Port 1's host end is a pty, port 0 has none. Nobody runs the loop:
+     * the pty's bytes wait in it for the save to drain them. */
+    cfg.port[1].pty = true;
+    assert_int_equal(umdev_loop_create(&loop), 0);
+    assert_int_equal(serial_create(loop, &cfg, &quiet.logger, &card), 0);
+    slave = open(serial_port_host_end(card, 1), O_RDWR | O_NOCTTY);
+    assert_true(slave >= 0);
+    assert_int_equal(write(slave, "hostbytes", 9), 9);
+    close(slave);
+    assert_int_equal(kit_peer_pair(sv), 0);
+    assert_int_equal(umdev_dev_attach(serial_dev(card), sv[0]), 0);
+    memset(&c, 0, sizeof(c));
+    c.fd = sv[1];
+    c.next_id = 1;
+    memset(&p, 0, sizeof(p));
+    p.dev = serial_dev(card);
+    fault_arm(n);
+    assert_int_equal(pthread_create(&thread, NULL, pump_thread, &p), 0);
+    script_serial(&c, strict);
+    close(sv[1]);
+    pthread_join(thread, NULL);
+    assert_false(atomic_load(&p.hung));
+    complete = fault_injected() == 0;
+    serial_destroy(card);
+    umdev_loop_destroy(loop);
+    check_clean(fds, n);
+    return complete;
+}
+
+static void
+test_serial_migration(void **state)
+{
+    int fds = kit_open_fds();
+    long n;
+
+    (void)state;
+    for (n = 1; !run_serial(n, false, fds); n++)
+        ;
+    print_message("serial migration: %ld failure points\n", n - 1);
+    assert_true(run_serial(0, true, fds));
+}
+
 int
 main(void)
 {
@@ -898,6 +1071,7 @@ main(void)
         cmocka_unit_test(test_message_handling),
         cmocka_unit_test_setup_teardown(test_server_loop, make_sock_dir,
                                         remove_sock_dir),
+        cmocka_unit_test(test_serial_migration),
     };
 
     kit_log_init(&quiet, NULL, NULL);

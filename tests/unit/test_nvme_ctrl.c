@@ -67,6 +67,9 @@ static struct {
     struct nvme_ctrl *ctrl;
     char file[64];
     int filefd;
+    /* Migration tests: a second backing file of the same size. */
+    char file2[64];
+    int file2fd;
     struct umdev_client *c;
     uint8_t *mem;
     int memfd;
@@ -154,6 +157,11 @@ teardown(void **state)
     if (F.filefd >= 0) {
         close(F.filefd);
         unlink(F.file);
+    }
+    if (F.file2fd > 0) {
+        close(F.file2fd);
+        unlink(F.file2);
+        F.file2fd = 0;
     }
     return 0;
 }
@@ -1804,7 +1812,7 @@ test_host_errors(void **state)
 #define MIG_NQ 4u
 /* Offsets in umdev's stream (docs/PROTOCOL.md "Migration stream"). */
 #define MIG_HDR 64u
-#define MIG_CONFIG_LEN 120u
+#define MIG_CONFIG_LEN 136u
 #define MIG_SEC 16u
 #define MIG_STATE_AT (MIG_HDR + MIG_CONFIG_LEN + MIG_SEC)
 /* In the state of a 4-pair controller with its metadata (README). */
@@ -1820,11 +1828,11 @@ struct mig_dst {
 
 /* The controllers of a migration test: F.ctrl (the source, F.c its
  * client with guest memory mapped), D[0] a destination like it, D[1] one
- * whose namespace is another size. */
-static struct mig_dst D[2];
+ * whose namespace is another size, D[2] one over another backing file. */
+static struct mig_dst D[3];
 
 static struct nvme_ctrl *
-mig_ctrl(uint64_t size, bool man)
+mig_ctrl(uint64_t size, bool man, const char *file)
 {
     struct nvme_ctrl_config cc = {
         .name = "nvme",
@@ -1840,7 +1848,7 @@ mig_ctrl(uint64_t size, bool man)
 
     memcpy(cc.uuid, UUID, 16);
     assert_int_equal(
-        nvme_be_open_file(F.file, NS_SIZE, &cc.be, err, sizeof(err)), 0);
+        nvme_be_open_file(file, NS_SIZE, &cc.be, err, sizeof(err)), 0);
     assert_int_equal(nvme_ctrl_create(&cc, &c), 0);
     return c;
 }
@@ -1859,14 +1867,19 @@ serve_mig(bool man)
     F.filefd = mkstemp(F.file);
     assert_true(F.filefd >= 0);
     assert_int_equal(ftruncate(F.filefd, NS_SIZE), 0);
-    F.ctrl = mig_ctrl(NS_SIZE, man);
-    D[0].ctrl = mig_ctrl(NS_SIZE, man);
-    D[1].ctrl = mig_ctrl(NS_SIZE / 2, man);
+    snprintf(F.file2, sizeof(F.file2), "/tmp/umdev-nvme-XXXXXX");
+    F.file2fd = mkstemp(F.file2);
+    assert_true(F.file2fd > 0);
+    assert_int_equal(ftruncate(F.file2fd, NS_SIZE), 0);
+    F.ctrl = mig_ctrl(NS_SIZE, man, F.file);
+    D[0].ctrl = mig_ctrl(NS_SIZE, man, F.file);
+    D[1].ctrl = mig_ctrl(NS_SIZE / 2, man, F.file);
+    D[2].ctrl = mig_ctrl(NS_SIZE, man, F.file2);
     assert_int_equal(kit_serve_init(&F.serve, "nvme"), 0);
     assert_int_equal(kit_serve_add(&F.serve, "src", nvme_ctrl_dev(F.ctrl),
                                    destroy_ctrl, F.ctrl),
                      0);
-    for (i = 0; i < 2; i++) {
+    for (i = 0; i < 3; i++) {
         char name[8];
 
         snprintf(name, sizeof(name), "dst%u", i);
@@ -2298,6 +2311,12 @@ test_migrate_refused(void **state)
     /* Another namespace size: refused by its configuration. */
     dc = connect_retry(D[1].path);
     refused_load(dc, stream, len, 0, stream, 1, "another namespace size");
+    umdev_client_destroy(dc);
+
+    /* The same namespace over another file (another daemon's directory,
+     * say): refused, never shown to the guest as its data. */
+    dc = connect_retry(D[2].path);
+    refused_load(dc, stream, len, 0, stream, 1, "another backing file");
     umdev_client_destroy(dc);
 
     /* The stream itself is good: it loads and the queues run. */

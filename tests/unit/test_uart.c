@@ -51,7 +51,7 @@ uart_teardown(void **state)
 }
 
 /* Host-end buffer limits of the tests that fill it. */
-static const size_t out_1 = 1, out_2 = 2;
+static const size_t out_1 = 1, out_2 = 2, out_8 = 8;
 #define UART_TEST(f)                                                           \
     cmocka_unit_test_setup_teardown(f, uart_setup, uart_teardown)
 #define UART_TEST_OUT(f, limit)                                                \
@@ -757,6 +757,217 @@ test_reset_keeps_host_bytes(void **state)
     assert_int_equal(p[0], 'o');
 }
 
+/* Both UARTs' states, saved, are the same bytes. */
+static void
+assert_same_state(const struct uart *a, const struct uart *b)
+{
+    size_t n = uart_state_size(a);
+    uint8_t *x = malloc(n), *y = malloc(n);
+
+    assert_non_null(x);
+    assert_non_null(y);
+    assert_int_equal(uart_state_size(b), n);
+    uart_state_save(a, x);
+    uart_state_save(b, y);
+    assert_memory_equal(x, y, n);
+    free(x);
+    free(y);
+}
+
+/* A UART mid-transfer both ways, moved to another one: every register
+ * reads back the same, and both carry on byte for byte. */
+static void
+test_state_round_trip(void **state)
+{
+    struct uart *u = *state, *v = new_uart(8);
+    uint8_t *buf, a[32], b[32];
+    const uint8_t *p;
+    uint64_t ns;
+    size_t n, i;
+    long used;
+
+    uart_set_modem_inputs(u, UART_MSR_CTS | UART_MSR_DSR | UART_MSR_DCD);
+    uart_write(u, UART_LCR, UART_LCR_DLAB | 0x03);
+    uart_write(u, UART_DLL, 0x34);
+    uart_write(u, UART_DLM, 0x01);
+    uart_write(u, UART_LCR, 0x03);
+    uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO | UART_FCR_TRIGGER_8);
+    uart_write(u, UART_IER, 0x0f);
+    uart_write(u, UART_MCR, UART_MCR_DTR | UART_MCR_RTS | UART_MCR_OUT2);
+    uart_write(u, UART_SCR, 0x5a);
+    /* 20 bytes out: 8 fill the host-end buffer (limit 8), 12 wait in the
+     * TX FIFO; the host takes 3, so 3 more move on. */
+    for (i = 0; i < 20; i++)
+        uart_write(u, UART_TX, (uint8_t)('A' + i));
+    uart_tx_consume(u, 3);
+    /* 5 bytes in, below the trigger: the character timeout fires. */
+    for (i = 0; i < 5; i++)
+        assert_int_equal(uart_rx_push(u, (uint8_t)('a' + i)), 0);
+    assert_int_equal(uart_rx_timer(u, &ns), UART_TIMER_START);
+    uart_timer_expired(u);
+    assert_int_equal(uart_read(u, UART_IIR), 0xcc);
+    assert_true(uart_irq_level(u));
+
+    n = uart_state_size(u);
+    assert_int_equal(n, UART_STATE_FIXED + 8);
+    buf = malloc(n);
+    assert_non_null(buf);
+    uart_state_save(u, buf);
+    /* The destination's host end is connected too: no modem change. */
+    uart_set_modem_inputs(v, UART_MSR_CTS | UART_MSR_DSR | UART_MSR_DCD);
+    used = uart_state_check(v, buf, n, NULL, 0);
+    assert_int_equal(used, (long)n);
+    uart_state_load(v, buf);
+    assert_same_state(u, v);
+    assert_true(uart_irq_level(v));
+    /* The timer restarts on the destination: a fresh window. */
+    assert_int_equal(uart_rx_timer(v, &ns), UART_TIMER_KEEP); /* latched */
+
+    /* Register read-back, side effects and all, in the same order. */
+    for (i = 0; i < UART_NR_REGS; i++)
+        assert_int_equal(uart_read(u, (unsigned int)i),
+                         uart_read(v, (unsigned int)i));
+    uart_write(u, UART_LCR, UART_LCR_DLAB | 0x03);
+    uart_write(v, UART_LCR, UART_LCR_DLAB | 0x03);
+    assert_int_equal(uart_read(v, UART_DLL), 0x34);
+    assert_int_equal(uart_read(v, UART_DLM), 0x01);
+    uart_write(u, UART_LCR, 0x03);
+    uart_write(v, UART_LCR, 0x03);
+
+    /* Guest -> host: what is left of 'A'..'T', in order, on both. */
+    for (n = 0; n < 17;) {
+        size_t k = uart_tx_peek(v, &p);
+
+        assert_true(k > 0);
+        memcpy(a + n, p, k);
+        uart_tx_consume(v, k);
+        n += k;
+    }
+    assert_int_equal(uart_tx_pending(v), 0);
+    for (i = 0; i < 17; i++)
+        assert_int_equal(a[i], 'A' + 3 + i);
+    assert_int_equal(uart_read(v, UART_LSR) & 0x60, 0x60);
+    /* Host -> guest: the 4 bytes the read-back left ('a' went to RBR on
+     * both), then new ones behind them. */
+    assert_int_equal(uart_rx_push(v, 'f'), 0);
+    for (i = 0; i < 5; i++)
+        b[i] = uart_read(v, UART_RX);
+    assert_memory_equal(b, "bcdef", 5);
+    assert_int_equal(uart_read(v, UART_LSR) & UART_LSR_DR, 0);
+    free(buf);
+    free(v);
+}
+
+/* A loopback UART with a break character and a latched overrun moves
+ * too, and a destination in another modem state sees the change. */
+static void
+test_state_loopback_and_modem_change(void **state)
+{
+    struct uart *u = *state, *v = new_uart(0);
+    uint8_t buf[UART_STATE_FIXED];
+
+    uart_set_modem_inputs(v, UART_MSR_CTS | UART_MSR_DSR | UART_MSR_DCD);
+    (void)uart_read(v, UART_MSR);
+    uart_write(u, UART_MCR, UART_MCR_LOOP | UART_MCR_OUT2 | UART_MCR_RTS);
+    uart_write(u, UART_TX, 'x');
+    uart_write(u, UART_TX, 'y'); /* overrun: FIFOs off */
+    uart_write(u, UART_LCR, UART_LCR_SBC | 0x03);
+    assert_int_equal(uart_state_size(u), UART_STATE_FIXED);
+    uart_state_save(u, buf);
+    assert_int_equal(uart_state_check(v, buf, sizeof(buf), NULL, 0),
+                     UART_STATE_FIXED);
+    uart_state_load(v, buf);
+    assert_same_state(u, v);
+    assert_int_equal(uart_read(v, UART_LSR), uart_read(u, UART_LSR));
+    assert_int_equal(uart_read(v, UART_RX), uart_read(u, UART_RX));
+    /* Out of loopback, the destination's lines are its host end's. */
+    uart_write(v, UART_MCR, 0);
+    assert_int_equal(uart_read(v, UART_MSR), 0xbb);
+    free(v);
+}
+
+/* Each malformed state is refused, saying why; the UART is untouched. */
+static void
+test_state_refused(void **state)
+{
+    struct uart *u = *state, *v = new_uart(4);
+    uint8_t good[UART_STATE_FIXED + 4], bad[sizeof(good)], before[64];
+    char err[120];
+    size_t i;
+    static const struct {
+        unsigned int off;
+        uint8_t val;
+        const char *why;
+    } cases[] = {
+        { 0, 0x10, "IER" },        /* IER bit 4 */
+        { 2, 0x20, "MCR" },        /* MCR bit 5 */
+        { 3, 0x40, "FCR" },        /* trigger, FIFOs off */
+        { 3, 0x02, "FCR" },        /* self-clearing bit */
+        { 4, 0x01, "LSR" },        /* DR is not latched */
+        { 10, 0x04, "latch" },     /* unknown flag */
+        { 11, 17, "FIFO counts" }, /* RX count > 16 */
+        { 44, 17, "FIFO counts" }, /* TX count > 16 */
+        { 28, 0x01, "flags" },     /* rx_flags of byte 0 */
+        { 45, 1, "reserved" },     /* reserved */
+        { 62, 1, "reserved" },     /* reserved */
+        { 64, 5, "buffer" },       /* out_count > limit */
+    };
+
+    uart_write(u, UART_FCR, UART_FCR_ENABLE_FIFO);
+    assert_int_equal(uart_rx_push(u, 'q'), 0);
+    uart_write(u, UART_TX, 'w');
+    assert_int_equal(uart_state_size(u), UART_STATE_FIXED + 1);
+    uart_state_save(u, good);
+    assert_int_equal(uart_state_check(v, good, UART_STATE_FIXED + 1, NULL, 0),
+                     UART_STATE_FIXED + 1);
+    memcpy(before, v, sizeof(before));
+    /* Truncated: in the fixed part, in the held bytes. */
+    assert_int_equal(
+        uart_state_check(v, good, UART_STATE_FIXED - 1, err, sizeof(err)),
+        -EINVAL);
+    assert_non_null(strstr(err, "truncated"));
+    assert_int_equal(
+        uart_state_check(v, good, UART_STATE_FIXED, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "truncated"));
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memcpy(bad, good, sizeof(bad));
+        bad[cases[i].off] = cases[i].val;
+        err[0] = '\0';
+        if (uart_state_check(v, bad, sizeof(bad), err, sizeof(err)) != -EINVAL)
+            fail_msg("case %zu (byte %u = %#x) accepted", i, cases[i].off,
+                     cases[i].val);
+        if (strstr(err, cases[i].why) == NULL)
+            fail_msg("case %zu: \"%s\" does not say %s", i, err, cases[i].why);
+    }
+    /* FIFOs off: one holding register each. */
+    memcpy(bad, good, sizeof(bad));
+    bad[3] = 0;
+    bad[11] = 2;
+    bad[13] = 'r';
+    assert_int_equal(uart_state_check(v, bad, sizeof(bad), NULL, 0), -EINVAL);
+    /* A THRE latch beside TX FIFO bytes, a timeout without RX bytes. */
+    memcpy(bad, good, sizeof(bad));
+    bad[10] = 0x01;
+    bad[44] = 1;
+    bad[46] = 'e';
+    assert_int_equal(uart_state_check(v, bad, sizeof(bad), NULL, 0), -EINVAL);
+    memcpy(bad, good, sizeof(bad));
+    bad[10] = 0x02;
+    bad[11] = 0;
+    bad[12] = 0;
+    assert_int_equal(uart_state_check(v, bad, sizeof(bad), NULL, 0), -EINVAL);
+    /* Loopback with MSR not following MCR. */
+    memcpy(bad, good, sizeof(bad));
+    bad[2] = UART_MCR_LOOP | UART_MCR_RTS;
+    bad[5] = 0;
+    assert_int_equal(uart_state_check(v, bad, sizeof(bad), NULL, 0), -EINVAL);
+    bad[5] = UART_MSR_CTS;
+    assert_int_equal(uart_state_check(v, bad, sizeof(bad), NULL, 0),
+                     UART_STATE_FIXED + 1);
+    assert_memory_equal(before, v, sizeof(before));
+    free(v);
+}
+
 int
 main(void)
 {
@@ -785,6 +996,9 @@ main(void)
         UART_TEST(test_break_and_fifo_error),
         UART_TEST(test_word_length),
         UART_TEST_OUT(test_reset_keeps_host_bytes, out_1),
+        UART_TEST_OUT(test_state_round_trip, out_8),
+        UART_TEST(test_state_loopback_and_modem_change),
+        UART_TEST(test_state_refused),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
