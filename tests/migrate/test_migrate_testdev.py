@@ -90,8 +90,10 @@ class MigrateTestdev(unittest.TestCase):
         self.assertEqual(out["dma_commands"], 3 * out["units"])
         self.assertEqual(out["memory_mismatch_bytes"], 0)
         self.assertEqual(out["false_negatives"], 0)
-        # The device wrote during pre-copy, and the log saw it.
-        self.assertGreater(out["pages_dirty"], 0)
+        # The device wrote during pre-copy, and the log saw it (unit k
+        # writes guest memory from unit 1 on: unit 0 only reads).
+        if out["pause_at_unit"] - self.at >= 2:
+            self.assertGreater(out["pages_dirty"], 0)
         self.assertGreaterEqual(out["pages_reported"], out["pages_dirty"])
         # Reports during pre-copy (every 4 units) and one after the stop.
         if out["pause_at_unit"] - self.at >= 4:
