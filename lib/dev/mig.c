@@ -398,6 +398,10 @@ step(struct umdev_dev *dev, uint32_t to)
         rc = m->stop(dev->opaque);
         break;
     case ST_STOP * 16 + ST_RUNNING:
+        /* What was held goes first, then the device runs: its own
+         * interrupts from then on are signalled one by one, as a running
+         * device's are, not folded into the held ones. */
+        dev_irq_release(dev);
         m->resume(dev->opaque);
         break;
     case ST_RUNNING * 16 + ST_PRE_COPY:
@@ -472,13 +476,11 @@ step(struct umdev_dev *dev, uint32_t to)
     /*
      * The hold starts once the device's stop hook has returned (what it
      * raised while stopping was raised by a running device) and ends
-     * after its resume hook, so what that hook raises waits too: the
-     * held interrupts reach the guest after the device runs again.
+     * just before its resume hook (above: STOP -> RUNNING is the only
+     * arc from a stopped state to a running one).
      */
     if (running(mig->state) && !running(to))
         dev_irq_hold(dev);
-    else if (!running(mig->state) && running(to))
-        dev_irq_release(dev);
     mig->state = to;
     return 0;
 }
