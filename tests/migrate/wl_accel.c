@@ -188,6 +188,31 @@ acc_open(struct vmm *v)
     return 0;
 }
 
+/*
+ * The descriptor of tag @s->tag, all from the seed: its operation, size,
+ * pattern and CRC seed into @s, and into @buf the bytes its destination
+ * must hold when done (the source bytes, or FILL's pattern).
+ */
+static void
+plan(struct vmm *v, struct slot *s, uint8_t *buf)
+{
+    static const uint8_t ops[] = { ACCEL_OP_MEMMOVE, ACCEL_OP_FILL,
+                                   ACCEL_OP_COPY_CRC };
+    struct vmm_rng r;
+    uint32_t i;
+
+    vmm_rng_init(&r, v->seed, s->tag);
+    s->op = ops[vmm_rng_next(&r) % sizeof(ops)];
+    s->size = 1 + (uint32_t)(vmm_rng_next(&r) % BUF);
+    s->pattern = vmm_rng_next(&r);
+    s->seed = (uint32_t)vmm_rng_next(&r);
+    if (s->op == ACCEL_OP_FILL)
+        for (i = 0; i < s->size; i++)
+            buf[i] = (uint8_t)(s->pattern >> 8 * (i % 8));
+    else
+        vmm_rng_fill(&r, buf, s->size);
+}
+
 /* Make and post the next descriptor of queue @qi. */
 static void
 post(struct vmm *v, unsigned int qi)
@@ -196,23 +221,14 @@ post(struct vmm *v, unsigned int qi)
     struct aq *q = &w->q[qi];
     uint32_t idx = q->r.tail, si = idx & (q->rsize - 1);
     struct slot *s = &q->slots[si];
-    struct vmm_rng r;
     struct accel_desc d;
-    static const uint8_t ops[] = { ACCEL_OP_MEMMOVE, ACCEL_OP_FILL,
-                                   ACCEL_OP_COPY_CRC };
 
     s->tag = ++w->next_tag;
-    vmm_rng_init(&r, v->seed, s->tag);
-    s->op = ops[vmm_rng_next(&r) % sizeof(ops)];
-    s->size = 1 + (uint32_t)(vmm_rng_next(&r) % BUF);
     s->src = buf_at(w, qi, si, 0);
     s->dst = buf_at(w, qi, si, 1);
-    s->pattern = vmm_rng_next(&r);
-    s->seed = (uint32_t)vmm_rng_next(&r);
-    if (s->op != ACCEL_OP_FILL) {
-        vmm_rng_fill(&r, w->buf, s->size);
+    plan(v, s, w->buf);
+    if (s->op != ACCEL_OP_FILL)
         vmm_gwrite(v, s->src, w->buf, s->size);
-    }
     d = accel_desc_make(s->op, s->size, s->src, s->dst);
     d.flags |= ACCEL_DF_INTR;
     d.pattern = s->pattern;
@@ -232,9 +248,8 @@ check(struct vmm *v, unsigned int qi, const struct accel_comp *c)
     struct acc_wl *w = v->wl_priv;
     struct aq *q = &w->q[qi];
     uint32_t idx = q->r.reaped - 1, si = idx & (q->rsize - 1), i;
-    const struct slot *s = &q->slots[si];
+    struct slot *s = &q->slots[si];
     const uint8_t *got = vmm_gpa(v, s->dst, s->size);
-    struct vmm_rng r;
 
     if (c->status != ACCEL_ST_SUCCESS || c->tag != s->tag ||
         c->opcode != s->op || c->bytes != s->size)
@@ -244,17 +259,10 @@ check(struct vmm *v, unsigned int qi, const struct accel_comp *c)
                         " opcode %u bytes %u, expected %u %" PRIu64 " %u %u",
                         qi, idx, s->tag, c->status, c->tag, c->opcode, c->bytes,
                         ACCEL_ST_SUCCESS, s->tag, s->op, s->size);
-    if (s->op == ACCEL_OP_FILL) {
-        for (i = 0; i < s->size; i++)
-            w->buf[i] = (uint8_t)(s->pattern >> 8 * (i % 8));
-    } else {
-        /* The source as the guest wrote it (not as memory holds it now,
-         * which the device might have changed). */
-        vmm_rng_init(&r, v->seed, s->tag);
-        for (i = 0; i < 4; i++)
-            vmm_rng_next(&r);
-        vmm_rng_fill(&r, w->buf, s->size);
-    }
+    /* What the guest asked for, from the seed again: not the source as
+     * memory holds it now, which a stray device write might have
+     * changed. */
+    plan(v, s, w->buf);
     for (i = 0; i < s->size; i++)
         if (got[i] != w->buf[i])
             return vmm_fail(v,
