@@ -13,7 +13,7 @@ memory. A failed move must leave the guest running on the source with
 nothing lost; the VMM's self-test must fail.
 
     python3 test_migrate.py --umdevd P --umdevctl P --probe P \
-        --req-client P --vmm P [Accel|Serial] [unittest arguments]
+        --req-client P --vmm P [Accel|Serial|Nvme] [unittest arguments]
 """
 
 import json
@@ -126,6 +126,43 @@ class Serial(MigrateTestCase):
         self.assertGreater(out["guest_to_host"], 200 * 32, ctx)
         self.d = self.src
         self.assertEqual(self.instance(u)["state"], "running")
+
+
+class Nvme(MigrateTestCase):
+
+    def start_nvme(self):
+        # The data is the backing file, which both daemons must serve:
+        # one directory for both (docs/CLI.md "migrate").
+        shared = os.path.join(self.tmp, "shared")
+        os.makedirs(shared, exist_ok=True)
+        self.d = self.src
+        return self.start_instance("-p", "nvme", "-t", "nvme-1q",
+                                   "--attr", "size=16M",
+                                   "--attr", "dir=" + shared)
+
+    def test_moves_under_io(self):
+        i = self.start_nvme()
+        rc, out, ctx = self.vmm("nvme", i, "--depth", 16)
+        self.assert_moved(rc, out, ctx)
+        self.assertEqual(out["slots"], 16, ctx)
+        self.assertGreater(out["reads"], 0, ctx)
+        self.assertEqual(out["bytes_checked"], out["reads"] * 8192, ctx)
+        # The controller wrote read data, completions and EventIdx
+        # during pre-copy, and the log saw every page of it.
+        self.assertGreater(out["pages_dirty"], 0, ctx)
+        self.assert_moved_instance(i["uuid"])
+
+    def test_selftest_corrupt_fails(self):
+        i = self.start_nvme()
+        rc, out, ctx = self.vmm("nvme", i, "--depth", 16,
+                                "--selftest", "corrupt")
+        self.assertEqual((rc, out["ok"]), (1, False), ctx)
+        # A Read the controller finished before the stop, caught when
+        # the guest consumed it, or a completion entry's CID.
+        self.assertRegex(out["first_error"],
+                         "data read at LBA \\d+ differs|a completion for "
+                         "command \\d+ of SQ 1, which is not outstanding",
+                         ctx)
 
 
 class Accel(MigrateTestCase):

@@ -114,6 +114,20 @@ vmm_accept(struct vmm *v, uint64_t gpa, size_t len)
     memcpy(v->model + (gpa - VMM_GPA_BASE), vmm_gpa(v, gpa, len), len);
 }
 
+void
+vmm_device_owned(struct vmm *v, uint64_t gpa, size_t len)
+{
+    vmm_gpa(v, gpa, len); /* inside guest RAM */
+    if (v->nowned == VMM_MAX_OWNED) {
+        fprintf(stderr, "umdev-vmm: BUG: more than %u device-owned ranges\n",
+                VMM_MAX_OWNED);
+        abort();
+    }
+    v->owned[v->nowned].off = gpa - VMM_GPA_BASE;
+    v->owned[v->nowned].len = len;
+    v->nowned++;
+}
+
 int
 vmm_rd(struct vmm *v, uint32_t region, uint64_t off, void *buf, size_t len)
 {
@@ -793,6 +807,7 @@ static const struct vmm_workload *const workloads[] = {
     &vmm_wl_testdev,
     &vmm_wl_accel,
     &vmm_wl_serial,
+    &vmm_wl_nvme,
 };
 
 /* ,"@key":"@s" with the characters JSON needs escaped escaped. */
@@ -845,8 +860,14 @@ static uint64_t
 memory_check(struct vmm *v)
 {
     uint64_t off, bad = 0, first = 0;
+    unsigned int i;
 
     for (off = 0; off < v->mem_size; off++) {
+        for (i = 0; i < v->nowned; i++)
+            if (off - v->owned[i].off < v->owned[i].len)
+                break;
+        if (i < v->nowned)
+            continue;
         if (v->mem[off] != v->model[off]) {
             if (!bad)
                 first = off;
@@ -866,17 +887,18 @@ memory_check(struct vmm *v)
 static void
 usage(FILE *f)
 {
-    fprintf(f,
-            "usage: umdev-vmm --workload testdev|serial|accel --socket PATH\n"
-            "         [--mem-size BYTES] [--units N] [--after N] [--seed N]\n"
-            "         [--precopy-units N] [--report-every N]\n"
-            "         [--migrate-after N (--migrate-cmd 'COMMAND' |\n"
-            "          --migrate-to DEST-SOCKET --manage SRC-MGR-SOCKET\n"
-            "          --dest-manage DST-MGR-SOCKET)]\n"
-            "         [--host-src PATH --host-dst PATH] [--queues N]\n"
-            "         [--depth N] [--intx] [--selftest corrupt|unlogged]\n"
-            "         [--refuse stop|attach]\n"
-            "         [--verbose]\n");
+    fprintf(
+        f,
+        "usage: umdev-vmm --workload testdev|serial|accel|nvme --socket PATH\n"
+        "         [--mem-size BYTES] [--units N] [--after N] [--seed N]\n"
+        "         [--precopy-units N] [--report-every N]\n"
+        "         [--migrate-after N (--migrate-cmd 'COMMAND' |\n"
+        "          --migrate-to DEST-SOCKET --manage SRC-MGR-SOCKET\n"
+        "          --dest-manage DST-MGR-SOCKET)]\n"
+        "         [--host-src PATH --host-dst PATH] [--queues N]\n"
+        "         [--depth N] [--intx] [--selftest corrupt|unlogged]\n"
+        "         [--refuse stop|attach]\n"
+        "         [--verbose]\n");
 }
 
 static int

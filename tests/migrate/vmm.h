@@ -32,6 +32,8 @@
 
 /* Guest physical (= IO virtual) address of guest RAM's first byte. */
 #define VMM_GPA_BASE ((uint64_t)1 << 32)
+/* Device-owned ranges of guest RAM (vmm_device_owned()), at most. */
+#define VMM_MAX_OWNED 16
 /* Any single wait for the device (a register, an interrupt). */
 #define VMM_TIMEOUT_MS 10000
 
@@ -69,6 +71,7 @@ struct vmm_workload {
 extern const struct vmm_workload vmm_wl_testdev;
 extern const struct vmm_workload vmm_wl_serial;
 extern const struct vmm_workload vmm_wl_accel;
+extern const struct vmm_workload vmm_wl_nvme;
 
 struct vmm {
     /* Options. */
@@ -89,6 +92,10 @@ struct vmm {
     /* Guest memory: @mem shared with the device; shadow and model ours. */
     int memfd;
     uint8_t *mem, *shadow, *model;
+    struct {
+        uint64_t off, len;
+    } owned[VMM_MAX_OWNED];
+    unsigned int nowned;
 
     /* The connection the vCPUs use: the source's, then the
      * destination's. */
@@ -116,6 +123,10 @@ void vmm_gwrite(struct vmm *v, uint64_t gpa, const void *buf, size_t len);
 /* The guest has checked the device's bytes at [@gpa, +@len): memory
  * there is what it must stay. */
 void vmm_accept(struct vmm *v, uint64_t gpa, size_t len);
+/* [@gpa, +@len) is the device's to write whenever it likes (a ring's
+ * HEAD, an EventIdx), not output to check: the final memory check
+ * leaves it out. At most VMM_MAX_OWNED ranges. */
+void vmm_device_owned(struct vmm *v, uint64_t gpa, size_t len);
 
 /* Register access on the current connection. Return: 0 or -errno (the
  * failure recorded). */

@@ -181,6 +181,9 @@ acc_open(struct vmm *v)
             qwr(v, i, ACCEL_Q_INT_VECTOR, i) < 0 ||
             qwr(v, i, ACCEL_Q_CTRL, ACCEL_Q_CTRL_ENABLE) < 0)
             return -1;
+        /* The ring's device line (HEAD, DOORBELL_NEEDED, WAKE_INDEX):
+         * the engine writes it as it goes, even idle. */
+        vmm_device_owned(v, base + ACCEL_RING_HEAD, 12);
         st = qrd(v, i, ACCEL_Q_STATUS);
         if (st != ACCEL_QS_ENABLED)
             return vmm_fail(v, "queue %u did not enable: STATUS 0x%x", i, st);
@@ -448,9 +451,6 @@ acc_finish(struct vmm *v)
             return vmm_fail(v, "queue %u: HEAD %u, TAIL %u", i,
                             accel_ring_load(q->r.ring, ACCEL_RING_HEAD),
                             q->r.tail);
-        /* The ring's device line (HEAD, DOORBELL_NEEDED, WAKE_INDEX) is
-         * the engine's to keep. */
-        vmm_accept(v, RING(i) + ACCEL_RING_HEAD, 12);
     }
     /* None may follow. */
     usleep(100 * 1000);
