@@ -169,19 +169,26 @@ def main():
             runs = [one_round(build, src, dst, shared, t)
                     for _ in range(a.rounds)]
             bl = statistics.median(r["blackout_us"] for r in runs)
+            # The VMM's own work inside the blackout (its check of guest
+            # RAM against the dirty reports, 16 MiB compared) is not the
+            # device's: a real VMM copies the last dirty pages then.
+            dev = statistics.median(r["blackout_us"] - r["dirty_check_us"]
+                                    for r in runs)
             tr = statistics.median(r["transfer_us"] for r in runs)
             state = statistics.median(r["state_bytes"] for r in runs)
             pre = statistics.median(r["precopy_bytes"] for r in runs)
             target = TARGET_MS.get(t)
             verdict = ""
             if target is not None:
-                verdict = " target<%.0fms=%s" % (
+                verdict = " target(blackout<%.0fms)=%s" % (
                     target, "met" if bl / 1000 < target else "MISSED")
             print("migrate type=%s blackout_ms=%.3f (%.0fx rtt) "
+                  "without_vmm_ram_check_ms=%.3f (%.0fx rtt) "
                   "transfer_ms=%.3f (%.0fx rtt) state_bytes=%d "
                   "precopy_bytes=%d blackout_range_ms=%.3f..%.3f%s"
-                  % (t, bl / 1000, bl / base, tr / 1000, tr / base, state,
-                     pre, min(r["blackout_us"] for r in runs) / 1000,
+                  % (t, bl / 1000, bl / base, dev / 1000, dev / base,
+                     tr / 1000, tr / base, state, pre,
+                     min(r["blackout_us"] for r in runs) / 1000,
                      max(r["blackout_us"] for r in runs) / 1000, verdict))
             sys.stdout.flush()
     finally:

@@ -48,7 +48,7 @@ call_on(struct umdev_ctl *ctl, const char *cmd, struct json_object *args,
     rc = umdev_ctl_call(ctl, cmd, args, MIGRATE_REQ_TIMEOUT_MS, result, &e);
     json_object_put(args);
     if (rc < 0)
-        snprintf(err, errlen, "%s: %s", cmd, e.message);
+        snprintf(err, errlen, "%s: %.400s", cmd, e.message);
     return rc < 0 ? (e.err != 0 ? -abs(e.err) : rc) : 0;
 }
 

@@ -637,7 +637,7 @@ static uint8_t *
 patched(const uint8_t *s, size_t len, size_t off, uint32_t v)
 {
     uint8_t *p = malloc(len);
-    size_t st, st_len;
+    size_t st, st_len = 0;
 
     assert_non_null(p);
     memcpy(p, s, len);
@@ -662,7 +662,7 @@ test_refused(void **state)
 {
     uint8_t *stream = malloc(STREAM_CAP), *bad;
     uint32_t src_dump[DUMP_WORDS], dst_dump[DUMP_WORDS];
-    size_t len = 0, st, st_len;
+    size_t len = 0, st, st_len = 0;
     struct guest g, h, h2;
     unsigned int q, i;
 
@@ -771,7 +771,7 @@ test_precopy_dirty(void **state)
     uint8_t *stream = malloc(STREAM_CAP);
     struct umdev_wire_precopy_info pi;
     struct guest g = { .nq = 2 }, h = { .nq = 2 };
-    size_t len = 0, early, st, st_len;
+    size_t len = 0, early, st, st_len = 0;
 
     (void)state;
     assert_non_null(stream);
