@@ -90,9 +90,9 @@ class MigrateTestCase(DaemonTestCase):
         self.d = self.src
         return self.start_instance("-p", "serial", "-t", "serial-2port")
 
-    def start_accel(self):
+    def start_accel(self, typ="accel-4wq"):
         self.d = self.src
-        return self.start_instance("-p", "accel", "-t", "accel-4wq")
+        return self.start_instance("-p", "accel", "-t", typ)
 
 
 class Serial(MigrateTestCase):
@@ -168,15 +168,19 @@ class Nvme(MigrateTestCase):
 class Accel(MigrateTestCase):
 
     def test_moves_under_load(self):
-        i = self.start_accel()
-        rc, out, ctx = self.vmm("accel", i, "--depth", 32)
-        self.assert_moved(rc, out, ctx)
-        self.assertEqual(out["queues"], 4, ctx)
-        self.assertEqual(out["interrupts"], out["descriptors"], ctx)
-        # The engine wrote guest memory during pre-copy, and the log saw
-        # every page of it.
-        self.assertGreater(out["pages_dirty"], 0, ctx)
-        self.assert_moved_instance(i["uuid"])
+        """Every accel type, each queue 32 deep when the source stops."""
+        for typ, queues in (("accel-1wq", 1), ("accel-2wq", 2),
+                            ("accel-4wq", 4)):
+            with self.subTest(type=typ):
+                i = self.start_accel(typ)
+                rc, out, ctx = self.vmm("accel", i, "--depth", 32)
+                self.assert_moved(rc, out, ctx)
+                self.assertEqual(out["queues"], queues, ctx)
+                self.assertEqual(out["interrupts"], out["descriptors"], ctx)
+                # The engine wrote guest memory during pre-copy, and the
+                # log saw every page of it.
+                self.assertGreater(out["pages_dirty"], 0, ctx)
+                self.assert_moved_instance(i["uuid"])
 
     def test_selftest_corrupt_fails(self):
         i = self.start_accel()
