@@ -507,6 +507,11 @@ struct mig {
      * attach proper (connect, DMA_MAP, SET_IRQS). */
     uint64_t check_us, attach_us;
     const char *selftest;
+    /* --selftest corrupt found no output the guest has yet to check
+     * when the source stopped (nothing had completed since the last
+     * reap): the flip waits for the first such output at the
+     * destination. */
+    bool corrupt_pending;
     uint64_t *bitmap; /* the union of the reports */
     unsigned long report_every, reports;
     const char *refuse; /* "stop" or "attach": answer that with "fail" */
@@ -619,13 +624,19 @@ mig_dirty_check(struct vmm *v, struct mig *m)
     if (m->selftest && !strcmp(m->selftest, "corrupt")) {
         uint64_t gpa;
 
-        /* Output the guest has yet to check, which the workload knows;
-         * else output it checked already, which must stay as it is. A
-         * byte the device itself rewrites later (a ring's HEAD) would
-         * prove nothing. */
+        /* Output the guest has yet to check, which the workload knows
+         * (when there is none yet, the first at the destination: output
+         * it checked already may be rewritten by the device as it reuses
+         * the buffer, and a rewritten flip proves nothing); a workload
+         * without that knowledge: output it checked already, which must
+         * stay as it is. */
         if (v->wl->corrupt && v->wl->corrupt(v, &gpa) == 0) {
             selftest_flip(v, gpa - VMM_GPA_BASE,
                           "device output not yet checked");
+        } else if (v->wl->corrupt) {
+            m->corrupt_pending = true;
+            vmm_log(v, "self-test: no unchecked device output at the stop; "
+                       "corrupting the first at the destination");
         } else {
             for (off = 0; off < v->mem_size; off++)
                 if (v->mem[off] != v->shadow[off] &&
@@ -1142,10 +1153,22 @@ main(int argc, char **argv)
         if (unit >= v.units && (v.migrate_after < 0 || m.aborted ||
                                 (m.done && units_dst >= v.after)))
             break;
+        if (m.corrupt_pending && v.migrated) {
+            uint64_t gpa;
+
+            if (v.wl->corrupt(&v, &gpa) == 0) {
+                selftest_flip(&v, gpa - VMM_GPA_BASE,
+                              "device output not yet checked, at the "
+                              "destination");
+                m.corrupt_pending = false;
+            }
+        }
         if (v.wl->step(&v, unit) < 0)
             break;
         units_dst += v.migrated;
     }
+    if (m.corrupt_pending && v.errors == 0)
+        vmm_fail(&v, "self-test: no device output to corrupt");
     if (v.errors == 0)
         v.wl->finish(&v);
     if (v.errors == 0)

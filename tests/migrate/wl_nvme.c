@@ -283,13 +283,17 @@ nv_step(struct vmm *v, unsigned long unit)
     int n;
 
     (void)unit;
+    /* Reap, then fill the free slots: a unit ends with commands in
+     * flight, so a pause between units finds the controller with work
+     * to finish at its stop (and --selftest corrupt finds entries the
+     * guest has yet to consume). */
+    n = reap(v);
+    if (n < 0)
+        return -1;
     for (i = 0; i < w->nslots; i++)
         if (w->slots[i].state == SLOT_FREE && !w->draining &&
             slot_write(v, i) < 0)
             return -1;
-    n = reap(v);
-    if (n < 0)
-        return -1;
     if (n == 0)
         usleep(200);
     return 0;
