@@ -1375,8 +1375,15 @@ supervisor_all_stopped(const struct daemon *d)
 void
 supervisor_free_all(struct daemon *d)
 {
+    char path[PATH_MAX];
+
     while (d->instances != NULL)
         inst_remove(d, d->instances);
+    /* Left only when it still holds records: workers serving on. */
+    if (d->workers_dir &&
+        snprintf(path, sizeof(path), "%s/" UMDEVD_WORKERS_DIR,
+                 d->opts.rundir) < (int)sizeof(path))
+        rmdir(path);
 }
 
 /* ---- surviving umdevd: upgrade and adoption --------------------------- */
@@ -1913,6 +1920,7 @@ supervisor_adopt_all(struct daemon *d)
 
     if (fd < 0)
         return;
+    d->workers_dir = true;
     dir = fdopendir(fd);
     if (dir == NULL) {
         close(fd);

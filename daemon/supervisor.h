@@ -141,7 +141,8 @@ void supervisor_adopt_all(struct daemon *d);
 /** Ask every running worker to stop (shutdown); true once none runs. */
 void supervisor_stop_all(struct daemon *d);
 bool supervisor_all_stopped(const struct daemon *d);
-/** Free every instance record (exit). */
+/** Free every instance record (exit), and remove RUNDIR/workers when no
+ * worker's record is left in it. */
 void supervisor_free_all(struct daemon *d);
 
 /** The configuration @inst runs with while a worker is there, else its

@@ -235,6 +235,9 @@ struct daemon {
     /* SIGUSR2 (umdevd --upgrade): leave the workers running for the next
      * umdevd, then exit. */
     bool upgrading;
+    /* RUNDIR/workers is this daemon's (checked at start): it may remove
+     * it at exit. */
+    bool workers_dir;
     /* The channel to the cleanup process (supervisor.c), valid when
      * has_cleanup: it removes what this daemon leaves behind if it is
      * killed outright. */
