@@ -1380,9 +1380,8 @@ supervisor_free_all(struct daemon *d)
     while (d->instances != NULL)
         inst_remove(d, d->instances);
     /* Left only when it still holds records: workers serving on. */
-    if (d->workers_dir &&
-        snprintf(path, sizeof(path), "%s/" UMDEVD_WORKERS_DIR,
-                 d->opts.rundir) < (int)sizeof(path))
+    if (d->workers_dir && snprintf(path, sizeof(path), "%s/" UMDEVD_WORKERS_DIR,
+                                   d->opts.rundir) < (int)sizeof(path))
         rmdir(path);
 }
 
