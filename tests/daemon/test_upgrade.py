@@ -215,6 +215,31 @@ class Upgrade(DaemonTestCase):
         self.next_daemon()
         self.assertEqual(self.instance(u)["state"], "stopped")
 
+    def test_lease_ends_with_its_connection(self):
+        # A leased instance lives as long as its control connection; that
+        # ended with the killed daemon, so the next one stops it.
+        free = self.types()
+        with self.d.connect() as c:
+            r = c.call("start", {"parent": "accel", "type": A,
+                                 "lease": True})
+            self.assertIn("result", r, r)
+            i = r["result"]["instance"]
+            self.assertEqual(i["lease_pid"], os.getpid())
+            self.d.kill9()
+        self.wait_for("the killed daemon's cleanup",
+                      lambda: "ended leaving 1 instances running" in
+                      self.d.log(whole=True))
+        self.assertTrue(harness.alive(i["pid"]))
+        d = self.next_daemon()
+        self.wait_state(i["uuid"], None)
+        self.assertIn("%s: lessee (pid %d) lost its connection with the "
+                      "previous umdevd" % (i["uuid"], os.getpid()), d.log())
+        self.wait_for("the leased worker to end",
+                      lambda: (harness.reap_orphans(),
+                               not harness.alive(i["pid"]))[1])
+        self.assertEqual(self.types(), free)
+        self.assertEqual(os.listdir(self.workers), [])
+
     def test_forged_records_refused(self):
         us = [self.ok("define", "-p", "serial", "-t", T).out.strip()
               for _ in range(5)]
