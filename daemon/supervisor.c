@@ -600,13 +600,28 @@ adopt_socket(struct daemon *d, const struct instance *inst, char *err,
              size_t errlen)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    char dir[PATH_MAX];
     int fd, rc;
 
+    if (!d->workers_dir) {
+        snprintf(err, errlen,
+                 "%s/" UMDEVD_WORKERS_DIR " is not umdevd's user's alone (see "
+                 "the log): remove it and restart umdevd",
+                 d->opts.rundir);
+        return -EPERM;
+    }
     if (worker_path(d, inst->cfg.uuid, ".adopt", sa.sun_path,
                     sizeof(sa.sun_path)) < 0) {
         snprintf(err, errlen,
                  "adoption socket path too long (use a shorter --rundir)");
         return -ENAMETOOLONG;
+    }
+    /* Shorter than the socket's path, which fits. */
+    if (worker_path(d, "", "", dir, sizeof(dir)) == 0 && mkdir(dir, 0700) < 0 &&
+        errno != EEXIST) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(-rc));
+        return rc;
     }
     fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -1873,7 +1888,9 @@ out:
 }
 
 /* RUNDIR/workers must be umdevd's user's alone, or a record there proves
- * nothing. Return: its fd, or -errno after saying why. */
+ * nothing. It is made when the first worker starts (adopt_socket()), so
+ * a daemon that runs none leaves RUNDIR as it was. Return: its fd;
+ * -ENOENT none yet; or -errno after saying why. */
 static int
 workers_dir_open(struct daemon *d)
 {
@@ -1884,12 +1901,9 @@ workers_dir_open(struct daemon *d)
     if (snprintf(path, sizeof(path), "%s/" UMDEVD_WORKERS_DIR,
                  d->opts.rundir) >= (int)sizeof(path))
         return -ENAMETOOLONG;
-    if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-        umdev_log(&d->log, LOG_ERR, "cannot create %s: %s", path,
-                  strerror(errno));
-        return -errno;
-    }
     fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+        return -ENOENT;
     if (fd < 0 || fstat(fd, &st) < 0) {
         int rc = -errno;
 
@@ -1901,8 +1915,8 @@ workers_dir_open(struct daemon *d)
     if (st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
         umdev_log(&d->log, LOG_ERR,
                   "%s is not umdevd's user's alone (uid %u, mode %04o): no "
-                  "worker is adopted, and instances started now do not "
-                  "outlive this umdevd",
+                  "worker is adopted, and no instance starts until it is "
+                  "removed and umdevd restarted",
                   path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
         close(fd);
         return -EPERM;
@@ -1917,6 +1931,8 @@ supervisor_adopt_all(struct daemon *d)
     DIR *dir;
     int fd = workers_dir_open(d);
 
+    if (fd == -ENOENT)
+        d->workers_dir = true;
     if (fd < 0)
         return;
     d->workers_dir = true;

@@ -240,6 +240,22 @@ class Upgrade(DaemonTestCase):
         self.assertEqual(self.types(), free)
         self.assertEqual(os.listdir(self.workers), [])
 
+    def test_workers_dir_not_umdevds_alone(self):
+        # Records in a directory others can write prove nothing: none is
+        # read, and no instance starts until it is dealt with.
+        self.d.terminate()
+        os.makedirs(self.workers)
+        os.chmod(self.workers, 0o755)
+        d = self.next_daemon()
+        self.assertIn("%s is not umdevd's user's alone (uid %d, mode 0755)"
+                      % (self.workers, os.geteuid()), d.log())
+        self.refused("EPERM", "start", "-p", "serial", "-t", T,
+                     says="workers is not umdevd's user's alone")
+        d.terminate()
+        os.rmdir(self.workers)
+        self.next_daemon()
+        self.start_instance("-p", "serial", "-t", T)
+
     def test_forged_records_refused(self):
         us = [self.ok("define", "-p", "serial", "-t", T).out.strip()
               for _ in range(5)]
