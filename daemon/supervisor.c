@@ -445,6 +445,8 @@ on_info_timer(struct umdev_loop *loop, void *opaque)
     info_timer_arm(d, inst);
 }
 
+static void detach_one(struct daemon *d, struct instance *inst);
+
 static void
 handle_event(struct daemon *d, struct instance *inst, struct json_object *ev)
 {
@@ -458,6 +460,8 @@ handle_event(struct daemon *d, struct instance *inst, struct json_object *ev)
         umdev_log(&d->log, LOG_INFO, "%s: running (pid %d, socket %s)",
                   inst->cfg.uuid, (int)inst->pid, inst->sock_path);
         request_done(d, inst, 0, NULL, NULL);
+        if (d->upgrading && inst->recorded && inst->state == ST_RUNNING)
+            detach_one(d, inst);
         return;
     }
     if (kind != NULL && strcmp(kind, "error") == 0) {
@@ -1402,6 +1406,36 @@ supervisor_free_all(struct daemon *d)
 
 /* ---- surviving umdevd: upgrade and adoption --------------------------- */
 
+/* Let go of @inst's recorded worker: it serves on for the next umdevd. */
+static void
+detach_one(struct daemon *d, struct instance *inst)
+{
+    umdev_log(&d->log, LOG_NOTICE,
+              "%s: left %s for the next umdevd (worker pid %d)", inst->cfg.uuid,
+              inst_state_name(inst->state), (int)inst->pid);
+    /* Its sockets are not this daemon's to remove any more. */
+    cleanup_forget(d, inst->cfg.uuid);
+    deadline_clear(d, inst);
+    umdev_loop_timer_cancel(d->loop, inst->info_timer);
+    inst->info_timer = 0;
+    if (inst->readers != NULL)
+        readers_answer(d, inst, false, -ECANCELED,
+                       "umdevd is handing over to its successor", NULL);
+    if (inst->request != REQ_NONE)
+        request_done(d, inst, -ECANCELED,
+                     "umdevd is handing over to its successor", NULL);
+    umdev_loop_del(d->loop, inst->status_fd);
+    close(inst->status_fd);
+    inst->status_fd = -1;
+    if (inst->pidfd >= 0) {
+        umdev_loop_del(d->loop, inst->pidfd);
+        close(inst->pidfd);
+        inst->pidfd = -1;
+    }
+    inst->detached = true;
+    inst->pid = -1;
+}
+
 void
 supervisor_detach_all(struct daemon *d)
 {
@@ -1416,30 +1450,11 @@ supervisor_detach_all(struct daemon *d)
                 inst_stop(d, inst, UMDEVD_DEFAULT_GRACE_MS, NULL);
             continue;
         }
-        umdev_log(&d->log, LOG_NOTICE,
-                  "%s: left %s for the next umdevd (worker pid %d)",
-                  inst->cfg.uuid, inst_state_name(inst->state), (int)inst->pid);
-        /* Its sockets are not this daemon's to remove any more. */
-        cleanup_forget(d, inst->cfg.uuid);
-        deadline_clear(d, inst);
-        umdev_loop_timer_cancel(d->loop, inst->info_timer);
-        inst->info_timer = 0;
-        if (inst->readers != NULL)
-            readers_answer(d, inst, false, -ESHUTDOWN,
-                           "umdevd is handing over to its successor", NULL);
-        if (inst->request != REQ_NONE)
-            request_done(d, inst, -ESHUTDOWN,
-                         "umdevd is handing over to its successor", NULL);
-        umdev_loop_del(d->loop, inst->status_fd);
-        close(inst->status_fd);
-        inst->status_fd = -1;
-        if (inst->pidfd >= 0) {
-            umdev_loop_del(d->loop, inst->pidfd);
-            close(inst->pidfd);
-            inst->pidfd = -1;
-        }
-        inst->detached = true;
-        inst->pid = -1;
+        /* One still starting is let go once it is ready (handle_event()),
+         * so that the next umdevd finds it answering; one that fails to
+         * start is reaped here as usual. */
+        if (inst->state != ST_STARTING)
+            detach_one(d, inst);
     }
 }
 
@@ -1577,7 +1592,9 @@ adopt_handshake(struct daemon *d, const struct record *rec, char *why,
     socklen_t clen = sizeof(cred);
     struct json_object *req, *ev = NULL, *v;
     struct pollfd pfd;
-    char buf[1024];
+    char buf[1024], comm[64];
+    unsigned long long started;
+    int64_t deadline;
     ssize_t n;
     int fd, rc;
 
@@ -1592,7 +1609,15 @@ adopt_handshake(struct daemon *d, const struct record *rec, char *why,
         snprintf(why, whylen, "socket: %s", strerror(-rc));
         return rc;
     }
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    /* Refused: bound but not listened on yet, by a worker its umdevd
+     * left while it was still building its device. */
+    deadline = now_ms() + UMDEVD_START_TIMEOUT_MS;
+    while ((rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa))) < 0 &&
+           errno == ECONNREFUSED && now_ms() < deadline &&
+           proc_identity(rec->pid, comm, sizeof(comm), &started) == 0 &&
+           started == rec->start_time)
+        nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000 * 1000 }, NULL);
+    if (rc < 0) {
         rc = -errno;
         snprintf(why, whylen, "its adoption socket %s does not answer: %s",
                  sa.sun_path, strerror(-rc));

@@ -628,6 +628,10 @@ serve(struct service *s)
     while (!s->done) {
         if (umdev_loop_run_once(s->d->loop, -1) < 0)
             return 1;
+        /* The last worker may also go without a signal: let go of when
+         * it became ready during an upgrade. */
+        if (s->d->stopping && supervisor_all_stopped(s->d))
+            s->done = true;
         notify_update(s);
     }
     return 0;

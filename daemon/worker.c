@@ -740,6 +740,13 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
     rc = umdev_server_create_fd(w.dev.dev, w.loop, WORKER_LISTEN_FD, &w.srv);
     if (rc < 0)
         fail("cannot serve: %s", strerror(-rc));
+#ifdef UMDEV_TEST_HOOKS
+    /* Test-only (tests/daemon/test_upgrade.py): the worker of the
+     * instance UMDEV_TEST_SLOW_START names takes 3 s to build its
+     * device, so that its umdevd can be upgraded or killed meanwhile. */
+    if (names("UMDEV_TEST_SLOW_START", inst))
+        nanosleep(&(struct timespec){ .tv_sec = 3 }, NULL);
+#endif
     /* Listening here, not in umdevd, makes the peer credentials a
      * connecting umdevd reads the worker's own (pid, serving uid). */
     if (listen(WORKER_ADOPT_FD, 4) < 0)

@@ -215,6 +215,52 @@ class Upgrade(DaemonTestCase):
         self.next_daemon()
         self.assertEqual(self.instance(u)["state"], "stopped")
 
+    def slow_start(self, how):
+        """An instance whose worker is still building its device when
+        umdevd goes (@how: "upgrade" or "kill") is adopted all the same:
+        an upgrade waits until it is ready, a new daemon until it
+        listens."""
+        if not harness.FLAGS["test_hooks"]:
+            self.fail("umdevd was built without UMDEV_TEST_HOOKS")
+        self.d.terminate()
+        u = harness.new_uuid()
+        os.environ["UMDEV_TEST_SLOW_START"] = u
+        try:
+            old = self.next_daemon()
+        finally:
+            del os.environ["UMDEV_TEST_SLOW_START"]
+        c = old.connect()
+        self.addCleanup(c.close)
+        c.send_line(json.dumps({"version": 1, "id": 1, "cmd": "start",
+                                "args": {"parent": "serial", "type": T,
+                                         "uuid": u}}) + "\n")
+        # Its record is written right after the fork (a worker killed
+        # with its umdevd before that is not known to survive it).
+        self.wait_for("the worker's record", lambda: os.path.exists(
+            os.path.join(self.workers, u + ".json")))
+        self.assertEqual(self.instance(u)["state"], "starting")
+        if how == "upgrade":
+            old.signal(signal.SIGUSR2)
+            self.assertEqual(old.proc.wait(harness.T_EXIT), 0, old.log())
+            self.assertIn("%s: left running for the next umdevd" % u,
+                          old.log())
+        else:
+            old.kill9()
+        self.next_daemon()
+        i = self.instance(u)
+        self.assertEqual(i["state"], "running", self.d.log())
+        self.assertIn("%s: adopted running worker (pid %d" % (u, i["pid"]),
+                      self.d.log())
+        self.probe(i["socket"])
+        self.ok("stop", u)
+        self.assertFalse(harness.alive(i["pid"]))
+
+    def test_upgrade_while_starting(self):
+        self.slow_start("upgrade")
+
+    def test_sigkill_while_starting(self):
+        self.slow_start("kill")
+
     def test_lease_ends_with_its_connection(self):
         # A leased instance lives as long as its control connection; that
         # ended with the killed daemon, so the next one stops it.
@@ -336,4 +382,4 @@ class Upgrade(DaemonTestCase):
 
 
 if __name__ == "__main__":
-    harness.main(programs=("region-client",))
+    harness.main(programs=("region-client",), flags=("test-hooks",))
