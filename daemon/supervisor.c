@@ -1584,8 +1584,8 @@ record_read(int dirfd, const char *name, struct record *rec,
  * @why.
  */
 static int
-adopt_handshake(struct daemon *d, const struct record *rec, char *why,
-                size_t whylen)
+adopt_handshake(struct daemon *d, const struct record *rec, bool *stopping,
+                char *why, size_t whylen)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     struct ucred cred = { .pid = 0 };
@@ -1662,6 +1662,9 @@ adopt_handshake(struct daemon *d, const struct record *rec, char *why,
         close(fd);
         return -EPERM;
     }
+    /* A stop its old umdevd asked for goes on. */
+    *stopping = json_str(ev, "state") != NULL &&
+                strcmp(json_str(ev, "state"), "stopping") == 0;
     json_object_put(ev);
     return fd;
 }
@@ -1808,6 +1811,7 @@ adopt_one(struct daemon *d, int dirfd, const char *name)
     struct record rec;
     char why[256], comm[64], exe[PATH_MAX];
     unsigned long long started;
+    bool stopping = false;
     int fd, rc;
 
     rc = record_read(dirfd, name, &rec, &obj, why, sizeof(why));
@@ -1848,7 +1852,7 @@ adopt_one(struct daemon *d, int dirfd, const char *name)
         record_refused(d, &rec, why);
         goto out;
     }
-    fd = adopt_handshake(d, &rec, why, sizeof(why));
+    fd = adopt_handshake(d, &rec, &stopping, why, sizeof(why));
     if (fd < 0) {
         record_refused(d, &rec, why);
         goto out;
@@ -1876,7 +1880,7 @@ adopt_one(struct daemon *d, int dirfd, const char *name)
     inst->adopted = true;
     inst->keep_data = rec.keep_data;
     inst->status_fd = fd;
-    inst->state = ST_RUNNING;
+    inst->state = stopping ? ST_STOPPING : ST_RUNNING;
     inst->exit_reason[0] = '\0';
     inst->exit_status = inst->exit_signal = -1;
     umdev_loop_add(d->loop, fd, UMDEV_LOOP_IN, on_channel, inst);
@@ -1888,9 +1892,12 @@ adopt_one(struct daemon *d, int dirfd, const char *name)
                   "is seen when its channel closes",
                   rec.uuid, strerror(errno));
     cleanup_record(d, 'I', inst->sock_path, inst->cfg.uuid);
-    umdev_log(&d->log, LOG_NOTICE,
-              "%s: adopted running worker (pid %d, socket %s)", rec.uuid,
-              (int)rec.pid, inst->sock_path);
+    umdev_log(&d->log, LOG_NOTICE, "%s: adopted %s worker (pid %d, socket %s)",
+              rec.uuid, inst_state_name(inst->state), (int)rec.pid,
+              inst->sock_path);
+    if (stopping)
+        /* Bounded as the stop it is: its grace, then the margin. */
+        deadline_set(d, inst, UMDEVD_DEFAULT_GRACE_MS + STOP_MARGIN_MS);
     if (adopt_claim(d, inst, why, sizeof(why)) < 0) {
         snprintf(inst->exit_reason, sizeof(inst->exit_reason), "%.*s",
                  (int)sizeof(inst->exit_reason) - 1, why);

@@ -261,6 +261,29 @@ class Upgrade(DaemonTestCase):
     def test_sigkill_while_starting(self):
         self.slow_start("kill")
 
+    def test_stop_in_progress_goes_on(self):
+        # A worker asked to stop (its VMM holds on through the grace
+        # period) is handed over stopping, and ends as a stop.
+        u = self.ok("define", "-p", "serial", "-t", T).out.strip()
+        i = self.start_instance(u)
+        p = self.spawn([harness.BIN["req_client"], i["socket"], "hold",
+                        "60000"])
+        vmm = Lines(p)
+        self.assertTrue(vmm.next().startswith("attached"), vmm.seen)
+        stop = self.spawn([harness.BIN["umdevctl"], "--control",
+                           self.d.control, "stop", u, "--grace", "4000"])
+        self.wait_state(u, "stopping")
+        self.sigusr2()
+        # The handover closed the control connection the stop waited on.
+        self.assertEqual(stop.wait(harness.T_CMD), 3)
+        d = self.next_daemon()
+        self.assertIn("%s: adopted stopping worker (pid %d" % (u, i["pid"]),
+                      d.log())
+        self.assertEqual(self.instance(u)["state"], "stopping")
+        self.wait_state(u, "stopped")
+        self.assertEqual(vmm.rest(), ["req", "disconnected"], vmm.seen)
+        self.assertFalse(harness.alive(i["pid"]))
+
     def test_lease_ends_with_its_connection(self):
         # A leased instance lives as long as its control connection; that
         # ended with the killed daemon, so the next one stops it.
