@@ -56,7 +56,7 @@
 #define UMDEVD_WORKERS_DIR "workers"
 /* How long a starting umdevd waits for one worker to answer its
  * adoption request. */
-#define UMDEVD_ADOPT_TIMEOUT_MS 2000
+#define UMDEVD_ADOPT_TIMEOUT_MS 5000
 
 /* How long `umdevd --upgrade` waits for the old umdevd to exit. */
 #define UMDEVD_UPGRADE_TIMEOUT_MS 60000

@@ -247,7 +247,9 @@ class Upgrade(DaemonTestCase):
         else:
             old.kill9()
         self.next_daemon()
-        i = self.instance(u)
+        i = self.lookup(u)
+        self.assertIsNotNone(i, old.log(whole=True) + "\n---\n" +
+                             self.d.log())
         self.assertEqual(i["state"], "running", self.d.log())
         self.assertIn("%s: adopted running worker (pid %d" % (u, i["pid"]),
                       self.d.log())
@@ -283,6 +285,23 @@ class Upgrade(DaemonTestCase):
         self.wait_state(u, "stopped")
         self.assertEqual(vmm.rest(), ["req", "disconnected"], vmm.seen)
         self.assertFalse(harness.alive(i["pid"]))
+
+    def test_claims_that_no_longer_fit(self):
+        # The next umdevd hands out fewer queues: a worker whose claim
+        # does not fit is adopted, then stopped with the reason.
+        i = self.start_instance("-p", "accel", "-t", A)
+        self.sigusr2()
+        d = self.next_daemon(["--pool", "accel.queues=2"])
+        self.assertIn("%s: adopted running worker (pid %d" %
+                      (i["uuid"], i["pid"]), d.log())
+        self.assertIn("%s: cannot claim its resources: the parent has none "
+                      "free: stopping it" % i["uuid"], d.log())
+        self.wait_state(i["uuid"], None)
+        self.wait_for("the worker to end",
+                      lambda: (harness.reap_orphans(),
+                               not harness.alive(i["pid"]))[1])
+        self.assertEqual(self.types()[A], 0)
+        self.assertEqual(os.listdir(self.workers), [])
 
     def test_lease_ends_with_its_connection(self):
         # A leased instance lives as long as its control connection; that
