@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -37,6 +40,7 @@
 static void cleanup_record(struct daemon *d, char kind, const char *path,
                            const char *name);
 static void cleanup_forget(struct daemon *d, const char *name);
+static void record_remove(struct daemon *d, const char *uuid);
 
 /* A read waiting for the worker's info reply. */
 struct info_reader {
@@ -101,6 +105,7 @@ inst_add(struct daemon *d, struct inst_config *cfg, bool defined,
     inst->defined = defined;
     inst->daemon = d;
     inst->pid = -1;
+    inst->pidfd = -1;
     inst->status_fd = -1;
     inst->exit_status = -1;
     inst->exit_signal = -1;
@@ -117,6 +122,8 @@ inst_add(struct daemon *d, struct inst_config *cfg, bool defined,
 static void
 transient_data_drop(struct daemon *d, struct instance *inst)
 {
+    if (inst->detached)
+        return; /* its worker serves on, for the next umdevd */
     if (!inst->defined && inst->keep_data) {
         umdev_log(&d->log, LOG_INFO,
                   "%s: transient instance gone; its data stays (it moved)",
@@ -293,6 +300,19 @@ inst_to_json(const struct instance *inst)
     return o;
 }
 
+/* Signal @inst's worker: an adopted one through its pidfd, since its pid
+ * is not this daemon's child and could be recycled unseen. */
+static void
+worker_signal(struct instance *inst, int sig)
+{
+    if (inst->adopted) {
+        if (inst->pidfd >= 0)
+            pidfd_send_signal(inst->pidfd, sig, NULL, 0);
+    } else if (inst->pid > 0) {
+        kill(inst->pid, sig);
+    }
+}
+
 /* A worker missed its deadline (start, stop grace): end it. */
 static void
 on_deadline(struct umdev_loop *loop, void *opaque)
@@ -304,7 +324,7 @@ on_deadline(struct umdev_loop *loop, void *opaque)
     if (inst->pid > 0) {
         snprintf(inst->exit_reason, sizeof(inst->exit_reason),
                  "worker did not respond in time; killed");
-        kill(inst->pid, SIGKILL);
+        worker_signal(inst, SIGKILL);
     }
 }
 
@@ -425,6 +445,8 @@ on_info_timer(struct umdev_loop *loop, void *opaque)
     info_timer_arm(d, inst);
 }
 
+static void detach_one(struct daemon *d, struct instance *inst);
+
 static void
 handle_event(struct daemon *d, struct instance *inst, struct json_object *ev)
 {
@@ -438,6 +460,8 @@ handle_event(struct daemon *d, struct instance *inst, struct json_object *ev)
         umdev_log(&d->log, LOG_INFO, "%s: running (pid %d, socket %s)",
                   inst->cfg.uuid, (int)inst->pid, inst->sock_path);
         request_done(d, inst, 0, NULL, NULL);
+        if (d->upgrading && inst->recorded && inst->state == ST_RUNNING)
+            detach_one(d, inst);
         return;
     }
     if (kind != NULL && strcmp(kind, "error") == 0) {
@@ -511,12 +535,215 @@ listen_socket(const struct instance *inst, char *err, size_t errlen)
     return fd;
 }
 
+/* ---- surviving umdevd: workers' records -------------------------------
+ *
+ * RUNDIR/workers (0700, umdevd's user's) holds, per worker this daemon
+ * forked: <uuid>.json, its record, and <uuid>.adopt, the socket it
+ * listens on for the next umdevd (supervisor.h, "Surviving umdevd").
+ */
+
+/* RUNDIR/workers/<uuid><suffix> into @out. Return: 0 or -ENAMETOOLONG. */
+static int
+worker_path(const struct daemon *d, const char *uuid, const char *suffix,
+            char *out, size_t len)
+{
+    int n = snprintf(out, len, "%s/" UMDEVD_WORKERS_DIR "/%s%s", d->opts.rundir,
+                     uuid, suffix);
+
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/*
+ * /proc/@pid/stat: the process's name (comm) and its start time (field
+ * 22, clock ticks since boot), which together with the pid tell one
+ * process from a later one given the same pid. Return: 0; -ESRCH gone;
+ * -EIO unreadable.
+ */
+static int
+proc_identity(pid_t pid, char *comm, size_t commlen,
+              unsigned long long *start_time)
+{
+    char path[64], buf[1024], *open_paren, *close_paren, *p;
+    ssize_t n;
+    int fd, field;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? -ESRCH : -EIO;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return n == 0 ? -ESRCH : -EIO;
+    buf[n] = '\0';
+    /* The name may hold spaces and parentheses: it ends at the last ')'. */
+    open_paren = strchr(buf, '(');
+    close_paren = strrchr(buf, ')');
+    if (open_paren == NULL || close_paren == NULL || close_paren < open_paren)
+        return -EIO;
+    snprintf(comm, commlen, "%.*s", (int)(close_paren - open_paren - 1),
+             open_paren + 1);
+    /* Field 3 (state) follows ") "; field 22 is 19 fields further. */
+    p = close_paren + 1;
+    for (field = 3; field < 22 && p != NULL; field++)
+        p = strchr(p + 1, ' ');
+    if (p == NULL || sscanf(p + 1, "%llu", start_time) != 1)
+        return -EIO;
+    /* A zombie has finished: it serves nobody. */
+    if (close_paren[1] == ' ' &&
+        (close_paren[2] == 'Z' || close_paren[2] == 'X'))
+        return -ESRCH;
+    return 0;
+}
+
+/* Bind (not listen: the worker does, so that the peer credentials a
+ * connecting umdevd reads are the worker's) @inst's adoption socket.
+ * Return: the fd, or -errno with @err filled. */
+static int
+adopt_socket(struct daemon *d, const struct instance *inst, char *err,
+             size_t errlen)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    char dir[PATH_MAX];
+    int fd, rc;
+
+    if (!d->workers_dir) {
+        snprintf(err, errlen,
+                 "%s/" UMDEVD_WORKERS_DIR " is not umdevd's user's alone (see "
+                 "the log): remove it and restart umdevd",
+                 d->opts.rundir);
+        return -EPERM;
+    }
+    if (worker_path(d, inst->cfg.uuid, ".adopt", sa.sun_path,
+                    sizeof(sa.sun_path)) < 0) {
+        snprintf(err, errlen,
+                 "adoption socket path too long (use a shorter --rundir)");
+        return -ENAMETOOLONG;
+    }
+    /* Shorter than the socket's path, which fits. */
+    if (worker_path(d, "", "", dir, sizeof(dir)) == 0 && mkdir(dir, 0700) < 0 &&
+        errno != EEXIST) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(-rc));
+        return rc;
+    }
+    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "socket: %s", strerror(-rc));
+        return rc;
+    }
+    /* One an earlier worker of this instance left behind. */
+    unlink(sa.sun_path);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        chmod(sa.sun_path, 0600) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot create %s: %s", sa.sun_path,
+                 strerror(-rc));
+        close(fd);
+        unlink(sa.sun_path);
+        return rc;
+    }
+    return fd;
+}
+
+static int
+token_new(struct instance *inst)
+{
+    unsigned char raw[UMDEVD_TOKEN_BYTES];
+    size_t i;
+
+    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+        return -EIO;
+    for (i = 0; i < sizeof(raw); i++)
+        snprintf(inst->token + 2 * i, 3, "%02x", raw[i]);
+    explicit_bzero(raw, sizeof(raw));
+    return 0;
+}
+
+/*
+ * Write @inst's record atomically (temporary file, rename): what a later
+ * umdevd needs to prove its worker and take it over as it is. Return: 0
+ * or -errno.
+ */
+static int
+record_write(struct daemon *d, struct instance *inst)
+{
+    struct json_object *o = json_object_new_object(), *claims;
+    char path[PATH_MAX], tmp[PATH_MAX + 16];
+    const char *text;
+    size_t i, len;
+    int fd, rc = 0;
+
+    json_object_object_add(o, "version", json_object_new_int(1));
+    json_object_object_add(o, "uuid", json_object_new_string(inst->cfg.uuid));
+    json_object_object_add(o, "pid", json_object_new_int64(inst->pid));
+    json_object_object_add(o, "start_time",
+                           json_object_new_uint64(inst->start_time));
+    json_object_object_add(o, "socket",
+                           json_object_new_string(inst->sock_path));
+    json_object_object_add(o, "token", json_object_new_string(inst->token));
+    json_object_object_add(o, "umdevd_uid",
+                           json_object_new_int64((int64_t)geteuid()));
+    json_object_object_add(o, "defined",
+                           json_object_new_boolean(inst->defined));
+    json_object_object_add(o, "config", defs_to_json(inst_live(inst)));
+    /* For the operator's eyes: the next umdevd claims what the
+     * configuration costs, as a start would. */
+    claims = json_object_new_array();
+    for (i = 0; i < inst->nattr_claims; i++) {
+        struct json_object *c = json_object_new_object();
+
+        json_object_object_add(
+            c, "pool", json_object_new_string(inst->attr_claims[i].pool));
+        json_object_object_add(
+            c, "amount", json_object_new_int64(inst->attr_claims[i].amount));
+        json_object_array_add(claims, c);
+    }
+    json_object_object_add(o, "claims", claims);
+    if (inst->lease)
+        json_object_object_add(o, "lease_pid",
+                               json_object_new_int64(inst->lease_pid));
+    json_object_object_add(o, "keep_data",
+                           json_object_new_boolean(inst->keep_data));
+    if (worker_path(d, inst->cfg.uuid, ".json", path, sizeof(path)) < 0) {
+        json_object_put(o);
+        return -ENAMETOOLONG;
+    }
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
+    len = strlen(text);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) < 0)
+        rc = -errno;
+    if (fd >= 0 && close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc < 0)
+        unlink(tmp);
+    json_object_put(o);
+    return rc;
+}
+
+static void
+record_remove(struct daemon *d, const char *uuid)
+{
+    char path[PATH_MAX];
+
+    if (worker_path(d, uuid, ".json", path, sizeof(path)) == 0)
+        unlink(path);
+    if (worker_path(d, uuid, ".adopt", path, sizeof(path)) == 0)
+        unlink(path);
+}
+
 int
 inst_start(struct daemon *d, struct instance *inst, void *waiter, char *err,
            size_t errlen)
 {
     int sp[2] = { -1, -1 };
-    int listen_fd, rc;
+    int listen_fd, adopt_fd, rc;
+    char comm[32];
     pid_t pid;
 
     if (inst->state == ST_STARTING || inst->state == ST_RUNNING ||
@@ -555,10 +782,23 @@ inst_start(struct daemon *d, struct instance *inst, void *waiter, char *err,
         goto fail;
     }
     cleanup_record(d, 'I', inst->sock_path, inst->cfg.uuid);
+    rc = token_new(inst);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot draw a token: %s", strerror(-rc));
+        close(listen_fd);
+        goto fail;
+    }
+    adopt_fd = adopt_socket(d, inst, err, errlen);
+    if (adopt_fd < 0) {
+        rc = adopt_fd;
+        close(listen_fd);
+        goto fail;
+    }
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
         rc = -errno;
         snprintf(err, errlen, "socketpair: %s", strerror(-rc));
         close(listen_fd);
+        close(adopt_fd);
         goto fail;
     }
     pid = fork();
@@ -566,18 +806,38 @@ inst_start(struct daemon *d, struct instance *inst, void *waiter, char *err,
         rc = -errno;
         snprintf(err, errlen, "cannot fork a worker: %s", strerror(-rc));
         close(listen_fd);
+        close(adopt_fd);
         close(sp[0]);
         close(sp[1]);
         goto fail;
     }
     if (pid == 0) {
         close(sp[0]);
-        worker_run(d, inst, listen_fd, sp[1], UMDEVD_DEFAULT_GRACE_MS);
+        worker_run(d, inst, listen_fd, sp[1], adopt_fd,
+                   UMDEVD_DEFAULT_GRACE_MS);
     }
     close(listen_fd);
+    close(adopt_fd);
     close(sp[1]);
     inst->pid = pid;
+    inst->adopted = false;
+    inst->detached = false;
     inst->status_fd = sp[0];
+    /* The record, and only then the worker's leave to outlive this
+     * daemon: a worker no record names would serve on unseen. */
+    inst->recorded = false;
+    if (proc_identity(pid, comm, sizeof(comm), &inst->start_time) == 0 &&
+        (rc = record_write(d, inst)) == 0) {
+        struct json_object *req = json_object_new_object();
+
+        json_object_object_add(req, "req", json_object_new_string("recorded"));
+        inst->recorded = channel_send(inst->status_fd, req) == 0;
+        json_object_put(req);
+    }
+    if (!inst->recorded)
+        umdev_log(&d->log, LOG_WARNING,
+                  "%s: cannot record its worker (%s); it stops with umdevd",
+                  inst->cfg.uuid, strerror(rc < 0 ? -rc : EIO));
     inst->state = ST_STARTING;
     inst->exit_reason[0] = '\0';
     inst->exit_status = inst->exit_signal = -1;
@@ -591,6 +851,7 @@ fail:
     inst->claimed = false;
     live_clear(inst);
     unlink(inst->sock_path);
+    record_remove(d, inst->cfg.uuid);
     cleanup_forget(d, inst->cfg.uuid);
     return rc;
 }
@@ -606,7 +867,7 @@ inst_stop(struct daemon *d, struct instance *inst, int grace_ms, void *waiter)
     json_object_object_add(req, "req", json_object_new_string("stop"));
     json_object_object_add(req, "grace_ms", json_object_new_int(grace_ms));
     if (channel_send(inst->status_fd, req) < 0)
-        kill(inst->pid, SIGTERM);
+        worker_signal(inst, SIGTERM);
     json_object_put(req);
     inst->state = ST_STOPPING;
     if (waiter != NULL)
@@ -881,7 +1142,7 @@ static void
 cleanup_main(struct daemon *d, pid_t daemon_pid)
 {
     struct cleanup_entry *ents = NULL;
-    size_t n = 0, cap = 0, removed = 0, i;
+    size_t n = 0, cap = 0, removed = 0, kept = 0, i;
     char rec[CLEANUP_MAX_RECORD + 1];
 
     prctl(PR_SET_NAME, "umdev-cleanup");
@@ -937,6 +1198,14 @@ cleanup_main(struct daemon *d, pid_t daemon_pid)
             removed += cleanup_unlink(ents[i].name, &ents[i]);
             continue;
         }
+        /* A recorded worker outlives the daemon, serving on its socket
+         * until the next umdevd adopts it (or finds it gone and removes
+         * what it left). */
+        if (worker_path(d, ents[i].name, ".json", path, sizeof(path)) < 0 ||
+            access(path, F_OK) == 0) {
+            kept++;
+            continue;
+        }
         /* An instance: its socket, and its host ends only while that
          * socket is still this daemon's (else a new daemon runs it). */
         if (snprintf(path, sizeof(path), "%s/%s.sock", d->opts.rundir,
@@ -949,6 +1218,11 @@ cleanup_main(struct daemon *d, pid_t daemon_pid)
                   "removed %zu sockets and host ends left behind by umdevd "
                   "(pid %d), which ended without stopping its instances",
                   removed, (int)daemon_pid);
+    if (kept > 0)
+        umdev_log(&d->log, LOG_NOTICE,
+                  "umdevd (pid %d) ended leaving %zu instances running; the "
+                  "next umdevd adopts them",
+                  (int)daemon_pid, kept);
     _exit(0);
 }
 
@@ -992,11 +1266,18 @@ supervisor_worker(struct daemon *d, pid_t pid)
     return NULL;
 }
 
+/*
+ * @inst's worker has exited with @status, or, adopted (not this daemon's
+ * child), with a status this daemon cannot learn (@known false): a stop
+ * it was asked for counts as clean, anything else as a failure.
+ */
 static void
-worker_gone(struct daemon *d, struct instance *inst, int status)
+worker_gone(struct daemon *d, struct instance *inst, int status, bool known)
 {
     bool expected = inst->state == ST_STOPPING;
-    bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    bool clean =
+        known ? WIFEXITED(status) && WEXITSTATUS(status) == 0 : expected;
+    pid_t pid = inst->pid;
     enum inst_state was = inst->state;
     enum inst_request req = inst->request;
 
@@ -1010,8 +1291,16 @@ worker_gone(struct daemon *d, struct instance *inst, int status)
         close(inst->status_fd);
         inst->status_fd = -1;
     }
+    if (inst->pidfd >= 0) {
+        umdev_loop_del(d->loop, inst->pidfd);
+        close(inst->pidfd);
+        inst->pidfd = -1;
+    }
     unlink(inst->sock_path);
     remove_host_ends(d, inst);
+    record_remove(d, inst->cfg.uuid);
+    inst->recorded = false;
+    inst->adopted = false;
     cleanup_forget(d, inst->cfg.uuid);
     if (inst->claimed) {
         parents_release(d, inst);
@@ -1024,7 +1313,13 @@ worker_gone(struct daemon *d, struct instance *inst, int status)
         inst->state = ST_STOPPED;
         umdev_log(&d->log, LOG_INFO, "%s: stopped", inst->cfg.uuid);
     } else {
-        describe_exit(inst, status);
+        if (known)
+            describe_exit(inst, status);
+        else if (inst->exit_reason[0] == '\0')
+            snprintf(inst->exit_reason, sizeof(inst->exit_reason),
+                     "adopted worker (pid %d) ended unasked; its exit "
+                     "status went to its parent, not to this umdevd",
+                     (int)pid);
         inst->state = ST_FAILED;
         umdev_log(&d->log, expected ? LOG_WARNING : LOG_ERR, "%s: %s",
                   inst->cfg.uuid, inst->exit_reason);
@@ -1068,8 +1363,8 @@ supervisor_reap(struct daemon *d)
         for (inst = d->instances; inst != NULL; inst = inst->next)
             if (inst->pid == pid)
                 break;
-        if (inst != NULL)
-            worker_gone(d, inst, status);
+        if (inst != NULL && !inst->adopted)
+            worker_gone(d, inst, status, true);
         else
             callouts_reaped(d, pid, status);
     }
@@ -1099,6 +1394,598 @@ supervisor_all_stopped(const struct daemon *d)
 void
 supervisor_free_all(struct daemon *d)
 {
+    char path[PATH_MAX];
+
     while (d->instances != NULL)
         inst_remove(d, d->instances);
+    /* Left only when it still holds records: workers serving on. */
+    if (d->workers_dir && snprintf(path, sizeof(path), "%s/" UMDEVD_WORKERS_DIR,
+                                   d->opts.rundir) < (int)sizeof(path))
+        rmdir(path);
+}
+
+/* ---- surviving umdevd: upgrade and adoption --------------------------- */
+
+/* Let go of @inst's recorded worker: it serves on for the next umdevd. */
+static void
+detach_one(struct daemon *d, struct instance *inst)
+{
+    umdev_log(&d->log, LOG_NOTICE,
+              "%s: left %s for the next umdevd (worker pid %d)", inst->cfg.uuid,
+              inst_state_name(inst->state), (int)inst->pid);
+    /* Its sockets are not this daemon's to remove any more. */
+    cleanup_forget(d, inst->cfg.uuid);
+    deadline_clear(d, inst);
+    umdev_loop_timer_cancel(d->loop, inst->info_timer);
+    inst->info_timer = 0;
+    if (inst->readers != NULL)
+        readers_answer(d, inst, false, -ECANCELED,
+                       "umdevd is handing over to its successor", NULL);
+    if (inst->request != REQ_NONE)
+        request_done(d, inst, -ECANCELED,
+                     "umdevd is handing over to its successor", NULL);
+    umdev_loop_del(d->loop, inst->status_fd);
+    close(inst->status_fd);
+    inst->status_fd = -1;
+    if (inst->pidfd >= 0) {
+        umdev_loop_del(d->loop, inst->pidfd);
+        close(inst->pidfd);
+        inst->pidfd = -1;
+    }
+    inst->detached = true;
+    inst->pid = -1;
+}
+
+void
+supervisor_detach_all(struct daemon *d)
+{
+    struct instance *inst;
+
+    for (inst = d->instances; inst != NULL; inst = inst->next) {
+        if (inst->pid <= 0)
+            continue;
+        if (!inst->recorded) {
+            /* No later umdevd could find it. */
+            if (inst->state == ST_RUNNING || inst->state == ST_STARTING)
+                inst_stop(d, inst, UMDEVD_DEFAULT_GRACE_MS, NULL);
+            continue;
+        }
+        /* One still starting is let go once it is ready (handle_event()),
+         * so that the next umdevd finds it answering; one that fails to
+         * start is reaped here as usual. */
+        if (inst->state != ST_STARTING)
+            detach_one(d, inst);
+    }
+}
+
+/* An adopted worker ended (its pidfd became readable). */
+static void
+on_pidfd(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
+{
+    struct instance *inst = opaque;
+
+    (void)loop;
+    (void)fd;
+    (void)events;
+    worker_gone(inst->daemon, inst, 0, false);
+}
+
+/* One record, as read from RUNDIR/workers/<uuid>.json. */
+struct record {
+    char uuid[MDEV_UUID_STR_LEN + 1];
+    pid_t pid;
+    unsigned long long start_time;
+    char token[2 * UMDEVD_TOKEN_BYTES + 1];
+    bool defined;
+    bool lease;
+    pid_t lease_pid;
+    bool keep_data;
+    struct json_object *config; /* borrowed from the parsed file */
+};
+
+/* Read and check record @name of directory @dirfd; @rec->config points
+ * into *@obj, which the caller puts. Return: 0 or -errno with @why. */
+static int
+record_read(int dirfd, const char *name, struct record *rec,
+            struct json_object **obj, char *why, size_t whylen)
+{
+    char text[65536], norm[MDEV_UUID_STR_LEN + 1];
+    struct json_object *o, *v;
+    struct stat st;
+    size_t len = strlen(name) - strlen(".json");
+    ssize_t n;
+    int fd;
+
+    *obj = NULL;
+    memset(rec, 0, sizeof(*rec));
+    if (len != MDEV_UUID_STR_LEN) {
+        snprintf(why, whylen, "its name is not <uuid>.json");
+        return -EINVAL;
+    }
+    memcpy(rec->uuid, name, len);
+    if (mdev_uuid_parse(rec->uuid, norm) < 0 || strcmp(norm, rec->uuid) != 0) {
+        snprintf(why, whylen, "its name is not <uuid>.json");
+        return -EINVAL;
+    }
+    fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        snprintf(why, whylen, "cannot read it: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -EIO;
+    }
+    /* Only umdevd's user can have written it, and only it can read the
+     * token: else it proves nothing. */
+    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+        (st.st_mode & 077) != 0) {
+        close(fd);
+        snprintf(why, whylen,
+                 "it is not a regular file of umdevd's user (uid %u) that "
+                 "only that user can read",
+                 (unsigned)geteuid());
+        return -EPERM;
+    }
+    n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    if (n < 0) {
+        snprintf(why, whylen, "cannot read it: %s", strerror(errno));
+        return -EIO;
+    }
+    text[n] = '\0';
+    o = json_tokener_parse(text);
+    *obj = o;
+    if (o == NULL || !json_object_is_type(o, json_type_object)) {
+        snprintf(why, whylen, "it is not a JSON object");
+        return -EINVAL;
+    }
+    if (!json_object_object_get_ex(o, "uuid", &v) ||
+        !json_object_is_type(v, json_type_string) ||
+        strcmp(json_object_get_string(v), rec->uuid) != 0 ||
+        !json_object_object_get_ex(o, "pid", &v) ||
+        !json_object_is_type(v, json_type_int) ||
+        json_object_get_int64(v) <= 1 || json_object_get_int64(v) > INT_MAX) {
+        snprintf(why, whylen, "its uuid or pid is missing or wrong");
+        return -EINVAL;
+    }
+    rec->pid = (pid_t)json_object_get_int64(v);
+    if (!json_object_object_get_ex(o, "start_time", &v) ||
+        !json_object_is_type(v, json_type_int)) {
+        snprintf(why, whylen, "its start_time is missing");
+        return -EINVAL;
+    }
+    rec->start_time = json_object_get_uint64(v);
+    if (!json_object_object_get_ex(o, "token", &v) ||
+        !json_object_is_type(v, json_type_string) ||
+        strlen(json_object_get_string(v)) != 2 * UMDEVD_TOKEN_BYTES) {
+        snprintf(why, whylen, "its token is missing");
+        return -EINVAL;
+    }
+    snprintf(rec->token, sizeof(rec->token), "%s", json_object_get_string(v));
+    rec->defined = json_object_object_get_ex(o, "defined", &v) &&
+                   json_object_get_boolean(v);
+    rec->keep_data = json_object_object_get_ex(o, "keep_data", &v) &&
+                     json_object_get_boolean(v);
+    if (json_object_object_get_ex(o, "lease_pid", &v)) {
+        rec->lease = true;
+        rec->lease_pid = (pid_t)json_object_get_int64(v);
+    }
+    if (!json_object_object_get_ex(o, "config", &rec->config) ||
+        !json_object_is_type(rec->config, json_type_object)) {
+        snprintf(why, whylen, "its configuration is missing");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/*
+ * Prove the worker @rec names: connect to its adoption socket, check the
+ * peer is the recorded pid, and hand it the token; it answers "adopted"
+ * only when the token is its own. Return: the channel, or -errno with
+ * @why.
+ */
+static int
+adopt_handshake(struct daemon *d, const struct record *rec, bool *stopping,
+                char *why, size_t whylen)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct ucred cred = { .pid = 0 };
+    socklen_t clen = sizeof(cred);
+    struct json_object *req, *ev = NULL, *v;
+    struct pollfd pfd;
+    char buf[1024], comm[64];
+    unsigned long long started;
+    int64_t deadline;
+    ssize_t n;
+    int fd, rc;
+
+    if (worker_path(d, rec->uuid, ".adopt", sa.sun_path, sizeof(sa.sun_path)) <
+        0) {
+        snprintf(why, whylen, "its adoption socket path is too long");
+        return -ENAMETOOLONG;
+    }
+    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(why, whylen, "socket: %s", strerror(-rc));
+        return rc;
+    }
+    /* Refused: bound but not listened on yet, by a worker its umdevd
+     * left while it was still building its device. */
+    deadline = now_ms() + UMDEVD_START_TIMEOUT_MS;
+    while ((rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa))) < 0 &&
+           errno == ECONNREFUSED && now_ms() < deadline &&
+           proc_identity(rec->pid, comm, sizeof(comm), &started) == 0 &&
+           started == rec->start_time)
+        nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000 * 1000 }, NULL);
+    if (rc < 0) {
+        rc = -errno;
+        snprintf(why, whylen, "its adoption socket %s does not answer: %s",
+                 sa.sun_path, strerror(-rc));
+        close(fd);
+        return rc;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 ||
+        cred.pid != rec->pid) {
+        snprintf(why, whylen,
+                 "its adoption socket is served by pid %d, not by the "
+                 "recorded pid %d",
+                 (int)cred.pid, (int)rec->pid);
+        close(fd);
+        return -EPERM;
+    }
+    req = json_object_new_object();
+    json_object_object_add(req, "req", json_object_new_string("adopt"));
+    json_object_object_add(req, "token", json_object_new_string(rec->token));
+    rc = channel_send(fd, req);
+    json_object_put(req);
+    pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+    if (rc == 0 && poll(&pfd, 1, UMDEVD_ADOPT_TIMEOUT_MS) != 1)
+        rc = -ETIMEDOUT;
+    n = rc == 0 ? recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT) : -1;
+    if (n > 0) {
+        buf[n] = '\0';
+        ev = json_tokener_parse(buf);
+    }
+    if (ev == NULL || !json_object_is_type(ev, json_type_object) ||
+        json_str(ev, "event") == NULL ||
+        strcmp(json_str(ev, "event"), "adopted") != 0 ||
+        !json_object_object_get_ex(ev, "pid", &v) ||
+        json_object_get_int64(v) != rec->pid) {
+        if (rc == -ETIMEDOUT)
+            snprintf(why, whylen, "it did not answer within %d ms",
+                     UMDEVD_ADOPT_TIMEOUT_MS);
+        else
+            snprintf(why, whylen,
+                     "it refused the record's token (or is no worker of "
+                     "this record)");
+        json_object_put(ev);
+        close(fd);
+        return -EPERM;
+    }
+    /* A stop its old umdevd asked for goes on. */
+    *stopping = json_str(ev, "state") != NULL &&
+                strcmp(json_str(ev, "state"), "stopping") == 0;
+    json_object_put(ev);
+    return fd;
+}
+
+/* The instance a record names, configured as its record says (a defined
+ * one keeps its definition, with the record's configuration live), or
+ * NULL with @why. */
+static struct instance *
+record_instance(struct daemon *d, const struct record *rec, char *why,
+                size_t whylen)
+{
+    struct instance *inst = inst_find(d, rec->uuid);
+    struct inst_config cfg;
+    const char *parent = json_str(rec->config, "parent");
+    int rc;
+
+    if (parent == NULL) {
+        snprintf(why, whylen, "its configuration names no parent");
+        return NULL;
+    }
+    rc = defs_from_json(d, parent, rec->uuid, rec->config, &cfg, why, whylen);
+    if (rc < 0)
+        return NULL;
+    if (inst == NULL) {
+        rc = inst_add(d, &cfg, false, &inst, why, whylen);
+        if (rc < 0) {
+            json_object_put(cfg.attrs);
+            return NULL;
+        }
+        rc = live_set(inst);
+    } else {
+        json_object_put(inst->live.attrs);
+        inst->live = cfg;
+        rc = 0;
+    }
+    if (rc < 0) {
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    return inst;
+}
+
+/* Claim what @inst's live configuration costs, as its start did. */
+static int
+adopt_claim(struct daemon *d, struct instance *inst, char *why, size_t whylen)
+{
+    struct inst_config def = inst->cfg;
+    int rc;
+
+    rc = mdev_instance_add(d->mdev, inst->cfg.uuid, inst->live.type);
+    if (rc < 0) {
+        snprintf(why, whylen, "cannot claim its resources: %s",
+                 rc == -ENOSPC ? "the parent has none free" : strerror(-rc));
+        return rc;
+    }
+    inst->claimed = true;
+    /* parents_claim() reads the configuration a start would: here the
+     * one the worker runs with. */
+    inst->cfg = inst->live;
+    rc = parents_claim(d, inst, why, whylen);
+    inst->cfg = def;
+    if (rc < 0) {
+        mdev_instance_remove(d->mdev, inst->cfg.uuid);
+        inst->claimed = false;
+    }
+    return rc;
+}
+
+/* The record names no live worker: remove it and what its worker left. */
+static void
+record_stale(struct daemon *d, const struct record *rec, const char *why)
+{
+    struct instance *inst = inst_find(d, rec->uuid);
+    char sock[PATH_MAX];
+
+    umdev_log(&d->log, LOG_NOTICE,
+              "%s: worker record removed: %s; it ended while no umdevd "
+              "supervised it",
+              rec->uuid, why);
+    record_remove(d, rec->uuid);
+    if (snprintf(sock, sizeof(sock), "%s/%s.sock", d->opts.rundir, rec->uuid) <
+        (int)sizeof(sock))
+        unlink(sock);
+    remove_host_ends_of(d->opts.rundir, rec->uuid);
+    if (inst != NULL && inst->defined) {
+        inst->state = ST_FAILED;
+        inst->exit_status = inst->exit_signal = -1;
+        snprintf(inst->exit_reason, sizeof(inst->exit_reason),
+                 "its worker (pid %d) ended while no umdevd supervised it",
+                 (int)rec->pid);
+    }
+}
+
+/* A worker this daemon does not take over, perhaps alive: its instance
+ * shows why, and nothing of it is touched. */
+static void
+record_refused(struct daemon *d, const struct record *rec, const char *why)
+{
+    struct instance *inst = inst_find(d, rec->uuid);
+
+    umdev_log(&d->log, LOG_ERR,
+              "%s: worker pid %d not adopted: %s; left alone (record kept: "
+              "stop that process and remove the record to start the "
+              "instance again)",
+              rec->uuid, (int)rec->pid, why);
+    if (inst != NULL) {
+        inst->state = ST_FAILED;
+        inst->exit_status = inst->exit_signal = -1;
+        snprintf(inst->exit_reason, sizeof(inst->exit_reason),
+                 "worker pid %d not adopted: %s", (int)rec->pid, why);
+    }
+}
+
+/* Is @pid's executable an umdevd (when it can be read at all: a worker
+ * is not dumpable, so only a root umdevd may)? An upgrade may have
+ * replaced the file since: " (deleted)". */
+static bool
+exe_is_umdevd(pid_t pid, char *exe, size_t len)
+{
+    char path[64];
+    ssize_t n;
+    const char *base;
+    size_t blen;
+
+    snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+    n = readlink(path, exe, len - 1);
+    if (n < 0) {
+        snprintf(exe, len, "(unreadable)");
+        return errno == EACCES || errno == EPERM;
+    }
+    exe[n] = '\0';
+    base = strrchr(exe, '/');
+    base = base != NULL ? base + 1 : exe;
+    blen = strcspn(base, " ");
+    return blen == strlen("umdevd") && strncmp(base, "umdevd", blen) == 0 &&
+           (base[blen] == '\0' || strcmp(base + blen, " (deleted)") == 0);
+}
+
+static void
+adopt_one(struct daemon *d, int dirfd, const char *name)
+{
+    struct json_object *obj = NULL;
+    struct instance *inst;
+    struct record rec;
+    char why[256], comm[64], exe[PATH_MAX];
+    unsigned long long started;
+    bool stopping = false;
+    int fd, rc;
+
+    rc = record_read(dirfd, name, &rec, &obj, why, sizeof(why));
+    if (rc < 0) {
+        umdev_log(&d->log, LOG_ERR,
+                  "worker record %s/" UMDEVD_WORKERS_DIR "/%s ignored: %s",
+                  d->opts.rundir, name, why);
+        json_object_put(obj);
+        return;
+    }
+    rc = proc_identity(rec.pid, comm, sizeof(comm), &started);
+    if (rc == -ESRCH) {
+        snprintf(why, sizeof(why), "its worker (pid %d) is gone", (int)rec.pid);
+        record_stale(d, &rec, why);
+        goto out;
+    }
+    if (rc < 0) {
+        snprintf(why, sizeof(why), "/proc/%d/stat cannot be read",
+                 (int)rec.pid);
+        record_refused(d, &rec, why);
+        goto out;
+    }
+    if (started != rec.start_time) {
+        /* Another process took the pid: the worker is gone. */
+        snprintf(why, sizeof(why),
+                 "pid %d is another process now (started at %llu, the "
+                 "worker at %llu)",
+                 (int)rec.pid, started, rec.start_time);
+        record_stale(d, &rec, why);
+        goto out;
+    }
+    if (strcmp(comm, "umdev-worker") != 0 ||
+        !exe_is_umdevd(rec.pid, exe, sizeof(exe))) {
+        snprintf(why, sizeof(why),
+                 "pid %d is no umdevd worker (it is '%.20s', executable "
+                 "%.120s)",
+                 (int)rec.pid, comm, exe);
+        record_refused(d, &rec, why);
+        goto out;
+    }
+    fd = adopt_handshake(d, &rec, &stopping, why, sizeof(why));
+    if (fd < 0) {
+        record_refused(d, &rec, why);
+        goto out;
+    }
+    /* Proven: from here on it is this daemon's worker. */
+    inst = record_instance(d, &rec, why, sizeof(why));
+    if (inst == NULL) {
+        struct json_object *req = json_object_new_object();
+
+        umdev_log(&d->log, LOG_ERR,
+                  "%s: worker pid %d adopted but unusable (%s): stopping it",
+                  rec.uuid, (int)rec.pid, why);
+        json_object_object_add(req, "req", json_object_new_string("stop"));
+        json_object_object_add(req, "grace_ms",
+                               json_object_new_int(UMDEVD_DEFAULT_GRACE_MS));
+        channel_send(fd, req);
+        json_object_put(req);
+        close(fd);
+        goto out;
+    }
+    inst->pid = rec.pid;
+    inst->start_time = rec.start_time;
+    snprintf(inst->token, sizeof(inst->token), "%s", rec.token);
+    inst->recorded = true;
+    inst->adopted = true;
+    inst->keep_data = rec.keep_data;
+    inst->status_fd = fd;
+    inst->state = stopping ? ST_STOPPING : ST_RUNNING;
+    inst->exit_reason[0] = '\0';
+    inst->exit_status = inst->exit_signal = -1;
+    umdev_loop_add(d->loop, fd, UMDEV_LOOP_IN, on_channel, inst);
+    inst->pidfd = (int)pidfd_open(rec.pid, 0);
+    if (inst->pidfd < 0 ||
+        umdev_loop_add(d->loop, inst->pidfd, UMDEV_LOOP_IN, on_pidfd, inst) < 0)
+        umdev_log(&d->log, LOG_WARNING,
+                  "%s: cannot watch the adopted worker's exit (%s); its end "
+                  "is seen when its channel closes",
+                  rec.uuid, strerror(errno));
+    cleanup_record(d, 'I', inst->sock_path, inst->cfg.uuid);
+    umdev_log(&d->log, LOG_NOTICE, "%s: adopted %s worker (pid %d, socket %s)",
+              rec.uuid, inst_state_name(inst->state), (int)rec.pid,
+              inst->sock_path);
+    if (stopping)
+        /* Bounded as the stop it is: its grace, then the margin. */
+        deadline_set(d, inst, UMDEVD_DEFAULT_GRACE_MS + STOP_MARGIN_MS);
+    if (adopt_claim(d, inst, why, sizeof(why)) < 0) {
+        snprintf(inst->exit_reason, sizeof(inst->exit_reason), "%.*s",
+                 (int)sizeof(inst->exit_reason) - 1, why);
+        umdev_log(&d->log, LOG_ERR, "%s: %s: stopping it", rec.uuid, why);
+        inst_stop(d, inst, UMDEVD_DEFAULT_GRACE_MS, NULL);
+        goto out;
+    }
+    if (rec.lease) {
+        /* Its lessee's control connection ended with the umdevd that
+         * granted the lease: as when a lessee goes, the instance stops. */
+        inst_lease(inst, NULL, rec.lease_pid);
+        umdev_log(&d->log, LOG_INFO,
+                  "%s: lessee (pid %d) lost its connection with the previous "
+                  "umdevd",
+                  rec.uuid, (int)rec.lease_pid);
+        inst_stop(d, inst, 0, NULL);
+    }
+out:
+    json_object_put(obj);
+}
+
+/* RUNDIR/workers must be umdevd's user's alone, or a record there proves
+ * nothing. It is made when the first worker starts (adopt_socket()), so
+ * a daemon that runs none leaves RUNDIR as it was. Return: its fd;
+ * -ENOENT none yet; or -errno after saying why. */
+static int
+workers_dir_open(struct daemon *d)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    int fd;
+
+    if (snprintf(path, sizeof(path), "%s/" UMDEVD_WORKERS_DIR,
+                 d->opts.rundir) >= (int)sizeof(path))
+        return -ENAMETOOLONG;
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+        return -ENOENT;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        int rc = -errno;
+
+        umdev_log(&d->log, LOG_ERR, "cannot open %s: %s", path, strerror(-rc));
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    if (st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+        umdev_log(&d->log, LOG_ERR,
+                  "%s is not umdevd's user's alone (uid %u, mode %04o): no "
+                  "worker is adopted, and no instance starts until it is "
+                  "removed and umdevd restarted",
+                  path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+        close(fd);
+        return -EPERM;
+    }
+    return fd;
+}
+
+void
+supervisor_adopt_all(struct daemon *d)
+{
+    struct dirent *e;
+    DIR *dir;
+    int fd = workers_dir_open(d);
+
+    if (fd == -ENOENT)
+        d->workers_dir = true;
+    if (fd < 0)
+        return;
+    d->workers_dir = true;
+    dir = fdopendir(fd);
+    if (dir == NULL) {
+        close(fd);
+        return;
+    }
+    while ((e = readdir(dir)) != NULL) {
+        size_t len = strlen(e->d_name);
+
+        if (e->d_name[0] == '.')
+            continue;
+        if (len > 4 && strcmp(e->d_name + len - 4, ".tmp") == 0) {
+            /* A record whose write was cut short. */
+            unlinkat(dirfd(dir), e->d_name, 0);
+            continue;
+        }
+        if (len <= 5 || strcmp(e->d_name + len - 5, ".json") != 0)
+            continue;
+        adopt_one(d, dirfd(dir), e->d_name);
+    }
+    closedir(dir);
 }

@@ -109,10 +109,40 @@ void supervisor_cleanup_watch(struct daemon *d, const char *path);
  * helper processes' (child.h) go unheard, their pipes tell. */
 void supervisor_reap(struct daemon *d);
 
+/*
+ * Surviving umdevd. Each worker this daemon forks gets a record,
+ * RUNDIR/workers/<uuid>.json (0600 in a 0700 directory, written
+ * atomically right after the fork, removed when the worker ends): its
+ * pid and start time, sockets, configuration, claims, lease, and a random
+ * token. Once told its record exists, a worker no longer stops when its
+ * channel ends: it serves on and listens on RUNDIR/workers/<uuid>.adopt
+ * for a umdevd bearing the token.
+ */
+
+/** Upgrade (SIGUSR2): let go of every recorded worker, which serves on
+ * for the next umdevd (its sockets, record and data stay); ask any other
+ * to stop. supervisor_all_stopped() is true once those are gone. */
+void supervisor_detach_all(struct daemon *d);
+
+/**
+ * supervisor_adopt_all() - at start, after the definitions are read: for
+ * each record, take over the worker it names when it is proven (the pid
+ * started at the recorded time, is named umdev-worker and runs an
+ * umdevd; its adoption socket is served by that pid; it accepts the
+ * token), claiming its resources again; its instance is running. A
+ * record whose process is gone (or whose pid is another process now) is
+ * removed with what its worker left. Any other is refused: logged, left
+ * alone, and its instance, if defined, shown failed with the reason. A
+ * leased instance is stopped at once: its lessee's connection ended with
+ * the old daemon. Creates RUNDIR/workers.
+ */
+void supervisor_adopt_all(struct daemon *d);
+
 /** Ask every running worker to stop (shutdown); true once none runs. */
 void supervisor_stop_all(struct daemon *d);
 bool supervisor_all_stopped(const struct daemon *d);
-/** Free every instance record (exit). */
+/** Free every instance record (exit), and remove RUNDIR/workers when no
+ * worker's record is left in it. */
 void supervisor_free_all(struct daemon *d);
 
 /** The configuration @inst runs with while a worker is there, else its

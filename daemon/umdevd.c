@@ -9,11 +9,13 @@
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
+#include <poll.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -88,6 +90,9 @@ usage(FILE *f)
         "  --callout-timeout SECONDS\n"
         "                   kill a callout script running longer (1-%d,\n"
         "                   default %d; a veto before the action)\n"
+        "  --upgrade        take over from the umdevd serving the control\n"
+        "                   socket: it leaves its instances running and\n"
+        "                   exits (SIGUSR2), this one adopts them\n"
         "  --verbose        log debug messages (--log-level debug)\n"
         "  --help\n"
         "  --version, -V    print umdevd's version and exit\n"
@@ -343,6 +348,7 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
         { "notifiers", required_argument, NULL, 'N' },
         { "callout-timeout", required_argument, NULL, 'T' },
         { "verbose", no_argument, NULL, 'v' },
+        { "upgrade", no_argument, NULL, 'u' },
         { "log-level", required_argument, NULL, 'L' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -447,6 +453,9 @@ parse_args(int argc, char **argv, struct daemon_opts *o)
         }
         case 'v':
             o->log_level = LOG_DEBUG;
+            break;
+        case 'u':
+            o->upgrade = true;
             break;
         case 'L':
             o->log_level = parse_log_level(optarg);
@@ -574,6 +583,20 @@ on_signal(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
     while (read(fd, &si, sizeof(si)) == sizeof(si)) {
         if (si.ssi_signo == SIGCHLD) {
             supervisor_reap(d);
+        } else if (si.ssi_signo == SIGUSR2 && !d->stopping) {
+            umdev_log(&d->log, LOG_NOTICE,
+                      "signal %u: upgrade: leaving the instances running for "
+                      "the next umdevd",
+                      si.ssi_signo);
+            notify(s, "STOPPING=1");
+            d->stopping = true;
+            d->upgrading = true;
+            control_close_all(d);
+            admission_destroy(d);
+            callouts_stop_all(d);
+            supervisor_detach_all(d);
+        } else if (si.ssi_signo == SIGUSR2) {
+            /* Already stopping every instance: too late to hand over. */
         } else if (!d->stopping) {
             umdev_log(&d->log, LOG_NOTICE, "signal %u: stopping every instance",
                       si.ssi_signo);
@@ -605,6 +628,10 @@ serve(struct service *s)
     while (!s->done) {
         if (umdev_loop_run_once(s->d->loop, -1) < 0)
             return 1;
+        /* The last worker may also go without a signal: let go of when
+         * it became ready during an upgrade. */
+        if (s->d->stopping && supervisor_all_stopped(s->d))
+            s->done = true;
         notify_update(s);
     }
     return 0;
@@ -618,7 +645,8 @@ start_auto(struct daemon *d, const char *type)
     struct instance *i;
 
     for (i = d->instances; i != NULL; i = i->next) {
-        if (!i->defined || !i->cfg.auto_start ||
+        /* Not one adopted from an earlier umdevd, nor a failed one. */
+        if (!i->defined || !i->cfg.auto_start || i->state != ST_STOPPED ||
             (type != NULL && strcmp(i->cfg.type, type) != 0) ||
             parents_type_offered(d->parents, i->cfg.type, NULL, 0) < 0)
             continue;
@@ -728,6 +756,70 @@ resolve_worker_user(struct daemon *d)
     return 0;
 }
 
+/*
+ * --upgrade: ask the umdevd serving the control socket to hand over
+ * (SIGUSR2: it leaves its workers running and exits) and wait until it
+ * is gone. Which process that is, the socket itself says (SO_PEERCRED),
+ * so no pid file can send the signal astray. Return: 0 (also when none
+ * answers: nothing to take over), or -1 after saying why.
+ */
+static int
+take_over(struct daemon *d)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct ucred cred = { .pid = 0 };
+    socklen_t clen = sizeof(cred);
+    struct pollfd pfd;
+    int fd, pidfd, rc;
+
+    if (strlen(d->opts.control) >= sizeof(sa.sun_path))
+        return 0;
+    strcpy(sa.sun_path, d->opts.control);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        if (fd >= 0)
+            close(fd);
+        umdev_log(&d->log, LOG_NOTICE,
+                  "upgrade: no umdevd answers on %s; starting afresh "
+                  "(workers a killed umdevd left are adopted all the same)",
+                  d->opts.control);
+        return 0;
+    }
+    rc = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen);
+    close(fd);
+    if (rc < 0 || cred.pid <= 0) {
+        fprintf(stderr, "umdevd: --upgrade: cannot tell who serves %s\n",
+                d->opts.control);
+        return -1;
+    }
+    pidfd = (int)pidfd_open(cred.pid, 0);
+    if (pidfd < 0 || pidfd_send_signal(pidfd, SIGUSR2, NULL, 0) < 0) {
+        fprintf(stderr,
+                "umdevd: --upgrade: cannot signal umdevd (pid %d): %s\n",
+                (int)cred.pid, strerror(errno));
+        if (pidfd >= 0)
+            close(pidfd);
+        return -1;
+    }
+    umdev_log(&d->log, LOG_NOTICE,
+              "upgrade: umdevd (pid %d) asked to hand over; waiting for it "
+              "to exit",
+              (int)cred.pid);
+    pfd = (struct pollfd){ .fd = pidfd, .events = POLLIN };
+    do
+        rc = poll(&pfd, 1, UMDEVD_UPGRADE_TIMEOUT_MS);
+    while (rc < 0 && errno == EINTR);
+    close(pidfd);
+    if (rc != 1) {
+        fprintf(stderr,
+                "umdevd: --upgrade: umdevd (pid %d) did not exit within %d "
+                "s\n",
+                (int)cred.pid, UMDEVD_UPGRADE_TIMEOUT_MS / 1000);
+        return -1;
+    }
+    return 0;
+}
+
 /* Many instances means many sockets and channels: lift the soft limit. */
 static void
 raise_nofile(void)
@@ -803,6 +895,7 @@ main(int argc, char **argv)
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGUSR2);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     status = load_parents(&d);
     if (status != 0)
@@ -829,6 +922,8 @@ main(int argc, char **argv)
                 strerror(-rc));
         goto out;
     }
+    if (d.opts.upgrade && take_over(&d) < 0)
+        goto out;
     if (control_in_use(d.opts.control)) {
         fprintf(stderr,
                 "umdevd: another umdevd is serving %s (stop it, or give this "
@@ -853,6 +948,9 @@ main(int argc, char **argv)
     supervisor_cleanup_watch(&d, d.opts.control);
     umdev_loop_add(d.loop, d.signal_fd, UMDEV_LOOP_IN, on_signal, &svc);
     defs_load_all(&d, definition_found);
+    /* Workers an earlier umdevd left running (upgraded, or killed) come
+     * back before anything starts: their resources are taken. */
+    supervisor_adopt_all(&d);
     start_auto(&d, NULL);
     admission_start(&d);
     umdev_log(&d.log, LOG_NOTICE,

@@ -49,6 +49,18 @@
 #define UMDEVD_DEFAULT_CALLOUT_TIMEOUT_S 30
 #define UMDEVD_MAX_CALLOUT_TIMEOUT_S 3600
 
+/* The secret of a worker's record, in bytes (hex in the record). */
+#define UMDEVD_TOKEN_BYTES 32
+/* RUNDIR/WORKERS_DIR holds the workers' records and adoption sockets:
+ * umdevd's user's alone (0700). */
+#define UMDEVD_WORKERS_DIR "workers"
+/* How long a starting umdevd waits for one worker to answer its
+ * adoption request. */
+#define UMDEVD_ADOPT_TIMEOUT_MS 5000
+
+/* How long `umdevd --upgrade` waits for the old umdevd to exit. */
+#define UMDEVD_UPGRADE_TIMEOUT_MS 60000
+
 /* Overrides of pool capacities (`--pool PARENT.POOL=N`). */
 #define UMDEVD_MAX_POOL_OVERRIDES 16
 
@@ -84,6 +96,9 @@ struct daemon_opts {
     char callout_dir[PATH_MAX];
     char notifier_dir[PATH_MAX];
     unsigned int callout_timeout_s;
+    /* --upgrade: have the umdevd serving the control socket hand over
+     * (SIGUSR2) and take its place. */
+    bool upgrade;
 };
 
 enum inst_state {
@@ -156,6 +171,20 @@ struct instance {
      * its data, a backing file, is the destination's now): a transient
      * instance's data is not removed when it goes. */
     bool keep_data;
+    /* The worker's record (RUNDIR/workers/<uuid>.json, supervisor.h
+     * "Surviving umdevd"): written once it is forked, it lets a later
+     * umdevd prove and adopt the worker. @token is the secret the worker
+     * checks; @start_time its /proc/PID/stat start time, so that a
+     * recycled pid is never taken for it. */
+    bool recorded;
+    char token[2 * UMDEVD_TOKEN_BYTES + 1];
+    unsigned long long start_time;
+    /* Adopted from an earlier umdevd: not this daemon's child, so its
+     * exit is heard on @pidfd, not through SIGCHLD. */
+    bool adopted;
+    int pidfd;
+    /* Left running for the next umdevd (upgrade): its data stays. */
+    bool detached;
     struct instance *next;
 };
 
@@ -203,6 +232,12 @@ struct daemon {
     unsigned int auto_pending;
     int signal_fd;
     bool stopping; /* SIGTERM received: stop everything, then exit */
+    /* SIGUSR2 (umdevd --upgrade): leave the workers running for the next
+     * umdevd, then exit. */
+    bool upgrading;
+    /* RUNDIR/workers is this daemon's (checked at start): it may remove
+     * it at exit. */
+    bool workers_dir;
     /* The channel to the cleanup process (supervisor.c), valid when
      * has_cleanup: it removes what this daemon leaves behind if it is
      * killed outright. */

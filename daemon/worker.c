@@ -1,11 +1,16 @@
 /*
- * An instance worker: a forked child that keeps only its listening socket
- * and its channel to the supervisor (and a pre-opened log socket), builds
- * the device through its parent driver, gives up root for good (never
- * serving as uid 0: docs/SANDBOX.md) and serves it. A stop request (or
- * SIGTERM, or losing the supervisor) raises the device request IRQ when a
- * VMM is attached, waits a bounded grace period for it to let go, then
- * exits.
+ * An instance worker: a forked child that keeps only its listening socket,
+ * its channel to the supervisor, its adoption socket (and a pre-opened log
+ * socket), builds the device through its parent driver, gives up root for
+ * good (never serving as uid 0: docs/SANDBOX.md) and serves it. A stop
+ * request (or SIGTERM) raises the device request IRQ when a VMM is
+ * attached, waits a bounded grace period for it to let go, then exits.
+ *
+ * Losing the supervisor does not end a worker the supervisor has recorded
+ * (supervisor.h, "Surviving umdevd"): its VMM still needs it, so it
+ * serves on, for as long as it takes, and waits on its adoption socket
+ * for the next umdevd, which proves itself with the record's token. One
+ * that was never recorded stops, as no later umdevd could find it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +41,9 @@
 /* With --syslog: /dev/log, connected before the sandbox (which allows
  * neither socket() nor connect()). */
 #define WORKER_LOG_FD 5
+/* RUNDIR/workers/<uuid>.adopt, bound by umdevd; the worker listens on it
+ * itself, so that a connecting umdevd's SO_PEERCRED names the worker. */
+#define WORKER_ADOPT_FD 6
 
 struct worker {
     struct daemon *d;
@@ -48,14 +56,25 @@ struct worker {
     int grace_ms;
     bool stopping;
     bool exit_now;
+    /* The supervisor wrote this worker's record: a later umdevd can
+     * adopt it, so losing the supervisor is no reason to stop. */
+    bool recorded;
+    /* A connection on the adoption socket that has not proved itself
+     * yet, or -1. */
+    int candidate;
+    uid_t supervisor_uid;
 };
+
+/* The channel to the supervisor: WORKER_CHANNEL_FD, then the connection
+ * of the umdevd that adopted this worker; -1 while it has none. */
+static int channel_fd = WORKER_CHANNEL_FD;
 
 static void
 send_json(struct json_object *o)
 {
     const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 
-    if (send(WORKER_CHANNEL_FD, s, strlen(s), MSG_NOSIGNAL) < 0) {
+    if (channel_fd >= 0 && send(channel_fd, s, strlen(s), MSG_NOSIGNAL) < 0) {
         /* The supervisor is gone; the loop notices the hangup. */
     }
 }
@@ -90,19 +109,21 @@ fail(const char *fmt, ...)
 
 /* Keep exactly the descriptors a worker needs (@log_fd: -1 for none). */
 static void
-isolate_fds(int listen_fd, int channel_fd, int log_fd)
+isolate_fds(int listen_fd, int status_fd, int adopt_fd, int log_fd)
 {
     int l = fcntl(listen_fd, F_DUPFD_CLOEXEC, 16);
-    int c = fcntl(channel_fd, F_DUPFD_CLOEXEC, 16);
+    int c = fcntl(status_fd, F_DUPFD_CLOEXEC, 16);
+    int a = fcntl(adopt_fd, F_DUPFD_CLOEXEC, 16);
     int g = log_fd >= 0 ? fcntl(log_fd, F_DUPFD_CLOEXEC, 16) : -1;
 
-    if (l < 0 || c < 0 || (log_fd >= 0 && g < 0) ||
+    if (l < 0 || c < 0 || a < 0 || (log_fd >= 0 && g < 0) ||
         dup2(l, WORKER_LISTEN_FD) < 0 || dup2(c, WORKER_CHANNEL_FD) < 0 ||
-        (g >= 0 && dup2(g, WORKER_LOG_FD) < 0))
+        dup2(a, WORKER_ADOPT_FD) < 0 || (g >= 0 && dup2(g, WORKER_LOG_FD) < 0))
         _exit(1);
+    if (g < 0)
+        close(WORKER_LOG_FD);
     /* stdin is not ours to read; 1 and 2 stay for logs. */
-    if (close_range(g >= 0 ? WORKER_LOG_FD + 1 : WORKER_CHANNEL_FD + 1, ~0u,
-                    0) < 0)
+    if (close_range(WORKER_ADOPT_FD + 1, ~0u, 0) < 0)
         _exit(1);
 }
 
@@ -349,10 +370,21 @@ on_channel(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
         }
     }
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        /* The supervisor is gone: nobody will manage us; stop. */
         if (passed >= 0)
             close(passed);
         umdev_loop_del(loop, fd);
+        close(fd);
+        channel_fd = -1;
+        if (w->recorded) {
+            /* Its VMM still needs it; the next umdevd adopts it. A stop
+             * already under way goes on. */
+            if (!w->stopping)
+                umdev_log(&w->log, LOG_NOTICE,
+                          "umdevd is gone; serving on until a umdevd adopts "
+                          "this worker");
+            return;
+        }
+        /* No later umdevd could find it: stop. */
         begin_stop(w, w->grace_ms);
         return;
     }
@@ -381,7 +413,9 @@ on_channel(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
     }
     if (passed >= 0)
         close(passed);
-    if (strcmp(json_object_get_string(v), "info") == 0) {
+    if (strcmp(json_object_get_string(v), "recorded") == 0) {
+        w->recorded = true;
+    } else if (strcmp(json_object_get_string(v), "info") == 0) {
         struct json_object *r = json_object_new_object();
 
         json_object_object_add(r, "reply", json_object_new_string("info"));
@@ -396,6 +430,108 @@ on_channel(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
         begin_stop(w, grace < 0 ? 0 : grace);
     }
     json_object_put(req);
+}
+
+/* Compare two tokens in a time that does not depend on where they
+ * differ. */
+static bool
+token_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), i;
+    unsigned char diff = la != lb;
+
+    for (i = 0; i < la && i < lb; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0 && la > 0;
+}
+
+/*
+ * The candidate's first message: {"req": "adopt", "token": T}. From a
+ * process of umdevd's user holding the record's token, it becomes the
+ * channel; anything else is refused, logged, and the worker carries on
+ * as it was.
+ */
+static void
+on_candidate(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
+{
+    struct worker *w = opaque;
+    struct json_object *req = NULL, *r;
+    struct ucred cred = { .pid = 0 };
+    socklen_t clen = sizeof(cred);
+    const char *why = NULL, *tok;
+    char buf[512];
+    ssize_t n;
+
+    (void)events;
+    n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0)
+        why = "its credentials cannot be read";
+    else if (cred.uid != w->supervisor_uid)
+        why = "it does not run as umdevd's user";
+    else if (n <= 0)
+        why = "it sent nothing";
+    if (why == NULL) {
+        buf[n] = '\0';
+        req = json_tokener_parse(buf);
+        tok = req != NULL && json_object_is_type(req, json_type_object)
+                  ? json_object_get_string(json_object_object_get(req, "token"))
+                  : NULL;
+        if (tok == NULL ||
+            !json_object_is_type(json_object_object_get(req, "req"),
+                                 json_type_string) ||
+            strcmp(json_object_get_string(json_object_object_get(req, "req")),
+                   "adopt") != 0)
+            why = "it did not ask for adoption";
+        else if (!token_equal(tok, w->inst->token))
+            why = "its token is not the record's";
+    }
+    json_object_put(req);
+    umdev_loop_del(loop, fd);
+    w->candidate = -1;
+    if (why != NULL || channel_fd >= 0) {
+        umdev_log(&w->log, LOG_WARNING,
+                  "adoption by pid %d (uid %u) refused: %s", (int)cred.pid,
+                  (unsigned)cred.uid,
+                  why != NULL ? why : "a umdevd supervises it already");
+        close(fd);
+        return;
+    }
+    channel_fd = fd;
+    umdev_loop_add(loop, fd, UMDEV_LOOP_IN, on_channel, w);
+    umdev_log(&w->log, LOG_NOTICE, "adopted by umdevd (pid %d)", (int)cred.pid);
+    r = json_object_new_object();
+    json_object_object_add(r, "event", json_object_new_string("adopted"));
+    json_object_object_add(r, "pid", json_object_new_int64(getpid()));
+    json_object_object_add(
+        r, "state",
+        json_object_new_string(w->stopping ? "stopping" : "running"));
+    send_json(r);
+    json_object_put(r);
+}
+
+/* A umdevd connects to adopt this worker. While one supervises it, or
+ * another is still proving itself, a newcomer is turned away at once. */
+static void
+on_adopt(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
+{
+    struct worker *w = opaque;
+    int c;
+
+    (void)events;
+    c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (c < 0)
+        return;
+    if (channel_fd >= 0 || w->candidate >= 0) {
+        close(c);
+        return;
+    }
+    w->candidate = c;
+    if (umdev_loop_add(loop, c, UMDEV_LOOP_IN, on_candidate, w) < 0) {
+        close(c);
+        w->candidate = -1;
+    }
 }
 
 static void
@@ -543,12 +679,14 @@ test_hook_fire(struct worker *w, enum test_hook hook)
 
 void
 worker_run(struct daemon *d, struct instance *inst, int listen_fd,
-           int status_fd, int grace_ms)
+           int status_fd, int adopt_fd, int grace_ms)
 {
     struct worker w = {
         .d = d,
         .inst = inst,
         .grace_ms = grace_ms,
+        .candidate = -1,
+        .supervisor_uid = geteuid(),
     };
     struct umdev_instance_args args = { .type = NULL };
     char datadir[PATH_MAX];
@@ -560,9 +698,10 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
 #endif
 
     log_fd = d->opts.syslog ? open_log_socket() : -1;
-    isolate_fds(listen_fd, status_fd, log_fd);
+    isolate_fds(listen_fd, status_fd, adopt_fd, log_fd);
+    /* The name is part of what a later umdevd checks before it adopts
+     * this worker. No PR_SET_PDEATHSIG: a worker outlives its umdevd. */
     prctl(PR_SET_NAME, "umdev-worker");
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
     harden_early();
     w.log = d->log;
     w.log.fn = log_fd >= 0 ? syslog_line : log_line;
@@ -601,7 +740,19 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
     rc = umdev_server_create_fd(w.dev.dev, w.loop, WORKER_LISTEN_FD, &w.srv);
     if (rc < 0)
         fail("cannot serve: %s", strerror(-rc));
+#ifdef UMDEV_TEST_HOOKS
+    /* Test-only (tests/daemon/test_upgrade.py): the worker of the
+     * instance UMDEV_TEST_SLOW_START names takes 3 s to build its
+     * device, so that its umdevd can be upgraded or killed meanwhile. */
+    if (names("UMDEV_TEST_SLOW_START", inst))
+        nanosleep(&(struct timespec){ .tv_sec = 3 }, NULL);
+#endif
+    /* Listening here, not in umdevd, makes the peer credentials a
+     * connecting umdevd reads the worker's own (pid, serving uid). */
+    if (listen(WORKER_ADOPT_FD, 4) < 0)
+        fail("cannot listen for adoption: %s", strerror(errno));
     umdev_loop_add(w.loop, WORKER_CHANNEL_FD, UMDEV_LOOP_IN, on_channel, &w);
+    umdev_loop_add(w.loop, WORKER_ADOPT_FD, UMDEV_LOOP_IN, on_adopt, &w);
     umdev_loop_add(w.loop, sfd, UMDEV_LOOP_IN, on_signal, &w);
     /* After the privileges went (the watcher thread is born without
      * them) and before the filter, which allows neither sigaction nor

@@ -9,11 +9,14 @@
 
 /**
  * worker_run() - become @inst's worker: keep only @listen_fd (the
- * instance socket) and @status_fd (the channel to the supervisor), build
+ * instance socket), @status_fd (the channel to the supervisor) and
+ * @adopt_fd (bound, not yet listening: where a later umdevd adopts it,
+ * proving itself with @inst->token), build
  * the device, drop to the instance owner, install the sandbox and serve
  * until told to stop. Never returns.
  */
 void worker_run(struct daemon *d, struct instance *inst, int listen_fd,
-                int status_fd, int grace_ms) __attribute__((noreturn));
+                int status_fd, int adopt_fd, int grace_ms)
+    __attribute__((noreturn));
 
 #endif /* UMDEVD_WORKER_H */

@@ -777,7 +777,8 @@ class Usage(DaemonTestCase):
 
 
 class Sigkill(DaemonTestCase):
-    """A daemon killed outright leaves no socket behind."""
+    """A daemon killed outright leaves no socket behind but those of the
+    workers that serve on for the next daemon."""
 
     def test_sockets_removed_after_sigkill(self):
         self.daemon()
@@ -796,13 +797,23 @@ class Sigkill(DaemonTestCase):
             f.write("mine\n")
         self.d.proc.send_signal(signal.SIGKILL)
         self.d.proc.wait(harness.T_EXIT)
-        self.wait_for("the sockets of a killed daemon to go",
-                      lambda: not os.path.exists(self.d.control) and
-                      sorted(os.listdir(self.d.rundir)) == ["notes.txt"])
-        # The definition is kept, and the next daemon starts cleanly.
+        # The control socket goes; the instances' workers serve on, so
+        # their sockets and host ends stay, for the next daemon.
+        self.wait_for("the control socket of a killed daemon to go",
+                      lambda: not os.path.exists(self.d.control))
+        self.wait_for("the killed daemon's cleanup",
+                      lambda: "ended leaving 2 instances running" in
+                      self.d.log())
+        self.assertEqual(sorted(os.listdir(self.d.rundir)),
+                         sorted(names + ["notes.txt"]))
+        # The definition is kept, and the next daemon adopts both; once
+        # stopped, nothing of theirs is left.
         self.daemon()
-        self.assertEqual(self.instance(u)["state"], "stopped")
-        self.start_instance(u)
+        self.assertEqual(self.instance(u)["state"], "running")
+        self.ok("stop", u)
+        self.ok("stop", t["uuid"])
+        self.assertEqual(self.d.terminate(), 0)
+        self.assertEqual(sorted(os.listdir(self.d.rundir)), ["notes.txt"])
 
     def cleanup_pid(self):
         """The pid of the daemon's cleanup process."""
@@ -861,12 +872,16 @@ class Sigkill(DaemonTestCase):
         old.proc.send_signal(signal.SIGKILL)
         old.proc.wait(harness.T_EXIT)
         self.wait_for("the killed daemon's cleanup",
-                      lambda: "left behind by umdevd" in old.log())
-        # v's are gone; u's socket and the control socket are the new
-        # owner's, and u's host ends are left with them.
+                      lambda: "ended leaving 2 instances running" in
+                      old.log())
+        # The control socket is the new owner's, and nothing was
+        # removed: the workers of u and v serve on.
+        self.assertNotIn("left behind by umdevd", old.log())
         names = sorted(os.listdir(old.rundir))
         self.assertEqual(names, sorted([u + ".sock", u + ".port0",
-                                        u + ".port1"]), old.log())
+                                        u + ".port1", v + ".sock",
+                                        v + ".port0", v + ".port1",
+                                        "workers"]), old.log())
         self.assertTrue(stat.S_ISSOCK(os.lstat(old.control).st_mode))
         for s in taken:
             s.close()

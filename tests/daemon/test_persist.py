@@ -124,15 +124,22 @@ class Persist(DaemonTestCase):
         for u in autos:
             self.wait_state(u, "running")
 
-    def test_workers_end_with_a_killed_daemon(self):
+    def test_workers_outlive_a_killed_daemon(self):
+        # They serve on, and the next daemon takes them over as they are
+        # (tests/daemon/test_upgrade.py has the rest).
         d = self.daemon()
-        pids = [self.start_instance("-p", "serial", "-t", T)["pid"]
-                for _ in range(3)]
+        started = [self.start_instance("-p", "serial", "-t", T)
+                   for _ in range(3)]
         d.kill9()
-        for pid in pids:
-            self.wait_for("worker %d to end" % pid,
-                          lambda: (harness.reap_orphans(),
-                                   not harness.alive(pid))[1])
+        self.wait_for("the killed daemon's cleanup",
+                      lambda: "ended leaving 3 instances running" in d.log())
+        for i in started:
+            self.assertTrue(harness.alive(i["pid"]), i)
+        self.daemon()
+        for i in started:
+            got = self.instance(i["uuid"])
+            self.assertEqual((got["state"], got["pid"]),
+                             ("running", i["pid"]))
 
     def test_start_policy_across_restarts(self):
         self.daemon()
