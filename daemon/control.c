@@ -141,32 +141,6 @@ update_events(struct ctl_conn *c)
     umdev_loop_mod(c->d->loop, c->fd, ev);
 }
 
-/* send() with @fd attached to the first byte (SCM_RIGHTS). */
-static ssize_t
-send_with_fd(int sock, const void *buf, size_t len, int fd)
-{
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-    struct msghdr mh = {
-        .msg_iov = &iov,
-        .msg_iovlen = 1,
-        .msg_control = u.buf,
-        .msg_controllen = sizeof(u.buf),
-    };
-    struct cmsghdr *cm;
-
-    memset(&u, 0, sizeof(u));
-    cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-    return sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-}
-
 /* Send what the socket takes now. Return: 0, or -errno (peer gone). */
 static int
 flush_out(struct ctl_conn *c)

@@ -259,6 +259,9 @@ int json_only_keys(struct json_object *obj, const char *const *allowed,
 int channel_send(int fd, struct json_object *msg);
 /* The same with descriptor @pass attached (the caller keeps its copy). */
 int channel_send_fd(int fd, struct json_object *msg, int pass);
+/* send() of @len bytes with descriptor @pass attached to the first
+ * (SCM_RIGHTS), without blocking; as sendmsg() returns. */
+ssize_t send_with_fd(int sock, const void *buf, size_t len, int pass);
 /* Normalise the type @type names for @parent: "2port" and
  * "serial-2port" both give "serial-2port". Return: 0 or -ENAMETOOLONG. */
 int full_type_name(const char *parent, const char *type, char *out, size_t len);

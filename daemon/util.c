@@ -114,15 +114,14 @@ channel_send(int fd, struct json_object *msg)
     return n < 0 ? -errno : 0;
 }
 
-int
-channel_send_fd(int fd, struct json_object *msg, int pass)
+ssize_t
+send_with_fd(int sock, const void *buf, size_t len, int pass)
 {
-    const char *s = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
     union {
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
     } u;
-    struct iovec iov = { .iov_base = (void *)s, .iov_len = strlen(s) };
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
     struct msghdr mh = {
         .msg_iov = &iov,
         .msg_iovlen = 1,
@@ -137,7 +136,15 @@ channel_send_fd(int fd, struct json_object *msg, int pass)
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cm), &pass, sizeof(int));
-    return sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 ? -errno : 0;
+    return sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+int
+channel_send_fd(int fd, struct json_object *msg, int pass)
+{
+    const char *s = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
+
+    return send_with_fd(fd, s, strlen(s), pass) < 0 ? -errno : 0;
 }
 
 int
