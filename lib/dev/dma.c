@@ -120,6 +120,8 @@ map_free(struct umdev_dev *dev, struct dma_map *m)
 {
     if (m->mmap_addr != NULL)
         munmap(m->mmap_addr, m->mmap_len);
+    if (m->fd >= 0)
+        close(m->fd);
     if (atomic_load(&m->dirty) != NULL)
         atomic_fetch_sub(&dev->log_bitmap_bytes, m->dirty_bytes);
     free(atomic_load(&m->dirty));
@@ -177,6 +179,8 @@ dev_dma_map(struct umdev_dev *dev, const struct vfio_user_dma_map *req, int fd)
     m->iova = req->addr;
     m->size = req->size;
     m->prot = req->flags;
+    m->fd = -1;
+    m->offset = req->offset;
     /* Logging runs: the new mapping is logged from its first write. Only
      * this thread starts logging, so the flag cannot change meanwhile. */
     if (atomic_load(&dev->dma_logging)) {
@@ -220,6 +224,9 @@ dev_dma_map(struct umdev_dev *dev, const struct vfio_user_dma_map *req, int fd)
         }
         m->mmap_addr = p;
         m->base = (uint8_t *)p + pg_off;
+        /* Without it the mapping still works; only a handover, which
+         * needs it, is refused (it says why). */
+        m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     }
 
     pthread_rwlock_wrlock(&t->lock);
