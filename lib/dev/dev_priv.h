@@ -49,11 +49,11 @@ struct dma_map {
     uint8_t *base;   /* host address of iova, NULL: no fd (messages) */
     void *mmap_addr; /* what to munmap */
     size_t mmap_len;
-    /* Our duplicate of the client's fd and the offset it was mapped at,
-     * kept so a handover can give the same memory to the next process;
-     * -1 if mapped without an fd, or if no descriptor was left to keep
-     * (then the handover is refused, the mapping works). */
-    int fd;
+    /* The file it maps and the offset it was mapped at, kept so that a
+     * handover can give the same memory to the next process; NULL if
+     * mapped without an fd, or if no descriptor was left to keep (then a
+     * handover is refused; the mapping works). */
+    struct dma_file *file;
     uint64_t offset;
     /* Holds taken, plus DMA_MAP_DYING once unpublished and being
      * retired: then the put that drops the last hold wakes the retirer.
@@ -68,6 +68,16 @@ struct dma_map {
 };
 
 #define DMA_MAP_DYING (1u << 31)
+
+/* One descriptor per file the client's mappings come from (QEMU maps all
+ * of a RAM block from one memfd), shared by those mappings. Server
+ * thread only: maps are made and freed there. */
+struct dma_file {
+    int fd; /* our duplicate */
+    dev_t dev;
+    ino_t ino;
+    unsigned int refs; /* mappings using it */
+};
 
 /* A table slot: the keys the binary search compares are kept inline, so a
  * lookup walks one array instead of loading a dma_map per step. */

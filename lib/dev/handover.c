@@ -480,7 +480,7 @@ pk_dma(struct packer *p, struct umdev_dev *dev)
         size_t at = pk_begin(p, REC_DMA);
 
         if (m->base != NULL)
-            d.fd = pk_dma_fd(p, m->fd);
+            d.fd = pk_dma_fd(p, m->file->fd);
         pk_put(p, &d, sizeof(d));
         pk_end(p, at, sizeof(d));
     }
@@ -538,7 +538,7 @@ dma_fds_kept(struct umdev_dev *dev)
 
     pthread_rwlock_rdlock(&t->lock);
     for (size_t i = 0; i < t->n; i++)
-        if (t->slots[i].map->base != NULL && t->slots[i].map->fd < 0)
+        if (t->slots[i].map->base != NULL && t->slots[i].map->file == NULL)
             ok = false;
     pthread_rwlock_unlock(&t->lock);
     return ok;
