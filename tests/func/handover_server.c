@@ -13,7 +13,8 @@
  * the new one refused or died; the old one serves on). FAULT damages the
  * package the next process gets, once: "cut" (blob cut short), "flip" (a
  * byte changed), "fds" (one descriptor fewer), "other" (the next process
- * builds a device of another type).
+ * builds a device of another type). With UMDEV_HANDOVER_DUMP=DIR each
+ * package is also written to DIR (fuzz/handover_load.c's seeds).
  */
 #include <errno.h>
 #include <poll.h>
@@ -121,6 +122,28 @@ damage(struct state *s, struct umdev_handover *pkg)
     return bad;
 }
 
+/* The seed corpus of fuzz/handover_load.c: each package as sent, when
+ * UMDEV_HANDOVER_DUMP names a directory. */
+static void
+dump(const struct umdev_handover *pkg)
+{
+    const char *dir = getenv("UMDEV_HANDOVER_DUMP");
+    char path[512];
+    const void *blob;
+    size_t len;
+    FILE *f;
+
+    if (dir == NULL)
+        return;
+    blob = umdev_handover_blob(pkg, &len);
+    snprintf(path, sizeof(path), "%s/pkg-%d", dir, (int)getpid());
+    f = fopen(path, "wb");
+    if (f == NULL || fwrite(blob, 1, len, f) != len)
+        fprintf(stderr, "handover_server: cannot write %s\n", path);
+    if (f != NULL)
+        fclose(f);
+}
+
 static void
 hand_over(struct state *s)
 {
@@ -139,6 +162,7 @@ hand_over(struct state *s)
     /* Stopped and saved: what the client sends from now on waits for
      * whichever process serves next. */
     reply(s, 'S');
+    dump(pkg);
     pkg = damage(s, pkg);
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
         abort();
