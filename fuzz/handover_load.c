@@ -18,7 +18,8 @@
  *
  * The seed corpus, fuzz/corpus/handover_load/, holds real packages of the
  * test device written by tests/func/handover_server.c when
- * UMDEV_HANDOVER_DUMP names a directory (func.handover run with it).
+ * UMDEV_HANDOVER_DUMP names a directory (func.handover run with it:
+ * pkg-*), and what 90 s of fuzzing from them added (merged).
  */
 #include <errno.h>
 #include <fcntl.h>
