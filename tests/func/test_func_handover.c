@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
@@ -40,8 +41,11 @@ struct server {
     char dir[64];
     char path[96];
     int ctl;
-    pid_t pid; /* the first process; later ones are reaped as orphans */
+    pid_t pid; /* the first process, and the group of them all */
 };
+
+/* The servers of the running test. */
+static struct server S;
 
 static void
 server_start(struct server *s, const char *fault)
@@ -61,6 +65,9 @@ server_start(struct server *s, const char *fault)
     s->pid = fork();
     assert_true(s->pid >= 0);
     if (s->pid == 0) {
+        /* Its own group, which the processes it hands over to share:
+         * the teardown ends them all if a test failed midway. */
+        setpgid(0, 0);
         snprintf(lfd, sizeof(lfd), "%d", fd);
         snprintf(cfd, sizeof(cfd), "%d", sp[1]);
         close(sp[0]);
@@ -87,21 +94,56 @@ ctl_wait(struct server *s)
     return c;
 }
 
+/* Reap every server process (this test is their subreaper) within
+ * 10 s. Return: true if all ended with status 0. */
+static bool
+reap_all(void)
+{
+    bool clean = true;
+    pid_t pid;
+    int st;
+
+    for (int i = 0; i < 1000; i++) {
+        pid = waitpid(-1, &st, WNOHANG);
+        if (pid < 0)
+            return clean;
+        if (pid > 0)
+            clean &= WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        else
+            usleep(10 * 1000);
+    }
+    return false;
+}
+
 static void
 server_stop(struct server *s)
 {
     char q = 'Q';
-    pid_t pid;
-    int st;
 
     assert_int_equal(write(s->ctl, &q, 1), 1);
     close(s->ctl);
-    /* This test is the subreaper: every server process, the exec'd ones
-     * included, ends and is reaped here. */
-    while ((pid = wait(&st)) > 0)
-        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    s->ctl = -1;
+    assert_true(reap_all());
     unlink(s->path);
     rmdir(s->dir);
+    s->pid = 0;
+}
+
+/* After a test: whatever a failed one left running is ended. */
+static int
+teardown(void **state)
+{
+    (void)state;
+    if (S.pid > 0) {
+        if (S.ctl >= 0)
+            close(S.ctl);
+        kill(-S.pid, SIGKILL);
+        reap_all();
+        unlink(S.path);
+        rmdir(S.dir);
+        S.pid = 0;
+    }
+    return 0;
 }
 
 static int64_t
@@ -197,13 +239,13 @@ msix_check(struct rig *r)
 static void
 test_handover_live(void **state)
 {
-    struct server s;
+    struct server *s = &S;
     struct rig r;
     int64_t worst = 0, sum = 0;
 
     (void)state;
-    server_start(&s, NULL);
-    rig_setup(&r, &s, true);
+    server_start(s, NULL);
+    rig_setup(&r, s, true);
     for (uint32_t round = 0; round < ROUNDS; round++) {
         char h = 'H';
         int64_t t0, t1;
@@ -220,17 +262,17 @@ test_handover_live(void **state)
          * the new process: posted writes, then a read that must see
          * them (in order: the last write to SCRATCH wins). */
         t0 = now_us();
-        assert_int_equal(write(s.ctl, &h, 1), 1);
+        assert_int_equal(write(s->ctl, &h, 1), 1);
         for (uint32_t i = 0; i < 8; i++)
             posted(&r, TESTDEV_SCRATCH_ARRAY + 0x40 + 4 * i, base + 0x100 + i);
-        assert_int_equal(ctl_wait(&s), 'S');
+        assert_int_equal(ctl_wait(s), 'S');
         for (uint32_t i = 8; i < 16; i++)
             posted(&r, TESTDEV_SCRATCH_ARRAY + 0x40 + 4 * i, base + 0x100 + i);
         posted(&r, TESTDEV_REG_SCRATCH, base + 1);
         posted(&r, TESTDEV_REG_SCRATCH, base + 2);
         assert_int_equal(reg_rd32(r.c, TESTDEV_REG_SCRATCH), base + 2);
         t1 = now_us();
-        assert_int_equal(ctl_wait(&s), 'C');
+        assert_int_equal(ctl_wait(s), 'C');
         sum += t1 - t0;
         if (t1 - t0 > worst)
             worst = t1 - t0;
@@ -256,7 +298,7 @@ test_handover_live(void **state)
                   ROUNDS, (double)sum / ROUNDS / 1000.0,
                   (double)worst / 1000.0);
     rig_free(&r);
-    server_stop(&s);
+    server_stop(s);
 }
 
 /*
@@ -268,15 +310,15 @@ test_handover_live(void **state)
 static void
 test_handover_intx(void **state)
 {
-    struct server s;
+    struct server *s = &S;
     struct rig r;
     int efd, resample;
     char h = 'H';
     uint64_t one = 1;
 
     (void)state;
-    server_start(&s, NULL);
-    rig_setup(&r, &s, false);
+    server_start(s, NULL);
+    rig_setup(&r, s, false);
     efd = efd_new();
     resample = efd_new();
     irq_trigger(r.c, UMDEV_PCI_INTX_IRQ, 0, efd);
@@ -284,17 +326,68 @@ test_handover_intx(void **state)
                 resample);
     reg_wr(r.c, TESTDEV_REG_IRQ_LEVEL, 1, 4);
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
-    assert_int_equal(write(s.ctl, &h, 1), 1);
-    assert_int_equal(ctl_wait(&s), 'S');
+    assert_int_equal(write(s->ctl, &h, 1), 1);
+    assert_int_equal(ctl_wait(s), 'S');
     assert_int_equal(write(resample, &one, sizeof(one)), sizeof(one));
-    assert_int_equal(ctl_wait(&s), 'C');
+    assert_int_equal(ctl_wait(s), 'C');
     assert_int_equal(efd_wait(efd, HARNESS_TIMEOUT_MS), 1);
     reg_wr(r.c, TESTDEV_REG_IRQ_LEVEL, 0, 4);
     assert_int_equal(reg_rd32(r.c, TESTDEV_REG_IRQ_RAISED), 1);
     close(efd);
     close(resample);
     rig_free(&r);
-    server_stop(&s);
+    server_stop(s);
+}
+
+/*
+ * Half a message in the old process's receive buffer: the first part of
+ * a posted write is sent and read by the old process before the
+ * handover, the rest after it. The new process must complete it from
+ * the package's bytes (were they lost, the stream would be out of step
+ * and the connection closed; were they served twice, the value would
+ * differ).
+ */
+static void
+test_handover_partial_message(void **state)
+{
+    struct server *s = &S;
+    struct rig r;
+    struct {
+        struct vfio_user_header hdr;
+        struct vfio_user_region_access a;
+        uint32_t v;
+    } __attribute__((packed)) m = {
+        .hdr = { .msg_id = 0x7000,
+                 .cmd = VFIO_USER_REGION_WRITE,
+                 .msg_size = sizeof(m),
+                 .flags = VFIO_USER_F_TYPE_COMMAND | VFIO_USER_F_NO_REPLY },
+        .a = { .offset = TESTDEV_SCRATCH_ARRAY + 0x80,
+               .region = UMDEV_PCI_BAR0_REGION,
+               .count = 4 },
+        .v = 0xfeedbeef,
+    };
+    const size_t first = 20;
+    char h = 'H';
+    int fd;
+
+    (void)state;
+    server_start(s, NULL);
+    rig_setup(&r, s, false);
+    fd = umdev_client_fd(r.c);
+    assert_int_equal(send(fd, &m, first, MSG_NOSIGNAL), (ssize_t)first);
+    /* Let the old process read it (if it has not by the handover, the
+     * bytes wait in the socket and the check below still holds). */
+    usleep(100 * 1000);
+    assert_int_equal(write(s->ctl, &h, 1), 1);
+    assert_int_equal(ctl_wait(s), 'S');
+    assert_int_equal(
+        send(fd, (uint8_t *)&m + first, sizeof(m) - first, MSG_NOSIGNAL),
+        (ssize_t)(sizeof(m) - first));
+    assert_int_equal(ctl_wait(s), 'C');
+    assert_int_equal(reg_rd32(r.c, TESTDEV_SCRATCH_ARRAY + 0x80), 0xfeedbeef);
+    assert_int_equal(reg_rd32(r.c, TESTDEV_REG_ID), TESTDEV_ID_VALUE);
+    rig_free(&r);
+    server_stop(s);
 }
 
 /* A damaged package: the new process refuses it, the old serves on, and
@@ -302,30 +395,30 @@ test_handover_intx(void **state)
 static void
 refused(const char *fault)
 {
-    struct server s;
+    struct server *s = &S;
     struct rig r;
     char h = 'H';
 
-    server_start(&s, fault);
-    rig_setup(&r, &s, true);
+    server_start(s, fault);
+    rig_setup(&r, s, true);
     posted(&r, TESTDEV_REG_SCRATCH, 0x5a5a);
     dma_check(&r, 1);
-    assert_int_equal(write(s.ctl, &h, 1), 1);
-    assert_int_equal(ctl_wait(&s), 'S');
+    assert_int_equal(write(s->ctl, &h, 1), 1);
+    assert_int_equal(ctl_wait(s), 'S');
     posted(&r, TESTDEV_SCRATCH_ARRAY + 8, 0x77);
     assert_int_equal(reg_rd32(r.c, TESTDEV_REG_SCRATCH), 0x5a5a);
-    assert_int_equal(ctl_wait(&s), 'A');
+    assert_int_equal(ctl_wait(s), 'A');
     assert_int_equal(reg_rd32(r.c, TESTDEV_SCRATCH_ARRAY + 8), 0x77);
     dma_check(&r, 2);
     msix_check(&r);
-    assert_int_equal(write(s.ctl, &h, 1), 1);
-    assert_int_equal(ctl_wait(&s), 'S');
-    assert_int_equal(ctl_wait(&s), 'C');
+    assert_int_equal(write(s->ctl, &h, 1), 1);
+    assert_int_equal(ctl_wait(s), 'S');
+    assert_int_equal(ctl_wait(s), 'C');
     assert_int_equal(reg_rd32(r.c, TESTDEV_REG_SCRATCH), 0x5a5a);
     dma_check(&r, 3);
     msix_check(&r);
     rig_free(&r);
-    server_stop(&s);
+    server_stop(s);
 }
 
 static void
@@ -356,13 +449,15 @@ test_refuse_other_type(void **state)
     refused("other");
 }
 
+#define T(f) cmocka_unit_test_teardown(f, teardown)
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_handover_live),
-    cmocka_unit_test(test_handover_intx),
-    cmocka_unit_test(test_refuse_cut),
-    cmocka_unit_test(test_refuse_flip),
-    cmocka_unit_test(test_refuse_fds),
-    cmocka_unit_test(test_refuse_other_type),
+    T(test_handover_live),
+    T(test_handover_intx),
+    T(test_handover_partial_message),
+    T(test_refuse_cut),
+    T(test_refuse_flip),
+    T(test_refuse_fds),
+    T(test_refuse_other_type),
 };
 
 int
