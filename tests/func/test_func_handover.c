@@ -390,6 +390,48 @@ test_handover_partial_message(void **state)
     server_stop(s);
 }
 
+/*
+ * A handover is refused while a migration is under way (the device not
+ * RUNNING) or the client logs DMA for one ('E': nothing was stopped or
+ * sent); the device serves on, and once that ends the handover works.
+ */
+static void
+test_refuse_during_migration(void **state)
+{
+    struct server *s = &S;
+    struct rig r;
+    uint32_t st = 0;
+    char h = 'H';
+
+    (void)state;
+    server_start(s, NULL);
+    rig_setup(&r, s, true);
+    posted(&r, TESTDEV_REG_SCRATCH, 0x1234);
+    assert_int_equal(
+        umdev_client_mig_set_state(r.c, VFIO_USER_DEVICE_STATE_STOP, &st), 0);
+    assert_int_equal(write(s->ctl, &h, 1), 1);
+    assert_int_equal(ctl_wait(s), 'E');
+    assert_int_equal(umdev_client_mig_state(r.c, &st), 0);
+    assert_int_equal(st, VFIO_USER_DEVICE_STATE_STOP);
+    assert_int_equal(
+        umdev_client_mig_set_state(r.c, VFIO_USER_DEVICE_STATE_RUNNING, &st),
+        0);
+    assert_int_equal(umdev_client_dma_log_start(r.c, 4096, NULL, 0, NULL), 0);
+    assert_int_equal(write(s->ctl, &h, 1), 1);
+    assert_int_equal(ctl_wait(s), 'E');
+    dma_check(&r, 5);
+    msix_check(&r);
+    assert_int_equal(umdev_client_dma_log_stop(r.c), 0);
+    assert_int_equal(write(s->ctl, &h, 1), 1);
+    assert_int_equal(ctl_wait(s), 'S');
+    assert_int_equal(ctl_wait(s), 'C');
+    assert_int_equal(reg_rd32(r.c, TESTDEV_REG_SCRATCH), 0x1234);
+    dma_check(&r, 6);
+    msix_check(&r);
+    rig_free(&r);
+    server_stop(s);
+}
+
 /* A damaged package: the new process refuses it, the old serves on, and
  * the next (undamaged) handover succeeds. */
 static void
@@ -458,6 +500,7 @@ static const struct CMUnitTest tests[] = {
     T(test_refuse_flip),
     T(test_refuse_fds),
     T(test_refuse_other_type),
+    T(test_refuse_during_migration),
 };
 
 int
