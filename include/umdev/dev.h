@@ -676,7 +676,8 @@ int umdev_handover_send(int sock, const struct umdev_handover *h,
  * Strict: a bad magic or version, sizes past the limits, a chunk with a
  * descriptor count other than announced (or truncated control data) are
  * refused, every descriptor received so far closed.
- * Return: 0 with *@out; -EPROTO malformed; -E2BIG; -ETIMEDOUT;
+ * Return: 0 with *@out; -EPROTO malformed (also when this process had no
+ * descriptors left for them: the kernel cuts them off); -E2BIG; -ETIMEDOUT;
  * -ECONNRESET the peer closed early; -ENOMEM; the socket's -errno.
  */
 int umdev_handover_recv(int sock, int timeout_ms, struct umdev_handover **out);
