@@ -704,11 +704,14 @@ use_fd(uint32_t *uses, size_t nfds, int32_t idx, bool may_be_none)
     return true;
 }
 
+/* As VERSION would have let them through (lib/conn/version.c); ours
+ * (@local) never take more descriptors than the wire allows, the
+ * client's may be anything it can receive. */
 static bool
-caps_ok(const struct hnd_caps *c)
+caps_ok(const struct hnd_caps *c, bool local)
 {
-    return (c->flags & ~CAPS_ALL) == 0 &&
-           c->max_msg_fds <= UMDEV_WIRE_MAX_MSG_FDS;
+    return (c->flags & ~CAPS_ALL) == 0 && c->pgsizes != 0 &&
+           (!local || c->max_msg_fds <= UMDEV_WIRE_MAX_MSG_FDS);
 }
 
 static void
@@ -818,7 +821,8 @@ parse(struct umdev_dev *dev, const struct umdev_handover *pkg,
                 c->listen_fd == c->client_fd || c->reserved != 0 ||
                 (c->flags & ~CONN_ALL) != 0)
                 return bad(dev, "CONN is malformed", off);
-            if (client && (!caps_ok(&c->local) || !caps_ok(&c->peer)))
+            if (client &&
+                (!caps_ok(&c->local, true) || !caps_ok(&c->peer, false)))
                 return bad(dev, "CONN's capabilities are malformed", off);
             if (client &&
                 (c->local.max_data_xfer_size != dev->max_data_xfer_size ||

@@ -390,6 +390,27 @@ test_handover_partial_message(void **state)
     server_stop(s);
 }
 
+/* Before any client: the listening socket alone goes over, and the first
+ * client is the new process's. */
+static void
+test_handover_no_client(void **state)
+{
+    struct server *s = &S;
+    struct rig r;
+    char h = 'H';
+
+    (void)state;
+    server_start(s, NULL);
+    assert_int_equal(write(s->ctl, &h, 1), 1);
+    assert_int_equal(ctl_wait(s), 'S');
+    assert_int_equal(ctl_wait(s), 'C');
+    rig_setup(&r, s, true);
+    dma_check(&r, 9);
+    msix_check(&r);
+    rig_free(&r);
+    server_stop(s);
+}
+
 /*
  * A handover is refused while a migration is under way (the device not
  * RUNNING) or the client logs DMA for one ('E': nothing was stopped or
@@ -501,6 +522,7 @@ static const struct CMUnitTest tests[] = {
     T(test_refuse_fds),
     T(test_refuse_other_type),
     T(test_refuse_during_migration),
+    T(test_handover_no_client),
 };
 
 int
