@@ -1250,10 +1250,9 @@ conn_import_rx(struct conn *conn, const uint8_t *bytes, size_t len,
         rc = make_room(conn, len);
     if (rc < 0) {
         for (i = 0; i < nsets && i < RX_MAX_TAGS; i++)
-            close_fds(sets[i].fds,
-                      sets[i].nfds < UMDEV_WIRE_MAX_MSG_FDS
-                          ? sets[i].nfds
-                          : UMDEV_WIRE_MAX_MSG_FDS);
+            close_fds(sets[i].fds, sets[i].nfds < UMDEV_WIRE_MAX_MSG_FDS
+                                       ? sets[i].nfds
+                                       : UMDEV_WIRE_MAX_MSG_FDS);
         return rc;
     }
     if (len > 0)

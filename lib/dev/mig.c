@@ -218,8 +218,7 @@ put_header(struct umdev_dev *dev, struct umdev_mig_buf *b)
  * cannot be loaded here, logged.
  */
 static int
-check_header(struct umdev_dev *dev, const struct umdev_mig_buf *in,
-             bool *done)
+check_header(struct umdev_dev *dev, const struct umdev_mig_buf *in, bool *done)
 {
     const struct umdev_mig_ops *m = mig_ops(dev);
     struct umdev_mig_buf cfg = { 0 };
@@ -370,8 +369,8 @@ parse_stream(struct umdev_dev *dev, const uint8_t **early, size_t *early_len,
                   dev->name, dev->mig.in.len);
         return -EINVAL;
     }
-    return parse_sections(dev, &dev->mig.in, early, early_len, state,
-                          state_len, version);
+    return parse_sections(dev, &dev->mig.in, early, early_len, state, state_len,
+                          version);
 }
 
 int
