@@ -549,6 +549,139 @@ void umdev_server_destroy(struct umdev_server *srv);
  */
 int umdev_server_manage(struct umdev_server *srv, int fd);
 
+/*
+ * Handover (docs/PROTOCOL.md "Handover"): a running server gives its live
+ * client connection and everything tied to it to another process, which
+ * goes on serving the same connection; the client never notices but for
+ * the pause. The old process quiesces the device (as migration's STOP),
+ * saves its state through the migration hooks and packs, with the
+ * connection's negotiated state, its unparsed input and queued output,
+ * the DMA map table and every interrupt's eventfds and bits, a *package*:
+ * a versioned byte blob and the descriptors it refers to. The new process
+ * restores it on a freshly created device of the same type and
+ * configuration; until it confirms, the old process keeps everything and
+ * can resume (umdev_server_handover_abort()).
+ *
+ * The order (the daemon's part, docs/PROTOCOL.md):
+ *   old: umdev_server_handover_save() -> send the package
+ *   new: receive it -> umdev_server_handover_restore() -> confirm
+ *   old: on the confirmation umdev_server_handover_commit(), then destroy
+ *        the device; on a refusal, a crash or a timeout of the new
+ *        process, umdev_server_handover_abort() and serve on.
+ */
+struct umdev_handover;
+
+/* A package's blob at most (the device state is UMDEV_MIG_MAX_STATE at
+ * most; the rest is bounded by the connection's limits). */
+#define UMDEV_HANDOVER_MAX_BYTES (80u << 20)
+/* A package's descriptors at most (DMA mappings, interrupt eventfds). */
+#define UMDEV_HANDOVER_MAX_FDS 8192u
+
+/**
+ * umdev_server_handover_save() - quiesce @srv's device and pack what a
+ * new process needs to go on serving its socket and client.
+ *
+ * From a successful return on, the device is stopped (STOP's contract:
+ * no guest memory written, no interrupt raised; interrupts it owes are
+ * in the package), the loop no longer watches the listening socket, the
+ * client or its resample eventfds (what the client sends waits in the
+ * socket), and @srv must not be used but with _commit() or _abort().
+ * Server thread.
+ *
+ * Return: 0 with *@out (the caller frees it; the fds in it are
+ * duplicates); -ENOTSUP the device has no migration hooks; -EBUSY a
+ * migration is under way (state not RUNNING), a migration manager is
+ * attached, or the client runs DMA logging (its dirty bitmaps, the
+ * migration's, are not carried: finish or cancel the migration first);
+ * -EAGAIN transient (server DMA requests await the client's answers, or
+ * the connection is mid-way through skipping an oversized message): serve
+ * and retry; -EALREADY a handover is in progress; -EBADF a DMA mapping
+ * kept no descriptor; the stop or save hook's error; -ENOMEM/-EMFILE.
+ * Each refusal is logged with its reason; on every error the device and
+ * server go on as before.
+ */
+int umdev_server_handover_save(struct umdev_server *srv,
+                               struct umdev_handover **out);
+
+/**
+ * umdev_server_handover_abort() - the new process failed or refused: run
+ * the device again (held interrupts delivered, the resume hook) and serve
+ * the client from where it stopped, messages sent meanwhile included.
+ * Return: 0; -EINVAL no handover in progress; the loop's error (the
+ * server is then unusable: destroy it).
+ */
+int umdev_server_handover_abort(struct umdev_server *srv);
+
+/**
+ * umdev_server_handover_commit() - the new process serves now: drop this
+ * process's share (closes our descriptors without a word to the client,
+ * unlinks no socket path) and free @srv. The device stays stopped and
+ * without a client; destroy it. Nothing is written to the client.
+ */
+void umdev_server_handover_commit(struct umdev_server *srv);
+
+/**
+ * umdev_server_handover_restore() - in the new process: rebuild the
+ * server from @pkg around @dev, created just before with the same type
+ * and configuration and never served, on @loop.
+ *
+ * The whole package is checked (format, version, every record, each
+ * descriptor's kind, the device type, configuration, IRQ layout and
+ * limits) before anything is applied, and the device's load hook runs
+ * before the device is given to the loop; on any error nothing is left
+ * applied (@dev as created) and the client's socket is left untouched,
+ * so the old process can resume. @pkg stays the caller's (descriptors
+ * kept are duplicated). The restored server owns no socket path (its
+ * creator keeps it).
+ *
+ * Return: 0 with *@out serving; -EINVAL malformed or for another device
+ * (type, configuration, IRQ layout, limits), logged with the reason;
+ * -ENOTSUP a format version newer than this library's, or @dev has no
+ * migration hooks; -EBUSY @dev was served already; -EBADF a descriptor of
+ * the wrong kind; the load hook's error; -ENOMEM/-EMFILE.
+ */
+int umdev_server_handover_restore(struct umdev_dev *dev,
+                                  struct umdev_loop *loop,
+                                  const struct umdev_handover *pkg,
+                                  struct umdev_server **out);
+
+/**
+ * umdev_handover_wrap() - a package from a blob (copied) and descriptors
+ * (taken: each slot set to -1, also on error, where they are closed).
+ * Only the sizes are checked here; _restore() checks the rest.
+ * Return: 0; -E2BIG past UMDEV_HANDOVER_MAX_BYTES / _MAX_FDS; -ENOMEM.
+ */
+int umdev_handover_wrap(const void *blob, size_t len, int *fds, size_t nfds,
+                        struct umdev_handover **out);
+/** The blob (borrowed from @h). */
+const void *umdev_handover_blob(const struct umdev_handover *h, size_t *len);
+/** The descriptors (borrowed from @h, which closes them when freed). */
+const int *umdev_handover_fds(const struct umdev_handover *h, size_t *nfds);
+/** Close the descriptors, free. NULL is ok. */
+void umdev_handover_free(struct umdev_handover *h);
+
+/**
+ * umdev_handover_send() - write @h to @sock, a connected UNIX stream
+ * socket, as one frame (docs/PROTOCOL.md "Handover transport"): the
+ * descriptors go in chunks of UMDEV_HANDOVER_FDS_PER_MSG, each with its
+ * own message, then the blob. Waits up to @timeout_ms in all (-1: no
+ * bound). Return: 0; -ETIMEDOUT; the socket's -errno (-ECONNRESET when
+ * the peer is gone).
+ */
+#define UMDEV_HANDOVER_FDS_PER_MSG 250u
+int umdev_handover_send(int sock, const struct umdev_handover *h,
+                        int timeout_ms);
+/**
+ * umdev_handover_recv() - read one frame umdev_handover_send() wrote.
+ * Strict: a bad magic or version, sizes past the limits, a chunk with a
+ * descriptor count other than announced (or truncated control data) are
+ * refused, every descriptor received so far closed.
+ * Return: 0 with *@out; -EPROTO malformed (also when this process had no
+ * descriptors left for them: the kernel cuts them off); -E2BIG; -ETIMEDOUT;
+ * -ECONNRESET the peer closed early; -ENOMEM; the socket's -errno.
+ */
+int umdev_handover_recv(int sock, int timeout_ms, struct umdev_handover **out);
+
 #pragma GCC visibility pop
 
 #ifdef __cplusplus

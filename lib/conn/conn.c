@@ -1167,3 +1167,122 @@ conn_request(struct conn *conn, const void *buf, size_t len, const int *fds,
         return 0;
     }
 }
+
+_Static_assert(CONN_RX_MAX_FDSETS == RX_MAX_TAGS, "fd sets are the tags");
+
+int
+conn_export_check(const struct conn *conn)
+{
+    if (conn->tx_err)
+        return conn->tx_err;
+    /* Neither happens between turns of a server: an oversized message is
+     * skipped as its bytes come, and only conn_request() queues. */
+    if (conn->discard_msg != NULL || conn->queue_head != NULL)
+        return -EAGAIN;
+    return 0;
+}
+
+size_t
+conn_export_rx(const struct conn *conn, const uint8_t **bytes,
+               struct conn_fdset *sets, size_t *nsets)
+{
+    size_t i;
+
+    for (i = 0; i < conn->ntags; i++) {
+        const struct fd_tag *t = &conn->tags[i];
+
+        sets[i].owner = t->owner - conn->rx_off;
+        sets[i].nfds = t->nfds;
+        sets[i].overflow = t->overflow;
+        memcpy(sets[i].fds, t->fds, t->nfds * sizeof(int));
+    }
+    *nsets = conn->ntags;
+    *bytes = conn->rx != NULL ? conn->rx + conn->rx_off : NULL;
+    return conn->rx_len - conn->rx_off;
+}
+
+int
+conn_export_tx(const struct conn *conn,
+               int (*fn)(void *opaque, const uint8_t *data, size_t len,
+                         const int *fds, size_t nfds),
+               void *opaque)
+{
+    const struct conn_out *o;
+    int rc;
+
+    for (o = conn->tx_head; o != NULL; o = o->next) {
+        rc = fn(opaque, o->data + o->off, o->len - o->off, o->fds, o->nfds);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+uint16_t
+conn_peek_next_id(const struct conn *conn)
+{
+    return conn->next_id;
+}
+
+void
+conn_set_next_id(struct conn *conn, uint16_t id)
+{
+    conn->next_id = id;
+}
+
+int
+conn_import_rx(struct conn *conn, const uint8_t *bytes, size_t len,
+               struct conn_fdset *sets, size_t nsets)
+{
+    size_t i;
+    int rc = 0;
+
+    if (conn->rx_len != 0 || conn->ntags != 0 || nsets > RX_MAX_TAGS)
+        rc = -EBUSY;
+    for (i = 0; rc == 0 && i < nsets; i++) {
+        if (sets[i].owner >= len || sets[i].nfds > UMDEV_WIRE_MAX_MSG_FDS)
+            rc = -EINVAL;
+        for (size_t j = 0; rc == 0 && j < i; j++)
+            if (sets[j].owner == sets[i].owner)
+                rc = -EINVAL;
+    }
+    if (rc == 0 && len > 0)
+        rc = make_room(conn, len);
+    if (rc < 0) {
+        for (i = 0; i < nsets && i < RX_MAX_TAGS; i++)
+            close_fds(sets[i].fds, sets[i].nfds < UMDEV_WIRE_MAX_MSG_FDS
+                                       ? sets[i].nfds
+                                       : UMDEV_WIRE_MAX_MSG_FDS);
+        return rc;
+    }
+    if (len > 0)
+        memcpy(conn->rx, bytes, len);
+    conn->rx_off = 0;
+    conn->rx_len = len;
+    for (i = 0; i < nsets; i++) {
+        struct fd_tag *t = &conn->tags[i];
+
+        t->owner = sets[i].owner;
+        t->nfds = sets[i].nfds;
+        t->overflow = sets[i].overflow;
+        memcpy(t->fds, sets[i].fds, t->nfds * sizeof(int));
+    }
+    conn->ntags = nsets;
+    /* The old process may have read to the socket's end: read it again
+     * rather than trust a flag that was about another process's view. */
+    conn->rx_drained = false;
+    return 0;
+}
+
+int
+conn_import_tx(struct conn *conn, const uint8_t *data, size_t len,
+               const int *fds, size_t nfds)
+{
+    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+
+    if (nfds > UMDEV_WIRE_MAX_MSG_FDS || len == 0)
+        return -EINVAL;
+    if (len > conn_tx_limit(conn) - conn->tx_bytes)
+        return -ENOBUFS;
+    return tx_enqueue(conn, &iov, 1, 0, len, fds, nfds);
+}

@@ -214,6 +214,60 @@ int conn_request(struct conn *conn, const void *buf, size_t len,
                  conn_request_fn *on_command, void *opaque,
                  struct conn_msg **reply);
 
+/*
+ * Handover (lib/dev/handover.c): a connection's state beyond its socket,
+ * read out in one process and rebuilt around a duplicate of the same
+ * socket in another, so that no byte received or queued is lost.
+ */
+
+/* Descriptors that came with received bytes not parsed yet: they belong
+ * to the message starting at @owner (an offset into those bytes). */
+#define CONN_RX_MAX_FDSETS 4
+struct conn_fdset {
+    size_t owner;
+    size_t nfds;
+    bool overflow; /* more came than one message may carry */
+    int fds[UMDEV_WIRE_MAX_MSG_FDS];
+};
+
+/**
+ * conn_export_check() - can this connection's state be carried whole?
+ * Return: 0; -EAGAIN an oversized message is being skipped or commands
+ * are queued (a transient state: serve a turn and retry); the error that
+ * broke the stream.
+ */
+int conn_export_check(const struct conn *conn);
+/* Bytes received and not parsed yet (borrowed), and their fd sets
+ * (copied into @sets, CONN_RX_MAX_FDSETS of them; the fds stay ours). */
+size_t conn_export_rx(const struct conn *conn, const uint8_t **bytes,
+                      struct conn_fdset *sets, size_t *nsets);
+/* Call @fn for each queued output message, oldest first: the bytes the
+ * socket has not taken and the fds still to go with them (borrowed).
+ * Stops at @fn's first non-zero return and returns it. */
+int conn_export_tx(const struct conn *conn,
+                   int (*fn)(void *opaque, const uint8_t *data, size_t len,
+                             const int *fds, size_t nfds),
+                   void *opaque);
+uint16_t conn_peek_next_id(const struct conn *conn);
+void conn_set_next_id(struct conn *conn, uint16_t id);
+/**
+ * conn_import_rx() - a new connection's receive buffer gets @len bytes
+ * (at most UMDEV_HANDOVER_MAX_BYTES, checked by the caller) and their fd
+ * sets (owners below @len; the fds are taken, also on error).
+ * Return: 0; -EBUSY the connection has received something already;
+ * -EINVAL a set is malformed; -ENOMEM.
+ */
+int conn_import_rx(struct conn *conn, const uint8_t *bytes, size_t len,
+                   struct conn_fdset *sets, size_t nsets);
+/**
+ * conn_import_tx() - queue @len bytes (the rest of a message) with @fds
+ * (duplicated) behind the output already queued, as if the socket had not
+ * taken them yet. Return: 0; -ENOBUFS past conn_tx_limit(); -EINVAL
+ * too many fds; -ENOMEM/-EMFILE.
+ */
+int conn_import_tx(struct conn *conn, const uint8_t *data, size_t len,
+                   const int *fds, size_t nfds);
+
 /* VERSION JSON (lib/conn/version.c). */
 
 /** Parse a capabilities object; absent fields take the spec defaults.

@@ -49,6 +49,12 @@ struct dma_map {
     uint8_t *base;   /* host address of iova, NULL: no fd (messages) */
     void *mmap_addr; /* what to munmap */
     size_t mmap_len;
+    /* The file it maps and the offset it was mapped at, kept so that a
+     * handover can give the same memory to the next process; NULL if
+     * mapped without an fd, or if no descriptor was left to keep (then a
+     * handover is refused; the mapping works). */
+    struct dma_file *file;
+    uint64_t offset;
     /* Holds taken, plus DMA_MAP_DYING once unpublished and being
      * retired: then the put that drops the last hold wakes the retirer.
      * One word, so that put touches the map only in that one RMW. */
@@ -62,6 +68,16 @@ struct dma_map {
 };
 
 #define DMA_MAP_DYING (1u << 31)
+
+/* One descriptor per file the client's mappings come from (QEMU maps all
+ * of a RAM block from one memfd), shared by those mappings. Server
+ * thread only: maps are made and freed there. */
+struct dma_file {
+    int fd; /* our duplicate */
+    dev_t dev;
+    ino_t ino;
+    unsigned int refs; /* mappings using it */
+};
 
 /* A table slot: the keys the binary search compares are kept inline, so a
  * lookup walks one array instead of loading a dma_map per step. */
@@ -230,6 +246,13 @@ void dev_irq_hold(struct umdev_dev *dev);
 void dev_irq_release(struct umdev_dev *dev);
 /* Stop holding and forget what was held (device reset). */
 void dev_irq_drop_held(struct umdev_dev *dev);
+/* Handover: install @fd (taken on success) as INTx's resample eventfd of a
+ * device that has none, watched on dev->loop. */
+int dev_irq_adopt_unmask(struct umdev_dev *dev, uint32_t index, int fd);
+/* Handover: stop (@on false) or resume watching the resample eventfds, so
+ * that an EOI the guest makes meanwhile stays in its eventfd for whichever
+ * process serves next. */
+int dev_irq_watch(struct umdev_dev *dev, bool on);
 
 /* dev.c */
 /**
@@ -259,12 +282,37 @@ int dev_mig_set_state(struct umdev_dev *dev, uint32_t target);
  * the saving group. */
 ssize_t dev_mig_read(struct umdev_dev *dev, void *out, size_t size);
 int dev_mig_write(struct umdev_dev *dev, const void *data, size_t len);
+/* Would a whole stream load here (header, type, configuration, sections)?
+ * Changes nothing. Return: 0, or why not (logged). */
+int dev_mig_check_stream(struct umdev_dev *dev, const void *data, size_t len);
 int dev_mig_precopy_info(struct umdev_dev *dev,
                          struct umdev_wire_precopy_info *out);
 /* DEVICE_RESET: back to RUNNING, streams dropped. @stopped: the device
  * was stopped, so resume() is due after its reset. */
 void dev_mig_reset(struct umdev_dev *dev, bool *stopped);
 void dev_mig_fini(struct umdev_dev *dev);
+
+/* handover.c (the server's part is in server.c) */
+/* The checksum a blob's header carries (tests and the fuzz target mend
+ * it after changing a blob). */
+uint64_t dev_handover_sum(const void *blob, size_t len);
+/* Would a handover be refused now? 0, or why (logged). */
+int dev_handover_check(struct umdev_dev *dev);
+/* Stop the device, save it and pack the package; on error the device
+ * runs again as before. */
+int dev_handover_save(struct umdev_dev *dev, int listen_fd,
+                      struct umdev_handover **out);
+/* Check @pkg whole, then apply it to a fresh @dev: maps, IRQs, the
+ * connection (dev->conn, not yet on @loop), the loaded state; the device
+ * is left stopped (dev_mig_set_state(RUNNING) lets it run) and
+ * *@listen_fd is a duplicate of the listening socket. On error nothing
+ * is left applied. */
+int dev_handover_restore(struct umdev_dev *dev, struct umdev_loop *loop,
+                         const struct umdev_handover *pkg, int *listen_fd);
+/* Take back what dev_handover_restore() applied, or (in the old process,
+ * after a commit) drop this process's share: the client's socket is
+ * closed, never shut down. */
+void dev_handover_undo(struct umdev_dev *dev);
 
 /* dispatch.c */
 /* A message from the client, or from the manager (@manager). */

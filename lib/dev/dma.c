@@ -115,11 +115,55 @@ find(const struct dma_table *t, uint64_t iova)
     return NULL;
 }
 
+/*
+ * The descriptor kept for @fd's file: shared with a mapping of the same
+ * file already in the table, else a duplicate of @fd. NULL if none could
+ * be made (no descriptor or memory left).
+ */
+static struct dma_file *
+dma_file_get(struct umdev_dev *dev, int fd)
+{
+    struct dma_table *t = &dev->dma;
+    struct dma_file *f = NULL;
+    struct stat st;
+
+    if (fstat(fd, &st) < 0)
+        return NULL;
+    pthread_rwlock_rdlock(&t->lock);
+    for (size_t i = 0; i < t->n && f == NULL; i++) {
+        struct dma_file *o = t->slots[i].map->file;
+
+        if (o != NULL && o->dev == st.st_dev && o->ino == st.st_ino)
+            f = o;
+    }
+    pthread_rwlock_unlock(&t->lock);
+    if (f != NULL) {
+        f->refs++;
+        return f;
+    }
+    f = malloc(sizeof(*f));
+    if (f == NULL)
+        return NULL;
+    f->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (f->fd < 0) {
+        free(f);
+        return NULL;
+    }
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    f->refs = 1;
+    return f;
+}
+
 static void
 map_free(struct umdev_dev *dev, struct dma_map *m)
 {
     if (m->mmap_addr != NULL)
         munmap(m->mmap_addr, m->mmap_len);
+    if (m->file != NULL && --m->file->refs == 0) {
+        close(m->file->fd);
+        free(m->file);
+    }
     if (atomic_load(&m->dirty) != NULL)
         atomic_fetch_sub(&dev->log_bitmap_bytes, m->dirty_bytes);
     free(atomic_load(&m->dirty));
@@ -177,6 +221,7 @@ dev_dma_map(struct umdev_dev *dev, const struct vfio_user_dma_map *req, int fd)
     m->iova = req->addr;
     m->size = req->size;
     m->prot = req->flags;
+    m->offset = req->offset;
     /* Logging runs: the new mapping is logged from its first write. Only
      * this thread starts logging, so the flag cannot change meanwhile. */
     if (atomic_load(&dev->dma_logging)) {
@@ -220,6 +265,9 @@ dev_dma_map(struct umdev_dev *dev, const struct vfio_user_dma_map *req, int fd)
         }
         m->mmap_addr = p;
         m->base = (uint8_t *)p + pg_off;
+        /* Without it the mapping still works; only a handover, which
+         * needs it, is refused (it says why). */
+        m->file = dma_file_get(dev, fd);
     }
 
     pthread_rwlock_wrlock(&t->lock);

@@ -538,3 +538,36 @@ dev_irq_fini(struct umdev_dev *dev)
         dev->irqs[i].count = 0;
     }
 }
+
+int
+dev_irq_adopt_unmask(struct umdev_dev *dev, uint32_t index, int fd)
+{
+    if (index >= DEV_MAX_IRQ_INDEX || !is_intx(dev, index) ||
+        dev->irqs[index].unmask_efd >= 0)
+        return -EINVAL;
+    return set_unmask_fd(dev, &dev->irqs[index], fd);
+}
+
+int
+dev_irq_watch(struct umdev_dev *dev, bool on)
+{
+    uint32_t i;
+    int rc;
+
+    if (dev->loop == NULL)
+        return 0;
+    for (i = 0; i < DEV_MAX_IRQ_INDEX; i++) {
+        int fd = dev->irqs[i].unmask_efd;
+
+        if (fd < 0)
+            continue;
+        if (!on) {
+            umdev_loop_del(dev->loop, fd);
+            continue;
+        }
+        rc = umdev_loop_add(dev->loop, fd, UMDEV_LOOP_IN, resample_ready, dev);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}

@@ -218,10 +218,9 @@ put_header(struct umdev_dev *dev, struct umdev_mig_buf *b)
  * cannot be loaded here, logged.
  */
 static int
-check_header(struct umdev_dev *dev, bool *done)
+check_header(struct umdev_dev *dev, const struct umdev_mig_buf *in, bool *done)
 {
     const struct umdev_mig_ops *m = mig_ops(dev);
-    struct umdev_mig_buf *in = &dev->mig.in;
     struct umdev_mig_buf cfg = { 0 };
     struct mig_header h;
     int rc;
@@ -289,7 +288,7 @@ dev_mig_write(struct umdev_dev *dev, const void *data, size_t len)
         return mig->in_error;
     rc = umdev_mig_buf_put(&mig->in, data, len);
     if (rc == 0 && !mig->in_checked)
-        rc = check_header(dev, &mig->in_checked);
+        rc = check_header(dev, &mig->in, &mig->in_checked);
     /* A stream refused once stays refused: later bytes cannot mend it,
      * and loading part of it would be worse. */
     if (rc < 0 && rc != -ENOMEM)
@@ -299,20 +298,15 @@ dev_mig_write(struct umdev_dev *dev, const void *data, size_t len)
 
 /* Find the sections of a complete stream. Return: 0 or -EINVAL. */
 static int
-parse_stream(struct umdev_dev *dev, const uint8_t **early, size_t *early_len,
-             const uint8_t **state, size_t *state_len, uint32_t *version)
+parse_sections(struct umdev_dev *dev, const struct umdev_mig_buf *in,
+               const uint8_t **early, size_t *early_len, const uint8_t **state,
+               size_t *state_len, uint32_t *version)
 {
-    struct umdev_mig_buf *in = &dev->mig.in;
     struct mig_header h;
     struct mig_section sec;
     size_t off;
     bool have_state = false;
 
-    /* A stream refused at its header is refused again, for that reason. */
-    if (dev->mig.in_error)
-        return dev->mig.in_error;
-    if (!dev->mig.in_checked)
-        goto truncated;
     memcpy(&h, in->data, sizeof(h));
     *version = h.dev_version;
     *early = *state = NULL;
@@ -360,6 +354,49 @@ bad:
               "section at byte %zu",
               dev->name, off - sizeof(sec));
     return -EINVAL;
+}
+
+static int
+parse_stream(struct umdev_dev *dev, const uint8_t **early, size_t *early_len,
+             const uint8_t **state, size_t *state_len, uint32_t *version)
+{
+    /* A stream refused at its header is refused again, for that reason. */
+    if (dev->mig.in_error)
+        return dev->mig.in_error;
+    if (!dev->mig.in_checked) {
+        umdev_log(dev->log, LOG_ERR,
+                  "%s: migration stream refused: it ends early (%zu bytes)",
+                  dev->name, dev->mig.in.len);
+        return -EINVAL;
+    }
+    return parse_sections(dev, &dev->mig.in, early, early_len, state, state_len,
+                          version);
+}
+
+int
+dev_mig_check_stream(struct umdev_dev *dev, const void *data, size_t len)
+{
+    /* Only read: the cast lets the checks share the buffer type. */
+    const struct umdev_mig_buf in = { .data = (uint8_t *)data, .len = len };
+    const uint8_t *early, *state;
+    size_t early_len, state_len;
+    uint32_t version;
+    bool done;
+    int rc;
+
+    if (!dev_mig_supported(dev))
+        return -ENOTSUP;
+    rc = check_header(dev, &in, &done);
+    if (rc < 0)
+        return rc;
+    if (!done) {
+        umdev_log(dev->log, LOG_ERR,
+                  "%s: migration stream refused: it ends early (%zu bytes)",
+                  dev->name, len);
+        return -EINVAL;
+    }
+    return parse_sections(dev, &in, &early, &early_len, &state, &state_len,
+                          &version);
 }
 
 static void

@@ -50,6 +50,10 @@ struct umdev_server {
     int mgr_fd; /* the migration manager's fd while watched, or -1 */
     uint32_t mgr_events;
 
+    /* Between handover_save() and its commit or abort: the loop watches
+     * none of our fds, and the device is stopped. */
+    bool handing_over;
+
     struct refusal *refusals;
     size_t nrefusals;
     int64_t refuse_window; /* start of the log window (ms) */
@@ -583,4 +587,178 @@ umdev_server_destroy(struct umdev_server *srv)
         free(srv->path);
     }
     free(srv);
+}
+
+/* ---- handover (docs/PROTOCOL.md "Handover"; the package: handover.c) */
+
+/* Stop watching everything a client's message or a new client could
+ * reach, so that what comes meanwhile waits in its socket for whichever
+ * process serves next. */
+static void
+unwatch(struct umdev_server *srv)
+{
+    if (srv->client_fd >= 0) {
+        umdev_loop_del(srv->loop, srv->client_fd);
+        srv->client_events = 0;
+    }
+    umdev_loop_timer_cancel(srv->loop, srv->more_timer);
+    srv->more_timer = 0;
+    umdev_loop_timer_cancel(srv->loop, srv->accept_timer);
+    srv->accept_timer = 0;
+    if (srv->listening)
+        umdev_loop_del(srv->loop, srv->listen_fd);
+    srv->listening = false;
+    dev_irq_watch(srv->dev, false);
+}
+
+/* Watch the client (and the listener) again and serve what waits;
+ * @irqs: the resample eventfds too (a restore watched them already). */
+static int
+rewatch(struct umdev_server *srv, bool irqs)
+{
+    int rc;
+
+    rc = umdev_loop_add(srv->loop, srv->listen_fd, UMDEV_LOOP_IN, on_listen,
+                        srv);
+    if (rc < 0)
+        return rc;
+    srv->listening = true;
+    rc = irqs ? dev_irq_watch(srv->dev, true) : 0;
+    if (rc < 0)
+        return rc;
+    if (srv->client_fd >= 0) {
+        rc = umdev_loop_add(srv->loop, srv->client_fd,
+                            UMDEV_LOOP_IN | UMDEV_LOOP_SOLO, on_client, srv);
+        if (rc < 0)
+            return rc;
+        srv->client_events = UMDEV_LOOP_IN | UMDEV_LOOP_SOLO;
+        client_sync_events(srv);
+        /* Input already buffered (or queued output) announces itself
+         * through no fd event: a turn of its own serves it. */
+        srv->more_timer = umdev_loop_timer_add(srv->loop, 0, on_more, srv);
+        if (srv->more_timer < 0) {
+            rc = (int)srv->more_timer;
+            srv->more_timer = 0;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int
+umdev_server_handover_save(struct umdev_server *srv,
+                           struct umdev_handover **out)
+{
+    int rc;
+
+    *out = NULL;
+    if (srv->handing_over)
+        return -EALREADY;
+    rc = dev_handover_check(srv->dev);
+    if (rc < 0)
+        return rc;
+    unwatch(srv);
+    rc = dev_handover_save(srv->dev, srv->listen_fd, out);
+    if (rc < 0) {
+        int rc2 = rewatch(srv, true);
+
+        if (rc2 < 0)
+            umdev_log(srv->dev->log, LOG_ERR,
+                      "%s: cannot serve again after a refused handover: %s",
+                      srv->dev->name, strerror(-rc2));
+        return rc;
+    }
+    srv->handing_over = true;
+    return 0;
+}
+
+int
+umdev_server_handover_abort(struct umdev_server *srv)
+{
+    int rc;
+
+    if (!srv->handing_over)
+        return -EINVAL;
+    srv->handing_over = false;
+    rc = dev_mig_set_state(srv->dev, VFIO_USER_DEVICE_STATE_RUNNING);
+    if (rc < 0) {
+        umdev_log(srv->dev->log, LOG_ERR,
+                  "%s: handover aborted, but the device does not run again: %s",
+                  srv->dev->name, strerror(-rc));
+        return rc;
+    }
+    rc = rewatch(srv, true);
+    umdev_log(srv->dev->log, rc < 0 ? LOG_ERR : LOG_NOTICE,
+              "%s: handover aborted: serving on%s%s", srv->dev->name,
+              rc < 0 ? " failed: " : "", rc < 0 ? strerror(-rc) : "");
+    return rc;
+}
+
+void
+umdev_server_handover_commit(struct umdev_server *srv)
+{
+    struct umdev_dev *dev = srv->dev;
+
+    if (srv->handing_over && dev->conn != NULL) {
+        /* Our descriptor closes; the socket stays the new process's. No
+         * detach: that would tell the device its client left. */
+        conn_destroy(dev->conn);
+        dev->conn = NULL;
+        dev->negotiated = false;
+        dev->precopy_info = false;
+        dev_dma_unmap_all(dev);
+        dev_irq_release_all(dev);
+        srv->client_fd = -1;
+    }
+    /* The path, if we made it, is the new process's socket now. */
+    free(srv->path);
+    srv->path = NULL;
+    umdev_log(dev->log, LOG_NOTICE, "%s: handed over", dev->name);
+    umdev_server_destroy(srv);
+}
+
+int
+umdev_server_handover_restore(struct umdev_dev *dev, struct umdev_loop *loop,
+                              const struct umdev_handover *pkg,
+                              struct umdev_server **out)
+{
+    struct umdev_server *srv;
+    int listen_fd, rc;
+
+    *out = NULL;
+    rc = dev_handover_restore(dev, loop, pkg, &listen_fd);
+    if (rc < 0)
+        return rc;
+    srv = calloc(1, sizeof(*srv));
+    if (srv == NULL) {
+        close(listen_fd);
+        dev_handover_undo(dev);
+        return -ENOMEM;
+    }
+    srv->dev = dev;
+    srv->loop = loop;
+    srv->listen_fd = listen_fd;
+    srv->client_fd = -1;
+    srv->mgr_fd = -1;
+    if (dev->conn != NULL) {
+        conn_set_async_send(dev->conn, on_tx, srv);
+        srv->client_fd = conn_fd(dev->conn);
+    }
+    /* The device runs once the loop watches its client: interrupts it
+     * owes are delivered, then its resume hook. */
+    rc = rewatch(srv, false);
+    if (rc == 0)
+        rc = dev_mig_set_state(dev, VFIO_USER_DEVICE_STATE_RUNNING);
+    if (rc < 0) {
+        unwatch(srv);
+        srv->client_fd = -1;
+        close(srv->listen_fd);
+        free(srv);
+        dev_handover_undo(dev);
+        return rc;
+    }
+    umdev_log(dev->log, LOG_NOTICE, "%s: serving a handed-over %s", dev->name,
+              dev->conn != NULL ? "client" : "socket");
+    *out = srv;
+    return 0;
 }
