@@ -37,6 +37,8 @@ TESTS = {
         "tests/unit/test_wire.c::test_feature_logging"],
     "UMDEV_MIG_MAX_STATE": [
         "tests/func/test_func_migration.c::test_stream_size_bound"],
+    "UMDEV_HANDOVER_FDS_PER_MSG": [
+        "tests/unit/test_handover_xfer.c::test_roundtrip_chunks"],
     "CONN_MAX_QUEUED_MSGS": [
         "tests/unit/test_dev_dma_async.c::test_conn_queue_bound"],
     "CONN_MAX_QUEUED_BYTES": [
@@ -98,6 +100,13 @@ NOT_BOUNDS = {
 
 # Bounds without a test at the limit and one past it yet.
 UNTESTED = {
+    "UMDEV_HANDOVER_MAX_BYTES": "refused one past it "
+                                "(test_handover_xfer.c::test_refused_frames); "
+                                "a package at the limit is not built",
+    "UMDEV_HANDOVER_MAX_FDS": "refused one past it "
+                              "(test_handover_xfer.c::test_refused_frames); "
+                              "8192 descriptors at once exceed the test's "
+                              "soft limit",
     "RX_MAX_TAGS": "unreachable from a peer: one fd batch per recvmsg() "
                    "and reads only without a whole message buffered leave "
                    "two pending at most (lib/conn/conn.c)",
