@@ -226,7 +226,13 @@ gq_submit(struct guest *g, unsigned int q, struct accel_desc d)
 uint8_t
 gq_wait(struct guest *g, unsigned int q, uint32_t idx)
 {
-    int64_t deadline = kit_now_ms() + HARNESS_TIMEOUT_MS;
+    return gq_wait_ms(g, q, idx, HARNESS_TIMEOUT_MS);
+}
+
+uint8_t
+gq_wait_ms(struct guest *g, unsigned int q, uint32_t idx, int timeout_ms)
+{
+    int64_t deadline = kit_now_ms() + timeout_ms;
     uint8_t s;
 
     while ((s = comp_status(g, q, idx)) == ACCEL_ST_NONE) {

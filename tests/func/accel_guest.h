@@ -131,6 +131,9 @@ int publish_tail(struct guest *g, unsigned int q);
 void doorbell(struct guest *g, unsigned int q);
 /* Wait for descriptor @idx's record. Return: its status. */
 uint8_t gq_wait(struct guest *g, unsigned int q, uint32_t idx);
+/* The same with its own bound, for work known to take long. */
+uint8_t gq_wait_ms(struct guest *g, unsigned int q, uint32_t idx,
+                   int timeout_ms);
 /* Wait until the engine's HEAD reached everything posted. */
 void gq_wait_head(struct guest *g, unsigned int q);
 
