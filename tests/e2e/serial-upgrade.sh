@@ -365,7 +365,7 @@ wait "$GUEST_PID"
 GUEST_RC=$?
 GUEST_PID=
 T_BOOT=$(elapsed "$t" "$(now)")
-[ -z "${T_GO:-}" ] || event "the guest powered off (run-guest.sh exited $GUEST_RC)"
+[ -z "${T_GO:-}" ] || event "QEMU exited (run-guest.sh exited $GUEST_RC)"
 cat "$TMP/run-guest.err"
 
 wait_exit "$HOST_PID" 50
