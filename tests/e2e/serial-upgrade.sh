@@ -9,8 +9,9 @@
 # replaces the daemon three times:
 #   1. `umdevd --upgrade` (same options) while the guest sends;
 #   2. SIGUSR2 to umdevd, which exits, then a new umdevd, while it receives;
-#   3. SIGKILL to umdevd (its cleanup process reports the worker left
-#      running), then a new umdevd, while it still receives.
+#   3. SIGKILL to umdevd and at once a new umdevd, while it still
+#      receives (the old one's cleanup process reports the worker left
+#      running, and leaves the new one's sockets alone).
 # After each, `umdevctl list` shows the instance running with the worker
 # pid it started with, the new daemon logged adopting it, and the host
 # ends' client (serial-host.py) is still connected and mid-transfer.
@@ -322,20 +323,27 @@ replace() {
         daemon || { say "the new umdevd did not answer"; fail=1; return 1; }
         ;;
     sigkill)
-        event "sigkill: SIGKILL to umdevd pid $old"
+        event "sigkill: SIGKILL to umdevd pid $old, and at once a new umdevd"
         kill -KILL "$old"
         wait "$old" 2>/dev/null
-        # Its cleanup process says what it left; the next daemon may only
-        # start after it (it removes the dead control socket).
+        # Started at once, as a service manager restarting it would: the
+        # new one replaces the dead control socket, and the old one's
+        # cleanup process, racing it, removes only what is still the
+        # old one's.
+        daemon || { say "the new umdevd did not answer"; fail=1; return 1; }
+        kill -0 "$WPID" 2>/dev/null ||
+            { say "the worker (pid $WPID) ended with umdevd"; fail=1; return 1; }
         if ! wait_until "$GUEST_PID" 150 grep -q \
             "umdevd (pid $old) ended leaving 1 instances running" "$oldlog"; then
             say "the killed umdevd's cleanup process did not report the worker left running"
             fail=1
         fi
-        kill -0 "$WPID" 2>/dev/null ||
-            { say "the worker (pid $WPID) ended with umdevd"; fail=1; return 1; }
-        event "sigkill: cleanup reported; starting a new umdevd"
-        daemon || { say "the new umdevd did not answer"; fail=1; return 1; }
+        event "sigkill: the new umdevd answers; the old one's cleanup reported"
+        # The cleanup left the new daemon's sockets alone.
+        "$UMDEVCTL" version >/dev/null 2>&1 ||
+            { say "the new umdevd's control socket is gone after the old one's cleanup"; fail=1; }
+        are_sockets "$SOCK" "$PORT0" "$PORT1" ||
+            { say "the instance's socket or host ends are gone after the old umdevd's cleanup"; fail=1; }
         ;;
     esac
 }
