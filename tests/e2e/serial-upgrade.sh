@@ -24,12 +24,14 @@
 # SIGTERM leaving RUNDIR empty. After each replacement the instance's
 # counters (umdevctl info, from the worker) show the same VMM pid, its one
 # attach, no error answered, and register accesses that went on.
-# The guest powers off before the stop: the card sits on q35's root bus,
-# where QEMU cannot unplug it, so it does not let go on the device request
-# IRQ (the worker leaves when the 5 s grace runs out, and QEMU 11.1.3
-# then aborts: the restart mode shows it). That an adopted worker raises
-# REQ and a VMM that lets go ends the stop early is checked by
-# tests/daemon/test_upgrade.py.
+# The guest powers off before the stop, as the guide says to: QEMU
+# 11.1.3's vfio-user-pci never gives the device request IRQ an eventfd
+# (its SET_IRQS cover INTx and ERR only; behind a hot-pluggable
+# pcie-root-port too), so a stop under a running guest is never seen by
+# the guest: the worker leaves when the 5 s grace runs out, and QEMU,
+# losing the device in the middle of I/O, aborts (the restart mode shows
+# it). That an adopted worker raises REQ, and that a VMM letting go ends
+# the stop early, tests/daemon/test_upgrade.py checks with a stand-in.
 #
 # Environment:
 #   UMDEV_E2E_SERUP_SEED     base seed (default: random; printed)
