@@ -150,6 +150,27 @@ verb_stop(struct cli *c, struct cli_opts *o)
     return uuid_verb(c, o, "stop", NULL);
 }
 
+/* The new worker, and how long the device was stopped for the swap. */
+static void
+print_restarted(struct json_object *r)
+{
+    struct json_object *pid, *old, *us;
+
+    if (json_object_object_get_ex(r, "pid", &pid) &&
+        json_object_object_get_ex(r, "old_pid", &old) &&
+        json_object_object_get_ex(r, "blackout_us", &us))
+        printf("restarted: worker pid %lld (was %lld), blackout %.3f ms\n",
+               (long long)json_object_get_int64(pid),
+               (long long)json_object_get_int64(old),
+               (double)json_object_get_int64(us) / 1000.0);
+}
+
+static int
+verb_restart(struct cli *c, struct cli_opts *o)
+{
+    return uuid_verb(c, o, "restart", print_restarted);
+}
+
 static int
 verb_info(struct cli *c, struct cli_opts *o)
 {
@@ -608,6 +629,18 @@ static const struct cli_verb verbs[] = {
       "600000)\n"
       "Stopping a failed instance acknowledges the failure.\n",
       DEF_SHORTS, DEF_KNOWN, "uG", CLI_BARE_UUID, verb_stop, NULL, false },
+    { "restart", "-u UUID | UUID",
+      "serve a running instance from a new worker, its VMM attached",
+      "  -u, --uuid U       the instance to restart\n"
+      "The new worker is started from the umdevd installed now and takes\n"
+      "over the device, its socket, its client's connection, DMA maps and\n"
+      "interrupts; the old one exits. Prints the new pid and the blackout\n"
+      "(how long the device was stopped). If the new worker fails, the "
+      "old\n"
+      "one serves on and the error says why. Accel and nvme instances "
+      "only:\n"
+      "serial ones are refused (ENOTSUP), their host ends are not carried.\n",
+      DEF_SHORTS, DEF_KNOWN, "u", CLI_BARE_UUID, verb_restart, NULL, false },
     { "modify",
       "-u UUID | UUID [-p PARENT] [-t TYPE] [--auto|--manual] "
       "[--attr KEY=VALUE]... [--addattr KEY --value VALUE] "

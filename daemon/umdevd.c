@@ -36,6 +36,7 @@
 #include "parents.h"
 #include "sandbox.h"
 #include "supervisor.h"
+#include "worker.h"
 
 static void
 usage(FILE *f)
@@ -866,12 +867,29 @@ main(int argc, char **argv)
     struct daemon d = { .signal_fd = -1 };
     struct service svc = { .d = &d };
     int status = 1; /* until the loop ran */
+    bool restore_worker = false;
     sigset_t mask;
+    ssize_t n;
     int rc;
 
+    /* A restarted worker (inst_restart()): umdevd's own arguments
+     * follow, for the same options. Never a daemon. */
+    if (argc > 1 && strcmp(argv[1], "--restore-worker") == 0) {
+        restore_worker = true;
+        argv[1] = argv[0];
+        argc--;
+        argv++;
+    }
     rc = parse_args(argc, argv, &d.opts);
     if (rc != 0)
         return rc == 1 ? 0 : 2;
+    /* The file, not /proc/self/exe: a package upgrade replaces the file,
+     * and a restart is to run what is installed now. */
+    n = readlink("/proc/self/exe", d.exe, sizeof(d.exe) - 1);
+    if (n > 0)
+        d.exe[n] = '\0';
+    d.argc = argc;
+    d.argv = argv;
     d.log.max_level = d.opts.log_level;
     if (d.opts.syslog) {
         openlog("umdevd", LOG_PID, LOG_DAEMON);
@@ -891,6 +909,11 @@ main(int argc, char **argv)
     }
     raise_nofile();
     signal(SIGPIPE, SIG_IGN);
+    if (restore_worker) {
+        if (load_parents(&d) != 0)
+            return 1;
+        worker_restore(&d);
+    }
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);

@@ -19,4 +19,14 @@ void worker_run(struct daemon *d, struct instance *inst, int listen_fd,
                 int status_fd, int adopt_fd, int grace_ms)
     __attribute__((noreturn));
 
+/**
+ * worker_restore() - `umdevd --restore-worker` (a restart, docs/CLI.md):
+ * the process umdevd exec'd with the package socket on fd 3, its channel
+ * on 4 and its adoption socket (bound) on 6. Reads the instance on the
+ * channel, builds the device, receives and restores the package, drops
+ * privileges, confirms on the package socket and serves. Any failure
+ * ends it before it confirms, so its predecessor resumes. Never returns.
+ */
+void worker_restore(struct daemon *d) __attribute__((noreturn));
+
 #endif /* UMDEVD_WORKER_H */

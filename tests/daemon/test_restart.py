@@ -1,0 +1,151 @@
+"""Restarting an instance's worker under a running VMM (issue 17).
+
+umdev-vmm (tests/migrate/vmm.c) plays the VMM, attached to an instance
+and running its workload without migrating, verifying every descriptor
+(accel: result and interrupt; nvme: every read's data) to the end. The
+test runs `umdevctl restart` several times meanwhile: each must give
+the instance a new worker pid and report its blackout, and the VMM must
+pass, so nothing was lost, doubled or reset across the swaps. A new
+worker that dies (a test hook) leaves the old one serving, the VMM
+passing; a serial instance is refused with ENOTSUP.
+
+    python3 test_restart.py --umdevd P --umdevctl P --probe P \
+        --req-client P --vmm P [--test-hooks] [unittest arguments]
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import harness
+from harness import DaemonTestCase
+
+T_VMM = 90  # one umdev-vmm run, all the restarts included
+RESTARTS = 5
+
+
+class RestartTestCase(DaemonTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.daemon()
+
+    def vmm_start(self, workload, inst, units, *extra):
+        argv = [harness.BIN["vmm"], "--workload", workload,
+                "--socket", inst["socket"], "--units", str(units)]
+        argv += [str(a) for a in extra]
+        return self.spawn(argv)
+
+    def vmm_finish(self, p):
+        out, err = p.communicate(timeout=T_VMM)
+        ctx = "umdev-vmm: rc %d\n%s%s\nlog:\n%s" % (
+            p.returncode, out.decode(), err.decode(), self.d.log())
+        lines = out.decode().strip().splitlines()
+        self.assertEqual(len(lines), 1, ctx)
+        res = json.loads(lines[0])
+        self.assertEqual((p.returncode, res["ok"], res["errors"]),
+                         (0, True, 0), ctx)
+        return res, ctx
+
+    def attached(self, uuid):
+        return "client_pid" in json.dumps(self.js("info", uuid))
+
+    def pid(self, uuid):
+        return self.instance(uuid)["pid"]
+
+    def restart(self, uuid):
+        r = self.ok("--json", "restart", uuid)
+        res = r.json()
+        self.assertEqual(res["uuid"], uuid, str(r))
+        self.assertGreater(res["blackout_us"], 0, str(r))
+        return res
+
+    def restarts_under_load(self, workload, inst, units, *extra):
+        u = inst["uuid"]
+        p = self.vmm_start(workload, inst, units, *extra)
+        # The VMM is attached and working before the first restart.
+        self.wait_for("the VMM to attach",
+                      lambda: self.attached(u) or p.poll() is not None)
+        self.assertIsNone(p.poll(), "the VMM ended before any restart")
+        blackouts = []
+        for n in range(RESTARTS):
+            before = self.pid(u)
+            res = self.restart(u)
+            self.assertEqual(res["old_pid"], before)
+            self.assertNotEqual(res["pid"], before)
+            self.assertEqual(self.pid(u), res["pid"])
+            self.assertEqual(self.instance(u)["state"], "running")
+            self.assertFalse(harness.alive(before) and
+                             harness.proc_state(before) not in ("Z", None),
+                             "the old worker %d is still there" % before)
+            blackouts.append(res["blackout_us"])
+            self.assertIsNone(p.poll(), "the VMM ended during restart %d "
+                              "(raise --units)" % (n + 1))
+            time.sleep(0.2)
+        sys.stderr.write("%s blackouts (us): %s\n" % (workload, blackouts))
+        res, ctx = self.vmm_finish(p)
+        self.assertEqual(self.instance(u)["state"], "running")
+        # The human form says what it did.
+        r = self.ok("restart", u)
+        self.assertIn("restarted: worker pid", r.out)
+        self.assertIn("blackout", r.out)
+        return res, ctx
+
+
+class Accel(RestartTestCase):
+
+    def test_restarts_under_load(self):
+        i = self.start_instance("-p", "accel", "-t", "accel-4wq")
+        res, ctx = self.restarts_under_load("accel", i, 40000)
+        self.assertGreater(res["units"], 0, ctx)
+
+    def test_failing_new_worker_leaves_the_old_serving(self):
+        if not harness.FLAGS["test_hooks"]:
+            self.fail("umdevd was built without UMDEV_TEST_HOOKS")
+        self.d.terminate()
+        u = harness.new_uuid()
+        os.environ["UMDEV_TEST_RESTORE_FAIL"] = u
+        try:
+            self.daemon()
+        finally:
+            del os.environ["UMDEV_TEST_RESTORE_FAIL"]
+        i = self.start_instance("-u", u, "-p", "accel", "-t", "accel-4wq")
+        p = self.vmm_start("accel", i, 40000)
+        self.wait_for("the VMM to attach",
+                      lambda: self.attached(u) or p.poll() is not None)
+        self.assertIsNone(p.poll(), "the VMM ended before any restart")
+        before = self.pid(u)
+        for _ in range(2):
+            e = self.refused("EIO", "restart", u,
+                             says=("test hook: dying before the restore",
+                                   "restart of " + u + " failed"))
+            self.assertEqual(self.pid(u), before, e)
+            self.assertEqual(self.instance(u)["state"], "running")
+        self.vmm_finish(p)
+
+
+class Nvme(RestartTestCase):
+
+    def test_restarts_under_io(self):
+        i = self.start_instance("-p", "nvme", "-t", "nvme-1q",
+                                "--attr", "size=16M")
+        res, ctx = self.restarts_under_load("nvme", i, 3000, "--depth", 16)
+        self.assertGreater(res["reads"], 0, ctx)
+        self.assertEqual(res["bytes_checked"], res["reads"] * 8192, ctx)
+
+
+class Serial(RestartTestCase):
+
+    def test_refused(self):
+        i = self.start_instance("-p", "serial", "-t", "serial-2port")
+        before = self.pid(i["uuid"])
+        self.refused("ENOTSUP", "restart", i["uuid"],
+                     says=("host-end sockets", "not carried"))
+        self.assertEqual(self.pid(i["uuid"]), before)
+        self.assertEqual(self.instance(i["uuid"])["state"], "running")
+
+
+if __name__ == "__main__":
+    harness.main(programs=("vmm",), flags=("test-hooks",))
