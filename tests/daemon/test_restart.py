@@ -98,7 +98,7 @@ class Accel(RestartTestCase):
 
     def test_restarts_under_load(self):
         i = self.start_instance("-p", "accel", "-t", "accel-4wq")
-        res, ctx = self.restarts_under_load("accel", i, 40000)
+        res, ctx = self.restarts_under_load("accel", i, 3000)
         self.assertGreater(res["units"], 0, ctx)
 
     def test_failing_new_worker_leaves_the_old_serving(self):
@@ -112,7 +112,7 @@ class Accel(RestartTestCase):
         finally:
             del os.environ["UMDEV_TEST_RESTORE_FAIL"]
         i = self.start_instance("-u", u, "-p", "accel", "-t", "accel-4wq")
-        p = self.vmm_start("accel", i, 40000)
+        p = self.vmm_start("accel", i, 3000)
         self.wait_for("the VMM to attach",
                       lambda: self.attached(u) or p.poll() is not None)
         self.assertIsNone(p.poll(), "the VMM ended before any restart")
@@ -131,7 +131,7 @@ class Nvme(RestartTestCase):
     def test_restarts_under_io(self):
         i = self.start_instance("-p", "nvme", "-t", "nvme-1q",
                                 "--attr", "size=16M")
-        res, ctx = self.restarts_under_load("nvme", i, 3000, "--depth", 16)
+        res, ctx = self.restarts_under_load("nvme", i, 20000, "--depth", 16)
         self.assertGreater(res["reads"], 0, ctx)
         self.assertEqual(res["bytes_checked"], res["reads"] * 8192, ctx)
 
