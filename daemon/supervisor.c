@@ -991,8 +991,7 @@ restart_fail(struct daemon *d, struct instance *inst, const char *why)
         kill(inst->restart_pid, SIGKILL); /* reaped as any child */
     snprintf(msg, sizeof(msg), "restart of %s failed: %s; new worker: %s",
              inst->cfg.uuid, why != NULL ? why : "no reason given",
-             inst->restart_reason[0] ? inst->restart_reason
-                                     : "gave no reason");
+             inst->restart_reason[0] ? inst->restart_reason : "gave no reason");
     umdev_log(&d->log, LOG_WARNING, "%s", msg);
     restart_clear(d, inst);
     if (inst->request == REQ_RESTART)
@@ -1066,8 +1065,7 @@ restart_commit(struct daemon *d, struct instance *inst, int64_t blackout_us)
     restart_clear(d, inst);
     umdev_log(&d->log, LOG_INFO,
               "%s: restarted (pid %d, was %d; blackout %lld us)",
-              inst->cfg.uuid, (int)inst->pid, (int)old,
-              (long long)blackout_us);
+              inst->cfg.uuid, (int)inst->pid, (int)old, (long long)blackout_us);
     extra = json_object_new_object();
     json_object_object_add(extra, "uuid",
                            json_object_new_string(inst->cfg.uuid));
@@ -1108,8 +1106,10 @@ inst_restart(struct daemon *d, struct instance *inst, void *waiter, char *err,
     pid_t pid;
 
     if (inst->state != ST_RUNNING || inst->status_fd < 0) {
-        snprintf(err, errlen, "instance %s is %s: only a running instance "
-                 "restarts", inst->cfg.uuid, inst_state_name(inst->state));
+        snprintf(err, errlen,
+                 "instance %s is %s: only a running instance "
+                 "restarts",
+                 inst->cfg.uuid, inst_state_name(inst->state));
         return -ENOENT;
     }
     if (!restartable(inst_live(inst)->parent)) {
@@ -1128,7 +1128,8 @@ inst_restart(struct daemon *d, struct instance *inst, void *waiter, char *err,
         return -ENOTSUP;
     }
     if (d->exe[0] == '\0') {
-        snprintf(err, errlen, "umdevd's executable could not be resolved "
+        snprintf(err, errlen,
+                 "umdevd's executable could not be resolved "
                  "at start-up; cannot start a new worker");
         return -ENOTSUP;
     }
@@ -1220,8 +1221,8 @@ inst_restart(struct daemon *d, struct instance *inst, void *waiter, char *err,
         restart_clear(d, inst);
         return rc;
     }
-    umdev_loop_add(d->loop, inst->restart_fd, UMDEV_LOOP_IN,
-                   on_restart_channel, inst);
+    umdev_loop_add(d->loop, inst->restart_fd, UMDEV_LOOP_IN, on_restart_channel,
+                   inst);
     inst->restart_timer = umdev_loop_timer_add(d->loop, RESTART_TIMEOUT_MS,
                                                on_restart_timer, inst);
     if (inst->restart_timer < 0)
@@ -1288,7 +1289,8 @@ worker_ended(struct daemon *d, struct instance *inst, int status, bool known)
             if (known && WIFSIGNALED(status))
                 snprintf(why, sizeof(why),
                          "the old worker was killed by signal %d during the "
-                         "handover", WTERMSIG(status));
+                         "handover",
+                         WTERMSIG(status));
             else
                 snprintf(why, sizeof(why),
                          "the old worker ended during the handover%s%.100s",

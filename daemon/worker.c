@@ -35,10 +35,9 @@
 #include "audit.h"
 #include "parents.h"
 #include "worker.h"
-#include "defs.h"
 
 #define WORKER_LISTEN_FD 3
-#define WORKER_CHANNEL_FD 4
+#define WORKER_CHANNEL_FD WORKER_RESTORE_CHANNEL_FD
 /* With --syslog: /dev/log, connected before the sandbox (which allows
  * neither socket() nor connect()). */
 #define WORKER_LOG_FD 5
@@ -48,10 +47,6 @@
 /* A restarted worker (umdevd --restore-worker) has the package socket
  * where a forked one has its listening socket: the package carries that. */
 #define WORKER_PACKAGE_FD WORKER_LISTEN_FD
-/* How long each side of a restart waits for the other (the package,
- * the new worker's confirmation), and the supervisor's bound on the
- * whole. */
-#define WORKER_HANDOVER_TIMEOUT_MS 10000
 
 struct worker {
     struct daemon *d;
@@ -390,7 +385,8 @@ hand_over(struct worker *w, int sock)
         w->exit_now = true;
         close(sock);
         o = json_object_new_object();
-        json_object_object_add(o, "event", json_object_new_string("handed_over"));
+        json_object_object_add(o, "event",
+                               json_object_new_string("handed_over"));
         json_object_object_add(
             o, "blackout_us",
             json_object_new_int64((int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 +
@@ -922,48 +918,13 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
     worker_serve(&w, -1);
 }
 
-/* The supervisor's "restore" request on the channel: the instance to
- * build (docs/CONTROL.md "restart"). Blocking: nothing else is to do. */
-static void
-restore_request(struct daemon *d, struct instance *inst, int *grace_ms)
-{
-    struct pollfd p = { .fd = WORKER_CHANNEL_FD, .events = POLLIN };
-    struct json_object *req = NULL, *cfg, *v;
-    const char *parent, *token;
-    char buf[65536], err[256];
-    ssize_t n = -1;
-
-    if (poll(&p, 1, WORKER_HANDOVER_TIMEOUT_MS) == 1)
-        n = recv(WORKER_CHANNEL_FD, buf, sizeof(buf) - 1, 0);
-    if (n <= 0)
-        fail("no restore request from umdevd");
-    buf[n] = '\0';
-    req = json_tokener_parse(buf);
-    parent = json_str(req, "parent");
-    token = json_str(req, "token");
-    if (req == NULL || json_str(req, "req") == NULL ||
-        strcmp(json_str(req, "req"), "restore") != 0 || parent == NULL ||
-        json_str(req, "uuid") == NULL || token == NULL ||
-        strlen(token) >= sizeof(inst->token) ||
-        !json_object_object_get_ex(req, "config", &cfg))
-        fail("malformed restore request");
-    if (defs_from_json(d, parent, json_str(req, "uuid"), cfg, &inst->cfg, err,
-                       sizeof(err)) < 0)
-        fail("cannot restore: %s", err);
-    snprintf(inst->token, sizeof(inst->token), "%s", token);
-    if (json_object_object_get_ex(req, "grace_ms", &v))
-        *grace_ms = json_object_get_int(v);
-    json_object_put(req);
-}
-
 void
-worker_restore(struct daemon *d)
+worker_restore(struct daemon *d, struct instance *inst, int grace_ms)
 {
-    static struct instance inst;
     struct worker w = {
         .d = d,
-        .inst = &inst,
-        .grace_ms = UMDEVD_DEFAULT_GRACE_MS,
+        .inst = inst,
+        .grace_ms = grace_ms,
         .candidate = -1,
         .supervisor_uid = geteuid(),
         /* Its record is rewritten for it once the handover is done. */
@@ -981,7 +942,6 @@ worker_restore(struct daemon *d)
         fail("cannot keep the log socket: %s", strerror(errno));
     if (log_fd >= 0 && log_fd != WORKER_LOG_FD)
         close(log_fd);
-    restore_request(d, &inst, &w.grace_ms);
     worker_build(&w, log_fd >= 0 ? WORKER_LOG_FD : -1);
     rc = umdev_handover_recv(WORKER_PACKAGE_FD, WORKER_HANDOVER_TIMEOUT_MS,
                              &pkg);
@@ -991,7 +951,7 @@ worker_restore(struct daemon *d)
     /* Test-only (tests/daemon/test_restart.py): the restarted worker of
      * the instance UMDEV_TEST_RESTORE_FAIL names dies holding the
      * package, unconfirmed: its predecessor must resume. */
-    if (names("UMDEV_TEST_RESTORE_FAIL", &inst))
+    if (names("UMDEV_TEST_RESTORE_FAIL", inst))
         fail("test hook: dying before the restore");
 #endif
     /* Before the sandbox: the restore maps guest memory and takes the
@@ -1000,7 +960,7 @@ worker_restore(struct daemon *d)
     umdev_handover_free(pkg);
     if (rc < 0)
         fail("the package was refused: %s", strerror(-rc));
-    drop_privileges(d, &inst.cfg);
+    drop_privileges(d, &inst->cfg);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         fail("cannot set no_new_privs: %s", strerror(errno));
     worker_serve(&w, WORKER_PACKAGE_FD);

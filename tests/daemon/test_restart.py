@@ -146,6 +146,29 @@ class Serial(RestartTestCase):
         self.assertEqual(self.pid(i["uuid"]), before)
         self.assertEqual(self.instance(i["uuid"])["state"], "running")
 
+    def test_all_and_by_type(self):
+        # --all restarts what can be (an idle accel instance: the
+        # handover carries its listening socket alone) and skips serial;
+        # -t names a type, and naming serial's is a failure.
+        s = self.start_instance("-p", "serial", "-t", "serial-2port")
+        a = self.start_instance("-p", "accel", "-t", "accel-4wq")
+        spid, apid = self.pid(s["uuid"]), self.pid(a["uuid"])
+        r = self.ok("restart", "--all")
+        self.assertIn(a["uuid"] + ": restarted: worker pid", r.out)
+        self.assertIn("skipped: instance " + s["uuid"], r.err)
+        self.assertEqual(self.pid(s["uuid"]), spid)
+        self.assertNotEqual(self.pid(a["uuid"]), apid)
+        apid = self.pid(a["uuid"])
+        res = self.js("restart", "-t", "4wq")
+        self.assertEqual([x["old_pid"] for x in res], [apid])
+        self.assertEqual(self.pid(a["uuid"]), res[0]["pid"])
+        self.fails(1, "restart", "-t", "serial-2port", says="not carried")
+        self.assertEqual(self.pid(s["uuid"]), spid)
+        self.fails(2, "restart", "--all", "-t", "4wq")
+        self.fails(2, "restart", "--all", a["uuid"])
+        # The idle one still serves after its restarts.
+        self.probe(a["socket"])
+
 
 if __name__ == "__main__":
     harness.main(programs=("vmm",), flags=("test-hooks",))
