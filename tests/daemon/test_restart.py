@@ -125,6 +125,28 @@ class Accel(RestartTestCase):
             self.assertEqual(self.instance(u)["state"], "running")
         self.vmm_finish(p)
 
+    def test_next_umdevd_adopts_the_new_worker(self):
+        # The record names the restarted worker (pid, start time, token,
+        # adoption socket): a umdevd started after this one was killed
+        # takes it over, and it serves.
+        i = self.start_instance("-p", "accel", "-t", "accel-4wq")
+        u = i["uuid"]
+        res = self.restart(u)
+        rec = os.path.join(self.d.rundir, "workers", u + ".json")
+        with open(rec) as f:
+            self.assertEqual(json.load(f)["pid"], res["pid"])
+        self.assertFalse(os.path.exists(os.path.join(
+            self.d.rundir, "workers", u + ".adopt.new")))
+        self.d.kill9()
+        self.daemon()
+        self.assertEqual(self.instance(u)["state"], "running")
+        self.assertEqual(self.pid(u), res["pid"])
+        self.probe(i["socket"])
+        # And it can be restarted again under this umdevd.
+        again = self.restart(u)
+        self.assertEqual(again["old_pid"], res["pid"])
+        self.probe(i["socket"])
+
 
 class Nvme(RestartTestCase):
 
