@@ -11,6 +11,11 @@
  * serves on, for as long as it takes, and waits on its adoption socket
  * for the next umdevd, which proves itself with the record's token. One
  * that was never recorded stops, as no later umdevd could find it.
+ *
+ * A restart (`umdevctl restart`) replaces a worker under its VMM: the
+ * old one hands its device over (hand_over()) to a new one umdevd exec'd
+ * from its file on disk (worker_restore()), which restores it before its
+ * sandbox and confirms; until then the old one can resume.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -123,6 +123,12 @@ class Accel(RestartTestCase):
                                    "restart of " + u + " failed"))
             self.assertEqual(self.pid(u), before, e)
             self.assertEqual(self.instance(u)["state"], "running")
+        # Nothing of the new worker is left; the record is the old one's.
+        workers = os.path.join(self.d.rundir, "workers")
+        self.assertFalse(os.path.exists(os.path.join(workers,
+                                                     u + ".adopt.new")))
+        with open(os.path.join(workers, u + ".json")) as f:
+            self.assertEqual(json.load(f)["pid"], before)
         self.vmm_finish(p)
 
     def test_next_umdevd_adopts_the_new_worker(self):
