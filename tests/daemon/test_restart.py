@@ -101,6 +101,10 @@ class Accel(RestartTestCase):
         res, ctx = self.restarts_under_load("accel", i, 3000)
         self.assertGreater(res["units"], 0, ctx)
 
+
+class Recovery(RestartTestCase):
+    """A new worker that fails, and a restarted worker's record."""
+
     def test_failing_new_worker_leaves_the_old_serving(self):
         if not harness.FLAGS["test_hooks"]:
             self.fail("umdevd was built without UMDEV_TEST_HOOKS")
@@ -112,7 +116,7 @@ class Accel(RestartTestCase):
         finally:
             del os.environ["UMDEV_TEST_RESTORE_FAIL"]
         i = self.start_instance("-u", u, "-p", "accel", "-t", "accel-4wq")
-        p = self.vmm_start("accel", i, 3000)
+        p = self.vmm_start("accel", i, 1000)
         self.wait_for("the VMM to attach",
                       lambda: self.attached(u) or p.poll() is not None)
         self.assertIsNone(p.poll(), "the VMM ended before any restart")
