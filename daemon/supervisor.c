@@ -1053,6 +1053,17 @@ restart_commit(struct daemon *d, struct instance *inst, int64_t blackout_us)
                   "%s: cannot record the restarted worker (%s); it stops "
                   "with umdevd",
                   inst->cfg.uuid, strerror(rc < 0 ? -rc : EIO));
+    /* A stop asked meanwhile (umdevd shutting down) went to the old
+     * worker, which only exits: the new one is the one to stop. */
+    if (inst->state == ST_STOPPING) {
+        req = json_object_new_object();
+        json_object_object_add(req, "req", json_object_new_string("stop"));
+        json_object_object_add(req, "grace_ms",
+                               json_object_new_int(UMDEVD_DEFAULT_GRACE_MS));
+        if (channel_send(inst->status_fd, req) < 0)
+            worker_signal(inst, SIGTERM);
+        json_object_put(req);
+    }
     /* A read that went to the old worker is asked of the new one. */
     if (inst->info_asked) {
         req = json_object_new_object();
