@@ -15,6 +15,8 @@ passing; a serial instance is refused with ENOTSUP.
 
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -156,6 +158,38 @@ class Recovery(RestartTestCase):
         # And it can be restarted again under this umdevd.
         again = self.restart(u)
         self.assertEqual(again["old_pid"], res["pid"])
+        self.probe(i["socket"])
+
+    def test_new_worker_runs_the_installed_file(self):
+        # An upgrade replaces umdevd's file under the running daemon; a
+        # restart runs what is there now (the path umdevd was started
+        # from, not the image it runs). Here the file is replaced by a
+        # wrapper that leaves a mark, then runs the real binary.
+        self.d.terminate()
+        bindir = os.path.join(self.tmp, "bin")
+        os.mkdir(bindir)
+        exe = os.path.join(bindir, "umdevd")
+        mark = os.path.join(self.tmp, "exec-mark")
+        shutil.copy(harness.BIN["umdevd"], exe)
+        real = harness.BIN["umdevd"]
+        harness.BIN["umdevd"] = exe
+        try:
+            self.daemon()
+        finally:
+            harness.BIN["umdevd"] = real
+        i = self.start_instance("-p", "accel", "-t", "accel-4wq")
+        tmp = exe + ".new"
+        with open(tmp, "w") as f:
+            f.write("#!/bin/sh\necho \"$@\" > %s\nexec %s \"$@\"\n" %
+                    (shlex.quote(mark), shlex.quote(real)))
+        os.chmod(tmp, 0o755)
+        os.rename(tmp, exe)  # as a package manager replaces it
+        res = self.restart(i["uuid"])
+        with open(mark) as f:
+            argv = f.read().split()
+        self.assertEqual(argv[0], "--restore-worker", argv)
+        self.assertIn("--rundir", argv)
+        self.assertEqual(self.pid(i["uuid"]), res["pid"])
         self.probe(i["socket"])
 
 
