@@ -150,6 +150,116 @@ verb_stop(struct cli *c, struct cli_opts *o)
     return uuid_verb(c, o, "stop", NULL);
 }
 
+/* The new worker, and how long the device was stopped for the swap. */
+static void
+print_restarted(struct json_object *r)
+{
+    struct json_object *pid, *old, *us;
+
+    if (json_object_object_get_ex(r, "pid", &pid) &&
+        json_object_object_get_ex(r, "old_pid", &old) &&
+        json_object_object_get_ex(r, "blackout_us", &us))
+        printf("restarted: worker pid %lld (was %lld), blackout %.3f ms\n",
+               (long long)json_object_get_int64(pid),
+               (long long)json_object_get_int64(old),
+               (double)json_object_get_int64(us) / 1000.0);
+}
+
+/* Is @inst (a list entry) of type @type, by its full or short name? */
+static bool
+of_type(struct json_object *inst, const char *type)
+{
+    const char *full = cli_jstr(inst, "type", ""),
+               *parent = cli_jstr(inst, "parent", "");
+    size_t pl = strlen(parent);
+
+    return strcmp(full, type) == 0 ||
+           (pl > 0 && strncmp(full, parent, pl) == 0 && full[pl] == '-' &&
+            strcmp(full + pl + 1, type) == 0);
+}
+
+/*
+ * restart --all or -t TYPE: every running instance (of TYPE), one after
+ * the other, so that only one device is stopped at a time. With --all an
+ * instance whose parent cannot restart (ENOTSUP) is skipped with a note;
+ * named by -t, it is a failure. Return: 0; EXIT_REFUSED when one failed
+ * (the others were still tried); EXIT_NODAEMON.
+ */
+static int
+restart_many(struct cli *c, struct cli_opts *o)
+{
+    struct json_object *r, *insts, *out = json_object_new_array();
+    int rc, status = 0;
+    size_t i;
+
+    rc = cli_call(c, "list", json_object_new_object(), &r);
+    if (rc != 0) {
+        json_object_put(out);
+        return rc;
+    }
+    insts = json_object_object_get(r, "instances");
+    for (i = 0; i < cli_alen(insts) && !cli_interrupted; i++) {
+        struct json_object *inst = json_object_array_get_idx(insts, i);
+        const char *uuid = cli_jstr(inst, "uuid", "");
+        struct json_object *args, *res = NULL;
+        struct umdev_ctl_error e;
+
+        if (strcmp(cli_jstr(inst, "state", ""), "running") != 0 ||
+            (o->type != NULL && !of_type(inst, o->type)))
+            continue;
+        args = filter_args("uuid", uuid, NULL, NULL);
+        rc = umdev_ctl_call(c->ctl, "restart", args, -1, &res, &e);
+        json_object_put(args);
+        if (rc == 0) {
+            if (!c->json) {
+                printf("%s: ", uuid);
+                print_restarted(res);
+            }
+            json_object_array_add(out, res);
+            continue;
+        }
+        if (rc != -EREMOTEIO) {
+            fputs("umdevctl restart: ", stderr);
+            cli_fputs_safe(stderr, e.message);
+            fputc('\n', stderr);
+            json_object_put(r);
+            json_object_put(out);
+            return EXIT_NODAEMON;
+        }
+        if (e.err == ENOENT)
+            continue; /* stopped since the list */
+        fprintf(stderr, "umdevctl restart: %s",
+                e.err == ENOTSUP && o->all ? "skipped: " : "");
+        cli_fputs_safe(stderr, e.message);
+        fputc('\n', stderr);
+        if (!(e.err == ENOTSUP && o->all))
+            status = EXIT_REFUSED;
+    }
+    json_object_put(r);
+    if (c->json) {
+        struct json_object *safe = cli_safe(out);
+
+        printf("%s\n",
+               json_object_to_json_string_ext(safe, JSON_C_TO_STRING_PRETTY));
+        json_object_put(safe);
+    }
+    json_object_put(out);
+    return status;
+}
+
+static int
+verb_restart(struct cli *c, struct cli_opts *o)
+{
+    if ((o->all || o->type != NULL) && o->uuid != NULL)
+        return cli_usage_error("restart",
+                               "name one instance, or --all / -t TYPE");
+    if (o->all && o->type != NULL)
+        return cli_usage_error("restart", "--all or -t TYPE, not both");
+    if (o->all || o->type != NULL)
+        return restart_many(c, o);
+    return uuid_verb(c, o, "restart", print_restarted);
+}
+
 static int
 verb_info(struct cli *c, struct cli_opts *o)
 {
@@ -608,6 +718,25 @@ static const struct cli_verb verbs[] = {
       "600000)\n"
       "Stopping a failed instance acknowledges the failure.\n",
       DEF_SHORTS, DEF_KNOWN, "uG", CLI_BARE_UUID, verb_stop, NULL, false },
+    { "restart", "-u UUID | UUID | --all | -t TYPE",
+      "serve a running instance from a new worker, its VMM attached",
+      "  -u, --uuid U       the instance to restart\n"
+      "  --all              every running instance, one at a time (those "
+      "whose\n"
+      "                     parent cannot restart are skipped, with a "
+      "note)\n"
+      "  -t, --type T       every running instance of type T, one at a "
+      "time\n"
+      "The new worker is started from the umdevd installed now and takes\n"
+      "over the device, its socket, its client's connection, DMA maps and\n"
+      "interrupts; the old one exits. Prints the new pid and the blackout\n"
+      "(how long the device was stopped). If the new worker fails, the "
+      "old\n"
+      "one serves on and the error says why. Accel and nvme instances "
+      "only:\n"
+      "serial ones are refused (ENOTSUP), their host ends are not carried.\n",
+      DEF_SHORTS, DEF_KNOWN "K", "utK", CLI_BARE_UUID, verb_restart, NULL,
+      false },
     { "modify",
       "-u UUID | UUID [-p PARENT] [-t TYPE] [--auto|--manual] "
       "[--attr KEY=VALUE]... [--addattr KEY --value VALUE] "

@@ -341,6 +341,8 @@ instance_request_done(struct daemon *d, struct instance *inst, void *opaque,
 
     if (err == 0 && req == REQ_START)
         result = instance_result(inst);
+    else if (err == 0 && req == REQ_RESTART)
+        result = json_object_get(extra);
     else if (err == 0 && req == REQ_INFO)
         result = w->want_stats ? stats_result(inst, extra)
                                : info_result(inst, extra);
@@ -1304,6 +1306,28 @@ cmd_manage(struct cmd *c)
     return 0;
 }
 
+/* A new worker takes the running device over (docs/CONTROL.md
+ * "restart"); answered once it serves, or with why not. */
+static int
+cmd_restart(struct cmd *c)
+{
+    struct waiter *w;
+    int rc;
+
+    rc = busy(c, c->inst);
+    if (rc < 0)
+        return rc;
+    w = park(c);
+    if (w == NULL)
+        return -ENOMEM;
+    rc = inst_restart(c->d, c->inst, w, c->err, c->errlen);
+    if (rc < 0) {
+        waiter_free(c->d, w);
+        return rc;
+    }
+    return 1;
+}
+
 static int
 cmd_version(struct cmd *c)
 {
@@ -1338,6 +1362,7 @@ static const struct {
     { "stop", cmd_stop, MANAGE | CALLOUTS },
     { "audit", cmd_audit, MANAGE },
     { "manage", cmd_manage, MANAGE | ON_UUID },
+    { "restart", cmd_restart, MANAGE | ON_UUID },
 };
 
 /* Command @i of the table for @c, its permission checked. */

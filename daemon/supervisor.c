@@ -107,6 +107,7 @@ inst_add(struct daemon *d, struct inst_config *cfg, bool defined,
     inst->pid = -1;
     inst->pidfd = -1;
     inst->status_fd = -1;
+    inst->restart_fd = -1;
     inst->exit_status = -1;
     inst->exit_signal = -1;
     inst->next = d->instances;
@@ -446,6 +447,10 @@ on_info_timer(struct umdev_loop *loop, void *opaque)
 }
 
 static void detach_one(struct daemon *d, struct instance *inst);
+static void restart_commit(struct daemon *d, struct instance *inst,
+                           int64_t blackout_us);
+static void restart_fail(struct daemon *d, struct instance *inst,
+                         const char *why);
 
 static void
 handle_event(struct daemon *d, struct instance *inst, struct json_object *ev)
@@ -453,6 +458,19 @@ handle_event(struct daemon *d, struct instance *inst, struct json_object *ev)
     struct json_object *v;
     const char *kind = json_str(ev, "event");
 
+    if (kind != NULL && strcmp(kind, "handed_over") == 0 &&
+        inst->restart_pid > 0) {
+        restart_commit(d, inst,
+                       json_object_object_get_ex(ev, "blackout_us", &v)
+                           ? json_object_get_int64(v)
+                           : -1);
+        return;
+    }
+    if (kind != NULL && strcmp(kind, "handover_aborted") == 0 &&
+        inst->request == REQ_RESTART) {
+        restart_fail(d, inst, json_str(ev, "message"));
+        return;
+    }
     if (kind != NULL && strcmp(kind, "ready") == 0 &&
         inst->state == ST_STARTING) {
         inst->state = ST_RUNNING;
@@ -600,8 +618,8 @@ proc_identity(pid_t pid, char *comm, size_t commlen,
  * connecting umdevd reads are the worker's) @inst's adoption socket.
  * Return: the fd, or -errno with @err filled. */
 static int
-adopt_socket(struct daemon *d, const struct instance *inst, char *err,
-             size_t errlen)
+adopt_socket(struct daemon *d, const struct instance *inst, const char *suffix,
+             char *err, size_t errlen)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     char dir[PATH_MAX];
@@ -614,7 +632,7 @@ adopt_socket(struct daemon *d, const struct instance *inst, char *err,
                  d->opts.rundir);
         return -EPERM;
     }
-    if (worker_path(d, inst->cfg.uuid, ".adopt", sa.sun_path,
+    if (worker_path(d, inst->cfg.uuid, suffix, sa.sun_path,
                     sizeof(sa.sun_path)) < 0) {
         snprintf(err, errlen,
                  "adoption socket path too long (use a shorter --rundir)");
@@ -735,6 +753,8 @@ record_remove(struct daemon *d, const char *uuid)
         unlink(path);
     if (worker_path(d, uuid, ".adopt", path, sizeof(path)) == 0)
         unlink(path);
+    if (worker_path(d, uuid, ".adopt.new", path, sizeof(path)) == 0)
+        unlink(path);
 }
 
 int
@@ -788,7 +808,7 @@ inst_start(struct daemon *d, struct instance *inst, void *waiter, char *err,
         close(listen_fd);
         goto fail;
     }
-    adopt_fd = adopt_socket(d, inst, err, errlen);
+    adopt_fd = adopt_socket(d, inst, ".adopt", err, errlen);
     if (adopt_fd < 0) {
         rc = adopt_fd;
         close(listen_fd);
@@ -876,6 +896,426 @@ inst_stop(struct daemon *d, struct instance *inst, int grace_ms, void *waiter)
      * margin, it is killed. */
     deadline_set(d, inst, grace_ms + STOP_MARGIN_MS);
     return 0;
+}
+
+/* ---- restart: a new worker takes the device over -----------------------
+ *
+ * The supervisor execs the new worker (umdevd --restore-worker, from the
+ * file umdevd was started from) and gives it and the old worker the two
+ * ends of a stream socket; they hand the device over between them
+ * (worker.c hand_over() and worker_restore()). The old worker's verdict
+ * on its channel ends the restart: "handed_over" (the new one serves:
+ * swap them) or "handover_aborted" (the old one serves on).
+ */
+
+/* Both workers get their own bounds (10 s each way); this one only
+ * catches an old worker that never reports. */
+#define RESTART_TIMEOUT_MS 30000
+
+/* Parents whose devices own nothing outside what a handover carries
+ * (the vfio-user socket and client, DMA maps, IRQ eventfds, the device's
+ * migration stream). Serial's host-end sockets and their connected peers
+ * are not carried: restarting it would reset them. */
+static bool
+restartable(const char *parent)
+{
+    return strcmp(parent, "accel") == 0 || strcmp(parent, "nvme") == 0;
+}
+
+/* Keep the reason the new worker gave (its "error" event), if any. */
+static void
+restart_channel_read(struct instance *inst)
+{
+    char buf[4096];
+    ssize_t n;
+
+    while (inst->restart_fd >= 0 &&
+           (n = recv(inst->restart_fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) >
+               0) {
+        struct json_object *ev;
+        const char *kind, *msg;
+
+        buf[n] = '\0';
+        ev = json_tokener_parse(buf);
+        kind = ev != NULL && json_object_is_type(ev, json_type_object)
+                   ? json_str(ev, "event")
+                   : NULL;
+        msg = kind != NULL ? json_str(ev, "message") : NULL;
+        if (kind != NULL && strcmp(kind, "error") == 0 && msg != NULL)
+            snprintf(inst->restart_reason, sizeof(inst->restart_reason), "%s",
+                     msg);
+        json_object_put(ev);
+    }
+}
+
+static void
+on_restart_channel(struct umdev_loop *loop, int fd, uint32_t events,
+                   void *opaque)
+{
+    struct instance *inst = opaque;
+    char c;
+
+    (void)events;
+    restart_channel_read(inst);
+    if (recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK) == 0)
+        umdev_loop_del(loop, fd);
+}
+
+/* The restart is over, whichever way: drop what the new worker had. */
+static void
+restart_clear(struct daemon *d, struct instance *inst)
+{
+    char path[PATH_MAX];
+
+    umdev_loop_timer_cancel(d->loop, inst->restart_timer);
+    inst->restart_timer = 0;
+    if (inst->restart_fd >= 0) {
+        umdev_loop_del(d->loop, inst->restart_fd);
+        close(inst->restart_fd);
+        inst->restart_fd = -1;
+    }
+    if (worker_path(d, inst->cfg.uuid, ".adopt.new", path, sizeof(path)) == 0)
+        unlink(path);
+    explicit_bzero(inst->restart_token, sizeof(inst->restart_token));
+}
+
+/* The old worker serves on (or is gone, @why says): end the new one and
+ * answer with both reasons. */
+static void
+restart_fail(struct daemon *d, struct instance *inst, const char *why)
+{
+    char msg[sizeof(inst->restart_reason) + 300];
+
+    restart_channel_read(inst);
+    if (inst->restart_pid > 0)
+        kill(inst->restart_pid, SIGKILL); /* reaped as any child */
+    snprintf(msg, sizeof(msg), "restart of %s failed: %s; new worker: %s",
+             inst->cfg.uuid, why != NULL ? why : "no reason given",
+             inst->restart_reason[0] ? inst->restart_reason : "gave no reason");
+    umdev_log(&d->log, LOG_WARNING, "%s", msg);
+    restart_clear(d, inst);
+    if (inst->request == REQ_RESTART)
+        request_done(d, inst, -EIO, msg, NULL);
+}
+
+static void
+on_restart_timer(struct umdev_loop *loop, void *opaque)
+{
+    struct instance *inst = opaque;
+
+    (void)loop;
+    inst->restart_timer = 0;
+    restart_fail(inst->daemon, inst,
+                 "the old worker did not report within the time limit");
+}
+
+/* The new worker serves: it is the instance's worker from now on. */
+static void
+restart_commit(struct daemon *d, struct instance *inst, int64_t blackout_us)
+{
+    struct json_object *extra, *req;
+    char from[PATH_MAX], to[PATH_MAX], comm[32];
+    pid_t old = inst->pid;
+    int rc = -EIO;
+
+    restart_channel_read(inst);
+    umdev_loop_del(d->loop, inst->status_fd);
+    close(inst->status_fd);
+    if (inst->pidfd >= 0) {
+        umdev_loop_del(d->loop, inst->pidfd);
+        close(inst->pidfd);
+        inst->pidfd = -1;
+    }
+    umdev_loop_del(d->loop, inst->restart_fd);
+    inst->status_fd = inst->restart_fd;
+    inst->restart_fd = -1;
+    umdev_loop_add(d->loop, inst->status_fd, UMDEV_LOOP_IN, on_channel, inst);
+    inst->pid = inst->restart_pid;
+    inst->restart_pid = 0;
+    inst->adopted = false;
+    memcpy(inst->token, inst->restart_token, sizeof(inst->token));
+    /* The old worker's adoption socket goes with it; the new one's takes
+     * its name, and the record names the new worker. */
+    if (worker_path(d, inst->cfg.uuid, ".adopt.new", from, sizeof(from)) == 0 &&
+        worker_path(d, inst->cfg.uuid, ".adopt", to, sizeof(to)) == 0 &&
+        rename(from, to) == 0 &&
+        proc_identity(inst->pid, comm, sizeof(comm), &inst->start_time) == 0)
+        rc = record_write(d, inst);
+    inst->recorded = false;
+    if (rc == 0) {
+        req = json_object_new_object();
+        json_object_object_add(req, "req", json_object_new_string("recorded"));
+        inst->recorded = channel_send(inst->status_fd, req) == 0;
+        json_object_put(req);
+    }
+    if (!inst->recorded)
+        umdev_log(&d->log, LOG_WARNING,
+                  "%s: cannot record the restarted worker (%s); it stops "
+                  "with umdevd",
+                  inst->cfg.uuid, strerror(rc < 0 ? -rc : EIO));
+    /* A stop asked meanwhile (umdevd shutting down) went to the old
+     * worker, which only exits: the new one is the one to stop. */
+    if (inst->state == ST_STOPPING) {
+        req = json_object_new_object();
+        json_object_object_add(req, "req", json_object_new_string("stop"));
+        json_object_object_add(req, "grace_ms",
+                               json_object_new_int(UMDEVD_DEFAULT_GRACE_MS));
+        if (channel_send(inst->status_fd, req) < 0)
+            worker_signal(inst, SIGTERM);
+        json_object_put(req);
+    }
+    /* A read that went to the old worker is asked of the new one. */
+    if (inst->info_asked) {
+        req = json_object_new_object();
+        json_object_object_add(req, "req", json_object_new_string("info"));
+        if (channel_send(inst->status_fd, req) < 0)
+            readers_answer(d, inst, false, -EIO,
+                           "the restarted worker cannot be reached", NULL);
+        json_object_put(req);
+    }
+    restart_clear(d, inst);
+    umdev_log(&d->log, LOG_INFO,
+              "%s: restarted (pid %d, was %d; blackout %lld us)",
+              inst->cfg.uuid, (int)inst->pid, (int)old, (long long)blackout_us);
+    extra = json_object_new_object();
+    json_object_object_add(extra, "uuid",
+                           json_object_new_string(inst->cfg.uuid));
+    json_object_object_add(extra, "pid", json_object_new_int64(inst->pid));
+    json_object_object_add(extra, "old_pid", json_object_new_int64(old));
+    json_object_object_add(extra, "blackout_us",
+                           json_object_new_int64(blackout_us));
+    request_done(d, inst, 0, NULL, extra);
+    json_object_put(extra);
+}
+
+/* The new worker was reaped: keep why, for the answer (the old worker
+ * reports its verdict once it sees the package socket close). */
+static void
+restart_reaped(struct instance *inst, int status)
+{
+    restart_channel_read(inst);
+    inst->restart_pid = 0;
+    if (inst->restart_reason[0] != '\0')
+        return;
+    if (WIFEXITED(status))
+        snprintf(inst->restart_reason, sizeof(inst->restart_reason),
+                 "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(inst->restart_reason, sizeof(inst->restart_reason),
+                 "killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+}
+
+int
+inst_restart(struct daemon *d, struct instance *inst, void *waiter, char *err,
+             size_t errlen)
+{
+    int pk[2] = { -1, -1 }, ch[2] = { -1, -1 }, adopt_fd = -1, rc, i;
+    char saved[sizeof(inst->token)];
+    struct json_object *req;
+    char **argv = NULL;
+    pid_t pid;
+
+    if (inst->state != ST_RUNNING || inst->status_fd < 0) {
+        snprintf(err, errlen,
+                 "instance %s is %s: only a running instance "
+                 "restarts",
+                 inst->cfg.uuid, inst_state_name(inst->state));
+        return -ENOENT;
+    }
+    if (!restartable(inst_live(inst)->parent)) {
+        if (strcmp(inst_live(inst)->parent, "serial") == 0)
+            snprintf(err, errlen,
+                     "instance %s cannot be restarted: its serial ports' "
+                     "host-end sockets and their connected peers are not "
+                     "carried by a handover yet (docs/CLI.md \"restart\")",
+                     inst->cfg.uuid);
+        else
+            snprintf(err, errlen,
+                     "instance %s cannot be restarted: parent '%s' is not "
+                     "known to keep all its device's state in what a "
+                     "handover carries (docs/CLI.md \"restart\")",
+                     inst->cfg.uuid, inst_live(inst)->parent);
+        return -ENOTSUP;
+    }
+    if (d->exe[0] == '\0') {
+        snprintf(err, errlen,
+                 "umdevd's executable could not be resolved "
+                 "at start-up; cannot start a new worker");
+        return -ENOTSUP;
+    }
+    /* exe, --restore-worker, this daemon's arguments, NULL. */
+    argv = calloc((size_t)d->argc + 2, sizeof(*argv));
+    if (argv == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    argv[0] = d->exe;
+    argv[1] = (char *)"--restore-worker";
+    for (i = 1; i < d->argc; i++)
+        argv[i + 1] = d->argv[i];
+    inst->restart_reason[0] = '\0';
+    /* The new worker's token; the old worker keeps its own until the
+     * swap. */
+    memcpy(saved, inst->token, sizeof(saved));
+    rc = token_new(inst);
+    memcpy(inst->restart_token, inst->token, sizeof(inst->token));
+    memcpy(inst->token, saved, sizeof(saved));
+    explicit_bzero(saved, sizeof(saved));
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot draw a token: %s", strerror(-rc));
+        goto fail;
+    }
+    adopt_fd = adopt_socket(d, inst, ".adopt.new", err, errlen);
+    if (adopt_fd < 0) {
+        rc = adopt_fd;
+        goto fail;
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pk) < 0 ||
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ch) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "socketpair: %s", strerror(-rc));
+        goto fail;
+    }
+    pid = fork();
+    if (pid < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot fork a worker: %s", strerror(-rc));
+        goto fail;
+    }
+    if (pid == 0) {
+        /* Out of the way of 3..6 first, then into place (dup2 clears
+         * close-on-exec: these three, and nothing else, cross exec). */
+        int p = fcntl(pk[1], F_DUPFD_CLOEXEC, 16);
+        int c = fcntl(ch[1], F_DUPFD_CLOEXEC, 16);
+        int a = fcntl(adopt_fd, F_DUPFD_CLOEXEC, 16);
+
+        if (p < 0 || c < 0 || a < 0 || dup2(p, 3) < 0 || dup2(c, 4) < 0 ||
+            dup2(a, 6) < 0)
+            _exit(127);
+        close(5);
+        execv(d->exe, argv);
+        _exit(127);
+    }
+    free(argv);
+    argv = NULL;
+    close(pk[1]);
+    close(ch[1]);
+    close(adopt_fd);
+    pk[1] = ch[1] = adopt_fd = -1;
+    inst->restart_pid = pid;
+    inst->restart_fd = ch[0];
+    ch[0] = -1;
+    req = json_object_new_object();
+    json_object_object_add(req, "req", json_object_new_string("restore"));
+    json_object_object_add(req, "uuid", json_object_new_string(inst->cfg.uuid));
+    json_object_object_add(req, "parent",
+                           json_object_new_string(inst_live(inst)->parent));
+    json_object_object_add(req, "config", defs_to_json(inst_live(inst)));
+    json_object_object_add(req, "token",
+                           json_object_new_string(inst->restart_token));
+    rc = channel_send(inst->restart_fd, req);
+    json_object_put(req);
+    if (rc == 0) {
+        req = json_object_new_object();
+        json_object_object_add(req, "req", json_object_new_string("handover"));
+        rc = channel_send_fd(inst->status_fd, req, pk[0]);
+        json_object_put(req);
+    }
+    close(pk[0]);
+    pk[0] = -1;
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot reach the workers of %s: %s",
+                 inst->cfg.uuid, strerror(-rc));
+        kill(pid, SIGKILL);
+        inst->restart_pid = 0; /* reaped as any child */
+        restart_clear(d, inst);
+        return rc;
+    }
+    umdev_loop_add(d->loop, inst->restart_fd, UMDEV_LOOP_IN, on_restart_channel,
+                   inst);
+    inst->restart_timer = umdev_loop_timer_add(d->loop, RESTART_TIMEOUT_MS,
+                                               on_restart_timer, inst);
+    if (inst->restart_timer < 0)
+        inst->restart_timer = 0;
+    wait_for(inst, REQ_RESTART, waiter);
+    umdev_log(&d->log, LOG_INFO, "%s: restarting (old pid %d, new pid %d)",
+              inst->cfg.uuid, (int)inst->pid, (int)pid);
+    return 0;
+fail:
+    free(argv);
+    if (adopt_fd >= 0)
+        close(adopt_fd);
+    for (i = 0; i < 2; i++) {
+        if (pk[i] >= 0)
+            close(pk[i]);
+        if (ch[i] >= 0)
+            close(ch[i]);
+    }
+    restart_clear(d, inst);
+    return rc;
+}
+
+/* Drain what the old worker said before it ended: its verdict on a
+ * restart may be there (SIGCHLD can be read before it). */
+static void
+channel_drain(struct daemon *d, struct instance *inst)
+{
+    char buf[65536];
+    int fd = inst->status_fd;
+    ssize_t n;
+
+    while (fd >= 0 && inst->status_fd == fd &&
+           (n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) > 0) {
+        struct json_object *ev;
+
+        buf[n] = '\0';
+        ev = json_tokener_parse(buf);
+        if (ev != NULL && json_object_is_type(ev, json_type_object))
+            handle_event(d, inst, ev);
+        json_object_put(ev);
+    }
+}
+
+static void worker_gone(struct daemon *d, struct instance *inst, int status,
+                        bool known);
+
+/* @inst's worker ended (@status as worker_gone() takes it). During a
+ * restart that may be the old worker leaving after it handed over; if
+ * it ended before, neither worker serves: the new one is ended too, and
+ * the instance fails with both reasons. */
+static void
+worker_ended(struct daemon *d, struct instance *inst, int status, bool known)
+{
+    pid_t was = inst->pid;
+
+    if (inst->request == REQ_RESTART) {
+        channel_drain(d, inst);
+        if (inst->pid != was)
+            return; /* handed over: the old one leaving */
+        if (inst->request == REQ_RESTART) {
+            char why[sizeof(inst->exit_reason)];
+            int len;
+
+            if (known && WIFSIGNALED(status))
+                snprintf(why, sizeof(why),
+                         "the old worker was killed by signal %d during the "
+                         "handover",
+                         WTERMSIG(status));
+            else
+                snprintf(why, sizeof(why),
+                         "the old worker ended during the handover%s%.100s",
+                         inst->exit_reason[0] ? ": " : "", inst->exit_reason);
+            restart_fail(d, inst, why);
+            /* Both reasons, as far as they fit. */
+            len = snprintf(inst->exit_reason, sizeof(inst->exit_reason),
+                           "%.90s; new worker: %.60s", why,
+                           inst->restart_reason[0] ? inst->restart_reason
+                                                   : "ended with it");
+            (void)len;
+        }
+    }
+    worker_gone(d, inst, status, known);
 }
 
 int
@@ -1261,7 +1701,7 @@ supervisor_worker(struct daemon *d, pid_t pid)
     if (pid <= 0)
         return NULL;
     for (inst = d->instances; inst != NULL; inst = inst->next)
-        if (inst->pid == pid)
+        if (inst->pid == pid || inst->restart_pid == pid)
             return inst;
     return NULL;
 }
@@ -1361,10 +1801,12 @@ supervisor_reap(struct daemon *d)
         struct instance *inst;
 
         for (inst = d->instances; inst != NULL; inst = inst->next)
-            if (inst->pid == pid)
+            if (inst->pid == pid || inst->restart_pid == pid)
                 break;
-        if (inst != NULL && !inst->adopted)
-            worker_gone(d, inst, status, true);
+        if (inst != NULL && inst->restart_pid == pid)
+            restart_reaped(inst, status);
+        else if (inst != NULL && !inst->adopted)
+            worker_ended(d, inst, status, true);
         else
             callouts_reaped(d, pid, status);
     }
@@ -1467,7 +1909,7 @@ on_pidfd(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
     (void)loop;
     (void)fd;
     (void)events;
-    worker_gone(inst->daemon, inst, 0, false);
+    worker_ended(inst->daemon, inst, 0, false);
 }
 
 /* One record, as read from RUNDIR/workers/<uuid>.json. */

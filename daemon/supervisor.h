@@ -55,6 +55,21 @@ void inst_reconfigure(struct instance *inst, struct inst_config *cfg);
 int inst_start(struct daemon *d, struct instance *inst, void *waiter, char *err,
                size_t errlen);
 
+/**
+ * inst_restart() - replace @inst's running worker by a new one, exec'd
+ * from the umdevd file on disk, without its VMM noticing (docs/CLI.md
+ * "restart"): the old worker hands its device, socket and client over
+ * (lib/dev handover) and exits once the new one serves. @waiter hears
+ * the outcome: {"blackout_us", "pid", "old_pid"}; or an error with both
+ * workers' reasons, the old worker serving on (or, if it cannot, the
+ * instance failed).
+ * Return: 0; -ENOENT not running; -EBUSY a request is in progress;
+ * -ENOTSUP the parent's devices own host endpoints a handover cannot
+ * carry; other -errno. @err filled on error (and nothing changed).
+ */
+int inst_restart(struct daemon *d, struct instance *inst, void *waiter,
+                 char *err, size_t errlen);
+
 /** Ask a starting or running worker to stop within @grace_ms (a VMM gets
  * the device request IRQ); @waiter (may be NULL) hears when it exited.
  * Return: 0 or -ENOENT (not running). */

@@ -36,6 +36,7 @@
 #include "parents.h"
 #include "sandbox.h"
 #include "supervisor.h"
+#include "worker.h"
 
 static void
 usage(FILE *f)
@@ -860,18 +861,84 @@ load_parents(struct daemon *d)
     return 0;
 }
 
+/* A restarted worker that cannot even read its instance: say why on its
+ * channel, as a worker does, and go (its predecessor serves on). */
+static void __attribute__((noreturn)) restore_refuse(const char *why)
+{
+    struct json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "event", json_object_new_string("error"));
+    json_object_object_add(o, "message", json_object_new_string(why));
+    channel_send(WORKER_RESTORE_CHANNEL_FD, o);
+    json_object_put(o);
+    _exit(1);
+}
+
+/* The supervisor's "restore" request (inst_restart()): the instance a
+ * restarted worker is to build, configured as the old worker runs it. */
+static void
+restore_request(struct daemon *d, struct instance *inst, int *grace_ms)
+{
+    struct pollfd p = { .fd = WORKER_RESTORE_CHANNEL_FD, .events = POLLIN };
+    struct json_object *req = NULL, *cfg = NULL, *v;
+    const char *parent, *token, *uuid, *kind;
+    char buf[65536], err[256], why[300];
+    ssize_t n = -1;
+
+    if (poll(&p, 1, WORKER_HANDOVER_TIMEOUT_MS) == 1)
+        n = recv(WORKER_RESTORE_CHANNEL_FD, buf, sizeof(buf) - 1, 0);
+    if (n <= 0)
+        restore_refuse("no restore request from umdevd");
+    buf[n] = '\0';
+    req = json_tokener_parse(buf);
+    kind = json_str(req, "req");
+    parent = json_str(req, "parent");
+    uuid = json_str(req, "uuid");
+    token = json_str(req, "token");
+    if (kind == NULL || strcmp(kind, "restore") != 0 || parent == NULL ||
+        uuid == NULL || token == NULL || strlen(token) >= sizeof(inst->token) ||
+        !json_object_object_get_ex(req, "config", &cfg))
+        restore_refuse("malformed restore request");
+    if (defs_from_json(d, parent, uuid, cfg, &inst->cfg, err, sizeof(err)) <
+        0) {
+        snprintf(why, sizeof(why), "cannot restore: %s", err);
+        restore_refuse(why);
+    }
+    snprintf(inst->token, sizeof(inst->token), "%s", token);
+    if (json_object_object_get_ex(req, "grace_ms", &v))
+        *grace_ms = json_object_get_int(v);
+    json_object_put(req);
+}
+
 int
 main(int argc, char **argv)
 {
     struct daemon d = { .signal_fd = -1 };
     struct service svc = { .d = &d };
     int status = 1; /* until the loop ran */
+    bool restore_worker = false;
     sigset_t mask;
+    ssize_t n;
     int rc;
 
+    /* A restarted worker (inst_restart()): umdevd's own arguments
+     * follow, for the same options. Never a daemon. */
+    if (argc > 1 && strcmp(argv[1], "--restore-worker") == 0) {
+        restore_worker = true;
+        argv[1] = argv[0];
+        argc--;
+        argv++;
+    }
     rc = parse_args(argc, argv, &d.opts);
     if (rc != 0)
         return rc == 1 ? 0 : 2;
+    /* The file, not /proc/self/exe: a package upgrade replaces the file,
+     * and a restart is to run what is installed now. */
+    n = readlink("/proc/self/exe", d.exe, sizeof(d.exe) - 1);
+    if (n > 0)
+        d.exe[n] = '\0';
+    d.argc = argc;
+    d.argv = argv;
     d.log.max_level = d.opts.log_level;
     if (d.opts.syslog) {
         openlog("umdevd", LOG_PID, LOG_DAEMON);
@@ -891,6 +958,15 @@ main(int argc, char **argv)
     }
     raise_nofile();
     signal(SIGPIPE, SIG_IGN);
+    if (restore_worker) {
+        static struct instance inst = { .status_fd = -1, .pidfd = -1 };
+        int grace_ms = UMDEVD_DEFAULT_GRACE_MS;
+
+        if (load_parents(&d) != 0)
+            restore_refuse("cannot load the parent drivers");
+        restore_request(&d, &inst, &grace_ms);
+        worker_restore(&d, &inst, grace_ms);
+    }
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);

@@ -123,7 +123,7 @@ struct inst_config {
 
 /* A request waiting for a worker event (ready, exit, info reply). Start
  * and stop hold an instance's one request slot; info (reads) never do. */
-enum inst_request { REQ_NONE, REQ_START, REQ_STOP, REQ_INFO };
+enum inst_request { REQ_NONE, REQ_START, REQ_STOP, REQ_INFO, REQ_RESTART };
 
 struct daemon;
 struct info_reader;
@@ -185,6 +185,14 @@ struct instance {
     int pidfd;
     /* Left running for the next umdevd (upgrade): its data stays. */
     bool detached;
+    /* A restart in progress (inst_restart()): the new worker's pid (0
+     * when none runs), its channel (-1), the token its record gets, the
+     * loop timer bounding the whole, and why it failed if it did. */
+    pid_t restart_pid;
+    int restart_fd;
+    char restart_token[2 * UMDEVD_TOKEN_BYTES + 1];
+    int64_t restart_timer;
+    char restart_reason[160];
     struct instance *next;
 };
 
@@ -243,6 +251,13 @@ struct daemon {
      * killed outright. */
     bool has_cleanup;
     int cleanup_fd;
+    /* What a restart (inst_restart()) execs for the new worker: the
+     * umdevd file as resolved at start-up (its path, so that an upgraded
+     * package's binary is the one that runs) and this daemon's
+     * arguments, so the new worker sees the same options. */
+    char exe[PATH_MAX];
+    int argc;
+    char **argv;
 };
 
 /* util.c */

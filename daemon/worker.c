@@ -11,6 +11,11 @@
  * serves on, for as long as it takes, and waits on its adoption socket
  * for the next umdevd, which proves itself with the record's token. One
  * that was never recorded stops, as no later umdevd could find it.
+ *
+ * A restart (`umdevctl restart`) replaces a worker under its VMM: the
+ * old one hands its device over (hand_over()) to a new one umdevd exec'd
+ * from its file on disk (worker_restore()), which restores it before its
+ * sandbox and confirms; until then the old one can resume.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,13 +42,16 @@
 #include "worker.h"
 
 #define WORKER_LISTEN_FD 3
-#define WORKER_CHANNEL_FD 4
+#define WORKER_CHANNEL_FD WORKER_RESTORE_CHANNEL_FD
 /* With --syslog: /dev/log, connected before the sandbox (which allows
  * neither socket() nor connect()). */
 #define WORKER_LOG_FD 5
 /* RUNDIR/workers/<uuid>.adopt, bound by umdevd; the worker listens on it
  * itself, so that a connecting umdevd's SO_PEERCRED names the worker. */
 #define WORKER_ADOPT_FD 6
+/* A restarted worker (umdevd --restore-worker) has the package socket
+ * where a forked one has its listening socket: the package carries that. */
+#define WORKER_PACKAGE_FD WORKER_LISTEN_FD
 
 struct worker {
     struct daemon *d;
@@ -63,6 +71,9 @@ struct worker {
      * yet, or -1. */
     int candidate;
     uid_t supervisor_uid;
+    /* The device was handed to a restarted worker: nothing is left to
+     * serve, the worker exits. */
+    bool handed_over;
 };
 
 /* The channel to the supervisor: WORKER_CHANNEL_FD, then the connection
@@ -327,6 +338,87 @@ begin_stop(struct worker *w, int grace_ms)
         w->exit_now = true; /* cannot wait: leave now */
 }
 
+/*
+ * `umdevctl restart` (docs/CLI.md): hand the device, its socket and its
+ * client to the new worker at the other end of @sock (the supervisor
+ * started it from the umdevd on disk), and tell the supervisor how it
+ * went. The worker is blocked meanwhile, which costs nothing: the device
+ * is stopped from the save on, and what the client sends waits in its
+ * socket for whichever worker serves next. Committed, this worker only
+ * exits; refused, timed out or dead, the new one is given up and this
+ * one serves on from where it stopped.
+ */
+static void
+hand_over(struct worker *w, int sock)
+{
+    struct umdev_handover *pkg = NULL;
+    struct pollfd p = { .fd = sock, .events = POLLIN };
+    struct timespec t0, t1;
+    struct json_object *o;
+    char why[200] = "", ans = 0;
+    int rc, arc;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    rc = umdev_server_handover_save(w->srv, &pkg);
+    if (rc < 0) {
+        snprintf(why, sizeof(why), "the device cannot be saved: %s",
+                 strerror(-rc));
+        goto refused;
+    }
+    rc = umdev_handover_send(sock, pkg, WORKER_HANDOVER_TIMEOUT_MS);
+    umdev_handover_free(pkg);
+    if (rc < 0) {
+        snprintf(why, sizeof(why), "cannot send the package: %s",
+                 strerror(-rc));
+    } else {
+        /* The new worker answers 'K' once it serves; EOF is its end. */
+        rc = poll(&p, 1, WORKER_HANDOVER_TIMEOUT_MS);
+        if (rc == 0)
+            snprintf(why, sizeof(why),
+                     "the new worker did not confirm within %d ms",
+                     WORKER_HANDOVER_TIMEOUT_MS);
+        else if (rc < 0 || read(sock, &ans, 1) != 1 || ans != 'K')
+            snprintf(why, sizeof(why),
+                     "the new worker did not take the device (see its "
+                     "reason)");
+    }
+    if (why[0] == '\0') {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        umdev_server_handover_commit(w->srv);
+        w->srv = NULL;
+        w->handed_over = true;
+        w->exit_now = true;
+        close(sock);
+        o = json_object_new_object();
+        json_object_object_add(o, "event",
+                               json_object_new_string("handed_over"));
+        json_object_object_add(
+            o, "blackout_us",
+            json_object_new_int64((int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 +
+                                  (t1.tv_nsec - t0.tv_nsec) / 1000));
+        send_json(o);
+        json_object_put(o);
+        umdev_log(&w->log, LOG_INFO, "handed over to a restarted worker");
+        return;
+    }
+    arc = umdev_server_handover_abort(w->srv);
+    if (arc < 0) {
+        close(sock);
+        /* Neither worker serves: say both reasons and go. */
+        fail("restart failed (%s), and this worker cannot resume: %s", why,
+             strerror(-arc));
+    }
+refused:
+    close(sock);
+    umdev_log(&w->log, LOG_WARNING, "restart refused, serving on: %s", why);
+    o = json_object_new_object();
+    json_object_object_add(o, "event",
+                           json_object_new_string("handover_aborted"));
+    json_object_object_add(o, "message", json_object_new_string(why));
+    send_json(o);
+    json_object_put(o);
+}
+
 static void
 on_channel(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
 {
@@ -409,6 +501,10 @@ on_channel(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
         umdev_log(&w->log, rc < 0 ? LOG_WARNING : LOG_INFO,
                   "migration manager %s%s", rc < 0 ? "refused: " : "attached",
                   rc < 0 ? strerror(-rc) : "");
+        passed = -1;
+    } else if (strcmp(json_object_get_string(v), "handover") == 0 &&
+               passed >= 0 && !w->stopping && w->srv != NULL) {
+        hand_over(w, passed);
         passed = -1;
     }
     if (passed >= 0)
@@ -677,6 +773,124 @@ test_hook_fire(struct worker *w, enum test_hook hook)
 }
 #endif
 
+/*
+ * Common to a forked and a restarted worker, before privileges go: name
+ * the process, drop what root holds that no worker needs, and build the
+ * device of @w->inst through its parent driver on a new loop.
+ */
+static void
+worker_build(struct worker *w, int log_fd)
+{
+    struct umdev_instance_args args = { .type = NULL };
+    struct instance *inst = w->inst;
+    struct daemon *d = w->d;
+    char datadir[PATH_MAX];
+    const struct parent_entry *pe;
+    int rc;
+
+    /* The name is part of what a later umdevd checks before it adopts
+     * this worker. No PR_SET_PDEATHSIG: a worker outlives its umdevd. */
+    prctl(PR_SET_NAME, "umdev-worker");
+    harden_early();
+    w->log = d->log;
+    w->log.fn = log_fd >= 0 ? syslog_line : log_line;
+    w->log.prefix = inst->cfg.uuid;
+    pe = parents_find(d->parents, inst->cfg.parent);
+    if (pe == NULL)
+        fail("no driver for parent '%s'", inst->cfg.parent);
+    w->drv = pe->drv;
+    if (umdev_loop_create(&w->loop) < 0)
+        fail("cannot create an event loop");
+    /* Host endpoints are created (and handed to the owner) before the
+     * worker gives up root, since RUNDIR belongs to the supervisor. */
+    args.type = inst->cfg.type;
+    args.uuid = inst->cfg.uuid;
+    args.rundir = d->opts.rundir;
+    args.uid = inst->cfg.uid;
+    args.gid = inst->cfg.gid;
+    args.attrs = inst->cfg.attrs;
+    args.loop = w->loop;
+    args.log = &w->log;
+    if (PARENT_OP3(pe->drv, instance_data) != NULL &&
+        parents_datadir(d, pe->drv->name, datadir, sizeof(datadir)) == 0)
+        args.datadir = datadir;
+    rc = w->drv->ops->create(&args, &w->dev);
+    if (rc < 0)
+        fail("cannot create the device: %s", strerror(-rc));
+}
+
+/*
+ * Common to both once the server exists and privileges are gone: listen
+ * for adoption, install the sandbox, say ready (a restarted worker first
+ * confirms to its predecessor on @confirm_fd, -1 for none) and serve
+ * until told to stop. Never returns.
+ */
+static void __attribute__((noreturn))
+worker_serve(struct worker *w, int confirm_fd)
+{
+    sigset_t mask;
+    int sfd, rc;
+#ifdef UMDEV_TEST_HOOKS
+    enum test_hook hook = test_hook_armed(w->inst);
+#endif
+
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0)
+        fail("cannot create a signalfd: %s", strerror(errno));
+    /* Listening here, not in umdevd, makes the peer credentials a
+     * connecting umdevd reads the worker's own (pid, serving uid). */
+    if (listen(WORKER_ADOPT_FD, 4) < 0)
+        fail("cannot listen for adoption: %s", strerror(errno));
+    umdev_loop_add(w->loop, WORKER_CHANNEL_FD, UMDEV_LOOP_IN, on_channel, w);
+    umdev_loop_add(w->loop, WORKER_ADOPT_FD, UMDEV_LOOP_IN, on_adopt, w);
+    umdev_loop_add(w->loop, sfd, UMDEV_LOOP_IN, on_signal, w);
+    /* After the privileges went (the watcher thread is born without
+     * them) and before the filter, which allows neither sigaction nor
+     * epoll_create. */
+    rc = umdev_loop_sleep_in_read(w->loop, SIGRTMIN);
+    if (rc < 0)
+        fail("cannot set up sleeping reads: %s", strerror(-rc));
+#ifdef UMDEV_TEST_HOOKS
+    test_hook_prepare(hook);
+#endif
+    /* Last: from here on the worker only serves (daemon/sandbox.c). */
+    rc = sandbox_apply(w->d->opts.sandbox_log);
+    if (rc < 0)
+        fail("cannot install the seccomp filter: %s", strerror(-rc));
+    if (confirm_fd >= 0) {
+        char ok = 'K';
+
+        /* From this byte on the predecessor lets go (commit): the
+         * device is this worker's. */
+        if (write(confirm_fd, &ok, 1) != 1)
+            fail("cannot confirm the handover: %s", strerror(errno));
+        close(confirm_fd);
+    }
+    send_event("ready", NULL);
+    while (!w->exit_now) {
+        if (umdev_loop_run_once(w->loop, -1) < 0)
+            break;
+#ifdef UMDEV_TEST_HOOKS
+        if (hook != HOOK_NONE && umdev_dev_attached(w->dev.dev)) {
+            test_hook_fire(w, hook);
+            hook = HOOK_NONE;
+        }
+#endif
+        if (w->stopping && !umdev_dev_attached(w->dev.dev))
+            w->exit_now = true;
+    }
+    /* Handed over: the package's share is closed already (commit); the
+     * device is stopped and has no client, so destroying it touches
+     * nothing the new worker serves. */
+    umdev_server_destroy(w->srv);
+    w->drv->ops->destroy(&w->dev);
+    umdev_loop_destroy(w->loop);
+    _exit(0);
+}
+
 void
 worker_run(struct daemon *d, struct instance *inst, int listen_fd,
            int status_fd, int adopt_fd, int grace_ms)
@@ -688,52 +902,11 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
         .candidate = -1,
         .supervisor_uid = geteuid(),
     };
-    struct umdev_instance_args args = { .type = NULL };
-    char datadir[PATH_MAX];
-    const struct parent_entry *pe;
-    sigset_t mask;
-    int sfd, rc, log_fd;
-#ifdef UMDEV_TEST_HOOKS
-    enum test_hook hook = test_hook_armed(inst);
-#endif
+    int rc, log_fd;
 
     log_fd = d->opts.syslog ? open_log_socket() : -1;
     isolate_fds(listen_fd, status_fd, adopt_fd, log_fd);
-    /* The name is part of what a later umdevd checks before it adopts
-     * this worker. No PR_SET_PDEATHSIG: a worker outlives its umdevd. */
-    prctl(PR_SET_NAME, "umdev-worker");
-    harden_early();
-    w.log = d->log;
-    w.log.fn = log_fd >= 0 ? syslog_line : log_line;
-    w.log.prefix = inst->cfg.uuid;
-    pe = parents_find(d->parents, inst->cfg.parent);
-    if (pe == NULL)
-        fail("no driver for parent '%s'", inst->cfg.parent);
-    w.drv = pe->drv;
-    if (umdev_loop_create(&w.loop) < 0)
-        fail("cannot create an event loop");
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0)
-        fail("cannot create a signalfd: %s", strerror(errno));
-    /* Host endpoints are created (and handed to the owner) before the
-     * worker gives up root, since RUNDIR belongs to the supervisor. */
-    args.type = inst->cfg.type;
-    args.uuid = inst->cfg.uuid;
-    args.rundir = d->opts.rundir;
-    args.uid = inst->cfg.uid;
-    args.gid = inst->cfg.gid;
-    args.attrs = inst->cfg.attrs;
-    args.loop = w.loop;
-    args.log = &w.log;
-    if (PARENT_OP3(pe->drv, instance_data) != NULL &&
-        parents_datadir(d, pe->drv->name, datadir, sizeof(datadir)) == 0)
-        args.datadir = datadir;
-    rc = w.drv->ops->create(&args, &w.dev);
-    if (rc < 0)
-        fail("cannot create the device: %s", strerror(-rc));
+    worker_build(&w, log_fd);
     drop_privileges(d, &inst->cfg);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         fail("cannot set no_new_privs: %s", strerror(errno));
@@ -747,41 +920,53 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
     if (names("UMDEV_TEST_SLOW_START", inst))
         nanosleep(&(struct timespec){ .tv_sec = 3 }, NULL);
 #endif
-    /* Listening here, not in umdevd, makes the peer credentials a
-     * connecting umdevd reads the worker's own (pid, serving uid). */
-    if (listen(WORKER_ADOPT_FD, 4) < 0)
-        fail("cannot listen for adoption: %s", strerror(errno));
-    umdev_loop_add(w.loop, WORKER_CHANNEL_FD, UMDEV_LOOP_IN, on_channel, &w);
-    umdev_loop_add(w.loop, WORKER_ADOPT_FD, UMDEV_LOOP_IN, on_adopt, &w);
-    umdev_loop_add(w.loop, sfd, UMDEV_LOOP_IN, on_signal, &w);
-    /* After the privileges went (the watcher thread is born without
-     * them) and before the filter, which allows neither sigaction nor
-     * epoll_create. */
-    rc = umdev_loop_sleep_in_read(w.loop, SIGRTMIN);
+    worker_serve(&w, -1);
+}
+
+void
+worker_restore(struct daemon *d, struct instance *inst, int grace_ms)
+{
+    struct worker w = {
+        .d = d,
+        .inst = inst,
+        .grace_ms = grace_ms,
+        .candidate = -1,
+        .supervisor_uid = geteuid(),
+        /* Its record is rewritten for it once the handover is done. */
+        .recorded = false,
+    };
+    struct umdev_handover *pkg = NULL;
+    int rc, log_fd;
+
+    /* umdevd exec'd it with exactly these open (supervisor.c): the
+     * package socket, the channel, the adoption socket. */
+    if (close_range(WORKER_ADOPT_FD + 1, ~0u, 0) < 0)
+        fail("cannot close inherited descriptors: %s", strerror(errno));
+    log_fd = d->opts.syslog ? open_log_socket() : -1;
+    if (log_fd >= 0 && dup3(log_fd, WORKER_LOG_FD, O_CLOEXEC) < 0)
+        fail("cannot keep the log socket: %s", strerror(errno));
+    if (log_fd >= 0 && log_fd != WORKER_LOG_FD)
+        close(log_fd);
+    worker_build(&w, log_fd >= 0 ? WORKER_LOG_FD : -1);
+    rc = umdev_handover_recv(WORKER_PACKAGE_FD, WORKER_HANDOVER_TIMEOUT_MS,
+                             &pkg);
     if (rc < 0)
-        fail("cannot set up sleeping reads: %s", strerror(-rc));
+        fail("cannot receive the package: %s", strerror(-rc));
 #ifdef UMDEV_TEST_HOOKS
-    test_hook_prepare(hook);
+    /* Test-only (tests/daemon/test_restart.py): the restarted worker of
+     * the instance UMDEV_TEST_RESTORE_FAIL names dies holding the
+     * package, unconfirmed: its predecessor must resume. */
+    if (names("UMDEV_TEST_RESTORE_FAIL", inst))
+        fail("test hook: dying before the restore");
 #endif
-    /* Last: from here on the worker only serves (daemon/sandbox.c). */
-    rc = sandbox_apply(d->opts.sandbox_log);
+    /* Before the sandbox: the restore maps guest memory and takes the
+     * descriptors in (mmap, fstat, fcntl, epoll_ctl, getsockopt). */
+    rc = umdev_server_handover_restore(w.dev.dev, w.loop, pkg, &w.srv);
+    umdev_handover_free(pkg);
     if (rc < 0)
-        fail("cannot install the seccomp filter: %s", strerror(-rc));
-    send_event("ready", NULL);
-    while (!w.exit_now) {
-        if (umdev_loop_run_once(w.loop, -1) < 0)
-            break;
-#ifdef UMDEV_TEST_HOOKS
-        if (hook != HOOK_NONE && umdev_dev_attached(w.dev.dev)) {
-            test_hook_fire(&w, hook);
-            hook = HOOK_NONE;
-        }
-#endif
-        if (w.stopping && !umdev_dev_attached(w.dev.dev))
-            w.exit_now = true;
-    }
-    umdev_server_destroy(w.srv);
-    w.drv->ops->destroy(&w.dev);
-    umdev_loop_destroy(w.loop);
-    _exit(0);
+        fail("the package was refused: %s", strerror(-rc));
+    drop_privileges(d, &inst->cfg);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        fail("cannot set no_new_privs: %s", strerror(errno));
+    worker_serve(&w, WORKER_PACKAGE_FD);
 }
