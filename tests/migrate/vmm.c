@@ -920,8 +920,23 @@ usage(FILE *f)
         "          --dest-manage DST-MGR-SOCKET)]\n"
         "         [--host-src PATH --host-dst PATH] [--queues N]\n"
         "         [--depth N] [--intx] [--selftest corrupt|unlogged]\n"
-        "         [--refuse stop|attach]\n"
+        "         [--refuse stop|attach] [--until-signal]\n"
         "         [--verbose]\n");
+}
+
+/* --until-signal: the workload runs until SIGUSR1, however long that is
+ * (a test that restarts the server meanwhile cannot know how many units
+ * its restarts take), then drains and checks as after its last unit.
+ * The signal is blocked and looked for between units, so it interrupts
+ * no wait of the workload's. */
+static bool until_signal;
+
+static bool
+end_asked(void)
+{
+    sigset_t pending;
+
+    return sigpending(&pending) == 0 && sigismember(&pending, SIGUSR1) == 1;
 }
 
 static int
@@ -961,6 +976,7 @@ main(int argc, char **argv)
         { "refuse", required_argument, NULL, 'R' },
         { "report-every", required_argument, NULL, 'E' },
         { "verbose", no_argument, NULL, 'v' },
+        { "until-signal", no_argument, NULL, 'U' },
         { "help", no_argument, NULL, '?' + 256 },
         { 0 },
     };
@@ -1011,6 +1027,9 @@ main(int argc, char **argv)
             break;
         case 'v':
             v.verbose++;
+            break;
+        case 'U':
+            until_signal = true;
             break;
         case 'R':
             m.refuse = optarg;
@@ -1095,6 +1114,18 @@ main(int argc, char **argv)
         }
     }
     signal(SIGPIPE, SIG_IGN);
+    if (until_signal) {
+        sigset_t usr1;
+
+        if (v.migrate_after >= 0) {
+            fprintf(stderr, "umdev-vmm: --until-signal runs no migration\n");
+            return 2;
+        }
+        /* Before any thread: they inherit the mask. */
+        sigemptyset(&usr1);
+        sigaddset(&usr1, SIGUSR1);
+        pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+    }
 
     v.memfd = memfd_create("umdev-vmm-ram", MFD_CLOEXEC);
     if (v.memfd < 0 || ftruncate(v.memfd, (off_t)v.mem_size) < 0) {
@@ -1150,7 +1181,9 @@ main(int argc, char **argv)
                 break;
             }
         }
-        if (unit >= v.units && (v.migrate_after < 0 || m.aborted ||
+        if (until_signal ? end_asked()
+                         : unit >= v.units &&
+                               (v.migrate_after < 0 || m.aborted ||
                                 (m.done && units_dst >= v.after)))
             break;
         if (m.corrupt_pending && v.migrated) {
