@@ -212,3 +212,41 @@ e2e_fio_tree() {
     FIO_QARGS=(-virtfs "local,path=${CACHE_DIR//,/,,}/fio/tree,mount_tag=fio,security_model=none,readonly=on")
     FIO_MODULES="9pnet_virtio 9p"
 }
+
+# The ports' verdict of the serial tests (serial.sh, serial-upgrade.sh),
+# after e2e_guest_verdict: serial-host.py's result per port, guest ->
+# host bytes byte-exact against the host's own computation, and the
+# guest's digest of host -> guest bytes against what was sent. Reads
+# $H (serial-host.py's files) and $C (the console); fills the caller's
+# RES[g2hN], RES[h2gN], RES[sendN], RES[recvN], RES[hostN] and sets
+# fail=1 on a mismatch. $1: the guest's marker tag (SERIAL, SERUP).
+# RES is the caller's associative array, which shellcheck cannot see here.
+# shellcheck disable=SC2154
+e2e_serial_port_verdict() {
+    local tag=$1 i p hres want got
+    for i in 0 1; do
+        p=PORT$i
+        hres=$({ tr '\n' ' ' <"$H/port$i.host"; } 2>/dev/null)
+        [ "$(field "$hres" status)" = pass ] ||
+            { say "port$i: host side: ${hres:-no result}"; fail=1; }
+        if [ -f "$H/port$i.g2h.bin" ] && cmp "$H/port$i.g2h.bin" "$H/port$i.g2h.expect"; then
+            RES[g2h$i]=match
+        else
+            say "port$i: guest -> host bytes differ from the pattern (or none arrived)"
+            RES[g2h$i]=differ
+            fail=1
+        fi
+        want=$(sha256sum <"$H/port$i.h2g.bin" 2>/dev/null | cut -d" " -f1)
+        got=$(sed -n "s/^E2E-$tag-$p-H2G-SHA256=//p" "$C" | head -n 1)
+        if [ -n "$got" ] && [ "$got" = "$want" ]; then
+            RES[h2g$i]=match
+        else
+            say "port$i: the guest's sha256 of host -> guest bytes is '${got:-none}', sent $want"
+            RES[h2g$i]=differ
+            fail=1
+        fi
+        RES[send$i]=$(sed -n "s/^E2E-$tag-$p-SEND //p" "$C" | head -n 1)
+        RES[recv$i]=$(sed -n "s/^E2E-$tag-$p-RECV //p" "$C" | head -n 1)
+        RES[host$i]=$hres
+    done
+}

@@ -210,34 +210,9 @@ if [ "$HOST_RC" -ne 0 ]; then
 fi
 
 declare -A RES=()
+e2e_serial_port_verdict SERIAL
 for i in 0 1; do
-    p=PORT$i
-    hres=$({ tr '\n' ' ' <"$H/port$i.host"; } 2>/dev/null)
-    [ "$(field "$hres" status)" = pass ] ||
-        { say "port$i: host side: ${hres:-no result}"; fail=1; }
-    # guest -> host: byte-exact against the host's own computation.
-    if [ -f "$H/port$i.g2h.bin" ] && cmp "$H/port$i.g2h.bin" "$H/port$i.g2h.expect"; then
-        RES[g2h$i]=match
-    else
-        say "port$i: guest -> host bytes differ from the pattern (or none arrived)"
-        RES[g2h$i]=differ
-        fail=1
-    fi
-    # host -> guest: the guest compared with its own computation (cmp);
-    # check its digest of what it received against what was sent, too.
-    want=$(sha256sum <"$H/port$i.h2g.bin" 2>/dev/null | cut -d" " -f1)
-    got=$(sed -n "s/^E2E-SERIAL-$p-H2G-SHA256=//p" "$C" | head -n 1)
-    if [ -n "$got" ] && [ "$got" = "$want" ]; then
-        RES[h2g$i]=match
-    else
-        say "port$i: the guest's sha256 of host -> guest bytes is '${got:-none}', sent $want"
-        RES[h2g$i]=differ
-        fail=1
-    fi
-    RES[send$i]=$(sed -n "s/^E2E-SERIAL-$p-SEND //p" "$C" | head -n 1)
-    RES[recv$i]=$(sed -n "s/^E2E-SERIAL-$p-RECV //p" "$C" | head -n 1)
-    RES[loop$i]=$(sed -n "s/^E2E-SERIAL-$p-LOOP //p" "$C" | head -n 1)
-    RES[host$i]=$hres
+    RES[loop$i]=$(sed -n "s/^E2E-SERIAL-PORT$i-LOOP //p" "$C" | head -n 1)
 done
 
 RTT=$(sed -n 's/^E2E-SERIAL-RTT //p' "$C" | head -n 1)
