@@ -447,6 +447,12 @@ acc_finish(struct vmm *v)
                             "queue %u: COMPLETED reads %" PRIu64 ", %" PRIu64
                             " descriptors submitted",
                             i, done, q->submitted);
+        /* HEAD moves after the record (and its interrupt) of the
+         * descriptor it passes (devices/accel/README.md, ring order): the
+         * last one's may still be on its way. */
+        while (accel_ring_load(q->r.ring, ACCEL_RING_HEAD) != q->r.tail &&
+               vmm_now_us() - t0 < VMM_TIMEOUT_MS * 1000ull)
+            usleep(50);
         if (accel_ring_load(q->r.ring, ACCEL_RING_HEAD) != q->r.tail)
             return vmm_fail(v, "queue %u: HEAD %u, TAIL %u", i,
                             accel_ring_load(q->r.ring, ACCEL_RING_HEAD),
