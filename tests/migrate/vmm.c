@@ -1181,10 +1181,10 @@ main(int argc, char **argv)
                 break;
             }
         }
-        if (until_signal ? end_asked()
-                         : unit >= v.units &&
-                               (v.migrate_after < 0 || m.aborted ||
-                                (m.done && units_dst >= v.after)))
+        if (until_signal
+                ? end_asked()
+                : unit >= v.units && (v.migrate_after < 0 || m.aborted ||
+                                      (m.done && units_dst >= v.after)))
             break;
         if (m.corrupt_pending && v.migrated) {
             uint64_t gpa;
