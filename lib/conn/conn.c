@@ -103,6 +103,21 @@ update_rx_limits(struct conn *conn)
     conn->rx_lim.max_msg_fds = conn->local.max_msg_fds;
 }
 
+void
+conn_attach_fds(struct msghdr *mh, void *ctl, const int *fds, size_t nfds)
+{
+    struct cmsghdr *c;
+
+    memset(ctl, 0, CMSG_SPACE(sizeof(int) * nfds));
+    mh->msg_control = ctl;
+    mh->msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    c = CMSG_FIRSTHDR(mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+}
+
 int
 conn_create(int fd, const struct umdev_logger *log, struct conn **out)
 {
@@ -789,18 +804,8 @@ tx_direct(struct conn *conn, struct iovec *iov, int iovcnt, size_t total,
             n = send(conn->fd, flat, total, MSG_NOSIGNAL | MSG_DONTWAIT);
         } while (n < 0 && errno == EINTR);
     } else {
-        if (nfds > 0) {
-            struct cmsghdr *c;
-
-            memset(&ctl, 0, sizeof(ctl));
-            mh.msg_control = ctl.buf;
-            mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-            c = CMSG_FIRSTHDR(&mh);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-            memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-        }
+        if (nfds > 0)
+            conn_attach_fds(&mh, ctl.buf, fds, nfds);
         do {
             n = sendmsg(conn->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         } while (n < 0 && errno == EINTR);

@@ -85,6 +85,16 @@ typedef int conn_request_fn(struct conn *conn, struct conn_msg *msg,
  * @fd: taken over (closed by conn_destroy()); set non-blocking here.
  * @log: borrowed sink.
  */
+struct msghdr;
+
+/**
+ * conn_attach_fds() - put @nfds descriptors into @mh as one SCM_RIGHTS
+ * control message, built in @ctl (at least CMSG_SPACE(nfds * sizeof(int))
+ * bytes, aligned for struct cmsghdr). For every sender of descriptors in
+ * lib: this connection's and lib/dev's handover transport.
+ */
+void conn_attach_fds(struct msghdr *mh, void *ctl, const int *fds, size_t nfds);
+
 int conn_create(int fd, const struct umdev_logger *log, struct conn **out);
 void conn_destroy(struct conn *conn);
 int conn_fd(const struct conn *conn);

@@ -1348,18 +1348,8 @@ send_unit(int sock, const void *data, size_t len, const int *fds, size_t nfds,
         ssize_t n;
         int rc;
 
-        if (done == 0 && nfds > 0) {
-            struct cmsghdr *c;
-
-            memset(&ctl, 0, sizeof(ctl));
-            mh.msg_control = ctl.buf;
-            mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-            c = CMSG_FIRSTHDR(&mh);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-            memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-        }
+        if (done == 0 && nfds > 0)
+            conn_attach_fds(&mh, ctl.buf, fds, nfds);
         n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             done += (size_t)n;
