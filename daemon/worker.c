@@ -528,6 +528,27 @@ on_channel(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
     json_object_put(req);
 }
 
+/*
+ * Read what the channel holds before deciding whether a umdevd
+ * supervises this worker. A umdevd that died leaves its messages and the
+ * end of the channel queued; a worker that was busy (building its
+ * device) may meet the next umdevd's adoption in the same wake-up, and
+ * must see the old channel's end first or it turns the newcomer away.
+ */
+static void
+catch_up_channel(struct worker *w)
+{
+    int bound = 64;
+
+    while (channel_fd >= 0 && bound-- > 0) {
+        struct pollfd pfd = { .fd = channel_fd, .events = POLLIN };
+
+        if (poll(&pfd, 1, 0) != 1)
+            return;
+        on_channel(w->loop, channel_fd, UMDEV_LOOP_IN, w);
+    }
+}
+
 /* Compare two tokens in a time that does not depend on where they
  * differ. */
 static bool
@@ -586,6 +607,7 @@ on_candidate(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
     json_object_put(req);
     umdev_loop_del(loop, fd);
     w->candidate = -1;
+    catch_up_channel(w);
     if (why != NULL || channel_fd >= 0) {
         umdev_log(&w->log, LOG_WARNING,
                   "adoption by pid %d (uid %u) refused: %s", (int)cred.pid,
@@ -619,6 +641,7 @@ on_adopt(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
     c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (c < 0)
         return;
+    catch_up_channel(w);
     if (channel_fd >= 0 || w->candidate >= 0) {
         close(c);
         return;
@@ -844,6 +867,13 @@ worker_serve(struct worker *w, int confirm_fd)
      * connecting umdevd reads the worker's own (pid, serving uid). */
     if (listen(WORKER_ADOPT_FD, 4) < 0)
         fail("cannot listen for adoption: %s", strerror(errno));
+#ifdef UMDEV_TEST_HOOKS
+    /* The slow starter's new umdevd, which waits for this listen,
+     * connects before the loop first looks: its adoption and the old
+     * channel's end then arrive in one wake-up. */
+    if (names("UMDEV_TEST_SLOW_START", w->inst))
+        nanosleep(&(struct timespec){ .tv_nsec = 200 * 1000 * 1000 }, NULL);
+#endif
     umdev_loop_add(w->loop, WORKER_CHANNEL_FD, UMDEV_LOOP_IN, on_channel, w);
     umdev_loop_add(w->loop, WORKER_ADOPT_FD, UMDEV_LOOP_IN, on_adopt, w);
     umdev_loop_add(w->loop, sfd, UMDEV_LOOP_IN, on_signal, w);
