@@ -447,6 +447,7 @@ on_info_timer(struct umdev_loop *loop, void *opaque)
 }
 
 static void detach_one(struct daemon *d, struct instance *inst);
+static void upgrade_settle(struct daemon *d, struct instance *inst);
 static void restart_commit(struct daemon *d, struct instance *inst,
                            int64_t blackout_us);
 static void restart_fail(struct daemon *d, struct instance *inst,
@@ -478,8 +479,8 @@ handle_event(struct daemon *d, struct instance *inst, struct json_object *ev)
         umdev_log(&d->log, LOG_INFO, "%s: running (pid %d, socket %s)",
                   inst->cfg.uuid, (int)inst->pid, inst->sock_path);
         request_done(d, inst, 0, NULL, NULL);
-        if (d->upgrading && inst->recorded && inst->state == ST_RUNNING)
-            detach_one(d, inst);
+        if (d->upgrading && inst->state == ST_RUNNING)
+            upgrade_settle(d, inst);
         return;
     }
     if (kind != NULL && strcmp(kind, "error") == 0) {
@@ -912,6 +913,20 @@ inst_stop(struct daemon *d, struct instance *inst, int grace_ms, void *waiter)
  * catches an old worker that never reports. */
 #define RESTART_TIMEOUT_MS 30000
 
+static uint64_t
+restart_timeout_ms(void)
+{
+#ifdef UMDEV_TEST_HOOKS
+    /* Test-only (tests/daemon/test_restart.py): a bound short enough to
+     * run past in a test. */
+    const char *ms = getenv("UMDEV_TEST_RESTART_TIMEOUT_MS");
+
+    if (ms != NULL && atoi(ms) > 0)
+        return (uint64_t)atoi(ms);
+#endif
+    return RESTART_TIMEOUT_MS;
+}
+
 /* Parents whose devices own nothing outside what a handover carries
  * (the vfio-user socket and client, DMA maps, IRQ eventfds, the device's
  * migration stream). Serial's host-end sockets and their connected peers
@@ -979,14 +994,43 @@ restart_clear(struct daemon *d, struct instance *inst)
     explicit_bzero(inst->restart_token, sizeof(inst->restart_token));
 }
 
+/* The new worker was reaped: keep why, for the answer (the old worker
+ * reports its verdict once it sees the package socket close). */
+static void
+restart_reaped(struct instance *inst, int status)
+{
+    restart_channel_read(inst);
+    inst->restart_pid = 0;
+    if (inst->restart_reason[0] != '\0')
+        return;
+    if (WIFEXITED(status))
+        snprintf(inst->restart_reason, sizeof(inst->restart_reason),
+                 "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(inst->restart_reason, sizeof(inst->restart_reason),
+                 "killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+}
+
 /* The old worker serves on (or is gone, @why says): end the new one and
  * answer with both reasons. */
 static void
 restart_fail(struct daemon *d, struct instance *inst, const char *why)
 {
     char msg[sizeof(inst->restart_reason) + 300];
+    int status, tries;
 
     restart_channel_read(inst);
+    /* The old worker's verdict can come before the new worker's exit is
+     * seen: how it ended is the reason to give, so wait a little for a
+     * worker that is already going. */
+    for (tries = 0; inst->restart_pid > 0 && tries < 20; tries++) {
+        if (waitpid(inst->restart_pid, &status, WNOHANG) == inst->restart_pid) {
+            restart_reaped(inst, status);
+            break;
+        }
+        nanosleep(&(struct timespec){ .tv_nsec = 5 * 1000 * 1000 }, NULL);
+    }
     if (inst->restart_pid > 0)
         kill(inst->restart_pid, SIGKILL); /* reaped as any child */
     snprintf(msg, sizeof(msg), "restart of %s failed: %s; new worker: %s",
@@ -996,6 +1040,8 @@ restart_fail(struct daemon *d, struct instance *inst, const char *why)
     restart_clear(d, inst);
     if (inst->request == REQ_RESTART)
         request_done(d, inst, -EIO, msg, NULL);
+    if (d->upgrading && inst->state == ST_RUNNING)
+        upgrade_settle(d, inst);
 }
 
 static void
@@ -1086,24 +1132,8 @@ restart_commit(struct daemon *d, struct instance *inst, int64_t blackout_us)
                            json_object_new_int64(blackout_us));
     request_done(d, inst, 0, NULL, extra);
     json_object_put(extra);
-}
-
-/* The new worker was reaped: keep why, for the answer (the old worker
- * reports its verdict once it sees the package socket close). */
-static void
-restart_reaped(struct instance *inst, int status)
-{
-    restart_channel_read(inst);
-    inst->restart_pid = 0;
-    if (inst->restart_reason[0] != '\0')
-        return;
-    if (WIFEXITED(status))
-        snprintf(inst->restart_reason, sizeof(inst->restart_reason),
-                 "exited with status %d", WEXITSTATUS(status));
-    else if (WIFSIGNALED(status))
-        snprintf(inst->restart_reason, sizeof(inst->restart_reason),
-                 "killed by signal %d (%s)", WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
+    if (d->upgrading && inst->state == ST_RUNNING)
+        upgrade_settle(d, inst);
 }
 
 int
@@ -1234,7 +1264,7 @@ inst_restart(struct daemon *d, struct instance *inst, void *waiter, char *err,
     }
     umdev_loop_add(d->loop, inst->restart_fd, UMDEV_LOOP_IN, on_restart_channel,
                    inst);
-    inst->restart_timer = umdev_loop_timer_add(d->loop, RESTART_TIMEOUT_MS,
+    inst->restart_timer = umdev_loop_timer_add(d->loop, restart_timeout_ms(),
                                                on_restart_timer, inst);
     if (inst->restart_timer < 0)
         inst->restart_timer = 0;
@@ -1303,12 +1333,12 @@ worker_ended(struct daemon *d, struct instance *inst, int status, bool known)
                          WTERMSIG(status));
             else
                 snprintf(why, sizeof(why),
-                         "the old worker ended during the handover%s%.100s",
+                         "the old worker ended during the handover%s%.160s",
                          inst->exit_reason[0] ? ": " : "", inst->exit_reason);
             restart_fail(d, inst, why);
-            /* Both reasons, cut to fit: 80 + 14 + 60 bytes. */
+            /* Both reasons, cut to fit: 150 + 14 + 90 bytes. */
             snprintf(inst->exit_reason, sizeof(inst->exit_reason),
-                     "%.80s; new worker: %.60s", why,
+                     "%.150s; new worker: %.90s", why,
                      inst->restart_reason[0] ? inst->restart_reason
                                              : "ended with it");
         }
@@ -1876,26 +1906,36 @@ detach_one(struct daemon *d, struct instance *inst)
     inst->pid = -1;
 }
 
+/* While umdevd hands over (SIGUSR2): let @inst's worker go for the next
+ * umdevd, or stop it when no later umdevd could find it (it has no
+ * record). */
+static void
+upgrade_settle(struct daemon *d, struct instance *inst)
+{
+    if (inst->pid <= 0)
+        return;
+    if (!inst->recorded) {
+        if (inst->state == ST_RUNNING || inst->state == ST_STARTING)
+            inst_stop(d, inst, UMDEVD_DEFAULT_GRACE_MS, NULL);
+        return;
+    }
+    /* One still starting is let go once it is ready (handle_event()),
+     * so that the next umdevd finds it answering; one that fails to
+     * start is reaped here as usual. A restart under way is let go once
+     * it ends (restart_commit(), restart_fail()): until then the record
+     * names a worker that may be about to exit, and the new one, which
+     * has none yet, would stop with this umdevd. */
+    if (inst->state != ST_STARTING && inst->request != REQ_RESTART)
+        detach_one(d, inst);
+}
+
 void
 supervisor_detach_all(struct daemon *d)
 {
     struct instance *inst;
 
-    for (inst = d->instances; inst != NULL; inst = inst->next) {
-        if (inst->pid <= 0)
-            continue;
-        if (!inst->recorded) {
-            /* No later umdevd could find it. */
-            if (inst->state == ST_RUNNING || inst->state == ST_STARTING)
-                inst_stop(d, inst, UMDEVD_DEFAULT_GRACE_MS, NULL);
-            continue;
-        }
-        /* One still starting is let go once it is ready (handle_event()),
-         * so that the next umdevd finds it answering; one that fails to
-         * start is reaped here as usual. */
-        if (inst->state != ST_STARTING)
-            detach_one(d, inst);
-    }
+    for (inst = d->instances; inst != NULL; inst = inst->next)
+        upgrade_settle(d, inst);
 }
 
 /* An adopted worker ended (its pidfd became readable). */

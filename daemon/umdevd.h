@@ -149,7 +149,7 @@ struct instance {
     int64_t deadline; /* loop timer bounding a worker reply, 0 if none */
     char sock_path[PATH_MAX];
     int exit_status, exit_signal; /* of the last worker, -1 if none */
-    char exit_reason[160];
+    char exit_reason[256];
     /* Who waits for the request in progress (opaque to the supervisor:
      * the handlers' record), and which request it is. */
     void *waiter;
@@ -192,7 +192,7 @@ struct instance {
     int restart_fd;
     char restart_token[2 * UMDEVD_TOKEN_BYTES + 1];
     int64_t restart_timer;
-    char restart_reason[160];
+    char restart_reason[256];
     struct instance *next;
 };
 

@@ -338,6 +338,10 @@ begin_stop(struct worker *w, int grace_ms)
         w->exit_now = true; /* cannot wait: leave now */
 }
 
+#ifdef UMDEV_TEST_HOOKS
+static bool names(const char *env, const struct instance *inst);
+#endif
+
 /*
  * `umdevctl restart` (docs/CLI.md): hand the device, its socket and its
  * client to the new worker at the other end of @sock (the supervisor
@@ -365,6 +369,13 @@ hand_over(struct worker *w, int sock)
                  strerror(-rc));
         goto refused;
     }
+#ifdef UMDEV_TEST_HOOKS
+    /* Test-only (tests/daemon/test_restart.py): the worker of the
+     * instance UMDEV_TEST_QUIESCE_HANG names stays stopped and silent
+     * for 3 s, past the bound umdevd gives it in that test. */
+    if (names("UMDEV_TEST_QUIESCE_HANG", w->inst))
+        nanosleep(&(struct timespec){ .tv_sec = 3 }, NULL);
+#endif
     rc = umdev_handover_send(sock, pkg, WORKER_HANDOVER_TIMEOUT_MS);
     umdev_handover_free(pkg);
     if (rc < 0) {
@@ -402,11 +413,22 @@ hand_over(struct worker *w, int sock)
         return;
     }
     arc = umdev_server_handover_abort(w->srv);
+#ifdef UMDEV_TEST_HOOKS
+    /* Test-only (tests/daemon/test_restart.py): the worker of the
+     * instance UMDEV_TEST_RESUME_FAIL names cannot resume. */
+    if (arc == 0 && names("UMDEV_TEST_RESUME_FAIL", w->inst))
+        arc = -EIO;
+#endif
     if (arc < 0) {
         close(sock);
-        /* Neither worker serves: say both reasons and go. */
-        fail("restart failed (%s), and this worker cannot resume: %s", why,
-             strerror(-arc));
+        /* Neither worker serves. The VMM learns it from the device before
+         * the connection ends: an error (QEMU stops the guest on it
+         * rather than let its driver time out against a dead device)
+         * and the request to let go. Neither is ever held. */
+        umdev_dev_irq_trigger(w->dev.dev, UMDEV_PCI_ERR_IRQ, 0);
+        umdev_dev_request_release(w->dev.dev);
+        fail("cannot resume (%s) after a failed restart: %s", strerror(-arc),
+             why);
     }
 refused:
     close(sock);
@@ -953,6 +975,37 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
     worker_serve(&w, -1);
 }
 
+#ifdef UMDEV_TEST_HOOKS
+/* @pkg with the last byte before its END record flipped (the tail of the
+ * device's state): the same descriptors, a blob that no longer fits. */
+static struct umdev_handover *
+test_corrupt_package(struct umdev_handover *pkg)
+{
+    struct umdev_handover *bad = NULL;
+    const int *fds;
+    size_t len, nfds;
+    const unsigned char *blob = umdev_handover_blob(pkg, &len);
+    unsigned char *copy = malloc(len);
+    int *dup_fds;
+    size_t i;
+
+    fds = umdev_handover_fds(pkg, &nfds);
+    dup_fds = calloc(nfds ? nfds : 1, sizeof(*dup_fds));
+    if (copy == NULL || dup_fds == NULL || len < 17)
+        fail("test hook: cannot corrupt the package");
+    memcpy(copy, blob, len);
+    copy[len - 17] ^= 0x5a;
+    for (i = 0; i < nfds; i++)
+        dup_fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
+    if (umdev_handover_wrap(copy, len, dup_fds, nfds, &bad) < 0)
+        fail("test hook: cannot rewrap the package");
+    free(copy);
+    free(dup_fds);
+    umdev_handover_free(pkg);
+    return bad;
+}
+#endif
+
 void
 worker_restore(struct daemon *d, struct instance *inst, int grace_ms)
 {
@@ -988,6 +1041,15 @@ worker_restore(struct daemon *d, struct instance *inst, int grace_ms)
      * package, unconfirmed: its predecessor must resume. */
     if (names("UMDEV_TEST_RESTORE_FAIL", inst))
         fail("test hook: dying before the restore");
+    /* The one UMDEV_TEST_RESTORE_SLOW names takes 1.5 s to restore, so
+     * that umdevd can be signalled or asked again meanwhile; the one
+     * UMDEV_TEST_RESTORE_CORRUPT names gets a package with one byte of
+     * the device's state changed, which the loader must refuse. */
+    if (names("UMDEV_TEST_RESTORE_SLOW", inst))
+        nanosleep(&(struct timespec){ .tv_sec = 1, .tv_nsec = 500000000 },
+                  NULL);
+    if (names("UMDEV_TEST_RESTORE_CORRUPT", inst))
+        pkg = test_corrupt_package(pkg);
 #endif
     /* Before the sandbox: the restore maps guest memory and takes the
      * descriptors in (mmap, fstat, fcntl, epoll_ctl, getsockopt). */

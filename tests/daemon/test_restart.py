@@ -144,6 +144,156 @@ class Recovery(RestartTestCase):
             self.assertEqual(json.load(f)["pid"], before)
         self.vmm_finish(p)
 
+    def hooked_daemon(self, **env):
+        """A umdevd (replacing the test's) started with the test hooks
+        @env names; return a new instance's uuid for them to name."""
+        if not harness.FLAGS["test_hooks"]:
+            self.fail("umdevd was built without UMDEV_TEST_HOOKS")
+        self.d.terminate()
+        u = harness.new_uuid()
+        for k, v in env.items():
+            os.environ[k] = u if v is None else v
+        try:
+            self.daemon()
+        finally:
+            for k in env:
+                del os.environ[k]
+        return u
+
+    def accel_under_vmm(self, u):
+        i = self.start_instance("-u", u, "-p", "accel", "-t", "accel-4wq")
+        p = self.vmm_start("accel", i)
+        self.wait_for("the VMM to attach",
+                      lambda: self.attached(u) or p.poll() is not None)
+        self.assertIsNone(p.poll(), "the VMM ended before any restart")
+        return i, p
+
+    def restart_under_way(self, u):
+        """`umdevctl restart` of @u, returned once the new worker exists
+        (its restore is slowed down by the hook)."""
+        r = self.spawn([harness.BIN["umdevctl"], "--control", self.d.control,
+                        "--json", "restart", u])
+        self.wait_for("the new worker", lambda: os.path.exists(os.path.join(
+            self.d.rundir, "workers", u + ".adopt.new")) or
+            r.poll() is not None)
+        self.assertIsNone(r.poll(), "the restart ended at once")
+        return r
+
+    def test_refused_state_leaves_the_old_serving(self):
+        # The new worker gets a package whose device state was changed by
+        # one byte: its loader refuses it, the old worker resumes.
+        u = self.hooked_daemon(UMDEV_TEST_RESTORE_CORRUPT=None)
+        i, p = self.accel_under_vmm(u)
+        before = self.pid(u)
+        e = self.refused("EIO", "restart", u,
+                         says=("the package was refused",
+                               "restart of " + u + " failed"))
+        self.assertEqual(self.pid(u), before, e)
+        self.assertEqual(self.instance(u)["state"], "running")
+        self.assertIn("restart refused, serving on", self.d.log())
+        self.vmm_finish(p)
+
+    def test_hang_in_quiesce_past_the_bound(self):
+        # The old worker stops its device and then says nothing for 3 s,
+        # past the 1 s umdevd gives it here: the restart fails at the
+        # bound, the new worker is ended, and the old one, once it moves
+        # again, finds no one to hand to, resumes and serves on.
+        u = self.hooked_daemon(UMDEV_TEST_QUIESCE_HANG=None,
+                               UMDEV_TEST_RESTART_TIMEOUT_MS="1000")
+        i, p = self.accel_under_vmm(u)
+        before = self.pid(u)
+        t0 = time.monotonic()
+        self.refused("EIO", "restart", u,
+                     says="the old worker did not report within the time "
+                          "limit")
+        self.assertLess(time.monotonic() - t0, 2.9)
+        self.assertEqual(self.pid(u), before)
+        self.wait_for("the old worker to resume", lambda:
+                      "restart refused, serving on" in self.d.log())
+        self.assertEqual(self.instance(u)["state"], "running")
+        self.assertFalse(os.path.exists(os.path.join(
+            self.d.rundir, "workers", u + ".adopt.new")))
+        self.vmm_finish(p)
+
+    def test_upgrade_during_restart(self):
+        # umdevd is told to hand over (SIGUSR2) while a restart is under
+        # way: it lets the instance go only once the restart ended, so
+        # the next umdevd adopts the worker that serves (the new one),
+        # and the VMM never notices.
+        u = self.hooked_daemon(UMDEV_TEST_RESTORE_SLOW=None)
+        i, p = self.accel_under_vmm(u)
+        before = self.pid(u)
+        r = self.restart_under_way(u)
+        old = self.d
+        old.signal(signal.SIGUSR2)
+        self.assertEqual(old.proc.wait(harness.T_EXIT), 0, old.log())
+        r.communicate(timeout=harness.T_CMD)
+        self.assertIn("%s: restarted (pid" % u, old.log())
+        self.assertIn("%s: left running for the next umdevd" % u, old.log())
+        self.assertFalse(harness.alive(before))
+        self.daemon()
+        inst = self.instance(u)
+        self.assertEqual(inst["state"], "running", self.d.log())
+        self.assertNotEqual(inst["pid"], before)
+        self.assertIn("%s: adopted running worker (pid %d" %
+                      (u, inst["pid"]), self.d.log())
+        self.vmm_finish(p)
+        self.restart(u)
+
+    def test_stop_and_sigterm_during_restart(self):
+        # A stop asked during a restart waits its turn (EBUSY); umdevd's
+        # SIGTERM during one stops the instance whichever worker serves
+        # when the restart ends: the VMM is asked to let go, both
+        # workers end, nothing is left in RUNDIR.
+        u = self.hooked_daemon(UMDEV_TEST_RESTORE_SLOW=None)
+        i = self.start_instance("-u", u, "-p", "accel", "-t", "accel-4wq")
+        vmm = self.spawn([harness.BIN["req_client"], i["socket"], "release",
+                          "60000"])
+        lines = harness.Lines(vmm)
+        first = lines.next()
+        self.assertTrue(first is not None and first.startswith("attached"),
+                        first)
+        before = self.pid(u)
+        r = self.restart_under_way(u)
+        self.refused("EBUSY", "stop", u)
+        out, _ = r.communicate(timeout=harness.T_CMD)
+        self.assertEqual(r.returncode, 0, out)
+        after = json.loads(out)["pid"]
+        self.assertNotEqual(after, before)
+        r = self.restart_under_way(u)
+        self.d.signal(signal.SIGTERM)
+        self.assertEqual(self.d.proc.wait(harness.T_EXIT), 0, self.d.log())
+        r.communicate(timeout=harness.T_CMD)
+        self.assertEqual(lines.rest(), ["req", "released"], lines.seen)
+        self.assertEqual(vmm.wait(harness.T_CMD), 0)
+        self.assertFalse(harness.alive(after))
+        self.assertEqual(os.listdir(self.d.rundir), [])
+
+    def test_neither_worker_serves(self):
+        # The new worker dies and the old one cannot resume: the VMM is
+        # asked to let go (REQ, after the device's error interrupt) before
+        # the connection ends, the restart fails with both reasons, and
+        # the instance is failed with them: never a device silently
+        # reset.
+        u = self.hooked_daemon(UMDEV_TEST_RESTORE_FAIL=None,
+                               UMDEV_TEST_RESUME_FAIL=None)
+        i = self.start_instance("-u", u, "-p", "accel", "-t", "accel-4wq")
+        vmm = self.spawn([harness.BIN["req_client"], i["socket"], "release",
+                          "60000"])
+        lines = harness.Lines(vmm)
+        first = lines.next()
+        self.assertTrue(first is not None and first.startswith("attached"),
+                        first)
+        before = self.pid(u)
+        self.refused("EIO", "restart", u,
+                     says=("test hook: dying before the restore",))
+        self.assertEqual(lines.next(), "req", lines.seen)
+        inst = self.wait_state(u, "failed")
+        self.assertFalse(harness.alive(before))
+        self.assertIn("cannot resume", json.dumps(inst) + self.d.log())
+        self.assertIn("test hook: dying before the restore",
+                      json.dumps(inst) + self.d.log())
+
     def test_next_umdevd_adopts_the_new_worker(self):
         # The record names the restarted worker (pid, start time, token,
         # adoption socket): a umdevd started after this one was killed

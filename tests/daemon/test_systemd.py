@@ -6,7 +6,10 @@ and the journal.
   /var/lib) and the installed umdevd are replaced by this build's and a
   temporary directory's. It runs with $NOTIFY_SOCKET on a datagram socket
   this test reads, as systemd's: STATUS= and READY=1 (only once the
-  definitions marked auto run), WATCHDOG=1, STOPPING=1 on SIGTERM; and
+  definitions marked auto run), WATCHDOG=1, STOPPING=1 on SIGTERM and
+  on the unit's KillSignal=, which leaves the instances running for the
+  next start (the unit's KillMode= and RuntimeDirectoryPreserve= as
+  systemd applies them); and
   umdevctl, at its default control path under the runtime directory,
   manages it.
 * The accounts the unit needs come from the sysusers.d file, applied by
@@ -57,8 +60,8 @@ import tempfile
 import time
 
 import harness
-from harness import (BIN, Daemon, DaemonTestCase, T_CMD, T_EXIT, T_READY,
-                     T_STATE, main, new_uuid)
+from harness import (BIN, Daemon, DaemonTestCase, Lines, T_CMD, T_EXIT,
+                     T_READY, T_STATE, main, new_uuid)
 
 CLONE_NEWNS = 0x00020000
 MS_REC = 0x4000
@@ -366,7 +369,8 @@ class Systemd(DaemonTestCase):
             "ExecStart=%s " % exec_start))
         # The check itself: each of these breaks the unit for systemd.
         breaks = [("Type=notify\n", "Type=notfy\n"),
-                  ("KillMode=mixed", "KillMode=mixd"),
+                  ("KillMode=process", "KillMode=proces"),
+                  ("KillSignal=SIGUSR2", "KillSignal=SIGUSR3"),
                   ("WatchdogSec=30s", "WatchdogSec=thirty"),
                   ("NoNewPrivileges=yes", "NoNewPrivilege=yes"),
                   ("RestrictAddressFamilies=AF_UNIX",
@@ -458,6 +462,58 @@ class Systemd(DaemonTestCase):
         self.assertTrue(inst["socket"].startswith(d.paths["/run/umdev"]))
         d.signal(signal.SIGTERM)
         self.assertEqual(d.proc.wait(T_EXIT), 0, d.log())
+
+    def test_stop_keeps_instances(self):
+        """What systemd does to stop the service (systemctl stop or
+        restart, as a package upgrade does) leaves a running guest its
+        device: umdevd gets the unit's KillSignal= alone (KillMode=), the
+        runtime directory stays (RuntimeDirectoryPreserve=), the worker
+        serves on with its VMM attached, and the service started again
+        adopts it. umdevd's SIGTERM still ends every instance."""
+        kill_mode = unit_value(self.settings, "Service", "KillMode")
+        # Only the main process is signalled and nothing in the cgroup is
+        # killed after it: anything else would end the workers.
+        self.assertEqual(kill_mode, "process")
+        sig = unit_value(self.settings, "Service", "KillSignal") or "SIGTERM"
+        preserve = unit_value(self.settings, "Service",
+                              "RuntimeDirectoryPreserve") or "no"
+        d = self.service()
+        self.notify.wait_for(lambda m: m == "READY=1", "READY=1", T_READY)
+        u = new_uuid()
+        self.ok("define", "-u", u, "-p", "serial", "-t", T)
+        self.ok("start", u)
+        inst = self.instance(u)
+        vmm = self.spawn([BIN["req_client"], inst["socket"], "release",
+                          "60000"])
+        lines = Lines(vmm)
+        first = lines.next()
+        self.assertTrue(first is not None and first.startswith("attached"),
+                        first)
+        d.signal(getattr(signal, sig))
+        self.notify.wait_for(lambda m: m == "STOPPING=1", "STOPPING=1",
+                             T_EXIT)
+        self.assertEqual(d.proc.wait(T_EXIT), 0, d.log())
+        if preserve not in ("yes", "restart"):
+            # systemd removes the runtime directory when the unit stops.
+            shutil.rmtree(d.paths["/run/umdev"])
+            os.makedirs(d.paths["/run/umdev"])
+        self.assertTrue(harness.alive(inst["pid"]), d.log())
+        self.assertIsNone(vmm.poll())
+        self.notify.got.clear()
+        d.start(wait=False)
+        self.notify.wait_for(lambda m: m == "READY=1", "READY=1", T_READY)
+        again = self.instance(u)
+        self.assertEqual(again["state"], "running", d.log())
+        self.assertEqual(again["pid"], inst["pid"], d.log())
+        self.assertIn("%s: adopted running worker (pid %d" %
+                      (u, inst["pid"]), d.log())
+        self.assertIsNone(vmm.poll())
+        # SIGTERM: the VMM, on the connection it has held throughout, is
+        # asked to let go (REQ) and the instance stops with the daemon.
+        d.signal(signal.SIGTERM)
+        self.assertEqual(d.proc.wait(T_EXIT), 0, d.log())
+        self.assertEqual(lines.rest(), ["req", "released"], lines.seen)
+        self.assertFalse(harness.alive(inst["pid"]))
 
     def test_confined(self):
         """Under the unit's capability bounding set and no_new_privs the
