@@ -74,6 +74,11 @@ struct worker {
     /* The device was handed to a restarted worker: nothing is left to
      * serve, the worker exits. */
     bool handed_over;
+    /* A restart under way: the package socket to the new worker, until
+     * it says it is ready, and the bound on that wait; -1 and 0 when
+     * none. */
+    int successor;
+    int64_t successor_timer;
 };
 
 /* The channel to the supervisor: WORKER_CHANNEL_FD, then the connection
@@ -342,6 +347,23 @@ begin_stop(struct worker *w, int grace_ms)
 static bool names(const char *env, const struct instance *inst);
 #endif
 
+/* The restart ends here with this worker serving: tell the supervisor
+ * why. */
+static void
+handover_refused(struct worker *w, int sock, const char *why)
+{
+    struct json_object *o;
+
+    close(sock);
+    umdev_log(&w->log, LOG_WARNING, "restart refused, serving on: %s", why);
+    o = json_object_new_object();
+    json_object_object_add(o, "event",
+                           json_object_new_string("handover_aborted"));
+    json_object_object_add(o, "message", json_object_new_string(why));
+    send_json(o);
+    json_object_put(o);
+}
+
 /*
  * `umdevctl restart` (docs/CLI.md): hand the device, its socket and its
  * client to the new worker at the other end of @sock (the supervisor
@@ -431,14 +453,82 @@ hand_over(struct worker *w, int sock)
              why);
     }
 refused:
-    close(sock);
-    umdev_log(&w->log, LOG_WARNING, "restart refused, serving on: %s", why);
-    o = json_object_new_object();
-    json_object_object_add(o, "event",
-                           json_object_new_string("handover_aborted"));
-    json_object_object_add(o, "message", json_object_new_string(why));
-    send_json(o);
-    json_object_put(o);
+    handover_refused(w, sock, why);
+}
+
+static void
+successor_forget(struct worker *w)
+{
+    umdev_loop_del(w->loop, w->successor);
+    umdev_loop_timer_cancel(w->loop, w->successor_timer);
+    w->successor = -1;
+    w->successor_timer = 0;
+}
+
+/* The new worker said it is ready for the package ('R'), or ended. */
+static void
+on_successor(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
+{
+    struct worker *w = opaque;
+    char c = 0;
+    ssize_t n;
+
+    (void)loop;
+    (void)events;
+    n = recv(fd, &c, 1, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    successor_forget(w);
+    if (n != 1 || c != 'R')
+        handover_refused(w, fd,
+                         "the new worker ended before it was ready (see its "
+                         "reason)");
+    else if (w->stopping)
+        handover_refused(w, fd, "this worker is stopping");
+    else
+        hand_over(w, fd);
+}
+
+static void
+on_successor_timeout(struct umdev_loop *loop, void *opaque)
+{
+    struct worker *w = opaque;
+    int sock = w->successor;
+    char why[100];
+
+    (void)loop;
+    w->successor_timer = 0;
+    successor_forget(w);
+    snprintf(why, sizeof(why), "the new worker was not ready within %d ms",
+             WORKER_HANDOVER_TIMEOUT_MS);
+    handover_refused(w, sock, why);
+}
+
+/*
+ * A restart begins: the new worker at the other end of @sock starts and
+ * builds its device while this one serves on, and says when it is ready
+ * for the package. Only then is the device stopped (hand_over()), so the
+ * guest's blackout holds neither an exec nor a device's construction.
+ */
+static void
+await_successor(struct worker *w, int sock)
+{
+    if (w->successor >= 0) {
+        handover_refused(w, sock, "another restart is under way");
+        return;
+    }
+    w->successor = sock;
+    if (umdev_loop_add(w->loop, sock, UMDEV_LOOP_IN, on_successor, w) < 0) {
+        w->successor = -1;
+        handover_refused(w, sock, "cannot watch the package socket");
+        return;
+    }
+    w->successor_timer = umdev_loop_timer_add(
+        w->loop, WORKER_HANDOVER_TIMEOUT_MS, on_successor_timeout, w);
+    if (w->successor_timer < 0) {
+        successor_forget(w);
+        handover_refused(w, sock, "cannot bound the wait for the new worker");
+    }
 }
 
 static void
@@ -526,7 +616,7 @@ on_channel(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
         passed = -1;
     } else if (strcmp(json_object_get_string(v), "handover") == 0 &&
                passed >= 0 && !w->stopping && w->srv != NULL) {
-        hand_over(w, passed);
+        await_successor(w, passed);
         passed = -1;
     }
     if (passed >= 0)
@@ -953,6 +1043,7 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
         .grace_ms = grace_ms,
         .candidate = -1,
         .supervisor_uid = geteuid(),
+        .successor = -1,
     };
     int rc, log_fd;
 
@@ -1015,6 +1106,7 @@ worker_restore(struct daemon *d, struct instance *inst, int grace_ms)
         .grace_ms = grace_ms,
         .candidate = -1,
         .supervisor_uid = geteuid(),
+        .successor = -1,
         /* Its record is rewritten for it once the handover is done. */
         .recorded = false,
     };
@@ -1031,6 +1123,15 @@ worker_restore(struct daemon *d, struct instance *inst, int grace_ms)
     if (log_fd >= 0 && log_fd != WORKER_LOG_FD)
         close(log_fd);
     worker_build(&w, log_fd >= 0 ? WORKER_LOG_FD : -1);
+#ifdef UMDEV_TEST_HOOKS
+    /* The one UMDEV_TEST_READY_FAIL names dies before it is ready: its
+     * predecessor must never have stopped its device. */
+    if (names("UMDEV_TEST_READY_FAIL", inst))
+        fail("test hook: dying before it is ready");
+#endif
+    /* The predecessor stops its device only now (await_successor()). */
+    if (write(WORKER_PACKAGE_FD, "R", 1) != 1)
+        fail("cannot tell the old worker it is ready: %s", strerror(errno));
     rc = umdev_handover_recv(WORKER_PACKAGE_FD, WORKER_HANDOVER_TIMEOUT_MS,
                              &pkg);
     if (rc < 0)

@@ -179,6 +179,21 @@ class Recovery(RestartTestCase):
         self.assertIsNone(r.poll(), "the restart ended at once")
         return r
 
+    def test_new_worker_failing_early_never_stops_the_device(self):
+        # The new worker builds its device while the old one serves on;
+        # one that dies before it is ready costs the guest nothing: the
+        # old worker never stopped (never saved) its device.
+        u = self.hooked_daemon(UMDEV_TEST_READY_FAIL=None)
+        i, p = self.accel_under_vmm(u)
+        before = self.pid(u)
+        self.refused("EIO", "restart", u,
+                     says=("test hook: dying before it is ready",
+                           "ended before it was ready"))
+        self.assertEqual(self.pid(u), before)
+        self.assertNotIn("handover package", self.d.log())
+        self.assertNotIn("handover aborted", self.d.log())
+        self.vmm_finish(p)
+
     def test_refused_state_leaves_the_old_serving(self):
         # The new worker gets a package whose device state was changed by
         # one byte: its loader refuses it, the old worker resumes.
