@@ -51,7 +51,7 @@ TARGET_MS = {"accel-4wq": 20.0}
 
 
 def die(msg):
-    sys.stderr.write("migrate.py: %s\n" % msg)
+    sys.stderr.write("%s: %s\n" % (os.path.basename(sys.argv[0]), msg))
     sys.exit(1)
 
 
@@ -138,21 +138,30 @@ def one_round(build, src, dst, shared, typ):
     return r
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args(doc, known, rounds):
+    """BUILD_DIR [--rounds N] [--types T,T...], checked, with the programs
+    a blackout benchmark runs. Return: (build dir, rounds, types)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("build")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--types", default=",".join(TYPES))
+    ap.add_argument("--rounds", type=int, default=rounds)
+    ap.add_argument("--types", default=",".join(known))
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     types = a.types.split(",")
     for t in types:
-        if t not in TYPES:
-            die("unknown type %s (known: %s)" % (t, ", ".join(TYPES)))
+        if t not in known:
+            die("unknown type %s (known: %s)" % (t, ", ".join(known)))
+    if a.rounds < 1:
+        die("--rounds must be at least 1")
     for prog in ("daemon/umdevd", "cli/umdevctl", "bench/rtt",
                  "tests/migrate/umdev-vmm"):
         if not os.access(os.path.join(build, prog), os.X_OK):
             die("%s/%s is not built" % (build, prog))
+    return build, a.rounds, types
+
+
+def main():
+    build, rounds, types = parse_args(__doc__, TYPES, 5)
     root = tempfile.mkdtemp(prefix="umdev-bench-migrate-")
     src = dst = None
     try:
@@ -164,10 +173,10 @@ def main():
         base = raw_rtt_us(build)
         print("migrate: %d CPU(s), no pinning; raw UNIX-socket round trip "
               "%.2f us (bench/rtt, same CPU); %d rounds per type"
-              % (cpus, base, a.rounds))
+              % (cpus, base, rounds))
         for t in types:
             runs = [one_round(build, src, dst, shared, t)
-                    for _ in range(a.rounds)]
+                    for _ in range(rounds)]
             bl = statistics.median(r["blackout_us"] for r in runs)
             # The VMM's own work inside the blackout (its check of guest
             # RAM against the dirty reports, 16 MiB compared) is not the

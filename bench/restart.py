@@ -21,7 +21,6 @@ every CPU this process may use (the count is printed), as on a host.
 usage: restart.py BUILD_DIR [--rounds N] [--types T,T...]
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -34,7 +33,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from migrate import Daemon, raw_rtt_us  # noqa: E402
+from migrate import Daemon, die, parse_args, raw_rtt_us  # noqa: E402
 
 TYPES = {
     # type: (umdev-vmm arguments, start attributes)
@@ -45,11 +44,6 @@ TYPES = {
     "nvme-4q": (["--workload", "nvme", "--depth", "16"], ["size=64M"]),
 }
 TARGET_MS = 50.0
-
-
-def die(msg):
-    sys.stderr.write("restart.py: %s\n" % msg)
-    sys.exit(1)
 
 
 def attached(d, u):
@@ -96,22 +90,7 @@ def one_type(build, d, typ, rounds):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("build")
-    ap.add_argument("--rounds", type=int, default=20)
-    ap.add_argument("--types", default=",".join(TYPES))
-    a = ap.parse_args()
-    build = os.path.abspath(a.build)
-    types = a.types.split(",")
-    for t in types:
-        if t not in TYPES:
-            die("unknown type %s (known: %s)" % (t, ", ".join(TYPES)))
-    if a.rounds < 1:
-        die("--rounds must be at least 1")
-    for prog in ("daemon/umdevd", "cli/umdevctl", "bench/rtt",
-                 "tests/migrate/umdev-vmm"):
-        if not os.access(os.path.join(build, prog), os.X_OK):
-            die("%s/%s is not built" % (build, prog))
+    build, rounds, types = parse_args(__doc__, TYPES, 20)
     root = tempfile.mkdtemp(prefix="umdev-bench-restart-")
     d = None
     try:
@@ -120,9 +99,9 @@ def main():
         base = raw_rtt_us(build)
         print("restart: %d CPU(s), no pinning; raw UNIX-socket round trip "
               "%.2f us (bench/rtt, same CPU); %d restarts per type under "
-              "load" % (cpus, base, a.rounds))
+              "load" % (cpus, base, rounds))
         for t in types:
-            b = sorted(one_type(build, d, t, a.rounds))
+            b = sorted(one_type(build, d, t, rounds))
             med = statistics.median(b)
             p90 = b[min(len(b) - 1, int(0.9 * len(b)))]
             worst = b[-1]

@@ -168,6 +168,18 @@ class Recovery(RestartTestCase):
         self.assertIsNone(p.poll(), "the VMM ended before any restart")
         return i, p
 
+    def accel_under_req_client(self, u):
+        """An accel instance @u with daemon-req-client attached, which
+        lets go when asked (REQ)."""
+        i = self.start_instance("-u", u, "-p", "accel", "-t", "accel-4wq")
+        vmm = self.spawn([harness.BIN["req_client"], i["socket"], "release",
+                          "60000"])
+        lines = harness.Lines(vmm)
+        first = lines.next()
+        self.assertTrue(first is not None and first.startswith("attached"),
+                        first)
+        return i, vmm, lines
+
     def restart_under_way(self, u):
         """`umdevctl restart` of @u, returned once the new worker exists
         (its restore is slowed down by the hook)."""
@@ -261,13 +273,7 @@ class Recovery(RestartTestCase):
         # when the restart ends: the VMM is asked to let go, both
         # workers end, nothing is left in RUNDIR.
         u = self.hooked_daemon(UMDEV_TEST_RESTORE_SLOW=None)
-        i = self.start_instance("-u", u, "-p", "accel", "-t", "accel-4wq")
-        vmm = self.spawn([harness.BIN["req_client"], i["socket"], "release",
-                          "60000"])
-        lines = harness.Lines(vmm)
-        first = lines.next()
-        self.assertTrue(first is not None and first.startswith("attached"),
-                        first)
+        i, vmm, lines = self.accel_under_req_client(u)
         before = self.pid(u)
         r = self.restart_under_way(u)
         self.refused("EBUSY", "stop", u)
@@ -292,13 +298,7 @@ class Recovery(RestartTestCase):
         # reset.
         u = self.hooked_daemon(UMDEV_TEST_RESTORE_FAIL=None,
                                UMDEV_TEST_RESUME_FAIL=None)
-        i = self.start_instance("-u", u, "-p", "accel", "-t", "accel-4wq")
-        vmm = self.spawn([harness.BIN["req_client"], i["socket"], "release",
-                          "60000"])
-        lines = harness.Lines(vmm)
-        first = lines.next()
-        self.assertTrue(first is not None and first.startswith("attached"),
-                        first)
+        i, vmm, lines = self.accel_under_req_client(u)
         before = self.pid(u)
         self.refused("EIO", "restart", u,
                      says=("test hook: dying before the restore",))
