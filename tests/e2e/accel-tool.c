@@ -691,11 +691,11 @@ bench(struct dev *d, struct queue *q, struct pages *buf, uint8_t op,
 
 /* ---- 3. a sustained run (-R): every queue kept DEPTH deep ----
  *
- * MEMMOVE, FILL and CRC32C in turn at random sizes and offsets, each
- * verified as it is reaped, on every queue at once, each queue refilled
- * to DEPTH as its descriptors complete, for SECONDS; then drained. What
- * tests/e2e/accel-restart.sh keeps going while the host replaces the
- * device's worker under it.
+ * MEMMOVE, FILL and CRC32C chosen at random, at random sizes and
+ * offsets, each verified as it is reaped, on every queue at once, each
+ * queue refilled to DEPTH as its descriptors complete, for SECONDS; then
+ * drained. What tests/e2e/accel-restart.sh keeps going while the host
+ * replaces the device's worker under it.
  *
  * Lost or done twice: descriptors complete in ring order with the tag of
  * their ring index, so a lost one stalls its queue and a skipped one
@@ -733,8 +733,8 @@ run_record(const struct run_queue *rq, uint32_t idx)
     return &rq->q->r.comps[idx & (RING_SIZE - 1)];
 }
 
-/* Post the next descriptor: an operation of the cycle, a random size and
- * offset inside its pages. -1 if its record slot shows a second write. */
+/* Post the next descriptor: a random operation, size and offset inside
+ * its pages. -1 if its record slot shows a second write. */
 static int
 run_post(struct run_queue *rq, uint32_t depth, uint32_t *rs)
 {

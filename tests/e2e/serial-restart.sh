@@ -28,7 +28,7 @@
 #   UMDEV_E2E_SERRS_SEED    base seed (default: random; printed)
 #   UMDEV_E2E_SERRS_LEN     bytes per direction and port (default 524288)
 #   UMDEV_E2E_SERRS_GAP     seconds between the restarts of one phase
-#                           (default 6)
+#                           (default 4)
 #   UMDEV_E2E_TIMEOUT       bound of the QEMU run in seconds (default 400;
 #                           a pass takes about 150 s on an idle 2-CPU host)
 #   UMDEV_E2E_ARTIFACTS, UMDEV_E2E_CACHE, CI: as for smoke.sh
@@ -51,7 +51,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 e2e_init serial_restart "${1:-}"
 LEN=${UMDEV_E2E_SERRS_LEN:-524288}
 LOOP_LEN=1024
-GAP=${UMDEV_E2E_SERRS_GAP:-6}
+GAP=${UMDEV_E2E_SERRS_GAP:-4}
 SEED=${UMDEV_E2E_SERRS_SEED:-$(((RANDOM << 17 ^ RANDOM << 2 ^ RANDOM) & 0xffffffff))}
 QEMU_TIMEOUT=${UMDEV_E2E_TIMEOUT:-400}
 RESTARTS=5
