@@ -8,6 +8,7 @@
  * /proc/self/pagemap (so it must run as root, as the initramfs /init does).
  *
  *   accel-tool [-d BDF] [-n COUNT] [-s SIZE] [-q DEPTH] [-S SEED]
+ *   accel-tool -R SECONDS [-u /dev/uioN] [-d BDF] [-q DEPTH] [-S SEED]
  *
  * It finds the device (the only 1234:11ec function, or BDF), reads its
  * capabilities, enables it and every queue, then
@@ -18,16 +19,20 @@
  *      with ADDR_FAULT naming that address and touch nothing;
  *   2. on queue 0: COUNT descriptors of each of MEMMOVE, FILL and CRC32C
  *      of SIZE bytes, DEPTH in flight, every result verified, timed: ops/s.
+ * With -R, instead: a sustained run of SECONDS with DEPTH in flight on
+ * every queue, every descriptor verified, none lost or done twice, by
+ * interrupt with -u (see "a sustained run" below; accel-restart.sh).
  * Completion is by polling the completion records (MSI-X is not reachable
  * from guest userspace without a driver; polling is what a userspace
- * driver does anyway), and doorbells follow the event-suppression rule.
+ * driver does anyway), or in a run with -u by INTx through
+ * uio_pci_generic, and doorbells follow the event-suppression rule.
  *
  * Physical memory is contiguous only within a page here, so every buffer
  * a descriptor names lies inside one 4 KiB page: SIZE is at most 4096.
  * A ring of 32 descriptors (0x80 + 32 * 64 bytes) fits one page too.
  *
  * Output: one "key=value ..." line per result on stdout, each line
- * starting with a word saying what it is (info, check, fault, bench,
+ * starting with a word saying what it is (info, check, fault, bench, run,
  * queue); errors on stderr, exit status 1 (2 for usage errors).
  */
 #include <dirent.h>
@@ -41,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -59,6 +65,10 @@
 #define UNMAPPED_ADDR 0x7f0000000000ull
 
 static const char *prog = "accel-tool";
+
+/* Flags every descriptor gets besides COMP: ACCEL_DF_INTR in an
+ * interrupt-driven run (-R with -u). */
+static uint8_t desc_flags;
 
 #include "guest-tool.h" /* err(), now_ns() */
 
@@ -446,6 +456,7 @@ desc_prepare(const struct queue *q, uint8_t op, uint32_t size)
 {
     struct accel_desc de = {
         .opcode = op,
+        .flags = desc_flags,
         .size = size,
         .tag = TAG(q->r.tail),
     };
@@ -678,6 +689,301 @@ bench(struct dev *d, struct queue *q, struct pages *buf, uint8_t op,
     return 0;
 }
 
+/* ---- 3. a sustained run (-R): every queue kept DEPTH deep ----
+ *
+ * MEMMOVE, FILL and CRC32C chosen at random, at random sizes and
+ * offsets, each verified as it is reaped, on every queue at once, each
+ * queue refilled to DEPTH as its descriptors complete, for SECONDS; then
+ * drained. What tests/e2e/accel-restart.sh keeps going while the host
+ * replaces the device's worker under it.
+ *
+ * Lost or done twice: descriptors complete in ring order with the tag of
+ * their ring index, so a lost one stalls its queue and a skipped one
+ * shows as a wrong tag. A reaped record is then poisoned (its tag
+ * overwritten) and must still be poisoned when its slot is next used and
+ * at the end: a descriptor the engine ran a second time would have
+ * written its record again. At the end, the queue's COMPLETED register
+ * must equal what was submitted.
+ *
+ * With -u /dev/uioN (the device bound to uio_pci_generic: INTx, MSI-X
+ * off) the run is interrupt-driven: every descriptor asks for an
+ * interrupt (ACCEL_DF_INTR), the tool sleeps in the uio device until one
+ * comes, reads and clears INTSTS, and reaps only the queues INTSTS names,
+ * then unmasks. A completion is thus only ever seen through its
+ * interrupt: one that never comes leaves its record unreaped, and after
+ * IRQ_TIMEOUT_MS without an interrupt the tool tells a missed interrupt
+ * (the record is there) from a lost descriptor (it is not). INTx is
+ * level-triggered, so one interrupt may announce several completions.
+ */
+
+#define POISON_TAG 0x5eed5eed5eed5eedull
+#define IRQ_TIMEOUT_MS 20000
+
+struct run_queue {
+    struct queue *q;
+    struct work w[RING_SIZE]; /* by ring index % depth */
+    uint8_t op[RING_SIZE];
+    bool poisoned[RING_SIZE]; /* by ring slot */
+    uint64_t submitted, verified, signals, empty_signals;
+};
+
+static volatile struct accel_comp *
+run_record(const struct run_queue *rq, uint32_t idx)
+{
+    return &rq->q->r.comps[idx & (RING_SIZE - 1)];
+}
+
+/* Post the next descriptor: a random operation, size and offset inside
+ * its pages. -1 if its record slot shows a second write. */
+static int
+run_post(struct run_queue *rq, uint32_t depth, uint32_t *rs)
+{
+    static const uint8_t ops[] = { ACCEL_OP_MEMMOVE, ACCEL_OP_FILL,
+                                   ACCEL_OP_CRC32C };
+    uint32_t idx = rq->q->r.tail, slot = idx & (RING_SIZE - 1);
+    struct work *w = &rq->w[idx % depth];
+    volatile struct accel_comp *c = run_record(rq, idx);
+
+    if (rq->poisoned[slot] && c->tag != POISON_TAG) {
+        err("queue %u: the record of descriptor %u was written again after "
+            "it was reaped (tag 0x%" PRIx64 ", status 0x%02x): a descriptor "
+            "done twice",
+            rq->q->idx, idx - RING_SIZE, c->tag, c->status);
+        return -1;
+    }
+    rq->op[idx % depth] = ops[rnd(rs) % sizeof(ops)];
+    w->size = 1 + rnd(rs) % PAGE;
+    w->off = rnd(rs) % (PAGE - w->size + 1);
+    work_start(rq->q, rq->op[idx % depth], w, rs);
+    rq->poisoned[slot] = false;
+    rq->submitted++;
+    return 0;
+}
+
+/* Reap and verify every completed descriptor of @rq, refill it while
+ * @more, publish. Return the number reaped, or -1. */
+static int
+run_reap(struct dev *d, struct run_queue *rq, uint32_t depth, bool more,
+         uint32_t *rs)
+{
+    struct accel_ring_drv *r = &rq->q->r;
+    int n = 0;
+
+    while (r->reaped != r->tail &&
+           accel_comp_status(&r->comps[r->reaped & (RING_SIZE - 1)]) !=
+               ACCEL_ST_NONE) {
+        uint32_t idx = r->reaped;
+
+        if (work_check(rq->q, rq->op[idx % depth], &rq->w[idx % depth]) < 0)
+            return -1;
+        run_record(rq, idx)->tag = POISON_TAG;
+        rq->poisoned[idx & (RING_SIZE - 1)] = true;
+        rq->verified++;
+        n++;
+    }
+    while (more && r->tail - r->reaped < depth)
+        if (run_post(rq, depth, rs) < 0)
+            return -1;
+    queue_publish(d, rq->q);
+    return n;
+}
+
+/* No interrupt for IRQ_TIMEOUT_MS with work outstanding: say which. */
+static void
+run_stalled(struct dev *d, struct run_queue *rqs, unsigned int nq)
+{
+    unsigned int i;
+
+    for (i = 0; i < nq; i++) {
+        struct accel_ring_drv *r = &rqs[i].q->r;
+        uint32_t base = ACCEL_REG_QUEUE(i);
+
+        if (r->reaped == r->tail)
+            continue;
+        err("queue %u: %s descriptor %u after %u s without an interrupt "
+            "(INTSTS 0x%08x, HEAD %u TAIL %u, COMPLETED %" PRIu64
+            ", STATUS 0x%08x)",
+            i,
+            accel_comp_status(&r->comps[r->reaped & (RING_SIZE - 1)]) !=
+                    ACCEL_ST_NONE
+                ? "missed interrupt: completed"
+                : "lost: no record for",
+            r->reaped, IRQ_TIMEOUT_MS / 1000, rd32(d, ACCEL_REG_INTSTS),
+            accel_ring_load(r->ring, ACCEL_RING_HEAD), r->tail,
+            rd64(d, base + ACCEL_Q_COMPLETED), rd32(d, base + ACCEL_Q_STATUS));
+    }
+}
+
+/* uio_pci_generic masks INTx in the handler (Command.InterruptDisable,
+ * once the device's Status.Interrupt said the line was its); the
+ * program unmasks by clearing the bit again through the config file
+ * (Documentation/driver-api/uio-howto.rst, uio_pci_generic). */
+static int
+intx_unmask(int cfg)
+{
+    uint8_t hi;
+
+    if (pread(cfg, &hi, 1, PCI_COMMAND + 1) != 1) {
+        err("config: reading Command: %s", strerror(errno));
+        return -1;
+    }
+    hi &= (uint8_t) ~(PCI_COMMAND_INTX_DISABLE >> 8);
+    if (pwrite(cfg, &hi, 1, PCI_COMMAND + 1) != 1) {
+        err("config: unmasking INTx: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* @uio: the uio device's fd, or -1 to poll; @cfg: the config file's,
+ * with @uio. Both stay open for the process's life. */
+static int
+run(struct dev *d, struct queue *qs, struct pages *buf, uint32_t depth,
+    uint32_t seconds, int uio, int cfg, uint32_t *rs)
+{
+    static struct run_queue rqs[MAX_QUEUES];
+    unsigned int nq = d->nr_queues, i, k;
+    uint64_t t0 = now_ns(), t_end = t0 + seconds * 1000000000ull, last;
+    uint64_t irqs = 0, rounds = 0, spurious = 0, total = 0;
+    uint32_t first = 0, count;
+    bool more = true;
+    int n;
+
+    for (i = 0; i < nq; i++) {
+        struct run_queue *rq = &rqs[i];
+
+        memset(rq, 0, sizeof(*rq));
+        rq->q = &qs[i];
+        for (k = 0; k < depth; k++) {
+            size_t pg = 2 * (i * depth + k);
+
+            rq->w[k].src = pg_virt(buf, pg);
+            rq->w[k].dst = pg_virt(buf, pg + 1);
+            rq->w[k].src_pa = buf->phys[pg];
+            rq->w[k].dst_pa = buf->phys[pg + 1];
+        }
+    }
+    if (uio >= 0) {
+        desc_flags = ACCEL_DF_INTR;
+        /* Clear causes left from before (flushed by the read back, as
+         * below), then let the line through. */
+        wr32(d, ACCEL_REG_INTSTS, rd32(d, ACCEL_REG_INTSTS));
+        (void)rd32(d, ACCEL_REG_INTSTS);
+        if (intx_unmask(cfg) < 0)
+            return -1;
+    }
+    for (i = 0; i < nq; i++)
+        if (run_reap(d, &rqs[i], depth, true, rs) < 0)
+            return -1;
+    printf("run start queues=%u depth=%u seconds=%u completion=%s\n", nq, depth,
+           seconds, uio >= 0 ? "interrupt" : "poll");
+    fflush(stdout);
+    last = now_ns();
+    for (;;) {
+        bool outstanding = false;
+
+        more = now_ns() < t_end;
+        for (i = 0; i < nq; i++)
+            outstanding |= qs[i].r.reaped != qs[i].r.tail;
+        if (!outstanding)
+            break;
+        if (uio >= 0) {
+            struct pollfd p = { .fd = uio, .events = POLLIN };
+            uint32_t sts;
+
+            n = poll(&p, 1, IRQ_TIMEOUT_MS);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                err("uio: poll: %s", strerror(errno));
+                return -1;
+            }
+            if (n == 0) {
+                run_stalled(d, rqs, nq);
+                return -1;
+            }
+            if (read(uio, &count, sizeof(count)) != (ssize_t)sizeof(count)) {
+                err("uio: read: %s", strerror(errno));
+                return -1;
+            }
+            /* The kernel's running count of the interrupts it handled:
+             * one read may cover several. */
+            if (rounds++ == 0)
+                first = count;
+            irqs = (uint64_t)(count - first) + 1;
+            /* Clear what was read, and read back before reaping: QEMU
+             * posts BAR writes, and an engine polling TAIL could run the
+             * descriptors refilled below and set their causes before a
+             * clear still on its way arrived, which would then wipe
+             * them (a lost interrupt; the read flushes the write, as on
+             * PCI). */
+            sts = rd32(d, ACCEL_REG_INTSTS);
+            if (sts != 0) {
+                wr32(d, ACCEL_REG_INTSTS, sts);
+                (void)rd32(d, ACCEL_REG_INTSTS);
+            }
+            if (sts & ACCEL_INTSTS_ERROR) {
+                err("INTSTS 0x%08x: the device logged an error (SWERR_INFO "
+                    "0x%08x)",
+                    sts, rd32(d, ACCEL_REG_SWERR_INFO));
+                return -1;
+            }
+            if (sts == 0)
+                spurious++;
+            for (i = 0; i < nq; i++) {
+                if (!(sts & ACCEL_INTSTS_QUEUE(i)))
+                    continue;
+                rqs[i].signals++;
+                if ((n = run_reap(d, &rqs[i], depth, more, rs)) < 0)
+                    return -1;
+                if (n == 0)
+                    rqs[i].empty_signals++;
+                total += (uint64_t)n;
+            }
+            if (intx_unmask(cfg) < 0)
+                return -1;
+        } else {
+            uint64_t before = total;
+
+            for (i = 0; i < nq; i++) {
+                if ((n = run_reap(d, &rqs[i], depth, more, rs)) < 0)
+                    return -1;
+                total += (uint64_t)n;
+            }
+            if (total != before) {
+                last = now_ns();
+            } else if (now_ns() - last > COMP_TIMEOUT_NS) {
+                run_stalled(d, rqs, nq);
+                return -1;
+            }
+        }
+    }
+    /* Every record still poisoned: nothing ran a second time, up to the
+     * last descriptor. */
+    usleep(100000);
+    for (i = 0; i < nq; i++) {
+        for (k = 0; k < RING_SIZE; k++) {
+            if (rqs[i].poisoned[k] && rqs[i].q->r.comps[k].tag != POISON_TAG) {
+                err("queue %u: record slot %u written again after it was "
+                    "reaped: a descriptor done twice",
+                    i, k);
+                return -1;
+            }
+        }
+    }
+    for (i = 0; i < nq; i++) {
+        printf("run queue=%u submitted=%" PRIu64 " completed=%" PRIu64
+               " verified=%" PRIu64 " signals=%" PRIu64
+               " empty_signals=%" PRIu64 "\n",
+               i, rqs[i].submitted, rqs[i].verified, rqs[i].verified,
+               rqs[i].signals, rqs[i].empty_signals);
+    }
+    printf("run end seconds=%.3f verified=%" PRIu64 " interrupts=%" PRIu64
+           " rounds=%" PRIu64 " spurious=%" PRIu64 "\n",
+           (double)(now_ns() - t0) / 1e9, total, irqs, rounds, spurious);
+    return 0;
+}
+
 static long
 arg_num(const char *s, long lo, long hi)
 {
@@ -696,8 +1002,10 @@ usage(void)
 {
     fprintf(stderr,
             "usage: %s [-d BDF] [-n COUNT] [-s SIZE] [-q DEPTH] "
+            "[-S SEED]\n"
+            "       %s -R SECONDS [-u /dev/uioN] [-d BDF] [-q DEPTH] "
             "[-S SEED]\n",
-            prog);
+            prog, prog);
     return 2;
 }
 
@@ -708,14 +1016,16 @@ main(int argc, char **argv)
                                          ACCEL_OP_CRC32C };
     struct queue qs[MAX_QUEUES];
     const char *bdf = NULL;
-    long count = 2000, size = 4096, depth = 16, seed = 1;
+    long count = 2000, size = 4096, depth = 16, seed = 1, seconds = -1;
+    const char *uio_path = NULL;
+    int uio = -1, cfg = -1;
     struct pages ctl, buf;
     struct dev d = { 0 };
     uint32_t rs, v;
     unsigned int i, o;
     int c;
 
-    while ((c = getopt(argc, argv, "d:n:s:q:S:")) != -1) {
+    while ((c = getopt(argc, argv, "d:n:s:q:S:R:u:")) != -1) {
         switch (c) {
         case 'd':
             bdf = optarg;
@@ -736,11 +1046,18 @@ main(int argc, char **argv)
             if ((seed = arg_num(optarg, 1, 0xffffffffl)) < 0)
                 return usage();
             break;
+        case 'R':
+            if ((seconds = arg_num(optarg, 1, 86400)) < 0)
+                return usage();
+            break;
+        case 'u':
+            uio_path = optarg;
+            break;
         default:
             return usage();
         }
     }
-    if (optind != argc)
+    if (optind != argc || (uio_path != NULL && seconds < 0))
         return usage();
     rs = (uint32_t)seed;
     crc_init();
@@ -788,9 +1105,21 @@ main(int argc, char **argv)
         return 1;
     }
 
-    /* per queue: a ring page and a record page; buffers: 2 + 2 * depth */
+    if (uio_path != NULL) {
+        char path[320];
+
+        snprintf(path, sizeof(path), "%s/config", d.path);
+        if ((uio = open(uio_path, O_RDWR)) < 0 ||
+            (cfg = open(path, O_RDWR)) < 0) {
+            err("%s: %s", uio < 0 ? uio_path : path, strerror(errno));
+            return 1;
+        }
+    }
+    /* per queue: a ring page and a record page; buffers: 2 + 2 * depth,
+     * or in a run 2 * depth per queue */
     if (pages_alloc(&ctl, 2 * d.nr_queues) < 0 ||
-        pages_alloc(&buf, 2 + 2 * RING_SIZE) < 0)
+        pages_alloc(&buf, seconds < 0 ? 2 + 2 * RING_SIZE
+                                      : 2 * (size_t)depth * d.nr_queues) < 0)
         return 1;
     wr32(&d, ACCEL_REG_DEVCTL, ACCEL_DEVCTL_ENABLE);
     if (!(rd32(&d, ACCEL_REG_DEVSTS) & ACCEL_DEVSTS_ENABLED)) {
@@ -806,14 +1135,20 @@ main(int argc, char **argv)
         if (queue_enable(&d, &qs[i]) < 0)
             return 1;
     }
-    for (i = 0; i < d.nr_queues; i++)
-        if (check_queue(&d, &qs[i], &buf, &rs) < 0 ||
-            check_fault(&d, &qs[i], &buf) < 0)
+    if (seconds >= 0) {
+        if (run(&d, qs, &buf, (uint32_t)depth, (uint32_t)seconds, uio, cfg,
+                &rs) < 0)
             return 1;
-    for (o = 0; o < sizeof(bench_ops); o++)
-        if (bench(&d, &qs[0], &buf, bench_ops[o], (uint32_t)count,
-                  (uint32_t)size, (uint32_t)depth, &rs) < 0)
-            return 1;
+    } else {
+        for (i = 0; i < d.nr_queues; i++)
+            if (check_queue(&d, &qs[i], &buf, &rs) < 0 ||
+                check_fault(&d, &qs[i], &buf) < 0)
+                return 1;
+        for (o = 0; o < sizeof(bench_ops); o++)
+            if (bench(&d, &qs[0], &buf, bench_ops[o], (uint32_t)count,
+                      (uint32_t)size, (uint32_t)depth, &rs) < 0)
+                return 1;
+    }
 
     for (i = 0; i < d.nr_queues; i++) {
         uint32_t base = ACCEL_REG_QUEUE(i);

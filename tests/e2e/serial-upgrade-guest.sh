@@ -2,7 +2,9 @@
 # initramfs /init). The serial card (4348:3253) under 8250_pci, both ports
 # at once: per port LEN bytes guest -> host, then LEN bytes host -> guest,
 # then LOOP_LEN bytes of MCR loopback and the END token (the phases
-# serial-host.py follows), while the host replaces umdevd three times.
+# serial-host.py follows), while the host replaces umdevd three times
+# (serial-upgrade.sh) or restarts the instance's worker five times
+# (serial-restart.sh).
 # Nothing of that may show here: every byte exact, the driver's byte
 # counters exact and its error counters (fe, pe, brk, oe, bo) absent, no
 # kernel message about the card or its ports, and the same device (path,
@@ -10,8 +12,9 @@
 # /e2e/serial-upgrade.conf sets BDF, SEED, LEN, LOOP_LEN; the seeds of port
 # N are SEED+2N+1 (guest -> host), SEED+2N+2 (host -> guest) and SEED+5+N
 # (loopback), as serial-host.py has them.
-# Marker lines: E2E-SERUP-*; the host times its daemon replacements from
-# the phase markers (E2E-SERUP-GO, -G2H-DONE, -H2G-GO, -H2G-DONE, -DONE).
+# Marker lines: E2E-SERUP-*; the host times its replacements from the
+# phase markers (E2E-SERUP-GO, -G2H-DONE, -H2G-GO, -H2G-PORT0-DONE,
+# -H2G-DONE, -DONE).
 # shellcheck shell=sh disable=SC1091,SC2154  # the conf exists only in the guest
 MARK=SERUP
 # shellcheck source=tests/e2e/guest-lib.sh
@@ -109,6 +112,7 @@ on_both send
 echo "E2E-SERUP-G2H-DONE"
 echo "E2E-SERUP-H2G-GO"
 step recv 0 "$tty0"
+echo "E2E-SERUP-H2G-PORT0-DONE"
 step recv 1 "$tty1"
 echo "E2E-SERUP-H2G-DONE"
 on_both loop
