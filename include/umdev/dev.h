@@ -666,7 +666,8 @@ int umdev_dev_set_host_end_ops(struct umdev_dev *dev,
  * -EAGAIN transient (server DMA requests await the client's answers, or
  * the connection is mid-way through skipping an oversized message): serve
  * and retry; -EALREADY a handover is in progress; -EBADF a DMA mapping
- * kept no descriptor; the stop or save hook's error; -ENOMEM/-EMFILE.
+ * kept no descriptor; the stop, save or host-end save hook's error
+ * (-EINVAL for a host-end list it could not take); -ENOMEM/-EMFILE.
  * Each refusal is logged with its reason; on every error the device and
  * server go on as before.
  */
@@ -685,7 +686,8 @@ int umdev_server_handover_abort(struct umdev_server *srv);
 /**
  * umdev_server_handover_commit() - the new process serves now: drop this
  * process's share (closes our descriptors without a word to the client,
- * unlinks no socket path) and free @srv. The device stays stopped and
+ * unlinks no socket path; the device's host endpoints go the same way,
+ * through its release hook) and free @srv. The device stays stopped and
  * without a client; destroy it. Nothing is written to the client.
  */
 void umdev_server_handover_commit(struct umdev_server *srv);
@@ -705,10 +707,12 @@ void umdev_server_handover_commit(struct umdev_server *srv);
  * creator keeps it).
  *
  * Return: 0 with *@out serving; -EINVAL malformed or for another device
- * (type, configuration, IRQ layout, limits), logged with the reason;
+ * (type, configuration, IRQ layout, limits), or host endpoints for a
+ * device without umdev_dev_set_host_end_ops(), logged with the reason;
  * -ENOTSUP a format version newer than this library's, or @dev has no
  * migration hooks; -EBUSY @dev was served already; -EBADF a descriptor of
- * the wrong kind; the load hook's error; -ENOMEM/-EMFILE.
+ * the wrong kind; the host-end restore hook's or the load hook's error;
+ * -ENOMEM/-EMFILE.
  */
 int umdev_server_handover_restore(struct umdev_dev *dev,
                                   struct umdev_loop *loop,
