@@ -24,8 +24,9 @@
  * The seed corpus, fuzz/corpus/handover_load/, holds real packages of the
  * test device written by tests/func/handover_server.c when
  * UMDEV_HANDOVER_DUMP names a directory (func.handover run with it:
- * pkg-*; pkg-host-* from its in-process host endpoint test), and what
- * 90 s of fuzzing from them added (merged).
+ * pkg-*; pkg-host from its in-process host endpoint test), what 90 s of
+ * fuzzing from them added (merged), and what 120 s more from pkg-host
+ * on added (merged).
  */
 #include <errno.h>
 #include <fcntl.h>
