@@ -68,6 +68,14 @@ check_driver(const struct umdev_parent *drv, char *err, size_t errlen)
                  UMDEV_PARENT_MAX_POOLS);
         return -EINVAL;
     }
+    if ((PARENT_FLAGS(drv) & ~UMDEV_PARENT_F_ALL) != 0) {
+        snprintf(err, errlen,
+                 "parent '%s' declares flags %#x this umdevd does not know "
+                 "(it knows %#x)",
+                 drv->name, (unsigned int)PARENT_FLAGS(drv),
+                 (unsigned int)UMDEV_PARENT_F_ALL);
+        return -EINVAL;
+    }
     if (drv->abi_version < 2)
         return 0; /* no attribute descriptions */
     if (drv->nattrs > UMDEV_PARENT_MAX_ATTRS ||

@@ -927,14 +927,18 @@ restart_timeout_ms(void)
     return RESTART_TIMEOUT_MS;
 }
 
-/* Parents whose devices own nothing outside what a handover carries
- * (the vfio-user socket and client, DMA maps, IRQ eventfds, the device's
- * migration stream). Serial's host-end sockets and their connected peers
- * are not carried: restarting it would reset them. */
+/* Parents that declare their devices keep everything in what a handover
+ * carries (UMDEV_PARENT_F_RESTARTABLE, include/umdev/parent.h): the
+ * vfio-user socket and client, DMA maps, IRQ eventfds, the migration
+ * stream and the device's own host endpoints. A plug-in of an older
+ * ABI, or one that does not say so, is not restarted. */
 static bool
-restartable(const char *parent)
+restartable(struct daemon *d, const char *parent)
 {
-    return strcmp(parent, "accel") == 0 || strcmp(parent, "nvme") == 0;
+    const struct parent_entry *pe = parents_find(d->parents, parent);
+
+    return pe != NULL &&
+           (PARENT_FLAGS(pe->drv) & UMDEV_PARENT_F_RESTARTABLE) != 0;
 }
 
 /* Keep the reason the new worker gave (its "error" event), if any. */
@@ -1153,19 +1157,12 @@ inst_restart(struct daemon *d, struct instance *inst, void *waiter, char *err,
                  inst->cfg.uuid, inst_state_name(inst->state));
         return -ENOENT;
     }
-    if (!restartable(inst_live(inst)->parent)) {
-        if (strcmp(inst_live(inst)->parent, "serial") == 0)
-            snprintf(err, errlen,
-                     "instance %s cannot be restarted: its serial ports' "
-                     "host-end sockets and their connected peers are not "
-                     "carried by a handover yet (docs/CLI.md \"restart\")",
-                     inst->cfg.uuid);
-        else
-            snprintf(err, errlen,
-                     "instance %s cannot be restarted: parent '%s' is not "
-                     "known to keep all its device's state in what a "
-                     "handover carries (docs/CLI.md \"restart\")",
-                     inst->cfg.uuid, inst_live(inst)->parent);
+    if (!restartable(d, inst_live(inst)->parent)) {
+        snprintf(err, errlen,
+                 "instance %s cannot be restarted: parent '%s' does not "
+                 "declare that its devices keep all their state in what a "
+                 "handover carries (docs/CLI.md \"restart\")",
+                 inst->cfg.uuid, inst_live(inst)->parent);
         return -ENOTSUP;
     }
     if (d->exe[0] == '\0') {

@@ -911,10 +911,12 @@ test_hook_fire(struct worker *w, enum test_hook hook)
 /*
  * Common to a forked and a restarted worker, before privileges go: name
  * the process, drop what root holds that no worker needs, and build the
- * device of @w->inst through its parent driver on a new loop.
+ * device of @w->inst through its parent driver on a new loop;
+ * @restoring: for a handover (the parent creates no host endpoint, which
+ * come with the package).
  */
 static void
-worker_build(struct worker *w, int log_fd)
+worker_build(struct worker *w, int log_fd, bool restoring)
 {
     struct umdev_instance_args args = { .type = NULL };
     struct instance *inst = w->inst;
@@ -946,6 +948,7 @@ worker_build(struct worker *w, int log_fd)
     args.attrs = inst->cfg.attrs;
     args.loop = w->loop;
     args.log = &w->log;
+    args.restoring = restoring;
     if (PARENT_OP3(pe->drv, instance_data) != NULL &&
         parents_datadir(d, pe->drv->name, datadir, sizeof(datadir)) == 0)
         args.datadir = datadir;
@@ -1049,7 +1052,7 @@ worker_run(struct daemon *d, struct instance *inst, int listen_fd,
 
     log_fd = d->opts.syslog ? open_log_socket() : -1;
     isolate_fds(listen_fd, status_fd, adopt_fd, log_fd);
-    worker_build(&w, log_fd);
+    worker_build(&w, log_fd, false);
     drop_privileges(d, &inst->cfg);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         fail("cannot set no_new_privs: %s", strerror(errno));
@@ -1122,7 +1125,7 @@ worker_restore(struct daemon *d, struct instance *inst, int grace_ms)
         fail("cannot keep the log socket: %s", strerror(errno));
     if (log_fd >= 0 && log_fd != WORKER_LOG_FD)
         close(log_fd);
-    worker_build(&w, log_fd >= 0 ? WORKER_LOG_FD : -1);
+    worker_build(&w, log_fd >= 0 ? WORKER_LOG_FD : -1, true);
 #ifdef UMDEV_TEST_HOOKS
     /* The one UMDEV_TEST_READY_FAIL names dies before it is ready: its
      * predecessor must never have stopped its device. */

@@ -9,17 +9,24 @@
  * MAX_FDS; past that the count mismatches and must be refused), laid out
  * as a package of the test device usually is: 0 a listening socket, 1 a
  * connected socket (the client's), 2 a sealed 1 MiB memfd (guest
- * memory), the rest eventfds.
+ * memory), the rest eventfds; in a format 2 package (which carries host
+ * endpoints, record HOST) its last three are a listening socket, a
+ * connected one and a pty master, as the device's host ends are the
+ * last descriptors a save packs. The test device takes host endpoints
+ * (umdev_dev_set_host_end_ops()), keeping whatever it is given.
  *
  * What must hold, besides no crash, leak (LSan, the descriptor count) or
  * hang: a refused package leaves the device as created (no client, no
- * mapping, RUNNING); one that loads leaves it RUNNING, attached if the
- * package had a client, and destroying the server closes all it took.
+ * mapping, RUNNING, no host endpoint taken); one that loads leaves it
+ * RUNNING, attached if the package had a client, and destroying the
+ * server and releasing the host endpoints closes all it took.
  *
  * The seed corpus, fuzz/corpus/handover_load/, holds real packages of the
  * test device written by tests/func/handover_server.c when
  * UMDEV_HANDOVER_DUMP names a directory (func.handover run with it:
- * pkg-*), and what 90 s of fuzzing from them added (merged).
+ * pkg-*; pkg-host from its in-process host endpoint test), what 90 s of
+ * fuzzing from them added (merged), and what 120 s more from pkg-host
+ * on added (merged).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,12 +50,61 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_FDS 40
+#define HOST_FDS 3
 #define MEM_SIZE (1u << 20)
 #define SUM_AT 56
 
 static struct umdev_loop *loop;
 static int pool[MAX_FDS];
 static int peer = -1;
+/* Host endpoints: a listener, a connected socket (its peer below), a
+ * pty master. */
+static int host_pool[HOST_FDS];
+static int host_peer = -1;
+
+/* What the device took of them. */
+static struct umdev_host_end taken[UMDEV_HANDOVER_MAX_HOST_ENDS];
+static size_t ntaken;
+static bool restored;
+
+static int
+hend_save(void *opaque, struct umdev_host_end *out, size_t max)
+{
+    (void)opaque;
+    (void)out;
+    (void)max;
+    return 0;
+}
+
+static int
+hend_restore(void *opaque, struct umdev_host_end *ends, size_t n)
+{
+    (void)opaque;
+    FUZZ_CHECK(n <= UMDEV_HANDOVER_MAX_HOST_ENDS);
+    for (size_t i = 0; i < n; i++) {
+        FUZZ_CHECK(ends[i].fd >= 0);
+        taken[i] = ends[i];
+        ends[i].fd = -1;
+    }
+    ntaken = n;
+    restored = true;
+    return 0;
+}
+
+static void
+hend_release(void *opaque)
+{
+    (void)opaque;
+    for (size_t i = 0; i < ntaken; i++)
+        close(taken[i].fd);
+    ntaken = 0;
+}
+
+static const struct umdev_host_end_ops hend_ops = {
+    .save = hend_save,
+    .restore = hend_restore,
+    .release = hend_release,
+};
 static const struct umdev_logger quiet = { .fn = NULL, .max_level = -1 };
 
 static void
@@ -86,6 +142,20 @@ setup(void)
         if (pool[i] < 0)
             harness_fail("eventfd");
     }
+    host_pool[0] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (host_pool[0] < 0 ||
+        bind(host_pool[0], (struct sockaddr *)&autobind, sizeof(sa_family_t)) <
+            0 ||
+        listen(host_pool[0], 4) < 0)
+        harness_fail("host listening socket");
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+        harness_fail("host socketpair");
+    host_pool[1] = sp[0];
+    host_peer = sp[1];
+    host_pool[2] = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (host_pool[2] < 0 || grantpt(host_pool[2]) < 0 ||
+        unlockpt(host_pool[2]) < 0)
+        harness_fail("pty");
 }
 
 static uint64_t
@@ -124,7 +194,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct umdev_dev *dev;
     int fds[MAX_FDS];
     uint8_t *blob;
-    uint32_t nfds = 0;
+    uint32_t nfds = 0, format = 0;
     int before, rc;
 
     if (loop == NULL)
@@ -138,6 +208,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size >= 64) {
         uint64_t s;
 
+        memcpy(&format, blob + 8, sizeof(format));
         memcpy(&nfds, blob + 12, sizeof(nfds));
         s = sum(blob, size);
         memcpy(blob + SUM_AT, &s, sizeof(s));
@@ -146,7 +217,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         nfds = MAX_FDS;
     before = fuzz_count_fds();
     for (uint32_t i = 0; i < nfds; i++) {
-        fds[i] = fcntl(pool[i], F_DUPFD_CLOEXEC, 0);
+        bool host = format == 2 && nfds >= HOST_FDS && i >= nfds - HOST_FDS;
+
+        fds[i] = fcntl(host ? host_pool[i - (nfds - HOST_FDS)] : pool[i],
+                       F_DUPFD_CLOEXEC, 0);
         if (fds[i] < 0)
             harness_fail("dup");
     }
@@ -156,8 +230,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (testdev_create(&quiet, &td) < 0)
         harness_fail("testdev");
     dev = testdev_dev(td);
+    if (umdev_dev_set_host_end_ops(dev, &hend_ops, NULL) < 0)
+        harness_fail("host end ops");
+    restored = false;
     rc = umdev_server_handover_restore(dev, loop, pkg, &srv);
     if (rc < 0) {
+        /* Taken and given back, or never taken. */
+        FUZZ_CHECK_EQ(ntaken, 0);
         FUZZ_CHECK(srv == NULL);
         FUZZ_CHECK(!umdev_dev_attached(dev));
         FUZZ_CHECK_EQ(umdev_dma_count(dev), 0);
@@ -165,8 +244,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         FUZZ_CHECK(srv != NULL);
         FUZZ_CHECK_EQ(umdev_dev_mig_state(dev), VFIO_USER_DEVICE_STATE_RUNNING);
+        FUZZ_CHECK(restored);
         umdev_server_destroy(srv);
         FUZZ_CHECK_EQ(umdev_dma_count(dev), 0);
+        hend_release(NULL);
     }
     testdev_destroy(td);
     umdev_handover_free(pkg);

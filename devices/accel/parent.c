@@ -316,4 +316,7 @@ const struct umdev_parent accel_parent = {
     .ops = &accel_parent_ops,
     .attrs = accel_attrs,
     .nattrs = ACCEL_NATTRS,
+    /* Its whole state goes through the migration hooks, which is all a
+     * restart needs. */
+    .flags = UMDEV_PARENT_F_RESTARTABLE,
 };

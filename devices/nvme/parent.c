@@ -676,4 +676,7 @@ const struct umdev_parent nvme_parent = {
     .ops = &nvme_parent_ops,
     .attrs = nvme_attrs,
     .nattrs = NVME_NATTRS,
+    /* Everything a restart needs is in the handover: its state through
+     * the migration hooks, its backing file opened again by path. */
+    .flags = UMDEV_PARENT_F_RESTARTABLE,
 };

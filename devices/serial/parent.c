@@ -192,6 +192,9 @@ serial_parent_create(const struct umdev_instance_args *args,
     cfg.set_owner = true;
     cfg.uid = args->uid;
     cfg.gid = args->gid;
+    /* A restart's new worker: the host ends, with their peers, come
+     * with the handover from the worker that still serves them. */
+    cfg.restoring = args->restoring;
     rc = serial_create(args->loop, &cfg, args->log, &si->serial);
     if (rc < 0) {
         serial_instance_free(si);
@@ -237,4 +240,6 @@ const struct umdev_parent serial_parent = {
     .ops = &serial_parent_ops,
     .attrs = serial_attrs,
     .nattrs = SERIAL_NATTRS,
+    /* The host ends travel with the handover (serial.c, "Handover"). */
+    .flags = UMDEV_PARENT_F_RESTARTABLE,
 };

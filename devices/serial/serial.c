@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -108,6 +109,11 @@ struct serial_port {
     uint8_t *in;
     size_t in_head, in_count, in_cap;
     bool relisten; /* stopped while listening: listen again on resume */
+    /* Built to take a handover: the host end to expect (a socket, a
+     * pty, none) and its path, ours once the handover brings it. */
+    bool adopt;
+    bool adopt_pty;
+    char *adopt_path;
 };
 
 struct serial {
@@ -121,6 +127,7 @@ struct serial {
      * no interrupt changes, BAR accesses are refused. */
     bool stopped;
     bool set_owner; /* serial_config's: who the host ends belong to */
+    bool restoring; /* serial_config's */
     uid_t uid;
     gid_t gid;
     struct serial_port port[SERIAL_NR_PORTS];
@@ -612,7 +619,9 @@ serial_mig_save(void *opaque, struct umdev_mig_buf *out)
     unsigned int i;
     int rc;
 
-    for (i = 0; i < SERIAL_NR_PORTS; i++) {
+    /* In a handover the connections go along, the bytes with them. */
+    for (i = 0; !umdev_dev_saving_handover(s->dev) && i < SERIAL_NR_PORTS;
+         i++) {
         rc = host_drain(&s->port[i]);
         if (rc < 0)
             return rc;
@@ -765,6 +774,216 @@ static const struct umdev_mig_ops serial_mig = {
 static const struct umdev_dev_ops serial_ops = {
     .reset = serial_reset,
     .mig = &serial_mig,
+};
+
+/*
+ * Handover (README.md "Handover"): each port's host end goes to the next
+ * process as it is, the listening socket (with the peers waiting in its
+ * backlog), the connected peer (with the bytes in its socket either
+ * way) or the pty master, tagged with the port's index. What the UART
+ * holds, and what the save drained from the peer, is in the migration
+ * state, which loads after the host ends are back: the modem lines then
+ * stay as they were.
+ */
+static int
+serial_hend_save(void *opaque, struct umdev_host_end *out, size_t max)
+{
+    struct serial *s = opaque;
+    size_t n = 0;
+
+    for (unsigned int i = 0; i < SERIAL_NR_PORTS; i++) {
+        const struct serial_port *p = &s->port[i];
+
+        if (n + 2 > max)
+            return -E2BIG;
+        if (p->listen_fd >= 0)
+            out[n++] = (struct umdev_host_end){ .kind = UMDEV_HOST_END_LISTENER,
+                                                .tag = i,
+                                                .fd = p->listen_fd };
+        if (p->host_fd >= 0)
+            out[n++] = (struct umdev_host_end){
+                .kind = p->is_pty ? UMDEV_HOST_END_PTY : UMDEV_HOST_END_STREAM,
+                .tag = i,
+                .fd = p->host_fd
+            };
+    }
+    return (int)n;
+}
+
+/* What a port needs besides the descriptors, made before any is taken
+ * so that a refusal leaves the card without host ends. */
+struct hend_port {
+    int listen, stream, pty; /* indexes into the ends, -1: none */
+    int slave;
+    char *pty_name;
+    char *path;
+};
+
+static int
+hend_refuse(struct serial *s, unsigned int port, const char *why)
+{
+    umdev_log(s->log, LOG_ERR, "%s: port%u: handed-over host end refused: %s",
+              s->name, port, why);
+    return -EINVAL;
+}
+
+static int
+hend_prepare(struct serial_port *p, struct umdev_host_end *ends,
+             struct hend_port *h)
+{
+    char name[128];
+    int rc;
+
+    if (!p->adopt && (h->listen >= 0 || h->stream >= 0 || h->pty >= 0))
+        return hend_refuse(p->s, p->index,
+                           "this port has no host end, or was not built to "
+                           "take one");
+    if (!p->adopt)
+        return 0;
+    if (p->adopt_pty && (h->pty < 0 || h->listen >= 0 || h->stream >= 0))
+        return hend_refuse(p->s, p->index,
+                           "a pty port takes one pty master and nothing "
+                           "else");
+    if (!p->adopt_pty && (h->listen < 0 || h->pty >= 0))
+        return hend_refuse(p->s, p->index,
+                           "a socket port takes its listening socket and at "
+                           "most the peer connected to it");
+    if (p->adopt_path != NULL) {
+        h->path = strdup(p->adopt_path);
+        if (h->path == NULL)
+            return -ENOMEM;
+    }
+    if (!p->adopt_pty)
+        return 0;
+    /* The slave held open as port_open_pty() holds it, reached from the
+     * master (no lookup by name); its raw mode lives in the pty. */
+    h->slave =
+        ioctl(ends[h->pty].fd, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (h->slave < 0)
+        return -errno;
+    rc = ptsname_r(ends[h->pty].fd, name, sizeof(name));
+    if (rc != 0)
+        return -rc;
+    h->pty_name = strdup(name);
+    return h->pty_name == NULL ? -ENOMEM : 0;
+}
+
+static void
+hend_port_free(struct hend_port *h)
+{
+    if (h->slave >= 0)
+        close(h->slave);
+    free(h->pty_name);
+    free(h->path);
+}
+
+static int
+serial_hend_restore(void *opaque, struct umdev_host_end *ends, size_t n)
+{
+    struct serial *s = opaque;
+    struct hend_port h[SERIAL_NR_PORTS];
+    unsigned int i;
+    int rc = 0;
+
+    for (i = 0; i < SERIAL_NR_PORTS; i++)
+        h[i] = (struct hend_port){
+            .listen = -1, .stream = -1, .pty = -1, .slave = -1
+        };
+    for (size_t k = 0; k < n; k++) {
+        int *slot;
+
+        if (ends[k].tag >= SERIAL_NR_PORTS) {
+            umdev_log(s->log, LOG_ERR,
+                      "%s: handed-over host end for port %u: the card has "
+                      "%d ports",
+                      s->name, ends[k].tag, SERIAL_NR_PORTS);
+            return -EINVAL;
+        }
+        slot = ends[k].kind == UMDEV_HOST_END_LISTENER ? &h[ends[k].tag].listen
+               : ends[k].kind == UMDEV_HOST_END_STREAM ? &h[ends[k].tag].stream
+                                                       : &h[ends[k].tag].pty;
+        *slot = (int)k; /* lib/dev let no kind repeat on a port */
+    }
+    for (i = 0; rc == 0 && i < SERIAL_NR_PORTS; i++) {
+        rc = hend_prepare(&s->port[i], ends, &h[i]);
+        if (rc < 0 && rc != -EINVAL)
+            umdev_log(s->log, LOG_ERR,
+                      "%s: port%u: cannot take the handed-over host end: %s",
+                      s->name, i, strerror(-rc));
+    }
+    if (rc < 0) {
+        for (i = 0; i < SERIAL_NR_PORTS; i++)
+            hend_port_free(&h[i]);
+        return rc;
+    }
+    /* Nothing fails from here on. The card is stopped: resume() watches
+     * what comes in. */
+    for (i = 0; i < SERIAL_NR_PORTS; i++) {
+        struct serial_port *p = &s->port[i];
+
+        if (!p->adopt)
+            continue;
+        p->path = h[i].path;
+        if (h[i].listen >= 0) {
+            p->listen_fd = ends[h[i].listen].fd;
+            ends[h[i].listen].fd = -1;
+            p->relisten = true;
+        }
+        if (h[i].pty >= 0) {
+            p->is_pty = true;
+            p->pty_name = h[i].pty_name;
+            p->pty_slave_fd = h[i].slave;
+            host_attach(p, ends[h[i].pty].fd);
+            ends[h[i].pty].fd = -1;
+        } else if (h[i].stream >= 0) {
+            host_attach(p, ends[h[i].stream].fd);
+            ends[h[i].stream].fd = -1;
+        }
+        umdev_log(s->log, LOG_INFO, "%s: port%u: host end handed over (%s%s)",
+                  s->name, i,
+                  p->is_pty         ? p->pty_name
+                  : p->path != NULL ? p->path
+                                    : "a socket",
+                  p->host_fd >= 0 && !p->is_pty ? ", a peer connected" : "");
+    }
+    return 0;
+}
+
+/* Another process serves the host ends now: close ours without a word to
+ * the peers (no shutdown) and leave the paths to it. */
+static void
+serial_hend_release(void *opaque)
+{
+    struct serial *s = opaque;
+
+    for (unsigned int i = 0; i < SERIAL_NR_PORTS; i++) {
+        struct serial_port *p = &s->port[i];
+
+        host_unwatch(p);
+        if (p->listening)
+            umdev_loop_del(s->loop, p->listen_fd);
+        p->listening = false;
+        p->relisten = false;
+        if (p->host_fd >= 0)
+            close(p->host_fd);
+        if (p->listen_fd >= 0)
+            close(p->listen_fd);
+        if (p->pty_slave_fd >= 0)
+            close(p->pty_slave_fd);
+        p->host_fd = p->listen_fd = p->pty_slave_fd = -1;
+        uart_set_modem_inputs(&p->uart, 0);
+        free(p->path);
+        p->path = NULL;
+        free(p->pty_name);
+        p->pty_name = NULL;
+        p->is_pty = false;
+    }
+}
+
+static const struct umdev_host_end_ops serial_hend_ops = {
+    .save = serial_hend_save,
+    .restore = serial_hend_restore,
+    .release = serial_hend_release,
 };
 
 /* A filesystem identity this thread switched away from. */
@@ -1019,6 +1238,7 @@ port_fini(struct serial_port *p)
     free(p->path);
     free(p->pty_name);
     free(p->in);
+    free(p->adopt_path);
 }
 
 static int
@@ -1043,6 +1263,17 @@ port_init(struct serial *s, unsigned int i,
                            &bar);
     if (rc < 0)
         return rc;
+    if (s->restoring) {
+        /* Its host end comes with the handover; a path is only noted. */
+        p->adopt = cfg->pty || cfg->path != NULL;
+        p->adopt_pty = cfg->pty;
+        if (cfg->path != NULL) {
+            p->adopt_path = strdup(cfg->path);
+            if (p->adopt_path == NULL)
+                return -ENOMEM;
+        }
+        return 0;
+    }
     if (cfg->pty)
         rc = port_open_pty(p, cfg->path);
     else if (cfg->path != NULL)
@@ -1096,6 +1327,7 @@ serial_create(struct umdev_loop *loop, const struct serial_config *cfg,
     s->set_owner = cfg->set_owner;
     s->uid = cfg->uid;
     s->gid = cfg->gid;
+    s->restoring = cfg->restoring;
     s->name = strdup(cfg->name ? cfg->name : "serial");
     if (s->name == NULL) {
         free(s);
@@ -1110,6 +1342,8 @@ serial_create(struct umdev_loop *loop, const struct serial_config *cfg,
         rc = port_init(s, i, &cfg->port[i]);
     if (rc == 0)
         rc = umdev_dev_set_profile(s->dev, &serial_profile);
+    if (rc == 0)
+        rc = umdev_dev_set_host_end_ops(s->dev, &serial_hend_ops, s);
     if (rc < 0) {
         serial_destroy(s);
         return rc;

@@ -58,6 +58,11 @@ struct serial_config {
     bool set_owner;
     uid_t uid;
     gid_t gid;
+    /* The card is built to take a handover (umdev_server_handover_
+     * restore()): the host ends another process serves at the ports'
+     * paths come with the package, so none is created, and no path is
+     * touched, until they do (README.md "Handover"). */
+    bool restoring;
 };
 
 struct serial;
@@ -68,6 +73,7 @@ struct serial;
  * timers.
  * @loop: borrowed; must outlive the device.
  * @log: borrowed; may be NULL.
+ * With @cfg->restoring, the host ends are left for the handover.
  * Return: 0; -ENOMEM; -EEXIST (a host-end path exists and is not a
  * socket or our symlink); -ENAMETOOLONG; -EACCES (the owner may not
  * create a host end where @owner_creates says it must); or the

@@ -577,6 +577,85 @@ struct umdev_handover;
 /* A package's descriptors at most (DMA mappings, interrupt eventfds). */
 #define UMDEV_HANDOVER_MAX_FDS 8192u
 
+/*
+ * Host endpoints a device owns itself, outside the vfio-user connection
+ * (a serial port's listening socket and the peer connected to it, a pty
+ * master), carried by a handover beside the client (docs/PROTOCOL.md
+ * "Handover", record HOST) so that the host programs using them never
+ * notice either. The device names each with a kind, which the new
+ * process checks on the descriptor, and a tag of its own choosing
+ * (which port, which role), which lib/dev only keeps unique per kind.
+ */
+enum umdev_host_end_kind {
+    UMDEV_HOST_END_LISTENER = 1, /* a listening AF_UNIX stream socket */
+    UMDEV_HOST_END_STREAM = 2,   /* a connected AF_UNIX stream socket */
+    UMDEV_HOST_END_PTY = 3,      /* a pseudo-terminal's master */
+};
+
+/* Host endpoints one device hands over at most. */
+#define UMDEV_HANDOVER_MAX_HOST_ENDS 64u
+
+struct umdev_host_end {
+    uint32_t kind; /* enum umdev_host_end_kind */
+    uint32_t tag;  /* the device's */
+    int fd;
+};
+
+/*
+ * A device's part in handing its host endpoints over. Each callback
+ * gets the opaque given to umdev_dev_set_host_end_ops(); all run on the
+ * server thread with the device stopped (migration's STOP contract), so
+ * nothing reads or writes the endpoints meanwhile.
+ */
+struct umdev_host_end_ops {
+    /*
+     * Old process, in umdev_server_handover_save() after the state was
+     * saved: list the endpoints, at most @max into @out (the fds stay
+     * the device's; the package gets duplicates). Return: how many, or
+     * a negative errno that refuses the handover (the device resumes).
+     */
+    int (*save)(void *opaque, struct umdev_host_end *out, size_t max);
+    /*
+     * New process, in umdev_server_handover_restore(), once the device
+     * is stopped and before its state loads (a peer's presence is part
+     * of what the state is checked against): take @ends (@n of them,
+     * perhaps 0; each fd a duplicate, already checked to be of its
+     * kind). Set the fd of each one taken to -1; lib/dev closes the
+     * rest. Return: 0, or a negative errno (they do not fit this
+     * device's configuration: say why through the log) that refuses the
+     * package; the device then holds none of them.
+     */
+    int (*restore)(void *opaque, struct umdev_host_end *ends, size_t n);
+    /*
+     * Let go of every endpoint without a word to its peer: close the
+     * descriptors, never shut a socket down or unlink a path (another
+     * process serves them now). In the old process at
+     * umdev_server_handover_commit(); in the new one when a restore
+     * fails after restore() took them.
+     */
+    void (*release)(void *opaque);
+};
+
+/**
+ * umdev_dev_set_host_end_ops() - have handovers of @dev carry its host
+ * endpoints (@ops borrowed, all three callbacks set; @opaque passed to
+ * them). A device without them hands over no host endpoint and refuses a
+ * package that carries some. Call before serving.
+ * Return: 0; -EINVAL a callback missing; -EBUSY a client is attached.
+ */
+int umdev_dev_set_host_end_ops(struct umdev_dev *dev,
+                               const struct umdev_host_end_ops *ops,
+                               void *opaque);
+
+/**
+ * umdev_dev_saving_handover() - whether @dev's migration save hook runs
+ * for a handover (umdev_server_handover_save()) rather than a migration.
+ * Then the host endpoints go along with the state, so a device need not
+ * take in what its host peers sent: it waits in their sockets for the
+ * new process.
+ */
+bool umdev_dev_saving_handover(const struct umdev_dev *dev);
+
 /**
  * umdev_server_handover_save() - quiesce @srv's device and pack what a
  * new process needs to go on serving its socket and client.
@@ -596,7 +675,8 @@ struct umdev_handover;
  * -EAGAIN transient (server DMA requests await the client's answers, or
  * the connection is mid-way through skipping an oversized message): serve
  * and retry; -EALREADY a handover is in progress; -EBADF a DMA mapping
- * kept no descriptor; the stop or save hook's error; -ENOMEM/-EMFILE.
+ * kept no descriptor; the stop, save or host-end save hook's error
+ * (-EINVAL for a host-end list it could not take); -ENOMEM/-EMFILE.
  * Each refusal is logged with its reason; on every error the device and
  * server go on as before.
  */
@@ -615,7 +695,8 @@ int umdev_server_handover_abort(struct umdev_server *srv);
 /**
  * umdev_server_handover_commit() - the new process serves now: drop this
  * process's share (closes our descriptors without a word to the client,
- * unlinks no socket path) and free @srv. The device stays stopped and
+ * unlinks no socket path; the device's host endpoints go the same way,
+ * through its release hook) and free @srv. The device stays stopped and
  * without a client; destroy it. Nothing is written to the client.
  */
 void umdev_server_handover_commit(struct umdev_server *srv);
@@ -635,10 +716,12 @@ void umdev_server_handover_commit(struct umdev_server *srv);
  * creator keeps it).
  *
  * Return: 0 with *@out serving; -EINVAL malformed or for another device
- * (type, configuration, IRQ layout, limits), logged with the reason;
+ * (type, configuration, IRQ layout, limits), or host endpoints for a
+ * device without umdev_dev_set_host_end_ops(), logged with the reason;
  * -ENOTSUP a format version newer than this library's, or @dev has no
  * migration hooks; -EBUSY @dev was served already; -EBADF a descriptor of
- * the wrong kind; the load hook's error; -ENOMEM/-EMFILE.
+ * the wrong kind; the host-end restore hook's or the load hook's error;
+ * -ENOMEM/-EMFILE.
  */
 int umdev_server_handover_restore(struct umdev_dev *dev,
                                   struct umdev_loop *loop,

@@ -51,8 +51,11 @@ struct umdev_client;
  * umdev_instance_args' datadir, each at its end: umdevd reads the new
  * operations only from a parent of version 3 or later (an older one's
  * ops structure ends before them), and an older parent never looks at
- * datadir. */
-#define UMDEV_PARENT_ABI_VERSION 3u
+ * datadir. Version 4 added struct umdev_parent's flags and struct
+ * umdev_instance_args' restoring, at their ends: umdevd reads flags only
+ * from a parent of version 4 or later (an older one is not restartable),
+ * and sets restoring only for one. */
+#define UMDEV_PARENT_ABI_VERSION 4u
 #define UMDEV_PARENT_ABI_MIN_VERSION 1u
 
 /* Limits (docs/PLUGINS.md). Names are [a-z0-9_], 1..NAME_MAX bytes. */
@@ -117,6 +120,14 @@ struct umdev_instance_args {
      * data that outlives a run (a disk's backing file) belongs by
      * default. It exists before any call that gets it. */
     const char *datadir;
+    /* Since ABI version 4, for a restartable parent
+     * (UMDEV_PARENT_F_RESTARTABLE): true when the worker builds the
+     * device to restore a handover into it (`umdevctl restart`) rather
+     * than to start it. The previous worker still serves, and host
+     * endpoints it carries through the handover
+     * (umdev_dev_set_host_end_ops()) must not be created or touched by
+     * path: they arrive with the package. */
+    bool restoring;
 };
 
 /* A device a parent built: what the worker serves and audits read. */
@@ -227,7 +238,24 @@ struct umdev_parent {
      * people (at most UMDEV_PARENT_MAX_ATTRS; may be none). */
     const struct umdev_parent_attr *attrs;
     size_t nattrs;
+    /* Since ABI version 4: UMDEV_PARENT_F_*; unknown bits are refused. */
+    uint32_t flags;
 };
+
+/*
+ * struct umdev_parent's flags (since ABI version 4).
+ *
+ * UMDEV_PARENT_F_RESTARTABLE: `umdevctl restart` may replace an
+ * instance's worker under its VMM (docs/CLI.md "restart"). Declare it
+ * only if everything the device's guest and host users depend on is in
+ * what a handover carries (docs/PROTOCOL.md "Handover"): its migration
+ * hooks save and load all its state, its host endpoints are handed over
+ * through umdev_dev_set_host_end_ops() (or are files it opens again by
+ * path), and create() honours umdev_instance_args' restoring. Without
+ * it, restart is refused with ENOTSUP.
+ */
+#define UMDEV_PARENT_F_RESTARTABLE (1u << 0)
+#define UMDEV_PARENT_F_ALL UMDEV_PARENT_F_RESTARTABLE
 
 /* The symbol umdevd looks up in a plug-in, and its type. */
 #define UMDEV_PARENT_PLUGIN_SYMBOL "umdev_parent_plugin"

@@ -173,6 +173,14 @@ struct umdev_dev {
     struct conn *mgr;
     bool mgr_negotiated, mgr_precopy_info;
     struct umdev_loop *loop; /* set by the server; for resample fds */
+    /* Host endpoints the device hands over itself
+     * (umdev_dev_set_host_end_ops()), or NULL; @hend_taken between a
+     * restore's restore() and its success or undo. */
+    const struct umdev_host_end_ops *hend_ops;
+    void *hend_opaque;
+    bool hend_taken;
+    /* STOP_COPY is a handover's (umdev_dev_saving_handover()). */
+    bool saving_handover;
 
     struct umdev_dev_stats stats;
     _Atomic uint64_t irqs_raised, irqs_dropped, dma_bytes;

@@ -7,9 +7,11 @@
  *
  * The blob is in host byte order: both ends run on one machine. It is a
  * header, then records in a fixed order of kinds (CONN, RX?, TX*, DMA*,
- * IRQ*, DEV, STATE, END), each a record header and a payload padded to 8
- * bytes. Descriptors are named by their index in the package's array, -1
- * for none; each one is named at least once.
+ * IRQ*, DEV, HOST?, STATE, END), each a record header and a payload
+ * padded to 8 bytes. Descriptors are named by their index in the
+ * package's array, -1 for none; each one is named at least once. HOST
+ * (the device's own host endpoints) came with format 2: a package
+ * without one is written as format 1, which older loaders read.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -17,6 +19,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -27,7 +30,10 @@
 #include "umdev/dev_testing.h"
 
 #define HND_MAGIC "UMDEVHND"
-#define HND_FORMAT 1u
+/* Format 1 without a HOST record, 2 with one (the newest we read). */
+#define HND_FORMAT_BASE 1u
+#define HND_FORMAT_HOST 2u
+#define HND_FORMAT HND_FORMAT_HOST
 
 struct hnd_header {
     char magic[8];
@@ -55,6 +61,15 @@ enum {
     REC_DEV = 6,
     REC_STATE = 7,
     REC_END = 8,
+    REC_HOST = 9, /* format 2; between DEV and STATE */
+    REC_MAX = REC_HOST,
+};
+
+/* Each kind's place in the package's order. */
+static const uint8_t rec_rank[REC_MAX + 1] = {
+    [REC_CONN] = 1, [REC_RX] = 2,    [REC_TX] = 3,
+    [REC_DMA] = 4,  [REC_IRQ] = 5,   [REC_DEV] = 6,
+    [REC_HOST] = 7, [REC_STATE] = 8, [REC_END] = 9,
 };
 
 #define CAPS_WRITE_MULTIPLE (1u << 0)
@@ -137,6 +152,20 @@ struct hnd_dev {
     uint32_t intx_level;
     uint32_t reserved;
 };
+
+/* HOST: this, then count hnd_hend. */
+struct hnd_host {
+    uint32_t count;
+    uint32_t reserved;
+};
+
+struct hnd_hend {
+    uint32_t kind; /* UMDEV_HOST_END_* */
+    uint32_t tag;  /* the device's */
+    int32_t fd;
+    uint32_t reserved;
+};
+_Static_assert(sizeof(struct hnd_hend) == 16, "handover host end");
 
 struct umdev_handover {
     uint8_t *blob;
@@ -242,6 +271,26 @@ umdev_handover_free(struct umdev_handover *h)
     free(h->fds);
     free(h->blob);
     free(h);
+}
+
+bool
+umdev_dev_saving_handover(const struct umdev_dev *dev)
+{
+    return dev->saving_handover;
+}
+
+int
+umdev_dev_set_host_end_ops(struct umdev_dev *dev,
+                           const struct umdev_host_end_ops *ops, void *opaque)
+{
+    if (ops == NULL || ops->save == NULL || ops->restore == NULL ||
+        ops->release == NULL)
+        return -EINVAL;
+    if (dev->conn != NULL)
+        return -EBUSY;
+    dev->hend_ops = ops;
+    dev->hend_opaque = opaque;
+    return 0;
 }
 
 /* ---- saving ---- */
@@ -521,6 +570,66 @@ pk_irqs(struct packer *p, struct umdev_dev *dev)
     }
 }
 
+static bool
+hend_kind_ok(uint32_t kind)
+{
+    return kind == UMDEV_HOST_END_LISTENER || kind == UMDEV_HOST_END_STREAM ||
+           kind == UMDEV_HOST_END_PTY;
+}
+
+/* The device's host endpoints (its save hook, the device stopped) as a
+ * HOST record, if it has any. Return: how many, or a negative errno. */
+static int
+pk_host(struct packer *p, struct umdev_dev *dev)
+{
+    struct umdev_host_end ends[UMDEV_HANDOVER_MAX_HOST_ENDS];
+    struct hnd_host h = { 0 };
+    size_t at;
+    int n;
+
+    if (dev->hend_ops == NULL || p->err)
+        return p->err;
+    n = dev->hend_ops->save(dev->hend_opaque, ends,
+                            UMDEV_HANDOVER_MAX_HOST_ENDS);
+    if (n < 0) {
+        umdev_log(dev->log, LOG_WARNING,
+                  "%s: handover refused: the device cannot list its host "
+                  "endpoints: %s",
+                  dev->name, strerror(-n));
+        return n;
+    }
+    if ((size_t)n > UMDEV_HANDOVER_MAX_HOST_ENDS) {
+        umdev_log(dev->log, LOG_ERR,
+                  "%s: handover refused: the device listed %d host "
+                  "endpoints (at most %u)",
+                  dev->name, n, UMDEV_HANDOVER_MAX_HOST_ENDS);
+        return -EINVAL;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!hend_kind_ok(ends[i].kind) || ends[i].fd < 0) {
+            umdev_log(dev->log, LOG_ERR,
+                      "%s: handover refused: the device listed host "
+                      "endpoint %d with kind %u, fd %d",
+                      dev->name, i, ends[i].kind, ends[i].fd);
+            return -EINVAL;
+        }
+    }
+    if (n == 0)
+        return 0;
+    h.count = (uint32_t)n;
+    at = pk_begin(p, REC_HOST);
+    pk_put(p, &h, sizeof(h));
+    for (int i = 0; i < n; i++) {
+        struct hnd_hend e = { .kind = ends[i].kind,
+                              .tag = ends[i].tag,
+                              .fd = pk_fd(p, ends[i].fd) };
+
+        pk_put(p, &e, sizeof(e));
+    }
+    pk_end(p, at, sizeof(h) + (size_t)n * sizeof(struct hnd_hend));
+    return p->err ? p->err : n;
+}
+
 static int
 refuse(struct umdev_dev *dev, int rc, const char *why)
 {
@@ -589,10 +698,10 @@ dev_handover_save(struct umdev_dev *dev, int listen_fd,
     const struct umdev_mig_ops *m = dev->ops->mig;
     struct packer p = { 0 };
     struct umdev_mig_buf state;
-    struct hnd_header h = { .format = HND_FORMAT };
+    struct hnd_header h = { .format = HND_FORMAT_BASE };
     struct hnd_dev d = { 0 };
     size_t at;
-    int rc;
+    int rc, nhost;
 
     *out = NULL;
     rc = dev_handover_check(dev);
@@ -611,7 +720,9 @@ dev_handover_save(struct umdev_dev *dev, int listen_fd,
                     "stopping started server DMA requests; serve and retry");
         goto resume;
     }
+    dev->saving_handover = true;
     rc = dev_mig_set_state(dev, VFIO_USER_DEVICE_STATE_STOP_COPY);
+    dev->saving_handover = false;
     if (rc < 0) {
         umdev_log(dev->log, LOG_WARNING,
                   "%s: handover refused: saving the device failed: %s",
@@ -633,6 +744,11 @@ dev_handover_save(struct umdev_dev *dev, int listen_fd,
     d.intx_level = dev->intx_level;
     pk_put(&p, &d, sizeof(d));
     pk_end(&p, at, sizeof(d));
+    nhost = pk_host(&p, dev);
+    if (nhost > 0)
+        h.format = HND_FORMAT_HOST;
+    else if (nhost < 0 && p.err == 0)
+        p.err = nhost;
     at = pk_begin(&p, REC_STATE);
     pk_put(&p, state.data, state.len);
     pk_end(&p, at, state.len);
@@ -679,6 +795,7 @@ struct parsed {
     size_t ndma;
     const uint8_t *irq[DEV_MAX_IRQ_INDEX];
     const struct hnd_dev *dev;
+    const struct hnd_host *host; /* NULL: none */
     const uint8_t *state;
     size_t state_len;
 };
@@ -786,14 +903,18 @@ parse(struct umdev_dev *dev, const struct umdev_handover *pkg,
         if (pkg->len - off < sizeof(r))
             return bad(dev, "it ends before its END record", off);
         memcpy(&r, b + off, sizeof(r));
-        if (r.reserved != 0 || r.kind < REC_CONN || r.kind > REC_END)
+        if (r.reserved != 0 || r.kind < REC_CONN || r.kind > REC_MAX ||
+            (r.kind == REC_HOST && h.format < HND_FORMAT_HOST))
             return bad(dev, "unknown record", off);
-        if (r.kind < last_kind || (r.kind == last_kind && r.kind != REC_TX &&
-                                   r.kind != REC_DMA && r.kind != REC_IRQ))
+        if ((last_kind != 0 && rec_rank[r.kind] < rec_rank[last_kind]) ||
+            (r.kind == last_kind && r.kind != REC_TX && r.kind != REC_DMA &&
+             r.kind != REC_IRQ))
             return bad(dev, "record out of order or repeated", off);
         if (last_kind == 0 && r.kind != REC_CONN)
             return bad(dev, "the first record is not CONN", off);
-        if ((r.kind == REC_STATE && last_kind != REC_DEV) ||
+        if ((r.kind == REC_HOST && last_kind != REC_DEV) ||
+            (r.kind == REC_STATE && last_kind != REC_DEV &&
+             last_kind != REC_HOST) ||
             (r.kind == REC_END && last_kind != REC_STATE))
             return bad(dev, "a required record is missing", off);
         last_kind = r.kind;
@@ -962,6 +1083,35 @@ parse(struct umdev_dev *dev, const struct umdev_handover *pkg,
             ps->dev = d;
             break;
         }
+        case REC_HOST: {
+            const struct hnd_host *q = (const void *)pl;
+            const struct hnd_hend *e = (const void *)(pl + sizeof(*q));
+
+            if (len < sizeof(*q) || q->reserved != 0 || q->count == 0 ||
+                q->count > UMDEV_HANDOVER_MAX_HOST_ENDS ||
+                len != sizeof(*q) + (size_t)q->count * sizeof(*e))
+                return bad(dev, "HOST is malformed", off);
+            for (uint32_t i = 0; i < q->count; i++) {
+                if (!hend_kind_ok(e[i].kind) || e[i].reserved != 0 ||
+                    !use_fd(uses, pkg->nfds, e[i].fd, false))
+                    return bad(dev, "a HOST endpoint is malformed", off);
+                for (uint32_t j = 0; j < i; j++)
+                    if (e[j].kind == e[i].kind && e[j].tag == e[i].tag)
+                        return bad(dev,
+                                   "two HOST endpoints of one kind share "
+                                   "a tag",
+                                   off);
+            }
+            if (dev->hend_ops == NULL) {
+                umdev_log(dev->log, LOG_ERR,
+                          "%s: handover package refused: it carries %u host "
+                          "endpoints; this device takes none",
+                          dev->name, q->count);
+                return -EINVAL;
+            }
+            ps->host = q;
+            break;
+        }
         case REC_STATE:
             ps->state = pl;
             ps->state_len = len;
@@ -974,6 +1124,8 @@ parse(struct umdev_dev *dev, const struct umdev_handover *pkg,
         off += sizeof(r) + padded;
     }
 done:
+    if (h.format == HND_FORMAT_HOST && ps->host == NULL)
+        return bad(dev, "format 2 without a HOST record", 8);
     for (size_t i = 0; i < pkg->nfds; i++) {
         if (uses[i] == 0)
             return bad(dev, "a descriptor is named by no record", 0);
@@ -981,6 +1133,13 @@ done:
              (int32_t)i == ps->conn->client_fd) &&
             uses[i] != 1)
             return bad(dev, "a socket descriptor is named twice", 0);
+    }
+    if (ps->host != NULL) {
+        const struct hnd_hend *e = (const void *)(ps->host + 1);
+
+        for (uint32_t i = 0; i < ps->host->count; i++)
+            if (uses[e[i].fd] != 1)
+                return bad(dev, "a HOST descriptor is named twice", 0);
     }
     return dev_mig_check_stream(dev, ps->state, ps->state_len);
 }
@@ -1042,6 +1201,33 @@ check_fds(struct umdev_dev *dev, const struct umdev_handover *pkg,
                 why = "an interrupt descriptor is not an eventfd";
         }
     }
+    if (why == NULL && ps->host != NULL) {
+        const struct hnd_hend *e = (const void *)(ps->host + 1);
+
+        for (uint32_t i = 0; why == NULL && i < ps->host->count; i++) {
+            int fd = pkg->fds[e[i].fd];
+            unsigned int ptn;
+
+            switch (e[i].kind) {
+            case UMDEV_HOST_END_LISTENER:
+                if (sock_kind(fd, true) < 0)
+                    why = "a HOST listener is not a listening UNIX stream "
+                          "socket";
+                break;
+            case UMDEV_HOST_END_STREAM:
+                if (sock_kind(fd, false) < 0)
+                    why = "a HOST stream is not a connected UNIX stream "
+                          "socket";
+                break;
+            case UMDEV_HOST_END_PTY:
+                /* Only a master has a pty number to report. */
+                if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) ||
+                    ioctl(fd, TIOCGPTN, &ptn) < 0)
+                    why = "a HOST pty is not a pseudo-terminal master";
+                break;
+            }
+        }
+    }
     if (why == NULL)
         return 0;
     umdev_log(dev->log, LOG_ERR, "%s: handover package refused: %s", dev->name,
@@ -1049,9 +1235,20 @@ check_fds(struct umdev_dev *dev, const struct umdev_handover *pkg,
     return -EBADF;
 }
 
+/* Let go of host endpoints a restore gave the device, before it may run
+ * again (which would watch them). */
+static void
+hend_release(struct umdev_dev *dev)
+{
+    if (dev->hend_taken)
+        dev->hend_ops->release(dev->hend_opaque);
+    dev->hend_taken = false;
+}
+
 void
 dev_handover_undo(struct umdev_dev *dev)
 {
+    hend_release(dev);
     if (dev->conn != NULL) {
         /* Closed, never shut down: the socket is still the old
          * process's, which may resume serving it. */
@@ -1151,6 +1348,48 @@ apply_conn(struct umdev_dev *dev, const struct umdev_handover *pkg,
     return 0;
 }
 
+/* The device takes its host endpoints (duplicates; it keeps those it
+ * sets to -1). */
+static int
+apply_host(struct umdev_dev *dev, const struct umdev_handover *pkg,
+           const struct parsed *ps)
+{
+    struct umdev_host_end ends[UMDEV_HANDOVER_MAX_HOST_ENDS];
+    const struct hnd_hend *e = NULL;
+    size_t n = ps->host != NULL ? ps->host->count : 0;
+    int rc = 0;
+
+    if (dev->hend_ops == NULL)
+        return 0;
+    if (n > 0)
+        e = (const void *)(ps->host + 1);
+    for (size_t i = 0; i < n; i++) {
+        ends[i] = (struct umdev_host_end){ .kind = e[i].kind,
+                                           .tag = e[i].tag,
+                                           .fd = -1 };
+        if (rc == 0) {
+            rc = dup_fd(pkg->fds[e[i].fd]);
+            if (rc >= 0) {
+                ends[i].fd = rc;
+                rc = 0;
+            }
+        }
+    }
+    if (rc == 0) {
+        rc = dev->hend_ops->restore(dev->hend_opaque, ends, n);
+        if (rc < 0)
+            umdev_log(dev->log, LOG_ERR,
+                      "%s: handover package refused: the device does not "
+                      "take its host endpoints: %s",
+                      dev->name, strerror(-rc));
+    }
+    for (size_t i = 0; i < n; i++)
+        if (ends[i].fd >= 0)
+            close(ends[i].fd);
+    dev->hend_taken = rc == 0;
+    return rc;
+}
+
 static int
 apply_irqs(struct umdev_dev *dev, const struct umdev_handover *pkg,
            const struct parsed *ps)
@@ -1236,6 +1475,8 @@ dev_handover_restore(struct umdev_dev *dev, struct umdev_loop *loop,
      * state it belongs to is loaded. */
     dev->loop = loop;
     rc = dev_mig_set_state(dev, VFIO_USER_DEVICE_STATE_STOP);
+    if (rc == 0)
+        rc = apply_host(dev, pkg, ps);
     at = (const uint8_t *)ps->dma;
     for (size_t i = 0; rc == 0 && i < ps->ndma; i++) {
         const struct hnd_dma *d =

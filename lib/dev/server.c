@@ -710,6 +710,9 @@ umdev_server_handover_commit(struct umdev_server *srv)
         dev_irq_release_all(dev);
         srv->client_fd = -1;
     }
+    /* The device's own host endpoints are the new process's too. */
+    if (srv->handing_over && dev->hend_ops != NULL)
+        dev->hend_ops->release(dev->hend_opaque);
     /* The path, if we made it, is the new process's socket now. */
     free(srv->path);
     srv->path = NULL;
@@ -757,6 +760,7 @@ umdev_server_handover_restore(struct umdev_dev *dev, struct umdev_loop *loop,
         dev_handover_undo(dev);
         return rc;
     }
+    dev->hend_taken = false; /* the device's for good */
     umdev_log(dev->log, LOG_NOTICE, "%s: serving a handed-over %s", dev->name,
               dev->conn != NULL ? "client" : "socket");
     *out = srv;

@@ -7,7 +7,9 @@ test runs `umdevctl restart` several times meanwhile: each must give
 the instance a new worker pid and report its blackout, and the VMM must
 pass, so nothing was lost, doubled or reset across the swaps. A new
 worker that dies (a test hook) leaves the old one serving, the VMM
-passing; a serial instance is refused with ENOTSUP.
+passing. Serial's host ends go over with the device: umdev-vmm's
+serial workload checks each port's bytes both ways through a host
+connection made before the restarts.
 
     python3 test_restart.py --umdevd P --umdevctl P --probe P \
         --req-client P --vmm P [--test-hooks] [unittest arguments]
@@ -15,11 +17,14 @@ passing; a serial instance is refused with ENOTSUP.
 
 import json
 import os
+import select
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import harness
@@ -375,37 +380,190 @@ class Nvme(RestartTestCase):
 
 
 class Serial(RestartTestCase):
+    """The host ends travel with the device: the listening sockets (the
+    paths never change), the peers connected to them and the pty
+    masters, so a host program on a port never notices a restart."""
 
-    def test_refused(self):
+    def port_path(self, inst, n):
+        return os.path.join(self.d.rundir, "%s.port%d" % (inst["uuid"], n))
+
+    def endpoints(self, uuid):
+        return self.js("info", uuid)["device"]["endpoints"]
+
+    def vmm_on(self, inst, port, host):
+        return ("serial", inst, "--serial-port", port, "--host-src", host)
+
+    def test_restarts_under_traffic_both_ports(self):
+        # Port 1's host program connects first and holds its connection
+        # through everything below; port 0's is umdev-vmm's own peer.
         i = self.start_instance("-p", "serial", "-t", "serial-2port")
-        before = self.pid(i["uuid"])
-        self.refused("ENOTSUP", "restart", i["uuid"],
-                     says=("host-end sockets", "not carried"))
-        self.assertEqual(self.pid(i["uuid"]), before)
-        self.assertEqual(self.instance(i["uuid"])["state"], "running")
+        u = i["uuid"]
+        paths = [self.port_path(i, n) for n in range(2)]
+        inodes = [os.stat(p).st_ino for p in paths]
+        peer1 = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        peer1.connect(paths[1])
+        relay = Relay(self, peer1)
+        try:
+            # Five restarts while the guest and port 0's peer move bytes
+            # both ways, each byte checked in order by umdev-vmm.
+            res, ctx = self.restarts_under_load(
+                *self.vmm_on(i, 0, paths[0]))
+            self.assertGreater(res["host_to_guest"], 0, ctx)
+            self.assertGreater(res["guest_to_host"], 0, ctx)
+            self.assertFalse(relay.port_closed, "port 1's peer was cut")
+            # Five more on port 1, through the connection made before
+            # the first restart (relayed to umdev-vmm's peer).
+            res, ctx = self.restarts_under_load(
+                *self.vmm_on(i, 1, relay.path))
+            self.assertGreater(res["host_to_guest"], 0, ctx)
+            self.assertGreater(res["guest_to_host"], 0, ctx)
+            self.assertFalse(relay.port_closed, "port 1's peer was cut")
+            self.assertEqual(relay.accepted, 1)
+        finally:
+            relay.stop()
+        self.assertEqual([os.stat(p).st_ino for p in paths], inodes,
+                         "a restarted worker made the sockets anew")
+        ep = self.endpoints(u)
+        self.assertEqual([ep["port%d" % n]["host_end"] for n in range(2)],
+                         paths)
+
+    def test_pty_port(self):
+        # A pty's slave stays the same device while the master lives; a
+        # program holding it open goes on, bytes exact both ways.
+        i = self.start_instance("-p", "serial", "-t", "serial-2port",
+                                "--attr", "port1=pty")
+        u = i["uuid"]
+        ep = self.endpoints(u)["port1"]
+        self.assertEqual(ep["kind"], "pty")
+        pts = ep["host_end"]
+        self.assertEqual(os.readlink(self.port_path(i, 1)), pts)
+        fd = os.open(pts, os.O_RDWR | os.O_NOCTTY)
+        relay = Relay(self, fd)
+        try:
+            res, ctx = self.restarts_under_load(
+                *self.vmm_on(i, 1, relay.path))
+            self.assertGreater(res["host_to_guest"], 0, ctx)
+            self.assertGreater(res["guest_to_host"], 0, ctx)
+            self.assertFalse(relay.port_closed, "the pty hung up")
+        finally:
+            relay.stop()
+        ep = self.endpoints(u)["port1"]
+        self.assertEqual((ep["kind"], ep["host_end"]), ("pty", pts))
+        self.assertEqual(os.readlink(self.port_path(i, 1)), pts)
+
+    def test_no_peer_then_connect(self):
+        # Restarted with nobody on either port, then a peer connects to
+        # the listening socket the new worker was handed, and the next
+        # worker takes that connection over too.
+        i = self.start_instance("-p", "serial", "-t", "serial-2port")
+        u = i["uuid"]
+        paths = [self.port_path(i, n) for n in range(2)]
+        inodes = [os.stat(p).st_ino for p in paths]
+        for _ in range(2):
+            before = self.pid(u)
+            res = self.restart(u)
+            self.assertEqual(res["old_pid"], before)
+            self.assertNotEqual(res["pid"], before)
+            self.wait_for("the old worker %d to exit" % before,
+                          lambda: not harness.alive(before))
+        self.assertEqual([os.stat(p).st_ino for p in paths], inodes)
+        res, ctx = self.restarts_under_load(*self.vmm_on(i, 0, paths[0]))
+        self.assertGreater(res["host_to_guest"], 0, ctx)
+        self.assertGreater(res["guest_to_host"], 0, ctx)
+        self.assertEqual([os.stat(p).st_ino for p in paths], inodes)
 
     def test_all_and_by_type(self):
-        # --all restarts what can be (an idle accel instance: the
-        # handover carries its listening socket alone) and skips serial;
-        # -t names a type, and naming serial's is a failure.
+        # --all restarts every running instance, serial included, one
+        # after the other; -t names a type, serial's as well.
         s = self.start_instance("-p", "serial", "-t", "serial-2port")
         a = self.start_instance("-p", "accel", "-t", "accel-4wq")
         spid, apid = self.pid(s["uuid"]), self.pid(a["uuid"])
         r = self.ok("restart", "--all")
         self.assertIn(a["uuid"] + ": restarted: worker pid", r.out)
-        self.assertIn("skipped: instance " + s["uuid"], r.err)
-        self.assertEqual(self.pid(s["uuid"]), spid)
+        self.assertIn(s["uuid"] + ": restarted: worker pid", r.out)
+        self.assertNotIn("skipped", r.err)
+        self.assertNotEqual(self.pid(s["uuid"]), spid)
         self.assertNotEqual(self.pid(a["uuid"]), apid)
-        apid = self.pid(a["uuid"])
+        spid, apid = self.pid(s["uuid"]), self.pid(a["uuid"])
         res = self.js("restart", "-t", "4wq")
         self.assertEqual([x["old_pid"] for x in res], [apid])
         self.assertEqual(self.pid(a["uuid"]), res[0]["pid"])
-        self.fails(1, "restart", "-t", "serial-2port", says="not carried")
-        self.assertEqual(self.pid(s["uuid"]), spid)
+        apid = res[0]["pid"]
+        res = self.js("restart", "-t", "serial-2port")
+        self.assertEqual([x["old_pid"] for x in res], [spid])
+        self.assertEqual(self.pid(s["uuid"]), res[0]["pid"])
+        self.assertEqual(self.pid(a["uuid"]), apid)
         self.fails(2, "restart", "--all", "-t", "4wq")
-        self.fails(2, "restart", "--all", a["uuid"])
-        # The idle one still serves after its restarts.
-        self.probe(a["socket"])
+        self.probe(s["socket"])
+
+
+class Relay:
+    """A host program's connection to a port (a connected socket, or a
+    pty slave's fd), relayed byte for byte to whoever connects to
+    @path: umdev-vmm's peer, which checks the streams. @port_closed says
+    whether the port's side ever ended."""
+
+    def __init__(self, case, port):
+        self.port = port
+        self.path = os.path.join(case.tmp, "relay-%d" % id(self))
+        self.lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.lsock.bind(self.path)
+        self.lsock.listen(1)
+        self.port_closed = False
+        self.accepted = 0
+        self.done = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def pfd(self):
+        return self.port if isinstance(self.port, int) else self.port.fileno()
+
+    def pread(self):
+        try:
+            return os.read(self.pfd(), 4096)
+        except OSError:
+            return b""
+
+    def pwrite(self, b):
+        while b:
+            n = os.write(self.pfd(), b)
+            b = b[n:]
+
+    def run(self):
+        client = None
+        while not self.done:
+            fds = [self.lsock if client is None else client]
+            if not self.port_closed:
+                fds.append(self.pfd())
+            r, _, _ = select.select(fds, [], [], 0.1)
+            if self.lsock in r:
+                client, _ = self.lsock.accept()
+                self.accepted += 1
+                continue
+            if self.pfd() in r:
+                b = self.pread()
+                if not b:
+                    self.port_closed = True
+                elif client is not None:
+                    client.sendall(b)
+            if client is not None and client in r:
+                b = client.recv(4096)
+                if not b:
+                    client.close()
+                    client = None
+                else:
+                    self.pwrite(b)
+        if client is not None:
+            client.close()
+
+    def stop(self):
+        self.done = True
+        self.t.join(10)
+        self.lsock.close()
+        if isinstance(self.port, int):
+            os.close(self.port)
+        else:
+            self.port.close()
 
 
 if __name__ == "__main__":

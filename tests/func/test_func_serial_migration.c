@@ -8,7 +8,9 @@
  * registers and re-signals its interrupt; a stopped card raises no
  * interrupt and moves no byte; a corrupt state is refused and changes
  * nothing on the destination; a save drains at most its bound of what the
- * host client sent.
+ * host client sent. A handover (umdevctl restart's) to a card built with
+ * `restoring` carries the host ends themselves: the same connection, the
+ * same listening socket at the same path, every byte in flight.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <linux/sockios.h>
@@ -695,6 +698,163 @@ test_drain_bound(void **state)
     free(stream);
 }
 
+/* The handover, run on the server thread (no cmocka there). */
+struct ho {
+    struct umdev_handover *pkg;
+    struct serial *card;
+    struct umdev_server *srv;
+    int rc;
+};
+
+static void
+ho_save(void *arg)
+{
+    struct ho *h = arg;
+
+    h->rc = umdev_server_handover_save(F.ks.devs[0].srv, &h->pkg);
+}
+
+/* What a restarted worker does: build the card with restoring set and
+ * the same configuration, restore, and the old one lets go. */
+static void
+ho_restore(void *arg)
+{
+    struct ho *h = arg;
+    struct serial_config cfg = { .name = "src", .restoring = true };
+
+    for (unsigned int p = 0; p < SERIAL_NR_PORTS; p++)
+        cfg.port[p].path = F.end[0][p];
+    h->rc = serial_create(F.ks.loop, &cfg, &F.log.logger, &h->card);
+    if (h->rc == 0)
+        h->rc = umdev_server_handover_restore(serial_dev(h->card), F.ks.loop,
+                                              h->pkg, &h->srv);
+    if (h->rc == 0) {
+        umdev_server_handover_commit(F.ks.devs[0].srv);
+        F.ks.devs[0].srv = NULL;
+    } else if (umdev_server_handover_abort(F.ks.devs[0].srv) < 0) {
+        h->rc = -EIO;
+    }
+    umdev_handover_free(h->pkg);
+    h->pkg = NULL;
+}
+
+static void
+ho_destroy(void *arg)
+{
+    struct ho *h = arg;
+
+    umdev_server_destroy(h->srv);
+    serial_destroy(h->card); /* removes the host ends' paths, now its own */
+    /* The vfio-user socket's path stays its creator's (umdevd's; here
+     * the kit's, whose server was handed over). */
+    unlink(F.ks.devs[0].path);
+}
+
+/*
+ * A handover mid-transfer: port 0's host client connected with bytes in
+ * the RX FIFO, in its socket, and sent after the save; port 1 holding 4
+ * KiB and its TX FIFO for a client that has not come. The VMM's
+ * connection and the host client's go on with the new card, which reads
+ * back the same registers (the modem lines did not move: the client
+ * never left), and every byte arrives once, in order; port 1's first
+ * client connects at the same path, the same socket file.
+ */
+static void
+test_handover_mid_transfer(void **state)
+{
+    enum { IN0 = 150, OUT1 = UART_OUT_SIZE + 10, BIG = 48 * 1024 };
+    struct umdev_client *c = connect_card(0);
+    uint8_t in0[IN0], *out1 = malloc(OUT1), *big = malloc(BIG);
+    size_t pkg_len;
+    struct ho h = { .rc = -1 };
+    struct stat st_before[SERIAL_NR_PORTS], st;
+    struct regs before, after;
+    int efd = efd_new(), h0, g1;
+    size_t i;
+
+    (void)state;
+    assert_non_null(out1);
+    assert_non_null(big);
+    for (i = 0; i < IN0; i++)
+        in0[i] = (uint8_t)(i * 5 + 1);
+    for (i = 0; i < BIG; i++)
+        big[i] = (uint8_t)(i * 7 + (i >> 9));
+    for (i = 0; i < OUT1; i++)
+        out1[i] = (uint8_t)(i ^ (i >> 7));
+    for (i = 0; i < SERIAL_NR_PORTS; i++)
+        assert_int_equal(stat(F.end[0][i], &st_before[i]), 0);
+    irq_trigger(c, UMDEV_PCI_INTX_IRQ, 0, efd);
+    wr(c, 0, UART_LCR, 0x03);
+    wr(c, 0, UART_FCR, UART_FCR_ENABLE_FIFO | UART_FCR_TRIGGER_8);
+    wr(c, 0, UART_MCR, UART_MCR_DTR | UART_MCR_RTS | UART_MCR_OUT2);
+    wr(c, 1, UART_LCR, 0x03);
+    wr(c, 1, UART_FCR, UART_FCR_ENABLE_FIFO);
+    h0 = host_connect(F.end[0][0]);
+    wait_carrier(c, 0);
+    (void)rd(c, 0, UART_MSR);
+    wr(c, 0, UART_IER, UART_IER_RDI | UART_IER_RLSI);
+    guest_send(c, 0, (const uint8_t *)"hello", 5);
+    host_expect(h0, (const uint8_t *)"hello", 5);
+    assert_int_equal(write(h0, in0, 100), 100);
+    guest_expect(c, 0, in0, 3);
+    for (i = 0; i < HARNESS_TIMEOUT_MS &&
+                (rd(c, 0, UART_IIR) & UART_IIR_ID) != UART_IIR_RDI;
+         i++)
+        usleep(1000);
+    assert_true(efd_wait(efd, HARNESS_TIMEOUT_MS) >= 1);
+    guest_send(c, 1, out1, OUT1);
+    assert_int_equal(rd(c, 1, UART_LSR) & UART_LSR_THRE, 0);
+    read_regs(c, &before);
+    /* Waiting in the connection at the save: it moves with the socket,
+     * not in the device's state (a migration would drain it into the
+     * state, 64 KiB a port at most). */
+    assert_int_equal(write(h0, big, BIG), BIG);
+
+    assert_int_equal(kit_serve_call(&F.ks, ho_save, &h, HARNESS_TIMEOUT_MS), 0);
+    assert_int_equal(h.rc, 0);
+    (void)umdev_handover_blob(h.pkg, &pkg_len);
+    assert_true(pkg_len < BIG / 4);
+    /* Sent after the save: it waits in the connection, which moves. */
+    assert_int_equal(write(h0, in0 + 100, IN0 - 100), IN0 - 100);
+    assert_int_equal(kit_serve_call(&F.ks, ho_restore, &h, HARNESS_TIMEOUT_MS),
+                     0);
+    assert_int_equal(h.rc, 0);
+
+    read_regs(c, &after);
+    for (i = 0; i < SERIAL_NR_PORTS; i++)
+        assert_memory_equal(before.v[i], after.v[i], sizeof(before.v[i]));
+    guest_expect(c, 0, in0 + 3, 100 - 3);
+    guest_expect(c, 0, big, BIG);
+    guest_expect(c, 0, in0 + 100, IN0 - 100);
+    assert_int_equal(write(h0, "after", 5), 5);
+    guest_expect(c, 0, (const uint8_t *)"after", 5);
+    guest_send(c, 0, (const uint8_t *)"xyz", 3);
+    host_expect(h0, (const uint8_t *)"xyz", 3);
+    host_quiet(h0);
+    /* Port 1: the same socket file, and its first client gets what the
+     * guest wrote before the handover. */
+    for (i = 0; i < SERIAL_NR_PORTS; i++) {
+        assert_int_equal(stat(F.end[0][i], &st), 0);
+        assert_int_equal(st.st_ino, st_before[i].st_ino);
+    }
+    g1 = host_connect(F.end[0][1]);
+    host_expect(g1, out1, OUT1);
+    for (i = 0; i < HARNESS_TIMEOUT_MS && !(rd(c, 1, UART_LSR) & UART_LSR_THRE);
+         i++)
+        usleep(1000);
+    guest_send(c, 1, (const uint8_t *)"tail", 4);
+    host_expect(g1, (const uint8_t *)"tail", 4);
+
+    close(h0);
+    close(g1);
+    close(efd);
+    umdev_client_destroy(c);
+    assert_int_equal(kit_serve_call(&F.ks, ho_destroy, &h, HARNESS_TIMEOUT_MS),
+                     0);
+    free(out1);
+    free(big);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_stop_is_quiet, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_move_mid_transfer, fx_setup,
@@ -702,6 +862,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_corrupt_state_refused, fx_setup,
                                     fx_teardown),
     cmocka_unit_test_setup_teardown(test_drain_bound, fx_setup, fx_teardown),
+    cmocka_unit_test_setup_teardown(test_handover_mid_transfer, fx_setup,
+                                    fx_teardown),
 };
 
 HARNESS_MAIN("func.serial_migration", tests)

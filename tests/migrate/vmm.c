@@ -918,7 +918,8 @@ usage(FILE *f)
         "         [--migrate-after N (--migrate-cmd 'COMMAND' |\n"
         "          --migrate-to DEST-SOCKET --manage SRC-MGR-SOCKET\n"
         "          --dest-manage DST-MGR-SOCKET)]\n"
-        "         [--host-src PATH --host-dst PATH] [--queues N]\n"
+        "         [--host-src PATH --host-dst PATH] [--serial-port 0|1]\n"
+        "         [--queues N]\n"
         "         [--depth N] [--intx] [--selftest corrupt|unlogged]\n"
         "         [--refuse stop|attach] [--until-signal]\n"
         "         [--verbose]\n");
@@ -969,6 +970,7 @@ main(int argc, char **argv)
         { "dest-manage", required_argument, NULL, 'D' },
         { "host-src", required_argument, NULL, 'h' },
         { "host-dst", required_argument, NULL, 'H' },
+        { "serial-port", required_argument, NULL, 'p' },
         { "queues", required_argument, NULL, 'q' },
         { "depth", required_argument, NULL, 'd' },
         { "intx", no_argument, NULL, 'i' },
@@ -1050,6 +1052,7 @@ main(int argc, char **argv)
         case 'k':
         case 'q':
         case 'd':
+        case 'p':
         case 'S':
             bad = parse_u64(optarg, &n) != 0 || n > (1ull << 31);
             if (opt == 'n')
@@ -1064,6 +1067,8 @@ main(int argc, char **argv)
                 v.migrate_after = (long)n;
             else if (opt == 'q')
                 v.queues = (unsigned int)n;
+            else if (opt == 'p')
+                bad = bad || n > 1, v.serial_port = (unsigned int)n;
             else if (opt == 'd')
                 bad = bad || n == 0, v.depth = (unsigned int)n;
             else

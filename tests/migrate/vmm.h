@@ -87,6 +87,7 @@ struct vmm {
     unsigned int queues; /* accel: queues to drive (0: all) */
     unsigned int depth;  /* accel: descriptors in flight per queue */
     const char *host_src, *host_dst; /* serial: the host ends */
+    unsigned int serial_port;        /* serial: the port (= its BAR) driven */
     int verbose;
 
     /* Guest memory: @mem shared with the device; shadow and model ours. */

@@ -1,5 +1,6 @@
 /*
- * The serial card's workload for umdev-vmm: port 0 driven by interrupt
+ * The serial card's workload for umdev-vmm: one port (0, or
+ * --serial-port's) driven by interrupt
  * as Linux's 8250 driver does (IER, IIR, LSR, INTx unmasked after each
  * handling), a seeded byte stream each way between the guest and a host
  * peer on the port's host end (a UNIX socket), every byte checked in
@@ -37,7 +38,6 @@
 #include "umdev/pci.h"
 #include "vmm.h"
 
-#define PORT UMDEV_PCI_BAR0_REGION
 #define UNIT_BYTES 64u /* bytes each side adds to its stream per unit */
 #define WINDOW 256u    /* host bytes the guest has not read, at most */
 #define FIFO 16u
@@ -71,13 +71,17 @@ stream_byte(uint64_t seed, unsigned int dir, uint64_t i)
 static int
 reg_rd(void *opaque, unsigned int reg, uint8_t *val)
 {
-    return vmm_rd(opaque, PORT, reg, val, 1);
+    struct vmm *v = opaque;
+
+    return vmm_rd(v, UMDEV_PCI_BAR0_REGION + v->serial_port, reg, val, 1);
 }
 
 static int
 reg_wr(void *opaque, unsigned int reg, uint8_t val)
 {
-    return vmm_wr(opaque, PORT, reg, &val, 1);
+    struct vmm *v = opaque;
+
+    return vmm_wr(v, UMDEV_PCI_BAR0_REGION + v->serial_port, reg, &val, 1);
 }
 
 static uint8_t

@@ -3,7 +3,10 @@
  * docs/PROTOCOL.md "Handover transport"): a blob and more descriptors
  * than one message carries arrive whole, each descriptor the same file
  * in the same place; a frame that breaks its own rules is refused with
- * every descriptor received so far closed.
+ * every descriptor received so far closed. A device's host endpoints
+ * (record HOST: a listening socket, a connected one, a pty master) go
+ * over as the same files and stay usable: the listener accepts, the
+ * connection carries bytes both ways, the pty master reaches its slave.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,10 +18,13 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "kit_cmocka.h" /* kit_open_fds() */
@@ -225,6 +231,73 @@ test_refused_frames(void **state)
     expect_refused(&f, 2, true, -ECONNRESET);
 }
 
+static void
+test_host_kinds(void **state)
+{
+    const struct sockaddr_un autobind = { .sun_family = AF_UNIX };
+    struct sockaddr_un name;
+    socklen_t nlen = sizeof(name);
+    struct umdev_handover *h, *got = NULL;
+    struct sender s = { 0 };
+    int sp[2], pair[2], fds[3], cfd, slave;
+    const int *b;
+    size_t nb;
+    unsigned int ptn;
+    pthread_t t;
+    char c = 0;
+
+    (void)state;
+    fds[0] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fds[0] >= 0);
+    assert_int_equal(
+        bind(fds[0], (const struct sockaddr *)&autobind, sizeof(sa_family_t)),
+        0);
+    assert_int_equal(listen(fds[0], 4), 0);
+    assert_int_equal(getsockname(fds[0], (struct sockaddr *)&name, &nlen), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair),
+                     0);
+    fds[1] = pair[0];
+    fds[2] = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(fds[2] >= 0);
+    assert_int_equal(grantpt(fds[2]), 0);
+    assert_int_equal(unlockpt(fds[2]), 0);
+    slave = open(ptsname(fds[2]), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(slave >= 0);
+    assert_int_equal(umdev_handover_wrap("host", 4, fds, 3, &h), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    s.sock = sp[0];
+    s.h = h;
+    assert_int_equal(pthread_create(&t, NULL, send_thread, &s), 0);
+    assert_int_equal(umdev_handover_recv(sp[1], 5000, &got), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(s.rc, 0);
+    umdev_handover_free(h); /* the sender's copies go */
+    b = umdev_handover_fds(got, &nb);
+    assert_int_equal(nb, 3);
+    /* The listener: a client connecting by its name is accepted. */
+    cfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(connect(cfd, (struct sockaddr *)&name, nlen), 0);
+    close(cfd);
+    cfd = accept(b[0], NULL, NULL);
+    assert_true(cfd >= 0);
+    close(cfd);
+    /* The connection, both ways. */
+    assert_int_equal(send(pair[1], "a", 1, 0), 1);
+    assert_int_equal(recv(b[1], &c, 1, 0), 1);
+    assert_int_equal(c, 'a');
+    assert_int_equal(send(b[1], "b", 1, 0), 1);
+    assert_int_equal(recv(pair[1], &c, 1, 0), 1);
+    assert_int_equal(c, 'b');
+    /* The pty master: still a master, of the same slave. */
+    assert_int_equal(ioctl(b[2], TIOCGPTN, &ptn), 0);
+    assert_string_equal(ptsname(b[2]), ttyname(slave));
+    umdev_handover_free(got);
+    close(pair[1]);
+    close(slave);
+    close(sp[0]);
+    close(sp[1]);
+}
+
 int
 main(void)
 {
@@ -233,6 +306,7 @@ main(void)
         cmocka_unit_test(test_roundtrip_small),
         cmocka_unit_test(test_roundtrip_chunks),
         cmocka_unit_test(test_roundtrip_empty),
+        cmocka_unit_test(test_host_kinds),
         cmocka_unit_test(test_refused_frames),
     };
 
