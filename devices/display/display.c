@@ -88,7 +88,8 @@ display_type_find(const char *type)
 #define DISPI(i) (VBE_DISPI_OFFSET + 2 * (i))
 
 static const struct umdev_profile_reg display_bar2_regs[] = {
-    { "EDID", VBE_EDID_OFFSET, VBE_EDID_AREA, UMDEV_W_BULK, R, false, false,
+    { "EDID", VBE_EDID_OFFSET, VBE_EDID_AREA, UMDEV_W_ANY | UMDEV_W_BULK, R,
+      false, false,
       "the EDID block listing the type's modes (zeros after 128 bytes)" },
     { "VGA_ATT_W", VBE_VGA_OFFSET + 0x00, 1, UMDEV_W(1), RW, false, false,
       "attribute controller index/data; index bit 5 unblanks the screen" },
