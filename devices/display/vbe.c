@@ -279,7 +279,9 @@ vbe_mmio_read(struct vbe *v, uint32_t off, void *buf, size_t len)
         /* The EDID block, then zeros up to the VGA ports. */
         size_t n = off < VBE_EDID_LEN ? min_u32(len, VBE_EDID_LEN - off) : 0;
 
-        memcpy(buf, v->edid + off, n);
+        /* v->edid + off is formed only inside the block. */
+        if (n > 0)
+            memcpy(buf, v->edid + off, n);
         memset((uint8_t *)buf + n, 0, len - n);
         return 0;
     }

@@ -86,6 +86,11 @@ class Types(DisplayTestCase):
 
 class Audit(DisplayTestCase):
 
+    def setUp(self):
+        # DisplayTestCase.setUp() starts the daemon: the quarantine first.
+        self.small_asan_quarantine()
+        super().setUp()
+
     def test_conformance(self):
         _, doc = self.audit_passes("display-1024")
         dp = {c["id"]: c["evidence"] for c in doc["criteria"]}[2]

@@ -296,6 +296,14 @@ test_hostile_values(void **state)
     uint8_t b[8];
     assert_int_equal(vbe_mmio_read(&m->v, VBE_MMIO_SIZE - 2, b, 4), -EINVAL);
     assert_int_equal(vbe_mmio_write(&m->v, 0xffffffffu, b, 2), -EINVAL);
+    /* Past the EDID block, up to the VGA ports: zeros. */
+    memset(b, 0x55, sizeof(b));
+    assert_int_equal(vbe_mmio_read(&m->v, 0x3f8, b, 8), 0);
+    for (unsigned int i = 0; i < 8; i++)
+        assert_int_equal(b[i], 0);
+    assert_int_equal(vbe_mmio_read(&m->v, 0x7c, b, 8), 0);
+    assert_int_equal(b[3], m->v.edid[127]);
+    assert_int_equal(b[4], 0);
     /* Wrong widths read as all ones and write nothing. */
     assert_int_equal(vbe_mmio_read(&m->v, VBE_DISPI_OFFSET, b, 4), 0);
     assert_int_equal(b[0], 0xff);
