@@ -43,6 +43,7 @@ vbe_fixup(struct vbe *v)
 {
     uint16_t *r = v->regs;
     uint32_t bpp, xres, yres, vw, vh, line, fit;
+    uint64_t span, start, room;
 
     if (!(r[VBE_DISPI_INDEX_ENABLE] & VBE_DISPI_ENABLED))
         return;
@@ -68,10 +69,27 @@ vbe_fixup(struct vbe *v)
     r[VBE_DISPI_INDEX_YRES] = (uint16_t)yres;
     r[VBE_DISPI_INDEX_VIRT_WIDTH] = (uint16_t)vw;
     r[VBE_DISPI_INDEX_VIRT_HEIGHT] = (uint16_t)vh;
-    if (r[VBE_DISPI_INDEX_X_OFFSET] > vw - xres)
-        r[VBE_DISPI_INDEX_X_OFFSET] = (uint16_t)(vw - xres);
-    if (r[VBE_DISPI_INDEX_Y_OFFSET] > vh - yres)
-        r[VBE_DISPI_INDEX_Y_OFFSET] = (uint16_t)(vh - yres);
+    /*
+     * The offsets address video memory linearly: the frame starts at
+     * Y_OFFSET * pitch + X_OFFSET * bpp and X_OFFSET + XRES may pass the
+     * virtual width (bochs-drm sets them from a buffer's byte offset,
+     * which need not start a line). What must hold is that the last
+     * visible byte lies in video memory: else Y_OFFSET, then X_OFFSET,
+     * is lowered to the largest that fits (the frame at offset 0 fits).
+     */
+    span = (uint64_t)(yres - 1) * line + (uint64_t)xres * bpp;
+    start = (uint64_t)r[VBE_DISPI_INDEX_Y_OFFSET] * line +
+            (uint64_t)r[VBE_DISPI_INDEX_X_OFFSET] * bpp;
+    if (start + span <= v->lim.vram_size)
+        return;
+    room = v->lim.vram_size - span;
+    if ((uint64_t)r[VBE_DISPI_INDEX_X_OFFSET] * bpp <= room) {
+        room -= (uint64_t)r[VBE_DISPI_INDEX_X_OFFSET] * bpp;
+        r[VBE_DISPI_INDEX_Y_OFFSET] = (uint16_t)(room / line);
+        return;
+    }
+    r[VBE_DISPI_INDEX_Y_OFFSET] = 0;
+    r[VBE_DISPI_INDEX_X_OFFSET] = (uint16_t)min_u32(room / bpp, 0xffff);
 }
 
 void
