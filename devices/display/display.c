@@ -4,6 +4,7 @@
  * model of vbe.c, its mediation profile, reset and migration.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,7 +159,24 @@ struct display {
     uint8_t edid[EDID_BLOCK_LEN];
     struct vbe vbe;
     bool stopped; /* migration: registers are frozen */
+    /* The mode as display_screen() hands it to any thread: published
+     * after every change of the registers on the serving thread. */
+    pthread_mutex_t lock;
+    bool lock_ready;
+    struct vbe_mode shown;
 };
+
+/* Serving thread, after any change of the registers. */
+static void
+publish_mode(struct display *d)
+{
+    struct vbe_mode m;
+
+    vbe_get_mode(&d->vbe, &m);
+    pthread_mutex_lock(&d->lock);
+    d->shown = m;
+    pthread_mutex_unlock(&d->lock);
+}
 
 static ssize_t
 bar2_access(void *opaque, uint64_t offset, void *buf, size_t count,
@@ -181,7 +199,12 @@ bar2_access(void *opaque, uint64_t offset, void *buf, size_t count,
         return -EINVAL;
     rc = is_write ? vbe_mmio_write(&d->vbe, (uint32_t)offset, buf, count)
                   : vbe_mmio_read(&d->vbe, (uint32_t)offset, buf, count);
-    return rc < 0 ? rc : (ssize_t)count;
+    if (rc < 0)
+        return rc;
+    /* Reads change no mode (IS1 only toggles its own bits). */
+    if (is_write)
+        publish_mode(d);
+    return (ssize_t)count;
 }
 
 /*
@@ -205,6 +228,7 @@ display_reset(void *opaque)
     vbe_reset(&d->vbe);
     vram_clear(d);
     umdev_pci_reset(d->pci);
+    publish_mode(d);
     return 0;
 }
 
@@ -325,6 +349,7 @@ display_mig_load(void *opaque, uint32_t version, const void *early,
         goto refuse;
     vbe_state_load(&d->vbe, b + 4 + pci_len, VBE_STATE_SIZE);
     memcpy(d->vram, b + 4 + pci_len + VBE_STATE_SIZE, d->vram_size);
+    publish_mode(d);
     return 0;
 refuse:
     umdev_log(d->log, LOG_ERR, "%s: migrated state refused: %s", d->name, err);
@@ -412,11 +437,16 @@ display_create(const struct display_config *cfg, const struct umdev_logger *log,
     if (d == NULL)
         return -ENOMEM;
     d->log = log;
+    if (pthread_mutex_init(&d->lock, NULL) != 0) {
+        free(d);
+        return -ENOMEM;
+    }
+    d->lock_ready = true;
     d->type = display_type_find(cfg->type ? cfg->type : "display-1024");
     d->name = strdup(cfg->name ? cfg->name : "display");
     if (d->name == NULL) {
-        free(d);
-        return -ENOMEM;
+        rc = -ENOMEM;
+        goto fail;
     }
     if (d->type == NULL) {
         umdev_log(log, LOG_ERR, "%s: unknown display type '%s'", d->name,
@@ -458,6 +488,7 @@ display_create(const struct display_config *cfg, const struct umdev_logger *log,
         rc = umdev_dev_set_profile(d->dev, &prof);
     if (rc < 0)
         goto fail;
+    publish_mode(d);
     *out = d;
     return 0;
 fail:
@@ -472,6 +503,8 @@ display_destroy(struct display *d)
         return;
     umdev_dev_destroy(d->dev);
     umdev_pci_destroy(d->pci);
+    if (d->lock_ready)
+        pthread_mutex_destroy(&d->lock);
     free(d->name);
     free(d);
 }
@@ -498,7 +531,9 @@ void
 display_screen(struct display *d, struct display_screen *out)
 {
     memset(out, 0, sizeof(*out));
-    vbe_get_mode(&d->vbe, &out->mode);
+    pthread_mutex_lock(&d->lock);
+    out->mode = d->shown;
+    pthread_mutex_unlock(&d->lock);
     out->vram = d->vram;
     out->vram_size = d->vram_size;
     if (out->mode.enabled)

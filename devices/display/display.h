@@ -6,7 +6,7 @@
  * interface: devices/display/README.md.
  *
  * Threading: everything runs on the device's serving thread, except
- * display_screen()'s pixels, which another thread may read (see there).
+ * display_screen() and reading the pixels it points at (see there).
  */
 #ifndef UMDEV_DISPLAY_DISPLAY_H
 #define UMDEV_DISPLAY_DISPLAY_H
@@ -101,8 +101,9 @@ struct display_screen {
 };
 
 /**
- * display_screen() - the current mode and where its pixels are.
- * Serving thread (the registers change there).
+ * display_screen() - the current mode and where its pixels are, as of
+ * the guest's last register write. Any thread (a live view polls from
+ * its own); the mode is copied under a lock.
  */
 void display_screen(struct display *d, struct display_screen *out);
 

@@ -395,6 +395,49 @@ vbe_get_mode(const struct vbe *v, struct vbe_mode *out)
     }
 }
 
+static uint8_t
+widen(uint32_t x, unsigned int bits)
+{
+    return (uint8_t)((x << (8 - bits)) | (x >> (2 * bits - 8)));
+}
+
+void
+vbe_row_to_rgb(const struct vbe_mode *m, const uint8_t *row, uint8_t *out)
+{
+    uint32_t x, w = m->enabled ? m->width : 0;
+
+    for (x = 0; x < w; x++, out += 3) {
+        const uint8_t *p = row + (size_t)x * m->bytepp;
+        uint32_t v = (uint32_t)p[0] | (uint32_t)p[1] << 8;
+
+        switch (m->format) {
+        case VBE_FMT_RGB555:
+            out[0] = widen((v >> 10) & 0x1f, 5);
+            out[1] = widen((v >> 5) & 0x1f, 5);
+            out[2] = widen(v & 0x1f, 5);
+            break;
+        case VBE_FMT_RGB565:
+            out[0] = widen(v >> 11, 5);
+            out[1] = widen((v >> 5) & 0x3f, 6);
+            out[2] = widen(v & 0x1f, 5);
+            break;
+        case VBE_FMT_BGR888:
+        case VBE_FMT_XRGB8888:
+            out[0] = p[2];
+            out[1] = p[1];
+            out[2] = p[0];
+            break;
+        case VBE_FMT_BGRX8888:
+            out[0] = p[1];
+            out[1] = p[2];
+            out[2] = p[3];
+            break;
+        case VBE_FMT_NONE:
+            return;
+        }
+    }
+}
+
 void
 vbe_state_save(const struct vbe *v, uint8_t *buf)
 {

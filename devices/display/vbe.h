@@ -157,6 +157,15 @@ void vbe_dispi_write(struct vbe *v, unsigned int index, uint16_t val);
 /** vbe_get_mode() - the mode in force (width 0 and FMT_NONE when none). */
 void vbe_get_mode(const struct vbe *v, struct vbe_mode *out);
 
+/**
+ * vbe_row_to_rgb() - the @m->width pixels at @row, in @m's format, as
+ * 8-bit R, G, B triples into @out (3 * @m->width bytes): what a
+ * screenshot or a live view encodes. 5- and 6-bit channels are widened
+ * by repeating their top bits (full white stays 255). Nothing for a
+ * mode that is not enabled.
+ */
+void vbe_row_to_rgb(const struct vbe_mode *m, const uint8_t *row, uint8_t *out);
+
 /* Migration: every register, little-endian, in a fixed-size blob. */
 #define VBE_STATE_SIZE (2u * VBE_DISPI_NUM_REGS + 1u + 4u + VGA_ATT_NUM)
 

@@ -229,6 +229,23 @@ expect_screen(unsigned int i, uint32_t w, uint32_t h, uint32_t seed)
                 fail_msg("pixel (%u, %u): %#x, want %#x", x, y, got,
                          pattern(seed, x, y));
         }
+    /* The last row as a screenshot encodes it: R, G, B. */
+    uint8_t *rgb = malloc((size_t)w * 3);
+    assert_non_null(rgb);
+    vbe_row_to_rgb(&sc.s.mode, sc.copy + (size_t)(h - 1) * w * 4, rgb);
+    for (uint32_t x = 0; x < w; x++) {
+        uint32_t v = pattern(seed, x, h - 1);
+
+        assert_int_equal(rgb[3 * x], (v >> 16) & 0xff);
+        assert_int_equal(rgb[3 * x + 1], (v >> 8) & 0xff);
+        assert_int_equal(rgb[3 * x + 2], v & 0xff);
+    }
+    free(rgb);
+    /* The test's own thread sees the same mode (any thread may ask). */
+    struct display_screen mine;
+    display_screen(F.disp[i], &mine);
+    assert_memory_equal(&mine.mode, &sc.s.mode, sizeof(mine.mode));
+    assert_ptr_equal(mine.pixels, sc.s.pixels);
     free(sc.copy);
 }
 

@@ -462,6 +462,51 @@ test_state_roundtrip(void **state)
     assert_mode_fits(&b, &m->lim);
 }
 
+static void
+test_row_to_rgb(void **state)
+{
+    struct model *m = *state;
+    struct vbe_mode mode;
+    uint8_t rgb[6];
+    /* Two pixels: orange-ish (0xff, 0x80, 0x10), then white. */
+    static const uint8_t xrgb[] = { 0x10, 0x80, 0xff, 0x00,
+                                    0xff, 0xff, 0xff, 0xff };
+    static const uint8_t bgrx[] = { 0x00, 0xff, 0x80, 0x10,
+                                    0xff, 0xff, 0xff, 0xff };
+    static const uint8_t bgr[] = { 0x10, 0x80, 0xff, 0xff, 0xff, 0xff };
+    /* 565: r 31, g 32, b 2 -> 0xf802 | 32 << 5 = 0xfc02. */
+    static const uint8_t rgb565[] = { 0x02, 0xfc, 0xff, 0xff };
+    /* 555: r 31, g 16, b 2 -> 0x7c00 | 0x200 | 2 = 0x7e02. */
+    static const uint8_t rgb555[] = { 0x02, 0x7e, 0xff, 0x7f };
+
+    bochs_setmode(&m->v, m->lim.vram_size, 2, 2);
+    vbe_get_mode(&m->v, &mode);
+    vbe_row_to_rgb(&mode, xrgb, rgb);
+    assert_memory_equal(rgb, "\xff\x80\x10\xff\xff\xff", 6);
+    w32(&m->v, VBE_QEXT_OFFSET + 4, VBE_QEXT_BIG_ENDIAN);
+    vbe_get_mode(&m->v, &mode);
+    vbe_row_to_rgb(&mode, bgrx, rgb);
+    assert_memory_equal(rgb, "\xff\x80\x10\xff\xff\xff", 6);
+    w16(&m->v, VBE_DISPI_INDEX_BPP, 24);
+    vbe_get_mode(&m->v, &mode);
+    vbe_row_to_rgb(&mode, bgr, rgb);
+    assert_memory_equal(rgb, "\xff\x80\x10\xff\xff\xff", 6);
+    w16(&m->v, VBE_DISPI_INDEX_BPP, 16);
+    vbe_get_mode(&m->v, &mode);
+    vbe_row_to_rgb(&mode, rgb565, rgb);
+    assert_memory_equal(rgb, "\xff\x82\x10\xff\xff\xff", 6);
+    w16(&m->v, VBE_DISPI_INDEX_BPP, 15);
+    vbe_get_mode(&m->v, &mode);
+    vbe_row_to_rgb(&mode, rgb555, rgb);
+    assert_memory_equal(rgb, "\xff\x84\x10\xff\xff\xff", 6);
+    /* Disabled: nothing is written. */
+    w16(&m->v, VBE_DISPI_INDEX_ENABLE, 0);
+    vbe_get_mode(&m->v, &mode);
+    memset(rgb, 0x33, sizeof(rgb));
+    vbe_row_to_rgb(&mode, xrgb, rgb);
+    assert_int_equal(rgb[0], 0x33);
+}
+
 /* ---- EDID */
 
 static void
@@ -732,6 +777,7 @@ main(void)
         MT(test_blanking),
         MT(test_reset),
         MT(test_state_roundtrip),
+        MT(test_row_to_rgb),
         cmocka_unit_test(test_edid_block),
         cmocka_unit_test(test_edid_stable_serial),
         cmocka_unit_test(test_edid_refuses),
