@@ -13,6 +13,7 @@
 
 #include "display.h"
 #include "umdev/profile.h"
+#include "umdev/wire.h"
 
 #define MIB (1u << 20)
 
@@ -164,6 +165,10 @@ struct display {
     pthread_mutex_t lock;
     bool lock_ready;
     struct vbe_mode shown;
+    /* Pre-copy: a hash per page of video memory as display_mig_precopy()
+     * sent it (README.md "Migration"). */
+    uint64_t *page_hash;
+    size_t npages;
 };
 
 /* Serving thread, after any change of the registers. */
@@ -233,12 +238,17 @@ display_reset(void *opaque)
 }
 
 /*
- * Migration. The configuration (must match): the type's name, its
- * limits and video memory size. The state (format DISPLAY_MIG_VERSION,
- * README.md "Migration"): a uint32_t length and lib/pci's state, the
- * register blob of vbe_state_save(), then all of video memory. Integers
- * little-endian.
+ * Migration. The configuration (must match): the type's limits and video
+ * memory size. The state (format DISPLAY_MIG_VERSION, README.md
+ * "Migration"): a uint32_t length and lib/pci's state, the register blob
+ * of vbe_state_save(), then video memory: version 1 all of it; version 2
+ * a byte saying how, then all of it (DISPLAY_VRAM_FULL) or, after a
+ * pre-copy section that carried all of it, a uint32_t count and that
+ * many pages changed since, each a uint32_t page number and its bytes
+ * (DISPLAY_VRAM_PAGES). Integers little-endian.
  */
+#define DISPLAY_PAGE 4096u
+enum { DISPLAY_VRAM_FULL = 0, DISPLAY_VRAM_PAGES = 1 };
 static void
 put_le32(uint8_t *p, uint32_t v)
 {
@@ -284,6 +294,88 @@ display_mig_resume(void *opaque)
     d->stopped = false;
 }
 
+/* A 64-bit hash of page @n of video memory: whether it changed since
+ * the pre-copy (a 2^-64 chance per changed page to miss it). */
+static uint64_t
+page_hash(const struct display *d, size_t n)
+{
+    const uint8_t *p = d->vram + n * DISPLAY_PAGE;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
+    size_t i;
+
+    for (i = 0; i < DISPLAY_PAGE; i += 8) {
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    return h;
+}
+
+/*
+ * RUNNING -> PRE_COPY: all of video memory while the guest draws on,
+ * and the hash of each page as sent, so that the final save() sends
+ * only the pages that changed since.
+ */
+static int
+display_mig_precopy(void *opaque, struct umdev_mig_buf *out)
+{
+    struct display *d = opaque;
+    size_t n;
+
+    for (n = 0; n < d->npages; n++)
+        d->page_hash[n] = page_hash(d, n);
+    return umdev_mig_buf_put(out, d->vram, d->vram_size);
+}
+
+/* Pages that changed since the pre-copy, in bytes. */
+static size_t
+changed_pages(const struct display *d)
+{
+    size_t n, k = 0;
+
+    for (n = 0; n < d->npages; n++)
+        k += page_hash(d, n) != d->page_hash[n];
+    return k;
+}
+
+static uint64_t
+display_mig_precopy_dirty(void *opaque)
+{
+    struct display *d = opaque;
+
+    return (uint64_t)changed_pages(d) * DISPLAY_PAGE;
+}
+
+/* Video memory into the state: whole, or the pages that changed since
+ * this stream's pre-copy section. */
+static int
+put_vram(struct display *d, struct umdev_mig_buf *out)
+{
+    /* The state being left: PRE_COPY only on the arc PRE_COPY ->
+     * STOP_COPY, whose stream holds the pre-copy section. Any other way
+     * to STOP_COPY (or a handover) sends all of it. */
+    bool delta = umdev_dev_mig_state(d->dev) == VFIO_USER_DEVICE_STATE_PRE_COPY;
+    uint8_t kind = delta ? DISPLAY_VRAM_PAGES : DISPLAY_VRAM_FULL, le[4];
+    size_t n;
+    int rc;
+
+    rc = umdev_mig_buf_put(out, &kind, 1);
+    if (rc < 0 || !delta)
+        return rc < 0 ? rc : umdev_mig_buf_put(out, d->vram, d->vram_size);
+    put_le32(le, (uint32_t)changed_pages(d));
+    rc = umdev_mig_buf_put(out, le, sizeof(le));
+    for (n = 0; rc == 0 && n < d->npages; n++) {
+        if (page_hash(d, n) == d->page_hash[n])
+            continue;
+        put_le32(le, (uint32_t)n);
+        rc = umdev_mig_buf_put(out, le, sizeof(le));
+        if (rc == 0)
+            rc = umdev_mig_buf_put(out, d->vram + n * DISPLAY_PAGE,
+                                   DISPLAY_PAGE);
+    }
+    return rc;
+}
+
 static int
 display_mig_save(void *opaque, struct umdev_mig_buf *out)
 {
@@ -307,8 +399,65 @@ display_mig_save(void *opaque, struct umdev_mig_buf *out)
         rc = umdev_mig_buf_put(out, regs, sizeof(regs));
     /* The guest is stopped: video memory holds still while it is read. */
     if (rc == 0)
-        rc = umdev_mig_buf_put(out, d->vram, d->vram_size);
+        rc = put_vram(d, out);
     return rc;
+}
+
+/*
+ * Check video memory's part of a state (@b, @len bytes, format
+ * @version) against the pre-copy section (@early_len bytes): return
+ * the number of changed pages (0 for a whole copy) with *@full set, or
+ * -1 with @err filled.
+ */
+static long
+check_vram(const struct display *d, uint32_t version, const uint8_t *b,
+           size_t len, size_t early_len, bool *full, char *err, size_t errlen)
+{
+    uint32_t count, i;
+
+    *full = true;
+    if (early_len != 0 && early_len != d->vram_size) {
+        snprintf(err, errlen, "a pre-copy section of %zu bytes, not %u",
+                 early_len, d->vram_size);
+        return -1;
+    }
+    if (version == 1 || (len >= 1 && b[0] == DISPLAY_VRAM_FULL)) {
+        size_t skip = version == 1 ? 0 : 1;
+
+        if (len != skip + d->vram_size) {
+            snprintf(err, errlen, "video memory: %zu bytes where %u belong",
+                     len - skip, d->vram_size);
+            return -1;
+        }
+        return 0;
+    }
+    if (len < 5 || b[0] != DISPLAY_VRAM_PAGES) {
+        snprintf(err, errlen, "video memory: unknown encoding");
+        return -1;
+    }
+    if (early_len == 0) {
+        snprintf(err, errlen,
+                 "changed pages of video memory without the pre-copy "
+                 "section they apply to");
+        return -1;
+    }
+    count = get_le32(b + 1);
+    if (count > d->npages || len - 5 != (size_t)count * (4 + DISPLAY_PAGE)) {
+        snprintf(err, errlen,
+                 "video memory: %u changed pages in %zu bytes (at most %zu "
+                 "pages of %u bytes, each after its number)",
+                 count, len - 5, d->npages, DISPLAY_PAGE);
+        return -1;
+    }
+    for (i = 0; i < count; i++)
+        if (get_le32(b + 5 + (size_t)i * (4 + DISPLAY_PAGE)) >= d->npages) {
+            snprintf(err, errlen, "video memory: page %u of %zu",
+                     get_le32(b + 5 + (size_t)i * (4 + DISPLAY_PAGE)),
+                     d->npages);
+            return -1;
+        }
+    *full = false;
+    return count;
 }
 
 static int
@@ -316,17 +465,15 @@ display_mig_load(void *opaque, uint32_t version, const void *early,
                  size_t early_len, const void *state, size_t len)
 {
     struct display *d = opaque;
-    const uint8_t *b = state;
+    const uint8_t *b = state, *vb;
     uint32_t pci_len;
     char err[160] = "";
+    bool full;
+    long count, i;
     int rc = -EINVAL;
 
-    if (version != DISPLAY_MIG_VERSION) {
+    if (version < 1 || version > DISPLAY_MIG_VERSION) {
         snprintf(err, sizeof(err), "state version %u unknown", version);
-        goto refuse;
-    }
-    if (early_len != 0 || early != NULL) {
-        snprintf(err, sizeof(err), "a pre-copy section (display sends none)");
         goto refuse;
     }
     if (len < 4) {
@@ -334,21 +481,35 @@ display_mig_load(void *opaque, uint32_t version, const void *early,
         goto refuse;
     }
     pci_len = get_le32(b);
-    if (len - 4 < pci_len ||
-        len - 4 - pci_len != (size_t)VBE_STATE_SIZE + d->vram_size) {
+    if (len - 4 < pci_len || len - 4 - pci_len < VBE_STATE_SIZE) {
         snprintf(err, sizeof(err),
-                 "%zu bytes: want 4 + %u of config space + %u of registers + "
-                 "%u of video memory",
-                 len, pci_len, VBE_STATE_SIZE, d->vram_size);
+                 "%zu bytes: want 4 + %u of config space + %u of registers "
+                 "and video memory",
+                 len, pci_len, VBE_STATE_SIZE);
         goto refuse;
     }
+    vb = b + 4 + pci_len + VBE_STATE_SIZE;
+    count = check_vram(d, version, vb, len - 4 - pci_len - VBE_STATE_SIZE,
+                       early != NULL ? early_len : 0, &full, err, sizeof(err));
+    if (count < 0)
+        goto refuse;
     /* lib/pci checks its whole blob before taking any of it; after it
      * nothing can fail. */
     rc = umdev_pci_state_load(d->pci, b + 4, pci_len, err, sizeof(err));
     if (rc < 0)
         goto refuse;
     vbe_state_load(&d->vbe, b + 4 + pci_len, VBE_STATE_SIZE);
-    memcpy(d->vram, b + 4 + pci_len + VBE_STATE_SIZE, d->vram_size);
+    if (full) {
+        memcpy(d->vram, vb + (version == 1 ? 0 : 1), d->vram_size);
+    } else {
+        memcpy(d->vram, early, d->vram_size);
+        for (i = 0; i < count; i++) {
+            const uint8_t *pg = vb + 5 + (size_t)i * (4 + DISPLAY_PAGE);
+
+            memcpy(d->vram + (size_t)get_le32(pg) * DISPLAY_PAGE, pg + 4,
+                   DISPLAY_PAGE);
+        }
+    }
     publish_mode(d);
     return 0;
 refuse:
@@ -364,6 +525,8 @@ static const struct umdev_mig_ops display_mig = {
     .resume = display_mig_resume,
     .save = display_mig_save,
     .load = display_mig_load,
+    .precopy = display_mig_precopy,
+    .precopy_dirty = display_mig_precopy_dirty,
 };
 
 static const struct umdev_dev_ops display_ops = {
@@ -479,6 +642,12 @@ display_create(const struct display_config *cfg, const struct umdev_logger *log,
     if (rc < 0)
         goto fail;
     d->vram = umdev_dev_region_mem(d->dev, UMDEV_PCI_BAR0_REGION);
+    d->npages = d->vram_size / DISPLAY_PAGE;
+    d->page_hash = calloc(d->npages, sizeof(*d->page_hash));
+    if (d->page_hash == NULL) {
+        rc = -ENOMEM;
+        goto fail;
+    }
     lim.max_xres = d->type->max_xres;
     lim.max_yres = d->type->max_yres;
     lim.vram_size = d->vram_size;
@@ -505,6 +674,7 @@ display_destroy(struct display *d)
     umdev_pci_destroy(d->pci);
     if (d->lock_ready)
         pthread_mutex_destroy(&d->lock);
+    free(d->page_hash);
     free(d->name);
     free(d);
 }

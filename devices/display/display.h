@@ -33,7 +33,7 @@
 #define DISPLAY_1920_VRAM_MIB 16u
 
 /* Migration state format (README.md "Migration"). */
-#define DISPLAY_MIG_VERSION 1u
+#define DISPLAY_MIG_VERSION 2u
 
 /* A display type: its largest mode, video memory and EDID modes. */
 struct display_type {

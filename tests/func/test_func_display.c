@@ -353,10 +353,22 @@ test_reset_power_on(void **state)
     umdev_client_destroy(c);
 }
 
+/* The guest draws on between pre-copy and stop: a new frame. */
+static uint8_t *mig_fb;
+
+static int
+draw_after_precopy(void *opaque)
+{
+    (void)opaque;
+    draw(mig_fb, 0, 1024 * 4, 1024, 768, 6);
+    return 0;
+}
+
 static void
 test_migration(void **state)
 {
     struct umdev_client *src = connect_display(0), *dst = connect_display(1);
+    struct umdev_migrate_hooks hooks = { .stop = draw_after_precopy };
     struct umdev_migrate_stats st;
     char err[256] = "";
     size_t len;
@@ -367,9 +379,15 @@ test_migration(void **state)
     draw(fb, 0, 1024 * 4, 1024, 768, 5);
     /* Something past the visible frame travels too. */
     memset(fb + len - 4096, 0xab, 4096);
+    mig_fb = fb;
     assert_int_equal(
-        umdev_client_migrate(src, dst, NULL, &st, err, sizeof(err)), 0);
-    expect_screen(1, 1024, 768, 5);
+        umdev_client_migrate(src, dst, &hooks, &st, err, sizeof(err)), 0);
+    /* Pre-copy carried all of video memory, the final state only the
+     * 768 pages of the frame drawn since (and config, registers). */
+    assert_true(st.precopy_bytes >= len);
+    assert_true(st.state_bytes > 768u * 4096u);
+    assert_true(st.state_bytes < 768u * 4100u + 8192u);
+    expect_screen(1, 1024, 768, 6);
     umdev_client_destroy(src);
     fb = map_fb(dst, &len);
     assert_int_equal(fb[len - 1], 0xab);
@@ -377,15 +395,54 @@ test_migration(void **state)
     umdev_client_destroy(dst);
 }
 
+static void
+set_state(struct umdev_client *c, uint32_t to)
+{
+    uint32_t now = 0xffff;
+
+    assert_int_equal(umdev_client_mig_set_state(c, to, &now), 0);
+    assert_int_equal(now, to);
+}
+
+/* Without pre-copy (STOP, then STOP_COPY) all of video memory is in the
+ * state. */
+static void
+test_migration_stop_copy(void **state)
+{
+    struct umdev_client *src = connect_display(0), *dst = connect_display(1);
+    size_t len, cap = (32u << 20);
+    uint8_t *fb = map_fb(src, &len), *stream = malloc(cap);
+    ssize_t n;
+
+    (void)state;
+    assert_non_null(stream);
+    bochs_setmode(src, len, 800, 600);
+    draw(fb, 0, 800 * 4, 800, 600, 7);
+    memset(fb + len - 4096, 0xcd, 4096);
+    set_state(src, VFIO_USER_DEVICE_STATE_STOP);
+    set_state(src, VFIO_USER_DEVICE_STATE_STOP_COPY);
+    n = umdev_client_mig_read(src, stream, cap);
+    assert_true(n > (ssize_t)len && (size_t)n < cap);
+    set_state(dst, VFIO_USER_DEVICE_STATE_RESUMING);
+    assert_int_equal(umdev_client_mig_write(dst, stream, (size_t)n), 0);
+    set_state(dst, VFIO_USER_DEVICE_STATE_STOP);
+    set_state(dst, VFIO_USER_DEVICE_STATE_RUNNING);
+    expect_screen(1, 800, 600, 7);
+    umdev_client_destroy(src);
+    fb = map_fb(dst, &len);
+    assert_int_equal(fb[len - 1], 0xcd);
+    umdev_client_destroy(dst);
+    free(stream);
+}
+
 int
 main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_draw_and_screen_out),
-        T(test_hostile_mode_clamped),
-        T(test_reset_power_on),
-        T(test_migration),
+        T(test_draw_and_screen_out), T(test_hostile_mode_clamped),
+        T(test_reset_power_on),      T(test_migration),
+        T(test_migration_stop_copy),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
