@@ -435,6 +435,129 @@ test_migration_stop_copy(void **state)
     free(stream);
 }
 
+/* docs/PROTOCOL.md "Migration": a 64-byte header (config_len at 48),
+ * the configuration, then sections of a 16-byte head (kind, reserved,
+ * u64 length) and their bytes. */
+#define MIG_HEADER 64u
+#define MIG_SECTION 16u
+
+static uint64_t
+le64_at(const uint8_t *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint32_t
+le32_at(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+/* Load @stream (@len bytes) into display 1: the load must be refused and
+ * leave it as it was (no mode). */
+static void
+expect_refused(const uint8_t *stream, size_t len)
+{
+    struct umdev_client *dst = connect_display(1);
+    struct screen_call sc;
+    uint32_t now = 0;
+
+    set_state(dst, VFIO_USER_DEVICE_STATE_RESUMING);
+    assert_int_equal(umdev_client_mig_write(dst, stream, len), 0);
+    assert_int_not_equal(
+        umdev_client_mig_set_state(dst, VFIO_USER_DEVICE_STATE_STOP, &now), 0);
+    screen(1, &sc);
+    assert_false(sc.s.mode.enabled);
+    assert_int_equal(umdev_client_reset(dst), 0);
+    umdev_client_destroy(dst);
+}
+
+/* A stream of changed pages is only taken with the pre-copy section it
+ * applies to, and with page numbers inside video memory. */
+static void
+test_migration_hostile_pages(void **state)
+{
+    struct umdev_client *src = connect_display(0);
+    size_t len, cap = (40u << 20), n, hdr, pre, st;
+    uint8_t *fb = map_fb(src, &len), *stream = malloc(cap), *cut;
+    ssize_t r;
+
+    (void)state;
+    assert_non_null(stream);
+    bochs_setmode(src, len, 640, 480);
+    draw(fb, 0, 640 * 4, 640, 480, 8);
+    set_state(src, VFIO_USER_DEVICE_STATE_PRE_COPY);
+    r = umdev_client_mig_read(src, stream, cap);
+    assert_true(r > (ssize_t)len);
+    n = (size_t)r;
+    draw(fb, 0, 640 * 4, 640, 2, 9); /* two lines: 2 pages change */
+    set_state(src, VFIO_USER_DEVICE_STATE_STOP_COPY);
+    r = umdev_client_mig_read(src, stream + n, cap - n);
+    assert_true(r > 0);
+    n += (size_t)r;
+    umdev_client_destroy(src);
+
+    hdr = MIG_HEADER + le32_at(stream + 48);
+    assert_int_equal(le32_at(stream + hdr), 1); /* pre-copy */
+    pre = MIG_SECTION + le64_at(stream + hdr + 8);
+    assert_int_equal(pre, MIG_SECTION + len);
+    st = hdr + pre;
+    assert_int_equal(le32_at(stream + st), 2); /* state */
+    {
+        const uint8_t *body = stream + st + MIG_SECTION;
+        size_t vb = 4 + le32_at(body) + VBE_STATE_SIZE;
+
+        assert_int_equal(body[vb], 1); /* changed pages */
+        assert_int_equal(le32_at(body + vb + 1), 2);
+    }
+
+    /* Without the pre-copy section. */
+    cut = malloc(n - pre);
+    assert_non_null(cut);
+    memcpy(cut, stream, hdr);
+    memcpy(cut + hdr, stream + st, n - st);
+    expect_refused(cut, n - pre);
+    free(cut);
+    /* A page number past video memory. */
+    {
+        uint8_t *body = stream + st + MIG_SECTION;
+        size_t vb = 4 + le32_at(body) + VBE_STATE_SIZE;
+        uint8_t keep[4];
+
+        memcpy(keep, body + vb + 5, 4);
+        memset(body + vb + 5, 0xff, 4);
+        expect_refused(stream, n);
+        memcpy(body + vb + 5, keep, 4);
+    }
+    /* Untouched, it loads, and shows the frame with the two new lines. */
+    {
+        struct umdev_client *dst = connect_display(1);
+        struct screen_call sc;
+
+        set_state(dst, VFIO_USER_DEVICE_STATE_RESUMING);
+        assert_int_equal(umdev_client_mig_write(dst, stream, n), 0);
+        set_state(dst, VFIO_USER_DEVICE_STATE_STOP);
+        screen(1, &sc);
+        assert_true(sc.s.mode.enabled);
+        for (uint32_t x = 0; x < 640; x++) {
+            uint32_t top, below;
+
+            memcpy(&top, sc.copy + 4u * x, 4);
+            memcpy(&below, sc.copy + 640u * 4u * 2u + 4u * x, 4);
+            assert_int_equal(top, pattern(9, x, 0));
+            assert_int_equal(below, pattern(8, x, 2));
+        }
+        free(sc.copy);
+        umdev_client_destroy(dst);
+    }
+    free(stream);
+}
+
 int
 main(void)
 {
@@ -442,7 +565,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         T(test_draw_and_screen_out), T(test_hostile_mode_clamped),
         T(test_reset_power_on),      T(test_migration),
-        T(test_migration_stop_copy),
+        T(test_migration_stop_copy), T(test_migration_hostile_pages),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
