@@ -92,15 +92,18 @@ class Audit(DisplayTestCase):
         super().setUp()
 
     def test_conformance(self):
-        _, doc = self.audit_passes("display-1024")
-        dp = {c["id"]: c["evidence"] for c in doc["criteria"]}[2]
-        self.assertRegex(dp, r"1234:1111 display .*the display parent's "
-                         r"exercise\(\); exercise\(\): 2000 units in "
-                         r"(\d+) messages, \1 of them waiting .* = "
-                         r"0\.000 msgs/units; 2000 pages drawn through the "
-                         r"BAR0 mapping in 0 msgs")
-        self.assertIn("worst 0.000 <= profile bound 0", dp)
-        self.assertEqual(self.instances(), {})
+        for t in TYPES:
+            with self.subTest(type=t):
+                _, doc = self.audit_passes(t)
+                dp = {c["id"]: c["evidence"] for c in doc["criteria"]}[2]
+                self.assertRegex(dp, r"1234:1111 display .*the display "
+                                 r"parent's exercise\(\); exercise\(\): "
+                                 r"2000 units in (\d+) messages, \1 of them "
+                                 r"waiting .* = 0\.000 msgs/units; 2000 "
+                                 r"pages drawn through the BAR0 mapping in "
+                                 r"0 msgs")
+                self.assertIn("worst 0.000 <= profile bound 0", dp)
+                self.assertEqual(self.instances(), {})
 
 
 if __name__ == "__main__":
