@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "accel.h"
+#include "display_parent.h"
 #include "nvme_parent.h"
 #include "parents.h"
 #include "serial.h"
@@ -20,6 +21,7 @@ static const struct umdev_parent *const builtin[] = {
     &serial_parent,
     &accel_parent,
     &nvme_parent,
+    &display_parent,
 };
 
 static const char *const admission_names[] = {

@@ -7,10 +7,13 @@
  *                      [--verbose]
  *   umdev-serve accel --socket PATH [--queues K] [--instances N]
  *                     [--threads M] [--profile-json FILE] [--verbose]
+ *   umdev-serve display --socket PATH [--type TYPE] [--uuid UUID]
+ *                       [--profile-json FILE] [--verbose]
  *
  * serial is devices/serial/README.md's card; accel puts N subdevices
  * (devices/accel/README.md) on one engine, on PATH or, with N > 1, on
- * PATH.0 .. PATH.<N-1>. What the subcommands share lives here once: the
+ * PATH.0 .. PATH.<N-1>; display is devices/display/README.md's
+ * framebuffer device. What the subcommands share lives here once: the
  * common options, usage errors, the event loop and its stop on a signal.
  *
  * Exit status: 0 after a signal, 1 on a runtime error, 2 on a usage error.
@@ -25,6 +28,7 @@
 
 #include "accel.h"
 #include "audit.h"
+#include "display.h"
 #include "serial.h"
 #include "tool.h"
 #include "umdev/dev.h"
@@ -39,6 +43,8 @@ static const char usage_text[] =
     "       " PROG " accel --socket PATH [--queues K] [--instances N]\n"
     "                         [--threads M] [--profile-json FILE]\n"
     "                         [--verbose]\n"
+    "       " PROG " display --socket PATH [--type TYPE] [--uuid UUID]\n"
+    "                           [--profile-json FILE] [--verbose]\n"
     "       " PROG " --help\n"
     "\n"
     "Serve devices on the vfio-user socket PATH (mode 0600) until\n"
@@ -58,6 +64,12 @@ static const char usage_text[] =
     "  --threads M     engine threads (default 1)\n"
     "  --profile-json FILE  write the first subdevice's mediation profile\n"
     "                  (JSON, for umdev-conform --profile) and serve\n"
+    "\n"
+    "display: the Bochs/QEMU display interface (PCI 1234:1111, Linux\n"
+    "  bochs-drm), its framebuffer (BAR0) mapped by the VMM.\n"
+    "  --type TYPE     display-1024 (default) or display-1920\n"
+    "  --uuid UUID     the instance UUID its EDID serial derives from\n"
+    "  --profile-json FILE  write its mediation profile and serve\n"
     "\n"
     "Attach to QEMU with:  -device '{\"driver\":\"vfio-user-pci\","
     "\"socket\":{\"path\":\"PATH\",\"type\":\"unix\"}}'\n";
@@ -405,12 +417,11 @@ accel_option(int opt, const char *arg)
     }
 }
 
-/* The first subdevice's mediation profile as JSON, for umdev-conform. */
+/* A device's mediation profile as JSON, for umdev-conform. */
 static int
-accel_write_profile(const char *path)
+write_profile(struct umdev_dev *dev, struct umdev_pci *pci, const char *path)
 {
-    char *json = audit_profile_json(accel_dev_dev(accel_state.dev[0]),
-                                    accel_dev_pci(accel_state.dev[0]));
+    char *json = audit_profile_json(dev, pci);
     FILE *f = json != NULL ? fopen(path, "we") : NULL;
     int rc = 0;
 
@@ -467,7 +478,9 @@ accel_start(struct serve *sv)
                path, ACCEL_VENDOR_ID, ACCEL_DEVICE_ID, nq, nq == 1 ? "" : "s");
     }
     if (accel_state.profile_path != NULL &&
-        accel_write_profile(accel_state.profile_path) < 0)
+        write_profile(accel_dev_dev(accel_state.dev[0]),
+                      accel_dev_pci(accel_state.dev[0]),
+                      accel_state.profile_path) < 0)
         return -1;
     printf("engine: %ld thread%s, CRC32C %s\n", nt, nt == 1 ? "" : "s",
            accel_engine_crc_hw(accel_state.e) ? "SSE4.2" : "table");
@@ -488,11 +501,84 @@ accel_stop(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* display                                                            */
+
+enum { OPT_TYPE = OPT_OWN, OPT_UUID, OPT_DISPLAY_PROFILE };
+static const struct option display_opts[] = {
+    { "type", required_argument, NULL, OPT_TYPE },
+    { "uuid", required_argument, NULL, OPT_UUID },
+    { "profile-json", required_argument, NULL, OPT_DISPLAY_PROFILE },
+    { NULL, 0, NULL, 0 },
+};
+
+static struct {
+    const char *type, *uuid, *profile_path;
+    struct display *d;
+    struct umdev_server *srv;
+} display_state = { .type = "display-1024" };
+
+static int
+display_option(int opt, const char *arg)
+{
+    switch (opt) {
+    case OPT_TYPE:
+        if (display_type_find(arg) == NULL)
+            return usage_error("--type: display-1024 or display-1920, not",
+                               arg);
+        display_state.type = arg;
+        return 0;
+    case OPT_UUID:
+        display_state.uuid = arg;
+        return 0;
+    case OPT_DISPLAY_PROFILE:
+        display_state.profile_path = arg;
+        return 0;
+    }
+    return usage_error("unknown option", NULL);
+}
+
+static int
+display_start(struct serve *sv)
+{
+    struct display_config cfg = { .type = display_state.type,
+                                  .uuid = display_state.uuid,
+                                  .name = "display" };
+    int rc;
+
+    rc = display_create(&cfg, &sv->log, &display_state.d);
+    if (rc < 0) {
+        fprintf(stderr, PROG ": cannot create the display: %s%s\n",
+                strerror(-rc), rc == -EINVAL ? " (is --uuid a UUID?)" : "");
+        return -1;
+    }
+    if (serve_on(sv, display_dev(display_state.d), sv->sock,
+                 &display_state.srv) < 0)
+        return -1;
+    if (display_state.profile_path != NULL &&
+        write_profile(display_dev(display_state.d),
+                      display_pci(display_state.d),
+                      display_state.profile_path) < 0)
+        return -1;
+    printf("display: vfio-user socket %s (PCI %04x:%04x, %s)\n", sv->sock,
+           DISPLAY_VENDOR_ID, DISPLAY_DEVICE_ID, display_state.type);
+    return 0;
+}
+
+static void
+display_stop(void)
+{
+    umdev_server_destroy(display_state.srv);
+    display_destroy(display_state.d);
+}
+
+/* ------------------------------------------------------------------ */
 
 static const struct serve_type types[] = {
     { "serial", serial_opts, serial_option, serial_check, serial_start,
       serial_stop },
     { "accel", accel_opts, accel_option, NULL, accel_start, accel_stop },
+    { "display", display_opts, display_option, NULL, display_start,
+      display_stop },
 };
 
 int
@@ -511,5 +597,6 @@ main(int argc, char **argv)
     for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
         if (!strcmp(argv[1], types[i].name))
             return serve_main(&types[i], argc - 1, argv + 1);
-    return usage_error("unknown device type (known: serial, accel)", argv[1]);
+    return usage_error("unknown device type (known: serial, accel, display)",
+                       argv[1]);
 }

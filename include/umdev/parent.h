@@ -3,9 +3,10 @@
  * itself (its resource pools, the types it offers and what each costs),
  * how it checks an instance's attributes, and how it builds and tears
  * down the device an instance's worker serves. The built-in parents
- * (devices/serial, devices/accel, devices/nvme) implement exactly this;
- * so does a plug-in, a shared object umdevd loads from its plug-in
- * directory (docs/PLUGINS.md), which exports one function:
+ * (devices/serial, devices/accel, devices/nvme, devices/display)
+ * implement exactly this; so does a plug-in, a shared object umdevd
+ * loads from its plug-in directory (docs/PLUGINS.md), which exports one
+ * function:
  *
  *     UMDEV_PARENT_PLUGIN(&my_parent);
  *

@@ -30,6 +30,12 @@
  *    shutdown and doorbells that wake a sleeping controller are
  *    waiting; doorbells its EventIdx asks for while the queues are kept
  *    busy count, beyond one per 20 commands.
+ *  - display (1234:1111): the display parent's exercise() hook
+ *    (devices/display/display_exercise.c): a mode set as bochs-drm does
+ *    it, then pages of pixels drawn through the client's mapping of
+ *    BAR0 and read back through the device. Unit: a 4 KiB page. The
+ *    mode set and the read-back are waiting; messages while drawing
+ *    count (there are none: the framebuffer is mapped).
  *
  * Messages are counted on the client: the commands it sends plus the
  * server's DMA_READ/DMA_WRITE it serves. Polls that find the device not
@@ -58,6 +64,8 @@
 
 #include "accel.h"
 #include "conform.h"
+#include "display.h"
+#include "display_parent.h"
 #include "engine.h"
 #include "nvme_host.h"
 #include "uart_driver.h"
@@ -822,6 +830,15 @@ gen_nvme(struct gen_ctx *g)
     return run_hook(g, nvme_exercise, "the nvme parent's");
 }
 
+/* display (devices/display): the parent's own hook, a mode set as
+ * bochs-drm does it, pages drawn through the BAR0 mapping and read back
+ * (devices/display/README.md "Conformance"). */
+static int
+gen_display(struct gen_ctx *g)
+{
+    return run_hook(g, display_exercise, "the display parent's");
+}
+
 /* ------------------------------------------------------------------ */
 
 struct generator {
@@ -840,6 +857,9 @@ static const struct generator generators[] = {
       ACCEL_GUEST_SIZE },
     { NVME_VENDOR_ID, NVME_DEVICE_ID, "nvme (I/O queues, shadow doorbells)",
       gen_nvme, 1, HOOK_GUEST_SIZE },
+    { DISPLAY_VENDOR_ID, DISPLAY_DEVICE_ID,
+      "display (framebuffer pages drawn through BAR0's mapping)", gen_display,
+      1, HOOK_GUEST_SIZE },
 };
 
 void

@@ -6,6 +6,7 @@
 #   run.sh serial        CONFORM UMDEV_SERVE   [KIT OPTIONS...]
 #   run.sh testdev       CONFORM UMDEV_TESTDEV [KIT OPTIONS...]
 #   run.sh accel-K       CONFORM UMDEV_SERVE   [KIT OPTIONS...]
+#   run.sh display-1024|display-1920 CONFORM UMDEV_SERVE [KIT OPTIONS...]
 #   run.sh serial_daemon CONFORM UMDEVD UMDEVCTL [KIT OPTIONS...]
 #
 # Environment: CONFORM_FUZZ_SECONDS (default 5), CONFORM_KEEP=1 keeps the
@@ -13,7 +14,8 @@
 set -eu
 
 usage() {
-    echo "usage: run.sh serial|testdev|accel-K CONFORM SERVER [OPTS...]" >&2
+    echo "usage: run.sh serial|testdev|accel-K|display-1024|display-1920" \
+        "CONFORM SERVER [OPTS...]" >&2
     echo "       run.sh serial_daemon CONFORM UMDEVD UMDEVCTL [OPTS...]" >&2
     exit 2
 }
@@ -112,6 +114,18 @@ accel-1 | accel-2 | accel-4)
     shift
     sock=$dir/dev.sock
     "$server" accel --socket "$sock" --queues "${mode#accel-}" --threads 2 \
+        --profile-json "$dir/profile.json" >"$dir/server.log" 2>&1 &
+    server_pid=$!
+    wait_for_socket "$sock" "$server_pid"
+    timeout -k 5 60 "$conform" "$sock" --fuzz-seconds "$fuzz" \
+        --profile "$dir/profile.json" "$@"
+    ;;
+display-1024 | display-1920)
+    # As accel: the profile is the server's own.
+    server=$1
+    shift
+    sock=$dir/dev.sock
+    "$server" display --socket "$sock" --type "$mode" \
         --profile-json "$dir/profile.json" >"$dir/server.log" 2>&1 &
     server_pid=$!
     wait_for_socket "$sock" "$server_pid"

@@ -278,11 +278,14 @@ class Mdevctl(DaemonTestCase):
     def test_types_dumpjson(self):
         dump = self.ok("types", "--dumpjson").json()
         self.assertEqual(len(dump), 1)
-        self.assertEqual(sorted(dump[0]), ["accel", "nvme", "serial"])
+        self.assertEqual(sorted(dump[0]), ["accel", "display", "nvme",
+                                           "serial"])
         self.assertEqual([list(t) for t in dump[0]["accel"]],
                          [["accel-1wq"], ["accel-2wq"], ["accel-4wq"]])
         self.assertEqual([list(t) for t in dump[0]["nvme"]],
                          [["nvme-1q"], ["nvme-4q"], ["nvme-8q"]])
+        self.assertEqual([list(t) for t in dump[0]["display"]],
+                         [["display-1024"], ["display-1920"]])
         [[name, t]] = [list(x.items())[0] for x in dump[0]["serial"]]
         self.assertEqual(name, T)
         self.assertEqual(sorted(t), ["available_instances", "description",

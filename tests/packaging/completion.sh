@@ -102,12 +102,12 @@ expect "+--parent-map" import --pa
 expect "$T/mdevctl.d" import "$T/mdevctl"
 expect "0000:00:02.0=" import "$T/mdevctl.d" --parent-map ""
 expect "0000:00:02.0=" import --parent-map 0 "$T/mdevctl.d" --parent-map 0
-expect "0000:00:02.0=accel 0000:00:02.0=nvme 0000:00:02.0=serial" \
+expect "0000:00:02.0=accel 0000:00:02.0=display 0000:00:02.0=nvme 0000:00:02.0=serial" \
     import "$T/mdevctl.d" --parent-map 0000:00:02.0=
 EXPECT_LINE="$CTL import $T/mdevctl.d --parent-map 0000:00:02.0=se" \
     expect "serial" import "$T/mdevctl.d" --parent-map 0000 : 00 : 02.0 = se
 EXPECT_LINE="$CTL import $T/mdevctl.d --parent-map 0000:00:02.0=" \
-    expect "=accel =nvme =serial" import "$T/mdevctl.d" --parent-map 0000 : 00 : 02.0 =
+    expect "=accel =display =nvme =serial" import "$T/mdevctl.d" --parent-map 0000 : 00 : 02.0 =
 # A number is not completed from anything.
 expect "" stop --grace ""
 # The queries go to the daemon --control names, not to UMDEV_CONTROL.
