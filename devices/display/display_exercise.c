@@ -65,7 +65,7 @@ fill_page(uint8_t *p, uint64_t n)
 static int
 mode_set(struct umdev_client *c, uint64_t vram, char *note, size_t len)
 {
-    uint16_t id, mem64k, xmax, ymax, x, y;
+    uint16_t id, mem64k, xmax = 0, ymax = 0, x = 0, y = 0;
     int rc;
 
     rc = dispi_rd(c, VBE_DISPI_INDEX_ID, &id);
