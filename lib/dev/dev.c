@@ -479,6 +479,15 @@ umdev_dev_region_info(struct umdev_dev *dev, uint32_t index,
     return 0;
 }
 
+int
+umdev_dev_region_shm_fd(const struct umdev_dev *dev, uint32_t index)
+{
+    if (index >= UMDEV_MAX_REGIONS || !dev->regions[index].present ||
+        dev->regions[index].shm_fd < 0)
+        return -ENOENT;
+    return dev->regions[index].shm_fd;
+}
+
 uint32_t
 umdev_dev_num_regions(const struct umdev_dev *dev)
 {
