@@ -75,6 +75,17 @@ display_parent_describe(struct umdev_instance *inst)
     }
     json_object_object_add(o, "blanked",
                            json_object_new_boolean(s.mode.blanked));
+    /* What the guest reads as its monitor's EDID, in hex, so a host can
+     * compare it with the guest's view (e2e.display). */
+    {
+        const uint8_t *e = display_edid(inst->priv);
+        char hex[2 * EDID_BLOCK_LEN + 1];
+        size_t i;
+
+        for (i = 0; i < EDID_BLOCK_LEN; i++)
+            snprintf(hex + 2 * i, 3, "%02x", e[i]);
+        json_object_object_add(o, "edid", json_object_new_string(hex));
+    }
     return o;
 }
 
