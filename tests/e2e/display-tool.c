@@ -111,7 +111,7 @@ set_mode(uint32_t w, uint32_t h, uint32_t seed, unsigned int hold)
         res.count_connectors < 1 || res.count_crtcs < 1 ||
         res.count_connectors > 8 || res.count_crtcs > 8)
         die(0, "card0: %u connectors, %u CRTCs", res.count_connectors,
-              res.count_crtcs);
+            res.count_crtcs);
     res.connector_id_ptr = (uintptr_t)conns;
     res.crtc_id_ptr = (uintptr_t)crtcs;
     res.count_fbs = res.count_encoders = 0;
@@ -125,7 +125,7 @@ set_mode(uint32_t w, uint32_t h, uint32_t seed, unsigned int hold)
     modes = calloc(conn.count_modes + 1, sizeof(*modes));
     if (modes == NULL || conn.count_encoders > 8)
         die(0, "connector: %u modes, %u encoders", conn.count_modes,
-              conn.count_encoders);
+            conn.count_encoders);
     conn.modes_ptr = (uintptr_t)modes;
     conn.encoders_ptr = (uintptr_t)encs;
     conn.count_props = 0;

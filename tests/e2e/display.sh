@@ -71,6 +71,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# shellcheck disable=SC2119  # no options beyond DAEMON_ARGS
 daemon || { say "FAIL: umdevd did not answer"; cat "$LOG"; exit 1; }
 instance_start display "$TYPE"
 
