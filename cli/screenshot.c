@@ -183,7 +183,7 @@ cli_verb_screenshot(struct cli *c, struct cli_opts *o)
     uint32_t w = SCREENSHOT_NOMODE_W, h = SCREENSHOT_NOMODE_H;
     char err[512];
     struct stat st;
-    int fd = -1, rc;
+    int fd = -1, rc, seals;
     bool shown;
 
     if (o->uuid == NULL)
@@ -205,6 +205,15 @@ cli_verb_screenshot(struct cli *c, struct cli_opts *o)
     if (fstat(fd, &st) < 0 || st.st_size <= 0) {
         rc = cli_refuse(c, "screenshot", EPROTO,
                         "the screen's memory cannot be sized");
+        goto out;
+    }
+    /* Its size is sealed (lib/dev seals every shared region), so the
+     * mapping below cannot lose pages under the read (SIGBUS). */
+    seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
+        rc = cli_refuse(c, "screenshot", EPROTO,
+                        "the screen's memory is not sealed against "
+                        "shrinking; not mapping it");
         goto out;
     }
     shown = jbool(scr, "enabled") && !jbool(scr, "blanked");

@@ -275,15 +275,26 @@ class Screenshot(DisplayTestCase):
                 "print(fl&3)\n"
                 "try:\n"
                 "  os.write(fds[0],b'x'); print('wrote')\n"
+                "except OSError as e: print(e.errno)\n"
+                "import fcntl\n"
+                "print(fcntl.fcntl(fds[0],fcntl.F_GET_SEALS))\n"
+                "try:\n"
+                "  os.ftruncate(fds[0],0); print('truncated')\n"
                 "except OSError as e: print(e.errno)\n")
         p = subprocess.run(["python3", "-c", code, self.d.control,
                             inst["uuid"]], capture_output=True,
                            timeout=harness.T_CMD)
         self.assertEqual(p.returncode, 0, p.stderr.decode())
-        size, acc, wr = p.stdout.decode().split()
+        size, acc, wr, seals, trunc = p.stdout.decode().split()
         self.assertEqual(int(size), 8 << 20)
         self.assertEqual(int(acc), os.O_RDONLY)
         self.assertEqual(int(wr), 9)  # EBADF
+        # Sealed at its size (lib/dev), so no holder can pull pages from
+        # under a reader's mapping: shrink, grow and the seals themselves.
+        import fcntl
+        want = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
+        self.assertEqual(int(seals) & want, want)
+        self.assertIn(int(trunc), (22, 1, 9))  # not truncated
 
     def test_refusals(self):
         serial = self.start_instance("-p", "serial", "-t", "serial-2port")
