@@ -218,6 +218,8 @@ class Screenshot(DisplayTestCase):
         info = self.js("info", inst["uuid"])["device"]
         self.assertEqual(info["screenshots"], len(cases), info)
         self.assertEqual(info["endpoints"]["mode"], "320x200@15", info)
+        self.assertIn("screenshots: %d taken" % len(cases),
+                      self.ok("info", inst["uuid"]).out)
 
     def test_1920_second_page(self):
         inst = self.start_instance("-p", "display", "-t", "display-1920")
