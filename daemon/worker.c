@@ -326,7 +326,8 @@ static const char *const screen_formats[] = {
     [UMDEV_SCREEN_FMT_BGRX8888] = "bgrx8888",
 };
 
-/* Whether @s (shown or not) lies inside a region of @size bytes. */
+/* Whether @s (shown or not) lies inside a region of @size bytes, in a
+ * format this umdevd knows. */
 static bool
 screen_fits(const struct umdev_screen *s, uint64_t size)
 {
@@ -337,10 +338,13 @@ screen_fits(const struct umdev_screen *s, uint64_t size)
     };
     uint64_t row, last;
 
+    /* A format this umdevd does not know is refused shown or not: its
+     * name is looked up from it. */
+    if ((size_t)s->format >= sizeof(bytepp) / sizeof(bytepp[0]))
+        return false;
     if (!s->enabled)
         return true;
-    if ((size_t)s->format >= sizeof(bytepp) / sizeof(bytepp[0]) ||
-        bytepp[s->format] == 0 || s->width == 0 || s->height == 0)
+    if (bytepp[s->format] == 0 || s->width == 0 || s->height == 0)
         return false;
     row = (uint64_t)s->width * bytepp[s->format];
     if (s->pitch < row || s->offset > size)
@@ -379,7 +383,8 @@ send_screen(struct worker *w)
         why = "its screen is not in shared memory";
         fd = -1;
     } else if (!screen_fits(&s, ri.size)) {
-        why = "its parent described a screen outside its memory";
+        why = "its parent described a screen outside its memory or in an "
+              "unknown format";
         fd = -1;
     }
     if (why != NULL) {

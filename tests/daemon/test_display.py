@@ -22,7 +22,6 @@
 import os
 import subprocess
 import sys
-import tempfile
 
 import harness
 from harness import DaemonTestCase, NOBODY, as_user
@@ -158,14 +157,16 @@ class Screenshot(DisplayTestCase):
 
     def setUp(self):
         super().setUp()
-        self.tmp = tempfile.mkdtemp(prefix="umdev-shot-")
-        os.chmod(self.tmp, 0o777)  # nobody writes its screenshot here
-        self.addCleanup(subprocess.run, ["rm", "-rf", self.tmp])
+        # In the harness's directory (removed with it); nobody writes its
+        # screenshot here.
+        self.shots = os.path.join(self.tmp, "shots")
+        os.mkdir(self.shots)
+        os.chmod(self.shots, 0o777)
 
     def draw(self, inst, mode, order="le", seed=1, extra=()):
         """Set @mode (w, h, bpp, virt_w, xoff, yoff) through the stand-in
         and fill video memory; return video memory as it drew it."""
-        dump = os.path.join(self.tmp, "vram")
+        dump = os.path.join(self.shots, "vram")
         p = subprocess.run([harness.BIN["display_client"], inst["socket"],
                             "5000", dump] + [str(v) for v in mode] +
                            [order, str(seed)] + list(extra),
@@ -180,7 +181,7 @@ class Screenshot(DisplayTestCase):
             return f.read()
 
     def shot(self, u, name="s.png", **kw):
-        path = os.path.join(self.tmp, name)
+        path = os.path.join(self.shots, name)
         r = self.ok("--json", "screenshot", u, path, **kw)
         with open(path, "rb") as f:
             return r.json(), png_decode(f.read())
@@ -234,9 +235,9 @@ class Screenshot(DisplayTestCase):
             with self.subTest(extra=extra):
                 if extra:
                     self.draw(inst, (800, 600, 32, 800, 0, 0), extra=extra)
-                r = self.ok("screenshot", u, os.path.join(self.tmp, "b.png"))
+                r = self.ok("screenshot", u, os.path.join(self.shots, "b.png"))
                 self.assertIn("black (%s)" % why, r.out, str(r))
-                with open(os.path.join(self.tmp, "b.png"), "rb") as f:
+                with open(os.path.join(self.shots, "b.png"), "rb") as f:
                     w, h, rows = png_decode(f.read())
                 self.assertEqual((w, h), size)
                 self.assertEqual(set(rows), {bytes(3 * w)})
@@ -252,12 +253,12 @@ class Screenshot(DisplayTestCase):
         # Someone else: neither the owner nor a manager.
         other = as_user(NOBODY.pw_uid - 1, NOBODY.pw_gid)
         self.refused("EPERM", "screenshot", u,
-                     os.path.join(self.tmp, "x.png"), user=other,
+                     os.path.join(self.shots, "x.png"), user=other,
                      says="is for its owner (uid %d)" % NOBODY.pw_uid)
-        self.assertFalse(os.path.exists(os.path.join(self.tmp, "x.png")))
+        self.assertFalse(os.path.exists(os.path.join(self.shots, "x.png")))
         root = self.start_instance("-p", "display", "-t", "display-1024")
         self.refused("EPERM", "screenshot", root["uuid"],
-                     os.path.join(self.tmp, "x.png"), user=nobody)
+                     os.path.join(self.shots, "x.png"), user=nobody)
 
     def test_read_only(self):
         """The descriptor umdevd hands out cannot write the screen."""
@@ -300,7 +301,7 @@ class Screenshot(DisplayTestCase):
 
     def test_refusals(self):
         serial = self.start_instance("-p", "serial", "-t", "serial-2port")
-        path = os.path.join(self.tmp, "r.png")
+        path = os.path.join(self.shots, "r.png")
         self.refused("ENOTSUP", "screenshot", serial["uuid"], path,
                      says="shows no screen: its type has no screen")
         self.refused("EINVAL", "screenshot", "not-a-uuid", path,
@@ -313,11 +314,46 @@ class Screenshot(DisplayTestCase):
                      says="only a running instance shows a screen")
         self.fails(2, "screenshot", u, says="FILE is required")
         inst = self.js("start", u)["instance"]
-        self.fails(1, "screenshot", u, os.path.join(self.tmp, "no", "x.png"),
+        self.fails(1, "screenshot", u, os.path.join(self.shots, "no", "x.png"),
                    says="cannot create")
         self.assertFalse(os.path.exists(path))
         self.assertEqual(inst["state"], "running")
 
 
+class ParentScreens(DaemonTestCase):
+    """What a parent's screen operation says is checked by the worker:
+    plugin_screen.c describes what its attribute asks."""
+
+    def setUp(self):
+        super().setUp()
+        self.shots = self.tmp
+        pdir = os.path.join(self.tmp, "plugins")
+        os.mkdir(pdir)
+        os.symlink(harness.BIN["plugin_screen"],
+                   os.path.join(pdir, "screen.so"))
+        self.daemon(["--plugin-dir", pdir, "--admit", "any"])
+
+    def test_worker_checks(self):
+        path = os.path.join(self.shots, "p.png")
+        i = self.start_instance("-p", "screen", "-t", "screen-card",
+                                "--attr", "screen=ok")
+        r = self.js("screenshot", i["uuid"], path)
+        self.assertEqual((r["width"], r["height"]), (16, 16), r)
+        for what, code, says in (
+                ("outside", "EIO", "described a screen outside its memory"),
+                ("format", "EIO", "in an unknown format"),
+                ("trapped", "EIO", "its screen is not in shared memory"),
+                ("fails", "EIO", "shows no screen: Input/output error")):
+            with self.subTest(screen=what):
+                i = self.start_instance("-p", "screen", "-t", "screen-card",
+                                        "--attr", "screen=" + what)
+                os.unlink(path) if os.path.exists(path) else None
+                self.refused(code, "screenshot", i["uuid"], path, says=says)
+                self.assertFalse(os.path.exists(path))
+                # The worker serves on.
+                self.assertEqual(self.js("info", i["uuid"])["device"]
+                                 ["screenshots"], 0)
+
+
 if __name__ == "__main__":
-    harness.main(programs=("conform", "display-client"))
+    harness.main(programs=("conform", "display-client", "plugin-screen"))
