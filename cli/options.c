@@ -313,8 +313,11 @@ parse(const struct cli_verb *v, int argc, char **argv, struct cli_opts *o)
     }
     /* The UUID (or audit's TYPE) may also come bare: `info UUID`; what
      * follows it is the argument too many. */
-    if (v->bare == CLI_BARE_UUID && o->uuid == NULL && optind < argc)
+    if ((v->bare == CLI_BARE_UUID || v->bare == CLI_BARE_UUID_FILE) &&
+        o->uuid == NULL && optind < argc)
         o->uuid = argv[optind++];
+    if (v->bare == CLI_BARE_UUID_FILE && optind < argc)
+        o->file = argv[optind++];
     if (v->bare == CLI_BARE_TYPE && o->type == NULL && optind < argc)
         o->type = argv[optind++];
     if (v->bare == CLI_BARE_DIR && optind < argc)

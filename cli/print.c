@@ -588,6 +588,9 @@ cli_print_info(struct json_object *r)
     else if (json_object_get_boolean(
                  json_object_object_get(dev, "needs_shared_memory")))
         printf("  guest memory: must be shared with the server (share=on)\n");
+    if (json_object_object_get_ex(dev, "screenshots", &v))
+        printf("  screenshots: %s taken (umdevctl screenshot)\n",
+               json_object_get_string(v));
     printf("  counters:\n");
     json_object_object_foreach(json_object_object_get(dev, "counters"), k, cv)
         printf("    %-14s %s\n", k, json_object_get_string(cv));

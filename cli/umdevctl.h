@@ -62,12 +62,19 @@ struct cli_opts {
     /* import --parent-map HOST=PARENT: {HOST: PARENT}; owned */
     struct json_object *parent_map;
     bool fuzz_set;
-    const char *to; /* migrate: the destination umdevd's control socket */
-    bool handshake; /* migrate: the VMM takes part on stdin/stdout */
+    const char *to;   /* migrate: the destination umdevd's control socket */
+    bool handshake;   /* migrate: the VMM takes part on stdin/stdout */
+    const char *file; /* screenshot: the PNG to write */
 };
 
 /* Where a lone positional argument goes. */
-enum cli_bare { CLI_BARE_NONE, CLI_BARE_UUID, CLI_BARE_TYPE, CLI_BARE_DIR };
+enum cli_bare {
+    CLI_BARE_NONE,
+    CLI_BARE_UUID,
+    CLI_BARE_TYPE,
+    CLI_BARE_DIR,
+    CLI_BARE_UUID_FILE, /* the UUID (unless -u gave it), then a file */
+};
 
 struct cli_verb {
     const char *name;
@@ -107,6 +114,10 @@ int cli_run(struct cli *c, const char *cmd, struct json_object *args,
 /* ---- migrate.c */
 
 int cli_verb_migrate(struct cli *c, struct cli_opts *o);
+
+/* ---- screenshot.c */
+
+int cli_verb_screenshot(struct cli *c, struct cli_opts *o);
 
 /* ---- options.c */
 

@@ -852,6 +852,20 @@ static const struct cli_verb verbs[] = {
       "state and the destination's instance is stopped.\n",
       DEF_SHORTS, DEF_KNOWN "TH", "uTH", CLI_BARE_UUID, cli_verb_migrate, NULL,
       false },
+    { "screenshot", "-u UUID FILE | UUID FILE [--json]",
+      "write the screen of a running display instance as a PNG",
+      "  -u, --uuid U       the instance (running, of a type that shows a "
+      "screen:\n"
+      "                     display-*); root, the management group or its "
+      "owner\n"
+      "  FILE               the PNG to write (replaced if it exists)\n"
+      "The screen as the guest shows it: its mode, pitch, offsets and "
+      "byte order.\n"
+      "A blanked screen is black at its mode's size; with no mode set "
+      "(power-on,\n"
+      "or the guest disabled it) black at 640x480.\n",
+      DEF_SHORTS, DEF_KNOWN, "u", CLI_BARE_UUID_FILE, cli_verb_screenshot, NULL,
+      false },
     { "version", "[--json]", "daemon and protocol version", "", DEF_SHORTS,
       DEF_KNOWN, "", CLI_BARE_NONE, verb_version, NULL, false },
 };
@@ -884,11 +898,17 @@ void
 cli_usage(FILE *f)
 {
     size_t i;
+    int width = 0;
 
+    /* Two blanks at least after the longest verb: the completion and the
+     * man page check split the list there. */
+    for (i = 0; i < N_VERBS; i++)
+        if ((int)strlen(verbs[i].name) > width)
+            width = (int)strlen(verbs[i].name);
     fprintf(f, "usage: umdevctl [--control PATH] [--json] VERB [ARGS]\n"
                "       umdevctl --version | -V\n\n");
     for (i = 0; i < N_VERBS; i++)
-        fprintf(f, "  %-9s %s\n", verbs[i].name, verbs[i].help);
+        fprintf(f, "  %-*s  %s\n", width, verbs[i].name, verbs[i].help);
     fprintf(f, "\n'umdevctl VERB --help' shows a verb's arguments.\n"
                "Exit status: 0 ok, 1 refused by umdevd, 2 usage, 3 umdevd "
                "unreachable.\n");

@@ -348,6 +348,27 @@ respond(struct daemon *d, void *conn, struct json_object *id, int err,
     send_response(c, id, err, msg, result);
 }
 
+/* daemon_hooks.respond_fd: a parked request's answer with a descriptor.
+ * A parked connection has no other answer queued (one request at a
+ * time), so the descriptor goes with this one. */
+static void
+respond_fd(struct daemon *d, void *conn, struct json_object *id, int err,
+           const char *msg, struct json_object *result, int fd)
+{
+    struct ctl_conn *c = conn;
+
+    if (c->out_fd < 0 && !out_pending(c)) {
+        c->out_fd = fd;
+    } else {
+        close(fd);
+        json_object_put(result);
+        result = NULL;
+        err = -EBUSY;
+        msg = "cannot pass a descriptor now";
+    }
+    respond(d, conn, id, err, msg, result);
+}
+
 /* The request's protocol version: the JSON integer 1, nothing else. */
 static bool
 version_ok(struct json_object *req)
@@ -897,6 +918,7 @@ control_listen(struct daemon *d)
     }
 #endif
     d->hooks.respond = respond;
+    d->hooks.respond_fd = respond_fd;
     d->control->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (d->control->reserve_fd < 0)
         return -errno;

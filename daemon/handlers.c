@@ -5,6 +5,7 @@
  * goes out through daemon_hooks.respond.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,10 +350,57 @@ instance_request_done(struct daemon *d, struct instance *inst, void *opaque,
     waiter_answer(d, w, err, msg, result);
 }
 
+/*
+ * The supervisor's daemon_hooks.screen_done: the worker's screen and the
+ * memfd it lies in (@fd, borrowed). The caller gets its own open file,
+ * reopened read-only through /proc: mapping it cannot write the guest's
+ * framebuffer, and F_ADD_SEALS or ftruncate on it are refused. The
+ * worker's writable descriptor never leaves umdevd.
+ */
+static void
+instance_screen_done(struct daemon *d, struct instance *inst, void *opaque,
+                     int err, const char *msg, struct json_object *extra,
+                     int fd)
+{
+    struct waiter *w = opaque;
+    struct json_object *result, *scr;
+    char path[64], why[200];
+    int ro;
+
+    if (err < 0 || fd < 0 ||
+        !json_object_object_get_ex(extra, "screen", &scr)) {
+        waiter_answer(d, w, err < 0 ? err : -EIO,
+                      err < 0 ? msg : "the worker's screen reply is malformed",
+                      NULL);
+        return;
+    }
+    if (w->conn == NULL) {
+        waiter_free(d, w);
+        return;
+    }
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    ro = open(path, O_RDONLY | O_CLOEXEC);
+    if (ro < 0) {
+        err = -errno;
+        snprintf(why, sizeof(why),
+                 "cannot reopen the screen memory of %s read-only: %s",
+                 inst->cfg.uuid, strerror(-err));
+        waiter_answer(d, w, err, why, NULL);
+        return;
+    }
+    result = json_object_new_object();
+    json_object_object_add(result, "uuid",
+                           json_object_new_string(inst->cfg.uuid));
+    json_object_object_add(result, "screen", json_object_get(scr));
+    d->hooks.respond_fd(d, w->conn, w->id, 0, NULL, result, ro);
+    waiter_free(d, w);
+}
+
 void
 handlers_init(struct daemon *d)
 {
     d->hooks.request_done = instance_request_done;
+    d->hooks.screen_done = instance_screen_done;
 }
 
 /* Unknown arguments are errors (docs/CONTROL.md). */
@@ -1137,6 +1185,44 @@ cmd_stats(struct cmd *c)
     return ask_worker(c, c->inst, true);
 }
 
+/*
+ * screen: what a running instance shows and a read-only descriptor of
+ * the memory it lies in (docs/CONTROL.md "screen"). The guest's screen
+ * is its owner's to see: only a manager or the instance's owner may.
+ */
+static int
+cmd_screen(struct cmd *c)
+{
+    struct waiter *w;
+    int rc;
+
+    if (c->inst->state != ST_RUNNING) {
+        snprintf(c->err, c->errlen,
+                 "instance %s is %s: only a running instance shows a screen",
+                 c->inst->cfg.uuid, inst_state_name(c->inst->state));
+        return -ENOENT;
+    }
+    if (!c->rq->may_manage && c->rq->peer_uid != inst_live(c->inst)->uid) {
+        snprintf(c->err, c->errlen,
+                 "the screen of %s is for its owner (uid %u) or root and "
+                 "the daemon's management group, not uid %u",
+                 c->inst->cfg.uuid, (unsigned)inst_live(c->inst)->uid,
+                 (unsigned)c->rq->peer_uid);
+        return -EPERM;
+    }
+    w = park(c);
+    if (w == NULL)
+        return -ENOMEM;
+    rc = inst_request_screen(c->d, c->inst, w);
+    if (rc < 0) {
+        waiter_free(c->d, w);
+        snprintf(c->err, c->errlen, "cannot reach the worker of %s",
+                 c->inst->cfg.uuid);
+        return rc;
+    }
+    return 1;
+}
+
 /* The kit's `--json` result: [{name, pass, evidence?}...], bounded. */
 static int
 check_kit(struct json_object *kit, char *err, size_t errlen)
@@ -1355,6 +1441,7 @@ static const struct {
     { "list", cmd_list, 0 },
     { "info", cmd_info, ON_UUID },
     { "stats", cmd_stats, ON_UUID },
+    { "screen", cmd_screen, ON_UUID },
     { "define", cmd_define, MANAGE | CALLOUTS },
     { "undefine", cmd_undefine, MANAGE | CALLOUTS },
     { "modify", cmd_modify, MANAGE | CALLOUTS },

@@ -91,6 +91,10 @@ int parents_type_offered(struct parents *p, const char *type, char *err,
  * NULL: an older plug-in's ops structure ends before them. */
 #define PARENT_OP3(drv, op) ((drv)->abi_version >= 3 ? (drv)->ops->op : NULL)
 
+/** @drv's screen operation, which version 5 added after instance_data;
+ * NULL for an older parent. */
+#define PARENT_OP5(drv, op) ((drv)->abi_version >= 5 ? (drv)->ops->op : NULL)
+
 /** @drv's flags (UMDEV_PARENT_F_*): version 4 added them at the end of
  * struct umdev_parent, which an older plug-in's ends before. */
 #define PARENT_FLAGS(drv) ((drv)->abi_version >= 4 ? (drv)->flags : 0u)

@@ -42,10 +42,12 @@ static void cleanup_record(struct daemon *d, char kind, const char *path,
 static void cleanup_forget(struct daemon *d, const char *name);
 static void record_remove(struct daemon *d, const char *uuid);
 
-/* A read waiting for the worker's info reply. */
+/* A read waiting for the worker's info reply, or (@screen) its screen
+ * reply. */
 struct info_reader {
     void *waiter; /* the handlers' record, opaque here */
     int64_t due;  /* when it gets an error instead (ms, monotonic) */
+    bool screen;
     struct info_reader *next;
 };
 
@@ -399,31 +401,55 @@ info_timer_arm(struct daemon *d, struct instance *inst)
         inst->info_timer = 0; /* out of memory: the next read re-arms */
 }
 
+/* Which readers readers_answer() answers. */
+enum reader_kind { READERS_ALL, READERS_INFO, READERS_SCREEN };
+
 /*
  * Answer the readers of @inst whose time is up (@expired), or all of
- * them, with @err/@msg/@extra. The list is detached first: an answer
- * travels up to the control socket, which must find it consistent.
+ * them of @kind, with @err/@msg/@extra (and, for screen readers, the
+ * worker's descriptor @fd, borrowed: -1 with an error). The list is
+ * detached first: an answer travels up to the control socket, which
+ * must find it consistent.
  */
 static void
-readers_answer(struct daemon *d, struct instance *inst, bool expired, int err,
-               const char *msg, struct json_object *extra)
+readers_answer_kind(struct daemon *d, struct instance *inst, bool expired,
+                    enum reader_kind kind, int err, const char *msg,
+                    struct json_object *extra, int fd)
 {
     int64_t now = now_ms();
-    struct info_reader *done = NULL, **tail = &done;
+    struct info_reader *done = NULL, **tail = &done, **pp = &inst->readers;
 
-    while (inst->readers != NULL && (!expired || inst->readers->due <= now)) {
-        *tail = inst->readers;
-        inst->readers = inst->readers->next;
-        tail = &(*tail)->next;
+    while (*pp != NULL && (!expired || (*pp)->due <= now)) {
+        struct info_reader *r = *pp;
+
+        if ((kind == READERS_INFO && r->screen) ||
+            (kind == READERS_SCREEN && !r->screen)) {
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        *tail = r;
+        tail = &r->next;
     }
     *tail = NULL;
     while (done != NULL) {
         struct info_reader *r = done;
 
         done = r->next;
-        d->hooks.request_done(d, inst, r->waiter, REQ_INFO, err, msg, extra);
+        if (r->screen)
+            d->hooks.screen_done(d, inst, r->waiter, err, msg, extra, fd);
+        else
+            d->hooks.request_done(d, inst, r->waiter, REQ_INFO, err, msg,
+                                  extra);
         free(r);
     }
+}
+
+static void
+readers_answer(struct daemon *d, struct instance *inst, bool expired, int err,
+               const char *msg, struct json_object *extra)
+{
+    readers_answer_kind(d, inst, expired, READERS_ALL, err, msg, extra, -1);
 }
 
 static void
@@ -453,8 +479,50 @@ static void restart_commit(struct daemon *d, struct instance *inst,
 static void restart_fail(struct daemon *d, struct instance *inst,
                          const char *why);
 
+/* The oldest remaining reader's bound, after some were answered. */
 static void
-handle_event(struct daemon *d, struct instance *inst, struct json_object *ev)
+timer_rearm(struct daemon *d, struct instance *inst)
+{
+    umdev_loop_timer_cancel(d->loop, inst->info_timer);
+    inst->info_timer = 0;
+    info_timer_arm(d, inst);
+}
+
+/*
+ * The worker's screen reply (docs/CONTROL.md "screen"): the screen, and
+ * with it the descriptor of the memory it lies in (@fd, borrowed), or
+ * why it has none ("error"). The screen readers share it.
+ */
+static void
+screen_reply(struct daemon *d, struct instance *inst, struct json_object *ev,
+             int fd)
+{
+    const char *why = json_str(ev, "error");
+    struct json_object *v;
+    int err = EIO;
+    char msg[300];
+
+    /* ENOTSUP: its type has no screen; anything else is the worker's
+     * failure. */
+    if (json_object_object_get_ex(ev, "errno", &v) &&
+        json_object_get_int(v) == ENOTSUP)
+        err = ENOTSUP;
+    if (why == NULL && fd < 0)
+        why = "it sent no descriptor";
+    if (why != NULL) {
+        snprintf(msg, sizeof(msg), "instance %s shows no screen: %.200s",
+                 inst->cfg.uuid, why);
+        readers_answer_kind(d, inst, false, READERS_SCREEN, -err, msg, NULL,
+                            -1);
+    } else {
+        readers_answer_kind(d, inst, false, READERS_SCREEN, 0, NULL, ev, fd);
+    }
+    timer_rearm(d, inst);
+}
+
+static void
+handle_event(struct daemon *d, struct instance *inst, struct json_object *ev,
+             int fd)
 {
     struct json_object *v;
     const char *kind = json_str(ev, "event");
@@ -489,12 +557,19 @@ handle_event(struct daemon *d, struct instance *inst, struct json_object *ev)
                      json_object_get_string(v));
         return;
     }
+    if (json_object_object_get_ex(ev, "reply", &v) &&
+        strcmp(json_object_get_string(v), "screen") == 0) {
+        if (inst->screen_asked) {
+            inst->screen_asked = false;
+            screen_reply(d, inst, ev, fd);
+        }
+        return;
+    }
     if (json_object_object_get_ex(ev, "reply", &v) && inst->info_asked) {
         inst->info_asked = false;
-        umdev_loop_timer_cancel(d->loop, inst->info_timer);
-        inst->info_timer = 0;
         json_object_object_del(ev, "reply");
-        readers_answer(d, inst, false, 0, NULL, ev);
+        readers_answer_kind(d, inst, false, READERS_INFO, 0, NULL, ev, -1);
+        timer_rearm(d, inst);
     }
 }
 
@@ -505,10 +580,43 @@ on_channel(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
     struct daemon *d = inst->daemon;
     struct json_object *ev;
     char buf[65536];
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) - 1 };
+    struct msghdr mh = {
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = u.buf,
+        .msg_controllen = sizeof(u.buf),
+    };
+    struct cmsghdr *cm;
+    int passed = -1;
     ssize_t n;
 
     (void)events;
-    n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+    /* A screen reply carries a descriptor; whatever else comes with one
+     * is closed. MSG_CTRUNC: more than one came, and the kernel closed
+     * the rest. */
+    n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    for (cm = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL; cm != NULL;
+         cm = CMSG_NXTHDR(&mh, cm)) {
+        size_t i, nfds;
+
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (i = 0; i < nfds; i++) {
+            int f;
+
+            memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(f));
+            if (passed < 0)
+                passed = f;
+            else
+                close(f);
+        }
+    }
     if (n <= 0) {
         if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
             /* The worker is going away; its exit is handled on SIGCHLD. */
@@ -522,8 +630,10 @@ on_channel(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
         umdev_log(&d->log, LOG_WARNING, "%s: malformed message from worker",
                   inst->cfg.uuid);
     else
-        handle_event(d, inst, ev);
+        handle_event(d, inst, ev, passed);
     json_object_put(ev);
+    if (passed >= 0)
+        close(passed);
 }
 
 static int
@@ -1123,6 +1233,14 @@ restart_commit(struct daemon *d, struct instance *inst, int64_t blackout_us)
                            "the restarted worker cannot be reached", NULL);
         json_object_put(req);
     }
+    if (inst->screen_asked) {
+        req = json_object_new_object();
+        json_object_object_add(req, "req", json_object_new_string("screen"));
+        if (channel_send(inst->status_fd, req) < 0)
+            readers_answer(d, inst, false, -EIO,
+                           "the restarted worker cannot be reached", NULL);
+        json_object_put(req);
+    }
     restart_clear(d, inst);
     umdev_log(&d->log, LOG_INFO,
               "%s: restarted (pid %d, was %d; blackout %lld us)",
@@ -1299,7 +1417,7 @@ channel_drain(struct daemon *d, struct instance *inst)
         buf[n] = '\0';
         ev = json_tokener_parse(buf);
         if (ev != NULL && json_object_is_type(ev, json_type_object))
-            handle_event(d, inst, ev);
+            handle_event(d, inst, ev, -1);
         json_object_put(ev);
     }
 }
@@ -1343,34 +1461,49 @@ worker_ended(struct daemon *d, struct instance *inst, int status, bool known)
     worker_gone(d, inst, status, known);
 }
 
-int
-inst_request_info(struct daemon *d, struct instance *inst, void *waiter)
+static int
+request_read(struct daemon *d, struct instance *inst, void *waiter, bool screen)
 {
+    bool *asked = screen ? &inst->screen_asked : &inst->info_asked;
     struct info_reader *r = calloc(1, sizeof(*r)), **pp;
 
     if (r == NULL)
         return -ENOMEM;
     /* Readers that come while a request is out share its reply. */
-    if (!inst->info_asked) {
+    if (!*asked) {
         struct json_object *req = json_object_new_object();
         int rc;
 
-        json_object_object_add(req, "req", json_object_new_string("info"));
+        json_object_object_add(
+            req, "req", json_object_new_string(screen ? "screen" : "info"));
         rc = channel_send(inst->status_fd, req);
         json_object_put(req);
         if (rc < 0) {
             free(r);
             return -EIO;
         }
-        inst->info_asked = true;
+        *asked = true;
     }
     r->waiter = waiter;
+    r->screen = screen;
     r->due = now_ms() + INFO_TIMEOUT_MS;
     for (pp = &inst->readers; *pp != NULL; pp = &(*pp)->next)
         ;
     *pp = r;
     info_timer_arm(d, inst);
     return 0;
+}
+
+int
+inst_request_info(struct daemon *d, struct instance *inst, void *waiter)
+{
+    return request_read(d, inst, waiter, false);
+}
+
+int
+inst_request_screen(struct daemon *d, struct instance *inst, void *waiter)
+{
+    return request_read(d, inst, waiter, true);
 }
 
 int
@@ -1748,6 +1881,7 @@ worker_gone(struct daemon *d, struct instance *inst, int status, bool known)
 
     deadline_clear(d, inst);
     inst->info_asked = false;
+    inst->screen_asked = false;
     umdev_loop_timer_cancel(d->loop, inst->info_timer);
     inst->info_timer = 0;
     if (inst->status_fd >= 0) {

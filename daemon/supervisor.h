@@ -85,6 +85,12 @@ int inst_stop(struct daemon *d, struct instance *inst, int grace_ms,
  * Return: 0; -EIO the worker cannot be reached; -ENOMEM.
  */
 int inst_request_info(struct daemon *d, struct instance *inst, void *waiter);
+/**
+ * inst_request_screen() - as inst_request_info(), for the worker's
+ * screen reply (docs/CONTROL.md "screen"), answered through
+ * hooks.screen_done with the descriptor the worker passed.
+ */
+int inst_request_screen(struct daemon *d, struct instance *inst, void *waiter);
 
 /** A failed instance goes back to stopped, or away if transient.
  * Return: 0, or -EINVAL if it has not failed. */

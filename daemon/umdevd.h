@@ -160,6 +160,7 @@ struct instance {
      * left alone. */
     struct info_reader *readers;
     bool info_asked;    /* an info request awaits its reply */
+    bool screen_asked;  /* a screen request awaits its reply */
     int64_t info_timer; /* the oldest reader's time limit, 0 if none */
     /* A leased transient instance lives as long as its lessee (the
      * control connection that started it: the access path's queues);
@@ -207,6 +208,17 @@ struct daemon_hooks {
     void (*request_done)(struct daemon *d, struct instance *inst, void *waiter,
                          enum inst_request req, int err, const char *msg,
                          struct json_object *extra);
+    /* supervisor -> handlers: the worker's screen reply @extra for
+     * @waiter, with the descriptor of the memory the screen lies in
+     * (@fd, borrowed; -1 with an error). */
+    void (*screen_done)(struct daemon *d, struct instance *inst, void *waiter,
+                        int err, const char *msg, struct json_object *extra,
+                        int fd);
+    /* handlers -> control: as respond, the answer carrying descriptor
+     * @fd (taken). */
+    void (*respond_fd)(struct daemon *d, void *conn, struct json_object *id,
+                       int err, const char *msg, struct json_object *result,
+                       int fd);
     /* handlers -> control: answer request @id parked on connection @conn
      * and resume reading it. Takes @result. */
     void (*respond)(struct daemon *d, void *conn, struct json_object *id,

@@ -79,6 +79,7 @@ struct worker {
      * none. */
     int successor;
     int64_t successor_timer;
+    uint64_t screens; /* screen requests answered (umdevctl screenshot) */
 };
 
 /* The channel to the supervisor: WORKER_CHANNEL_FD, then the connection
@@ -310,7 +311,105 @@ device_json(struct worker *w)
 
     if (w->drv->ops->describe != NULL)
         json_object_object_add(o, "endpoints", w->drv->ops->describe(&w->dev));
+    if (PARENT_OP5(w->drv, screen) != NULL)
+        json_object_object_add(o, "screenshots",
+                               json_object_new_int64((int64_t)w->screens));
     return o;
+}
+
+static const char *const screen_formats[] = {
+    [UMDEV_SCREEN_FMT_NONE] = "none",
+    [UMDEV_SCREEN_FMT_RGB555] = "rgb555",
+    [UMDEV_SCREEN_FMT_RGB565] = "rgb565",
+    [UMDEV_SCREEN_FMT_BGR888] = "bgr888",
+    [UMDEV_SCREEN_FMT_XRGB8888] = "xrgb8888",
+    [UMDEV_SCREEN_FMT_BGRX8888] = "bgrx8888",
+};
+
+/* Whether @s (shown or not) lies inside a region of @size bytes, in a
+ * format this umdevd knows. */
+static bool
+screen_fits(const struct umdev_screen *s, uint64_t size)
+{
+    static const unsigned int bytepp[] = {
+        [UMDEV_SCREEN_FMT_RGB555] = 2,   [UMDEV_SCREEN_FMT_RGB565] = 2,
+        [UMDEV_SCREEN_FMT_BGR888] = 3,   [UMDEV_SCREEN_FMT_XRGB8888] = 4,
+        [UMDEV_SCREEN_FMT_BGRX8888] = 4,
+    };
+    uint64_t row, last;
+
+    /* A format this umdevd does not know is refused shown or not: its
+     * name is looked up from it. */
+    if ((size_t)s->format >= sizeof(bytepp) / sizeof(bytepp[0]))
+        return false;
+    if (!s->enabled)
+        return true;
+    if (bytepp[s->format] == 0 || s->width == 0 || s->height == 0)
+        return false;
+    row = (uint64_t)s->width * bytepp[s->format];
+    if (s->pitch < row || s->offset > size)
+        return false;
+    last = (uint64_t)(s->height - 1) * s->pitch + row;
+    return last <= size - s->offset;
+}
+
+/*
+ * Answer the supervisor's screen request (docs/CONTROL.md "screen"):
+ * what the parent's screen operation says is shown, with the memfd of
+ * the region it lies in. umdevd hands the caller a read-only reopening
+ * of it, never this descriptor. The geometry is checked against the
+ * region here too, so a parent's mistake is an error, not a reader
+ * mapping past the memory.
+ */
+static void
+send_screen(struct worker *w)
+{
+    int (*screen)(struct umdev_instance *, struct umdev_screen *) =
+        PARENT_OP5(w->drv, screen);
+    struct json_object *r = json_object_new_object(), *o;
+    struct umdev_dev_region_info ri;
+    struct umdev_screen s;
+    const char *why = NULL;
+    int fd = -1, rc, err = EIO;
+
+    json_object_object_add(r, "reply", json_object_new_string("screen"));
+    if (screen == NULL || w->dev.dev == NULL) {
+        why = "its type has no screen";
+        err = ENOTSUP;
+    } else if ((rc = screen(&w->dev, &s)) < 0) {
+        why = strerror(-rc);
+    } else if ((fd = umdev_dev_region_shm_fd(w->dev.dev, s.region)) < 0 ||
+               umdev_dev_region_info(w->dev.dev, s.region, &ri) < 0) {
+        why = "its screen is not in shared memory";
+        fd = -1;
+    } else if (!screen_fits(&s, ri.size)) {
+        why = "its parent described a screen outside its memory or in an "
+              "unknown format";
+        fd = -1;
+    }
+    if (why != NULL) {
+        json_object_object_add(r, "error", json_object_new_string(why));
+        json_object_object_add(r, "errno", json_object_new_int(err));
+        send_json(r);
+        json_object_put(r);
+        return;
+    }
+    w->screens++;
+    o = json_object_new_object();
+    json_object_object_add(o, "enabled", json_object_new_boolean(s.enabled));
+    json_object_object_add(o, "blanked", json_object_new_boolean(s.blanked));
+    json_object_object_add(o, "format",
+                           json_object_new_string(screen_formats[s.format]));
+    json_object_object_add(o, "width", json_object_new_int64(s.width));
+    json_object_object_add(o, "height", json_object_new_int64(s.height));
+    json_object_object_add(o, "pitch", json_object_new_int64(s.pitch));
+    json_object_object_add(o, "offset",
+                           json_object_new_int64((int64_t)s.offset));
+    json_object_object_add(o, "size", json_object_new_int64((int64_t)ri.size));
+    json_object_object_add(r, "screen", o);
+    if (channel_fd >= 0)
+        (void)channel_send_fd(channel_fd, r, fd);
+    json_object_put(r);
 }
 
 static void
@@ -630,6 +729,8 @@ on_channel(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
         json_object_object_add(r, "device", device_json(w));
         send_json(r);
         json_object_put(r);
+    } else if (strcmp(json_object_get_string(v), "screen") == 0) {
+        send_screen(w);
     } else if (strcmp(json_object_get_string(v), "stop") == 0) {
         int grace = w->grace_ms;
 

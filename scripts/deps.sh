@@ -13,7 +13,8 @@
 UMDEV_PACKAGES=(cmake ninja-build gcc g++ clang libclang-rt-14-dev llvm
     pkg-config libjson-c-dev uuid-dev libcmocka-dev libseccomp-dev python3
     socat libsystemd-dev systemd man-db python3-prometheus-client scdoc
-    debhelper dpkg-dev lintian liburing-dev fio)
+    debhelper dpkg-dev lintian liburing-dev fio libpng-dev
+    libdrm-dev)
 
 # Print the packages (UMDEV_PACKAGES plus any arguments) that dpkg does
 # not list as installed, space-separated, on one line.

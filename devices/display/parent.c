@@ -75,7 +75,53 @@ display_parent_describe(struct umdev_instance *inst)
     }
     json_object_object_add(o, "blanked",
                            json_object_new_boolean(s.mode.blanked));
+    /* What the guest reads as its monitor's EDID, in hex, so a host can
+     * compare it with the guest's view (e2e.display). */
+    {
+        const uint8_t *e = display_edid(inst->priv);
+        char hex[2 * EDID_BLOCK_LEN + 1];
+        size_t i;
+
+        for (i = 0; i < EDID_BLOCK_LEN; i++)
+            snprintf(hex + 2 * i, 3, "%02x", e[i]);
+        json_object_object_add(o, "edid", json_object_new_string(hex));
+    }
     return o;
+}
+
+/*
+ * The screen as the guest shows it (README.md "The screen-out side"):
+ * BAR0's shared memory from the top left visible pixel. The mode was
+ * fixed up at the guest's last register write to lie inside video
+ * memory, which is all of BAR0.
+ */
+static int
+display_parent_screen(struct umdev_instance *inst, struct umdev_screen *out)
+{
+    static const enum umdev_screen_format fmt[] = {
+        [VBE_FMT_NONE] = UMDEV_SCREEN_FMT_NONE,
+        [VBE_FMT_RGB555] = UMDEV_SCREEN_FMT_RGB555,
+        [VBE_FMT_RGB565] = UMDEV_SCREEN_FMT_RGB565,
+        [VBE_FMT_BGR888] = UMDEV_SCREEN_FMT_BGR888,
+        [VBE_FMT_XRGB8888] = UMDEV_SCREEN_FMT_XRGB8888,
+        [VBE_FMT_BGRX8888] = UMDEV_SCREEN_FMT_BGRX8888,
+    };
+    struct display_screen s;
+
+    display_screen(inst->priv, &s);
+    memset(out, 0, sizeof(*out));
+    out->region = UMDEV_PCI_BAR0_REGION;
+    if (!s.mode.enabled || s.mode.format == VBE_FMT_NONE ||
+        (size_t)s.mode.format >= sizeof(fmt) / sizeof(fmt[0]))
+        return 0;
+    out->enabled = true;
+    out->blanked = s.mode.blanked;
+    out->offset = s.mode.offset;
+    out->width = s.mode.width;
+    out->height = s.mode.height;
+    out->pitch = s.mode.pitch;
+    out->format = fmt[s.mode.format];
+    return 0;
 }
 
 static int
@@ -149,6 +195,7 @@ static const struct umdev_parent_ops display_parent_ops = {
     .describe = display_parent_describe,
     .exercise = display_exercise,
     .size_pools = display_size_pools,
+    .screen = display_parent_screen,
 };
 
 const struct umdev_parent display_parent = {

@@ -496,6 +496,14 @@ struct umdev_dev_region_info {
 /** Return: 0, or -EINVAL for an index >= UMDEV_MAX_REGIONS. */
 int umdev_dev_region_info(struct umdev_dev *dev, uint32_t index,
                           struct umdev_dev_region_info *out);
+/**
+ * umdev_dev_region_shm_fd() - the memfd behind shared-memory region
+ * @index, borrowed (valid while @dev exists; dup it to keep it), for a
+ * reader of that memory other than the client (a screenshot).
+ * Return: the fd, or -ENOENT when the region is absent or not shared
+ * memory.
+ */
+int umdev_dev_region_shm_fd(const struct umdev_dev *dev, uint32_t index);
 uint32_t umdev_dev_num_regions(const struct umdev_dev *dev);
 uint32_t umdev_dev_num_irqs(const struct umdev_dev *dev);
 /** Vectors declared for IRQ @index (0 if none). */

@@ -55,8 +55,10 @@ struct umdev_client;
  * datadir. Version 4 added struct umdev_parent's flags and struct
  * umdev_instance_args' restoring, at their ends: umdevd reads flags only
  * from a parent of version 4 or later (an older one is not restartable),
- * and sets restoring only for one. */
-#define UMDEV_PARENT_ABI_VERSION 4u
+ * and sets restoring only for one. Version 5 added struct
+ * umdev_parent_ops' screen at its end, read only from a parent of
+ * version 5 or later. */
+#define UMDEV_PARENT_ABI_VERSION 5u
 #define UMDEV_PARENT_ABI_MIN_VERSION 1u
 
 /* Limits (docs/PLUGINS.md). Names are [a-z0-9_], 1..NAME_MAX bytes. */
@@ -129,6 +131,32 @@ struct umdev_instance_args {
      * (umdev_dev_set_host_end_ops()) must not be created or touched by
      * path: they arrive with the package. */
     bool restoring;
+};
+
+/* Pixel layouts of a screen (struct umdev_screen). */
+enum umdev_screen_format {
+    UMDEV_SCREEN_FMT_NONE,     /* nothing shown */
+    UMDEV_SCREEN_FMT_RGB555,   /* 16-bit little-endian words, x:1 r:5 g:5 b:5 */
+    UMDEV_SCREEN_FMT_RGB565,   /* 16-bit little-endian words, r:5 g:6 b:5 */
+    UMDEV_SCREEN_FMT_BGR888,   /* bytes B, G, R */
+    UMDEV_SCREEN_FMT_XRGB8888, /* bytes B, G, R, X */
+    UMDEV_SCREEN_FMT_BGRX8888, /* bytes X, R, G, B */
+};
+
+/*
+ * What a display-like device shows (the screen operation): its pixels
+ * lie in the shared memory of region @region (UMDEV_REGION_F_* with
+ * shm), the top left one at byte @offset, rows @pitch bytes apart.
+ * Shown (@enabled and not @blanked) or not, the geometry must lie inside
+ * the region: a reader maps it and trusts nothing else, but checks.
+ */
+struct umdev_screen {
+    bool enabled; /* a mode is set; otherwise the rest is 0 */
+    bool blanked; /* a mode is set and the screen is blanked */
+    uint32_t region;
+    uint64_t offset;
+    uint32_t width, height, pitch;
+    enum umdev_screen_format format;
 };
 
 /* A device a parent built: what the worker serves and audits read. */
@@ -225,6 +253,13 @@ struct umdev_parent_ops {
      */
     int (*instance_data)(const struct umdev_instance_args *args, bool remove,
                          char *where, size_t len);
+    /*
+     * Since ABI version 5; may be NULL (the device shows no screen):
+     * what @inst shows now, into @out (`umdevctl screenshot`). Called
+     * in the worker on its serving thread, sandboxed. Return: 0 or
+     * -errno.
+     */
+    int (*screen)(struct umdev_instance *inst, struct umdev_screen *out);
 };
 
 struct umdev_parent {

@@ -3,6 +3,7 @@
  * its messages into the dispatcher.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -169,8 +170,13 @@ umdev_dev_region_add(struct umdev_dev *dev, uint32_t index,
         else
             r->areas[0] = (struct umdev_mmap_area){ 0, desc->size };
         r->nr_areas = n;
-        r->shm_fd = memfd_create(dev->name, MFD_CLOEXEC);
-        if (r->shm_fd < 0 || ftruncate(r->shm_fd, (off_t)desc->size) < 0) {
+        r->shm_fd = memfd_create(dev->name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        /* Sealed at its size for good: a reader the memory is handed to
+         * (the client, a screenshot) maps it whole and must never fault
+         * past an end someone moved, whoever holds it writable. */
+        if (r->shm_fd < 0 || ftruncate(r->shm_fd, (off_t)desc->size) < 0 ||
+            fcntl(r->shm_fd, F_ADD_SEALS,
+                  F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
             rc = -errno;
             goto fail;
         }
@@ -477,6 +483,15 @@ umdev_dev_region_info(struct umdev_dev *dev, uint32_t index,
     out->areas = r->areas;
     out->trapped = r->access != NULL;
     return 0;
+}
+
+int
+umdev_dev_region_shm_fd(const struct umdev_dev *dev, uint32_t index)
+{
+    if (index >= UMDEV_MAX_REGIONS || !dev->regions[index].present ||
+        dev->regions[index].shm_fd < 0)
+        return -ENOENT;
+    return dev->regions[index].shm_fd;
 }
 
 uint32_t

@@ -95,6 +95,11 @@ expect "serial" define -p se
 expect "+accel-1wq accel-2wq accel-4wq" start -p accel -t accel
 expect "+serial-2port accel-2wq" audit ""
 expect "root" define --owner roo
+# screenshot UUID FILE: a running instance, then a file.
+touch "$T/shot.png"
+expect "$RUNNING" screenshot ""
+expect "$T/shot.png" screenshot "$RUNNING" "$T/sh"
+expect "$T/shot.png" screenshot -u "$RUNNING" "$T/sh"
 # import: DIR is a directory, --parent-map HOSTPARENT=PARENT takes
 # mdevctl's parents from DIR (scripts.d is none) and umdevd's parents.
 mkdir -p "$T/mdevctl.d/0000:00:02.0" "$T/mdevctl.d/scripts.d"
