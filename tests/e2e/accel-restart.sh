@@ -103,42 +103,7 @@ MODULES="uio_pci_generic" "$HERE/run-guest.sh" --timeout "$QEMU_TIMEOUT" \
     >/dev/null 2>"$TMP/run-guest.err" &
 GUEST_PID=$!
 
-fail=0
-# guest_said MARKER: the console has the line.
-# shellcheck disable=SC2317  # called through wait_guest
-guest_said() { grep -q "^$1\$" "$C" 2>/dev/null; }
-# wait_guest WHAT TENTHS COMMAND...: until COMMAND succeeds while the
-# guest runs; fail=1 (WHAT said) and status 1 otherwise.
-wait_guest() {
-    local what=$1 tenths=$2
-
-    shift 2
-    wait_until "$GUEST_PID" "$tenths" "$@" && return 0
-    say "gave up waiting for $what"
-    fail=1
-    return 1
-}
-# busy: the device has completed some descriptors since the GO marker.
-# shellcheck disable=SC2317  # called through wait_guest
-busy() { [ "$(endpoint_counter completed)" -gt $((DONE0 + 200)) ] 2>/dev/null; }
-
-if wait_guest "the guest to start accel-tool (E2E-ACCRS-GO)" 1800 guest_said E2E-ACCRS-GO; then
-    T_GO=$(now)
-    : >"$ART/events"
-    DONE0=$(endpoint_counter completed)
-    restart_event "the guest starts accel-tool (E2E-ACCRS-GO); descriptors completed so far ${DONE0:-?}"
-    if wait_guest "the descriptors to flow" 600 busy; then
-        restart_event "descriptors are flowing"
-        restart_run "$RESTARTS" "$GAP" completed E2E-ACCRS-RUN-DONE
-    fi
-fi
-
-wait "$GUEST_PID"
-GUEST_RC=$?
-GUEST_PID=
-T_BOOT=$(elapsed "$t" "$(now)")
-[ -z "${T_GO:-}" ] || restart_event "QEMU exited (run-guest.sh exited $GUEST_RC)"
-cat "$TMP/run-guest.err"
+guest_restarts ACCRS accel-tool completed E2E-ACCRS-RUN-DONE
 
 timeout 10 "$UMDEVCTL" info "$UUID" >"$ART/info.txt" 2>&1 ||
     say "umdevctl info $UUID failed: $(cat "$ART/info.txt")"

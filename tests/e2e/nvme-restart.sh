@@ -105,42 +105,7 @@ MODULES="nvme $FIO_MODULES" "$HERE/run-guest.sh" --timeout "$QEMU_TIMEOUT" \
     >/dev/null 2>"$TMP/run-guest.err" &
 GUEST_PID=$!
 
-fail=0
-# guest_said MARKER: the console has the line.
-# shellcheck disable=SC2317  # called through wait_guest
-guest_said() { grep -q "^$1\$" "$C" 2>/dev/null; }
-# wait_guest WHAT TENTHS COMMAND...: until COMMAND succeeds while the
-# guest runs; fail=1 (WHAT said) and status 1 otherwise.
-wait_guest() {
-    local what=$1 tenths=$2
-
-    shift 2
-    wait_until "$GUEST_PID" "$tenths" "$@" && return 0
-    say "gave up waiting for $what"
-    fail=1
-    return 1
-}
-# fio_busy: the worker has served some I/O since the GO marker.
-# shellcheck disable=SC2317  # called through wait_guest
-fio_busy() { [ "$(endpoint_counter io_commands)" -gt $((IO0 + 200)) ] 2>/dev/null; }
-
-if wait_guest "the guest to start fio (E2E-NVRS-GO)" 1800 guest_said E2E-NVRS-GO; then
-    T_GO=$(now)
-    : >"$ART/events"
-    IO0=$(endpoint_counter io_commands)
-    restart_event "the guest starts fio (E2E-NVRS-GO); I/O commands so far ${IO0:-?}"
-    if wait_guest "fio's I/O to start" 600 fio_busy; then
-        restart_event "fio's I/O is under way"
-        restart_run "$RESTARTS" "$GAP" io_commands E2E-NVRS-FIO-DONE
-    fi
-fi
-
-wait "$GUEST_PID"
-GUEST_RC=$?
-GUEST_PID=
-T_BOOT=$(elapsed "$t" "$(now)")
-[ -z "${T_GO:-}" ] || restart_event "QEMU exited (run-guest.sh exited $GUEST_RC)"
-cat "$TMP/run-guest.err"
+guest_restarts NVRS fio io_commands E2E-NVRS-FIO-DONE
 
 timeout 10 "$UMDEVCTL" info "$UUID" >"$ART/info.txt" 2>&1 ||
     say "umdevctl info $UUID failed: $(cat "$ART/info.txt")"

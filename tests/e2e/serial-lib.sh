@@ -103,9 +103,6 @@ port_phase() {
 }
 phases() { echo "port0: $(port_phase 0 || true); port1: $(port_phase 1 || true)"; }
 
-# guest_said MARKER: the console has the line.
-guest_said() { grep -q "^$1\$" "$C" 2>/dev/null; }
-
 # wait_for WHAT TENTHS COMMAND...: until COMMAND succeeds while the guest
 # runs; a failure (fail=1, WHAT said) otherwise.
 wait_for() {

@@ -309,3 +309,51 @@ restart_run() {
         fail=1
     fi
 }
+
+# guest_said MARKER: the guest's console ($C) has the line.
+guest_said() { grep -q "^$1\$" "$C" 2>/dev/null; }
+
+# wait_guest WHAT TENTHS COMMAND...: until COMMAND succeeds while the
+# guest (GUEST_PID) runs; fail=1 (WHAT said) and status 1 otherwise.
+wait_guest() {
+    local what=$1 tenths=$2
+
+    shift 2
+    wait_until "$GUEST_PID" "$tenths" "$@" && return 0
+    say "gave up waiting for $what"
+    fail=1
+    return 1
+}
+
+# counter_grew NAME BASE: endpoint counter NAME is 200 past BASE.
+# shellcheck disable=SC2317  # called through wait_guest
+counter_grew() { [ "$(endpoint_counter "$1")" -gt $(($2 + 200)) ] 2>/dev/null; }
+
+# guest_restarts TAG WHAT COUNTER DONE: the guest (GUEST_PID, console $C,
+# booted at $t) says E2E-TAG-GO when WHAT starts; once endpoint counter
+# COUNTER has grown since, RESTARTS restarts GAP s apart (restart_run)
+# until it says DONE; then QEMU's end is waited for. Sets fail, T_GO,
+# GUEST_RC and T_BOOT.
+guest_restarts() {
+    local tag=$1 what=$2 counter=$3 done=$4 base
+
+    fail=0
+    if wait_guest "the guest to start $what (E2E-$tag-GO)" 1800 \
+        guest_said "E2E-$tag-GO"; then
+        T_GO=$(now)
+        : >"$ART/events"
+        base=$(endpoint_counter "$counter")
+        restart_event "the guest starts $what (E2E-$tag-GO); $counter so far ${base:-?}"
+        if wait_guest "$what's work to flow" 600 counter_grew "$counter" "${base:-0}"; then
+            restart_event "$what's work is flowing"
+            # shellcheck disable=SC2153  # the test script sets both
+            restart_run "$RESTARTS" "$GAP" "$counter" "$done"
+        fi
+    fi
+    wait "$GUEST_PID"
+    GUEST_RC=$?
+    GUEST_PID=
+    T_BOOT=$(elapsed "$t" "$(now)")
+    [ -z "${T_GO:-}" ] || restart_event "QEMU exited (run-guest.sh exited $GUEST_RC)"
+    cat "$TMP/run-guest.err"
+}
