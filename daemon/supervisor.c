@@ -573,6 +573,22 @@ handle_event(struct daemon *d, struct instance *inst, struct json_object *ev,
     }
 }
 
+/*
+ * recv() of one message on a worker's channel. A worker that ended with
+ * messages of umdevd's unread makes Linux report ECONNRESET once, ahead
+ * of what the worker sent before it ended (its verdict on a restart, its
+ * last events), which is still queued: read on.
+ */
+static ssize_t
+channel_recv(int fd, void *buf, size_t len)
+{
+    ssize_t n = recv(fd, buf, len, MSG_DONTWAIT);
+
+    if (n < 0 && errno == ECONNRESET)
+        n = recv(fd, buf, len, MSG_DONTWAIT);
+    return n;
+}
+
 static void
 on_channel(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
 {
@@ -600,6 +616,11 @@ on_channel(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
      * is closed. MSG_CTRUNC: more than one came, and the kernel closed
      * the rest. */
     n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == ECONNRESET) {
+        /* As channel_recv(): what the worker said is still queued. */
+        mh.msg_controllen = sizeof(u.buf);
+        n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    }
     for (cm = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL; cm != NULL;
          cm = CMSG_NXTHDR(&mh, cm)) {
         size_t i, nfds;
@@ -1059,8 +1080,7 @@ restart_channel_read(struct instance *inst)
     ssize_t n;
 
     while (inst->restart_fd >= 0 &&
-           (n = recv(inst->restart_fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) >
-               0) {
+           (n = channel_recv(inst->restart_fd, buf, sizeof(buf) - 1)) > 0) {
         struct json_object *ev;
         const char *kind, *msg;
 
@@ -1411,7 +1431,7 @@ channel_drain(struct daemon *d, struct instance *inst)
     ssize_t n;
 
     while (fd >= 0 && inst->status_fd == fd &&
-           (n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) > 0) {
+           (n = channel_recv(fd, buf, sizeof(buf) - 1)) > 0) {
         struct json_object *ev;
 
         buf[n] = '\0';

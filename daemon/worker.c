@@ -654,6 +654,13 @@ on_channel(struct umdev_loop *loop, int fd, uint32_t events, void *opaque)
     (void)loop;
     (void)events;
     n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == ECONNRESET) {
+        /* umdevd closed the channel with messages of ours unread. Linux
+         * reports that once, ahead of what umdevd sent before it closed,
+         * which is still queued ("recorded", a stop): read on. */
+        mh.msg_controllen = sizeof(u.buf);
+        n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    }
     for (cm = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; cm != NULL;
          cm = CMSG_NXTHDR(&mh, cm)) {
         int *fds = (int *)CMSG_DATA(cm);

@@ -265,7 +265,8 @@ class Recovery(RestartTestCase):
         self.assertFalse(harness.alive(before))
         self.daemon()
         inst = self.instance(u)
-        self.assertEqual(inst["state"], "running", self.d.log())
+        self.assertEqual(inst["state"], "running",
+                         old.log(whole=True) + "\n---\n" + self.d.log())
         self.assertNotEqual(inst["pid"], before)
         self.assertIn("%s: adopted running worker (pid %d" %
                       (u, inst["pid"]), self.d.log())
